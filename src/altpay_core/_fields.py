@@ -1,0 +1,90 @@
+"""Small parsers shared by the aggregates' constructors.
+
+Each takes a raw value and returns it cleaned, or raises a
+:class:`~altpay_core.errors.ValidationError` located at the field's path, so
+that a constructor can collect every invalid field with
+:class:`~altpay_core.errors.FieldErrors`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, TypeVar
+
+from .errors import ValidationError
+
+E = TypeVar("E")
+
+
+def required_text(path: str, value: object, *, max_length: int = 200) -> str:
+    """A non-blank string, trimmed."""
+    if not isinstance(value, str):
+        raise ValidationError.single(
+            path, "wrong_type", f"'{path}' must be a string (got {type(value).__name__})"
+        )
+    text = value.strip()
+    if not text:
+        raise ValidationError.single(path, "blank", f"'{path}' must not be blank")
+    if len(text) > max_length:
+        raise ValidationError.single(
+            path,
+            "too_long",
+            f"'{path}' must be at most {max_length} characters (got {len(text)})",
+        )
+    return text
+
+
+def optional_text(path: str, value: object, *, max_length: int = 200) -> str | None:
+    """A trimmed string, or ``None`` for ``None`` or a blank string."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    return required_text(path, value, max_length=max_length)
+
+
+def aware_datetime(path: str, value: object) -> dt.datetime:
+    """A timezone-aware datetime, in UTC."""
+    if not isinstance(value, dt.datetime) or value.tzinfo is None:
+        raise ValidationError.single(
+            path,
+            "invalid_datetime",
+            f"'{path}' must be a timezone-aware datetime (got {value!r})",
+        )
+    return value.astimezone(dt.UTC)
+
+
+def plain_date(path: str, value: object) -> dt.date:
+    """A calendar date (not a datetime)."""
+    if isinstance(value, dt.datetime) or not isinstance(value, dt.date):
+        raise ValidationError.single(
+            path, "invalid_date", f"'{path}' must be a date (got {value!r})"
+        )
+    return value
+
+
+def version_number(path: str, value: object) -> int:
+    """A stored version: a whole number, 0 for never stored."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValidationError.single(
+            path, "invalid_version", f"'{path}' must be a whole number >= 0 (got {value!r})"
+        )
+    return value
+
+
+def choice(path: str, value: object, kind: type[E]) -> E:
+    """A member of the enumeration ``kind``, given as itself or its value."""
+    try:
+        return kind(value)  # type: ignore[call-arg]
+    except ValueError:
+        options = ", ".join(repr(m.value) for m in kind)  # type: ignore[attr-defined]
+        raise ValidationError.single(
+            path, "invalid_choice", f"'{path}' must be one of {options} (got {value!r})"
+        ) from None
+
+
+def as_tuple(path: str, value: object) -> tuple[Any, ...]:
+    """A list or tuple, as a tuple."""
+    if not isinstance(value, list | tuple):
+        raise ValidationError.single(
+            path, "wrong_type", f"'{path}' must be a list (got {type(value).__name__})"
+        )
+    return tuple(value)

@@ -1,0 +1,237 @@
+"""The exceptions that altpay-core raises.
+
+Everything the library raises on purpose derives from :class:`AltpayError`.
+Leaf classes also derive from the nearest builtin (``ValueError``,
+``LookupError``), so generic callers keep working.
+
+Every error pickles (a worker process can hand it back to its parent) and keeps
+the facts of its message as attributes, so that callers never parse messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import attrs
+
+__all__ = [
+    "AltpayError",
+    "ConcurrencyConflict",
+    "CurrencyMismatch",
+    "FieldError",
+    "InvariantViolation",
+    "NotFound",
+    "PermissionDenied",
+    "ValidationError",
+    "join_path",
+]
+
+
+def join_path(prefix: str, path: str) -> str:
+    """Join two parts of a field path: ``join_path("users[1]", "email")``.
+
+    >>> join_path("users", "[1]")
+    'users[1]'
+    >>> join_path("", "email")
+    'email'
+    """
+    if not prefix:
+        return path
+    if not path:
+        return prefix
+    if path.startswith("["):
+        return prefix + path
+    return f"{prefix}.{path}"
+
+
+@attrs.frozen
+class FieldError:
+    """One invalid field: where it is, a stable code, and a readable message.
+
+    ``path`` locates the field from the top of the input (``users[1].email``);
+    it is empty when the whole value is at fault. ``code`` is stable across
+    releases, for programs; ``message`` names the field, what was expected and
+    what came, for people.
+    """
+
+    path: str
+    code: str
+    message: str
+
+    def under(self, prefix: str) -> FieldError:
+        """The same error, located below ``prefix``."""
+        return FieldError(join_path(prefix, self.path), self.code, self.message)
+
+    def __str__(self) -> str:
+        return f"{self.path or '(value)'}: {self.message} [{self.code}]"
+
+
+class AltpayError(Exception):
+    """The root of every error altpay-core raises on purpose."""
+
+    default_message = "altpay-core error"
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message or self.default_message
+        super().__init__(self.message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.__dict__.copy()))
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _rebuild(cls: type[AltpayError], state: dict[str, Any]) -> AltpayError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, state.get("message"))
+    error.__dict__.update(state)
+    return error
+
+
+class ValidationError(AltpayError, ValueError):
+    """Input that is malformed or missing: one or more fields are invalid.
+
+    ``errors`` lists every invalid field at once (as a form shows them), each a
+    :class:`FieldError` with a path such as ``users[1].email``.
+
+    >>> e = ValidationError([FieldError("city", "blank", "'city' must not be blank")])
+    >>> e.errors[0].path
+    'city'
+    """
+
+    default_message = "invalid input"
+
+    def __init__(self, errors: Iterable[FieldError] | FieldError) -> None:
+        if isinstance(errors, FieldError):
+            errors = [errors]
+        self.errors: list[FieldError] = list(errors)
+        if not self.errors:
+            raise ValueError("a ValidationError needs at least one FieldError")
+        if len(self.errors) == 1:
+            message = str(self.errors[0])
+        else:
+            lines = "\n".join(f"  - {e}" for e in self.errors)
+            message = f"{len(self.errors)} invalid fields:\n{lines}"
+        super().__init__(message)
+
+    @classmethod
+    def single(cls, path: str, code: str, message: str) -> ValidationError:
+        """An error about one field."""
+        return cls([FieldError(path, code, message)])
+
+    def under(self, prefix: str) -> ValidationError:
+        """The same errors, located below ``prefix``."""
+        return ValidationError([e.under(prefix) for e in self.errors])
+
+    @property
+    def paths(self) -> list[str]:
+        """The path of every invalid field, in order."""
+        return [e.path for e in self.errors]
+
+    @property
+    def codes(self) -> list[str]:
+        """The code of every invalid field, in order."""
+        return [e.code for e in self.errors]
+
+
+class FieldErrors:
+    """Collects the field errors of a value built from several fields.
+
+    Used by constructors that must report every invalid field at once::
+
+        found = FieldErrors()
+        city = found.check("city", clean_city, raw_city)
+        found.raise_if_any()
+    """
+
+    __slots__ = ("errors",)
+
+    def __init__(self) -> None:
+        self.errors: list[FieldError] = []
+
+    def add(self, path: str, code: str, message: str) -> None:
+        self.errors.append(FieldError(path, code, message))
+
+    def check(self, path: str, parse: Any, *args: Any, **kwargs: Any) -> Any:
+        """Call ``parse(*args, **kwargs)``; keep its ``ValidationError`` under
+        ``path`` and return ``None`` instead."""
+        try:
+            return parse(*args, **kwargs)
+        except ValidationError as error:
+            self.errors.extend(e.under(path) for e in error.errors)
+            return None
+
+    def __bool__(self) -> bool:
+        return bool(self.errors)
+
+    def __iter__(self) -> Iterator[FieldError]:
+        return iter(self.errors)
+
+    def raise_if_any(self) -> None:
+        if self.errors:
+            raise ValidationError(self.errors)
+
+
+class InvariantViolation(AltpayError):
+    """A command would break a rule about an aggregate's state.
+
+    ``rule`` is the rule's stable code (for example ``"C5"``); ``path`` names
+    the field concerned when there is one (``"users"``).
+    """
+
+    default_message = "a rule of the domain would be broken"
+
+    def __init__(self, message: str, *, rule: str, path: str = "") -> None:
+        self.rule = rule
+        self.path = path
+        super().__init__(f"{message} (rule {rule})")
+
+
+class NotFound(AltpayError, LookupError):
+    """Nothing of that kind with that key, within the partner asked about."""
+
+    default_message = "not found"
+
+    def __init__(self, kind: str, key: object) -> None:
+        self.kind = kind
+        self.key = str(key)
+        super().__init__(f"no {kind} {self.key!r}")
+
+
+class ConcurrencyConflict(AltpayError):
+    """The aggregate changed since it was read, or a unique key is taken.
+
+    Nothing was written; read it again and retry the command.
+    """
+
+    default_message = "the record changed since it was read; nothing was written"
+
+    def __init__(self, message: str | None = None, *, kind: str = "", key: object = "") -> None:
+        self.kind = kind
+        self.key = str(key)
+        super().__init__(message)
+
+
+class PermissionDenied(AltpayError):
+    """The actor's role does not allow the action."""
+
+    default_message = "permission denied"
+
+    def __init__(self, *, role: str, action: str) -> None:
+        self.role = role
+        self.action = action
+        super().__init__(f"role {role!r} may not {action}")
+
+
+class CurrencyMismatch(AltpayError, ValueError):
+    """Two amounts in different currencies were combined or compared."""
+
+    default_message = "currencies differ"
+
+    def __init__(self, left: str, right: str, operation: str = "combine") -> None:
+        self.left = left
+        self.right = right
+        self.operation = operation
+        super().__init__(f"cannot {operation} {left} with {right}")

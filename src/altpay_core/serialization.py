@@ -1,0 +1,398 @@
+"""Turning every public type into plain data and back.
+
+One converter, configured here for the whole library (never cattrs' global
+one): :func:`to_dict` gives JSON-ready data (amounts as decimal strings, dates
+as ISO 8601, ids and emails as strings) and :func:`from_dict` rebuilds the
+value through its real constructor, so every rule is checked again.
+
+>>> from altpay_core import Money
+>>> to_dict(Money("12.50", "USD"))
+{'amount': '12.50', 'currency': 'USD'}
+>>> from_dict(Money, {"amount": "12.50", "currency": "USD"})
+Money('12.50', 'USD')
+
+Anything wrong with the input is reported as one
+:class:`~altpay_core.errors.ValidationError` whose errors locate every bad
+field (``users[1].email``); nothing else escapes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import json
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import attrs
+import cattrs
+from cattrs.errors import (
+    BaseValidationError,
+    ClassValidationError,
+    IterableValidationNote,
+)
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+
+from .errors import FieldError, InvariantViolation, ValidationError, join_path
+from .events import EVENT_TYPES, Event
+from .money import Currency, Money
+from .values import EIN, Address, EmailAddress, EntityId
+
+__all__ = ["from_dict", "from_json", "make_converter", "to_dict", "to_json"]
+
+T = TypeVar("T")
+
+
+def _type_name(cls: object) -> str:
+    return getattr(cls, "__name__", None) or str(cls)
+
+
+def _strict(kind: type[Any], label: str) -> Callable[[object, object], Any]:
+    # cattrs' default hooks coerce (str(5), int("5"), int(2.7)); data from
+    # outside must already have the right type.
+    def structure(value: object, _: object) -> Any:
+        if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+            return value
+        raise ValidationError.single(
+            "", "wrong_type", f"must be {label} (got {type(value).__name__})"
+        )
+
+    return structure
+
+
+def _exactly(kind: type[Any]) -> Callable[[object], bool]:
+    return lambda t: t is kind
+
+
+def _from_str(cls: Callable[[str], T], label: str) -> Callable[[object, object], T]:
+    def structure(value: object, _: object) -> T:
+        if not isinstance(value, str):
+            raise ValidationError.single(
+                "", "wrong_type", f"must be {label} as a string (got {type(value).__name__})"
+            )
+        return cls(value)
+
+    return structure
+
+
+def _money(value: object, _: object) -> Money:
+    data = _mapping(value, "money")
+    found: list[FieldError] = [
+        FieldError(key, "unknown_field", f"'{key}' is not a field of money")
+        for key in data
+        if key not in ("amount", "currency")
+    ]
+    for key in ("amount", "currency"):
+        if key not in data:
+            found.append(FieldError(key, "missing", f"'{key}' is required"))
+    if found:
+        raise ValidationError(found)
+    return Money(data["amount"], data["currency"])
+
+
+def _mapping(value: object, label: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ValidationError.single(
+            "", "wrong_type", f"must be {label} (got {type(value).__name__})"
+        )
+    return value
+
+
+def _address(value: object, _: object) -> Address:
+    return Address.from_mapping(_mapping(value, "an address"))
+
+
+def _datetime(value: object, _: object) -> dt.datetime:
+    if isinstance(value, str):
+        try:
+            parsed = dt.datetime.fromisoformat(value)
+        except ValueError:
+            parsed = None
+        if parsed is not None and parsed.tzinfo is not None:
+            return parsed.astimezone(dt.UTC)
+    raise ValidationError.single(
+        "",
+        "invalid_datetime",
+        f"must be an ISO 8601 date and time with a UTC offset (got {value!r})",
+    )
+
+
+def _date(value: object, _: object) -> dt.date:
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise ValidationError.single(
+        "", "invalid_date", f"must be an ISO 8601 date like 2026-01-31 (got {value!r})"
+    )
+
+
+def _decimal(value: object, _: object) -> Decimal:
+    if isinstance(value, str | int) and not isinstance(value, bool):
+        try:
+            parsed = Decimal(value)
+        except ArithmeticError:
+            parsed = None
+        if parsed is not None and parsed.is_finite():
+            return parsed
+    raise ValidationError.single(
+        "", "invalid_decimal", f"must be a decimal number as a string (got {value!r})"
+    )
+
+
+def _enum(cls: type[enum.Enum]) -> Callable[[object, object], enum.Enum]:
+    def structure(value: object, _: object) -> enum.Enum:
+        try:
+            return cls(value)
+        except ValueError:
+            choices = ", ".join(repr(m.value) for m in cls)
+            raise ValidationError.single(
+                "", "invalid_choice", f"must be one of {choices} (got {value!r})"
+            ) from None
+
+    return structure
+
+
+def _is_attrs(cls: object) -> bool:
+    return isinstance(cls, type) and attrs.has(cls)
+
+
+def make_converter(*, detailed_validation: bool = False) -> cattrs.Converter:
+    """Build the library's converter.
+
+    ``detailed_validation`` makes it record where each error happened; the
+    module keeps one of each and uses the detailed one only to explain input
+    that the fast one refused.
+    """
+    conv = cattrs.Converter(
+        forbid_extra_keys=True,
+        detailed_validation=detailed_validation,
+        unstruct_collection_overrides={
+            tuple: list,
+            frozenset: sorted,
+            set: sorted,
+        },
+    )
+    # cattrs asks the hooks registered last first: the generic attrs hooks go
+    # first so that the specific ones below (ids, money, ...) win over them.
+    # Aggregates keep their pending events in fields that are not part of
+    # their data (init=False); cattrs leaves those out both ways.
+    conv.register_structure_hook_factory(
+        _is_attrs, lambda cls: _attrs_structure(conv, cls, detailed_validation)
+    )
+    conv.register_unstructure_hook_factory(
+        _is_attrs, lambda cls: make_dict_unstructure_fn(cls, conv, **_renames(cls))
+    )
+    for kind, label in ((str, "a string"), (int, "a whole number"), (bool, "true or false")):
+        conv.register_structure_hook_func(_exactly(kind), _strict(kind, label))
+    conv.register_structure_hook(Decimal, _decimal)
+    conv.register_unstructure_hook(Decimal, str)
+    conv.register_structure_hook(dt.datetime, _datetime)
+    conv.register_unstructure_hook(dt.datetime, lambda d: d.isoformat())
+    conv.register_structure_hook(dt.date, _date)
+    conv.register_unstructure_hook(dt.date, lambda d: d.isoformat())
+    conv.register_structure_hook_factory(
+        lambda t: isinstance(t, type) and issubclass(t, enum.Enum), _enum
+    )
+    conv.register_unstructure_hook_func(
+        lambda t: isinstance(t, type) and issubclass(t, enum.Enum), lambda e: e.value
+    )
+
+    conv.register_structure_hook(Currency, _from_str(Currency, "a currency code"))
+    conv.register_unstructure_hook(Currency, lambda c: c.code)
+    conv.register_structure_hook(Money, _money)
+    conv.register_unstructure_hook(
+        Money, lambda m: {"amount": str(m.amount), "currency": m.currency.code}
+    )
+    conv.register_structure_hook(EmailAddress, _from_str(EmailAddress, "an email address"))
+    conv.register_unstructure_hook(EmailAddress, str)
+    conv.register_structure_hook(EIN, _from_str(EIN, "an EIN"))
+    conv.register_unstructure_hook(EIN, str)
+    conv.register_structure_hook(Address, _address)
+    conv.register_structure_hook_factory(
+        lambda t: isinstance(t, type) and issubclass(t, EntityId),
+        lambda cls: _from_str(cls.parse, "an id"),
+    )
+    conv.register_unstructure_hook_func(
+        lambda t: isinstance(t, type) and issubclass(t, EntityId), str
+    )
+
+    # Events carry their webhook topic, so that an outbox can read any of
+    # them back as the right class: from_dict(Event, data) dispatches on it.
+    conv.register_unstructure_hook_factory(_is_event, lambda cls: _event_unstructure(conv, cls))
+    conv.register_structure_hook_factory(
+        _is_event, lambda cls: _event_structure(conv, cls, detailed_validation)
+    )
+    return conv
+
+
+def _is_event(cls: object) -> bool:
+    return isinstance(cls, type) and issubclass(cls, Event)
+
+
+def _event_unstructure(conv: cattrs.Converter, cls: type[Event]) -> Callable[[Event], Any]:
+    fields = make_dict_unstructure_fn(cls, conv)
+
+    def unstructure(event: Event) -> Any:
+        return {"topic": event.topic, **fields(event)}
+
+    return unstructure
+
+
+def _event_structure(
+    conv: cattrs.Converter, cls: type[Event], detailed: bool
+) -> Callable[[object, object], Event]:
+    kinds = {topic: kind for topic, kind in EVENT_TYPES.items() if issubclass(kind, cls)}
+    structures: dict[str, Callable[[object, object], Any]] = {}
+
+    def structure(value: object, _: object) -> Event:
+        data = dict(_mapping(value, "an event"))
+        if "topic" not in data:
+            raise ValidationError.single("topic", "missing", "'topic' is required")
+        topic = data.pop("topic")
+        kind = kinds.get(topic) if isinstance(topic, str) else None
+        if kind is None:
+            raise ValidationError.single(
+                "topic",
+                "invalid_choice",
+                f"'topic' must be one of {', '.join(sorted(kinds))} (got {topic!r})",
+            )
+        if topic not in structures:
+            structures[topic] = _attrs_structure(conv, kind, detailed)
+        event: Event = structures[topic](data, kind)
+        return event
+
+    return structure
+
+
+def _attrs_structure(
+    conv: cattrs.Converter, cls: type[Any], detailed: bool
+) -> Callable[[object, object], Any]:
+    inner = make_dict_structure_fn(cls, conv, _cattrs_forbid_extra_keys=False, **_renames(cls))
+    allowed = frozenset(a.alias for a in attrs.fields(cls) if a.init)
+    label = f"{cls.__name__} as an object"
+
+    def structure(value: object, _: object) -> Any:
+        data = _mapping(value, label)
+        unknown = [key for key in data if key not in allowed]
+        if not unknown:
+            return inner(data, cls)
+        # Report unknown keys together with whatever else is wrong.
+        found = ValidationError(
+            FieldError(str(key), "unknown_field", f"'{key}' is not a field of {cls.__name__}")
+            for key in unknown
+        )
+        if not detailed:
+            raise found
+        kept = {key: v for key, v in data.items() if key in allowed}
+        try:
+            inner(kept, cls)
+        except Exception as error:
+            raise ClassValidationError(
+                f"While structuring {cls.__name__}", [found, error], cls
+            ) from None
+        raise found
+
+    return structure
+
+
+def _renames(cls: type[Any]) -> dict[str, Any]:
+    # A field kept privately as ``_x`` is written as ``x``.
+    return {
+        a.name: override(rename=a.alias) for a in attrs.fields(cls) if a.init and a.alias != a.name
+    }
+
+
+_FAST = make_converter()
+_DETAILED = make_converter(detailed_validation=True)
+
+
+def to_dict(value: object) -> Any:
+    """``value`` as JSON-ready plain data (dicts, lists, strings, numbers)."""
+    try:
+        return _FAST.unstructure(value, unstructure_as=type(value))
+    except ValidationError:
+        raise
+    except Exception as error:  # pragma: no cover - a bug in a hook
+        raise ValidationError.single(
+            "", "not_serializable", f"cannot serialize {type(value).__name__}: {error}"
+        ) from error
+
+
+def from_dict(cls: type[T], data: object) -> T:
+    """Rebuild a ``cls`` from the plain data :func:`to_dict` gave.
+
+    Every rule of ``cls`` is checked again; anything wrong is reported at once
+    in one :class:`~altpay_core.errors.ValidationError`.
+    """
+    try:
+        return _FAST.structure(data, cls)
+    except Exception:
+        pass
+    try:
+        result: T = _DETAILED.structure(data, cls)
+    except Exception as error:
+        errors = _field_errors(error, "", cls)
+        raise ValidationError(errors) from None
+    return result  # pragma: no cover - the fast converter failed where this did not
+
+
+def to_json(value: object, *, indent: int | None = None) -> str:
+    """``value`` as a JSON document (UTF-8 text, keys in field order)."""
+    return json.dumps(to_dict(value), ensure_ascii=False, indent=indent)
+
+
+def from_json(cls: type[T], text: str | bytes) -> T:
+    """Rebuild a ``cls`` from the JSON text :func:`to_json` gave."""
+    try:
+        data = json.loads(text)
+    except (ValueError, TypeError) as error:
+        raise ValidationError.single(
+            "", "invalid_json", f"expected a JSON document ({error})"
+        ) from None
+    return from_dict(cls, data)
+
+
+def _field_errors(error: BaseException, path: str, cls: object) -> list[FieldError]:
+    if isinstance(error, ValidationError):
+        return [
+            FieldError(
+                join_path(path, e.path),
+                e.code,
+                e.message
+                if e.path or not path or e.message.startswith("'")
+                else f"'{path}' {e.message}",
+            )
+            for e in error.errors
+        ]
+    if isinstance(error, InvariantViolation):
+        return [FieldError(join_path(path, error.path), error.rule, error.message)]
+    if isinstance(error, BaseValidationError):
+        found: list[FieldError] = []
+        with_notes, without = error.group_exceptions()  # type: ignore[attr-defined]
+        for sub, note in with_notes:
+            if isinstance(note, IterableValidationNote):
+                where = join_path(path, f"[{note.index}]")
+            else:
+                where = join_path(path, note.name)
+            if isinstance(sub, KeyError) and not isinstance(note, IterableValidationNote):
+                found.append(FieldError(where, "missing", f"'{where}' is required"))
+            else:
+                found.extend(_field_errors(sub, where, note.type))
+        for sub in without:
+            found.extend(_field_errors(sub, path, error.cl))
+        return found
+    return [FieldError(path, "wrong_type", f"'{path or 'value'}' must be {_describe(cls)}")]
+
+
+def _describe(cls: object) -> str:
+    origin = getattr(cls, "__origin__", cls)
+    if origin in (tuple, list, frozenset, set):
+        return "a list"
+    if origin is dict:
+        return "an object"
+    if _is_attrs(origin):
+        return f"{_type_name(origin)} as an object"
+    return _type_name(origin)
