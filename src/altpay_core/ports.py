@@ -1,0 +1,302 @@
+"""Ports: how the domain is stored, whatever the storage.
+
+Services reach storage only through a :class:`UnitOfWork`, which carries one
+repository per aggregate. Every query is scoped to one partner: another
+partner's data is never returned, not even by id. ``save`` checks the
+version the aggregate was read at (optimistic concurrency) and returns the
+stored value (version + 1, no pending events); the events go to the outbox in
+the same transaction. Nothing is written unless :meth:`UnitOfWork.commit` is
+called::
+
+    with uow:
+        customer = uow.customers.get(partner_id, customer_id)
+        uow.customers.save(customer.add_user(first_name="Bo", last_name="Li",
+                                             email="bo@globex.example"))
+        uow.commit()
+
+An adapter implements these classes and proves it with the contract suite in
+:mod:`altpay_core.testing.contracts`.
+"""
+
+from __future__ import annotations
+
+import abc
+import base64
+import json
+from collections.abc import Iterator, Sequence
+from types import TracebackType
+from typing import Generic, Self, TypeVar
+
+import attrs
+
+from .customer import AccessRequest, AccessRequestStatus, Customer, CustomerStatus
+from .errors import ValidationError
+from .events import Event
+from .partner import Partner
+from .values import AccessRequestId, CustomerId, EmailAddress, ExternalRef, PartnerId, TagId
+
+__all__ = [
+    "DEFAULT_PAGE_SIZE",
+    "MAX_PAGE_SIZE",
+    "AccessRequestRepository",
+    "Cursor",
+    "CustomerRepository",
+    "OutboxMessage",
+    "Outbox",
+    "Page",
+    "PageRequest",
+    "PartnerRepository",
+    "UnitOfWork",
+]
+
+T = TypeVar("T")
+
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+
+
+# -- pagination ----------------------------------------------------------------
+
+
+@attrs.frozen
+class Cursor:
+    """A position in a sorted listing: the sort key and id of one row.
+
+    Opaque to clients (:meth:`encode` gives a URL-safe string); stable under
+    inserts, since it names a row's place in the order, not an offset.
+    """
+
+    key: str
+    id: str
+
+    def encode(self) -> str:
+        raw = json.dumps([self.key, self.id], ensure_ascii=False).encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, text: str, path: str = "after") -> Cursor:
+        try:
+            padded = text + "=" * (-len(text) % 4)
+            key, id_ = json.loads(base64.urlsafe_b64decode(padded.encode()))
+            if not isinstance(key, str) or not isinstance(id_, str):
+                raise TypeError(key, id_)
+        except (ValueError, TypeError, AttributeError):
+            raise ValidationError.single(
+                path, "invalid_cursor", f"'{path}' must be a cursor from an earlier page"
+            ) from None
+        return cls(key, id_)
+
+
+@attrs.frozen
+class PageRequest:
+    """Which page of a listing: ``limit`` rows after or before a cursor.
+
+    Validates the public API's paging parameters (``limit`` 1 to 1000,
+    default 100; ``after`` and ``before`` not both).
+    """
+
+    limit: int = DEFAULT_PAGE_SIZE
+    after: Cursor | None = None
+    before: Cursor | None = None
+
+    @classmethod
+    def parse(
+        cls,
+        limit: int = DEFAULT_PAGE_SIZE,
+        after: str | None = None,
+        before: str | None = None,
+    ) -> PageRequest:
+        if (
+            isinstance(limit, bool)
+            or not isinstance(limit, int)
+            or not (1 <= limit <= MAX_PAGE_SIZE)
+        ):
+            raise ValidationError.single(
+                "limit",
+                "invalid_limit",
+                f"'limit' must be a whole number from 1 to {MAX_PAGE_SIZE} (got {limit!r})",
+            )
+        if after is not None and before is not None:
+            raise ValidationError.single(
+                "before", "conflicting_cursors", "give 'after' or 'before', not both"
+            )
+        return cls(
+            limit,
+            None if after is None else Cursor.decode(after, "after"),
+            None if before is None else Cursor.decode(before, "before"),
+        )
+
+
+@attrs.frozen
+class Page(Generic[T]):
+    """One page of a listing, with the cursors to move on from it."""
+
+    items: tuple[T, ...]
+    start_cursor: str | None
+    end_cursor: str | None
+    has_next_page: bool
+    has_previous_page: bool
+
+    def __iter__(self) -> Iterator[T]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+def customer_sort_key(customer: Customer) -> str:
+    """Customers are listed by company name, case-insensitively, then by id."""
+    return customer.company.casefold()
+
+
+# -- repositories ------------------------------------------------------------------
+
+
+class PartnerRepository(abc.ABC):
+    """Stores partners."""
+
+    @abc.abstractmethod
+    def get(self, partner_id: PartnerId) -> Partner:
+        """The partner (``NotFound`` if there is none with that id)."""
+
+    @abc.abstractmethod
+    def save(self, partner: Partner) -> Partner:
+        """Store a new partner (version 0) or a change to one read earlier.
+
+        Returns the stored value (version + 1). ``ConcurrencyConflict`` if
+        the stored version is no longer the one read.
+        """
+
+
+class CustomerRepository(abc.ABC):
+    """Stores customers; every query is scoped to one partner."""
+
+    @abc.abstractmethod
+    def get(self, partner_id: PartnerId, customer_id: CustomerId) -> Customer:
+        """The customer (``NotFound`` if not this partner's)."""
+
+    @abc.abstractmethod
+    def get_by_external_ref(self, partner_id: PartnerId, ref: ExternalRef) -> Customer:
+        """The customer synced in under ``ref`` that is not archived (C10)."""
+
+    @abc.abstractmethod
+    def with_user(self, partner_id: PartnerId, email: EmailAddress | str) -> list[Customer]:
+        """This partner's customers that ``email`` is a user of (any status)."""
+
+    @abc.abstractmethod
+    def accounts_of(self, email: EmailAddress | str) -> list[Customer]:
+        """Every active customer, of every partner, that ``email`` can log in
+        to: the end customer's "multiple accounts" view. The one query not
+        scoped to a partner, and so a separate, explicit method."""
+
+    @abc.abstractmethod
+    def list(
+        self,
+        partner_id: PartnerId,
+        *,
+        status: CustomerStatus | None = None,
+        tag: TagId | None = None,
+        name_prefix: str | None = None,
+        limit: int = DEFAULT_PAGE_SIZE,
+        after: str | None = None,
+        before: str | None = None,
+    ) -> Page[Customer]:
+        """A page of this partner's customers, by company name then id."""
+
+    @abc.abstractmethod
+    def save(self, customer: Customer) -> Customer:
+        """Store a new customer (version 0) or a change to one read earlier.
+
+        Returns the stored value (version + 1, no pending events).
+        ``ConcurrencyConflict`` if the stored version is no longer the one
+        read, or if the external reference is taken by another customer of
+        the partner that is not archived (C10).
+        """
+
+
+class AccessRequestRepository(abc.ABC):
+    """Stores access requests; every query is scoped to one partner."""
+
+    @abc.abstractmethod
+    def get(self, partner_id: PartnerId, request_id: AccessRequestId) -> AccessRequest:
+        """The access request (``NotFound`` if not this partner's)."""
+
+    @abc.abstractmethod
+    def list(
+        self, partner_id: PartnerId, *, status: AccessRequestStatus | None = None
+    ) -> list[AccessRequest]:
+        """This partner's access requests, oldest first."""
+
+    @abc.abstractmethod
+    def save(self, request: AccessRequest) -> AccessRequest:
+        """Store a new request (version 0) or a change to one read earlier."""
+
+
+# -- outbox ------------------------------------------------------------------------
+
+
+@attrs.frozen
+class OutboxMessage:
+    """An event stored with its aggregate, waiting to be published.
+
+    ``position`` increases in commit order.
+    """
+
+    position: int
+    event: Event
+
+
+class Outbox(abc.ABC):
+    """The events committed with their aggregates, to be published."""
+
+    @abc.abstractmethod
+    def pending(self, limit: int = DEFAULT_PAGE_SIZE) -> list[OutboxMessage]:
+        """Committed events not yet marked published, in commit order."""
+
+    @abc.abstractmethod
+    def mark_published(self, positions: Sequence[int]) -> None:
+        """Mark these as published (within the unit of work: takes effect on
+        commit). A message marked published is never listed again."""
+
+
+# -- unit of work ----------------------------------------------------------------
+
+
+class UnitOfWork(abc.ABC):
+    """One transaction over every repository.
+
+    Use it as a context manager: nothing is written unless :meth:`commit` is
+    called inside the block; leaving the block rolls back whatever was not
+    committed, and an exception inside it writes nothing. A commit stores
+    every saved aggregate and its pending events atomically.
+    """
+
+    partners: PartnerRepository
+    customers: CustomerRepository
+    access_requests: AccessRequestRepository
+    outbox: Outbox
+
+    def __enter__(self) -> Self:
+        self._begin()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.rollback()
+
+    @abc.abstractmethod
+    def _begin(self) -> None:
+        """Start a transaction."""
+
+    @abc.abstractmethod
+    def commit(self) -> None:
+        """Write everything saved since the block began (or since the last
+        commit), atomically. The unit of work stays usable in the block."""
+
+    @abc.abstractmethod
+    def rollback(self) -> None:
+        """Forget everything saved and not committed (safe to call twice)."""

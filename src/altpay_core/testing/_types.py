@@ -1,0 +1,21 @@
+"""Which public types the testing kit has strategies for (no Hypothesis here)."""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+import attrs
+
+
+def registered_types() -> list[type[Any]]:
+    """Every public class of ``altpay_core`` that is data: values, aggregates,
+    events and enumerations (not errors, ports or functions)."""
+    import altpay_core
+
+    found: list[type[Any]] = []
+    for name in altpay_core.__all__:
+        obj = getattr(altpay_core, name)
+        if isinstance(obj, type) and (attrs.has(obj) or issubclass(obj, enum.Enum)):
+            found.append(obj)
+    return found
