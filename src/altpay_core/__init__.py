@@ -57,6 +57,15 @@ from .partner import (
     Tag,
     TeamMember,
 )
+from .ports import (
+    AccessRequestRepository,
+    CustomerRepository,
+    Outbox,
+    OutboxMessage,
+    Page,
+    PartnerRepository,
+    UnitOfWork,
+)
 from .serialization import from_dict, from_json, to_dict, to_json
 from .values import (
     EIN,
@@ -78,9 +87,9 @@ from .values import (
 __version__ = _version("altpay-core")
 
 __all__ = [
-    "EIN",
     "AccessRequest",
     "AccessRequestId",
+    "AccessRequestRepository",
     "AccessRequestStatus",
     "Action",
     "Address",
@@ -96,10 +105,12 @@ __all__ = [
     "CustomerDetails",
     "CustomerDraft",
     "CustomerId",
+    "CustomerRepository",
     "CustomerStatus",
     "CustomerUpdated",
     "CustomerUser",
     "DraftStep",
+    "EIN",
     "EmailAddress",
     "EntityId",
     "Event",
@@ -114,8 +125,12 @@ __all__ = [
     "InvoiceUpdated",
     "Money",
     "NotFound",
+    "Outbox",
+    "OutboxMessage",
+    "Page",
     "Partner",
     "PartnerId",
+    "PartnerRepository",
     "PaymentChargeback",
     "PaymentFailed",
     "PaymentId",
@@ -129,6 +144,7 @@ __all__ = [
     "TagId",
     "TeamMember",
     "TeamMemberId",
+    "UnitOfWork",
     "UserId",
     "ValidationError",
     "from_dict",
