@@ -9,6 +9,7 @@ import re
 import string
 
 import attrs
+import email_validator
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -829,3 +830,135 @@ class TestEntityId:
     def test_only_validation_error_escapes(self, kind: type[EntityId], value: object) -> None:
         with contextlib.suppress(ValidationError):
             kind(value)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------
+# The caches behind EmailAddress and Address
+
+_ATEXT = string.ascii_letters + string.digits + "!#$%&'*+-/=?^_`{|}~"
+_atoms = st.text(alphabet=_ATEXT, min_size=1, max_size=30)
+_plain_locals = st.lists(_atoms, min_size=1, max_size=4).map(".".join)
+_domains = st.one_of(
+    st.sampled_from(
+        [
+            "globex.example",
+            "GLOBEX.Example",
+            "xn--mxail5aa.example",
+            "αρριε.example",
+            "bücher.de",
+            "straße.de",
+            "x.test",
+            "localhost",
+            "globex..example",
+            "-globex.example",
+            "[127.0.0.1]",
+            "a" * 63 + ".example",
+            ".".join(["b" * 60] * 4) + ".com",
+        ]
+    ),
+    st.from_regex(r"[a-z0-9-]{1,20}(\.[a-z0-9-]{1,20}){0,3}\.[a-z]{2,6}", fullmatch=True),
+)
+_addresses_to_judge = st.one_of(
+    st.emails(),
+    st.builds("{}@{}".format, _plain_locals, _domains),
+    st.builds("{}@{}".format, st.sampled_from(["Info", "POSTMASTER", "www", "sales"]), _domains),
+    st.builds("{}@{}".format, st.text(max_size=20), _domains),
+)
+
+
+class TestEmailCaches:
+    """A new address at a domain seen before skips the full email-validator
+    run; the answer must be exactly the one the full run gives."""
+
+    @staticmethod
+    def full_run(text: str) -> tuple[str, str] | str:
+        try:
+            checked = values._validate_email(text)
+        except email_validator.EmailNotValidError:
+            return "invalid"
+        local, _, domain = checked.normalized.rpartition("@")
+        return checked.normalized, f"{local.casefold()}@{domain}"
+
+    @given(_addresses_to_judge)
+    def test_agrees_with_a_full_email_validator_run(self, text: str) -> None:
+        try:
+            # Past the outer cache, so that the domain cache is what answers.
+            ours: tuple[str, str] | str = values._normalise_email.__wrapped__(text)
+        except ValidationError as error:
+            ours = "invalid" if error.codes == ["invalid_email"] else f"codes {error.codes}"
+        assert ours == self.full_run(text)
+
+    def test_long_addresses_at_a_known_domain_are_judged_by_length(self) -> None:
+        domain = ".".join(["b" * 60] * 3) + ".com"  # 187 characters
+        EmailAddress(f"ann@{domain}")
+        assert values._normalise_domain(domain) is not None
+        with pytest.raises(ValidationError, match="too long"):
+            EmailAddress(f"{'a' * 70}@{domain}")
+        idn = "ü" * 50 + ".example"  # longer in ASCII (IDNA) than in Unicode
+        EmailAddress(f"ann@{idn}")
+        with pytest.raises(ValidationError, match="too long"):
+            EmailAddress(f"{'a' * 150}@{idn}")
+
+    def test_role_mailboxes_are_lower_cased_as_email_validator_does(self) -> None:
+        from email_validator import rfc_constants
+
+        assert set(rfc_constants.CASE_INSENSITIVE_MAILBOX_NAMES) == values._ROLE_MAILBOXES
+        assert str(EmailAddress("Info@Globex.example")) == "info@globex.example"
+
+    @given(st.text(alphabet=string.printable, max_size=12))
+    def test_plain_local_parts_are_what_email_validator_calls_dot_atoms(self, text: str) -> None:
+        from email_validator import rfc_constants
+
+        ours = values._PLAIN_LOCAL_PART.fullmatch(text) is not None
+        assert ours == (rfc_constants.DOT_ATOM_TEXT.match(text) is not None)
+
+    def test_domains_are_cached(self) -> None:
+        values._normalise_domain.cache_clear()
+        EmailAddress("one@cached-domain.example")
+        EmailAddress("two@cached-domain.example")
+        info = values._normalise_domain.cache_info()
+        assert (info.misses, info.hits) == (1, 1)
+
+
+class TestAddressCache:
+    def test_the_same_address_text_is_checked_once(self) -> None:
+        values._text_address.cache_clear()
+        fields = ("9 Cache Rd", "Albany", "NY", "12207", "US")
+        assert Address(*fields) == Address.from_mapping(
+            dict(zip(_FIELD_NAMES, fields, strict=True))
+        )
+        info = values._text_address.cache_info()
+        assert (info.misses, info.hits) == (1, 1)
+
+    def test_errors_are_not_cached(self) -> None:
+        for _ in range(2):
+            with pytest.raises(ValidationError) as exc_info:
+                Address("9 Cache Rd", "Albany", "NY", "1220", "US")
+            assert errors_of(exc_info) == [("postal_code", "invalid_postal_code")]
+
+    def test_input_that_is_not_text_takes_the_long_way(self) -> None:
+        with pytest.raises(ValidationError) as exc_info:
+            Address("9 Cache Rd", "Albany", "NY", 12207, "US")  # type: ignore[arg-type]
+        assert errors_of(exc_info) == [("postal_code", "wrong_type")]
+        line2: object = ["Suite 4"]
+        with pytest.raises(ValidationError) as exc_info:
+            Address("9 Cache Rd", "Albany", "NY", "12207", "US", line2=line2)  # type: ignore[arg-type]
+        assert errors_of(exc_info) == [("line2", "wrong_type")]
+
+
+_FIELD_NAMES = ("line1", "city", "region", "postal_code", "country")
+
+
+def test_address_fields_given_as_str_subclasses() -> None:
+    class Text(str):
+        pass
+
+    address = Address(Text("1 Main St"), "Albany", Text("ny"), "12207", "US")
+    assert address == Address("1 Main St", "Albany", "NY", "12207", "US")
+    assert type(address.line1) is str
+
+
+def test_parse_on_a_kind_reads_only_that_kind() -> None:
+    assert UserId.parse("usr_1") == UserId("usr_1")
+    with pytest.raises(ValidationError):
+        UserId.parse("cus_1")

@@ -21,16 +21,19 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import json
-from collections.abc import Callable, Mapping
+import types
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar, Union, cast, get_args, get_origin
 
 import attrs
 import cattrs
 from cattrs.errors import (
     BaseValidationError,
     ClassValidationError,
+    IterableValidationError,
     IterableValidationNote,
+    StructureHandlerNotFoundError,
 )
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
@@ -48,10 +51,14 @@ def _type_name(cls: object) -> str:
     return getattr(cls, "__name__", None) or str(cls)
 
 
-def _strict(kind: type[Any], label: str) -> Callable[[object, object], Any]:
-    # cattrs' default hooks coerce (str(5), int("5"), int(2.7)); data from
+def _strict(kind: type[Any], label: str) -> Callable[[object, Any], Any]:
+    # cattrs' default hooks coerce (str(5), int("5"), bool("no")); data from
     # outside must already have the right type.
-    def structure(value: object, _: object) -> Any:
+    def structure(value: object, target: Any) -> Any:
+        if target is not kind:
+            # Registered by class, so subclasses come here too: an enum with
+            # str or int values (StrEnum, IntEnum) is read by its value.
+            return _enum_member(value, target)
         if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
             return value
         raise ValidationError.single(
@@ -59,10 +66,6 @@ def _strict(kind: type[Any], label: str) -> Callable[[object, object], Any]:
         )
 
     return structure
-
-
-def _exactly(kind: type[Any]) -> Callable[[object], bool]:
-    return lambda t: t is kind
 
 
 def _from_str(cls: Callable[[str], T], label: str) -> Callable[[object, object], T]:
@@ -92,7 +95,8 @@ def _money(value: object, _: object) -> Money:
 
 
 def _mapping(value: object, label: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
+    # A plain dict is by far the usual input: skip the slower ABC check.
+    if type(value) is not dict and not isinstance(value, Mapping):
         raise ValidationError.single(
             "", "wrong_type", f"must be {label} (got {type(value).__name__})"
         )
@@ -110,7 +114,8 @@ def _datetime(value: object, _: object) -> dt.datetime:
         except ValueError:
             parsed = None
         if parsed is not None and parsed.tzinfo is not None:
-            return parsed.astimezone(dt.UTC)
+            # What to_dict writes is already in UTC: keep it as it is.
+            return parsed if parsed.tzinfo is dt.UTC else parsed.astimezone(dt.UTC)
     raise ValidationError.single(
         "",
         "invalid_datetime",
@@ -142,21 +147,93 @@ def _decimal(value: object, _: object) -> Decimal:
     )
 
 
-def _enum(cls: type[enum.Enum]) -> Callable[[object, object], enum.Enum]:
-    def structure(value: object, _: object) -> enum.Enum:
-        try:
-            return cls(value)
-        except ValueError:
-            choices = ", ".join(repr(m.value) for m in cls)
+def _enum_member(value: object, cls: type[enum.Enum]) -> enum.Enum:
+    try:
+        return cls(value)
+    except ValueError:
+        choices = ", ".join(repr(m.value) for m in cls)
+        raise ValidationError.single(
+            "", "invalid_choice", f"must be one of {choices} (got {value!r})"
+        ) from None
+
+
+# The collections read from a JSON array: the domain's tuple[X, ...] and
+# frozenset[X], and the lists and sets a caller may ask for.
+_ARRAYS: Final[dict[type, tuple[type, ...]]] = {tuple: (list, tuple), list: (list, tuple)}
+_SETS: Final[dict[type, tuple[type, ...]]] = {
+    frozenset: (list, tuple, set, frozenset),
+    set: (list, tuple, set, frozenset),
+}
+
+
+def _is_collection(cls: object) -> bool:
+    """``tuple[X, ...]``, ``list[X]``, ``frozenset[X]`` or ``set[X]``."""
+    args = get_args(cls)
+    origin = get_origin(cls)
+    if origin is tuple:
+        return len(args) == 2 and args[1] is Ellipsis
+    return (origin in _ARRAYS or origin in _SETS) and len(args) == 1
+
+
+def _collection(
+    conv: cattrs.Converter, cls: Any, detailed: bool
+) -> Callable[[object, object], Any]:
+    # cattrs' own hooks take any iterable, so a string would become a tuple of
+    # its characters and a dict the tuple of its keys: only a JSON array (a
+    # list, or a tuple or set built in Python) is a collection here.
+    item_type = get_args(cls)[0]
+    item = conv.get_structure_hook(item_type)
+    origin = get_origin(cls)
+    build: Callable[[Any], Any] = origin
+    accepted = {**_ARRAYS, **_SETS}[origin]
+
+    def structure(value: object, _: object) -> Any:
+        if not isinstance(value, accepted):
             raise ValidationError.single(
-                "", "invalid_choice", f"must be one of {choices} (got {value!r})"
-            ) from None
+                "", "wrong_type", f"must be a list (got {type(value).__name__})"
+            )
+        elements = cast("Iterable[Any]", value)
+        if not detailed:
+            return build([item(v, item_type) for v in elements])
+        # As cattrs does: note where each error happened, report them all.
+        found: list[Exception] = []
+        items: list[Any] = []
+        for index, v in enumerate(elements):
+            try:
+                items.append(item(v, item_type))
+            except Exception as error:
+                error.__notes__ = [
+                    *getattr(error, "__notes__", []),
+                    IterableValidationNote(f"Structuring {cls} @ index {index}", index, item_type),
+                ]
+                found.append(error)
+        if found:
+            raise IterableValidationError(f"While structuring {cls!r}", found, cls)
+        return build(items)
+
+    return structure
+
+
+def _is_optional(cls: object) -> bool:
+    """``X | None`` (or ``Optional[X]``) for one type ``X``."""
+    args = get_args(cls)
+    return get_origin(cls) in (Union, types.UnionType) and len(args) == 2 and type(None) in args
+
+
+def _optional(conv: cattrs.Converter, cls: Any) -> Callable[[object, object], Any]:
+    # cattrs looks the hook of X up again on every call; look it up once.
+    kind = next(arg for arg in get_args(cls) if arg is not type(None))
+    hook = conv.get_structure_hook(kind)
+
+    def structure(value: object, _: object) -> Any:
+        return None if value is None else hook(value, kind)
 
     return structure
 
 
 def _is_attrs(cls: object) -> bool:
-    return isinstance(cls, type) and attrs.has(cls)
+    # A class, or a generic one with its parameters (``Page[Customer]``).
+    return (isinstance(cls, type) or get_origin(cls) is not None) and attrs.has(cast(type, cls))
 
 
 def make_converter(*, detailed_validation: bool = False) -> cattrs.Converter:
@@ -185,16 +262,22 @@ def make_converter(*, detailed_validation: bool = False) -> cattrs.Converter:
     conv.register_unstructure_hook_factory(
         _is_attrs, lambda cls: make_dict_unstructure_fn(cls, conv, **_renames(cls))
     )
+    # By class, not by predicate: cattrs looks classes up before predicates,
+    # and has its own coercing hooks for str and int (bool goes to int's).
     for kind, label in ((str, "a string"), (int, "a whole number"), (bool, "true or false")):
-        conv.register_structure_hook_func(_exactly(kind), _strict(kind, label))
+        conv.register_structure_hook(kind, _strict(kind, label))
+    conv.register_structure_hook_factory(
+        _is_collection, lambda cls: _collection(conv, cls, detailed_validation)
+    )
+    conv.register_structure_hook_factory(_is_optional, lambda cls: _optional(conv, cls))
     conv.register_structure_hook(Decimal, _decimal)
     conv.register_unstructure_hook(Decimal, str)
     conv.register_structure_hook(dt.datetime, _datetime)
     conv.register_unstructure_hook(dt.datetime, lambda d: d.isoformat())
     conv.register_structure_hook(dt.date, _date)
     conv.register_unstructure_hook(dt.date, lambda d: d.isoformat())
-    conv.register_structure_hook_factory(
-        lambda t: isinstance(t, type) and issubclass(t, enum.Enum), _enum
+    conv.register_structure_hook_func(
+        lambda t: isinstance(t, type) and issubclass(t, enum.Enum), _enum_member
     )
     conv.register_unstructure_hook_func(
         lambda t: isinstance(t, type) and issubclass(t, enum.Enum), lambda e: e.value
@@ -213,7 +296,8 @@ def make_converter(*, detailed_validation: bool = False) -> cattrs.Converter:
     conv.register_structure_hook(Address, _address)
     conv.register_structure_hook_factory(
         lambda t: isinstance(t, type) and issubclass(t, EntityId),
-        lambda cls: _from_str(cls.parse, "an id"),
+        # EntityId itself reads any kind by its prefix; each kind, only its own.
+        lambda cls: _from_str(cls.parse if cls is EntityId else cls, "an id"),
     )
     conv.register_unstructure_hook_func(
         lambda t: isinstance(t, type) and issubclass(t, EntityId), str
@@ -272,16 +356,17 @@ def _attrs_structure(
 ) -> Callable[[object, object], Any]:
     inner = make_dict_structure_fn(cls, conv, _cattrs_forbid_extra_keys=False, **_renames(cls))
     allowed = frozenset(a.alias for a in attrs.fields(cls) if a.init)
-    label = f"{cls.__name__} as an object"
+    name = _type_name(get_origin(cls) or cls)
+    label = f"{name} as an object"
 
     def structure(value: object, _: object) -> Any:
         data = _mapping(value, label)
-        unknown = [key for key in data if key not in allowed]
-        if not unknown:
+        if allowed.issuperset(data):
             return inner(data, cls)
+        unknown = [key for key in data if key not in allowed]
         # Report unknown keys together with whatever else is wrong.
         found = ValidationError(
-            FieldError(str(key), "unknown_field", f"'{key}' is not a field of {cls.__name__}")
+            FieldError(str(key), "unknown_field", f"'{key}' is not a field of {name}")
             for key in unknown
         )
         if not detailed:
@@ -290,9 +375,7 @@ def _attrs_structure(
         try:
             inner(kept, cls)
         except Exception as error:
-            raise ClassValidationError(
-                f"While structuring {cls.__name__}", [found, error], cls
-            ) from None
+            raise ClassValidationError(f"While structuring {name}", [found, error], cls) from None
         raise found
 
     return structure
@@ -313,8 +396,6 @@ def to_dict(value: object) -> Any:
     """``value`` as JSON-ready plain data (dicts, lists, strings, numbers)."""
     try:
         return _FAST.unstructure(value, unstructure_as=type(value))
-    except ValidationError:
-        raise
     except Exception as error:  # pragma: no cover - a bug in a hook
         raise ValidationError.single(
             "", "not_serializable", f"cannot serialize {type(value).__name__}: {error}"
@@ -384,6 +465,10 @@ def _field_errors(error: BaseException, path: str, cls: object) -> list[FieldErr
         for sub in without:
             found.extend(_field_errors(sub, path, error.cl))
         return found
+    if isinstance(error, StructureHandlerNotFoundError):
+        # The type itself cannot be read, whatever the data: a generic class
+        # without its parameters (Page rather than Page[Customer]).
+        return [FieldError(path, "unsupported_type", f"cannot read {_type_name(cls)}: {error}")]
     return [FieldError(path, "wrong_type", f"'{path or 'value'}' must be {_describe(cls)}")]
 
 

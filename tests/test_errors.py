@@ -1,0 +1,294 @@
+"""The error tree: classes, field errors and their paths, pickling."""
+
+from __future__ import annotations
+
+import copy
+import pickle
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from altpay_core import (
+    AltpayError,
+    ConcurrencyConflict,
+    CurrencyMismatch,
+    FieldError,
+    InvariantViolation,
+    NotFound,
+    PermissionDenied,
+    ValidationError,
+)
+from altpay_core import errors as errors_module
+from altpay_core.errors import FieldErrors, join_path
+
+ONE = FieldError("users[1].email", "invalid_email", "'email' must be a valid email address")
+TWO = FieldError("address.city", "blank", "'city' must not be blank")
+
+# One instance of every error class, built as the library builds them.
+EVERY_ERROR = [
+    pytest.param(AltpayError(), id="AltpayError-default"),
+    pytest.param(AltpayError("something broke"), id="AltpayError"),
+    pytest.param(ValidationError([ONE]), id="ValidationError-one"),
+    pytest.param(ValidationError([ONE, TWO]), id="ValidationError-two"),
+    pytest.param(
+        InvariantViolation("a customer needs at least one user", rule="C5", path="users"),
+        id="InvariantViolation",
+    ),
+    pytest.param(NotFound("customer", "cus_1"), id="NotFound"),
+    pytest.param(ConcurrencyConflict(), id="ConcurrencyConflict-default"),
+    pytest.param(
+        ConcurrencyConflict("taken", kind="customer", key="cus_1"), id="ConcurrencyConflict"
+    ),
+    pytest.param(PermissionDenied(role="member", action="approve"), id="PermissionDenied"),
+    pytest.param(CurrencyMismatch("USD", "CAD", "add"), id="CurrencyMismatch"),
+]
+
+
+# -- the tree -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cls", "builtin"),
+    [
+        (ValidationError, ValueError),
+        (NotFound, LookupError),
+        (CurrencyMismatch, ValueError),
+    ],
+)
+def test_leaf_classes_also_derive_from_the_nearest_builtin(
+    cls: type[AltpayError], builtin: type[Exception]
+) -> None:
+    assert issubclass(cls, builtin)
+    assert issubclass(cls, AltpayError)
+
+
+@pytest.mark.parametrize(
+    "cls",
+    [
+        ValidationError,
+        InvariantViolation,
+        NotFound,
+        ConcurrencyConflict,
+        PermissionDenied,
+        CurrencyMismatch,
+    ],
+)
+def test_one_root(cls: type[AltpayError]) -> None:
+    assert issubclass(cls, AltpayError)
+    assert issubclass(AltpayError, Exception)
+    assert cls.__doc__
+
+
+def test_generic_callers_keep_working() -> None:
+    with pytest.raises(ValueError, match="'city' must not be blank"):
+        raise ValidationError([TWO])
+    with pytest.raises(LookupError):
+        raise NotFound("invoice", "inv_1")
+    with pytest.raises(AltpayError):
+        raise CurrencyMismatch("USD", "CAD")
+
+
+# -- pickling -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("error", EVERY_ERROR)
+def test_every_error_pickles_with_its_attributes_and_message(error: AltpayError) -> None:
+    for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
+        back = pickle.loads(pickle.dumps(error, protocol=protocol))
+        assert type(back) is type(error)
+        assert str(back) == str(error)
+        assert back.args == error.args
+        assert vars(back) == vars(error)
+
+
+@pytest.mark.parametrize("error", EVERY_ERROR)
+def test_every_error_copies(error: AltpayError) -> None:
+    for clone in (copy.copy(error), copy.deepcopy(error)):
+        assert type(clone) is type(error)
+        assert str(clone) == str(error)
+        assert vars(clone) == vars(error)
+
+
+paths = st.lists(
+    st.one_of(st.from_regex(r"[a-z_]{1,8}", fullmatch=True), st.integers(0, 9).map("[{}]".format)),
+    max_size=4,
+).map(lambda parts: "".join(p if p.startswith("[") else f".{p}" for p in parts).lstrip("."))
+field_errors = st.builds(
+    FieldError, paths, st.from_regex(r"[a-z_]{1,12}", fullmatch=True), st.text()
+)
+
+
+@given(st.lists(field_errors, min_size=1, max_size=5))
+def test_any_validation_error_pickles(errors: list[FieldError]) -> None:
+    error = ValidationError(errors)
+    back = pickle.loads(pickle.dumps(error))
+    assert back.errors == errors
+    assert str(back) == str(error)
+
+
+# -- FieldError and paths -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("prefix", "path", "joined"),
+    [
+        ("", "email", "email"),
+        ("users", "", "users"),
+        ("users", "[1]", "users[1]"),
+        ("users[1]", "email", "users[1].email"),
+        ("customer", "users[1].email", "customer.users[1].email"),
+        ("", "", ""),
+    ],
+)
+def test_join_path(prefix: str, path: str, joined: str) -> None:
+    assert join_path(prefix, path) == joined
+
+
+def test_field_error_is_a_frozen_value() -> None:
+    assert FieldError("city", "blank", "m") == FieldError("city", "blank", "m")
+    assert hash(FieldError("city", "blank", "m")) == hash(FieldError("city", "blank", "m"))
+    with pytest.raises(AttributeError):
+        ONE.path = "x"  # type: ignore[misc]
+
+
+def test_field_error_str_names_the_path_message_and_code() -> None:
+    assert str(TWO) == "address.city: 'city' must not be blank [blank]"
+    assert str(FieldError("", "invalid_json", "expected JSON")) == (
+        "(value): expected JSON [invalid_json]"
+    )
+
+
+def test_field_error_under_a_prefix() -> None:
+    assert FieldError("email", "c", "m").under("users[1]").path == "users[1].email"
+    assert FieldError("", "c", "m").under("ein").path == "ein"
+    assert FieldError("[0]", "c", "m").under("tags").path == "tags[0]"
+
+
+# -- ValidationError ------------------------------------------------------------
+
+
+def test_validation_error_with_one_field() -> None:
+    error = ValidationError([ONE])
+    assert error.errors == [ONE]
+    assert str(error) == ("users[1].email: 'email' must be a valid email address [invalid_email]")
+    assert error.message == str(error)
+
+
+def test_validation_error_lists_every_field_readably() -> None:
+    error = ValidationError([ONE, TWO])
+    assert str(error) == (
+        "2 invalid fields:\n"
+        "  - users[1].email: 'email' must be a valid email address [invalid_email]\n"
+        "  - address.city: 'city' must not be blank [blank]"
+    )
+
+
+def test_validation_error_accepts_one_field_error_or_any_iterable() -> None:
+    assert ValidationError(ONE).errors == [ONE]
+    assert ValidationError(e for e in (ONE, TWO)).errors == [ONE, TWO]
+    assert ValidationError((ONE,)).errors == [ONE]
+
+
+def test_validation_error_needs_a_field_error() -> None:
+    with pytest.raises(ValueError, match="at least one FieldError"):
+        ValidationError([])
+
+
+def test_single_paths_and_codes() -> None:
+    error = ValidationError.single("postal_code", "invalid_postal_code", "bad")
+    assert error.errors == [FieldError("postal_code", "invalid_postal_code", "bad")]
+    both = ValidationError([ONE, TWO])
+    assert both.paths == ["users[1].email", "address.city"]
+    assert both.codes == ["invalid_email", "blank"]
+
+
+def test_under_puts_every_error_below_a_prefix() -> None:
+    error = ValidationError([FieldError("", "invalid_email", "m"), TWO]).under("customer")
+    assert isinstance(error, ValidationError)
+    assert error.paths == ["customer", "customer.address.city"]
+    assert error.codes == ["invalid_email", "blank"]
+
+
+# -- FieldErrors ------------------------------------------------------------------
+
+
+def _positive(value: int) -> int:
+    if value <= 0:
+        raise ValidationError.single("", "not_positive", "must be positive")
+    return value
+
+
+def test_field_errors_collects_everything_then_raises_once() -> None:
+    found = FieldErrors()
+    assert not found
+    assert found.check("count", _positive, 3) == 3
+    assert found.check("limit", _positive, value=-1) is None
+    found.add("name", "blank", "'name' must not be blank")
+    assert found
+    assert [(e.path, e.code) for e in found] == [("limit", "not_positive"), ("name", "blank")]
+    with pytest.raises(ValidationError) as info:
+        found.raise_if_any()
+    assert info.value.paths == ["limit", "name"]
+
+
+def test_field_errors_without_errors_does_not_raise() -> None:
+    found = FieldErrors()
+    found.check("count", _positive, 1)
+    found.raise_if_any()
+    assert list(found) == []
+
+
+def test_field_errors_lets_other_errors_through() -> None:
+    def broken(_: object) -> None:
+        raise InvariantViolation("no", rule="C1")
+
+    with pytest.raises(InvariantViolation):
+        FieldErrors().check("x", broken, 1)
+
+
+# -- the other errors -------------------------------------------------------------------
+
+
+def test_altpay_error_default_message() -> None:
+    assert str(AltpayError()) == "altpay-core error"
+    assert str(AltpayError("boom")) == "boom"
+    assert AltpayError("boom").message == "boom"
+
+
+def test_invariant_violation_names_the_rule() -> None:
+    error = InvariantViolation("a customer needs at least one user", rule="C5", path="users")
+    assert str(error) == "a customer needs at least one user (rule C5)"
+    assert (error.rule, error.path) == ("C5", "users")
+    assert InvariantViolation("x", rule="C1").path == ""
+
+
+def test_not_found_keeps_kind_and_key() -> None:
+    error = NotFound("customer", 42)
+    assert str(error) == "no customer '42'"
+    assert (error.kind, error.key) == ("customer", "42")
+
+
+def test_concurrency_conflict() -> None:
+    error = ConcurrencyConflict(kind="customer", key="cus_1")
+    assert str(error) == ConcurrencyConflict.default_message
+    assert (error.kind, error.key) == ("customer", "cus_1")
+    assert str(ConcurrencyConflict("external id taken")) == "external id taken"
+
+
+def test_permission_denied() -> None:
+    error = PermissionDenied(role="read_only", action="pay invoices")
+    assert str(error) == "role 'read_only' may not pay invoices"
+    assert (error.role, error.action) == ("read_only", "pay invoices")
+
+
+def test_currency_mismatch() -> None:
+    error = CurrencyMismatch("USD", "CAD", "compare")
+    assert str(error) == "cannot compare USD with CAD"
+    assert (error.left, error.right, error.operation) == ("USD", "CAD", "compare")
+    assert CurrencyMismatch("USD", "JPY").operation == "combine"
+
+
+def test_all_is_sorted_and_complete() -> None:
+    assert errors_module.__all__ == sorted(errors_module.__all__)
+    assert all(getattr(errors_module, name).__doc__ for name in errors_module.__all__)

@@ -1,0 +1,632 @@
+"""to_dict / from_dict / to_json / from_json: round trips, wire forms, errors."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import enum
+import json
+from decimal import Decimal
+from typing import Any
+
+import attrs
+import cattrs
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from altpay_core import (
+    EIN,
+    Action,
+    Address,
+    Currency,
+    Customer,
+    CustomerCreated,
+    CustomerDraft,
+    CustomerId,
+    CustomerUpdated,
+    EmailAddress,
+    EntityId,
+    Event,
+    ExternalRef,
+    FieldError,
+    Money,
+    Page,
+    Partner,
+    PartnerId,
+    Rounding,
+    TagId,
+    UserId,
+    ValidationError,
+    from_dict,
+    from_json,
+    to_dict,
+    to_json,
+)
+from altpay_core.events import EVENT_TYPES
+from altpay_core.serialization import make_converter
+from altpay_core.testing._types import registered_types
+
+TYPES = registered_types()
+
+# Several tests below run once per public type (there are many), and drawing an
+# aggregate costs far more than reading it back: each takes a quarter of the
+# profile's examples.
+per_type = settings(max_examples=max(10, settings.default.max_examples // 4))
+
+# A generic class is read with its parameter named (from_dict(Page[X], ...));
+# Hypothesis cannot build Page[X] on its own, so these say how.
+GENERIC_ITEMS: dict[type[Any], type[Any]] = {Page: CustomerId}
+
+
+def _name(cls: type[Any]) -> str:
+    return cls.__name__
+
+
+def readable(cls: type[Any]) -> Any:
+    """The type to pass to from_dict for values of ``cls``."""
+    return cls[GENERIC_ITEMS[cls]] if cls in GENERIC_ITEMS else cls
+
+
+def values_of(cls: type[Any]) -> st.SearchStrategy[Any]:
+    if cls in GENERIC_ITEMS:
+        return st.builds(
+            cls,
+            items=st.lists(st.from_type(GENERIC_ITEMS[cls]), max_size=3).map(tuple),
+            start_cursor=st.none() | st.text(max_size=8),
+            end_cursor=st.none() | st.text(max_size=8),
+            has_next_page=st.booleans(),
+            has_previous_page=st.booleans(),
+        )
+    return st.from_type(cls)
+
+
+def test_every_generic_public_type_says_how_to_read_it() -> None:
+    generic = {cls for cls in TYPES if getattr(cls, "__parameters__", ())}
+    assert generic == set(GENERIC_ITEMS)
+
+
+# -- plain data ---------------------------------------------------------------------
+
+
+def assert_json_ready(data: object, where: str = "$") -> None:
+    """Only JSON's own types, and money always as a decimal string and a code."""
+    if data is None or isinstance(data, bool | int | str):
+        return
+    assert not isinstance(data, float), f"a float at {where}"
+    if isinstance(data, list):
+        for index, item in enumerate(data):
+            assert_json_ready(item, f"{where}[{index}]")
+        return
+    assert type(data) is dict, f"{type(data).__name__} at {where}"
+    for key, value in data.items():
+        assert isinstance(key, str), f"key {key!r} at {where}"
+        assert_json_ready(value, f"{where}.{key}")
+    if set(data) == {"amount", "currency"}:
+        assert isinstance(data["amount"], str), f"amount at {where}"
+        Decimal(data["amount"])
+        assert Currency(data["currency"]).code == data["currency"]
+
+
+# -- fuzzing: only ValidationError may escape ----------------------------------------
+
+json_like = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4)
+    ),
+    max_leaves=25,
+)
+
+
+def only_validation_errors(cls: Any, data: object) -> None:
+    """Reading ``data`` either works or raises a well-formed ValidationError."""
+    try:
+        from_dict(cls, data)
+    except ValidationError as error:
+        found = error.errors
+    else:
+        return
+    assert found
+    for field in found:
+        assert isinstance(field, FieldError)
+        assert isinstance(field.path, str)
+        assert field.code
+        assert field.message
+
+
+# What a mutation puts in place of a value: flat, so that it is cheap to draw.
+junk = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(),
+    st.text(max_size=8),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=4), st.none(), max_size=2),
+)
+
+
+def _mutate(draw: st.DrawFn, node: Any) -> Any:
+    """Change one place in ``node``: drop or add a key, or put junk in a value."""
+    if isinstance(node, dict) and node:
+        key = draw(st.sampled_from(sorted(node)))
+        action = draw(st.sampled_from(["drop", "add", "junk", "deeper"]))
+        if action == "drop":
+            del node[key]
+        elif action == "add":
+            node[draw(st.text(max_size=8)) + "_"] = draw(junk)
+        elif action == "junk" or not isinstance(node[key], dict | list):
+            node[key] = draw(junk)
+        else:
+            node[key] = _mutate(draw, node[key])
+        return node
+    if isinstance(node, list) and node:
+        index = draw(st.integers(0, len(node) - 1))
+        node[index] = _mutate(draw, node[index]) if draw(st.booleans()) else draw(junk)
+        return node
+    return draw(junk)
+
+
+@pytest.mark.parametrize("cls", TYPES, ids=_name)
+@per_type
+@given(data=st.data())
+def test_round_trip_through_dict_and_json(cls: type[Any], data: st.DataObject) -> None:
+    value = data.draw(values_of(cls))
+    plain = to_dict(value)
+    assert_json_ready(plain)
+    assert json.loads(json.dumps(plain)) == plain
+    assert from_dict(readable(cls), plain) == value
+    assert from_json(readable(cls), to_json(value)) == value
+    assert to_dict(from_dict(readable(cls), plain)) == plain
+    # Drawing the value is the slow part: fuzz with mutants of it here too
+    # (a key dropped or added, junk in place of a value, anywhere inside).
+    for _ in range(3):
+        mutant = copy.deepcopy(plain)
+        for _ in range(data.draw(st.integers(1, 3))):
+            mutant = _mutate(data.draw, mutant)
+        only_validation_errors(readable(cls), mutant)
+
+
+@pytest.mark.parametrize("cls", TYPES, ids=_name)
+@per_type
+@given(data=json_like)
+def test_arbitrary_json_like_data(cls: type[Any], data: object) -> None:
+    only_validation_errors(readable(cls), data)
+
+
+def test_money_wire_form() -> None:
+    assert to_dict(Money("12.5", "USD")) == {"amount": "12.50", "currency": "USD"}
+    assert to_dict(Money("1234", "JPY")) == {"amount": "1234", "currency": "JPY"}
+    assert to_dict(Money("1.5", "BHD")) == {"amount": "1.500", "currency": "BHD"}
+    assert to_dict(-Money("0.01", "CAD")) == {"amount": "-0.01", "currency": "CAD"}
+    assert from_dict(Money, {"amount": "12.50", "currency": "USD"}) == Money("12.50", "USD")
+    assert from_dict(Money, {"amount": 12, "currency": "usd"}) == Money(12, "USD")
+
+
+def test_wire_forms_of_the_values() -> None:
+    assert to_dict(Currency("USD")) == "USD"
+    assert to_dict(EmailAddress("Ann@Globex.EXAMPLE")) == "Ann@globex.example"
+    assert to_dict(EIN("123456789")) == "12-3456789"
+    assert to_dict(CustomerId("cus_1")) == "cus_1"
+    assert to_dict(ExternalRef("ConnectWise", "4711")) == {"system": "connectwise", "id": "4711"}
+    assert to_dict(Address("1 Main St", "Albany", "NY", "12207", "US")) == {
+        "line1": "1 Main St",
+        "city": "Albany",
+        "region": "NY",
+        "postal_code": "12207",
+        "country": "US",
+        "line2": None,
+    }
+    assert to_dict(Rounding.HALF_EVEN) == "ROUND_HALF_EVEN"
+    moment = dt.datetime(2026, 1, 31, 9, 30, tzinfo=dt.UTC)
+    assert to_dict(moment) == "2026-01-31T09:30:00+00:00"
+    assert to_dict(dt.date(2026, 1, 31)) == "2026-01-31"
+    assert to_dict(Decimal("2.90")) == "2.90"
+    assert to_dict(frozenset({TagId("tag_b"), TagId("tag_a")})) == ["tag_a", "tag_b"]
+
+
+def test_to_json_is_utf8_text_with_optional_indent() -> None:
+    email = EmailAddress("用户@例子.广告")
+    assert to_json(email) == '"用户@例子.广告"'
+    assert to_json(Money("1", "USD"), indent=2) == (
+        '{\n  "amount": "1.00",\n  "currency": "USD"\n}'
+    )
+    assert from_json(Money, b'{"amount": "1.00", "currency": "USD"}') == Money("1", "USD")
+
+
+# -- a customer, as a sync or a form post gives it ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def customer() -> Customer:
+    partner = Partner.create(name="Northwind IT", country="US")
+    draft = CustomerDraft.start(partner).enter_details(
+        company="Globex",
+        ein="12-3456789",
+        address={
+            "line1": "1 Main St",
+            "city": "Albany",
+            "region": "NY",
+            "postal_code": "12207",
+            "country": "US",
+        },
+    )
+    draft = draft.add_user(first_name="Ann", last_name="Lee", email="ann@globex.example")
+    draft = draft.add_user(first_name="Bo", last_name="Li", email="bo@globex.example")
+    return draft.create()
+
+
+@pytest.fixture
+def data(customer: Customer) -> dict[str, Any]:
+    plain: dict[str, Any] = to_dict(customer)
+    return copy.deepcopy(plain)
+
+
+def errors_of(cls: Any, data: object) -> list[tuple[str, str]]:
+    with pytest.raises(ValidationError) as info:
+        from_dict(cls, data)
+    for error in info.value.errors:
+        assert error.code
+        assert error.message
+    return [(e.path, e.code) for e in info.value.errors]
+
+
+def test_pending_events_are_not_data(customer: Customer, data: dict[str, Any]) -> None:
+    assert customer.events
+    assert "events" not in data
+    back = from_dict(Customer, data)
+    assert back == customer
+    assert back.events == ()
+
+
+def test_missing_key(data: dict[str, Any]) -> None:
+    del data["company"]
+    del data["users"][1]["email"]
+    assert errors_of(Customer, data) == [("company", "missing"), ("users[1].email", "missing")]
+
+
+def test_extra_key(data: dict[str, Any]) -> None:
+    data["nickname"] = "G"
+    data["address"]["zip"] = "12207"
+    data["users"][0]["age"] = 41
+    assert sorted(errors_of(Customer, data)) == [
+        ("address.zip", "unknown_field"),
+        ("nickname", "unknown_field"),
+        ("users[0].age", "unknown_field"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("where", "junk", "path"),
+    [
+        (("version",), "3", "version"),
+        (("version",), True, "version"),
+        (("company",), 5, "company"),
+        (("users", 0, "notifications"), "yes", "users[0].notifications"),
+        (("users", 0, "notifications"), 1, "users[0].notifications"),
+        (("users", 1, "first_name"), None, "users[1].first_name"),
+        (("users",), "ann@globex.example", "users"),
+        (("users",), {"ann": "ann@globex.example"}, "users"),
+        (("tags",), "tag_1", "tags"),
+        (("address",), "1 Main St, Albany NY", "address"),
+        (("users", 1), ["Bo"], "users[1]"),
+        (("id",), 17, "id"),
+        (("ein",), 123456789, "ein"),
+    ],
+)
+def test_wrong_type(
+    data: dict[str, Any], where: tuple[str | int, ...], junk: object, path: str
+) -> None:
+    node: Any = data
+    for step in where[:-1]:
+        node = node[step]
+    node[where[-1]] = junk
+    found = errors_of(Customer, data)
+    assert [p for p, _ in found] == [path]
+
+
+def test_invalid_email_in_the_second_user(data: dict[str, Any]) -> None:
+    data["users"][1]["email"] = "bo at globex"
+    with pytest.raises(ValidationError) as info:
+        from_dict(Customer, data)
+    [error] = info.value.errors
+    assert (error.path, error.code) == ("users[1].email", "invalid_email")
+    assert "'email' must be a valid email address" in error.message
+
+
+def test_float_amount_is_refused_wherever_it_is() -> None:
+    assert errors_of(Money, {"amount": 12.5, "currency": "USD"}) == [("amount", "float_refused")]
+    partner = to_dict(Partner.create(name="Northwind IT", country="US"))
+    partner["card_fees"]["fixed"]["amount"] = 0.3
+    assert errors_of(Partner, partner) == [("card_fees.fixed.amount", "float_refused")]
+
+
+def test_bad_enum_value(data: dict[str, Any]) -> None:
+    data["status"] = "deleted"
+    assert errors_of(Customer, data) == [("status", "invalid_choice")]
+    data["status"] = "ACTIVE"
+    assert errors_of(Customer, data) == [("status", "invalid_choice")]
+
+
+@pytest.mark.parametrize("top", [None, [], "customer", 42, 1.5, True])
+def test_non_mapping_top_level(top: object) -> None:
+    assert errors_of(Customer, top) == [("", "wrong_type")]
+    assert errors_of(Money, top) == [("", "wrong_type")]
+    assert errors_of(Address, top) == [("", "wrong_type")]
+
+
+@pytest.mark.parametrize("text", ["", "{", "{'a': 1}", "[1, 2", b"\xff\xfe", "nan?"])
+def test_invalid_json_text(text: str | bytes) -> None:
+    with pytest.raises(ValidationError) as info:
+        from_json(Customer, text)
+    assert [(e.path, e.code) for e in info.value.errors] == [("", "invalid_json")]
+
+
+def test_valid_json_of_the_wrong_shape() -> None:
+    with pytest.raises(ValidationError) as info:
+        from_json(Money, "[1, 2]")
+    assert info.value.paths == [""]
+
+
+def test_everything_wrong_is_reported_at_once(data: dict[str, Any]) -> None:
+    del data["company"]
+    data["nickname"] = "G"
+    data["address"]["postal_code"] = "1220"
+    data["address"]["region"] = "ON"
+    data["users"][1]["email"] = "bo at globex"
+    data["users"][0]["first_name"] = " "
+    data["status"] = "gone"
+    assert sorted(errors_of(Customer, data)) == sorted(
+        [
+            ("nickname", "unknown_field"),
+            ("company", "missing"),
+            ("address.region", "region_country_mismatch"),
+            ("address.postal_code", "invalid_postal_code"),
+            ("users[0].first_name", "blank"),
+            ("users[1].email", "invalid_email"),
+            ("status", "invalid_choice"),
+        ]
+    )
+
+
+def test_rules_of_the_aggregate_are_checked_again(data: dict[str, Any]) -> None:
+    data["users"][1]["email"] = data["users"][0]["email"].upper()
+    assert errors_of(Customer, data) == [("users[1].email", "C4")]
+    data["users"] = []
+    assert errors_of(Customer, data) == [("users", "C5")]
+
+
+def test_messages_name_the_field(data: dict[str, Any]) -> None:
+    data["version"] = "3"
+    data["created_at"] = "2026-01-31T09:30:00"
+    with pytest.raises(ValidationError) as info:
+        from_dict(Customer, data)
+    messages = {e.path: e.message for e in info.value.errors}
+    assert messages["version"] == "'version' must be a whole number (got str)"
+    assert messages["created_at"].startswith("'created_at' must be an ISO 8601 date and time")
+
+
+def test_values_inside_a_list_are_located(data: dict[str, Any]) -> None:
+    data["tags"] = ["tag_ok", "nope", 5]
+    assert errors_of(Customer, data) == [("tags[1]", "invalid_id"), ("tags[2]", "wrong_type")]
+
+
+# -- events ------------------------------------------------------------------------
+
+
+def _event_data(cls: type[Event] = CustomerCreated) -> dict[str, Any]:
+    event = cls(partner_id=PartnerId("par_1"), aggregate_id="cus_1", changes=("company",))
+    plain: dict[str, Any] = to_dict(event)
+    return plain
+
+
+@pytest.mark.parametrize("topic", sorted(EVENT_TYPES))
+def test_events_carry_their_topic_and_come_back_as_their_class(topic: str) -> None:
+    cls = EVENT_TYPES[topic]
+    plain = _event_data(cls)
+    assert plain["topic"] == topic
+    event = from_dict(Event, plain)
+    assert type(event) is cls
+    assert from_dict(cls, plain) == event
+    assert event.changes == ("company",)
+
+
+def test_event_topic_errors() -> None:
+    plain = _event_data()
+    assert errors_of(Event, {**plain, "topic": "customer_deleted"}) == [("topic", "invalid_choice")]
+    assert errors_of(Event, {**plain, "topic": 5}) == [("topic", "invalid_choice")]
+    without = {k: v for k, v in plain.items() if k != "topic"}
+    assert errors_of(Event, without) == [("topic", "missing")]
+    # A class reads only its own topic.
+    assert errors_of(CustomerUpdated, plain) == [("topic", "invalid_choice")]
+    assert errors_of(Event, {**plain, "extra": 1}) == [("extra", "unknown_field")]
+    assert errors_of(Event, {**plain, "changes": "company"}) == [("changes", "wrong_type")]
+    assert errors_of(Event, "customer_created") == [("", "wrong_type")]
+
+
+def test_an_event_with_several_bad_fields() -> None:
+    plain = {**_event_data(), "occurred_at": "yesterday", "partner_id": "cus_1", "x": 1}
+    assert sorted(errors_of(Event, plain)) == [
+        ("occurred_at", "invalid_datetime"),
+        ("partner_id", "invalid_id"),
+        ("x", "unknown_field"),
+    ]
+
+
+# -- the converter's hooks ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cls", "value"),
+    [
+        (str, 5),
+        (str, None),
+        (int, "5"),
+        (int, True),
+        (int, 2.0),
+        (bool, 1),
+        (bool, "true"),
+        (Decimal, 1.5),
+        (Decimal, True),
+        (Decimal, "NaN"),
+        (Decimal, "Infinity"),
+        (Decimal, "twelve"),
+        (dt.datetime, "2026-01-31T09:30:00"),
+        (dt.datetime, "2026-02-30T09:30:00+00:00"),
+        (dt.datetime, 1_700_000_000),
+        (dt.date, "2026-02-30"),
+        (dt.date, 20260131),
+        (Currency, 840),
+        (Currency, "XAU"),
+        (EmailAddress, ["ann@globex.example"]),
+        (EIN, 123456789),
+        (UserId, "cus_1"),
+        (EntityId, "xyz_1"),
+        (EntityId, 5),
+        (Action, "fly"),
+        (Rounding, "ROUND_SOMEHOW"),
+    ],
+)
+def test_no_coercion_of_wrong_types(cls: Any, value: object) -> None:
+    [(path, _)] = errors_of(cls, value)
+    assert path == ""
+
+
+def test_exact_types_are_read_as_they_are() -> None:
+    assert from_dict(str, "x") == "x"
+    assert from_dict(int, 5) == 5
+    assert from_dict(bool, False) is False
+    assert from_dict(Decimal, "2.90") == Decimal("2.90")
+    assert from_dict(Decimal, 3) == Decimal(3)
+    assert from_dict(dt.date, "2026-01-31") == dt.date(2026, 1, 31)
+    assert from_dict(Action, Action.MANAGE_CUSTOMERS.value) is Action.MANAGE_CUSTOMERS
+    assert from_dict(EntityId, "inv_1") == EntityId.parse("inv_1")
+
+
+def test_datetimes_are_read_in_utc() -> None:
+    moment = from_dict(dt.datetime, "2026-01-31T04:30:00-05:00")
+    assert moment == dt.datetime(2026, 1, 31, 9, 30, tzinfo=dt.UTC)
+    assert moment.tzinfo is dt.UTC
+    assert from_dict(dt.datetime, "2026-01-31T09:30:00+00:00").tzinfo is dt.UTC
+
+
+def test_enums_with_str_or_int_values() -> None:
+    class Level(enum.IntEnum):
+        LOW = 1
+        HIGH = 2
+
+    converter = make_converter()
+    assert converter.structure(2, Level) is Level.HIGH
+    with pytest.raises(ValidationError) as info:
+        converter.structure(3, Level)
+    assert info.value.codes == ["invalid_choice"]
+    assert from_dict(Rounding, "ROUND_HALF_UP") is Rounding.HALF_UP
+
+
+def test_collections_are_json_arrays(data: dict[str, Any]) -> None:
+    data["tags"] = ("tag_a", "tag_b", "tag_a")
+    assert from_dict(Customer, data).tags == frozenset({TagId("tag_a"), TagId("tag_b")})
+    data["tags"] = {"tag_a"}
+    assert from_dict(Customer, data).tags == frozenset({TagId("tag_a")})
+    data["users"] = tuple(data["users"])
+    assert len(from_dict(Customer, data).users) == 2
+    data["users"] = set()
+    assert errors_of(Customer, data) == [("users", "wrong_type")]
+
+
+def test_money_keys() -> None:
+    assert errors_of(Money, {"amount": "1"}) == [("currency", "missing")]
+    assert errors_of(Money, {"amount": "1", "currency": "USD", "cents": 100}) == [
+        ("cents", "unknown_field")
+    ]
+    assert errors_of(Money, {"amount": "0.001", "currency": "USD"}) == [("amount", "too_precise")]
+    assert errors_of(Money, {"amount": "1", "currency": "ZZZ"}) == [
+        ("currency", "unknown_currency")
+    ]
+
+
+def test_optional_fields(data: dict[str, Any]) -> None:
+    data["ein"] = None
+    data["legal_name"] = None
+    assert from_dict(Customer, data).ein is None
+    data["ein"] = "00-0000000"
+    assert errors_of(Customer, data) == [("ein", "ein_prefix_not_assigned")]
+    data["ein"] = "12-3456789"
+    data["billing_email"] = "not an email"
+    assert errors_of(Customer, data) == [("billing_email", "invalid_email")]
+
+
+def test_defaults_may_be_left_out(data: dict[str, Any]) -> None:
+    for key in ("legal_name", "billing_email", "tags", "status", "external_ref", "version"):
+        del data[key]
+    customer = from_dict(Customer, data)
+    assert customer.version == 0
+    assert customer.tags == frozenset()
+
+
+def test_a_generic_type_needs_its_parameter() -> None:
+    page = Page(
+        items=(CustomerId("cus_1"),),
+        start_cursor=None,
+        end_cursor="c1",
+        has_next_page=False,
+        has_previous_page=False,
+    )
+    plain = to_dict(page)
+    assert from_dict(Page[CustomerId], plain) == page
+    assert errors_of(Page[CustomerId], {**plain, "extra": 1}) == [("extra", "unknown_field")]
+    assert errors_of(Page[CustomerId], {**plain, "items": ["inv_1"]}) == [
+        ("items[0]", "invalid_id")
+    ]
+    assert errors_of(Page, plain) == [("", "unsupported_type")]
+
+
+def test_unsupported_type() -> None:
+    class Unknown:
+        pass
+
+    assert errors_of(Unknown, {}) == [("", "unsupported_type")]
+
+
+def test_make_converter_builds_a_new_converter_each_time() -> None:
+    first, second = make_converter(), make_converter(detailed_validation=True)
+    assert first is not second
+    assert first is not cattrs.global_converter
+    assert first.structure({"amount": "1", "currency": "USD"}, Money) == Money("1", "USD")
+    # The module's converters leave cattrs' global one alone.
+    assert cattrs.global_converter.structure("5", int) == 5
+
+
+def test_field_renames() -> None:
+    @attrs.frozen
+    class Secret:
+        _code: str
+
+    converter = make_converter()
+    assert converter.unstructure(Secret("x")) == {"code": "x"}
+    assert converter.structure({"code": "x"}, Secret) == Secret("x")
+
+
+def test_lists_and_sets_a_caller_asks_for() -> None:
+    assert from_dict(list[UserId], ["usr_1", "usr_2"]) == [UserId("usr_1"), UserId("usr_2")]
+    assert from_dict(set[int], [1, 2, 2]) == {1, 2}
+    assert errors_of(list[int], "12") == [("", "wrong_type")]
+    assert errors_of(list[UserId], ["usr_1", "cus_1"]) == [("[1]", "invalid_id")]
+    assert errors_of(list[Customer], [{}])[0] == ("[0].id", "missing")
+
+
+@pytest.mark.parametrize(
+    ("cls", "data", "message"),
+    [
+        (dict[str, int], "x", "'value' must be an object"),
+        (tuple[int, str], 5, "'value' must be a list"),
+        (float, "x", "'value' must be float"),
+    ],
+)
+def test_errors_of_other_shapes_still_say_what_was_expected(
+    cls: Any, data: object, message: str
+) -> None:
+    with pytest.raises(ValidationError) as info:
+        from_dict(cls, data)
+    assert info.value.errors[0].message.startswith(message)
