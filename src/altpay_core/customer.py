@@ -27,7 +27,18 @@ from . import _fields
 from ._html import html_table
 from .errors import FieldErrors, InvariantViolation, NotFound, ValidationError
 from .events import CustomerArchived, CustomerCreated, CustomerUpdated, Event, utc_now
-from .partner import Action, CardFeeBearer, Partner, TeamMember
+from .partner import (
+    KEEP,
+    Action,
+    CardFeeBearer,
+    Partner,
+    Tag,
+    TeamMember,
+    _as_tuple,
+    _email,
+    _events,
+    _FieldCheck,
+)
 from .values import (
     EIN,
     AccessRequestId,
@@ -52,22 +63,9 @@ __all__ = [
     "DraftStep",
 ]
 
-
-class _Keep(enum.Enum):
-    KEEP = "keep"
-
-
-KEEP: Final = _Keep.KEEP
-"""Marks an argument of an update as "leave this field as it is"."""
-
-
-def _email(path: str, value: object) -> EmailAddress:
-    if isinstance(value, EmailAddress):
-        return value
-    try:
-        return EmailAddress(value)  # type: ignore[arg-type]
-    except ValidationError as error:
-        raise error.under(path) from None
+_NAME_MAX: Final = 100
+# How many users a one-line repr lists before it says "+n more".
+_REPR_USERS: Final = 3
 
 
 def _optional_email(path: str, value: object) -> EmailAddress | None:
@@ -102,24 +100,18 @@ def _address(path: str, value: object) -> Address:
     )
 
 
+def _as_frozenset(value: object) -> object:
+    # Lists, tuples and sets become a frozenset; anything else (a string,
+    # above all) is left for the checks to report.
+    return frozenset(value) if isinstance(value, list | tuple | set | frozenset) else value
+
+
 class _HasEvents(Protocol):
     @property
     def events(self) -> tuple[Event, ...]: ...
 
 
 _A = TypeVar("_A")
-
-
-def _user_tuple(users: Iterable[CustomerUser]) -> tuple[CustomerUser, ...]:
-    return tuple(users)
-
-
-def _tag_set(tags: Iterable[TagId]) -> frozenset[TagId]:
-    return frozenset(tags)
-
-
-def _events() -> Any:
-    return attrs.field(factory=tuple, init=False, eq=False, repr=False)
 
 
 def _with_event(new: _A, old: _HasEvents, event: Event) -> _A:
@@ -129,18 +121,40 @@ def _with_event(new: _A, old: _HasEvents, event: Event) -> _A:
     return new
 
 
+def _emails(users: Iterable[CustomerUser]) -> list[str]:
+    users = list(users)
+    shown = [str(u.email) for u in users[:_REPR_USERS]]
+    if len(users) > _REPR_USERS:
+        shown.append(f"+{len(users) - _REPR_USERS} more")
+    return shown
+
+
 # -- users ------------------------------------------------------------------
 
 
 @attrs.frozen
 class CustomerUser:
-    """A person who can log in and view and pay every invoice of a customer."""
+    """A person who can log in and view and pay every invoice of a customer.
+
+    One email may be a user of several customers, of one partner or of
+    several; within one customer, emails are unique (C4).
+    """
 
     id: UserId
     first_name: str
     last_name: str
     email: EmailAddress
     notifications: bool = True
+    """Whether the user gets email notifications (invoices, receipts)."""
+
+    def __attrs_post_init__(self) -> None:
+        check = _FieldCheck(self)
+        check.instance("id", UserId, "a UserId")
+        check.text("first_name", max_length=_NAME_MAX)
+        check.text("last_name", max_length=_NAME_MAX)
+        check.instance("email", EmailAddress, "an EmailAddress")
+        check.boolean("notifications")
+        check.done()
 
     @classmethod
     def new(
@@ -151,13 +165,24 @@ class CustomerUser:
         email: str | EmailAddress,
         notifications: bool = True,
     ) -> CustomerUser:
-        """A new user with a fresh id; every invalid field is reported at once."""
+        """A new user with a fresh id; every invalid field is reported at once.
+
+        >>> CustomerUser.new(first_name="Ann", last_name="Lee",
+        ...                  email="Ann.Lee@Globex.EXAMPLE").email
+        EmailAddress('Ann.Lee@globex.example')
+        """
         found = FieldErrors()
-        first = found.check("", _fields.required_text, "first_name", first_name, max_length=100)
-        last = found.check("", _fields.required_text, "last_name", last_name, max_length=100)
+        first = found.check(
+            "", _fields.required_text, "first_name", first_name, max_length=_NAME_MAX
+        )
+        last = found.check("", _fields.required_text, "last_name", last_name, max_length=_NAME_MAX)
         clean_email = found.check("", _email, "email", email)
         if not isinstance(notifications, bool):
-            found.add("notifications", "wrong_type", "'notifications' must be true or false")
+            found.add(
+                "notifications",
+                "wrong_type",
+                f"'notifications' must be true or false (got {type(notifications).__name__})",
+            )
         found.raise_if_any()
         return cls(UserId.new(), first, last, clean_email, notifications)
 
@@ -167,18 +192,65 @@ class CustomerUser:
         return f"{self.first_name} {self.last_name}"
 
 
+_USER_FIELDS: Final = ("first_name", "last_name", "email", "notifications")
+
+
+def _user_from(path: str, value: object) -> CustomerUser:
+    """A user given as itself or as a mapping of its fields (a sync's record)."""
+    if isinstance(value, CustomerUser):
+        return value
+    if not isinstance(value, Mapping):
+        raise ValidationError.single(
+            path,
+            "wrong_type",
+            f"'{path}' must be a CustomerUser or a mapping of its fields "
+            f"(got {type(value).__name__})",
+        )
+    found = FieldErrors()
+    for key in value:
+        if key not in _USER_FIELDS:
+            found.add(
+                f"{path}.{key}",
+                "unknown_field",
+                f"{key!r} is not a field of a user (expected one of {', '.join(_USER_FIELDS)})",
+            )
+    for key in _USER_FIELDS[:3]:
+        if key not in value:
+            found.add(f"{path}.{key}", "missing", f"'{path}.{key}' is required")
+    user = None
+    if not found:
+        user = found.check(
+            path,
+            CustomerUser.new,
+            first_name=value["first_name"],
+            last_name=value["last_name"],
+            email=value["email"],
+            notifications=value.get("notifications", True),
+        )
+    found.raise_if_any()
+    return user  # type: ignore[return-value]
+
+
+def _users_from(path: str, value: object) -> tuple[CustomerUser, ...]:
+    if not isinstance(value, list | tuple):
+        raise ValidationError.single(
+            path, "wrong_type", f"'{path}' must be a list of users (got {type(value).__name__})"
+        )
+    found = FieldErrors()
+    users = [found.check("", _user_from, f"{path}[{i}]", item) for i, item in enumerate(value)]
+    found.raise_if_any()
+    return tuple(users)
+
+
 def _check_users(users: tuple[CustomerUser, ...]) -> None:
     """Rule C4: one user per email (case-insensitively); ids unique too."""
     emails: set[str] = set()
     ids: set[UserId] = set()
     for index, user in enumerate(users):
-        if not isinstance(user, CustomerUser):
-            raise ValidationError.single(
-                f"users[{index}]", "wrong_type", f"'users[{index}]' must be a CustomerUser"
-            )
         if user.email.key in emails:
             raise InvariantViolation(
-                f"{user.email} is already a user of this customer",
+                f"{user.email} is already a user of this customer (emails are compared "
+                "case-insensitively)",
                 rule="C4",
                 path=f"users[{index}].email",
             )
@@ -190,16 +262,43 @@ def _check_users(users: tuple[CustomerUser, ...]) -> None:
         ids.add(user.id)
 
 
-def _find_user(users: tuple[CustomerUser, ...], ref: UserId | EmailAddress | str) -> CustomerUser:
+def _user_ref(ref: object) -> UserId | EmailAddress:
+    if isinstance(ref, UserId | EmailAddress):
+        return ref
+    if isinstance(ref, CustomerUser):
+        return ref.id
     if isinstance(ref, str):
-        ref = UserId(ref) if ref.startswith(UserId.prefix + "_") else _email("user", ref)
-    if isinstance(ref, UserId):
-        found = next((u for u in users if u.id == ref), None)
-    else:
-        found = next((u for u in users if u.email == ref), None)
-    if found is None:
-        raise NotFound("customer user", ref)
-    return found
+        # A user id never holds an "@"; an email always does.
+        if "@" in ref:
+            return _email("user", ref)
+        try:
+            return UserId(ref.strip())
+        except ValidationError as error:
+            raise error.under("user") from None
+    raise ValidationError.single(
+        "user",
+        "wrong_type",
+        f"'user' must be a user id or an email address (got {type(ref).__name__})",
+    )
+
+
+def _find_user(
+    users: tuple[CustomerUser, ...], ref: UserId | EmailAddress | CustomerUser | str
+) -> CustomerUser:
+    wanted = _user_ref(ref)
+    for user in users:
+        if (user.id if isinstance(wanted, UserId) else user.email) == wanted:
+            return user
+    raise NotFound("customer user", wanted)
+
+
+def _refuse_taken_email(users: Iterable[CustomerUser], email: EmailAddress) -> None:
+    if any(u.email.key == email.key for u in users):
+        raise InvariantViolation(
+            f"{email} is already a user of this customer (emails are compared case-insensitively)",
+            rule="C4",
+            path="email",
+        )
 
 
 # -- details ------------------------------------------------------------------
@@ -218,6 +317,15 @@ class CustomerDetails:
     ein: EIN | None = None
     billing_email: EmailAddress | None = None
 
+    def __attrs_post_init__(self) -> None:
+        check = _FieldCheck(self)
+        check.text("company")
+        check.text("legal_name", optional=True)
+        check.instance("ein", EIN, "an EIN", optional=True)
+        check.instance("address", Address, "an Address")
+        check.instance("billing_email", EmailAddress, "an EmailAddress", optional=True)
+        check.done()
+
     @classmethod
     def parse(
         cls,
@@ -232,7 +340,7 @@ class CustomerDetails:
 
         ``address`` is an :class:`~altpay_core.values.Address` or a mapping of
         its fields; each invalid address field is reported with its own path
-        (``address.postal_code``).
+        (``address.postal_code``). Blank optional fields become ``None``.
         """
         found = FieldErrors()
         clean_company = found.check("", _fields.required_text, "company", company)
@@ -250,6 +358,9 @@ class CustomerDetails:
         )
 
 
+_DETAIL_FIELDS: Final = ("company", "address", "legal_name", "ein", "billing_email")
+
+
 # -- the draft ------------------------------------------------------------------
 
 
@@ -261,8 +372,13 @@ class DraftStep(enum.Enum):
     USERS = "users"
     """Step 2: details entered; add at least one user, then create."""
 
+    @property
+    def number(self) -> int:
+        """1 or 2, as the form counts its steps."""
+        return 1 if self is DraftStep.DETAILS else 2
 
-@attrs.frozen(kw_only=True)
+
+@attrs.frozen(kw_only=True, repr=False)
 class CustomerDraft:
     """The "Add customer" flow as an immutable, serialisable value.
 
@@ -270,6 +386,13 @@ class CustomerDraft:
     The customer's id is fixed when the draft starts, so creating twice from
     the same draft gives the same customer id (a repository refuses the
     second).
+
+    The steps, in order (C1): :meth:`enter_details` ("Continue"),
+    :meth:`add_user` (at least one), :meth:`create` ("Create Customer").
+    Calling :meth:`enter_details` again goes back to step 1 and keeps the
+    users (C3). A draft started from an access request
+    (:meth:`AccessRequest.start_customer`) is at step 1 with its person
+    already added.
 
     >>> from altpay_core import Partner
     >>> draft = CustomerDraft.start(Partner.create(name="Northwind IT", country="US"))
@@ -280,12 +403,18 @@ class CustomerDraft:
     partner_id: PartnerId
     customer_id: CustomerId = attrs.field(factory=CustomerId.new)
     details: CustomerDetails | None = None
-    users: tuple[CustomerUser, ...] = attrs.field(default=(), converter=_user_tuple)
+    users: tuple[CustomerUser, ...] = attrs.field(default=(), converter=_as_tuple)
     started_at: dt.datetime = attrs.field(factory=utc_now)
 
     def __attrs_post_init__(self) -> None:
+        check = _FieldCheck(self)
+        check.instance("partner_id", PartnerId, "a PartnerId")
+        check.instance("customer_id", CustomerId, "a CustomerId")
+        check.instance("details", CustomerDetails, "CustomerDetails", optional=True)
+        check.items("users", CustomerUser, "a CustomerUser")
+        check.datetime("started_at")
+        check.done()
         _check_users(self.users)
-        _fields.aware_datetime("started_at", self.started_at)
 
     @classmethod
     def start(
@@ -324,8 +453,10 @@ class CustomerDraft:
         """Step 1, "Continue": validate every field and move to step 2.
 
         Every invalid field is reported at once in one
-        :class:`~altpay_core.errors.ValidationError` (C2). Calling it again
-        goes back to change the details and keeps the users added (C3).
+        :class:`~altpay_core.errors.ValidationError` (C2), each with its path
+        (``company``, ``ein``, ``address.postal_code``, ...); the draft is
+        left as it was. Calling it again goes back to change the details and
+        keeps the users added (C3).
         """
         details = CustomerDetails.parse(
             company=company,
@@ -344,7 +475,11 @@ class CustomerDraft:
         email: str | EmailAddress,
         notifications: bool = True,
     ) -> CustomerDraft:
-        """Step 2: add a person who will log in and pay (C1: details first)."""
+        """Step 2: add a person who will log in and pay.
+
+        Refused before the details are entered (C1) and for an email that is
+        already a user of the draft, compared case-insensitively (C4).
+        """
         if self.details is None:
             raise InvariantViolation(
                 "enter the customer's details first (step 1 of 2), then add users",
@@ -356,8 +491,8 @@ class CustomerDraft:
         _refuse_taken_email(self.users, user.email)
         return attrs.evolve(self, users=(*self.users, user))
 
-    def remove_user(self, user: UserId | EmailAddress | str) -> CustomerDraft:
-        """Step 2: take a user off the draft again (by id or email)."""
+    def remove_user(self, user: UserId | EmailAddress | CustomerUser | str) -> CustomerDraft:
+        """Take a user off the draft again (by id or email)."""
         found = _find_user(self.users, user)
         return attrs.evolve(self, users=tuple(u for u in self.users if u is not found))
 
@@ -367,7 +502,10 @@ class CustomerDraft:
         Refused (C1) before the details are entered or without a user.
         """
         if self.details is None:
-            raise InvariantViolation("enter the customer's details first (step 1 of 2)", rule="C1")
+            raise InvariantViolation(
+                "enter the customer's details first (step 1 of 2), then add users and create",
+                rule="C1",
+            )
         if not self.users:
             raise InvariantViolation(
                 "add at least 1 user, then create the customer (step 2 of 2)",
@@ -395,22 +533,24 @@ class CustomerDraft:
             ),
         )
 
+    def __repr__(self) -> str:
+        company = self.details.company if self.details is not None else None
+        return (
+            f"CustomerDraft(customer_id={str(self.customer_id)!r}, "
+            f"step={self.step.value!r}, company={company!r}, users={_emails(self.users)!r})"
+        )
+
     def _repr_html_(self) -> str:
         d = self.details
         rows = [
-            ("step", f"{self.step.value} ({'1' if d is None else '2'} of 2)"),
+            ("step", f"{self.step.number} of 2 ({self.step.value})"),
+            ("customer id", str(self.customer_id)),
             ("company", d.company if d else "-"),
+            ("legal name", (d.legal_name if d else None) or "-"),
             ("address", ", ".join(d.address.lines()) if d else "-"),
             ("users", ", ".join(f"{u.name} <{u.email}>" for u in self.users) or "-"),
         ]
         return html_table("Customer draft", rows)
-
-
-def _refuse_taken_email(users: Iterable[CustomerUser], email: EmailAddress) -> None:
-    if any(u.email.key == email.key for u in users):
-        raise InvariantViolation(
-            f"{email} is already a user of this customer", rule="C4", path="email"
-        )
 
 
 # -- the customer ------------------------------------------------------------------
@@ -424,25 +564,32 @@ class CustomerStatus(enum.Enum):
 
 
 _SYNCED_FIELDS: Final = ("company", "address")
+"""The fields of a synced customer that only its integration changes (C6)."""
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, repr=False)
 class Customer:
     """A company billed by one partner, with the people who pay its invoices.
 
     Build one with :class:`CustomerDraft` (by hand) or :meth:`from_sync` (from
-    an integration); change it only through its commands.
+    an integration); change it only through its commands. Each command
+    returns a new customer carrying a ``customer_updated`` (or
+    ``customer_archived``) event in :attr:`events`, and leaves this one
+    untouched; a command that changes nothing returns this very customer.
+
+    Every customer that exists, however it was built, has at least one user
+    (C5), unique emails among its users (C4) and valid fields.
     """
 
     id: CustomerId
     partner_id: PartnerId
     company: str
     address: Address
-    users: tuple[CustomerUser, ...] = attrs.field(converter=_user_tuple)
+    users: tuple[CustomerUser, ...] = attrs.field(converter=_as_tuple)
     legal_name: str | None = None
     ein: EIN | None = None
     billing_email: EmailAddress | None = None
-    tags: frozenset[TagId] = attrs.field(default=frozenset(), converter=_tag_set)
+    tags: frozenset[TagId] = attrs.field(default=frozenset(), converter=_as_frozenset)
     status: CustomerStatus = CustomerStatus.ACTIVE
     external_ref: ExternalRef | None = None
     card_fee_exception: CardFeeBearer | None = None
@@ -451,16 +598,25 @@ class Customer:
     events: tuple[Event, ...] = _events()
 
     def __attrs_post_init__(self) -> None:
-        if not self.users:
+        check = _FieldCheck(self)
+        check.instance("id", CustomerId, "a CustomerId")
+        check.instance("partner_id", PartnerId, "a PartnerId")
+        check.text("company")
+        check.instance("address", Address, "an Address")
+        users_ok = check.items("users", CustomerUser, "a CustomerUser")
+        check.text("legal_name", optional=True)
+        check.instance("ein", EIN, "an EIN", optional=True)
+        check.instance("billing_email", EmailAddress, "an EmailAddress", optional=True)
+        check.items("tags", TagId, "a TagId", kind_of_list=frozenset)
+        check.choice("status", CustomerStatus)
+        check.instance("external_ref", ExternalRef, "an ExternalRef", optional=True)
+        check.choice("card_fee_exception", CardFeeBearer, optional=True)
+        check.datetime("created_at")
+        check.version()
+        if users_ok and not self.users:
             raise InvariantViolation("a customer needs at least one user", rule="C5", path="users")
+        check.done()  # raises unless the users are a tuple of CustomerUser
         _check_users(self.users)
-        found = FieldErrors()
-        found.check("", _fields.required_text, "company", self.company)
-        found.check("", _fields.optional_text, "legal_name", self.legal_name)
-        found.check("", _fields.choice, "status", self.status, CustomerStatus)
-        found.check("", _fields.aware_datetime, "created_at", self.created_at)
-        found.check("", _fields.version_number, "version", self.version)
-        found.raise_if_any()
 
     # -- building from an integration ---------------------------------------
 
@@ -472,17 +628,33 @@ class Customer:
         external_ref: ExternalRef,
         company: object,
         address: object,
-        users: Iterable[CustomerUser],
+        users: Iterable[CustomerUser | Mapping[str, object]],
         legal_name: object = None,
         ein: object = None,
         billing_email: object = None,
     ) -> Customer:
-        """A customer synced in from one of the partner's integrations.
+        """A customer synced in from one of the partner's integrations,
+        carrying ``customer_created``.
+
+        The integration named by ``external_ref.system`` must be connected
+        and sync customers (C6). ``users`` are :class:`CustomerUser` values or
+        mappings of their fields (``first_name``, ``last_name``, ``email``,
+        optionally ``notifications``), as a sync gives them; at least one is
+        needed (C5). Every invalid field is reported at once
+        (``users[1].email``, ``address.postal_code``).
 
         Its company, address and external reference are controlled by the
         integration (C6, C10): the partner cannot edit them, only
-        :meth:`apply_sync` can.
+        :meth:`apply_sync` can change the first two, and the reference never
+        changes. That no other customer of the partner that is not archived
+        has the same reference (C10) is checked when it is stored.
         """
+        if not isinstance(external_ref, ExternalRef):
+            raise ValidationError.single(
+                "external_ref",
+                "wrong_type",
+                f"'external_ref' must be an ExternalRef (got {type(external_ref).__name__})",
+            )
         integration = partner.integration(external_ref.system)
         if not integration.syncs_customers:
             raise InvariantViolation(
@@ -490,19 +662,31 @@ class Customer:
                 rule="C6",
                 path="external_ref",
             )
-        details = CustomerDetails.parse(
+        found = FieldErrors()
+        details = found.check(
+            "",
+            CustomerDetails.parse,
             company=company,
             address=address,
             legal_name=legal_name,
             ein=ein,
             billing_email=billing_email,
         )
+        clean_users = found.check(
+            "",
+            _users_from,
+            "users",
+            list(users)
+            if isinstance(users, Iterable) and not isinstance(users, str | Mapping)
+            else users,
+        )
+        found.raise_if_any()
         customer = cls(
             id=CustomerId.new(),
             partner_id=partner.id,
             company=details.company,
             address=details.address,
-            users=tuple(users),
+            users=clean_users,
             legal_name=details.legal_name,
             ein=details.ein,
             billing_email=details.billing_email,
@@ -530,14 +714,24 @@ class Customer:
         """Came from an integration (has an external reference)."""
         return self.external_ref is not None
 
-    def user(self, ref: UserId | EmailAddress | str) -> CustomerUser:
+    @property
+    def source(self) -> str:
+        """``"manual"``, or the external reference (``"connectwise:4711"``)."""
+        return "manual" if self.external_ref is None else str(self.external_ref)
+
+    def user(self, ref: UserId | EmailAddress | CustomerUser | str) -> CustomerUser:
         """The user with that id or email (``NotFound`` otherwise)."""
         return _find_user(self.users, ref)
 
     def has_user(self, email: EmailAddress | str) -> bool:
-        """Whether ``email`` is one of this customer's users."""
+        """Whether ``email`` is one of this customer's users (any case)."""
         key = _email("email", email).key
         return any(u.email.key == key for u in self.users)
+
+    def has_access(self, email: EmailAddress | str) -> bool:
+        """Whether ``email`` may log in and see this customer's invoices: one
+        of its users, and the customer not archived (C8)."""
+        return self.is_active and self.has_user(email)
 
     def card_fee_bearer(self, partner: Partner) -> CardFeeBearer:
         """Who bears card fees for this customer: its exception, else the policy."""
@@ -561,6 +755,12 @@ class Customer:
                 "an archived customer cannot be changed; restore it first", rule="C8"
             )
 
+    def _refuse_new_external_ref(self, external_ref: object) -> None:
+        if external_ref is not KEEP and external_ref != self.external_ref:
+            raise InvariantViolation(
+                "a customer's external reference never changes", rule="C10", path="external_ref"
+            )
+
     def update_details(
         self,
         *,
@@ -569,39 +769,47 @@ class Customer:
         legal_name: object = KEEP,
         ein: object = KEEP,
         billing_email: object = KEEP,
+        external_ref: object = KEEP,
     ) -> Customer:
         """Change the company's details (C7); every invalid field is reported
         at once. Omitted arguments keep their value; ``None`` clears an
-        optional one.
+        optional one. Refused on an archived customer (C8).
 
         A synced customer's company and address belong to its integration
-        (C6): change them with :meth:`apply_sync`.
+        (C6): giving them a new value here is refused (the same value is
+        accepted, as a form posts every field); :meth:`apply_sync` changes
+        them. ``external_ref`` is accepted only to be refused when it differs:
+        an external reference never changes (C10).
         """
         self._refuse_if_archived()
-        wanted = {
-            "company": company,
-            "address": address,
-            "legal_name": legal_name,
-            "ein": ein,
-            "billing_email": billing_email,
-        }
-        if self.is_synced:
-            for name in _SYNCED_FIELDS:
-                if wanted[name] is not KEEP:
-                    raise InvariantViolation(
-                        f"'{name}' of a synced customer comes from its integration",
-                        rule="C6",
-                        path=name,
-                    )
-        return self._apply_details(wanted)
+        self._refuse_new_external_ref(external_ref)
+        return self._apply_details(
+            {
+                "company": company,
+                "address": address,
+                "legal_name": legal_name,
+                "ein": ein,
+                "billing_email": billing_email,
+            },
+            synced_fields_locked=self.is_synced,
+        )
 
-    def _apply_details(self, wanted: dict[str, object]) -> Customer:
+    def _apply_details(self, wanted: dict[str, object], *, synced_fields_locked: bool) -> Customer:
         merged = {
             name: getattr(self, name) if value is KEEP else value for name, value in wanted.items()
         }
         details = CustomerDetails.parse(**merged)
-        fields = {name: getattr(details, name) for name in wanted}
-        changes = tuple(name for name, value in fields.items() if value != getattr(self, name))
+        fields = {name: getattr(details, name) for name in _DETAIL_FIELDS}
+        changes = tuple(name for name in _DETAIL_FIELDS if fields[name] != getattr(self, name))
+        if synced_fields_locked:
+            for name in _SYNCED_FIELDS:
+                if name in changes:
+                    raise InvariantViolation(
+                        f"'{name}' of a synced customer comes from its integration "
+                        f"({self.source}); change it there",
+                        rule="C6",
+                        path=name,
+                    )
         if not changes:
             return self
         return self._changed(changes, **fields)
@@ -614,13 +822,18 @@ class Customer:
         legal_name: object = KEEP,
         ein: object = KEEP,
         billing_email: object = KEEP,
+        external_ref: object = KEEP,
     ) -> Customer:
         """What the integration says changed: the one path that may change a
-        synced customer's company and address (C6). Its external reference
-        never changes (C10).
+        synced customer's company and address (C6), archived or not.
+        Its external reference never changes (C10): ``external_ref``, when
+        given, must be the customer's own.
         """
         if not self.is_synced:
-            raise InvariantViolation("only a synced customer is changed by a sync", rule="C6")
+            raise InvariantViolation(
+                "only a synced customer is changed by a sync", rule="C6", path="external_ref"
+            )
+        self._refuse_new_external_ref(external_ref)
         return self._apply_details(
             {
                 "company": company,
@@ -628,7 +841,8 @@ class Customer:
                 "legal_name": legal_name,
                 "ein": ein,
                 "billing_email": billing_email,
-            }
+            },
+            synced_fields_locked=False,
         )
 
     def add_user(
@@ -639,7 +853,8 @@ class Customer:
         email: str | EmailAddress,
         notifications: bool = True,
     ) -> Customer:
-        """Give one more person a login to this customer (emails unique, C4)."""
+        """Give one more person a login to this customer; emails are unique,
+        compared case-insensitively (C4)."""
         self._refuse_if_archived()
         user = CustomerUser.new(
             first_name=first_name, last_name=last_name, email=email, notifications=notifications
@@ -647,7 +862,7 @@ class Customer:
         _refuse_taken_email(self.users, user.email)
         return self._changed(("users",), users=(*self.users, user))
 
-    def remove_user(self, user: UserId | EmailAddress | str) -> Customer:
+    def remove_user(self, user: UserId | EmailAddress | CustomerUser | str) -> Customer:
         """Take a user's login away, by id or email; never the last one (C5)."""
         self._refuse_if_archived()
         found = _find_user(self.users, user)
@@ -659,12 +874,18 @@ class Customer:
             )
         return self._changed(("users",), users=tuple(u for u in self.users if u is not found))
 
-    def set_notifications(self, user: UserId | EmailAddress | str, enabled: bool) -> Customer:
+    def set_notifications(
+        self, user: UserId | EmailAddress | CustomerUser | str, enabled: bool
+    ) -> Customer:
         """Switch a user's email notifications on or off."""
+        if not isinstance(enabled, bool):
+            raise ValidationError.single(
+                "enabled",
+                "wrong_type",
+                f"'enabled' must be true or false (got {type(enabled).__name__})",
+            )
         self._refuse_if_archived()
         found = _find_user(self.users, user)
-        if not isinstance(enabled, bool):
-            raise ValidationError.single("enabled", "wrong_type", "'enabled' must be true or false")
         if found.notifications is enabled:
             return self
         users = tuple(
@@ -672,37 +893,51 @@ class Customer:
         )
         return self._changed(("users",), users=users)
 
-    def set_tags(self, partner: Partner, tags: Iterable[TagId | str]) -> Customer:
-        """Carry exactly these tags, each from the partner's catalog (by id or name)."""
+    def set_tags(self, partner: Partner, tags: Iterable[TagId | Tag | str]) -> Customer:
+        """Carry exactly these tags, each from the partner's catalog (by id,
+        name or the tag itself); ``NotFound`` names the first tag not in it."""
+        if isinstance(tags, str | Tag) or not isinstance(tags, Iterable):
+            raise ValidationError.single(
+                "tags",
+                "wrong_type",
+                f"'tags' must be a list of tags, tag ids or names (got {type(tags).__name__})",
+            )
         self._refuse_if_archived()
         if partner.id != self.partner_id:
-            raise NotFound("partner", partner.id)
+            raise NotFound("customer", self.id)
         wanted = frozenset(partner.tag(t).id for t in tags)
         if wanted == self.tags:
             return self
         return self._changed(("tags",), tags=wanted)
 
-    def remove_tag(self, tag: TagId) -> Customer:
-        """Drop a tag (as when the partner deletes it from its catalog).
+    def remove_tag(self, tag: TagId | Tag) -> Customer:
+        """Drop a tag, as when the partner deletes it from its catalog
+        (:meth:`Partner.delete_tag <altpay_core.partner.Partner.delete_tag>`).
 
         Allowed on archived customers too: a deleted tag leaves every customer.
         """
-        if tag not in self.tags:
+        tag_id = tag.id if isinstance(tag, Tag) else tag
+        if not isinstance(tag_id, TagId):
+            raise ValidationError.single(
+                "tag", "wrong_type", f"'tag' must be a TagId or a Tag (got {type(tag).__name__})"
+            )
+        if tag_id not in self.tags:
             return self
-        return self._changed(("tags",), tags=self.tags - {tag})
+        return self._changed(("tags",), tags=self.tags - {tag_id})
 
     def set_card_fee_exception(self, bearer: CardFeeBearer | str | None) -> Customer:
-        """Override the partner's card-fee policy for this customer; ``None``
-        follows the policy again."""
-        self._refuse_if_archived()
+        """Override the partner's card-fee policy for this customer (who bears
+        card fees); ``None`` follows the policy again."""
         value = None if bearer is None else _fields.choice("bearer", bearer, CardFeeBearer)
+        self._refuse_if_archived()
         if value == self.card_fee_exception:
             return self
         return self._changed(("card_fee_exception",), card_fee_exception=value)
 
     def archive(self) -> Customer:
-        """Archive (soft delete): no new invoices, its users see nothing, the
-        history stays (C8)."""
+        """Archive (soft delete), carrying ``customer_archived``: no new
+        invoices, its users see nothing, the history stays (C8). Archiving an
+        archived customer changes nothing."""
         if not self.is_active:
             return self
         new = attrs.evolve(self, status=CustomerStatus.ARCHIVED)
@@ -715,10 +950,19 @@ class Customer:
         )
 
     def restore(self) -> Customer:
-        """Bring an archived customer back."""
+        """Bring an archived customer back (``customer_updated``)."""
         if self.is_active:
             return self
         return self._changed(("status",), status=CustomerStatus.ACTIVE)
+
+    # -- notebooks ----------------------------------------------------------------
+
+    def __repr__(self) -> str:
+        return (
+            f"Customer(id={str(self.id)!r}, company={self.company!r}, "
+            f"status={self.status.value!r}, source={self.source!r}, "
+            f"users={_emails(self.users)!r})"
+        )
 
     def _repr_html_(self) -> str:
         rows = [
@@ -727,9 +971,17 @@ class Customer:
             ("legal name", self.legal_name or "-"),
             ("EIN", str(self.ein) if self.ein else "-"),
             ("address", ", ".join(self.address.lines())),
+            ("billing email", str(self.billing_email) if self.billing_email else "-"),
             ("status", self.status.value),
-            ("source", str(self.external_ref) if self.external_ref else "manual"),
+            ("source", self.source),
             ("users", ", ".join(f"{u.name} <{u.email}>" for u in self.users)),
+            ("tags", str(len(self.tags))),
+            (
+                "card fees",
+                "partner's policy"
+                if self.card_fee_exception is None
+                else f"borne by the {self.card_fee_exception.value} (exception)",
+            ),
             ("version", str(self.version)),
         ]
         return html_table(f"Customer {self.company}", rows)
@@ -746,11 +998,11 @@ class AccessRequestStatus(enum.Enum):
     REJECTED = "rejected"
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, repr=False)
 class AccessRequest:
     """Someone used a partner's billing link but is no user of its customers.
 
-    An Admin or Sub-Admin resolves it (C9): :meth:`add_to_customer`,
+    An Admin or Sub-Admin resolves it, once (C9): :meth:`add_to_customer`,
     :meth:`start_customer` (a draft with the person already added as a user)
     or :meth:`reject`. Whether the email is already a user of one of the
     partner's customers is a question for the repository
@@ -771,21 +1023,33 @@ class AccessRequest:
     events: tuple[Event, ...] = _events()
 
     def __attrs_post_init__(self) -> None:
+        check = _FieldCheck(self)
+        check.instance("id", AccessRequestId, "an AccessRequestId")
+        check.instance("partner_id", PartnerId, "a PartnerId")
+        check.instance("email", EmailAddress, "an EmailAddress")
+        check.text("first_name", optional=True, max_length=_NAME_MAX)
+        check.text("last_name", optional=True, max_length=_NAME_MAX)
+        check.choice("status", AccessRequestStatus)
+        check.instance("customer_id", CustomerId, "a CustomerId", optional=True)
+        check.instance("resolved_by", TeamMemberId, "a TeamMemberId", optional=True)
+        check.datetime("requested_at")
+        check.datetime("resolved_at", optional=True)
+        check.version()
+        check.done()
         pending = self.status is AccessRequestStatus.PENDING
         if pending != (self.resolved_at is None) or pending != (self.resolved_by is None):
             raise InvariantViolation(
                 "a resolved access request records who resolved it and when; "
                 "a pending one has neither",
-                rule="C9",
-                path="status",
+                rule="access-request-resolution",
+                path="resolved_by",
             )
         if (self.status is AccessRequestStatus.APPROVED) != (self.customer_id is not None):
             raise InvariantViolation(
                 "an approved access request names the customer it was added to, and only then",
-                rule="C9",
+                rule="access-request-resolution",
                 path="customer_id",
             )
-        _fields.version_number("version", self.version)
 
     @classmethod
     def open(
@@ -796,11 +1060,14 @@ class AccessRequest:
         first_name: str | None = None,
         last_name: str | None = None,
     ) -> AccessRequest:
-        """Record that ``email`` asked for access through the billing link."""
+        """Record that ``email`` asked for access through the billing link.
+        Every invalid field is reported at once."""
         found = FieldErrors()
         clean_email = found.check("", _email, "email", email)
-        first = found.check("", _fields.optional_text, "first_name", first_name)
-        last = found.check("", _fields.optional_text, "last_name", last_name)
+        first = found.check(
+            "", _fields.optional_text, "first_name", first_name, max_length=_NAME_MAX
+        )
+        last = found.check("", _fields.optional_text, "last_name", last_name, max_length=_NAME_MAX)
         found.raise_if_any()
         return cls(
             id=AccessRequestId.new(),
@@ -810,22 +1077,46 @@ class AccessRequest:
             last_name=last,
         )
 
+    @property
+    def is_pending(self) -> bool:
+        """Not resolved yet."""
+        return self.status is AccessRequestStatus.PENDING
+
     def _resolver(self, partner: Partner, by: TeamMemberId | TeamMember) -> TeamMember:
         if partner.id != self.partner_id:
             raise NotFound("access request", self.id)
+        # C9: only the roles allowed to approve access requests (Admin and
+        # Sub-Admin) resolve one, either way.
         member = partner.authorize(by, Action.APPROVE_ACCESS_REQUESTS)
-        if self.status is not AccessRequestStatus.PENDING:
+        if not self.is_pending:
             raise InvariantViolation(
-                f"this access request is already {self.status.value}", rule="C9"
+                f"this access request is already {self.status.value}",
+                rule="access-request-resolved-once",
+                path="status",
             )
         return member
 
     def _names(self, first_name: str | None, last_name: str | None) -> tuple[str, str]:
         found = FieldErrors()
-        first = found.check("", _fields.required_text, "first_name", first_name or self.first_name)
-        last = found.check("", _fields.required_text, "last_name", last_name or self.last_name)
+        names: list[str] = []
+        for field, given, kept in (
+            ("first_name", first_name, self.first_name),
+            ("last_name", last_name, self.last_name),
+        ):
+            value = kept if given is None else given
+            if value is None:
+                found.add(
+                    field,
+                    "missing",
+                    f"'{field}' is required to add {self.email} as a user "
+                    "(the request came without it)",
+                )
+            else:
+                names.append(
+                    found.check("", _fields.required_text, field, value, max_length=_NAME_MAX)
+                )
         found.raise_if_any()
-        return first, last
+        return names[0], names[1]
 
     def _resolved(
         self,
@@ -852,7 +1143,12 @@ class AccessRequest:
     ) -> tuple[AccessRequest, Customer]:
         """Approve: the person becomes a user of an existing ``customer``.
 
-        Names default to the ones given with the request.
+        Returns the resolved request and the customer with its new user (and
+        a ``customer_updated`` event); store both in one unit of work. Names
+        default to the ones given with the request. Refused unless ``by`` is
+        an Admin or Sub-Admin of ``partner`` (C9), for a request already
+        resolved, and as :meth:`Customer.add_user` refuses (an archived
+        customer, an email already a user).
         """
         member = self._resolver(partner, by)
         if customer.partner_id != self.partner_id:
@@ -871,7 +1167,10 @@ class AccessRequest:
     ) -> tuple[AccessRequest, CustomerDraft]:
         """Approve by creating a new customer: a draft at step 1 with the
         person already added as its user. The request names the draft's
-        customer id; the customer exists once the draft is created."""
+        customer id; the customer exists once the draft is created.
+
+        Refused as :meth:`add_to_customer` is, and (C6) for a partner whose
+        customers are synced."""
         member = self._resolver(partner, by)
         first, last = self._names(first_name, last_name)
         draft = CustomerDraft.start(partner)
@@ -880,6 +1179,26 @@ class AccessRequest:
         return self._resolved(member, AccessRequestStatus.APPROVED, draft.customer_id), draft
 
     def reject(self, *, partner: Partner, by: TeamMemberId | TeamMember) -> AccessRequest:
-        """Refuse access."""
+        """Refuse access (an Admin or Sub-Admin only, C9)."""
         member = self._resolver(partner, by)
         return self._resolved(member, AccessRequestStatus.REJECTED, None)
+
+    # -- notebooks ----------------------------------------------------------------
+
+    def __repr__(self) -> str:
+        return (
+            f"AccessRequest(id={str(self.id)!r}, email={str(self.email)!r}, "
+            f"status={self.status.value!r})"
+        )
+
+    def _repr_html_(self) -> str:
+        name = " ".join(n for n in (self.first_name, self.last_name) if n) or "-"
+        rows = [
+            ("id", str(self.id)),
+            ("email", str(self.email)),
+            ("name", name),
+            ("status", self.status.value),
+            ("customer", str(self.customer_id) if self.customer_id else "-"),
+            ("requested at", self.requested_at.isoformat()),
+        ]
+        return html_table("Access request", rows)

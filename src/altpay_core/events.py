@@ -20,6 +20,7 @@ from typing import ClassVar
 
 import attrs
 
+from .errors import FieldErrors, ValidationError
 from .values import PartnerId
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "CustomerArchived",
     "CustomerCreated",
     "CustomerUpdated",
+    "DefaultPaymentMethodChanged",
     "Event",
     "InvoiceArchived",
     "InvoiceCreated",
@@ -34,7 +36,10 @@ __all__ = [
     "InvoiceUpdated",
     "PaymentChargeback",
     "PaymentFailed",
+    "PaymentMethodAdded",
+    "PaymentMethodDeleted",
     "PaymentRefunded",
+    "PaymentSettled",
     "PaymentSucceeded",
     "utc_now",
 ]
@@ -47,8 +52,6 @@ def utc_now() -> dt.datetime:
 
 def _aware(value: dt.datetime) -> dt.datetime:
     if not isinstance(value, dt.datetime) or value.tzinfo is None:
-        from .errors import ValidationError
-
         raise ValidationError.single(
             "occurred_at",
             "invalid_datetime",
@@ -57,15 +60,34 @@ def _aware(value: dt.datetime) -> dt.datetime:
     return value.astimezone(dt.UTC)
 
 
+def _as_tuple(value: object) -> object:
+    # A list of changed fields becomes a tuple; anything else is reported.
+    return tuple(value) if isinstance(value, list | tuple) else value
+
+
 EVENT_TYPES: dict[str, type[Event]] = {}
+"""Every event class, by its webhook topic."""
 
 
 @attrs.frozen(kw_only=True)
 class Event:
     """Something that happened to an aggregate, to be published once stored.
 
-    ``changes`` names the fields that changed (empty where the topic says it
-    all, as in ``customer_created``).
+    Every event names the partner (``partner_id``), the aggregate it happened
+    to (``aggregate_id``, the aggregate's id as text, such as ``cus_...``),
+    when it happened (``occurred_at``, in UTC) and what changed
+    (``changes``: the names of the fields that changed, such as
+    ``("company", "address")``; empty where the topic says it all, as in
+    ``customer_created``). ``topic`` is the webhook topic.
+
+    Only the concrete classes (one per topic) are built; ``Event`` itself is
+    the type to read any of them back with (``from_dict(Event, data)``).
+
+    >>> from altpay_core.values import PartnerId
+    >>> e = CustomerUpdated(partner_id=PartnerId("par_1"), aggregate_id="cus_1",
+    ...                     changes=["company"])
+    >>> e.topic, e.changes
+    ('customer_updated', ('company',))
     """
 
     topic: ClassVar[str] = ""
@@ -73,12 +95,49 @@ class Event:
     partner_id: PartnerId
     aggregate_id: str
     occurred_at: dt.datetime = attrs.field(factory=utc_now, converter=_aware)
-    changes: tuple[str, ...] = ()
+    changes: tuple[str, ...] = attrs.field(default=(), converter=_as_tuple)
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
         if cls.topic:
             EVENT_TYPES[cls.topic] = cls
+
+    def __attrs_post_init__(self) -> None:
+        found = FieldErrors()
+        if not self.topic:
+            found.add(
+                "topic",
+                "abstract_event",
+                f"'{type(self).__name__}' has no webhook topic; build one of "
+                f"{', '.join(sorted(EVENT_TYPES))}",
+            )
+        if not isinstance(self.partner_id, PartnerId):
+            found.add(
+                "partner_id",
+                "wrong_type",
+                f"'partner_id' must be a PartnerId (got {type(self.partner_id).__name__})",
+            )
+        if not isinstance(self.aggregate_id, str) or not self.aggregate_id.strip():
+            found.add(
+                "aggregate_id",
+                "blank",
+                f"'aggregate_id' must be the aggregate's id as text (got {self.aggregate_id!r})",
+            )
+        if not isinstance(self.changes, tuple):
+            found.add(
+                "changes",
+                "wrong_type",
+                f"'changes' must be a list of field names (got {type(self.changes).__name__})",
+            )
+        else:
+            for index, name in enumerate(self.changes):
+                if not isinstance(name, str) or not name:
+                    found.add(
+                        f"changes[{index}]",
+                        "wrong_type",
+                        f"'changes[{index}]' must be a field name (got {name!r})",
+                    )
+        found.raise_if_any()
 
 
 @attrs.frozen(kw_only=True)
@@ -156,3 +215,39 @@ class PaymentChargeback(Event):
     """A card payment was disputed, or an ACH debit returned as unauthorised."""
 
     topic: ClassVar[str] = "payment_chargeback"
+
+
+# -- invoices and payments: more topics ----------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class PaymentSettled(Event):
+    """A succeeded payment's funds settled, so it may now be refunded (I7).
+
+    Kept for the outbox and the audit trail; partners hear about settled
+    funds through the payout topics.
+    """
+
+    topic: ClassVar[str] = "payment_settled"
+
+
+@attrs.frozen(kw_only=True)
+class PaymentMethodAdded(Event):
+    """A customer saved a card or bank account (the aggregate is the
+    customer's payment methods: its id is the customer's)."""
+
+    topic: ClassVar[str] = "payment_method_added"
+
+
+@attrs.frozen(kw_only=True)
+class PaymentMethodDeleted(Event):
+    """A customer's saved payment method was archived (the product's delete)."""
+
+    topic: ClassVar[str] = "payment_method_deleted"
+
+
+@attrs.frozen(kw_only=True)
+class DefaultPaymentMethodChanged(Event):
+    """A customer's default payment method changed (or there is none left)."""
+
+    topic: ClassVar[str] = "default_payment_method_changed"

@@ -10,6 +10,8 @@ has connected. It is immutable: every command returns a new partner.
 >>> p = p.add_team_member(name="Ada Admin", email="ada@northwind.example", role=Role.ADMIN)
 >>> p.team[0].role
 <Role.ADMIN: 'admin'>
+>>> p.authorize(p.team[0], Action.MANAGE_BANKING).name
+'Ada Admin'
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any, Final
@@ -25,7 +28,15 @@ import attrs
 
 from . import _fields
 from ._html import html_table
-from .errors import FieldErrors, InvariantViolation, NotFound, PermissionDenied, ValidationError
+from .errors import (
+    FieldError,
+    FieldErrors,
+    InvariantViolation,
+    NotFound,
+    PermissionDenied,
+    ValidationError,
+    join_path,
+)
 from .events import Event, utc_now
 from .money import Currency, Money, Rounding
 from .values import EmailAddress, PartnerId, TagId, TeamMemberId
@@ -44,13 +55,178 @@ __all__ = [
 COUNTRY_CURRENCIES: Final = {"US": "USD", "CA": "CAD"}
 
 
+# -- shared by the aggregates' constructors -----------------------------------
+
+
+class _Keep(enum.Enum):
+    KEEP = "keep"
+
+    def __repr__(self) -> str:
+        return "KEEP"
+
+
+KEEP: Final = _Keep.KEEP
+"""Marks an argument of an update as "leave this field as it is" (the
+default of every argument of an update command; ``None`` clears an optional
+field instead)."""
+
+
+class _FieldCheck:
+    """Checks the fields of an instance that was just built, in its
+    ``__attrs_post_init__``: every invalid field is reported at once.
+
+    Text is stored trimmed and enumerations as their members, whatever form
+    the constructor was given; every other field must already have its type.
+    So an instance built directly, not through a command, satisfies the same
+    rules as one a command built.
+    """
+
+    __slots__ = ("found", "obj")
+
+    def __init__(self, obj: Any) -> None:
+        self.obj = obj
+        self.found = FieldErrors()
+
+    def _set(self, name: str, value: object) -> None:
+        object.__setattr__(self.obj, name, value)
+
+    def text(self, name: str, *, optional: bool = False, max_length: int = 200) -> None:
+        value = getattr(self.obj, name)
+        parse = _fields.optional_text if optional else _fields.required_text
+        try:
+            clean = parse(name, value, max_length=max_length)
+        except ValidationError as error:
+            self.found.errors.extend(error.errors)
+            return
+        if clean is not value:
+            self._set(name, clean)
+
+    def choice(self, name: str, kind: type[enum.Enum], *, optional: bool = False) -> None:
+        value = getattr(self.obj, name)
+        if isinstance(value, kind) or (optional and value is None):
+            return
+        try:
+            self._set(name, _fields.choice(name, value, kind))
+        except ValidationError as error:
+            self.found.errors.extend(error.errors)
+
+    def instance(self, name: str, kind: type[Any], label: str, *, optional: bool = False) -> None:
+        value = getattr(self.obj, name)
+        if isinstance(value, kind) or (optional and value is None):
+            return
+        self.found.add(name, "wrong_type", _wrong_type(name, label, value, optional=optional))
+
+    def items(
+        self, name: str, kind: type[Any], label: str, *, kind_of_list: type[Any] = tuple
+    ) -> bool:
+        """A tuple (or ``kind_of_list``) whose every item is a ``kind``."""
+        value = getattr(self.obj, name)
+        if not isinstance(value, kind_of_list):
+            self.found.add(
+                name, "wrong_type", f"'{name}' must be a list (got {type(value).__name__})"
+            )
+            return False
+        ok = True
+        for index, item in enumerate(value):
+            if not isinstance(item, kind):
+                where = f"{name}[{index}]"
+                self.found.add(where, "wrong_type", _wrong_type(where, label, item))
+                ok = False
+        return ok
+
+    def boolean(self, name: str) -> None:
+        value = getattr(self.obj, name)
+        if not isinstance(value, bool):
+            self.found.add(
+                name, "wrong_type", f"'{name}' must be true or false (got {type(value).__name__})"
+            )
+
+    def datetime(self, name: str, *, optional: bool = False) -> None:
+        value = getattr(self.obj, name)
+        if optional and value is None:
+            return
+        try:
+            clean = _fields.aware_datetime(name, value)
+        except ValidationError as error:
+            self.found.errors.extend(error.errors)
+            return
+        if clean.tzinfo is not value.tzinfo:
+            self._set(name, clean)
+
+    def version(self) -> None:
+        self.found.check("", _fields.version_number, "version", self.obj.version)
+
+    def done(self) -> None:
+        self.found.raise_if_any()
+
+
+def _wrong_type(path: str, label: str, value: object, *, optional: bool = False) -> str:
+    expected = f"{label} or None" if optional else label
+    return f"'{path}' must be {expected} (got {type(value).__name__})"
+
+
+def _as_tuple(value: object) -> object:
+    # Lists become tuples; anything else is left for the checks to report.
+    return tuple(value) if isinstance(value, list | tuple) else value
+
+
+def _email(path: str, value: object) -> EmailAddress:
+    if isinstance(value, EmailAddress):
+        return value
+    try:
+        return EmailAddress(value)  # type: ignore[arg-type]
+    except ValidationError as error:
+        # EmailAddress names its field 'email'; name the one being filled.
+        field = path.rpartition(".")[2]
+        raise ValidationError(
+            [
+                FieldError(
+                    join_path(path, e.path),
+                    e.code,
+                    e.message.replace("'email'", f"'{field}'", 1),
+                )
+                for e in error.errors
+            ]
+        ) from None
+
+
+def _events() -> Any:
+    # Pending events: not an init argument, not part of equality nor of the
+    # data (to_dict); a command copies them onto the new instance.
+    return attrs.field(factory=tuple, init=False, eq=False, repr=False)
+
+
+# -- roles and permissions ------------------------------------------------------
+
+
 class Role(enum.Enum):
-    """What a partner's team member may do."""
+    """What a partner's team member may do (see :data:`ROLE_ACTIONS`).
+
+    >>> Role.SUB_ADMIN.label
+    'Sub-Admin'
+    """
 
     ADMIN = "admin"
+    """Everything: invoices, customers, access requests, integrations, team, banking."""
     SUB_ADMIN = "sub_admin"
+    """Everything but banking details."""
     MEMBER = "member"
+    """View and edit invoices only."""
     READ_ONLY = "read_only"
+    """View invoices only."""
+
+    @property
+    def label(self) -> str:
+        """The role as the product's dashboard names it."""
+        return _ROLE_LABELS[self]
+
+
+_ROLE_LABELS: Final = {
+    Role.ADMIN: "Admin",
+    Role.SUB_ADMIN: "Sub-Admin",
+    Role.MEMBER: "Member",
+    Role.READ_ONLY: "Read-Only",
+}
 
 
 class Action(enum.StrEnum):
@@ -74,25 +250,30 @@ ROLE_ACTIONS: Final[Mapping[Role, frozenset[Action]]] = {
     Role.MEMBER: frozenset({Action.VIEW_INVOICES, Action.EDIT_INVOICES}),
     Role.READ_ONLY: frozenset({Action.VIEW_INVOICES}),
 }
-
-
-def _email(path: str, value: object) -> EmailAddress:
-    if isinstance(value, EmailAddress):
-        return value
-    try:
-        return EmailAddress(value)  # type: ignore[arg-type]
-    except ValidationError as error:
-        raise error.under(path) from None
+"""The permissions table: the actions each role may perform."""
 
 
 @attrs.frozen
 class TeamMember:
-    """A partner's staff login."""
+    """A partner's staff login: name, email and role.
+
+    >>> m = TeamMember.new(name="Ada", email="ada@northwind.example", role="sub_admin")
+    >>> m.role.label, m.may(Action.MANAGE_BANKING)
+    ('Sub-Admin', False)
+    """
 
     id: TeamMemberId
     name: str
     email: EmailAddress
     role: Role
+
+    def __attrs_post_init__(self) -> None:
+        check = _FieldCheck(self)
+        check.instance("id", TeamMemberId, "a TeamMemberId")
+        check.text("name")
+        check.instance("email", EmailAddress, "an EmailAddress")
+        check.choice("role", Role)
+        check.done()
 
     @classmethod
     def new(cls, *, name: str, email: str | EmailAddress, role: Role | str) -> TeamMember:
@@ -109,22 +290,39 @@ class TeamMember:
         return action in ROLE_ACTIONS[self.role]
 
 
+# -- tags -----------------------------------------------------------------------
+
 _COLOUR = re.compile(r"#[0-9A-Fa-f]{6}")
+_TAG_NAME_MAX: Final = 50
+_TAG_DESCRIPTION_MAX: Final = 500
 
 
 def _colour(path: str, value: object) -> str:
     if not isinstance(value, str) or not _COLOUR.fullmatch(value.strip()):
+        shown = repr(value) if isinstance(value, str) else type(value).__name__
         raise ValidationError.single(
             path,
             "invalid_colour",
-            f"'{path}' must be a colour written #RRGGBB, like #1A2B3C (got {value!r})",
+            f"'{path}' must be a colour written #RRGGBB, like #1A2B3C (got {shown})",
         )
     return value.strip().upper()
 
 
+def _tag_key(name: str) -> str:
+    # Compatibility-normalised, then case-folded: "Café" typed two ways, or
+    # "VIP" and "vip", name one tag.
+    return unicodedata.normalize("NFKC", name).casefold()
+
+
 @attrs.frozen
 class Tag:
-    """A partner-defined label for customers: unique name, colour, description."""
+    """A partner-defined label for customers: a name that is unique in the
+    catalog (case-insensitively), a colour ``#RRGGBB`` (required) and an
+    optional description.
+
+    >>> Tag.new(name="VIP", colour="#ff8800").colour
+    '#FF8800'
+    """
 
     id: TagId
     name: str
@@ -132,28 +330,31 @@ class Tag:
     description: str | None = None
 
     def __attrs_post_init__(self) -> None:
-        found = FieldErrors()
-        found.check("", _fields.required_text, "name", self.name, max_length=50)
-        found.check("", _colour, "colour", self.colour)
-        found.check("", _fields.optional_text, "description", self.description, max_length=500)
-        found.raise_if_any()
+        check = _FieldCheck(self)
+        check.instance("id", TagId, "a TagId")
+        check.text("name", max_length=_TAG_NAME_MAX)
+        try:
+            clean = _colour("colour", self.colour)
+        except ValidationError as error:
+            check.found.errors.extend(error.errors)
+        else:
+            if clean != self.colour:
+                object.__setattr__(self, "colour", clean)
+        check.text("description", optional=True, max_length=_TAG_DESCRIPTION_MAX)
+        check.done()
 
     @classmethod
     def new(cls, *, name: str, colour: str, description: str | None = None) -> Tag:
-        """A new tag; every invalid field is reported at once."""
-        found = FieldErrors()
-        clean_name = found.check("", _fields.required_text, "name", name, max_length=50)
-        clean_colour = found.check("", _colour, "colour", colour)
-        clean_description = found.check(
-            "", _fields.optional_text, "description", description, max_length=500
-        )
-        found.raise_if_any()
-        return cls(TagId.new(), clean_name, clean_colour, clean_description)
+        """A new tag with a fresh id; every invalid field is reported at once."""
+        return cls(TagId.new(), name, colour, description)
 
     @property
     def key(self) -> str:
         """The name as compared for uniqueness: case-insensitively."""
-        return self.name.casefold()
+        return _tag_key(self.name)
+
+
+# -- card fees --------------------------------------------------------------------
 
 
 class CardFeeBearer(enum.Enum):
@@ -167,6 +368,57 @@ class CardFeeBearer(enum.Enum):
 
 DEFAULT_CARD_FEE_PERCENT: Final = Decimal("2.9")
 DEFAULT_CARD_FEE_FIXED: Final = Decimal("0.30")
+MAX_CARD_FEE_PERCENT: Final = Decimal(20)
+
+
+def _rate(path: str, value: object) -> Decimal:
+    """A percentage from 0 to 20, as a Decimal, a decimal string or an int
+    (never a float)."""
+    rate: Decimal | None = None
+    if isinstance(value, Decimal):
+        rate = value
+    elif isinstance(value, str | int) and not isinstance(value, bool):
+        try:
+            rate = Decimal(value.strip() if isinstance(value, str) else value)
+        except ArithmeticError:
+            rate = None
+    if rate is not None and rate.is_finite() and Decimal(0) <= rate <= MAX_CARD_FEE_PERCENT:
+        return rate
+    shown = repr(value) if isinstance(value, str | Decimal | int) else type(value).__name__
+    raise ValidationError.single(
+        path,
+        "invalid_rate",
+        f"'{path}' must be a percentage from 0 to {MAX_CARD_FEE_PERCENT}, "
+        f"as a Decimal or a string like '2.9' (got {shown})",
+    )
+
+
+def _fixed_fee(path: str, value: object, currency: Currency | None) -> Money:
+    """An amount of money of at least zero (in ``currency`` when given)."""
+    if isinstance(value, Money):
+        money = value
+    elif currency is None:
+        raise ValidationError.single(
+            path, "wrong_type", f"'{path}' must be Money (got {type(value).__name__})"
+        )
+    else:
+        try:
+            money = Money(value, currency)  # type: ignore[arg-type]
+        except ValidationError as error:
+            raise ValidationError(
+                [FieldError(path, e.code, e.message) for e in error.errors]
+            ) from None
+    if currency is not None and money.currency is not currency:
+        raise ValidationError.single(
+            path,
+            "currency_mismatch",
+            f"'{path}' must be in {currency.code} (got {money.currency.code})",
+        )
+    if money.is_negative:
+        raise ValidationError.single(
+            path, "negative_fee", f"'{path}' must be zero or more (got {money})"
+        )
+    return money
 
 
 @attrs.frozen
@@ -174,7 +426,8 @@ class CardFeePolicy:
     """How a partner's card fees are charged: who bears them, and the rate.
 
     The fee of a card payment is ``rate_percent`` of the amount, rounded
-    half-even to the minor unit, plus ``fixed``. Bank debits carry none.
+    half-even to the minor unit, plus ``fixed``. Bank debits carry none. By
+    default (:meth:`default`) it is 2.9% + 0.30, passed to the customer.
 
     >>> CardFeePolicy.default("USD").fee_for(Money("100.00", "USD"))
     Money('3.20', 'USD')
@@ -185,38 +438,52 @@ class CardFeePolicy:
     fixed: Money
 
     def __attrs_post_init__(self) -> None:
-        found = FieldErrors()
-        found.check("", _fields.choice, "bearer", self.bearer, CardFeeBearer)
-        if not isinstance(self.rate_percent, Decimal) or not (
-            Decimal(0) <= self.rate_percent <= Decimal(20)
-        ):
-            found.add(
-                "rate_percent",
-                "invalid_rate",
-                f"'rate_percent' must be a Decimal from 0 to 20 (got {self.rate_percent!r})",
-            )
-        if not isinstance(self.fixed, Money) or self.fixed.is_negative:
-            found.add(
-                "fixed",
-                "invalid_fixed_fee",
-                f"'fixed' must be an amount of money of at least zero (got {self.fixed!r})",
-            )
-        found.raise_if_any()
+        check = _FieldCheck(self)
+        check.choice("bearer", CardFeeBearer)
+        check.found.check("", _rate, "rate_percent", self.rate_percent)
+        check.found.check("", _fixed_fee, "fixed", self.fixed, None)
+        check.done()
 
     @classmethod
     def default(cls, currency: str | Currency) -> CardFeePolicy:
-        """2.9% + 0.30, passed to the customer."""
+        """2.9% + 0.30 (in ``currency``), passed to the customer."""
         return cls(
             CardFeeBearer.CUSTOMER,
             DEFAULT_CARD_FEE_PERCENT,
             Money(DEFAULT_CARD_FEE_FIXED, currency),
         )
 
+    @property
+    def passed_to_customer(self) -> bool:
+        """Whether card fees are added to what the customer pays."""
+        return self.bearer is CardFeeBearer.CUSTOMER
+
     def fee_for(self, amount: Money) -> Money:
-        """The card fee on ``amount`` (in the same currency), whoever bears it."""
+        """The card fee on a card payment of ``amount`` (in the policy's
+        currency), whoever bears it; nothing on a zero amount.
+
+        Raises :class:`~altpay_core.errors.CurrencyMismatch` for an amount in
+        another currency and :class:`~altpay_core.errors.ValidationError` for
+        a negative one.
+        """
+        if not isinstance(amount, Money):
+            raise ValidationError.single(
+                "amount", "wrong_type", f"'amount' must be Money (got {type(amount).__name__})"
+            )
+        if amount.is_negative:
+            raise ValidationError.single(
+                "amount", "negative_amount", f"'amount' must be zero or more (got {amount})"
+            )
         if amount.is_zero:
             return Money.zero(amount.currency)
         return amount.percent(self.rate_percent, rounding=Rounding.HALF_EVEN) + self.fixed
+
+
+# -- integrations -------------------------------------------------------------------
+
+
+def _system(path: str, value: object) -> str:
+    return _fields.required_text(path, value, max_length=50).lower()
 
 
 @attrs.frozen
@@ -224,7 +491,9 @@ class Integration:
     """A PSA or accounting system the partner has connected.
 
     ``system`` is the lower-case name used in external references
-    (``connectwise``, ``quickbooks_online``, ...).
+    (``connectwise``, ``quickbooks_online``, ...); it is stored trimmed and
+    lower-cased, as :class:`~altpay_core.values.ExternalRef` stores it.
+    ``syncs_customers`` and ``syncs_invoices`` say what it brings in.
     """
 
     system: str
@@ -232,88 +501,122 @@ class Integration:
     syncs_invoices: bool = False
 
     def __attrs_post_init__(self) -> None:
-        system = _fields.required_text("system", self.system, max_length=50)
-        if system != self.system or system != system.lower():
-            raise ValidationError.single(
-                "system",
-                "invalid_system",
-                f"'system' must be a lower-case name like 'connectwise' (got {self.system!r})",
-            )
+        check = _FieldCheck(self)
+        try:
+            clean = _system("system", self.system)
+        except ValidationError as error:
+            check.found.errors.extend(error.errors)
+        else:
+            if clean != self.system:
+                object.__setattr__(self, "system", clean)
+        check.boolean("syncs_customers")
+        check.boolean("syncs_invoices")
+        check.done()
+
+
+# -- the partner ------------------------------------------------------------------
 
 
 def _country(path: str, value: object) -> str:
     if isinstance(value, str) and value.strip().upper() in COUNTRY_CURRENCIES:
         return value.strip().upper()
+    shown = repr(value) if isinstance(value, str) else type(value).__name__
     raise ValidationError.single(
-        path, "unknown_country", f"'{path}' must be 'US' or 'CA' (got {value!r})"
+        path, "unknown_country", f"'{path}' must be 'US' or 'CA' (got {shown})"
     )
 
 
 def _partner_currency(path: str, value: object) -> Currency:
-    currency = value if isinstance(value, Currency) else None
-    if currency is None:
+    if isinstance(value, Currency):
+        currency = value
+    elif not isinstance(value, str):
+        # Checked here: Currency() itself lets unhashable input through as a
+        # TypeError.
+        raise ValidationError.single(
+            path,
+            "wrong_type",
+            f"'{path}' must be a currency code, USD or CAD (got {type(value).__name__})",
+        )
+    else:
         try:
-            currency = Currency(value)  # type: ignore[arg-type]
+            currency = Currency(value)
         except ValidationError as error:
             raise error.under(path) from None
-    if currency.code not in ("USD", "CAD"):
+    if currency.code not in COUNTRY_CURRENCIES.values():
         raise ValidationError.single(
             path, "unsupported_currency", f"'{path}' must be USD or CAD (got {currency.code!r})"
         )
     return currency
 
 
-def _events() -> Any:
-    return attrs.field(factory=tuple, init=False, eq=False, repr=False)
+def _default_card_fees(partner: Partner) -> CardFeePolicy:
+    try:
+        return CardFeePolicy.default(partner.currency)
+    except ValidationError:
+        # A bad currency is reported by the partner's own check, with its path.
+        return CardFeePolicy.default("USD")
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class Partner:
     """A firm that bills its customers on the platform.
 
-    Build one with :meth:`create`; change it only through its commands. A
-    command that a team member performs accepts ``by=``: when given, the
-    member's role is checked with :meth:`authorize` (the one permission check
-    of the library) and :class:`~altpay_core.errors.PermissionDenied` names
-    the role and the action.
+    Build one with :meth:`create`; change it only through its commands, each
+    of which returns a new partner. A command that a team member performs
+    accepts ``by=``: when given, the member's role is checked with
+    :meth:`authorize` (the one permission check of the library) and
+    :class:`~altpay_core.errors.PermissionDenied` names the role and the
+    action. Without ``by`` the command runs as the system (a sync, a
+    migration, or a service that has already checked).
     """
 
     id: PartnerId
     name: str
     country: str
     currency: Currency
-    team: tuple[TeamMember, ...] = ()
-    tags: tuple[Tag, ...] = ()
-    card_fees: CardFeePolicy = attrs.field()
-    integrations: tuple[Integration, ...] = ()
+    team: tuple[TeamMember, ...] = attrs.field(default=(), converter=_as_tuple)
+    tags: tuple[Tag, ...] = attrs.field(default=(), converter=_as_tuple)
+    card_fees: CardFeePolicy = attrs.field(
+        default=attrs.Factory(_default_card_fees, takes_self=True)
+    )
+    integrations: tuple[Integration, ...] = attrs.field(default=(), converter=_as_tuple)
     created_at: dt.datetime = attrs.field(factory=utc_now)
     version: int = 0
     events: tuple[Event, ...] = _events()
 
-    @card_fees.default
-    def _default_card_fees(self) -> CardFeePolicy:
-        return CardFeePolicy.default(self.currency)
-
     def __attrs_post_init__(self) -> None:
-        found = FieldErrors()
-        found.check("", _fields.required_text, "name", self.name)
-        country = found.check("", _country, "country", self.country)
+        check = _FieldCheck(self)
+        check.instance("id", PartnerId, "a PartnerId")
+        check.text("name")
+        country = check.found.check("", _country, "country", self.country)
         if country is not None and country != self.country:
-            found.add("country", "unknown_country", "'country' must be 'US' or 'CA'")
-        found.check("", _partner_currency, "currency", self.currency)
-        if self.card_fees.fixed.currency is not self.currency:
-            found.add(
+            object.__setattr__(self, "country", country)
+        currency = check.found.check("", _partner_currency, "currency", self.currency)
+        if currency is not None and currency is not self.currency:
+            object.__setattr__(self, "currency", currency)
+        check.items("team", TeamMember, "a TeamMember")
+        check.items("tags", Tag, "a Tag")
+        check.items("integrations", Integration, "an Integration")
+        check.instance("card_fees", CardFeePolicy, "a CardFeePolicy")
+        if (
+            currency is not None
+            and isinstance(self.card_fees, CardFeePolicy)
+            and self.card_fees.fixed.currency is not currency
+        ):
+            check.found.add(
                 "card_fees.fixed",
                 "currency_mismatch",
-                f"'card_fees.fixed' must be in {self.currency.code}",
+                f"'card_fees.fixed' must be in {currency.code}, the partner's currency "
+                f"(got {self.card_fees.fixed.currency.code})",
             )
-        found.raise_if_any()
+        check.datetime("created_at")
+        check.version()
+        check.done()
         _unique((m.email.key for m in self.team), "team", "email", "team members' emails")
         _unique((m.id for m in self.team), "team", "id", "team members' ids")
         _unique((t.key for t in self.tags), "tags", "name", "tag names")
         _unique((t.id for t in self.tags), "tags", "id", "tag ids")
         _unique((i.system for i in self.integrations), "integrations", "system", "systems")
-        _fields.version_number("version", self.version)
 
     # -- building ---------------------------------------------------------
 
@@ -326,9 +629,13 @@ class Partner:
         currency: str | Currency | None = None,
     ) -> Partner:
         """A new partner in the US or Canada; its currency follows the country
-        (USD, CAD) unless given.
+        (USD, CAD) unless given (USD or CAD only). The card-fee policy starts
+        at the default: 2.9% + 0.30, passed to the customer.
 
         Every invalid field is reported at once.
+
+        >>> Partner.create(name="Maple MSP", country="ca").currency.code
+        'CAD'
         """
         found = FieldErrors()
         clean_name = found.check("", _fields.required_text, "name", name)
@@ -350,16 +657,17 @@ class Partner:
                 return candidate
         raise NotFound("team member", wanted)
 
-    def authorize(self, by: TeamMemberId | TeamMember, action: Action) -> TeamMember:
+    def authorize(self, by: TeamMemberId | TeamMember, action: Action | str) -> TeamMember:
         """The one permission check: the member, if their role allows ``action``.
 
         Raises :class:`~altpay_core.errors.PermissionDenied` (naming the role
         and the action) or :class:`~altpay_core.errors.NotFound` (not on this
-        partner's team).
+        partner's team). The table is :data:`ROLE_ACTIONS`.
         """
+        wanted = _fields.choice("action", action, Action)
         found = self.member(by)
-        if not found.may(action):
-            raise PermissionDenied(role=found.role.value, action=action.value)
+        if not found.may(wanted):
+            raise PermissionDenied(role=found.role.value, action=wanted.value)
         return found
 
     def _check(self, by: TeamMemberId | TeamMember | None, action: Action) -> None:
@@ -376,7 +684,7 @@ class Partner:
         role: Role | str,
         by: TeamMemberId | TeamMember | None = None,
     ) -> Partner:
-        """Give a person a login to the partner's dashboard."""
+        """Give a person a login to the partner's dashboard (one per email)."""
         self._check(by, Action.MANAGE_TEAM)
         member = TeamMember.new(name=name, email=email, role=role)
         if any(m.email.key == member.email.key for m in self.team):
@@ -401,10 +709,7 @@ class Partner:
         return attrs.evolve(self, team=team)
 
     def remove_team_member(
-        self,
-        member: TeamMemberId | TeamMember,
-        *,
-        by: TeamMemberId | TeamMember | None = None,
+        self, member: TeamMemberId | TeamMember, *, by: TeamMemberId | TeamMember | None = None
     ) -> Partner:
         """Take a person's dashboard login away; the last Admin stays."""
         self._check(by, Action.MANAGE_TEAM)
@@ -422,12 +727,13 @@ class Partner:
 
     # -- tags ---------------------------------------------------------------
 
-    def tag(self, tag: TagId | str) -> Tag:
+    def tag(self, tag: TagId | Tag | str) -> Tag:
         """The tag with that id, or that name (compared case-insensitively)."""
+        if isinstance(tag, Tag):
+            tag = tag.id
+        key = _tag_key(tag.strip()) if isinstance(tag, str) else None
         for candidate in self.tags:
-            if candidate.id == tag or (
-                isinstance(tag, str) and candidate.key == tag.strip().casefold()
-            ):
+            if candidate.id == tag or candidate.key == key:
                 return candidate
         raise NotFound("tag", tag)
 
@@ -439,7 +745,8 @@ class Partner:
         description: str | None = None,
         by: TeamMemberId | TeamMember | None = None,
     ) -> Partner:
-        """Add a tag to the catalog; names are unique, case-insensitively."""
+        """Add a tag to the catalog; names are unique, case-insensitively, and
+        a colour ``#RRGGBB`` is required."""
         self._check(by, Action.MANAGE_TAGS)
         tag = Tag.new(name=name, colour=colour, description=description)
         self._refuse_duplicate_tag(tag, self.tags)
@@ -447,36 +754,39 @@ class Partner:
 
     def update_tag(
         self,
-        tag: TagId | str,
+        tag: TagId | Tag | str,
         *,
-        name: str | None = None,
-        colour: str | None = None,
-        description: str | None = None,
+        name: object = KEEP,
+        colour: object = KEEP,
+        description: object = KEEP,
         by: TeamMemberId | TeamMember | None = None,
     ) -> Partner:
-        """Rename, recolour or describe a tag (``None`` keeps a field as it is)."""
+        """Rename, recolour or describe a tag. Omitted arguments keep their
+        value; ``description=None`` clears the description. Every invalid
+        field is reported at once."""
         self._check(by, Action.MANAGE_TAGS)
         old = self.tag(tag)
         new = Tag(
             old.id,
-            old.name if name is None else name.strip() if isinstance(name, str) else name,
-            old.colour if colour is None else _colour("colour", colour),
-            old.description
-            if description is None
-            else _fields.optional_text("description", description, max_length=500),
+            old.name if name is KEEP else name,  # type: ignore[arg-type]
+            old.colour if colour is KEEP else colour,  # type: ignore[arg-type]
+            old.description if description is KEEP else description,  # type: ignore[arg-type]
         )
+        if new == old:
+            return self
         others = tuple(t for t in self.tags if t is not old)
         self._refuse_duplicate_tag(new, others)
         return attrs.evolve(self, tags=tuple(new if t is old else t for t in self.tags))
 
     def delete_tag(
-        self, tag: TagId | str, *, by: TeamMemberId | TeamMember | None = None
+        self, tag: TagId | Tag | str, *, by: TeamMemberId | TeamMember | None = None
     ) -> Partner:
         """Take a tag out of the catalog.
 
-        The customers that carry it lose it too: :meth:`Customer.remove_tag
-        <altpay_core.customer.Customer.remove_tag>` for each, which
-        :func:`altpay_core.services.delete_tag` does in one unit of work.
+        The customers that carry it must lose it too: call
+        :meth:`Customer.remove_tag <altpay_core.customer.Customer.remove_tag>`
+        on each, in the same unit of work, as ``altpay_core.services.delete_tag``
+        does (see the persistence docs).
         """
         self._check(by, Action.MANAGE_TAGS)
         old = self.tag(tag)
@@ -486,7 +796,10 @@ class Partner:
     def _refuse_duplicate_tag(tag: Tag, others: Iterable[Tag]) -> None:
         if any(t.key == tag.key for t in others):
             raise InvariantViolation(
-                f"there is already a tag named {tag.name!r}", rule="tag-unique-name", path="name"
+                f"there is already a tag named {tag.name!r} (names are compared "
+                "case-insensitively)",
+                rule="tag-unique-name",
+                path="name",
             )
 
     # -- card fees and integrations ------------------------------------------
@@ -495,11 +808,14 @@ class Partner:
         self,
         *,
         bearer: CardFeeBearer | str | None = None,
-        rate_percent: Decimal | str | None = None,
-        fixed: Money | str | None = None,
+        rate_percent: Decimal | str | int | None = None,
+        fixed: Money | Decimal | str | int | None = None,
         by: TeamMemberId | TeamMember | None = None,
     ) -> Partner:
-        """Change who bears card fees, or the rate (``None`` keeps a field)."""
+        """Change who bears card fees (``"partner"`` absorbs them), the rate
+        (a percentage from 0 to 20) or the fixed part (in the partner's
+        currency). ``None`` keeps a field; every invalid field is reported at
+        once."""
         self._check(by, Action.MANAGE_CARD_FEES)
         found = FieldErrors()
         old = self.card_fees
@@ -514,11 +830,14 @@ class Partner:
             else found.check("", _rate, "rate_percent", rate_percent)
         )
         new_fixed = (
-            old.fixed if fixed is None else found.check("fixed", _fixed_fee, fixed, self.currency)
+            old.fixed
+            if fixed is None
+            else found.check("", _fixed_fee, "fixed", fixed, self.currency)
         )
         found.raise_if_any()
-        policy = found.check("card_fees", CardFeePolicy, new_bearer, new_rate, new_fixed)
-        found.raise_if_any()
+        policy = CardFeePolicy(new_bearer, new_rate, new_fixed)
+        if policy == old:
+            return self
         return attrs.evolve(self, card_fees=policy)
 
     def connect_integration(
@@ -529,13 +848,16 @@ class Partner:
         syncs_invoices: bool = False,
         by: TeamMemberId | TeamMember | None = None,
     ) -> Partner:
-        """Connect a PSA or accounting system (once per system)."""
+        """Connect a PSA or accounting system (once per system). With
+        ``syncs_customers=True`` its customers come in through the sync and
+        none are added by hand (rule C6)."""
         self._check(by, Action.MANAGE_INTEGRATIONS)
-        clean = _fields.required_text("system", system, max_length=50).lower()
-        integration = Integration(clean, bool(syncs_customers), bool(syncs_invoices))
-        if any(i.system == clean for i in self.integrations):
+        integration = Integration(system, syncs_customers, syncs_invoices)
+        if any(i.system == integration.system for i in self.integrations):
             raise InvariantViolation(
-                f"{clean} is already connected", rule="integration-unique", path="system"
+                f"{integration.system} is already connected",
+                rule="integration-unique",
+                path="system",
             )
         return attrs.evolve(self, integrations=(*self.integrations, integration))
 
@@ -544,11 +866,9 @@ class Partner:
     ) -> Partner:
         """Disconnect a system; the records it synced keep their references."""
         self._check(by, Action.MANAGE_INTEGRATIONS)
-        clean = system.strip().lower() if isinstance(system, str) else system
-        if not any(i.system == clean for i in self.integrations):
-            raise NotFound("integration", system)
+        found = self.integration(system)
         return attrs.evolve(
-            self, integrations=tuple(i for i in self.integrations if i.system != clean)
+            self, integrations=tuple(i for i in self.integrations if i is not found)
         )
 
     @property
@@ -562,53 +882,58 @@ class Partner:
         return any(i.syncs_invoices for i in self.integrations)
 
     def integration(self, system: str) -> Integration:
-        """The connected integration named ``system``."""
+        """The connected integration named ``system`` (any case)."""
+        wanted = system.strip().lower() if isinstance(system, str) else system
         for candidate in self.integrations:
-            if candidate.system == system:
+            if candidate.system == wanted:
                 return candidate
         raise NotFound("integration", system)
 
     # -- notebooks ----------------------------------------------------------
 
+    def __repr__(self) -> str:
+        return (
+            f"Partner(id={str(self.id)!r}, name={self.name!r}, country={self.country!r}, "
+            f"currency={self.currency.code!r}, team={len(self.team)}, tags={len(self.tags)}, "
+            f"integrations={[i.system for i in self.integrations]!r})"
+        )
+
     def _repr_html_(self) -> str:
+        fees = self.card_fees
         rows = [
             ("id", str(self.id)),
             ("name", self.name),
             ("country", self.country),
             ("currency", self.currency.code),
-            ("team", ", ".join(f"{m.name} ({m.role.value})" for m in self.team) or "-"),
-            ("tags", ", ".join(t.name for t in self.tags) or "-"),
+            (
+                "team",
+                ", ".join(f"{m.name} <{m.email}> ({m.role.label})" for m in self.team) or "-",
+            ),
+            ("tags", ", ".join(f"{t.name} ({t.colour})" for t in self.tags) or "-"),
             (
                 "card fees",
-                f"{self.card_fees.rate_percent}% + {self.card_fees.fixed}, "
-                f"borne by the {self.card_fees.bearer.value}",
+                f"{fees.rate_percent}% + {fees.fixed}, "
+                f"{'passed to the customer' if fees.passed_to_customer else 'absorbed'}",
             ),
-            ("integrations", ", ".join(i.system for i in self.integrations) or "-"),
+            (
+                "integrations",
+                ", ".join(_describe_integration(i) for i in self.integrations) or "-",
+            ),
+            ("version", str(self.version)),
         ]
-        return html_table("Partner", rows)
+        return html_table(f"Partner {self.name}", rows)
 
 
-def _rate(path: str, value: object) -> Decimal:
-    if isinstance(value, Decimal | str) and not isinstance(value, bool):
-        try:
-            rate = Decimal(value)
-        except ArithmeticError:
-            rate = None
-        if rate is not None and rate.is_finite() and Decimal(0) <= rate <= Decimal(20):
-            return rate
-    raise ValidationError.single(
-        path, "invalid_rate", f"'{path}' must be a percentage from 0 to 20 (got {value!r})"
-    )
-
-
-def _fixed_fee(value: object, currency: Currency) -> Money:
-    if isinstance(value, Money):
-        if value.currency is not currency:
-            raise ValidationError.single(
-                "", "currency_mismatch", f"'fixed' must be in {currency.code}"
-            )
-        return value
-    return Money(value, currency)  # type: ignore[arg-type]
+def _describe_integration(integration: Integration) -> str:
+    syncs = [
+        what
+        for what, on in (
+            ("customers", integration.syncs_customers),
+            ("invoices", integration.syncs_invoices),
+        )
+        if on
+    ]
+    return f"{integration.system} (syncs {' and '.join(syncs) or 'nothing'})"
 
 
 def _unique(keys: Iterable[object], path: str, field: str, what: str) -> None:

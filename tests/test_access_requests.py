@@ -1,0 +1,320 @@
+"""Tests of access requests: opening one, and resolving it (rule C9)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+from typing import Any
+
+import attrs
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from altpay_core import (
+    AccessRequest,
+    AccessRequestId,
+    AccessRequestStatus,
+    Customer,
+    CustomerDraft,
+    CustomerId,
+    DraftStep,
+    InvariantViolation,
+    NotFound,
+    Partner,
+    PermissionDenied,
+    Role,
+    TeamMember,
+    TeamMemberId,
+    ValidationError,
+    from_dict,
+    from_json,
+    to_dict,
+    to_json,
+)
+
+ALBANY: dict[str, Any] = {
+    "line1": "1 Main St",
+    "city": "Albany",
+    "region": "NY",
+    "postal_code": "12207",
+    "country": "US",
+}
+
+
+def partner() -> Partner:
+    p = Partner.create(name="Northwind IT", country="US")
+    for name, role in (
+        ("Ada", Role.ADMIN),
+        ("Sam", Role.SUB_ADMIN),
+        ("Mo", Role.MEMBER),
+        ("Rita", Role.READ_ONLY),
+    ):
+        p = p.add_team_member(name=name, email=f"{name.lower()}@northwind.example", role=role)
+    return p
+
+
+def member(p: Partner, role: Role) -> TeamMember:
+    return next(m for m in p.team if m.role is role)
+
+
+def customer(p: Partner) -> Customer:
+    return attrs.evolve(
+        CustomerDraft.start(p)
+        .enter_details(company="Globex", address=ALBANY)
+        .add_user(first_name="Ann", last_name="Lee", email="ann@globex.example")
+        .create()
+    )
+
+
+def request(p: Partner, **names: str | None) -> AccessRequest:
+    fields: dict[str, Any] = {"first_name": "Cy", "last_name": "Ng", **names}
+    return AccessRequest.open(p, email="Cy.Ng@Globex.EXAMPLE", **fields)
+
+
+RESOLUTIONS = {
+    "add-to-customer": lambda r, p, by: r.add_to_customer(customer(p), partner=p, by=by),
+    "start-customer": lambda r, p, by: r.start_customer(partner=p, by=by),
+    "reject": lambda r, p, by: r.reject(partner=p, by=by),
+}
+
+
+class TestOpen:
+    def test_open(self) -> None:
+        p = partner()
+        req = request(p)
+        assert req.partner_id == p.id
+        assert str(req.email) == "Cy.Ng@globex.example"
+        assert (req.first_name, req.last_name) == ("Cy", "Ng")
+        assert req.status is AccessRequestStatus.PENDING
+        assert req.is_pending
+        assert req.customer_id is req.resolved_by is req.resolved_at is None
+        assert req.requested_at.tzinfo is dt.UTC
+
+    def test_names_are_optional(self) -> None:
+        req = AccessRequest.open(partner(), email="cy@globex.example", first_name=" ")
+        assert req.first_name is None
+        assert req.last_name is None
+
+    def test_every_invalid_field_at_once(self) -> None:
+        with pytest.raises(ValidationError) as caught:
+            AccessRequest.open(partner(), email="nope", first_name=5, last_name="x" * 101)  # type: ignore[arg-type]
+        assert caught.value.paths == ["email", "first_name", "last_name"]
+
+
+# -- C9: only an Admin or a Sub-Admin resolves one ------------------------------------
+
+
+@pytest.mark.parametrize("resolution", list(RESOLUTIONS))
+@pytest.mark.parametrize("role", list(Role))
+def test_rule_c9_only_admin_or_sub_admin_resolve(resolution: str, role: Role) -> None:
+    p = partner()
+    req = request(p)
+    who = member(p, role)
+    resolve = RESOLUTIONS[resolution]
+    if role in (Role.ADMIN, Role.SUB_ADMIN):
+        result = resolve(req, p, who)
+        resolved = result[0] if isinstance(result, tuple) else result
+        assert not resolved.is_pending
+        assert resolved.resolved_by == who.id
+    else:
+        with pytest.raises(PermissionDenied) as caught:
+            resolve(req, p, who)
+        assert caught.value.role == role.value
+        assert caught.value.action == "approve access requests"
+        assert req.is_pending
+
+
+@pytest.mark.parametrize("resolution", list(RESOLUTIONS))
+def test_someone_off_the_team_cannot_resolve(resolution: str) -> None:
+    p = partner()
+    stranger = TeamMember.new(name="X", email="x@else.example", role=Role.ADMIN)
+    with pytest.raises(NotFound):
+        RESOLUTIONS[resolution](request(p), p, stranger)
+    with pytest.raises(NotFound):
+        RESOLUTIONS[resolution](request(p), p, TeamMemberId.new())
+
+
+@pytest.mark.parametrize("first", list(RESOLUTIONS))
+@pytest.mark.parametrize("second", list(RESOLUTIONS))
+def test_resolving_twice_is_refused(first: str, second: str) -> None:
+    p = partner()
+    admin = member(p, Role.ADMIN)
+    result = RESOLUTIONS[first](request(p), p, admin)
+    resolved = result[0] if isinstance(result, tuple) else result
+    with pytest.raises(InvariantViolation) as caught:
+        RESOLUTIONS[second](resolved, p, admin)
+    assert caught.value.rule == "access-request-resolved-once"
+    assert resolved.status.value in str(caught.value)
+
+
+@pytest.mark.parametrize("resolution", list(RESOLUTIONS))
+def test_another_partners_request_is_not_found(resolution: str) -> None:
+    p, other = partner(), partner()
+    with pytest.raises(NotFound):
+        RESOLUTIONS[resolution](request(p), other, member(other, Role.ADMIN))
+
+
+# -- the three resolutions ------------------------------------------------------------
+
+
+class TestAddToCustomer:
+    def test_the_person_becomes_a_user(self) -> None:
+        p = partner()
+        req = request(p)
+        existing = customer(p)
+        resolved, updated = req.add_to_customer(existing, partner=p, by=member(p, Role.SUB_ADMIN))
+        assert resolved.status is AccessRequestStatus.APPROVED
+        assert resolved.customer_id == existing.id
+        assert resolved.resolved_by == member(p, Role.SUB_ADMIN).id
+        assert resolved.resolved_at is not None
+        user = updated.user("cy.ng@globex.example")
+        assert (user.first_name, user.last_name) == ("Cy", "Ng")
+        assert updated.events[-1].topic == "customer_updated"
+        assert req.is_pending
+        assert existing.users == (existing.users[0],)
+
+    def test_names_may_be_given_when_resolving(self) -> None:
+        p = partner()
+        req = request(p, first_name=None, last_name=None)
+        with pytest.raises(ValidationError) as caught:
+            req.add_to_customer(customer(p), partner=p, by=member(p, Role.ADMIN))
+        assert caught.value.paths == ["first_name", "last_name"]
+        assert caught.value.codes == ["missing", "missing"]
+        _, updated = req.add_to_customer(
+            customer(p), partner=p, by=member(p, Role.ADMIN), first_name="Cy", last_name="Ng"
+        )
+        assert updated.user("cy.ng@globex.example").name == "Cy Ng"
+        with pytest.raises(ValidationError) as caught:
+            req.add_to_customer(
+                customer(p), partner=p, by=member(p, Role.ADMIN), first_name=" ", last_name="Ng"
+            )
+        assert caught.value.paths == ["first_name"]
+
+    def test_an_existing_user_is_refused(self) -> None:
+        p = partner()
+        req = AccessRequest.open(p, email="ANN@globex.example", first_name="A", last_name="L")
+        with pytest.raises(InvariantViolation) as caught:
+            req.add_to_customer(customer(p), partner=p, by=member(p, Role.ADMIN))
+        assert caught.value.rule == "C4"
+
+    def test_an_archived_customer_is_refused(self) -> None:
+        p = partner()
+        with pytest.raises(InvariantViolation) as caught:
+            request(p).add_to_customer(customer(p).archive(), partner=p, by=member(p, Role.ADMIN))
+        assert caught.value.rule == "C8"
+
+    def test_another_partners_customer_is_not_found(self) -> None:
+        p = partner()
+        with pytest.raises(NotFound):
+            request(p).add_to_customer(customer(partner()), partner=p, by=member(p, Role.ADMIN))
+
+
+class TestStartCustomer:
+    def test_a_draft_with_the_person_already_added(self) -> None:
+        p = partner()
+        resolved, draft = request(p).start_customer(partner=p, by=member(p, Role.ADMIN))
+        assert draft.step is DraftStep.DETAILS
+        assert [str(u.email) for u in draft.users] == ["Cy.Ng@globex.example"]
+        assert resolved.status is AccessRequestStatus.APPROVED
+        assert resolved.customer_id == draft.customer_id
+        created = draft.enter_details(company="Globex", address=ALBANY).create()
+        assert created.id == resolved.customer_id
+        assert created.has_user("cy.ng@globex.example")
+
+    def test_refused_for_a_partner_that_syncs_customers(self) -> None:
+        p = partner().connect_integration("halopsa", syncs_customers=True)
+        with pytest.raises(InvariantViolation) as caught:
+            request(p).start_customer(partner=p, by=member(p, Role.ADMIN))
+        assert caught.value.rule == "C6"
+
+
+def test_reject() -> None:
+    p = partner()
+    rejected = request(p).reject(partner=p, by=member(p, Role.ADMIN))
+    assert rejected.status is AccessRequestStatus.REJECTED
+    assert rejected.customer_id is None
+    assert rejected.resolved_by == member(p, Role.ADMIN).id
+
+
+# -- direct construction, data, notebooks -------------------------------------------------
+
+
+class TestDirectConstruction:
+    def test_resolution_fields_must_agree_with_the_status(self) -> None:
+        req = request(partner())
+        now = dt.datetime.now(dt.UTC)
+        for bad in (
+            {"status": AccessRequestStatus.APPROVED, "resolved_at": now},
+            {"status": AccessRequestStatus.REJECTED, "resolved_by": TeamMemberId.new()},
+            {"resolved_at": now, "resolved_by": TeamMemberId.new()},
+            {
+                "status": AccessRequestStatus.APPROVED,
+                "resolved_at": now,
+                "resolved_by": TeamMemberId.new(),
+            },
+            {
+                "status": AccessRequestStatus.REJECTED,
+                "resolved_at": now,
+                "resolved_by": TeamMemberId.new(),
+                "customer_id": CustomerId.new(),
+            },
+        ):
+            with pytest.raises(InvariantViolation):
+                attrs.evolve(req, **bad)
+
+    def test_every_invalid_field_at_once(self) -> None:
+        with pytest.raises(ValidationError) as caught:
+            AccessRequest(
+                id="acc_1",  # type: ignore[arg-type]
+                partner_id=partner().id,
+                email="cy@globex.example",  # type: ignore[arg-type]
+                first_name=5,  # type: ignore[arg-type]
+                status="open",  # type: ignore[arg-type]
+                requested_at=dt.datetime(2026, 1, 1),  # naive on purpose
+                version=-1,
+            )
+        assert caught.value.paths == [
+            "id",
+            "email",
+            "first_name",
+            "status",
+            "requested_at",
+            "version",
+        ]
+
+    def test_plain_forms_are_normalised(self) -> None:
+        req = attrs.evolve(request(partner()), status="pending", first_name=" Cy ")
+        assert req.status is AccessRequestStatus.PENDING
+        assert req.first_name == "Cy"
+
+
+def test_round_trips_in_every_state() -> None:
+    p = partner()
+    admin = member(p, Role.ADMIN)
+    states = [
+        request(p),
+        request(p, first_name=None, last_name=None),
+        request(p).reject(partner=p, by=admin),
+        request(p).start_customer(partner=p, by=admin)[0],
+        request(p).add_to_customer(customer(p), partner=p, by=admin)[0],
+    ]
+    for req in states:
+        assert from_dict(AccessRequest, to_dict(req)) == req
+        assert from_json(AccessRequest, to_json(req)) == req
+
+
+@given(st.from_type(AccessRequest))
+def test_round_trips_of_generated_requests(req: AccessRequest) -> None:
+    assert from_dict(AccessRequest, to_dict(req)) == req
+
+
+def test_repr_and_html() -> None:
+    req = AccessRequest.open(partner(), email="cy@globex.example", first_name="<script>")
+    assert repr(req) == (
+        f"AccessRequest(id={str(req.id)!r}, email='cy@globex.example', status='pending')"
+    )
+    page = req._repr_html_()
+    assert "<script>" not in page
+    assert html.escape("<script>") in page
+    assert isinstance(req.id, AccessRequestId)

@@ -1,0 +1,842 @@
+"""Tests of Customer and its commands (rules C4-C8, C10), synced customers,
+tags, card-fee exceptions, notifications, events and serialisation."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import doctest
+import html
+import pickle
+from typing import Any
+
+import attrs
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from altpay_core import (
+    EIN,
+    Address,
+    AltpayError,
+    CardFeeBearer,
+    Customer,
+    CustomerArchived,
+    CustomerCreated,
+    CustomerDraft,
+    CustomerId,
+    CustomerStatus,
+    CustomerUpdated,
+    CustomerUser,
+    EmailAddress,
+    ExternalRef,
+    InvariantViolation,
+    NotFound,
+    Partner,
+    PartnerId,
+    Role,
+    TagId,
+    UserId,
+    ValidationError,
+    from_dict,
+    from_json,
+    to_dict,
+    to_json,
+)
+from altpay_core import customer as customer_module
+from altpay_core.testing import strategies as aps
+
+anything = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(),
+    st.text(max_size=30),
+    st.binary(max_size=5),
+    st.lists(st.text(max_size=3), max_size=2),
+    st.dictionaries(st.text(max_size=8), st.text(max_size=8), max_size=3),
+)
+
+ALBANY: dict[str, Any] = {
+    "line1": "1 Main St",
+    "city": "Albany",
+    "region": "NY",
+    "postal_code": "12207",
+    "country": "US",
+}
+TORONTO = Address("1 Front St W", "Toronto", "ON", "M5J 2N8", "CA")
+REF = ExternalRef("connectwise", "4711")
+
+
+def partner() -> Partner:
+    return (
+        Partner.create(name="Northwind IT", country="US")
+        .add_team_member(name="Ada", email="ada@northwind.example", role=Role.ADMIN)
+        .add_tag(name="VIP", colour="#FF0000")
+        .add_tag(name="Net 30", colour="#0000FF", description="pays on day 30")
+    )
+
+
+def syncing_partner() -> Partner:
+    return partner().connect_integration("connectwise", syncs_customers=True)
+
+
+def globex(p: Partner | None = None, *emails: str) -> Customer:
+    """A manual customer with its creation event dropped (as if stored)."""
+    draft = CustomerDraft.start(p or partner()).enter_details(
+        company="Globex", ein="12-3456789", address=ALBANY
+    )
+    for email in emails or ("ann@globex.example", "bo@globex.example"):
+        draft = draft.add_user(first_name="Ann", last_name="Lee", email=email)
+    return attrs.evolve(draft.create())
+
+
+def synced(p: Partner | None = None) -> Customer:
+    return attrs.evolve(
+        Customer.from_sync(
+            p or syncing_partner(),
+            external_ref=REF,
+            company="Initech",
+            address=ALBANY,
+            users=[{"first_name": "Pe", "last_name": "Gi", "email": "peter@initech.example"}],
+        )
+    )
+
+
+def assert_refused_changed_nothing(customer: Customer, command: Any) -> None:
+    before = pickle.dumps(customer)
+    events = customer.events
+    with pytest.raises(AltpayError):
+        command()
+    assert pickle.dumps(customer) == before
+    assert customer.events == events
+
+
+def test_module_examples() -> None:
+    assert doctest.testmod(customer_module).failed == 0
+
+
+# -- C4 and C5: users --------------------------------------------------------------
+
+
+class TestUsers:
+    def test_add_user(self) -> None:
+        customer = globex()
+        after = customer.add_user(first_name="Cy", last_name="Ng", email="Cy.Ng@Globex.EXAMPLE")
+        assert [str(u.email) for u in after.users][-1] == "Cy.Ng@globex.example"
+        assert len(customer.users) == 2
+        (event,) = after.events
+        assert isinstance(event, CustomerUpdated)
+        assert event.changes == ("users",)
+
+    @pytest.mark.parametrize(
+        "email", ["ANN@globex.example", "ann@GLOBEX.example", " ann@globex.example"]
+    )
+    def test_rule_c4_a_duplicate_email_in_any_case_is_refused(self, email: str) -> None:
+        customer = globex()
+        with pytest.raises(InvariantViolation) as caught:
+            customer.add_user(first_name="X", last_name="Y", email=email)
+        assert caught.value.rule == "C4"
+        assert caught.value.path == "email"
+        assert_refused_changed_nothing(
+            customer, lambda: customer.add_user(first_name="X", last_name="Y", email=email)
+        )
+
+    def test_rule_c4_a_customer_built_with_duplicates_is_refused(self) -> None:
+        customer = globex()
+        twin = CustomerUser.new(first_name="A", last_name="B", email="BO@globex.example")
+        with pytest.raises(InvariantViolation) as caught:
+            attrs.evolve(customer, users=(*customer.users, twin))
+        assert caught.value.rule == "C4"
+        assert caught.value.path == "users[2].email"
+        with pytest.raises(InvariantViolation):
+            attrs.evolve(customer, users=(customer.users[0], customer.users[0]))
+
+    def test_remove_user(self) -> None:
+        customer = globex()
+        ann, bo = customer.users
+        assert customer.remove_user("BO@globex.example").users == (ann,)
+        assert customer.remove_user(ann.id).users == (bo,)
+        assert customer.remove_user(str(ann.id)).events[-1].changes == ("users",)
+
+    def test_rule_c5_removing_the_last_user_is_refused(self) -> None:
+        customer = globex().remove_user("bo@globex.example")
+        with pytest.raises(InvariantViolation) as caught:
+            customer.remove_user("ann@globex.example")
+        assert caught.value.rule == "C5"
+        assert caught.value.path == "users"
+        assert "add another" in str(caught.value)
+        assert_refused_changed_nothing(customer, lambda: customer.remove_user("ann@globex.example"))
+
+    def test_rule_c5_a_customer_without_users_cannot_exist(self) -> None:
+        with pytest.raises(InvariantViolation) as caught:
+            attrs.evolve(globex(), users=())
+        assert caught.value.rule == "C5"
+        assert caught.value.path == "users"
+
+    def test_removing_someone_not_there_is_not_found(self) -> None:
+        with pytest.raises(NotFound):
+            globex().remove_user("cy@globex.example")
+        with pytest.raises(NotFound):
+            globex().remove_user(UserId.new())
+
+    def test_lookups(self) -> None:
+        customer = globex()
+        ann = customer.users[0]
+        assert customer.user("Ann@Globex.Example") is ann
+        assert customer.user(ann.id) is ann
+        assert customer.has_user("ANN@globex.example")
+        assert not customer.has_user("cy@globex.example")
+        with pytest.raises(ValidationError):
+            customer.has_user("nope")
+
+    def test_one_email_may_be_a_user_of_several_customers(self) -> None:
+        p = partner()
+        other = Partner.create(name="Contoso MSP", country="CA")
+        a = globex(p, "pat@shared.example")
+        b = globex(p, "PAT@shared.example")
+        c = globex(other, "pat@shared.example")
+        assert len({a.id, b.id, c.id}) == 3
+        assert all(x.has_user("pat@shared.example") for x in (a, b, c))
+
+    def test_notifications_off_and_on(self) -> None:
+        customer = globex()
+        off = customer.set_notifications("ann@globex.example", False)
+        assert off.user("ann@globex.example").notifications is False
+        assert off.user("bo@globex.example").notifications is True
+        assert off.events[-1].changes == ("users",)
+        on = off.set_notifications(off.users[0].id, True)
+        assert on.users == customer.users
+        assert len(on.events) == 2
+        assert customer.set_notifications("ann@globex.example", True) is customer
+        with pytest.raises(ValidationError):
+            customer.set_notifications("ann@globex.example", "no")  # type: ignore[arg-type]
+
+
+# -- C7: details --------------------------------------------------------------------
+
+
+class TestRuleC7Details:
+    def test_rule_c7_every_listed_field_is_editable(self) -> None:
+        customer = globex()
+        after = customer.update_details(
+            company="Globex Inc",
+            legal_name="Globex Incorporated",
+            ein="98-7654321",
+            address=TORONTO,
+            billing_email="AP@globex.example",
+        )
+        assert after.company == "Globex Inc"
+        assert after.legal_name == "Globex Incorporated"
+        assert after.ein == EIN("98-7654321")
+        assert after.address == TORONTO
+        assert str(after.billing_email) == "AP@globex.example"
+        (event,) = after.events
+        assert isinstance(event, CustomerUpdated)
+        assert event.changes == ("company", "address", "legal_name", "ein", "billing_email")
+        assert customer.company == "Globex"
+
+    def test_omitted_fields_are_kept_and_none_clears(self) -> None:
+        customer = globex().update_details(legal_name="Globex Corp")
+        assert customer.ein == EIN("12-3456789")
+        assert customer.events[-1].changes == ("legal_name",)
+        cleared = customer.update_details(ein=None, legal_name=None)
+        assert cleared.ein is None
+        assert cleared.legal_name is None
+        assert cleared.company == "Globex"
+        assert cleared.events[-1].changes == ("legal_name", "ein")
+
+    def test_the_same_values_change_nothing(self) -> None:
+        customer = globex()
+        assert customer.update_details() is customer
+        assert customer.update_details(company=" Globex ", address=ALBANY) is customer
+
+    def test_every_invalid_field_at_once(self) -> None:
+        customer = globex()
+        with pytest.raises(ValidationError) as caught:
+            customer.update_details(
+                company="",
+                ein="1",
+                address={**ALBANY, "postal_code": "x"},
+                billing_email="y",
+            )
+        assert caught.value.paths == ["company", "ein", "address.postal_code", "billing_email"]
+        assert_refused_changed_nothing(customer, lambda: customer.update_details(company=""))
+
+    @given(
+        company=anything,
+        address=anything,
+        legal_name=anything,
+        ein=anything,
+        billing_email=anything,
+    )
+    def test_bad_input_raises_only_altpay_errors(
+        self,
+        company: object,
+        address: object,
+        legal_name: object,
+        ein: object,
+        billing_email: object,
+    ) -> None:
+        with contextlib.suppress(AltpayError):
+            globex().update_details(
+                company=company,
+                address=address,
+                legal_name=legal_name,
+                ein=ein,
+                billing_email=billing_email,
+            )
+
+
+# -- C8: archive and restore ------------------------------------------------------------
+
+
+class TestRuleC8Archive:
+    def test_archive_is_a_soft_delete(self) -> None:
+        customer = globex()
+        archived = customer.archive()
+        assert archived.status is CustomerStatus.ARCHIVED
+        assert not archived.is_active
+        (event,) = archived.events
+        assert isinstance(event, CustomerArchived)
+        assert event.topic == "customer_archived"
+        assert event.changes == ("status",)
+        # The history stays: everything but the status is as it was.
+        assert attrs.evolve(archived, status=CustomerStatus.ACTIVE) == customer
+        assert customer.is_active
+
+    def test_rule_c8_its_users_see_nothing(self) -> None:
+        customer = globex()
+        assert customer.has_access("ann@globex.example")
+        archived = customer.archive()
+        assert archived.has_user("ann@globex.example")
+        assert not archived.has_access("ann@globex.example")
+        assert not customer.has_access("cy@globex.example")
+
+    @pytest.mark.parametrize(
+        "command",
+        [
+            lambda c, p: c.update_details(company="New name"),
+            lambda c, p: c.add_user(first_name="C", last_name="D", email="cd@globex.example"),
+            lambda c, p: c.remove_user("bo@globex.example"),
+            lambda c, p: c.set_tags(p, ["vip"]),
+            lambda c, p: c.set_notifications("ann@globex.example", False),
+            lambda c, p: c.set_card_fee_exception("partner"),
+        ],
+        ids=["details", "add-user", "remove-user", "tags", "notifications", "card-fees"],
+    )
+    def test_rule_c8_an_archived_customer_is_not_edited(self, command: Any) -> None:
+        p = partner()
+        archived = globex(p).archive()
+        with pytest.raises(InvariantViolation) as caught:
+            command(archived, p)
+        assert caught.value.rule == "C8"
+        assert_refused_changed_nothing(archived, lambda: command(archived, p))
+        # Restored, it may be edited again.
+        command(archived.restore(), p)
+
+    def test_restore(self) -> None:
+        archived = globex().archive()
+        restored = archived.restore()
+        assert restored.is_active
+        assert [e.topic for e in restored.events] == ["customer_archived", "customer_updated"]
+        assert restored.events[-1].changes == ("status",)
+
+    def test_archive_and_restore_twice_change_nothing(self) -> None:
+        customer = globex()
+        assert customer.restore() is customer
+        archived = customer.archive()
+        assert archived.archive() is archived
+
+
+# -- tags and card fees --------------------------------------------------------------------
+
+
+class TestTags:
+    def test_set_tags_from_the_catalog(self) -> None:
+        p = partner()
+        customer = globex(p)
+        vip, net30 = p.tags
+        after = customer.set_tags(p, ["vip", net30.id])
+        assert after.tags == {vip.id, net30.id}
+        assert after.events[-1].changes == ("tags",)
+        assert after.set_tags(p, [vip, net30]) is after
+        assert after.set_tags(p, []).tags == frozenset()
+
+    def test_only_tags_from_the_catalog(self) -> None:
+        p = partner()
+        customer = globex(p)
+        with pytest.raises(NotFound) as caught:
+            customer.set_tags(p, ["vip", "gold"])
+        assert caught.value.kind == "tag"
+        assert caught.value.key == "gold"
+        assert_refused_changed_nothing(customer, lambda: customer.set_tags(p, [TagId.new()]))
+
+    def test_a_string_is_not_a_list_of_tags(self) -> None:
+        p = partner()
+        with pytest.raises(ValidationError) as caught:
+            globex(p).set_tags(p, "vip")
+        assert caught.value.paths == ["tags"]
+
+    def test_another_partners_catalog_is_refused(self) -> None:
+        with pytest.raises(NotFound):
+            globex().set_tags(partner(), [])
+
+    def test_deleting_a_tag_removes_it_from_every_customer(self) -> None:
+        p = partner()
+        vip = p.tag("vip")
+        customers = [globex(p).set_tags(p, ["vip", "net 30"]), globex(p).archive()]
+        customers[1] = attrs.evolve(customers[1], tags={vip.id})
+        p = p.delete_tag(vip.id)
+        customers = [c.remove_tag(vip.id) for c in customers]
+        assert all(vip.id not in c.tags for c in customers)
+        assert customers[0].tags == {p.tag("net 30").id}
+        assert customers[1].status is CustomerStatus.ARCHIVED
+        untagged = globex(p)
+        assert untagged.remove_tag(vip) is untagged
+
+
+class TestCardFeeException:
+    def test_the_partners_policy_applies_by_default(self) -> None:
+        p = partner()
+        customer = globex(p)
+        assert customer.card_fee_bearer(p) is CardFeeBearer.CUSTOMER
+        absorbing = p.set_card_fees(bearer="partner")
+        assert customer.card_fee_bearer(absorbing) is CardFeeBearer.PARTNER
+
+    def test_an_exception_overrides_it(self) -> None:
+        p = partner()
+        customer = globex(p).set_card_fee_exception("partner")
+        assert customer.card_fee_exception is CardFeeBearer.PARTNER
+        assert customer.card_fee_bearer(p) is CardFeeBearer.PARTNER
+        assert customer.events[-1].changes == ("card_fee_exception",)
+        absorbing = p.set_card_fees(bearer="partner")
+        passing = customer.set_card_fee_exception(CardFeeBearer.CUSTOMER)
+        assert passing.card_fee_bearer(absorbing) is CardFeeBearer.CUSTOMER
+        back = customer.set_card_fee_exception(None)
+        assert back.card_fee_bearer(p) is CardFeeBearer.CUSTOMER
+        assert back.set_card_fee_exception(None) is back
+
+    def test_a_bad_bearer_is_refused(self) -> None:
+        with pytest.raises(ValidationError) as caught:
+            globex().set_card_fee_exception("nobody")
+        assert caught.value.paths == ["bearer"]
+
+
+# -- C6 and C10: synced customers ---------------------------------------------------------
+
+
+class TestSynced:
+    def test_from_sync(self) -> None:
+        p = syncing_partner()
+        customer = Customer.from_sync(
+            p,
+            external_ref=ExternalRef("ConnectWise", "4711"),
+            company="Initech",
+            address=ALBANY,
+            users=[
+                {"first_name": "Pe", "last_name": "Gi", "email": "peter@initech.example"},
+                CustomerUser.new(first_name="Mi", last_name="Bo", email="mike@initech.example"),
+            ],
+            ein="12-3456789",
+        )
+        assert customer.is_synced
+        assert customer.external_ref == REF
+        assert customer.source == "connectwise:4711"
+        assert customer.ein == EIN("12-3456789")
+        assert len(customer.users) == 2
+        (event,) = customer.events
+        assert isinstance(event, CustomerCreated)
+        assert event.partner_id == p.id
+        assert event.aggregate_id == str(customer.id)
+
+    def test_the_integration_must_sync_customers(self) -> None:
+        with pytest.raises(NotFound):
+            synced(partner())
+        with pytest.raises(InvariantViolation) as caught:
+            synced(partner().connect_integration("connectwise", syncs_invoices=True))
+        assert caught.value.rule == "C6"
+
+    def test_every_invalid_field_at_once(self) -> None:
+        with pytest.raises(ValidationError) as caught:
+            Customer.from_sync(
+                syncing_partner(),
+                external_ref=REF,
+                company="",
+                address={**ALBANY, "postal_code": "1"},
+                users=[
+                    {"first_name": "A", "last_name": "B", "email": "a@b.example"},
+                    {"first_name": "C", "last_name": "D", "email": "nope"},
+                    {"first_name": "E", "mail": "e@b.example"},
+                    "f@b.example",
+                ],
+            )
+        assert caught.value.paths == [
+            "company",
+            "address.postal_code",
+            "users[1].email",
+            "users[2].mail",
+            "users[2].last_name",
+            "users[2].email",
+            "users[3]",
+        ]
+
+    def test_users_are_needed_and_unique(self) -> None:
+        with pytest.raises(InvariantViolation) as caught:
+            Customer.from_sync(
+                syncing_partner(), external_ref=REF, company="I", address=ALBANY, users=[]
+            )
+        assert caught.value.rule == "C5"
+        twice = [{"first_name": "A", "last_name": "B", "email": "a@b.example"}] * 2
+        with pytest.raises(InvariantViolation) as caught:
+            Customer.from_sync(
+                syncing_partner(), external_ref=REF, company="I", address=ALBANY, users=twice
+            )
+        assert caught.value.rule == "C4"
+        with pytest.raises(ValidationError):
+            Customer.from_sync(
+                syncing_partner(),
+                external_ref=REF,
+                company="I",
+                address=ALBANY,
+                users="a@b.example",
+            )  # type: ignore[arg-type]
+
+    def test_the_reference_must_be_an_external_ref(self) -> None:
+        with pytest.raises(ValidationError) as caught:
+            Customer.from_sync(
+                syncing_partner(),
+                external_ref="connectwise:4711",  # type: ignore[arg-type]
+                company="I",
+                address=ALBANY,
+                users=[],
+            )
+        assert caught.value.paths == ["external_ref"]
+
+    @pytest.mark.parametrize(
+        "edit",
+        [{"company": "Initrode"}, {"address": TORONTO}, {"company": "X", "legal_name": "Y"}],
+    )
+    def test_rule_c6_integration_fields_refuse_partner_edits(self, edit: dict[str, Any]) -> None:
+        customer = synced()
+        with pytest.raises(InvariantViolation) as caught:
+            customer.update_details(**edit)
+        assert caught.value.rule == "C6"
+        assert caught.value.path in {"company", "address"}
+        assert_refused_changed_nothing(customer, lambda: customer.update_details(**edit))
+
+    def test_other_fields_of_a_synced_customer_are_editable(self) -> None:
+        customer = synced()
+        after = customer.update_details(
+            company="Initech",
+            address=ALBANY,
+            legal_name="Initech LLC",
+            billing_email="ap@i.example",
+        )
+        assert after.legal_name == "Initech LLC"
+        assert after.events[-1].changes == ("legal_name", "billing_email")
+        assert after.add_user(first_name="B", last_name="L", email="bill@initech.example")
+
+    def test_rule_c10_the_external_reference_never_changes(self) -> None:
+        customer = synced()
+        for command in (
+            lambda: customer.update_details(external_ref=ExternalRef("connectwise", "4712")),
+            lambda: customer.apply_sync(external_ref=ExternalRef("xero", "4711")),
+            lambda: customer.update_details(external_ref=None),
+            lambda: globex().update_details(external_ref=REF),
+        ):
+            with pytest.raises(InvariantViolation) as caught:
+                command()
+            assert caught.value.rule == "C10"
+            assert caught.value.path == "external_ref"
+        assert customer.update_details(external_ref=REF) is customer
+        assert customer.apply_sync(external_ref=REF) is customer
+
+    def test_apply_sync_changes_the_integration_fields(self) -> None:
+        customer = synced()
+        after = customer.apply_sync(company="Initrode", address=TORONTO)
+        assert (after.company, after.address) == ("Initrode", TORONTO)
+        assert after.external_ref == REF
+        assert after.events[-1].changes == ("company", "address")
+        assert customer.company == "Initech"
+        # Archived in the source: the sync still applies.
+        assert customer.archive().apply_sync(company="Initrode").company == "Initrode"
+
+    def test_apply_sync_is_for_synced_customers_only(self) -> None:
+        with pytest.raises(InvariantViolation) as caught:
+            globex().apply_sync(company="X")
+        assert caught.value.rule == "C6"
+
+    def test_apply_sync_reports_every_invalid_field(self) -> None:
+        with pytest.raises(ValidationError) as caught:
+            synced().apply_sync(company=" ", address={**ALBANY, "region": "ON"})
+        assert caught.value.paths == ["company", "address.region"]
+
+
+# -- direct construction --------------------------------------------------------------------
+
+
+class TestDirectConstruction:
+    def test_every_instance_is_valid(self) -> None:
+        customer = globex()
+        with pytest.raises(ValidationError) as caught:
+            attrs.evolve(
+                customer,
+                id="cus_1",
+                company=" ",
+                address=ALBANY,
+                legal_name=5,
+                ein="12-3456789",
+                billing_email="ap@globex.example",
+                tags=["vip"],
+                status="deleted",
+                external_ref="cw:1",
+                card_fee_exception="nobody",
+                created_at=dt.datetime(2026, 1, 1),  # naive on purpose
+                version=-1,
+            )
+        assert caught.value.paths == [
+            "id",
+            "company",
+            "address",
+            "legal_name",
+            "ein",
+            "billing_email",
+            "tags[0]",
+            "status",
+            "external_ref",
+            "card_fee_exception",
+            "created_at",
+            "version",
+        ]
+
+    def test_plain_forms_are_normalised(self) -> None:
+        customer = globex()
+        again = attrs.evolve(
+            customer,
+            company=" Globex ",
+            users=list(customer.users),
+            tags=[],
+            status="archived",
+            card_fee_exception="partner",
+            legal_name="",
+            created_at=customer.created_at.astimezone(dt.timezone(dt.timedelta(hours=-5))),
+        )
+        assert again.company == "Globex"
+        assert again.users == customer.users
+        assert again.tags == frozenset()
+        assert again.status is CustomerStatus.ARCHIVED
+        assert again.card_fee_exception is CardFeeBearer.PARTNER
+        assert again.legal_name is None
+        assert again.created_at.tzinfo is dt.UTC
+        assert not again.is_active
+
+    def test_users_must_be_a_list_of_users(self) -> None:
+        with pytest.raises(ValidationError) as caught:
+            attrs.evolve(globex(), users="ann@globex.example")
+        assert caught.value.paths == ["users"]
+
+
+# -- events, immutability, serialisation -------------------------------------------------------
+
+
+def test_commands_return_new_customers_and_leave_the_old_untouched() -> None:
+    p = partner()
+    customer = globex(p)
+    before = pickle.dumps(customer)
+    results = [
+        customer.update_details(company="Other"),
+        customer.add_user(first_name="C", last_name="D", email="cd@globex.example"),
+        customer.remove_user("bo@globex.example"),
+        customer.set_tags(p, ["vip"]),
+        customer.set_notifications("ann@globex.example", False),
+        customer.set_card_fee_exception("partner"),
+        customer.archive(),
+    ]
+    assert pickle.dumps(customer) == before
+    assert customer.events == ()
+    for result in results:
+        assert result is not customer
+        assert result.id == customer.id
+        assert len(result.events) == 1
+        assert result.events[0].partner_id == customer.partner_id
+        assert result.events[0].aggregate_id == str(customer.id)
+    assert [e.topic for r in results for e in r.events] == ["customer_updated"] * 6 + [
+        "customer_archived"
+    ]
+
+
+def test_events_accumulate_oldest_first() -> None:
+    customer = (
+        CustomerDraft.start(partner())
+        .enter_details(company="Globex", address=ALBANY)
+        .add_user(first_name="A", last_name="B", email="a@globex.example")
+        .create()
+        .add_user(first_name="C", last_name="D", email="c@globex.example")
+        .update_details(company="Globex Inc")
+        .archive()
+    )
+    assert [e.topic for e in customer.events] == [
+        "customer_created",
+        "customer_updated",
+        "customer_updated",
+        "customer_archived",
+    ]
+    times = [e.occurred_at for e in customer.events]
+    assert times == sorted(times)
+    assert customer.events[2].changes == ("company",)
+
+
+def test_events_are_not_part_of_equality_nor_of_the_data() -> None:
+    customer = globex()
+    changed = customer.update_details(company="Other").update_details(company="Globex")
+    assert len(changed.events) == 2
+    assert changed == customer
+    assert "events" not in to_dict(changed)
+    assert to_dict(changed) == to_dict(customer)
+    assert from_dict(Customer, to_dict(changed)).events == ()
+
+
+@given(st.data())
+def test_round_trips(data: st.DataObject) -> None:
+    for cls in (Customer, CustomerUser, CustomerStatus, CardFeeBearer):
+        value = data.draw(st.from_type(cls))
+        assert from_dict(cls, to_dict(value)) == value
+        assert from_json(cls, to_json(value)) == value
+
+
+def test_round_trip_of_a_synced_tagged_archived_customer() -> None:
+    p = syncing_partner()
+    customer = (
+        synced(p)
+        .set_tags(p, ["vip"])
+        .set_card_fee_exception("partner")
+        .update_details(legal_name="Initech LLC", billing_email="ap@initech.example")
+        .archive()
+    )
+    assert from_dict(Customer, to_dict(customer)) == customer
+
+
+class TestFromDictRefusals:
+    def data(self) -> dict[str, Any]:
+        data: dict[str, Any] = to_dict(globex())
+        return data
+
+    def test_no_users(self) -> None:
+        data = self.data()
+        data["users"] = []
+        with pytest.raises(ValidationError) as caught:
+            from_dict(Customer, data)
+        assert caught.value.paths == ["users"]
+        assert caught.value.codes == ["C5"]
+
+    def test_duplicate_emails(self) -> None:
+        data = self.data()
+        data["users"][1]["email"] = "ANN@globex.example"
+        with pytest.raises(ValidationError) as caught:
+            from_dict(Customer, data)
+        assert caught.value.paths == ["users[1].email"]
+        assert caught.value.codes == ["C4"]
+
+    def test_bad_address(self) -> None:
+        data = self.data()
+        data["address"]["postal_code"] = "1234"
+        with pytest.raises(ValidationError) as caught:
+            from_dict(Customer, data)
+        assert caught.value.paths == ["address.postal_code"]
+
+    def test_several_problems_at_once(self) -> None:
+        data = self.data()
+        data["address"]["region"] = "ZZ"
+        data["users"][0]["email"] = "nope"
+        data["users"][1]["first_name"] = 5
+        data["status"] = "gone"
+        with pytest.raises(ValidationError) as caught:
+            from_dict(Customer, data)
+        assert set(caught.value.paths) == {
+            "address.region",
+            "users[0].email",
+            "users[1].first_name",
+            "status",
+        }
+
+    def test_missing_and_unknown_fields(self) -> None:
+        data = self.data()
+        del data["company"]
+        data["colour"] = "red"
+        with pytest.raises(ValidationError) as caught:
+            from_dict(Customer, data)
+        assert "colour" in caught.value.paths
+
+
+@given(aps.customers(syncing_partner(), synced=True, status=CustomerStatus.ACTIVE))
+def test_synced_customers_refuse_new_company_names(customer: Customer) -> None:
+    with pytest.raises(InvariantViolation):
+        customer.update_details(company=customer.company + " 2")
+
+
+@given(
+    user=anything,
+    tags=anything,
+    bearer=anything,
+    enabled=anything,
+    first=anything,
+    email=anything,
+)
+def test_commands_raise_only_altpay_errors_on_bad_input(
+    *, user: object, tags: object, bearer: object, enabled: object, first: object, email: object
+) -> None:
+    p = partner()
+    customer = globex(p)
+    commands = [
+        lambda: customer.remove_user(user),
+        lambda: customer.user(user),
+        lambda: customer.has_user(user),
+        lambda: customer.has_access(user),
+        lambda: customer.set_tags(p, tags),
+        lambda: customer.remove_tag(tags),
+        lambda: customer.set_card_fee_exception(bearer),
+        lambda: customer.set_notifications(user, enabled),
+        lambda: customer.add_user(first_name=first, last_name="L", email=email),
+        lambda: customer.add_user(
+            first_name="F", last_name=first, email="x@y.example", notifications=enabled
+        ),
+    ]
+    for command in commands:
+        with contextlib.suppress(AltpayError):
+            command()  # type: ignore[no-untyped-call]
+
+
+def test_repr_is_short_and_readable() -> None:
+    customer = globex().add_user(first_name="C", last_name="D", email="c@globex.example")
+    customer = customer.add_user(first_name="E", last_name="F", email="e@globex.example")
+    assert repr(customer) == (
+        f"Customer(id={str(customer.id)!r}, company='Globex', status='active', "
+        "source='manual', users=['ann@globex.example', 'bo@globex.example', "
+        "'c@globex.example', '+1 more'])"
+    )
+    assert "12-3456789" not in repr(customer)  # a tax id stays out of logs
+    assert "source='connectwise:4711'" in repr(synced())
+
+
+def test_repr_html_is_escaped() -> None:
+    p = partner()
+    customer = (
+        CustomerDraft.start(p)
+        .enter_details(company="<script>alert(1)</script>", address=ALBANY)
+        .add_user(first_name="<b>", last_name="&", email="ann@globex.example")
+        .create()
+    )
+    page = customer._repr_html_()
+    assert "<script>" not in page
+    assert "<b>" not in page
+    assert html.escape("<script>alert(1)</script>") in page
+    assert "&amp;" in page
+    assert "borne by the partner" in customer.set_card_fee_exception("partner")._repr_html_()
+
+
+def test_ids_are_typed() -> None:
+    customer = globex()
+    assert isinstance(customer.id, CustomerId)
+    assert isinstance(customer.partner_id, PartnerId)
+    assert all(isinstance(u.email, EmailAddress) for u in customer.users)

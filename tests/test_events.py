@@ -1,0 +1,174 @@
+"""Tests of the domain events: topics, fields, checks and serialisation."""
+
+from __future__ import annotations
+
+import datetime as dt
+import doctest
+import pickle
+
+import attrs
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from altpay_core import (
+    CustomerArchived,
+    CustomerCreated,
+    CustomerDraft,
+    CustomerUpdated,
+    Event,
+    Partner,
+    PartnerId,
+    ValidationError,
+    from_dict,
+    from_json,
+    to_dict,
+    to_json,
+)
+from altpay_core import events as events_module
+from altpay_core.events import EVENT_TYPES
+
+TOPICS = {
+    "customer_created",
+    "customer_updated",
+    "customer_archived",
+    "invoice_created",
+    "invoice_updated",
+    "invoice_paid",
+    "invoice_archived",
+    "payment_succeeded",
+    "payment_failed",
+    "payment_refunded",
+    "payment_chargeback",
+}
+
+
+def test_module_examples() -> None:
+    assert doctest.testmod(events_module).failed == 0
+
+
+def test_every_topic_of_the_design_has_an_event() -> None:
+    assert set(EVENT_TYPES) >= TOPICS
+    for topic, kind in EVENT_TYPES.items():
+        assert kind.topic == topic
+        assert issubclass(kind, Event)
+        assert kind.__doc__
+
+
+@pytest.mark.parametrize("kind", sorted(EVENT_TYPES.values(), key=lambda k: k.topic))
+def test_every_event_carries_partner_aggregate_time_and_changes(kind: type[Event]) -> None:
+    before = dt.datetime.now(dt.UTC)
+    event = kind(partner_id=PartnerId("par_1"), aggregate_id="cus_1", changes=["a", "b"])
+    assert before <= event.occurred_at <= dt.datetime.now(dt.UTC)
+    assert event.occurred_at.tzinfo is dt.UTC
+    assert event.partner_id == PartnerId("par_1")
+    assert event.aggregate_id == "cus_1"
+    assert event.changes == ("a", "b")
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        event.aggregate_id = "cus_2"  # type: ignore[misc]
+    assert pickle.loads(pickle.dumps(event)) == event
+
+
+def test_times_are_stored_in_utc() -> None:
+    eastern = dt.datetime(2026, 1, 1, 9, tzinfo=dt.timezone(dt.timedelta(hours=-5)))
+    event = CustomerUpdated(
+        partner_id=PartnerId("par_1"), aggregate_id="cus_1", occurred_at=eastern
+    )
+    assert event.occurred_at == eastern
+    assert event.occurred_at.tzinfo is dt.UTC
+    assert event.occurred_at.hour == 14
+
+
+def test_a_naive_time_is_refused() -> None:
+    with pytest.raises(ValidationError) as caught:
+        CustomerUpdated(
+            partner_id=PartnerId("par_1"),
+            aggregate_id="cus_1",
+            occurred_at=dt.datetime(2026, 1, 1),  # naive on purpose
+        )
+    assert caught.value.paths == ["occurred_at"]
+
+
+def test_every_invalid_field_at_once() -> None:
+    with pytest.raises(ValidationError) as caught:
+        CustomerUpdated(
+            partner_id="par_1",  # type: ignore[arg-type]
+            aggregate_id=" ",
+            changes=["ok", "", 5],  # type: ignore[list-item]
+        )
+    assert caught.value.paths == ["partner_id", "aggregate_id", "changes[1]", "changes[2]"]
+    with pytest.raises(ValidationError) as caught:
+        CustomerUpdated(partner_id=PartnerId("par_1"), aggregate_id="cus_1", changes="company")  # type: ignore[arg-type]
+    assert caught.value.paths == ["changes"]
+
+
+def test_the_base_class_is_not_an_event_of_its_own() -> None:
+    with pytest.raises(ValidationError) as caught:
+        Event(partner_id=PartnerId("par_1"), aggregate_id="cus_1")
+    assert caught.value.paths == ["topic"]
+
+
+def test_commands_record_who_what_and_when() -> None:
+    partner = Partner.create(name="Northwind IT", country="US")
+    before = dt.datetime.now(dt.UTC)
+    customer = (
+        CustomerDraft.start(partner)
+        .enter_details(
+            company="Globex",
+            address={
+                "line1": "1 Main St",
+                "city": "Albany",
+                "region": "NY",
+                "postal_code": "12207",
+                "country": "US",
+            },
+        )
+        .add_user(first_name="Ann", last_name="Lee", email="ann@globex.example")
+        .create()
+        .update_details(company="Globex Inc", legal_name="Globex Incorporated")
+        .archive()
+    )
+    created, updated, archived = customer.events
+    assert isinstance(created, CustomerCreated)
+    assert isinstance(updated, CustomerUpdated)
+    assert isinstance(archived, CustomerArchived)
+    for event in customer.events:
+        assert event.partner_id == partner.id
+        assert event.aggregate_id == str(customer.id)
+        assert before <= event.occurred_at <= dt.datetime.now(dt.UTC)
+    assert created.changes == ()
+    assert updated.changes == ("company", "legal_name")
+    assert archived.changes == ("status",)
+
+
+@given(st.from_type(Event))
+def test_round_trip_through_the_base_class(event: Event) -> None:
+    data = to_dict(event)
+    assert data["topic"] == event.topic
+    again = from_dict(Event, data)
+    assert type(again) is type(event)
+    assert again == event
+    assert from_json(Event, to_json(event)) == event
+    assert from_dict(type(event), data) == event
+
+
+def test_from_dict_refuses_unknown_topics_and_bad_fields() -> None:
+    data = to_dict(CustomerUpdated(partner_id=PartnerId("par_1"), aggregate_id="cus_1"))
+    with pytest.raises(ValidationError) as caught:
+        from_dict(Event, {**data, "topic": "customer_deleted"})
+    assert caught.value.paths == ["topic"]
+    with pytest.raises(ValidationError) as caught:
+        from_dict(Event, {**data, "occurred_at": "yesterday", "partner_id": "cus_1"})
+    assert set(caught.value.paths) == {"occurred_at", "partner_id"}
+    with pytest.raises(ValidationError):
+        from_dict(CustomerArchived, data)
+
+
+def test_a_subclass_without_a_topic_is_not_registered_nor_built() -> None:
+    @attrs.frozen(kw_only=True)
+    class Draftish(Event):
+        """An event class with no topic of its own."""
+
+    assert Draftish not in EVENT_TYPES.values()
+    with pytest.raises(ValidationError):
+        Draftish(partner_id=PartnerId("par_1"), aggregate_id="cus_1")

@@ -1,0 +1,699 @@
+"""Tests of partners: creation, roles and permissions, tags, card fees and
+integrations."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import doctest
+import html
+import pickle
+from decimal import Decimal
+from pathlib import Path
+
+import attrs
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from altpay_core import (
+    Action,
+    AltpayError,
+    CardFeeBearer,
+    CardFeePolicy,
+    Currency,
+    CurrencyMismatch,
+    Integration,
+    InvariantViolation,
+    Money,
+    NotFound,
+    Partner,
+    PartnerId,
+    PermissionDenied,
+    Role,
+    Tag,
+    TagId,
+    TeamMember,
+    TeamMemberId,
+    ValidationError,
+    from_dict,
+    from_json,
+    to_dict,
+    to_json,
+)
+from altpay_core import partner as partner_module
+from altpay_core.partner import ROLE_ACTIONS
+from altpay_core.testing import strategies as aps
+
+anything = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(),
+    st.text(),
+    st.binary(),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
+
+
+def paths(exc_info: pytest.ExceptionInfo[ValidationError]) -> list[str]:
+    return exc_info.value.paths
+
+
+def northwind(country: str = "US") -> Partner:
+    """A partner with one member of every role."""
+    partner = Partner.create(name="Northwind IT", country=country)
+    for name, role in (
+        ("Ada Admin", Role.ADMIN),
+        ("Sam Sub", Role.SUB_ADMIN),
+        ("Mo Member", Role.MEMBER),
+        ("Rita Reader", Role.READ_ONLY),
+    ):
+        email = f"{name.split()[0].lower()}@northwind.example"
+        partner = partner.add_team_member(name=name, email=email, role=role)
+    return partner
+
+
+def member(partner: Partner, role: Role) -> TeamMember:
+    return next(m for m in partner.team if m.role is role)
+
+
+def test_module_examples() -> None:
+    assert doctest.testmod(partner_module).failed == 0
+
+
+# -- creation -------------------------------------------------------------------
+
+
+class TestCreate:
+    @pytest.mark.parametrize(
+        ("country", "currency"), [("US", "USD"), ("CA", "CAD"), (" ca ", "CAD"), ("us", "USD")]
+    )
+    def test_currency_follows_the_country(self, country: str, currency: str) -> None:
+        partner = Partner.create(name="Northwind IT", country=country)
+        assert partner.country == country.strip().upper()
+        assert partner.currency is Currency(currency)
+
+    def test_a_currency_may_be_given(self) -> None:
+        partner = Partner.create(name="Maple MSP", country="CA", currency="USD")
+        assert partner.currency is Currency("USD")
+        assert partner.card_fees.fixed == Money("0.30", "USD")
+
+    @pytest.mark.parametrize("currency", ["EUR", "JPY", Currency("GBP")])
+    def test_only_usd_or_cad(self, currency: str | Currency) -> None:
+        with pytest.raises(ValidationError) as caught:
+            Partner.create(name="Northwind IT", country="US", currency=currency)
+        assert caught.value.codes == ["unsupported_currency"]
+        assert "USD or CAD" in caught.value.errors[0].message
+
+    def test_every_invalid_field_at_once(self) -> None:
+        with pytest.raises(ValidationError) as caught:
+            Partner.create(name="  ", country="FR", currency="XYZ")
+        assert paths(caught) == ["name", "country", "currency"]
+        assert caught.value.codes == ["blank", "unknown_country", "unknown_currency"]
+        for error in caught.value.errors:
+            assert f"'{error.path}'" in error.message
+
+    def test_wrong_types_are_validation_errors(self) -> None:
+        with pytest.raises(ValidationError) as caught:
+            Partner.create(name=5, country=None, currency=3.5)  # type: ignore[arg-type]
+        assert paths(caught) == ["name", "country", "currency"]
+        assert set(caught.value.codes) <= {"wrong_type", "unknown_country"}
+
+    @given(name=anything, country=anything, currency=anything)
+    def test_bad_input_raises_only_altpay_errors(
+        self, name: object, country: object, currency: object
+    ) -> None:
+        with contextlib.suppress(AltpayError):
+            Partner.create(name=name, country=country, currency=currency)  # type: ignore[arg-type]
+
+    def test_starts_with_the_default_card_fees_and_nothing_else(self) -> None:
+        partner = Partner.create(name="Northwind IT", country="CA")
+        assert partner.card_fees == CardFeePolicy.default("CAD")
+        assert partner.card_fees.bearer is CardFeeBearer.CUSTOMER
+        assert partner.team == partner.tags == partner.integrations == ()
+        assert partner.version == 0
+        assert partner.created_at.tzinfo is dt.UTC
+
+
+class TestDirectConstruction:
+    """Every partner that exists is valid, however it was built."""
+
+    def test_text_and_codes_are_normalised(self) -> None:
+        partner = Partner(PartnerId.new(), " Northwind ", "us", "USD")  # type: ignore[arg-type]
+        assert (partner.name, partner.country, partner.currency) == (
+            "Northwind",
+            "US",
+            Currency("USD"),
+        )
+
+    def test_lists_become_tuples(self) -> None:
+        tag = Tag.new(name="VIP", colour="#FF0000")
+        partner = Partner(PartnerId.new(), "N", "US", Currency("USD"), tags=[tag])  # type: ignore[arg-type]
+        assert partner.tags == (tag,)
+
+    def test_every_invalid_field_at_once(self) -> None:
+        with pytest.raises(ValidationError) as caught:
+            Partner(
+                "par_1",  # type: ignore[arg-type]
+                "",
+                "FR",
+                Currency("USD"),
+                team=["x"],  # type: ignore[list-item]
+                card_fees="cheap",  # type: ignore[arg-type]
+                created_at=dt.datetime(2026, 1, 1),  # naive on purpose
+                version=-1,
+            )
+        assert paths(caught) == [
+            "id",
+            "name",
+            "country",
+            "team[0]",
+            "card_fees",
+            "created_at",
+            "version",
+        ]
+
+    def test_card_fees_must_be_in_the_partners_currency(self) -> None:
+        with pytest.raises(ValidationError) as caught:
+            Partner(
+                PartnerId.new(), "N", "CA", Currency("CAD"), card_fees=CardFeePolicy.default("USD")
+            )
+        assert paths(caught) == ["card_fees.fixed"]
+
+    def test_duplicate_tag_names_are_refused(self) -> None:
+        tags = (Tag.new(name="VIP", colour="#FF0000"), Tag.new(name="vip", colour="#00FF00"))
+        with pytest.raises(InvariantViolation) as caught:
+            Partner(PartnerId.new(), "N", "US", Currency("USD"), tags=tags)
+        assert caught.value.path == "tags[1].name"
+
+    def test_duplicate_team_emails_are_refused(self) -> None:
+        a = TeamMember.new(name="A", email="a@n.example", role=Role.ADMIN)
+        b = TeamMember.new(name="B", email="A@N.example", role=Role.MEMBER)
+        with pytest.raises(InvariantViolation) as caught:
+            Partner(PartnerId.new(), "N", "US", Currency("USD"), team=(a, b))
+        assert caught.value.path == "team[1].email"
+
+    def test_duplicate_systems_are_refused(self) -> None:
+        with pytest.raises(InvariantViolation):
+            Partner(
+                PartnerId.new(),
+                "N",
+                "US",
+                Currency("USD"),
+                integrations=(Integration("xero"), Integration("Xero")),
+            )
+
+
+# -- roles and permissions --------------------------------------------------------
+
+PERMISSIONS = {
+    Role.ADMIN: set(Action),
+    Role.SUB_ADMIN: set(Action) - {Action.MANAGE_BANKING},
+    Role.MEMBER: {Action.VIEW_INVOICES, Action.EDIT_INVOICES},
+    Role.READ_ONLY: {Action.VIEW_INVOICES},
+}
+
+
+class TestPermissions:
+    def test_the_table_is_the_products(self) -> None:
+        assert {role: set(actions) for role, actions in ROLE_ACTIONS.items()} == PERMISSIONS
+
+    @pytest.mark.parametrize("role", list(Role))
+    @pytest.mark.parametrize("action", list(Action))
+    def test_authorize_follows_the_table(self, role: Role, action: Action) -> None:
+        partner = northwind()
+        who = member(partner, role)
+        if action in PERMISSIONS[role]:
+            assert partner.authorize(who, action) is who
+            assert partner.authorize(who.id, action.value) is who
+        else:
+            with pytest.raises(PermissionDenied) as caught:
+                partner.authorize(who, action)
+            assert caught.value.role == role.value
+            assert caught.value.action == action.value
+            assert role.value in str(caught.value)
+            assert action.value in str(caught.value)
+
+    def test_a_sub_admin_may_not_touch_banking(self) -> None:
+        partner = northwind()
+        with pytest.raises(PermissionDenied, match=r"sub_admin.*manage banking details"):
+            partner.authorize(member(partner, Role.SUB_ADMIN), Action.MANAGE_BANKING)
+
+    def test_someone_not_on_the_team_is_not_found(self) -> None:
+        partner = northwind()
+        stranger = TeamMember.new(name="X", email="x@else.example", role=Role.ADMIN)
+        with pytest.raises(NotFound):
+            partner.authorize(stranger, Action.VIEW_INVOICES)
+        with pytest.raises(NotFound):
+            partner.authorize(TeamMemberId.new(), Action.VIEW_INVOICES)
+
+    def test_an_unknown_action_is_a_validation_error(self) -> None:
+        partner = northwind()
+        with pytest.raises(ValidationError):
+            partner.authorize(partner.team[0], "fly")
+
+    def test_role_labels(self) -> None:
+        assert [r.label for r in Role] == ["Admin", "Sub-Admin", "Member", "Read-Only"]
+
+    @pytest.mark.parametrize(
+        ("command", "action"),
+        [
+            (lambda p, by: p.add_tag(name="VIP", colour="#FF0000", by=by), Action.MANAGE_TAGS),
+            (lambda p, by: p.set_card_fees(bearer="partner", by=by), Action.MANAGE_CARD_FEES),
+            (lambda p, by: p.connect_integration("xero", by=by), Action.MANAGE_INTEGRATIONS),
+            (
+                lambda p, by: p.add_team_member(
+                    name="N", email="n@n.example", role="member", by=by
+                ),
+                Action.MANAGE_TEAM,
+            ),
+        ],
+    )
+    def test_commands_check_through_authorize(self, command, action: Action) -> None:  # type: ignore[no-untyped-def]
+        partner = northwind()
+        for role in Role:
+            who = member(partner, role)
+            if action in PERMISSIONS[role]:
+                command(partner, who)
+            else:
+                with pytest.raises(PermissionDenied) as caught:
+                    command(partner, who)
+                assert caught.value.action == action.value
+
+
+class TestTeam:
+    def test_add_a_member(self) -> None:
+        partner = Partner.create(name="N", country="US")
+        after = partner.add_team_member(name=" Ada ", email="Ada@N.EXAMPLE", role="admin")
+        assert partner.team == ()
+        (ada,) = after.team
+        assert (ada.name, str(ada.email), ada.role) == ("Ada", "Ada@n.example", Role.ADMIN)
+
+    def test_emails_are_unique_case_insensitively(self) -> None:
+        partner = northwind()
+        with pytest.raises(InvariantViolation):
+            partner.add_team_member(name="Ada 2", email="ADA@northwind.example", role="member")
+
+    def test_every_invalid_field_at_once(self) -> None:
+        with pytest.raises(ValidationError) as caught:
+            northwind().add_team_member(name="", email="nope", role="boss")
+        assert paths(caught) == ["name", "email", "role"]
+
+    def test_the_last_admin_stays(self) -> None:
+        partner = northwind()
+        admin = member(partner, Role.ADMIN)
+        with pytest.raises(InvariantViolation):
+            partner.remove_team_member(admin)
+        with pytest.raises(InvariantViolation):
+            partner.change_role(admin, Role.MEMBER)
+        two = partner.change_role(member(partner, Role.SUB_ADMIN), "admin")
+        assert two.change_role(admin, Role.MEMBER).member(admin.id).role is Role.MEMBER
+        assert admin not in two.remove_team_member(admin.id).team
+
+    def test_direct_construction_is_checked(self) -> None:
+        with pytest.raises(ValidationError) as caught:
+            TeamMember("tm_1", "", "ann@x.example", "boss")  # type: ignore[arg-type]
+        assert paths(caught) == ["id", "name", "email", "role"]
+        kept = TeamMember(
+            TeamMemberId.new(),
+            " Ann ",
+            TeamMember.new(name="A", email="ann@x.example", role="admin").email,
+            "member",
+        )  # type: ignore[arg-type]
+        assert (kept.name, kept.role) == ("Ann", Role.MEMBER)
+
+
+# -- tags -------------------------------------------------------------------------
+
+
+class TestTags:
+    def test_add_a_tag(self) -> None:
+        partner = Partner.create(name="N", country="US")
+        after = partner.add_tag(name=" VIP ", colour="#ff8800")
+        (tag,) = after.tags
+        assert (tag.name, tag.colour, tag.description) == ("VIP", "#FF8800", None)
+        assert partner.tags == ()
+
+    def test_description_is_optional(self) -> None:
+        partner = Partner.create(name="N", country="US")
+        after = partner.add_tag(name="Net 30", colour="#000000", description="Pays on day 30")
+        assert after.tags[0].description == "Pays on day 30"
+        assert (
+            after.add_tag(name="X", colour="#000000", description="  ").tags[1].description is None
+        )
+
+    # The last one is written in full-width letters.
+    @pytest.mark.parametrize("name", ["vip", "VIP", " Vip ", "\uff56\uff49\uff50"])
+    def test_names_are_unique_case_insensitively(self, name: str) -> None:
+        partner = Partner.create(name="N", country="US").add_tag(name="VIP", colour="#FF0000")
+        with pytest.raises(InvariantViolation) as caught:
+            partner.add_tag(name=name, colour="#00FF00")
+        assert caught.value.rule == "tag-unique-name"
+
+    @pytest.mark.parametrize("colour", [None, "", "red", "#FFF", "FF0000", "#GG0000", "#FF00001"])
+    def test_a_colour_rrggbb_is_required(self, colour: object) -> None:
+        partner = Partner.create(name="N", country="US")
+        with pytest.raises(ValidationError) as caught:
+            partner.add_tag(name="VIP", colour=colour)  # type: ignore[arg-type]
+        assert paths(caught) == ["colour"]
+        assert caught.value.codes == ["invalid_colour"]
+
+    def test_every_invalid_field_at_once(self) -> None:
+        with pytest.raises(ValidationError) as caught:
+            Partner.create(name="N", country="US").add_tag(
+                name="x" * 51,
+                colour="blue",
+                description=7,  # type: ignore[arg-type]
+            )
+        assert paths(caught) == ["name", "colour", "description"]
+
+    def test_find_by_id_name_or_tag(self) -> None:
+        partner = Partner.create(name="N", country="US").add_tag(name="VIP", colour="#FF0000")
+        tag = partner.tags[0]
+        assert partner.tag(tag.id) is partner.tag(" vip ") is partner.tag(tag) is tag
+        with pytest.raises(NotFound):
+            partner.tag("gold")
+        with pytest.raises(NotFound):
+            partner.tag(TagId.new())
+
+    def test_update_keeps_what_is_not_given(self) -> None:
+        partner = Partner.create(name="N", country="US").add_tag(
+            name="VIP", colour="#FF0000", description="big"
+        )
+        tag = partner.tags[0]
+        renamed = partner.update_tag("vip", name="Gold")
+        assert renamed.tags == (attrs.evolve(tag, name="Gold"),)
+        recoloured = renamed.update_tag(tag.id, colour="#00ff00")
+        assert recoloured.tags[0].colour == "#00FF00"
+        assert recoloured.tags[0].description == "big"
+        cleared = recoloured.update_tag(tag.id, description=None)
+        assert cleared.tags[0].description is None
+        assert cleared.update_tag(tag.id, name="Gold") is cleared
+
+    def test_update_refuses_a_taken_name_and_bad_fields(self) -> None:
+        partner = (
+            Partner.create(name="N", country="US")
+            .add_tag(name="VIP", colour="#FF0000")
+            .add_tag(name="Gold", colour="#FFD700")
+        )
+        with pytest.raises(InvariantViolation):
+            partner.update_tag("gold", name="vip")
+        # Changing the case of its own name is fine.
+        assert partner.update_tag("gold", name="GOLD").tag("gold").name == "GOLD"
+        with pytest.raises(ValidationError) as caught:
+            partner.update_tag("gold", name="", colour="gold")
+        assert paths(caught) == ["name", "colour"]
+
+    def test_delete_tag(self) -> None:
+        partner = (
+            Partner.create(name="N", country="US")
+            .add_tag(name="VIP", colour="#FF0000")
+            .add_tag(name="Gold", colour="#FFD700")
+        )
+        vip = partner.tag("VIP")
+        after = partner.delete_tag(vip.id)
+        assert after.tags == (partner.tag("gold"),)
+        assert partner.delete_tag("GOLD").tags == (vip,)
+        with pytest.raises(NotFound):
+            after.delete_tag(vip.id)
+        # The name is free again.
+        assert after.add_tag(name="VIP", colour="#FF0000").tag("vip").id != vip.id
+
+    def test_direct_construction_is_checked_and_normalised(self) -> None:
+        tag = Tag(TagId.new(), " VIP ", "#abcdef ", " ")
+        assert (tag.name, tag.colour, tag.description) == ("VIP", "#ABCDEF", None)
+        with pytest.raises(ValidationError) as caught:
+            Tag("tag_1", "", "#12345")  # type: ignore[arg-type]
+        assert paths(caught) == ["id", "name", "colour"]
+
+
+# -- card fees ------------------------------------------------------------------------
+
+
+class TestCardFees:
+    def test_default_is_2_9_percent_plus_30_cents_passed_to_the_customer(self) -> None:
+        policy = Partner.create(name="N", country="US").card_fees
+        assert policy.bearer is CardFeeBearer.CUSTOMER
+        assert policy.passed_to_customer
+        assert policy.rate_percent == Decimal("2.9")
+        assert policy.fixed == Money("0.30", "USD")
+        assert policy.fee_for(Money("100.00", "USD")) == Money("3.20", "USD")
+        assert policy.fee_for(Money("0", "USD")) == Money("0.00", "USD")
+
+    def test_canadian_fees_are_in_cad(self) -> None:
+        policy = Partner.create(name="N", country="CA").card_fees
+        assert policy.fee_for(Money("10.00", "CAD")) == Money("0.59", "CAD")
+        with pytest.raises(CurrencyMismatch):
+            policy.fee_for(Money("10.00", "USD"))
+
+    def test_the_percentage_rounds_half_even(self) -> None:
+        policy = CardFeePolicy(CardFeeBearer.CUSTOMER, Decimal("2.5"), Money("0", "USD"))
+        assert policy.fee_for(Money("0.20", "USD")) == Money("0.00", "USD")  # 0.005
+        assert policy.fee_for(Money("0.60", "USD")) == Money("0.02", "USD")  # 0.015
+
+    def test_rate_and_fixed_part_are_configurable(self) -> None:
+        partner = Partner.create(name="N", country="US")
+        after = partner.set_card_fees(rate_percent="3.5", fixed="0.25")
+        assert after.card_fees == CardFeePolicy(
+            CardFeeBearer.CUSTOMER, Decimal("3.5"), Money("0.25", "USD")
+        )
+        assert after.card_fees.fee_for(Money("100.00", "USD")) == Money("3.75", "USD")
+        assert partner.card_fees == CardFeePolicy.default("USD")
+        assert after.set_card_fees(rate_percent=3).card_fees.rate_percent == Decimal(3)
+        assert after.set_card_fees(fixed=Money("0", "USD")).card_fees.fixed.is_zero
+
+    def test_the_partner_may_absorb_them(self) -> None:
+        partner = Partner.create(name="N", country="US").set_card_fees(bearer="partner")
+        assert partner.card_fees.bearer is CardFeeBearer.PARTNER
+        assert not partner.card_fees.passed_to_customer
+        # The fee is the same; only who pays it changes.
+        assert partner.card_fees.fee_for(Money("100.00", "USD")) == Money("3.20", "USD")
+        assert partner.set_card_fees(bearer=CardFeeBearer.PARTNER) is partner
+
+    @pytest.mark.parametrize(
+        ("kwargs", "path"),
+        [
+            ({"rate_percent": 2.9}, "rate_percent"),
+            ({"rate_percent": "abc"}, "rate_percent"),
+            ({"rate_percent": "20.01"}, "rate_percent"),
+            ({"rate_percent": "-1"}, "rate_percent"),
+            ({"rate_percent": "NaN"}, "rate_percent"),
+            ({"rate_percent": True}, "rate_percent"),
+            ({"fixed": "-0.01"}, "fixed"),
+            ({"fixed": 0.3}, "fixed"),
+            ({"fixed": "0.305"}, "fixed"),
+            ({"fixed": Money("0.30", "CAD")}, "fixed"),
+            ({"bearer": "nobody"}, "bearer"),
+        ],
+    )
+    def test_invalid_settings_are_refused(self, kwargs: dict[str, object], path: str) -> None:
+        partner = Partner.create(name="N", country="US")
+        with pytest.raises(ValidationError) as caught:
+            partner.set_card_fees(**kwargs)  # type: ignore[arg-type]
+        assert paths(caught) == [path]
+
+    def test_every_invalid_setting_at_once(self) -> None:
+        with pytest.raises(ValidationError) as caught:
+            Partner.create(name="N", country="US").set_card_fees(
+                bearer="x", rate_percent="99", fixed="-1"
+            )
+        assert paths(caught) == ["bearer", "rate_percent", "fixed"]
+
+    def test_direct_construction_is_checked(self) -> None:
+        policy = CardFeePolicy("partner", Decimal("1"), Money("0", "USD"))  # type: ignore[arg-type]
+        assert policy.bearer is CardFeeBearer.PARTNER
+        with pytest.raises(ValidationError) as caught:
+            CardFeePolicy("x", Decimal("NaN"), "0.30")  # type: ignore[arg-type]
+        assert paths(caught) == ["bearer", "rate_percent", "fixed"]
+
+    def test_fee_for_refuses_negative_or_non_money(self) -> None:
+        policy = CardFeePolicy.default("USD")
+        with pytest.raises(ValidationError):
+            policy.fee_for(Money("-1.00", "USD"))
+        with pytest.raises(ValidationError):
+            policy.fee_for(Decimal("1.00"))  # type: ignore[arg-type]
+
+
+# -- integrations ----------------------------------------------------------------------
+
+
+class TestIntegrations:
+    def test_connect_and_disconnect(self) -> None:
+        partner = Partner.create(name="N", country="US")
+        after = partner.connect_integration(" ConnectWise ", syncs_customers=True)
+        assert after.integrations == (Integration("connectwise", True, False),)
+        assert after.syncs_customers
+        assert not after.syncs_invoices
+        assert after.integration("CONNECTWISE").syncs_customers
+        assert not partner.syncs_customers
+        both = after.connect_integration("xero", syncs_invoices=True)
+        assert both.syncs_invoices
+        assert both.disconnect_integration("ConnectWise").integrations == (
+            Integration("xero", False, True),
+        )
+
+    def test_once_per_system(self) -> None:
+        partner = Partner.create(name="N", country="US").connect_integration("xero")
+        with pytest.raises(InvariantViolation):
+            partner.connect_integration("Xero")
+
+    def test_unknown_system_is_not_found(self) -> None:
+        partner = Partner.create(name="N", country="US")
+        with pytest.raises(NotFound):
+            partner.disconnect_integration("xero")
+        with pytest.raises(NotFound):
+            partner.integration(5)  # type: ignore[arg-type]
+
+    def test_flags_must_be_booleans(self) -> None:
+        partner = Partner.create(name="N", country="US")
+        with pytest.raises(ValidationError) as caught:
+            partner.connect_integration("", syncs_customers="false", syncs_invoices=1)  # type: ignore[arg-type]
+        assert paths(caught) == ["system", "syncs_customers", "syncs_invoices"]
+
+    def test_direct_construction_is_normalised(self) -> None:
+        assert Integration(" HaloPSA ").system == "halopsa"
+
+
+# -- immutability, data and notebooks -------------------------------------------------------
+
+
+def test_commands_leave_the_partner_untouched() -> None:
+    partner = northwind()
+    copy = pickle.loads(pickle.dumps(partner))
+    partner.add_tag(name="VIP", colour="#FF0000")
+    partner.set_card_fees(bearer="partner")
+    partner.connect_integration("xero")
+    partner.add_team_member(name="New", email="new@n.example", role="member")
+    assert partner == copy
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        partner.name = "Other"  # type: ignore[misc]
+
+
+@given(st.data())
+def test_round_trips(data: st.DataObject) -> None:
+    for cls in (Partner, TeamMember, Tag, CardFeePolicy, Integration, Role, CardFeeBearer):
+        value = data.draw(st.from_type(cls))
+        assert from_dict(cls, to_dict(value)) == value
+        assert from_json(cls, to_json(value)) == value
+
+
+def test_round_trip_keeps_every_field() -> None:
+    partner = (
+        northwind("CA")
+        .add_tag(name="VIP", colour="#FF0000", description="big")
+        .set_card_fees(bearer="partner", rate_percent="3.1", fixed="0.25")
+        .connect_integration("xero", syncs_invoices=True)
+    )
+    again = from_dict(Partner, to_dict(partner))
+    assert again == partner
+    assert to_dict(again) == to_dict(partner)
+
+
+def test_from_dict_reports_bad_partners_with_paths() -> None:
+    data = to_dict(northwind().add_tag(name="VIP", colour="#FF0000"))
+    data["tags"][0]["colour"] = "red"
+    data["team"][1]["email"] = "nope"
+    with pytest.raises(ValidationError) as caught:
+        from_dict(Partner, data)
+    assert set(caught.value.paths) == {"team[1].email", "tags[0].colour"}
+
+
+@given(aps.partners())
+def test_strategies_give_valid_partners(partner: Partner) -> None:
+    assert partner.team[0].role is Role.ADMIN
+    assert len({t.key for t in partner.tags}) == len(partner.tags)
+
+
+def test_repr_is_short_and_readable() -> None:
+    partner = northwind().connect_integration("xero")
+    text = repr(partner)
+    assert text.startswith("Partner(id='par_")
+    assert "name='Northwind IT'" in text
+    assert "team=4" in text
+    assert "['xero']" in text
+    assert len(text) < 200
+
+
+def test_repr_html_is_escaped() -> None:
+    partner = Partner.create(name="<script>alert(1)</script>", country="US").add_tag(
+        name="<b>VIP</b>", colour="#FF0000"
+    )
+    page = partner._repr_html_()
+    assert "<script>" not in page
+    assert "<b>VIP" not in page
+    assert html.escape("<script>alert(1)</script>") in page
+    assert page.startswith("<table>")
+    assert "2.9% + USD 0.30" in page or "2.9%" in page
+
+
+@given(
+    bearer=anything,
+    rate=anything,
+    fixed=anything,
+    name=anything,
+    colour=anything,
+    description=anything,
+    flag=anything,
+)
+def test_commands_raise_only_altpay_errors_on_bad_input(
+    *,
+    bearer: object,
+    rate: object,
+    fixed: object,
+    name: object,
+    colour: object,
+    description: object,
+    flag: object,
+) -> None:
+    partner = northwind().add_tag(name="VIP", colour="#FF0000")
+    commands = [
+        lambda: partner.set_card_fees(bearer=bearer, rate_percent=rate, fixed=fixed),
+        lambda: partner.add_tag(name=name, colour=colour, description=description),
+        lambda: partner.update_tag("vip", name=name, colour=colour, description=description),
+        lambda: partner.tag(name),
+        lambda: partner.delete_tag(name),
+        lambda: partner.connect_integration(name, syncs_customers=flag),
+        lambda: partner.disconnect_integration(name),
+        lambda: partner.add_team_member(name=name, email=colour, role=description),
+        lambda: partner.change_role(partner.team[1], name),
+        lambda: partner.authorize(partner.team[0], name),
+    ]
+    for command in commands:
+        with contextlib.suppress(AltpayError):
+            command()  # type: ignore[no-untyped-call]
+
+
+def test_repr_html_lists_integrations_and_what_they_sync() -> None:
+    partner = (
+        Partner.create(name="N", country="US")
+        .connect_integration("connectwise", syncs_customers=True, syncs_invoices=True)
+        .connect_integration("xero")
+        .set_card_fees(bearer="partner")
+    )
+    page = partner._repr_html_()
+    assert "connectwise (syncs customers and invoices)" in page
+    assert "xero (syncs nothing)" in page
+    assert "absorbed" in page
+
+
+def test_keep_reads_as_keep() -> None:
+    assert repr(partner_module.KEEP) == "KEEP"
+
+
+def test_a_bad_currency_is_reported_once_with_its_path() -> None:
+    with pytest.raises(ValidationError) as caught:
+        Partner(PartnerId.new(), "N", "US", "XYZ")  # type: ignore[arg-type]
+    assert paths(caught) == ["currency"]
+
+
+def test_the_partners_page_runs() -> None:
+    page = Path(__file__).resolve().parents[1] / "docs" / "partners.md"
+    result = doctest.testfile(
+        str(page),
+        module_relative=False,
+        optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE,
+    )
+    assert result.attempted > 0
+    assert result.failed == 0
