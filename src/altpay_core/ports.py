@@ -46,7 +46,10 @@ __all__ = [
     "Page",
     "PageRequest",
     "PartnerRepository",
+    "Store",
     "UnitOfWork",
+    "customer_cursor",
+    "customer_sort_key",
 ]
 
 T = TypeVar("T")
@@ -145,8 +148,18 @@ class Page(Generic[T]):
 
 
 def customer_sort_key(customer: Customer) -> str:
-    """Customers are listed by company name, case-insensitively, then by id."""
+    """Customers are listed by company name, case-insensitively, then by id.
+
+    The key is the case-folded company name; ties are broken by the id's text.
+    Both compare by code point (as UTF-8 bytes do, and as a ``C`` collation
+    does), never by a locale.
+    """
     return customer.company.casefold()
+
+
+def customer_cursor(customer: Customer) -> str:
+    """The opaque cursor that names ``customer``'s place in a listing."""
+    return Cursor(customer_sort_key(customer), str(customer.id)).encode()
 
 
 # -- repositories ------------------------------------------------------------------
@@ -163,8 +176,9 @@ class PartnerRepository(abc.ABC):
     def save(self, partner: Partner) -> Partner:
         """Store a new partner (version 0) or a change to one read earlier.
 
-        Returns the stored value (version + 1). ``ConcurrencyConflict`` if
-        the stored version is no longer the one read.
+        Returns the stored value (version + 1, no pending events); its events
+        go to the outbox. ``ConcurrencyConflict`` if the stored version is
+        not ``partner.version`` (nothing stored yet for version 0).
         """
 
 
@@ -177,17 +191,23 @@ class CustomerRepository(abc.ABC):
 
     @abc.abstractmethod
     def get_by_external_ref(self, partner_id: PartnerId, ref: ExternalRef) -> Customer:
-        """The customer synced in under ``ref`` that is not archived (C10)."""
+        """The customer synced in under ``ref`` that is not archived (C10);
+        ``NotFound`` if there is none."""
 
     @abc.abstractmethod
     def with_user(self, partner_id: PartnerId, email: EmailAddress | str) -> list[Customer]:
-        """This partner's customers that ``email`` is a user of (any status)."""
+        """This partner's customers that ``email`` is a user of (any status),
+        compared case-insensitively, ordered as :meth:`list` orders them.
+
+        A malformed ``email`` raises ``ValidationError``.
+        """
 
     @abc.abstractmethod
     def accounts_of(self, email: EmailAddress | str) -> list[Customer]:
         """Every active customer, of every partner, that ``email`` can log in
         to: the end customer's "multiple accounts" view. The one query not
-        scoped to a partner, and so a separate, explicit method."""
+        scoped to a partner, and so a separate, explicit method. Ordered as
+        :meth:`list` orders them."""
 
     @abc.abstractmethod
     def list(
@@ -201,16 +221,38 @@ class CustomerRepository(abc.ABC):
         after: str | None = None,
         before: str | None = None,
     ) -> Page[Customer]:
-        """A page of this partner's customers, by company name then id."""
+        """A page of this partner's customers, by company name then id.
+
+        Ordered by :func:`customer_sort_key` (the company name, case-folded)
+        then by id. Filters, all optional and combined with AND: ``status``;
+        ``tag`` (customers carrying that tag); ``name_prefix`` (the company
+        name starts with it, compared case-folded; an empty prefix matches
+        every customer).
+
+        Paging is by keyset, so it is stable under inserts: ``after`` gives
+        the first ``limit`` customers that sort after that cursor, ``before``
+        the last ``limit`` that sort before it (still in ascending order).
+        The cursors come from an earlier page (``start_cursor``,
+        ``end_cursor``); a customer need not still exist for its cursor to
+        work. ``has_next_page`` and ``has_previous_page`` are exact:
+        whether some customer matching the filters sorts after the page
+        (with ``before``: at or after that cursor) and before it (with
+        ``after``: at or before that cursor; without a cursor, never). On an
+        empty page ``start_cursor`` and ``end_cursor`` are ``None``.
+
+        ``limit``, ``after`` and ``before`` are validated with
+        :meth:`PageRequest.parse` (``ValidationError``).
+        """
 
     @abc.abstractmethod
     def save(self, customer: Customer) -> Customer:
         """Store a new customer (version 0) or a change to one read earlier.
 
-        Returns the stored value (version + 1, no pending events).
-        ``ConcurrencyConflict`` if the stored version is no longer the one
-        read, or if the external reference is taken by another customer of
-        the partner that is not archived (C10).
+        Returns the stored value (version + 1, no pending events); its events
+        go to the outbox. ``ConcurrencyConflict`` if the stored version is
+        not ``customer.version`` (nothing stored yet for version 0), if the
+        id is another partner's customer's, or if the external reference is
+        taken by another customer of the partner that is not archived (C10).
         """
 
 
@@ -225,11 +267,16 @@ class AccessRequestRepository(abc.ABC):
     def list(
         self, partner_id: PartnerId, *, status: AccessRequestStatus | None = None
     ) -> list[AccessRequest]:
-        """This partner's access requests, oldest first."""
+        """This partner's access requests, oldest first (by ``requested_at``,
+        then id)."""
 
     @abc.abstractmethod
     def save(self, request: AccessRequest) -> AccessRequest:
-        """Store a new request (version 0) or a change to one read earlier."""
+        """Store a new request (version 0) or a change to one read earlier.
+
+        Returns the stored value (version + 1, no pending events), like
+        :meth:`CustomerRepository.save` (``ConcurrencyConflict`` likewise).
+        """
 
 
 # -- outbox ------------------------------------------------------------------------
@@ -239,7 +286,10 @@ class AccessRequestRepository(abc.ABC):
 class OutboxMessage:
     """An event stored with its aggregate, waiting to be published.
 
-    ``position`` increases in commit order.
+    ``position`` increases in commit order (within a commit, in the order the
+    aggregates were saved, each one's events oldest first). Commits that run
+    at the same time may take positions in either order; :meth:`Outbox.pending`
+    lists every unpublished message, so none is skipped.
     """
 
     position: int
@@ -251,12 +301,18 @@ class Outbox(abc.ABC):
 
     @abc.abstractmethod
     def pending(self, limit: int = DEFAULT_PAGE_SIZE) -> list[OutboxMessage]:
-        """Committed events not yet marked published, in commit order."""
+        """The first ``limit`` committed events not yet marked published, by
+        position. Messages this unit of work has marked are left out.
+
+        ``limit`` is validated as :meth:`PageRequest.parse` does.
+        """
 
     @abc.abstractmethod
     def mark_published(self, positions: Sequence[int]) -> None:
         """Mark these as published (within the unit of work: takes effect on
-        commit). A message marked published is never listed again."""
+        commit; a rollback leaves them pending). A message marked published
+        is never listed again. Unknown or already published positions are
+        ignored, so marking twice is harmless."""
 
 
 # -- unit of work ----------------------------------------------------------------
@@ -268,7 +324,18 @@ class UnitOfWork(abc.ABC):
     Use it as a context manager: nothing is written unless :meth:`commit` is
     called inside the block; leaving the block rolls back whatever was not
     committed, and an exception inside it writes nothing. A commit stores
-    every saved aggregate and its pending events atomically.
+    every saved aggregate and its pending events atomically: if any part of
+    it fails (a version conflict, a taken external reference, a broken
+    connection), nothing of it is written and the error is raised.
+
+    Reads inside the block see what the block has saved. Saving the same
+    aggregate twice is fine (save the value the first save returned).
+    ``ConcurrencyConflict`` may come from :meth:`~CustomerRepository.save`
+    or from :meth:`commit`, as the adapter detects it; either way nothing is
+    written, and the caller reads again and retries.
+
+    A unit of work belongs to one thread; get one per thread (or per
+    request) from the :class:`Store`.
     """
 
     partners: PartnerRepository
@@ -300,3 +367,39 @@ class UnitOfWork(abc.ABC):
     @abc.abstractmethod
     def rollback(self) -> None:
         """Forget everything saved and not committed (safe to call twice)."""
+
+
+# -- store -------------------------------------------------------------------------
+
+
+class Store(abc.ABC):
+    """Where an adapter keeps the data: hands out units of work over it.
+
+    Each call of :meth:`unit_of_work` gives a new unit of work over the same
+    data; a store is shared by threads, units of work are not. Close the
+    store when done (or use it as a context manager)::
+
+        with MemoryStore() as store:
+            with store.unit_of_work() as uow:
+                uow.partners.save(partner)
+                uow.commit()
+    """
+
+    @abc.abstractmethod
+    def unit_of_work(self) -> UnitOfWork:
+        """A new unit of work over this store's data (enter it with ``with``)."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release the store's resources (connections, files); safe to call twice."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,1016 @@
+"""What the SQL adapters share: the storage layout, the queries, and a unit of
+work that buffers what it saves and writes it in batches.
+
+Not public: :mod:`altpay_core.adapters.sqlite` and
+:mod:`altpay_core.adapters.postgres` build on it, each with its own
+connections, transactions, error codes and schema migrations.
+
+The layout. Each aggregate is one row holding its whole data as compact
+JSON (``to_dict``), its version, and the columns that the queries filter
+and sort on, each behind an index; a customer's users and tags are child
+rows, so that "which customers is this email a user of" and "which
+customers carry this tag" are index look-ups. The database enforces what
+must hold across concurrent writers: primary keys, and C10 (an external
+reference is unique per partner and integration among customers that are
+not archived) as a partial unique index. Events go to the ``outbox`` table
+in the transaction that stores their aggregate.
+
+A unit of work checks each save at once (the version it read, the external
+reference) and keeps the rows in memory; it writes them with one
+``executemany`` per statement at commit, before a read that must see them,
+and every :data:`BATCH_SIZE` saves, so that a bulk save costs little more
+than the rows themselves and holds little memory.
+"""
+
+from __future__ import annotations
+
+import abc
+import builtins
+import contextlib
+import datetime as dt
+import json
+import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Generic, NoReturn, TypeVar
+
+import attrs
+
+from altpay_core.customer import AccessRequest, AccessRequestStatus, Customer, CustomerStatus
+from altpay_core.errors import AltpayError, ConcurrencyConflict, NotFound, ValidationError
+from altpay_core.events import Event
+from altpay_core.partner import Partner
+from altpay_core.ports import (
+    DEFAULT_PAGE_SIZE,
+    AccessRequestRepository,
+    Cursor,
+    CustomerRepository,
+    Outbox,
+    OutboxMessage,
+    Page,
+    PageRequest,
+    PartnerRepository,
+    Store,
+    UnitOfWork,
+    customer_sort_key,
+)
+from altpay_core.serialization import from_dict, to_dict
+from altpay_core.values import (
+    AccessRequestId,
+    CustomerId,
+    EmailAddress,
+    ExternalRef,
+    PartnerId,
+    TagId,
+)
+
+__all__ = [
+    "Migration",
+    "SchemaVersionError",
+    "SqlStore",
+    "SqlUnitOfWork",
+]
+
+Row = tuple[Any, ...]
+C = TypeVar("C")
+A = TypeVar("A", Partner, Customer, AccessRequest)
+
+# Idle connections a store keeps for the next units of work.
+MAX_IDLE_CONNECTIONS = 8
+# Saves kept in memory before they are written (and rows per executemany):
+# enough for a batch to pay off, few enough that a bulk import holds little
+# memory and leaves the garbage collector little to scan.
+BATCH_SIZE = 2000
+
+
+class SchemaVersionError(AltpayError):
+    """The database was written by a newer altpay-core than this one.
+
+    Its schema is at ``found``; this version knows the migrations up to
+    ``known`` and will not guess at the rest.
+    """
+
+    default_message = "the database schema is newer than this altpay-core knows"
+
+    def __init__(self, found: int, known: int) -> None:
+        self.found = found
+        self.known = known
+        super().__init__(
+            f"the database schema is at version {found}, newer than this "
+            f"altpay-core knows (up to {known}); upgrade altpay-core to open it"
+        )
+
+
+@attrs.frozen
+class Migration:
+    """One step of a schema's history: the statements that take it from
+    ``version - 1`` to ``version``. Steps are applied in order, each store
+    open, to whatever a database lacks; a step is never edited once released
+    (a change is a new step)."""
+
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+def check_migrations(migrations: Sequence[Migration]) -> int:
+    """The latest version; refuses gaps, so a forgotten step cannot go unseen."""
+    for number, migration in enumerate(migrations, start=1):
+        if migration.version != number:
+            raise ValueError(f"migration {migration.version} is out of order (expected {number})")
+    return len(migrations)
+
+
+# -- the dialects ------------------------------------------------------------------
+
+
+@attrs.frozen
+class Dialect:
+    """What the shared statements spell differently per database."""
+
+    param: str
+    """The parameter placeholder (``?`` or ``%s``)."""
+    unpublished: str
+    """The condition of an outbox row not yet published (matching the
+    partial index's condition word for word, as SQLite's planner wants)."""
+    published: str
+    """The value that marks an outbox row published."""
+
+
+def timestamp(value: dt.datetime) -> str:
+    """A UTC timestamp as fixed-width ISO 8601 text, which sorts as it reads
+    (``2026-01-31T09:30:00.000000+00:00``)."""
+    return value.astimezone(dt.UTC).isoformat(timespec="microseconds")
+
+
+# -- the tables --------------------------------------------------------------------
+
+
+@attrs.frozen
+class ChildTable:
+    """Rows that index one aggregate's parts (a customer's users, its tags);
+    rewritten whenever the aggregate is saved."""
+
+    name: str
+    columns: tuple[str, ...]
+    """Every column; the first holds the aggregate's id."""
+    rows: Callable[[Any], list[Row]]
+
+
+@attrs.frozen
+class AggregateTable:
+    """How one kind of aggregate is stored: one row per aggregate with its
+    id, version, indexed columns and JSON data, plus child rows."""
+
+    kind: str
+    """How messages name the aggregate (``customer``)."""
+    name: str
+    scope: str
+    """The column naming the partner the aggregate belongs to."""
+    columns: tuple[str, ...]
+    """The indexed columns, between ``version`` and ``data``."""
+    values: Callable[[Any], Row]
+    children: tuple[ChildTable, ...] = ()
+    order: Callable[[Row], int] = lambda row: 0
+    """Sorts updates so that rows releasing a unique key are written first."""
+
+    @property
+    def all_columns(self) -> tuple[str, ...]:
+        return ("id", "version", *self.columns, "data")
+
+
+def _customer_values(customer: Customer) -> Row:
+    ref = customer.external_ref
+    return (
+        str(customer.partner_id),
+        customer_sort_key(customer),
+        customer.status.value,
+        None if ref is None else ref.system,
+        None if ref is None else ref.id,
+    )
+
+
+def _customer_users(customer: Customer) -> list[Row]:
+    cid, pid = str(customer.id), str(customer.partner_id)
+    return [(cid, user.email.key, pid) for user in customer.users]
+
+
+def _customer_tags(customer: Customer) -> list[Row]:
+    if not customer.tags:
+        return []
+    cid, pid = str(customer.id), str(customer.partner_id)
+    return [(cid, str(tag), pid) for tag in sorted(customer.tags)]
+
+
+PARTNERS = AggregateTable(
+    kind="partner",
+    name="partners",
+    scope="id",
+    columns=(),
+    values=lambda partner: (),
+)
+CUSTOMERS = AggregateTable(
+    kind="customer",
+    name="customers",
+    scope="partner_id",
+    columns=("partner_id", "company_key", "status", "ext_system", "ext_id"),
+    values=_customer_values,
+    order=lambda row: 0 if row[4] == CustomerStatus.ARCHIVED.value else 1,
+    children=(
+        ChildTable("customer_users", ("customer_id", "email_key", "partner_id"), _customer_users),
+        ChildTable("customer_tags", ("customer_id", "tag_id", "partner_id"), _customer_tags),
+    ),
+)
+ACCESS_REQUESTS = AggregateTable(
+    kind="access request",
+    name="access_requests",
+    scope="partner_id",
+    columns=("partner_id", "status", "requested_at"),
+    values=lambda request: (
+        str(request.partner_id),
+        request.status.value,
+        timestamp(request.requested_at),
+    ),
+)
+TABLES: tuple[AggregateTable, ...] = (PARTNERS, CUSTOMERS, ACCESS_REQUESTS)
+OUTBOX_COLUMNS = ("topic", "partner_id", "aggregate_id", "occurred_at", "payload")
+
+# Where a customer's row holds what the C10 check compares.
+_PARTNER = CUSTOMERS.all_columns.index("partner_id")
+_STATUS = CUSTOMERS.all_columns.index("status")
+_REF = slice(CUSTOMERS.all_columns.index("ext_system"), CUSTOMERS.all_columns.index("ext_id") + 1)
+
+
+class Statements:
+    """Every statement the unit of work runs, in one dialect."""
+
+    def __init__(self, dialect: Dialect, tables: Sequence[AggregateTable] = TABLES) -> None:
+        self.dialect = dialect
+        p = dialect.param
+
+        def sql(text: str) -> str:
+            return " ".join(text.split()).replace("?", p)
+
+        def marks(count: int) -> str:
+            return ", ".join("?" * count)
+
+        self.current: dict[str, str] = {}
+        self.insert: dict[str, str] = {}
+        self.update: dict[str, str] = {}
+        self.delete_children: dict[str, str] = {}
+        self.insert_children: dict[str, str] = {}
+        for table in tables:
+            columns = table.all_columns
+            self.current[table.name] = sql(
+                f"SELECT version, {table.scope} FROM {table.name} WHERE id = ?"
+            )
+            self.insert[table.name] = sql(
+                f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks(len(columns))})"
+            )
+            assignments = ", ".join(f"{c} = ?" for c in columns[1:])
+            self.update[table.name] = sql(
+                f"UPDATE {table.name} SET {assignments} WHERE id = ? AND version = ?"
+            )
+            for child in table.children:
+                self.delete_children[child.name] = sql(
+                    f"DELETE FROM {child.name} WHERE {child.columns[0]} = ?"
+                )
+                self.insert_children[child.name] = sql(
+                    f"INSERT INTO {child.name} ({', '.join(child.columns)}) "
+                    f"VALUES ({marks(len(child.columns))})"
+                )
+
+        self.partner = sql("SELECT data FROM partners WHERE id = ?")
+        self.customer = sql("SELECT data FROM customers WHERE partner_id = ? AND id = ?")
+        self.customer_by_ref = sql(
+            """SELECT data FROM customers
+            WHERE partner_id = ? AND ext_system = ? AND ext_id = ? AND status <> 'archived'"""
+        )
+        self.ref_holders = sql(
+            """SELECT id FROM customers
+            WHERE partner_id = ? AND ext_system = ? AND ext_id = ? AND status <> 'archived'"""
+        )
+        self.customers_with_user = sql(
+            """SELECT c.data FROM customer_users u JOIN customers c ON c.id = u.customer_id
+            WHERE u.email_key = ? AND u.partner_id = ?
+            ORDER BY c.company_key, c.id"""
+        )
+        self.accounts_of = sql(
+            """SELECT c.data FROM customer_users u JOIN customers c ON c.id = u.customer_id
+            WHERE u.email_key = ? AND c.status = 'active'
+            ORDER BY c.company_key, c.id"""
+        )
+        self.access_request = sql(
+            "SELECT data FROM access_requests WHERE partner_id = ? AND id = ?"
+        )
+        self.access_requests = sql(
+            """SELECT data FROM access_requests WHERE partner_id = ?
+            ORDER BY requested_at, id"""
+        )
+        self.access_requests_by_status = sql(
+            """SELECT data FROM access_requests WHERE partner_id = ? AND status = ?
+            ORDER BY requested_at, id"""
+        )
+        self.outbox_insert = sql(
+            f"INSERT INTO outbox ({', '.join(OUTBOX_COLUMNS)}) "
+            f"VALUES ({marks(len(OUTBOX_COLUMNS))})"
+        )
+        self.outbox_pending = sql(
+            f"SELECT position, payload FROM outbox WHERE {dialect.unpublished} "
+            "ORDER BY position LIMIT ?"
+        )
+        self.outbox_mark = sql(
+            f"UPDATE outbox SET published = {dialect.published} "
+            f"WHERE position = ? AND {dialect.unpublished}"
+        )
+        self.sql = sql
+
+
+# Compact, and without the check for cycles that plain data cannot have:
+# the rows are smaller and the encoding a little quicker than ``to_json``'s.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
+
+
+def dump(value: object) -> str:
+    """A value's data as the compact JSON text stored in ``data`` columns."""
+    return _ENCODER.encode(to_dict(value))
+
+
+def load(cls: type[A], data: Any) -> A:
+    """An aggregate from its stored data: JSON text, or what a driver parsed
+    from a JSON column. Every rule is checked again (``from_dict``)."""
+    if isinstance(data, str | bytes):
+        data = json.loads(data)
+    return from_dict(cls, data)
+
+
+def load_event(data: Any) -> Event:
+    """An event from an outbox row's payload, as its concrete class."""
+    if isinstance(data, str | bytes):
+        data = json.loads(data)
+    return from_dict(Event, data)
+
+
+# -- the store ---------------------------------------------------------------------
+
+
+class SqlStore(Store, Generic[C]):
+    """A store that hands each unit of work a connection of its own, and
+    keeps a few idle ones for the next."""
+
+    statements: Statements
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle: list[C] = []
+        self._inherited: list[C] = []
+        self._closed = False
+        # Connections must not cross a fork (SQLite's rule, and a PostgreSQL
+        # connection's socket would be shared): a child process opens its own.
+        self._pid = os.getpid()
+
+    @abc.abstractmethod
+    def _connect(self) -> C:
+        """A new connection, ready for use (autocommit; transactions are
+        begun and ended explicitly)."""
+
+    @abc.abstractmethod
+    def _disconnect(self, connection: C) -> None:
+        """Close a connection, ignoring errors."""
+
+    def _acquire(self) -> C:
+        with self._lock:
+            if self._closed:
+                raise AltpayError(f"the {type(self).__name__} is closed")
+            if self._pid != os.getpid():
+                # Inherited from the parent: never use nor close them here
+                # (closing a PostgreSQL connection would end the parent's
+                # session); keep them referenced so that no finalizer does.
+                self._inherited.extend(self._idle)
+                self._idle = []
+                self._pid = os.getpid()
+            if self._idle:
+                return self._idle.pop()
+        return self._connect()
+
+    def _release(self, connection: C, reusable: bool = True) -> None:
+        with self._lock:
+            if (
+                reusable
+                and not self._closed
+                and self._pid == os.getpid()
+                and len(self._idle) < MAX_IDLE_CONNECTIONS
+            ):
+                self._idle.append(connection)
+                return
+        self._disconnect(connection)
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+    def close(self) -> None:
+        """Close the idle connections; units of work still open keep theirs
+        until they end. Safe to call twice."""
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for connection in idle:
+            self._disconnect(connection)
+
+
+# -- the unit of work ----------------------------------------------------------------
+
+
+@attrs.define(slots=True)
+class _Pending:
+    """An aggregate saved in this transaction and not yet written."""
+
+    new: bool
+    """No row in the database yet (insert rather than update)."""
+    expected: int
+    """The version of the row in the database (0 when new)."""
+    version: int
+    """The version of this pending state."""
+    scope: str
+    row: Row
+    children: list[list[Row]]
+
+
+class SqlUnitOfWork(UnitOfWork, Generic[C]):
+    """One transaction on one connection of a :class:`SqlStore`.
+
+    A save is checked at once against the latest committed state (the
+    version, the id's partner, C10) and kept in memory; nothing is sent to
+    the database until the unit of work must write: at commit, at a read
+    after a save (so that reads see the block's own saves), or once
+    :data:`BATCH_SIZE` saves are waiting. Only then does
+    the transaction begin, with the database's write lock where it has one
+    (SQLite's ``BEGIN IMMEDIATE``), and the database checks every row again
+    as it is written (``UPDATE ... WHERE version = ?``, primary keys, the
+    partial unique index): a writer that committed in between turns into a
+    clean :class:`~altpay_core.errors.ConcurrencyConflict`, and the write
+    lock is held for the writing only, not while the caller works between
+    its saves and its commit.
+    """
+
+    def __init__(self, store: SqlStore[C]) -> None:
+        self._store = store
+        self._sql = store.statements
+        self._connection: C | None = None
+        self._writing = False
+        self._pending: dict[str, dict[str, _Pending]] = {t.name: {} for t in TABLES}
+        self._marks: list[Row] = []
+        self._unflushed = False
+        self._batched = 0
+        self._events: list[Event] = []
+        self.partners = SqlPartners(self)
+        self.customers = SqlCustomers(self)
+        self.access_requests = SqlAccessRequests(self)
+        self.outbox = SqlOutbox(self)
+
+    # -- what each database does its own way --------------------------------------
+
+    @abc.abstractmethod
+    def _fetch(self, connection: C, sql: str, params: Row) -> list[Row]:
+        """Run a query; every row."""
+
+    @abc.abstractmethod
+    def _execute_many(self, connection: C, sql: str, rows: list[Row]) -> int:
+        """Run a statement once per row; the rows changed in all."""
+
+    @abc.abstractmethod
+    def _begin_write(self, connection: C) -> None:
+        """Begin the write transaction."""
+
+    @abc.abstractmethod
+    def _end(self, connection: C, commit: bool) -> None:
+        """Commit or roll back the transaction, if one is open."""
+
+    @abc.abstractmethod
+    def _conflict(self, error: Exception) -> str | None:
+        """Why ``error`` is a conflict (a unique key taken, the database busy
+        or a lost race), or ``None`` for any other error."""
+
+    def _before_outbox(self, connection: C) -> None:
+        """Called at commit just before the outbox rows are inserted."""
+
+    @abc.abstractmethod
+    def _reusable(self, connection: C) -> bool:
+        """Whether the connection can serve another unit of work."""
+
+    @property
+    @abc.abstractmethod
+    def _errors(self) -> tuple[type[Exception], ...]:
+        """The driver's exception classes."""
+
+    # -- the transaction ---------------------------------------------------------
+
+    def _begin(self) -> None:
+        self._conn()
+
+    def _conn(self) -> C:
+        if self._connection is None:
+            self._connection = self._store._acquire()
+        return self._connection
+
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        """Turn the driver's errors into ours: a conflict, or the driver's
+        error for anything else; either way the transaction is rolled back
+        first, so nothing of it is written."""
+        try:
+            yield
+        except self._errors as error:
+            self._failed(error)
+
+    def _abort(self) -> None:
+        """Roll back and forget everything not committed; hand the connection
+        back (or drop it, if it broke)."""
+        self._clear()
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        reusable = True
+        try:
+            self._end(connection, commit=False)
+        except self._errors:
+            reusable = False
+        self._store._release(connection, reusable and self._reusable(connection))
+
+    def _clear(self) -> None:
+        self._writing = False
+        self._unflushed = False
+        self._batched = 0
+        for pending in self._pending.values():
+            pending.clear()
+        self._marks.clear()
+        self._events.clear()
+
+    def _query(self, sql: str, params: Row) -> list[Row]:
+        connection = self._conn()
+        try:
+            return self._fetch(connection, sql, params)
+        except self._errors as error:
+            self._failed(error)
+
+    def _failed(self, error: Exception) -> NoReturn:
+        """Roll back after a driver error; raise it as a conflict if it is one."""
+        reason = self._conflict(error)
+        self._abort()
+        if reason is not None:
+            raise ConcurrencyConflict(f"{reason}; nothing was written") from error
+        raise error
+
+    def _read(self, sql: str, params: Row) -> list[Row]:
+        """A query that sees what this unit of work has saved."""
+        if self._unflushed:
+            self._flush()
+        return self._query(sql, params)
+
+    def commit(self) -> None:
+        if not (self._unflushed or self._writing):
+            return
+        self._flush()
+        connection = self._conn()
+        with self._guard():
+            self._write_outbox(connection)
+            self._end(connection, commit=True)
+        self._clear()
+
+    def rollback(self) -> None:
+        self._abort()
+
+    # -- saving ------------------------------------------------------------------
+
+    def _save(self, table: AggregateTable, aggregate: A) -> A:
+        value: Any = aggregate
+        key = str(value.id)
+        scope = str(value.id if table is PARTNERS else value.partner_id)
+        read = value.version
+        pending = self._pending[table.name].get(key)
+        if pending is not None:
+            stored, stored_scope = pending.version, pending.scope
+        elif read == 0:
+            # A new aggregate: its id is fresh unless the same one is saved
+            # twice (a draft created twice); the primary key refuses that
+            # at commit. Not asking first keeps bulk saves fast.
+            stored, stored_scope = 0, scope
+        else:
+            rows = self._query(self._sql.current[table.name], (key,))
+            stored, stored_scope = rows[0] if rows else (0, scope)
+        if stored_scope != scope or read != stored:
+            raise ConcurrencyConflict(
+                _conflict_message(table.kind, key, read, stored, stored_scope == scope),
+                kind=table.kind,
+                key=key,
+            )
+        if table is CUSTOMERS:
+            self._check_external_ref(value)
+        result: A = _stored(value, read + 1)
+        row = (key, read + 1, *table.values(result), dump(result))
+        children = [child.rows(result) for child in table.children]
+        if pending is None:
+            self._pending[table.name][key] = _Pending(
+                new=stored == 0,
+                expected=stored,
+                version=read + 1,
+                scope=scope,
+                row=row,
+                children=children,
+            )
+        else:
+            pending.version, pending.row, pending.children = read + 1, row, children
+        self._unflushed = True
+        self._events.extend(value.events)
+        self._batched += 1
+        if self._batched >= BATCH_SIZE:
+            self._flush()
+        return result
+
+    def _check_external_ref(self, customer: Customer) -> None:
+        """C10, checked at save for a clear error at the right call; the
+        partial unique index enforces it against concurrent writers too."""
+        ref = customer.external_ref
+        if ref is None or customer.status is CustomerStatus.ARCHIVED:
+            return
+        key, partner = str(customer.id), str(customer.partner_id)
+        pending = self._pending[CUSTOMERS.name]
+        taken = any(
+            other != key
+            and p.row[_PARTNER] == partner
+            and p.row[_REF] == (ref.system, ref.id)
+            and p.row[_STATUS] != CustomerStatus.ARCHIVED.value
+            for other, p in pending.items()
+        )
+        if not taken:
+            holders = self._query(self._sql.ref_holders, (partner, ref.system, ref.id))
+            # A holder saved in this unit of work counts as its pending
+            # state, checked above.
+            taken = any(h[0] != key and h[0] not in pending for h in holders)
+        if taken:
+            raise ConcurrencyConflict(
+                f"another customer of this partner that is not archived is synced from {ref} "
+                "(rule C10); nothing was written",
+                kind="customer",
+                key=str(ref),
+            )
+
+    def _flush(self) -> None:
+        """Write what is pending, one ``executemany`` per statement, in the
+        write transaction (begun here if need be)."""
+        self._unflushed = False
+        self._batched = 0
+        connection = self._conn()
+        with self._guard():
+            if not self._writing:
+                self._begin_write(connection)
+                self._writing = True
+            for table in TABLES:
+                pending = self._pending[table.name]
+                if pending:
+                    items = list(pending.values())
+                    pending.clear()
+                    self._write_rows(connection, table, items)
+            if self._marks:
+                marks, self._marks = self._marks, []
+                self._execute_many(connection, self._sql.outbox_mark, marks)
+
+    def _write_rows(self, connection: C, table: AggregateTable, items: list[_Pending]) -> None:
+        # By id, so that concurrent writers lock rows in one order (no
+        # deadlocks between them). Updates first, those that release a
+        # unique key (an archived customer's external reference) before
+        # those that may take one, then inserts: the database checks each
+        # row as it is written.
+        items.sort(key=lambda p: p.row[0])
+        new = [p.row for p in items if p.new]
+        old = sorted((p for p in items if not p.new), key=lambda p: table.order(p.row))
+        if old:
+            changed = self._execute_many(
+                connection,
+                self._sql.update[table.name],
+                [(*p.row[1:], p.row[0], p.expected) for p in old],
+            )
+            if changed != len(old):
+                self._abort()
+                raise ConcurrencyConflict(
+                    f"a {table.kind} was changed by another writer after this unit of work "
+                    "read it; nothing was written",
+                    kind=table.kind,
+                )
+        if new:
+            self._execute_many(connection, self._sql.insert[table.name], new)
+        for index, child in enumerate(table.children):
+            if old:
+                self._execute_many(
+                    connection,
+                    self._sql.delete_children[child.name],
+                    [(p.row[0],) for p in old],
+                )
+            rows = [row for p in items for row in p.children[index]]
+            if rows:
+                self._execute_many(connection, self._sql.insert_children[child.name], rows)
+
+    def _write_outbox(self, connection: C) -> None:
+        """Insert the saved aggregates' events, last thing before the commit."""
+        if self._events:
+            self._before_outbox(connection)
+            events = self._events
+            for start in range(0, len(events), BATCH_SIZE):
+                self._execute_many(
+                    connection,
+                    self._sql.outbox_insert,
+                    [_outbox_row(e) for e in events[start : start + BATCH_SIZE]],
+                )
+
+    def _mark_published(self, positions: Sequence[int]) -> None:
+        for index, position in enumerate(positions):
+            if isinstance(position, bool) or not isinstance(position, int):
+                raise ValidationError.single(
+                    f"positions[{index}]",
+                    "wrong_type",
+                    f"'positions[{index}]' must be a whole number (got {type(position).__name__})",
+                )
+        # A position no column can hold is no message's: ignored, as unknown
+        # positions are.
+        self._marks.extend((p,) for p in positions if 0 < p <= _MAX_POSITION)
+        self._unflushed = self._unflushed or bool(self._marks)
+
+
+_MAX_POSITION = 2**63 - 1
+_FIELDS: dict[type[Any], tuple[str, ...]] = {}
+
+
+def _stored(aggregate: A, version: int) -> A:
+    """``attrs.evolve(aggregate, version=version)`` without running the
+    validators again: the value is valid and only its version changes. The
+    copy starts with no events, as evolve's does."""
+    cls = type(aggregate)
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = tuple(a.name for a in attrs.fields(cls))
+    result = object.__new__(cls)
+    set_field = object.__setattr__
+    for name in names:
+        set_field(result, name, getattr(aggregate, name))
+    set_field(result, "version", version)
+    set_field(result, "events", ())
+    return result
+
+
+def _conflict_message(kind: str, key: str, read: int, stored: int, same_partner: bool) -> str:
+    if not same_partner or (read == 0 and stored):
+        return f"a {kind} with id {key!r} is already stored; nothing was written"
+    if stored == 0:
+        return (
+            f"{kind} {key!r} is not stored, so version {read} cannot be saved "
+            "(save it first at version 0); nothing was written"
+        )
+    return (
+        f"{kind} {key!r} changed since it was read (read at version {read}, "
+        f"stored at {stored}); read it again and retry; nothing was written"
+    )
+
+
+def _outbox_row(event: Event) -> Row:
+    return (
+        event.topic,
+        str(event.partner_id),
+        event.aggregate_id,
+        timestamp(event.occurred_at),
+        dump(event),
+    )
+
+
+# -- the repositories ------------------------------------------------------------
+
+
+def _partner_key(partner_id: PartnerId) -> str:
+    return str(PartnerId(partner_id))
+
+
+def _email_key(email: EmailAddress | str) -> str:
+    if isinstance(email, EmailAddress):
+        return email.key
+    try:
+        return EmailAddress(email).key
+    except ValidationError as error:
+        raise error.under("email") from None
+
+
+class SqlPartners(PartnerRepository):
+    def __init__(self, uow: SqlUnitOfWork[Any]) -> None:
+        self._uow = uow
+
+    def get(self, partner_id: PartnerId) -> Partner:
+        rows = self._uow._read(self._uow._sql.partner, (_partner_key(partner_id),))
+        if not rows:
+            raise NotFound("partner", partner_id)
+        return load(Partner, rows[0][0])
+
+    def save(self, partner: Partner) -> Partner:
+        _require(partner, Partner, "partner")
+        return self._uow._save(PARTNERS, partner)
+
+
+class SqlCustomers(CustomerRepository):
+    def __init__(self, uow: SqlUnitOfWork[Any]) -> None:
+        self._uow = uow
+
+    def get(self, partner_id: PartnerId, customer_id: CustomerId) -> Customer:
+        rows = self._uow._read(
+            self._uow._sql.customer, (_partner_key(partner_id), str(CustomerId(customer_id)))
+        )
+        if not rows:
+            raise NotFound("customer", customer_id)
+        return load(Customer, rows[0][0])
+
+    def get_by_external_ref(self, partner_id: PartnerId, ref: ExternalRef) -> Customer:
+        if not isinstance(ref, ExternalRef):
+            raise ValidationError.single(
+                "ref", "wrong_type", f"'ref' must be an ExternalRef (got {type(ref).__name__})"
+            )
+        rows = self._uow._read(
+            self._uow._sql.customer_by_ref, (_partner_key(partner_id), ref.system, ref.id)
+        )
+        if not rows:
+            raise NotFound("customer", ref)
+        return load(Customer, rows[0][0])
+
+    def with_user(self, partner_id: PartnerId, email: EmailAddress | str) -> list[Customer]:
+        rows = self._uow._read(
+            self._uow._sql.customers_with_user, (_email_key(email), _partner_key(partner_id))
+        )
+        return [load(Customer, row[0]) for row in rows]
+
+    def accounts_of(self, email: EmailAddress | str) -> list[Customer]:
+        rows = self._uow._read(self._uow._sql.accounts_of, (_email_key(email),))
+        return [load(Customer, row[0]) for row in rows]
+
+    def list(
+        self,
+        partner_id: PartnerId,
+        *,
+        status: CustomerStatus | None = None,
+        tag: TagId | None = None,
+        name_prefix: str | None = None,
+        limit: int = DEFAULT_PAGE_SIZE,
+        after: str | None = None,
+        before: str | None = None,
+    ) -> Page[Customer]:
+        request = PageRequest.parse(limit, after, before)
+        where = ["c.partner_id = ?"]
+        params: list[Any] = [_partner_key(partner_id)]
+        if status is not None:
+            where.append("c.status = ?")
+            params.append(_status(status, CustomerStatus, "status").value)
+        if tag is not None:
+            where.append(
+                "EXISTS (SELECT 1 FROM customer_tags t WHERE t.customer_id = c.id AND t.tag_id = ?)"
+            )
+            params.append(str(TagId(tag)))
+        if name_prefix is not None:
+            if not isinstance(name_prefix, str):
+                raise ValidationError.single(
+                    "name_prefix",
+                    "wrong_type",
+                    f"'name_prefix' must be a string (got {type(name_prefix).__name__})",
+                )
+            prefix = name_prefix.casefold()
+            if prefix:
+                where.append("c.company_key >= ?")
+                params.append(prefix)
+                upper = _prefix_successor(prefix)
+                if upper is not None:
+                    where.append("c.company_key < ?")
+                    params.append(upper)
+        return self._page(where, params, request)
+
+    def _page(
+        self, where: builtins.list[str], params: builtins.list[Any], request: PageRequest
+    ) -> Page[Customer]:
+        uow = self._uow
+        sql = uow._sql.sql
+        filters = " AND ".join(where)
+        backward = request.before is not None
+        cursor = request.before if backward else request.after
+        condition, order = ("<", "DESC") if backward else (">", "ASC")
+        query = f"SELECT c.data, c.company_key, c.id FROM customers c WHERE {filters}"
+        page_params = list(params)
+        if cursor is not None:
+            query += f" AND (c.company_key, c.id) {condition} (?, ?)"
+            page_params += [cursor.key, cursor.id]
+        query += f" ORDER BY c.company_key {order}, c.id {order} LIMIT ?"
+        rows = uow._read(sql(query), (*page_params, request.limit + 1))
+        more = len(rows) > request.limit
+        rows = rows[: request.limit]
+        if backward:
+            rows.reverse()
+        # Whether anything lies on the cursor's other side (the cursor's own
+        # row included): exact, as the port promises.
+        beyond = False
+        if cursor is not None:
+            other = ">=" if backward else "<="
+            beyond = bool(
+                uow._read(
+                    sql(
+                        f"SELECT 1 FROM customers c WHERE {filters} "
+                        f"AND (c.company_key, c.id) {other} (?, ?) LIMIT 1"
+                    ),
+                    (*params, cursor.key, cursor.id),
+                )
+            )
+        items = tuple(load(Customer, row[0]) for row in rows)
+        first = Cursor(rows[0][1], rows[0][2]).encode() if rows else None
+        last = Cursor(rows[-1][1], rows[-1][2]).encode() if rows else None
+        return Page(
+            items=items,
+            start_cursor=first,
+            end_cursor=last,
+            has_next_page=beyond if backward else more,
+            has_previous_page=more if backward else beyond,
+        )
+
+    def save(self, customer: Customer) -> Customer:
+        _require(customer, Customer, "customer")
+        return self._uow._save(CUSTOMERS, customer)
+
+
+class SqlAccessRequests(AccessRequestRepository):
+    def __init__(self, uow: SqlUnitOfWork[Any]) -> None:
+        self._uow = uow
+
+    def get(self, partner_id: PartnerId, request_id: AccessRequestId) -> AccessRequest:
+        rows = self._uow._read(
+            self._uow._sql.access_request,
+            (_partner_key(partner_id), str(AccessRequestId(request_id))),
+        )
+        if not rows:
+            raise NotFound("access request", request_id)
+        return load(AccessRequest, rows[0][0])
+
+    def list(
+        self, partner_id: PartnerId, *, status: AccessRequestStatus | None = None
+    ) -> list[AccessRequest]:
+        sql = self._uow._sql
+        if status is None:
+            rows = self._uow._read(sql.access_requests, (_partner_key(partner_id),))
+        else:
+            value = _status(status, AccessRequestStatus, "status").value
+            rows = self._uow._read(sql.access_requests_by_status, (_partner_key(partner_id), value))
+        return [load(AccessRequest, row[0]) for row in rows]
+
+    def save(self, request: AccessRequest) -> AccessRequest:
+        _require(request, AccessRequest, "request")
+        return self._uow._save(ACCESS_REQUESTS, request)
+
+
+class SqlOutbox(Outbox):
+    def __init__(self, uow: SqlUnitOfWork[Any]) -> None:
+        self._uow = uow
+
+    def pending(self, limit: int = DEFAULT_PAGE_SIZE) -> list[OutboxMessage]:
+        request = PageRequest.parse(limit)
+        rows = self._uow._read(self._uow._sql.outbox_pending, (request.limit,))
+        return [OutboxMessage(int(row[0]), load_event(row[1])) for row in rows]
+
+    def mark_published(self, positions: Sequence[int]) -> None:
+        self._uow._mark_published(positions)
+
+
+E = TypeVar("E", CustomerStatus, AccessRequestStatus)
+
+
+def _status(value: object, cls: type[E], path: str) -> E:
+    try:
+        return cls(value)
+    except ValueError:
+        choices = ", ".join(repr(m.value) for m in cls)
+        raise ValidationError.single(
+            path, "invalid_choice", f"'{path}' must be one of {choices} (got {value!r})"
+        ) from None
+
+
+def _require(value: object, cls: type[Any], path: str) -> None:
+    if not isinstance(value, cls):
+        raise ValidationError.single(
+            path,
+            "wrong_type",
+            f"'{path}' must be a {cls.__name__} (got {type(value).__name__})",
+        )
+
+
+def _prefix_successor(prefix: str) -> str | None:
+    """The least string greater than every string that starts with
+    ``prefix`` (by code point), or ``None`` when there is none."""
+    chars = list(prefix)
+    while chars:
+        code = ord(chars[-1]) + 1
+        if 0xD800 <= code <= 0xDFFF:
+            code = 0xE000  # surrogates cannot be stored; skip past them
+        if code <= 0x10FFFF:
+            chars[-1] = chr(code)
+            return "".join(chars)
+        chars.pop()
+    return None

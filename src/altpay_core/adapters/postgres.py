@@ -1,0 +1,248 @@
+"""The PostgreSQL adapter, on psycopg 3 (``pip install 'altpay-core[postgres]'``).
+
+::
+
+    from altpay_core.adapters.postgres import PostgresStore
+
+    with PostgresStore("postgresql://app@db.example/billing") as store:
+        with store.unit_of_work() as uow:
+            uow.partners.save(partner)
+            uow.commit()
+
+The store creates its tables on first open and migrates older ones forward
+(the schema's version is kept in the ``altpay_schema`` table), in the first
+schema of the connection's ``search_path``: to keep them in a schema of
+their own, name it in the connection string
+(``...?options=-csearch_path%3Dbilling``). Migrations run under an advisory
+lock, so servers starting at once migrate once.
+
+Each unit of work has a connection of its own. It checks every save at once
+against the latest commit and keeps the rows in memory; it writes them (one
+``executemany`` per statement, pipelined by psycopg) at commit, before a
+read that must see them, and every 2,000 saves, in a ``READ COMMITTED``
+transaction in which the database checks each row again: ``UPDATE ... WHERE
+version = %s`` changes nothing if another writer committed in between, and
+the primary keys and the partial unique index (C10) refuse a taken id or
+external reference. Either way, and on a serialization failure or a
+deadlock, the whole unit of work is rolled back and
+:class:`~altpay_core.errors.ConcurrencyConflict` raised, with the driver's
+error as its ``__cause__``.
+
+Outbox positions come from an identity column. Every commit that writes
+outbox rows first takes one transaction-scoped advisory lock, held until it
+commits, so positions are taken in commit order and a publisher reading
+``pending()`` never sees a gap fill in later.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from altpay_core.adapters._sql import (
+    Dialect,
+    Migration,
+    Row,
+    SchemaVersionError,
+    SqlStore,
+    SqlUnitOfWork,
+    Statements,
+    check_migrations,
+)
+
+if TYPE_CHECKING:
+    import psycopg
+
+__all__ = ["MIGRATIONS", "PostgresStore", "PostgresUnitOfWork", "SchemaVersionError"]
+
+POSTGRES = Dialect(
+    param="%s",
+    unpublished="NOT published",
+    published="TRUE",
+)
+
+# Advisory lock keys (64-bit): "altpay" followed by a number per use.
+OUTBOX_LOCK = 0x616C_7470_6179_0001
+MIGRATION_LOCK = 0x616C_7470_6179_0002
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "partners, customers with their users and tags, access requests, the outbox",
+        (
+            # Keys sort by code point (COLLATE "C"), as the listing's cursors
+            # and the other adapters do, whatever the database's locale.
+            """CREATE TABLE partners (
+                id text COLLATE "C" PRIMARY KEY,
+                version integer NOT NULL,
+                data jsonb NOT NULL
+            )""",
+            """CREATE TABLE customers (
+                id text COLLATE "C" PRIMARY KEY,
+                version integer NOT NULL,
+                partner_id text COLLATE "C" NOT NULL,
+                company_key text COLLATE "C" NOT NULL,
+                status text NOT NULL,
+                ext_system text COLLATE "C",
+                ext_id text COLLATE "C",
+                data jsonb NOT NULL
+            )""",
+            "CREATE INDEX customers_by_company ON customers (partner_id, company_key, id)",
+            # C10: one customer that is not archived per external reference.
+            """CREATE UNIQUE INDEX customers_by_external_ref
+                ON customers (partner_id, ext_system, ext_id)
+                WHERE status <> 'archived' AND ext_system IS NOT NULL""",
+            """CREATE TABLE customer_users (
+                customer_id text COLLATE "C" NOT NULL,
+                email_key text COLLATE "C" NOT NULL,
+                partner_id text COLLATE "C" NOT NULL,
+                PRIMARY KEY (customer_id, email_key)
+            )""",
+            "CREATE INDEX customer_users_by_email ON customer_users (email_key, partner_id)",
+            """CREATE TABLE customer_tags (
+                customer_id text COLLATE "C" NOT NULL,
+                tag_id text COLLATE "C" NOT NULL,
+                partner_id text COLLATE "C" NOT NULL,
+                PRIMARY KEY (customer_id, tag_id)
+            )""",
+            "CREATE INDEX customer_tags_by_tag ON customer_tags (partner_id, tag_id)",
+            """CREATE TABLE access_requests (
+                id text COLLATE "C" PRIMARY KEY,
+                version integer NOT NULL,
+                partner_id text COLLATE "C" NOT NULL,
+                status text NOT NULL,
+                requested_at timestamptz NOT NULL,
+                data jsonb NOT NULL
+            )""",
+            """CREATE INDEX access_requests_by_date
+                ON access_requests (partner_id, requested_at, id)""",
+            """CREATE TABLE outbox (
+                position bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                topic text NOT NULL,
+                partner_id text COLLATE "C" NOT NULL,
+                aggregate_id text COLLATE "C" NOT NULL,
+                occurred_at timestamptz NOT NULL,
+                payload jsonb NOT NULL,
+                published boolean NOT NULL DEFAULT false
+            )""",
+            "CREATE INDEX outbox_pending ON outbox (position) WHERE NOT published",
+        ),
+    ),
+)
+"""The schema's history, oldest first: a database at version ``n`` gets
+steps ``n + 1`` onwards when a store opens it."""
+
+
+def _psycopg() -> ModuleType:
+    try:
+        import psycopg
+    except ImportError:
+        raise ModuleNotFoundError(
+            "PostgresStore needs psycopg 3: pip install 'altpay-core[postgres]'",
+            name="psycopg",
+        ) from None
+    return psycopg
+
+
+def migrate(connection: psycopg.Connection[Any], migrations: tuple[Migration, ...]) -> int:
+    """Bring the schema up to the latest migration, in one transaction under
+    an advisory lock; the version it was at."""
+    latest = check_migrations(migrations)
+    with connection.transaction():
+        connection.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+        connection.execute("CREATE TABLE IF NOT EXISTS altpay_schema (version integer NOT NULL)")
+        row = connection.execute("SELECT version FROM altpay_schema").fetchone()
+        if row is None:
+            connection.execute("INSERT INTO altpay_schema (version) VALUES (0)")
+        found = 0 if row is None else int(row[0])
+        if found > latest:
+            raise SchemaVersionError(found, latest)
+        for migration in migrations[found:]:
+            for statement in migration.statements:
+                connection.execute(statement)
+            connection.execute("UPDATE altpay_schema SET version = %s", (migration.version,))
+    return found
+
+
+class PostgresStore(SqlStore["psycopg.Connection[Any]"]):
+    """Customers, partners and the outbox in a PostgreSQL database.
+
+    ``dsn`` is a libpq connection string or URI. Opening the store connects
+    once, to create or migrate the schema; units of work then take a
+    connection each (a few idle ones are kept for the next).
+    """
+
+    migrations: ClassVar[tuple[Migration, ...]] = MIGRATIONS
+    """The schema's migrations, oldest first."""
+    statements = Statements(POSTGRES)
+
+    def __init__(self, dsn: str) -> None:
+        self._psycopg = _psycopg()
+        super().__init__()
+        self.dsn = dsn
+        connection = self._connect()
+        try:
+            migrate(connection, self.migrations)
+        except BaseException:
+            connection.close()
+            raise
+        self._release(connection)
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        connection: psycopg.Connection[Any] = self._psycopg.connect(self.dsn, autocommit=True)
+        return connection
+
+    def _disconnect(self, connection: psycopg.Connection[Any]) -> None:
+        connection.close()
+
+    def unit_of_work(self) -> PostgresUnitOfWork:
+        """A new unit of work on this database (enter it with ``with``)."""
+        return PostgresUnitOfWork(self)
+
+    def __repr__(self) -> str:
+        return "PostgresStore(...)"
+
+
+class PostgresUnitOfWork(SqlUnitOfWork["psycopg.Connection[Any]"]):
+    """One transaction on a :class:`PostgresStore`."""
+
+    def __init__(self, store: PostgresStore) -> None:
+        super().__init__(store)
+        pg = store._psycopg
+        self._pg_errors: tuple[type[Exception], ...] = (pg.Error,)
+        errors = pg.errors
+        self._taken = (errors.UniqueViolation, errors.ExclusionViolation)
+        self._races = (errors.SerializationFailure, errors.DeadlockDetected)
+        self._idle = pg.pq.TransactionStatus.IDLE
+
+    @property
+    def _errors(self) -> tuple[type[Exception], ...]:
+        return self._pg_errors
+
+    def _fetch(self, connection: psycopg.Connection[Any], sql: str, params: Row) -> list[Row]:
+        return connection.execute(sql, params).fetchall()
+
+    def _execute_many(self, connection: psycopg.Connection[Any], sql: str, rows: list[Row]) -> int:
+        with connection.cursor() as cursor:
+            cursor.executemany(sql, rows)
+            return cursor.rowcount
+
+    def _begin_write(self, connection: psycopg.Connection[Any]) -> None:
+        connection.execute("BEGIN")
+
+    def _end(self, connection: psycopg.Connection[Any], commit: bool) -> None:
+        if connection.info.transaction_status != self._idle:
+            connection.execute("COMMIT" if commit else "ROLLBACK")
+
+    def _before_outbox(self, connection: psycopg.Connection[Any]) -> None:
+        connection.execute("SELECT pg_advisory_xact_lock(%s)", (OUTBOX_LOCK,))
+
+    def _reusable(self, connection: psycopg.Connection[Any]) -> bool:
+        return not connection.closed and connection.info.transaction_status == self._idle
+
+    def _conflict(self, error: Exception) -> str | None:
+        if isinstance(error, self._taken):
+            return "a unique key is taken (another writer stored the same id or reference)"
+        if isinstance(error, self._races):
+            return "another writer changed the same rows at the same time"
+        return None

@@ -1,0 +1,260 @@
+"""The in-memory adapter: the contract suite, and what is particular to it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import attrs
+import pytest
+
+from altpay_core import (
+    AccessRequest,
+    ConcurrencyConflict,
+    Customer,
+    CustomerDraft,
+    ExternalRef,
+    NotFound,
+    Partner,
+    Store,
+    ValidationError,
+)
+from altpay_core.adapters.memory import MemoryStore, MemoryUnitOfWork, _Undo
+from altpay_core.testing import contracts
+from altpay_core.values import Address
+
+
+class MemoryFactory:
+    def make_store(self) -> MemoryStore:
+        return MemoryStore()
+
+
+class TestMemoryPartners(MemoryFactory, contracts.PartnerRepositoryContract):
+    pass
+
+
+class TestMemoryCustomers(MemoryFactory, contracts.CustomerRepositoryContract):
+    pass
+
+
+class TestMemoryAccessRequests(MemoryFactory, contracts.AccessRequestRepositoryContract):
+    pass
+
+
+class TestMemoryUnitOfWork(MemoryFactory, contracts.UnitOfWorkContract):
+    def break_next_commit(self, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+        # Between writing the aggregates and writing their events.
+        write_outbox = MemoryStore._write_outbox
+
+        def fail_once(self: MemoryStore, *args: object, **kwargs: object) -> None:
+            monkeypatch.setattr(MemoryStore, "_write_outbox", write_outbox)
+            raise contracts.InjectedFailure
+
+        monkeypatch.setattr(MemoryStore, "_write_outbox", fail_once)
+
+
+class TestMemoryOutbox(MemoryFactory, contracts.OutboxContract):
+    pass
+
+
+class TestMemoryConcurrency(MemoryFactory, contracts.ConcurrencyContract):
+    pass
+
+
+class TestMemoryRoundTrips(MemoryFactory, contracts.RoundTripContract):
+    pass
+
+
+# -- what is particular to the memory adapter -----------------------------------
+
+PARTNER = Partner.create(name="Northwind IT", country="US")
+ALBANY = Address("1 Main St", "Albany", "NY", "12207", "US")
+
+
+def a_customer(company: str = "Globex", ref: ExternalRef | None = None) -> Customer:
+    draft = CustomerDraft.start(PARTNER).enter_details(company=company, address=ALBANY)
+    customer = draft.add_user(first_name="A", last_name="B", email="ab@globex.example").create()
+    # (evolve drops the pending customer_created event: fine for synced ones here)
+    return customer if ref is None else attrs.evolve(customer, external_ref=ref)
+
+
+@pytest.fixture
+def store() -> Iterator[MemoryStore]:
+    with MemoryStore() as store:
+        with store.unit_of_work() as uow:
+            uow.partners.save(PARTNER)
+            uow.commit()
+        yield store
+
+
+def test_a_conflict_found_only_at_commit_writes_nothing(store: MemoryStore) -> None:
+    with store.unit_of_work() as uow:
+        one, two = uow.customers.save(a_customer()), uow.customers.save(a_customer("Acme"))
+        uow.commit()
+    with store.unit_of_work() as slow, store.unit_of_work() as fast:
+        slow.customers.save(one.archive())
+        slow.customers.save(two.archive())
+        slow.access_requests.save(AccessRequest.open(PARTNER, email="dee@globex.example"))
+        fast.customers.save(two.set_card_fee_exception("partner"))
+        fast.commit()
+        with pytest.raises(ConcurrencyConflict) as caught:
+            slow.commit()
+        assert caught.value.kind == "customer"
+        assert caught.value.key == str(two.id)
+    with store.unit_of_work() as uow:
+        assert uow.customers.get(PARTNER.id, one.id) == one
+        assert uow.customers.get(PARTNER.id, two.id).version == 2
+        assert uow.access_requests.list(PARTNER.id) == []
+        assert [m.event.topic for m in uow.outbox.pending()] == [
+            "customer_created",
+            "customer_created",
+            "customer_updated",
+        ]
+
+
+def test_a_ref_taken_by_a_commit_in_between_is_found_at_commit(store: MemoryStore) -> None:
+    ref = ExternalRef("xero", "7")
+    with store.unit_of_work() as slow, store.unit_of_work() as fast:
+        slow.customers.save(a_customer("Slow", ref))
+        fast.customers.save(a_customer("Fast", ref))
+        fast.commit()
+        with pytest.raises(ConcurrencyConflict):
+            slow.commit()
+    with store.unit_of_work() as uow:
+        assert uow.customers.get_by_external_ref(PARTNER.id, ref).company == "Fast"
+
+
+def test_a_partner_changed_in_between_is_found_at_commit(store: MemoryStore) -> None:
+    with store.unit_of_work() as slow, store.unit_of_work() as fast:
+        slow.partners.save(attrs.evolve(PARTNER, version=1, name="Slow"))
+        fast.partners.save(attrs.evolve(PARTNER, version=1, name="Fast"))
+        fast.commit()
+        with pytest.raises(ConcurrencyConflict) as caught:
+            slow.commit()
+        assert "version 2, not version 1" in str(caught.value)
+
+
+def test_lookups_see_staged_customers_first(store: MemoryStore) -> None:
+    ref = ExternalRef("xero", "7")
+    with store.unit_of_work() as uow:
+        synced = uow.customers.save(a_customer("Synced", ref))
+        uow.commit()
+        uow.customers.save(a_customer("Other"))
+        uow.customers.save(synced.archive())
+        with pytest.raises(NotFound):
+            uow.customers.get_by_external_ref(PARTNER.id, ref)
+        request = uow.access_requests.save(AccessRequest.open(PARTNER, email="d@globex.example"))
+        assert uow.access_requests.get(PARTNER.id, request.id) == request
+
+
+def test_ids_may_be_given_as_text(store: MemoryStore) -> None:
+    with store.unit_of_work() as uow:
+        customer = uow.customers.save(a_customer())
+        partner_id: Any = str(PARTNER.id)
+        customer_id: Any = str(customer.id)
+        assert uow.partners.get(partner_id) == attrs.evolve(PARTNER, version=1)
+        assert uow.customers.get(partner_id, customer_id) == customer
+        with pytest.raises(ValidationError) as caught:
+            uow.customers.get(partner_id, "nonsense")  # type: ignore[arg-type]
+        assert caught.value.paths == ["customer_id"]
+
+
+@pytest.mark.parametrize(
+    ("call", "path"),
+    [
+        (lambda uow: uow.partners.save("partner"), "partner"),
+        (lambda uow: uow.customers.save(PARTNER), "customer"),
+        (lambda uow: uow.access_requests.save(None), "request"),
+        (lambda uow: uow.customers.get_by_external_ref(PARTNER.id, "xero:1"), "ref"),
+        (lambda uow: uow.customers.list(PARTNER.id, name_prefix=3), "name_prefix"),
+        (lambda uow: uow.customers.list(PARTNER.id, status="gone"), "status"),
+        (lambda uow: uow.customers.list(PARTNER.id, tag="vip"), "tag"),
+        (lambda uow: uow.access_requests.list(PARTNER.id, status="maybe"), "status"),
+        (lambda uow: uow.outbox.mark_published([1, "2"]), "positions[1]"),
+        (lambda uow: uow.outbox.mark_published([True]), "positions[0]"),
+        (lambda uow: uow.customers.with_user(PARTNER.id, 42), "email"),
+    ],
+)
+def test_bad_arguments_raise_validation_errors(
+    store: MemoryStore, call: Callable[[MemoryUnitOfWork], object], path: str
+) -> None:
+    with store.unit_of_work() as uow, pytest.raises(ValidationError) as caught:
+        call(uow)
+    assert caught.value.paths == [path]
+
+
+def test_filters_accept_their_values_as_text(store: MemoryStore) -> None:
+    with store.unit_of_work() as uow:
+        customer = uow.customers.save(a_customer())
+        status: Any = "active"
+        assert uow.customers.list(PARTNER.id, status=status).items == (customer,)
+
+
+def test_a_unit_of_work_is_used_inside_its_block_only(store: MemoryStore) -> None:
+    uow = store.unit_of_work()
+    with pytest.raises(RuntimeError, match="with"):
+        uow.partners.get(PARTNER.id)
+    with uow:
+        uow.partners.get(PARTNER.id)
+    with pytest.raises(RuntimeError, match="with"):
+        uow.commit()
+    with uow:  # and may be entered again
+        assert uow.partners.get(PARTNER.id).version == 1
+
+
+def test_a_closed_store_gives_no_more_units_of_work() -> None:
+    store = MemoryStore()
+    uow = store.unit_of_work()
+    store.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        store.unit_of_work()
+    with pytest.raises(RuntimeError, match="closed"), uow:
+        pass
+
+
+def test_results_are_the_callers_own(store: MemoryStore) -> None:
+    with store.unit_of_work() as uow:
+        customer = uow.customers.save(a_customer())
+        uow.commit()
+        found = uow.customers.with_user(PARTNER.id, "ab@globex.example")
+        found.clear()
+        accounts = uow.customers.accounts_of("ab@globex.example")
+        accounts.append(customer)
+        pending = uow.outbox.pending()
+        pending.clear()
+        assert uow.customers.with_user(PARTNER.id, "ab@globex.example") == [customer]
+        assert uow.customers.accounts_of("ab@globex.example") == [customer]
+        assert len(uow.outbox.pending()) == 1
+
+
+def test_undo_puts_every_kind_of_write_back() -> None:
+    table: dict[str, int] = {"kept": 1, "changed": 2, "dropped": 3}
+    members = {1, 2}
+    undo = _Undo()
+    undo.put(table, "changed", 20)
+    undo.put(table, "added", 4)
+    undo.pop(table, "dropped")
+    undo.pop(table, "never there")
+    undo.add_to(members, 3)
+    undo.add_to(members, 1)
+    undo.discard_from(members, 2)
+    undo.discard_from(members, 9)
+    assert table == {"kept": 1, "changed": 20, "added": 4}
+    assert members == {1, 3}
+    undo.run()
+    assert table == {"kept": 1, "changed": 2, "dropped": 3}
+    assert members == {1, 2}
+
+
+def test_the_default_commit_breaker_skips(monkeypatch: pytest.MonkeyPatch) -> None:
+    suite = contracts.UnitOfWorkContract.break_next_commit
+    with pytest.raises(pytest.skip.Exception, match="does not override"):
+        suite(TestMemoryPartners(), MemoryStore(), monkeypatch)  # type: ignore[arg-type]
+
+
+def test_errors_in_contract_threads_reach_the_test() -> None:
+    def fail() -> None:
+        raise LookupError("in a thread")
+
+    with pytest.raises(LookupError, match="in a thread"):
+        contracts._run_threads([fail, lambda: None])

@@ -1,0 +1,342 @@
+"""The PostgreSQL adapter: the contract suite on a real server, and what is
+PostgreSQL's own (migrations under a lock, outbox positions in commit order,
+driver errors).
+
+The server comes from ``ALTPAY_TEST_POSTGRES_DSN`` (``scripts/postgres-test-server``
+starts a throwaway one). Without it these tests skip, except in CI (``CI``
+set), where they fail: CI must run them. Each store lives in a schema of its
+own, dropped when the store closes.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from altpay_core.adapters._sql import Migration, SchemaVersionError
+from altpay_core.adapters.postgres import MIGRATIONS, PostgresStore, PostgresUnitOfWork
+from altpay_core.customer import Customer, CustomerDraft, CustomerUser
+from altpay_core.errors import ConcurrencyConflict, NotFound
+from altpay_core.partner import Partner
+from altpay_core.testing import contracts
+from altpay_core.values import Address, CustomerId
+
+DSN_VARIABLE = "ALTPAY_TEST_POSTGRES_DSN"
+
+
+@pytest.fixture(scope="module")
+def postgres_dsn() -> str:
+    """The test server's connection string; skips without one, but fails in CI."""
+    dsn = os.environ.get(DSN_VARIABLE, "").strip()
+    if dsn:
+        return dsn
+    how = 'start one with: eval "$(bash scripts/postgres-test-server start)"'
+    if os.environ.get("CI"):
+        pytest.fail(
+            f"{DSN_VARIABLE} is not set, and in CI the PostgreSQL tests must run, "
+            f"never skip ({how})",
+            pytrace=False,
+        )
+    pytest.skip(f"no PostgreSQL server: set {DSN_VARIABLE} ({how})")
+
+
+class SchemaStore(PostgresStore):
+    """A store in a new schema of its own, dropped when the store closes."""
+
+    def __init__(self, dsn: str) -> None:
+        import psycopg
+        from psycopg import sql
+
+        self.server_dsn = dsn
+        self.schema = f"altpay_test_{uuid.uuid4().hex}"
+        with psycopg.connect(dsn, autocommit=True) as admin:
+            admin.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(self.schema)))
+        self._dropped = False
+        super().__init__(in_schema(dsn, self.schema))
+
+    def close(self) -> None:
+        super().close()
+        if not self._dropped:
+            self._dropped = True
+            drop_schema(self.server_dsn, self.schema)
+
+
+def in_schema(dsn: str, schema: str) -> str:
+    from psycopg.conninfo import make_conninfo
+
+    return make_conninfo(dsn, options=f"-csearch_path={schema}")
+
+
+def drop_schema(dsn: str, schema: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+# -- the contract suite ------------------------------------------------------------
+
+
+class PostgresSchema:
+    dsn: str
+
+    @pytest.fixture(autouse=True)
+    def _server(self, postgres_dsn: str) -> None:
+        self.dsn = postgres_dsn
+
+    def make_store(self) -> SchemaStore:
+        return SchemaStore(self.dsn)
+
+    def break_next_commit(self, store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+        original = PostgresUnitOfWork._write_outbox
+        broken: list[bool] = []
+
+        def write_outbox(uow: PostgresUnitOfWork, connection: Any) -> None:
+            if not broken:
+                broken.append(True)
+                raise contracts.InjectedFailure("after writing the aggregates")
+            original(uow, connection)
+
+        monkeypatch.setattr(PostgresUnitOfWork, "_write_outbox", write_outbox)
+
+
+@pytest.mark.postgres
+class TestPartners(PostgresSchema, contracts.PartnerRepositoryContract): ...
+
+
+@pytest.mark.postgres
+class TestCustomers(PostgresSchema, contracts.CustomerRepositoryContract): ...
+
+
+@pytest.mark.postgres
+class TestAccessRequests(PostgresSchema, contracts.AccessRequestRepositoryContract): ...
+
+
+@pytest.mark.postgres
+class TestUnitOfWork(PostgresSchema, contracts.UnitOfWorkContract): ...
+
+
+@pytest.mark.postgres
+class TestOutbox(PostgresSchema, contracts.OutboxContract): ...
+
+
+@pytest.mark.postgres
+class TestConcurrency(PostgresSchema, contracts.ConcurrencyContract): ...
+
+
+@pytest.mark.postgres
+class TestRoundTrip(PostgresSchema, contracts.RoundTripContract): ...
+
+
+# -- what is PostgreSQL's own --------------------------------------------------------
+
+ADDRESS = Address("1 Main St", "Albany", "NY", "12207", "US")
+
+
+def new_customer(partner: Partner, company: str = "Globex") -> Customer:
+    return Customer(
+        id=CustomerId.new(),
+        partner_id=partner.id,
+        company=company,
+        address=ADDRESS,
+        users=(CustomerUser.new(first_name="Ann", last_name="Lee", email="ann@globex.example"),),
+    )
+
+
+def created(partner: Partner, company: str = "Globex") -> Customer:
+    draft = CustomerDraft.start(partner).enter_details(company=company, address=ADDRESS)
+    return draft.add_user(first_name="Ann", last_name="Lee", email="ann@globex.example").create()
+
+
+@pytest.fixture
+def store(postgres_dsn: str) -> Iterator[SchemaStore]:
+    with SchemaStore(postgres_dsn) as store:
+        yield store
+
+
+def schema_version(store: SchemaStore) -> int:
+    import psycopg
+
+    with psycopg.connect(in_schema(store.server_dsn, store.schema)) as connection:
+        row = connection.execute("SELECT version FROM altpay_schema").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+@pytest.mark.postgres
+class TestMigrations:
+    def test_a_new_schema_gets_the_latest_version(self, store: SchemaStore) -> None:
+        assert schema_version(store) == len(MIGRATIONS)
+        assert repr(store) == "PostgresStore(...)"
+
+    def test_opening_an_older_schema_migrates_it(self, store: SchemaStore) -> None:
+        partner = Partner.create(name="Northwind IT", country="US")
+        with store.unit_of_work() as uow:
+            uow.partners.save(partner)
+            customer = uow.customers.save(created(partner))
+            uow.commit()
+
+        class Newer(PostgresStore):
+            migrations = (
+                *MIGRATIONS,
+                Migration(
+                    len(MIGRATIONS) + 1,
+                    "a column for a later feature",
+                    ("ALTER TABLE customers ADD COLUMN note text",),
+                ),
+            )
+
+        with Newer(in_schema(store.server_dsn, store.schema)) as again:
+            assert schema_version(store) == len(MIGRATIONS) + 1
+            with again.unit_of_work() as uow:
+                assert uow.customers.get(partner.id, customer.id) == customer
+                assert len(uow.outbox.pending()) == 1
+
+    def test_a_newer_schema_is_refused(self, store: SchemaStore) -> None:
+        import psycopg
+
+        with psycopg.connect(in_schema(store.server_dsn, store.schema), autocommit=True) as c:
+            c.execute("UPDATE altpay_schema SET version = %s", (len(MIGRATIONS) + 1,))
+        with pytest.raises(SchemaVersionError):
+            PostgresStore(in_schema(store.server_dsn, store.schema))
+
+    def test_stores_opening_a_new_schema_at_once_migrate_it_once(self, postgres_dsn: str) -> None:
+        schema = f"altpay_test_{uuid.uuid4().hex}"
+        import psycopg
+
+        with psycopg.connect(postgres_dsn, autocommit=True) as admin:
+            admin.execute(f'CREATE SCHEMA "{schema}"')
+        errors: list[BaseException] = []
+        stores: list[PostgresStore] = []
+
+        def open_store() -> None:
+            try:
+                stores.append(PostgresStore(in_schema(postgres_dsn, schema)))
+            except BaseException as error:
+                errors.append(error)
+
+        threads = [threading.Thread(target=open_store) for _ in range(4)]
+        try:
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(30)
+            assert errors == []
+            assert len(stores) == 4
+        finally:
+            for opened in stores:
+                opened.close()
+            drop_schema(postgres_dsn, schema)
+
+
+@pytest.mark.postgres
+class TestOutboxOrder:
+    def test_a_commit_holds_later_outbox_writers_until_it_ends(
+        self, store: SchemaStore, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        partner = Partner.create(name="Northwind IT", country="US")
+        with store.unit_of_work() as uow:
+            uow.partners.save(partner)
+            uow.commit()
+        inserted, release = threading.Event(), threading.Event()
+        original = PostgresUnitOfWork._write_outbox
+
+        def slow_write(uow: PostgresUnitOfWork, connection: Any) -> None:
+            original(uow, connection)
+            if threading.current_thread().name == "first":
+                inserted.set()  # positions taken, not yet committed
+                release.wait(30)
+
+        monkeypatch.setattr(PostgresUnitOfWork, "_write_outbox", slow_write)
+        first, second = created(partner, "First"), created(partner, "Second")
+        done: list[str] = []
+
+        def commit(customer: Customer) -> None:
+            with store.unit_of_work() as uow:
+                uow.customers.save(customer)
+                uow.commit()
+            done.append(customer.company)
+
+        one = threading.Thread(target=commit, args=(first,), name="first")
+        two = threading.Thread(target=commit, args=(second,), name="second")
+        one.start()
+        assert inserted.wait(30)
+        two.start()
+        two.join(0.5)
+        # The second commit waits for the first to end: no later position
+        # becomes visible while an earlier one is still uncommitted.
+        assert two.is_alive()
+        with store.unit_of_work() as uow:
+            assert uow.outbox.pending() == []
+        release.set()
+        one.join(30)
+        two.join(30)
+        assert done == ["First", "Second"]
+        with store.unit_of_work() as uow:
+            messages = uow.outbox.pending()
+        assert [m.event.aggregate_id for m in messages] == [str(first.id), str(second.id)]
+        assert messages[0].position < messages[1].position
+
+
+@pytest.mark.postgres
+class TestDriverErrors:
+    def test_a_broken_connection_writes_nothing_and_is_not_reused(self, store: SchemaStore) -> None:
+        import psycopg
+
+        partner = Partner.create(name="Northwind IT", country="US")
+        with store.unit_of_work() as uow:
+            uow.partners.save(partner)
+            connection = uow._conn()
+            pid = connection.info.backend_pid
+            with psycopg.connect(store.server_dsn, autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            with pytest.raises(psycopg.OperationalError):
+                uow.commit()
+        assert connection.closed
+        assert connection not in store._idle
+        with store.unit_of_work() as uow, pytest.raises(NotFound):
+            uow.partners.get(partner.id)
+
+    def test_a_unique_violation_found_at_commit_is_a_conflict(self, store: SchemaStore) -> None:
+        import psycopg
+
+        partner = Partner.create(name="Northwind IT", country="US")
+        customer = new_customer(partner)
+        with store.unit_of_work() as uow:
+            uow.partners.save(partner)
+            uow.customers.save(customer)  # checked: the id is free
+            with psycopg.connect(in_schema(store.server_dsn, store.schema)) as other:
+                other.execute(
+                    "INSERT INTO customers (id, version, partner_id, company_key, status, data) "
+                    "VALUES (%s, 1, %s, 'x', 'active', '{}')",
+                    (str(customer.id), str(partner.id)),
+                )
+            with pytest.raises(ConcurrencyConflict, match="unique") as caught:
+                uow.commit()
+        assert isinstance(caught.value.__cause__, psycopg.errors.UniqueViolation)
+        with store.unit_of_work() as uow, pytest.raises(NotFound):
+            uow.partners.get(partner.id)
+
+    def test_lost_races_are_conflicts(self, store: SchemaStore) -> None:
+        import psycopg
+
+        uow = store.unit_of_work()
+        assert uow._conflict(psycopg.errors.SerializationFailure()) is not None
+        assert uow._conflict(psycopg.errors.DeadlockDetected()) is not None
+        assert uow._conflict(psycopg.errors.UndefinedTable()) is None
+
+
+def test_without_psycopg_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "psycopg", None)
+    with pytest.raises(ModuleNotFoundError) as caught:
+        PostgresStore("postgresql://localhost/unused")
+    assert str(caught.value) == (
+        "PostgresStore needs psycopg 3: pip install 'altpay-core[postgres]'"
+    )
