@@ -1,0 +1,155 @@
+"""Who may view and pay an invoice (rule I1): the one place that answers it.
+
+An invoice belongs to one customer of its partner. The users of that
+customer, and only they, may view it and pay it, as long as neither the
+customer nor the invoice is archived (C8, I4). A team member of the partner
+may look at a customer's invoices as its users do through a read-only
+:class:`Impersonation`, which sees the same and may pay nothing.
+
+>>> from altpay_core.access import InvoiceAccess
+>>> InvoiceAccess.VIEW.may_pay
+False
+
+Every function takes the invoice, the customer the viewer is logged in to
+(the invoice's customer, for any access at all) and the viewer: a
+:class:`~altpay_core.customer.CustomerUser`, a user's id, or an
+:class:`Impersonation`. Access says *who*; whether the invoice can take a
+payment right now (open, with a balance) is for
+:func:`altpay_core.payment.pay_invoices` to check (I4, I5).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from typing import TypeAlias
+
+import attrs
+
+from .customer import Customer, CustomerUser
+from .errors import InvariantViolation, PermissionDenied
+from .invoice import Invoice
+from .partner import Action, Partner, TeamMember
+from .values import CustomerId, PartnerId, TeamMemberId, UserId
+
+__all__ = [
+    "Impersonation",
+    "InvoiceAccess",
+    "Viewer",
+    "invoice_access",
+    "may_pay",
+    "may_view",
+    "require_pay",
+    "require_view",
+    "visible_invoices",
+]
+
+
+class InvoiceAccess(enum.Enum):
+    """What a viewer may do with an invoice."""
+
+    NONE = "none"
+    """Nothing: not theirs, or archived."""
+    VIEW = "view"
+    """See it (a read-only impersonation)."""
+    PAY = "pay"
+    """See it and pay it (a user of the invoice's customer)."""
+
+    @property
+    def may_view(self) -> bool:
+        return self is not InvoiceAccess.NONE
+
+    @property
+    def may_pay(self) -> bool:
+        return self is InvoiceAccess.PAY
+
+
+@attrs.frozen(kw_only=True)
+class Impersonation:
+    """A partner's team member looking at a customer's invoices as its users
+    see them: read-only, it may pay nothing (I1).
+
+    Start one with :meth:`start`, which checks that the member may view
+    invoices and that the customer is the partner's.
+    """
+
+    partner_id: PartnerId
+    customer_id: CustomerId
+    team_member_id: TeamMemberId
+
+    @classmethod
+    def start(
+        cls, partner: Partner, customer: Customer, *, by: TeamMemberId | TeamMember
+    ) -> Impersonation:
+        """Impersonate ``customer`` (read-only) as team member ``by``."""
+        member = partner.authorize(by, Action.VIEW_INVOICES)
+        if customer.partner_id != partner.id:
+            raise InvariantViolation(
+                f"customer {customer.id} is not a customer of {partner.name}",
+                rule="I1",
+                path="customer",
+            )
+        return cls(partner_id=partner.id, customer_id=customer.id, team_member_id=member.id)
+
+
+Viewer: TypeAlias = CustomerUser | UserId | Impersonation
+"""Who is looking: a customer's user (or their id), or an impersonation."""
+
+
+def invoice_access(invoice: Invoice, customer: Customer, viewer: Viewer) -> InvoiceAccess:
+    """What ``viewer``, logged in to ``customer``, may do with ``invoice``.
+
+    ``PAY`` for a user of the invoice's customer, ``VIEW`` for a read-only
+    impersonation of that customer, ``NONE`` for anyone else, for another
+    partner's invoice, and whenever the customer or the invoice is archived.
+    """
+    if (
+        customer.id != invoice.customer_id
+        or customer.partner_id != invoice.partner_id
+        or not customer.is_active
+        or invoice.is_archived
+    ):
+        return InvoiceAccess.NONE
+    if isinstance(viewer, Impersonation):
+        if viewer.partner_id == invoice.partner_id and viewer.customer_id == invoice.customer_id:
+            return InvoiceAccess.VIEW
+        return InvoiceAccess.NONE
+    user_id = viewer.id if isinstance(viewer, CustomerUser) else viewer
+    if any(user.id == user_id for user in customer.users):
+        return InvoiceAccess.PAY
+    return InvoiceAccess.NONE
+
+
+def may_view(invoice: Invoice, customer: Customer, viewer: Viewer) -> bool:
+    """Whether ``viewer`` may see ``invoice`` (see :func:`invoice_access`)."""
+    return invoice_access(invoice, customer, viewer).may_view
+
+
+def may_pay(invoice: Invoice, customer: Customer, viewer: Viewer) -> bool:
+    """Whether ``viewer`` may pay ``invoice`` (see :func:`invoice_access`)."""
+    return invoice_access(invoice, customer, viewer).may_pay
+
+
+def _role(viewer: Viewer) -> str:
+    return "read-only impersonation" if isinstance(viewer, Impersonation) else "customer user"
+
+
+def require_view(invoice: Invoice, customer: Customer, viewer: Viewer) -> None:
+    """Raise :class:`~altpay_core.errors.PermissionDenied` unless ``viewer``
+    may see ``invoice``."""
+    if not may_view(invoice, customer, viewer):
+        raise PermissionDenied(role=_role(viewer), action=f"view invoice {invoice.number}")
+
+
+def require_pay(invoice: Invoice, customer: Customer, viewer: Viewer) -> None:
+    """Raise :class:`~altpay_core.errors.PermissionDenied` unless ``viewer``
+    may pay ``invoice`` (an impersonation never may)."""
+    if not may_pay(invoice, customer, viewer):
+        raise PermissionDenied(role=_role(viewer), action=f"pay invoice {invoice.number}")
+
+
+def visible_invoices(
+    invoices: Iterable[Invoice], customer: Customer, viewer: Viewer
+) -> tuple[Invoice, ...]:
+    """The invoices ``viewer`` may see, in the order given."""
+    return tuple(invoice for invoice in invoices if may_view(invoice, customer, viewer))

@@ -1,0 +1,1118 @@
+"""Invoices: what a customer owes a partner, and how much of it is paid.
+
+A team member allowed to edit invoices issues one for an active customer of
+the partner (:meth:`Invoice.issue`); an integration syncs others in
+(:meth:`Invoice.from_sync`). Either way an invoice has line items and fee
+lines in the partner's currency, a total greater than zero, and a balance that
+payments bring down and returned payments bring back up::
+
+    invoice = Invoice.issue(partner, customer, by=member, number="1001",
+                            lines=[{"description": "Support", "quantity": 2,
+                                    "unit_amount": "150.00"}],
+                            due_date=dt.date(2026, 2, 1), today=dt.date(2026, 1, 2))
+    invoice.total, invoice.balance, invoice.status
+
+What the balance counts (rules I4 and I5): ``balance = total - amount_paid``,
+where ``amount_paid`` sums the parts of every payment applied to the invoice
+that has not been given back. A payment that is still processing counts: it
+holds its part of the balance, so that the same money cannot be paid twice
+while a bank debit clears. A payment that fails, is returned, charged back or
+refunded gives its part back (:meth:`Invoice.release_payment`).
+
+Status (rule I4): ``open`` while the balance is above zero, ``paid`` when it
+reaches zero (and ``open`` again if a payment is given back); *partly paid* is
+derived (:attr:`Invoice.is_partly_paid`), never stored. ``void`` only while
+nothing is paid. ``archived`` hides the invoice from the customer's users and
+keeps its history; it is allowed from ``open`` with nothing paid, ``paid`` and
+``void``, and refused while the invoice is partly paid.
+
+Payments reach invoices through the functions of :mod:`altpay_core.payment`
+(:func:`~altpay_core.payment.pay_invoices` and the like), which change the
+payment and the invoices it touches together.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import functools
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from typing import Any, Final, Protocol, TypeVar
+
+import attrs
+
+from . import _fields
+from ._html import html_table
+from .customer import Customer
+from .errors import FieldErrors, InvariantViolation, NotFound, ValidationError
+from .events import Event, InvoiceArchived, InvoiceCreated, InvoicePaid, InvoiceUpdated, utc_now
+from .money import Currency, Money
+from .partner import KEEP, Action, Partner, TeamMember
+from .values import CustomerId, ExternalRef, InvoiceId, PartnerId, PaymentId, TeamMemberId
+
+__all__ = [
+    "AppliedPayment",
+    "Fee",
+    "FeeKind",
+    "Invoice",
+    "InvoiceStatus",
+    "LineItem",
+]
+
+MAX_QUANTITY: Final = 1_000_000
+"""The largest quantity of one line item."""
+
+_DESCRIPTION_MAX: Final = 500
+_NUMBER_MAX: Final = 50
+_FEE_NAME_MAX: Final = 100
+_MEMO_MAX: Final = 2000
+
+
+# -- helpers shared with payment.py -------------------------------------------------
+
+
+class _HasEvents(Protocol):
+    @property
+    def events(self) -> tuple[Event, ...]: ...
+
+
+_A = TypeVar("_A")
+
+
+def _events_field() -> Any:
+    # Pending events: not an init argument, not part of equality nor of the
+    # data (to_dict); a command copies them onto the new instance.
+    return attrs.field(factory=tuple, init=False, eq=False, repr=False)
+
+
+def _with_events(new: _A, old: _HasEvents, *events: Event) -> _A:
+    # The new instance carries the old one's pending events plus these, until
+    # a repository stores it.
+    object.__setattr__(new, "events", (*old.events, *events))
+    return new
+
+
+def _as_tuple(value: Any) -> Any:
+    # Lists become tuples; anything else is left for the checks to report.
+    return tuple(value) if isinstance(value, list | tuple) else value
+
+
+def _strip(value: Any) -> Any:
+    return value.strip() if isinstance(value, str) else value
+
+
+def _strip_or_none(value: Any) -> Any:
+    # Optional text: stored trimmed, and blank is stored as None.
+    if isinstance(value, str):
+        return value.strip() or None
+    return value
+
+
+def _money_in(path: str, value: object, currency: Currency) -> Money:
+    """An amount in ``currency``: a ``Money`` in it, or a str, int or Decimal
+    read in it. Another currency is refused (rule I2)."""
+    if isinstance(value, Money):
+        if value.currency is not currency:
+            raise ValidationError.single(
+                path,
+                "currency_mismatch",
+                f"'{path}' must be in {currency.code}, the invoice's currency "
+                f"(got {value.currency.code}; rule I2)",
+            )
+        return value
+    if value is None:
+        raise ValidationError.single(path, "missing", f"'{path}' is required")
+    try:
+        return Money(value, currency)  # type: ignore[arg-type]
+    except ValidationError as error:
+        raise ValidationError(
+            [
+                attrs.evolve(e, path=path, message=e.message.replace("'amount'", f"'{path}'"))
+                for e in error.errors
+            ]
+        ) from None
+
+
+def _currency(value: object) -> Currency:
+    if isinstance(value, Currency):
+        return value
+    if not isinstance(value, str):
+        raise ValidationError.single(
+            "currency",
+            "wrong_type",
+            f"'currency' must be a currency code such as 'USD' (got {type(value).__name__})",
+        )
+    try:
+        return Currency(value)
+    except ValidationError as error:
+        raise error.under("currency") from None
+
+
+def _positive_money_in(path: str, value: object, currency: Currency) -> Money:
+    money = _money_in(path, value, currency)
+    if not money.is_positive:
+        raise ValidationError.single(
+            path, "not_positive", f"'{path}' must be greater than zero (got {money})"
+        )
+    return money
+
+
+def _check_currency(found: FieldErrors, path: str, money: Money, currency: Currency) -> None:
+    if money.currency is not currency:
+        found.add(
+            path,
+            "currency_mismatch",
+            f"'{path}' must be in {currency.code}, the invoice's currency "
+            f"(got {money.currency.code}; rule I2)",
+        )
+
+
+def _require_type(found: FieldErrors, path: str, value: object, kind: Any, label: str) -> bool:
+    if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+        return True
+    found.add(path, "wrong_type", f"'{path}' must be {label} (got {type(value).__name__})")
+    return False
+
+
+def _fields_of(
+    path: str, value: object, allowed: tuple[str, ...], required: tuple[str, ...]
+) -> Mapping[str, object]:
+    """A mapping posted for a small value: unknown and missing keys reported."""
+    if not isinstance(value, Mapping):
+        raise ValidationError.single(
+            path, "wrong_type", f"'{path}' must be a mapping (got {type(value).__name__})"
+        )
+    found = FieldErrors()
+    for key in required:
+        if key not in value:
+            found.add(_join(path, key), "missing", f"'{_join(path, key)}' is required")
+    for key in value:
+        if key not in allowed:
+            found.add(
+                _join(path, str(key)),
+                "unknown_field",
+                f"{str(key)!r} is not a field here (expected one of {', '.join(allowed)})",
+            )
+    found.raise_if_any()
+    return value
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+# -- line items and fees -----------------------------------------------------------
+
+
+def _description(path: str, value: object) -> str:
+    return _fields.required_text(path, value, max_length=_DESCRIPTION_MAX)
+
+
+def _quantity(path: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError.single(
+            path,
+            "wrong_type",
+            f"'{path}' must be a whole number of at least 1 (got {type(value).__name__})",
+        )
+    if not 1 <= value <= MAX_QUANTITY:
+        raise ValidationError.single(
+            path,
+            "invalid_quantity",
+            f"'{path}' must be a whole number from 1 to {MAX_QUANTITY:,} (got {value})",
+        )
+    return value
+
+
+@attrs.frozen
+class LineItem:
+    """One line of an invoice: a description, a whole quantity and a unit amount.
+
+    ``amount`` is ``unit_amount * quantity``, exactly. The description is
+    stored trimmed; the unit amount may be zero (a free item) but not negative.
+
+    >>> line = LineItem("Managed backup", 3, Money("19.99", "USD"))
+    >>> line.amount
+    Money('59.97', 'USD')
+    """
+
+    description: str = attrs.field(converter=_strip)
+    quantity: int
+    unit_amount: Money
+
+    def __attrs_post_init__(self) -> None:
+        found = FieldErrors()
+        found.check("", _description, "description", self.description)
+        found.check("", _quantity, "quantity", self.quantity)
+        if (
+            _require_type(found, "unit_amount", self.unit_amount, Money, "Money")
+            and self.unit_amount.is_negative
+        ):
+            found.add(
+                "unit_amount",
+                "negative_amount",
+                f"'unit_amount' must be zero or more (got {self.unit_amount})",
+            )
+        found.raise_if_any()
+
+    @classmethod
+    def parse(cls, value: object, currency: str | Currency) -> LineItem:
+        """A line item from a ``LineItem`` or a mapping with ``description``,
+        ``quantity`` and ``unit_amount`` (a ``Money``, or a decimal string or
+        whole number read in ``currency``). Every invalid field is reported at
+        once; a unit amount in another currency is refused (rule I2)."""
+        currency = _currency(currency)
+        if isinstance(value, LineItem):
+            _money_in("unit_amount", value.unit_amount, currency)
+            return value
+        data = _fields_of(
+            "", value, ("description", "quantity", "unit_amount"), ("description", "quantity")
+        )
+        found = FieldErrors()
+        description = found.check("", _description, "description", data.get("description"))
+        quantity = found.check("", _quantity, "quantity", data.get("quantity"))
+        unit = found.check("", _money_in, "unit_amount", data.get("unit_amount"), currency)
+        found.raise_if_any()
+        return cls(description, quantity, unit)
+
+    @functools.cached_property
+    def amount(self) -> Money:
+        """``unit_amount * quantity``."""
+        return self.unit_amount * self.quantity
+
+
+class FeeKind(enum.Enum):
+    """What a fee is for.
+
+    The product's fee types are late payment, product, method (here
+    :attr:`CARD`) and interest; the three return fees of rule I6 have their
+    own kinds.
+    """
+
+    CARD = "card"
+    """The card fee of a card payment (rule I8)."""
+    LATE_PAYMENT = "late_payment"
+    PRODUCT = "product"
+    INTEREST = "interest"
+    RETURN = "return"
+    """A standard ACH (or PAD/EFT) return: 15.00."""
+    UNAUTHORIZED_RETURN = "unauthorized_return"
+    """An ACH debit returned as unauthorised by the customer: 25.00."""
+    DISPUTE = "dispute"
+    """A card payment disputed by the cardholder (a chargeback): 25.00."""
+
+    @property
+    def label(self) -> str:
+        """The default name of a fee of this kind."""
+        return _FEE_LABELS[self]
+
+
+_FEE_LABELS: Final = {
+    FeeKind.CARD: "Card fee",
+    FeeKind.LATE_PAYMENT: "Late payment fee",
+    FeeKind.PRODUCT: "Product fee",
+    FeeKind.INTEREST: "Interest",
+    FeeKind.RETURN: "ACH return fee",
+    FeeKind.UNAUTHORIZED_RETURN: "Unauthorized ACH return fee",
+    FeeKind.DISPUTE: "Card dispute fee",
+}
+
+
+@attrs.frozen
+class Fee:
+    """A fee, as a line of its own (the product's fee fields).
+
+    On an invoice, a fee the customer covers adds to the total; one the
+    partner covers is shown for information only. On a payment, the card fee
+    is covered by whoever bears it (rule I8) and return fees are recorded
+    against the partner (rule I6). The amount is greater than zero.
+
+    >>> Fee.new(FeeKind.LATE_PAYMENT, Money("25.00", "USD")).name
+    'Late payment fee'
+    """
+
+    kind: FeeKind
+    name: str = attrs.field(converter=_strip)
+    amount: Money
+    covered_by_customer: bool = True
+
+    def __attrs_post_init__(self) -> None:
+        found = FieldErrors()
+        if not isinstance(self.kind, FeeKind):
+            found.check("", _fields.choice, "kind", self.kind, FeeKind)
+        found.check("", _fields.required_text, "name", self.name, max_length=_FEE_NAME_MAX)
+        if _require_type(found, "amount", self.amount, Money, "Money") and not (
+            self.amount.is_positive
+        ):
+            found.add(
+                "amount", "not_positive", f"'amount' must be greater than zero (got {self.amount})"
+            )
+        _require_type(found, "covered_by_customer", self.covered_by_customer, bool, "true or false")
+        found.raise_if_any()
+
+    @classmethod
+    def new(
+        cls,
+        kind: FeeKind | str,
+        amount: Money,
+        *,
+        name: str | None = None,
+        covered_by_customer: bool = True,
+    ) -> Fee:
+        """A fee of ``kind``, named after its kind unless ``name`` is given."""
+        found = FieldErrors()
+        clean_kind = found.check("", _fields.choice, "kind", kind, FeeKind)
+        found.raise_if_any()
+        return cls(
+            clean_kind, clean_kind.label if name is None else name, amount, covered_by_customer
+        )
+
+    @classmethod
+    def parse(cls, value: object, currency: str | Currency) -> Fee:
+        """A fee from a ``Fee`` or a mapping with ``kind``, ``amount`` and
+        optionally ``name`` and ``covered_by_customer`` (default true); every
+        invalid field at once, the amount in ``currency`` (rule I2)."""
+        currency = _currency(currency)
+        if isinstance(value, Fee):
+            _money_in("amount", value.amount, currency)
+            return value
+        data = _fields_of(
+            "", value, ("kind", "name", "amount", "covered_by_customer"), ("kind", "amount")
+        )
+        found = FieldErrors()
+        kind = found.check("", _fields.choice, "kind", data.get("kind"), FeeKind)
+        amount = found.check("", _positive_money_in, "amount", data.get("amount"), currency)
+        name = data.get("name")
+        if name is not None:
+            name = found.check("", _fields.required_text, "name", name, max_length=_FEE_NAME_MAX)
+        covered = data.get("covered_by_customer", True)
+        if not isinstance(covered, bool):
+            found.add(
+                "covered_by_customer",
+                "wrong_type",
+                f"'covered_by_customer' must be true or false (got {type(covered).__name__})",
+            )
+        found.raise_if_any()
+        return cls(kind, kind.label if name is None else name, amount, covered is True)
+
+
+def _lines_in(value: object, currency: Currency) -> tuple[LineItem, ...]:
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
+        raise ValidationError.single(
+            "lines", "wrong_type", f"'lines' must be a list (got {type(value).__name__})"
+        )
+    found = FieldErrors()
+    lines = tuple(
+        found.check(f"lines[{index}]", LineItem.parse, item, currency)
+        for index, item in enumerate(value)
+    )
+    if not lines:
+        found.add("lines", "empty", "'lines' must hold at least one line item")
+    found.raise_if_any()
+    return lines
+
+
+def _fees_in(value: object, currency: Currency) -> tuple[Fee, ...]:
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
+        raise ValidationError.single(
+            "fees", "wrong_type", f"'fees' must be a list (got {type(value).__name__})"
+        )
+    found = FieldErrors()
+    fees = tuple(
+        found.check(f"fees[{index}]", Fee.parse, item, currency) for index, item in enumerate(value)
+    )
+    found.raise_if_any()
+    return fees
+
+
+def _total(lines: Iterable[LineItem], fees: Iterable[Fee], currency: Currency) -> Money:
+    amount = sum((line.amount.amount for line in lines), Decimal(0))
+    amount += sum((fee.amount.amount for fee in fees if fee.covered_by_customer), Decimal(0))
+    return Money(amount, currency)
+
+
+# -- the invoice --------------------------------------------------------------------
+
+
+class InvoiceStatus(enum.Enum):
+    """Where an invoice stands (rule I4). *Partly paid* is not a status: see
+    :attr:`Invoice.is_partly_paid`."""
+
+    OPEN = "open"
+    """Something is still owed: the balance is above zero."""
+    PAID = "paid"
+    """The balance is zero."""
+    VOID = "void"
+    """Cancelled while nothing was paid; owes nothing."""
+    ARCHIVED = "archived"
+    """Hidden from the customer's users (the product's delete); history kept."""
+
+
+@attrs.frozen
+class AppliedPayment:
+    """A payment's part of an invoice, as the invoice records it.
+
+    ``released`` is true once the payment failed, was returned, charged back
+    or refunded: its part no longer counts towards the amount paid, but the
+    record stays as history.
+    """
+
+    payment_id: PaymentId
+    amount: Money
+    released: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        found = FieldErrors()
+        _require_type(found, "payment_id", self.payment_id, PaymentId, "a payment id")
+        if _require_type(found, "amount", self.amount, Money, "Money") and not (
+            self.amount.is_positive
+        ):
+            found.add(
+                "amount", "not_positive", f"'amount' must be greater than zero (got {self.amount})"
+            )
+        _require_type(found, "released", self.released, bool, "true or false")
+        found.raise_if_any()
+
+    @property
+    def counts(self) -> bool:
+        """Whether this part counts towards the invoice's amount paid."""
+        return not self.released
+
+
+def _number(path: str, value: object) -> str:
+    return _fields.required_text(path, value, max_length=_NUMBER_MAX)
+
+
+def _memo(path: str, value: object) -> str | None:
+    return _fields.optional_text(path, value, max_length=_MEMO_MAX)
+
+
+@attrs.frozen(kw_only=True)
+class Invoice:
+    """What a customer owes a partner (rules I1-I5, I10).
+
+    Build one with :meth:`issue` (by a team member) or :meth:`from_sync`
+    (from an integration); change it only through its commands, each of which
+    returns a new invoice carrying the event it caused (``invoice_created``,
+    ``invoice_updated``, ``invoice_paid``, ``invoice_archived``).
+
+    Amounts: ``subtotal`` (the lines), ``fee_total`` (the fees the customer
+    covers), ``total`` (their sum, always above zero), ``amount_paid`` and
+    ``balance`` (``total - amount_paid``, never below zero). See the module
+    documentation for what counts as paid.
+    """
+
+    id: InvoiceId
+    partner_id: PartnerId
+    customer_id: CustomerId
+    number: str = attrs.field(converter=_strip)
+    currency: Currency
+    issue_date: dt.date
+    due_date: dt.date
+    lines: tuple[LineItem, ...] = attrs.field(converter=_as_tuple)
+    fees: tuple[Fee, ...] = attrs.field(default=(), converter=_as_tuple)
+    memo: str | None = attrs.field(default=None, converter=_strip_or_none)
+    status: InvoiceStatus = InvoiceStatus.OPEN
+    payments: tuple[AppliedPayment, ...] = attrs.field(default=(), converter=_as_tuple)
+    external_ref: ExternalRef | None = None
+    issued_by: TeamMemberId | None = None
+    created_at: dt.datetime = attrs.field(factory=utc_now)
+    version: int = 0
+    events: tuple[Event, ...] = _events_field()
+
+    def __attrs_post_init__(self) -> None:
+        found = FieldErrors()
+        _require_type(found, "id", self.id, InvoiceId, "an invoice id")
+        _require_type(found, "partner_id", self.partner_id, PartnerId, "a partner id")
+        _require_type(found, "customer_id", self.customer_id, CustomerId, "a customer id")
+        found.check("", _number, "number", self.number)
+        currency_ok = _require_type(found, "currency", self.currency, Currency, "a Currency")
+        found.check("", _fields.plain_date, "issue_date", self.issue_date)
+        found.check("", _fields.plain_date, "due_date", self.due_date)
+        lines_ok = self._check_items(found, "lines", LineItem, "a LineItem", currency_ok)
+        fees_ok = self._check_items(found, "fees", Fee, "a Fee", currency_ok)
+        paid_ok = self._check_items(
+            found, "payments", AppliedPayment, "an AppliedPayment", currency_ok
+        )
+        if lines_ok and not self.lines:
+            found.add("lines", "empty", "'lines' must hold at least one line item")
+        found.check("", _memo, "memo", self.memo)
+        if not isinstance(self.status, InvoiceStatus):
+            found.check("", _fields.choice, "status", self.status, InvoiceStatus)
+        if self.external_ref is not None:
+            _require_type(found, "external_ref", self.external_ref, ExternalRef, "an ExternalRef")
+        if self.issued_by is not None:
+            _require_type(found, "issued_by", self.issued_by, TeamMemberId, "a team member id")
+        found.check("", _fields.aware_datetime, "created_at", self.created_at)
+        found.check("", _fields.version_number, "version", self.version)
+        found.raise_if_any()
+        if not (lines_ok and fees_ok and paid_ok):  # pragma: no cover - raised above
+            return
+        self._check_rules()
+
+    def _check_items(
+        self, found: FieldErrors, name: str, kind: type[Any], label: str, currency_ok: bool
+    ) -> bool:
+        items = getattr(self, name)
+        if not isinstance(items, tuple):
+            found.add(name, "wrong_type", f"'{name}' must be a list (got {type(items).__name__})")
+            return False
+        ok = True
+        for index, item in enumerate(items):
+            where = f"{name}[{index}]"
+            if not isinstance(item, kind):
+                found.add(where, "wrong_type", f"'{where}' must be {label}")
+                ok = False
+            elif currency_ok:
+                money = item.unit_amount if kind is LineItem else item.amount
+                field = "unit_amount" if kind is LineItem else "amount"
+                _check_currency(found, f"{where}.{field}", money, self.currency)
+        return ok
+
+    def _check_rules(self) -> None:
+        if not self.total.is_positive:
+            raise InvariantViolation(
+                f"an invoice's total must be greater than zero (got {self.total})",
+                rule="I3",
+                path="lines",
+            )
+        if self.external_ref is None and self.due_date < self.issue_date:
+            raise InvariantViolation(
+                f"the due date {self.due_date} is before the issue date {self.issue_date}",
+                rule="I3",
+                path="due_date",
+            )
+        seen: set[PaymentId] = set()
+        for index, part in enumerate(self.payments):
+            if part.payment_id in seen:
+                raise InvariantViolation(
+                    f"payment {part.payment_id} is applied to this invoice twice",
+                    rule="I5",
+                    path=f"payments[{index}].payment_id",
+                )
+            seen.add(part.payment_id)
+        if self.amount_paid > self.total:
+            raise InvariantViolation(
+                f"the payments ({self.amount_paid}) exceed the total ({self.total}): "
+                "overpayment is refused and the balance never goes below zero",
+                rule="I5",
+                path="payments",
+            )
+        expected = _status_for(self.status, self.total, self.amount_paid)
+        if expected is not self.status:
+            raise InvariantViolation(
+                f"an invoice with a balance of {self.balance} and {self.amount_paid} paid "
+                f"cannot be {self.status.value}",
+                rule="I4",
+                path="status",
+            )
+
+    # -- building -----------------------------------------------------------------
+
+    @classmethod
+    def issue(
+        cls,
+        partner: Partner,
+        customer: Customer,
+        *,
+        by: TeamMemberId | TeamMember,
+        number: object,
+        lines: Iterable[LineItem | Mapping[str, object]],
+        due_date: object,
+        today: dt.date,
+        issue_date: object = None,
+        fees: Iterable[Fee | Mapping[str, object]] = (),
+        memo: object = None,
+    ) -> Invoice:
+        """Issue an invoice to ``customer``, carrying ``invoice_created``.
+
+        ``by`` must be allowed to edit invoices (Member and above), the
+        customer must be the partner's (I1) and active (C8). Lines and fees
+        are ``LineItem`` / ``Fee`` values or mappings of their fields, in the
+        partner's currency (I2); every invalid field is reported at once. The
+        issue date defaults to ``today``; the due date may be neither before
+        it nor in the past, and the total must be above zero (I3).
+        """
+        member = partner.authorize(by, Action.EDIT_INVOICES)
+        _refuse_customer(partner, customer)
+        currency = partner.currency
+        found = FieldErrors()
+        clean_today = found.check("", _fields.plain_date, "today", today)
+        clean_number = found.check("", _number, "number", number)
+        clean_lines = found.check("", _lines_in, lines, currency)
+        clean_fees = found.check("", _fees_in, fees, currency)
+        clean_due = found.check("", _fields.plain_date, "due_date", due_date)
+        clean_issue = (
+            clean_today
+            if issue_date is None
+            else found.check("", _fields.plain_date, "issue_date", issue_date)
+        )
+        clean_memo = found.check("", _memo, "memo", memo)
+        found.raise_if_any()
+        _refuse_past_due(clean_due, clean_today, clean_issue)
+        # The total's rule (I3) is checked by the invoice itself, as it is built.
+        invoice = cls(
+            id=InvoiceId.new(),
+            partner_id=partner.id,
+            customer_id=customer.id,
+            number=clean_number,
+            currency=currency,
+            issue_date=clean_issue,
+            due_date=clean_due,
+            lines=clean_lines,
+            fees=clean_fees,
+            memo=clean_memo,
+            issued_by=member.id,
+        )
+        return _with_events(invoice, invoice, invoice._event(InvoiceCreated))
+
+    @classmethod
+    def from_sync(
+        cls,
+        partner: Partner,
+        customer: Customer,
+        *,
+        external_ref: ExternalRef,
+        number: object,
+        lines: Iterable[LineItem | Mapping[str, object]],
+        issue_date: object,
+        due_date: object,
+        fees: Iterable[Fee | Mapping[str, object]] = (),
+        memo: object = None,
+    ) -> Invoice:
+        """An invoice synced in from one of the partner's integrations.
+
+        Its dates are kept as the source has them, even in the past or with
+        the due date before the issue date (I3); its amounts and due date
+        change only through :meth:`apply_sync` while it is unpaid (I10). The
+        integration must be connected and sync invoices; the customer must be
+        the partner's (I1) and active (C8); the total must be above zero.
+        """
+        if not isinstance(external_ref, ExternalRef):
+            raise ValidationError.single(
+                "external_ref",
+                "wrong_type",
+                f"'external_ref' must be an ExternalRef (got {type(external_ref).__name__})",
+            )
+        integration = partner.integration(external_ref.system)
+        if not integration.syncs_invoices:
+            raise InvariantViolation(
+                f"{integration.system} does not sync invoices for this partner",
+                rule="I10",
+                path="external_ref",
+            )
+        _refuse_customer(partner, customer)
+        currency = partner.currency
+        found = FieldErrors()
+        clean_number = found.check("", _number, "number", number)
+        clean_lines = found.check("", _lines_in, lines, currency)
+        clean_fees = found.check("", _fees_in, fees, currency)
+        clean_issue = found.check("", _fields.plain_date, "issue_date", issue_date)
+        clean_due = found.check("", _fields.plain_date, "due_date", due_date)
+        clean_memo = found.check("", _memo, "memo", memo)
+        found.raise_if_any()
+        invoice = cls(
+            id=InvoiceId.new(),
+            partner_id=partner.id,
+            customer_id=customer.id,
+            number=clean_number,
+            currency=currency,
+            issue_date=clean_issue,
+            due_date=clean_due,
+            lines=clean_lines,
+            fees=clean_fees,
+            memo=clean_memo,
+            external_ref=external_ref,
+        )
+        return _with_events(invoice, invoice, invoice._event(InvoiceCreated))
+
+    # -- reading ------------------------------------------------------------------
+
+    @functools.cached_property
+    def subtotal(self) -> Money:
+        """The sum of the line items."""
+        return Money.sum((line.amount for line in self.lines), self.currency)
+
+    @functools.cached_property
+    def fee_total(self) -> Money:
+        """The sum of the fees the customer covers."""
+        return Money.sum(
+            (fee.amount for fee in self.fees if fee.covered_by_customer), self.currency
+        )
+
+    @functools.cached_property
+    def total(self) -> Money:
+        """``subtotal + fee_total``: what the customer owes in all."""
+        return self.subtotal + self.fee_total
+
+    @functools.cached_property
+    def amount_paid(self) -> Money:
+        """The parts of the payments applied and not given back, those still
+        processing included (they hold the balance)."""
+        return Money.sum((p.amount for p in self.payments if p.counts), self.currency)
+
+    @functools.cached_property
+    def balance(self) -> Money:
+        """``total - amount_paid``: what is still owed (never below zero)."""
+        return self.total - self.amount_paid
+
+    @property
+    def is_partly_paid(self) -> bool:
+        """Derived, never stored (I4): something paid, something still owed."""
+        return self.amount_paid.is_positive and self.balance.is_positive
+
+    @property
+    def is_synced(self) -> bool:
+        """Came from an integration (has an external reference)."""
+        return self.external_ref is not None
+
+    @property
+    def is_archived(self) -> bool:
+        """Hidden from the customer's users (I4)."""
+        return self.status is InvoiceStatus.ARCHIVED
+
+    @property
+    def accepts_payments(self) -> bool:
+        """Open, so a payment may be applied (up to the balance, I5)."""
+        return self.status is InvoiceStatus.OPEN
+
+    def is_overdue(self, today: dt.date) -> bool:
+        """Open with its due date before ``today``."""
+        return self.status is InvoiceStatus.OPEN and self.due_date < today
+
+    def applied(self, payment_id: PaymentId) -> AppliedPayment:
+        """The part of payment ``payment_id`` (``NotFound`` if none)."""
+        for part in self.payments:
+            if part.payment_id == payment_id:
+                return part
+        raise NotFound("payment on this invoice", payment_id)
+
+    # -- the partner's commands -----------------------------------------------------
+
+    def update(
+        self,
+        partner: Partner,
+        *,
+        by: TeamMemberId | TeamMember | None = None,
+        today: dt.date | None = None,
+        lines: object = KEEP,
+        fees: object = KEEP,
+        due_date: object = KEEP,
+        memo: object = KEEP,
+    ) -> Invoice:
+        """The partner edits the invoice; omitted arguments keep their value.
+
+        With ``by``, the member must be allowed to edit invoices. A void or
+        archived invoice is not edited (I4). A synced invoice's lines, fees
+        and due date come from its source while it is unpaid (I10): use
+        :meth:`apply_sync`; its memo may be edited. A new due date needs
+        ``today`` and may not be in the past (I3). The new total must stay
+        above zero (I3) and at least the amount paid (I5); reaching it makes
+        the invoice ``paid``.
+        """
+        self._own(partner)
+        if by is not None:
+            partner.authorize(by, Action.EDIT_INVOICES)
+        self._refuse_closed("edited")
+        if self.is_synced and self.status is InvoiceStatus.OPEN:
+            for name, value in (("lines", lines), ("fees", fees), ("due_date", due_date)):
+                if value is not KEEP:
+                    raise InvariantViolation(
+                        f"'{name}' of an unpaid synced invoice comes from "
+                        f"{self.external_ref.system if self.external_ref else 'its source'}; "
+                        "it changes only through the sync",
+                        rule="I10",
+                        path=name,
+                    )
+        if due_date is not KEEP:
+            clean_today = _fields.plain_date("today", today)
+            clean_due = _fields.plain_date("due_date", due_date)
+            _refuse_past_due(clean_due, clean_today, self.issue_date)
+        return self._revise({"lines": lines, "fees": fees, "due_date": due_date, "memo": memo})
+
+    def add_fee(
+        self,
+        partner: Partner,
+        *,
+        kind: FeeKind | str,
+        amount: Money | str | int | Decimal,
+        name: str | None = None,
+        covered_by_customer: bool = True,
+        by: TeamMemberId | TeamMember | None = None,
+    ) -> Invoice:
+        """Add a fee line (a late payment fee, or a return fee passed on to
+        the customer), with the same rules as :meth:`update`."""
+        data: dict[str, object] = {
+            "kind": kind,
+            "amount": amount,
+            "covered_by_customer": covered_by_customer,
+        }
+        if name is not None:
+            data["name"] = name
+        fee = _fees_in([data], self.currency)[0]
+        return self.update(partner, by=by, fees=(*self.fees, fee))
+
+    def void(self, partner: Partner, *, by: TeamMemberId | TeamMember | None = None) -> Invoice:
+        """Void the invoice: only while nothing is paid, a processing payment
+        included (I4). Voiding a void invoice changes nothing."""
+        self._own(partner)
+        if by is not None:
+            partner.authorize(by, Action.EDIT_INVOICES)
+        if self.status is InvoiceStatus.VOID:
+            return self
+        if self.status is InvoiceStatus.ARCHIVED:
+            raise InvariantViolation("an archived invoice cannot be voided", rule="I4")
+        if self.amount_paid.is_positive:
+            raise InvariantViolation(
+                f"invoice {self.number} cannot be voided: {self.amount_paid} is paid "
+                "(void only while nothing is paid)",
+                rule="I4",
+                path="status",
+            )
+        new = attrs.evolve(self, status=InvoiceStatus.VOID)
+        return _with_events(new, self, self._event(InvoiceUpdated, ("status",)))
+
+    def archive(self, partner: Partner, *, by: TeamMemberId | TeamMember | None = None) -> Invoice:
+        """Archive (the product's delete): hidden from the customer's users,
+        history kept (I4). Allowed when open with nothing paid, paid, or void;
+        refused while partly paid. Archiving an archived invoice changes
+        nothing."""
+        self._own(partner)
+        if by is not None:
+            partner.authorize(by, Action.EDIT_INVOICES)
+        if self.status is InvoiceStatus.ARCHIVED:
+            return self
+        if self.is_partly_paid:
+            raise InvariantViolation(
+                f"invoice {self.number} is partly paid ({self.amount_paid} of {self.total}): "
+                "archiving would hide what is still owed",
+                rule="I4",
+                path="status",
+            )
+        new = attrs.evolve(self, status=InvoiceStatus.ARCHIVED)
+        return _with_events(new, self, self._event(InvoiceArchived, ("status",)))
+
+    # -- the sync -------------------------------------------------------------------
+
+    def apply_sync(
+        self,
+        *,
+        number: object = KEEP,
+        lines: object = KEEP,
+        fees: object = KEEP,
+        issue_date: object = KEEP,
+        due_date: object = KEEP,
+        memo: object = KEEP,
+    ) -> Invoice:
+        """What the integration says changed: the one path that changes an
+        unpaid synced invoice's amounts and due date (I10). Dates are kept as
+        the source has them. The total stays above zero (I3) and at least the
+        amount paid (I5); a void or archived invoice is not changed (I4)."""
+        if not self.is_synced:
+            raise InvariantViolation("only a synced invoice is changed by a sync", rule="I10")
+        self._refuse_closed("changed")
+        return self._revise(
+            {
+                "number": number,
+                "lines": lines,
+                "fees": fees,
+                "issue_date": issue_date,
+                "due_date": due_date,
+                "memo": memo,
+            }
+        )
+
+    # -- payments (through altpay_core.payment) -------------------------------------
+
+    def apply_payment(self, payment_id: PaymentId, amount: Money) -> Invoice:
+        """Apply a payment's part: the invoice must be open (I4), the amount
+        above zero, in the invoice's currency (I2) and at most the balance
+        (I5). Reaching a zero balance makes it ``paid`` (``invoice_paid``).
+
+        :func:`altpay_core.payment.pay_invoices` calls this for each invoice
+        of a payment; call that instead, so that the payment and its invoices
+        are stored together.
+        """
+        if not isinstance(payment_id, PaymentId):
+            raise ValidationError.single(
+                "payment_id", "wrong_type", "'payment_id' must be a payment id"
+            )
+        if self.status is not InvoiceStatus.OPEN:
+            raise InvariantViolation(
+                f"invoice {self.number} is {self.status.value}: "
+                "only an open invoice takes payments",
+                rule="I4",
+                path="status",
+            )
+        money = _positive_money_in("amount", amount, self.currency)
+        if any(part.payment_id == payment_id for part in self.payments):
+            raise InvariantViolation(
+                f"payment {payment_id} is already applied to invoice {self.number}",
+                rule="I5",
+                path="payment_id",
+            )
+        if money > self.balance:
+            raise InvariantViolation(
+                f"{money} is more than the balance of invoice {self.number} "
+                f"({self.balance}): overpayment is refused",
+                rule="I5",
+                path="amount",
+            )
+        paid = money == self.balance
+        new = attrs.evolve(
+            self,
+            payments=(*self.payments, AppliedPayment(payment_id, money)),
+            status=InvoiceStatus.PAID if paid else InvoiceStatus.OPEN,
+        )
+        if paid:
+            event = self._event(InvoicePaid, ("amount_paid", "balance", "status"))
+        else:
+            event = self._event(InvoiceUpdated, ("amount_paid", "balance"))
+        return _with_events(new, self, event)
+
+    def release_payment(self, payment_id: PaymentId) -> Invoice:
+        """Give a payment's part back (it failed, was returned, charged back
+        or refunded, I6): the balance goes up again, and a paid invoice is
+        open again. An archived invoice stays archived; the record of the
+        part stays, marked released.
+
+        Called by the functions of :mod:`altpay_core.payment` that change the
+        payment too.
+        """
+        part = self.applied(payment_id)
+        if part.released:
+            raise InvariantViolation(
+                f"payment {payment_id} was already given back on invoice {self.number}",
+                rule="I6",
+                path="payment_id",
+            )
+        status = InvoiceStatus.OPEN if self.status is InvoiceStatus.PAID else self.status
+        new = attrs.evolve(
+            self,
+            payments=tuple(
+                attrs.evolve(p, released=True) if p is part else p for p in self.payments
+            ),
+            status=status,
+        )
+        changes: tuple[str, ...] = ("amount_paid", "balance")
+        if status is not self.status:
+            changes = (*changes, "status")
+        return _with_events(new, self, self._event(InvoiceUpdated, changes))
+
+    # -- internals ------------------------------------------------------------------
+
+    def _event(self, kind: type[Event], changes: tuple[str, ...] = ()) -> Event:
+        return kind(partner_id=self.partner_id, aggregate_id=str(self.id), changes=changes)
+
+    def _own(self, partner: Partner) -> None:
+        if not isinstance(partner, Partner) or partner.id != self.partner_id:
+            raise NotFound("invoice", self.id)
+
+    def _refuse_closed(self, what: str) -> None:
+        if self.status in (InvoiceStatus.VOID, InvoiceStatus.ARCHIVED):
+            raise InvariantViolation(
+                f"a {self.status.value} invoice cannot be {what}", rule="I4", path="status"
+            )
+
+    def _revise(self, wanted: dict[str, object]) -> Invoice:
+        found = FieldErrors()
+        clean: dict[str, Any] = {}
+        for name, value in wanted.items():
+            if value is KEEP:
+                continue
+            if name == "lines":
+                clean[name] = found.check("", _lines_in, value, self.currency)
+            elif name == "fees":
+                clean[name] = found.check("", _fees_in, value, self.currency)
+            elif name in ("issue_date", "due_date"):
+                clean[name] = found.check("", _fields.plain_date, name, value)
+            elif name == "memo":
+                clean[name] = found.check("", _memo, name, value)
+            else:
+                clean[name] = found.check("", _number, name, value)
+        found.raise_if_any()
+        changes = tuple(name for name, value in clean.items() if value != getattr(self, name))
+        if not changes:
+            return self
+        total = _total(clean.get("lines", self.lines), clean.get("fees", self.fees), self.currency)
+        _refuse_empty_total(total)
+        if total < self.amount_paid:
+            raise InvariantViolation(
+                f"the new total {total} is below the {self.amount_paid} already paid: "
+                "the balance would go below zero",
+                rule="I5",
+                path="lines",
+            )
+        status = _status_for(self.status, total, self.amount_paid)
+        new = attrs.evolve(self, status=status, **clean)
+        if status is not self.status:
+            changes = (*changes, "status")
+        if status is InvoiceStatus.PAID and self.status is not InvoiceStatus.PAID:
+            return _with_events(new, self, self._event(InvoicePaid, changes))
+        return _with_events(new, self, self._event(InvoiceUpdated, changes))
+
+    # -- notebooks ------------------------------------------------------------------
+
+    def _repr_html_(self) -> str:
+        rows = [
+            ("number", self.number),
+            ("status", self.status.value + (" (partly paid)" if self.is_partly_paid else "")),
+            ("issued", self.issue_date.isoformat()),
+            ("due", self.due_date.isoformat()),
+            *((f"{line.quantity} x {line.description}", str(line.amount)) for line in self.lines),
+            *((fee.name, str(fee.amount)) for fee in self.fees),
+            ("total", str(self.total)),
+            ("paid", str(self.amount_paid)),
+            ("balance", str(self.balance)),
+            ("source", str(self.external_ref) if self.external_ref else "manual"),
+        ]
+        return html_table(f"Invoice {self.number}", rows)
+
+
+def _status_for(current: InvoiceStatus, total: Money, paid: Money) -> InvoiceStatus:
+    """The status an invoice with these amounts has (I4)."""
+    if current is InvoiceStatus.ARCHIVED:
+        return current
+    if current is InvoiceStatus.VOID:
+        return current if paid.is_zero else InvoiceStatus.OPEN
+    return InvoiceStatus.PAID if paid == total else InvoiceStatus.OPEN
+
+
+def _refuse_customer(partner: Partner, customer: Customer) -> None:
+    if customer.partner_id != partner.id:
+        raise InvariantViolation(
+            f"customer {customer.id} is not a customer of {partner.name}",
+            rule="I1",
+            path="customer",
+        )
+    if not customer.is_active:
+        raise InvariantViolation(
+            f"{customer.company} is archived: an archived customer gets no new invoices",
+            rule="C8",
+            path="customer",
+        )
+
+
+def _refuse_past_due(due_date: dt.date, today: dt.date, issue_date: dt.date) -> None:
+    if due_date < today:
+        raise InvariantViolation(
+            f"the due date {due_date} is in the past (today is {today})",
+            rule="I3",
+            path="due_date",
+        )
+    if due_date < issue_date:
+        raise InvariantViolation(
+            f"the due date {due_date} is before the issue date {issue_date}",
+            rule="I3",
+            path="due_date",
+        )
+
+
+def _refuse_empty_total(total: Money) -> None:
+    if not total.is_positive:
+        raise InvariantViolation(
+            f"an invoice's total must be greater than zero (got {total})",
+            rule="I3",
+            path="lines",
+        )

@@ -1,0 +1,1645 @@
+"""Payments: money a customer user sends for one or more invoices.
+
+A :class:`Payment` pays one invoice or several of one customer (a batch),
+by card or bank debit (ACH in the US, PAD or EFT in Canada). Each of its
+allocations (:class:`Allocation`) takes at most that invoice's balance (I5).
+Paying changes the payment and the invoices it touches together, so the
+functions here return both, for a unit of work to store in one commit::
+
+    payment, invoices = pay_invoices(partner, customer, [invoice],
+                                     payer=user, method="ach",
+                                     idempotency_key="7f9c...")
+
+Life of a payment (status, and what it does to the invoices' balances):
+
+- ``processing`` when made: its allocations already hold the balances, so
+  the same money cannot be paid twice while a bank debit clears;
+- ``succeeded`` (:meth:`Payment.succeed`), then settled (:meth:`Payment.settle`,
+  which records ``settled_at``; the status stays ``succeeded``);
+- ``failed`` (:func:`fail_payment`, or a standard bank return,
+  :func:`return_payment`) or ``charged_back`` (a card dispute,
+  :func:`charge_back_payment`, or an unauthorised ACH return): the balances
+  are given back and the fee recorded (I6);
+- ``refunded`` (:func:`refund_payment`), in full, once settled (I7): the
+  balances are given back too.
+
+Card fees (I8) come from the partner's :class:`~altpay_core.partner.CardFeePolicy`
+and the customer's exception; bank debits carry none. Rounding (I9): every fee
+is rounded half-even to the currency's minor unit, and every split (a batch's
+card fee across its invoices) uses :meth:`Money.allocate
+<altpay_core.money.Money.allocate>`, whose parts sum exactly to the whole.
+
+Also here: a customer's saved payment methods (:class:`CustomerPaymentMethods`)
+and scheduled payments (:class:`ScheduledPayment`), which need a method on
+file and say so when there is none.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import functools
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal
+from typing import Any, Final
+
+import attrs
+
+from . import _fields
+from ._html import html_table
+from .access import Impersonation, Viewer, require_pay
+from .customer import Customer, CustomerUser
+from .errors import FieldErrors, InvariantViolation, NotFound, PermissionDenied, ValidationError
+from .events import (
+    DefaultPaymentMethodChanged,
+    Event,
+    PaymentChargeback,
+    PaymentFailed,
+    PaymentMethodAdded,
+    PaymentMethodDeleted,
+    PaymentRefunded,
+    PaymentSettled,
+    PaymentSucceeded,
+    utc_now,
+)
+from .invoice import (
+    Fee,
+    FeeKind,
+    Invoice,
+    _as_tuple,
+    _events_field,
+    _money_in,
+    _positive_money_in,
+    _require_type,
+    _strip,
+    _with_events,
+)
+from .money import Currency, Money
+from .partner import CardFeeBearer, Partner
+from .values import (
+    CustomerId,
+    EntityId,
+    InvoiceId,
+    PartnerId,
+    PaymentId,
+    PaymentMethodId,
+    UserId,
+)
+
+__all__ = [
+    "Allocation",
+    "CARD_DISPUTE_FEE",
+    "CustomerPaymentMethods",
+    "Payment",
+    "PaymentMethod",
+    "PaymentMethodStatus",
+    "PaymentMethodType",
+    "PaymentStatus",
+    "ReturnKind",
+    "STANDARD_RETURN_FEE",
+    "ScheduledPayment",
+    "ScheduledPaymentId",
+    "ScheduledPaymentStatus",
+    "UNAUTHORIZED_RETURN_FEE",
+    "card_fee_for",
+    "charge_back_payment",
+    "charge_now",
+    "fail_payment",
+    "method_on_file",
+    "pay_invoices",
+    "refund_payment",
+    "replay_payment",
+    "request_fingerprint",
+    "return_payment",
+    "run_scheduled_payment",
+    "schedule_payment",
+    "split_card_fee",
+]
+
+STANDARD_RETURN_FEE: Final = Decimal("15.00")
+"""The fee of a standard ACH (or PAD/EFT) return, in the payment's currency (I6)."""
+UNAUTHORIZED_RETURN_FEE: Final = Decimal("25.00")
+"""The fee of an ACH debit returned as unauthorised by the customer (I6)."""
+CARD_DISPUTE_FEE: Final = Decimal("25.00")
+"""The fee of a disputed card payment, a chargeback (I6)."""
+
+_KEY_MAX: Final = 255
+_FINGERPRINT: Final = re.compile(r"[0-9a-f]{64}")
+_RETURN_KINDS: Final = frozenset({FeeKind.RETURN, FeeKind.UNAUTHORIZED_RETURN, FeeKind.DISPUTE})
+
+
+# -- kinds and statuses ----------------------------------------------------------------
+
+
+class PaymentMethodType(enum.Enum):
+    """How a payment is made: a card, or a bank debit of the partner's country."""
+
+    CARD = "card"
+    """A credit or debit card (Visa, Mastercard, American Express, Discover, Interac)."""
+    ACH = "ach"
+    """A US bank debit (USD)."""
+    PAD = "pad"
+    """A Canadian pre-authorised debit (CAD)."""
+    EFT = "eft"
+    """A Canadian electronic funds transfer (CAD)."""
+
+    @property
+    def is_bank_debit(self) -> bool:
+        """ACH, PAD or EFT: no card fee (I8); returned rather than disputed (I6)."""
+        return self is not PaymentMethodType.CARD
+
+    def available_in(self, currency: Currency) -> bool:
+        """Cards work in any currency; ACH in USD; PAD and EFT in CAD."""
+        if self is PaymentMethodType.CARD:
+            return True
+        return currency.code == ("USD" if self is PaymentMethodType.ACH else "CAD")
+
+
+class PaymentStatus(enum.Enum):
+    """Where a payment stands."""
+
+    PROCESSING = "processing"
+    """Made, not yet cleared; it holds the balances of its invoices."""
+    SUCCEEDED = "succeeded"
+    """Cleared (and, once ``settled_at`` is set, settled)."""
+    FAILED = "failed"
+    """Declined, rejected or returned by the bank: balances given back."""
+    REFUNDED = "refunded"
+    """Refunded in full after settling: balances given back."""
+    CHARGED_BACK = "charged_back"
+    """Disputed (card) or returned as unauthorised (ACH): balances given back."""
+
+    @property
+    def holds_balance(self) -> bool:
+        """Whether the payment's allocations count towards its invoices' amount paid."""
+        return self in (PaymentStatus.PROCESSING, PaymentStatus.SUCCEEDED)
+
+
+class ReturnKind(enum.Enum):
+    """Why a bank debit came back (I6)."""
+
+    STANDARD = "standard"
+    """Insufficient funds, closed account, ...: fee 15.00, the payment fails."""
+    UNAUTHORIZED = "unauthorized"
+    """The account holder says they did not authorise it: fee 25.00, a chargeback."""
+
+
+# -- values -------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Allocation:
+    """The part of a payment that goes to one invoice, and its share of the
+    card fee (zero without one)."""
+
+    invoice_id: InvoiceId
+    amount: Money
+    card_fee: Money
+
+    def __attrs_post_init__(self) -> None:
+        found = FieldErrors()
+        _require_type(found, "invoice_id", self.invoice_id, InvoiceId, "an invoice id")
+        amount_ok = _require_type(found, "amount", self.amount, Money, "Money")
+        fee_ok = _require_type(found, "card_fee", self.card_fee, Money, "Money")
+        if amount_ok and not self.amount.is_positive:
+            found.add(
+                "amount", "not_positive", f"'amount' must be greater than zero (got {self.amount})"
+            )
+        if fee_ok and self.card_fee.is_negative:
+            found.add(
+                "card_fee", "negative_amount", f"'card_fee' must be zero or more ({self.card_fee})"
+            )
+        if amount_ok and fee_ok and self.card_fee.currency is not self.amount.currency:
+            found.add(
+                "card_fee",
+                "currency_mismatch",
+                f"'card_fee' must be in {self.amount.currency.code} (rule I2)",
+            )
+        found.raise_if_any()
+
+
+def card_fee_for(
+    partner: Partner, customer: Customer, amount: Money, method: PaymentMethodType | str = "card"
+) -> Fee | None:
+    """The card fee of paying ``amount`` with ``method`` (I8), or ``None``.
+
+    Bank debits carry none, nor does a fee that comes to zero. The amount
+    comes from the partner's policy (a percentage rounded half-even, plus the
+    fixed part); who covers it, from the customer's exception if it has one,
+    else the policy: ``covered_by_customer`` is true when it is passed on.
+    """
+    kind = _fields.choice("method", method, PaymentMethodType)
+    if kind.is_bank_debit:
+        return None
+    _money_in("amount", amount, partner.currency)
+    value = partner.card_fees.fee_for(amount)
+    if not value.is_positive:
+        return None
+    bearer = customer.card_fee_bearer(partner)
+    return Fee.new(FeeKind.CARD, value, covered_by_customer=bearer is CardFeeBearer.CUSTOMER)
+
+
+def split_card_fee(fee: Money, amounts: Sequence[Money]) -> list[Money]:
+    """Share ``fee`` across the ``amounts`` of a batch, in proportion to them.
+
+    The shares sum exactly to ``fee`` (I9): :meth:`Money.allocate
+    <altpay_core.money.Money.allocate>` on the amounts' minor units (largest
+    remainder, ties to the earliest).
+
+    >>> [str(m) for m in split_card_fee(Money("1.00", "USD"),
+    ...                                 [Money("10.00", "USD")] * 3)]
+    ['USD 0.34', 'USD 0.33', 'USD 0.33']
+    """
+    if not isinstance(fee, Money):
+        raise ValidationError.single(
+            "fee", "wrong_type", f"'fee' must be Money (got {type(fee).__name__})"
+        )
+    if isinstance(amounts, str) or not isinstance(amounts, Sequence) or not amounts:
+        raise ValidationError.single(
+            "amounts", "empty", "'amounts' must be a list of at least one amount"
+        )
+    found = FieldErrors()
+    for index, amount in enumerate(amounts):
+        path = f"amounts[{index}]"
+        if not isinstance(amount, Money):
+            found.add(path, "wrong_type", f"'{path}' must be Money (got {type(amount).__name__})")
+        else:
+            found.check("", _positive_money_in, path, amount, fee.currency)
+    found.raise_if_any()
+    return fee.allocate([amount.minor_units for amount in amounts])
+
+
+# -- the payment --------------------------------------------------------------------------
+
+
+def _key(path: str, value: object) -> str:
+    return _fields.required_text(path, value, max_length=_KEY_MAX)
+
+
+@attrs.frozen(kw_only=True)
+class Payment:
+    """Money a customer user sends for one or more invoices of one customer.
+
+    Made by :func:`pay_invoices` (or :func:`charge_now`,
+    :func:`run_scheduled_payment`); its status changes through
+    :meth:`succeed`, :meth:`settle` and the functions that also give the
+    invoices' balances back (:func:`fail_payment`, :func:`return_payment`,
+    :func:`charge_back_payment`, :func:`refund_payment`).
+
+    Amounts: ``amount`` (what goes to the invoices), ``card_fee`` (the fee
+    line, if any), ``total`` (what the customer is charged: the amount plus
+    a card fee passed on to them), ``return_fee`` (recorded against the
+    partner when it comes back, I6) and ``partner_fees`` (every fee the
+    partner bears).
+    """
+
+    id: PaymentId
+    partner_id: PartnerId
+    customer_id: CustomerId
+    user_id: UserId
+    method: PaymentMethodType
+    currency: Currency
+    allocations: tuple[Allocation, ...] = attrs.field(converter=_as_tuple)
+    fees: tuple[Fee, ...] = attrs.field(default=(), converter=_as_tuple)
+    status: PaymentStatus = PaymentStatus.PROCESSING
+    idempotency_key: str = attrs.field(converter=_strip)
+    request_fingerprint: str
+    payment_method_id: PaymentMethodId | None = None
+    created_at: dt.datetime = attrs.field(factory=utc_now)
+    succeeded_at: dt.datetime | None = None
+    settled_at: dt.datetime | None = None
+    version: int = 0
+    events: tuple[Event, ...] = _events_field()
+
+    def __attrs_post_init__(self) -> None:
+        found = FieldErrors()
+        _require_type(found, "id", self.id, PaymentId, "a payment id")
+        _require_type(found, "partner_id", self.partner_id, PartnerId, "a partner id")
+        _require_type(found, "customer_id", self.customer_id, CustomerId, "a customer id")
+        _require_type(found, "user_id", self.user_id, UserId, "a user id")
+        if not isinstance(self.method, PaymentMethodType):
+            found.check("", _fields.choice, "method", self.method, PaymentMethodType)
+        currency_ok = _require_type(found, "currency", self.currency, Currency, "a Currency")
+        items_ok = self._check_items(found, "allocations", Allocation, currency_ok)
+        items_ok = self._check_items(found, "fees", Fee, currency_ok) and items_ok
+        if not isinstance(self.status, PaymentStatus):
+            found.check("", _fields.choice, "status", self.status, PaymentStatus)
+        found.check("", _key, "idempotency_key", self.idempotency_key)
+        if not isinstance(self.request_fingerprint, str) or not _FINGERPRINT.fullmatch(
+            self.request_fingerprint
+        ):
+            found.add(
+                "request_fingerprint",
+                "invalid_fingerprint",
+                "'request_fingerprint' must be 64 lower-case hex digits (a SHA-256)",
+            )
+        if self.payment_method_id is not None:
+            _require_type(
+                found, "payment_method_id", self.payment_method_id, PaymentMethodId, "an id"
+            )
+        found.check("", _fields.aware_datetime, "created_at", self.created_at)
+        for name in ("succeeded_at", "settled_at"):
+            if getattr(self, name) is not None:
+                found.check("", _fields.aware_datetime, name, getattr(self, name))
+        found.check("", _fields.version_number, "version", self.version)
+        if items_ok and not self.allocations:
+            found.add("allocations", "empty", "'allocations' must hold at least one invoice")
+        if (
+            currency_ok
+            and isinstance(self.method, PaymentMethodType)
+            and not self.method.available_in(self.currency)
+        ):
+            found.add("method", "method_unavailable", _unavailable(self.method, self.currency))
+        found.raise_if_any()
+        if items_ok:  # pragma: no branch - otherwise raised above
+            self._check_rules()
+
+    def _check_items(
+        self, found: FieldErrors, name: str, kind: type[Any], currency_ok: bool
+    ) -> bool:
+        items = getattr(self, name)
+        if not isinstance(items, tuple):
+            found.add(name, "wrong_type", f"'{name}' must be a list (got {type(items).__name__})")
+            return False
+        ok = True
+        for index, item in enumerate(items):
+            where = f"{name}[{index}]"
+            if not isinstance(item, kind):
+                found.add(where, "wrong_type", f"'{where}' must be {kind.__name__}")
+                ok = False
+            elif currency_ok and item.amount.currency is not self.currency:
+                found.add(
+                    f"{where}.amount",
+                    "currency_mismatch",
+                    f"'{where}.amount' must be in {self.currency.code}, the payment's "
+                    f"currency (got {item.amount.currency.code}; rule I2)",
+                )
+        return ok
+
+    def _check_rules(self) -> None:
+        seen: set[InvoiceId] = set()
+        for index, part in enumerate(self.allocations):
+            if part.invoice_id in seen:
+                raise InvariantViolation(
+                    f"invoice {part.invoice_id} appears twice in one payment",
+                    rule="I5",
+                    path=f"allocations[{index}].invoice_id",
+                )
+            seen.add(part.invoice_id)
+        card_fees = [fee for fee in self.fees if fee.kind is FeeKind.CARD]
+        return_fees = [fee for fee in self.fees if fee.kind in _RETURN_KINDS]
+        for index, fee in enumerate(self.fees):
+            if fee.kind is not FeeKind.CARD and fee.kind not in _RETURN_KINDS:
+                raise InvariantViolation(
+                    f"a payment carries card and return fees only (got {fee.kind.value})",
+                    rule="I8",
+                    path=f"fees[{index}].kind",
+                )
+        if len(card_fees) > 1 or (card_fees and self.method.is_bank_debit):
+            raise InvariantViolation(
+                "a card payment has at most one card fee; bank debits carry none",
+                rule="I8",
+                path="fees",
+            )
+        shares = Money.sum((part.card_fee for part in self.allocations), self.currency)
+        expected = card_fees[0].amount if card_fees else Money.zero(self.currency)
+        if shares != expected:
+            raise InvariantViolation(
+                f"the allocations' card-fee shares ({shares}) must sum exactly to the "
+                f"card fee ({expected})",
+                rule="I9",
+                path="allocations",
+            )
+        wanted = self._return_fee_kind()
+        kinds = [fee.kind for fee in return_fees]
+        if kinds != ([] if wanted is None else [wanted]) or any(
+            fee.covered_by_customer for fee in return_fees
+        ):
+            raise InvariantViolation(
+                f"a {self.status.value} {self.method.value} payment records "
+                + ("no return fee" if wanted is None else f"one {wanted.value} fee, the partner's"),
+                rule="I6",
+                path="fees",
+            )
+        self._check_times()
+
+    def _return_fee_kind(self) -> FeeKind | None:
+        if self.status is PaymentStatus.FAILED:
+            return FeeKind.RETURN if self.method.is_bank_debit else None
+        if self.status is PaymentStatus.CHARGED_BACK:
+            return FeeKind.UNAUTHORIZED_RETURN if self.method.is_bank_debit else FeeKind.DISPUTE
+        return None
+
+    def _check_times(self) -> None:
+        status = self.status
+        if status is PaymentStatus.PROCESSING and self.succeeded_at is not None:
+            raise InvariantViolation(
+                "a processing payment has not succeeded yet", rule="I6", path="succeeded_at"
+            )
+        if status in (PaymentStatus.SUCCEEDED, PaymentStatus.REFUNDED) and (
+            self.succeeded_at is None
+        ):
+            raise InvariantViolation(
+                f"a {status.value} payment records when it succeeded",
+                rule="I7",
+                path="succeeded_at",
+            )
+        if self.settled_at is not None and self.succeeded_at is None:
+            raise InvariantViolation(
+                "only a payment that succeeded settles", rule="I7", path="settled_at"
+            )
+        if status is PaymentStatus.REFUNDED and self.settled_at is None:
+            raise InvariantViolation(
+                "only a settled payment is refunded", rule="I7", path="settled_at"
+            )
+        if (
+            status is PaymentStatus.CHARGED_BACK
+            and not self.method.is_bank_debit
+            and self.succeeded_at is None
+        ):
+            raise InvariantViolation(
+                "only a card payment that succeeded is disputed", rule="I6", path="succeeded_at"
+            )
+
+    # -- reading ------------------------------------------------------------------
+
+    @functools.cached_property
+    def amount(self) -> Money:
+        """What goes to the invoices: the sum of the allocations."""
+        return Money.sum((part.amount for part in self.allocations), self.currency)
+
+    @property
+    def card_fee(self) -> Fee | None:
+        """The card fee line (I8), or ``None`` (bank debits, a zero fee)."""
+        return next((fee for fee in self.fees if fee.kind is FeeKind.CARD), None)
+
+    @property
+    def return_fee(self) -> Fee | None:
+        """The return or dispute fee recorded when it came back (I6), or ``None``."""
+        return next((fee for fee in self.fees if fee.kind in _RETURN_KINDS), None)
+
+    @property
+    def customer_card_fee(self) -> Money:
+        """The card fee passed on to the customer (zero if absorbed or none)."""
+        fee = self.card_fee
+        if fee is None or not fee.covered_by_customer:
+            return Money.zero(self.currency)
+        return fee.amount
+
+    @property
+    def total(self) -> Money:
+        """What the customer is charged: the amount plus a card fee passed on.
+
+        A refund gives back exactly this (I7).
+        """
+        return self.amount + self.customer_card_fee
+
+    @property
+    def partner_fees(self) -> Money:
+        """Every fee the partner bears: a card fee it absorbs, or any card fee
+        once the payment is refunded (it stays with the partner, I7), plus a
+        return or dispute fee (I6)."""
+        total = Money.zero(self.currency)
+        fee = self.card_fee
+        if fee is not None and (
+            not fee.covered_by_customer or self.status is PaymentStatus.REFUNDED
+        ):
+            total = total + fee.amount
+        returned = self.return_fee
+        if returned is not None:
+            total = total + returned.amount
+        return total
+
+    @property
+    def holds_balance(self) -> bool:
+        """Processing or succeeded: its allocations count on its invoices."""
+        return self.status.holds_balance
+
+    @property
+    def is_settled(self) -> bool:
+        """Whether its funds settled (:meth:`settle`); needed for a refund (I7)."""
+        return self.settled_at is not None
+
+    @property
+    def invoice_ids(self) -> tuple[InvoiceId, ...]:
+        """The invoices it pays, in order."""
+        return tuple(part.invoice_id for part in self.allocations)
+
+    def allocation(self, invoice_id: InvoiceId) -> Allocation:
+        """Its allocation to ``invoice_id`` (``NotFound`` if none)."""
+        for part in self.allocations:
+            if part.invoice_id == invoice_id:
+                return part
+        raise NotFound("allocation to invoice", invoice_id)
+
+    # -- commands that touch no invoice ---------------------------------------------
+
+    def succeed(self, at: dt.datetime | None = None) -> Payment:
+        """The processor says it went through: ``processing`` -> ``succeeded``
+        (``payment_succeeded``). The invoices are unchanged: the payment has
+        held their balances since it was made."""
+        when = _when(at)
+        if self.status is not PaymentStatus.PROCESSING:
+            raise InvariantViolation(
+                f"only a processing payment succeeds (this one is {self.status.value})",
+                rule="I6",
+                path="status",
+            )
+        new = attrs.evolve(self, status=PaymentStatus.SUCCEEDED, succeeded_at=when)
+        return _with_events(new, self, self._event(PaymentSucceeded, when, ("status",)))
+
+    def settle(self, at: dt.datetime | None = None) -> Payment:
+        """Its funds settled: records ``settled_at`` (``payment_settled``); the
+        status stays ``succeeded``. Only a succeeded payment settles; settling
+        a settled one changes nothing. A refund needs it (I7)."""
+        when = _when(at)
+        if self.status is not PaymentStatus.SUCCEEDED:
+            raise InvariantViolation(
+                f"only a succeeded payment settles (this one is {self.status.value})",
+                rule="I7",
+                path="status",
+            )
+        if self.settled_at is not None:
+            return self
+        new = attrs.evolve(self, settled_at=when)
+        return _with_events(new, self, self._event(PaymentSettled, when, ("settled_at",)))
+
+    # -- internals ------------------------------------------------------------------
+
+    def _event(self, kind: type[Event], when: dt.datetime, changes: tuple[str, ...]) -> Event:
+        return kind(
+            partner_id=self.partner_id, aggregate_id=str(self.id), occurred_at=when, changes=changes
+        )
+
+    def _closed(
+        self,
+        status: PaymentStatus,
+        fee: FeeKind | None,
+        amount: Decimal,
+        event: type[Event],
+        when: dt.datetime,
+    ) -> Payment:
+        fees = self.fees
+        if fee is not None:
+            fees = (*fees, Fee.new(fee, Money(amount, self.currency), covered_by_customer=False))
+        new = attrs.evolve(self, status=status, fees=fees)
+        changes = ("status", "fees") if fee is not None else ("status",)
+        return _with_events(new, self, self._event(event, when, changes))
+
+    def _repr_html_(self) -> str:
+        rows = [
+            ("status", self.status.value + (" (settled)" if self.is_settled else "")),
+            ("method", self.method.value),
+            *((f"invoice {part.invoice_id}", str(part.amount)) for part in self.allocations),
+            *((fee.name, str(fee.amount)) for fee in self.fees),
+            ("total", str(self.total)),
+        ]
+        return html_table(f"Payment {self.id}", rows)
+
+
+def _when(at: dt.datetime | None) -> dt.datetime:
+    return utc_now() if at is None else _fields.aware_datetime("at", at)
+
+
+def _unavailable(method: PaymentMethodType, currency: Currency) -> str:
+    return (
+        f"'method' {method.value} is not available in {currency.code} "
+        "(ACH is for USD, PAD and EFT for CAD, cards for both)"
+    )
+
+
+# -- idempotency --------------------------------------------------------------------------
+
+
+def request_fingerprint(
+    *,
+    customer_id: CustomerId,
+    user_id: UserId,
+    method: PaymentMethodType,
+    payment_method_id: PaymentMethodId | None,
+    currency: Currency,
+    amounts: Iterable[tuple[InvoiceId, Money | None]],
+) -> str:
+    """A SHA-256 of what a payment request asks for: who pays, how, and how
+    much of which invoice (``None``: the balance, whatever it is).
+
+    The order of the invoices does not matter. Two requests under one
+    idempotency key are the same request when their fingerprints are equal.
+    """
+    parts = sorted(
+        (str(invoice_id), "balance" if amount is None else str(amount.amount))
+        for invoice_id, amount in amounts
+    )
+    canonical = json.dumps(
+        [
+            "payment-request/1",
+            str(customer_id),
+            str(user_id),
+            method.value,
+            None if payment_method_id is None else str(payment_method_id),
+            currency.code,
+            parts,
+        ],
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def replay_payment(existing: Payment, *, idempotency_key: str, fingerprint: str) -> Payment:
+    """The payment stored under ``idempotency_key``, if the request now made
+    is the same (same fingerprint): the first payment, unchanged.
+
+    The same key with a different request is refused: an
+    :class:`~altpay_core.errors.InvariantViolation` (rule ``idempotency``).
+    A service looks the key up in its repository and passes what it found to
+    :func:`pay_invoices` as ``existing``, which calls this.
+    """
+    key = _key("idempotency_key", idempotency_key)
+    if existing.idempotency_key != key:
+        raise InvariantViolation(
+            f"payment {existing.id} was made under another idempotency key",
+            rule="idempotency",
+            path="idempotency_key",
+        )
+    if existing.request_fingerprint != fingerprint:
+        raise InvariantViolation(
+            "this idempotency key was already used for a different payment request; "
+            "use a new key for a new payment",
+            rule="idempotency",
+            path="idempotency_key",
+        )
+    return existing
+
+
+# -- paying -------------------------------------------------------------------------------
+
+
+def pay_invoices(
+    partner: Partner,
+    customer: Customer,
+    invoices: Iterable[Invoice],
+    *,
+    payer: Viewer,
+    method: PaymentMethodType | PaymentMethod | str,
+    idempotency_key: str,
+    amounts: Mapping[InvoiceId, Money | str | int | Decimal] | None = None,
+    existing: Payment | None = None,
+    at: dt.datetime | None = None,
+) -> tuple[Payment, tuple[Invoice, ...]]:
+    """A customer user pays one or several open invoices of ``customer``.
+
+    Returns the new payment (``processing``) and the invoices it touched, in
+    the order given, to be stored together in one unit of work.
+
+    - ``amounts`` maps each invoice's id to the amount paid on it (``Money``
+      in the partner's currency, or a decimal string); ``None`` pays every
+      invoice's balance in full.
+    - ``method`` is a :class:`PaymentMethodType` (or its value), or a saved
+      :class:`PaymentMethod`, which must be active.
+    - ``existing``: the payment the repository holds under
+      ``idempotency_key``, if any. The same request returns it with no
+      invoices to store; a different one is refused (:func:`replay_payment`).
+
+    Refused: a payer who is not a user of the invoices' customer, a
+    read-only impersonation, archived customers or invoices
+    (``PermissionDenied``, I1); an invoice that is not open (I4); an amount
+    above the balance (I5); an amount not above zero or in another currency
+    (``ValidationError``, I2); a bank debit of another country's currency.
+    A card payment carries the card fee (I8), shared across the invoices so
+    that the shares sum exactly (I9).
+    """
+    when = _when(at)
+    if customer.partner_id != partner.id:
+        raise InvariantViolation(
+            f"customer {customer.id} is not a customer of {partner.name}",
+            rule="I1",
+            path="customer",
+        )
+    user_id = _payer(customer, payer)
+    found = FieldErrors()
+    key = found.check("", _key, "idempotency_key", idempotency_key)
+    chosen = found.check("", _method, "method", method)
+    chosen_invoices = found.check("", _invoice_list, invoices)
+    found.raise_if_any()
+    kind, method_id = chosen
+    currency = partner.currency
+    wanted = _requested(chosen_invoices, amounts, currency)
+    fingerprint = request_fingerprint(
+        customer_id=customer.id,
+        user_id=user_id,
+        method=kind,
+        payment_method_id=method_id,
+        currency=currency,
+        amounts=((invoice.id, wanted[invoice.id]) for invoice in chosen_invoices),
+    )
+    if existing is not None:
+        if not isinstance(existing, Payment):
+            raise ValidationError.single(
+                "existing",
+                "wrong_type",
+                f"'existing' must be a Payment or None (got {type(existing).__name__})",
+            )
+        return replay_payment(existing, idempotency_key=key, fingerprint=fingerprint), ()
+    for invoice in chosen_invoices:
+        require_pay(invoice, customer, payer)
+    if not kind.available_in(currency):
+        raise ValidationError.single("method", "method_unavailable", _unavailable(kind, currency))
+    payment_id = PaymentId.new()
+    touched: list[Invoice] = []
+    parts: list[Money] = []
+    for invoice in chosen_invoices:
+        requested = wanted[invoice.id]
+        amount = invoice.balance if requested is None else requested
+        try:
+            touched.append(invoice.apply_payment(payment_id, amount))
+        except ValidationError as error:
+            raise error.under(f"amounts[{invoice.id}]") from None
+        except InvariantViolation as error:
+            error.path = f"amounts[{invoice.id}]" if error.path == "amount" else error.path
+            raise
+        parts.append(amount)
+    total = Money.sum(parts, currency)
+    fee = card_fee_for(partner, customer, total, kind)
+    shares = (
+        split_card_fee(fee.amount, parts)
+        if fee is not None
+        else [Money.zero(currency)] * len(parts)
+    )
+    payment = Payment(
+        id=payment_id,
+        partner_id=partner.id,
+        customer_id=customer.id,
+        user_id=user_id,
+        method=kind,
+        currency=currency,
+        allocations=tuple(
+            Allocation(invoice.id, amount, share)
+            for invoice, amount, share in zip(chosen_invoices, parts, shares, strict=True)
+        ),
+        fees=() if fee is None else (fee,),
+        idempotency_key=key,
+        request_fingerprint=fingerprint,
+        payment_method_id=method_id,
+        created_at=when,
+    )
+    return payment, tuple(touched)
+
+
+def _payer(customer: Customer, payer: object) -> UserId:
+    if isinstance(payer, Impersonation):
+        raise PermissionDenied(role="read-only impersonation", action="pay invoices")
+    if isinstance(payer, CustomerUser):
+        user_id = payer.id
+    elif isinstance(payer, UserId):
+        user_id = payer
+    else:
+        raise ValidationError.single(
+            "payer",
+            "wrong_type",
+            f"'payer' must be a CustomerUser or a user id (got {type(payer).__name__})",
+        )
+    if not any(user.id == user_id for user in customer.users) or not customer.is_active:
+        raise PermissionDenied(role="customer user", action=f"pay invoices of {customer.company}")
+    return user_id
+
+
+def _method(path: str, value: object) -> tuple[PaymentMethodType, PaymentMethodId | None]:
+    if isinstance(value, PaymentMethod):
+        if not value.is_active:
+            raise InvariantViolation(
+                f"{value.label} is archived: choose another payment method",
+                rule="payment-method",
+                path=path,
+            )
+        return value.type, value.id
+    return _fields.choice(path, value, PaymentMethodType), None
+
+
+def _invoice_list(value: object) -> tuple[Invoice, ...]:
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
+        raise ValidationError.single(
+            "invoices", "wrong_type", f"'invoices' must be a list (got {type(value).__name__})"
+        )
+    chosen = tuple(value)
+    found = FieldErrors()
+    seen: set[InvoiceId] = set()
+    for index, invoice in enumerate(chosen):
+        if not isinstance(invoice, Invoice):
+            found.add(f"invoices[{index}]", "wrong_type", f"'invoices[{index}]' must be an Invoice")
+        elif invoice.id in seen:
+            found.add(
+                f"invoices[{index}]",
+                "duplicate",
+                f"'invoices[{index}]': invoice {invoice.number} is listed twice",
+            )
+        else:
+            seen.add(invoice.id)
+    if not chosen:
+        found.add("invoices", "empty", "'invoices' must hold at least one invoice")
+    found.raise_if_any()
+    return chosen
+
+
+def _requested(
+    invoices: tuple[Invoice, ...],
+    amounts: Mapping[InvoiceId, object] | None,
+    currency: Currency,
+) -> dict[InvoiceId, Money | None]:
+    if amounts is None:
+        return {invoice.id: None for invoice in invoices}
+    if not isinstance(amounts, Mapping):
+        raise ValidationError.single(
+            "amounts",
+            "wrong_type",
+            f"'amounts' must map invoice ids to amounts (got {type(amounts).__name__})",
+        )
+    found = FieldErrors()
+    by_text = {str(key): value for key, value in amounts.items()}
+    wanted: dict[InvoiceId, Money | None] = {}
+    for invoice in invoices:
+        path = f"amounts[{invoice.id}]"
+        if str(invoice.id) not in by_text:
+            found.add(
+                path, "missing", f"'{path}' is required: how much of invoice {invoice.number}"
+            )
+            continue
+        wanted[invoice.id] = found.check(
+            "", _positive_money_in, path, by_text.pop(str(invoice.id)), currency
+        )
+    for key in by_text:
+        found.add(
+            f"amounts[{key}]",
+            "unknown_invoice",
+            f"'amounts[{key}]' names an invoice that is not being paid",
+        )
+    found.raise_if_any()
+    return wanted
+
+
+# -- giving balances back -----------------------------------------------------------------
+
+
+def _release(payment: Payment, invoices: Iterable[Invoice]) -> tuple[Invoice, ...]:
+    if isinstance(invoices, str | bytes | Mapping) or not isinstance(invoices, Iterable):
+        raise ValidationError.single(
+            "invoices", "wrong_type", f"'invoices' must be a list (got {type(invoices).__name__})"
+        )
+    given = tuple(invoices)
+    wanted = set(payment.invoice_ids)
+    seen: set[InvoiceId] = set()
+    found = FieldErrors()
+    for index, invoice in enumerate(given):
+        if not isinstance(invoice, Invoice) or invoice.id not in wanted or invoice.id in seen:
+            found.add(
+                f"invoices[{index}]",
+                "unrelated_invoice",
+                f"'invoices[{index}]' must be one of the invoices this payment pays, once",
+            )
+        else:
+            seen.add(invoice.id)
+    found.raise_if_any()
+    for invoice_id in payment.invoice_ids:
+        if invoice_id not in seen:
+            raise NotFound("invoice", invoice_id)
+    return tuple(invoice.release_payment(payment.id) for invoice in given)
+
+
+def fail_payment(
+    payment: Payment, invoices: Iterable[Invoice], *, at: dt.datetime | None = None
+) -> tuple[Payment, tuple[Invoice, ...]]:
+    """A processing payment failed: declined, or rejected by the bank (I6).
+
+    ``processing`` -> ``failed`` (``payment_failed``); every invoice it pays
+    gets its part back (a paid one is open again). A bank debit records the
+    standard return fee (15.00) against the partner; a declined card, none.
+    ``invoices`` are the invoices it pays (each once).
+    """
+    when = _when(at)
+    if payment.status is not PaymentStatus.PROCESSING:
+        raise InvariantViolation(
+            f"only a processing payment fails (this one is {payment.status.value}); "
+            "a bank debit that already succeeded is returned instead",
+            rule="I6",
+            path="status",
+        )
+    fee = FeeKind.RETURN if payment.method.is_bank_debit else None
+    new = payment._closed(PaymentStatus.FAILED, fee, STANDARD_RETURN_FEE, PaymentFailed, when)
+    return new, _release(payment, invoices)
+
+
+def return_payment(
+    payment: Payment,
+    invoices: Iterable[Invoice],
+    kind: ReturnKind | str = ReturnKind.STANDARD,
+    *,
+    at: dt.datetime | None = None,
+) -> tuple[Payment, tuple[Invoice, ...]]:
+    """The bank returned a debit (ACH, PAD or EFT), processing or succeeded,
+    settled or not (I6).
+
+    A standard return fails the payment (``payment_failed``) and records
+    15.00; an unauthorised one is a chargeback (``payment_chargeback``) and
+    records 25.00. Either way the fee is the partner's and every invoice gets
+    its part back. A card payment is disputed instead
+    (:func:`charge_back_payment`).
+    """
+    when = _when(at)
+    why = _fields.choice("kind", kind, ReturnKind)
+    if not payment.method.is_bank_debit:
+        raise InvariantViolation(
+            "a card payment is not returned by a bank; a dispute is a chargeback",
+            rule="I6",
+            path="method",
+        )
+    if not payment.holds_balance:
+        raise InvariantViolation(
+            f"only a processing or succeeded payment is returned (this one is "
+            f"{payment.status.value})",
+            rule="I6",
+            path="status",
+        )
+    if why is ReturnKind.STANDARD:
+        new = payment._closed(
+            PaymentStatus.FAILED, FeeKind.RETURN, STANDARD_RETURN_FEE, PaymentFailed, when
+        )
+    else:
+        new = payment._closed(
+            PaymentStatus.CHARGED_BACK,
+            FeeKind.UNAUTHORIZED_RETURN,
+            UNAUTHORIZED_RETURN_FEE,
+            PaymentChargeback,
+            when,
+        )
+    return new, _release(payment, invoices)
+
+
+def charge_back_payment(
+    payment: Payment, invoices: Iterable[Invoice], *, at: dt.datetime | None = None
+) -> tuple[Payment, tuple[Invoice, ...]]:
+    """The cardholder disputed a succeeded card payment (I6).
+
+    ``succeeded`` -> ``charged_back`` (``payment_chargeback``); the dispute
+    fee (25.00) is the partner's and every invoice gets its part back. A
+    bank debit is returned instead (:func:`return_payment`, unauthorised).
+    """
+    when = _when(at)
+    if payment.method.is_bank_debit:
+        raise InvariantViolation(
+            "a bank debit is not disputed like a card: record an unauthorised return",
+            rule="I6",
+            path="method",
+        )
+    if payment.status is not PaymentStatus.SUCCEEDED:
+        raise InvariantViolation(
+            f"only a succeeded card payment is disputed (this one is {payment.status.value})",
+            rule="I6",
+            path="status",
+        )
+    new = payment._closed(
+        PaymentStatus.CHARGED_BACK, FeeKind.DISPUTE, CARD_DISPUTE_FEE, PaymentChargeback, when
+    )
+    return new, _release(payment, invoices)
+
+
+def refund_payment(
+    payment: Payment,
+    invoices: Iterable[Invoice],
+    *,
+    amount: Money | None = None,
+    at: dt.datetime | None = None,
+) -> tuple[Payment, tuple[Invoice, ...]]:
+    """Refund a succeeded, settled payment in full (I7): ``refunded``
+    (``payment_refunded``), and every invoice gets its part back.
+
+    The refund is the payment's :attr:`~Payment.total`, in its currency: what
+    the customer was charged. ``amount``, if given, must be exactly that
+    (no partial refunds); another currency is refused (``ValidationError``).
+    The card fee is not returned by the processor: it stays with the partner
+    (:attr:`~Payment.partner_fees`).
+    """
+    when = _when(at)
+    if amount is not None:
+        if not isinstance(amount, Money):
+            raise ValidationError.single(
+                "amount", "wrong_type", f"'amount' must be Money (got {type(amount).__name__})"
+            )
+        if amount.currency is not payment.currency:
+            raise ValidationError.single(
+                "amount",
+                "currency_mismatch",
+                f"'amount' must be in {payment.currency.code}, the payment's currency "
+                f"(got {amount.currency.code}; rule I7)",
+            )
+    if payment.status is not PaymentStatus.SUCCEEDED:
+        raise InvariantViolation(
+            f"only a succeeded payment is refunded (this one is {payment.status.value})",
+            rule="I7",
+            path="status",
+        )
+    if not payment.is_settled:
+        raise InvariantViolation(
+            "a payment is refunded only once it has settled", rule="I7", path="settled_at"
+        )
+    if amount is not None and amount != payment.total:
+        raise InvariantViolation(
+            f"refunds are in full only: {payment.total}, not {amount}",
+            rule="I7",
+            path="amount",
+        )
+    new = payment._closed(PaymentStatus.REFUNDED, None, Decimal(0), PaymentRefunded, when)
+    return new, _release(payment, invoices)
+
+
+# -- saved payment methods ----------------------------------------------------------------
+
+
+class PaymentMethodStatus(enum.Enum):
+    """Whether a saved method may be used."""
+
+    ACTIVE = "active"
+    ARCHIVED = "archived"
+    """Deleted by the customer, or replaced by a new one; kept as history."""
+
+
+_LAST4: Final = re.compile(r"[0-9]{4}")
+_LONG_NUMBER: Final = re.compile(r"[0-9]{5,}")
+_DISPLAY_MAX: Final = 50
+
+
+def _last4(path: str, value: object) -> str:
+    # Never echo what came: it may be a whole card or account number.
+    if not isinstance(value, str):
+        raise ValidationError.single(
+            path,
+            "wrong_type",
+            f"'{path}' must be a string of 4 digits (got {type(value).__name__})",
+        )
+    if not _LAST4.fullmatch(value):
+        raise ValidationError.single(
+            path,
+            "invalid_last4",
+            f"'{path}' must be exactly the last 4 digits of the card or account number "
+            f"(got {len(value)} characters; the value is not shown). "
+            "Never send a full number",
+        )
+    return value
+
+
+def _display_name(path: str, value: object) -> str:
+    text = _fields.required_text(path, value, max_length=_DISPLAY_MAX)
+    if _LONG_NUMBER.search(re.sub(r"[\s\-.]", "", text)):
+        raise ValidationError.single(
+            path,
+            "looks_like_number",
+            f"'{path}' must not hold a card or account number (it has 5 or more digits "
+            "in a row; the value is not shown): give the brand or bank, and the last 4 "
+            "digits in 'last4'",
+        )
+    return text
+
+
+@attrs.frozen(kw_only=True)
+class PaymentMethod:
+    """A card or bank account a customer saved: its kind, a display name
+    (``Visa``, ``Chase checking``) and the last 4 digits, never more.
+
+    Its details are not editable: replace it with a new one
+    (:meth:`CustomerPaymentMethods.replace`), which archives this one.
+
+    >>> m = PaymentMethod(id=PaymentMethodId("pm_1"), type=PaymentMethodType.CARD,
+    ...                   display_name="Visa", last4="4242")
+    >>> m.label
+    'Visa ending in 4242'
+    """
+
+    id: PaymentMethodId
+    type: PaymentMethodType
+    display_name: str = attrs.field(converter=_strip)
+    last4: str
+    status: PaymentMethodStatus = PaymentMethodStatus.ACTIVE
+    added_at: dt.datetime = attrs.field(factory=utc_now)
+
+    def __attrs_post_init__(self) -> None:
+        found = FieldErrors()
+        _require_type(found, "id", self.id, PaymentMethodId, "a payment method id")
+        if not isinstance(self.type, PaymentMethodType):
+            found.check("", _fields.choice, "type", self.type, PaymentMethodType)
+        found.check("", _display_name, "display_name", self.display_name)
+        found.check("", _last4, "last4", self.last4)
+        if not isinstance(self.status, PaymentMethodStatus):
+            found.check("", _fields.choice, "status", self.status, PaymentMethodStatus)
+        found.check("", _fields.aware_datetime, "added_at", self.added_at)
+        found.raise_if_any()
+
+    @property
+    def is_active(self) -> bool:
+        return self.status is PaymentMethodStatus.ACTIVE
+
+    @property
+    def label(self) -> str:
+        """How the method is shown: ``Visa ending in 4242``."""
+        return f"{self.display_name} ending in {self.last4}"
+
+
+@attrs.frozen(kw_only=True)
+class CustomerPaymentMethods:
+    """A customer's saved payment methods and which one is the default.
+
+    While any method is active, exactly one of them is the default; with
+    none, there is no default. Methods are added, archived (the product's
+    delete) or replaced, never edited. Commands carry the events
+    ``payment_method_added``, ``payment_method_deleted`` and
+    ``default_payment_method_changed`` (the aggregate's id is the customer's).
+    """
+
+    partner_id: PartnerId
+    customer_id: CustomerId
+    methods: tuple[PaymentMethod, ...] = attrs.field(default=(), converter=_as_tuple)
+    default_id: PaymentMethodId | None = None
+    version: int = 0
+    events: tuple[Event, ...] = _events_field()
+
+    def __attrs_post_init__(self) -> None:
+        found = FieldErrors()
+        _require_type(found, "partner_id", self.partner_id, PartnerId, "a partner id")
+        _require_type(found, "customer_id", self.customer_id, CustomerId, "a customer id")
+        ok = isinstance(self.methods, tuple)
+        if not ok:
+            found.add("methods", "wrong_type", "'methods' must be a list")
+        else:
+            for index, method in enumerate(self.methods):
+                if not isinstance(method, PaymentMethod):
+                    found.add(f"methods[{index}]", "wrong_type", "must be a PaymentMethod")
+                    ok = False
+        if self.default_id is not None:
+            _require_type(found, "default_id", self.default_id, PaymentMethodId, "an id")
+        found.check("", _fields.version_number, "version", self.version)
+        found.raise_if_any()
+        ids = [method.id for method in self.methods]
+        if len(set(ids)) != len(ids):
+            raise InvariantViolation(
+                "payment method ids must be unique", rule="payment-method", path="methods"
+            )
+        active = [method.id for method in self.methods if method.is_active]
+        if (self.default_id is None) != (not active) or (
+            self.default_id is not None and self.default_id not in active
+        ):
+            raise InvariantViolation(
+                "while any payment method is active, exactly one active method is the "
+                "default; with none, there is no default",
+                rule="payment-method",
+                path="default_id",
+            )
+
+    @classmethod
+    def of(cls, customer: Customer) -> CustomerPaymentMethods:
+        """No saved methods yet, for ``customer``."""
+        return cls(partner_id=customer.partner_id, customer_id=customer.id)
+
+    # -- reading ------------------------------------------------------------------
+
+    @property
+    def active(self) -> tuple[PaymentMethod, ...]:
+        """The methods that may be used, oldest first."""
+        return tuple(method for method in self.methods if method.is_active)
+
+    @property
+    def default(self) -> PaymentMethod | None:
+        """The default method, or ``None`` when no method is on file."""
+        if self.default_id is None:
+            return None
+        return self.method(self.default_id)
+
+    def method(self, method_id: PaymentMethodId) -> PaymentMethod:
+        """The method with that id, active or archived (``NotFound`` otherwise)."""
+        for method in self.methods:
+            if method.id == method_id:
+                return method
+        raise NotFound("payment method", method_id)
+
+    def require_default(self, purpose: str) -> PaymentMethod:
+        """The default method, or an :class:`~altpay_core.errors.InvariantViolation`
+        that says ``purpose`` needs a method on file (rule ``method-on-file``)."""
+        default = self.default
+        if default is None:
+            raise _no_method(purpose)
+        return default
+
+    # -- commands -----------------------------------------------------------------
+
+    def add(
+        self,
+        *,
+        type: PaymentMethodType | str,
+        display_name: str,
+        last4: str,
+        make_default: bool = False,
+        at: dt.datetime | None = None,
+    ) -> CustomerPaymentMethods:
+        """Save a method (``payment_method_added``). The first one becomes the
+        default, as does one added with ``make_default``
+        (``default_payment_method_changed``). Every invalid field is reported
+        at once; the last 4 digits only, never a full number."""
+        when = _when(at)
+        found = FieldErrors()
+        kind = found.check("", _fields.choice, "type", type, PaymentMethodType)
+        name = found.check("", _display_name, "display_name", display_name)
+        digits = found.check("", _last4, "last4", last4)
+        if not isinstance(make_default, bool):
+            found.add("make_default", "wrong_type", "'make_default' must be true or false")
+        found.raise_if_any()
+        method = PaymentMethod(
+            id=PaymentMethodId.new(), type=kind, display_name=name, last4=digits, added_at=when
+        )
+        default = method.id if make_default or self.default_id is None else self.default_id
+        new = attrs.evolve(self, methods=(*self.methods, method), default_id=default)
+        return self._changed(new, when, added=True, deleted=False)
+
+    def archive(
+        self, method_id: PaymentMethodId, *, at: dt.datetime | None = None
+    ) -> CustomerPaymentMethods:
+        """Archive a method (``payment_method_deleted``). If it was the
+        default, the most recently added active method becomes the default, or
+        there is none left (``default_payment_method_changed``). Archiving an
+        archived method changes nothing."""
+        when = _when(at)
+        target = self.method(method_id)
+        if not target.is_active:
+            return self
+        methods = tuple(
+            attrs.evolve(m, status=PaymentMethodStatus.ARCHIVED) if m is target else m
+            for m in self.methods
+        )
+        default = self.default_id
+        if default == target.id:
+            remaining = [m for m in methods if m.is_active]
+            default = remaining[-1].id if remaining else None
+        new = attrs.evolve(self, methods=methods, default_id=default)
+        return self._changed(new, when, added=False, deleted=True)
+
+    def replace(
+        self,
+        method_id: PaymentMethodId,
+        *,
+        type: PaymentMethodType | str,
+        display_name: str,
+        last4: str,
+        at: dt.datetime | None = None,
+    ) -> CustomerPaymentMethods:
+        """A new method in place of ``method_id``, which is archived (details
+        are never edited). The new one is the default if the old one was."""
+        old = self.method(method_id)
+        if not old.is_active:
+            raise InvariantViolation(
+                f"{old.label} is already archived", rule="payment-method", path="method_id"
+            )
+        added = self.add(
+            type=type,
+            display_name=display_name,
+            last4=last4,
+            make_default=self.default_id == old.id,
+            at=at,
+        )
+        return added.archive(method_id, at=at)
+
+    def set_default(
+        self, method_id: PaymentMethodId, *, at: dt.datetime | None = None
+    ) -> CustomerPaymentMethods:
+        """Make an active method the default (``default_payment_method_changed``)."""
+        when = _when(at)
+        target = self.method(method_id)
+        if not target.is_active:
+            raise InvariantViolation(
+                f"{target.label} is archived and cannot be the default",
+                rule="payment-method",
+                path="method_id",
+            )
+        if self.default_id == target.id:
+            return self
+        return self._changed(
+            attrs.evolve(self, default_id=target.id), when, added=False, deleted=False
+        )
+
+    def _changed(
+        self, new: CustomerPaymentMethods, when: dt.datetime, *, added: bool, deleted: bool
+    ) -> CustomerPaymentMethods:
+        events: list[Event] = []
+        common: dict[str, Any] = {
+            "partner_id": self.partner_id,
+            "aggregate_id": str(self.customer_id),
+            "occurred_at": when,
+        }
+        if added:
+            events.append(PaymentMethodAdded(changes=("methods",), **common))
+        if deleted:
+            events.append(PaymentMethodDeleted(changes=("methods",), **common))
+        if new.default_id != self.default_id:
+            events.append(DefaultPaymentMethodChanged(changes=("default_id",), **common))
+        return _with_events(new, self, *events)
+
+
+def _no_method(purpose: str) -> InvariantViolation:
+    return InvariantViolation(
+        f"no payment method on file: {purpose} needs one; add a card or bank account first",
+        rule="method-on-file",
+        path="payment_method",
+    )
+
+
+def method_on_file(
+    methods: CustomerPaymentMethods | None,
+    customer: Customer,
+    *,
+    purpose: str,
+    method_id: PaymentMethodId | None = None,
+) -> PaymentMethod:
+    """The method to use for ``purpose`` (``"auto-pay"``, ``"charging now"``,
+    ``"a scheduled payment"``): ``method_id`` if given and active, else the
+    default. With none on file, an
+    :class:`~altpay_core.errors.InvariantViolation` (rule ``method-on-file``)
+    says so: nothing runs without a method.
+    """
+    if methods is None:
+        raise _no_method(purpose)
+    if not isinstance(methods, CustomerPaymentMethods):
+        raise ValidationError.single(
+            "methods",
+            "wrong_type",
+            "'methods' must be the customer's CustomerPaymentMethods or None "
+            f"(got {type(methods).__name__})",
+        )
+    if methods.customer_id != customer.id:
+        raise InvariantViolation(
+            f"these payment methods are not {customer.company}'s",
+            rule="I1",
+            path="payment_method",
+        )
+    if method_id is None:
+        return methods.require_default(purpose)
+    chosen = methods.method(method_id)
+    if not chosen.is_active:
+        raise InvariantViolation(
+            f"{chosen.label} is archived: choose another payment method",
+            rule="payment-method",
+            path="payment_method",
+        )
+    return chosen
+
+
+def charge_now(
+    partner: Partner,
+    customer: Customer,
+    invoices: Iterable[Invoice],
+    *,
+    payer: Viewer,
+    methods: CustomerPaymentMethods | None,
+    idempotency_key: str,
+    amounts: Mapping[InvoiceId, Money | str | int | Decimal] | None = None,
+    method_id: PaymentMethodId | None = None,
+    existing: Payment | None = None,
+    at: dt.datetime | None = None,
+) -> tuple[Payment, tuple[Invoice, ...]]:
+    """Pay now with a method on file (the default unless ``method_id``): as
+    :func:`pay_invoices`, refused when no method is on file."""
+    method = method_on_file(methods, customer, purpose="charging now", method_id=method_id)
+    return pay_invoices(
+        partner,
+        customer,
+        invoices,
+        payer=payer,
+        method=method,
+        idempotency_key=idempotency_key,
+        amounts=amounts,
+        existing=existing,
+        at=at,
+    )
+
+
+# -- scheduled payments -------------------------------------------------------------------
+
+
+class ScheduledPaymentId(EntityId):
+    """The id of a scheduled payment: ``sch_...``."""
+
+    __slots__ = ()
+    prefix = "sch"
+    label = "scheduled payment id"
+
+
+class ScheduledPaymentStatus(enum.Enum):
+    """Where a scheduled payment stands."""
+
+    SCHEDULED = "scheduled"
+    CANCELED = "canceled"
+    PROCESSED = "processed"
+    """It ran: ``payment_id`` names the payment it made."""
+
+
+@attrs.frozen(kw_only=True)
+class ScheduledPayment:
+    """A customer user's payment of one invoice on a chosen date, with a
+    method on file. ``amount`` ``None`` pays the balance on the day.
+
+    Made by :func:`schedule_payment`; run by :func:`run_scheduled_payment`.
+    """
+
+    id: ScheduledPaymentId
+    partner_id: PartnerId
+    customer_id: CustomerId
+    invoice_id: InvoiceId
+    user_id: UserId
+    payment_method_id: PaymentMethodId
+    pay_on: dt.date
+    amount: Money | None = None
+    status: ScheduledPaymentStatus = ScheduledPaymentStatus.SCHEDULED
+    payment_id: PaymentId | None = None
+    created_at: dt.datetime = attrs.field(factory=utc_now)
+    version: int = 0
+    events: tuple[Event, ...] = _events_field()
+
+    def __attrs_post_init__(self) -> None:
+        found = FieldErrors()
+        _require_type(found, "id", self.id, ScheduledPaymentId, "a scheduled payment id")
+        _require_type(found, "partner_id", self.partner_id, PartnerId, "a partner id")
+        _require_type(found, "customer_id", self.customer_id, CustomerId, "a customer id")
+        _require_type(found, "invoice_id", self.invoice_id, InvoiceId, "an invoice id")
+        _require_type(found, "user_id", self.user_id, UserId, "a user id")
+        _require_type(found, "payment_method_id", self.payment_method_id, PaymentMethodId, "an id")
+        found.check("", _fields.plain_date, "pay_on", self.pay_on)
+        if self.amount is not None and (
+            _require_type(found, "amount", self.amount, Money, "Money")
+            and not self.amount.is_positive
+        ):
+            found.add("amount", "not_positive", "'amount' must be greater than zero")
+        if not isinstance(self.status, ScheduledPaymentStatus):
+            found.check("", _fields.choice, "status", self.status, ScheduledPaymentStatus)
+        if self.payment_id is not None:
+            _require_type(found, "payment_id", self.payment_id, PaymentId, "a payment id")
+        found.check("", _fields.aware_datetime, "created_at", self.created_at)
+        found.check("", _fields.version_number, "version", self.version)
+        found.raise_if_any()
+        if (self.status is ScheduledPaymentStatus.PROCESSED) != (self.payment_id is not None):
+            raise InvariantViolation(
+                "a processed scheduled payment names the payment it made, and only then",
+                rule="scheduled-payment",
+                path="payment_id",
+            )
+
+    def is_due(self, today: dt.date) -> bool:
+        """Scheduled, and its date has come."""
+        return self.status is ScheduledPaymentStatus.SCHEDULED and self.pay_on <= today
+
+    def cancel(self) -> ScheduledPayment:
+        """Cancel it before it runs; cancelling a cancelled one changes nothing."""
+        if self.status is ScheduledPaymentStatus.CANCELED:
+            return self
+        if self.status is not ScheduledPaymentStatus.SCHEDULED:
+            raise InvariantViolation(
+                "a scheduled payment that ran cannot be cancelled",
+                rule="scheduled-payment",
+                path="status",
+            )
+        return attrs.evolve(self, status=ScheduledPaymentStatus.CANCELED)
+
+
+def schedule_payment(
+    partner: Partner,
+    customer: Customer,
+    invoice: Invoice,
+    *,
+    payer: Viewer,
+    methods: CustomerPaymentMethods | None,
+    pay_on: dt.date,
+    today: dt.date,
+    amount: Money | str | int | Decimal | None = None,
+    method_id: PaymentMethodId | None = None,
+    at: dt.datetime | None = None,
+) -> ScheduledPayment:
+    """A customer user schedules a payment of ``invoice`` for ``pay_on``.
+
+    Needs a method on file (the default unless ``method_id``), and says so
+    when there is none (rule ``method-on-file``). The payer must be allowed
+    to pay the invoice (I1), which must be open (I4); ``pay_on`` may not be
+    before ``today``; an ``amount`` is above zero and at most the balance
+    (I5). ``None`` pays the balance on the day.
+    """
+    when = _when(at)
+    if customer.partner_id != partner.id:
+        raise InvariantViolation(
+            f"customer {customer.id} is not a customer of {partner.name}",
+            rule="I1",
+            path="customer",
+        )
+    user_id = _payer(customer, payer)
+    require_pay(invoice, customer, payer)
+    method = method_on_file(methods, customer, purpose="a scheduled payment", method_id=method_id)
+    if not method.type.available_in(invoice.currency):
+        raise ValidationError.single(
+            "method", "method_unavailable", _unavailable(method.type, invoice.currency)
+        )
+    found = FieldErrors()
+    clean_today = found.check("", _fields.plain_date, "today", today)
+    clean_day = found.check("", _fields.plain_date, "pay_on", pay_on)
+    clean_amount = (
+        None
+        if amount is None
+        else found.check("", _positive_money_in, "amount", amount, invoice.currency)
+    )
+    found.raise_if_any()
+    if clean_day < clean_today:
+        raise ValidationError.single(
+            "pay_on", "in_the_past", f"'pay_on' must be today or later (got {clean_day})"
+        )
+    if not invoice.accepts_payments:
+        raise InvariantViolation(
+            f"invoice {invoice.number} is {invoice.status.value}: only an open invoice "
+            "takes payments",
+            rule="I4",
+            path="status",
+        )
+    if clean_amount is not None and clean_amount > invoice.balance:
+        raise InvariantViolation(
+            f"{clean_amount} is more than the balance of invoice {invoice.number} "
+            f"({invoice.balance}): overpayment is refused",
+            rule="I5",
+            path="amount",
+        )
+    return ScheduledPayment(
+        id=ScheduledPaymentId.new(),
+        partner_id=partner.id,
+        customer_id=customer.id,
+        invoice_id=invoice.id,
+        user_id=user_id,
+        payment_method_id=method.id,
+        pay_on=clean_day,
+        amount=clean_amount,
+        created_at=when,
+    )
+
+
+def run_scheduled_payment(
+    scheduled: ScheduledPayment,
+    *,
+    partner: Partner,
+    customer: Customer,
+    invoice: Invoice,
+    methods: CustomerPaymentMethods | None,
+    today: dt.date,
+    at: dt.datetime | None = None,
+) -> tuple[ScheduledPayment, Payment, Invoice]:
+    """Run a scheduled payment whose date has come.
+
+    It pays the scheduled amount, or the balance if that is now lower (the
+    invoice may have been partly paid since), with the method it was
+    scheduled with if still active, else the default; with no method on
+    file it says so and nothing runs. The idempotency key is derived from
+    the scheduled payment, so running it twice cannot pay twice. Returns the
+    processed scheduled payment, the payment and the invoice, to store
+    together.
+    """
+    if invoice.id != scheduled.invoice_id or customer.id != scheduled.customer_id:
+        raise ValidationError.single(
+            "invoice",
+            "unrelated_invoice",
+            "'invoice' and 'customer' must be the ones the payment was scheduled for",
+        )
+    if scheduled.status is not ScheduledPaymentStatus.SCHEDULED:
+        raise InvariantViolation(
+            f"this scheduled payment is {scheduled.status.value}",
+            rule="scheduled-payment",
+            path="status",
+        )
+    day = _fields.plain_date("today", today)
+    if day < scheduled.pay_on:
+        raise InvariantViolation(
+            f"this payment is scheduled for {scheduled.pay_on}, not before",
+            rule="scheduled-payment",
+            path="pay_on",
+        )
+    purpose = "a scheduled payment"
+    if isinstance(methods, CustomerPaymentMethods) and methods.customer_id == customer.id:
+        kept = next(
+            (m for m in methods.active if m.id == scheduled.payment_method_id),
+            None,
+        )
+        method = kept or method_on_file(methods, customer, purpose=purpose)
+    else:
+        method = method_on_file(methods, customer, purpose=purpose)
+    amount = invoice.balance
+    if scheduled.amount is not None and scheduled.amount < amount:
+        amount = scheduled.amount
+    payment, touched = pay_invoices(
+        partner,
+        customer,
+        [invoice],
+        payer=scheduled.user_id,
+        method=method,
+        idempotency_key=f"scheduled:{scheduled.id}",
+        amounts={invoice.id: amount},
+        at=at,
+    )
+    done = attrs.evolve(scheduled, status=ScheduledPaymentStatus.PROCESSED, payment_id=payment.id)
+    return done, payment, touched[0]

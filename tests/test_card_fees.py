@@ -1,0 +1,258 @@
+"""Tests of card fees (I8) and of rounding and splits (I9): one stated rule,
+half-even for every fee, and splits that sum exactly."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from altpay_core import (
+    CardFeeBearer,
+    CardFeePolicy,
+    Customer,
+    CustomerDraft,
+    FeeKind,
+    Invoice,
+    Money,
+    Partner,
+    PaymentMethodType,
+    Rounding,
+    ValidationError,
+    card_fee_for,
+    pay_invoices,
+    refund_payment,
+    split_card_fee,
+)
+from altpay_core.testing import strategies as aps
+
+TODAY = dt.date(2026, 1, 5)
+
+
+def make_partner(country: str = "US") -> Partner:
+    partner = Partner.create(name="Northwind IT", country=country)
+    return partner.add_team_member(name="Mo Member", email="mo@northwind.example", role="member")
+
+
+def make_customer(partner: Partner) -> Customer:
+    if partner.country == "US":
+        address = {
+            "line1": "1 Main St",
+            "city": "Albany",
+            "region": "NY",
+            "postal_code": "12207",
+            "country": "US",
+        }
+    else:
+        address = {
+            "line1": "1 Front St",
+            "city": "Toronto",
+            "region": "ON",
+            "postal_code": "M5J 2N8",
+            "country": "CA",
+        }
+    draft = CustomerDraft.start(partner).enter_details(company="Globex", address=address)
+    return draft.add_user(first_name="Ann", last_name="Lee", email="ann@globex.example").create()
+
+
+def issue(partner: Partner, customer: Customer, units: int, number: str) -> Invoice:
+    return Invoice.issue(
+        partner,
+        customer,
+        by=partner.team[0],
+        number=number,
+        lines=[
+            {
+                "description": "Support",
+                "quantity": 1,
+                "unit_amount": Money.from_minor_units(units, partner.currency),
+            }
+        ],
+        due_date=TODAY,
+        today=TODAY,
+    )
+
+
+def usd(amount: str) -> Money:
+    return Money(amount, "USD")
+
+
+# -- the fee --------------------------------------------------------------------------------
+
+
+def test_default_is_2_9_percent_plus_30_cents_passed_to_the_customer() -> None:
+    partner = make_partner()
+    fee = card_fee_for(partner, make_customer(partner), usd("100.00"))
+    assert fee is not None
+    assert (fee.kind, fee.name, fee.amount) == (FeeKind.CARD, "Card fee", usd("3.20"))
+    assert fee.covered_by_customer
+
+
+def test_fees_round_half_even() -> None:
+    partner = make_partner().set_card_fees(rate_percent="10", fixed="0.00")
+    customer = make_customer(partner)
+    # 10% of 0.25 is 0.025 -> 0.02 (to even); of 0.35, 0.035 -> 0.04.
+    assert card_fee_for(partner, customer, usd("0.25")).amount == usd("0.02")  # type: ignore[union-attr]
+    assert card_fee_for(partner, customer, usd("0.35")).amount == usd("0.04")  # type: ignore[union-attr]
+
+
+def test_the_partner_may_absorb_it_with_exceptions_per_customer() -> None:
+    partner = make_partner().set_card_fees(bearer="partner")
+    customer = make_customer(partner)
+    absorbed = card_fee_for(partner, customer, usd("100.00"))
+    assert absorbed is not None
+    assert not absorbed.covered_by_customer
+    passed_on = card_fee_for(
+        partner, customer.set_card_fee_exception(CardFeeBearer.CUSTOMER), usd("100.00")
+    )
+    assert passed_on is not None
+    assert passed_on.covered_by_customer
+    default = make_partner()
+    exempt = make_customer(default).set_card_fee_exception("partner")
+    assert not card_fee_for(default, exempt, usd("100.00")).covered_by_customer  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("method", ["ach", PaymentMethodType.PAD, "eft"])
+def test_bank_debits_carry_none(method: object) -> None:
+    partner = make_partner()
+    assert card_fee_for(partner, make_customer(partner), usd("100.00"), method) is None  # type: ignore[arg-type]
+
+
+def test_a_zero_fee_is_no_fee_line() -> None:
+    partner = make_partner().set_card_fees(rate_percent="0", fixed="0")
+    customer = make_customer(partner)
+    assert card_fee_for(partner, customer, usd("100.00")) is None
+    invoice = issue(partner, customer, 10_000, "1")
+    payment, _ = pay_invoices(
+        partner, customer, [invoice], payer=customer.users[0], method="card", idempotency_key="k"
+    )
+    assert payment.card_fee is None
+    assert payment.total == payment.amount
+
+
+def test_amount_in_another_currency_is_refused() -> None:
+    partner = make_partner()
+    with pytest.raises(ValidationError) as caught:
+        card_fee_for(partner, make_customer(partner), Money("1.00", "CAD"))
+    assert caught.value.codes == ["currency_mismatch"]
+    with pytest.raises(ValidationError):
+        split_card_fee(usd("1.00"), [])
+    with pytest.raises(ValidationError) as caught:
+        split_card_fee(usd("1.00"), [usd("1.00"), 2, Money("1", "CAD"), usd("0")])  # type: ignore[list-item]
+    assert caught.value.paths == ["amounts[1]", "amounts[2]", "amounts[3]"]
+    with pytest.raises(ValidationError):
+        split_card_fee("1.00", [usd("1.00")])  # type: ignore[arg-type]
+
+
+@given(
+    policy=aps.card_fee_policies("USD"),
+    amount=aps.money("USD", min_units=0, max_units=10**12),
+    exception=st.none() | st.sampled_from(CardFeeBearer),
+)
+def test_the_fee_follows_the_policy_and_the_exception(
+    policy: CardFeePolicy, amount: Money, exception: CardFeeBearer | None
+) -> None:
+    partner = make_partner().set_card_fees(
+        bearer=policy.bearer, rate_percent=policy.rate_percent, fixed=policy.fixed
+    )
+    customer = make_customer(partner).set_card_fee_exception(exception)
+    fee = card_fee_for(partner, customer, amount)
+    expected = (
+        amount.percent(policy.rate_percent, rounding=Rounding.HALF_EVEN) + policy.fixed
+        if amount.is_positive
+        else usd("0")
+    )
+    if not expected.is_positive:
+        assert fee is None
+        return
+    assert fee is not None
+    assert fee.amount == expected
+    bearer = exception if exception is not None else policy.bearer
+    assert fee.covered_by_customer is (bearer is CardFeeBearer.CUSTOMER)
+
+
+# -- splits (I9) ---------------------------------------------------------------------------
+
+
+@given(
+    fee=aps.money("USD", min_units=0, max_units=10**9),
+    amounts=st.lists(aps.money("USD", min_units=1, max_units=10**12), min_size=1, max_size=8),
+)
+def test_a_split_sums_exactly(fee: Money, amounts: list[Money]) -> None:
+    shares = split_card_fee(fee, amounts)
+    assert len(shares) == len(amounts)
+    assert Money.sum(shares, "USD") == fee
+    assert all(not share.is_negative for share in shares)
+    # Each share is within one minor unit of its exact proportion.
+    whole = sum(a.minor_units for a in amounts)
+    for share, amount in zip(shares, amounts, strict=True):
+        exact = Decimal(fee.minor_units * amount.minor_units) / whole
+        assert abs(share.minor_units - exact) < 1
+
+
+@given(
+    policy=aps.card_fee_policies("CAD"),
+    units=st.lists(st.integers(1, 10**9), min_size=1, max_size=4),
+    method=st.sampled_from(["card", "pad", "eft"]),
+    data=st.data(),
+)
+def test_a_batch_payment_shares_its_fee_exactly(
+    policy: CardFeePolicy, units: list[int], method: str, data: st.DataObject
+) -> None:
+    partner = make_partner("CA").set_card_fees(
+        bearer=policy.bearer, rate_percent=policy.rate_percent, fixed=policy.fixed
+    )
+    customer = make_customer(partner)
+    invoices = [issue(partner, customer, u, str(i)) for i, u in enumerate(units)]
+    amounts = {
+        inv.id: Money.from_minor_units(data.draw(st.integers(1, inv.balance.minor_units)), "CAD")
+        for inv in invoices
+    }
+    payment, touched = pay_invoices(
+        partner,
+        customer,
+        invoices,
+        payer=customer.users[0],
+        method=method,
+        idempotency_key="k",
+        amounts=amounts,
+    )
+    assert payment.amount == Money.sum(amounts.values(), "CAD")
+    shares = Money.sum((a.card_fee for a in payment.allocations), "CAD")
+    fee = payment.card_fee
+    if method != "card":
+        assert fee is None  # bank debits carry none (I8)
+        assert shares.is_zero
+        assert payment.total == payment.amount
+        return
+    expected = card_fee_for(partner, customer, payment.amount)
+    assert fee == expected
+    assert shares == (fee.amount if fee is not None else Money.zero("CAD"))
+    if fee is not None and fee.covered_by_customer:
+        assert payment.total == payment.amount + fee.amount
+        assert payment.partner_fees.is_zero
+    else:
+        assert payment.total == payment.amount
+        assert payment.partner_fees == (fee.amount if fee else Money.zero("CAD"))
+    # Fees never touch the invoices' balances: only the allocations do.
+    for inv, after in zip(invoices, touched, strict=True):
+        assert after.balance == inv.balance - amounts[inv.id]
+
+
+def test_card_fees_on_a_refunded_payment_stay_with_the_partner() -> None:
+    partner = make_partner()
+    customer = make_customer(partner)
+    invoice = issue(partner, customer, 10_000, "1")
+    payment, touched = pay_invoices(
+        partner, customer, [invoice], payer=customer.users[0], method="card", idempotency_key="k"
+    )
+    assert payment.total == usd("103.20")
+    assert payment.partner_fees.is_zero
+    settled = payment.succeed().settle()
+    refunded, _ = refund_payment(settled, touched)
+    # The customer gets back what it was charged; the fee is the partner's cost.
+    assert refunded.total == usd("103.20")
+    assert refunded.partner_fees == usd("3.20")

@@ -1,0 +1,813 @@
+"""Tests of invoices: issuing, syncing, editing, status and archiving (I1-I5, I10)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import doctest
+import pathlib
+from decimal import Decimal
+
+import attrs
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from altpay_core import (
+    AppliedPayment,
+    Customer,
+    CustomerDraft,
+    ExternalRef,
+    Fee,
+    FeeKind,
+    InvariantViolation,
+    Invoice,
+    InvoiceStatus,
+    LineItem,
+    Money,
+    NotFound,
+    Partner,
+    PaymentId,
+    PermissionDenied,
+    Role,
+    ValidationError,
+    from_dict,
+    invoice,
+    to_dict,
+    to_json,
+)
+from altpay_core.testing import strategies as aps
+
+TODAY = dt.date(2026, 1, 5)
+DUE = dt.date(2026, 2, 4)
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def make_partner(country: str = "US") -> Partner:
+    partner = Partner.create(name="Northwind IT", country=country)
+    partner = partner.add_team_member(name="Ada Admin", email="ada@northwind.example", role="admin")
+    partner = partner.add_team_member(name="Mo Member", email="mo@northwind.example", role="member")
+    return partner.add_team_member(
+        name="Rita Reader", email="rita@northwind.example", role=Role.READ_ONLY
+    )
+
+
+def make_customer(partner: Partner, company: str = "Globex") -> Customer:
+    if partner.country == "US":
+        address = {
+            "line1": "1 Main St",
+            "city": "Albany",
+            "region": "NY",
+            "postal_code": "12207",
+            "country": "US",
+        }
+    else:
+        address = {
+            "line1": "1 Front St",
+            "city": "Toronto",
+            "region": "ON",
+            "postal_code": "M5J 2N8",
+            "country": "CA",
+        }
+    draft = CustomerDraft.start(partner).enter_details(company=company, address=address)
+    draft = draft.add_user(first_name="Ann", last_name="Lee", email="ann@globex.example")
+    return draft.add_user(first_name="Bo", last_name="Li", email="bo@globex.example").create()
+
+
+def member_of(partner: Partner, role: Role) -> object:
+    return next(m for m in partner.team if m.role is role)
+
+
+def issue(partner: Partner, customer: Customer, **overrides: object) -> Invoice:
+    fields: dict[str, object] = {
+        "number": "1001",
+        "lines": [{"description": "Managed support", "quantity": 2, "unit_amount": "150.00"}],
+        "due_date": DUE,
+        "today": TODAY,
+    }
+    fields.update(overrides)
+    if "by" not in fields:
+        fields["by"] = member_of(partner, Role.MEMBER)
+    return Invoice.issue(partner, customer, **fields)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def partner() -> Partner:
+    return make_partner()
+
+
+@pytest.fixture
+def customer(partner: Partner) -> Customer:
+    return make_customer(partner)
+
+
+def usd(amount: str) -> Money:
+    return Money(amount, "USD")
+
+
+# -- issuing -------------------------------------------------------------------------
+
+
+class TestIssue:
+    def test_issue_computes_amounts_and_carries_invoice_created(
+        self, partner: Partner, customer: Customer
+    ) -> None:
+        inv = issue(
+            partner,
+            customer,
+            lines=[
+                {"description": " Managed support ", "quantity": 3, "unit_amount": "19.99"},
+                LineItem("Setup", 1, usd("100.00")),
+            ],
+            fees=[
+                {"kind": "late_payment", "amount": "10.00"},
+                Fee.new(FeeKind.PRODUCT, usd("5.00"), covered_by_customer=False),
+            ],
+            memo="  Thank you  ",
+        )
+        assert inv.lines[0].description == "Managed support"
+        assert inv.lines[0].amount == usd("59.97")
+        assert inv.subtotal == usd("159.97")
+        assert inv.fee_total == usd("10.00")  # the partner's own fee is shown, not billed
+        assert inv.total == usd("169.97")
+        assert inv.amount_paid == usd("0.00")
+        assert inv.balance == inv.total
+        assert inv.status is InvoiceStatus.OPEN
+        assert inv.currency.code == "USD"
+        assert inv.issue_date == TODAY
+        assert inv.memo == "Thank you"
+        assert inv.issued_by == member_of(partner, Role.MEMBER).id  # type: ignore[attr-defined]
+        assert not inv.is_synced
+        assert [e.topic for e in inv.events] == ["invoice_created"]
+        assert inv.events[0].aggregate_id == str(inv.id)
+
+    def test_blank_memo_is_none(self, partner: Partner, customer: Customer) -> None:
+        assert issue(partner, customer, memo="   ").memo is None
+
+    def test_currency_is_the_partners(self) -> None:
+        partner = make_partner("CA")
+        inv = issue(partner, make_customer(partner))
+        assert inv.currency.code == "CAD"
+        assert inv.total == Money("300.00", "CAD")
+
+    @pytest.mark.parametrize("role", [Role.ADMIN, Role.SUB_ADMIN, Role.MEMBER])
+    def test_member_and_above_may_issue(self, role: Role) -> None:
+        partner = Partner.create(name="Northwind IT", country="US")
+        partner = partner.add_team_member(name="X", email="x@northwind.example", role=role)
+        assert issue(partner, make_customer(partner), by=partner.team[0]).status.value == "open"
+
+    def test_read_only_may_not_issue(self, partner: Partner, customer: Customer) -> None:
+        with pytest.raises(PermissionDenied) as caught:
+            issue(partner, customer, by=member_of(partner, Role.READ_ONLY))
+        assert caught.value.role == "read_only"
+
+    def test_someone_off_the_team_may_not_issue(self, partner: Partner, customer: Customer) -> None:
+        other = make_partner()
+        with pytest.raises(NotFound):
+            issue(partner, customer, by=other.team[0])
+
+    def test_customer_of_another_partner_is_refused_i1(self, partner: Partner) -> None:
+        other = make_partner()
+        with pytest.raises(InvariantViolation) as caught:
+            issue(partner, make_customer(other))
+        assert caught.value.rule == "I1"
+
+    def test_archived_customer_gets_no_new_invoice_c8(
+        self, partner: Partner, customer: Customer
+    ) -> None:
+        with pytest.raises(InvariantViolation) as caught:
+            issue(partner, customer.archive())
+        assert caught.value.rule == "C8"
+
+    def test_every_invalid_field_at_once(self, partner: Partner, customer: Customer) -> None:
+        with pytest.raises(ValidationError) as caught:
+            issue(
+                partner,
+                customer,
+                number="  ",
+                lines=[
+                    {"description": "", "quantity": 0, "unit_amount": "1.005"},
+                    {"quantity": True, "unit_amount": Money("1", "CAD"), "colour": "red"},
+                    "not a line",
+                ],
+                fees=[{"kind": "bribe", "amount": "-1"}, {"kind": "interest"}],
+                due_date="2026-02-01",
+                memo=42,
+            )
+        assert sorted(caught.value.paths) == sorted(
+            [
+                "number",
+                "lines[0].description",
+                "lines[0].quantity",
+                "lines[0].unit_amount",
+                "lines[1].description",
+                "lines[1].colour",
+                "lines[2]",
+                "fees[0].kind",
+                "fees[0].amount",
+                "fees[1].amount",
+                "due_date",
+                "memo",
+            ]
+        )
+        codes = dict(zip(caught.value.paths, caught.value.codes, strict=True))
+        assert codes["lines[0].quantity"] == "invalid_quantity"
+        assert codes["lines[0].unit_amount"] == "too_precise"
+        assert codes["lines[1].description"] == "missing"
+        assert codes["lines[1].colour"] == "unknown_field"
+        assert codes["fees[0].amount"] == "not_positive"
+
+    def test_wrong_types_for_lines_and_fees(self, partner: Partner, customer: Customer) -> None:
+        with pytest.raises(ValidationError) as caught:
+            issue(partner, customer, lines="Support x2", fees=5)
+        assert caught.value.paths == ["lines", "fees"]
+        with pytest.raises(ValidationError) as caught:
+            issue(partner, customer, lines=[])
+        assert caught.value.codes == ["empty"]
+        with pytest.raises(ValidationError) as caught:
+            issue(partner, customer, lines=[{"description": "x", "quantity": 1.5}])
+        assert caught.value.codes == ["wrong_type", "missing"]
+
+    def test_a_line_or_fee_in_another_currency_is_refused_i2(
+        self, partner: Partner, customer: Customer
+    ) -> None:
+        with pytest.raises(ValidationError) as caught:
+            issue(
+                partner,
+                customer,
+                lines=[LineItem("Support", 1, Money("10.00", "CAD"))],
+                fees=[Fee.new("interest", Money("1.00", "EUR"))],
+            )
+        assert caught.value.paths == ["lines[0].unit_amount", "fees[0].amount"]
+        assert set(caught.value.codes) == {"currency_mismatch"}
+
+    def test_total_must_be_above_zero_i3(self, partner: Partner, customer: Customer) -> None:
+        with pytest.raises(InvariantViolation) as caught:
+            issue(
+                partner, customer, lines=[{"description": "Free", "quantity": 1, "unit_amount": 0}]
+            )
+        assert caught.value.rule == "I3"
+        # A fee the partner covers does not make a total either.
+        with pytest.raises(InvariantViolation):
+            issue(
+                partner,
+                customer,
+                lines=[{"description": "Free", "quantity": 1, "unit_amount": 0}],
+                fees=[{"kind": "product", "amount": "5", "covered_by_customer": False}],
+            )
+        fee_only = issue(
+            partner,
+            customer,
+            lines=[{"description": "Free", "quantity": 1, "unit_amount": 0}],
+            fees=[{"kind": "product", "amount": "5"}],
+        )
+        assert fee_only.total == usd("5.00")
+
+    def test_due_date_not_in_the_past_i3(self, partner: Partner, customer: Customer) -> None:
+        assert issue(partner, customer, due_date=TODAY).due_date == TODAY
+        with pytest.raises(InvariantViolation) as caught:
+            issue(partner, customer, due_date=TODAY - dt.timedelta(days=1))
+        assert (caught.value.rule, caught.value.path) == ("I3", "due_date")
+
+    def test_due_date_not_before_the_issue_date_i3(
+        self, partner: Partner, customer: Customer
+    ) -> None:
+        later = TODAY + dt.timedelta(days=10)
+        assert issue(partner, customer, issue_date=later, due_date=later).issue_date == later
+        with pytest.raises(InvariantViolation) as caught:
+            issue(partner, customer, issue_date=later, due_date=later - dt.timedelta(days=1))
+        assert caught.value.rule == "I3"
+
+    def test_today_must_be_a_date(self, partner: Partner, customer: Customer) -> None:
+        with pytest.raises(ValidationError) as caught:
+            issue(partner, customer, today=dt.datetime(2026, 1, 5, tzinfo=dt.UTC))
+        assert caught.value.paths == ["today"]
+
+    def test_a_line_amount_is_exact(self) -> None:
+        line = LineItem("Licences", 1_000_000, usd("0.01"))
+        assert line.amount == usd("10000.00")
+
+    def test_line_item_checks_itself(self) -> None:
+        with pytest.raises(ValidationError) as caught:
+            LineItem("", 0, usd("-1.00"))
+        assert caught.value.codes == ["blank", "invalid_quantity", "negative_amount"]
+        with pytest.raises(ValidationError) as caught:
+            LineItem("x", 1, "1.00")  # type: ignore[arg-type]
+        assert caught.value.paths == ["unit_amount"]
+        with pytest.raises(ValidationError):
+            LineItem.parse({"description": "x", "quantity": 1}, "USD")
+        assert LineItem.parse(
+            {"description": "x", "quantity": 2, "unit_amount": 3}, "USD"
+        ).amount == (usd("6.00"))
+
+    def test_fee_checks_itself(self) -> None:
+        assert Fee.new("dispute", usd("25.00")).name == "Card dispute fee"
+        assert Fee.new(FeeKind.INTEREST, usd("1.00"), name=" Interest (Jan) ").name == (
+            "Interest (Jan)"
+        )
+        with pytest.raises(ValidationError) as caught:
+            Fee("late", "", usd("0.00"), "yes")  # type: ignore[arg-type]
+        assert caught.value.paths == ["kind", "name", "amount", "covered_by_customer"]
+        with pytest.raises(ValidationError):
+            Fee.new("nope", usd("1.00"))
+        with pytest.raises(ValidationError) as caught:
+            Fee.parse(
+                {"kind": "interest", "amount": "1", "name": " ", "covered_by_customer": 1}, "USD"
+            )
+        assert caught.value.paths == ["name", "covered_by_customer"]
+        assert Fee.parse({"kind": "interest", "amount": "1", "name": "Int"}, "USD").name == "Int"
+        with pytest.raises(ValidationError) as caught:
+            Fee.parse(Fee.new("interest", Money("1", "CAD")), "USD")
+        assert caught.value.codes == ["currency_mismatch"]
+        with pytest.raises(ValidationError):
+            Fee.parse({"kind": "interest", "amount": None}, "USD")
+
+    def test_mapping_of_the_wrong_kind(self) -> None:
+        with pytest.raises(ValidationError) as caught:
+            LineItem.parse(["x", 1, "2"], "USD")
+        assert caught.value.codes == ["wrong_type"]
+
+    @pytest.mark.parametrize("currency", [[], "XYZ", None])
+    def test_currency_of_a_parse(self, currency: object) -> None:
+        with pytest.raises(ValidationError) as caught:
+            LineItem.parse({"description": "x", "quantity": 1}, currency)  # type: ignore[arg-type]
+        assert caught.value.paths == ["currency"]
+
+
+# -- synced invoices ------------------------------------------------------------------
+
+
+def synced_partner() -> Partner:
+    return make_partner().connect_integration("connectwise", syncs_invoices=True)
+
+
+def sync(partner: Partner, customer: Customer, **overrides: object) -> Invoice:
+    fields: dict[str, object] = {
+        "external_ref": ExternalRef("connectwise", "4711"),
+        "number": "CW-4711",
+        "lines": [{"description": "Agreement", "quantity": 1, "unit_amount": "500.00"}],
+        "issue_date": dt.date(2025, 11, 1),
+        "due_date": dt.date(2025, 10, 1),
+    }
+    fields.update(overrides)
+    return Invoice.from_sync(partner, customer, **fields)  # type: ignore[arg-type]
+
+
+class TestSynced:
+    def test_keeps_the_sources_dates_i3(self) -> None:
+        partner = synced_partner()
+        inv = sync(partner, make_customer(partner))
+        assert inv.is_synced
+        assert inv.due_date < inv.issue_date  # as the source has them
+        assert inv.issued_by is None
+        assert [e.topic for e in inv.events] == ["invoice_created"]
+        assert from_dict(Invoice, to_dict(inv)) == inv
+
+    def test_needs_an_integration_that_syncs_invoices(self) -> None:
+        partner = make_partner()
+        customer = make_customer(partner)
+        with pytest.raises(NotFound):
+            sync(partner, customer)
+        partner = partner.connect_integration("connectwise", syncs_invoices=False)
+        with pytest.raises(InvariantViolation) as caught:
+            sync(partner, customer)
+        assert caught.value.rule == "I10"
+        with pytest.raises(ValidationError):
+            sync(synced_partner(), customer, external_ref="connectwise:4711")
+
+    def test_checks_customer_and_fields(self) -> None:
+        partner = synced_partner()
+        customer = make_customer(partner)
+        with pytest.raises(InvariantViolation) as caught:
+            sync(partner, customer.archive())
+        assert caught.value.rule == "C8"
+        with pytest.raises(ValidationError) as caught:
+            sync(partner, customer, number="", issue_date=None)
+        assert caught.value.paths == ["number", "issue_date"]
+        with pytest.raises(InvariantViolation) as caught:
+            sync(partner, customer, lines=[{"description": "x", "quantity": 1, "unit_amount": 0}])
+        assert caught.value.rule == "I3"
+
+    def test_partner_edits_of_unpaid_synced_invoice_refused_i10(self) -> None:
+        partner = synced_partner()
+        inv = sync(partner, make_customer(partner))
+        for change in (
+            {"lines": [{"description": "x", "quantity": 1, "unit_amount": "1"}]},
+            {"fees": [{"kind": "interest", "amount": "1"}]},
+            {"due_date": TODAY},
+        ):
+            with pytest.raises(InvariantViolation) as caught:
+                inv.update(partner, today=TODAY, **change)  # type: ignore[arg-type]
+            assert caught.value.rule == "I10"
+            assert caught.value.path == next(iter(change))
+        with pytest.raises(InvariantViolation) as caught:
+            inv.add_fee(partner, kind="late_payment", amount="25.00")
+        assert caught.value.rule == "I10"
+        # The memo is not the source's to control.
+        assert inv.update(partner, memo="Call us").memo == "Call us"
+
+    def test_the_sync_changes_amounts_and_dates_i10(self) -> None:
+        partner = synced_partner()
+        inv = sync(partner, make_customer(partner))
+        changed = inv.apply_sync(
+            lines=[{"description": "Agreement", "quantity": 2, "unit_amount": "500.00"}],
+            due_date=dt.date(2025, 9, 1),
+            number="CW-4711-A",
+            issue_date=dt.date(2025, 8, 1),
+        )
+        assert changed.total == usd("1000.00")
+        assert changed.due_date == dt.date(2025, 9, 1)
+        assert changed.events[-1].topic == "invoice_updated"
+        assert set(changed.events[-1].changes) == {"lines", "due_date", "number", "issue_date"}
+        assert changed.apply_sync(memo=None) is changed
+
+    def test_the_sync_may_not_go_below_what_is_paid_i5(self) -> None:
+        partner = synced_partner()
+        inv = sync(partner, make_customer(partner))
+        inv = inv.apply_payment(PaymentId.new(), usd("200.00"))
+        with pytest.raises(InvariantViolation) as caught:
+            inv.apply_sync(lines=[{"description": "x", "quantity": 1, "unit_amount": "100.00"}])
+        assert caught.value.rule == "I5"
+        paid = inv.apply_sync(lines=[{"description": "x", "quantity": 1, "unit_amount": "200.00"}])
+        assert paid.status is InvoiceStatus.PAID
+        assert paid.events[-1].topic == "invoice_paid"
+        # A paid synced invoice may be edited by the partner (I10 speaks of unpaid ones).
+        reopened = paid.update(
+            partner, lines=[{"description": "x", "quantity": 1, "unit_amount": "250.00"}]
+        )
+        assert reopened.status is InvoiceStatus.OPEN
+        assert reopened.balance == usd("50.00")
+
+    def test_only_a_synced_invoice_is_synced(self, partner: Partner, customer: Customer) -> None:
+        with pytest.raises(InvariantViolation) as caught:
+            issue(partner, customer).apply_sync(memo="x")
+        assert caught.value.rule == "I10"
+
+
+# -- editing ----------------------------------------------------------------------------
+
+
+class TestUpdate:
+    def test_edit_lines_fees_due_date_and_memo(self, partner: Partner, customer: Customer) -> None:
+        inv = issue(partner, customer)
+        edited = inv.update(
+            partner,
+            by=member_of(partner, Role.MEMBER),  # type: ignore[arg-type]
+            today=TODAY,
+            lines=[{"description": "Support", "quantity": 1, "unit_amount": "80.00"}],
+            fees=[{"kind": "late_payment", "amount": "20.00"}],
+            due_date=DUE + dt.timedelta(days=5),
+            memo="Net 35",
+        )
+        assert edited.total == usd("100.00")
+        assert edited.events[-1].topic == "invoice_updated"
+        assert edited.events[-1].changes == ("lines", "fees", "due_date", "memo")
+        assert inv.total == usd("300.00")  # the old value is untouched
+        assert edited.update(partner, memo="Net 35") is edited
+
+    def test_add_fee(self, partner: Partner, customer: Customer) -> None:
+        inv = issue(partner, customer).add_fee(
+            partner, kind=FeeKind.RETURN, amount=usd("15.00"), name="Returned payment"
+        )
+        assert inv.fees[-1].name == "Returned payment"
+        assert inv.total == usd("315.00")
+        assert issue(partner, customer).add_fee(partner, kind="interest", amount="1").fees[
+            -1
+        ].name == ("Interest")
+
+    def test_read_only_may_not_edit(self, partner: Partner, customer: Customer) -> None:
+        inv = issue(partner, customer)
+        reader = member_of(partner, Role.READ_ONLY)
+        for command in (
+            lambda: inv.update(partner, by=reader, memo="x"),  # type: ignore[arg-type]
+            lambda: inv.void(partner, by=reader),  # type: ignore[arg-type]
+            lambda: inv.archive(partner, by=reader),  # type: ignore[arg-type]
+        ):
+            with pytest.raises(PermissionDenied):
+                command()
+
+    def test_another_partner_cannot_touch_it(self, partner: Partner, customer: Customer) -> None:
+        inv = issue(partner, customer)
+        other = make_partner()
+        for command in (
+            lambda: inv.update(other, memo="x"),
+            lambda: inv.void(other),
+            lambda: inv.archive(other),
+        ):
+            with pytest.raises(NotFound):
+                command()
+
+    def test_new_due_date_needs_today_and_not_in_the_past_i3(
+        self, partner: Partner, customer: Customer
+    ) -> None:
+        inv = issue(partner, customer)
+        with pytest.raises(ValidationError) as caught:
+            inv.update(partner, due_date=DUE)
+        assert caught.value.paths == ["today"]
+        with pytest.raises(InvariantViolation) as caught:
+            inv.update(partner, today=DUE, due_date=DUE - dt.timedelta(days=1))
+        assert caught.value.rule == "I3"
+
+    def test_edit_keeps_total_above_zero_and_above_paid(
+        self, partner: Partner, customer: Customer
+    ) -> None:
+        inv = issue(partner, customer)
+        with pytest.raises(InvariantViolation) as caught:
+            inv.update(partner, lines=[{"description": "x", "quantity": 1, "unit_amount": "0"}])
+        assert caught.value.rule == "I3"
+        part = inv.apply_payment(PaymentId.new(), usd("100.00"))
+        with pytest.raises(InvariantViolation) as caught:
+            part.update(partner, lines=[{"description": "x", "quantity": 1, "unit_amount": "99"}])
+        assert caught.value.rule == "I5"
+        paid = part.update(
+            partner, lines=[{"description": "x", "quantity": 1, "unit_amount": "100"}]
+        )
+        assert paid.status is InvoiceStatus.PAID
+        assert [e.topic for e in paid.events][-1] == "invoice_paid"
+
+    def test_void_or_archived_is_not_edited_i4(self, partner: Partner, customer: Customer) -> None:
+        for closed in (
+            issue(partner, customer).void(partner),
+            issue(partner, customer).archive(partner),
+        ):
+            with pytest.raises(InvariantViolation) as caught:
+                closed.update(partner, memo="x")
+            assert caught.value.rule == "I4"
+
+    def test_bad_new_values(self, partner: Partner, customer: Customer) -> None:
+        with pytest.raises(ValidationError) as caught:
+            issue(partner, customer).update(partner, lines=[], memo=3)
+        assert caught.value.paths == ["lines", "memo"]
+
+
+# -- status and payments on the invoice ---------------------------------------------------
+
+
+class TestStatus:
+    def test_partial_then_full_payment(self, partner: Partner, customer: Customer) -> None:
+        inv = issue(partner, customer)
+        first, second = PaymentId.new(), PaymentId.new()
+        part = inv.apply_payment(first, usd("100.00"))
+        assert part.status is InvoiceStatus.OPEN
+        assert part.is_partly_paid
+        assert (part.amount_paid, part.balance) == (usd("100.00"), usd("200.00"))
+        assert part.events[-1].topic == "invoice_updated"
+        paid = part.apply_payment(second, usd("200.00"))
+        assert paid.status is InvoiceStatus.PAID
+        assert not paid.is_partly_paid
+        assert paid.balance == usd("0.00")
+        assert paid.events[-1].topic == "invoice_paid"
+        assert paid.applied(second).amount == usd("200.00")
+
+    def test_release_gives_the_balance_back_i6(self, partner: Partner, customer: Customer) -> None:
+        payment = PaymentId.new()
+        paid = issue(partner, customer).apply_payment(payment, usd("300.00"))
+        reopened = paid.release_payment(payment)
+        assert reopened.status is InvoiceStatus.OPEN
+        assert reopened.balance == usd("300.00")
+        assert reopened.payments[0].released  # history kept
+        assert reopened.events[-1].changes == ("amount_paid", "balance", "status")
+        with pytest.raises(InvariantViolation) as caught:
+            reopened.release_payment(payment)
+        assert caught.value.rule == "I6"
+        with pytest.raises(NotFound):
+            reopened.release_payment(PaymentId.new())
+
+    def test_overpayment_refused_i5(self, partner: Partner, customer: Customer) -> None:
+        inv = issue(partner, customer)
+        with pytest.raises(InvariantViolation) as caught:
+            inv.apply_payment(PaymentId.new(), usd("300.01"))
+        assert (caught.value.rule, caught.value.path) == ("I5", "amount")
+        payment = PaymentId.new()
+        part = inv.apply_payment(payment, usd("1.00"))
+        with pytest.raises(InvariantViolation) as caught:
+            part.apply_payment(payment, usd("1.00"))
+        assert caught.value.rule == "I5"
+
+    def test_payment_amount_checks(self, partner: Partner, customer: Customer) -> None:
+        inv = issue(partner, customer)
+        with pytest.raises(ValidationError) as caught:
+            inv.apply_payment(PaymentId.new(), usd("0.00"))
+        assert caught.value.codes == ["not_positive"]
+        with pytest.raises(ValidationError) as caught:
+            inv.apply_payment(PaymentId.new(), Money("1.00", "CAD"))
+        assert caught.value.codes == ["currency_mismatch"]
+        with pytest.raises(ValidationError):
+            inv.apply_payment("pay_1", usd("1.00"))  # type: ignore[arg-type]
+
+    def test_only_open_takes_payments_i4(self, partner: Partner, customer: Customer) -> None:
+        paid = issue(partner, customer).apply_payment(PaymentId.new(), usd("300.00"))
+        for closed in (paid, issue(partner, customer).void(partner)):
+            with pytest.raises(InvariantViolation) as caught:
+                closed.apply_payment(PaymentId.new(), usd("1.00"))
+            assert caught.value.rule == "I4"
+
+    def test_void_only_while_nothing_is_paid_i4(self, partner: Partner, customer: Customer) -> None:
+        inv = issue(partner, customer)
+        void = inv.void(partner, by=member_of(partner, Role.MEMBER))  # type: ignore[arg-type]
+        assert void.status is InvoiceStatus.VOID
+        assert void.events[-1].topic == "invoice_updated"
+        assert void.void(partner) is void
+        part = inv.apply_payment(PaymentId.new(), usd("1.00"))
+        with pytest.raises(InvariantViolation) as caught:
+            part.void(partner)
+        assert caught.value.rule == "I4"
+        assert "void only while nothing is paid" in str(caught.value)
+        with pytest.raises(InvariantViolation):
+            inv.archive(partner).void(partner)
+        payment = PaymentId.new()
+        given_back = inv.apply_payment(payment, usd("1.00")).release_payment(payment)
+        assert given_back.void(partner).status is InvoiceStatus.VOID
+
+    @pytest.mark.parametrize("state", ["open", "paid", "void"])
+    def test_archive_allowed_from_open_unpaid_paid_and_void(
+        self, partner: Partner, customer: Customer, state: str
+    ) -> None:
+        inv = issue(partner, customer)
+        if state == "paid":
+            inv = inv.apply_payment(PaymentId.new(), inv.total)
+        elif state == "void":
+            inv = inv.void(partner)
+        archived = inv.archive(partner, by=member_of(partner, Role.ADMIN))  # type: ignore[arg-type]
+        assert archived.status is InvoiceStatus.ARCHIVED
+        assert archived.is_archived
+        assert archived.events[-1].topic == "invoice_archived"
+        assert archived.payments == inv.payments  # history stays
+        assert archived.archive(partner) is archived
+
+    def test_archive_refused_while_partly_paid_i4(
+        self, partner: Partner, customer: Customer
+    ) -> None:
+        part = issue(partner, customer).apply_payment(PaymentId.new(), usd("1.00"))
+        with pytest.raises(InvariantViolation) as caught:
+            part.archive(partner)
+        assert caught.value.rule == "I4"
+
+    def test_release_on_an_archived_invoice_keeps_it_archived(
+        self, partner: Partner, customer: Customer
+    ) -> None:
+        payment = PaymentId.new()
+        archived = issue(partner, customer).apply_payment(payment, usd("300.00")).archive(partner)
+        released = archived.release_payment(payment)
+        assert released.status is InvoiceStatus.ARCHIVED
+        assert released.balance == usd("300.00")
+        assert released.events[-1].changes == ("amount_paid", "balance")
+
+    def test_overdue(self, partner: Partner, customer: Customer) -> None:
+        inv = issue(partner, customer)
+        assert not inv.is_overdue(DUE)
+        assert inv.is_overdue(DUE + dt.timedelta(days=1))
+        assert not inv.void(partner).is_overdue(DUE + dt.timedelta(days=1))
+
+    def test_accepts_payments(self, partner: Partner, customer: Customer) -> None:
+        inv = issue(partner, customer)
+        assert inv.accepts_payments
+        assert not inv.void(partner).accepts_payments
+
+
+# -- every instance satisfies the rules --------------------------------------------------------
+
+
+class TestInvariants:
+    def test_status_must_match_the_balance_i4(self, partner: Partner, customer: Customer) -> None:
+        inv = issue(partner, customer)
+        with pytest.raises(InvariantViolation) as caught:
+            attrs.evolve(inv, status=InvoiceStatus.PAID)
+        assert caught.value.rule == "I4"
+        paid = inv.apply_payment(PaymentId.new(), inv.total)
+        with pytest.raises(InvariantViolation):
+            attrs.evolve(paid, status=InvoiceStatus.OPEN)
+        with pytest.raises(InvariantViolation):
+            attrs.evolve(paid, status=InvoiceStatus.VOID)
+
+    def test_paid_never_above_total_i5(self, partner: Partner, customer: Customer) -> None:
+        inv = issue(partner, customer)
+        with pytest.raises(InvariantViolation) as caught:
+            attrs.evolve(inv, payments=(AppliedPayment(PaymentId.new(), usd("300.01")),))
+        assert caught.value.rule == "I5"
+        twice = AppliedPayment(PaymentId("pay_1"), usd("1.00"))
+        with pytest.raises(InvariantViolation) as caught:
+            attrs.evolve(inv, payments=[twice, twice])
+        assert caught.value.rule == "I5"
+
+    def test_total_and_dates_i3(self, partner: Partner, customer: Customer) -> None:
+        inv = issue(partner, customer)
+        with pytest.raises(InvariantViolation) as caught:
+            attrs.evolve(inv, lines=(LineItem("x", 1, usd("0")),))
+        assert caught.value.rule == "I3"
+        with pytest.raises(InvariantViolation) as caught:
+            attrs.evolve(inv, due_date=inv.issue_date - dt.timedelta(days=1))
+        assert caught.value.rule == "I3"
+
+    def test_types_and_currencies(self, partner: Partner, customer: Customer) -> None:
+        inv = issue(partner, customer)
+        with pytest.raises(ValidationError) as caught:
+            attrs.evolve(
+                inv,
+                id="inv_1",
+                number=" ",
+                currency="USD",
+                lines=("x",),
+                fees=[Fee.new("interest", Money("1", "CAD"))],
+                payments="none",
+                status="opened",
+                external_ref="cw:1",
+                issued_by="tm_1",
+                created_at=dt.datetime(2026, 1, 1),
+                version=-1,
+            )
+        assert caught.value.paths == [
+            "id",
+            "number",
+            "currency",
+            "lines[0]",
+            "payments",
+            "status",
+            "external_ref",
+            "issued_by",
+            "created_at",
+            "version",
+        ]
+        with pytest.raises(ValidationError) as caught:
+            attrs.evolve(inv, lines=(LineItem("x", 1, Money("1", "CAD")),), fees=(1,))
+        assert caught.value.paths == ["lines[0].unit_amount", "fees[0]"]
+        with pytest.raises(ValidationError) as caught:
+            attrs.evolve(inv, lines=())
+        assert caught.value.codes == ["empty"]
+
+    def test_applied_payment_checks_itself(self) -> None:
+        with pytest.raises(ValidationError) as caught:
+            AppliedPayment("pay_1", usd("0"), 1)  # type: ignore[arg-type]
+        assert caught.value.paths == ["payment_id", "amount", "released"]
+
+    def test_from_dict_reports_a_broken_rule(self, partner: Partner, customer: Customer) -> None:
+        data = to_dict(issue(partner, customer))
+        data["status"] = "paid"
+        with pytest.raises(ValidationError) as caught:
+            from_dict(Invoice, data)
+        assert caught.value.codes == ["I4"]
+
+
+# -- serialization, strategies, notebooks, docs ---------------------------------------------------
+
+
+@given(st.from_type(Invoice))
+def test_invoices_round_trip(inv: Invoice) -> None:
+    assert from_dict(Invoice, to_dict(inv)) == inv
+    assert inv.balance == inv.total - inv.amount_paid
+    assert Money.zero(inv.currency) <= inv.balance <= inv.total
+
+
+@given(
+    st.one_of(
+        st.from_type(LineItem),
+        st.from_type(Fee),
+        st.from_type(AppliedPayment),
+        st.from_type(InvoiceStatus),
+        st.from_type(FeeKind),
+    )
+)
+def test_values_round_trip(value: object) -> None:
+    assert from_dict(type(value), to_dict(value)) == value
+
+
+@settings(max_examples=25)  # the options only: the round trip above covers the rest
+@given(aps.invoices(status=InvoiceStatus.PAID, synced=True))
+def test_strategy_options(inv: Invoice) -> None:
+    assert inv.status is InvoiceStatus.PAID
+    assert inv.is_synced
+
+
+def test_json_wire_form(partner: Partner, customer: Customer) -> None:
+    inv = issue(partner, customer)
+    text = to_json(inv)
+    assert '"unit_amount": {"amount": "150.00", "currency": "USD"}' in text
+    assert '"status": "open"' in text
+    assert "events" not in text
+
+
+def test_repr_html(partner: Partner, customer: Customer) -> None:
+    inv = issue(partner, customer, memo="<b>")
+    inv = inv.apply_payment(PaymentId.new(), usd("1.00"))
+    html = inv._repr_html_()
+    assert "Invoice 1001" in html
+    assert "partly paid" in html
+    synced = synced_partner()
+    assert "connectwise:4711" in sync(synced, make_customer(synced))._repr_html_()
+
+
+def test_module_exports() -> None:
+    assert invoice.__all__ == sorted(invoice.__all__)
+    assert invoice.MAX_QUANTITY == 1_000_000
+    assert FeeKind.CARD.label == "Card fee"
+    assert Decimal(str(usd("1.50").amount)) == Decimal("1.50")
+
+
+def test_the_docs_page_runs() -> None:
+    page = ROOT / "docs" / "invoices-and-payments.md"
+    result = doctest.testfile(
+        str(page),
+        module_relative=False,
+        optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE,
+    )
+    assert result.attempted > 0
+    assert result.failed == 0

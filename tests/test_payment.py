@@ -1,0 +1,1023 @@
+"""Tests of payments: paying in full, in part and in batches, idempotency,
+failures, returns, chargebacks, settling and refunds (I2, I4-I7), saved payment
+methods and scheduled payments."""
+
+from __future__ import annotations
+
+import datetime as dt
+import runpy
+from decimal import Decimal
+
+import attrs
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from altpay_core import (
+    Allocation,
+    CardFeeBearer,
+    Customer,
+    CustomerDraft,
+    CustomerPaymentMethods,
+    Fee,
+    FeeKind,
+    Impersonation,
+    InvariantViolation,
+    Invoice,
+    InvoiceStatus,
+    Money,
+    NotFound,
+    Partner,
+    Payment,
+    PaymentId,
+    PaymentMethod,
+    PaymentMethodId,
+    PaymentMethodStatus,
+    PaymentMethodType,
+    PaymentStatus,
+    PermissionDenied,
+    ReturnKind,
+    ScheduledPayment,
+    ScheduledPaymentId,
+    ScheduledPaymentStatus,
+    UserId,
+    ValidationError,
+    charge_back_payment,
+    charge_now,
+    fail_payment,
+    from_dict,
+    method_on_file,
+    pay_invoices,
+    payment,
+    refund_payment,
+    replay_payment,
+    return_payment,
+    run_scheduled_payment,
+    schedule_payment,
+    to_dict,
+)
+from altpay_core.testing import strategies as aps
+
+TODAY = dt.date(2026, 1, 5)
+AT = dt.datetime(2026, 1, 5, 12, tzinfo=dt.UTC)
+
+
+def make_partner(country: str = "US") -> Partner:
+    partner = Partner.create(name="Northwind IT", country=country)
+    partner = partner.add_team_member(name="Ada Admin", email="ada@northwind.example", role="admin")
+    return partner.add_team_member(name="Mo Member", email="mo@northwind.example", role="member")
+
+
+def make_customer(partner: Partner, company: str = "Globex") -> Customer:
+    if partner.country == "US":
+        address = {
+            "line1": "1 Main St",
+            "city": "Albany",
+            "region": "NY",
+            "postal_code": "12207",
+            "country": "US",
+        }
+    else:
+        address = {
+            "line1": "1 Front St",
+            "city": "Toronto",
+            "region": "ON",
+            "postal_code": "M5J 2N8",
+            "country": "CA",
+        }
+    draft = CustomerDraft.start(partner).enter_details(company=company, address=address)
+    draft = draft.add_user(first_name="Ann", last_name="Lee", email="ann@globex.example")
+    return draft.add_user(first_name="Bo", last_name="Li", email="bo@globex.example").create()
+
+
+def issue(partner: Partner, customer: Customer, amount: str, number: str = "1001") -> Invoice:
+    return Invoice.issue(
+        partner,
+        customer,
+        by=partner.team[1],
+        number=number,
+        lines=[{"description": "Support", "quantity": 1, "unit_amount": amount}],
+        due_date=TODAY + dt.timedelta(days=30),
+        today=TODAY,
+    )
+
+
+class World:
+    """A partner, a customer with two users, and two open invoices."""
+
+    def __init__(self, country: str = "US") -> None:
+        self.partner = make_partner(country)
+        self.customer = make_customer(self.partner)
+        self.ann, self.bo = self.customer.users
+        self.a = issue(self.partner, self.customer, "300.00", "1001")
+        self.b = issue(self.partner, self.customer, "100.00", "1002")
+        self.currency = self.partner.currency
+
+    def money(self, amount: str) -> Money:
+        return Money(amount, self.currency)
+
+    def pay(
+        self,
+        invoices: list[Invoice] | None = None,
+        *,
+        method: object = "ach",
+        key: str = "key-1",
+        amounts: dict[object, object] | None = None,
+        **more: object,
+    ) -> tuple[Payment, tuple[Invoice, ...]]:
+        return pay_invoices(
+            self.partner,
+            self.customer,
+            [self.a] if invoices is None else invoices,
+            payer=more.pop("payer", self.ann),  # type: ignore[arg-type]
+            method=method,  # type: ignore[arg-type]
+            idempotency_key=key,
+            amounts=amounts,  # type: ignore[arg-type]
+            at=AT,
+            **more,  # type: ignore[arg-type]
+        )
+
+
+@pytest.fixture
+def world() -> World:
+    return World()
+
+
+def usd(amount: str) -> Money:
+    return Money(amount, "USD")
+
+
+# -- paying -------------------------------------------------------------------------------
+
+
+class TestPay:
+    def test_partial_payment(self, world: World) -> None:
+        pay, (inv,) = world.pay(amounts={world.a.id: "100.00"})
+        assert pay.status is PaymentStatus.PROCESSING
+        assert pay.amount == pay.total == usd("100.00")
+        assert pay.fees == ()
+        assert pay.created_at == AT
+        assert pay.user_id == world.ann.id
+        assert pay.method is PaymentMethodType.ACH
+        assert pay.holds_balance
+        assert pay.allocation(inv.id).amount == usd("100.00")
+        assert inv.balance == usd("200.00")
+        assert inv.is_partly_paid
+        assert [e.topic for e in inv.events] == ["invoice_created", "invoice_updated"]
+        assert pay.events == ()
+        with pytest.raises(NotFound):
+            pay.allocation(world.b.id)
+
+    def test_full_payment_by_default(self, world: World) -> None:
+        pay, (inv,) = world.pay()
+        assert pay.amount == usd("300.00")
+        assert inv.status is InvoiceStatus.PAID
+        assert inv.events[-1].topic == "invoice_paid"
+
+    def test_batch_payment(self, world: World) -> None:
+        pay, (a, b) = world.pay(
+            [world.a, world.b], amounts={world.a.id: usd("50.00"), str(world.b.id): "100"}
+        )
+        assert pay.invoice_ids == (world.a.id, world.b.id)
+        assert pay.amount == usd("150.00")
+        assert (a.status, b.status) == (InvoiceStatus.OPEN, InvoiceStatus.PAID)
+        assert a.applied(pay.id).amount == usd("50.00")
+
+    def test_over_the_balance_is_refused_i5(self, world: World) -> None:
+        with pytest.raises(InvariantViolation) as caught:
+            world.pay(amounts={world.a.id: "300.01"})
+        assert (caught.value.rule, caught.value.path) == ("I5", f"amounts[{world.a.id}]")
+        _, (part,) = world.pay(amounts={world.a.id: "299.99"})
+        with pytest.raises(InvariantViolation) as caught:
+            world.pay([part], key="key-2", amounts={part.id: "0.02"})
+        assert caught.value.rule == "I5"
+
+    def test_processing_payment_holds_the_balance(self, world: World) -> None:
+        # No double payment while a bank debit clears.
+        _, (paid,) = world.pay()
+        with pytest.raises(InvariantViolation) as caught:
+            world.pay([paid], key="key-2", amounts={paid.id: "1.00"})
+        assert caught.value.rule == "I4"
+
+    def test_amounts_must_be_positive_and_in_the_currency_i2(self, world: World) -> None:
+        with pytest.raises(ValidationError) as caught:
+            world.pay(
+                [world.a, world.b],
+                amounts={world.a.id: "0", world.b.id: Money("1.00", "CAD")},
+            )
+        assert caught.value.paths == [f"amounts[{world.a.id}]", f"amounts[{world.b.id}]"]
+        assert caught.value.codes == ["not_positive", "currency_mismatch"]
+        with pytest.raises(ValidationError) as caught:
+            world.pay(amounts={world.a.id: "-5"})
+        assert caught.value.codes == ["not_positive"]
+
+    def test_amounts_must_name_exactly_the_invoices(self, world: World) -> None:
+        with pytest.raises(ValidationError) as caught:
+            world.pay([world.a], amounts={world.b.id: "1"})
+        assert caught.value.codes == ["missing", "unknown_invoice"]
+        with pytest.raises(ValidationError) as caught:
+            world.pay(amounts=[("x", 1)])  # type: ignore[arg-type]
+        assert caught.value.paths == ["amounts"]
+
+    def test_invoice_list_checks(self, world: World) -> None:
+        with pytest.raises(ValidationError) as caught:
+            world.pay([])
+        assert caught.value.codes == ["empty"]
+        with pytest.raises(ValidationError) as caught:
+            world.pay([world.a, world.a, "inv_1"])  # type: ignore[list-item]
+        assert caught.value.codes == ["duplicate", "wrong_type"]
+        with pytest.raises(ValidationError) as caught:
+            pay_invoices(
+                world.partner,
+                world.customer,
+                world.a,  # type: ignore[arg-type]
+                payer=world.ann,
+                method="card",
+                idempotency_key="k",
+            )
+        assert caught.value.paths == ["invoices"]
+
+    def test_method_and_key_checks(self, world: World) -> None:
+        with pytest.raises(ValidationError) as caught:
+            world.pay(method="cash", key=" ")
+        assert caught.value.paths == ["idempotency_key", "method"]
+        with pytest.raises(ValidationError) as caught:
+            world.pay(method=PaymentMethodType.PAD)
+        assert caught.value.codes == ["method_unavailable"]
+        canada = World("CA")
+        for method in ("pad", "eft", "card"):
+            assert canada.pay(method=method, key=method)[0].currency.code == "CAD"
+        with pytest.raises(ValidationError):
+            canada.pay(method="ach")
+
+    def test_not_open_is_refused_i4(self, world: World) -> None:
+        for closed in (world.a.void(world.partner), world.a.archive(world.partner)):
+            with pytest.raises((InvariantViolation, PermissionDenied)):
+                world.pay([closed])
+        with pytest.raises(InvariantViolation) as caught:
+            world.pay([world.a.void(world.partner)])
+        assert caught.value.rule == "I4"
+
+    def test_customer_of_another_partner_i1(self, world: World) -> None:
+        other = World()
+        with pytest.raises(InvariantViolation) as caught:
+            pay_invoices(
+                world.partner,
+                other.customer,
+                [other.a],
+                payer=other.ann,
+                method="ach",
+                idempotency_key="k",
+            )
+        assert caught.value.rule == "I1"
+
+    def test_payer_checks_i1(self, world: World) -> None:
+        other = World()
+        with pytest.raises(PermissionDenied):
+            world.pay(payer=other.ann)
+        with pytest.raises(PermissionDenied):
+            world.pay([other.a])  # the invoice of another customer
+        with pytest.raises(PermissionDenied):
+            world.pay(
+                payer=Impersonation.start(world.partner, world.customer, by=world.partner.team[0])
+            )
+        with pytest.raises(ValidationError):
+            world.pay(payer="ann@globex.example")
+        assert world.pay(payer=world.bo.id)[0].user_id == world.bo.id
+
+    def test_saved_method(self, world: World) -> None:
+        methods = CustomerPaymentMethods.of(world.customer).add(
+            type="card", display_name="Visa", last4="4242"
+        )
+        card = methods.default
+        assert card is not None
+        pay, _ = world.pay(method=card)
+        assert (pay.method, pay.payment_method_id) == (PaymentMethodType.CARD, card.id)
+        archived = methods.archive(card.id).method(card.id)
+        with pytest.raises(InvariantViolation) as caught:
+            world.pay(method=archived)
+        assert caught.value.rule == "payment-method"
+
+
+class TestIdempotency:
+    def test_same_key_same_request_returns_the_first_payment(self, world: World) -> None:
+        first, _ = world.pay([world.a, world.b], amounts={world.a.id: "10", world.b.id: "20"})
+        again, touched = world.pay(
+            [world.b, world.a],
+            amounts={world.b.id: usd("20.00"), world.a.id: "10.00"},
+            existing=first,
+        )
+        assert again is first
+        assert touched == ()
+
+    def test_pay_in_full_replays_after_the_balance_changed(self, world: World) -> None:
+        first, (paid,) = world.pay()
+        again, touched = world.pay([paid], existing=first)
+        assert (again, touched) == (first, ())
+
+    def test_same_key_other_request_is_refused(self, world: World) -> None:
+        first, _ = world.pay(amounts={world.a.id: "10"})
+        for changed in (
+            {"amounts": {world.a.id: "11"}},
+            {"method": "card"},
+            {"payer": world.bo},
+            {"invoices": [world.b], "amounts": {world.b.id: "10"}},
+        ):
+            with pytest.raises(InvariantViolation) as caught:
+                world.pay(existing=first, **changed)  # type: ignore[arg-type]
+            assert caught.value.rule == "idempotency"
+
+    def test_existing_must_be_a_payment(self, world: World) -> None:
+        with pytest.raises(ValidationError) as caught:
+            world.pay(existing="pay_1")
+        assert caught.value.paths == ["existing"]
+
+    def test_existing_under_another_key(self, world: World) -> None:
+        first, _ = world.pay(key="one")
+        with pytest.raises(InvariantViolation) as caught:
+            world.pay(key="two", existing=first)
+        assert caught.value.path == "idempotency_key"
+        assert (
+            replay_payment(first, idempotency_key=" one ", fingerprint=first.request_fingerprint)
+            is first
+        )
+
+
+# -- after paying -------------------------------------------------------------------------
+
+
+def paid_by(world: World, method: str) -> tuple[Payment, tuple[Invoice, ...]]:
+    return world.pay([world.a, world.b], method=method)
+
+
+class TestLifecycle:
+    def test_succeed_and_settle(self, world: World) -> None:
+        pay, _ = paid_by(world, "ach")
+        done = pay.succeed(AT)
+        assert done.status is PaymentStatus.SUCCEEDED
+        assert done.succeeded_at == AT
+        assert [e.topic for e in done.events] == ["payment_succeeded"]
+        settled = done.settle(AT + dt.timedelta(days=2))
+        assert settled.is_settled
+        assert settled.status is PaymentStatus.SUCCEEDED
+        assert settled.events[-1].topic == "payment_settled"
+        assert settled.settle() is settled
+        with pytest.raises(InvariantViolation) as caught:
+            done.succeed()
+        assert caught.value.rule == "I6"
+        with pytest.raises(InvariantViolation) as caught:
+            pay.settle()
+        assert caught.value.rule == "I7"
+        with pytest.raises(ValidationError):
+            pay.succeed(dt.datetime(2026, 1, 5))  # naive
+
+    def test_failed_bank_debit_gives_balances_back_with_the_return_fee_i6(
+        self, world: World
+    ) -> None:
+        pay, invoices = paid_by(world, "ach")
+        failed, (a, b) = fail_payment(pay, invoices, at=AT)
+        assert failed.status is PaymentStatus.FAILED
+        assert failed.return_fee == Fee.new(FeeKind.RETURN, usd("15.00"), covered_by_customer=False)
+        assert failed.partner_fees == usd("15.00")
+        assert failed.events[-1].topic == "payment_failed"
+        assert (a.balance, b.balance) == (usd("300.00"), usd("100.00"))
+        assert a.status is b.status is InvoiceStatus.OPEN
+        assert not failed.holds_balance
+        with pytest.raises(InvariantViolation) as caught:
+            fail_payment(failed, (a, b))
+        assert caught.value.rule == "I6"
+
+    def test_declined_card_records_no_fee(self, world: World) -> None:
+        pay, invoices = paid_by(world, "card")
+        failed, _ = fail_payment(pay, invoices)
+        assert failed.return_fee is None
+        assert failed.card_fee is not None  # what was quoted stays on record
+
+    @pytest.mark.parametrize(
+        "expected",
+        [
+            (ReturnKind.STANDARD, PaymentStatus.FAILED, "15.00", "payment_failed"),
+            ("unauthorized", PaymentStatus.CHARGED_BACK, "25.00", "payment_chargeback"),
+        ],
+    )
+    @pytest.mark.parametrize("settled", [False, True])
+    def test_ach_return_after_success_i6(
+        self, world: World, expected: tuple[object, PaymentStatus, str, str], settled: bool
+    ) -> None:
+        kind, status, fee, topic = expected
+        pay, invoices = paid_by(world, "ach")
+        pay = pay.succeed(AT)
+        if settled:
+            pay = pay.settle(AT)
+        returned, (a, b) = return_payment(pay, invoices, kind, at=AT)  # type: ignore[arg-type]
+        assert returned.status is status
+        assert returned.return_fee is not None
+        assert returned.return_fee.amount == usd(fee)
+        assert not returned.return_fee.covered_by_customer
+        assert returned.events[-1].topic == topic
+        assert a.balance == a.total
+        assert b.status is InvoiceStatus.OPEN
+
+    def test_return_rules(self, world: World) -> None:
+        card, invoices = paid_by(world, "card")
+        with pytest.raises(InvariantViolation) as caught:
+            return_payment(card, invoices)
+        assert (caught.value.rule, caught.value.path) == ("I6", "method")
+        pay, invoices = world.pay([world.a, world.b], key="k2")
+        failed, released = fail_payment(pay, invoices)
+        with pytest.raises(InvariantViolation):
+            return_payment(failed, released)
+        with pytest.raises(ValidationError):
+            return_payment(pay, invoices, "lost")  # type: ignore[arg-type]
+
+    def test_return_while_processing(self, world: World) -> None:
+        pay, invoices = paid_by(world, "ach")
+        returned, _ = return_payment(pay, invoices, ReturnKind.UNAUTHORIZED)
+        assert returned.status is PaymentStatus.CHARGED_BACK
+        assert returned.return_fee is not None
+        assert returned.return_fee.kind is FeeKind.UNAUTHORIZED_RETURN
+
+    def test_card_chargeback_i6(self, world: World) -> None:
+        pay, invoices = paid_by(world, "card")
+        with pytest.raises(InvariantViolation) as caught:
+            charge_back_payment(pay, invoices)  # still processing
+        assert caught.value.rule == "I6"
+        disputed, (a, _) = charge_back_payment(pay.succeed(), invoices, at=AT)
+        assert disputed.status is PaymentStatus.CHARGED_BACK
+        assert disputed.return_fee is not None
+        assert disputed.return_fee.amount == usd("25.00")
+        assert disputed.events[-1].topic == "payment_chargeback"
+        assert a.status is InvoiceStatus.OPEN
+        ach, ach_invoices = world.pay(key="k3")
+        with pytest.raises(InvariantViolation) as caught:
+            charge_back_payment(ach.succeed(), ach_invoices)
+        assert (caught.value.rule, caught.value.path) == ("I6", "method")
+
+    def test_cad_fees_are_in_cad(self) -> None:
+        world = World("CA")
+        pay, invoices = world.pay(method="pad")
+        failed, _ = fail_payment(pay, invoices)
+        assert failed.return_fee is not None
+        assert failed.return_fee.amount == Money("15.00", "CAD")
+
+    def test_refund_settled_payment_in_full_i7(self, world: World) -> None:
+        pay, invoices = paid_by(world, "card")
+        pay = pay.succeed(AT).settle(AT)
+        refunded, (a, b) = refund_payment(pay, invoices, amount=pay.total, at=AT)
+        assert refunded.status is PaymentStatus.REFUNDED
+        assert refunded.events[-1].topic == "payment_refunded"
+        assert a.balance == a.total
+        assert b.balance == b.total
+        # The card fee stays with the partner.
+        assert pay.customer_card_fee.is_positive
+        assert refunded.partner_fees == pay.card_fee.amount  # type: ignore[union-attr]
+        assert refund_payment(pay, invoices)[0].status is PaymentStatus.REFUNDED
+
+    def test_refund_rules_i7(self, world: World) -> None:
+        pay, invoices = paid_by(world, "ach")
+        with pytest.raises(InvariantViolation) as caught:
+            refund_payment(pay, invoices)  # processing
+        assert caught.value.rule == "I7"
+        succeeded = pay.succeed()
+        with pytest.raises(InvariantViolation) as caught:
+            refund_payment(succeeded, invoices)  # not settled
+        assert (caught.value.rule, caught.value.path) == ("I7", "settled_at")
+        assert "only once it has settled" in str(caught.value)
+        settled = succeeded.settle()
+        with pytest.raises(InvariantViolation) as caught:
+            refund_payment(settled, invoices, amount=usd("399.99"))
+        assert (caught.value.rule, caught.value.path) == ("I7", "amount")
+        with pytest.raises(ValidationError) as caught:
+            refund_payment(settled, invoices, amount=Money("400.00", "CAD"))
+        assert caught.value.codes == ["currency_mismatch"]
+        with pytest.raises(ValidationError):
+            refund_payment(settled, invoices, amount="400.00")  # type: ignore[arg-type]
+        refunded, released = refund_payment(settled, invoices)
+        with pytest.raises(InvariantViolation):
+            refund_payment(refunded, released)
+
+    def test_the_invoices_passed_must_be_the_payments(self, world: World) -> None:
+        pay, (a, b) = paid_by(world, "ach")
+        with pytest.raises(NotFound):
+            fail_payment(pay, [a])
+        with pytest.raises(ValidationError) as caught:
+            fail_payment(pay, [a, b, a, world.a.void(world.partner)])
+        assert caught.value.paths == ["invoices[2]", "invoices[3]"]
+        with pytest.raises(ValidationError):
+            fail_payment(pay, a)  # type: ignore[arg-type]
+        _, given_back = fail_payment(pay, [b, a])
+        assert [i.id for i in given_back] == [b.id, a.id]
+
+
+class TestPaymentInvariants:
+    def test_every_instance_satisfies_the_rules(self, world: World) -> None:
+        pay, _ = paid_by(world, "card")
+        fee = pay.card_fee
+        assert fee is not None
+        share = pay.allocations[0]
+        with pytest.raises(InvariantViolation) as caught:
+            attrs.evolve(pay, allocations=(share, share))
+        assert caught.value.rule == "I5"
+        with pytest.raises(InvariantViolation) as caught:
+            attrs.evolve(pay, allocations=(attrs.evolve(share, card_fee=usd("0.00")),))
+        assert caught.value.rule == "I9"
+        with pytest.raises(InvariantViolation) as caught:
+            attrs.evolve(pay, method=PaymentMethodType.ACH)
+        assert caught.value.rule == "I8"
+        with pytest.raises(InvariantViolation) as caught:
+            attrs.evolve(pay, fees=(fee, fee))
+        assert caught.value.rule == "I8"
+        with pytest.raises(InvariantViolation) as caught:
+            attrs.evolve(pay, fees=(fee, Fee.new("interest", usd("1.00"))))
+        assert caught.value.rule == "I8"
+        with pytest.raises(InvariantViolation) as caught:
+            attrs.evolve(pay, status=PaymentStatus.CHARGED_BACK)
+        assert caught.value.rule == "I6"
+        with pytest.raises(InvariantViolation) as caught:
+            attrs.evolve(pay, succeeded_at=AT)
+        assert caught.value.rule == "I6"
+        with pytest.raises(InvariantViolation) as caught:
+            attrs.evolve(pay, status=PaymentStatus.SUCCEEDED)
+        assert caught.value.rule == "I7"
+        done = pay.succeed(AT)
+        with pytest.raises(InvariantViolation) as caught:
+            attrs.evolve(done, status=PaymentStatus.REFUNDED)
+        assert caught.value.rule == "I7"
+        with pytest.raises(InvariantViolation) as caught:
+            attrs.evolve(pay, settled_at=AT)
+        assert caught.value.rule == "I7"
+        dispute = Fee.new(FeeKind.DISPUTE, usd("25.00"), covered_by_customer=False)
+        with pytest.raises(InvariantViolation) as caught:
+            attrs.evolve(pay, status=PaymentStatus.CHARGED_BACK, fees=(fee, dispute))
+        assert caught.value.rule == "I6"
+
+    def test_types_and_currencies(self, world: World) -> None:
+        pay, _ = paid_by(world, "ach")
+        with pytest.raises(ValidationError) as caught:
+            attrs.evolve(
+                pay,
+                id="pay_1",
+                user_id=None,
+                method="cheque",
+                currency="USD",
+                allocations=["x"],
+                fees="none",
+                status="lost",
+                idempotency_key="",
+                request_fingerprint="abc",
+                payment_method_id="pm_1",
+                created_at=None,
+                settled_at="today",
+                version=True,
+            )
+        assert caught.value.paths == [
+            "id",
+            "user_id",
+            "method",
+            "currency",
+            "allocations[0]",
+            "fees",
+            "status",
+            "idempotency_key",
+            "request_fingerprint",
+            "payment_method_id",
+            "created_at",
+            "settled_at",
+            "version",
+        ]
+        with pytest.raises(ValidationError) as caught:
+            attrs.evolve(pay, allocations=())
+        assert caught.value.codes == ["empty"]
+        with pytest.raises(ValidationError) as caught:
+            attrs.evolve(pay, currency=world.partner.currency.__class__("CAD"))
+        assert "currency_mismatch" in caught.value.codes
+        assert "method_unavailable" in caught.value.codes
+
+    def test_allocation_checks_itself(self) -> None:
+        with pytest.raises(ValidationError) as caught:
+            Allocation("inv_1", usd("0"), Money("-1", "CAD"))  # type: ignore[arg-type]
+        assert caught.value.paths == ["invoice_id", "amount", "card_fee", "card_fee"]
+
+    def test_repr_html(self, world: World) -> None:
+        pay, _ = paid_by(world, "card")
+        html = pay.succeed().settle()._repr_html_()
+        assert "settled" in html
+        assert "Card fee" in html
+
+
+# -- saved payment methods ------------------------------------------------------------------
+
+
+class TestPaymentMethods:
+    def test_first_method_is_the_default(self, world: World) -> None:
+        book = CustomerPaymentMethods.of(world.customer)
+        assert book.default is None
+        book = book.add(type="card", display_name=" Visa ", last4="4242", at=AT)
+        card = book.methods[0]
+        assert book.default == card
+        assert card.label == "Visa ending in 4242"
+        assert card.added_at == AT
+        assert [e.topic for e in book.events] == [
+            "payment_method_added",
+            "default_payment_method_changed",
+        ]
+        assert book.events[0].aggregate_id == str(world.customer.id)
+        book = book.add(type=PaymentMethodType.ACH, display_name="Chase checking", last4="6789")
+        assert book.default == card
+        assert book.events[-1].topic == "payment_method_added"
+        book = book.add(type="ach", display_name="Savings", last4="1111", make_default=True)
+        assert book.default == book.methods[-1]
+
+    def test_exactly_one_default_while_any_is_active(self, world: World) -> None:
+        book = CustomerPaymentMethods.of(world.customer)
+        for last4 in ("1111", "2222", "3333"):
+            book = book.add(type="card", display_name="Visa", last4=last4)
+        first, second, third = (m.id for m in book.methods)
+        book = book.set_default(second)
+        assert book.set_default(second) is book
+        book = book.archive(second)
+        assert book.default_id == third  # the most recent active one
+        assert [e.topic for e in book.events][-2:] == [
+            "payment_method_deleted",
+            "default_payment_method_changed",
+        ]
+        assert book.archive(second) is book
+        with pytest.raises(InvariantViolation):
+            book.set_default(second)
+        book = book.archive(third).archive(first)
+        assert book.default is None
+        assert book.active == ()
+        assert len(book.methods) == 3  # history kept
+        with pytest.raises(NotFound):
+            book.method(PaymentMethodId.new())
+
+    def test_replace_instead_of_edit(self, world: World) -> None:
+        book = CustomerPaymentMethods.of(world.customer)
+        book = book.add(type="card", display_name="Visa", last4="4242")
+        old = book.methods[0].id
+        book = book.replace(old, type="card", display_name="Visa", last4="1881")
+        assert book.method(old).status is PaymentMethodStatus.ARCHIVED
+        assert book.default is not None
+        assert book.default.last4 == "1881"
+        with pytest.raises(InvariantViolation):
+            book.replace(old, type="card", display_name="Visa", last4="0000")
+        with pytest.raises(attrs.exceptions.FrozenInstanceError):
+            book.methods[0].last4 = "9999"  # type: ignore[misc]
+
+    @pytest.mark.parametrize(
+        "last4",
+        ["4242424242424242", "424", "42a2", " 4242", "\uff14\uff12\uff14\uff12", "", "4242\n"],
+    )
+    def test_last4_only_never_echoed(self, world: World, last4: str) -> None:
+        with pytest.raises(ValidationError) as caught:
+            CustomerPaymentMethods.of(world.customer).add(
+                type="card", display_name="Visa", last4=last4
+            )
+        assert caught.value.codes == ["invalid_last4"]
+        if len(last4) > 4:
+            assert last4 not in str(caught.value)
+
+    @pytest.mark.parametrize(
+        "name", ["Visa 4242 4242 4242 4242", "Account 000123456", "Chase 12-345-678"]
+    )
+    def test_display_name_must_not_hold_a_number(self, world: World, name: str) -> None:
+        with pytest.raises(ValidationError) as caught:
+            CustomerPaymentMethods.of(world.customer).add(
+                type="card", display_name=name, last4="4242"
+            )
+        assert caught.value.codes == ["looks_like_number"]
+        assert name not in str(caught.value)
+
+    def test_every_invalid_field_at_once(self, world: World) -> None:
+        with pytest.raises(ValidationError) as caught:
+            CustomerPaymentMethods.of(world.customer).add(
+                type="cash",
+                display_name="",
+                last4=4242,  # type: ignore[arg-type]
+                make_default="yes",  # type: ignore[arg-type]
+            )
+        assert caught.value.paths == ["type", "display_name", "last4", "make_default"]
+
+    def test_invariants(self, world: World) -> None:
+        book = CustomerPaymentMethods.of(world.customer).add(
+            type="card", display_name="Visa", last4="4242"
+        )
+        with pytest.raises(InvariantViolation):
+            attrs.evolve(book, default_id=None)
+        with pytest.raises(InvariantViolation):
+            attrs.evolve(book, methods=book.methods * 2)
+        with pytest.raises(ValidationError) as caught:
+            attrs.evolve(book, partner_id="p", methods=["x"], default_id="pm_1", version=-1)
+        assert caught.value.paths == [
+            "partner_id",
+            "methods[0]",
+            "default_id",
+            "version",
+        ]
+        with pytest.raises(ValidationError):
+            attrs.evolve(book, methods="x")
+        with pytest.raises(ValidationError) as caught:
+            PaymentMethod(
+                id="pm_1",  # type: ignore[arg-type]
+                type="cheque",  # type: ignore[arg-type]
+                display_name="Visa",
+                last4="4242",
+                status="gone",  # type: ignore[arg-type]
+                added_at=dt.datetime(2026, 1, 1),
+            )
+        assert caught.value.paths == ["id", "type", "status", "added_at"]
+
+
+class TestMethodOnFile:
+    def test_auto_pay_says_so_when_none(self, world: World) -> None:
+        for methods in (None, CustomerPaymentMethods.of(world.customer)):
+            with pytest.raises(InvariantViolation) as caught:
+                method_on_file(methods, world.customer, purpose="auto-pay")
+            assert caught.value.rule == "method-on-file"
+            assert "no payment method on file" in str(caught.value)
+            assert "auto-pay" in str(caught.value)
+
+    def test_chooses_the_default_or_the_one_named(self, world: World) -> None:
+        book = CustomerPaymentMethods.of(world.customer)
+        book = book.add(type="card", display_name="Visa", last4="4242")
+        book = book.add(type="ach", display_name="Chase checking", last4="6789")
+        visa, chase = book.methods
+        assert method_on_file(book, world.customer, purpose="auto-pay") == visa
+        assert method_on_file(book, world.customer, purpose="x", method_id=chase.id) == chase
+        with pytest.raises(InvariantViolation) as caught:
+            method_on_file(book.archive(chase.id), world.customer, purpose="x", method_id=chase.id)
+        assert caught.value.rule == "payment-method"
+        with pytest.raises(InvariantViolation) as caught:
+            method_on_file(book, make_customer(world.partner), purpose="x")
+        assert caught.value.rule == "I1"
+        with pytest.raises(ValidationError) as caught:
+            method_on_file([visa], world.customer, purpose="x")  # type: ignore[arg-type]
+        assert caught.value.paths == ["methods"]
+        assert book.require_default("auto-pay") == visa
+
+    def test_charge_now(self, world: World) -> None:
+        with pytest.raises(InvariantViolation) as caught:
+            charge_now(
+                world.partner,
+                world.customer,
+                [world.a],
+                payer=world.ann,
+                methods=None,
+                idempotency_key="k",
+            )
+        assert caught.value.rule == "method-on-file"
+        book = CustomerPaymentMethods.of(world.customer).add(
+            type="ach", display_name="Chase checking", last4="6789"
+        )
+        pay, (inv,) = charge_now(
+            world.partner,
+            world.customer,
+            [world.a],
+            payer=world.ann,
+            methods=book,
+            idempotency_key="k",
+            amounts={world.a.id: "10.00"},
+        )
+        assert pay.payment_method_id == book.default_id
+        assert inv.balance == usd("290.00")
+
+
+class TestScheduled:
+    def book(self, world: World) -> CustomerPaymentMethods:
+        return CustomerPaymentMethods.of(world.customer).add(
+            type="ach", display_name="Chase checking", last4="6789"
+        )
+
+    def schedule(self, world: World, **more: object) -> ScheduledPayment:
+        fields: dict[str, object] = {
+            "payer": world.ann,
+            "methods": self.book(world),
+            "pay_on": TODAY + dt.timedelta(days=3),
+            "today": TODAY,
+        }
+        fields.update(more)
+        return schedule_payment(world.partner, world.customer, world.a, **fields)  # type: ignore[arg-type]
+
+    def test_needs_a_method_on_file(self, world: World) -> None:
+        with pytest.raises(InvariantViolation) as caught:
+            self.schedule(world, methods=CustomerPaymentMethods.of(world.customer))
+        assert caught.value.rule == "method-on-file"
+        assert "scheduled payment" in str(caught.value)
+
+    def test_schedule_and_run(self, world: World) -> None:
+        scheduled = self.schedule(world, amount="120.00", at=AT)
+        assert scheduled.status is ScheduledPaymentStatus.SCHEDULED
+        assert scheduled.amount == usd("120.00")
+        assert scheduled.created_at == AT
+        assert not scheduled.is_due(TODAY)
+        day = scheduled.pay_on
+        assert scheduled.is_due(day)
+        with pytest.raises(InvariantViolation):
+            run_scheduled_payment(
+                scheduled,
+                partner=world.partner,
+                customer=world.customer,
+                invoice=world.a,
+                methods=self.book(world),
+                today=TODAY,
+            )
+        done, pay, inv = run_scheduled_payment(
+            scheduled,
+            partner=world.partner,
+            customer=world.customer,
+            invoice=world.a,
+            methods=self.book(world),
+            today=day,
+            at=AT,
+        )
+        assert done.status is ScheduledPaymentStatus.PROCESSED
+        assert done.payment_id == pay.id
+        assert pay.amount == usd("120.00")
+        assert pay.idempotency_key == f"scheduled:{scheduled.id}"
+        assert inv.balance == usd("180.00")
+        with pytest.raises(InvariantViolation):
+            run_scheduled_payment(
+                done,
+                partner=world.partner,
+                customer=world.customer,
+                invoice=inv,
+                methods=self.book(world),
+                today=day,
+            )
+        with pytest.raises(InvariantViolation):
+            done.cancel()
+
+    def test_runs_for_at_most_the_balance_and_falls_back_to_the_default(self, world: World) -> None:
+        book = self.book(world)
+        scheduled = self.schedule(world, methods=book, amount="250.00")
+        _, (part,) = world.pay(amounts={world.a.id: "100.00"})
+        book = book.replace(
+            scheduled.payment_method_id, type="ach", display_name="Chase", last4="1234"
+        )
+        _, pay, inv = run_scheduled_payment(
+            scheduled,
+            partner=world.partner,
+            customer=world.customer,
+            invoice=part,
+            methods=book,
+            today=scheduled.pay_on,
+        )
+        assert pay.amount == usd("200.00")
+        assert pay.payment_method_id == book.default_id
+        assert inv.status is InvoiceStatus.PAID
+        in_full = self.schedule(world)
+        assert in_full.amount is None
+        with pytest.raises(InvariantViolation) as caught:
+            run_scheduled_payment(
+                in_full,
+                partner=world.partner,
+                customer=world.customer,
+                invoice=world.a,
+                methods=None,
+                today=in_full.pay_on,
+            )
+        assert caught.value.rule == "method-on-file"
+
+    def test_schedule_rules(self, world: World) -> None:
+        with pytest.raises(ValidationError) as caught:
+            self.schedule(world, pay_on=TODAY - dt.timedelta(days=1))
+        assert caught.value.codes == ["in_the_past"]
+        with pytest.raises(InvariantViolation) as caught:
+            self.schedule(world, amount="300.01")
+        assert caught.value.rule == "I5"
+        with pytest.raises(ValidationError) as caught:
+            self.schedule(world, amount="0", pay_on="soon")
+        assert caught.value.paths == ["pay_on", "amount"]
+        with pytest.raises(PermissionDenied):
+            self.schedule(world, payer=World().ann)
+        paid = world.a.apply_payment(PaymentId.new(), usd("300.00"))
+        with pytest.raises(InvariantViolation) as caught:
+            schedule_payment(
+                world.partner,
+                world.customer,
+                paid,
+                payer=world.ann,
+                methods=self.book(world),
+                pay_on=TODAY,
+                today=TODAY,
+            )
+        assert caught.value.rule == "I4"
+        other = World()
+        with pytest.raises(InvariantViolation) as caught:
+            schedule_payment(
+                world.partner,
+                other.customer,
+                other.a,
+                payer=other.ann,
+                methods=None,
+                pay_on=TODAY,
+                today=TODAY,
+            )
+        assert caught.value.rule == "I1"
+        canada_card = CustomerPaymentMethods.of(world.customer).add(
+            type="pad", display_name="RBC", last4="1234"
+        )
+        with pytest.raises(ValidationError) as caught:
+            self.schedule(world, methods=canada_card)
+        assert caught.value.codes == ["method_unavailable"]
+
+    def test_cancel_and_checks(self, world: World) -> None:
+        scheduled = self.schedule(world)
+        cancelled = scheduled.cancel()
+        assert cancelled.status is ScheduledPaymentStatus.CANCELED
+        assert cancelled.cancel() is cancelled
+        with pytest.raises(ValidationError):
+            run_scheduled_payment(
+                scheduled,
+                partner=world.partner,
+                customer=world.customer,
+                invoice=world.b,
+                methods=None,
+                today=TODAY,
+            )
+        with pytest.raises(InvariantViolation):
+            attrs.evolve(scheduled, status=ScheduledPaymentStatus.PROCESSED)
+        with pytest.raises(ValidationError) as caught:
+            attrs.evolve(
+                scheduled,
+                id=PaymentId.new(),
+                user_id="u",
+                pay_on=AT,
+                amount=usd("0"),
+                status="done",
+                payment_id="p",
+                version=-1,
+            )
+        assert caught.value.paths == [
+            "id",
+            "user_id",
+            "pay_on",
+            "amount",
+            "status",
+            "payment_id",
+            "version",
+        ]
+
+
+# -- serialization and strategies ----------------------------------------------------------
+
+
+@given(st.from_type(Payment))
+def test_payments_round_trip(pay: Payment) -> None:
+    assert from_dict(Payment, to_dict(pay)) == pay
+    assert pay.amount == Money.sum((a.amount for a in pay.allocations), pay.currency)
+    assert pay.total >= pay.amount
+
+
+@given(
+    st.one_of(
+        st.from_type(Allocation),
+        st.from_type(PaymentMethod),
+        st.from_type(CustomerPaymentMethods),
+        st.from_type(ScheduledPayment),
+        st.from_type(ScheduledPaymentId),
+        st.from_type(PaymentStatus),
+        st.from_type(PaymentMethodType),
+        st.from_type(PaymentMethodStatus),
+        st.from_type(ReturnKind),
+        st.from_type(ScheduledPaymentStatus),
+    )
+)
+def test_values_round_trip(value: object) -> None:
+    assert from_dict(type(value), to_dict(value)) == value
+
+
+@pytest.mark.parametrize("status", list(PaymentStatus))
+@settings(max_examples=10)  # reachability only: the round trip above covers the rest
+@given(data=st.data())
+def test_strategy_reaches_every_status(status: PaymentStatus, data: st.DataObject) -> None:
+    assert data.draw(aps.payments(status=status)).status is status
+
+
+def test_from_dict_reports_a_broken_rule(world: World) -> None:
+    pay, _ = paid_by(world, "ach")
+    data = to_dict(pay)
+    data["status"] = "refunded"
+    with pytest.raises(ValidationError) as caught:
+        from_dict(Payment, data)
+    assert caught.value.codes == ["I7"]
+
+
+def test_module_exports() -> None:
+    assert payment.__all__ == sorted(payment.__all__)
+    fees = (payment.STANDARD_RETURN_FEE, payment.UNAUTHORIZED_RETURN_FEE, payment.CARD_DISPUTE_FEE)
+    assert fees == (Decimal("15.00"), Decimal("25.00"), Decimal("25.00"))
+    assert CardFeeBearer.CUSTOMER.value == "customer"
+    assert UserId("usr_1") != ScheduledPaymentId("sch_1")
+
+
+def test_the_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    from pathlib import Path
+
+    runpy.run_path(
+        str(Path(__file__).resolve().parents[1] / "examples" / "invoices.py"), run_name="__main__"
+    )
+    out = capsys.readouterr().out
+    assert "balance" in out
+    assert "open (partly paid)" in out
+    assert "paid" in out

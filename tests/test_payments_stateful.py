@@ -1,0 +1,450 @@
+"""A stateful test of invoices and payments against a model of the balances.
+
+Random sequences of issuing, paying (partial, full, batch, over the balance),
+replaying a request, succeeding, settling, failing, returning (standard and
+unauthorised), charging back, refunding, voiding and archiving. After every
+step, for every invoice: balance = total - the allocations of payments that
+are processing or succeeded, 0 <= balance <= total, and the status matches
+the balance; every aggregate carries exactly the events its state changes
+produced; a refused command changed nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
+
+from altpay_core import (
+    AltpayError,
+    CardFeeBearer,
+    Customer,
+    CustomerDraft,
+    InvariantViolation,
+    Invoice,
+    InvoiceId,
+    InvoiceStatus,
+    Money,
+    Partner,
+    Payment,
+    PaymentId,
+    PaymentStatus,
+    PermissionDenied,
+    ReturnKind,
+    ValidationError,
+    charge_back_payment,
+    fail_payment,
+    pay_invoices,
+    refund_payment,
+    return_payment,
+    to_dict,
+)
+
+TODAY = dt.date(2026, 1, 5)
+AT = dt.datetime(2026, 1, 5, 12, tzinfo=dt.UTC)
+HOLDING = ("processing", "succeeded")
+RETURN_FEES = {"standard": "15.00", "unauthorized": "25.00", "dispute": "25.00"}
+# How a payment gives its balances back: its new state, its fee, its event.
+GIVE_BACK: dict[str, tuple[str, str | None, str]] = {
+    "fail": ("failed", "standard", "payment_failed"),
+    "return": ("failed", "standard", "payment_failed"),
+    "unauthorized return": ("charged_back", "unauthorized", "payment_chargeback"),
+    "charge back": ("charged_back", "dispute", "payment_chargeback"),
+    "refund": ("refunded", None, "payment_refunded"),
+    "partial refund": ("refunded", None, "payment_refunded"),
+}
+
+
+def _customer(partner: Partner) -> Customer:
+    address = (
+        {"line1": "1 Main St", "city": "Albany", "region": "NY", "postal_code": "12207"}
+        if partner.country == "US"
+        else {"line1": "1 Front St", "city": "Toronto", "region": "ON", "postal_code": "M5J 2N8"}
+    )
+    address["country"] = partner.country
+    draft = CustomerDraft.start(partner).enter_details(company="Globex", address=address)
+    draft = draft.add_user(first_name="Ann", last_name="Lee", email="ann@globex.example")
+    return draft.add_user(first_name="Bo", last_name="Li", email="bo@globex.example").create()
+
+
+class PaymentsMachine(RuleBasedStateMachine):
+    """Each rule picks what it acts on mostly among the aggregates it may act
+    on (so that long lifecycles happen) and sometimes among all of them (so
+    that refusals are tried too); the model says which it is."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        # The domain's aggregates, as a repository would hold them.
+        self.invoice: dict[InvoiceId, Invoice] = {}
+        self.payment: dict[PaymentId, Payment] = {}
+        # The model: amounts in minor units, states as plain strings.
+        self.total: dict[InvoiceId, int] = {}
+        self.voided: set[InvoiceId] = set()
+        self.archived: set[InvoiceId] = set()
+        self.parts: dict[PaymentId, dict[InvoiceId, int]] = {}
+        self.state: dict[PaymentId, str] = {}
+        self.method: dict[PaymentId, str] = {}
+        self.settled: set[PaymentId] = set()
+        self.return_fee: dict[PaymentId, str] = {}
+        # What each payment asked for (amounts None: every balance in full).
+        self.request: dict[
+            PaymentId, tuple[list[InvoiceId], dict[InvoiceId, Money] | None, str]
+        ] = {}
+        # The events each aggregate must carry, oldest first.
+        self.topics: dict[Any, list[str]] = {}
+        self.keys = 0
+
+    @initialize(
+        country=st.sampled_from(["US", "CA"]),
+        bearer=st.sampled_from(CardFeeBearer),
+        amounts=st.lists(st.integers(1, 10**6), min_size=1, max_size=3),
+    )
+    def setup(self, country: str, bearer: CardFeeBearer, amounts: list[int]) -> None:
+        partner = Partner.create(name="Northwind IT", country=country)
+        partner = partner.add_team_member(
+            name="Mo Member", email="mo@northwind.example", role="member"
+        )
+        self.partner = partner.set_card_fees(bearer=bearer)
+        self.customer = _customer(self.partner)
+        self.currency = self.partner.currency
+        self.methods = ["card", "ach"] if country == "US" else ["card", "pad", "eft"]
+        for units in amounts:
+            self.issue(units, 30)
+
+    # -- the model ------------------------------------------------------------------
+
+    def held(self, invoice_id: InvoiceId) -> int:
+        return sum(
+            parts.get(invoice_id, 0)
+            for pid, parts in self.parts.items()
+            if self.state[pid] in HOLDING
+        )
+
+    def balance(self, invoice_id: InvoiceId) -> int:
+        return self.total[invoice_id] - self.held(invoice_id)
+
+    def is_open(self, invoice_id: InvoiceId) -> bool:
+        return self.expected_status(invoice_id) is InvoiceStatus.OPEN
+
+    def expected_status(self, invoice_id: InvoiceId) -> InvoiceStatus:
+        if invoice_id in self.archived:
+            return InvoiceStatus.ARCHIVED
+        if invoice_id in self.voided:
+            return InvoiceStatus.VOID
+        return InvoiceStatus.PAID if self.balance(invoice_id) == 0 else InvoiceStatus.OPEN
+
+    def money(self, units: int) -> Money:
+        return Money.from_minor_units(units, self.currency)
+
+    def pick(self, data: st.DataObject, ids: list[Any], likely: list[Any], label: str) -> Any:
+        """Mostly one of ``likely`` (when there are any), sometimes any of ``ids``."""
+        if likely and data.draw(st.integers(0, 3), label=f"{label}: likely?"):
+            return data.draw(st.sampled_from(likely), label=label)
+        return data.draw(st.sampled_from(ids), label=label)
+
+    def pick_payment(self, data: st.DataObject, likely: Any) -> PaymentId:
+        ids = list(self.payment)
+        return self.pick(data, ids, [p for p in ids if likely(p)], "payment")  # type: ignore[no-any-return]
+
+    def snapshot(self) -> dict[Any, Any]:
+        return {
+            key: (to_dict(value), value.events)
+            for key, value in (*self.invoice.items(), *self.payment.items())
+        }
+
+    def refused(
+        self, before: dict[Any, Any], error: Exception, *, expected: bool = True, rule: str = ""
+    ) -> None:
+        assert expected, f"refused, but the model allows it: {error}"
+        assert isinstance(error, (InvariantViolation, PermissionDenied, ValidationError))
+        if rule:
+            assert getattr(error, "rule", None) == rule
+        assert self.snapshot() == before, "a refused command changed something"
+
+    # -- invoices -------------------------------------------------------------------------
+
+    @rule(units=st.integers(1, 10**6), days=st.integers(0, 60))
+    def issue(self, units: int, days: int) -> None:
+        invoice = Invoice.issue(
+            self.partner,
+            self.customer,
+            by=self.partner.team[0],
+            number=f"{len(self.invoice) + 1001}",
+            lines=[{"description": "Support", "quantity": 1, "unit_amount": self.money(units)}],
+            due_date=TODAY + dt.timedelta(days=days),
+            today=TODAY,
+        )
+        self.invoice[invoice.id] = invoice
+        self.total[invoice.id] = units
+        self.topics[invoice.id] = ["invoice_created"]
+
+    @rule(data=st.data(), archive=st.booleans())
+    def close(self, data: st.DataObject, archive: bool) -> None:
+        """Void or archive an invoice, whatever its state."""
+        invoice_id = data.draw(st.sampled_from(list(self.invoice)), label="invoice")
+        before = self.snapshot()
+        held = self.held(invoice_id)
+        if archive:
+            allowed = invoice_id in self.archived or not 0 < held < self.total[invoice_id]
+        else:
+            allowed = invoice_id not in self.archived and held == 0
+        invoice = self.invoice[invoice_id]
+        try:
+            new = invoice.archive(self.partner) if archive else invoice.void(self.partner)
+        except AltpayError as error:
+            assert not allowed
+            self.refused(before, error)
+            return
+        assert allowed
+        done, topic = (
+            (self.archived, "invoice_archived")
+            if archive
+            else (
+                self.voided,
+                "invoice_updated",
+            )
+        )
+        if invoice_id not in done:
+            done.add(invoice_id)
+            self.topics[invoice_id].append(topic)
+        else:
+            assert new is invoice  # nothing to do, nothing done
+        self.invoice[invoice_id] = new
+
+    # -- paying ---------------------------------------------------------------------------
+
+    @rule(data=st.data())
+    def pay(self, data: st.DataObject) -> None:
+        """Pay one to three invoices, each in part, in full or over its balance."""
+        ids = list(self.invoice)
+        likely = [i for i in ids if self.is_open(i)]
+        pool = likely if likely and data.draw(st.integers(0, 3), label="likely?") else ids
+        chosen = data.draw(
+            st.lists(st.sampled_from(pool), min_size=1, max_size=3, unique=True), label="invoices"
+        )
+        method = data.draw(st.sampled_from(self.methods), label="method")
+        in_full = data.draw(st.booleans(), label="in full")
+        amounts: dict[InvoiceId, Money] | None = None
+        wanted: dict[InvoiceId, int] = {}
+        if in_full:
+            wanted = {i: self.balance(i) for i in chosen}
+        else:
+            amounts = {}
+            for i in chosen:
+                balance = self.balance(i)
+                how = data.draw(st.sampled_from(["part", "full", "over"]), label="how")
+                if how == "over" or balance == 0:
+                    units = balance + data.draw(st.integers(1, 1000), label="over by")
+                elif how == "part" and balance > 1:
+                    units = data.draw(st.integers(1, balance - 1), label="part")
+                else:
+                    units = balance
+                wanted[i] = units
+                amounts[i] = self.money(units)
+        allowed = all(
+            i not in self.archived and i not in self.voided and 0 < wanted[i] <= self.balance(i)
+            for i in chosen
+        )
+        before = self.snapshot()
+        self.keys += 1
+        try:
+            payment, touched = pay_invoices(
+                self.partner,
+                self.customer,
+                [self.invoice[i] for i in chosen],
+                payer=self.customer.users[self.keys % 2],
+                method=method,
+                idempotency_key=f"key-{self.keys}",
+                amounts=amounts,
+                at=AT,
+            )
+        except AltpayError as error:
+            self.refused(before, error, expected=not allowed)
+            return
+        assert allowed
+        assert [inv.id for inv in touched] == chosen
+        self.parts[payment.id] = dict(wanted)
+        self.state[payment.id] = "processing"
+        self.method[payment.id] = method
+        self.topics[payment.id] = []
+        self.request[payment.id] = (list(chosen), amounts, method)
+        self.payment[payment.id] = payment
+        for inv in touched:
+            self.invoice[inv.id] = inv
+            paid = self.balance(inv.id) == 0
+            self.topics[inv.id].append("invoice_paid" if paid else "invoice_updated")
+        assert payment.amount == self.money(sum(wanted.values()))
+
+    @precondition(lambda self: self.payment)
+    @rule(data=st.data(), same=st.booleans())
+    def replay(self, data: st.DataObject, same: bool) -> None:
+        """Send a payment's request again under its key: the same one, or another."""
+        payment_id = self.pick_payment(data, lambda p: True)
+        chosen, amounts, method = self.request[payment_id]
+        first = self.payment[payment_id]
+        if not same:
+            # Another amount, or explicit amounts where the first paid in full.
+            parts = self.parts[payment_id]
+            amounts = {i: self.money(parts[i] + (i == chosen[0])) for i in chosen}
+        before = self.snapshot()
+        try:
+            payment, touched = pay_invoices(
+                self.partner,
+                self.customer,
+                [self.invoice[i] for i in chosen],
+                payer=first.user_id,
+                method=method,
+                idempotency_key=first.idempotency_key,
+                amounts=amounts,
+                existing=first,
+            )
+        except InvariantViolation as error:
+            self.refused(before, error, expected=not same, rule="idempotency")
+            return
+        assert same
+        assert payment is first
+        assert touched == ()
+
+    # -- after paying ---------------------------------------------------------------------
+
+    def touched(self, payment_id: PaymentId) -> list[Invoice]:
+        return [self.invoice[i] for i in self.parts[payment_id]]
+
+    @precondition(lambda self: self.payment)
+    @rule(data=st.data(), then_settle=st.booleans())
+    def succeed(self, data: st.DataObject, then_settle: bool) -> None:
+        """The processor's good news: the payment succeeded, and perhaps settled."""
+        payment_id = self.pick_payment(
+            data, lambda p: self.state[p] == "processing" or p not in self.settled
+        )
+        before = self.snapshot()
+        allowed = self.state[payment_id] == "processing"
+        try:
+            new = self.payment[payment_id].succeed(AT)
+        except AltpayError as error:
+            assert not allowed
+            self.refused(before, error)
+        else:
+            assert allowed
+            self.payment[payment_id] = new
+            self.state[payment_id] = "succeeded"
+            self.topics[payment_id].append("payment_succeeded")
+        if then_settle:
+            self.settle(payment_id)
+
+    def settle(self, payment_id: PaymentId) -> None:
+        before = self.snapshot()
+        allowed = self.state[payment_id] == "succeeded"
+        try:
+            new = self.payment[payment_id].settle(AT)
+        except AltpayError as error:
+            assert not allowed
+            self.refused(before, error)
+            return
+        assert allowed
+        if payment_id in self.settled:
+            assert new is self.payment[payment_id]  # settled already: nothing to do
+        else:
+            self.settled.add(payment_id)
+            self.topics[payment_id].append("payment_settled")
+        self.payment[payment_id] = new
+
+    @precondition(lambda self: self.payment)
+    @rule(data=st.data(), how=st.sampled_from(list(GIVE_BACK)))
+    def give_back(self, data: st.DataObject, how: str) -> None:
+        """A failure, a bank return, a chargeback or a refund (full or not)."""
+
+        def allowed(p: PaymentId) -> bool:
+            state, card = self.state[p], self.method[p] == "card"
+            if how == "fail":
+                return state == "processing"
+            if how in ("return", "unauthorized return"):
+                return not card and state in HOLDING
+            if how == "charge back":
+                return card and state == "succeeded"
+            return how == "refund" and state == "succeeded" and p in self.settled
+
+        payment_id = self.pick_payment(data, allowed)
+        current, invoices = self.payment[payment_id], self.touched(payment_id)
+        before = self.snapshot()
+        try:
+            if how == "fail":
+                new, released = fail_payment(current, invoices, at=AT)
+            elif how == "return":
+                new, released = return_payment(current, invoices, ReturnKind.STANDARD, at=AT)
+            elif how == "unauthorized return":
+                new, released = return_payment(current, invoices, "unauthorized", at=AT)
+            elif how == "charge back":
+                new, released = charge_back_payment(current, invoices, at=AT)
+            else:
+                amount = current.total - self.money(1) if how == "partial refund" else None
+                new, released = refund_payment(current, invoices, amount=amount, at=AT)
+        except AltpayError as error:
+            assert not allowed(payment_id)
+            self.refused(before, error)
+            return
+        assert allowed(payment_id)
+        state, fee, topic = GIVE_BACK[how]
+        if how == "fail" and self.method[payment_id] == "card":
+            fee = None  # a declined card: no return fee
+        self.payment[payment_id] = new
+        self.state[payment_id] = state
+        if fee is not None:
+            self.return_fee[payment_id] = fee
+        self.topics[payment_id].append(topic)
+        assert [inv.id for inv in released] == [inv.id for inv in invoices]
+        for inv in released:
+            self.invoice[inv.id] = inv
+            self.topics[inv.id].append("invoice_updated")
+
+    # -- after every step -------------------------------------------------------------------
+
+    @invariant()
+    def balances_match_the_model(self) -> None:
+        for invoice_id, invoice in self.invoice.items():
+            total = self.money(self.total[invoice_id])
+            assert invoice.total == total
+            assert invoice.balance == self.money(self.balance(invoice_id))
+            assert invoice.balance == invoice.total - invoice.amount_paid
+            assert Money.zero(self.currency) <= invoice.balance <= invoice.total
+            assert invoice.status is self.expected_status(invoice_id)
+            assert invoice.is_partly_paid == (0 < self.held(invoice_id) < self.total[invoice_id])
+
+    @invariant()
+    def payments_match_the_model(self) -> None:
+        for payment_id, payment in self.payment.items():
+            assert payment.status is PaymentStatus(self.state[payment_id])
+            assert payment.is_settled == (payment_id in self.settled)
+            assert payment.holds_balance == (self.state[payment_id] in HOLDING)
+            assert payment.amount == self.money(sum(self.parts[payment_id].values()))
+            fee = payment.return_fee
+            expected = self.return_fee.get(payment_id)
+            if expected is None:
+                assert fee is None
+            else:
+                assert fee is not None
+                assert fee.amount == Money(RETURN_FEES[expected], self.currency)
+                assert not fee.covered_by_customer
+            shares = Money.sum((a.card_fee for a in payment.allocations), self.currency)
+            card_fee = payment.card_fee
+            assert shares == (card_fee.amount if card_fee else Money.zero(self.currency))
+            assert (card_fee is not None) <= (self.method[payment_id] == "card")
+
+    @invariant()
+    def every_state_change_produced_its_event(self) -> None:
+        for key, value in (*self.invoice.items(), *self.payment.items()):
+            assert [e.topic for e in value.events] == self.topics[key], key
+            assert all(e.aggregate_id == str(key) for e in value.events)
+
+
+PaymentsMachine.TestCase.settings = settings(stateful_step_count=30, deadline=None)
+TestPayments = PaymentsMachine.TestCase
