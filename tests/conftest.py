@@ -7,12 +7,13 @@ import os
 from hypothesis import Verbosity, settings
 
 # "dev" keeps the local loop quick; "ci" looks harder; "debug" explains.
-settings.register_profile("dev", max_examples=50, deadline=None)
+# Each builds on Hypothesis' own defaults: under a CI environment variable
+# Hypothesis loads its built-in "ci" profile first (which suppresses the
+# too_slow health check), and ours must not inherit that.
+_BASE = settings.get_profile("default")
+settings.register_profile("dev", _BASE, max_examples=50, deadline=None)
+settings.register_profile("ci", _BASE, max_examples=300, deadline=None, print_blob=True)
 settings.register_profile(
-    "ci",
-    max_examples=300,
-    deadline=None,
-    print_blob=True,
+    "debug", _BASE, max_examples=20, deadline=None, verbosity=Verbosity.verbose
 )
-settings.register_profile("debug", max_examples=20, deadline=None, verbosity=Verbosity.verbose)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
