@@ -820,6 +820,13 @@ class TestEntityId:
         with pytest.raises(TypeError, match="abstract"):
             EntityId("x")
 
+    def test_a_subclass_does_not_take_over_its_parents_prefix(self) -> None:
+        class SpecialCustomerId(CustomerId):
+            pass
+
+        assert type(EntityId.parse("cus_1")) is CustomerId
+        assert type(SpecialCustomerId("cus_1")) is SpecialCustomerId
+
     @given(st.sampled_from([k for k, _, _ in ID_KINDS]), st.data())
     def test_parse_round_trips(self, kind: type[EntityId], data: st.DataObject) -> None:
         suffix = data.draw(st.from_regex(r"[0-9A-Za-z]{1,64}", fullmatch=True))

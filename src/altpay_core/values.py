@@ -793,7 +793,10 @@ class EntityId:
         super().__init_subclass__(**kwargs)
         # One compiled pattern per kind, so parsing is a single fullmatch.
         cls._pattern = re.compile(re.escape(cls.prefix) + "_[0-9A-Za-z]{1,64}")
-        _ID_KINDS[cls.prefix] = cls
+        # Only a class that names its own prefix is a new kind: a subclass of
+        # CustomerId (say) never takes over what EntityId.parse("cus_...") gives.
+        if "prefix" in cls.__dict__:
+            _ID_KINDS.setdefault(cls.prefix, cls)
 
     @classmethod
     def parse(cls, value: str) -> EntityId:
