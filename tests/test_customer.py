@@ -840,3 +840,136 @@ def test_ids_are_typed() -> None:
     assert isinstance(customer.id, CustomerId)
     assert isinstance(customer.partner_id, PartnerId)
     assert all(isinstance(u.email, EmailAddress) for u in customer.users)
+
+
+# -- the quick checks: the same outcome as the detailed ones ------------------------------
+
+_UTC_NOW = dt.datetime(2026, 1, 31, 9, 30, tzinfo=dt.UTC)
+_USER = CustomerUser(UserId("usr_1"), "Ann", "Lee", EmailAddress("ann@globex.example"))
+_OTHER_USER = CustomerUser(UserId("usr_2"), "Bo", "Li", EmailAddress("bo@globex.example"))
+
+
+class _Id(CustomerId):
+    """A subclass: accepted by the detailed check, never by the quick one."""
+
+    __slots__ = ()
+
+
+# For each field, forms it may come in: as stored, forms the detailed checks
+# normalise (padded text, plain values of enumerations, lists, other
+# offsets), and wrong ones.
+_TEXT = ["Globex", " Globex", "Globex\n", "\u2003Globex", "", "  ", "G" * 200, "G" * 201, 5, None]
+_NAME = ["Ann", "Ann ", "\tAnn", "", " ", "A" * 100, "A" * 101, b"Ann", None]
+CUSTOMER_FORMS: dict[str, list[Any]] = {
+    "id": [CustomerId("cus_1"), _Id("cus_1"), "cus_1", PartnerId("par_1"), None],
+    "partner_id": [PartnerId("par_1"), "par_1", CustomerId("cus_1")],
+    "company": _TEXT,
+    "address": [TORONTO, ALBANY, "1 Front St W, Toronto", None],
+    "users": [
+        (_USER,),
+        (_USER, _OTHER_USER),
+        [_USER, _OTHER_USER],
+        (),
+        [],
+        (_USER, _USER),
+        (_USER, attrs.evolve(_OTHER_USER, email=EmailAddress("ANN@globex.example"))),
+        (_USER, attrs.evolve(_OTHER_USER, id=_USER.id)),
+        (_USER, "bo@globex.example"),
+        "ann@globex.example",
+        None,
+    ],
+    "legal_name": [None, *_TEXT],
+    "ein": [None, EIN("12-3456789"), "12-3456789"],
+    "billing_email": [None, EmailAddress("ap@globex.example"), "ap@globex.example"],
+    "tags": [
+        frozenset(),
+        frozenset({TagId("tag_1"), TagId("tag_2")}),
+        [TagId("tag_1")],
+        {TagId("tag_1")},
+        frozenset({"tag_1"}),
+        ["tag_1"],
+        "tag_1",
+        None,
+    ],
+    "status": [CustomerStatus.ACTIVE, CustomerStatus.ARCHIVED, "archived", "deleted", None],
+    "external_ref": [None, REF, "connectwise:4711"],
+    "card_fee_exception": [None, CardFeeBearer.PARTNER, "customer", "nobody"],
+    "created_at": [
+        _UTC_NOW,
+        _UTC_NOW.astimezone(dt.timezone(dt.timedelta(hours=-5))),
+        _UTC_NOW.replace(tzinfo=dt.timezone(dt.timedelta(0), "UTC+0")),
+        _UTC_NOW.replace(tzinfo=None),
+        _UTC_NOW.isoformat(),
+        None,
+    ],
+    "version": [0, 3, -1, True, "3", 2**70, 1.0],
+}
+USER_FORMS: dict[str, list[Any]] = {
+    "id": [UserId("usr_1"), "usr_1", CustomerId("cus_1"), None],
+    "first_name": _NAME,
+    "last_name": _NAME,
+    "email": [EmailAddress("ann@globex.example"), "ann@globex.example", None],
+    "notifications": [True, False, 1, "yes", None],
+}
+
+
+def _outcome(cls: type[Any], fields: dict[str, Any]) -> Any:
+    """What building ``cls`` gives: every field as it was kept (its type and
+    repr, which shows a time's offset), or the error in full."""
+    try:
+        value = cls(**fields)
+    except Exception as error:  # compared below, whatever it is
+        return (
+            type(error),
+            str(error),
+            getattr(error, "errors", None),
+            getattr(error, "rule", None),
+            getattr(error, "path", None),
+        )
+    return [
+        (a.name, type(getattr(value, a.name)), repr(getattr(value, a.name)))
+        for a in attrs.fields(cls)
+    ]
+
+
+def _same_outcome_without_the_quick_check(cls: type[Any], fields: dict[str, Any]) -> None:
+    quick = _outcome(cls, fields)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cls, "_fields_kept", lambda self: False)
+        detailed = _outcome(cls, fields)
+    assert quick == detailed
+
+
+class TestQuickChecks:
+    """The constructors try a quick check first and run the detailed checks
+    only when it fails: whatever the input, the result (or the error, its
+    message and paths) is what the detailed checks alone give."""
+
+    @given(data=st.data())
+    def test_customer(self, data: st.DataObject) -> None:
+        fields = {name: data.draw(st.sampled_from(forms)) for name, forms in CUSTOMER_FORMS.items()}
+        _same_outcome_without_the_quick_check(Customer, fields)
+
+    @given(data=st.data())
+    def test_customer_user(self, data: st.DataObject) -> None:
+        fields = {name: data.draw(st.sampled_from(forms)) for name, forms in USER_FORMS.items()}
+        _same_outcome_without_the_quick_check(CustomerUser, fields)
+
+    @pytest.mark.parametrize("cls", [Customer, CustomerUser])
+    def test_each_form_of_each_field(self, cls: type[Any]) -> None:
+        forms = CUSTOMER_FORMS if cls is Customer else USER_FORMS
+        kept = {name: values[0] for name, values in forms.items()}
+        assert cls(**kept)._fields_kept()
+        for name, values in forms.items():
+            for value in values:
+                _same_outcome_without_the_quick_check(cls, {**kept, name: value})
+
+    @given(customer=aps.customers())
+    def test_generated_customers_pass_the_quick_check(self, customer: Customer) -> None:
+        assert customer._fields_kept()
+        assert all(user._fields_kept() for user in customer.users)
+
+    def test_duplicate_ids_are_named(self) -> None:
+        with pytest.raises(InvariantViolation) as caught:
+            attrs.evolve(globex(), users=(_USER, attrs.evolve(_OTHER_USER, id=_USER.id)))
+        assert (caught.value.rule, caught.value.path) == ("C4", "users[1].id")

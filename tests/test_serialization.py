@@ -44,7 +44,7 @@ from altpay_core import (
     to_json,
 )
 from altpay_core.events import EVENT_TYPES
-from altpay_core.serialization import make_converter
+from altpay_core.serialization import _stored_customer, from_stored, make_converter
 from altpay_core.testing._types import registered_types
 
 TYPES = registered_types()
@@ -630,3 +630,167 @@ def test_errors_of_other_shapes_still_say_what_was_expected(
     with pytest.raises(ValidationError) as info:
         from_dict(cls, data)
     assert info.value.errors[0].message.startswith(message)
+
+
+# -- reading back what a store kept (from_stored) --------------------------------------
+
+
+def read_with(read: Any, cls: Any, data: object) -> Any:
+    """A read's value, each field with its type and repr; or its errors."""
+    try:
+        value = read(cls, data)
+    except ValidationError as error:
+        return error.errors
+    fields = attrs.fields(type(value))
+    return [(a.name, type(getattr(value, a.name)), repr(getattr(value, a.name))) for a in fields]
+
+
+def assert_read_as_from_dict_reads(data: object) -> None:
+    if isinstance(data, dict) and "created_at" not in data:
+        # Left out, it would be the time of each read: two reads would differ.
+        data = {**data, "created_at": "2026-01-31T09:30:00+00:00"}
+    assert read_with(from_stored, Customer, data) == read_with(from_dict, Customer, data)
+
+
+@per_type
+@given(customer=st.from_type(Customer), data=st.data())
+def test_stored_customers_are_read_as_from_dict_reads_them(
+    customer: Customer, data: st.DataObject
+) -> None:
+    plain = json.loads(json.dumps(to_dict(customer)))
+    quick = _stored_customer(plain)
+    assert quick is not None, "the quick path refused what to_dict wrote"
+    assert quick == customer
+    assert read_with(from_stored, Customer, plain) == read_with(from_dict, Customer, plain)
+    assert to_dict(quick) == plain
+    for _ in range(3):
+        mutant = copy.deepcopy(plain)
+        for _ in range(data.draw(st.integers(1, 3))):
+            mutant = _mutate(data.draw, mutant)
+        assert_read_as_from_dict_reads(mutant)
+
+
+def _user_with(email: str) -> dict[str, Any]:
+    return {"id": "usr_9", "first_name": "Cy", "last_name": "Ng", "email": email}
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        {"users": []},
+        {"id": "customer-1"},
+        {"partner_id": "cus_1"},
+        {"company": "  "},
+        {"company": "G" * 201},
+        {"legal_name": 5},
+        {"ein": "00-0000000"},
+        {"billing_email": "ap at globex"},
+        {"tags": ["vip"]},
+        {"tags": "tag_1"},
+        {"status": "deleted"},
+        {"external_ref": {"system": "cw"}},
+        {"external_ref": "cw:1"},
+        {"card_fee_exception": "nobody"},
+        {"card_fee_exception": ["partner"]},
+        {"created_at": "2026-01-31T09:30:00"},
+        {"created_at": "yesterday"},
+        {"created_at": 1769851800},
+        {"version": -1},
+        {"version": True},
+        {"address": "1 Main St, Albany NY"},
+        {"address": {"line1": "1 Main St"}},
+    ],
+    ids=repr,
+)
+def test_a_damaged_stored_customer_is_refused_as_from_dict_refuses_it(
+    data: dict[str, Any], damage: dict[str, Any]
+) -> None:
+    data.update(damage)
+    with pytest.raises(ValidationError) as info:
+        from_stored(Customer, data)
+    assert info.value.errors == errors_in_full(Customer, data)
+
+
+def errors_in_full(cls: Any, data: object) -> list[FieldError]:
+    with pytest.raises(ValidationError) as info:
+        from_dict(cls, data)
+    return info.value.errors
+
+
+@pytest.mark.parametrize(
+    ("where", "junk"),
+    [
+        ("region", "ON"),
+        ("postal_code", "1220"),
+        ("postal_code", 12207),
+        ("line2", ["Suite 4"]),
+        ("country", None),
+    ],
+)
+def test_a_damaged_stored_address_is_refused_with_its_path(
+    data: dict[str, Any], where: str, junk: object
+) -> None:
+    data["address"][where] = junk
+    with pytest.raises(ValidationError) as info:
+        from_stored(Customer, data)
+    assert info.value.errors == errors_in_full(Customer, data)
+    assert info.value.paths == [f"address.{where}"]
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda users: users.append(_user_with("bo@globex.example")),
+        lambda users: users.append(_user_with("ANN@globex.example")),
+        lambda users: users.append(_user_with("cy at globex")),
+        lambda users: users.append({**_user_with("cy@globex.example"), "id": users[0]["id"]}),
+        lambda users: users.append("cy@globex.example"),
+        lambda users: users[0].update(notifications=1),
+        lambda users: users[0].update(first_name=" "),
+        lambda users: users[0].update(id=7),
+        lambda users: users[0].update(age=41),
+    ],
+)
+def test_damaged_stored_users_are_refused_with_their_paths(
+    data: dict[str, Any], damage: Any
+) -> None:
+    damage(data["users"])
+    with pytest.raises(ValidationError) as info:
+        from_stored(Customer, data)
+    assert info.value.errors == errors_in_full(Customer, data)
+    assert all(path.startswith("users") for path in info.value.paths)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"created_at": "2026-01-31T04:30:00-05:00"},
+        {"company": " Globex "},
+        {"legal_name": ""},
+        {"ein": "123456789"},
+        {"tags": ["tag_2", "tag_1", "tag_1"]},
+        {"users": [{"id": "usr_9", "first_name": "Cy", "last_name": "Ng", "email": "c@g.example"}]},
+    ],
+    ids=repr,
+)
+def test_other_valid_forms_are_read_as_from_dict_reads_them(
+    data: dict[str, Any], change: dict[str, Any]
+) -> None:
+    data.update(change)
+    assert _stored_customer(data) is None or _stored_customer(data) == from_dict(Customer, data)
+    assert_read_as_from_dict_reads(data)
+
+
+@pytest.mark.parametrize("top", [None, [], "customer", {}, {"id": "cus_1"}])
+def test_data_of_another_shape_goes_to_from_dict(top: object) -> None:
+    assert _stored_customer(top) is None
+    assert_read_as_from_dict_reads(top)
+
+
+def test_other_types_are_read_by_from_dict() -> None:
+    partner = Partner.create(name="Northwind IT", country="US")
+    assert from_stored(Partner, to_dict(partner)) == partner
+    assert from_stored(Money, {"amount": "1.50", "currency": "USD"}) == Money("1.50", "USD")
+    with pytest.raises(ValidationError) as info:
+        from_stored(Money, {"amount": 1.5, "currency": "USD"})
+    assert info.value.errors == errors_in_full(Money, {"amount": 1.5, "currency": "USD"})

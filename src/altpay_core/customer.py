@@ -38,6 +38,7 @@ from .partner import (
     _email,
     _events,
     _FieldCheck,
+    _kept_text,
 )
 from .values import (
     EIN,
@@ -148,6 +149,24 @@ class CustomerUser:
     """Whether the user gets email notifications (invoices, receipts)."""
 
     def __attrs_post_init__(self) -> None:
+        if not self._fields_kept():
+            self._check_each_field()
+
+    def _fields_kept(self) -> bool:
+        """The quick check: whether every field already has exactly its type
+        and its text is trimmed, so that :meth:`_check_each_field` could find
+        nothing to report and nothing to change. Users read from a sync or
+        built by a command pass it; anything else gets the detailed checks."""
+        return (
+            type(self.id) is UserId
+            and _kept_text(self.first_name, _NAME_MAX)
+            and _kept_text(self.last_name, _NAME_MAX)
+            and type(self.email) is EmailAddress
+            and type(self.notifications) is bool
+        )
+
+    def _check_each_field(self) -> None:
+        """Check every field, report each invalid one, trim the text."""
         check = _FieldCheck(self)
         check.instance("id", UserId, "a UserId")
         check.text("first_name", max_length=_NAME_MAX)
@@ -244,6 +263,11 @@ def _users_from(path: str, value: object) -> tuple[CustomerUser, ...]:
 
 def _check_users(users: tuple[CustomerUser, ...]) -> None:
     """Rule C4: one user per email (case-insensitively); ids unique too."""
+    # The usual case in two set builds; distinct id texts are distinct ids.
+    # Only a duplicate needs the loop below, which finds and names it.
+    count = len(users)
+    if len({u.email.key for u in users}) == count == len({u.id.value for u in users}):
+        return
     emails: set[str] = set()
     ids: set[UserId] = set()
     for index, user in enumerate(users):
@@ -598,6 +622,44 @@ class Customer:
     events: tuple[Event, ...] = _events()
 
     def __attrs_post_init__(self) -> None:
+        if not self._fields_kept():
+            self._check_each_field()
+        _check_users(self.users)
+
+    def _fields_kept(self) -> bool:
+        """The quick check: whether every field already has exactly its type
+        and form (text trimmed, enumerations as members, the time in UTC), so
+        that :meth:`_check_each_field` could find nothing to report and
+        nothing to change. Customers read from a sync or built by a command
+        pass it; anything else gets the detailed checks."""
+        users, tags, created = self.users, self.tags, self.created_at
+        legal, ein, billing = self.legal_name, self.ein, self.billing_email
+        ref, fee, version = self.external_ref, self.card_fee_exception, self.version
+        return (
+            type(self.id) is CustomerId
+            and type(self.partner_id) is PartnerId
+            and _kept_text(self.company)
+            and type(self.address) is Address
+            and type(users) is tuple
+            and len(users) > 0
+            and all(type(u) is CustomerUser for u in users)
+            and (legal is None or _kept_text(legal))
+            and (ein is None or type(ein) is EIN)
+            and (billing is None or type(billing) is EmailAddress)
+            and type(tags) is frozenset
+            and all(type(t) is TagId for t in tags)
+            and type(self.status) is CustomerStatus
+            and (ref is None or type(ref) is ExternalRef)
+            and (fee is None or type(fee) is CardFeeBearer)
+            and type(created) is dt.datetime
+            and created.tzinfo is dt.UTC
+            and type(version) is int
+            and version >= 0
+        )
+
+    def _check_each_field(self) -> None:
+        """Check every field, report each invalid one, trim the text and
+        turn enumeration values into members; C5 (at least one user)."""
         check = _FieldCheck(self)
         check.instance("id", CustomerId, "a CustomerId")
         check.instance("partner_id", PartnerId, "a PartnerId")
@@ -616,7 +678,6 @@ class Customer:
         if users_ok and not self.users:
             raise InvariantViolation("a customer needs at least one user", rule="C5", path="users")
         check.done()  # raises unless the users are a tuple of CustomerUser
-        _check_users(self.users)
 
     # -- building from an integration ---------------------------------------
 

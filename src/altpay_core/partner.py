@@ -160,6 +160,17 @@ class _FieldCheck:
         self.found.raise_if_any()
 
 
+def _kept_text(value: object, max_length: int = 200) -> bool:
+    """Whether :meth:`_FieldCheck.text` would accept ``value`` and keep it as
+    it is: a plain ``str``, already trimmed, not blank, within ``max_length``.
+
+    For the quick checks that constructors try first: when every field passes
+    them, the detailed checks could find nothing and change nothing.
+    """
+    # Not empty and equal to its own strip(): trimmed, so not blank either.
+    return type(value) is str and 0 < len(value) <= max_length and value.strip() == value
+
+
 def _wrong_type(path: str, label: str, value: object, *, optional: bool = False) -> str:
     expected = f"{label} or None" if optional else label
     return f"'{path}' must be {expected} (got {type(value).__name__})"
