@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -13,11 +14,20 @@ from altpay_core import (
     ConcurrencyConflict,
     Customer,
     CustomerDraft,
+    CustomerId,
+    CustomerPaymentMethods,
     ExternalRef,
+    Invoice,
+    InvoiceId,
+    LineItem,
+    Money,
     NotFound,
     Partner,
+    ScheduledPayment,
+    ScheduledPaymentId,
     Store,
     ValidationError,
+    pay_invoices,
 )
 from altpay_core.adapters.memory import MemoryStore, MemoryUnitOfWork, _Undo
 from altpay_core.testing import contracts
@@ -38,6 +48,22 @@ class TestMemoryCustomers(MemoryFactory, contracts.CustomerRepositoryContract):
 
 
 class TestMemoryAccessRequests(MemoryFactory, contracts.AccessRequestRepositoryContract):
+    pass
+
+
+class TestMemoryInvoices(MemoryFactory, contracts.InvoiceRepositoryContract):
+    pass
+
+
+class TestMemoryPayments(MemoryFactory, contracts.PaymentRepositoryContract):
+    pass
+
+
+class TestMemoryPaymentMethods(MemoryFactory, contracts.PaymentMethodRepositoryContract):
+    pass
+
+
+class TestMemoryScheduledPayments(MemoryFactory, contracts.ScheduledPaymentRepositoryContract):
     pass
 
 
@@ -173,6 +199,20 @@ def test_ids_may_be_given_as_text(store: MemoryStore) -> None:
         (lambda uow: uow.outbox.mark_published([1, "2"]), "positions[1]"),
         (lambda uow: uow.outbox.mark_published([True]), "positions[0]"),
         (lambda uow: uow.customers.with_user(PARTNER.id, 42), "email"),
+        (lambda uow: uow.invoices.save(PARTNER), "invoice"),
+        (lambda uow: uow.invoices.get(PARTNER.id, "cus_1"), "invoice_id"),
+        (lambda uow: uow.invoices.get_by_number(PARTNER.id, 1001), "number"),
+        (lambda uow: uow.invoices.get_by_external_ref(PARTNER.id, "xero:1"), "ref"),
+        (lambda uow: uow.invoices.list(PARTNER.id, customer_id="inv_1"), "customer_id"),
+        (lambda uow: uow.invoices.overdue(PARTNER.id, "2026-01-01"), "as_of"),
+        (lambda uow: uow.payments.save(PARTNER), "payment"),
+        (lambda uow: uow.payments.get(PARTNER.id, "inv_1"), "payment_id"),
+        (lambda uow: uow.payments.get_by_idempotency_key(PARTNER.id, 7), "key"),
+        (lambda uow: uow.payments.for_invoice(PARTNER.id, "pay_1"), "invoice_id"),
+        (lambda uow: uow.payment_methods.save(PARTNER), "methods"),
+        (lambda uow: uow.payment_methods.get(PARTNER.id, "x"), "customer_id"),
+        (lambda uow: uow.scheduled_payments.save(PARTNER), "scheduled"),
+        (lambda uow: uow.scheduled_payments.get(PARTNER.id, "pay_1"), "scheduled_id"),
     ],
 )
 def test_bad_arguments_raise_validation_errors(
@@ -239,6 +279,7 @@ def test_undo_puts_every_kind_of_write_back() -> None:
     undo.add_to(members, 1)
     undo.discard_from(members, 2)
     undo.discard_from(members, 9)
+    undo.pop_if(table, "kept", 2)  # no longer that value: kept
     assert table == {"kept": 1, "changed": 20, "added": 4}
     assert members == {1, 3}
     undo.run()
@@ -258,3 +299,88 @@ def test_errors_in_contract_threads_reach_the_test() -> None:
 
     with pytest.raises(LookupError, match="in a thread"):
         contracts._run_threads([fail, lambda: None])
+
+
+# -- invoices, payments, methods and scheduled payments ---------------------------
+
+
+def an_invoice(number: str, ref: ExternalRef | None = None) -> Invoice:
+    return Invoice(
+        id=InvoiceId.new(),
+        partner_id=PARTNER.id,
+        customer_id=CustomerId.new(),
+        number=number,
+        currency=PARTNER.currency,
+        issue_date=dt.date(2026, 1, 1),
+        due_date=dt.date(2026, 2, 1),
+        lines=(LineItem("Support", 1, Money("10.00", "USD")),),
+        external_ref=ref,
+    )
+
+
+def test_numbers_swapped_in_one_commit(store: MemoryStore) -> None:
+    with store.unit_of_work() as uow:
+        one, two = uow.invoices.save(an_invoice("1")), uow.invoices.save(an_invoice("2"))
+        uow.commit()
+        # Through a spare number: each save keeps the numbers unique.
+        spare = uow.invoices.save(attrs.evolve(one, number="spare"))
+        uow.invoices.save(attrs.evolve(two, number="1"))
+        uow.invoices.save(attrs.evolve(spare, number="2"))
+        uow.commit()
+    with store.unit_of_work() as uow:
+        assert uow.invoices.get_by_number(PARTNER.id, "1").id == two.id
+        assert uow.invoices.get_by_number(PARTNER.id, "2").id == one.id
+
+
+def test_invoice_lookups_see_staged_invoices_first(store: MemoryStore) -> None:
+    ref, new_ref = ExternalRef("xero", "1"), ExternalRef("xero", "2")
+    with store.unit_of_work() as uow:
+        synced = uow.invoices.save(an_invoice("1", ref))
+        uow.commit()
+        uow.invoices.save(an_invoice("3"))
+        resynced = uow.invoices.save(synced.apply_sync(number="1-A"))
+        uow.invoices.save(attrs.evolve(resynced, external_ref=new_ref))
+        with pytest.raises(NotFound):
+            uow.invoices.get_by_number(PARTNER.id, "1")
+        with pytest.raises(NotFound):
+            uow.invoices.get_by_external_ref(PARTNER.id, ref)
+        assert uow.invoices.get_by_number(PARTNER.id, "1-A").id == synced.id
+        uow.commit()
+    with store.unit_of_work() as uow:
+        assert uow.invoices.get_by_external_ref(PARTNER.id, new_ref).number == "1-A"
+        with pytest.raises(NotFound):
+            uow.invoices.get_by_external_ref(PARTNER.id, ref)
+
+
+def test_payment_and_method_lookups_see_staged_values_first(store: MemoryStore) -> None:
+    customer = a_customer()
+    user = customer.users[0]
+    invoices = [attrs.evolve(an_invoice(n), customer_id=customer.id) for n in ("1", "2")]
+    with store.unit_of_work() as uow:
+        first, _ = pay_invoices(
+            PARTNER, customer, invoices[:1], payer=user, method="ach", idempotency_key="a"
+        )
+        second, _ = pay_invoices(
+            PARTNER, customer, invoices[1:], payer=user, method="ach", idempotency_key="b"
+        )
+        stored = uow.payments.save(first)
+        uow.commit()
+        uow.payments.save(second)
+        assert uow.payments.get_by_idempotency_key(PARTNER.id, "a") == stored
+        assert uow.payments.get(PARTNER.id, first.id) == stored
+        book = uow.payment_methods.save(
+            CustomerPaymentMethods.of(customer).add(type="ach", display_name="Chase", last4="1234")
+        )
+        assert uow.payment_methods.get(PARTNER.id, customer.id) == book
+        scheduled = uow.scheduled_payments.save(
+            ScheduledPayment(
+                id=ScheduledPaymentId.new(),
+                partner_id=PARTNER.id,
+                customer_id=customer.id,
+                invoice_id=invoices[0].id,
+                user_id=user.id,
+                payment_method_id=book.methods[0].id,
+                pay_on=dt.date(2026, 1, 20),
+            )
+        )
+        assert uow.scheduled_payments.get(PARTNER.id, scheduled.id) == scheduled

@@ -10,6 +10,7 @@ own, dropped when the store closes.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import sys
 import threading
@@ -17,15 +18,19 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import attrs
 import pytest
 
 from altpay_core.adapters._sql import Migration, SchemaVersionError
 from altpay_core.adapters.postgres import MIGRATIONS, PostgresStore, PostgresUnitOfWork
 from altpay_core.customer import Customer, CustomerDraft, CustomerUser
 from altpay_core.errors import ConcurrencyConflict, NotFound
+from altpay_core.invoice import Invoice, LineItem
+from altpay_core.money import Money
 from altpay_core.partner import Partner
+from altpay_core.payment import pay_invoices
 from altpay_core.testing import contracts
-from altpay_core.values import Address, CustomerId
+from altpay_core.values import Address, CustomerId, InvoiceId
 
 DSN_VARIABLE = "ALTPAY_TEST_POSTGRES_DSN"
 
@@ -135,6 +140,22 @@ class TestConcurrency(PostgresSchema, contracts.ConcurrencyContract): ...
 class TestRoundTrip(PostgresSchema, contracts.RoundTripContract): ...
 
 
+@pytest.mark.postgres
+class TestInvoices(PostgresSchema, contracts.InvoiceRepositoryContract): ...
+
+
+@pytest.mark.postgres
+class TestPayments(PostgresSchema, contracts.PaymentRepositoryContract): ...
+
+
+@pytest.mark.postgres
+class TestPaymentMethods(PostgresSchema, contracts.PaymentMethodRepositoryContract): ...
+
+
+@pytest.mark.postgres
+class TestScheduledPayments(PostgresSchema, contracts.ScheduledPaymentRepositoryContract): ...
+
+
 # -- what is PostgreSQL's own --------------------------------------------------------
 
 ADDRESS = Address("1 Main St", "Albany", "NY", "12207", "US")
@@ -153,6 +174,19 @@ def new_customer(partner: Partner, company: str = "Globex") -> Customer:
 def created(partner: Partner, company: str = "Globex") -> Customer:
     draft = CustomerDraft.start(partner).enter_details(company=company, address=ADDRESS)
     return draft.add_user(first_name="Ann", last_name="Lee", email="ann@globex.example").create()
+
+
+def new_invoice(partner: Partner, customer: Customer, number: str = "1001") -> Invoice:
+    return Invoice(
+        id=InvoiceId.new(),
+        partner_id=partner.id,
+        customer_id=customer.id,
+        number=number,
+        currency=partner.currency,
+        issue_date=dt.date(2026, 2, 1),
+        due_date=dt.date(2026, 3, 2),
+        lines=(LineItem("Managed support", 1, Money("100.00", partner.currency)),),
+    )
 
 
 @pytest.fixture
@@ -198,6 +232,54 @@ class TestMigrations:
             with again.unit_of_work() as uow:
                 assert uow.customers.get(partner.id, customer.id) == customer
                 assert len(uow.outbox.pending()) == 1
+
+    def test_a_schema_at_version_1_migrates_to_2_keeping_its_data(self, postgres_dsn: str) -> None:
+        import psycopg
+
+        class First(PostgresStore):
+            migrations = MIGRATIONS[:1]
+
+        schema = f"altpay_test_{uuid.uuid4().hex}"
+        with psycopg.connect(postgres_dsn, autocommit=True) as admin:
+            admin.execute(f'CREATE SCHEMA "{schema}"')
+        dsn = in_schema(postgres_dsn, schema)
+        try:
+            partner = Partner.create(name="Northwind IT", country="US")
+            with First(dsn) as old, old.unit_of_work() as uow:
+                uow.partners.save(partner)
+                customer = uow.customers.save(created(partner))
+                uow.commit()
+            with psycopg.connect(dsn) as connection:
+                assert connection.execute("SELECT version FROM altpay_schema").fetchone() == (1,)
+                assert connection.execute("SELECT to_regclass('invoices')").fetchone() == (None,)
+            with PostgresStore(dsn) as new:
+                with psycopg.connect(dsn) as connection:
+                    row = connection.execute("SELECT version FROM altpay_schema").fetchone()
+                    assert row == (2,)
+                with new.unit_of_work() as uow:
+                    assert uow.customers.get(partner.id, customer.id) == customer
+                    assert [m.event.topic for m in uow.outbox.pending()] == ["customer_created"]
+                    invoice = uow.invoices.save(new_invoice(partner, customer))
+                    uow.commit()
+                payment, touched = pay_invoices(
+                    partner,
+                    customer,
+                    [invoice],
+                    payer=customer.users[0],
+                    method="ach",
+                    idempotency_key="key-1",
+                    amounts={invoice.id: "10.00"},
+                )
+                with new.unit_of_work() as uow:
+                    uow.payments.save(payment)
+                    uow.invoices.save(touched[0])
+                    uow.commit()
+                with new.unit_of_work() as uow:
+                    assert [p.id for p in uow.payments.for_invoice(partner.id, invoice.id)] == [
+                        payment.id
+                    ]
+        finally:
+            drop_schema(postgres_dsn, schema)
 
     def test_a_newer_schema_is_refused(self, store: SchemaStore) -> None:
         import psycopg
@@ -278,7 +360,9 @@ class TestOutboxOrder:
         release.set()
         one.join(30)
         two.join(30)
-        assert done == ["First", "Second"]
+        # Which thread appends first after both commits is up to the
+        # scheduler; the outbox's order is what the commits decide.
+        assert sorted(done) == ["First", "Second"]
         with store.unit_of_work() as uow:
             messages = uow.outbox.pending()
         assert [m.event.aggregate_id for m in messages] == [str(first.id), str(second.id)]
@@ -323,6 +407,61 @@ class TestDriverErrors:
         assert isinstance(caught.value.__cause__, psycopg.errors.UniqueViolation)
         with store.unit_of_work() as uow, pytest.raises(NotFound):
             uow.partners.get(partner.id)
+
+    def test_a_number_taken_at_commit_writes_neither_payment_nor_invoice(
+        self, store: SchemaStore
+    ) -> None:
+        import psycopg
+
+        partner = Partner.create(name="Northwind IT", country="US")
+        customer = new_customer(partner)
+        with store.unit_of_work() as uow:
+            uow.partners.save(partner)
+            uow.customers.save(customer)
+            invoice = uow.invoices.save(new_invoice(partner, customer))
+            uow.commit()
+        payment, touched = pay_invoices(
+            partner,
+            customer,
+            [invoice],
+            payer=customer.users[0],
+            method="ach",
+            idempotency_key="key-1",
+        )
+        with store.unit_of_work() as uow:
+            uow.payments.save(payment)
+            uow.invoices.save(touched[0])
+            uow.invoices.save(new_invoice(partner, customer, "1002"))  # checked: free
+            with psycopg.connect(in_schema(store.server_dsn, store.schema)) as other:
+                other.execute(
+                    "INSERT INTO invoices (id, version, partner_id, customer_id, number, "
+                    "sort_key, status, data) VALUES ('inv_x', 1, %s, %s, '1002', '', 'open', '{}')",
+                    (str(partner.id), str(customer.id)),
+                )
+            with pytest.raises(ConcurrencyConflict, match="unique") as caught:
+                uow.commit()
+        assert isinstance(caught.value.__cause__, psycopg.errors.UniqueViolation)
+        with store.unit_of_work() as uow:
+            assert uow.payments.get_by_idempotency_key(partner.id, "key-1") is None
+            assert uow.invoices.get(partner.id, invoice.id) == invoice
+
+    def test_two_invoices_swap_numbers_in_one_unit_of_work(self, store: SchemaStore) -> None:
+        partner = Partner.create(name="Northwind IT", country="US")
+        customer = new_customer(partner)
+        with store.unit_of_work() as uow:
+            uow.partners.save(partner)
+            uow.customers.save(customer)
+            one = uow.invoices.save(new_invoice(partner, customer, "1001"))
+            two = uow.invoices.save(new_invoice(partner, customer, "1002"))
+            uow.commit()
+        with store.unit_of_work() as uow:
+            uow.invoices.save(attrs.evolve(one, number="swap"))
+            uow.invoices.save(attrs.evolve(two, number="1001"))
+            uow.invoices.save(attrs.evolve(one, number="1002", version=2))
+            uow.commit()
+        with store.unit_of_work() as uow:
+            assert uow.invoices.get_by_number(partner.id, "1001").id == two.id
+            assert uow.invoices.get_by_number(partner.id, "1002").id == one.id
 
     def test_lost_races_are_conflicts(self, store: SchemaStore) -> None:
         import psycopg

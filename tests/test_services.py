@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import Any
+
 import attrs
 import pytest
 
@@ -11,16 +14,31 @@ from altpay_core import (
     ConcurrencyConflict,
     Customer,
     CustomerDraft,
+    CustomerPaymentMethods,
     CustomerStatus,
     CustomerUpdated,
+    CustomerUser,
+    Impersonation,
     InvariantViolation,
+    Invoice,
+    InvoiceId,
+    InvoiceStatus,
+    Money,
     NotFound,
     Partner,
+    Payment,
+    PaymentId,
+    PaymentStatus,
     PermissionDenied,
     Role,
+    ScheduledPayment,
+    ScheduledPaymentStatus,
     TagId,
+    UserId,
+    ValidationError,
+    services,
 )
-from altpay_core.adapters.memory import MemoryStore
+from altpay_core.adapters.memory import MemoryStore, MemoryUnitOfWork
 from altpay_core.ports import MAX_PAGE_SIZE
 from altpay_core.services import (
     add_access_request_to_customer,
@@ -221,3 +239,496 @@ class TestAccessRequests:
             assert uow.access_requests.get(partner.id, request.id) == rejected
             with pytest.raises(InvariantViolation):
                 reject_access_request(uow, partner.id, request.id, by=partner.team[0])
+
+
+# -- payments ----------------------------------------------------------------------
+
+TODAY = dt.date(2026, 1, 5)
+
+
+def at(day: int) -> dt.datetime:
+    return dt.datetime(2026, 1, day, 12, tzinfo=dt.UTC)
+
+
+@attrs.frozen
+class Billing:
+    """A stored partner, a customer with two users, another customer, and two
+    open invoices of the first (100.00 and 50.00)."""
+
+    partner: Partner
+    customer: Customer
+    other: Customer
+    one: Invoice
+    two: Invoice
+
+    @property
+    def ann(self) -> CustomerUser:
+        return self.customer.users[0]
+
+
+def a_customer_with_users(partner: Partner, company: str, *emails: str) -> Customer:
+    draft = CustomerDraft.start(partner).enter_details(company=company, address=ALBANY)
+    for email in emails:
+        draft = draft.add_user(first_name="A", last_name="B", email=email)
+    return draft.create()
+
+
+@pytest.fixture
+def billing(store: MemoryStore) -> Billing:
+    partner = stored_partner(store)
+    customer = a_customer_with_users(partner, "Globex", "ann@globex.example", "bo@globex.example")
+    other = a_customer_with_users(partner, "Initech", "cy@initech.example")
+    mo = partner.team[1]
+
+    def issue(number: str, amount: str) -> Invoice:
+        return Invoice.issue(
+            partner,
+            customer,
+            by=mo,
+            number=number,
+            lines=[{"description": "Support", "quantity": 1, "unit_amount": amount}],
+            due_date=TODAY + dt.timedelta(days=30),
+            today=TODAY,
+        )
+
+    with store.unit_of_work() as uow:
+        customer = uow.customers.save(customer)
+        other = uow.customers.save(other)
+        one = uow.invoices.save(issue("1001", "100.00"))
+        two = uow.invoices.save(issue("1002", "50.00"))
+        uow.commit()
+        uow.outbox.mark_published([m.position for m in uow.outbox.pending()])
+        uow.commit()
+    return Billing(partner, customer, other, one, two)
+
+
+def topics(store: MemoryStore) -> list[str]:
+    with store.unit_of_work() as uow:
+        return [m.event.topic for m in uow.outbox.pending(MAX_PAGE_SIZE)]
+
+
+def pay(
+    store: MemoryStore,
+    b: Billing,
+    invoices: list[Invoice],
+    key: str = "req-1",
+    **options: Any,
+) -> tuple[Payment, tuple[Invoice, ...]]:
+    options.setdefault("payer", b.ann)
+    options.setdefault("method", "ach")
+    with store.unit_of_work() as uow:
+        return services.pay_invoices(
+            uow,
+            b.partner.id,
+            b.customer.id,
+            [i.id for i in invoices],
+            idempotency_key=key,
+            at=at(6),
+            **options,
+        )
+
+
+def assert_unchanged(store: MemoryStore, b: Billing, *, key: str = "req-1") -> None:
+    with store.unit_of_work() as uow:
+        assert uow.invoices.get(b.partner.id, b.one.id) == b.one
+        assert uow.invoices.get(b.partner.id, b.two.id) == b.two
+        assert uow.payments.get_by_idempotency_key(b.partner.id, key) is None
+        assert uow.payments.for_invoice(b.partner.id, b.one.id) == []
+    assert topics(store) == []
+
+
+class TestPayInvoices:
+    def test_the_payment_and_its_invoices_are_stored_in_one_commit(
+        self, store: MemoryStore, billing: Billing
+    ) -> None:
+        b = billing
+        payment, (one, two) = pay(
+            store, b, [b.one, b.two], amounts={b.one.id: "40.00", b.two.id: "50.00"}
+        )
+        assert (payment.version, payment.status) == (1, PaymentStatus.PROCESSING)
+        assert payment.amount == Money("90.00", "USD")
+        assert (one.version, one.balance, one.is_partly_paid) == (2, Money("60.00", "USD"), True)
+        assert (two.version, two.status) == (2, InvoiceStatus.PAID)
+        with store.unit_of_work() as uow:
+            assert uow.payments.get(b.partner.id, payment.id) == payment
+            assert uow.payments.get_by_idempotency_key(b.partner.id, "req-1") == payment
+            assert uow.invoices.get(b.partner.id, one.id) == one
+            assert uow.invoices.get(b.partner.id, two.id) == two
+            assert uow.payments.for_invoice(b.partner.id, two.id) == [payment]
+        assert topics(store) == ["invoice_updated", "invoice_paid"]
+
+    def test_the_same_request_again_returns_the_first_payment(
+        self, store: MemoryStore, billing: Billing
+    ) -> None:
+        b = billing
+        first, touched = pay(store, billing, [b.one, b.two])
+        # The invoices are paid now; the replay neither pays again nor fails.
+        again, nothing = pay(store, billing, [b.two, b.one])
+        assert again == first
+        assert nothing == ()
+        with store.unit_of_work() as uow:
+            assert [uow.invoices.get(b.partner.id, i.id) for i in touched] == list(touched)
+            assert uow.payments.for_invoice(b.partner.id, b.one.id) == [first]
+        assert topics(store) == ["invoice_paid", "invoice_paid"]
+
+    @pytest.mark.parametrize(
+        "change",
+        [
+            {"amounts": "half"},
+            {"method": "card"},
+            {"payer": "bo"},
+            {"invoices": "one"},
+        ],
+    )
+    def test_the_same_key_with_another_request_is_refused(
+        self, store: MemoryStore, billing: Billing, change: dict[str, str]
+    ) -> None:
+        b = billing
+        first, _ = pay(store, b, [b.one, b.two])
+        options: dict[str, Any] = {}
+        invoices = [b.one, b.two]
+        if "amounts" in change:
+            options["amounts"] = {b.one.id: "50.00", b.two.id: "25.00"}
+        if "method" in change:
+            options["method"] = "card"
+        if "payer" in change:
+            options["payer"] = b.customer.users[1]
+        if "invoices" in change:
+            invoices = [b.one]
+        before = topics(store)
+        with pytest.raises(InvariantViolation) as caught:
+            pay(store, b, invoices, **options)
+        assert caught.value.rule == "idempotency"
+        with store.unit_of_work() as uow:
+            assert uow.payments.for_invoice(b.partner.id, b.one.id) == [first]
+        assert topics(store) == before
+
+    def test_a_refusal_on_one_invoice_writes_nothing(
+        self, store: MemoryStore, billing: Billing
+    ) -> None:
+        b = billing
+        with pytest.raises(InvariantViolation) as caught:
+            pay(store, b, [b.one, b.two], amounts={b.one.id: "40.00", b.two.id: "50.01"})
+        assert caught.value.rule == "I5"
+        assert_unchanged(store, b)
+
+    def test_a_conflict_on_one_invoice_writes_nothing(
+        self, store: MemoryStore, billing: Billing, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        b = billing
+        with store.unit_of_work() as uow:
+            commit = uow.commit
+
+            def another_writer_first() -> None:
+                # The partner edits the second invoice after the service read it.
+                with store.unit_of_work() as other:
+                    other.invoices.save(b.two.update(b.partner, memo="Changed"))
+                    other.commit()
+                commit()
+
+            monkeypatch.setattr(uow, "commit", another_writer_first)
+            with pytest.raises(ConcurrencyConflict):
+                services.pay_invoices(
+                    uow,
+                    b.partner.id,
+                    b.customer.id,
+                    [b.one.id, b.two.id],
+                    payer=b.ann,
+                    method="ach",
+                    idempotency_key="req-1",
+                )
+        with store.unit_of_work() as uow:
+            assert uow.invoices.get(b.partner.id, b.one.id) == b.one
+            assert uow.invoices.get(b.partner.id, b.two.id).memo == "Changed"
+            assert uow.payments.get_by_idempotency_key(b.partner.id, "req-1") is None
+        assert topics(store) == ["invoice_updated"]
+
+    def test_a_request_that_lost_a_race_for_its_key_replays_the_winner(
+        self, store: MemoryStore, billing: Billing, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        b = billing
+        won: list[Payment] = []
+        with store.unit_of_work() as uow:
+            commit = uow.commit
+
+            def the_same_request_first() -> None:
+                # A retry of the same request, by the client, commits first.
+                won.append(pay(store, b, [b.one])[0])
+                commit()
+
+            monkeypatch.setattr(uow, "commit", the_same_request_first)
+            with pytest.raises(ConcurrencyConflict):
+                services.pay_invoices(
+                    uow,
+                    b.partner.id,
+                    b.customer.id,
+                    [b.one.id],
+                    payer=b.ann,
+                    method="ach",
+                    idempotency_key="req-1",
+                    at=at(6),
+                )
+        again, nothing = pay(store, b, [b.one])
+        assert (again, nothing) == (won[0], ())
+        with store.unit_of_work() as uow:
+            assert uow.payments.for_invoice(b.partner.id, b.one.id) == won
+
+    def test_only_the_invoices_customers_users_may_pay(
+        self, store: MemoryStore, billing: Billing
+    ) -> None:
+        b = billing
+        looking = Impersonation.start(b.partner, b.customer, by=b.partner.team[1])
+        for payer in (looking, b.other.users[0], UserId.new()):
+            with pytest.raises(PermissionDenied):
+                pay(store, b, [b.one], payer=payer)
+        # Another customer's invoice, through that customer's login.
+        with store.unit_of_work() as uow, pytest.raises(PermissionDenied):
+            services.pay_invoices(
+                uow,
+                b.partner.id,
+                b.other.id,
+                [b.one.id],
+                payer=b.other.users[0],
+                method="ach",
+                idempotency_key="req-1",
+            )
+        assert_unchanged(store, b)
+
+    def test_another_partners_invoices_are_not_found(
+        self, store: MemoryStore, billing: Billing
+    ) -> None:
+        b = billing
+        with store.unit_of_work() as uow:
+            elsewhere = uow.partners.save(Partner.create(name="Contoso", country="US"))
+            uow.commit()
+        with store.unit_of_work() as uow:
+            with pytest.raises(NotFound):
+                services.pay_invoices(
+                    uow,
+                    elsewhere.id,
+                    b.customer.id,
+                    [b.one.id],
+                    payer=b.ann,
+                    method="ach",
+                    idempotency_key="req-1",
+                )
+            with pytest.raises(NotFound):
+                services.pay_invoices(
+                    uow,
+                    b.partner.id,
+                    b.customer.id,
+                    [b.one.id, InvoiceId.new()],
+                    payer=b.ann,
+                    method="ach",
+                    idempotency_key="req-1",
+                )
+        assert_unchanged(store, b)
+
+    @pytest.mark.parametrize(
+        ("invoice_ids", "key", "path"),
+        [
+            ("inv_1", "req-1", "invoice_ids"),
+            (None, "req-1", "invoice_ids"),
+            ([], "req-1", "invoices"),
+            ("inv_1", 42, "invoice_ids"),
+            ("ONE", 42, "idempotency_key"),
+            ("ONE", "  ", "idempotency_key"),
+        ],
+    )
+    def test_bad_arguments(
+        self, store: MemoryStore, billing: Billing, invoice_ids: Any, key: Any, path: str
+    ) -> None:
+        b = billing
+        with store.unit_of_work() as uow, pytest.raises(ValidationError) as caught:
+            services.pay_invoices(
+                uow,
+                b.partner.id,
+                b.customer.id,
+                [b.one.id] if invoice_ids == "ONE" else invoice_ids,
+                payer=b.ann,
+                method="ach",
+                idempotency_key=key,
+            )
+        assert caught.value.paths == [path]
+        assert_unchanged(store, b)
+
+
+class TestLaterInThePaymentsLife:
+    def test_succeed_settle_and_refund(self, store: MemoryStore, billing: Billing) -> None:
+        b = billing
+        payment, _ = pay(store, b, [b.one, b.two], method="card")
+        with store.unit_of_work() as uow:
+            with pytest.raises(InvariantViolation) as caught:
+                services.refund_payment(uow, b.partner.id, payment.id)
+            assert caught.value.rule == "I7"
+            succeeded = services.succeed_payment(uow, b.partner.id, payment.id, at=at(7))
+            settled = services.settle_payment(uow, b.partner.id, payment.id, at=at(8))
+            again = services.settle_payment(uow, b.partner.id, payment.id, at=at(9))
+            refunded, (one, two) = services.refund_payment(
+                uow, b.partner.id, payment.id, amount=payment.total, at=at(10)
+            )
+        assert (succeeded.version, settled.version, again.version) == (2, 3, 3)
+        assert again.settled_at == at(8)
+        assert (refunded.status, refunded.version) == (PaymentStatus.REFUNDED, 4)
+        assert (one.status, one.balance) == (InvoiceStatus.OPEN, Money("100.00", "USD"))
+        assert (two.status, two.version) == (InvoiceStatus.OPEN, 3)
+        with store.unit_of_work() as uow:
+            assert uow.payments.get(b.partner.id, payment.id) == refunded
+            assert uow.invoices.get(b.partner.id, one.id) == one
+        assert topics(store) == [
+            "invoice_paid",
+            "invoice_paid",
+            "payment_succeeded",
+            "payment_settled",
+            "payment_refunded",
+            "invoice_updated",
+            "invoice_updated",
+        ]
+
+    def test_fail(self, store: MemoryStore, billing: Billing) -> None:
+        b = billing
+        payment, _ = pay(store, b, [b.one], amounts={b.one.id: "30.00"})
+        with store.unit_of_work() as uow:
+            failed, (one,) = services.fail_payment(uow, b.partner.id, payment.id, at=at(7))
+        assert failed.status is PaymentStatus.FAILED
+        assert failed.return_fee is not None
+        assert failed.return_fee.amount == Money("15.00", "USD")
+        assert (one.balance, one.is_partly_paid) == (Money("100.00", "USD"), False)
+        with store.unit_of_work() as uow:
+            assert uow.payments.get(b.partner.id, payment.id) == failed
+            assert uow.invoices.get(b.partner.id, b.one.id) == one
+
+    def test_returns_and_chargebacks(self, store: MemoryStore, billing: Billing) -> None:
+        b = billing
+        debit, _ = pay(store, b, [b.one], key="debit")
+        card, _ = pay(store, b, [b.two], key="card", method="card")
+        with store.unit_of_work() as uow:
+            services.succeed_payment(uow, b.partner.id, card.id)
+            with pytest.raises(InvariantViolation):
+                services.charge_back_payment(uow, b.partner.id, debit.id)
+            returned, (one,) = services.return_payment(
+                uow, b.partner.id, debit.id, "unauthorized", at=at(8)
+            )
+            disputed, (two,) = services.charge_back_payment(uow, b.partner.id, card.id)
+        assert returned.status is disputed.status is PaymentStatus.CHARGED_BACK
+        assert one.status is two.status is InvoiceStatus.OPEN
+        with store.unit_of_work() as uow:
+            assert uow.invoices.get(b.partner.id, b.one.id) == one
+            assert uow.invoices.get(b.partner.id, b.two.id) == two
+            assert uow.payments.get(b.partner.id, card.id) == disputed
+
+    def test_a_conflict_on_an_invoice_writes_nothing(
+        self, store: MemoryStore, billing: Billing, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        b = billing
+        payment, (one, two) = pay(store, b, [b.one, b.two])
+        with store.unit_of_work() as uow:
+            commit = uow.commit
+
+            def another_writer_first() -> None:
+                with store.unit_of_work() as other:
+                    other.invoices.save(two.update(b.partner, memo="Changed"))
+                    other.commit()
+                commit()
+
+            monkeypatch.setattr(uow, "commit", another_writer_first)
+            with pytest.raises(ConcurrencyConflict):
+                services.return_payment(uow, b.partner.id, payment.id)
+        with store.unit_of_work() as uow:
+            assert uow.payments.get(b.partner.id, payment.id) == payment
+            assert uow.invoices.get(b.partner.id, one.id) == one
+
+    def test_unknown_payments_are_not_found(self, store: MemoryStore, billing: Billing) -> None:
+        with store.unit_of_work() as uow:
+            for service in (
+                services.succeed_payment,
+                services.settle_payment,
+                services.fail_payment,
+                services.return_payment,
+                services.charge_back_payment,
+                services.refund_payment,
+            ):
+                with pytest.raises(NotFound):
+                    service(uow, billing.partner.id, PaymentId.new())
+
+
+class TestMethodsOnFile:
+    def _with_a_method(self, store: MemoryStore, b: Billing) -> CustomerPaymentMethods:
+        with store.unit_of_work() as uow:
+            book = uow.payment_methods.get(b.partner.id, b.customer.id)
+            saved = uow.payment_methods.save(
+                book.add(type="ach", display_name="Chase checking", last4="6789")
+            )
+            uow.commit()
+        return saved
+
+    def test_charge_now_needs_a_method_on_file(self, store: MemoryStore, billing: Billing) -> None:
+        b = billing
+
+        def charge(uow: MemoryUnitOfWork) -> tuple[Payment, tuple[Invoice, ...]]:
+            return services.charge_now(
+                uow,
+                b.partner.id,
+                b.customer.id,
+                [b.one.id],
+                payer=b.ann,
+                idempotency_key="now-1",
+                at=at(6),
+            )
+
+        with store.unit_of_work() as uow, pytest.raises(InvariantViolation) as caught:
+            charge(uow)
+        assert caught.value.rule == "method-on-file"
+        assert_unchanged(store, b, key="now-1")
+        methods = self._with_a_method(store, b)
+        with store.unit_of_work() as uow:
+            payment, (one,) = charge(uow)
+        assert payment.payment_method_id == methods.default_id
+        assert one.status is InvoiceStatus.PAID
+        with store.unit_of_work() as uow:
+            assert charge(uow) == (payment, ())
+            assert uow.invoices.get(b.partner.id, one.id) == one
+
+    def test_schedule_run_and_cancel(self, store: MemoryStore, billing: Billing) -> None:
+        b = billing
+
+        def schedule(uow: MemoryUnitOfWork, invoice: Invoice) -> ScheduledPayment:
+            return services.schedule_payment(
+                uow,
+                b.partner.id,
+                b.customer.id,
+                invoice.id,
+                payer=b.ann,
+                pay_on=TODAY + dt.timedelta(days=3),
+                today=TODAY,
+            )
+
+        with store.unit_of_work() as uow, pytest.raises(InvariantViolation) as caught:
+            schedule(uow, b.one)
+        assert caught.value.rule == "method-on-file"
+        self._with_a_method(store, b)
+        with store.unit_of_work() as uow:
+            first = schedule(uow, b.one)
+            second = schedule(uow, b.two)
+        assert first.version == second.version == 1
+        day = first.pay_on
+        with store.unit_of_work() as uow:
+            due = uow.scheduled_payments.due(b.partner.id, day)
+            assert due == sorted([first, second], key=lambda s: s.id.value)
+            cancelled = services.cancel_scheduled_payment(uow, b.partner.id, second.id)
+            assert services.cancel_scheduled_payment(uow, b.partner.id, second.id) == cancelled
+            with pytest.raises(InvariantViolation):
+                services.run_scheduled_payment(uow, b.partner.id, first.id, today=TODAY)
+            done, payment, one = services.run_scheduled_payment(
+                uow, b.partner.id, first.id, today=day, at=at(8)
+            )
+            assert (done.status, done.payment_id) == (ScheduledPaymentStatus.PROCESSED, payment.id)
+            assert one.status is InvoiceStatus.PAID
+            with pytest.raises(InvariantViolation):
+                services.run_scheduled_payment(uow, b.partner.id, first.id, today=day)
+        assert cancelled.status is ScheduledPaymentStatus.CANCELED
+        with store.unit_of_work() as uow:
+            assert uow.scheduled_payments.due(b.partner.id, day) == []
+            assert uow.scheduled_payments.get(b.partner.id, first.id) == done
+            assert uow.payments.for_invoice(b.partner.id, b.one.id) == [payment]
+            assert uow.invoices.get(b.partner.id, b.one.id) == one

@@ -4,6 +4,7 @@ several processes)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import multiprocessing
 import os
 import re
@@ -22,9 +23,25 @@ from altpay_core.adapters._sql import Migration, SchemaVersionError, check_migra
 from altpay_core.adapters.sqlite import MIGRATIONS, SqliteStore, SqliteUnitOfWork
 from altpay_core.customer import Customer, CustomerDraft, CustomerStatus, CustomerUser
 from altpay_core.errors import AltpayError, ConcurrencyConflict, NotFound, ValidationError
+from altpay_core.invoice import Invoice, InvoiceStatus, LineItem
+from altpay_core.money import Money
 from altpay_core.partner import Partner
+from altpay_core.payment import (
+    CustomerPaymentMethods,
+    Payment,
+    ScheduledPayment,
+    ScheduledPaymentId,
+    pay_invoices,
+)
 from altpay_core.testing import contracts
-from altpay_core.values import Address, CustomerId, ExternalRef, TagId
+from altpay_core.values import (
+    Address,
+    CustomerId,
+    ExternalRef,
+    InvoiceId,
+    PaymentMethodId,
+    TagId,
+)
 
 # -- the contract suite, on a file and in memory --------------------------------------
 
@@ -46,7 +63,7 @@ class SqliteFile:
 
 
 class SqliteMemory(SqliteFile):
-    """A new in-memory database per store."""
+    """A new throwaway database per store (``":memory:"``)."""
 
     def make_store(self) -> SqliteStore:
         return SqliteStore(":memory:")
@@ -89,6 +106,18 @@ class TestFileConcurrency(SqliteFile, contracts.ConcurrencyContract): ...
 class TestFileRoundTrip(SqliteFile, contracts.RoundTripContract): ...
 
 
+class TestFileInvoices(SqliteFile, contracts.InvoiceRepositoryContract): ...
+
+
+class TestFilePayments(SqliteFile, contracts.PaymentRepositoryContract): ...
+
+
+class TestFilePaymentMethods(SqliteFile, contracts.PaymentMethodRepositoryContract): ...
+
+
+class TestFileScheduledPayments(SqliteFile, contracts.ScheduledPaymentRepositoryContract): ...
+
+
 class TestMemoryPartners(SqliteMemory, contracts.PartnerRepositoryContract): ...
 
 
@@ -108,6 +137,18 @@ class TestMemoryConcurrency(SqliteMemory, contracts.ConcurrencyContract): ...
 
 
 class TestMemoryRoundTrip(SqliteMemory, contracts.RoundTripContract): ...
+
+
+class TestMemoryInvoices(SqliteMemory, contracts.InvoiceRepositoryContract): ...
+
+
+class TestMemoryPayments(SqliteMemory, contracts.PaymentRepositoryContract): ...
+
+
+class TestMemoryPaymentMethods(SqliteMemory, contracts.PaymentMethodRepositoryContract): ...
+
+
+class TestMemoryScheduledPayments(SqliteMemory, contracts.ScheduledPaymentRepositoryContract): ...
 
 
 # -- helpers ---------------------------------------------------------------------------
@@ -159,6 +200,63 @@ def stored(store: SqliteStore, partner: Partner, *customers: Customer) -> list[C
     return saved
 
 
+TODAY = dt.date(2026, 3, 2)
+
+
+def new_invoice(
+    partner: Partner,
+    customer: Customer,
+    number: str = "1001",
+    due: dt.date = TODAY,
+    ref: ExternalRef | None = None,
+) -> Invoice:
+    return Invoice(
+        id=InvoiceId.new(),
+        partner_id=partner.id,
+        customer_id=customer.id,
+        number=number,
+        currency=partner.currency,
+        issue_date=due - dt.timedelta(days=30),
+        due_date=due,
+        lines=(LineItem("Managed support", 1, Money("100.00", partner.currency)),),
+        external_ref=ref,
+    )
+
+
+def pay(
+    partner: Partner, customer: Customer, invoices: list[Invoice], key: str
+) -> tuple[Payment, tuple[Invoice, ...]]:
+    return pay_invoices(
+        partner,
+        customer,
+        invoices,
+        payer=customer.users[0],
+        method="ach",
+        idempotency_key=key,
+        amounts={invoice.id: "10.00" for invoice in invoices},
+    )
+
+
+def save_all(store: SqliteStore, *aggregates: Any) -> list[Any]:
+    """Save each aggregate with the repository of its kind, in one unit of work."""
+    with store.unit_of_work() as uow:
+        saved = [repository(uow, a).save(a) for a in aggregates]
+        uow.commit()
+    return saved
+
+
+def repository(uow: Any, aggregate: Any) -> Any:
+    kinds = {
+        Partner: uow.partners,
+        Customer: uow.customers,
+        Invoice: uow.invoices,
+        Payment: uow.payments,
+        CustomerPaymentMethods: uow.payment_methods,
+        ScheduledPayment: uow.scheduled_payments,
+    }
+    return kinds[type(aggregate)]
+
+
 def tables(connection: sqlite3.Connection) -> set[str]:
     rows = connection.execute("SELECT name FROM sqlite_schema WHERE type = 'table'").fetchall()
     return {name for (name,) in rows}
@@ -179,7 +277,38 @@ class TestMigrations:
                 "customer_tags",
                 "access_requests",
                 "outbox",
+                "invoices",
+                "payments",
+                "payment_allocations",
+                "payment_methods",
+                "scheduled_payments",
             } <= tables(connection)
+
+    def test_a_database_at_schema_1_migrates_to_2_keeping_its_data(self, path: Path) -> None:
+        class First(SqliteStore):
+            migrations = MIGRATIONS[:1]
+
+        partner = new_partner()
+        with First(path) as old:
+            (customer,) = stored(old, partner, created(partner))
+            with pytest.raises(sqlite3.OperationalError, match="no such table"):
+                old.unit_of_work().__enter__()._query("SELECT 1 FROM invoices", ())
+        with sqlite3.connect(path) as connection:
+            assert connection.execute("PRAGMA user_version").fetchone() == (1,)
+        with SqliteStore(path) as new:
+            with sqlite3.connect(path) as connection:
+                assert connection.execute("PRAGMA user_version").fetchone() == (2,)
+            with new.unit_of_work() as uow:
+                assert uow.customers.get(partner.id, customer.id) == customer
+                assert uow.partners.get(partner.id) == attrs.evolve(partner, version=1)
+                assert [m.event.topic for m in uow.outbox.pending()] == ["customer_created"]
+            # The new tables work, next to the old data.
+            (invoice,) = save_all(new, new_invoice(partner, customer))
+            payment, touched = pay(partner, customer, [invoice], "key-1")
+            save_all(new, payment, *touched)
+            with new.unit_of_work() as uow:
+                assert uow.payments.for_invoice(partner.id, invoice.id)[0].id == payment.id
+                assert uow.invoices.get(partner.id, invoice.id).amount_paid == Money("10.00", "USD")
 
     def test_opening_an_older_database_migrates_it(self, path: Path) -> None:
         partner = new_partner()
@@ -243,12 +372,6 @@ class TestMigrations:
         connection.close()
 
     def test_a_failing_step_leaves_the_database_as_it_was(self, path: Path) -> None:
-        class Broken(SqliteStore):
-            migrations = (
-                *MIGRATIONS,
-                Migration(len(MIGRATIONS) + 1, "broken", ("CREATE TABLE half (x)", "NOT SQL")),
-            )
-
         with SqliteStore(path):
             pass
         with pytest.raises(sqlite3.OperationalError):
@@ -262,6 +385,15 @@ class TestMigrations:
         assert check_migrations(MIGRATIONS) == len(MIGRATIONS)
         with pytest.raises(ValueError, match="out of order"):
             check_migrations((Migration(2, "two", ()),))
+
+
+class Broken(SqliteStore):
+    """A store whose next migration fails half way."""
+
+    migrations = (
+        *MIGRATIONS,
+        Migration(len(MIGRATIONS) + 1, "broken", ("CREATE TABLE half (x)", "NOT SQL")),
+    )
 
 
 class _VersionJumps:
@@ -298,22 +430,56 @@ def test_in_memory_stores_are_separate() -> None:
         assert repr(one) == "SqliteStore(:memory:)"
 
 
-def test_in_memory_falls_back_to_a_shared_cache_on_old_sqlite(
+def test_an_in_memory_store_is_deleted_at_close() -> None:
+    partner = new_partner()
+    store = SqliteStore(":memory:")
+    directory = store._directory
+    assert directory is not None
+    stored(store, partner, created(partner))
+    with store.unit_of_work() as uow:
+        assert len(uow.customers.list(partner.id)) == 1
+    store.close()
+    assert not Path(directory.name).exists()
+    store.close()
+
+
+def test_an_in_memory_store_that_fails_to_open_leaves_nothing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(sqlite_adapter, "_MEMDB", False)
+    made: list[str] = []
+    original = sqlite_adapter.tempfile.TemporaryDirectory
+
+    def directory(**kwargs: Any) -> Any:
+        made.append((found := original(**kwargs)).name)
+        return found
+
+    monkeypatch.setattr(sqlite_adapter.tempfile, "TemporaryDirectory", directory)
+    with pytest.raises(sqlite3.OperationalError):
+        Broken(":memory:")
+    assert made
+    assert not Path(made[0]).exists()
+
+
+@pytest.mark.parametrize("where", ["file", ":memory:"])
+def test_a_reader_never_waits_for_a_writer(where: str, path: Path) -> None:
     partner = new_partner()
-    with SqliteStore(":memory:") as store:
-        assert "cache=shared" in store._target
-        stored(store, partner, created(partner))
-        with store.unit_of_work() as uow:
-            assert len(uow.customers.list(partner.id)) == 1
+    target = path if where == "file" else where
+    with SqliteStore(target, timeout=0.05) as store, store.unit_of_work() as writer:
+        writer.partners.save(partner)
+        writer._flush()  # written in the open transaction, which holds the write lock
+        assert writer._writing
+        with store.unit_of_work() as reader, pytest.raises(NotFound):
+            reader.partners.get(partner.id)
+        writer.commit()
 
 
 class TestQueryPlans:
     """Every query the repositories run searches an index: none scans a table."""
 
-    TABLES: ClassVar[str] = "partners|customers|customer_users|customer_tags|access_requests|outbox"
+    TABLES: ClassVar[str] = (
+        "partners|customers|customer_users|customer_tags|access_requests|outbox|invoices"
+        "|payments|payment_allocations|payment_methods|scheduled_payments"
+    )
 
     def queries(self, store: SqliteStore, work: Any) -> list[str]:
         with store.unit_of_work() as uow:
@@ -342,7 +508,7 @@ class TestQueryPlans:
             scans = [
                 d
                 for d in plan
-                if re.match(rf"SCAN ({self.TABLES}|[cut])\b", d) and "USING" not in d
+                if re.match(rf"SCAN ({self.TABLES}|[cutiap])\b", d) and "USING" not in d
             ]
             assert not scans, f"{sql}\n{plan}"
             details.extend(plan)
@@ -409,6 +575,131 @@ class TestQueryPlans:
             uow.outbox.pending()
 
         self.assert_indexed(store, work, "access_requests_by_date", "outbox_pending")
+
+    @pytest.fixture
+    def ledger(self, store: SqliteStore) -> tuple[Partner, Customer, list[Invoice], Payment]:
+        """Invoices of two customers (one synced in), a payment, a scheduled
+        payment and saved methods."""
+        partner = new_partner()
+        customer, other = new_customer(partner), new_customer(partner, "Initech", "x@i.example")
+        invoices = [
+            new_invoice(partner, c, f"{n:04d}", TODAY + dt.timedelta(days=n % 7))
+            for n, c in enumerate([customer, other] * 10)
+        ]
+        invoices[0] = new_invoice(partner, customer, "X-1", ref=ExternalRef("xero", "1"))
+        invoices = save_all(store, partner, customer, other, *invoices)[3:]
+        payment, touched = pay(partner, customer, invoices[:1], "key-1")
+        methods = CustomerPaymentMethods.of(customer).add(
+            type="card", display_name="Visa", last4="4242"
+        )
+        scheduled = ScheduledPayment(
+            id=ScheduledPaymentId.new(),
+            partner_id=partner.id,
+            customer_id=customer.id,
+            invoice_id=invoices[2].id,
+            user_id=customer.users[0].id,
+            payment_method_id=PaymentMethodId("pm_1"),
+            pay_on=TODAY,
+        )
+        save_all(store, payment, *touched, methods, scheduled)
+        return partner, customer, invoices, payment
+
+    def test_invoice_lookups(self, store: SqliteStore, ledger: Any) -> None:
+        partner, _, invoices, _ = ledger
+        self.assert_indexed(
+            store, lambda uow: uow.invoices.get(partner.id, invoices[3].id), "(id=?)"
+        )
+        self.assert_indexed(
+            store,
+            lambda uow: uow.invoices.get_by_number(partner.id, "0003"),
+            "invoices_by_number",
+        )
+        self.assert_indexed(
+            store,
+            lambda uow: uow.invoices.get_by_external_ref(partner.id, ExternalRef("xero", "1")),
+            "invoices_by_external_ref",
+        )
+
+    def test_invoice_listing_with_every_filter_and_cursor(
+        self, store: SqliteStore, ledger: Any
+    ) -> None:
+        partner, customer, _, _ = ledger
+
+        def listing(uow: Any) -> None:
+            first = uow.invoices.list(partner.id, limit=5)
+            uow.invoices.list(partner.id, limit=5, after=first.end_cursor)
+            uow.invoices.list(partner.id, limit=5, before=first.end_cursor)
+            uow.invoices.list(partner.id, due_from=TODAY, due_to=TODAY + dt.timedelta(days=2))
+
+        self.assert_indexed(store, listing, "invoices_by_due_date")
+
+        def by_customer(uow: Any) -> None:
+            first = uow.invoices.list(partner.id, customer_id=customer.id, limit=3)
+            uow.invoices.list(partner.id, customer_id=customer.id, after=first.end_cursor)
+            uow.invoices.list(partner.id, customer_id=customer.id, due_to=TODAY)
+
+        self.assert_indexed(store, by_customer, "invoices_by_customer")
+
+        def by_status(uow: Any) -> None:
+            first = uow.invoices.list(partner.id, status=InvoiceStatus.OPEN, limit=3)
+            uow.invoices.list(partner.id, status=InvoiceStatus.PAID, before=first.end_cursor)
+            uow.invoices.list(partner.id, status="void", due_from=TODAY)
+
+        self.assert_indexed(store, by_status, "invoices_by_status")
+
+    def test_overdue(self, store: SqliteStore, ledger: Any) -> None:
+        partner, customer, _, _ = ledger
+        later = TODAY + dt.timedelta(days=4)
+
+        def overdue(uow: Any) -> None:
+            first = uow.invoices.overdue(partner.id, later, limit=2)
+            uow.invoices.overdue(partner.id, later, after=first.end_cursor)
+
+        self.assert_indexed(store, overdue, "invoices_by_status (partner_id=? AND status=?")
+        self.assert_indexed(
+            store,
+            lambda uow: uow.invoices.overdue(partner.id, later, customer_id=customer.id),
+            "invoices_by_",
+        )
+
+    def test_payments_and_scheduled_payments(self, store: SqliteStore, ledger: Any) -> None:
+        partner, customer, invoices, payment = ledger
+
+        def payments(uow: Any) -> None:
+            uow.payments.get(partner.id, payment.id)
+            uow.payments.get_by_idempotency_key(partner.id, "key-1")
+            uow.payment_methods.get(partner.id, customer.id)
+
+        self.assert_indexed(store, payments, "payments_by_idempotency_key", "(customer_id=?)")
+        self.assert_indexed(
+            store,
+            lambda uow: uow.payments.for_invoice(partner.id, invoices[0].id),
+            "payment_allocations_by_invoice (partner_id=? AND invoice_id=?)",
+        )
+        self.assert_indexed(
+            store,
+            lambda uow: uow.scheduled_payments.due(partner.id, TODAY),
+            "scheduled_payments_by_date (partner_id=? AND status=? AND pay_on<?)",
+        )
+        self.assert_indexed(
+            store,
+            lambda uow: uow.scheduled_payments.for_invoice(partner.id, invoices[2].id),
+            "scheduled_payments_by_invoice (partner_id=? AND invoice_id=?)",
+        )
+
+    def test_the_order_comes_from_the_index(self, store: SqliteStore, ledger: Any) -> None:
+        # No sorting after the fact: the index the filters pick gives the order.
+        partner, customer, invoices, _ = ledger
+        for work in (
+            lambda uow: uow.invoices.list(partner.id),
+            lambda uow: uow.invoices.list(partner.id, customer_id=customer.id),
+            lambda uow: uow.invoices.list(partner.id, status="open"),
+            lambda uow: uow.invoices.overdue(partner.id, TODAY),
+            lambda uow: uow.payments.for_invoice(partner.id, invoices[0].id),
+            lambda uow: uow.scheduled_payments.due(partner.id, TODAY),
+        ):
+            for sql in self.queries(store, work):
+                assert not any("TEMP B-TREE" in d for d in self.plan(store, sql)), sql
 
 
 class TestLocking:
@@ -555,6 +846,194 @@ class TestLocking:
             connection.close()
 
 
+class TestInvoicesAndPayments:
+    """What the database itself keeps: unique numbers and idempotency keys
+    against writers that skip the checks at save, and a payment stored with
+    its invoices or not at all."""
+
+    @pytest.fixture
+    def billed(self, store: SqliteStore) -> tuple[Partner, Customer, Invoice]:
+        partner = new_partner()
+        customer = new_customer(partner)
+        saved = save_all(store, partner, customer, new_invoice(partner, customer))
+        return partner, customer, saved[2]
+
+    def test_a_number_taken_behind_the_checks_is_a_conflict_at_commit(
+        self, store: SqliteStore, path: Path, billed: Any
+    ) -> None:
+        partner, customer, _ = billed
+        invoice = new_invoice(partner, customer, "1002")
+        with store.unit_of_work() as uow:
+            uow.invoices.save(invoice)  # checked: the number is free
+            with sqlite3.connect(path) as outsider:
+                outsider.execute(
+                    "INSERT INTO invoices (id, version, partner_id, customer_id, number, "
+                    "sort_key, status, data) VALUES ('inv_x', 1, ?, ?, '1002', '', 'open', '{}')",
+                    (str(partner.id), str(customer.id)),
+                )
+            with pytest.raises(ConcurrencyConflict, match="unique") as caught:
+                uow.commit()
+        assert isinstance(caught.value.__cause__, sqlite3.IntegrityError)
+        with store.unit_of_work() as uow, pytest.raises(NotFound):
+            uow.invoices.get(partner.id, invoice.id)
+
+    def test_a_key_taken_behind_the_checks_writes_neither_payment_nor_invoices(
+        self, store: SqliteStore, path: Path, billed: Any
+    ) -> None:
+        partner, customer, invoice = billed
+        payment, touched = pay(partner, customer, [invoice], "key-1")
+        with store.unit_of_work() as uow:
+            uow.invoices.save(touched[0])
+            uow.payments.save(payment)  # checked: the key is free
+            with sqlite3.connect(path) as outsider:
+                outsider.execute(
+                    "INSERT INTO payments (id, version, partner_id, customer_id, "
+                    "idempotency_key, status, data) VALUES ('pay_x', 1, ?, ?, 'key-1', '', '{}')",
+                    (str(partner.id), str(customer.id)),
+                )
+            with pytest.raises(ConcurrencyConflict, match="unique"):
+                uow.commit()
+        with store.unit_of_work() as uow:
+            assert uow.invoices.get(partner.id, invoice.id) == invoice
+            assert uow.payments.for_invoice(partner.id, invoice.id) == []
+            assert uow.outbox.pending() == []
+
+    def test_a_stale_invoice_at_commit_writes_no_payment(
+        self, store: SqliteStore, billed: Any
+    ) -> None:
+        partner, customer, invoice = billed
+        payment, touched = pay(partner, customer, [invoice], "key-1")
+        with store.unit_of_work() as uow:
+            uow.payments.save(payment)
+            uow.invoices.save(touched[0])  # checked: version 1 is current
+            save_all(store, invoice.update(partner, memo="Changed meanwhile"))
+            with pytest.raises(ConcurrencyConflict, match="another writer"):
+                uow.commit()
+        with store.unit_of_work() as uow:
+            assert uow.payments.get_by_idempotency_key(partner.id, "key-1") is None
+            assert uow.invoices.get(partner.id, invoice.id).amount_paid.is_zero
+
+    def test_a_failure_half_way_writes_neither(
+        self, store: SqliteStore, billed: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        partner, customer, invoice = billed
+        payment, touched = pay(partner, customer, [invoice], "key-1")
+        break_outbox_write(monkeypatch)
+        with store.unit_of_work() as uow:
+            uow.payments.save(payment)
+            uow.invoices.save(touched[0])
+            with pytest.raises(contracts.InjectedFailure):
+                uow.commit()
+        with store.unit_of_work() as uow:
+            assert uow.payments.get_by_idempotency_key(partner.id, "key-1") is None
+            assert uow.invoices.get(partner.id, invoice.id) == invoice
+
+    def test_look_ups_of_one_aggregate_write_nothing_early(
+        self, store: SqliteStore, billed: Any
+    ) -> None:
+        partner, customer, invoice = billed
+        payment, touched = pay(partner, customer, [invoice], "key-1")
+        with store.unit_of_work() as uow:
+            saved = uow.payments.save(payment)
+            paid = uow.invoices.save(touched[0])
+            assert uow.payments.get(partner.id, payment.id) is saved
+            assert uow.payments.get_by_idempotency_key(partner.id, " key-1 ") is saved
+            assert uow.invoices.get(partner.id, invoice.id) is paid
+            assert uow.invoices.get_by_number(partner.id, "1001") is paid
+            other = new_partner()
+            with pytest.raises(NotFound):
+                uow.invoices.get(other.id, invoice.id)
+            assert uow.payments.get_by_idempotency_key(other.id, "key-1") is None
+            assert not uow._writing  # nothing written yet: no write lock taken
+            assert uow.payments.for_invoice(partner.id, invoice.id) == [saved]
+            assert uow._writing
+            uow.commit()
+
+    def test_a_pending_change_hides_the_stored_key(self, store: SqliteStore, billed: Any) -> None:
+        partner, _, invoice = billed
+        ref = ExternalRef("xero", "9")
+        copy = attrs.evolve(invoice, id=InvoiceId.new(), number="S", external_ref=ref, version=0)
+        (synced,) = save_all(store, copy)
+        with store.unit_of_work() as uow:
+            renumbered = uow.invoices.save(attrs.evolve(invoice, number="2001"))
+            # The stored row still says 1001, but this unit of work's invoice does not.
+            with pytest.raises(NotFound):
+                uow.invoices.get_by_number(partner.id, "1001")
+            assert uow.invoices.get_by_number(partner.id, "2001") is renumbered
+            # So 1001 is free for another invoice, and back for this one.
+            uow.invoices.save(attrs.evolve(synced, number="1001"))
+            with pytest.raises(ConcurrencyConflict, match="1001"):
+                uow.invoices.save(attrs.evolve(renumbered, number="1001"))
+            assert uow.invoices.get_by_external_ref(partner.id, ref).number == "1001"
+            uow.commit()
+        with store.unit_of_work() as uow:
+            assert uow.invoices.get_by_number(partner.id, "1001").id == synced.id
+            assert uow.invoices.get_by_number(partner.id, "2001").id == invoice.id
+
+    def test_two_invoices_swap_numbers_in_one_unit_of_work(
+        self, store: SqliteStore, billed: Any
+    ) -> None:
+        partner, customer, one = billed
+        (two,) = save_all(store, new_invoice(partner, customer, "1002"))
+        with store.unit_of_work() as uow:
+            uow.invoices.save(attrs.evolve(one, number="swap"))
+            uow.invoices.save(attrs.evolve(two, number="1001"))
+            uow.invoices.save(attrs.evolve(one, number="1002", version=2))
+            uow.commit()
+        with store.unit_of_work() as uow:
+            assert uow.invoices.get_by_number(partner.id, "1001").id == two.id
+            assert uow.invoices.get_by_number(partner.id, "1002").id == one.id
+            assert uow.invoices.get(partner.id, one.id).version == 3
+            with pytest.raises(NotFound):
+                uow.invoices.get_by_number(partner.id, "swap")
+
+    def test_a_moved_row_changed_meanwhile_is_a_conflict(
+        self, store: SqliteStore, billed: Any
+    ) -> None:
+        partner, _, invoice = billed
+        with store.unit_of_work() as uow:
+            uow.invoices.save(attrs.evolve(invoice, number="2001"))
+            save_all(store, invoice.update(partner, memo="Changed meanwhile"))
+            with pytest.raises(ConcurrencyConflict, match="another writer"):
+                uow.commit()
+        with store.unit_of_work() as uow:
+            assert uow.invoices.get(partner.id, invoice.id).number == "1001"
+
+    def test_keys_are_checked_across_batches(
+        self, store: SqliteStore, billed: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(sql_module, "BATCH_SIZE", 3)
+        partner, customer, _ = billed
+        invoices = [new_invoice(partner, customer, f"B{n}") for n in range(7)]
+        with store.unit_of_work() as uow:
+            for invoice in invoices:
+                uow.invoices.save(invoice)
+            assert uow._writing  # two batches written, one pending
+            for number in ("B0", "B6"):
+                with pytest.raises(ConcurrencyConflict, match=number):
+                    uow.invoices.save(new_invoice(partner, customer, number))
+            assert uow.invoices.get_by_number(partner.id, "B0").id == invoices[0].id
+            uow.commit()
+        with store.unit_of_work() as uow:
+            assert len(uow.invoices.list(partner.id)) == 8
+
+    def test_payment_methods_of_another_partners_customer(self, store: SqliteStore) -> None:
+        partner, other = new_partner(), new_partner()
+        customer = new_customer(partner)
+        methods = CustomerPaymentMethods.of(customer).add(
+            type="card", display_name="Visa", last4="4242"
+        )
+        save_all(store, methods)
+        with store.unit_of_work() as uow:
+            assert uow.payment_methods.get(partner.id, customer.id).version == 1
+            theirs = uow.payment_methods.get(other.id, customer.id)
+            assert (theirs.partner_id, theirs.version, theirs.methods) == (other.id, 0, ())
+            # Its key is the customer's, taken: the database refuses it.
+            uow.payment_methods.save(theirs)
+            with pytest.raises(ConcurrencyConflict, match="unique"):
+                uow.commit()
+
+
 class TestArguments:
     def test_bad_query_arguments_are_validation_errors(self, store: SqliteStore) -> None:
         partner = new_partner()
@@ -571,6 +1050,24 @@ class TestArguments:
                 uow.outbox.mark_published(["1"])  # type: ignore[list-item]
             with pytest.raises(ValidationError):
                 uow.access_requests.list(partner.id, status="maybe")  # type: ignore[arg-type]
+            with pytest.raises(ValidationError):
+                uow.invoices.get_by_number(partner.id, 1001)  # type: ignore[arg-type]
+            with pytest.raises(ValidationError):
+                uow.invoices.get_by_external_ref(partner.id, "xero:1")  # type: ignore[arg-type]
+            with pytest.raises(ValidationError):
+                uow.invoices.list(partner.id, due_to="2026-01-01")  # type: ignore[arg-type]
+            with pytest.raises(ValidationError):
+                uow.payments.get_by_idempotency_key(partner.id, None)  # type: ignore[arg-type]
+            with pytest.raises(ValidationError):
+                uow.scheduled_payments.due(partner.id, "today")  # type: ignore[arg-type]
+            for repository, wrong in (
+                (uow.invoices, partner),
+                (uow.payments, partner),
+                (uow.payment_methods, partner),
+                (uow.scheduled_payments, partner),
+            ):
+                with pytest.raises(ValidationError):
+                    repository.save(wrong)
             uow.outbox.mark_published([])
             uow.outbox.mark_published([0, -1, 2**64])  # no message's: ignored
             assert not uow._writing

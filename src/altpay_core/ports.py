@@ -14,6 +14,13 @@ called::
                                              email="bo@globex.example"))
         uow.commit()
 
+The store keeps no references between aggregates: it does not check that an
+invoice's customer or a payment's invoices are stored (the domain and
+:mod:`altpay_core.services` see to that). It does keep the keys that must be
+unique in the data itself: ids, customers' external references (C10),
+invoice numbers and invoice external references per partner, payments'
+idempotency keys per partner.
+
 An adapter implements these classes and proves it with the contract suite in
 :mod:`altpay_core.testing.contracts`.
 """
@@ -22,6 +29,7 @@ from __future__ import annotations
 
 import abc
 import base64
+import datetime as dt
 import json
 from collections.abc import Iterator, Sequence
 from types import TracebackType
@@ -32,24 +40,41 @@ import attrs
 from .customer import AccessRequest, AccessRequestStatus, Customer, CustomerStatus
 from .errors import ValidationError
 from .events import Event
+from .invoice import Invoice, InvoiceStatus
 from .partner import Partner
-from .values import AccessRequestId, CustomerId, EmailAddress, ExternalRef, PartnerId, TagId
+from .payment import CustomerPaymentMethods, Payment, ScheduledPayment, ScheduledPaymentId
+from .values import (
+    AccessRequestId,
+    CustomerId,
+    EmailAddress,
+    ExternalRef,
+    InvoiceId,
+    PartnerId,
+    PaymentId,
+    TagId,
+)
 
 __all__ = [
-    "DEFAULT_PAGE_SIZE",
-    "MAX_PAGE_SIZE",
     "AccessRequestRepository",
     "Cursor",
     "CustomerRepository",
-    "OutboxMessage",
+    "DEFAULT_PAGE_SIZE",
+    "InvoiceRepository",
+    "MAX_PAGE_SIZE",
     "Outbox",
+    "OutboxMessage",
     "Page",
     "PageRequest",
     "PartnerRepository",
+    "PaymentMethodRepository",
+    "PaymentRepository",
+    "ScheduledPaymentRepository",
     "Store",
     "UnitOfWork",
     "customer_cursor",
     "customer_sort_key",
+    "invoice_cursor",
+    "invoice_sort_key",
 ]
 
 T = TypeVar("T")
@@ -160,6 +185,24 @@ def customer_sort_key(customer: Customer) -> str:
 def customer_cursor(customer: Customer) -> str:
     """The opaque cursor that names ``customer``'s place in a listing."""
     return Cursor(customer_sort_key(customer), str(customer.id)).encode()
+
+
+def invoice_sort_key(invoice: Invoice) -> str:
+    """Invoices are listed by due date, then number, then id.
+
+    The key is the due date in ISO form (``2026-02-01``, always ten
+    characters), a space, and the invoice number as stored (trimmed, case
+    kept), so that comparing keys compares the due dates and then the
+    numbers; ties are broken by the id's text. Everything compares by code
+    point (as UTF-8 bytes do, and as a ``C`` collation does), so ``"10"``
+    sorts before ``"9"``.
+    """
+    return f"{invoice.due_date.isoformat()} {invoice.number}"
+
+
+def invoice_cursor(invoice: Invoice) -> str:
+    """The opaque cursor that names ``invoice``'s place in a listing."""
+    return Cursor(invoice_sort_key(invoice), str(invoice.id)).encode()
 
 
 # -- repositories ------------------------------------------------------------------
@@ -279,6 +322,162 @@ class AccessRequestRepository(abc.ABC):
         """
 
 
+class InvoiceRepository(abc.ABC):
+    """Stores invoices; every query is scoped to one partner.
+
+    Unique per partner in the store: the invoice number (among invoices of
+    every status, archived and void ones included, compared exactly as
+    stored) and the external reference of a synced invoice.
+    """
+
+    @abc.abstractmethod
+    def get(self, partner_id: PartnerId, invoice_id: InvoiceId) -> Invoice:
+        """The invoice (``NotFound`` if not this partner's)."""
+
+    @abc.abstractmethod
+    def get_by_number(self, partner_id: PartnerId, number: str) -> Invoice:
+        """The partner's invoice with that number, whatever its status
+        (``NotFound`` if none). ``number`` is trimmed, as invoices store it,
+        and compared exactly (case matters)."""
+
+    @abc.abstractmethod
+    def get_by_external_ref(self, partner_id: PartnerId, ref: ExternalRef) -> Invoice:
+        """The partner's invoice synced in under ``ref``, whatever its status
+        (``NotFound`` if none)."""
+
+    @abc.abstractmethod
+    def list(
+        self,
+        partner_id: PartnerId,
+        *,
+        customer_id: CustomerId | None = None,
+        status: InvoiceStatus | None = None,
+        due_from: dt.date | None = None,
+        due_to: dt.date | None = None,
+        limit: int = DEFAULT_PAGE_SIZE,
+        after: str | None = None,
+        before: str | None = None,
+    ) -> Page[Invoice]:
+        """A page of this partner's invoices, by due date, number, then id.
+
+        Ordered by :func:`invoice_sort_key` (the due date, then the number,
+        by code point) then by id. Filters, all optional and combined with
+        AND: ``customer_id``; ``status``; ``due_from`` and ``due_to``, the
+        first and the last due date wanted (both included; a range with
+        ``due_from`` after ``due_to`` matches nothing).
+
+        Paging is by keyset, exactly as :meth:`CustomerRepository.list`:
+        ``after`` and ``before`` take the cursors of an earlier page (of this
+        listing or of :meth:`overdue`, which has the same order);
+        ``has_next_page`` and ``has_previous_page`` are exact. ``limit``,
+        ``after`` and ``before`` are validated with :meth:`PageRequest.parse`,
+        the dates must be dates (not datetimes), all as ``ValidationError``.
+        """
+
+    @abc.abstractmethod
+    def overdue(
+        self,
+        partner_id: PartnerId,
+        as_of: dt.date,
+        *,
+        customer_id: CustomerId | None = None,
+        limit: int = DEFAULT_PAGE_SIZE,
+        after: str | None = None,
+        before: str | None = None,
+    ) -> Page[Invoice]:
+        """A page of the partner's invoices overdue on ``as_of``: open (so with
+        a balance above zero, and neither void nor archived) and due before
+        ``as_of`` (an invoice due on ``as_of`` is not overdue yet), as
+        :meth:`Invoice.is_overdue` says. Ordered and paged as :meth:`list`;
+        ``customer_id`` narrows it to one customer."""
+
+    @abc.abstractmethod
+    def save(self, invoice: Invoice) -> Invoice:
+        """Store a new invoice (version 0) or a change to one read earlier.
+
+        Returns the stored value (version + 1, no pending events); its events
+        go to the outbox. ``ConcurrencyConflict`` if the stored version is
+        not ``invoice.version`` (nothing stored yet for version 0), if the id
+        is another partner's invoice's, or if the number or the external
+        reference is another invoice's of the partner.
+        """
+
+
+class PaymentRepository(abc.ABC):
+    """Stores payments; every query is scoped to one partner.
+
+    Unique per partner in the store: the idempotency key (compared exactly
+    as stored, trimmed), so that two requests racing with one key make one
+    payment.
+    """
+
+    @abc.abstractmethod
+    def get(self, partner_id: PartnerId, payment_id: PaymentId) -> Payment:
+        """The payment (``NotFound`` if not this partner's)."""
+
+    @abc.abstractmethod
+    def get_by_idempotency_key(self, partner_id: PartnerId, key: str) -> Payment | None:
+        """The partner's payment made under idempotency key ``key`` (trimmed,
+        compared exactly), or ``None``: what :func:`altpay_core.payment.pay_invoices`
+        takes as ``existing``."""
+
+    @abc.abstractmethod
+    def for_invoice(self, partner_id: PartnerId, invoice_id: InvoiceId) -> list[Payment]:
+        """The partner's payments with an allocation to ``invoice_id``, in
+        every status, oldest first (by ``created_at``, then id)."""
+
+    @abc.abstractmethod
+    def save(self, payment: Payment) -> Payment:
+        """Store a new payment (version 0) or a change to one read earlier.
+
+        Returns the stored value (version + 1, no pending events); its events
+        go to the outbox. ``ConcurrencyConflict`` if the stored version is
+        not ``payment.version``, if the id is another partner's payment's, or
+        if the idempotency key is another payment's of the partner.
+        """
+
+
+class PaymentMethodRepository(abc.ABC):
+    """Stores each customer's saved payment methods (one
+    :class:`~altpay_core.payment.CustomerPaymentMethods` per customer, whose
+    key is the customer's id); scoped to one partner."""
+
+    @abc.abstractmethod
+    def get(self, partner_id: PartnerId, customer_id: CustomerId) -> CustomerPaymentMethods:
+        """The customer's saved methods; if none were ever stored for this
+        partner's customer, a new, empty book (version 0) to add to and save.
+        Another partner's book is never returned."""
+
+    @abc.abstractmethod
+    def save(self, methods: CustomerPaymentMethods) -> CustomerPaymentMethods:
+        """Store a customer's methods (version 0: the first time), like the
+        other repositories' ``save`` (``ConcurrencyConflict`` likewise, and
+        if the customer's methods are another partner's)."""
+
+
+class ScheduledPaymentRepository(abc.ABC):
+    """Stores scheduled payments; every query is scoped to one partner."""
+
+    @abc.abstractmethod
+    def get(self, partner_id: PartnerId, scheduled_id: ScheduledPaymentId) -> ScheduledPayment:
+        """The scheduled payment (``NotFound`` if not this partner's)."""
+
+    @abc.abstractmethod
+    def due(self, partner_id: PartnerId, as_of: dt.date) -> list[ScheduledPayment]:
+        """The partner's payments still ``scheduled`` for ``as_of`` or
+        earlier (:meth:`ScheduledPayment.is_due`), by ``pay_on``, then id."""
+
+    @abc.abstractmethod
+    def for_invoice(self, partner_id: PartnerId, invoice_id: InvoiceId) -> list[ScheduledPayment]:
+        """The partner's scheduled payments of ``invoice_id``, in every status,
+        by ``pay_on``, then id."""
+
+    @abc.abstractmethod
+    def save(self, scheduled: ScheduledPayment) -> ScheduledPayment:
+        """Store a new scheduled payment (version 0) or a change to one, like
+        the other repositories' ``save`` (``ConcurrencyConflict`` likewise)."""
+
+
 # -- outbox ------------------------------------------------------------------------
 
 
@@ -341,6 +540,10 @@ class UnitOfWork(abc.ABC):
     partners: PartnerRepository
     customers: CustomerRepository
     access_requests: AccessRequestRepository
+    invoices: InvoiceRepository
+    payments: PaymentRepository
+    payment_methods: PaymentMethodRepository
+    scheduled_payments: ScheduledPaymentRepository
     outbox: Outbox
 
     def __enter__(self) -> Self:

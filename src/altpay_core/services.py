@@ -16,22 +16,75 @@ If the service raises, nothing it did is written (the caller's ``with``
 block rolls back). Anything the caller saved earlier in the same block is
 committed with it. A :class:`~altpay_core.errors.ConcurrencyConflict` means
 another writer got there first: run the service again in a new unit of work.
+
+Paying is the main case: :func:`pay_invoices` reads the invoices, applies
+the payment to each and stores the payment and every invoice it touched in
+one commit, or nothing::
+
+    with store.unit_of_work() as uow:
+        payment, invoices = services.pay_invoices(
+            uow, partner_id, customer_id, [invoice_id], payer=user,
+            method="ach", idempotency_key=request_key)
+
+The functions that change a payment later (:func:`fail_payment`,
+:func:`return_payment`, :func:`charge_back_payment`, :func:`refund_payment`,
+:func:`succeed_payment`, :func:`settle_payment`) read it and its invoices by
+id and store them together too. Their arguments mirror the domain functions
+of :mod:`altpay_core.payment`, with ids in place of the aggregates.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+
+from altpay_core import payment as _payment
+from altpay_core.access import Viewer
 from altpay_core.customer import AccessRequest, Customer, CustomerDraft
-from altpay_core.errors import InvariantViolation
+from altpay_core.errors import InvariantViolation, ValidationError
+from altpay_core.invoice import Invoice
+from altpay_core.money import Money
 from altpay_core.partner import Action, Partner, TeamMember
+from altpay_core.payment import (
+    Payment,
+    PaymentMethod,
+    PaymentMethodType,
+    ReturnKind,
+    ScheduledPayment,
+    ScheduledPaymentId,
+)
 from altpay_core.ports import MAX_PAGE_SIZE, UnitOfWork
-from altpay_core.values import AccessRequestId, CustomerId, PartnerId, TagId, TeamMemberId
+from altpay_core.values import (
+    AccessRequestId,
+    CustomerId,
+    InvoiceId,
+    PartnerId,
+    PaymentId,
+    PaymentMethodId,
+    TagId,
+    TeamMemberId,
+)
 
 __all__ = [
     "add_access_request_to_customer",
+    "cancel_scheduled_payment",
+    "charge_back_payment",
+    "charge_now",
     "create_customer",
     "delete_tag",
+    "fail_payment",
+    "pay_invoices",
+    "refund_payment",
     "reject_access_request",
+    "return_payment",
+    "run_scheduled_payment",
+    "schedule_payment",
+    "settle_payment",
+    "succeed_payment",
 ]
+
+_Amounts = Mapping[InvoiceId, Money | str | int | Decimal]
 
 
 def delete_tag(
@@ -136,5 +189,295 @@ def reject_access_request(
     partner = uow.partners.get(partner_id)
     request = uow.access_requests.get(partner_id, request_id)
     stored = uow.access_requests.save(request.reject(partner=partner, by=by))
+    uow.commit()
+    return stored
+
+
+# -- paying --------------------------------------------------------------------------
+
+
+def _read_invoices(
+    uow: UnitOfWork, partner_id: PartnerId, invoice_ids: Iterable[InvoiceId]
+) -> list[Invoice]:
+    if isinstance(invoice_ids, str | bytes | Mapping) or not isinstance(invoice_ids, Iterable):
+        raise ValidationError.single(
+            "invoice_ids",
+            "wrong_type",
+            f"'invoice_ids' must be a list of invoice ids (got {type(invoice_ids).__name__})",
+        )
+    return [uow.invoices.get(partner_id, invoice_id) for invoice_id in invoice_ids]
+
+
+def _stored_under(uow: UnitOfWork, partner_id: PartnerId, key: object) -> Payment | None:
+    # A key that is not text is the domain function's to refuse, with its path.
+    if not isinstance(key, str):
+        return None
+    return uow.payments.get_by_idempotency_key(partner_id, key)
+
+
+def _store_payment(
+    uow: UnitOfWork, payment: Payment, invoices: Iterable[Invoice]
+) -> tuple[Payment, tuple[Invoice, ...]]:
+    """Save a payment and the invoices it touched, and commit them together."""
+    stored = uow.payments.save(payment)
+    touched = tuple(uow.invoices.save(invoice) for invoice in invoices)
+    uow.commit()
+    return stored, touched
+
+
+def pay_invoices(
+    uow: UnitOfWork,
+    partner_id: PartnerId,
+    customer_id: CustomerId,
+    invoice_ids: Iterable[InvoiceId],
+    *,
+    payer: Viewer,
+    method: PaymentMethodType | PaymentMethod | str,
+    idempotency_key: str,
+    amounts: _Amounts | None = None,
+    at: dt.datetime | None = None,
+) -> tuple[Payment, tuple[Invoice, ...]]:
+    """A customer user pays one or several open invoices of ``customer_id``:
+    the payment and every invoice it touched are stored in one commit.
+
+    As :func:`altpay_core.payment.pay_invoices`, which it calls with the
+    partner, the customer and the invoices as stored now, and with the
+    payment already stored under ``idempotency_key``, if any:
+
+    - the payer must be a user of the invoices' customer, and may pay them
+      (I1: ``PermissionDenied`` for anyone else, a read-only impersonation,
+      anything archived); the rules I2, I4, I5 and I8 are the domain's;
+    - the same key with the same request returns the payment stored first,
+      and no invoices: nothing is written again; the same key with another
+      request is refused (``InvariantViolation``, rule ``idempotency``).
+
+    Returns the stored payment (``processing``) and invoices, in the order
+    of ``invoice_ids``. ``NotFound`` if the partner, the customer or an
+    invoice is not there. ``ConcurrencyConflict`` if an invoice changed since
+    it was read, or if another request took the key at the same time: nothing
+    is written; run it again in a new unit of work (with the same key, a
+    retry after the other request committed returns that payment).
+    """
+    partner = uow.partners.get(partner_id)
+    customer = uow.customers.get(partner_id, customer_id)
+    invoices = _read_invoices(uow, partner_id, invoice_ids)
+    existing = _stored_under(uow, partner_id, idempotency_key)
+    payment, touched = _payment.pay_invoices(
+        partner,
+        customer,
+        invoices,
+        payer=payer,
+        method=method,
+        idempotency_key=idempotency_key,
+        amounts=amounts,
+        existing=existing,
+        at=at,
+    )
+    if existing is not None:
+        uow.commit()  # whatever the caller saved before; the payment is stored already
+        return payment, ()
+    return _store_payment(uow, payment, touched)
+
+
+def charge_now(
+    uow: UnitOfWork,
+    partner_id: PartnerId,
+    customer_id: CustomerId,
+    invoice_ids: Iterable[InvoiceId],
+    *,
+    payer: Viewer,
+    idempotency_key: str,
+    amounts: _Amounts | None = None,
+    method_id: PaymentMethodId | None = None,
+    at: dt.datetime | None = None,
+) -> tuple[Payment, tuple[Invoice, ...]]:
+    """Pay now with a method on file (the default unless ``method_id``): as
+    :func:`pay_invoices`, with the customer's saved methods as stored; with
+    none on file it says so (rule ``method-on-file``) and nothing runs."""
+    partner = uow.partners.get(partner_id)
+    customer = uow.customers.get(partner_id, customer_id)
+    invoices = _read_invoices(uow, partner_id, invoice_ids)
+    methods = uow.payment_methods.get(partner_id, customer_id)
+    existing = _stored_under(uow, partner_id, idempotency_key)
+    payment, touched = _payment.charge_now(
+        partner,
+        customer,
+        invoices,
+        payer=payer,
+        methods=methods,
+        idempotency_key=idempotency_key,
+        amounts=amounts,
+        method_id=method_id,
+        existing=existing,
+        at=at,
+    )
+    if existing is not None:
+        uow.commit()
+        return payment, ()
+    return _store_payment(uow, payment, touched)
+
+
+# -- what happens to a payment later ---------------------------------------------------
+
+
+def _payment_and_invoices(
+    uow: UnitOfWork, partner_id: PartnerId, payment_id: PaymentId
+) -> tuple[Payment, list[Invoice]]:
+    payment = uow.payments.get(partner_id, payment_id)
+    return payment, [uow.invoices.get(partner_id, i) for i in payment.invoice_ids]
+
+
+def succeed_payment(
+    uow: UnitOfWork, partner_id: PartnerId, payment_id: PaymentId, *, at: dt.datetime | None = None
+) -> Payment:
+    """The processor says the payment went through (:meth:`Payment.succeed
+    <altpay_core.payment.Payment.succeed>`); stored and committed. Its
+    invoices do not change: the payment has held their balances since it
+    was made."""
+    payment = uow.payments.get(partner_id, payment_id)
+    stored = uow.payments.save(payment.succeed(at))
+    uow.commit()
+    return stored
+
+
+def settle_payment(
+    uow: UnitOfWork, partner_id: PartnerId, payment_id: PaymentId, *, at: dt.datetime | None = None
+) -> Payment:
+    """The payment's funds settled (:meth:`Payment.settle
+    <altpay_core.payment.Payment.settle>`); stored and committed. Settling a
+    settled payment changes nothing and writes nothing new."""
+    payment = uow.payments.get(partner_id, payment_id)
+    settled = payment.settle(at)
+    stored = payment if settled is payment else uow.payments.save(settled)
+    uow.commit()
+    return stored
+
+
+def fail_payment(
+    uow: UnitOfWork, partner_id: PartnerId, payment_id: PaymentId, *, at: dt.datetime | None = None
+) -> tuple[Payment, tuple[Invoice, ...]]:
+    """A processing payment failed (:func:`altpay_core.payment.fail_payment`,
+    I6): the payment and its invoices, with their balances given back, in one
+    commit."""
+    payment, invoices = _payment_and_invoices(uow, partner_id, payment_id)
+    return _store_payment(uow, *_payment.fail_payment(payment, invoices, at=at))
+
+
+def return_payment(
+    uow: UnitOfWork,
+    partner_id: PartnerId,
+    payment_id: PaymentId,
+    kind: ReturnKind | str = ReturnKind.STANDARD,
+    *,
+    at: dt.datetime | None = None,
+) -> tuple[Payment, tuple[Invoice, ...]]:
+    """The bank returned a debit (:func:`altpay_core.payment.return_payment`,
+    I6): the payment and its invoices in one commit."""
+    payment, invoices = _payment_and_invoices(uow, partner_id, payment_id)
+    return _store_payment(uow, *_payment.return_payment(payment, invoices, kind, at=at))
+
+
+def charge_back_payment(
+    uow: UnitOfWork, partner_id: PartnerId, payment_id: PaymentId, *, at: dt.datetime | None = None
+) -> tuple[Payment, tuple[Invoice, ...]]:
+    """The cardholder disputed a card payment
+    (:func:`altpay_core.payment.charge_back_payment`, I6): the payment and its
+    invoices in one commit."""
+    payment, invoices = _payment_and_invoices(uow, partner_id, payment_id)
+    return _store_payment(uow, *_payment.charge_back_payment(payment, invoices, at=at))
+
+
+def refund_payment(
+    uow: UnitOfWork,
+    partner_id: PartnerId,
+    payment_id: PaymentId,
+    *,
+    amount: Money | None = None,
+    at: dt.datetime | None = None,
+) -> tuple[Payment, tuple[Invoice, ...]]:
+    """Refund a succeeded, settled payment in full
+    (:func:`altpay_core.payment.refund_payment`, I7): the payment and its
+    invoices in one commit."""
+    payment, invoices = _payment_and_invoices(uow, partner_id, payment_id)
+    return _store_payment(uow, *_payment.refund_payment(payment, invoices, amount=amount, at=at))
+
+
+# -- scheduled payments ----------------------------------------------------------------
+
+
+def schedule_payment(
+    uow: UnitOfWork,
+    partner_id: PartnerId,
+    customer_id: CustomerId,
+    invoice_id: InvoiceId,
+    *,
+    payer: Viewer,
+    pay_on: dt.date,
+    today: dt.date,
+    amount: Money | str | int | Decimal | None = None,
+    method_id: PaymentMethodId | None = None,
+    at: dt.datetime | None = None,
+) -> ScheduledPayment:
+    """A customer user schedules a payment of an invoice
+    (:func:`altpay_core.payment.schedule_payment`), with a method on file
+    from the customer's saved methods as stored; stored and committed."""
+    partner = uow.partners.get(partner_id)
+    customer = uow.customers.get(partner_id, customer_id)
+    invoice = uow.invoices.get(partner_id, invoice_id)
+    scheduled = _payment.schedule_payment(
+        partner,
+        customer,
+        invoice,
+        payer=payer,
+        methods=uow.payment_methods.get(partner_id, customer_id),
+        pay_on=pay_on,
+        today=today,
+        amount=amount,
+        method_id=method_id,
+        at=at,
+    )
+    stored = uow.scheduled_payments.save(scheduled)
+    uow.commit()
+    return stored
+
+
+def run_scheduled_payment(
+    uow: UnitOfWork,
+    partner_id: PartnerId,
+    scheduled_id: ScheduledPaymentId,
+    *,
+    today: dt.date,
+    at: dt.datetime | None = None,
+) -> tuple[ScheduledPayment, Payment, Invoice]:
+    """Run a scheduled payment whose date has come
+    (:func:`altpay_core.payment.run_scheduled_payment`): the processed
+    scheduled payment, the payment and the invoice are stored in one commit,
+    so that it runs once (a second run finds it processed). Find the ones to
+    run with ``uow.scheduled_payments.due(partner_id, today)``."""
+    scheduled = uow.scheduled_payments.get(partner_id, scheduled_id)
+    partner = uow.partners.get(partner_id)
+    customer = uow.customers.get(partner_id, scheduled.customer_id)
+    invoice = uow.invoices.get(partner_id, scheduled.invoice_id)
+    done, payment, touched = _payment.run_scheduled_payment(
+        scheduled,
+        partner=partner,
+        customer=customer,
+        invoice=invoice,
+        methods=uow.payment_methods.get(partner_id, scheduled.customer_id),
+        today=today,
+        at=at,
+    )
+    stored = uow.scheduled_payments.save(done)
+    stored_payment, (stored_invoice,) = _store_payment(uow, payment, [touched])
+    return stored, stored_payment, stored_invoice
+
+
+def cancel_scheduled_payment(
+    uow: UnitOfWork, partner_id: PartnerId, scheduled_id: ScheduledPaymentId
+) -> ScheduledPayment:
+    """Cancel a scheduled payment before it runs; stored and committed."""
+    scheduled = uow.scheduled_payments.get(partner_id, scheduled_id)
+    cancelled = scheduled.cancel()
+    stored = scheduled if cancelled is scheduled else uow.scheduled_payments.save(cancelled)
     uow.commit()
     return stored

@@ -7,19 +7,23 @@ connections, transactions, error codes and schema migrations.
 
 The layout. Each aggregate is one row holding its whole data as compact
 JSON (``to_dict``), its version, and the columns that the queries filter
-and sort on, each behind an index; a customer's users and tags are child
-rows, so that "which customers is this email a user of" and "which
-customers carry this tag" are index look-ups. The database enforces what
-must hold across concurrent writers: primary keys, and C10 (an external
-reference is unique per partner and integration among customers that are
-not archived) as a partial unique index. Events go to the ``outbox`` table
-in the transaction that stores their aggregate.
+and sort on, each behind an index; a customer's users and tags, and a
+payment's allocations to invoices, are child rows, so that "which customers
+is this email a user of", "which customers carry this tag" and "which
+payments pay this invoice" are index look-ups. The database enforces what
+must hold across concurrent writers: primary keys and unique indexes (C10:
+an external reference is unique per partner and integration among
+customers that are not archived; invoice numbers and invoices' external
+references per partner; payments' idempotency keys per partner). Events go
+to the ``outbox`` table in the transaction that stores their aggregate.
 
-A unit of work checks each save at once (the version it read, the external
-reference) and keeps the rows in memory; it writes them with one
-``executemany`` per statement at commit, before a read that must see them,
+A unit of work checks each save at once (the version it read, the unique
+keys) and keeps the rows in memory; it writes them with one
+``executemany`` per statement at commit, before a query that must see them,
 and every :data:`BATCH_SIZE` saves, so that a bulk save costs little more
-than the rows themselves and holds little memory.
+than the rows themselves and holds little memory. Look-ups of one aggregate
+(by id, number, external reference or idempotency key) answer from the
+saves still in memory first, and so never need to write them early.
 """
 
 from __future__ import annotations
@@ -36,23 +40,36 @@ from typing import Any, Generic, NoReturn, TypeVar
 
 import attrs
 
+from altpay_core import _fields
 from altpay_core.customer import AccessRequest, AccessRequestStatus, Customer, CustomerStatus
 from altpay_core.errors import AltpayError, ConcurrencyConflict, NotFound, ValidationError
 from altpay_core.events import Event
+from altpay_core.invoice import Invoice, InvoiceStatus
 from altpay_core.partner import Partner
+from altpay_core.payment import (
+    CustomerPaymentMethods,
+    Payment,
+    ScheduledPayment,
+    ScheduledPaymentId,
+)
 from altpay_core.ports import (
     DEFAULT_PAGE_SIZE,
     AccessRequestRepository,
     Cursor,
     CustomerRepository,
+    InvoiceRepository,
     Outbox,
     OutboxMessage,
     Page,
     PageRequest,
     PartnerRepository,
+    PaymentMethodRepository,
+    PaymentRepository,
+    ScheduledPaymentRepository,
     Store,
     UnitOfWork,
     customer_sort_key,
+    invoice_sort_key,
 )
 from altpay_core.serialization import from_dict, to_dict
 from altpay_core.values import (
@@ -60,7 +77,9 @@ from altpay_core.values import (
     CustomerId,
     EmailAddress,
     ExternalRef,
+    InvoiceId,
     PartnerId,
+    PaymentId,
     TagId,
 )
 
@@ -73,7 +92,16 @@ __all__ = [
 
 Row = tuple[Any, ...]
 C = TypeVar("C")
-A = TypeVar("A", Partner, Customer, AccessRequest)
+A = TypeVar(
+    "A",
+    Partner,
+    Customer,
+    AccessRequest,
+    Invoice,
+    Payment,
+    CustomerPaymentMethods,
+    ScheduledPayment,
+)
 
 # Idle connections a store keeps for the next units of work.
 MAX_IDLE_CONNECTIONS = 8
@@ -148,13 +176,34 @@ def timestamp(value: dt.datetime) -> str:
 
 @attrs.frozen
 class ChildTable:
-    """Rows that index one aggregate's parts (a customer's users, its tags);
-    rewritten whenever the aggregate is saved."""
+    """Rows that index one aggregate's parts (a customer's users, its tags,
+    a payment's allocations); rewritten whenever the aggregate is saved."""
 
     name: str
     columns: tuple[str, ...]
     """Every column; the first holds the aggregate's id."""
     rows: Callable[[Any], list[Row]]
+
+
+@attrs.frozen
+class UniqueKey:
+    """Columns that a unique index keeps unique among a table's rows (or
+    among those matching ``where``, for a partial index).
+
+    A unit of work checks the key at save, for a clear error at the right
+    call; the index enforces it against concurrent writers too.
+    """
+
+    columns: tuple[str, ...]
+    """The key's columns, the partner's first."""
+    of: Callable[[Any], Row | None]
+    """The key an aggregate holds (its values for ``columns``), or ``None``
+    when it holds none (no external reference; archived, for C10)."""
+    taken: Callable[[Any], ConcurrencyConflict]
+    """The error for an aggregate whose key another one holds."""
+    where: str = ""
+    """What else a row must match to hold the key (SQL), as the partial
+    index's condition says; ``of`` says the same in Python."""
 
 
 @attrs.frozen
@@ -165,18 +214,22 @@ class AggregateTable:
     kind: str
     """How messages name the aggregate (``customer``)."""
     name: str
+    cls: type[Any]
     scope: str
     """The column naming the partner the aggregate belongs to."""
     columns: tuple[str, ...]
     """The indexed columns, between ``version`` and ``data``."""
     values: Callable[[Any], Row]
     children: tuple[ChildTable, ...] = ()
-    order: Callable[[Row], int] = lambda row: 0
-    """Sorts updates so that rows releasing a unique key are written first."""
+    unique: tuple[UniqueKey, ...] = ()
+    key_column: str = "id"
+    """The column holding the aggregate's key (its id, or what stands for it)."""
+    key: Callable[[Any], str] = lambda aggregate: str(aggregate.id)
+    """The aggregate's key, as stored in ``key_column``."""
 
     @property
     def all_columns(self) -> tuple[str, ...]:
-        return ("id", "version", *self.columns, "data")
+        return (self.key_column, "version", *self.columns, "data")
 
 
 def _customer_values(customer: Customer) -> Row:
@@ -202,9 +255,77 @@ def _customer_tags(customer: Customer) -> list[Row]:
     return [(cid, str(tag), pid) for tag in sorted(customer.tags)]
 
 
+def _customer_ref(customer: Customer) -> Row | None:
+    ref = customer.external_ref
+    if ref is None or customer.status is CustomerStatus.ARCHIVED:
+        return None
+    return (str(customer.partner_id), ref.system, ref.id)
+
+
+def _customer_ref_taken(customer: Customer) -> ConcurrencyConflict:
+    return ConcurrencyConflict(
+        f"another customer of this partner that is not archived is synced from "
+        f"{customer.external_ref} (rule C10); nothing was written",
+        kind="customer",
+        key=str(customer.external_ref),
+    )
+
+
+def _invoice_values(invoice: Invoice) -> Row:
+    ref = invoice.external_ref
+    return (
+        str(invoice.partner_id),
+        str(invoice.customer_id),
+        invoice.number,
+        invoice_sort_key(invoice),
+        invoice.status.value,
+        None if ref is None else ref.system,
+        None if ref is None else ref.id,
+    )
+
+
+def _invoice_ref(invoice: Invoice) -> Row | None:
+    ref = invoice.external_ref
+    return None if ref is None else (str(invoice.partner_id), ref.system, ref.id)
+
+
+def _number_taken(invoice: Invoice) -> ConcurrencyConflict:
+    return ConcurrencyConflict(
+        f"invoice number {invoice.number!r} is another invoice's of this partner; "
+        "nothing was written",
+        kind="invoice",
+        key=invoice.number,
+    )
+
+
+def _invoice_ref_taken(invoice: Invoice) -> ConcurrencyConflict:
+    return ConcurrencyConflict(
+        f"another invoice of this partner is synced from {invoice.external_ref}; "
+        "nothing was written",
+        kind="invoice",
+        key=str(invoice.external_ref),
+    )
+
+
+def _allocations(payment: Payment) -> list[Row]:
+    pay, pid = str(payment.id), str(payment.partner_id)
+    created = timestamp(payment.created_at)
+    return [(pay, str(part.invoice_id), pid, created) for part in payment.allocations]
+
+
+def _idempotency_key_taken(payment: Payment) -> ConcurrencyConflict:
+    return ConcurrencyConflict(
+        "another payment of this partner was made under the same idempotency key; "
+        "nothing was written",
+        kind="payment",
+        key=payment.idempotency_key,
+    )
+
+
 PARTNERS = AggregateTable(
     kind="partner",
     name="partners",
+    cls=Partner,
     scope="id",
     columns=(),
     values=lambda partner: (),
@@ -212,18 +333,27 @@ PARTNERS = AggregateTable(
 CUSTOMERS = AggregateTable(
     kind="customer",
     name="customers",
+    cls=Customer,
     scope="partner_id",
     columns=("partner_id", "company_key", "status", "ext_system", "ext_id"),
     values=_customer_values,
-    order=lambda row: 0 if row[4] == CustomerStatus.ARCHIVED.value else 1,
     children=(
         ChildTable("customer_users", ("customer_id", "email_key", "partner_id"), _customer_users),
         ChildTable("customer_tags", ("customer_id", "tag_id", "partner_id"), _customer_tags),
+    ),
+    unique=(
+        UniqueKey(
+            ("partner_id", "ext_system", "ext_id"),
+            _customer_ref,
+            _customer_ref_taken,
+            where="status <> 'archived'",
+        ),
     ),
 )
 ACCESS_REQUESTS = AggregateTable(
     kind="access request",
     name="access_requests",
+    cls=AccessRequest,
     scope="partner_id",
     columns=("partner_id", "status", "requested_at"),
     values=lambda request: (
@@ -232,13 +362,90 @@ ACCESS_REQUESTS = AggregateTable(
         timestamp(request.requested_at),
     ),
 )
-TABLES: tuple[AggregateTable, ...] = (PARTNERS, CUSTOMERS, ACCESS_REQUESTS)
+INVOICES = AggregateTable(
+    kind="invoice",
+    name="invoices",
+    cls=Invoice,
+    scope="partner_id",
+    columns=(
+        "partner_id",
+        "customer_id",
+        "number",
+        "sort_key",
+        "status",
+        "ext_system",
+        "ext_id",
+    ),
+    values=_invoice_values,
+    unique=(
+        UniqueKey(
+            ("partner_id", "number"),
+            lambda invoice: (str(invoice.partner_id), invoice.number),
+            _number_taken,
+        ),
+        UniqueKey(("partner_id", "ext_system", "ext_id"), _invoice_ref, _invoice_ref_taken),
+    ),
+)
+PAYMENTS = AggregateTable(
+    kind="payment",
+    name="payments",
+    cls=Payment,
+    scope="partner_id",
+    columns=("partner_id", "customer_id", "idempotency_key", "status"),
+    values=lambda payment: (
+        str(payment.partner_id),
+        str(payment.customer_id),
+        payment.idempotency_key,
+        payment.status.value,
+    ),
+    children=(
+        ChildTable(
+            "payment_allocations",
+            ("payment_id", "invoice_id", "partner_id", "created_at"),
+            _allocations,
+        ),
+    ),
+    unique=(
+        UniqueKey(
+            ("partner_id", "idempotency_key"),
+            lambda payment: (str(payment.partner_id), payment.idempotency_key),
+            _idempotency_key_taken,
+        ),
+    ),
+)
+PAYMENT_METHODS = AggregateTable(
+    kind="customer's payment methods",
+    name="payment_methods",
+    cls=CustomerPaymentMethods,
+    scope="partner_id",
+    columns=("partner_id",),
+    values=lambda methods: (str(methods.partner_id),),
+    key_column="customer_id",
+    key=lambda methods: str(methods.customer_id),
+)
+SCHEDULED_PAYMENTS = AggregateTable(
+    kind="scheduled payment",
+    name="scheduled_payments",
+    cls=ScheduledPayment,
+    scope="partner_id",
+    columns=("partner_id", "invoice_id", "status", "pay_on"),
+    values=lambda scheduled: (
+        str(scheduled.partner_id),
+        str(scheduled.invoice_id),
+        scheduled.status.value,
+        scheduled.pay_on.isoformat(),
+    ),
+)
+TABLES: tuple[AggregateTable, ...] = (
+    PARTNERS,
+    CUSTOMERS,
+    ACCESS_REQUESTS,
+    INVOICES,
+    PAYMENTS,
+    PAYMENT_METHODS,
+    SCHEDULED_PAYMENTS,
+)
 OUTBOX_COLUMNS = ("topic", "partner_id", "aggregate_id", "occurred_at", "payload")
-
-# Where a customer's row holds what the C10 check compares.
-_PARTNER = CUSTOMERS.all_columns.index("partner_id")
-_STATUS = CUSTOMERS.all_columns.index("status")
-_REF = slice(CUSTOMERS.all_columns.index("ext_system"), CUSTOMERS.all_columns.index("ext_id") + 1)
 
 
 class Statements:
@@ -255,21 +462,32 @@ class Statements:
             return ", ".join("?" * count)
 
         self.current: dict[str, str] = {}
+        self.get: dict[str, str] = {}
         self.insert: dict[str, str] = {}
         self.update: dict[str, str] = {}
+        self.delete: dict[str, str] = {}
         self.delete_children: dict[str, str] = {}
         self.insert_children: dict[str, str] = {}
+        self.holders: dict[str, list[str]] = {}
+        self.by_unique: dict[str, list[str]] = {}
         for table in tables:
             columns = table.all_columns
+            key = table.key_column
             self.current[table.name] = sql(
-                f"SELECT version, {table.scope} FROM {table.name} WHERE id = ?"
+                f"SELECT version, {table.scope} FROM {table.name} WHERE {key} = ?"
+            )
+            self.get[table.name] = sql(
+                f"SELECT {table.scope}, data FROM {table.name} WHERE {key} = ?"
             )
             self.insert[table.name] = sql(
                 f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks(len(columns))})"
             )
             assignments = ", ".join(f"{c} = ?" for c in columns[1:])
             self.update[table.name] = sql(
-                f"UPDATE {table.name} SET {assignments} WHERE id = ? AND version = ?"
+                f"UPDATE {table.name} SET {assignments} WHERE {key} = ? AND version = ?"
+            )
+            self.delete[table.name] = sql(
+                f"DELETE FROM {table.name} WHERE {key} = ? AND version = ?"
             )
             for child in table.children:
                 self.delete_children[child.name] = sql(
@@ -279,17 +497,19 @@ class Statements:
                     f"INSERT INTO {child.name} ({', '.join(child.columns)}) "
                     f"VALUES ({marks(len(child.columns))})"
                 )
+            self.holders[table.name] = []
+            self.by_unique[table.name] = []
+            for unique in table.unique:
+                match = " AND ".join(f"{c} = ?" for c in unique.columns)
+                if unique.where:
+                    match += f" AND {unique.where}"
+                self.holders[table.name].append(
+                    sql(f"SELECT {key} FROM {table.name} WHERE {match}")
+                )
+                self.by_unique[table.name].append(
+                    sql(f"SELECT {key}, data FROM {table.name} WHERE {match}")
+                )
 
-        self.partner = sql("SELECT data FROM partners WHERE id = ?")
-        self.customer = sql("SELECT data FROM customers WHERE partner_id = ? AND id = ?")
-        self.customer_by_ref = sql(
-            """SELECT data FROM customers
-            WHERE partner_id = ? AND ext_system = ? AND ext_id = ? AND status <> 'archived'"""
-        )
-        self.ref_holders = sql(
-            """SELECT id FROM customers
-            WHERE partner_id = ? AND ext_system = ? AND ext_id = ? AND status <> 'archived'"""
-        )
         self.customers_with_user = sql(
             """SELECT c.data FROM customer_users u JOIN customers c ON c.id = u.customer_id
             WHERE u.email_key = ? AND u.partner_id = ?
@@ -300,9 +520,6 @@ class Statements:
             WHERE u.email_key = ? AND c.status = 'active'
             ORDER BY c.company_key, c.id"""
         )
-        self.access_request = sql(
-            "SELECT data FROM access_requests WHERE partner_id = ? AND id = ?"
-        )
         self.access_requests = sql(
             """SELECT data FROM access_requests WHERE partner_id = ?
             ORDER BY requested_at, id"""
@@ -310,6 +527,20 @@ class Statements:
         self.access_requests_by_status = sql(
             """SELECT data FROM access_requests WHERE partner_id = ? AND status = ?
             ORDER BY requested_at, id"""
+        )
+        self.payments_for_invoice = sql(
+            """SELECT p.data FROM payment_allocations a JOIN payments p ON p.id = a.payment_id
+            WHERE a.partner_id = ? AND a.invoice_id = ?
+            ORDER BY a.created_at, a.payment_id"""
+        )
+        self.scheduled_due = sql(
+            """SELECT data FROM scheduled_payments
+            WHERE partner_id = ? AND status = 'scheduled' AND pay_on <= ?
+            ORDER BY pay_on, id"""
+        )
+        self.scheduled_for_invoice = sql(
+            """SELECT data FROM scheduled_payments WHERE partner_id = ? AND invoice_id = ?
+            ORDER BY pay_on, id"""
         )
         self.outbox_insert = sql(
             f"INSERT INTO outbox ({', '.join(OUTBOX_COLUMNS)}) "
@@ -338,10 +569,14 @@ def dump(value: object) -> str:
 
 def load(cls: type[A], data: Any) -> A:
     """An aggregate from its stored data: JSON text, or what a driver parsed
-    from a JSON column. Every rule is checked again (``from_dict``)."""
+    from a JSON column. Every rule is checked again; a customer stored as
+    ``to_dict`` wrote it is read by the quick path of ``from_stored``, with
+    the same result as ``from_dict``, which reads anything else."""
+    from altpay_core.serialization import from_stored
+
     if isinstance(data, str | bytes):
         data = json.loads(data)
-    return from_dict(cls, data)
+    return from_stored(cls, data)
 
 
 def load_event(data: Any) -> Event:
@@ -436,6 +671,12 @@ class _Pending:
     scope: str
     row: Row
     children: list[list[Row]]
+    value: Any
+    """The stored value (what ``save`` returned), for look-ups."""
+    claims: tuple[Row | None, ...]
+    """The unique keys it holds, one per :attr:`AggregateTable.unique`."""
+    moved: bool
+    """It takes a unique key that its row in the database does not hold."""
 
 
 class SqlUnitOfWork(UnitOfWork, Generic[C]):
@@ -461,6 +702,10 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
         self._connection: C | None = None
         self._writing = False
         self._pending: dict[str, dict[str, _Pending]] = {t.name: {} for t in TABLES}
+        # Per table and unique key: which pending aggregate holds which key.
+        self._claims: dict[str, list[dict[Row, str]]] = {
+            t.name: [{} for _ in t.unique] for t in TABLES
+        }
         self._marks: list[Row] = []
         self._unflushed = False
         self._batched = 0
@@ -468,6 +713,10 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
         self.partners = SqlPartners(self)
         self.customers = SqlCustomers(self)
         self.access_requests = SqlAccessRequests(self)
+        self.invoices = SqlInvoices(self)
+        self.payments = SqlPayments(self)
+        self.payment_methods = SqlPaymentMethods(self)
+        self.scheduled_payments = SqlScheduledPayments(self)
         self.outbox = SqlOutbox(self)
 
     # -- what each database does its own way --------------------------------------
@@ -543,10 +792,16 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
         self._writing = False
         self._unflushed = False
         self._batched = 0
-        for pending in self._pending.values():
-            pending.clear()
+        self._forget_pending()
         self._marks.clear()
         self._events.clear()
+
+    def _forget_pending(self) -> None:
+        for pending in self._pending.values():
+            pending.clear()
+        for claims in self._claims.values():
+            for claimed in claims:
+                claimed.clear()
 
     def _query(self, sql: str, params: Row) -> list[Row]:
         connection = self._conn()
@@ -569,6 +824,32 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
             self._flush()
         return self._query(sql, params)
 
+    def _get(self, table: AggregateTable, scope: str, key: str) -> Any:
+        """The aggregate stored under ``key`` for partner ``scope`` (or
+        ``None``), as this unit of work sees it: its pending save if it has
+        one, else the database's row, so that nothing is written early."""
+        pending = self._pending[table.name].get(key)
+        if pending is not None:
+            return pending.value if pending.scope == scope else None
+        rows = self._query(self._sql.get[table.name], (key,))
+        if not rows or rows[0][0] != scope:
+            return None
+        return load(table.cls, rows[0][1])
+
+    def _get_unique(self, table: AggregateTable, index: int, claim: Row) -> Any:
+        """The aggregate holding unique key ``claim`` (or ``None``), as this
+        unit of work sees it. A pending save that holds the key answers; a
+        row of an aggregate with a pending save does not, since its pending
+        state, which does not hold the key, supersedes it."""
+        pending = self._pending[table.name]
+        holder = self._claims[table.name][index].get(claim)
+        if holder is not None:
+            return pending[holder].value
+        for key, data in self._query(self._sql.by_unique[table.name][index], claim):
+            if key not in pending:
+                return load(table.cls, data)
+        return None
+
     def commit(self) -> None:
         if not (self._unflushed or self._writing):
             return
@@ -586,8 +867,8 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
 
     def _save(self, table: AggregateTable, aggregate: A) -> A:
         value: Any = aggregate
-        key = str(value.id)
-        scope = str(value.id if table is PARTNERS else value.partner_id)
+        key = table.key(value)
+        scope = key if table is PARTNERS else str(value.partner_id)
         read = value.version
         pending = self._pending[table.name].get(key)
         if pending is not None:
@@ -606,8 +887,8 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
                 kind=table.kind,
                 key=key,
             )
-        if table is CUSTOMERS:
-            self._check_external_ref(value)
+        claims = tuple(unique.of(value) for unique in table.unique)
+        moved = self._check_unique(table, value, key, claims)
         result: A = _stored(value, read + 1)
         row = (key, read + 1, *table.values(result), dump(result))
         children = [child.rows(result) for child in table.children]
@@ -619,9 +900,18 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
                 scope=scope,
                 row=row,
                 children=children,
+                value=result,
+                claims=claims,
+                moved=moved,
             )
         else:
+            self._release_claims(table, pending.claims)
             pending.version, pending.row, pending.children = read + 1, row, children
+            pending.value, pending.claims = result, claims
+            pending.moved = pending.moved or moved
+        for claimed, claim in zip(self._claims[table.name], claims, strict=True):
+            if claim is not None:
+                claimed[claim] = key
         self._unflushed = True
         self._events.extend(value.events)
         self._batched += 1
@@ -629,33 +919,37 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
             self._flush()
         return result
 
-    def _check_external_ref(self, customer: Customer) -> None:
-        """C10, checked at save for a clear error at the right call; the
-        partial unique index enforces it against concurrent writers too."""
-        ref = customer.external_ref
-        if ref is None or customer.status is CustomerStatus.ARCHIVED:
-            return
-        key, partner = str(customer.id), str(customer.partner_id)
-        pending = self._pending[CUSTOMERS.name]
-        taken = any(
-            other != key
-            and p.row[_PARTNER] == partner
-            and p.row[_REF] == (ref.system, ref.id)
-            and p.row[_STATUS] != CustomerStatus.ARCHIVED.value
-            for other, p in pending.items()
-        )
-        if not taken:
-            holders = self._query(self._sql.ref_holders, (partner, ref.system, ref.id))
-            # A holder saved in this unit of work counts as its pending
-            # state, checked above.
-            taken = any(h[0] != key and h[0] not in pending for h in holders)
-        if taken:
-            raise ConcurrencyConflict(
-                f"another customer of this partner that is not archived is synced from {ref} "
-                "(rule C10); nothing was written",
-                kind="customer",
-                key=str(ref),
-            )
+    def _check_unique(
+        self, table: AggregateTable, value: Any, key: str, claims: tuple[Row | None, ...]
+    ) -> bool:
+        """Refuse a unique key that another aggregate holds, checked at save
+        for a clear error at the right call; the unique indexes enforce the
+        same against concurrent writers. Whether the aggregate takes a key
+        that its row in the database does not hold."""
+        pending = self._pending[table.name]
+        moved = False
+        for index, claim in enumerate(claims):
+            if claim is None:
+                continue
+            holder = self._claims[table.name][index].get(claim)
+            if holder is None:
+                holders = {
+                    row[0] for row in self._query(self._sql.holders[table.name][index], claim)
+                }
+                # A holder saved in this unit of work counts as its pending
+                # state, which holds the key only if it is in the claims.
+                taken = any(other != key and other not in pending for other in holders)
+                moved = moved or key not in holders
+            else:
+                taken = holder != key
+            if taken:
+                raise table.unique[index].taken(value)
+        return moved
+
+    def _release_claims(self, table: AggregateTable, claims: tuple[Row | None, ...]) -> None:
+        for claimed, claim in zip(self._claims[table.name], claims, strict=True):
+            if claim is not None:
+                claimed.pop(claim, None)
 
     def _flush(self) -> None:
         """Write what is pending, one ``executemany`` per statement, in the
@@ -672,6 +966,8 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
                 if pending:
                     items = list(pending.values())
                     pending.clear()
+                    for claimed in self._claims[table.name]:
+                        claimed.clear()
                     self._write_rows(connection, table, items)
             if self._marks:
                 marks, self._marks = self._marks, []
@@ -679,26 +975,27 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
 
     def _write_rows(self, connection: C, table: AggregateTable, items: list[_Pending]) -> None:
         # By id, so that concurrent writers lock rows in one order (no
-        # deadlocks between them). Updates first, those that release a
-        # unique key (an archived customer's external reference) before
-        # those that may take one, then inserts: the database checks each
-        # row as it is written.
+        # deadlocks between them). The database checks each row's unique
+        # keys as it is written, so a row that takes a key another row of
+        # this batch gives up (an invoice's number, an archived customer's
+        # external reference; or two rows swapping keys) is deleted first
+        # and inserted after the updates, with the new rows.
         items.sort(key=lambda p: p.row[0])
-        new = [p.row for p in items if p.new]
-        old = sorted((p for p in items if not p.new), key=lambda p: table.order(p.row))
-        if old:
-            changed = self._execute_many(
-                connection,
-                self._sql.update[table.name],
-                [(*p.row[1:], p.row[0], p.expected) for p in old],
-            )
-            if changed != len(old):
+        old = [p for p in items if not p.new]
+        moved = [p for p in old if p.moved]
+        kept = [p for p in old if not p.moved] if moved else old
+        for sql, rows in (
+            (self._sql.delete[table.name], [(p.row[0], p.expected) for p in moved]),
+            (self._sql.update[table.name], [(*p.row[1:], p.row[0], p.expected) for p in kept]),
+        ):
+            if rows and self._execute_many(connection, sql, rows) != len(rows):
                 self._abort()
                 raise ConcurrencyConflict(
                     f"a {table.kind} was changed by another writer after this unit of work "
                     "read it; nothing was written",
                     kind=table.kind,
                 )
+        new = [p.row for p in items if p.new or p.moved]
         if new:
             self._execute_many(connection, self._sql.insert[table.name], new)
         for index, child in enumerate(table.children):
@@ -799,15 +1096,38 @@ def _email_key(email: EmailAddress | str) -> str:
         raise error.under("email") from None
 
 
+def _ref(ref: object) -> ExternalRef:
+    if not isinstance(ref, ExternalRef):
+        raise ValidationError.single(
+            "ref", "wrong_type", f"'ref' must be an ExternalRef (got {type(ref).__name__})"
+        )
+    return ref
+
+
+def _text(path: str, value: object) -> str:
+    """A key given as text (an invoice number, an idempotency key), trimmed
+    as the aggregates store it."""
+    if not isinstance(value, str):
+        raise ValidationError.single(
+            path, "wrong_type", f"'{path}' must be a string (got {type(value).__name__})"
+        )
+    return value.strip()
+
+
+def _date(path: str, value: object) -> str:
+    return _fields.plain_date(path, value).isoformat()
+
+
 class SqlPartners(PartnerRepository):
     def __init__(self, uow: SqlUnitOfWork[Any]) -> None:
         self._uow = uow
 
     def get(self, partner_id: PartnerId) -> Partner:
-        rows = self._uow._read(self._uow._sql.partner, (_partner_key(partner_id),))
-        if not rows:
+        key = _partner_key(partner_id)
+        partner: Partner | None = self._uow._get(PARTNERS, key, key)
+        if partner is None:
             raise NotFound("partner", partner_id)
-        return load(Partner, rows[0][0])
+        return partner
 
     def save(self, partner: Partner) -> Partner:
         _require(partner, Partner, "partner")
@@ -819,24 +1139,21 @@ class SqlCustomers(CustomerRepository):
         self._uow = uow
 
     def get(self, partner_id: PartnerId, customer_id: CustomerId) -> Customer:
-        rows = self._uow._read(
-            self._uow._sql.customer, (_partner_key(partner_id), str(CustomerId(customer_id)))
+        customer: Customer | None = self._uow._get(
+            CUSTOMERS, _partner_key(partner_id), str(CustomerId(customer_id))
         )
-        if not rows:
+        if customer is None:
             raise NotFound("customer", customer_id)
-        return load(Customer, rows[0][0])
+        return customer
 
     def get_by_external_ref(self, partner_id: PartnerId, ref: ExternalRef) -> Customer:
-        if not isinstance(ref, ExternalRef):
-            raise ValidationError.single(
-                "ref", "wrong_type", f"'ref' must be an ExternalRef (got {type(ref).__name__})"
-            )
-        rows = self._uow._read(
-            self._uow._sql.customer_by_ref, (_partner_key(partner_id), ref.system, ref.id)
+        ref = _ref(ref)
+        customer: Customer | None = self._uow._get_unique(
+            CUSTOMERS, 0, (_partner_key(partner_id), ref.system, ref.id)
         )
-        if not rows:
+        if customer is None:
             raise NotFound("customer", ref)
-        return load(Customer, rows[0][0])
+        return customer
 
     def with_user(self, partner_id: PartnerId, email: EmailAddress | str) -> list[Customer]:
         rows = self._uow._read(
@@ -885,56 +1202,81 @@ class SqlCustomers(CustomerRepository):
                 if upper is not None:
                     where.append("c.company_key < ?")
                     params.append(upper)
-        return self._page(where, params, request)
-
-    def _page(
-        self, where: builtins.list[str], params: builtins.list[Any], request: PageRequest
-    ) -> Page[Customer]:
-        uow = self._uow
-        sql = uow._sql.sql
-        filters = " AND ".join(where)
-        backward = request.before is not None
-        cursor = request.before if backward else request.after
-        condition, order = ("<", "DESC") if backward else (">", "ASC")
-        query = f"SELECT c.data, c.company_key, c.id FROM customers c WHERE {filters}"
-        page_params = list(params)
-        if cursor is not None:
-            query += f" AND (c.company_key, c.id) {condition} (?, ?)"
-            page_params += [cursor.key, cursor.id]
-        query += f" ORDER BY c.company_key {order}, c.id {order} LIMIT ?"
-        rows = uow._read(sql(query), (*page_params, request.limit + 1))
-        more = len(rows) > request.limit
-        rows = rows[: request.limit]
-        if backward:
-            rows.reverse()
-        # Whether anything lies on the cursor's other side (the cursor's own
-        # row included): exact, as the port promises.
-        beyond = False
-        if cursor is not None:
-            other = ">=" if backward else "<="
-            beyond = bool(
-                uow._read(
-                    sql(
-                        f"SELECT 1 FROM customers c WHERE {filters} "
-                        f"AND (c.company_key, c.id) {other} (?, ?) LIMIT 1"
-                    ),
-                    (*params, cursor.key, cursor.id),
-                )
-            )
-        items = tuple(load(Customer, row[0]) for row in rows)
-        first = Cursor(rows[0][1], rows[0][2]).encode() if rows else None
-        last = Cursor(rows[-1][1], rows[-1][2]).encode() if rows else None
-        return Page(
-            items=items,
-            start_cursor=first,
-            end_cursor=last,
-            has_next_page=beyond if backward else more,
-            has_previous_page=more if backward else beyond,
-        )
+        return _page(self._uow, CUSTOMER_LISTING, where, params, request)
 
     def save(self, customer: Customer) -> Customer:
         _require(customer, Customer, "customer")
         return self._uow._save(CUSTOMERS, customer)
+
+
+@attrs.frozen
+class Listing:
+    """A keyset-paged listing of one table: rows ordered by a sort key, then id."""
+
+    cls: type[Any]
+    source: str
+    """The table and its alias (``customers c``)."""
+    sort: str
+    """The sort key's column, with the alias."""
+    id: str
+    """The id's column, with the alias."""
+    data: str
+
+
+CUSTOMER_LISTING = Listing(Customer, "customers c", "c.company_key", "c.id", "c.data")
+INVOICE_LISTING = Listing(Invoice, "invoices i", "i.sort_key", "i.id", "i.data")
+
+
+def _page(
+    uow: SqlUnitOfWork[Any],
+    listing: Listing,
+    where: builtins.list[str],
+    params: builtins.list[Any],
+    request: PageRequest,
+) -> Page[Any]:
+    sql = uow._sql.sql
+    filters = " AND ".join(where)
+    backward = request.before is not None
+    cursor = request.before if backward else request.after
+    condition, order = ("<", "DESC") if backward else (">", "ASC")
+    keys = f"({listing.sort}, {listing.id})"
+    query = (
+        f"SELECT {listing.data}, {listing.sort}, {listing.id} FROM {listing.source} WHERE {filters}"
+    )
+    page_params = list(params)
+    if cursor is not None:
+        query += f" AND {keys} {condition} (?, ?)"
+        page_params += [cursor.key, cursor.id]
+    query += f" ORDER BY {listing.sort} {order}, {listing.id} {order} LIMIT ?"
+    rows = uow._read(sql(query), (*page_params, request.limit + 1))
+    more = len(rows) > request.limit
+    rows = rows[: request.limit]
+    if backward:
+        rows.reverse()
+    # Whether anything lies on the cursor's other side (the cursor's own
+    # row included): exact, as the port promises.
+    beyond = False
+    if cursor is not None:
+        other = ">=" if backward else "<="
+        beyond = bool(
+            uow._read(
+                sql(
+                    f"SELECT 1 FROM {listing.source} WHERE {filters} "
+                    f"AND {keys} {other} (?, ?) LIMIT 1"
+                ),
+                (*params, cursor.key, cursor.id),
+            )
+        )
+    items = tuple(load(listing.cls, row[0]) for row in rows)
+    first = Cursor(rows[0][1], rows[0][2]).encode() if rows else None
+    last = Cursor(rows[-1][1], rows[-1][2]).encode() if rows else None
+    return Page(
+        items=items,
+        start_cursor=first,
+        end_cursor=last,
+        has_next_page=beyond if backward else more,
+        has_previous_page=more if backward else beyond,
+    )
 
 
 class SqlAccessRequests(AccessRequestRepository):
@@ -942,13 +1284,12 @@ class SqlAccessRequests(AccessRequestRepository):
         self._uow = uow
 
     def get(self, partner_id: PartnerId, request_id: AccessRequestId) -> AccessRequest:
-        rows = self._uow._read(
-            self._uow._sql.access_request,
-            (_partner_key(partner_id), str(AccessRequestId(request_id))),
+        request: AccessRequest | None = self._uow._get(
+            ACCESS_REQUESTS, _partner_key(partner_id), str(AccessRequestId(request_id))
         )
-        if not rows:
+        if request is None:
             raise NotFound("access request", request_id)
-        return load(AccessRequest, rows[0][0])
+        return request
 
     def list(
         self, partner_id: PartnerId, *, status: AccessRequestStatus | None = None
@@ -966,6 +1307,177 @@ class SqlAccessRequests(AccessRequestRepository):
         return self._uow._save(ACCESS_REQUESTS, request)
 
 
+class SqlInvoices(InvoiceRepository):
+    def __init__(self, uow: SqlUnitOfWork[Any]) -> None:
+        self._uow = uow
+
+    def get(self, partner_id: PartnerId, invoice_id: InvoiceId) -> Invoice:
+        invoice: Invoice | None = self._uow._get(
+            INVOICES, _partner_key(partner_id), str(InvoiceId(invoice_id))
+        )
+        if invoice is None:
+            raise NotFound("invoice", invoice_id)
+        return invoice
+
+    def get_by_number(self, partner_id: PartnerId, number: str) -> Invoice:
+        key = _text("number", number)
+        invoice: Invoice | None = self._uow._get_unique(
+            INVOICES, 0, (_partner_key(partner_id), key)
+        )
+        if invoice is None:
+            raise NotFound("invoice", key)
+        return invoice
+
+    def get_by_external_ref(self, partner_id: PartnerId, ref: ExternalRef) -> Invoice:
+        ref = _ref(ref)
+        invoice: Invoice | None = self._uow._get_unique(
+            INVOICES, 1, (_partner_key(partner_id), ref.system, ref.id)
+        )
+        if invoice is None:
+            raise NotFound("invoice", ref)
+        return invoice
+
+    def list(
+        self,
+        partner_id: PartnerId,
+        *,
+        customer_id: CustomerId | None = None,
+        status: InvoiceStatus | None = None,
+        due_from: dt.date | None = None,
+        due_to: dt.date | None = None,
+        limit: int = DEFAULT_PAGE_SIZE,
+        after: str | None = None,
+        before: str | None = None,
+    ) -> Page[Invoice]:
+        request = PageRequest.parse(limit, after, before)
+        where, params = self._scope(partner_id, customer_id)
+        if status is not None:
+            where.append("i.status = ?")
+            params.append(_status(status, InvoiceStatus, "status").value)
+        # The sort key is the due date (ISO, ten characters), a space and the
+        # number, so a range of due dates is a range of keys on the index
+        # that also gives the order: a key is at least its date, and every
+        # key of a date sorts below that date followed by "!" (a space sorts
+        # before "!").
+        if due_from is not None:
+            where.append("i.sort_key >= ?")
+            params.append(_date("due_from", due_from))
+        if due_to is not None:
+            where.append("i.sort_key < ?")
+            params.append(_date("due_to", due_to) + "!")
+        return _page(self._uow, INVOICE_LISTING, where, params, request)
+
+    def overdue(
+        self,
+        partner_id: PartnerId,
+        as_of: dt.date,
+        *,
+        customer_id: CustomerId | None = None,
+        limit: int = DEFAULT_PAGE_SIZE,
+        after: str | None = None,
+        before: str | None = None,
+    ) -> Page[Invoice]:
+        request = PageRequest.parse(limit, after, before)
+        where, params = self._scope(partner_id, customer_id)
+        # Open (a balance above zero, I4) and due before as_of: every key of
+        # an earlier due date sorts below as_of's date alone.
+        where += ["i.status = 'open'", "i.sort_key < ?"]
+        params.append(_date("as_of", as_of))
+        return _page(self._uow, INVOICE_LISTING, where, params, request)
+
+    @staticmethod
+    def _scope(
+        partner_id: PartnerId, customer_id: CustomerId | None
+    ) -> tuple[builtins.list[str], builtins.list[Any]]:
+        where = ["i.partner_id = ?"]
+        params: builtins.list[Any] = [_partner_key(partner_id)]
+        if customer_id is not None:
+            where.append("i.customer_id = ?")
+            params.append(str(CustomerId(customer_id)))
+        return where, params
+
+    def save(self, invoice: Invoice) -> Invoice:
+        _require(invoice, Invoice, "invoice")
+        return self._uow._save(INVOICES, invoice)
+
+
+class SqlPayments(PaymentRepository):
+    def __init__(self, uow: SqlUnitOfWork[Any]) -> None:
+        self._uow = uow
+
+    def get(self, partner_id: PartnerId, payment_id: PaymentId) -> Payment:
+        payment: Payment | None = self._uow._get(
+            PAYMENTS, _partner_key(partner_id), str(PaymentId(payment_id))
+        )
+        if payment is None:
+            raise NotFound("payment", payment_id)
+        return payment
+
+    def get_by_idempotency_key(self, partner_id: PartnerId, key: str) -> Payment | None:
+        claim = (_partner_key(partner_id), _text("key", key))
+        payment: Payment | None = self._uow._get_unique(PAYMENTS, 0, claim)
+        return payment
+
+    def for_invoice(self, partner_id: PartnerId, invoice_id: InvoiceId) -> list[Payment]:
+        rows = self._uow._read(
+            self._uow._sql.payments_for_invoice,
+            (_partner_key(partner_id), str(InvoiceId(invoice_id))),
+        )
+        return [load(Payment, row[0]) for row in rows]
+
+    def save(self, payment: Payment) -> Payment:
+        _require(payment, Payment, "payment")
+        return self._uow._save(PAYMENTS, payment)
+
+
+class SqlPaymentMethods(PaymentMethodRepository):
+    def __init__(self, uow: SqlUnitOfWork[Any]) -> None:
+        self._uow = uow
+
+    def get(self, partner_id: PartnerId, customer_id: CustomerId) -> CustomerPaymentMethods:
+        partner, customer = PartnerId(partner_id), CustomerId(customer_id)
+        methods: CustomerPaymentMethods | None = self._uow._get(
+            PAYMENT_METHODS, str(partner), str(customer)
+        )
+        if methods is None:
+            return CustomerPaymentMethods(partner_id=partner, customer_id=customer)
+        return methods
+
+    def save(self, methods: CustomerPaymentMethods) -> CustomerPaymentMethods:
+        _require(methods, CustomerPaymentMethods, "methods")
+        return self._uow._save(PAYMENT_METHODS, methods)
+
+
+class SqlScheduledPayments(ScheduledPaymentRepository):
+    def __init__(self, uow: SqlUnitOfWork[Any]) -> None:
+        self._uow = uow
+
+    def get(self, partner_id: PartnerId, scheduled_id: ScheduledPaymentId) -> ScheduledPayment:
+        scheduled: ScheduledPayment | None = self._uow._get(
+            SCHEDULED_PAYMENTS, _partner_key(partner_id), str(ScheduledPaymentId(scheduled_id))
+        )
+        if scheduled is None:
+            raise NotFound("scheduled payment", scheduled_id)
+        return scheduled
+
+    def due(self, partner_id: PartnerId, as_of: dt.date) -> list[ScheduledPayment]:
+        rows = self._uow._read(
+            self._uow._sql.scheduled_due, (_partner_key(partner_id), _date("as_of", as_of))
+        )
+        return [load(ScheduledPayment, row[0]) for row in rows]
+
+    def for_invoice(self, partner_id: PartnerId, invoice_id: InvoiceId) -> list[ScheduledPayment]:
+        rows = self._uow._read(
+            self._uow._sql.scheduled_for_invoice,
+            (_partner_key(partner_id), str(InvoiceId(invoice_id))),
+        )
+        return [load(ScheduledPayment, row[0]) for row in rows]
+
+    def save(self, scheduled: ScheduledPayment) -> ScheduledPayment:
+        _require(scheduled, ScheduledPayment, "scheduled")
+        return self._uow._save(SCHEDULED_PAYMENTS, scheduled)
+
+
 class SqlOutbox(Outbox):
     def __init__(self, uow: SqlUnitOfWork[Any]) -> None:
         self._uow = uow
@@ -979,7 +1491,7 @@ class SqlOutbox(Outbox):
         self._uow._mark_published(positions)
 
 
-E = TypeVar("E", CustomerStatus, AccessRequestStatus)
+E = TypeVar("E", CustomerStatus, AccessRequestStatus, InvoiceStatus)
 
 
 def _status(value: object, cls: type[E], path: str) -> E:

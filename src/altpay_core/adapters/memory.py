@@ -20,11 +20,13 @@ How it keeps its promises:
 * A unit of work stages what it saves (and the outbox messages it marks) in
   its own dictionaries; its reads see the committed data with its own saves
   laid over it.
-* ``save`` checks the version (and the external reference, C10) at once,
-  so a conflict shows early; :meth:`MemoryUnitOfWork.commit` checks all of
-  it again under the store's lock, before writing anything, and then writes
-  everything. Should a write still fail half way, the writes made so far
-  are undone before the lock is released: a commit is all or nothing.
+* ``save`` checks the version and the keys that must be unique (a
+  customer's external reference, C10; an invoice's number and external
+  reference; a payment's idempotency key) at once, so a conflict shows
+  early; :meth:`MemoryUnitOfWork.commit` checks all of it again under the
+  store's lock, before writing anything, and then writes everything. Should
+  a write still fail half way, the writes made so far are undone before the
+  lock is released: a commit is all or nothing.
 * Events are kept as :func:`~altpay_core.serialization.to_dict` data and read
   back with ``from_dict(Event, ...)``, as a database adapter would.
 """
@@ -32,8 +34,9 @@ How it keeps its promises:
 from __future__ import annotations
 
 import bisect
+import datetime as dt
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -43,20 +46,33 @@ from altpay_core import _fields
 from altpay_core.customer import AccessRequest, AccessRequestStatus, Customer, CustomerStatus
 from altpay_core.errors import ConcurrencyConflict, NotFound, ValidationError
 from altpay_core.events import Event
+from altpay_core.invoice import Invoice, InvoiceStatus
 from altpay_core.partner import Partner
+from altpay_core.payment import (
+    CustomerPaymentMethods,
+    Payment,
+    ScheduledPayment,
+    ScheduledPaymentId,
+)
 from altpay_core.ports import (
     DEFAULT_PAGE_SIZE,
     AccessRequestRepository,
     CustomerRepository,
+    InvoiceRepository,
     Outbox,
     OutboxMessage,
     Page,
     PageRequest,
     PartnerRepository,
+    PaymentMethodRepository,
+    PaymentRepository,
+    ScheduledPaymentRepository,
     Store,
     UnitOfWork,
     customer_cursor,
     customer_sort_key,
+    invoice_cursor,
+    invoice_sort_key,
 )
 from altpay_core.serialization import from_dict, to_dict
 from altpay_core.values import (
@@ -64,18 +80,58 @@ from altpay_core.values import (
     CustomerId,
     EmailAddress,
     ExternalRef,
+    InvoiceId,
     PartnerId,
+    PaymentId,
     TagId,
 )
 
 __all__ = ["MemoryStore", "MemoryUnitOfWork"]
 
-_A = TypeVar("_A", Partner, Customer, AccessRequest)
+_A = TypeVar(
+    "_A",
+    Partner,
+    Customer,
+    AccessRequest,
+    Invoice,
+    Payment,
+    CustomerPaymentMethods,
+    ScheduledPayment,
+)
+_T = TypeVar("_T")
 _RefKey = tuple[PartnerId, ExternalRef]
+_NumberKey = tuple[PartnerId, str]
+_IdempotencyKey = tuple[PartnerId, str]
 
 
 def _order(customer: Customer) -> tuple[str, str]:
     return customer_sort_key(customer), customer.id.value
+
+
+def _invoice_order(invoice: Invoice) -> tuple[str, str]:
+    return invoice_sort_key(invoice), invoice.id.value
+
+
+def _number_key(invoice: Invoice) -> _NumberKey:
+    """The key that keeps invoice numbers unique per partner (every status)."""
+    return (invoice.partner_id, invoice.number)
+
+
+def _invoice_ref_key(invoice: Invoice) -> _RefKey | None:
+    """The key that keeps a synced invoice's external reference unique per partner."""
+    return None if invoice.external_ref is None else (invoice.partner_id, invoice.external_ref)
+
+
+def _idempotency_key(payment: Payment) -> _IdempotencyKey:
+    return (payment.partner_id, payment.idempotency_key)
+
+
+def _by_time(item: Payment) -> tuple[dt.datetime, str]:
+    return item.created_at, item.id.value
+
+
+def _by_day(item: ScheduledPayment) -> tuple[dt.date, str]:
+    return item.pay_on, item.id.value
 
 
 def _ref_key(customer: Customer) -> _RefKey | None:
@@ -130,6 +186,18 @@ class _Undo:
             old = table.pop(key)
             self._steps.append(lambda: table.__setitem__(key, old))
 
+    def pop_if(self, table: dict[Any, Any], key: object, value: object) -> None:
+        """Drop ``key`` if it still maps to ``value`` (another write of the
+        same commit may have given the key to someone else already)."""
+        if key in table and table[key] == value:
+            self.pop(table, key)
+
+    def index(self, table: dict[Any, set[Any]], key: object, member: object) -> None:
+        """Add ``member`` to the set ``table[key]``, making the set if need be."""
+        if key not in table:
+            self.put(table, key, set())
+        self.add_to(table[key], member)
+
     def add_to(self, members: set[Any], member: object) -> None:
         if member not in members:
             members.add(member)
@@ -164,12 +232,20 @@ class _Staged:
     customer_base: dict[CustomerId, int] = attrs.Factory(dict)
     requests: dict[AccessRequestId, AccessRequest] = attrs.Factory(dict)
     request_base: dict[AccessRequestId, int] = attrs.Factory(dict)
+    invoices: dict[InvoiceId, Invoice] = attrs.Factory(dict)
+    invoice_base: dict[InvoiceId, int] = attrs.Factory(dict)
+    payments: dict[PaymentId, Payment] = attrs.Factory(dict)
+    payment_base: dict[PaymentId, int] = attrs.Factory(dict)
+    methods: dict[CustomerId, CustomerPaymentMethods] = attrs.Factory(dict)
+    method_base: dict[CustomerId, int] = attrs.Factory(dict)
+    scheduled: dict[ScheduledPaymentId, ScheduledPayment] = attrs.Factory(dict)
+    scheduled_base: dict[ScheduledPaymentId, int] = attrs.Factory(dict)
     events: list[dict[str, Any]] = attrs.Factory(list)
     published: set[int] = attrs.Factory(set)
 
 
 class MemoryStore(Store):
-    """Partners, customers, access requests and the outbox, in memory.
+    """Every aggregate and the outbox, in memory.
 
     Safe to share between threads; each thread takes its own unit of work
     with :meth:`unit_of_work`. Its data lives as long as the store (until
@@ -186,6 +262,16 @@ class MemoryStore(Store):
         self._by_ref: dict[_RefKey, CustomerId] = {}
         self._requests: dict[AccessRequestId, AccessRequest] = {}
         self._requests_by_partner: dict[PartnerId, set[AccessRequestId]] = {}
+        self._invoices: dict[InvoiceId, Invoice] = {}
+        self._invoices_by_partner: dict[PartnerId, set[InvoiceId]] = {}
+        self._invoice_numbers: dict[_NumberKey, InvoiceId] = {}
+        self._invoice_refs: dict[_RefKey, InvoiceId] = {}
+        self._payments: dict[PaymentId, Payment] = {}
+        self._payment_keys: dict[_IdempotencyKey, PaymentId] = {}
+        self._payments_by_invoice: dict[InvoiceId, set[PaymentId]] = {}
+        self._methods: dict[CustomerId, CustomerPaymentMethods] = {}
+        self._scheduled: dict[ScheduledPaymentId, ScheduledPayment] = {}
+        self._scheduled_by_partner: dict[PartnerId, set[ScheduledPaymentId]] = {}
         self._outbox: dict[int, dict[str, Any]] = {}
         self._last_position = 0
 
@@ -206,6 +292,16 @@ class MemoryStore(Store):
                 self._by_ref,
                 self._requests,
                 self._requests_by_partner,
+                self._invoices,
+                self._invoices_by_partner,
+                self._invoice_numbers,
+                self._invoice_refs,
+                self._payments,
+                self._payment_keys,
+                self._payments_by_invoice,
+                self._methods,
+                self._scheduled,
+                self._scheduled_by_partner,
                 self._outbox,
             ):
                 table.clear()
@@ -245,6 +341,22 @@ class MemoryStore(Store):
         with self._lock:
             return [self._requests[i] for i in self._requests_by_partner.get(partner_id, ())]
 
+    def _one(self, table: Mapping[Any, _T], key: object) -> _T | None:
+        with self._lock:
+            return table.get(key)
+
+    def _owner(self, index: Mapping[Any, Any], table: Mapping[Any, _T], key: object) -> _T | None:
+        """The aggregate that holds the unique ``key`` of ``index``, or ``None``."""
+        with self._lock:
+            owner = index.get(key)
+            return None if owner is None else table[owner]
+
+    def _members(
+        self, index: Mapping[Any, set[Any]], table: Mapping[Any, _T], key: object
+    ) -> list[_T]:
+        with self._lock:
+            return [table[i] for i in index.get(key, ())]
+
     def _pending(self, limit: int, skip: set[int]) -> list[tuple[int, dict[str, Any]]]:
         found: list[tuple[int, dict[str, Any]]] = []
         with self._lock:
@@ -269,6 +381,15 @@ class MemoryStore(Store):
                     self._write_customer(undo, customer)
                 for request in staged.requests.values():
                     self._write_request(undo, request)
+                for invoice in staged.invoices.values():
+                    self._write_invoice(undo, invoice)
+                for payment in staged.payments.values():
+                    self._write_payment(undo, payment)
+                for methods in staged.methods.values():
+                    undo.put(self._methods, methods.customer_id, methods)
+                for scheduled in staged.scheduled.values():
+                    undo.put(self._scheduled, scheduled.id, scheduled)
+                    undo.index(self._scheduled_by_partner, scheduled.partner_id, scheduled.id)
                 self._write_outbox(undo, staged.events)
                 self._write_published(undo, staged.published)
             except BaseException:
@@ -280,28 +401,24 @@ class MemoryStore(Store):
         for partner_id, base in staged.partner_base.items():
             found = self._partners.get(partner_id)
             _check_version("partner", partner_id, found, base)
-        for customer_id, base in staged.customer_base.items():
-            found_customer = self._customers.get(customer_id)
-            _check_version("customer", customer_id, found_customer, base)
-            _check_owner(found_customer, staged.customers[customer_id])
-        for request_id, base in staged.request_base.items():
-            found_request = self._requests.get(request_id)
-            _check_version("access request", request_id, found_request, base)
-            _check_owner(found_request, staged.requests[request_id])
-        # C10: after this commit, each live reference has one owner.
-        claimed: dict[_RefKey, CustomerId] = {}
-        for customer in staged.customers.values():
-            key = _ref_key(customer)
-            if key is None:
-                continue
-            owner = claimed.setdefault(key, customer.id)
-            committed = self._by_ref.get(key)
-            if owner != customer.id or (
-                committed is not None
-                and committed != customer.id
-                and committed not in staged.customers
-            ):
-                raise _ref_taken(key)
+        tables: list[tuple[str, Mapping[Any, Any], Mapping[Any, Any], Mapping[Any, Any]]] = [
+            ("customer", staged.customer_base, staged.customers, self._customers),
+            ("access request", staged.request_base, staged.requests, self._requests),
+            ("invoice", staged.invoice_base, staged.invoices, self._invoices),
+            ("payment", staged.payment_base, staged.payments, self._payments),
+            ("payment methods", staged.method_base, staged.methods, self._methods),
+            ("scheduled payment", staged.scheduled_base, staged.scheduled, self._scheduled),
+        ]
+        for kind, bases, saved, committed in tables:
+            for key, base in bases.items():
+                found = committed.get(key)
+                _check_version(kind, key, found, base)
+                _check_owner(kind, key, found, saved[key])
+        # After this commit, each unique key has one owner.
+        _unique_in_commit(staged.customers, _ref_key, self._by_ref, _ref_taken)
+        _unique_in_commit(staged.invoices, _number_key, self._invoice_numbers, _number_taken)
+        _unique_in_commit(staged.invoices, _invoice_ref_key, self._invoice_refs, _invoice_ref_taken)
+        _unique_in_commit(staged.payments, _idempotency_key, self._payment_keys, _key_taken)
 
     def _write_partner(self, undo: _Undo, partner: Partner) -> None:
         undo.put(self._partners, partner.id, partner)
@@ -313,7 +430,7 @@ class MemoryStore(Store):
                 undo.discard_from(self._by_email[user.email.key], old.id)
             old_key = _ref_key(old)
             if old_key is not None:
-                undo.pop(self._by_ref, old_key)
+                undo.pop_if(self._by_ref, old_key, old.id)
         undo.put(self._customers, customer.id, customer)
         if customer.partner_id not in self._by_partner:
             undo.put(self._by_partner, customer.partner_id, set())
@@ -332,6 +449,27 @@ class MemoryStore(Store):
             undo.put(self._requests_by_partner, request.partner_id, set())
         undo.add_to(self._requests_by_partner[request.partner_id], request.id)
 
+    def _write_invoice(self, undo: _Undo, invoice: Invoice) -> None:
+        old = self._invoices.get(invoice.id)
+        if old is not None:
+            undo.pop_if(self._invoice_numbers, _number_key(old), old.id)
+            old_ref = _invoice_ref_key(old)
+            if old_ref is not None:
+                undo.pop_if(self._invoice_refs, old_ref, old.id)
+        undo.put(self._invoices, invoice.id, invoice)
+        undo.index(self._invoices_by_partner, invoice.partner_id, invoice.id)
+        undo.put(self._invoice_numbers, _number_key(invoice), invoice.id)
+        ref = _invoice_ref_key(invoice)
+        if ref is not None:
+            undo.put(self._invoice_refs, ref, invoice.id)
+
+    def _write_payment(self, undo: _Undo, payment: Payment) -> None:
+        # A payment's key and invoices never change, so nothing old to drop.
+        undo.put(self._payments, payment.id, payment)
+        undo.put(self._payment_keys, _idempotency_key(payment), payment.id)
+        for invoice_id in payment.invoice_ids:
+            undo.index(self._payments_by_invoice, invoice_id, payment.id)
+
     def _write_outbox(self, undo: _Undo, events: Sequence[dict[str, Any]]) -> None:
         last = previous = self._last_position
         undo.call(lambda: setattr(self, "_last_position", previous))
@@ -345,23 +483,61 @@ class MemoryStore(Store):
             undo.pop(self._outbox, position)
 
 
-def _check_version(
-    kind: str, key: object, found: Partner | Customer | AccessRequest | None, base: int
-) -> None:
+def _check_version(kind: str, key: object, found: Any, base: int) -> None:
     version = 0 if found is None else found.version
     if version != base:
         raise _conflict(kind, key, version, base)
 
 
-def _check_owner(found: Customer | AccessRequest | None, new: Customer | AccessRequest) -> None:
+def _check_owner(kind: str, key: object, found: Any, new: Any) -> None:
     """An id is one partner's: saving it under another partner is refused."""
     if found is not None and found.partner_id != new.partner_id:
-        kind = "customer" if isinstance(new, Customer) else "access request"
         raise ConcurrencyConflict(
-            f"{kind} {new.id} belongs to another partner; nothing was written",
+            f"{kind} {key} belongs to another partner; nothing was written",
             kind=kind,
-            key=new.id,
+            key=key,
         )
+
+
+def _unique_in_commit(
+    staged: Mapping[Any, Any],
+    key_of: Callable[[Any], Hashable | None],
+    committed: Mapping[Any, Any],
+    taken: Callable[[Any], ConcurrencyConflict],
+) -> None:
+    """After a commit of ``staged``, each unique key has one owner: no two
+    staged aggregates share one, and a committed holder is not left holding
+    it unless it is staged (with its own, new key)."""
+    claimed: dict[Hashable, Any] = {}
+    for ident, aggregate in staged.items():
+        key = key_of(aggregate)
+        if key is None:
+            continue
+        owner = claimed.setdefault(key, ident)
+        holder = committed.get(key)
+        if owner != ident or (holder is not None and holder != ident and holder not in staged):
+            raise taken(key)
+
+
+def _unique_at_save(
+    ident: object,
+    key: Hashable | None,
+    staged: Mapping[Any, Any],
+    key_of: Callable[[Any], Hashable | None],
+    *,
+    holder: Any,
+    taken: Callable[[Any], ConcurrencyConflict],
+) -> None:
+    """The unique-key check of a save, against what the unit of work sees
+    (``holder``: the committed aggregate holding ``key``, if any); the
+    commit checks again."""
+    if key is None:
+        return
+    holders = [i for i, aggregate in staged.items() if key_of(aggregate) == key]
+    if holder is not None and holder.id not in staged:
+        holders.append(holder.id)
+    if any(i != ident for i in holders):
+        raise taken(key)
 
 
 def _ref_taken(key: _RefKey) -> ConcurrencyConflict:
@@ -370,6 +546,34 @@ def _ref_taken(key: _RefKey) -> ConcurrencyConflict:
         "that is not archived (rule C10); nothing was written",
         kind="customer",
         key=key[1],
+    )
+
+
+def _number_taken(key: _NumberKey) -> ConcurrencyConflict:
+    return ConcurrencyConflict(
+        f"invoice number {key[1]!r} is already another invoice's of this partner; "
+        "nothing was written",
+        kind="invoice",
+        key=key[1],
+    )
+
+
+def _invoice_ref_taken(key: _RefKey) -> ConcurrencyConflict:
+    return ConcurrencyConflict(
+        f"external reference {key[1]} is already another invoice's of this partner; "
+        "nothing was written",
+        kind="invoice",
+        key=key[1],
+    )
+
+
+def _key_taken(key: _IdempotencyKey) -> ConcurrencyConflict:
+    # The key is the client's; it is no secret, but it need not be echoed.
+    return ConcurrencyConflict(
+        "this idempotency key is already another payment's of this partner; "
+        "nothing was written (read the payment stored under it and replay it)",
+        kind="payment",
+        key="idempotency_key",
     )
 
 
@@ -383,6 +587,10 @@ class MemoryUnitOfWork(UnitOfWork):
         self.partners: _Partners = _Partners(self)
         self.customers: _Customers = _Customers(self)
         self.access_requests: _AccessRequests = _AccessRequests(self)
+        self.invoices: _Invoices = _Invoices(self)
+        self.payments: _Payments = _Payments(self)
+        self.payment_methods: _PaymentMethods = _PaymentMethods(self)
+        self.scheduled_payments: _ScheduledPayments = _ScheduledPayments(self)
         self.outbox: _Outbox = _Outbox(self)
 
     def _begin(self) -> None:
@@ -421,18 +629,22 @@ class MemoryUnitOfWork(UnitOfWork):
         staged: dict[Any, _A],
         base: dict[Any, int],
         committed: _A | None,
+        *,
+        ident: object = None,
     ) -> _A:
-        """The checks and bookkeeping every save shares; returns the stored value."""
-        current = staged.get(aggregate.id, committed)
+        """The checks and bookkeeping every save shares; returns the stored
+        value. ``ident`` is the aggregate's key, if not its ``id``."""
+        key = aggregate.id if ident is None else ident  # type: ignore[attr-defined]
+        current = staged.get(key, committed)
         version = 0 if current is None else current.version
         if aggregate.version != version:
-            raise _conflict(kind, aggregate.id, version, aggregate.version)
+            raise _conflict(kind, key, version, aggregate.version)
         if not isinstance(aggregate, Partner):
-            _check_owner(current, aggregate)
+            _check_owner(kind, key, current, aggregate)
         events = [to_dict(event) for event in aggregate.events]
         stored = attrs.evolve(aggregate, version=aggregate.version + 1)
-        base.setdefault(aggregate.id, aggregate.version)
-        staged[aggregate.id] = stored
+        base.setdefault(key, aggregate.version)
+        staged[key] = stored
         self._staged.events.extend(events)
         return stored
 
@@ -547,7 +759,7 @@ class _Customers(CustomerRepository):
         rows = self._visible(self._uow._store._customers_of(partner_id))
         rows += staged.customers.values()
         rows = sorted(filter(matches, rows), key=_order)
-        return _page(rows, request)
+        return _page(rows, request, _order, customer_cursor)
 
     def save(self, customer: Customer) -> Customer:
         staged = self._uow._in_block()
@@ -556,22 +768,23 @@ class _Customers(CustomerRepository):
         store = self._uow._store
         committed = store._customer(customer.id)
         key = _ref_key(customer)
-        if key is not None:
-            # C10, against what this unit of work sees; commit checks again.
-            holders = [c for c in staged.customers.values() if _ref_key(c) == key]
-            owner = store._ref_owner(key)
-            if owner is not None and owner.id not in staged.customers:
-                holders.append(owner)
-            if any(c.id != customer.id for c in holders):
-                raise _ref_taken(key)
+        holder = None if key is None else store._ref_owner(key)
+        _unique_at_save(  # C10
+            customer.id, key, staged.customers, _ref_key, holder=holder, taken=_ref_taken
+        )
         return self._uow._stage(
             customer, "customer", staged.customers, staged.customer_base, committed
         )
 
 
-def _page(rows: list[Customer], request: PageRequest) -> Page[Customer]:
+def _page(
+    rows: list[_T],
+    request: PageRequest,
+    order: Callable[[_T], tuple[str, str]],
+    cursor: Callable[[_T], str],
+) -> Page[_T]:
     """The keyset page ``request`` asks for, out of every matching row in order."""
-    keys = [_order(c) for c in rows]
+    keys = [order(row) for row in rows]
     if request.after is not None:
         start = bisect.bisect_right(keys, (request.after.key, request.after.id))
         end = min(start + request.limit, len(rows))
@@ -583,8 +796,8 @@ def _page(rows: list[Customer], request: PageRequest) -> Page[Customer]:
     items = tuple(rows[start:end])
     return Page(
         items=items,
-        start_cursor=customer_cursor(items[0]) if items else None,
-        end_cursor=customer_cursor(items[-1]) if items else None,
+        start_cursor=cursor(items[0]) if items else None,
+        end_cursor=cursor(items[-1]) if items else None,
         has_next_page=end < len(rows),
         has_previous_page=start > 0,
     )
@@ -628,6 +841,290 @@ class _AccessRequests(AccessRequestRepository):
         )
 
 
+class _Invoices(InvoiceRepository):
+    def __init__(self, uow: MemoryUnitOfWork) -> None:
+        self._uow = uow
+
+    def get(self, partner_id: PartnerId, invoice_id: InvoiceId) -> Invoice:
+        staged = self._uow._in_block()
+        partner_id = _parse(PartnerId, "partner_id", partner_id)
+        invoice_id = _parse(InvoiceId, "invoice_id", invoice_id)
+        found = staged.invoices.get(invoice_id)
+        if found is None:
+            found = self._uow._store._one(self._uow._store._invoices, invoice_id)
+        if found is None or found.partner_id != partner_id:
+            raise NotFound("invoice", invoice_id)
+        return found
+
+    def _unique(
+        self,
+        key: _NumberKey | _RefKey,
+        key_of: Callable[[Invoice], object],
+        index: Mapping[Any, InvoiceId],
+    ) -> Invoice | None:
+        """The invoice holding a unique key, as this unit of work sees it."""
+        staged = self._uow._staged.invoices
+        for invoice in staged.values():
+            if key_of(invoice) == key:
+                return invoice
+        store = self._uow._store
+        owner = store._owner(index, store._invoices, key)
+        return None if owner is None or owner.id in staged else owner
+
+    def get_by_number(self, partner_id: PartnerId, number: str) -> Invoice:
+        self._uow._in_block()
+        partner_id = _parse(PartnerId, "partner_id", partner_id)
+        if not isinstance(number, str):
+            raise _wrong_type("number", str, number)
+        key = (partner_id, number.strip())
+        found = self._unique(key, _number_key, self._uow._store._invoice_numbers)
+        if found is None:
+            raise NotFound("invoice", number.strip())
+        return found
+
+    def get_by_external_ref(self, partner_id: PartnerId, ref: ExternalRef) -> Invoice:
+        self._uow._in_block()
+        partner_id = _parse(PartnerId, "partner_id", partner_id)
+        if not isinstance(ref, ExternalRef):
+            raise _wrong_type("ref", ExternalRef, ref)
+        found = self._unique((partner_id, ref), _invoice_ref_key, self._uow._store._invoice_refs)
+        if found is None:
+            raise NotFound("invoice", ref)
+        return found
+
+    def list(
+        self,
+        partner_id: PartnerId,
+        *,
+        customer_id: CustomerId | None = None,
+        status: InvoiceStatus | None = None,
+        due_from: dt.date | None = None,
+        due_to: dt.date | None = None,
+        limit: int = DEFAULT_PAGE_SIZE,
+        after: str | None = None,
+        before: str | None = None,
+    ) -> Page[Invoice]:
+        self._uow._in_block()
+        wanted = None if status is None else _fields.choice("status", status, InvoiceStatus)
+        first = None if due_from is None else _fields.plain_date("due_from", due_from)
+        last = None if due_to is None else _fields.plain_date("due_to", due_to)
+
+        def matches(invoice: Invoice) -> bool:
+            return (
+                (wanted is None or invoice.status is wanted)
+                and (first is None or invoice.due_date >= first)
+                and (last is None or invoice.due_date <= last)
+            )
+
+        return self._select(
+            partner_id, customer_id, matches, limit=limit, after=after, before=before
+        )
+
+    def overdue(
+        self,
+        partner_id: PartnerId,
+        as_of: dt.date,
+        *,
+        customer_id: CustomerId | None = None,
+        limit: int = DEFAULT_PAGE_SIZE,
+        after: str | None = None,
+        before: str | None = None,
+    ) -> Page[Invoice]:
+        self._uow._in_block()
+        day = _fields.plain_date("as_of", as_of)
+        return self._select(
+            partner_id,
+            customer_id,
+            lambda i: i.is_overdue(day),
+            limit=limit,
+            after=after,
+            before=before,
+        )
+
+    def _select(
+        self,
+        partner_id: PartnerId,
+        customer_id: CustomerId | None,
+        matches: Callable[[Invoice], bool],
+        *,
+        limit: int,
+        after: str | None,
+        before: str | None,
+    ) -> Page[Invoice]:
+        staged = self._uow._staged.invoices
+        store = self._uow._store
+        partner_id = _parse(PartnerId, "partner_id", partner_id)
+        customer = None if customer_id is None else _parse(CustomerId, "customer_id", customer_id)
+        request = PageRequest.parse(limit, after, before)
+        rows = [
+            i
+            for i in store._members(store._invoices_by_partner, store._invoices, partner_id)
+            if i.id not in staged
+        ]
+        rows += [i for i in staged.values() if i.partner_id == partner_id]
+        rows = sorted(
+            (i for i in rows if (customer is None or i.customer_id == customer) and matches(i)),
+            key=_invoice_order,
+        )
+        return _page(rows, request, _invoice_order, invoice_cursor)
+
+    def save(self, invoice: Invoice) -> Invoice:
+        staged = self._uow._in_block()
+        if not isinstance(invoice, Invoice):
+            raise _wrong_type("invoice", Invoice, invoice)
+        store = self._uow._store
+        number = _number_key(invoice)
+        holder = store._owner(store._invoice_numbers, store._invoices, number)
+        _unique_at_save(
+            invoice.id, number, staged.invoices, _number_key, holder=holder, taken=_number_taken
+        )
+        ref = _invoice_ref_key(invoice)
+        holder = None if ref is None else store._owner(store._invoice_refs, store._invoices, ref)
+        _unique_at_save(
+            invoice.id,
+            ref,
+            staged.invoices,
+            _invoice_ref_key,
+            holder=holder,
+            taken=_invoice_ref_taken,
+        )
+        committed = store._one(store._invoices, invoice.id)
+        return self._uow._stage(invoice, "invoice", staged.invoices, staged.invoice_base, committed)
+
+
+class _Payments(PaymentRepository):
+    def __init__(self, uow: MemoryUnitOfWork) -> None:
+        self._uow = uow
+
+    def get(self, partner_id: PartnerId, payment_id: PaymentId) -> Payment:
+        staged = self._uow._in_block()
+        partner_id = _parse(PartnerId, "partner_id", partner_id)
+        payment_id = _parse(PaymentId, "payment_id", payment_id)
+        found = staged.payments.get(payment_id)
+        if found is None:
+            found = self._uow._store._one(self._uow._store._payments, payment_id)
+        if found is None or found.partner_id != partner_id:
+            raise NotFound("payment", payment_id)
+        return found
+
+    def get_by_idempotency_key(self, partner_id: PartnerId, key: str) -> Payment | None:
+        staged = self._uow._in_block()
+        partner_id = _parse(PartnerId, "partner_id", partner_id)
+        if not isinstance(key, str):
+            raise _wrong_type("key", str, key)
+        wanted = (partner_id, key.strip())
+        for payment in staged.payments.values():
+            if _idempotency_key(payment) == wanted:
+                return payment
+        store = self._uow._store
+        owner = store._owner(store._payment_keys, store._payments, wanted)
+        return None if owner is None or owner.id in staged.payments else owner
+
+    def for_invoice(self, partner_id: PartnerId, invoice_id: InvoiceId) -> list[Payment]:
+        staged = self._uow._in_block()
+        partner_id = _parse(PartnerId, "partner_id", partner_id)
+        invoice_id = _parse(InvoiceId, "invoice_id", invoice_id)
+        store = self._uow._store
+        rows = [
+            p
+            for p in store._members(store._payments_by_invoice, store._payments, invoice_id)
+            if p.id not in staged.payments
+        ]
+        rows += [p for p in staged.payments.values() if invoice_id in p.invoice_ids]
+        return sorted((p for p in rows if p.partner_id == partner_id), key=_by_time)
+
+    def save(self, payment: Payment) -> Payment:
+        staged = self._uow._in_block()
+        if not isinstance(payment, Payment):
+            raise _wrong_type("payment", Payment, payment)
+        store = self._uow._store
+        key = _idempotency_key(payment)
+        holder = store._owner(store._payment_keys, store._payments, key)
+        _unique_at_save(
+            payment.id, key, staged.payments, _idempotency_key, holder=holder, taken=_key_taken
+        )
+        committed = store._one(store._payments, payment.id)
+        return self._uow._stage(payment, "payment", staged.payments, staged.payment_base, committed)
+
+
+class _PaymentMethods(PaymentMethodRepository):
+    def __init__(self, uow: MemoryUnitOfWork) -> None:
+        self._uow = uow
+
+    def get(self, partner_id: PartnerId, customer_id: CustomerId) -> CustomerPaymentMethods:
+        staged = self._uow._in_block()
+        partner_id = _parse(PartnerId, "partner_id", partner_id)
+        customer_id = _parse(CustomerId, "customer_id", customer_id)
+        found = staged.methods.get(customer_id)
+        if found is None:
+            found = self._uow._store._one(self._uow._store._methods, customer_id)
+        if found is None or found.partner_id != partner_id:
+            return CustomerPaymentMethods(partner_id=partner_id, customer_id=customer_id)
+        return found
+
+    def save(self, methods: CustomerPaymentMethods) -> CustomerPaymentMethods:
+        staged = self._uow._in_block()
+        if not isinstance(methods, CustomerPaymentMethods):
+            raise _wrong_type("methods", CustomerPaymentMethods, methods)
+        committed = self._uow._store._one(self._uow._store._methods, methods.customer_id)
+        return self._uow._stage(
+            methods,
+            "payment methods",
+            staged.methods,
+            staged.method_base,
+            committed,
+            ident=methods.customer_id,
+        )
+
+
+class _ScheduledPayments(ScheduledPaymentRepository):
+    def __init__(self, uow: MemoryUnitOfWork) -> None:
+        self._uow = uow
+
+    def get(self, partner_id: PartnerId, scheduled_id: ScheduledPaymentId) -> ScheduledPayment:
+        staged = self._uow._in_block()
+        partner_id = _parse(PartnerId, "partner_id", partner_id)
+        scheduled_id = _parse(ScheduledPaymentId, "scheduled_id", scheduled_id)
+        found = staged.scheduled.get(scheduled_id)
+        if found is None:
+            found = self._uow._store._one(self._uow._store._scheduled, scheduled_id)
+        if found is None or found.partner_id != partner_id:
+            raise NotFound("scheduled payment", scheduled_id)
+        return found
+
+    def _of(self, partner_id: PartnerId) -> list[ScheduledPayment]:
+        staged = self._uow._staged.scheduled
+        store = self._uow._store
+        rows = [
+            s
+            for s in store._members(store._scheduled_by_partner, store._scheduled, partner_id)
+            if s.id not in staged
+        ]
+        rows += [s for s in staged.values() if s.partner_id == partner_id]
+        return rows
+
+    def due(self, partner_id: PartnerId, as_of: dt.date) -> list[ScheduledPayment]:
+        self._uow._in_block()
+        partner_id = _parse(PartnerId, "partner_id", partner_id)
+        day = _fields.plain_date("as_of", as_of)
+        return sorted((s for s in self._of(partner_id) if s.is_due(day)), key=_by_day)
+
+    def for_invoice(self, partner_id: PartnerId, invoice_id: InvoiceId) -> list[ScheduledPayment]:
+        self._uow._in_block()
+        partner_id = _parse(PartnerId, "partner_id", partner_id)
+        invoice_id = _parse(InvoiceId, "invoice_id", invoice_id)
+        return sorted((s for s in self._of(partner_id) if s.invoice_id == invoice_id), key=_by_day)
+
+    def save(self, scheduled: ScheduledPayment) -> ScheduledPayment:
+        staged = self._uow._in_block()
+        if not isinstance(scheduled, ScheduledPayment):
+            raise _wrong_type("scheduled", ScheduledPayment, scheduled)
+        committed = self._uow._store._one(self._uow._store._scheduled, scheduled.id)
+        return self._uow._stage(
+            scheduled, "scheduled payment", staged.scheduled, staged.scheduled_base, committed
+        )
+
+
 class _Outbox(Outbox):
     def __init__(self, uow: MemoryUnitOfWork) -> None:
         self._uow = uow
@@ -654,7 +1151,16 @@ class _Outbox(Outbox):
         staged.published.update(checked)
 
 
-_I = TypeVar("_I", PartnerId, CustomerId, AccessRequestId, TagId)
+_I = TypeVar(
+    "_I",
+    PartnerId,
+    CustomerId,
+    AccessRequestId,
+    TagId,
+    InvoiceId,
+    PaymentId,
+    ScheduledPaymentId,
+)
 
 
 def _parse(kind: type[_I], path: str, value: object) -> _I:

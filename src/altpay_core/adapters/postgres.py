@@ -128,6 +128,75 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX outbox_pending ON outbox (position) WHERE NOT published",
         ),
     ),
+    Migration(
+        2,
+        "invoices, payments with their allocations, payment methods, scheduled payments",
+        (
+            # sort_key: the due date (ISO), a space and the number, so that
+            # one range on it serves the listing's order, due-date ranges and
+            # "overdue as of a date", on whichever index the filters pick.
+            """CREATE TABLE invoices (
+                id text COLLATE "C" PRIMARY KEY,
+                version integer NOT NULL,
+                partner_id text COLLATE "C" NOT NULL,
+                customer_id text COLLATE "C" NOT NULL,
+                number text COLLATE "C" NOT NULL,
+                sort_key text COLLATE "C" NOT NULL,
+                status text NOT NULL,
+                ext_system text COLLATE "C",
+                ext_id text COLLATE "C",
+                data jsonb NOT NULL
+            )""",
+            # Numbers are unique per partner, whatever the status.
+            "CREATE UNIQUE INDEX invoices_by_number ON invoices (partner_id, number)",
+            """CREATE UNIQUE INDEX invoices_by_external_ref
+                ON invoices (partner_id, ext_system, ext_id)
+                WHERE ext_system IS NOT NULL""",
+            "CREATE INDEX invoices_by_due_date ON invoices (partner_id, sort_key, id)",
+            """CREATE INDEX invoices_by_customer
+                ON invoices (partner_id, customer_id, sort_key, id)""",
+            "CREATE INDEX invoices_by_status ON invoices (partner_id, status, sort_key, id)",
+            """CREATE TABLE payments (
+                id text COLLATE "C" PRIMARY KEY,
+                version integer NOT NULL,
+                partner_id text COLLATE "C" NOT NULL,
+                customer_id text COLLATE "C" NOT NULL,
+                idempotency_key text COLLATE "C" NOT NULL,
+                status text NOT NULL,
+                data jsonb NOT NULL
+            )""",
+            """CREATE UNIQUE INDEX payments_by_idempotency_key
+                ON payments (partner_id, idempotency_key)""",
+            """CREATE TABLE payment_allocations (
+                payment_id text COLLATE "C" NOT NULL,
+                invoice_id text COLLATE "C" NOT NULL,
+                partner_id text COLLATE "C" NOT NULL,
+                created_at timestamptz NOT NULL,
+                PRIMARY KEY (payment_id, invoice_id)
+            )""",
+            """CREATE INDEX payment_allocations_by_invoice
+                ON payment_allocations (partner_id, invoice_id, created_at, payment_id)""",
+            """CREATE TABLE payment_methods (
+                customer_id text COLLATE "C" PRIMARY KEY,
+                version integer NOT NULL,
+                partner_id text COLLATE "C" NOT NULL,
+                data jsonb NOT NULL
+            )""",
+            """CREATE TABLE scheduled_payments (
+                id text COLLATE "C" PRIMARY KEY,
+                version integer NOT NULL,
+                partner_id text COLLATE "C" NOT NULL,
+                invoice_id text COLLATE "C" NOT NULL,
+                status text NOT NULL,
+                pay_on date NOT NULL,
+                data jsonb NOT NULL
+            )""",
+            """CREATE INDEX scheduled_payments_by_date
+                ON scheduled_payments (partner_id, status, pay_on, id)""",
+            """CREATE INDEX scheduled_payments_by_invoice
+                ON scheduled_payments (partner_id, invoice_id, pay_on, id)""",
+        ),
+    ),
 )
 """The schema's history, oldest first: a database at version ``n`` gets
 steps ``n + 1`` onwards when a store opens it."""
@@ -165,7 +234,7 @@ def migrate(connection: psycopg.Connection[Any], migrations: tuple[Migration, ..
 
 
 class PostgresStore(SqlStore["psycopg.Connection[Any]"]):
-    """Customers, partners and the outbox in a PostgreSQL database.
+    """Partners, customers, invoices, payments and the outbox in a PostgreSQL database.
 
     ``dsn`` is a libpq connection string or URI. Opening the store connects
     once, to create or migrate the schema; units of work then take a

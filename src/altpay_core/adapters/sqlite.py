@@ -1,6 +1,6 @@
 """The SQLite adapter: the embedded default, on the standard library's sqlite3.
 
-Keep the data in a file (or in memory, for tests and notebooks)::
+Keep the data in a file (or in a throwaway database, for tests and notebooks)::
 
     from altpay_core.adapters.sqlite import SqliteStore
 
@@ -12,9 +12,11 @@ Keep the data in a file (or in memory, for tests and notebooks)::
 The store creates its schema on first open and migrates an older one
 forward (the schema's version is the database's ``user_version``). A file
 database runs in WAL mode: readers never wait for the writer, and several
-threads and processes may share the file. ``":memory:"`` gives a private
-in-memory database that every unit of work of the store shares (SQLite's
-``memdb``); there a writer holds readers off while it writes.
+threads and processes may share the file. ``":memory:"`` gives a private,
+throwaway database that every unit of work of the store shares, deleted when
+the store closes: a file of its own in a new temporary directory, so that it
+behaves exactly as a file does (SQLite's in-memory databases hold every
+reader off while a writer writes, and have no WAL).
 
 Each unit of work has a connection of its own. It checks every save at once
 against the latest commit and keeps the rows in memory; it writes them (one
@@ -37,7 +39,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import uuid
+import tempfile
 from typing import ClassVar
 
 from altpay_core.adapters._sql import (
@@ -124,15 +126,82 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX outbox_pending ON outbox (position) WHERE published = 0",
         ),
     ),
+    Migration(
+        2,
+        "invoices, payments with their allocations, payment methods, scheduled payments",
+        (
+            # sort_key: the due date (ISO), a space and the number, so that
+            # one range on it serves the listing's order, due-date ranges and
+            # "overdue as of a date", on whichever index the filters pick.
+            """CREATE TABLE invoices (
+                id TEXT PRIMARY KEY,
+                version INTEGER NOT NULL,
+                partner_id TEXT NOT NULL,
+                customer_id TEXT NOT NULL,
+                number TEXT NOT NULL,
+                sort_key TEXT NOT NULL,
+                status TEXT NOT NULL,
+                ext_system TEXT,
+                ext_id TEXT,
+                data TEXT NOT NULL
+            )""",
+            # Numbers are unique per partner, whatever the status.
+            "CREATE UNIQUE INDEX invoices_by_number ON invoices (partner_id, number)",
+            """CREATE UNIQUE INDEX invoices_by_external_ref
+                ON invoices (partner_id, ext_system, ext_id)
+                WHERE ext_system IS NOT NULL""",
+            "CREATE INDEX invoices_by_due_date ON invoices (partner_id, sort_key, id)",
+            """CREATE INDEX invoices_by_customer
+                ON invoices (partner_id, customer_id, sort_key, id)""",
+            # By status, and overdue: open, with a key below a date.
+            "CREATE INDEX invoices_by_status ON invoices (partner_id, status, sort_key, id)",
+            """CREATE TABLE payments (
+                id TEXT PRIMARY KEY,
+                version INTEGER NOT NULL,
+                partner_id TEXT NOT NULL,
+                customer_id TEXT NOT NULL,
+                idempotency_key TEXT NOT NULL,
+                status TEXT NOT NULL,
+                data TEXT NOT NULL
+            )""",
+            """CREATE UNIQUE INDEX payments_by_idempotency_key
+                ON payments (partner_id, idempotency_key)""",
+            # One row per invoice a payment pays; created_at is the payment's,
+            # so that the index gives "payments of an invoice" in their order.
+            """CREATE TABLE payment_allocations (
+                payment_id TEXT NOT NULL,
+                invoice_id TEXT NOT NULL,
+                partner_id TEXT NOT NULL,
+                created_at TEXT NOT NULL,
+                PRIMARY KEY (payment_id, invoice_id)
+            ) WITHOUT ROWID""",
+            """CREATE INDEX payment_allocations_by_invoice
+                ON payment_allocations (partner_id, invoice_id, created_at, payment_id)""",
+            # One book of saved methods per customer, keyed by the customer.
+            """CREATE TABLE payment_methods (
+                customer_id TEXT PRIMARY KEY,
+                version INTEGER NOT NULL,
+                partner_id TEXT NOT NULL,
+                data TEXT NOT NULL
+            )""",
+            """CREATE TABLE scheduled_payments (
+                id TEXT PRIMARY KEY,
+                version INTEGER NOT NULL,
+                partner_id TEXT NOT NULL,
+                invoice_id TEXT NOT NULL,
+                status TEXT NOT NULL,
+                pay_on TEXT NOT NULL,
+                data TEXT NOT NULL
+            )""",
+            """CREATE INDEX scheduled_payments_by_date
+                ON scheduled_payments (partner_id, status, pay_on, id)""",
+            """CREATE INDEX scheduled_payments_by_invoice
+                ON scheduled_payments (partner_id, invoice_id, pay_on, id)""",
+        ),
+    ),
 )
 """The schema's history, oldest first: a database at version ``n`` gets
 steps ``n + 1`` onwards when a store opens it."""
-
-# The memdb VFS (SQLite 3.36+) shares a named in-memory database between the
-# connections of a process with ordinary locking, so that the busy timeout
-# works as it does for a file; a shared cache would answer "table is locked"
-# at once instead of waiting.
-_MEMDB = sqlite3.sqlite_version_info >= (3, 36, 0)
 
 
 def migrate(connection: sqlite3.Connection, migrations: tuple[Migration, ...]) -> int:
@@ -162,11 +231,12 @@ def migrate(connection: sqlite3.Connection, migrations: tuple[Migration, ...]) -
 
 
 class SqliteStore(SqlStore[sqlite3.Connection]):
-    """Customers, partners and the outbox in a SQLite database.
+    """Partners, customers, invoices, payments and the outbox in a SQLite database.
 
     ``path`` names the database file (created if missing), or is
-    ``":memory:"`` for a private in-memory database that every unit of work
-    of this store shares and that lives until :meth:`close`. ``timeout`` is
+    ``":memory:"`` for a private, throwaway database that every unit of work
+    of this store shares and that is deleted at :meth:`close` (a file in a
+    new temporary directory, written without waiting for the disk). ``timeout`` is
     how long a writer waits for another one to finish before giving up with
     :class:`~altpay_core.errors.ConcurrencyConflict`.
 
@@ -190,31 +260,27 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
     def __init__(self, path: str | os.PathLike[str], *, timeout: float = 5.0) -> None:
         super().__init__()
         self.timeout = timeout
-        self._keeper: sqlite3.Connection | None = None
+        self._directory: tempfile.TemporaryDirectory[str] | None = None
         if isinstance(path, str) and path == ":memory:":
-            name = f"altpay-{uuid.uuid4().hex}"
-            self._target = (
-                f"file:/{name}?vfs=memdb" if _MEMDB else f"file:{name}?mode=memory&cache=shared"
+            # Deleted at close(), or when the store is collected or the
+            # process exits; an open connection keeps reading its file.
+            self._directory = tempfile.TemporaryDirectory(
+                prefix="altpay-", ignore_cleanup_errors=True
             )
-            self._uri = True
+            self._target = os.path.join(self._directory.name, "altpay.db")
             self.path: str | None = None
         else:
             self._target = os.fspath(path)
-            self._uri = False
             self.path = self._target
         connection = self._connect()
         try:
-            if self.path is not None:
-                connection.execute("PRAGMA journal_mode = WAL")
+            connection.execute("PRAGMA journal_mode = WAL")
             migrate(connection, self.migrations)
         except BaseException:
             connection.close()
+            self._remove_directory()
             raise
-        if self.path is None:
-            # An in-memory database lives as long as a connection to it.
-            self._keeper = connection
-        else:
-            self._release(connection)
+        self._release(connection)
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(
@@ -225,10 +291,10 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
             # A connection serves one unit of work at a time, whichever
             # thread that unit of work runs in.
             check_same_thread=False,
-            uri=self._uri,
         )
-        # A commit is on disk when it returns, whatever SQLite's build defaults.
-        connection.execute("PRAGMA synchronous = FULL")
+        # A commit is on disk when it returns, whatever SQLite's build
+        # defaults; a throwaway database need not wait for the disk.
+        connection.execute(f"PRAGMA synchronous = {'FULL' if self.path else 'OFF'}")
         return connection
 
     def _disconnect(self, connection: sqlite3.Connection) -> None:
@@ -240,9 +306,12 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
 
     def close(self) -> None:
         super().close()
-        keeper, self._keeper = self._keeper, None
-        if keeper is not None:
-            keeper.close()
+        self._remove_directory()
+
+    def _remove_directory(self) -> None:
+        directory, self._directory = self._directory, None
+        if directory is not None:
+            directory.cleanup()
 
     def __repr__(self) -> str:
         where = ":memory:" if self.path is None else repr(self.path)

@@ -58,7 +58,18 @@ from altpay_core.customer import (
 )
 from altpay_core.errors import ConcurrencyConflict, NotFound, ValidationError
 from altpay_core.events import CustomerArchived, CustomerCreated, CustomerUpdated, Event
+from altpay_core.invoice import Invoice, InvoiceStatus, LineItem
+from altpay_core.money import Money
 from altpay_core.partner import Partner, Role
+from altpay_core.payment import (
+    CustomerPaymentMethods,
+    Payment,
+    ScheduledPayment,
+    ScheduledPaymentId,
+    ScheduledPaymentStatus,
+    fail_payment,
+    pay_invoices,
+)
 from altpay_core.ports import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
@@ -67,6 +78,7 @@ from altpay_core.ports import (
     Store,
     UnitOfWork,
     customer_sort_key,
+    invoice_sort_key,
 )
 from altpay_core.serialization import to_dict
 from altpay_core.testing import strategies as aps
@@ -75,8 +87,12 @@ from altpay_core.values import (
     Address,
     CustomerId,
     ExternalRef,
+    InvoiceId,
     PartnerId,
+    PaymentId,
+    PaymentMethodId,
     TagId,
+    UserId,
 )
 
 __all__ = [
@@ -84,9 +100,13 @@ __all__ = [
     "ConcurrencyContract",
     "CustomerRepositoryContract",
     "InjectedFailure",
+    "InvoiceRepositoryContract",
     "OutboxContract",
     "PartnerRepositoryContract",
+    "PaymentMethodRepositoryContract",
+    "PaymentRepositoryContract",
     "RoundTripContract",
+    "ScheduledPaymentRepositoryContract",
     "StoreContract",
     "UnitOfWorkContract",
 ]
@@ -144,17 +164,43 @@ def _created(
     return draft.add_user(first_name="Ann", last_name="Lee", email=email).create()
 
 
-def _commit(store: Store, *aggregates: Partner | Customer | AccessRequest) -> None:
-    """Save each aggregate in one unit of work and commit it."""
+_Aggregate = (
+    Partner
+    | Customer
+    | AccessRequest
+    | Invoice
+    | Payment
+    | CustomerPaymentMethods
+    | ScheduledPayment
+)
+
+
+def _save(uow: UnitOfWork, aggregate: Any) -> Any:
+    """Save ``aggregate`` with the repository for its type."""
+    repository: Any
+    if isinstance(aggregate, Partner):
+        repository = uow.partners
+    elif isinstance(aggregate, Customer):
+        repository = uow.customers
+    elif isinstance(aggregate, AccessRequest):
+        repository = uow.access_requests
+    elif isinstance(aggregate, Invoice):
+        repository = uow.invoices
+    elif isinstance(aggregate, Payment):
+        repository = uow.payments
+    elif isinstance(aggregate, CustomerPaymentMethods):
+        repository = uow.payment_methods
+    else:
+        repository = uow.scheduled_payments
+    return repository.save(aggregate)
+
+
+def _commit(store: Store, *aggregates: _Aggregate) -> list[Any]:
+    """Save each aggregate in one unit of work and commit it; the stored values."""
     with store.unit_of_work() as uow:
-        for aggregate in aggregates:
-            if isinstance(aggregate, Partner):
-                uow.partners.save(aggregate)
-            elif isinstance(aggregate, Customer):
-                uow.customers.save(aggregate)
-            else:
-                uow.access_requests.save(aggregate)
+        saved = [_save(uow, aggregate) for aggregate in aggregates]
         uow.commit()
+    return saved
 
 
 def _ids(customers: Page[Customer] | Sequence[Customer]) -> list[CustomerId]:
@@ -221,6 +267,11 @@ class _StoreFactory(abc.ABC):
         return saved
 
     @staticmethod
+    def store_aggregates(store: Store, *aggregates: Any) -> list[Any]:
+        """Save aggregates of any kind in one unit of work; the stored values."""
+        return _commit(store, *aggregates)
+
+    @staticmethod
     def read_customer(store: Store, partner_id: PartnerId, customer_id: CustomerId) -> Customer:
         with store.unit_of_work() as uow:
             return uow.customers.get(partner_id, customer_id)
@@ -268,7 +319,7 @@ class PartnerRepositoryContract(_StoreFactory):
         with store.unit_of_work() as uow:
             assert uow.partners.get(saved.id) == again
 
-    def test_stale_save_conflicts_and_writes_nothing(self, store: Store) -> None:
+    def test_a_stale_partner_conflicts_and_writes_nothing(self, store: Store) -> None:
         saved = self.store_partner(store, _partner())
         winner = self.store_partner(store, saved.add_tag(name="Net 30", colour="#0000AA"))
         with pytest.raises(ConcurrencyConflict):
@@ -283,14 +334,14 @@ class PartnerRepositoryContract(_StoreFactory):
         with store.unit_of_work() as uow:
             assert uow.partners.get(saved.id).name == saved.name
 
-    def test_a_version_never_stored_conflicts(self, store: Store) -> None:
+    def test_a_partner_version_never_stored_conflicts(self, store: Store) -> None:
         partner = attrs.evolve(_partner(), version=3)
         with pytest.raises(ConcurrencyConflict):
             _commit(store, partner)
         with store.unit_of_work() as uow, pytest.raises(NotFound):
             uow.partners.get(partner.id)
 
-    def test_saving_twice_in_one_unit_of_work(self, store: Store) -> None:
+    def test_saving_a_partner_twice_in_one_unit_of_work(self, store: Store) -> None:
         with store.unit_of_work() as uow:
             first = uow.partners.save(_partner())
             second = uow.partners.save(first.add_tag(name="Net 30", colour="#0000AA"))
@@ -1285,6 +1336,916 @@ class ConcurrencyContract(_StoreFactory):
         assert sorted(outcomes) == ["lost"] * (len(customers) - 1) + ["won"]
 
 
+# -- invoices ----------------------------------------------------------------------
+
+_TODAY = dt.date(2026, 1, 15)
+_DAY = dt.timedelta(days=1)
+
+
+def _invoice(
+    partner: Partner,
+    customer: Customer,
+    number: str = "1001",
+    due: dt.date = _TODAY,
+    *,
+    amount: str = "100.00",
+    paid: str | None = None,
+    status: InvoiceStatus = InvoiceStatus.OPEN,
+    ref: ExternalRef | None = None,
+) -> Invoice:
+    """An invoice due on ``due``; ``paid`` applies a payment of that much,
+    ``status`` voids or archives it."""
+    invoice = Invoice(
+        id=InvoiceId.new(),
+        partner_id=partner.id,
+        customer_id=customer.id,
+        number=number,
+        currency=partner.currency,
+        issue_date=due - 30 * _DAY,
+        due_date=due,
+        lines=(LineItem("Managed support", 1, Money(amount, partner.currency)),),
+        external_ref=ref,
+    )
+    if paid is not None:
+        invoice = invoice.apply_payment(PaymentId.new(), Money(paid, partner.currency))
+    if status is InvoiceStatus.VOID:
+        invoice = invoice.void(partner)
+    elif status is InvoiceStatus.ARCHIVED:
+        invoice = invoice.archive(partner)
+    return invoice
+
+
+def _issued(partner: Partner, customer: Customer, number: str = "1001") -> Invoice:
+    """An invoice issued by the partner's admin: it carries ``invoice_created``."""
+    return Invoice.issue(
+        partner,
+        customer,
+        by=partner.team[0],
+        number=number,
+        lines=[{"description": "Setup", "quantity": 1, "unit_amount": "250.00"}],
+        due_date=_TODAY + 30 * _DAY,
+        today=_TODAY,
+    )
+
+
+def _at(day: int, hour: int = 12) -> dt.datetime:
+    return dt.datetime(2026, 1, day, hour, tzinfo=dt.UTC)
+
+
+def _invoice_ids(invoices: Page[Invoice] | Sequence[Invoice]) -> list[InvoiceId]:
+    return [i.id for i in invoices]
+
+
+def _invoices_in_order(invoices: Sequence[Invoice]) -> list[InvoiceId]:
+    return [i.id for i in sorted(invoices, key=lambda i: (invoice_sort_key(i), i.id.value))]
+
+
+class InvoiceRepositoryContract(_StoreFactory):
+    """``uow.invoices``: every query, unique numbers and references, versions,
+    tenant isolation and pagination."""
+
+    def _stored_invoice(self, store: Store) -> tuple[Partner, Customer, Invoice]:
+        partner, customer = self.partner_with_customer(store)
+        (invoice,) = self.store_aggregates(store, _invoice(partner, customer))
+        return partner, customer, invoice
+
+    def _invoice_catalog(self, store: Store) -> tuple[Partner, list[Customer], dict[str, Invoice]]:
+        """Ten invoices of two customers, in every status; a third customer,
+        another partner's, has one too (numbered like one of them)."""
+        partner = self.store_partner(store, _partner())
+        other = self.store_partner(store, _partner("Contoso"))
+        globex, initech, theirs = self.store_customers(
+            store, _customer(partner), _customer(partner, "Initech"), _customer(other)
+        )
+        t = _TODAY
+        made = {
+            "a": _invoice(partner, globex, "1001", t - 10 * _DAY),
+            "b": _invoice(partner, globex, "1002", t - 10 * _DAY, paid="30.00"),
+            "c": _invoice(partner, initech, "0999", t - 10 * _DAY),
+            "d": _invoice(partner, globex, "1003", t - _DAY, paid="100.00"),
+            "e": _invoice(partner, initech, "1004", t),
+            "f": _invoice(partner, globex, "1005", t - 20 * _DAY, status=InvoiceStatus.VOID),
+            "g": _invoice(partner, globex, "1006", t - 30 * _DAY, status=InvoiceStatus.ARCHIVED),
+            "h": _invoice(partner, initech, "1007", t + 10 * _DAY),
+            "i": _invoice(partner, globex, "10", t + 10 * _DAY),
+            "j": _invoice(partner, globex, "2", t + 10 * _DAY),
+            "k": _invoice(other, theirs, "1001", t - 10 * _DAY),
+        }
+        saved = self.store_aggregates(store, *made.values())
+        return partner, [globex, initech, theirs], dict(zip(made, saved, strict=True))
+
+    @staticmethod
+    def _invoice_names(found: Page[Invoice], catalog: dict[str, Invoice]) -> str:
+        by_id = {invoice.id: name for name, invoice in catalog.items()}
+        return "".join(by_id[invoice.id] for invoice in found)
+
+    # get and save
+
+    def test_get_returns_the_saved_invoice(self, store: Store) -> None:
+        partner, _, invoice = self._stored_invoice(store)
+        with store.unit_of_work() as uow:
+            got = uow.invoices.get(partner.id, invoice.id)
+        assert got == invoice
+        assert got.version == 1
+        assert to_dict(got) == to_dict(invoice)
+
+    def test_unknown_or_another_partners_invoice_is_not_found(self, store: Store) -> None:
+        partner, _, invoice = self._stored_invoice(store)
+        other = self.store_partner(store, _partner("Contoso"))
+        with store.unit_of_work() as uow:
+            with pytest.raises(NotFound):
+                uow.invoices.get(partner.id, InvoiceId.new())
+            with pytest.raises(NotFound):
+                uow.invoices.get(other.id, invoice.id)
+            with pytest.raises(NotFound):
+                uow.invoices.get_by_number(other.id, invoice.number)
+            assert uow.invoices.list(other.id).items == ()
+
+    def test_save_returns_the_next_version_and_stores_the_events(self, store: Store) -> None:
+        partner, customer = self.partner_with_customer(store)
+        issued = _issued(partner, customer)
+        (saved,) = self.store_aggregates(store, issued)
+        assert saved == attrs.evolve(issued, version=1)
+        assert saved.events == ()
+        changed = saved.update(partner, memo="Thank you!")
+        (again,) = self.store_aggregates(store, changed)
+        assert again.version == 2
+        with store.unit_of_work() as uow:
+            assert uow.invoices.get(partner.id, issued.id) == again
+        assert [m.event for m in self.pending(store)] == [*issued.events, *changed.events]
+        assert [m.event.topic for m in self.pending(store)] == [
+            "invoice_created",
+            "invoice_updated",
+        ]
+
+    def test_a_stale_invoice_conflicts_and_writes_nothing(self, store: Store) -> None:
+        partner, _, invoice = self._stored_invoice(store)
+        (winner,) = self.store_aggregates(store, invoice.update(partner, memo="First"))
+        before = self.pending(store)
+        with pytest.raises(ConcurrencyConflict):
+            self.store_aggregates(store, invoice.update(partner, memo="Second"))
+        with pytest.raises(ConcurrencyConflict):
+            self.store_aggregates(store, attrs.evolve(invoice, version=0, memo="Impostor"))
+        with store.unit_of_work() as uow:
+            assert uow.invoices.get(partner.id, invoice.id) == winner
+        assert self.pending(store) == before
+
+    def test_an_invoice_version_never_stored_conflicts(self, store: Store) -> None:
+        partner, customer = self.partner_with_customer(store)
+        invoice = attrs.evolve(_invoice(partner, customer), version=2)
+        with pytest.raises(ConcurrencyConflict):
+            self.store_aggregates(store, invoice)
+        with store.unit_of_work() as uow, pytest.raises(NotFound):
+            uow.invoices.get(partner.id, invoice.id)
+
+    def test_an_invoice_cannot_move_to_another_partner(self, store: Store) -> None:
+        partner, _, invoice = self._stored_invoice(store)
+        other = self.store_partner(store, _partner("Contoso"))
+        for version in (0, invoice.version):
+            with pytest.raises(ConcurrencyConflict):
+                self.store_aggregates(
+                    store, attrs.evolve(invoice, partner_id=other.id, version=version)
+                )
+        with store.unit_of_work() as uow:
+            assert uow.invoices.get(partner.id, invoice.id) == invoice
+            assert uow.invoices.list(other.id).items == ()
+
+    # numbers and external references
+
+    def test_get_by_number(self, store: Store) -> None:
+        partner, customer = self.partner_with_customer(store)
+        one, two = self.store_aggregates(
+            store,
+            _invoice(partner, customer, "INV-1"),
+            _invoice(partner, customer, "INV-2", status=InvoiceStatus.ARCHIVED),
+        )
+        with store.unit_of_work() as uow:
+            assert uow.invoices.get_by_number(partner.id, "INV-1") == one
+            assert uow.invoices.get_by_number(partner.id, " INV-1 ") == one
+            assert uow.invoices.get_by_number(partner.id, "INV-2") == two
+            for missing in ("inv-1", "INV-3", "INV"):
+                with pytest.raises(NotFound):
+                    uow.invoices.get_by_number(partner.id, missing)
+
+    def test_a_number_is_unique_per_partner(self, store: Store) -> None:
+        partner, customer, first = self._stored_invoice(store)
+        other = self.store_partner(store, _partner("Contoso"))
+        (theirs,) = self.store_customers(store, _customer(other))
+        before = self.pending(store)
+        # Of every status: an archived invoice keeps its number.
+        (archived,) = self.store_aggregates(store, first.archive(partner))
+        for twin in (_issued(partner, customer, "1001"), _invoice(partner, customer, " 1001")):
+            with pytest.raises(ConcurrencyConflict):
+                self.store_aggregates(store, twin)
+        with store.unit_of_work() as uow:
+            assert _invoice_ids(uow.invoices.list(partner.id)) == [first.id]
+            assert uow.invoices.get_by_number(partner.id, "1001") == archived
+        assert len(self.pending(store)) == len(before) + 1
+        # Another partner's numbers are its own.
+        self.store_aggregates(store, _invoice(other, theirs, "1001"))
+
+    def test_two_new_invoices_with_one_number_in_one_unit_of_work_conflict(
+        self, store: Store
+    ) -> None:
+        partner, customer = self.partner_with_customer(store)
+        with pytest.raises(ConcurrencyConflict):
+            self.store_aggregates(
+                store, _invoice(partner, customer, "7"), _invoice(partner, customer, "7")
+            )
+        with store.unit_of_work() as uow:
+            assert uow.invoices.list(partner.id).items == ()
+
+    def test_a_renumbered_invoice_frees_its_old_number(self, store: Store) -> None:
+        partner, customer, invoice = self._stored_invoice(store)
+        (renumbered,) = self.store_aggregates(store, attrs.evolve(invoice, number="1001-A"))
+        (new,) = self.store_aggregates(store, _invoice(partner, customer, "1001"))
+        with store.unit_of_work() as uow:
+            assert uow.invoices.get_by_number(partner.id, "1001") == new
+            assert uow.invoices.get_by_number(partner.id, "1001-A") == renumbered
+        with pytest.raises(ConcurrencyConflict):
+            self.store_aggregates(store, attrs.evolve(renumbered, number="1001"))
+
+    def test_invoice_by_external_ref(self, store: Store) -> None:
+        partner, customer = self.partner_with_customer(store)
+        other = self.store_partner(store, _partner("Contoso"))
+        ref = ExternalRef("connectwise", "4711")
+        synced, _ = self.store_aggregates(
+            store,
+            _invoice(partner, customer, "CW-1", ref=ref, status=InvoiceStatus.VOID),
+            _invoice(partner, customer, "CW-2", ref=ExternalRef("connectwise", "4712")),
+        )
+        with store.unit_of_work() as uow:
+            assert uow.invoices.get_by_external_ref(partner.id, ref) == synced
+            for missing in (ExternalRef("xero", "4711"), ExternalRef("connectwise", "1")):
+                with pytest.raises(NotFound):
+                    uow.invoices.get_by_external_ref(partner.id, missing)
+            with pytest.raises(NotFound):
+                uow.invoices.get_by_external_ref(other.id, ref)
+
+    def test_an_invoice_external_ref_is_unique_per_partner(self, store: Store) -> None:
+        partner, customer = self.partner_with_customer(store)
+        other = self.store_partner(store, _partner("Contoso"))
+        (theirs,) = self.store_customers(store, _customer(other))
+        ref = ExternalRef("connectwise", "4711")
+        (first,) = self.store_aggregates(store, _invoice(partner, customer, "CW-1", ref=ref))
+        with pytest.raises(ConcurrencyConflict):
+            self.store_aggregates(store, _invoice(partner, customer, "CW-2", ref=ref))
+        with pytest.raises(ConcurrencyConflict):
+            self.store_aggregates(
+                store,
+                _invoice(partner, customer, "X", ref=ExternalRef("xero", "1")),
+                _invoice(partner, customer, "Y", ref=ExternalRef("xero", "1")),
+            )
+        self.store_aggregates(
+            store,
+            _invoice(other, theirs, "CW-1", ref=ref),
+            _invoice(partner, customer, "X-1", ref=ExternalRef("xero", "4711")),
+        )
+        with store.unit_of_work() as uow:
+            assert uow.invoices.get_by_external_ref(partner.id, ref) == first
+            assert len(uow.invoices.list(partner.id)) == 2
+
+    # listing
+
+    def test_list_orders_by_due_date_number_then_id(self, store: Store) -> None:
+        partner, _, catalog = self._invoice_catalog(store)
+        with store.unit_of_work() as uow:
+            page = uow.invoices.list(partner.id)
+        assert self._invoice_names(page, catalog) == "gfcabdeihj"
+        assert _invoice_ids(page) == _invoices_in_order(
+            [i for i in catalog.values() if i.partner_id == partner.id]
+        )
+        assert (page.has_previous_page, page.has_next_page) == (False, False)
+
+    def test_numbers_compare_by_code_point(self, store: Store) -> None:
+        partner = self.store_partner(store, _partner())
+        customers = self.store_customers(store, *(_customer(partner, f"C{n}") for n in range(4)))
+        saved = self.store_aggregates(
+            store,
+            *(
+                _invoice(partner, c, number)
+                for c, number in zip(customers, ["b", "B", "a", "Ä"], strict=True)
+            ),
+        )
+        with store.unit_of_work() as uow:
+            page = uow.invoices.list(partner.id)
+        assert [i.number for i in page] == ["B", "a", "b", "Ä"]
+        assert _invoice_ids(page) == _invoices_in_order(saved)
+
+    def test_list_filters(self, store: Store) -> None:
+        partner, (globex, initech, _), catalog = self._invoice_catalog(store)
+        t = _TODAY
+        with store.unit_of_work() as uow:
+
+            def names(**filters: Any) -> str:
+                return self._invoice_names(uow.invoices.list(partner.id, **filters), catalog)
+
+            assert names(status=InvoiceStatus.OPEN) == "cabeihj"
+            assert names(status=InvoiceStatus.PAID) == "d"
+            assert names(status=InvoiceStatus.VOID) == "f"
+            assert names(status=InvoiceStatus.ARCHIVED) == "g"
+            assert names(customer_id=initech.id) == "ceh"
+            assert names(customer_id=globex.id, status=InvoiceStatus.OPEN) == "abij"
+            assert names(customer_id=CustomerId.new()) == ""
+            assert names(due_from=t - 10 * _DAY, due_to=t) == "cabde"
+            assert names(due_from=t - 10 * _DAY, due_to=t - 10 * _DAY) == "cab"
+            assert names(due_from=t + _DAY) == "ihj"
+            assert names(due_to=t - 20 * _DAY) == "gf"
+            assert names(due_from=t + 11 * _DAY) == ""
+            assert names(due_from=t, due_to=t - _DAY) == ""
+            assert names(customer_id=initech.id, due_from=t, status=InvoiceStatus.OPEN) == "eh"
+
+    def test_overdue(self, store: Store) -> None:
+        partner, (globex, initech, theirs), catalog = self._invoice_catalog(store)
+        t = _TODAY
+        with store.unit_of_work() as uow:
+
+            def names(as_of: dt.date, **filters: Any) -> str:
+                return self._invoice_names(
+                    uow.invoices.overdue(partner.id, as_of, **filters), catalog
+                )
+
+            # Due before the day, open (void, archived and paid ones are not).
+            assert names(t) == "cab"
+            assert names(t + _DAY) == "cabe"
+            assert names(t - 10 * _DAY) == ""
+            assert names(t + 11 * _DAY) == "cabeihj"
+            assert names(t, customer_id=globex.id) == "ab"
+            assert names(t, customer_id=initech.id) == "c"
+            assert names(t, limit=2) == "ca"
+            every = uow.invoices.overdue(partner.id, t + 11 * _DAY)
+            assert all(invoice.is_overdue(t + 11 * _DAY) for invoice in every)
+            other = uow.invoices.overdue(theirs.partner_id, t)
+            assert other.items == (catalog["k"],)
+
+    def test_invoice_pages_forwards(self, store: Store) -> None:
+        partner, _, catalog = self._invoice_catalog(store)
+        with store.unit_of_work() as uow:
+            first = uow.invoices.list(partner.id, limit=3)
+            assert self._invoice_names(first, catalog) == "gfc"
+            assert (first.has_previous_page, first.has_next_page) == (False, True)
+            second = uow.invoices.list(partner.id, limit=3, after=first.end_cursor)
+            assert self._invoice_names(second, catalog) == "abd"
+            assert (second.has_previous_page, second.has_next_page) == (True, True)
+            third = uow.invoices.list(partner.id, limit=4, after=second.end_cursor)
+            assert self._invoice_names(third, catalog) == "eihj"
+            assert (third.has_previous_page, third.has_next_page) == (True, False)
+            beyond = uow.invoices.list(partner.id, limit=3, after=third.end_cursor)
+            assert beyond.items == ()
+            assert (beyond.start_cursor, beyond.end_cursor) == (None, None)
+            assert (beyond.has_previous_page, beyond.has_next_page) == (True, False)
+
+    def test_invoice_pages_backwards_in_ascending_order(self, store: Store) -> None:
+        partner, _, catalog = self._invoice_catalog(store)
+        with store.unit_of_work() as uow:
+            tail = uow.invoices.list(
+                partner.id, limit=10, after=uow.invoices.list(partner.id, limit=6).end_cursor
+            )
+            assert self._invoice_names(tail, catalog) == "eihj"
+            middle = uow.invoices.list(partner.id, limit=3, before=tail.start_cursor)
+            assert self._invoice_names(middle, catalog) == "abd"
+            assert (middle.has_previous_page, middle.has_next_page) == (True, True)
+            first = uow.invoices.list(partner.id, limit=5, before=middle.start_cursor)
+            assert self._invoice_names(first, catalog) == "gfc"
+            assert (first.has_previous_page, first.has_next_page) == (False, True)
+            before_all = uow.invoices.list(partner.id, limit=3, before=first.start_cursor)
+            assert before_all.items == ()
+            assert (before_all.start_cursor, before_all.end_cursor) == (None, None)
+            assert (before_all.has_previous_page, before_all.has_next_page) == (False, True)
+
+    def test_paging_with_filters_and_overdue(self, store: Store) -> None:
+        partner, (globex, _, _), catalog = self._invoice_catalog(store)
+        with store.unit_of_work() as uow:
+            seen = ""
+            after: str | None = None
+            while True:
+                page = uow.invoices.list(
+                    partner.id,
+                    customer_id=globex.id,
+                    status=InvoiceStatus.OPEN,
+                    limit=1,
+                    after=after,
+                )
+                seen += self._invoice_names(page, catalog)
+                assert page.has_previous_page is (after is not None)
+                if not page.has_next_page:
+                    break
+                after = page.end_cursor
+            assert seen == "abij"
+            first = uow.invoices.overdue(partner.id, _TODAY, limit=2)
+            assert self._invoice_names(first, catalog) == "ca"
+            assert (first.has_previous_page, first.has_next_page) == (False, True)
+            rest = uow.invoices.overdue(partner.id, _TODAY, limit=2, after=first.end_cursor)
+            assert self._invoice_names(rest, catalog) == "b"
+            assert (rest.has_previous_page, rest.has_next_page) == (True, False)
+            back = uow.invoices.overdue(partner.id, _TODAY, limit=5, before=rest.start_cursor)
+            assert self._invoice_names(back, catalog) == "ca"
+            assert (back.has_previous_page, back.has_next_page) == (False, True)
+
+    def test_paging_is_stable_under_inserts_and_changes(self, store: Store) -> None:
+        partner, (globex, _, _), catalog = self._invoice_catalog(store)
+        with store.unit_of_work() as uow:
+            first = uow.invoices.list(partner.id, status=InvoiceStatus.OPEN, limit=3)
+        assert self._invoice_names(first, catalog) == "cab"
+        # A new invoice sorts before the cursor, the last one seen is paid.
+        early = _invoice(partner, globex, "0001", _TODAY - 40 * _DAY)
+        paid = catalog["b"].apply_payment(PaymentId.new(), Money("70.00", partner.currency))
+        self.store_aggregates(store, early, paid)
+        with store.unit_of_work() as uow:
+            rest = uow.invoices.list(
+                partner.id, status=InvoiceStatus.OPEN, limit=10, after=first.end_cursor
+            )
+            assert self._invoice_names(rest, catalog) == "eihj"
+            assert rest.has_previous_page
+            back = uow.invoices.list(
+                partner.id, status=InvoiceStatus.OPEN, limit=10, before=rest.start_cursor
+            )
+            assert _invoice_ids(back) == [early.id, catalog["c"].id, catalog["a"].id]
+
+    @pytest.mark.parametrize(
+        ("filters", "path"),
+        [
+            ({"limit": 0}, "limit"),
+            ({"limit": MAX_PAGE_SIZE + 1}, "limit"),
+            ({"after": "not a cursor"}, "after"),
+            ({"after": "WzEsMl0", "before": None}, "after"),
+            ({"due_from": dt.datetime(2026, 1, 1, tzinfo=dt.UTC)}, "due_from"),
+            ({"due_to": "2026-01-01"}, "due_to"),
+            ({"status": "late"}, "status"),
+        ],
+    )
+    def test_list_refuses_bad_arguments(
+        self, store: Store, filters: dict[str, Any], path: str
+    ) -> None:
+        partner = self.store_partner(store, _partner())
+        with store.unit_of_work() as uow, pytest.raises(ValidationError) as caught:
+            uow.invoices.list(partner.id, **filters)
+        assert caught.value.paths == [path]
+
+    def test_overdue_refuses_a_datetime(self, store: Store) -> None:
+        partner = self.store_partner(store, _partner())
+        with store.unit_of_work() as uow, pytest.raises(ValidationError) as caught:
+            uow.invoices.overdue(partner.id, dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+        assert caught.value.paths == ["as_of"]
+
+    def test_invoice_reads_see_the_blocks_own_saves(self, store: Store) -> None:
+        partner, customer = self.partner_with_customer(store)
+        ref = ExternalRef("xero", "1")
+        with store.unit_of_work() as uow:
+            invoice = uow.invoices.save(_invoice(partner, customer, ref=ref, due=_TODAY - _DAY))
+            assert uow.invoices.get(partner.id, invoice.id) == invoice
+            assert uow.invoices.get_by_number(partner.id, "1001") == invoice
+            assert uow.invoices.get_by_external_ref(partner.id, ref) == invoice
+            assert uow.invoices.list(partner.id).items == (invoice,)
+            assert uow.invoices.overdue(partner.id, _TODAY).items == (invoice,)
+            with store.unit_of_work() as reader:
+                with pytest.raises(NotFound):
+                    reader.invoices.get(partner.id, invoice.id)
+                assert reader.invoices.list(partner.id).items == ()
+
+
+# -- payments ----------------------------------------------------------------------
+
+
+class PaymentRepositoryContract(_StoreFactory):
+    """``uow.payments``: get, by invoice, by idempotency key (unique per
+    partner), versions, and a payment stored with its invoices or not at all."""
+
+    def _open_invoices(
+        self, store: Store, partner: Partner | None = None
+    ) -> tuple[Partner, Customer, Invoice, Invoice]:
+        if partner is None:
+            partner = self.store_partner(store, _partner())
+        (customer,) = self.store_customers(store, _customer(partner))
+        one, two = self.store_aggregates(
+            store,
+            _invoice(partner, customer, "1001"),
+            _invoice(partner, customer, "1002", amount="50.00"),
+        )
+        return partner, customer, one, two
+
+    @staticmethod
+    def _pay(
+        partner: Partner,
+        customer: Customer,
+        invoices: Sequence[Invoice],
+        key: str,
+        *,
+        amounts: dict[InvoiceId, str] | None = None,
+        day: int = 2,
+    ) -> tuple[Payment, tuple[Invoice, ...]]:
+        return pay_invoices(
+            partner,
+            customer,
+            invoices,
+            payer=customer.users[0],
+            method="ach",
+            idempotency_key=key,
+            amounts=amounts,
+            at=_at(day),
+        )
+
+    def _paid(self, store: Store) -> tuple[Partner, Customer, Payment, tuple[Invoice, ...]]:
+        partner, customer, one, two = self._open_invoices(store)
+        payment, touched = self._pay(
+            partner, customer, [one, two], "key-1", amounts={one.id: "40.00", two.id: "50.00"}
+        )
+        saved = self.store_aggregates(store, payment, *touched)
+        return partner, customer, saved[0], tuple(saved[1:])
+
+    # get and save
+
+    def test_a_payment_and_its_invoices_are_stored_together(self, store: Store) -> None:
+        partner, customer, one, two = self._open_invoices(store)
+        payment, touched = self._pay(partner, customer, [one, two], "key-1")
+        with store.unit_of_work() as uow:
+            saved = uow.payments.save(payment)
+            stored = [uow.invoices.save(i) for i in touched]
+            uow.commit()
+        assert saved == attrs.evolve(payment, version=1)
+        assert saved.events == ()
+        with store.unit_of_work() as uow:
+            got = uow.payments.get(partner.id, payment.id)
+            assert got == saved
+            assert to_dict(got) == to_dict(saved)
+            assert [uow.invoices.get(partner.id, i.id) for i in touched] == stored
+            assert all(i.status is InvoiceStatus.PAID for i in stored)
+        assert [m.event.topic for m in self.pending(store)] == ["invoice_paid", "invoice_paid"]
+
+    def test_unknown_or_another_partners_payment_is_not_found(self, store: Store) -> None:
+        partner, _, payment, touched = self._paid(store)
+        other = self.store_partner(store, _partner("Contoso"))
+        with store.unit_of_work() as uow:
+            with pytest.raises(NotFound):
+                uow.payments.get(partner.id, PaymentId.new())
+            with pytest.raises(NotFound):
+                uow.payments.get(other.id, payment.id)
+            assert uow.payments.get_by_idempotency_key(other.id, "key-1") is None
+            assert uow.payments.for_invoice(other.id, touched[0].id) == []
+
+    def test_changes_are_versioned_and_their_events_stored(self, store: Store) -> None:
+        partner, _, payment, _ = self._paid(store)
+        succeeded = payment.succeed(_at(3))
+        (saved,) = self.store_aggregates(store, succeeded)
+        assert saved.version == 2
+        before = self.pending(store)
+        assert before[-1].event.topic == "payment_succeeded"
+        with pytest.raises(ConcurrencyConflict):
+            self.store_aggregates(store, payment.succeed(_at(4)))
+        with pytest.raises(ConcurrencyConflict):
+            self.store_aggregates(store, attrs.evolve(payment, version=0))
+        with pytest.raises(ConcurrencyConflict):
+            self.store_aggregates(store, attrs.evolve(_another(payment), version=3))
+        with store.unit_of_work() as uow:
+            assert uow.payments.get(partner.id, payment.id) == saved
+        assert self.pending(store) == before
+
+    def test_a_payment_cannot_move_to_another_partner(self, store: Store) -> None:
+        partner, _, payment, _ = self._paid(store)
+        other = self.store_partner(store, _partner("Contoso"))
+        for version in (0, payment.version):
+            with pytest.raises(ConcurrencyConflict):
+                self.store_aggregates(
+                    store,
+                    attrs.evolve(payment, partner_id=other.id, version=version),
+                )
+        with store.unit_of_work() as uow:
+            assert uow.payments.get(partner.id, payment.id) == payment
+            assert uow.payments.get_by_idempotency_key(other.id, "key-1") is None
+
+    # queries
+
+    def test_get_by_idempotency_key(self, store: Store) -> None:
+        partner, _, payment, _ = self._paid(store)
+        with store.unit_of_work() as uow:
+            assert uow.payments.get_by_idempotency_key(partner.id, "key-1") == payment
+            assert uow.payments.get_by_idempotency_key(partner.id, " key-1 ") == payment
+            for other in ("KEY-1", "key-2", "key"):
+                assert uow.payments.get_by_idempotency_key(partner.id, other) is None
+
+    def test_for_invoice_lists_every_status_oldest_first(self, store: Store) -> None:
+        partner, customer, one, two = self._open_invoices(store)
+        first, (one, two) = self._pay(
+            partner, customer, [one, two], "k1", amounts={one.id: "10.00", two.id: "5.00"}, day=5
+        )
+        # Made earlier (by its time), stored later; one given back.
+        second, (one,) = self._pay(partner, customer, [one], "k2", amounts={one.id: "20.00"}, day=3)
+        second, (one,) = fail_payment(second, [one], at=_at(6))
+        third, (two,) = self._pay(partner, customer, [two], "k3", amounts={two.id: "1.00"}, day=7)
+        saved = self.store_aggregates(store, first, second, third, one, two)
+        with store.unit_of_work() as uow:
+            assert uow.payments.for_invoice(partner.id, one.id) == [saved[1], saved[0]]
+            assert uow.payments.for_invoice(partner.id, two.id) == [saved[0], saved[2]]
+            assert uow.payments.for_invoice(partner.id, InvoiceId.new()) == []
+
+    def test_for_invoice_orders_equal_times_by_id(self, store: Store) -> None:
+        partner, customer, one, _ = self._open_invoices(store)
+        made = []
+        for n in range(4):
+            payment, (one,) = self._pay(partner, customer, [one], f"k{n}", amounts={one.id: "1.00"})
+            made.append(payment)
+        saved = self.store_aggregates(store, *made, one)[:-1]
+        with store.unit_of_work() as uow:
+            found = uow.payments.for_invoice(partner.id, one.id)
+        assert found == sorted(saved, key=lambda p: p.id.value)
+
+    # idempotency keys
+
+    def test_an_idempotency_key_is_unique_per_partner(self, store: Store) -> None:
+        partner, customer, payment, _ = self._paid(store)
+        (three,) = self.store_aggregates(store, _invoice(partner, customer, "1003", amount="10.00"))
+        before = self.pending(store)
+        twin, touched = self._pay(partner, customer, [three], "key-1")
+        with pytest.raises(ConcurrencyConflict):
+            self.store_aggregates(store, twin, *touched)
+        with store.unit_of_work() as uow:
+            assert uow.payments.get_by_idempotency_key(partner.id, "key-1") == payment
+            assert uow.invoices.get(partner.id, three.id) == three
+            with pytest.raises(NotFound):
+                uow.payments.get(partner.id, twin.id)
+        assert self.pending(store) == before
+        # Another partner's keys are its own.
+        other, theirs, four, _ = self._open_invoices(
+            store, self.store_partner(store, _partner("Contoso"))
+        )
+        (elsewhere,) = self.store_aggregates(store, self._pay(other, theirs, [four], "key-1")[0])
+        with store.unit_of_work() as uow:
+            assert uow.payments.get_by_idempotency_key(other.id, "key-1") == elsewhere
+
+    def test_two_new_payments_with_one_key_in_one_unit_of_work_conflict(self, store: Store) -> None:
+        partner, customer, one, two = self._open_invoices(store)
+        first, _ = self._pay(partner, customer, [one], "same")
+        second, _ = self._pay(partner, customer, [two], "same")
+        with pytest.raises(ConcurrencyConflict):
+            self.store_aggregates(store, first, second)
+        with store.unit_of_work() as uow:
+            assert uow.payments.get_by_idempotency_key(partner.id, "same") is None
+
+    def test_racing_with_one_key_makes_one_payment(self, store: Store) -> None:
+        partner, customer, one, two = self._open_invoices(store)
+        barrier = threading.Barrier(2, timeout=_JOIN_TIMEOUT)
+        outcomes: list[str] = []
+
+        def payer(invoice: Invoice) -> Callable[[], None]:
+            def run() -> None:
+                try:
+                    with store.unit_of_work() as uow:
+                        current = uow.invoices.get(partner.id, invoice.id)
+                        assert uow.payments.get_by_idempotency_key(partner.id, "race") is None
+                        barrier.wait()
+                        payment, touched = self._pay(partner, customer, [current], "race")
+                        uow.payments.save(payment)
+                        for changed in touched:
+                            uow.invoices.save(changed)
+                        uow.commit()
+                    outcomes.append("won")
+                except ConcurrencyConflict:
+                    outcomes.append("lost")
+
+            return run
+
+        _run_threads([payer(one), payer(two)])
+        assert sorted(outcomes) == ["lost", "won"]
+        with store.unit_of_work() as uow:
+            winner = uow.payments.get_by_idempotency_key(partner.id, "race")
+            assert winner is not None
+            (paid,) = winner.invoice_ids
+            unpaid = two.id if paid == one.id else one.id
+            assert uow.invoices.get(partner.id, paid).status is InvoiceStatus.PAID
+            assert uow.invoices.get(partner.id, unpaid).version == 1
+            assert uow.payments.for_invoice(partner.id, unpaid) == []
+
+    # all or nothing
+
+    def test_a_conflict_on_one_invoice_writes_neither_payment_nor_invoices(
+        self, store: Store
+    ) -> None:
+        partner, customer, one, two = self._open_invoices(store)
+        before = self.pending(store)
+        with store.unit_of_work() as slow:
+            read = [slow.invoices.get(partner.id, i.id) for i in (one, two)]
+            # Another writer changes the second invoice in between.
+            with store.unit_of_work() as fast:
+                changed = fast.invoices.save(two.update(partner, memo="Changed"))
+                fast.commit()
+            payment, touched = self._pay(partner, customer, read, "key-1")
+
+            def store_them() -> None:
+                slow.payments.save(payment)
+                for invoice in touched:
+                    slow.invoices.save(invoice)
+                slow.commit()  # pragma: no cover - for adapters that find it only here
+
+            with pytest.raises(ConcurrencyConflict):
+                store_them()
+        with store.unit_of_work() as uow:
+            with pytest.raises(NotFound):
+                uow.payments.get(partner.id, payment.id)
+            assert uow.payments.get_by_idempotency_key(partner.id, "key-1") is None
+            assert uow.payments.for_invoice(partner.id, one.id) == []
+            assert uow.invoices.get(partner.id, one.id) == one
+            assert uow.invoices.get(partner.id, two.id) == changed
+        assert [m.event.topic for m in self.pending(store)] == [
+            *(m.event.topic for m in before),
+            "invoice_updated",
+        ]
+
+    def test_a_conflict_found_at_commit_writes_nothing(self, store: Store) -> None:
+        partner, customer, one, two = self._open_invoices(store)
+        payment, touched = self._pay(partner, customer, [one, two], "key-1")
+        before = self.pending(store)
+        with store.unit_of_work() as slow, store.unit_of_work() as fast:
+            slow.payments.save(payment)
+            for invoice in touched:
+                slow.invoices.save(invoice)
+            fast.invoices.save(two.update(partner, memo="Changed"))
+            fast.commit()
+            with pytest.raises(ConcurrencyConflict):
+                slow.commit()
+        with store.unit_of_work() as uow:
+            with pytest.raises(NotFound):
+                uow.payments.get(partner.id, payment.id)
+            assert uow.invoices.get(partner.id, one.id) == one
+            assert uow.invoices.get(partner.id, two.id).memo == "Changed"
+        assert len(self.pending(store)) == len(before) + 1
+
+    def test_payment_reads_see_the_blocks_own_saves(self, store: Store) -> None:
+        partner, customer, one, two = self._open_invoices(store)
+        payment, _ = self._pay(partner, customer, [one, two], "key-1")
+        with store.unit_of_work() as uow:
+            saved = uow.payments.save(payment)
+            assert uow.payments.get(partner.id, payment.id) == saved
+            assert uow.payments.get_by_idempotency_key(partner.id, "key-1") == saved
+            assert uow.payments.for_invoice(partner.id, two.id) == [saved]
+            with store.unit_of_work() as reader:
+                assert reader.payments.get_by_idempotency_key(partner.id, "key-1") is None
+                assert reader.payments.for_invoice(partner.id, two.id) == []
+
+
+def _another(payment: Payment) -> Payment:
+    """A payment like ``payment`` under a new id and key (version 0)."""
+    return attrs.evolve(payment, id=PaymentId.new(), idempotency_key="another", version=0)
+
+
+# -- saved payment methods and scheduled payments ------------------------------------
+
+
+class PaymentMethodRepositoryContract(_StoreFactory):
+    """``uow.payment_methods``: one book per customer, versions, isolation."""
+
+    def test_a_customer_without_methods_gets_an_empty_book(self, store: Store) -> None:
+        partner, customer = self.partner_with_customer(store)
+        with store.unit_of_work() as uow:
+            book = uow.payment_methods.get(partner.id, customer.id)
+        assert book == CustomerPaymentMethods.of(customer)
+        assert book.version == 0
+        assert book.default is None
+
+    def test_payment_methods_save_and_get(self, store: Store) -> None:
+        partner, customer = self.partner_with_customer(store)
+        with store.unit_of_work() as uow:
+            book = uow.payment_methods.get(partner.id, customer.id)
+            added = book.add(type="ach", display_name="Chase checking", last4="6789", at=_at(2))
+            saved = uow.payment_methods.save(added)
+            uow.commit()
+        assert saved == attrs.evolve(added, version=1)
+        with store.unit_of_work() as uow:
+            got = uow.payment_methods.get(partner.id, customer.id)
+            assert got == saved
+            assert to_dict(got) == to_dict(saved)
+            again = uow.payment_methods.save(
+                got.add(type="card", display_name="Visa", last4="4242", make_default=True)
+            )
+            uow.commit()
+        assert again.version == 2
+        assert [m.event.topic for m in self.pending(store)] == [
+            "payment_method_added",
+            "default_payment_method_changed",
+            "payment_method_added",
+            "default_payment_method_changed",
+        ]
+
+    def test_stale_and_duplicate_books_conflict(self, store: Store) -> None:
+        partner, customer = self.partner_with_customer(store)
+        first = CustomerPaymentMethods.of(customer).add(
+            type="card", display_name="Visa", last4="4242"
+        )
+        (saved,) = self.store_aggregates(store, first)
+        (winner,) = self.store_aggregates(
+            store, saved.add(type="ach", display_name="Chase", last4="1234")
+        )
+        for stale in (
+            saved.archive(saved.methods[0].id),
+            CustomerPaymentMethods.of(customer).add(type="ach", display_name="RBC", last4="1111"),
+        ):
+            with pytest.raises(ConcurrencyConflict):
+                self.store_aggregates(store, stale)
+        with store.unit_of_work() as uow:
+            assert uow.payment_methods.get(partner.id, customer.id) == winner
+
+    def test_another_partners_book_is_never_returned(self, store: Store) -> None:
+        partner, customer = self.partner_with_customer(store)
+        other = self.store_partner(store, _partner("Contoso"))
+        (saved,) = self.store_aggregates(
+            store,
+            CustomerPaymentMethods.of(customer).add(type="card", display_name="Visa", last4="4242"),
+        )
+        with store.unit_of_work() as uow:
+            theirs = uow.payment_methods.get(other.id, customer.id)
+        assert theirs == CustomerPaymentMethods(partner_id=other.id, customer_id=customer.id)
+        with pytest.raises(ConcurrencyConflict):
+            self.store_aggregates(store, theirs.add(type="card", display_name="Amex", last4="0005"))
+        with pytest.raises(ConcurrencyConflict):
+            self.store_aggregates(store, attrs.evolve(saved, partner_id=other.id))
+        with store.unit_of_work() as uow:
+            assert uow.payment_methods.get(partner.id, customer.id) == saved
+
+
+def _scheduled(
+    partner: Partner,
+    invoice: Invoice,
+    pay_on: dt.date,
+    status: ScheduledPaymentStatus = ScheduledPaymentStatus.SCHEDULED,
+) -> ScheduledPayment:
+    return ScheduledPayment(
+        id=ScheduledPaymentId.new(),
+        partner_id=partner.id,
+        customer_id=invoice.customer_id,
+        invoice_id=invoice.id,
+        user_id=UserId.new(),
+        payment_method_id=PaymentMethodId.new(),
+        pay_on=pay_on,
+        status=status,
+        payment_id=PaymentId.new() if status is ScheduledPaymentStatus.PROCESSED else None,
+    )
+
+
+class ScheduledPaymentRepositoryContract(_StoreFactory):
+    """``uow.scheduled_payments``: get, due, by invoice, versions, isolation."""
+
+    def _scheduling(self, store: Store) -> tuple[Partner, Partner, Invoice, Invoice, Invoice]:
+        partner, customer = self.partner_with_customer(store)
+        other = self.store_partner(store, _partner("Contoso"))
+        (theirs,) = self.store_customers(store, _customer(other))
+        one, two, three = self.store_aggregates(
+            store,
+            _invoice(partner, customer, "1"),
+            _invoice(partner, customer, "2"),
+            _invoice(other, theirs, "1"),
+        )
+        return partner, other, one, two, three
+
+    def test_save_get_and_conflicts(self, store: Store) -> None:
+        partner, other, one, _, _ = self._scheduling(store)
+        scheduled = _scheduled(partner, one, _TODAY)
+        (saved,) = self.store_aggregates(store, scheduled)
+        assert saved == attrs.evolve(scheduled, version=1)
+        (cancelled,) = self.store_aggregates(store, saved.cancel())
+        assert cancelled.version == 2
+        with pytest.raises(ConcurrencyConflict):
+            self.store_aggregates(store, saved.cancel())
+        with pytest.raises(ConcurrencyConflict):
+            self.store_aggregates(store, attrs.evolve(scheduled, partner_id=other.id))
+        with store.unit_of_work() as uow:
+            got = uow.scheduled_payments.get(partner.id, scheduled.id)
+            assert got == cancelled
+            assert to_dict(got) == to_dict(cancelled)
+            with pytest.raises(NotFound):
+                uow.scheduled_payments.get(other.id, scheduled.id)
+            with pytest.raises(NotFound):
+                uow.scheduled_payments.get(partner.id, ScheduledPaymentId.new())
+
+    def test_due_and_for_invoice(self, store: Store) -> None:
+        partner, other, one, two, three = self._scheduling(store)
+        t = _TODAY
+        made = {
+            "a": _scheduled(partner, one, t),
+            "b": _scheduled(partner, two, t - 5 * _DAY),
+            "c": _scheduled(partner, one, t + _DAY),
+            "d": _scheduled(partner, one, t - _DAY, ScheduledPaymentStatus.CANCELED),
+            "e": _scheduled(partner, two, t - _DAY, ScheduledPaymentStatus.PROCESSED),
+            "f": _scheduled(partner, two, t - 5 * _DAY),
+            "g": _scheduled(other, three, t - 5 * _DAY),
+        }
+        saved = dict(zip(made, self.store_aggregates(store, *made.values()), strict=True))
+        by_id = {s.id: name for name, s in saved.items()}
+
+        def names(found: Sequence[ScheduledPayment]) -> str:
+            return "".join(by_id[s.id] for s in found)
+
+        b_then_f = "bf" if saved["b"].id.value < saved["f"].id.value else "fb"
+        with store.unit_of_work() as uow:
+            assert names(uow.scheduled_payments.due(partner.id, t)) == b_then_f + "a"
+            assert names(uow.scheduled_payments.due(partner.id, t + _DAY)) == b_then_f + "ac"
+            assert names(uow.scheduled_payments.due(partner.id, t - 6 * _DAY)) == ""
+            assert names(uow.scheduled_payments.due(other.id, t)) == "g"
+            assert names(uow.scheduled_payments.for_invoice(partner.id, one.id)) == "dac"
+            assert names(uow.scheduled_payments.for_invoice(partner.id, two.id)) == b_then_f + "e"
+            assert uow.scheduled_payments.for_invoice(other.id, one.id) == []
+            with pytest.raises(ValidationError):
+                uow.scheduled_payments.due(partner.id, dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+
+
 # -- round trips -------------------------------------------------------------------
 
 # Modest: the suite runs on every adapter, some of them over a network. The
@@ -1364,6 +2325,83 @@ class RoundTripContract(_StoreFactory):
         assert to_dict(got) == to_dict(expected)
 
     @_ROUND_TRIP
+    @given(pair=_with_partner(aps.invoices))
+    def test_invoices_round_trip(self, store: Store, pair: tuple[Partner, Invoice]) -> None:
+        partner, generated = pair
+        invoice = attrs.evolve(generated, version=0)
+        (saved,) = _commit(store, invoice)
+        expected = attrs.evolve(invoice, version=1)
+        due = invoice.due_date
+        as_of = due + dt.timedelta(days=1)
+        with store.unit_of_work() as uow:
+            got = uow.invoices.get(partner.id, invoice.id)
+            assert saved == got == expected
+            assert to_dict(got) == to_dict(expected)
+            assert uow.invoices.get_by_number(partner.id, invoice.number) == expected
+            if invoice.external_ref is not None:
+                found = uow.invoices.get_by_external_ref(partner.id, invoice.external_ref)
+                assert found == expected
+            page = uow.invoices.list(
+                partner.id,
+                customer_id=invoice.customer_id,
+                status=invoice.status,
+                due_from=due,
+                due_to=due,
+            )
+            assert page.items == (expected,)
+            overdue = uow.invoices.overdue(partner.id, as_of)
+            assert overdue.items == ((expected,) if invoice.is_overdue(as_of) else ())
+
+    @_ROUND_TRIP
+    @given(payment=aps.payments())
+    def test_payments_round_trip(self, store: Store, payment: Payment) -> None:
+        payment = attrs.evolve(payment, version=0)
+        (saved,) = _commit(store, payment)
+        expected = attrs.evolve(payment, version=1)
+        partner_id = payment.partner_id
+        with store.unit_of_work() as uow:
+            got = uow.payments.get(partner_id, payment.id)
+            assert saved == got == expected
+            assert to_dict(got) == to_dict(expected)
+            key = payment.idempotency_key
+            assert uow.payments.get_by_idempotency_key(partner_id, key) == expected
+            for invoice_id in payment.invoice_ids:
+                assert uow.payments.for_invoice(partner_id, invoice_id) == [expected]
+
+    @_ROUND_TRIP
+    @given(methods=aps.customer_payment_methods())
+    def test_payment_methods_round_trip(
+        self, store: Store, methods: CustomerPaymentMethods
+    ) -> None:
+        # A fresh key: the examples share the store, and drawn ids may repeat.
+        methods = attrs.evolve(methods, version=0, customer_id=CustomerId.new())
+        (saved,) = _commit(store, methods)
+        expected = attrs.evolve(methods, version=1)
+        with store.unit_of_work() as uow:
+            got = uow.payment_methods.get(methods.partner_id, methods.customer_id)
+        assert saved == got == expected
+        assert to_dict(got) == to_dict(expected)
+
+    @_ROUND_TRIP
+    @given(scheduled=aps.scheduled_payments())
+    def test_scheduled_payments_round_trip(self, store: Store, scheduled: ScheduledPayment) -> None:
+        # Fresh keys: the examples share the store, and drawn ids may repeat.
+        scheduled = attrs.evolve(
+            scheduled, version=0, id=ScheduledPaymentId.new(), partner_id=PartnerId.new()
+        )
+        (saved,) = _commit(store, scheduled)
+        expected = attrs.evolve(scheduled, version=1)
+        partner_id = scheduled.partner_id
+        with store.unit_of_work() as uow:
+            got = uow.scheduled_payments.get(partner_id, scheduled.id)
+            assert saved == got == expected
+            assert to_dict(got) == to_dict(expected)
+            found = uow.scheduled_payments.for_invoice(partner_id, scheduled.invoice_id)
+            assert found == [expected]
+            due = uow.scheduled_payments.due(partner_id, scheduled.pay_on)
+            assert due == ([expected] if scheduled.is_due(scheduled.pay_on) else [])
+
+    @_ROUND_TRIP
     @given(events=st.lists(aps.events(CustomerUpdated), min_size=1, max_size=4))
     def test_events_round_trip_through_the_outbox(self, store: Store, events: list[Event]) -> None:
         partner = self.store_partner(store, _partner())
@@ -1382,6 +2420,10 @@ class StoreContract(
     PartnerRepositoryContract,
     CustomerRepositoryContract,
     AccessRequestRepositoryContract,
+    InvoiceRepositoryContract,
+    PaymentRepositoryContract,
+    PaymentMethodRepositoryContract,
+    ScheduledPaymentRepositoryContract,
     UnitOfWorkContract,
     OutboxContract,
     ConcurrencyContract,
