@@ -276,6 +276,94 @@ def test_overflowing_sum_is_refused() -> None:
     assert info.value.codes == ["amount_too_large"]
 
 
+def _summed_step_by_step(amounts: list[object], currency: str) -> object:
+    """What ``Money.sum`` gives, worked out the long way: its value or its error."""
+    try:
+        total = Money.zero(currency)
+        for amount in amounts:
+            total = total + amount  # type: ignore[operator]
+    except (AltpayError, TypeError) as error:
+        return type(error), str(error)
+    return total
+
+
+def _summed(amounts: list[object], currency: str) -> object:
+    try:
+        return Money.sum(amounts, currency)  # type: ignore[arg-type]
+    except (AltpayError, TypeError) as error:
+        return type(error), str(error)
+
+
+huge_jpy = st.integers(-(10**30) + 1, 10**30 - 1).map(lambda n: Money(n, "JPY"))
+
+
+@given(
+    st.lists(
+        aps.money("JPY") | huge_jpy | aps.money("USD") | st.sampled_from([None, 5]),
+        max_size=6,
+    )
+)
+def test_sum_is_adding_step_by_step(amounts: list[object]) -> None:
+    # The same value, or the same refusal: another currency, something that
+    # is not money, or a partial sum too large (even if the end is not).
+    assert _summed(amounts, "JPY") == _summed_step_by_step(amounts, "JPY")
+
+
+def test_a_sum_too_large_on_the_way_is_refused() -> None:
+    big = Money("9" * 30, "JPY")
+    for amounts in ([big, big], [big, big, -big]):
+        with pytest.raises(ValidationError) as info:
+            Money.sum(amounts, "JPY")
+        assert info.value.codes == ["amount_too_large"]
+
+
+def test_sum_of_nothing_is_zero_and_zero_is_shared() -> None:
+    assert Money.sum([], "USD") == Money("0.00", "USD")
+    assert str(Money.sum([], Currency("BHD")).amount) == "0.000"
+    assert Money.zero(Currency("USD")) is Money.zero(Currency("USD"))
+    assert Money.zero("JPY") == Money(0, "JPY")
+    with pytest.raises(ValidationError) as info:
+        Money.sum([], "ZZZ")
+    assert info.value.paths == ["currency"]
+
+
+def test_sums_stay_exact_beyond_the_default_decimal_precision() -> None:
+    # 31 significant digits: more than decimal's default context keeps.
+    big = Money("9" * 29 + ".99", "USD")
+    cent = Money("0.01", "USD")
+    assert str((big + cent).amount) == "1" + "0" * 29 + ".00"
+    assert str((big - cent).amount) == "9" * 29 + ".98"
+    assert Money.sum([big, cent], "USD") == big + cent
+    assert str((Money("1" * 28 + ".11", "USD") * 1).amount) == "1" * 28 + ".11"
+
+
+@given(st.lists(st.tuples(aps.money("USD") | aps.money("CAD"), st.integers(1, 10**6)), max_size=5))
+def test_sum_of_products_is_the_sum_of_each_product(pairs: list[tuple[Money, int]]) -> None:
+    usd = Currency("USD")
+    try:
+        expected: object = Money.sum([unit * quantity for unit, quantity in pairs], usd)
+    except AltpayError as error:
+        expected = type(error), str(error)
+    try:
+        found: object = Money._sum_of_products(pairs, usd)
+    except AltpayError as error:
+        found = type(error), str(error)
+    assert found == expected
+
+
+def test_sum_of_products_refuses_what_sum_refuses() -> None:
+    jpy = Currency("JPY")
+    big = Money("9" * 30, jpy)
+    with pytest.raises(ValidationError) as info:
+        Money._sum_of_products([(big, 10)], jpy)  # the product is too large
+    assert info.value.codes == ["amount_too_large"]
+    with pytest.raises(ValidationError) as info:
+        Money._sum_of_products([(big, 1), (big, 1)], jpy)  # the sum is
+    assert info.value.codes == ["amount_too_large"]
+    with pytest.raises(CurrencyMismatch):
+        Money._sum_of_products([(Money(1, "USD"), 1)], jpy)
+
+
 # -- allocation ---------------------------------------------------------------
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import attrs
 import cattrs
 import pytest
+from cattrs.gen import make_dict_unstructure_fn
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -30,6 +31,7 @@ from altpay_core import (
     Event,
     ExternalRef,
     FieldError,
+    Invoice,
     Money,
     Page,
     Partner,
@@ -44,7 +46,15 @@ from altpay_core import (
     to_json,
 )
 from altpay_core.events import EVENT_TYPES
-from altpay_core.serialization import _stored_customer, from_stored, make_converter
+from altpay_core.serialization import (
+    _DETAILED,
+    _attrs_structure,
+    _field_errors,
+    _quick_invoice,
+    _stored_customer,
+    from_stored,
+    make_converter,
+)
 from altpay_core.testing._types import registered_types
 
 TYPES = registered_types()
@@ -794,3 +804,171 @@ def test_other_types_are_read_by_from_dict() -> None:
     with pytest.raises(ValidationError) as info:
         from_stored(Money, {"amount": 1.5, "currency": "USD"})
     assert info.value.errors == errors_in_full(Money, {"amount": 1.5, "currency": "USD"})
+
+
+# -- invoices: the quick hooks against the generic ones -------------------------------
+
+
+_GENERIC = make_converter()
+# The generic hooks, as every other attrs class has them.
+_GENERIC.register_structure_hook(Invoice, _attrs_structure(_GENERIC, Invoice, False))
+_GENERIC.register_unstructure_hook(Invoice, make_dict_unstructure_fn(Invoice, _GENERIC))
+
+
+def from_dict_generically(cls: Any, data: object) -> Any:
+    """What from_dict gave before invoices had hooks of their own."""
+    try:
+        return _GENERIC.structure(data, cls)
+    except Exception:
+        pass
+    try:
+        _DETAILED.structure(data, cls)
+    except Exception as error:
+        raise ValidationError(_field_errors(error, "", cls)) from None
+    raise AssertionError("the detailed converter read what the fast one refused")
+
+
+def assert_read_as_before(data: object) -> None:
+    if isinstance(data, dict) and "created_at" not in data:
+        # Left out, it would be the time of each read: two reads would differ.
+        data = {**data, "created_at": "2026-01-31T09:30:00+00:00"}
+    assert read_with(from_dict, Invoice, data) == read_with(from_dict_generically, Invoice, data)
+
+
+@per_type
+@given(invoice=st.from_type(Invoice), data=st.data())
+def test_invoices_are_read_and_written_as_the_generic_hooks_do(
+    invoice: Invoice, data: st.DataObject
+) -> None:
+    written = to_dict(invoice)
+    # Key for key and in the same order: the same JSON text.
+    assert json.dumps(written) == json.dumps(_GENERIC.unstructure(invoice))
+    plain = json.loads(json.dumps(written))
+    quick = _quick_invoice(plain)
+    assert quick is not None, "the quick path refused what to_dict wrote"
+    assert quick == invoice
+    assert_read_as_before(plain)
+    for _ in range(3):
+        mutant = copy.deepcopy(plain)
+        for _ in range(data.draw(st.integers(1, 2))):
+            mutant = _mutate(data.draw, mutant)
+        assert_read_as_before(mutant)
+
+
+def _invoice_plain() -> dict[str, Any]:
+    return {
+        "id": "inv_1",
+        "partner_id": "par_1",
+        "customer_id": "cus_1",
+        "number": "INV-1",
+        "currency": "USD",
+        "issue_date": "2026-01-02",
+        "due_date": "2026-02-01",
+        "lines": [
+            {
+                "description": "Support",
+                "quantity": 2,
+                "unit_amount": {"amount": "150.00", "currency": "USD"},
+            }
+        ],
+        "fees": [
+            {
+                "kind": "late_payment",
+                "name": "Late payment fee",
+                "amount": {"amount": "25.00", "currency": "USD"},
+                "covered_by_customer": True,
+            }
+        ],
+        "memo": "Thanks",
+        "status": "open",
+        "payments": [
+            {
+                "payment_id": "pay_1",
+                "amount": {"amount": "100.00", "currency": "USD"},
+                "released": False,
+            }
+        ],
+        "external_ref": None,
+        "issued_by": "tm_1",
+        "created_at": "2026-01-02T09:30:00+00:00",
+        "version": 3,
+    }
+
+
+def _line(**changes: object) -> dict[str, Any]:
+    return {**_invoice_plain()["lines"][0], **changes}
+
+
+@pytest.mark.parametrize(
+    ("changes", "quick"),
+    [
+        ({}, True),
+        ({"external_ref": {"system": "ConnectWise", "id": " 7 "}, "issued_by": None}, True),
+        ({"memo": None, "fees": [], "payments": []}, True),
+        ({"memo": "   "}, True),
+        ({"lines": [_line(unit_amount={"amount": "150.5", "currency": "USD"})]}, True),
+        ({"lines": [_line(unit_amount={"amount": 150, "currency": "USD"})]}, True),
+        # Valid, but not as to_dict writes it: the generic hooks read it.
+        ({"created_at": "2026-01-02T10:30:00+01:00"}, False),
+        ({"currency": "usd"}, False),
+        ({"lines": [_line(unit_amount={"amount": "1.00", "currency": "usd"})]}, False),
+        ({"lines": (_line(),)}, False),
+        ({"lines": [{"description": "Support", "unit_amount": _line()["unit_amount"]}]}, False),
+        # Invalid: refused by the generic hooks, with their errors.
+        ({"created_at": 1767346200}, False),
+        ({"created_at": "2026-01-02T09:30:00"}, False),
+        ({"id": 5}, False),
+        ({"id": "cus_1"}, False),
+        ({"issued_by": 5}, False),
+        ({"number": "  "}, False),
+        ({"memo": 5}, False),
+        ({"status": "nope"}, False),
+        ({"status": "paid"}, False),
+        ({"issue_date": "2026-02-30"}, False),
+        ({"issue_date": "2026-03-01"}, False),
+        ({"version": True}, False),
+        ({"lines": []}, False),
+        ({"lines": "Support"}, False),
+        ({"lines": [_line(quantity=0), _line(description=" ")]}, False),
+        ({"lines": [_line(unit_amount={"amount": "1.00", "currency": "CAD"})]}, False),
+        ({"lines": [_line(unit_amount={"amount": "1.001", "currency": "USD"})]}, False),
+        ({"lines": [_line(unit_amount={"amount": 1.5, "currency": "USD"})]}, False),
+        ({"lines": [_line(unit_amount={"amount": "1.00"})]}, False),
+        ({"lines": [_line(unit_amount="1.00")]}, False),
+        ({"fees": [{**_invoice_plain()["fees"][0], "kind": "nope"}]}, False),
+        ({"fees": [{**_invoice_plain()["fees"][0], "kind": ["card"]}]}, False),
+        ({"fees": [{**_invoice_plain()["fees"][0], "covered_by_customer": 1}]}, False),
+        (
+            {
+                "fees": [
+                    {**_invoice_plain()["fees"][0], "amount": {"amount": "1", "currency": "CAD"}}
+                ]
+            },
+            False,
+        ),
+        ({"payments": [{**_invoice_plain()["payments"][0], "payment_id": 7}]}, False),
+        ({"payments": [{**_invoice_plain()["payments"][0], "released": "no"}]}, False),
+        ({"payments": [{**_invoice_plain()["payments"][0], "amount": "500.00"}]}, False),
+        ({"external_ref": {"system": 5, "id": "7"}}, False),
+        ({"external_ref": {"system": "cw"}}, False),
+        ({"external_ref": "cw:7"}, False),
+        ({"currency": ["USD"]}, False),
+        ({"extra": 1}, False),
+    ],
+)
+def test_invoices_of_every_shape_are_read_as_before(
+    changes: dict[str, object], quick: bool
+) -> None:
+    data = {**_invoice_plain(), **changes}
+    assert (_quick_invoice(data) is not None) is quick
+    assert_read_as_before(data)
+    if quick:
+        assert to_dict(from_dict(Invoice, data)) == _GENERIC.unstructure(
+            from_dict_generically(Invoice, data)
+        )
+
+
+def test_invoices_inside_other_data_use_the_quick_hooks() -> None:
+    data = _invoice_plain()
+    assert from_dict(list[Invoice], [data, data]) == [from_dict(Invoice, data)] * 2
+    assert errors_of(list[Invoice], [data, {**data, "id": 5}]) == [("[1].id", "wrong_type")]

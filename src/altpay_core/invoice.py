@@ -48,7 +48,7 @@ from .customer import Customer
 from .errors import FieldErrors, InvariantViolation, NotFound, ValidationError
 from .events import Event, InvoiceArchived, InvoiceCreated, InvoicePaid, InvoiceUpdated, utc_now
 from .money import Currency, Money
-from .partner import KEEP, Action, Partner, TeamMember
+from .partner import KEEP, Action, Partner, TeamMember, _kept_text
 from .values import CustomerId, ExternalRef, InvoiceId, PartnerId, PaymentId, TeamMemberId
 
 __all__ = [
@@ -242,6 +242,25 @@ class LineItem:
     unit_amount: Money
 
     def __attrs_post_init__(self) -> None:
+        if not self._fields_kept():
+            self._check_each_field()
+
+    def _fields_kept(self) -> bool:
+        """The quick check: whether every field already has exactly its type
+        and form, so that :meth:`_check_each_field` could find nothing to
+        report. Lines read back or built by :meth:`parse` pass it; anything
+        else gets the detailed checks."""
+        quantity, unit = self.quantity, self.unit_amount
+        return (
+            _kept_text(self.description, _DESCRIPTION_MAX)
+            and type(quantity) is int
+            and 1 <= quantity <= MAX_QUANTITY
+            and type(unit) is Money
+            and unit.amount >= 0
+        )
+
+    def _check_each_field(self) -> None:
+        """Check every field and report each invalid one."""
         found = FieldErrors()
         found.check("", _description, "description", self.description)
         found.check("", _quantity, "quantity", self.quantity)
@@ -338,6 +357,23 @@ class Fee:
     covered_by_customer: bool = True
 
     def __attrs_post_init__(self) -> None:
+        if not self._fields_kept():
+            self._check_each_field()
+
+    def _fields_kept(self) -> bool:
+        """The quick check, as :meth:`LineItem._fields_kept`: every field
+        already of exactly its type and form, the amount above zero."""
+        amount = self.amount
+        return (
+            type(self.kind) is FeeKind
+            and _kept_text(self.name, _FEE_NAME_MAX)
+            and type(amount) is Money
+            and amount.amount > 0
+            and type(self.covered_by_customer) is bool
+        )
+
+    def _check_each_field(self) -> None:
+        """Check every field and report each invalid one."""
         found = FieldErrors()
         if not isinstance(self.kind, FeeKind):
             found.check("", _fields.choice, "kind", self.kind, FeeKind)
@@ -463,6 +499,22 @@ class AppliedPayment:
     released: bool = False
 
     def __attrs_post_init__(self) -> None:
+        if not self._fields_kept():
+            self._check_each_field()
+
+    def _fields_kept(self) -> bool:
+        """The quick check, as :meth:`LineItem._fields_kept`: every field
+        already of exactly its type, the amount above zero."""
+        amount = self.amount
+        return (
+            type(self.payment_id) is PaymentId
+            and type(amount) is Money
+            and amount.amount > 0
+            and type(self.released) is bool
+        )
+
+    def _check_each_field(self) -> None:
+        """Check every field and report each invalid one."""
         found = FieldErrors()
         _require_type(found, "payment_id", self.payment_id, PaymentId, "a payment id")
         if _require_type(found, "amount", self.amount, Money, "Money") and not (
@@ -522,6 +574,53 @@ class Invoice:
     events: tuple[Event, ...] = _events_field()
 
     def __attrs_post_init__(self) -> None:
+        if not self._fields_kept():
+            self._check_each_field()
+        self._check_rules()
+
+    def _fields_kept(self) -> bool:
+        """The quick check: whether every field already has exactly its type
+        and form (text trimmed, the status a member, the lines, fees and
+        payments tuples of their classes in the invoice's currency, at least
+        one line), so that :meth:`_check_each_field` could find nothing to
+        report. Invoices read back or built by a command pass it; anything
+        else gets the detailed checks. The rules are checked either way."""
+        currency, lines, fees, payments = self.currency, self.lines, self.fees, self.payments
+        memo, ref, by, created, version = (
+            self.memo,
+            self.external_ref,
+            self.issued_by,
+            self.created_at,
+            self.version,
+        )
+        return (
+            type(self.id) is InvoiceId
+            and type(self.partner_id) is PartnerId
+            and type(self.customer_id) is CustomerId
+            and _kept_text(self.number, _NUMBER_MAX)
+            and type(currency) is Currency
+            and type(self.issue_date) is dt.date
+            and type(self.due_date) is dt.date
+            and type(lines) is tuple
+            and len(lines) > 0
+            and all(type(x) is LineItem and x.unit_amount.currency is currency for x in lines)
+            and type(fees) is tuple
+            and all(type(x) is Fee and x.amount.currency is currency for x in fees)
+            and type(payments) is tuple
+            and all(type(x) is AppliedPayment and x.amount.currency is currency for x in payments)
+            and (memo is None or _kept_text(memo, _MEMO_MAX))
+            and type(self.status) is InvoiceStatus
+            and (ref is None or type(ref) is ExternalRef)
+            and (by is None or type(by) is TeamMemberId)
+            and type(created) is dt.datetime
+            and created.tzinfo is not None
+            and type(version) is int
+            and version >= 0
+        )
+
+    def _check_each_field(self) -> None:
+        """Check every field and report each invalid one (the currency of
+        every amount, I2, and at least one line, I3, among them)."""
         found = FieldErrors()
         _require_type(found, "id", self.id, InvoiceId, "an invoice id")
         _require_type(found, "partner_id", self.partner_id, PartnerId, "a partner id")
@@ -548,8 +647,7 @@ class Invoice:
         found.check("", _fields.version_number, "version", self.version)
         found.raise_if_any()
         if not (lines_ok and fees_ok and paid_ok):  # pragma: no cover - raised above
-            return
-        self._check_rules()
+            raise AssertionError("unreachable: an error was raised above")
 
     def _check_items(
         self, found: FieldErrors, name: str, kind: type[Any], label: str, currency_ok: bool
@@ -731,8 +829,10 @@ class Invoice:
 
     @functools.cached_property
     def subtotal(self) -> Money:
-        """The sum of the line items."""
-        return Money.sum((line.amount for line in self.lines), self.currency)
+        """The sum of the line items (``unit_amount * quantity`` each)."""
+        return Money._sum_of_products(
+            ((line.unit_amount, line.quantity) for line in self.lines), self.currency
+        )
 
     @functools.cached_property
     def fee_total(self) -> Money:

@@ -151,9 +151,7 @@ Currency._load()
 
 
 def _parse_amount(value: object) -> Decimal:
-    if isinstance(value, Decimal):
-        amount = value
-    elif isinstance(value, str):
+    if isinstance(value, str):
         try:
             amount = Decimal(value)
         except decimal.InvalidOperation:
@@ -162,6 +160,8 @@ def _parse_amount(value: object) -> Decimal:
                 "invalid_amount",
                 f"'amount' must be a decimal number such as '12.50' (got {value!r})",
             ) from None
+    elif isinstance(value, Decimal):
+        amount = value
     elif isinstance(value, int) and not isinstance(value, bool):
         amount = Decimal(value)
     elif isinstance(value, float):
@@ -228,7 +228,7 @@ class Money:
                 raise error.under("currency") from None
         value = _parse_amount(amount)
         quantum = _QUANTA[currency.minor_units]
-        exact = value.quantize(quantum, context=_CONTEXT)
+        exact = _CONTEXT.quantize(value, quantum)
         if exact != value:
             if rounding is None:
                 raise ValidationError.single(
@@ -241,18 +241,28 @@ class Money:
             exact = value.quantize(quantum, rounding=_rounding(rounding), context=_CONTEXT)
         if not exact:
             exact = exact.copy_abs()  # no "-0.00"
-        self.__attrs_init__(exact, currency)
+        _set(self, "amount", exact)
+        _set(self, "currency", currency)
 
     @classmethod
     def _exact(cls, amount: Decimal, currency: Currency) -> Money:
         # Internal fast path: the amount is already quantized to the currency.
-        money = object.__new__(cls)
-        money.__attrs_init__(amount, currency)
+        # Money is built by the thousand (every sum, every line of every
+        # invoice read back): set the two slots directly, as attrs' frozen
+        # init would, without its per-call lookup of the setter.
+        money = _new(cls)
+        _set(money, "amount", amount)
+        _set(money, "currency", currency)
         return money
 
     @classmethod
     def zero(cls, currency: str | Currency) -> Money:
-        """Nothing, in ``currency``: ``Money.zero("JPY")``."""
+        """Nothing, in ``currency``: ``Money.zero("JPY")``.
+
+        Money is immutable, so each currency's zero is built once and shared.
+        """
+        if cls is Money and type(currency) is Currency:
+            return _ZEROS[currency.code]
         return cls(0, currency)
 
     @classmethod
@@ -274,11 +284,47 @@ class Money:
 
     @classmethod
     def sum(cls, amounts: Iterable[Money], currency: str | Currency) -> Money:
-        """The total of ``amounts``, all in ``currency`` (zero when empty)."""
-        total = cls.zero(currency)
-        for amount in amounts:
-            total = total + amount
-        return total
+        """The total of ``amounts``, all in ``currency`` (zero when empty).
+
+        The same as adding them one by one to ``Money.zero(currency)``, the
+        same refusals included, but with one ``Money`` built for the result
+        rather than one per step: the sum of amounts quantized to the
+        currency is itself quantized, so only its size needs checking.
+        """
+        zero = cls.zero(currency)
+        kind, total = zero.currency, zero.amount
+        for money in amounts:
+            if isinstance(money, Money) and money.currency is kind:
+                total = _CONTEXT.add(total, money.amount)
+                if total.adjusted() >= _MAX_DIGITS:
+                    raise _too_large()
+            else:
+                # Another currency, or not money: ``+`` refuses it as it would
+                # have one step at a time.
+                total = (Money._exact(total, kind) + money).amount
+        return Money._exact(total, kind)
+
+    @classmethod
+    def _sum_of_products(cls, pairs: Iterable[tuple[Money, int]], currency: Currency) -> Money:
+        """The total of ``unit * quantity`` for each pair: what the lines of
+        an invoice come to.
+
+        The same as ``Money.sum(unit * quantity for unit, quantity in pairs)``,
+        the same refusals included, without building a ``Money`` for each
+        product: a quantized amount times a whole number is quantized.
+        """
+        total = cls.zero(currency).amount
+        multiply, add = _CONTEXT.multiply, _CONTEXT.add  # once, not once a line
+        for unit, quantity in pairs:
+            if unit.currency is not currency:
+                raise CurrencyMismatch(currency.code, unit.currency.code, "add")
+            product = multiply(unit.amount, quantity)
+            if product.adjusted() >= _MAX_DIGITS:
+                raise _too_large()
+            total = add(total, product)
+            if total.adjusted() >= _MAX_DIGITS:
+                raise _too_large()
+        return Money._exact(total, currency)
 
     @property
     def minor_units(self) -> int:
@@ -305,21 +351,17 @@ class Money:
         if not isinstance(other, Money):
             return NotImplemented
         self._same(other, "add")
-        return self._checked(self.amount + other.amount)
+        return self._checked(_CONTEXT.add(self.amount, other.amount))
 
     def __sub__(self, other: Money) -> Money:
         if not isinstance(other, Money):
             return NotImplemented
         self._same(other, "subtract")
-        return self._checked(self.amount - other.amount)
+        return self._checked(_CONTEXT.subtract(self.amount, other.amount))
 
     def _checked(self, amount: Decimal) -> Money:
         if amount.adjusted() >= _MAX_DIGITS:
-            raise ValidationError.single(
-                "amount",
-                "amount_too_large",
-                f"'amount' must have fewer than {_MAX_DIGITS} digits before the point",
-            )
+            raise _too_large()
         return Money._exact(amount, self.currency)
 
     def __neg__(self) -> Money:
@@ -345,7 +387,7 @@ class Money:
                     "use money.multiply(factor, rounding=Rounding.HALF_EVEN)",
                 )
             return NotImplemented
-        return self._checked(self.amount * factor)
+        return self._checked(_CONTEXT.multiply(self.amount, factor))
 
     __rmul__ = __mul__
 
@@ -461,6 +503,22 @@ class Money:
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (Money, (str(self.amount), self.currency.code))
+
+
+_new: Final = object.__new__
+_set: Final = object.__setattr__
+_ZEROS: Final = {
+    currency.code: Money._exact(Decimal(0).quantize(currency.quantum), currency)
+    for currency in Currency.all()
+}
+
+
+def _too_large() -> ValidationError:
+    return ValidationError.single(
+        "amount",
+        "amount_too_large",
+        f"'amount' must have fewer than {_MAX_DIGITS} digits before the point",
+    )
 
 
 def _parse_factor(value: object, path: str = "factor") -> Decimal:

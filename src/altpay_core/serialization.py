@@ -41,6 +41,7 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, overrid
 from .customer import Customer, CustomerStatus, CustomerUser
 from .errors import AltpayError, FieldError, InvariantViolation, ValidationError, join_path
 from .events import EVENT_TYPES, Event
+from .invoice import AppliedPayment, Fee, FeeKind, Invoice, InvoiceStatus, LineItem
 from .money import Currency, Money
 from .partner import CardFeeBearer
 from .values import (
@@ -50,8 +51,11 @@ from .values import (
     EmailAddress,
     EntityId,
     ExternalRef,
+    InvoiceId,
     PartnerId,
+    PaymentId,
     TagId,
+    TeamMemberId,
     UserId,
 )
 
@@ -316,6 +320,16 @@ def make_converter(*, detailed_validation: bool = False) -> cattrs.Converter:
         lambda t: isinstance(t, type) and issubclass(t, EntityId), str
     )
 
+    # Invoices are read and written by the thousand (a payment stores the
+    # invoices it pays): written out by hand, and read quickly when the data
+    # is exactly as written, through the same constructors. See _read_invoice.
+    if not detailed_validation:
+        # The detailed converter only explains what the fast one refused.
+        conv.register_structure_hook(
+            Invoice, _read_invoice(_attrs_structure(conv, Invoice, detailed_validation))
+        )
+    conv.register_unstructure_hook(Invoice, _invoice_data)
+
     # Events carry their webhook topic, so that an outbox can read any of
     # them back as the right class: from_dict(Event, data) dispatches on it.
     conv.register_unstructure_hook_factory(_is_event, lambda cls: _event_unstructure(conv, cls))
@@ -401,10 +415,6 @@ def _renames(cls: type[Any]) -> dict[str, Any]:
     }
 
 
-_FAST = make_converter()
-_DETAILED = make_converter(detailed_validation=True)
-
-
 def to_dict(value: object) -> Any:
     """``value`` as JSON-ready plain data (dicts, lists, strings, numbers)."""
     try:
@@ -466,6 +476,8 @@ def from_stored(cls: type[T], data: object) -> T:
     and rule (C4, C5) again, quickly when all is as stored. Anything else,
     and anything any of those constructors refuses (a row changed or damaged
     outside the library), is read by :func:`from_dict`, which reports it.
+    An :class:`Invoice` takes :func:`from_dict`'s own quick path (see
+    ``_read_invoice``).
     """
     if cls is Customer:
         customer = _stored_customer(data)
@@ -604,3 +616,188 @@ def _describe(cls: object) -> str:
     if _is_attrs(origin):
         return f"{_type_name(origin)} as an object"
     return _type_name(origin)
+
+
+# -- invoices, read and written by the thousand --------------------------------------
+#
+# The generic hooks read an invoice field by field through cattrs, which is
+# most of what reading one costs. The hooks below do the same work directly
+# for data that has exactly the shape _invoice_data writes (every key, plain
+# dicts, lists and strings): each value through its own constructor, then the
+# lines, fees and payments, then the invoice through theirs, which check
+# every field and rule again (quickly, as all is as written). Anything else,
+# and anything a constructor refuses, goes to the generic hook, which reads
+# it or reports what is wrong exactly as before.
+
+
+class _NotAsWritten(Exception):
+    """The data is not in the shape to_dict writes: the generic hook reads it."""
+
+
+def _read_invoice(generic: Callable[[object, Any], Any]) -> Callable[[object, Any], Invoice]:
+    def structure(value: object, cls: Any) -> Invoice:
+        invoice = _quick_invoice(value)
+        return generic(value, cls) if invoice is None else invoice
+
+    return structure
+
+
+def _quick_invoice(data: object) -> Invoice | None:
+    """The invoice, or None when the data is not exactly as written or is refused."""
+    if type(data) is not dict or data.keys() != _INVOICE_KEYS:
+        return None
+    try:
+        currency = _CURRENCIES[data["currency"]]
+        ref, by, created = data["external_ref"], data["issued_by"], data["created_at"]
+        if type(created) is not str:
+            raise _NotAsWritten
+        created_at = dt.datetime.fromisoformat(created)
+        if created_at.tzinfo is not dt.UTC:
+            raise _NotAsWritten  # the generic hook converts other offsets to UTC
+        return Invoice(
+            id=_quick_id(InvoiceId, data["id"]),
+            partner_id=_quick_id(PartnerId, data["partner_id"]),
+            customer_id=_quick_id(CustomerId, data["customer_id"]),
+            number=data["number"],
+            currency=currency,
+            issue_date=dt.date.fromisoformat(data["issue_date"]),
+            due_date=dt.date.fromisoformat(data["due_date"]),
+            lines=tuple([_quick_line(line, currency) for line in _quick_list(data["lines"])]),
+            fees=tuple([_quick_fee(fee, currency) for fee in _quick_list(data["fees"])]),
+            memo=data["memo"],
+            status=_INVOICE_STATUSES[data["status"]],
+            payments=tuple(
+                [_quick_applied(part, currency) for part in _quick_list(data["payments"])]
+            ),
+            external_ref=None if ref is None else _quick_ref(ref),
+            issued_by=None if by is None else _quick_id(TeamMemberId, by),
+            created_at=created_at,
+            version=data["version"],
+        )
+    except (_NotAsWritten, *_REFUSED):
+        return None
+
+
+_I = TypeVar("_I", bound=EntityId)
+
+
+def _quick_id(kind: type[_I], value: object) -> _I:
+    if type(value) is not str:
+        raise _NotAsWritten  # the generic hook refuses an id that is not text
+    return kind(value)
+
+
+def _quick_list(value: object) -> list[Any]:
+    if type(value) is not list:
+        raise _NotAsWritten
+    return value
+
+
+def _quick_fields(value: object, keys: frozenset[str]) -> dict[str, Any]:
+    if type(value) is not dict or value.keys() != keys:
+        raise _NotAsWritten
+    return value
+
+
+def _quick_money(value: object, currency: Currency) -> Money:
+    data = _quick_fields(value, _MONEY_KEYS)
+    if data["currency"] != currency.code:
+        raise _NotAsWritten  # another currency (I2), or a code written differently
+    return Money(data["amount"], currency)
+
+
+def _quick_line(value: object, currency: Currency) -> LineItem:
+    # The most frequent part of an invoice: _quick_fields and _quick_money,
+    # written out. As many keys as a line has, each read below (a KeyError
+    # if one is missing): exactly the keys written.
+    if type(value) is not dict or len(value) != _LINE_FIELDS:
+        raise _NotAsWritten
+    unit = value["unit_amount"]
+    if type(unit) is not dict or len(unit) != 2 or unit["currency"] != currency.code:
+        raise _NotAsWritten
+    return LineItem(value["description"], value["quantity"], Money(unit["amount"], currency))
+
+
+def _quick_fee(value: object, currency: Currency) -> Fee:
+    data = _quick_fields(value, _FEE_KEYS)
+    amount = _quick_money(data["amount"], currency)
+    return Fee(_FEE_KINDS[data["kind"]], data["name"], amount, data["covered_by_customer"])
+
+
+def _quick_applied(value: object, currency: Currency) -> AppliedPayment:
+    data = _quick_fields(value, _APPLIED_KEYS)
+    amount = _quick_money(data["amount"], currency)
+    return AppliedPayment(_quick_id(PaymentId, data["payment_id"]), amount, data["released"])
+
+
+def _quick_ref(value: object) -> ExternalRef:
+    data = _quick_fields(value, _REF_KEYS)
+    system, ref_id = data["system"], data["id"]
+    if type(system) is not str or type(ref_id) is not str:
+        raise _NotAsWritten
+    return ExternalRef(system, ref_id)
+
+
+_INVOICE_KEYS: Final = _keys(Invoice)
+_LINE_FIELDS: Final = len(_keys(LineItem))
+_FEE_KEYS: Final = _keys(Fee)
+_APPLIED_KEYS: Final = _keys(AppliedPayment)
+_MONEY_KEYS: Final = frozenset({"amount", "currency"})
+_CURRENCIES: Final = {currency.code: currency for currency in Currency.all()}
+_INVOICE_STATUSES: Final = {status.value: status for status in InvoiceStatus}
+_FEE_KINDS: Final = {kind.value: kind for kind in FeeKind}
+
+
+def _invoice_data(invoice: Invoice) -> dict[str, Any]:
+    """What to_dict writes for an invoice: what the generic hooks would write,
+    key for key, written out (the tests compare the two)."""
+    ref, by = invoice.external_ref, invoice.issued_by
+    return {
+        "id": invoice.id.value,
+        "partner_id": invoice.partner_id.value,
+        "customer_id": invoice.customer_id.value,
+        "number": invoice.number,
+        "currency": invoice.currency.code,
+        "issue_date": invoice.issue_date.isoformat(),
+        "due_date": invoice.due_date.isoformat(),
+        "lines": [
+            {
+                "description": line.description,
+                "quantity": line.quantity,
+                "unit_amount": _money_data(line.unit_amount),
+            }
+            for line in invoice.lines
+        ],
+        "fees": [
+            {
+                "kind": fee.kind.value,
+                "name": fee.name,
+                "amount": _money_data(fee.amount),
+                "covered_by_customer": fee.covered_by_customer,
+            }
+            for fee in invoice.fees
+        ],
+        "memo": invoice.memo,
+        "status": invoice.status.value,
+        "payments": [
+            {
+                "payment_id": part.payment_id.value,
+                "amount": _money_data(part.amount),
+                "released": part.released,
+            }
+            for part in invoice.payments
+        ],
+        "external_ref": None if ref is None else {"system": ref.system, "id": ref.id},
+        "issued_by": None if by is None else by.value,
+        "created_at": invoice.created_at.isoformat(),
+        "version": invoice.version,
+    }
+
+
+def _money_data(money: Money) -> dict[str, str]:
+    return {"amount": str(money.amount), "currency": money.currency.code}
+
+
+# The module's converters, built once every hook above is defined.
+_FAST = make_converter()
+_DETAILED = make_converter(detailed_validation=True)
