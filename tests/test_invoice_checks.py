@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 import attrs
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from altpay_core import (
@@ -119,6 +119,11 @@ def test_applied_payments_quick_check(value: AppliedPayment) -> None:
     assert_quick_check_agrees(value)
 
 
+# Each example tries every field with every near miss: fewer examples do.
+many_checks = settings(max_examples=max(10, settings.default.max_examples // 4))
+
+
+@many_checks
 @given(st.from_type(Invoice))
 def test_invoices_quick_check(value: Invoice) -> None:
     assert_quick_check_agrees(value)
@@ -129,6 +134,7 @@ def test_allocations_quick_check(value: Allocation) -> None:
     assert_quick_check_agrees(value)
 
 
+@many_checks
 @given(st.from_type(Payment))
 def test_payments_quick_check(value: Payment) -> None:
     assert_quick_check_agrees(value)
