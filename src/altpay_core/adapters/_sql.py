@@ -836,6 +836,22 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
             return None
         return load(table.cls, rows[0][1])
 
+    def _get_or_raise(self, table: AggregateTable, scope: str, key: str, shown: object) -> Any:
+        """As :meth:`_get`, but ``NotFound`` (naming ``shown``) for nothing."""
+        found = self._get(table, scope, key)
+        if found is None:
+            raise NotFound(table.kind, shown)
+        return found
+
+    def _get_unique_or_raise(
+        self, table: AggregateTable, index: int, claim: Row, shown: object
+    ) -> Any:
+        """As :meth:`_get_unique`, but ``NotFound`` (naming ``shown``) for nothing."""
+        found = self._get_unique(table, index, claim)
+        if found is None:
+            raise NotFound(table.kind, shown)
+        return found
+
     def _get_unique(self, table: AggregateTable, index: int, claim: Row) -> Any:
         """The aggregate holding unique key ``claim`` (or ``None``), as this
         unit of work sees it. A pending save that holds the key answers; a
@@ -1124,9 +1140,7 @@ class SqlPartners(PartnerRepository):
 
     def get(self, partner_id: PartnerId) -> Partner:
         key = _partner_key(partner_id)
-        partner: Partner | None = self._uow._get(PARTNERS, key, key)
-        if partner is None:
-            raise NotFound("partner", partner_id)
+        partner: Partner = self._uow._get_or_raise(PARTNERS, key, key, partner_id)
         return partner
 
     def save(self, partner: Partner) -> Partner:
@@ -1139,20 +1153,16 @@ class SqlCustomers(CustomerRepository):
         self._uow = uow
 
     def get(self, partner_id: PartnerId, customer_id: CustomerId) -> Customer:
-        customer: Customer | None = self._uow._get(
-            CUSTOMERS, _partner_key(partner_id), str(CustomerId(customer_id))
+        customer: Customer = self._uow._get_or_raise(
+            CUSTOMERS, _partner_key(partner_id), str(CustomerId(customer_id)), customer_id
         )
-        if customer is None:
-            raise NotFound("customer", customer_id)
         return customer
 
     def get_by_external_ref(self, partner_id: PartnerId, ref: ExternalRef) -> Customer:
         ref = _ref(ref)
-        customer: Customer | None = self._uow._get_unique(
-            CUSTOMERS, 0, (_partner_key(partner_id), ref.system, ref.id)
+        customer: Customer = self._uow._get_unique_or_raise(
+            CUSTOMERS, 0, (_partner_key(partner_id), ref.system, ref.id), ref
         )
-        if customer is None:
-            raise NotFound("customer", ref)
         return customer
 
     def with_user(self, partner_id: PartnerId, email: EmailAddress | str) -> list[Customer]:
@@ -1284,11 +1294,9 @@ class SqlAccessRequests(AccessRequestRepository):
         self._uow = uow
 
     def get(self, partner_id: PartnerId, request_id: AccessRequestId) -> AccessRequest:
-        request: AccessRequest | None = self._uow._get(
-            ACCESS_REQUESTS, _partner_key(partner_id), str(AccessRequestId(request_id))
+        request: AccessRequest = self._uow._get_or_raise(
+            ACCESS_REQUESTS, _partner_key(partner_id), str(AccessRequestId(request_id)), request_id
         )
-        if request is None:
-            raise NotFound("access request", request_id)
         return request
 
     def list(
@@ -1312,29 +1320,23 @@ class SqlInvoices(InvoiceRepository):
         self._uow = uow
 
     def get(self, partner_id: PartnerId, invoice_id: InvoiceId) -> Invoice:
-        invoice: Invoice | None = self._uow._get(
-            INVOICES, _partner_key(partner_id), str(InvoiceId(invoice_id))
+        invoice: Invoice = self._uow._get_or_raise(
+            INVOICES, _partner_key(partner_id), str(InvoiceId(invoice_id)), invoice_id
         )
-        if invoice is None:
-            raise NotFound("invoice", invoice_id)
         return invoice
 
     def get_by_number(self, partner_id: PartnerId, number: str) -> Invoice:
         key = _text("number", number)
-        invoice: Invoice | None = self._uow._get_unique(
-            INVOICES, 0, (_partner_key(partner_id), key)
+        invoice: Invoice = self._uow._get_unique_or_raise(
+            INVOICES, 0, (_partner_key(partner_id), key), key
         )
-        if invoice is None:
-            raise NotFound("invoice", key)
         return invoice
 
     def get_by_external_ref(self, partner_id: PartnerId, ref: ExternalRef) -> Invoice:
         ref = _ref(ref)
-        invoice: Invoice | None = self._uow._get_unique(
-            INVOICES, 1, (_partner_key(partner_id), ref.system, ref.id)
+        invoice: Invoice = self._uow._get_unique_or_raise(
+            INVOICES, 1, (_partner_key(partner_id), ref.system, ref.id), ref
         )
-        if invoice is None:
-            raise NotFound("invoice", ref)
         return invoice
 
     def list(
@@ -1406,11 +1408,9 @@ class SqlPayments(PaymentRepository):
         self._uow = uow
 
     def get(self, partner_id: PartnerId, payment_id: PaymentId) -> Payment:
-        payment: Payment | None = self._uow._get(
-            PAYMENTS, _partner_key(partner_id), str(PaymentId(payment_id))
+        payment: Payment = self._uow._get_or_raise(
+            PAYMENTS, _partner_key(partner_id), str(PaymentId(payment_id)), payment_id
         )
-        if payment is None:
-            raise NotFound("payment", payment_id)
         return payment
 
     def get_by_idempotency_key(self, partner_id: PartnerId, key: str) -> Payment | None:
@@ -1453,11 +1453,12 @@ class SqlScheduledPayments(ScheduledPaymentRepository):
         self._uow = uow
 
     def get(self, partner_id: PartnerId, scheduled_id: ScheduledPaymentId) -> ScheduledPayment:
-        scheduled: ScheduledPayment | None = self._uow._get(
-            SCHEDULED_PAYMENTS, _partner_key(partner_id), str(ScheduledPaymentId(scheduled_id))
+        scheduled: ScheduledPayment = self._uow._get_or_raise(
+            SCHEDULED_PAYMENTS,
+            _partner_key(partner_id),
+            str(ScheduledPaymentId(scheduled_id)),
+            scheduled_id,
         )
-        if scheduled is None:
-            raise NotFound("scheduled payment", scheduled_id)
         return scheduled
 
     def due(self, partner_id: PartnerId, as_of: dt.date) -> list[ScheduledPayment]:
