@@ -38,7 +38,7 @@ from typing import Generic, Self, TypeVar
 import attrs
 
 from .customer import AccessRequest, AccessRequestStatus, Customer, CustomerStatus
-from .errors import ValidationError
+from .errors import ConcurrencyConflict, ValidationError
 from .events import Event
 from .invoice import Invoice, InvoiceStatus
 from .partner import Partner
@@ -72,8 +72,12 @@ __all__ = [
     "Store",
     "UnitOfWork",
     "customer_cursor",
+    "customer_ref_taken",
     "customer_sort_key",
+    "idempotency_key_taken",
     "invoice_cursor",
+    "invoice_number_taken",
+    "invoice_ref_taken",
     "invoice_sort_key",
 ]
 
@@ -203,6 +207,54 @@ def invoice_sort_key(invoice: Invoice) -> str:
 def invoice_cursor(invoice: Invoice) -> str:
     """The opaque cursor that names ``invoice``'s place in a listing."""
     return Cursor(invoice_sort_key(invoice), str(invoice.id)).encode()
+
+
+# -- the unique keys every store keeps ------------------------------------------------
+#
+# The errors a save gets when another aggregate of the partner holds its key:
+# every adapter raises these, so that callers see one message, kind and key
+# whichever store they use.
+
+
+def customer_ref_taken(ref: ExternalRef) -> ConcurrencyConflict:
+    """Another customer of the partner that is not archived is synced from ``ref`` (C10)."""
+    return ConcurrencyConflict(
+        f"external reference {ref} is already another customer's of this partner "
+        "that is not archived (rule C10); nothing was written",
+        kind="customer",
+        key=ref,
+    )
+
+
+def invoice_number_taken(number: str) -> ConcurrencyConflict:
+    """Another invoice of the partner, of any status, has ``number``."""
+    return ConcurrencyConflict(
+        f"invoice number {number!r} is already another invoice's of this partner; "
+        "nothing was written",
+        kind="invoice",
+        key=number,
+    )
+
+
+def invoice_ref_taken(ref: ExternalRef) -> ConcurrencyConflict:
+    """Another invoice of the partner is synced from ``ref``."""
+    return ConcurrencyConflict(
+        f"external reference {ref} is already another invoice's of this partner; "
+        "nothing was written",
+        kind="invoice",
+        key=ref,
+    )
+
+
+def idempotency_key_taken(key: str) -> ConcurrencyConflict:
+    """Another payment of the partner was made under ``key``: read it and replay it.
+    The message does not echo the key (the client's own); ``.key`` holds it."""
+    return ConcurrencyConflict(
+        "this idempotency key is already another payment's of this partner; "
+        "nothing was written (read the payment stored under it and replay it)",
+        kind="payment",
+        key=key,
+    )
 
 
 # -- repositories ------------------------------------------------------------------

@@ -68,7 +68,11 @@ from altpay_core.ports import (
     ScheduledPaymentRepository,
     Store,
     UnitOfWork,
+    customer_ref_taken,
     customer_sort_key,
+    idempotency_key_taken,
+    invoice_number_taken,
+    invoice_ref_taken,
     invoice_sort_key,
 )
 from altpay_core.serialization import from_dict, to_dict
@@ -262,15 +266,6 @@ def _customer_ref(customer: Customer) -> Row | None:
     return (str(customer.partner_id), ref.system, ref.id)
 
 
-def _customer_ref_taken(customer: Customer) -> ConcurrencyConflict:
-    return ConcurrencyConflict(
-        f"another customer of this partner that is not archived is synced from "
-        f"{customer.external_ref} (rule C10); nothing was written",
-        kind="customer",
-        key=str(customer.external_ref),
-    )
-
-
 def _invoice_values(invoice: Invoice) -> Row:
     ref = invoice.external_ref
     return (
@@ -289,37 +284,10 @@ def _invoice_ref(invoice: Invoice) -> Row | None:
     return None if ref is None else (str(invoice.partner_id), ref.system, ref.id)
 
 
-def _number_taken(invoice: Invoice) -> ConcurrencyConflict:
-    return ConcurrencyConflict(
-        f"invoice number {invoice.number!r} is another invoice's of this partner; "
-        "nothing was written",
-        kind="invoice",
-        key=invoice.number,
-    )
-
-
-def _invoice_ref_taken(invoice: Invoice) -> ConcurrencyConflict:
-    return ConcurrencyConflict(
-        f"another invoice of this partner is synced from {invoice.external_ref}; "
-        "nothing was written",
-        kind="invoice",
-        key=str(invoice.external_ref),
-    )
-
-
 def _allocations(payment: Payment) -> list[Row]:
     pay, pid = str(payment.id), str(payment.partner_id)
     created = timestamp(payment.created_at)
     return [(pay, str(part.invoice_id), pid, created) for part in payment.allocations]
-
-
-def _idempotency_key_taken(payment: Payment) -> ConcurrencyConflict:
-    return ConcurrencyConflict(
-        "another payment of this partner was made under the same idempotency key; "
-        "nothing was written",
-        kind="payment",
-        key=payment.idempotency_key,
-    )
 
 
 PARTNERS = AggregateTable(
@@ -345,7 +313,7 @@ CUSTOMERS = AggregateTable(
         UniqueKey(
             ("partner_id", "ext_system", "ext_id"),
             _customer_ref,
-            _customer_ref_taken,
+            lambda customer: customer_ref_taken(customer.external_ref),
             where="status <> 'archived'",
         ),
     ),
@@ -381,9 +349,13 @@ INVOICES = AggregateTable(
         UniqueKey(
             ("partner_id", "number"),
             lambda invoice: (str(invoice.partner_id), invoice.number),
-            _number_taken,
+            lambda invoice: invoice_number_taken(invoice.number),
         ),
-        UniqueKey(("partner_id", "ext_system", "ext_id"), _invoice_ref, _invoice_ref_taken),
+        UniqueKey(
+            ("partner_id", "ext_system", "ext_id"),
+            _invoice_ref,
+            lambda invoice: invoice_ref_taken(invoice.external_ref),
+        ),
     ),
 )
 PAYMENTS = AggregateTable(
@@ -409,7 +381,7 @@ PAYMENTS = AggregateTable(
         UniqueKey(
             ("partner_id", "idempotency_key"),
             lambda payment: (str(payment.partner_id), payment.idempotency_key),
-            _idempotency_key_taken,
+            lambda payment: idempotency_key_taken(payment.idempotency_key),
         ),
     ),
 )

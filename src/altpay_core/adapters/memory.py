@@ -70,8 +70,12 @@ from altpay_core.ports import (
     Store,
     UnitOfWork,
     customer_cursor,
+    customer_ref_taken,
     customer_sort_key,
+    idempotency_key_taken,
     invoice_cursor,
+    invoice_number_taken,
+    invoice_ref_taken,
     invoice_sort_key,
 )
 from altpay_core.serialization import from_dict, to_dict
@@ -541,40 +545,19 @@ def _unique_at_save(
 
 
 def _ref_taken(key: _RefKey) -> ConcurrencyConflict:
-    return ConcurrencyConflict(
-        f"external reference {key[1]} is already another customer's of this partner "
-        "that is not archived (rule C10); nothing was written",
-        kind="customer",
-        key=key[1],
-    )
+    return customer_ref_taken(key[1])
 
 
 def _number_taken(key: _NumberKey) -> ConcurrencyConflict:
-    return ConcurrencyConflict(
-        f"invoice number {key[1]!r} is already another invoice's of this partner; "
-        "nothing was written",
-        kind="invoice",
-        key=key[1],
-    )
+    return invoice_number_taken(key[1])
 
 
 def _invoice_ref_taken(key: _RefKey) -> ConcurrencyConflict:
-    return ConcurrencyConflict(
-        f"external reference {key[1]} is already another invoice's of this partner; "
-        "nothing was written",
-        kind="invoice",
-        key=key[1],
-    )
+    return invoice_ref_taken(key[1])
 
 
 def _key_taken(key: _IdempotencyKey) -> ConcurrencyConflict:
-    # The key is the client's; it is no secret, but it need not be echoed.
-    return ConcurrencyConflict(
-        "this idempotency key is already another payment's of this partner; "
-        "nothing was written (read the payment stored under it and replay it)",
-        kind="payment",
-        key="idempotency_key",
-    )
+    return idempotency_key_taken(key[1])
 
 
 class MemoryUnitOfWork(UnitOfWork):

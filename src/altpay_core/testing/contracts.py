@@ -465,8 +465,9 @@ class CustomerRepositoryContract(_StoreFactory):
         before = self.pending(store)
         twin = _created(partner, "Twin")
         twin = attrs.evolve(twin, external_ref=ref)
-        with pytest.raises(ConcurrencyConflict):
+        with pytest.raises(ConcurrencyConflict) as caught:
             _commit(store, twin)
+        assert (caught.value.kind, caught.value.key) == ("customer", str(ref))
         with store.unit_of_work() as uow:
             assert _ids(uow.customers.list(partner.id)) == [first.id]
             assert uow.customers.get_by_external_ref(partner.id, ref) == first
@@ -1535,8 +1536,9 @@ class InvoiceRepositoryContract(_StoreFactory):
         # Of every status: an archived invoice keeps its number.
         (archived,) = self.store_aggregates(store, first.archive(partner))
         for twin in (_issued(partner, customer, "1001"), _invoice(partner, customer, " 1001")):
-            with pytest.raises(ConcurrencyConflict):
+            with pytest.raises(ConcurrencyConflict) as caught:
                 self.store_aggregates(store, twin)
+            assert (caught.value.kind, caught.value.key) == ("invoice", "1001")
         with store.unit_of_work() as uow:
             assert _invoice_ids(uow.invoices.list(partner.id)) == [first.id]
             assert uow.invoices.get_by_number(partner.id, "1001") == archived
@@ -1588,8 +1590,9 @@ class InvoiceRepositoryContract(_StoreFactory):
         (theirs,) = self.store_customers(store, _customer(other))
         ref = ExternalRef("connectwise", "4711")
         (first,) = self.store_aggregates(store, _invoice(partner, customer, "CW-1", ref=ref))
-        with pytest.raises(ConcurrencyConflict):
+        with pytest.raises(ConcurrencyConflict) as caught:
             self.store_aggregates(store, _invoice(partner, customer, "CW-2", ref=ref))
+        assert (caught.value.kind, caught.value.key) == ("invoice", str(ref))
         with pytest.raises(ConcurrencyConflict):
             self.store_aggregates(
                 store,
@@ -1956,8 +1959,9 @@ class PaymentRepositoryContract(_StoreFactory):
         (three,) = self.store_aggregates(store, _invoice(partner, customer, "1003", amount="10.00"))
         before = self.pending(store)
         twin, touched = self._pay(partner, customer, [three], "key-1")
-        with pytest.raises(ConcurrencyConflict):
+        with pytest.raises(ConcurrencyConflict) as caught:
             self.store_aggregates(store, twin, *touched)
+        assert (caught.value.kind, caught.value.key) == ("payment", "key-1")
         with store.unit_of_work() as uow:
             assert uow.payments.get_by_idempotency_key(partner.id, "key-1") == payment
             assert uow.invoices.get(partner.id, three.id) == three
