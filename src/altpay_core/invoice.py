@@ -573,10 +573,44 @@ class Invoice:
     version: int = 0
     events: tuple[Event, ...] = _events_field()
 
+    # The amounts, worked out once as the invoice is built (the rules need
+    # them all): derived from the fields above, so neither init arguments nor
+    # part of equality or of the data.
+    subtotal: Money = attrs.field(init=False, eq=False, repr=False)
+    """The sum of the line items (``unit_amount * quantity`` each)."""
+    fee_total: Money = attrs.field(init=False, eq=False, repr=False)
+    """The sum of the fees the customer covers."""
+    total: Money = attrs.field(init=False, eq=False, repr=False)
+    """``subtotal + fee_total``: what the customer owes in all."""
+    amount_paid: Money = attrs.field(init=False, eq=False, repr=False)
+    """The parts of the payments applied and not given back, those still
+    processing included (they hold the balance)."""
+    balance: Money = attrs.field(init=False, eq=False, repr=False)
+    """``total - amount_paid``: what is still owed (never below zero)."""
+
     def __attrs_post_init__(self) -> None:
         if not self._fields_kept():
             self._check_each_field()
+        self._count()
         self._check_rules()
+
+    def _count(self) -> None:
+        """Work out the amounts, from fields the checks have passed."""
+        currency = self.currency
+        subtotal = Money._sum_of_products(
+            ((line.unit_amount, line.quantity) for line in self.lines), currency
+        )
+        fee_total = Money.sum(
+            (fee.amount for fee in self.fees if fee.covered_by_customer), currency
+        )
+        total = subtotal + fee_total
+        paid = Money.sum((part.amount for part in self.payments if part.counts), currency)
+        set_amount = object.__setattr__
+        set_amount(self, "subtotal", subtotal)
+        set_amount(self, "fee_total", fee_total)
+        set_amount(self, "total", total)
+        set_amount(self, "amount_paid", paid)
+        set_amount(self, "balance", total - paid)
 
     def _fields_kept(self) -> bool:
         """The quick check: whether every field already has exactly its type
@@ -826,36 +860,6 @@ class Invoice:
         return _with_events(invoice, invoice, invoice._event(InvoiceCreated))
 
     # -- reading ------------------------------------------------------------------
-
-    @functools.cached_property
-    def subtotal(self) -> Money:
-        """The sum of the line items (``unit_amount * quantity`` each)."""
-        return Money._sum_of_products(
-            ((line.unit_amount, line.quantity) for line in self.lines), self.currency
-        )
-
-    @functools.cached_property
-    def fee_total(self) -> Money:
-        """The sum of the fees the customer covers."""
-        return Money.sum(
-            (fee.amount for fee in self.fees if fee.covered_by_customer), self.currency
-        )
-
-    @functools.cached_property
-    def total(self) -> Money:
-        """``subtotal + fee_total``: what the customer owes in all."""
-        return self.subtotal + self.fee_total
-
-    @functools.cached_property
-    def amount_paid(self) -> Money:
-        """The parts of the payments applied and not given back, those still
-        processing included (they hold the balance)."""
-        return Money.sum((p.amount for p in self.payments if p.counts), self.currency)
-
-    @functools.cached_property
-    def balance(self) -> Money:
-        """``total - amount_paid``: what is still owed (never below zero)."""
-        return self.total - self.amount_paid
 
     @property
     def is_partly_paid(self) -> bool:
