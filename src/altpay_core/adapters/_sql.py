@@ -75,7 +75,7 @@ from altpay_core.ports import (
     invoice_ref_taken,
     invoice_sort_key,
 )
-from altpay_core.serialization import from_dict, to_dict
+from altpay_core.serialization import from_dict, stored_json
 from altpay_core.values import (
     AccessRequestId,
     CustomerId,
@@ -172,7 +172,9 @@ class Dialect:
 def timestamp(value: dt.datetime) -> str:
     """A UTC timestamp as fixed-width ISO 8601 text, which sorts as it reads
     (``2026-01-31T09:30:00.000000+00:00``)."""
-    return value.astimezone(dt.UTC).isoformat(timespec="microseconds")
+    if value.tzinfo is not dt.UTC:
+        value = value.astimezone(dt.UTC)
+    return value.isoformat(timespec="microseconds")
 
 
 # -- the tables --------------------------------------------------------------------
@@ -529,14 +531,9 @@ class Statements:
         self.sql = sql
 
 
-# Compact, and without the check for cycles that plain data cannot have:
-# the rows are smaller and the encoding a little quicker than ``to_json``'s.
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
-
-
 def dump(value: object) -> str:
     """A value's data as the compact JSON text stored in ``data`` columns."""
-    return _ENCODER.encode(to_dict(value))
+    return stored_json(value)
 
 
 def load(cls: type[A], data: Any) -> A:
