@@ -39,7 +39,7 @@ from altpay_core import (
 )
 from altpay_core.adapters import _sql
 from altpay_core.adapters.sqlite import SqliteStore
-from altpay_core.events import EVENT_TYPES
+from altpay_core.events import EVENT_TYPES, CustomerCreated
 
 ALBANY = Address("1 Main St", "Albany", "NY", "12207", "US")
 
@@ -190,7 +190,8 @@ def test_dump_writes_what_the_compact_json_encoder_writes(value: object) -> None
 def test_dump_writes_unusual_customers_as_the_json_encoder_does(customer: Customer) -> None:
     odd = attrs.evolve(
         customer,
-        company='Globex "Québec" \\ Ltd\t\u2028',
+        # Quotes, a backslash, control and line-separator characters, an emoji.
+        company='Globex "Québec"\t\x01\u2028\\ Ltd \U0001f600',
         legal_name="Globex\u00a0Ltd",
         tags=[TagId("tag_b"), TagId("tag_a")],
         external_ref=ExternalRef("connectwise", 'id "7"'),
@@ -217,6 +218,13 @@ def test_events_are_stored_as_to_dict_and_the_json_encoder_write_them(
 
 
 def test_an_event_class_with_fields_of_its_own_is_stored_whole() -> None:
+    # Read a good event and a bad one first, so that both of from_dict's
+    # converters have their hook for Event before the class is defined.
+    created = CustomerCreated(partner_id=PartnerId("par_1"), aggregate_id="cus_1")
+    assert from_dict(Event, to_dict(created)) == created
+    with pytest.raises(ValidationError):
+        from_dict(Event, {**to_dict(created), "topic": "customer_deleted"})
+
     @attrs.frozen(kw_only=True)
     class InvoiceReminded(Event):
         """An event a service adds, with a field of its own."""
