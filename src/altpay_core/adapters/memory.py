@@ -102,6 +102,16 @@ _A = TypeVar(
     CustomerPaymentMethods,
     ScheduledPayment,
 )
+# The aggregates that belong to one partner (every kind but the partner).
+_Owned = TypeVar(
+    "_Owned",
+    Customer,
+    AccessRequest,
+    Invoice,
+    Payment,
+    CustomerPaymentMethods,
+    ScheduledPayment,
+)
 _T = TypeVar("_T")
 _RefKey = tuple[PartnerId, ExternalRef]
 _NumberKey = tuple[PartnerId, str]
@@ -316,14 +326,6 @@ class MemoryStore(Store):
 
     # -- reading (each read takes the lock: a commit is seen whole or not at all)
 
-    def _partner(self, partner_id: PartnerId) -> Partner | None:
-        with self._lock:
-            return self._partners.get(partner_id)
-
-    def _customer(self, customer_id: CustomerId) -> Customer | None:
-        with self._lock:
-            return self._customers.get(customer_id)
-
     def _customers_of(self, partner_id: PartnerId) -> list[Customer]:
         with self._lock:
             return [self._customers[i] for i in self._by_partner.get(partner_id, ())]
@@ -336,10 +338,6 @@ class MemoryStore(Store):
         with self._lock:
             owner = self._by_ref.get(key)
             return None if owner is None else self._customers[owner]
-
-    def _request(self, request_id: AccessRequestId) -> AccessRequest | None:
-        with self._lock:
-            return self._requests.get(request_id)
 
     def _requests_of(self, partner_id: PartnerId) -> list[AccessRequest]:
         with self._lock:
@@ -605,6 +603,20 @@ class MemoryUnitOfWork(UnitOfWork):
             raise RuntimeError("use the unit of work inside its `with` block")
         return self._staged
 
+    def _seen(
+        self,
+        staged: Mapping[Any, _Owned],
+        table: Mapping[Any, _Owned],
+        key: object,
+        partner_id: PartnerId,
+    ) -> _Owned | None:
+        """What this unit of work sees under ``key`` (its own save, else the
+        committed aggregate), if it belongs to ``partner_id``; else ``None``."""
+        found = staged.get(key)
+        if found is None:
+            found = self._store._one(table, key)
+        return found if found is not None and found.partner_id == partner_id else None
+
     def _stage(
         self,
         aggregate: _A,
@@ -641,7 +653,7 @@ class _Partners(PartnerRepository):
         partner_id = _parse(PartnerId, "partner_id", partner_id)
         found = staged.partners.get(partner_id)
         if found is None:
-            found = self._uow._store._partner(partner_id)
+            found = self._uow._store._one(self._uow._store._partners, partner_id)
         if found is None:
             raise NotFound("partner", partner_id)
         return found
@@ -650,7 +662,7 @@ class _Partners(PartnerRepository):
         staged = self._uow._in_block()
         if not isinstance(partner, Partner):
             raise _wrong_type("partner", Partner, partner)
-        committed = self._uow._store._partner(partner.id)
+        committed = self._uow._store._one(self._uow._store._partners, partner.id)
         return self._uow._stage(partner, "partner", staged.partners, staged.partner_base, committed)
 
 
@@ -667,10 +679,10 @@ class _Customers(CustomerRepository):
         staged = self._uow._in_block()
         partner_id = _parse(PartnerId, "partner_id", partner_id)
         customer_id = _parse(CustomerId, "customer_id", customer_id)
-        found = staged.customers.get(customer_id)
+        found = self._uow._seen(
+            staged.customers, self._uow._store._customers, customer_id, partner_id
+        )
         if found is None:
-            found = self._uow._store._customer(customer_id)
-        if found is None or found.partner_id != partner_id:
             raise NotFound("customer", customer_id)
         return found
 
@@ -749,7 +761,7 @@ class _Customers(CustomerRepository):
         if not isinstance(customer, Customer):
             raise _wrong_type("customer", Customer, customer)
         store = self._uow._store
-        committed = store._customer(customer.id)
+        committed = store._one(store._customers, customer.id)
         key = _ref_key(customer)
         holder = None if key is None else store._ref_owner(key)
         _unique_at_save(  # C10
@@ -794,10 +806,8 @@ class _AccessRequests(AccessRequestRepository):
         staged = self._uow._in_block()
         partner_id = _parse(PartnerId, "partner_id", partner_id)
         request_id = _parse(AccessRequestId, "request_id", request_id)
-        found = staged.requests.get(request_id)
+        found = self._uow._seen(staged.requests, self._uow._store._requests, request_id, partner_id)
         if found is None:
-            found = self._uow._store._request(request_id)
-        if found is None or found.partner_id != partner_id:
             raise NotFound("access request", request_id)
         return found
 
@@ -818,7 +828,7 @@ class _AccessRequests(AccessRequestRepository):
         staged = self._uow._in_block()
         if not isinstance(request, AccessRequest):
             raise _wrong_type("request", AccessRequest, request)
-        committed = self._uow._store._request(request.id)
+        committed = self._uow._store._one(self._uow._store._requests, request.id)
         return self._uow._stage(
             request, "access request", staged.requests, staged.request_base, committed
         )
@@ -832,10 +842,8 @@ class _Invoices(InvoiceRepository):
         staged = self._uow._in_block()
         partner_id = _parse(PartnerId, "partner_id", partner_id)
         invoice_id = _parse(InvoiceId, "invoice_id", invoice_id)
-        found = staged.invoices.get(invoice_id)
+        found = self._uow._seen(staged.invoices, self._uow._store._invoices, invoice_id, partner_id)
         if found is None:
-            found = self._uow._store._one(self._uow._store._invoices, invoice_id)
-        if found is None or found.partner_id != partner_id:
             raise NotFound("invoice", invoice_id)
         return found
 
@@ -983,10 +991,8 @@ class _Payments(PaymentRepository):
         staged = self._uow._in_block()
         partner_id = _parse(PartnerId, "partner_id", partner_id)
         payment_id = _parse(PaymentId, "payment_id", payment_id)
-        found = staged.payments.get(payment_id)
+        found = self._uow._seen(staged.payments, self._uow._store._payments, payment_id, partner_id)
         if found is None:
-            found = self._uow._store._one(self._uow._store._payments, payment_id)
-        if found is None or found.partner_id != partner_id:
             raise NotFound("payment", payment_id)
         return found
 
@@ -1038,10 +1044,8 @@ class _PaymentMethods(PaymentMethodRepository):
         staged = self._uow._in_block()
         partner_id = _parse(PartnerId, "partner_id", partner_id)
         customer_id = _parse(CustomerId, "customer_id", customer_id)
-        found = staged.methods.get(customer_id)
+        found = self._uow._seen(staged.methods, self._uow._store._methods, customer_id, partner_id)
         if found is None:
-            found = self._uow._store._one(self._uow._store._methods, customer_id)
-        if found is None or found.partner_id != partner_id:
             return CustomerPaymentMethods(partner_id=partner_id, customer_id=customer_id)
         return found
 
@@ -1068,10 +1072,10 @@ class _ScheduledPayments(ScheduledPaymentRepository):
         staged = self._uow._in_block()
         partner_id = _parse(PartnerId, "partner_id", partner_id)
         scheduled_id = _parse(ScheduledPaymentId, "scheduled_id", scheduled_id)
-        found = staged.scheduled.get(scheduled_id)
+        found = self._uow._seen(
+            staged.scheduled, self._uow._store._scheduled, scheduled_id, partner_id
+        )
         if found is None:
-            found = self._uow._store._one(self._uow._store._scheduled, scheduled_id)
-        if found is None or found.partner_id != partner_id:
             raise NotFound("scheduled payment", scheduled_id)
         return found
 
