@@ -793,6 +793,11 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
             self._flush()
         return self._query(sql, params)
 
+    def _load_all(self, cls: type[A], sql: str, params: Row) -> list[A]:
+        """The aggregates a query's rows hold (their data first), as
+        :meth:`_read` sees them."""
+        return [load(cls, row[0]) for row in self._read(sql, params)]
+
     def _get(self, table: AggregateTable, scope: str, key: str) -> Any:
         """The aggregate stored under ``key`` for partner ``scope`` (or
         ``None``), as this unit of work sees it: its pending save if it has
@@ -1135,14 +1140,14 @@ class SqlCustomers(CustomerRepository):
         return customer
 
     def with_user(self, partner_id: PartnerId, email: EmailAddress | str) -> list[Customer]:
-        rows = self._uow._read(
-            self._uow._sql.customers_with_user, (_email_key(email), _partner_key(partner_id))
+        return self._uow._load_all(
+            Customer,
+            self._uow._sql.customers_with_user,
+            (_email_key(email), _partner_key(partner_id)),
         )
-        return [load(Customer, row[0]) for row in rows]
 
     def accounts_of(self, email: EmailAddress | str) -> list[Customer]:
-        rows = self._uow._read(self._uow._sql.accounts_of, (_email_key(email),))
-        return [load(Customer, row[0]) for row in rows]
+        return self._uow._load_all(Customer, self._uow._sql.accounts_of, (_email_key(email),))
 
     def list(
         self,
@@ -1271,13 +1276,11 @@ class SqlAccessRequests(AccessRequestRepository):
     def list(
         self, partner_id: PartnerId, *, status: AccessRequestStatus | None = None
     ) -> list[AccessRequest]:
-        sql = self._uow._sql
+        sql, partner = self._uow._sql, _partner_key(partner_id)
         if status is None:
-            rows = self._uow._read(sql.access_requests, (_partner_key(partner_id),))
-        else:
-            value = _status(status, AccessRequestStatus, "status").value
-            rows = self._uow._read(sql.access_requests_by_status, (_partner_key(partner_id), value))
-        return [load(AccessRequest, row[0]) for row in rows]
+            return self._uow._load_all(AccessRequest, sql.access_requests, (partner,))
+        value = _status(status, AccessRequestStatus, "status").value
+        return self._uow._load_all(AccessRequest, sql.access_requests_by_status, (partner, value))
 
     def save(self, request: AccessRequest) -> AccessRequest:
         _require(request, AccessRequest, "request")
@@ -1388,11 +1391,11 @@ class SqlPayments(PaymentRepository):
         return payment
 
     def for_invoice(self, partner_id: PartnerId, invoice_id: InvoiceId) -> list[Payment]:
-        rows = self._uow._read(
+        return self._uow._load_all(
+            Payment,
             self._uow._sql.payments_for_invoice,
             (_partner_key(partner_id), str(InvoiceId(invoice_id))),
         )
-        return [load(Payment, row[0]) for row in rows]
 
     def save(self, payment: Payment) -> Payment:
         _require(payment, Payment, "payment")
@@ -1431,17 +1434,18 @@ class SqlScheduledPayments(ScheduledPaymentRepository):
         return scheduled
 
     def due(self, partner_id: PartnerId, as_of: dt.date) -> list[ScheduledPayment]:
-        rows = self._uow._read(
-            self._uow._sql.scheduled_due, (_partner_key(partner_id), _date("as_of", as_of))
+        return self._uow._load_all(
+            ScheduledPayment,
+            self._uow._sql.scheduled_due,
+            (_partner_key(partner_id), _date("as_of", as_of)),
         )
-        return [load(ScheduledPayment, row[0]) for row in rows]
 
     def for_invoice(self, partner_id: PartnerId, invoice_id: InvoiceId) -> list[ScheduledPayment]:
-        rows = self._uow._read(
+        return self._uow._load_all(
+            ScheduledPayment,
             self._uow._sql.scheduled_for_invoice,
             (_partner_key(partner_id), str(InvoiceId(invoice_id))),
         )
-        return [load(ScheduledPayment, row[0]) for row in rows]
 
     def save(self, scheduled: ScheduledPayment) -> ScheduledPayment:
         _require(scheduled, ScheduledPayment, "scheduled")
