@@ -38,7 +38,7 @@ import datetime as dt
 import threading
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import attrs
 
@@ -102,16 +102,16 @@ _A = TypeVar(
     CustomerPaymentMethods,
     ScheduledPayment,
 )
-# The aggregates that belong to one partner (every kind but the partner).
-_Owned = TypeVar(
-    "_Owned",
-    Customer,
-    AccessRequest,
-    Invoice,
-    Payment,
-    CustomerPaymentMethods,
-    ScheduledPayment,
-)
+
+
+class _OfPartner(Protocol):
+    """An aggregate that belongs to one partner (every kind but the partner)."""
+
+    @property
+    def partner_id(self) -> PartnerId: ...
+
+
+_Owned = TypeVar("_Owned", bound=_OfPartner)
 _T = TypeVar("_T")
 _RefKey = tuple[PartnerId, ExternalRef]
 _NumberKey = tuple[PartnerId, str]
