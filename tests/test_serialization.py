@@ -32,6 +32,7 @@ from altpay_core import (
     ExternalRef,
     FieldError,
     Invoice,
+    LineItem,
     Money,
     Page,
     Partner,
@@ -400,6 +401,40 @@ def test_everything_wrong_is_reported_at_once(data: dict[str, Any]) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "code"),
+    [
+        ("id", "x", "invalid_id"),
+        ("ein", "00-0000000", "ein_prefix_not_assigned"),
+        ("status", "gone", "invalid_choice"),
+        ("created_at", "yesterday", "invalid_datetime"),
+        ("billing_email", "no at all", "invalid_email"),
+    ],
+)
+def test_a_field_that_cannot_be_read_does_not_hide_an_invalid_one(
+    data: dict[str, Any], field: str, value: object, code: str
+) -> None:
+    # cattrs calls the constructor, whose checks find a blank company, only
+    # once every field could be read.
+    data[field] = value
+    data["company"] = " "
+    data["legal_name"] = "L" * 201
+    assert sorted(errors_of(Customer, data)) == sorted(
+        [(field, code), ("company", "blank"), ("legal_name", "too_long")]
+    )
+
+
+def test_a_missing_field_does_not_hide_an_invalid_one(data: dict[str, Any]) -> None:
+    del data["id"]
+    data["users"][0]["last_name"] = ""
+    data["users"][1]["id"] = 7
+    assert sorted(errors_of(Customer, data)) == [
+        ("id", "missing"),
+        ("users[0].last_name", "blank"),
+        ("users[1].id", "wrong_type"),
+    ]
+
+
 def test_rules_of_the_aggregate_are_checked_again(data: dict[str, Any]) -> None:
     data["users"][1]["email"] = data["users"][0]["email"].upper()
     assert errors_of(Customer, data) == [("users[1].email", "C4")]
@@ -554,6 +589,23 @@ def test_money_keys() -> None:
     assert errors_of(Money, {"amount": "1", "currency": "ZZZ"}) == [
         ("currency", "unknown_currency")
     ]
+    assert errors_of(Money, {"amount": "x", "currency": "USD", "cents": 100}) == [
+        ("cents", "unknown_field"),
+        ("amount", "invalid_amount"),
+    ]
+    # Keys that are not strings are named as strings.
+    assert errors_of(Money, {1: 2, "amount": "1", "currency": "USD"}) == [("1", "unknown_field")]
+    assert errors_of(LineItem, {"description": "x", "quantity": 1, "unit_amount": {1: 2}}) == [
+        ("unit_amount.1", "unknown_field"),
+        ("unit_amount.amount", "missing"),
+        ("unit_amount.currency", "missing"),
+    ]
+
+
+def test_json_nested_too_deeply_is_invalid_json() -> None:
+    with pytest.raises(ValidationError) as info:
+        from_json(Money, "[" * 100_000 + "]" * 100_000)
+    assert info.value.codes == ["invalid_json"]
 
 
 def test_optional_fields(data: dict[str, Any]) -> None:

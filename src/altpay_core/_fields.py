@@ -9,11 +9,35 @@ that a constructor can collect every invalid field with
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any, TypeVar
 
 from .errors import ValidationError
 
 E = TypeVar("E")
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def valid_unicode(text: str) -> bool:
+    """Whether ``text`` is Unicode text that can be stored: no lone
+    surrogates (which JSON's ``\\ud800`` escapes can produce)."""
+    return text.isascii() or _SURROGATE.search(text) is None
+
+
+def query_text(path: str, value: object) -> str:
+    """Text given to a query (a name prefix, an invoice number, a key): a
+    string that a database can hold (see :func:`valid_unicode`)."""
+    if not isinstance(value, str):
+        raise ValidationError.single(
+            path, "wrong_type", f"'{path}' must be a string (got {type(value).__name__})"
+        )
+    if not valid_unicode(value):
+        raise ValidationError.single(
+            path, "invalid_text", f"'{path}' must be Unicode text (it holds a lone surrogate)"
+        )
+    return value
 
 
 def required_text(path: str, value: object, *, max_length: int = 200) -> str:
@@ -25,6 +49,10 @@ def required_text(path: str, value: object, *, max_length: int = 200) -> str:
     text = value.strip()
     if not text:
         raise ValidationError.single(path, "blank", f"'{path}' must not be blank")
+    if not valid_unicode(text):
+        raise ValidationError.single(
+            path, "invalid_text", f"'{path}' must be Unicode text (it holds a lone surrogate)"
+        )
     if len(text) > max_length:
         raise ValidationError.single(
             path,
@@ -68,6 +96,27 @@ def version_number(path: str, value: object) -> int:
             path, "invalid_version", f"'{path}' must be a whole number >= 0 (got {value!r})"
         )
     return value
+
+
+def argument(path: str, value: object, kind: type[E], label: str) -> E:
+    """An argument that must already be a ``kind`` (a partner, a customer, an
+    invoice): anything else, ``None`` above all, is a ``wrong_type`` error
+    naming the argument, rather than an ``AttributeError`` further in."""
+    if not isinstance(value, kind):
+        raise ValidationError.single(
+            path, "wrong_type", f"'{path}' must be {label} (got {type(value).__name__})"
+        )
+    return value
+
+
+def entity_id(path: str, value: object, kind: type[E]) -> E:
+    """An id of ``kind``, given as itself or its text, its errors at ``path``."""
+    if type(value) is kind:
+        return value
+    try:
+        return kind(value)  # type: ignore[call-arg]
+    except ValidationError as error:
+        raise error.under(path) from None
 
 
 def choice(path: str, value: object, kind: type[E]) -> E:

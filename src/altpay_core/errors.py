@@ -11,6 +11,7 @@ the facts of its message as attributes, so that callers never parse messages.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
 from typing import Any
 
 import attrs
@@ -172,6 +173,43 @@ class FieldErrors:
     def raise_if_any(self) -> None:
         if self.errors:
             raise ValidationError(self.errors)
+        if _FIELDS_ONLY.get():
+            raise FieldsChecked([])
+
+
+_FIELDS_ONLY: ContextVar[bool] = ContextVar("altpay_fields_only", default=False)
+
+
+class FieldsChecked(Exception):
+    """Raised instead of going on past a constructor's field checks, while
+    :func:`fields_only` is in force: what those checks found.
+
+    ``from_dict`` uses it to report a value's field errors (a blank company)
+    together with the fields it could not read at all (a malformed id): it
+    builds the value once more, with the unreadable fields left out, and
+    stops before the rules that need every field.
+    """
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        self.errors = errors
+        super().__init__(errors)
+
+
+def fields_only(build: Any) -> list[FieldError]:
+    """Run ``build()`` until the first constructor's field checks are done,
+    and return what they found (nothing, if they were never reached)."""
+    token = _FIELDS_ONLY.set(True)
+    try:
+        build()
+    except FieldsChecked as done:
+        return done.errors
+    except ValidationError as error:
+        return error.errors
+    except Exception:
+        return []
+    finally:
+        _FIELDS_ONLY.reset(token)
+    return []  # pragma: no cover - a constructor with no field checks
 
 
 class InvariantViolation(AltpayError):

@@ -22,6 +22,7 @@ import datetime as dt
 import enum
 import functools
 import json
+import re
 import types
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
@@ -39,7 +40,14 @@ from cattrs.errors import (
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from .customer import Customer, CustomerStatus, CustomerUser
-from .errors import AltpayError, FieldError, InvariantViolation, ValidationError, join_path
+from .errors import (
+    AltpayError,
+    FieldError,
+    InvariantViolation,
+    ValidationError,
+    fields_only,
+    join_path,
+)
 from .events import EVENT_TYPES, Event
 from .invoice import AppliedPayment, Fee, FeeKind, Invoice, InvoiceStatus, LineItem
 from .money import Currency, Money
@@ -99,16 +107,22 @@ def _from_str(cls: Callable[[str], T], label: str) -> Callable[[object, object],
 def _money(value: object, _: object) -> Money:
     data = _mapping(value, "money")
     found: list[FieldError] = [
-        FieldError(key, "unknown_field", f"'{key}' is not a field of money")
+        FieldError(str(key), "unknown_field", f"'{key}' is not a field of money")
         for key in data
         if key not in ("amount", "currency")
     ]
     for key in ("amount", "currency"):
         if key not in data:
             found.append(FieldError(key, "missing", f"'{key}' is required"))
-    if found:
-        raise ValidationError(found)
-    return Money(data["amount"], data["currency"])
+    if not found:
+        return Money(data["amount"], data["currency"])
+    if "amount" in data and "currency" in data:
+        # Report what is wrong with the amount and the currency as well.
+        try:
+            Money(data["amount"], data["currency"])
+        except ValidationError as error:
+            found.extend(error.errors)
+    raise ValidationError(found)
 
 
 def _mapping(value: object, label: str) -> Mapping[str, Any]:
@@ -388,11 +402,14 @@ def _attrs_structure(
     allowed = frozenset(a.alias for a in attrs.fields(cls) if a.init)
     name = _type_name(get_origin(cls) or cls)
     label = f"{name} as an object"
+    read: Callable[[Any, Any], Any] = inner
+    if detailed and get_origin(cls) is None:
+        read = _with_field_checks(conv, cls, inner)
 
     def structure(value: object, _: object) -> Any:
         data = _mapping(value, label)
         if allowed.issuperset(data):
-            return inner(data, cls)
+            return read(data, cls)
         unknown = [key for key in data if key not in allowed]
         # Report unknown keys together with whatever else is wrong.
         found = ValidationError(
@@ -403,12 +420,69 @@ def _attrs_structure(
             raise found
         kept = {key: v for key, v in data.items() if key in allowed}
         try:
-            inner(kept, cls)
+            read(kept, cls)
         except Exception as error:
             raise ClassValidationError(f"While structuring {name}", [found, error], cls) from None
         raise found
 
     return structure
+
+
+class _Unread(enum.Enum):
+    UNREAD = "unread"
+
+
+def _with_field_checks(
+    conv: cattrs.Converter, cls: type[Any], inner: Callable[[Any, Any], Any]
+) -> Callable[[Any, Any], Any]:
+    """``inner``, reporting every invalid field even when some are unreadable.
+
+    cattrs calls the constructor, whose checks find the fields that are read
+    but invalid (a blank company), only once every field could be read. When
+    some could not (a malformed id), the value is built again without them,
+    up to the end of its constructor's field checks (never its rules, which
+    need every field), and what those checks find joins the report.
+    """
+    fields = [a for a in attrs.fields(attrs.resolve_types(cls)) if a.init]
+    name = _type_name(cls)
+
+    def structure(data: Mapping[str, Any], target: Any) -> Any:
+        try:
+            return inner(data, target)
+        except Exception as error:
+            more = _field_check_errors(conv, cls, fields, data)
+            if not more:
+                raise
+            raise ClassValidationError(
+                f"While structuring {name}", [error, ValidationError(more)], cls
+            ) from None
+
+    return structure
+
+
+def _field_check_errors(
+    conv: cattrs.Converter, cls: type[Any], fields: list[Any], data: Mapping[str, Any]
+) -> list[FieldError]:
+    arguments: dict[str, Any] = {}
+    unread: set[str] = set()
+    for field in fields:
+        if field.alias not in data:
+            if field.default is attrs.NOTHING:
+                arguments[field.alias] = _Unread.UNREAD
+                unread.update((field.name, field.alias))
+            continue
+        try:
+            arguments[field.alias] = conv.structure(data[field.alias], field.type)
+        except Exception:
+            arguments[field.alias] = _Unread.UNREAD
+            unread.update((field.name, field.alias))
+    if not unread:
+        return []  # every field was read: the constructor's report is whole
+    found = fields_only(lambda: cls(**arguments))
+    return [e for e in found if _FIELD_PART.split(e.path, maxsplit=1)[0] not in unread]
+
+
+_FIELD_PART: Final = re.compile(r"[.\[]")  # users[1].email is a path in users
 
 
 def _renames(cls: type[Any]) -> dict[str, Any]:
@@ -458,6 +532,10 @@ def from_json(cls: type[T], text: str | bytes) -> T:
     except (ValueError, TypeError) as error:
         raise ValidationError.single(
             "", "invalid_json", f"expected a JSON document ({error})"
+        ) from None
+    except RecursionError:
+        raise ValidationError.single(
+            "", "invalid_json", "expected a JSON document (nested too deeply to read)"
         ) from None
     return from_dict(cls, data)
 
