@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import copy
 import decimal
+import math
 import pickle
+import re
+import subprocess
+import sys
 from decimal import Decimal
+from fractions import Fraction
 
 import pytest
 from hypothesis import assume, given
@@ -18,6 +23,7 @@ from altpay_core import (
     Money,
     Rounding,
     ValidationError,
+    to_dict,
 )
 from altpay_core.testing import strategies as aps
 
@@ -64,6 +70,42 @@ def test_currency_of_wrong_type() -> None:
     with pytest.raises(ValidationError) as info:
         Currency(840)  # type: ignore[arg-type]
     assert info.value.codes == ["wrong_type"]
+
+
+@pytest.mark.parametrize("code", [[], {}, set(), ["USD"], None, 840])
+@pytest.mark.parametrize(
+    ("build", "path"),
+    [
+        (Currency, ""),
+        (lambda c: Money("1", c), "currency"),
+        (Money.zero, "currency"),
+        (lambda c: Money.from_minor_units(1, c), "currency"),
+        (lambda c: Money.sum([], c), "currency"),
+    ],
+)
+def test_a_currency_that_is_not_a_code_is_a_validation_error(
+    build: object, path: str, code: object
+) -> None:
+    # Unhashable values once escaped as a bare TypeError from the registry.
+    with pytest.raises(ValidationError) as info:
+        build(code)  # type: ignore[operator]
+    assert info.value.codes == ["wrong_type"]
+    assert info.value.paths == [path]
+    assert "'currency'" in info.value.errors[0].message
+
+
+def test_a_currency_is_accepted_where_a_code_is() -> None:
+    usd = Currency("USD")
+    assert Currency(usd) is usd
+    assert Money("1", usd).currency is usd
+    assert Money.zero(usd).currency is usd
+
+
+def test_from_minor_units_names_the_currency_field() -> None:
+    with pytest.raises(ValidationError) as info:
+        Money.from_minor_units(1, "XAU")
+    assert info.value.paths == ["currency"]
+    assert info.value.codes == ["unknown_currency"]
 
 
 def test_every_currency_is_listed_once_sorted() -> None:
@@ -114,6 +156,12 @@ def test_money_is_built_from_str_int_or_decimal(
         (True, "wrong_type"),
         ([1], "wrong_type"),
         ("1" + "0" * 40, "amount_too_large"),
+        # The wire form is an ASCII decimal string: Decimal() alone takes these.
+        ("1_000", "invalid_amount"),
+        ("1_0.50", "invalid_amount"),
+        ("\u0661\u0662", "invalid_amount"),  # Arabic-Indic digits
+        ("\uff11\uff12", "invalid_amount"),  # full-width digits
+        ("\u20037", "invalid_amount"),  # an em space before the 7
     ],
 )
 def test_bad_amounts_are_refused_with_a_clear_error(amount: object, code: str) -> None:
@@ -152,6 +200,47 @@ def test_unknown_rounding_mode_is_refused() -> None:
     with pytest.raises(ValidationError) as info:
         Money("1.005", "USD", rounding="ROUND_SOMEHOW")
     assert info.value.codes == ["invalid_rounding"]
+
+
+@pytest.mark.parametrize("mode", ["bogus", "HALF_EVEN", "", [], 1])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda mode: Money("1.23", "USD", rounding=mode),  # no rounding needed
+        lambda mode: Money("1.005", "USD", rounding=mode),
+        lambda mode: Money("1.00", "USD").percent("1", rounding=mode),
+        lambda mode: Money("1.00", "USD").multiply(2, rounding=mode),
+        lambda mode: Money("1.00", "USD").multiply(0, rounding=mode),
+        lambda mode: Money.zero("USD").multiply("0.5", rounding=mode),
+    ],
+)
+def test_an_unknown_rounding_mode_is_always_refused(call: object, mode: object) -> None:
+    with pytest.raises(ValidationError) as info:
+        call(mode)  # type: ignore[operator]
+    assert info.value.codes == ["invalid_rounding"]
+    assert info.value.paths == ["rounding"]
+
+
+def test_the_size_limit_is_the_one_the_message_states() -> None:
+    with pytest.raises(ValidationError) as info:
+        Money("1e30", "USD")
+    assert info.value.codes == ["amount_too_large"]
+    found = re.search(r"at most (\d+) digits before the point", info.value.errors[0].message)
+    assert found is not None
+    digits = int(found.group(1))
+    assert Money("9" * digits + ".99", "USD").amount == Decimal("9" * digits + ".99")
+    assert Money("1e29", "USD").minor_units == 10**31
+    with pytest.raises(ValidationError):
+        Money("1" + "0" * digits, "USD")
+
+
+def test_rounding_up_past_the_size_limit_is_refused() -> None:
+    with pytest.raises(ValidationError) as info:
+        Money("9" * 30 + ".995", "USD", rounding=Rounding.HALF_UP)
+    assert info.value.codes == ["amount_too_large"]
+    with pytest.raises(ValidationError) as info:
+        Money("9" * 30, "JPY").multiply("1.0000000001", rounding=Rounding.UP)
+    assert info.value.codes == ["amount_too_large"]
 
 
 def test_minor_units_and_zero() -> None:
@@ -276,22 +365,34 @@ def test_overflowing_sum_is_refused() -> None:
     assert info.value.codes == ["amount_too_large"]
 
 
+def _outcome(error: AltpayError) -> object:
+    if isinstance(error, ValidationError):
+        return type(error), error.paths, error.codes
+    return type(error), str(error)
+
+
 def _summed_step_by_step(amounts: list[object], currency: str) -> object:
-    """What ``Money.sum`` gives, worked out the long way: its value or its error."""
+    """What ``Money.sum`` gives, worked out the long way: its value or its error.
+
+    Where ``+`` would raise TypeError (not money), ``Money.sum`` names the
+    item instead: a ValidationError at ``amounts[i]``.
+    """
     try:
         total = Money.zero(currency)
-        for amount in amounts:
-            total = total + amount  # type: ignore[operator]
-    except (AltpayError, TypeError) as error:
-        return type(error), str(error)
+        for index, amount in enumerate(amounts):
+            if not isinstance(amount, Money):
+                return ValidationError, [f"amounts[{index}]"], ["wrong_type"]
+            total = total + amount
+    except AltpayError as error:
+        return _outcome(error)
     return total
 
 
 def _summed(amounts: list[object], currency: str) -> object:
     try:
         return Money.sum(amounts, currency)  # type: ignore[arg-type]
-    except (AltpayError, TypeError) as error:
-        return type(error), str(error)
+    except AltpayError as error:
+        return _outcome(error)
 
 
 huge_jpy = st.integers(-(10**30) + 1, 10**30 - 1).map(lambda n: Money(n, "JPY"))
@@ -315,6 +416,25 @@ def test_a_sum_too_large_on_the_way_is_refused() -> None:
         with pytest.raises(ValidationError) as info:
             Money.sum(amounts, "JPY")
         assert info.value.codes == ["amount_too_large"]
+
+
+@pytest.mark.parametrize(
+    ("amounts", "path"),
+    [
+        ([1], "amounts[0]"),
+        ([Money("1", "USD"), "1"], "amounts[1]"),
+        ((x for x in [Money("1", "USD"), None]), "amounts[1]"),
+        (None, "amounts"),
+        (5, "amounts"),
+    ],
+)
+def test_sum_of_what_is_not_money_is_a_validation_error(amounts: object, path: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        Money.sum(amounts, "USD")  # type: ignore[arg-type]
+    assert info.value.paths == [path]
+    assert info.value.codes == ["wrong_type"]
+    with pytest.raises(CurrencyMismatch):
+        Money.sum([Money("1", "USD"), Money("1", "CAD")], "USD")
 
 
 def test_sum_of_nothing_is_zero_and_zero_is_shared() -> None:
@@ -402,6 +522,11 @@ def test_allocate_examples() -> None:
         ([1, 0.5], "float_refused"),
         ("11", "wrong_type"),
         ([1, "x"], "invalid_amount"),
+        ([1, "1_0"], "invalid_amount"),
+        ([1, 10**100], "ratio_out_of_range"),
+        ([1, "1e100"], "ratio_out_of_range"),
+        ([1, Decimal("1e-1001")], "ratio_out_of_range"),
+        ([1, "0." + "0" * 1000 + "1"], "ratio_out_of_range"),
     ],
 )
 def test_bad_ratios_are_refused(ratios: object, code: str) -> None:
@@ -462,3 +587,287 @@ def test_a_currency_copies_as_itself() -> None:
     usd = Currency("USD")
     assert copy.copy(usd) is usd
     assert copy.deepcopy(Money("1", "USD")).currency is usd
+
+
+# -- ratios at the edges of their range ---------------------------------------
+
+
+def test_absurd_ratios_are_refused_at_once() -> None:
+    # In a child process, so that a regression hangs the child (and fails on
+    # the timeout) rather than the test run: Fraction(Decimal("1e-99999999"))
+    # once built 10**99999999.
+    code = (
+        "from altpay_core import Money, ValidationError\n"
+        "for ratios in (['1e-99999999', 1], [1, '1e-999999999999999999'], ['1e999999']):\n"
+        "    try:\n"
+        "        Money('0.05', 'USD').allocate(ratios)\n"
+        "    except ValidationError as e:\n"
+        "        print(e.paths[0], e.codes[0])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.split("\n") == [
+        "ratios[0] ratio_out_of_range",
+        "ratios[1] ratio_out_of_range",
+        "ratios[0] ratio_out_of_range",
+        "",
+    ]
+
+
+def test_ratios_within_range_are_exact() -> None:
+    usd = Money("0.02", "USD")
+    # A tiny third ratio shrinks both shares a little, the larger one more:
+    # the second part's remainder is the larger, no tie for the first to win.
+    assert [p.minor_units for p in usd.allocate([3, 1])] == [2, 0]
+    assert [p.minor_units for p in usd.allocate([3, 1, "1e-1000"])] == [1, 1, 0]
+    # Trailing zeros do not count as decimal places; a zero of any exponent is zero.
+    assert usd.allocate([Decimal("1." + "0" * 3000), 1, "0E-99999999"]) == [
+        Money("0.01", "USD"),
+        Money("0.01", "USD"),
+        Money.zero("USD"),
+    ]
+    # Ratios as large as minor units can be (CLF, 4 places, up to 10**34).
+    clf = Money("9" * 30, "CLF")
+    assert clf.allocate([clf.minor_units, clf.minor_units]) == clf.split(2)
+    assert Money.sum(clf.allocate([10**99, "1e99", 1]), "CLF") == clf
+
+
+def _largest_remainder(units: int, weights: list[Fraction]) -> list[int]:
+    """The allocation rule, worked out with fractions: the oracle."""
+    whole = sum(weights)
+    exact = [abs(units) * w / whole for w in weights]
+    shares = [math.floor(x) for x in exact]
+    ranked = sorted(range(len(weights)), key=lambda i: (shares[i] - exact[i], i))
+    for i in ranked[: abs(units) - sum(shares)]:
+        shares[i] += 1
+    return [-s if units < 0 else s for s in shares]
+
+
+decimal_ratios = st.lists(
+    st.builds(
+        lambda n, e: Decimal(n).scaleb(e, decimal.Context(prec=100)),
+        st.integers(0, 10**15),
+        st.integers(-60, 60),
+    ),
+    min_size=1,
+    max_size=8,
+).filter(any)
+
+
+@given(aps.money(), decimal_ratios)
+def test_allocation_by_decimal_ratios_is_largest_remainder(
+    m: Money, weights: list[Decimal]
+) -> None:
+    parts = m.allocate(weights)
+    expected = _largest_remainder(m.minor_units, [Fraction(w) for w in weights])
+    assert [p.minor_units for p in parts] == expected
+    assert Money.sum(parts, m.currency) == m
+
+
+# -- exact products, whatever the caller's decimal context ---------------------
+
+# A caller's context as unhelpful as it gets: three digits, a tiny exponent
+# range, and every signal trapped.
+HOSTILE = decimal.Context(
+    prec=3,
+    Emin=-5,
+    Emax=5,
+    traps=[
+        decimal.Clamped,
+        decimal.DivisionByZero,
+        decimal.Inexact,
+        decimal.InvalidOperation,
+        decimal.Overflow,
+        decimal.Rounded,
+        decimal.Subnormal,
+        decimal.Underflow,
+        decimal.FloatOperation,
+    ],
+)
+
+
+def _round_exactly(exact: Fraction, units: int, mode: str) -> int:
+    """``exact`` in minor units, rounded by ``mode`` as each mode is defined."""
+    scaled = exact * 10**units
+    negative = scaled < 0
+    size = abs(scaled)
+    whole = math.floor(size)
+    rest = size - whole
+    half = Fraction(1, 2)
+    away = {
+        Rounding.DOWN: False,
+        Rounding.UP: rest > 0,
+        Rounding.HALF_UP: rest >= half,
+        Rounding.HALF_DOWN: rest > half,
+        Rounding.HALF_EVEN: rest > half or (rest == half and whole % 2 == 1),
+        Rounding.CEILING: rest > 0 and not negative,
+        Rounding.FLOOR: rest > 0 and negative,
+    }[Rounding(mode)]
+    result = whole + away
+    return -result if negative else result
+
+
+def _up_to_the_limit(code: str) -> st.SearchStrategy[Money]:
+    limit = 10 ** (30 + Currency(code).minor_units)
+    return st.integers(-limit + 1, limit - 1).map(lambda n: Money.from_minor_units(n, code))
+
+
+any_money = aps.money() | st.sampled_from(["USD", "JPY", "BHD", "CLF"]).flatmap(_up_to_the_limit)
+
+
+def _scientific(n: int, e: int) -> Decimal:
+    return Decimal(f"{n}E{e}")
+
+
+factors = st.one_of(
+    st.integers(-(10**6), 10**6).map(Decimal),
+    st.builds(_scientific, st.integers(-(10**6), 10**6), st.integers(-20, 20)),
+    # long factors, far below a minor unit or not
+    st.builds(_scientific, st.integers(-(10**70), 10**70), st.integers(-120, -41)),
+    st.sampled_from(["0.5", "0.005", "0.0050000000000000000000000000001", "2.9", "1"]).map(Decimal),
+)
+modes = st.sampled_from(list(Rounding))
+
+
+def _check(m: Money, found: Money | ValidationError, exact: Fraction, mode: str) -> None:
+    units = _round_exactly(exact, m.currency.minor_units, mode)
+    if abs(units) >= 10 ** (30 + m.currency.minor_units):
+        assert isinstance(found, ValidationError)
+        assert found.codes == ["amount_too_large"]
+    else:
+        assert found == Money.from_minor_units(units, m.currency)
+        assert isinstance(found, Money)
+        assert not found.amount.is_signed() or found.amount, "negative zero"
+
+
+@given(any_money, factors, modes)
+def test_multiply_is_the_exact_product_rounded_once(m: Money, factor: Decimal, mode: str) -> None:
+    assume(factor.adjusted() < 30)
+    with decimal.localcontext(HOSTILE):
+        try:
+            found: Money | ValidationError = m.multiply(factor, rounding=mode)
+        except ValidationError as error:
+            found = error
+    _check(m, found, Fraction(m.amount) * Fraction(factor), mode)
+
+
+@given(any_money, factors, modes)
+def test_percent_is_the_exact_share_rounded_once(m: Money, rate: Decimal, mode: str) -> None:
+    assume(rate.adjusted() < 30)
+    with decimal.localcontext(HOSTILE):
+        try:
+            found: Money | ValidationError = m.percent(rate, rounding=mode)
+        except ValidationError as error:
+            found = error
+    _check(m, found, Fraction(m.amount) * Fraction(rate) / 100, mode)
+
+
+@pytest.mark.parametrize(
+    ("amount", "factor", "mode", "expected"),
+    [
+        # more digits than decimal's default context keeps
+        ("999999999999999999999999999.99", 1, "HALF_EVEN", "999999999999999999999999999.99"),
+        # no double rounding: 0.0050000...01 is more than half a cent
+        ("1.00", "0.0050000000000000000000000000001", "HALF_EVEN", "0.01"),
+        ("1.00", "0.005", "HALF_EVEN", "0.00"),
+        # absurd exponents: decided by the sign alone, at once
+        ("1.00", "1e-999999999", "UP", "0.01"),
+        ("1.00", "1e-999999999", "HALF_UP", "0.00"),
+        ("1.00", "1e-999999999", "CEILING", "0.01"),
+        ("-1.00", "1e-999999999999999999", "FLOOR", "-0.01"),
+        ("-1.00", "1e-999999999999999999", "CEILING", "0.00"),
+        ("1.00", "-1e-999999999999999999", "UP", "-0.01"),
+        ("1.00", "1." + "0" * 2000 + "1", "UP", "1.01"),  # a long factor
+        ("1.00", "1." + "0" * 2000 + "1", "HALF_EVEN", "1.00"),
+        ("12345.67", "1", "HALF_EVEN", "12345.67"),
+        ("-1.00", "0", "HALF_EVEN", "0.00"),
+        ("-1.00", "0.001", "HALF_EVEN", "0.00"),
+    ],
+)
+def test_multiply_examples(amount: str, factor: str, mode: str, expected: str) -> None:
+    for context in (decimal.getcontext(), HOSTILE):
+        with decimal.localcontext(context):
+            found = Money(amount, "USD").multiply(factor, rounding=Rounding[mode])
+        assert str(found.amount) == expected
+
+
+@pytest.mark.parametrize(
+    "amount",
+    [
+        # 2.9 % of these was worked out in decimal's default 28-digit context
+        # and came out a cent or more off.
+        "117025900199944605776676865.70",
+        "4850446337673744331504358080.48",
+        "61269488181677509690081350255.76",
+        "923515036144913054587226346337.24",
+        "9" * 29 + ".99",
+    ],
+)
+def test_card_fee_sized_percent_of_the_largest_amounts(amount: str) -> None:
+    m = Money(amount, "USD")
+    exact = Fraction(m.amount) * Fraction("2.9") / 100
+    units = _round_exactly(exact, 2, Rounding.HALF_EVEN)
+    assert m.percent("2.9", rounding=Rounding.HALF_EVEN).minor_units == units
+
+
+def test_arithmetic_ignores_the_callers_decimal_context() -> None:
+    big = Money("12345678901234567890123456789.99", "USD")
+    cent = Money("0.01", "USD")
+    with decimal.localcontext(HOSTILE):
+        found = [
+            big + cent,
+            big - cent,
+            -big,
+            abs(-big),
+            big * 1,
+            Money.sum([big, cent], "USD"),
+            *big.split(3),
+            Money("12345678901234567890123456789.985", "USD", rounding=Rounding.HALF_EVEN),
+            Money.from_minor_units(1234567890123, "USD"),
+        ]
+        text, units = str(big), big.minor_units
+    assert [str(m.amount) for m in found] == [
+        "12345678901234567890123456790.00",
+        "12345678901234567890123456789.98",
+        "-12345678901234567890123456789.99",
+        "12345678901234567890123456789.99",
+        "12345678901234567890123456789.99",
+        "12345678901234567890123456790.00",
+        "4115226300411522630041152263.33",
+        "4115226300411522630041152263.33",
+        "4115226300411522630041152263.33",
+        "12345678901234567890123456789.98",
+        "12345678901.23",
+    ]
+    assert text == "USD 12,345,678,901,234,567,890,123,456,789.99"
+    assert units == 1234567890123456789012345678999
+
+
+# -- never a negative zero ------------------------------------------------------
+
+
+def _is_negative_zero(m: Money) -> bool:
+    return m.is_zero and (m.amount.is_signed() or to_dict(m)["amount"].startswith("-"))
+
+
+def test_negative_times_zero_is_plain_zero() -> None:
+    zero = Money("-1.00", "USD") * 0
+    assert str(zero.amount) == "0.00"
+    assert to_dict(zero) == {"amount": "0.00", "currency": "USD"}
+    assert str(0 * Money("-1", "JPY")) == "JPY 0"
+
+
+@given(any_money, st.integers(-1, 1), factors, modes)
+def test_no_result_is_ever_negative_zero(m: Money, n: int, factor: Decimal, mode: str) -> None:
+    assume(factor.adjusted() < 30)
+    found = [m * n, n * m, -m, abs(m), m - m, m + (-m), Money.sum([m, -m], m.currency)]
+    found += m.allocate([1, 0, 2]) + m.split(3)
+    refused = []
+    for product in (m.multiply, m.percent):
+        try:
+            found.append(product(factor, rounding=mode))
+        except ValidationError as error:
+            refused.append(error.codes)
+    assert not [r for r in found if _is_negative_zero(r)]
+    assert all(codes == ["amount_too_large"] for codes in refused)

@@ -45,19 +45,67 @@ class Rounding(enum.StrEnum):
     FLOOR = decimal.ROUND_FLOOR
 
 
-# Amounts are bounded so that every operation stays exact in this context.
+# An amount has at most this many digits before the point (and at most four
+# after it, the most minor units any currency has): 34 significant digits.
 _MAX_DIGITS: Final = 30
+# Every Decimal operation names one of the library's own contexts, never the
+# caller's thread-local one: a caller's precision or traps change nothing.
+# Sums and whole-number products of amounts are exact in _CONTEXT (an amount
+# below 10**30 has at most 34 digits, a sum or product that large is refused).
 _CONTEXT: Final = decimal.Context(
     prec=_MAX_DIGITS + 10,
     rounding=decimal.ROUND_HALF_EVEN,
+    Emax=decimal.MAX_EMAX,
+    Emin=decimal.MIN_EMIN,
     traps=[decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow],
 )
+# Products by a factor are worked out exactly, then rounded once. _PRODUCT
+# holds any product of an amount and a factor of up to 66 digits; a longer
+# factor raises Inexact, and the product is worked out again in a context
+# made wide enough for it.
+_PRODUCT: Final = decimal.Context(
+    prec=100,
+    rounding=decimal.ROUND_HALF_EVEN,
+    Emax=decimal.MAX_EMAX,
+    Emin=decimal.MIN_EMIN,
+    traps=[decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow, decimal.Inexact],
+)
+# Allocation ratios: below 10**100, with at most 1000 decimal places (trailing
+# zeros aside), so that they scale to whole numbers of bounded size.
+_RATIO_MAX_ADJUSTED: Final = 99
+_RATIO_MAX_PLACES: Final = 1000
+_RATIO_LIMIT: Final = 10 ** (_RATIO_MAX_ADJUSTED + 1)
+_RATIO: Final = decimal.Context(
+    prec=_RATIO_MAX_ADJUSTED + _RATIO_MAX_PLACES + 1,
+    Emax=decimal.MAX_EMAX,
+    Emin=decimal.MIN_EMIN,
+    traps=[decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow, decimal.Inexact],
+)
+
+
+def _wide_context(digits: int) -> decimal.Context:
+    return decimal.Context(
+        prec=digits,
+        Emax=decimal.MAX_EMAX,
+        Emin=decimal.MIN_EMIN,
+        traps=[
+            decimal.InvalidOperation,
+            decimal.DivisionByZero,
+            decimal.Overflow,
+            decimal.Inexact,
+        ],
+    )
+
+
+# Members of a StrEnum hash and compare as their values, so this one look-up
+# takes a Rounding as well as the decimal module's string constants.
+_ROUNDINGS: Final[dict[object, str]] = {mode: mode.value for mode in Rounding}
 
 
 def _rounding(value: object, path: str = "rounding") -> str:
     try:
-        return Rounding(value).value  # type: ignore[arg-type]
-    except ValueError:
+        return _ROUNDINGS[value]
+    except (KeyError, TypeError):  # TypeError: unhashable
         names = ", ".join(r.name for r in Rounding)
         raise ValidationError.single(
             path, "invalid_rounding", f"'{path}' must be one of {names} (got {value!r})"
@@ -82,10 +130,15 @@ class Currency:
 
     _registry: ClassVar[dict[str, Currency]] = {}
 
-    def __new__(cls, code: str) -> Currency:
-        found = cls._registry.get(code)
+    def __new__(cls, code: str | Currency) -> Currency:
+        try:
+            found = cls._registry.get(code)  # type: ignore[arg-type]
+        except TypeError:  # unhashable: not a code
+            found = None
         if found is not None:
             return found
+        if isinstance(code, Currency):
+            return code
         if not isinstance(code, str):
             raise ValidationError.single(
                 "",
@@ -102,7 +155,7 @@ class Currency:
             )
         return found
 
-    def __init__(self, code: str) -> None:
+    def __init__(self, code: str | Currency) -> None:
         # All the work is done once, in _load(); __new__ returns a shared instance.
         pass
 
@@ -146,47 +199,66 @@ class Currency:
         return self.code
 
 
-_QUANTA: Final = {n: Decimal(1).scaleb(-n) for n in range(10)}
+_QUANTA: Final = {n: Decimal((0, (1,), -n)) for n in range(10)}
+# A hundredth of each minor unit: stands in for a product under a tenth of
+# one, of which only the sign matters to rounding (see _exact_product).
+_TINY: Final = {n: Decimal((0, (1,), -n - 2)) for n in range(10)}
 Currency._load()
 
 
-def _parse_amount(value: object) -> Decimal:
+def _currency(value: object) -> Currency:
+    try:
+        return Currency(value)  # type: ignore[arg-type]
+    except ValidationError as error:
+        raise error.under("currency") from None
+
+
+def _parse_number(value: object, path: str) -> Decimal:
+    """A finite ``Decimal`` from a str, int or Decimal, of any size."""
     if isinstance(value, str):
-        try:
-            amount = Decimal(value)
-        except decimal.InvalidOperation:
+        # The wire form is an ASCII decimal string: Decimal() alone would also
+        # take "1_000" and the digits of other scripts (Arabic-Indic,
+        # full-width).
+        number = None
+        if value.isascii() and "_" not in value:
+            try:
+                number = Decimal(value, _CONTEXT)
+            except decimal.InvalidOperation:
+                number = None
+        if number is None:
             raise ValidationError.single(
-                "amount",
+                path,
                 "invalid_amount",
-                f"'amount' must be a decimal number such as '12.50' (got {value!r})",
-            ) from None
+                f"'{path}' must be a decimal number such as '12.50' (got {value!r})",
+            )
     elif isinstance(value, Decimal):
-        amount = value
+        number = value
     elif isinstance(value, int) and not isinstance(value, bool):
-        amount = Decimal(value)
+        number = Decimal(value)
     elif isinstance(value, float):
         raise ValidationError.single(
-            "amount",
+            path,
             "float_refused",
-            f"'amount' must be a str, int or Decimal, never a float (got {value!r}); "
+            f"'{path}' must be a str, int or Decimal, never a float (got {value!r}); "
             "floats cannot hold cents exactly",
         )
     else:
         raise ValidationError.single(
-            "amount",
+            path,
             "wrong_type",
-            f"'amount' must be a str, int or Decimal (got {type(value).__name__})",
+            f"'{path}' must be a str, int or Decimal (got {type(value).__name__})",
         )
-    if not amount.is_finite():
+    if not number.is_finite():
         raise ValidationError.single(
-            "amount", "invalid_amount", f"'amount' must be a finite number (got {value!r})"
+            path, "invalid_amount", f"'{path}' must be a finite number (got {value!r})"
         )
+    return number
+
+
+def _parse_amount(value: object, path: str = "amount") -> Decimal:
+    amount = _parse_number(value, path)
     if amount.adjusted() >= _MAX_DIGITS:
-        raise ValidationError.single(
-            "amount",
-            "amount_too_large",
-            f"'amount' must have fewer than {_MAX_DIGITS} digits before the point",
-        )
+        raise _too_large(path)
     return amount
 
 
@@ -222,15 +294,15 @@ class Money:
         rounding: Rounding | str | None = None,
     ) -> None:
         if not isinstance(currency, Currency):
-            try:
-                currency = Currency(currency)
-            except ValidationError as error:
-                raise error.under("currency") from None
+            currency = _currency(currency)
         value = _parse_amount(amount)
+        # A rounding mode is checked whether or not this amount needs it.
+        mode = None if rounding is None else _rounding(rounding)
         quantum = _QUANTA[currency.minor_units]
-        exact = _CONTEXT.quantize(value, quantum)
+        # Positional arguments: quantize() takes keywords at twice the cost.
+        exact = value.quantize(quantum, None, _CONTEXT)
         if exact != value:
-            if rounding is None:
+            if mode is None:
                 raise ValidationError.single(
                     "amount",
                     "too_precise",
@@ -238,7 +310,9 @@ class Money:
                     f"places in {currency.code} (got {amount!s}); "
                     "name a rounding mode to round it",
                 )
-            exact = value.quantize(quantum, rounding=_rounding(rounding), context=_CONTEXT)
+            exact = value.quantize(quantum, mode, _CONTEXT)
+            if exact.adjusted() >= _MAX_DIGITS:  # rounded up to 10**30
+                raise _too_large()
         if not exact:
             exact = exact.copy_abs()  # no "-0.00"
         _set(self, "amount", exact)
@@ -273,7 +347,7 @@ class Money:
         Money('12.50', 'USD')
         """
         if not isinstance(currency, Currency):
-            currency = Currency(currency)
+            currency = _currency(currency)
         if not isinstance(units, int) or isinstance(units, bool):
             raise ValidationError.single(
                 "minor_units",
@@ -287,21 +361,39 @@ class Money:
         """The total of ``amounts``, all in ``currency`` (zero when empty).
 
         The same as adding them one by one to ``Money.zero(currency)``, the
-        same refusals included, but with one ``Money`` built for the result
-        rather than one per step: the sum of amounts quantized to the
-        currency is itself quantized, so only its size needs checking.
+        refusal of a partial sum too large included, but with one ``Money``
+        built for the result rather than one per step: the sum of amounts
+        quantized to the currency is itself quantized, so only its size needs
+        checking. Money in another currency raises
+        :class:`~altpay_core.errors.CurrencyMismatch`, as ``+`` would;
+        anything that is not money (or ``amounts`` not being iterable) raises
+        :class:`~altpay_core.errors.ValidationError` at ``amounts[i]`` (or
+        ``amounts``).
         """
         zero = cls.zero(currency)
         kind, total = zero.currency, zero.amount
-        for money in amounts:
+        try:
+            items = iter(amounts)
+        except TypeError:
+            raise ValidationError.single(
+                "amounts",
+                "wrong_type",
+                f"'amounts' must be an iterable of Money (got {type(amounts).__name__})",
+            ) from None
+        add = _CONTEXT.add  # once, not once an amount
+        for index, money in enumerate(items):
             if isinstance(money, Money) and money.currency is kind:
-                total = _CONTEXT.add(total, money.amount)
+                total = add(total, money.amount)
                 if total.adjusted() >= _MAX_DIGITS:
                     raise _too_large()
+            elif isinstance(money, Money):
+                raise CurrencyMismatch(kind.code, money.currency.code, "add")
             else:
-                # Another currency, or not money: ``+`` refuses it as it would
-                # have one step at a time.
-                total = (Money._exact(total, kind) + money).amount
+                raise ValidationError.single(
+                    f"amounts[{index}]",
+                    "wrong_type",
+                    f"'amounts[{index}]' must be Money (got {type(money).__name__})",
+                )
         return Money._exact(total, kind)
 
     @classmethod
@@ -360,18 +452,23 @@ class Money:
         return self._checked(_CONTEXT.subtract(self.amount, other.amount))
 
     def _checked(self, amount: Decimal) -> Money:
+        if not amount:
+            return _ZEROS[self.currency.code]  # never "-0.00" (say -1.00 * 0)
         if amount.adjusted() >= _MAX_DIGITS:
             raise _too_large()
         return Money._exact(amount, self.currency)
 
+    # copy_negate and copy_abs are exact; unary - and abs() would round to
+    # the caller's thread-local context.
     def __neg__(self) -> Money:
-        return Money._exact((-self.amount) if self.amount else self.amount, self.currency)
+        amount = self.amount
+        return Money._exact(amount.copy_negate() if amount else amount, self.currency)
 
     def __pos__(self) -> Money:
         return self
 
     def __abs__(self) -> Money:
-        return Money._exact(abs(self.amount), self.currency)
+        return Money._exact(self.amount.copy_abs(), self.currency)
 
     def __mul__(self, factor: int) -> Money:
         """Multiply by a whole number, which is always exact.
@@ -394,20 +491,46 @@ class Money:
     def multiply(self, factor: int | Decimal | str, *, rounding: Rounding | str) -> Money:
         """Multiply by ``factor`` and round the result with ``rounding``.
 
+        The product is exact; it is rounded once, to the currency's minor
+        unit, whatever the caller's :mod:`decimal` context.
+
         >>> Money("10.00", "USD").multiply("0.333", rounding=Rounding.HALF_EVEN)
         Money('3.33', 'USD')
         """
-        ratio = _parse_factor(factor)
-        return Money(self.amount * ratio, self.currency, rounding=rounding)
+        ratio = _parse_amount(factor, "factor")
+        return self._times(ratio, 0, _rounding(rounding))
 
     def percent(self, rate: int | Decimal | str, *, rounding: Rounding | str) -> Money:
         """``rate`` percent of this amount, rounded with ``rounding``.
 
+        Exact, then rounded once, as :meth:`multiply`.
+
         >>> Money("100.00", "USD").percent("2.9", rounding=Rounding.HALF_EVEN)
         Money('2.90', 'USD')
         """
-        ratio = _parse_factor(rate, "rate")
-        return Money(self.amount * ratio / 100, self.currency, rounding=rounding)
+        ratio = _parse_amount(rate, "rate")
+        return self._times(ratio, -2, _rounding(rounding))
+
+    def _times(self, factor: Decimal, shift: int, mode: str) -> Money:
+        """This amount times ``factor * 10**shift``, rounded once with ``mode``."""
+        amount, currency = self.amount, self.currency
+        if not amount or not factor:
+            return _ZEROS[currency.code]
+        try:
+            product = _PRODUCT.multiply(amount, factor)
+            if shift:
+                product = _PRODUCT.scaleb(product, shift)
+        except decimal.Inexact:  # a long factor, or a far too small one
+            product = _exact_product(amount, factor, shift, currency.minor_units)
+        if product.adjusted() >= _MAX_DIGITS:
+            raise _too_large()
+        # Positional arguments: quantize() takes keywords at twice the cost.
+        rounded = product.quantize(_QUANTA[currency.minor_units], mode, _CONTEXT)
+        if not rounded:
+            return _ZEROS[currency.code]  # never "-0.00"
+        if rounded.adjusted() >= _MAX_DIGITS:  # rounded up to 10**30
+            raise _too_large()
+        return Money._exact(rounded, currency)
 
     def allocate(self, ratios: Sequence[int | Decimal | str]) -> list[Money]:
         """Split into parts in proportion to ``ratios``; the parts sum exactly.
@@ -416,6 +539,10 @@ class Money:
         a minor unit, then the minor units left over go one each to the parts
         with the largest remainders, ties to the earliest part. A zero ratio
         always gets zero. Deterministic.
+
+        A ratio is an ``int``, ``Decimal`` or ``str``, not negative, below
+        ``10**100`` and with at most 1000 decimal places (trailing zeros
+        aside); one outside that range is refused (``ratio_out_of_range``).
 
         >>> [p.amount for p in Money("0.05", "USD").allocate([1, 1, 0, 1])]
         [Decimal('0.02'), Decimal('0.02'), Decimal('0.00'), Decimal('0.01')]
@@ -426,36 +553,40 @@ class Money:
             )
         if not ratios:
             raise ValidationError.single("ratios", "empty", "'ratios' must hold at least one ratio")
-        weights: list[Fraction] = []
-        for index, ratio in enumerate(ratios):
-            value = _parse_factor(ratio, f"ratios[{index}]")
-            if value < 0:
-                raise ValidationError.single(
-                    f"ratios[{index}]",
-                    "negative_ratio",
-                    f"'ratios[{index}]' must not be negative (got {ratio!s})",
-                )
-            weights.append(Fraction(value))
-        whole = sum(weights, Fraction(0))
+        # Each ratio as a whole number over 10**places; then all of them over
+        # the largest such power, so that the arithmetic is on whole numbers.
+        pairs = [_ratio(ratio, f"ratios[{index}]") for index, ratio in enumerate(ratios)]
+        most = max(places for _, places in pairs)
+        weights = [
+            numerator * 10 ** (most - places) if places != most else numerator
+            for numerator, places in pairs
+        ]
+        whole = sum(weights)
         if whole == 0:
             raise ValidationError.single("ratios", "zero_ratios", "'ratios' must not all be zero")
         units = self.minor_units
         sign = -1 if units < 0 else 1
         units = abs(units)
         shares: list[int] = []
-        remainders: list[Fraction] = []
+        remainders: list[int] = []  # over ``whole``: comparable as they are
         for weight in weights:
-            exact = units * weight / whole
-            floor = exact.numerator // exact.denominator
-            shares.append(floor)
-            remainders.append(exact - floor)
+            share, remainder = divmod(units * weight, whole)
+            shares.append(share)
+            remainders.append(remainder)
         left = units - sum(shares)
         # Largest remainder first, ties to the earliest part; Python's sort is
         # stable, so sorting by remainder alone keeps index order among ties.
-        order = sorted(range(len(shares)), key=lambda i: remainders[i], reverse=True)
+        # A zero ratio has remainder zero, and ``left`` is less than the number
+        # of non-zero remainders (each below one), so it never gets a unit.
+        order = sorted(range(len(shares)), key=remainders.__getitem__, reverse=True)
         for index in order[:left]:
             shares[index] += 1
-        return [Money.from_minor_units(sign * share, self.currency) for share in shares]
+        currency = self.currency
+        scale = -currency.minor_units
+        return [
+            Money._exact(_CONTEXT.scaleb(Decimal(sign * share), scale), currency)
+            for share in shares
+        ]
 
     def split(self, parts: int) -> list[Money]:
         """Split into ``parts`` equal parts; the first take any extra minor units.
@@ -508,27 +639,71 @@ class Money:
 _new: Final = object.__new__
 _set: Final = object.__setattr__
 _ZEROS: Final = {
-    currency.code: Money._exact(Decimal(0).quantize(currency.quantum), currency)
+    currency.code: Money._exact(_CONTEXT.quantize(Decimal(0), currency.quantum), currency)
     for currency in Currency.all()
 }
 
 
-def _too_large() -> ValidationError:
+def _too_large(path: str = "amount") -> ValidationError:
     return ValidationError.single(
-        "amount",
+        path,
         "amount_too_large",
-        f"'amount' must have fewer than {_MAX_DIGITS} digits before the point",
+        f"'{path}' must have at most {_MAX_DIGITS} digits before the point",
     )
 
 
-def _parse_factor(value: object, path: str = "factor") -> Decimal:
+def _exact_product(amount: Decimal, factor: Decimal, shift: int, units: int) -> Decimal:
+    """``amount * factor * 10**shift`` exactly, or a stand-in that every
+    rounding to ``units`` minor units treats alike; neither is zero."""
+    # |amount| < 10**(adjusted + 1), so |product| < 10**(the sum + 2).
+    if amount.adjusted() + factor.adjusted() + shift < -units - 2:
+        # Under a tenth of a minor unit: every rounding mode gives the same
+        # for it as for _TINY of the same sign. Working it out could take
+        # forever (1e-999999999 is a valid factor) or underflow to zero.
+        tiny: Decimal = _TINY[units]
+        return tiny if (amount < 0) == (factor < 0) else tiny.copy_negate()
+    wide = _wide_context(len(amount.as_tuple().digits) + len(factor.as_tuple().digits))
+    product = wide.multiply(amount, factor)
+    return wide.scaleb(product, shift) if shift else product
+
+
+def _ratio(value: object, path: str) -> tuple[int, int]:
+    """An allocation ratio as ``(numerator, places)``: ``numerator / 10**places``."""
+    if type(value) is int:  # the usual case (split, minor units): no Decimal
+        number: int | Decimal = value
+    else:
+        number = _parse_number(value, path)
+    if number < 0:
+        raise ValidationError.single(
+            path, "negative_ratio", f"'{path}' must not be negative (got {value!s})"
+        )
+    if isinstance(number, int):
+        if number >= _RATIO_LIMIT:
+            raise _ratio_out_of_range(path)
+        return number, 0
+    if not number:
+        return 0, 0
+    if not -_RATIO_MAX_PLACES <= number.adjusted() <= _RATIO_MAX_ADJUSTED:
+        raise _ratio_out_of_range(path)
     try:
-        parsed = _parse_amount(value)
-    except ValidationError as error:
-        raise ValidationError(
-            [
-                attrs.evolve(e, path=path, message=e.message.replace("'amount'", f"'{path}'"))
-                for e in error.errors
-            ]
-        ) from None
-    return parsed
+        # Within range, at most 1100 significant digits once trailing zeros
+        # are dropped: more raises Inexact.
+        reduced = _RATIO.normalize(number)
+    except decimal.Inexact:
+        raise _ratio_out_of_range(path) from None
+    exponent = reduced.as_tuple().exponent
+    assert isinstance(exponent, int)  # finite
+    if exponent >= 0:
+        return int(reduced), 0
+    if exponent < -_RATIO_MAX_PLACES:
+        raise _ratio_out_of_range(path)
+    return int(_RATIO.scaleb(reduced, -exponent)), -exponent
+
+
+def _ratio_out_of_range(path: str) -> ValidationError:
+    return ValidationError.single(
+        path,
+        "ratio_out_of_range",
+        f"'{path}' must be below 1e{_RATIO_MAX_ADJUSTED + 1} and have at most "
+        f"{_RATIO_MAX_PLACES} decimal places",
+    )
