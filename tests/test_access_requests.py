@@ -155,6 +155,74 @@ def test_another_partners_request_is_not_found(resolution: str) -> None:
         RESOLUTIONS[resolution](request(p), other, member(other, Role.ADMIN))
 
 
+# -- arguments of the wrong type ---------------------------------------------------------
+
+# Anything that is not what the argument names: never a bare AttributeError
+# nor a NotFound ("no team member 'None'"), but a ValidationError naming it.
+not_a_partner_nor_a_member = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.text(max_size=20),
+    st.just("tm_1"),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+    st.builds(object),
+)
+
+
+@given(bad=not_a_partner_nor_a_member)
+def test_open_names_a_partner_of_the_wrong_type(bad: object) -> None:
+    with pytest.raises(ValidationError) as caught:
+        AccessRequest.open(bad, email="cy@globex.example")  # type: ignore[arg-type]
+    assert caught.value.paths == ["partner"]
+    assert caught.value.codes == ["wrong_type"]
+    # Reported with the other invalid fields, at once.
+    with pytest.raises(ValidationError) as caught:
+        AccessRequest.open(bad, email="nope")  # type: ignore[arg-type]
+    assert caught.value.paths == ["partner", "email"]
+
+
+@pytest.mark.parametrize("resolution", list(RESOLUTIONS))
+@given(bad=not_a_partner_nor_a_member)
+def test_resolving_names_a_partner_of_the_wrong_type(resolution: str, bad: object) -> None:
+    p = partner()
+    req = request(p)
+    with pytest.raises(ValidationError) as caught:
+        RESOLUTIONS[resolution](req, bad, member(p, Role.ADMIN))
+    assert caught.value.paths == ["partner"]
+    assert caught.value.codes == ["wrong_type"]
+    assert req.is_pending
+
+
+@pytest.mark.parametrize("resolution", list(RESOLUTIONS))
+@given(
+    bad=not_a_partner_nor_a_member.filter(
+        lambda v: not (isinstance(v, str) and v.startswith("tm_"))
+    )
+)
+def test_rule_c9_by_is_required_and_must_be_a_member(resolution: str, bad: object) -> None:
+    # None is no actor here (unlike the partner's own commands): refused too.
+    p = partner()
+    req = request(p)
+    with pytest.raises(ValidationError) as caught:
+        RESOLUTIONS[resolution](req, p, bad)
+    assert caught.value.paths == ["by"]
+    # Text that is no member's id is an invalid id.
+    assert caught.value.codes in (["wrong_type"], ["invalid_id"])
+    assert req.is_pending
+
+
+@given(bad=not_a_partner_nor_a_member)
+def test_add_to_customer_names_a_customer_of_the_wrong_type(bad: object) -> None:
+    p = partner()
+    req = request(p)
+    with pytest.raises(ValidationError) as caught:
+        req.add_to_customer(bad, partner=p, by=member(p, Role.ADMIN))  # type: ignore[arg-type]
+    assert caught.value.paths == ["customer"]
+    assert caught.value.codes == ["wrong_type"]
+
+
 # -- the three resolutions ------------------------------------------------------------
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import attrs
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from altpay_core import (
@@ -637,6 +637,210 @@ class TestDirectConstruction:
         assert caught.value.paths == ["users"]
 
 
+# Every field of a customer that can be made invalid on its own, with a bad
+# value and the paths of the errors it gives, in the order they are reported.
+BAD_FIELDS: dict[str, tuple[Any, list[str]]] = {
+    "id": ("cus_1!", ["id"]),
+    "partner_id": (None, ["partner_id"]),
+    "company": (" ", ["company"]),
+    "address": ("1 Main St", ["address"]),
+    "legal_name": (5, ["legal_name"]),
+    "ein": ("12-3456789", ["ein"]),
+    "billing_email": ("ap@globex.example", ["billing_email"]),
+    "tags": ([[1], TagId("tag_1"), {"a": 1}], ["tags[0]", "tags[2]"]),
+    "status": ("deleted", ["status"]),
+    "external_ref": ("cw:1", ["external_ref"]),
+    "card_fee_exception": ("nobody", ["card_fee_exception"]),
+    "created_at": (dt.datetime(2026, 1, 1), ["created_at"]),  # naive on purpose
+    "version": (-1, ["version"]),
+}
+_FIELD_ORDER = [a.name for a in attrs.fields(Customer)]
+
+
+def rebuild(customer: Customer, *, through_evolve: bool, **fields: Any) -> Customer:
+    """``customer`` with other fields, through attrs.evolve or the constructor."""
+    if through_evolve:
+        return attrs.evolve(customer, **fields)
+    kept = {a.name: getattr(customer, a.name) for a in attrs.fields(Customer) if a.init}
+    return Customer(**{**kept, **fields})
+
+
+class TestRuleC5AmongFieldErrors:
+    """A customer without users and with invalid fields: every field error is
+    reported, with C5 among them at ``users``; C5 alone stays an
+    InvariantViolation."""
+
+    @given(
+        bad=st.sets(st.sampled_from(sorted(BAD_FIELDS))),
+        no_user=st.booleans(),
+        through_evolve=st.booleans(),
+    )
+    def test_every_error_is_reported(
+        self, bad: set[str], no_user: bool, through_evolve: bool
+    ) -> None:
+        assume(bad or no_user)
+        customer = globex()
+        fields: dict[str, Any] = {name: BAD_FIELDS[name][0] for name in bad}
+        if no_user:
+            fields["users"] = ()
+        if not bad:
+            with pytest.raises(InvariantViolation) as violated:
+                rebuild(customer, through_evolve=through_evolve, **fields)
+            assert (violated.value.rule, violated.value.path) == ("C5", "users")
+            assert "a customer needs at least one user" in str(violated.value)
+            return
+        with pytest.raises(ValidationError) as caught:
+            rebuild(customer, through_evolve=through_evolve, **fields)
+        named = sorted((*bad, *(["users"] if no_user else [])), key=_FIELD_ORDER.index)
+        expected = [
+            p for name in named for p in (["users"] if name == "users" else BAD_FIELDS[name][1])
+        ]
+        assert caught.value.paths == expected
+        c5 = [e for e in caught.value.errors if e.code == "C5"]
+        if no_user:
+            (error,) = c5
+            assert error.path == "users"
+            assert "a customer needs at least one user" in error.message
+        else:
+            assert c5 == []
+
+    def test_a_blank_company_is_not_hidden_by_c5(self) -> None:
+        with pytest.raises(ValidationError) as caught:
+            attrs.evolve(globex(), company=" ", users=())
+        assert caught.value.paths == ["company", "users"]
+        assert caught.value.codes == ["blank", "C5"]
+
+
+class TestUnhashableTags:
+    """Tags that cannot go into a frozenset (a list, a dict) are reported at
+    their index, never a bare TypeError."""
+
+    unhashable = st.one_of(
+        st.lists(st.integers(), max_size=2),
+        st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+        st.sets(st.integers(), max_size=2),
+    )
+
+    @given(
+        items=st.lists(
+            st.one_of(unhashable, st.builds(TagId.new), st.text(max_size=5)),
+            min_size=1,
+            max_size=5,
+        ).filter(lambda xs: any(isinstance(x, list | dict | set) for x in xs)),
+        as_tuple=st.booleans(),
+        through_evolve=st.booleans(),
+    )
+    def test_each_bad_tag_is_named(
+        self, items: list[Any], as_tuple: bool, through_evolve: bool
+    ) -> None:
+        customer = globex()
+        tags = tuple(items) if as_tuple else items
+        with pytest.raises(ValidationError) as caught:
+            rebuild(customer, through_evolve=through_evolve, tags=tags)
+        assert caught.value.paths == [
+            f"tags[{i}]" for i, item in enumerate(items) if not isinstance(item, TagId)
+        ]
+        assert set(caught.value.codes) == {"wrong_type"}
+
+
+# -- arguments of the wrong type -------------------------------------------------------------
+
+not_a_partner = st.one_of(
+    anything,
+    st.just(PartnerId("par_1")),
+    st.builds(object),
+)
+
+
+class TestArgumentsOfTheWrongType:
+    """An argument that must be a Partner (or an ExternalRef, a tag) and is
+    not: a ValidationError naming it, never an AttributeError."""
+
+    @given(bad=not_a_partner)
+    def test_partner_arguments(self, bad: object) -> None:
+        customer = globex()
+        commands = [
+            lambda: customer.set_tags(bad, []),  # type: ignore[arg-type]
+            lambda: customer.set_tags(bad, ["vip"]),  # type: ignore[arg-type]
+            lambda: customer.card_fee_bearer(bad),  # type: ignore[arg-type]
+            lambda: Customer.from_sync(
+                bad,  # type: ignore[arg-type]
+                external_ref=REF,
+                company="I",
+                address=ALBANY,
+                users=[{"first_name": "A", "last_name": "B", "email": "a@b.example"}],
+            ),
+        ]
+        for command in commands:
+            with pytest.raises(ValidationError) as caught:
+                command()
+            assert caught.value.paths == ["partner"]
+            assert caught.value.codes == ["wrong_type"]
+
+    @given(
+        items=st.lists(
+            st.one_of(
+                st.sampled_from(["vip", "Net 30"]),
+                st.none(),
+                st.integers(),
+                st.lists(st.integers(), max_size=2),
+                st.builds(object),
+            ),
+            max_size=4,
+        )
+    )
+    def test_each_tag_of_the_wrong_type_is_named(self, items: list[Any]) -> None:
+        p = partner()
+        customer = globex(p)
+        wrong = [f"tags[{i}]" for i, item in enumerate(items) if not isinstance(item, str)]
+        if not wrong:
+            assert customer.set_tags(p, items).tags == {p.tag(t).id for t in items}
+            return
+        with pytest.raises(ValidationError) as caught:
+            customer.set_tags(p, items)
+        assert caught.value.paths == wrong
+        assert set(caught.value.codes) == {"wrong_type"}
+
+    @pytest.mark.parametrize("bad", [5, "connectwise:4711", {"system": "cw"}, [[1]], object()])
+    def test_an_external_ref_of_the_wrong_type(self, bad: object) -> None:
+        manual, synced_one = globex(), synced()
+        for command in (manual.update_details, synced_one.update_details, synced_one.apply_sync):
+            with pytest.raises(ValidationError) as caught:
+                command(external_ref=bad)
+            assert caught.value.paths == ["external_ref"]
+        # None (a manual customer's) and its own reference are still accepted.
+        assert globex().update_details(external_ref=None).external_ref is None
+        assert synced().apply_sync(external_ref=REF).external_ref == REF
+
+
+# -- C7: a billing email whose case changes -----------------------------------------------------
+
+local_parts = st.text(
+    alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=1, max_size=12
+)
+
+
+@given(stored=local_parts, data=st.data())
+def test_a_case_only_change_of_the_billing_email_is_a_change(
+    stored: str, data: st.DataObject
+) -> None:
+    """EmailAddress equality compares the case-folded address (C4), but the
+    local part keeps its case in ``str()``: a new text is stored and recorded."""
+    new = "".join(data.draw(st.sampled_from([c.lower(), c.upper()])) for c in stored)
+    customer = globex().update_details(billing_email=f"{stored}@Globex.example")
+    customer = attrs.evolve(customer)  # as if stored: no pending events
+    after = customer.update_details(billing_email=f"{new}@globex.example")
+    if new == stored:
+        assert after is customer
+        return
+    assert str(after.billing_email) == f"{new}@globex.example"
+    (event,) = after.events
+    assert isinstance(event, CustomerUpdated)
+    assert event.changes == ("billing_email",)
+    # The same text (the domain is normalised) changes nothing.
+    assert after.update_details(billing_email=f"{new}@GLOBEX.example") is after
+
+
 # -- events, immutability, serialisation -------------------------------------------------------
 
 
@@ -888,6 +1092,8 @@ CUSTOMER_FORMS: dict[str, list[Any]] = {
         {TagId("tag_1")},
         frozenset({"tag_1"}),
         ["tag_1"],
+        [[1]],
+        (TagId("tag_1"), {"a": 1}),
         "tag_1",
         None,
     ],

@@ -159,6 +159,31 @@ class TestRuleC1Order:
         draft = with_users("ann@globex.example")
         assert draft.create().id == draft.create().id
 
+    @given(bad=anything)
+    def test_start_names_a_partner_of_the_wrong_type(self, bad: object) -> None:
+        with pytest.raises(ValidationError) as caught:
+            CustomerDraft.start(bad)  # type: ignore[arg-type]
+        assert caught.value.paths == ["partner"]
+        assert caught.value.codes == ["wrong_type"]
+
+    @given(
+        bad=anything.filter(
+            lambda value: (
+                value is not None and not (isinstance(value, str) and value.startswith("tm_"))
+            )
+        )
+    )
+    def test_start_names_a_member_of_the_wrong_type(self, bad: object) -> None:
+        # by=None is "no actor" (a service that has checked); anything else
+        # that is no member nor id is a ValidationError, not a NotFound.
+        p = partner()
+        with pytest.raises(ValidationError) as caught:
+            CustomerDraft.start(p, by=bad)  # type: ignore[arg-type]
+        assert caught.value.paths == ["by"]
+        # Text that is no member's id is an invalid id.
+        assert caught.value.codes in (["wrong_type"], ["invalid_id"])
+        assert CustomerDraft.start(p, by=None).partner_id == p.id
+
 
 # -- C2: every invalid field at once ----------------------------------------------
 

@@ -6,8 +6,10 @@ import datetime as dt
 import enum
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from altpay_core import _fields
+from altpay_core import Customer, CustomerDraft, Partner, PartnerId, _fields, from_json, to_json
 from altpay_core.errors import ValidationError
 
 
@@ -98,4 +100,59 @@ def test_as_tuple() -> None:
         "users",
         "wrong_type",
         "'users' must be a list (got str)",
+    )
+
+
+@given(
+    before=st.text(max_size=5),
+    surrogate=st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF),
+    after=st.text(max_size=5),
+)
+def test_text_with_a_lone_surrogate_is_no_text(before: str, surrogate: str, after: str) -> None:
+    # What json.loads makes of "\ud800": no database can store it.
+    text = f"x{before}{surrogate}{after}x"
+    assert not _fields.valid_unicode(text)
+    assert error_of(_fields.required_text, "company", text)[:2] == ("company", "invalid_text")
+    assert error_of(_fields.query_text, "number", text)[:2] == ("number", "invalid_text")
+
+
+@given(text=st.text())
+def test_any_other_text_is_text(text: str) -> None:
+    assert _fields.valid_unicode(text) == (text.encode("utf-8", "surrogatepass").decode() == text)
+    if _fields.valid_unicode(text):
+        assert _fields.query_text("number", text) == text
+
+
+def test_a_customer_read_from_json_with_a_lone_surrogate_is_refused() -> None:
+    partner = Partner.create(name="Northwind IT", country="US")
+    draft = CustomerDraft.start(partner).enter_details(
+        company="Globex",
+        address={
+            "line1": "1 Main St",
+            "city": "Albany",
+            "region": "NY",
+            "postal_code": "12207",
+            "country": "US",
+        },
+    )
+    customer = draft.add_user(first_name="Ann", last_name="Lee", email="ann@x.example").create()
+    text = to_json(customer).replace('"Globex"', '"Glo\\ud800bex"')
+    with pytest.raises(ValidationError) as info:
+        from_json(Customer, text)
+    assert (info.value.paths, info.value.codes) == (["company"], ["invalid_text"])
+
+
+def test_argument_and_entity_id() -> None:
+    assert _fields.argument("partner", 5, int, "a number") == 5
+    assert error_of(_fields.argument, "partner", None, Partner, "a Partner") == (
+        "partner",
+        "wrong_type",
+        "'partner' must be a Partner (got NoneType)",
+    )
+    partner_id = PartnerId.new()
+    assert _fields.entity_id("partner_id", partner_id, PartnerId) is partner_id
+    assert _fields.entity_id("partner_id", str(partner_id), PartnerId) == partner_id
+    assert error_of(_fields.entity_id, "partner_id", None, PartnerId)[:2] == (
+        "partner_id",
+        "invalid_id",
     )

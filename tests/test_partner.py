@@ -128,6 +128,29 @@ class TestCreate:
         with contextlib.suppress(AltpayError):
             Partner.create(name=name, country=country, currency=currency)  # type: ignore[arg-type]
 
+    @given(
+        country=st.one_of(
+            st.text(alphabet="usUScaCA\u017f\u0131\u212a\uff35 \t", max_size=4),
+            st.sampled_from(["u\u017f", "U\u017f", " u\u017f ", "\uff35\uff33", "us", " CA "]),
+        )
+    )
+    def test_the_country_is_upper_cased_in_ascii_only(self, country: str) -> None:
+        """str.upper() maps some other letters onto ASCII ones (the long s,
+        U+017F, becomes S): "u\u017f" is no way of writing US."""
+        text = country.strip()
+        known = text.isascii() and text.upper() in {"US", "CA"}
+        for build in (
+            lambda: Partner.create(name="N", country=country),
+            lambda: Partner(PartnerId.new(), "N", country, Currency("USD")),
+        ):
+            if known:
+                assert build().country == text.upper()
+            else:
+                with pytest.raises(ValidationError) as caught:
+                    build()
+                assert caught.value.paths == ["country"]
+                assert caught.value.codes == ["unknown_country"]
+
     def test_starts_with_the_default_card_fees_and_nothing_else(self) -> None:
         partner = Partner.create(name="Northwind IT", country="CA")
         assert partner.card_fees == CardFeePolicy.default("CAD")
@@ -210,7 +233,9 @@ class TestDirectConstruction:
 
 PERMISSIONS = {
     Role.ADMIN: set(Action),
-    Role.SUB_ADMIN: set(Action) - {Action.MANAGE_BANKING},
+    # Neither the banking details nor the Admins (granting the role, changing
+    # or removing an Admin): else a Sub-Admin could make themselves an Admin.
+    Role.SUB_ADMIN: set(Action) - {Action.MANAGE_BANKING, Action.MANAGE_ADMINS},
     Role.MEMBER: {Action.VIEW_INVOICES, Action.EDIT_INVOICES},
     Role.READ_ONLY: {Action.VIEW_INVOICES},
 }
@@ -281,6 +306,189 @@ class TestPermissions:
                 with pytest.raises(PermissionDenied) as caught:
                     command(partner, who)
                 assert caught.value.action == action.value
+
+
+class TestOnlyAnAdminManagesAdmins:
+    """A Sub-Admin manages the team but not its Admins: granting the Admin
+    role, changing an Admin's role and removing an Admin take an Admin (no
+    way round the banking details)."""
+
+    @pytest.mark.parametrize("by_role", list(Role))
+    @pytest.mark.parametrize("target_role", list(Role))
+    @pytest.mark.parametrize("new_role", list(Role))
+    def test_change_role(self, by_role: Role, target_role: Role, new_role: Role) -> None:
+        # Two Admins, so that the last-Admin rule never gets in the way.
+        partner = northwind().add_team_member(name="Al", email="al@n.example", role="admin")
+        by = member(partner, by_role)
+        target = member(partner, target_role)
+        allowed = by_role is Role.ADMIN or (
+            by_role is Role.SUB_ADMIN and Role.ADMIN not in {target_role, new_role}
+        )
+        if allowed:
+            after = partner.change_role(target, new_role, by=by)
+            assert after.member(target.id).role is new_role
+        else:
+            with pytest.raises(PermissionDenied) as caught:
+                partner.change_role(target, new_role, by=by)
+            assert caught.value.role == by_role.value
+            assert partner.member(target.id).role is target_role
+
+    def test_a_sub_admin_cannot_make_themselves_an_admin(self) -> None:
+        partner = northwind()
+        sam = member(partner, Role.SUB_ADMIN)
+        with pytest.raises(PermissionDenied) as caught:
+            partner.change_role(sam, "admin", by=sam)
+        assert caught.value.action == Action.MANAGE_ADMINS.value
+        with pytest.raises(PermissionDenied):
+            partner.authorize(sam, Action.MANAGE_BANKING)
+
+    @pytest.mark.parametrize("by_role", list(Role))
+    @pytest.mark.parametrize("target_role", list(Role))
+    def test_remove_team_member(self, by_role: Role, target_role: Role) -> None:
+        partner = northwind().add_team_member(name="Al", email="al@n.example", role="admin")
+        by = member(partner, by_role)
+        target = member(partner, target_role)
+        allowed = by_role is Role.ADMIN or (
+            by_role is Role.SUB_ADMIN and target_role is not Role.ADMIN
+        )
+        if allowed:
+            assert target not in partner.remove_team_member(target, by=by).team
+        else:
+            with pytest.raises(PermissionDenied):
+                partner.remove_team_member(target, by=by)
+
+    @pytest.mark.parametrize("by_role", list(Role))
+    @pytest.mark.parametrize("new_role", list(Role))
+    def test_add_team_member(self, by_role: Role, new_role: Role) -> None:
+        partner = northwind()
+        by = member(partner, by_role)
+        allowed = by_role is Role.ADMIN or (
+            by_role is Role.SUB_ADMIN and new_role is not Role.ADMIN
+        )
+        if allowed:
+            after = partner.add_team_member(name="N", email="n@n.example", role=new_role, by=by)
+            assert after.team[-1].role is new_role
+        else:
+            with pytest.raises(PermissionDenied):
+                partner.add_team_member(name="N", email="n@n.example", role=new_role, by=by)
+
+    def test_without_by_the_system_may_do_it_all(self) -> None:
+        partner = northwind()
+        sam = member(partner, Role.SUB_ADMIN)
+        promoted = partner.change_role(sam, "admin").add_team_member(
+            name="N", email="n@n.example", role="admin"
+        )
+        assert promoted.member(sam.id).role is Role.ADMIN
+        assert promoted.team[-1].role is Role.ADMIN
+
+
+# -- arguments of the wrong type ------------------------------------------------------
+
+# Neither a team member nor a member's id (as itself or as text).
+not_a_member = st.one_of(anything, st.just("tm-1"), st.builds(object), st.builds(TagId.new)).filter(
+    lambda value: not (isinstance(value, str) and value.startswith("tm_"))
+)
+# Neither a tag, a tag id, nor a name.
+not_a_tag = st.one_of(anything, st.builds(object), st.builds(TeamMemberId.new)).filter(
+    lambda value: not isinstance(value, str)
+)
+not_a_string = st.one_of(anything, st.builds(object)).filter(
+    lambda value: not isinstance(value, str)
+)
+
+
+class TestArgumentsOfTheWrongType:
+    """A value of the wrong type is a ValidationError naming the argument; a
+    well-formed id (or name) that is not there stays a NotFound."""
+
+    @given(bad=not_a_member)
+    def test_members(self, bad: object) -> None:
+        partner = northwind()
+        commands = {
+            "by": [
+                lambda: partner.authorize(bad, Action.VIEW_INVOICES),  # type: ignore[arg-type]
+                lambda: partner.add_tag(name="VIP", colour="#FF0000", by=bad),  # type: ignore[arg-type]
+                lambda: partner.change_role(partner.team[1], "member", by=bad),  # type: ignore[arg-type]
+                lambda: partner.disconnect_integration("xero", by=bad),  # type: ignore[arg-type]
+            ],
+            "member": [
+                lambda: partner.member(bad),  # type: ignore[arg-type]
+                lambda: partner.change_role(bad, "admin"),  # type: ignore[arg-type]
+                lambda: partner.remove_team_member(bad),  # type: ignore[arg-type]
+            ],
+        }
+        if bad is None:
+            del commands["by"]  # by=None: the command runs as the system
+        for path, group in commands.items():
+            for command in group:
+                with pytest.raises(ValidationError) as caught:
+                    command()
+                assert caught.value.paths == [path]
+                assert caught.value.codes in (["wrong_type"], ["invalid_id"])
+
+    def test_a_members_id_may_be_given_as_text(self) -> None:
+        partner = northwind()
+        member = partner.team[1]
+        assert partner.member(str(member.id)) == member
+        assert partner.authorize(str(member.id), Action.VIEW_INVOICES) == member  # type: ignore[arg-type]
+
+    @given(bad=not_a_tag)
+    def test_tags(self, bad: object) -> None:
+        partner = northwind().add_tag(name="VIP", colour="#FF0000")
+        for command in (
+            lambda: partner.tag(bad),  # type: ignore[arg-type]
+            lambda: partner.update_tag(bad, name="Gold"),  # type: ignore[arg-type]
+            lambda: partner.delete_tag(bad),  # type: ignore[arg-type]
+        ):
+            with pytest.raises(ValidationError) as caught:
+                command()
+            assert caught.value.paths == ["tag"]
+            assert caught.value.codes == ["wrong_type"]
+
+    @given(bad=not_a_string)
+    def test_systems(self, bad: object) -> None:
+        partner = northwind().connect_integration("xero")
+        for command in (
+            lambda: partner.integration(bad),  # type: ignore[arg-type]
+            lambda: partner.disconnect_integration(bad),  # type: ignore[arg-type]
+        ):
+            with pytest.raises(ValidationError) as caught:
+                command()
+            assert caught.value.paths == ["system"]
+            assert caught.value.codes == ["wrong_type"]
+
+    def test_well_formed_but_not_there_is_still_not_found(self) -> None:
+        partner = northwind().add_tag(name="VIP", colour="#FF0000")
+        stranger = TeamMember.new(name="X", email="x@else.example", role=Role.ADMIN)
+        for command in (
+            lambda: partner.authorize(TeamMemberId.new(), Action.VIEW_INVOICES),
+            lambda: partner.change_role(stranger, "member"),
+            lambda: partner.remove_team_member(TeamMemberId.new()),
+            lambda: partner.add_tag(name="Gold", colour="#FFD700", by=stranger),
+            lambda: partner.tag(TagId.new()),
+            lambda: partner.tag("gold"),
+            lambda: partner.delete_tag(Tag.new(name="Gold", colour="#FFD700")),
+            lambda: partner.disconnect_integration("xero"),
+        ):
+            with pytest.raises(NotFound):
+                command()
+
+    def test_by_none_still_means_the_system(self) -> None:
+        partner = northwind()
+        assert partner.add_tag(name="VIP", colour="#FF0000", by=None).tag("vip").name == "VIP"
+        assert partner.change_role(partner.team[1], "member", by=None).team[1].role is Role.MEMBER
+
+    @given(bad=st.one_of(anything, st.builds(object)))
+    def test_may_and_the_default_policy(self, bad: object) -> None:
+        ada = northwind().team[0]
+        if isinstance(bad, str) and bad in set(Action):
+            assert ada.may(bad)
+        else:
+            with pytest.raises(ValidationError) as caught:
+                ada.may(bad)  # type: ignore[arg-type]
+            assert caught.value.paths == ["action"]
+        with contextlib.suppress(ValidationError):
+            assert CardFeePolicy.default(bad).fixed.amount == Decimal("0.30")  # type: ignore[arg-type]
 
 
 class TestTeam:
@@ -543,8 +751,9 @@ class TestIntegrations:
         partner = Partner.create(name="N", country="US")
         with pytest.raises(NotFound):
             partner.disconnect_integration("xero")
-        with pytest.raises(NotFound):
+        with pytest.raises(ValidationError) as caught:
             partner.integration(5)  # type: ignore[arg-type]
+        assert paths(caught) == ["system"]
 
     def test_flags_must_be_booleans(self) -> None:
         partner = Partner.create(name="N", country="US")

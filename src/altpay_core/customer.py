@@ -104,7 +104,27 @@ def _address(path: str, value: object) -> Address:
 def _as_frozenset(value: object) -> object:
     # Lists, tuples and sets become a frozenset; anything else (a string,
     # above all) is left for the checks to report.
-    return frozenset(value) if isinstance(value, list | tuple | set | frozenset) else value
+    if isinstance(value, list | tuple | set | frozenset):
+        try:
+            return frozenset(value)
+        except TypeError:
+            # An unhashable item (a list, a dict): kept as a tuple, so that the
+            # checks report that item, at its index, instead.
+            return tuple(value)
+    return value
+
+
+def _partner(value: object) -> Partner:
+    return _fields.argument("partner", value, Partner, "a Partner")
+
+
+def _same(old: object, new: object) -> bool:
+    """Whether a field keeps its value: for an email, its text too (equality
+    compares the case-folded address, but ``Ann@`` stored as ``ann@`` is a
+    change the partner asked for)."""
+    if isinstance(old, EmailAddress) and isinstance(new, EmailAddress):
+        return old.value == new.value
+    return bool(old == new)
 
 
 class _HasEvents(Protocol):
@@ -450,6 +470,7 @@ class CustomerDraft:
         customers: those come in through the sync instead. With ``by``, the
         team member must be allowed to manage customers.
         """
+        _partner(partner)
         if by is not None:
             partner.authorize(by, Action.MANAGE_CUSTOMERS)
         if partner.syncs_customers:
@@ -587,6 +608,8 @@ class CustomerStatus(enum.Enum):
     ARCHIVED = "archived"
 
 
+_C5_MESSAGE: Final = "a customer needs at least one user"
+
 _SYNCED_FIELDS: Final = ("company", "address")
 """The fields of a synced customer that only its integration changes (C6)."""
 
@@ -666,17 +689,28 @@ class Customer:
         check.text("company")
         check.instance("address", Address, "an Address")
         users_ok = check.items("users", CustomerUser, "a CustomerUser")
+        no_user = users_ok and not self.users
+        if no_user:
+            # Rule C5, among the field errors (if any): none hides another.
+            # Worded as from_dict words the InvariantViolation below.
+            check.found.add("users", "C5", f"{_C5_MESSAGE} (rule C5)")
         check.text("legal_name", optional=True)
         check.instance("ein", EIN, "an EIN", optional=True)
         check.instance("billing_email", EmailAddress, "an EmailAddress", optional=True)
-        check.items("tags", TagId, "a TagId", kind_of_list=frozenset)
+        if isinstance(self.tags, tuple):
+            # Only a list with an unhashable item is left a tuple (see
+            # _as_frozenset): each item that is not a TagId is named.
+            check.items("tags", TagId, "a TagId")
+        else:
+            check.items("tags", TagId, "a TagId", kind_of_list=frozenset)
         check.choice("status", CustomerStatus)
         check.instance("external_ref", ExternalRef, "an ExternalRef", optional=True)
         check.choice("card_fee_exception", CardFeeBearer, optional=True)
         check.datetime("created_at")
         check.version()
-        if users_ok and not self.users:
-            raise InvariantViolation("a customer needs at least one user", rule="C5", path="users")
+        if no_user and len(check.found.errors) == 1:
+            # C5 alone: a rule about the customer's state, not a bad field.
+            raise InvariantViolation(_C5_MESSAGE, rule="C5", path="users")
         check.done()  # raises unless the users are a tuple of CustomerUser
 
     # -- building from an integration ---------------------------------------
@@ -710,6 +744,7 @@ class Customer:
         changes. That no other customer of the partner that is not archived
         has the same reference (C10) is checked when it is stored.
         """
+        _partner(partner)
         if not isinstance(external_ref, ExternalRef):
             raise ValidationError.single(
                 "external_ref",
@@ -796,6 +831,7 @@ class Customer:
 
     def card_fee_bearer(self, partner: Partner) -> CardFeeBearer:
         """Who bears card fees for this customer: its exception, else the policy."""
+        _partner(partner)
         if self.card_fee_exception is not None:
             return self.card_fee_exception
         return partner.card_fees.bearer
@@ -817,6 +853,15 @@ class Customer:
             )
 
     def _refuse_new_external_ref(self, external_ref: object) -> None:
+        if not (
+            external_ref is KEEP or external_ref is None or isinstance(external_ref, ExternalRef)
+        ):
+            raise ValidationError.single(
+                "external_ref",
+                "wrong_type",
+                "'external_ref' must be an ExternalRef or None "
+                f"(got {type(external_ref).__name__})",
+            )
         if external_ref is not KEEP and external_ref != self.external_ref:
             raise InvariantViolation(
                 "a customer's external reference never changes", rule="C10", path="external_ref"
@@ -861,7 +906,9 @@ class Customer:
         }
         details = CustomerDetails.parse(**merged)
         fields = {name: getattr(details, name) for name in _DETAIL_FIELDS}
-        changes = tuple(name for name in _DETAIL_FIELDS if fields[name] != getattr(self, name))
+        changes = tuple(
+            name for name in _DETAIL_FIELDS if not _same(getattr(self, name), fields[name])
+        )
         if synced_fields_locked:
             for name in _SYNCED_FIELDS:
                 if name in changes:
@@ -956,17 +1003,30 @@ class Customer:
 
     def set_tags(self, partner: Partner, tags: Iterable[TagId | Tag | str]) -> Customer:
         """Carry exactly these tags, each from the partner's catalog (by id,
-        name or the tag itself); ``NotFound`` names the first tag not in it."""
+        name or the tag itself); ``NotFound`` names the first tag not in it,
+        ``ValidationError`` every item that is none of these (``tags[1]``)."""
+        _partner(partner)
         if isinstance(tags, str | Tag) or not isinstance(tags, Iterable):
             raise ValidationError.single(
                 "tags",
                 "wrong_type",
                 f"'tags' must be a list of tags, tag ids or names (got {type(tags).__name__})",
             )
+        given = list(tags)
+        found = FieldErrors()
+        for index, item in enumerate(given):
+            if not isinstance(item, TagId | Tag | str):
+                found.add(
+                    f"tags[{index}]",
+                    "wrong_type",
+                    f"'tags[{index}]' must be a Tag, a TagId or a tag's name "
+                    f"(got {type(item).__name__})",
+                )
+        found.raise_if_any()
         self._refuse_if_archived()
         if partner.id != self.partner_id:
             raise NotFound("customer", self.id)
-        wanted = frozenset(partner.tag(t).id for t in tags)
+        wanted = frozenset(partner.tag(t).id for t in given)
         if wanted == self.tags:
             return self
         return self._changed(("tags",), tags=wanted)
@@ -1124,6 +1184,7 @@ class AccessRequest:
         """Record that ``email`` asked for access through the billing link.
         Every invalid field is reported at once."""
         found = FieldErrors()
+        found.check("", _partner, partner)
         clean_email = found.check("", _email, "email", email)
         first = found.check(
             "", _fields.optional_text, "first_name", first_name, max_length=_NAME_MAX
@@ -1144,6 +1205,8 @@ class AccessRequest:
         return self.status is AccessRequestStatus.PENDING
 
     def _resolver(self, partner: Partner, by: TeamMemberId | TeamMember) -> TeamMember:
+        # ``by`` is required here (None is no actor): authorize refuses it.
+        _partner(partner)
         if partner.id != self.partner_id:
             raise NotFound("access request", self.id)
         # C9: only the roles allowed to approve access requests (Admin and
@@ -1211,6 +1274,7 @@ class AccessRequest:
         resolved, and as :meth:`Customer.add_user` refuses (an archived
         customer, an email already a user).
         """
+        _fields.argument("customer", customer, Customer, "a Customer")
         member = self._resolver(partner, by)
         if customer.partner_id != self.partner_id:
             raise NotFound("customer", customer.id)

@@ -168,7 +168,12 @@ def _kept_text(value: object, max_length: int = 200) -> bool:
     them, the detailed checks could find nothing and change nothing.
     """
     # Not empty and equal to its own strip(): trimmed, so not blank either.
-    return type(value) is str and 0 < len(value) <= max_length and value.strip() == value
+    return (
+        type(value) is str
+        and 0 < len(value) <= max_length
+        and value.strip() == value
+        and _fields.valid_unicode(value)
+    )
 
 
 def _wrong_type(path: str, label: str, value: object, *, optional: bool = False) -> str:
@@ -220,7 +225,8 @@ class Role(enum.Enum):
     ADMIN = "admin"
     """Everything: invoices, customers, access requests, integrations, team, banking."""
     SUB_ADMIN = "sub_admin"
-    """Everything but banking details."""
+    """Everything but banking details and the Admins: a Sub-Admin neither grants
+    the Admin role nor changes or removes an Admin."""
     MEMBER = "member"
     """View and edit invoices only."""
     READ_ONLY = "read_only"
@@ -251,13 +257,17 @@ class Action(enum.StrEnum):
     MANAGE_CARD_FEES = "manage card fees"
     MANAGE_INTEGRATIONS = "manage integrations"
     MANAGE_TEAM = "manage the team"
+    MANAGE_ADMINS = "manage Admins"
+    """Grant the Admin role, or change or remove an Admin (besides ``MANAGE_TEAM``)."""
     MANAGE_BANKING = "manage banking details"
 
 
 _ALL_ACTIONS: Final = frozenset(Action)
 ROLE_ACTIONS: Final[Mapping[Role, frozenset[Action]]] = {
     Role.ADMIN: _ALL_ACTIONS,
-    Role.SUB_ADMIN: _ALL_ACTIONS - {Action.MANAGE_BANKING},
+    # Not the Admins either: else a Sub-Admin could make themselves an Admin
+    # and so reach the banking details.
+    Role.SUB_ADMIN: _ALL_ACTIONS - {Action.MANAGE_BANKING, Action.MANAGE_ADMINS},
     Role.MEMBER: frozenset({Action.VIEW_INVOICES, Action.EDIT_INVOICES}),
     Role.READ_ONLY: frozenset({Action.VIEW_INVOICES}),
 }
@@ -296,8 +306,10 @@ class TeamMember:
         found.raise_if_any()
         return cls(TeamMemberId.new(), clean_name, clean_email, clean_role)
 
-    def may(self, action: Action) -> bool:
+    def may(self, action: Action | str) -> bool:
         """Whether this member's role allows ``action``."""
+        if type(action) is not Action:
+            action = _fields.choice("action", action, Action)
         return action in ROLE_ACTIONS[self.role]
 
 
@@ -458,6 +470,14 @@ class CardFeePolicy:
     @classmethod
     def default(cls, currency: str | Currency) -> CardFeePolicy:
         """2.9% + 0.30 (in ``currency``), passed to the customer."""
+        if not isinstance(currency, str | Currency):
+            # Checked here: Currency() itself lets unhashable input through as
+            # a TypeError.
+            raise ValidationError.single(
+                "currency",
+                "wrong_type",
+                f"'currency' must be a currency code (got {type(currency).__name__})",
+            )
         return cls(
             CardFeeBearer.CUSTOMER,
             DEFAULT_CARD_FEE_PERCENT,
@@ -529,8 +549,11 @@ class Integration:
 
 
 def _country(path: str, value: object) -> str:
-    if isinstance(value, str) and value.strip().upper() in COUNTRY_CURRENCIES:
-        return value.strip().upper()
+    # Upper-case ASCII only, as values._clean_code does: str.upper() maps some
+    # other letters onto ASCII ones (U+017F, the long s, becomes S).
+    text = value.strip() if isinstance(value, str) else ""
+    if text.isascii() and text.upper() in COUNTRY_CURRENCIES:
+        return text.upper()
     shown = repr(value) if isinstance(value, str) else type(value).__name__
     raise ValidationError.single(
         path, "unknown_country", f"'{path}' must be 'US' or 'CA' (got {shown})"
@@ -661,8 +684,22 @@ class Partner:
     # -- permissions ------------------------------------------------------
 
     def member(self, member: TeamMemberId | TeamMember) -> TeamMember:
-        """The team member with that id (``NotFound`` if not on this team)."""
-        wanted = member.id if isinstance(member, TeamMember) else member
+        """The team member with that id (``NotFound`` if not on this team;
+        ``ValidationError`` for anything but a member or a member's id)."""
+        return self._member(member, "member")
+
+    def _member(self, member: object, path: str) -> TeamMember:
+        if isinstance(member, TeamMember):
+            wanted = member.id
+        elif isinstance(member, TeamMemberId | str):
+            # An id, or its text (as the repositories take ids).
+            wanted = _fields.entity_id(path, member, TeamMemberId)
+        else:
+            raise ValidationError.single(
+                path,
+                "wrong_type",
+                f"'{path}' must be a TeamMember or a TeamMemberId (got {type(member).__name__})",
+            )
         for candidate in self.team:
             if candidate.id == wanted:
                 return candidate
@@ -672,16 +709,19 @@ class Partner:
         """The one permission check: the member, if their role allows ``action``.
 
         Raises :class:`~altpay_core.errors.PermissionDenied` (naming the role
-        and the action) or :class:`~altpay_core.errors.NotFound` (not on this
-        partner's team). The table is :data:`ROLE_ACTIONS`.
+        and the action), :class:`~altpay_core.errors.NotFound` (not on this
+        partner's team) or :class:`~altpay_core.errors.ValidationError` (``by``
+        is neither a team member nor a member's id, ``action`` no action).
+        The table is :data:`ROLE_ACTIONS`.
         """
         wanted = _fields.choice("action", action, Action)
-        found = self.member(by)
+        found = self._member(by, "by")
         if not found.may(wanted):
             raise PermissionDenied(role=found.role.value, action=wanted.value)
         return found
 
     def _check(self, by: TeamMemberId | TeamMember | None, action: Action) -> None:
+        # ``by=None``: the command runs as the system, and nothing is checked.
         if by is not None:
             self.authorize(by, action)
 
@@ -695,9 +735,12 @@ class Partner:
         role: Role | str,
         by: TeamMemberId | TeamMember | None = None,
     ) -> Partner:
-        """Give a person a login to the partner's dashboard (one per email)."""
+        """Give a person a login to the partner's dashboard (one per email).
+        Only an Admin adds an Admin."""
         self._check(by, Action.MANAGE_TEAM)
         member = TeamMember.new(name=name, email=email, role=role)
+        if member.role is Role.ADMIN:
+            self._check(by, Action.MANAGE_ADMINS)
         if any(m.email.key == member.email.key for m in self.team):
             raise InvariantViolation(
                 f"{member.email} is already on the team", rule="team-unique-email", path="email"
@@ -711,10 +754,13 @@ class Partner:
         *,
         by: TeamMemberId | TeamMember | None = None,
     ) -> Partner:
-        """Give a team member another role; the last Admin keeps theirs."""
+        """Give a team member another role; the last Admin keeps theirs.
+        Only an Admin grants the Admin role or changes an Admin's."""
         self._check(by, Action.MANAGE_TEAM)
-        target = self.member(member)
+        target = self._member(member, "member")
         new_role = _fields.choice("role", role, Role)
+        if Role.ADMIN in {new_role, target.role}:
+            self._check(by, Action.MANAGE_ADMINS)
         team = tuple(attrs.evolve(m, role=new_role) if m is target else m for m in self.team)
         self._keep_an_admin(team)
         return attrs.evolve(self, team=team)
@@ -722,9 +768,12 @@ class Partner:
     def remove_team_member(
         self, member: TeamMemberId | TeamMember, *, by: TeamMemberId | TeamMember | None = None
     ) -> Partner:
-        """Take a person's dashboard login away; the last Admin stays."""
+        """Take a person's dashboard login away; the last Admin stays. Only
+        an Admin removes an Admin."""
         self._check(by, Action.MANAGE_TEAM)
-        target = self.member(member)
+        target = self._member(member, "member")
+        if target.role is Role.ADMIN:
+            self._check(by, Action.MANAGE_ADMINS)
         team = tuple(m for m in self.team if m is not target)
         self._keep_an_admin(team)
         return attrs.evolve(self, team=team)
@@ -739,13 +788,27 @@ class Partner:
     # -- tags ---------------------------------------------------------------
 
     def tag(self, tag: TagId | Tag | str) -> Tag:
-        """The tag with that id, or that name (compared case-insensitively)."""
+        """The tag with that id, or that name (compared case-insensitively).
+
+        ``NotFound`` if the catalog has no such tag; ``ValidationError`` for
+        anything but a tag, a tag id or a name."""
         if isinstance(tag, Tag):
             tag = tag.id
-        key = _tag_key(tag.strip()) if isinstance(tag, str) else None
-        for candidate in self.tags:
-            if candidate.id == tag or candidate.key == key:
-                return candidate
+        if isinstance(tag, TagId):
+            for candidate in self.tags:
+                if candidate.id == tag:
+                    return candidate
+        elif isinstance(tag, str):
+            key = _tag_key(tag.strip())
+            for candidate in self.tags:
+                if candidate.key == key:
+                    return candidate
+        else:
+            raise ValidationError.single(
+                "tag",
+                "wrong_type",
+                f"'tag' must be a Tag, a TagId or a tag's name (got {type(tag).__name__})",
+            )
         raise NotFound("tag", tag)
 
     def add_tag(
@@ -893,8 +956,17 @@ class Partner:
         return any(i.syncs_invoices for i in self.integrations)
 
     def integration(self, system: str) -> Integration:
-        """The connected integration named ``system`` (any case)."""
-        wanted = system.strip().lower() if isinstance(system, str) else system
+        """The connected integration named ``system`` (any case).
+
+        ``NotFound`` if it is not connected; ``ValidationError`` if ``system``
+        is not a string."""
+        if not isinstance(system, str):
+            raise ValidationError.single(
+                "system",
+                "wrong_type",
+                f"'system' must be a string (got {type(system).__name__})",
+            )
+        wanted = system.strip().lower()
         for candidate in self.integrations:
             if candidate.system == wanted:
                 return candidate
