@@ -20,6 +20,7 @@ from altpay_core import (
     PermissionDenied,
     Role,
     UserId,
+    ValidationError,
     access,
     from_dict,
     invoice_access,
@@ -194,6 +195,43 @@ def test_starting_an_impersonation(world: World) -> None:
     with pytest.raises(InvariantViolation) as caught:
         Impersonation.start(world.partner, other.globex, by=world.reader)
     assert caught.value.rule == "I1"
+
+
+def _entry_points(w: World) -> list[tuple[str, object]]:
+    """Each function of access.py with one argument of the wrong type, and
+    the path the error must name."""
+    return [
+        ("invoice", lambda: invoice_access(None, w.globex, w.ann)),
+        ("customer", lambda: invoice_access(w.invoice, None, w.ann)),
+        ("viewer", lambda: invoice_access(w.invoice, w.globex, "ann@example.com")),
+        ("viewer", lambda: invoice_access(w.invoice, w.globex, None)),
+        ("invoice", lambda: may_view(None, w.globex, w.ann)),
+        ("customer", lambda: may_pay(w.invoice, None, w.ann)),
+        ("invoice", lambda: require_view(None, w.globex, w.ann)),
+        ("customer", lambda: require_pay(w.invoice, None, w.ann)),
+        ("invoices", lambda: visible_invoices(None, w.globex, w.ann)),
+        ("invoices[1]", lambda: visible_invoices([w.invoice, None], w.globex, w.ann)),
+        ("customer", lambda: visible_invoices([], None, w.ann)),
+        ("viewer", lambda: visible_invoices([], w.globex, 42)),
+        ("partner", lambda: Impersonation.start(None, w.globex, by=w.reader)),
+        ("customer", lambda: Impersonation.start(w.partner, None, by=w.reader)),
+        (
+            "customer_id",
+            lambda: Impersonation(
+                partner_id=w.partner.id, customer_id="x", team_member_id=w.reader.id
+            ),
+        ),
+    ]
+
+
+@pytest.mark.parametrize("index", range(len(_entry_points(World()))))
+def test_every_entry_point_refuses_arguments_of_the_wrong_type(index: int) -> None:
+    # invoice_access(None, ...) raised a bare AttributeError; a viewer of the
+    # wrong type was silently shown nothing.
+    path, call = _entry_points(World())[index]
+    with pytest.raises(ValidationError) as caught:
+        call()  # type: ignore[operator]
+    assert (caught.value.paths, caught.value.codes) == ([path], ["wrong_type"])
 
 
 def test_access_enum() -> None:

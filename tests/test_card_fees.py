@@ -16,6 +16,7 @@ from altpay_core import (
     Customer,
     CustomerDraft,
     FeeKind,
+    InvariantViolation,
     Invoice,
     Money,
     Partner,
@@ -113,6 +114,20 @@ def test_the_partner_may_absorb_it_with_exceptions_per_customer() -> None:
     default = make_partner()
     exempt = make_customer(default).set_card_fee_exception("partner")
     assert not card_fee_for(default, exempt, usd("100.00")).covered_by_customer  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("method", ["card", "ach"])
+def test_another_partners_customer_is_refused_i1(method: str) -> None:
+    # Its exception applied to this partner's fee, unchecked.
+    partner = make_partner().set_card_fees(bearer="partner")
+    theirs = make_customer(make_partner()).set_card_fee_exception(CardFeeBearer.CUSTOMER)
+    with pytest.raises(InvariantViolation) as caught:
+        card_fee_for(partner, theirs, usd("100.00"), method)
+    assert (caught.value.rule, caught.value.path) == ("I1", "customer")
+    for args, path in (((None, theirs), "partner"), ((partner, None), "customer")):
+        with pytest.raises(ValidationError) as refused:
+            card_fee_for(*args, usd("100.00"), method)  # type: ignore[arg-type]
+        assert (refused.value.paths, refused.value.codes) == ([path], ["wrong_type"])
 
 
 @pytest.mark.parametrize("method", ["ach", PaymentMethodType.PAD, "eft"])

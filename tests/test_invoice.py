@@ -430,12 +430,31 @@ class TestSynced:
         paid = inv.apply_sync(lines=[{"description": "x", "quantity": 1, "unit_amount": "200.00"}])
         assert paid.status is InvoiceStatus.PAID
         assert paid.events[-1].topic == "invoice_paid"
-        # A paid synced invoice may be edited by the partner (I10 speaks of unpaid ones).
-        reopened = paid.update(
-            partner, lines=[{"description": "x", "quantity": 1, "unit_amount": "250.00"}]
+        # The sync may still change a paid synced invoice, and reopen it.
+        reopened = paid.apply_sync(
+            lines=[{"description": "x", "quantity": 1, "unit_amount": "250.00"}]
         )
         assert reopened.status is InvoiceStatus.OPEN
         assert reopened.balance == usd("50.00")
+
+    def test_partner_edits_of_paid_synced_invoice_refused_i10(self) -> None:
+        # Paid, the partner may still not change its amounts or due date: an
+        # edit would reopen it with amounts its source never had (I10).
+        partner = synced_partner()
+        paid = sync(partner, make_customer(partner)).apply_payment(PaymentId.new(), usd("500.00"))
+        assert paid.status is InvoiceStatus.PAID
+        for change in (
+            {"lines": [{"description": "x", "quantity": 1, "unit_amount": "600.00"}]},
+            {"fees": [{"kind": "interest", "amount": "1"}]},
+            {"due_date": TODAY},
+        ):
+            with pytest.raises(InvariantViolation) as caught:
+                paid.update(partner, today=TODAY, **change)  # type: ignore[arg-type]
+            assert (caught.value.rule, caught.value.path) == ("I10", next(iter(change)))
+        with pytest.raises(InvariantViolation) as caught:
+            paid.add_fee(partner, kind="late_payment", amount="25.00")
+        assert caught.value.rule == "I10"
+        assert paid.update(partner, memo="Thanks").memo == "Thanks"
 
     def test_only_a_synced_invoice_is_synced(self, partner: Partner, customer: Customer) -> None:
         with pytest.raises(InvariantViolation) as caught:
@@ -745,6 +764,107 @@ class TestInvariants:
         with pytest.raises(ValidationError) as caught:
             from_dict(Invoice, data)
         assert caught.value.codes == ["I4"]
+
+
+# -- enumerations given as their values ------------------------------------------------------
+
+
+@settings(max_examples=max(10, settings.default.max_examples // 2))
+@given(inv=st.from_type(Invoice), status=st.sampled_from(InvoiceStatus))
+def test_an_invoice_status_given_as_its_value_is_the_member(
+    inv: Invoice, status: InvoiceStatus
+) -> None:
+    # "open" passed the checks unconverted: the rules then failed with a bare
+    # AttributeError, or let an invalid invoice exist.
+    try:
+        expected: Invoice | Exception = attrs.evolve(inv, status=status)
+    except (InvariantViolation, ValidationError) as error:
+        expected = error
+    if isinstance(expected, Exception):
+        with pytest.raises(type(expected)) as caught:
+            attrs.evolve(inv, status=status.value)
+        assert str(caught.value) == str(expected)
+    else:
+        got = attrs.evolve(inv, status=status.value)
+        assert got == expected
+        assert got.status is status
+        assert from_dict(Invoice, to_dict(got)) == got
+
+
+@given(fee=st.from_type(Fee))
+def test_a_fee_kind_given_as_its_value_is_the_member(fee: Fee) -> None:
+    got = attrs.evolve(fee, kind=fee.kind.value)
+    assert got.kind is fee.kind
+    assert got == fee
+    assert to_dict(got) == to_dict(fee)
+
+
+def test_an_invoice_status_not_a_choice(partner: Partner, customer: Customer) -> None:
+    inv = issue(partner, customer)
+    paid = inv.apply_payment(PaymentId.new(), inv.total)
+    with pytest.raises(InvariantViolation) as caught:
+        attrs.evolve(paid, status="open")
+    assert caught.value.rule == "I4"
+    with pytest.raises(ValidationError) as caught:
+        attrs.evolve(inv, status="overdue")
+    assert (caught.value.paths, caught.value.codes) == (["status"], ["invalid_choice"])
+    with pytest.raises(ValidationError) as caught:
+        Fee("card fee", "Card", usd("1"))  # type: ignore[arg-type]
+    assert (caught.value.paths, caught.value.codes) == (["kind"], ["invalid_choice"])
+
+
+# -- arguments of the wrong type ------------------------------------------------------------
+
+
+def _entry_points() -> list[tuple[str, str, object]]:
+    """Each public entry point of invoice.py taking a partner, a customer or a
+    date, with that argument wrong: the path and code the error must give."""
+    partner = make_partner()
+    customer = make_customer(partner)
+    inv = issue(partner, customer)
+    synced = synced_partner()
+    fields = {
+        "external_ref": ExternalRef("connectwise", "4711"),
+        "number": "CW-1",
+        "lines": [{"description": "x", "quantity": 1, "unit_amount": "1"}],
+        "issue_date": TODAY,
+        "due_date": DUE,
+    }
+    mo = member_of(partner, Role.MEMBER)
+    lines = [{"description": "x", "quantity": 1, "unit_amount": "1"}]
+    return [
+        (
+            "partner",
+            "wrong_type",
+            lambda: Invoice.issue(
+                None, customer, by=mo, number="1", lines=lines, due_date=DUE, today=TODAY
+            ),
+        ),
+        (
+            "customer",
+            "wrong_type",
+            lambda: Invoice.issue(
+                partner, None, by=mo, number="1", lines=lines, due_date=DUE, today=TODAY
+            ),
+        ),
+        ("partner", "wrong_type", lambda: Invoice.from_sync(None, customer, **fields)),
+        ("customer", "wrong_type", lambda: Invoice.from_sync(synced, None, **fields)),
+        ("today", "invalid_date", lambda: inv.is_overdue(None)),
+        ("today", "invalid_date", lambda: inv.is_overdue("2026-01-01")),
+        ("today", "invalid_date", lambda: inv.is_overdue(dt.datetime(2026, 1, 1, tzinfo=dt.UTC))),
+        ("partner", "wrong_type", lambda: inv.update(None, memo="x")),
+        ("partner", "wrong_type", lambda: inv.add_fee(None, kind="interest", amount="1")),
+        ("partner", "wrong_type", lambda: inv.void(None)),
+        ("partner", "wrong_type", lambda: inv.archive(None)),
+    ]
+
+
+@pytest.mark.parametrize("index", range(len(_entry_points())))
+def test_every_entry_point_refuses_arguments_of_the_wrong_type(index: int) -> None:
+    path, code, call = _entry_points()[index]
+    with pytest.raises(ValidationError) as caught:
+        call()  # type: ignore[operator]
+    assert (caught.value.paths, caught.value.codes) == ([path], [code])
 
 
 # -- serialization, strategies, notebooks, docs ---------------------------------------------------

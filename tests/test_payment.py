@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import runpy
 from decimal import Decimal
+from typing import Any
 
 import attrs
 import pytest
@@ -18,6 +19,7 @@ from altpay_core import (
     CardFeeBearer,
     Customer,
     CustomerDraft,
+    CustomerId,
     CustomerPaymentMethods,
     Fee,
     FeeKind,
@@ -28,6 +30,7 @@ from altpay_core import (
     Money,
     NotFound,
     Partner,
+    PartnerId,
     Payment,
     PaymentId,
     PaymentMethod,
@@ -291,12 +294,49 @@ class TestPay:
         )
         card = methods.default
         assert card is not None
-        pay, _ = world.pay(method=card)
+        pay, _ = world.pay(method=card, methods=methods)
         assert (pay.method, pay.payment_method_id) == (PaymentMethodType.CARD, card.id)
-        archived = methods.archive(card.id).method(card.id)
+        archived = methods.archive(card.id)
+        for copy in (card, archived.method(card.id)):
+            # Archived as the customer's methods hold it now, whatever the copy says.
+            with pytest.raises(InvariantViolation) as caught:
+                world.pay(method=copy, methods=archived)
+            assert (caught.value.rule, caught.value.path) == ("payment-method", "method")
+
+    def test_saved_method_of_another_customer_is_refused_i1(self, world: World) -> None:
+        # Nothing tied a saved method to its customer: Initech's card paid Globex's invoice.
+        initech = make_customer(world.partner, "Initech")
+        theirs = CustomerPaymentMethods.of(initech).add(
+            type="card", display_name="Visa", last4="4242"
+        )
+        ours = CustomerPaymentMethods.of(world.customer).add(
+            type="card", display_name="Visa", last4="4242"
+        )
+        card = theirs.default
+        assert card is not None
+        for methods in (ours, theirs):
+            with pytest.raises(InvariantViolation) as caught:
+                world.pay(method=card, methods=methods)
+            assert caught.value.rule == "I1"
+        # A copy of our card with other details is not the card on file either.
+        assert ours.default is not None
+        forged = attrs.evolve(ours.default, type=PaymentMethodType.ACH)
         with pytest.raises(InvariantViolation) as caught:
-            world.pay(method=archived)
-        assert caught.value.rule == "payment-method"
+            world.pay(method=forged, methods=ours)
+        assert (caught.value.rule, caught.value.path) == ("I1", "method")
+        # Without the customer's methods a saved method cannot be checked.
+        for methods in (None, [card]):
+            with pytest.raises(ValidationError) as caught:
+                world.pay(method=card, methods=methods)
+            assert caught.value.paths == ["methods"]
+
+    def test_one_invoice_named_twice_in_amounts_is_refused(self, world: World) -> None:
+        # {id: "10", str(id): "20"} silently paid 20.
+        with pytest.raises(ValidationError) as caught:
+            world.pay(amounts={world.a.id: "10", str(world.a.id): "20"})
+        assert caught.value.paths == [f"amounts[{world.a.id}]"]
+        assert caught.value.codes == ["duplicate"]
+        assert world.pay(amounts={str(world.a.id): "20"})[0].amount == usd("20")
 
 
 class TestIdempotency:
@@ -596,7 +636,21 @@ class TestPaymentInvariants:
     def test_allocation_checks_itself(self) -> None:
         with pytest.raises(ValidationError) as caught:
             Allocation("inv_1", usd("0"), Money("-1", "CAD"))  # type: ignore[arg-type]
-        assert caught.value.paths == ["invoice_id", "amount", "card_fee", "card_fee"]
+        # On its own an allocation cannot tell which currency is wrong: both named.
+        assert caught.value.paths == ["invoice_id", "amount", "card_fee", "amount", "card_fee"]
+
+    @pytest.mark.parametrize("field", ["amount", "card_fee"])
+    def test_wrong_currency_of_an_allocation_names_its_field_i2(
+        self, world: World, field: str
+    ) -> None:
+        # An allocation's amount in CAD was reported at 'allocations[0].card_fee'.
+        pay, _ = paid_by(world, "card")
+        data = to_dict(pay)
+        data["allocations"][0][field]["currency"] = "CAD"
+        with pytest.raises(ValidationError) as caught:
+            from_dict(Payment, data)
+        assert f"allocations[0].{field}" in caught.value.paths
+        assert set(caught.value.codes) == {"currency_mismatch"}
 
     def test_repr_html(self, world: World) -> None:
         pay, _ = paid_by(world, "card")
@@ -957,6 +1011,337 @@ class TestScheduled:
             "payment_id",
             "version",
         ]
+
+
+# -- enumerations given as their values -------------------------------------------------------
+
+
+class TestEnumerationsAsValues:
+    """A status, method or type given as its value becomes the member before
+    any rule runs: the value passed the checks unconverted, so instances broke
+    the rules (a refunded payment that never succeeded) or their own methods."""
+
+    @settings(max_examples=max(10, settings.default.max_examples // 2))
+    @given(pay=st.from_type(Payment), status=st.sampled_from(PaymentStatus))
+    def test_payment_status_as_value_is_the_member(
+        self, pay: Payment, status: PaymentStatus
+    ) -> None:
+        assert_same_outcome(
+            lambda: attrs.evolve(pay, status=status), lambda: attrs.evolve(pay, status=status.value)
+        )
+
+    @settings(max_examples=max(10, settings.default.max_examples // 2))
+    @given(pay=st.from_type(Payment), method=st.sampled_from(PaymentMethodType))
+    def test_payment_method_as_value_is_the_member(
+        self, pay: Payment, method: PaymentMethodType
+    ) -> None:
+        assert_same_outcome(
+            lambda: attrs.evolve(pay, method=method), lambda: attrs.evolve(pay, method=method.value)
+        )
+
+    def test_the_reported_cases(self, world: World) -> None:
+        pay, _ = paid_by(world, "card")
+        with pytest.raises(InvariantViolation) as caught:
+            attrs.evolve(pay, status="refunded")
+        assert caught.value.rule == "I7"
+        with pytest.raises(InvariantViolation) as caught:
+            attrs.evolve(pay, status="charged_back")
+        assert caught.value.rule == "I6"
+        same = attrs.evolve(pay, status="processing", method="card")
+        assert (same.status, same.method) == (PaymentStatus.PROCESSING, PaymentMethodType.CARD)
+        assert same == pay
+        with pytest.raises(ValidationError) as caught:
+            attrs.evolve(pay, status="lost", method="cash")
+        assert caught.value.paths == ["method", "status"]
+        assert caught.value.codes == ["invalid_choice", "invalid_choice"]
+
+    def test_fee_kind(self) -> None:
+        fee = Fee("card", "Card", Money("1", "USD"))  # type: ignore[arg-type]
+        assert fee.kind is FeeKind.CARD
+        assert fee == Fee.new(FeeKind.CARD, Money("1", "USD"), name="Card")
+        assert to_dict(fee)["kind"] == "card"
+        with pytest.raises(ValidationError) as caught:
+            Fee("cheque", "Card", Money("1", "USD"))  # type: ignore[arg-type]
+        assert (caught.value.paths, caught.value.codes) == (["kind"], ["invalid_choice"])
+
+    def test_payment_method_type_and_status(self) -> None:
+        method = PaymentMethod(
+            id=PaymentMethodId.new(),
+            type="ach",  # type: ignore[arg-type]
+            display_name="Chase checking",
+            last4="6789",
+            status="active",  # type: ignore[arg-type]
+        )
+        assert method.is_active
+        assert (method.type, method.status) == (
+            PaymentMethodType.ACH,
+            PaymentMethodStatus.ACTIVE,
+        )
+        assert to_dict(method)["type"] == "ach"
+
+    def test_scheduled_payment_status(self, world: World) -> None:
+        scheduled = TestScheduled().schedule(world)
+        again = attrs.evolve(scheduled, status="scheduled")
+        assert again.status is ScheduledPaymentStatus.SCHEDULED
+        assert again.is_due(again.pay_on)
+        assert again.cancel().status is ScheduledPaymentStatus.CANCELED
+        with pytest.raises(InvariantViolation):
+            attrs.evolve(scheduled, status="processed")  # without a payment id
+
+
+def assert_same_outcome(with_member: Any, with_value: Any) -> None:
+    """Both build the same instance, or both are refused with the same error."""
+    refused: Exception | None = None
+    try:
+        expected = with_member()
+    except (InvariantViolation, ValidationError) as error:
+        refused = error
+    if refused is None:
+        assert with_value() == expected
+        return
+    with pytest.raises(type(refused)) as caught:
+        with_value()
+    assert str(caught.value) == str(refused)
+
+
+# -- saved methods: never a full number ----------------------------------------------------
+
+
+class TestDisplayNameDigits:
+    @pytest.mark.parametrize(
+        "name",
+        [
+            "4242/4242/4242/4242",
+            "4242_4242_4242_4242",
+            "Visa 4242,4242,4242,4242",
+            "4242\u00b74242\u00b74242\u00b74242",
+            "\uff14\uff12\uff14\uff12\uff14\uff12\uff14\uff12\uff14\uff12\uff14\uff12",
+            "\u0664\u0662\u0664\u0662\u0664",  # Arabic-Indic digits
+            "Visa 4242 1",
+        ],
+    )
+    def test_more_than_4_digits_in_any_form_is_refused(self, world: World, name: str) -> None:
+        book = CustomerPaymentMethods.of(world.customer)
+        with pytest.raises(ValidationError) as caught:
+            book.add(type="card", display_name=name, last4="4242")
+        assert caught.value.codes == ["looks_like_number"]
+        assert name not in str(caught.value)
+        with pytest.raises(ValidationError) as caught:
+            PaymentMethod(
+                id=PaymentMethodId.new(),
+                type=PaymentMethodType.CARD,
+                display_name=name,
+                last4="4242",
+            )
+        assert caught.value.paths == ["display_name"]
+
+    @given(
+        digits=st.lists(st.characters(categories=["Nd"]), min_size=5, max_size=12),
+        separators=st.lists(
+            st.text(st.characters(categories=["L", "P", "S", "Zs"]), max_size=2),
+            min_size=12,
+            max_size=12,
+        ),
+    )
+    def test_any_5_digits_whatever_separates_them(
+        self, digits: list[str], separators: list[str]
+    ) -> None:
+        name = "Visa " + "".join(d + sep for d, sep in zip(digits, separators, strict=False))
+        with pytest.raises(ValidationError) as caught:
+            CustomerPaymentMethods(partner_id=PartnerId.new(), customer_id=CustomerId.new()).add(
+                type="card", display_name=name[:50], last4="4242"
+            )
+        assert "looks_like_number" in caught.value.codes
+
+    @pytest.mark.parametrize("name", ["Visa 4242", "Chase checking 1-2-3-4", "Amex Gold"])
+    def test_up_to_4_digits_are_kept(self, world: World, name: str) -> None:
+        book = CustomerPaymentMethods.of(world.customer)
+        assert (
+            book.add(type="card", display_name=name, last4="4242").methods[0].display_name == name
+        )
+
+    @pytest.mark.parametrize(
+        "last4",
+        [
+            "\u0664\u0662\u0664\u0662",
+            "\U0001d7d2\U0001d7d0\U0001d7d2\U0001d7d0",
+            "4\u0662\u0664\u0662",
+        ],
+    )
+    def test_last4_is_4_ascii_digits(self, world: World, last4: str) -> None:
+        with pytest.raises(ValidationError) as caught:
+            CustomerPaymentMethods.of(world.customer).add(
+                type="card", display_name="Visa", last4=last4
+            )
+        assert caught.value.codes == ["invalid_last4"]
+
+
+# -- scheduled payments that can no longer run ---------------------------------------------
+
+
+class TestScheduledRunChecks:
+    def test_a_paid_invoice_takes_no_scheduled_payment_i4(self, world: World) -> None:
+        # It said "amounts[...] must be greater than zero" (the balance).
+        scheduled = TestScheduled().schedule(world, amount="100.00")
+        _, (paid,) = world.pay()
+        assert paid.status is InvoiceStatus.PAID
+        for invoice in (paid, world.a.void(world.partner)):
+            with pytest.raises(InvariantViolation) as caught:
+                run_scheduled_payment(
+                    scheduled,
+                    partner=world.partner,
+                    customer=world.customer,
+                    invoice=invoice,
+                    methods=TestScheduled().book(world),
+                    today=scheduled.pay_on,
+                )
+            assert (caught.value.rule, caught.value.path) == ("I4", "status")
+
+    def test_an_amount_in_a_currency_no_partner_bills_in_is_refused_i2(self, world: World) -> None:
+        scheduled = TestScheduled().schedule(world)
+        with pytest.raises(ValidationError) as caught:
+            attrs.evolve(scheduled, amount=Money("5", "EUR"))
+        assert (caught.value.paths, caught.value.codes) == (["amount"], ["unsupported_currency"])
+
+    def test_an_amount_in_another_currency_than_the_invoices_is_refused_i2(
+        self, world: World
+    ) -> None:
+        # A CAD amount for a USD invoice: CurrencyMismatch escaped from the run.
+        scheduled = attrs.evolve(TestScheduled().schedule(world), amount=Money("5", "CAD"))
+        with pytest.raises(ValidationError) as caught:
+            run_scheduled_payment(
+                scheduled,
+                partner=world.partner,
+                customer=world.customer,
+                invoice=world.a,
+                methods=TestScheduled().book(world),
+                today=scheduled.pay_on,
+            )
+        assert (caught.value.paths, caught.value.codes) == (["amount"], ["currency_mismatch"])
+        with pytest.raises(ValidationError) as caught:
+            TestScheduled().schedule(world, amount=Money("5", "CAD"))
+        assert caught.value.paths == ["amount"]
+
+
+# -- arguments of the wrong type -----------------------------------------------------------
+
+
+def _entry_points(w: World) -> list[tuple[str, Any]]:
+    """Each public entry point of payment.py, with one argument wrong; the
+    path the error must name."""
+    book = CustomerPaymentMethods.of(w.customer).add(
+        type="ach", display_name="Chase checking", last4="6789"
+    )
+    scheduled = TestScheduled().schedule(w)
+    pay, touched = w.pay()
+    common: dict[str, Any] = {"payer": w.ann, "method": "ach", "idempotency_key": "k"}
+    sched: dict[str, Any] = {
+        "payer": w.ann,
+        "methods": book,
+        "pay_on": TODAY,
+        "today": TODAY,
+    }
+    run: dict[str, Any] = {
+        "partner": w.partner,
+        "customer": w.customer,
+        "invoice": w.a,
+        "methods": book,
+        "today": scheduled.pay_on,
+    }
+    fingerprint: dict[str, Any] = {
+        "customer_id": w.customer.id,
+        "user_id": w.ann.id,
+        "method": "card",
+        "payment_method_id": None,
+        "currency": w.currency,
+        "amounts": [(w.a.id, None)],
+    }
+    return [
+        ("partner", lambda: pay_invoices(None, w.customer, [w.a], **common)),
+        ("customer", lambda: pay_invoices(w.partner, None, [w.a], **common)),
+        (
+            "customer",
+            lambda: charge_now(
+                w.partner,
+                None,
+                [w.a],
+                methods=book,
+                **{k: v for k, v in common.items() if k != "method"},
+            ),
+        ),
+        ("payment", lambda: fail_payment(None, [w.a])),
+        ("payment", lambda: return_payment(None, [w.a])),
+        ("payment", lambda: charge_back_payment(None, [w.a])),
+        ("payment", lambda: refund_payment(None, [w.a])),
+        ("partner", lambda: schedule_payment(None, w.customer, w.a, **sched)),
+        ("customer", lambda: schedule_payment(w.partner, None, w.a, **sched)),
+        ("invoice", lambda: schedule_payment(w.partner, w.customer, None, **sched)),
+        ("scheduled", lambda: run_scheduled_payment(None, **run)),
+        ("partner", lambda: run_scheduled_payment(scheduled, **{**run, "partner": None})),
+        ("customer", lambda: run_scheduled_payment(scheduled, **{**run, "customer": None})),
+        ("invoice", lambda: run_scheduled_payment(scheduled, **{**run, "invoice": None})),
+        ("today", lambda: run_scheduled_payment(scheduled, **{**run, "today": "2026-01-08"})),
+        ("partner", lambda: payment.card_fee_for(None, w.customer, w.money("1"))),
+        ("customer", lambda: payment.card_fee_for(w.partner, None, w.money("1"))),
+        ("customer", lambda: method_on_file(book, None, purpose="x")),
+        ("purpose", lambda: method_on_file(book, w.customer, purpose=None)),
+        ("customer", lambda: CustomerPaymentMethods.of(None)),
+        ("existing", lambda: replay_payment(None, idempotency_key="k", fingerprint="f")),
+        ("fingerprint", lambda: replay_payment(pay, idempotency_key="key-1", fingerprint=None)),
+        ("currency", lambda: payment.request_fingerprint(**{**fingerprint, "currency": "USD"})),
+        (
+            "amounts[0][1]",
+            lambda: payment.request_fingerprint(**{**fingerprint, "amounts": [(w.a.id, "10")]}),
+        ),
+        (
+            "amounts[0][0]",
+            lambda: payment.request_fingerprint(
+                **{**fingerprint, "amounts": [(str(w.a.id), None)]}
+            ),
+        ),
+        (
+            "customer_id",
+            lambda: payment.request_fingerprint(**{**fingerprint, "customer_id": None}),
+        ),
+        ("today", lambda: scheduled.is_due(None)),
+        ("today", lambda: scheduled.is_due(AT)),
+        ("invoices[0]", lambda: fail_payment(pay, [None])),
+        ("at", lambda: pay.succeed(at="now")),
+        ("invoices", lambda: fail_payment(pay, touched[0])),
+    ]
+
+
+@pytest.mark.parametrize("index", range(len(_entry_points(World()))))
+def test_every_entry_point_refuses_arguments_of_the_wrong_type(index: int) -> None:
+    # None for a partner, customer, invoice or payment, a string for a date:
+    # a ValidationError naming the argument, never a bare AttributeError.
+    path, call = _entry_points(World())[index]
+    with pytest.raises(ValidationError) as caught:
+        call()
+    assert caught.value.paths == [path]
+    expected = {"today": "invalid_date", "at": "invalid_datetime"}
+    expected["invoices[0]"] = "unrelated_invoice"
+    assert caught.value.codes == [expected.get(path, "wrong_type")]
+
+
+def test_the_fingerprint_takes_the_methods_value_and_is_unchanged(world: World) -> None:
+    fields: dict[str, Any] = {
+        "customer_id": world.customer.id,
+        "user_id": world.ann.id,
+        "payment_method_id": None,
+        "currency": world.currency,
+        "amounts": [(world.a.id, usd("1.00")), (world.b.id, None)],
+    }
+    by_value = payment.request_fingerprint(method="card", **fields)  # type: ignore[arg-type]
+    assert by_value == payment.request_fingerprint(method=PaymentMethodType.CARD, **fields)
+    pay, _ = world.pay([world.a, world.b], amounts={world.a.id: "1.00", world.b.id: "100.00"})
+    fields["amounts"] = [(world.a.id, usd("1.00")), (world.b.id, usd("100.00"))]
+    assert pay.request_fingerprint == payment.request_fingerprint(method="ach", **fields)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError) as caught:
+        payment.request_fingerprint(
+            method="card", **{**fields, "amounts": [(world.a.id, Money("1", "CAD"))]}
+        )  # type: ignore[arg-type]
+    assert caught.value.codes == ["currency_mismatch"]
 
 
 # -- serialization and strategies ----------------------------------------------------------

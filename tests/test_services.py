@@ -689,6 +689,30 @@ class TestMethodsOnFile:
             assert charge(uow) == (payment, ())
             assert uow.invoices.get(b.partner.id, one.id) == one
 
+    def test_a_saved_method_must_be_the_customers_i1(
+        self, store: MemoryStore, billing: Billing
+    ) -> None:
+        # Another customer's saved card paid Globex's invoice.
+        b = billing
+        with store.unit_of_work() as uow:
+            book = uow.payment_methods.get(b.partner.id, b.other.id)
+            theirs = uow.payment_methods.save(
+                book.add(type="card", display_name="Visa", last4="4242")
+            )
+            uow.commit()
+            uow.outbox.mark_published([m.position for m in uow.outbox.pending()])
+            uow.commit()
+        assert theirs.default is not None
+        with pytest.raises(InvariantViolation) as caught:
+            pay(store, b, [b.one], method=theirs.default)
+        assert (caught.value.rule, caught.value.path) == ("I1", "method")
+        assert_unchanged(store, b)
+        ours = self._with_a_method(store, b)
+        assert ours.default is not None
+        payment, (one,) = pay(store, b, [b.one], method=ours.default)
+        assert payment.payment_method_id == ours.default.id
+        assert one.status is InvoiceStatus.PAID
+
     def test_schedule_run_and_cancel(self, store: MemoryStore, billing: Billing) -> None:
         b = billing
 

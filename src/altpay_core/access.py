@@ -21,13 +21,14 @@ payment right now (open, with a balance) is for
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TypeAlias
 
 import attrs
 
+from . import _fields
 from .customer import Customer, CustomerUser
-from .errors import InvariantViolation, PermissionDenied
+from .errors import FieldErrors, InvariantViolation, PermissionDenied, ValidationError
 from .invoice import Invoice
 from .partner import Action, Partner, TeamMember
 from .values import CustomerId, PartnerId, TeamMemberId, UserId
@@ -77,11 +78,23 @@ class Impersonation:
     customer_id: CustomerId
     team_member_id: TeamMemberId
 
+    def __attrs_post_init__(self) -> None:
+        found = FieldErrors()
+        for name, kind, label in (
+            ("partner_id", PartnerId, "a partner id"),
+            ("customer_id", CustomerId, "a customer id"),
+            ("team_member_id", TeamMemberId, "a team member id"),
+        ):
+            found.check("", _fields.argument, name, getattr(self, name), kind, label)
+        found.raise_if_any()
+
     @classmethod
     def start(
         cls, partner: Partner, customer: Customer, *, by: TeamMemberId | TeamMember
     ) -> Impersonation:
         """Impersonate ``customer`` (read-only) as team member ``by``."""
+        _fields.argument("partner", partner, Partner, "a Partner")
+        _fields.argument("customer", customer, Customer, "a Customer")
         member = partner.authorize(by, Action.VIEW_INVOICES)
         if customer.partner_id != partner.id:
             raise InvariantViolation(
@@ -102,7 +115,12 @@ def invoice_access(invoice: Invoice, customer: Customer, viewer: Viewer) -> Invo
     ``PAY`` for a user of the invoice's customer, ``VIEW`` for a read-only
     impersonation of that customer, ``NONE`` for anyone else, for another
     partner's invoice, and whenever the customer or the invoice is archived.
+    An ``invoice``, ``customer`` or ``viewer`` that is not one is a
+    ``wrong_type`` error.
     """
+    _fields.argument("invoice", invoice, Invoice, "an Invoice")
+    _fields.argument("customer", customer, Customer, "a Customer")
+    _viewer(viewer)
     if (
         customer.id != invoice.customer_id
         or customer.partner_id != invoice.partner_id
@@ -118,6 +136,16 @@ def invoice_access(invoice: Invoice, customer: Customer, viewer: Viewer) -> Invo
     if any(user.id == user_id for user in customer.users):
         return InvoiceAccess.PAY
     return InvoiceAccess.NONE
+
+
+def _viewer(viewer: object) -> None:
+    if not isinstance(viewer, CustomerUser | UserId | Impersonation):
+        raise ValidationError.single(
+            "viewer",
+            "wrong_type",
+            "'viewer' must be a CustomerUser, a user id or an Impersonation "
+            f"(got {type(viewer).__name__})",
+        )
 
 
 def may_view(invoice: Invoice, customer: Customer, viewer: Viewer) -> bool:
@@ -151,5 +179,18 @@ def require_pay(invoice: Invoice, customer: Customer, viewer: Viewer) -> None:
 def visible_invoices(
     invoices: Iterable[Invoice], customer: Customer, viewer: Viewer
 ) -> tuple[Invoice, ...]:
-    """The invoices ``viewer`` may see, in the order given."""
-    return tuple(invoice for invoice in invoices if may_view(invoice, customer, viewer))
+    """The invoices ``viewer`` may see, in the order given (each must be an
+    ``Invoice``: anything else is a ``wrong_type`` error)."""
+    if isinstance(invoices, str | bytes | Mapping) or not isinstance(invoices, Iterable):
+        raise ValidationError.single(
+            "invoices", "wrong_type", f"'invoices' must be a list (got {type(invoices).__name__})"
+        )
+    _fields.argument("customer", customer, Customer, "a Customer")
+    _viewer(viewer)
+    given = tuple(invoices)
+    found = FieldErrors()
+    for index, invoice in enumerate(given):
+        found.check("", _fields.argument, f"invoices[{index}]", invoice, Invoice, "an Invoice")
+    if found:
+        raise ValidationError(found.errors)
+    return tuple(invoice for invoice in given if may_view(invoice, customer, viewer))

@@ -175,6 +175,18 @@ def _require_type(found: FieldErrors, path: str, value: object, kind: Any, label
     return False
 
 
+def _to_member(found: FieldErrors, obj: object, name: str, kind: type[enum.Enum]) -> None:
+    """An enumeration field given as its value (``"open"``) becomes the member,
+    so that the rules run on the member; anything else is ``invalid_choice``.
+    For the detailed checks, which run on an instance just built."""
+    value = getattr(obj, name)
+    if type(value) is kind:
+        return
+    member = found.check("", _fields.choice, name, value, kind)
+    if member is not None:
+        object.__setattr__(obj, name, member)
+
+
 def _fields_of(
     path: str, value: object, allowed: tuple[str, ...], required: tuple[str, ...]
 ) -> Mapping[str, object]:
@@ -375,8 +387,7 @@ class Fee:
     def _check_each_field(self) -> None:
         """Check every field and report each invalid one."""
         found = FieldErrors()
-        if not isinstance(self.kind, FeeKind):
-            found.check("", _fields.choice, "kind", self.kind, FeeKind)
+        _to_member(found, self, "kind", FeeKind)
         found.check("", _fields.required_text, "name", self.name, max_length=_FEE_NAME_MAX)
         if _require_type(found, "amount", self.amount, Money, "Money") and not (
             self.amount.is_positive
@@ -671,8 +682,7 @@ class Invoice:
         if lines_ok and not self.lines:
             found.add("lines", "empty", "'lines' must hold at least one line item")
         found.check("", _memo, "memo", self.memo)
-        if not isinstance(self.status, InvoiceStatus):
-            found.check("", _fields.choice, "status", self.status, InvoiceStatus)
+        _to_member(found, self, "status", InvoiceStatus)
         if self.external_ref is not None:
             _require_type(found, "external_ref", self.external_ref, ExternalRef, "an ExternalRef")
         if self.issued_by is not None:
@@ -764,8 +774,10 @@ class Invoice:
         are ``LineItem`` / ``Fee`` values or mappings of their fields, in the
         partner's currency (I2); every invalid field is reported at once. The
         issue date defaults to ``today``; the due date may be neither before
-        it nor in the past, and the total must be above zero (I3).
+        it nor in the past, and the total must be above zero (I3). A
+        ``partner`` or ``customer`` that is not one is a ``wrong_type`` error.
         """
+        _partner_and_customer(partner, customer)
         member = partner.authorize(by, Action.EDIT_INVOICES)
         _refuse_customer(partner, customer)
         currency = partner.currency
@@ -817,10 +829,11 @@ class Invoice:
 
         Its dates are kept as the source has them, even in the past or with
         the due date before the issue date (I3); its amounts and due date
-        change only through :meth:`apply_sync` while it is unpaid (I10). The
+        change only through :meth:`apply_sync`, unpaid or paid (I10). The
         integration must be connected and sync invoices; the customer must be
         the partner's (I1) and active (C8); the total must be above zero.
         """
+        _partner_and_customer(partner, customer)
         if not isinstance(external_ref, ExternalRef):
             raise ValidationError.single(
                 "external_ref",
@@ -882,8 +895,10 @@ class Invoice:
         return self.status is InvoiceStatus.OPEN
 
     def is_overdue(self, today: dt.date) -> bool:
-        """Open with its due date before ``today``."""
-        return self.status is InvoiceStatus.OPEN and self.due_date < today
+        """Open with its due date before ``today`` (a date, not a datetime:
+        anything else is an ``invalid_date`` error)."""
+        day = _fields.plain_date("today", today)
+        return self.status is InvoiceStatus.OPEN and self.due_date < day
 
     def applied(self, payment_id: PaymentId) -> AppliedPayment:
         """The part of payment ``payment_id`` (``NotFound`` if none)."""
@@ -909,21 +924,23 @@ class Invoice:
 
         With ``by``, the member must be allowed to edit invoices. A void or
         archived invoice is not edited (I4). A synced invoice's lines, fees
-        and due date come from its source while it is unpaid (I10): use
-        :meth:`apply_sync`; its memo may be edited. A new due date needs
-        ``today`` and may not be in the past (I3). The new total must stay
-        above zero (I3) and at least the amount paid (I5); reaching it makes
-        the invoice ``paid``.
+        and due date come from its source (I10), open or paid: use
+        :meth:`apply_sync`; its memo may be edited. (Rule I10 speaks of
+        unpaid invoices; a partner's edit of a paid one would make it unpaid
+        again with amounts the source never had, so paid ones are refused
+        too.) A new due date needs ``today`` and may not be in the past
+        (I3). The new total must stay above zero (I3) and at least the
+        amount paid (I5); reaching it makes the invoice ``paid``.
         """
         self._own(partner)
         if by is not None:
             partner.authorize(by, Action.EDIT_INVOICES)
         self._refuse_closed("edited")
-        if self.is_synced and self.status is InvoiceStatus.OPEN:
+        if self.is_synced:
             for name, value in (("lines", lines), ("fees", fees), ("due_date", due_date)):
                 if value is not KEEP:
                     raise InvariantViolation(
-                        f"'{name}' of an unpaid synced invoice comes from "
+                        f"'{name}' of a synced invoice comes from "
                         f"{self.external_ref.system if self.external_ref else 'its source'}; "
                         "it changes only through the sync",
                         rule="I10",
@@ -1009,8 +1026,8 @@ class Invoice:
         due_date: object = KEEP,
         memo: object = KEEP,
     ) -> Invoice:
-        """What the integration says changed: the one path that changes an
-        unpaid synced invoice's amounts and due date (I10). Dates are kept as
+        """What the integration says changed: the one path that changes a
+        synced invoice's amounts and due date (I10). Dates are kept as
         the source has them. The total stays above zero (I3) and at least the
         amount paid (I5); a void or archived invoice is not changed (I4)."""
         if not self.is_synced:
@@ -1110,7 +1127,8 @@ class Invoice:
         return kind(partner_id=self.partner_id, aggregate_id=str(self.id), changes=changes)
 
     def _own(self, partner: Partner) -> None:
-        if not isinstance(partner, Partner) or partner.id != self.partner_id:
+        _fields.argument("partner", partner, Partner, "a Partner")
+        if partner.id != self.partner_id:
             raise NotFound("invoice", self.id)
 
     def _refuse_closed(self, what: str) -> None:
@@ -1181,6 +1199,13 @@ def _status_for(current: InvoiceStatus, total: Money, paid: Money) -> InvoiceSta
     if current is InvoiceStatus.VOID:
         return current if paid.is_zero else InvoiceStatus.OPEN
     return InvoiceStatus.PAID if paid == total else InvoiceStatus.OPEN
+
+
+def _partner_and_customer(partner: Partner, customer: Customer) -> None:
+    """A ``wrong_type`` error for a partner or customer that is not one
+    (``None`` above all), rather than an ``AttributeError`` further in."""
+    _fields.argument("partner", partner, Partner, "a Partner")
+    _fields.argument("customer", customer, Customer, "a Customer")
 
 
 def _refuse_customer(partner: Partner, customer: Customer) -> None:

@@ -72,13 +72,15 @@ from .invoice import (
     _as_tuple,
     _events_field,
     _money_in,
+    _partner_and_customer,
     _positive_money_in,
     _require_type,
     _strip,
+    _to_member,
     _with_events,
 )
 from .money import Currency, Money
-from .partner import CardFeeBearer, Partner, _kept_text
+from .partner import COUNTRY_CURRENCIES, CardFeeBearer, Partner, _kept_text
 from .values import (
     CustomerId,
     EntityId,
@@ -233,11 +235,19 @@ class Allocation:
                 "card_fee", "negative_amount", f"'card_fee' must be zero or more ({self.card_fee})"
             )
         if amount_ok and fee_ok and self.card_fee.currency is not self.amount.currency:
-            found.add(
-                "card_fee",
-                "currency_mismatch",
-                f"'card_fee' must be in {self.amount.currency.code} (rule I2)",
-            )
+            # On its own an allocation cannot tell which of the two is in the
+            # wrong currency (the payment's decides): both are named.
+            amount_code, fee_code = self.amount.currency.code, self.card_fee.currency.code
+            for path, own, other, other_name in (
+                ("amount", amount_code, fee_code, "card_fee"),
+                ("card_fee", fee_code, amount_code, "amount"),
+            ):
+                found.add(
+                    path,
+                    "currency_mismatch",
+                    f"'{path}' is in {own} and '{other_name}' in {other}: both must be in "
+                    "the payment's currency (rule I2)",
+                )
         found.raise_if_any()
 
 
@@ -250,7 +260,9 @@ def card_fee_for(
     comes from the partner's policy (a percentage rounded half-even, plus the
     fixed part); who covers it, from the customer's exception if it has one,
     else the policy: ``covered_by_customer`` is true when it is passed on.
+    The customer must be one of the partner's (I1).
     """
+    _refuse_other_partner(partner, customer)
     kind = _fields.choice("method", method, PaymentMethodType)
     if kind.is_bank_debit:
         return None
@@ -260,6 +272,18 @@ def card_fee_for(
         return None
     bearer = customer.card_fee_bearer(partner)
     return Fee.new(FeeKind.CARD, value, covered_by_customer=bearer is CardFeeBearer.CUSTOMER)
+
+
+def _refuse_other_partner(partner: Partner, customer: Customer) -> None:
+    """A partner and a customer of theirs: ``wrong_type`` for anything that
+    is not one, an ``InvariantViolation`` (I1) for another partner's customer."""
+    _partner_and_customer(partner, customer)
+    if customer.partner_id != partner.id:
+        raise InvariantViolation(
+            f"customer {customer.id} is not a customer of {partner.name}",
+            rule="I1",
+            path="customer",
+        )
 
 
 def split_card_fee(fee: Money, amounts: Sequence[Money]) -> list[Money]:
@@ -391,13 +415,11 @@ class Payment:
         _require_type(found, "partner_id", self.partner_id, PartnerId, "a partner id")
         _require_type(found, "customer_id", self.customer_id, CustomerId, "a customer id")
         _require_type(found, "user_id", self.user_id, UserId, "a user id")
-        if not isinstance(self.method, PaymentMethodType):
-            found.check("", _fields.choice, "method", self.method, PaymentMethodType)
+        _to_member(found, self, "method", PaymentMethodType)
         currency_ok = _require_type(found, "currency", self.currency, Currency, "a Currency")
         items_ok = self._check_items(found, "allocations", Allocation, currency_ok)
         items_ok = self._check_items(found, "fees", Fee, currency_ok) and items_ok
-        if not isinstance(self.status, PaymentStatus):
-            found.check("", _fields.choice, "status", self.status, PaymentStatus)
+        _to_member(found, self, "status", PaymentStatus)
         found.check("", _key, "idempotency_key", self.idempotency_key)
         if not isinstance(self.request_fingerprint, str) or not _FINGERPRINT.fullmatch(
             self.request_fingerprint
@@ -702,24 +724,73 @@ def request_fingerprint(
 
     The order of the invoices does not matter. Two requests under one
     idempotency key are the same request when their fingerprints are equal.
+    ``method`` may be given as its value (``"card"``); every other argument
+    must already have its type (a ``wrong_type`` error names it), and each
+    amount is in ``currency`` (I2).
     """
-    parts = sorted(
-        (str(invoice_id), "balance" if amount is None else str(amount.amount))
-        for invoice_id, amount in amounts
-    )
+    found = FieldErrors()
+    found.check("", _fields.argument, "customer_id", customer_id, CustomerId, "a customer id")
+    found.check("", _fields.argument, "user_id", user_id, UserId, "a user id")
+    kind = found.check("", _fields.choice, "method", method, PaymentMethodType)
+    if payment_method_id is not None:
+        found.check(
+            "", _fields.argument, "payment_method_id", payment_method_id, PaymentMethodId, "an id"
+        )
+    currency_ok = found.check("", _fields.argument, "currency", currency, Currency, "a Currency")
+    parts = _fingerprint_parts(found, amounts, currency if currency_ok else None)
+    found.raise_if_any()
     canonical = json.dumps(
         [
             "payment-request/1",
             str(customer_id),
             str(user_id),
-            method.value,
+            kind.value,
             None if payment_method_id is None else str(payment_method_id),
             currency.code,
-            parts,
+            sorted(parts),
         ],
         separators=(",", ":"),
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _fingerprint_parts(
+    found: FieldErrors, amounts: object, currency: Currency | None
+) -> list[tuple[str, str]]:
+    if isinstance(amounts, str | bytes | Mapping) or not isinstance(amounts, Iterable):
+        found.add(
+            "amounts",
+            "wrong_type",
+            "'amounts' must be a list of (invoice id, Money or None) pairs "
+            f"(got {type(amounts).__name__})",
+        )
+        return []
+    parts: list[tuple[str, str]] = []
+    for index, pair in enumerate(amounts):
+        path = f"amounts[{index}]"
+        if not isinstance(pair, tuple) or len(pair) != 2:
+            found.add(path, "wrong_type", f"'{path}' must be an (invoice id, Money or None) pair")
+            continue
+        invoice_id, amount = pair
+        if not isinstance(invoice_id, InvoiceId):
+            found.add(
+                f"{path}[0]",
+                "wrong_type",
+                f"'{path}[0]' must be an invoice id (got {type(invoice_id).__name__})",
+            )
+        if amount is None:
+            parts.append((str(invoice_id), "balance"))
+        elif not isinstance(amount, Money):
+            found.add(
+                f"{path}[1]",
+                "wrong_type",
+                f"'{path}[1]' must be Money or None (got {type(amount).__name__})",
+            )
+        else:
+            if currency is not None:
+                found.check("", _money_in, f"{path}[1]", amount, currency)
+            parts.append((str(invoice_id), str(amount.amount)))
+    return parts
 
 
 def replay_payment(existing: Payment, *, idempotency_key: str, fingerprint: str) -> Payment:
@@ -731,7 +802,9 @@ def replay_payment(existing: Payment, *, idempotency_key: str, fingerprint: str)
     A service looks the key up in its repository and passes what it found to
     :func:`pay_invoices` as ``existing``, which calls this.
     """
+    _fields.argument("existing", existing, Payment, "a Payment")
     key = _key("idempotency_key", idempotency_key)
+    _fields.argument("fingerprint", fingerprint, str, "a request fingerprint (a string)")
     if existing.idempotency_key != key:
         raise InvariantViolation(
             f"payment {existing.id} was made under another idempotency key",
@@ -760,6 +833,7 @@ def pay_invoices(
     method: PaymentMethodType | PaymentMethod | str,
     idempotency_key: str,
     amounts: Mapping[InvoiceId, Money | str | int | Decimal] | None = None,
+    methods: CustomerPaymentMethods | None = None,
     existing: Payment | None = None,
     at: dt.datetime | None = None,
 ) -> tuple[Payment, tuple[Invoice, ...]]:
@@ -770,9 +844,13 @@ def pay_invoices(
 
     - ``amounts`` maps each invoice's id to the amount paid on it (``Money``
       in the partner's currency, or a decimal string); ``None`` pays every
-      invoice's balance in full.
+      invoice's balance in full. Each invoice is named once: an id and its
+      text for the same invoice are refused (``duplicate``).
     - ``method`` is a :class:`PaymentMethodType` (or its value), or a saved
-      :class:`PaymentMethod`, which must be active.
+      :class:`PaymentMethod`, which must be on file for ``customer`` and
+      active: then ``methods``, the customer's :class:`CustomerPaymentMethods`,
+      is required, and a method not among them is refused
+      (``InvariantViolation``, I1).
     - ``existing``: the payment the repository holds under
       ``idempotency_key``, if any. The same request returns it with no
       invoices to store; a different one is refused (:func:`replay_payment`).
@@ -786,12 +864,7 @@ def pay_invoices(
     that the shares sum exactly (I9).
     """
     when = _when(at)
-    if customer.partner_id != partner.id:
-        raise InvariantViolation(
-            f"customer {customer.id} is not a customer of {partner.name}",
-            rule="I1",
-            path="customer",
-        )
+    _refuse_other_partner(partner, customer)
     user_id = _payer(customer, payer)
     found = FieldErrors()
     key = found.check("", _key, "idempotency_key", idempotency_key)
@@ -799,6 +872,8 @@ def pay_invoices(
     chosen_invoices = found.check("", _invoice_list, invoices)
     found.raise_if_any()
     kind, method_id = chosen
+    if isinstance(method, PaymentMethod):
+        _on_file(method, methods, customer)
     currency = partner.currency
     wanted = _requested(chosen_invoices, amounts, currency)
     fingerprint = request_fingerprint(
@@ -882,14 +957,48 @@ def _payer(customer: Customer, payer: object) -> UserId:
 
 def _method(path: str, value: object) -> tuple[PaymentMethodType, PaymentMethodId | None]:
     if isinstance(value, PaymentMethod):
-        if not value.is_active:
-            raise InvariantViolation(
-                f"{value.label} is archived: choose another payment method",
-                rule="payment-method",
-                path=path,
-            )
         return value.type, value.id
     return _fields.choice(path, value, PaymentMethodType), None
+
+
+def _on_file(method: PaymentMethod, methods: object, customer: Customer) -> None:
+    """A saved method must be one of the paying customer's, as their
+    methods hold it now, and active (I1, method on file)."""
+    if methods is None:
+        raise ValidationError.single(
+            "methods",
+            "missing",
+            "'methods' is required to pay with a saved payment method: the customer's "
+            "CustomerPaymentMethods, to check that the method is on file",
+        )
+    if not isinstance(methods, CustomerPaymentMethods):
+        raise ValidationError.single(
+            "methods",
+            "wrong_type",
+            "'methods' must be the customer's CustomerPaymentMethods "
+            f"(got {type(methods).__name__})",
+        )
+    if methods.customer_id != customer.id or methods.partner_id != customer.partner_id:
+        raise InvariantViolation(
+            f"these payment methods are not {customer.company}'s",
+            rule="I1",
+            path="methods",
+        )
+    # The customer's methods as they hold it, not the copy given: the same id
+    # and details, and its status as it is now.
+    on_file = next((m for m in methods.methods if m.id == method.id), None)
+    if on_file is None or attrs.evolve(on_file, status=method.status) != method:
+        raise InvariantViolation(
+            f"{method.label} is not a payment method on file for {customer.company}",
+            rule="I1",
+            path="method",
+        )
+    if not on_file.is_active:
+        raise InvariantViolation(
+            f"{on_file.label} is archived: choose another payment method",
+            rule="payment-method",
+            path="method",
+        )
 
 
 def _invoice_list(value: object) -> tuple[Invoice, ...]:
@@ -931,7 +1040,17 @@ def _requested(
             f"'amounts' must map invoice ids to amounts (got {type(amounts).__name__})",
         )
     found = FieldErrors()
-    by_text = {str(key): value for key, value in amounts.items()}
+    by_text: dict[str, object] = {}
+    for key, value in amounts.items():
+        text = str(key)
+        if text in by_text:
+            # An id and its text name the same invoice: which amount is meant?
+            found.add(
+                f"amounts[{text}]",
+                "duplicate",
+                f"'amounts[{text}]': invoice {text} is named twice in 'amounts'",
+            )
+        by_text[text] = value
     wanted: dict[InvoiceId, Money | None] = {}
     for invoice in invoices:
         path = f"amounts[{invoice.id}]"
@@ -943,11 +1062,11 @@ def _requested(
         wanted[invoice.id] = found.check(
             "", _positive_money_in, path, by_text.pop(str(invoice.id)), currency
         )
-    for key in by_text:
+    for text in by_text:
         found.add(
-            f"amounts[{key}]",
+            f"amounts[{text}]",
             "unknown_invoice",
-            f"'amounts[{key}]' names an invoice that is not being paid",
+            f"'amounts[{text}]' names an invoice that is not being paid",
         )
     found.raise_if_any()
     return wanted
@@ -991,6 +1110,7 @@ def fail_payment(
     standard return fee (15.00) against the partner; a declined card, none.
     ``invoices`` are the invoices it pays (each once).
     """
+    _fields.argument("payment", payment, Payment, "a Payment")
     when = _when(at)
     if payment.status is not PaymentStatus.PROCESSING:
         raise InvariantViolation(
@@ -1020,6 +1140,7 @@ def return_payment(
     its part back. A card payment is disputed instead
     (:func:`charge_back_payment`).
     """
+    _fields.argument("payment", payment, Payment, "a Payment")
     when = _when(at)
     why = _fields.choice("kind", kind, ReturnKind)
     if not payment.method.is_bank_debit:
@@ -1059,6 +1180,7 @@ def charge_back_payment(
     fee (25.00) is the partner's and every invoice gets its part back. A
     bank debit is returned instead (:func:`return_payment`, unauthorised).
     """
+    _fields.argument("payment", payment, Payment, "a Payment")
     when = _when(at)
     if payment.method.is_bank_debit:
         raise InvariantViolation(
@@ -1094,6 +1216,7 @@ def refund_payment(
     The card fee is not returned by the processor: it stays with the partner
     (:attr:`~Payment.partner_fees`).
     """
+    _fields.argument("payment", payment, Payment, "a Payment")
     when = _when(at)
     if amount is not None:
         if not isinstance(amount, Money):
@@ -1139,7 +1262,7 @@ class PaymentMethodStatus(enum.Enum):
 
 
 _LAST4: Final = re.compile(r"[0-9]{4}")
-_LONG_NUMBER: Final = re.compile(r"[0-9]{5,}")
+_DISPLAY_DIGITS_MAX: Final = 4
 _DISPLAY_MAX: Final = 50
 
 
@@ -1163,14 +1286,16 @@ def _last4(path: str, value: object) -> str:
 
 
 def _display_name(path: str, value: object) -> str:
+    # Every digit counts, whatever separates them ("4242/4242/...") and in
+    # any script (full-width digits too): at most the last 4 may be shown.
     text = _fields.required_text(path, value, max_length=_DISPLAY_MAX)
-    if _LONG_NUMBER.search(re.sub(r"[\s\-.]", "", text)):
+    if sum(char.isdigit() for char in text) > _DISPLAY_DIGITS_MAX:
         raise ValidationError.single(
             path,
             "looks_like_number",
-            f"'{path}' must not hold a card or account number (it has 5 or more digits "
-            "in a row; the value is not shown): give the brand or bank, and the last 4 "
-            "digits in 'last4'",
+            f"'{path}' must not hold a card or account number (it has more than "
+            f"{_DISPLAY_DIGITS_MAX} digits; the value is not shown): give the brand or "
+            "bank, and the last 4 digits in 'last4'",
         )
     return text
 
@@ -1199,12 +1324,10 @@ class PaymentMethod:
     def __attrs_post_init__(self) -> None:
         found = FieldErrors()
         _require_type(found, "id", self.id, PaymentMethodId, "a payment method id")
-        if not isinstance(self.type, PaymentMethodType):
-            found.check("", _fields.choice, "type", self.type, PaymentMethodType)
+        _to_member(found, self, "type", PaymentMethodType)
         found.check("", _display_name, "display_name", self.display_name)
         found.check("", _last4, "last4", self.last4)
-        if not isinstance(self.status, PaymentMethodStatus):
-            found.check("", _fields.choice, "status", self.status, PaymentMethodStatus)
+        _to_member(found, self, "status", PaymentMethodStatus)
         found.check("", _fields.aware_datetime, "added_at", self.added_at)
         found.raise_if_any()
 
@@ -1271,6 +1394,7 @@ class CustomerPaymentMethods:
     @classmethod
     def of(cls, customer: Customer) -> CustomerPaymentMethods:
         """No saved methods yet, for ``customer``."""
+        _fields.argument("customer", customer, Customer, "a Customer")
         return cls(partner_id=customer.partner_id, customer_id=customer.id)
 
     # -- reading ------------------------------------------------------------------
@@ -1436,6 +1560,8 @@ def method_on_file(
     :class:`~altpay_core.errors.InvariantViolation` (rule ``method-on-file``)
     says so: nothing runs without a method.
     """
+    _fields.argument("customer", customer, Customer, "a Customer")
+    _fields.required_text("purpose", purpose)
     if methods is None:
         raise _no_method(purpose)
     if not isinstance(methods, CustomerPaymentMethods):
@@ -1487,12 +1613,16 @@ def charge_now(
         method=method,
         idempotency_key=idempotency_key,
         amounts=amounts,
+        methods=methods,
         existing=existing,
         at=at,
     )
 
 
 # -- scheduled payments -------------------------------------------------------------------
+
+
+_PARTNER_CURRENCIES: Final = tuple(sorted(set(COUNTRY_CURRENCIES.values()), reverse=True))
 
 
 class ScheduledPaymentId(EntityId):
@@ -1516,6 +1646,9 @@ class ScheduledPaymentStatus(enum.Enum):
 class ScheduledPayment:
     """A customer user's payment of one invoice on a chosen date, with a
     method on file. ``amount`` ``None`` pays the balance on the day.
+
+    An amount is in a currency partners bill in (USD or CAD); that it is the
+    invoice's is checked when it is scheduled and again when it runs (I2).
 
     Made by :func:`schedule_payment`; run by :func:`run_scheduled_payment`.
     """
@@ -1543,13 +1676,17 @@ class ScheduledPayment:
         _require_type(found, "user_id", self.user_id, UserId, "a user id")
         _require_type(found, "payment_method_id", self.payment_method_id, PaymentMethodId, "an id")
         found.check("", _fields.plain_date, "pay_on", self.pay_on)
-        if self.amount is not None and (
-            _require_type(found, "amount", self.amount, Money, "Money")
-            and not self.amount.is_positive
-        ):
-            found.add("amount", "not_positive", "'amount' must be greater than zero")
-        if not isinstance(self.status, ScheduledPaymentStatus):
-            found.check("", _fields.choice, "status", self.status, ScheduledPaymentStatus)
+        if self.amount is not None and _require_type(found, "amount", self.amount, Money, "Money"):
+            if not self.amount.is_positive:
+                found.add("amount", "not_positive", "'amount' must be greater than zero")
+            if self.amount.currency.code not in _PARTNER_CURRENCIES:
+                found.add(
+                    "amount",
+                    "unsupported_currency",
+                    f"'amount' must be in {' or '.join(_PARTNER_CURRENCIES)}, a partner's "
+                    f"currency (got {self.amount.currency.code}; rule I2)",
+                )
+        _to_member(found, self, "status", ScheduledPaymentStatus)
         if self.payment_id is not None:
             _require_type(found, "payment_id", self.payment_id, PaymentId, "a payment id")
         found.check("", _fields.aware_datetime, "created_at", self.created_at)
@@ -1563,8 +1700,10 @@ class ScheduledPayment:
             )
 
     def is_due(self, today: dt.date) -> bool:
-        """Scheduled, and its date has come."""
-        return self.status is ScheduledPaymentStatus.SCHEDULED and self.pay_on <= today
+        """Scheduled, and its date has come (``today`` a date: anything else
+        is an ``invalid_date`` error)."""
+        day = _fields.plain_date("today", today)
+        return self.status is ScheduledPaymentStatus.SCHEDULED and self.pay_on <= day
 
     def cancel(self) -> ScheduledPayment:
         """Cancel it before it runs; cancelling a cancelled one changes nothing."""
@@ -1601,12 +1740,8 @@ def schedule_payment(
     (I5). ``None`` pays the balance on the day.
     """
     when = _when(at)
-    if customer.partner_id != partner.id:
-        raise InvariantViolation(
-            f"customer {customer.id} is not a customer of {partner.name}",
-            rule="I1",
-            path="customer",
-        )
+    _refuse_other_partner(partner, customer)
+    _fields.argument("invoice", invoice, Invoice, "an Invoice")
     user_id = _payer(customer, payer)
     require_pay(invoice, customer, payer)
     method = method_on_file(methods, customer, purpose="a scheduled payment", method_id=method_id)
@@ -1673,7 +1808,14 @@ def run_scheduled_payment(
     the scheduled payment, so running it twice cannot pay twice. Returns the
     processed scheduled payment, the payment and the invoice, to store
     together.
+
+    Refused before anything runs: an invoice that no longer takes payments
+    (paid, void or archived since: I4), and an amount in another currency
+    than the invoice's (``ValidationError`` at ``amount``, I2).
     """
+    _fields.argument("scheduled", scheduled, ScheduledPayment, "a ScheduledPayment")
+    _refuse_other_partner(partner, customer)
+    _fields.argument("invoice", invoice, Invoice, "an Invoice")
     if invoice.id != scheduled.invoice_id or customer.id != scheduled.customer_id:
         raise ValidationError.single(
             "invoice",
@@ -1693,6 +1835,15 @@ def run_scheduled_payment(
             rule="scheduled-payment",
             path="pay_on",
         )
+    if not invoice.accepts_payments:
+        raise InvariantViolation(
+            f"invoice {invoice.number} is {invoice.status.value}: only an open invoice "
+            "takes payments",
+            rule="I4",
+            path="status",
+        )
+    if scheduled.amount is not None:
+        _money_in("amount", scheduled.amount, invoice.currency)
     purpose = "a scheduled payment"
     if isinstance(methods, CustomerPaymentMethods) and methods.customer_id == customer.id:
         kept = next(
@@ -1713,6 +1864,7 @@ def run_scheduled_payment(
         method=method,
         idempotency_key=f"scheduled:{scheduled.id}",
         amounts={invoice.id: amount},
+        methods=methods,
         at=at,
     )
     done = attrs.evolve(scheduled, status=ScheduledPaymentStatus.PROCESSED, payment_id=payment.id)

@@ -247,6 +247,9 @@ def pay_invoices(
     - the payer must be a user of the invoices' customer, and may pay them
       (I1: ``PermissionDenied`` for anyone else, a read-only impersonation,
       anything archived); the rules I2, I4, I5 and I8 are the domain's;
+    - a saved :class:`~altpay_core.payment.PaymentMethod` must be on file for
+      the customer, as its stored methods hold it now, and active (I1:
+      another customer's method is refused);
     - the same key with the same request returns the payment stored first,
       and no invoices: nothing is written again; the same key with another
       request is refused (``InvariantViolation``, rule ``idempotency``).
@@ -261,6 +264,12 @@ def pay_invoices(
     partner = uow.partners.get(partner_id)
     customer = uow.customers.get(partner_id, customer_id)
     invoices = _read_invoices(uow, partner_id, invoice_ids)
+    # A saved method is checked against the customer's methods as stored.
+    methods = (
+        uow.payment_methods.get(partner_id, customer_id)
+        if isinstance(method, PaymentMethod)
+        else None
+    )
     existing = _stored_under(uow, partner_id, idempotency_key)
     payment, touched = _payment.pay_invoices(
         partner,
@@ -270,6 +279,7 @@ def pay_invoices(
         method=method,
         idempotency_key=idempotency_key,
         amounts=amounts,
+        methods=methods,
         existing=existing,
         at=at,
     )
