@@ -402,7 +402,7 @@ class TestDriverErrors:
                     "VALUES (%s, 1, %s, 'x', 'active', '{}')",
                     (str(customer.id), str(partner.id)),
                 )
-            with pytest.raises(ConcurrencyConflict, match="unique") as caught:
+            with pytest.raises(ConcurrencyConflict, match="already stored") as caught:
                 uow.commit()
         assert isinstance(caught.value.__cause__, psycopg.errors.UniqueViolation)
         with store.unit_of_work() as uow, pytest.raises(NotFound):
@@ -438,7 +438,7 @@ class TestDriverErrors:
                     "sort_key, status, data) VALUES ('inv_x', 1, %s, %s, '1002', '', 'open', '{}')",
                     (str(partner.id), str(customer.id)),
                 )
-            with pytest.raises(ConcurrencyConflict, match="unique") as caught:
+            with pytest.raises(ConcurrencyConflict, match="already another invoice") as caught:
                 uow.commit()
         assert isinstance(caught.value.__cause__, psycopg.errors.UniqueViolation)
         with store.unit_of_work() as uow:

@@ -9,6 +9,7 @@ import multiprocessing
 import os
 import re
 import sqlite3
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -433,27 +434,47 @@ def test_in_memory_stores_are_separate() -> None:
 def test_an_in_memory_store_is_deleted_at_close() -> None:
     partner = new_partner()
     store = SqliteStore(":memory:")
-    directory = store._directory
-    assert directory is not None
+    directory = Path(store._target).parent
     stored(store, partner, created(partner))
     with store.unit_of_work() as uow:
         assert len(uow.customers.list(partner.id)) == 1
     store.close()
-    assert not Path(directory.name).exists()
+    assert not directory.exists()
     store.close()
+
+
+@pytest.mark.skipif(
+    "fork" not in multiprocessing.get_all_start_methods(), reason="needs the fork start method"
+)
+def test_a_forked_worker_that_exits_leaves_an_in_memory_store_in_place() -> None:
+    partner = new_partner()
+    with SqliteStore(":memory:") as store:
+        stored(store, partner, created(partner))
+        worker = multiprocessing.get_context("fork").Process(target=_close_and_exit, args=(store,))
+        worker.start()
+        worker.join(60)
+        assert worker.exitcode == 0
+        assert Path(store._target).exists()
+        with store.unit_of_work() as one, store.unit_of_work() as two:  # a new connection
+            assert one.partners.get(partner.id) == two.partners.get(partner.id)
+
+
+def _close_and_exit(store: SqliteStore) -> None:
+    store.close()
+    sys.exit(0)
 
 
 def test_an_in_memory_store_that_fails_to_open_leaves_nothing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     made: list[str] = []
-    original = sqlite_adapter.tempfile.TemporaryDirectory
+    original = sqlite_adapter.tempfile.mkdtemp
 
-    def directory(**kwargs: Any) -> Any:
-        made.append((found := original(**kwargs)).name)
+    def directory(**kwargs: Any) -> str:
+        made.append(found := original(**kwargs))
         return found
 
-    monkeypatch.setattr(sqlite_adapter.tempfile, "TemporaryDirectory", directory)
+    monkeypatch.setattr(sqlite_adapter.tempfile, "mkdtemp", directory)
     with pytest.raises(sqlite3.OperationalError):
         Broken(":memory:")
     assert made
@@ -744,8 +765,10 @@ class TestLocking:
             with store.unit_of_work() as early:
                 early.customers.save(customer.set_card_fee_exception("partner"))
                 early.commit()
-            with pytest.raises(ConcurrencyConflict, match="another writer"):
+            with pytest.raises(ConcurrencyConflict, match="stored at 2") as info:
                 late.commit()
+            # Named as the check at save names it.
+            assert (info.value.kind, info.value.key) == ("customer", str(customer.id))
         with store.unit_of_work() as uow:
             now = uow.customers.get(partner.id, customer.id)
             assert (now.version, now.status) == (2, CustomerStatus.ACTIVE)
@@ -871,7 +894,7 @@ class TestInvoicesAndPayments:
                     "sort_key, status, data) VALUES ('inv_x', 1, ?, ?, '1002', '', 'open', '{}')",
                     (str(partner.id), str(customer.id)),
                 )
-            with pytest.raises(ConcurrencyConflict, match="unique") as caught:
+            with pytest.raises(ConcurrencyConflict, match="already another invoice") as caught:
                 uow.commit()
         assert isinstance(caught.value.__cause__, sqlite3.IntegrityError)
         with store.unit_of_work() as uow, pytest.raises(NotFound):
@@ -891,8 +914,10 @@ class TestInvoicesAndPayments:
                     "idempotency_key, status, data) VALUES ('pay_x', 1, ?, ?, 'key-1', '', '{}')",
                     (str(partner.id), str(customer.id)),
                 )
-            with pytest.raises(ConcurrencyConflict, match="unique"):
+            with pytest.raises(ConcurrencyConflict, match="idempotency key") as caught:
                 uow.commit()
+            # Named as the check at save names it, as every adapter does.
+            assert (caught.value.kind, caught.value.key) == ("payment", "key-1")
         with store.unit_of_work() as uow:
             assert uow.invoices.get(partner.id, invoice.id) == invoice
             assert uow.payments.for_invoice(partner.id, invoice.id) == []
@@ -907,8 +932,9 @@ class TestInvoicesAndPayments:
             uow.payments.save(payment)
             uow.invoices.save(touched[0])  # checked: version 1 is current
             save_all(store, invoice.update(partner, memo="Changed meanwhile"))
-            with pytest.raises(ConcurrencyConflict, match="another writer"):
+            with pytest.raises(ConcurrencyConflict, match="stored at 2") as caught:
                 uow.commit()
+            assert (caught.value.kind, caught.value.key) == ("invoice", str(invoice.id))
         with store.unit_of_work() as uow:
             assert uow.payments.get_by_idempotency_key(partner.id, "key-1") is None
             assert uow.invoices.get(partner.id, invoice.id).amount_paid.is_zero
@@ -994,8 +1020,9 @@ class TestInvoicesAndPayments:
         with store.unit_of_work() as uow:
             uow.invoices.save(attrs.evolve(invoice, number="2001"))
             save_all(store, invoice.update(partner, memo="Changed meanwhile"))
-            with pytest.raises(ConcurrencyConflict, match="another writer"):
+            with pytest.raises(ConcurrencyConflict, match="stored at 2") as caught:
                 uow.commit()
+            assert (caught.value.kind, caught.value.key) == ("invoice", str(invoice.id))
         with store.unit_of_work() as uow:
             assert uow.invoices.get(partner.id, invoice.id).number == "1001"
 
@@ -1030,8 +1057,9 @@ class TestInvoicesAndPayments:
             assert (theirs.partner_id, theirs.version, theirs.methods) == (other.id, 0, ())
             # Its key is the customer's, taken: the database refuses it.
             uow.payment_methods.save(theirs)
-            with pytest.raises(ConcurrencyConflict, match="unique"):
+            with pytest.raises(ConcurrencyConflict, match="already stored") as caught:
                 uow.commit()
+            assert caught.value.kind == "customer's payment methods"
 
 
 class TestArguments:

@@ -31,14 +31,15 @@ import abc
 import base64
 import datetime as dt
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from types import TracebackType
 from typing import Generic, Self, TypeVar
 
 import attrs
 
+from . import _fields
 from .customer import AccessRequest, AccessRequestStatus, Customer, CustomerStatus
-from .errors import ConcurrencyConflict, ValidationError
+from .errors import AltpayError, ConcurrencyConflict, ValidationError
 from .events import Event
 from .invoice import Invoice, InvoiceStatus
 from .partner import Partner
@@ -109,14 +110,19 @@ class Cursor:
     def decode(cls, text: str, path: str = "after") -> Cursor:
         try:
             padded = text + "=" * (-len(text) % 4)
-            key, id_ = json.loads(base64.urlsafe_b64decode(padded.encode()))
-            if not isinstance(key, str) or not isinstance(id_, str):
-                raise TypeError(key, id_)
-        except (ValueError, TypeError, AttributeError):
-            raise ValidationError.single(
-                path, "invalid_cursor", f"'{path}' must be a cursor from an earlier page"
-            ) from None
-        return cls(key, id_)
+            parts = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        except (ValueError, TypeError, AttributeError, RecursionError):
+            parts = None
+        # Exactly what encode() writes: a JSON array of two strings.
+        if (
+            type(parts) is list
+            and len(parts) == 2
+            and all(type(part) is str and _fields.valid_unicode(part) for part in parts)
+        ):
+            return cls(parts[0], parts[1])
+        raise ValidationError.single(
+            path, "invalid_cursor", f"'{path}' must be a cursor from an earlier page"
+        )
 
 
 @attrs.frozen
@@ -559,11 +565,33 @@ class Outbox(abc.ABC):
         """
 
     @abc.abstractmethod
-    def mark_published(self, positions: Sequence[int]) -> None:
+    def mark_published(self, positions: Iterable[int]) -> None:
         """Mark these as published (within the unit of work: takes effect on
         commit; a rollback leaves them pending). A message marked published
         is never listed again. Unknown or already published positions are
-        ignored, so marking twice is harmless."""
+        ignored, so marking twice is harmless. Adapters check the argument
+        with :meth:`_positions`."""
+
+    @staticmethod
+    def _positions(positions: object) -> list[int]:
+        """``positions`` as a list (any iterable, read once), each a whole
+        number; a ``ValidationError`` naming the first that is not."""
+        if isinstance(positions, str | bytes) or not isinstance(positions, Iterable):
+            raise ValidationError.single(
+                "positions",
+                "wrong_type",
+                f"'positions' must be a list of positions (got {type(positions).__name__})",
+            )
+        checked: list[int] = []
+        for index, position in enumerate(positions):
+            if isinstance(position, bool) or not isinstance(position, int):
+                raise ValidationError.single(
+                    f"positions[{index}]",
+                    "wrong_type",
+                    f"'positions[{index}]' must be a whole number (got {position!r})",
+                )
+            checked.append(position)
+        return checked
 
 
 # -- unit of work ----------------------------------------------------------------
@@ -598,8 +626,12 @@ class UnitOfWork(abc.ABC):
     scheduled_payments: ScheduledPaymentRepository
     outbox: Outbox
 
+    _active: bool = False
+    """Inside its ``with`` block."""
+
     def __enter__(self) -> Self:
         self._begin()
+        self._active = True
         return self
 
     def __exit__(
@@ -608,7 +640,14 @@ class UnitOfWork(abc.ABC):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._active = False
         self.rollback()
+
+    def _in_block(self) -> None:
+        """Refuse to read or write outside the ``with`` block (adapters call
+        it first in every repository method and in :meth:`commit`)."""
+        if not self._active:
+            raise AltpayError("use the unit of work inside its `with` block")
 
     @abc.abstractmethod
     def _begin(self) -> None:

@@ -35,7 +35,7 @@ import datetime as dt
 import json
 import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Generic, NoReturn, TypeVar
 
 import attrs
@@ -726,9 +726,11 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
     # -- the transaction ---------------------------------------------------------
 
     def _begin(self) -> None:
-        self._conn()
+        if self._connection is None:
+            self._connection = self._store._acquire()
 
     def _conn(self) -> C:
+        self._in_block()
         if self._connection is None:
             self._connection = self._store._acquire()
         return self._connection
@@ -742,6 +744,12 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
             yield
         except self._errors as error:
             self._failed(error)
+        except UnicodeEncodeError as error:
+            self._abort()
+            raise _not_unicode(error) from None
+        except BaseException:
+            self._abort()
+            raise
 
     def _abort(self) -> None:
         """Roll back and forget everything not committed; hand the connection
@@ -774,10 +782,9 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
 
     def _query(self, sql: str, params: Row) -> list[Row]:
         connection = self._conn()
-        try:
+        with self._guard():
             return self._fetch(connection, sql, params)
-        except self._errors as error:
-            self._failed(error)
+        raise AssertionError("unreachable")  # pragma: no cover - _guard raises
 
     def _failed(self, error: Exception) -> NoReturn:
         """Roll back after a driver error; raise it as a conflict if it is one."""
@@ -802,6 +809,7 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
         """The aggregate stored under ``key`` for partner ``scope`` (or
         ``None``), as this unit of work sees it: its pending save if it has
         one, else the database's row, so that nothing is written early."""
+        self._in_block()
         pending = self._pending[table.name].get(key)
         if pending is not None:
             return pending.value if pending.scope == scope else None
@@ -831,6 +839,7 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
         unit of work sees it. A pending save that holds the key answers; a
         row of an aggregate with a pending save does not, since its pending
         state, which does not hold the key, supersedes it."""
+        self._in_block()
         pending = self._pending[table.name]
         holder = self._claims[table.name][index].get(claim)
         if holder is not None:
@@ -841,6 +850,7 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
         return None
 
     def commit(self) -> None:
+        self._in_block()
         if not (self._unflushed or self._writing):
             return
         self._flush()
@@ -856,6 +866,7 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
     # -- saving ------------------------------------------------------------------
 
     def _save(self, table: AggregateTable, aggregate: A) -> A:
+        self._in_block()
         value: Any = aggregate
         key = table.key(value)
         scope = key if table is PARTNERS else str(value.partner_id)
@@ -965,12 +976,27 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
 
     def _write_rows(self, connection: C, table: AggregateTable, items: list[_Pending]) -> None:
         # By id, so that concurrent writers lock rows in one order (no
-        # deadlocks between them). The database checks each row's unique
-        # keys as it is written, so a row that takes a key another row of
-        # this batch gives up (an invoice's number, an archived customer's
-        # external reference; or two rows swapping keys) is deleted first
-        # and inserted after the updates, with the new rows.
+        # deadlocks between them).
         items.sort(key=lambda p: p.row[0])
+        try:
+            lost = not self._write_sorted(connection, table, items)
+        except self._errors as error:
+            reason = self._conflict(error)
+            if reason is None:
+                raise
+            raise self._lost_race(connection, table, items, reason) from error
+        if lost:
+            raise self._lost_race(
+                connection, table, items, f"a {table.kind} was changed by another writer"
+            )
+
+    def _write_sorted(self, connection: C, table: AggregateTable, items: list[_Pending]) -> bool:
+        """Write the rows; whether every update found its row at the version
+        it was read at. The database checks each row's unique keys as it is
+        written, so a row that takes a key another row of this batch gives
+        up (an invoice's number, an archived customer's external reference;
+        or two rows swapping keys) is deleted first and inserted after the
+        updates, with the new rows."""
         old = [p for p in items if not p.new]
         moved = [p for p in old if p.moved]
         kept = [p for p in old if not p.moved] if moved else old
@@ -979,12 +1005,7 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
             (self._sql.update[table.name], [(*p.row[1:], p.row[0], p.expected) for p in kept]),
         ):
             if rows and self._execute_many(connection, sql, rows) != len(rows):
-                self._abort()
-                raise ConcurrencyConflict(
-                    f"a {table.kind} was changed by another writer after this unit of work "
-                    "read it; nothing was written",
-                    kind=table.kind,
-                )
+                return False
         new = [p.row for p in items if p.new or p.moved]
         if new:
             self._execute_many(connection, self._sql.insert[table.name], new)
@@ -998,6 +1019,40 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
             rows = [row for p in items for row in p.children[index]]
             if rows:
                 self._execute_many(connection, self._sql.insert_children[child.name], rows)
+        return True
+
+    def _lost_race(
+        self, connection: C, table: AggregateTable, items: list[_Pending], reason: str
+    ) -> ConcurrencyConflict:
+        """The conflict for a write that another writer's commit refused
+        after the checks at save: rolled back, then the first of ``items``
+        whose version or unique key was taken in between, named as the
+        check at save would have named it (``.kind``, ``.key``)."""
+        try:
+            self._end(connection, commit=False)
+            for item in items:
+                key = item.row[0]
+                rows = self._fetch(connection, self._sql.current[table.name], (key,))
+                stored, scope = rows[0] if rows else (0, item.scope)
+                if stored != item.expected or scope != item.scope:
+                    return ConcurrencyConflict(
+                        _conflict_message(
+                            table.kind, key, item.expected, stored, scope == item.scope
+                        ),
+                        kind=table.kind,
+                        key=key,
+                    )
+                holders = self._sql.holders[table.name]
+                for index, claim in enumerate(item.claims):
+                    if claim is None:
+                        continue
+                    if any(row[0] != key for row in self._fetch(connection, holders[index], claim)):
+                        return table.unique[index].taken(item.value)
+        except self._errors:
+            pass  # the connection broke too: the reason is all there is
+        finally:
+            self._abort()
+        return ConcurrencyConflict(f"{reason}; nothing was written", kind=table.kind)
 
     def _write_outbox(self, connection: C) -> None:
         """Insert the saved aggregates' events, last thing before the commit."""
@@ -1011,14 +1066,9 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
                     [_outbox_row(e) for e in events[start : start + BATCH_SIZE]],
                 )
 
-    def _mark_published(self, positions: Sequence[int]) -> None:
-        for index, position in enumerate(positions):
-            if isinstance(position, bool) or not isinstance(position, int):
-                raise ValidationError.single(
-                    f"positions[{index}]",
-                    "wrong_type",
-                    f"'positions[{index}]' must be a whole number (got {type(position).__name__})",
-                )
+    def _mark_published(self, positions: Iterable[int]) -> None:
+        self._in_block()
+        positions = Outbox._positions(positions)
         # A position no column can hold is no message's: ignored, as unknown
         # positions are.
         self._marks.extend((p,) for p in positions if 0 < p <= _MAX_POSITION)
@@ -1060,6 +1110,14 @@ def _conflict_message(kind: str, key: str, read: int, stored: int, same_partner:
     )
 
 
+def _not_unicode(error: UnicodeEncodeError) -> ValidationError:
+    # Text with a lone surrogate, which no database stores: given to a
+    # query (a name prefix, a key) or held by a value built without checks.
+    return ValidationError.single(
+        "", "invalid_text", f"text must be Unicode text, without lone surrogates ({error.reason})"
+    )
+
+
 def _outbox_row(event: Event) -> Row:
     return (
         event.topic,
@@ -1074,7 +1132,7 @@ def _outbox_row(event: Event) -> Row:
 
 
 def _partner_key(partner_id: PartnerId) -> str:
-    return str(PartnerId(partner_id))
+    return str(_fields.entity_id("partner_id", partner_id, PartnerId))
 
 
 def _email_key(email: EmailAddress | str) -> str:
@@ -1097,11 +1155,7 @@ def _ref(ref: object) -> ExternalRef:
 def _text(path: str, value: object) -> str:
     """A key given as text (an invoice number, an idempotency key), trimmed
     as the aggregates store it."""
-    if not isinstance(value, str):
-        raise ValidationError.single(
-            path, "wrong_type", f"'{path}' must be a string (got {type(value).__name__})"
-        )
-    return value.strip()
+    return _fields.query_text(path, value).strip()
 
 
 def _date(path: str, value: object) -> str:
@@ -1128,7 +1182,10 @@ class SqlCustomers(CustomerRepository):
 
     def get(self, partner_id: PartnerId, customer_id: CustomerId) -> Customer:
         customer: Customer = self._uow._get_or_raise(
-            CUSTOMERS, _partner_key(partner_id), str(CustomerId(customer_id)), customer_id
+            CUSTOMERS,
+            _partner_key(partner_id),
+            str(_fields.entity_id("customer_id", customer_id, CustomerId)),
+            customer_id,
         )
         return customer
 
@@ -1170,15 +1227,9 @@ class SqlCustomers(CustomerRepository):
             where.append(
                 "EXISTS (SELECT 1 FROM customer_tags t WHERE t.customer_id = c.id AND t.tag_id = ?)"
             )
-            params.append(str(TagId(tag)))
+            params.append(str(_fields.entity_id("tag", tag, TagId)))
         if name_prefix is not None:
-            if not isinstance(name_prefix, str):
-                raise ValidationError.single(
-                    "name_prefix",
-                    "wrong_type",
-                    f"'name_prefix' must be a string (got {type(name_prefix).__name__})",
-                )
-            prefix = name_prefix.casefold()
+            prefix = _fields.query_text("name_prefix", name_prefix).casefold()
             if prefix:
                 where.append("c.company_key >= ?")
                 params.append(prefix)
@@ -1269,7 +1320,10 @@ class SqlAccessRequests(AccessRequestRepository):
 
     def get(self, partner_id: PartnerId, request_id: AccessRequestId) -> AccessRequest:
         request: AccessRequest = self._uow._get_or_raise(
-            ACCESS_REQUESTS, _partner_key(partner_id), str(AccessRequestId(request_id)), request_id
+            ACCESS_REQUESTS,
+            _partner_key(partner_id),
+            str(_fields.entity_id("request_id", request_id, AccessRequestId)),
+            request_id,
         )
         return request
 
@@ -1293,7 +1347,10 @@ class SqlInvoices(InvoiceRepository):
 
     def get(self, partner_id: PartnerId, invoice_id: InvoiceId) -> Invoice:
         invoice: Invoice = self._uow._get_or_raise(
-            INVOICES, _partner_key(partner_id), str(InvoiceId(invoice_id)), invoice_id
+            INVOICES,
+            _partner_key(partner_id),
+            str(_fields.entity_id("invoice_id", invoice_id, InvoiceId)),
+            invoice_id,
         )
         return invoice
 
@@ -1367,7 +1424,7 @@ class SqlInvoices(InvoiceRepository):
         params: builtins.list[Any] = [_partner_key(partner_id)]
         if customer_id is not None:
             where.append("i.customer_id = ?")
-            params.append(str(CustomerId(customer_id)))
+            params.append(str(_fields.entity_id("customer_id", customer_id, CustomerId)))
         return where, params
 
     def save(self, invoice: Invoice) -> Invoice:
@@ -1381,7 +1438,10 @@ class SqlPayments(PaymentRepository):
 
     def get(self, partner_id: PartnerId, payment_id: PaymentId) -> Payment:
         payment: Payment = self._uow._get_or_raise(
-            PAYMENTS, _partner_key(partner_id), str(PaymentId(payment_id)), payment_id
+            PAYMENTS,
+            _partner_key(partner_id),
+            str(_fields.entity_id("payment_id", payment_id, PaymentId)),
+            payment_id,
         )
         return payment
 
@@ -1394,7 +1454,7 @@ class SqlPayments(PaymentRepository):
         return self._uow._load_all(
             Payment,
             self._uow._sql.payments_for_invoice,
-            (_partner_key(partner_id), str(InvoiceId(invoice_id))),
+            (_partner_key(partner_id), str(_fields.entity_id("invoice_id", invoice_id, InvoiceId))),
         )
 
     def save(self, payment: Payment) -> Payment:
@@ -1407,7 +1467,8 @@ class SqlPaymentMethods(PaymentMethodRepository):
         self._uow = uow
 
     def get(self, partner_id: PartnerId, customer_id: CustomerId) -> CustomerPaymentMethods:
-        partner, customer = PartnerId(partner_id), CustomerId(customer_id)
+        partner = _fields.entity_id("partner_id", partner_id, PartnerId)
+        customer = _fields.entity_id("customer_id", customer_id, CustomerId)
         methods: CustomerPaymentMethods | None = self._uow._get(
             PAYMENT_METHODS, str(partner), str(customer)
         )
@@ -1428,7 +1489,7 @@ class SqlScheduledPayments(ScheduledPaymentRepository):
         scheduled: ScheduledPayment = self._uow._get_or_raise(
             SCHEDULED_PAYMENTS,
             _partner_key(partner_id),
-            str(ScheduledPaymentId(scheduled_id)),
+            str(_fields.entity_id("scheduled_id", scheduled_id, ScheduledPaymentId)),
             scheduled_id,
         )
         return scheduled
@@ -1444,7 +1505,7 @@ class SqlScheduledPayments(ScheduledPaymentRepository):
         return self._uow._load_all(
             ScheduledPayment,
             self._uow._sql.scheduled_for_invoice,
-            (_partner_key(partner_id), str(InvoiceId(invoice_id))),
+            (_partner_key(partner_id), str(_fields.entity_id("invoice_id", invoice_id, InvoiceId))),
         )
 
     def save(self, scheduled: ScheduledPayment) -> ScheduledPayment:
@@ -1461,7 +1522,7 @@ class SqlOutbox(Outbox):
         rows = self._uow._read(self._uow._sql.outbox_pending, (request.limit,))
         return [OutboxMessage(int(row[0]), load_event(row[1])) for row in rows]
 
-    def mark_published(self, positions: Sequence[int]) -> None:
+    def mark_published(self, positions: Iterable[int]) -> None:
         self._uow._mark_published(positions)
 
 

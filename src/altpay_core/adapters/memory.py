@@ -37,14 +37,13 @@ import bisect
 import datetime as dt
 import threading
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
-from types import TracebackType
 from typing import Any, Protocol, TypeVar
 
 import attrs
 
 from altpay_core import _fields
 from altpay_core.customer import AccessRequest, AccessRequestStatus, Customer, CustomerStatus
-from altpay_core.errors import ConcurrencyConflict, NotFound, ValidationError
+from altpay_core.errors import AltpayError, ConcurrencyConflict, NotFound, ValidationError
 from altpay_core.events import Event
 from altpay_core.invoice import Invoice, InvoiceStatus
 from altpay_core.partner import Partner
@@ -322,7 +321,7 @@ class MemoryStore(Store):
 
     def _check_open(self) -> None:
         if self._closed:
-            raise RuntimeError("this MemoryStore is closed")
+            raise AltpayError("the MemoryStore is closed")
 
     # -- reading (each read takes the lock: a commit is seen whole or not at all)
 
@@ -564,7 +563,6 @@ class MemoryUnitOfWork(UnitOfWork):
     def __init__(self, store: MemoryStore) -> None:
         self._store = store
         self._staged = _Staged()
-        self._active = False
         self.partners: _Partners = _Partners(self)
         self.customers: _Customers = _Customers(self)
         self.access_requests: _AccessRequests = _AccessRequests(self)
@@ -577,30 +575,22 @@ class MemoryUnitOfWork(UnitOfWork):
     def _begin(self) -> None:
         self._store._check_open()
         self._staged = _Staged()
-        self._active = True
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        super().__exit__(exc_type, exc, tb)
-        self._active = False
 
     def commit(self) -> None:
-        """Write everything staged, all or nothing; the unit of work stays usable."""
-        staged = self._in_block()
-        self._store._commit(staged)
+        """Write everything staged, all or nothing; the unit of work stays
+        usable. If the commit fails, what was staged is forgotten, as a
+        database's rollback forgets it: read again and retry."""
+        staged = self._staging()
         self._staged = _Staged()
+        self._store._commit(staged)
 
     def rollback(self) -> None:
         """Forget everything staged."""
         self._staged = _Staged()
 
-    def _in_block(self) -> _Staged:
-        if not self._active:
-            raise RuntimeError("use the unit of work inside its `with` block")
+    def _staging(self) -> _Staged:
+        """What this unit of work has staged; refused outside its block."""
+        self._in_block()
         return self._staged
 
     def _seen(
@@ -649,8 +639,8 @@ class _Partners(PartnerRepository):
         self._uow = uow
 
     def get(self, partner_id: PartnerId) -> Partner:
-        staged = self._uow._in_block()
-        partner_id = _parse(PartnerId, "partner_id", partner_id)
+        staged = self._uow._staging()
+        partner_id = _fields.entity_id("partner_id", partner_id, PartnerId)
         found = staged.partners.get(partner_id)
         if found is None:
             found = self._uow._store._one(self._uow._store._partners, partner_id)
@@ -659,7 +649,7 @@ class _Partners(PartnerRepository):
         return found
 
     def save(self, partner: Partner) -> Partner:
-        staged = self._uow._in_block()
+        staged = self._uow._staging()
         if not isinstance(partner, Partner):
             raise _wrong_type("partner", Partner, partner)
         committed = self._uow._store._one(self._uow._store._partners, partner.id)
@@ -676,9 +666,9 @@ class _Customers(CustomerRepository):
         return [c for c in committed if c.id not in staged]
 
     def get(self, partner_id: PartnerId, customer_id: CustomerId) -> Customer:
-        staged = self._uow._in_block()
-        partner_id = _parse(PartnerId, "partner_id", partner_id)
-        customer_id = _parse(CustomerId, "customer_id", customer_id)
+        staged = self._uow._staging()
+        partner_id = _fields.entity_id("partner_id", partner_id, PartnerId)
+        customer_id = _fields.entity_id("customer_id", customer_id, CustomerId)
         found = self._uow._seen(
             staged.customers, self._uow._store._customers, customer_id, partner_id
         )
@@ -687,8 +677,8 @@ class _Customers(CustomerRepository):
         return found
 
     def get_by_external_ref(self, partner_id: PartnerId, ref: ExternalRef) -> Customer:
-        staged = self._uow._in_block()
-        partner_id = _parse(PartnerId, "partner_id", partner_id)
+        staged = self._uow._staging()
+        partner_id = _fields.entity_id("partner_id", partner_id, PartnerId)
         if not isinstance(ref, ExternalRef):
             raise _wrong_type("ref", ExternalRef, ref)
         key = (partner_id, ref)
@@ -701,8 +691,8 @@ class _Customers(CustomerRepository):
         return owner
 
     def with_user(self, partner_id: PartnerId, email: EmailAddress | str) -> list[Customer]:
-        staged = self._uow._in_block()
-        partner_id = _parse(PartnerId, "partner_id", partner_id)
+        staged = self._uow._staging()
+        partner_id = _fields.entity_id("partner_id", partner_id, PartnerId)
         key = _email_key(email)
         found = [
             c
@@ -717,7 +707,7 @@ class _Customers(CustomerRepository):
         return sorted(found, key=_order)
 
     def accounts_of(self, email: EmailAddress | str) -> list[Customer]:
-        staged = self._uow._in_block()
+        staged = self._uow._staging()
         key = _email_key(email)
         found = self._visible(self._uow._store._customers_with(key))
         found += [c for c in staged.customers.values() if any(u.email.key == key for u in c.users)]
@@ -734,14 +724,16 @@ class _Customers(CustomerRepository):
         after: str | None = None,
         before: str | None = None,
     ) -> Page[Customer]:
-        staged = self._uow._in_block()
-        partner_id = _parse(PartnerId, "partner_id", partner_id)
+        staged = self._uow._staging()
+        partner_id = _fields.entity_id("partner_id", partner_id, PartnerId)
         request = PageRequest.parse(limit, after, before)
         wanted_status = None if status is None else _fields.choice("status", status, CustomerStatus)
-        wanted_tag = None if tag is None else _parse(TagId, "tag", tag)
-        if name_prefix is not None and not isinstance(name_prefix, str):
-            raise _wrong_type("name_prefix", str, name_prefix)
-        prefix = None if name_prefix is None else name_prefix.casefold()
+        wanted_tag = None if tag is None else _fields.entity_id("tag", tag, TagId)
+        prefix = (
+            None
+            if name_prefix is None
+            else _fields.query_text("name_prefix", name_prefix).casefold()
+        )
 
         def matches(customer: Customer) -> bool:
             return (
@@ -757,7 +749,7 @@ class _Customers(CustomerRepository):
         return _page(rows, request, _order, customer_cursor)
 
     def save(self, customer: Customer) -> Customer:
-        staged = self._uow._in_block()
+        staged = self._uow._staging()
         if not isinstance(customer, Customer):
             raise _wrong_type("customer", Customer, customer)
         store = self._uow._store
@@ -803,9 +795,9 @@ class _AccessRequests(AccessRequestRepository):
         self._uow = uow
 
     def get(self, partner_id: PartnerId, request_id: AccessRequestId) -> AccessRequest:
-        staged = self._uow._in_block()
-        partner_id = _parse(PartnerId, "partner_id", partner_id)
-        request_id = _parse(AccessRequestId, "request_id", request_id)
+        staged = self._uow._staging()
+        partner_id = _fields.entity_id("partner_id", partner_id, PartnerId)
+        request_id = _fields.entity_id("request_id", request_id, AccessRequestId)
         found = self._uow._seen(staged.requests, self._uow._store._requests, request_id, partner_id)
         if found is None:
             raise NotFound("access request", request_id)
@@ -814,8 +806,8 @@ class _AccessRequests(AccessRequestRepository):
     def list(
         self, partner_id: PartnerId, *, status: AccessRequestStatus | None = None
     ) -> list[AccessRequest]:
-        staged = self._uow._in_block()
-        partner_id = _parse(PartnerId, "partner_id", partner_id)
+        staged = self._uow._staging()
+        partner_id = _fields.entity_id("partner_id", partner_id, PartnerId)
         wanted = None if status is None else _fields.choice("status", status, AccessRequestStatus)
         rows = [r for r in self._uow._store._requests_of(partner_id) if r.id not in staged.requests]
         rows += [r for r in staged.requests.values() if r.partner_id == partner_id]
@@ -825,7 +817,7 @@ class _AccessRequests(AccessRequestRepository):
         )
 
     def save(self, request: AccessRequest) -> AccessRequest:
-        staged = self._uow._in_block()
+        staged = self._uow._staging()
         if not isinstance(request, AccessRequest):
             raise _wrong_type("request", AccessRequest, request)
         committed = self._uow._store._one(self._uow._store._requests, request.id)
@@ -839,9 +831,9 @@ class _Invoices(InvoiceRepository):
         self._uow = uow
 
     def get(self, partner_id: PartnerId, invoice_id: InvoiceId) -> Invoice:
-        staged = self._uow._in_block()
-        partner_id = _parse(PartnerId, "partner_id", partner_id)
-        invoice_id = _parse(InvoiceId, "invoice_id", invoice_id)
+        staged = self._uow._staging()
+        partner_id = _fields.entity_id("partner_id", partner_id, PartnerId)
+        invoice_id = _fields.entity_id("invoice_id", invoice_id, InvoiceId)
         found = self._uow._seen(staged.invoices, self._uow._store._invoices, invoice_id, partner_id)
         if found is None:
             raise NotFound("invoice", invoice_id)
@@ -863,10 +855,9 @@ class _Invoices(InvoiceRepository):
         return None if owner is None or owner.id in staged else owner
 
     def get_by_number(self, partner_id: PartnerId, number: str) -> Invoice:
-        self._uow._in_block()
-        partner_id = _parse(PartnerId, "partner_id", partner_id)
-        if not isinstance(number, str):
-            raise _wrong_type("number", str, number)
+        self._uow._staging()
+        partner_id = _fields.entity_id("partner_id", partner_id, PartnerId)
+        number = _fields.query_text("number", number)
         key = (partner_id, number.strip())
         found = self._unique(key, _number_key, self._uow._store._invoice_numbers)
         if found is None:
@@ -874,8 +865,8 @@ class _Invoices(InvoiceRepository):
         return found
 
     def get_by_external_ref(self, partner_id: PartnerId, ref: ExternalRef) -> Invoice:
-        self._uow._in_block()
-        partner_id = _parse(PartnerId, "partner_id", partner_id)
+        self._uow._staging()
+        partner_id = _fields.entity_id("partner_id", partner_id, PartnerId)
         if not isinstance(ref, ExternalRef):
             raise _wrong_type("ref", ExternalRef, ref)
         found = self._unique((partner_id, ref), _invoice_ref_key, self._uow._store._invoice_refs)
@@ -895,7 +886,7 @@ class _Invoices(InvoiceRepository):
         after: str | None = None,
         before: str | None = None,
     ) -> Page[Invoice]:
-        self._uow._in_block()
+        self._uow._staging()
         wanted = None if status is None else _fields.choice("status", status, InvoiceStatus)
         first = None if due_from is None else _fields.plain_date("due_from", due_from)
         last = None if due_to is None else _fields.plain_date("due_to", due_to)
@@ -921,7 +912,7 @@ class _Invoices(InvoiceRepository):
         after: str | None = None,
         before: str | None = None,
     ) -> Page[Invoice]:
-        self._uow._in_block()
+        self._uow._staging()
         day = _fields.plain_date("as_of", as_of)
         return self._select(
             partner_id,
@@ -944,8 +935,12 @@ class _Invoices(InvoiceRepository):
     ) -> Page[Invoice]:
         staged = self._uow._staged.invoices
         store = self._uow._store
-        partner_id = _parse(PartnerId, "partner_id", partner_id)
-        customer = None if customer_id is None else _parse(CustomerId, "customer_id", customer_id)
+        partner_id = _fields.entity_id("partner_id", partner_id, PartnerId)
+        customer = (
+            None
+            if customer_id is None
+            else _fields.entity_id("customer_id", customer_id, CustomerId)
+        )
         request = PageRequest.parse(limit, after, before)
         rows = [
             i
@@ -960,7 +955,7 @@ class _Invoices(InvoiceRepository):
         return _page(rows, request, _invoice_order, invoice_cursor)
 
     def save(self, invoice: Invoice) -> Invoice:
-        staged = self._uow._in_block()
+        staged = self._uow._staging()
         if not isinstance(invoice, Invoice):
             raise _wrong_type("invoice", Invoice, invoice)
         store = self._uow._store
@@ -988,20 +983,18 @@ class _Payments(PaymentRepository):
         self._uow = uow
 
     def get(self, partner_id: PartnerId, payment_id: PaymentId) -> Payment:
-        staged = self._uow._in_block()
-        partner_id = _parse(PartnerId, "partner_id", partner_id)
-        payment_id = _parse(PaymentId, "payment_id", payment_id)
+        staged = self._uow._staging()
+        partner_id = _fields.entity_id("partner_id", partner_id, PartnerId)
+        payment_id = _fields.entity_id("payment_id", payment_id, PaymentId)
         found = self._uow._seen(staged.payments, self._uow._store._payments, payment_id, partner_id)
         if found is None:
             raise NotFound("payment", payment_id)
         return found
 
     def get_by_idempotency_key(self, partner_id: PartnerId, key: str) -> Payment | None:
-        staged = self._uow._in_block()
-        partner_id = _parse(PartnerId, "partner_id", partner_id)
-        if not isinstance(key, str):
-            raise _wrong_type("key", str, key)
-        wanted = (partner_id, key.strip())
+        staged = self._uow._staging()
+        partner_id = _fields.entity_id("partner_id", partner_id, PartnerId)
+        wanted = (partner_id, _fields.query_text("key", key).strip())
         for payment in staged.payments.values():
             if _idempotency_key(payment) == wanted:
                 return payment
@@ -1010,9 +1003,9 @@ class _Payments(PaymentRepository):
         return None if owner is None or owner.id in staged.payments else owner
 
     def for_invoice(self, partner_id: PartnerId, invoice_id: InvoiceId) -> list[Payment]:
-        staged = self._uow._in_block()
-        partner_id = _parse(PartnerId, "partner_id", partner_id)
-        invoice_id = _parse(InvoiceId, "invoice_id", invoice_id)
+        staged = self._uow._staging()
+        partner_id = _fields.entity_id("partner_id", partner_id, PartnerId)
+        invoice_id = _fields.entity_id("invoice_id", invoice_id, InvoiceId)
         store = self._uow._store
         rows = [
             p
@@ -1023,7 +1016,7 @@ class _Payments(PaymentRepository):
         return sorted((p for p in rows if p.partner_id == partner_id), key=_by_time)
 
     def save(self, payment: Payment) -> Payment:
-        staged = self._uow._in_block()
+        staged = self._uow._staging()
         if not isinstance(payment, Payment):
             raise _wrong_type("payment", Payment, payment)
         store = self._uow._store
@@ -1041,16 +1034,16 @@ class _PaymentMethods(PaymentMethodRepository):
         self._uow = uow
 
     def get(self, partner_id: PartnerId, customer_id: CustomerId) -> CustomerPaymentMethods:
-        staged = self._uow._in_block()
-        partner_id = _parse(PartnerId, "partner_id", partner_id)
-        customer_id = _parse(CustomerId, "customer_id", customer_id)
+        staged = self._uow._staging()
+        partner_id = _fields.entity_id("partner_id", partner_id, PartnerId)
+        customer_id = _fields.entity_id("customer_id", customer_id, CustomerId)
         found = self._uow._seen(staged.methods, self._uow._store._methods, customer_id, partner_id)
         if found is None:
             return CustomerPaymentMethods(partner_id=partner_id, customer_id=customer_id)
         return found
 
     def save(self, methods: CustomerPaymentMethods) -> CustomerPaymentMethods:
-        staged = self._uow._in_block()
+        staged = self._uow._staging()
         if not isinstance(methods, CustomerPaymentMethods):
             raise _wrong_type("methods", CustomerPaymentMethods, methods)
         committed = self._uow._store._one(self._uow._store._methods, methods.customer_id)
@@ -1069,9 +1062,9 @@ class _ScheduledPayments(ScheduledPaymentRepository):
         self._uow = uow
 
     def get(self, partner_id: PartnerId, scheduled_id: ScheduledPaymentId) -> ScheduledPayment:
-        staged = self._uow._in_block()
-        partner_id = _parse(PartnerId, "partner_id", partner_id)
-        scheduled_id = _parse(ScheduledPaymentId, "scheduled_id", scheduled_id)
+        staged = self._uow._staging()
+        partner_id = _fields.entity_id("partner_id", partner_id, PartnerId)
+        scheduled_id = _fields.entity_id("scheduled_id", scheduled_id, ScheduledPaymentId)
         found = self._uow._seen(
             staged.scheduled, self._uow._store._scheduled, scheduled_id, partner_id
         )
@@ -1091,19 +1084,19 @@ class _ScheduledPayments(ScheduledPaymentRepository):
         return rows
 
     def due(self, partner_id: PartnerId, as_of: dt.date) -> list[ScheduledPayment]:
-        self._uow._in_block()
-        partner_id = _parse(PartnerId, "partner_id", partner_id)
+        self._uow._staging()
+        partner_id = _fields.entity_id("partner_id", partner_id, PartnerId)
         day = _fields.plain_date("as_of", as_of)
         return sorted((s for s in self._of(partner_id) if s.is_due(day)), key=_by_day)
 
     def for_invoice(self, partner_id: PartnerId, invoice_id: InvoiceId) -> list[ScheduledPayment]:
-        self._uow._in_block()
-        partner_id = _parse(PartnerId, "partner_id", partner_id)
-        invoice_id = _parse(InvoiceId, "invoice_id", invoice_id)
+        self._uow._staging()
+        partner_id = _fields.entity_id("partner_id", partner_id, PartnerId)
+        invoice_id = _fields.entity_id("invoice_id", invoice_id, InvoiceId)
         return sorted((s for s in self._of(partner_id) if s.invoice_id == invoice_id), key=_by_day)
 
     def save(self, scheduled: ScheduledPayment) -> ScheduledPayment:
-        staged = self._uow._in_block()
+        staged = self._uow._staging()
         if not isinstance(scheduled, ScheduledPayment):
             raise _wrong_type("scheduled", ScheduledPayment, scheduled)
         committed = self._uow._store._one(self._uow._store._scheduled, scheduled.id)
@@ -1117,44 +1110,13 @@ class _Outbox(Outbox):
         self._uow = uow
 
     def pending(self, limit: int = DEFAULT_PAGE_SIZE) -> list[OutboxMessage]:
-        staged = self._uow._in_block()
+        staged = self._uow._staging()
         checked = PageRequest.parse(limit).limit
         return [
             OutboxMessage(position, from_dict(Event, data))
             for position, data in self._uow._store._pending(checked, staged.published)
         ]
 
-    def mark_published(self, positions: Sequence[int]) -> None:
-        staged = self._uow._in_block()
-        checked: list[int] = []
-        for index, position in enumerate(positions):
-            if isinstance(position, bool) or not isinstance(position, int):
-                raise ValidationError.single(
-                    f"positions[{index}]",
-                    "wrong_type",
-                    f"'positions[{index}]' must be a whole number (got {position!r})",
-                )
-            checked.append(position)
-        staged.published.update(checked)
-
-
-_I = TypeVar(
-    "_I",
-    PartnerId,
-    CustomerId,
-    AccessRequestId,
-    TagId,
-    InvoiceId,
-    PaymentId,
-    ScheduledPaymentId,
-)
-
-
-def _parse(kind: type[_I], path: str, value: object) -> _I:
-    """An id of ``kind``, given as itself or its text (``ValidationError`` otherwise)."""
-    if type(value) is kind:
-        return value
-    try:
-        return kind(value)  # type: ignore[arg-type]
-    except ValidationError as error:
-        raise error.under(path) from None
+    def mark_published(self, positions: Iterable[int]) -> None:
+        staged = self._uow._staging()
+        staged.published.update(self._positions(positions))

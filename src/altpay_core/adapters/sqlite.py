@@ -38,9 +38,11 @@ driver's error, if any, is its ``__cause__``. Read again and retry.
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import tempfile
-from typing import ClassVar
+import weakref
+from typing import Any, ClassVar
 
 from altpay_core.adapters._sql import (
     Dialect,
@@ -260,14 +262,15 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
     def __init__(self, path: str | os.PathLike[str], *, timeout: float = 5.0) -> None:
         super().__init__()
         self.timeout = timeout
-        self._directory: tempfile.TemporaryDirectory[str] | None = None
+        self._directory: weakref.finalize[Any, Any] | None = None
         if isinstance(path, str) and path == ":memory:":
             # Deleted at close(), or when the store is collected or the
-            # process exits; an open connection keeps reading its file.
-            self._directory = tempfile.TemporaryDirectory(
-                prefix="altpay-", ignore_cleanup_errors=True
-            )
-            self._target = os.path.join(self._directory.name, "altpay.db")
+            # process exits, by the process that made it only (not by a
+            # forked worker as it exits); an open connection keeps reading
+            # its file.
+            directory = tempfile.mkdtemp(prefix="altpay-")
+            self._directory = weakref.finalize(self, _remove_tree, directory, os.getpid())
+            self._target = os.path.join(directory, "altpay.db")
             self.path: str | None = None
         else:
             self._target = os.fspath(path)
@@ -311,11 +314,16 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
     def _remove_directory(self) -> None:
         directory, self._directory = self._directory, None
         if directory is not None:
-            directory.cleanup()
+            directory()
 
     def __repr__(self) -> str:
         where = ":memory:" if self.path is None else repr(self.path)
         return f"SqliteStore({where})"
+
+
+def _remove_tree(directory: str, owner: int) -> None:
+    if os.getpid() == owner:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 _BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)

@@ -56,7 +56,7 @@ from altpay_core.customer import (
     CustomerStatus,
     CustomerUser,
 )
-from altpay_core.errors import ConcurrencyConflict, NotFound, ValidationError
+from altpay_core.errors import AltpayError, ConcurrencyConflict, NotFound, ValidationError
 from altpay_core.events import CustomerArchived, CustomerCreated, CustomerUpdated, Event
 from altpay_core.invoice import Invoice, InvoiceStatus, LineItem
 from altpay_core.money import Money
@@ -1083,6 +1083,87 @@ class UnitOfWorkContract(_StoreFactory):
         # The store is still usable afterwards.
         (two,) = self.store_customers(store, _created(partner, "New"))
         assert self.read_customer(store, partner.id, two.id) == two
+
+    def test_a_failed_commit_forgets_the_blocks_saves(
+        self, store: Store, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Committing again in the same block writes nothing of what failed.
+        partner = self.store_partner(store, _partner())
+        (one,) = self.store_customers(store, _customer(partner))
+        self.break_next_commit(store, monkeypatch)
+        with store.unit_of_work() as uow:
+            _save(uow, partner.add_tag(name="Net 30", colour="#0000AA"))
+            _save(uow, one.add_user(first_name="Bo", last_name="Li", email="bo@x.example"))
+            with pytest.raises(InjectedFailure):
+                uow.commit()
+            uow.commit()
+            assert uow.partners.get(partner.id) == partner
+        assert self.read_customer(store, partner.id, one.id) == one
+        assert self.pending(store) == []
+
+    def test_a_conflict_at_commit_forgets_the_blocks_saves(self, store: Store) -> None:
+        # As a database's rollback does: read again and retry, in the block.
+        partner, customer = self.partner_with_customer(store)
+        with store.unit_of_work() as mine:
+            mine.customers.save(customer.update_details(company="Mine"))
+            with store.unit_of_work() as theirs:
+                stored = theirs.customers.save(customer.update_details(company="Theirs"))
+                theirs.commit()
+            with pytest.raises(ConcurrencyConflict) as info:
+                mine.commit()
+            assert (info.value.kind, info.value.key) == ("customer", str(customer.id))
+            assert mine.customers.get(partner.id, customer.id) == stored
+            mine.commit()
+            again = mine.customers.save(stored.update_details(company="Mine"))
+            mine.commit()
+        assert self.read_customer(store, partner.id, customer.id) == again
+
+    def test_a_unit_of_work_is_used_inside_its_block_only(self, store: Store) -> None:
+        partner = self.store_partner(store, _partner())
+        uow = store.unit_of_work()
+        with pytest.raises(AltpayError, match="with"):
+            uow.partners.get(partner.id)
+        with uow:
+            changed = uow.partners.save(partner.add_tag(name="Net 30", colour="#0000AA"))
+        for outside in (
+            lambda: uow.partners.get(partner.id),
+            lambda: uow.partners.save(changed),
+            lambda: uow.customers.save(_created(partner)),
+            uow.outbox.pending,
+            lambda: uow.outbox.mark_published([1]),
+            uow.commit,
+        ):
+            with pytest.raises(AltpayError, match="with"):
+                outside()
+        with uow:  # and may be entered again
+            assert uow.partners.get(partner.id) == partner
+        assert self.pending(store) == []
+
+    def test_ids_of_the_wrong_type_are_named(self, store: Store) -> None:
+        partner = self.store_partner(store, _partner())
+        with store.unit_of_work() as uow:
+            for call, path in (
+                (lambda: uow.partners.get(None), "partner_id"),  # type: ignore[arg-type]
+                (lambda: uow.customers.get(partner.id, None), "customer_id"),  # type: ignore[arg-type]
+                (lambda: uow.invoices.get(partner.id, 7), "invoice_id"),  # type: ignore[arg-type]
+                (lambda: uow.payments.get(None, "pay_x"), "partner_id"),  # type: ignore[arg-type]
+            ):
+                with pytest.raises(ValidationError) as info:
+                    call()
+                assert info.value.paths == [path]
+
+    def test_text_that_no_database_holds_is_refused(self, store: Store) -> None:
+        # A lone surrogate (JSON's "\ud800" escape gives one) is not text.
+        partner = self.store_partner(store, _partner())
+        with store.unit_of_work() as uow:
+            for call, path in (
+                (lambda: uow.customers.list(partner.id, name_prefix="G\ud800"), "name_prefix"),
+                (lambda: uow.invoices.get_by_number(partner.id, "\ud800"), "number"),
+                (lambda: uow.payments.get_by_idempotency_key(partner.id, "k\udc00"), "key"),
+            ):
+                with pytest.raises(ValidationError) as info:
+                    call()
+                assert (info.value.paths, info.value.codes) == ([path], ["invalid_text"])
 
     def test_commit_with_nothing_saved(self, store: Store) -> None:
         with store.unit_of_work() as uow:
