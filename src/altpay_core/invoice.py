@@ -1059,13 +1059,7 @@ class Invoice:
             raise ValidationError.single(
                 "payment_id", "wrong_type", "'payment_id' must be a payment id"
             )
-        if self.status is not InvoiceStatus.OPEN:
-            raise InvariantViolation(
-                f"invoice {self.number} is {self.status.value}: "
-                "only an open invoice takes payments",
-                rule="I4",
-                path="status",
-            )
+        _refuse_unless_open(self)
         money = _positive_money_in("amount", amount, self.currency)
         if any(part.payment_id == payment_id for part in self.payments):
             raise InvariantViolation(
@@ -1206,6 +1200,17 @@ def _partner_and_customer(partner: Partner, customer: Customer) -> None:
     (``None`` above all), rather than an ``AttributeError`` further in."""
     _fields.argument("partner", partner, Partner, "a Partner")
     _fields.argument("customer", customer, Customer, "a Customer")
+
+
+def _refuse_unless_open(invoice: Invoice) -> None:
+    """I4: only an open invoice takes payments."""
+    if not invoice.accepts_payments:
+        raise InvariantViolation(
+            f"invoice {invoice.number} is {invoice.status.value}: "
+            "only an open invoice takes payments",
+            rule="I4",
+            path="status",
+        )
 
 
 def _refuse_customer(partner: Partner, customer: Customer) -> None:

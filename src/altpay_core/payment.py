@@ -74,6 +74,7 @@ from .invoice import (
     _money_in,
     _partner_and_customer,
     _positive_money_in,
+    _refuse_unless_open,
     _require_type,
     _strip,
     _to_member,
@@ -1762,13 +1763,7 @@ def schedule_payment(
         raise ValidationError.single(
             "pay_on", "in_the_past", f"'pay_on' must be today or later (got {clean_day})"
         )
-    if not invoice.accepts_payments:
-        raise InvariantViolation(
-            f"invoice {invoice.number} is {invoice.status.value}: only an open invoice "
-            "takes payments",
-            rule="I4",
-            path="status",
-        )
+    _refuse_unless_open(invoice)
     if clean_amount is not None and clean_amount > invoice.balance:
         raise InvariantViolation(
             f"{clean_amount} is more than the balance of invoice {invoice.number} "
@@ -1835,13 +1830,7 @@ def run_scheduled_payment(
             rule="scheduled-payment",
             path="pay_on",
         )
-    if not invoice.accepts_payments:
-        raise InvariantViolation(
-            f"invoice {invoice.number} is {invoice.status.value}: only an open invoice "
-            "takes payments",
-            rule="I4",
-            path="status",
-        )
+    _refuse_unless_open(invoice)
     if scheduled.amount is not None:
         _money_in("amount", scheduled.amount, invoice.currency)
     purpose = "a scheduled payment"
