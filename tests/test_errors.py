@@ -16,6 +16,7 @@ from altpay_core import (
     FieldError,
     InvariantViolation,
     NotFound,
+    OperandError,
     PermissionDenied,
     ValidationError,
 )
@@ -42,6 +43,7 @@ EVERY_ERROR = [
     ),
     pytest.param(PermissionDenied(role="member", action="approve"), id="PermissionDenied"),
     pytest.param(CurrencyMismatch("USD", "CAD", "add"), id="CurrencyMismatch"),
+    pytest.param(OperandError("other", "only money can be added to money"), id="OperandError"),
 ]
 
 
@@ -54,6 +56,8 @@ EVERY_ERROR = [
         (ValidationError, ValueError),
         (NotFound, LookupError),
         (CurrencyMismatch, ValueError),
+        (OperandError, ValueError),
+        (OperandError, TypeError),
     ],
 )
 def test_leaf_classes_also_derive_from_the_nearest_builtin(
@@ -72,6 +76,7 @@ def test_leaf_classes_also_derive_from_the_nearest_builtin(
         ConcurrencyConflict,
         PermissionDenied,
         CurrencyMismatch,
+        OperandError,
     ],
 )
 def test_one_root(cls: type[AltpayError]) -> None:

@@ -39,6 +39,7 @@ from .errors import (
     FieldError,
     InvariantViolation,
     NotFound,
+    OperandError,
     PermissionDenied,
     ValidationError,
 )
@@ -190,6 +191,7 @@ __all__ = [
     "LineItem",
     "Money",
     "NotFound",
+    "OperandError",
     "Outbox",
     "OutboxMessage",
     "Page",

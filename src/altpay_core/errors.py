@@ -23,6 +23,7 @@ __all__ = [
     "FieldError",
     "InvariantViolation",
     "NotFound",
+    "OperandError",
     "PermissionDenied",
     "ValidationError",
     "join_path",
@@ -135,6 +136,22 @@ class ValidationError(AltpayError, ValueError):
     def codes(self) -> list[str]:
         """The code of every invalid field, in order."""
         return [e.code for e in self.errors]
+
+
+class OperandError(ValidationError, TypeError):
+    """An operator was given an operand it does not take: ``Money + 1``.
+
+    A :class:`ValidationError` at the operand (``other``, ``factor``), and
+    also a ``TypeError``, as Python's own operators raise for operands they
+    do not support.
+
+    >>> e = OperandError("other", "money adds only to money")
+    >>> isinstance(e, TypeError), e.paths, e.codes
+    (True, ['other'], ['wrong_type'])
+    """
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(FieldError(path, "wrong_type", message))
 
 
 class FieldErrors:

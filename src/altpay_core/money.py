@@ -23,7 +23,7 @@ from typing import Any, ClassVar, Final
 import attrs
 import iso4217
 
-from .errors import CurrencyMismatch, ValidationError
+from .errors import CurrencyMismatch, OperandError, ValidationError
 
 __all__ = ["Currency", "Money", "Rounding"]
 
@@ -441,15 +441,22 @@ class Money:
 
     def __add__(self, other: Money) -> Money:
         if not isinstance(other, Money):
-            return NotImplemented
+            raise _not_money(other, "add")
         self._same(other, "add")
         return self._checked(_CONTEXT.add(self.amount, other.amount))
 
     def __sub__(self, other: Money) -> Money:
         if not isinstance(other, Money):
-            return NotImplemented
+            raise _not_money(other, "subtract")
         self._same(other, "subtract")
         return self._checked(_CONTEXT.subtract(self.amount, other.amount))
+
+    def __radd__(self, other: object) -> Money:
+        # ``1 + money`` and ``sum(amounts)``, which starts from 0.
+        raise _not_money(other, "add")
+
+    def __rsub__(self, other: object) -> Money:
+        raise _not_money(other, "subtract")
 
     def _checked(self, amount: Decimal) -> Money:
         if not amount:
@@ -476,14 +483,18 @@ class Money:
         Any other factor needs a rounding mode: use :meth:`multiply`.
         """
         if isinstance(factor, bool) or not isinstance(factor, int):
-            if isinstance(factor, Decimal | float | Fraction | str):
+            if isinstance(factor, Decimal | float | Fraction):
                 raise ValidationError.single(
                     "factor",
                     "rounding_required",
                     "multiplying money by a fraction needs a rounding mode: "
                     "use money.multiply(factor, rounding=Rounding.HALF_EVEN)",
                 )
-            return NotImplemented
+            raise OperandError(
+                "factor",
+                "money multiplies only by a whole number (an int); for text or a fraction "
+                f"use money.multiply(factor, rounding=...) (got {type(factor).__name__})",
+            )
         return self._checked(_CONTEXT.multiply(self.amount, factor))
 
     __rmul__ = __mul__
@@ -604,25 +615,25 @@ class Money:
 
     def __lt__(self, other: Money) -> bool:
         if not isinstance(other, Money):
-            return NotImplemented
+            raise _not_money(other, "compare")
         self._same(other, "compare")
         return self.amount < other.amount
 
     def __le__(self, other: Money) -> bool:
         if not isinstance(other, Money):
-            return NotImplemented
+            raise _not_money(other, "compare")
         self._same(other, "compare")
         return self.amount <= other.amount
 
     def __gt__(self, other: Money) -> bool:
         if not isinstance(other, Money):
-            return NotImplemented
+            raise _not_money(other, "compare")
         self._same(other, "compare")
         return self.amount > other.amount
 
     def __ge__(self, other: Money) -> bool:
         if not isinstance(other, Money):
-            return NotImplemented
+            raise _not_money(other, "compare")
         self._same(other, "compare")
         return self.amount >= other.amount
 
@@ -642,6 +653,21 @@ _ZEROS: Final = {
     currency.code: Money._exact(_CONTEXT.quantize(Decimal(0), currency.quantum), currency)
     for currency in Currency.all()
 }
+
+
+_ONLY_MONEY: Final = {
+    "add": "only money can be added to money",
+    "subtract": "only money can be subtracted from money",
+    "compare": "money can only be compared with money",
+}
+
+
+def _not_money(other: object, operation: str) -> OperandError:
+    hint = "; to total amounts, use Money.sum(amounts, currency)" if operation == "add" else ""
+    return OperandError(
+        "other",
+        f"{_ONLY_MONEY[operation]}, not {type(other).__name__}{hint}",
+    )
 
 
 def _too_large(path: str = "amount") -> ValidationError:
