@@ -72,7 +72,18 @@ def test_the_wheel_takes_the_whole_package_directory() -> None:
     assert "only-include" not in wheel
 
 
-PAGES = ["getting-started.md", "money.md", "errors.md", "serialization.md", "testing-kit.md"]
+PAGES = [
+    "getting-started.md",
+    "money.md",
+    "errors.md",
+    "serialization.md",
+    "testing-kit.md",
+    "values.md",
+    "partners.md",
+    "onboarding.md",
+    "invoices-and-payments.md",
+    "persistence.md",
+]
 
 
 @pytest.mark.parametrize("page", PAGES)
