@@ -328,17 +328,16 @@ def test_invoice_lookups_see_staged_invoices_first(store: MemoryStore) -> None:
         uow.commit()
         uow.invoices.save(an_invoice("3"))
         resynced = uow.invoices.save(synced.apply_sync(number="1-A"))
-        uow.invoices.save(attrs.evolve(resynced, external_ref=new_ref))
+        staged = uow.invoices.save(an_invoice("4", new_ref))
         with pytest.raises(NotFound):
             uow.invoices.get_by_number(PARTNER.id, "1")
-        with pytest.raises(NotFound):
-            uow.invoices.get_by_external_ref(PARTNER.id, ref)
         assert uow.invoices.get_by_number(PARTNER.id, "1-A").id == synced.id
+        assert uow.invoices.get_by_external_ref(PARTNER.id, ref) == resynced
+        assert uow.invoices.get_by_external_ref(PARTNER.id, new_ref) == staged
         uow.commit()
     with store.unit_of_work() as uow:
-        assert uow.invoices.get_by_external_ref(PARTNER.id, new_ref).number == "1-A"
-        with pytest.raises(NotFound):
-            uow.invoices.get_by_external_ref(PARTNER.id, ref)
+        assert uow.invoices.get_by_external_ref(PARTNER.id, ref).number == "1-A"
+        assert uow.invoices.get_by_external_ref(PARTNER.id, new_ref).number == "4"
 
 
 def test_payment_and_method_lookups_see_staged_values_first(store: MemoryStore) -> None:

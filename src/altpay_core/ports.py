@@ -31,15 +31,15 @@ import abc
 import base64
 import datetime as dt
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from types import TracebackType
-from typing import Generic, Self, TypeVar
+from typing import Final, Generic, Self, TypeVar
 
 import attrs
 
 from . import _fields
 from .customer import AccessRequest, AccessRequestStatus, Customer, CustomerStatus
-from .errors import AltpayError, ConcurrencyConflict, ValidationError
+from .errors import AltpayError, ConcurrencyConflict, InvariantViolation, ValidationError
 from .events import Event
 from .invoice import Invoice, InvoiceStatus
 from .partner import Partner
@@ -60,6 +60,8 @@ __all__ = [
     "Cursor",
     "CustomerRepository",
     "DEFAULT_PAGE_SIZE",
+    "FIXED_FIELDS",
+    "FixedField",
     "InvoiceRepository",
     "MAX_PAGE_SIZE",
     "Outbox",
@@ -72,9 +74,11 @@ __all__ = [
     "ScheduledPaymentRepository",
     "Store",
     "UnitOfWork",
+    "check_fixed_fields",
     "customer_cursor",
     "customer_ref_taken",
     "customer_sort_key",
+    "fixed_field_changed",
     "idempotency_key_taken",
     "invoice_cursor",
     "invoice_number_taken",
@@ -261,6 +265,59 @@ def idempotency_key_taken(key: str) -> ConcurrencyConflict:
         kind="payment",
         key=key,
     )
+
+
+# -- what a save never changes -------------------------------------------------------
+
+
+@attrs.frozen
+class FixedField:
+    """A field of a stored aggregate that no save may change (see
+    :data:`FIXED_FIELDS`)."""
+
+    path: str
+    """The aggregate's attribute (``external_ref``)."""
+    rule: str
+    """The rule it keeps (``C10``)."""
+    reason: str
+    """What the rule says, for the error's message."""
+
+
+FIXED_FIELDS: Final[Mapping[str, tuple[FixedField, ...]]] = {
+    "customer": (
+        FixedField("external_ref", "C10", "a customer's external reference never changes"),
+    ),
+    "invoice": (
+        FixedField("customer_id", "I1", "an invoice belongs to one customer for good"),
+        FixedField("external_ref", "I10", "an invoice's external reference never changes"),
+    ),
+    "payment": (FixedField("customer_id", "I1", "a payment belongs to the customer who made it"),),
+}
+"""The fields each kind of aggregate keeps from its first save on, by kind.
+
+The commands never change them; every store also refuses a save that does
+(an ``attrs.evolve`` of a customer's external reference, an invoice moved to
+another customer), with :func:`fixed_field_changed`, and writes nothing.
+"""
+
+
+def fixed_field_changed(kind: str, key: object, field: FixedField) -> InvariantViolation:
+    """The error for a save of ``kind`` ``key`` that changes ``field``."""
+    return InvariantViolation(
+        f"{field.reason}: {kind} {key} is stored with another {field.path!r} (nothing was written)",
+        rule=field.rule,
+        path=field.path,
+    )
+
+
+def check_fixed_fields(kind: str, key: object, stored: object, new: object) -> None:
+    """Refuse ``new`` if it changes a fixed field of ``stored`` (its current
+    state in the store, or ``None`` when it is new there)."""
+    if stored is None:
+        return
+    for field in FIXED_FIELDS.get(kind, ()):
+        if getattr(stored, field.path) != getattr(new, field.path):
+            raise fixed_field_changed(kind, key, field)
 
 
 # -- repositories ------------------------------------------------------------------

@@ -54,6 +54,7 @@ from altpay_core.payment import (
 )
 from altpay_core.ports import (
     DEFAULT_PAGE_SIZE,
+    FIXED_FIELDS,
     AccessRequestRepository,
     Cursor,
     CustomerRepository,
@@ -70,6 +71,7 @@ from altpay_core.ports import (
     UnitOfWork,
     customer_ref_taken,
     customer_sort_key,
+    fixed_field_changed,
     idempotency_key_taken,
     invoice_number_taken,
     invoice_ref_taken,
@@ -232,6 +234,23 @@ class AggregateTable:
     """The column holding the aggregate's key (its id, or what stands for it)."""
     key: Callable[[Any], str] = lambda aggregate: str(aggregate.id)
     """The aggregate's key, as stored in ``key_column``."""
+    fixed: tuple[tuple[str, ...], ...] = ()
+    """The columns of each of the kind's :data:`~altpay_core.ports.FIXED_FIELDS`,
+    in its order; each is one of :attr:`columns`."""
+
+    def check_fixed(self, key: str, stored: Sequence[object], values: Row) -> None:
+        """Refuse a save whose ``values`` change a fixed field: ``stored`` is
+        the row's current values of the fixed columns, in order."""
+        start = 0
+        for field, columns in zip(FIXED_FIELDS[self.kind], self.fixed, strict=True):
+            now = tuple(values[self.columns.index(column)] for column in columns)
+            if tuple(stored[start : start + len(columns)]) != now:
+                raise fixed_field_changed(self.kind, key, field)
+            start += len(columns)
+
+    def fixed_of(self, row: Row) -> tuple[object, ...]:
+        """The fixed columns' values in a row of :attr:`all_columns`."""
+        return tuple(row[2 + self.columns.index(c)] for columns in self.fixed for c in columns)
 
     @property
     def all_columns(self) -> tuple[str, ...]:
@@ -311,6 +330,7 @@ CUSTOMERS = AggregateTable(
         ChildTable("customer_users", ("customer_id", "email_key", "partner_id"), _customer_users),
         ChildTable("customer_tags", ("customer_id", "tag_id", "partner_id"), _customer_tags),
     ),
+    fixed=(("ext_system", "ext_id"),),
     unique=(
         UniqueKey(
             ("partner_id", "ext_system", "ext_id"),
@@ -347,6 +367,7 @@ INVOICES = AggregateTable(
         "ext_id",
     ),
     values=_invoice_values,
+    fixed=(("customer_id",), ("ext_system", "ext_id")),
     unique=(
         UniqueKey(
             ("partner_id", "number"),
@@ -372,6 +393,7 @@ PAYMENTS = AggregateTable(
         payment.idempotency_key,
         payment.status.value,
     ),
+    fixed=(("customer_id",),),
     children=(
         ChildTable(
             "payment_allocations",
@@ -447,8 +469,9 @@ class Statements:
         for table in tables:
             columns = table.all_columns
             key = table.key_column
+            fixed = "".join(f", {c}" for columns in table.fixed for c in columns)
             self.current[table.name] = sql(
-                f"SELECT version, {table.scope} FROM {table.name} WHERE {key} = ?"
+                f"SELECT version, {table.scope}{fixed} FROM {table.name} WHERE {key} = ?"
             )
             self.get[table.name] = sql(
                 f"SELECT {table.scope}, data FROM {table.name} WHERE {key} = ?"
@@ -742,14 +765,19 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
         first, so nothing of it is written."""
         try:
             yield
-        except self._errors as error:
+        except BaseException as error:
+            self._fail(error)
+
+    def _fail(self, error: BaseException) -> NoReturn:
+        """Roll back after ``error`` and raise it, or what it means to us (the
+        error handling of :meth:`_guard`, for the paths that cannot afford a
+        context manager)."""
+        if isinstance(error, self._errors):
             self._failed(error)
-        except UnicodeEncodeError as error:
-            self._abort()
+        self._abort()
+        if isinstance(error, UnicodeEncodeError):
             raise _not_unicode(error) from None
-        except BaseException:
-            self._abort()
-            raise
+        raise error
 
     def _abort(self) -> None:
         """Roll back and forget everything not committed; hand the connection
@@ -782,9 +810,10 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
 
     def _query(self, sql: str, params: Row) -> list[Row]:
         connection = self._conn()
-        with self._guard():
+        try:
             return self._fetch(connection, sql, params)
-        raise AssertionError("unreachable")  # pragma: no cover - _guard raises
+        except BaseException as error:
+            self._fail(error)
 
     def _failed(self, error: Exception) -> NoReturn:
         """Roll back after a driver error; raise it as a conflict if it is one."""
@@ -872,8 +901,10 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
         scope = key if table is PARTNERS else str(value.partner_id)
         read = value.version
         pending = self._pending[table.name].get(key)
+        fixed: Sequence[object] = ()
         if pending is not None:
             stored, stored_scope = pending.version, pending.scope
+            fixed = table.fixed_of(pending.row)
         elif read == 0:
             # A new aggregate: its id is fresh unless the same one is saved
             # twice (a draft created twice); the primary key refuses that
@@ -881,17 +912,20 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
             stored, stored_scope = 0, scope
         else:
             rows = self._query(self._sql.current[table.name], (key,))
-            stored, stored_scope = rows[0] if rows else (0, scope)
+            stored, stored_scope, *fixed = rows[0] if rows else (0, scope)
         if stored_scope != scope or read != stored:
             raise ConcurrencyConflict(
                 _conflict_message(table.kind, key, read, stored, stored_scope == scope),
                 kind=table.kind,
                 key=key,
             )
+        indexed: Row = table.values(value)
+        if fixed:
+            table.check_fixed(key, fixed, indexed)
         claims = tuple(unique.of(value) for unique in table.unique)
         moved = self._check_unique(table, value, key, claims)
         result: A = _stored(value, read + 1)
-        row = (key, read + 1, *table.values(result), dump(result))
+        row = (key, read + 1, *indexed, dump(result))
         children = [child.rows(result) for child in table.children]
         if pending is None:
             self._pending[table.name][key] = _Pending(
@@ -1033,7 +1067,7 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
             for item in items:
                 key = item.row[0]
                 rows = self._fetch(connection, self._sql.current[table.name], (key,))
-                stored, scope = rows[0] if rows else (0, item.scope)
+                stored, scope = rows[0][:2] if rows else (0, item.scope)
                 if stored != item.expected or scope != item.scope:
                     return ConcurrencyConflict(
                         _conflict_message(

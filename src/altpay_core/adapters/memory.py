@@ -68,6 +68,7 @@ from altpay_core.ports import (
     ScheduledPaymentRepository,
     Store,
     UnitOfWork,
+    check_fixed_fields,
     customer_cursor,
     customer_ref_taken,
     customer_sort_key,
@@ -626,6 +627,7 @@ class MemoryUnitOfWork(UnitOfWork):
             raise _conflict(kind, key, version, aggregate.version)
         if not isinstance(aggregate, Partner):
             _check_owner(kind, key, current, aggregate)
+            check_fixed_fields(kind, key, current, aggregate)
         events = [to_dict(event) for event in aggregate.events]
         stored = attrs.evolve(aggregate, version=aggregate.version + 1)
         base.setdefault(key, aggregate.version)

@@ -56,7 +56,13 @@ from altpay_core.customer import (
     CustomerStatus,
     CustomerUser,
 )
-from altpay_core.errors import AltpayError, ConcurrencyConflict, NotFound, ValidationError
+from altpay_core.errors import (
+    AltpayError,
+    ConcurrencyConflict,
+    InvariantViolation,
+    NotFound,
+    ValidationError,
+)
 from altpay_core.events import CustomerArchived, CustomerCreated, CustomerUpdated, Event
 from altpay_core.invoice import Invoice, InvoiceStatus, LineItem
 from altpay_core.money import Money
@@ -201,6 +207,28 @@ def _commit(store: Store, *aggregates: _Aggregate) -> list[Any]:
         saved = [_save(uow, aggregate) for aggregate in aggregates]
         uow.commit()
     return saved
+
+
+def _refused_change(
+    store: Store, stored: Any, changed: Any, *, repository: str, field: str, rule: str
+) -> Any:
+    """Saving ``changed``, a copy of ``stored`` with a fixed field changed, is
+    refused with the rule, at save whether the unit of work read it from the
+    store or saved it itself; nothing is written. What is stored after."""
+    with store.unit_of_work() as uow:
+        with pytest.raises(InvariantViolation) as caught:
+            _save(uow, changed)
+        uow.commit()
+    assert (caught.value.rule, caught.value.path) == (rule, field)
+    with store.unit_of_work() as uow:
+        again = _save(uow, stored)
+        with pytest.raises(InvariantViolation):
+            _save(uow, attrs.evolve(changed, version=again.version))
+        uow.commit()
+        read = getattr(uow, repository).get(stored.partner_id, stored.id)
+    assert getattr(read, field) == getattr(stored, field)
+    assert read.version == stored.version + 1
+    return read
 
 
 def _ids(customers: Page[Customer] | Sequence[Customer]) -> list[CustomerId]:
@@ -509,6 +537,30 @@ class CustomerRepositoryContract(_StoreFactory):
         with pytest.raises(ConcurrencyConflict):
             _commit(store, archived.restore())
         assert self.read_customer(store, partner.id, old.id) == archived
+
+    @pytest.mark.parametrize(
+        ("old", "new"),
+        [
+            (ExternalRef("connectwise", "4711"), None),
+            (ExternalRef("connectwise", "4711"), ExternalRef("connectwise", "4712")),
+            (ExternalRef("connectwise", "4711"), ExternalRef("xero", "4711")),
+            (None, ExternalRef("connectwise", "4711")),
+        ],
+    )
+    def test_an_external_ref_never_changes(
+        self, store: Store, old: ExternalRef | None, new: ExternalRef | None
+    ) -> None:
+        """C10, kept by the store too: a copy whose reference was changed
+        (``attrs.evolve``, which the commands never do) is refused."""
+        partner = self.store_partner(store, _partner())
+        (stored,) = self.store_customers(store, _customer(partner, ref=old))
+        changed = attrs.evolve(stored, external_ref=new)
+        _refused_change(
+            store, stored, changed, repository="customers", field="external_ref", rule="C10"
+        )
+        if old is not None:
+            with store.unit_of_work() as uow:
+                assert uow.customers.get_by_external_ref(partner.id, old).id == stored.id
 
     def test_archive_and_replace_in_one_unit_of_work(self, store: Store) -> None:
         partner = self.store_partner(store, _partner())
@@ -1689,6 +1741,27 @@ class InvoiceRepositoryContract(_StoreFactory):
             assert uow.invoices.get_by_external_ref(partner.id, ref) == first
             assert len(uow.invoices.list(partner.id)) == 2
 
+    def test_an_invoice_keeps_its_customer_and_external_ref(self, store: Store) -> None:
+        """I1 and I10, kept by the store too: an invoice moved to another
+        customer (whose users would then see it), or given another source
+        record, by ``attrs.evolve``, is refused."""
+        partner, customer = self.partner_with_customer(store)
+        (other,) = self.store_customers(store, _customer(partner, "Initech"))
+        ref = ExternalRef("connectwise", "4711")
+        (stored,) = self.store_aggregates(store, _invoice(partner, customer, "CW-1", ref=ref))
+        moved = attrs.evolve(stored, customer_id=other.id)
+        stored = _refused_change(
+            store, stored, moved, repository="invoices", field="customer_id", rule="I1"
+        )
+        for new_ref in (None, ExternalRef("connectwise", "4712")):
+            changed = attrs.evolve(stored, external_ref=new_ref)
+            stored = _refused_change(
+                store, stored, changed, repository="invoices", field="external_ref", rule="I10"
+            )
+        with store.unit_of_work() as uow:
+            assert uow.invoices.list(partner.id, customer_id=other.id).items == ()
+            assert uow.invoices.get_by_external_ref(partner.id, ref).id == stored.id
+
     # listing
 
     def test_list_orders_by_due_date_number_then_id(self, store: Store) -> None:
@@ -1955,6 +2028,16 @@ class PaymentRepositoryContract(_StoreFactory):
             assert [uow.invoices.get(partner.id, i.id) for i in touched] == stored
             assert all(i.status is InvoiceStatus.PAID for i in stored)
         assert [m.event.topic for m in self.pending(store)] == ["invoice_paid", "invoice_paid"]
+
+    def test_a_payment_keeps_its_customer(self, store: Store) -> None:
+        """I1, kept by the store too: a payment moved to another customer by
+        ``attrs.evolve`` is refused."""
+        partner, _, payment, _ = self._paid(store)
+        (other,) = self.store_customers(store, _customer(partner, "Initech"))
+        moved = attrs.evolve(payment, customer_id=other.id)
+        _refused_change(
+            store, payment, moved, repository="payments", field="customer_id", rule="I1"
+        )
 
     def test_unknown_or_another_partners_payment_is_not_found(self, store: Store) -> None:
         partner, _, payment, touched = self._paid(store)
