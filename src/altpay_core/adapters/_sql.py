@@ -18,7 +18,8 @@ references per partner; payments' idempotency keys per partner). Events go
 to the ``outbox`` table in the transaction that stores their aggregate.
 
 A unit of work checks each save at once (the version it read, the unique
-keys) and keeps the rows in memory; it writes them with one
+keys, the fields that never change; a new aggregate's id only as its row is
+written) and keeps the rows in memory; it writes them with one
 ``executemany`` per statement at commit, before a query that must see them,
 and every :data:`BATCH_SIZE` saves, so that a bulk save costs little more
 than the rows themselves and holds little memory. Look-ups of one aggregate
@@ -675,7 +676,9 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
     """One transaction on one connection of a :class:`SqlStore`.
 
     A save is checked at once against the latest committed state (the
-    version, the id's partner, C10) and kept in memory; nothing is sent to
+    version, the id's partner, the unique keys, the fields that never
+    change; a new aggregate's id is not looked up, and the primary key
+    refuses a taken one as its row is written) and kept in memory; nothing is sent to
     the database until the unit of work must write: at commit, at a read
     after a save (so that reads see the block's own saves), or once
     :data:`BATCH_SIZE` saves are waiting. Only then does

@@ -17,14 +17,15 @@ their own, name it in the connection string
 lock, so servers starting at once migrate once.
 
 Each unit of work has a connection of its own. It checks every save at once
-against the latest commit and keeps the rows in memory; it writes them (one
+against the latest commit (a new aggregate's id only as its row is
+written) and keeps the rows in memory; it writes them (one
 ``executemany`` per statement, pipelined by psycopg) at commit, before a
 read that must see them, and every 2,000 saves, in a ``READ COMMITTED``
 transaction in which the database checks each row again: ``UPDATE ... WHERE
 version = %s`` changes nothing if another writer committed in between, and
-the primary keys and the partial unique index (C10) refuse a taken id or
-external reference. Either way, and on a serialization failure or a
-deadlock, the whole unit of work is rolled back and
+the primary keys and the unique indexes (C10, invoice numbers and
+references, idempotency keys) refuse a taken id or key. Either way, and on
+a serialization failure or a deadlock, the whole unit of work is rolled back and
 :class:`~altpay_core.errors.ConcurrencyConflict` raised, with the driver's
 error as its ``__cause__``.
 

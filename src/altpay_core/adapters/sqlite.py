@@ -19,7 +19,8 @@ behaves exactly as a file does (SQLite's in-memory databases hold every
 reader off while a writer writes, and have no WAL).
 
 Each unit of work has a connection of its own. It checks every save at once
-against the latest commit and keeps the rows in memory; it writes them (one
+against the latest commit (a new aggregate's id only as its row is
+written) and keeps the rows in memory; it writes them (one
 ``executemany`` per statement) at commit, before a read that must see them,
 and every 2,000 saves, in a ``BEGIN IMMEDIATE`` transaction: that waits, up
 to ``timeout`` seconds, for another writer to finish, and then the database
