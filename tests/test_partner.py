@@ -701,6 +701,9 @@ class TestCardFees:
         with pytest.raises(ValidationError) as caught:
             partner.set_card_fees(**kwargs)  # type: ignore[arg-type]
         assert paths(caught) == [path]
+        # The message names the argument, not the inner Money's 'amount'.
+        assert f"'{path}'" in caught.value.errors[0].message
+        assert "'amount'" not in caught.value.errors[0].message
 
     def test_every_invalid_setting_at_once(self) -> None:
         with pytest.raises(ValidationError) as caught:

@@ -47,7 +47,7 @@ from ._html import html_table
 from .customer import Customer
 from .errors import FieldErrors, InvariantViolation, NotFound, ValidationError
 from .events import Event, InvoiceArchived, InvoiceCreated, InvoicePaid, InvoiceUpdated, utc_now
-from .money import Currency, Money
+from .money import Currency, Money, money_at
 from .partner import KEEP, Action, Partner, TeamMember, _kept_text
 from .values import CustomerId, ExternalRef, InvoiceId, PartnerId, PaymentId, TeamMemberId
 
@@ -123,15 +123,7 @@ def _money_in(path: str, value: object, currency: Currency) -> Money:
         return value
     if value is None:
         raise ValidationError.single(path, "missing", f"'{path}' is required")
-    try:
-        return Money(value, currency)  # type: ignore[arg-type]
-    except ValidationError as error:
-        raise ValidationError(
-            [
-                attrs.evolve(e, path=path, message=e.message.replace("'amount'", f"'{path}'"))
-                for e in error.errors
-            ]
-        ) from None
+    return money_at(path, value, currency)  # type: ignore[arg-type]
 
 
 def _currency(value: object) -> Currency:

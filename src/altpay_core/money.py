@@ -23,7 +23,7 @@ from typing import Any, ClassVar, Final
 import attrs
 import iso4217
 
-from .errors import CurrencyMismatch, OperandError, ValidationError
+from .errors import CurrencyMismatch, FieldError, OperandError, ValidationError
 
 __all__ = ["Currency", "Money", "Rounding"]
 
@@ -653,6 +653,20 @@ _ZEROS: Final = {
     currency.code: Money._exact(_CONTEXT.quantize(Decimal(0), currency.quantum), currency)
     for currency in Currency.all()
 }
+
+
+def money_at(path: str, value: str | int | Decimal, currency: Currency) -> Money:
+    """``Money(value, currency)`` for an argument or field at ``path``: its
+    errors are located there and their messages name it, not ``'amount'``."""
+    try:
+        return Money(value, currency)
+    except ValidationError as error:
+        raise ValidationError(
+            [
+                FieldError(path, e.code, e.message.replace("'amount'", f"'{path}'"))
+                for e in error.errors
+            ]
+        ) from None
 
 
 _ONLY_MONEY: Final = {

@@ -38,7 +38,7 @@ from .errors import (
     join_path,
 )
 from .events import Event, utc_now
-from .money import Currency, Money, Rounding
+from .money import Currency, Money, Rounding, money_at
 from .values import EmailAddress, PartnerId, TagId, TeamMemberId
 
 __all__ = [
@@ -425,12 +425,7 @@ def _fixed_fee(path: str, value: object, currency: Currency | None) -> Money:
             path, "wrong_type", f"'{path}' must be Money (got {type(value).__name__})"
         )
     else:
-        try:
-            money = Money(value, currency)  # type: ignore[arg-type]
-        except ValidationError as error:
-            raise ValidationError(
-                [FieldError(path, e.code, e.message) for e in error.errors]
-            ) from None
+        money = money_at(path, value, currency)  # type: ignore[arg-type]
     if currency is not None and money.currency is not currency:
         raise ValidationError.single(
             path,
