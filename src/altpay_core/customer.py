@@ -1290,9 +1290,10 @@ class AccessRequest:
         first_name: str | None = None,
         last_name: str | None = None,
     ) -> tuple[AccessRequest, CustomerDraft]:
-        """Approve by creating a new customer: a draft at step 1 with the
-        person already added as its user. The request names the draft's
-        customer id; the customer exists once the draft is created.
+        """Approve by creating a new customer: the approved request and a
+        draft at step 1 with the person already added as its user. The
+        request names the draft's customer id; the customer exists once the
+        draft is created.
 
         Refused as :meth:`add_to_customer` is, and (C6) for a partner whose
         customers are synced."""

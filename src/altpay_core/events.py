@@ -191,7 +191,7 @@ class InvoiceArchived(Event):
 
 @attrs.frozen(kw_only=True)
 class PaymentSucceeded(Event):
-    """A payment settled."""
+    """A payment cleared: it succeeded (settling it later is ``payment_settled``)."""
 
     topic: ClassVar[str] = "payment_succeeded"
 

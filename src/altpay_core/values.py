@@ -167,8 +167,9 @@ def _normalise_email(text: str) -> tuple[str, str]:
 class EmailAddress:
     """An email address, normalised by email-validator (no DNS look-up).
 
-    ``str()`` gives the normalised form: the local part keeps its case, the
-    domain is lower-cased and IDNA-normalised (a punycode domain is shown in
+    ``str()`` gives the normalised form: the local part keeps its case (but
+    for role mailboxes such as ``Support@`` or ``info@``, which email-validator
+    lower-cases), the domain is lower-cased and IDNA-normalised (a punycode domain is shown in
     Unicode). Surrounding whitespace is trimmed. Internationalised addresses
     are accepted.
 
