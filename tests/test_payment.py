@@ -63,6 +63,7 @@ from altpay_core.testing import strategies as aps
 
 TODAY = dt.date(2026, 1, 5)
 AT = dt.datetime(2026, 1, 5, 12, tzinfo=dt.UTC)
+HOURS_5 = dt.timedelta(hours=5)
 
 
 def make_partner(country: str = "US") -> Partner:
@@ -1307,7 +1308,15 @@ def _entry_points(w: World) -> list[tuple[str, Any]]:
         ("today", lambda: scheduled.is_due(AT)),
         ("invoices[0]", lambda: fail_payment(pay, [None])),
         ("at", lambda: pay.succeed(at="now")),
+        # No such time in UTC: an OverflowError before.
+        ("at", lambda: pay.succeed(at=dt.datetime.max.replace(tzinfo=dt.timezone(-HOURS_5)))),
         ("invoices", lambda: fail_payment(pay, touched[0])),
+        # Ignored before whenever the method was a type, not a saved method.
+        ("methods", lambda: pay_invoices(w.partner, w.customer, [w.a], methods="book", **common)),
+        # An AttributeError for bank debits before; True for cards, whatever it was.
+        ("currency", lambda: PaymentMethodType.ACH.available_in(None)),
+        ("currency", lambda: PaymentMethodType.CARD.available_in("USD")),
+        ("purpose", lambda: book.require_default(None)),
     ]
 
 

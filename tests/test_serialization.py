@@ -20,6 +20,8 @@ from altpay_core import (
     EIN,
     Action,
     Address,
+    CardFeeBearer,
+    CardFeePolicy,
     Currency,
     Customer,
     CustomerCreated,
@@ -244,6 +246,61 @@ def test_to_json_is_utf8_text_with_optional_indent() -> None:
         '{\n  "amount": "1.00",\n  "currency": "USD"\n}'
     )
     assert from_json(Money, b'{"amount": "1.00", "currency": "USD"}') == Money("1", "USD")
+
+
+@pytest.mark.parametrize(
+    "indent",
+    [True, -1, 101, 10**100, "  ", 1.5, Decimal(2)],
+    ids=["True", "-1", "101", "10**100", "text", "float", "Decimal"],
+)
+def test_to_json_names_an_indent_that_is_not_a_number_of_spaces(indent: object) -> None:
+    # A TypeError or OverflowError escaped from json.dumps before (True, -1
+    # and text passed unseen).
+    with pytest.raises(ValidationError) as info:
+        to_json(Money("1", "USD"), indent=indent)  # type: ignore[arg-type]
+    assert (info.value.paths, info.value.codes) == (["indent"], ["invalid_indent"])
+    assert to_json(Money("1", "USD"), indent=0) == '{\n"amount": "1.00",\n"currency": "USD"\n}'
+
+
+@pytest.mark.parametrize(
+    "value",
+    [object(), b"bytes", 1j, {"when": dt.timedelta(1)}],
+    ids=["object", "bytes", "complex", "timedelta-inside"],
+)
+def test_to_json_names_a_value_with_no_json_form(value: object) -> None:
+    with pytest.raises(ValidationError) as info:
+        to_json(value)
+    assert (info.value.paths, info.value.codes) == (["value"], ["not_serializable"])
+
+
+def test_from_dict_names_a_missing_type() -> None:
+    # cattrs reads None as "any": the data came back as it was given.
+    for read in (lambda: from_dict(None, {}), lambda: from_json(None, "{}")):  # type: ignore[arg-type]
+        with pytest.raises(ValidationError) as info:
+            read()
+        assert (info.value.paths, info.value.codes) == (["cls"], ["wrong_type"])
+
+
+@given(
+    rate=st.one_of(
+        st.decimals(0, 20, places=2),
+        st.decimals(0, 20, places=2).map(str),
+        st.integers(0, 20),
+    )
+)
+def test_a_card_fee_rate_reads_back_whatever_form_it_was_given_in(rate: object) -> None:
+    # Kept as given before: "2.9" was written as "2.9" and read back as
+    # Decimal("2.9"), which is not equal to the text.
+    policy = CardFeePolicy(CardFeeBearer.CUSTOMER, rate, Money("0.30", "USD"))  # type: ignore[arg-type]
+    assert type(policy.rate_percent) is Decimal
+    assert from_dict(CardFeePolicy, to_dict(policy)) == policy
+    assert from_json(CardFeePolicy, to_json(policy)) == policy
+
+
+@pytest.mark.parametrize("text", ["0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00"])
+def test_a_time_with_no_utc_equivalent_is_an_invalid_datetime(text: str) -> None:
+    # Reported as wrong_type ("must be datetime") before.
+    assert errors_of(dt.datetime, text) == [("", "invalid_datetime")]
 
 
 # -- a customer, as a sync or a form post gives it ---------------------------------------

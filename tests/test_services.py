@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 from typing import Any
 
 import attrs
@@ -756,3 +757,44 @@ class TestMethodsOnFile:
             assert uow.scheduled_payments.get(b.partner.id, first.id) == done
             assert uow.payments.for_invoice(b.partner.id, b.one.id) == [payment]
             assert uow.invoices.get(b.partner.id, b.one.id) == one
+
+
+# -- arguments of the wrong type -----------------------------------------------------
+
+
+def _placeholders(service: Any) -> tuple[list[object], dict[str, object]]:
+    """None for every required argument after ``uow``: each service checks its
+    unit of work first, so what they hold does not matter."""
+    args: list[object] = []
+    kwargs: dict[str, object] = {}
+    for param in list(inspect.signature(service).parameters.values())[1:]:
+        if param.default is not param.empty:
+            continue
+        if param.kind is param.KEYWORD_ONLY:
+            kwargs[param.name] = None
+        else:
+            args.append(None)
+    return args, kwargs
+
+
+@pytest.mark.parametrize("uow", [None, "uow", MemoryStore()], ids=["None", "str", "store"])
+@pytest.mark.parametrize("name", services.__all__)
+def test_every_service_names_a_unit_of_work_of_the_wrong_type(name: str, uow: object) -> None:
+    # The store itself rather than its unit of work, say: an AttributeError
+    # at the service's first repository before.
+    service = getattr(services, name)
+    args, kwargs = _placeholders(service)
+    with pytest.raises(ValidationError) as caught:
+        service(uow, *args, **kwargs)
+    assert (caught.value.paths, caught.value.codes) == (["uow"], ["wrong_type"])
+
+
+@pytest.mark.parametrize("kind", ["None", "text", "customer"])
+def test_create_customer_names_a_draft_of_the_wrong_type(store: MemoryStore, kind: str) -> None:
+    # A customer has the draft's partner_id but no create(): an AttributeError
+    # after the partner was read, before.
+    partner = stored_partner(store)
+    draft = {"None": None, "text": "draft", "customer": a_customer(partner, "G", frozenset())}
+    with store.unit_of_work() as uow, pytest.raises(ValidationError) as caught:
+        create_customer(uow, draft[kind])  # type: ignore[arg-type]
+    assert (caught.value.paths, caught.value.codes) == (["draft"], ["wrong_type"])

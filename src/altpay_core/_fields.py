@@ -71,13 +71,23 @@ def optional_text(path: str, value: object, *, max_length: int = 200) -> str | N
 
 def aware_datetime(path: str, value: object) -> dt.datetime:
     """A timezone-aware datetime, in UTC."""
-    if not isinstance(value, dt.datetime) or value.tzinfo is None:
+    # Aware as Python defines it: a tzinfo that gives no offset leaves the
+    # time naive (astimezone would read it as the machine's local time).
+    if not isinstance(value, dt.datetime) or value.utcoffset() is None:
         raise ValidationError.single(
             path,
             "invalid_datetime",
             f"'{path}' must be a timezone-aware datetime (got {value!r})",
         )
-    return value.astimezone(dt.UTC)
+    try:
+        return value.astimezone(dt.UTC)
+    except OverflowError:
+        # Within a day of datetime.min or .max, with an offset: no such time in UTC.
+        raise ValidationError.single(
+            path,
+            "invalid_datetime",
+            f"'{path}' must be a time that exists in UTC, between years 1 and 9999 (got {value!r})",
+        ) from None
 
 
 def plain_date(path: str, value: object) -> dt.date:

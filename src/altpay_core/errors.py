@@ -10,7 +10,7 @@ the facts of its message as attributes, so that callers never parse messages.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextvars import ContextVar
 from typing import Any
 
@@ -61,6 +61,22 @@ class FieldError:
     code: str
     message: str
 
+    def __attrs_post_init__(self) -> None:
+        # Built on error paths only: the check costs the hot paths nothing, and
+        # a field error of other types would neither print nor round-trip.
+        wrong = [n for n in ("path", "code", "message") if not isinstance(getattr(self, n), str)]
+        if wrong:
+            raise ValidationError(
+                [
+                    FieldError(
+                        name,
+                        "wrong_type",
+                        f"'{name}' must be a string (got {type(getattr(self, name)).__name__})",
+                    )
+                    for name in wrong
+                ]
+            )
+
     def under(self, prefix: str) -> FieldError:
         """The same error, located below ``prefix``."""
         return FieldError(join_path(prefix, self.path), self.code, self.message)
@@ -106,11 +122,7 @@ class ValidationError(AltpayError, ValueError):
     default_message = "invalid input"
 
     def __init__(self, errors: Iterable[FieldError] | FieldError) -> None:
-        if isinstance(errors, FieldError):
-            errors = [errors]
-        self.errors: list[FieldError] = list(errors)
-        if not self.errors:
-            raise ValueError("a ValidationError needs at least one FieldError")
+        self.errors: list[FieldError] = _field_errors(errors)
         if len(self.errors) == 1:
             message = str(self.errors[0])
         else:
@@ -152,6 +164,30 @@ class OperandError(ValidationError, TypeError):
 
     def __init__(self, path: str, message: str) -> None:
         super().__init__(FieldError(path, "wrong_type", message))
+
+
+def _field_errors(errors: object) -> list[FieldError]:
+    """The errors a ValidationError is built from: one FieldError, or a list
+    of at least one. Anything else is itself a ValidationError (also a
+    ``ValueError``) naming the argument, not a TypeError from ``list()``."""
+    if isinstance(errors, FieldError):
+        return [errors]
+    if isinstance(errors, Iterable) and not isinstance(errors, str | bytes | Mapping):
+        found = list(errors)
+        if found and all(isinstance(e, FieldError) for e in found):
+            return found
+        if not found:
+            raise ValidationError.single(
+                "errors", "empty", "a ValidationError needs at least one FieldError"
+            )
+        got = next(type(e).__name__ for e in found if not isinstance(e, FieldError))
+    else:
+        got = type(errors).__name__
+    raise ValidationError.single(
+        "errors",
+        "wrong_type",
+        f"'errors' must be a FieldError or a list of them (got {got})",
+    )
 
 
 class FieldErrors:

@@ -20,7 +20,8 @@ from typing import ClassVar
 
 import attrs
 
-from .errors import FieldErrors, ValidationError
+from . import _fields
+from .errors import FieldErrors
 from .values import PartnerId
 
 __all__ = [
@@ -51,13 +52,7 @@ def utc_now() -> dt.datetime:
 
 
 def _aware(value: dt.datetime) -> dt.datetime:
-    if not isinstance(value, dt.datetime) or value.tzinfo is None:
-        raise ValidationError.single(
-            "occurred_at",
-            "invalid_datetime",
-            f"'occurred_at' must be a timezone-aware datetime (got {value!r})",
-        )
-    return value.astimezone(dt.UTC)
+    return _fields.aware_datetime("occurred_at", value)
 
 
 def _as_tuple(value: object) -> object:

@@ -650,7 +650,7 @@ class Invoice:
             and (ref is None or type(ref) is ExternalRef)
             and (by is None or type(by) is TeamMemberId)
             and type(created) is dt.datetime
-            and created.tzinfo is not None
+            and created.tzinfo is dt.UTC
             and type(version) is int
             and version >= 0
         )

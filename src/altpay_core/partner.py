@@ -458,7 +458,11 @@ class CardFeePolicy:
     def __attrs_post_init__(self) -> None:
         check = _FieldCheck(self)
         check.choice("bearer", CardFeeBearer)
-        check.found.check("", _rate, "rate_percent", self.rate_percent)
+        rate = check.found.check("", _rate, "rate_percent", self.rate_percent)
+        if rate is not None and rate is not self.rate_percent:
+            # Kept as the Decimal it was read as ("2.9" or 3 becomes Decimal),
+            # as to_dict writes it and from_dict reads it back.
+            object.__setattr__(self, "rate_percent", rate)
         check.found.check("", _fixed_fee, "fixed", self.fixed, None)
         check.done()
 

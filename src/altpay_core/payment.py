@@ -155,7 +155,11 @@ class PaymentMethodType(enum.Enum):
         return self is not PaymentMethodType.CARD
 
     def available_in(self, currency: Currency) -> bool:
-        """Cards work in any currency; ACH in USD; PAD and EFT in CAD."""
+        """Cards work in any currency; ACH in USD; PAD and EFT in CAD
+        (``currency`` a :class:`Currency`: anything else is a ``wrong_type``
+        error)."""
+        if type(currency) is not Currency:
+            _fields.argument("currency", currency, Currency, "a Currency")
         if self is PaymentMethodType.CARD:
             return True
         return currency.code == ("USD" if self is PaymentMethodType.ACH else "CAD")
@@ -366,7 +370,7 @@ class Payment:
 
     def _fields_kept(self) -> bool:
         """The quick check: whether every field already has exactly its type
-        and form (text trimmed, enumerations as members, times aware, the
+        and form (text trimmed, enumerations as members, times in UTC, the
         allocations and fees tuples of their classes in the payment's
         currency, at least one allocation, the method available in the
         currency), so that :meth:`_check_each_field` could find nothing to
@@ -693,8 +697,10 @@ class Payment:
 
 
 def _aware(value: object) -> bool:
-    """Whether ``value`` is exactly a timezone-aware datetime (the quick checks)."""
-    return type(value) is dt.datetime and value.tzinfo is not None
+    """Whether ``value`` is exactly a datetime in UTC (the quick checks): any
+    other is judged by the detailed checks (a tzinfo with no offset, a time
+    with no UTC equivalent)."""
+    return type(value) is dt.datetime and value.tzinfo is dt.UTC
 
 
 def _when(at: dt.datetime | None) -> dt.datetime:
@@ -871,6 +877,15 @@ def pay_invoices(
     key = found.check("", _key, "idempotency_key", idempotency_key)
     chosen = found.check("", _method, "method", method)
     chosen_invoices = found.check("", _invoice_list, invoices)
+    if methods is not None and not isinstance(methods, CustomerPaymentMethods):
+        # Checked whatever the method: else a wrong value passes unseen
+        # whenever the method is a type rather than a saved method.
+        found.add(
+            "methods",
+            "wrong_type",
+            "'methods' must be the customer's CustomerPaymentMethods or None "
+            f"(got {type(methods).__name__})",
+        )
     found.raise_if_any()
     kind, method_id = chosen
     if isinstance(method, PaymentMethod):
@@ -962,22 +977,18 @@ def _method(path: str, value: object) -> tuple[PaymentMethodType, PaymentMethodI
     return _fields.choice(path, value, PaymentMethodType), None
 
 
-def _on_file(method: PaymentMethod, methods: object, customer: Customer) -> None:
+def _on_file(
+    method: PaymentMethod, methods: CustomerPaymentMethods | None, customer: Customer
+) -> None:
     """A saved method must be one of the paying customer's, as their
-    methods hold it now, and active (I1, method on file)."""
+    methods hold it now, and active (I1, method on file). ``methods`` is
+    None or the methods (pay_invoices checked its type)."""
     if methods is None:
         raise ValidationError.single(
             "methods",
             "missing",
             "'methods' is required to pay with a saved payment method: the customer's "
             "CustomerPaymentMethods, to check that the method is on file",
-        )
-    if not isinstance(methods, CustomerPaymentMethods):
-        raise ValidationError.single(
-            "methods",
-            "wrong_type",
-            "'methods' must be the customer's CustomerPaymentMethods "
-            f"(got {type(methods).__name__})",
         )
     if methods.customer_id != customer.id or methods.partner_id != customer.partner_id:
         raise InvariantViolation(
@@ -1422,6 +1433,7 @@ class CustomerPaymentMethods:
     def require_default(self, purpose: str) -> PaymentMethod:
         """The default method, or an :class:`~altpay_core.errors.InvariantViolation`
         that says ``purpose`` needs a method on file (rule ``method-on-file``)."""
+        _fields.required_text("purpose", purpose)
         default = self.default
         if default is None:
             raise _no_method(purpose)

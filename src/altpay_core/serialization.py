@@ -142,11 +142,11 @@ def _datetime(value: object, _: object) -> dt.datetime:
     if isinstance(value, str):
         try:
             parsed = dt.datetime.fromisoformat(value)
-        except ValueError:
-            parsed = None
-        if parsed is not None and parsed.tzinfo is not None:
             # What to_dict writes is already in UTC: keep it as it is.
-            return parsed if parsed.tzinfo is dt.UTC else parsed.astimezone(dt.UTC)
+            if parsed.tzinfo is not None:
+                return parsed if parsed.tzinfo is dt.UTC else parsed.astimezone(dt.UTC)
+        except (ValueError, OverflowError):  # OverflowError: no such time in UTC
+            pass
     raise ValidationError.single(
         "",
         "invalid_datetime",
@@ -508,6 +508,11 @@ def from_dict(cls: type[T], data: object) -> T:
     Every rule of ``cls`` is checked again; anything wrong is reported at once
     in one :class:`~altpay_core.errors.ValidationError`.
     """
+    if cls is None:
+        # cattrs reads None as "any": the data would come back unread.
+        raise ValidationError.single(
+            "cls", "wrong_type", "'cls' must be the type to read, such as Customer (got None)"
+        )
     try:
         return _FAST.structure(data, cls)
     except Exception:
@@ -520,9 +525,33 @@ def from_dict(cls: type[T], data: object) -> T:
     return result  # pragma: no cover - the fast converter failed where this did not
 
 
+_MAX_INDENT: Final = 100
+
+
 def to_json(value: object, *, indent: int | None = None) -> str:
-    """``value`` as a JSON document (UTF-8 text, keys in field order)."""
-    return json.dumps(to_dict(value), ensure_ascii=False, indent=indent)
+    """``value`` as a JSON document (UTF-8 text, keys in field order).
+
+    ``indent``, if given, is a whole number of spaces from 0 to 100. A value
+    that has no JSON form (an object of no type of the library's, bytes) is a
+    ``not_serializable`` error at ``value``.
+    """
+    if indent is not None and (
+        type(indent) is not int or not 0 <= indent <= _MAX_INDENT  # bool is no indent
+    ):
+        shown = repr(indent) if isinstance(indent, int) else type(indent).__name__
+        shown = shown if len(shown) <= 20 else f"{shown[:20]}..."
+        raise ValidationError.single(
+            "indent",
+            "invalid_indent",
+            f"'indent' must be None or a whole number from 0 to {_MAX_INDENT} (got {shown})",
+        )
+    data = to_dict(value)
+    try:
+        return json.dumps(data, ensure_ascii=False, indent=indent)
+    except (TypeError, ValueError) as error:  # ValueError: a list that holds itself
+        raise ValidationError.single(
+            "value", "not_serializable", f"cannot write {type(value).__name__} as JSON: {error}"
+        ) from None
 
 
 def from_json(cls: type[T], text: str | bytes) -> T:

@@ -39,6 +39,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 
+from altpay_core import _fields
 from altpay_core import payment as _payment
 from altpay_core.access import Viewer
 from altpay_core.customer import AccessRequest, Customer, CustomerDraft
@@ -87,6 +88,16 @@ __all__ = [
 _Amounts = Mapping[InvoiceId, Money | str | int | Decimal]
 
 
+def _uow(uow: object) -> None:
+    # Each service's first check: anything but a unit of work is named, rather
+    # than an AttributeError at its first repository. (As _fields.argument
+    # words it; that one takes only concrete classes.)
+    if not isinstance(uow, UnitOfWork):
+        raise ValidationError.single(
+            "uow", "wrong_type", f"'uow' must be a UnitOfWork (got {type(uow).__name__})"
+        )
+
+
 def delete_tag(
     uow: UnitOfWork,
     partner_id: PartnerId,
@@ -104,6 +115,7 @@ def delete_tag(
     ``NotFound`` if the partner or the tag does not exist, ``PermissionDenied``
     if ``by`` may not manage tags.
     """
+    _uow(uow)
     partner = uow.partners.get(partner_id)
     updated = partner.delete_tag(tag, by=by)  # checks ``by`` before anything else
     doomed = partner.tag(tag).id
@@ -136,6 +148,8 @@ def create_customer(
     :class:`~altpay_core.errors.ConcurrencyConflict` and stores nothing.
     Returns the stored customer (version 1).
     """
+    _uow(uow)
+    _fields.argument("draft", draft, CustomerDraft, "a CustomerDraft")
     partner = uow.partners.get(draft.partner_id)
     if by is not None:
         partner.authorize(by, Action.MANAGE_CUSTOMERS)
@@ -166,6 +180,7 @@ def add_access_request_to_customer(
     an Admin or Sub-Admin resolves a request (C9), once, and the email must
     not already be a user of that customer (C4).
     """
+    _uow(uow)
     partner = uow.partners.get(partner_id)
     request = uow.access_requests.get(partner_id, request_id)
     customer = uow.customers.get(partner_id, customer_id)
@@ -186,6 +201,7 @@ def reject_access_request(
     by: TeamMemberId | TeamMember,
 ) -> AccessRequest:
     """Refuse an access request (Admin or Sub-Admin only, C9); stored and committed."""
+    _uow(uow)
     partner = uow.partners.get(partner_id)
     request = uow.access_requests.get(partner_id, request_id)
     stored = uow.access_requests.save(request.reject(partner=partner, by=by))
@@ -261,6 +277,7 @@ def pay_invoices(
     is written; run it again in a new unit of work (with the same key, a
     retry after the other request committed returns that payment).
     """
+    _uow(uow)
     partner = uow.partners.get(partner_id)
     customer = uow.customers.get(partner_id, customer_id)
     invoices = _read_invoices(uow, partner_id, invoice_ids)
@@ -304,6 +321,7 @@ def charge_now(
     """Pay now with a method on file (the default unless ``method_id``): as
     :func:`pay_invoices`, with the customer's saved methods as stored; with
     none on file it says so (rule ``method-on-file``) and nothing runs."""
+    _uow(uow)
     partner = uow.partners.get(partner_id)
     customer = uow.customers.get(partner_id, customer_id)
     invoices = _read_invoices(uow, partner_id, invoice_ids)
@@ -344,6 +362,7 @@ def succeed_payment(
     <altpay_core.payment.Payment.succeed>`); stored and committed. Its
     invoices do not change: the payment has held their balances since it
     was made."""
+    _uow(uow)
     payment = uow.payments.get(partner_id, payment_id)
     stored = uow.payments.save(payment.succeed(at))
     uow.commit()
@@ -356,6 +375,7 @@ def settle_payment(
     """The payment's funds settled (:meth:`Payment.settle
     <altpay_core.payment.Payment.settle>`); stored and committed. Settling a
     settled payment changes nothing and writes nothing new."""
+    _uow(uow)
     payment = uow.payments.get(partner_id, payment_id)
     settled = payment.settle(at)
     stored = payment if settled is payment else uow.payments.save(settled)
@@ -369,6 +389,7 @@ def fail_payment(
     """A processing payment failed (:func:`altpay_core.payment.fail_payment`,
     I6): the payment and its invoices, with their balances given back, in one
     commit."""
+    _uow(uow)
     payment, invoices = _payment_and_invoices(uow, partner_id, payment_id)
     return _store_payment(uow, *_payment.fail_payment(payment, invoices, at=at))
 
@@ -383,6 +404,7 @@ def return_payment(
 ) -> tuple[Payment, tuple[Invoice, ...]]:
     """The bank returned a debit (:func:`altpay_core.payment.return_payment`,
     I6): the payment and its invoices in one commit."""
+    _uow(uow)
     payment, invoices = _payment_and_invoices(uow, partner_id, payment_id)
     return _store_payment(uow, *_payment.return_payment(payment, invoices, kind, at=at))
 
@@ -393,6 +415,7 @@ def charge_back_payment(
     """The cardholder disputed a card payment
     (:func:`altpay_core.payment.charge_back_payment`, I6): the payment and its
     invoices in one commit."""
+    _uow(uow)
     payment, invoices = _payment_and_invoices(uow, partner_id, payment_id)
     return _store_payment(uow, *_payment.charge_back_payment(payment, invoices, at=at))
 
@@ -408,6 +431,7 @@ def refund_payment(
     """Refund a succeeded, settled payment in full
     (:func:`altpay_core.payment.refund_payment`, I7): the payment and its
     invoices in one commit."""
+    _uow(uow)
     payment, invoices = _payment_and_invoices(uow, partner_id, payment_id)
     return _store_payment(uow, *_payment.refund_payment(payment, invoices, amount=amount, at=at))
 
@@ -431,6 +455,7 @@ def schedule_payment(
     """A customer user schedules a payment of an invoice
     (:func:`altpay_core.payment.schedule_payment`), with a method on file
     from the customer's saved methods as stored; stored and committed."""
+    _uow(uow)
     partner = uow.partners.get(partner_id)
     customer = uow.customers.get(partner_id, customer_id)
     invoice = uow.invoices.get(partner_id, invoice_id)
@@ -464,6 +489,7 @@ def run_scheduled_payment(
     scheduled payment, the payment and the invoice are stored in one commit,
     so that it runs once (a second run finds it processed). Find the ones to
     run with ``uow.scheduled_payments.due(partner_id, today)``."""
+    _uow(uow)
     scheduled = uow.scheduled_payments.get(partner_id, scheduled_id)
     partner = uow.partners.get(partner_id)
     customer = uow.customers.get(partner_id, scheduled.customer_id)
@@ -486,6 +512,7 @@ def cancel_scheduled_payment(
     uow: UnitOfWork, partner_id: PartnerId, scheduled_id: ScheduledPaymentId
 ) -> ScheduledPayment:
     """Cancel a scheduled payment before it runs; stored and committed."""
+    _uow(uow)
     scheduled = uow.scheduled_payments.get(partner_id, scheduled_id)
     cancelled = scheduled.cancel()
     stored = scheduled if cancelled is scheduled else uow.scheduled_payments.save(cancelled)

@@ -30,6 +30,7 @@ import attrs
 import email_validator
 from stdnum.us import ein as stdnum_ein
 
+from altpay_core._fields import valid_unicode
 from altpay_core.errors import FieldError, FieldErrors, ValidationError
 
 __all__ = [
@@ -301,6 +302,11 @@ class _Absent:
 _ABSENT: Final = _Absent()
 
 
+# As _fields.required_text words it: text with a lone surrogate (what JSON's
+# "\ud800" escapes give) is text no database can store.
+_NOT_TEXT: Final = "'{}' must be Unicode text (it holds a lone surrogate)"
+
+
 def _clean_text(found: FieldErrors, path: str, value: object) -> str | None:
     """A required text field, trimmed; None (and an error noted) if unusable."""
     if isinstance(value, _Absent):
@@ -311,6 +317,9 @@ def _clean_text(found: FieldErrors, path: str, value: object) -> str | None:
     text = value.strip()
     if not text:
         found.add(path, "blank", f"'{path}' must not be blank")
+        return None
+    if not valid_unicode(text):
+        found.add(path, "invalid_text", _NOT_TEXT.format(path))
         return None
     return text
 
@@ -363,6 +372,9 @@ def _clean_address(
     if line2 is not None and not isinstance(line2, _Absent):
         if isinstance(line2, str):
             clean_line2 = line2.strip() or None
+            if clean_line2 is not None and not valid_unicode(clean_line2):
+                found.add("line2", "invalid_text", _NOT_TEXT.format("line2"))
+                clean_line2 = None
         else:
             found.add(
                 "line2",
@@ -540,8 +552,9 @@ class Address:
     ...     print(e.codes)
     ['blank', 'postal_code_region_mismatch']
 
-    Error codes: ``blank``, ``wrong_type``, ``unknown_country``,
-    ``unknown_region``, ``region_country_mismatch``, ``invalid_postal_code``,
+    Error codes: ``blank``, ``wrong_type``, ``invalid_text`` (a lone
+    surrogate), ``unknown_country``, ``unknown_region``,
+    ``region_country_mismatch``, ``invalid_postal_code``,
     ``postal_code_region_mismatch``; each error's path is the field's name.
     """
 
@@ -728,8 +741,8 @@ class ExternalRef:
     >>> str(ref)
     'connectwise:4711'
 
-    Error codes: ``blank`` and ``wrong_type``, with paths ``system`` and
-    ``id``; both are reported at once.
+    Error codes: ``blank``, ``wrong_type`` and ``invalid_text`` (a lone
+    surrogate), with paths ``system`` and ``id``; both are reported at once.
     """
 
     system: str
