@@ -9,6 +9,7 @@ import pytest
 
 from altpay_core import Partner, UnitOfWork
 from altpay_core.adapters.memory import MemoryStore, MemoryUnitOfWork
+from altpay_core.testing import contracts
 
 pytest_plugins = ["pytester"]
 
@@ -76,3 +77,55 @@ def test_the_plugin_imports_nothing_heavy() -> None:
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_contract_classes_are_not_collected_on_their_own(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_imports_contracts="""
+        from altpay_core.testing import contracts
+        from altpay_core.testing.contracts import *  # noqa: F403
+        from altpay_core.testing.contracts import PartnerRepositoryContract, StoreContract
+        """,
+        test_an_adapter="""
+        from altpay_core.adapters.memory import MemoryStore
+        from altpay_core.testing import contracts
+
+
+        class TestMine(contracts.PartnerRepositoryContract):
+            def make_store(self):
+                return MemoryStore()
+        """,
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", "--collect-only", "-q")
+    collected = [line for line in result.outlines if "::" in line]
+    expected = sorted(_tests_of(contracts.PartnerRepositoryContract))
+    assert sorted(line.rpartition("::")[2] for line in collected) == expected
+    assert all(line.startswith("test_an_adapter.py::TestMine::") for line in collected)
+
+
+def test_a_users_adapter_that_breaks_a_contract_fails_it(pytester: pytest.Pytester) -> None:
+    # The contracts can fail: an outbox that ignores its limit fails the test
+    # of the limit, and only that one.
+    pytester.makepyfile(
+        """
+        from altpay_core.adapters.memory import MemoryStore
+        from altpay_core.testing import contracts
+
+
+        class NoLimitStore(MemoryStore):
+            def _pending(self, limit, skip):
+                return super()._pending(10**9, skip)
+
+
+        class TestNoLimit(contracts.OutboxContract):
+            def make_store(self):
+                return NoLimitStore()
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", "-q")
+    result.assert_outcomes(failed=1, passed=len(_tests_of(contracts.OutboxContract)) - 1)
+    result.stdout.fnmatch_lines(["FAILED *::TestNoLimit::test_pending_respects_the_limit*"])
+
+
+def _tests_of(cls: type) -> list[str]:
+    return [name for name in dir(cls) if name.startswith("test_")]

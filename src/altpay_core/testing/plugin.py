@@ -1,8 +1,8 @@
 """The pytest plugin of altpay-core, loaded through the ``pytest11`` entry point.
 
-It only defines fixtures and imports nothing heavy (no Hypothesis, not even
-the library until a fixture is used), so that it costs nothing in test
-suites that do not use it.
+It only defines fixtures, and imports neither Hypothesis nor the adapters
+until a fixture is used. (Loading it does import ``altpay_core`` itself, the
+package it lives in.)
 
 Fixtures:
 
@@ -12,6 +12,9 @@ Fixtures:
 ``altpay_uow``
     A unit of work over ``altpay_store``, already entered: save, then
     ``commit()``; whatever is not committed is rolled back after the test.
+
+Each test gets its own store. A ``@given`` test shares its fixtures between
+examples: make a store per example there instead.
 
 ::
 

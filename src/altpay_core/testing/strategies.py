@@ -18,8 +18,10 @@ for every public ``T``.
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import functools
 import string
+import typing
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -46,6 +48,7 @@ from altpay_core.customer import (
     CustomerUser,
     DraftStep,
 )
+from altpay_core.errors import ValidationError
 from altpay_core.events import EVENT_TYPES, Event
 from altpay_core.invoice import (
     MAX_QUANTITY,
@@ -84,6 +87,15 @@ from altpay_core.payment import (
     pay_invoices,
     refund_payment,
     return_payment,
+)
+from altpay_core.ports import (
+    Cursor,
+    OutboxMessage,
+    Page,
+    customer_cursor,
+    customer_sort_key,
+    invoice_cursor,
+    invoice_sort_key,
 )
 from altpay_core.values import (
     CA_POSTAL_FIRST_LETTERS,
@@ -130,6 +142,8 @@ __all__ = [
     "line_items",
     "money",
     "names",
+    "outbox_messages",
+    "pages",
     "partners",
     "payment_methods",
     "payments",
@@ -140,6 +154,9 @@ __all__ = [
     "team_members",
 ]
 
+_T = TypeVar("_T")
+_A = TypeVar("_A")
+
 _STRATEGIES: dict[type[Any], Callable[[], st.SearchStrategy[Any]]] = {}
 
 
@@ -149,11 +166,80 @@ def register(cls: type[Any], make: Callable[[], st.SearchStrategy[Any]]) -> None
 
 
 def for_type(cls: type[Any]) -> Any:
-    """The strategy for ``cls``, or ``NotImplemented`` for a type not known here."""
+    """The strategy for ``cls``, or ``NotImplemented`` for a type not known here.
+
+    A page names the type of its items: ``for_type(Page[Customer])``.
+    """
+    if typing.get_origin(cls) is Page:
+        (item,) = typing.get_args(cls)
+        return _listings.get(item, lambda: pages(st.from_type(item)))()
     make = _STRATEGIES.get(cls)
     if make is None:
         return NotImplemented
     return make()
+
+
+# -- arguments -------------------------------------------------------------------
+# Arguments are checked when a strategy is made, and a bad one is an
+# InvalidArgument naming it, as Hypothesis' own strategies do.
+
+
+def _whole(value: object, name: str, *, low: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidArgument(f"{name} must be a whole number (got {value!r})")
+    if low is not None and value < low:
+        raise InvalidArgument(f"{name} must be at least {low} (got {value!r})")
+    return value
+
+
+def _flag(value: object, name: str) -> bool | None:
+    if value is not None and not isinstance(value, bool):
+        raise InvalidArgument(f"{name} must be True, False or None (got {value!r})")
+    return value
+
+
+_E = TypeVar("_E", bound=enum.Enum)
+
+
+def _member(cls: type[_E], value: object, name: str) -> _E | None:
+    """``value`` as a member of ``cls``: a member, its value (``"paid"``), or None."""
+    if value is None or isinstance(value, cls):
+        return value
+    try:
+        return cls(value)
+    except (ValueError, TypeError):
+        choices = ", ".join(repr(m.value) for m in cls)
+        article = "an" if cls.__name__[0] in "AEIOU" else "a"
+        raise InvalidArgument(
+            f"{name} must be {article} {cls.__name__} or its value ({choices}), "
+            f"or None (got {value!r})"
+        ) from None
+
+
+def _instance(cls: type[_T], value: object, name: str) -> _T | None:
+    if value is not None and not isinstance(value, cls):
+        raise InvalidArgument(
+            f"{name} must be a {cls.__name__} or None (got {type(value).__name__})"
+        )
+    return value
+
+
+def _currency(value: object, name: str = "currency") -> Currency:
+    if not isinstance(value, str | Currency):
+        raise InvalidArgument(f"{name} must be a currency code (got {value!r})")
+    try:
+        return Currency(value)
+    except ValidationError:
+        raise InvalidArgument(
+            f"{name} must be an ISO 4217 currency code such as 'USD' (got {value!r})"
+        ) from None
+
+
+def _keep_events(new: _A, old: Any) -> _A:
+    """``new`` (an ``attrs.evolve`` of ``old``) with ``old``'s pending events,
+    which ``evolve`` does not carry over."""
+    object.__setattr__(new, "events", old.events)
+    return new
 
 
 # -- money ------------------------------------------------------------------
@@ -174,7 +260,9 @@ def currencies() -> st.SearchStrategy[Currency]:
     )
 
 
-@functools.cache
+_HUGE_UNITS = 10**20
+
+
 def money(
     currency: str | Currency | None = None,
     *,
@@ -184,17 +272,26 @@ def money(
     """Amounts of money, in ``currency`` (any when None), as minor units in a range.
 
     By default they reach zero, negative and huge amounts (up to 10**20 minor
-    units either way).
+    units either way). ``money("JPY", min_units=0, max_units=0)`` is zero yen.
     """
-    low = -(10**20) if min_units is None else min_units
-    high = 10**20 if max_units is None else max_units
+    code = None if currency is None else _currency(currency).code
+    low = None if min_units is None else _whole(min_units, "min_units")
+    high = None if max_units is None else _whole(max_units, "max_units")
+    if low is not None and high is not None and high < low:
+        raise InvalidArgument(f"max_units={high} must be at least min_units={low}")
+    # A bound given alone moves the other default out of its way.
+    if low is None:
+        low = min(-_HUGE_UNITS, high if high is not None else 0)
+    if high is None:
+        high = max(_HUGE_UNITS, low)
+    return _money(code, low, high)
+
+
+@functools.cache
+def _money(code: str | None, low: int, high: int) -> st.SearchStrategy[Money]:
     edges = [u for u in (0, 1, -1, 99, 100, low, high) if low <= u <= high]
-    units = (
-        st.one_of(st.sampled_from(edges), st.integers(low, high))
-        if edges
-        else (st.integers(low, high))
-    )
-    which = currencies() if currency is None else st.just(Currency(str(currency)))
+    units = st.one_of(st.sampled_from(edges), st.integers(low, high))
+    which = currencies() if code is None else st.just(Currency(code))
     return st.builds(Money.from_minor_units, units, which)
 
 
@@ -203,19 +300,38 @@ def money(
 _LETTERS = st.characters(categories=["Lu", "Ll", "Lo"], exclude_characters="\x00")
 
 
-@functools.cache
 def names(max_size: int = 40) -> st.SearchStrategy[str]:
-    """Non-blank names: unicode letters, digits, spaces and punctuation inside."""
+    """Non-blank names of 1 to ``max_size`` characters: a unicode letter at
+    each end, and letters, combining marks (``"José"`` decomposed, Devanagari
+    vowel signs), digits, spaces and punctuation inside."""
+    return _names(_whole(max_size, "max_size", low=1))
+
+
+@functools.cache
+def _names(max_size: int) -> st.SearchStrategy[str]:
+    if max_size == 1:
+        return _LETTERS
     # Plain spaces, hyphens and apostrophes get a branch of their own: among
     # every Unicode letter, digit and space they would almost never be drawn,
     # and names such as "Mary-Ann O'Neil" or "Globex Corp" are the usual ones.
     middle = st.text(
         alphabet=st.one_of(
-            st.characters(categories=["L", "N", "Zs", "Pd", "Po"]), st.sampled_from(" -'.")
+            st.characters(categories=["L", "M", "N", "Zs", "Pd", "Po"]),
+            st.sampled_from(" -'."),
         ),
         max_size=max_size - 2,
     )
-    return st.builds(lambda a, m, b: a + m + b, _LETTERS, middle, _LETTERS)
+
+    @st.composite
+    def name(draw: st.DrawFn) -> str:
+        first = draw(_LETTERS)
+        # One letter now and then (people go by "J"); it is also where a
+        # failing name shrinks to.
+        if draw(st.integers(0, 9)) == 0:
+            return first
+        return first + draw(middle) + draw(_LETTERS)
+
+    return name()
 
 
 # -- values -----------------------------------------------------------------
@@ -341,15 +457,6 @@ def external_refs() -> st.SearchStrategy[ExternalRef]:
     return st.builds(ExternalRef, system=st.sampled_from(_SYSTEMS), id=ids)
 
 
-def entity_ids(cls: type[EntityId]) -> st.SearchStrategy[EntityId]:
-    """Ids of kind ``cls``: fresh ones and short hand-written ones."""
-    tail = st.text(alphabet=string.ascii_letters + string.digits, min_size=1, max_size=32)
-    return st.one_of(
-        st.builds(cls.new),
-        tail.map(lambda t: cls(f"{cls.prefix}_{t}")),
-    )
-
-
 _ID_TYPES = (
     PartnerId,
     TeamMemberId,
@@ -360,10 +467,38 @@ _ID_TYPES = (
     InvoiceId,
     PaymentId,
     PaymentMethodId,
+    ScheduledPaymentId,
 )
 
+
+def entity_ids(cls: type[EntityId]) -> st.SearchStrategy[EntityId]:
+    """Ids of kind ``cls`` (``entity_ids(CustomerId)``): ones shaped as
+    ``cls.new()`` makes them and short hand-written ones. ``EntityId``
+    itself gives ids of every kind."""
+    if not (isinstance(cls, type) and issubclass(cls, EntityId)):
+        raise InvalidArgument(f"cls must be an id type such as CustomerId (got {cls!r})")
+    if cls is EntityId:
+        return st.sampled_from(_ID_TYPES).flatmap(_entity_ids)
+    return _entity_ids(cls)
+
+
+_ID_STRATEGIES: dict[type[EntityId], st.SearchStrategy[EntityId]] = {}
+
+
+def _entity_ids(cls: type[EntityId]) -> st.SearchStrategy[EntityId]:
+    found = _ID_STRATEGIES.get(cls)
+    if found is None:
+        tail = st.text(alphabet=string.ascii_letters + string.digits, min_size=1, max_size=32)
+        # The uuid is drawn (not uuid4()), so that an example replays and shrinks.
+        found = _ID_STRATEGIES[cls] = st.one_of(
+            st.uuids(version=4).map(lambda u: cls(f"{cls.prefix}_{u.hex}")),
+            tail.map(lambda t: cls(f"{cls.prefix}_{t}")),
+        )
+    return found
+
+
 register(Currency, currencies)
-register(EntityId, lambda: st.sampled_from(_ID_TYPES).flatmap(entity_ids))
+register(EntityId, lambda: entity_ids(EntityId))
 register(Money, money)
 register(EmailAddress, email_addresses)
 register(Address, addresses)
@@ -383,13 +518,14 @@ def aware_datetimes() -> st.SearchStrategy[dt.datetime]:
     )
 
 
-def team_members(role: Role | None = None) -> st.SearchStrategy[TeamMember]:
-    """Team members of any role (or of ``role``)."""
+def team_members(role: Role | str | None = None) -> st.SearchStrategy[TeamMember]:
+    """Team members of any role (or of ``role``, a ``Role`` or its value)."""
+    wanted = _member(Role, role, "role")
     return st.builds(
         TeamMember.new,
         name=names(),
         email=email_addresses(),
-        role=st.sampled_from(Role) if role is None else st.just(role),
+        role=st.sampled_from(Role) if wanted is None else st.just(wanted),
     )
 
 
@@ -423,18 +559,67 @@ def integrations() -> st.SearchStrategy[Integration]:
     )
 
 
-@st.composite
+_COUNTRIES = ("US", "CA")
+_PARTNER_CURRENCIES = ("USD", "CAD")
+
+
+def _partner_place(
+    country: str | None, currency: str | Currency | None
+) -> tuple[str | None, str | None]:
+    if country is not None:
+        if not isinstance(country, str) or country.upper() not in _COUNTRIES:
+            raise InvalidArgument(f"country must be 'US', 'CA' or None (got {country!r})")
+        country = country.upper()
+    code = None if currency is None else _currency(currency).code
+    if code is not None and code not in _PARTNER_CURRENCIES:
+        raise InvalidArgument(f"currency must be 'USD', 'CAD' or None (got {currency!r})")
+    return country, code
+
+
+def _draw_partner(draw: st.DrawFn, name: str, country: str | None, currency: str | None) -> Partner:
+    """A new partner; its currency follows its country, or is the other one
+    (a Canadian firm billing in USD) now and then."""
+    if country is None:
+        country = draw(st.sampled_from(_COUNTRIES))
+    if currency is None:
+        currency = draw(st.none() | st.sampled_from(_PARTNER_CURRENCIES))
+    return Partner.create(name=name, country=country, currency=currency)
+
+
 def partners(
-    draw: st.DrawFn,
     *,
+    country: str | None = None,
+    currency: str | Currency | None = None,
     syncs_customers: bool | None = None,
     max_team: int = 4,
     max_tags: int = 4,
-) -> Partner:
-    """Partners in the US or Canada with a team (an Admin first), tags and
+) -> st.SearchStrategy[Partner]:
+    """Partners in the US or Canada (or ``country``), billing in USD or CAD
+    (or ``currency``; most often their country's), with a team (an Admin
+    first, up to ``max_team`` members), up to ``max_tags`` tags and
     integrations. ``syncs_customers=False`` gives one that adds customers by
     hand; ``True``, one whose integration syncs them."""
-    partner = Partner.create(name=draw(names()), country=draw(st.sampled_from(["US", "CA"])))
+    where, code = _partner_place(country, currency)
+    return _partners(
+        country=where,
+        currency=code,
+        syncs_customers=_flag(syncs_customers, "syncs_customers"),
+        max_team=_whole(max_team, "max_team", low=1),
+        max_tags=_whole(max_tags, "max_tags", low=0),
+    )
+
+
+@st.composite
+def _partners(
+    draw: st.DrawFn,
+    *,
+    country: str | None,
+    currency: str | None,
+    syncs_customers: bool | None,
+    max_team: int,
+    max_tags: int,
+) -> Partner:
+    partner = _draw_partner(draw, draw(names()), country, currency)
     admin = draw(team_members(Role.ADMIN))
     partner = partner.add_team_member(name=admin.name, email=admin.email, role=admin.role)
     for member in draw(st.lists(team_members(), max_size=max_team - 1)):
@@ -502,12 +687,19 @@ def customer_details() -> st.SearchStrategy[CustomerDetails]:
     )
 
 
+def customer_drafts(*, step: DraftStep | str | None = None) -> st.SearchStrategy[CustomerDraft]:
+    """Drafts at either step (or at ``step``, a ``DraftStep`` or its value):
+    at step 1 with no user or with the one an access request added, at step 2
+    with 0 to 3 users."""
+    return _customer_drafts(_member(DraftStep, step, "step"))
+
+
 @st.composite
-def customer_drafts(draw: st.DrawFn, *, step: DraftStep | None = None) -> CustomerDraft:
-    """Drafts at either step (or at ``step``): at step 1 with no user or with
-    the one an access request added, at step 2 with 0 to 3 users."""
+def _customer_drafts(draw: st.DrawFn, step: DraftStep | None) -> CustomerDraft:
     partner = draw(partners(syncs_customers=False, max_team=1, max_tags=0))
     draft = CustomerDraft.start(partner)
+    # Started at a drawn time, not the clock's, so that an example replays.
+    draft = attrs.evolve(draft, started_at=draw(aware_datetimes()))
     at = step if step is not None else draw(st.sampled_from(DraftStep))
     if at is DraftStep.DETAILS:
         # As AccessRequest.start_customer leaves it: the person already added.
@@ -524,23 +716,45 @@ def customer_drafts(draw: st.DrawFn, *, step: DraftStep | None = None) -> Custom
     return draft
 
 
-@st.composite
 def customers(
-    draw: st.DrawFn,
     partner: Partner | None = None,
     *,
     min_users: int = 1,
     max_users: int = 4,
     synced: bool | None = None,
-    status: CustomerStatus | None = None,
+    status: CustomerStatus | str | None = None,
+) -> st.SearchStrategy[Customer]:
+    """Customers of ``partner`` (or of a new one) with ``min_users`` (at least
+    1: a customer always has a user) to ``max_users`` users, any status (or
+    ``status``, a ``CustomerStatus`` or its value), manual or synced (or as
+    ``synced`` says), with tags from the partner's catalog."""
+    low = _whole(min_users, "min_users", low=1)
+    high = _whole(max_users, "max_users")
+    if high < low:
+        raise InvalidArgument(f"max_users={high} must be at least min_users={low}")
+    return _customers(
+        _instance(Partner, partner, "partner"),
+        min_users=low,
+        max_users=high,
+        synced=_flag(synced, "synced"),
+        status=_member(CustomerStatus, status, "status"),
+    )
+
+
+@st.composite
+def _customers(
+    draw: st.DrawFn,
+    partner: Partner | None,
+    *,
+    min_users: int,
+    max_users: int,
+    synced: bool | None,
+    status: CustomerStatus | None,
 ) -> Customer:
-    """Customers of ``partner`` (or of a new one) with 1..n users, any status
-    (or ``status``), manual or synced (or as ``synced`` says), with tags from
-    the partner's catalog."""
     if partner is None:
         partner = draw(partners())
     details = draw(customer_details())
-    users = tuple(draw(_unique_users(max(1, min_users), max_users)))
+    users = tuple(draw(_unique_users(min_users, max_users)))
     if synced is None:
         synced = draw(st.booleans())
     ref = draw(external_refs()) if synced else None
@@ -567,9 +781,14 @@ def customers(
     )
 
 
+def access_requests(partner: Partner | None = None) -> st.SearchStrategy[AccessRequest]:
+    """Access requests to ``partner`` (or to a new one), pending or resolved
+    by one of the partner's admins."""
+    return _access_requests(_instance(Partner, partner, "partner"))
+
+
 @st.composite
-def access_requests(draw: st.DrawFn, partner: Partner | None = None) -> AccessRequest:
-    """Access requests, pending or resolved by one of the partner's admins."""
+def _access_requests(draw: st.DrawFn, partner: Partner | None) -> AccessRequest:
     if partner is None:
         partner = draw(partners())
     request = AccessRequest.open(
@@ -578,6 +797,9 @@ def access_requests(draw: st.DrawFn, partner: Partner | None = None) -> AccessRe
         first_name=draw(st.none() | names(max_size=30)),
         last_name=draw(st.none() | names(max_size=30)),
     )
+    # Made at a drawn time, not the clock's, so that an example replays.
+    requested_at = draw(aware_datetimes())
+    request = _keep_events(attrs.evolve(request, requested_at=requested_at), request)
     status = draw(st.sampled_from(AccessRequestStatus))
     if status is AccessRequestStatus.PENDING:
         return request
@@ -585,27 +807,55 @@ def access_requests(draw: st.DrawFn, partner: Partner | None = None) -> AccessRe
         request,
         status=status,
         resolved_by=partner.team[0].id,
-        resolved_at=draw(aware_datetimes()),
+        resolved_at=_later(draw, requested_at),
         customer_id=CustomerId.new() if status is AccessRequestStatus.APPROVED else None,
     )
 
 
-def events(kind: type[Event] | None = None) -> st.SearchStrategy[Event]:
-    """Domain events of every topic (or of ``kind``)."""
-    kinds = sorted(EVENT_TYPES.values(), key=lambda k: k.topic) if kind is None else [kind]
-    return st.sampled_from(kinds).flatmap(
-        lambda k: st.builds(
-            k,
-            partner_id=entity_ids(PartnerId),
-            aggregate_id=st.uuids().map(lambda u: f"cus_{u.hex}"),
-            occurred_at=aware_datetimes(),
-            changes=st.lists(
-                st.sampled_from(["company", "address", "users", "tags", "status"]),
-                unique=True,
-                max_size=3,
-            ).map(tuple),
-        )
+# What each kind of event names: the aggregate's id, and the fields that change.
+_CUSTOMER_CHANGES = ("company", "address", "users", "tags", "status", "billing_email")
+_INVOICE_CHANGES = ("status", "amount_paid", "balance", "due_date", "lines", "fees", "memo")
+_PAYMENT_CHANGES = ("status", "settled_at", "fees")
+_METHOD_CHANGES = ("methods", "default_id")
+
+
+def _event_subject(kind: type[Event]) -> tuple[str, tuple[str, ...]]:
+    """The id prefix of the aggregate an event of ``kind`` names, and the
+    fields it may list as changed."""
+    topic = kind.topic
+    if topic.startswith("invoice_"):
+        return InvoiceId.prefix, _INVOICE_CHANGES
+    if "payment_method" in topic:
+        # A customer's book of payment methods is named by the customer.
+        return CustomerId.prefix, _METHOD_CHANGES
+    if topic.startswith("payment_"):
+        return PaymentId.prefix, _PAYMENT_CHANGES
+    return CustomerId.prefix, _CUSTOMER_CHANGES
+
+
+def _events_of(kind: type[Event]) -> st.SearchStrategy[Event]:
+    prefix, changes = _event_subject(kind)
+    return st.builds(
+        kind,
+        partner_id=entity_ids(PartnerId),
+        aggregate_id=st.uuids(version=4).map(lambda u: f"{prefix}_{u.hex}"),
+        occurred_at=aware_datetimes(),
+        changes=st.lists(st.sampled_from(changes), unique=True, max_size=3).map(tuple),
     )
+
+
+def events(kind: type[Event] | None = None) -> st.SearchStrategy[Event]:
+    """Domain events of every topic (or of ``kind``, one event class; ``Event``
+    itself is every topic), each naming an aggregate of its kind (``inv_...``
+    for ``invoice_paid``)."""
+    if not (kind is None or (isinstance(kind, type) and issubclass(kind, Event))):
+        raise InvalidArgument(f"kind must be an event class such as InvoicePaid (got {kind!r})")
+    if kind is None or kind is Event:
+        # Read when drawn: a service's own event classes register later.
+        return st.deferred(
+            lambda: st.sampled_from(sorted(EVENT_TYPES.values(), key=lambda k: k.topic))
+        ).flatmap(_events_of)
+    return _events_of(kind)
 
 
 def roles() -> st.SearchStrategy[Role]:
@@ -642,6 +892,7 @@ def line_items(
 ) -> st.SearchStrategy[LineItem]:
     """Line items in ``currency``: unicode descriptions, quantities from 1 to
     the maximum, unit amounts from zero (or ``min_unit_units``) up."""
+    _whole(min_unit_units, "min_unit_units", low=0)
     return st.builds(
         LineItem,
         description=names(max_size=60),
@@ -650,11 +901,15 @@ def line_items(
     )
 
 
-def fees(currency: str | Currency = "USD", kind: FeeKind | None = None) -> st.SearchStrategy[Fee]:
-    """Fee lines of every kind (or ``kind``), covered by either side."""
+def fees(
+    currency: str | Currency = "USD", kind: FeeKind | str | None = None
+) -> st.SearchStrategy[Fee]:
+    """Fee lines of every kind (or ``kind``, a ``FeeKind`` or its value),
+    covered by either side."""
+    wanted = _member(FeeKind, kind, "kind")
     return st.builds(
         Fee.new,
-        st.sampled_from(FeeKind) if kind is None else st.just(kind),
+        st.sampled_from(FeeKind) if wanted is None else st.just(wanted),
         money(currency, min_units=1, max_units=10**7),
         name=st.none() | names(max_size=40),
         covered_by_customer=st.booleans(),
@@ -725,19 +980,39 @@ def _take_payments(draw: st.DrawFn, invoice: Invoice, *, full: bool) -> Invoice:
     return invoice
 
 
-@st.composite
 def invoices(
-    draw: st.DrawFn,
     partner: Partner | None = None,
     customer: Customer | None = None,
     *,
     synced: bool | None = None,
-    status: InvoiceStatus | None = None,
-) -> Invoice:
+    status: InvoiceStatus | str | None = None,
+) -> st.SearchStrategy[Invoice]:
     """Invoices of ``customer`` (of ``partner``; new ones by default), issued
-    by a team member or synced in, with 1 to 4 lines and up to 2 fees, in
-    every status (or ``status``): open and untouched or partly paid, paid in
-    one to three parts, void, archived; some with a payment given back."""
+    by a team member or synced in (or as ``synced`` says), with 1 to 4 lines
+    and up to 2 fees, in every status (or ``status``, an ``InvoiceStatus`` or
+    its value): open and untouched or partly paid, paid in one to three
+    parts, void, archived; some with a payment given back. A ``customer``
+    comes with its ``partner``."""
+    _instance(Partner, partner, "partner")
+    _instance(Customer, customer, "customer")
+    if customer is not None and (partner is None or customer.partner_id != partner.id):
+        raise InvalidArgument(
+            f"customer {customer.id} needs its partner: pass partner= the Partner "
+            f"with id {customer.partner_id}"
+        )
+    return _invoices(
+        partner, customer, _flag(synced, "synced"), _member(InvoiceStatus, status, "status")
+    )
+
+
+@st.composite
+def _invoices(
+    draw: st.DrawFn,
+    partner: Partner | None,
+    customer: Customer | None,
+    synced: bool | None,
+    status: InvoiceStatus | None,
+) -> Invoice:
     if partner is None:
         partner = draw(partners(max_team=2, max_tags=1))
     partner, member = _invoice_editor(partner)
@@ -799,6 +1074,9 @@ def invoices(
         invoice = invoice.void(partner)
     if wanted is InvoiceStatus.ARCHIVED:
         invoice = invoice.archive(partner)
+    # Made on its day at a drawn time, not the clock's, so that an example replays.
+    made = dt.datetime.combine(today, draw(st.times()), tzinfo=dt.UTC)
+    invoice = _keep_events(attrs.evolve(invoice, created_at=made), invoice)
     version = draw(st.integers(0, 5))
     # A stored invoice (version > 0) carries no pending events.
     return attrs.evolve(invoice, version=version) if version else invoice
@@ -808,16 +1086,20 @@ def _later(draw: st.DrawFn, when: dt.datetime) -> dt.datetime:
     return when + dt.timedelta(minutes=draw(st.integers(1, 60 * 24 * 60)))
 
 
-@st.composite
-def payments(draw: st.DrawFn, *, status: PaymentStatus | None = None) -> Payment:
+def payments(*, status: PaymentStatus | str | None = None) -> st.SearchStrategy[Payment]:
     """Payments of 1 to 3 open invoices of one customer, by any method of
-    the partner's currency, partial or in full, in every status (or
-    ``status``): processing, succeeded (settled or not), failed, returned,
-    charged back, refunded. Built through :func:`pay_invoices` and the
-    functions that follow it."""
+    the partner's currency (USD or CAD), partial or in full, in every status
+    (or ``status``, a ``PaymentStatus`` or its value): processing, succeeded
+    (settled or not), failed, returned, charged back, refunded. Built through
+    :func:`pay_invoices` and the functions that follow it."""
+    return _payments(_member(PaymentStatus, status, "status"))
+
+
+@st.composite
+def _payments(draw: st.DrawFn, status: PaymentStatus | None) -> Payment:
     # The partner's details do not matter to a payment: only its currency and
     # card-fee policy do, so it is built small (and fast).
-    partner = Partner.create(name="Northwind IT", country=draw(st.sampled_from(["US", "CA"])))
+    partner = _draw_partner(draw, "Northwind IT", None, None)
     partner = partner.add_team_member(
         name="Ada Admin", email="ada@northwind.example", role=Role.ADMIN
     )
@@ -922,7 +1204,11 @@ def customer_payment_methods(draw: st.DrawFn) -> CustomerPaymentMethods:
     book = CustomerPaymentMethods(
         partner_id=_an_id(draw, PartnerId), customer_id=_an_id(draw, CustomerId)
     )
+    # Each change at a drawn time, later than the last, not the clock's, so
+    # that an example replays.
+    when = draw(aware_datetimes())
     for _ in range(draw(st.integers(0, 4))):
+        when = _later(draw, when)
         action = draw(st.sampled_from(["add", "add", "archive", "replace", "default"]))
         active = book.active
         if action == "add" or not active:
@@ -931,20 +1217,22 @@ def customer_payment_methods(draw: st.DrawFn) -> CustomerPaymentMethods:
                 display_name=draw(_display_names()),
                 last4=draw(st.text(alphabet=string.digits, min_size=4, max_size=4)),
                 make_default=draw(st.booleans()),
+                at=when,
             )
             continue
         target = draw(st.sampled_from(active)).id
         if action == "archive":
-            book = book.archive(target)
+            book = book.archive(target, at=when)
         elif action == "replace":
             book = book.replace(
                 target,
                 type=draw(st.sampled_from(PaymentMethodType)),
                 display_name=draw(_display_names()),
                 last4=draw(st.text(alphabet=string.digits, min_size=4, max_size=4)),
+                at=when,
             )
         else:
-            book = book.set_default(target)
+            book = book.set_default(target, at=when)
     version = draw(st.integers(0, 5))
     return attrs.evolve(book, version=version) if version else book
 
@@ -998,7 +1286,6 @@ for _enum in (
     InvoiceAccess,
 ):
     register(_enum, lambda _enum=_enum: st.sampled_from(_enum))  # type: ignore[misc]
-register(ScheduledPaymentId, lambda: entity_ids(ScheduledPaymentId))
 register(LineItem, line_items)
 register(Fee, fees)
 register(AppliedPayment, applied_payments)
@@ -1009,3 +1296,87 @@ register(PaymentMethod, payment_methods)
 register(CustomerPaymentMethods, customer_payment_methods)
 register(ScheduledPayment, scheduled_payments)
 register(Impersonation, impersonations)
+
+
+# -- ports ------------------------------------------------------------------------------
+
+
+def outbox_messages() -> st.SearchStrategy[OutboxMessage]:
+    """Events as the outbox lists them, at positions from 1 up."""
+    return st.builds(OutboxMessage, position=st.integers(1, 2**63 - 1), event=events())
+
+
+def _page_order(item: object) -> tuple[str, str] | None:
+    if isinstance(item, Customer):
+        return customer_sort_key(item), item.id.value
+    if isinstance(item, Invoice):
+        return invoice_sort_key(item), item.id.value
+    return None
+
+
+def _cursor(item: object, position: int) -> str:
+    if isinstance(item, Customer):
+        return customer_cursor(item)
+    if isinstance(item, Invoice):
+        return invoice_cursor(item)
+    return Cursor(str(position), str(position)).encode()
+
+
+def pages(items: st.SearchStrategy[_T], *, max_size: int = 5) -> st.SearchStrategy[Page[_T]]:
+    """Pages of up to ``max_size`` of ``items``, as a listing gives them:
+    customers and invoices in their listing's order (one of each id), the
+    cursors those of the first and last item, and an empty page never both
+    after and before others. ``st.from_type(Page[Customer])`` gives
+    ``pages(customers())``."""
+    if not isinstance(items, st.SearchStrategy):
+        raise InvalidArgument(f"items must be a strategy (got {items!r})")
+    return _pages(items, _whole(max_size, "max_size", low=0))
+
+
+@st.composite
+def _pages(draw: st.DrawFn, items: st.SearchStrategy[_T], max_size: int) -> Page[_T]:
+    found = draw(st.lists(items, max_size=max_size, unique_by=_identity))
+    keys = [key for key in map(_page_order, found) if key is not None]
+    if found and len(keys) == len(found):
+        found = [item for _, item in sorted(zip(keys, found, strict=True), key=lambda p: p[0])]
+    has_next, has_previous = draw(st.booleans()), draw(st.booleans())
+    if not found and has_next:
+        # An empty page is past the last row, or before the first.
+        has_previous = False
+    return Page(
+        items=tuple(found),
+        start_cursor=_cursor(found[0], 0) if found else None,
+        end_cursor=_cursor(found[-1], len(found) - 1) if found else None,
+        has_next_page=has_next,
+        has_previous_page=has_previous,
+    )
+
+
+@st.composite
+def _customer_listing(draw: st.DrawFn) -> Page[Customer]:
+    # A listing is one partner's.
+    partner = draw(partners(max_team=1, max_tags=2))
+    return draw(pages(customers(partner, max_users=2)))
+
+
+@st.composite
+def _invoice_listing(draw: st.DrawFn) -> Page[Invoice]:
+    # A listing is one partner's; these invoices are one customer's.
+    partner = draw(partners(max_team=1, max_tags=0))
+    customer = draw(customers(partner, max_users=1))
+    return draw(pages(invoices(partner, customer), max_size=3))
+
+
+_listings: dict[type[Any], Callable[[], st.SearchStrategy[Page[Any]]]] = {
+    Customer: _customer_listing,
+    Invoice: _invoice_listing,
+}
+
+
+def _identity(item: object) -> object:
+    """What a listing shows once: an aggregate's id, or the item itself."""
+    found = getattr(item, "id", None)
+    return item if found is None else found
+
+
+register(OutboxMessage, outbox_messages)
