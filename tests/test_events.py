@@ -102,6 +102,20 @@ def test_every_invalid_field_at_once() -> None:
     assert caught.value.paths == ["changes"]
 
 
+@given(
+    bad=st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF) | st.just("\x00"),
+    where=st.sampled_from(["aggregate_id", "changes"]),
+)
+def test_text_no_store_holds_is_refused(bad: str, where: str) -> None:
+    # Events go to the outbox: PostgreSQL's text holds no NUL, UTF-8 no lone surrogate.
+    fields: dict[str, object] = {"aggregate_id": "cus_1", "changes": ["company"]}
+    fields[where] = f"cus_{bad}" if where == "aggregate_id" else ["company", f"x{bad}"]
+    with pytest.raises(ValidationError) as caught:
+        CustomerUpdated(partner_id=PartnerId("par_1"), **fields)  # type: ignore[arg-type]
+    path = "aggregate_id" if where == "aggregate_id" else "changes[1]"
+    assert (caught.value.paths, caught.value.codes) == ([path], ["invalid_text"])
+
+
 def test_the_base_class_is_not_an_event_of_its_own() -> None:
     with pytest.raises(ValidationError) as caught:
         Event(partner_id=PartnerId("par_1"), aggregate_id="cus_1")

@@ -10,20 +10,28 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from .errors import ValidationError
 
 E = TypeVar("E")
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
+_NOT_STORABLE = re.compile("[\x00\ud800-\udfff]")
+
+NOT_TEXT: Final = (
+    "'{}' must be text that a database can hold: no NUL character and no lone surrogate"
+)
+"""The message of an ``invalid_text`` error, for the field's name."""
 
 
 def valid_unicode(text: str) -> bool:
-    """Whether ``text`` is Unicode text that can be stored: no lone
-    surrogates (which JSON's ``\\ud800`` escapes can produce)."""
-    return text.isascii() or _SURROGATE.search(text) is None
+    """Whether ``text`` is Unicode text that every store can hold: no NUL
+    character (PostgreSQL's text holds none) and no lone surrogate (which
+    JSON's ``\\ud800`` escapes can produce; UTF-8 has none)."""
+    if text.isascii():
+        return "\x00" not in text
+    return _NOT_STORABLE.search(text) is None
 
 
 def query_text(path: str, value: object) -> str:
@@ -34,9 +42,7 @@ def query_text(path: str, value: object) -> str:
             path, "wrong_type", f"'{path}' must be a string (got {type(value).__name__})"
         )
     if not valid_unicode(value):
-        raise ValidationError.single(
-            path, "invalid_text", f"'{path}' must be Unicode text (it holds a lone surrogate)"
-        )
+        raise ValidationError.single(path, "invalid_text", NOT_TEXT.format(path))
     return value
 
 
@@ -50,9 +56,7 @@ def required_text(path: str, value: object, *, max_length: int = 200) -> str:
     if not text:
         raise ValidationError.single(path, "blank", f"'{path}' must not be blank")
     if not valid_unicode(text):
-        raise ValidationError.single(
-            path, "invalid_text", f"'{path}' must be Unicode text (it holds a lone surrogate)"
-        )
+        raise ValidationError.single(path, "invalid_text", NOT_TEXT.format(path))
     if len(text) > max_length:
         raise ValidationError.single(
             path,

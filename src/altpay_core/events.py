@@ -118,6 +118,8 @@ class Event:
                 "blank",
                 f"'aggregate_id' must be the aggregate's id as text (got {self.aggregate_id!r})",
             )
+        elif not _fields.valid_unicode(self.aggregate_id):
+            found.add("aggregate_id", "invalid_text", _fields.NOT_TEXT.format("aggregate_id"))
         if not isinstance(self.changes, tuple):
             found.add(
                 "changes",
@@ -132,6 +134,9 @@ class Event:
                         "wrong_type",
                         f"'changes[{index}]' must be a field name (got {name!r})",
                     )
+                elif not _fields.valid_unicode(name):
+                    path = f"changes[{index}]"
+                    found.add(path, "invalid_text", _fields.NOT_TEXT.format(path))
         found.raise_if_any()
 
 

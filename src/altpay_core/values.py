@@ -30,7 +30,7 @@ import attrs
 import email_validator
 from stdnum.us import ein as stdnum_ein
 
-from altpay_core._fields import valid_unicode
+from altpay_core._fields import NOT_TEXT, valid_unicode
 from altpay_core.errors import FieldError, FieldErrors, ValidationError
 
 __all__ = [
@@ -302,9 +302,9 @@ class _Absent:
 _ABSENT: Final = _Absent()
 
 
-# As _fields.required_text words it: text with a lone surrogate (what JSON's
-# "\ud800" escapes give) is text no database can store.
-_NOT_TEXT: Final = "'{}' must be Unicode text (it holds a lone surrogate)"
+# As _fields.required_text words it: text with a NUL or a lone surrogate
+# (what JSON's "\u0000" and "\ud800" escapes give) is text no database stores.
+_NOT_TEXT: Final = NOT_TEXT
 
 
 def _clean_text(found: FieldErrors, path: str, value: object) -> str | None:

@@ -1205,13 +1205,17 @@ class UnitOfWorkContract(_StoreFactory):
                 assert info.value.paths == [path]
 
     def test_text_that_no_database_holds_is_refused(self, store: Store) -> None:
-        # A lone surrogate (JSON's "\ud800" escape gives one) is not text.
+        # A lone surrogate (JSON's "\ud800" escape gives one) is not text,
+        # and PostgreSQL's text holds no NUL character.
         partner = self.store_partner(store, _partner())
         with store.unit_of_work() as uow:
             for call, path in (
                 (lambda: uow.customers.list(partner.id, name_prefix="G\ud800"), "name_prefix"),
+                (lambda: uow.customers.list(partner.id, name_prefix="G\x00"), "name_prefix"),
                 (lambda: uow.invoices.get_by_number(partner.id, "\ud800"), "number"),
+                (lambda: uow.invoices.get_by_number(partner.id, "1\x00"), "number"),
                 (lambda: uow.payments.get_by_idempotency_key(partner.id, "k\udc00"), "key"),
+                (lambda: uow.payments.get_by_idempotency_key(partner.id, "k\x00"), "key"),
             ):
                 with pytest.raises(ValidationError) as info:
                     call()
