@@ -39,6 +39,7 @@ from altpay_core import (
     Page,
     Partner,
     PartnerId,
+    Payment,
     Rounding,
     TagId,
     UserId,
@@ -1081,3 +1082,14 @@ def test_invoices_inside_other_data_use_the_quick_hooks() -> None:
     data = _invoice_plain()
     assert from_dict(list[Invoice], [data, data]) == [from_dict(Invoice, data)] * 2
     assert errors_of(list[Invoice], [data, {**data, "id": 5}]) == [("[1].id", "wrong_type")]
+
+
+@pytest.mark.parametrize("cls", [Partner, Customer, Invoice, Payment])
+@given(data=st.data())
+def test_a_time_with_a_trailing_nul_is_refused(cls: type[Any], data: st.DataObject) -> None:
+    # CPython's fromisoformat stops reading at a NUL: "...+00:00\x00" read as a time.
+    written = to_dict(data.draw(st.from_type(cls)))
+    written["created_at"] += "\x00"
+    with pytest.raises(ValidationError) as info:
+        from_dict(cls, written)
+    assert (info.value.paths, info.value.codes) == (["created_at"], ["invalid_datetime"])

@@ -138,10 +138,18 @@ def _address(value: object, _: object) -> Address:
     return Address.from_mapping(_mapping(value, "an address"))
 
 
+def _from_isoformat(text: str) -> dt.datetime:
+    """``datetime.fromisoformat``, strictly: CPython's stops reading at a NUL
+    character, and would read ``"...+00:00\\x00"`` as a time."""
+    if "\x00" in text:
+        raise ValueError("a date and time holds no NUL character")
+    return dt.datetime.fromisoformat(text)
+
+
 def _datetime(value: object, _: object) -> dt.datetime:
     if isinstance(value, str):
         try:
-            parsed = dt.datetime.fromisoformat(value)
+            parsed = _from_isoformat(value)
             # What to_dict writes is already in UTC: keep it as it is.
             if parsed.tzinfo is not None:
                 return parsed if parsed.tzinfo is dt.UTC else parsed.astimezone(dt.UTC)
@@ -674,7 +682,7 @@ def _stored_customer(data: object) -> Customer | None:
             status=_STATUSES[data["status"]],
             external_ref=None if ref is None else ExternalRef(ref["system"], ref["id"]),
             card_fee_exception=_BEARERS[data["card_fee_exception"]],
-            created_at=dt.datetime.fromisoformat(created_at),
+            created_at=_from_isoformat(created_at),
             version=data["version"],
         )
     except _REFUSED:
@@ -869,7 +877,7 @@ def _quick_invoice(data: object) -> Invoice | None:
         ref, by, created = data["external_ref"], data["issued_by"], data["created_at"]
         if type(created) is not str:
             raise _NotAsWritten
-        created_at = dt.datetime.fromisoformat(created)
+        created_at = _from_isoformat(created)
         if created_at.tzinfo is not dt.UTC:
             raise _NotAsWritten  # the generic hook converts other offsets to UTC
         return Invoice(
