@@ -483,6 +483,8 @@ def test_a_sum_too_large_on_the_way_is_refused() -> None:
         ((x for x in [Money("1", "USD"), None]), "amounts[1]"),
         (None, "amounts"),
         (5, "amounts"),
+        ("", "amounts"),  # iterable, and empty: not a total of zero
+        (b"", "amounts"),
     ],
 )
 def test_sum_of_what_is_not_money_is_a_validation_error(amounts: object, path: str) -> None:
@@ -578,6 +580,8 @@ def test_allocate_examples() -> None:
         ([1, -1], "negative_ratio"),
         ([1, 0.5], "float_refused"),
         ("11", "wrong_type"),
+        (b"ab", "wrong_type"),  # a sequence of ints, but no list of ratios
+        (bytearray(b"ab"), "wrong_type"),
         ([1, "x"], "invalid_amount"),
         ([1, "1_0"], "invalid_amount"),
         ([1, 10**100], "ratio_out_of_range"),
@@ -592,7 +596,7 @@ def test_bad_ratios_are_refused(ratios: object, code: str) -> None:
     assert info.value.codes == [code]
 
 
-@pytest.mark.parametrize("parts", [0, -1, True, 1.0])
+@pytest.mark.parametrize("parts", [0, -1, True, 1.0, "3", 10**6 + 1, 10**100])
 def test_bad_split_is_refused(parts: object) -> None:
     with pytest.raises(ValidationError) as info:
         Money("1", "USD").split(parts)  # type: ignore[arg-type]

@@ -373,6 +373,8 @@ class Money:
         zero = cls.zero(currency)
         kind, total = zero.currency, zero.amount
         try:
+            if isinstance(amounts, str | bytes | bytearray):  # iterable, but of no money
+                raise TypeError
             items = iter(amounts)
         except TypeError:
             raise ValidationError.single(
@@ -558,9 +560,11 @@ class Money:
         >>> [p.amount for p in Money("0.05", "USD").allocate([1, 1, 0, 1])]
         [Decimal('0.02'), Decimal('0.02'), Decimal('0.00'), Decimal('0.01')]
         """
-        if isinstance(ratios, str) or not isinstance(ratios, Sequence):
+        if isinstance(ratios, str | bytes | bytearray) or not isinstance(ratios, Sequence):
             raise ValidationError.single(
-                "ratios", "wrong_type", "'ratios' must be a sequence of numbers"
+                "ratios",
+                "wrong_type",
+                f"'ratios' must be a sequence of numbers (got {type(ratios).__name__})",
             )
         if not ratios:
             raise ValidationError.single("ratios", "empty", "'ratios' must hold at least one ratio")
@@ -602,14 +606,18 @@ class Money:
     def split(self, parts: int) -> list[Money]:
         """Split into ``parts`` equal parts; the first take any extra minor units.
 
+        ``parts`` is a whole number from 1 to 1,000,000.
+
         >>> [str(p) for p in Money("10", "JPY").split(3)]
         ['JPY 4', 'JPY 3', 'JPY 3']
         """
-        if isinstance(parts, bool) or not isinstance(parts, int) or parts < 1:
+        if isinstance(parts, bool) or not isinstance(parts, int) or not 1 <= parts <= _MAX_PARTS:
+            shown = repr(parts) if isinstance(parts, int) else type(parts).__name__
+            shown = shown if len(shown) <= 20 else f"{shown[:20]}..."
             raise ValidationError.single(
                 "parts",
                 "invalid_parts",
-                f"'parts' must be a whole number of at least 1 (got {parts!r})",
+                f"'parts' must be a whole number from 1 to {_MAX_PARTS:,} (got {shown})",
             )
         return self.allocate([1] * parts)
 
@@ -668,6 +676,9 @@ def money_at(path: str, value: str | int | Decimal, currency: Currency) -> Money
             ]
         ) from None
 
+
+_MAX_PARTS: Final = 1_000_000
+"""The most parts :meth:`Money.split` makes: a list of them must fit in memory."""
 
 _ONLY_MONEY: Final = {
     "add": "only money can be added to money",
