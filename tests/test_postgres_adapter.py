@@ -24,7 +24,7 @@ import pytest
 from altpay_core.adapters._sql import Migration, SchemaVersionError
 from altpay_core.adapters.postgres import MIGRATIONS, PostgresStore, PostgresUnitOfWork
 from altpay_core.customer import Customer, CustomerDraft, CustomerUser
-from altpay_core.errors import ConcurrencyConflict, NotFound
+from altpay_core.errors import ConcurrencyConflict, NotFound, ValidationError
 from altpay_core.invoice import Invoice, LineItem
 from altpay_core.money import Money
 from altpay_core.partner import Partner
@@ -479,3 +479,10 @@ def test_without_psycopg_the_error_names_the_extra(monkeypatch: pytest.MonkeyPat
     assert str(caught.value) == (
         "PostgresStore needs psycopg 3: pip install 'altpay-core[postgres]'"
     )
+
+
+@pytest.mark.parametrize("dsn", [None, 5, b"postgresql://localhost/x", "host=x\x00"])
+def test_a_dsn_that_is_no_text_is_named(dsn: object) -> None:
+    with pytest.raises(ValidationError) as caught:
+        PostgresStore(dsn)  # type: ignore[arg-type]
+    assert caught.value.paths == ["dsn"]

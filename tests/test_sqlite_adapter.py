@@ -420,6 +420,36 @@ def test_a_file_database_runs_in_wal_mode(store: SqliteStore, path: Path) -> Non
     assert repr(store) == f"SqliteStore({str(path)!r})"
 
 
+@pytest.mark.parametrize(
+    ("arguments", "path", "code"),
+    [
+        ({"path": 0}, "path", "wrong_type"),
+        ({"path": None}, "path", "wrong_type"),
+        ({"path": b"altpay.db"}, "path", "wrong_type"),
+        ({"path": "alt\x00pay.db"}, "path", "invalid_text"),
+        ({"path": "alt\ud800pay.db"}, "path", "invalid_text"),
+        ({"path": ":memory:", "timeout": "5"}, "timeout", "invalid_timeout"),
+        ({"path": ":memory:", "timeout": -1}, "timeout", "invalid_timeout"),
+        ({"path": ":memory:", "timeout": float("nan")}, "timeout", "invalid_timeout"),
+        ({"path": ":memory:", "timeout": True}, "timeout", "invalid_timeout"),
+        ({"path": ":memory:", "timeout": 10**6}, "timeout", "invalid_timeout"),
+    ],
+)
+def test_arguments_that_name_no_database_are_refused(
+    arguments: dict[str, object], path: str, code: str
+) -> None:
+    # Before: TypeError, ValueError or UnicodeEncodeError from sqlite3.
+    with pytest.raises(ValidationError) as caught:
+        SqliteStore(**arguments)  # type: ignore[arg-type]
+    assert (caught.value.paths, caught.value.codes) == ([path], [code])
+
+
+def test_a_path_object_and_a_whole_timeout_are_taken(path: Path) -> None:
+    with SqliteStore(path, timeout=0) as store:
+        assert store.path == str(path)
+        assert store.timeout == 0.0
+
+
 def test_in_memory_stores_are_separate() -> None:
     partner = new_partner()
     with SqliteStore(":memory:") as one, SqliteStore(":memory:") as two:

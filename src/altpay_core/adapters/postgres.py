@@ -40,6 +40,7 @@ from __future__ import annotations
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from altpay_core import _fields
 from altpay_core.adapters._sql import (
     Dialect,
     Migration,
@@ -247,6 +248,7 @@ class PostgresStore(SqlStore["psycopg.Connection[Any]"]):
     statements = Statements(POSTGRES)
 
     def __init__(self, dsn: str) -> None:
+        _fields.query_text("dsn", dsn)  # a connection string, as text
         self._psycopg = _psycopg()
         super().__init__()
         self.dsn = dsn

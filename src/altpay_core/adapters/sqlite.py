@@ -45,6 +45,7 @@ import tempfile
 import weakref
 from typing import Any, ClassVar
 
+from altpay_core import _fields
 from altpay_core.adapters._sql import (
     Dialect,
     Migration,
@@ -55,6 +56,7 @@ from altpay_core.adapters._sql import (
     Statements,
     check_migrations,
 )
+from altpay_core.errors import ValidationError
 
 __all__ = ["MIGRATIONS", "SchemaVersionError", "SqliteStore", "SqliteUnitOfWork"]
 
@@ -233,6 +235,36 @@ def migrate(connection: sqlite3.Connection, migrations: tuple[Migration, ...]) -
     return int(found)
 
 
+def _path(path: object) -> str | os.PathLike[str]:
+    """The database file's path: text (or a path object) that names a file."""
+    text = os.fspath(path) if isinstance(path, os.PathLike) else path
+    if not isinstance(text, str):
+        raise ValidationError.single(
+            "path",
+            "wrong_type",
+            f"'path' must be a file's path as text or a path object (got {type(path).__name__})",
+        )
+    _fields.query_text("path", text)  # no NUL, no lone surrogate: no file has such a name
+    return path  # type: ignore[return-value]
+
+
+def _timeout(timeout: object) -> float:
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, int | float)
+        or not 0 <= timeout <= _MAX_TIMEOUT  # NaN included
+    ):
+        raise ValidationError.single(
+            "timeout",
+            "invalid_timeout",
+            f"'timeout' must be a number of seconds from 0 to {_MAX_TIMEOUT:,} (got {timeout!r})",
+        )
+    return float(timeout)
+
+
+_MAX_TIMEOUT = 86_400
+
+
 class SqliteStore(SqlStore[sqlite3.Connection]):
     """Partners, customers, invoices, payments and the outbox in a SQLite database.
 
@@ -261,8 +293,9 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
     statements = Statements(SQLITE)
 
     def __init__(self, path: str | os.PathLike[str], *, timeout: float = 5.0) -> None:
+        path = _path(path)
+        self.timeout = _timeout(timeout)
         super().__init__()
-        self.timeout = timeout
         self._directory: weakref.finalize[Any, Any] | None = None
         if isinstance(path, str) and path == ":memory:":
             # Deleted at close(), or when the store is collected or the
