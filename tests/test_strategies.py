@@ -436,12 +436,20 @@ def test_other_enum_arguments_may_be_given_as_values() -> None:
         (lambda: aps.money("USD", min_units=[1]), "min_units"),
         (lambda: aps.money("USD", min_units=1.5), "min_units"),
         (lambda: aps.money("USD", min_units=5, max_units=1), "max_units"),
+        (lambda: aps.money("USD", min_units=10**40), "min_units"),
+        (lambda: aps.money("JPY", max_units=10**30), "max_units"),
+        (lambda: aps.money(max_units=-(10**30)), "max_units"),
         (lambda: aps.line_items(min_unit_units=-1), "min_unit_units"),
     ],
 )
 def test_bad_arguments_are_named(make: Any, match: str) -> None:
     with pytest.raises(InvalidArgument, match=match):
         _all(make(), lambda v: True, examples=1)
+
+
+def test_money_reaches_the_most_money_holds() -> None:
+    most = 10**32 - 1  # 30 digits of dollars, 2 of cents
+    _all(aps.money("USD", min_units=most, max_units=most), lambda m: m.minor_units == most)
 
 
 def test_invoices_of_a_customer_of_the_partner() -> None:

@@ -279,6 +279,16 @@ def money(
     high = None if max_units is None else _whole(max_units, "max_units")
     if low is not None and high is not None and high < low:
         raise InvalidArgument(f"max_units={high} must be at least min_units={low}")
+    # Money holds at most 30 digits before the point: in minor units, as many
+    # more as the currency has decimals (any currency: JPY has none).
+    digits = 30 + (0 if code is None else Currency(code).minor_units)
+    for name, bound in (("min_units", low), ("max_units", high)):
+        if bound is not None and abs(bound) >= 10**digits:
+            where = "any currency" if code is None else code
+            raise InvalidArgument(
+                f"{name} must be below 10**{digits} either way, the most Money holds "
+                f"in minor units of {where} (got {bound})"
+            )
     # A bound given alone moves the other default out of its way.
     if low is None:
         low = min(-_HUGE_UNITS, high if high is not None else 0)
