@@ -826,6 +826,9 @@ def test_a_case_only_change_of_the_billing_email_is_a_change(
 ) -> None:
     """EmailAddress equality compares the case-folded address (C4), but the
     local part keeps its case in ``str()``: a new text is stored and recorded."""
+    # Role mailboxes (RFC 2142: "usenet", "info", ...) are lower-cased by
+    # email-validator: they keep no case to change.
+    assume(str(EmailAddress(f"{stored.upper()}@x.example")).startswith(stored.upper()))
     new = "".join(data.draw(st.sampled_from([c.lower(), c.upper()])) for c in stored)
     customer = globex().update_details(billing_email=f"{stored}@Globex.example")
     customer = attrs.evolve(customer)  # as if stored: no pending events

@@ -54,8 +54,8 @@ from altpay_core.serialization import (
     _DETAILED,
     _attrs_structure,
     _field_errors,
+    _quick_customer,
     _quick_invoice,
-    _stored_customer,
     from_stored,
     make_converter,
 )
@@ -774,11 +774,11 @@ def assert_read_as_from_dict_reads(data: object) -> None:
 
 @per_type
 @given(customer=st.from_type(Customer), data=st.data())
-def test_stored_customers_are_read_as_from_dict_reads_them(
+def test_quick_customers_are_read_as_from_dict_reads_them(
     customer: Customer, data: st.DataObject
 ) -> None:
     plain = json.loads(json.dumps(to_dict(customer)))
-    quick = _stored_customer(plain)
+    quick = _quick_customer(plain)
     assert quick is not None, "the quick path refused what to_dict wrote"
     assert quick == customer
     assert read_with(from_stored, Customer, plain) == read_with(from_dict, Customer, plain)
@@ -822,7 +822,7 @@ def _user_with(email: str) -> dict[str, Any]:
     ],
     ids=repr,
 )
-def test_a_damaged_stored_customer_is_refused_as_from_dict_refuses_it(
+def test_a_damaged_quick_customer_is_refused_as_from_dict_refuses_it(
     data: dict[str, Any], damage: dict[str, Any]
 ) -> None:
     data.update(damage)
@@ -897,13 +897,13 @@ def test_other_valid_forms_are_read_as_from_dict_reads_them(
     data: dict[str, Any], change: dict[str, Any]
 ) -> None:
     data.update(change)
-    assert _stored_customer(data) is None or _stored_customer(data) == from_dict(Customer, data)
+    assert _quick_customer(data) is None or _quick_customer(data) == from_dict(Customer, data)
     assert_read_as_from_dict_reads(data)
 
 
 @pytest.mark.parametrize("top", [None, [], "customer", {}, {"id": "cus_1"}])
 def test_data_of_another_shape_goes_to_from_dict(top: object) -> None:
-    assert _stored_customer(top) is None
+    assert _quick_customer(top) is None
     assert_read_as_from_dict_reads(top)
 
 

@@ -344,11 +344,18 @@ def make_converter(*, detailed_validation: bool = False) -> cattrs.Converter:
 
     # Invoices are read and written by the thousand (a payment stores the
     # invoices it pays): written out by hand, and read quickly when the data
-    # is exactly as written, through the same constructors. See _read_invoice.
+    # is exactly as written, through the same constructors; customers (read
+    # back by every look-up, synced again and again) are read quickly too.
+    # See _read_quickly.
     if not detailed_validation:
         # The detailed converter only explains what the fast one refused.
         conv.register_structure_hook(
-            Invoice, _read_invoice(_attrs_structure(conv, Invoice, detailed_validation))
+            Invoice,
+            _read_quickly(_quick_invoice, _attrs_structure(conv, Invoice, detailed_validation)),
+        )
+        conv.register_structure_hook(
+            Customer,
+            _read_quickly(_quick_customer, _attrs_structure(conv, Customer, detailed_validation)),
         )
     conv.register_unstructure_hook(Invoice, _invoice_data)
 
@@ -584,21 +591,20 @@ def from_stored(cls: type[T], data: object) -> T:
     """Rebuild a ``cls`` from data that :func:`to_dict` gave and a store kept:
     for the adapters, which read back the rows they wrote.
 
-    Not part of the public API. For plain data (as ``json.loads`` gives it)
-    the result, and any error, is what :func:`from_dict` gives for the same
-    data. A :class:`Customer` whose data
-    has exactly the shape that ``to_dict`` writes is built without the
-    converter: its values through their own constructors (ids and email
-    addresses; addresses remembered once built, as email addresses are),
-    then the customer and its users through theirs, which check every field
-    and rule (C4, C5) again, quickly when all is as stored. Anything else,
-    and anything any of those constructors refuses (a row changed or damaged
-    outside the library), is read by :func:`from_dict`, which reports it.
-    An :class:`Invoice` takes :func:`from_dict`'s own quick path (see
-    ``_read_invoice``).
+    Not part of the public API: what :func:`from_dict` gives for the same
+    data, its quick paths included. A :class:`Customer` or an
+    :class:`Invoice` whose data has exactly the shape that ``to_dict``
+    writes is built without the converter's field-by-field machinery: its
+    values through their own constructors (ids and email addresses; a
+    customer's address remembered once built, as email addresses are), then
+    the aggregate and its parts through theirs, which check every field and
+    rule again, quickly when all is as stored. Anything else, and anything
+    any of those constructors refuses (a row changed or damaged outside the
+    library), is read by the converter, which reports it (see
+    ``_read_quickly``).
     """
-    if cls is Customer:
-        customer = _stored_customer(data)
+    if cls is Customer:  # as from_dict would, without the converter's dispatch
+        customer = _quick_customer(data)
         if customer is not None:
             return cast("T", customer)
     return from_dict(cls, data)
@@ -632,7 +638,7 @@ def _stored_address(  # noqa: PLR0917 - the six fields are the cache's key
     return Address(line1, city, region, postal_code, country, line2)
 
 
-def _stored_customer(data: object) -> Customer | None:
+def _quick_customer(data: object) -> Customer | None:
     """The customer, or None when the data is not exactly as stored."""
     if type(data) is not dict or data.keys() != _CUSTOMER_KEYS:
         return None
@@ -860,10 +866,15 @@ class _NotAsWritten(Exception):
     """The data is not in the shape to_dict writes: the generic hook reads it."""
 
 
-def _read_invoice(generic: Callable[[object, Any], Any]) -> Callable[[object, Any], Invoice]:
-    def structure(value: object, cls: Any) -> Invoice:
-        invoice = _quick_invoice(value)
-        return generic(value, cls) if invoice is None else invoice
+def _read_quickly(
+    quick: Callable[[object], T | None], generic: Callable[[object, Any], Any]
+) -> Callable[[object, Any], T]:
+    """A structure hook: ``quick``'s value for data exactly as written, else
+    what the ``generic`` hook reads (or reports)."""
+
+    def structure(value: object, cls: Any) -> T:
+        found = quick(value)
+        return cast("T", generic(value, cls)) if found is None else found
 
     return structure
 
