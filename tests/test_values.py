@@ -703,6 +703,21 @@ class TestExternalRef:
         assert errors_of(exc_info) == [("system", "wrong_type"), ("id", "wrong_type")]
         assert exc_info.value.errors[1].message == "'id' must be a string (got int)"
 
+    @given(system=st.integers(1, 80), id_=st.integers(1, 400))
+    def test_lengths_fit_the_stores_indexes(self, system: int, id_: int) -> None:
+        # Kept in a unique index of every store: PostgreSQL refused a
+        # 10,000-character id at commit with a driver error.
+        expected = [("system", "too_long")] if system > 50 else []
+        expected += [("id", "too_long")] if id_ > 255 else []
+        make = lambda: ExternalRef(" " + "s" * system + " ", "\U0001f600" * id_)  # noqa: E731
+        if expected:
+            with pytest.raises(ValidationError) as exc_info:
+                make()
+            assert errors_of(exc_info) == expected
+        else:
+            ref = make()
+            assert (len(ref.system), len(ref.id)) == (system, id_)
+
     def test_immutable_hashable_pickles(self) -> None:
         ref = ExternalRef("halopsa", "9")
         with pytest.raises(attrs.exceptions.FrozenInstanceError):

@@ -307,8 +307,11 @@ _ABSENT: Final = _Absent()
 _NOT_TEXT: Final = NOT_TEXT
 
 
-def _clean_text(found: FieldErrors, path: str, value: object) -> str | None:
-    """A required text field, trimmed; None (and an error noted) if unusable."""
+def _clean_text(
+    found: FieldErrors, path: str, value: object, max_length: int | None = None
+) -> str | None:
+    """A required text field, trimmed (of at most ``max_length`` characters,
+    when given); None (and an error noted) if unusable."""
     if isinstance(value, _Absent):
         return None
     if not isinstance(value, str):
@@ -320,6 +323,13 @@ def _clean_text(found: FieldErrors, path: str, value: object) -> str | None:
         return None
     if not valid_unicode(text):
         found.add(path, "invalid_text", _NOT_TEXT.format(path))
+        return None
+    if max_length is not None and len(text) > max_length:
+        found.add(
+            path,
+            "too_long",
+            f"'{path}' must be at most {max_length} characters (got {len(text)})",
+        )
         return None
     return text
 
@@ -728,6 +738,10 @@ class EIN:
 # External references
 
 
+_REF_SYSTEM_MAX: Final = 50
+_REF_ID_MAX: Final = 255
+
+
 @attrs.frozen(init=False)
 class ExternalRef:
     """Where a synced record comes from: an integration and the id it uses.
@@ -741,8 +755,12 @@ class ExternalRef:
     >>> str(ref)
     'connectwise:4711'
 
-    Error codes: ``blank``, ``wrong_type`` and ``invalid_text`` (a lone
-    surrogate), with paths ``system`` and ``id``; both are reported at once.
+    ``system`` holds at most 50 characters (as an integration's name does)
+    and ``id`` at most 255: both are kept in a unique index of every store.
+
+    Error codes: ``blank``, ``wrong_type``, ``too_long`` and ``invalid_text``
+    (a NUL character or a lone surrogate), with paths ``system`` and ``id``;
+    both are reported at once.
     """
 
     system: str
@@ -750,8 +768,8 @@ class ExternalRef:
 
     def __init__(self, system: str, id: str) -> None:
         found = FieldErrors()
-        clean_system = _clean_text(found, "system", system)
-        clean_id = _clean_text(found, "id", id)
+        clean_system = _clean_text(found, "system", system, _REF_SYSTEM_MAX)
+        clean_id = _clean_text(found, "id", id, _REF_ID_MAX)
         found.raise_if_any()
         if clean_system is None or clean_id is None:  # pragma: no cover
             raise AssertionError("unreachable: an error was raised above")

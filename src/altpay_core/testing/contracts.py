@@ -2033,6 +2033,25 @@ class PaymentRepositoryContract(_StoreFactory):
             assert all(i.status is InvoiceStatus.PAID for i in stored)
         assert [m.event.topic for m in self.pending(store)] == ["invoice_paid", "invoice_paid"]
 
+    def test_the_longest_keys_fit_the_store(self, store: Store) -> None:
+        """Every indexed text at its longest, in characters of four UTF-8
+        bytes each (PostgreSQL refuses an index row over about 2,700 bytes)."""
+        wide = "\U0001f600"
+        partner = self.store_partner(store, _partner())
+        ref = ExternalRef(wide * 50, wide * 255)
+        (customer,) = self.store_customers(store, _customer(partner, wide * 200, ref=ref))
+        (invoice,) = self.store_aggregates(store, _invoice(partner, customer, wide * 50, ref=ref))
+        payment, touched = self._pay(partner, customer, [invoice], wide * 255)
+        self.store_aggregates(store, payment, *touched)
+        with store.unit_of_work() as uow:
+            assert uow.customers.get_by_external_ref(partner.id, ref).id == customer.id
+            assert _ids(uow.customers.list(partner.id, name_prefix=wide * 200)) == [customer.id]
+            assert uow.invoices.get_by_external_ref(partner.id, ref).id == invoice.id
+            assert uow.invoices.get_by_number(partner.id, wide * 50).id == invoice.id
+            found = uow.payments.get_by_idempotency_key(partner.id, wide * 255)
+            assert found is not None
+            assert found.id == payment.id
+
     def test_a_payment_keeps_its_customer(self, store: Store) -> None:
         """I1, kept by the store too: a payment moved to another customer by
         ``attrs.evolve`` is refused."""
