@@ -5,11 +5,13 @@ tested in its own module's test file."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from altpay_core import FieldError, ValidationError, from_dict, to_dict
+from altpay_core import FieldError, ValidationError, from_dict, ports, to_dict
 
 CITY = FieldError("city", "blank", "'city' must not be blank")
 
@@ -48,3 +50,22 @@ def test_a_validation_error_needs_at_least_one_field_error() -> None:
         ValidationError([])
     assert isinstance(info.value, ValueError)
     assert (info.value.paths, info.value.codes) == (["errors"], ["empty"])
+
+
+@pytest.mark.parametrize(
+    ("helper", "path"),
+    [
+        (ports.customer_sort_key, "customer"),
+        (ports.customer_cursor, "customer"),
+        (ports.invoice_sort_key, "invoice"),
+        (ports.invoice_cursor, "invoice"),
+    ],
+)
+@pytest.mark.parametrize("wrong", [None, "cus_1", object()])
+def test_the_ports_order_helpers_name_what_is_not_an_aggregate(
+    helper: Any, path: str, wrong: object
+) -> None:
+    # For adapters: an AttributeError escaped before.
+    with pytest.raises(ValidationError) as info:
+        helper(wrong)
+    assert (info.value.paths, info.value.codes) == ([path], ["wrong_type"])

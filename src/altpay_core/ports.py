@@ -193,6 +193,8 @@ def customer_sort_key(customer: Customer) -> str:
     Both compare by code point (as UTF-8 bytes do, and as a ``C`` collation
     does), never by a locale.
     """
+    if type(customer) is not Customer:  # a subclass is a Customer too
+        _fields.argument("customer", customer, Customer, "a Customer")
     return customer.company.casefold()
 
 
@@ -211,6 +213,8 @@ def invoice_sort_key(invoice: Invoice) -> str:
     point (as UTF-8 bytes do, and as a ``C`` collation does), so ``"10"``
     sorts before ``"9"``.
     """
+    if type(invoice) is not Invoice:  # a subclass is an Invoice too
+        _fields.argument("invoice", invoice, Invoice, "an Invoice")
     return f"{invoice.due_date.isoformat()} {invoice.number}"
 
 
