@@ -10,8 +10,6 @@ its ports.
 Money('13.00', 'USD')
 """
 
-from importlib.metadata import version as _version
-
 from .access import (
     Impersonation,
     InvoiceAccess,
@@ -138,7 +136,20 @@ from .values import (
     UserId,
 )
 
-__version__ = _version("altpay-core")
+__version__: str
+"""The installed distribution's version (read when first asked for)."""
+
+
+def __getattr__(name: str) -> object:
+    # The version is read from the distribution's metadata when asked for:
+    # importing importlib.metadata took a sixth of the package's import time.
+    if name == "__version__":
+        from importlib.metadata import version
+
+        global __version__
+        __version__ = version("altpay-core")
+        return __version__
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "AccessRequest",
