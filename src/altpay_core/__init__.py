@@ -151,6 +151,7 @@ def __getattr__(name: str) -> object:
         return __version__
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
+
 __all__ = [
     "AccessRequest",
     "AccessRequestId",
