@@ -11,6 +11,7 @@ own, dropped when the store closes.
 from __future__ import annotations
 
 import datetime as dt
+import multiprocessing
 import os
 import sys
 import threading
@@ -24,7 +25,7 @@ import pytest
 from altpay_core.adapters._sql import Migration, SchemaVersionError
 from altpay_core.adapters.postgres import MIGRATIONS, PostgresStore, PostgresUnitOfWork
 from altpay_core.customer import Customer, CustomerDraft, CustomerUser
-from altpay_core.errors import ConcurrencyConflict, NotFound, ValidationError
+from altpay_core.errors import AltpayError, ConcurrencyConflict, NotFound, ValidationError
 from altpay_core.invoice import Invoice, LineItem
 from altpay_core.money import Money
 from altpay_core.partner import Partner
@@ -387,6 +388,114 @@ class TestDriverErrors:
         assert connection not in store._idle
         with store.unit_of_work() as uow, pytest.raises(NotFound):
             uow.partners.get(partner.id)
+
+    def test_idle_connections_the_server_ended_are_not_handed_out(self, store: SchemaStore) -> None:
+        # A restart, an administrator or a timeout ends idle sessions: the
+        # next units of work get new connections, not errors.
+        import psycopg
+
+        units = [store.unit_of_work() for _ in range(3)]
+        for uow in units:
+            uow.__enter__()
+        for uow in units:
+            uow.__exit__(None, None, None)
+        idle = list(store._idle)
+        assert len(idle) == 3
+        with psycopg.connect(store.server_dsn, autocommit=True) as admin:
+            for connection in idle:
+                # Waits (up to 10 s) for the session to end.
+                ended = admin.execute(
+                    "SELECT pg_terminate_backend(%s, 10000)", (connection.info.backend_pid,)
+                ).fetchone()
+                assert ended == (True,)
+        partner = Partner.create(name="Northwind IT", country="US")
+        with store.unit_of_work() as uow:
+            uow.partners.save(partner)
+            uow.commit()
+        with store.unit_of_work() as uow:
+            assert uow.partners.get(partner.id).version == 1
+        assert all(connection.closed for connection in idle)
+        assert not set(map(id, idle)) & set(map(id, store._idle))
+
+    @pytest.mark.skipif(
+        "fork" not in multiprocessing.get_all_start_methods(), reason="needs the fork start method"
+    )
+    def test_a_forked_child_leaves_the_parents_connections_alone(self, store: SchemaStore) -> None:
+        # Closing the store, or ending a unit of work begun before the fork,
+        # in the child must not end the parent's sessions.
+        earlier, uow = store.unit_of_work(), store.unit_of_work()
+        earlier.__enter__()
+        uow.__enter__()
+        earlier.__exit__(None, None, None)
+        (idle,) = store._idle
+        busy = uow._connection
+        assert busy is not None
+        # A transaction open at the fork: the child must not roll it back.
+        first = uow.partners.save(Partner.create(name="Before the fork", country="US"))
+        assert uow.customers.list(first.id).items == ()  # written, not committed
+        context = multiprocessing.get_context("fork")
+        for target, args in ((PostgresStore.close, (store,)), (uow.__exit__, (None, None, None))):
+            child = context.Process(target=target, args=args)
+            child.start()
+            child.join(30)
+            assert child.exitcode == 0
+        for connection in (idle, busy):  # the sessions are still there
+            assert connection.execute("SELECT 1").fetchone() == (1,)
+        partner = uow.partners.save(Partner.create(name="Parent", country="US"))
+        uow.commit()
+        uow.__exit__(None, None, None)
+        assert store._idle == [idle, busy]
+        for _ in range(2):  # on each connection
+            with store.unit_of_work() as uow:
+                assert uow.partners.get(partner.id).version == 1
+                assert uow.partners.get(first.id).version == 1
+
+    def test_a_failure_outside_commit_stops_the_unit_of_work(
+        self, store: SchemaStore, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # As on SQLite: a batch refused at a save rolls back the earlier
+        # saves too, and the unit of work refuses to commit the rest alone.
+        from altpay_core.adapters import _sql
+
+        monkeypatch.setattr(_sql, "BATCH_SIZE", 3)
+        partner = Partner.create(name="Northwind IT", country="US")
+        taken = created(partner, "Taken")
+        with store.unit_of_work() as uow:
+            uow.partners.save(partner)
+            taken = uow.customers.save(taken)
+            uow.commit()
+        with store.unit_of_work() as uow:
+            uow.customers.save(created(partner, "A"))
+            uow.customers.save(created(partner, "B"))
+            with pytest.raises(ConcurrencyConflict):
+                uow.customers.save(attrs.evolve(taken, version=0))
+            with pytest.raises(AltpayError, match="rolled back by an error"):
+                uow.commit()
+            uow.rollback()
+            uow.commit()
+        with store.unit_of_work() as uow:
+            assert [c.company for c in uow.customers.list(partner.id)] == ["Taken"]
+
+    def test_a_publisher_does_not_hold_writers_off(self, store: SchemaStore) -> None:
+        # Its claim is row locks on the messages it lists: writers, events
+        # and all, go on meanwhile.
+        partner = Partner.create(name="Northwind IT", country="US")
+        with store.unit_of_work() as uow:
+            uow.partners.save(partner)
+            uow.customers.save(created(partner, "First"))
+            uow.commit()
+        with store.unit_of_work() as publisher:
+            (first,) = publisher.outbox.pending()
+            with store.unit_of_work() as writer:
+                writer.customers.save(created(partner, "Second"))
+                writer.commit()
+            with store.unit_of_work() as other:
+                (second,) = other.outbox.pending()
+            assert second.position > first.position
+            publisher.outbox.mark_published([first.position])
+            publisher.commit()
+        with store.unit_of_work() as uow:
+            assert uow.outbox.pending() == [second]
 
     def test_a_unique_violation_found_at_commit_is_a_conflict(self, store: SchemaStore) -> None:
         import psycopg

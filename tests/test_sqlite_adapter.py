@@ -382,6 +382,28 @@ class TestMigrations:
             assert version == len(MIGRATIONS)
             assert "half" not in tables(connection)
 
+    def test_a_step_the_database_rolled_back_raises_its_own_error(self, path: Path) -> None:
+        # As SQLite does on a full disk or an I/O error: the transaction is
+        # gone, and the error says what failed, not that nothing is left to
+        # roll back.
+        class RolledBack(SqliteStore):
+            migrations = (
+                *MIGRATIONS,
+                Migration(
+                    len(MIGRATIONS) + 1,
+                    "rolled back by the database",
+                    ("CREATE TABLE half (x)", "ROLLBACK", "SELECT * FROM no_such_table"),
+                ),
+            )
+
+        with pytest.raises(sqlite3.OperationalError, match="no such table"):
+            RolledBack(path)
+        with sqlite3.connect(path) as connection:
+            (version,) = connection.execute("PRAGMA user_version").fetchone()
+            assert version == 0
+        with SqliteStore(path):  # migrates it whole the next time
+            pass
+
     def test_migrations_must_be_numbered_in_order(self) -> None:
         assert check_migrations(MIGRATIONS) == len(MIGRATIONS)
         with pytest.raises(ValueError, match="out of order"):
@@ -787,6 +809,24 @@ class TestLocking:
                 assert uow.partners.get(partner.id).version == 1
                 assert uow.partners.get(other.id).version == 1
 
+    def test_a_publisher_holds_the_write_lock_until_it_ends(self, path: Path) -> None:
+        # So that another publisher waits for it, and then finds what it
+        # marked published, rather than list the same messages again.
+        partner = new_partner()
+        with SqliteStore(path, timeout=0) as store:
+            stored(store, partner, created(partner))
+            with store.unit_of_work() as publisher:
+                (message,) = publisher.outbox.pending()
+                with store.unit_of_work() as other, pytest.raises(ConcurrencyConflict):
+                    other.outbox.pending()
+                publisher.outbox.mark_published([message.position])
+                publisher.commit()
+                # Its claim ended with the commit.
+                with store.unit_of_work() as other:
+                    assert other.outbox.pending() == []
+                    other.partners.save(new_partner())
+                    other.commit()
+
     def test_a_writer_that_commits_between_save_and_commit_wins(self, store: SqliteStore) -> None:
         partner = new_partner()
         (customer,) = stored(store, partner, new_customer(partner))
@@ -851,9 +891,67 @@ class TestLocking:
             uow.partners.save(partner)
             with pytest.raises(sqlite3.OperationalError):
                 uow._read("SELECT * FROM no_such_table", ())
+            # The save was forgotten: the unit of work says so rather than
+            # commit what comes after it alone.
+            with pytest.raises(AltpayError, match="rolled back by an error"):
+                uow.commit()
+            uow.rollback()
             uow.commit()
         with store.unit_of_work() as uow, pytest.raises(NotFound):
             uow.partners.get(partner.id)
+
+    def test_a_connection_opened_read_only_is_not_reused(
+        self, path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # SQLite opens a file it may not write (its mode, its directory, a
+        # read-only mount) read-only, and the connection stays so after the
+        # file is writable again: dropped after its error, not pooled.
+        SqliteStore(path).close()
+        connect = SqliteStore._connect
+
+        def read_only_once(self: SqliteStore) -> sqlite3.Connection:
+            monkeypatch.setattr(SqliteStore, "_connect", connect)
+            return sqlite3.connect(
+                f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+            )
+
+        monkeypatch.setattr(SqliteStore, "_connect", read_only_once)
+        with SqliteStore(path) as store:  # opens, and keeps, a read-only connection
+            partner = new_partner()
+            with store.unit_of_work() as uow:
+                uow.partners.save(partner)
+                with pytest.raises(sqlite3.OperationalError, match="readonly"):
+                    uow.commit()
+            assert store._idle == []
+            stored(store, partner)  # on a new connection
+            with store.unit_of_work() as uow:
+                assert uow.partners.get(partner.id).version == 1
+
+    def test_a_failure_outside_commit_stops_the_unit_of_work(
+        self, store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # A batch written at a save is refused (an id stored already, which
+        # a save does not look up): the whole unit of work is rolled back,
+        # the earlier saves with it. Going on would commit the saves after
+        # the error alone, so the unit of work refuses until rolled back.
+        monkeypatch.setattr(sql_module, "BATCH_SIZE", 3)
+        partner = new_partner()
+        (taken,) = stored(store, partner, created(partner, "Taken"))
+        first, second, later = (created(partner, name) for name in ("A", "B", "Later"))
+        with store.unit_of_work() as uow:
+            uow.customers.save(first)
+            uow.customers.save(second)
+            with pytest.raises(ConcurrencyConflict):
+                uow.customers.save(attrs.evolve(taken, version=0))  # the batch is written
+            with pytest.raises(AltpayError, match="rolled back by an error"):
+                uow.customers.save(later)
+            with pytest.raises(AltpayError, match="rolled back by an error"):
+                uow.commit()
+            uow.rollback()
+            uow.customers.save(later)
+            uow.commit()
+        with store.unit_of_work() as uow:
+            assert [c.company for c in uow.customers.list(partner.id)] == ["Later", "Taken"]
 
     def test_a_closed_store_hands_out_no_connection(self, path: Path) -> None:
         store = SqliteStore(path)

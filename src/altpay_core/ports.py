@@ -607,7 +607,8 @@ class OutboxMessage:
     ``position`` increases in commit order (within a commit, in the order the
     aggregates were saved, each one's events oldest first). Commits that run
     at the same time may take positions in either order; :meth:`Outbox.pending`
-    lists every unpublished message, so none is skipped.
+    lists every unpublished message (but those another open unit of work has
+    listed, until it ends), so none is skipped.
     """
 
     position: int
@@ -620,7 +621,11 @@ class Outbox(abc.ABC):
     @abc.abstractmethod
     def pending(self, limit: int = DEFAULT_PAGE_SIZE) -> list[OutboxMessage]:
         """The first ``limit`` committed events not yet marked published, by
-        position. Messages this unit of work has marked are left out.
+        position. Messages this unit of work has marked are left out, and so
+        are messages that another unit of work, still open, has listed: each
+        unit of work holds what it lists until it ends, so that publishers
+        running at the same time never list one message twice (what one
+        lists and does not mark is listed again once it ends).
 
         ``limit`` is validated as :meth:`PageRequest.parse` does.
         """

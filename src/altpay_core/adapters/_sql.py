@@ -170,6 +170,11 @@ class Dialect:
     partial index's condition word for word, as SQLite's planner wants)."""
     published: str
     """The value that marks an outbox row published."""
+    claim: str = ""
+    """What ``pending`` adds to lock the rows it lists until the transaction
+    ends, skipping rows another transaction holds (PostgreSQL's ``FOR UPDATE
+    SKIP LOCKED``); nothing where the write lock already keeps publishers
+    apart (SQLite)."""
 
 
 def timestamp(value: dt.datetime) -> str:
@@ -546,7 +551,7 @@ class Statements:
         )
         self.outbox_pending = sql(
             f"SELECT position, payload FROM outbox WHERE {dialect.unpublished} "
-            "ORDER BY position LIMIT ?"
+            f"ORDER BY position LIMIT ?{dialect.claim}"
         )
         self.outbox_mark = sql(
             f"UPDATE outbox SET published = {dialect.published} "
@@ -606,27 +611,49 @@ class SqlStore(Store, Generic[C]):
     def _disconnect(self, connection: C) -> None:
         """Close a connection, ignoring errors."""
 
+    def _alive(self, connection: C) -> bool:
+        """Whether an idle connection can still serve (checked, cheaply, as a
+        unit of work takes it; one the server dropped meanwhile is closed and
+        another taken)."""
+        return True
+
     def _acquire(self) -> C:
-        with self._lock:
-            if self._closed:
-                raise AltpayError(f"the {type(self).__name__} is closed")
-            if self._pid != os.getpid():
-                # Inherited from the parent: never use nor close them here
-                # (closing a PostgreSQL connection would end the parent's
-                # session); keep them referenced so that no finalizer does.
-                self._inherited.extend(self._idle)
-                self._idle = []
-                self._pid = os.getpid()
-            if self._idle:
-                return self._idle.pop()
+        while True:
+            with self._lock:
+                if self._closed:
+                    raise AltpayError(f"the {type(self).__name__} is closed")
+                self._leave_inherited()
+                if not self._idle:
+                    break
+                connection = self._idle.pop()
+            if self._alive(connection):
+                return connection
+            self._disconnect(connection)
         return self._connect()
 
-    def _release(self, connection: C, reusable: bool = True) -> None:
+    def _leave_inherited(self) -> None:
+        """In a child process (forked), set aside the connections inherited
+        from the parent: never use nor close them here (closing a PostgreSQL
+        connection would end the parent's session); keep them referenced so
+        that no finalizer does. Called under the lock."""
+        if self._pid != os.getpid():
+            self._inherited.extend(self._idle)
+            self._idle = []
+            self._pid = os.getpid()
+
+    def _release(self, connection: C, reusable: bool = True, pid: int | None = None) -> None:
+        """Take back a connection that a unit of work is done with, acquired
+        in process ``pid`` (this one if ``None``)."""
         with self._lock:
+            here = os.getpid()
+            if pid is not None and pid != here:
+                # Acquired before a fork: the parent's, not ours to close.
+                self._inherited.append(connection)
+                return
             if (
                 reusable
                 and not self._closed
-                and self._pid == os.getpid()
+                and self._pid == here
                 and len(self._idle) < MAX_IDLE_CONNECTIONS
             ):
                 self._idle.append(connection)
@@ -643,6 +670,7 @@ class SqlStore(Store, Generic[C]):
         until they end. Safe to call twice."""
         with self._lock:
             self._closed = True
+            self._leave_inherited()
             idle, self._idle = self._idle, []
         for connection in idle:
             self._disconnect(connection)
@@ -695,7 +723,13 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
         self._store = store
         self._sql = store.statements
         self._connection: C | None = None
+        self._pid = 0
+        """The process that acquired :attr:`_connection`."""
         self._writing = False
+        self._broken: str | None = None
+        """Why the unit of work was rolled back outside :meth:`commit`,
+        forgetting saves the caller was not told of; it refuses to go on
+        until rolled back."""
         self._pending: dict[str, dict[str, _Pending]] = {t.name: {} for t in TABLES}
         # Per table and unique key: which pending aggregate holds which key.
         self._claims: dict[str, list[dict[Row, str]]] = {
@@ -752,14 +786,32 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
     # -- the transaction ---------------------------------------------------------
 
     def _begin(self) -> None:
+        self._broken = None
         if self._connection is None:
             self._connection = self._store._acquire()
+            self._pid = self._store._pid
 
     def _conn(self) -> C:
         self._in_block()
         if self._connection is None:
             self._connection = self._store._acquire()
+            self._pid = self._store._pid
         return self._connection
+
+    def _in_block(self) -> None:
+        super()._in_block()
+        if self._broken is not None:
+            raise AltpayError(self._broken)
+
+    def _break(self, error: BaseException) -> None:
+        """Refuse to go on after ``error`` rolled back, outside a commit,
+        what the unit of work had saved: a later commit would store only
+        what comes after, not the whole block."""
+        self._broken = (
+            f"the unit of work was rolled back by an error ({type(error).__name__}: "
+            f"{error}), forgetting what it saved since its last commit; leave its "
+            "block (or call rollback()) and start again"
+        )
 
     @contextlib.contextmanager
     def _guard(self) -> Iterator[None]:
@@ -782,14 +834,19 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
             raise _not_unicode(error) from None
         raise error
 
-    def _abort(self) -> None:
+    def _abort(self, reuse: bool = True) -> None:
         """Roll back and forget everything not committed; hand the connection
-        back (or drop it, if it broke)."""
+        back (or drop it, if it broke or ``reuse`` is false)."""
         self._clear()
         connection, self._connection = self._connection, None
         if connection is None:
             return
-        reusable = True
+        if self._pid != os.getpid():
+            # Ended in a child process (forked inside the block): the
+            # connection is the parent's, and so is its transaction.
+            self._store._release(connection, False, self._pid)
+            return
+        reusable = reuse
         try:
             self._end(connection, commit=False)
         except self._errors:
@@ -816,12 +873,17 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
         try:
             return self._fetch(connection, sql, params)
         except BaseException as error:
+            if self._writing or self._unflushed:
+                self._break(error)
             self._fail(error)
 
     def _failed(self, error: Exception) -> NoReturn:
-        """Roll back after a driver error; raise it as a conflict if it is one."""
+        """Roll back after a driver error; raise it as a conflict if it is
+        one. A connection that raised anything else is not reused: it may
+        be broken, or stuck as it was opened (SQLite opens a file it may
+        not write read-only, and stays so)."""
         reason = self._conflict(error)
-        self._abort()
+        self._abort(reuse=reason is not None)
         if reason is not None:
             raise ConcurrencyConflict(f"{reason}; nothing was written") from error
         raise error
@@ -885,7 +947,7 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
         self._in_block()
         if not (self._unflushed or self._writing):
             return
-        self._flush()
+        self._flush(at_commit=True)
         connection = self._conn()
         with self._guard():
             self._write_outbox(connection)
@@ -893,6 +955,7 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
         self._clear()
 
     def rollback(self) -> None:
+        self._broken = None
         self._abort()
 
     # -- saving ------------------------------------------------------------------
@@ -989,9 +1052,18 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
             if claim is not None:
                 claimed.pop(claim, None)
 
-    def _flush(self) -> None:
+    def _flush(self, at_commit: bool = False) -> None:
         """Write what is pending, one ``executemany`` per statement, in the
-        write transaction (begun here if need be)."""
+        write transaction (begun here if need be). A failure rolls back the
+        whole unit of work; outside a commit, it then refuses to go on."""
+        try:
+            self._write_pending()
+        except BaseException as error:
+            if not at_commit:
+                self._break(error)
+            raise
+
+    def _write_pending(self) -> None:
         self._unflushed = False
         self._batched = 0
         connection = self._conn()
@@ -1102,6 +1174,23 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
                     self._sql.outbox_insert,
                     [_outbox_row(e) for e in events[start : start + BATCH_SIZE]],
                 )
+
+    def _pending_messages(self, limit: int) -> list[Row]:
+        """The outbox rows ``pending`` lists (position, payload), claimed for
+        this unit of work until it ends: read in the write transaction
+        (begun here if need be), so that SQLite's write lock keeps another
+        publisher waiting, and PostgreSQL's row locks keep it off them
+        (``SKIP LOCKED``). A publisher thus never lists what another one is
+        publishing."""
+        self._in_block()
+        if self._unflushed:
+            self._flush()
+        elif not self._writing:
+            connection = self._conn()
+            with self._guard():
+                self._begin_write(connection)
+                self._writing = True
+        return self._query(self._sql.outbox_pending, (limit,))
 
     def _mark_published(self, positions: Iterable[int]) -> None:
         self._in_block()
@@ -1556,7 +1645,7 @@ class SqlOutbox(Outbox):
 
     def pending(self, limit: int = DEFAULT_PAGE_SIZE) -> list[OutboxMessage]:
         request = PageRequest.parse(limit)
-        rows = self._uow._read(self._uow._sql.outbox_pending, (request.limit,))
+        rows = self._uow._pending_messages(request.limit)
         return [OutboxMessage(int(row[0]), load_event(row[1])) for row in rows]
 
     def mark_published(self, positions: Iterable[int]) -> None:

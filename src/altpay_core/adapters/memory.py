@@ -36,6 +36,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import threading
+import weakref
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
@@ -256,6 +257,9 @@ class _Staged:
     scheduled_base: dict[ScheduledPaymentId, int] = attrs.Factory(dict)
     events: list[dict[str, Any]] = attrs.Factory(list)
     published: set[int] = attrs.Factory(set)
+    claimed: set[int] = attrs.Factory(set)
+    """Outbox positions ``pending`` listed: no other unit of work lists
+    them until this one ends."""
 
 
 class MemoryStore(Store):
@@ -288,6 +292,10 @@ class MemoryStore(Store):
         self._scheduled_by_partner: dict[PartnerId, set[ScheduledPaymentId]] = {}
         self._outbox: dict[int, dict[str, Any]] = {}
         self._last_position = 0
+        # Outbox positions listed by a unit of work still open, and which
+        # (weakly: a unit of work dropped without ending lets go, as a
+        # database connection that is closed does).
+        self._claims: dict[int, weakref.ref[_Staged]] = {}
 
     def unit_of_work(self) -> MemoryUnitOfWork:
         """A new unit of work over this store (enter it with ``with``)."""
@@ -317,6 +325,7 @@ class MemoryStore(Store):
                 self._scheduled,
                 self._scheduled_by_partner,
                 self._outbox,
+                self._claims,
             ):
                 table.clear()
 
@@ -359,15 +368,36 @@ class MemoryStore(Store):
         with self._lock:
             return [table[i] for i in index.get(key, ())]
 
-    def _pending(self, limit: int, skip: set[int]) -> list[tuple[int, dict[str, Any]]]:
+    def _pending(self, limit: int, staged: _Staged) -> list[tuple[int, dict[str, Any]]]:
+        """Up to ``limit`` messages that ``staged`` has not marked published
+        and no other unit of work has listed, claimed for ``staged``."""
         found: list[tuple[int, dict[str, Any]]] = []
+        skip, claims = staged.published, self._claims
         with self._lock:
             for position, data in self._outbox.items():
                 if len(found) == limit:
                     break
-                if position not in skip:
+                if position in skip:
+                    continue
+                holder = claims.get(position)
+                owner = None if holder is None else holder()
+                if owner is None or owner is staged:
                     found.append((position, data))
+            mine = weakref.ref(staged)
+            for position, _ in found:
+                claims[position] = mine
+                staged.claimed.add(position)
         return found
+
+    def _unclaim(self, staged: _Staged) -> None:
+        """End the claims of a unit of work that commits or rolls back."""
+        if staged.claimed:
+            with self._lock:
+                for position in staged.claimed:
+                    holder = self._claims.get(position)
+                    if holder is not None and holder() is staged:
+                        del self._claims[position]
+            staged.claimed.clear()
 
     # -- committing ------------------------------------------------------------
 
@@ -575,7 +605,7 @@ class MemoryUnitOfWork(UnitOfWork):
 
     def _begin(self) -> None:
         self._store._check_open()
-        self._staged = _Staged()
+        self.rollback()
 
     def commit(self) -> None:
         """Write everything staged, all or nothing; the unit of work stays
@@ -583,11 +613,15 @@ class MemoryUnitOfWork(UnitOfWork):
         database's rollback forgets it: read again and retry."""
         staged = self._staging()
         self._staged = _Staged()
-        self._store._commit(staged)
+        try:
+            self._store._commit(staged)
+        finally:
+            self._store._unclaim(staged)
 
     def rollback(self) -> None:
         """Forget everything staged."""
-        self._staged = _Staged()
+        staged, self._staged = self._staged, _Staged()
+        self._store._unclaim(staged)
 
     def _staging(self) -> _Staged:
         """What this unit of work has staged; refused outside its block."""
@@ -1116,7 +1150,7 @@ class _Outbox(Outbox):
         checked = PageRequest.parse(limit).limit
         return [
             OutboxMessage(position, from_dict(Event, data))
-            for position, data in self._uow._store._pending(checked, staged.published)
+            for position, data in self._uow._store._pending(checked, staged)
         ]
 
     def mark_published(self, positions: Iterable[int]) -> None:

@@ -32,11 +32,18 @@ error as its ``__cause__``.
 Outbox positions come from an identity column. Every commit that writes
 outbox rows first takes one transaction-scoped advisory lock, held until it
 commits, so positions are taken in commit order and a publisher reading
-``pending()`` never sees a gap fill in later.
+``pending()`` never sees a gap fill in later. ``pending()`` locks the rows
+it lists until the unit of work ends (``FOR UPDATE SKIP LOCKED``), so
+publishers running at the same time share the messages, never list one
+twice.
+
+An idle connection that the server ended meanwhile is replaced when a unit
+of work takes it (its socket is readable: the server said goodbye).
 """
 
 from __future__ import annotations
 
+import select
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -61,6 +68,7 @@ POSTGRES = Dialect(
     param="%s",
     unpublished="NOT published",
     published="TRUE",
+    claim=" FOR UPDATE SKIP LOCKED",
 )
 
 # Advisory lock keys (64-bit): "altpay" followed by a number per use.
@@ -267,12 +275,34 @@ class PostgresStore(SqlStore["psycopg.Connection[Any]"]):
     def _disconnect(self, connection: psycopg.Connection[Any]) -> None:
         connection.close()
 
+    def _alive(self, connection: psycopg.Connection[Any]) -> bool:
+        # An idle connection has nothing to read: if its socket is readable,
+        # the server has ended the session (a restart, an administrator,
+        # a timeout) and sent its goodbye. A cheap, local check, with no
+        # round trip to the server.
+        if connection.closed:
+            return False
+        try:
+            return not _readable(connection.fileno())
+        except (OSError, ValueError, self._psycopg.Error):
+            return False
+
     def unit_of_work(self) -> PostgresUnitOfWork:
         """A new unit of work on this database (enter it with ``with``)."""
         return PostgresUnitOfWork(self)
 
     def __repr__(self) -> str:
         return "PostgresStore(...)"
+
+
+def _readable(fd: int) -> bool:
+    """Whether a socket has data (or an end of file) waiting, without waiting."""
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(0))
+    readable, _, _ = select.select([fd], [], [], 0)  # pragma: no cover - Windows
+    return bool(readable)
 
 
 class PostgresUnitOfWork(SqlUnitOfWork["psycopg.Connection[Any]"]):

@@ -34,10 +34,14 @@ found only at commit), and a database that stays locked by another writer
 for longer than ``timeout`` ("database is locked") all raise
 :class:`~altpay_core.errors.ConcurrencyConflict` with nothing written; the
 driver's error, if any, is its ``__cause__``. Read again and retry.
+
+``outbox.pending()`` takes the write lock too, until the unit of work ends:
+publishers take turns, and never list the same message.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sqlite3
@@ -230,7 +234,10 @@ def migrate(connection: sqlite3.Connection, migrations: tuple[Migration, ...]) -
             connection.execute(f"PRAGMA user_version = {migration.version:d}")
         connection.execute("COMMIT")
     except BaseException:
-        connection.execute("ROLLBACK")
+        # SQLite may have rolled back already (a full disk, an I/O error):
+        # the error to raise is what failed, not the roll-back's.
+        with contextlib.suppress(sqlite3.Error):
+            connection.execute("ROLLBACK")
         raise
     return int(found)
 

@@ -126,6 +126,9 @@ class InjectedFailure(Exception):
 
 _ADDRESS = Address("1 Main St", "Albany", "NY", "12207", "US")
 _JOIN_TIMEOUT = 60.0
+# How long a publisher's test gives another publisher to list the outbox
+# before going on (a store that makes it wait for the first takes it all).
+_PUBLISHER_WAIT = 0.5
 
 
 def _partner(name: str = "Northwind IT") -> Partner:
@@ -1353,6 +1356,95 @@ class OutboxContract(_StoreFactory):
     def test_an_aggregate_without_events_adds_no_message(self, store: Store) -> None:
         partner = self.store_partner(store, _partner())
         self.store_customers(store, _customer(partner))
+        assert self.pending(store) == []
+
+    # publishers at the same time
+
+    def test_a_publisher_never_lists_what_another_is_publishing(self, store: Store) -> None:
+        # What a unit of work lists is its own until it ends: another
+        # publisher skips it (or waits, as SQLite's one writer does, and
+        # then lists what is still pending), never lists it with it.
+        partner = self.store_partner(store, _partner())
+        self.store_customers(
+            store, *(_created(partner, f"C{n}", f"u{n}@c.example") for n in range(4))
+        )
+        every = self.pending(store)
+        theirs: list[OutboxMessage] = []
+        errors: list[BaseException] = []
+        listed = threading.Event()
+
+        def other_publisher() -> None:
+            try:
+                with store.unit_of_work() as uow:
+                    theirs.extend(uow.outbox.pending())
+                    listed.set()
+                    uow.outbox.mark_published([m.position for m in theirs])
+                    uow.commit()
+            except BaseException as error:  # pragma: no cover - handed to the test
+                errors.append(error)
+
+        other = threading.Thread(target=other_publisher, daemon=True)
+        with store.unit_of_work() as uow:
+            mine = uow.outbox.pending()
+            other.start()
+            # It lists while this one still holds its messages, or, if the
+            # store makes it wait for this one to end, after (the wait only
+            # spares it the time).
+            listed.wait(_PUBLISHER_WAIT)
+            uow.outbox.mark_published([m.position for m in mine[:2]])
+            uow.commit()
+        other.join(_JOIN_TIMEOUT)
+        assert not other.is_alive()
+        if errors:  # pragma: no cover - a failing adapter
+            raise errors[0]
+        assert mine == every
+        # Nothing this one held, or, having waited, what it left pending.
+        assert theirs in ([], every[2:])
+        assert self.pending(store) == [m for m in every[2:] if m not in theirs]
+
+    def test_a_claim_ends_with_its_unit_of_work(self, store: Store) -> None:
+        partner = self.store_partner(store, _partner())
+        self.store_customers(store, _created(partner), _created(partner, "Acme", "bo@a.example"))
+        every = self.pending(store)
+        with store.unit_of_work() as uow:
+            assert uow.outbox.pending() == every
+            assert uow.outbox.pending() == every  # its own, listed again
+            uow.rollback()
+            # Rolled back: listed again, and by another publisher alike.
+            assert self._pending_elsewhere(store) == every
+            uow.outbox.pending()
+            uow.commit()  # nothing marked: still pending
+        assert self.pending(store) == every
+
+    def _pending_elsewhere(self, store: Store) -> list[OutboxMessage]:
+        """``pending()`` in a unit of work of another thread."""
+        found: list[OutboxMessage] = []
+        _run_threads([lambda: found.extend(self.pending(store))])
+        return found
+
+    def test_publishers_racing_publish_each_message_once(self, store: Store) -> None:
+        partner = self.store_partner(store, _partner())
+        count, publishers = 24, 3
+        self.store_customers(
+            store, *(_created(partner, f"C{n}", f"u{n}@c.example") for n in range(count))
+        )
+        barrier = threading.Barrier(publishers, timeout=_JOIN_TIMEOUT)
+        sent: list[int] = []
+
+        def publisher() -> None:
+            barrier.wait()
+            while True:
+                with store.unit_of_work() as uow:
+                    messages = uow.outbox.pending(3)
+                    if not messages:
+                        return
+                    sent.extend(m.position for m in messages)  # list.extend is atomic
+                    uow.outbox.mark_published([m.position for m in messages])
+                    uow.commit()
+
+        _run_threads([publisher] * publishers)
+        assert sorted(sent) == sorted(set(sent))  # nothing published twice
+        assert len(sent) == count  # nothing skipped
         assert self.pending(store) == []
 
 
