@@ -766,6 +766,78 @@ class TestInvariants:
         assert caught.value.codes == ["I4"]
 
 
+# -- what is refused where: the field a form shows the error on -----------------------------
+
+_PARTNER = make_partner()
+_CUSTOMER = make_customer(_PARTNER)
+_SYNCED_PARTNER = synced_partner()
+_SYNCED_CUSTOMER = make_customer(_SYNCED_PARTNER)
+
+
+def _cents(units: int) -> Money:
+    return Money.from_minor_units(units, "USD")
+
+
+def _one_line(units: int) -> list[dict[str, object]]:
+    return [{"description": "Support", "quantity": 1, "unit_amount": _cents(units)}]
+
+
+@given(total=st.integers(2, 10**6), data=st.data())
+def test_a_payment_above_the_balance_is_refused_at_its_amount_i5(
+    total: int, data: st.DataObject
+) -> None:
+    # Whatever is already paid, an amount above what is left is refused by
+    # apply_payment itself, at 'amount': not later, as an invoice whose
+    # payments exceed its total (path 'payments').
+    inv = issue(_PARTNER, _CUSTOMER, lines=_one_line(total))
+    paid = data.draw(st.integers(0, total - 1), label="paid")
+    first = PaymentId.new()
+    if paid:
+        inv = inv.apply_payment(first, _cents(paid))
+    balance = total - paid
+    over = balance + data.draw(st.integers(1, total), label="over the balance by")
+    with pytest.raises(InvariantViolation) as caught:
+        inv.apply_payment(PaymentId.new(), _cents(over))
+    assert (caught.value.rule, caught.value.path) == ("I5", "amount")
+    if paid:
+        # One payment's part is applied once, even within the balance.
+        again = _cents(data.draw(st.integers(1, balance), label="again"))
+        with pytest.raises(InvariantViolation) as caught:
+            inv.apply_payment(first, again)
+        assert (caught.value.rule, caught.value.path) == ("I5", "payment_id")
+    assert inv.apply_payment(PaymentId.new(), _cents(balance)).status is InvoiceStatus.PAID
+
+
+@given(how=st.sampled_from(["update", "sync"]), total=st.integers(2, 10**6), data=st.data())
+def test_a_new_total_below_the_amount_paid_is_refused_at_its_lines_i5(
+    how: str, total: int, data: st.DataObject
+) -> None:
+    # The partner's edit and the sync alike: a new total below what is paid
+    # is refused at 'lines', the field that would make the balance negative.
+    if how == "update":
+        inv = issue(_PARTNER, _CUSTOMER, lines=_one_line(total))
+    else:
+        inv = sync(_SYNCED_PARTNER, _SYNCED_CUSTOMER, lines=_one_line(total))
+    paid = data.draw(st.integers(2, total), label="paid")
+    inv = inv.apply_payment(PaymentId.new(), _cents(paid))
+    lines = _one_line(data.draw(st.integers(1, paid - 1), label="new total"))
+    edits = {
+        "update": lambda: inv.update(_PARTNER, lines=lines),
+        "sync": lambda: inv.apply_sync(lines=lines),
+    }
+    with pytest.raises(InvariantViolation) as caught:
+        edits[how]()
+    assert (caught.value.rule, caught.value.path) == ("I5", "lines")
+
+
+@given(st.from_type(Invoice), st.sampled_from([f.name for f in attrs.fields(Invoice)]))
+def test_an_invoice_is_immutable(inv: Invoice, name: str) -> None:
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        setattr(inv, name, getattr(inv, name))
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        del inv.status
+
+
 # -- enumerations given as their values ------------------------------------------------------
 
 

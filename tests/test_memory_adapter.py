@@ -8,6 +8,8 @@ from typing import Any
 
 import attrs
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from altpay_core import (
     AccessRequest,
@@ -112,6 +114,43 @@ def store() -> Iterator[MemoryStore]:
             uow.partners.save(PARTNER)
             uow.commit()
         yield store
+
+
+@given(kind=st.sampled_from(["partner", "customer"]), saves=st.integers(0, 3), data=st.data())
+def test_save_itself_checks_the_version_it_read(kind: str, saves: int, data: st.DataObject) -> None:
+    # Optimistic concurrency: save refuses any version but the stored one,
+    # at once, not only when the commit checks again: a version ahead of the
+    # store (never read from it) as well as a stale one.
+    with MemoryStore() as store, store.unit_of_work() as uow:
+        repo: Any = uow.partners if kind == "partner" else uow.customers
+        value: Any = Partner.create(name="Initech", country="US") if kind == "partner" else None
+        if kind == "customer":
+            uow.partners.save(PARTNER)
+            uow.commit()
+            value = a_customer()
+        for _ in range(saves):
+            value = repo.save(value)
+            uow.commit()
+        assert value.version == saves
+        version = data.draw(st.integers(0, saves + 3).filter(lambda v: v != saves), label="v")
+        with pytest.raises(ConcurrencyConflict):
+            repo.save(attrs.evolve(value, version=version))
+        assert repo.save(value).version == saves + 1
+
+
+@pytest.mark.parametrize("holder", ["staged", "committed"])
+def test_save_itself_refuses_a_taken_external_ref_c10(store: MemoryStore, holder: str) -> None:
+    ref = ExternalRef("xero", "7")
+    with store.unit_of_work() as uow:
+        first = uow.customers.save(a_customer("First", ref))
+        if holder == "committed":
+            uow.commit()
+        with pytest.raises(ConcurrencyConflict) as caught:
+            uow.customers.save(a_customer("Twin", ref))
+        assert (caught.value.kind, caught.value.key) == ("customer", str(ref))
+        assert uow.customers.get_by_external_ref(PARTNER.id, ref) == first
+        assert uow.customers.save(first.archive()).external_ref == ref  # archiving frees it
+        assert uow.customers.save(a_customer("Twin", ref)).external_ref == ref
 
 
 def test_a_conflict_found_only_at_commit_writes_nothing(store: MemoryStore) -> None:

@@ -340,6 +340,29 @@ class TestPay:
         assert world.pay(amounts={str(world.a.id): "20"})[0].amount == usd("20")
 
 
+@given(
+    stranger=st.sampled_from(["a user of another customer", "an unknown user id"]),
+    replay=st.booleans(),
+    bad_key=st.booleans(),
+    over=st.booleans(),
+)
+def test_a_stranger_is_refused_before_anything_else_is_looked_at_i1(
+    stranger: str, replay: bool, bad_key: bool, over: bool
+) -> None:
+    # Only the customer's users pay (I1). Someone else learns nothing more: not
+    # that a key is in use (a replay), nor what is wrong with the request.
+    world = World()
+    first, _ = world.pay()
+    payer = World().ann if stranger.startswith("a user") else UserId.new()
+    with pytest.raises(PermissionDenied):
+        world.pay(
+            payer=payer,
+            key=" " if bad_key else first.idempotency_key,
+            amounts={world.a.id: "300.01"} if over else None,
+            existing=first if replay else None,
+        )
+
+
 class TestIdempotency:
     def test_same_key_same_request_returns_the_first_payment(self, world: World) -> None:
         first, _ = world.pay([world.a, world.b], amounts={world.a.id: "10", world.b.id: "20"})
@@ -548,6 +571,84 @@ class TestLifecycle:
             fail_payment(pay, a)  # type: ignore[arg-type]
         _, given_back = fail_payment(pay, [b, a])
         assert [i.id for i in given_back] == [b.id, a.id]
+
+
+# Every give-back against every state a payment can be in: either it is
+# allowed, or it is refused by its own check, which names the rule and the
+# field at fault (not by a later check of the payment or invoice it would make).
+_STATES = ("processing", "succeeded", "settled", "failed", "charged_back", "refunded")
+_GIVE_BACKS = ("fail", "return", "unauthorized return", "charge back", "refund")
+
+
+def in_state(world: World, method: str, state: str) -> tuple[Payment, tuple[Invoice, ...]]:
+    """A payment by ``method`` brought to ``state``, and its invoices as they are then."""
+    pay, invoices = paid_by(world, method)
+    if state == "processing":
+        return pay, invoices
+    if state == "failed":
+        return fail_payment(pay, invoices, at=AT)
+    pay = pay.succeed(AT)
+    if state == "succeeded":
+        return pay, invoices
+    pay = pay.settle(AT)
+    if state == "settled":
+        return pay, invoices
+    if state == "refunded":
+        return refund_payment(pay, invoices, at=AT)
+    if method == "card":
+        return charge_back_payment(pay, invoices, at=AT)
+    return return_payment(pay, invoices, ReturnKind.UNAUTHORIZED, at=AT)
+
+
+def give_back(
+    how: str, pay: Payment, invoices: tuple[Invoice, ...]
+) -> tuple[Payment, tuple[Invoice, ...]]:
+    if how == "fail":
+        return fail_payment(pay, invoices, at=AT)
+    if how == "return":
+        return return_payment(pay, invoices, at=AT)
+    if how == "unauthorized return":
+        return return_payment(pay, invoices, ReturnKind.UNAUTHORIZED, at=AT)
+    if how == "charge back":
+        return charge_back_payment(pay, invoices, at=AT)
+    return refund_payment(pay, invoices, at=AT)
+
+
+def expected_refusal(how: str, method: str, state: str) -> tuple[str, str] | None:
+    """The (rule, path) refusing ``how`` on a ``method`` payment in ``state``."""
+    card, holding = method == "card", state in ("processing", "succeeded", "settled")
+    if how == "fail":
+        return None if state == "processing" else ("I6", "status")
+    if how in ("return", "unauthorized return"):
+        if card:
+            return "I6", "method"
+        return None if holding else ("I6", "status")
+    if how == "charge back":
+        if not card:
+            return "I6", "method"
+        return None if state in ("succeeded", "settled") else ("I6", "status")
+    if state not in ("succeeded", "settled"):
+        return "I7", "status"  # refunds: succeeded payments only
+    return None if state == "settled" else ("I7", "settled_at")
+
+
+@pytest.mark.parametrize("how", _GIVE_BACKS)
+@pytest.mark.parametrize("state", _STATES)
+@pytest.mark.parametrize("method", ["card", "ach"])
+def test_each_give_back_is_allowed_only_from_its_states_i6_i7(
+    method: str, state: str, how: str
+) -> None:
+    world = World()
+    pay, invoices = in_state(world, method, state)
+    expected = expected_refusal(how, method, state)
+    if expected is None:
+        new, released = give_back(how, pay, invoices)
+        assert not new.holds_balance
+        assert [i.balance for i in released] == [i.total for i in released]
+        return
+    with pytest.raises(InvariantViolation) as caught:
+        give_back(how, pay, invoices)
+    assert (caught.value.rule, caught.value.path) == expected
 
 
 class TestPaymentInvariants:
@@ -1361,6 +1462,26 @@ def test_payments_round_trip(pay: Payment) -> None:
     assert from_dict(Payment, to_dict(pay)) == pay
     assert pay.amount == Money.sum((a.amount for a in pay.allocations), pay.currency)
     assert pay.total >= pay.amount
+
+
+@given(
+    st.one_of(
+        st.from_type(Payment),
+        st.from_type(Allocation),
+        st.from_type(PaymentMethod),
+        st.from_type(CustomerPaymentMethods),
+        st.from_type(ScheduledPayment),
+    ),
+    st.data(),
+)
+def test_payments_and_their_values_are_immutable(value: Any, data: st.DataObject) -> None:
+    # A payment's status changes only through the commands, which return a
+    # new payment together with the invoices they touched.
+    name = data.draw(st.sampled_from([f.name for f in attrs.fields(type(value))]), label="field")
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        setattr(value, name, getattr(value, name))
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        delattr(value, name)
 
 
 @given(

@@ -6,7 +6,8 @@ unauthorised), charging back, refunding, voiding and archiving. After every
 step, for every invoice: balance = total - the allocations of payments that
 are processing or succeeded, 0 <= balance <= total, and the status matches
 the balance; every aggregate carries exactly the events its state changes
-produced; a refused command changed nothing.
+produced; a refused command changed nothing, and was refused for the reason the model
+expects (the rule, and the field at fault).
 """
 
 from __future__ import annotations
@@ -162,12 +163,22 @@ class PaymentsMachine(RuleBasedStateMachine):
         }
 
     def refused(
-        self, before: dict[Any, Any], error: Exception, *, expected: bool = True, rule: str = ""
+        self,
+        before: dict[Any, Any],
+        error: Exception,
+        *,
+        expected: bool = True,
+        rule: str = "",
+        path: str | None = None,
+        kind: type[Exception] = AltpayError,
     ) -> None:
         assert expected, f"refused, but the model allows it: {error}"
         assert isinstance(error, (InvariantViolation, PermissionDenied, ValidationError))
+        assert isinstance(error, kind), error
         if rule:
-            assert getattr(error, "rule", None) == rule
+            assert getattr(error, "rule", None) == rule, error
+        if path is not None:
+            assert getattr(error, "path", None) == path, error
         assert self.snapshot() == before, "a refused command changed something"
 
     # -- invoices -------------------------------------------------------------------------
@@ -254,6 +265,8 @@ class PaymentsMachine(RuleBasedStateMachine):
             i not in self.archived and i not in self.voided and 0 < wanted[i] <= self.balance(i)
             for i in chosen
         )
+        refusal = self.pay_refusal(chosen, wanted)
+        assert (refusal is None) == allowed
         before = self.snapshot()
         self.keys += 1
         try:
@@ -268,7 +281,8 @@ class PaymentsMachine(RuleBasedStateMachine):
                 at=AT,
             )
         except AltpayError as error:
-            self.refused(before, error, expected=not allowed)
+            kind, rule, path = refusal or (AltpayError, None, None)
+            self.refused(before, error, expected=not allowed, kind=kind, rule=rule or "", path=path)
             return
         assert allowed
         assert [inv.id for inv in touched] == chosen
@@ -313,6 +327,22 @@ class PaymentsMachine(RuleBasedStateMachine):
         assert same
         assert payment is first
         assert touched == ()
+
+    def pay_refusal(
+        self, chosen: list[InvoiceId], wanted: dict[InvoiceId, int]
+    ) -> tuple[type[AltpayError], str | None, str | None] | None:
+        """How paying ``wanted`` of ``chosen`` is refused, first reason first:
+        an archived invoice is hidden from the payer (I1); then, invoice by
+        invoice, one that is not open (I4) or an amount above its balance,
+        reported at that invoice's amount (I5); ``None`` if it is allowed."""
+        if any(i in self.archived for i in chosen):
+            return PermissionDenied, None, None
+        for i in chosen:
+            if i in self.voided or self.balance(i) == 0:
+                return InvariantViolation, "I4", "status"
+            if wanted[i] > self.balance(i):
+                return InvariantViolation, "I5", f"amounts[{i}]"
+        return None
 
     # -- after paying ---------------------------------------------------------------------
 
@@ -363,18 +393,31 @@ class PaymentsMachine(RuleBasedStateMachine):
     def give_back(self, data: st.DataObject, how: str) -> None:
         """A failure, a bank return, a chargeback or a refund (full or not)."""
 
-        def allowed(p: PaymentId) -> bool:
+        def refusal(p: PaymentId) -> tuple[str, str] | None:
+            """The rule and path of the refusal the model expects, or None."""
             state, card = self.state[p], self.method[p] == "card"
             if how == "fail":
-                return state == "processing"
+                return None if state == "processing" else ("I6", "status")
             if how in ("return", "unauthorized return"):
-                return not card and state in HOLDING
+                if card:
+                    return "I6", "method"
+                return None if state in HOLDING else ("I6", "status")
             if how == "charge back":
-                return card and state == "succeeded"
-            return how == "refund" and state == "succeeded" and p in self.settled
+                if not card:
+                    return "I6", "method"
+                return None if state == "succeeded" else ("I6", "status")
+            if state != "succeeded":
+                return "I7", "status"
+            if p not in self.settled:
+                return "I7", "settled_at"
+            return None if how == "refund" else ("I7", "amount")
+
+        def allowed(p: PaymentId) -> bool:
+            return refusal(p) is None
 
         payment_id = self.pick_payment(data, allowed)
         current, invoices = self.payment[payment_id], self.touched(payment_id)
+        expected = refusal(payment_id)
         before = self.snapshot()
         try:
             if how == "fail":
@@ -389,10 +432,10 @@ class PaymentsMachine(RuleBasedStateMachine):
                 amount = current.total - self.money(1) if how == "partial refund" else None
                 new, released = refund_payment(current, invoices, amount=amount, at=AT)
         except AltpayError as error:
-            assert not allowed(payment_id)
-            self.refused(before, error)
+            rule, path = expected or ("", None)
+            self.refused(before, error, expected=expected is not None, rule=rule, path=path)
             return
-        assert allowed(payment_id)
+        assert expected is None
         state, fee, topic = GIVE_BACK[how]
         if how == "fail" and self.method[payment_id] == "card":
             fee = None  # a declined card: no return fee
