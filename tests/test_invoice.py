@@ -830,14 +830,6 @@ def test_a_new_total_below_the_amount_paid_is_refused_at_its_lines_i5(
     assert (caught.value.rule, caught.value.path) == ("I5", "lines")
 
 
-@given(st.from_type(Invoice), st.sampled_from([f.name for f in attrs.fields(Invoice)]))
-def test_an_invoice_is_immutable(inv: Invoice, name: str) -> None:
-    with pytest.raises(attrs.exceptions.FrozenInstanceError):
-        setattr(inv, name, getattr(inv, name))
-    with pytest.raises(attrs.exceptions.FrozenInstanceError):
-        del inv.status
-
-
 # -- enumerations given as their values ------------------------------------------------------
 
 

@@ -9,10 +9,15 @@ import importlib.resources
 import inspect
 import tomllib
 from pathlib import Path
+from typing import Any
 
+import attrs
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import altpay_core
+from altpay_core.testing._types import registered_types
 
 PUBLIC = altpay_core.__all__
 ROOT = Path(__file__).resolve().parent.parent
@@ -106,3 +111,25 @@ def test_the_examples_in_the_docstrings_run(module: str) -> None:
     result = doctest.testmod(found, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0
     assert result.attempted > 0
+
+
+# -- pinned: values and aggregates are immutable ----------------------------------------
+
+
+_FROZEN = [
+    cls for cls in registered_types() if attrs.has(cls) and not getattr(cls, "__parameters__", ())
+]
+
+
+@pytest.mark.parametrize("cls", _FROZEN, ids=lambda cls: cls.__name__)
+@settings(max_examples=max(5, settings.default.max_examples // 5))
+@given(data=st.data())
+def test_every_value_and_aggregate_is_immutable(cls: type[Any], data: st.DataObject) -> None:
+    """attrs.frozen: a command returns a new instance, and nothing changes one
+    in place, so an instance checked once (C4, C5, I5, ...) stays valid."""
+    value = data.draw(st.from_type(cls))
+    name = data.draw(st.sampled_from([f.name for f in attrs.fields(type(value))]), label="field")
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        setattr(value, name, getattr(value, name))
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        delattr(value, name)

@@ -112,6 +112,18 @@ def version_number(path: str, value: object) -> int:
     return value
 
 
+def whole_number(path: str, value: object, low: int, high: int, *, code: str) -> int:
+    """An ``int`` (not a ``bool``) from ``low`` to ``high``; anything else is
+    a ``code`` error whose message shows at most 20 characters of it."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        shown = repr(value) if isinstance(value, int) else type(value).__name__
+        shown = shown if len(shown) <= 20 else f"{shown[:20]}..."
+        raise ValidationError.single(
+            path, code, f"'{path}' must be a whole number from {low:,} to {high:,} (got {shown})"
+        )
+    return value
+
+
 def argument(path: str, value: object, kind: type[E], label: str) -> E:
     """An argument that must already be a ``kind`` (a partner, a customer, an
     invoice): anything else, ``None`` above all, is a ``wrong_type`` error

@@ -23,6 +23,7 @@ from typing import Any, ClassVar, Final
 import attrs
 import iso4217
 
+from . import _fields
 from .errors import CurrencyMismatch, FieldError, OperandError, ValidationError
 
 __all__ = ["Currency", "Money", "Rounding"]
@@ -611,14 +612,7 @@ class Money:
         >>> [str(p) for p in Money("10", "JPY").split(3)]
         ['JPY 4', 'JPY 3', 'JPY 3']
         """
-        if isinstance(parts, bool) or not isinstance(parts, int) or not 1 <= parts <= _MAX_PARTS:
-            shown = repr(parts) if isinstance(parts, int) else type(parts).__name__
-            shown = shown if len(shown) <= 20 else f"{shown[:20]}..."
-            raise ValidationError.single(
-                "parts",
-                "invalid_parts",
-                f"'parts' must be a whole number from 1 to {_MAX_PARTS:,} (got {shown})",
-            )
+        parts = _fields.whole_number("parts", parts, 1, _MAX_PARTS, code="invalid_parts")
         return self.allocate([1] * parts)
 
     def __lt__(self, other: Money) -> bool:

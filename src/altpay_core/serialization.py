@@ -39,6 +39,7 @@ from cattrs.errors import (
 )
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
+from . import _fields
 from .customer import Customer, CustomerStatus, CustomerUser
 from .errors import (
     AltpayError,
@@ -550,16 +551,8 @@ def to_json(value: object, *, indent: int | None = None) -> str:
     that has no JSON form (an object of no type of the library's, bytes) is a
     ``not_serializable`` error at ``value``.
     """
-    if indent is not None and (
-        type(indent) is not int or not 0 <= indent <= _MAX_INDENT  # bool is no indent
-    ):
-        shown = repr(indent) if isinstance(indent, int) else type(indent).__name__
-        shown = shown if len(shown) <= 20 else f"{shown[:20]}..."
-        raise ValidationError.single(
-            "indent",
-            "invalid_indent",
-            f"'indent' must be None or a whole number from 0 to {_MAX_INDENT} (got {shown})",
-        )
+    if indent is not None:
+        _fields.whole_number("indent", indent, 0, _MAX_INDENT, code="invalid_indent")
     data = to_dict(value)
     try:
         return json.dumps(data, ensure_ascii=False, indent=indent)
