@@ -596,10 +596,6 @@ def from_stored(cls: type[T], data: object) -> T:
     library), is read by the converter, which reports it (see
     ``_read_quickly``).
     """
-    if cls is Customer:  # as from_dict would, without the converter's dispatch
-        customer = _quick_customer(data)
-        if customer is not None:
-            return cast("T", customer)
     return from_dict(cls, data)
 
 
