@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import inspect
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -40,6 +41,7 @@ from altpay_core import (
     services,
 )
 from altpay_core.adapters.memory import MemoryStore, MemoryUnitOfWork
+from altpay_core.adapters.sqlite import SqliteStore
 from altpay_core.ports import MAX_PAGE_SIZE
 from altpay_core.services import (
     add_access_request_to_customer,
@@ -51,13 +53,15 @@ from altpay_core.values import Address, CustomerId
 
 ALBANY = Address("1 Main St", "Albany", "NY", "12207", "US")
 
+Store = MemoryStore | SqliteStore
+
 
 @pytest.fixture
 def store() -> MemoryStore:
     return MemoryStore()
 
 
-def stored_partner(store: MemoryStore) -> Partner:
+def stored_partner(store: Store) -> Partner:
     partner = Partner.create(name="Northwind IT", country="US")
     partner = partner.add_team_member(name="Ada", email="ada@northwind.example", role=Role.ADMIN)
     partner = partner.add_team_member(name="Mo", email="mo@northwind.example", role=Role.MEMBER)
@@ -276,6 +280,10 @@ def a_customer_with_users(partner: Partner, company: str, *emails: str) -> Custo
 
 @pytest.fixture
 def billing(store: MemoryStore) -> Billing:
+    return a_billing(store)
+
+
+def a_billing(store: Store) -> Billing:
     partner = stored_partner(store)
     customer = a_customer_with_users(partner, "Globex", "ann@globex.example", "bo@globex.example")
     other = a_customer_with_users(partner, "Initech", "cy@initech.example")
@@ -443,6 +451,48 @@ class TestPayInvoices:
             assert uow.invoices.get(b.partner.id, b.two.id).memo == "Changed"
             assert uow.payments.get_by_idempotency_key(b.partner.id, "req-1") is None
         assert topics(store) == ["invoice_updated"]
+
+    @pytest.mark.parametrize("kind", ["memory", "sqlite"])
+    def test_a_caller_who_catches_a_conflict_cannot_commit_half_a_payment(
+        self, kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Another writer edits the second invoice just after the service read
+        # it: its save is refused after the payment's. Committing what is
+        # left must not store the payment without that invoice.
+        store: Store = MemoryStore() if kind == "memory" else SqliteStore(tmp_path / "a.db")
+        b = a_billing(store)
+        with store.unit_of_work() as uow:
+            uow.customers.save(b.other.set_notifications(b.other.users[0].email, enabled=False))
+            read = uow.invoices.get
+
+            def read_then_another_writer(partner_id: Any, invoice_id: InvoiceId) -> Invoice:
+                got = read(partner_id, invoice_id)
+                if invoice_id == b.two.id:
+                    with store.unit_of_work() as other:
+                        other.invoices.save(b.two.update(b.partner, memo="Changed"))
+                        other.commit()
+                return got
+
+            monkeypatch.setattr(uow.invoices, "get", read_then_another_writer)
+            with pytest.raises(ConcurrencyConflict):
+                services.pay_invoices(
+                    uow,
+                    b.partner.id,
+                    b.customer.id,
+                    [b.one.id, b.two.id],
+                    payer=b.ann,
+                    method="ach",
+                    idempotency_key="req-1",
+                )
+            uow.commit()  # the unit of work was rolled back: nothing is left
+        with store.unit_of_work() as uow:
+            assert uow.invoices.get(b.partner.id, b.one.id) == b.one
+            assert uow.invoices.get(b.partner.id, b.two.id).memo == "Changed"
+            assert uow.payments.get_by_idempotency_key(b.partner.id, "req-1") is None
+            assert uow.payments.for_invoice(b.partner.id, b.one.id) == []
+            # What the caller saved before the service is gone with it.
+            assert uow.customers.get(b.partner.id, b.other.id) == b.other
+        store.close()
 
     def test_a_request_that_lost_a_race_for_its_key_replays_the_winner(
         self, store: MemoryStore, billing: Billing, monkeypatch: pytest.MonkeyPatch
@@ -689,6 +739,52 @@ class TestMethodsOnFile:
         with store.unit_of_work() as uow:
             assert charge(uow) == (payment, ())
             assert uow.invoices.get(b.partner.id, one.id) == one
+
+    @pytest.mark.parametrize("then", ["replaced", "archived"])
+    def test_a_retry_returns_the_first_payment_though_its_method_is_archived(
+        self, store: MemoryStore, billing: Billing, then: str
+    ) -> None:
+        # The client retries after the customer replaced the card it used, or
+        # archived it with nothing left on file: the same request, the same key.
+        b = billing
+        methods = self._with_a_method(store, b)
+        assert methods.default is not None
+        used = methods.default
+
+        def charge(uow: MemoryUnitOfWork) -> tuple[Payment, tuple[Invoice, ...]]:
+            return services.charge_now(
+                uow, b.partner.id, b.customer.id, [b.one.id], payer=b.ann,
+                idempotency_key="now-1", at=at(6),
+            )  # fmt: skip
+
+        with store.unit_of_work() as uow:
+            first, _ = charge(uow)
+            first_by_method, _ = pay(store, b, [b.two], key="req-2", method=used)
+            book = uow.payment_methods.get(b.partner.id, b.customer.id)
+            if then == "replaced":
+                book = book.replace(used.id, type="ach", display_name="New checking", last4="1111")
+            else:
+                book = book.archive(used.id)
+            uow.payment_methods.save(book)
+            uow.commit()
+        with store.unit_of_work() as uow:
+            assert charge(uow) == (first, ())
+            assert services.charge_now(
+                uow, b.partner.id, b.customer.id, [b.one.id], payer=b.ann,
+                idempotency_key="now-1", method_id=used.id, at=at(6),
+            ) == (first, ())  # fmt: skip
+        assert pay(store, b, [b.two], key="req-2", method=used) == (first_by_method, ())
+        # Another request under the key is still refused.
+        with store.unit_of_work() as uow, pytest.raises(InvariantViolation) as caught:
+            services.charge_now(
+                uow, b.partner.id, b.customer.id, [b.one.id], payer=b.customer.users[1],
+                idempotency_key="now-1", at=at(6),
+            )  # fmt: skip
+        assert caught.value.rule == "idempotency"
+        # A new payment with the archived method is refused, as before.
+        with pytest.raises(InvariantViolation) as caught:
+            pay(store, b, [b.two], key="req-3", method=used)
+        assert caught.value.rule == "payment-method"
 
     def test_a_saved_method_must_be_the_customers_i1(
         self, store: MemoryStore, billing: Billing

@@ -888,8 +888,6 @@ def pay_invoices(
         )
     found.raise_if_any()
     kind, method_id = chosen
-    if isinstance(method, PaymentMethod):
-        _on_file(method, methods, customer)
     currency = partner.currency
     wanted = _requested(chosen_invoices, amounts, currency)
     fingerprint = request_fingerprint(
@@ -908,6 +906,10 @@ def pay_invoices(
                 f"'existing' must be a Payment or None (got {type(existing).__name__})",
             )
         return replay_payment(existing, idempotency_key=key, fingerprint=fingerprint), ()
+    # After the replay: a retry returns its payment though the method it
+    # named has been archived since.
+    if isinstance(method, PaymentMethod):
+        _on_file(method, methods, customer)
     for invoice in chosen_invoices:
         require_pay(invoice, customer, payer)
     if not kind.available_in(currency):
@@ -1616,8 +1618,16 @@ def charge_now(
     at: dt.datetime | None = None,
 ) -> tuple[Payment, tuple[Invoice, ...]]:
     """Pay now with a method on file (the default unless ``method_id``): as
-    :func:`pay_invoices`, refused when no method is on file."""
-    method = method_on_file(methods, customer, purpose="charging now", method_id=method_id)
+    :func:`pay_invoices`, refused when no method is on file.
+
+    A retry (``existing`` made under the same key) is the same request when
+    it names the method the first run used, or none: "the default" then
+    means the default the first run charged, though another method may be
+    the default now, or none at all.
+    """
+    method = _retried_method(methods, existing, method_id) or method_on_file(
+        methods, customer, purpose="charging now", method_id=method_id
+    )
     return pay_invoices(
         partner,
         customer,
@@ -1630,6 +1640,23 @@ def charge_now(
         existing=existing,
         at=at,
     )
+
+
+def _retried_method(
+    methods: object, existing: object, method_id: PaymentMethodId | None
+) -> PaymentMethod | None:
+    """The saved method a retried charge used, if the retry names it or no
+    method, and it is still among the customer's (active or archived)."""
+    if not isinstance(existing, Payment) or existing.payment_method_id is None:
+        return None
+    if method_id is not None and method_id != existing.payment_method_id:
+        return None
+    if not isinstance(methods, CustomerPaymentMethods):
+        return None
+    try:
+        return methods.method(existing.payment_method_id)
+    except NotFound:
+        return None
 
 
 # -- scheduled payments -------------------------------------------------------------------

@@ -295,7 +295,10 @@ FIXED_FIELDS: Final[Mapping[str, tuple[FixedField, ...]]] = {
         FixedField("customer_id", "I1", "an invoice belongs to one customer for good"),
         FixedField("external_ref", "I10", "an invoice's external reference never changes"),
     ),
-    "payment": (FixedField("customer_id", "I1", "a payment belongs to the customer who made it"),),
+    "payment": (
+        FixedField("customer_id", "I1", "a payment belongs to the customer who made it"),
+        FixedField("idempotency_key", "idempotency", "a payment keeps the key it was made under"),
+    ),
 }
 """The fields each kind of aggregate keeps from its first save on, by kind.
 

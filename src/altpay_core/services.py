@@ -12,10 +12,14 @@ caller has entered, and commits it::
     with store.unit_of_work() as uow:
         services.delete_tag(uow, partner_id, "VIP", by=admin)
 
-If the service raises, nothing it did is written (the caller's ``with``
-block rolls back). Anything the caller saved earlier in the same block is
-committed with it. A :class:`~altpay_core.errors.ConcurrencyConflict` means
-another writer got there first: run the service again in a new unit of work.
+If the service raises, nothing it did is written. Anything the caller saved
+earlier in the same block is committed with it when the service succeeds;
+when it fails once it has begun storing (a save refused half way through,
+or the commit), the service rolls the unit of work back before it raises,
+so a caller who catches the error cannot commit half of its work: the
+unit of work is then empty, and usable again. A
+:class:`~altpay_core.errors.ConcurrencyConflict` means another writer got
+there first: run the service again in a new unit of work.
 
 Paying is the main case: :func:`pay_invoices` reads the invoices, applies
 the payment to each and stores the payment and every invoice it touched in
@@ -35,8 +39,9 @@ of :mod:`altpay_core.payment`, with ids in place of the aggregates.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from decimal import Decimal
 
 from altpay_core import _fields
@@ -98,6 +103,17 @@ def _uow(uow: object) -> None:
         )
 
 
+@contextlib.contextmanager
+def _storing(uow: UnitOfWork) -> Iterator[None]:
+    """Around a service's saves and its commit: all of them, or, when one
+    fails, none, whatever the caller then does with the unit of work."""
+    try:
+        yield
+    except BaseException:
+        uow.rollback()
+        raise
+
+
 def delete_tag(
     uow: UnitOfWork,
     partner_id: PartnerId,
@@ -119,18 +135,19 @@ def delete_tag(
     partner = uow.partners.get(partner_id)
     updated = partner.delete_tag(tag, by=by)  # checks ``by`` before anything else
     doomed = partner.tag(tag).id
-    stored = uow.partners.save(updated)
-    after: str | None = None
-    while True:
-        page = uow.customers.list(partner_id, tag=doomed, limit=MAX_PAGE_SIZE, after=after)
-        for customer in page:
-            uow.customers.save(customer.remove_tag(doomed))
-        if not page.has_next_page:
-            break
-        # Keyset paging: the cursor still places the next page correctly
-        # though the customers just saved no longer carry the tag.
-        after = page.end_cursor
-    uow.commit()
+    with _storing(uow):
+        stored = uow.partners.save(updated)
+        after: str | None = None
+        while True:
+            page = uow.customers.list(partner_id, tag=doomed, limit=MAX_PAGE_SIZE, after=after)
+            for customer in page:
+                uow.customers.save(customer.remove_tag(doomed))
+            if not page.has_next_page:
+                break
+            # Keyset paging: the cursor still places the next page correctly
+            # though the customers just saved no longer carry the tag.
+            after = page.end_cursor
+        uow.commit()
     return stored
 
 
@@ -158,8 +175,10 @@ def create_customer(
             "this partner's customers are synced from an integration; they are not added by hand",
             rule="C6",
         )
-    customer = uow.customers.save(draft.create())
-    uow.commit()
+    created = draft.create()
+    with _storing(uow):
+        customer = uow.customers.save(created)
+        uow.commit()
     return customer
 
 
@@ -187,9 +206,10 @@ def add_access_request_to_customer(
     approved, joined = request.add_to_customer(
         customer, partner=partner, by=by, first_name=first_name, last_name=last_name
     )
-    stored_request = uow.access_requests.save(approved)
-    stored_customer = uow.customers.save(joined)
-    uow.commit()
+    with _storing(uow):
+        stored_request = uow.access_requests.save(approved)
+        stored_customer = uow.customers.save(joined)
+        uow.commit()
     return stored_request, stored_customer
 
 
@@ -204,8 +224,10 @@ def reject_access_request(
     _uow(uow)
     partner = uow.partners.get(partner_id)
     request = uow.access_requests.get(partner_id, request_id)
-    stored = uow.access_requests.save(request.reject(partner=partner, by=by))
-    uow.commit()
+    rejected = request.reject(partner=partner, by=by)
+    with _storing(uow):
+        stored = uow.access_requests.save(rejected)
+        uow.commit()
     return stored
 
 
@@ -235,9 +257,10 @@ def _store_payment(
     uow: UnitOfWork, payment: Payment, invoices: Iterable[Invoice]
 ) -> tuple[Payment, tuple[Invoice, ...]]:
     """Save a payment and the invoices it touched, and commit them together."""
-    stored = uow.payments.save(payment)
-    touched = tuple(uow.invoices.save(invoice) for invoice in invoices)
-    uow.commit()
+    with _storing(uow):
+        stored = uow.payments.save(payment)
+        touched = tuple(uow.invoices.save(invoice) for invoice in invoices)
+        uow.commit()
     return stored, touched
 
 
@@ -301,7 +324,8 @@ def pay_invoices(
         at=at,
     )
     if existing is not None:
-        uow.commit()  # whatever the caller saved before; the payment is stored already
+        with _storing(uow):
+            uow.commit()  # whatever the caller saved before; the payment is stored already
         return payment, ()
     return _store_payment(uow, payment, touched)
 
@@ -340,7 +364,8 @@ def charge_now(
         at=at,
     )
     if existing is not None:
-        uow.commit()
+        with _storing(uow):
+            uow.commit()
         return payment, ()
     return _store_payment(uow, payment, touched)
 
@@ -364,8 +389,10 @@ def succeed_payment(
     was made."""
     _uow(uow)
     payment = uow.payments.get(partner_id, payment_id)
-    stored = uow.payments.save(payment.succeed(at))
-    uow.commit()
+    succeeded = payment.succeed(at)
+    with _storing(uow):
+        stored = uow.payments.save(succeeded)
+        uow.commit()
     return stored
 
 
@@ -378,8 +405,9 @@ def settle_payment(
     _uow(uow)
     payment = uow.payments.get(partner_id, payment_id)
     settled = payment.settle(at)
-    stored = payment if settled is payment else uow.payments.save(settled)
-    uow.commit()
+    with _storing(uow):
+        stored = payment if settled is payment else uow.payments.save(settled)
+        uow.commit()
     return stored
 
 
@@ -471,8 +499,9 @@ def schedule_payment(
         method_id=method_id,
         at=at,
     )
-    stored = uow.scheduled_payments.save(scheduled)
-    uow.commit()
+    with _storing(uow):
+        stored = uow.scheduled_payments.save(scheduled)
+        uow.commit()
     return stored
 
 
@@ -503,8 +532,9 @@ def run_scheduled_payment(
         today=today,
         at=at,
     )
-    stored = uow.scheduled_payments.save(done)
-    stored_payment, (stored_invoice,) = _store_payment(uow, payment, [touched])
+    with _storing(uow):
+        stored = uow.scheduled_payments.save(done)
+        stored_payment, (stored_invoice,) = _store_payment(uow, payment, [touched])
     return stored, stored_payment, stored_invoice
 
 
@@ -515,6 +545,7 @@ def cancel_scheduled_payment(
     _uow(uow)
     scheduled = uow.scheduled_payments.get(partner_id, scheduled_id)
     cancelled = scheduled.cancel()
-    stored = scheduled if cancelled is scheduled else uow.scheduled_payments.save(cancelled)
-    uow.commit()
+    with _storing(uow):
+        stored = scheduled if cancelled is scheduled else uow.scheduled_payments.save(cancelled)
+        uow.commit()
     return stored

@@ -399,7 +399,7 @@ PAYMENTS = AggregateTable(
         payment.idempotency_key,
         payment.status.value,
     ),
-    fixed=(("customer_id",),),
+    fixed=(("customer_id",), ("idempotency_key",)),
     children=(
         ChildTable(
             "payment_allocations",

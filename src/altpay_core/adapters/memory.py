@@ -496,7 +496,12 @@ class MemoryStore(Store):
             undo.put(self._invoice_refs, ref, invoice.id)
 
     def _write_payment(self, undo: _Undo, payment: Payment) -> None:
-        # A payment's key and invoices never change, so nothing old to drop.
+        # A payment's key never changes (a fixed field); its invoices do not
+        # either through the commands, but the index follows what is stored.
+        old = self._payments.get(payment.id)
+        if old is not None:
+            for invoice_id in old.invoice_ids:
+                undo.discard_from(self._payments_by_invoice[invoice_id], old.id)
         undo.put(self._payments, payment.id, payment)
         undo.put(self._payment_keys, _idempotency_key(payment), payment.id)
         for invoice_id in payment.invoice_ids:

@@ -2144,15 +2144,39 @@ class PaymentRepositoryContract(_StoreFactory):
             assert found is not None
             assert found.id == payment.id
 
-    def test_a_payment_keeps_its_customer(self, store: Store) -> None:
-        """I1, kept by the store too: a payment moved to another customer by
-        ``attrs.evolve`` is refused."""
+    def test_a_payment_keeps_its_customer_and_its_key(self, store: Store) -> None:
+        """I1 and idempotency, kept by the store too: a payment moved to
+        another customer, or under another key, by ``attrs.evolve`` is
+        refused, and its key still finds it."""
         partner, _, payment, _ = self._paid(store)
         (other,) = self.store_customers(store, _customer(partner, "Initech"))
         moved = attrs.evolve(payment, customer_id=other.id)
-        _refused_change(
+        stored = _refused_change(
             store, payment, moved, repository="payments", field="customer_id", rule="I1"
         )
+        rekeyed = attrs.evolve(stored, idempotency_key="key-2")
+        stored = _refused_change(
+            store,
+            stored,
+            rekeyed,
+            repository="payments",
+            field="idempotency_key",
+            rule="idempotency",
+        )
+        with store.unit_of_work() as uow:
+            assert uow.payments.get_by_idempotency_key(partner.id, "key-1") == stored
+            assert uow.payments.get_by_idempotency_key(partner.id, "key-2") is None
+
+    def test_payments_by_invoice_follow_the_stored_allocations(self, store: Store) -> None:
+        """The commands never move a payment's allocations; if a save does,
+        each invoice's payments are the ones stored now, on every store."""
+        partner, _, payment, (one, two) = self._paid(store)
+        moved = attrs.evolve(payment, allocations=payment.allocations[1:])
+        with store.unit_of_work() as uow:
+            moved = uow.payments.save(moved)
+            uow.commit()
+            assert uow.payments.for_invoice(partner.id, one.id) == []
+            assert uow.payments.for_invoice(partner.id, two.id) == [moved]
 
     def test_unknown_or_another_partners_payment_is_not_found(self, store: Store) -> None:
         partner, _, payment, touched = self._paid(store)
