@@ -450,6 +450,8 @@ def test_a_file_database_runs_in_wal_mode(store: SqliteStore, path: Path) -> Non
         ({"path": b"altpay.db"}, "path", "wrong_type"),
         ({"path": "alt\x00pay.db"}, "path", "invalid_text"),
         ({"path": "alt\ud800pay.db"}, "path", "invalid_text"),
+        # sqlite3 opens a new private database for every connection of "".
+        ({"path": ""}, "path", "missing"),
         ({"path": ":memory:", "timeout": "5"}, "timeout", "invalid_timeout"),
         ({"path": ":memory:", "timeout": -1}, "timeout", "invalid_timeout"),
         ({"path": ":memory:", "timeout": float("nan")}, "timeout", "invalid_timeout"),
@@ -958,6 +960,8 @@ class TestLocking:
         uow = store.unit_of_work()
         store.close()
         assert store.closed
+        with pytest.raises(AltpayError, match="closed"):
+            store.unit_of_work()
         with pytest.raises(AltpayError, match="closed"), uow:
             pass
 

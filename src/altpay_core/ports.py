@@ -699,6 +699,10 @@ class UnitOfWork(abc.ABC):
     """Inside its ``with`` block."""
 
     def __enter__(self) -> Self:
+        if self._active:
+            # Entering again would roll back what the block saved so far, and
+            # the inner block's end would close the outer one.
+            raise AltpayError("this unit of work is already in its `with` block: use it as it is")
         self._begin()
         self._active = True
         return self

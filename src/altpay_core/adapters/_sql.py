@@ -617,11 +617,15 @@ class SqlStore(Store, Generic[C]):
         another taken)."""
         return True
 
+    def _check_open(self) -> None:
+        """Refuse a unit of work of a closed store when it is asked for."""
+        if self._closed:
+            raise AltpayError(f"the {type(self).__name__} is closed")
+
     def _acquire(self) -> C:
         while True:
             with self._lock:
-                if self._closed:
-                    raise AltpayError(f"the {type(self).__name__} is closed")
+                self._check_open()
                 self._leave_inherited()
                 if not self._idle:
                     break

@@ -289,6 +289,7 @@ class PostgresStore(SqlStore["psycopg.Connection[Any]"]):
 
     def unit_of_work(self) -> PostgresUnitOfWork:
         """A new unit of work on this database (enter it with ``with``)."""
+        self._check_open()
         return PostgresUnitOfWork(self)
 
     def __repr__(self) -> str:

@@ -252,6 +252,12 @@ def _path(path: object) -> str | os.PathLike[str]:
             f"'path' must be a file's path as text or a path object (got {type(path).__name__})",
         )
     _fields.query_text("path", text)  # no NUL, no lone surrogate: no file has such a name
+    if not text:
+        # sqlite3 would open a new, empty private database for each
+        # connection: the store's schema and data in one, none in the next.
+        raise ValidationError.single(
+            "path", "missing", "'path' must name the database file, or be ':memory:'"
+        )
     return path  # type: ignore[return-value]
 
 
@@ -346,6 +352,7 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
 
     def unit_of_work(self) -> SqliteUnitOfWork:
         """A new unit of work on this database (enter it with ``with``)."""
+        self._check_open()
         return SqliteUnitOfWork(self)
 
     def close(self) -> None:

@@ -1194,6 +1194,19 @@ class UnitOfWorkContract(_StoreFactory):
             assert uow.partners.get(partner.id) == partner
         assert self.pending(store) == []
 
+    def test_entering_a_unit_of_work_inside_its_own_block_is_refused(self, store: Store) -> None:
+        """A second ``with`` on the same unit of work would roll back what the
+        block saved and end the block: it is refused, and the block goes on."""
+        partner = self.store_partner(store, _partner())
+        with store.unit_of_work() as uow:
+            saved = uow.customers.save(_created(partner))
+            with pytest.raises(AltpayError, match="already"), uow:
+                pass
+            assert uow.customers.get(partner.id, saved.id) == saved
+            uow.commit()
+        with store.unit_of_work() as uow:
+            assert uow.customers.get(partner.id, saved.id) == saved
+
     def test_ids_of_the_wrong_type_are_named(self, store: Store) -> None:
         partner = self.store_partner(store, _partner())
         with store.unit_of_work() as uow:
