@@ -151,6 +151,23 @@ def test_impersonation_sees_what_users_see_and_pays_nothing(world: World) -> Non
     )
 
 
+def test_a_team_member_is_not_a_user_of_the_customer_i1(world: World) -> None:
+    # Partner staff see a customer's invoices only through an impersonation,
+    # and pay none of them, whatever their role.
+    for member in world.partner.team:
+        for viewer in (member, member.id):
+            assert invoice_access(world.invoice, world.globex, viewer) is InvoiceAccess.NONE
+            with pytest.raises(PermissionDenied) as caught:
+                require_view(world.invoice, world.globex, viewer)
+            assert caught.value.role == "team member"
+            with pytest.raises(PermissionDenied) as caught:
+                pay_invoices(
+                    world.partner, world.globex, [world.invoice], payer=viewer,
+                    method="card", idempotency_key="k",
+                )  # fmt: skip
+            assert caught.value.role == "team member"
+
+
 def test_paying_checks_access(world: World) -> None:
     looking = Impersonation.start(world.partner, world.globex, by=world.reader)
     common = {"method": "card", "idempotency_key": "k"}

@@ -544,13 +544,14 @@ class TestUpdate:
         assert [e.topic for e in paid.events][-1] == "invoice_paid"
 
     def test_void_or_archived_is_not_edited_i4(self, partner: Partner, customer: Customer) -> None:
-        for closed in (
-            issue(partner, customer).void(partner),
-            issue(partner, customer).archive(partner),
+        for closed, message in (
+            (issue(partner, customer).void(partner), "a void invoice cannot be edited"),
+            (issue(partner, customer).archive(partner), "an archived invoice cannot be edited"),
         ):
             with pytest.raises(InvariantViolation) as caught:
                 closed.update(partner, memo="x")
             assert caught.value.rule == "I4"
+            assert str(caught.value).startswith(message)
 
     def test_bad_new_values(self, partner: Partner, customer: Customer) -> None:
         with pytest.raises(ValidationError) as caught:

@@ -282,6 +282,21 @@ class TestPermissions:
     def test_role_labels(self) -> None:
         assert [r.label for r in Role] == ["Admin", "Sub-Admin", "Member", "Read-Only"]
 
+    @given(st.sampled_from(Role), st.sampled_from(["label", "value"]), st.data())
+    def test_a_role_is_given_by_its_label_or_value_in_any_case(
+        self, role: Role, form: str, data: st.DataObject
+    ) -> None:
+        text = role.label if form == "label" else role.value
+        text = data.draw(st.sampled_from([text, text.upper(), text.lower()]))
+        partner = northwind().add_team_member(name="N", email="n@n.example", role=text)
+        assert partner.team[-1].role is role
+
+    @pytest.mark.parametrize("text", ["", "adm", "SubAdmin", "read-only-ish", "\uff21dmin"])
+    def test_other_role_texts_are_refused(self, text: str) -> None:
+        with pytest.raises(ValidationError) as caught:
+            northwind().add_team_member(name="N", email="n@n.example", role=text)
+        assert caught.value.codes == ["invalid_choice"]
+
     @pytest.mark.parametrize(
         ("command", "action"),
         [

@@ -13,7 +13,9 @@ False
 Every function takes the invoice, the customer the viewer is logged in to
 (the invoice's customer, for any access at all) and the viewer: a
 :class:`~altpay_core.customer.CustomerUser`, a user's id, or an
-:class:`Impersonation`. Access says *who*; whether the invoice can take a
+:class:`Impersonation`. A team member (or their id) is not a user of the
+customer: no access, and ``PermissionDenied`` when paying; they look
+through an impersonation. Access says *who*; whether the invoice can take a
 payment right now (open, with a balance) is for
 :func:`altpay_core.payment.pay_invoices` to check (I4, I5).
 """
@@ -105,15 +107,17 @@ class Impersonation:
         return cls(partner_id=partner.id, customer_id=customer.id, team_member_id=member.id)
 
 
-Viewer: TypeAlias = CustomerUser | UserId | Impersonation
-"""Who is looking: a customer's user (or their id), or an impersonation."""
+Viewer: TypeAlias = CustomerUser | UserId | Impersonation | TeamMember | TeamMemberId
+"""Who is looking: a customer's user (or their id), an impersonation, or a
+partner's team member (or their id), who has no access of their own."""
 
 
 def invoice_access(invoice: Invoice, customer: Customer, viewer: Viewer) -> InvoiceAccess:
     """What ``viewer``, logged in to ``customer``, may do with ``invoice``.
 
     ``PAY`` for a user of the invoice's customer, ``VIEW`` for a read-only
-    impersonation of that customer, ``NONE`` for anyone else, for another
+    impersonation of that customer, ``NONE`` for anyone else (a team member
+    too: they view through an :class:`Impersonation`), for another
     partner's invoice, and whenever the customer or the invoice is archived.
     An ``invoice``, ``customer`` or ``viewer`` that is not one is a
     ``wrong_type`` error.
@@ -132,6 +136,8 @@ def invoice_access(invoice: Invoice, customer: Customer, viewer: Viewer) -> Invo
         if viewer.partner_id == invoice.partner_id and viewer.customer_id == invoice.customer_id:
             return InvoiceAccess.VIEW
         return InvoiceAccess.NONE
+    if isinstance(viewer, TeamMember | TeamMemberId):
+        return InvoiceAccess.NONE
     user_id = viewer.id if isinstance(viewer, CustomerUser) else viewer
     if any(user.id == user_id for user in customer.users):
         return InvoiceAccess.PAY
@@ -139,11 +145,11 @@ def invoice_access(invoice: Invoice, customer: Customer, viewer: Viewer) -> Invo
 
 
 def _viewer(viewer: object) -> None:
-    if not isinstance(viewer, CustomerUser | UserId | Impersonation):
+    if not isinstance(viewer, CustomerUser | UserId | Impersonation | TeamMember | TeamMemberId):
         raise ValidationError.single(
             "viewer",
             "wrong_type",
-            "'viewer' must be a CustomerUser, a user id or an Impersonation "
+            "'viewer' must be a CustomerUser, a user id, an Impersonation or a team member "
             f"(got {type(viewer).__name__})",
         )
 
@@ -159,7 +165,11 @@ def may_pay(invoice: Invoice, customer: Customer, viewer: Viewer) -> bool:
 
 
 def _role(viewer: Viewer) -> str:
-    return "read-only impersonation" if isinstance(viewer, Impersonation) else "customer user"
+    if isinstance(viewer, Impersonation):
+        return "read-only impersonation"
+    if isinstance(viewer, TeamMember | TeamMemberId):
+        return "team member"
+    return "customer user"
 
 
 def require_view(invoice: Invoice, customer: Customer, viewer: Viewer) -> None:

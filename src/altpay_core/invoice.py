@@ -1119,8 +1119,9 @@ class Invoice:
 
     def _refuse_closed(self, what: str) -> None:
         if self.status in (InvoiceStatus.VOID, InvoiceStatus.ARCHIVED):
+            article = "an" if self.status is InvoiceStatus.ARCHIVED else "a"
             raise InvariantViolation(
-                f"a {self.status.value} invoice cannot be {what}", rule="I4", path="status"
+                f"{article} {self.status.value} invoice cannot be {what}", rule="I4", path="status"
             )
 
     def _revise(self, wanted: dict[str, object]) -> Invoice:

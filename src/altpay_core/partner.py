@@ -218,8 +218,13 @@ def _events() -> Any:
 class Role(enum.Enum):
     """What a partner's team member may do (see :data:`ROLE_ACTIONS`).
 
+    A role is given as a member, its value, or its label as the product's
+    dashboard writes it, in any case:
+
     >>> Role.SUB_ADMIN.label
     'Sub-Admin'
+    >>> Role("Sub-Admin") is Role("sub_admin") is Role("SUB ADMIN") is Role.SUB_ADMIN
+    True
     """
 
     ADMIN = "admin"
@@ -236,6 +241,15 @@ class Role(enum.Enum):
     def label(self) -> str:
         """The role as the product's dashboard names it."""
         return _ROLE_LABELS[self]
+
+    @classmethod
+    def _missing_(cls, value: object) -> Role | None:
+        # "Read-Only", "read only", "READ_ONLY": the label or the value, in
+        # any case, words joined by a hyphen, a space or an underscore.
+        if not isinstance(value, str):
+            return None
+        wanted = "_".join(value.replace("-", " ").replace("_", " ").split()).lower()
+        return next((role for role in cls if role.value == wanted), None)
 
 
 _ROLE_LABELS: Final = {

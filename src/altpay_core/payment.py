@@ -81,7 +81,7 @@ from .invoice import (
     _with_events,
 )
 from .money import Currency, Money
-from .partner import COUNTRY_CURRENCIES, CardFeeBearer, Partner, _kept_text
+from .partner import COUNTRY_CURRENCIES, CardFeeBearer, Partner, TeamMember, _kept_text
 from .values import (
     CustomerId,
     EntityId,
@@ -89,6 +89,7 @@ from .values import (
     PartnerId,
     PaymentId,
     PaymentMethodId,
+    TeamMemberId,
     UserId,
 )
 
@@ -958,6 +959,9 @@ def pay_invoices(
 def _payer(customer: Customer, payer: object) -> UserId:
     if isinstance(payer, Impersonation):
         raise PermissionDenied(role="read-only impersonation", action="pay invoices")
+    if isinstance(payer, TeamMember | TeamMemberId):
+        # Partner staff are not the customer's users (I1).
+        raise PermissionDenied(role="team member", action=f"pay invoices of {customer.company}")
     if isinstance(payer, CustomerUser):
         user_id = payer.id
     elif isinstance(payer, UserId):
