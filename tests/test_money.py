@@ -203,7 +203,13 @@ def test_unknown_rounding_mode_is_refused() -> None:
     assert info.value.codes == ["invalid_rounding"]
 
 
-@pytest.mark.parametrize("mode", ["bogus", "HALF_EVEN", "", [], 1])
+def test_a_rounding_mode_is_named_by_its_member_name_or_decimal_constant() -> None:
+    for mode in Rounding:
+        for named in (mode, mode.name, mode.name.lower(), mode.value, mode.value.lower()):
+            assert Money("1.005", "USD", rounding=named) == Money("1.005", "USD", rounding=mode)
+
+
+@pytest.mark.parametrize("mode", ["bogus", "HALF EVEN", "ROUND_HALF", "", [], 1])
 @pytest.mark.parametrize(
     "call",
     [
@@ -377,26 +383,65 @@ def test_builtin_sum_points_to_money_sum() -> None:
     assert Money.sum(amounts, "USD") == Money("3.00", "USD")
 
 
-@given(money=aps.money(), factor=not_money.filter(lambda x: type(x) is not int))
-def test_multiplying_by_anything_but_a_whole_number_is_refused(
+@given(money=aps.money(), factor=not_money.filter(lambda x: type(x) not in (int, Decimal)))
+def test_multiplying_by_anything_but_a_whole_number_or_decimal_is_refused(
     money: Money, factor: object
 ) -> None:
     for product in (lambda: money * factor, lambda: factor * money):
         with pytest.raises(ValidationError) as info:
             product()
         assert info.value.paths == ["factor"]
-        if isinstance(factor, Decimal | float | Fraction):
+        if isinstance(factor, float):
+            assert info.value.codes == ["float_refused"]
+        elif isinstance(factor, Fraction):
             assert info.value.codes == ["rounding_required"]
         else:
             assert isinstance(info.value, OperandError)
             assert info.value.codes == ["wrong_type"]
 
 
-@pytest.mark.parametrize("factor", [Decimal("1.5"), 1.5, Fraction(3, 2)])
-def test_multiplying_by_a_fraction_needs_a_rounding_mode(factor: object) -> None:
+@given(
+    money=aps.money(min_units=-(10**12), max_units=10**12),
+    factor=st.decimals(
+        allow_nan=False, allow_infinity=False, places=3, min_value=-1000, max_value=1000
+    ),
+    how=st.sampled_from(["*", "multiply", "percent"]),
+)
+def test_an_exact_product_needs_no_rounding_mode_and_any_other_does(
+    money: Money, factor: Decimal, how: str
+) -> None:
+    # Pinned: an amount finer than the minor unit is refused unless the
+    # caller names a rounding mode; an exact product is simply the product.
+    def product(**rounding: Rounding) -> Money:
+        if how == "*":
+            return money * factor if not rounding else money.multiply(factor, **rounding)
+        return getattr(money, how)(factor, **rounding)
+
+    down, up = product(rounding=Rounding.DOWN), product(rounding=Rounding.UP)
+    if down == up:
+        assert product() == down
+        if how == "*":
+            assert factor * money == down
+    else:
+        with pytest.raises(ValidationError) as info:
+            product()
+        assert info.value.codes == ["rounding_required"]
+        assert info.value.paths == ["rate" if how == "percent" else "factor"]
+
+
+@pytest.mark.parametrize(
+    ("factor", "code"),
+    [
+        (Decimal("1.005"), "rounding_required"),
+        (1.5, "float_refused"),
+        (Fraction(3, 2), "rounding_required"),
+    ],
+)
+def test_multiplying_by_a_fraction_needs_a_rounding_mode(factor: object, code: str) -> None:
     with pytest.raises(ValidationError) as info:
-        Money("10.00", "USD") * factor  # type: ignore[operator]
-    assert info.value.codes == ["rounding_required"]
+        Money("10.01", "USD") * factor  # type: ignore[operator]
+    assert info.value.codes == [code]
+    assert Money("10.00", "USD") * Decimal("1.5") == Money("15.00", "USD")
 
 
 def test_multiply_and_percent_round_by_the_named_rule() -> None:
@@ -932,3 +977,24 @@ def test_no_result_is_ever_negative_zero(m: Money, n: int, factor: Decimal, mode
             refused.append(error.codes)
     assert not [r for r in found if _is_negative_zero(r)]
     assert all(codes == ["amount_too_large"] for codes in refused)
+
+
+@given(money=aps.money(), divisor=st.one_of(st.integers(), st.decimals(), aps.money()))
+def test_money_is_not_divided_split_or_allocate_it(money: Money, divisor: object) -> None:
+    for quotient in (lambda: money / divisor, lambda: money // divisor):
+        with pytest.raises(OperandError) as info:
+            quotient()
+        assert isinstance(info.value, TypeError)
+        assert (info.value.paths, info.value.codes) == (["divisor"], ["wrong_type"])
+        assert "split" in str(info.value)
+
+
+@given(currency=st.sampled_from(Currency.all()), other=st.sampled_from(Currency.all()))
+def test_a_currency_equals_its_code_and_hashes_alike(currency: Currency, other: Currency) -> None:
+    assert currency == currency.code
+    assert currency.code == currency
+    assert hash(currency) == hash(currency.code)
+    assert (currency == other.code) is (currency is other)
+    assert {currency.code: 1}[currency] == 1
+    assert currency != 1
+    assert Money.zero(currency).currency == currency.code

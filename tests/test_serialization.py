@@ -265,8 +265,8 @@ def test_to_json_names_an_indent_that_is_not_a_number_of_spaces(indent: object) 
 
 @pytest.mark.parametrize(
     "value",
-    [object(), b"bytes", 1j, {"when": dt.timedelta(1)}],
-    ids=["object", "bytes", "complex", "timedelta-inside"],
+    [object(), b"bytes", 1j, {"when": dt.timedelta(1)}, float("nan"), [float("-inf")]],
+    ids=["object", "bytes", "complex", "timedelta-inside", "nan", "infinity-inside"],
 )
 def test_to_json_names_a_value_with_no_json_form(value: object) -> None:
     with pytest.raises(ValidationError) as info:

@@ -18,7 +18,7 @@ import enum
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from fractions import Fraction
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, NoReturn
 
 import attrs
 import iso4217
@@ -33,7 +33,8 @@ class Rounding(enum.StrEnum):
     """How to round an amount to the currency's minor units.
 
     The values are the :mod:`decimal` module's own constants, so
-    ``decimal.ROUND_HALF_EVEN`` may be passed wherever a ``Rounding`` is.
+    ``decimal.ROUND_HALF_EVEN`` may be passed wherever a ``Rounding`` is, and
+    so may a member's name, in any case (``"HALF_EVEN"``, ``"half_even"``).
     The library's own rule, where a caller names none, is ``HALF_EVEN``.
     """
 
@@ -100,16 +101,22 @@ def _wide_context(digits: int) -> decimal.Context:
 
 # Members of a StrEnum hash and compare as their values, so this one look-up
 # takes a Rounding as well as the decimal module's string constants.
-_ROUNDINGS: Final[dict[object, str]] = {mode: mode.value for mode in Rounding}
+_ROUNDINGS: Final[dict[object, str]] = {
+    text: mode.value
+    for mode in Rounding
+    for text in (mode, mode.name, mode.name.lower(), mode.value.lower())
+}
 
 
 def _rounding(value: object, path: str = "rounding") -> str:
     try:
         return _ROUNDINGS[value]
     except (KeyError, TypeError):  # TypeError: unhashable
-        names = ", ".join(r.name for r in Rounding)
+        names = ", ".join(repr(r.name) for r in Rounding)
         raise ValidationError.single(
-            path, "invalid_rounding", f"'{path}' must be one of {names} (got {value!r})"
+            path,
+            "invalid_rounding",
+            f"'{path}' must be a Rounding or one of {names} (got {value!r})",
         ) from None
 
 
@@ -118,10 +125,13 @@ class Currency:
     """An ISO 4217 currency with its number of minor units.
 
     ``Currency("USD")`` returns the one shared instance for that code, so
-    currencies compare by identity and cost nothing to build again.
+    currencies compare by identity and cost nothing to build again. A
+    currency also equals its code, as text:
 
     >>> Currency("JPY").minor_units, Currency("BHD").minor_units
     (0, 3)
+    >>> Currency("usd") == "USD", Currency("USD") == "CAD"
+    (True, False)
     """
 
     code: str
@@ -191,7 +201,14 @@ class Currency:
         return self
 
     def __hash__(self) -> int:
-        return hash(self.code)
+        return hash(self.code)  # equal to its code, and hashed alike
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Currency):
+            return self is other
+        if isinstance(other, str):
+            return other == self.code
+        return NotImplemented
 
     def __repr__(self) -> str:
         return f"Currency({self.code!r})"
@@ -480,13 +497,29 @@ class Money:
     def __abs__(self) -> Money:
         return Money._exact(self.amount.copy_abs(), self.currency)
 
-    def __mul__(self, factor: int) -> Money:
-        """Multiply by a whole number, which is always exact.
+    def __truediv__(self, divisor: object) -> NoReturn:
+        """Refused: a quotient of money rarely comes out exact, and its parts
+        would not sum to the whole. :meth:`split` and :meth:`allocate` do."""
+        raise OperandError(
+            "divisor",
+            "money is not divided: use money.split(n) for n parts, or "
+            "money.allocate(ratios), whose parts sum exactly to the whole",
+        )
 
-        Any other factor needs a rounding mode: use :meth:`multiply`.
+    __floordiv__ = __truediv__
+
+    def __mul__(self, factor: int | Decimal) -> Money:
+        """Multiply by a whole number, which is always exact, or by a
+        ``Decimal`` when the product is exact in minor units.
+
+        A product finer than the minor unit needs a rounding mode: use
+        :meth:`multiply`.
         """
         if isinstance(factor, bool) or not isinstance(factor, int):
-            if isinstance(factor, Decimal | float | Fraction):
+            if isinstance(factor, Decimal | float):
+                # A float is refused as an amount is; a Decimal as multiply() takes it.
+                return self._times(_parse_amount(factor, "factor"), 0, None, "factor")
+            if isinstance(factor, Fraction):
                 raise ValidationError.single(
                     "factor",
                     "rounding_required",
@@ -495,38 +528,48 @@ class Money:
                 )
             raise OperandError(
                 "factor",
-                "money multiplies only by a whole number (an int); for text or a fraction "
-                f"use money.multiply(factor, rounding=...) (got {type(factor).__name__})",
+                "money multiplies only by a whole number (an int) or a Decimal; for text "
+                f"use money.multiply(factor) (got {type(factor).__name__})",
             )
         return self._checked(_CONTEXT.multiply(self.amount, factor))
 
     __rmul__ = __mul__
 
-    def multiply(self, factor: int | Decimal | str, *, rounding: Rounding | str) -> Money:
+    def multiply(
+        self, factor: int | Decimal | str, *, rounding: Rounding | str | None = None
+    ) -> Money:
         """Multiply by ``factor`` and round the result with ``rounding``.
 
         The product is exact; it is rounded once, to the currency's minor
-        unit, whatever the caller's :mod:`decimal` context.
+        unit, whatever the caller's :mod:`decimal` context. With no
+        ``rounding``, a product finer than the minor unit is refused
+        (``rounding_required``), as such an amount is.
 
         >>> Money("10.00", "USD").multiply("0.333", rounding=Rounding.HALF_EVEN)
         Money('3.33', 'USD')
+        >>> Money("10.00", "USD").multiply("0.5")
+        Money('5.00', 'USD')
         """
         ratio = _parse_amount(factor, "factor")
-        return self._times(ratio, 0, _rounding(rounding))
+        return self._times(ratio, 0, None if rounding is None else _rounding(rounding), "factor")
 
-    def percent(self, rate: int | Decimal | str, *, rounding: Rounding | str) -> Money:
+    def percent(
+        self, rate: int | Decimal | str, *, rounding: Rounding | str | None = None
+    ) -> Money:
         """``rate`` percent of this amount, rounded with ``rounding``.
 
-        Exact, then rounded once, as :meth:`multiply`.
+        Exact, then rounded once, as :meth:`multiply`; with no ``rounding``,
+        a result finer than the minor unit is refused.
 
         >>> Money("100.00", "USD").percent("2.9", rounding=Rounding.HALF_EVEN)
         Money('2.90', 'USD')
         """
         ratio = _parse_amount(rate, "rate")
-        return self._times(ratio, -2, _rounding(rounding))
+        return self._times(ratio, -2, None if rounding is None else _rounding(rounding), "rate")
 
-    def _times(self, factor: Decimal, shift: int, mode: str) -> Money:
-        """This amount times ``factor * 10**shift``, rounded once with ``mode``."""
+    def _times(self, factor: Decimal, shift: int, mode: str | None, path: str) -> Money:
+        """This amount times ``factor * 10**shift``, rounded once with
+        ``mode``; with none, refused unless exact in minor units."""
         amount, currency = self.amount, self.currency
         if not amount or not factor:
             return _ZEROS[currency.code]
@@ -539,7 +582,19 @@ class Money:
         if product.adjusted() >= _MAX_DIGITS:
             raise _too_large()
         # Positional arguments: quantize() takes keywords at twice the cost.
-        rounded = product.quantize(_QUANTA[currency.minor_units], mode, _CONTEXT)
+        quantum = _QUANTA[currency.minor_units]
+        if mode is None:
+            rounded = product.quantize(quantum, decimal.ROUND_DOWN, _CONTEXT)
+            if rounded != product:  # the stand-in for a tiny product is never exact
+                raise ValidationError.single(
+                    path,
+                    "rounding_required",
+                    f"{self} times {path} {factor if path == 'factor' else f'{factor}%'} "
+                    f"is finer than {currency.code}'s minor unit: name a rounding mode "
+                    "(rounding=Rounding.HALF_EVEN)",
+                )
+        else:
+            rounded = product.quantize(quantum, mode, _CONTEXT)
         if not rounded:
             return _ZEROS[currency.code]  # never "-0.00"
         if rounded.adjusted() >= _MAX_DIGITS:  # rounded up to 10**30

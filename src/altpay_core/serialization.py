@@ -555,8 +555,9 @@ def to_json(value: object, *, indent: int | None = None) -> str:
         _fields.whole_number("indent", indent, 0, _MAX_INDENT, code="invalid_indent")
     data = to_dict(value)
     try:
-        return json.dumps(data, ensure_ascii=False, indent=indent)
-    except (TypeError, ValueError) as error:  # ValueError: a list that holds itself
+        # allow_nan=False: NaN and infinities are not JSON (a bare float could hold one).
+        return json.dumps(data, ensure_ascii=False, indent=indent, allow_nan=False)
+    except (TypeError, ValueError) as error:  # ValueError: a list that holds itself, NaN
         raise ValidationError.single(
             "value", "not_serializable", f"cannot write {type(value).__name__} as JSON: {error}"
         ) from None
