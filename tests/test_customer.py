@@ -159,6 +159,38 @@ class TestUsers:
         assert customer.remove_user(ann.id).users == (bo,)
         assert customer.remove_user(str(ann.id)).events[-1].changes == ("users",)
 
+    def test_remove_user_by_keyword(self) -> None:
+        customer = globex()
+        ann, bo = customer.users
+        assert customer.remove_user(email="BO@globex.example").users == (ann,)
+        assert customer.remove_user(email=bo.email).users == (ann,)
+        assert customer.remove_user(user_id=ann.id).users == (bo,)
+        assert customer.remove_user(user_id=f" {ann.id} ").users == (bo,)
+        assert customer.remove_user(user=bo).users == (ann,)
+        draft = CustomerDraft.start(partner()).enter_details(company="Globex", address=ALBANY)
+        draft = draft.add_user(first_name="Ann", last_name="Lee", email="ann@globex.example")
+        assert draft.remove_user(email="ANN@globex.example").users == ()
+
+    @pytest.mark.parametrize(
+        ("arguments", "path", "code"),
+        [
+            ({}, "user", "missing"),
+            ({"user": "ann@globex.example", "email": "ann@globex.example"}, "user", "ambiguous"),
+            ({"email": "ann@globex.example", "user_id": UserId.new()}, "user", "ambiguous"),
+            ({"email": 5}, "email", "wrong_type"),
+            ({"email": "nope"}, "email", "invalid_email"),
+            ({"user_id": 5}, "user_id", "wrong_type"),
+            ({"user_id": "ann@globex.example"}, "user_id", "invalid_id"),
+        ],
+    )
+    def test_remove_user_names_one_user(
+        self, arguments: dict[str, object], path: str, code: str
+    ) -> None:
+        customer = globex()
+        with pytest.raises(ValidationError) as caught:
+            customer.remove_user(**arguments)  # type: ignore[arg-type]
+        assert (caught.value.paths, caught.value.codes) == ([path], [code])
+
     def test_rule_c5_removing_the_last_user_is_refused(self) -> None:
         customer = globex().remove_user("bo@globex.example")
         with pytest.raises(InvariantViolation) as caught:

@@ -94,11 +94,21 @@ class TestCreate:
         partner = Partner.create(name="Northwind IT", country=country)
         assert partner.country == country.strip().upper()
         assert partner.currency is Currency(currency)
+        assert partner.default_currency is Currency(currency)
 
-    def test_a_currency_may_be_given(self) -> None:
-        partner = Partner.create(name="Maple MSP", country="CA", currency="USD")
-        assert partner.currency is Currency("USD")
+    @pytest.mark.parametrize("keyword", ["currency", "default_currency"])
+    def test_a_currency_may_be_given(self, keyword: str) -> None:
+        partner = Partner.create(name="Maple MSP", country="CA", **{keyword: "USD"})
+        assert partner.currency is partner.default_currency is Currency("USD")
         assert partner.card_fees.fixed == Money("0.30", "USD")
+        with pytest.raises(ValidationError) as caught:
+            Partner.create(name="Maple MSP", country="CA", **{keyword: "EUR"})
+        assert caught.value.paths == [keyword]
+
+    def test_the_currency_is_given_once(self) -> None:
+        with pytest.raises(ValidationError) as caught:
+            Partner.create(name="Maple MSP", country="CA", currency="CAD", default_currency="CAD")
+        assert (caught.value.paths, caught.value.codes) == (["default_currency"], ["ambiguous"])
 
     @pytest.mark.parametrize("currency", ["EUR", "JPY", Currency("GBP")])
     def test_only_usd_or_cad(self, currency: str | Currency) -> None:

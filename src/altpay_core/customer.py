@@ -336,6 +336,44 @@ def _find_user(
     raise NotFound("customer user", wanted)
 
 
+def _one_user(
+    user: UserId | EmailAddress | CustomerUser | str | None,
+    email: EmailAddress | str | None,
+    user_id: UserId | str | None,
+) -> UserId | EmailAddress | CustomerUser | str:
+    """The one user named by ``remove_user``'s arguments, each keyword's
+    value checked at its own path."""
+    given = [
+        name
+        for name, value in (("user", user), ("email", email), ("user_id", user_id))
+        if value is not None
+    ]
+    if len(given) != 1:
+        raise ValidationError.single(
+            "user",
+            "ambiguous" if given else "missing",
+            "name the user once: as a user, an id or an email, or by email= or user_id= "
+            f"(got {', '.join(given) or 'none'})",
+        )
+    if email is not None:
+        return _email("email", email)
+    if user_id is not None:
+        if isinstance(user_id, UserId):
+            return user_id
+        if not isinstance(user_id, str):
+            raise ValidationError.single(
+                "user_id",
+                "wrong_type",
+                f"'user_id' must be a user id (got {type(user_id).__name__})",
+            )
+        try:
+            return UserId(user_id.strip())
+        except ValidationError as error:
+            raise error.under("user_id") from None
+    assert user is not None
+    return user
+
+
 def _refuse_taken_email(users: Iterable[CustomerUser], email: EmailAddress) -> None:
     if any(u.email.key == email.key for u in users):
         raise InvariantViolation(
@@ -536,9 +574,16 @@ class CustomerDraft:
         _refuse_taken_email(self.users, user.email)
         return attrs.evolve(self, users=(*self.users, user))
 
-    def remove_user(self, user: UserId | EmailAddress | CustomerUser | str) -> CustomerDraft:
-        """Take a user off the draft again (by id or email)."""
-        found = _find_user(self.users, user)
+    def remove_user(
+        self,
+        user: UserId | EmailAddress | CustomerUser | str | None = None,
+        *,
+        email: EmailAddress | str | None = None,
+        user_id: UserId | str | None = None,
+    ) -> CustomerDraft:
+        """Take a user off the draft again (by id or email, as for
+        :meth:`Customer.remove_user`)."""
+        found = _find_user(self.users, _one_user(user, email, user_id))
         return attrs.evolve(self, users=tuple(u for u in self.users if u is not found))
 
     def create(self) -> Customer:
@@ -970,10 +1015,21 @@ class Customer:
         _refuse_taken_email(self.users, user.email)
         return self._changed(("users",), users=(*self.users, user))
 
-    def remove_user(self, user: UserId | EmailAddress | CustomerUser | str) -> Customer:
-        """Take a user's login away, by id or email; never the last one (C5)."""
+    def remove_user(
+        self,
+        user: UserId | EmailAddress | CustomerUser | str | None = None,
+        *,
+        email: EmailAddress | str | None = None,
+        user_id: UserId | str | None = None,
+    ) -> Customer:
+        """Take a user's login away, by id or email; never the last one (C5).
+
+        The user is given as one argument, a :class:`CustomerUser`, its id or
+        its email (in any case), or by keyword: ``remove_user(email=...)``,
+        ``remove_user(user_id=...)``.
+        """
         self._refuse_if_archived()
-        found = _find_user(self.users, user)
+        found = _find_user(self.users, _one_user(user, email, user_id))
         if len(self.users) == 1:
             raise InvariantViolation(
                 f"a customer needs at least one user; add another before removing {found.email}",

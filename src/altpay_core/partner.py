@@ -674,25 +674,46 @@ class Partner:
         name: str,
         country: str,
         currency: str | Currency | None = None,
+        default_currency: str | Currency | None = None,
     ) -> Partner:
-        """A new partner in the US or Canada; its currency follows the country
-        (USD, CAD) unless given (USD or CAD only). The card-fee policy starts
-        at the default: 2.9% + 0.30, passed to the customer.
+        """A new partner in the US or Canada; its (default) currency follows
+        the country (USD, CAD) unless given as ``currency`` or, by the
+        glossary's name, ``default_currency`` (USD or CAD only; one of the
+        two). The card-fee policy starts at the default: 2.9% + 0.30,
+        passed to the customer.
 
         Every invalid field is reported at once.
 
         >>> Partner.create(name="Maple MSP", country="ca").currency.code
         'CAD'
+        >>> Partner.create(name="Maple MSP", country="CA", default_currency="USD").default_currency
+        Currency('USD')
         """
         found = FieldErrors()
         clean_name = found.check("", _fields.required_text, "name", name)
         clean_country = found.check("", _country, "country", country)
+        path = "currency"
+        if default_currency is not None:
+            path = "default_currency"
+            if currency is not None:
+                found.add(
+                    "default_currency",
+                    "ambiguous",
+                    "give the currency once, as 'currency' or as 'default_currency'",
+                )
+            currency = default_currency
         if currency is None:
             # With an unknown country, that error is reported; USD stands in.
             currency = COUNTRY_CURRENCIES.get(clean_country, "USD")
-        clean_currency = found.check("", _partner_currency, "currency", currency)
+        clean_currency = found.check("", _partner_currency, path, currency)
         found.raise_if_any()
         return cls(PartnerId.new(), clean_name, clean_country, clean_currency)
+
+    @property
+    def default_currency(self) -> Currency:
+        """:attr:`currency`, by the glossary's name: the currency the partner
+        bills in, that of every invoice and payment."""
+        return self.currency
 
     # -- permissions ------------------------------------------------------
 
