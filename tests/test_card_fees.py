@@ -24,6 +24,8 @@ from altpay_core import (
     Rounding,
     ValidationError,
     card_fee_for,
+    charge_back_payment,
+    fail_payment,
     pay_invoices,
     refund_payment,
     split_card_fee,
@@ -271,3 +273,23 @@ def test_card_fees_on_a_refunded_payment_stay_with_the_partner() -> None:
     # The customer gets back what it was charged; the fee is the partner's cost.
     assert refunded.total == usd("103.20")
     assert refunded.partner_fees == usd("3.20")
+
+
+@pytest.mark.parametrize("absorbed", [False, True])
+def test_who_bears_the_card_fee_when_a_card_payment_comes_back(absorbed: bool) -> None:
+    partner = make_partner()
+    if absorbed:
+        partner = partner.set_card_fees(bearer="partner")
+    customer = make_customer(partner)
+    invoice = issue(partner, customer, 10_000, "1")
+    payment, touched = pay_invoices(
+        partner, customer, [invoice], payer=customer.users[0], method="card", idempotency_key="k"
+    )
+    assert payment.partner_fees == (usd("3.20") if absorbed else usd("0"))
+    # Declined: nothing was charged, so no card fee, whoever would have borne it.
+    failed, _ = fail_payment(payment, touched)
+    assert failed.partner_fees == usd("0")
+    # Disputed after it went through: the whole charge goes back to the
+    # customer, the processor keeps its fee, and the dispute fee is added (I6).
+    disputed, _ = charge_back_payment(payment.succeed(), touched)
+    assert disputed.partner_fees == usd("3.20") + usd("25.00")

@@ -186,6 +186,10 @@ class PaymentStatus(enum.Enum):
         return self in (PaymentStatus.PROCESSING, PaymentStatus.SUCCEEDED)
 
 
+# Charged, then given back: the processor keeps its card fee, the partner bears it.
+_GIVEN_BACK_AFTER_CHARGE: Final = (PaymentStatus.REFUNDED, PaymentStatus.CHARGED_BACK)
+
+
 class ReturnKind(enum.Enum):
     """Why a bank debit came back (I6)."""
 
@@ -597,12 +601,16 @@ class Payment:
     @property
     def partner_fees(self) -> Money:
         """Every fee the partner bears: a card fee it absorbs, or any card fee
-        once the payment is refunded (it stays with the partner, I7), plus a
-        return or dispute fee (I6)."""
+        once the charge is given back, refunded (it stays with the partner,
+        I7) or charged back, plus a return or dispute fee (I6). A declined
+        card payment (``failed``) charged nothing: no card fee."""
         total = Money.zero(self.currency)
         fee = self.card_fee
-        if fee is not None and (
-            not fee.covered_by_customer or self.status is PaymentStatus.REFUNDED
+        status = self.status
+        if (
+            fee is not None
+            and status is not PaymentStatus.FAILED
+            and (not fee.covered_by_customer or status in _GIVEN_BACK_AFTER_CHARGE)
         ):
             total = total + fee.amount
         returned = self.return_fee
