@@ -42,7 +42,7 @@ from altpay_core import (
 )
 from altpay_core.adapters.memory import MemoryStore, MemoryUnitOfWork
 from altpay_core.adapters.sqlite import SqliteStore
-from altpay_core.ports import MAX_PAGE_SIZE
+from altpay_core.ports import MAX_PAGE_SIZE, UnitOfWork
 from altpay_core.services import (
     add_access_request_to_customer,
     create_customer,
@@ -337,6 +337,19 @@ def pay(
         )
 
 
+def pay_both_by_ach(uow: UnitOfWork, b: Billing) -> None:
+    """Ann pays both invoices in full, in the unit of work given."""
+    services.pay_invoices(
+        uow,
+        b.partner.id,
+        b.customer.id,
+        [b.one.id, b.two.id],
+        payer=b.ann,
+        method="ach",
+        idempotency_key="req-1",
+    )
+
+
 def assert_unchanged(store: MemoryStore, b: Billing, *, key: str = "req-1") -> None:
     with store.unit_of_work() as uow:
         assert uow.invoices.get(b.partner.id, b.one.id) == b.one
@@ -437,15 +450,7 @@ class TestPayInvoices:
 
             monkeypatch.setattr(uow, "commit", another_writer_first)
             with pytest.raises(ConcurrencyConflict):
-                services.pay_invoices(
-                    uow,
-                    b.partner.id,
-                    b.customer.id,
-                    [b.one.id, b.two.id],
-                    payer=b.ann,
-                    method="ach",
-                    idempotency_key="req-1",
-                )
+                pay_both_by_ach(uow, b)
         with store.unit_of_work() as uow:
             assert uow.invoices.get(b.partner.id, b.one.id) == b.one
             assert uow.invoices.get(b.partner.id, b.two.id).memo == "Changed"
@@ -475,15 +480,7 @@ class TestPayInvoices:
 
             monkeypatch.setattr(uow.invoices, "get", read_then_another_writer)
             with pytest.raises(ConcurrencyConflict):
-                services.pay_invoices(
-                    uow,
-                    b.partner.id,
-                    b.customer.id,
-                    [b.one.id, b.two.id],
-                    payer=b.ann,
-                    method="ach",
-                    idempotency_key="req-1",
-                )
+                pay_both_by_ach(uow, b)
             uow.commit()  # the unit of work was rolled back: nothing is left
         with store.unit_of_work() as uow:
             assert uow.invoices.get(b.partner.id, b.one.id) == b.one
