@@ -332,11 +332,13 @@ def test_errors_in_contract_threads_reach_the_test() -> None:
 # -- invoices, payments, methods and scheduled payments ---------------------------
 
 
-def an_invoice(number: str, ref: ExternalRef | None = None) -> Invoice:
+def an_invoice(
+    number: str, ref: ExternalRef | None = None, customer_id: CustomerId | None = None
+) -> Invoice:
     return Invoice(
         id=InvoiceId.new(),
         partner_id=PARTNER.id,
-        customer_id=CustomerId.new(),
+        customer_id=CustomerId.new() if customer_id is None else customer_id,
         number=number,
         currency=PARTNER.currency,
         issue_date=dt.date(2026, 1, 1),
@@ -348,7 +350,9 @@ def an_invoice(number: str, ref: ExternalRef | None = None) -> Invoice:
 
 def test_numbers_swapped_in_one_commit(store: MemoryStore) -> None:
     with store.unit_of_work() as uow:
-        one, two = uow.invoices.save(an_invoice("1")), uow.invoices.save(an_invoice("2"))
+        billed = uow.customers.save(a_customer()).id
+        one = uow.invoices.save(an_invoice("1", customer_id=billed))
+        two = uow.invoices.save(an_invoice("2", customer_id=billed))
         uow.commit()
         # Through a spare number: each save keeps the numbers unique.
         spare = uow.invoices.save(attrs.evolve(one, number="spare"))
@@ -363,11 +367,12 @@ def test_numbers_swapped_in_one_commit(store: MemoryStore) -> None:
 def test_invoice_lookups_see_staged_invoices_first(store: MemoryStore) -> None:
     ref, new_ref = ExternalRef("xero", "1"), ExternalRef("xero", "2")
     with store.unit_of_work() as uow:
-        synced = uow.invoices.save(an_invoice("1", ref))
+        billed = uow.customers.save(a_customer()).id
+        synced = uow.invoices.save(an_invoice("1", ref, billed))
         uow.commit()
-        uow.invoices.save(an_invoice("3"))
+        uow.invoices.save(an_invoice("3", customer_id=billed))
         resynced = uow.invoices.save(synced.apply_sync(number="1-A"))
-        staged = uow.invoices.save(an_invoice("4", new_ref))
+        staged = uow.invoices.save(an_invoice("4", new_ref, billed))
         with pytest.raises(NotFound):
             uow.invoices.get_by_number(PARTNER.id, "1")
         assert uow.invoices.get_by_number(PARTNER.id, "1-A").id == synced.id

@@ -15,20 +15,28 @@ import multiprocessing
 import os
 import sys
 import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import attrs
 import pytest
 
+from altpay_core import services
 from altpay_core.adapters._sql import Migration, SchemaVersionError
 from altpay_core.adapters.postgres import MIGRATIONS, PostgresStore, PostgresUnitOfWork
 from altpay_core.customer import Customer, CustomerDraft, CustomerUser
-from altpay_core.errors import AltpayError, ConcurrencyConflict, NotFound, ValidationError
+from altpay_core.errors import (
+    AltpayError,
+    ConcurrencyConflict,
+    InvariantViolation,
+    NotFound,
+    ValidationError,
+)
 from altpay_core.invoice import Invoice, LineItem
 from altpay_core.money import Money
-from altpay_core.partner import Partner
+from altpay_core.partner import Partner, Role
 from altpay_core.payment import pay_invoices
 from altpay_core.testing import contracts
 from altpay_core.values import Address, CustomerId, InvoiceId
@@ -368,6 +376,161 @@ class TestOutboxOrder:
             messages = uow.outbox.pending()
         assert [m.event.aggregate_id for m in messages] == [str(first.id), str(second.id)]
         assert messages[0].position < messages[1].position
+
+
+def while_committing(
+    store: SchemaStore,
+    monkeypatch: pytest.MonkeyPatch,
+    first: Callable[[], None],
+    second: Callable[[], None],
+) -> tuple[dict[str, BaseException | None], bool]:
+    """Run ``first`` in a thread; once its commit has written every row and
+    made every check, but before it writes the outbox and commits, run
+    ``second`` in another thread until it waits for a lock that ``first``
+    holds, or ends; then let ``first`` commit. What each raised (``None``
+    for nothing), and whether ``second`` waited for ``first``."""
+    import psycopg
+
+    original = PostgresUnitOfWork._write_outbox
+    outcome: dict[str, BaseException | None] = {}
+    waited: list[bool] = []
+    started: list[threading.Thread] = []
+
+    def run(name: str, work: Callable[[], None]) -> None:
+        try:
+            work()
+            outcome[name] = None
+        except BaseException as error:  # handed to the test
+            outcome[name] = error
+
+    def hold(uow: PostgresUnitOfWork, connection: Any) -> None:
+        if threading.current_thread().name == "first" and not started:
+            pid = connection.info.backend_pid
+            other = threading.Thread(target=run, args=("second", second), name="second")
+            started.append(other)
+            other.start()
+            blocked = False
+            deadline = time.monotonic() + 30
+            with psycopg.connect(store.server_dsn, autocommit=True) as admin:
+                while other.is_alive() and not blocked and time.monotonic() < deadline:
+                    row = admin.execute(
+                        "SELECT count(*) FROM pg_stat_activity "
+                        "WHERE %s = ANY(pg_blocking_pids(pid))",
+                        (pid,),
+                    ).fetchone()
+                    blocked = row is not None and row[0] > 0
+                    time.sleep(0.01)
+            waited.append(blocked)
+        original(uow, connection)
+
+    monkeypatch.setattr(PostgresUnitOfWork, "_write_outbox", hold)
+    one = threading.Thread(target=run, args=("first", first), name="first")
+    one.start()
+    one.join(60)
+    for other in started:
+        other.join(60)
+    assert sorted(outcome) == ["first", "second"], outcome
+    return outcome, waited[0]
+
+
+def tagging(store: SchemaStore) -> tuple[Partner, Customer]:
+    """A stored partner with an admin and a tag, VIP, and a customer without tags."""
+    partner = Partner.create(name="Northwind IT", country="US")
+    partner = partner.add_team_member(name="Ada", email="ada@northwind.example", role=Role.ADMIN)
+    partner = partner.add_tag(name="VIP", colour="#AA0000")
+    with store.unit_of_work() as uow:
+        partner = uow.partners.save(partner)
+        customer = uow.customers.save(new_customer(partner))
+        uow.commit()
+    return partner, customer
+
+
+@pytest.mark.postgres
+class TestLocksBetweenAggregates:
+    """The checks between aggregates lock what they read (``FOR SHARE``): a
+    writer that would change it waits for the commit, and then sees it."""
+
+    def test_a_tagger_waits_for_a_tag_deletion_and_is_refused(
+        self, store: SchemaStore, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        partner, customer = tagging(store)
+
+        def delete() -> None:
+            with store.unit_of_work() as uow:
+                services.delete_tag(uow, partner.id, "VIP", by=partner.team[0])
+
+        def tag() -> None:
+            with store.unit_of_work() as uow:
+                catalog = uow.partners.get(partner.id)  # the tag is still there
+                current = uow.customers.get(partner.id, customer.id)
+                uow.customers.save(current.set_tags(catalog, ["VIP"]))
+                uow.commit()
+
+        outcome, waited = while_committing(store, monkeypatch, delete, tag)
+        assert waited
+        assert outcome["first"] is None
+        refused = outcome["second"]
+        assert isinstance(refused, InvariantViolation)
+        assert (refused.rule, refused.path) == ("tags", "tags")
+        with store.unit_of_work() as uow:
+            assert uow.partners.get(partner.id).tags == ()
+            assert uow.customers.get(partner.id, customer.id) == customer
+
+    def test_a_tag_deletion_waits_for_a_tagger_and_removes_its_tag(
+        self, store: SchemaStore, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        partner, customer = tagging(store)
+
+        def tag() -> None:
+            with store.unit_of_work() as uow:
+                uow.customers.save(customer.set_tags(partner, ["VIP"]))
+                uow.commit()
+
+        def delete() -> None:
+            with store.unit_of_work() as uow:
+                services.delete_tag(uow, partner.id, "VIP", by=partner.team[0])
+
+        outcome, waited = while_committing(store, monkeypatch, tag, delete)
+        assert waited
+        assert outcome == {"first": None, "second": None}
+        with store.unit_of_work() as uow:
+            assert uow.partners.get(partner.id).tags == ()
+            stored = uow.customers.get(partner.id, customer.id)
+        assert (stored.tags, stored.version) == (frozenset(), 3)
+
+    def test_an_archive_waits_for_a_new_invoice_of_the_customer(
+        self, store: SchemaStore, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        partner, customer = tagging(store)
+
+        def issue() -> None:
+            with store.unit_of_work() as uow:
+                current = uow.customers.get(partner.id, customer.id)
+                uow.invoices.save(
+                    Invoice.issue(
+                        partner,
+                        current,
+                        by=partner.team[0],
+                        number="1001",
+                        lines=[{"description": "Setup", "quantity": 1, "unit_amount": "250.00"}],
+                        due_date=dt.date(2026, 3, 2),
+                        today=dt.date(2026, 2, 1),
+                    )
+                )
+                uow.commit()
+
+        def archive() -> None:
+            with store.unit_of_work() as uow:
+                uow.customers.save(uow.customers.get(partner.id, customer.id).archive())
+                uow.commit()
+
+        outcome, waited = while_committing(store, monkeypatch, issue, archive)
+        assert waited
+        assert outcome == {"first": None, "second": None}
+        # The invoice was committed first, while its customer was active.
+        with store.unit_of_work() as uow:
+            topics = [m.event.topic for m in uow.outbox.pending()]
+        assert topics == ["invoice_created", "customer_archived"]
 
 
 @pytest.mark.postgres

@@ -23,7 +23,13 @@ from altpay_core.adapters import sqlite as sqlite_adapter
 from altpay_core.adapters._sql import Migration, SchemaVersionError, check_migrations
 from altpay_core.adapters.sqlite import MIGRATIONS, SqliteStore, SqliteUnitOfWork
 from altpay_core.customer import Customer, CustomerDraft, CustomerStatus, CustomerUser
-from altpay_core.errors import AltpayError, ConcurrencyConflict, NotFound, ValidationError
+from altpay_core.errors import (
+    AltpayError,
+    ConcurrencyConflict,
+    InvariantViolation,
+    NotFound,
+    ValidationError,
+)
 from altpay_core.invoice import Invoice, InvoiceStatus, LineItem
 from altpay_core.money import Money
 from altpay_core.partner import Partner
@@ -762,6 +768,29 @@ class TestQueryPlans:
             "scheduled_payments_by_invoice (partner_id=? AND invoice_id=?)",
         )
 
+    def test_the_checks_between_aggregates(self, store: SqliteStore, ledger: Any) -> None:
+        partner, customer, _, _ = ledger
+        vip, stray = partner.tags[0].id, TagId.new()
+
+        def work(uow: Any) -> None:
+            # A stray tag written early and taken off again, a tag taken out
+            # of the catalog, a new invoice: every check runs, none refuses.
+            current = uow.customers.get(partner.id, customer.id)
+            current = uow.customers.save(attrs.evolve(current, tags=frozenset({stray})))
+            uow.customers.list(partner.id)
+            uow.customers.save(attrs.evolve(current, tags=frozenset()))
+            uow.partners.save(uow.partners.get(partner.id).delete_tag(vip))
+            uow.invoices.save(new_invoice(partner, customer, "9999"))
+            uow.commit()
+
+        self.assert_indexed(
+            store,
+            work,
+            "customer_tags USING PRIMARY KEY (customer_id=? AND tag_id=?)",
+            "customer_tags_by_tag (partner_id=? AND tag_id=?)",
+            "customers USING INDEX sqlite_autoindex_customers_1 (id=?)",
+        )
+
     def test_the_order_comes_from_the_index(self, store: SqliteStore, ledger: Any) -> None:
         # No sorting after the fact: the index the filters pick gives the order.
         partner, customer, invoices, _ = ledger
@@ -1192,6 +1221,81 @@ class TestInvoicesAndPayments:
             with pytest.raises(ConcurrencyConflict, match="already stored") as caught:
                 uow.commit()
             assert caught.value.kind == "customer's payment methods"
+
+
+class TestChecksBetweenAggregates:
+    """A customer's tags and a new invoice's customer are checked against the
+    data at commit, also when the unit of work wrote its rows earlier."""
+
+    def test_tags_written_early_are_checked_against_the_catalog_at_commit(
+        self, store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(sql_module, "BATCH_SIZE", 3)
+        partner = new_partner()
+        (customer,) = stored(store, partner, new_customer(partner))
+        with_gold = attrs.evolve(partner, version=1).add_tag(name="Gold", colour="#D4AF37")
+        gold, stray = with_gold.tag("Gold").id, TagId.new()
+        # Tagged before the tag is in the catalog, written early (a read, a
+        # batch), the catalog saved last: fine at commit. The catalog is
+        # read once.
+        many = [new_customer(partner, f"Company {n}", f"u{n}@globex.example") for n in range(7)]
+        seen: list[str] = []
+        with store.unit_of_work() as uow:
+            connection = uow._conn()
+            connection.set_trace_callback(seen.append)
+            try:
+                tagged = uow.customers.save(customer.set_tags(with_gold, ["Gold"]))
+                found = uow.customers.list(partner.id, tag=gold)
+                assert [c.id for c in found] == [customer.id]
+                for other in many:
+                    uow.customers.save(other.set_tags(with_gold, ["Gold", "VIP"]))
+                uow.partners.save(with_gold)
+                uow.commit()
+            finally:
+                connection.set_trace_callback(None)
+        assert sum(sql.startswith("SELECT data FROM partners") for sql in seen) == 1
+        # A tag that is in no catalog, written early: refused at commit,
+        # unless the customer has lost it again by then.
+        with store.unit_of_work() as uow:
+            uow.customers.save(attrs.evolve(tagged, tags=frozenset({gold, stray})))
+            uow.customers.list(partner.id)
+            with pytest.raises(InvariantViolation) as caught:
+                uow.commit()
+        assert (caught.value.rule, caught.value.path) == ("tags", "tags")
+        assert str(stray) in str(caught.value)
+        with store.unit_of_work() as uow:
+            assert uow.customers.get(partner.id, customer.id) == tagged
+            again = uow.customers.save(attrs.evolve(tagged, tags=frozenset({stray})))
+            uow.customers.list(partner.id)
+            uow.customers.save(again.set_tags(with_gold, []))
+            uow.commit()
+        with store.unit_of_work() as uow:
+            assert uow.customers.get(partner.id, customer.id).tags == frozenset()
+            assert uow.customers.list(partner.id, tag=stray).items == ()
+
+    def test_new_invoices_of_many_customers_are_checked_in_chunks(self, store: SqliteStore) -> None:
+        partner = new_partner()
+        customers = stored(
+            store,
+            partner,
+            *(
+                new_customer(partner, f"Company {n}", f"u{n}@globex.example")
+                for n in range(2 * sql_module.CHECK_SIZE + 1)
+            ),
+        )
+        invoices = [new_invoice(partner, c, str(n)) for n, c in enumerate(customers)]
+        # The missing customer's id sorts last: in the last chunk.
+        missing = attrs.evolve(
+            new_invoice(partner, customers[0], "X"), customer_id=CustomerId("cus_" + "f" * 32)
+        )
+        with pytest.raises(InvariantViolation) as caught:
+            save_all(store, *invoices, missing)
+        assert (caught.value.rule, caught.value.path) == ("I1", "customer_id")
+        with store.unit_of_work() as uow:
+            assert uow.invoices.list(partner.id).items == ()
+        save_all(store, *invoices)
+        with store.unit_of_work() as uow:
+            assert len(uow.invoices.list(partner.id, limit=1000)) == len(invoices)
 
 
 class TestArguments:

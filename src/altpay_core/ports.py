@@ -14,12 +14,16 @@ called::
                                              email="bo@globex.example"))
         uow.commit()
 
-The store keeps no references between aggregates: it does not check that an
-invoice's customer or a payment's invoices are stored (the domain and
-:mod:`altpay_core.services` see to that). It does keep the keys that must be
-unique in the data itself: ids, customers' external references (C10),
-invoice numbers and invoice external references per partner, payments'
-idempotency keys per partner.
+The store keeps the keys that must be unique in the data itself: ids,
+customers' external references (C10), invoice numbers and invoice external
+references per partner, payments' idempotency keys per partner. It also
+keeps the rules between aggregates that another unit of work could break
+meanwhile, checked at commit against the data as it stands then: a
+customer carries only tags of its partner's catalog, a tag taken out of
+the catalog is carried by no customer, and a new invoice names a stored
+customer of its partner that is not archived (C8, I1). It does not check
+that a payment's invoices are stored (the domain and
+:mod:`altpay_core.services` see to that).
 
 An adapter implements these classes and proves it with the contract suite in
 :mod:`altpay_core.testing.contracts`.
@@ -81,9 +85,13 @@ __all__ = [
     "fixed_field_changed",
     "idempotency_key_taken",
     "invoice_cursor",
+    "invoice_customer_archived",
+    "invoice_customer_missing",
     "invoice_number_taken",
     "invoice_ref_taken",
     "invoice_sort_key",
+    "tag_not_in_catalog",
+    "tag_still_carried",
 ]
 
 T = TypeVar("T")
@@ -271,6 +279,58 @@ def idempotency_key_taken(key: str) -> ConcurrencyConflict:
     )
 
 
+# -- the rules between aggregates ---------------------------------------------------
+#
+# What another unit of work could break between a read and a commit: every
+# store checks these at commit, against the data as it stands then (with what
+# the committing unit of work saves), and raises these errors, writing nothing.
+
+
+def tag_not_in_catalog(customer: object, tag: object) -> InvariantViolation:
+    """Customer ``customer`` carries ``tag``, which is not in its partner's
+    catalog at commit (deleted meanwhile, say, or never there)."""
+    return InvariantViolation(
+        f"customer {customer} carries tag {tag}, which is not in its partner's catalog "
+        "(deleted meanwhile?); nothing was written: read the partner and the customer again",
+        rule="tags",
+        path="tags",
+    )
+
+
+def tag_still_carried(partner: object, tag: object) -> ConcurrencyConflict:
+    """Partner ``partner`` is saved without ``tag`` in its catalog, but a stored
+    customer of the partner still carries it (another writer tagged it meanwhile)."""
+    return ConcurrencyConflict(
+        f"tag {tag} is taken out of partner {partner}'s catalog, but a customer of the "
+        "partner carries it (another writer tagged it meanwhile); nothing was written: "
+        "delete the tag again (services.delete_tag)",
+        kind="partner",
+        key=partner,
+    )
+
+
+def invoice_customer_missing(invoice: object, customer: object) -> InvariantViolation:
+    """New invoice ``invoice`` names ``customer``, which is no stored customer
+    of the invoice's partner (I1)."""
+    return InvariantViolation(
+        f"invoice {invoice} names customer {customer}, which is not a stored customer of "
+        "its partner: an invoice belongs to one customer of its partner (nothing was written)",
+        rule="I1",
+        path="customer_id",
+    )
+
+
+def invoice_customer_archived(invoice: object, customer: object) -> InvariantViolation:
+    """New invoice ``invoice`` names ``customer``, archived at commit (C8)."""
+    return InvariantViolation(
+        f"customer {customer} is archived (meanwhile, perhaps: read it again), and an "
+        f"archived customer gets no new invoices: invoice {invoice} was not stored "
+        "(nothing was written)",
+        rule="C8",
+        path="customer_id",
+    )
+
+
 # -- what a save never changes -------------------------------------------------------
 
 
@@ -343,7 +403,10 @@ class PartnerRepository(abc.ABC):
 
         Returns the stored value (version + 1, no pending events); its events
         go to the outbox. ``ConcurrencyConflict`` if the stored version is
-        not ``partner.version`` (nothing stored yet for version 0).
+        not ``partner.version`` (nothing stored yet for version 0), and at
+        commit if a tag it takes out of the catalog is still carried by a
+        stored customer of the partner, other than one this unit of work
+        saves without it (:func:`tag_still_carried`).
         """
 
 
@@ -418,6 +481,9 @@ class CustomerRepository(abc.ABC):
         not ``customer.version`` (nothing stored yet for version 0), if the
         id is another partner's customer's, or if the external reference is
         taken by another customer of the partner that is not archived (C10).
+        At commit, ``InvariantViolation`` if it carries a tag that is not in
+        its partner's catalog as it stands then, committed or saved in this
+        unit of work (:func:`tag_not_in_catalog`).
         """
 
 
@@ -521,7 +587,11 @@ class InvoiceRepository(abc.ABC):
         go to the outbox. ``ConcurrencyConflict`` if the stored version is
         not ``invoice.version`` (nothing stored yet for version 0), if the id
         is another partner's invoice's, or if the number or the external
-        reference is another invoice's of the partner.
+        reference is another invoice's of the partner. At commit, a new
+        invoice (version 0) raises ``InvariantViolation`` if its customer is
+        not then a stored customer of the partner, committed or saved in this
+        unit of work (I1, :func:`invoice_customer_missing`), or is archived
+        (C8, :func:`invoice_customer_archived`).
         """
 
 

@@ -17,6 +17,14 @@ customers that are not archived; invoice numbers and invoices' external
 references per partner; payments' idempotency keys per partner). Events go
 to the ``outbox`` table in the transaction that stores their aggregate.
 
+The rules between aggregates (a customer's tags are in its partner's
+catalog; a tag taken out of a catalog is carried by no customer; a new
+invoice names a customer of its partner that is not archived) are checked
+in the write transaction, against the data as it stands at commit: where
+the database locks rows, the checks lock what they read (``FOR SHARE``),
+so that no other writer changes it before the commit; where its write lock
+serialises writers (SQLite), that is enough.
+
 A unit of work checks each save at once (the version it read, the unique
 keys, the fields that never change; a new aggregate's id only as its row is
 written) and keeps the rows in memory; it writes them with one
@@ -74,9 +82,13 @@ from altpay_core.ports import (
     customer_sort_key,
     fixed_field_changed,
     idempotency_key_taken,
+    invoice_customer_archived,
+    invoice_customer_missing,
     invoice_number_taken,
     invoice_ref_taken,
     invoice_sort_key,
+    tag_not_in_catalog,
+    tag_still_carried,
 )
 from altpay_core.serialization import from_dict, stored_json
 from altpay_core.values import (
@@ -116,6 +128,8 @@ MAX_IDLE_CONNECTIONS = 8
 # enough for a batch to pay off, few enough that a bulk import holds little
 # memory and leaves the garbage collector little to scan.
 BATCH_SIZE = 2000
+# Customers looked up per query when a commit checks its new invoices'.
+CHECK_SIZE = 100
 
 
 class SchemaVersionError(AltpayError):
@@ -175,6 +189,12 @@ class Dialect:
     ends, skipping rows another transaction holds (PostgreSQL's ``FOR UPDATE
     SKIP LOCKED``); nothing where the write lock already keeps publishers
     apart (SQLite)."""
+    share: str = ""
+    """What the checks between aggregates add to keep the rows they read
+    (a partner's catalog, a new invoice's customer) as they are until the
+    transaction ends, waiting for a writer that holds them and reading what
+    it committed (PostgreSQL's ``FOR SHARE``); nothing where the write lock
+    already keeps other writers out (SQLite)."""
 
 
 def timestamp(value: dt.datetime) -> str:
@@ -545,6 +565,17 @@ class Statements:
             """SELECT data FROM scheduled_payments WHERE partner_id = ? AND invoice_id = ?
             ORDER BY pay_on, id"""
         )
+        # The rules between aggregates, checked in the write transaction.
+        self.catalog = sql(f"SELECT data FROM partners WHERE id = ?{dialect.share}")
+        self.tag_carrier = sql(
+            "SELECT customer_id FROM customer_tags WHERE partner_id = ? AND tag_id = ? LIMIT 1"
+        )
+        self.carries_tag = sql("SELECT 1 FROM customer_tags WHERE customer_id = ? AND tag_id = ?")
+        # CHECK_SIZE ids at a time (a shorter list repeats its last id).
+        self.customer_states = sql(
+            f"SELECT id, partner_id, status FROM customers WHERE id IN ({marks(CHECK_SIZE)}) "
+            f"ORDER BY id{dialect.share}"
+        )
         self.outbox_insert = sql(
             f"INSERT INTO outbox ({', '.join(OUTBOX_COLUMNS)}) "
             f"VALUES ({marks(len(OUTBOX_COLUMNS))})"
@@ -743,6 +774,20 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
         self._unflushed = False
         self._batched = 0
         self._events: list[Event] = []
+        # What the checks between aggregates need, per transaction (see
+        # _check_between).
+        self._catalogs: dict[str, frozenset[TagId]] = {}
+        """Per partner, the tags of its catalog as this transaction sees
+        them: read once (and locked, where the database locks rows), or as
+        the transaction wrote the partner."""
+        self._strays: list[tuple[str, str, TagId]] = []
+        """(customer, partner, tag): a customer was written with a tag that
+        the partner's catalog lacked then."""
+        self._removed: dict[str, set[TagId]] = {}
+        """Per partner, the tags that its saves took out of its catalog."""
+        self._invoiced: dict[tuple[str, str], str] = {}
+        """(customer, partner) that the new invoices written name, and the
+        first such invoice."""
         self.partners = SqlPartners(self)
         self.customers = SqlCustomers(self)
         self.access_requests = SqlAccessRequests(self)
@@ -864,6 +909,10 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
         self._forget_pending()
         self._marks.clear()
         self._events.clear()
+        self._catalogs.clear()
+        self._strays.clear()
+        self._removed.clear()
+        self._invoiced.clear()
 
     def _forget_pending(self) -> None:
         for pending in self._pending.values():
@@ -954,6 +1003,7 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
         self._flush(at_commit=True)
         connection = self._conn()
         with self._guard():
+            self._check_between(connection)
             self._write_outbox(connection)
             self._end(connection, commit=True)
         self._clear()
@@ -1082,7 +1132,10 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
                     pending.clear()
                     for claimed in self._claims[table.name]:
                         claimed.clear()
+                    if table is CUSTOMERS:
+                        self._check_tags(connection, items)
                     self._write_rows(connection, table, items)
+                    self._written(table, items)
             if self._marks:
                 marks, self._marks = self._marks, []
                 self._execute_many(connection, self._sql.outbox_mark, marks)
@@ -1167,6 +1220,89 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
             self._abort()
         return ConcurrencyConflict(f"{reason}; nothing was written", kind=table.kind)
 
+    # -- the rules between aggregates ---------------------------------------------
+    #
+    # Checked in the write transaction: the tags of the customers about to be
+    # written against their partners' catalogs, read then (locked until the
+    # commit, where the database locks rows) and noted for the commit, which
+    # checks what it noted, and the rest, once every row is written.
+
+    def _check_tags(self, connection: C, items: list[_Pending]) -> None:
+        """Note each tag that a customer about to be written carries and its
+        partner's catalog lacks (the commit checks it again). A customer
+        without tags costs nothing; a partner's catalog is read once per
+        transaction, before its customers are written (so that PostgreSQL
+        takes the partner's lock before theirs, as a partner's writer does)."""
+        for item in items:
+            tags: frozenset[TagId] = item.value.tags
+            if tags:
+                catalog = self._catalog(connection, item.scope)
+                if not tags <= catalog:
+                    key, partner = item.row[0], item.scope
+                    self._strays.extend((key, partner, tag) for tag in sorted(tags - catalog))
+
+    def _catalog(self, connection: C, partner: str) -> frozenset[TagId]:
+        """The tags of the partner's catalog as this transaction sees them
+        (none for a partner not stored)."""
+        catalog = self._catalogs.get(partner)
+        if catalog is None:
+            rows = self._fetch(connection, self._sql.catalog, (partner,))
+            catalog = _tag_ids(load(Partner, rows[0][0])) if rows else frozenset()
+            self._catalogs[partner] = catalog
+        return catalog
+
+    def _written(self, table: AggregateTable, items: list[_Pending]) -> None:
+        """Note what the commit's checks need of the rows just written: the
+        partners' catalogs, the customers of the new invoices."""
+        if table is PARTNERS:
+            for item in items:
+                self._catalogs[item.row[0]] = _tag_ids(item.value)
+        elif table is INVOICES:
+            for item in items:
+                if item.new:
+                    claim = (str(item.value.customer_id), item.scope)
+                    self._invoiced.setdefault(claim, item.row[0])
+
+    def _check_between(self, connection: C) -> None:
+        """The rules between aggregates, as they stand at this commit, every
+        row of the unit of work written: a tag noted as a customer was written
+        is in its partner's catalog now, or the customer no longer carries it;
+        a tag taken out of a catalog is carried by no customer of the
+        partner (those this unit of work wrote carry what it wrote); each new
+        invoice's customer is stored, the invoice's partner's, and not
+        archived (read locked, where the database locks rows)."""
+        for customer, partner, tag in self._strays:
+            if tag not in self._catalog(connection, partner) and self._fetch(
+                connection, self._sql.carries_tag, (customer, str(tag))
+            ):
+                raise tag_not_in_catalog(customer, tag)
+        for partner, removed in self._removed.items():
+            for tag in sorted(removed - self._catalog(connection, partner)):
+                if self._fetch(connection, self._sql.tag_carrier, (partner, str(tag))):
+                    raise tag_still_carried(partner, tag)
+        if self._invoiced:
+            states = self._customer_states(connection, {c for c, _ in self._invoiced})
+            for (customer, partner), invoice in self._invoiced.items():
+                state = states.get(customer)
+                if state is None or state[0] != partner:
+                    raise invoice_customer_missing(invoice, customer)
+                if state[1] == CustomerStatus.ARCHIVED.value:
+                    raise invoice_customer_archived(invoice, customer)
+
+    def _customer_states(self, connection: C, keys: set[str]) -> dict[str, tuple[str, str]]:
+        """Each stored customer's partner and status, by id, :data:`CHECK_SIZE`
+        at a time, in order of id (so that writers lock them in one order)."""
+        wanted = sorted(keys)
+        states: dict[str, tuple[str, str]] = {}
+        for start in range(0, len(wanted), CHECK_SIZE):
+            chunk = wanted[start : start + CHECK_SIZE]
+            chunk += chunk[-1:] * (CHECK_SIZE - len(chunk))
+            for key, partner, status in self._fetch(
+                connection, self._sql.customer_states, tuple(chunk)
+            ):
+                states[key] = (partner, status)
+        return states
+
     def _write_outbox(self, connection: C) -> None:
         """Insert the saved aggregates' events, last thing before the commit."""
         if self._events:
@@ -1224,6 +1360,10 @@ def _stored(aggregate: A, version: int) -> A:
     set_field(result, "version", version)
     set_field(result, "events", ())
     return result
+
+
+def _tag_ids(partner: Partner) -> frozenset[TagId]:
+    return frozenset(tag.id for tag in partner.tags)
 
 
 def _conflict_message(kind: str, key: str, read: int, stored: int, same_partner: bool) -> str:
@@ -1303,7 +1443,17 @@ class SqlPartners(PartnerRepository):
 
     def save(self, partner: Partner) -> Partner:
         _require(partner, Partner, "partner")
-        return self._uow._save(PARTNERS, partner)
+        uow = self._uow
+        # The tags the save takes out of the catalog, as this unit of work
+        # sees it, must be carried by no customer at commit.
+        key = PARTNERS.key(partner)
+        before: Partner | None = None if partner.version == 0 else uow._get(PARTNERS, key, key)
+        saved = uow._save(PARTNERS, partner)
+        if before is not None:
+            removed = _tag_ids(before) - _tag_ids(saved)
+            if removed:
+                uow._removed.setdefault(key, set()).update(removed)
+        return saved
 
 
 class SqlCustomers(CustomerRepository):

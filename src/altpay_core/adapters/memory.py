@@ -24,7 +24,10 @@ How it keeps its promises:
   customer's external reference, C10; an invoice's number and external
   reference; a payment's idempotency key) at once, so a conflict shows
   early; :meth:`MemoryUnitOfWork.commit` checks all of it again under the
-  store's lock, before writing anything, and then writes everything. Should
+  store's lock, before writing anything, with the rules between aggregates
+  (a customer's tags in its partner's catalog, a tag taken out of a catalog
+  carried by no customer, a new invoice's customer stored and not archived),
+  and then writes everything. Should
   a write still fail half way, the writes made so far are undone before the
   lock is released: a commit is all or nothing.
 * Events are kept as :func:`~altpay_core.serialization.to_dict` data and read
@@ -75,9 +78,13 @@ from altpay_core.ports import (
     customer_sort_key,
     idempotency_key_taken,
     invoice_cursor,
+    invoice_customer_archived,
+    invoice_customer_missing,
     invoice_number_taken,
     invoice_ref_taken,
     invoice_sort_key,
+    tag_not_in_catalog,
+    tag_still_carried,
 )
 from altpay_core.serialization import from_dict, to_dict
 from altpay_core.values import (
@@ -451,6 +458,49 @@ class MemoryStore(Store):
         _unique_in_commit(staged.invoices, _number_key, self._invoice_numbers, _number_taken)
         _unique_in_commit(staged.invoices, _invoice_ref_key, self._invoice_refs, _invoice_ref_taken)
         _unique_in_commit(staged.payments, _idempotency_key, self._payment_keys, _key_taken)
+        self._verify_references(staged)
+
+    def _verify_references(self, staged: _Staged) -> None:
+        """The rules between aggregates, as they stand after this commit:
+        its customers' tags are in their partners' catalogs; a tag its
+        partners take out of a catalog is carried by no committed customer
+        it leaves as it is; its new invoices name a customer of their
+        partner that is not archived (C8, I1)."""
+        catalogs: dict[PartnerId, frozenset[TagId]] = {}
+
+        def catalog(partner_id: PartnerId) -> frozenset[TagId]:
+            found = catalogs.get(partner_id)
+            if found is None:
+                partner = staged.partners.get(partner_id)
+                if partner is None:
+                    partner = self._partners.get(partner_id)
+                found = frozenset(()) if partner is None else frozenset(t.id for t in partner.tags)
+                catalogs[partner_id] = found
+            return found
+
+        for customer in staged.customers.values():
+            if customer.tags and not customer.tags <= catalog(customer.partner_id):
+                stray = min(customer.tags - catalog(customer.partner_id))
+                raise tag_not_in_catalog(customer.id, stray)
+        for partner in staged.partners.values():
+            old = self._partners.get(partner.id)
+            removed = frozenset(() if old is None else (t.id for t in old.tags))
+            removed -= catalog(partner.id)
+            if removed:
+                for customer_id in self._by_partner.get(partner.id, ()):
+                    carried = self._customers[customer_id].tags & removed
+                    if carried and customer_id not in staged.customers:
+                        raise tag_still_carried(partner.id, min(carried))
+        for invoice_id, base in staged.invoice_base.items():
+            if base == 0:
+                invoice = staged.invoices[invoice_id]
+                owner = staged.customers.get(invoice.customer_id)
+                if owner is None:
+                    owner = self._customers.get(invoice.customer_id)
+                if owner is None or owner.partner_id != invoice.partner_id:
+                    raise invoice_customer_missing(invoice_id, invoice.customer_id)
+                if owner.status is CustomerStatus.ARCHIVED:
+                    raise invoice_customer_archived(invoice_id, invoice.customer_id)
 
     def _write_partner(self, undo: _Undo, partner: Partner) -> None:
         undo.put(self._partners, partner.id, partner)

@@ -29,6 +29,14 @@ a serialization failure or a deadlock, the whole unit of work is rolled back and
 :class:`~altpay_core.errors.ConcurrencyConflict` raised, with the driver's
 error as its ``__cause__``.
 
+The rules between aggregates are checked at commit, in that transaction: a
+tagged customer's partner, and each new invoice's customer, are read ``FOR
+SHARE`` (a partner's row before its customers' are written), so that a
+writer that would change them (delete a tag, archive the customer) waits
+for the commit, and one that holds them already is waited for, and its
+commit read; a partner saved without some tags looks for customers still
+carrying them after its ``UPDATE``, which holds the partner's row.
+
 Outbox positions come from an identity column. Every commit that writes
 outbox rows first takes one transaction-scoped advisory lock, held until it
 commits, so positions are taken in commit order and a publisher reading
@@ -69,6 +77,7 @@ POSTGRES = Dialect(
     unpublished="NOT published",
     published="TRUE",
     claim=" FOR UPDATE SKIP LOCKED",
+    share=" FOR SHARE",
 )
 
 # Advisory lock keys (64-bit): "altpay" followed by a number per use.

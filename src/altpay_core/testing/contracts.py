@@ -48,6 +48,7 @@ except ImportError as error:  # pragma: no cover - depends on the environment
         "altpay_core.testing needs Hypothesis: pip install 'altpay-core[testing]'"
     ) from error
 
+from altpay_core import services
 from altpay_core.customer import (
     AccessRequest,
     AccessRequestStatus,
@@ -575,6 +576,122 @@ class CustomerRepositoryContract(_StoreFactory):
             uow.commit()
         with store.unit_of_work() as uow:
             assert uow.customers.get_by_external_ref(partner.id, ref) == new
+
+    # tags: from the partner's catalog as it stands at commit
+
+    def test_a_tag_deleted_meanwhile_is_refused(self, store: Store) -> None:
+        """Deleting a tag removes it from every customer: a customer tagged
+        from a catalog read before another unit of work deleted the tag is
+        refused at commit, and nothing is written."""
+        partner, customer = self.partner_with_customer(store)
+        vip = partner.tag("VIP").id
+        with store.unit_of_work() as uow:
+            catalog = uow.partners.get(partner.id)
+            read = uow.customers.get(partner.id, customer.id)
+            with store.unit_of_work() as other:  # no customer carries it yet
+                services.delete_tag(other, partner.id, "VIP", by=partner.team[0])
+            before = self.pending(store)
+
+            def tag() -> None:
+                uow.customers.save(read.set_tags(catalog, ["vip"]))
+                uow.commit()  # pragma: no cover - for adapters that find it at save
+
+            with pytest.raises(InvariantViolation) as caught:
+                tag()
+        assert (caught.value.rule, caught.value.path) == ("tags", "tags")
+        assert self.read_customer(store, partner.id, customer.id) == customer
+        with store.unit_of_work() as uow:
+            assert uow.customers.list(partner.id, tag=vip).items == ()
+        assert self.pending(store) == before
+
+    def test_a_tag_taken_meanwhile_keeps_its_deletion_out(self, store: Store) -> None:
+        """The other way round: a unit of work that takes a tag out of the
+        catalog, having found no customer carrying it before another unit
+        of work tagged one, is refused at commit (``ConcurrencyConflict``
+        naming the partner); deleting the tag again removes it everywhere."""
+        partner, customer = self.partner_with_customer(store)
+        admin, vip = partner.team[0], partner.tag("VIP").id
+        with store.unit_of_work() as uow:
+            catalog = uow.partners.get(partner.id)
+            assert uow.customers.list(partner.id, tag=vip).items == ()
+            with store.unit_of_work() as other:
+                tagged = other.customers.save(customer.set_tags(partner, ["VIP"]))
+                other.commit()
+            before = self.pending(store)
+
+            def delete() -> None:
+                uow.partners.save(catalog.delete_tag("VIP", by=admin))
+                uow.commit()  # pragma: no cover - for adapters that find it at save
+
+            with pytest.raises(ConcurrencyConflict) as caught:
+                delete()
+        assert (caught.value.kind, caught.value.key) == ("partner", str(partner.id))
+        with store.unit_of_work() as uow:
+            assert uow.partners.get(partner.id) == partner
+            assert _ids(uow.customers.list(partner.id, tag=vip)) == [customer.id]
+        assert self.pending(store) == before
+        with store.unit_of_work() as uow:
+            services.delete_tag(uow, partner.id, "VIP", by=admin)
+        with store.unit_of_work() as uow:
+            assert [t.name for t in uow.partners.get(partner.id).tags] == ["Late payer"]
+            assert uow.customers.get(partner.id, customer.id).tags == frozenset()
+            assert uow.customers.get(partner.id, customer.id).version == tagged.version + 1
+
+    def test_a_tag_not_in_the_catalog_is_refused(self, store: Store) -> None:
+        """A customer carries only tags of its partner's catalog, also when
+        ``attrs.evolve`` (which the commands never do) gives it others."""
+        partner, customer = self.partner_with_customer(store)
+        other = self.store_partner(store, _partner("Contoso"))
+        unknown = _partner("Initech")  # never stored: it has no catalog
+        for changed in (
+            attrs.evolve(customer, tags=frozenset({TagId.new()})),
+            attrs.evolve(customer, tags=frozenset({partner.tag("VIP").id, TagId.new()})),
+            attrs.evolve(customer, tags=frozenset({other.tag("VIP").id})),
+            _customer(partner, "Initech", tags=[TagId.new()]),
+            _customer(unknown, tags=[unknown.tag("VIP").id]),
+        ):
+            with pytest.raises(InvariantViolation) as caught:
+                self.store_customers(store, changed)
+            assert (caught.value.rule, caught.value.path) == ("tags", "tags")
+        assert self.read_customer(store, partner.id, customer.id) == customer
+        with store.unit_of_work() as uow:
+            assert _ids(uow.customers.list(partner.id)) == [customer.id]
+            assert uow.customers.list(unknown.id).items == ()
+
+    def test_the_catalog_at_commit_counts_whatever_the_order_of_saves(self, store: Store) -> None:
+        """A tag added to the catalog and given to a customer in one unit of
+        work is fine, the customer saved first too; a tag taken out of the
+        catalog while the unit of work keeps it on a customer is refused."""
+        partner, customer = self.partner_with_customer(store)
+        admin = partner.team[0]
+        with_gold = partner.add_tag(name="Gold", colour="#D4AF37", by=admin)
+        gold = with_gold.tag("Gold").id
+        with store.unit_of_work() as uow:
+            tagged = uow.customers.save(customer.set_tags(with_gold, ["Gold"]))
+            with_gold = uow.partners.save(with_gold)
+            uow.commit()
+        without_gold = with_gold.delete_tag("Gold", by=admin)
+
+        def keep_gold() -> None:
+            with store.unit_of_work() as uow:
+                uow.partners.save(without_gold)
+                uow.customers.save(
+                    tagged.add_user(first_name="Bo", last_name="Li", email="bo@globex.example")
+                )
+                uow.commit()  # pragma: no cover - for adapters that find it at save
+
+        with pytest.raises(InvariantViolation) as caught:
+            keep_gold()
+        assert (caught.value.rule, caught.value.path) == ("tags", "tags")
+        with store.unit_of_work() as uow:
+            assert uow.partners.get(partner.id) == with_gold
+            assert uow.customers.get(partner.id, customer.id) == tagged
+            uow.customers.save(tagged.remove_tag(gold))
+            uow.partners.save(without_gold)
+            uow.commit()
+        with store.unit_of_work() as uow:
+            assert uow.customers.list(partner.id, tag=gold).items == ()
+            assert [t.name for t in uow.partners.get(partner.id).tags] == ["VIP", "Late payer"]
 
     # users
 
@@ -1557,6 +1674,83 @@ class ConcurrencyContract(_StoreFactory):
         with store.unit_of_work() as uow:
             assert len(uow.customers.list(partner.id)) == 1
 
+    def test_taggers_racing_a_tag_deletion_are_refused(self, store: Store) -> None:
+        """Threads tag customers from a catalog they read before another
+        thread deleted the tag, and commit at once: every one is refused,
+        and no customer carries the deleted tag."""
+        partner = self.store_partner(store, _partner())
+        customers = self.store_customers(
+            store, *(_customer(partner, f"Customer {n}") for n in range(self.writers))
+        )
+        have_read = threading.Barrier(self.writers + 1, timeout=_JOIN_TIMEOUT)
+        deleted = threading.Event()
+        outcomes: list[str] = []
+
+        def tagger(customer: Customer) -> Callable[[], None]:
+            def run() -> None:
+                with store.unit_of_work() as uow:
+                    catalog = uow.partners.get(partner.id)
+                    current = uow.customers.get(partner.id, customer.id)
+                    have_read.wait()
+                    assert deleted.wait(_JOIN_TIMEOUT)
+                    try:
+                        uow.customers.save(current.set_tags(catalog, ["VIP"]))
+                        uow.commit()
+                        outcomes.append("stored")
+                    except InvariantViolation as error:
+                        outcomes.append(error.rule)
+
+            return run
+
+        def deleter() -> None:
+            try:
+                have_read.wait()
+                with store.unit_of_work() as uow:
+                    services.delete_tag(uow, partner.id, "VIP", by=partner.team[0])
+            finally:
+                deleted.set()
+
+        _run_threads([deleter, *(tagger(c) for c in customers)])
+        assert outcomes == ["tags"] * self.writers
+        with store.unit_of_work() as uow:
+            assert [t.name for t in uow.partners.get(partner.id).tags] == ["Late payer"]
+            assert uow.customers.list(partner.id, tag=partner.tag("VIP").id).items == ()
+
+    def test_invoicers_racing_an_archive_are_refused(self, store: Store) -> None:
+        """Threads issue invoices for a customer they read before another
+        thread archived it, and commit at once: every one is refused (C8)."""
+        partner, customer = self.partner_with_customer(store)
+        have_read = threading.Barrier(self.writers + 1, timeout=_JOIN_TIMEOUT)
+        archived = threading.Event()
+        outcomes: list[str] = []
+
+        def invoicer(number: str) -> Callable[[], None]:
+            def run() -> None:
+                with store.unit_of_work() as uow:
+                    current = uow.customers.get(partner.id, customer.id)
+                    have_read.wait()
+                    assert archived.wait(_JOIN_TIMEOUT)
+                    try:
+                        uow.invoices.save(_issued(partner, current, number))
+                        uow.commit()
+                        outcomes.append("stored")
+                    except InvariantViolation as error:
+                        outcomes.append(error.rule)
+
+            return run
+
+        def archiver() -> None:
+            try:
+                have_read.wait()
+                self.store_customers(store, customer.archive())
+            finally:
+                archived.set()
+
+        _run_threads([archiver, *(invoicer(str(n)) for n in range(self.writers))])
+        assert outcomes == ["C8"] * self.writers
+        with store.unit_of_work() as uow:
+            assert uow.invoices.list(partner.id).items == ()
+
     def _race_to_create(self, store: Store, customers: Sequence[Customer]) -> None:
         barrier = threading.Barrier(len(customers), timeout=_JOIN_TIMEOUT)
         outcomes: list[str] = []
@@ -1870,6 +2064,88 @@ class InvoiceRepositoryContract(_StoreFactory):
         with store.unit_of_work() as uow:
             assert uow.invoices.list(partner.id, customer_id=other.id).items == ()
             assert uow.invoices.get_by_external_ref(partner.id, ref).id == stored.id
+
+    # the invoice's customer, as it stands at commit (C8, I1)
+
+    def test_a_new_invoice_for_a_customer_archived_meanwhile_is_refused(self, store: Store) -> None:
+        """C8: an invoice issued for a customer read before another unit of
+        work archived it is refused at commit, and nothing is written."""
+        partner, customer = self.partner_with_customer(store)
+        with store.unit_of_work() as uow:
+            read = uow.customers.get(partner.id, customer.id)
+            self.store_customers(store, customer.archive())
+            before = self.pending(store)
+
+            def issue() -> None:
+                uow.invoices.save(_issued(partner, read))
+                uow.commit()  # pragma: no cover - for adapters that find it at save
+
+            with pytest.raises(InvariantViolation) as caught:
+                issue()
+        assert (caught.value.rule, caught.value.path) == ("C8", "customer_id")
+        with store.unit_of_work() as uow:
+            assert uow.invoices.list(partner.id).items == ()
+        assert self.pending(store) == before
+
+    def test_a_new_invoice_for_no_customer_of_its_partner_is_refused(self, store: Store) -> None:
+        """I1: a new invoice names a stored customer of its partner, also
+        when ``attrs.evolve`` (which the commands never do) names another."""
+        partner, customer = self.partner_with_customer(store)
+        other = self.store_partner(store, _partner("Contoso"))
+        (theirs,) = self.store_customers(store, _customer(other))
+        before = self.pending(store)
+        for customer_id in (CustomerId.new(), theirs.id):
+            invoice = attrs.evolve(_invoice(partner, customer), customer_id=customer_id)
+            with pytest.raises(InvariantViolation) as caught:
+                self.store_aggregates(store, invoice)
+            assert (caught.value.rule, caught.value.path) == ("I1", "customer_id")
+        with store.unit_of_work() as uow:
+            assert uow.invoices.list(partner.id).items == ()
+            assert uow.invoices.list(other.id).items == ()
+        assert self.pending(store) == before
+
+    def test_a_customer_and_its_first_invoice_in_one_unit_of_work(self, store: Store) -> None:
+        """What counts is the customer at commit, whatever the order of the
+        saves: stored with its first invoice, it is fine; archived in the
+        same commit, it gets no new invoice."""
+        partner = self.store_partner(store, _partner())
+        customer = _created(partner)
+        invoice = _issued(partner, customer)
+        with pytest.raises(InvariantViolation) as caught:
+            self.store_aggregates(store, invoice)
+        assert (caught.value.rule, caught.value.path) == ("I1", "customer_id")
+        self.store_aggregates(store, invoice, customer)
+        later = _created(partner, "Initech", "bo@initech.example")
+
+        def issue_and_archive() -> None:
+            with store.unit_of_work() as uow:
+                stored = uow.customers.save(later)
+                uow.invoices.save(_issued(partner, later, "1002"))
+                uow.customers.save(stored.archive())
+                uow.commit()  # pragma: no cover - for adapters that find it at save
+
+        with pytest.raises(InvariantViolation) as caught:
+            issue_and_archive()
+        assert (caught.value.rule, caught.value.path) == ("C8", "customer_id")
+        with store.unit_of_work() as uow:
+            assert _invoice_ids(uow.invoices.list(partner.id)) == [invoice.id]
+            assert _ids(uow.customers.list(partner.id)) == [customer.id]
+
+    def test_an_invoice_committed_before_an_archive_stays(self, store: Store) -> None:
+        """C8 keeps new invoices out: one stored before the customer was
+        archived stays the customer's, and may still change."""
+        partner, customer = self.partner_with_customer(store)
+        (invoice,) = self.store_aggregates(store, _issued(partner, customer))
+        self.store_customers(store, customer.archive())
+        (changed,) = self.store_aggregates(store, invoice.update(partner, memo="Thank you!"))
+        with pytest.raises(InvariantViolation) as caught:
+            self.store_aggregates(store, _issued(partner, customer, "1002"))
+        assert (caught.value.rule, caught.value.path) == ("C8", "customer_id")
+        with store.unit_of_work() as uow:
+            assert _invoice_ids(uow.invoices.list(partner.id, customer_id=customer.id)) == [
+                invoice.id
+            ]
+            assert uow.invoices.get(partner.id, invoice.id) == changed
 
     # listing
 
@@ -2588,6 +2864,13 @@ def _with_partner(
     return aps.partners().flatmap(lambda p: st.tuples(st.just(p), make(p)))
 
 
+def _billed(partner: Partner) -> st.SearchStrategy[tuple[Customer, Invoice]]:
+    """An active customer of ``partner``, and an invoice of it."""
+    return aps.customers(partner, status=CustomerStatus.ACTIVE).flatmap(
+        lambda c: st.tuples(st.just(c), aps.invoices(partner, c))
+    )
+
+
 class RoundTripContract(_StoreFactory):
     """Every generated aggregate reads back equal, through every query."""
 
@@ -2645,11 +2928,14 @@ class RoundTripContract(_StoreFactory):
         assert to_dict(got) == to_dict(expected)
 
     @_ROUND_TRIP
-    @given(pair=_with_partner(aps.invoices))
-    def test_invoices_round_trip(self, store: Store, pair: tuple[Partner, Invoice]) -> None:
-        partner, generated = pair
+    @given(pair=_with_partner(_billed))
+    def test_invoices_round_trip(
+        self, store: Store, pair: tuple[Partner, tuple[Customer, Invoice]]
+    ) -> None:
+        partner, (customer, generated) = pair
         invoice = attrs.evolve(generated, version=0)
-        (saved,) = _commit(store, invoice)
+        # With its customer (I1), and so its partner (the customer's tags).
+        *_, saved = _commit(store, partner, attrs.evolve(customer, version=0), invoice)
         expected = attrs.evolve(invoice, version=1)
         due = invoice.due_date
         as_of = due + dt.timedelta(days=1)
