@@ -361,10 +361,6 @@ def _ca_postal(text: str) -> str | None:
     return "{} {}".format(*match.groups())
 
 
-_ADDRESS_TEXT_MAX: Final = 200
-"""The longest address line or city, in characters (as a company name)."""
-
-
 def _clean_address(
     *,
     line1: object,
@@ -381,20 +377,21 @@ def _clean_address(
     validity depends on another (region on country, postal code on country and
     region) is judged only when that other field is valid itself.
     """
-    clean_line1 = _clean_text(found, "line1", line1, _ADDRESS_TEXT_MAX)
+    clean_line1 = _clean_text(found, "line1", line1)
     clean_line2: str | None = None
     if line2 is not None and not isinstance(line2, _Absent):
         if isinstance(line2, str):
             clean_line2 = line2.strip() or None
-            if clean_line2 is not None:
-                clean_line2 = _clean_text(found, "line2", clean_line2, _ADDRESS_TEXT_MAX)
+            if clean_line2 is not None and not valid_unicode(clean_line2):
+                found.add("line2", "invalid_text", _NOT_TEXT.format("line2"))
+                clean_line2 = None
         else:
             found.add(
                 "line2",
                 "wrong_type",
                 f"'line2' must be a string or None (got {_type_name(line2)})",
             )
-    clean_city = _clean_text(found, "city", city, _ADDRESS_TEXT_MAX)
+    clean_city = _clean_text(found, "city", city)
 
     clean_country = _clean_code(found, "country", country)
     if clean_country is not None and clean_country not in _COUNTRIES:
@@ -546,7 +543,6 @@ class Address:
 
     - ``line1`` and ``city`` must not be blank; they are stored trimmed.
     - ``line2`` (suite, unit) is optional: blank becomes None.
-    - ``line1``, ``line2`` and ``city`` hold at most 200 characters.
     - ``country`` is ``US`` or ``CA`` (any case; stored upper case).
     - ``region`` is a code from :data:`US_REGIONS` or :data:`CA_REGIONS`
       that matches the country (any case; stored upper case).
@@ -567,7 +563,7 @@ class Address:
     ['blank', 'postal_code_region_mismatch']
 
     Error codes: ``blank``, ``wrong_type``, ``invalid_text`` (a lone
-    surrogate), ``too_long``, ``unknown_country``, ``unknown_region``,
+    surrogate), ``unknown_country``, ``unknown_region``,
     ``region_country_mismatch``, ``invalid_postal_code``,
     ``postal_code_region_mismatch``; each error's path is the field's name.
     """
