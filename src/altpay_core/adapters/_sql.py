@@ -570,7 +570,6 @@ class Statements:
         self.tag_carrier = sql(
             "SELECT customer_id FROM customer_tags WHERE partner_id = ? AND tag_id = ? LIMIT 1"
         )
-        self.carries_tag = sql("SELECT 1 FROM customer_tags WHERE customer_id = ? AND tag_id = ?")
         # CHECK_SIZE ids at a time (a shorter list repeats its last id).
         self.customer_states = sql(
             f"SELECT id, partner_id, status FROM customers WHERE id IN ({marks(CHECK_SIZE)}) "
@@ -780,9 +779,9 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
         """Per partner, the tags of its catalog as this transaction sees
         them: read once (and locked, where the database locks rows), or as
         the transaction wrote the partner."""
-        self._strays: list[tuple[str, str, TagId]] = []
-        """(customer, partner, tag): a customer was written with a tag that
-        the partner's catalog lacked then."""
+        self._tagged: dict[str, dict[str, frozenset[TagId]]] = {}
+        """Per partner, the customers this transaction wrote with tags, and
+        the tags each was last written with."""
         self._removed: dict[str, set[TagId]] = {}
         """Per partner, the tags that its saves took out of its catalog."""
         self._invoiced: dict[tuple[str, str], str] = {}
@@ -910,7 +909,7 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
         self._marks.clear()
         self._events.clear()
         self._catalogs.clear()
-        self._strays.clear()
+        self._tagged.clear()
         self._removed.clear()
         self._invoiced.clear()
 
@@ -1228,18 +1227,19 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
     # checks what it noted, and the rest, once every row is written.
 
     def _check_tags(self, connection: C, items: list[_Pending]) -> None:
-        """Note each tag that a customer about to be written carries and its
-        partner's catalog lacks (the commit checks it again). A customer
-        without tags costs nothing; a partner's catalog is read once per
-        transaction, before its customers are written (so that PostgreSQL
-        takes the partner's lock before theirs, as a partner's writer does)."""
+        """Note the tags of the customers about to be written, for the commit
+        to check against their partners' catalogs as they stand then. A
+        partner's catalog is read once per transaction, before its customers
+        are written (so that PostgreSQL takes the partner's lock before
+        theirs, as a partner's writer does); a customer without tags, in a
+        transaction that wrote none with tags, costs nothing."""
         for item in items:
             tags: frozenset[TagId] = item.value.tags
             if tags:
-                catalog = self._catalog(connection, item.scope)
-                if not tags <= catalog:
-                    key, partner = item.row[0], item.scope
-                    self._strays.extend((key, partner, tag) for tag in sorted(tags - catalog))
+                self._catalog(connection, item.scope)
+                self._tagged.setdefault(item.scope, {})[item.row[0]] = tags
+            elif self._tagged:
+                self._tagged.get(item.scope, {}).pop(item.row[0], None)
 
     def _catalog(self, connection: C, partner: str) -> frozenset[TagId]:
         """The tags of the partner's catalog as this transaction sees them
@@ -1265,17 +1265,17 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
 
     def _check_between(self, connection: C) -> None:
         """The rules between aggregates, as they stand at this commit, every
-        row of the unit of work written: a tag noted as a customer was written
-        is in its partner's catalog now, or the customer no longer carries it;
-        a tag taken out of a catalog is carried by no customer of the
-        partner (those this unit of work wrote carry what it wrote); each new
+        row of the unit of work written: each customer it wrote carries, as
+        last written, only tags of its partner's catalog as it stands now
+        (whatever the order of the saves and of the batches); a tag taken out
+        of a catalog is carried by no other customer of the partner; each new
         invoice's customer is stored, the invoice's partner's, and not
         archived (read locked, where the database locks rows)."""
-        for customer, partner, tag in self._strays:
-            if tag not in self._catalog(connection, partner) and self._fetch(
-                connection, self._sql.carries_tag, (customer, str(tag))
-            ):
-                raise tag_not_in_catalog(customer, tag)
+        for partner, customers in self._tagged.items():
+            catalog = self._catalog(connection, partner)
+            for customer, tags in customers.items():
+                if not tags <= catalog:
+                    raise tag_not_in_catalog(customer, min(tags - catalog))
         for partner, removed in self._removed.items():
             for tag in sorted(removed - self._catalog(connection, partner)):
                 if self._fetch(connection, self._sql.tag_carrier, (partner, str(tag))):
