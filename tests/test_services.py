@@ -783,6 +783,35 @@ class TestMethodsOnFile:
             pay(store, b, [b.two], key="req-3", method=used)
         assert caught.value.rule == "payment-method"
 
+    def test_a_retry_naming_no_method_stands_for_the_method_first_charged(
+        self, store: MemoryStore, billing: Billing
+    ) -> None:
+        b = billing
+        self._with_a_method(store, b)
+        with store.unit_of_work() as uow:
+            book = uow.payment_methods.get(b.partner.id, b.customer.id)
+            book = uow.payment_methods.save(
+                book.add(type="card", display_name="Visa", last4="4242")
+            )
+            uow.commit()
+        card = book.methods[-1]
+        assert book.default_id != card.id
+
+        def charge(**method: Any) -> tuple[Payment, tuple[Invoice, ...]]:
+            with store.unit_of_work() as uow:
+                return services.charge_now(
+                    uow, b.partner.id, b.customer.id, [b.one.id], payer=b.ann,
+                    idempotency_key="now-1", at=at(6), **method,
+                )  # fmt: skip
+
+        first, _ = charge(method_id=card.id)
+        assert first.payment_method_id == card.id
+        assert charge() == (first, ())
+        assert charge(method_id=card.id) == (first, ())
+        with pytest.raises(InvariantViolation) as caught:
+            charge(method_id=book.default_id)  # another method, named: another request
+        assert caught.value.rule == "idempotency"
+
     def test_a_saved_method_must_be_the_customers_i1(
         self, store: MemoryStore, billing: Billing
     ) -> None:

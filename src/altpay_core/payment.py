@@ -1633,9 +1633,10 @@ def charge_now(
     :func:`pay_invoices`, refused when no method is on file.
 
     A retry (``existing`` made under the same key) is the same request when
-    it names the method the first run used, or none: "the default" then
-    means the default the first run charged, though another method may be
-    the default now, or none at all.
+    it names the method the first run charged, or names none: a retry that
+    names no method stands for the method the first run charged, whether
+    that run named it or took the default, whatever the default is now (or
+    with none on file). The invoices, amounts and payer must still match.
     """
     method = _retried_method(methods, existing, method_id) or method_on_file(
         methods, customer, purpose="charging now", method_id=method_id
