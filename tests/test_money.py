@@ -205,7 +205,15 @@ def test_unknown_rounding_mode_is_refused() -> None:
 
 def test_a_rounding_mode_is_named_by_its_member_name_or_decimal_constant() -> None:
     for mode in Rounding:
-        for named in (mode, mode.name, mode.name.lower(), mode.value, mode.value.lower()):
+        for named in (
+            mode,
+            mode.name,
+            mode.name.lower(),
+            mode.name.title(),
+            mode.value,
+            mode.value.lower(),
+            mode.value.title(),
+        ):
             assert Money("1.005", "USD", rounding=named) == Money("1.005", "USD", rounding=mode)
 
 

@@ -300,8 +300,24 @@ class TestPermissions:
         text = data.draw(st.sampled_from([text, text.upper(), text.lower()]))
         partner = northwind().add_team_member(name="N", email="n@n.example", role=text)
         assert partner.team[-1].role is role
+        changed = partner.add_team_member(name="O", email="o@n.example", role="member")
+        changed = changed.change_role(changed.team[-1], text)
+        assert changed.team[-1].role is role
 
-    @pytest.mark.parametrize("text", ["", "adm", "SubAdmin", "read-only-ish", "\uff21dmin"])
+    def test_data_holds_the_role_as_its_value_only(self) -> None:
+        # Labels are for commands; from_dict reads what to_dict wrote, strictly.
+        partner = northwind().add_team_member(name="N", email="n@n.example", role="Read-Only")
+        data = to_dict(partner)
+        assert data["team"][-1]["role"] == "read_only"
+        data["team"][-1]["role"] = "Read-Only"
+        with pytest.raises(ValidationError) as caught:
+            from_dict(Partner, data)
+        assert caught.value.codes == ["invalid_choice"]
+
+    @pytest.mark.parametrize(
+        "text",
+        ["", "adm", "SubAdmin", "read-only-ish", "\uff21dmin", "read\u00a0only", "read  only"],
+    )
     def test_other_role_texts_are_refused(self, text: str) -> None:
         with pytest.raises(ValidationError) as caught:
             northwind().add_team_member(name="N", email="n@n.example", role=text)

@@ -102,15 +102,13 @@ def _wide_context(digits: int) -> decimal.Context:
 # Members of a StrEnum hash and compare as their values, so this one look-up
 # takes a Rounding as well as the decimal module's string constants.
 _ROUNDINGS: Final[dict[object, str]] = {
-    text: mode.value
-    for mode in Rounding
-    for text in (mode, mode.name, mode.name.lower(), mode.value.lower())
+    text: mode.value for mode in Rounding for text in (mode, mode.name)
 }
 
 
 def _rounding(value: object, path: str = "rounding") -> str:
     try:
-        return _ROUNDINGS[value]
+        return _ROUNDINGS[value.upper() if type(value) is str else value]
     except (KeyError, TypeError):  # TypeError: unhashable
         names = ", ".join(repr(r.name) for r in Rounding)
         raise ValidationError.single(

@@ -218,13 +218,14 @@ def _events() -> Any:
 class Role(enum.Enum):
     """What a partner's team member may do (see :data:`ROLE_ACTIONS`).
 
-    A role is given as a member, its value, or its label as the product's
-    dashboard writes it, in any case:
+    The commands that take a role (:meth:`Partner.add_team_member`,
+    :meth:`Partner.change_role`) take a member, its value, or its label as
+    the product's dashboard writes it, in any case (``"Sub-Admin"``,
+    ``"sub admin"``); data read by :func:`~altpay_core.from_dict` holds the
+    value.
 
     >>> Role.SUB_ADMIN.label
     'Sub-Admin'
-    >>> Role("Sub-Admin") is Role("sub_admin") is Role("SUB ADMIN") is Role.SUB_ADMIN
-    True
     """
 
     ADMIN = "admin"
@@ -242,14 +243,28 @@ class Role(enum.Enum):
         """The role as the product's dashboard names it."""
         return _ROLE_LABELS[self]
 
-    @classmethod
-    def _missing_(cls, value: object) -> Role | None:
-        # "Read-Only", "read only", "READ_ONLY": the label or the value, in
-        # any case, words joined by a hyphen, a space or an underscore.
-        if not isinstance(value, str):
-            return None
-        wanted = "_".join(value.replace("-", " ").replace("_", " ").split()).lower()
-        return next((role for role in cls if role.value == wanted), None)
+
+_ROLE_WORDS: Final = re.compile(r"[A-Za-z]+(?:[ _-][A-Za-z]+)*")
+
+
+def _role(path: str, value: object) -> Role:
+    """A role given to a command: a :class:`Role`, its value, or its label
+    ("Read-Only"), in any case, its words joined by one hyphen, space or
+    underscore."""
+    if isinstance(value, Role):
+        return value
+    if isinstance(value, str) and _ROLE_WORDS.fullmatch(text := value.strip()):
+        wanted = re.sub("[ -]", "_", text).lower()
+        for role in Role:
+            if role.value == wanted:
+                return role
+    values = ", ".join(repr(role.value) for role in Role)
+    labels = ", ".join(repr(role.label) for role in Role)
+    raise ValidationError.single(
+        path,
+        "invalid_choice",
+        f"'{path}' must be a Role, one of {values}, or a label: {labels} (got {value!r})",
+    )
 
 
 _ROLE_LABELS: Final = {
@@ -316,7 +331,7 @@ class TeamMember:
         found = FieldErrors()
         clean_name = found.check("", _fields.required_text, "name", name)
         clean_email = found.check("", _email, "email", email)
-        clean_role = found.check("", _fields.choice, "role", role, Role)
+        clean_role = found.check("", _role, "role", role)
         found.raise_if_any()
         return cls(TeamMemberId.new(), clean_name, clean_email, clean_role)
 
@@ -792,7 +807,7 @@ class Partner:
         Only an Admin grants the Admin role or changes an Admin's."""
         self._check(by, Action.MANAGE_TEAM)
         target = self._member(member, "member")
-        new_role = _fields.choice("role", role, Role)
+        new_role = _role("role", role)
         if Role.ADMIN in {new_role, target.role}:
             self._check(by, Action.MANAGE_ADMINS)
         team = tuple(attrs.evolve(m, role=new_role) if m is target else m for m in self.team)
