@@ -989,12 +989,40 @@ def test_no_result_is_ever_negative_zero(m: Money, n: int, factor: Decimal, mode
 
 @given(money=aps.money(), divisor=st.one_of(st.integers(), st.decimals(), aps.money()))
 def test_money_is_not_divided_split_or_allocate_it(money: Money, divisor: object) -> None:
-    for quotient in (lambda: money / divisor, lambda: money // divisor):
+    for quotient in (
+        lambda: money / divisor,
+        lambda: money // divisor,
+        lambda: money % divisor,
+        lambda: divmod(money, divisor),
+    ):
         with pytest.raises(OperandError) as info:
             quotient()
         assert isinstance(info.value, TypeError)
         assert (info.value.paths, info.value.codes) == (["divisor"], ["wrong_type"])
         assert "split" in str(info.value)
+
+
+@given(money=aps.money(), other=st.one_of(st.integers(), st.decimals(), aps.money()))
+def test_no_other_operator_lets_a_bare_type_error_escape(money: Money, other: object) -> None:
+    operations = [
+        lambda: other / money,
+        lambda: other // money,
+        lambda: other % money,
+        lambda: divmod(other, money),
+        lambda: money**other,
+        lambda: other**money,
+        lambda: pow(money, other, 7),
+        lambda: money @ other,
+        lambda: money << other,
+        lambda: other >> money,
+        lambda: money & other,
+        lambda: other | money,
+        lambda: money ^ other,
+    ]
+    for operation in operations:
+        with pytest.raises(OperandError) as info:
+            operation()  # type: ignore[operator]
+        assert info.value.codes == ["wrong_type"]
 
 
 @given(currency=st.sampled_from(Currency.all()), other=st.sampled_from(Currency.all()))

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import decimal
 import enum
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any, ClassVar, Final, NoReturn
@@ -495,17 +495,6 @@ class Money:
     def __abs__(self) -> Money:
         return Money._exact(self.amount.copy_abs(), self.currency)
 
-    def __truediv__(self, divisor: object) -> NoReturn:
-        """Refused: a quotient of money rarely comes out exact, and its parts
-        would not sum to the whole. :meth:`split` and :meth:`allocate` do."""
-        raise OperandError(
-            "divisor",
-            "money is not divided: use money.split(n) for n parts, or "
-            "money.allocate(ratios), whose parts sum exactly to the whole",
-        )
-
-    __floordiv__ = __truediv__
-
     def __mul__(self, factor: int | Decimal) -> Money:
         """Multiply by a whole number, which is always exact, or by a
         ``Decimal`` when the product is exact in minor units.
@@ -701,6 +690,41 @@ class Money:
     def __reduce__(self) -> tuple[Any, ...]:
         return (Money, (str(self.amount), self.currency.code))
 
+
+def _refused(operator: str, path: str, advice: str) -> Callable[..., NoReturn]:
+    def refuse(self: Money, *operands: object) -> NoReturn:
+        raise OperandError(path, f"money takes no {operator}{advice}")
+
+    return refuse
+
+
+# The operators money does not take: an OperandError (a ValidationError and a
+# TypeError) that says what to do instead, never a bare TypeError. Not
+# declared in the class, so that a type checker flags them too.
+_DIVIDE: Final = (
+    ": use money.split(n) for n parts, or money.allocate(ratios), "
+    "whose parts sum exactly to the whole"
+)
+for _name, _operator in (
+    ("truediv", "/"),
+    ("floordiv", "//"),
+    ("mod", "%"),
+    ("divmod", "divmod()"),
+):
+    setattr(Money, f"__{_name}__", _refused(_operator, "divisor", _DIVIDE))
+    setattr(Money, f"__r{_name}__", _refused(_operator, "other", " (nothing is divided by money)"))
+for _name, _operator in (
+    ("pow", "**"),
+    ("matmul", "@"),
+    ("lshift", "<<"),
+    ("rshift", ">>"),
+    ("and", "&"),
+    ("or", "|"),
+    ("xor", "^"),
+):
+    for _side in ("", "r"):
+        setattr(Money, f"__{_side}{_name}__", _refused(_operator, "other", ""))
+del _name, _operator, _side
 
 _new: Final = object.__new__
 _set: Final = object.__setattr__
