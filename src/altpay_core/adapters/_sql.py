@@ -786,7 +786,7 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
         """Per partner, the tags that its saves took out of its catalog."""
         self._invoiced: dict[tuple[str, str], str] = {}
         """(customer, partner) that the new invoices written name, and the
-        first such invoice."""
+        smallest id of such an invoice."""
         self.partners = SqlPartners(self)
         self.customers = SqlCustomers(self)
         self.access_requests = SqlAccessRequests(self)
@@ -1261,7 +1261,9 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
             for item in items:
                 if item.new:
                     claim = (str(item.value.customer_id), item.scope)
-                    self._invoiced.setdefault(claim, item.row[0])
+                    first = self._invoiced.get(claim)
+                    if first is None or item.row[0] < first:
+                        self._invoiced[claim] = item.row[0]
 
     def _check_between(self, connection: C) -> None:
         """The rules between aggregates, as they stand at this commit, every
@@ -1282,7 +1284,9 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
                     raise tag_still_carried(partner, tag)
         if self._invoiced:
             states = self._customer_states(connection, {c for c, _ in self._invoiced})
-            for (customer, partner), invoice in self._invoiced.items():
+            # In order of the invoices' ids, as the memory store checks.
+            by_invoice = sorted(self._invoiced.items(), key=lambda claim: claim[1])
+            for (customer, partner), invoice in by_invoice:
                 state = states.get(customer)
                 if state is None or state[0] != partner:
                     raise invoice_customer_missing(invoice, customer)

@@ -491,16 +491,17 @@ class MemoryStore(Store):
                     carried = self._customers[customer_id].tags & removed
                     if carried and customer_id not in staged.customers:
                         raise tag_still_carried(partner.id, min(carried))
-        for invoice_id, base in staged.invoice_base.items():
-            if base == 0:
-                invoice = staged.invoices[invoice_id]
-                owner = staged.customers.get(invoice.customer_id)
-                if owner is None:
-                    owner = self._customers.get(invoice.customer_id)
-                if owner is None or owner.partner_id != invoice.partner_id:
-                    raise invoice_customer_missing(invoice_id, invoice.customer_id)
-                if owner.status is CustomerStatus.ARCHIVED:
-                    raise invoice_customer_archived(invoice_id, invoice.customer_id)
+        # In order of id, as the SQL stores check: the same invoice named.
+        new = sorted((i for i, base in staged.invoice_base.items() if base == 0), key=str)
+        for invoice_id in new:
+            invoice = staged.invoices[invoice_id]
+            owner = staged.customers.get(invoice.customer_id)
+            if owner is None:
+                owner = self._customers.get(invoice.customer_id)
+            if owner is None or owner.partner_id != invoice.partner_id:
+                raise invoice_customer_missing(invoice_id, invoice.customer_id)
+            if owner.status is CustomerStatus.ARCHIVED:
+                raise invoice_customer_archived(invoice_id, invoice.customer_id)
 
     def _write_partner(self, undo: _Undo, partner: Partner) -> None:
         undo.put(self._partners, partner.id, partner)
