@@ -315,10 +315,7 @@ def _user_ref(ref: object) -> UserId | EmailAddress:
         # A user id never holds an "@"; an email always does.
         if "@" in ref:
             return _email("user", ref)
-        try:
-            return UserId(ref.strip())
-        except ValidationError as error:
-            raise error.under("user") from None
+        return _fields.entity_id("user", ref.strip(), UserId)
     raise ValidationError.single(
         "user",
         "wrong_type",
@@ -358,18 +355,14 @@ def _one_user(
     if email is not None:
         return _email("email", email)
     if user_id is not None:
-        if isinstance(user_id, UserId):
-            return user_id
-        if not isinstance(user_id, str):
+        if not isinstance(user_id, UserId | str):
             raise ValidationError.single(
                 "user_id",
                 "wrong_type",
                 f"'user_id' must be a user id (got {type(user_id).__name__})",
             )
-        try:
-            return UserId(user_id.strip())
-        except ValidationError as error:
-            raise error.under("user_id") from None
+        text = user_id.strip() if isinstance(user_id, str) else user_id
+        return _fields.entity_id("user_id", text, UserId)
     assert user is not None
     return user
 
