@@ -145,7 +145,7 @@ def invoice_access(invoice: Invoice, customer: Customer, viewer: Viewer) -> Invo
 
 
 def _viewer(viewer: object) -> None:
-    if not isinstance(viewer, CustomerUser | UserId | Impersonation | TeamMember | TeamMemberId):
+    if not isinstance(viewer, Viewer):
         raise ValidationError.single(
             "viewer",
             "wrong_type",
