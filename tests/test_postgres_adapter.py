@@ -532,6 +532,55 @@ class TestLocksBetweenAggregates:
             topics = [m.event.topic for m in uow.outbox.pending()]
         assert topics == ["invoice_created", "customer_archived"]
 
+    def test_a_connection_that_syncs_customers_waits_for_one_added_by_hand(
+        self, store: SchemaStore, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        partner, _ = tagging(store)
+        added = new_customer(partner, company="Initech")
+
+        def add() -> None:
+            with store.unit_of_work() as uow:
+                uow.customers.save(added)
+                uow.commit()
+
+        def connect() -> None:
+            with store.unit_of_work() as uow:
+                current = uow.partners.get(partner.id)
+                uow.partners.save(current.connect_integration("halopsa", syncs_customers=True))
+                uow.commit()
+
+        outcome, waited = while_committing(store, monkeypatch, add, connect)
+        assert waited
+        assert outcome == {"first": None, "second": None}
+        with store.unit_of_work() as uow:
+            assert uow.partners.get(partner.id).syncs_customers
+            assert uow.customers.get(partner.id, added.id) == attrs.evolve(added, version=1)
+
+    def test_one_added_by_hand_waits_for_a_connection_and_is_refused(
+        self, store: SchemaStore, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        partner, customer = tagging(store)
+        added = new_customer(partner, company="Initech")
+
+        def connect() -> None:
+            with store.unit_of_work() as uow:
+                uow.partners.save(partner.connect_integration("halopsa", syncs_customers=True))
+                uow.commit()
+
+        def add() -> None:
+            with store.unit_of_work() as uow:
+                uow.customers.save(added)
+                uow.commit()
+
+        outcome, waited = while_committing(store, monkeypatch, connect, add)
+        assert waited
+        assert outcome["first"] is None
+        refused = outcome["second"]
+        assert isinstance(refused, InvariantViolation)
+        assert refused.rule == "C6"
+        with store.unit_of_work() as uow:
+            assert [c.id for c in uow.customers.list(partner.id).items] == [customer.id]
+
 
 @pytest.mark.postgres
 class TestDriverErrors:

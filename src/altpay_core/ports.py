@@ -20,8 +20,10 @@ references per partner, payments' idempotency keys per partner. It also
 keeps the rules between aggregates that another unit of work could break
 meanwhile, checked at commit against the data as it stands then: a
 customer carries only tags of its partner's catalog, a tag taken out of
-the catalog is carried by no customer, and a new invoice names a stored
-customer of its partner that is not archived (C8, I1). It does not check
+the catalog is carried by no customer, a new customer is added by hand
+only while no integration of its partner syncs customers (C6), and a new
+invoice names a stored customer of its partner that is not archived (C8,
+I1). It does not check
 that a payment's invoices are stored (the domain and
 :mod:`altpay_core.services` see to that).
 
@@ -79,6 +81,7 @@ __all__ = [
     "Store",
     "UnitOfWork",
     "check_fixed_fields",
+    "customer_added_by_hand",
     "customer_cursor",
     "customer_ref_taken",
     "customer_sort_key",
@@ -309,6 +312,18 @@ def tag_still_carried(partner: object, tag: object) -> ConcurrencyConflict:
     )
 
 
+def customer_added_by_hand(customer: object, partner: object) -> InvariantViolation:
+    """New customer ``customer`` was added by hand (it has no external
+    reference), but at commit an integration of partner ``partner`` syncs
+    its customers: connected after the draft began, say (C6)."""
+    return InvariantViolation(
+        f"customer {customer} is added by hand, but partner {partner}'s customers are synced "
+        "from an integration (connected meanwhile?), and they are not added by hand: "
+        "nothing was written",
+        rule="C6",
+    )
+
+
 def invoice_customer_missing(invoice: object, customer: object) -> InvariantViolation:
     """New invoice ``invoice`` names ``customer``, which is no stored customer
     of the invoice's partner (I1)."""
@@ -483,7 +498,9 @@ class CustomerRepository(abc.ABC):
         taken by another customer of the partner that is not archived (C10).
         At commit, ``InvariantViolation`` if it carries a tag that is not in
         its partner's catalog as it stands then, committed or saved in this
-        unit of work (:func:`tag_not_in_catalog`).
+        unit of work (:func:`tag_not_in_catalog`), or if it is new, added by
+        hand (no external reference), and an integration of its partner then
+        syncs customers (:func:`customer_added_by_hand`, C6).
         """
 
 

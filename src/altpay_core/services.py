@@ -160,7 +160,8 @@ def create_customer(
     """ "Create Customer": create the draft's customer, store it and commit.
 
     Checks the partner as it is now: refused (C6) if one of its integrations
-    has started syncing customers since the draft began. Creating twice from
+    has started syncing customers since the draft began (and the store
+    checks it again at commit, should one start meanwhile). Creating twice from
     the same draft gives the same customer id, so the second attempt raises
     :class:`~altpay_core.errors.ConcurrencyConflict` and stores nothing.
     Returns the stored customer (version 1).

@@ -19,7 +19,9 @@ to the ``outbox`` table in the transaction that stores their aggregate.
 
 The rules between aggregates (a customer's tags are in its partner's
 catalog; a tag taken out of a catalog is carried by no customer; a new
-invoice names a customer of its partner that is not archived) are checked
+customer is added by hand only to a partner none of whose integrations
+syncs customers; a new invoice names a customer of its partner that is not
+archived) are checked
 in the write transaction, against the data as it stands at commit: where
 the database locks rows, the checks lock what they read (``FOR SHARE``),
 so that no other writer changes it before the commit; where its write lock
@@ -78,6 +80,7 @@ from altpay_core.ports import (
     ScheduledPaymentRepository,
     Store,
     UnitOfWork,
+    customer_added_by_hand,
     customer_ref_taken,
     customer_sort_key,
     fixed_field_changed,
@@ -779,6 +782,12 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
         """Per partner, the tags of its catalog as this transaction sees
         them: read once (and locked, where the database locks rows), or as
         the transaction wrote the partner."""
+        self._syncing: dict[str, bool] = {}
+        """Per partner read or written, as :attr:`_catalogs`: whether an
+        integration of its syncs customers (C6)."""
+        self._by_hand: dict[str, str] = {}
+        """Per partner, the smallest id of the new customers added by hand
+        (no external reference) that this transaction wrote."""
         self._tagged: dict[str, dict[str, frozenset[TagId]]] = {}
         """Per partner, the customers this transaction wrote with tags, and
         the tags each was last written with."""
@@ -909,6 +918,8 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
         self._marks.clear()
         self._events.clear()
         self._catalogs.clear()
+        self._syncing.clear()
+        self._by_hand.clear()
         self._tagged.clear()
         self._removed.clear()
         self._invoiced.clear()
@@ -1227,36 +1238,50 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
     # checks what it noted, and the rest, once every row is written.
 
     def _check_tags(self, connection: C, items: list[_Pending]) -> None:
-        """Note the tags of the customers about to be written, for the commit
-        to check against their partners' catalogs as they stand then. A
-        partner's catalog is read once per transaction, before its customers
-        are written (so that PostgreSQL takes the partner's lock before
-        theirs, as a partner's writer does); a customer without tags, in a
-        transaction that wrote none with tags, costs nothing."""
+        """Note the tags of the customers about to be written, and the new
+        ones added by hand, for the commit to check against their partners
+        as they stand then. A partner is read once per transaction, before
+        its customers are written (so that PostgreSQL takes the partner's
+        lock before theirs, as a partner's writer does). Past that read, a
+        customer costs a look-up or two."""
+        by_hand = self._by_hand
         for item in items:
-            tags: frozenset[TagId] = item.value.tags
+            customer: Customer = item.value
+            tags = customer.tags
             if tags:
                 self._catalog(connection, item.scope)
                 self._tagged.setdefault(item.scope, {})[item.row[0]] = tags
             elif self._tagged:
                 self._tagged.get(item.scope, {}).pop(item.row[0], None)
+            if item.new and customer.external_ref is None:
+                first = by_hand.get(item.scope)
+                if first is None:
+                    self._catalog(connection, item.scope)
+                    by_hand[item.scope] = item.row[0]
+                elif item.row[0] < first:
+                    by_hand[item.scope] = item.row[0]
 
     def _catalog(self, connection: C, partner: str) -> frozenset[TagId]:
         """The tags of the partner's catalog as this transaction sees them
-        (none for a partner not stored)."""
+        (none for a partner not stored); read with the partner, which also
+        notes whether it syncs customers."""
         catalog = self._catalogs.get(partner)
         if catalog is None:
             rows = self._fetch(connection, self._sql.catalog, (partner,))
-            catalog = _tag_ids(load(Partner, rows[0][0])) if rows else frozenset()
-            self._catalogs[partner] = catalog
+            self._note_partner(partner, load(Partner, rows[0][0]) if rows else None)
+            catalog = self._catalogs[partner]
         return catalog
+
+    def _note_partner(self, key: str, partner: Partner | None) -> None:
+        self._catalogs[key] = frozenset() if partner is None else _tag_ids(partner)
+        self._syncing[key] = partner is not None and partner.syncs_customers
 
     def _written(self, table: AggregateTable, items: list[_Pending]) -> None:
         """Note what the commit's checks need of the rows just written: the
         partners' catalogs, the customers of the new invoices."""
         if table is PARTNERS:
             for item in items:
-                self._catalogs[item.row[0]] = _tag_ids(item.value)
+                self._note_partner(item.row[0], item.value)
         elif table is INVOICES:
             for item in items:
                 if item.new:
@@ -1272,7 +1297,8 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
         (whatever the order of the saves and of the batches); a tag taken out
         of a catalog is carried by no other customer of the partner; each new
         invoice's customer is stored, the invoice's partner's, and not
-        archived (read locked, where the database locks rows)."""
+        archived (read locked, where the database locks rows); no new
+        customer was added by hand to a partner that syncs customers (C6)."""
         for partner, customers in self._tagged.items():
             catalog = self._catalog(connection, partner)
             for customer, tags in customers.items():
@@ -1282,6 +1308,10 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
             for tag in sorted(removed - self._catalog(connection, partner)):
                 if self._fetch(connection, self._sql.tag_carrier, (partner, str(tag))):
                     raise tag_still_carried(partner, tag)
+        # In order of the customers' ids, as the memory store checks.
+        for partner, customer in sorted(self._by_hand.items(), key=lambda claim: claim[1]):
+            if self._syncing[partner]:
+                raise customer_added_by_hand(customer, partner)
         if self._invoiced:
             states = self._customer_states(connection, {c for c, _ in self._invoiced})
             # In order of the invoices' ids, as the memory store checks.

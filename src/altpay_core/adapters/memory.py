@@ -26,7 +26,8 @@ How it keeps its promises:
   early; :meth:`MemoryUnitOfWork.commit` checks all of it again under the
   store's lock, before writing anything, with the rules between aggregates
   (a customer's tags in its partner's catalog, a tag taken out of a catalog
-  carried by no customer, a new invoice's customer stored and not archived),
+  carried by no customer, no new customer added by hand to a partner that
+  syncs customers, a new invoice's customer stored and not archived),
   and then writes everything. Should
   a write still fail half way, the writes made so far are undone before the
   lock is released: a commit is all or nothing.
@@ -73,6 +74,7 @@ from altpay_core.ports import (
     Store,
     UnitOfWork,
     check_fixed_fields,
+    customer_added_by_hand,
     customer_cursor,
     customer_ref_taken,
     customer_sort_key,
@@ -464,16 +466,20 @@ class MemoryStore(Store):
         """The rules between aggregates, as they stand after this commit:
         its customers' tags are in their partners' catalogs; a tag its
         partners take out of a catalog is carried by no committed customer
-        it leaves as it is; its new invoices name a customer of their
-        partner that is not archived (C8, I1)."""
+        it leaves as it is; its new customers added by hand belong to
+        partners none of whose integrations syncs customers (C6); its new
+        invoices name a customer of their partner that is not archived (C8,
+        I1)."""
         catalogs: dict[PartnerId, frozenset[TagId]] = {}
+
+        def partner_of(partner_id: PartnerId) -> Partner | None:
+            partner = staged.partners.get(partner_id)
+            return self._partners.get(partner_id) if partner is None else partner
 
         def catalog(partner_id: PartnerId) -> frozenset[TagId]:
             found = catalogs.get(partner_id)
             if found is None:
-                partner = staged.partners.get(partner_id)
-                if partner is None:
-                    partner = self._partners.get(partner_id)
+                partner = partner_of(partner_id)
                 found = frozenset(()) if partner is None else frozenset(t.id for t in partner.tags)
                 catalogs[partner_id] = found
             return found
@@ -491,6 +497,16 @@ class MemoryStore(Store):
                     carried = self._customers[customer_id].tags & removed
                     if carried and customer_id not in staged.customers:
                         raise tag_still_carried(partner.id, min(carried))
+        # In order of id, as the SQL stores check: the same customer named.
+        by_hand = (
+            c
+            for c in staged.customers.values()
+            if c.external_ref is None and c.id not in self._customers
+        )
+        for customer in sorted(by_hand, key=lambda c: str(c.id)):
+            its_partner = partner_of(customer.partner_id)
+            if its_partner is not None and its_partner.syncs_customers:
+                raise customer_added_by_hand(customer.id, its_partner.id)
         # In order of id, as the SQL stores check: the same invoice named.
         new = sorted((i for i, base in staged.invoice_base.items() if base == 0), key=str)
         for invoice_id in new:

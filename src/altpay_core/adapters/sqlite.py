@@ -27,8 +27,9 @@ to ``timeout`` seconds, for another writer to finish, and then the database
 checks each row again (``UPDATE ... WHERE version = ?``, primary keys,
 unique indexes), so a writer that committed in between is caught, not
 overwritten. The rules between aggregates (a customer's tags in its
-partner's catalog, a tag taken out of a catalog carried by no customer, a
-new invoice's customer stored and not archived) are checked in that
+partner's catalog, a tag taken out of a catalog carried by no customer, no
+new customer added by hand to a partner that syncs customers, a new
+invoice's customer stored and not archived) are checked in that
 transaction too, at commit, while no other writer can change what they read.
 
 Conflicts: a version that is no longer current, an id or external reference

@@ -700,6 +700,82 @@ class CustomerRepositoryContract(_StoreFactory):
             assert uow.customers.list(partner.id, tag=gold).items == ()
             assert [t.name for t in uow.partners.get(partner.id).tags] == ["VIP", "Late payer"]
 
+    # customers added by hand: only while no integration syncs them, at commit (C6)
+
+    def test_a_customer_added_by_hand_after_syncing_began_is_refused(self, store: Store) -> None:
+        """C6: a customer created from a draft begun before the partner
+        connected an integration that syncs customers is refused at commit,
+        and nothing is written; a synced customer is stored, and a customer
+        added by hand earlier may still change."""
+        partner, earlier = self.partner_with_customer(store)
+        draft = CustomerDraft.start(partner).enter_details(company="Initech", address=_ADDRESS)
+        by_hand = draft.add_user(first_name="Bo", last_name="Li", email="bo@initech.example")
+        syncing = partner.connect_integration("connectwise", syncs_customers=True)
+        (syncing,) = _commit(store, syncing)
+        before = self.pending(store)
+        with pytest.raises(InvariantViolation) as caught:
+            self.store_customers(store, by_hand.create())
+        assert (caught.value.rule, caught.value.path) == ("C6", "")
+        assert str(by_hand.customer_id) in str(caught.value)
+        with store.unit_of_work() as uow:
+            assert _ids(uow.customers.list(partner.id)) == [earlier.id]
+        assert self.pending(store) == before
+        synced = Customer.from_sync(
+            syncing,
+            external_ref=ExternalRef("connectwise", "4711"),
+            company="Initech",
+            address=_ADDRESS,
+            users=[{"first_name": "Bo", "last_name": "Li", "email": "bo@initech.example"}],
+        )
+        changed = earlier.add_user(first_name="Bo", last_name="Li", email="bo@globex.example")
+        self.store_customers(store, synced, changed)
+        with store.unit_of_work() as uow:
+            assert sorted(_ids(uow.customers.list(partner.id))) == sorted([earlier.id, synced.id])
+            assert len(uow.customers.get(partner.id, earlier.id).users) == 2
+
+    def test_the_partner_at_commit_counts_for_customers_added_by_hand(self, store: Store) -> None:
+        """C6, whatever the order of the saves: a partner connecting an
+        integration that syncs customers, and a customer added by hand, in
+        one unit of work, are refused (naming the customer with the smallest
+        id); disconnecting it in the same unit of work lets them in."""
+        partner = self.store_partner(store, _partner())
+        syncing = partner.connect_integration("halopsa", syncs_customers=True)
+        customers = sorted(
+            (_created(partner), _created(partner, "Initech", "bo@initech.example")),
+            key=lambda c: str(c.id),
+        )
+
+        def add(order: str) -> None:
+            with store.unit_of_work() as uow:
+                if order == "partner first":
+                    uow.partners.save(syncing)
+                for customer in reversed(customers):
+                    uow.customers.save(customer)
+                if order != "partner first":
+                    if order == "a read between":
+                        # A read that must see the saves: a SQL store writes them now.
+                        assert len(uow.customers.list(partner.id)) == 2
+                    uow.partners.save(syncing)
+                uow.commit()  # pragma: no cover - for adapters that find it at save
+
+        for order in ("partner first", "customers first", "a read between"):
+            with pytest.raises(InvariantViolation) as caught:
+                add(order)
+            assert caught.value.rule == "C6", order
+            assert str(customers[0].id) in str(caught.value), order
+        with store.unit_of_work() as uow:
+            assert uow.partners.get(partner.id) == partner
+            assert uow.customers.list(partner.id).items == ()
+        with store.unit_of_work() as uow:
+            stored = uow.partners.save(syncing)
+            for customer in customers:
+                uow.customers.save(customer)
+            uow.partners.save(stored.disconnect_integration("halopsa"))
+            uow.commit()
+        with store.unit_of_work() as uow:
+            assert uow.partners.get(partner.id).integrations == ()
+            assert len(uow.customers.list(partner.id)) == 2
+
     # users
 
     def test_with_user_compares_emails_case_insensitively(self, store: Store) -> None:
@@ -2871,6 +2947,21 @@ def _with_partner(
     return aps.partners().flatmap(lambda p: st.tuples(st.just(p), make(p)))
 
 
+def _commit_with_customer(
+    store: Store, partner: Partner, customer: Customer, *rest: _Aggregate
+) -> list[Any]:
+    """Store a new partner and a new customer of it (and ``rest``) as they
+    could have come to be: a customer added by hand to a partner that now
+    syncs customers was added before the partner connected the integration
+    (C6), so the partner is stored without its integrations first, then
+    given them. The stored customer and ``rest``."""
+    if customer.external_ref is None and partner.syncs_customers:
+        first, *saved = _commit(store, attrs.evolve(partner, integrations=()), customer, *rest)
+        _commit(store, attrs.evolve(first, integrations=partner.integrations))
+        return saved
+    return _commit(store, partner, customer, *rest)[1:]
+
+
 def _billed(partner: Partner) -> st.SearchStrategy[tuple[Customer, Invoice]]:
     """An active customer of ``partner``, and an invoice of it."""
     return aps.customers(partner, status=CustomerStatus.ACTIVE).flatmap(
@@ -2896,10 +2987,7 @@ class RoundTripContract(_StoreFactory):
     def test_customers_round_trip(self, store: Store, pair: tuple[Partner, Customer]) -> None:
         partner, generated = pair
         customer = attrs.evolve(generated, version=0)
-        with store.unit_of_work() as uow:
-            uow.partners.save(partner)
-            saved = uow.customers.save(customer)
-            uow.commit()
+        (saved,) = _commit_with_customer(store, partner, customer)
         expected = attrs.evolve(customer, version=1)
         with store.unit_of_work() as uow:
             got = uow.customers.get(partner.id, customer.id)
@@ -2942,7 +3030,7 @@ class RoundTripContract(_StoreFactory):
         partner, (customer, generated) = pair
         invoice = attrs.evolve(generated, version=0)
         # With its customer (I1), and so its partner (the customer's tags).
-        *_, saved = _commit(store, partner, attrs.evolve(customer, version=0), invoice)
+        _, saved = _commit_with_customer(store, partner, attrs.evolve(customer, version=0), invoice)
         expected = attrs.evolve(invoice, version=1)
         due = invoice.due_date
         as_of = due + dt.timedelta(days=1)
