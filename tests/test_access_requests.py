@@ -72,9 +72,16 @@ def request(p: Partner, **names: str | None) -> AccessRequest:
     return AccessRequest.open(p, email="Cy.Ng@Globex.EXAMPLE", **fields)
 
 
+def new_customer(r: AccessRequest, p: Partner, by: TeamMember) -> AccessRequest:
+    """Approve ``r`` with a new customer made from the draft it opens."""
+    draft = r.start_customer(partner=p, by=by)
+    created = draft.enter_details(company="Initech", address=ALBANY).create()
+    return r.approve_new_customer(created, partner=p, by=by)
+
+
 RESOLUTIONS = {
     "add-to-customer": lambda r, p, by: r.add_to_customer(customer(p), partner=p, by=by),
-    "start-customer": lambda r, p, by: r.start_customer(partner=p, by=by),
+    "new-customer": new_customer,
     "reject": lambda r, p, by: r.reject(partner=p, by=by),
 }
 
@@ -281,14 +288,46 @@ class TestAddToCustomer:
 class TestStartCustomer:
     def test_a_draft_with_the_person_already_added(self) -> None:
         p = partner()
-        resolved, draft = request(p).start_customer(partner=p, by=member(p, Role.ADMIN))
+        admin = member(p, Role.ADMIN)
+        req = request(p)
+        draft = req.start_customer(partner=p, by=admin)
         assert draft.step is DraftStep.DETAILS
         assert [str(u.email) for u in draft.users] == ["Cy.Ng@globex.example"]
-        assert resolved.status is AccessRequestStatus.APPROVED
-        assert resolved.customer_id == draft.customer_id
+        assert [(u.first_name, u.last_name) for u in draft.users] == [("Cy", "Ng")]
         created = draft.enter_details(company="Globex", address=ALBANY).create()
-        assert created.id == resolved.customer_id
         assert created.has_user("cy.ng@globex.example")
+        # Approved only with the customer it names.
+        assert req.is_pending
+        approved = req.approve_new_customer(created, partner=p, by=admin)
+        assert approved.status is AccessRequestStatus.APPROVED
+        assert (approved.customer_id, approved.resolved_by) == (created.id, admin.id)
+
+    def test_the_new_customer_must_have_the_person_as_a_user(self) -> None:
+        p = partner()
+        admin = member(p, Role.ADMIN)
+        req = request(p)
+        draft = req.start_customer(partner=p, by=admin).remove_user("cy.ng@globex.example")
+        created = (
+            draft.enter_details(company="Other Co", address=ALBANY)
+            .add_user(first_name="N", last_name="O", email="nobody@other.example")
+            .create()
+        )
+        with pytest.raises(InvariantViolation) as caught:
+            req.approve_new_customer(created, partner=p, by=admin)
+        assert (caught.value.rule, caught.value.path) == ("access-request-user", "users")
+
+    def test_the_new_customer_must_be_an_active_one_of_the_partners(self) -> None:
+        p = partner()
+        admin = member(p, Role.ADMIN)
+        req = request(p)
+        with pytest.raises(NotFound):
+            req.approve_new_customer(customer(partner()), partner=p, by=admin)
+        theirs = customer(p).add_user(first_name="Cy", last_name="Ng", email="cy.ng@globex.example")
+        with pytest.raises(InvariantViolation) as caught:
+            req.approve_new_customer(theirs.archive(), partner=p, by=admin)
+        assert caught.value.rule == "C8"
+        with pytest.raises(ValidationError):
+            req.approve_new_customer("cus_1", partner=p, by=admin)  # type: ignore[arg-type]
 
     def test_refused_for_a_partner_that_syncs_customers(self) -> None:
         p = partner().connect_integration("halopsa", syncs_customers=True)
@@ -364,7 +403,7 @@ def test_round_trips_in_every_state() -> None:
         request(p),
         request(p, first_name=None, last_name=None),
         request(p).reject(partner=p, by=admin),
-        request(p).start_customer(partner=p, by=admin)[0],
+        new_customer(request(p), p, admin),
         request(p).add_to_customer(customer(p), partner=p, by=admin)[0],
     ]
     for req in states:

@@ -449,6 +449,11 @@ class TestCardFeeException:
         assert back.card_fee_bearer(p) is CardFeeBearer.CUSTOMER
         assert back.set_card_fee_exception(None) is back
 
+    def test_another_partners_policy_is_not_this_customers(self) -> None:
+        other = partner().set_card_fees(bearer="partner")
+        with pytest.raises(NotFound):
+            globex().card_fee_bearer(other)
+
     def test_a_bad_bearer_is_refused(self) -> None:
         with pytest.raises(ValidationError) as caught:
             globex().set_card_fee_exception("nobody")
@@ -519,6 +524,16 @@ class TestSynced:
                 syncing_partner(), external_ref=REF, company="I", address=ALBANY, users=[]
             )
         assert caught.value.rule == "C5"
+        # Among other invalid fields, C5 is reported with them, as a
+        # Customer built from the same data reports it.
+        with pytest.raises(ValidationError) as caught_all:
+            Customer.from_sync(
+                syncing_partner(), external_ref=REF, company="", address=ALBANY, users=[]
+            )
+        assert [(e.path, e.code) for e in caught_all.value.errors] == [
+            ("company", "blank"),
+            ("users", "C5"),
+        ]
         twice = [{"first_name": "A", "last_name": "B", "email": "a@b.example"}] * 2
         with pytest.raises(InvariantViolation) as caught:
             Customer.from_sync(

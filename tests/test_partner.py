@@ -255,6 +255,14 @@ class TestPermissions:
     def test_the_table_is_the_products(self) -> None:
         assert {role: set(actions) for role, actions in ROLE_ACTIONS.items()} == PERMISSIONS
 
+    def test_the_tables_are_read_only(self) -> None:
+        # Shared by every partner in the process: no one may widen a role.
+        with pytest.raises(TypeError):
+            ROLE_ACTIONS[Role.READ_ONLY] = frozenset(Action)  # type: ignore[index]
+        with pytest.raises(TypeError):
+            partner_module.COUNTRY_CURRENCIES["MX"] = "MXN"  # type: ignore[index]
+        assert ROLE_ACTIONS[Role.READ_ONLY] == {Action.VIEW_INVOICES}
+
     @pytest.mark.parametrize("role", list(Role))
     @pytest.mark.parametrize("action", list(Action))
     def test_authorize_follows_the_table(self, role: Role, action: Action) -> None:

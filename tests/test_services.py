@@ -36,6 +36,7 @@ from altpay_core import (
     ScheduledPayment,
     ScheduledPaymentStatus,
     TagId,
+    TeamMember,
     UserId,
     ValidationError,
     services,
@@ -46,6 +47,7 @@ from altpay_core.ports import MAX_PAGE_SIZE, UnitOfWork
 from altpay_core.services import (
     add_access_request_to_customer,
     create_customer,
+    create_customer_from_access_request,
     delete_tag,
     reject_access_request,
 )
@@ -233,6 +235,51 @@ class TestAccessRequests:
         with store.unit_of_work() as uow:
             assert uow.access_requests.get(partner.id, request.id) == request
             assert uow.customers.get(partner.id, customer.id) == customer
+
+    def test_a_new_customer_and_the_approval_are_stored_together(self, store: MemoryStore) -> None:
+        partner, request, _ = self._setup(store)
+        admin = partner.team[0]
+        draft = request.start_customer(partner=partner, by=admin, last_name="Lee")
+        draft = draft.enter_details(company="Initech", address=ALBANY)
+        with store.unit_of_work() as uow:
+            approved, created = create_customer_from_access_request(
+                uow, partner.id, request.id, draft, by=admin
+            )
+        assert (approved.status, approved.customer_id) == (AccessRequestStatus.APPROVED, created.id)
+        assert (approved.version, created.version) == (2, 1)
+        with store.unit_of_work() as uow:
+            assert uow.access_requests.get(partner.id, request.id) == approved
+            assert uow.customers.with_user(partner.id, "dee@globex.example") == [created]
+            topics = [m.event.topic for m in uow.outbox.pending()]
+        assert topics[-1] == "customer_created"
+
+    def test_a_refused_new_customer_leaves_the_request_pending(self, store: MemoryStore) -> None:
+        partner, request, customer = self._setup(store)
+        admin = partner.team[0]
+        opened = request.start_customer(partner=partner, by=admin, last_name="Lee")
+        dropped = (
+            opened.remove_user("dee@globex.example")
+            .enter_details(company="Other Co", address=ALBANY)
+            .add_user(first_name="N", last_name="O", email="nobody@other.example")
+        )
+        refusals: list[tuple[CustomerDraft, TeamMember, type[Exception]]] = [
+            (opened, admin, InvariantViolation),  # no details yet (C1)
+            (dropped, admin, InvariantViolation),  # the person dropped
+            (opened.enter_details(company="I", address=ALBANY), partner.team[1], PermissionDenied),
+        ]
+        for draft, by, error in refusals:
+            with store.unit_of_work() as uow, pytest.raises(error):
+                create_customer_from_access_request(uow, partner.id, request.id, draft, by=by)
+        with store.unit_of_work() as uow:
+            uow.partners.save(partner.connect_integration("halopsa", syncs_customers=True))
+            uow.commit()
+        ready = opened.enter_details(company="Initech", address=ALBANY)
+        with store.unit_of_work() as uow, pytest.raises(InvariantViolation) as caught:
+            create_customer_from_access_request(uow, partner.id, request.id, ready, by=admin)
+        assert caught.value.rule == "C6"
+        with store.unit_of_work() as uow:
+            assert uow.access_requests.get(partner.id, request.id) == request
+            assert [c.id for c in uow.customers.list(partner.id).items] == [customer.id]
 
     def test_rejecting(self, store: MemoryStore) -> None:
         partner, request, _ = self._setup(store)

@@ -467,7 +467,8 @@ class CustomerDraft:
     Calling :meth:`enter_details` again goes back to step 1 and keeps the
     users (C3). A draft started from an access request
     (:meth:`AccessRequest.start_customer`) is at step 1 with its person
-    already added.
+    already added; the request is approved with the customer it creates
+    (:meth:`AccessRequest.approve_new_customer`).
 
     >>> from altpay_core import Partner
     >>> draft = CustomerDraft.start(Partner.create(name="Northwind IT", country="US"))
@@ -814,6 +815,10 @@ class Customer:
             if isinstance(users, Iterable) and not isinstance(users, str | Mapping)
             else users,
         )
+        if clean_users == () and found.errors:
+            # Rule C5 among the field errors, as the constructor reports it:
+            # none hides another.
+            found.add("users", "C5", f"{_C5_MESSAGE} (rule C5)")
         found.raise_if_any()
         customer = cls(
             id=CustomerId.new(),
@@ -868,8 +873,12 @@ class Customer:
         return self.is_active and self.has_user(email)
 
     def card_fee_bearer(self, partner: Partner) -> CardFeeBearer:
-        """Who bears card fees for this customer: its exception, else the policy."""
+        """Who bears card fees for this customer: its exception, else the
+        partner's policy. ``NotFound`` for a partner that is not this
+        customer's, as the other commands given a partner."""
         _partner(partner)
+        if partner.id != self.partner_id:
+            raise NotFound("customer", self.id)
         if self.card_fee_exception is not None:
             return self.card_fee_exception
         return partner.card_fees.bearer
@@ -1173,7 +1182,8 @@ class AccessRequest:
     """Someone used a partner's billing link but is no user of its customers.
 
     An Admin or Sub-Admin resolves it, once (C9): :meth:`add_to_customer`,
-    :meth:`start_customer` (a draft with the person already added as a user)
+    :meth:`approve_new_customer` (a new customer made from the draft that
+    :meth:`start_customer` opens, with the person already added as a user)
     or :meth:`reject`. Whether the email is already a user of one of the
     partner's customers is a question for the repository
     (``customers.with_user(email)``), asked before opening one.
@@ -1338,20 +1348,51 @@ class AccessRequest:
         by: TeamMemberId | TeamMember,
         first_name: str | None = None,
         last_name: str | None = None,
-    ) -> tuple[AccessRequest, CustomerDraft]:
-        """Approve by creating a new customer: the approved request and a
-        draft at step 1 with the person already added as its user. The
-        request names the draft's customer id; the customer exists once the
-        draft is created.
+    ) -> CustomerDraft:
+        """Begin approving by creating a new customer: a draft at step 1 with
+        the person already added as its user. Names default to the ones
+        given with the request.
+
+        The request stays pending until the customer is created: then
+        :meth:`approve_new_customer` approves it, naming the customer, and
+        the two are stored together
+        (:func:`altpay_core.services.create_customer_from_access_request`
+        does all of it). An abandoned draft leaves the request to be
+        resolved another way.
 
         Refused as :meth:`add_to_customer` is, and (C6) for a partner whose
         customers are synced."""
-        member = self._resolver(partner, by)
+        self._resolver(partner, by)
         first, last = self._names(first_name, last_name)
         draft = CustomerDraft.start(partner)
         user = CustomerUser.new(first_name=first, last_name=last, email=self.email)
-        draft = attrs.evolve(draft, users=(user,))
-        return self._resolved(member, AccessRequestStatus.APPROVED, draft.customer_id), draft
+        return attrs.evolve(draft, users=(user,))
+
+    def approve_new_customer(
+        self, customer: Customer, *, partner: Partner, by: TeamMemberId | TeamMember
+    ) -> AccessRequest:
+        """Approve: ``customer``, created for the person (from the draft of
+        :meth:`start_customer`, say), has them as a user. Returns the
+        approved request, which names the customer; store both together.
+
+        Refused as :meth:`add_to_customer` is (an archived customer too,
+        C8), and (rule ``access-request-user``) unless the person's email is
+        a user of the customer: a draft that dropped them made a customer
+        they cannot reach.
+        """
+        _fields.argument("customer", customer, Customer, "a Customer")
+        member = self._resolver(partner, by)
+        if customer.partner_id != self.partner_id:
+            raise NotFound("customer", customer.id)
+        customer._refuse_if_archived()
+        if not customer.has_user(self.email):
+            raise InvariantViolation(
+                f"{self.email} asked for access, but is not a user of customer "
+                f"{customer.id}: add them as a user, then approve",
+                rule="access-request-user",
+                path="users",
+            )
+        return self._resolved(member, AccessRequestStatus.APPROVED, customer.id)
 
     def reject(self, *, partner: Partner, by: TeamMemberId | TeamMember) -> AccessRequest:
         """Refuse access (an Admin or Sub-Admin only, C9)."""

@@ -22,6 +22,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any, Final
 
 import attrs
@@ -52,7 +53,7 @@ __all__ = [
     "TeamMember",
 ]
 
-COUNTRY_CURRENCIES: Final = {"US": "USD", "CA": "CAD"}
+COUNTRY_CURRENCIES: Final[Mapping[str, str]] = MappingProxyType({"US": "USD", "CA": "CAD"})
 
 
 # -- shared by the aggregates' constructors -----------------------------------
@@ -292,15 +293,17 @@ class Action(enum.StrEnum):
 
 
 _ALL_ACTIONS: Final = frozenset(Action)
-ROLE_ACTIONS: Final[Mapping[Role, frozenset[Action]]] = {
-    Role.ADMIN: _ALL_ACTIONS,
-    # Not the Admins either: else a Sub-Admin could make themselves an Admin
-    # and so reach the banking details.
-    Role.SUB_ADMIN: _ALL_ACTIONS - {Action.MANAGE_BANKING, Action.MANAGE_ADMINS},
-    Role.MEMBER: frozenset({Action.VIEW_INVOICES, Action.EDIT_INVOICES}),
-    Role.READ_ONLY: frozenset({Action.VIEW_INVOICES}),
-}
-"""The permissions table: the actions each role may perform."""
+ROLE_ACTIONS: Final[Mapping[Role, frozenset[Action]]] = MappingProxyType(
+    {
+        Role.ADMIN: _ALL_ACTIONS,
+        # Not the Admins either: else a Sub-Admin could make themselves an Admin
+        # and so reach the banking details.
+        Role.SUB_ADMIN: _ALL_ACTIONS - {Action.MANAGE_BANKING, Action.MANAGE_ADMINS},
+        Role.MEMBER: frozenset({Action.VIEW_INVOICES, Action.EDIT_INVOICES}),
+        Role.READ_ONLY: frozenset({Action.VIEW_INVOICES}),
+    }
+)
+"""The permissions table: the actions each role may perform (read-only)."""
 
 
 @attrs.frozen

@@ -78,6 +78,7 @@ __all__ = [
     "charge_back_payment",
     "charge_now",
     "create_customer",
+    "create_customer_from_access_request",
     "delete_tag",
     "fail_payment",
     "pay_invoices",
@@ -151,6 +152,16 @@ def delete_tag(
     return stored
 
 
+def _refuse_if_synced(partner: Partner) -> None:
+    """C6, for the partner as it is now: its customers may have started
+    coming in through a sync since the draft began."""
+    if partner.syncs_customers:
+        raise InvariantViolation(
+            "this partner's customers are synced from an integration; they are not added by hand",
+            rule="C6",
+        )
+
+
 def create_customer(
     uow: UnitOfWork,
     draft: CustomerDraft,
@@ -171,11 +182,7 @@ def create_customer(
     partner = uow.partners.get(draft.partner_id)
     if by is not None:
         partner.authorize(by, Action.MANAGE_CUSTOMERS)
-    if partner.syncs_customers:
-        raise InvariantViolation(
-            "this partner's customers are synced from an integration; they are not added by hand",
-            rule="C6",
-        )
+    _refuse_if_synced(partner)
     created = draft.create()
     with _storing(uow):
         customer = uow.customers.save(created)
@@ -210,6 +217,39 @@ def add_access_request_to_customer(
     with _storing(uow):
         stored_request = uow.access_requests.save(approved)
         stored_customer = uow.customers.save(joined)
+        uow.commit()
+    return stored_request, stored_customer
+
+
+def create_customer_from_access_request(
+    uow: UnitOfWork,
+    partner_id: PartnerId,
+    request_id: AccessRequestId,
+    draft: CustomerDraft,
+    *,
+    by: TeamMemberId | TeamMember,
+) -> tuple[AccessRequest, Customer]:
+    """Approve an access request by creating a new customer from ``draft``
+    (opened by :meth:`AccessRequest.start_customer`, with the person as its
+    user, then given its details).
+
+    The approved request and the new customer are stored in one commit, or
+    neither is: a request is never approved for a customer that does not
+    exist. Refused as :func:`create_customer` is (C1, C6), and as
+    :meth:`AccessRequest.approve_new_customer` is: only an Admin or
+    Sub-Admin resolves a request (C9), once, and the person must be a user
+    of the new customer. Returns both as stored.
+    """
+    _uow(uow)
+    _fields.argument("draft", draft, CustomerDraft, "a CustomerDraft")
+    partner = uow.partners.get(partner_id)
+    request = uow.access_requests.get(partner_id, request_id)
+    _refuse_if_synced(partner)
+    created = draft.create()
+    approved = request.approve_new_customer(created, partner=partner, by=by)
+    with _storing(uow):
+        stored_customer = uow.customers.save(created)
+        stored_request = uow.access_requests.save(approved)
         uow.commit()
     return stored_request, stored_customer
 

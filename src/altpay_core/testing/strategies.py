@@ -712,7 +712,7 @@ def _customer_drafts(draw: st.DrawFn, step: DraftStep | None) -> CustomerDraft:
     draft = attrs.evolve(draft, started_at=draw(aware_datetimes()))
     at = step if step is not None else draw(st.sampled_from(DraftStep))
     if at is DraftStep.DETAILS:
-        # As AccessRequest.start_customer leaves it: the person already added.
+        # As AccessRequest.start_customer opens it: the person already added.
         return attrs.evolve(draft, users=draw(_unique_users(0, 1)))
     details = draw(customer_details())
     draft = attrs.evolve(draft, details=details)
@@ -915,11 +915,21 @@ def fees(
     currency: str | Currency = "USD", kind: FeeKind | str | None = None
 ) -> st.SearchStrategy[Fee]:
     """Fee lines of every kind (or ``kind``, a ``FeeKind`` or its value),
-    covered by either side."""
+    covered by either side. An invoice takes every kind but ``card``, a
+    payment's own (I8): :func:`invoices` draws its fees without it."""
     wanted = _member(FeeKind, kind, "kind")
+    return _fees(currency, tuple(FeeKind) if wanted is None else (wanted,))
+
+
+# An invoice's fee lines: every kind but the card fee, which is worked out on
+# the payment (I8).
+_INVOICE_FEE_KINDS = tuple(kind for kind in FeeKind if kind is not FeeKind.CARD)
+
+
+def _fees(currency: str | Currency, kinds: tuple[FeeKind, ...]) -> st.SearchStrategy[Fee]:
     return st.builds(
         Fee.new,
-        st.sampled_from(FeeKind) if wanted is None else st.just(wanted),
+        st.sampled_from(kinds),
         money(currency, min_units=1, max_units=10**7),
         name=st.none() | names(max_size=40),
         covered_by_customer=st.booleans(),
@@ -999,7 +1009,7 @@ def invoices(
 ) -> st.SearchStrategy[Invoice]:
     """Invoices of ``customer`` (of ``partner``; new ones by default), issued
     by a team member or synced in (or as ``synced`` says), with 1 to 4 lines
-    and up to 2 fees, in every status (or ``status``, an ``InvoiceStatus`` or
+    and up to 2 fees (of every kind but ``card``, I8), in every status (or ``status``, an ``InvoiceStatus`` or
     its value): open and untouched or partly paid, paid in one to three
     parts, void, archived; some with a payment given back. A ``customer``
     comes with its ``partner``."""
@@ -1033,7 +1043,7 @@ def _invoices(
     currency = partner.currency
     lines = [draw(line_items(currency, min_unit_units=1))]
     lines += draw(st.lists(line_items(currency), max_size=3))
-    fee_lines = draw(st.lists(fees(currency), max_size=2))
+    fee_lines = draw(st.lists(_fees(currency, _INVOICE_FEE_KINDS), max_size=2))
     number = draw(st.one_of(st.integers(1, 10**9).map(str), names(max_size=20)))
     memo = draw(st.none() | names(max_size=80))
     today = draw(st.dates(dt.date(2000, 1, 1), dt.date(2099, 1, 1)))
