@@ -520,7 +520,7 @@ class TestUpdate:
     ) -> None:
         inv = issue(partner, customer)
         with pytest.raises(ValidationError) as caught:
-            inv.update(partner, due_date=DUE)
+            inv.update(partner, due_date=DUE + dt.timedelta(days=1))
         assert caught.value.paths == ["today"]
         with pytest.raises(InvariantViolation) as caught:
             inv.update(partner, today=DUE, due_date=DUE - dt.timedelta(days=1))
@@ -996,3 +996,201 @@ def test_the_docs_page_runs() -> None:
     )
     assert result.attempted > 0
     assert result.failed == 0
+
+
+# -- a card fee is the payment's, never an invoice's (I8) ---------------------------------
+
+_CARD = {"kind": "card", "amount": "3.20"}
+
+
+def _card_fee_paths() -> list[tuple[str, str, object]]:
+    """Every path that builds an invoice, given a card fee line: the path of
+    the error and its code."""
+    partner, customer = make_partner(), make_customer(make_partner())
+    customer = make_customer(partner)
+    inv = issue(partner, customer)
+    synced = synced_partner()
+    synced_customer = make_customer(synced)
+    mine = sync(synced, synced_customer)
+    late = {"kind": "late_payment", "amount": "1.00"}
+    return [
+        (
+            "fees[1].kind",
+            "card_fee_on_invoice",
+            lambda: issue(partner, customer, fees=[late, _CARD]),
+        ),
+        (
+            "fees[0].kind",
+            "card_fee_on_invoice",
+            lambda: sync(synced, synced_customer, fees=[_CARD]),
+        ),
+        ("fees[0].kind", "card_fee_on_invoice", lambda: inv.update(partner, fees=[_CARD])),
+        ("kind", "card_fee_on_invoice", lambda: inv.add_fee(partner, kind="card", amount="3.20")),
+        (
+            "kind",
+            "card_fee_on_invoice",
+            lambda: inv.add_fee(partner, kind=FeeKind.CARD, amount=usd("3.20")),
+        ),
+        ("fees[0].kind", "card_fee_on_invoice", lambda: mine.apply_sync(fees=[_CARD])),
+        (
+            "fees[0].kind",
+            "I8",
+            lambda: from_dict(
+                Invoice, {**to_dict(inv), "fees": [to_dict(Fee.parse(_CARD, "USD"))]}
+            ),
+        ),
+    ]
+
+
+@pytest.mark.parametrize("index", range(len(_card_fee_paths())))
+def test_an_invoice_refuses_a_card_fee_line_on_every_path_i8(index: int) -> None:
+    path, code, call = _card_fee_paths()[index]
+    with pytest.raises(ValidationError) as caught:
+        call()  # type: ignore[operator]
+    assert (caught.value.paths, caught.value.codes) == ([path], [code])
+    assert "card" in caught.value.errors[0].message
+
+
+def test_the_invoice_itself_refuses_a_card_fee_line_i8(
+    partner: Partner, customer: Customer
+) -> None:
+    inv = issue(partner, customer)
+    with pytest.raises(InvariantViolation) as caught:
+        attrs.evolve(inv, fees=(Fee.new(FeeKind.CARD, usd("3.20")),))
+    assert (caught.value.rule, caught.value.path) == ("I8", "fees[0].kind")
+    # A payment keeps its card fee: the kind and its name are unchanged.
+    assert Fee.new(FeeKind.CARD, usd("3.20")).name == "Card fee"
+
+
+@given(aps.invoices())
+def test_no_invoice_the_strategies_make_has_a_card_fee_i8(inv: Invoice) -> None:
+    assert all(fee.kind is not FeeKind.CARD for fee in inv.fees)
+
+
+# -- an unchanged value is no change -------------------------------------------------------
+
+
+class TestUnchangedValues:
+    def test_a_form_posting_every_field_after_the_due_date(
+        self, partner: Partner, customer: Customer
+    ) -> None:
+        inv = issue(partner, customer, memo="Thanks")
+        mo = member_of(partner, Role.MEMBER)
+        later = DUE + dt.timedelta(days=10)
+        edited = inv.update(
+            partner,
+            by=mo,  # type: ignore[arg-type]
+            memo="please pay",
+            due_date=inv.due_date,
+            lines=[{"description": "Managed support", "quantity": 2, "unit_amount": "150.00"}],
+            fees=list(inv.fees),
+            today=later,
+        )
+        assert edited.memo == "please pay"
+        assert edited.events[-1].changes == ("memo",)
+        # Nothing changed at all: the same invoice, no event.
+        assert edited.update(partner, memo=" please pay ", due_date=DUE, today=later) is edited
+        # A real change of the due date is still checked (I3).
+        with pytest.raises(InvariantViolation) as caught:
+            inv.update(partner, due_date=DUE + dt.timedelta(days=1), today=later)
+        assert (caught.value.rule, caught.value.path) == ("I3", "due_date")
+
+    @pytest.mark.parametrize("paid", [False, True])
+    def test_a_synced_invoice_posted_with_its_own_amounts(self, paid: bool) -> None:
+        partner = synced_partner()
+        inv = sync(partner, make_customer(partner))
+        if paid:
+            inv = inv.apply_payment(PaymentId.new(), usd("500.00"))
+        edited = inv.update(
+            partner,
+            memo="x",
+            lines=inv.lines,
+            fees=inv.fees,
+            due_date=inv.due_date,  # in the past, as the source has it
+            today=TODAY,
+        )
+        assert edited.memo == "x"
+        assert edited.events[-1].changes == ("memo",)
+        # A real change is still the source's (I10).
+        with pytest.raises(InvariantViolation) as caught:
+            inv.update(partner, memo="x", lines=inv.lines, due_date=TODAY, today=TODAY)
+        assert (caught.value.rule, caught.value.path) == ("I10", "due_date")
+
+    def test_an_unchanged_value_must_still_be_well_formed(
+        self, partner: Partner, customer: Customer
+    ) -> None:
+        inv = issue(partner, customer)
+        with pytest.raises(ValidationError) as caught:
+            inv.update(partner, due_date="2026-02-04", memo=3)
+        assert caught.value.paths == ["due_date", "memo"]
+
+    @given(data=st.data())
+    def test_posting_an_invoices_own_values_changes_nothing(self, data: st.DataObject) -> None:
+        inv = data.draw(aps.invoices(status=data.draw(st.sampled_from(["open", "paid"]))))
+        partner = data.draw(aps.partners())
+        partner = attrs.evolve(partner, id=inv.partner_id)
+        today = inv.due_date + dt.timedelta(days=data.draw(st.integers(0, 400)))
+        same = inv.update(
+            partner,
+            lines=inv.lines,
+            fees=inv.fees,
+            due_date=inv.due_date,
+            memo=inv.memo,
+            today=today,
+        )
+        assert same is inv
+
+
+# -- the time of the invoice's events --------------------------------------------------------
+
+
+def test_invoice_events_for_a_payment_carry_the_callers_time(
+    partner: Partner, customer: Customer
+) -> None:
+    at = dt.datetime(2026, 1, 6, 9, 30, tzinfo=dt.UTC)
+    payment = PaymentId.new()
+    part = issue(partner, customer).apply_payment(payment, usd("100.00"), at=at)
+    assert part.events[-1].occurred_at == at
+    paid = part.apply_payment(PaymentId.new(), usd("200.00"), at=at)
+    assert (paid.events[-1].topic, paid.events[-1].occurred_at) == ("invoice_paid", at)
+    back = paid.release_payment(payment, at=at + dt.timedelta(days=3))
+    assert back.events[-1].occurred_at == at + dt.timedelta(days=3)
+    with pytest.raises(ValidationError) as caught:
+        back.apply_payment(PaymentId.new(), usd("1.00"), at=dt.datetime(2026, 1, 6))
+    assert caught.value.paths == ["at"]
+
+
+def test_invoice_created_happens_when_the_invoice_is_created(
+    partner: Partner, customer: Customer
+) -> None:
+    inv = issue(partner, customer)
+    assert inv.events[0].occurred_at == inv.created_at
+    synced = synced_partner()
+    from_source = sync(synced, make_customer(synced))
+    assert from_source.events[0].occurred_at == from_source.created_at
+
+
+# -- passing a return fee on ------------------------------------------------------------------
+
+
+def test_a_return_fee_is_passed_on_where_the_partner_edits_the_fees(
+    partner: Partner, customer: Customer
+) -> None:
+    # A manual invoice, open again after its payment came back: add_fee.
+    payment = PaymentId.new()
+    reopened = issue(partner, customer).apply_payment(payment, usd("300.00"))
+    reopened = reopened.release_payment(payment)
+    billed = reopened.add_fee(partner, kind="return", amount="15.00")
+    assert billed.balance == usd("315.00")
+    # A synced one: its fees are the source's (I10); an archived one is not
+    # edited (I4). The fee is billed in the source, or on a new invoice.
+    synced = synced_partner()
+    from_source = sync(synced, make_customer(synced))
+    with pytest.raises(InvariantViolation) as caught:
+        from_source.add_fee(synced, kind="return", amount="15.00")
+    assert (caught.value.rule, caught.value.path) == ("I10", "fees")
+    with_fee = from_source.apply_sync(fees=[{"kind": "return", "amount": "15.00"}])
+    assert with_fee.total == usd("515.00")
+    with pytest.raises(InvariantViolation) as caught:
+        reopened.archive(partner).add_fee(partner, kind="return", amount="15.00")
+    assert caught.value.rule == "I4"

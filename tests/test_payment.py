@@ -506,7 +506,7 @@ class TestLifecycle:
         with pytest.raises(InvariantViolation) as caught:
             charge_back_payment(pay, invoices)  # still processing
         assert caught.value.rule == "I6"
-        disputed, (a, _) = charge_back_payment(pay.succeed(), invoices, at=AT)
+        disputed, (a, _) = charge_back_payment(pay.succeed(AT), invoices, at=AT)
         assert disputed.status is PaymentStatus.CHARGED_BACK
         assert disputed.return_fee is not None
         assert disputed.return_fee.amount == usd("25.00")
@@ -1516,3 +1516,121 @@ def test_the_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
     assert "balance" in out
     assert "open (partly paid)" in out
     assert "paid" in out
+
+
+# -- the timeline of a payment only goes forward ---------------------------------------------
+
+EARLIER = AT - dt.timedelta(seconds=1)
+
+
+def _at_each_step(world: World, method: str) -> list[tuple[str, str, Any]]:
+    """Each command on a payment at a time before the last one it records:
+    the rule and the name of that time, and the command."""
+    pay, invoices = paid_by(world, method)
+    done = pay.succeed(AT + HOURS_5)
+    settled = done.settle(AT + 2 * HOURS_5)
+    late = AT + HOURS_5 - dt.timedelta(seconds=1)
+    latest = AT + 2 * HOURS_5 - dt.timedelta(microseconds=1)
+    steps: list[tuple[str, str, Any]] = [
+        ("payment-timeline", "created_at", lambda: pay.succeed(EARLIER)),
+        ("payment-timeline", "succeeded_at", lambda: done.settle(late)),
+        ("I7", "settled_at", lambda: refund_payment(settled, invoices, at=latest)),
+    ]
+    if method == "card":
+        steps += [
+            ("payment-timeline", "created_at", lambda: fail_payment(pay, invoices, at=EARLIER)),
+            (
+                "payment-timeline",
+                "succeeded_at",
+                lambda: charge_back_payment(done, invoices, at=late),
+            ),
+            (
+                "payment-timeline",
+                "settled_at",
+                lambda: charge_back_payment(settled, invoices, at=latest),
+            ),
+        ]
+    else:
+        steps += [
+            ("payment-timeline", "created_at", lambda: fail_payment(pay, invoices, at=EARLIER)),
+            ("payment-timeline", "created_at", lambda: return_payment(pay, invoices, at=EARLIER)),
+            ("payment-timeline", "succeeded_at", lambda: return_payment(done, invoices, at=late)),
+            (
+                "payment-timeline",
+                "settled_at",
+                lambda: return_payment(settled, invoices, "unauthorized", at=latest),
+            ),
+        ]
+    return steps
+
+
+@pytest.mark.parametrize("method", ["card", "ach"])
+def test_no_command_happens_before_a_time_the_payment_records(method: str) -> None:
+    for rule, name, command in _at_each_step(World(), method):
+        with pytest.raises(InvariantViolation) as caught:
+            command()
+        assert (caught.value.rule, caught.value.path) == (rule, "at"), name
+        assert f"before this payment's {name}" in str(caught.value)
+
+
+def test_the_same_time_as_the_last_one_is_allowed(world: World) -> None:
+    pay, invoices = paid_by(world, "card")
+    settled = pay.succeed(AT).settle(AT)
+    refunded, _ = refund_payment(settled, invoices, at=AT)
+    assert refunded.status is PaymentStatus.REFUNDED
+
+
+def test_the_payment_itself_refuses_times_out_of_order(world: World) -> None:
+    pay, _ = paid_by(world, "ach")
+    done = pay.succeed(AT + HOURS_5)
+    with pytest.raises(InvariantViolation) as caught:
+        attrs.evolve(done, succeeded_at=EARLIER)
+    assert (caught.value.rule, caught.value.path) == ("payment-timeline", "succeeded_at")
+    settled = done.settle(AT + 2 * HOURS_5)
+    with pytest.raises(InvariantViolation) as caught:
+        attrs.evolve(settled, settled_at=AT)
+    assert (caught.value.rule, caught.value.path) == ("payment-timeline", "settled_at")
+    for name, when in (("succeeded_at", EARLIER), ("settled_at", AT)):
+        data = to_dict(settled)
+        data[name] = when.isoformat()
+        with pytest.raises(ValidationError) as caught:
+            from_dict(Payment, data)
+        assert (caught.value.paths, caught.value.codes) == ([name], ["payment-timeline"])
+
+
+@given(pay=aps.payments(), back=st.integers(1, 10**12))
+def test_every_payment_the_strategies_make_keeps_its_timeline(pay: Payment, back: int) -> None:
+    times = [t for t in (pay.created_at, pay.succeeded_at, pay.settled_at) if t is not None]
+    assert times == sorted(times)
+    # What comes next may not come before the last time it records.
+    before = times[-1] - dt.timedelta(microseconds=back)
+    if pay.status is PaymentStatus.PROCESSING:
+        with pytest.raises(InvariantViolation) as caught:
+            pay.succeed(before)
+        assert (caught.value.rule, caught.value.path) == ("payment-timeline", "at")
+    elif pay.status is PaymentStatus.SUCCEEDED and pay.settled_at is None:
+        with pytest.raises(InvariantViolation) as caught:
+            pay.settle(before)
+        assert (caught.value.rule, caught.value.path) == ("payment-timeline", "at")
+
+
+# -- the invoices' events carry the payment's time --------------------------------------------
+
+
+def test_invoice_events_carry_the_time_the_caller_passed(world: World) -> None:
+    pay, (a, b) = paid_by(world, "ach")  # at=AT
+    assert [a.events[-1].topic, b.events[-1].topic] == ["invoice_paid", "invoice_paid"]
+    assert a.events[-1].occurred_at == b.events[-1].occurred_at == pay.created_at == AT
+    later = AT + dt.timedelta(days=3)
+    returned, (a, b) = return_payment(pay.succeed(AT), (a, b), at=later)
+    assert returned.events[-1].occurred_at == later
+    assert [e.topic for e in a.events[-1:]] == ["invoice_updated"]
+    assert a.events[-1].occurred_at == b.events[-1].occurred_at == later
+
+
+@pytest.mark.parametrize("how", _GIVE_BACKS)
+def test_every_give_back_dates_the_invoices_events_as_the_payments(how: str) -> None:
+    method = "card" if how == "charge back" else "ach"
+    pay, invoices = in_state(World(), method, "processing" if how == "fail" else "settled")
+    new, released = give_back(how, pay, invoices)
+    assert {i.events[-1].occurred_at for i in released} == {new.events[-1].occurred_at} == {AT}

@@ -967,3 +967,54 @@ def test_create_customer_names_a_draft_of_the_wrong_type(store: MemoryStore, kin
     with store.unit_of_work() as uow, pytest.raises(ValidationError) as caught:
         create_customer(uow, draft[kind])  # type: ignore[arg-type]
     assert (caught.value.paths, caught.value.codes) == (["draft"], ["wrong_type"])
+
+
+class TestTimesOfAPayment:
+    def test_the_invoices_events_carry_the_times_passed(
+        self, store: MemoryStore, billing: Billing
+    ) -> None:
+        b = billing
+        payment, _ = pay(store, b, [b.one, b.two])  # at=at(6)
+        with store.unit_of_work() as uow:
+            services.return_payment(uow, b.partner.id, payment.id, at=at(9))
+        with store.unit_of_work() as uow:
+            stored = [(m.event.topic, m.event.occurred_at) for m in uow.outbox.pending(20)]
+        assert stored == [
+            ("invoice_paid", at(6)),
+            ("invoice_paid", at(6)),
+            ("payment_failed", at(9)),
+            ("invoice_updated", at(9)),
+            ("invoice_updated", at(9)),
+        ]
+
+    def test_a_refund_before_the_payment_settled_is_refused_i7(
+        self, store: MemoryStore, billing: Billing
+    ) -> None:
+        b = billing
+        payment, _ = pay(store, b, [b.one], method="card")
+        with store.unit_of_work() as uow:
+            services.succeed_payment(uow, b.partner.id, payment.id, at=at(7))
+            settled = services.settle_payment(uow, b.partner.id, payment.id, at=at(9))
+        for command, rule in (
+            (lambda uow: services.refund_payment(uow, b.partner.id, payment.id, at=at(8)), "I7"),
+            (
+                lambda uow: services.charge_back_payment(uow, b.partner.id, payment.id, at=at(8)),
+                "payment-timeline",
+            ),
+        ):
+            with store.unit_of_work() as uow, pytest.raises(InvariantViolation) as caught:
+                command(uow)
+            assert (caught.value.rule, caught.value.path) == (rule, "at")
+            with store.unit_of_work() as uow:
+                assert uow.payments.get(b.partner.id, payment.id) == settled
+
+    def test_a_success_before_the_payment_was_made_is_refused(
+        self, store: MemoryStore, billing: Billing
+    ) -> None:
+        b = billing
+        payment, _ = pay(store, b, [b.one])
+        with store.unit_of_work() as uow, pytest.raises(InvariantViolation) as caught:
+            services.succeed_payment(uow, b.partner.id, payment.id, at=at(5))
+        assert (caught.value.rule, caught.value.path) == ("payment-timeline", "at")
+        with store.unit_of_work() as uow:
+            assert uow.payments.get(b.partner.id, payment.id) == payment

@@ -206,6 +206,11 @@ def _join(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
 
 
+def _when(at: object) -> dt.datetime:
+    """When an event happened: ``at`` (an aware datetime, in UTC), or now."""
+    return utc_now() if at is None else _fields.aware_datetime("at", at)
+
+
 # -- line items and fees -----------------------------------------------------------
 
 
@@ -310,11 +315,14 @@ class FeeKind(enum.Enum):
 
     The product's fee types are late payment, product, method (here
     :attr:`CARD`) and interest; the three return fees of rule I6 have their
-    own kinds.
+    own kinds. Invoices and payments share the kinds, but :attr:`CARD` is a
+    payment's only: an invoice refuses a card fee line (rule I8).
     """
 
     CARD = "card"
-    """The card fee of a card payment (rule I8)."""
+    """The card fee of a card payment (rule I8): worked out once, on the
+    payment, from the partner's policy. Never an invoice's fee line, since
+    a bank debit carries no card fee and a card payment carries its own."""
     LATE_PAYMENT = "late_payment"
     PRODUCT = "product"
     INTEREST = "interest"
@@ -461,8 +469,17 @@ def _fees_in(value: object, currency: Currency) -> tuple[Fee, ...]:
     fees = tuple(
         found.check(f"fees[{index}]", Fee.parse, item, currency) for index, item in enumerate(value)
     )
+    for index, fee in enumerate(fees):
+        if fee is not None and fee.kind is FeeKind.CARD:
+            found.add(f"fees[{index}].kind", "card_fee_on_invoice", _CARD_FEE_ON_INVOICE)
     found.raise_if_any()
     return fees
+
+
+_CARD_FEE_ON_INVOICE: Final = (
+    "an invoice has no 'card' fee line: the card fee is worked out once, on a card "
+    "payment, from the partner's policy, and a bank debit carries none (rule I8)"
+)
 
 
 def _total(lines: Iterable[LineItem], fees: Iterable[Fee], currency: Currency) -> Money:
@@ -705,6 +722,11 @@ class Invoice:
         return ok
 
     def _check_rules(self) -> None:
+        for index, fee in enumerate(self.fees):
+            if fee.kind is FeeKind.CARD:
+                raise InvariantViolation(
+                    _CARD_FEE_ON_INVOICE, rule="I8", path=f"fees[{index}].kind"
+                )
         if not self.total.is_positive:
             raise InvariantViolation(
                 f"an invoice's total must be greater than zero (got {self.total})",
@@ -768,6 +790,10 @@ class Invoice:
         issue date defaults to ``today``; the due date may be neither before
         it nor in the past, and the total must be above zero (I3). A
         ``partner`` or ``customer`` that is not one is a ``wrong_type`` error.
+
+        ``created_at``, and the time of ``invoice_created``, is the current
+        time: ``today`` is a date (the day the rules of I3 are checked
+        against) and says nothing of the hour.
         """
         _partner_and_customer(partner, customer)
         member = partner.authorize(by, Action.EDIT_INVOICES)
@@ -801,7 +827,8 @@ class Invoice:
             memo=clean_memo,
             issued_by=member.id,
         )
-        return _with_events(invoice, invoice, invoice._event(InvoiceCreated))
+        created = invoice._event(InvoiceCreated, at=invoice.created_at)
+        return _with_events(invoice, invoice, created)
 
     @classmethod
     def from_sync(
@@ -824,6 +851,8 @@ class Invoice:
         change only through :meth:`apply_sync`, unpaid or paid (I10). The
         integration must be connected and sync invoices; the customer must be
         the partner's (I1) and active (C8); the total must be above zero.
+        ``created_at``, and the time of ``invoice_created``, is the current
+        time (when it was synced in).
         """
         _partner_and_customer(partner, customer)
         if not isinstance(external_ref, ExternalRef):
@@ -862,7 +891,8 @@ class Invoice:
             memo=clean_memo,
             external_ref=external_ref,
         )
-        return _with_events(invoice, invoice, invoice._event(InvoiceCreated))
+        created = invoice._event(InvoiceCreated, at=invoice.created_at)
+        return _with_events(invoice, invoice, created)
 
     # -- reading ------------------------------------------------------------------
 
@@ -914,6 +944,12 @@ class Invoice:
     ) -> Invoice:
         """The partner edits the invoice; omitted arguments keep their value.
 
+        An argument equal to the invoice's value (after trimming and reading
+        it in the invoice's currency) is no change: it must be well formed,
+        and is otherwise ignored, so that a form may post every field. Only
+        real changes are checked below and named in ``invoice_updated``;
+        with none, the invoice is returned unchanged.
+
         With ``by``, the member must be allowed to edit invoices. A void or
         archived invoice is not edited (I4). A synced invoice's lines, fees
         and due date come from its source (I10), open or paid: use
@@ -928,9 +964,10 @@ class Invoice:
         if by is not None:
             partner.authorize(by, Action.EDIT_INVOICES)
         self._refuse_closed("edited")
+        clean = self._changed({"lines": lines, "fees": fees, "due_date": due_date, "memo": memo})
         if self.is_synced:
-            for name, value in (("lines", lines), ("fees", fees), ("due_date", due_date)):
-                if value is not KEEP:
+            for name in ("lines", "fees", "due_date"):
+                if name in clean:
                     raise InvariantViolation(
                         f"'{name}' of a synced invoice comes from "
                         f"{self.external_ref.system if self.external_ref else 'its source'}; "
@@ -938,11 +975,10 @@ class Invoice:
                         rule="I10",
                         path=name,
                     )
-        if due_date is not KEEP:
+        if "due_date" in clean:
             clean_today = _fields.plain_date("today", today)
-            clean_due = _fields.plain_date("due_date", due_date)
-            _refuse_past_due(clean_due, clean_today, self.issue_date)
-        return self._revise({"lines": lines, "fees": fees, "due_date": due_date, "memo": memo})
+            _refuse_past_due(clean["due_date"], clean_today, self.issue_date)
+        return self._revised(clean)
 
     def add_fee(
         self,
@@ -955,7 +991,15 @@ class Invoice:
         by: TeamMemberId | TeamMember | None = None,
     ) -> Invoice:
         """Add a fee line (a late payment fee, or a return fee passed on to
-        the customer), with the same rules as :meth:`update`."""
+        the customer), with the same rules as :meth:`update`.
+
+        Errors name the arguments (``kind``, ``amount``, ...). A ``card``
+        fee is refused (``ValidationError`` at ``kind``): the card fee is the
+        payment's (I8). A synced invoice's fees come from its source (I10)
+        and a void or archived invoice is not edited (I4): a return fee
+        passed on to the customer is then billed in the source system (it
+        arrives with the sync) or on a new invoice.
+        """
         data: dict[str, object] = {
             "kind": kind,
             "amount": amount,
@@ -963,7 +1007,9 @@ class Invoice:
         }
         if name is not None:
             data["name"] = name
-        fee = _fees_in([data], self.currency)[0]
+        fee = Fee.parse(data, self.currency)
+        if fee.kind is FeeKind.CARD:
+            raise ValidationError.single("kind", "card_fee_on_invoice", _CARD_FEE_ON_INVOICE)
         return self.update(partner, by=by, fees=(*self.fees, fee))
 
     def void(self, partner: Partner, *, by: TeamMemberId | TeamMember | None = None) -> Invoice:
@@ -1025,32 +1071,39 @@ class Invoice:
         if not self.is_synced:
             raise InvariantViolation("only a synced invoice is changed by a sync", rule="I10")
         self._refuse_closed("changed")
-        return self._revise(
-            {
-                "number": number,
-                "lines": lines,
-                "fees": fees,
-                "issue_date": issue_date,
-                "due_date": due_date,
-                "memo": memo,
-            }
+        return self._revised(
+            self._changed(
+                {
+                    "number": number,
+                    "lines": lines,
+                    "fees": fees,
+                    "issue_date": issue_date,
+                    "due_date": due_date,
+                    "memo": memo,
+                }
+            )
         )
 
     # -- payments (through altpay_core.payment) -------------------------------------
 
-    def apply_payment(self, payment_id: PaymentId, amount: Money) -> Invoice:
+    def apply_payment(
+        self, payment_id: PaymentId, amount: Money, *, at: dt.datetime | None = None
+    ) -> Invoice:
         """Apply a payment's part: the invoice must be open (I4), the amount
         above zero, in the invoice's currency (I2) and at most the balance
         (I5). Reaching a zero balance makes it ``paid`` (``invoice_paid``).
+        The event happened ``at`` (an aware datetime; the current time if
+        omitted): the payment's time.
 
         :func:`altpay_core.payment.pay_invoices` calls this for each invoice
-        of a payment; call that instead, so that the payment and its invoices
-        are stored together.
+        of a payment, with the payment's time; call that instead, so that
+        the payment and its invoices are stored together.
         """
         if not isinstance(payment_id, PaymentId):
             raise ValidationError.single(
                 "payment_id", "wrong_type", "'payment_id' must be a payment id"
             )
+        when = _when(at)
         _refuse_unless_open(self)
         money = _positive_money_in("amount", amount, self.currency)
         if any(part.payment_id == payment_id for part in self.payments):
@@ -1073,20 +1126,22 @@ class Invoice:
             status=InvoiceStatus.PAID if paid else InvoiceStatus.OPEN,
         )
         if paid:
-            event = self._event(InvoicePaid, ("amount_paid", "balance", "status"))
+            event = self._event(InvoicePaid, ("amount_paid", "balance", "status"), when)
         else:
-            event = self._event(InvoiceUpdated, ("amount_paid", "balance"))
+            event = self._event(InvoiceUpdated, ("amount_paid", "balance"), when)
         return _with_events(new, self, event)
 
-    def release_payment(self, payment_id: PaymentId) -> Invoice:
+    def release_payment(self, payment_id: PaymentId, *, at: dt.datetime | None = None) -> Invoice:
         """Give a payment's part back (it failed, was returned, charged back
         or refunded, I6): the balance goes up again, and a paid invoice is
         open again. An archived invoice stays archived; the record of the
-        part stays, marked released.
+        part stays, marked released. The ``invoice_updated`` event happened
+        ``at`` (the current time if omitted).
 
         Called by the functions of :mod:`altpay_core.payment` that change the
-        payment too.
+        payment too, with the time they record on the payment's event.
         """
+        when = _when(at)
         part = self.applied(payment_id)
         if part.released:
             raise InvariantViolation(
@@ -1105,12 +1160,19 @@ class Invoice:
         changes: tuple[str, ...] = ("amount_paid", "balance")
         if status is not self.status:
             changes = (*changes, "status")
-        return _with_events(new, self, self._event(InvoiceUpdated, changes))
+        return _with_events(new, self, self._event(InvoiceUpdated, changes, when))
 
     # -- internals ------------------------------------------------------------------
 
-    def _event(self, kind: type[Event], changes: tuple[str, ...] = ()) -> Event:
-        return kind(partner_id=self.partner_id, aggregate_id=str(self.id), changes=changes)
+    def _event(
+        self, kind: type[Event], changes: tuple[str, ...] = (), at: dt.datetime | None = None
+    ) -> Event:
+        return kind(
+            partner_id=self.partner_id,
+            aggregate_id=str(self.id),
+            occurred_at=utc_now() if at is None else at,
+            changes=changes,
+        )
 
     def _own(self, partner: Partner) -> None:
         _fields.argument("partner", partner, Partner, "a Partner")
@@ -1124,7 +1186,11 @@ class Invoice:
                 f"{article} {self.status.value} invoice cannot be {what}", rule="I4", path="status"
             )
 
-    def _revise(self, wanted: dict[str, object]) -> Invoice:
+    def _changed(self, wanted: dict[str, object]) -> dict[str, Any]:
+        """The values of ``wanted`` (``KEEP`` for none) read as the fields
+        are, every malformed one reported at once; of those, the ones that
+        differ from the invoice's, in the order given. A value equal to the
+        invoice's is no change, and so is checked no further."""
         found = FieldErrors()
         clean: dict[str, Any] = {}
         for name, value in wanted.items():
@@ -1141,7 +1207,13 @@ class Invoice:
             else:
                 clean[name] = found.check("", _number, name, value)
         found.raise_if_any()
-        changes = tuple(name for name, value in clean.items() if value != getattr(self, name))
+        return {name: value for name, value in clean.items() if value != getattr(self, name)}
+
+    def _revised(self, clean: dict[str, Any]) -> Invoice:
+        """The invoice with the changed values ``clean`` (from :meth:`_changed`),
+        its total, balance and status checked again, carrying
+        ``invoice_updated`` (or ``invoice_paid``)."""
+        changes = tuple(clean)
         if not changes:
             return self
         total = _total(clean.get("lines", self.lines), clean.get("fees", self.fees), self.currency)

@@ -23,6 +23,12 @@ Life of a payment (status, and what it does to the invoices' balances):
 - ``refunded`` (:func:`refund_payment`), in full, once settled (I7): the
   balances are given back too.
 
+Its timeline only goes forward: ``created_at <= succeeded_at <= settled_at``,
+and a command's time ``at`` (the current time if omitted) is refused before
+the latest of them (an ``InvariantViolation`` at ``at``, rule
+``payment-timeline``; rule I7 for a refund before the payment settled). The
+invoices' events for a change a payment makes carry the same time.
+
 Card fees (I8) come from the partner's :class:`~altpay_core.partner.CardFeePolicy`
 and the customer's exception; bank debits carry none. Rounding (I9): every fee
 is rounded half-even to the currency's minor unit, and every split (a batch's
@@ -564,6 +570,22 @@ class Payment:
             raise InvariantViolation(
                 "only a card payment that succeeded is disputed", rule="I6", path="succeeded_at"
             )
+        # The timeline goes forward: made, then succeeded, then settled.
+        made, succeeded, settled = self.created_at, self.succeeded_at, self.settled_at
+        if succeeded is not None and succeeded < made:
+            raise InvariantViolation(
+                f"a payment succeeds after it is made: succeeded_at ({succeeded.isoformat()}) "
+                f"is before created_at ({made.isoformat()})",
+                rule="payment-timeline",
+                path="succeeded_at",
+            )
+        if settled is not None and succeeded is not None and settled < succeeded:
+            raise InvariantViolation(
+                f"a payment settles after it succeeds: settled_at ({settled.isoformat()}) "
+                f"is before succeeded_at ({succeeded.isoformat()})",
+                rule="payment-timeline",
+                path="settled_at",
+            )
 
     # -- reading ------------------------------------------------------------------
 
@@ -644,7 +666,8 @@ class Payment:
 
     def succeed(self, at: dt.datetime | None = None) -> Payment:
         """The processor says it went through: ``processing`` -> ``succeeded``
-        (``payment_succeeded``). The invoices are unchanged: the payment has
+        (``payment_succeeded``), ``at`` (now if omitted), which may not be
+        before ``created_at``. The invoices are unchanged: the payment has
         held their balances since it was made."""
         when = _when(at)
         if self.status is not PaymentStatus.PROCESSING:
@@ -653,11 +676,13 @@ class Payment:
                 rule="I6",
                 path="status",
             )
+        self._refuse_before_last(when, "it succeeds")
         new = attrs.evolve(self, status=PaymentStatus.SUCCEEDED, succeeded_at=when)
         return _with_events(new, self, self._event(PaymentSucceeded, when, ("status",)))
 
     def settle(self, at: dt.datetime | None = None) -> Payment:
-        """Its funds settled: records ``settled_at`` (``payment_settled``); the
+        """Its funds settled: records ``settled_at`` (``payment_settled``),
+        ``at`` (now if omitted), which may not be before ``succeeded_at``; the
         status stays ``succeeded``. Only a succeeded payment settles; settling
         a settled one changes nothing. A refund needs it (I7)."""
         when = _when(at)
@@ -669,10 +694,34 @@ class Payment:
             )
         if self.settled_at is not None:
             return self
+        self._refuse_before_last(when, "it settles")
         new = attrs.evolve(self, settled_at=when)
         return _with_events(new, self, self._event(PaymentSettled, when, ("settled_at",)))
 
     # -- internals ------------------------------------------------------------------
+
+    def _last_time(self) -> tuple[str, dt.datetime]:
+        """The latest time the payment records, and its field's name (the
+        times are in order: created, succeeded, settled)."""
+        if self.settled_at is not None:
+            return "settled_at", self.settled_at
+        if self.succeeded_at is not None:
+            return "succeeded_at", self.succeeded_at
+        return "created_at", self.created_at
+
+    def _refuse_before_last(
+        self, when: dt.datetime, what: str, *, rule: str = "payment-timeline"
+    ) -> None:
+        """A command's time ``at`` may not come before a time the payment
+        already records: its timeline only goes forward."""
+        name, last = self._last_time()
+        if when < last:
+            raise InvariantViolation(
+                f"'at' ({when.isoformat()}) is before this payment's {name} "
+                f"({last.isoformat()}): {what} only after that",
+                rule=rule,
+                path="at",
+            )
 
     def _event(self, kind: type[Event], when: dt.datetime, changes: tuple[str, ...]) -> Event:
         return kind(
@@ -878,6 +927,9 @@ def pay_invoices(
     (``ValidationError``, I2); a bank debit of another country's currency.
     A card payment carries the card fee (I8), shared across the invoices so
     that the shares sum exactly (I9).
+
+    ``at`` (now if omitted) is the payment's ``created_at`` and the time of
+    the invoices' ``invoice_updated`` / ``invoice_paid`` events.
     """
     when = _when(at)
     _refuse_other_partner(partner, customer)
@@ -930,7 +982,7 @@ def pay_invoices(
         requested = wanted[invoice.id]
         amount = invoice.balance if requested is None else requested
         try:
-            touched.append(invoice.apply_payment(payment_id, amount))
+            touched.append(invoice.apply_payment(payment_id, amount, at=when))
         except ValidationError as error:
             raise error.under(f"amounts[{invoice.id}]") from None
         except InvariantViolation as error:
@@ -1101,7 +1153,9 @@ def _requested(
 # -- giving balances back -----------------------------------------------------------------
 
 
-def _release(payment: Payment, invoices: Iterable[Invoice]) -> tuple[Invoice, ...]:
+def _release(
+    payment: Payment, invoices: Iterable[Invoice], when: dt.datetime
+) -> tuple[Invoice, ...]:
     if isinstance(invoices, str | bytes | Mapping) or not isinstance(invoices, Iterable):
         raise ValidationError.single(
             "invoices", "wrong_type", f"'invoices' must be a list (got {type(invoices).__name__})"
@@ -1123,7 +1177,7 @@ def _release(payment: Payment, invoices: Iterable[Invoice]) -> tuple[Invoice, ..
     for invoice_id in payment.invoice_ids:
         if invoice_id not in seen:
             raise NotFound("invoice", invoice_id)
-    return tuple(invoice.release_payment(payment.id) for invoice in given)
+    return tuple(invoice.release_payment(payment.id, at=when) for invoice in given)
 
 
 def fail_payment(
@@ -1134,7 +1188,8 @@ def fail_payment(
     ``processing`` -> ``failed`` (``payment_failed``); every invoice it pays
     gets its part back (a paid one is open again). A bank debit records the
     standard return fee (15.00) against the partner; a declined card, none.
-    ``invoices`` are the invoices it pays (each once).
+    ``invoices`` are the invoices it pays (each once). ``at`` (now if
+    omitted) may not be before ``created_at``; the invoices' events carry it.
     """
     _fields.argument("payment", payment, Payment, "a Payment")
     when = _when(at)
@@ -1145,9 +1200,10 @@ def fail_payment(
             rule="I6",
             path="status",
         )
+    payment._refuse_before_last(when, "it fails")
     fee = FeeKind.RETURN if payment.method.is_bank_debit else None
     new = payment._closed(PaymentStatus.FAILED, fee, STANDARD_RETURN_FEE, PaymentFailed, when)
-    return new, _release(payment, invoices)
+    return new, _release(payment, invoices, when)
 
 
 def return_payment(
@@ -1164,7 +1220,9 @@ def return_payment(
     15.00; an unauthorised one is a chargeback (``payment_chargeback``) and
     records 25.00. Either way the fee is the partner's and every invoice gets
     its part back. A card payment is disputed instead
-    (:func:`charge_back_payment`).
+    (:func:`charge_back_payment`). ``at`` (now if omitted) may not be before
+    the latest time the payment records (made, succeeded, settled); the
+    invoices' events carry it.
     """
     _fields.argument("payment", payment, Payment, "a Payment")
     when = _when(at)
@@ -1182,6 +1240,7 @@ def return_payment(
             rule="I6",
             path="status",
         )
+    payment._refuse_before_last(when, "the bank returns it")
     if why is ReturnKind.STANDARD:
         new = payment._closed(
             PaymentStatus.FAILED, FeeKind.RETURN, STANDARD_RETURN_FEE, PaymentFailed, when
@@ -1194,7 +1253,7 @@ def return_payment(
             PaymentChargeback,
             when,
         )
-    return new, _release(payment, invoices)
+    return new, _release(payment, invoices, when)
 
 
 def charge_back_payment(
@@ -1205,6 +1264,8 @@ def charge_back_payment(
     ``succeeded`` -> ``charged_back`` (``payment_chargeback``); the dispute
     fee (25.00) is the partner's and every invoice gets its part back. A
     bank debit is returned instead (:func:`return_payment`, unauthorised).
+    ``at`` (now if omitted) may not be before ``succeeded_at`` (nor
+    ``settled_at``); the invoices' events carry it.
     """
     _fields.argument("payment", payment, Payment, "a Payment")
     when = _when(at)
@@ -1220,10 +1281,11 @@ def charge_back_payment(
             rule="I6",
             path="status",
         )
+    payment._refuse_before_last(when, "it is disputed")
     new = payment._closed(
         PaymentStatus.CHARGED_BACK, FeeKind.DISPUTE, CARD_DISPUTE_FEE, PaymentChargeback, when
     )
-    return new, _release(payment, invoices)
+    return new, _release(payment, invoices, when)
 
 
 def refund_payment(
@@ -1240,7 +1302,9 @@ def refund_payment(
     the customer was charged. ``amount``, if given, must be exactly that
     (no partial refunds); another currency is refused (``ValidationError``).
     The card fee is not returned by the processor: it stays with the partner
-    (:attr:`~Payment.partner_fees`).
+    (:attr:`~Payment.partner_fees`). ``at`` (now if omitted) may not be
+    before ``settled_at`` (I7: only once settled); the invoices' events
+    carry it.
     """
     _fields.argument("payment", payment, Payment, "a Payment")
     when = _when(at)
@@ -1272,8 +1336,10 @@ def refund_payment(
             rule="I7",
             path="amount",
         )
+    # I7: a refund only once the payment has settled, so not at a time before.
+    payment._refuse_before_last(when, "it is refunded", rule="I7")
     new = payment._closed(PaymentStatus.REFUNDED, None, Decimal(0), PaymentRefunded, when)
-    return new, _release(payment, invoices)
+    return new, _release(payment, invoices, when)
 
 
 # -- saved payment methods ----------------------------------------------------------------

@@ -1009,10 +1009,10 @@ def invoices(
 ) -> st.SearchStrategy[Invoice]:
     """Invoices of ``customer`` (of ``partner``; new ones by default), issued
     by a team member or synced in (or as ``synced`` says), with 1 to 4 lines
-    and up to 2 fees (of every kind but ``card``, I8), in every status (or ``status``, an ``InvoiceStatus`` or
-    its value): open and untouched or partly paid, paid in one to three
-    parts, void, archived; some with a payment given back. A ``customer``
-    comes with its ``partner``."""
+    and up to 2 fees (of every kind but ``card``, I8), in every status (or
+    ``status``, an ``InvoiceStatus`` or its value): open and untouched or
+    partly paid, paid in one to three parts, void, archived; some with a
+    payment given back. A ``customer`` comes with its ``partner``."""
     _instance(Partner, partner, "partner")
     _instance(Customer, customer, "customer")
     if customer is not None and (partner is None or customer.partner_id != partner.id):
