@@ -191,6 +191,52 @@ def test_the_fee_follows_the_policy_and_the_exception(
     assert fee.covered_by_customer is (bearer is CardFeeBearer.CUSTOMER)
 
 
+# -- the rate ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "rate",
+    ["\uff12", "1_0", "\u0661", "2.9\u2003", "NaN", "-Infinity", "", "2,9", "1E-1001"],
+)
+def test_a_rate_is_read_as_strictly_as_an_amount(rate: str) -> None:
+    # Decimal() alone read "\uff12" (full-width) as 2 and "1_0" as 10.
+    with pytest.raises(ValidationError) as caught:
+        CardFeePolicy(CardFeeBearer.CUSTOMER, rate, usd("0.30"))  # type: ignore[arg-type]
+    assert (caught.value.paths, caught.value.codes) == (["rate_percent"], ["invalid_rate"])
+    with pytest.raises(ValidationError) as caught:
+        make_partner().set_card_fees(rate_percent=rate)
+    assert (caught.value.paths, caught.value.codes) == (["rate_percent"], ["invalid_rate"])
+
+
+@pytest.mark.parametrize(
+    ("rate", "kept"),
+    [
+        ("1E+1", "10"),
+        (Decimal("2E+1"), "20"),
+        ("-0", "0"),
+        (Decimal("-0.00"), "0.00"),
+        ("2.90", "2.90"),
+        (" 3 ", "3"),
+        (3, "3"),
+        ("1E-7", "1E-7"),
+    ],
+)
+def test_a_rate_is_kept_with_no_exponent_and_no_negative_zero(rate: object, kept: str) -> None:
+    policy = CardFeePolicy(CardFeeBearer.CUSTOMER, rate, usd("0.30"))  # type: ignore[arg-type]
+    assert policy.rate_percent.as_tuple() == Decimal(kept).as_tuple()
+    assert make_partner().set_card_fees(rate_percent=rate).card_fees == policy  # type: ignore[arg-type]
+
+
+@given(rate=st.decimals(0, 20, places=4) | st.integers(0, 20) | st.decimals(0, 20).map(str))
+def test_a_rate_reads_as_the_same_fee_whatever_its_form(rate: object) -> None:
+    policy = CardFeePolicy(CardFeeBearer.CUSTOMER, rate, usd("0.30"))  # type: ignore[arg-type]
+    assert policy.rate_percent == Decimal(str(rate))
+    amount = usd("1234.56")
+    assert policy.fee_for(amount) == (
+        amount.percent(Decimal(str(rate)), rounding=Rounding.HALF_EVEN) + usd("0.30")
+    )
+
+
 # -- splits (I9) ---------------------------------------------------------------------------
 
 

@@ -3,22 +3,33 @@
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import pickle
+from decimal import Decimal
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from altpay_core import (
+    Address,
     AltpayError,
+    CardFeeBearer,
+    CardFeePolicy,
     ConcurrencyConflict,
+    Currency,
     CurrencyMismatch,
+    Event,
+    ExternalRef,
     FieldError,
     InvariantViolation,
+    Money,
     NotFound,
     OperandError,
     PermissionDenied,
     ValidationError,
+    from_dict,
 )
 from altpay_core import errors as errors_module
 from altpay_core.errors import FieldErrors, join_path
@@ -297,3 +308,68 @@ def test_currency_mismatch() -> None:
 def test_all_is_sorted_and_complete() -> None:
     assert errors_module.__all__ == sorted(errors_module.__all__)
     assert all(getattr(errors_module, name).__doc__ for name in errors_module.__all__)
+
+
+# -- input echoed back: never a wall of text ----------------------------------------------
+
+LONG = "x" * 100_000
+
+
+def _raise(error: Exception) -> None:
+    raise error
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: Money(LONG, "USD"),
+        lambda: Money("0." + "1" * 100_000, "USD"),  # too_precise
+        lambda: Money(Decimal("0." + "1" * 100_000), "USD"),
+        lambda: Money("1", LONG),
+        lambda: Currency(LONG),
+        lambda: Money("1.005", "USD", rounding=LONG),
+        lambda: Money("1.00", "USD").percent("1", rounding=LONG),
+        lambda: Money("1.00", "USD").multiply(Decimal("0." + "1" * 100_000)),
+        lambda: Money("1", "USD").allocate([1, "-" + "1" * 100_000]),
+        lambda: Money("1", "USD").allocate([1, -(10**5000)]),  # a ValueError escaped
+        lambda: Money("1", "USD").split(10**5000),  # a ValueError escaped
+        lambda: from_dict(Money, {LONG: 1, "amount": "1", "currency": "USD"}),
+        lambda: from_dict(ExternalRef, {LONG: 1, "system": "cw", "id": "1"}),
+        lambda: from_dict(Address, {LONG: 1}),
+        lambda: from_dict(dt.datetime, LONG),
+        lambda: from_dict(dt.date, LONG),
+        lambda: from_dict(Decimal, LONG),
+        lambda: from_dict(CardFeeBearer, LONG),
+        lambda: from_dict(Event, {"topic": LONG}),
+        lambda: from_dict(
+            CardFeePolicy,
+            {"bearer": LONG, "rate_percent": LONG, "fixed": {"amount": LONG, "currency": LONG}},
+        ),
+        lambda: CardFeePolicy(CardFeeBearer.CUSTOMER, LONG, Money("0.30", "USD")),  # type: ignore[arg-type]
+        lambda: _raise(NotFound("integration", LONG)),
+    ],
+)
+def test_messages_show_at_most_a_slice_of_the_input(build: Any) -> None:
+    # Each echoed the whole input before (100,000 characters).
+    with pytest.raises(AltpayError) as caught:
+        build()
+    assert len(str(caught.value)) < 1000
+    if isinstance(caught.value, ValidationError):
+        assert all(len(e.message) < 400 for e in caught.value.errors)
+
+
+@given(st.text(max_size=200) | st.integers() | st.decimals() | st.binary(max_size=200))
+def test_shown_input_is_cut_short_but_recognisable(value: object) -> None:
+    # At most 40 characters of the input; text is cut before it is quoted.
+    if isinstance(value, str):
+        expected = repr(value) if len(value) <= 40 else f"{value[:40]!r}..."
+    else:
+        whole = repr(value)
+        expected = whole if len(whole) <= 40 else f"{whole[:40]}..."
+    assert errors_module.shown(value) == expected
+
+
+def test_a_long_path_is_cut_short_in_the_message_but_kept_whole() -> None:
+    error = FieldError(LONG, "unknown_field", "not a field")
+    assert error.path == LONG
+    assert len(str(error)) < 100

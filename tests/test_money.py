@@ -13,7 +13,7 @@ from decimal import Decimal
 from fractions import Fraction
 
 import pytest
-from hypothesis import assume, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 from altpay_core import (
@@ -65,6 +65,35 @@ def test_codes_without_minor_units_are_not_currencies(code: str) -> None:
         Currency(code)
     assert info.value.codes == ["unknown_currency"]
     assert "'currency'" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "\u00dfp",  # str.upper() makes it SSP
+        "u\u017fd",  # the long s: USD
+        "\uff35\uff33\uff24",  # full-width USD
+        "usd\u0307",  # a combining dot
+    ],
+)
+def test_a_code_that_is_not_ascii_is_no_currency(code: str) -> None:
+    # str.upper() maps some other letters onto ASCII ones, as for country codes.
+    with pytest.raises(ValidationError) as info:
+        Currency(code)
+    assert info.value.codes == ["unknown_currency"]
+
+
+@example("\u00dfp")
+@example("u\u017fd")
+@given(st.text(max_size=6) | st.sampled_from([c.code for c in Currency.all()]).map(str.lower))
+def test_a_currency_is_its_ascii_code_in_any_case(code: str) -> None:
+    text = code.strip()
+    if text.isascii() and text.upper() in {c.code for c in Currency.all()}:
+        assert Currency(code).code == text.upper()
+        return
+    with pytest.raises(ValidationError) as info:
+        Currency(code)
+    assert info.value.codes == ["unknown_currency"]
 
 
 def test_currency_of_wrong_type() -> None:
@@ -183,6 +212,49 @@ def test_unknown_currency_names_the_field() -> None:
 def test_no_float_is_ever_accepted(value: float) -> None:
     with pytest.raises(ValidationError, match="float"):
         Money(value, "USD")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("args", "errors"),
+    [
+        (("abc", "ZZZ"), [("amount", "invalid_amount"), ("currency", "unknown_currency")]),
+        ((1.5, "ZZZ"), [("amount", "float_refused"), ("currency", "unknown_currency")]),
+        ((None, None), [("amount", "wrong_type"), ("currency", "wrong_type")]),
+        (("1e40", "ZZZ"), [("amount", "amount_too_large"), ("currency", "unknown_currency")]),
+        # Its decimal places depend on the currency: not judged without one.
+        (("1.001", "ZZZ"), [("currency", "unknown_currency")]),
+        (("1", "ZZZ"), [("currency", "unknown_currency")]),
+    ],
+)
+def test_an_unknown_currency_does_not_hide_a_bad_amount(
+    args: tuple[object, object], errors: list[tuple[str, str]]
+) -> None:
+    # Only the currency was reported before.
+    with pytest.raises(ValidationError) as info:
+        Money(*args)  # type: ignore[arg-type]
+    assert list(zip(info.value.paths, info.value.codes, strict=True)) == errors
+
+
+def test_an_unknown_currency_does_not_hide_an_unknown_rounding_mode() -> None:
+    with pytest.raises(ValidationError) as info:
+        Money("x", "ZZZ", rounding="sideways")
+    assert info.value.paths == ["amount", "currency", "rounding"]
+    assert info.value.codes == ["invalid_amount", "unknown_currency", "invalid_rounding"]
+
+
+@given(amount=st.text(max_size=8) | st.integers() | st.decimals(), code=st.text(max_size=4))
+def test_with_an_unknown_currency_the_amount_is_judged_as_in_any_currency(
+    amount: object, code: str
+) -> None:
+    assume(code.strip().upper() not in {c.code for c in Currency.all()})
+    try:
+        Money(amount, "USD", rounding=Rounding.HALF_EVEN)  # type: ignore[arg-type]
+        amount_errors: list[str] = []
+    except ValidationError as error:
+        amount_errors = error.codes
+    with pytest.raises(ValidationError) as info:
+        Money(amount, code)  # type: ignore[arg-type]
+    assert info.value.codes == [*amount_errors, "unknown_currency"]
 
 
 def test_more_decimals_than_the_currency_needs_a_rounding_mode() -> None:

@@ -13,7 +13,7 @@ import attrs
 import cattrs
 import pytest
 from cattrs.gen import make_dict_unstructure_fn
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from altpay_core import (
@@ -1093,3 +1093,157 @@ def test_a_time_with_a_trailing_nul_is_refused(cls: type[Any], data: st.DataObje
     with pytest.raises(ValidationError) as info:
         from_dict(cls, written)
     assert (info.value.paths, info.value.codes) == (["created_at"], ["invalid_datetime"])
+
+
+# -- an integration's name, lower-cased before its length is checked -------------------
+
+
+@example(system="S\u0130" * 17)  # 34 characters, 51 once lower-cased
+@given(
+    system=st.text(
+        st.sampled_from(["\u0130", "S", "\u03a3", "K", " "]) | st.characters(),
+        min_size=1,
+        max_size=55,
+    )
+)
+def test_a_connected_integration_reads_back_whatever_its_name(system: str) -> None:
+    # Checked before lower-casing, "\u0130" (two characters once lower case)
+    # let a partner be stored that from_dict then refused as too_long.
+    partner = Partner.create(name="Northwind IT", country="US")
+    try:
+        connected = partner.connect_integration(system)
+    except ValidationError:
+        # Refused as a reference's system is: the same rules, the same codes.
+        with pytest.raises(ValidationError) as as_integration:
+            partner.connect_integration(system)
+        with pytest.raises(ValidationError) as as_ref:
+            ExternalRef(system, "1")
+        refused = as_integration.value
+        assert (refused.paths, refused.codes) == (as_ref.value.paths, as_ref.value.codes)
+        return
+    assert len(connected.integrations[0].system) <= 50
+    assert from_dict(Partner, to_dict(connected)) == connected
+    assert from_json(Partner, to_json(connected)) == connected
+    # The same name is a valid reference's system, and reads back as one.
+    ref = ExternalRef(system, "1")
+    assert ref.system == connected.integrations[0].system
+    assert from_dict(ExternalRef, to_dict(ref)) == ref
+
+
+# -- money: everything wrong at once -------------------------------------------------
+
+
+def test_an_unknown_currency_does_not_hide_a_bad_amount() -> None:
+    # Only the currency was reported before.
+    assert errors_of(Money, {"amount": "abc", "currency": "ZZZ"}) == [
+        ("amount", "invalid_amount"),
+        ("currency", "unknown_currency"),
+    ]
+    assert errors_of(Money, {"amount": "abc", "currency": "ZZZ", "cents": 1}) == [
+        ("cents", "unknown_field"),
+        ("amount", "invalid_amount"),
+        ("currency", "unknown_currency"),
+    ]
+    bad = {"amount": 1.5, "currency": "usd\u0307"}
+    assert errors_of(LineItem, {"description": "x", "quantity": 1, "unit_amount": bad}) == [
+        ("unit_amount.amount", "float_refused"),
+        ("unit_amount.currency", "unknown_currency"),
+    ]
+    invoice = _invoice_plain()
+    invoice["fees"][0]["amount"] = {"amount": "1_0", "currency": "ZZZ"}
+    paths = [path for path, _ in errors_of(Invoice, invoice)]
+    assert paths == ["fees[0].amount.amount", "fees[0].amount.currency"]
+
+
+# -- reading is strict on every path -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda data: data.update(id=CustomerId(data["id"])),
+        lambda data: data.update(partner_id=PartnerId(data["partner_id"])),
+        lambda data: data.update(ein=EIN(data["ein"])),
+        lambda data: data.update(billing_email=EmailAddress("ap@globex.example")),
+        lambda data: data.update(tags=["tag_1", TagId("tag_2")]),
+        lambda data: data["users"][0].update(id=UserId(data["users"][0]["id"])),
+        lambda data: data["users"][1].update(email=EmailAddress(data["users"][1]["email"])),
+    ],
+    ids=["id", "partner_id", "ein", "billing_email", "tags", "users.id", "users.email"],
+)
+@pytest.mark.parametrize("every_key", [True, False], ids=["every key", "a default left out"])
+def test_values_that_to_dict_never_writes_are_refused_on_every_path(
+    data: dict[str, Any], damage: Any, every_key: bool
+) -> None:
+    # With every key there, the quick path took a CustomerId, an EIN or an
+    # EmailAddress object that the converter (a key left out) refused.
+    damage(data)
+    if not every_key:
+        del data["legal_name"]
+    assert _quick_customer(data) is None
+    with pytest.raises(ValidationError) as info:
+        from_stored(Customer, data)
+    assert info.value.codes == ["wrong_type"]
+    assert info.value.errors == errors_in_full(Customer, data)
+
+
+# -- card-fee rates: read as strictly as amounts, written in plain form -----------------
+
+
+@st.composite
+def rates(draw: st.DrawFn) -> Decimal:
+    """A rate from 0 to 20 in any form a Decimal takes: an exponent, a
+    negative zero, trailing zeros."""
+    digits = draw(st.integers(0, 20_000))
+    exponent = draw(st.integers(-12, 3))
+    sign = draw(st.integers(0, 1)) if digits == 0 else 0
+    rate = Decimal((sign, tuple(int(d) for d in str(digits)), exponent))
+    if rate > 20:
+        rate = Decimal((0, rate.as_tuple().digits[:1], 0))
+    return rate
+
+
+@example(rate=Decimal("1E+1"))
+@example(rate=Decimal("-0"))
+@example(rate=Decimal("1E-7"))
+@given(rate=rates() | st.decimals(0, 20, places=3))
+def test_a_card_fee_rate_is_written_in_plain_form_and_read_back_exactly(rate: Decimal) -> None:
+    policy = CardFeePolicy(CardFeeBearer.CUSTOMER, rate, Money("0.30", "USD"))
+    written = to_dict(policy)
+    text = written["rate_percent"]
+    # Plain, as money is written: no exponent, no negative zero.
+    assert "E" not in text.upper()
+    assert not text.startswith("-")
+    assert Decimal(text) == rate
+    back = from_dict(CardFeePolicy, written)
+    assert back == policy
+    assert back.rate_percent.as_tuple() == policy.rate_percent.as_tuple()
+    assert to_dict(back) == written
+    assert from_json(CardFeePolicy, to_json(policy)) == policy
+    # What earlier versions wrote, str() of the rate as given, still reads.
+    assert from_dict(CardFeePolicy, {**written, "rate_percent": str(rate)}) == policy
+    assert from_dict(CardFeePolicy, {**written, "rate_percent": str(rate.normalize())}) == policy
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "\uff12",  # full-width 2
+        "1_0",
+        "\u0661",  # Arabic-Indic 1
+        "2.9\u2003",  # an em space after it
+        "NaN",
+        "Infinity",
+        "",
+        "2,9",
+    ],
+)
+def test_a_card_fee_rate_is_read_as_strictly_as_an_amount(text: str) -> None:
+    # Decimal() alone read "\uff12" as 2 and "1_0" as 10.
+    written = to_dict(CardFeePolicy.default("USD"))
+    assert errors_of(CardFeePolicy, {**written, "rate_percent": text}) == [
+        ("rate_percent", "invalid_decimal")
+    ]
+    with pytest.raises(ValidationError) as info:
+        Money("1", "USD", rounding=None).percent(text)
+    assert info.value.codes == ["invalid_amount"]

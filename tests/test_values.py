@@ -11,11 +11,11 @@ import string
 import attrs
 import email_validator
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from stdnum.us import ein as stdnum_ein
 
-from altpay_core import values
+from altpay_core import from_dict, from_json, to_dict, to_json, values
 from altpay_core.errors import ValidationError
 from altpay_core.values import (
     CA_POSTAL_FIRST_LETTERS,
@@ -717,6 +717,41 @@ class TestExternalRef:
         else:
             ref = make()
             assert (len(ref.system), len(ref.id)) == (system, id_)
+
+    @example(system="S\u0130" * 17)  # 34 characters, 51 once lower-cased
+    @given(
+        system=st.text(
+            st.sampled_from(["\u0130", "S", "\u03a3", "K", " "])
+            | st.characters(exclude_categories=("Cs", "Cc")),
+            min_size=1,
+            max_size=55,
+        )
+    )
+    def test_system_length_is_that_of_the_lower_cased_name(self, system: str) -> None:
+        # Checked before lower-casing, "\u0130" (two characters once lower
+        # case) made references whose stored form from_dict refused.
+        if len(system.strip().lower()) > 50:
+            with pytest.raises(ValidationError) as exc_info:
+                ExternalRef(system, "1")
+            assert ("system", "too_long") in errors_of(exc_info)
+            return
+        try:
+            ref = ExternalRef(system, "1")
+        except ValidationError:
+            return  # blank, or no text a store holds
+        assert ref.system == system.strip().lower()
+        assert len(ref.system) <= 50
+        assert ExternalRef(ref.system, ref.id) == ref
+        assert from_dict(ExternalRef, to_dict(ref)) == ref
+        assert from_json(ExternalRef, to_json(ref)) == ref
+
+    def test_too_long_once_lower_cased(self) -> None:
+        with pytest.raises(ValidationError) as exc_info:
+            ExternalRef("S\u0130" * 17, "1")
+        assert errors_of(exc_info) == [("system", "too_long")]
+        assert exc_info.value.errors[0].message == (
+            "'system' must be at most 50 characters once lower-cased (got 51)"
+        )
 
     def test_immutable_hashable_pickles(self) -> None:
         ref = ExternalRef("halopsa", "9")

@@ -12,7 +12,7 @@ import datetime as dt
 import re
 from typing import Any, Final, TypeVar
 
-from .errors import ValidationError
+from .errors import ValidationError, shown
 
 E = TypeVar("E")
 
@@ -48,6 +48,10 @@ def query_text(path: str, value: object) -> str:
 
 def required_text(path: str, value: object, *, max_length: int = 200) -> str:
     """A non-blank string, trimmed."""
+    return _at_most(path, _nonblank_text(path, value), max_length)
+
+
+def _nonblank_text(path: str, value: object) -> str:
     if not isinstance(value, str):
         raise ValidationError.single(
             path, "wrong_type", f"'{path}' must be a string (got {type(value).__name__})"
@@ -57,6 +61,10 @@ def required_text(path: str, value: object, *, max_length: int = 200) -> str:
         raise ValidationError.single(path, "blank", f"'{path}' must not be blank")
     if not valid_unicode(text):
         raise ValidationError.single(path, "invalid_text", NOT_TEXT.format(path))
+    return text
+
+
+def _at_most(path: str, text: str, max_length: int) -> str:
     if len(text) > max_length:
         raise ValidationError.single(
             path,
@@ -64,6 +72,32 @@ def required_text(path: str, value: object, *, max_length: int = 200) -> str:
             f"'{path}' must be at most {max_length} characters (got {len(text)})",
         )
     return text
+
+
+SYSTEM_MAX_LENGTH: Final = 50
+"""The most characters of an integration's name, lower-cased: every store
+keeps it in a unique index."""
+
+
+def system_name(path: str, value: object) -> str:
+    """The name of an integration (``ExternalRef.system``,
+    ``Integration.system``): trimmed and lower-cased, then of at most 50
+    characters.
+
+    The length is that of the lower-cased name, which is what is stored and
+    read back: lower-casing can lengthen text (``"İ".lower()`` is two
+    characters), and a name checked before it was stored longer than it may
+    be read.
+    """
+    name = _nonblank_text(path, value).lower()
+    if len(name) > SYSTEM_MAX_LENGTH:
+        raise ValidationError.single(
+            path,
+            "too_long",
+            f"'{path}' must be at most {SYSTEM_MAX_LENGTH} characters once lower-cased "
+            f"(got {len(name)})",
+        )
+    return name
 
 
 def optional_text(path: str, value: object, *, max_length: int = 200) -> str | None:
@@ -81,7 +115,7 @@ def aware_datetime(path: str, value: object) -> dt.datetime:
         raise ValidationError.single(
             path,
             "invalid_datetime",
-            f"'{path}' must be a timezone-aware datetime (got {value!r})",
+            f"'{path}' must be a timezone-aware datetime (got {shown(value)})",
         )
     try:
         return value.astimezone(dt.UTC)
@@ -90,7 +124,8 @@ def aware_datetime(path: str, value: object) -> dt.datetime:
         raise ValidationError.single(
             path,
             "invalid_datetime",
-            f"'{path}' must be a time that exists in UTC, between years 1 and 9999 (got {value!r})",
+            f"'{path}' must be a time that exists in UTC, between years 1 and 9999 "
+            f"(got {shown(value)})",
         ) from None
 
 
@@ -98,7 +133,7 @@ def plain_date(path: str, value: object) -> dt.date:
     """A calendar date (not a datetime)."""
     if isinstance(value, dt.datetime) or not isinstance(value, dt.date):
         raise ValidationError.single(
-            path, "invalid_date", f"'{path}' must be a date (got {value!r})"
+            path, "invalid_date", f"'{path}' must be a date (got {shown(value)})"
         )
     return value
 
@@ -107,21 +142,26 @@ def version_number(path: str, value: object) -> int:
     """A stored version: a whole number, 0 for never stored."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValidationError.single(
-            path, "invalid_version", f"'{path}' must be a whole number >= 0 (got {value!r})"
+            path, "invalid_version", f"'{path}' must be a whole number >= 0 (got {shown(value)})"
         )
     return value
 
 
 def whole_number(path: str, value: object, low: int, high: int, *, code: str) -> int:
     """An ``int`` (not a ``bool``) from ``low`` to ``high``; anything else is
-    a ``code`` error whose message shows at most 20 characters of it."""
+    a ``code`` error whose message shows the start of it (an int) or its type."""
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        shown = repr(value) if isinstance(value, int) else type(value).__name__
-        shown = shown if len(shown) <= 20 else f"{shown[:20]}..."
+        got = shown(value) if isinstance(value, int) else type(value).__name__
         raise ValidationError.single(
-            path, code, f"'{path}' must be a whole number from {low:,} to {high:,} (got {shown})"
+            path, code, f"'{path}' must be a whole number from {low:,} to {high:,} (got {got})"
         )
     return value
+
+
+def class_label(kind: type[Any]) -> str:
+    """A class's name with its article, for messages: "a Partner", "an Invoice"."""
+    name = kind.__name__
+    return f"{'an' if name[:1] in 'AEIOU' else 'a'} {name}"
 
 
 def argument(path: str, value: object, kind: type[E], label: str) -> E:
@@ -152,7 +192,7 @@ def choice(path: str, value: object, kind: type[E]) -> E:
     except ValueError:
         options = ", ".join(repr(m.value) for m in kind)  # type: ignore[attr-defined]
         raise ValidationError.single(
-            path, "invalid_choice", f"'{path}' must be one of {options} (got {value!r})"
+            path, "invalid_choice", f"'{path}' must be one of {options} (got {shown(value)})"
         ) from None
 
 

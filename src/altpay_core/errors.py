@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, Final
 
 import attrs
 
@@ -28,6 +28,41 @@ __all__ = [
     "ValidationError",
     "join_path",
 ]
+
+
+# Longest slice of input echoed back in a message: enough to recognise it,
+# never a wall of text (input may come from anywhere).
+SHOWN_CHARS: Final = 40
+
+
+def cut(text: str) -> str:
+    """``text`` as a message shows it unquoted: cut short after 40 characters.
+
+    >>> cut("12.345")
+    '12.345'
+    """
+    return text if len(text) <= SHOWN_CHARS else f"{text[:SHOWN_CHARS]}..."
+
+
+def shown(value: object) -> str:
+    """Input as a message shows it: its ``repr``, cut short after 40
+    characters (text is cut before it is quoted, so the quotes still match).
+
+    Not part of the public API: every message of the library that echoes
+    input goes through it (or through :func:`cut`).
+
+    >>> shown("x" * 50)
+    "'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'..."
+    """
+    if isinstance(value, str):
+        if len(value) > SHOWN_CHARS:
+            return f"{value[:SHOWN_CHARS]!r}..."
+        return repr(value)
+    try:
+        text = repr(value)
+    except Exception:  # an int too long to print, a repr that fails
+        return type(value).__name__
+    return cut(text)
 
 
 def join_path(prefix: str, path: str) -> str:
@@ -82,7 +117,8 @@ class FieldError:
         return FieldError(join_path(prefix, self.path), self.code, self.message)
 
     def __str__(self) -> str:
-        return f"{self.path or '(value)'}: {self.message} [{self.code}]"
+        # The path is cut short too: an unknown key is its own path.
+        return f"{cut(self.path) or '(value)'}: {self.message} [{self.code}]"
 
 
 class AltpayError(Exception):
@@ -288,7 +324,7 @@ class NotFound(AltpayError, LookupError):
     def __init__(self, kind: str, key: object) -> None:
         self.kind = kind
         self.key = str(key)
-        super().__init__(f"no {kind} {self.key!r}")
+        super().__init__(f"no {kind} {shown(self.key)}")
 
 
 class ConcurrencyConflict(AltpayError):

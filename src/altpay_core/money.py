@@ -24,7 +24,7 @@ import attrs
 import iso4217
 
 from . import _fields
-from .errors import CurrencyMismatch, FieldError, OperandError, ValidationError
+from .errors import CurrencyMismatch, FieldError, OperandError, ValidationError, cut, shown
 
 __all__ = ["Currency", "Money", "Rounding"]
 
@@ -114,7 +114,7 @@ def _rounding(value: object, path: str = "rounding") -> str:
         raise ValidationError.single(
             path,
             "invalid_rounding",
-            f"'{path}' must be a Rounding or one of {names} (got {value!r})",
+            f"'{path}' must be a Rounding or one of {names} (got {shown(value)})",
         ) from None
 
 
@@ -154,13 +154,17 @@ class Currency:
                 "wrong_type",
                 f"'currency' must be an ISO 4217 code such as 'USD' (got {type(code).__name__})",
             )
-        found = cls._registry.get(code.strip().upper())
+        text = code.strip()
+        # Upper-case ASCII only: str.upper() maps some other letters onto
+        # ASCII ones ("ßp" becomes SSP; U+017F, the long s, becomes S), as
+        # values._clean_code says.
+        found = cls._registry.get(text.upper()) if text.isascii() else None
         if found is None:
             raise ValidationError.single(
                 "",
                 "unknown_currency",
                 f"'currency' must be an active ISO 4217 code with minor units "
-                f"such as 'USD' (got {code!r})",
+                f"such as 'USD' (got {shown(code)})",
             )
         return found
 
@@ -229,23 +233,50 @@ def _currency(value: object) -> Currency:
         raise error.under("currency") from None
 
 
+def decimal_from_text(text: str) -> Decimal | None:
+    """The finite ``Decimal`` that ``text`` writes as ASCII decimal text
+    (``"12.50"``, ``" 7 "``, ``"1e2"``), or None.
+
+    The wire form of every decimal (amounts, card-fee rates): ``Decimal()``
+    alone would also take ``"1_000"`` and the digits of other scripts
+    (Arabic-Indic, full-width), and, in a caller's context that does not trap,
+    give NaN for text that is no number at all.
+    """
+    if not text.isascii() or "_" in text:
+        return None
+    try:
+        number = Decimal(text, _CONTEXT)
+    except decimal.InvalidOperation:
+        return None
+    return number if number.is_finite() else None
+
+
+def plain_decimal(number: Decimal) -> Decimal:
+    """``number`` (finite) in the form ``to_dict`` writes as plain text: the
+    same digits and decimal places, but no positive exponent (``1E+1`` is
+    ``10``) and no negative zero (``-0.00`` is ``0.00``); equal to it.
+
+    ``format(plain_decimal(d), "f")`` is then text with no exponent that
+    reads back as this very ``Decimal``.
+    """
+    exponent = number.as_tuple().exponent
+    if isinstance(exponent, int) and exponent > 0:
+        number = number.quantize(_QUANTA[0], None, _wide_context(max(number.adjusted(), 0) + 1))
+    return number.copy_abs() if not number and number.is_signed() else number
+
+
 def _parse_number(value: object, path: str) -> Decimal:
     """A finite ``Decimal`` from a str, int or Decimal, of any size."""
     if isinstance(value, str):
         # The wire form is an ASCII decimal string: Decimal() alone would also
         # take "1_000" and the digits of other scripts (Arabic-Indic,
         # full-width).
-        number = None
-        if value.isascii() and "_" not in value:
-            try:
-                number = Decimal(value, _CONTEXT)
-            except decimal.InvalidOperation:
-                number = None
+        number = decimal_from_text(value)
         if number is None:
             raise ValidationError.single(
                 path,
                 "invalid_amount",
-                f"'{path}' must be a decimal number such as '12.50' (got {value!r})",
+                f"'{path}' must be a decimal number such as '12.50' (got {shown(value)})",
             )
     elif isinstance(value, Decimal):
         number = value
@@ -255,7 +286,7 @@ def _parse_number(value: object, path: str) -> Decimal:
         raise ValidationError.single(
             path,
             "float_refused",
-            f"'{path}' must be a str, int or Decimal, never a float (got {value!r}); "
+            f"'{path}' must be a str, int or Decimal, never a float (got {shown(value)}); "
             "floats cannot hold cents exactly",
         )
     else:
@@ -266,7 +297,7 @@ def _parse_number(value: object, path: str) -> Decimal:
         )
     if not number.is_finite():
         raise ValidationError.single(
-            path, "invalid_amount", f"'{path}' must be a finite number (got {value!r})"
+            path, "invalid_amount", f"'{path}' must be a finite number (got {shown(value)})"
         )
     return number
 
@@ -310,7 +341,10 @@ class Money:
         rounding: Rounding | str | None = None,
     ) -> None:
         if not isinstance(currency, Currency):
-            currency = _currency(currency)
+            try:
+                currency = _currency(currency)
+            except ValidationError as error:
+                raise _with_amount_errors(error, amount, rounding) from None
         value = _parse_amount(amount)
         # A rounding mode is checked whether or not this amount needs it.
         mode = None if rounding is None else _rounding(rounding)
@@ -323,7 +357,7 @@ class Money:
                     "amount",
                     "too_precise",
                     f"'amount' must have at most {currency.minor_units} decimal "
-                    f"places in {currency.code} (got {amount!s}); "
+                    f"places in {currency.code} (got {cut(str(amount))}); "
                     "name a rounding mode to round it",
                 )
             exact = value.quantize(quantum, mode, _CONTEXT)
@@ -576,7 +610,7 @@ class Money:
                 raise ValidationError.single(
                     path,
                     "rounding_required",
-                    f"{self} times {path} {factor if path == 'factor' else f'{factor}%'} "
+                    f"{self} times {path} {cut(str(factor))}{'' if path == 'factor' else '%'} "
                     f"is finer than {currency.code}'s minor unit: name a rounding mode "
                     "(rounding=Rounding.HALF_EVEN)",
                 )
@@ -734,6 +768,26 @@ _ZEROS: Final = {
 }
 
 
+def _with_amount_errors(
+    error: ValidationError, amount: object, rounding: object
+) -> ValidationError:
+    """The currency's ``error`` with whatever else is wrong, all at once, in
+    the order of the arguments: the amount's own errors (its form and size;
+    its decimal places depend on the currency) and an unknown rounding mode."""
+    found: list[FieldError] = []
+    try:
+        _parse_amount(amount)
+    except ValidationError as more:
+        found.extend(more.errors)
+    found.extend(error.errors)
+    if rounding is not None:
+        try:
+            _rounding(rounding)
+        except ValidationError as more:
+            found.extend(more.errors)
+    return error if len(found) == len(error.errors) else ValidationError(found)
+
+
 def money_at(path: str, value: str | int | Decimal, currency: Currency) -> Money:
     """``Money(value, currency)`` for an argument or field at ``path``: its
     errors are located there and their messages name it, not ``'amount'``."""
@@ -797,7 +851,7 @@ def _ratio(value: object, path: str) -> tuple[int, int]:
         number = _parse_number(value, path)
     if number < 0:
         raise ValidationError.single(
-            path, "negative_ratio", f"'{path}' must not be negative (got {value!s})"
+            path, "negative_ratio", f"'{path}' must not be negative (got {shown(value)})"
         )
     if isinstance(number, int):
         if number >= _RATIO_LIMIT:

@@ -37,9 +37,10 @@ from .errors import (
     PermissionDenied,
     ValidationError,
     join_path,
+    shown,
 )
 from .events import Event, utc_now
-from .money import Currency, Money, Rounding, money_at
+from .money import Currency, Money, Rounding, decimal_from_text, money_at, plain_decimal
 from .values import EmailAddress, PartnerId, TagId, TeamMemberId
 
 __all__ = [
@@ -426,25 +427,37 @@ DEFAULT_CARD_FEE_FIXED: Final = Decimal("0.30")
 MAX_CARD_FEE_PERCENT: Final = Decimal(20)
 
 
+# A rate is written out in plain form ("0.0000001", not "1E-7"): this bounds
+# its length, as it bounds an allocation ratio's.
+_RATE_MAX_PLACES: Final = 1000
+
+
 def _rate(path: str, value: object) -> Decimal:
     """A percentage from 0 to 20, as a Decimal, a decimal string or an int
-    (never a float)."""
+    (never a float), with at most 1000 decimal places.
+
+    Text is read as strictly as an amount (ASCII decimal text only), and the
+    rate is kept in plain form (``money.plain_decimal``: ``"1E+1"`` is 10,
+    ``"-0"`` is 0, ``"2.90"`` stays 2.90), which ``to_dict`` writes as it is.
+    """
     rate: Decimal | None = None
     if isinstance(value, Decimal):
-        rate = value
-    elif isinstance(value, str | int) and not isinstance(value, bool):
-        try:
-            rate = Decimal(value.strip() if isinstance(value, str) else value)
-        except ArithmeticError:
-            rate = None
-    if rate is not None and rate.is_finite() and Decimal(0) <= rate <= MAX_CARD_FEE_PERCENT:
-        return rate
-    shown = repr(value) if isinstance(value, str | Decimal | int) else type(value).__name__
+        rate = value if value.is_finite() else None
+    elif isinstance(value, str):
+        rate = decimal_from_text(value)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        rate = Decimal(value)
+    if rate is not None and Decimal(0) <= rate <= MAX_CARD_FEE_PERCENT:
+        rate = plain_decimal(rate)
+        exponent = rate.as_tuple().exponent
+        if isinstance(exponent, int) and -exponent <= _RATE_MAX_PLACES:
+            return rate
+    got = shown(value) if isinstance(value, str | Decimal | int) else type(value).__name__
     raise ValidationError.single(
         path,
         "invalid_rate",
-        f"'{path}' must be a percentage from 0 to {MAX_CARD_FEE_PERCENT}, "
-        f"as a Decimal or a string like '2.9' (got {shown})",
+        f"'{path}' must be a percentage from 0 to {MAX_CARD_FEE_PERCENT} with at most "
+        f"{_RATE_MAX_PLACES} decimal places, as a Decimal or a string like '2.9' (got {got})",
     )
 
 
@@ -545,7 +558,8 @@ class CardFeePolicy:
 
 
 def _system(path: str, value: object) -> str:
-    return _fields.required_text(path, value, max_length=50).lower()
+    # As ExternalRef's system: lower-cased, then at most 50 characters.
+    return _fields.system_name(path, value)
 
 
 @attrs.frozen

@@ -48,10 +48,11 @@ from .errors import (
     ValidationError,
     fields_only,
     join_path,
+    shown,
 )
 from .events import EVENT_TYPES, Event
 from .invoice import AppliedPayment, Fee, FeeKind, Invoice, InvoiceStatus, LineItem
-from .money import Currency, Money
+from .money import Currency, Money, decimal_from_text, plain_decimal
 from .partner import CardFeeBearer
 from .values import (
     EIN,
@@ -108,7 +109,7 @@ def _from_str(cls: Callable[[str], T], label: str) -> Callable[[object, object],
 def _money(value: object, _: object) -> Money:
     data = _mapping(value, "money")
     found: list[FieldError] = [
-        FieldError(str(key), "unknown_field", f"'{key}' is not a field of money")
+        FieldError(str(key), "unknown_field", f"{_key(key)} is not a field of money")
         for key in data
         if key not in ("amount", "currency")
     ]
@@ -124,6 +125,11 @@ def _money(value: object, _: object) -> Money:
         except ValidationError as error:
             found.extend(error.errors)
     raise ValidationError(found)
+
+
+def _key(key: object) -> str:
+    # A key as a message names it: as a string (its path is str(key)), cut short.
+    return shown(key if isinstance(key, str) else str(key))
 
 
 def _mapping(value: object, label: str) -> Mapping[str, Any]:
@@ -159,7 +165,7 @@ def _datetime(value: object, _: object) -> dt.datetime:
     raise ValidationError.single(
         "",
         "invalid_datetime",
-        f"must be an ISO 8601 date and time with a UTC offset (got {value!r})",
+        f"must be an ISO 8601 date and time with a UTC offset (got {shown(value)})",
     )
 
 
@@ -170,21 +176,37 @@ def _date(value: object, _: object) -> dt.date:
         except ValueError:
             pass
     raise ValidationError.single(
-        "", "invalid_date", f"must be an ISO 8601 date like 2026-01-31 (got {value!r})"
+        "", "invalid_date", f"must be an ISO 8601 date like 2026-01-31 (got {shown(value)})"
     )
 
 
 def _decimal(value: object, _: object) -> Decimal:
-    if isinstance(value, str | int) and not isinstance(value, bool):
-        try:
-            parsed = Decimal(value)
-        except ArithmeticError:
-            parsed = None
-        if parsed is not None and parsed.is_finite():
-            return parsed
-    raise ValidationError.single(
-        "", "invalid_decimal", f"must be a decimal number as a string (got {value!r})"
-    )
+    # As strict as an amount (money.decimal_from_text): ASCII decimal text,
+    # plain or with an exponent (earlier versions wrote a rate as str() of
+    # the Decimal given: "1E+1", "1E-7"), or a whole number.
+    parsed: Decimal | None = None
+    if isinstance(value, str):
+        parsed = decimal_from_text(value)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        parsed = Decimal(value)
+    if parsed is None:
+        raise ValidationError.single(
+            "", "invalid_decimal", f"must be a decimal number as a string (got {shown(value)})"
+        )
+    return parsed
+
+
+# Decimals written in plain form ("10", "0.0000001") when it is at most this
+# many digits long; a Decimal of the caller's own beyond it keeps str()'s form.
+_PLAIN_DIGITS: Final = 1100
+
+
+def _decimal_data(number: Decimal) -> str:
+    """A ``Decimal`` as to_dict writes it: plain text (no exponent, no
+    negative zero) with its decimal places, ``"2.90"``, as an amount is."""
+    if number.is_finite() and -_PLAIN_DIGITS <= number.adjusted() <= _PLAIN_DIGITS:
+        return format(plain_decimal(number), "f")
+    return str(number)
 
 
 def _enum_member(value: object, cls: type[enum.Enum]) -> enum.Enum:
@@ -193,7 +215,7 @@ def _enum_member(value: object, cls: type[enum.Enum]) -> enum.Enum:
     except ValueError:
         choices = ", ".join(repr(m.value) for m in cls)
         raise ValidationError.single(
-            "", "invalid_choice", f"must be one of {choices} (got {value!r})"
+            "", "invalid_choice", f"must be one of {choices} (got {shown(value)})"
         ) from None
 
 
@@ -311,7 +333,7 @@ def make_converter(*, detailed_validation: bool = False) -> cattrs.Converter:
     )
     conv.register_structure_hook_factory(_is_optional, lambda cls: _optional(conv, cls))
     conv.register_structure_hook(Decimal, _decimal)
-    conv.register_unstructure_hook(Decimal, str)
+    conv.register_unstructure_hook(Decimal, _decimal_data)
     conv.register_structure_hook(dt.datetime, _datetime)
     conv.register_unstructure_hook(dt.datetime, lambda d: d.isoformat())
     conv.register_structure_hook(dt.date, _date)
@@ -400,7 +422,7 @@ def _event_structure(
             raise ValidationError.single(
                 "topic",
                 "invalid_choice",
-                f"'topic' must be one of {', '.join(kinds)} (got {topic!r})",
+                f"'topic' must be one of {', '.join(kinds)} (got {shown(topic)})",
             )
         read = structures.get(kind)
         if read is None:
@@ -429,7 +451,7 @@ def _attrs_structure(
         unknown = [key for key in data if key not in allowed]
         # Report unknown keys together with whatever else is wrong.
         found = ValidationError(
-            FieldError(str(key), "unknown_field", f"'{key}' is not a field of {name}")
+            FieldError(str(key), "unknown_field", f"{_key(key)} is not a field of {name}")
             for key in unknown
         )
         if not detailed:
@@ -565,8 +587,18 @@ def to_json(value: object, *, indent: int | None = None) -> str:
 
 def from_json(cls: type[T], text: str | bytes) -> T:
     """Rebuild a ``cls`` from the JSON text :func:`to_json` gave."""
+    return from_dict(cls, parse_json(text))
+
+
+def parse_json(text: str | bytes) -> Any:
+    """The data of a JSON document; ``ValidationError`` (``invalid_json``)
+    for text that is not one.
+
+    Not part of the public API: :func:`from_json`'s, and the SQL stores'
+    for the rows they read back.
+    """
     try:
-        data = json.loads(text)
+        return json.loads(text)
     except (ValueError, TypeError) as error:
         raise ValidationError.single(
             "", "invalid_json", f"expected a JSON document ({error})"
@@ -575,7 +607,6 @@ def from_json(cls: type[T], text: str | bytes) -> T:
         raise ValidationError.single(
             "", "invalid_json", "expected a JSON document (nested too deeply to read)"
         ) from None
-    return from_dict(cls, data)
 
 
 # -- reading back what was stored ----------------------------------------------------
@@ -629,19 +660,30 @@ def _stored_address(  # noqa: PLR0917 - the six fields are the cache's key
 
 
 def _quick_customer(data: object) -> Customer | None:
-    """The customer, or None when the data is not exactly as stored."""
+    """The customer, or None when the data is not exactly as stored.
+
+    Reading is strict: the ids, email addresses and EIN must be text, as
+    to_dict writes them. Their constructors also take their own values (a
+    ``CustomerId``, an ``EIN``), which the converter refuses (``wrong_type``),
+    so anything but text goes to it, as in _quick_invoice. The other values
+    go to constructors that take only what the converter takes.
+    """
     if type(data) is not dict or data.keys() != _CUSTOMER_KEYS:
         return None
     address, user_data, tags = data["address"], data["users"], data["tags"]
     ein, billing_email, ref = data["ein"], data["billing_email"], data["external_ref"]
-    created_at = data["created_at"]
+    created_at, customer_id, partner_id = data["created_at"], data["id"], data["partner_id"]
     if (
-        type(address) is not dict
+        type(customer_id) is not str
+        or type(partner_id) is not str
+        or type(address) is not dict
         or address.keys() != _ADDRESS_KEYS
         or type(user_data) is not list
         or type(tags) is not list
         or (ref is not None and (type(ref) is not dict or ref.keys() != _REF_KEYS))
         or type(created_at) is not str
+        or (ein is not None and type(ein) is not str)
+        or (billing_email is not None and type(billing_email) is not str)
     ):
         return None
     try:
@@ -649,18 +691,21 @@ def _quick_customer(data: object) -> Customer | None:
         for user in user_data:
             if type(user) is not dict or user.keys() != _USER_KEYS:
                 return None
+            user_id, email = user["id"], user["email"]
+            if type(user_id) is not str or type(email) is not str:
+                return None
             users.append(
                 CustomerUser(
-                    UserId(user["id"]),
+                    UserId(user_id),
                     user["first_name"],
                     user["last_name"],
-                    EmailAddress(user["email"]),
+                    EmailAddress(email),
                     user["notifications"],
                 )
             )
         return Customer(
-            id=CustomerId(data["id"]),
-            partner_id=PartnerId(data["partner_id"]),
+            id=CustomerId(customer_id),
+            partner_id=PartnerId(partner_id),
             company=data["company"],
             address=_stored_address(
                 address["line1"],
@@ -674,14 +719,14 @@ def _quick_customer(data: object) -> Customer | None:
             legal_name=data["legal_name"],
             ein=None if ein is None else EIN(ein),
             billing_email=None if billing_email is None else EmailAddress(billing_email),
-            tags=frozenset([TagId(tag) for tag in tags]),
+            tags=frozenset([_quick_id(TagId, tag) for tag in tags]),
             status=_STATUSES[data["status"]],
             external_ref=None if ref is None else ExternalRef(ref["system"], ref["id"]),
             card_fee_exception=_BEARERS[data["card_fee_exception"]],
             created_at=_from_isoformat(created_at),
             version=data["version"],
         )
-    except _REFUSED:
+    except (_NotAsWritten, *_REFUSED):
         return None
 
 

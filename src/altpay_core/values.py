@@ -30,8 +30,8 @@ import attrs
 import email_validator
 from stdnum.us import ein as stdnum_ein
 
-from altpay_core._fields import NOT_TEXT, valid_unicode
-from altpay_core.errors import FieldError, FieldErrors, ValidationError
+from altpay_core._fields import NOT_TEXT, system_name, valid_unicode
+from altpay_core.errors import FieldError, FieldErrors, ValidationError, shown
 
 __all__ = [
     "AccessRequestId",
@@ -53,16 +53,9 @@ __all__ = [
     "UserId",
 ]
 
-# Longest slice of bad input echoed back in a message: enough to recognise it,
-# never a wall of text (input may come from anywhere).
-_SHOWN_CHARS: Final = 40
-
-
-def _shown(value: str) -> str:
-    """The input as a message shows it: quoted, and cut short when long."""
-    if len(value) > _SHOWN_CHARS:
-        return f"{value[:_SHOWN_CHARS]!r}..."
-    return repr(value)
+# Bad input is echoed back in a message through errors.shown: quoted, and cut
+# short when long (never a wall of text; input may come from anywhere).
+_shown: Final = shown
 
 
 def _type_name(value: object) -> str:
@@ -738,7 +731,6 @@ class EIN:
 # External references
 
 
-_REF_SYSTEM_MAX: Final = 50
 _REF_ID_MAX: Final = 255
 
 
@@ -755,8 +747,9 @@ class ExternalRef:
     >>> str(ref)
     'connectwise:4711'
 
-    ``system`` holds at most 50 characters (as an integration's name does)
-    and ``id`` at most 255: both are kept in a unique index of every store.
+    ``system`` holds at most 50 characters once lower-cased (as an
+    integration's name does) and ``id`` at most 255: both are kept in a
+    unique index of every store.
 
     Error codes: ``blank``, ``wrong_type``, ``too_long`` and ``invalid_text``
     (a NUL character or a lone surrogate), with paths ``system`` and ``id``;
@@ -768,12 +761,14 @@ class ExternalRef:
 
     def __init__(self, system: str, id: str) -> None:
         found = FieldErrors()
-        clean_system = _clean_text(found, "system", system, _REF_SYSTEM_MAX)
+        # Lower-cased before its length is checked, as Integration's is:
+        # what is stored must read back.
+        clean_system = found.check("", system_name, "system", system)
         clean_id = _clean_text(found, "id", id, _REF_ID_MAX)
         found.raise_if_any()
         if clean_system is None or clean_id is None:  # pragma: no cover
             raise AssertionError("unreachable: an error was raised above")
-        self.__attrs_init__(clean_system.lower(), clean_id)
+        self.__attrs_init__(clean_system, clean_id)
 
     def __str__(self) -> str:
         return f"{self.system}:{self.id}"
