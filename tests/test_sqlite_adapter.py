@@ -10,6 +10,7 @@ import os
 import re
 import sqlite3
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -410,10 +411,92 @@ class TestMigrations:
         with SqliteStore(path):  # migrates it whole the next time
             pass
 
+    @pytest.mark.parametrize(
+        ("version", "schema"),
+        [
+            (1, "CREATE TABLE users (id)"),
+            (len(MIGRATIONS) + 5, "CREATE TABLE users (id)"),  # not "newer altpay-core"
+            (0, "CREATE TABLE users (id)"),
+            (0, "CREATE VIEW numbers AS SELECT 1"),
+            (1, ""),  # a version number and nothing else
+        ],
+    )
+    def test_another_programs_database_is_refused_as_it_is(
+        self, path: Path, version: int, schema: str
+    ) -> None:
+        # Before: the store added its tables next to the others, switched the
+        # file to WAL and set user_version to its own (saving then failed
+        # with "no such table"), or called a newer one altpay-core's.
+        with sqlite3.connect(path) as connection:
+            if schema:
+                connection.execute(schema)
+            connection.execute(f"PRAGMA user_version = {version}")
+        connection.close()
+        before = path.read_bytes()
+        with pytest.raises(AltpayError, match="not an altpay-core database") as caught:
+            SqliteStore(path)
+        assert type(caught.value) is AltpayError
+        assert "needs a database file of its own" in str(caught.value)
+        assert path.read_bytes() == before
+        with sqlite3.connect(path) as connection:
+            assert connection.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+        connection.close()
+
+    def test_a_database_without_the_tables_of_its_version_is_refused(self, path: Path) -> None:
+        class First(SqliteStore):
+            migrations = MIGRATIONS[:1]
+
+        First(path).close()
+        with sqlite3.connect(path) as connection:
+            connection.execute("PRAGMA user_version = 2")
+        connection.close()
+        with pytest.raises(AltpayError, match="lacks altpay-core's tables invoices,"):
+            SqliteStore(path)
+
+    def test_a_newer_database_is_refused_before_anything_changes(self, path: Path) -> None:
+        # Before: the file was switched to WAL, then refused.
+        SqliteStore(path).close()
+        with sqlite3.connect(path) as connection:
+            connection.execute("PRAGMA journal_mode = DELETE")
+            connection.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+        connection.close()
+        with pytest.raises(SchemaVersionError):
+            SqliteStore(path)
+        with sqlite3.connect(path) as connection:
+            assert connection.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+        connection.close()
+
+    def test_stores_opening_a_new_file_at_once_all_open_it(self, tmp_path: Path) -> None:
+        # Each sees the file new or migrated, never half way (which would
+        # look like another program's database), and it is migrated once.
+        for round in range(5):
+            path = tmp_path / f"{round}.db"
+            start = threading.Barrier(6)
+            failures: list[BaseException] = []
+            threads = [
+                threading.Thread(target=_open_at_once, args=(path, start, failures))
+                for _ in range(6)
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(60)
+            assert failures == []
+            with SqliteStore(path) as store:
+                stored(store, new_partner())
+
     def test_migrations_must_be_numbered_in_order(self) -> None:
         assert check_migrations(MIGRATIONS) == len(MIGRATIONS)
         with pytest.raises(ValueError, match="out of order"):
             check_migrations((Migration(2, "two", ()),))
+
+
+def _open_at_once(path: Path, start: threading.Barrier, failures: list[BaseException]) -> None:
+    start.wait()
+    try:
+        SqliteStore(path, timeout=30).close()
+    except BaseException as error:
+        failures.append(error)
 
 
 class Broken(SqliteStore):
@@ -458,6 +541,13 @@ def test_a_file_database_runs_in_wal_mode(store: SqliteStore, path: Path) -> Non
         ({"path": "alt\ud800pay.db"}, "path", "invalid_text"),
         # sqlite3 opens a new private database for every connection of "".
         ({"path": ""}, "path", "missing"),
+        # URIs that SQLite opens as a private database per connection too.
+        ({"path": "file::memory:"}, "path", "invalid_path"),
+        ({"path": "file::memory:?cache=shared"}, "path", "invalid_path"),
+        ({"path": "file:%3Amemory%3A"}, "path", "invalid_path"),
+        ({"path": "file:"}, "path", "invalid_path"),
+        ({"path": "file:altpay.db?mode=memory"}, "path", "invalid_path"),
+        ({"path": "file:///tmp/altpay.db?cache=shared&mode=memory"}, "path", "invalid_path"),
         ({"path": ":memory:", "timeout": "5"}, "timeout", "invalid_timeout"),
         ({"path": ":memory:", "timeout": -1}, "timeout", "invalid_timeout"),
         ({"path": ":memory:", "timeout": float("nan")}, "timeout", "invalid_timeout"),
@@ -489,6 +579,23 @@ def test_in_memory_stores_are_separate() -> None:
         with two.unit_of_work() as uow, pytest.raises(NotFound):
             uow.partners.get(partner.id)
         assert repr(one) == "SqliteStore(:memory:)"
+
+
+def test_memory_as_a_path_object_is_a_throwaway_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before: sqlite3 opened a new, empty database for each connection.
+    monkeypatch.chdir(tmp_path)
+    partner = new_partner()
+    with SqliteStore(Path(":memory:")) as store:
+        assert store.path is None
+        assert repr(store) == "SqliteStore(:memory:)"
+        stored(store, partner)
+        with store.unit_of_work() as one, store.unit_of_work() as two:
+            assert one.partners.get(partner.id) == two.partners.get(partner.id)
+        directory = Path(store._target).parent
+    assert not directory.exists()
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_an_in_memory_store_is_deleted_at_close() -> None:
@@ -1004,6 +1111,28 @@ class TestLocking:
         with SqliteStore(path) as again, again.unit_of_work() as uow:
             assert uow.partners.get(partner.id).version == 1
 
+    def test_a_unit_of_work_left_open_on_a_closed_in_memory_store_stops(self) -> None:
+        # close() deletes a throwaway database: a commit after it wrote into
+        # a deleted file and returned (the data lost without a word).
+        partner = new_partner()
+        store = SqliteStore(":memory:")
+        (customer,) = stored(store, partner, created(partner))
+        with store.unit_of_work() as uow:
+            uow.partners.save(new_partner())
+            store.close()
+            for call in (
+                uow.commit,
+                lambda: uow.partners.get(partner.id),
+                lambda: uow.customers.get(partner.id, customer.id),
+                lambda: uow.customers.list(partner.id),
+                lambda: uow.customers.save(customer),
+                uow.outbox.pending,
+            ):
+                with pytest.raises(AltpayError, match="the SqliteStore is closed"):
+                    call()
+            uow.rollback()
+        assert store._idle == []
+
     def test_idle_connections_are_reused_up_to_a_limit(self, store: SqliteStore) -> None:
         units = [store.unit_of_work() for _ in range(12)]
         for uow in units:
@@ -1211,7 +1340,7 @@ class TestInvoicesAndPayments:
         methods = CustomerPaymentMethods.of(customer).add(
             type="card", display_name="Visa", last4="4242"
         )
-        save_all(store, methods)
+        save_all(store, customer, methods)
         with store.unit_of_work() as uow:
             assert uow.payment_methods.get(partner.id, customer.id).version == 1
             theirs = uow.payment_methods.get(other.id, customer.id)

@@ -10,13 +10,17 @@ Keep the data in a file (or in a throwaway database, for tests and notebooks)::
             uow.commit()
 
 The store creates its schema on first open and migrates an older one
-forward (the schema's version is the database's ``user_version``). A file
-database runs in WAL mode: readers never wait for the writer, and several
-threads and processes may share the file. ``":memory:"`` gives a private,
-throwaway database that every unit of work of the store shares, deleted when
-the store closes: a file of its own in a new temporary directory, so that it
-behaves exactly as a file does (SQLite's in-memory databases hold every
-reader off while a writer writes, and have no WAL).
+forward (the schema's version is the database's ``user_version``). It
+refuses, before changing anything in it, a file that is not an altpay-core
+database (one with a schema of its own and ``user_version`` 0, or without
+the tables of its ``user_version``): the store needs a file of its own. A
+file database runs in WAL mode: readers never wait for the writer, and
+several threads and processes may share the file. ``":memory:"`` (as text
+or a path object) gives a private, throwaway database that every unit of
+work of the store shares, deleted when the store closes: a file of its own
+in a new temporary directory, so that it behaves exactly as a file does
+(SQLite's in-memory databases hold every reader off while a writer writes,
+and have no WAL).
 
 Each unit of work has a connection of its own. It checks every save at once
 against the latest commit (a new aggregate's id only as its row is
@@ -29,7 +33,8 @@ unique indexes), so a writer that committed in between is caught, not
 overwritten. The rules between aggregates (a customer's tags in its
 partner's catalog, a tag taken out of a catalog carried by no customer, no
 new customer added by hand to a partner that syncs customers, a new
-invoice's customer stored and not archived) are checked in that
+invoice's customer stored and not archived, an access request resolved by
+one who may, a first payment methods book's customer stored) are checked in that
 transaction too, at commit, while no other writer can change what they read.
 
 Conflicts: a version that is no longer current, an id or external reference
@@ -47,11 +52,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import sqlite3
 import tempfile
 import weakref
+from collections.abc import Sequence
 from typing import Any, ClassVar
+from urllib.parse import parse_qsl, unquote
 
 from altpay_core import _fields
 from altpay_core.adapters._sql import (
@@ -64,7 +72,7 @@ from altpay_core.adapters._sql import (
     Statements,
     check_migrations,
 )
-from altpay_core.errors import ValidationError
+from altpay_core.errors import AltpayError, ValidationError, shown
 
 __all__ = ["MIGRATIONS", "SchemaVersionError", "SqliteStore", "SqliteUnitOfWork"]
 
@@ -246,8 +254,75 @@ def migrate(connection: sqlite3.Connection, migrations: tuple[Migration, ...]) -
     return int(found)
 
 
+_CREATE_TABLE = re.compile(
+    r"\s*CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?[\"`\[]?(\w+)", re.IGNORECASE
+)
+
+
+def _created_tables(migrations: Sequence[Migration]) -> frozenset[str]:
+    """The tables that ``migrations`` create (their ``CREATE TABLE``
+    statements): what a database at the last one's version holds, at least.
+    A step that drops or renames a table must keep this true."""
+    return frozenset(
+        match.group(1)
+        for migration in migrations
+        for statement in migration.statements
+        if (match := _CREATE_TABLE.match(statement))
+    )
+
+
+def check_database(
+    connection: sqlite3.Connection, migrations: tuple[Migration, ...], where: str
+) -> None:
+    """Refuse a database that is not altpay-core's, or is newer than
+    ``migrations``, before anything in it changes. A database is altpay-core's
+    when it is new (``user_version`` 0 and nothing in its schema) or holds
+    every table its migrations create up to its ``user_version`` (tables of
+    its own next to them are left alone); one at a version newer than
+    ``migrations`` with those tables, or with an empty schema, is
+    :class:`SchemaVersionError`. Reads ``user_version`` and the
+    schema in one read transaction: a store migrating the file at the same
+    time is seen before or after, never half way. ``where`` names the file
+    in the message."""
+    latest = check_migrations(migrations)
+    connection.execute("BEGIN")
+    try:
+        (found,) = connection.execute("PRAGMA user_version").fetchone()
+        schema = connection.execute(
+            "SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
+        ).fetchall()
+    finally:
+        with contextlib.suppress(sqlite3.Error):
+            connection.execute("ROLLBACK")
+    if found == 0:
+        if not schema:
+            return
+        names = sorted(str(name) for _, name in schema)
+        listed = ", ".join(shown(name) for name in names[:5])
+        more = f" and {len(names) - 5} more" if len(names) > 5 else ""
+        reason = f"its user_version is 0, and it holds {listed}{more} of its own"
+    else:
+        tables = {str(name) for kind, name in schema if kind == "table"}
+        missing = sorted(_created_tables(migrations[: min(found, latest)]) - tables)
+        # A newer version with nothing at all in its schema: nothing says
+        # whose it is, and upgrading altpay-core is the likelier answer.
+        if not missing or (found > latest and not schema):
+            if found > latest:
+                raise SchemaVersionError(found, latest)
+            return
+        listed = ", ".join(missing[:5]) + (
+            f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        )
+        reason = f"its user_version is {found}, but it lacks altpay-core's tables {listed}"
+    raise AltpayError(
+        f"the database {where} is not an altpay-core database: {reason}; "
+        "SqliteStore needs a database file of its own (or a new one), and left this one as it was"
+    )
+
+
 def _path(path: object) -> str | os.PathLike[str]:
-    """The database file's path: text (or a path object) that names a file."""
+    """The database file's path: text (or a path object) that names a file,
+    or ``":memory:"``."""
     text = os.fspath(path) if isinstance(path, os.PathLike) else path
     if not isinstance(text, str):
         raise ValidationError.single(
@@ -262,7 +337,32 @@ def _path(path: object) -> str | os.PathLike[str]:
         raise ValidationError.single(
             "path", "missing", "'path' must name the database file, or be ':memory:'"
         )
+    if _private_uri(text):
+        # As for "": every connection would have a private database of its own.
+        raise ValidationError.single(
+            "path",
+            "invalid_path",
+            "'path' must name the database file, or be ':memory:' (got "
+            f"{shown(text)}, a URI that sqlite3 opens as a new in-memory database "
+            "for each connection)",
+        )
     return path  # type: ignore[return-value]
+
+
+def _private_uri(text: str) -> bool:
+    """Whether SQLite, reading ``text`` as a URI (as builds with URIs on do
+    with any name that starts with ``file:``), opens a private in-memory or
+    temporary database for each connection: ``file::memory:``, ``file:``
+    (no file), ``file:name?mode=memory``."""
+    if not text.startswith("file:"):
+        return False
+    uri = text[len("file:") :].partition("#")[0]
+    location, _, query = uri.partition("?")
+    if location.startswith("//"):
+        location = "/" + location[2:].partition("/")[2]  # the authority dropped
+    name = unquote(location)
+    mode = [value for key, value in parse_qsl(query, keep_blank_values=True) if key == "mode"]
+    return name in ("", ":memory:") or "memory" in mode
 
 
 def _timeout(timeout: object) -> float:
@@ -286,11 +386,21 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
     """Partners, customers, invoices, payments and the outbox in a SQLite database.
 
     ``path`` names the database file (created if missing), or is
-    ``":memory:"`` for a private, throwaway database that every unit of work
-    of this store shares and that is deleted at :meth:`close` (a file in a
-    new temporary directory, written without waiting for the disk). ``timeout`` is
-    how long a writer waits for another one to finish before giving up with
+    ``":memory:"`` (text or a path object) for a private, throwaway database
+    that every unit of work of this store shares and that is deleted at
+    :meth:`close` (a file in a new temporary directory, written without
+    waiting for the disk). A URI that SQLite opens as a database private to
+    each connection (``file::memory:``, ``mode=memory``) is a
+    :class:`~altpay_core.errors.ValidationError`. ``timeout`` is how long a
+    writer waits for another one to finish before giving up with
     :class:`~altpay_core.errors.ConcurrencyConflict`.
+
+    An existing file must be an altpay-core database, at this version or an
+    older one (migrated forward as it opens): a file with a schema of its
+    own and ``user_version`` 0, or a ``user_version`` without the tables its
+    migrations create, is refused with :class:`~altpay_core.errors.AltpayError`,
+    and a newer altpay-core's with :class:`SchemaVersionError`, both before
+    anything in the file changes.
 
     A store is shared by the threads of a process; each process (a forked
     worker too) opens its own.
@@ -314,7 +424,7 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
         self.timeout = _timeout(timeout)
         super().__init__()
         self._directory: weakref.finalize[Any, Any] | None = None
-        if isinstance(path, str) and path == ":memory:":
+        if os.fspath(path) == ":memory:":  # as text or as a path object
             # Deleted at close(), or when the store is collected or the
             # process exits, by the process that made it only (not by a
             # forked worker as it exits); an open connection keeps reading
@@ -328,6 +438,9 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
             self.path = self._target
         connection = self._connect()
         try:
+            # First, while nothing in the file has changed: another
+            # program's database is refused as it is, not turned to WAL.
+            check_database(connection, self.migrations, shown(self._target))
             connection.execute("PRAGMA journal_mode = WAL")
             migrate(connection, self.migrations)
         except BaseException:
@@ -360,6 +473,11 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
         return SqliteUnitOfWork(self)
 
     def close(self) -> None:
+        """Close the idle connections; a file's units of work still open
+        keep theirs until they end. A ``":memory:"`` database is deleted: its
+        units of work still open refuse every call but ``rollback()`` (an
+        :class:`~altpay_core.errors.AltpayError`), rather than write into
+        a file that is gone. Safe to call twice."""
         super().close()
         self._remove_directory()
 
@@ -385,6 +503,15 @@ class SqliteUnitOfWork(SqlUnitOfWork[sqlite3.Connection]):
     """One transaction on a :class:`SqliteStore`."""
 
     _errors = (sqlite3.Error,)
+
+    def _in_block(self) -> None:
+        super()._in_block()
+        store = self._store
+        if isinstance(store, SqliteStore) and store.path is None:
+            # A throwaway database is deleted at close(): a unit of work still
+            # open would read and commit into a file that is gone. (On a
+            # file, it keeps its connection until it ends.)
+            store._check_open()
 
     def _fetch(self, connection: sqlite3.Connection, sql: str, params: Row) -> list[Row]:
         return connection.execute(sql, params).fetchall()
