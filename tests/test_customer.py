@@ -119,6 +119,68 @@ def test_module_examples() -> None:
 # -- C4 and C5: users --------------------------------------------------------------
 
 
+class TestUpdateUser:
+    def test_names_and_email_change_and_the_user_stays(self) -> None:
+        customer = globex()
+        ann = customer.users[0]
+        after = customer.update_user(
+            "ANN@globex.example", first_name=" Annie ", email="Annie.Lee@Globex.EXAMPLE"
+        )
+        (changed,) = [u for u in after.users if u.id == ann.id]
+        assert (changed.first_name, changed.last_name) == ("Annie", "Lee")
+        assert str(changed.email) == "Annie.Lee@globex.example"
+        assert changed.notifications is ann.notifications
+        assert [u.id for u in after.users] == [u.id for u in customer.users]
+        (event,) = after.events
+        assert isinstance(event, CustomerUpdated)
+        assert event.changes == ("users",)
+        assert not after.has_user("ann@globex.example")
+
+    def test_the_case_of_ones_own_email_may_be_corrected(self) -> None:
+        customer = globex(None, "ann.lee@globex.example")
+        after = customer.update_user(customer.users[0].id, email="Ann.Lee@globex.example")
+        assert str(after.users[0].email) == "Ann.Lee@globex.example"
+        assert len(after.events) == 1
+
+    def test_nothing_changed_is_no_change(self) -> None:
+        customer = globex()
+        ann = customer.users[0]
+        assert customer.update_user(ann) is customer
+        same = customer.update_user(ann, first_name="Ann", email=str(ann.email))
+        assert same is customer
+
+    def test_rule_c4_another_users_email_is_refused(self) -> None:
+        customer = globex()
+        with pytest.raises(InvariantViolation) as caught:
+            customer.update_user(customer.users[0], email="BO@globex.example")
+        assert caught.value.rule == "C4"
+
+    def test_every_invalid_field_at_once_and_nothing_else(self) -> None:
+        customer = globex()
+        with pytest.raises(ValidationError) as caught:
+            customer.update_user(customer.users[0], first_name=" ", last_name=5, email="nope")  # type: ignore[arg-type]
+        assert caught.value.paths == ["first_name", "last_name", "email"]
+        with pytest.raises(NotFound):
+            customer.update_user("cy@globex.example", first_name="Cy")
+        with pytest.raises(InvariantViolation) as archived:
+            customer.archive().update_user(customer.users[0], first_name="Annie")
+        assert archived.value.rule == "C8"
+
+    @given(customer=aps.customers(status=CustomerStatus.ACTIVE), email=aps.email_addresses())
+    def test_emails_stay_unique(self, customer: Customer, email: EmailAddress) -> None:
+        user = customer.users[-1]
+        others = [u for u in customer.users if u is not user]
+        if any(u.email.key == email.key for u in others):
+            with pytest.raises(InvariantViolation) as caught:
+                customer.update_user(user.id, email=email)
+            assert caught.value.rule == "C4"
+            return
+        after = customer.update_user(user.id, email=email)
+        assert len({u.email.key for u in after.users}) == len(after.users)
+        assert [u.id for u in after.users] == [u.id for u in customer.users]
+        assert str(after.user(user.id).email) == str(email)
+
+
 class TestUsers:
     def test_add_user(self) -> None:
         customer = globex()

@@ -286,6 +286,8 @@ def test_a_customer_read_from_json_with_a_lone_surrogate_is_refused() -> None:
 
 def test_argument_and_entity_id() -> None:
     assert _fields.argument("partner", 5, int, "a number") == 5
+    assert _fields.class_label(Partner) == "a Partner"
+    assert _fields.class_label(ExternalRef) == "an ExternalRef"
     assert error_of(_fields.argument, "partner", None, Partner, "a Partner") == (
         "partner",
         "wrong_type",

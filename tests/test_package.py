@@ -36,6 +36,11 @@ def test_all_is_sorted_and_unique() -> None:
 def test_every_public_name_is_importable_and_documented(name: str) -> None:
     module = importlib.import_module("altpay_core")
     obj = getattr(module, name)
+    if not (inspect.isclass(obj) or inspect.isfunction(obj)):
+        # A constant or a type alias: its docstring is in the source, and
+        # the docs name it.
+        assert any(name in page.read_text() for page in (ROOT / "docs").glob("*.md")), name
+        return
     assert inspect.getdoc(obj), f"{name} has no docstring"
     # Its own docstring, not one inherited from a base class.
     assert obj.__doc__, f"{name} has no docstring of its own"

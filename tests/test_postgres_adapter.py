@@ -26,7 +26,7 @@ import pytest
 from altpay_core import services
 from altpay_core.adapters._sql import Migration, SchemaVersionError
 from altpay_core.adapters.postgres import MIGRATIONS, PostgresStore, PostgresUnitOfWork
-from altpay_core.customer import Customer, CustomerDraft, CustomerUser
+from altpay_core.customer import AccessRequest, Customer, CustomerDraft, CustomerUser
 from altpay_core.errors import (
     AltpayError,
     ConcurrencyConflict,
@@ -36,7 +36,7 @@ from altpay_core.errors import (
 )
 from altpay_core.invoice import Invoice, LineItem
 from altpay_core.money import Money
-from altpay_core.partner import Partner, Role
+from altpay_core.partner import Partner, Role, TeamMember
 from altpay_core.payment import pay_invoices
 from altpay_core.testing import contracts
 from altpay_core.values import Address, CustomerId, InvoiceId
@@ -445,6 +445,18 @@ def tagging(store: SchemaStore) -> tuple[Partner, Customer]:
     return partner, customer
 
 
+def resolving(store: SchemaStore) -> tuple[Partner, AccessRequest, TeamMember]:
+    """A stored partner with a Sub-Admin, and a pending access request."""
+    partner, _ = tagging(store)
+    partner = partner.add_team_member(name="Sam", email="sam@northwind.example", role="Sub-Admin")
+    request = AccessRequest.open(partner, email="dee@globex.example", first_name="Dee")
+    with store.unit_of_work() as uow:
+        partner = uow.partners.save(partner)
+        request = uow.access_requests.save(request)
+        uow.commit()
+    return partner, request, partner.team[-1]
+
+
 @pytest.mark.postgres
 class TestLocksBetweenAggregates:
     """The checks between aggregates lock what they read (``FOR SHARE``): a
@@ -580,6 +592,52 @@ class TestLocksBetweenAggregates:
         assert refused.rule == "C6"
         with store.unit_of_work() as uow:
             assert [c.id for c in uow.customers.list(partner.id).items] == [customer.id]
+
+    def test_a_demotion_waits_for_a_resolution_by_the_member(
+        self, store: SchemaStore, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        partner, request, sam = resolving(store)
+
+        def resolve() -> None:
+            with store.unit_of_work() as uow:
+                uow.access_requests.save(request.reject(partner=partner, by=sam))
+                uow.commit()
+
+        def demote() -> None:
+            with store.unit_of_work() as uow:
+                current = uow.partners.get(partner.id)
+                uow.partners.save(current.change_role(sam, "member", by=partner.team[0]))
+                uow.commit()
+
+        outcome, waited = while_committing(store, monkeypatch, resolve, demote)
+        assert waited
+        assert outcome == {"first": None, "second": None}
+        with store.unit_of_work() as uow:
+            assert not uow.access_requests.get(partner.id, request.id).is_pending
+
+    def test_a_resolution_waits_for_a_demotion_and_is_refused(
+        self, store: SchemaStore, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        partner, request, sam = resolving(store)
+
+        def demote() -> None:
+            with store.unit_of_work() as uow:
+                uow.partners.save(partner.change_role(sam, "member", by=partner.team[0]))
+                uow.commit()
+
+        def resolve() -> None:
+            with store.unit_of_work() as uow:
+                uow.access_requests.save(request.reject(partner=partner, by=sam))
+                uow.commit()
+
+        outcome, waited = while_committing(store, monkeypatch, demote, resolve)
+        assert waited
+        assert outcome["first"] is None
+        refused = outcome["second"]
+        assert isinstance(refused, InvariantViolation)
+        assert (refused.rule, refused.path) == ("C9", "resolved_by")
+        with store.unit_of_work() as uow:
+            assert uow.access_requests.get(partner.id, request.id) == request
 
 
 @pytest.mark.postgres

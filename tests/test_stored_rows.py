@@ -161,6 +161,19 @@ def test_a_row_in_another_valid_form_is_read_as_from_dict_reads_it(
     assert to_dict(back) == to_dict(from_dict(Customer, data))
 
 
+def test_a_row_that_is_no_json_is_refused_as_from_json_refuses_it(
+    store: SqliteStore, path: Path, customer: Customer
+) -> None:
+    with sqlite3.connect(path) as outsider:
+        outsider.execute("UPDATE customers SET data = ?", ('{"id": "cus_',))
+    with pytest.raises(ValidationError) as caught:
+        read(store, customer)
+    assert (caught.value.paths, caught.value.codes) == ([""], ["invalid_json"])
+    with pytest.raises(ValidationError) as in_outbox:
+        _sql.load_event(b"[")
+    assert in_outbox.value.codes == ["invalid_json"]
+
+
 def test_load_reads_json_text_and_parsed_json(customer: Customer) -> None:
     text = _sql.dump(customer)
     assert _sql.load(Customer, text) == customer

@@ -13,6 +13,7 @@ Money('13.00', 'USD')
 from .access import (
     Impersonation,
     InvoiceAccess,
+    Viewer,
     invoice_access,
     may_pay,
     may_view,
@@ -42,6 +43,7 @@ from .errors import (
     ValidationError,
 )
 from .events import (
+    EVENT_TYPES,
     CustomerArchived,
     CustomerCreated,
     CustomerUpdated,
@@ -79,6 +81,9 @@ from .partner import (
     TeamMember,
 )
 from .payment import (
+    CARD_DISPUTE_FEE,
+    STANDARD_RETURN_FEE,
+    UNAUTHORIZED_RETURN_FEE,
     Allocation,
     CustomerPaymentMethods,
     Payment,
@@ -105,6 +110,8 @@ from .payment import (
     split_card_fee,
 )
 from .ports import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
     AccessRequestRepository,
     CustomerRepository,
     InvoiceRepository,
@@ -118,9 +125,12 @@ from .ports import (
     Store,
     UnitOfWork,
 )
-from .serialization import from_dict, from_json, to_dict, to_json
+from .serialization import from_dict, from_json, make_converter, to_dict, to_json
 from .values import (
+    CA_POSTAL_FIRST_LETTERS,
+    CA_REGIONS,
     EIN,
+    US_REGIONS,
     AccessRequestId,
     Address,
     CustomerId,
@@ -162,6 +172,9 @@ __all__ = [
     "Allocation",
     "AltpayError",
     "AppliedPayment",
+    "CARD_DISPUTE_FEE",
+    "CA_POSTAL_FIRST_LETTERS",
+    "CA_REGIONS",
     "CardFeeBearer",
     "CardFeePolicy",
     "ConcurrencyConflict",
@@ -178,9 +191,11 @@ __all__ = [
     "CustomerStatus",
     "CustomerUpdated",
     "CustomerUser",
+    "DEFAULT_PAGE_SIZE",
     "DefaultPaymentMethodChanged",
     "DraftStep",
     "EIN",
+    "EVENT_TYPES",
     "EmailAddress",
     "EntityId",
     "Event",
@@ -201,6 +216,7 @@ __all__ = [
     "InvoiceStatus",
     "InvoiceUpdated",
     "LineItem",
+    "MAX_PAGE_SIZE",
     "Money",
     "NotFound",
     "OperandError",
@@ -230,6 +246,7 @@ __all__ = [
     "ReturnKind",
     "Role",
     "Rounding",
+    "STANDARD_RETURN_FEE",
     "ScheduledPayment",
     "ScheduledPaymentId",
     "ScheduledPaymentRepository",
@@ -239,9 +256,12 @@ __all__ = [
     "TagId",
     "TeamMember",
     "TeamMemberId",
+    "UNAUTHORIZED_RETURN_FEE",
+    "US_REGIONS",
     "UnitOfWork",
     "UserId",
     "ValidationError",
+    "Viewer",
     "card_fee_for",
     "charge_back_payment",
     "charge_now",
@@ -249,6 +269,7 @@ __all__ = [
     "from_dict",
     "from_json",
     "invoice_access",
+    "make_converter",
     "may_pay",
     "may_view",
     "method_on_file",

@@ -1040,6 +1040,45 @@ class Customer:
             )
         return self._changed(("users",), users=tuple(u for u in self.users if u is not found))
 
+    def update_user(
+        self,
+        user: UserId | EmailAddress | CustomerUser | str,
+        *,
+        first_name: str | None = None,
+        last_name: str | None = None,
+        email: str | EmailAddress | None = None,
+    ) -> Customer:
+        """Change a user's name or email (C7), given by id or email; a field
+        left ``None`` stays as it is.
+
+        The user keeps their id and notification setting. Every invalid
+        field is reported at once; the new email is normalised and must not
+        be another user's (C4: correcting the case of one's own is fine).
+        Changing nothing returns the customer as it is, with no event.
+        """
+        self._refuse_if_archived()
+        found = _find_user(self.users, user)
+        errors = FieldErrors()
+        wanted: dict[str, Any] = {}
+        for field, given in (("first_name", first_name), ("last_name", last_name)):
+            if given is not None:
+                wanted[field] = errors.check(
+                    "", _fields.required_text, field, given, max_length=_NAME_MAX
+                )
+        if email is not None:
+            wanted["email"] = errors.check("", _email, "email", email)
+        errors.raise_if_any()
+        new_email = wanted.get("email")
+        if new_email is not None and new_email.key != found.email.key:
+            _refuse_taken_email(self.users, new_email)
+        # As text: an email differing only in case is a change.
+        if all(str(value) == str(getattr(found, name)) for name, value in wanted.items()):
+            return self
+        updated = attrs.evolve(found, **wanted)
+        return self._changed(
+            ("users",), users=tuple(updated if u is found else u for u in self.users)
+        )
+
     def set_notifications(
         self, user: UserId | EmailAddress | CustomerUser | str, enabled: bool
     ) -> Customer:

@@ -21,9 +21,11 @@ keeps the rules between aggregates that another unit of work could break
 meanwhile, checked at commit against the data as it stands then: a
 customer carries only tags of its partner's catalog, a tag taken out of
 the catalog is carried by no customer, a new customer is added by hand
-only while no integration of its partner syncs customers (C6), and a new
+only while no integration of its partner syncs customers (C6), a new
 invoice names a stored customer of its partner that is not archived (C8,
-I1). It does not check
+I1), a resolved access request names a team member who may resolve it
+(C9), and a customer's first payment methods name a stored customer of
+their partner. It does not check
 that a payment's invoices are stored (the domain and
 :mod:`altpay_core.services` see to that).
 
@@ -48,7 +50,7 @@ from .customer import AccessRequest, AccessRequestStatus, Customer, CustomerStat
 from .errors import AltpayError, ConcurrencyConflict, InvariantViolation, ValidationError
 from .events import Event
 from .invoice import Invoice, InvoiceStatus
-from .partner import Partner
+from .partner import Action, Partner
 from .payment import CustomerPaymentMethods, Payment, ScheduledPayment, ScheduledPaymentId
 from .values import (
     AccessRequestId,
@@ -59,6 +61,7 @@ from .values import (
     PartnerId,
     PaymentId,
     TagId,
+    TeamMemberId,
 )
 
 __all__ = [
@@ -93,6 +96,9 @@ __all__ = [
     "invoice_number_taken",
     "invoice_ref_taken",
     "invoice_sort_key",
+    "methods_customer_missing",
+    "may_resolve",
+    "resolver_not_allowed",
     "tag_not_in_catalog",
     "tag_still_carried",
 ]
@@ -346,6 +352,38 @@ def invoice_customer_archived(invoice: object, customer: object) -> InvariantVio
     )
 
 
+def may_resolve(partner: Partner | None, member: TeamMemberId | None) -> bool:
+    """Whether ``member`` may resolve the access requests of ``partner`` (its
+    state at commit; ``None`` for a partner not stored): one of its team,
+    an Admin or Sub-Admin (C9)."""
+    if partner is None:
+        return False
+    return any(m.id == member and m.may(Action.APPROVE_ACCESS_REQUESTS) for m in partner.team)
+
+
+def resolver_not_allowed(request: object, member: object) -> InvariantViolation:
+    """Access request ``request`` is saved resolved by team member ``member``,
+    who at commit may not resolve requests (demoted or removed meanwhile) (C9)."""
+    return InvariantViolation(
+        f"access request {request} is resolved by team member {member}, who is no Admin or "
+        "Sub-Admin of its partner at commit (demoted or removed meanwhile?): only they "
+        "resolve access requests (nothing was written)",
+        rule="C9",
+        path="resolved_by",
+    )
+
+
+def methods_customer_missing(customer: object, partner: object) -> InvariantViolation:
+    """New payment methods (a customer's first book) name ``customer``, which
+    is no stored customer of partner ``partner``."""
+    return InvariantViolation(
+        f"payment methods of customer {customer}, which is not a stored customer of partner "
+        f"{partner}: a customer's saved methods are its partner's (nothing was written)",
+        rule="I1",
+        path="customer_id",
+    )
+
+
 # -- what a save never changes -------------------------------------------------------
 
 
@@ -524,6 +562,9 @@ class AccessRequestRepository(abc.ABC):
 
         Returns the stored value (version + 1, no pending events), like
         :meth:`CustomerRepository.save` (``ConcurrencyConflict`` likewise).
+        At commit, ``InvariantViolation`` if it is resolved and its
+        ``resolved_by`` is then no Admin or Sub-Admin of its partner
+        (:func:`resolver_not_allowed`, C9).
         """
 
 

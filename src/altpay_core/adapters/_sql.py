@@ -21,7 +21,9 @@ The rules between aggregates (a customer's tags are in its partner's
 catalog; a tag taken out of a catalog is carried by no customer; a new
 customer is added by hand only to a partner none of whose integrations
 syncs customers; a new invoice names a customer of its partner that is not
-archived) are checked
+archived; a resolved access request names a member of its partner's team
+who may resolve it; a first payment methods book names a customer of its
+partner) are checked
 in the write transaction, against the data as it stands at commit: where
 the database locks rows, the checks lock what they read (``FOR SHARE``),
 so that no other writer changes it before the commit; where its write lock
@@ -43,7 +45,6 @@ import abc
 import builtins
 import contextlib
 import datetime as dt
-import json
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -90,10 +91,13 @@ from altpay_core.ports import (
     invoice_number_taken,
     invoice_ref_taken,
     invoice_sort_key,
+    may_resolve,
+    methods_customer_missing,
+    resolver_not_allowed,
     tag_not_in_catalog,
     tag_still_carried,
 )
-from altpay_core.serialization import from_dict, stored_json
+from altpay_core.serialization import from_dict, parse_json, stored_json
 from altpay_core.values import (
     AccessRequestId,
     CustomerId,
@@ -103,6 +107,7 @@ from altpay_core.values import (
     PartnerId,
     PaymentId,
     TagId,
+    TeamMemberId,
 )
 
 __all__ = [
@@ -606,14 +611,14 @@ def load(cls: type[A], data: Any) -> A:
     from altpay_core.serialization import from_stored
 
     if isinstance(data, str | bytes):
-        data = json.loads(data)
+        data = parse_json(data)
     return from_stored(cls, data)
 
 
 def load_event(data: Any) -> Event:
     """An event from an outbox row's payload, as its concrete class."""
     if isinstance(data, str | bytes):
-        data = json.loads(data)
+        data = parse_json(data)
     return from_dict(Event, data)
 
 
@@ -785,6 +790,12 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
         self._syncing: dict[str, bool] = {}
         """Per partner read or written, as :attr:`_catalogs`: whether an
         integration of its syncs customers (C6)."""
+        self._teams: dict[str, Partner | None] = {}
+        """Per partner read or written, as :attr:`_catalogs`: the partner
+        itself, whose team resolves access requests (C9)."""
+        self._resolved: dict[str, tuple[str, TeamMemberId | None]] = {}
+        """Per resolved access request written, its partner and who
+        resolved it."""
         self._by_hand: dict[str, str] = {}
         """Per partner, the smallest id of the new customers added by hand
         (no external reference) that this transaction wrote."""
@@ -796,6 +807,8 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
         self._invoiced: dict[tuple[str, str], str] = {}
         """(customer, partner) that the new invoices written name, and the
         smallest id of such an invoice."""
+        self._booked: list[tuple[str, str]] = []
+        """(customer, partner) of each new payment methods book written."""
         self.partners = SqlPartners(self)
         self.customers = SqlCustomers(self)
         self.access_requests = SqlAccessRequests(self)
@@ -919,10 +932,13 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
         self._events.clear()
         self._catalogs.clear()
         self._syncing.clear()
+        self._teams.clear()
+        self._resolved.clear()
         self._by_hand.clear()
         self._tagged.clear()
         self._removed.clear()
         self._invoiced.clear()
+        self._booked.clear()
 
     def _forget_pending(self) -> None:
         for pending in self._pending.values():
@@ -1144,6 +1160,8 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
                         claimed.clear()
                     if table is CUSTOMERS:
                         self._check_tags(connection, items)
+                    elif table is ACCESS_REQUESTS:
+                        self._note_resolutions(connection, items)
                     self._write_rows(connection, table, items)
                     self._written(table, items)
             if self._marks:
@@ -1261,6 +1279,19 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
                 elif item.row[0] < first:
                     by_hand[item.scope] = item.row[0]
 
+    def _note_resolutions(self, connection: C, items: list[_Pending]) -> None:
+        """Note the resolved access requests about to be written, for the
+        commit to check their resolvers against their partners' teams as
+        they stand then; each partner read (and locked) before its
+        requests are written."""
+        for item in items:
+            request: AccessRequest = item.value
+            if request.is_pending:
+                self._resolved.pop(item.row[0], None)
+            else:
+                self._catalog(connection, item.scope)
+                self._resolved[item.row[0]] = (item.scope, request.resolved_by)
+
     def _catalog(self, connection: C, partner: str) -> frozenset[TagId]:
         """The tags of the partner's catalog as this transaction sees them
         (none for a partner not stored); read with the partner, which also
@@ -1275,6 +1306,7 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
     def _note_partner(self, key: str, partner: Partner | None) -> None:
         self._catalogs[key] = frozenset() if partner is None else _tag_ids(partner)
         self._syncing[key] = partner is not None and partner.syncs_customers
+        self._teams[key] = partner
 
     def _written(self, table: AggregateTable, items: list[_Pending]) -> None:
         """Note what the commit's checks need of the rows just written: the
@@ -1289,6 +1321,8 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
                     first = self._invoiced.get(claim)
                     if first is None or item.row[0] < first:
                         self._invoiced[claim] = item.row[0]
+        elif table is PAYMENT_METHODS:
+            self._booked.extend((item.row[0], item.scope) for item in items if item.new)
 
     def _check_between(self, connection: C) -> None:
         """The rules between aggregates, as they stand at this commit, every
@@ -1298,7 +1332,10 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
         of a catalog is carried by no other customer of the partner; each new
         invoice's customer is stored, the invoice's partner's, and not
         archived (read locked, where the database locks rows); no new
-        customer was added by hand to a partner that syncs customers (C6)."""
+        customer was added by hand to a partner that syncs customers (C6);
+        each resolved access request names a team member of its partner who
+        may resolve it (C9); each new payment methods book names a stored
+        customer of its partner."""
         for partner, customers in self._tagged.items():
             catalog = self._catalog(connection, partner)
             for customer, tags in customers.items():
@@ -1312,16 +1349,31 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
         for partner, customer in sorted(self._by_hand.items(), key=lambda claim: claim[1]):
             if self._syncing[partner]:
                 raise customer_added_by_hand(customer, partner)
-        if self._invoiced:
-            states = self._customer_states(connection, {c for c, _ in self._invoiced})
-            # In order of the invoices' ids, as the memory store checks.
-            by_invoice = sorted(self._invoiced.items(), key=lambda claim: claim[1])
-            for (customer, partner), invoice in by_invoice:
-                state = states.get(customer)
-                if state is None or state[0] != partner:
-                    raise invoice_customer_missing(invoice, customer)
-                if state[1] == CustomerStatus.ARCHIVED.value:
-                    raise invoice_customer_archived(invoice, customer)
+        # The customers of the new invoices and payment methods books, read
+        # (and locked) together, in one order of ids.
+        states = (
+            self._customer_states(
+                connection, {c for c, _ in self._invoiced} | {c for c, _ in self._booked}
+            )
+            if self._invoiced or self._booked
+            else {}
+        )
+        # In order of the invoices' ids, as the memory store checks.
+        by_invoice = sorted(self._invoiced.items(), key=lambda claim: claim[1])
+        for (customer, partner), invoice in by_invoice:
+            state = states.get(customer)
+            if state is None or state[0] != partner:
+                raise invoice_customer_missing(invoice, customer)
+            if state[1] == CustomerStatus.ARCHIVED.value:
+                raise invoice_customer_archived(invoice, customer)
+        # In order of the requests' ids, as the memory store checks.
+        for request, (partner, member) in sorted(self._resolved.items()):
+            if not may_resolve(self._teams[partner], member):
+                raise resolver_not_allowed(request, member)
+        for customer, partner in sorted(self._booked):
+            state = states.get(customer)
+            if state is None or state[0] != partner:
+                raise methods_customer_missing(customer, partner)
 
     def _customer_states(self, connection: C, keys: set[str]) -> dict[str, tuple[str, str]]:
         """Each stored customer's partner and status, by id, :data:`CHECK_SIZE`
@@ -1858,7 +1910,7 @@ def _require(value: object, cls: type[Any], path: str) -> None:
         raise ValidationError.single(
             path,
             "wrong_type",
-            f"'{path}' must be a {cls.__name__} (got {type(value).__name__})",
+            f"'{path}' must be {_fields.class_label(cls)} (got {type(value).__name__})",
         )
 
 

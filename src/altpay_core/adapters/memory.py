@@ -27,7 +27,9 @@ How it keeps its promises:
   store's lock, before writing anything, with the rules between aggregates
   (a customer's tags in its partner's catalog, a tag taken out of a catalog
   carried by no customer, no new customer added by hand to a partner that
-  syncs customers, a new invoice's customer stored and not archived),
+  syncs customers, a new invoice's customer stored and not archived, an
+  access request resolved by one who may, a first payment methods book's
+  customer stored),
   and then writes everything. Should
   a write still fail half way, the writes made so far are undone before the
   lock is released: a commit is all or nothing.
@@ -85,6 +87,9 @@ from altpay_core.ports import (
     invoice_number_taken,
     invoice_ref_taken,
     invoice_sort_key,
+    may_resolve,
+    methods_customer_missing,
+    resolver_not_allowed,
     tag_not_in_catalog,
     tag_still_carried,
 )
@@ -178,7 +183,7 @@ def _wrong_type(path: str, expected: type[Any], value: object) -> ValidationErro
     return ValidationError.single(
         path,
         "wrong_type",
-        f"'{path}' must be a {expected.__name__} (got {type(value).__name__})",
+        f"'{path}' must be {_fields.class_label(expected)} (got {type(value).__name__})",
     )
 
 
@@ -469,7 +474,9 @@ class MemoryStore(Store):
         it leaves as it is; its new customers added by hand belong to
         partners none of whose integrations syncs customers (C6); its new
         invoices name a customer of their partner that is not archived (C8,
-        I1)."""
+        I1); its resolved access requests name a team member of their
+        partner who may resolve them (C9); its new payment methods books, a
+        customer of their partner."""
         catalogs: dict[PartnerId, frozenset[TagId]] = {}
 
         def partner_of(partner_id: PartnerId) -> Partner | None:
@@ -518,6 +525,18 @@ class MemoryStore(Store):
                 raise invoice_customer_missing(invoice_id, invoice.customer_id)
             if owner.status is CustomerStatus.ARCHIVED:
                 raise invoice_customer_archived(invoice_id, invoice.customer_id)
+        resolved = (r for r in staged.requests.values() if not r.is_pending)
+        for request in sorted(resolved, key=lambda r: str(r.id)):
+            if not may_resolve(partner_of(request.partner_id), request.resolved_by):
+                raise resolver_not_allowed(request.id, request.resolved_by)
+        books = sorted((c for c, base in staged.method_base.items() if base == 0), key=str)
+        for customer_id in books:
+            book = staged.methods[customer_id]
+            holder = staged.customers.get(customer_id)
+            if holder is None:
+                holder = self._customers.get(customer_id)
+            if holder is None or holder.partner_id != book.partner_id:
+                raise methods_customer_missing(customer_id, book.partner_id)
 
     def _write_partner(self, undo: _Undo, partner: Partner) -> None:
         undo.put(self._partners, partner.id, partner)

@@ -30,13 +30,15 @@ a serialization failure or a deadlock, the whole unit of work is rolled back and
 error as its ``__cause__``.
 
 The rules between aggregates are checked at commit, in that transaction: a
-tagged customer's partner, the partner of a new customer added by hand,
-and each new invoice's customer, are read ``FOR SHARE`` (a partner's row before its customers' are
-written), so that a writer that would change them (delete a tag, connect an
-integration that syncs customers, archive the customer) waits
-for the commit, and one that holds them already is waited for, and its
-commit read; a partner saved without some tags looks for customers still
-carrying them after its ``UPDATE``, which holds the partner's row.
+tagged customer's partner, the partner of a new customer added by hand or
+of a resolved access request, and the customer of each new invoice or new
+payment methods book, are read ``FOR SHARE`` (a partner's row before its
+customers' are written), so that a writer that would change them (delete
+a tag, connect an integration that syncs customers, demote a Sub-Admin,
+archive the customer) waits for the commit, and one that holds them
+already is waited for, and its commit read; a partner saved without some
+tags looks for customers still carrying them after its ``UPDATE``, which
+holds the partner's row.
 
 Outbox positions come from an identity column. Every commit that writes
 outbox rows first takes one transaction-scoped advisory lock, held until it
