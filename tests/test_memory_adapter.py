@@ -280,6 +280,26 @@ def test_a_closed_store_gives_no_more_units_of_work() -> None:
         pass
 
 
+def test_a_unit_of_work_left_open_on_a_closed_store_refuses_everything() -> None:
+    # The data is gone: a read would answer "no such partner", as if it had
+    # never been stored. It says the store is closed instead.
+    store = MemoryStore()
+    with store.unit_of_work() as uow:
+        uow.partners.save(PARTNER)
+        uow.commit()
+        store.close()
+        for work in (
+            lambda: uow.partners.get(PARTNER.id),
+            lambda: uow.customers.list(PARTNER.id),
+            lambda: uow.customers.save(a_customer()),
+            uow.outbox.pending,
+            uow.commit,
+        ):
+            with pytest.raises(AltpayError, match="closed"):
+                work()
+        uow.rollback()
+
+
 def test_results_are_the_callers_own(store: MemoryStore) -> None:
     with store.unit_of_work() as uow:
         customer = uow.customers.save(a_customer())

@@ -19,11 +19,18 @@ from typing import Any, ClassVar, cast
 import attrs
 import pytest
 
+from altpay_core import services
 from altpay_core.adapters import _sql as sql_module
 from altpay_core.adapters import sqlite as sqlite_adapter
 from altpay_core.adapters._sql import Migration, SchemaVersionError, check_migrations
 from altpay_core.adapters.sqlite import MIGRATIONS, SqliteStore, SqliteUnitOfWork
-from altpay_core.customer import Customer, CustomerDraft, CustomerStatus, CustomerUser
+from altpay_core.customer import (
+    AccessRequest,
+    Customer,
+    CustomerDraft,
+    CustomerStatus,
+    CustomerUser,
+)
 from altpay_core.errors import (
     AltpayError,
     ConcurrencyConflict,
@@ -33,7 +40,7 @@ from altpay_core.errors import (
 )
 from altpay_core.invoice import Invoice, InvoiceStatus, LineItem
 from altpay_core.money import Money
-from altpay_core.partner import Partner
+from altpay_core.partner import Partner, Role
 from altpay_core.payment import (
     CustomerPaymentMethods,
     Payment,
@@ -257,6 +264,7 @@ def repository(uow: Any, aggregate: Any) -> Any:
     kinds = {
         Partner: uow.partners,
         Customer: uow.customers,
+        AccessRequest: uow.access_requests,
         Invoice: uow.invoices,
         Payment: uow.payments,
         CustomerPaymentMethods: uow.payment_methods,
@@ -548,6 +556,7 @@ def test_a_file_database_runs_in_wal_mode(store: SqliteStore, path: Path) -> Non
         ({"path": "file:"}, "path", "invalid_path"),
         ({"path": "file:altpay.db?mode=memory"}, "path", "invalid_path"),
         ({"path": "file:///tmp/altpay.db?cache=shared&mode=memory"}, "path", "invalid_path"),
+        ({"path": "file:altpay.db?vfs=memdb"}, "path", "invalid_path"),
         ({"path": ":memory:", "timeout": "5"}, "timeout", "invalid_timeout"),
         ({"path": ":memory:", "timeout": -1}, "timeout", "invalid_timeout"),
         ({"path": ":memory:", "timeout": float("nan")}, "timeout", "invalid_timeout"),
@@ -1353,8 +1362,78 @@ class TestInvoicesAndPayments:
 
 
 class TestChecksBetweenAggregates:
-    """A customer's tags and a new invoice's customer are checked against the
-    data at commit, also when the unit of work wrote its rows earlier."""
+    """The rules between aggregates are checked against the data at commit,
+    also when the unit of work wrote its rows earlier."""
+
+    def _team(self, store: SqliteStore) -> tuple[Partner, AccessRequest]:
+        partner = new_partner().add_team_member(
+            name="Ada", email="ada@northwind.example", role=Role.ADMIN
+        )
+        partner = partner.add_team_member(
+            name="Sam", email="sam@northwind.example", role=Role.SUB_ADMIN
+        )
+        request = AccessRequest.open(partner, email="dee@globex.example", first_name="Dee")
+        return tuple(save_all(store, partner, request))  # type: ignore[return-value]
+
+    def test_c6_c9_and_books_written_early_are_checked_at_commit(
+        self, store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(sql_module, "BATCH_SIZE", 2)
+        partner, request = self._team(store)
+        admin, sam = partner.team
+        # C6: customers added by hand, written in batches and by a read,
+        # the partner connecting an integration that syncs them saved last.
+        with store.unit_of_work() as uow:
+            for n in range(5):
+                uow.customers.save(new_customer(partner, f"Company {n}", f"u{n}@globex.example"))
+            uow.customers.list(partner.id)
+            uow.partners.save(partner.connect_integration("halopsa", syncs_customers=True))
+            with pytest.raises(InvariantViolation) as caught:
+                uow.commit()
+        assert caught.value.rule == "C6"
+        # C9: a request resolved and written early, its resolver demoted
+        # by the same unit of work afterwards.
+        with store.unit_of_work() as uow:
+            uow.access_requests.save(request.reject(partner=partner, by=sam))
+            uow.access_requests.list(partner.id)
+            uow.partners.save(partner.change_role(sam, Role.MEMBER, by=admin))
+            with pytest.raises(InvariantViolation) as caught:
+                uow.commit()
+        assert (caught.value.rule, caught.value.path) == ("C9", "resolved_by")
+        # A first payment methods book of no stored customer, written early.
+        with store.unit_of_work() as uow:
+            book = CustomerPaymentMethods(partner_id=partner.id, customer_id=CustomerId.new())
+            uow.payment_methods.save(book.add(type="ach", display_name="Chase", last4="1234"))
+            for n in range(3):
+                uow.customers.save(new_customer(partner, f"Company {n}", f"u{n}@globex.example"))
+            with pytest.raises(InvariantViolation) as caught:
+                uow.commit()
+        assert (caught.value.rule, caught.value.path) == ("I1", "customer_id")
+        with store.unit_of_work() as uow:
+            assert uow.customers.list(partner.id).items == ()
+            assert uow.access_requests.get(partner.id, request.id) == request
+            assert uow.partners.get(partner.id) == partner
+
+    def test_partners_are_read_before_any_customer_row_is_written(self, store: SqliteStore) -> None:
+        # So that PostgreSQL locks a partner before its customers, as a
+        # partner's own writer does: approving a request onto an existing
+        # customer reads the partner (for C9) before updating the customer.
+        partner, request = self._team(store)
+        (customer,) = save_all(store, new_customer(partner))
+        seen: list[str] = []
+        with store.unit_of_work() as uow:
+            connection = uow._conn()
+            connection.set_trace_callback(seen.append)
+            try:
+                services.add_access_request_to_customer(
+                    uow, partner.id, request.id, customer.id, by=partner.team[1], last_name="Ray"
+                )
+            finally:
+                connection.set_trace_callback(None)
+        checks = ("SELECT data FROM partners WHERE id", "SELECT id, data FROM partners WHERE id IN")
+        read = next(i for i, sql in enumerate(seen) if sql.startswith(checks))
+        write = next(i for i, sql in enumerate(seen) if sql.startswith("UPDATE customers"))
+        assert read < write
 
     def test_tags_written_early_are_checked_against_the_catalog_at_commit(
         self, store: SqliteStore, monkeypatch: pytest.MonkeyPatch
@@ -1382,7 +1461,9 @@ class TestChecksBetweenAggregates:
                 uow.commit()
             finally:
                 connection.set_trace_callback(None)
-        assert sum(sql.startswith("SELECT data FROM partners") for sql in seen) == 1
+        # The checks' reads of the catalog (one partner, or several at once).
+        reads = ("SELECT data FROM partners", "SELECT id, data FROM partners WHERE id IN")
+        assert sum(sql.startswith(reads) for sql in seen) == 1
         # A tag that is in no catalog, written early: refused at commit,
         # unless the customer has lost it again by then.
         with store.unit_of_work() as uow:

@@ -13,6 +13,7 @@ import time
 import unicodedata
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import HealthCheck, Phase, find, given, seed, settings
 from hypothesis import strategies as st
@@ -45,6 +46,7 @@ from altpay_core import (
     to_dict,
     to_json,
 )
+from altpay_core.adapters.memory import MemoryStore
 from altpay_core.ports import customer_cursor, invoice_cursor
 from altpay_core.testing import _hypothesis_hook
 from altpay_core.testing import strategies as aps
@@ -292,6 +294,22 @@ def test_generated_addresses_are_built_by_the_real_constructor(address: Address)
         )
         == address
     )
+
+
+@given(aps.partners().flatmap(lambda p: st.tuples(st.just(p), aps.customers(p))))
+def test_a_generated_partner_and_customer_are_stored_together(
+    pair: tuple[Partner, Customer],
+) -> None:
+    # C6: the customers of a partner that syncs them are synced, so that a
+    # store takes the pair (a new customer added by hand it would refuse).
+    partner, customer = pair
+    if partner.syncs_customers:
+        assert customer.external_ref is not None
+    store = MemoryStore()
+    with store.unit_of_work() as uow:
+        uow.partners.save(attrs.evolve(partner, version=0))
+        uow.customers.save(attrs.evolve(customer, version=0))
+        uow.commit()
 
 
 @given(aps.email_addresses())

@@ -562,9 +562,10 @@ class AccessRequestRepository(abc.ABC):
 
         Returns the stored value (version + 1, no pending events), like
         :meth:`CustomerRepository.save` (``ConcurrencyConflict`` likewise).
-        At commit, ``InvariantViolation`` if it is resolved and its
-        ``resolved_by`` is then no Admin or Sub-Admin of its partner
-        (:func:`resolver_not_allowed`, C9).
+        At commit, ``InvariantViolation`` if this save resolves it (over
+        the pending state the unit of work sees) and its ``resolved_by`` is
+        then no Admin or Sub-Admin of its partner (:func:`resolver_not_allowed`,
+        C9).
         """
 
 

@@ -575,6 +575,11 @@ class Statements:
         )
         # The rules between aggregates, checked in the write transaction.
         self.catalog = sql(f"SELECT data FROM partners WHERE id = ?{dialect.share}")
+        # CHECK_SIZE ids at a time (a shorter list repeats its last id).
+        self.partners_in = sql(
+            f"SELECT id, data FROM partners WHERE id IN ({marks(CHECK_SIZE)}) "
+            f"ORDER BY id{dialect.share}"
+        )
         self.tag_carrier = sql(
             "SELECT customer_id FROM customer_tags WHERE partner_id = ? AND tag_id = ? LIMIT 1"
         )
@@ -793,8 +798,11 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
         self._teams: dict[str, Partner | None] = {}
         """Per partner read or written, as :attr:`_catalogs`: the partner
         itself, whose team resolves access requests (C9)."""
+        self._resolving: set[str] = set()
+        """The access requests this unit of work resolves: saved resolved
+        over a pending state (its own earlier save, or the store's)."""
         self._resolved: dict[str, tuple[str, TeamMemberId | None]] = {}
-        """Per resolved access request written, its partner and who
+        """Per access request it resolves, as written: its partner and who
         resolved it."""
         self._by_hand: dict[str, str] = {}
         """Per partner, the smallest id of the new customers added by hand
@@ -933,6 +941,7 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
         self._catalogs.clear()
         self._syncing.clear()
         self._teams.clear()
+        self._resolving.clear()
         self._resolved.clear()
         self._by_hand.clear()
         self._tagged.clear()
@@ -1151,6 +1160,7 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
             if not self._writing:
                 self._begin_write(connection)
                 self._writing = True
+            self._read_partners(connection)
             for table in TABLES:
                 pending = self._pending[table.name]
                 if pending:
@@ -1280,17 +1290,51 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
                     by_hand[item.scope] = item.row[0]
 
     def _note_resolutions(self, connection: C, items: list[_Pending]) -> None:
-        """Note the resolved access requests about to be written, for the
-        commit to check their resolvers against their partners' teams as
-        they stand then; each partner read (and locked) before its
-        requests are written."""
+        """Note the access requests about to be written that this unit of
+        work resolves, for the commit to check their resolvers against their
+        partners' teams as they stand then (each partner read, and locked,
+        before any row is written: :meth:`_read_partners`)."""
         for item in items:
             request: AccessRequest = item.value
-            if request.is_pending:
-                self._resolved.pop(item.row[0], None)
-            else:
+            if item.row[0] in self._resolving and not request.is_pending:
                 self._catalog(connection, item.scope)
                 self._resolved[item.row[0]] = (item.scope, request.resolved_by)
+            else:
+                self._resolved.pop(item.row[0], None)
+
+    def _read_partners(self, connection: C) -> None:
+        """Read (and lock, where the database locks rows) the partners the
+        checks at commit need for the rows about to be written: those of
+        the customers with tags or added by hand, and of the access requests
+        resolved, which this transaction has not read or written yet and
+        does not write now. :data:`CHECK_SIZE` at a time, in order of id,
+        before any row is written, so that writers lock partners before
+        customers, in one order."""
+        known, writing = self._catalogs, self._pending[PARTNERS.name]
+        wanted: set[str] = set()
+        for item in self._pending[CUSTOMERS.name].values():
+            customer: Customer = item.value
+            if item.scope not in known and (
+                customer.tags or (item.new and customer.external_ref is None)
+            ):
+                wanted.add(item.scope)
+        for key, item in self._pending[ACCESS_REQUESTS.name].items():
+            if key in self._resolving and item.scope not in known:
+                wanted.add(item.scope)
+        wanted.difference_update(writing)
+        ordered = sorted(wanted)
+        for start in range(0, len(ordered), CHECK_SIZE):
+            chunk = ordered[start : start + CHECK_SIZE]
+            found = {
+                key: load(Partner, data)
+                for key, data in self._fetch(
+                    connection,
+                    self._sql.partners_in,
+                    tuple(chunk + chunk[-1:] * (CHECK_SIZE - len(chunk))),
+                )
+            }
+            for key in chunk:
+                self._note_partner(key, found.get(key))
 
     def _catalog(self, connection: C, partner: str) -> frozenset[TagId]:
         """The tags of the partner's catalog as this transaction sees them
@@ -1704,7 +1748,19 @@ class SqlAccessRequests(AccessRequestRepository):
 
     def save(self, request: AccessRequest) -> AccessRequest:
         _require(request, AccessRequest, "request")
-        return self._uow._save(ACCESS_REQUESTS, request)
+        uow = self._uow
+        key = ACCESS_REQUESTS.key(request)
+        # Whether this save resolves it: over a pending state, as this unit
+        # of work sees it (C9 is checked at commit for those only).
+        before: AccessRequest | None = None
+        if request.version and not request.is_pending:
+            before = uow._get(ACCESS_REQUESTS, str(request.partner_id), key)
+        saved: AccessRequest = uow._save(ACCESS_REQUESTS, request)
+        if before is not None and before.is_pending:
+            uow._resolving.add(key)
+        elif request.is_pending:
+            uow._resolving.discard(key)
+        return saved
 
 
 class SqlInvoices(InvoiceRepository):

@@ -261,6 +261,9 @@ class _Staged:
     customer_base: dict[CustomerId, int] = attrs.Factory(dict)
     requests: dict[AccessRequestId, AccessRequest] = attrs.Factory(dict)
     request_base: dict[AccessRequestId, int] = attrs.Factory(dict)
+    resolving: set[AccessRequestId] = attrs.Factory(set)
+    """The requests this unit of work resolves: saved resolved over a pending
+    state (its own earlier save, or the store's)."""
     invoices: dict[InvoiceId, Invoice] = attrs.Factory(dict)
     invoice_base: dict[InvoiceId, int] = attrs.Factory(dict)
     payments: dict[PaymentId, Payment] = attrs.Factory(dict)
@@ -474,7 +477,7 @@ class MemoryStore(Store):
         it leaves as it is; its new customers added by hand belong to
         partners none of whose integrations syncs customers (C6); its new
         invoices name a customer of their partner that is not archived (C8,
-        I1); its resolved access requests name a team member of their
+        I1); the access requests it resolves name a team member of their
         partner who may resolve them (C9); its new payment methods books, a
         customer of their partner."""
         catalogs: dict[PartnerId, frozenset[TagId]] = {}
@@ -525,7 +528,7 @@ class MemoryStore(Store):
                 raise invoice_customer_missing(invoice_id, invoice.customer_id)
             if owner.status is CustomerStatus.ARCHIVED:
                 raise invoice_customer_archived(invoice_id, invoice.customer_id)
-        resolved = (r for r in staged.requests.values() if not r.is_pending)
+        resolved = (staged.requests[r] for r in staged.resolving)
         for request in sorted(resolved, key=lambda r: str(r.id)):
             if not may_resolve(partner_of(request.partner_id), request.resolved_by):
                 raise resolver_not_allowed(request.id, request.resolved_by)
@@ -715,8 +718,11 @@ class MemoryUnitOfWork(UnitOfWork):
         self._store._unclaim(staged)
 
     def _staging(self) -> _Staged:
-        """What this unit of work has staged; refused outside its block."""
+        """What this unit of work has staged; refused outside its block, and
+        once the store is closed (its data is gone: a read would find
+        nothing, as if nothing were stored)."""
         self._in_block()
+        self._store._check_open()
         return self._staged
 
     def _seen(
@@ -948,9 +954,15 @@ class _AccessRequests(AccessRequestRepository):
         if not isinstance(request, AccessRequest):
             raise _wrong_type("request", AccessRequest, request)
         committed = self._uow._store._one(self._uow._store._requests, request.id)
-        return self._uow._stage(
+        before = staged.requests.get(request.id, committed)
+        saved = self._uow._stage(
             request, "access request", staged.requests, staged.request_base, committed
         )
+        if before is not None and before.is_pending and not request.is_pending:
+            staged.resolving.add(request.id)
+        elif request.is_pending:
+            staged.resolving.discard(request.id)
+        return saved
 
 
 class _Invoices(InvoiceRepository):

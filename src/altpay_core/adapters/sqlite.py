@@ -353,7 +353,7 @@ def _private_uri(text: str) -> bool:
     """Whether SQLite, reading ``text`` as a URI (as builds with URIs on do
     with any name that starts with ``file:``), opens a private in-memory or
     temporary database for each connection: ``file::memory:``, ``file:``
-    (no file), ``file:name?mode=memory``."""
+    (no file), ``file:name?mode=memory``, ``file:name?vfs=memdb``."""
     if not text.startswith("file:"):
         return False
     uri = text[len("file:") :].partition("#")[0]
@@ -362,7 +362,8 @@ def _private_uri(text: str) -> bool:
         location = "/" + location[2:].partition("/")[2]  # the authority dropped
     name = unquote(location)
     mode = [value for key, value in parse_qsl(query, keep_blank_values=True) if key == "mode"]
-    return name in ("", ":memory:") or "memory" in mode
+    vfs = [value for key, value in parse_qsl(query, keep_blank_values=True) if key == "vfs"]
+    return name in ("", ":memory:") or "memory" in mode or "memdb" in vfs
 
 
 def _timeout(timeout: object) -> float:
@@ -390,7 +391,7 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
     that every unit of work of this store shares and that is deleted at
     :meth:`close` (a file in a new temporary directory, written without
     waiting for the disk). A URI that SQLite opens as a database private to
-    each connection (``file::memory:``, ``mode=memory``) is a
+    each connection (``file::memory:``, ``mode=memory``, ``vfs=memdb``) is a
     :class:`~altpay_core.errors.ValidationError`. ``timeout`` is how long a
     writer waits for another one to finish before giving up with
     :class:`~altpay_core.errors.ConcurrencyConflict`.

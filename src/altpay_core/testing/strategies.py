@@ -737,7 +737,9 @@ def customers(
     """Customers of ``partner`` (or of a new one) with ``min_users`` (at least
     1: a customer always has a user) to ``max_users`` users, any status (or
     ``status``, a ``CustomerStatus`` or its value), manual or synced (or as
-    ``synced`` says), with tags from the partner's catalog."""
+    ``synced`` says; only synced by default for a partner whose integration
+    syncs customers, whose stores refuse a new one added by hand, C6), with
+    tags from the partner's catalog."""
     low = _whole(min_users, "min_users", low=1)
     high = _whole(max_users, "max_users")
     if high < low:
@@ -766,7 +768,7 @@ def _customers(
     details = draw(customer_details())
     users = tuple(draw(_unique_users(min_users, max_users)))
     if synced is None:
-        synced = draw(st.booleans())
+        synced = partner.syncs_customers or draw(st.booleans())
     ref = draw(external_refs()) if synced else None
     tag_ids = (
         draw(st.frozensets(st.sampled_from([t.id for t in partner.tags])))
