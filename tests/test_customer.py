@@ -153,7 +153,7 @@ class TestUpdateUser:
         customer = globex()
         with pytest.raises(InvariantViolation) as caught:
             customer.update_user(customer.users[0], email="BO@globex.example")
-        assert caught.value.rule == "C4"
+        assert (caught.value.rule, caught.value.path) == ("C4", "email")
 
     def test_every_invalid_field_at_once_and_nothing_else(self) -> None:
         customer = globex()

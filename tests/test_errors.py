@@ -20,13 +20,16 @@ from altpay_core import (
     ConcurrencyConflict,
     Currency,
     CurrencyMismatch,
+    CustomerUser,
     Event,
     ExternalRef,
     FieldError,
     InvariantViolation,
+    LineItem,
     Money,
     NotFound,
     OperandError,
+    Partner,
     PermissionDenied,
     ValidationError,
     from_dict,
@@ -313,6 +316,9 @@ def test_all_is_sorted_and_complete() -> None:
 # -- input echoed back: never a wall of text ----------------------------------------------
 
 LONG = "x" * 100_000
+_PARTNER = Partner.create(name="Northwind", country="US").add_team_member(
+    name="Ada", email="ada@n.example", role="admin"
+)
 
 
 def _raise(error: Exception) -> None:
@@ -347,6 +353,16 @@ def _raise(error: Exception) -> None:
         ),
         lambda: CardFeePolicy(CardFeeBearer.CUSTOMER, LONG, Money("0.30", "USD")),  # type: ignore[arg-type]
         lambda: _raise(NotFound("integration", LONG)),
+        lambda: Partner.create(name="Northwind", country=LONG),
+        lambda: _PARTNER.add_team_member(name="Bo", email="bo@n.example", role=LONG),
+        lambda: _PARTNER.add_tag(name="VIP", colour=LONG),
+        lambda: CustomerUser.new(first_name="A", last_name="B", email=LONG),
+        lambda: _PARTNER.connect_integration("cw", syncs_customers=True).connect_integration(LONG),
+        lambda: from_dict(CustomerUser, {LONG: 1}),
+        lambda: from_dict(LineItem, {LONG: 1}),
+        lambda: from_dict(
+            Event, {"topic": "customer_created", "aggregate_id": 5, "changes": [LONG]}
+        ),
     ],
 )
 def test_messages_show_at_most_a_slice_of_the_input(build: Any) -> None:
@@ -372,4 +388,7 @@ def test_shown_input_is_cut_short_but_recognisable(value: object) -> None:
 def test_a_long_path_is_cut_short_in_the_message_but_kept_whole() -> None:
     error = FieldError(LONG, "unknown_field", "not a field")
     assert error.path == LONG
-    assert len(str(error)) < 100
+    assert len(str(error)) < 250
+    # A path the library makes is shown whole.
+    made = "amounts[inv_e2ea496cb97a498480187cc83f99aa01].amount"
+    assert str(FieldError(made, "too_precise", "too precise")).startswith(made + ":")

@@ -55,6 +55,14 @@ def test_every_topic_of_the_design_has_an_event() -> None:
         assert kind.__doc__
 
 
+def test_the_topics_table_is_read_only() -> None:
+    # from_dict reads events by it: no one may swap a topic's class.
+    with pytest.raises(TypeError):
+        EVENT_TYPES["customer_archived"] = Event  # type: ignore[index]
+    with pytest.raises(TypeError):
+        del EVENT_TYPES["customer_archived"]  # type: ignore[attr-defined]
+
+
 @pytest.mark.parametrize("kind", sorted(EVENT_TYPES.values(), key=lambda k: k.topic))
 def test_every_event_carries_partner_aggregate_time_and_changes(kind: type[Event]) -> None:
     before = dt.datetime.now(dt.UTC)

@@ -37,6 +37,7 @@ from altpay_core import (
     serialization,
     to_dict,
 )
+from altpay_core import events as events_module
 from altpay_core.adapters import _sql
 from altpay_core.adapters.sqlite import SqliteStore
 from altpay_core.events import EVENT_TYPES, CustomerCreated
@@ -258,7 +259,7 @@ def test_an_event_class_with_fields_of_its_own_is_stored_whole() -> None:
         # Defined after the first events were read, and read back all the same.
         assert from_dict(Event, json.loads(text)) == event
     finally:
-        del EVENT_TYPES["invoice_reminded_test"]
+        del events_module._EVENT_TYPES["invoice_reminded_test"]
 
 
 @given(

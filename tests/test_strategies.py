@@ -269,6 +269,7 @@ def reaches(strategy: st.SearchStrategy[Any], wanted: Any) -> bool:
         (aps.email_addresses(), lambda e: not str(e).partition("@")[0].isascii()),
         (aps.eins(), lambda e: e.digits.startswith("0")),
         (aps.names(), lambda n: " " in n),
+        (aps.invoices(), lambda i: len(i.fees) >= 2),
         (
             aps.currencies(),
             lambda c: c.code not in ("USD", "CAD", "JPY", "BHD", "KWD", "CLF", "EUR"),
@@ -310,6 +311,12 @@ def test_a_generated_partner_and_customer_are_stored_together(
         uow.partners.save(attrs.evolve(partner, version=0))
         uow.customers.save(attrs.evolve(customer, version=0))
         uow.commit()
+
+
+@given(aps.invoices())
+def test_a_generated_invoices_events_happen_when_it_was_made(invoice: Invoice) -> None:
+    # Drawn, not the clock's: an example replays, and its events stay in order.
+    assert all(event.occurred_at == invoice.created_at for event in invoice.events)
 
 
 @given(aps.email_addresses())

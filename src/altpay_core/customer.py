@@ -25,7 +25,7 @@ import attrs
 
 from . import _fields
 from ._html import html_table
-from .errors import FieldErrors, InvariantViolation, NotFound, ValidationError
+from .errors import FieldErrors, InvariantViolation, NotFound, ValidationError, shown
 from .events import CustomerArchived, CustomerCreated, CustomerUpdated, Event, utc_now
 from .partner import (
     KEEP,
@@ -251,7 +251,8 @@ def _user_from(path: str, value: object) -> CustomerUser:
             found.add(
                 f"{path}.{key}",
                 "unknown_field",
-                f"{key!r} is not a field of a user (expected one of {', '.join(_USER_FIELDS)})",
+                f"{shown(key)} is not a field of a user "
+                f"(expected one of {', '.join(_USER_FIELDS)})",
             )
     for key in _USER_FIELDS[:3]:
         if key not in value:

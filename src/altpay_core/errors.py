@@ -35,13 +35,20 @@ __all__ = [
 SHOWN_CHARS: Final = 40
 
 
-def cut(text: str) -> str:
-    """``text`` as a message shows it unquoted: cut short after 40 characters.
+def cut(text: str, limit: int = SHOWN_CHARS) -> str:
+    """``text`` as a message shows it unquoted: cut short after ``limit``
+    (40) characters.
 
     >>> cut("12.345")
     '12.345'
     """
-    return text if len(text) <= SHOWN_CHARS else f"{text[:SHOWN_CHARS]}..."
+    return text if len(text) <= limit else f"{text[:limit]}..."
+
+
+PATH_CHARS: Final = 200
+"""How much of a field's path ``str(FieldError)`` shows: every path the
+library makes (``amounts[inv_...]``, ``users[1].email``) whole, an unknown
+key of any length (its own path) cut short."""
 
 
 def shown(value: object) -> str:
@@ -117,8 +124,8 @@ class FieldError:
         return FieldError(join_path(prefix, self.path), self.code, self.message)
 
     def __str__(self) -> str:
-        # The path is cut short too: an unknown key is its own path.
-        return f"{cut(self.path) or '(value)'}: {self.message} [{self.code}]"
+        # A long path is cut short too: an unknown key is its own path.
+        return f"{cut(self.path, PATH_CHARS) or '(value)'}: {self.message} [{self.code}]"
 
 
 class AltpayError(Exception):

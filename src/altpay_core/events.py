@@ -16,12 +16,14 @@ happened and what changed. ``Event.topic`` is the webhook topic string.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import ClassVar
 
 import attrs
 
 from . import _fields
-from .errors import FieldErrors
+from .errors import FieldErrors, shown
 from .values import PartnerId
 
 __all__ = [
@@ -60,8 +62,10 @@ def _as_tuple(value: object) -> object:
     return tuple(value) if isinstance(value, list | tuple) else value
 
 
-EVENT_TYPES: dict[str, type[Event]] = {}
-"""Every event class, by its webhook topic."""
+_EVENT_TYPES: dict[str, type[Event]] = {}
+EVENT_TYPES: Mapping[str, type[Event]] = MappingProxyType(_EVENT_TYPES)
+"""Every event class, by its webhook topic (read-only: a class with a
+``topic`` of its own enters it by subclassing :class:`Event`)."""
 
 
 @attrs.frozen(kw_only=True)
@@ -95,7 +99,7 @@ class Event:
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
         if cls.topic:
-            EVENT_TYPES[cls.topic] = cls
+            _EVENT_TYPES[cls.topic] = cls
 
     def __attrs_post_init__(self) -> None:
         found = FieldErrors()
@@ -116,7 +120,8 @@ class Event:
             found.add(
                 "aggregate_id",
                 "blank",
-                f"'aggregate_id' must be the aggregate's id as text (got {self.aggregate_id!r})",
+                f"'aggregate_id' must be the aggregate's id as text "
+                f"(got {shown(self.aggregate_id)})",
             )
         elif not _fields.valid_unicode(self.aggregate_id):
             found.add("aggregate_id", "invalid_text", _fields.NOT_TEXT.format("aggregate_id"))
@@ -132,7 +137,7 @@ class Event:
                     found.add(
                         f"changes[{index}]",
                         "wrong_type",
-                        f"'changes[{index}]' must be a field name (got {name!r})",
+                        f"'changes[{index}]' must be a field name (got {shown(name)})",
                     )
                 elif not _fields.valid_unicode(name):
                     path = f"changes[{index}]"

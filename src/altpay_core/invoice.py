@@ -45,7 +45,7 @@ import attrs
 from . import _fields
 from ._html import html_table
 from .customer import Customer
-from .errors import FieldErrors, InvariantViolation, NotFound, ValidationError
+from .errors import FieldErrors, InvariantViolation, NotFound, ValidationError, shown
 from .events import Event, InvoiceArchived, InvoiceCreated, InvoicePaid, InvoiceUpdated, utc_now
 from .money import Currency, Money, money_at
 from .partner import KEEP, Action, Partner, TeamMember, _kept_text
@@ -196,7 +196,7 @@ def _fields_of(
             found.add(
                 _join(path, str(key)),
                 "unknown_field",
-                f"{str(key)!r} is not a field here (expected one of {', '.join(allowed)})",
+                f"{shown(str(key))} is not a field here (expected one of {', '.join(allowed)})",
             )
     found.raise_if_any()
     return value
@@ -722,11 +722,6 @@ class Invoice:
         return ok
 
     def _check_rules(self) -> None:
-        for index, fee in enumerate(self.fees):
-            if fee.kind is FeeKind.CARD:
-                raise InvariantViolation(
-                    _CARD_FEE_ON_INVOICE, rule="I8", path=f"fees[{index}].kind"
-                )
         if not self.total.is_positive:
             raise InvariantViolation(
                 f"an invoice's total must be greater than zero (got {self.total})",
@@ -975,9 +970,11 @@ class Invoice:
                         rule="I10",
                         path=name,
                     )
-        if "due_date" in clean:
+        # A day given is a day, needed or not; a new due date needs one.
+        if today is not None or "due_date" in clean:
             clean_today = _fields.plain_date("today", today)
-            _refuse_past_due(clean["due_date"], clean_today, self.issue_date)
+            if "due_date" in clean:
+                _refuse_past_due(clean["due_date"], clean_today, self.issue_date)
         return self._revised(clean)
 
     def add_fee(
@@ -1093,7 +1090,9 @@ class Invoice:
         above zero, in the invoice's currency (I2) and at most the balance
         (I5). Reaching a zero balance makes it ``paid`` (``invoice_paid``).
         The event happened ``at`` (an aware datetime; the current time if
-        omitted): the payment's time.
+        omitted): the payment's time, or, should that come before the
+        invoice was created or before its pending events, the latest of
+        those (its events stay oldest first).
 
         :func:`altpay_core.payment.pay_invoices` calls this for each invoice
         of a payment, with the payment's time; call that instead, so that
@@ -1136,7 +1135,8 @@ class Invoice:
         or refunded, I6): the balance goes up again, and a paid invoice is
         open again. An archived invoice stays archived; the record of the
         part stays, marked released. The ``invoice_updated`` event happened
-        ``at`` (the current time if omitted).
+        ``at`` (the current time if omitted; never before the invoice's
+        creation or pending events, as in :meth:`apply_payment`).
 
         Called by the functions of :mod:`altpay_core.payment` that change the
         payment too, with the time they record on the payment's event.
@@ -1167,11 +1167,14 @@ class Invoice:
     def _event(
         self, kind: type[Event], changes: tuple[str, ...] = (), at: dt.datetime | None = None
     ) -> Event:
+        if at is None:
+            at = utc_now()
+        else:
+            # Events stay oldest first: a time given before the invoice was
+            # created, or before its pending events, counts as the latest.
+            at = max(at, self.created_at, *(event.occurred_at for event in self.events))
         return kind(
-            partner_id=self.partner_id,
-            aggregate_id=str(self.id),
-            occurred_at=utc_now() if at is None else at,
-            changes=changes,
+            partner_id=self.partner_id, aggregate_id=str(self.id), occurred_at=at, changes=changes
         )
 
     def _own(self, partner: Partner) -> None:

@@ -265,7 +265,7 @@ def _role(path: str, value: object) -> Role:
     raise ValidationError.single(
         path,
         "invalid_choice",
-        f"'{path}' must be a Role, one of {values}, or a label: {labels} (got {value!r})",
+        f"'{path}' must be a Role, one of {values}, or a label: {labels} (got {shown(value)})",
     )
 
 
@@ -355,11 +355,11 @@ _TAG_DESCRIPTION_MAX: Final = 500
 
 def _colour(path: str, value: object) -> str:
     if not isinstance(value, str) or not _COLOUR.fullmatch(value.strip()):
-        shown = repr(value) if isinstance(value, str) else type(value).__name__
+        got = shown(value) if isinstance(value, str) else type(value).__name__
         raise ValidationError.single(
             path,
             "invalid_colour",
-            f"'{path}' must be a colour written #RRGGBB, like #1A2B3C (got {shown})",
+            f"'{path}' must be a colour written #RRGGBB, like #1A2B3C (got {got})",
         )
     return value.strip().upper()
 
@@ -599,9 +599,9 @@ def _country(path: str, value: object) -> str:
     text = value.strip() if isinstance(value, str) else ""
     if text.isascii() and text.upper() in COUNTRY_CURRENCIES:
         return text.upper()
-    shown = repr(value) if isinstance(value, str) else type(value).__name__
+    got = shown(value) if isinstance(value, str) else type(value).__name__
     raise ValidationError.single(
-        path, "unknown_country", f"'{path}' must be 'US' or 'CA' (got {shown})"
+        path, "unknown_country", f"'{path}' must be 'US' or 'CA' (got {got})"
     )
 
 

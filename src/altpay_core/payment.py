@@ -23,11 +23,11 @@ Life of a payment (status, and what it does to the invoices' balances):
 - ``refunded`` (:func:`refund_payment`), in full, once settled (I7): the
   balances are given back too.
 
-Its timeline only goes forward: ``created_at <= succeeded_at <= settled_at``,
-and a command's time ``at`` (the current time if omitted) is refused before
-the latest of them (an ``InvariantViolation`` at ``at``, rule
-``payment-timeline``; rule I7 for a refund before the payment settled). The
-invoices' events for a change a payment makes carry the same time.
+A refund's time ``at`` may not come before the payment settled (rule I7).
+Other times are taken as given: a processor's clock, or one that reports
+whole seconds, may put a success a moment before the payment was made. The
+invoices' events for a change a payment makes carry the same time, never
+earlier than the invoice's own latest event.
 
 Card fees (I8) come from the partner's :class:`~altpay_core.partner.CardFeePolicy`
 and the customer's exception; bank debits carry none. Rounding (I9): every fee
@@ -84,6 +84,7 @@ from .invoice import (
     _require_type,
     _strip,
     _to_member,
+    _when,
     _with_events,
 )
 from .money import Currency, Money
@@ -570,22 +571,6 @@ class Payment:
             raise InvariantViolation(
                 "only a card payment that succeeded is disputed", rule="I6", path="succeeded_at"
             )
-        # The timeline goes forward: made, then succeeded, then settled.
-        made, succeeded, settled = self.created_at, self.succeeded_at, self.settled_at
-        if succeeded is not None and succeeded < made:
-            raise InvariantViolation(
-                f"a payment succeeds after it is made: succeeded_at ({succeeded.isoformat()}) "
-                f"is before created_at ({made.isoformat()})",
-                rule="payment-timeline",
-                path="succeeded_at",
-            )
-        if settled is not None and succeeded is not None and settled < succeeded:
-            raise InvariantViolation(
-                f"a payment settles after it succeeds: settled_at ({settled.isoformat()}) "
-                f"is before succeeded_at ({succeeded.isoformat()})",
-                rule="payment-timeline",
-                path="settled_at",
-            )
 
     # -- reading ------------------------------------------------------------------
 
@@ -666,9 +651,8 @@ class Payment:
 
     def succeed(self, at: dt.datetime | None = None) -> Payment:
         """The processor says it went through: ``processing`` -> ``succeeded``
-        (``payment_succeeded``), ``at`` (now if omitted), which may not be
-        before ``created_at``. The invoices are unchanged: the payment has
-        held their balances since it was made."""
+        (``payment_succeeded``) at ``at`` (now if omitted). The invoices are
+        unchanged: the payment has held their balances since it was made."""
         when = _when(at)
         if self.status is not PaymentStatus.PROCESSING:
             raise InvariantViolation(
@@ -676,15 +660,14 @@ class Payment:
                 rule="I6",
                 path="status",
             )
-        self._refuse_before_last(when, "it succeeds")
         new = attrs.evolve(self, status=PaymentStatus.SUCCEEDED, succeeded_at=when)
         return _with_events(new, self, self._event(PaymentSucceeded, when, ("status",)))
 
     def settle(self, at: dt.datetime | None = None) -> Payment:
         """Its funds settled: records ``settled_at`` (``payment_settled``),
-        ``at`` (now if omitted), which may not be before ``succeeded_at``; the
-        status stays ``succeeded``. Only a succeeded payment settles; settling
-        a settled one changes nothing. A refund needs it (I7)."""
+        ``at`` (now if omitted); the status stays ``succeeded``. Only a
+        succeeded payment settles; settling a settled one changes nothing. A
+        refund needs it (I7)."""
         when = _when(at)
         if self.status is not PaymentStatus.SUCCEEDED:
             raise InvariantViolation(
@@ -694,34 +677,10 @@ class Payment:
             )
         if self.settled_at is not None:
             return self
-        self._refuse_before_last(when, "it settles")
         new = attrs.evolve(self, settled_at=when)
         return _with_events(new, self, self._event(PaymentSettled, when, ("settled_at",)))
 
     # -- internals ------------------------------------------------------------------
-
-    def _last_time(self) -> tuple[str, dt.datetime]:
-        """The latest time the payment records, and its field's name (the
-        times are in order: created, succeeded, settled)."""
-        if self.settled_at is not None:
-            return "settled_at", self.settled_at
-        if self.succeeded_at is not None:
-            return "succeeded_at", self.succeeded_at
-        return "created_at", self.created_at
-
-    def _refuse_before_last(
-        self, when: dt.datetime, what: str, *, rule: str = "payment-timeline"
-    ) -> None:
-        """A command's time ``at`` may not come before a time the payment
-        already records: its timeline only goes forward."""
-        name, last = self._last_time()
-        if when < last:
-            raise InvariantViolation(
-                f"'at' ({when.isoformat()}) is before this payment's {name} "
-                f"({last.isoformat()}): {what} only after that",
-                rule=rule,
-                path="at",
-            )
 
     def _event(self, kind: type[Event], when: dt.datetime, changes: tuple[str, ...]) -> Event:
         return kind(
@@ -759,10 +718,6 @@ def _aware(value: object) -> bool:
     other is judged by the detailed checks (a tzinfo with no offset, a time
     with no UTC equivalent)."""
     return type(value) is dt.datetime and value.tzinfo is dt.UTC
-
-
-def _when(at: dt.datetime | None) -> dt.datetime:
-    return utc_now() if at is None else _fields.aware_datetime("at", at)
 
 
 def _unavailable(method: PaymentMethodType, currency: Currency) -> str:
@@ -1188,8 +1143,8 @@ def fail_payment(
     ``processing`` -> ``failed`` (``payment_failed``); every invoice it pays
     gets its part back (a paid one is open again). A bank debit records the
     standard return fee (15.00) against the partner; a declined card, none.
-    ``invoices`` are the invoices it pays (each once). ``at`` (now if
-    omitted) may not be before ``created_at``; the invoices' events carry it.
+    ``invoices`` are the invoices it pays (each once). ``at`` is now if
+    omitted; the invoices' events carry it.
     """
     _fields.argument("payment", payment, Payment, "a Payment")
     when = _when(at)
@@ -1200,7 +1155,6 @@ def fail_payment(
             rule="I6",
             path="status",
         )
-    payment._refuse_before_last(when, "it fails")
     fee = FeeKind.RETURN if payment.method.is_bank_debit else None
     new = payment._closed(PaymentStatus.FAILED, fee, STANDARD_RETURN_FEE, PaymentFailed, when)
     return new, _release(payment, invoices, when)
@@ -1220,9 +1174,8 @@ def return_payment(
     15.00; an unauthorised one is a chargeback (``payment_chargeback``) and
     records 25.00. Either way the fee is the partner's and every invoice gets
     its part back. A card payment is disputed instead
-    (:func:`charge_back_payment`). ``at`` (now if omitted) may not be before
-    the latest time the payment records (made, succeeded, settled); the
-    invoices' events carry it.
+    (:func:`charge_back_payment`). ``at`` is now if omitted; the invoices'
+    events carry it.
     """
     _fields.argument("payment", payment, Payment, "a Payment")
     when = _when(at)
@@ -1240,7 +1193,6 @@ def return_payment(
             rule="I6",
             path="status",
         )
-    payment._refuse_before_last(when, "the bank returns it")
     if why is ReturnKind.STANDARD:
         new = payment._closed(
             PaymentStatus.FAILED, FeeKind.RETURN, STANDARD_RETURN_FEE, PaymentFailed, when
@@ -1264,8 +1216,7 @@ def charge_back_payment(
     ``succeeded`` -> ``charged_back`` (``payment_chargeback``); the dispute
     fee (25.00) is the partner's and every invoice gets its part back. A
     bank debit is returned instead (:func:`return_payment`, unauthorised).
-    ``at`` (now if omitted) may not be before ``succeeded_at`` (nor
-    ``settled_at``); the invoices' events carry it.
+    ``at`` is now if omitted; the invoices' events carry it.
     """
     _fields.argument("payment", payment, Payment, "a Payment")
     when = _when(at)
@@ -1281,7 +1232,6 @@ def charge_back_payment(
             rule="I6",
             path="status",
         )
-    payment._refuse_before_last(when, "it is disputed")
     new = payment._closed(
         PaymentStatus.CHARGED_BACK, FeeKind.DISPUTE, CARD_DISPUTE_FEE, PaymentChargeback, when
     )
@@ -1337,7 +1287,14 @@ def refund_payment(
             path="amount",
         )
     # I7: a refund only once the payment has settled, so not at a time before.
-    payment._refuse_before_last(when, "it is refunded", rule="I7")
+    settled = payment.settled_at
+    if settled is not None and when < settled:
+        raise InvariantViolation(
+            f"'at' ({when.isoformat()}) is before this payment settled "
+            f"({settled.isoformat()}): it is refunded only once it has settled",
+            rule="I7",
+            path="at",
+        )
     new = payment._closed(PaymentStatus.REFUNDED, None, Decimal(0), PaymentRefunded, when)
     return new, _release(payment, invoices, when)
 

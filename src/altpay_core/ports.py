@@ -47,7 +47,13 @@ import attrs
 
 from . import _fields
 from .customer import AccessRequest, AccessRequestStatus, Customer, CustomerStatus
-from .errors import AltpayError, ConcurrencyConflict, InvariantViolation, ValidationError
+from .errors import (
+    AltpayError,
+    ConcurrencyConflict,
+    InvariantViolation,
+    ValidationError,
+    shown,
+)
 from .events import Event
 from .invoice import Invoice, InvoiceStatus
 from .partner import Action, Partner
@@ -173,7 +179,7 @@ class PageRequest:
             raise ValidationError.single(
                 "limit",
                 "invalid_limit",
-                f"'limit' must be a whole number from 1 to {MAX_PAGE_SIZE} (got {limit!r})",
+                f"'limit' must be a whole number from 1 to {MAX_PAGE_SIZE} (got {shown(limit)})",
             )
         if after is not None and before is not None:
             raise ValidationError.single(
@@ -786,7 +792,7 @@ class Outbox(abc.ABC):
                 raise ValidationError.single(
                     f"positions[{index}]",
                     "wrong_type",
-                    f"'positions[{index}]' must be a whole number (got {position!r})",
+                    f"'positions[{index}]' must be a whole number (got {shown(position)})",
                 )
             checked.append(position)
         return checked

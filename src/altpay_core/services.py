@@ -244,6 +244,8 @@ def create_customer_from_access_request(
     _fields.argument("draft", draft, CustomerDraft, "a CustomerDraft")
     partner = uow.partners.get(partner_id)
     request = uow.access_requests.get(partner_id, request_id)
+    # Who may resolve it, and whether it is still pending, come first (C9).
+    request._resolver(partner, by)
     _refuse_if_synced(partner)
     created = draft.create()
     approved = request.approve_new_customer(created, partner=partner, by=by)

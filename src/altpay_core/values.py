@@ -55,7 +55,6 @@ __all__ = [
 
 # Bad input is echoed back in a message through errors.shown: quoted, and cut
 # short when long (never a wall of text; input may come from anywhere).
-_shown: Final = shown
 
 
 def _type_name(value: object) -> str:
@@ -147,7 +146,7 @@ def _normalise_email(text: str) -> tuple[str, str]:
         raise ValidationError.single(
             "",
             "invalid_email",
-            f"'email' must be a valid email address: {error} (got {_shown(text)})",
+            f"'email' must be a valid email address: {error} (got {shown(text)})",
         ) from None
     normalised = checked.normalized
     local, _, domain = normalised.rpartition("@")
@@ -391,7 +390,7 @@ def _clean_address(
         found.add(
             "country",
             "unknown_country",
-            f"'country' must be US or CA (got {_shown(clean_country)})",
+            f"'country' must be US or CA (got {shown(clean_country)})",
         )
         clean_country = None
     # An invalid country is reported once, above; the other fields are then
@@ -405,7 +404,7 @@ def _clean_address(
             found.add(
                 "region",
                 "unknown_region",
-                f"'region' must be {_REGION_EXPECTED[known_country]} (got {_shown(clean_region)})",
+                f"'region' must be {_REGION_EXPECTED[known_country]} (got {shown(clean_region)})",
             )
             clean_region = None
         elif known_country is not None and home != known_country:
@@ -413,7 +412,7 @@ def _clean_address(
                 "region",
                 "region_country_mismatch",
                 f"'region' must be {_REGION_EXPECTED[known_country]}, to match "
-                f"'country' {known_country} (got {_shown(clean_region)}, "
+                f"'country' {known_country} (got {shown(clean_region)}, "
                 f"which is in {_COUNTRY_NAME[home]})",
             )
             clean_region = None
@@ -434,7 +433,7 @@ def _clean_address(
             found.add(
                 "postal_code",
                 "invalid_postal_code",
-                f"'postal_code' must be {expected} (got {_shown(raw_postal)})",
+                f"'postal_code' must be {expected} (got {shown(raw_postal)})",
             )
         elif known_country == "CA" and clean_region is not None:
             letters = CA_POSTAL_FIRST_LETTERS[clean_region]
@@ -443,7 +442,7 @@ def _clean_address(
                     "postal_code",
                     "postal_code_region_mismatch",
                     f"'postal_code' must start with {_one_of(letters)} for region "
-                    f"{clean_region} (got {_shown(clean_postal)})",
+                    f"{clean_region} (got {shown(clean_postal)})",
                 )
                 clean_postal = None
 
@@ -625,11 +624,11 @@ class Address:
         if not _ADDRESS_KEYS.issuperset(data):
             for key in data:
                 if key not in _ADDRESS_KEYS:
-                    shown = _shown(key) if isinstance(key, str) else repr(key)
+                    got = shown(key)
                     found.add(
                         str(key),
                         "unknown_field",
-                        f"{shown} is not a field of an address "
+                        f"{got} is not a field of an address "
                         f"(expected one of {', '.join(_ADDRESS_FIELDS)})",
                     )
         fields = _checked_address(found, values)
@@ -841,7 +840,7 @@ class EntityId:
                 "",
                 "invalid_id",
                 f"'id' must start with one of the prefixes {prefixes} "
-                f"(got {_shown(value) if isinstance(value, str) else _type_name(value)})",
+                f"(got {shown(value) if isinstance(value, str) else _type_name(value)})",
             )
         return kind(value)
 
@@ -852,7 +851,7 @@ class EntityId:
         if isinstance(value, EntityId) and type(value) is type(self):
             value = value.value
         if not isinstance(value, str) or pattern.fullmatch(value) is None:
-            got = _shown(value) if isinstance(value, str) else _type_name(value)
+            got = shown(value) if isinstance(value, str) else _type_name(value)
             raise ValidationError.single(
                 "",
                 "invalid_id",

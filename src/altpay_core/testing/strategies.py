@@ -235,10 +235,14 @@ def _currency(value: object, name: str = "currency") -> Currency:
         ) from None
 
 
-def _keep_events(new: _A, old: Any) -> _A:
+def _keep_events(new: _A, old: Any, at: dt.datetime | None = None) -> _A:
     """``new`` (an ``attrs.evolve`` of ``old``) with ``old``'s pending events,
-    which ``evolve`` does not carry over."""
-    object.__setattr__(new, "events", old.events)
+    which ``evolve`` does not carry over; dated ``at`` if given (a drawn
+    time, not the clock's, so that an example replays)."""
+    events = old.events
+    if at is not None:
+        events = tuple(attrs.evolve(event, occurred_at=at) for event in events)
+    object.__setattr__(new, "events", events)
     return new
 
 
@@ -1098,7 +1102,7 @@ def _invoices(
         invoice = invoice.archive(partner)
     # Made on its day at a drawn time, not the clock's, so that an example replays.
     made = dt.datetime.combine(today, draw(st.times()), tzinfo=dt.UTC)
-    invoice = _keep_events(attrs.evolve(invoice, created_at=made), invoice)
+    invoice = _keep_events(attrs.evolve(invoice, created_at=made), invoice, made)
     version = draw(st.integers(0, 5))
     # A stored invoice (version > 0) carries no pending events.
     return attrs.evolve(invoice, version=version) if version else invoice
