@@ -1051,7 +1051,15 @@ def test_an_invoice_stored_with_a_card_fee_line_still_reads(
     # still reads, so that it can be fixed or voided.
     inv = issue(partner, customer)
     data = {**to_dict(inv), "fees": [to_dict(Fee.parse(_CARD, "USD"))]}
-    assert from_dict(Invoice, data).fees[0].kind is FeeKind.CARD
+    legacy = from_dict(Invoice, data)
+    assert legacy.fees[0].kind is FeeKind.CARD
+    # Its line may stay while other fees and fields change, and can go.
+    late = legacy.add_fee(partner, kind="late_payment", amount="1.00")
+    assert [f.kind for f in late.fees] == [FeeKind.CARD, FeeKind.LATE_PAYMENT]
+    assert legacy.update(partner, memo="x", fees=legacy.fees).memo == "x"
+    assert legacy.update(partner, fees=[]).fees == ()
+    with pytest.raises(ValidationError):
+        legacy.add_fee(partner, kind="card", amount="1.00")
     # A payment keeps its card fee: the kind and its name are unchanged.
     assert Fee.new(FeeKind.CARD, usd("3.20")).name == "Card fee"
 
@@ -1157,6 +1165,20 @@ def test_invoice_events_for_a_payment_carry_the_callers_time(
     with pytest.raises(ValidationError) as caught:
         back.apply_payment(PaymentId.new(), usd("1.00"), at=dt.datetime(2026, 1, 6))
     assert caught.value.paths == ["at"]
+
+
+def test_events_after_a_payment_dated_ahead_stay_in_order(
+    partner: Partner, customer: Customer
+) -> None:
+    # A processor's clock a little ahead: later commands, at the clock's
+    # time, do not date their events before it.
+    issued = issue(partner, customer)
+    ahead = issued.created_at + dt.timedelta(minutes=5)
+    paid = issued.apply_payment(PaymentId.new(), usd("100.00"), at=ahead)
+    edited = paid.update(partner, memo="Thanks")
+    times = [e.occurred_at for e in edited.events]
+    assert times == sorted(times)
+    assert times[-1] == ahead
 
 
 def test_an_invoices_events_stay_oldest_first(partner: Partner, customer: Customer) -> None:

@@ -445,6 +445,18 @@ def tagging(store: SchemaStore) -> tuple[Partner, Customer]:
     return partner, customer
 
 
+def refused_after_waiting(
+    outcome: dict[str, BaseException | None], waited: bool
+) -> InvariantViolation:
+    """The second writer waited for the first's commit, which went through,
+    and was then refused by a rule between aggregates: its error."""
+    assert waited
+    assert outcome["first"] is None
+    refused = outcome["second"]
+    assert isinstance(refused, InvariantViolation)
+    return refused
+
+
 def resolving(store: SchemaStore) -> tuple[Partner, AccessRequest, TeamMember]:
     """A stored partner with a Sub-Admin, and a pending access request."""
     partner, _ = tagging(store)
@@ -479,10 +491,7 @@ class TestLocksBetweenAggregates:
                 uow.commit()
 
         outcome, waited = while_committing(store, monkeypatch, delete, tag)
-        assert waited
-        assert outcome["first"] is None
-        refused = outcome["second"]
-        assert isinstance(refused, InvariantViolation)
+        refused = refused_after_waiting(outcome, waited)
         assert (refused.rule, refused.path) == ("tags", "tags")
         with store.unit_of_work() as uow:
             assert uow.partners.get(partner.id).tags == ()
@@ -585,10 +594,7 @@ class TestLocksBetweenAggregates:
                 uow.commit()
 
         outcome, waited = while_committing(store, monkeypatch, connect, add)
-        assert waited
-        assert outcome["first"] is None
-        refused = outcome["second"]
-        assert isinstance(refused, InvariantViolation)
+        refused = refused_after_waiting(outcome, waited)
         assert refused.rule == "C6"
         with store.unit_of_work() as uow:
             assert [c.id for c in uow.customers.list(partner.id).items] == [customer.id]
@@ -631,10 +637,7 @@ class TestLocksBetweenAggregates:
                 uow.commit()
 
         outcome, waited = while_committing(store, monkeypatch, demote, resolve)
-        assert waited
-        assert outcome["first"] is None
-        refused = outcome["second"]
-        assert isinstance(refused, InvariantViolation)
+        refused = refused_after_waiting(outcome, waited)
         assert (refused.rule, refused.path) == ("C9", "resolved_by")
         with store.unit_of_work() as uow:
             assert uow.access_requests.get(partner.id, request.id) == request

@@ -557,6 +557,7 @@ def test_a_file_database_runs_in_wal_mode(store: SqliteStore, path: Path) -> Non
         ({"path": "file:altpay.db?mode=memory"}, "path", "invalid_path"),
         ({"path": "file:///tmp/altpay.db?cache=shared&mode=memory"}, "path", "invalid_path"),
         ({"path": "file:altpay.db?vfs=memdb"}, "path", "invalid_path"),
+        ({"path": "file:altpay.db?vfs=memdb&mode=rw"}, "path", "invalid_path"),
         ({"path": ":memory:", "timeout": "5"}, "timeout", "invalid_timeout"),
         ({"path": ":memory:", "timeout": -1}, "timeout", "invalid_timeout"),
         ({"path": ":memory:", "timeout": float("nan")}, "timeout", "invalid_timeout"),
@@ -1361,6 +1362,25 @@ class TestInvoicesAndPayments:
             assert caught.value.kind == "customer's payment methods"
 
 
+def test_a_shared_memdb_uri_is_a_database_of_its_own() -> None:
+    # Named from "/", a memdb database is shared by the process's connections.
+    store = SqliteStore(f"file:/altpay-{uuid.uuid4().hex}.db?vfs=memdb")
+    partner = new_partner()
+    try:
+        save_all(store, partner)
+        with store.unit_of_work() as uow, store.unit_of_work() as other:
+            assert uow.partners.get(partner.id) == other.partners.get(partner.id)
+    finally:
+        store.close()
+
+
+def test_a_bad_status_filter_is_shown_short(store: SqliteStore) -> None:
+    with store.unit_of_work() as uow, pytest.raises(ValidationError) as caught:
+        uow.customers.list(new_partner().id, status="x" * 5000)  # type: ignore[arg-type]
+    assert caught.value.paths == ["status"]
+    assert len(str(caught.value)) < 300
+
+
 class TestChecksBetweenAggregates:
     """The rules between aggregates are checked against the data at commit,
     also when the unit of work wrote its rows earlier."""
@@ -1413,6 +1433,21 @@ class TestChecksBetweenAggregates:
             assert uow.customers.list(partner.id).items == ()
             assert uow.access_requests.get(partner.id, request.id) == request
             assert uow.partners.get(partner.id) == partner
+
+    def test_c9_when_the_resolving_save_writes_its_batch(
+        self, store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # The save that resolves the request is the one that fills the
+        # batch, and so writes it at once: the resolver is still checked.
+        monkeypatch.setattr(sql_module, "BATCH_SIZE", 1)
+        partner, request = self._team(store)
+        admin, sam = partner.team
+        save_all(store, partner.change_role(sam, Role.MEMBER, by=admin))
+        with store.unit_of_work() as uow:
+            uow.access_requests.save(request.reject(partner=partner, by=sam))
+            with pytest.raises(InvariantViolation) as caught:
+                uow.commit()
+        assert (caught.value.rule, caught.value.path) == ("C9", "resolved_by")
 
     def test_partners_are_read_before_any_customer_row_is_written(self, store: SqliteStore) -> None:
         # So that PostgreSQL locks a partner before its customers, as a

@@ -316,7 +316,10 @@ class FeeKind(enum.Enum):
     The product's fee types are late payment, product, method (here
     :attr:`CARD`) and interest; the three return fees of rule I6 have their
     own kinds. Invoices and payments share the kinds, but :attr:`CARD` is a
-    payment's only: an invoice refuses a card fee line (rule I8).
+    payment's only: an invoice's commands refuse a new card fee line (rule
+    I8). One stored before they did still reads, and may stay while the
+    invoice's other fees change; remove it before the invoice is paid by
+    card, whose payment carries its own.
     """
 
     CARD = "card"
@@ -460,7 +463,7 @@ def _lines_in(value: object, currency: Currency) -> tuple[LineItem, ...]:
     return lines
 
 
-def _fees_in(value: object, currency: Currency) -> tuple[Fee, ...]:
+def _fees_in(value: object, currency: Currency, kept: tuple[Fee, ...] = ()) -> tuple[Fee, ...]:
     if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
         raise ValidationError.single(
             "fees", "wrong_type", f"'fees' must be a list (got {type(value).__name__})"
@@ -470,7 +473,9 @@ def _fees_in(value: object, currency: Currency) -> tuple[Fee, ...]:
         found.check(f"fees[{index}]", Fee.parse, item, currency) for index, item in enumerate(value)
     )
     for index, fee in enumerate(fees):
-        if fee is not None and fee.kind is FeeKind.CARD:
+        # A card fee line the invoice already holds (stored before the
+        # commands refused them) may stay while others change.
+        if fee is not None and fee.kind is FeeKind.CARD and fee not in kept:
             found.add(f"fees[{index}].kind", "card_fee_on_invoice", _CARD_FEE_ON_INVOICE)
     found.raise_if_any()
     return fees
@@ -1167,12 +1172,14 @@ class Invoice:
     def _event(
         self, kind: type[Event], changes: tuple[str, ...] = (), at: dt.datetime | None = None
     ) -> Event:
-        if at is None:
-            at = utc_now()
-        else:
-            # Events stay oldest first: a time given before the invoice was
-            # created, or before its pending events, counts as the latest.
-            at = max(at, self.created_at, *(event.occurred_at for event in self.events))
+        # Events stay oldest first: a time (given, or the clock's) before the
+        # invoice was created, or before its pending events, counts as the
+        # latest of those.
+        at = max(
+            utc_now() if at is None else at,
+            self.created_at,
+            *(event.occurred_at for event in self.events),
+        )
         return kind(
             partner_id=self.partner_id, aggregate_id=str(self.id), occurred_at=at, changes=changes
         )
@@ -1202,7 +1209,7 @@ class Invoice:
             if name == "lines":
                 clean[name] = found.check("", _lines_in, value, self.currency)
             elif name == "fees":
-                clean[name] = found.check("", _fees_in, value, self.currency)
+                clean[name] = found.check("", _fees_in, value, self.currency, self.fees)
             elif name in ("issue_date", "due_date"):
                 clean[name] = found.check("", _fields.plain_date, name, value)
             elif name == "memo":

@@ -54,7 +54,13 @@ import attrs
 
 from altpay_core import _fields
 from altpay_core.customer import AccessRequest, AccessRequestStatus, Customer, CustomerStatus
-from altpay_core.errors import AltpayError, ConcurrencyConflict, NotFound, ValidationError
+from altpay_core.errors import (
+    AltpayError,
+    ConcurrencyConflict,
+    NotFound,
+    ValidationError,
+    shown,
+)
 from altpay_core.events import Event
 from altpay_core.invoice import Invoice, InvoiceStatus
 from altpay_core.partner import Partner
@@ -1752,14 +1758,23 @@ class SqlAccessRequests(AccessRequestRepository):
         key = ACCESS_REQUESTS.key(request)
         # Whether this save resolves it: over a pending state, as this unit
         # of work sees it (C9 is checked at commit for those only).
+        # Noted before the save, which may write the batch it completes.
         before: AccessRequest | None = None
         if request.version and not request.is_pending:
             before = uow._get(ACCESS_REQUESTS, str(request.partner_id), key)
-        saved: AccessRequest = uow._save(ACCESS_REQUESTS, request)
+        was = key in uow._resolving
         if before is not None and before.is_pending:
             uow._resolving.add(key)
         elif request.is_pending:
             uow._resolving.discard(key)
+        try:
+            saved: AccessRequest = uow._save(ACCESS_REQUESTS, request)
+        except BaseException:
+            if was:
+                uow._resolving.add(key)
+            else:
+                uow._resolving.discard(key)
+            raise
         return saved
 
 
@@ -1957,7 +1972,7 @@ def _status(value: object, cls: type[E], path: str) -> E:
     except ValueError:
         choices = ", ".join(repr(m.value) for m in cls)
         raise ValidationError.single(
-            path, "invalid_choice", f"'{path}' must be one of {choices} (got {value!r})"
+            path, "invalid_choice", f"'{path}' must be one of {choices} (got {shown(value)})"
         ) from None
 
 

@@ -353,7 +353,8 @@ def _private_uri(text: str) -> bool:
     """Whether SQLite, reading ``text`` as a URI (as builds with URIs on do
     with any name that starts with ``file:``), opens a private in-memory or
     temporary database for each connection: ``file::memory:``, ``file:``
-    (no file), ``file:name?mode=memory``, ``file:name?vfs=memdb``."""
+    (no file), ``file:name?mode=memory``, ``file:name?vfs=memdb`` (a name
+    that does not start with ``/``)."""
     if not text.startswith("file:"):
         return False
     uri = text[len("file:") :].partition("#")[0]
@@ -363,7 +364,10 @@ def _private_uri(text: str) -> bool:
     name = unquote(location)
     mode = [value for key, value in parse_qsl(query, keep_blank_values=True) if key == "mode"]
     vfs = [value for key, value in parse_qsl(query, keep_blank_values=True) if key == "vfs"]
-    return name in ("", ":memory:") or "memory" in mode or "memdb" in vfs
+    # A memdb database whose name starts with "/" is shared by the process's
+    # connections; any other is each connection's own.
+    memdb = "memdb" in vfs and not name.startswith("/")
+    return name in ("", ":memory:") or "memory" in mode or memdb
 
 
 def _timeout(timeout: object) -> float:
@@ -391,7 +395,8 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
     that every unit of work of this store shares and that is deleted at
     :meth:`close` (a file in a new temporary directory, written without
     waiting for the disk). A URI that SQLite opens as a database private to
-    each connection (``file::memory:``, ``mode=memory``, ``vfs=memdb``) is a
+    each connection (``file::memory:``, ``mode=memory``, ``vfs=memdb`` with a
+    name not starting with ``/``) is a
     :class:`~altpay_core.errors.ValidationError`. ``timeout`` is how long a
     writer waits for another one to finish before giving up with
     :class:`~altpay_core.errors.ConcurrencyConflict`.
