@@ -3,14 +3,15 @@
 One random sequence of operations runs against both stores, with the same
 aggregate values: two units of work open at once on each store (opened,
 saved to, read from, committed, rolled back and closed in interleaved
-order), fed by the domain's commands (partners and their tags and team,
-customers from the draft or the sync, tags, archive and restore, users,
-invoices, payments), so that version conflicts, taken unique keys (external
-references, invoice numbers, idempotency keys) and the rules between
-aggregates checked at commit all come up. Each step must have the same
-outcome on both stores (the same value, or the same error: class, and
-``rule``/``path`` or field paths and codes), and what both stores hold
-must read back the same through every query.
+order), fed by the domain's commands (partners and their tags, team and
+integrations, customers from the draft or the sync, tags, archive and
+restore, users, access requests and their resolution, invoices, payments,
+payment methods books), so that version conflicts, taken unique keys
+(external references, invoice numbers, idempotency keys) and the rules
+between aggregates checked at commit (tags, C6, C8, C9, I1) all come up.
+Each step must have the same outcome on both stores (the same value, or
+the same error: class, and ``rule``/``path`` or field paths and codes), and
+what both stores hold must read back the same through every query.
 
 Differences the persistence docs allow are normalised where they occur (see
 :meth:`StoresMachine.save` and :meth:`StoresMachine.read`): a conflict may
@@ -44,10 +45,13 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from altpay_core import (
+    AccessRequest,
+    AccessRequestStatus,
     AltpayError,
     ConcurrencyConflict,
     Customer,
     CustomerDraft,
+    CustomerPaymentMethods,
     CustomerStatus,
     ExternalRef,
     InvariantViolation,
@@ -75,12 +79,39 @@ NUMBERS = ("1001", "1002", "1003", "10")
 REFS = ("4711", "4712")
 KEYS = ("key-1", "key-2", "key-3")
 PREFIXES = ("", "g", "GLO", "in", "x")
+# Who asks for access, and who joins a team as a Sub-Admin.
+ASKERS = ("dee@wayne.example", EMAILS[1])
+STAFF = ("sue@northwind.example", "tim@northwind.example")
+SYSTEMS = ("connectwise", "autotask")  # integrations that sync customers
 # The refusals at commit of a new invoice whose customer is not stored (I1)
 # or archived (C8).
 MANY = 5  # partners, customers, invoices: few, so that the units of work collide
 # The repository of each kind of aggregate, and its kind as errors name it.
-REPOSITORY = {Partner: "partners", Customer: "customers", Invoice: "invoices", Payment: "payments"}
-KIND = {Partner: "partner", Customer: "customer", Invoice: "invoice", Payment: "payment"}
+REPOSITORY = {
+    Partner: "partners",
+    Customer: "customers",
+    Invoice: "invoices",
+    Payment: "payments",
+    AccessRequest: "access_requests",
+    CustomerPaymentMethods: "payment_methods",
+}
+
+
+def _key(value: Any) -> Any:
+    """The key the machine keeps ``value`` under: its id (a payment methods
+    book's is its customer's, told apart from the customer's own)."""
+    if isinstance(value, CustomerPaymentMethods):
+        return ("methods", value.customer_id)
+    return value.id
+
+
+def _get_args(value: Any) -> tuple[Any, ...]:
+    """The arguments of its repository's ``get`` that find ``value``."""
+    if isinstance(value, Partner):
+        return (value.id,)
+    if isinstance(value, CustomerPaymentMethods):
+        return (value.partner_id, value.customer_id)
+    return (value.partner_id, value.id)
 
 
 def _address() -> dict[str, str]:
@@ -220,11 +251,11 @@ class StoresMachine(RuleBasedStateMachine):
     def remember(self, value: Any, name: str | None = None) -> None:
         """Keep ``value`` to act on later; ``name``: a unit of work saved or
         read it (its view of the aggregate until it ends)."""
-        versions = self.pool[type(value)].setdefault(value.id, [])
+        versions = self.pool[type(value)].setdefault(_key(value), [])
         if not versions or versions[-1] != value:
             versions.append(value)
         if name is not None:
-            self.view[name][value.id] = value
+            self.view[name][_key(value)] = value
 
     def ended(self, name: str, committed: bool) -> None:
         """The unit of work ``name`` committed (what it saw is now what the
@@ -254,7 +285,7 @@ class StoresMachine(RuleBasedStateMachine):
         if not choices:
             return None
         versions = data.draw(st.sampled_from(choices), label=kind.__name__)
-        key = versions[0].id
+        key = _key(versions[0])
         current = self.view[name].get(key, self.committed.get(key))
         if current is not None and where(current) and data.draw(st.integers(0, 3), label="stale?"):
             return current
@@ -278,9 +309,11 @@ class StoresMachine(RuleBasedStateMachine):
     @initialize()
     def setup(self) -> None:
         """Two partners, one adding customers by hand and one syncing them,
-        with a customer each."""
+        with a customer each; the first has a Sub-Admin and a pending access
+        request."""
         manual = Partner.create(name="Northwind IT", country="US")
         manual = manual.add_team_member(name="Ada", email="ada@northwind.example", role=Role.ADMIN)
+        manual = manual.add_team_member(name="Sue", email=STAFF[0], role=Role.SUB_ADMIN)
         manual = manual.add_tag(name="VIP", colour="#D4AF37").add_tag(name="Gold", colour="#AA8800")
         synced = Partner.create(name="Contoso MSP", country="US")
         synced = synced.add_team_member(name="Sam", email="sam@contoso.example", role=Role.ADMIN)
@@ -297,8 +330,9 @@ class StoresMachine(RuleBasedStateMachine):
             address=_address(),
             users=[{"first_name": "Cy", "last_name": "Ng", "email": EMAILS[2]}],
         )
+        request = AccessRequest.open(manual, email=ASKERS[0], first_name="Dee", last_name="Ray")
         self.open_uow("A")
-        for value in (manual, synced, draft.create(), stored):
+        for value in (manual, synced, draft.create(), stored, request):
             self.remember(value)
             self.save("A", value)
         self.commit("A")
@@ -361,7 +395,9 @@ class StoresMachine(RuleBasedStateMachine):
             # Documented: SQLite does not look a new aggregate's id up at
             # save; the primary key refuses a taken one when its row is
             # written, rolling the whole unit of work back. Memory refuses
-            # that save alone. Compare "save, then commit": a conflict, and
+            # that save alone. (A first payment methods book of a customer
+            # whose book is stored, by its partner or another, likewise: its
+            # key is the customer's id.) Compare "save, then commit": a conflict, and
             # nothing of the block written (so memory's block is rolled back).
             slot.memory.rollback()
             if self.may_write(name):
@@ -375,7 +411,7 @@ class StoresMachine(RuleBasedStateMachine):
                 slot.sqlite.rollback()
             self.ended(name, committed=False)
             return False
-        if value.id in self.saved[name] and _is_conflict(memory) and sqlite[0] == "ok":
+        if _key(value) in self.saved[name] and _is_conflict(memory) and sqlite[0] == "ok":
             # Allowed (a conflict comes from save or from commit, as the
             # adapter finds it): saved again in a unit of work after another
             # one committed an aggregate holding its unique key (an invoice
@@ -395,20 +431,31 @@ class StoresMachine(RuleBasedStateMachine):
         self.agree(f"save {value!r}", memory, sqlite)
         if memory[0] != "ok":
             return False
-        self.saved[name].add(value.id)
+        self.saved[name].add(_key(value))
         assert memory[1].events == ()
         assert sqlite[1].events == ()
         self.remember(memory[1], name)
         return True
+
+    def commit_now(self, data: st.DataObject, name: str) -> None:
+        """Perhaps commit ``name`` at once (if it may write), so that what the
+        step saved meets the rules between aggregates more often than a
+        later ``commit_one`` would let it (a unit of work is as often
+        closed or rolled back)."""
+        if self.may_write(name) and data.draw(st.booleans(), label="commit now?"):
+            self.commit(name)
 
     def id_stored(self, name: str, value: Any) -> bool:
         """Whether ``value``'s id is committed, or saved in ``name``'s block."""
         repository = REPOSITORY[type(value)]
         uow = self.slots[name].memory
         get = getattr(uow, repository).get
-        key = value.id
+        if isinstance(value, CustomerPaymentMethods):
+            # A customer's book, whichever partner's (its key is the
+            # customer's id); ``get`` gives an empty book for none.
+            return any(get(pid, value.customer_id).version for pid in self.pool[Partner])
         with contextlib.suppress(NotFound):
-            get(key) if isinstance(value, Partner) else get(value.partner_id, key)
+            get(*_get_args(value))
             return True
         return False
 
@@ -462,9 +509,10 @@ class StoresMachine(RuleBasedStateMachine):
         partner: Partner = self.pick(data, name, Partner)
         users = [{"first_name": "Ann", "last_name": "Lee", "email": e} for e in emails]
         if partner.syncs_customers:
+            system = next(i.system for i in partner.integrations if i.syncs_customers)
             customer = Customer.from_sync(
                 partner,
-                external_ref=ExternalRef(system="connectwise", id=ref),
+                external_ref=ExternalRef(system=system, id=ref),
                 company=company,
                 address=_address(),
                 users=users,
@@ -654,6 +702,171 @@ class StoresMachine(RuleBasedStateMachine):
             if not self.save(name, customer.remove_tag(tag)):
                 return
 
+    # -- integrations, the team, access requests, payment methods ------------------------
+
+    @rule(data=st.data(), system=st.sampled_from(SYSTEMS))
+    def integrate(self, data: st.DataObject, system: str) -> None:
+        """Connect an integration that syncs customers, or disconnect one: a
+        draft begun before (or a by-hand customer saved in the same unit of
+        work) meets C6 at commit."""
+        name = self.slot_to_save(data)
+        partner: Partner = self.pick(data, name, Partner)
+        try:
+            if any(i.system == system for i in partner.integrations):
+                partner = partner.disconnect_integration(system)
+            else:
+                partner = partner.connect_integration(system, syncs_customers=True)
+        except AltpayError:
+            return
+        if self.save(name, partner):
+            self.commit_now(data, name)
+
+    @rule(
+        data=st.data(),
+        command=st.sampled_from(["add sub-admin", "demote", "demote", "promote", "remove"]),
+    )
+    def change_team(self, data: st.DataObject, command: str) -> None:
+        """Add a Sub-Admin, or demote, promote or remove a member (never the
+        first Admin, who issues invoices): a request resolved by a member
+        read before meets C9 at commit."""
+        name = self.slot_to_save(data)
+        partner: Partner = self.pick(data, name, Partner)
+        try:
+            if command == "add sub-admin":
+                email = data.draw(st.sampled_from(STAFF), label="email")
+                partner = partner.add_team_member(name="Sue", email=email, role=Role.SUB_ADMIN)
+            elif len(partner.team) > 1:
+                member = data.draw(st.sampled_from(partner.team[1:]), label="member")
+                if command == "demote":
+                    partner = partner.change_role(member, Role.MEMBER)
+                elif command == "promote":
+                    partner = partner.change_role(member, Role.SUB_ADMIN)
+                else:
+                    partner = partner.remove_team_member(member)
+        except AltpayError:
+            return
+        if self.save(name, partner):
+            self.commit_now(data, name)
+
+    @precondition(lambda self: len(self.pool[Customer]) < MANY + 2)
+    @rule(
+        data=st.data(),
+        by_hand=st.booleans(),
+        company=st.sampled_from(COMPANIES),
+        ref=st.sampled_from(REFS),
+    )
+    def add_customer(self, data: st.DataObject, by_hand: bool, company: str, ref: str) -> None:
+        """A customer added by hand, from a value of a partner that does not
+        sync customers (a stale one, perhaps: C6 at commit), or synced in."""
+        name = self.slot_to_save(data)
+        partner: Partner = self.pick(data, name, Partner, lambda p: p.syncs_customers != by_hand)
+        if partner is None:
+            return
+        users = [{"first_name": "Ann", "last_name": "Lee", "email": EMAILS[0]}]
+        try:
+            if by_hand:
+                draft = CustomerDraft.start(partner).enter_details(
+                    company=company, address=_address()
+                )
+                customer = draft.add_user(**users[0]).create()
+            else:
+                systems = [i.system for i in partner.integrations if i.syncs_customers]
+                if not systems:
+                    return
+                system = data.draw(st.sampled_from(systems), label="system")
+                customer = Customer.from_sync(
+                    partner,
+                    external_ref=ExternalRef(system=system, id=ref),
+                    company=company,
+                    address=_address(),
+                    users=users,
+                )
+        except AltpayError:
+            return
+        self.remember(customer)
+        if self.save(name, customer):
+            self.commit_now(data, name)
+
+    @precondition(lambda self: len(self.pool[AccessRequest]) < 2 * MANY)
+    @rule(data=st.data(), email=st.sampled_from(ASKERS))
+    def ask_for_access(self, data: st.DataObject, email: str) -> None:
+        """Open an access request (to a partner perhaps not stored)."""
+        name = self.slot_to_save(data)
+        partner: Partner = self.pick(data, name, Partner)
+        request = AccessRequest.open(partner, email=email, first_name="Dee", last_name="Ray")
+        self.remember(request)
+        self.save(name, request)
+
+    @precondition(lambda self: self.pool[AccessRequest])
+    @rule(data=st.data(), approve=st.booleans())
+    def resolve_request(self, data: st.DataObject, approve: bool) -> None:
+        """Resolve a pending request, rejected or added to a customer, by an
+        Admin or Sub-Admin of a partner value read earlier: demoted or
+        removed since, perhaps, by the other unit of work or this one (C9
+        at commit)."""
+        name = self.slot_to_save(data)
+        request: AccessRequest = self.pick(data, name, AccessRequest, lambda r: r.is_pending)
+        if request is None:
+            return
+        # Mostly by a Sub-Admin: of a stale value, if they are one no more.
+        roles = (Role.SUB_ADMIN,) if data.draw(st.integers(0, 2), label="sub-admin?") else ()
+        roles = roles or (Role.ADMIN, Role.SUB_ADMIN)
+        partner: Partner = self.pick(
+            data,
+            name,
+            Partner,
+            lambda p: p.id == request.partner_id and any(m.role in roles for m in p.team),
+        )
+        if partner is None:
+            return
+        resolvers = [m for m in partner.team if m.role in roles]
+        member = data.draw(st.sampled_from(resolvers), label="resolver")
+        customer: Customer | None = None
+        try:
+            if approve:
+                customer = self.pick(
+                    data, name, Customer, lambda c: c.partner_id == request.partner_id
+                )
+                if customer is None:
+                    return
+                request, customer = request.add_to_customer(customer, partner=partner, by=member)
+            else:
+                request = request.reject(partner=partner, by=member)
+        except AltpayError:
+            return
+        if self.save(name, request) and (customer is None or self.save(name, customer)):
+            self.commit_now(data, name)
+
+    @precondition(lambda self: self.pool[Customer])
+    @rule(
+        data=st.data(),
+        whose=st.sampled_from(["own", "own", "other partner's"]),
+        add=st.booleans(),
+    )
+    def save_methods(self, data: st.DataObject, whose: str, add: bool) -> None:
+        """A customer's payment methods: its first book (for a customer value
+        perhaps not stored, or by another partner: I1 at commit), or a
+        method added to a book read or saved earlier."""
+        name = self.slot_to_save(data)
+        customer: Customer = self.pick(data, name, Customer)
+        book: CustomerPaymentMethods | None = None
+        if whose == "own" and data.draw(st.booleans(), label="a book seen?"):
+            book = self.pick(
+                data, name, CustomerPaymentMethods, lambda b: b.customer_id == customer.id
+            )
+        if book is None and whose == "own":
+            book = CustomerPaymentMethods.of(customer)
+        elif book is None:
+            others = [pid for pid in self.pool[Partner] if pid != customer.partner_id]
+            if not others:
+                return
+            pid = data.draw(st.sampled_from(others), label="partner")
+            book = CustomerPaymentMethods(partner_id=pid, customer_id=customer.id)
+        if add or not book.methods:
+            book = book.add(type="ach", display_name="Checking", last4="1234", at=AT)
+        self.remember(book)
+        self.save(name, book)
+
     # -- reading inside a unit of work ----------------------------------------------------
 
     def read(self, name: str, what: str, *args: Any, **kwargs: Any) -> tuple[Any, ...]:
@@ -684,7 +897,17 @@ class StoresMachine(RuleBasedStateMachine):
     @rule(
         data=st.data(),
         query=st.sampled_from(
-            ["get", "customers", "tagged", "with_user", "invoices", "overdue", "by key", "paid"]
+            [
+                "get",
+                "customers",
+                "tagged",
+                "with_user",
+                "invoices",
+                "overdue",
+                "by key",
+                "paid",
+                "requests",
+            ]
         ),
     )
     def read_in_block(self, data: st.DataObject, query: str) -> None:
@@ -696,10 +919,7 @@ class StoresMachine(RuleBasedStateMachine):
         if query == "get":
             kind = data.draw(st.sampled_from([k for k in REPOSITORY if self.pool[k]]), label="kind")
             value = self.pick(data, name, kind)
-            if kind is Partner:
-                self.read(name, "partners.get", value.id)
-            else:
-                self.read(name, f"{REPOSITORY[kind]}.get", value.partner_id, value.id)
+            self.read(name, f"{REPOSITORY[kind]}.get", *_get_args(value))
         elif query == "customers":
             self.read(name, "customers.list", pid, limit=2)
         elif query == "tagged":
@@ -716,6 +936,8 @@ class StoresMachine(RuleBasedStateMachine):
         elif query == "by key":
             key = data.draw(st.sampled_from(KEYS), label="key")
             self.read(name, "payments.get_by_idempotency_key", pid, key)
+        elif query == "requests":
+            self.read(name, "access_requests.list", pid)
         elif self.pool[Invoice]:
             invoice: Invoice = self.pick(data, name, Invoice)
             self.read(name, "payments.for_invoice", invoice.partner_id, invoice.id)
@@ -791,13 +1013,23 @@ class StoresMachine(RuleBasedStateMachine):
                 same("payments.get_by_idempotency_key", pid, key)
             for number in NUMBERS:
                 same("invoices.get_by_number", pid, number)
+            if self.pool[AccessRequest]:
+                same("access_requests.list", pid)
+                same("access_requests.list", pid, status=AccessRequestStatus.PENDING)
         for email in EMAILS:
             same("customers.accounts_of", email)
-        for kind in (Customer, Invoice, Payment):
+        for kind in (Customer, Invoice, Payment, AccessRequest):
             for versions in self.pool[kind].values():
-                found = same(f"{REPOSITORY[kind]}.get", versions[-1].partner_id, versions[-1].id)
+                found = same(f"{REPOSITORY[kind]}.get", *_get_args(versions[-1]))
                 if not isinstance(found, tuple):  # not an error
                     self.committed[found.id] = found
+        for versions in self.pool[CustomerPaymentMethods].values():
+            # Every partner a book of this customer named: the stored book,
+            # or (another partner's customer, or none yet) an empty one.
+            for pid in {v.partner_id for v in versions}:
+                found = same("payment_methods.get", pid, versions[0].customer_id)
+                if not isinstance(found, tuple) and found.version:
+                    self.committed[_key(found)] = found
         for versions in self.pool[Invoice].values():
             same("payments.for_invoice", versions[-1].partner_id, versions[-1].id)
 
