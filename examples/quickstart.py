@@ -8,7 +8,7 @@ default, ``quickstart.sqlite3`` unless named), reopens the file and reads the
 customer back by a user's email.
 
 To keep the data in PostgreSQL instead, install the extra
-(``pip install 'altpay-core[postgres]'``) and open a
+(``pip install '.[postgres]'`` in a clone) and open a
 ``altpay_core.adapters.postgres.PostgresStore(dsn)`` where this opens a
 ``SqliteStore``: the unit of work and its repositories are the same.
 """

@@ -181,6 +181,19 @@ class TestUpdateUser:
         assert str(after.user(user.id).email) == str(email)
 
 
+def test_a_user_named_by_neither_id_nor_email_is_said_so() -> None:
+    customer = globex()
+    for call in (
+        lambda: customer.remove_user("nope"),
+        lambda: customer.user("nope"),
+        lambda: customer.set_notifications("nope", False),
+    ):
+        with pytest.raises(ValidationError) as caught:
+            call()
+        assert (caught.value.paths, caught.value.codes) == (["user"], ["invalid_user"])
+        assert "email address" in caught.value.errors[0].message
+
+
 class TestUsers:
     def test_add_user(self) -> None:
         customer = globex()
@@ -578,6 +591,27 @@ class TestSynced:
             "users[2].last_name",
             "users[2].email",
             "users[3]",
+        ]
+
+    def test_a_users_fields_are_checked_though_a_key_is_missing_or_unknown(self) -> None:
+        with pytest.raises(ValidationError) as caught:
+            Customer.from_sync(
+                syncing_partner(),
+                external_ref=REF,
+                company="I",
+                address=ALBANY,
+                users=[
+                    {"first_name": "A", "last_name": "B", "email": "bad", "x": 1},
+                    {"first_name": "", "email": "bad", "notifications": "yes"},
+                ],
+            )
+        assert [(e.path, e.code) for e in caught.value.errors] == [
+            ("users[0].x", "unknown_field"),
+            ("users[0].email", "invalid_email"),
+            ("users[1].last_name", "missing"),
+            ("users[1].first_name", "blank"),
+            ("users[1].email", "invalid_email"),
+            ("users[1].notifications", "wrong_type"),
         ]
 
     def test_users_are_needed_and_unique(self) -> None:

@@ -201,6 +201,9 @@ class TestIssue:
                 "lines[0].unit_amount",
                 "lines[1].description",
                 "lines[1].colour",
+                # Checked too, though the line misses a key and has one too many.
+                "lines[1].quantity",
+                "lines[1].unit_amount",
                 "lines[2]",
                 "fees[0].kind",
                 "fees[0].amount",

@@ -31,16 +31,19 @@ from altpay_core import (
     EntityId,
     Event,
     FeeKind,
+    FieldError,
     Invoice,
     InvoicePaid,
     InvoiceStatus,
     Money,
+    OperandError,
     OutboxMessage,
     Page,
     Partner,
     PaymentStatus,
     Role,
     ScheduledPaymentId,
+    ValidationError,
     from_dict,
     from_json,
     to_dict,
@@ -360,6 +363,13 @@ def test_every_generated_value_round_trips(cls: type[Any]) -> None:
         assert from_json(cls, to_json(value)) == value
 
     check()
+
+
+@given(st.from_type(ValidationError) | st.from_type(OperandError))
+def test_generated_validation_errors_hold_field_errors(error: ValidationError) -> None:
+    assert error.errors
+    assert all(isinstance(e, FieldError) for e in error.errors)
+    assert str(error)
 
 
 @settings(max_examples=20)

@@ -257,18 +257,31 @@ def _user_from(path: str, value: object) -> CustomerUser:
     for key in _USER_FIELDS[:3]:
         if key not in value:
             found.add(f"{path}.{key}", "missing", f"'{path}.{key}' is required")
-    user = None
-    if not found:
-        user = found.check(
-            path,
-            CustomerUser.new,
-            first_name=value["first_name"],
-            last_name=value["last_name"],
-            email=value["email"],
-            notifications=value.get("notifications", True),
-        )
+    if found:
+        # Each field given is checked too, whatever else is missing or unknown.
+        for key in ("first_name", "last_name"):
+            if key in value:
+                found.check(path, _fields.required_text, key, value[key], max_length=_NAME_MAX)
+        if "email" in value:
+            found.check(path, _email, "email", value["email"])
+        if not isinstance(value.get("notifications", True), bool):
+            found.add(
+                f"{path}.notifications",
+                "wrong_type",
+                f"'notifications' must be true or false "
+                f"(got {type(value['notifications']).__name__})",
+            )
+        found.raise_if_any()
+    user: CustomerUser = found.check(
+        path,
+        CustomerUser.new,
+        first_name=value["first_name"],
+        last_name=value["last_name"],
+        email=value["email"],
+        notifications=value.get("notifications", True),
+    )
     found.raise_if_any()
-    return user  # type: ignore[return-value]
+    return user
 
 
 def _users_from(path: str, value: object) -> tuple[CustomerUser, ...]:
@@ -316,7 +329,14 @@ def _user_ref(ref: object) -> UserId | EmailAddress:
         # A user id never holds an "@"; an email always does.
         if "@" in ref:
             return _email("user", ref)
-        return _fields.entity_id("user", ref.strip(), UserId)
+        try:
+            return _fields.entity_id("user", ref.strip(), UserId)
+        except ValidationError:
+            raise ValidationError.single(
+                "user",
+                "invalid_user",
+                f"'user' must be a user's id (usr_...) or email address (got {shown(ref)})",
+            ) from None
     raise ValidationError.single(
         "user",
         "wrong_type",

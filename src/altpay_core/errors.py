@@ -21,6 +21,7 @@ __all__ = [
     "ConcurrencyConflict",
     "CurrencyMismatch",
     "FieldError",
+    "FieldErrors",
     "InvariantViolation",
     "NotFound",
     "OperandError",

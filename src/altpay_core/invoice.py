@@ -180,14 +180,18 @@ def _to_member(found: FieldErrors, obj: object, name: str, kind: type[enum.Enum]
 
 
 def _fields_of(
-    path: str, value: object, allowed: tuple[str, ...], required: tuple[str, ...]
+    found: FieldErrors,
+    path: str,
+    value: object,
+    allowed: tuple[str, ...],
+    required: tuple[str, ...],
 ) -> Mapping[str, object]:
-    """A mapping posted for a small value: unknown and missing keys reported."""
+    """A mapping posted for a small value, its missing and unknown keys
+    noted in ``found`` (so that the fields it has are checked too)."""
     if not isinstance(value, Mapping):
         raise ValidationError.single(
             path, "wrong_type", f"'{path}' must be a mapping (got {type(value).__name__})"
         )
-    found = FieldErrors()
     for key in required:
         if key not in value:
             found.add(_join(path, key), "missing", f"'{_join(path, key)}' is required")
@@ -198,7 +202,6 @@ def _fields_of(
                 "unknown_field",
                 f"{shown(str(key))} is not a field here (expected one of {', '.join(allowed)})",
             )
-    found.raise_if_any()
     return value
 
 
@@ -294,12 +297,21 @@ class LineItem:
         if isinstance(value, LineItem):
             _money_in("unit_amount", value.unit_amount, currency)
             return value
-        data = _fields_of(
-            "", value, ("description", "quantity", "unit_amount"), ("description", "quantity")
-        )
         found = FieldErrors()
-        description = found.check("", _description, "description", data.get("description"))
-        quantity = found.check("", _quantity, "quantity", data.get("quantity"))
+        data = _fields_of(
+            found,
+            "",
+            value,
+            ("description", "quantity", "unit_amount"),
+            ("description", "quantity"),
+        )
+        # Each field given is checked, whatever else is missing or unknown.
+        description: Any = None
+        quantity: Any = None
+        if "description" in data:
+            description = found.check("", _description, "description", data["description"])
+        if "quantity" in data:
+            quantity = found.check("", _quantity, "quantity", data["quantity"])
         unit = found.check("", _money_in, "unit_amount", data.get("unit_amount"), currency)
         found.raise_if_any()
         return cls(description, quantity, unit)
@@ -427,12 +439,21 @@ class Fee:
         if isinstance(value, Fee):
             _money_in("amount", value.amount, currency)
             return value
-        data = _fields_of(
-            "", value, ("kind", "name", "amount", "covered_by_customer"), ("kind", "amount")
-        )
         found = FieldErrors()
-        kind = found.check("", _fields.choice, "kind", data.get("kind"), FeeKind)
-        amount = found.check("", _positive_money_in, "amount", data.get("amount"), currency)
+        data = _fields_of(
+            found,
+            "",
+            value,
+            ("kind", "name", "amount", "covered_by_customer"),
+            ("kind", "amount"),
+        )
+        # Each field given is checked, whatever else is missing or unknown.
+        kind: Any = None
+        amount: Any = None
+        if "kind" in data:
+            kind = found.check("", _fields.choice, "kind", data["kind"], FeeKind)
+        if "amount" in data:
+            amount = found.check("", _positive_money_in, "amount", data["amount"], currency)
         name = data.get("name")
         if name is not None:
             name = found.check("", _fields.required_text, "name", name, max_length=_FEE_NAME_MAX)

@@ -19,7 +19,7 @@ def _resolve(cls: type[Any]) -> Any:
 def _hypothesis_setup_hook() -> None:
     from hypothesis import strategies as st
 
-    from altpay_core.testing._types import registered_types
+    from altpay_core.testing._types import registered_errors, registered_types
 
-    for cls in registered_types():
+    for cls in (*registered_types(), *registered_errors()):
         st.register_type_strategy(cls, _resolve)

@@ -19,3 +19,11 @@ def registered_types() -> list[type[Any]]:
         if isinstance(obj, type) and (attrs.has(obj) or issubclass(obj, enum.Enum)):
             found.append(obj)
     return found
+
+
+def registered_errors() -> list[type[Any]]:
+    """The errors the kit has strategies for: those built from field errors,
+    which Hypothesis cannot guess (the others it builds from text)."""
+    from altpay_core.errors import OperandError, ValidationError
+
+    return [ValidationError, OperandError]

@@ -48,7 +48,7 @@ from altpay_core.customer import (
     CustomerUser,
     DraftStep,
 )
-from altpay_core.errors import ValidationError
+from altpay_core.errors import FieldError, OperandError, ValidationError
 from altpay_core.events import EVENT_TYPES, Event
 from altpay_core.invoice import (
     MAX_QUANTITY,
@@ -879,6 +879,26 @@ def roles() -> st.SearchStrategy[Role]:
 
 
 register(Role, roles)
+
+
+def _field_errors() -> st.SearchStrategy[FieldError]:
+    return st.builds(
+        FieldError,
+        path=st.sampled_from(["", "company", "users[1].email", "address.postal_code"]),
+        code=st.sampled_from(["blank", "missing", "invalid_email", "wrong_type", "C5"]),
+        message=names(),
+    )
+
+
+# A ValidationError holds at least one field error, which Hypothesis' own
+# guess at its arguments does not know.
+register(
+    ValidationError, lambda: st.lists(_field_errors(), min_size=1, max_size=3).map(ValidationError)
+)
+register(
+    OperandError,
+    lambda: st.builds(OperandError, path=st.sampled_from(["other", "factor"]), message=names()),
+)
 register(Action, lambda: st.sampled_from(Action))
 register(CardFeeBearer, lambda: st.sampled_from(CardFeeBearer))
 register(CustomerStatus, lambda: st.sampled_from(CustomerStatus))
