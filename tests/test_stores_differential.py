@@ -124,6 +124,19 @@ def _address() -> dict[str, str]:
     }
 
 
+def _synced(
+    partner: Partner, system: str, ref: str, company: str, users: list[dict[str, str]]
+) -> Customer:
+    """A customer synced in from the partner's integration ``system``."""
+    return Customer.from_sync(
+        partner,
+        external_ref=ExternalRef(system=system, id=ref),
+        company=company,
+        address=_address(),
+        users=users,
+    )
+
+
 def _describe(error: AltpayError) -> tuple[Any, ...]:
     """What must be the same on both stores when a call is refused."""
     if isinstance(error, ConcurrencyConflict):
@@ -510,13 +523,7 @@ class StoresMachine(RuleBasedStateMachine):
         users = [{"first_name": "Ann", "last_name": "Lee", "email": e} for e in emails]
         if partner.syncs_customers:
             system = next(i.system for i in partner.integrations if i.syncs_customers)
-            customer = Customer.from_sync(
-                partner,
-                external_ref=ExternalRef(system=system, id=ref),
-                company=company,
-                address=_address(),
-                users=users,
-            )
+            customer = _synced(partner, system, ref, company, users)
         else:
             draft = CustomerDraft.start(partner).enter_details(company=company, address=_address())
             for user in users:
@@ -774,13 +781,7 @@ class StoresMachine(RuleBasedStateMachine):
                 if not systems:
                     return
                 system = data.draw(st.sampled_from(systems), label="system")
-                customer = Customer.from_sync(
-                    partner,
-                    external_ref=ExternalRef(system=system, id=ref),
-                    company=company,
-                    address=_address(),
-                    users=users,
-                )
+                customer = _synced(partner, system, ref, company, users)
         except AltpayError:
             return
         self.remember(customer)
