@@ -1522,7 +1522,7 @@ def test_the_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
     assert "paid" in out
 
 
-# -- the timeline of a payment only goes forward ---------------------------------------------
+# -- the times of a payment ------------------------------------------------------------------
 
 EARLIER = AT - dt.timedelta(seconds=1)
 
