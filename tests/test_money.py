@@ -343,6 +343,11 @@ def test_minor_units_and_zero() -> None:
 
 
 @given(aps.money())
+def test_money_is_false_when_zero_as_a_number_is(m: Money) -> None:
+    assert bool(m) is (not m.is_zero) is bool(m.amount)
+
+
+@given(aps.money())
 def test_minor_units_round_trip(m: Money) -> None:
     assert Money.from_minor_units(m.minor_units, m.currency) == m
 

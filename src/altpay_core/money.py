@@ -479,6 +479,11 @@ class Money:
     def is_zero(self) -> bool:
         return not self.amount
 
+    def __bool__(self) -> bool:
+        """False for zero, as a number is: ``if invoice.balance:`` reads
+        "if something is still owed"."""
+        return bool(self.amount)
+
     @property
     def is_positive(self) -> bool:
         return self.amount > 0
