@@ -210,20 +210,15 @@ class CustomerUser:
         ...                  email="Ann.Lee@Globex.EXAMPLE").email
         EmailAddress('Ann.Lee@globex.example')
         """
-        found = FieldErrors()
-        first = found.check(
-            "", _fields.required_text, "first_name", first_name, max_length=_NAME_MAX
+        clean = _user_fields(
+            {
+                "first_name": first_name,
+                "last_name": last_name,
+                "email": email,
+                "notifications": notifications,
+            }
         )
-        last = found.check("", _fields.required_text, "last_name", last_name, max_length=_NAME_MAX)
-        clean_email = found.check("", _email, "email", email)
-        if not isinstance(notifications, bool):
-            found.add(
-                "notifications",
-                "wrong_type",
-                f"'notifications' must be true or false (got {type(notifications).__name__})",
-            )
-        found.raise_if_any()
-        return cls(UserId.new(), first, last, clean_email, notifications)
+        return cls(UserId.new(), **clean)
 
     @property
     def name(self) -> str:
@@ -232,6 +227,15 @@ class CustomerUser:
 
 
 _USER_FIELDS: Final = ("first_name", "last_name", "email", "notifications")
+
+
+def _refuse_if_synced(partner: Partner) -> None:
+    """C6: a partner whose integration syncs customers adds none by hand."""
+    if partner.syncs_customers:
+        raise InvariantViolation(
+            "this partner's customers are synced from an integration; they are not added by hand",
+            rule="C6",
+        )
 
 
 def _user_from(path: str, value: object) -> CustomerUser:
@@ -257,31 +261,34 @@ def _user_from(path: str, value: object) -> CustomerUser:
     for key in _USER_FIELDS[:3]:
         if key not in value:
             found.add(f"{path}.{key}", "missing", f"'{path}.{key}' is required")
-    if found:
-        # Each field given is checked too, whatever else is missing or unknown.
-        for key in ("first_name", "last_name"):
-            if key in value:
-                found.check(path, _fields.required_text, key, value[key], max_length=_NAME_MAX)
-        if "email" in value:
-            found.check(path, _email, "email", value["email"])
-        if not isinstance(value.get("notifications", True), bool):
-            found.add(
-                f"{path}.notifications",
-                "wrong_type",
-                f"'notifications' must be true or false "
-                f"(got {type(value['notifications']).__name__})",
-            )
-        found.raise_if_any()
-    user: CustomerUser = found.check(
-        path,
-        CustomerUser.new,
-        first_name=value["first_name"],
-        last_name=value["last_name"],
-        email=value["email"],
-        notifications=value.get("notifications", True),
-    )
+    # Each field given is checked, whatever else is missing or unknown.
+    clean = found.check(path, _user_fields, value)
     found.raise_if_any()
-    return user
+    return CustomerUser(UserId.new(), **clean)
+
+
+def _user_fields(given: Mapping[Any, object]) -> dict[str, Any]:
+    """The user fields that ``given`` holds, each checked (every invalid one
+    reported at once) and cleaned: what :meth:`CustomerUser.new` takes."""
+    found = FieldErrors()
+    clean: dict[str, Any] = {}
+    for key in ("first_name", "last_name"):
+        if key in given:
+            clean[key] = found.check(
+                "", _fields.required_text, key, given[key], max_length=_NAME_MAX
+            )
+    if "email" in given:
+        clean["email"] = found.check("", _email, "email", given["email"])
+    notifications = given.get("notifications", True)
+    if not isinstance(notifications, bool):
+        found.add(
+            "notifications",
+            "wrong_type",
+            f"'notifications' must be true or false (got {type(notifications).__name__})",
+        )
+    clean["notifications"] = notifications
+    found.raise_if_any()
+    return clean
 
 
 def _users_from(path: str, value: object) -> tuple[CustomerUser, ...]:
@@ -526,12 +533,7 @@ class CustomerDraft:
         _partner(partner)
         if by is not None:
             partner.authorize(by, Action.MANAGE_CUSTOMERS)
-        if partner.syncs_customers:
-            raise InvariantViolation(
-                "this partner's customers are synced from an integration; "
-                "they are not added by hand",
-                rule="C6",
-            )
+        _refuse_if_synced(partner)
         return cls(partner_id=partner.id)
 
     @property

@@ -47,8 +47,8 @@ from decimal import Decimal
 from altpay_core import _fields
 from altpay_core import payment as _payment
 from altpay_core.access import Viewer
-from altpay_core.customer import AccessRequest, Customer, CustomerDraft
-from altpay_core.errors import InvariantViolation, ValidationError
+from altpay_core.customer import AccessRequest, Customer, CustomerDraft, _refuse_if_synced
+from altpay_core.errors import ValidationError
 from altpay_core.invoice import Invoice
 from altpay_core.money import Money
 from altpay_core.partner import Action, Partner, TeamMember
@@ -150,16 +150,6 @@ def delete_tag(
             after = page.end_cursor
         uow.commit()
     return stored
-
-
-def _refuse_if_synced(partner: Partner) -> None:
-    """C6, for the partner as it is now: its customers may have started
-    coming in through a sync since the draft began."""
-    if partner.syncs_customers:
-        raise InvariantViolation(
-            "this partner's customers are synced from an integration; they are not added by hand",
-            rule="C6",
-        )
 
 
 def create_customer(
