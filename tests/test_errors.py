@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from altpay_core import (
     Address,
     AltpayError,
+    ArgumentError,
     CardFeeBearer,
     CardFeePolicy,
     ConcurrencyConflict,
@@ -58,6 +59,9 @@ EVERY_ERROR = [
     pytest.param(PermissionDenied(role="member", action="approve"), id="PermissionDenied"),
     pytest.param(CurrencyMismatch("USD", "CAD", "add"), id="CurrencyMismatch"),
     pytest.param(OperandError("other", "only money can be added to money"), id="OperandError"),
+    pytest.param(
+        ArgumentError([FieldError("email", "missing", "'email' is required")]), id="ArgumentError"
+    ),
 ]
 
 
@@ -72,6 +76,8 @@ EVERY_ERROR = [
         (CurrencyMismatch, ValueError),
         (OperandError, ValueError),
         (OperandError, TypeError),
+        (ArgumentError, ValueError),
+        (ArgumentError, TypeError),
     ],
 )
 def test_leaf_classes_also_derive_from_the_nearest_builtin(
@@ -91,6 +97,7 @@ def test_leaf_classes_also_derive_from_the_nearest_builtin(
         PermissionDenied,
         CurrencyMismatch,
         OperandError,
+        ArgumentError,
     ],
 )
 def test_one_root(cls: type[AltpayError]) -> None:

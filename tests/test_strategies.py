@@ -21,6 +21,7 @@ from hypothesis.errors import InvalidArgument
 
 from altpay_core import (
     Address,
+    ArgumentError,
     Currency,
     Customer,
     CustomerArchived,
@@ -365,7 +366,7 @@ def test_every_generated_value_round_trips(cls: type[Any]) -> None:
     check()
 
 
-@given(st.from_type(ValidationError) | st.from_type(OperandError))
+@given(st.from_type(ValidationError) | st.from_type(OperandError) | st.from_type(ArgumentError))
 def test_generated_validation_errors_hold_field_errors(error: ValidationError) -> None:
     assert error.errors
     assert all(isinstance(e, FieldError) for e in error.errors)

@@ -33,6 +33,7 @@ from .customer import (
 )
 from .errors import (
     AltpayError,
+    ArgumentError,
     ConcurrencyConflict,
     CurrencyMismatch,
     FieldError,
@@ -173,6 +174,7 @@ __all__ = [
     "Allocation",
     "AltpayError",
     "AppliedPayment",
+    "ArgumentError",
     "CARD_DISPUTE_FEE",
     "CA_POSTAL_FIRST_LETTERS",
     "CA_REGIONS",

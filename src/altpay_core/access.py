@@ -29,6 +29,7 @@ from typing import TypeAlias
 import attrs
 
 from . import _fields
+from ._arguments import checked_arguments, checked_constructor
 from .customer import Customer, CustomerUser
 from .errors import FieldErrors, InvariantViolation, PermissionDenied, ValidationError
 from .invoice import Invoice
@@ -67,6 +68,7 @@ class InvoiceAccess(enum.Enum):
         return self is InvoiceAccess.PAY
 
 
+@checked_constructor
 @attrs.frozen(kw_only=True)
 class Impersonation:
     """A partner's team member looking at a customer's invoices as its users
@@ -91,6 +93,7 @@ class Impersonation:
         found.raise_if_any()
 
     @classmethod
+    @checked_arguments
     def start(
         cls, partner: Partner, customer: Customer, *, by: TeamMemberId | TeamMember
     ) -> Impersonation:
@@ -112,6 +115,7 @@ Viewer: TypeAlias = CustomerUser | UserId | Impersonation | TeamMember | TeamMem
 partner's team member (or their id), who has no access of their own."""
 
 
+@checked_arguments
 def invoice_access(invoice: Invoice, customer: Customer, viewer: Viewer) -> InvoiceAccess:
     """What ``viewer``, logged in to ``customer``, may do with ``invoice``.
 
@@ -154,11 +158,13 @@ def _viewer(viewer: object) -> None:
         )
 
 
+@checked_arguments
 def may_view(invoice: Invoice, customer: Customer, viewer: Viewer) -> bool:
     """Whether ``viewer`` may see ``invoice`` (see :func:`invoice_access`)."""
     return invoice_access(invoice, customer, viewer).may_view
 
 
+@checked_arguments
 def may_pay(invoice: Invoice, customer: Customer, viewer: Viewer) -> bool:
     """Whether ``viewer`` may pay ``invoice`` (see :func:`invoice_access`)."""
     return invoice_access(invoice, customer, viewer).may_pay
@@ -172,6 +178,7 @@ def _role(viewer: Viewer) -> str:
     return "customer user"
 
 
+@checked_arguments
 def require_view(invoice: Invoice, customer: Customer, viewer: Viewer) -> None:
     """Raise :class:`~altpay_core.errors.PermissionDenied` unless ``viewer``
     may see ``invoice``."""
@@ -179,6 +186,7 @@ def require_view(invoice: Invoice, customer: Customer, viewer: Viewer) -> None:
         raise PermissionDenied(role=_role(viewer), action=f"view invoice {invoice.number}")
 
 
+@checked_arguments
 def require_pay(invoice: Invoice, customer: Customer, viewer: Viewer) -> None:
     """Raise :class:`~altpay_core.errors.PermissionDenied` unless ``viewer``
     may pay ``invoice`` (an impersonation never may)."""
@@ -186,6 +194,7 @@ def require_pay(invoice: Invoice, customer: Customer, viewer: Viewer) -> None:
         raise PermissionDenied(role=_role(viewer), action=f"pay invoice {invoice.number}")
 
 
+@checked_arguments
 def visible_invoices(
     invoices: Iterable[Invoice], customer: Customer, viewer: Viewer
 ) -> tuple[Invoice, ...]:

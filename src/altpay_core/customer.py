@@ -24,6 +24,7 @@ from typing import Any, Final, Protocol, TypeVar
 import attrs
 
 from . import _fields
+from ._arguments import checked_arguments, checked_constructor
 from ._html import html_table
 from .errors import FieldErrors, InvariantViolation, NotFound, ValidationError, shown
 from .events import CustomerArchived, CustomerCreated, CustomerUpdated, Event, utc_now
@@ -153,6 +154,7 @@ def _emails(users: Iterable[CustomerUser]) -> list[str]:
 # -- users ------------------------------------------------------------------
 
 
+@checked_constructor
 @attrs.frozen
 class CustomerUser:
     """A person who can log in and view and pay every invoice of a customer.
@@ -196,6 +198,7 @@ class CustomerUser:
         check.done()
 
     @classmethod
+    @checked_arguments
     def new(
         cls,
         *,
@@ -407,6 +410,7 @@ def _refuse_taken_email(users: Iterable[CustomerUser], email: EmailAddress) -> N
 # -- details ------------------------------------------------------------------
 
 
+@checked_constructor
 @attrs.frozen(kw_only=True)
 class CustomerDetails:
     """Step 1 of "Add customer": the company, its address and optional ids.
@@ -430,6 +434,7 @@ class CustomerDetails:
         check.done()
 
     @classmethod
+    @checked_arguments
     def parse(
         cls,
         *,
@@ -481,6 +486,7 @@ class DraftStep(enum.Enum):
         return 1 if self is DraftStep.DETAILS else 2
 
 
+@checked_constructor
 @attrs.frozen(kw_only=True, repr=False)
 class CustomerDraft:
     """The "Add customer" flow as an immutable, serialisable value.
@@ -521,6 +527,7 @@ class CustomerDraft:
         _check_users(self.users)
 
     @classmethod
+    @checked_arguments
     def start(
         cls, partner: Partner, *, by: TeamMemberId | TeamMember | None = None
     ) -> CustomerDraft:
@@ -541,6 +548,7 @@ class CustomerDraft:
         """The step the draft is at."""
         return DraftStep.DETAILS if self.details is None else DraftStep.USERS
 
+    @checked_arguments
     def enter_details(
         self,
         *,
@@ -567,6 +575,7 @@ class CustomerDraft:
         )
         return attrs.evolve(self, details=details)
 
+    @checked_arguments
     def add_user(
         self,
         *,
@@ -591,6 +600,7 @@ class CustomerDraft:
         _refuse_taken_email(self.users, user.email)
         return attrs.evolve(self, users=(*self.users, user))
 
+    @checked_arguments
     def remove_user(
         self,
         user: UserId | EmailAddress | CustomerUser | str | None = None,
@@ -603,6 +613,7 @@ class CustomerDraft:
         found = _find_user(self.users, _one_user(user, email, user_id))
         return attrs.evolve(self, users=tuple(u for u in self.users if u is not found))
 
+    @checked_arguments
     def create(self) -> Customer:
         """ "Create Customer": the new customer, carrying ``customer_created``.
 
@@ -676,6 +687,7 @@ _SYNCED_FIELDS: Final = ("company", "address")
 """The fields of a synced customer that only its integration changes (C6)."""
 
 
+@checked_constructor
 @attrs.frozen(kw_only=True, repr=False)
 class Customer:
     """A company billed by one partner, with the people who pay its invoices.
@@ -778,6 +790,7 @@ class Customer:
     # -- building from an integration ---------------------------------------
 
     @classmethod
+    @checked_arguments
     def from_sync(
         cls,
         partner: Partner,
@@ -881,20 +894,24 @@ class Customer:
         """``"manual"``, or the external reference (``"connectwise:4711"``)."""
         return "manual" if self.external_ref is None else str(self.external_ref)
 
+    @checked_arguments
     def user(self, ref: UserId | EmailAddress | CustomerUser | str) -> CustomerUser:
         """The user with that id or email (``NotFound`` otherwise)."""
         return _find_user(self.users, ref)
 
+    @checked_arguments
     def has_user(self, email: EmailAddress | str) -> bool:
         """Whether ``email`` is one of this customer's users (any case)."""
         key = _email("email", email).key
         return any(u.email.key == key for u in self.users)
 
+    @checked_arguments
     def has_access(self, email: EmailAddress | str) -> bool:
         """Whether ``email`` may log in and see this customer's invoices: one
         of its users, and the customer not archived (C8)."""
         return self.is_active and self.has_user(email)
 
+    @checked_arguments
     def card_fee_bearer(self, partner: Partner) -> CardFeeBearer:
         """Who bears card fees for this customer: its exception, else the
         partner's policy. ``NotFound`` for a partner that is not this
@@ -937,6 +954,7 @@ class Customer:
                 "a customer's external reference never changes", rule="C10", path="external_ref"
             )
 
+    @checked_arguments
     def update_details(
         self,
         *,
@@ -992,6 +1010,7 @@ class Customer:
             return self
         return self._changed(changes, **fields)
 
+    @checked_arguments
     def apply_sync(
         self,
         *,
@@ -1023,6 +1042,7 @@ class Customer:
             synced_fields_locked=False,
         )
 
+    @checked_arguments
     def add_user(
         self,
         *,
@@ -1040,6 +1060,7 @@ class Customer:
         _refuse_taken_email(self.users, user.email)
         return self._changed(("users",), users=(*self.users, user))
 
+    @checked_arguments
     def remove_user(
         self,
         user: UserId | EmailAddress | CustomerUser | str | None = None,
@@ -1063,6 +1084,7 @@ class Customer:
             )
         return self._changed(("users",), users=tuple(u for u in self.users if u is not found))
 
+    @checked_arguments
     def update_user(
         self,
         user: UserId | EmailAddress | CustomerUser | str,
@@ -1102,6 +1124,7 @@ class Customer:
             ("users",), users=tuple(updated if u is found else u for u in self.users)
         )
 
+    @checked_arguments
     def set_notifications(
         self, user: UserId | EmailAddress | CustomerUser | str, enabled: bool
     ) -> Customer:
@@ -1121,6 +1144,7 @@ class Customer:
         )
         return self._changed(("users",), users=users)
 
+    @checked_arguments
     def set_tags(self, partner: Partner, tags: Iterable[TagId | Tag | str]) -> Customer:
         """Carry exactly these tags, each from the partner's catalog (by id,
         name or the tag itself); ``NotFound`` names the first tag not in it,
@@ -1151,6 +1175,7 @@ class Customer:
             return self
         return self._changed(("tags",), tags=wanted)
 
+    @checked_arguments
     def remove_tag(self, tag: TagId | Tag) -> Customer:
         """Drop a tag, as when the partner deletes it from its catalog
         (:meth:`Partner.delete_tag <altpay_core.partner.Partner.delete_tag>`).
@@ -1166,6 +1191,7 @@ class Customer:
             return self
         return self._changed(("tags",), tags=self.tags - {tag_id})
 
+    @checked_arguments
     def set_card_fee_exception(self, bearer: CardFeeBearer | str | None) -> Customer:
         """Override the partner's card-fee policy for this customer (who bears
         card fees); ``None`` follows the policy again."""
@@ -1175,6 +1201,7 @@ class Customer:
             return self
         return self._changed(("card_fee_exception",), card_fee_exception=value)
 
+    @checked_arguments
     def archive(self) -> Customer:
         """Archive (soft delete), carrying ``customer_archived``: no new
         invoices, its users see nothing, the history stays (C8). Archiving an
@@ -1190,6 +1217,7 @@ class Customer:
             ),
         )
 
+    @checked_arguments
     def restore(self) -> Customer:
         """Bring an archived customer back (``customer_updated``)."""
         if self.is_active:
@@ -1239,6 +1267,7 @@ class AccessRequestStatus(enum.Enum):
     REJECTED = "rejected"
 
 
+@checked_constructor
 @attrs.frozen(kw_only=True, repr=False)
 class AccessRequest:
     """Someone used a partner's billing link but is no user of its customers.
@@ -1294,6 +1323,7 @@ class AccessRequest:
             )
 
     @classmethod
+    @checked_arguments
     def open(
         cls,
         partner: Partner,
@@ -1377,6 +1407,7 @@ class AccessRequest:
             resolved_at=utc_now(),
         )
 
+    @checked_arguments
     def add_to_customer(
         self,
         customer: Customer,
@@ -1403,6 +1434,7 @@ class AccessRequest:
         updated = customer.add_user(first_name=first, last_name=last, email=self.email)
         return self._resolved(member, AccessRequestStatus.APPROVED, customer.id), updated
 
+    @checked_arguments
     def start_customer(
         self,
         *,
@@ -1430,6 +1462,7 @@ class AccessRequest:
         user = CustomerUser.new(first_name=first, last_name=last, email=self.email)
         return attrs.evolve(draft, users=(user,))
 
+    @checked_arguments
     def approve_new_customer(
         self, customer: Customer, *, partner: Partner, by: TeamMemberId | TeamMember
     ) -> AccessRequest:
@@ -1456,6 +1489,7 @@ class AccessRequest:
             )
         return self._resolved(member, AccessRequestStatus.APPROVED, customer.id)
 
+    @checked_arguments
     def reject(self, *, partner: Partner, by: TeamMemberId | TeamMember) -> AccessRequest:
         """Refuse access (an Admin or Sub-Admin only, C9)."""
         member = self._resolver(partner, by)

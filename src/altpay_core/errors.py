@@ -16,8 +16,11 @@ from typing import Any, Final
 
 import attrs
 
+from ._arguments import checked_arguments, checked_constructor
+
 __all__ = [
     "AltpayError",
+    "ArgumentError",
     "ConcurrencyConflict",
     "CurrencyMismatch",
     "FieldError",
@@ -90,6 +93,7 @@ def join_path(prefix: str, path: str) -> str:
     return f"{prefix}.{path}"
 
 
+@checked_constructor
 @attrs.frozen
 class FieldError:
     """One invalid field: where it is, a stable code, and a readable message.
@@ -120,6 +124,7 @@ class FieldError:
                 ]
             )
 
+    @checked_arguments
     def under(self, prefix: str) -> FieldError:
         """The same error, located below ``prefix``."""
         return FieldError(join_path(prefix, self.path), self.code, self.message)
@@ -129,6 +134,7 @@ class FieldError:
         return f"{cut(self.path, PATH_CHARS) or '(value)'}: {self.message} [{self.code}]"
 
 
+@checked_constructor
 class AltpayError(Exception):
     """The root of every error altpay-core raises on purpose."""
 
@@ -152,6 +158,7 @@ def _rebuild(cls: type[AltpayError], state: dict[str, Any]) -> AltpayError:
     return error
 
 
+@checked_constructor
 class ValidationError(AltpayError, ValueError):
     """Input that is malformed or missing: one or more fields are invalid.
 
@@ -175,10 +182,12 @@ class ValidationError(AltpayError, ValueError):
         super().__init__(message)
 
     @classmethod
+    @checked_arguments
     def single(cls, path: str, code: str, message: str) -> ValidationError:
         """An error about one field."""
         return cls([FieldError(path, code, message)])
 
+    @checked_arguments
     def under(self, prefix: str) -> ValidationError:
         """The same errors, located below ``prefix``."""
         return ValidationError([e.under(prefix) for e in self.errors])
@@ -194,6 +203,7 @@ class ValidationError(AltpayError, ValueError):
         return [e.code for e in self.errors]
 
 
+@checked_constructor
 class OperandError(ValidationError, TypeError):
     """An operator was given an operand it does not take: ``Money + 1``.
 
@@ -208,6 +218,23 @@ class OperandError(ValidationError, TypeError):
 
     def __init__(self, path: str, message: str) -> None:
         super().__init__(FieldError(path, "wrong_type", message))
+
+
+@checked_constructor
+class ArgumentError(ValidationError, TypeError):
+    """A call without an argument it needs, or with one it does not take:
+    ``draft.add_user(first_name="Ann")``, or a form's extra field passed on
+    with ``**form``.
+
+    A :class:`ValidationError` with a field error for each argument at fault
+    (``missing``, ``unknown_field``, ``duplicate``, or ``too_many_positional``
+    at the empty path), and also a ``TypeError``, as Python raises for a call
+    its signature does not take.
+
+    >>> e = ArgumentError([FieldError("email", "missing", "'email' is required")])
+    >>> isinstance(e, TypeError), e.paths, e.codes
+    (True, ['email'], ['missing'])
+    """
 
 
 def _field_errors(errors: object) -> list[FieldError]:
@@ -234,6 +261,7 @@ def _field_errors(errors: object) -> list[FieldError]:
     )
 
 
+@checked_constructor
 class FieldErrors:
     """Collects the field errors of a value built from several fields.
 
@@ -249,9 +277,11 @@ class FieldErrors:
     def __init__(self) -> None:
         self.errors: list[FieldError] = []
 
+    @checked_arguments
     def add(self, path: str, code: str, message: str) -> None:
         self.errors.append(FieldError(path, code, message))
 
+    @checked_arguments
     def check(self, path: str, parse: Any, *args: Any, **kwargs: Any) -> Any:
         """Call ``parse(*args, **kwargs)``; keep its ``ValidationError`` under
         ``path`` and return ``None`` instead."""
@@ -267,6 +297,7 @@ class FieldErrors:
     def __iter__(self) -> Iterator[FieldError]:
         return iter(self.errors)
 
+    @checked_arguments
     def raise_if_any(self) -> None:
         if self.errors:
             raise ValidationError(self.errors)
@@ -309,6 +340,7 @@ def fields_only(build: Any) -> list[FieldError]:
     return []  # pragma: no cover - a constructor with no field checks
 
 
+@checked_constructor
 class InvariantViolation(AltpayError):
     """A command would break a rule about an aggregate's state.
 
@@ -324,6 +356,7 @@ class InvariantViolation(AltpayError):
         super().__init__(f"{message} (rule {rule})")
 
 
+@checked_constructor
 class NotFound(AltpayError, LookupError):
     """Nothing of that kind with that key, within the partner asked about."""
 
@@ -335,6 +368,7 @@ class NotFound(AltpayError, LookupError):
         super().__init__(f"no {kind} {shown(self.key)}")
 
 
+@checked_constructor
 class ConcurrencyConflict(AltpayError):
     """The aggregate changed since it was read, or a unique key is taken.
 
@@ -349,6 +383,7 @@ class ConcurrencyConflict(AltpayError):
         super().__init__(message)
 
 
+@checked_constructor
 class PermissionDenied(AltpayError):
     """The actor's role does not allow the action."""
 
@@ -360,6 +395,7 @@ class PermissionDenied(AltpayError):
         super().__init__(f"role {role!r} may not {action}")
 
 
+@checked_constructor
 class CurrencyMismatch(AltpayError, ValueError):
     """Two amounts in different currencies were combined or compared."""
 

@@ -23,6 +23,7 @@ from typing import ClassVar
 import attrs
 
 from . import _fields
+from ._arguments import checked_constructor
 from .errors import FieldErrors, shown
 from .values import PartnerId
 
@@ -68,6 +69,7 @@ EVENT_TYPES: Mapping[str, type[Event]] = MappingProxyType(_EVENT_TYPES)
 ``topic`` of its own enters it by subclassing :class:`Event`)."""
 
 
+@checked_constructor
 @attrs.frozen(kw_only=True)
 class Event:
     """Something that happened to an aggregate, to be published once stored.
@@ -145,6 +147,7 @@ class Event:
         found.raise_if_any()
 
 
+@checked_constructor
 @attrs.frozen(kw_only=True)
 class CustomerCreated(Event):
     """A customer was created (by the two-step draft, a sync or an access request)."""
@@ -152,6 +155,7 @@ class CustomerCreated(Event):
     topic: ClassVar[str] = "customer_created"
 
 
+@checked_constructor
 @attrs.frozen(kw_only=True)
 class CustomerUpdated(Event):
     """A customer's details, users, tags or settings changed."""
@@ -159,6 +163,7 @@ class CustomerUpdated(Event):
     topic: ClassVar[str] = "customer_updated"
 
 
+@checked_constructor
 @attrs.frozen(kw_only=True)
 class CustomerArchived(Event):
     """A customer was archived (the product's soft delete)."""
@@ -166,6 +171,7 @@ class CustomerArchived(Event):
     topic: ClassVar[str] = "customer_archived"
 
 
+@checked_constructor
 @attrs.frozen(kw_only=True)
 class InvoiceCreated(Event):
     """An invoice was issued or synced in."""
@@ -173,6 +179,7 @@ class InvoiceCreated(Event):
     topic: ClassVar[str] = "invoice_created"
 
 
+@checked_constructor
 @attrs.frozen(kw_only=True)
 class InvoiceUpdated(Event):
     """An invoice's amounts, dates, balance or status changed."""
@@ -180,6 +187,7 @@ class InvoiceUpdated(Event):
     topic: ClassVar[str] = "invoice_updated"
 
 
+@checked_constructor
 @attrs.frozen(kw_only=True)
 class InvoicePaid(Event):
     """An invoice's balance reached zero."""
@@ -187,6 +195,7 @@ class InvoicePaid(Event):
     topic: ClassVar[str] = "invoice_paid"
 
 
+@checked_constructor
 @attrs.frozen(kw_only=True)
 class InvoiceArchived(Event):
     """An invoice was archived: hidden from the customer, history kept."""
@@ -194,6 +203,7 @@ class InvoiceArchived(Event):
     topic: ClassVar[str] = "invoice_archived"
 
 
+@checked_constructor
 @attrs.frozen(kw_only=True)
 class PaymentSucceeded(Event):
     """A payment cleared: it succeeded (settling it later is ``payment_settled``)."""
@@ -201,6 +211,7 @@ class PaymentSucceeded(Event):
     topic: ClassVar[str] = "payment_succeeded"
 
 
+@checked_constructor
 @attrs.frozen(kw_only=True)
 class PaymentFailed(Event):
     """A payment failed or was returned by the bank; balances were given back."""
@@ -208,6 +219,7 @@ class PaymentFailed(Event):
     topic: ClassVar[str] = "payment_failed"
 
 
+@checked_constructor
 @attrs.frozen(kw_only=True)
 class PaymentRefunded(Event):
     """A settled payment was refunded in full."""
@@ -215,6 +227,7 @@ class PaymentRefunded(Event):
     topic: ClassVar[str] = "payment_refunded"
 
 
+@checked_constructor
 @attrs.frozen(kw_only=True)
 class PaymentChargeback(Event):
     """A card payment was disputed, or an ACH debit returned as unauthorised."""
@@ -225,6 +238,7 @@ class PaymentChargeback(Event):
 # -- invoices and payments: more topics ----------------------------------------
 
 
+@checked_constructor
 @attrs.frozen(kw_only=True)
 class PaymentSettled(Event):
     """A succeeded payment's funds settled, so it may now be refunded (I7).
@@ -236,6 +250,7 @@ class PaymentSettled(Event):
     topic: ClassVar[str] = "payment_settled"
 
 
+@checked_constructor
 @attrs.frozen(kw_only=True)
 class PaymentMethodAdded(Event):
     """A customer saved a card or bank account (the aggregate is the
@@ -244,6 +259,7 @@ class PaymentMethodAdded(Event):
     topic: ClassVar[str] = "payment_method_added"
 
 
+@checked_constructor
 @attrs.frozen(kw_only=True)
 class PaymentMethodDeleted(Event):
     """A customer's saved payment method was archived (the product's delete)."""
@@ -251,6 +267,7 @@ class PaymentMethodDeleted(Event):
     topic: ClassVar[str] = "payment_method_deleted"
 
 
+@checked_constructor
 @attrs.frozen(kw_only=True)
 class DefaultPaymentMethodChanged(Event):
     """A customer's default payment method changed (or there is none left)."""

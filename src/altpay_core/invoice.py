@@ -43,6 +43,7 @@ from typing import Any, Final, Protocol, TypeVar
 import attrs
 
 from . import _fields
+from ._arguments import checked_arguments, checked_constructor
 from ._html import html_table
 from .customer import Customer
 from .errors import FieldErrors, InvariantViolation, NotFound, ValidationError, shown
@@ -237,6 +238,7 @@ def _quantity(path: str, value: object) -> int:
     return value
 
 
+@checked_constructor
 @attrs.frozen
 class LineItem:
     """One line of an invoice: a description, a whole quantity and a unit amount.
@@ -288,6 +290,7 @@ class LineItem:
         found.raise_if_any()
 
     @classmethod
+    @checked_arguments
     def parse(cls, value: object, currency: str | Currency) -> LineItem:
         """A line item from a ``LineItem`` or a mapping with ``description``,
         ``quantity`` and ``unit_amount`` (a ``Money``, or a decimal string or
@@ -365,6 +368,7 @@ _FEE_LABELS: Final = {
 }
 
 
+@checked_constructor
 @attrs.frozen
 class Fee:
     """A fee, as a line of its own (the product's fee fields).
@@ -414,6 +418,7 @@ class Fee:
         found.raise_if_any()
 
     @classmethod
+    @checked_arguments
     def new(
         cls,
         kind: FeeKind | str,
@@ -431,6 +436,7 @@ class Fee:
         )
 
     @classmethod
+    @checked_arguments
     def parse(cls, value: object, currency: str | Currency) -> Fee:
         """A fee from a ``Fee`` or a mapping with ``kind``, ``amount`` and
         optionally ``name`` and ``covered_by_customer`` (default true); every
@@ -531,6 +537,7 @@ class InvoiceStatus(enum.Enum):
     """Hidden from the customer's users (the product's delete); history kept."""
 
 
+@checked_constructor
 @attrs.frozen
 class AppliedPayment:
     """A payment's part of an invoice, as the invoice records it.
@@ -586,6 +593,7 @@ def _memo(path: str, value: object) -> str | None:
     return _fields.optional_text(path, value, max_length=_MEMO_MAX)
 
 
+@checked_constructor
 @attrs.frozen(kw_only=True)
 class Invoice:
     """What a customer owes a partner (rules I1-I5, I10).
@@ -788,6 +796,7 @@ class Invoice:
     # -- building -----------------------------------------------------------------
 
     @classmethod
+    @checked_arguments
     def issue(
         cls,
         partner: Partner,
@@ -852,6 +861,7 @@ class Invoice:
         return _with_events(invoice, invoice, created)
 
     @classmethod
+    @checked_arguments
     def from_sync(
         cls,
         partner: Partner,
@@ -937,12 +947,14 @@ class Invoice:
         """Open, so a payment may be applied (up to the balance, I5)."""
         return self.status is InvoiceStatus.OPEN
 
+    @checked_arguments
     def is_overdue(self, today: dt.date) -> bool:
         """Open with its due date before ``today`` (a date, not a datetime:
         anything else is an ``invalid_date`` error)."""
         day = _fields.plain_date("today", today)
         return self.status is InvoiceStatus.OPEN and self.due_date < day
 
+    @checked_arguments
     def applied(self, payment_id: PaymentId) -> AppliedPayment:
         """The part of payment ``payment_id`` (``NotFound`` if none)."""
         for part in self.payments:
@@ -952,6 +964,7 @@ class Invoice:
 
     # -- the partner's commands -----------------------------------------------------
 
+    @checked_arguments
     def update(
         self,
         partner: Partner,
@@ -1003,6 +1016,7 @@ class Invoice:
                 _refuse_past_due(clean["due_date"], clean_today, self.issue_date)
         return self._revised(clean)
 
+    @checked_arguments
     def add_fee(
         self,
         partner: Partner,
@@ -1035,6 +1049,7 @@ class Invoice:
             raise ValidationError.single("kind", "card_fee_on_invoice", _CARD_FEE_ON_INVOICE)
         return self.update(partner, by=by, fees=(*self.fees, fee))
 
+    @checked_arguments
     def void(self, partner: Partner, *, by: TeamMemberId | TeamMember | None = None) -> Invoice:
         """Void the invoice: only while nothing is paid, a processing payment
         included (I4). Voiding a void invoice changes nothing."""
@@ -1055,6 +1070,7 @@ class Invoice:
         new = attrs.evolve(self, status=InvoiceStatus.VOID)
         return _with_events(new, self, self._event(InvoiceUpdated, ("status",)))
 
+    @checked_arguments
     def archive(self, partner: Partner, *, by: TeamMemberId | TeamMember | None = None) -> Invoice:
         """Archive (the product's delete): hidden from the customer's users,
         history kept (I4). Allowed when open with nothing paid, paid, or void;
@@ -1077,6 +1093,7 @@ class Invoice:
 
     # -- the sync -------------------------------------------------------------------
 
+    @checked_arguments
     def apply_sync(
         self,
         *,
@@ -1109,6 +1126,7 @@ class Invoice:
 
     # -- payments (through altpay_core.payment) -------------------------------------
 
+    @checked_arguments
     def apply_payment(
         self, payment_id: PaymentId, amount: Money, *, at: dt.datetime | None = None
     ) -> Invoice:
@@ -1156,6 +1174,7 @@ class Invoice:
             event = self._event(InvoiceUpdated, ("amount_paid", "balance"), when)
         return _with_events(new, self, event)
 
+    @checked_arguments
     def release_payment(self, payment_id: PaymentId, *, at: dt.datetime | None = None) -> Invoice:
         """Give a payment's part back (it failed, was returned, charged back
         or refunded, I6): the balance goes up again, and a paid invoice is

@@ -24,6 +24,7 @@ import attrs
 import iso4217
 
 from . import _fields
+from ._arguments import checked_arguments, checked_constructor
 from .errors import CurrencyMismatch, FieldError, OperandError, ValidationError, cut, shown
 
 __all__ = ["Currency", "Money", "Rounding"]
@@ -118,6 +119,7 @@ def _rounding(value: object, path: str = "rounding") -> str:
         ) from None
 
 
+@checked_constructor
 @attrs.frozen(init=False, repr=False, eq=False, order=False)
 class Currency:
     """An ISO 4217 currency with its number of minor units.
@@ -184,6 +186,7 @@ class Currency:
             cls._registry[entry.code] = instance
 
     @classmethod
+    @checked_arguments
     def all(cls) -> tuple[Currency, ...]:
         """Every known currency, sorted by code."""
         return tuple(cls._registry[code] for code in sorted(cls._registry))
@@ -309,6 +312,7 @@ def _parse_amount(value: object, path: str = "amount") -> Decimal:
     return amount
 
 
+@checked_constructor
 @attrs.frozen(init=False, repr=False, eq=True, order=False)
 class Money:
     """An exact amount in one currency.
@@ -380,16 +384,16 @@ class Money:
         return money
 
     @classmethod
+    @checked_arguments
     def zero(cls, currency: str | Currency) -> Money:
         """Nothing, in ``currency``: ``Money.zero("JPY")``.
 
         Money is immutable, so each currency's zero is built once and shared.
         """
-        if cls is Money and type(currency) is Currency:
-            return _ZEROS[currency.code]
-        return cls(0, currency)
+        return _zero(currency) if cls is Money else cls(0, currency)
 
     @classmethod
+    @checked_arguments
     def from_minor_units(cls, units: int, currency: str | Currency) -> Money:
         """The amount of ``units`` cents (or the currency's minor unit).
 
@@ -407,6 +411,7 @@ class Money:
         return cls(Decimal(units).scaleb(-currency.minor_units, _CONTEXT), currency)
 
     @classmethod
+    @checked_arguments
     def sum(cls, amounts: Iterable[Money], currency: str | Currency) -> Money:
         """The total of ``amounts``, all in ``currency`` (zero when empty).
 
@@ -420,7 +425,7 @@ class Money:
         :class:`~altpay_core.errors.ValidationError` at ``amounts[i]`` (or
         ``amounts``).
         """
-        zero = cls.zero(currency)
+        zero = _zero(currency)
         kind, total = zero.currency, zero.amount
         try:
             if isinstance(amounts, str | bytes | bytearray):  # iterable, but of no money
@@ -457,7 +462,7 @@ class Money:
         the same refusals included, without building a ``Money`` for each
         product: a quantized amount times a whole number is quantized.
         """
-        total = cls.zero(currency).amount
+        total = _zero(currency).amount
         multiply, add = _CONTEXT.multiply, _CONTEXT.add  # once, not once a line
         for unit, quantity in pairs:
             if unit.currency is not currency:
@@ -561,6 +566,7 @@ class Money:
 
     __rmul__ = __mul__
 
+    @checked_arguments
     def multiply(
         self, factor: int | Decimal | str, *, rounding: Rounding | str | None = None
     ) -> Money:
@@ -579,6 +585,7 @@ class Money:
         ratio = _parse_amount(factor, "factor")
         return self._times(ratio, 0, None if rounding is None else _rounding(rounding), "factor")
 
+    @checked_arguments
     def percent(
         self, rate: int | Decimal | str, *, rounding: Rounding | str | None = None
     ) -> Money:
@@ -627,6 +634,7 @@ class Money:
             raise _too_large()
         return Money._exact(rounded, currency)
 
+    @checked_arguments
     def allocate(self, ratios: Sequence[int | Decimal | str]) -> list[Money]:
         """Split into parts in proportion to ``ratios``; the parts sum exactly.
 
@@ -685,6 +693,7 @@ class Money:
             for share in shares
         ]
 
+    @checked_arguments
     def split(self, parts: int) -> list[Money]:
         """Split into ``parts`` equal parts; the first take any extra minor units.
 
@@ -771,6 +780,14 @@ _ZEROS: Final = {
     currency.code: Money._exact(_CONTEXT.quantize(Decimal(0), currency.quantum), currency)
     for currency in Currency.all()
 }
+
+
+def _zero(currency: str | Currency) -> Money:
+    """``Money.zero(currency)``, for the library's own sums: shared zeros,
+    without the argument check of a call by hand."""
+    if type(currency) is Currency:
+        return _ZEROS[currency.code]
+    return Money(0, currency)
 
 
 def _with_amount_errors(

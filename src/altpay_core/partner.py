@@ -28,6 +28,7 @@ from typing import Any, Final
 import attrs
 
 from . import _fields
+from ._arguments import checked_arguments, checked_constructor
 from ._html import html_table
 from .errors import (
     FieldError,
@@ -307,6 +308,7 @@ ROLE_ACTIONS: Final[Mapping[Role, frozenset[Action]]] = MappingProxyType(
 """The permissions table: the actions each role may perform (read-only)."""
 
 
+@checked_constructor
 @attrs.frozen
 class TeamMember:
     """A partner's staff login: name, email and role.
@@ -330,6 +332,7 @@ class TeamMember:
         check.done()
 
     @classmethod
+    @checked_arguments
     def new(cls, *, name: str, email: str | EmailAddress, role: Role | str) -> TeamMember:
         """A new team member; every invalid field is reported at once."""
         found = FieldErrors()
@@ -339,6 +342,7 @@ class TeamMember:
         found.raise_if_any()
         return cls(TeamMemberId.new(), clean_name, clean_email, clean_role)
 
+    @checked_arguments
     def may(self, action: Action | str) -> bool:
         """Whether this member's role allows ``action``."""
         if type(action) is not Action:
@@ -370,6 +374,7 @@ def _tag_key(name: str) -> str:
     return unicodedata.normalize("NFKC", name).casefold()
 
 
+@checked_constructor
 @attrs.frozen
 class Tag:
     """A partner-defined label for customers: a name that is unique in the
@@ -400,6 +405,7 @@ class Tag:
         check.done()
 
     @classmethod
+    @checked_arguments
     def new(cls, *, name: str, colour: str, description: str | None = None) -> Tag:
         """A new tag with a fresh id; every invalid field is reported at once."""
         return cls(TagId.new(), name, colour, description)
@@ -484,6 +490,7 @@ def _fixed_fee(path: str, value: object, currency: Currency | None) -> Money:
     return money
 
 
+@checked_constructor
 @attrs.frozen
 class CardFeePolicy:
     """How a partner's card fees are charged: who bears them, and the rate.
@@ -512,6 +519,7 @@ class CardFeePolicy:
         check.done()
 
     @classmethod
+    @checked_arguments
     def default(cls, currency: str | Currency) -> CardFeePolicy:
         """2.9% + 0.30 (in ``currency``), passed to the customer."""
         if not isinstance(currency, str | Currency):
@@ -533,6 +541,7 @@ class CardFeePolicy:
         """Whether card fees are added to what the customer pays."""
         return self.bearer is CardFeeBearer.CUSTOMER
 
+    @checked_arguments
     def fee_for(self, amount: Money) -> Money:
         """The card fee on a card payment of ``amount`` (in the policy's
         currency), whoever bears it; nothing on a zero amount.
@@ -562,6 +571,7 @@ def _system(path: str, value: object) -> str:
     return _fields.system_name(path, value)
 
 
+@checked_constructor
 @attrs.frozen
 class Integration:
     """A PSA or accounting system the partner has connected.
@@ -636,6 +646,7 @@ def _default_card_fees(partner: Partner) -> CardFeePolicy:
         return CardFeePolicy.default("USD")
 
 
+@checked_constructor
 @attrs.frozen(repr=False)
 class Partner:
     """A firm that bills its customers on the platform.
@@ -700,6 +711,7 @@ class Partner:
     # -- building ---------------------------------------------------------
 
     @classmethod
+    @checked_arguments
     def create(
         cls,
         *,
@@ -749,6 +761,7 @@ class Partner:
 
     # -- permissions ------------------------------------------------------
 
+    @checked_arguments
     def member(self, member: TeamMemberId | TeamMember) -> TeamMember:
         """The team member with that id (``NotFound`` if not on this team;
         ``ValidationError`` for anything but a member or a member's id)."""
@@ -771,6 +784,7 @@ class Partner:
                 return candidate
         raise NotFound("team member", wanted)
 
+    @checked_arguments
     def authorize(self, by: TeamMemberId | TeamMember, action: Action | str) -> TeamMember:
         """The one permission check: the member, if their role allows ``action``.
 
@@ -793,6 +807,7 @@ class Partner:
 
     # -- team -------------------------------------------------------------
 
+    @checked_arguments
     def add_team_member(
         self,
         *,
@@ -813,6 +828,7 @@ class Partner:
             )
         return attrs.evolve(self, team=(*self.team, member))
 
+    @checked_arguments
     def change_role(
         self,
         member: TeamMemberId | TeamMember,
@@ -831,6 +847,7 @@ class Partner:
         self._keep_an_admin(team)
         return attrs.evolve(self, team=team)
 
+    @checked_arguments
     def remove_team_member(
         self, member: TeamMemberId | TeamMember, *, by: TeamMemberId | TeamMember | None = None
     ) -> Partner:
@@ -853,6 +870,7 @@ class Partner:
 
     # -- tags ---------------------------------------------------------------
 
+    @checked_arguments
     def tag(self, tag: TagId | Tag | str) -> Tag:
         """The tag with that id, or that name (compared case-insensitively).
 
@@ -877,6 +895,7 @@ class Partner:
             )
         raise NotFound("tag", tag)
 
+    @checked_arguments
     def add_tag(
         self,
         *,
@@ -892,6 +911,7 @@ class Partner:
         self._refuse_duplicate_tag(tag, self.tags)
         return attrs.evolve(self, tags=(*self.tags, tag))
 
+    @checked_arguments
     def update_tag(
         self,
         tag: TagId | Tag | str,
@@ -918,6 +938,7 @@ class Partner:
         self._refuse_duplicate_tag(new, others)
         return attrs.evolve(self, tags=tuple(new if t is old else t for t in self.tags))
 
+    @checked_arguments
     def delete_tag(
         self, tag: TagId | Tag | str, *, by: TeamMemberId | TeamMember | None = None
     ) -> Partner:
@@ -944,6 +965,7 @@ class Partner:
 
     # -- card fees and integrations ------------------------------------------
 
+    @checked_arguments
     def set_card_fees(
         self,
         *,
@@ -980,6 +1002,7 @@ class Partner:
             return self
         return attrs.evolve(self, card_fees=policy)
 
+    @checked_arguments
     def connect_integration(
         self,
         system: str,
@@ -1001,6 +1024,7 @@ class Partner:
             )
         return attrs.evolve(self, integrations=(*self.integrations, integration))
 
+    @checked_arguments
     def disconnect_integration(
         self, system: str, *, by: TeamMemberId | TeamMember | None = None
     ) -> Partner:
@@ -1021,6 +1045,7 @@ class Partner:
         """Whether a connected integration syncs invoices."""
         return any(i.syncs_invoices for i in self.integrations)
 
+    @checked_arguments
     def integration(self, system: str) -> Integration:
         """The connected integration named ``system`` (any case).
 

@@ -55,6 +55,7 @@ from typing import Any, Final
 import attrs
 
 from . import _fields
+from ._arguments import checked_arguments, checked_constructor
 from ._html import html_table
 from .access import Impersonation, Viewer, require_pay
 from .customer import Customer, CustomerUser
@@ -209,6 +210,7 @@ class ReturnKind(enum.Enum):
 # -- values -------------------------------------------------------------------------------
 
 
+@checked_constructor
 @attrs.frozen
 class Allocation:
     """The part of a payment that goes to one invoice, and its share of the
@@ -268,6 +270,7 @@ class Allocation:
         found.raise_if_any()
 
 
+@checked_arguments
 def card_fee_for(
     partner: Partner, customer: Customer, amount: Money, method: PaymentMethodType | str = "card"
 ) -> Fee | None:
@@ -303,6 +306,7 @@ def _refuse_other_partner(partner: Partner, customer: Customer) -> None:
         )
 
 
+@checked_arguments
 def split_card_fee(fee: Money, amounts: Sequence[Money]) -> list[Money]:
     """Share ``fee`` across the ``amounts`` of a batch, in proportion to them.
 
@@ -340,6 +344,7 @@ def _key(path: str, value: object) -> str:
     return _fields.required_text(path, value, max_length=_KEY_MAX)
 
 
+@checked_constructor
 @attrs.frozen(kw_only=True)
 class Payment:
     """Money a customer user sends for one or more invoices of one customer.
@@ -640,6 +645,7 @@ class Payment:
         """The invoices it pays, in order."""
         return tuple(part.invoice_id for part in self.allocations)
 
+    @checked_arguments
     def allocation(self, invoice_id: InvoiceId) -> Allocation:
         """Its allocation to ``invoice_id`` (``NotFound`` if none)."""
         for part in self.allocations:
@@ -649,6 +655,7 @@ class Payment:
 
     # -- commands that touch no invoice ---------------------------------------------
 
+    @checked_arguments
     def succeed(self, at: dt.datetime | None = None) -> Payment:
         """The processor says it went through: ``processing`` -> ``succeeded``
         (``payment_succeeded``) at ``at`` (now if omitted). The invoices are
@@ -663,6 +670,7 @@ class Payment:
         new = attrs.evolve(self, status=PaymentStatus.SUCCEEDED, succeeded_at=when)
         return _with_events(new, self, self._event(PaymentSucceeded, when, ("status",)))
 
+    @checked_arguments
     def settle(self, at: dt.datetime | None = None) -> Payment:
         """Its funds settled: records ``settled_at`` (``payment_settled``),
         ``at`` (now if omitted); the status stays ``succeeded``. Only a
@@ -730,6 +738,7 @@ def _unavailable(method: PaymentMethodType, currency: Currency) -> str:
 # -- idempotency --------------------------------------------------------------------------
 
 
+@checked_arguments
 def request_fingerprint(
     *,
     customer_id: CustomerId,
@@ -813,6 +822,7 @@ def _fingerprint_parts(
     return parts
 
 
+@checked_arguments
 def replay_payment(existing: Payment, *, idempotency_key: str, fingerprint: str) -> Payment:
     """The payment stored under ``idempotency_key``, if the request now made
     is the same (same fingerprint): the first payment, unchanged.
@@ -844,6 +854,7 @@ def replay_payment(existing: Payment, *, idempotency_key: str, fingerprint: str)
 # -- paying -------------------------------------------------------------------------------
 
 
+@checked_arguments
 def pay_invoices(
     partner: Partner,
     customer: Customer,
@@ -1135,6 +1146,7 @@ def _release(
     return tuple(invoice.release_payment(payment.id, at=when) for invoice in given)
 
 
+@checked_arguments
 def fail_payment(
     payment: Payment, invoices: Iterable[Invoice], *, at: dt.datetime | None = None
 ) -> tuple[Payment, tuple[Invoice, ...]]:
@@ -1160,6 +1172,7 @@ def fail_payment(
     return new, _release(payment, invoices, when)
 
 
+@checked_arguments
 def return_payment(
     payment: Payment,
     invoices: Iterable[Invoice],
@@ -1208,6 +1221,7 @@ def return_payment(
     return new, _release(payment, invoices, when)
 
 
+@checked_arguments
 def charge_back_payment(
     payment: Payment, invoices: Iterable[Invoice], *, at: dt.datetime | None = None
 ) -> tuple[Payment, tuple[Invoice, ...]]:
@@ -1238,6 +1252,7 @@ def charge_back_payment(
     return new, _release(payment, invoices, when)
 
 
+@checked_arguments
 def refund_payment(
     payment: Payment,
     invoices: Iterable[Invoice],
@@ -1349,6 +1364,7 @@ def _display_name(path: str, value: object) -> str:
     return text
 
 
+@checked_constructor
 @attrs.frozen(kw_only=True)
 class PaymentMethod:
     """A card or bank account a customer saved: its kind, a display name
@@ -1390,6 +1406,7 @@ class PaymentMethod:
         return f"{self.display_name} ending in {self.last4}"
 
 
+@checked_constructor
 @attrs.frozen(kw_only=True)
 class CustomerPaymentMethods:
     """A customer's saved payment methods and which one is the default.
@@ -1441,6 +1458,7 @@ class CustomerPaymentMethods:
             )
 
     @classmethod
+    @checked_arguments
     def of(cls, customer: Customer) -> CustomerPaymentMethods:
         """No saved methods yet, for ``customer``."""
         _fields.argument("customer", customer, Customer, "a Customer")
@@ -1460,6 +1478,7 @@ class CustomerPaymentMethods:
             return None
         return self.method(self.default_id)
 
+    @checked_arguments
     def method(self, method_id: PaymentMethodId) -> PaymentMethod:
         """The method with that id, active or archived (``NotFound`` otherwise)."""
         for method in self.methods:
@@ -1467,6 +1486,7 @@ class CustomerPaymentMethods:
                 return method
         raise NotFound("payment method", method_id)
 
+    @checked_arguments
     def require_default(self, purpose: str) -> PaymentMethod:
         """The default method, or an :class:`~altpay_core.errors.InvariantViolation`
         that says ``purpose`` needs a method on file (rule ``method-on-file``)."""
@@ -1478,6 +1498,7 @@ class CustomerPaymentMethods:
 
     # -- commands -----------------------------------------------------------------
 
+    @checked_arguments
     def add(
         self,
         *,
@@ -1506,6 +1527,7 @@ class CustomerPaymentMethods:
         new = attrs.evolve(self, methods=(*self.methods, method), default_id=default)
         return self._changed(new, when, added=True, deleted=False)
 
+    @checked_arguments
     def archive(
         self, method_id: PaymentMethodId, *, at: dt.datetime | None = None
     ) -> CustomerPaymentMethods:
@@ -1528,6 +1550,7 @@ class CustomerPaymentMethods:
         new = attrs.evolve(self, methods=methods, default_id=default)
         return self._changed(new, when, added=False, deleted=True)
 
+    @checked_arguments
     def replace(
         self,
         method_id: PaymentMethodId,
@@ -1553,6 +1576,7 @@ class CustomerPaymentMethods:
         )
         return added.archive(method_id, at=at)
 
+    @checked_arguments
     def set_default(
         self, method_id: PaymentMethodId, *, at: dt.datetime | None = None
     ) -> CustomerPaymentMethods:
@@ -1597,6 +1621,7 @@ def _no_method(purpose: str) -> InvariantViolation:
     )
 
 
+@checked_arguments
 def method_on_file(
     methods: CustomerPaymentMethods | None,
     customer: Customer,
@@ -1639,6 +1664,7 @@ def method_on_file(
     return chosen
 
 
+@checked_arguments
 def charge_now(
     partner: Partner,
     customer: Customer,
@@ -1701,6 +1727,7 @@ def _retried_method(
 _PARTNER_CURRENCIES: Final = tuple(sorted(set(COUNTRY_CURRENCIES.values()), reverse=True))
 
 
+@checked_constructor
 class ScheduledPaymentId(EntityId):
     """The id of a scheduled payment: ``sch_...``."""
 
@@ -1718,6 +1745,7 @@ class ScheduledPaymentStatus(enum.Enum):
     """It ran: ``payment_id`` names the payment it made."""
 
 
+@checked_constructor
 @attrs.frozen(kw_only=True)
 class ScheduledPayment:
     """A customer user's payment of one invoice on a chosen date, with a
@@ -1775,12 +1803,14 @@ class ScheduledPayment:
                 path="payment_id",
             )
 
+    @checked_arguments
     def is_due(self, today: dt.date) -> bool:
         """Scheduled, and its date has come (``today`` a date: anything else
         is an ``invalid_date`` error)."""
         day = _fields.plain_date("today", today)
         return self.status is ScheduledPaymentStatus.SCHEDULED and self.pay_on <= day
 
+    @checked_arguments
     def cancel(self) -> ScheduledPayment:
         """Cancel it before it runs; cancelling a cancelled one changes nothing."""
         if self.status is ScheduledPaymentStatus.CANCELED:
@@ -1794,6 +1824,7 @@ class ScheduledPayment:
         return attrs.evolve(self, status=ScheduledPaymentStatus.CANCELED)
 
 
+@checked_arguments
 def schedule_payment(
     partner: Partner,
     customer: Customer,
@@ -1859,6 +1890,7 @@ def schedule_payment(
     )
 
 
+@checked_arguments
 def run_scheduled_payment(
     scheduled: ScheduledPayment,
     *,

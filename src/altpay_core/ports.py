@@ -46,6 +46,7 @@ from typing import Final, Generic, Self, TypeVar
 import attrs
 
 from . import _fields
+from ._arguments import checked_constructor
 from .customer import AccessRequest, AccessRequestStatus, Customer, CustomerStatus
 from .errors import (
     AltpayError,
@@ -192,6 +193,7 @@ class PageRequest:
         )
 
 
+@checked_constructor
 @attrs.frozen
 class Page(Generic[T]):
     """One page of a listing, with the cursors to move on from it."""
@@ -738,6 +740,7 @@ class ScheduledPaymentRepository(abc.ABC):
 # -- outbox ------------------------------------------------------------------------
 
 
+@checked_constructor
 @attrs.frozen
 class OutboxMessage:
     """An event stored with its aggregate, waiting to be published.

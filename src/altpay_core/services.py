@@ -72,6 +72,8 @@ from altpay_core.values import (
     TeamMemberId,
 )
 
+from ._arguments import checked_arguments
+
 __all__ = [
     "add_access_request_to_customer",
     "cancel_scheduled_payment",
@@ -115,6 +117,7 @@ def _storing(uow: UnitOfWork) -> Iterator[None]:
         raise
 
 
+@checked_arguments
 def delete_tag(
     uow: UnitOfWork,
     partner_id: PartnerId,
@@ -152,6 +155,7 @@ def delete_tag(
     return stored
 
 
+@checked_arguments
 def create_customer(
     uow: UnitOfWork,
     draft: CustomerDraft,
@@ -180,6 +184,7 @@ def create_customer(
     return customer
 
 
+@checked_arguments
 def add_access_request_to_customer(
     uow: UnitOfWork,
     partner_id: PartnerId,
@@ -211,6 +216,7 @@ def add_access_request_to_customer(
     return stored_request, stored_customer
 
 
+@checked_arguments
 def create_customer_from_access_request(
     uow: UnitOfWork,
     partner_id: PartnerId,
@@ -246,6 +252,7 @@ def create_customer_from_access_request(
     return stored_request, stored_customer
 
 
+@checked_arguments
 def reject_access_request(
     uow: UnitOfWork,
     partner_id: PartnerId,
@@ -297,6 +304,7 @@ def _store_payment(
     return stored, touched
 
 
+@checked_arguments
 def pay_invoices(
     uow: UnitOfWork,
     partner_id: PartnerId,
@@ -363,6 +371,7 @@ def pay_invoices(
     return _store_payment(uow, payment, touched)
 
 
+@checked_arguments
 def charge_now(
     uow: UnitOfWork,
     partner_id: PartnerId,
@@ -413,6 +422,7 @@ def _payment_and_invoices(
     return payment, [uow.invoices.get(partner_id, i) for i in payment.invoice_ids]
 
 
+@checked_arguments
 def succeed_payment(
     uow: UnitOfWork, partner_id: PartnerId, payment_id: PaymentId, *, at: dt.datetime | None = None
 ) -> Payment:
@@ -429,6 +439,7 @@ def succeed_payment(
     return stored
 
 
+@checked_arguments
 def settle_payment(
     uow: UnitOfWork, partner_id: PartnerId, payment_id: PaymentId, *, at: dt.datetime | None = None
 ) -> Payment:
@@ -444,6 +455,7 @@ def settle_payment(
     return stored
 
 
+@checked_arguments
 def fail_payment(
     uow: UnitOfWork, partner_id: PartnerId, payment_id: PaymentId, *, at: dt.datetime | None = None
 ) -> tuple[Payment, tuple[Invoice, ...]]:
@@ -455,6 +467,7 @@ def fail_payment(
     return _store_payment(uow, *_payment.fail_payment(payment, invoices, at=at))
 
 
+@checked_arguments
 def return_payment(
     uow: UnitOfWork,
     partner_id: PartnerId,
@@ -470,6 +483,7 @@ def return_payment(
     return _store_payment(uow, *_payment.return_payment(payment, invoices, kind, at=at))
 
 
+@checked_arguments
 def charge_back_payment(
     uow: UnitOfWork, partner_id: PartnerId, payment_id: PaymentId, *, at: dt.datetime | None = None
 ) -> tuple[Payment, tuple[Invoice, ...]]:
@@ -481,6 +495,7 @@ def charge_back_payment(
     return _store_payment(uow, *_payment.charge_back_payment(payment, invoices, at=at))
 
 
+@checked_arguments
 def refund_payment(
     uow: UnitOfWork,
     partner_id: PartnerId,
@@ -500,6 +515,7 @@ def refund_payment(
 # -- scheduled payments ----------------------------------------------------------------
 
 
+@checked_arguments
 def schedule_payment(
     uow: UnitOfWork,
     partner_id: PartnerId,
@@ -538,6 +554,7 @@ def schedule_payment(
     return stored
 
 
+@checked_arguments
 def run_scheduled_payment(
     uow: UnitOfWork,
     partner_id: PartnerId,
@@ -571,6 +588,7 @@ def run_scheduled_payment(
     return stored, stored_payment, stored_invoice
 
 
+@checked_arguments
 def cancel_scheduled_payment(
     uow: UnitOfWork, partner_id: PartnerId, scheduled_id: ScheduledPaymentId
 ) -> ScheduledPayment:

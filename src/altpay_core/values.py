@@ -33,6 +33,8 @@ from stdnum.us import ein as stdnum_ein
 from altpay_core._fields import NOT_TEXT, system_name, valid_unicode
 from altpay_core.errors import FieldError, FieldErrors, ValidationError, shown
 
+from ._arguments import checked_arguments, checked_constructor
+
 __all__ = [
     "AccessRequestId",
     "Address",
@@ -156,6 +158,7 @@ def _normalise_email(text: str) -> tuple[str, str]:
     return normalised, f"{local.casefold()}@{domain}"
 
 
+@checked_constructor
 @attrs.frozen(init=False, repr=False)
 class EmailAddress:
     """An email address, normalised by email-validator (no DNS look-up).
@@ -526,6 +529,7 @@ def _one_of(letters: str) -> str:
     return ", ".join(letters[:-1]) + " or " + letters[-1]
 
 
+@checked_constructor
 @attrs.frozen(init=False)
 class Address:
     """A postal address in the United States or Canada.
@@ -591,6 +595,7 @@ class Address:
         self.__attrs_init__(line1, city, region, postal_code, country, line2)
 
     @classmethod
+    @checked_arguments
     def from_mapping(cls, data: Mapping[str, object]) -> Address:
         """Build an address from a mapping of its fields, as a form posts them.
 
@@ -636,6 +641,7 @@ class Address:
         address._set(fields)
         return address
 
+    @checked_arguments
     def lines(self) -> tuple[str, ...]:
         """The address as printed on an invoice, one string per line.
 
@@ -668,6 +674,7 @@ def _ein_prefix_assigned(prefix: str) -> bool:
     return bool(stdnum_ein.is_valid(prefix + "0000000"))
 
 
+@checked_constructor
 @attrs.frozen(init=False, repr=False)
 class EIN:
     """A US Employer Identification Number: nine digits, ``XX-XXXXXXX``.
@@ -733,6 +740,7 @@ class EIN:
 _REF_ID_MAX: Final = 255
 
 
+@checked_constructor
 @attrs.frozen(init=False)
 class ExternalRef:
     """Where a synced record comes from: an integration and the id it uses.
@@ -780,6 +788,7 @@ class ExternalRef:
 _ID_KINDS: dict[str, type[EntityId]] = {}
 
 
+@checked_constructor
 @attrs.frozen(init=False, order=True, repr=False)
 class EntityId:
     """The base of typed ids: a string such as ``cus_4f9c...``.
@@ -825,6 +834,7 @@ class EntityId:
             _ID_KINDS.setdefault(cls.prefix, cls)
 
     @classmethod
+    @checked_arguments
     def parse(cls, value: str) -> EntityId:
         """Parse an id; on ``EntityId`` itself, of whichever kind its prefix names.
 
@@ -862,6 +872,7 @@ class EntityId:
         object.__setattr__(self, "value", value)
 
     @classmethod
+    @checked_arguments
     def new(cls) -> Self:
         """A fresh, random id of this kind.
 
@@ -877,6 +888,7 @@ class EntityId:
         return f"{type(self).__name__}({self.value!r})"
 
 
+@checked_constructor
 class PartnerId(EntityId):
     """The id of a partner: ``par_...``."""
 
@@ -885,6 +897,7 @@ class PartnerId(EntityId):
     label = "partner id"
 
 
+@checked_constructor
 class TeamMemberId(EntityId):
     """The id of a partner's team member: ``tm_...``."""
 
@@ -893,6 +906,7 @@ class TeamMemberId(EntityId):
     label = "team member id"
 
 
+@checked_constructor
 class CustomerId(EntityId):
     """The id of a customer: ``cus_...``."""
 
@@ -901,6 +915,7 @@ class CustomerId(EntityId):
     label = "customer id"
 
 
+@checked_constructor
 class UserId(EntityId):
     """The id of a customer user: ``usr_...``."""
 
@@ -909,6 +924,7 @@ class UserId(EntityId):
     label = "user id"
 
 
+@checked_constructor
 class AccessRequestId(EntityId):
     """The id of an access request: ``acr_...``."""
 
@@ -917,6 +933,7 @@ class AccessRequestId(EntityId):
     label = "access request id"
 
 
+@checked_constructor
 class TagId(EntityId):
     """The id of a partner's tag: ``tag_...``."""
 
@@ -925,6 +942,7 @@ class TagId(EntityId):
     label = "tag id"
 
 
+@checked_constructor
 class InvoiceId(EntityId):
     """The id of an invoice: ``inv_...``."""
 
@@ -933,6 +951,7 @@ class InvoiceId(EntityId):
     label = "invoice id"
 
 
+@checked_constructor
 class PaymentId(EntityId):
     """The id of a payment: ``pay_...``."""
 
@@ -941,6 +960,7 @@ class PaymentId(EntityId):
     label = "payment id"
 
 
+@checked_constructor
 class PaymentMethodId(EntityId):
     """The id of a customer's saved payment method: ``pm_...``."""
 

@@ -53,6 +53,7 @@ from typing import Any, Generic, NoReturn, TypeVar
 import attrs
 
 from altpay_core import _fields
+from altpay_core._arguments import checked_arguments, checked_constructor
 from altpay_core.customer import AccessRequest, AccessRequestStatus, Customer, CustomerStatus
 from altpay_core.errors import (
     AltpayError,
@@ -1568,15 +1569,18 @@ def _date(path: str, value: object) -> str:
     return _fields.plain_date(path, value).isoformat()
 
 
+@checked_constructor
 class SqlPartners(PartnerRepository):
     def __init__(self, uow: SqlUnitOfWork[Any]) -> None:
         self._uow = uow
 
+    @checked_arguments
     def get(self, partner_id: PartnerId) -> Partner:
         key = _partner_key(partner_id)
         partner: Partner = self._uow._get_or_raise(PARTNERS, key, key, partner_id)
         return partner
 
+    @checked_arguments
     def save(self, partner: Partner) -> Partner:
         _require(partner, Partner, "partner")
         uow = self._uow
@@ -1592,10 +1596,12 @@ class SqlPartners(PartnerRepository):
         return saved
 
 
+@checked_constructor
 class SqlCustomers(CustomerRepository):
     def __init__(self, uow: SqlUnitOfWork[Any]) -> None:
         self._uow = uow
 
+    @checked_arguments
     def get(self, partner_id: PartnerId, customer_id: CustomerId) -> Customer:
         customer: Customer = self._uow._get_or_raise(
             CUSTOMERS,
@@ -1605,6 +1611,7 @@ class SqlCustomers(CustomerRepository):
         )
         return customer
 
+    @checked_arguments
     def get_by_external_ref(self, partner_id: PartnerId, ref: ExternalRef) -> Customer:
         ref = _ref(ref)
         customer: Customer = self._uow._get_unique_or_raise(
@@ -1612,6 +1619,7 @@ class SqlCustomers(CustomerRepository):
         )
         return customer
 
+    @checked_arguments
     def with_user(self, partner_id: PartnerId, email: EmailAddress | str) -> list[Customer]:
         return self._uow._load_all(
             Customer,
@@ -1619,9 +1627,11 @@ class SqlCustomers(CustomerRepository):
             (_email_key(email), _partner_key(partner_id)),
         )
 
+    @checked_arguments
     def accounts_of(self, email: EmailAddress | str) -> list[Customer]:
         return self._uow._load_all(Customer, self._uow._sql.accounts_of, (_email_key(email),))
 
+    @checked_arguments
     def list(
         self,
         partner_id: PartnerId,
@@ -1655,6 +1665,7 @@ class SqlCustomers(CustomerRepository):
                     params.append(upper)
         return _page(self._uow, CUSTOMER_LISTING, where, params, request)
 
+    @checked_arguments
     def save(self, customer: Customer) -> Customer:
         _require(customer, Customer, "customer")
         return self._uow._save(CUSTOMERS, customer)
@@ -1730,10 +1741,12 @@ def _page(
     )
 
 
+@checked_constructor
 class SqlAccessRequests(AccessRequestRepository):
     def __init__(self, uow: SqlUnitOfWork[Any]) -> None:
         self._uow = uow
 
+    @checked_arguments
     def get(self, partner_id: PartnerId, request_id: AccessRequestId) -> AccessRequest:
         request: AccessRequest = self._uow._get_or_raise(
             ACCESS_REQUESTS,
@@ -1743,6 +1756,7 @@ class SqlAccessRequests(AccessRequestRepository):
         )
         return request
 
+    @checked_arguments
     def list(
         self, partner_id: PartnerId, *, status: AccessRequestStatus | None = None
     ) -> list[AccessRequest]:
@@ -1752,6 +1766,7 @@ class SqlAccessRequests(AccessRequestRepository):
         value = _status(status, AccessRequestStatus, "status").value
         return self._uow._load_all(AccessRequest, sql.access_requests_by_status, (partner, value))
 
+    @checked_arguments
     def save(self, request: AccessRequest) -> AccessRequest:
         _require(request, AccessRequest, "request")
         uow = self._uow
@@ -1778,10 +1793,12 @@ class SqlAccessRequests(AccessRequestRepository):
         return saved
 
 
+@checked_constructor
 class SqlInvoices(InvoiceRepository):
     def __init__(self, uow: SqlUnitOfWork[Any]) -> None:
         self._uow = uow
 
+    @checked_arguments
     def get(self, partner_id: PartnerId, invoice_id: InvoiceId) -> Invoice:
         invoice: Invoice = self._uow._get_or_raise(
             INVOICES,
@@ -1791,6 +1808,7 @@ class SqlInvoices(InvoiceRepository):
         )
         return invoice
 
+    @checked_arguments
     def get_by_number(self, partner_id: PartnerId, number: str) -> Invoice:
         key = _text("number", number)
         invoice: Invoice = self._uow._get_unique_or_raise(
@@ -1798,6 +1816,7 @@ class SqlInvoices(InvoiceRepository):
         )
         return invoice
 
+    @checked_arguments
     def get_by_external_ref(self, partner_id: PartnerId, ref: ExternalRef) -> Invoice:
         ref = _ref(ref)
         invoice: Invoice = self._uow._get_unique_or_raise(
@@ -1805,6 +1824,7 @@ class SqlInvoices(InvoiceRepository):
         )
         return invoice
 
+    @checked_arguments
     def list(
         self,
         partner_id: PartnerId,
@@ -1835,6 +1855,7 @@ class SqlInvoices(InvoiceRepository):
             params.append(_date("due_to", due_to) + "!")
         return _page(self._uow, INVOICE_LISTING, where, params, request)
 
+    @checked_arguments
     def overdue(
         self,
         partner_id: PartnerId,
@@ -1864,15 +1885,18 @@ class SqlInvoices(InvoiceRepository):
             params.append(str(_fields.entity_id("customer_id", customer_id, CustomerId)))
         return where, params
 
+    @checked_arguments
     def save(self, invoice: Invoice) -> Invoice:
         _require(invoice, Invoice, "invoice")
         return self._uow._save(INVOICES, invoice)
 
 
+@checked_constructor
 class SqlPayments(PaymentRepository):
     def __init__(self, uow: SqlUnitOfWork[Any]) -> None:
         self._uow = uow
 
+    @checked_arguments
     def get(self, partner_id: PartnerId, payment_id: PaymentId) -> Payment:
         payment: Payment = self._uow._get_or_raise(
             PAYMENTS,
@@ -1882,11 +1906,13 @@ class SqlPayments(PaymentRepository):
         )
         return payment
 
+    @checked_arguments
     def get_by_idempotency_key(self, partner_id: PartnerId, key: str) -> Payment | None:
         claim = (_partner_key(partner_id), _text("key", key))
         payment: Payment | None = self._uow._get_unique(PAYMENTS, 0, claim)
         return payment
 
+    @checked_arguments
     def for_invoice(self, partner_id: PartnerId, invoice_id: InvoiceId) -> list[Payment]:
         return self._uow._load_all(
             Payment,
@@ -1894,15 +1920,18 @@ class SqlPayments(PaymentRepository):
             (_partner_key(partner_id), str(_fields.entity_id("invoice_id", invoice_id, InvoiceId))),
         )
 
+    @checked_arguments
     def save(self, payment: Payment) -> Payment:
         _require(payment, Payment, "payment")
         return self._uow._save(PAYMENTS, payment)
 
 
+@checked_constructor
 class SqlPaymentMethods(PaymentMethodRepository):
     def __init__(self, uow: SqlUnitOfWork[Any]) -> None:
         self._uow = uow
 
+    @checked_arguments
     def get(self, partner_id: PartnerId, customer_id: CustomerId) -> CustomerPaymentMethods:
         partner = _fields.entity_id("partner_id", partner_id, PartnerId)
         customer = _fields.entity_id("customer_id", customer_id, CustomerId)
@@ -1913,15 +1942,18 @@ class SqlPaymentMethods(PaymentMethodRepository):
             return CustomerPaymentMethods(partner_id=partner, customer_id=customer)
         return methods
 
+    @checked_arguments
     def save(self, methods: CustomerPaymentMethods) -> CustomerPaymentMethods:
         _require(methods, CustomerPaymentMethods, "methods")
         return self._uow._save(PAYMENT_METHODS, methods)
 
 
+@checked_constructor
 class SqlScheduledPayments(ScheduledPaymentRepository):
     def __init__(self, uow: SqlUnitOfWork[Any]) -> None:
         self._uow = uow
 
+    @checked_arguments
     def get(self, partner_id: PartnerId, scheduled_id: ScheduledPaymentId) -> ScheduledPayment:
         scheduled: ScheduledPayment = self._uow._get_or_raise(
             SCHEDULED_PAYMENTS,
@@ -1931,6 +1963,7 @@ class SqlScheduledPayments(ScheduledPaymentRepository):
         )
         return scheduled
 
+    @checked_arguments
     def due(self, partner_id: PartnerId, as_of: dt.date) -> list[ScheduledPayment]:
         return self._uow._load_all(
             ScheduledPayment,
@@ -1938,6 +1971,7 @@ class SqlScheduledPayments(ScheduledPaymentRepository):
             (_partner_key(partner_id), _date("as_of", as_of)),
         )
 
+    @checked_arguments
     def for_invoice(self, partner_id: PartnerId, invoice_id: InvoiceId) -> list[ScheduledPayment]:
         return self._uow._load_all(
             ScheduledPayment,
@@ -1945,20 +1979,24 @@ class SqlScheduledPayments(ScheduledPaymentRepository):
             (_partner_key(partner_id), str(_fields.entity_id("invoice_id", invoice_id, InvoiceId))),
         )
 
+    @checked_arguments
     def save(self, scheduled: ScheduledPayment) -> ScheduledPayment:
         _require(scheduled, ScheduledPayment, "scheduled")
         return self._uow._save(SCHEDULED_PAYMENTS, scheduled)
 
 
+@checked_constructor
 class SqlOutbox(Outbox):
     def __init__(self, uow: SqlUnitOfWork[Any]) -> None:
         self._uow = uow
 
+    @checked_arguments
     def pending(self, limit: int = DEFAULT_PAGE_SIZE) -> list[OutboxMessage]:
         request = PageRequest.parse(limit)
         rows = self._uow._pending_messages(request.limit)
         return [OutboxMessage(int(row[0]), load_event(row[1])) for row in rows]
 
+    @checked_arguments
     def mark_published(self, positions: Iterable[int]) -> None:
         self._uow._mark_published(positions)
 

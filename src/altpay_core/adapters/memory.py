@@ -49,6 +49,7 @@ from typing import Any, Protocol, TypeVar
 import attrs
 
 from altpay_core import _fields
+from altpay_core._arguments import checked_arguments, checked_constructor
 from altpay_core.customer import AccessRequest, AccessRequestStatus, Customer, CustomerStatus
 from altpay_core.errors import AltpayError, ConcurrencyConflict, NotFound, ValidationError
 from altpay_core.events import Event
@@ -279,6 +280,7 @@ class _Staged:
     them until this one ends."""
 
 
+@checked_constructor
 class MemoryStore(Store):
     """Every aggregate and the outbox, in memory.
 
@@ -314,11 +316,13 @@ class MemoryStore(Store):
         # database connection that is closed does).
         self._claims: dict[int, weakref.ref[_Staged]] = {}
 
+    @checked_arguments
     def unit_of_work(self) -> MemoryUnitOfWork:
         """A new unit of work over this store (enter it with ``with``)."""
         self._check_open()
         return MemoryUnitOfWork(self)
 
+    @checked_arguments
     def close(self) -> None:
         """Drop the data; the store gives no more units of work."""
         with self._lock:
@@ -682,6 +686,7 @@ def _key_taken(key: _IdempotencyKey) -> ConcurrencyConflict:
     return idempotency_key_taken(key[1])
 
 
+@checked_constructor
 class MemoryUnitOfWork(UnitOfWork):
     """A unit of work over a :class:`MemoryStore`; get one from the store."""
 
@@ -701,6 +706,7 @@ class MemoryUnitOfWork(UnitOfWork):
         self._store._check_open()
         self.rollback()
 
+    @checked_arguments
     def commit(self) -> None:
         """Write everything staged, all or nothing; the unit of work stays
         usable. If the commit fails, what was staged is forgotten, as a
@@ -712,6 +718,7 @@ class MemoryUnitOfWork(UnitOfWork):
         finally:
             self._store._unclaim(staged)
 
+    @checked_arguments
     def rollback(self) -> None:
         """Forget everything staged."""
         staged, self._staged = self._staged, _Staged()
@@ -767,10 +774,12 @@ class MemoryUnitOfWork(UnitOfWork):
         return stored
 
 
+@checked_constructor
 class _Partners(PartnerRepository):
     def __init__(self, uow: MemoryUnitOfWork) -> None:
         self._uow = uow
 
+    @checked_arguments
     def get(self, partner_id: PartnerId) -> Partner:
         staged = self._uow._staging()
         partner_id = _fields.entity_id("partner_id", partner_id, PartnerId)
@@ -781,6 +790,7 @@ class _Partners(PartnerRepository):
             raise NotFound("partner", partner_id)
         return found
 
+    @checked_arguments
     def save(self, partner: Partner) -> Partner:
         staged = self._uow._staging()
         if not isinstance(partner, Partner):
@@ -789,6 +799,7 @@ class _Partners(PartnerRepository):
         return self._uow._stage(partner, "partner", staged.partners, staged.partner_base, committed)
 
 
+@checked_constructor
 class _Customers(CustomerRepository):
     def __init__(self, uow: MemoryUnitOfWork) -> None:
         self._uow = uow
@@ -798,6 +809,7 @@ class _Customers(CustomerRepository):
         staged = self._uow._staged.customers
         return [c for c in committed if c.id not in staged]
 
+    @checked_arguments
     def get(self, partner_id: PartnerId, customer_id: CustomerId) -> Customer:
         staged = self._uow._staging()
         partner_id = _fields.entity_id("partner_id", partner_id, PartnerId)
@@ -809,6 +821,7 @@ class _Customers(CustomerRepository):
             raise NotFound("customer", customer_id)
         return found
 
+    @checked_arguments
     def get_by_external_ref(self, partner_id: PartnerId, ref: ExternalRef) -> Customer:
         staged = self._uow._staging()
         partner_id = _fields.entity_id("partner_id", partner_id, PartnerId)
@@ -823,6 +836,7 @@ class _Customers(CustomerRepository):
             raise NotFound("customer", ref)
         return owner
 
+    @checked_arguments
     def with_user(self, partner_id: PartnerId, email: EmailAddress | str) -> list[Customer]:
         staged = self._uow._staging()
         partner_id = _fields.entity_id("partner_id", partner_id, PartnerId)
@@ -839,6 +853,7 @@ class _Customers(CustomerRepository):
         ]
         return sorted(found, key=_order)
 
+    @checked_arguments
     def accounts_of(self, email: EmailAddress | str) -> list[Customer]:
         staged = self._uow._staging()
         key = _email_key(email)
@@ -846,6 +861,7 @@ class _Customers(CustomerRepository):
         found += [c for c in staged.customers.values() if any(u.email.key == key for u in c.users)]
         return sorted((c for c in found if c.is_active), key=_order)
 
+    @checked_arguments
     def list(
         self,
         partner_id: PartnerId,
@@ -881,6 +897,7 @@ class _Customers(CustomerRepository):
         rows = sorted(filter(matches, rows), key=_order)
         return _page(rows, request, _order, customer_cursor)
 
+    @checked_arguments
     def save(self, customer: Customer) -> Customer:
         staged = self._uow._staging()
         if not isinstance(customer, Customer):
@@ -923,10 +940,12 @@ def _page(
     )
 
 
+@checked_constructor
 class _AccessRequests(AccessRequestRepository):
     def __init__(self, uow: MemoryUnitOfWork) -> None:
         self._uow = uow
 
+    @checked_arguments
     def get(self, partner_id: PartnerId, request_id: AccessRequestId) -> AccessRequest:
         staged = self._uow._staging()
         partner_id = _fields.entity_id("partner_id", partner_id, PartnerId)
@@ -936,6 +955,7 @@ class _AccessRequests(AccessRequestRepository):
             raise NotFound("access request", request_id)
         return found
 
+    @checked_arguments
     def list(
         self, partner_id: PartnerId, *, status: AccessRequestStatus | None = None
     ) -> list[AccessRequest]:
@@ -949,6 +969,7 @@ class _AccessRequests(AccessRequestRepository):
             key=lambda r: (r.requested_at, r.id.value),
         )
 
+    @checked_arguments
     def save(self, request: AccessRequest) -> AccessRequest:
         staged = self._uow._staging()
         if not isinstance(request, AccessRequest):
@@ -965,10 +986,12 @@ class _AccessRequests(AccessRequestRepository):
         return saved
 
 
+@checked_constructor
 class _Invoices(InvoiceRepository):
     def __init__(self, uow: MemoryUnitOfWork) -> None:
         self._uow = uow
 
+    @checked_arguments
     def get(self, partner_id: PartnerId, invoice_id: InvoiceId) -> Invoice:
         staged = self._uow._staging()
         partner_id = _fields.entity_id("partner_id", partner_id, PartnerId)
@@ -993,6 +1016,7 @@ class _Invoices(InvoiceRepository):
         owner = store._owner(index, store._invoices, key)
         return None if owner is None or owner.id in staged else owner
 
+    @checked_arguments
     def get_by_number(self, partner_id: PartnerId, number: str) -> Invoice:
         self._uow._staging()
         partner_id = _fields.entity_id("partner_id", partner_id, PartnerId)
@@ -1003,6 +1027,7 @@ class _Invoices(InvoiceRepository):
             raise NotFound("invoice", number.strip())
         return found
 
+    @checked_arguments
     def get_by_external_ref(self, partner_id: PartnerId, ref: ExternalRef) -> Invoice:
         self._uow._staging()
         partner_id = _fields.entity_id("partner_id", partner_id, PartnerId)
@@ -1013,6 +1038,7 @@ class _Invoices(InvoiceRepository):
             raise NotFound("invoice", ref)
         return found
 
+    @checked_arguments
     def list(
         self,
         partner_id: PartnerId,
@@ -1041,6 +1067,7 @@ class _Invoices(InvoiceRepository):
             partner_id, customer_id, matches, limit=limit, after=after, before=before
         )
 
+    @checked_arguments
     def overdue(
         self,
         partner_id: PartnerId,
@@ -1093,6 +1120,7 @@ class _Invoices(InvoiceRepository):
         )
         return _page(rows, request, _invoice_order, invoice_cursor)
 
+    @checked_arguments
     def save(self, invoice: Invoice) -> Invoice:
         staged = self._uow._staging()
         if not isinstance(invoice, Invoice):
@@ -1117,10 +1145,12 @@ class _Invoices(InvoiceRepository):
         return self._uow._stage(invoice, "invoice", staged.invoices, staged.invoice_base, committed)
 
 
+@checked_constructor
 class _Payments(PaymentRepository):
     def __init__(self, uow: MemoryUnitOfWork) -> None:
         self._uow = uow
 
+    @checked_arguments
     def get(self, partner_id: PartnerId, payment_id: PaymentId) -> Payment:
         staged = self._uow._staging()
         partner_id = _fields.entity_id("partner_id", partner_id, PartnerId)
@@ -1130,6 +1160,7 @@ class _Payments(PaymentRepository):
             raise NotFound("payment", payment_id)
         return found
 
+    @checked_arguments
     def get_by_idempotency_key(self, partner_id: PartnerId, key: str) -> Payment | None:
         staged = self._uow._staging()
         partner_id = _fields.entity_id("partner_id", partner_id, PartnerId)
@@ -1141,6 +1172,7 @@ class _Payments(PaymentRepository):
         owner = store._owner(store._payment_keys, store._payments, wanted)
         return None if owner is None or owner.id in staged.payments else owner
 
+    @checked_arguments
     def for_invoice(self, partner_id: PartnerId, invoice_id: InvoiceId) -> list[Payment]:
         staged = self._uow._staging()
         partner_id = _fields.entity_id("partner_id", partner_id, PartnerId)
@@ -1154,6 +1186,7 @@ class _Payments(PaymentRepository):
         rows += [p for p in staged.payments.values() if invoice_id in p.invoice_ids]
         return sorted((p for p in rows if p.partner_id == partner_id), key=_by_time)
 
+    @checked_arguments
     def save(self, payment: Payment) -> Payment:
         staged = self._uow._staging()
         if not isinstance(payment, Payment):
@@ -1168,10 +1201,12 @@ class _Payments(PaymentRepository):
         return self._uow._stage(payment, "payment", staged.payments, staged.payment_base, committed)
 
 
+@checked_constructor
 class _PaymentMethods(PaymentMethodRepository):
     def __init__(self, uow: MemoryUnitOfWork) -> None:
         self._uow = uow
 
+    @checked_arguments
     def get(self, partner_id: PartnerId, customer_id: CustomerId) -> CustomerPaymentMethods:
         staged = self._uow._staging()
         partner_id = _fields.entity_id("partner_id", partner_id, PartnerId)
@@ -1181,6 +1216,7 @@ class _PaymentMethods(PaymentMethodRepository):
             return CustomerPaymentMethods(partner_id=partner_id, customer_id=customer_id)
         return found
 
+    @checked_arguments
     def save(self, methods: CustomerPaymentMethods) -> CustomerPaymentMethods:
         staged = self._uow._staging()
         if not isinstance(methods, CustomerPaymentMethods):
@@ -1196,10 +1232,12 @@ class _PaymentMethods(PaymentMethodRepository):
         )
 
 
+@checked_constructor
 class _ScheduledPayments(ScheduledPaymentRepository):
     def __init__(self, uow: MemoryUnitOfWork) -> None:
         self._uow = uow
 
+    @checked_arguments
     def get(self, partner_id: PartnerId, scheduled_id: ScheduledPaymentId) -> ScheduledPayment:
         staged = self._uow._staging()
         partner_id = _fields.entity_id("partner_id", partner_id, PartnerId)
@@ -1222,18 +1260,21 @@ class _ScheduledPayments(ScheduledPaymentRepository):
         rows += [s for s in staged.values() if s.partner_id == partner_id]
         return rows
 
+    @checked_arguments
     def due(self, partner_id: PartnerId, as_of: dt.date) -> list[ScheduledPayment]:
         self._uow._staging()
         partner_id = _fields.entity_id("partner_id", partner_id, PartnerId)
         day = _fields.plain_date("as_of", as_of)
         return sorted((s for s in self._of(partner_id) if s.is_due(day)), key=_by_day)
 
+    @checked_arguments
     def for_invoice(self, partner_id: PartnerId, invoice_id: InvoiceId) -> list[ScheduledPayment]:
         self._uow._staging()
         partner_id = _fields.entity_id("partner_id", partner_id, PartnerId)
         invoice_id = _fields.entity_id("invoice_id", invoice_id, InvoiceId)
         return sorted((s for s in self._of(partner_id) if s.invoice_id == invoice_id), key=_by_day)
 
+    @checked_arguments
     def save(self, scheduled: ScheduledPayment) -> ScheduledPayment:
         staged = self._uow._staging()
         if not isinstance(scheduled, ScheduledPayment):
@@ -1244,10 +1285,12 @@ class _ScheduledPayments(ScheduledPaymentRepository):
         )
 
 
+@checked_constructor
 class _Outbox(Outbox):
     def __init__(self, uow: MemoryUnitOfWork) -> None:
         self._uow = uow
 
+    @checked_arguments
     def pending(self, limit: int = DEFAULT_PAGE_SIZE) -> list[OutboxMessage]:
         staged = self._uow._staging()
         checked = PageRequest.parse(limit).limit
@@ -1256,6 +1299,7 @@ class _Outbox(Outbox):
             for position, data in self._uow._store._pending(checked, staged)
         ]
 
+    @checked_arguments
     def mark_published(self, positions: Iterable[int]) -> None:
         staged = self._uow._staging()
         staged.published.update(self._positions(positions))

@@ -59,6 +59,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from altpay_core import _fields
+from altpay_core._arguments import checked_arguments, checked_constructor
 from altpay_core.adapters._sql import (
     Dialect,
     Migration,
@@ -255,6 +256,7 @@ def migrate(connection: psycopg.Connection[Any], migrations: tuple[Migration, ..
     return found
 
 
+@checked_constructor
 class PostgresStore(SqlStore["psycopg.Connection[Any]"]):
     """Partners, customers, invoices, payments and the outbox in a PostgreSQL database.
 
@@ -299,6 +301,7 @@ class PostgresStore(SqlStore["psycopg.Connection[Any]"]):
         except (OSError, ValueError, self._psycopg.Error):
             return False
 
+    @checked_arguments
     def unit_of_work(self) -> PostgresUnitOfWork:
         """A new unit of work on this database (enter it with ``with``)."""
         self._check_open()
@@ -318,6 +321,7 @@ def _readable(fd: int) -> bool:
     return bool(readable)
 
 
+@checked_constructor
 class PostgresUnitOfWork(SqlUnitOfWork["psycopg.Connection[Any]"]):
     """One transaction on a :class:`PostgresStore`."""
 

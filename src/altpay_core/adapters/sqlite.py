@@ -62,6 +62,7 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qsl, unquote
 
 from altpay_core import _fields
+from altpay_core._arguments import checked_arguments, checked_constructor
 from altpay_core.adapters._sql import (
     Dialect,
     Migration,
@@ -387,6 +388,7 @@ def _timeout(timeout: object) -> float:
 _MAX_TIMEOUT = 86_400
 
 
+@checked_constructor
 class SqliteStore(SqlStore[sqlite3.Connection]):
     """Partners, customers, invoices, payments and the outbox in a SQLite database.
 
@@ -473,11 +475,13 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
     def _disconnect(self, connection: sqlite3.Connection) -> None:
         connection.close()
 
+    @checked_arguments
     def unit_of_work(self) -> SqliteUnitOfWork:
         """A new unit of work on this database (enter it with ``with``)."""
         self._check_open()
         return SqliteUnitOfWork(self)
 
+    @checked_arguments
     def close(self) -> None:
         """Close the idle connections; a file's units of work still open
         keep theirs until they end. A ``":memory:"`` database is deleted: its
@@ -505,6 +509,7 @@ def _remove_tree(directory: str, owner: int) -> None:
 _BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
+@checked_constructor
 class SqliteUnitOfWork(SqlUnitOfWork[sqlite3.Connection]):
     """One transaction on a :class:`SqliteStore`."""
 

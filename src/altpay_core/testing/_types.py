@@ -24,6 +24,6 @@ def registered_types() -> list[type[Any]]:
 def registered_errors() -> list[type[Any]]:
     """The errors the kit has strategies for: those built from field errors,
     which Hypothesis cannot guess (the others it builds from text)."""
-    from altpay_core.errors import OperandError, ValidationError
+    from altpay_core.errors import ArgumentError, OperandError, ValidationError
 
-    return [ValidationError, OperandError]
+    return [ValidationError, OperandError, ArgumentError]

@@ -48,7 +48,7 @@ from altpay_core.customer import (
     CustomerUser,
     DraftStep,
 )
-from altpay_core.errors import FieldError, OperandError, ValidationError
+from altpay_core.errors import ArgumentError, FieldError, OperandError, ValidationError
 from altpay_core.events import EVENT_TYPES, Event
 from altpay_core.invoice import (
     MAX_QUANTITY,
@@ -898,6 +898,9 @@ register(
 register(
     OperandError,
     lambda: st.builds(OperandError, path=st.sampled_from(["other", "factor"]), message=names()),
+)
+register(
+    ArgumentError, lambda: st.lists(_field_errors(), min_size=1, max_size=3).map(ArgumentError)
 )
 register(Action, lambda: st.sampled_from(Action))
 register(CardFeeBearer, lambda: st.sampled_from(CardFeeBearer))

@@ -1,0 +1,125 @@
+"""Calls their signature does not take, reported as an ``ArgumentError``.
+
+A form posted as keywords (``draft.add_user(**form)``) may lack a field or
+carry one more; Python would raise a bare ``TypeError``. The public
+functions, methods and constructors of the library go through
+:func:`checked_arguments`, which reports every argument at fault at once, by
+name, as a :class:`~altpay_core.errors.ValidationError` that is also a
+``TypeError``.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
+
+if TYPE_CHECKING:
+    from .errors import FieldError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+C = TypeVar("C", bound=type[Any])
+
+_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+_BY_KEYWORD = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+_VARIADIC = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+
+
+def checked_arguments(function: Callable[P, R]) -> Callable[P, R]:
+    """``function``, raising :class:`~altpay_core.errors.ArgumentError`
+    instead of the ``TypeError`` of a call that its signature does not take.
+
+    A call that binds costs one more frame, and nothing else: the signature
+    is read only when a call fails to bind. A ``TypeError`` raised inside
+    ``function`` goes on as it was.
+    """
+    name = f"{function.__qualname__}()"
+
+    @functools.wraps(function)
+    def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return function(*args, **kwargs)
+        except TypeError as error:
+            # A call that does not bind fails before entering ``function``:
+            # its traceback ends in this frame.
+            if error.__traceback__ is None or error.__traceback__.tb_next is not None:
+                raise
+            from .errors import ArgumentError  # errors.py checks its own calls
+
+            found = _argument_errors(inspect.signature(function), name, args, kwargs)
+            raise ArgumentError(found or _unbound(name, error)) from None
+
+    call.__checked_arguments__ = True  # type: ignore[attr-defined]
+    return call
+
+
+def checked_constructor(cls: C) -> C:
+    """``cls``, its constructor wrapped by :func:`checked_arguments`: the
+    ``__new__`` it defines, or else its ``__init__`` (unless inherited from
+    a class already checked)."""
+    method = "__new__" if "__new__" in vars(cls) else "__init__"
+    constructor = getattr(cls, method)
+    if getattr(constructor, "__checked_arguments__", False):
+        return cls
+    wrapped = checked_arguments(constructor)
+    setattr(cls, method, staticmethod(wrapped) if method == "__new__" else wrapped)
+    return cls
+
+
+def _argument_errors(
+    signature: inspect.Signature, name: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+) -> list[FieldError]:
+    from .errors import FieldError, cut
+
+    parameters = signature.parameters
+    kinds = {p.kind for p in parameters.values()}
+    positional = [p.name for p in parameters.values() if p.kind in _POSITIONAL]
+    found: list[FieldError] = []
+    if len(args) > len(positional) and inspect.Parameter.VAR_POSITIONAL not in kinds:
+        # The receiver (self, cls) is not counted: callers never pass it.
+        receiver = 1 if positional[:1] in (["self"], ["cls"]) else 0
+        found.append(
+            FieldError(
+                "",
+                "too_many_positional",
+                f"{name} takes {len(positional) - receiver} positional arguments"
+                f" (got {len(args) - receiver}); give the others by keyword",
+            )
+        )
+    given = set(positional[: len(args)])
+    for key in kwargs:
+        parameter = parameters.get(key)
+        if parameter is not None and parameter.kind in _BY_KEYWORD:
+            if key in given:
+                found.append(FieldError(key, "duplicate", f"'{cut(key)}' is given twice to {name}"))
+            given.add(key)
+        elif inspect.Parameter.VAR_KEYWORD not in kinds:
+            found.append(
+                FieldError(key, "unknown_field", f"'{cut(key)}' is not an argument of {name}")
+            )
+    found.extend(
+        FieldError(p.name, "missing", f"'{p.name}' is required by {name}")
+        for p in parameters.values()
+        if p.default is p.empty and p.kind not in _VARIADIC and p.name not in given
+    )
+    return found
+
+
+def _unbound(name: str, error: TypeError) -> FieldError:
+    # Anything the analysis above does not name (none known): Python's words.
+    from .errors import FieldError, cut
+
+    return FieldError("", "wrong_arguments", f"{name} was called wrongly: {cut(str(error), 200)}")
+
+
+def unchecked_init(cls: type[Any]) -> Callable[..., None]:
+    """The ``__init__`` of ``cls`` without the argument check.
+
+    For the library's hot paths, whose calls always bind: a value built with
+    ``object.__new__(cls)`` and then this costs what it did before the check
+    (one frame less than ``cls(...)``), and runs every check of the value.
+    """
+    init = cls.__init__
+    return cast("Callable[..., None]", getattr(init, "__wrapped__", init))

@@ -1,0 +1,207 @@
+"""Calls the signature does not take: a missing argument, an unknown keyword
+(a form's extra field passed on with ``**form``), too many positional
+arguments. Every public function, method and constructor reports them as an
+``ArgumentError``, a ValidationError naming each argument that is also a
+TypeError, never as Python's bare TypeError."""
+
+from __future__ import annotations
+
+import enum
+import inspect
+import pickle
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+import altpay_core
+from altpay_core import (
+    Address,
+    ArgumentError,
+    CustomerDraft,
+    FieldError,
+    Money,
+    Partner,
+    ValidationError,
+    ports,
+    services,
+)
+from altpay_core import _arguments as arguments_module
+from altpay_core._arguments import checked_arguments
+from altpay_core.adapters import _sql, memory, postgres, sqlite
+
+ADDRESS = {
+    "line1": "1 Main St",
+    "city": "Albany",
+    "region": "NY",
+    "postal_code": "12207",
+    "country": "US",
+}
+PORTS = (
+    ports.Store,
+    ports.UnitOfWork,
+    ports.Outbox,
+    ports.PartnerRepository,
+    ports.CustomerRepository,
+    ports.AccessRequestRepository,
+    ports.InvoiceRepository,
+    ports.PaymentRepository,
+    ports.PaymentMethodRepository,
+    ports.ScheduledPaymentRepository,
+)
+UNKNOWN = "__not_an_argument__"
+# Stands in for the receiver of a method: a call that does not bind never
+# reaches the method's body.
+RECEIVER = object()
+
+
+def _public_callables() -> Iterator[tuple[str, Callable[..., Any], bool]]:
+    """(name, callable, whether it takes a receiver first) for every public
+    function, constructor and method of the library, its services and its
+    stores."""
+    names = [(altpay_core, n) for n in altpay_core.__all__]
+    names += [(services, n) for n in services.__all__]
+    # The adapters' stores, units of work, repositories and outboxes.
+    names += [
+        (module, name)
+        for module in (memory, _sql, sqlite, postgres)
+        for name, obj in vars(module).items()
+        if isinstance(obj, type) and obj.__module__ == module.__name__ and issubclass(obj, PORTS)
+    ]
+    for module, name in names:
+        obj = getattr(module, name)
+        if not isinstance(obj, type):
+            if callable(obj):
+                yield name, obj, False
+            continue
+        # Enumerations are looked up, not called with fields; the ports are
+        # abstract, their adapters' methods are checked by the contracts.
+        if issubclass(obj, enum.Enum) or inspect.isabstract(obj):
+            continue
+        yield name, obj, False
+        for attr, raw in vars(obj).items():
+            if attr.startswith("_"):
+                continue
+            if isinstance(raw, classmethod | staticmethod):
+                yield f"{name}.{attr}", getattr(obj, attr), False
+            elif inspect.isfunction(raw):
+                yield f"{name}.{attr}", raw, True
+
+
+PUBLIC = [pytest.param(c, r, id=n) for n, c, r in _public_callables()]
+
+
+def _required(function: Callable[..., Any], receiver: bool) -> list[str]:
+    parameters = list(inspect.signature(function).parameters.values())[1 if receiver else 0 :]
+    return [
+        p.name
+        for p in parameters
+        if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
+
+
+def _takes_any_keyword(function: Callable[..., Any]) -> bool:
+    return any(p.kind is p.VAR_KEYWORD for p in inspect.signature(function).parameters.values())
+
+
+@pytest.mark.parametrize(("function", "receiver"), PUBLIC)
+def test_every_public_call_names_its_missing_and_unknown_arguments(
+    function: Callable[..., Any], receiver: bool
+) -> None:
+    expected = _required(function, receiver)
+    kwargs = {} if _takes_any_keyword(function) else {UNKNOWN: 1}
+    if not expected and not kwargs:
+        pytest.skip("takes any call")
+    with pytest.raises(ArgumentError) as info:
+        function(*([RECEIVER] if receiver else []), **kwargs)
+    assert sorted(info.value.paths) == sorted(expected + list(kwargs))
+    assert sorted(info.value.codes) == sorted(
+        ["missing"] * len(expected) + ["unknown_field"] * len(kwargs)
+    )
+
+
+def test_a_form_without_a_field_gets_a_field_error() -> None:
+    draft = CustomerDraft.start(Partner.create(name="Northwind IT", country="US"))
+    with pytest.raises(ValidationError) as info:
+        draft.enter_details(address=ADDRESS)  # type: ignore[call-arg]
+    assert (info.value.paths, info.value.codes) == (["company"], ["missing"])
+    assert str(info.value) == (
+        "company: 'company' is required by CustomerDraft.enter_details() [missing]"
+    )
+    draft = draft.enter_details(company="Globex", address=ADDRESS)
+    with pytest.raises(ArgumentError) as info:
+        draft.add_user(first_name="Ann")  # type: ignore[call-arg]
+    assert (info.value.paths, info.value.codes) == (["last_name", "email"], ["missing"] * 2)
+
+
+def test_a_form_with_an_extra_field_gets_a_field_error() -> None:
+    form = {"company": "Globex", "address": ADDRESS, "csrf_token": "x"}
+    draft = CustomerDraft.start(Partner.create(name="Northwind IT", country="US"))
+    with pytest.raises(ArgumentError) as info:
+        draft.enter_details(**form)
+    assert (info.value.paths, info.value.codes) == (["csrf_token"], ["unknown_field"])
+    assert isinstance(info.value, TypeError)
+
+
+def test_a_constructor_names_its_missing_fields() -> None:
+    with pytest.raises(ArgumentError) as info:
+        Address(line1="1 Main St", city="Albany")  # type: ignore[call-arg]
+    assert info.value.paths == ["region", "postal_code", "country"]
+    with pytest.raises(ArgumentError) as info:
+        Money("12.50")  # type: ignore[call-arg]
+    assert (info.value.paths, info.value.codes) == (["currency"], ["missing"])
+
+
+def test_too_many_positional_arguments_are_counted_without_the_receiver() -> None:
+    draft = CustomerDraft.start(Partner.create(name="Northwind IT", country="US"))
+    with pytest.raises(ArgumentError) as info:
+        draft.enter_details("Globex", ADDRESS)  # type: ignore[misc]
+    assert (info.value.paths, info.value.codes) == (
+        ["", "company", "address"],
+        ["too_many_positional", "missing", "missing"],
+    )
+    assert "takes 0 positional arguments (got 2)" in info.value.errors[0].message
+
+
+def test_an_argument_given_twice_is_named() -> None:
+    with pytest.raises(ArgumentError) as info:
+        Money("12.50", "USD", currency="USD")  # type: ignore[misc]
+    assert (info.value.paths, info.value.codes) == (["currency"], ["duplicate"])
+
+
+def test_a_type_error_inside_the_function_goes_on_as_it_was() -> None:
+    @checked_arguments
+    def broken(value: object) -> object:
+        return len(value)  # type: ignore[arg-type]
+
+    with pytest.raises(TypeError) as info:
+        broken(3)
+    assert not isinstance(info.value, ArgumentError)
+
+
+def test_a_call_the_analysis_cannot_name_still_gets_an_argument_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(arguments_module, "_argument_errors", lambda *args: [])
+    with pytest.raises(ArgumentError) as info:
+        Money()  # type: ignore[call-arg]
+    assert (info.value.paths, info.value.codes) == ([""], ["wrong_arguments"])
+    assert "Money.__init__() was called wrongly" in info.value.errors[0].message
+
+
+def test_an_argument_error_pickles_with_its_errors() -> None:
+    error = ArgumentError([FieldError("email", "missing", "'email' is required")])
+    again = pickle.loads(pickle.dumps(error))
+    assert (type(again), again.errors, str(again)) == (ArgumentError, error.errors, str(error))
+
+
+def test_the_wrapped_signature_is_the_real_one() -> None:
+    # Help, IDEs and notebooks see the parameters, not (*args, **kwargs).
+    assert list(inspect.signature(CustomerDraft.add_user).parameters) == [
+        "self",
+        "first_name",
+        "last_name",
+        "email",
+        "notifications",
+    ]
+    assert list(inspect.signature(Address).parameters)[:2] == ["line1", "city"]
