@@ -242,6 +242,18 @@ def test_an_unknown_currency_does_not_hide_an_unknown_rounding_mode() -> None:
     assert info.value.codes == ["invalid_amount", "unknown_currency", "invalid_rounding"]
 
 
+@pytest.mark.parametrize("amount", ["x", 1.5, "1e40", None])
+def test_a_bad_amount_does_not_hide_an_unknown_rounding_mode(amount: object) -> None:
+    # Only the amount was reported before.
+    with pytest.raises(ValidationError) as info:
+        Money(amount, "USD", rounding="sideways")  # type: ignore[arg-type]
+    assert info.value.paths == ["amount", "rounding"]
+    assert info.value.codes[-1] == "invalid_rounding"
+    with pytest.raises(ValidationError) as info:
+        Money(amount, "USD", rounding="HALF_UP")  # type: ignore[arg-type]
+    assert info.value.paths == ["amount"]
+
+
 @given(amount=st.text(max_size=8) | st.integers() | st.decimals(), code=st.text(max_size=4))
 def test_with_an_unknown_currency_the_amount_is_judged_as_in_any_currency(
     amount: object, code: str

@@ -349,7 +349,10 @@ class Money:
                 currency = _currency(currency)
             except ValidationError as error:
                 raise _with_amount_errors(error, amount, rounding) from None
-        value = _parse_amount(amount)
+        try:
+            value = _parse_amount(amount)
+        except ValidationError as error:
+            raise _with_rounding_errors(error, rounding) from None
         # A rounding mode is checked whether or not this amount needs it.
         mode = None if rounding is None else _rounding(rounding)
         quantum = _QUANTA[currency.minor_units]
@@ -802,12 +805,24 @@ def _with_amount_errors(
     except ValidationError as more:
         found.extend(more.errors)
     found.extend(error.errors)
-    if rounding is not None:
-        try:
-            _rounding(rounding)
-        except ValidationError as more:
-            found.extend(more.errors)
+    found.extend(_rounding_errors(rounding))
     return error if len(found) == len(error.errors) else ValidationError(found)
+
+
+def _with_rounding_errors(error: ValidationError, rounding: object) -> ValidationError:
+    """The amount's ``error`` and, with it, an unknown rounding mode."""
+    more = _rounding_errors(rounding)
+    return ValidationError([*error.errors, *more]) if more else error
+
+
+def _rounding_errors(rounding: object) -> list[FieldError]:
+    if rounding is None:
+        return []
+    try:
+        _rounding(rounding)
+    except ValidationError as error:
+        return error.errors
+    return []
 
 
 def money_at(path: str, value: str | int | Decimal, currency: Currency) -> Money:
