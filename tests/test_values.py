@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from stdnum.us import ein as stdnum_ein
 
 from altpay_core import from_dict, from_json, to_dict, to_json, values
-from altpay_core.errors import ValidationError
+from altpay_core.errors import ArgumentError, ValidationError
 from altpay_core.values import (
     CA_POSTAL_FIRST_LETTERS,
     CA_REGIONS,
@@ -867,8 +867,12 @@ class TestEntityId:
         assert type(back) is kind
 
     def test_base_is_abstract(self) -> None:
-        with pytest.raises(TypeError, match="abstract"):
-            EntityId("x")
+        # A bare TypeError before; still one, as an abstract class gives.
+        for build in (lambda: EntityId("cus_x"), EntityId.new):
+            with pytest.raises(ArgumentError, match="abstract") as info:
+                build()
+            assert isinstance(info.value, TypeError)
+            assert (info.value.paths, info.value.codes) == ([""], ["abstract"])
 
     def test_a_subclass_does_not_take_over_its_parents_prefix(self) -> None:
         class SpecialCustomerId(CustomerId):

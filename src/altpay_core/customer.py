@@ -472,7 +472,7 @@ _DETAIL_FIELDS: Final = ("company", "address", "legal_name", "ein", "billing_ema
 # -- the draft ------------------------------------------------------------------
 
 
-class DraftStep(enum.Enum):
+class DraftStep(_fields.Choices, enum.Enum):
     """Where a :class:`CustomerDraft` stands."""
 
     DETAILS = "details"
@@ -674,7 +674,7 @@ class CustomerDraft:
 # -- the customer ------------------------------------------------------------------
 
 
-class CustomerStatus(enum.Enum):
+class CustomerStatus(_fields.Choices, enum.Enum):
     """Whether a customer is in use or archived (the product's soft delete)."""
 
     ACTIVE = "active"
@@ -1259,7 +1259,7 @@ class Customer:
 # -- access requests ------------------------------------------------------------
 
 
-class AccessRequestStatus(enum.Enum):
+class AccessRequestStatus(_fields.Choices, enum.Enum):
     """Where an access request stands."""
 
     PENDING = "pending"

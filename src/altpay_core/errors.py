@@ -76,6 +76,7 @@ def shown(value: object) -> str:
     return cut(text)
 
 
+@checked_arguments
 def join_path(prefix: str, path: str) -> str:
     """Join two parts of a field path: ``join_path("users[1]", "email")``.
 

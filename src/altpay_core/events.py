@@ -23,7 +23,7 @@ from typing import ClassVar
 import attrs
 
 from . import _fields
-from ._arguments import checked_constructor
+from ._arguments import checked_arguments, checked_constructor
 from .errors import FieldErrors, shown
 from .values import PartnerId
 
@@ -49,6 +49,7 @@ __all__ = [
 ]
 
 
+@checked_arguments
 def utc_now() -> dt.datetime:
     """The current time, timezone-aware in UTC, to the microsecond."""
     return dt.datetime.now(dt.UTC)

@@ -325,7 +325,7 @@ class LineItem:
         return self.unit_amount * self.quantity
 
 
-class FeeKind(enum.Enum):
+class FeeKind(_fields.Choices, enum.Enum):
     """What a fee is for.
 
     The product's fee types are late payment, product, method (here
@@ -523,7 +523,7 @@ def _total(lines: Iterable[LineItem], fees: Iterable[Fee], currency: Currency) -
 # -- the invoice --------------------------------------------------------------------
 
 
-class InvoiceStatus(enum.Enum):
+class InvoiceStatus(_fields.Choices, enum.Enum):
     """Where an invoice stands (rule I4). *Partly paid* is not a status: see
     :attr:`Invoice.is_partly_paid`."""
 

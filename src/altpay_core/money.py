@@ -30,7 +30,7 @@ from .errors import CurrencyMismatch, FieldError, OperandError, ValidationError,
 __all__ = ["Currency", "Money", "Rounding"]
 
 
-class Rounding(enum.StrEnum):
+class Rounding(_fields.Choices, enum.StrEnum):
     """How to round an amount to the currency's minor units.
 
     The values are the :mod:`decimal` module's own constants, so

@@ -218,7 +218,7 @@ def _events() -> Any:
 # -- roles and permissions ------------------------------------------------------
 
 
-class Role(enum.Enum):
+class Role(_fields.Choices, enum.Enum):
     """What a partner's team member may do (see :data:`ROLE_ACTIONS`).
 
     The commands that take a role (:meth:`Partner.add_team_member`,
@@ -278,7 +278,7 @@ _ROLE_LABELS: Final = {
 }
 
 
-class Action(enum.StrEnum):
+class Action(_fields.Choices, enum.StrEnum):
     """Actions in the partner's dashboard that need a permission."""
 
     VIEW_INVOICES = "view invoices"
@@ -419,7 +419,7 @@ class Tag:
 # -- card fees --------------------------------------------------------------------
 
 
-class CardFeeBearer(enum.Enum):
+class CardFeeBearer(_fields.Choices, enum.Enum):
     """Who pays the card fee of a card payment."""
 
     CUSTOMER = "customer"

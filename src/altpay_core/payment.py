@@ -146,7 +146,7 @@ _RETURN_KINDS: Final = frozenset({FeeKind.RETURN, FeeKind.UNAUTHORIZED_RETURN, F
 # -- kinds and statuses ----------------------------------------------------------------
 
 
-class PaymentMethodType(enum.Enum):
+class PaymentMethodType(_fields.Choices, enum.Enum):
     """How a payment is made: a card, or a bank debit of the partner's country."""
 
     CARD = "card"
@@ -163,6 +163,7 @@ class PaymentMethodType(enum.Enum):
         """ACH, PAD or EFT: no card fee (I8); returned rather than disputed (I6)."""
         return self is not PaymentMethodType.CARD
 
+    @checked_arguments
     def available_in(self, currency: Currency) -> bool:
         """Cards work in any currency; ACH in USD; PAD and EFT in CAD
         (``currency`` a :class:`Currency`: anything else is a ``wrong_type``
@@ -174,7 +175,7 @@ class PaymentMethodType(enum.Enum):
         return currency.code == ("USD" if self is PaymentMethodType.ACH else "CAD")
 
 
-class PaymentStatus(enum.Enum):
+class PaymentStatus(_fields.Choices, enum.Enum):
     """Where a payment stands."""
 
     PROCESSING = "processing"
@@ -198,7 +199,7 @@ class PaymentStatus(enum.Enum):
 _GIVEN_BACK_AFTER_CHARGE: Final = (PaymentStatus.REFUNDED, PaymentStatus.CHARGED_BACK)
 
 
-class ReturnKind(enum.Enum):
+class ReturnKind(_fields.Choices, enum.Enum):
     """Why a bank debit came back (I6)."""
 
     STANDARD = "standard"
@@ -1317,7 +1318,7 @@ def refund_payment(
 # -- saved payment methods ----------------------------------------------------------------
 
 
-class PaymentMethodStatus(enum.Enum):
+class PaymentMethodStatus(_fields.Choices, enum.Enum):
     """Whether a saved method may be used."""
 
     ACTIVE = "active"
@@ -1736,7 +1737,7 @@ class ScheduledPaymentId(EntityId):
     label = "scheduled payment id"
 
 
-class ScheduledPaymentStatus(enum.Enum):
+class ScheduledPaymentStatus(_fields.Choices, enum.Enum):
     """Where a scheduled payment stands."""
 
     SCHEDULED = "scheduled"

@@ -46,11 +46,12 @@ from typing import Final, Generic, Self, TypeVar
 import attrs
 
 from . import _fields
-from ._arguments import checked_constructor
+from ._arguments import checked_arguments, checked_constructor
 from .customer import AccessRequest, AccessRequestStatus, Customer, CustomerStatus
 from .errors import (
     AltpayError,
     ConcurrencyConflict,
+    FieldErrors,
     InvariantViolation,
     ValidationError,
     shown,
@@ -119,6 +120,7 @@ MAX_PAGE_SIZE = 1000
 # -- pagination ----------------------------------------------------------------
 
 
+@checked_constructor
 @attrs.frozen
 class Cursor:
     """A position in a sorted listing: the sort key and id of one row.
@@ -130,11 +132,13 @@ class Cursor:
     key: str
     id: str
 
+    @checked_arguments
     def encode(self) -> str:
         raw = json.dumps([self.key, self.id], ensure_ascii=False).encode()
         return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
     @classmethod
+    @checked_arguments
     def decode(cls, text: str, path: str = "after") -> Cursor:
         try:
             padded = text + "=" * (-len(text) % 4)
@@ -153,6 +157,7 @@ class Cursor:
         )
 
 
+@checked_constructor
 @attrs.frozen
 class PageRequest:
     """Which page of a listing: ``limit`` rows after or before a cursor.
@@ -166,6 +171,7 @@ class PageRequest:
     before: Cursor | None = None
 
     @classmethod
+    @checked_arguments
     def parse(
         cls,
         limit: int = DEFAULT_PAGE_SIZE,
@@ -204,6 +210,21 @@ class Page(Generic[T]):
     has_next_page: bool
     has_previous_page: bool
 
+    def __attrs_post_init__(self) -> None:
+        # Every field, so that a page hashes, compares and serializes.
+        found = FieldErrors()
+        if type(self.items) is not tuple:
+            found.add("items", "wrong_type", _wrong("items", "a tuple", self.items))
+        for name in ("start_cursor", "end_cursor"):
+            value = getattr(self, name)
+            if value is not None and type(value) is not str:
+                found.add(name, "wrong_type", _wrong(name, "a cursor (text) or None", value))
+        for name in ("has_next_page", "has_previous_page"):
+            value = getattr(self, name)
+            if type(value) is not bool:
+                found.add(name, "wrong_type", _wrong(name, "True or False", value))
+        found.raise_if_any()
+
     def __iter__(self) -> Iterator[T]:
         return iter(self.items)
 
@@ -211,6 +232,11 @@ class Page(Generic[T]):
         return len(self.items)
 
 
+def _wrong(name: str, expected: str, value: object) -> str:
+    return f"'{name}' must be {expected} (got {type(value).__name__})"
+
+
+@checked_arguments
 def customer_sort_key(customer: Customer) -> str:
     """Customers are listed by company name, case-insensitively, then by id.
 
@@ -223,11 +249,13 @@ def customer_sort_key(customer: Customer) -> str:
     return customer.company.casefold()
 
 
+@checked_arguments
 def customer_cursor(customer: Customer) -> str:
     """The opaque cursor that names ``customer``'s place in a listing."""
     return Cursor(customer_sort_key(customer), str(customer.id)).encode()
 
 
+@checked_arguments
 def invoice_sort_key(invoice: Invoice) -> str:
     """Invoices are listed by due date, then number, then id.
 
@@ -243,6 +271,7 @@ def invoice_sort_key(invoice: Invoice) -> str:
     return f"{invoice.due_date.isoformat()} {invoice.number}"
 
 
+@checked_arguments
 def invoice_cursor(invoice: Invoice) -> str:
     """The opaque cursor that names ``invoice``'s place in a listing."""
     return Cursor(invoice_sort_key(invoice), str(invoice.id)).encode()
@@ -255,6 +284,7 @@ def invoice_cursor(invoice: Invoice) -> str:
 # whichever store they use.
 
 
+@checked_arguments
 def customer_ref_taken(ref: ExternalRef) -> ConcurrencyConflict:
     """Another customer of the partner that is not archived is synced from ``ref`` (C10)."""
     return ConcurrencyConflict(
@@ -265,6 +295,7 @@ def customer_ref_taken(ref: ExternalRef) -> ConcurrencyConflict:
     )
 
 
+@checked_arguments
 def invoice_number_taken(number: str) -> ConcurrencyConflict:
     """Another invoice of the partner, of any status, has ``number``."""
     return ConcurrencyConflict(
@@ -275,6 +306,7 @@ def invoice_number_taken(number: str) -> ConcurrencyConflict:
     )
 
 
+@checked_arguments
 def invoice_ref_taken(ref: ExternalRef) -> ConcurrencyConflict:
     """Another invoice of the partner is synced from ``ref``."""
     return ConcurrencyConflict(
@@ -285,6 +317,7 @@ def invoice_ref_taken(ref: ExternalRef) -> ConcurrencyConflict:
     )
 
 
+@checked_arguments
 def idempotency_key_taken(key: str) -> ConcurrencyConflict:
     """Another payment of the partner was made under ``key``: read it and replay it.
     The message does not echo the key (the client's own); ``.key`` holds it."""
@@ -303,6 +336,7 @@ def idempotency_key_taken(key: str) -> ConcurrencyConflict:
 # the committing unit of work saves), and raises these errors, writing nothing.
 
 
+@checked_arguments
 def tag_not_in_catalog(customer: object, tag: object) -> InvariantViolation:
     """Customer ``customer`` carries ``tag``, which is not in its partner's
     catalog at commit (deleted meanwhile, say, or never there)."""
@@ -314,6 +348,7 @@ def tag_not_in_catalog(customer: object, tag: object) -> InvariantViolation:
     )
 
 
+@checked_arguments
 def tag_still_carried(partner: object, tag: object) -> ConcurrencyConflict:
     """Partner ``partner`` is saved without ``tag`` in its catalog, but a stored
     customer of the partner still carries it (another writer tagged it meanwhile)."""
@@ -326,6 +361,7 @@ def tag_still_carried(partner: object, tag: object) -> ConcurrencyConflict:
     )
 
 
+@checked_arguments
 def customer_added_by_hand(customer: object, partner: object) -> InvariantViolation:
     """New customer ``customer`` was added by hand (it has no external
     reference), but at commit an integration of partner ``partner`` syncs
@@ -338,6 +374,7 @@ def customer_added_by_hand(customer: object, partner: object) -> InvariantViolat
     )
 
 
+@checked_arguments
 def invoice_customer_missing(invoice: object, customer: object) -> InvariantViolation:
     """New invoice ``invoice`` names ``customer``, which is no stored customer
     of the invoice's partner (I1)."""
@@ -349,6 +386,7 @@ def invoice_customer_missing(invoice: object, customer: object) -> InvariantViol
     )
 
 
+@checked_arguments
 def invoice_customer_archived(invoice: object, customer: object) -> InvariantViolation:
     """New invoice ``invoice`` names ``customer``, archived at commit (C8)."""
     return InvariantViolation(
@@ -360,6 +398,7 @@ def invoice_customer_archived(invoice: object, customer: object) -> InvariantVio
     )
 
 
+@checked_arguments
 def may_resolve(partner: Partner | None, member: TeamMemberId | None) -> bool:
     """Whether ``member`` may resolve the access requests of ``partner`` (its
     state at commit; ``None`` for a partner not stored): one of its team,
@@ -369,6 +408,7 @@ def may_resolve(partner: Partner | None, member: TeamMemberId | None) -> bool:
     return any(m.id == member and m.may(Action.APPROVE_ACCESS_REQUESTS) for m in partner.team)
 
 
+@checked_arguments
 def resolver_not_allowed(request: object, member: object) -> InvariantViolation:
     """Access request ``request`` is saved resolved by team member ``member``,
     who at commit may not resolve requests (demoted or removed meanwhile) (C9)."""
@@ -381,6 +421,7 @@ def resolver_not_allowed(request: object, member: object) -> InvariantViolation:
     )
 
 
+@checked_arguments
 def methods_customer_missing(customer: object, partner: object) -> InvariantViolation:
     """New payment methods (a customer's first book) name ``customer``, which
     is no stored customer of partner ``partner``."""
@@ -395,6 +436,7 @@ def methods_customer_missing(customer: object, partner: object) -> InvariantViol
 # -- what a save never changes -------------------------------------------------------
 
 
+@checked_constructor
 @attrs.frozen
 class FixedField:
     """A field of a stored aggregate that no save may change (see
@@ -429,6 +471,7 @@ another customer), with :func:`fixed_field_changed`, and writes nothing.
 """
 
 
+@checked_arguments
 def fixed_field_changed(kind: str, key: object, field: FixedField) -> InvariantViolation:
     """The error for a save of ``kind`` ``key`` that changes ``field``."""
     return InvariantViolation(
@@ -438,6 +481,7 @@ def fixed_field_changed(kind: str, key: object, field: FixedField) -> InvariantV
     )
 
 
+@checked_arguments
 def check_fixed_fields(kind: str, key: object, stored: object, new: object) -> None:
     """Refuse ``new`` if it changes a fixed field of ``stored`` (its current
     state in the store, or ``None`` when it is new there)."""
@@ -754,6 +798,20 @@ class OutboxMessage:
 
     position: int
     event: Event
+
+    def __attrs_post_init__(self) -> None:
+        found = FieldErrors()
+        position = self.position
+        if type(position) is not int or position < 1:
+            shown_position = shown(position) if type(position) is int else type(position).__name__
+            found.add(
+                "position",
+                "invalid_position",
+                f"'position' must be a whole number of at least 1 (got {shown_position})",
+            )
+        if not isinstance(self.event, Event):
+            found.add("event", "wrong_type", _wrong("event", "an Event", self.event))
+        found.raise_if_any()
 
 
 class Outbox(abc.ABC):

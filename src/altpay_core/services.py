@@ -46,6 +46,7 @@ from decimal import Decimal
 
 from altpay_core import _fields
 from altpay_core import payment as _payment
+from altpay_core._arguments import checked_arguments
 from altpay_core.access import Viewer
 from altpay_core.customer import AccessRequest, Customer, CustomerDraft, _refuse_if_synced
 from altpay_core.errors import ValidationError
@@ -71,8 +72,6 @@ from altpay_core.values import (
     TagId,
     TeamMemberId,
 )
-
-from ._arguments import checked_arguments
 
 __all__ = [
     "add_access_request_to_customer",

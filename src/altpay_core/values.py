@@ -30,10 +30,9 @@ import attrs
 import email_validator
 from stdnum.us import ein as stdnum_ein
 
+from altpay_core._arguments import checked_arguments, checked_constructor
 from altpay_core._fields import NOT_TEXT, system_name, valid_unicode
-from altpay_core.errors import FieldError, FieldErrors, ValidationError, shown
-
-from ._arguments import checked_arguments, checked_constructor
+from altpay_core.errors import ArgumentError, FieldError, FieldErrors, ValidationError, shown
 
 __all__ = [
     "AccessRequestId",
@@ -857,7 +856,15 @@ class EntityId:
     def __init__(self, value: str | Self) -> None:
         pattern = self._pattern
         if pattern is None:
-            raise TypeError("EntityId is abstract: use a subclass such as CustomerId")
+            # Still a TypeError, as instantiating an abstract class is.
+            raise ArgumentError(
+                FieldError(
+                    "",
+                    "abstract",
+                    f"{type(self).__name__} is abstract: use a kind of id such as CustomerId,"
+                    " or EntityId.parse(text) for whichever kind its prefix names",
+                )
+            )
         if isinstance(value, EntityId) and type(value) is type(self):
             value = value.value
         if not isinstance(value, str) or pattern.fullmatch(value) is None:

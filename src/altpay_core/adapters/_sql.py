@@ -147,6 +147,7 @@ BATCH_SIZE = 2000
 CHECK_SIZE = 100
 
 
+@checked_constructor
 class SchemaVersionError(AltpayError):
     """The database was written by a newer altpay-core than this one.
 
@@ -719,6 +720,7 @@ class SqlStore(Store, Generic[C]):
         """Whether :meth:`close` was called."""
         return self._closed
 
+    @checked_arguments
     def close(self) -> None:
         """Close the idle connections; units of work still open keep theirs
         until they end. Safe to call twice."""
@@ -1038,6 +1040,7 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
                 return load(table.cls, data)
         return None
 
+    @checked_arguments
     def commit(self) -> None:
         self._in_block()
         if not (self._unflushed or self._writing):
@@ -1050,6 +1053,7 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
             self._end(connection, commit=True)
         self._clear()
 
+    @checked_arguments
     def rollback(self) -> None:
         self._broken = None
         self._abort()

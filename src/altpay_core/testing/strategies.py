@@ -37,6 +37,7 @@ except ImportError as error:  # pragma: no cover - depends on the environment
 
 import stdnum.us.ein
 
+from altpay_core._arguments import checked_arguments
 from altpay_core.access import Impersonation, InvoiceAccess
 from altpay_core.customer import (
     AccessRequest,
@@ -160,11 +161,13 @@ _A = TypeVar("_A")
 _STRATEGIES: dict[type[Any], Callable[[], st.SearchStrategy[Any]]] = {}
 
 
+@checked_arguments
 def register(cls: type[Any], make: Callable[[], st.SearchStrategy[Any]]) -> None:
     """Say how to generate ``cls``: ``make()`` returns its strategy."""
     _STRATEGIES[cls] = make
 
 
+@checked_arguments
 def for_type(cls: type[Any]) -> Any:
     """The strategy for ``cls``, or ``NotImplemented`` for a type not known here.
 
@@ -256,6 +259,7 @@ _EDGE_CURRENCIES = ("USD", "CAD", "JPY", "BHD", "KWD", "CLF", "EUR")
 
 
 @functools.cache
+@checked_arguments
 def currencies() -> st.SearchStrategy[Currency]:
     """Any ISO 4217 currency, the common and the odd (JPY 0, BHD 3, CLF 4) first."""
     return st.one_of(
@@ -267,6 +271,7 @@ def currencies() -> st.SearchStrategy[Currency]:
 _HUGE_UNITS = 10**20
 
 
+@checked_arguments
 def money(
     currency: str | Currency | None = None,
     *,
@@ -314,6 +319,7 @@ def _money(code: str | None, low: int, high: int) -> st.SearchStrategy[Money]:
 _LETTERS = st.characters(categories=["Lu", "Ll", "Lo"], exclude_characters="\x00")
 
 
+@checked_arguments
 def names(max_size: int = 40) -> st.SearchStrategy[str]:
     """Non-blank names of 1 to ``max_size`` characters: a unicode letter at
     each end, and letters, combining marks (``"José"`` decomposed, Devanagari
@@ -363,6 +369,7 @@ _TLDS = st.sampled_from(["com", "example", "org", "ca", "io", "net"])
 
 
 @functools.cache
+@checked_arguments
 def email_addresses() -> st.SearchStrategy[EmailAddress]:
     """Valid email addresses, internationalised ones included."""
     local = st.lists(_LOCAL_ATOM, min_size=1, max_size=3).map(".".join)
@@ -421,6 +428,7 @@ _ADDRESSES = {"US": _us_address(), "CA": _ca_address()}
 _ANY_ADDRESS = st.one_of(_ADDRESSES["US"], _ADDRESSES["CA"])
 
 
+@checked_arguments
 def addresses(country: str | None = None) -> st.SearchStrategy[Address]:
     """US and Canadian addresses (ZIP, ZIP+4, postal codes matching the province),
     or of one ``country``, ``"US"`` or ``"CA"``."""
@@ -436,6 +444,7 @@ _EIN_PREFIXES = tuple(f"{p:02d}" for p in range(100) if stdnum.us.ein.is_valid(f
 
 
 @functools.cache
+@checked_arguments
 def eins() -> st.SearchStrategy[EIN]:
     """EINs with prefixes the IRS assigns, written with or without the dash."""
     return st.builds(
@@ -462,6 +471,7 @@ _SYSTEMS = (
 
 
 @functools.cache
+@checked_arguments
 def external_refs() -> st.SearchStrategy[ExternalRef]:
     """References to records in a PSA or accounting system."""
     ids = st.one_of(
@@ -485,6 +495,7 @@ _ID_TYPES = (
 )
 
 
+@checked_arguments
 def entity_ids(cls: type[EntityId]) -> st.SearchStrategy[EntityId]:
     """Ids of kind ``cls`` (``entity_ids(CustomerId)``): ones shaped as
     ``cls.new()`` makes them and short hand-written ones. ``EntityId``
@@ -525,6 +536,7 @@ for _id in _ID_TYPES:
 # -- partners ------------------------------------------------------------------
 
 
+@checked_arguments
 def aware_datetimes() -> st.SearchStrategy[dt.datetime]:
     """Timezone-aware datetimes in UTC, from 2000 to 2100."""
     return st.datetimes(min_value=dt.datetime(2000, 1, 1), max_value=dt.datetime(2100, 1, 1)).map(
@@ -532,6 +544,7 @@ def aware_datetimes() -> st.SearchStrategy[dt.datetime]:
     )
 
 
+@checked_arguments
 def team_members(role: Role | str | None = None) -> st.SearchStrategy[TeamMember]:
     """Team members of any role (or of ``role``, a ``Role`` or its value)."""
     wanted = _member(Role, role, "role")
@@ -543,6 +556,7 @@ def team_members(role: Role | str | None = None) -> st.SearchStrategy[TeamMember
     )
 
 
+@checked_arguments
 def tags() -> st.SearchStrategy[Tag]:
     """Catalog tags: unicode names, #RRGGBB colours, optional descriptions."""
     return st.builds(
@@ -553,6 +567,7 @@ def tags() -> st.SearchStrategy[Tag]:
     )
 
 
+@checked_arguments
 def card_fee_policies(currency: str | Currency = "USD") -> st.SearchStrategy[CardFeePolicy]:
     """Card-fee policies: either bearer, rates from 0 to 20%, fixed fees in ``currency``."""
     return st.builds(
@@ -563,6 +578,7 @@ def card_fee_policies(currency: str | Currency = "USD") -> st.SearchStrategy[Car
     )
 
 
+@checked_arguments
 def integrations() -> st.SearchStrategy[Integration]:
     """A connected PSA or accounting system."""
     return st.builds(
@@ -600,6 +616,7 @@ def _draw_partner(draw: st.DrawFn, name: str, country: str | None, currency: str
     return Partner.create(name=name, country=country, currency=currency)
 
 
+@checked_arguments
 def partners(
     *,
     country: str | None = None,
@@ -672,6 +689,7 @@ def _partners(
 # -- customers ---------------------------------------------------------------------
 
 
+@checked_arguments
 def customer_users() -> st.SearchStrategy[CustomerUser]:
     """People who log in to a customer: unicode names, international emails."""
     return st.builds(
@@ -689,6 +707,7 @@ def _unique_users(min_size: int, max_size: int) -> st.SearchStrategy[list[Custom
     )
 
 
+@checked_arguments
 def customer_details() -> st.SearchStrategy[CustomerDetails]:
     """Step 1 of "Add customer", valid: company, address, optional ids."""
     return st.builds(
@@ -701,6 +720,7 @@ def customer_details() -> st.SearchStrategy[CustomerDetails]:
     )
 
 
+@checked_arguments
 def customer_drafts(*, step: DraftStep | str | None = None) -> st.SearchStrategy[CustomerDraft]:
     """Drafts at either step (or at ``step``, a ``DraftStep`` or its value):
     at step 1 with no user or with the one an access request added, at step 2
@@ -730,6 +750,7 @@ def _customer_drafts(draw: st.DrawFn, step: DraftStep | None) -> CustomerDraft:
     return draft
 
 
+@checked_arguments
 def customers(
     partner: Partner | None = None,
     *,
@@ -797,6 +818,7 @@ def _customers(
     )
 
 
+@checked_arguments
 def access_requests(partner: Partner | None = None) -> st.SearchStrategy[AccessRequest]:
     """Access requests to ``partner`` (or to a new one), pending or resolved
     by one of the partner's admins."""
@@ -860,6 +882,7 @@ def _events_of(kind: type[Event]) -> st.SearchStrategy[Event]:
     )
 
 
+@checked_arguments
 def events(kind: type[Event] | None = None) -> st.SearchStrategy[Event]:
     """Domain events of every topic (or of ``kind``, one event class; ``Event``
     itself is every topic), each naming an aggregate of its kind (``inv_...``
@@ -874,6 +897,7 @@ def events(kind: type[Event] | None = None) -> st.SearchStrategy[Event]:
     return _events_of(kind)
 
 
+@checked_arguments
 def roles() -> st.SearchStrategy[Role]:
     return st.sampled_from(Role)
 
@@ -926,6 +950,7 @@ for _event in EVENT_TYPES.values():
 # -- invoices and payments ------------------------------------------------------------
 
 
+@checked_arguments
 def line_items(
     currency: str | Currency = "USD", *, min_unit_units: int = 0
 ) -> st.SearchStrategy[LineItem]:
@@ -940,6 +965,7 @@ def line_items(
     )
 
 
+@checked_arguments
 def fees(
     currency: str | Currency = "USD", kind: FeeKind | str | None = None
 ) -> st.SearchStrategy[Fee]:
@@ -965,6 +991,7 @@ def _fees(currency: str | Currency, kinds: tuple[FeeKind, ...]) -> st.SearchStra
     )
 
 
+@checked_arguments
 def applied_payments(currency: str | Currency = "USD") -> st.SearchStrategy[AppliedPayment]:
     """A payment's part of an invoice, counted or given back."""
     return st.builds(
@@ -975,6 +1002,7 @@ def applied_payments(currency: str | Currency = "USD") -> st.SearchStrategy[Appl
     )
 
 
+@checked_arguments
 def allocations(currency: str | Currency = "USD") -> st.SearchStrategy[Allocation]:
     """A payment's allocation to one invoice, with a card-fee share."""
     return st.builds(
@@ -1029,6 +1057,7 @@ def _take_payments(draw: st.DrawFn, invoice: Invoice, *, full: bool) -> Invoice:
     return invoice
 
 
+@checked_arguments
 def invoices(
     partner: Partner | None = None,
     customer: Customer | None = None,
@@ -1135,6 +1164,7 @@ def _later(draw: st.DrawFn, when: dt.datetime) -> dt.datetime:
     return when + dt.timedelta(minutes=draw(st.integers(1, 60 * 24 * 60)))
 
 
+@checked_arguments
 def payments(*, status: PaymentStatus | str | None = None) -> st.SearchStrategy[Payment]:
     """Payments of 1 to 3 open invoices of one customer, by any method of
     the partner's currency (USD or CAD), partial or in full, in every status
@@ -1233,6 +1263,7 @@ def _display_names() -> st.SearchStrategy[str]:
     )
 
 
+@checked_arguments
 def payment_methods() -> st.SearchStrategy[PaymentMethod]:
     """Saved cards and bank accounts: a display name and the last 4 digits."""
     return st.builds(
@@ -1246,6 +1277,7 @@ def payment_methods() -> st.SearchStrategy[PaymentMethod]:
     )
 
 
+@checked_arguments
 @st.composite
 def customer_payment_methods(draw: st.DrawFn) -> CustomerPaymentMethods:
     """A customer's saved methods, built by adding, archiving, replacing and
@@ -1286,6 +1318,7 @@ def customer_payment_methods(draw: st.DrawFn) -> CustomerPaymentMethods:
     return attrs.evolve(book, version=version) if version else book
 
 
+@checked_arguments
 @st.composite
 def scheduled_payments(draw: st.DrawFn) -> ScheduledPayment:
     """Scheduled payments of an invoice, for its balance or an amount, in
@@ -1314,6 +1347,7 @@ def scheduled_payments(draw: st.DrawFn) -> ScheduledPayment:
     )
 
 
+@checked_arguments
 def impersonations() -> st.SearchStrategy[Impersonation]:
     """A team member's read-only look at a customer's invoices."""
     return st.builds(
@@ -1350,6 +1384,7 @@ register(Impersonation, impersonations)
 # -- ports ------------------------------------------------------------------------------
 
 
+@checked_arguments
 def outbox_messages() -> st.SearchStrategy[OutboxMessage]:
     """Events as the outbox lists them, at positions from 1 up."""
     return st.builds(OutboxMessage, position=st.integers(1, 2**63 - 1), event=events())
@@ -1371,6 +1406,7 @@ def _cursor(item: object, position: int) -> str:
     return Cursor(str(position), str(position)).encode()
 
 
+@checked_arguments
 def pages(items: st.SearchStrategy[_T], *, max_size: int = 5) -> st.SearchStrategy[Page[_T]]:
     """Pages of up to ``max_size`` of ``items``, as a listing gives them:
     customers and invoices in their listing's order (one of each id), the
