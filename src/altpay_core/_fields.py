@@ -139,6 +139,15 @@ def plain_date(path: str, value: object) -> dt.date:
     return value
 
 
+def boolean(path: str, value: object) -> bool:
+    """True or False, and nothing else (not 0, 1 or "yes")."""
+    if not isinstance(value, bool):
+        raise ValidationError.single(
+            path, "wrong_type", f"'{path}' must be true or false (got {type(value).__name__})"
+        )
+    return value
+
+
 def version_number(path: str, value: object) -> int:
     """A stored version: a whole number, 0 for never stored."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:

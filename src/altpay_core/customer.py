@@ -283,12 +283,7 @@ def _user_fields(given: Mapping[Any, object]) -> dict[str, Any]:
     if "email" in given:
         clean["email"] = found.check("", _email, "email", given["email"])
     notifications = given.get("notifications", True)
-    if not isinstance(notifications, bool):
-        found.add(
-            "notifications",
-            "wrong_type",
-            f"'notifications' must be true or false (got {type(notifications).__name__})",
-        )
+    found.check("", _fields.boolean, "notifications", notifications)
     clean["notifications"] = notifications
     found.raise_if_any()
     return clean
@@ -1129,12 +1124,7 @@ class Customer:
         self, user: UserId | EmailAddress | CustomerUser | str, enabled: bool
     ) -> Customer:
         """Switch a user's email notifications on or off."""
-        if not isinstance(enabled, bool):
-            raise ValidationError.single(
-                "enabled",
-                "wrong_type",
-                f"'enabled' must be true or false (got {type(enabled).__name__})",
-            )
+        _fields.boolean("enabled", enabled)
         self._refuse_if_archived()
         found = _find_user(self.users, user)
         if found.notifications is enabled:

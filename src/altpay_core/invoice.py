@@ -464,12 +464,7 @@ class Fee:
         if name is not None:
             name = found.check("", _fields.required_text, "name", name, max_length=_FEE_NAME_MAX)
         covered = data.get("covered_by_customer", True)
-        if not isinstance(covered, bool):
-            found.add(
-                "covered_by_customer",
-                "wrong_type",
-                f"'covered_by_customer' must be true or false (got {type(covered).__name__})",
-            )
+        found.check("", _fields.boolean, "covered_by_customer", covered)
         found.raise_if_any()
         return cls(kind, kind.label if name is None else name, amount, covered is True)
 

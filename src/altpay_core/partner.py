@@ -138,11 +138,7 @@ class _FieldCheck:
         return ok
 
     def boolean(self, name: str) -> None:
-        value = getattr(self.obj, name)
-        if not isinstance(value, bool):
-            self.found.add(
-                name, "wrong_type", f"'{name}' must be true or false (got {type(value).__name__})"
-            )
+        self.found.check("", _fields.boolean, name, getattr(self.obj, name))
 
     def datetime(self, name: str, *, optional: bool = False) -> None:
         value = getattr(self.obj, name)

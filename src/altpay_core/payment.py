@@ -1518,8 +1518,7 @@ class CustomerPaymentMethods:
         kind = found.check("", _fields.choice, "type", type, PaymentMethodType)
         name = found.check("", _display_name, "display_name", display_name)
         digits = found.check("", _last4, "last4", last4)
-        if not isinstance(make_default, bool):
-            found.add("make_default", "wrong_type", "'make_default' must be true or false")
+        found.check("", _fields.boolean, "make_default", make_default)
         found.raise_if_any()
         method = PaymentMethod(
             id=PaymentMethodId.new(), type=kind, display_name=name, last4=digits, added_at=when

@@ -220,9 +220,7 @@ class Page(Generic[T]):
             if value is not None and type(value) is not str:
                 found.add(name, "wrong_type", _wrong(name, "a cursor (text) or None", value))
         for name in ("has_next_page", "has_previous_page"):
-            value = getattr(self, name)
-            if type(value) is not bool:
-                found.add(name, "wrong_type", _wrong(name, "True or False", value))
+            found.check("", _fields.boolean, name, getattr(self, name))
         found.raise_if_any()
 
     def __iter__(self) -> Iterator[T]:
