@@ -213,12 +213,10 @@ class Page(Generic[T]):
     def __attrs_post_init__(self) -> None:
         # Every field, so that a page hashes, compares and serializes.
         found = FieldErrors()
-        if type(self.items) is not tuple:
-            found.add("items", "wrong_type", _wrong("items", "a tuple", self.items))
+        found.check("", _fields.argument, "items", self.items, tuple, "a tuple")
         for name in ("start_cursor", "end_cursor"):
-            value = getattr(self, name)
-            if value is not None and type(value) is not str:
-                found.add(name, "wrong_type", _wrong(name, "a cursor (text) or None", value))
+            if (cursor := getattr(self, name)) is not None:
+                found.check("", _fields.argument, name, cursor, str, "a cursor (text) or None")
         for name in ("has_next_page", "has_previous_page"):
             found.check("", _fields.boolean, name, getattr(self, name))
         found.raise_if_any()
@@ -228,10 +226,6 @@ class Page(Generic[T]):
 
     def __len__(self) -> int:
         return len(self.items)
-
-
-def _wrong(name: str, expected: str, value: object) -> str:
-    return f"'{name}' must be {expected} (got {type(value).__name__})"
 
 
 @checked_arguments
@@ -782,6 +776,10 @@ class ScheduledPaymentRepository(abc.ABC):
 # -- outbox ------------------------------------------------------------------------
 
 
+_LAST_POSITION: Final = 2**63 - 1
+"""The largest position a store keeps (a signed 64-bit integer)."""
+
+
 @checked_constructor
 @attrs.frozen
 class OutboxMessage:
@@ -799,16 +797,9 @@ class OutboxMessage:
 
     def __attrs_post_init__(self) -> None:
         found = FieldErrors()
-        position = self.position
-        if type(position) is not int or position < 1:
-            shown_position = shown(position) if type(position) is int else type(position).__name__
-            found.add(
-                "position",
-                "invalid_position",
-                f"'position' must be a whole number of at least 1 (got {shown_position})",
-            )
-        if not isinstance(self.event, Event):
-            found.add("event", "wrong_type", _wrong("event", "an Event", self.event))
+        position, code = self.position, "invalid_position"
+        found.check("", _fields.whole_number, "position", position, 1, _LAST_POSITION, code=code)
+        found.check("", _fields.argument, "event", self.event, Event, "an Event")
         found.raise_if_any()
 
 
