@@ -721,6 +721,46 @@ class TestInvariants:
             attrs.evolve(inv, due_date=inv.issue_date - dt.timedelta(days=1))
         assert caught.value.rule == "I3"
 
+    @given(aps.invoices())
+    def test_amounts_are_the_sums_of_their_parts(self, inv: Invoice) -> None:
+        currency = inv.currency
+        expected = {
+            "subtotal": Money.sum([line.amount for line in inv.lines], currency),
+            "fee_total": Money.sum(
+                [fee.amount for fee in inv.fees if fee.covered_by_customer], currency
+            ),
+            "amount_paid": Money.sum([p.amount for p in inv.payments if p.counts], currency),
+        }
+        expected["total"] = expected["subtotal"] + expected["fee_total"]
+        expected["balance"] = expected["total"] - expected["amount_paid"]
+        for name, amount in expected.items():
+            found = getattr(inv, name)
+            assert type(found) is Money
+            assert found.currency is currency
+            # the same digits, in the currency's form ("0.00", never "0")
+            assert found.amount.as_tuple() == amount.amount.as_tuple(), name
+
+    def test_amounts_too_large_are_refused_as_money_sum_refuses_them(
+        self, partner: Partner, customer: Customer
+    ) -> None:
+        inv = issue(partner, customer)
+        near = usd("9" * 29 + ".99")  # just under 10**29
+        too_large = [
+            {"lines": (LineItem("x", 11, near),)},  # one line's amount
+            {"lines": (LineItem("x", 6, near), LineItem("y", 6, near))},  # the lines
+            {"fees": (Fee.new("interest", near * 9), Fee.new("interest", near * 2))},
+            {"payments": tuple(AppliedPayment(PaymentId.new(), near * 6) for _ in range(2))},
+        ]
+        for change in too_large:
+            with pytest.raises(ValidationError) as caught:
+                attrs.evolve(inv, **change)  # type: ignore[arg-type]
+            assert caught.value.codes == ["amount_too_large"], change
+        with pytest.raises(ValidationError) as caught:
+            Money.sum([near * 6, near * 6], "USD")
+        assert caught.value.codes == ["amount_too_large"]
+        biggest = attrs.evolve(inv, lines=(LineItem("x", 9, near), LineItem("y", 1, near)))
+        assert str(biggest.total.amount) == "9" * 30 + ".90"  # under 10**30: kept
+
     def test_types_and_currencies(self, partner: Partner, customer: Customer) -> None:
         inv = issue(partner, customer)
         with pytest.raises(ValidationError) as caught:

@@ -658,33 +658,6 @@ def test_sums_stay_exact_beyond_the_default_decimal_precision() -> None:
     assert str((Money("1" * 28 + ".11", "USD") * 1).amount) == "1" * 28 + ".11"
 
 
-@given(st.lists(st.tuples(aps.money("USD") | aps.money("CAD"), st.integers(1, 10**6)), max_size=5))
-def test_sum_of_products_is_the_sum_of_each_product(pairs: list[tuple[Money, int]]) -> None:
-    usd = Currency("USD")
-    try:
-        expected: object = Money.sum([unit * quantity for unit, quantity in pairs], usd)
-    except AltpayError as error:
-        expected = type(error), str(error)
-    try:
-        found: object = Money._sum_of_products(pairs, usd)
-    except AltpayError as error:
-        found = type(error), str(error)
-    assert found == expected
-
-
-def test_sum_of_products_refuses_what_sum_refuses() -> None:
-    jpy = Currency("JPY")
-    big = Money("9" * 30, jpy)
-    with pytest.raises(ValidationError) as info:
-        Money._sum_of_products([(big, 10)], jpy)  # the product is too large
-    assert info.value.codes == ["amount_too_large"]
-    with pytest.raises(ValidationError) as info:
-        Money._sum_of_products([(big, 1), (big, 1)], jpy)  # the sum is
-    assert info.value.codes == ["amount_too_large"]
-    with pytest.raises(CurrencyMismatch):
-        Money._sum_of_products([(Money(1, "USD"), 1)], jpy)
-
-
 # -- allocation ---------------------------------------------------------------
 
 

@@ -48,7 +48,7 @@ from ._html import html_table
 from .customer import Customer
 from .errors import FieldErrors, InvariantViolation, NotFound, ValidationError, shown
 from .events import Event, InvoiceArchived, InvoiceCreated, InvoicePaid, InvoiceUpdated, utc_now
-from .money import Currency, Money, money_at
+from .money import _CONTEXT, _MAX_DIGITS, Currency, Money, _too_large, _zero, money_at
 from .partner import KEEP, Action, Partner, TeamMember, _kept_text
 from .values import CustomerId, ExternalRef, InvoiceId, PartnerId, PaymentId, TeamMemberId
 
@@ -644,22 +644,36 @@ class Invoice:
         self._check_rules()
 
     def _count(self) -> None:
-        """Work out the amounts, from fields the checks have passed."""
-        currency = self.currency
-        subtotal = Money._sum_of_products(
-            ((line.unit_amount, line.quantity) for line in self.lines), currency
-        )
-        fee_total = Money.sum(
-            (fee.amount for fee in self.fees if fee.covered_by_customer), currency
-        )
-        total = subtotal + fee_total
-        paid = Money.sum((part.amount for part in self.payments if part.counts), currency)
-        set_amount = object.__setattr__
-        set_amount(self, "subtotal", subtotal)
-        set_amount(self, "fee_total", fee_total)
-        set_amount(self, "total", total)
-        set_amount(self, "amount_paid", paid)
-        set_amount(self, "balance", total - paid)
+        """Work out the amounts, from fields the checks have passed: every
+        amount in the invoice's currency, none below zero.
+
+        The same as ``Money.sum`` of each line's ``amount`` and so on, the
+        same refusal of an amount too large included, without building a
+        ``Money`` for each step (an invoice is counted each time one is built
+        or read): each step is one exact operation in money's context on
+        amounts quantized to the currency, and with no term below zero no
+        product or partial sum is larger than the total, so only the total
+        and the amount paid need their size checked.
+        """
+        fma, add = _CONTEXT.fma, _CONTEXT.add  # once, not once a line
+        subtotal = fees = paid = _zero(self.currency).amount
+        for line in self.lines:
+            subtotal = fma(line.unit_amount.amount, line.quantity, subtotal)
+        for fee in self.fees:
+            if fee.covered_by_customer:
+                fees = add(fees, fee.amount.amount)
+        for part in self.payments:
+            if part.counts:
+                paid = add(paid, part.amount.amount)
+        total = add(subtotal, fees)
+        if total.adjusted() >= _MAX_DIGITS or paid.adjusted() >= _MAX_DIGITS:
+            raise _too_large()
+        currency, exact, set_amount = self.currency, Money._exact, object.__setattr__
+        set_amount(self, "subtotal", exact(subtotal, currency))
+        set_amount(self, "fee_total", exact(fees, currency))
+        set_amount(self, "total", exact(total, currency))
+        set_amount(self, "amount_paid", exact(paid, currency))
+        set_amount(self, "balance", exact(_CONTEXT.subtract(total, paid), currency))
 
     def _fields_kept(self) -> bool:
         """The quick check: whether every field already has exactly its type

@@ -456,28 +456,6 @@ class Money:
                 )
         return Money._exact(total, kind)
 
-    @classmethod
-    def _sum_of_products(cls, pairs: Iterable[tuple[Money, int]], currency: Currency) -> Money:
-        """The total of ``unit * quantity`` for each pair: what the lines of
-        an invoice come to.
-
-        The same as ``Money.sum(unit * quantity for unit, quantity in pairs)``,
-        the same refusals included, without building a ``Money`` for each
-        product: a quantized amount times a whole number is quantized.
-        """
-        total = _zero(currency).amount
-        multiply, add = _CONTEXT.multiply, _CONTEXT.add  # once, not once a line
-        for unit, quantity in pairs:
-            if unit.currency is not currency:
-                raise CurrencyMismatch(currency.code, unit.currency.code, "add")
-            product = multiply(unit.amount, quantity)
-            if product.adjusted() >= _MAX_DIGITS:
-                raise _too_large()
-            total = add(total, product)
-            if total.adjusted() >= _MAX_DIGITS:
-                raise _too_large()
-        return Money._exact(total, currency)
-
     @property
     def minor_units(self) -> int:
         """The amount as a whole number of minor units: 1250 for USD 12.50."""
