@@ -103,6 +103,20 @@ def test_contract_classes_are_not_collected_on_their_own(pytester: pytest.Pytest
     assert all(line.startswith("test_an_adapter.py::TestMine::") for line in collected)
 
 
+def test_the_store_contract_runs_every_test_of_every_contract() -> None:
+    # StoreContract inherits from every contract: a name two of them share
+    # would hide one of the two tests (or helpers) from it.
+    seen: dict[str, str] = {}
+    for contract in contracts.StoreContract.__bases__:
+        for name in vars(contract):
+            if name.startswith("__") or name == "_abc_impl":
+                continue
+            assert name not in seen, f"{name} is in {seen.get(name)} and {contract.__name__}"
+            seen[name] = contract.__name__
+    every = set().union(*(_tests_of(base) for base in contracts.StoreContract.__bases__))
+    assert set(_tests_of(contracts.StoreContract)) == every
+
+
 def test_a_users_adapter_that_breaks_a_contract_fails_it(pytester: pytest.Pytester) -> None:
     # The contracts can fail: an outbox that ignores its limit fails the test
     # of the limit, and only that one.

@@ -2479,7 +2479,7 @@ class InvoiceRepositoryContract(_StoreFactory):
             )
             assert _invoice_ids(back) == [early.id, catalog["c"].id, catalog["a"].id]
 
-    def test_no_previous_page_when_nothing_matching_comes_before_the_cursor(
+    def test_no_previous_invoice_page_when_nothing_matching_comes_before_the_cursor(
         self, store: Store
     ) -> None:
         """The cursor's invoice left the filter (it was paid), and no open
