@@ -808,50 +808,90 @@ def rebuild(customer: Customer, *, through_evolve: bool, **fields: Any) -> Custo
     return Customer(**{**kept, **fields})
 
 
-class TestRuleC5AmongFieldErrors:
-    """A customer without users and with invalid fields: every field error is
-    reported, with C5 among them at ``users``; C5 alone stays an
-    InvariantViolation."""
+def duplicate_users(customer: Customer) -> tuple[CustomerUser, ...]:
+    """The customer's users with the second's email the first's, in upper case."""
+    first, second = customer.users[:2]
+    return (first, attrs.evolve(second, email=EmailAddress(str(first.email).upper())))
+
+
+class TestUserRulesAmongFieldErrors:
+    """A customer without users (C5) or with two users of one email (C4) and
+    with invalid fields: every field error is reported, with the rule among
+    them at its path; the rule alone stays an InvariantViolation."""
 
     @given(
         bad=st.sets(st.sampled_from(sorted(BAD_FIELDS))),
-        no_user=st.booleans(),
+        users=st.sampled_from(["kept", "none", "duplicate"]),
         through_evolve=st.booleans(),
     )
-    def test_every_error_is_reported(
-        self, bad: set[str], no_user: bool, through_evolve: bool
-    ) -> None:
-        assume(bad or no_user)
+    def test_every_error_is_reported(self, bad: set[str], users: str, through_evolve: bool) -> None:
+        assume(bad or users != "kept")
         customer = globex()
         fields: dict[str, Any] = {name: BAD_FIELDS[name][0] for name in bad}
-        if no_user:
+        rule = {"kept": None, "none": ("C5", "users"), "duplicate": ("C4", "users[1].email")}
+        broken = rule[users]
+        if users == "none":
             fields["users"] = ()
+        elif users == "duplicate":
+            fields["users"] = duplicate_users(customer)
         if not bad:
             with pytest.raises(InvariantViolation) as violated:
                 rebuild(customer, through_evolve=through_evolve, **fields)
-            assert (violated.value.rule, violated.value.path) == ("C5", "users")
-            assert "a customer needs at least one user" in str(violated.value)
+            assert (violated.value.rule, violated.value.path) == broken
             return
         with pytest.raises(ValidationError) as caught:
             rebuild(customer, through_evolve=through_evolve, **fields)
-        named = sorted((*bad, *(["users"] if no_user else [])), key=_FIELD_ORDER.index)
+        named = sorted((*bad, *(["users"] if broken else [])), key=_FIELD_ORDER.index)
         expected = [
-            p for name in named for p in (["users"] if name == "users" else BAD_FIELDS[name][1])
-        ]
+            p for name in named for p in ([broken[1]] if name == "users" else BAD_FIELDS[name][1])
+        ]  # type: ignore[index]
         assert caught.value.paths == expected
-        c5 = [e for e in caught.value.errors if e.code == "C5"]
-        if no_user:
-            (error,) = c5
-            assert error.path == "users"
-            assert "a customer needs at least one user" in error.message
-        else:
-            assert c5 == []
+        found = [(e.code, e.path) for e in caught.value.errors if e.code in {"C4", "C5"}]
+        assert found == ([broken] if broken else [])
 
     def test_a_blank_company_is_not_hidden_by_c5(self) -> None:
         with pytest.raises(ValidationError) as caught:
             attrs.evolve(globex(), company=" ", users=())
         assert caught.value.paths == ["company", "users"]
         assert caught.value.codes == ["blank", "C5"]
+        assert "a customer needs at least one user" in caught.value.errors[1].message
+
+    def test_nor_by_c4(self) -> None:
+        customer = globex()
+        with pytest.raises(ValidationError) as caught:
+            attrs.evolve(customer, company=" ", users=duplicate_users(customer))
+        assert caught.value.paths == ["company", "users[1].email"]
+        assert caught.value.codes == ["blank", "C4"]
+        assert "ANN@globex.example is already a user" in caught.value.errors[1].message
+
+    def test_from_dict_and_from_sync_report_c4_with_the_fields(self) -> None:
+        customer = globex()
+        data = to_dict(customer)
+        data["users"][1]["email"] = "ANN@globex.example"
+        with pytest.raises(ValidationError) as caught:
+            from_dict(Customer, {**data, "company": ""})
+        assert caught.value.codes == ["blank", "C4"]
+        users = [{"first_name": "A", "last_name": "B", "email": e} for e in ("a@x.io", "A@x.io")]
+        arguments: dict[str, Any] = {"external_ref": REF, "address": ALBANY, "users": users}
+        with pytest.raises(InvariantViolation) as violated:
+            Customer.from_sync(syncing_partner(), company="Initech", **arguments)
+        assert (violated.value.rule, violated.value.path) == ("C4", "users[1].email")
+        with pytest.raises(ValidationError) as caught:
+            Customer.from_sync(syncing_partner(), company=" ", **arguments)
+        assert caught.value.paths == ["company", "users[1].email"]
+        assert caught.value.codes == ["blank", "C4"]
+
+    def test_a_drafts_duplicate_users_are_reported_with_its_fields(self) -> None:
+        draft = CustomerDraft.start(partner()).enter_details(company="Globex", address=ALBANY)
+        draft = draft.add_user(first_name="A", last_name="B", email="a@x.io")
+        draft = draft.add_user(first_name="C", last_name="D", email="c@x.io")
+        users = duplicate_users(draft)  # type: ignore[arg-type]
+        with pytest.raises(InvariantViolation) as violated:
+            attrs.evolve(draft, users=users)
+        assert (violated.value.rule, violated.value.path) == ("C4", "users[1].email")
+        with pytest.raises(ValidationError) as caught:
+            attrs.evolve(draft, users=users, started_at="yesterday")
+        assert sorted(caught.value.codes) == ["C4", "invalid_datetime"]
 
 
 class TestUnhashableTags:

@@ -302,27 +302,51 @@ def _users_from(path: str, value: object) -> tuple[CustomerUser, ...]:
 
 def _check_users(users: tuple[CustomerUser, ...]) -> None:
     """Rule C4: one user per email (case-insensitively); ids unique too."""
+    duplicate = _duplicate_user(users)
+    if duplicate is not None:
+        raise duplicate
+
+
+def _duplicate_user(users: tuple[CustomerUser, ...]) -> InvariantViolation | None:
+    """What rule C4 says of the first user whose email (case-insensitively)
+    or id an earlier user has, or None when there is none."""
     # The usual case in two set builds; distinct id texts are distinct ids.
     # Only a duplicate needs the loop below, which finds and names it.
     count = len(users)
     if len({u.email.key for u in users}) == count == len({u.id.value for u in users}):
-        return
+        return None
     emails: set[str] = set()
     ids: set[UserId] = set()
     for index, user in enumerate(users):
         if user.email.key in emails:
-            raise InvariantViolation(
+            return InvariantViolation(
                 f"{user.email} is already a user of this customer (emails are compared "
                 "case-insensitively)",
                 rule="C4",
                 path=f"users[{index}].email",
             )
         if user.id in ids:
-            raise InvariantViolation(
+            return InvariantViolation(
                 f"user id {user.id} appears twice", rule="C4", path=f"users[{index}].id"
             )
         emails.add(user.email.key)
         ids.add(user.id)
+    raise AssertionError("unreachable: a duplicate email or id was counted")  # pragma: no cover
+
+
+def _note_rule(found: FieldErrors, broken: InvariantViolation | None) -> None:
+    """A rule about the users (C4, C5) that fields also at fault break, among
+    their errors, its code the rule's: none hides another."""
+    if broken is not None:
+        found.add(broken.path, broken.rule, broken.message)
+
+
+def _raise_rule_alone(check: _FieldCheck, broken: InvariantViolation | None) -> None:
+    """The broken rule as itself, an ``InvariantViolation``, when it is all
+    that is wrong; else every error found, the rule's among them."""
+    if broken is not None and len(check.found.errors) == 1:
+        raise broken
+    check.done()
 
 
 def _user_ref(ref: object) -> UserId | EmailAddress:
@@ -516,10 +540,11 @@ class CustomerDraft:
         check.instance("partner_id", PartnerId, "a PartnerId")
         check.instance("customer_id", CustomerId, "a CustomerId")
         check.instance("details", CustomerDetails, "CustomerDetails", optional=True)
-        check.items("users", CustomerUser, "a CustomerUser")
+        users_ok = check.items("users", CustomerUser, "a CustomerUser")
+        duplicate = _duplicate_user(self.users) if users_ok else None
+        _note_rule(check.found, duplicate)
         check.datetime("started_at")
-        check.done()
-        _check_users(self.users)
+        _raise_rule_alone(check, duplicate)
 
     @classmethod
     @checked_arguments
@@ -678,6 +703,14 @@ class CustomerStatus(_fields.Choices, enum.Enum):
 
 _C5_MESSAGE: Final = "a customer needs at least one user"
 
+
+def _users_rule(users: tuple[CustomerUser, ...]) -> InvariantViolation | None:
+    """What a customer's users break: C5 (none at all) or C4 (a duplicate)."""
+    if not users:
+        return InvariantViolation(_C5_MESSAGE, rule="C5", path="users")
+    return _duplicate_user(users)
+
+
 _SYNCED_FIELDS: Final = ("company", "address")
 """The fields of a synced customer that only its integration changes (C6)."""
 
@@ -758,11 +791,8 @@ class Customer:
         check.text("company")
         check.instance("address", Address, "an Address")
         users_ok = check.items("users", CustomerUser, "a CustomerUser")
-        no_user = users_ok and not self.users
-        if no_user:
-            # Rule C5, among the field errors (if any): none hides another.
-            # Worded as from_dict words the InvariantViolation below.
-            check.found.add("users", "C5", f"{_C5_MESSAGE} (rule C5)")
+        broken = _users_rule(self.users) if users_ok else None
+        _note_rule(check.found, broken)
         check.text("legal_name", optional=True)
         check.instance("ein", EIN, "an EIN", optional=True)
         check.instance("billing_email", EmailAddress, "an EmailAddress", optional=True)
@@ -777,10 +807,8 @@ class Customer:
         check.choice("card_fee_exception", CardFeeBearer, optional=True)
         check.datetime("created_at")
         check.version()
-        if no_user and len(check.found.errors) == 1:
-            # C5 alone: a rule about the customer's state, not a bad field.
-            raise InvariantViolation(_C5_MESSAGE, rule="C5", path="users")
-        check.done()  # raises unless the users are a tuple of CustomerUser
+        # Raises unless the users are a tuple of CustomerUser that breaks neither rule.
+        _raise_rule_alone(check, broken)
 
     # -- building from an integration ---------------------------------------
 
@@ -846,10 +874,10 @@ class Customer:
             if isinstance(users, Iterable) and not isinstance(users, str | Mapping)
             else users,
         )
-        if clean_users == () and found.errors:
-            # Rule C5 among the field errors, as the constructor reports it:
-            # none hides another.
-            found.add("users", "C5", f"{_C5_MESSAGE} (rule C5)")
+        if found.errors and clean_users is not None:
+            # Rules C4 and C5 among the field errors, as the constructor
+            # reports them: none hides another.
+            _note_rule(found, _users_rule(clean_users))
         found.raise_if_any()
         customer = cls(
             id=CustomerId.new(),
