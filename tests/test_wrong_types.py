@@ -100,6 +100,18 @@ def test_a_page_names_a_field_of_the_wrong_type(field: str, junk: object) -> Non
     assert (info.value.paths, info.value.codes) == ([field], ["wrong_type"])
 
 
+def test_a_page_needs_only_its_items() -> None:
+    # Optional fields default to None (DESIGN), the page's flags to False:
+    # a page built from its items alone is the whole listing.
+    page = ports.Page((1, 2))
+    assert (page.start_cursor, page.end_cursor) == (None, None)
+    assert (page.has_next_page, page.has_previous_page) == (False, False)
+    assert ports.Page((1,), "a", "b", True, False).has_next_page
+    with pytest.raises(ValidationError) as info:
+        ports.Page()  # type: ignore[call-arg]
+    assert (info.value.paths, info.value.codes) == (["items"], ["missing"])
+
+
 @pytest.mark.parametrize(
     ("position", "event", "errors"),
     [

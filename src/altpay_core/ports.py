@@ -202,13 +202,17 @@ class PageRequest:
 @checked_constructor
 @attrs.frozen
 class Page(Generic[T]):
-    """One page of a listing, with the cursors to move on from it."""
+    """One page of a listing, with the cursors to move on from it.
+
+    Only ``items`` is required: a page built with nothing else is the whole
+    listing (no cursors, no page before or after it).
+    """
 
     items: tuple[T, ...]
-    start_cursor: str | None
-    end_cursor: str | None
-    has_next_page: bool
-    has_previous_page: bool
+    start_cursor: str | None = None
+    end_cursor: str | None = None
+    has_next_page: bool = False
+    has_previous_page: bool = False
 
     def __attrs_post_init__(self) -> None:
         # Every field, so that a page hashes, compares and serializes.
