@@ -208,6 +208,19 @@ def test_a_rate_is_read_as_strictly_as_an_amount(rate: str) -> None:
     assert (caught.value.paths, caught.value.codes) == (["rate_percent"], ["invalid_rate"])
 
 
+def test_a_float_rate_is_refused_as_a_float_amount_is() -> None:
+    with pytest.raises(ValidationError) as caught:
+        make_partner().set_card_fees(rate_percent=2.9)  # type: ignore[arg-type]
+    assert (caught.value.paths, caught.value.codes) == (["rate_percent"], ["float_refused"])
+    assert "never a float" in caught.value.errors[0].message
+    with pytest.raises(ValidationError) as caught:
+        make_partner().set_card_fees(rate_percent="21")
+    assert "decimal places" not in caught.value.errors[0].message  # not what is wrong
+    with pytest.raises(ValidationError) as caught:
+        make_partner().set_card_fees(rate_percent="1E-1001")
+    assert "at most 1000 decimal places" in caught.value.errors[0].message
+
+
 @pytest.mark.parametrize(
     ("rate", "kept"),
     [

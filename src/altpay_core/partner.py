@@ -436,12 +436,19 @@ _RATE_MAX_PLACES: Final = 1000
 
 def _rate(path: str, value: object) -> Decimal:
     """A percentage from 0 to 20, as a Decimal, a decimal string or an int
-    (never a float), with at most 1000 decimal places.
+    (never a float, as for an amount), with at most 1000 decimal places.
 
     Text is read as strictly as an amount (ASCII decimal text only), and the
     rate is kept in plain form (``money.plain_decimal``: ``"1E+1"`` is 10,
     ``"-0"`` is 0, ``"2.90"`` stays 2.90), which ``to_dict`` writes as it is.
     """
+    if isinstance(value, float):
+        raise ValidationError.single(
+            path,
+            "float_refused",
+            f"'{path}' must be a Decimal, a string like '2.9' or an int, never a float "
+            f"(got {shown(value)}); floats cannot hold a rate exactly",
+        )
     rate: Decimal | None = None
     if isinstance(value, Decimal):
         rate = value if value.is_finite() else None
@@ -449,17 +456,19 @@ def _rate(path: str, value: object) -> Decimal:
         rate = decimal_from_text(value)
     elif isinstance(value, int) and not isinstance(value, bool):
         rate = Decimal(value)
+    places = ""
     if rate is not None and Decimal(0) <= rate <= MAX_CARD_FEE_PERCENT:
         rate = plain_decimal(rate)
         exponent = rate.as_tuple().exponent
         if isinstance(exponent, int) and -exponent <= _RATE_MAX_PLACES:
             return rate
+        places = f" with at most {_RATE_MAX_PLACES} decimal places"
     got = shown(value) if isinstance(value, str | Decimal | int) else type(value).__name__
     raise ValidationError.single(
         path,
         "invalid_rate",
-        f"'{path}' must be a percentage from 0 to {MAX_CARD_FEE_PERCENT} with at most "
-        f"{_RATE_MAX_PLACES} decimal places, as a Decimal or a string like '2.9' (got {got})",
+        f"'{path}' must be a percentage from 0 to {MAX_CARD_FEE_PERCENT}{places}, "
+        f"as a Decimal or a string like '2.9' (got {got})",
     )
 
 
