@@ -635,10 +635,13 @@ class TestPayInvoices:
             ("inv_1", 42, "invoice_ids"),
             ("ONE", 42, "idempotency_key"),
             ("ONE", "  ", "idempotency_key"),
+            ("ONE", "a\x00b", "idempotency_key"),  # no store can hold it: none is looked up
+            ("ONE", "\ud800", "idempotency_key"),
+            (["nope", 5], "req-1", ["invoice_ids[0]", "invoice_ids[1]"]),  # every one
         ],
     )
     def test_bad_arguments(
-        self, store: MemoryStore, billing: Billing, invoice_ids: Any, key: Any, path: str
+        self, store: MemoryStore, billing: Billing, invoice_ids: Any, key: Any, path: Any
     ) -> None:
         b = billing
         with store.unit_of_work() as uow, pytest.raises(ValidationError) as caught:
@@ -651,7 +654,7 @@ class TestPayInvoices:
                 method="ach",
                 idempotency_key=key,
             )
-        assert caught.value.paths == [path]
+        assert caught.value.paths == (path if isinstance(path, list) else [path])
         assert_unchanged(store, b)
 
 
@@ -889,6 +892,78 @@ class TestMethodsOnFile:
         payment, (one,) = pay(store, b, [b.one], method=ours.default)
         assert payment.payment_method_id == ours.default.id
         assert one.status is InvoiceStatus.PAID
+
+    def test_a_method_is_named_by_its_id_or_its_text(
+        self, store: MemoryStore, billing: Billing
+    ) -> None:
+        # As the partner, customer and invoice are: a form posts the id as text.
+        b = billing
+        methods = self._with_a_method(store, b)
+        methods = methods.add(type="card", display_name="Visa", last4="4242")
+        card = methods.methods[-1]
+        with store.unit_of_work() as uow:
+            uow.payment_methods.save(methods)
+            uow.commit()
+        assert methods.method(str(card.id)) is card
+        assert methods.set_default(str(card.id)).default_id == card.id
+        for junk in (5, None, "pm_!"):
+            with pytest.raises(ValidationError) as caught:
+                methods.method(junk)  # type: ignore[arg-type]
+            assert caught.value.paths == ["method_id"]
+        with store.unit_of_work() as uow:
+            scheduled = services.schedule_payment(
+                uow,
+                str(b.partner.id),
+                str(b.customer.id),
+                str(b.one.id),
+                payer=b.ann,
+                pay_on=TODAY,
+                today=TODAY,
+                method_id=str(card.id),
+            )
+            payment, _ = services.charge_now(
+                uow,
+                b.partner.id,
+                b.customer.id,
+                [str(b.two.id)],
+                payer=b.ann,
+                idempotency_key="now-1",
+                method_id=str(card.id),
+                at=at(6),
+            )
+            again, _ = services.charge_now(
+                uow,
+                b.partner.id,
+                b.customer.id,
+                [str(b.two.id)],
+                payer=b.ann,
+                idempotency_key="now-1",
+                method_id=str(card.id),
+            )
+            with pytest.raises(ValidationError) as caught:
+                services.charge_now(
+                    uow,
+                    b.partner.id,
+                    b.customer.id,
+                    [b.one.id],
+                    payer=b.ann,
+                    idempotency_key="now-2",
+                    method_id="card",
+                )
+            assert caught.value.paths == ["method_id"]
+        assert scheduled.payment_method_id == payment.payment_method_id == card.id
+        assert again == payment  # the same request: the first payment
+        assert payment.allocation(str(b.two.id)).invoice_id == b.two.id
+        with pytest.raises(ValidationError) as caught:
+            payment.allocation("two")
+        assert caught.value.paths == ["invoice_id"]
+        with store.unit_of_work() as uow:
+            two = uow.invoices.get(b.partner.id, b.two.id)
+        assert two.applied(str(payment.id)).payment_id == payment.id
+        assert two.release_payment(str(payment.id)).balance == two.total
+        with pytest.raises(ValidationError) as caught:
+            two.applied(7)  # type: ignore[arg-type]
+        assert caught.value.paths == ["payment_id"]
 
     def test_schedule_run_and_cancel(self, store: MemoryStore, billing: Billing) -> None:
         b = billing

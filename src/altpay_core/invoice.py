@@ -964,8 +964,10 @@ class Invoice:
         return self.status is InvoiceStatus.OPEN and self.due_date < day
 
     @checked_arguments
-    def applied(self, payment_id: PaymentId) -> AppliedPayment:
-        """The part of payment ``payment_id`` (``NotFound`` if none)."""
+    def applied(self, payment_id: PaymentId | str) -> AppliedPayment:
+        """The part of payment ``payment_id``, a ``PaymentId`` or its text
+        (``NotFound`` if none)."""
+        payment_id = _fields.entity_id("payment_id", payment_id, PaymentId)
         for part in self.payments:
             if part.payment_id == payment_id:
                 return part
@@ -1184,7 +1186,9 @@ class Invoice:
         return _with_events(new, self, event)
 
     @checked_arguments
-    def release_payment(self, payment_id: PaymentId, *, at: dt.datetime | None = None) -> Invoice:
+    def release_payment(
+        self, payment_id: PaymentId | str, *, at: dt.datetime | None = None
+    ) -> Invoice:
         """Give a payment's part back (it failed, was returned, charged back
         or refunded, I6): the balance goes up again, and a paid invoice is
         open again. An archived invoice stays archived; the record of the

@@ -647,8 +647,10 @@ class Payment:
         return tuple(part.invoice_id for part in self.allocations)
 
     @checked_arguments
-    def allocation(self, invoice_id: InvoiceId) -> Allocation:
-        """Its allocation to ``invoice_id`` (``NotFound`` if none)."""
+    def allocation(self, invoice_id: InvoiceId | str) -> Allocation:
+        """Its allocation to ``invoice_id``, an ``InvoiceId`` or its text
+        (``NotFound`` if none)."""
+        invoice_id = _fields.entity_id("invoice_id", invoice_id, InvoiceId)
         for part in self.allocations:
             if part.invoice_id == invoice_id:
                 return part
@@ -1480,8 +1482,10 @@ class CustomerPaymentMethods:
         return self.method(self.default_id)
 
     @checked_arguments
-    def method(self, method_id: PaymentMethodId) -> PaymentMethod:
-        """The method with that id, active or archived (``NotFound`` otherwise)."""
+    def method(self, method_id: PaymentMethodId | str) -> PaymentMethod:
+        """The method with that id (a ``PaymentMethodId`` or its text), active
+        or archived (``NotFound`` otherwise)."""
+        method_id = _fields.entity_id("method_id", method_id, PaymentMethodId)
         for method in self.methods:
             if method.id == method_id:
                 return method
@@ -1529,7 +1533,7 @@ class CustomerPaymentMethods:
 
     @checked_arguments
     def archive(
-        self, method_id: PaymentMethodId, *, at: dt.datetime | None = None
+        self, method_id: PaymentMethodId | str, *, at: dt.datetime | None = None
     ) -> CustomerPaymentMethods:
         """Archive a method (``payment_method_deleted``). If it was the
         default, the most recently added active method becomes the default, or
@@ -1553,7 +1557,7 @@ class CustomerPaymentMethods:
     @checked_arguments
     def replace(
         self,
-        method_id: PaymentMethodId,
+        method_id: PaymentMethodId | str,
         *,
         type: PaymentMethodType | str,
         display_name: str,
@@ -1578,7 +1582,7 @@ class CustomerPaymentMethods:
 
     @checked_arguments
     def set_default(
-        self, method_id: PaymentMethodId, *, at: dt.datetime | None = None
+        self, method_id: PaymentMethodId | str, *, at: dt.datetime | None = None
     ) -> CustomerPaymentMethods:
         """Make an active method the default (``default_payment_method_changed``)."""
         when = _when(at)
@@ -1627,7 +1631,7 @@ def method_on_file(
     customer: Customer,
     *,
     purpose: str,
-    method_id: PaymentMethodId | None = None,
+    method_id: PaymentMethodId | str | None = None,
 ) -> PaymentMethod:
     """The method to use for ``purpose`` (``"auto-pay"``, ``"charging now"``,
     ``"a scheduled payment"``): ``method_id`` if given and active, else the
@@ -1674,7 +1678,7 @@ def charge_now(
     methods: CustomerPaymentMethods | None,
     idempotency_key: str,
     amounts: Mapping[InvoiceId, Money | str | int | Decimal] | None = None,
-    method_id: PaymentMethodId | None = None,
+    method_id: PaymentMethodId | str | None = None,
     existing: Payment | None = None,
     at: dt.datetime | None = None,
 ) -> tuple[Payment, tuple[Invoice, ...]]:
@@ -1687,6 +1691,8 @@ def charge_now(
     that run named it or took the default, whatever the default is now (or
     with none on file). The invoices, amounts and payer must still match.
     """
+    if method_id is not None:
+        method_id = _fields.entity_id("method_id", method_id, PaymentMethodId)
     method = _retried_method(methods, existing, method_id) or method_on_file(
         methods, customer, purpose="charging now", method_id=method_id
     )
@@ -1835,7 +1841,7 @@ def schedule_payment(
     pay_on: dt.date,
     today: dt.date,
     amount: Money | str | int | Decimal | None = None,
-    method_id: PaymentMethodId | None = None,
+    method_id: PaymentMethodId | str | None = None,
     at: dt.datetime | None = None,
 ) -> ScheduledPayment:
     """A customer user schedules a payment of ``invoice`` for ``pay_on``.

@@ -49,7 +49,7 @@ from altpay_core import payment as _payment
 from altpay_core._arguments import checked_arguments
 from altpay_core.access import Viewer
 from altpay_core.customer import AccessRequest, Customer, CustomerDraft, _refuse_if_synced
-from altpay_core.errors import ValidationError
+from altpay_core.errors import FieldErrors, ValidationError
 from altpay_core.invoice import Invoice
 from altpay_core.money import Money
 from altpay_core.partner import Action, Partner, TeamMember
@@ -282,12 +282,19 @@ def _read_invoices(
             "wrong_type",
             f"'invoice_ids' must be a list of invoice ids (got {type(invoice_ids).__name__})",
         )
-    return [uow.invoices.get(partner_id, invoice_id) for invoice_id in invoice_ids]
+    found = FieldErrors()
+    ids = [
+        found.check("", _fields.entity_id, f"invoice_ids[{index}]", invoice_id, InvoiceId)
+        for index, invoice_id in enumerate(invoice_ids)
+    ]
+    found.raise_if_any()  # every malformed id at once, before any is read
+    return [uow.invoices.get(partner_id, invoice_id) for invoice_id in ids]
 
 
 def _stored_under(uow: UnitOfWork, partner_id: PartnerId, key: object) -> Payment | None:
-    # A key that is not text is the domain function's to refuse, with its path.
-    if not isinstance(key, str):
+    # A key that is not text a store can hold is the domain function's to
+    # refuse, at its path (idempotency_key): none was stored under it.
+    if not isinstance(key, str) or not _fields.valid_unicode(key):
         return None
     return uow.payments.get_by_idempotency_key(partner_id, key)
 
@@ -380,7 +387,7 @@ def charge_now(
     payer: Viewer,
     idempotency_key: str,
     amounts: _Amounts | None = None,
-    method_id: PaymentMethodId | None = None,
+    method_id: PaymentMethodId | str | None = None,
     at: dt.datetime | None = None,
 ) -> tuple[Payment, tuple[Invoice, ...]]:
     """Pay now with a method on file (the default unless ``method_id``): as
@@ -525,7 +532,7 @@ def schedule_payment(
     pay_on: dt.date,
     today: dt.date,
     amount: Money | str | int | Decimal | None = None,
-    method_id: PaymentMethodId | None = None,
+    method_id: PaymentMethodId | str | None = None,
     at: dt.datetime | None = None,
 ) -> ScheduledPayment:
     """A customer user schedules a payment of an invoice
