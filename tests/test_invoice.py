@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import doctest
 import pathlib
 from decimal import Decimal
@@ -88,6 +89,19 @@ def issue(partner: Partner, customer: Customer, **overrides: object) -> Invoice:
     if "by" not in fields:
         fields["by"] = member_of(partner, Role.MEMBER)
     return Invoice.issue(partner, customer, **fields)  # type: ignore[arg-type]
+
+
+# A caller's decimal context that rounds, and traps, nearly everything: the
+# library's arithmetic runs in a context of its own.
+HOSTILE = decimal.Context(
+    prec=3,
+    rounding=decimal.ROUND_UP,
+    traps=[decimal.Inexact, decimal.Rounded, decimal.InvalidOperation, decimal.FloatOperation],
+)
+
+
+def line(amount: str) -> dict[str, object]:
+    return {"description": "Support", "quantity": 1, "unit_amount": amount}
 
 
 @pytest.fixture
@@ -486,6 +500,34 @@ class TestUpdate:
         assert inv.total == usd("300.00")  # the old value is untouched
         assert edited.update(partner, memo="Net 35") is edited
 
+    def test_a_new_total_is_exact_beyond_the_default_decimal_precision(
+        self, partner: Partner, customer: Customer
+    ) -> None:
+        # 31 significant digits: decimal's default context (28) rounded the
+        # new total to the 10**27 already paid, kept the invoice paid, and
+        # the rules then refused the balance of 0.01 that a paid invoice has.
+        big = "9" * 27 + ".99"
+        inv = issue(partner, customer, lines=[line(big), line("0.01")])
+        paid = inv.apply_payment(PaymentId.new(), inv.total)
+        assert paid.status is InvoiceStatus.PAID
+        with decimal.localcontext(HOSTILE):  # nor does the caller's context count
+            edited = paid.update(partner, lines=[line(big), line("0.02")])
+        assert str(edited.total.amount) == "1" + "0" * 26 + "0.01"
+        assert edited.balance == usd("0.01")
+        assert edited.status is InvoiceStatus.OPEN
+
+    def test_a_refusal_of_new_fees_alone_is_at_fees(
+        self, partner: Partner, customer: Customer
+    ) -> None:
+        inv = issue(partner, customer, fees=[{"kind": "late_payment", "amount": "10.00"}])
+        paid = inv.apply_payment(PaymentId.new(), inv.total)
+        with pytest.raises(InvariantViolation) as caught:
+            paid.update(partner, fees=[])  # the total would fall below what was paid
+        assert (caught.value.rule, caught.value.path) == ("I5", "fees")
+        with pytest.raises(InvariantViolation) as caught:
+            paid.update(partner, lines=[line("300.00")], fees=[])  # both: the lines
+        assert (caught.value.rule, caught.value.path) == ("I5", "lines")
+
     def test_add_fee(self, partner: Partner, customer: Customer) -> None:
         inv = issue(partner, customer).add_fee(
             partner, kind=FeeKind.RETURN, amount=usd("15.00"), name="Returned payment"
@@ -740,6 +782,17 @@ class TestInvariants:
             # the same digits, in the currency's form ("0.00", never "0")
             assert found.amount.as_tuple() == amount.amount.as_tuple(), name
 
+    @given(aps.invoices())
+    def test_amounts_do_not_depend_on_the_callers_decimal_context(self, inv: Invoice) -> None:
+        data = to_dict(inv)
+        with decimal.localcontext(HOSTILE):
+            back = from_dict(Invoice, data)
+            tripled = LineItem("x", 3, back.total).amount
+        assert back == inv
+        for name in ("subtotal", "fee_total", "total", "amount_paid", "balance"):
+            assert getattr(back, name).amount.as_tuple() == getattr(inv, name).amount.as_tuple()
+        assert tripled == inv.total * 3
+
     def test_amounts_too_large_are_refused_as_money_sum_refuses_them(
         self, partner: Partner, customer: Customer
     ) -> None:
@@ -754,7 +807,8 @@ class TestInvariants:
         for change in too_large:
             with pytest.raises(ValidationError) as caught:
                 attrs.evolve(inv, **change)  # type: ignore[arg-type]
-            assert caught.value.codes == ["amount_too_large"], change
+            # at the field whose amounts come to too much
+            assert (caught.value.codes, caught.value.paths) == (["amount_too_large"], [*change])
         with pytest.raises(ValidationError) as caught:
             Money.sum([near * 6, near * 6], "USD")
         assert caught.value.codes == ["amount_too_large"]

@@ -1590,3 +1590,42 @@ def test_every_give_back_dates_the_invoices_events_as_the_payments(how: str) -> 
     pay, invoices = in_state(World(), method, "processing" if how == "fail" else "settled")
     new, released = give_back(how, pay, invoices)
     assert {i.events[-1].occurred_at for i in released} == {new.events[-1].occurred_at} == {AT}
+
+
+# -- amounts too large to be money ---------------------------------------------------
+
+
+def test_a_payment_too_large_to_be_money_is_refused_at_its_amounts() -> None:
+    # Each invoice is money; what the payer would be charged is not.
+    w = World()
+    near = "9" * 29 + ".99"  # just under 10**29
+    big = [issue(w.partner, w.customer, near, str(n)) for n in range(11)]
+    with pytest.raises(ValidationError) as caught:
+        w.pay(big)  # the batch
+    assert (caught.value.paths, caught.value.codes) == (["amounts"], ["amount_too_large"])
+    w.partner = w.partner.set_card_fees(rate_percent="20")
+    with pytest.raises(ValidationError) as caught:
+        w.pay(big[:9], method="card")  # 9 near, but 10.8 with the 20% card fee
+    assert (caught.value.paths, caught.value.codes) == (["amounts"], ["amount_too_large"])
+    payment, _ = w.pay(big[:8], method="card")  # 8 near + 20%: under 10**30
+    assert payment.total == payment.amount + payment.customer_card_fee
+    fee = attrs.evolve(payment.fees[0], amount=payment.fees[0].amount * 2)
+    parts = [attrs.evolve(a, card_fee=a.card_fee * 2) for a in payment.allocations]
+    with pytest.raises(ValidationError) as caught:
+        attrs.evolve(payment, fees=(fee,), allocations=tuple(parts))
+    assert (caught.value.paths, caught.value.codes) == (["allocations"], ["amount_too_large"])
+
+
+def test_an_invoice_too_large_to_be_money_is_refused_at_its_lines() -> None:
+    w = World()
+    with pytest.raises(ValidationError) as caught:
+        Invoice.issue(
+            w.partner,
+            w.customer,
+            by=w.partner.team[1],
+            number="1",
+            lines=[{"description": "x", "quantity": 1_000_000, "unit_amount": "1" + "0" * 27}],
+            due_date=TODAY,
+            today=TODAY,
+        )
+    assert (caught.value.paths, caught.value.codes) == (["lines"], ["amount_too_large"])

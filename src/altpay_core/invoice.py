@@ -509,10 +509,32 @@ _CARD_FEE_ON_INVOICE: Final = (
 )
 
 
-def _total(lines: Iterable[LineItem], fees: Iterable[Fee], currency: Currency) -> Money:
-    amount = sum((line.amount.amount for line in lines), Decimal(0))
-    amount += sum((fee.amount.amount for fee in fees if fee.covered_by_customer), Decimal(0))
-    return Money(amount, currency)
+def _subtotal_and_fees(
+    lines: Iterable[LineItem], fees: Iterable[Fee], currency: Currency
+) -> tuple[Decimal, Decimal]:
+    """What ``lines`` come to and what the ``fees`` the customer covers come
+    to, all in ``currency`` and none below zero (the checks have passed).
+
+    The same as ``Money.sum`` of each line's ``amount`` and of the fees, the
+    same refusal of an amount too large included (at ``lines`` or ``fees``),
+    without building a ``Money`` for each step (an invoice is counted each
+    time one is built or read): each step is one exact operation in money's
+    context on amounts quantized to the currency, and with no term below
+    zero no product or partial sum is larger than the total, so only the
+    subtotal and the total need their size checked.
+    """
+    fma, add = _CONTEXT.fma, _CONTEXT.add  # once, not once a line
+    subtotal = covered = _zero(currency).amount
+    for line in lines:
+        subtotal = fma(line.unit_amount.amount, line.quantity, subtotal)
+    for fee in fees:
+        if fee.covered_by_customer:
+            covered = add(covered, fee.amount.amount)
+    if subtotal.adjusted() >= _MAX_DIGITS:
+        raise _too_large("lines")
+    if add(subtotal, covered).adjusted() >= _MAX_DIGITS:
+        raise _too_large("fees")
+    return subtotal, covered
 
 
 # -- the invoice --------------------------------------------------------------------
@@ -645,30 +667,17 @@ class Invoice:
 
     def _count(self) -> None:
         """Work out the amounts, from fields the checks have passed: every
-        amount in the invoice's currency, none below zero.
-
-        The same as ``Money.sum`` of each line's ``amount`` and so on, the
-        same refusal of an amount too large included, without building a
-        ``Money`` for each step (an invoice is counted each time one is built
-        or read): each step is one exact operation in money's context on
-        amounts quantized to the currency, and with no term below zero no
-        product or partial sum is larger than the total, so only the total
-        and the amount paid need their size checked.
-        """
-        fma, add = _CONTEXT.fma, _CONTEXT.add  # once, not once a line
-        subtotal = fees = paid = _zero(self.currency).amount
-        for line in self.lines:
-            subtotal = fma(line.unit_amount.amount, line.quantity, subtotal)
-        for fee in self.fees:
-            if fee.covered_by_customer:
-                fees = add(fees, fee.amount.amount)
+        amount in the invoice's currency, none below zero (see
+        :func:`_subtotal_and_fees`)."""
+        currency, add = self.currency, _CONTEXT.add
+        subtotal, fees = _subtotal_and_fees(self.lines, self.fees, currency)
+        paid = _zero(currency).amount
         for part in self.payments:
             if part.counts:
                 paid = add(paid, part.amount.amount)
-        total = add(subtotal, fees)
-        if total.adjusted() >= _MAX_DIGITS or paid.adjusted() >= _MAX_DIGITS:
-            raise _too_large()
-        currency, exact, set_amount = self.currency, Money._exact, object.__setattr__
+        if paid.adjusted() >= _MAX_DIGITS:
+            raise _too_large("payments")
+        total, exact, set_amount = add(subtotal, fees), Money._exact, object.__setattr__
         set_amount(self, "subtotal", exact(subtotal, currency))
         set_amount(self, "fee_total", exact(fees, currency))
         set_amount(self, "total", exact(total, currency))
@@ -1279,14 +1288,22 @@ class Invoice:
         changes = tuple(clean)
         if not changes:
             return self
-        total = _total(clean.get("lines", self.lines), clean.get("fees", self.fees), self.currency)
-        _refuse_empty_total(total)
+        path = "lines" if "lines" in clean else "fees"  # what changed the total
+        total = Money._exact(
+            _CONTEXT.add(
+                *_subtotal_and_fees(
+                    clean.get("lines", self.lines), clean.get("fees", self.fees), self.currency
+                )
+            ),
+            self.currency,
+        )
+        _refuse_empty_total(total, path)
         if total < self.amount_paid:
             raise InvariantViolation(
                 f"the new total {total} is below the {self.amount_paid} already paid: "
                 "the balance would go below zero",
                 rule="I5",
-                path="lines",
+                path=path,
             )
         status = _status_for(self.status, total, self.amount_paid)
         new = attrs.evolve(self, status=status, **clean)
@@ -1371,10 +1388,10 @@ def _refuse_past_due(due_date: dt.date, today: dt.date, issue_date: dt.date) -> 
         )
 
 
-def _refuse_empty_total(total: Money) -> None:
+def _refuse_empty_total(total: Money, path: str) -> None:
     if not total.is_positive:
         raise InvariantViolation(
             f"an invoice's total must be greater than zero (got {total})",
             rule="I3",
-            path="lines",
+            path=path,
         )

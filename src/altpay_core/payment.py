@@ -88,7 +88,7 @@ from .invoice import (
     _when,
     _with_events,
 )
-from .money import Currency, Money
+from .money import Currency, Money, _too_large
 from .partner import COUNTRY_CURRENCIES, CardFeeBearer, Partner, TeamMember, _kept_text
 from .values import (
     CustomerId,
@@ -539,6 +539,10 @@ class Payment:
                 path="fees",
             )
         self._check_times()
+        try:
+            self.total  # noqa: B018 - what the payer is charged must be money too
+        except ValidationError:
+            raise _too_large("allocations") from None
 
     def _return_fee_kind(self) -> FeeKind | None:
         if self.status is PaymentStatus.FAILED:
@@ -958,8 +962,7 @@ def pay_invoices(
             error.path = f"amounts[{invoice.id}]" if error.path == "amount" else error.path
             raise
         parts.append(amount)
-    total = Money.sum(parts, currency)
-    fee = card_fee_for(partner, customer, total, kind)
+    fee = _card_fee_on(partner, customer, parts, kind)
     shares = (
         split_card_fee(fee.amount, parts)
         if fee is not None
@@ -983,6 +986,25 @@ def pay_invoices(
         created_at=when,
     )
     return payment, tuple(touched)
+
+
+def _card_fee_on(
+    partner: Partner, customer: Customer, parts: list[Money], kind: PaymentMethodType
+) -> Fee | None:
+    """The card fee on what the parts come to; an ``amount_too_large`` error
+    at ``amounts`` when they, or they and a card fee passed on (what the
+    payer is charged), come to too much to be money."""
+    currency = parts[0].currency
+    try:
+        total = Money.sum(parts, currency)
+        fee = card_fee_for(partner, customer, total, kind)
+        if fee is not None and fee.covered_by_customer:
+            total + fee.amount
+    except ValidationError as error:
+        if error.codes != ["amount_too_large"]:  # pragma: no cover - sums raise nothing else
+            raise
+        raise _too_large("amounts") from None
+    return fee
 
 
 def _payer(customer: Customer, payer: object) -> UserId:
