@@ -580,6 +580,29 @@ def test_a_path_object_and_a_whole_timeout_are_taken(path: Path) -> None:
         assert store.timeout == 0.0
 
 
+@pytest.mark.parametrize("name", ["rel.db", "file:rel.db", "file:rel%20x.db?mode=rwc"])
+def test_a_relative_path_is_the_file_it_named_when_the_store_opened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    # Before: a connection made after a chdir opened (and created) another
+    # file, and a bare sqlite3 error ("no such table") escaped.
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    partner = new_partner()
+    with SqliteStore(name) as store:
+        assert store.path is not None
+        assert store.path.removeprefix("file:").startswith(str(tmp_path / "a"))
+        stored(store, partner)
+        monkeypatch.chdir(tmp_path / "b")
+        with store.unit_of_work() as one, store.unit_of_work() as two:
+            assert one.partners.get(partner.id) == two.partners.get(partner.id)
+    assert list((tmp_path / "b").iterdir()) == []
+    assert [p.name for p in (tmp_path / "a").iterdir() if p.suffix == ".db"] == [
+        name.removeprefix("file:").partition("?")[0].replace("%20", " ")
+    ]
+
+
 def test_in_memory_stores_are_separate() -> None:
     partner = new_partner()
     with SqliteStore(":memory:") as one, SqliteStore(":memory:") as two:
@@ -1359,7 +1382,7 @@ class TestInvoicesAndPayments:
             uow.payment_methods.save(theirs)
             with pytest.raises(ConcurrencyConflict, match="already stored") as caught:
                 uow.commit()
-            assert caught.value.kind == "customer's payment methods"
+            assert caught.value.kind == "payment methods"
 
 
 def test_a_shared_memdb_uri_is_a_database_of_its_own() -> None:

@@ -452,7 +452,7 @@ PAYMENTS = AggregateTable(
     ),
 )
 PAYMENT_METHODS = AggregateTable(
-    kind="customer's payment methods",
+    kind="payment methods",
     name="payment_methods",
     cls=CustomerPaymentMethods,
     scope="partner_id",
@@ -1202,7 +1202,7 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
             raise self._lost_race(connection, table, items, reason) from error
         if lost:
             raise self._lost_race(
-                connection, table, items, f"a {table.kind} was changed by another writer"
+                connection, table, items, f"{_some(table.kind)} was changed by another writer"
             )
 
     def _write_sorted(self, connection: C, table: AggregateTable, items: list[_Pending]) -> bool:
@@ -1507,9 +1507,16 @@ def _tag_ids(partner: Partner) -> frozenset[TagId]:
     return frozenset(tag.id for tag in partner.tags)
 
 
+def _some(kind: str) -> str:
+    """``kind`` with its indefinite article: "an invoice", "payment methods"."""
+    if kind.endswith("s"):
+        return kind
+    return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}"
+
+
 def _conflict_message(kind: str, key: str, read: int, stored: int, same_partner: bool) -> str:
     if not same_partner or (read == 0 and stored):
-        return f"a {kind} with id {key!r} is already stored; nothing was written"
+        return f"{_some(kind)} with id {key!r} is already stored; nothing was written"
     if stored == 0:
         return (
             f"{kind} {key!r} is not stored, so version {read} cannot be saved "

@@ -59,7 +59,7 @@ import tempfile
 import weakref
 from collections.abc import Sequence
 from typing import Any, ClassVar
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl, quote, unquote
 
 from altpay_core import _fields
 from altpay_core._arguments import checked_arguments, checked_constructor
@@ -371,6 +371,19 @@ def _private_uri(text: str) -> bool:
     return name in ("", ":memory:") or "memory" in mode or memdb
 
 
+def _absolute(name: str) -> str:
+    """The database file's ``name`` (a path, or a ``file:`` URI) with its
+    path made absolute against the working directory now."""
+    if not name.startswith("file:"):
+        return os.path.abspath(name)
+    uri, hash_mark, fragment = name[len("file:") :].partition("#")
+    location, question_mark, query = uri.partition("?")
+    if location.startswith("/"):  # absolute already (or //authority/path)
+        return name
+    absolute = quote(os.path.abspath(unquote(location)))
+    return f"file:{absolute}{question_mark}{query}{hash_mark}{fragment}"
+
+
 def _timeout(timeout: object) -> float:
     if (
         isinstance(timeout, bool)
@@ -442,7 +455,9 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
             self._target = os.path.join(directory, "altpay.db")
             self.path: str | None = None
         else:
-            self._target = os.fspath(path)
+            # Resolved now: every connection opens this file, whatever the
+            # working directory is when it is made.
+            self._target = _absolute(os.fspath(path))
             self.path = self._target
         connection = self._connect()
         try:
@@ -461,6 +476,9 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
         connection = sqlite3.connect(
             self._target,
             timeout=self.timeout,
+            # A name that starts with "file:" is a URI (see _private_uri),
+            # whatever SQLite's build does by default.
+            uri=self._target.startswith("file:"),
             # Autocommit: the unit of work begins and ends its transactions.
             isolation_level=None,
             # A connection serves one unit of work at a time, whichever

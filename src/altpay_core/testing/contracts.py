@@ -2932,8 +2932,10 @@ class PaymentMethodRepositoryContract(_StoreFactory):
             saved.archive(saved.methods[0].id),
             CustomerPaymentMethods.of(customer).add(type="ach", display_name="RBC", last4="1111"),
         ):
-            with pytest.raises(ConcurrencyConflict):
+            with pytest.raises(ConcurrencyConflict) as caught:
                 self.store_aggregates(store, stale)
+            # The same kind and key on every adapter.
+            assert (caught.value.kind, caught.value.key) == ("payment methods", str(customer.id))
         with store.unit_of_work() as uow:
             assert uow.payment_methods.get(partner.id, customer.id) == winner
 
