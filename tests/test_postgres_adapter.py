@@ -37,9 +37,9 @@ from altpay_core.errors import (
 from altpay_core.invoice import Invoice, LineItem
 from altpay_core.money import Money
 from altpay_core.partner import Partner, Role, TeamMember
-from altpay_core.payment import pay_invoices
+from altpay_core.payment import CustomerPaymentMethods, pay_invoices
 from altpay_core.testing import contracts
-from altpay_core.values import Address, CustomerId, InvoiceId
+from altpay_core.values import Address, CustomerId, ExternalRef, InvoiceId
 
 DSN_VARIABLE = "ALTPAY_TEST_POSTGRES_DSN"
 
@@ -576,6 +576,56 @@ class TestLocksBetweenAggregates:
         with store.unit_of_work() as uow:
             assert uow.partners.get(partner.id).syncs_customers
             assert uow.customers.get(partner.id, added.id) == attrs.evolve(added, version=1)
+
+    @pytest.mark.parametrize("saved", ["invoice", "payment methods"])
+    def test_a_new_invoice_or_book_waits_for_its_customer_restored_and_is_kept(
+        self, store: SchemaStore, monkeypatch: pytest.MonkeyPatch, saved: str
+    ) -> None:
+        # Restoring an archived synced customer takes its external reference
+        # back: its row is deleted and inserted again. A check that waited on
+        # its lock saw no customer (rule I1) though it was stored throughout.
+        partner, _ = tagging(store)
+        partner = partner.connect_integration("xero", syncs_customers=True)
+        customer = Customer.from_sync(
+            partner,
+            external_ref=ExternalRef("xero", "42"),
+            company="Globex",
+            address=ADDRESS,
+            users=[{"first_name": "Ann", "last_name": "Lee", "email": "ann@globex.example"}],
+        )
+        with store.unit_of_work() as uow:
+            partner = uow.partners.save(partner)
+            customer = uow.customers.save(customer)
+            uow.commit()
+        aggregate = (
+            new_invoice(partner, customer)
+            if saved == "invoice"
+            else CustomerPaymentMethods.of(customer).add(
+                type="card", display_name="Visa", last4="4242"
+            )
+        )
+        with store.unit_of_work() as uow:
+            archived = uow.customers.save(customer.archive())
+            uow.commit()
+
+        def restore() -> None:
+            with store.unit_of_work() as uow:
+                uow.customers.save(archived.restore())
+                uow.commit()
+
+        def save() -> None:
+            with store.unit_of_work() as uow:
+                if saved == "invoice":
+                    uow.invoices.save(aggregate)  # type: ignore[arg-type]
+                else:
+                    uow.payment_methods.save(aggregate)  # type: ignore[arg-type]
+                uow.commit()
+
+        outcome, waited = while_committing(store, monkeypatch, restore, save)
+        assert waited
+        assert outcome == {"first": None, "second": None}
+        with store.unit_of_work() as uow:
+            assert uow.customers.get(partner.id, customer.id).is_active
 
     def test_one_added_by_hand_waits_for_a_connection_and_is_refused(
         self, store: SchemaStore, monkeypatch: pytest.MonkeyPatch

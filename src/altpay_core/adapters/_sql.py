@@ -1432,8 +1432,21 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
 
     def _customer_states(self, connection: C, keys: set[str]) -> dict[str, tuple[str, str]]:
         """Each stored customer's partner and status, by id, :data:`CHECK_SIZE`
-        at a time, in order of id (so that writers lock them in one order)."""
-        wanted = sorted(keys)
+        at a time, in order of id (so that writers lock them in one order).
+
+        A customer missing from the answer is read once more, by a new
+        statement: a writer that gave its row a unique key another row gave
+        up deletes and inserts it again (see :meth:`_write_sorted`), and a
+        read that waited on its lock (PostgreSQL's ``FOR SHARE``, as read
+        committed) skips the deleted row without seeing the new one, which
+        only a new statement sees. A customer still missing is not stored."""
+        states = self._read_customer_states(connection, sorted(keys))
+        missing = sorted(keys - states.keys())
+        if missing:
+            states.update(self._read_customer_states(connection, missing))
+        return states
+
+    def _read_customer_states(self, connection: C, wanted: list[str]) -> dict[str, tuple[str, str]]:
         states: dict[str, tuple[str, str]] = {}
         for start in range(0, len(wanted), CHECK_SIZE):
             chunk = wanted[start : start + CHECK_SIZE]
