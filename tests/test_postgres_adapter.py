@@ -895,6 +895,33 @@ class TestDriverErrors:
             assert uow.invoices.get_by_number(partner.id, "1001").id == two.id
             assert uow.invoices.get_by_number(partner.id, "1002").id == one.id
 
+    def test_a_wait_longer_than_the_lock_timeout_is_a_conflict(self, store: SchemaStore) -> None:
+        # As SqliteStore's "database is locked": psycopg's LockNotAvailable
+        # escaped before.
+        partner = Partner.create(name="Northwind IT", country="US")
+        with store.unit_of_work() as uow:
+            partner = uow.partners.save(partner)
+            uow.commit()
+        from psycopg.conninfo import make_conninfo
+
+        dsn = make_conninfo(
+            store.server_dsn, options=f"-csearch_path={store.schema} -clock_timeout=100"
+        )
+
+        def tag_gold(uow: PostgresUnitOfWork) -> None:
+            uow.partners.save(partner.add_tag(name="Gold", colour="#AAAA00"))
+            uow.commit()
+
+        with PostgresStore(dsn) as impatient, store.unit_of_work() as holder:
+            holder.partners.save(partner.add_tag(name="VIP", colour="#AA0000"))
+            holder.customers.list(partner.id)  # a query writes the update: the row is locked
+            with impatient.unit_of_work() as uow, pytest.raises(ConcurrencyConflict) as caught:
+                tag_gold(uow)  # type: ignore[arg-type]
+            assert "lock_timeout" in str(caught.value)
+            holder.commit()
+        with store.unit_of_work() as uow:
+            assert [tag.name for tag in uow.partners.get(partner.id).tags] == ["VIP"]
+
     def test_lost_races_are_conflicts(self, store: SchemaStore) -> None:
         import psycopg
 

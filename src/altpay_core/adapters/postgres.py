@@ -25,7 +25,9 @@ transaction in which the database checks each row again: ``UPDATE ... WHERE
 version = %s`` changes nothing if another writer committed in between, and
 the primary keys and the unique indexes (C10, invoice numbers and
 references, idempotency keys) refuse a taken id or key. Either way, and on
-a serialization failure or a deadlock, the whole unit of work is rolled back and
+a serialization failure, a deadlock or a wait for another writer's lock
+longer than the connection's ``lock_timeout`` (as ``SqliteStore``'s
+``timeout``), the whole unit of work is rolled back and
 :class:`~altpay_core.errors.ConcurrencyConflict` raised, with the driver's
 error as its ``__cause__``.
 
@@ -332,6 +334,7 @@ class PostgresUnitOfWork(SqlUnitOfWork["psycopg.Connection[Any]"]):
         errors = pg.errors
         self._taken = (errors.UniqueViolation, errors.ExclusionViolation)
         self._races = (errors.SerializationFailure, errors.DeadlockDetected)
+        self._waited = errors.LockNotAvailable  # the connection's lock_timeout ran out
         self._idle = pg.pq.TransactionStatus.IDLE
 
     @property
@@ -364,4 +367,6 @@ class PostgresUnitOfWork(SqlUnitOfWork["psycopg.Connection[Any]"]):
             return "a unique key is taken (another writer stored the same id or reference)"
         if isinstance(error, self._races):
             return "another writer changed the same rows at the same time"
+        if isinstance(error, self._waited):
+            return "another writer held the rows for longer than the connection's lock_timeout"
         return None
