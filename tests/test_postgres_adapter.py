@@ -242,7 +242,9 @@ class TestMigrations:
                 assert uow.customers.get(partner.id, customer.id) == customer
                 assert len(uow.outbox.pending()) == 1
 
-    def test_a_schema_at_version_1_migrates_to_2_keeping_its_data(self, postgres_dsn: str) -> None:
+    def test_a_schema_at_version_1_migrates_to_the_latest_keeping_its_data(
+        self, postgres_dsn: str
+    ) -> None:
         import psycopg
 
         class First(PostgresStore):
@@ -264,7 +266,7 @@ class TestMigrations:
             with PostgresStore(dsn) as new:
                 with psycopg.connect(dsn) as connection:
                     row = connection.execute("SELECT version FROM altpay_schema").fetchone()
-                    assert row == (2,)
+                    assert row == (len(MIGRATIONS),)
                 with new.unit_of_work() as uow:
                     assert uow.customers.get(partner.id, customer.id) == customer
                     assert [m.event.topic for m in uow.outbox.pending()] == ["customer_created"]
@@ -289,6 +291,38 @@ class TestMigrations:
                     ]
         finally:
             drop_schema(postgres_dsn, schema)
+
+    def test_a_schema_at_version_2_lists_its_tagged_customers_after_migrating(
+        self, store: SchemaStore
+    ) -> None:
+        # Version 3 gives the tags' rows their customer's sort key. A schema
+        # at version 2, with its data: one at 3, its third step undone.
+        import psycopg
+
+        partner = Partner.create(name="Northwind IT", country="US")
+        partner = partner.add_tag(name="VIP", colour="#AA0000")
+        vip = partner.tags[0].id
+        with store.unit_of_work() as uow:
+            uow.partners.save(partner)
+            for name, tags in (("Zeta", {vip}), ("alpha", {vip}), ("Mid", set())):
+                uow.customers.save(attrs.evolve(new_customer(partner, name), tags=tags))
+            uow.commit()
+        dsn = in_schema(store.server_dsn, store.schema)
+        with psycopg.connect(dsn, autocommit=True) as connection:
+            for statement in (
+                "DROP INDEX customers_by_status",
+                "DROP INDEX customer_tags_by_company",
+                "ALTER TABLE customer_tags DROP COLUMN company_key",
+                "CREATE INDEX customer_tags_by_tag ON customer_tags (partner_id, tag_id)",
+                "UPDATE altpay_schema SET version = 2",
+            ):
+                connection.execute(statement)
+        with PostgresStore(dsn) as new, new.unit_of_work() as uow:
+            assert [c.company for c in uow.customers.list(partner.id, tag=vip)] == ["alpha", "Zeta"]
+        with psycopg.connect(dsn) as connection:
+            keys = connection.execute("SELECT company_key FROM customer_tags ORDER BY 1").fetchall()
+            assert keys == [("alpha",), ("zeta",)]
+        assert schema_version(store) == len(MIGRATIONS)
 
     def test_a_newer_schema_is_refused(self, store: SchemaStore) -> None:
         import psycopg

@@ -318,8 +318,8 @@ def _customer_users(customer: Customer) -> list[Row]:
 def _customer_tags(customer: Customer) -> list[Row]:
     if not customer.tags:
         return []
-    cid, pid = str(customer.id), str(customer.partner_id)
-    return [(cid, str(tag), pid) for tag in sorted(customer.tags)]
+    cid, pid, key = str(customer.id), str(customer.partner_id), customer_sort_key(customer)
+    return [(cid, str(tag), pid, key) for tag in sorted(customer.tags)]
 
 
 def _customer_ref(customer: Customer) -> Row | None:
@@ -370,7 +370,9 @@ CUSTOMERS = AggregateTable(
     values=_customer_values,
     children=(
         ChildTable("customer_users", ("customer_id", "email_key", "partner_id"), _customer_users),
-        ChildTable("customer_tags", ("customer_id", "tag_id", "partner_id"), _customer_tags),
+        ChildTable(
+            "customer_tags", ("customer_id", "tag_id", "partner_id", "company_key"), _customer_tags
+        ),
     ),
     fixed=(("ext_system", "ext_id"),),
     unique=(
@@ -1668,26 +1670,29 @@ class SqlCustomers(CustomerRepository):
         before: str | None = None,
     ) -> Page[Customer]:
         request = PageRequest.parse(limit, after, before)
-        where = ["c.partner_id = ?"]
+        # A tag's customers along its rows (customer_tags_by_company), the
+        # others along customers_by_status or customers_by_company: each in
+        # the listing's order.
+        listing = CUSTOMER_LISTING if tag is None else TAGGED_CUSTOMER_LISTING
+        table = "c" if tag is None else "t"
+        where = [f"{table}.partner_id = ?"]
         params: list[Any] = [_partner_key(partner_id)]
+        if tag is not None:
+            where.append("t.tag_id = ?")
+            params.append(str(_fields.entity_id("tag", tag, TagId)))
         if status is not None:
             where.append("c.status = ?")
             params.append(_status(status, CustomerStatus, "status").value)
-        if tag is not None:
-            where.append(
-                "EXISTS (SELECT 1 FROM customer_tags t WHERE t.customer_id = c.id AND t.tag_id = ?)"
-            )
-            params.append(str(_fields.entity_id("tag", tag, TagId)))
         if name_prefix is not None:
             prefix = _fields.query_text("name_prefix", name_prefix).casefold()
             if prefix:
-                where.append("c.company_key >= ?")
+                where.append(f"{listing.sort} >= ?")
                 params.append(prefix)
                 upper = _prefix_successor(prefix)
                 if upper is not None:
-                    where.append("c.company_key < ?")
+                    where.append(f"{listing.sort} < ?")
                     params.append(upper)
-        return _page(self._uow, CUSTOMER_LISTING, where, params, request)
+        return _page(self._uow, listing, where, params, request)
 
     @checked_arguments
     def save(self, customer: Customer) -> Customer:
@@ -1710,6 +1715,13 @@ class Listing:
 
 
 CUSTOMER_LISTING = Listing(Customer, "customers c", "c.company_key", "c.id", "c.data")
+TAGGED_CUSTOMER_LISTING = Listing(
+    Customer,
+    "customer_tags t JOIN customers c ON c.id = t.customer_id",
+    "t.company_key",
+    "t.customer_id",
+    "c.data",
+)
 INVOICE_LISTING = Listing(Invoice, "invoices i", "i.sort_key", "i.id", "i.data")
 
 

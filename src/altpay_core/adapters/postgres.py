@@ -222,6 +222,23 @@ MIGRATIONS: tuple[Migration, ...] = (
                 ON scheduled_payments (partner_id, invoice_id, pay_on, id)""",
         ),
     ),
+    Migration(
+        3,
+        "customers listed by status, and by tag, along an index in their order",
+        (
+            """CREATE INDEX customers_by_status
+                ON customers (partner_id, status, company_key, id)""",
+            # A tag's rows carry their customer's sort key, so that listing a
+            # tag's customers walks this index in the listing's order.
+            """ALTER TABLE customer_tags
+                ADD COLUMN company_key text COLLATE "C" NOT NULL DEFAULT ''""",
+            """UPDATE customer_tags t SET company_key = c.company_key
+                FROM customers c WHERE c.id = t.customer_id""",
+            """CREATE INDEX customer_tags_by_company
+                ON customer_tags (partner_id, tag_id, company_key, customer_id)""",
+            "DROP INDEX customer_tags_by_tag",  # this index's prefix
+        ),
+    ),
 )
 """The schema's history, oldest first: a database at version ``n`` gets
 steps ``n + 1`` onwards when a store opens it."""
