@@ -141,11 +141,19 @@ def test_register_says_how_to_generate_a_type() -> None:
     class Widget:
         pass
 
+    crate = attrs.make_class("Crate", {"widget": attrs.field(type=Widget)})
+
     aps.register(Widget, lambda: st.just(Widget()))
     try:
         assert isinstance(find(aps.for_type(Widget), lambda w: True), Widget)
+        # Hypothesis knows it too.
+        assert isinstance(find(st.from_type(Widget), lambda w: True), Widget)
+        assert isinstance(find(st.builds(crate), lambda c: True).widget, Widget)
     finally:
         aps._STRATEGIES.pop(Widget)
+    for cls, make in ((Widget(), st.none), (Widget, st.none())):
+        with pytest.raises(InvalidArgument):
+            aps.register(cls, make)  # type: ignore[arg-type]
 
 
 # -- the pytest plugin ----------------------------------------------------------------

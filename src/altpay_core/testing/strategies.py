@@ -163,7 +163,21 @@ _STRATEGIES: dict[type[Any], Callable[[], st.SearchStrategy[Any]]] = {}
 
 @checked_arguments
 def register(cls: type[Any], make: Callable[[], st.SearchStrategy[Any]]) -> None:
-    """Say how to generate ``cls``: ``make()`` returns its strategy."""
+    """Say how to generate a class of yours: ``make()`` returns its strategy.
+
+    :func:`for_type` then knows ``cls``, and so does Hypothesis:
+    ``st.from_type(cls)``, and ``st.builds`` of a class with a field of it.
+    """
+    if not isinstance(cls, type):
+        raise InvalidArgument(f"cls must be a class (got {cls!r})")
+    if not callable(make):
+        raise InvalidArgument(f"make must be a function that returns a strategy (got {make!r})")
+    _register(cls, make)
+    st.register_type_strategy(cls, for_type)
+
+
+def _register(cls: type[Any], make: Callable[[], st.SearchStrategy[Any]]) -> None:
+    # The kit's own types: Hypothesis knows them through the entry point.
     _STRATEGIES[cls] = make
 
 
@@ -522,15 +536,15 @@ def _entity_ids(cls: type[EntityId]) -> st.SearchStrategy[EntityId]:
     return found
 
 
-register(Currency, currencies)
-register(EntityId, lambda: entity_ids(EntityId))
-register(Money, money)
-register(EmailAddress, email_addresses)
-register(Address, addresses)
-register(EIN, eins)
-register(ExternalRef, external_refs)
+_register(Currency, currencies)
+_register(EntityId, lambda: entity_ids(EntityId))
+_register(Money, money)
+_register(EmailAddress, email_addresses)
+_register(Address, addresses)
+_register(EIN, eins)
+_register(ExternalRef, external_refs)
 for _id in _ID_TYPES:
-    register(_id, lambda _id=_id: entity_ids(_id))  # type: ignore[misc]
+    _register(_id, lambda _id=_id: entity_ids(_id))  # type: ignore[misc]
 
 
 # -- partners ------------------------------------------------------------------
@@ -902,7 +916,7 @@ def roles() -> st.SearchStrategy[Role]:
     return st.sampled_from(Role)
 
 
-register(Role, roles)
+_register(Role, roles)
 
 
 def _field_errors() -> st.SearchStrategy[FieldError]:
@@ -916,35 +930,35 @@ def _field_errors() -> st.SearchStrategy[FieldError]:
 
 # A ValidationError holds at least one field error, which Hypothesis' own
 # guess at its arguments does not know.
-register(
+_register(
     ValidationError, lambda: st.lists(_field_errors(), min_size=1, max_size=3).map(ValidationError)
 )
-register(
+_register(
     OperandError,
     lambda: st.builds(OperandError, path=st.sampled_from(["other", "factor"]), message=names()),
 )
-register(
+_register(
     ArgumentError, lambda: st.lists(_field_errors(), min_size=1, max_size=3).map(ArgumentError)
 )
-register(Action, lambda: st.sampled_from(Action))
-register(CardFeeBearer, lambda: st.sampled_from(CardFeeBearer))
-register(CustomerStatus, lambda: st.sampled_from(CustomerStatus))
-register(DraftStep, lambda: st.sampled_from(DraftStep))
-register(AccessRequestStatus, lambda: st.sampled_from(AccessRequestStatus))
-register(Rounding, lambda: st.sampled_from(Rounding))
-register(TeamMember, team_members)
-register(Tag, tags)
-register(CardFeePolicy, card_fee_policies)
-register(Integration, integrations)
-register(Partner, partners)
-register(CustomerUser, customer_users)
-register(CustomerDetails, customer_details)
-register(CustomerDraft, customer_drafts)
-register(Customer, customers)
-register(AccessRequest, access_requests)
-register(Event, events)
+_register(Action, lambda: st.sampled_from(Action))
+_register(CardFeeBearer, lambda: st.sampled_from(CardFeeBearer))
+_register(CustomerStatus, lambda: st.sampled_from(CustomerStatus))
+_register(DraftStep, lambda: st.sampled_from(DraftStep))
+_register(AccessRequestStatus, lambda: st.sampled_from(AccessRequestStatus))
+_register(Rounding, lambda: st.sampled_from(Rounding))
+_register(TeamMember, team_members)
+_register(Tag, tags)
+_register(CardFeePolicy, card_fee_policies)
+_register(Integration, integrations)
+_register(Partner, partners)
+_register(CustomerUser, customer_users)
+_register(CustomerDetails, customer_details)
+_register(CustomerDraft, customer_drafts)
+_register(Customer, customers)
+_register(AccessRequest, access_requests)
+_register(Event, events)
 for _event in EVENT_TYPES.values():
-    register(_event, lambda _event=_event: events(_event))  # type: ignore[misc]
+    _register(_event, lambda _event=_event: events(_event))  # type: ignore[misc]
 
 
 # -- invoices and payments ------------------------------------------------------------
@@ -1368,17 +1382,17 @@ for _enum in (
     ScheduledPaymentStatus,
     InvoiceAccess,
 ):
-    register(_enum, lambda _enum=_enum: st.sampled_from(_enum))  # type: ignore[misc]
-register(LineItem, line_items)
-register(Fee, fees)
-register(AppliedPayment, applied_payments)
-register(Allocation, allocations)
-register(Invoice, invoices)
-register(Payment, payments)
-register(PaymentMethod, payment_methods)
-register(CustomerPaymentMethods, customer_payment_methods)
-register(ScheduledPayment, scheduled_payments)
-register(Impersonation, impersonations)
+    _register(_enum, lambda _enum=_enum: st.sampled_from(_enum))  # type: ignore[misc]
+_register(LineItem, line_items)
+_register(Fee, fees)
+_register(AppliedPayment, applied_payments)
+_register(Allocation, allocations)
+_register(Invoice, invoices)
+_register(Payment, payments)
+_register(PaymentMethod, payment_methods)
+_register(CustomerPaymentMethods, customer_payment_methods)
+_register(ScheduledPayment, scheduled_payments)
+_register(Impersonation, impersonations)
 
 
 # -- ports ------------------------------------------------------------------------------
@@ -1464,4 +1478,4 @@ def _identity(item: object) -> object:
     return item if found is None else found
 
 
-register(OutboxMessage, outbox_messages)
+_register(OutboxMessage, outbox_messages)
