@@ -49,9 +49,10 @@ from altpay_core.services import (
     create_customer,
     create_customer_from_access_request,
     delete_tag,
+    open_access_request,
     reject_access_request,
 )
-from altpay_core.values import Address, CustomerId
+from altpay_core.values import Address, CustomerId, PartnerId
 
 ALBANY = Address("1 Main St", "Albany", "NY", "12207", "US")
 
@@ -210,6 +211,41 @@ class TestAccessRequests:
             customer = uow.customers.save(customer)
             uow.commit()
         return partner, request, customer
+
+    def test_opening_stores_one_request_per_person_not_yet_a_user(self, store: MemoryStore) -> None:
+        partner, request, customer = self._setup(store)
+        with store.unit_of_work() as uow:
+            opened = open_access_request(uow, partner.id, email=" eve@initech.example ")
+            # The same person again, while it is pending: the same request.
+            assert open_access_request(uow, partner.id, email="EVE@initech.example") == opened
+            assert open_access_request(uow, partner.id, email="dee@globex.example") == request
+        assert (opened.email.key, opened.version, opened.is_pending) == (
+            "eve@initech.example",
+            1,
+            True,
+        )
+        user = customer.users[0].email
+        with store.unit_of_work() as uow:
+            with pytest.raises(InvariantViolation) as caught:
+                open_access_request(uow, partner.id, email=str(user).upper())
+            assert (caught.value.rule, caught.value.path) == ("access-request-user", "email")
+            with pytest.raises(ValidationError) as invalid:
+                open_access_request(uow, partner.id, email="nobody", first_name=" ")
+            assert invalid.value.paths == ["email"]
+            with pytest.raises(NotFound):
+                open_access_request(uow, PartnerId.new(), email="eve@initech.example")
+            pending = uow.access_requests.list(partner.id)
+        assert sorted(r.email.key for r in pending) == ["dee@globex.example", "eve@initech.example"]
+        # Once the first is resolved, asking again opens a new one; a user of
+        # an archived customer, who sees nothing, may ask too.
+        with store.unit_of_work() as uow:
+            reject_access_request(uow, partner.id, opened.id, by=partner.team[0])
+            again = open_access_request(uow, partner.id, email="eve@initech.example")
+            uow.customers.save(customer.archive())
+            uow.commit()
+            archived_user = open_access_request(uow, partner.id, email=str(user))
+        assert again.id != opened.id
+        assert archived_user.email == user
 
     def test_adding_to_a_customer_stores_both(self, store: MemoryStore) -> None:
         partner, request, customer = self._setup(store)

@@ -1295,7 +1295,8 @@ class AccessRequest:
     :meth:`start_customer` opens, with the person already added as a user)
     or :meth:`reject`. Whether the email is already a user of one of the
     partner's customers is a question for the repository
-    (``customers.with_user(email)``), asked before opening one.
+    (``customers.with_user(email)``), asked before opening one:
+    ``services.open_access_request`` asks it, and stores the request.
     """
 
     id: AccessRequestId

@@ -48,8 +48,14 @@ from altpay_core import _fields
 from altpay_core import payment as _payment
 from altpay_core._arguments import checked_arguments
 from altpay_core.access import Viewer
-from altpay_core.customer import AccessRequest, Customer, CustomerDraft, _refuse_if_synced
-from altpay_core.errors import FieldErrors, ValidationError
+from altpay_core.customer import (
+    AccessRequest,
+    AccessRequestStatus,
+    Customer,
+    CustomerDraft,
+    _refuse_if_synced,
+)
+from altpay_core.errors import FieldErrors, InvariantViolation, ValidationError
 from altpay_core.invoice import Invoice
 from altpay_core.money import Money
 from altpay_core.partner import Action, Partner, TeamMember
@@ -65,6 +71,7 @@ from altpay_core.ports import MAX_PAGE_SIZE, UnitOfWork
 from altpay_core.values import (
     AccessRequestId,
     CustomerId,
+    EmailAddress,
     InvoiceId,
     PartnerId,
     PaymentId,
@@ -82,6 +89,7 @@ __all__ = [
     "create_customer_from_access_request",
     "delete_tag",
     "fail_payment",
+    "open_access_request",
     "pay_invoices",
     "refund_payment",
     "reject_access_request",
@@ -181,6 +189,45 @@ def create_customer(
         customer = uow.customers.save(created)
         uow.commit()
     return customer
+
+
+@checked_arguments
+def open_access_request(
+    uow: UnitOfWork,
+    partner_id: PartnerId,
+    *,
+    email: str | EmailAddress,
+    first_name: str | None = None,
+    last_name: str | None = None,
+) -> AccessRequest:
+    """Someone used the partner's billing link: their access request, stored
+    and committed (``AccessRequest.open`` checks the fields).
+
+    Refused (``InvariantViolation``, rule ``access-request-user``, at
+    ``email``) when the email is already a user of one of the partner's
+    active customers: that person logs in instead. The same email asking
+    again while a request of theirs is pending gets that request back, as
+    stored, rather than a second one (two asking at the very same moment may
+    still both be stored).
+    """
+    _uow(uow)
+    partner = uow.partners.get(partner_id)
+    request = AccessRequest.open(partner, email=email, first_name=first_name, last_name=last_name)
+    if any(c.is_active for c in uow.customers.with_user(partner.id, request.email)):
+        raise InvariantViolation(
+            f"{request.email} is already a user of one of this partner's customers: "
+            "they log in rather than ask for access",
+            rule="access-request-user",
+            path="email",
+        )
+    pending = uow.access_requests.list(partner.id, status=AccessRequestStatus.PENDING)
+    for earlier in pending:
+        if earlier.email.key == request.email.key:
+            return earlier
+    with _storing(uow):
+        stored = uow.access_requests.save(request)
+        uow.commit()
+    return stored
 
 
 @checked_arguments
