@@ -109,7 +109,16 @@ def test_users_of_another_customer_may_not(world: World) -> None:
     with pytest.raises(PermissionDenied) as caught:
         require_view(world.invoice, world.initech, stranger)
     assert caught.value.role == "customer user"
-    assert "view invoice 1001" in str(caught.value)
+    # By its id: its number is for those who may see it.
+    assert f"view invoice {world.invoice.id}" in str(caught.value)
+    assert "1001" not in str(caught.value)
+    with pytest.raises(PermissionDenied) as caught:
+        require_pay(world.invoice, world.initech, stranger)
+    assert f"pay invoice {world.invoice.id}" in str(caught.value)
+    looking = Impersonation.start(world.partner, world.globex, by=world.reader)
+    with pytest.raises(PermissionDenied) as caught:
+        require_pay(world.invoice, world.globex, looking)  # it sees the invoice
+    assert "pay invoice 1001" in str(caught.value)
 
 
 def test_nothing_archived(world: World) -> None:

@@ -181,17 +181,22 @@ def _role(viewer: Viewer) -> str:
 @checked_arguments
 def require_view(invoice: Invoice, customer: Customer, viewer: Viewer) -> None:
     """Raise :class:`~altpay_core.errors.PermissionDenied` unless ``viewer``
-    may see ``invoice``."""
+    may see ``invoice``: naming the invoice by its id, not its number, which
+    that viewer may not see."""
     if not may_view(invoice, customer, viewer):
-        raise PermissionDenied(role=_role(viewer), action=f"view invoice {invoice.number}")
+        raise PermissionDenied(role=_role(viewer), action=f"view invoice {invoice.id}")
 
 
 @checked_arguments
 def require_pay(invoice: Invoice, customer: Customer, viewer: Viewer) -> None:
     """Raise :class:`~altpay_core.errors.PermissionDenied` unless ``viewer``
     may pay ``invoice`` (an impersonation never may)."""
-    if not may_pay(invoice, customer, viewer):
-        raise PermissionDenied(role=_role(viewer), action=f"pay invoice {invoice.number}")
+    access = invoice_access(invoice, customer, viewer)
+    if not access.may_pay:
+        # Its number only to a viewer who may see it: the id, which the
+        # caller gave, to anyone else.
+        shown = invoice.number if access.may_view else invoice.id
+        raise PermissionDenied(role=_role(viewer), action=f"pay invoice {shown}")
 
 
 @checked_arguments
