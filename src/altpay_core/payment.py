@@ -1,7 +1,7 @@
 """Payments: money a customer user sends for one or more invoices.
 
 A :class:`Payment` pays one invoice or several of one customer (a batch),
-by card or bank debit (ACH in the US, PAD or EFT in Canada). Each of its
+by card or bank debit (ACH in US dollars, PAD or EFT in Canadian dollars). Each of its
 allocations (:class:`Allocation`) takes at most that invoice's balance (I5).
 Paying changes the payment and the invoices it touches together, so the
 functions here return both, for a unit of work to store in one commit::
@@ -147,7 +147,10 @@ _RETURN_KINDS: Final = frozenset({FeeKind.RETURN, FeeKind.UNAUTHORIZED_RETURN, F
 
 
 class PaymentMethodType(_fields.Choices, enum.Enum):
-    """How a payment is made: a card, or a bank debit of the partner's country."""
+    """How a payment is made: a card, or a bank debit in the invoices' currency
+    (ACH moves US dollars, PAD and EFT Canadian dollars): a US partner that
+    bills in CAD is paid by PAD or EFT, a Canadian one that bills in USD by
+    ACH (see :meth:`available_in`)."""
 
     CARD = "card"
     """A credit or debit card (Visa, Mastercard, American Express, Discover, Interac)."""
