@@ -272,12 +272,18 @@ class TestAddToCustomer:
         with pytest.raises(InvariantViolation) as caught:
             req.add_to_customer(customer(p), partner=p, by=member(p, Role.ADMIN))
         assert caught.value.rule == "C4"
+        # Whatever the names: they would not make it possible.
+        nameless = AccessRequest.open(p, email="ANN@globex.example")
+        with pytest.raises(InvariantViolation) as caught:
+            nameless.add_to_customer(customer(p), partner=p, by=member(p, Role.ADMIN))
+        assert caught.value.rule == "C4"
 
     def test_an_archived_customer_is_refused(self) -> None:
         p = partner()
-        with pytest.raises(InvariantViolation) as caught:
-            request(p).add_to_customer(customer(p).archive(), partner=p, by=member(p, Role.ADMIN))
-        assert caught.value.rule == "C8"
+        for req in (request(p), request(p, first_name=None, last_name=None)):
+            with pytest.raises(InvariantViolation) as caught:
+                req.add_to_customer(customer(p).archive(), partner=p, by=member(p, Role.ADMIN))
+            assert caught.value.rule == "C8"
 
     def test_another_partners_customer_is_not_found(self) -> None:
         p = partner()

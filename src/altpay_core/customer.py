@@ -1449,6 +1449,10 @@ class AccessRequest:
         member = self._resolver(partner, by)
         if customer.partner_id != self.partner_id:
             raise NotFound("customer", customer.id)
+        # Already a user (C4), or the customer archived: refused whatever the
+        # names, which would otherwise be asked for first.
+        customer._refuse_if_archived()
+        _refuse_taken_email(customer.users, self.email)
         first, last = self._names(first_name, last_name)
         updated = customer.add_user(first_name=first, last_name=last, email=self.email)
         return self._resolved(member, AccessRequestStatus.APPROVED, customer.id), updated
