@@ -12,9 +12,9 @@
 The store creates its tables on first open and migrates older ones forward
 (the schema's version is kept in the ``altpay_schema`` table), in the first
 schema of the connection's ``search_path``: to keep them in a schema of
-their own, name it in the connection string
-(``...?options=-csearch_path%3Dbilling``). Migrations run under an advisory
-lock, so servers starting at once migrate once.
+their own, create it and name it in the connection string
+(``...?options=-csearch_path%3Dbilling``). Migrations run under an
+advisory lock, so servers starting at once migrate once.
 
 Each unit of work has a connection of its own. It checks every save at once
 against the latest commit (a new aggregate's id only as its row is
