@@ -422,7 +422,8 @@ _MAX_TIMEOUT = 86_400
 class SqliteStore(SqlStore[sqlite3.Connection]):
     """Partners, customers, invoices, payments and the outbox in a SQLite database.
 
-    ``path`` names the database file (created if missing), or is
+    ``path`` names the database file (created if missing; a relative path
+    is resolved as the store opens, whatever the working directory later), or is
     ``":memory:"`` (text or a path object) for a private, throwaway database
     that every unit of work of this store shares and that is deleted at
     :meth:`close` (a file in a new temporary directory, written without
