@@ -957,35 +957,24 @@ class TestMethodsOnFile:
                 today=TODAY,
                 method_id=str(card.id),
             )
-            payment, _ = services.charge_now(
-                uow,
-                b.partner.id,
-                b.customer.id,
-                [str(b.two.id)],
-                payer=b.ann,
-                idempotency_key="now-1",
-                method_id=str(card.id),
-                at=at(6),
-            )
-            again, _ = services.charge_now(
-                uow,
-                b.partner.id,
-                b.customer.id,
-                [str(b.two.id)],
-                payer=b.ann,
-                idempotency_key="now-1",
-                method_id=str(card.id),
-            )
-            with pytest.raises(ValidationError) as caught:
-                services.charge_now(
+
+            def charge(key: str, method_id: str) -> Payment:
+                payment, _ = services.charge_now(
                     uow,
                     b.partner.id,
                     b.customer.id,
-                    [b.one.id],
+                    [str(b.two.id)],
                     payer=b.ann,
-                    idempotency_key="now-2",
-                    method_id="card",
+                    idempotency_key=key,
+                    method_id=method_id,
+                    at=at(6),
                 )
+                return payment
+
+            payment = charge("now-1", str(card.id))
+            again = charge("now-1", str(card.id))
+            with pytest.raises(ValidationError) as caught:
+                charge("now-2", "card")
             assert caught.value.paths == ["method_id"]
         assert scheduled.payment_method_id == payment.payment_method_id == card.id
         assert again == payment  # the same request: the first payment
