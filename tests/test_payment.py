@@ -1629,3 +1629,46 @@ def test_an_invoice_too_large_to_be_money_is_refused_at_its_lines() -> None:
             today=TODAY,
         )
     assert (caught.value.paths, caught.value.codes) == (["lines"], ["amount_too_large"])
+
+
+def test_too_large_amounts_are_refused_at_the_argument_given() -> None:
+    w = World()
+    big = "9" + "0" * 29  # 9 * 10**29: money, but not twice over
+    inv = issue(w.partner, w.customer, big, "big")
+    with pytest.raises(ValidationError) as caught:
+        inv.add_fee(w.partner, kind="interest", amount=Money("2" + "0" * 29, "USD"))
+    assert (caught.value.paths, caught.value.codes) == (["amount"], ["amount_too_large"])
+    feed = issue(w.partner, w.customer, "1.00", "fee").add_fee(
+        w.partner, kind="interest", amount=big
+    )
+    with pytest.raises(ValidationError) as caught:  # only the lines changed
+        feed.update(w.partner, lines=[{"description": "x", "quantity": 1, "unit_amount": big}])
+    assert (caught.value.paths, caught.value.codes) == (["lines"], ["amount_too_large"])
+    w.partner = w.partner.set_card_fees(rate_percent="1")
+    payment, _ = w.pay([w.a, w.b], method="card")
+    shares = tuple(attrs.evolve(a, card_fee=Money(big, "USD")) for a in payment.allocations)
+    with pytest.raises(ValidationError) as caught:  # the shares come to too much
+        attrs.evolve(payment, allocations=shares)
+    assert (caught.value.paths, caught.value.codes) == (["allocations"], ["amount_too_large"])
+
+
+def test_a_payer_of_another_customer_is_not_told_its_name() -> None:
+    w = World()
+    other = make_customer(w.partner, company="Secret Corp")
+    with pytest.raises(PermissionDenied) as caught:
+        w.pay(payer=other.users[0])
+    assert str(w.customer.id) in str(caught.value)
+    assert w.customer.company not in str(caught.value)
+    archived = World()
+    archived.customer = archived.customer.archive()
+    with pytest.raises(PermissionDenied) as caught:
+        archived.pay()  # its own user: the name is theirs to see
+    assert "Globex" in str(caught.value)
+
+
+def test_a_malformed_method_id_is_named_whatever_is_on_file() -> None:
+    w = World()
+    for methods in (None, CustomerPaymentMethods.of(w.customer)):
+        with pytest.raises(ValidationError) as caught:
+            method_on_file(methods, w.customer, purpose="auto-pay", method_id="garbage")
+        assert caught.value.paths == ["method_id"]

@@ -312,6 +312,8 @@ class TestMigrations:
             for statement in (
                 "DROP INDEX customers_by_status",
                 "DROP INDEX customer_tags_by_company",
+                "DROP TRIGGER customer_tags_company_key ON customer_tags",
+                "DROP FUNCTION customer_tags_company_key()",
                 "ALTER TABLE customer_tags DROP COLUMN company_key",
                 "CREATE INDEX customer_tags_by_tag ON customer_tags (partner_id, tag_id)",
                 "UPDATE altpay_schema SET version = 2",
@@ -322,6 +324,19 @@ class TestMigrations:
         with psycopg.connect(dsn) as connection:
             keys = connection.execute("SELECT company_key FROM customer_tags ORDER BY 1").fetchall()
             assert keys == [("alpha",), ("zeta",)]
+            # A server that opened the schema at version 2 writes a tag as it
+            # knew to, without the key: the database gives it its customer's.
+            mid = connection.execute(
+                "SELECT id FROM customers WHERE company_key = 'mid'"
+            ).fetchone()
+            assert mid is not None
+            connection.execute(
+                "INSERT INTO customer_tags (customer_id, tag_id, partner_id) VALUES (%s, %s, %s)",
+                (mid[0], str(vip), str(partner.id)),
+            )
+        with PostgresStore(dsn) as new, new.unit_of_work() as uow:
+            tagged = uow.customers.list(partner.id, tag=vip, name_prefix="m")
+            assert [c.company for c in tagged] == ["Mid"]
         assert schema_version(store) == len(MIGRATIONS)
 
     def test_a_newer_schema_is_refused(self, store: SchemaStore) -> None:

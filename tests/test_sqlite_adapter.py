@@ -345,6 +345,7 @@ class TestMigrations:
             connection.executescript(
                 """DROP INDEX customers_by_status;
                 DROP INDEX customer_tags_by_company;
+                DROP TRIGGER customer_tags_company_key;
                 ALTER TABLE customer_tags DROP COLUMN company_key;
                 CREATE INDEX customer_tags_by_tag ON customer_tags (partner_id, tag_id);
                 PRAGMA user_version = 2;"""
@@ -362,6 +363,17 @@ class TestMigrations:
                 "Mid",
                 "Zeta",
             ]
+        # A process that opened the file at version 2 writes a tag as it
+        # knew to, without the key: the database gives it its customer's.
+        mid = customers[2]
+        with sqlite3.connect(path) as connection:
+            connection.execute(
+                "INSERT INTO customer_tags (customer_id, tag_id, partner_id) VALUES (?, ?, ?)",
+                (str(mid.id), str(vip), str(partner.id)),
+            )
+        with SqliteStore(path) as new, new.unit_of_work() as uow:
+            tagged = uow.customers.list(partner.id, tag=vip, name_prefix="m")
+            assert [c.company for c in tagged] == ["Mid"]
 
     def test_opening_an_older_database_migrates_it(self, path: Path) -> None:
         partner = new_partner()

@@ -1067,7 +1067,12 @@ class Invoice:
         fee = Fee.parse(data, self.currency)
         if fee.kind is FeeKind.CARD:
             raise ValidationError.single("kind", "card_fee_on_invoice", _CARD_FEE_ON_INVOICE)
-        return self.update(partner, by=by, fees=(*self.fees, fee))
+        try:
+            return self.update(partner, by=by, fees=(*self.fees, fee))
+        except ValidationError as error:
+            if error.codes != ["amount_too_large"]:  # pragma: no cover - the fee is parsed
+                raise
+            raise _too_large("amount") from None  # the fee's: the total would be too large
 
     @checked_arguments
     def void(self, partner: Partner, *, by: TeamMemberId | TeamMember | None = None) -> Invoice:
@@ -1289,14 +1294,13 @@ class Invoice:
         if not changes:
             return self
         path = "lines" if "lines" in clean else "fees"  # what changed the total
-        total = Money._exact(
-            _CONTEXT.add(
-                *_subtotal_and_fees(
-                    clean.get("lines", self.lines), clean.get("fees", self.fees), self.currency
-                )
-            ),
-            self.currency,
-        )
+        try:
+            subtotal, fees = _subtotal_and_fees(
+                clean.get("lines", self.lines), clean.get("fees", self.fees), self.currency
+            )
+        except ValidationError:  # amount_too_large: the change made it so
+            raise _too_large(path) from None
+        total = Money._exact(_CONTEXT.add(subtotal, fees), self.currency)
         _refuse_empty_total(total, path)
         if total < self.amount_paid:
             raise InvariantViolation(

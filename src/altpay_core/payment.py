@@ -521,7 +521,10 @@ class Payment:
                 rule="I8",
                 path="fees",
             )
-        shares = Money.sum((part.card_fee for part in self.allocations), self.currency)
+        try:
+            shares = Money.sum((part.card_fee for part in self.allocations), self.currency)
+        except ValidationError:  # amount_too_large
+            raise _too_large("allocations") from None
         expected = card_fees[0].amount if card_fees else Money.zero(self.currency)
         if shares != expected:
             raise InvariantViolation(
@@ -1026,7 +1029,10 @@ def _payer(customer: Customer, payer: object) -> UserId:
             "wrong_type",
             f"'payer' must be a CustomerUser or a user id (got {type(payer).__name__})",
         )
-    if not any(user.id == user_id for user in customer.users) or not customer.is_active:
+    if not any(user.id == user_id for user in customer.users):
+        # Named by its id, which the caller gave: its name is for its users.
+        raise PermissionDenied(role="customer user", action=f"pay invoices of {customer.id}")
+    if not customer.is_active:
         raise PermissionDenied(role="customer user", action=f"pay invoices of {customer.company}")
     return user_id
 
@@ -1666,6 +1672,8 @@ def method_on_file(
     """
     _fields.argument("customer", customer, Customer, "a Customer")
     _fields.required_text("purpose", purpose)
+    if method_id is not None:  # a malformed id is one, whatever is on file
+        method_id = _fields.entity_id("method_id", method_id, PaymentMethodId)
     if methods is None:
         raise _no_method(purpose)
     if not isinstance(methods, CustomerPaymentMethods):

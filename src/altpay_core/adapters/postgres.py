@@ -234,6 +234,19 @@ MIGRATIONS: tuple[Migration, ...] = (
                 ADD COLUMN company_key text COLLATE "C" NOT NULL DEFAULT ''""",
             """UPDATE customer_tags t SET company_key = c.company_key
                 FROM customers c WHERE c.id = t.customer_id""",
+            # A server that opened the schema before this step writes tags
+            # without the key: their customer's, which is written first.
+            """CREATE FUNCTION customer_tags_company_key() RETURNS trigger
+                LANGUAGE plpgsql AS $$
+                BEGIN
+                    SELECT c.company_key INTO NEW.company_key
+                        FROM customers c WHERE c.id = NEW.customer_id;
+                    NEW.company_key := COALESCE(NEW.company_key, '');
+                    RETURN NEW;
+                END $$""",
+            """CREATE TRIGGER customer_tags_company_key BEFORE INSERT ON customer_tags
+                FOR EACH ROW WHEN (NEW.company_key = '')
+                EXECUTE FUNCTION customer_tags_company_key()""",
             """CREATE INDEX customer_tags_by_company
                 ON customer_tags (partner_id, tag_id, company_key, customer_id)""",
             "DROP INDEX customer_tags_by_tag",  # this index's prefix

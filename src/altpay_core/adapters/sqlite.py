@@ -230,9 +230,19 @@ MIGRATIONS: tuple[Migration, ...] = (
             # A tag's rows carry their customer's sort key, so that listing a
             # tag's customers walks this index in the listing's order.
             "ALTER TABLE customer_tags ADD COLUMN company_key TEXT NOT NULL DEFAULT ''",
-            """UPDATE customer_tags SET company_key = (
+            """UPDATE customer_tags SET company_key = COALESCE((
                 SELECT c.company_key FROM customers c WHERE c.id = customer_tags.customer_id
-            )""",
+            ), '')""",
+            # A process that opened the file before this step writes tags
+            # without the key: their customer's, which is written first.
+            """CREATE TRIGGER customer_tags_company_key AFTER INSERT ON customer_tags
+                WHEN NEW.company_key = ''
+                BEGIN
+                    UPDATE customer_tags SET company_key = COALESCE((
+                        SELECT c.company_key FROM customers c WHERE c.id = NEW.customer_id
+                    ), '')
+                    WHERE customer_id = NEW.customer_id AND tag_id = NEW.tag_id;
+                END""",
             """CREATE INDEX customer_tags_by_company
                 ON customer_tags (partner_id, tag_id, company_key, customer_id)""",
             "DROP INDEX customer_tags_by_tag",  # this index's prefix

@@ -172,8 +172,8 @@ def register(cls: type[Any], make: Callable[[], st.SearchStrategy[Any]]) -> None
         raise InvalidArgument(f"cls must be a class (got {cls!r})")
     if not callable(make):
         raise InvalidArgument(f"make must be a function that returns a strategy (got {make!r})")
+    st.register_type_strategy(cls, for_type)  # first: it may refuse the class
     _register(cls, make)
-    st.register_type_strategy(cls, for_type)
 
 
 def _register(cls: type[Any], make: Callable[[], st.SearchStrategy[Any]]) -> None:
