@@ -968,7 +968,7 @@ def pay_invoices(
             error.path = f"amounts[{invoice.id}]" if error.path == "amount" else error.path
             raise
         parts.append(amount)
-    fee = _card_fee_on(partner, customer, parts, kind)
+    fee = _card_fee_on(partner, customer, parts, kind, currency)
     shares = (
         split_card_fee(fee.amount, parts)
         if fee is not None
@@ -995,12 +995,15 @@ def pay_invoices(
 
 
 def _card_fee_on(
-    partner: Partner, customer: Customer, parts: list[Money], kind: PaymentMethodType
+    partner: Partner,
+    customer: Customer,
+    parts: list[Money],
+    kind: PaymentMethodType,
+    currency: Currency,
 ) -> Fee | None:
     """The card fee on what the parts come to; an ``amount_too_large`` error
     at ``amounts`` when they, or they and a card fee passed on (what the
     payer is charged), come to too much to be money."""
-    currency = parts[0].currency
     try:
         total = Money.sum(parts, currency)
         fee = card_fee_for(partner, customer, total, kind)
