@@ -57,6 +57,7 @@ from altpay_core import (
     return_payment,
     run_scheduled_payment,
     schedule_payment,
+    skip_scheduled_payment,
     to_dict,
 )
 from altpay_core.testing import strategies as aps
@@ -1329,6 +1330,80 @@ class TestScheduledRunChecks:
         assert caught.value.paths == ["amount"]
 
 
+class TestSkipped:
+    """A scheduled payment that can no longer run is marked skipped, and is
+    no longer due; one that can still run is not."""
+
+    def skip(self, world: World, scheduled: ScheduledPayment, **more: Any) -> ScheduledPayment:
+        fields: dict[str, Any] = {
+            "partner": world.partner,
+            "customer": world.customer,
+            "invoice": world.a,
+            "today": scheduled.pay_on,
+        }
+        fields.update(more)
+        return skip_scheduled_payment(scheduled, **fields)
+
+    def run(self, world: World, scheduled: ScheduledPayment, **more: Any) -> object:
+        fields: dict[str, Any] = {
+            "partner": world.partner,
+            "customer": world.customer,
+            "invoice": world.a,
+            "methods": TestScheduled().book(world),
+            "today": scheduled.pay_on,
+        }
+        fields.update(more)
+        return run_scheduled_payment(scheduled, **fields)
+
+    def test_an_invoice_that_no_longer_takes_payments_i4(self, world: World) -> None:
+        scheduled = TestScheduled().schedule(world)
+        _, (paid,) = world.pay()
+        void = world.a.void(world.partner)
+        archived = void.archive(world.partner)
+        for invoice in (paid, void, archived):
+            skipped = self.skip(world, scheduled, invoice=invoice)
+            assert skipped == attrs.evolve(scheduled, status=ScheduledPaymentStatus.SKIPPED)
+            assert not skipped.is_due(scheduled.pay_on)
+            assert self.skip(world, skipped, invoice=invoice) is skipped
+            with pytest.raises(InvariantViolation) as ran:
+                self.run(world, skipped)
+            with pytest.raises(InvariantViolation) as cancelled:
+                skipped.cancel()
+            for caught in (ran, cancelled):
+                assert (caught.value.rule, caught.value.path) == ("scheduled-payment", "status")
+                assert "skipped" in str(caught.value)
+
+    def test_a_payer_who_may_no_longer_pay_i1_c8(self, world: World) -> None:
+        scheduled = TestScheduled().schedule(world)
+        without_ann = world.customer.remove_user(world.ann.email)
+        for customer in (without_ann, world.customer.archive()):
+            with pytest.raises(PermissionDenied):
+                self.run(world, scheduled, customer=customer)
+            with pytest.raises(ValidationError) as caught:
+                self.skip(world, scheduled, customer=customer, invoice=world.b)
+            assert caught.value.codes == ["unrelated_invoice"]
+            skipped = self.skip(world, scheduled, customer=customer)
+            assert skipped.status is ScheduledPaymentStatus.SKIPPED
+
+    def test_one_that_can_still_run_is_not_skipped(self, world: World) -> None:
+        scheduled = TestScheduled().schedule(world)
+        # No method on file is no reason: one may be added.
+        with pytest.raises(InvariantViolation) as caught:
+            self.skip(world, scheduled)
+        assert (caught.value.rule, caught.value.path) == ("scheduled-payment", "status")
+        assert "can still run" in str(caught.value)
+        # Nor before its date, nor once it ran or was cancelled.
+        _, (paid,) = world.pay()
+        with pytest.raises(InvariantViolation) as caught:
+            self.skip(world, scheduled, invoice=paid, today=TODAY)
+        assert (caught.value.rule, caught.value.path) == ("scheduled-payment", "pay_on")
+        done, _, _ = self.run(world, scheduled)  # type: ignore[misc]
+        for other in (done, scheduled.cancel()):
+            with pytest.raises(InvariantViolation) as caught:
+                self.skip(world, other, invoice=paid)
+            assert (caught.value.rule, caught.value.path) == ("scheduled-payment", "status")
+
+
 # -- arguments of the wrong type -----------------------------------------------------------
 
 
@@ -1354,6 +1429,7 @@ def _entry_points(w: World) -> list[tuple[str, Any]]:
         "methods": book,
         "today": scheduled.pay_on,
     }
+    skip = {k: v for k, v in run.items() if k != "methods"}
     fingerprint: dict[str, Any] = {
         "customer_id": w.customer.id,
         "user_id": w.ann.id,
@@ -1387,6 +1463,10 @@ def _entry_points(w: World) -> list[tuple[str, Any]]:
         ("customer", lambda: run_scheduled_payment(scheduled, **{**run, "customer": None})),
         ("invoice", lambda: run_scheduled_payment(scheduled, **{**run, "invoice": None})),
         ("today", lambda: run_scheduled_payment(scheduled, **{**run, "today": "2026-01-08"})),
+        ("scheduled", lambda: skip_scheduled_payment(None, **skip)),
+        ("customer", lambda: skip_scheduled_payment(scheduled, **{**skip, "customer": None})),
+        ("invoice", lambda: skip_scheduled_payment(scheduled, **{**skip, "invoice": None})),
+        ("today", lambda: skip_scheduled_payment(scheduled, **{**skip, "today": AT})),
         ("partner", lambda: payment.card_fee_for(None, w.customer, w.money("1"))),
         ("customer", lambda: payment.card_fee_for(w.partner, None, w.money("1"))),
         ("customer", lambda: method_on_file(book, None, purpose="x")),

@@ -337,6 +337,7 @@ class TestAccessRequests:
 # -- payments ----------------------------------------------------------------------
 
 TODAY = dt.date(2026, 1, 5)
+ONE_DAY = dt.timedelta(days=1)
 
 
 def at(day: int) -> dt.datetime:
@@ -1034,6 +1035,93 @@ class TestMethodsOnFile:
             assert uow.payments.for_invoice(b.partner.id, b.one.id) == [payment]
             assert uow.invoices.get(b.partner.id, b.one.id) == one
 
+    @pytest.mark.parametrize("kind", ["memory", "sqlite"])
+    def test_the_nightly_run_skips_what_can_no_longer_run(self, kind: str, tmp_path: Path) -> None:
+        # A scheduled payment whose invoice was paid by hand since stayed
+        # due, and was refused, every night.
+        store: Any = MemoryStore() if kind == "memory" else SqliteStore(tmp_path / "a.db")
+        b = a_billing(store)
+        book = self._with_a_method(store, b)
+        day = TODAY + dt.timedelta(days=3)
+        with store.unit_of_work() as uow:
+            first, second, later = (
+                services.schedule_payment(
+                    uow,
+                    b.partner.id,
+                    b.customer.id,
+                    invoice.id,
+                    payer=b.ann,
+                    pay_on=pay_on,
+                    today=TODAY,
+                )
+                for invoice, pay_on in ((b.one, day), (b.two, day), (b.one, day + ONE_DAY))
+            )
+        _, (two,) = pay(store, b, [b.two])
+        assert two.status is InvoiceStatus.PAID
+        with store.unit_of_work() as uow:
+            uow.payment_methods.save(book.archive(book.methods[0].id))
+            uow.commit()
+        with store.unit_of_work() as uow:
+            run = services.run_due_payments(uow, b.partner.id, today=day, at=at(8))
+        assert run.processed == ()
+        assert run.skipped == (
+            attrs.evolve(second, status=ScheduledPaymentStatus.SKIPPED, version=2),
+        )
+        # No method on file: it waits for one, still due.
+        ((waiting, error),) = run.refused
+        assert waiting == first
+        assert isinstance(error, InvariantViolation)
+        assert error.rule == "method-on-file"
+        self._with_a_method(store, b)
+        with store.unit_of_work() as uow:
+            assert uow.scheduled_payments.due(b.partner.id, day) == [first]
+            run = services.run_due_payments(uow, b.partner.id, today=day, at=at(9))
+        ((done,),) = (run.processed,)
+        assert (done.id, done.status, run.skipped, run.refused) == (
+            first.id,
+            ScheduledPaymentStatus.PROCESSED,
+            (),
+            (),
+        )
+        with store.unit_of_work() as uow:
+            assert (
+                uow.payments.get(b.partner.id, done.payment_id).status is PaymentStatus.PROCESSING
+            )  # type: ignore[arg-type]
+            assert services.run_due_payments(uow, b.partner.id, today=day) == services.DueRun()
+            # The invoice the later one pays is paid by the first.
+            run = services.run_due_payments(uow, b.partner.id, today=day + ONE_DAY)
+            assert [(s.id, s.status) for s in run.skipped] == [
+                (later.id, ScheduledPaymentStatus.SKIPPED)
+            ]
+            assert uow.scheduled_payments.due(b.partner.id, day + ONE_DAY) == []
+            with pytest.raises(NotFound):
+                services.run_due_payments(uow, PartnerId.new(), today=day)
+
+    def test_skipping_one_that_can_still_run_is_refused(
+        self, store: MemoryStore, billing: Billing
+    ) -> None:
+        b = billing
+        self._with_a_method(store, b)
+        with store.unit_of_work() as uow:
+            scheduled = services.schedule_payment(
+                uow, b.partner.id, b.customer.id, b.one.id, payer=b.ann, pay_on=TODAY, today=TODAY
+            )
+            with pytest.raises(InvariantViolation) as caught:
+                services.skip_scheduled_payment(uow, b.partner.id, scheduled.id, today=TODAY)
+            assert (caught.value.rule, caught.value.path) == ("scheduled-payment", "status")
+            assert uow.scheduled_payments.get(b.partner.id, scheduled.id) == scheduled
+        pay(store, b, [b.one])
+        with store.unit_of_work() as uow:
+            skipped = services.skip_scheduled_payment(uow, b.partner.id, scheduled.id, today=TODAY)
+            again = services.skip_scheduled_payment(
+                uow, b.partner.id, str(scheduled.id), today=TODAY
+            )
+        assert (
+            again
+            == skipped
+            == attrs.evolve(scheduled, status=ScheduledPaymentStatus.SKIPPED, version=2)
+        )
+
 
 # -- arguments of the wrong type -----------------------------------------------------
 
@@ -1054,7 +1142,7 @@ def _placeholders(service: Any) -> tuple[list[object], dict[str, object]]:
 
 
 @pytest.mark.parametrize("uow", [None, "uow", MemoryStore()], ids=["None", "str", "store"])
-@pytest.mark.parametrize("name", services.__all__)
+@pytest.mark.parametrize("name", [n for n in services.__all__ if n != "DueRun"])
 def test_every_service_names_a_unit_of_work_of_the_wrong_type(name: str, uow: object) -> None:
     # The store itself rather than its unit of work, say: an AttributeError
     # at the service's first repository before.

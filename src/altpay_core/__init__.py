@@ -109,6 +109,7 @@ from .payment import (
     return_payment,
     run_scheduled_payment,
     schedule_payment,
+    skip_scheduled_payment,
     split_card_fee,
 )
 from .ports import (
@@ -286,6 +287,7 @@ __all__ = [
     "return_payment",
     "run_scheduled_payment",
     "schedule_payment",
+    "skip_scheduled_payment",
     "split_card_fee",
     "to_dict",
     "to_json",

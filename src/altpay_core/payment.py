@@ -128,6 +128,7 @@ __all__ = [
     "return_payment",
     "run_scheduled_payment",
     "schedule_payment",
+    "skip_scheduled_payment",
     "split_card_fee",
 ]
 
@@ -1785,6 +1786,9 @@ class ScheduledPaymentStatus(_fields.Choices, enum.Enum):
     CANCELED = "canceled"
     PROCESSED = "processed"
     """It ran: ``payment_id`` names the payment it made."""
+    SKIPPED = "skipped"
+    """Its date came when it could no longer run (:func:`skip_scheduled_payment`):
+    nothing was paid."""
 
 
 @checked_constructor
@@ -1859,7 +1863,8 @@ class ScheduledPayment:
             return self
         if self.status is not ScheduledPaymentStatus.SCHEDULED:
             raise InvariantViolation(
-                "a scheduled payment that ran cannot be cancelled",
+                f"this scheduled payment is {self.status.value}: "
+                "only one still scheduled can be cancelled",
                 rule="scheduled-payment",
                 path="status",
             )
@@ -1932,6 +1937,52 @@ def schedule_payment(
     )
 
 
+def _check_scheduled_for(
+    scheduled: ScheduledPayment, partner: Partner, customer: Customer, invoice: Invoice
+) -> None:
+    """The arguments of a run or a skip: the customer and the invoice it was
+    scheduled for, of ``partner``."""
+    _fields.argument("scheduled", scheduled, ScheduledPayment, "a ScheduledPayment")
+    _refuse_other_partner(partner, customer)
+    _fields.argument("invoice", invoice, Invoice, "an Invoice")
+    if invoice.id != scheduled.invoice_id or customer.id != scheduled.customer_id:
+        raise ValidationError.single(
+            "invoice",
+            "unrelated_invoice",
+            "'invoice' and 'customer' must be the ones the payment was scheduled for",
+        )
+
+
+def _refuse_unless_due(scheduled: ScheduledPayment, today: object) -> None:
+    """Still scheduled, and its date has come."""
+    day = _fields.plain_date("today", today)
+    if scheduled.status is not ScheduledPaymentStatus.SCHEDULED:
+        raise InvariantViolation(
+            f"this scheduled payment is {scheduled.status.value}",
+            rule="scheduled-payment",
+            path="status",
+        )
+    if day < scheduled.pay_on:
+        raise InvariantViolation(
+            f"this payment is scheduled for {scheduled.pay_on}, not before",
+            rule="scheduled-payment",
+            path="pay_on",
+        )
+
+
+def _refuse_unless_it_can_run(
+    scheduled: ScheduledPayment, customer: Customer, invoice: Invoice
+) -> None:
+    """What stops a scheduled payment for good, whatever the day: an invoice
+    that no longer takes payments (I4), a payer who may no longer pay it (no
+    longer a user, or the customer archived: I1, C8), an amount in another
+    currency than the invoice's (I2)."""
+    _refuse_unless_open(invoice)
+    _payer(customer, scheduled.user_id)
+    if scheduled.amount is not None:
+        _money_in("amount", scheduled.amount, invoice.currency)
+
+
 @checked_arguments
 def run_scheduled_payment(
     scheduled: ScheduledPayment,
@@ -1953,35 +2004,16 @@ def run_scheduled_payment(
     processed scheduled payment, the payment and the invoice, to store
     together.
 
-    Refused before anything runs: an invoice that no longer takes payments
-    (paid, void or archived since: I4), and an amount in another currency
-    than the invoice's (``ValidationError`` at ``amount``, I2).
+    Refused before anything runs, and for good (:func:`skip_scheduled_payment`
+    then marks it skipped): an invoice that no longer takes payments (paid,
+    void or archived since: I4), a payer who may no longer pay it (removed
+    from the customer, or the customer archived: ``PermissionDenied``), and
+    an amount in another currency than the invoice's (``ValidationError`` at
+    ``amount``, I2).
     """
-    _fields.argument("scheduled", scheduled, ScheduledPayment, "a ScheduledPayment")
-    _refuse_other_partner(partner, customer)
-    _fields.argument("invoice", invoice, Invoice, "an Invoice")
-    if invoice.id != scheduled.invoice_id or customer.id != scheduled.customer_id:
-        raise ValidationError.single(
-            "invoice",
-            "unrelated_invoice",
-            "'invoice' and 'customer' must be the ones the payment was scheduled for",
-        )
-    if scheduled.status is not ScheduledPaymentStatus.SCHEDULED:
-        raise InvariantViolation(
-            f"this scheduled payment is {scheduled.status.value}",
-            rule="scheduled-payment",
-            path="status",
-        )
-    day = _fields.plain_date("today", today)
-    if day < scheduled.pay_on:
-        raise InvariantViolation(
-            f"this payment is scheduled for {scheduled.pay_on}, not before",
-            rule="scheduled-payment",
-            path="pay_on",
-        )
-    _refuse_unless_open(invoice)
-    if scheduled.amount is not None:
-        _money_in("amount", scheduled.amount, invoice.currency)
+    _check_scheduled_for(scheduled, partner, customer, invoice)
+    _refuse_unless_due(scheduled, today)
+    _refuse_unless_it_can_run(scheduled, customer, invoice)
     purpose = "a scheduled payment"
     if isinstance(methods, CustomerPaymentMethods) and methods.customer_id == customer.id:
         kept = next(
@@ -2007,3 +2039,39 @@ def run_scheduled_payment(
     )
     done = attrs.evolve(scheduled, status=ScheduledPaymentStatus.PROCESSED, payment_id=payment.id)
     return done, payment, touched[0]
+
+
+@checked_arguments
+def skip_scheduled_payment(
+    scheduled: ScheduledPayment,
+    *,
+    partner: Partner,
+    customer: Customer,
+    invoice: Invoice,
+    today: dt.date,
+) -> ScheduledPayment:
+    """Mark as skipped a scheduled payment whose date has come and that can
+    no longer run, so that it is no longer due: nothing is paid.
+
+    It can no longer run when its invoice no longer takes payments (paid,
+    void or archived since: I4), when its payer may no longer pay it
+    (removed from the customer, or the customer archived: I1, C8), or when
+    its amount is in another currency than the invoice's (I2). Refused
+    (``InvariantViolation``, rule ``scheduled-payment``) before its date,
+    once it ran or was cancelled, and while it can still run: a missing
+    method on file is no reason, since one may be added. Skipping a skipped
+    one changes nothing.
+    """
+    _check_scheduled_for(scheduled, partner, customer, invoice)
+    if scheduled.status is ScheduledPaymentStatus.SKIPPED:
+        return scheduled
+    _refuse_unless_due(scheduled, today)
+    try:
+        _refuse_unless_it_can_run(scheduled, customer, invoice)
+    except (InvariantViolation, PermissionDenied, ValidationError):
+        return attrs.evolve(scheduled, status=ScheduledPaymentStatus.SKIPPED)
+    raise InvariantViolation(
+        "this scheduled payment can still run: run it, or cancel it",
+        rule="scheduled-payment",
+        path="status",
+    )

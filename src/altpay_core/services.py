@@ -44,9 +44,11 @@ import datetime as dt
 from collections.abc import Iterable, Iterator, Mapping
 from decimal import Decimal
 
+import attrs
+
 from altpay_core import _fields
 from altpay_core import payment as _payment
-from altpay_core._arguments import checked_arguments
+from altpay_core._arguments import checked_arguments, checked_constructor
 from altpay_core.access import Viewer
 from altpay_core.customer import (
     AccessRequest,
@@ -55,7 +57,7 @@ from altpay_core.customer import (
     CustomerDraft,
     _refuse_if_synced,
 )
-from altpay_core.errors import FieldErrors, InvariantViolation, ValidationError
+from altpay_core.errors import AltpayError, FieldErrors, InvariantViolation, ValidationError
 from altpay_core.invoice import Invoice
 from altpay_core.money import Money
 from altpay_core.partner import Action, Partner, TeamMember
@@ -81,6 +83,7 @@ from altpay_core.values import (
 )
 
 __all__ = [
+    "DueRun",
     "add_access_request_to_customer",
     "cancel_scheduled_payment",
     "charge_back_payment",
@@ -94,9 +97,11 @@ __all__ = [
     "refund_payment",
     "reject_access_request",
     "return_payment",
+    "run_due_payments",
     "run_scheduled_payment",
     "schedule_payment",
     "settle_payment",
+    "skip_scheduled_payment",
     "succeed_payment",
 ]
 
@@ -653,3 +658,87 @@ def cancel_scheduled_payment(
         stored = scheduled if cancelled is scheduled else uow.scheduled_payments.save(cancelled)
         uow.commit()
     return stored
+
+
+@checked_arguments
+def skip_scheduled_payment(
+    uow: UnitOfWork,
+    partner_id: PartnerId,
+    scheduled_id: ScheduledPaymentId,
+    *,
+    today: dt.date,
+) -> ScheduledPayment:
+    """Mark as skipped a scheduled payment whose date has come and that can
+    no longer run (:func:`altpay_core.payment.skip_scheduled_payment`), with
+    its customer and invoice as stored now; stored and committed."""
+    _uow(uow)
+    scheduled = uow.scheduled_payments.get(partner_id, scheduled_id)
+    skipped = _payment.skip_scheduled_payment(
+        scheduled,
+        partner=uow.partners.get(partner_id),
+        customer=uow.customers.get(partner_id, scheduled.customer_id),
+        invoice=uow.invoices.get(partner_id, scheduled.invoice_id),
+        today=today,
+    )
+    with _storing(uow):
+        stored = scheduled if skipped is scheduled else uow.scheduled_payments.save(skipped)
+        uow.commit()
+    return stored
+
+
+@checked_constructor
+@attrs.frozen
+class DueRun:
+    """What :func:`run_due_payments` did with each scheduled payment that was
+    due, each list in the order of ``due()``."""
+
+    processed: tuple[ScheduledPayment, ...] = ()
+    """Ran, as stored: each names the payment it made (``payment_id``)."""
+    skipped: tuple[ScheduledPayment, ...] = ()
+    """Could no longer run, as stored: marked skipped, nothing paid."""
+    refused: tuple[tuple[ScheduledPayment, AltpayError], ...] = ()
+    """Could not run now (no method on file, or another writer got there
+    first), each with the error that stopped it: left as they were, due
+    again next time."""
+
+
+@checked_arguments
+def run_due_payments(
+    uow: UnitOfWork,
+    partner_id: PartnerId,
+    *,
+    today: dt.date,
+    at: dt.datetime | None = None,
+) -> DueRun:
+    """Run every scheduled payment of the partner that is due ``today``
+    (``uow.scheduled_payments.due(partner_id, today)``): the nightly job.
+
+    Each one is run with :func:`run_scheduled_payment`, in a commit of its
+    own, so that one refusal stops nothing else. One that can no longer run
+    (its invoice paid, void or archived since; its payer removed or the
+    customer archived) is marked skipped (:func:`skip_scheduled_payment`),
+    and is no longer due. Any other refusal, such as no method on file,
+    leaves it scheduled, to run on a later day: ``refused`` lists each with
+    its error. Running it again the same day runs nothing twice.
+
+    ``NotFound`` if the partner does not exist. As every service does, the
+    first commit also stores anything the caller saved earlier in the unit
+    of work.
+    """
+    _uow(uow)
+    day = _fields.plain_date("today", today)
+    uow.partners.get(partner_id)
+    processed: list[ScheduledPayment] = []
+    skipped: list[ScheduledPayment] = []
+    refused: list[tuple[ScheduledPayment, AltpayError]] = []
+    for scheduled in uow.scheduled_payments.due(partner_id, day):
+        try:
+            done, _, _ = run_scheduled_payment(uow, partner_id, scheduled.id, today=day, at=at)
+        except AltpayError as error:
+            try:
+                skipped.append(skip_scheduled_payment(uow, partner_id, scheduled.id, today=day))
+            except AltpayError:
+                refused.append((scheduled, error))
+        else:
+            processed.append(done)
+    return DueRun(tuple(processed), tuple(skipped), tuple(refused))

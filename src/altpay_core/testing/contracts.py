@@ -3052,6 +3052,7 @@ class ScheduledPaymentRepositoryContract(_StoreFactory):
             "e": _scheduled(partner, two, t - _DAY, ScheduledPaymentStatus.PROCESSED),
             "f": _scheduled(partner, two, t - 5 * _DAY),
             "g": _scheduled(other, three, t - 5 * _DAY),
+            "h": _scheduled(partner, one, t - 2 * _DAY, ScheduledPaymentStatus.SKIPPED),
         }
         saved = dict(zip(made, self.store_aggregates(store, *made.values()), strict=True))
         by_id = {s.id: name for name, s in saved.items()}
@@ -3065,7 +3066,7 @@ class ScheduledPaymentRepositoryContract(_StoreFactory):
             assert names(uow.scheduled_payments.due(partner.id, t + _DAY)) == b_then_f + "ac"
             assert names(uow.scheduled_payments.due(partner.id, t - 6 * _DAY)) == ""
             assert names(uow.scheduled_payments.due(other.id, t)) == "g"
-            assert names(uow.scheduled_payments.for_invoice(partner.id, one.id)) == "dac"
+            assert names(uow.scheduled_payments.for_invoice(partner.id, one.id)) == "hdac"
             assert names(uow.scheduled_payments.for_invoice(partner.id, two.id)) == b_then_f + "e"
             assert uow.scheduled_payments.for_invoice(other.id, one.id) == []
             with pytest.raises(ValidationError):
