@@ -32,6 +32,7 @@ from altpay_core import (
     OperandError,
     Partner,
     PermissionDenied,
+    UniqueKeyTaken,
     ValidationError,
     from_dict,
 )
@@ -55,6 +56,12 @@ EVERY_ERROR = [
     pytest.param(ConcurrencyConflict(), id="ConcurrencyConflict-default"),
     pytest.param(
         ConcurrencyConflict("taken", kind="customer", key="cus_1"), id="ConcurrencyConflict"
+    ),
+    pytest.param(
+        UniqueKeyTaken(
+            "number 7 taken", rule="invoice-number", path="number", kind="invoice", key=7
+        ),
+        id="UniqueKeyTaken",
     ),
     pytest.param(PermissionDenied(role="member", action="approve"), id="PermissionDenied"),
     pytest.param(CurrencyMismatch("USD", "CAD", "add"), id="CurrencyMismatch"),
@@ -94,6 +101,7 @@ def test_leaf_classes_also_derive_from_the_nearest_builtin(
         InvariantViolation,
         NotFound,
         ConcurrencyConflict,
+        UniqueKeyTaken,
         PermissionDenied,
         CurrencyMismatch,
         OperandError,
@@ -104,6 +112,28 @@ def test_one_root(cls: type[AltpayError]) -> None:
     assert issubclass(cls, AltpayError)
     assert issubclass(AltpayError, Exception)
     assert cls.__doc__
+
+
+def test_a_unique_key_taken_is_a_conflict_and_a_rule() -> None:
+    # A taken invoice number or external reference breaks a rule (the
+    # pinned "which error": InvariantViolation) that the store found as it
+    # wrote (ConcurrencyConflict): callers of either kind catch it.
+    error = UniqueKeyTaken(
+        "external reference connectwise:4711 is taken",
+        rule="C10",
+        path="external_ref",
+        kind="customer",
+        key="connectwise:4711",
+    )
+    assert isinstance(error, ConcurrencyConflict)
+    assert isinstance(error, InvariantViolation)
+    assert (error.rule, error.path, error.kind, error.key) == (
+        "C10",
+        "external_ref",
+        "customer",
+        "connectwise:4711",
+    )
+    assert str(error) == "external reference connectwise:4711 is taken (rule C10)"
 
 
 def test_generic_callers_keep_working() -> None:

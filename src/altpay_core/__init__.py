@@ -42,6 +42,7 @@ from .errors import (
     NotFound,
     OperandError,
     PermissionDenied,
+    UniqueKeyTaken,
     ValidationError,
 )
 from .events import (
@@ -263,6 +264,7 @@ __all__ = [
     "TeamMemberId",
     "UNAUTHORIZED_RETURN_FEE",
     "US_REGIONS",
+    "UniqueKeyTaken",
     "UnitOfWork",
     "UserId",
     "ValidationError",

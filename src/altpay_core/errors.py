@@ -29,6 +29,7 @@ __all__ = [
     "NotFound",
     "OperandError",
     "PermissionDenied",
+    "UniqueKeyTaken",
     "ValidationError",
     "join_path",
 ]
@@ -382,6 +383,29 @@ class ConcurrencyConflict(AltpayError):
         self.kind = kind
         self.key = str(key)
         super().__init__(message)
+
+
+@checked_constructor
+class UniqueKeyTaken(ConcurrencyConflict, InvariantViolation):
+    """A save would take a unique key that another aggregate of the partner
+    holds: an external reference (rule ``C10`` for customers,
+    ``invoice-ref`` for invoices) or an invoice number (``invoice-number``).
+
+    Both a :class:`ConcurrencyConflict` (the store refused the save: nothing
+    was written; ``kind`` and ``key`` name the key) and an
+    :class:`InvariantViolation` (``rule``, and ``path`` the field). Unlike a
+    stale version, the same command fails again when retried: the key must
+    change first.
+    """
+
+    default_message = "a unique key is taken; nothing was written"
+
+    def __init__(self, message: str, *, rule: str, path: str, kind: str, key: object) -> None:
+        self.kind = kind
+        self.key = str(key)
+        self.rule = rule
+        self.path = path
+        AltpayError.__init__(self, f"{message} (rule {rule})")
 
 
 @checked_constructor

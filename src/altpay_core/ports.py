@@ -53,6 +53,7 @@ from .errors import (
     ConcurrencyConflict,
     FieldErrors,
     InvariantViolation,
+    UniqueKeyTaken,
     ValidationError,
     shown,
 )
@@ -281,33 +282,39 @@ def invoice_cursor(invoice: Invoice) -> str:
 
 
 @checked_arguments
-def customer_ref_taken(ref: ExternalRef) -> ConcurrencyConflict:
+def customer_ref_taken(ref: ExternalRef) -> UniqueKeyTaken:
     """Another customer of the partner that is not archived is synced from ``ref`` (C10)."""
-    return ConcurrencyConflict(
+    return UniqueKeyTaken(
         f"external reference {ref} is already another customer's of this partner "
-        "that is not archived (rule C10); nothing was written",
+        "that is not archived; nothing was written",
+        rule="C10",
+        path="external_ref",
         kind="customer",
         key=ref,
     )
 
 
 @checked_arguments
-def invoice_number_taken(number: str) -> ConcurrencyConflict:
+def invoice_number_taken(number: str) -> UniqueKeyTaken:
     """Another invoice of the partner, of any status, has ``number``."""
-    return ConcurrencyConflict(
+    return UniqueKeyTaken(
         f"invoice number {number!r} is already another invoice's of this partner; "
         "nothing was written",
+        rule="invoice-number",
+        path="number",
         kind="invoice",
         key=number,
     )
 
 
 @checked_arguments
-def invoice_ref_taken(ref: ExternalRef) -> ConcurrencyConflict:
+def invoice_ref_taken(ref: ExternalRef) -> UniqueKeyTaken:
     """Another invoice of the partner is synced from ``ref``."""
-    return ConcurrencyConflict(
+    return UniqueKeyTaken(
         f"external reference {ref} is already another invoice's of this partner; "
         "nothing was written",
+        rule="invoice-ref",
+        path="external_ref",
         kind="invoice",
         key=ref,
     )

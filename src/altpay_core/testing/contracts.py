@@ -62,6 +62,7 @@ from altpay_core.errors import (
     ConcurrencyConflict,
     InvariantViolation,
     NotFound,
+    UniqueKeyTaken,
     ValidationError,
 )
 from altpay_core.events import CustomerArchived, CustomerCreated, CustomerUpdated, Event
@@ -203,6 +204,13 @@ def _save(uow: UnitOfWork, aggregate: Any) -> Any:
     else:
         repository = uow.scheduled_payments
     return repository.save(aggregate)
+
+
+def _assert_taken(error: ConcurrencyConflict, kind: str, key: str, rule: str, path: str) -> None:
+    """A unique key taken: a ``UniqueKeyTaken`` (the ports' ``*_taken``
+    helpers make it), a conflict and a broken rule at once."""
+    assert isinstance(error, UniqueKeyTaken), type(error)
+    assert (error.kind, error.key, error.rule, error.path) == (kind, key, rule, path)
 
 
 def _commit(store: Store, *aggregates: _Aggregate) -> list[Any]:
@@ -499,7 +507,7 @@ class CustomerRepositoryContract(_StoreFactory):
         twin = attrs.evolve(twin, external_ref=ref)
         with pytest.raises(ConcurrencyConflict) as caught:
             _commit(store, twin)
-        assert (caught.value.kind, caught.value.key) == ("customer", str(ref))
+        _assert_taken(caught.value, "customer", str(ref), "C10", "external_ref")
         with store.unit_of_work() as uow:
             assert _ids(uow.customers.list(partner.id)) == [first.id]
             assert uow.customers.get_by_external_ref(partner.id, ref) == first
@@ -2149,7 +2157,7 @@ class InvoiceRepositoryContract(_StoreFactory):
         for twin in (_issued(partner, customer, "1001"), _invoice(partner, customer, " 1001")):
             with pytest.raises(ConcurrencyConflict) as caught:
                 self.store_aggregates(store, twin)
-            assert (caught.value.kind, caught.value.key) == ("invoice", "1001")
+            _assert_taken(caught.value, "invoice", "1001", "invoice-number", "number")
         with store.unit_of_work() as uow:
             assert _invoice_ids(uow.invoices.list(partner.id)) == [first.id]
             assert uow.invoices.get_by_number(partner.id, "1001") == archived
@@ -2203,7 +2211,7 @@ class InvoiceRepositoryContract(_StoreFactory):
         (first,) = self.store_aggregates(store, _invoice(partner, customer, "CW-1", ref=ref))
         with pytest.raises(ConcurrencyConflict) as caught:
             self.store_aggregates(store, _invoice(partner, customer, "CW-2", ref=ref))
-        assert (caught.value.kind, caught.value.key) == ("invoice", str(ref))
+        _assert_taken(caught.value, "invoice", str(ref), "invoice-ref", "external_ref")
         with pytest.raises(ConcurrencyConflict):
             self.store_aggregates(
                 store,
