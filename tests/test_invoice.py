@@ -243,6 +243,13 @@ class TestIssue:
         with pytest.raises(ValidationError) as caught:
             issue(partner, customer, lines=[{"description": "x", "quantity": 1.5}])
         assert caught.value.codes == ["wrong_type", "missing"]
+        # A line or fee that is not a mapping: "'' must be a mapping" before.
+        with pytest.raises(ValidationError) as caught:
+            issue(partner, customer, lines=[None], fees=[[]])
+        assert [(e.path, e.message) for e in caught.value.errors] == [
+            ("lines[0]", "a line item must be a mapping (got NoneType)"),
+            ("fees[0]", "a fee must be a mapping (got list)"),
+        ]
 
     def test_a_line_or_fee_in_another_currency_is_refused_i2(
         self, partner: Partner, customer: Customer
@@ -342,6 +349,9 @@ class TestIssue:
         with pytest.raises(ValidationError) as caught:
             LineItem.parse(["x", 1, "2"], "USD")
         assert caught.value.codes == ["wrong_type"]
+        assert str(caught.value.errors[0]) == (
+            "(value): a line item must be a mapping (got list) [wrong_type]"
+        )
 
     @pytest.mark.parametrize("currency", [[], "XYZ", None])
     def test_currency_of_a_parse(self, currency: object) -> None:
@@ -809,6 +819,10 @@ class TestInvariants:
                 attrs.evolve(inv, **change)  # type: ignore[arg-type]
             # at the field whose amounts come to too much
             assert (caught.value.codes, caught.value.paths) == (["amount_too_large"], [*change])
+            (name,) = change
+            assert caught.value.errors[0].message == (
+                f"'{name}' must add up to at most 30 digits before the point"
+            )
         with pytest.raises(ValidationError) as caught:
             Money.sum([near * 6, near * 6], "USD")
         assert caught.value.codes == ["amount_too_large"]

@@ -350,8 +350,15 @@ def test_minor_units_and_zero() -> None:
     assert Money.zero("USD").is_zero
     assert Money.from_minor_units(1250, "USD") == Money("12.50", "USD")
     assert Money.from_minor_units(-1, Currency("BHD")) == Money("-0.001", "BHD")
-    with pytest.raises(ValidationError):
+    # At the argument's own name: "minor_units", or "amount" when too large, before.
+    with pytest.raises(ValidationError) as caught:
         Money.from_minor_units(1.0, "USD")  # type: ignore[arg-type]
+    assert (caught.value.paths, caught.value.codes) == (["units"], ["wrong_type"])
+    for units in (10**32, -(10**400)):
+        with pytest.raises(ValidationError) as caught:
+            Money.from_minor_units(units, "USD")
+        assert (caught.value.paths, caught.value.codes) == (["units"], ["amount_too_large"])
+    assert Money.from_minor_units(10**32 - 1, "USD").amount.adjusted() == 29
 
 
 @given(aps.money())

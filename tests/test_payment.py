@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from altpay_core import (
     Allocation,
     CardFeeBearer,
+    Currency,
     Customer,
     CustomerDraft,
     CustomerId,
@@ -758,6 +759,74 @@ class TestPaymentInvariants:
             from_dict(Payment, data)
         assert f"allocations[0].{field}" in caught.value.paths
         assert set(caught.value.codes) == {"currency_mismatch"}
+
+    @pytest.mark.parametrize(
+        ("method", "give_back", "amount"),
+        [
+            ("ach", fail_payment, "15.00"),
+            (
+                "ach",
+                lambda pay, invoices: return_payment(pay.succeed(AT), invoices, "unauthorized"),
+                "25.00",
+            ),
+            ("card", lambda pay, invoices: charge_back_payment(pay.succeed(AT), invoices), "25.00"),
+        ],
+    )
+    def test_a_return_fee_read_back_is_its_kinds_amount_i6(
+        self, world: World, method: str, give_back: Any, amount: str
+    ) -> None:
+        # Any amount was accepted (the kind only was checked): 0.01 for a
+        # 25.00 unauthorised return, say.
+        pay, invoices = paid_by(world, method)
+        back, _ = give_back(pay, invoices)
+        data = to_dict(back)
+        assert data["fees"][-1]["amount"]["amount"] == amount
+        assert from_dict(Payment, data) == back
+        for wrong in ("0.01", "15.00" if amount == "25.00" else "25.00"):
+            data["fees"][-1]["amount"]["amount"] = wrong
+            with pytest.raises(ValidationError) as caught:
+                from_dict(Payment, data)
+            assert caught.value.codes == ["I6"]
+            assert f"is {amount} USD (got {wrong})" in str(caught.value)
+
+    def test_a_payment_or_invoice_in_a_currency_no_partner_bills_in_is_refused_i2(
+        self, world: World
+    ) -> None:
+        # A JPY invoice or payment was accepted, and paying such an invoice
+        # in full raised a bare CurrencyMismatch.
+        pay, (invoice,) = world.pay()
+        for cls, value in ((Invoice, invoice), (Payment, pay)):
+            data = to_dict(value)
+            data["currency"] = "JPY"
+            with pytest.raises(ValidationError) as caught:
+                from_dict(cls, data)
+            assert ("currency", "unsupported_currency") in zip(
+                caught.value.paths, caught.value.codes, strict=True
+            )
+        with pytest.raises(ValidationError) as caught:
+            attrs.evolve(invoice, currency=Currency("JPY"), lines=(), payments=())
+        assert ("currency", "unsupported_currency") in zip(
+            caught.value.paths, caught.value.codes, strict=True
+        )
+
+    def test_an_invoice_in_another_currency_than_the_partners_is_refused_i2(
+        self, world: World
+    ) -> None:
+        # A CAD invoice under a USD partner: PAD was refused as "not available
+        # in USD", and paying it in full raised a bare CurrencyMismatch.
+        data = to_dict(world.b)
+        data["currency"] = "CAD"
+        for line in data["lines"]:
+            line["unit_amount"]["currency"] = "CAD"
+        cad = from_dict(Invoice, data)
+        for method in ("card", "pad"):
+            with pytest.raises(ValidationError) as caught:
+                world.pay([world.a, cad], method=method)
+            assert (caught.value.paths, caught.value.codes) == (
+                ["invoices[1]"],
+                ["currency_mismatch"],
+            )
+            assert "must be in USD, the partner's currency" in str(caught.value)
 
     def test_repr_html(self, world: World) -> None:
         pay, _ = paid_by(world, "card")

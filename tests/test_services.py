@@ -668,7 +668,7 @@ class TestPayInvoices:
         [
             ("inv_1", "req-1", "invoice_ids"),
             (None, "req-1", "invoice_ids"),
-            ([], "req-1", "invoices"),
+            ([], "req-1", "invoice_ids"),  # "invoices" before: not the argument's name
             ("inv_1", 42, "invoice_ids"),
             ("ONE", 42, "idempotency_key"),
             ("ONE", "  ", "idempotency_key"),

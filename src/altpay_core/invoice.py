@@ -49,7 +49,15 @@ from .customer import Customer
 from .errors import FieldErrors, InvariantViolation, NotFound, ValidationError, shown
 from .events import Event, InvoiceArchived, InvoiceCreated, InvoicePaid, InvoiceUpdated, utc_now
 from .money import _CONTEXT, _MAX_DIGITS, Currency, Money, _too_large, _zero, money_at
-from .partner import KEEP, Action, Partner, TeamMember, _kept_text
+from .partner import (
+    _PARTNER_CURRENCIES,
+    KEEP,
+    Action,
+    Partner,
+    TeamMember,
+    _kept_text,
+    _refuse_unbilled,
+)
 from .values import CustomerId, ExternalRef, InvoiceId, PartnerId, PaymentId, TeamMemberId
 
 __all__ = [
@@ -186,12 +194,16 @@ def _fields_of(
     value: object,
     allowed: tuple[str, ...],
     required: tuple[str, ...],
+    *,
+    what: str,
 ) -> Mapping[str, object]:
-    """A mapping posted for a small value, its missing and unknown keys
-    noted in ``found`` (so that the fields it has are checked too)."""
+    """A mapping posted for a small value (``what`` it is, for the message
+    when ``path`` is empty), its missing and unknown keys noted in ``found``
+    (so that the fields it has are checked too)."""
     if not isinstance(value, Mapping):
+        named = f"'{path}'" if path else what
         raise ValidationError.single(
-            path, "wrong_type", f"'{path}' must be a mapping (got {type(value).__name__})"
+            path, "wrong_type", f"{named} must be a mapping (got {type(value).__name__})"
         )
     for key in required:
         if key not in value:
@@ -307,6 +319,7 @@ class LineItem:
             value,
             ("description", "quantity", "unit_amount"),
             ("description", "quantity"),
+            what="a line item",
         )
         # Each field given is checked, whatever else is missing or unknown.
         description: Any = None
@@ -452,6 +465,7 @@ class Fee:
             value,
             ("kind", "name", "amount", "covered_by_customer"),
             ("kind", "amount"),
+            what="a fee",
         )
         # Each field given is checked, whatever else is missing or unknown.
         kind: Any = None
@@ -531,9 +545,9 @@ def _subtotal_and_fees(
         if fee.covered_by_customer:
             covered = add(covered, fee.amount.amount)
     if subtotal.adjusted() >= _MAX_DIGITS:
-        raise _too_large("lines")
+        raise _too_large("lines", comes_to="add up to")
     if add(subtotal, covered).adjusted() >= _MAX_DIGITS:
-        raise _too_large("fees")
+        raise _too_large("fees", comes_to="add up to")
     return subtotal, covered
 
 
@@ -676,7 +690,7 @@ class Invoice:
             if part.counts:
                 paid = add(paid, part.amount.amount)
         if paid.adjusted() >= _MAX_DIGITS:
-            raise _too_large("payments")
+            raise _too_large("payments", comes_to="add up to")
         total, exact, set_amount = add(subtotal, fees), Money._exact, object.__setattr__
         set_amount(self, "subtotal", exact(subtotal, currency))
         set_amount(self, "fee_total", exact(fees, currency))
@@ -705,6 +719,7 @@ class Invoice:
             and type(self.customer_id) is CustomerId
             and _kept_text(self.number, _NUMBER_MAX)
             and type(currency) is Currency
+            and currency.code in _PARTNER_CURRENCIES
             and type(self.issue_date) is dt.date
             and type(self.due_date) is dt.date
             and type(lines) is tuple
@@ -733,6 +748,8 @@ class Invoice:
         _require_type(found, "customer_id", self.customer_id, CustomerId, "a customer id")
         found.check("", _number, "number", self.number)
         currency_ok = _require_type(found, "currency", self.currency, Currency, "a Currency")
+        if currency_ok:
+            _refuse_unbilled(found, "currency", self.currency)
         found.check("", _fields.plain_date, "issue_date", self.issue_date)
         found.check("", _fields.plain_date, "due_date", self.due_date)
         lines_ok = self._check_items(found, "lines", LineItem, "a LineItem", currency_ok)
@@ -1072,7 +1089,7 @@ class Invoice:
         except ValidationError as error:
             if error.codes != ["amount_too_large"]:  # pragma: no cover - the fee is parsed
                 raise
-            raise _too_large("amount") from None  # the fee's: the total would be too large
+            raise _too_large("amount", comes_to="keep the invoice's total to") from None
 
     @checked_arguments
     def void(self, partner: Partner, *, by: TeamMemberId | TeamMember | None = None) -> Invoice:
@@ -1299,7 +1316,7 @@ class Invoice:
                 clean.get("lines", self.lines), clean.get("fees", self.fees), self.currency
             )
         except ValidationError:  # amount_too_large: the change made it so
-            raise _too_large(path) from None
+            raise _too_large(path, comes_to="add up to") from None
         total = Money._exact(_CONTEXT.add(subtotal, fees), self.currency)
         _refuse_empty_total(total, path)
         if total < self.amount_paid:

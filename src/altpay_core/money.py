@@ -407,11 +407,12 @@ class Money:
             currency = _currency(currency)
         if not isinstance(units, int) or isinstance(units, bool):
             raise ValidationError.single(
-                "minor_units",
-                "wrong_type",
-                f"'minor_units' must be an int (got {type(units).__name__})",
+                "units", "wrong_type", f"'units' must be an int (got {type(units).__name__})"
             )
-        return cls(Decimal(units).scaleb(-currency.minor_units, _CONTEXT), currency)
+        try:
+            return cls(Decimal(units).scaleb(-currency.minor_units, _CONTEXT), currency)
+        except ValidationError:  # exact: only its size can be refused
+            raise _too_large("units", comes_to="make an amount of") from None
 
     @classmethod
     @checked_arguments
@@ -835,11 +836,14 @@ def _not_money(other: object, operation: str) -> OperandError:
     )
 
 
-def _too_large(path: str = "amount") -> ValidationError:
+def _too_large(path: str = "amount", *, comes_to: str = "") -> ValidationError:
+    """``amount_too_large`` at ``path``; ``comes_to`` says what the value makes
+    that is too large, when that is not the value itself (``"add up to"``)."""
+    must = f"must {comes_to} at most" if comes_to else "must have at most"
     return ValidationError.single(
         path,
         "amount_too_large",
-        f"'{path}' must have at most {_MAX_DIGITS} digits before the point",
+        f"'{path}' {must} {_MAX_DIGITS} digits before the point",
     )
 
 

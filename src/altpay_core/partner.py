@@ -56,6 +56,20 @@ __all__ = [
 ]
 
 COUNTRY_CURRENCIES: Final[Mapping[str, str]] = MappingProxyType({"US": "USD", "CA": "CAD"})
+_PARTNER_CURRENCIES: Final = tuple(sorted(set(COUNTRY_CURRENCIES.values()), reverse=True))
+"""The currencies partners bill in (``("USD", "CAD")``): every invoice's and
+payment's (I2)."""
+
+
+def _refuse_unbilled(found: FieldErrors, path: str, currency: Currency) -> None:
+    """Note in ``found`` a ``currency`` no partner bills in (I2)."""
+    if currency.code not in _PARTNER_CURRENCIES:
+        found.add(
+            path,
+            "unsupported_currency",
+            f"'{path}' must be {' or '.join(_PARTNER_CURRENCIES)}, a partner's currency "
+            f"(got {currency.code}; rule I2)",
+        )
 
 
 # -- shared by the aggregates' constructors -----------------------------------

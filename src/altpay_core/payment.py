@@ -89,7 +89,14 @@ from .invoice import (
     _with_events,
 )
 from .money import Currency, Money, _too_large
-from .partner import COUNTRY_CURRENCIES, CardFeeBearer, Partner, TeamMember, _kept_text
+from .partner import (
+    _PARTNER_CURRENCIES,
+    CardFeeBearer,
+    Partner,
+    TeamMember,
+    _kept_text,
+    _refuse_unbilled,
+)
 from .values import (
     CustomerId,
     EntityId,
@@ -141,7 +148,13 @@ CARD_DISPUTE_FEE: Final = Decimal("25.00")
 
 _KEY_MAX: Final = 255
 _FINGERPRINT: Final = re.compile(r"[0-9a-f]{64}")
-_RETURN_KINDS: Final = frozenset({FeeKind.RETURN, FeeKind.UNAUTHORIZED_RETURN, FeeKind.DISPUTE})
+_RETURN_FEES: Final[Mapping[FeeKind, Decimal]] = {
+    FeeKind.RETURN: STANDARD_RETURN_FEE,
+    FeeKind.UNAUTHORIZED_RETURN: UNAUTHORIZED_RETURN_FEE,
+    FeeKind.DISPUTE: CARD_DISPUTE_FEE,
+}
+"""The amount of each kind of return fee, in the payment's currency (I6)."""
+_RETURN_KINDS: Final = frozenset(_RETURN_FEES)
 
 
 # -- kinds and statuses ----------------------------------------------------------------
@@ -416,6 +429,7 @@ class Payment:
             and type(self.user_id) is UserId
             and type(method) is PaymentMethodType
             and type(currency) is Currency
+            and currency.code in _PARTNER_CURRENCIES
             and method.available_in(currency)
             and type(allocations) is tuple
             and len(allocations) > 0
@@ -444,6 +458,8 @@ class Payment:
         _require_type(found, "user_id", self.user_id, UserId, "a user id")
         _to_member(found, self, "method", PaymentMethodType)
         currency_ok = _require_type(found, "currency", self.currency, Currency, "a Currency")
+        if currency_ok:
+            _refuse_unbilled(found, "currency", self.currency)
         items_ok = self._check_items(found, "allocations", Allocation, currency_ok)
         items_ok = self._check_items(found, "fees", Fee, currency_ok) and items_ok
         _to_member(found, self, "status", PaymentStatus)
@@ -525,7 +541,7 @@ class Payment:
         try:
             shares = Money.sum((part.card_fee for part in self.allocations), self.currency)
         except ValidationError:  # amount_too_large
-            raise _too_large("allocations") from None
+            raise _too_large("allocations", comes_to="add up to") from None
         expected = card_fees[0].amount if card_fees else Money.zero(self.currency)
         if shares != expected:
             raise InvariantViolation(
@@ -545,11 +561,20 @@ class Payment:
                 rule="I6",
                 path="fees",
             )
+        for fee in return_fees:
+            wanted_amount = _RETURN_FEES[fee.kind]
+            if fee.amount.amount != wanted_amount:
+                raise InvariantViolation(
+                    f"a payment's {fee.kind.label} is {wanted_amount} {self.currency.code} "
+                    f"(got {fee.amount.amount})",
+                    rule="I6",
+                    path="fees",
+                )
         self._check_times()
         try:
             self.total  # noqa: B018 - what the payer is charged must be money too
         except ValidationError:
-            raise _too_large("allocations") from None
+            raise _too_large("allocations", comes_to="add up to") from None
 
     def _return_fee_kind(self) -> FeeKind | None:
         if self.status is PaymentStatus.FAILED:
@@ -930,6 +955,15 @@ def pay_invoices(
     found.raise_if_any()
     kind, method_id = chosen
     currency = partner.currency
+    for index, invoice in enumerate(chosen_invoices):
+        if invoice.currency != currency:
+            found.add(
+                f"invoices[{index}]",
+                "currency_mismatch",
+                f"'invoices[{index}]' must be in {currency.code}, the partner's currency "
+                f"(invoice {invoice.id} is in {invoice.currency.code}; rule I2)",
+            )
+    found.raise_if_any()
     wanted = _requested(chosen_invoices, amounts, currency)
     fingerprint = request_fingerprint(
         customer_id=customer.id,
@@ -1013,7 +1047,7 @@ def _card_fee_on(
     except ValidationError as error:
         if error.codes != ["amount_too_large"]:  # pragma: no cover - sums raise nothing else
             raise
-        raise _too_large("amounts") from None
+        raise _too_large("amounts", comes_to="add up to") from None
     return fee
 
 
@@ -1765,9 +1799,6 @@ def _retried_method(
 
 
 # -- scheduled payments -------------------------------------------------------------------
-
-
-_PARTNER_CURRENCIES: Final = tuple(sorted(set(COUNTRY_CURRENCIES.values()), reverse=True))
 
 
 @checked_constructor

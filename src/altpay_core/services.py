@@ -19,7 +19,9 @@ or the commit), the service rolls the unit of work back before it raises,
 so a caller who catches the error cannot commit half of its work: the
 unit of work is then empty, and usable again. A
 :class:`~altpay_core.errors.ConcurrencyConflict` means another writer got
-there first: run the service again in a new unit of work.
+there first: run the service again in a new unit of work (but not for a
+:class:`~altpay_core.errors.UniqueKeyTaken`, a number or reference that is
+taken: the same command fails again).
 
 Paying is the main case: :func:`pay_invoices` reads the invoices, applies
 the payment to each and stores the payment and every invoice it touched in
@@ -339,6 +341,8 @@ def _read_invoices(
         found.check("", _fields.entity_id, f"invoice_ids[{index}]", invoice_id, InvoiceId)
         for index, invoice_id in enumerate(invoice_ids)
     ]
+    if not ids:
+        found.add("invoice_ids", "empty", "'invoice_ids' must hold at least one invoice id")
     found.raise_if_any()  # every malformed id at once, before any is read
     return [uow.invoices.get(partner_id, invoice_id) for invoice_id in ids]
 
