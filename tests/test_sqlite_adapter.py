@@ -11,7 +11,9 @@ import re
 import sqlite3
 import sys
 import threading
+import time
 import uuid
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar, cast
@@ -711,6 +713,77 @@ def test_a_forked_worker_that_exits_leaves_an_in_memory_store_in_place() -> None
 def _close_and_exit(store: SqliteStore) -> None:
     store.close()
     sys.exit(0)
+
+
+@pytest.mark.skipif(
+    "fork" not in multiprocessing.get_all_start_methods(), reason="needs the fork start method"
+)
+@pytest.mark.parametrize("held", [True, False], ids=["lock held", "lock free"])
+def test_a_child_forked_while_its_parent_holds_the_write_lock_is_told_it_cannot_write(
+    path: Path, held: bool
+) -> None:
+    # SQLite's record of the lock is copied into the child, for good: every
+    # write of the child waited out the timeout and was a ConcurrencyConflict,
+    # forever, even through a store of its own.
+    store = SqliteStore(path, timeout=0.5)
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    with store.unit_of_work() as uow:
+        if held:
+            uow.outbox.pending()  # takes the write lock
+        worker = context.Process(target=_write_after_a_while, args=(str(path), results))
+        worker.start()
+    worker.join(60)
+    assert worker.exitcode == 0
+    outcome = results.get(timeout=5)
+    if held:
+        assert outcome.startswith("AltpayError: this process cannot write")
+        assert "forked while a unit of work of its parent held" in outcome
+    else:
+        assert outcome == "written"
+    with store.unit_of_work() as uow:  # the parent still writes
+        uow.partners.save(new_partner())
+        uow.commit()
+    store.close()
+
+
+def test_what_a_forked_child_notes_of_its_parents_write_locks(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The at-fork hook, run here as a child runs it: the files whose write
+    # lock a unit of work held (not one that has ended, nor a URI's).
+    monkeypatch.setattr(sqlite_adapter, "_LOCKED_AT_FORK", set())
+    monkeypatch.setattr(sqlite_adapter, "_WRITERS", weakref.WeakSet())
+    store, other = SqliteStore(path), SqliteStore(path.with_name("other.db"))
+    uri = SqliteStore(f"file:{path.with_name('uri.db')}?mode=rwc")
+    with store.unit_of_work() as held, other.unit_of_work() as ended, uri.unit_of_work() as by_uri:
+        for uow in (held, ended, by_uri):
+            uow.outbox.pending()
+        ended.rollback()
+        sqlite_adapter._note_locks_held_at_fork()
+        assert {sqlite_adapter._file_key(str(path))} == sqlite_adapter._LOCKED_AT_FORK
+        assert not sqlite_adapter._WRITERS
+    with store.unit_of_work() as uow, pytest.raises(AltpayError, match="this process cannot"):
+        uow.outbox.pending()
+    with other.unit_of_work() as uow:
+        assert uow.outbox.pending() == []
+    for each in (store, other, uri):
+        each.close()
+
+
+def _write_after_a_while(path: str, results: Any) -> None:
+    time.sleep(0.3)  # the parent's unit of work has ended by now
+    with SqliteStore(path, timeout=0.5) as mine:
+        try:
+            with mine.unit_of_work() as uow:
+                uow.partners.save(new_partner())
+                uow.commit()
+        except AltpayError as error:
+            results.put(f"{type(error).__name__}: {error}")
+        else:
+            results.put("written")
+        results.close()
+        results.join_thread()
 
 
 def test_an_in_memory_store_that_fails_to_open_leaves_nothing(

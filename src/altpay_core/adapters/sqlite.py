@@ -554,6 +554,40 @@ def _remove_tree(directory: str, owner: int) -> None:
 
 _BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
+# SQLite keeps its record of which connection holds a file's locks in the
+# process's memory, and a forked child inherits it: a child forked while a
+# unit of work of its parent held the write lock sees that lock as held by
+# one of its own connections, for good, and no connection of the child can
+# ever write that file (each write would wait out the timeout, then
+# conflict, forever). Such a child is told so at once instead.
+_WRITERS: weakref.WeakSet[SqliteUnitOfWork] = weakref.WeakSet()
+"""The units of work of this process that hold a file's write lock."""
+_LOCKED_AT_FORK: set[tuple[int, int]] = set()
+"""The files (device, inode) whose write lock a unit of work of the parent
+held when this process was forked (empty in a process not forked so)."""
+
+
+def _file_key(target: str) -> tuple[int, int] | None:
+    try:
+        status = os.stat(target)
+    except (OSError, ValueError):  # a URI rather than a path, or gone
+        return None
+    return status.st_dev, status.st_ino
+
+
+def _note_locks_held_at_fork() -> None:
+    """In a forked child: note the files whose write lock the parent held."""
+    for uow in list(_WRITERS):
+        store = uow._store
+        key = _file_key(store._target) if isinstance(store, SqliteStore) else None
+        if key is not None:
+            _LOCKED_AT_FORK.add(key)
+    _WRITERS.clear()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which cannot fork
+    os.register_at_fork(after_in_child=_note_locks_held_at_fork)
+
 
 @checked_constructor
 class SqliteUnitOfWork(SqlUnitOfWork[sqlite3.Connection]):
@@ -577,9 +611,24 @@ class SqliteUnitOfWork(SqlUnitOfWork[sqlite3.Connection]):
         return connection.executemany(sql, rows).rowcount
 
     def _begin_write(self, connection: sqlite3.Connection) -> None:
+        store = self._store
+        if (
+            _LOCKED_AT_FORK
+            and isinstance(store, SqliteStore)
+            and _file_key(store._target) in _LOCKED_AT_FORK
+        ):
+            raise AltpayError(
+                f"this process cannot write {shown(store._target)}: it was forked "
+                "while a unit of work of its parent held the file's write lock, and "
+                "SQLite's record of that lock stays in this process for good; fork "
+                "workers outside a writing unit of work, or start them with "
+                "multiprocessing's 'spawn' or 'forkserver' method"
+            )
         connection.execute("BEGIN IMMEDIATE")
+        _WRITERS.add(self)
 
     def _end(self, connection: sqlite3.Connection, commit: bool) -> None:
+        _WRITERS.discard(self)
         if connection.in_transaction:
             connection.execute("COMMIT" if commit else "ROLLBACK")
 
