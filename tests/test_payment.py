@@ -1454,6 +1454,44 @@ class TestSkipped:
             skipped = self.skip(world, scheduled, customer=customer)
             assert skipped.status is ScheduledPaymentStatus.SKIPPED
 
+    def test_an_invoice_in_another_currency_than_the_partners_i2(self, world: World) -> None:
+        # Refused by every run (pay_invoices), and skipping it was refused as
+        # "can still run": due, and refused, every night.
+        data = to_dict(world.b)
+        data["currency"] = "CAD"
+        for line in data["lines"]:
+            line["unit_amount"]["currency"] = "CAD"
+        cad = from_dict(Invoice, data)
+        book = CustomerPaymentMethods.of(world.customer).add(
+            type="card", display_name="Visa", last4="4242"
+        )
+        with pytest.raises(ValidationError) as caught:
+            schedule_payment(
+                world.partner,
+                world.customer,
+                cad,
+                payer=world.ann,
+                methods=book,
+                pay_on=TODAY,
+                today=TODAY,
+            )
+        assert (caught.value.paths, caught.value.codes) == (["invoice"], ["currency_mismatch"])
+        scheduled = attrs.evolve(TestScheduled().schedule(world), invoice_id=cad.id)
+        with pytest.raises(ValidationError) as caught:
+            self.run(world, scheduled, invoice=cad, methods=book)
+        assert (caught.value.paths, caught.value.codes) == (["invoice"], ["currency_mismatch"])
+        skipped = self.skip(world, scheduled, invoice=cad)
+        assert skipped.status is ScheduledPaymentStatus.SKIPPED
+
+    def test_skipping_a_skipped_one_still_checks_today(self, world: World) -> None:
+        scheduled = TestScheduled().schedule(world)
+        _, (paid,) = world.pay()
+        skipped = self.skip(world, scheduled, invoice=paid)
+        for wrong in ("x", None, AT):
+            with pytest.raises(ValidationError) as caught:
+                self.skip(world, skipped, invoice=paid, today=wrong)
+            assert caught.value.paths == ["today"]
+
     def test_one_that_can_still_run_is_not_skipped(self, world: World) -> None:
         scheduled = TestScheduled().schedule(world)
         # No method on file is no reason: one may be added.

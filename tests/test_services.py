@@ -13,6 +13,7 @@ import pytest
 from altpay_core import (
     AccessRequest,
     AccessRequestStatus,
+    AltpayError,
     ConcurrencyConflict,
     Customer,
     CustomerDraft,
@@ -338,6 +339,7 @@ class TestAccessRequests:
 
 TODAY = dt.date(2026, 1, 5)
 ONE_DAY = dt.timedelta(days=1)
+AT_NOON = dt.datetime(2026, 1, 5, 12, tzinfo=dt.UTC)
 
 
 def at(day: int) -> dt.datetime:
@@ -1096,6 +1098,30 @@ class TestMethodsOnFile:
             assert uow.scheduled_payments.due(b.partner.id, day + ONE_DAY) == []
             with pytest.raises(NotFound):
                 services.run_due_payments(uow, PartnerId.new(), today=day)
+            for wrong in ({"today": AT_NOON}, {"today": day, "at": day}):
+                with pytest.raises(ValidationError) as caught:
+                    services.run_due_payments(uow, b.partner.id, **wrong)  # type: ignore[arg-type]
+                assert caught.value.codes in (["invalid_date"], ["invalid_datetime"])
+
+    def test_the_nightly_run_stops_at_an_error_that_is_no_refusal(
+        self, store: MemoryStore, billing: Billing, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Every AltpayError was taken for one payment's refusal: a store that
+        # could not write (a forked SQLite worker, say) was reported payment
+        # by payment, and the run returned as if all were well.
+        b = billing
+        self._with_a_method(store, b)
+        with store.unit_of_work() as uow:
+            services.schedule_payment(
+                uow, b.partner.id, b.customer.id, b.one.id, payer=b.ann, pay_on=TODAY, today=TODAY
+            )
+
+        def cannot_write(*args: Any, **kwargs: Any) -> Any:
+            raise AltpayError("this process cannot write the store")
+
+        monkeypatch.setattr(services, "run_scheduled_payment", cannot_write)
+        with store.unit_of_work() as uow, pytest.raises(AltpayError, match="cannot write"):
+            services.run_due_payments(uow, b.partner.id, today=TODAY)
 
     def test_skipping_one_that_can_still_run_is_refused(
         self, store: MemoryStore, billing: Billing

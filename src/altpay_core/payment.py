@@ -1929,6 +1929,7 @@ def schedule_payment(
     _fields.argument("invoice", invoice, Invoice, "an Invoice")
     user_id = _payer(customer, payer)
     require_pay(invoice, customer, payer)
+    _refuse_other_currency(partner, invoice)
     method = method_on_file(methods, customer, purpose="a scheduled payment", method_id=method_id)
     if not method.type.available_in(invoice.currency):
         raise ValidationError.single(
@@ -2001,15 +2002,27 @@ def _refuse_unless_due(scheduled: ScheduledPayment, today: object) -> None:
         )
 
 
+def _refuse_other_currency(partner: Partner, invoice: Invoice) -> None:
+    """An invoice is paid in its partner's currency only (I2)."""
+    if invoice.currency != partner.currency:
+        raise ValidationError.single(
+            "invoice",
+            "currency_mismatch",
+            f"'invoice' must be in {partner.currency.code}, the partner's currency "
+            f"(invoice {invoice.id} is in {invoice.currency.code}; rule I2)",
+        )
+
+
 def _refuse_unless_it_can_run(
-    scheduled: ScheduledPayment, customer: Customer, invoice: Invoice
+    scheduled: ScheduledPayment, partner: Partner, customer: Customer, invoice: Invoice
 ) -> None:
-    """What stops a scheduled payment for good, whatever the day: an invoice
-    that no longer takes payments (I4), a payer who may no longer pay it (no
-    longer a user, or the customer archived: I1, C8), an amount in another
-    currency than the invoice's (I2)."""
+    """What keeps a scheduled payment from running on its date: an invoice
+    that does not take payments (I4), a payer who may no longer pay it (no
+    longer a user, or the customer archived: I1, C8), an invoice or an
+    amount in another currency than the partner's (I2)."""
     _refuse_unless_open(invoice)
     _payer(customer, scheduled.user_id)
+    _refuse_other_currency(partner, invoice)
     if scheduled.amount is not None:
         _money_in("amount", scheduled.amount, invoice.currency)
 
@@ -2035,16 +2048,16 @@ def run_scheduled_payment(
     processed scheduled payment, the payment and the invoice, to store
     together.
 
-    Refused before anything runs, and for good (:func:`skip_scheduled_payment`
-    then marks it skipped): an invoice that no longer takes payments (paid,
-    void or archived since: I4), a payer who may no longer pay it (removed
-    from the customer, or the customer archived: ``PermissionDenied``), and
-    an amount in another currency than the invoice's (``ValidationError`` at
-    ``amount``, I2).
+    Refused before anything runs (:func:`skip_scheduled_payment` then marks
+    it skipped): an invoice that takes no payments (paid, void or archived
+    since: I4), a payer who may no longer pay it (removed from the customer,
+    or the customer archived: ``PermissionDenied``), and an invoice or an
+    amount in another currency than the partner's (``ValidationError`` at
+    ``invoice`` or ``amount``, I2).
     """
     _check_scheduled_for(scheduled, partner, customer, invoice)
     _refuse_unless_due(scheduled, today)
-    _refuse_unless_it_can_run(scheduled, customer, invoice)
+    _refuse_unless_it_can_run(scheduled, partner, customer, invoice)
     purpose = "a scheduled payment"
     if isinstance(methods, CustomerPaymentMethods) and methods.customer_id == customer.id:
         kept = next(
@@ -2081,24 +2094,28 @@ def skip_scheduled_payment(
     invoice: Invoice,
     today: dt.date,
 ) -> ScheduledPayment:
-    """Mark as skipped a scheduled payment whose date has come and that can
-    no longer run, so that it is no longer due: nothing is paid.
+    """Mark as skipped a scheduled payment whose date has come and that
+    cannot run, so that it is no longer due: nothing is paid, and it is
+    done with.
 
-    It can no longer run when its invoice no longer takes payments (paid,
-    void or archived since: I4), when its payer may no longer pay it
-    (removed from the customer, or the customer archived: I1, C8), or when
-    its amount is in another currency than the invoice's (I2). Refused
-    (``InvariantViolation``, rule ``scheduled-payment``) before its date,
-    once it ran or was cancelled, and while it can still run: a missing
-    method on file is no reason, since one may be added. Skipping a skipped
-    one changes nothing.
+    It cannot run when its invoice takes no payments (paid, void or
+    archived since: I4), when its payer may no longer pay it (removed from
+    the customer, or the customer archived: I1, C8), or when the invoice or
+    its amount is in another currency than the partner's (I2). A scheduled
+    payment is for its date: one skipped because its invoice was paid does
+    not run if the invoice opens again later (a payment that paid it failed
+    or was returned); schedule a new one. Refused (``InvariantViolation``,
+    rule ``scheduled-payment``) before its date, once it ran or was
+    cancelled, and while it can run: a missing method on file is no reason,
+    since one may be added. Skipping a skipped one changes nothing.
     """
     _check_scheduled_for(scheduled, partner, customer, invoice)
+    day = _fields.plain_date("today", today)
     if scheduled.status is ScheduledPaymentStatus.SKIPPED:
         return scheduled
-    _refuse_unless_due(scheduled, today)
+    _refuse_unless_due(scheduled, day)
     try:
-        _refuse_unless_it_can_run(scheduled, customer, invoice)
+        _refuse_unless_it_can_run(scheduled, partner, customer, invoice)
     except (InvariantViolation, PermissionDenied, ValidationError):
         return attrs.evolve(scheduled, status=ScheduledPaymentStatus.SKIPPED)
     raise InvariantViolation(

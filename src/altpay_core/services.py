@@ -59,7 +59,14 @@ from altpay_core.customer import (
     CustomerDraft,
     _refuse_if_synced,
 )
-from altpay_core.errors import AltpayError, FieldErrors, InvariantViolation, ValidationError
+from altpay_core.errors import (
+    AltpayError,
+    ConcurrencyConflict,
+    FieldErrors,
+    InvariantViolation,
+    PermissionDenied,
+    ValidationError,
+)
 from altpay_core.invoice import Invoice
 from altpay_core.money import Money
 from altpay_core.partner import Action, Partner, TeamMember
@@ -690,6 +697,11 @@ def skip_scheduled_payment(
     return stored
 
 
+_REFUSALS = (InvariantViolation, PermissionDenied, ValidationError, ConcurrencyConflict)
+"""What refuses one scheduled payment's run: the others run all the same.
+Anything else (a store that cannot write, say) stops the whole run."""
+
+
 @checked_constructor
 @attrs.frozen
 class DueRun:
@@ -701,9 +713,10 @@ class DueRun:
     skipped: tuple[ScheduledPayment, ...] = ()
     """Could no longer run, as stored: marked skipped, nothing paid."""
     refused: tuple[tuple[ScheduledPayment, AltpayError], ...] = ()
-    """Could not run now (no method on file, or another writer got there
-    first), each with the error that stopped it: left as they were, due
-    again next time."""
+    """Not run by this run, each as it was read and with the error that
+    stopped it: no method on file, or another writer first (another run
+    that processed it, say). This run left them as they were: those still
+    scheduled are due again next time."""
 
 
 @checked_arguments
@@ -718,19 +731,24 @@ def run_due_payments(
     (``uow.scheduled_payments.due(partner_id, today)``): the nightly job.
 
     Each one is run with :func:`run_scheduled_payment`, in a commit of its
-    own, so that one refusal stops nothing else. One that can no longer run
-    (its invoice paid, void or archived since; its payer removed or the
-    customer archived) is marked skipped (:func:`skip_scheduled_payment`),
-    and is no longer due. Any other refusal, such as no method on file,
-    leaves it scheduled, to run on a later day: ``refused`` lists each with
-    its error. Running it again the same day runs nothing twice.
+    own, so that one refusal stops nothing else. One that cannot run (its
+    invoice paid, void or archived since; its payer removed or the customer
+    archived) is marked skipped (:func:`skip_scheduled_payment`), and is no
+    longer due. Any other refusal, such as no method on file, leaves it
+    scheduled, to run on a later day: ``refused`` lists each with its
+    error. Running it again the same day runs nothing twice.
 
-    ``NotFound`` if the partner does not exist. As every service does, the
-    first commit also stores anything the caller saved earlier in the unit
-    of work.
+    ``NotFound`` if the partner does not exist; a bad ``today`` or ``at`` is
+    refused before anything runs. An error that is no refusal of one
+    payment (a store that cannot write) stops the run and is raised: what
+    ran before it stays committed. Use a unit of work of its own: its first
+    commit would store anything the caller saved earlier, and a refused
+    commit would roll it back.
     """
     _uow(uow)
     day = _fields.plain_date("today", today)
+    if at is not None:  # refused once, rather than by each run
+        _fields.aware_datetime("at", at)
     uow.partners.get(partner_id)
     processed: list[ScheduledPayment] = []
     skipped: list[ScheduledPayment] = []
@@ -738,10 +756,10 @@ def run_due_payments(
     for scheduled in uow.scheduled_payments.due(partner_id, day):
         try:
             done, _, _ = run_scheduled_payment(uow, partner_id, scheduled.id, today=day, at=at)
-        except AltpayError as error:
+        except _REFUSALS as error:
             try:
                 skipped.append(skip_scheduled_payment(uow, partner_id, scheduled.id, today=day))
-            except AltpayError:
+            except _REFUSALS:
                 refused.append((scheduled, error))
         else:
             processed.append(done)

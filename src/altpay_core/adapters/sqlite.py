@@ -377,6 +377,15 @@ def _path(path: object) -> str | os.PathLike[str]:
     return path  # type: ignore[return-value]
 
 
+def _uri_location(text: str) -> str:
+    """The file a ``file:`` URI names (its path, the authority, query and
+    fragment dropped, percent-escapes decoded)."""
+    location = text[len("file:") :].partition("#")[0].partition("?")[0]
+    if location.startswith("//"):
+        location = "/" + location[2:].partition("/")[2]  # the authority dropped
+    return unquote(location)
+
+
 def _private_uri(text: str) -> bool:
     """Whether SQLite, reading ``text`` as a URI (as builds with URIs on do
     with any name that starts with ``file:``), opens a private in-memory or
@@ -385,11 +394,8 @@ def _private_uri(text: str) -> bool:
     that does not start with ``/``)."""
     if not text.startswith("file:"):
         return False
-    uri = text[len("file:") :].partition("#")[0]
-    location, _, query = uri.partition("?")
-    if location.startswith("//"):
-        location = "/" + location[2:].partition("/")[2]  # the authority dropped
-    name = unquote(location)
+    query = text[len("file:") :].partition("#")[0].partition("?")[2]
+    name = _uri_location(text)
     mode = [value for key, value in parse_qsl(query, keep_blank_values=True) if key == "mode"]
     vfs = [value for key, value in parse_qsl(query, keep_blank_values=True) if key == "vfs"]
     # A memdb database whose name starts with "/" is shared by the process's
@@ -568,9 +574,12 @@ held when this process was forked (empty in a process not forked so)."""
 
 
 def _file_key(target: str) -> tuple[int, int] | None:
+    """The database file's identity (device, inode), however it is named (a
+    path or a ``file:`` URI), or None if there is no such file."""
+    name = _uri_location(target) if target.startswith("file:") else target
     try:
-        status = os.stat(target)
-    except (OSError, ValueError):  # a URI rather than a path, or gone
+        status = os.stat(name)
+    except (OSError, ValueError):  # gone
         return None
     return status.st_dev, status.st_ino
 
@@ -628,9 +637,12 @@ class SqliteUnitOfWork(SqlUnitOfWork[sqlite3.Connection]):
         _WRITERS.add(self)
 
     def _end(self, connection: sqlite3.Connection, commit: bool) -> None:
-        _WRITERS.discard(self)
-        if connection.in_transaction:
-            connection.execute("COMMIT" if commit else "ROLLBACK")
+        try:
+            if connection.in_transaction:
+                connection.execute("COMMIT" if commit else "ROLLBACK")
+        finally:
+            # Once the lock is free: a fork meanwhile still finds it held.
+            _WRITERS.discard(self)
 
     def _reusable(self, connection: sqlite3.Connection) -> bool:
         return not connection.in_transaction
