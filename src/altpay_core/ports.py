@@ -38,6 +38,7 @@ from __future__ import annotations
 import abc
 import base64
 import datetime as dt
+import enum
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from types import TracebackType
@@ -65,6 +66,7 @@ from .values import (
     AccessRequestId,
     CustomerId,
     EmailAddress,
+    EntityId,
     ExternalRef,
     InvoiceId,
     PartnerId,
@@ -92,7 +94,11 @@ __all__ = [
     "ScheduledPaymentRepository",
     "Store",
     "UnitOfWork",
+    "check_choice",
+    "check_date",
     "check_fixed_fields",
+    "check_id",
+    "check_text",
     "customer_added_by_hand",
     "customer_cursor",
     "customer_ref_taken",
@@ -272,6 +278,49 @@ def invoice_sort_key(invoice: Invoice) -> str:
 def invoice_cursor(invoice: Invoice) -> str:
     """The opaque cursor that names ``invoice``'s place in a listing."""
     return Cursor(invoice_sort_key(invoice), str(invoice.id)).encode()
+
+
+# -- the arguments every repository checks -------------------------------------------
+#
+# What a repository method is given is checked as the built-in stores check
+# it (the contracts hold every adapter to it): each wrong argument is a
+# ValidationError at the parameter's name, never a NotFound nor a driver's
+# error.
+
+_Id = TypeVar("_Id", bound=EntityId)
+_Member = TypeVar("_Member", bound=enum.Enum)
+
+
+@checked_arguments
+def check_id(name: str, value: object, kind: type[_Id]) -> _Id:
+    """``value``, an argument named ``name``, as an id of ``kind``: the id
+    itself or its text (``"cus_..."``). Anything else is a
+    ``ValidationError`` at ``name``."""
+    return _fields.entity_id(name, value, kind)
+
+
+@checked_arguments
+def check_text(name: str, value: object) -> str:
+    """``value``, a text argument named ``name`` (a name prefix, an invoice
+    number, an idempotency key), as text a database can hold: a NUL
+    character or a lone surrogate is a ``ValidationError`` at ``name``
+    (``invalid_text``), anything but a string ``wrong_type``."""
+    return _fields.query_text(name, value)
+
+
+@checked_arguments
+def check_choice(name: str, value: object, kind: type[_Member]) -> _Member:
+    """``value``, an argument named ``name``, as a member of the enumeration
+    ``kind`` (the member or its value: ``"open"`` for
+    ``InvoiceStatus.OPEN``), or a ``ValidationError`` at ``name``."""
+    return _fields.choice(name, value, kind)
+
+
+@checked_arguments
+def check_date(name: str, value: object) -> dt.date:
+    """``value``, an argument named ``name``, as a calendar date: a datetime
+    or anything else is a ``ValidationError`` at ``name`` (``invalid_date``)."""
+    return _fields.plain_date(name, value)
 
 
 # -- the unique keys every store keeps ------------------------------------------------
@@ -822,9 +871,10 @@ class Outbox(abc.ABC):
         """The first ``limit`` committed events not yet marked published, by
         position. Messages this unit of work has marked are left out, and so
         are messages that another unit of work, still open, has listed: each
-        unit of work holds what it lists until it ends, so that publishers
-        running at the same time never list one message twice (what one
-        lists and does not mark is listed again once it ends).
+        unit of work holds what it lists until it commits, rolls back or
+        its block ends, so that publishers running at the same time never
+        list one message twice (what one lists and does not mark is listed
+        again after that).
 
         ``limit`` is validated as :meth:`PageRequest.parse` does.
         """

@@ -1802,6 +1802,61 @@ class ConcurrencyContract(_StoreFactory):
         assert not stored.has_user(loser)
         assert len(self.pending(store)) == 1
 
+    @pytest.mark.parametrize("key", ["number", "ref", "idempotency key"])
+    def test_a_unique_key_taken_between_save_and_commit_is_refused_at_commit(
+        self, store: Store, key: str
+    ) -> None:
+        """Two units of work each save a new aggregate with one unique key,
+        free when each checks it at save; the first commits. The store keeps
+        the key at commit too: the second commit is refused, and writes
+        nothing. (A check at save alone lets both in.)"""
+        partner, customer = self.partner_with_customer(store)
+        ref = ExternalRef("connectwise", "4711")
+        first: Any
+        second: Any
+        if key == "number":
+            first, second = (_invoice(partner, customer, "7") for _ in range(2))
+        elif key == "ref":
+            first, second = (_customer(partner, company, ref=ref) for company in ("A", "B"))
+        else:
+            one, two = self.store_aggregates(
+                store, _invoice(partner, customer, "1"), _invoice(partner, customer, "2")
+            )
+            (first, _), (second, _) = (
+                PaymentRepositoryContract._pay(partner, customer, [invoice], "key-1")
+                for invoice in (one, two)
+            )
+        before = self.pending(store)
+        repository = {Invoice: "invoices", Customer: "customers", Payment: "payments"}
+        with store.unit_of_work() as winner, store.unit_of_work() as loser:
+            getattr(winner, repository[type(first)]).save(first)
+            getattr(loser, repository[type(second)]).save(second)
+            winner.commit()
+            with pytest.raises(ConcurrencyConflict):
+                loser.commit()
+        with store.unit_of_work() as uow:
+            if key == "number":
+                assert uow.invoices.get_by_number(partner.id, "7").id == first.id
+                with pytest.raises(NotFound):
+                    uow.invoices.get(partner.id, second.id)
+            elif key == "ref":
+                assert uow.customers.get_by_external_ref(partner.id, ref).id == first.id
+                with pytest.raises(NotFound):
+                    uow.customers.get(partner.id, second.id)
+            else:
+                found = uow.payments.get_by_idempotency_key(partner.id, "key-1")
+                assert found is not None
+                assert found.id == first.id
+                with pytest.raises(NotFound):
+                    uow.payments.get(partner.id, second.id)
+        assert len(self.pending(store)) == len(before) + len(first.events)
+
+    def test_a_closed_store_gives_no_more_units_of_work(self, store: Store) -> None:
+        store.close()
+        with pytest.raises(AltpayError):
+            store.unit_of_work()
+        store.close()  # safe twice
+
     def test_no_update_is_lost(self, store: Store) -> None:
         partner, customer = self.partner_with_customer(store)
         barrier = threading.Barrier(self.writers, timeout=_JOIN_TIMEOUT)

@@ -1,0 +1,40 @@
+"""The helpers that ports.py gives adapters of their own."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from altpay_core import CustomerId, InvoiceStatus, ValidationError, ports
+
+
+def test_the_argument_checks_accept_what_the_built_in_stores_accept() -> None:
+    cus = CustomerId.new()
+    assert ports.check_id("customer_id", cus, CustomerId) is cus
+    assert ports.check_id("customer_id", str(cus), CustomerId) == cus
+    assert ports.check_text("number", "INV-1") == "INV-1"
+    assert ports.check_choice("status", "open", InvoiceStatus) is InvoiceStatus.OPEN
+    assert ports.check_choice("status", InvoiceStatus.PAID, InvoiceStatus) is InvoiceStatus.PAID
+    assert ports.check_date("due_on", dt.date(2026, 1, 5)) == dt.date(2026, 1, 5)
+
+
+@pytest.mark.parametrize(
+    ("call", "code"),
+    [
+        (lambda: ports.check_id("customer_id", None, CustomerId), "invalid_id"),
+        (lambda: ports.check_id("customer_id", "inv_1", CustomerId), "invalid_id"),
+        (lambda: ports.check_text("customer_id", 7), "wrong_type"),
+        (lambda: ports.check_text("customer_id", "a\x00b"), "invalid_text"),
+        (lambda: ports.check_text("customer_id", "\ud800"), "invalid_text"),
+        (lambda: ports.check_choice("customer_id", "late", InvoiceStatus), "invalid_choice"),
+        (
+            lambda: ports.check_date("customer_id", dt.datetime(2026, 1, 5, tzinfo=dt.UTC)),
+            "invalid_date",
+        ),
+    ],
+)
+def test_the_argument_checks_name_the_argument(call: object, code: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        call()  # type: ignore[operator]
+    assert (caught.value.paths, caught.value.codes) == (["customer_id"], [code])
