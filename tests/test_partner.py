@@ -13,7 +13,7 @@ from pathlib import Path
 
 import attrs
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from altpay_core import (
@@ -608,6 +608,24 @@ class TestTags:
         with pytest.raises(InvariantViolation) as caught:
             partner.add_tag(name=name, colour="#00FF00")
         assert caught.value.rule == "tag-unique-name"
+
+    # Greek iota with dialytika and tonos: as one letter, and as a capital
+    # iota with dialytika plus an accent, whose case-folding alone differs.
+    @pytest.mark.parametrize(
+        ("first", "second"), [("\u0390", "\u03aa\u0301"), ("\u03aa\u0301", "\u0390")]
+    )
+    def test_names_that_match_caselessly_are_one_name(self, first: str, second: str) -> None:
+        partner = Partner.create(name="N", country="US").add_tag(name=first, colour="#FF0000")
+        with pytest.raises(InvariantViolation) as caught:
+            partner.add_tag(name=second, colour="#00FF00")
+        assert caught.value.rule == "tag-unique-name"
+        assert partner.tag(second) == partner.tags[0]
+
+    @given(st.text(alphabet="\u0390\u03aa\u0399\u03b9\u1fd3\u0301\u0308\u0345Aa\ufb01", max_size=4))
+    @example("\u03aa\u0301")
+    def test_a_names_key_is_its_own_key(self, name: str) -> None:
+        key = partner_module._tag_key(name)
+        assert partner_module._tag_key(key) == key
 
     @pytest.mark.parametrize("colour", [None, "", "red", "#FFF", "FF0000", "#GG0000", "#FF00001"])
     def test_a_colour_rrggbb_is_required(self, colour: object) -> None:

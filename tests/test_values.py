@@ -7,6 +7,7 @@ import copy
 import pickle
 import re
 import string
+import unicodedata
 
 import attrs
 import email_validator
@@ -938,7 +939,7 @@ class TestEmailCaches:
         except email_validator.EmailNotValidError:
             return "invalid"
         local, _, domain = checked.normalized.rpartition("@")
-        return checked.normalized, f"{local.casefold()}@{domain}"
+        return checked.normalized, f"{unicodedata.normalize('NFC', local.casefold())}@{domain}"
 
     @given(_addresses_to_judge)
     def test_agrees_with_a_full_email_validator_run(self, text: str) -> None:
@@ -979,6 +980,40 @@ class TestEmailCaches:
         EmailAddress("two@cached-domain.example")
         info = values._normalise_domain.cache_info()
         assert (info.misses, info.hits) == (1, 1)
+
+
+def _canonical_caseless(text: str) -> str:
+    """Unicode's canonical caseless match (D145): NFD(casefold(NFD(text)))."""
+    return unicodedata.normalize("NFD", unicodedata.normalize("NFD", text).casefold())
+
+
+# Letters whose case-folding decomposes them, and marks that compose with
+# what they fold to: where case-folding alone gives two keys for one address.
+_FOLDING_LETTERS = "\u0390\u03b0\u1fd3\u1fe3\u03aa\u03ab\u0399\u03a5\u03b9\u03c5\u01f0Jja"
+_local_parts = st.text(
+    alphabet=st.sampled_from(_FOLDING_LETTERS + "\u0301\u0308\u030c"), min_size=1, max_size=4
+).filter(lambda local: not unicodedata.combining(local[0]))
+
+
+class TestEmailKeys:
+    """C4: two addresses are one user when they match caselessly, as Unicode
+    defines it, whichever way their letters were typed."""
+
+    @example("\u0390", "\u03aa\u0301")  # ΐ, and Ϊ (capital) with an acute accent
+    @example("\u03b0", "\u03ab\u0301")
+    @given(_local_parts, _local_parts)
+    def test_addresses_that_match_caselessly_have_one_key(self, one: str, other: str) -> None:
+        first = EmailAddress(f"{one}@globex.example")
+        second = EmailAddress(f"{other}@globex.example")
+        local = (str(first).rpartition("@")[0], str(second).rpartition("@")[0])
+        if _canonical_caseless(local[0]) == _canonical_caseless(local[1]):
+            assert first.key == second.key
+            assert first == second
+
+    @given(_local_parts)
+    def test_a_key_is_its_own_key(self, local: str) -> None:
+        key = EmailAddress(f"{local}@globex.example").key
+        assert EmailAddress(key).key == key
 
 
 class TestAddressCache:

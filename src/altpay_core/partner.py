@@ -379,9 +379,12 @@ def _colour(path: str, value: object) -> str:
 
 
 def _tag_key(name: str) -> str:
-    # Compatibility-normalised, then case-folded: "Café" typed two ways, or
-    # "VIP" and "vip", name one tag.
-    return unicodedata.normalize("NFKC", name).casefold()
+    # Compatibility-normalised, case-folded, then normalised again: "Café"
+    # typed two ways, or "VIP" and "vip", name one tag. The second NFKC is
+    # Unicode's compatibility caseless match: case-folding can decompose a
+    # letter (U+0390 folds to three code points), which the same letter
+    # typed otherwise would not be.
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
 
 
 @checked_constructor

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 import uuid
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -154,7 +155,16 @@ def _normalise_email(text: str) -> tuple[str, str]:
     # Only the local part is case-folded: email-validator has already
     # normalised the domain (lower case, IDNA), and case-folding it again
     # would merge distinct domains such as strasse.de and straße.de.
-    return normalised, f"{local.casefold()}@{domain}"
+    return normalised, f"{_folded(local)}@{domain}"
+
+
+def _folded(local: str) -> str:
+    """A local part (NFC already, as email-validator gives it) case-folded,
+    then composed again: folding can decompose a letter (U+0390, Greek iota
+    with dialytika and tonos, folds to three code points), and without the
+    second NFC that letter and the same letter typed as a lower-case one
+    plus its accent would give two keys."""
+    return unicodedata.normalize("NFC", local.casefold())
 
 
 @checked_constructor
@@ -193,7 +203,8 @@ class EmailAddress:
     # Not an init argument: derived from ``value`` (so attrs.evolve and
     # cattrs rebuild an address from its text alone).
     key: str = attrs.field(init=False)
-    """The address as compared for uniqueness: local part case-folded."""
+    """The address as compared for uniqueness: local part case-folded (and
+    composed again, NFC, so that case-folding is canonical)."""
 
     def __init__(self, value: str | EmailAddress) -> None:
         if isinstance(value, str):
