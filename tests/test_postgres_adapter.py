@@ -339,6 +339,53 @@ class TestMigrations:
             assert [c.company for c in tagged] == ["Mid"]
         assert schema_version(store) == len(MIGRATIONS)
 
+    def test_a_current_schema_opens_in_a_read_only_session(self, store: SchemaStore) -> None:
+        # A hot standby, or a role whose transactions are read-only by
+        # default: a schema already at the latest version is only read.
+        from psycopg.conninfo import make_conninfo
+
+        partner = Partner.create(name="Northwind IT", country="US")
+        with store.unit_of_work() as uow:
+            stored = uow.partners.save(partner)
+            uow.commit()
+        options = f"-csearch_path={store.schema} -cdefault_transaction_read_only=on"
+        dsn = make_conninfo(store.server_dsn, options=options)
+        with PostgresStore(dsn) as reader, reader.unit_of_work() as uow:
+            assert uow.partners.get(partner.id) == stored
+
+    def test_a_current_schema_opens_for_a_role_that_may_not_create_tables(
+        self, store: SchemaStore
+    ) -> None:
+        import psycopg
+        from psycopg import sql
+        from psycopg.conninfo import make_conninfo
+
+        partner = Partner.create(name="Northwind IT", country="US")
+        with store.unit_of_work() as uow:
+            stored = uow.partners.save(partner)
+            uow.commit()
+        role = f"altpay_reader_{uuid.uuid4().hex}"
+        schema = sql.Identifier(store.schema)
+        with psycopg.connect(store.server_dsn, autocommit=True) as admin:
+            admin.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(role)))
+            admin.execute(
+                sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema, sql.Identifier(role))
+            )
+            admin.execute(
+                sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {}").format(
+                    schema, sql.Identifier(role)
+                )
+            )
+        try:
+            options = f"-csearch_path={store.schema} -crole={role}"
+            dsn = make_conninfo(store.server_dsn, options=options)
+            with PostgresStore(dsn) as reader, reader.unit_of_work() as uow:
+                assert uow.partners.get(partner.id) == stored
+        finally:
+            with psycopg.connect(store.server_dsn, autocommit=True) as admin:
+                admin.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+                admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
     def test_a_newer_schema_is_refused(self, store: SchemaStore) -> None:
         import psycopg
 
@@ -994,3 +1041,30 @@ def test_a_dsn_that_is_no_text_is_named(dsn: object) -> None:
     with pytest.raises(ValidationError) as caught:
         PostgresStore(dsn)  # type: ignore[arg-type]
     assert caught.value.paths == ["dsn"]
+
+
+@pytest.mark.parametrize(
+    "dsn",
+    [
+        "postgresql://app:s3cret@[::1/billing",  # libpq quotes the whole URI
+        "postgresql://app:s3%ZZcret@db.example/billing",  # ... or the token
+        "postgresql://app:s3%41cret@[::1/billing",
+        "postgresql://db.example/billing?password=s3%ZZcret",
+        "host=db.example password=s3cret dbname",
+        "host=db.example password='s3cret",
+        "host=db.example password=s3cret nonsense=1",
+    ],
+)
+def test_a_malformed_dsn_is_named_without_its_password(dsn: str) -> None:
+    import traceback
+
+    with pytest.raises(ValidationError) as caught:
+        PostgresStore(dsn)
+    assert caught.value.paths == ["dsn"]
+    assert caught.value.codes == ["invalid_dsn"]
+    shown = "".join(traceback.format_exception(caught.value))
+    assert "libpq connection string or URI" in shown
+    for secret in ("s3cret", "s3%ZZcret", "s3%41cret", "s3Acret"):
+        assert secret not in shown
+    assert caught.value.__cause__ is None
+    assert caught.value.__context__ is None

@@ -56,7 +56,9 @@ of work takes it (its socket is readable: the server said goodbye).
 
 from __future__ import annotations
 
+import re
 import select
+import urllib.parse
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -72,6 +74,7 @@ from altpay_core.adapters._sql import (
     Statements,
     check_migrations,
 )
+from altpay_core.errors import ValidationError
 
 if TYPE_CHECKING:
     import psycopg
@@ -268,10 +271,32 @@ def _psycopg() -> ModuleType:
     return psycopg
 
 
+def _schema_version(connection: psycopg.Connection[Any]) -> int | None:
+    """The version of the schema the store would create its tables in (the
+    first of the ``search_path``), or None if it has none yet; reads only."""
+    row = connection.execute(
+        "SELECT to_regclass(quote_ident(current_schema()) || '.altpay_schema') IS NOT NULL"
+    ).fetchone()
+    if row is None or not row[0]:
+        return None
+    version = connection.execute("SELECT version FROM altpay_schema").fetchone()
+    return None if version is None else int(version[0])
+
+
 def migrate(connection: psycopg.Connection[Any], migrations: tuple[Migration, ...]) -> int:
     """Bring the schema up to the latest migration, in one transaction under
-    an advisory lock; the version it was at."""
+    an advisory lock; the version it was at.
+
+    A schema already at the latest version is only read: a role that may
+    not create tables (least privilege, a read-only role, a hot standby)
+    opens it all the same.
+    """
     latest = check_migrations(migrations)
+    found = _schema_version(connection)
+    if found is not None and found > latest:
+        raise SchemaVersionError(found, latest)
+    if found == latest:
+        return found
     with connection.transaction():
         connection.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
         connection.execute("CREATE TABLE IF NOT EXISTS altpay_schema (version integer NOT NULL)")
@@ -315,8 +340,19 @@ class PostgresStore(SqlStore["psycopg.Connection[Any]"]):
         self._release(connection)
 
     def _connect(self) -> psycopg.Connection[Any]:
-        connection: psycopg.Connection[Any] = self._psycopg.connect(self.dsn, autocommit=True)
-        return connection
+        try:
+            connection: psycopg.Connection[Any] = self._psycopg.connect(self.dsn, autocommit=True)
+        except self._psycopg.ProgrammingError as error:
+            # libpq could not parse the connection string, and its message
+            # may quote it: the password too. Said again without it, and
+            # raised outside this block, so that the driver's error is
+            # neither the cause nor the context.
+            reason = _without_secrets(str(error).strip(), self.dsn)
+        else:
+            return connection
+        raise ValidationError.single(
+            "dsn", "invalid_dsn", f"'dsn' must be a libpq connection string or URI: {reason}"
+        )
 
     def _disconnect(self, connection: psycopg.Connection[Any]) -> None:
         connection.close()
@@ -341,6 +377,28 @@ class PostgresStore(SqlStore["psycopg.Connection[Any]"]):
 
     def __repr__(self) -> str:
         return "PostgresStore(...)"
+
+
+# A password as a URI gives it (scheme://user:password@...), or as a
+# keyword=value connection string does (quoted or not).
+_URI_PASSWORD = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^:@/?#]*:([^@/?#]*)@")
+_KEYWORD_PASSWORD = re.compile(r"\bpassword\s*=\s*('(?:[^'\\]|\\.)*'?|\S*)")
+_QUERY_PASSWORD = re.compile(r"[?&]password=([^&#]*)")
+
+
+def _without_secrets(message: str, dsn: str) -> str:
+    """``message`` with every password in ``dsn`` (as written, and
+    percent-decoded) masked."""
+    found = [
+        match.group(1)
+        for pattern in (_URI_PASSWORD, _KEYWORD_PASSWORD, _QUERY_PASSWORD)
+        for match in pattern.finditer(dsn)
+    ]
+    secrets = {text for secret in found for text in (secret, urllib.parse.unquote(secret))}
+    # Longest first, so that a secret containing another is masked whole.
+    for secret in sorted(secrets - {"", "'"}, key=len, reverse=True):
+        message = message.replace(secret, "***")
+    return message
 
 
 def _readable(fd: int) -> bool:
