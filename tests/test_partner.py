@@ -10,6 +10,7 @@ import html
 import pickle
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
@@ -220,6 +221,8 @@ class TestDirectConstruction:
         with pytest.raises(InvariantViolation) as caught:
             Partner(PartnerId.new(), "N", "US", Currency("USD"), tags=tags)
         assert caught.value.path == "tags[1].name"
+        # The rule add_tag names: one rule, one code.
+        assert caught.value.rule == "tag-unique-name"
 
     def test_duplicate_team_emails_are_refused(self) -> None:
         a = TeamMember.new(name="A", email="a@n.example", role=Role.ADMIN)
@@ -227,9 +230,47 @@ class TestDirectConstruction:
         with pytest.raises(InvariantViolation) as caught:
             Partner(PartnerId.new(), "N", "US", Currency("USD"), team=(a, b))
         assert caught.value.path == "team[1].email"
+        assert caught.value.rule == "team-unique-email"
+
+    @pytest.mark.parametrize(
+        ("command", "built", "rule"),
+        [
+            (
+                lambda p: p.add_team_member(name="B", email="A@N.example", role="member"),
+                lambda p: attrs.evolve(
+                    p, team=(*p.team, TeamMember.new(name="B", email="A@N.example", role="member"))
+                ),
+                "team-unique-email",
+            ),
+            (
+                lambda p: p.add_tag(name="vip", colour="#00FF00"),
+                lambda p: attrs.evolve(p, tags=(*p.tags, Tag.new(name="VIP", colour="#000000"))),
+                "tag-unique-name",
+            ),
+            (
+                lambda p: p.connect_integration("Xero"),
+                lambda p: attrs.evolve(p, integrations=(*p.integrations, Integration("xero"))),
+                "integration-unique",
+            ),
+        ],
+    )
+    def test_a_command_and_a_rebuilt_partner_name_one_rule_alike(
+        self, command: Any, built: Any, rule: str
+    ) -> None:
+        partner = (
+            Partner.create(name="N", country="US")
+            .add_team_member(name="A", email="a@n.example", role="admin")
+            .add_tag(name="VIP", colour="#FF0000")
+            .connect_integration("xero")
+        )
+        with pytest.raises(InvariantViolation) as by_command:
+            command(partner)
+        with pytest.raises(InvariantViolation) as by_building:
+            built(partner)
+        assert by_command.value.rule == by_building.value.rule == rule
 
     def test_duplicate_systems_are_refused(self) -> None:
-        with pytest.raises(InvariantViolation):
+        with pytest.raises(InvariantViolation) as caught:
             Partner(
                 PartnerId.new(),
                 "N",
@@ -237,6 +278,10 @@ class TestDirectConstruction:
                 Currency("USD"),
                 integrations=(Integration("xero"), Integration("Xero")),
             )
+        assert (caught.value.rule, caught.value.path) == (
+            "integration-unique",
+            "integrations[1].system",
+        )
 
 
 # -- roles and permissions --------------------------------------------------------

@@ -724,11 +724,29 @@ class Partner:
         check.datetime("created_at")
         check.version()
         check.done()
-        _unique((m.email.key for m in self.team), "team", "email", "team members' emails")
-        _unique((m.id for m in self.team), "team", "id", "team members' ids")
-        _unique((t.key for t in self.tags), "tags", "name", "tag names")
-        _unique((t.id for t in self.tags), "tags", "id", "tag ids")
-        _unique((i.system for i in self.integrations), "integrations", "system", "systems")
+        # The rules the commands name too (add_team_member, add_tag,
+        # connect_integration), so that one rule has one code.
+        _unique(
+            (m.email.key for m in self.team),
+            "team",
+            "email",
+            what="team members' emails",
+            rule="team-unique-email",
+        )
+        _unique(
+            (m.id for m in self.team), "team", "id", what="team members' ids", rule="team-unique-id"
+        )
+        _unique(
+            (t.key for t in self.tags), "tags", "name", what="tag names", rule="tag-unique-name"
+        )
+        _unique((t.id for t in self.tags), "tags", "id", what="tag ids", rule="tag-unique-id")
+        _unique(
+            (i.system for i in self.integrations),
+            "integrations",
+            "system",
+            what="connected systems",
+            rule="integration-unique",
+        )
 
     # -- building ---------------------------------------------------------
 
@@ -1132,13 +1150,13 @@ def _describe_integration(integration: Integration) -> str:
     return f"{integration.system} (syncs {' and '.join(syncs) or 'nothing'})"
 
 
-def _unique(keys: Iterable[object], path: str, field: str, what: str) -> None:
+def _unique(keys: Iterable[object], path: str, field: str, *, what: str, rule: str) -> None:
     seen: set[object] = set()
     for index, key in enumerate(keys):
         if key in seen:
             raise InvariantViolation(
                 f"{what} must be unique",
-                rule=f"{path}-unique-{field}",
+                rule=rule,
                 path=f"{path}[{index}].{field}",
             )
         seen.add(key)
