@@ -797,6 +797,7 @@ class TestDriverErrors:
         partner = Partner.create(name="Northwind IT", country="US")
         with store.unit_of_work() as uow:
             uow.partners.save(partner)
+            uow.outbox.pending()  # begins the write transaction
             connection = uow._conn()
             pid = connection.info.backend_pid
             with psycopg.connect(store.server_dsn, autocommit=True) as admin:
@@ -807,6 +808,40 @@ class TestDriverErrors:
         assert connection not in store._idle
         with store.unit_of_work() as uow, pytest.raises(NotFound):
             uow.partners.get(partner.id)
+
+    @pytest.mark.parametrize("commit_first", [True, False])
+    def test_a_unit_of_works_connection_the_server_ended_between_transactions_is_replaced(
+        self, store: SchemaStore, commit_first: bool
+    ) -> None:
+        # A long-lived block (a worker running due payments, each in its own
+        # commit): its connection, idle between commits or between reads,
+        # may be ended meanwhile. No transaction was open on it, so another
+        # serves, and nothing saved but not yet written is lost.
+        import psycopg
+
+        partner = Partner.create(name="Northwind IT", country="US")
+        other = Partner.create(name="Contoso", country="US")
+        with store.unit_of_work() as uow:
+            if commit_first:
+                uow.partners.save(partner)
+                uow.commit()
+            else:
+                with pytest.raises(NotFound):  # a read: the block holds a connection
+                    uow.partners.get(partner.id)
+                uow.partners.save(partner)
+            connection = uow._conn()
+            with psycopg.connect(store.server_dsn, autocommit=True) as admin:
+                ended = admin.execute(
+                    "SELECT pg_terminate_backend(%s, 10000)", (connection.info.backend_pid,)
+                ).fetchone()
+                assert ended == (True,)
+            uow.partners.save(other)
+            uow.commit()
+            assert uow._conn() is not connection
+            assert uow.partners.get(partner.id).version == 1
+        assert connection.closed
+        with store.unit_of_work() as uow:
+            assert [uow.partners.get(p.id).version for p in (partner, other)] == [1, 1]
 
     def test_idle_connections_the_server_ended_are_not_handed_out(self, store: SchemaStore) -> None:
         # A restart, an administrator or a timeout ends idle sessions: the

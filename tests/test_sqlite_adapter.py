@@ -545,6 +545,35 @@ class TestMigrations:
             with SqliteStore(path) as store:
                 stored(store, new_partner())
 
+    def test_switching_to_wal_waits_for_other_openers_then_gives_up(self) -> None:
+        # SQLite answers "locked" at once, without its busy handler, to a
+        # switch that would deadlock with another opener's: tried again, up
+        # to the timeout; any other error at once.
+        class Connection:
+            def __init__(self, answers: list[int]) -> None:
+                self.answers = answers
+                self.tries = 0
+
+            def execute(self, sql: str) -> None:
+                assert sql == "PRAGMA journal_mode = WAL"
+                self.tries += 1
+                if self.answers:
+                    error = sqlite3.OperationalError("database is locked")
+                    error.sqlite_errorcode = self.answers.pop(0)
+                    raise error
+
+        busy = Connection([sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED])
+        sqlite_adapter._use_wal(busy, 5.0)  # type: ignore[arg-type]
+        assert busy.tries == 3
+        always = Connection([sqlite3.SQLITE_BUSY] * 1000)
+        with pytest.raises(sqlite3.OperationalError):
+            sqlite_adapter._use_wal(always, 0.01)  # type: ignore[arg-type]
+        assert 1 < always.tries < 1000
+        other = Connection([sqlite3.SQLITE_IOERR])
+        with pytest.raises(sqlite3.OperationalError):
+            sqlite_adapter._use_wal(other, 5.0)  # type: ignore[arg-type]
+        assert other.tries == 1
+
     def test_migrations_must_be_numbered_in_order(self) -> None:
         assert check_migrations(MIGRATIONS) == len(MIGRATIONS)
         with pytest.raises(ValueError, match="out of order"):

@@ -882,9 +882,18 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
 
     def _conn(self) -> C:
         self._in_block()
-        if self._connection is None:
-            self._connection = self._store._acquire()
-            self._pid = self._store._pid
+        connection = self._connection
+        if connection is not None and (self._writing or self._store._alive(connection)):
+            return connection
+        if connection is not None:
+            # No transaction is open on it (between commits, or between
+            # reads, which each see the latest commit), and the server has
+            # ended its session: nothing is lost by taking another. One
+            # acquired before a fork stays the parent's.
+            self._connection = None
+            self._store._release(connection, False, self._pid)
+        self._connection = self._store._acquire()
+        self._pid = self._store._pid
         return self._connection
 
     def _in_block(self) -> None:

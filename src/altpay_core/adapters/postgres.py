@@ -51,7 +51,9 @@ publishers running at the same time share the messages, never list one
 twice.
 
 An idle connection that the server ended meanwhile is replaced when a unit
-of work takes it (its socket is readable: the server said goodbye).
+of work takes it (its socket is readable: the server said goodbye), and
+when a unit of work uses it with no transaction open on it (between its
+commits or its reads).
 """
 
 from __future__ import annotations

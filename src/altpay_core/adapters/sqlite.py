@@ -56,6 +56,7 @@ import re
 import shutil
 import sqlite3
 import tempfile
+import time
 import weakref
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -498,7 +499,7 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
             # First, while nothing in the file has changed: another
             # program's database is refused as it is, not turned to WAL.
             check_database(connection, self.migrations, shown(self._target))
-            connection.execute("PRAGMA journal_mode = WAL")
+            _use_wal(connection, self.timeout)
             migrate(connection, self.migrations)
         except BaseException:
             connection.close()
@@ -551,6 +552,29 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
     def __repr__(self) -> str:
         where = ":memory:" if self.path is None else repr(self.path)
         return f"SqliteStore({where})"
+
+
+def _use_wal(connection: sqlite3.Connection, timeout: float) -> None:
+    """Switch the file to WAL, waiting up to ``timeout`` seconds for the
+    stores opening it at the same time.
+
+    The switch needs the file to itself, and SQLite answers "database is
+    locked" at once, without its busy handler, when another connection
+    holds a shared lock on a new file it is switching too (waiting could
+    deadlock): the switch is tried again, at growing intervals.
+    """
+    deadline = time.monotonic() + timeout
+    pause = 0.001
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            code = getattr(error, "sqlite_errorcode", 0)
+            if code & 0xFF not in _BUSY or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
 
 
 def _remove_tree(directory: str, owner: int) -> None:
