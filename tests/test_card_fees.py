@@ -138,6 +138,36 @@ def test_bank_debits_carry_none(method: object) -> None:
     assert card_fee_for(partner, make_customer(partner), usd("100.00"), method) is None  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("method", ["card", "ach", "pad", "eft"])
+@pytest.mark.parametrize(
+    ("amount", "code"),
+    [
+        ("abc", "invalid_amount"),
+        (Money("5.00", "CAD"), "currency_mismatch"),
+        (Money("-5.00", "USD"), "negative_amount"),
+    ],
+)
+def test_an_amount_is_checked_whatever_the_method(method: str, amount: object, code: str) -> None:
+    # A bank debit carries no fee, but it is no reason to take any amount.
+    partner = make_partner()
+    with pytest.raises(ValidationError) as caught:
+        card_fee_for(partner, make_customer(partner), amount, method)  # type: ignore[arg-type]
+    assert (caught.value.paths, caught.value.codes) == (["amount"], [code])
+
+
+def test_an_amount_given_as_text_is_read_in_the_partners_currency() -> None:
+    partner = make_partner()
+    fee = card_fee_for(partner, make_customer(partner), "100.00")  # type: ignore[arg-type]
+    assert fee is not None
+    assert fee.amount == usd("3.20")
+
+
+def test_a_negative_fee_is_not_split() -> None:
+    with pytest.raises(ValidationError) as caught:
+        split_card_fee(usd("-1.00"), [usd("1.00"), usd("2.00")])
+    assert (caught.value.paths, caught.value.codes) == (["fee"], ["negative_amount"])
+
+
 def test_a_zero_fee_is_no_fee_line() -> None:
     partner = make_partner().set_card_fees(rate_percent="0", fixed="0")
     customer = make_customer(partner)

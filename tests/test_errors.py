@@ -429,3 +429,95 @@ def test_a_long_path_is_cut_short_in_the_message_but_kept_whole() -> None:
     # A path the library makes is shown whole.
     made = "amounts[inv_e2ea496cb97a498480187cc83f99aa01].amount"
     assert str(FieldError(made, "too_precise", "too precise")).startswith(made + ":")
+
+
+# -- input that cannot be printed ---------------------------------------------------
+
+# Python refuses to turn an int of more than 4,300 digits into text, so a
+# message or a path built from one raised ValueError instead of the error.
+HUGE = 10**5000
+_ADDRESS = {
+    "line1": "1 Main St",
+    "city": "Albany",
+    "region": "NY",
+    "postal_code": "12207",
+    "country": "US",
+}
+
+
+def _unprintable_cases() -> dict[str, Any]:
+    from altpay_core import Customer, CustomerDraft, Invoice, pay_invoices
+
+    today = dt.date(2026, 1, 5)
+    partner = Partner.create(name="N", country="US")
+    partner = partner.add_team_member(name="A", email="a@n.example", role="admin")
+    admin = partner.team[0]
+    customer = (
+        CustomerDraft.start(partner)
+        .enter_details(company="Globex", address=_ADDRESS)
+        .add_user(first_name="Ann", last_name="Lee", email="ann@globex.example")
+        .create()
+    )
+
+    def issue(line: dict[object, object]) -> object:
+        return Invoice.issue(
+            partner,
+            customer,
+            by=admin,
+            number="1",
+            lines=[line],
+            due_date=dt.date(2026, 2, 1),
+            today=today,
+        )
+
+    line = {"description": "Support", "quantity": 1, "unit_amount": "100.00"}
+    invoice: Any = issue(line)
+    synced = partner.connect_integration("connectwise", syncs_customers=True)
+    user = {"first_name": "Ann", "last_name": "Lee", "email": "ann@globex.example"}
+    return {
+        "a line's quantity": lambda: issue({**line, "quantity": HUGE}),
+        "a line's key": lambda: issue({**line, HUGE: 1}),
+        "a key of amounts": lambda: pay_invoices(
+            partner,
+            customer,
+            [invoice],
+            payer=customer.users[0],
+            method="ach",
+            idempotency_key="k",
+            amounts={HUGE: "1.00"},
+        ),
+        "a synced user's key": lambda: Customer.from_sync(
+            synced,
+            external_ref=ExternalRef(system="connectwise", id="1"),
+            company="Globex",
+            address=_ADDRESS,
+            users=[{**user, HUGE: 1}],
+        ),
+        "an address's key": lambda: CustomerDraft.start(partner).enter_details(
+            company="Globex", address={**_ADDRESS, HUGE: 1}
+        ),
+        "a key of money's data": lambda: from_dict(
+            Money, {"amount": "1.00", "currency": "USD", HUGE: 1}
+        ),
+        "a key of an aggregate's data": lambda: from_dict(Partner, {HUGE: 1}),
+    }
+
+
+@pytest.mark.parametrize("case", list(_unprintable_cases()))
+def test_input_too_long_to_print_is_named_in_a_validation_error(case: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        _unprintable_cases()[case]()
+    # The error prints, and names the key by its type where its text is none.
+    assert str(caught.value)
+    assert all(len(path) < 100 for path in caught.value.paths)
+
+
+def test_a_key_is_named_by_its_text_or_else_its_type() -> None:
+    class Unprintable:
+        def __str__(self) -> str:
+            raise RuntimeError("no text")
+
+    assert errors_module.key_text("email") == "email"
+    assert errors_module.key_text(3) == "3"
+    assert errors_module.key_text(HUGE) == "int"
+    assert errors_module.key_text(Unprintable()) == "Unprintable"

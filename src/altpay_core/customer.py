@@ -26,7 +26,7 @@ import attrs
 from . import _fields
 from ._arguments import checked_arguments, checked_constructor
 from ._html import html_table
-from .errors import FieldErrors, InvariantViolation, NotFound, ValidationError, shown
+from .errors import FieldErrors, InvariantViolation, NotFound, ValidationError, key_text, shown
 from .events import CustomerArchived, CustomerCreated, CustomerUpdated, Event, utc_now
 from .partner import (
     KEEP,
@@ -256,7 +256,7 @@ def _user_from(path: str, value: object) -> CustomerUser:
     for key in value:
         if key not in _USER_FIELDS:
             found.add(
-                f"{path}.{key}",
+                f"{path}.{key_text(key)}",
                 "unknown_field",
                 f"{shown(key)} is not a field of a user "
                 f"(expected one of {', '.join(_USER_FIELDS)})",

@@ -77,6 +77,25 @@ def shown(value: object) -> str:
     return cut(text)
 
 
+def key_text(key: object) -> str:
+    """A mapping's key as a path names it: its text (``str``), or its type's
+    name for a key that has none (an int too long to print, a ``__str__``
+    that fails).
+
+    Not part of the public API: every path the library builds from a key of
+    the caller's goes through it.
+
+    >>> key_text("email"), key_text(7), key_text(10**5000)
+    ('email', '7', 'int')
+    """
+    if isinstance(key, str):
+        return key
+    try:
+        return str(key)
+    except Exception:
+        return type(key).__name__
+
+
 @checked_arguments
 def join_path(prefix: str, path: str) -> str:
     """Join two parts of a field path: ``join_path("users[1]", "email")``.

@@ -46,7 +46,7 @@ from . import _fields
 from ._arguments import checked_arguments, checked_constructor
 from ._html import html_table
 from .customer import Customer
-from .errors import FieldErrors, InvariantViolation, NotFound, ValidationError, shown
+from .errors import FieldErrors, InvariantViolation, NotFound, ValidationError, key_text, shown
 from .events import Event, InvoiceArchived, InvoiceCreated, InvoicePaid, InvoiceUpdated, utc_now
 from .money import _CONTEXT, _MAX_DIGITS, Currency, Money, _too_large, _zero, money_at
 from .partner import (
@@ -211,9 +211,10 @@ def _fields_of(
     for key in value:
         if key not in allowed:
             found.add(
-                _join(path, str(key)),
+                _join(path, key_text(key)),
                 "unknown_field",
-                f"{shown(str(key))} is not a field here (expected one of {', '.join(allowed)})",
+                f"{shown(key_text(key))} is not a field here "
+                f"(expected one of {', '.join(allowed)})",
             )
     return value
 
@@ -245,7 +246,7 @@ def _quantity(path: str, value: object) -> int:
         raise ValidationError.single(
             path,
             "invalid_quantity",
-            f"'{path}' must be a whole number from 1 to {MAX_QUANTITY:,} (got {value})",
+            f"'{path}' must be a whole number from 1 to {MAX_QUANTITY:,} (got {shown(value)})",
         )
     return value
 

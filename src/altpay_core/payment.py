@@ -59,7 +59,14 @@ from ._arguments import checked_arguments, checked_constructor
 from ._html import html_table
 from .access import Impersonation, Viewer, require_pay
 from .customer import Customer, CustomerUser
-from .errors import FieldErrors, InvariantViolation, NotFound, PermissionDenied, ValidationError
+from .errors import (
+    FieldErrors,
+    InvariantViolation,
+    NotFound,
+    PermissionDenied,
+    ValidationError,
+    key_text,
+)
 from .events import (
     DefaultPaymentMethodChanged,
     Event,
@@ -302,10 +309,16 @@ def card_fee_for(
     """
     _refuse_other_partner(partner, customer)
     kind = _fields.choice("method", method, PaymentMethodType)
+    # Whatever the method: an amount that is no money, in another currency
+    # than the partner's (I2), or negative, is refused for a bank debit too.
+    money = _money_in("amount", amount, partner.currency)
+    if money.is_negative:
+        raise ValidationError.single(
+            "amount", "negative_amount", f"'amount' must be zero or more (got {money})"
+        )
     if kind.is_bank_debit:
         return None
-    _money_in("amount", amount, partner.currency)
-    value = partner.card_fees.fee_for(amount)
+    value = partner.card_fees.fee_for(money)
     if not value.is_positive:
         return None
     bearer = customer.card_fee_bearer(partner)
@@ -339,6 +352,10 @@ def split_card_fee(fee: Money, amounts: Sequence[Money]) -> list[Money]:
     if not isinstance(fee, Money):
         raise ValidationError.single(
             "fee", "wrong_type", f"'fee' must be Money (got {type(fee).__name__})"
+        )
+    if fee.is_negative:
+        raise ValidationError.single(
+            "fee", "negative_amount", f"'fee' must be zero or more (got {fee})"
         )
     if isinstance(amounts, str) or not isinstance(amounts, Sequence) or not amounts:
         raise ValidationError.single(
@@ -1158,7 +1175,7 @@ def _requested(
     found = FieldErrors()
     by_text: dict[str, object] = {}
     for key, value in amounts.items():
-        text = str(key)
+        text = key_text(key)
         if text in by_text:
             # An id and its text name the same invoice: which amount is meant?
             found.add(

@@ -49,6 +49,7 @@ from .errors import (
     ValidationError,
     fields_only,
     join_path,
+    key_text,
     shown,
 )
 from .events import EVENT_TYPES, Event
@@ -110,7 +111,7 @@ def _from_str(cls: Callable[[str], T], label: str) -> Callable[[object, object],
 def _money(value: object, _: object) -> Money:
     data = _mapping(value, "money")
     found: list[FieldError] = [
-        FieldError(str(key), "unknown_field", f"{_key(key)} is not a field of money")
+        FieldError(key_text(key), "unknown_field", f"{_key(key)} is not a field of money")
         for key in data
         if key not in ("amount", "currency")
     ]
@@ -129,8 +130,8 @@ def _money(value: object, _: object) -> Money:
 
 
 def _key(key: object) -> str:
-    # A key as a message names it: as a string (its path is str(key)), cut short.
-    return shown(key if isinstance(key, str) else str(key))
+    # A key as a message names it: as its path does, cut short.
+    return shown(key_text(key))
 
 
 def _mapping(value: object, label: str) -> Mapping[str, Any]:
@@ -453,7 +454,7 @@ def _attrs_structure(
         unknown = [key for key in data if key not in allowed]
         # Report unknown keys together with whatever else is wrong.
         found = ValidationError(
-            FieldError(str(key), "unknown_field", f"{_key(key)} is not a field of {name}")
+            FieldError(key_text(key), "unknown_field", f"{_key(key)} is not a field of {name}")
             for key in unknown
         )
         if not detailed:

@@ -33,7 +33,14 @@ from stdnum.us import ein as stdnum_ein
 
 from altpay_core._arguments import checked_arguments, checked_constructor
 from altpay_core._fields import NOT_TEXT, system_name, valid_unicode
-from altpay_core.errors import ArgumentError, FieldError, FieldErrors, ValidationError, shown
+from altpay_core.errors import (
+    ArgumentError,
+    FieldError,
+    FieldErrors,
+    ValidationError,
+    key_text,
+    shown,
+)
 
 __all__ = [
     "AccessRequestId",
@@ -641,7 +648,7 @@ class Address:
                 if key not in _ADDRESS_KEYS:
                     got = shown(key)
                     found.add(
-                        str(key),
+                        key_text(key),
                         "unknown_field",
                         f"{got} is not a field of an address "
                         f"(expected one of {', '.join(_ADDRESS_FIELDS)})",
