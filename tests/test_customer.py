@@ -1365,3 +1365,92 @@ class TestQuickChecks:
         with pytest.raises(InvariantViolation) as caught:
             attrs.evolve(globex(), users=(_USER, attrs.evolve(_OTHER_USER, id=_USER.id)))
         assert (caught.value.rule, caught.value.path) == ("C4", "users[1].id")
+
+
+# -- who may change a customer ------------------------------------------------------------
+
+# Every command a team member gives, with ``by`` and ``partner`` passed on,
+# and the state it needs (archive/restore).
+_COMMANDS: dict[str, Any] = {
+    "update_details": lambda c, **who: c.update_details(company="Globex Corp", **who),
+    "add_user": lambda c, **who: c.add_user(
+        first_name="Cy", last_name="Ng", email="cy@globex.example", **who
+    ),
+    "remove_user": lambda c, **who: c.remove_user("bo@globex.example", **who),
+    "update_user": lambda c, **who: c.update_user("bo@globex.example", first_name="Bob", **who),
+    "set_notifications": lambda c, **who: c.set_notifications("bo@globex.example", False, **who),
+    "set_tags": lambda c, partner=None, **who: c.set_tags(partner, ["VIP"], **who),
+    "set_card_fee_exception": lambda c, **who: c.set_card_fee_exception("partner", **who),
+    "archive": lambda c, **who: c.archive(**who),
+    "restore": lambda c, **who: c.archive().restore(**who),
+}
+
+
+def _team() -> Partner:
+    p = partner()
+    for name, role in (("Sam", Role.SUB_ADMIN), ("Mo", Role.MEMBER), ("Rita", Role.READ_ONLY)):
+        p = p.add_team_member(name=name, email=f"{name.lower()}@northwind.example", role=role)
+    return p
+
+
+def _member(p: Partner, role: Role) -> Any:
+    return next(m for m in p.team if m.role is role)
+
+
+@pytest.mark.parametrize("command", list(_COMMANDS))
+@pytest.mark.parametrize("role", [Role.ADMIN, Role.SUB_ADMIN])
+def test_admins_and_sub_admins_change_customers(command: str, role: Role) -> None:
+    p = _team()
+    customer = globex(p)
+    changed = _COMMANDS[command](customer, partner=p, by=_member(p, role))
+    assert changed != customer or changed.events
+
+
+@pytest.mark.parametrize("command", list(_COMMANDS))
+@pytest.mark.parametrize("role", [Role.MEMBER, Role.READ_ONLY])
+def test_members_and_read_only_members_may_not_change_customers(command: str, role: Role) -> None:
+    # The role table: Members view and edit invoices only; Read-Only view them.
+    from altpay_core import PermissionDenied
+
+    p = _team()
+    customer = globex(p)
+    member = _member(p, role)
+    for by in (member, member.id):
+        with pytest.raises(PermissionDenied) as caught:
+            _COMMANDS[command](customer, partner=p, by=by)
+        assert (caught.value.role, caught.value.action) == (role.value, "manage customers")
+
+
+@pytest.mark.parametrize("command", [c for c in _COMMANDS if c != "set_tags"])
+def test_by_needs_its_partner(command: str) -> None:
+    p = _team()
+    with pytest.raises(ValidationError) as caught:
+        _COMMANDS[command](globex(p), by=_member(p, Role.ADMIN))
+    assert (caught.value.paths, caught.value.codes) == (["partner"], ["missing"])
+
+
+@pytest.mark.parametrize("command", list(_COMMANDS))
+def test_another_partners_team_member_changes_nothing(command: str) -> None:
+    p = _team()
+    other = Partner.create(name="Contoso", country="US").add_team_member(
+        name="Eve", email="eve@contoso.example", role=Role.ADMIN
+    )
+    other = other.add_tag(name="VIP", colour="#00FF00")
+    customer = globex(p)
+    with pytest.raises(NotFound):
+        # Their partner: not this customer's.
+        _COMMANDS[command](customer, partner=other, by=other.team[0])
+    with pytest.raises(NotFound):
+        # This customer's partner, but not on its team.
+        _COMMANDS[command](customer, partner=p, by=other.team[0])
+
+
+@pytest.mark.parametrize("command", list(_COMMANDS))
+def test_without_by_a_command_runs_as_the_system(command: str) -> None:
+    p = _team()
+    customer = globex(p)
+    if command == "set_tags":
+        assert _COMMANDS[command](customer, p).tags
+    else:
+        _COMMANDS[command](customer)
+        _COMMANDS[command](customer, partner=p)

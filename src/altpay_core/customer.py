@@ -956,6 +956,25 @@ class Customer:
             CustomerUpdated(partner_id=self.partner_id, aggregate_id=str(self.id), changes=changes),
         )
 
+    def _authorize(self, partner: Partner | None, by: TeamMemberId | TeamMember | None) -> None:
+        """With ``by``, the team member of ``partner`` (this customer's) who
+        asks: their role must allow managing customers. Without it the
+        command runs as the system, and only a ``partner`` given is checked
+        to be this customer's."""
+        if partner is None:
+            if by is None:
+                return
+            raise ValidationError.single(
+                "partner",
+                "missing",
+                "'partner' is required with 'by': the partner whose team member 'by' is",
+            )
+        checked = _partner(partner)
+        if checked.id != self.partner_id:
+            raise NotFound("customer", self.id)
+        if by is not None:
+            checked.authorize(by, Action.MANAGE_CUSTOMERS)
+
     def _refuse_if_archived(self) -> None:
         if not self.is_active:
             raise InvariantViolation(
@@ -987,6 +1006,8 @@ class Customer:
         ein: object = KEEP,
         billing_email: object = KEEP,
         external_ref: object = KEEP,
+        partner: Partner | None = None,
+        by: TeamMemberId | TeamMember | None = None,
     ) -> Customer:
         """Change the company's details (C7); every invalid field is reported
         at once. Omitted arguments keep their value; ``None`` clears an
@@ -997,7 +1018,12 @@ class Customer:
         accepted, as a form posts every field); :meth:`apply_sync` changes
         them. ``external_ref`` is accepted only to be refused when it differs:
         an external reference never changes (C10).
+
+        ``by`` (with its ``partner``), as on every command a team member
+        gives: only a role that may manage customers (Admin, Sub-Admin)
+        changes one.
         """
+        self._authorize(partner, by)
         self._refuse_if_archived()
         self._refuse_new_external_ref(external_ref)
         return self._apply_details(
@@ -1073,9 +1099,12 @@ class Customer:
         last_name: str,
         email: str | EmailAddress,
         notifications: bool = True,
+        partner: Partner | None = None,
+        by: TeamMemberId | TeamMember | None = None,
     ) -> Customer:
         """Give one more person a login to this customer; emails are unique,
         compared case-insensitively (C4)."""
+        self._authorize(partner, by)
         self._refuse_if_archived()
         user = CustomerUser.new(
             first_name=first_name, last_name=last_name, email=email, notifications=notifications
@@ -1090,6 +1119,8 @@ class Customer:
         *,
         email: EmailAddress | str | None = None,
         user_id: UserId | str | None = None,
+        partner: Partner | None = None,
+        by: TeamMemberId | TeamMember | None = None,
     ) -> Customer:
         """Take a user's login away, by id or email; never the last one (C5).
 
@@ -1097,6 +1128,7 @@ class Customer:
         its email (in any case), or by keyword: ``remove_user(email=...)``,
         ``remove_user(user_id=...)``.
         """
+        self._authorize(partner, by)
         self._refuse_if_archived()
         found = _find_user(self.users, _one_user(user, email, user_id))
         if len(self.users) == 1:
@@ -1115,6 +1147,8 @@ class Customer:
         first_name: str | None = None,
         last_name: str | None = None,
         email: str | EmailAddress | None = None,
+        partner: Partner | None = None,
+        by: TeamMemberId | TeamMember | None = None,
     ) -> Customer:
         """Change a user's name or email (C7), given by id or email; a field
         left ``None`` stays as it is.
@@ -1124,6 +1158,7 @@ class Customer:
         be another user's (C4: correcting the case of one's own is fine).
         Changing nothing returns the customer as it is, with no event.
         """
+        self._authorize(partner, by)
         self._refuse_if_archived()
         found = _find_user(self.users, user)
         errors = FieldErrors()
@@ -1149,9 +1184,15 @@ class Customer:
 
     @checked_arguments
     def set_notifications(
-        self, user: UserId | EmailAddress | CustomerUser | str, enabled: bool
+        self,
+        user: UserId | EmailAddress | CustomerUser | str,
+        enabled: bool,
+        *,
+        partner: Partner | None = None,
+        by: TeamMemberId | TeamMember | None = None,
     ) -> Customer:
         """Switch a user's email notifications on or off."""
+        self._authorize(partner, by)
         _fields.boolean("enabled", enabled)
         self._refuse_if_archived()
         found = _find_user(self.users, user)
@@ -1163,11 +1204,18 @@ class Customer:
         return self._changed(("users",), users=users)
 
     @checked_arguments
-    def set_tags(self, partner: Partner, tags: Iterable[TagId | Tag | str]) -> Customer:
+    def set_tags(
+        self,
+        partner: Partner,
+        tags: Iterable[TagId | Tag | str],
+        *,
+        by: TeamMemberId | TeamMember | None = None,
+    ) -> Customer:
         """Carry exactly these tags, each from the partner's catalog (by id,
         name or the tag itself); ``NotFound`` names the first tag not in it,
-        ``ValidationError`` every item that is none of these (``tags[1]``)."""
-        _partner(partner)
+        ``ValidationError`` every item that is none of these (``tags[1]``).
+        With ``by``, the team member must be allowed to manage customers."""
+        self._authorize(_partner(partner), by)
         if isinstance(tags, str | Tag) or not isinstance(tags, Iterable):
             raise ValidationError.single(
                 "tags",
@@ -1210,9 +1258,16 @@ class Customer:
         return self._changed(("tags",), tags=self.tags - {tag_id})
 
     @checked_arguments
-    def set_card_fee_exception(self, bearer: CardFeeBearer | str | None) -> Customer:
+    def set_card_fee_exception(
+        self,
+        bearer: CardFeeBearer | str | None,
+        *,
+        partner: Partner | None = None,
+        by: TeamMemberId | TeamMember | None = None,
+    ) -> Customer:
         """Override the partner's card-fee policy for this customer (who bears
         card fees); ``None`` follows the policy again."""
+        self._authorize(partner, by)
         value = None if bearer is None else _fields.choice("bearer", bearer, CardFeeBearer)
         self._refuse_if_archived()
         if value == self.card_fee_exception:
@@ -1220,10 +1275,16 @@ class Customer:
         return self._changed(("card_fee_exception",), card_fee_exception=value)
 
     @checked_arguments
-    def archive(self) -> Customer:
+    def archive(
+        self,
+        *,
+        partner: Partner | None = None,
+        by: TeamMemberId | TeamMember | None = None,
+    ) -> Customer:
         """Archive (soft delete), carrying ``customer_archived``: no new
         invoices, its users see nothing, the history stays (C8). Archiving an
         archived customer changes nothing."""
+        self._authorize(partner, by)
         if not self.is_active:
             return self
         new = attrs.evolve(self, status=CustomerStatus.ARCHIVED)
@@ -1236,8 +1297,14 @@ class Customer:
         )
 
     @checked_arguments
-    def restore(self) -> Customer:
+    def restore(
+        self,
+        *,
+        partner: Partner | None = None,
+        by: TeamMemberId | TeamMember | None = None,
+    ) -> Customer:
         """Bring an archived customer back (``customer_updated``)."""
+        self._authorize(partner, by)
         if self.is_active:
             return self
         return self._changed(("status",), status=CustomerStatus.ACTIVE)
