@@ -755,9 +755,15 @@ class MemoryUnitOfWork(UnitOfWork):
         committed: _A | None,
         *,
         ident: object = None,
+        unique: Callable[[], None] | None = None,
     ) -> _A:
         """The checks and bookkeeping every save shares; returns the stored
-        value. ``ident`` is the aggregate's key, if not its ``id``."""
+        value. ``ident`` is the aggregate's key, if not its ``id``.
+
+        In the SQL stores' order: the version, then the owner and the fields
+        that never change, then ``unique`` (the aggregate's unique keys), so
+        that a save at fault twice is refused for the same reason by every
+        store."""
         key = aggregate.id if ident is None else ident  # type: ignore[attr-defined]
         current = staged.get(key, committed)
         version = 0 if current is None else current.version
@@ -766,6 +772,8 @@ class MemoryUnitOfWork(UnitOfWork):
         if not isinstance(aggregate, Partner):
             _check_owner(kind, key, current, aggregate)
             check_fixed_fields(kind, key, current, aggregate)
+        if unique is not None:
+            unique()
         events = [to_dict(event) for event in aggregate.events]
         stored = attrs.evolve(aggregate, version=aggregate.version + 1)
         base.setdefault(key, aggregate.version)
@@ -905,12 +913,15 @@ class _Customers(CustomerRepository):
         store = self._uow._store
         committed = store._one(store._customers, customer.id)
         key = _ref_key(customer)
-        holder = None if key is None else store._ref_owner(key)
-        _unique_at_save(  # C10
-            customer.id, key, staged.customers, _ref_key, holder=holder, taken=_ref_taken
-        )
+
+        def unique() -> None:  # C10
+            holder = None if key is None else store._ref_owner(key)
+            _unique_at_save(
+                customer.id, key, staged.customers, _ref_key, holder=holder, taken=_ref_taken
+            )
+
         return self._uow._stage(
-            customer, "customer", staged.customers, staged.customer_base, committed
+            customer, "customer", staged.customers, staged.customer_base, committed, unique=unique
         )
 
 
@@ -1126,23 +1137,29 @@ class _Invoices(InvoiceRepository):
         if not isinstance(invoice, Invoice):
             raise _wrong_type("invoice", Invoice, invoice)
         store = self._uow._store
-        number = _number_key(invoice)
-        holder = store._owner(store._invoice_numbers, store._invoices, number)
-        _unique_at_save(
-            invoice.id, number, staged.invoices, _number_key, holder=holder, taken=_number_taken
-        )
-        ref = _invoice_ref_key(invoice)
-        holder = None if ref is None else store._owner(store._invoice_refs, store._invoices, ref)
-        _unique_at_save(
-            invoice.id,
-            ref,
-            staged.invoices,
-            _invoice_ref_key,
-            holder=holder,
-            taken=_invoice_ref_taken,
-        )
+
+        def unique() -> None:
+            number = _number_key(invoice)
+            holder = store._owner(store._invoice_numbers, store._invoices, number)
+            _unique_at_save(
+                invoice.id, number, staged.invoices, _number_key, holder=holder, taken=_number_taken
+            )
+            ref = _invoice_ref_key(invoice)
+            refs = store._invoice_refs
+            holder = None if ref is None else store._owner(refs, store._invoices, ref)
+            _unique_at_save(
+                invoice.id,
+                ref,
+                staged.invoices,
+                _invoice_ref_key,
+                holder=holder,
+                taken=_invoice_ref_taken,
+            )
+
         committed = store._one(store._invoices, invoice.id)
-        return self._uow._stage(invoice, "invoice", staged.invoices, staged.invoice_base, committed)
+        return self._uow._stage(
+            invoice, "invoice", staged.invoices, staged.invoice_base, committed, unique=unique
+        )
 
 
 @checked_constructor
@@ -1192,13 +1209,18 @@ class _Payments(PaymentRepository):
         if not isinstance(payment, Payment):
             raise _wrong_type("payment", Payment, payment)
         store = self._uow._store
-        key = _idempotency_key(payment)
-        holder = store._owner(store._payment_keys, store._payments, key)
-        _unique_at_save(
-            payment.id, key, staged.payments, _idempotency_key, holder=holder, taken=_key_taken
-        )
+
+        def unique() -> None:
+            key = _idempotency_key(payment)
+            holder = store._owner(store._payment_keys, store._payments, key)
+            _unique_at_save(
+                payment.id, key, staged.payments, _idempotency_key, holder=holder, taken=_key_taken
+            )
+
         committed = store._one(store._payments, payment.id)
-        return self._uow._stage(payment, "payment", staged.payments, staged.payment_base, committed)
+        return self._uow._stage(
+            payment, "payment", staged.payments, staged.payment_base, committed, unique=unique
+        )
 
 
 @checked_constructor

@@ -2165,6 +2165,31 @@ class InvoiceRepositoryContract(_StoreFactory):
             assert uow.invoices.get(partner.id, invoice.id) == winner
         assert self.pending(store) == before
 
+    def test_a_save_at_fault_twice_is_refused_first_for_its_version_then_its_fixed_fields(
+        self, store: Store
+    ) -> None:
+        # Every store checks a save in one order: the version, then the
+        # fields that never change, then the unique keys. A stale copy that
+        # also takes a used number is a plain conflict (read again, retry),
+        # and an invoice moved to another customer with a used number is
+        # refused by I1, not as a taken key.
+        partner, customer = self.partner_with_customer(store)
+        (other,) = self.store_customers(store, _customer(partner, "Initech"))
+        a, b = self.store_aggregates(
+            store, _invoice(partner, customer, "A"), _invoice(partner, customer, "B")
+        )
+        (b2,) = self.store_aggregates(store, b.update(partner, memo="Newer"))
+        with pytest.raises(ConcurrencyConflict) as stale:
+            self.store_aggregates(store, attrs.evolve(b, number="A"))
+        assert not isinstance(stale.value, UniqueKeyTaken)
+        with pytest.raises(InvariantViolation) as moved:
+            self.store_aggregates(store, attrs.evolve(a, customer_id=other.id, number="B"))
+        assert not isinstance(moved.value, ConcurrencyConflict)
+        assert moved.value.rule == "I1"
+        with store.unit_of_work() as uow:
+            assert uow.invoices.get(partner.id, a.id) == a
+            assert uow.invoices.get(partner.id, b.id) == b2
+
     def test_an_invoice_version_never_stored_conflicts(self, store: Store) -> None:
         partner, customer = self.partner_with_customer(store)
         invoice = attrs.evolve(_invoice(partner, customer), version=2)
