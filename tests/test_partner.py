@@ -24,6 +24,7 @@ from altpay_core import (
     CardFeePolicy,
     Currency,
     CurrencyMismatch,
+    CustomerDraft,
     Integration,
     InvariantViolation,
     Money,
@@ -697,6 +698,33 @@ class TestTags:
             partner.tag("gold")
         with pytest.raises(NotFound):
             partner.tag(TagId.new())
+        with pytest.raises(NotFound):
+            partner.tag(str(TagId.new()))
+
+    def test_text_is_a_name_or_else_an_ids_text(self) -> None:
+        # An id read back from JSON or a form is text: it finds its tag.
+        partner = Partner.create(name="N", country="US").add_tag(name="VIP", colour="#FF0000")
+        vip = partner.tags[0]
+        assert partner.tag(str(vip.id)) is partner.tag(f" {vip.id} ") is vip
+        # A name that looks like another tag's id is found by name first.
+        partner = partner.add_tag(name=str(vip.id).upper(), colour="#00FF00")
+        assert partner.tag(str(vip.id)) is partner.tags[1]
+        customer = (
+            CustomerDraft.start(partner)
+            .enter_details(
+                company="Globex",
+                address={
+                    "line1": "1 Main St",
+                    "city": "Albany",
+                    "region": "NY",
+                    "postal_code": "12207",
+                    "country": "US",
+                },
+            )
+            .add_user(first_name="Ann", last_name="Lee", email="ann@globex.example")
+            .create()
+        )
+        assert customer.set_tags(partner, [str(partner.tags[1].id)]).tags == {partner.tags[1].id}
 
     def test_update_keeps_what_is_not_given(self) -> None:
         partner = Partner.create(name="N", country="US").add_tag(

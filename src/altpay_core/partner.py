@@ -914,8 +914,11 @@ class Partner:
     def tag(self, tag: TagId | Tag | str) -> Tag:
         """The tag with that id, or that name (compared case-insensitively).
 
-        ``NotFound`` if the catalog has no such tag; ``ValidationError`` for
-        anything but a tag, a tag id or a name."""
+        Text is a name, or else a tag id's text (``"tag_..."``, as an id
+        comes back from JSON or a form): a name is looked for first, so a
+        tag whose name looks like an id is still found by it. ``NotFound``
+        if the catalog has no such tag; ``ValidationError`` for anything but
+        a tag, a tag id or text."""
         if isinstance(tag, Tag):
             tag = tag.id
         if isinstance(tag, TagId):
@@ -923,9 +926,13 @@ class Partner:
                 if candidate.id == tag:
                     return candidate
         elif isinstance(tag, str):
-            key = _tag_key(tag.strip())
+            text = tag.strip()
+            key = _tag_key(text)
             for candidate in self.tags:
                 if candidate.key == key:
+                    return candidate
+            for candidate in self.tags:
+                if str(candidate.id) == text:
                     return candidate
         else:
             raise ValidationError.single(
