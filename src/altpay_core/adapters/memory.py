@@ -882,10 +882,12 @@ class _Customers(CustomerRepository):
         before: str | None = None,
     ) -> Page[Customer]:
         staged = self._uow._staging()
-        partner_id = _fields.entity_id("partner_id", partner_id, PartnerId)
+        # The arguments in the SQL stores' order, so that each store names
+        # the same one when several are wrong.
         request = PageRequest.parse(limit, after, before)
-        wanted_status = None if status is None else _fields.choice("status", status, CustomerStatus)
+        partner_id = _fields.entity_id("partner_id", partner_id, PartnerId)
         wanted_tag = None if tag is None else _fields.entity_id("tag", tag, TagId)
+        wanted_status = None if status is None else _fields.choice("status", status, CustomerStatus)
         prefix = (
             None
             if name_prefix is None
@@ -1063,6 +1065,10 @@ class _Invoices(InvoiceRepository):
         before: str | None = None,
     ) -> Page[Invoice]:
         self._uow._staging()
+        # The arguments in the SQL stores' order (the page, the scope, the
+        # filters), so that each store names the same one when several are wrong.
+        request = PageRequest.parse(limit, after, before)
+        scope = self._scope(partner_id, customer_id)
         wanted = None if status is None else _fields.choice("status", status, InvoiceStatus)
         first = None if due_from is None else _fields.plain_date("due_from", due_from)
         last = None if due_to is None else _fields.plain_date("due_to", due_to)
@@ -1074,9 +1080,7 @@ class _Invoices(InvoiceRepository):
                 and (last is None or invoice.due_date <= last)
             )
 
-        return self._select(
-            partner_id, customer_id, matches, limit=limit, after=after, before=before
-        )
+        return self._select(*scope, matches, request)
 
     @checked_arguments
     def overdue(
@@ -1090,35 +1094,29 @@ class _Invoices(InvoiceRepository):
         before: str | None = None,
     ) -> Page[Invoice]:
         self._uow._staging()
+        request = PageRequest.parse(limit, after, before)
+        scope = self._scope(partner_id, customer_id)
         day = _fields.plain_date("as_of", as_of)
-        return self._select(
-            partner_id,
-            customer_id,
-            lambda i: i.is_overdue(day),
-            limit=limit,
-            after=after,
-            before=before,
-        )
+        return self._select(*scope, lambda i: i.is_overdue(day), request)
+
+    @staticmethod
+    def _scope(
+        partner_id: PartnerId, customer_id: CustomerId | None
+    ) -> tuple[PartnerId, CustomerId | None]:
+        partner_id = _fields.entity_id("partner_id", partner_id, PartnerId)
+        if customer_id is None:
+            return partner_id, None
+        return partner_id, _fields.entity_id("customer_id", customer_id, CustomerId)
 
     def _select(
         self,
         partner_id: PartnerId,
-        customer_id: CustomerId | None,
+        customer: CustomerId | None,
         matches: Callable[[Invoice], bool],
-        *,
-        limit: int,
-        after: str | None,
-        before: str | None,
+        request: PageRequest,
     ) -> Page[Invoice]:
         staged = self._uow._staged.invoices
         store = self._uow._store
-        partner_id = _fields.entity_id("partner_id", partner_id, PartnerId)
-        customer = (
-            None
-            if customer_id is None
-            else _fields.entity_id("customer_id", customer_id, CustomerId)
-        )
-        request = PageRequest.parse(limit, after, before)
         rows = [
             i
             for i in store._members(store._invoices_by_partner, store._invoices, partner_id)

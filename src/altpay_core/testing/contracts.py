@@ -2610,6 +2610,29 @@ class InvoiceRepositoryContract(_StoreFactory):
             uow.invoices.list(partner.id, **filters)
         assert caught.value.paths == [path]
 
+    def test_several_bad_arguments_are_named_in_one_order(self, store: Store) -> None:
+        # Every store checks a listing's page first, then its scope (the
+        # partner, the customer), then its filters: with several wrong, each
+        # names the same one.
+        with store.unit_of_work() as uow:
+            invoices: Any = uow.invoices  # called as a caller's mistakes would
+            customers: Any = uow.customers
+            partner = PartnerId.new()
+            calls: tuple[tuple[Callable[[], object], str], ...] = (
+                (lambda: invoices.list("nope", status="late"), "partner_id"),
+                (lambda: invoices.list("nope", limit=0), "limit"),
+                (lambda: invoices.list(partner, customer_id=1, due_to="x"), "customer_id"),
+                (lambda: invoices.overdue("nope", "2026-01-01"), "partner_id"),
+                (lambda: invoices.overdue("nope", "x", limit=0), "limit"),
+                (lambda: customers.list("nope", limit=0), "limit"),
+                (lambda: customers.list("nope", status="gone"), "partner_id"),
+                (lambda: customers.list(partner, tag=1, status="gone"), "tag"),
+            )
+            for call, path in calls:
+                with pytest.raises(ValidationError) as caught:
+                    call()
+                assert caught.value.paths == [path]
+
     def test_overdue_refuses_a_datetime(self, store: Store) -> None:
         partner = self.store_partner(store, _partner())
         with store.unit_of_work() as uow, pytest.raises(ValidationError) as caught:
