@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from altpay_core import (
     Action,
+    Address,
     AltpayError,
     CardFeeBearer,
     CardFeePolicy,
@@ -712,14 +713,7 @@ class TestTags:
         customer = (
             CustomerDraft.start(partner)
             .enter_details(
-                company="Globex",
-                address={
-                    "line1": "1 Main St",
-                    "city": "Albany",
-                    "region": "NY",
-                    "postal_code": "12207",
-                    "country": "US",
-                },
+                company="Globex", address=Address("1 Main St", "Albany", "NY", "12207", "US")
             )
             .add_user(first_name="Ann", last_name="Lee", email="ann@globex.example")
             .create()
