@@ -153,6 +153,8 @@ def test_an_amount_is_checked_whatever_the_method(method: str, amount: object, c
     with pytest.raises(ValidationError) as caught:
         card_fee_for(partner, make_customer(partner), amount, method)  # type: ignore[arg-type]
     assert (caught.value.paths, caught.value.codes) == (["amount"], [code])
+    if code == "currency_mismatch":
+        assert "must be in USD, the partner's currency" in str(caught.value)
 
 
 def test_an_amount_given_as_text_is_read_in_the_partners_currency() -> None:
@@ -166,6 +168,21 @@ def test_a_negative_fee_is_not_split() -> None:
     with pytest.raises(ValidationError) as caught:
         split_card_fee(usd("-1.00"), [usd("1.00"), usd("2.00")])
     assert (caught.value.paths, caught.value.codes) == (["fee"], ["negative_amount"])
+
+
+@pytest.mark.parametrize(
+    ("amounts", "code"), [(5, "wrong_type"), ("1.00", "wrong_type"), ([], "empty"), ((), "empty")]
+)
+def test_a_split_needs_a_list_of_amounts(amounts: object, code: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        split_card_fee(usd("1.00"), amounts)  # type: ignore[arg-type]
+    assert (caught.value.paths, caught.value.codes) == (["amounts"], [code])
+
+
+def test_a_share_in_another_currency_is_named_against_the_fees() -> None:
+    with pytest.raises(ValidationError) as caught:
+        split_card_fee(usd("1.00"), [Money("1.00", "CAD")])
+    assert "must be in USD, the fee's currency" in str(caught.value)
 
 
 def test_a_zero_fee_is_no_fee_line() -> None:

@@ -8,6 +8,7 @@ import datetime as dt
 import doctest
 import html
 import pickle
+import unicodedata
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -659,7 +660,13 @@ class TestTags:
     # Greek iota with dialytika and tonos: as one letter, and as a capital
     # iota with dialytika plus an accent, whose case-folding alone differs.
     @pytest.mark.parametrize(
-        ("first", "second"), [("\u0390", "\u03aa\u0301"), ("\u03aa\u0301", "\u0390")]
+        ("first", "second"),
+        [
+            ("\u0390", "\u03aa\u0301"),
+            ("\u03aa\u0301", "\u0390"),
+            # Alpha with perispomeni and ypogegrammeni, and its capital form.
+            ("\u1fb7", "\u1fbc\u0342"),
+        ],
     )
     def test_names_that_match_caselessly_are_one_name(self, first: str, second: str) -> None:
         partner = Partner.create(name="N", country="US").add_tag(name=first, colour="#FF0000")
@@ -667,6 +674,26 @@ class TestTags:
             partner.add_tag(name=second, colour="#00FF00")
         assert caught.value.rule == "tag-unique-name"
         assert partner.tag(second) == partner.tags[0]
+
+    @given(
+        st.text(
+            alphabet="\u0390\u03aa\u1fb7\u1fbc\u0391\u0301\u0342\u0345Aa\ufb01\uff41", max_size=4
+        ),
+        st.text(
+            alphabet="\u0390\u03aa\u1fb7\u1fbc\u0391\u0301\u0342\u0345Aa\ufb01\uff41", max_size=4
+        ),
+    )
+    @example("\u1fb7", "\u1fbc\u0342")
+    def test_two_names_are_one_exactly_when_they_match_caselessly(
+        self, one: str, other: str
+    ) -> None:
+        # Unicode's compatibility caseless match, D146, as the oracle.
+        def d146(text: str) -> str:
+            n = unicodedata.normalize
+            return n("NFKD", n("NFKD", n("NFD", text).casefold()).casefold())
+
+        same = d146(one) == d146(other)
+        assert (partner_module._tag_key(one) == partner_module._tag_key(other)) is same
 
     @given(st.text(alphabet="\u0390\u03aa\u0399\u03b9\u1fd3\u0301\u0308\u0345Aa\ufb01", max_size=4))
     @example("\u03aa\u0301")

@@ -1369,6 +1369,65 @@ class TestLocking:
         for connection in inherited:
             connection.close()
 
+    def test_a_unit_of_work_begun_before_a_fork_takes_a_connection_of_its_own_in_the_child(
+        self, store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        partner = new_partner()
+        with store.unit_of_work() as uow:
+            with pytest.raises(NotFound):  # a read: the block holds a connection
+                uow.partners.get(partner.id)
+            parents = uow._connection
+            monkeypatch.setattr(os, "getpid", lambda: -1)  # as in a forked child
+            uow.partners.save(partner)
+            uow.commit()
+            assert uow._connection is not parents
+            assert parents in store._inherited  # kept for the parent, not closed
+        monkeypatch.undo()
+        assert parents is not None
+        parents.close()
+        with store.unit_of_work() as uow:
+            assert uow.partners.get(partner.id).version == 1
+
+    def test_a_transaction_begun_before_a_fork_does_not_go_on_in_the_child(
+        self, store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        with store.unit_of_work() as uow:
+            uow.outbox.pending()  # begins the write transaction
+            with monkeypatch.context() as child:
+                child.setattr(os, "getpid", lambda: -1)
+                with pytest.raises(AltpayError, match="before the process forked"):
+                    uow.partners.get(new_partner().id)
+        with store.unit_of_work() as uow:
+            uow.partners.save(new_partner())
+            uow.commit()
+
+    def test_a_commit_that_finds_no_connection_forgets_nothing(
+        self, store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Its connection ended between transactions, and no new one to be had
+        # at first (a server restarting): the commit fails, and the next one
+        # writes what was saved.
+        partner = new_partner()
+        with store.unit_of_work() as uow:
+            with pytest.raises(NotFound):
+                uow.partners.get(partner.id)
+            uow.partners.save(partner)
+            connect = store._connect
+            failures = [sqlite3.OperationalError("unable to open database file")]
+
+            def connect_after_a_while() -> sqlite3.Connection:
+                if failures:
+                    raise failures.pop()
+                return connect()
+
+            monkeypatch.setattr(store, "_alive", lambda connection: False)
+            monkeypatch.setattr(store, "_connect", connect_after_a_while)
+            with pytest.raises(sqlite3.OperationalError):
+                uow.commit()
+            uow.commit()
+        with store.unit_of_work() as uow:
+            assert uow.partners.get(partner.id).version == 1
+
 
 class TestInvoicesAndPayments:
     """What the database itself keeps: unique numbers and idempotency keys

@@ -118,15 +118,18 @@ def _strip_or_none(value: Any) -> Any:
     return value
 
 
-def _money_in(path: str, value: object, currency: Currency) -> Money:
-    """An amount in ``currency``: a ``Money`` in it, or a str, int or Decimal
-    read in it. Another currency is refused (rule I2)."""
+def _money_in(
+    path: str, value: object, currency: Currency, whose: str = "the invoice's currency"
+) -> Money:
+    """An amount in ``currency`` (``whose``, as the message names it): a
+    ``Money`` in it, or a str, int or Decimal read in it. Another currency is
+    refused (rule I2)."""
     if isinstance(value, Money):
         if value.currency is not currency:
             raise ValidationError.single(
                 path,
                 "currency_mismatch",
-                f"'{path}' must be in {currency.code}, the invoice's currency "
+                f"'{path}' must be in {currency.code}, {whose} "
                 f"(got {value.currency.code}; rule I2)",
             )
         return value
@@ -150,8 +153,10 @@ def _currency(value: object) -> Currency:
         raise error.under("currency") from None
 
 
-def _positive_money_in(path: str, value: object, currency: Currency) -> Money:
-    money = _money_in(path, value, currency)
+def _positive_money_in(
+    path: str, value: object, currency: Currency, whose: str = "the invoice's currency"
+) -> Money:
+    money = _money_in(path, value, currency, whose)
     if not money.is_positive:
         raise ValidationError.single(
             path, "not_positive", f"'{path}' must be greater than zero (got {money})"

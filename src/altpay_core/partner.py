@@ -379,12 +379,12 @@ def _colour(path: str, value: object) -> str:
 
 
 def _tag_key(name: str) -> str:
-    # Compatibility-normalised, case-folded, then normalised again: "Café"
-    # typed two ways, or "VIP" and "vip", name one tag. The second NFKC is
-    # Unicode's compatibility caseless match: case-folding can decompose a
-    # letter (U+0390 folds to three code points), which the same letter
-    # typed otherwise would not be.
-    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
+    # Unicode's compatibility caseless match (D146: NFKD(casefold(NFKD(
+    # casefold(NFD(x)))))), kept composed (NFKC, equal exactly when the NFKD
+    # forms are): "Café" typed two ways, "VIP" and "vip", "vip" in full-width
+    # name one tag.
+    n = unicodedata.normalize
+    return n("NFKC", n("NFKD", n("NFD", name).casefold()).casefold())
 
 
 @checked_constructor

@@ -311,7 +311,7 @@ def card_fee_for(
     kind = _fields.choice("method", method, PaymentMethodType)
     # Whatever the method: an amount that is no money, in another currency
     # than the partner's (I2), or negative, is refused for a bank debit too.
-    money = _money_in("amount", amount, partner.currency)
+    money = _money_in("amount", amount, partner.currency, "the partner's currency")
     if money.is_negative:
         raise ValidationError.single(
             "amount", "negative_amount", f"'amount' must be zero or more (got {money})"
@@ -357,7 +357,13 @@ def split_card_fee(fee: Money, amounts: Sequence[Money]) -> list[Money]:
         raise ValidationError.single(
             "fee", "negative_amount", f"'fee' must be zero or more (got {fee})"
         )
-    if isinstance(amounts, str) or not isinstance(amounts, Sequence) or not amounts:
+    if isinstance(amounts, str) or not isinstance(amounts, Sequence):
+        raise ValidationError.single(
+            "amounts",
+            "wrong_type",
+            f"'amounts' must be a list of amounts (got {type(amounts).__name__})",
+        )
+    if not amounts:
         raise ValidationError.single(
             "amounts", "empty", "'amounts' must be a list of at least one amount"
         )
@@ -367,7 +373,7 @@ def split_card_fee(fee: Money, amounts: Sequence[Money]) -> list[Money]:
         if not isinstance(amount, Money):
             found.add(path, "wrong_type", f"'{path}' must be Money (got {type(amount).__name__})")
         else:
-            found.check("", _positive_money_in, path, amount, fee.currency)
+            found.check("", _positive_money_in, path, amount, fee.currency, "the fee's currency")
     found.raise_if_any()
     return fee.allocate([amount.minor_units for amount in amounts])
 

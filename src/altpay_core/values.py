@@ -166,12 +166,14 @@ def _normalise_email(text: str) -> tuple[str, str]:
 
 
 def _folded(local: str) -> str:
-    """A local part (NFC already, as email-validator gives it) case-folded,
-    then composed again: folding can decompose a letter (U+0390, Greek iota
-    with dialytika and tonos, folds to three code points), and without the
-    second NFC that letter and the same letter typed as a lower-case one
-    plus its accent would give two keys."""
-    return unicodedata.normalize("NFC", local.casefold())
+    """A local part as its key compares it: Unicode's canonical caseless
+    match (D145, ``NFD(casefold(NFD(x)))``), kept composed (NFC, which is
+    equal exactly when the NFD forms are). Folding alone would give two
+    keys for one letter typed two ways: U+0390, Greek iota with dialytika
+    and tonos, folds to three code points, and a letter with ypogegrammeni
+    folds its iota subscript into a letter that canonical order places
+    elsewhere."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFD", local).casefold())
 
 
 @checked_constructor
@@ -210,8 +212,9 @@ class EmailAddress:
     # Not an init argument: derived from ``value`` (so attrs.evolve and
     # cattrs rebuild an address from its text alone).
     key: str = attrs.field(init=False)
-    """The address as compared for uniqueness: local part case-folded (and
-    composed again, NFC, so that case-folding is canonical)."""
+    """The address as compared for uniqueness: the local part as Unicode's
+    canonical caseless match compares it (case-folded, whichever way its
+    accented letters were typed)."""
 
     def __init__(self, value: str | EmailAddress) -> None:
         if isinstance(value, str):

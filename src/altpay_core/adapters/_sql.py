@@ -883,13 +883,22 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
     def _conn(self) -> C:
         self._in_block()
         connection = self._connection
-        if connection is not None and (self._writing or self._store._alive(connection)):
-            return connection
         if connection is not None:
+            here = self._pid == os.getpid()
+            if here and (self._writing or self._store._alive(connection)):
+                return connection
+            if self._writing:
+                # Begun before a fork, its transaction open: the parent's.
+                raise AltpayError(
+                    "this unit of work began its transaction before the process "
+                    "forked: the transaction is the parent's; start a new unit of "
+                    "work in this process"
+                )
             # No transaction is open on it (between commits, or between
             # reads, which each see the latest commit), and the server has
-            # ended its session: nothing is lost by taking another. One
-            # acquired before a fork stays the parent's.
+            # ended its session, or it is the parent's (acquired before a
+            # fork, kept for the parent, never used here): nothing is lost by
+            # taking another.
             self._connection = None
             self._store._release(connection, False, self._pid)
         self._connection = self._store._acquire()
@@ -1175,9 +1184,11 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
             raise
 
     def _write_pending(self) -> None:
+        # The connection first: if none can be had (a server restarting),
+        # nothing is forgotten, and the commit can be tried again.
+        connection = self._conn()
         self._unflushed = False
         self._batched = 0
-        connection = self._conn()
         with self._guard():
             if not self._writing:
                 self._begin_write(connection)

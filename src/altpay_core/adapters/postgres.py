@@ -60,9 +60,8 @@ from __future__ import annotations
 
 import re
 import select
-import urllib.parse
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from altpay_core import _fields
 from altpay_core._arguments import checked_arguments, checked_constructor
@@ -346,10 +345,10 @@ class PostgresStore(SqlStore["psycopg.Connection[Any]"]):
             connection: psycopg.Connection[Any] = self._psycopg.connect(self.dsn, autocommit=True)
         except self._psycopg.ProgrammingError as error:
             # libpq could not parse the connection string, and its message
-            # may quote it: the password too. Said again without it, and
-            # raised outside this block, so that the driver's error is
-            # neither the cause nor the context.
-            reason = _without_secrets(str(error).strip(), self.dsn)
+            # may quote it: the password too. Said again without what it
+            # quotes, and raised outside this block, so that the driver's
+            # error is neither the cause nor the context.
+            reason = _without_secrets(str(error).strip())
         else:
             return connection
         raise ValidationError.single(
@@ -381,26 +380,18 @@ class PostgresStore(SqlStore["psycopg.Connection[Any]"]):
         return "PostgresStore(...)"
 
 
-# A password as a URI gives it (scheme://user:password@...), or as a
-# keyword=value connection string does (quoted or not).
-_URI_PASSWORD = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^:@/?#]*:([^@/?#]*)@")
-_KEYWORD_PASSWORD = re.compile(r"\bpassword\s*=\s*('(?:[^'\\]|\\.)*'?|\S*)")
-_QUERY_PASSWORD = re.compile(r"[?&]password=([^&#]*)")
+# libpq names what it could not parse in double quotes: a piece of the
+# connection string, which may be the password or hold part of it (a
+# percent-encoded token, a word after a password with a space, the whole
+# URI). Each piece is masked, but for the punctuation it names.
+_QUOTED = re.compile(r'"([^"]*)"')
+_PUNCTUATION: Final = frozenset({"=", "]", "[", "'", "@", "/", ":"})
 
 
-def _without_secrets(message: str, dsn: str) -> str:
-    """``message`` with every password in ``dsn`` (as written, and
-    percent-decoded) masked."""
-    found = [
-        match.group(1)
-        for pattern in (_URI_PASSWORD, _KEYWORD_PASSWORD, _QUERY_PASSWORD)
-        for match in pattern.finditer(dsn)
-    ]
-    secrets = {text for secret in found for text in (secret, urllib.parse.unquote(secret))}
-    # Longest first, so that a secret containing another is masked whole.
-    for secret in sorted(secrets - {"", "'"}, key=len, reverse=True):
-        message = message.replace(secret, "***")
-    return message
+def _without_secrets(message: str) -> str:
+    """libpq's message on a connection string it cannot parse, with every
+    piece of the string it quotes masked."""
+    return _QUOTED.sub(lambda quoted: quoted[0] if quoted[1] in _PUNCTUATION else '"..."', message)
 
 
 def _readable(fd: int) -> bool:
