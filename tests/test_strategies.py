@@ -318,6 +318,10 @@ def test_a_generated_partner_and_customer_are_stored_together(
     partner, customer = pair
     if partner.syncs_customers:
         assert customer.external_ref is not None
+        # The reference names one of its integrations that sync customers,
+        # as Customer.from_sync requires.
+        syncing = {i.system for i in partner.integrations if i.syncs_customers}
+        assert customer.external_ref.system in syncing
     store = MemoryStore()
     with store.unit_of_work() as uow:
         uow.partners.save(attrs.evolve(partner, version=0))

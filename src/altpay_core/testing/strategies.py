@@ -484,15 +484,17 @@ _SYSTEMS = (
 )
 
 
+_external_ids = st.one_of(
+    st.integers(1, 10**12).map(str),
+    st.text(alphabet=string.ascii_letters + string.digits + "-_", min_size=1, max_size=36),
+)
+
+
 @functools.cache
 @checked_arguments
 def external_refs() -> st.SearchStrategy[ExternalRef]:
     """References to records in a PSA or accounting system."""
-    ids = st.one_of(
-        st.integers(1, 10**12).map(str),
-        st.text(alphabet=string.ascii_letters + string.digits + "-_", min_size=1, max_size=36),
-    )
-    return st.builds(ExternalRef, system=st.sampled_from(_SYSTEMS), id=ids)
+    return st.builds(ExternalRef, system=st.sampled_from(_SYSTEMS), id=_external_ids)
 
 
 _ID_TYPES = (
@@ -778,7 +780,12 @@ def customers(
     ``status``, a ``CustomerStatus`` or its value), manual or synced (or as
     ``synced`` says; only synced by default for a partner whose integration
     syncs customers, whose stores refuse a new one added by hand, C6), with
-    tags from the partner's catalog."""
+    tags from the partner's catalog.
+
+    A synced customer's reference names one of the partner's integrations
+    that sync customers; for a partner with none, another system, as a
+    customer synced before its integration was disconnected keeps it (C10:
+    a reference never changes)."""
     low = _whole(min_users, "min_users", low=1)
     high = _whole(max_users, "max_users")
     if high < low:
@@ -808,7 +815,14 @@ def _customers(
     users = tuple(draw(_unique_users(min_users, max_users)))
     if synced is None:
         synced = partner.syncs_customers or draw(st.booleans())
-    ref = draw(external_refs()) if synced else None
+    syncing = sorted(i.system for i in partner.integrations if i.syncs_customers)
+    ref = (
+        None
+        if not synced
+        else ExternalRef(draw(st.sampled_from(syncing)), draw(_external_ids))
+        if syncing
+        else draw(external_refs())
+    )
     tag_ids = (
         draw(st.frozensets(st.sampled_from([t.id for t in partner.tags])))
         if (partner.tags)
@@ -1084,7 +1098,15 @@ def invoices(
     and up to 2 fees (of every kind but ``card``, I8), in every status (or
     ``status``, an ``InvoiceStatus`` or its value): open and untouched or
     partly paid, paid in one to three parts, void, archived; some with a
-    payment given back. A ``customer`` comes with its ``partner``."""
+    payment given back. A ``customer`` comes with its ``partner``.
+
+    An invoice is one the customer could have now, or had before: one of an
+    archived customer was issued while it was active (C8 refuses new ones;
+    a store refuses it as new, so store such an invoice with its customer
+    active); a synced one names an integration of the partner that syncs
+    invoices, or, for a partner with none, a system since disconnected; one
+    issued by hand names a member of the team who may edit invoices, or,
+    for a team with none, someone who has since left it."""
     _instance(Partner, partner, "partner")
     _instance(Customer, customer, "customer")
     if customer is not None and (partner is None or customer.partner_id != partner.id):
