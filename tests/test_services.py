@@ -1103,6 +1103,31 @@ class TestMethodsOnFile:
                     services.run_due_payments(uow, b.partner.id, **wrong)  # type: ignore[arg-type]
                 assert caught.value.codes in (["invalid_date"], ["invalid_datetime"])
 
+    def test_a_run_that_finds_one_skipped_by_another_run_does_not_report_it_skipped(
+        self, store: MemoryStore, billing: Billing, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Two nightly runs at once: both listed it due; the other skipped it
+        # first. This run did not skip it, and says so: refused, as a
+        # payment another run processed first is.
+        b = billing
+        self._with_a_method(store, b)
+        with store.unit_of_work() as uow:
+            scheduled = services.schedule_payment(
+                uow, b.partner.id, b.customer.id, b.two.id, payer=b.ann, pay_on=TODAY, today=TODAY
+            )
+        pay(store, b, [b.two])
+        with store.unit_of_work() as uow:
+            first = services.run_due_payments(uow, b.partner.id, today=TODAY)
+        assert [s.id for s in first.skipped] == [scheduled.id]
+        with store.unit_of_work() as uow:
+            repository = type(uow.scheduled_payments)
+            monkeypatch.setattr(repository, "due", lambda *args, **kwargs: [scheduled])
+            second = services.run_due_payments(uow, b.partner.id, today=TODAY)
+        assert (second.processed, second.skipped) == ((), ())
+        ((listed, error),) = second.refused
+        assert listed == scheduled
+        assert isinstance(error, InvariantViolation)
+
     def test_the_nightly_run_stops_at_an_error_that_is_no_refusal(
         self, store: MemoryStore, billing: Billing, monkeypatch: pytest.MonkeyPatch
     ) -> None:

@@ -683,6 +683,15 @@ def skip_scheduled_payment(
     no longer run (:func:`altpay_core.payment.skip_scheduled_payment`), with
     its customer and invoice as stored now; stored and committed."""
     _uow(uow)
+    stored, _ = _skip(uow, partner_id, scheduled_id, today)
+    return stored
+
+
+def _skip(
+    uow: UnitOfWork, partner_id: PartnerId, scheduled_id: ScheduledPaymentId, today: dt.date
+) -> tuple[ScheduledPayment, bool]:
+    """:func:`skip_scheduled_payment`, and whether this call skipped it
+    (rather than find it skipped already)."""
     scheduled = uow.scheduled_payments.get(partner_id, scheduled_id)
     skipped = _payment.skip_scheduled_payment(
         scheduled,
@@ -694,7 +703,7 @@ def skip_scheduled_payment(
     with _storing(uow):
         stored = scheduled if skipped is scheduled else uow.scheduled_payments.save(skipped)
         uow.commit()
-    return stored
+    return stored, skipped is not scheduled
 
 
 _REFUSALS = (InvariantViolation, PermissionDenied, ValidationError, ConcurrencyConflict)
@@ -711,12 +720,13 @@ class DueRun:
     processed: tuple[ScheduledPayment, ...] = ()
     """Ran, as stored: each names the payment it made (``payment_id``)."""
     skipped: tuple[ScheduledPayment, ...] = ()
-    """Could no longer run, as stored: marked skipped, nothing paid."""
+    """Could no longer run, as stored: marked skipped by this run, nothing
+    paid."""
     refused: tuple[tuple[ScheduledPayment, AltpayError], ...] = ()
     """Not run by this run, each as it was read and with the error that
     stopped it: no method on file, or another writer first (another run
-    that processed it, say). This run left them as they were: those still
-    scheduled are due again next time."""
+    that processed or skipped it, say). This run left them as they were:
+    those still scheduled are due again next time."""
 
 
 @checked_arguments
@@ -758,9 +768,14 @@ def run_due_payments(
             done, _, _ = run_scheduled_payment(uow, partner_id, scheduled.id, today=day, at=at)
         except _REFUSALS as error:
             try:
-                skipped.append(skip_scheduled_payment(uow, partner_id, scheduled.id, today=day))
+                stored, by_this_run = _skip(uow, partner_id, scheduled.id, day)
             except _REFUSALS:
                 refused.append((scheduled, error))
+            else:
+                if by_this_run:
+                    skipped.append(stored)
+                else:  # another run skipped it first
+                    refused.append((scheduled, error))
         else:
             processed.append(done)
     return DueRun(tuple(processed), tuple(skipped), tuple(refused))
