@@ -437,6 +437,12 @@ def test_money_is_not_equal_to_numbers() -> None:
     assert Money("0", "USD") != 0
 
 
+# Fractions whose product with any amount is finer than a minor unit: a
+# denominator with a prime factor other than 2 and 5, the numerator prime to it.
+_inexact_fractions = st.builds(
+    Fraction, st.integers(1, 10**6).filter(lambda n: n % 3), st.sampled_from([3, 7, 21, 300])
+).filter(lambda f: f.denominator % 3 == 0 or f.denominator % 7 == 0)
+
 not_money = st.one_of(
     st.none(),
     st.booleans(),
@@ -487,10 +493,15 @@ def test_builtin_sum_points_to_money_sum() -> None:
     assert Money.sum(amounts, "USD") == Money("3.00", "USD")
 
 
-@given(money=aps.money(), factor=not_money.filter(lambda x: type(x) not in (int, Decimal)))
+@given(
+    money=aps.money(),
+    factor=not_money.filter(lambda x: type(x) not in (int, Decimal, Fraction)) | _inexact_fractions,
+)
 def test_multiplying_by_anything_but_a_whole_number_or_decimal_is_refused(
     money: Money, factor: object
 ) -> None:
+    if isinstance(factor, Fraction):  # one whose product here is inexact
+        assume(money.minor_units * factor.numerator % factor.denominator)
     for product in (lambda: money * factor, lambda: factor * money):
         with pytest.raises(ValidationError) as info:
             product()
@@ -498,6 +509,7 @@ def test_multiplying_by_anything_but_a_whole_number_or_decimal_is_refused(
         if isinstance(factor, float):
             assert info.value.codes == ["float_refused"]
         elif isinstance(factor, Fraction):
+            # Not refused for its type: its product has no exact decimal form.
             assert info.value.codes == ["rounding_required"]
         else:
             assert isinstance(info.value, OperandError)
@@ -546,6 +558,15 @@ def test_multiplying_by_a_fraction_needs_a_rounding_mode(factor: object, code: s
         Money("10.01", "USD") * factor  # type: ignore[operator]
     assert info.value.codes == [code]
     assert Money("10.00", "USD") * Decimal("1.5") == Money("15.00", "USD")
+
+
+def test_a_fraction_whose_product_is_exact_needs_no_rounding_mode() -> None:
+    m = Money("10.00", "USD")
+    assert m * Fraction(1, 2) == Fraction(1, 2) * m == Money("5.00", "USD")
+    assert m.multiply(Fraction(2, 5)) == Money("4.00", "USD")
+    with pytest.raises(ValidationError) as info:
+        m.multiply(Fraction(1, 10**100), rounding=Rounding.HALF_EVEN)
+    assert (info.value.paths, info.value.codes) == (["factor"], ["ratio_out_of_range"])
 
 
 def test_multiply_and_percent_round_by_the_named_rule() -> None:
@@ -933,6 +954,23 @@ def test_multiply_is_the_exact_product_rounded_once(m: Money, factor: Decimal, m
         except ValidationError as error:
             found = error
     _check(m, found, Fraction(m.amount) * Fraction(factor), mode)
+
+
+@given(
+    any_money,
+    st.fractions(max_denominator=10**6).filter(lambda f: abs(f) < 10**6),
+    modes,
+)
+def test_multiply_by_a_fraction_is_the_exact_product_rounded_once(
+    m: Money, factor: Fraction, mode: str
+) -> None:
+    # A third has no decimal form: the product is still rounded once, exactly.
+    with decimal.localcontext(HOSTILE):
+        try:
+            found: Money | ValidationError = m.multiply(factor, rounding=mode)
+        except ValidationError as error:
+            found = error
+    _check(m, found, Fraction(m.amount) * factor, mode)
 
 
 @given(any_money, factors, modes)

@@ -16,6 +16,7 @@ from cattrs.gen import make_dict_unstructure_fn
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+import altpay_core
 from altpay_core import (
     EIN,
     Action,
@@ -1247,3 +1248,23 @@ def test_a_card_fee_rate_is_read_as_strictly_as_an_amount(text: str) -> None:
     with pytest.raises(ValidationError) as info:
         Money("1", "USD", rounding=None).percent(text)
     assert info.value.codes == ["invalid_amount"]
+
+
+_ENUMS = sorted(
+    (
+        value
+        for value in (getattr(altpay_core, name) for name in altpay_core.__all__)
+        if isinstance(value, type) and issubclass(value, enum.Enum)
+    ),
+    key=lambda cls: cls.__name__,
+)
+
+
+@pytest.mark.parametrize("cls", _ENUMS, ids=lambda cls: cls.__name__)
+def test_every_enumeration_is_written_as_its_plain_value(cls: type[enum.Enum]) -> None:
+    # A StrEnum is a str too: it came back as itself, not plain data.
+    for member in cls:
+        data = to_dict(member)
+        assert type(data) is type(member.value)
+        assert data == member.value
+        assert from_dict(cls, data) is member

@@ -74,6 +74,7 @@ from .invoice import (
 )
 from .money import Currency, Money, Rounding
 from .partner import (
+    ROLE_ACTIONS,
     Action,
     CardFeeBearer,
     CardFeePolicy,
@@ -249,6 +250,7 @@ __all__ = [
     "PaymentStatus",
     "PaymentSucceeded",
     "PermissionDenied",
+    "ROLE_ACTIONS",
     "ReturnKind",
     "Role",
     "Rounding",

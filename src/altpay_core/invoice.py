@@ -1053,6 +1053,12 @@ class Invoice:
                         path=name,
                     )
         # A day given is a day, needed or not; a new due date needs one.
+        if today is None and "due_date" in clean:
+            raise ValidationError.single(
+                "today",
+                "missing",
+                "'today' is required with a new 'due_date', which may not be in the past",
+            )
         if today is not None or "due_date" in clean:
             clean_today = _fields.plain_date("today", today)
             if "due_date" in clean:

@@ -223,6 +223,13 @@ class Currency:
 
 
 _QUANTA: Final = {n: Decimal((0, (1,), -n)) for n in range(10)}
+# Multiplying by a fraction: its terms' bound, and the stand-ins for a
+# remainder below, at and above one half of a minor unit.
+_MAX_FRACTION: Final = 10**100
+_ONE: Final = Decimal(1)
+_QUARTER: Final = Decimal("0.25")
+_HALF: Final = Decimal("0.5")
+_THREE_QUARTERS: Final = Decimal("0.75")
 # A hundredth of each minor unit: stands in for a product under a tenth of
 # one, of which only the sign matters to rounding (see _exact_product).
 _TINY: Final = {n: Decimal((0, (1,), -n - 2)) for n in range(10)}
@@ -533,12 +540,7 @@ class Money:
                 # A float is refused as an amount is; a Decimal as multiply() takes it.
                 return self._times(_parse_amount(factor, "factor"), 0, None, "factor")
             if isinstance(factor, Fraction):
-                raise ValidationError.single(
-                    "factor",
-                    "rounding_required",
-                    "multiplying money by a fraction needs a rounding mode: "
-                    "use money.multiply(factor, rounding=Rounding.HALF_EVEN)",
-                )
+                return self._times_fraction(factor, None)
             raise OperandError(
                 "factor",
                 "money multiplies only by a whole number (an int) or a Decimal; for text "
@@ -550,22 +552,60 @@ class Money:
 
     @checked_arguments
     def multiply(
-        self, factor: int | Decimal | str, *, rounding: Rounding | str | None = None
+        self, factor: int | Decimal | str | Fraction, *, rounding: Rounding | str | None = None
     ) -> Money:
         """Multiply by ``factor`` and round the result with ``rounding``.
 
         The product is exact; it is rounded once, to the currency's minor
         unit, whatever the caller's :mod:`decimal` context. With no
         ``rounding``, a product finer than the minor unit is refused
-        (``rounding_required``), as such an amount is.
+        (``rounding_required``), as such an amount is. A ``Fraction``, such
+        as one third, has no exact decimal form: its product is rounded once,
+        exactly (numerator and denominator below ``10**100``).
 
         >>> Money("10.00", "USD").multiply("0.333", rounding=Rounding.HALF_EVEN)
         Money('3.33', 'USD')
         >>> Money("10.00", "USD").multiply("0.5")
         Money('5.00', 'USD')
+        >>> Money("10.00", "USD").multiply(Fraction(2, 3), rounding=Rounding.HALF_EVEN)
+        Money('6.67', 'USD')
         """
-        ratio = _parse_amount(factor, "factor")
-        return self._times(ratio, 0, None if rounding is None else _rounding(rounding), "factor")
+        mode = None if rounding is None else _rounding(rounding)
+        if isinstance(factor, Fraction):
+            return self._times_fraction(factor, mode)
+        return self._times(_parse_amount(factor, "factor"), 0, mode, "factor")
+
+    def _times_fraction(self, factor: Fraction, mode: str | None) -> Money:
+        """This amount times ``factor``, rounded once with ``mode``: in whole
+        minor units, the integer quotient and where the remainder lies
+        (below, at or above one half) are all that any rounding mode reads."""
+        if max(abs(factor.numerator), factor.denominator) >= _MAX_FRACTION:
+            raise ValidationError.single(
+                "factor",
+                "ratio_out_of_range",
+                "'factor' must be a fraction whose numerator and denominator are below 1e100",
+            )
+        currency = self.currency
+        limit = 10 ** (_MAX_DIGITS + currency.minor_units)
+        whole, left = divmod(self.minor_units * factor.numerator, factor.denominator)
+        if whole >= limit or whole < -limit:
+            raise _too_large()  # as a product too large by a Decimal is
+        if left:
+            if mode is None:
+                raise ValidationError.single(
+                    "factor",
+                    "rounding_required",
+                    f"{self} times {factor} is finer than {currency.code}'s minor unit: "
+                    "name a rounding mode (rounding=Rounding.HALF_EVEN)",
+                )
+            twice = 2 * left
+            # A stand-in with the same integer part and the same side of one half.
+            half = factor.denominator
+            part = _QUARTER if twice < half else _HALF if twice == half else _THREE_QUARTERS
+            whole = int(_CONTEXT.add(Decimal(whole), part).quantize(_ONE, mode, _CONTEXT))
+        if abs(whole) >= limit:  # rounded up to the limit
+            raise _too_large()
+        return Money.from_minor_units(whole, currency)
 
     @checked_arguments
     def percent(

@@ -45,6 +45,7 @@ from .money import Currency, Money, Rounding, decimal_from_text, money_at, plain
 from .values import EmailAddress, PartnerId, TagId, TeamMemberId
 
 __all__ = [
+    "ROLE_ACTIONS",
     "Action",
     "CardFeeBearer",
     "CardFeePolicy",

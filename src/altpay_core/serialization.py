@@ -347,6 +347,10 @@ def make_converter(*, detailed_validation: bool = False) -> cattrs.Converter:
     conv.register_unstructure_hook_func(
         lambda t: isinstance(t, type) and issubclass(t, enum.Enum), lambda e: e.value
     )
+    # A StrEnum is a str too, and a str is written as it is: its value, a
+    # plain str, is what JSON-ready data holds (the hook by class comes first
+    # in StrEnum's order of classes, before str).
+    conv.register_unstructure_hook(enum.StrEnum, lambda e: e.value)
 
     conv.register_structure_hook(Currency, _from_str(Currency, "a currency code"))
     conv.register_unstructure_hook(Currency, lambda c: c.code)
