@@ -567,6 +567,17 @@ def test_a_fraction_whose_product_is_exact_needs_no_rounding_mode() -> None:
     with pytest.raises(ValidationError) as info:
         m.multiply(Fraction(1, 10**100), rounding=Rounding.HALF_EVEN)
     assert (info.value.paths, info.value.codes) == (["factor"], ["ratio_out_of_range"])
+    largest = Money.from_minor_units(10**32 - 1, "USD")  # 30 digits before the point
+    for product in (
+        lambda: largest.multiply(Fraction(3, 2), rounding=Rounding.DOWN),  # far above
+        lambda: largest.multiply(Fraction(1001, 1000), rounding=Rounding.DOWN),
+        lambda: (-largest).multiply(Fraction(4, 3), rounding=Rounding.DOWN),
+        # Half a cent below the limit, rounded up to it.
+        lambda: largest.multiply(Fraction(2 * 10**32 - 1, 2 * (10**32 - 1)), rounding=Rounding.UP),
+    ):
+        with pytest.raises(ValidationError) as info:
+            product()
+        assert info.value.codes == ["amount_too_large"]
 
 
 def test_multiply_and_percent_round_by_the_named_rule() -> None:
