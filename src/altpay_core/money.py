@@ -528,9 +528,9 @@ class Money:
     def __abs__(self) -> Money:
         return Money._exact(self.amount.copy_abs(), self.currency)
 
-    def __mul__(self, factor: int | Decimal) -> Money:
+    def __mul__(self, factor: int | Decimal | Fraction) -> Money:
         """Multiply by a whole number, which is always exact, or by a
-        ``Decimal`` when the product is exact in minor units.
+        ``Decimal`` or a ``Fraction`` when the product is exact in minor units.
 
         A product finer than the minor unit needs a rounding mode: use
         :meth:`multiply`.
@@ -543,8 +543,8 @@ class Money:
                 return self._times_fraction(factor, None)
             raise OperandError(
                 "factor",
-                "money multiplies only by a whole number (an int) or a Decimal; for text "
-                f"use money.multiply(factor) (got {type(factor).__name__})",
+                "money multiplies only by a whole number (an int), a Decimal or a Fraction; "
+                f"for text use money.multiply(factor) (got {type(factor).__name__})",
             )
         return self._checked(_CONTEXT.multiply(self.amount, factor))
 
