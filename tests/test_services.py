@@ -806,6 +806,14 @@ class TestMethodsOnFile:
             uow.commit()
         return saved
 
+    def _due_today(self, store: MemoryStore, b: Billing, invoice: Invoice) -> ScheduledPayment:
+        """A method on file, and Ann's payment of ``invoice`` scheduled for today."""
+        self._with_a_method(store, b)
+        with store.unit_of_work() as uow:
+            return services.schedule_payment(
+                uow, b.partner.id, b.customer.id, invoice.id, payer=b.ann, pay_on=TODAY, today=TODAY
+            )
+
     def test_charge_now_needs_a_method_on_file(self, store: MemoryStore, billing: Billing) -> None:
         b = billing
 
@@ -1110,11 +1118,7 @@ class TestMethodsOnFile:
         # first. This run did not skip it, and says so: refused, as a
         # payment another run processed first is.
         b = billing
-        self._with_a_method(store, b)
-        with store.unit_of_work() as uow:
-            scheduled = services.schedule_payment(
-                uow, b.partner.id, b.customer.id, b.two.id, payer=b.ann, pay_on=TODAY, today=TODAY
-            )
+        scheduled = self._due_today(store, b, b.two)
         pay(store, b, [b.two])
         with store.unit_of_work() as uow:
             first = services.run_due_payments(uow, b.partner.id, today=TODAY)
@@ -1135,11 +1139,7 @@ class TestMethodsOnFile:
         # could not write (a forked SQLite worker, say) was reported payment
         # by payment, and the run returned as if all were well.
         b = billing
-        self._with_a_method(store, b)
-        with store.unit_of_work() as uow:
-            services.schedule_payment(
-                uow, b.partner.id, b.customer.id, b.one.id, payer=b.ann, pay_on=TODAY, today=TODAY
-            )
+        self._due_today(store, b, b.one)
 
         def cannot_write(*args: Any, **kwargs: Any) -> Any:
             raise AltpayError("this process cannot write the store")
@@ -1152,11 +1152,8 @@ class TestMethodsOnFile:
         self, store: MemoryStore, billing: Billing
     ) -> None:
         b = billing
-        self._with_a_method(store, b)
+        scheduled = self._due_today(store, b, b.one)
         with store.unit_of_work() as uow:
-            scheduled = services.schedule_payment(
-                uow, b.partner.id, b.customer.id, b.one.id, payer=b.ann, pay_on=TODAY, today=TODAY
-            )
             with pytest.raises(InvariantViolation) as caught:
                 services.skip_scheduled_payment(uow, b.partner.id, scheduled.id, today=TODAY)
             assert (caught.value.rule, caught.value.path) == ("scheduled-payment", "status")
