@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import doctest
 import pickle
+from typing import ClassVar
 
 import attrs
 import pytest
@@ -17,6 +18,7 @@ from altpay_core import (
     CustomerDraft,
     CustomerUpdated,
     Event,
+    InvariantViolation,
     Partner,
     PartnerId,
     ValidationError,
@@ -61,6 +63,32 @@ def test_the_topics_table_is_read_only() -> None:
         EVENT_TYPES["customer_archived"] = Event  # type: ignore[index]
     with pytest.raises(TypeError):
         del EVENT_TYPES["customer_archived"]  # type: ignore[attr-defined]
+
+
+def test_a_subclass_without_a_topic_of_its_own_does_not_take_its_parents() -> None:
+    @attrs.frozen(kw_only=True)
+    class AuditedCustomerCreated(CustomerCreated):
+        """A service's own kind of customer_created."""
+
+    audited = AuditedCustomerCreated(partner_id=PartnerId("par_1"), aggregate_id="cus_1")
+    assert audited.topic == "customer_created"
+    assert EVENT_TYPES["customer_created"] is CustomerCreated
+    created = CustomerCreated(partner_id=PartnerId("par_1"), aggregate_id="cus_1")
+    back = from_dict(Event, to_dict(created))
+    assert type(back) is CustomerCreated
+    assert back == created
+
+
+def test_a_topic_another_event_has_is_refused() -> None:
+    with pytest.raises(InvariantViolation) as caught:
+
+        @attrs.frozen(kw_only=True)
+        class Renamed(Event):
+            topic: ClassVar[str] = "customer_updated"
+
+    assert caught.value.rule == "event-topic"
+    assert "CustomerUpdated" in str(caught.value)
+    assert EVENT_TYPES["customer_updated"] is CustomerUpdated
 
 
 @pytest.mark.parametrize("kind", sorted(EVENT_TYPES.values(), key=lambda k: k.topic))

@@ -24,7 +24,7 @@ import attrs
 
 from . import _fields
 from ._arguments import checked_arguments, checked_constructor
-from .errors import FieldErrors, shown
+from .errors import FieldErrors, InvariantViolation, shown
 from .values import PartnerId
 
 __all__ = [
@@ -67,7 +67,10 @@ def _as_tuple(value: object) -> object:
 _EVENT_TYPES: dict[str, type[Event]] = {}
 EVENT_TYPES: Mapping[str, type[Event]] = MappingProxyType(_EVENT_TYPES)
 """Every event class, by its webhook topic (read-only: a class with a
-``topic`` of its own enters it by subclassing :class:`Event`)."""
+``topic`` of its own enters it by subclassing :class:`Event`; a subclass
+that declares no topic inherits its parent's without taking its place, and
+one that declares a topic another class has is refused, rule
+``event-topic``)."""
 
 
 @checked_constructor
@@ -101,8 +104,21 @@ class Event:
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
-        if cls.topic:
-            _EVENT_TYPES[cls.topic] = cls
+        topic = cls.__dict__.get("topic")  # its own, not one it inherits
+        if not topic:
+            return
+        known = _EVENT_TYPES.get(topic)
+        if known is not None and (known.__module__, known.__qualname__) != (
+            cls.__module__,
+            cls.__qualname__,
+        ):  # the same class again is attrs rebuilding it, or a module reloaded
+            raise InvariantViolation(
+                f"the topic {topic!r} is {known.__qualname__}'s already: a subclass of "
+                "Event takes a topic of its own",
+                rule="event-topic",
+                path="topic",
+            )
+        _EVENT_TYPES[topic] = cls
 
     def __attrs_post_init__(self) -> None:
         found = FieldErrors()
