@@ -650,11 +650,17 @@ class TestSynced:
             Customer.from_sync(
                 syncing_partner(),
                 external_ref="connectwise:4711",  # type: ignore[arg-type]
-                company="I",
-                address=ALBANY,
-                users=[],
+                company=" ",
+                address={**to_dict(ALBANY), "postal_code": "1"},
+                users=[{"first_name": "Ann", "last_name": "Lee", "email": "ann"}],
             )
-        assert caught.value.paths == ["external_ref"]
+        # Reported with every other invalid field, as the docstring says.
+        assert caught.value.paths == [
+            "external_ref",
+            "company",
+            "address.postal_code",
+            "users[0].email",
+        ]
 
     @pytest.mark.parametrize(
         "edit",
@@ -991,6 +997,10 @@ class TestArgumentsOfTheWrongType:
             with pytest.raises(ValidationError) as caught:
                 command(external_ref=bad)
             assert caught.value.paths == ["external_ref"]
+            # Reported with every other invalid field of the same call.
+            with pytest.raises(ValidationError) as caught:
+                command(external_ref=bad, legal_name=5, ein="00-1234567")
+            assert caught.value.paths == ["external_ref", "legal_name", "ein"]
         # None (a manual customer's) and its own reference are still accepted.
         assert globex().update_details(external_ref=None).external_ref is None
         assert synced().apply_sync(external_ref=REF).external_ref == REF

@@ -843,20 +843,19 @@ class Customer:
         has the same reference (C10) is checked when it is stored.
         """
         _partner(partner)
-        if not isinstance(external_ref, ExternalRef):
-            raise ValidationError.single(
+        found = FieldErrors()
+        if not isinstance(external_ref, ExternalRef):  # reported with the other fields
+            found.add(
                 "external_ref",
                 "wrong_type",
                 f"'external_ref' must be an ExternalRef (got {type(external_ref).__name__})",
             )
-        integration = partner.integration(external_ref.system)
-        if not integration.syncs_customers:
+        elif not (integration := partner.integration(external_ref.system)).syncs_customers:
             raise InvariantViolation(
                 f"{integration.system} does not sync customers for this partner",
                 rule="C6",
                 path="external_ref",
             )
-        found = FieldErrors()
         details = found.check(
             "",
             CustomerDetails.parse,
@@ -981,20 +980,24 @@ class Customer:
                 "an archived customer cannot be changed; restore it first", rule="C8"
             )
 
-    def _refuse_new_external_ref(self, external_ref: object) -> None:
+    def _refuse_new_external_ref(self, external_ref: object) -> FieldErrors:
+        """C10: a new reference is refused at once; one of the wrong type is
+        a field error, reported with the other fields' (returned)."""
+        found = FieldErrors()
         if not (
             external_ref is KEEP or external_ref is None or isinstance(external_ref, ExternalRef)
         ):
-            raise ValidationError.single(
+            found.add(
                 "external_ref",
                 "wrong_type",
                 "'external_ref' must be an ExternalRef or None "
                 f"(got {type(external_ref).__name__})",
             )
-        if external_ref is not KEEP and external_ref != self.external_ref:
+        elif external_ref is not KEEP and external_ref != self.external_ref:
             raise InvariantViolation(
                 "a customer's external reference never changes", rule="C10", path="external_ref"
             )
+        return found
 
     @checked_arguments
     def update_details(
@@ -1025,7 +1028,7 @@ class Customer:
         """
         self._authorize(partner, by)
         self._refuse_if_archived()
-        self._refuse_new_external_ref(external_ref)
+        found = self._refuse_new_external_ref(external_ref)
         return self._apply_details(
             {
                 "company": company,
@@ -1035,13 +1038,17 @@ class Customer:
                 "billing_email": billing_email,
             },
             synced_fields_locked=self.is_synced,
+            found=found,
         )
 
-    def _apply_details(self, wanted: dict[str, object], *, synced_fields_locked: bool) -> Customer:
+    def _apply_details(
+        self, wanted: dict[str, object], *, synced_fields_locked: bool, found: FieldErrors
+    ) -> Customer:
         merged = {
             name: getattr(self, name) if value is KEEP else value for name, value in wanted.items()
         }
-        details = CustomerDetails.parse(**merged)
+        details = found.check("", CustomerDetails.parse, **merged)
+        found.raise_if_any()
         fields = {name: getattr(details, name) for name in _DETAIL_FIELDS}
         changes = tuple(
             name for name in _DETAIL_FIELDS if not _same(getattr(self, name), fields[name])
@@ -1079,7 +1086,7 @@ class Customer:
             raise InvariantViolation(
                 "only a synced customer is changed by a sync", rule="C6", path="external_ref"
             )
-        self._refuse_new_external_ref(external_ref)
+        found = self._refuse_new_external_ref(external_ref)
         return self._apply_details(
             {
                 "company": company,
@@ -1089,6 +1096,7 @@ class Customer:
                 "billing_email": billing_email,
             },
             synced_fields_locked=False,
+            found=found,
         )
 
     @checked_arguments
