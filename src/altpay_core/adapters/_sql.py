@@ -1622,12 +1622,14 @@ class SqlPartners(PartnerRepository):
 
     @checked_arguments
     def get(self, partner_id: PartnerId) -> Partner:
+        self._uow._in_block()
         key = _partner_key(partner_id)
         partner: Partner = self._uow._get_or_raise(PARTNERS, key, key, partner_id)
         return partner
 
     @checked_arguments
     def save(self, partner: Partner) -> Partner:
+        self._uow._in_block()
         _require(partner, Partner, "partner")
         uow = self._uow
         # The tags the save takes out of the catalog, as this unit of work
@@ -1649,6 +1651,7 @@ class SqlCustomers(CustomerRepository):
 
     @checked_arguments
     def get(self, partner_id: PartnerId, customer_id: CustomerId) -> Customer:
+        self._uow._in_block()
         customer: Customer = self._uow._get_or_raise(
             CUSTOMERS,
             _partner_key(partner_id),
@@ -1659,6 +1662,7 @@ class SqlCustomers(CustomerRepository):
 
     @checked_arguments
     def get_by_external_ref(self, partner_id: PartnerId, ref: ExternalRef) -> Customer:
+        self._uow._in_block()
         ref = _ref(ref)
         customer: Customer = self._uow._get_unique_or_raise(
             CUSTOMERS, 0, (_partner_key(partner_id), ref.system, ref.id), ref
@@ -1667,6 +1671,7 @@ class SqlCustomers(CustomerRepository):
 
     @checked_arguments
     def with_user(self, partner_id: PartnerId, email: EmailAddress | str) -> list[Customer]:
+        self._uow._in_block()
         return self._uow._load_all(
             Customer,
             self._uow._sql.customers_with_user,
@@ -1675,6 +1680,7 @@ class SqlCustomers(CustomerRepository):
 
     @checked_arguments
     def accounts_of(self, email: EmailAddress | str) -> list[Customer]:
+        self._uow._in_block()
         return self._uow._load_all(Customer, self._uow._sql.accounts_of, (_email_key(email),))
 
     @checked_arguments
@@ -1689,6 +1695,7 @@ class SqlCustomers(CustomerRepository):
         after: str | None = None,
         before: str | None = None,
     ) -> Page[Customer]:
+        self._uow._in_block()
         request = PageRequest.parse(limit, after, before)
         # A tag's customers along its rows (customer_tags_by_company), the
         # others along customers_by_status or customers_by_company: each in
@@ -1716,6 +1723,7 @@ class SqlCustomers(CustomerRepository):
 
     @checked_arguments
     def save(self, customer: Customer) -> Customer:
+        self._uow._in_block()
         _require(customer, Customer, "customer")
         return self._uow._save(CUSTOMERS, customer)
 
@@ -1804,6 +1812,7 @@ class SqlAccessRequests(AccessRequestRepository):
 
     @checked_arguments
     def get(self, partner_id: PartnerId, request_id: AccessRequestId) -> AccessRequest:
+        self._uow._in_block()
         request: AccessRequest = self._uow._get_or_raise(
             ACCESS_REQUESTS,
             _partner_key(partner_id),
@@ -1816,6 +1825,7 @@ class SqlAccessRequests(AccessRequestRepository):
     def list(
         self, partner_id: PartnerId, *, status: AccessRequestStatus | None = None
     ) -> list[AccessRequest]:
+        self._uow._in_block()
         sql, partner = self._uow._sql, _partner_key(partner_id)
         if status is None:
             return self._uow._load_all(AccessRequest, sql.access_requests, (partner,))
@@ -1824,6 +1834,7 @@ class SqlAccessRequests(AccessRequestRepository):
 
     @checked_arguments
     def save(self, request: AccessRequest) -> AccessRequest:
+        self._uow._in_block()
         _require(request, AccessRequest, "request")
         uow = self._uow
         key = ACCESS_REQUESTS.key(request)
@@ -1856,6 +1867,7 @@ class SqlInvoices(InvoiceRepository):
 
     @checked_arguments
     def get(self, partner_id: PartnerId, invoice_id: InvoiceId) -> Invoice:
+        self._uow._in_block()
         invoice: Invoice = self._uow._get_or_raise(
             INVOICES,
             _partner_key(partner_id),
@@ -1866,6 +1878,7 @@ class SqlInvoices(InvoiceRepository):
 
     @checked_arguments
     def get_by_number(self, partner_id: PartnerId, number: str) -> Invoice:
+        self._uow._in_block()
         key = _text("number", number)
         invoice: Invoice = self._uow._get_unique_or_raise(
             INVOICES, 0, (_partner_key(partner_id), key), key
@@ -1874,6 +1887,7 @@ class SqlInvoices(InvoiceRepository):
 
     @checked_arguments
     def get_by_external_ref(self, partner_id: PartnerId, ref: ExternalRef) -> Invoice:
+        self._uow._in_block()
         ref = _ref(ref)
         invoice: Invoice = self._uow._get_unique_or_raise(
             INVOICES, 1, (_partner_key(partner_id), ref.system, ref.id), ref
@@ -1893,6 +1907,7 @@ class SqlInvoices(InvoiceRepository):
         after: str | None = None,
         before: str | None = None,
     ) -> Page[Invoice]:
+        self._uow._in_block()
         request = PageRequest.parse(limit, after, before)
         where, params = self._scope(partner_id, customer_id)
         if status is not None:
@@ -1922,6 +1937,7 @@ class SqlInvoices(InvoiceRepository):
         after: str | None = None,
         before: str | None = None,
     ) -> Page[Invoice]:
+        self._uow._in_block()
         request = PageRequest.parse(limit, after, before)
         where, params = self._scope(partner_id, customer_id)
         # Open (a balance above zero, I4) and due before as_of: every key of
@@ -1943,6 +1959,7 @@ class SqlInvoices(InvoiceRepository):
 
     @checked_arguments
     def save(self, invoice: Invoice) -> Invoice:
+        self._uow._in_block()
         _require(invoice, Invoice, "invoice")
         return self._uow._save(INVOICES, invoice)
 
@@ -1954,6 +1971,7 @@ class SqlPayments(PaymentRepository):
 
     @checked_arguments
     def get(self, partner_id: PartnerId, payment_id: PaymentId) -> Payment:
+        self._uow._in_block()
         payment: Payment = self._uow._get_or_raise(
             PAYMENTS,
             _partner_key(partner_id),
@@ -1964,12 +1982,14 @@ class SqlPayments(PaymentRepository):
 
     @checked_arguments
     def get_by_idempotency_key(self, partner_id: PartnerId, key: str) -> Payment | None:
+        self._uow._in_block()
         claim = (_partner_key(partner_id), _text("key", key))
         payment: Payment | None = self._uow._get_unique(PAYMENTS, 0, claim)
         return payment
 
     @checked_arguments
     def for_invoice(self, partner_id: PartnerId, invoice_id: InvoiceId) -> list[Payment]:
+        self._uow._in_block()
         return self._uow._load_all(
             Payment,
             self._uow._sql.payments_for_invoice,
@@ -1978,6 +1998,7 @@ class SqlPayments(PaymentRepository):
 
     @checked_arguments
     def save(self, payment: Payment) -> Payment:
+        self._uow._in_block()
         _require(payment, Payment, "payment")
         return self._uow._save(PAYMENTS, payment)
 
@@ -1989,6 +2010,7 @@ class SqlPaymentMethods(PaymentMethodRepository):
 
     @checked_arguments
     def get(self, partner_id: PartnerId, customer_id: CustomerId) -> CustomerPaymentMethods:
+        self._uow._in_block()
         partner = _fields.entity_id("partner_id", partner_id, PartnerId)
         customer = _fields.entity_id("customer_id", customer_id, CustomerId)
         methods: CustomerPaymentMethods | None = self._uow._get(
@@ -2000,6 +2022,7 @@ class SqlPaymentMethods(PaymentMethodRepository):
 
     @checked_arguments
     def save(self, methods: CustomerPaymentMethods) -> CustomerPaymentMethods:
+        self._uow._in_block()
         _require(methods, CustomerPaymentMethods, "methods")
         return self._uow._save(PAYMENT_METHODS, methods)
 
@@ -2011,6 +2034,7 @@ class SqlScheduledPayments(ScheduledPaymentRepository):
 
     @checked_arguments
     def get(self, partner_id: PartnerId, scheduled_id: ScheduledPaymentId) -> ScheduledPayment:
+        self._uow._in_block()
         scheduled: ScheduledPayment = self._uow._get_or_raise(
             SCHEDULED_PAYMENTS,
             _partner_key(partner_id),
@@ -2021,6 +2045,7 @@ class SqlScheduledPayments(ScheduledPaymentRepository):
 
     @checked_arguments
     def due(self, partner_id: PartnerId, as_of: dt.date) -> list[ScheduledPayment]:
+        self._uow._in_block()
         return self._uow._load_all(
             ScheduledPayment,
             self._uow._sql.scheduled_due,
@@ -2029,6 +2054,7 @@ class SqlScheduledPayments(ScheduledPaymentRepository):
 
     @checked_arguments
     def for_invoice(self, partner_id: PartnerId, invoice_id: InvoiceId) -> list[ScheduledPayment]:
+        self._uow._in_block()
         return self._uow._load_all(
             ScheduledPayment,
             self._uow._sql.scheduled_for_invoice,
@@ -2037,6 +2063,7 @@ class SqlScheduledPayments(ScheduledPaymentRepository):
 
     @checked_arguments
     def save(self, scheduled: ScheduledPayment) -> ScheduledPayment:
+        self._uow._in_block()
         _require(scheduled, ScheduledPayment, "scheduled")
         return self._uow._save(SCHEDULED_PAYMENTS, scheduled)
 
@@ -2048,12 +2075,14 @@ class SqlOutbox(Outbox):
 
     @checked_arguments
     def pending(self, limit: int = DEFAULT_PAGE_SIZE) -> list[OutboxMessage]:
+        self._uow._in_block()
         request = PageRequest.parse(limit)
         rows = self._uow._pending_messages(request.limit)
         return [OutboxMessage(int(row[0]), load_event(row[1])) for row in rows]
 
     @checked_arguments
     def mark_published(self, positions: Iterable[int]) -> None:
+        self._uow._in_block()
         self._uow._mark_published(positions)
 
 

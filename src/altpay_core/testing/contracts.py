@@ -32,8 +32,10 @@ from __future__ import annotations
 
 import abc
 import datetime as dt
+import inspect
 import threading
 import time
+import typing
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -1493,6 +1495,33 @@ class UnitOfWorkContract(_StoreFactory):
         with uow:  # and may be entered again
             assert uow.partners.get(partner.id) == partner
         assert self.pending(store) == []
+
+    def test_outside_its_block_every_method_refuses_before_it_reads_its_arguments(
+        self, store: Store
+    ) -> None:
+        """Whatever the arguments, a call before or after the block says so
+        (not that an argument is invalid): ``_in_block()`` comes first in every
+        repository method."""
+        uow = store.unit_of_work()
+        for when in ("before", "after"):
+            if when == "after":
+                with uow:
+                    pass
+            for name, port in typing.get_type_hints(UnitOfWork).items():
+                if name.startswith("_"):
+                    continue
+                for method_name, method in inspect.getmembers(port, inspect.isfunction):
+                    if method_name.startswith("_"):
+                        continue
+                    # None for every argument: invalid for each of them.
+                    parameters = list(inspect.signature(method).parameters.values())[1:]
+                    positional = [None for p in parameters if p.kind is p.POSITIONAL_OR_KEYWORD]
+                    keywords = {p.name: None for p in parameters if p.kind is p.KEYWORD_ONLY}
+                    called = f"uow.{name}.{method_name}(), {when} the block"
+                    with pytest.raises(AltpayError) as caught:
+                        getattr(getattr(uow, name), method_name)(*positional, **keywords)
+                    assert not isinstance(caught.value, ValidationError), called
+                    assert "with` block" in str(caught.value), called
 
     def test_entering_a_unit_of_work_inside_its_own_block_is_refused(self, store: Store) -> None:
         """A second ``with`` on the same unit of work would roll back what the
