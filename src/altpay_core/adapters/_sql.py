@@ -1413,12 +1413,19 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
         each resolved access request names a team member of its partner who
         may resolve it (C9); each new payment methods book names a stored
         customer of its partner."""
-        for partner, customers in self._tagged.items():
-            catalog = self._catalog(connection, partner)
-            for customer, tags in customers.items():
-                if not tags <= catalog:
-                    raise tag_not_in_catalog(customer, min(tags - catalog))
-        for partner, removed in self._removed.items():
+        # Catalogs read in order of the partners' ids, customers checked in
+        # order of theirs, tags in order: the same fault named as the memory
+        # store names it.
+        catalogs = {partner: self._catalog(connection, partner) for partner in sorted(self._tagged)}
+        tagged = sorted(
+            (customer, partner, tags)
+            for partner, customers in self._tagged.items()
+            for customer, tags in customers.items()
+        )
+        for customer, partner, tags in tagged:
+            if not tags <= catalogs[partner]:
+                raise tag_not_in_catalog(customer, min(tags - catalogs[partner]))
+        for partner, removed in sorted(self._removed.items()):
             for tag in sorted(removed - self._catalog(connection, partner)):
                 if self._fetch(connection, self._sql.tag_carrier, (partner, str(tag))):
                     raise tag_still_carried(partner, tag)

@@ -498,19 +498,26 @@ class MemoryStore(Store):
                 catalogs[partner_id] = found
             return found
 
-        for customer in staged.customers.values():
+        # Customers in order of id, partners in order of id, tags in order,
+        # as the SQL stores check: the same fault named.
+        for customer in sorted(staged.customers.values(), key=lambda c: str(c.id)):
             if customer.tags and not customer.tags <= catalog(customer.partner_id):
                 stray = min(customer.tags - catalog(customer.partner_id))
                 raise tag_not_in_catalog(customer.id, stray)
-        for partner in staged.partners.values():
+        for partner in sorted(staged.partners.values(), key=lambda p: str(p.id)):
             old = self._partners.get(partner.id)
             removed = frozenset(() if old is None else (t.id for t in old.tags))
             removed -= catalog(partner.id)
-            if removed:
-                for customer_id in self._by_partner.get(partner.id, ()):
-                    carried = self._customers[customer_id].tags & removed
-                    if carried and customer_id not in staged.customers:
-                        raise tag_still_carried(partner.id, min(carried))
+            if not removed:
+                continue
+            others = [
+                self._customers[customer_id].tags
+                for customer_id in self._by_partner.get(partner.id, ())
+                if customer_id not in staged.customers
+            ]
+            for tag in sorted(removed):
+                if any(tag in tags for tags in others):
+                    raise tag_still_carried(partner.id, tag)
         # In order of id, as the SQL stores check: the same customer named.
         by_hand = (
             c

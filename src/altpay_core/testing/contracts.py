@@ -668,6 +668,46 @@ class CustomerRepositoryContract(_StoreFactory):
             assert _ids(uow.customers.list(partner.id)) == [customer.id]
             assert uow.customers.list(unknown.id).items == ()
 
+    def test_of_several_faults_with_tags_the_first_in_order_is_named(self, store: Store) -> None:
+        """Every adapter names the same fault: the customer with the smallest
+        id (and its smallest stray tag), or the smallest tag taken out of a
+        catalog that a customer still carries, whatever the order of saves."""
+        first, second = (
+            self.store_partner(store, _partner()),
+            self.store_partner(store, _partner("Contoso")),
+        )
+        strays = sorted([TagId.new(), TagId.new()])
+        customers = sorted(
+            (
+                _customer(partner, company, tags=strays)
+                for partner in (first, second)
+                for company in ("Globex", "Initech")
+            ),
+            key=lambda c: str(c.id),
+        )
+        for order in (customers, customers[::-1]):
+            with pytest.raises(InvariantViolation) as caught:
+                self.store_customers(store, *order)
+            assert f"customer {customers[0].id} carries tag {strays[0]}," in str(caught.value)
+        stored = self.store_customers(store, _customer(first), _customer(first, "Initech"))
+        with store.unit_of_work() as uow:
+            catalog = uow.partners.get(first.id)
+            with store.unit_of_work() as other:
+                for customer, tag in zip(stored, ("VIP", "Late payer"), strict=True):
+                    other.customers.save(customer.set_tags(first, [tag]))
+                other.commit()
+            admin = first.team[0]
+            emptied = catalog.delete_tag("VIP", by=admin).delete_tag("Late payer", by=admin)
+
+            def delete() -> None:
+                uow.partners.save(emptied)
+                uow.commit()  # pragma: no cover - for adapters that find it at save
+
+            with pytest.raises(ConcurrencyConflict) as conflict:
+                delete()
+        smallest = min(first.tag("VIP").id, first.tag("Late payer").id)
+        assert f"tag {smallest} is taken out" in str(conflict.value)
+
     def test_the_catalog_at_commit_counts_whatever_the_order_of_saves(self, store: Store) -> None:
         """A tag added to the catalog and given to a customer in one unit of
         work is fine, the customer saved first too; a tag taken out of the
