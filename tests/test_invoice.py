@@ -1172,6 +1172,19 @@ def test_an_invoice_stored_with_a_card_fee_line_still_reads(
     assert legacy.update(partner, fees=[]).fees == ()
     with pytest.raises(ValidationError):
         legacy.add_fee(partner, kind="card", amount="1.00")
+    # It may stay as often as it is there, no more: a copy is a new line (I8).
+    for copied in (
+        lambda: legacy.update(partner, fees=[*legacy.fees, legacy.fees[0]]),
+        lambda: legacy.add_fee(partner, kind="card", amount="3.20"),
+    ):
+        with pytest.raises(ValidationError) as caught:
+            copied()
+        assert caught.value.codes == ["card_fee_on_invoice"]
+    twice = from_dict(Invoice, {**data, "fees": data["fees"] * 2})
+    assert twice.update(partner, fees=twice.fees[:1]).total == legacy.total
+    with pytest.raises(ValidationError) as caught:
+        twice.update(partner, fees=[*twice.fees, twice.fees[0]])
+    assert caught.value.paths == ["fees[2].kind"]
     # A payment keeps its card fee: the kind and its name are unchanged.
     assert Fee.new(FeeKind.CARD, usd("3.20")).name == "Card fee"
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import functools
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any, Final, Protocol, TypeVar
@@ -514,11 +515,16 @@ def _fees_in(value: object, currency: Currency, kept: tuple[Fee, ...] = ()) -> t
     fees = tuple(
         found.check(f"fees[{index}]", Fee.parse, item, currency) for index, item in enumerate(value)
     )
+    # A card fee line the invoice already holds (stored before the commands
+    # refused them) may stay while others change, as many times as it is
+    # held: a copy of it is a new one.
+    keep = Counter(fee for fee in kept if fee.kind is FeeKind.CARD)
     for index, fee in enumerate(fees):
-        # A card fee line the invoice already holds (stored before the
-        # commands refused them) may stay while others change.
-        if fee is not None and fee.kind is FeeKind.CARD and fee not in kept:
-            found.add(f"fees[{index}].kind", "card_fee_on_invoice", _CARD_FEE_ON_INVOICE)
+        if fee is not None and fee.kind is FeeKind.CARD:
+            if keep[fee]:
+                keep[fee] -= 1
+            else:
+                found.add(f"fees[{index}].kind", "card_fee_on_invoice", _CARD_FEE_ON_INVOICE)
     found.raise_if_any()
     return fees
 
