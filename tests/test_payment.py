@@ -1744,8 +1744,38 @@ def test_a_processors_times_are_taken_as_given(method: str) -> None:
     failed, _ = fail_payment(pay, invoices, at=earlier)
     assert failed.status is PaymentStatus.FAILED
     if method == "ach":
-        returned, _ = return_payment(done, invoices, at=earlier - HOURS_5)
+        returned, _ = return_payment(pay, invoices, at=earlier - HOURS_5)
         assert returned.events[-1].occurred_at == earlier - HOURS_5
+
+
+def test_a_payments_events_stay_oldest_first_whatever_the_times_given(world: World) -> None:
+    # The fields keep the times as given; the events never go back in time,
+    # and the invoices' events for the change carry the payment's event's.
+    pay, invoices = paid_by(world, "ach")
+    done = pay.succeed(AT + 2 * HOURS_5).settle(AT + HOURS_5)
+    assert (done.succeeded_at, done.settled_at) == (AT + 2 * HOURS_5, AT + HOURS_5)
+    returned, released = return_payment(done, invoices, "unauthorized", at=AT)
+    times = [event.occurred_at for event in returned.events]
+    assert [e.topic for e in returned.events] == [
+        "payment_succeeded",
+        "payment_settled",
+        "payment_chargeback",
+    ]
+    assert times == [AT + 2 * HOURS_5] * 3
+    assert {i.events[-1].occurred_at for i in released} == {AT + 2 * HOURS_5}
+
+
+@given(steps=st.lists(st.integers(-(10**6), 10**6), min_size=3, max_size=3))
+def test_a_payments_events_are_in_order_for_any_times(steps: list[int]) -> None:
+    pay, invoices = paid_by(World(), "card")
+    at = [AT + dt.timedelta(seconds=s) for s in steps]
+    settled = pay.succeed(at[0]).settle(at[1])
+    disputed, released = charge_back_payment(settled, invoices, at=at[2])
+    times = [event.occurred_at for event in disputed.events]
+    assert times == sorted(times)
+    for invoice in released:
+        own = [event.occurred_at for event in invoice.events]
+        assert own == sorted(own)
 
 
 @given(pay=aps.payments())

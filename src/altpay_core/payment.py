@@ -26,8 +26,9 @@ Life of a payment (status, and what it does to the invoices' balances):
 A refund's time ``at`` may not come before the payment settled (rule I7).
 Other times are taken as given: a processor's clock, or one that reports
 whole seconds, may put a success a moment before the payment was made. The
-invoices' events for a change a payment makes carry the same time, never
-earlier than the invoice's own latest event.
+events carry the same time, never earlier than the latest event pending on
+the payment (or, for an invoice's, on the invoice), so that ``events`` stays
+oldest first.
 
 Card fees (I8) come from the partner's :class:`~altpay_core.partner.CardFeePolicy`
 and the customer's exception; bank debits carry none. Rounding (I9): every fee
@@ -753,8 +754,13 @@ class Payment:
     # -- internals ------------------------------------------------------------------
 
     def _event(self, kind: type[Event], when: dt.datetime, changes: tuple[str, ...]) -> Event:
+        # Events stay oldest first: a time before the payment's pending
+        # events counts as the latest of those (the fields keep it as given).
         return kind(
-            partner_id=self.partner_id, aggregate_id=str(self.id), occurred_at=when, changes=changes
+            partner_id=self.partner_id,
+            aggregate_id=str(self.id),
+            occurred_at=max((when, *(event.occurred_at for event in self.events))),
+            changes=changes,
         )
 
     def _closed(
@@ -1264,7 +1270,7 @@ def fail_payment(
         )
     fee = FeeKind.RETURN if payment.method.is_bank_debit else None
     new = payment._closed(PaymentStatus.FAILED, fee, STANDARD_RETURN_FEE, PaymentFailed, when)
-    return new, _release(payment, invoices, when)
+    return new, _release(payment, invoices, new.events[-1].occurred_at)
 
 
 @checked_arguments
@@ -1313,7 +1319,7 @@ def return_payment(
             PaymentChargeback,
             when,
         )
-    return new, _release(payment, invoices, when)
+    return new, _release(payment, invoices, new.events[-1].occurred_at)
 
 
 @checked_arguments
@@ -1344,7 +1350,7 @@ def charge_back_payment(
     new = payment._closed(
         PaymentStatus.CHARGED_BACK, FeeKind.DISPUTE, CARD_DISPUTE_FEE, PaymentChargeback, when
     )
-    return new, _release(payment, invoices, when)
+    return new, _release(payment, invoices, new.events[-1].occurred_at)
 
 
 @checked_arguments
@@ -1406,7 +1412,7 @@ def refund_payment(
             path="at",
         )
     new = payment._closed(PaymentStatus.REFUNDED, None, Decimal(0), PaymentRefunded, when)
-    return new, _release(payment, invoices, when)
+    return new, _release(payment, invoices, new.events[-1].occurred_at)
 
 
 # -- saved payment methods ----------------------------------------------------------------
