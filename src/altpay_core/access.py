@@ -75,7 +75,10 @@ class Impersonation:
     see them: read-only, it may pay nothing (I1).
 
     Start one with :meth:`start`, which checks that the member may view
-    invoices and that the customer is the partner's.
+    invoices and that the customer is the partner's. The value is then
+    trusted as given, as a user's id is: it is not checked against the team
+    again. Start it again from the partner as stored for each request, so
+    that a member removed since, or whose role changed, is refused.
     """
 
     partner_id: PartnerId

@@ -575,7 +575,9 @@ class InvoiceStatus(_fields.Choices, enum.Enum):
     PAID = "paid"
     """The balance is zero."""
     VOID = "void"
-    """Cancelled while nothing was paid; owes nothing."""
+    """Cancelled while nothing was paid: it takes no payments and nothing is
+    collected on it. Its balance stays its total, as a record: count open
+    invoices for what a customer owes."""
     ARCHIVED = "archived"
     """Hidden from the customer's users (the product's delete); history kept."""
 
@@ -683,7 +685,10 @@ class Invoice:
     """The parts of the payments applied and not given back, those still
     processing included (they hold the balance)."""
     balance: Money = attrs.field(init=False, eq=False, repr=False)
-    """``total - amount_paid``: what is still owed (never below zero)."""
+    """``total - amount_paid`` (never below zero): what is still owed on an
+    open invoice. A void or archived invoice keeps it as a record, but
+    collects nothing: what a customer owes is the balance of its open
+    invoices."""
 
     def __attrs_post_init__(self) -> None:
         if not self._fields_kept():
