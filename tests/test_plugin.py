@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import textwrap
+from pathlib import Path
 
 import pytest
 
 from altpay_core import Partner, UnitOfWork
 from altpay_core.adapters.memory import MemoryStore, MemoryUnitOfWork
-from altpay_core.testing import contracts
+from altpay_core.testing import contracts, plugin
 
 pytest_plugins = ["pytester"]
 
@@ -63,6 +65,18 @@ def test_a_users_suite_gets_the_fixtures(pytester: pytest.Pytester) -> None:
     )
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=4)
+
+
+def test_the_documented_example_runs_as_written(pytester: pytest.Pytester) -> None:
+    # The example of docs/testing-kit.md and of the plugin's docstring, as a
+    # user's test module.
+    page = (Path(__file__).resolve().parents[1] / "docs" / "testing-kit.md").read_text()
+    example = page.split("```python\nfrom altpay_core import Partner\n", 1)[1].split("```")[0]
+    assert "def test_onboarding(altpay_uow):" in example
+    assert textwrap.indent(example, "    ").strip() in (plugin.__doc__ or "")
+    pytester.makepyfile("from altpay_core import Partner\n" + example)
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
 
 
 def test_the_plugin_is_registered_by_its_entry_point(pytester: pytest.Pytester) -> None:

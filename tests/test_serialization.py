@@ -710,6 +710,25 @@ def test_unsupported_type() -> None:
     assert errors_of(Unknown, {}) == [("", "unsupported_type")]
 
 
+def test_a_list_that_holds_itself_is_not_serializable_at_value() -> None:
+    looped: list[object] = []
+    looped.append(looped)
+    for write in (to_dict, to_json):
+        with pytest.raises(ValidationError) as caught:
+            write(looped)
+        assert (caught.value.paths, caught.value.codes) == (["value"], ["not_serializable"])
+        assert caught.value.__cause__ is None
+
+
+@pytest.mark.parametrize("data", ["usr_1", {"first_name": "Ann"}, 5])
+def test_a_union_whose_members_look_alike_is_an_unsupported_type(data: object) -> None:
+    # Viewer is read with the member's own type, as docs/serialization.md says.
+    with pytest.raises(ValidationError) as caught:
+        from_dict(altpay_core.Viewer, data)  # type: ignore[arg-type]
+    assert (caught.value.paths, caught.value.codes) == ([""], ["unsupported_type"])
+    assert "CustomerUser | UserId | Impersonation" in str(caught.value)
+
+
 def test_make_converter_builds_a_new_converter_each_time() -> None:
     first, second = make_converter(), make_converter(detailed_validation=True)
     assert first is not second
@@ -1248,6 +1267,17 @@ def test_a_card_fee_rate_is_read_as_strictly_as_an_amount(text: str) -> None:
     with pytest.raises(ValidationError) as info:
         Money("1", "USD", rounding=None).percent(text)
     assert info.value.codes == ["invalid_amount"]
+
+
+def test_a_card_fee_rate_read_as_a_float_is_refused_as_a_float() -> None:
+    # The same code as the constructor gives, as docs/errors.md says.
+    written = to_dict(CardFeePolicy.default("USD"))
+    assert errors_of(CardFeePolicy, {**written, "rate_percent": 2.9}) == [
+        ("rate_percent", "float_refused")
+    ]
+    with pytest.raises(ValidationError) as info:
+        attrs.evolve(CardFeePolicy.default("USD"), rate_percent=2.9)
+    assert info.value.codes == ["float_refused"]
 
 
 _ENUMS = sorted(

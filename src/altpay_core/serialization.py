@@ -77,6 +77,8 @@ T = TypeVar("T")
 
 
 def _type_name(cls: object) -> str:
+    if get_origin(cls) in (Union, types.UnionType):
+        return " | ".join(_type_name(member) for member in get_args(cls))
     return getattr(cls, "__name__", None) or str(cls)
 
 
@@ -191,6 +193,13 @@ def _decimal(value: object, _: object) -> Decimal:
         parsed = decimal_from_text(value)
     elif isinstance(value, int) and not isinstance(value, bool):
         parsed = Decimal(value)
+    elif isinstance(value, float):  # as the constructors refuse one
+        raise ValidationError.single(
+            "",
+            "float_refused",
+            f"must be a decimal number as a string, never a float (got {shown(value)}); "
+            "floats cannot hold it exactly",
+        )
     if parsed is None:
         raise ValidationError.single(
             "", "invalid_decimal", f"must be a decimal number as a string (got {shown(value)})"
@@ -539,13 +548,15 @@ def _renames(cls: type[Any]) -> dict[str, Any]:
 
 @checked_arguments
 def to_dict(value: object) -> Any:
-    """``value`` as JSON-ready plain data (dicts, lists, strings, numbers)."""
+    """``value`` as JSON-ready plain data (dicts, lists, strings, numbers).
+
+    A value that cannot be written (a list that holds itself) is a
+    ``not_serializable`` error at ``value``."""
     try:
         return _FAST.unstructure(value, unstructure_as=type(value))
-    except Exception as error:  # pragma: no cover - a bug in a hook
-        raise ValidationError.single(
-            "", "not_serializable", f"cannot serialize {type(value).__name__}: {error}"
-        ) from error
+    except Exception as error:  # RecursionError: a list that holds itself
+        message = f"cannot serialize {type(value).__name__}: {error}"
+    raise ValidationError.single("value", "not_serializable", message)
 
 
 @checked_arguments
@@ -904,6 +915,17 @@ def _field_errors(error: BaseException, path: str, cls: object) -> list[FieldErr
         # The type itself cannot be read, whatever the data: a generic class
         # without its parameters (Page rather than Page[Customer]).
         return [FieldError(path, "unsupported_type", f"cannot read {_type_name(cls)}: {error}")]
+    if isinstance(error, TypeError) and str(error).startswith("Could not disambiguate"):
+        # Nor a union of classes whose data look alike (Viewer): read the
+        # member's own type.
+        return [
+            FieldError(
+                path,
+                "unsupported_type",
+                f"cannot read {_type_name(cls)}, a union of types whose data look alike: "
+                "read the member's own type",
+            )
+        ]
     return [FieldError(path, "wrong_type", f"'{path or 'value'}' must be {_describe(cls)}")]
 
 

@@ -18,6 +18,9 @@ examples: make a store per example there instead.
 
 ::
 
+    from altpay_core import Partner
+
+
     def test_onboarding(altpay_uow):
         partner = altpay_uow.partners.save(Partner.create(name="Northwind IT", country="US"))
         altpay_uow.commit()
