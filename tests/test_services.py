@@ -248,6 +248,16 @@ class TestAccessRequests:
         assert again.id != opened.id
         assert archived_user.email == user
 
+    def test_asking_again_commits_what_the_caller_saved_before(self, store: MemoryStore) -> None:
+        # As every service does when it succeeds, also when it finds the
+        # request it would store stored already.
+        partner, request, customer = self._setup(store)
+        with store.unit_of_work() as uow:
+            uow.customers.save(customer.update_details(legal_name="Globex LLC"))
+            assert open_access_request(uow, partner.id, email="dee@globex.example") == request
+        with store.unit_of_work() as uow:
+            assert uow.customers.get(partner.id, customer.id).legal_name == "Globex LLC"
+
     def test_adding_to_a_customer_stores_both(self, store: MemoryStore) -> None:
         partner, request, customer = self._setup(store)
         with store.unit_of_work() as uow:

@@ -235,11 +235,10 @@ def open_access_request(
             path="email",
         )
     pending = uow.access_requests.list(partner.id, status=AccessRequestStatus.PENDING)
-    for earlier in pending:
-        if earlier.email.key == request.email.key:
-            return earlier
+    earlier = next((r for r in pending if r.email.key == request.email.key), None)
     with _storing(uow):
-        stored = uow.access_requests.save(request)
+        # The earlier request is stored already: commit what the caller saved.
+        stored = uow.access_requests.save(request) if earlier is None else earlier
         uow.commit()
     return stored
 
