@@ -260,6 +260,17 @@ class TestPay:
         with pytest.raises(ValidationError):
             canada.pay(method="ach")
 
+    @pytest.mark.parametrize("key", ["scheduled:sch_1", " scheduled:", "scheduled:anything"])
+    def test_a_scheduled_runs_key_is_reserved(self, world: World, key: str) -> None:
+        # Else a request could take a run's key, and the run would be
+        # refused every night (the key another payment's).
+        with pytest.raises(ValidationError) as caught:
+            world.pay(key=key, method="cash")
+        assert caught.value.paths == ["idempotency_key", "method"]
+        assert caught.value.codes[0] == "reserved_key"
+        assert world.pay(key="Scheduled:sch_1")[0].idempotency_key == "Scheduled:sch_1"
+        assert world.pay(key="my scheduled:1")[0].idempotency_key == "my scheduled:1"
+
     def test_not_open_is_refused_i4(self, world: World) -> None:
         for closed in (world.a.void(world.partner), world.a.archive(world.partner)):
             with pytest.raises((InvariantViolation, PermissionDenied)):

@@ -1055,6 +1055,22 @@ class TestMethodsOnFile:
             assert uow.payments.for_invoice(b.partner.id, b.one.id) == [payment]
             assert uow.invoices.get(b.partner.id, b.one.id) == one
 
+    def test_no_request_can_take_a_runs_key(self, store: MemoryStore, billing: Billing) -> None:
+        # The payer knows the scheduled payment's id: a request under its
+        # run's key would have kept it from ever running.
+        b = billing
+        self._with_a_method(store, b)
+        with store.unit_of_work() as uow:
+            scheduled = services.schedule_payment(
+                uow, b.partner.id, b.customer.id, b.one.id, payer=b.ann, pay_on=TODAY, today=TODAY
+            )
+        with pytest.raises(ValidationError) as caught:
+            pay(store, b, [b.two], key=f"scheduled:{scheduled.id}")
+        assert caught.value.codes == ["reserved_key"]
+        with store.unit_of_work() as uow:
+            run = services.run_due_payments(uow, b.partner.id, today=TODAY)
+        assert [s.id for s in run.processed] == [scheduled.id]
+
     @pytest.mark.parametrize("kind", ["memory", "sqlite"])
     def test_the_nightly_run_skips_what_can_no_longer_run(self, kind: str, tmp_path: Path) -> None:
         # A scheduled payment whose invoice was paid by hand since stayed

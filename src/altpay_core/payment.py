@@ -50,6 +50,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from contextvars import ContextVar
 from decimal import Decimal
 from typing import Any, Final
 
@@ -155,6 +156,11 @@ CARD_DISPUTE_FEE: Final = Decimal("25.00")
 """The fee of a disputed card payment, a chargeback (I6)."""
 
 _KEY_MAX: Final = 255
+_RUN_KEY: Final = "scheduled:"
+"""How the idempotency key of a scheduled payment's run begins
+(``scheduled:sch_...``): reserved, so that no request takes a run's key."""
+_RUNNING: ContextVar[bool] = ContextVar("altpay_running_scheduled", default=False)
+"""Set while :func:`run_scheduled_payment` pays, under its reserved key."""
 _FINGERPRINT: Final = re.compile(r"[0-9a-f]{64}")
 _RETURN_FEES: Final[Mapping[FeeKind, Decimal]] = {
     FeeKind.RETURN: STANDARD_RETURN_FEE,
@@ -953,6 +959,8 @@ def pay_invoices(
     - ``existing``: the payment the repository holds under
       ``idempotency_key``, if any. The same request returns it with no
       invoices to store; a different one is refused (:func:`replay_payment`).
+      A key beginning with ``scheduled:`` is refused (``reserved_key``): those
+      are the runs of scheduled payments.
 
     Refused: a payer who is not a user of the invoices' customer, a
     read-only impersonation, archived customers or invoices
@@ -970,6 +978,13 @@ def pay_invoices(
     user_id = _payer(customer, payer)
     found = FieldErrors()
     key = found.check("", _key, "idempotency_key", idempotency_key)
+    if key is not None and key.startswith(_RUN_KEY) and not _RUNNING.get():
+        found.add(
+            "idempotency_key",
+            "reserved_key",
+            f"'idempotency_key' may not begin with {_RUN_KEY!r}: those keys are the "
+            "scheduled payments' own",
+        )
     chosen = found.check("", _method, "method", method)
     chosen_invoices = found.check("", _invoice_list, invoices)
     if methods is not None and not isinstance(methods, CustomerPaymentMethods):
@@ -2073,7 +2088,8 @@ def run_scheduled_payment(
     invoice may have been partly paid since), with the method it was
     scheduled with if still active, else the default; with no method on
     file it says so and nothing runs. The idempotency key is derived from
-    the scheduled payment, so running it twice cannot pay twice. Returns the
+    the scheduled payment (``scheduled:sch_...``, a prefix no request may
+    use), so running it twice cannot pay twice. Returns the
     processed scheduled payment, the payment and the invoice, to store
     together.
 
@@ -2099,17 +2115,21 @@ def run_scheduled_payment(
     amount = invoice.balance
     if scheduled.amount is not None and scheduled.amount < amount:
         amount = scheduled.amount
-    payment, touched = pay_invoices(
-        partner,
-        customer,
-        [invoice],
-        payer=scheduled.user_id,
-        method=method,
-        idempotency_key=f"scheduled:{scheduled.id}",
-        amounts={invoice.id: amount},
-        methods=methods,
-        at=at,
-    )
+    running = _RUNNING.set(True)
+    try:
+        payment, touched = pay_invoices(
+            partner,
+            customer,
+            [invoice],
+            payer=scheduled.user_id,
+            method=method,
+            idempotency_key=f"{_RUN_KEY}{scheduled.id}",
+            amounts={invoice.id: amount},
+            methods=methods,
+            at=at,
+        )
+    finally:
+        _RUNNING.reset(running)
     done = attrs.evolve(scheduled, status=ScheduledPaymentStatus.PROCESSED, payment_id=payment.id)
     return done, payment, touched[0]
 
