@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -143,6 +144,20 @@ def test_nothing_of_another_partner(world: World) -> None:
     assert invoice_access(other.invoice, other.globex, world.ann) is InvoiceAccess.NONE
     looking = Impersonation.start(world.partner, world.globex, by=world.reader)
     assert invoice_access(other.invoice, other.globex, looking) is InvoiceAccess.NONE
+
+
+def test_ids_that_match_under_another_partner_give_nothing(world: World) -> None:
+    # An invoice or an impersonation of another partner that names the same
+    # customer id (built by hand, or read from elsewhere) is not the customer's.
+    other = World()
+    forged = attrs.evolve(world.invoice, partner_id=other.partner.id)
+    assert invoice_access(forged, world.globex, world.ann) is InvoiceAccess.NONE
+    looking = Impersonation(
+        partner_id=other.partner.id,
+        customer_id=world.globex.id,
+        team_member_id=other.reader.id,
+    )
+    assert invoice_access(world.invoice, world.globex, looking) is InvoiceAccess.NONE
 
 
 def test_impersonation_sees_what_users_see_and_pays_nothing(world: World) -> None:

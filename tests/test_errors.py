@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from altpay_core import (
@@ -412,6 +412,10 @@ def test_messages_show_at_most_a_slice_of_the_input(build: Any) -> None:
 
 
 @given(st.text(max_size=200) | st.integers() | st.decimals() | st.binary(max_size=200))
+@example("y" * 40)
+@example("y" * 41)
+@example(10**39)
+@example(10**40)
 def test_shown_input_is_cut_short_but_recognisable(value: object) -> None:
     # At most 40 characters of the input; text is cut before it is quoted.
     if isinstance(value, str):
@@ -420,6 +424,19 @@ def test_shown_input_is_cut_short_but_recognisable(value: object) -> None:
         whole = repr(value)
         expected = whole if len(whole) <= 40 else f"{whole[:40]}..."
     assert errors_module.shown(value) == expected
+
+
+def test_cut_keeps_up_to_its_limit_whole() -> None:
+    assert errors_module.cut("x" * 40) == "x" * 40
+    assert errors_module.cut("x" * 41) == "x" * 40 + "..."
+    assert errors_module.cut("abc", limit=3) == "abc"
+    assert errors_module.cut("abcd", limit=3) == "abc..."
+
+
+def test_errors_must_all_be_field_errors() -> None:
+    with pytest.raises(ValidationError) as caught:
+        ValidationError([FieldError("a", "b", "c"), "oops"])  # type: ignore[list-item]
+    assert caught.value.codes == ["wrong_type"]
 
 
 def test_a_long_path_is_cut_short_in_the_message_but_kept_whole() -> None:

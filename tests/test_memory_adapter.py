@@ -139,6 +139,20 @@ def test_save_itself_checks_the_version_it_read(kind: str, saves: int, data: st.
 
 
 @pytest.mark.parametrize("holder", ["staged", "committed"])
+def test_save_itself_refuses_another_partners_id(store: MemoryStore, holder: str) -> None:
+    # As the SQL stores do at save: an id stays its partner's.
+    other = Partner.create(name="Initech", country="US")
+    with store.unit_of_work() as uow:
+        uow.partners.save(other)
+        customer = uow.customers.save(a_customer())
+        if holder == "committed":
+            uow.commit()
+        with pytest.raises(ConcurrencyConflict, match="belongs to another partner"):
+            uow.customers.save(attrs.evolve(customer, partner_id=other.id))
+        assert uow.customers.get(PARTNER.id, customer.id) == customer
+
+
+@pytest.mark.parametrize("holder", ["staged", "committed"])
 def test_save_itself_refuses_a_taken_external_ref_c10(store: MemoryStore, holder: str) -> None:
     ref = ExternalRef("xero", "7")
     with store.unit_of_work() as uow:

@@ -400,6 +400,14 @@ def test_arithmetic_within_one_currency() -> None:
     assert b <= a
     assert a > b
     assert a >= b
+    # Equal amounts: <= and >= hold, < and > do not.
+    same = Money("10.0", "USD")
+    assert a <= same
+    assert a >= same
+    assert not a < same
+    assert not a > same
+    assert not a <= b
+    assert not b >= a
     assert b.is_positive
     assert (-b).is_negative
     assert Money.sum([a, b, b], "USD") == Money("15.00", "USD")
@@ -982,6 +990,35 @@ def test_multiply_by_a_fraction_is_the_exact_product_rounded_once(
         except ValidationError as error:
             found = error
     _check(m, found, Fraction(m.amount) * factor, mode)
+
+
+@pytest.mark.parametrize("mode", list(Rounding))
+@pytest.mark.parametrize(
+    ("amount", "factor"),
+    [
+        ("0.03", Fraction(1, 2)),
+        ("0.01", Fraction(1, 2)),
+        ("-0.05", Fraction(1, 2)),
+        ("0.09", Fraction(1, 6)),
+        ("0.01", Fraction(3, 2)),
+    ],
+)
+def test_a_product_by_a_fraction_exactly_half_way_is_rounded_by_the_mode(
+    amount: str, factor: Fraction, mode: Rounding
+) -> None:
+    # Exactly half a cent over: where the half-way modes part ways.
+    m = Money(amount, "USD")
+    _check(m, m.multiply(factor, rounding=mode), Fraction(m.amount) * factor, mode)
+
+
+def test_half_way_products_by_a_fraction() -> None:
+    assert Money("0.03", "USD").multiply(Fraction(1, 2), rounding="HALF_EVEN") == Money(
+        "0.02", "USD"
+    )
+    assert Money("0.01", "USD").multiply(Fraction(1, 2), rounding="HALF_UP") == Money("0.01", "USD")
+    assert Money("0.01", "USD").multiply(Fraction(1, 2), rounding="HALF_DOWN") == Money(
+        "0.00", "USD"
+    )
 
 
 @given(any_money, factors, modes)

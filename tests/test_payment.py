@@ -1088,6 +1088,26 @@ class TestScheduled:
         with pytest.raises(InvariantViolation):
             done.cancel()
 
+    def test_runs_with_the_method_it_was_scheduled_with(self, world: World) -> None:
+        # Not the default: a card saved first is the default, the bank
+        # account it was scheduled with runs it (no card fee).
+        book = CustomerPaymentMethods.of(world.customer).add(
+            type="card", display_name="Visa", last4="4242"
+        )
+        book = book.add(type="ach", display_name="Chase checking", last4="6789")
+        ach = book.methods[1]
+        assert book.default_id != ach.id
+        scheduled = self.schedule(world, methods=book, method_id=ach.id)
+        _, pay, _ = run_scheduled_payment(
+            scheduled,
+            partner=world.partner,
+            customer=world.customer,
+            invoice=world.a,
+            methods=book,
+            today=scheduled.pay_on,
+        )
+        assert (pay.payment_method_id, pay.method, pay.fees) == (ach.id, ach.type, ())
+
     def test_runs_for_at_most_the_balance_and_falls_back_to_the_default(self, world: World) -> None:
         book = self.book(world)
         scheduled = self.schedule(world, methods=book, amount="250.00")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import json
 
 import pytest
 
@@ -38,3 +40,21 @@ def test_the_argument_checks_name_the_argument(call: object, code: str) -> None:
     with pytest.raises(ValidationError) as caught:
         call()  # type: ignore[operator]
     assert (caught.value.paths, caught.value.codes) == (["customer_id"], [code])
+
+
+def _encoded(value: object) -> str:
+    raw = json.dumps(value).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [["globex", "cus_1", "extra"], ["globex"], ["globex", 1], {"key": "globex"}, "globex"],
+)
+def test_a_cursor_is_exactly_what_encode_writes(value: object) -> None:
+    # A JSON array of two strings, and nothing else.
+    with pytest.raises(ValidationError) as caught:
+        ports.Cursor.decode(_encoded(value), "before")
+    assert (caught.value.paths, caught.value.codes) == (["before"], ["invalid_cursor"])
+    cursor = ports.Cursor("globex", "cus_1")
+    assert ports.Cursor.decode(cursor.encode()) == cursor

@@ -13,7 +13,7 @@ import attrs
 import cattrs
 import pytest
 from cattrs.gen import make_dict_unstructure_fn
-from hypothesis import example, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 import altpay_core
@@ -60,6 +60,7 @@ from altpay_core.serialization import (
     from_stored,
     make_converter,
 )
+from altpay_core.testing import strategies as aps
 from altpay_core.testing._types import registered_types
 
 TYPES = registered_types()
@@ -365,6 +366,30 @@ def test_extra_key(data: dict[str, Any]) -> None:
         ("nickname", "unknown_field"),
         ("users[0].age", "unknown_field"),
     ]
+
+
+@settings(max_examples=max(10, settings.default.max_examples // 4))
+@given(
+    customer=aps.customers(),
+    invoice=aps.invoices(),
+    other=st.sampled_from(["USD", "CAD", "EUR"]),  # two decimal places, as theirs
+)
+def test_one_fault_in_data_otherwise_as_written_is_found(
+    customer: Customer, invoice: Invoice, other: str
+) -> None:
+    # Data exactly as to_dict writes it is read by quick paths: one fault in
+    # it, alone, is refused as the detailed checks refuse it.
+    assume(other != invoice.currency.code)
+    written = to_dict(customer)
+    written["address"]["zip"] = "12207"
+    assert errors_of(Customer, written) == [("address.zip", "unknown_field")]
+    lines = to_dict(invoice)
+    lines["lines"][-1]["discount"] = "10%"
+    index = len(invoice.lines) - 1
+    assert errors_of(Invoice, lines) == [(f"lines[{index}].discount", "unknown_field")]
+    priced = to_dict(invoice)
+    priced["lines"][0]["unit_amount"]["currency"] = other
+    assert errors_of(Invoice, priced) == [("lines[0].unit_amount", "currency_mismatch")]
 
 
 @pytest.mark.parametrize(

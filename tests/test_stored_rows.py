@@ -208,7 +208,8 @@ def test_dump_writes_unusual_customers_as_the_json_encoder_does(customer: Custom
         # Quotes, a backslash, control and line-separator characters, an emoji.
         company='Globex "Québec"\t\x01\u2028\\ Ltd \U0001f600',
         legal_name="Globex\u00a0Ltd",
-        tags=[TagId("tag_b"), TagId("tag_a")],
+        # Enough tags that a set's order is not their sorted order by chance.
+        tags=[TagId(f"tag_{letter}") for letter in "hgfedcba"],
         external_ref=ExternalRef("connectwise", 'id "7"'),
         card_fee_exception=CardFeeBearer.PARTNER,
         billing_email=EmailAddress("ap@globex.example"),

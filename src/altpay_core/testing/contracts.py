@@ -1278,6 +1278,16 @@ class AccessRequestRepositoryContract(_StoreFactory):
         (rejected,) = _commit(store, request.reject(partner=partner, by=admin))
         assert rejected.status is AccessRequestStatus.REJECTED
 
+    def test_a_request_of_a_partner_not_stored_cannot_be_resolved(self, store: Store) -> None:
+        """C9: with no partner stored, no team may resolve its requests."""
+        ghost = _partner("Ghost IT")
+        (request,) = _commit(store, AccessRequest.open(ghost, email="eve@initech.example"))
+        with pytest.raises(InvariantViolation) as caught:
+            _commit(store, request.reject(partner=ghost, by=ghost.team[0]))
+        assert (caught.value.rule, caught.value.path) == ("C9", "resolved_by")
+        with store.unit_of_work() as uow:
+            assert uow.access_requests.list(ghost.id) == [request]
+
     def test_the_team_at_commit_counts_whatever_the_order_of_saves(self, store: Store) -> None:
         """C9 in one unit of work: a request resolved by a Sub-Admin whom the
         same unit of work demotes is refused, the partner saved first or
