@@ -570,6 +570,36 @@ class TestLocksBetweenAggregates:
     """The checks between aggregates lock what they read (``FOR SHARE``): a
     writer that would change it waits for the commit, and then sees it."""
 
+    @pytest.mark.parametrize("default", ["repeatable read", "serializable"])
+    def test_the_checks_see_other_commits_whatever_the_sessions_isolation(
+        self, store: SchemaStore, default: str
+    ) -> None:
+        # A unit of work's transaction is READ COMMITTED, whatever the
+        # session's default: under a snapshot, the check at commit missed a
+        # tag another unit of work gave a customer meanwhile, and the tag was
+        # deleted while the customer still carried it.
+        from psycopg.conninfo import make_conninfo
+
+        partner, customer = tagging(store)
+        isolation = default.replace(" ", "\\ ")
+        options = f"-csearch_path={store.schema} -cdefault_transaction_isolation={isolation}"
+        strict = PostgresStore(make_conninfo(store.server_dsn, options=options))
+        with strict, strict.unit_of_work() as uow:
+            uow.outbox.pending()  # its transaction has begun
+            with strict.unit_of_work() as other:
+                other.customers.save(customer.set_tags(partner, ["VIP"]))
+                other.commit()
+            without = uow.partners.get(partner.id).delete_tag("VIP", by=partner.team[0])
+
+            def delete() -> None:
+                uow.partners.save(without)
+                uow.commit()
+
+            with pytest.raises(ConcurrencyConflict):
+                delete()
+        with store.unit_of_work() as uow:
+            assert [t.name for t in uow.partners.get(partner.id).tags] == ["VIP"]
+
     def test_a_tagger_waits_for_a_tag_deletion_and_is_refused(
         self, store: SchemaStore, monkeypatch: pytest.MonkeyPatch
     ) -> None:
@@ -787,6 +817,45 @@ class TestLocksBetweenAggregates:
         assert (refused.rule, refused.path) == ("C9", "resolved_by")
         with store.unit_of_work() as uow:
             assert uow.access_requests.get(partner.id, request.id) == request
+
+
+@pytest.mark.postgres
+class TestEncodings:
+    def test_text_travels_as_utf8_whatever_the_client_encoding_says(
+        self, store: SchemaStore
+    ) -> None:
+        from psycopg.conninfo import make_conninfo
+
+        dsn = make_conninfo(in_schema(store.server_dsn, store.schema), client_encoding="LATIN1")
+        partner = Partner.create(name="東京 IT", country="US")
+        with PostgresStore(dsn) as latin, latin.unit_of_work() as uow:
+            uow.partners.save(partner)
+            uow.commit()
+        with store.unit_of_work() as uow:
+            assert uow.partners.get(partner.id).name == "東京 IT"
+
+    def test_a_database_that_cannot_hold_any_text_is_refused_at_open(
+        self, postgres_dsn: str
+    ) -> None:
+        import psycopg
+        from psycopg import sql
+        from psycopg.conninfo import make_conninfo
+
+        name = f"altpay_latin1_{uuid.uuid4().hex}"
+        with psycopg.connect(postgres_dsn, autocommit=True) as admin:
+            admin.execute(
+                sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING 'LATIN1'").format(
+                    sql.Identifier(name)
+                )
+            )
+        try:
+            with pytest.raises(ValidationError) as caught:
+                PostgresStore(make_conninfo(postgres_dsn, dbname=name))
+            assert (caught.value.paths, caught.value.codes) == (["dsn"], ["database_encoding"])
+            assert "LATIN1" in str(caught.value)
+        finally:
+            with psycopg.connect(postgres_dsn, autocommit=True) as admin:
+                admin.execute(sql.SQL("DROP DATABASE {}").format(sql.Identifier(name)))
 
 
 @pytest.mark.postgres

@@ -284,6 +284,26 @@ def _schema_version(connection: psycopg.Connection[Any]) -> int | None:
     return None if version is None else int(version[0])
 
 
+_ENCODINGS: Final = ("UTF8", "SQL_ASCII")
+"""Database encodings that hold any Unicode text (SQL_ASCII keeps the bytes
+as they come, UTF-8 here)."""
+
+
+def _check_encoding(connection: psycopg.Connection[Any]) -> None:
+    """Refuse a database that cannot hold every name and address (a LATIN1
+    one refused a Japanese company's name, as if the text were invalid)."""
+    row = connection.execute("SHOW server_encoding").fetchone()
+    encoding = "" if row is None else str(row[0])
+    if encoding not in _ENCODINGS:
+        raise ValidationError.single(
+            "dsn",
+            "database_encoding",
+            f"'dsn' names a database in {encoding or 'an unknown encoding'}, which cannot "
+            "hold every text the library stores: use a UTF8 database "
+            "(CREATE DATABASE ... ENCODING 'UTF8')",
+        )
+
+
 def migrate(connection: psycopg.Connection[Any], migrations: tuple[Migration, ...]) -> int:
     """Bring the schema up to the latest migration, in one transaction under
     an advisory lock; the version it was at.
@@ -299,6 +319,9 @@ def migrate(connection: psycopg.Connection[Any], migrations: tuple[Migration, ..
     if found == latest:
         return found
     with connection.transaction():
+        # Read committed, whatever the session's default: once the lock is
+        # taken, the version another server committed is seen.
+        connection.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
         connection.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
         connection.execute("CREATE TABLE IF NOT EXISTS altpay_schema (version integer NOT NULL)")
         row = connection.execute("SELECT version FROM altpay_schema").fetchone()
@@ -334,6 +357,7 @@ class PostgresStore(SqlStore["psycopg.Connection[Any]"]):
         self.dsn = dsn
         connection = self._connect()
         try:
+            _check_encoding(connection)
             migrate(connection, self.migrations)
         except BaseException:
             connection.close()
@@ -342,7 +366,10 @@ class PostgresStore(SqlStore["psycopg.Connection[Any]"]):
 
     def _connect(self) -> psycopg.Connection[Any]:
         try:
-            connection: psycopg.Connection[Any] = self._psycopg.connect(self.dsn, autocommit=True)
+            # UTF-8 on the wire, whatever PGCLIENTENCODING or the string says.
+            connection: psycopg.Connection[Any] = self._psycopg.connect(
+                self.dsn, autocommit=True, client_encoding="UTF8"
+            )
         except self._psycopg.ProgrammingError as error:
             # libpq could not parse the connection string, and its message
             # may quote it: the password too. Said again without what it
@@ -431,7 +458,9 @@ class PostgresUnitOfWork(SqlUnitOfWork["psycopg.Connection[Any]"]):
             return cursor.rowcount
 
     def _begin_write(self, connection: psycopg.Connection[Any]) -> None:
-        connection.execute("BEGIN")
+        # Whatever the session's default: the checks at commit read what
+        # other writers committed, which a snapshot would hide.
+        connection.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
 
     def _end(self, connection: psycopg.Connection[Any], commit: bool) -> None:
         if connection.info.transaction_status != self._idle:
