@@ -431,3 +431,24 @@ def test_repr_and_html() -> None:
     assert "<script>" not in page
     assert html.escape("<script>") in page
     assert isinstance(req.id, AccessRequestId)
+
+
+@pytest.mark.parametrize("resolved", ["at", "by"])
+def test_a_resolution_records_both_when_and_by_whom(resolved: str) -> None:
+    # Resolved: both; pending: neither. One without the other is refused.
+    import datetime as dt
+
+    from altpay_core import EmailAddress, InvariantViolation, PartnerId
+
+    when = dt.datetime(2026, 1, 5, tzinfo=dt.UTC)
+    one_half = {"resolved_at": when} if resolved == "at" else {"resolved_by": TeamMemberId.new()}
+    for status in ("rejected", "pending"):
+        with pytest.raises(InvariantViolation) as caught:
+            AccessRequest(
+                id=AccessRequestId.new(),
+                partner_id=PartnerId.new(),
+                email=EmailAddress("eve@initech.example"),
+                status=status,
+                **one_half,
+            )
+        assert caught.value.rule == "access-request-resolution"

@@ -380,6 +380,25 @@ def sync(partner: Partner, customer: Customer, **overrides: object) -> Invoice:
 
 
 class TestSynced:
+    def test_a_void_or_archived_synced_invoice_takes_no_sync_i4(self) -> None:
+        partner = synced_partner()
+        inv = sync(partner, make_customer(partner))
+        for closed in (inv.void(partner), inv.archive(partner)):
+            with pytest.raises(InvariantViolation) as caught:
+                closed.apply_sync(memo="hello")
+            assert (caught.value.rule, caught.value.path) == ("I4", "status")
+
+    def test_a_sync_that_pays_an_invoice_names_its_status_among_the_changes(self) -> None:
+        partner = synced_partner()
+        part = sync(partner, make_customer(partner)).apply_payment(PaymentId.new(), usd("40.00"))
+        paid = part.apply_sync(
+            lines=[{"description": "Agreement", "quantity": 1, "unit_amount": "40.00"}]
+        )
+        assert (paid.events[-1].topic, paid.events[-1].changes) == (
+            "invoice_paid",
+            ("lines", "status"),
+        )
+
     def test_keeps_the_sources_dates_i3(self) -> None:
         partner = synced_partner()
         inv = sync(partner, make_customer(partner))
@@ -681,7 +700,7 @@ class TestStatus:
         inv = issue(partner, customer)
         void = inv.void(partner, by=member_of(partner, Role.MEMBER))  # type: ignore[arg-type]
         assert void.status is InvoiceStatus.VOID
-        assert void.events[-1].topic == "invoice_updated"
+        assert (void.events[-1].topic, void.events[-1].changes) == ("invoice_updated", ("status",))
         assert void.void(partner) is void
         part = inv.apply_payment(PaymentId.new(), usd("1.00"))
         with pytest.raises(InvariantViolation) as caught:

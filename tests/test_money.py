@@ -1189,3 +1189,12 @@ def test_a_currency_equals_its_code_and_hashes_alike(currency: Currency, other: 
     assert {currency.code: 1}[currency] == 1
     assert currency != 1
     assert Money.zero(currency).currency == currency.code
+
+
+def test_a_split_into_a_million_parts_is_the_most_allowed() -> None:
+    parts = Money("10000.00", "USD").split(1_000_000)
+    assert len(parts) == 1_000_000
+    assert Money.sum(parts, "USD") == Money("10000.00", "USD")
+    with pytest.raises(ValidationError) as caught:
+        Money("1.00", "USD").split(1_000_001)
+    assert caught.value.codes == ["invalid_parts"]

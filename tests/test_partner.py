@@ -1070,3 +1070,21 @@ def test_the_partners_page_runs() -> None:
     )
     assert result.attempted > 0
     assert result.failed == 0
+
+
+def test_a_tag_description_is_at_most_500_characters() -> None:
+    partner = Partner.create(name="Northwind IT", country="US")
+    assert partner.add_tag(name="t", colour="#000000", description="d" * 500).tags
+    with pytest.raises(ValidationError) as caught:
+        partner.add_tag(name="t", colour="#000000", description="d" * 501)
+    assert (caught.value.paths, caught.value.codes) == (["description"], ["too_long"])
+
+
+def test_the_last_admin_rule_is_for_a_team_that_has_one() -> None:
+    # A team that never had an Admin may lose or change its only member.
+    partner = Partner.create(name="Northwind IT", country="US").add_team_member(
+        name="Mo", email="mo@northwind.example", role="member"
+    )
+    member = partner.team[0]
+    assert partner.remove_team_member(member).team == ()
+    assert partner.change_role(member, "read_only").team[0].role is Role.READ_ONLY

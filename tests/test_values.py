@@ -1066,3 +1066,31 @@ def test_parse_on_a_kind_reads_only_that_kind() -> None:
     assert UserId.parse("usr_1") == UserId("usr_1")
     with pytest.raises(ValidationError):
         UserId.parse("cus_1")
+
+
+# -- limits and forms that mutation testing showed untested -----------------------------
+
+
+def test_a_canadian_postal_code_is_ascii() -> None:
+    # str.upper() makes U+017F (long s) an S: refused, not read as S4P 1A1.
+    with pytest.raises(ValidationError) as caught:
+        Address("1 Main St", "Regina", "SK", "\u017f4P 1A1", "CA")
+    assert (caught.value.paths, caught.value.codes) == (["postal_code"], ["invalid_postal_code"])
+
+
+def test_line2_is_unicode_text_without_nul() -> None:
+    for bad in ("Suite\x004", "Suite \ud800"):
+        with pytest.raises(ValidationError) as caught:
+            Address("1 Main St", "Albany", "NY", "12207", "US", line2=bad)
+        assert (caught.value.paths, caught.value.codes) == (["line2"], ["invalid_text"])
+
+
+def test_an_email_address_is_at_most_254_bytes() -> None:
+    # As email-validator counts: 254 accepted, 255 refused.
+    domain = "b" * 63 + "." + "c" * 63 + "." + "d" * 58 + ".com"
+    longest = "a" * 63 + "@" + domain
+    assert len(longest.encode()) == 254
+    assert str(EmailAddress(longest)) == longest
+    with pytest.raises(ValidationError) as caught:
+        EmailAddress("a" + longest)
+    assert caught.value.codes == ["invalid_email"]
