@@ -1088,6 +1088,22 @@ class TestScheduled:
         with pytest.raises(InvariantViolation):
             done.cancel()
 
+    @staticmethod
+    def run_on_its_day(
+        world: World,
+        scheduled: ScheduledPayment,
+        invoice: Invoice,
+        methods: CustomerPaymentMethods | None,
+    ) -> tuple[ScheduledPayment, Payment, Invoice]:
+        return run_scheduled_payment(
+            scheduled,
+            partner=world.partner,
+            customer=world.customer,
+            invoice=invoice,
+            methods=methods,
+            today=scheduled.pay_on,
+        )
+
     def test_runs_with_the_method_it_was_scheduled_with(self, world: World) -> None:
         # Not the default: a card saved first is the default, the bank
         # account it was scheduled with runs it (no card fee).
@@ -1098,14 +1114,7 @@ class TestScheduled:
         ach = book.methods[1]
         assert book.default_id != ach.id
         scheduled = self.schedule(world, methods=book, method_id=ach.id)
-        _, pay, _ = run_scheduled_payment(
-            scheduled,
-            partner=world.partner,
-            customer=world.customer,
-            invoice=world.a,
-            methods=book,
-            today=scheduled.pay_on,
-        )
+        _, pay, _ = self.run_on_its_day(world, scheduled, world.a, book)
         assert (pay.payment_method_id, pay.method, pay.fees) == (ach.id, ach.type, ())
 
     def test_runs_for_at_most_the_balance_and_falls_back_to_the_default(self, world: World) -> None:
@@ -1115,28 +1124,14 @@ class TestScheduled:
         book = book.replace(
             scheduled.payment_method_id, type="ach", display_name="Chase", last4="1234"
         )
-        _, pay, inv = run_scheduled_payment(
-            scheduled,
-            partner=world.partner,
-            customer=world.customer,
-            invoice=part,
-            methods=book,
-            today=scheduled.pay_on,
-        )
+        _, pay, inv = self.run_on_its_day(world, scheduled, part, book)
         assert pay.amount == usd("200.00")
         assert pay.payment_method_id == book.default_id
         assert inv.status is InvoiceStatus.PAID
         in_full = self.schedule(world)
         assert in_full.amount is None
         with pytest.raises(InvariantViolation) as caught:
-            run_scheduled_payment(
-                in_full,
-                partner=world.partner,
-                customer=world.customer,
-                invoice=world.a,
-                methods=None,
-                today=in_full.pay_on,
-            )
+            self.run_on_its_day(world, in_full, world.a, None)
         assert caught.value.rule == "method-on-file"
 
     def test_schedule_rules(self, world: World) -> None:
