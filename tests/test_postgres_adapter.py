@@ -394,9 +394,19 @@ class TestMigrations:
         with pytest.raises(SchemaVersionError):
             PostgresStore(in_schema(store.server_dsn, store.schema))
 
-    def test_stores_opening_a_new_schema_at_once_migrate_it_once(self, postgres_dsn: str) -> None:
+    @pytest.mark.parametrize("default", ["read committed", "repeatable read"])
+    def test_stores_opening_a_new_schema_at_once_migrate_it_once(
+        self, postgres_dsn: str, default: str
+    ) -> None:
+        # Whatever the session's default isolation: a store that waited for
+        # the lock sees the version the first one committed.
         schema = f"altpay_test_{uuid.uuid4().hex}"
         import psycopg
+        from psycopg.conninfo import make_conninfo
+
+        isolation = default.replace(" ", "\\ ")
+        options = f"-csearch_path={schema} -cdefault_transaction_isolation={isolation}"
+        dsn = make_conninfo(postgres_dsn, options=options)
 
         with psycopg.connect(postgres_dsn, autocommit=True) as admin:
             admin.execute(f'CREATE SCHEMA "{schema}"')
@@ -405,7 +415,7 @@ class TestMigrations:
 
         def open_store() -> None:
             try:
-                stores.append(PostgresStore(in_schema(postgres_dsn, schema)))
+                stores.append(PostgresStore(dsn))
             except BaseException as error:
                 errors.append(error)
 
