@@ -81,10 +81,15 @@ class SchemaStore(PostgresStore):
             drop_schema(self.server_dsn, self.schema)
 
 
-def in_schema(dsn: str, schema: str) -> str:
+def in_schema(dsn: str, schema: str, isolation: str | None = None) -> str:
+    """``dsn`` with ``schema`` first on its search path and, if given, the
+    session's default transaction isolation (``"repeatable read"``)."""
     from psycopg.conninfo import make_conninfo
 
-    return make_conninfo(dsn, options=f"-csearch_path={schema}")
+    options = f"-csearch_path={schema}"
+    if isolation is not None:
+        options += " -cdefault_transaction_isolation=" + isolation.replace(" ", "\\ ")
+    return make_conninfo(dsn, options=options)
 
 
 def drop_schema(dsn: str, schema: str) -> None:
@@ -402,11 +407,8 @@ class TestMigrations:
         # the lock sees the version the first one committed.
         schema = f"altpay_test_{uuid.uuid4().hex}"
         import psycopg
-        from psycopg.conninfo import make_conninfo
 
-        isolation = default.replace(" ", "\\ ")
-        options = f"-csearch_path={schema} -cdefault_transaction_isolation={isolation}"
-        dsn = make_conninfo(postgres_dsn, options=options)
+        dsn = in_schema(postgres_dsn, schema, default)
 
         with psycopg.connect(postgres_dsn, autocommit=True) as admin:
             admin.execute(f'CREATE SCHEMA "{schema}"')
@@ -588,12 +590,8 @@ class TestLocksBetweenAggregates:
         # session's default: under a snapshot, the check at commit missed a
         # tag another unit of work gave a customer meanwhile, and the tag was
         # deleted while the customer still carried it.
-        from psycopg.conninfo import make_conninfo
-
         partner, customer = tagging(store)
-        isolation = default.replace(" ", "\\ ")
-        options = f"-csearch_path={store.schema} -cdefault_transaction_isolation={isolation}"
-        strict = PostgresStore(make_conninfo(store.server_dsn, options=options))
+        strict = PostgresStore(in_schema(store.server_dsn, store.schema, default))
         with strict, strict.unit_of_work() as uow:
             uow.outbox.pending()  # its transaction has begun
             with strict.unit_of_work() as other:
