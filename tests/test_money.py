@@ -1180,6 +1180,57 @@ def test_no_other_operator_lets_a_bare_type_error_escape(money: Money, other: ob
         assert info.value.codes == ["wrong_type"]
 
 
+@given(money=aps.money(), ndigits=st.none() | st.integers(-3, 3))
+def test_money_alone_is_no_number_for_builtins(money: Money, ndigits: int | None) -> None:
+    operations = [
+        lambda: ~money,
+        lambda: round(money),
+        lambda: round(money, ndigits),
+        lambda: math.floor(money),
+        lambda: math.ceil(money),
+        lambda: math.trunc(money),
+        lambda: int(money),
+        lambda: float(money),
+        lambda: complex(money),
+    ]
+    for operation in operations:
+        with pytest.raises(OperandError) as info:
+            operation()  # type: ignore[operator, call-overload, arg-type]
+        assert isinstance(info.value, TypeError)
+        assert (info.value.paths, info.value.codes) == ([""], ["wrong_type"])
+        assert "money.amount" in str(info.value) or "-money" in str(info.value)
+
+
+text_specs = st.builds(
+    lambda align, width, precision: f"{align}{width}{precision}",
+    st.sampled_from(["", "<", ">", "^", "*<", " >", "0^", "é>"]),
+    st.sampled_from(["", "1", "12", "30"]),
+    st.sampled_from(["", ".3", ".5s", "s"]),
+)
+
+
+@given(money=aps.money(), spec=text_specs)
+def test_money_formats_as_its_text(money: Money, spec: str) -> None:
+    assert format(money, spec) == format(str(money), spec)
+    assert f"{money:{spec}}" == format(str(money), spec)
+    assert format(money, "") == f"{money}" == str(money)
+
+
+def test_money_is_padded_in_a_format_spec() -> None:
+    m = Money("12.50", "USD")
+    assert f"{m:>12}" == "   USD 12.50"
+    assert f"{m:<12}|" == "USD 12.50   |"
+    assert f"{Money('-1234', 'JPY'):*^13}" == "*JPY -1,234**"
+
+
+@pytest.mark.parametrize("spec", [".2f", ",", "d", "+", "=10", "%"])
+def test_a_number_format_spec_is_an_operand_error(spec: str) -> None:
+    with pytest.raises(OperandError) as info:
+        format(Money("12.50", "USD"), spec)
+    assert (info.value.paths, info.value.codes) == (["format_spec"], ["wrong_type"])
+    assert "money.amount" in str(info.value)
+
+
 @given(currency=st.sampled_from(Currency.all()), other=st.sampled_from(Currency.all()))
 def test_a_currency_equals_its_code_and_hashes_alike(currency: Currency, other: Currency) -> None:
     assert currency == currency.code

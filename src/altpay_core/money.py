@@ -757,6 +757,22 @@ class Money:
     def __str__(self) -> str:
         return f"{self.currency.code} {self.amount:,}"
 
+    def __format__(self, format_spec: str) -> str:
+        """Format ``str(money)`` with a text's format spec: ``f"{m:>12}"`` is
+        ``'   USD 12.50'``, and an empty spec gives ``str(money)``.
+
+        A spec that text does not take (``f"{m:.2f}"``) is an
+        :class:`~altpay_core.errors.OperandError` at ``format_spec``.
+        """
+        try:
+            return format(str(self), format_spec)
+        except (TypeError, ValueError):
+            raise OperandError(
+                "format_spec",
+                f"money is formatted as its text ({self}), which takes no format spec "
+                f"{format_spec!r}; to format the number, use money.amount",
+            ) from None
+
     def __reduce__(self) -> tuple[Any, ...]:
         return (Money, (str(self.amount), self.currency.code))
 
@@ -794,7 +810,24 @@ for _name, _operator in (
 ):
     for _side in ("", "r"):
         setattr(Money, f"__{_side}{_name}__", _refused(_operator, "other", ""))
-del _name, _operator, _side
+# Money taken for a number: the operand at fault is the money itself, at the
+# empty path.
+_NUMBER: Final = (
+    ": money is exact to its currency's minor unit; use money.amount (a Decimal) "
+    "or money.minor_units (an int) for its number"
+)
+for _name, _operator, _advice in (
+    ("invert", "~", ": use -money for its opposite"),
+    ("round", "round()", _NUMBER),
+    ("floor", "math.floor()", _NUMBER),
+    ("ceil", "math.ceil()", _NUMBER),
+    ("trunc", "math.trunc()", _NUMBER),
+    ("int", "int()", _NUMBER),
+    ("float", "float()", _NUMBER),
+    ("complex", "complex()", _NUMBER),
+):
+    setattr(Money, f"__{_name}__", _refused(_operator, "", _advice))
+del _name, _operator, _side, _advice
 
 _new: Final = object.__new__
 _set: Final = object.__setattr__
