@@ -645,6 +645,44 @@ class TestPayInvoices:
             )
         assert_unchanged(store, b)
 
+    @pytest.mark.parametrize(
+        ("twice", "amounts", "code"),
+        [
+            (True, None, "duplicate"),
+            (False, {}, "missing"),
+            (True, {}, "duplicate"),
+            (False, "ONE: -1", "not_positive"),
+            (False, "ONE: 1.00", None),  # refused for access, by id too
+        ],
+    )
+    def test_another_customers_invoice_number_is_never_shown(
+        self, store: MemoryStore, billing: Billing, twice: bool, amounts: Any, code: Any
+    ) -> None:
+        b = billing
+        if isinstance(amounts, str):
+            amounts = {b.one.id: amounts.removeprefix("ONE: ")}
+        # Initech's user names Globex's invoice by its id, and gets it wrong.
+        with store.unit_of_work() as uow, pytest.raises(AltpayError) as caught:
+            services.pay_invoices(
+                uow,
+                b.partner.id,
+                b.other.id,
+                [b.one.id, b.one.id] if twice else [b.one.id],
+                payer=b.other.users[0],
+                method="ach",
+                idempotency_key="req-1",
+                amounts=amounts,
+            )
+        if code is None:
+            assert isinstance(caught.value, PermissionDenied)
+        else:
+            assert isinstance(caught.value, ValidationError)
+            assert code in caught.value.codes
+        shown = str(caught.value)
+        assert str(b.one.id) in shown
+        assert b.one.number not in shown.replace(str(b.one.id), "")
+        assert_unchanged(store, b)
+
     def test_another_partners_invoices_are_not_found(
         self, store: MemoryStore, billing: Billing
     ) -> None:

@@ -1176,7 +1176,7 @@ def _invoice_list(value: object) -> tuple[Invoice, ...]:
             found.add(
                 f"invoices[{index}]",
                 "duplicate",
-                f"'invoices[{index}]': invoice {invoice.number} is listed twice",
+                f"'invoices[{index}]': invoice {invoice.id} is listed twice",
             )
         else:
             seen.add(invoice.id)
@@ -1215,9 +1215,7 @@ def _requested(
     for invoice in invoices:
         path = f"amounts[{invoice.id}]"
         if str(invoice.id) not in by_text:
-            found.add(
-                path, "missing", f"'{path}' is required: how much of invoice {invoice.number}"
-            )
+            found.add(path, "missing", f"'{path}' is required: how much of invoice {invoice.id}")
             continue
         wanted[invoice.id] = found.check(
             "", _positive_money_in, path, by_text.pop(str(invoice.id)), currency
