@@ -1715,6 +1715,30 @@ def test_from_dict_reports_a_broken_rule(world: World) -> None:
     assert caught.value.codes == ["I7"]
 
 
+@pytest.mark.parametrize("state", ["succeeded", "settled"])
+def test_a_failed_card_payment_never_succeeded_i6(world: World, state: str) -> None:
+    # A card fails only while processing (declined); read back as failed
+    # after it succeeded (or settled), it claimed no card fee was charged.
+    pay, _ = in_state(world, "card", state)
+    data = to_dict(pay)
+    data["status"] = "failed"
+    with pytest.raises(ValidationError) as caught:
+        from_dict(Payment, data)
+    assert (caught.value.paths, caught.value.codes) == (["succeeded_at"], ["I6"])
+    assert "a declined card payment never succeeded" in str(caught.value)
+    with pytest.raises(InvariantViolation) as refused:
+        attrs.evolve(pay, status=PaymentStatus.FAILED)
+    assert (refused.value.rule, refused.value.path) == ("I6", "succeeded_at")
+    # A declined card, and a bank debit returned after it succeeded, are failed.
+    declined, _ = in_state(world, "card", "failed")
+    assert from_dict(Payment, to_dict(declined)) == declined
+    debit, invoices = in_state(world, "ach", state)
+    returned, _ = return_payment(debit, invoices, "standard", at=AT)
+    assert returned.status is PaymentStatus.FAILED
+    assert returned.succeeded_at is not None
+    assert from_dict(Payment, to_dict(returned)) == returned
+
+
 def test_module_exports() -> None:
     assert payment.__all__ == sorted(payment.__all__)
     fees = (payment.STANDARD_RETURN_FEE, payment.UNAUTHORIZED_RETURN_FEE, payment.CARD_DISPUTE_FEE)

@@ -643,6 +643,16 @@ class Payment:
             raise InvariantViolation(
                 "only a card payment that succeeded is disputed", rule="I6", path="succeeded_at"
             )
+        if (
+            status is PaymentStatus.FAILED
+            and not self.method.is_bank_debit
+            and self.succeeded_at is not None
+        ):
+            # A card fails only while processing (declined); one that
+            # succeeded comes back by a chargeback, never as failed.
+            raise InvariantViolation(
+                "a declined card payment never succeeded", rule="I6", path="succeeded_at"
+            )
 
     # -- reading ------------------------------------------------------------------
 
