@@ -1715,6 +1715,41 @@ def test_from_dict_reports_a_broken_rule(world: World) -> None:
     assert caught.value.codes == ["I7"]
 
 
+def with_card_fee_line(invoice: Invoice, amount: str, *, by_customer: bool = True) -> Invoice:
+    """``invoice`` as stored before its commands refused a card fee line."""
+    line = Fee.new(FeeKind.CARD, Money(amount, invoice.currency), covered_by_customer=by_customer)
+    return from_dict(Invoice, {**to_dict(invoice), "fees": [to_dict(line)]})
+
+
+@settings(max_examples=30)
+@given(
+    country=st.sampled_from(["US", "CA"]),
+    method=st.sampled_from(["card", "bank debit"]),
+    by_customer=st.booleans(),
+    index=st.integers(0, 1),
+    cents=st.integers(1, 2000),
+)
+def test_an_invoice_holding_a_card_fee_line_is_paid_by_no_method_i8(
+    country: str, method: str, by_customer: bool, index: int, cents: int
+) -> None:
+    # By a bank debit it charged a card fee; by card, a second one.
+    world = World(country)
+    debit = "ach" if country == "US" else "pad"
+    kind = debit if method == "bank debit" else "card"
+    legacy = with_card_fee_line(world.a, f"{cents / 100:.2f}", by_customer=by_customer)
+    batch = [world.b, legacy] if index else [legacy, world.b]
+    with pytest.raises(InvariantViolation) as caught:
+        world.pay(batch, method=kind)
+    assert (caught.value.rule, caught.value.path) == ("I8", f"invoices[{index}]")
+    assert "remove the card fee line first" in str(caught.value)
+    # Once the line is removed, it is paid as any other.
+    fixed = legacy.update(world.partner, fees=[])
+    pay, touched = world.pay([world.b, fixed] if index else [fixed, world.b], method=kind)
+    assert pay.amount == world.a.total + world.b.total
+    assert all(i.status is InvoiceStatus.PAID for i in touched)
+    assert (pay.card_fee is not None) is (kind == "card")
+
+
 @pytest.mark.parametrize("state", ["succeeded", "settled"])
 def test_a_failed_card_payment_never_succeeded_i6(world: World, state: str) -> None:
     # A card fails only while processing (declined); read back as failed

@@ -21,6 +21,8 @@ from altpay_core import (
     CustomerStatus,
     CustomerUpdated,
     CustomerUser,
+    Fee,
+    FeeKind,
     Impersonation,
     InvariantViolation,
     Invoice,
@@ -40,7 +42,9 @@ from altpay_core import (
     TeamMember,
     UserId,
     ValidationError,
+    from_dict,
     services,
+    to_dict,
 )
 from altpay_core.adapters.memory import MemoryStore, MemoryUnitOfWork
 from altpay_core.adapters.sqlite import SqliteStore
@@ -526,6 +530,34 @@ class TestPayInvoices:
         assert caught.value.rule == "idempotency"
         with store.unit_of_work() as uow:
             assert uow.payments.for_invoice(b.partner.id, b.one.id) == [first]
+        assert topics(store) == before
+
+    def test_an_invoice_holding_a_card_fee_line_is_refused_but_a_retry_returns_its_payment(
+        self, store: MemoryStore, billing: Billing
+    ) -> None:
+        b = billing
+        first, _ = pay(store, b, [b.one], amounts={b.one.id: "10.00"})
+        # Invoice 1001 as stored before its commands refused a card fee line.
+        line = Fee.new(FeeKind.CARD, Money("3.20", "USD"), covered_by_customer=True)
+        with store.unit_of_work() as uow:
+            stored = uow.invoices.get(b.partner.id, b.one.id)
+            uow.invoices.save(from_dict(Invoice, {**to_dict(stored), "fees": [to_dict(line)]}))
+            uow.commit()
+        before = topics(store)
+        # The same request again returns the payment it made.
+        again, nothing = pay(store, b, [b.one], amounts={b.one.id: "10.00"})
+        assert again == first
+        assert nothing == ()
+        # A new payment is refused, by any method (I8), and nothing is written.
+        for method in ("ach", "card"):
+            with pytest.raises(InvariantViolation) as caught:
+                pay(store, b, [b.two, b.one], key=f"req-{method}", method=method)
+            assert (caught.value.rule, caught.value.path) == ("I8", "invoices[1]")
+            assert "remove the card fee line first" in str(caught.value)
+        with store.unit_of_work() as uow:
+            assert uow.payments.for_invoice(b.partner.id, b.one.id) == [first]
+            assert uow.invoices.get(b.partner.id, b.two.id) == b.two
+            assert uow.payments.get_by_idempotency_key(b.partner.id, "req-card") is None
         assert topics(store) == before
 
     def test_a_refusal_on_one_invoice_writes_nothing(

@@ -353,8 +353,10 @@ class FeeKind(_fields.Choices, enum.Enum):
     own kinds. Invoices and payments share the kinds, but :attr:`CARD` is a
     payment's only: an invoice's commands refuse a new card fee line (rule
     I8). One stored before they did still reads, and may stay while the
-    invoice's other fees change; remove it before the invoice is paid by
-    card, whose payment carries its own.
+    invoice's other fees change, but the invoice is paid by no method while
+    it holds one (:func:`~altpay_core.payment.pay_invoices` refuses it, I8):
+    a bank debit carries no card fee, and a card payment carries its own.
+    Remove the line first.
     """
 
     CARD = "card"

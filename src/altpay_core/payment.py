@@ -976,9 +976,11 @@ def pay_invoices(
     read-only impersonation, archived customers or invoices
     (``PermissionDenied``, I1); an invoice that is not open (I4); an amount
     above the balance (I5); an amount not above zero or in another currency
-    (``ValidationError``, I2); a bank debit of another country's currency.
-    A card payment carries the card fee (I8), shared across the invoices so
-    that the shares sum exactly (I9).
+    (``ValidationError``, I2); a bank debit of another country's currency;
+    an invoice that still holds a card fee line, stored before the invoices'
+    commands refused one, by any method (I8, at ``invoices[i]``: remove the
+    line first). A card payment carries the card fee (I8), shared across the
+    invoices so that the shares sum exactly (I9).
 
     ``at`` (now if omitted) is the payment's ``created_at`` and the time of
     the invoices' ``invoice_updated`` / ``invoice_paid`` events.
@@ -1046,7 +1048,7 @@ def pay_invoices(
     payment_id = PaymentId.new()
     touched: list[Invoice] = []
     parts: list[Money] = []
-    for invoice in chosen_invoices:
+    for index, invoice in enumerate(chosen_invoices):
         requested = wanted[invoice.id]
         amount = invoice.balance if requested is None else requested
         try:
@@ -1056,6 +1058,7 @@ def pay_invoices(
         except InvariantViolation as error:
             error.path = f"amounts[{invoice.id}]" if error.path == "amount" else error.path
             raise
+        _refuse_card_fee_line(invoice, index)
         parts.append(amount)
     fee = _card_fee_on(partner, customer, parts, kind, currency)
     shares = (
@@ -1168,6 +1171,21 @@ def _on_file(
             f"{on_file.label} is archived: choose another payment method",
             rule="payment-method",
             path="method",
+        )
+
+
+def _refuse_card_fee_line(invoice: Invoice, index: int) -> None:
+    """I8: an invoice that still holds a card fee line (stored before the
+    invoices' commands refused them) is paid by no method: by a bank debit
+    it would charge a card fee, by card a second one."""
+    line = next((fee for fee in invoice.fees if fee.kind is FeeKind.CARD), None)
+    if line is not None:
+        raise InvariantViolation(
+            f"invoice {invoice.number} holds a card fee line ({line.name}, {line.amount}): "
+            "remove the card fee line first; a card payment carries its own card fee, "
+            "and a bank debit carries none",
+            rule="I8",
+            path=f"invoices[{index}]",
         )
 
 
