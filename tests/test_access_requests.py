@@ -452,3 +452,56 @@ def test_a_resolution_records_both_when_and_by_whom(resolved: str) -> None:
                 **one_half,
             )
         assert caught.value.rule == "access-request-resolution"
+
+
+# What the data says of the resolution against the rule, and where the rule
+# is then broken.
+_UNRESOLVED_BREAKS = {
+    "approved": ({"status": "approved"}, "resolved_by"),
+    "rejected": ({"status": "rejected"}, "resolved_by"),
+    "resolved_at": ({"resolved_at": "2026-01-05T00:00:00Z"}, "resolved_by"),
+    "customer_id": ({"customer_id": str(CustomerId.new())}, "customer_id"),
+}
+_BAD_FIELDS: dict[str, Any] = {
+    "first_name": 5,
+    "last_name": "x" * 101,
+    "email": "nope",
+    "requested_at": "soon",  # unreadable: the rule is still checked
+    "version": -1,
+}
+
+
+@given(
+    fields=st.sets(st.sampled_from(sorted(_BAD_FIELDS)), min_size=1),
+    rule=st.sampled_from(sorted(_UNRESOLVED_BREAKS)),
+)
+def test_from_dict_reports_the_resolution_rule_with_the_invalid_fields(
+    fields: set[str], rule: str
+) -> None:
+    # None hides another: the rule at its path, its code the rule's.
+    data = to_dict(request(partner()))
+    change, path = _UNRESOLVED_BREAKS[rule]
+    data.update(change)
+    data.update({name: _BAD_FIELDS[name] for name in fields})
+    with pytest.raises(ValidationError) as caught:
+        from_dict(AccessRequest, data)
+    assert set(caught.value.paths) == fields | {path}
+    assert [e.code for e in caught.value.errors if e.path == path] == ["access-request-resolution"]
+
+
+@pytest.mark.parametrize("rule", sorted(_UNRESOLVED_BREAKS))
+def test_the_resolution_rule_broken_alone_is_itself(rule: str) -> None:
+    data = to_dict(request(partner()))
+    change, path = _UNRESOLVED_BREAKS[rule]
+    data.update(change)
+    with pytest.raises(ValidationError) as caught:
+        from_dict(AccessRequest, data)
+    assert [(e.path, e.code) for e in caught.value.errors] == [(path, "access-request-resolution")]
+
+
+def test_a_status_that_is_none_leaves_the_rule_unchecked() -> None:
+    data = to_dict(request(partner()))
+    data["status"] = "maybe"
+    with pytest.raises(ValidationError) as caught:
+        from_dict(AccessRequest, data)
+    assert caught.value.codes == ["invalid_choice"]

@@ -27,6 +27,7 @@ from altpay_core import (
     Currency,
     CurrencyMismatch,
     CustomerDraft,
+    EmailAddress,
     Integration,
     InvariantViolation,
     Money,
@@ -971,6 +972,104 @@ def test_from_dict_reports_bad_partners_with_paths() -> None:
     with pytest.raises(ValidationError) as caught:
         from_dict(Partner, data)
     assert set(caught.value.paths) == {"team[1].email", "tags[0].colour"}
+
+
+# A field of the partner at fault, and each uniqueness rule broken, in data.
+_BAD_FIELDS: dict[str, Any] = {
+    "name": "",
+    "country": "ZZ",
+    "created_at": "soon",  # unreadable: the rules are still checked
+    "version": -1,
+}
+
+
+def _break_rule(data: dict[str, Any], rule: str) -> str:
+    """Break ``rule`` in ``data`` (a to_dict of _twins()); the path named."""
+    if rule == "team-unique-email":
+        data["team"][1]["email"] = data["team"][0]["email"].upper()
+        return "team[1].email"
+    if rule == "team-unique-id":
+        data["team"][1]["id"] = data["team"][0]["id"]
+        return "team[1].id"
+    if rule == "tag-unique-name":
+        data["tags"][1]["name"] = data["tags"][0]["name"].lower()
+        return "tags[1].name"
+    if rule == "tag-unique-id":
+        data["tags"][1]["id"] = data["tags"][0]["id"]
+        return "tags[1].id"
+    data["integrations"][1]["system"] = data["integrations"][0]["system"]
+    return "integrations[1].system"
+
+
+_RULES = (
+    "team-unique-email",
+    "team-unique-id",
+    "tag-unique-name",
+    "tag-unique-id",
+    "integration-unique",
+)
+
+
+def _twins() -> Partner:
+    return (
+        Partner.create(name="N", country="US")
+        .add_team_member(name="Ada", email="ada@n.example", role="admin")
+        .add_team_member(name="Sam", email="sam@n.example", role="sub_admin")
+        .add_tag(name="VIP", colour="#FF0000")
+        .add_tag(name="Late", colour="#00FF00")
+        .connect_integration("xero")
+        .connect_integration("quickbooks")
+    )
+
+
+@given(
+    fields=st.sets(st.sampled_from(sorted(_BAD_FIELDS)), min_size=1),
+    rules=st.sets(st.sampled_from(_RULES), min_size=1),
+)
+def test_from_dict_reports_broken_rules_with_the_invalid_fields(
+    fields: set[str], rules: set[str]
+) -> None:
+    # None hides another: each rule at its path, its code the rule's.
+    data = to_dict(_twins())
+    data.update({name: _BAD_FIELDS[name] for name in fields})
+    broken = {_break_rule(data, rule): rule for rule in rules}
+    with pytest.raises(ValidationError) as caught:
+        from_dict(Partner, data)
+    assert set(caught.value.paths) == fields | set(broken)
+    assert {(e.path, e.code) for e in caught.value.errors if e.path in broken} == set(
+        broken.items()
+    )
+
+
+@pytest.mark.parametrize("rule", _RULES)
+def test_a_rule_broken_alone_is_itself(rule: str) -> None:
+    data = to_dict(_twins())
+    path = _break_rule(data, rule)
+    with pytest.raises(ValidationError) as caught:
+        from_dict(Partner, data)
+    assert [(e.path, e.code) for e in caught.value.errors] == [(path, rule)]
+    partner = _twins()
+    built = {
+        "team-unique-email": lambda: attrs.evolve(
+            partner, team=(*partner.team, attrs.evolve(partner.team[0], id=TeamMemberId.new()))
+        ),
+        "team-unique-id": lambda: attrs.evolve(
+            partner,
+            team=(*partner.team, attrs.evolve(partner.team[1], email=EmailAddress("z@n.example"))),
+        ),
+        "tag-unique-name": lambda: attrs.evolve(
+            partner, tags=(*partner.tags, Tag.new(name="vip", colour="#000000"))
+        ),
+        "tag-unique-id": lambda: attrs.evolve(
+            partner, tags=(*partner.tags, attrs.evolve(partner.tags[0], name="Other"))
+        ),
+        "integration-unique": lambda: attrs.evolve(
+            partner, integrations=(*partner.integrations, Integration("xero"))
+        ),
+    }[rule]
+    with pytest.raises(InvariantViolation) as by_building:
+        built()
+    assert by_building.value.rule == rule
 
 
 @given(aps.partners())

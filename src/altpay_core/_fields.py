@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable
 from typing import Any, Final, NoReturn, TypeVar, cast
 
-from .errors import ValidationError, shown
+from .errors import FieldErrors, InvariantViolation, ValidationError, shown
 
 E = TypeVar("E")
 
@@ -232,3 +232,19 @@ def as_tuple(path: str, value: object) -> tuple[Any, ...]:
             path, "wrong_type", f"'{path}' must be a list (got {type(value).__name__})"
         )
     return tuple(value)
+
+
+def note_rule(found: FieldErrors, broken: InvariantViolation | None) -> None:
+    """A rule of the aggregate that its fields break, among the field errors
+    found, its code the rule's: when fields are also at fault, none hides
+    another."""
+    if broken is not None:
+        found.add(broken.path, broken.rule, broken.message)
+
+
+def raise_rule_alone(found: FieldErrors, broken: InvariantViolation | None) -> None:
+    """The broken rule as itself, an ``InvariantViolation``, when it is all
+    that is wrong; else every error found, the rules' among them."""
+    if broken is not None and len(found.errors) == 1:
+        raise broken
+    found.raise_if_any()

@@ -334,21 +334,6 @@ def _duplicate_user(users: tuple[CustomerUser, ...]) -> InvariantViolation | Non
     raise AssertionError("unreachable: a duplicate email or id was counted")  # pragma: no cover
 
 
-def _note_rule(found: FieldErrors, broken: InvariantViolation | None) -> None:
-    """A rule about the users (C4, C5) that fields also at fault break, among
-    their errors, its code the rule's: none hides another."""
-    if broken is not None:
-        found.add(broken.path, broken.rule, broken.message)
-
-
-def _raise_rule_alone(check: _FieldCheck, broken: InvariantViolation | None) -> None:
-    """The broken rule as itself, an ``InvariantViolation``, when it is all
-    that is wrong; else every error found, the rule's among them."""
-    if broken is not None and len(check.found.errors) == 1:
-        raise broken
-    check.done()
-
-
 def _user_ref(ref: object) -> UserId | EmailAddress:
     if isinstance(ref, UserId | EmailAddress):
         return ref
@@ -542,9 +527,9 @@ class CustomerDraft:
         check.instance("details", CustomerDetails, "CustomerDetails", optional=True)
         users_ok = check.items("users", CustomerUser, "a CustomerUser")
         duplicate = _duplicate_user(self.users) if users_ok else None
-        _note_rule(check.found, duplicate)
+        _fields.note_rule(check.found, duplicate)
         check.datetime("started_at")
-        _raise_rule_alone(check, duplicate)
+        _fields.raise_rule_alone(check.found, duplicate)
 
     @classmethod
     @checked_arguments
@@ -792,7 +777,7 @@ class Customer:
         check.instance("address", Address, "an Address")
         users_ok = check.items("users", CustomerUser, "a CustomerUser")
         broken = _users_rule(self.users) if users_ok else None
-        _note_rule(check.found, broken)
+        _fields.note_rule(check.found, broken)
         check.text("legal_name", optional=True)
         check.instance("ein", EIN, "an EIN", optional=True)
         check.instance("billing_email", EmailAddress, "an EmailAddress", optional=True)
@@ -808,7 +793,7 @@ class Customer:
         check.datetime("created_at")
         check.version()
         # Raises unless the users are a tuple of CustomerUser that breaks neither rule.
-        _raise_rule_alone(check, broken)
+        _fields.raise_rule_alone(check.found, broken)
 
     # -- building from an integration ---------------------------------------
 
@@ -876,7 +861,7 @@ class Customer:
         if found.errors and clean_users is not None:
             # Rules C4 and C5 among the field errors, as the constructor
             # reports them: none hides another.
-            _note_rule(found, _users_rule(clean_users))
+            _fields.note_rule(found, _users_rule(clean_users))
         found.raise_if_any()
         customer = cls(
             id=CustomerId.new(),
@@ -1352,6 +1337,10 @@ class Customer:
 # -- access requests ------------------------------------------------------------
 
 
+_RESOLUTION_FIELDS: Final = frozenset({"status", "customer_id", "resolved_by", "resolved_at"})
+"""The fields of an access request that its resolution rule reads."""
+
+
 class AccessRequestStatus(_fields.Choices, enum.Enum):
     """Where an access request stands."""
 
@@ -1400,21 +1389,32 @@ class AccessRequest:
         check.datetime("requested_at")
         check.datetime("resolved_at", optional=True)
         check.version()
-        check.done()
+        # Among the field errors when fields are also at fault; checked once
+        # the fields it reads have passed.
+        at_fault = {error.path for error in check.found.errors}
+        broken = self._resolution_rule() if at_fault.isdisjoint(_RESOLUTION_FIELDS) else None
+        _fields.note_rule(check.found, broken)
+        _fields.raise_rule_alone(check.found, broken)
+
+    def _resolution_rule(self) -> InvariantViolation | None:
+        """What the resolution rule says of this request, or None when it
+        keeps it: resolved, it records who resolved it and when (and, once
+        approved, the customer); pending, none of them."""
         pending = self.status is AccessRequestStatus.PENDING
         if pending != (self.resolved_at is None) or pending != (self.resolved_by is None):
-            raise InvariantViolation(
+            return InvariantViolation(
                 "a resolved access request records who resolved it and when; "
                 "a pending one has neither",
                 rule="access-request-resolution",
                 path="resolved_by",
             )
         if (self.status is AccessRequestStatus.APPROVED) != (self.customer_id is not None):
-            raise InvariantViolation(
+            return InvariantViolation(
                 "an approved access request names the customer it was added to, and only then",
                 rule="access-request-resolution",
                 path="customer_id",
             )
+        return None
 
     @classmethod
     @checked_arguments

@@ -707,9 +707,9 @@ class Partner:
         currency = check.found.check("", _partner_currency, "currency", self.currency)
         if currency is not None and currency is not self.currency:
             object.__setattr__(self, "currency", currency)
-        check.items("team", TeamMember, "a TeamMember")
-        check.items("tags", Tag, "a Tag")
-        check.items("integrations", Integration, "an Integration")
+        team_ok = check.items("team", TeamMember, "a TeamMember")
+        tags_ok = check.items("tags", Tag, "a Tag")
+        integrations_ok = check.items("integrations", Integration, "an Integration")
         check.instance("card_fees", CardFeePolicy, "a CardFeePolicy")
         if (
             currency is not None
@@ -724,30 +724,65 @@ class Partner:
             )
         check.datetime("created_at")
         check.version()
-        check.done()
         # The rules the commands name too (add_team_member, add_tag,
-        # connect_integration), so that one rule has one code.
-        _unique(
-            (m.email.key for m in self.team),
-            "team",
-            "email",
-            what="team members' emails",
-            rule="team-unique-email",
-        )
-        _unique(
-            (m.id for m in self.team), "team", "id", what="team members' ids", rule="team-unique-id"
-        )
-        _unique(
-            (t.key for t in self.tags), "tags", "name", what="tag names", rule="tag-unique-name"
-        )
-        _unique((t.id for t in self.tags), "tags", "id", what="tag ids", rule="tag-unique-id")
-        _unique(
-            (i.system for i in self.integrations),
-            "integrations",
-            "system",
-            what="connected systems",
-            rule="integration-unique",
-        )
+        # connect_integration), so that one rule has one code; each among
+        # the field errors when fields are also at fault.
+        broken = self._broken_rules(team_ok, tags_ok, integrations_ok)
+        for rule in broken:
+            _fields.note_rule(check.found, rule)
+        _fields.raise_rule_alone(check.found, broken[0] if broken else None)
+
+    def _broken_rules(
+        self, team_ok: bool, tags_ok: bool, integrations_ok: bool
+    ) -> list[InvariantViolation]:
+        """The first break of each uniqueness rule, among the lists whose
+        every item has its class (the others are reported as such)."""
+        found: list[InvariantViolation | None] = []
+        if team_ok:
+            found.append(
+                _duplicate(
+                    (m.email.key for m in self.team),
+                    "team",
+                    "email",
+                    what="team members' emails",
+                    rule="team-unique-email",
+                )
+            )
+            found.append(
+                _duplicate(
+                    (m.id for m in self.team),
+                    "team",
+                    "id",
+                    what="team members' ids",
+                    rule="team-unique-id",
+                )
+            )
+        if tags_ok:
+            found.append(
+                _duplicate(
+                    (t.key for t in self.tags),
+                    "tags",
+                    "name",
+                    what="tag names",
+                    rule="tag-unique-name",
+                )
+            )
+            found.append(
+                _duplicate(
+                    (t.id for t in self.tags), "tags", "id", what="tag ids", rule="tag-unique-id"
+                )
+            )
+        if integrations_ok:
+            found.append(
+                _duplicate(
+                    (i.system for i in self.integrations),
+                    "integrations",
+                    "system",
+                    what="connected systems",
+                    rule="integration-unique",
+                )
+            )
+        return [rule for rule in found if rule is not None]
 
     # -- building ---------------------------------------------------------
 
@@ -1158,13 +1193,18 @@ def _describe_integration(integration: Integration) -> str:
     return f"{integration.system} (syncs {' and '.join(syncs) or 'nothing'})"
 
 
-def _unique(keys: Iterable[object], path: str, field: str, *, what: str, rule: str) -> None:
+def _duplicate(
+    keys: Iterable[object], path: str, field: str, *, what: str, rule: str
+) -> InvariantViolation | None:
+    """What ``rule`` says of the first key that an earlier one repeats, or
+    None when the keys are unique."""
     seen: set[object] = set()
     for index, key in enumerate(keys):
         if key in seen:
-            raise InvariantViolation(
+            return InvariantViolation(
                 f"{what} must be unique",
                 rule=rule,
                 path=f"{path}[{index}].{field}",
             )
         seen.add(key)
+    return None
