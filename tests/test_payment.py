@@ -1974,3 +1974,62 @@ def test_a_malformed_method_id_is_named_whatever_is_on_file() -> None:
         with pytest.raises(ValidationError) as caught:
             method_on_file(methods, w.customer, purpose="auto-pay", method_id="garbage")
         assert caught.value.paths == ["method_id"]
+
+
+# A rule broken in the data of saved methods (two, the first the default) or
+# of a scheduled payment, and where; then fields also at fault.
+_METHODS_BREAKS: dict[str, tuple[Any, str]] = {
+    "twice": (lambda d: d["methods"][1].update(id=d["methods"][0]["id"]), "methods"),
+    "no default": (lambda d: d.update(default_id=None), "default_id"),
+    "default archived": (lambda d: d["methods"][0].update(status="archived"), "default_id"),
+    "default unknown": (lambda d: d.update(default_id=str(PaymentMethodId.new())), "default_id"),
+}
+_METHODS_FIELDS: dict[str, Any] = {"customer_id": "nope", "version": -1}
+_SCHEDULED_BREAKS: dict[str, tuple[Any, str]] = {
+    "processed": (lambda d: d.update(status="processed"), "payment_id"),
+    "paid early": (lambda d: d.update(payment_id=str(PaymentId.new())), "payment_id"),
+}
+_SCHEDULED_FIELDS: dict[str, Any] = {"user_id": "nope", "pay_on": "soon", "version": -1}
+
+
+def _rule_data(kind: str, world: World) -> tuple[type[Any], dict[str, Any], str]:
+    book = CustomerPaymentMethods.of(world.customer).add(
+        type="card", display_name="Visa", last4="4242"
+    )
+    book = book.add(type="ach", display_name="Chase checking", last4="6789")
+    if kind == "methods":
+        return CustomerPaymentMethods, to_dict(book), "payment-method"
+    scheduled = schedule_payment(
+        world.partner,
+        world.customer,
+        world.a,
+        payer=world.ann,
+        methods=book,
+        pay_on=TODAY + dt.timedelta(days=3),
+        today=TODAY,
+    )
+    return ScheduledPayment, to_dict(scheduled), "scheduled-payment"
+
+
+@pytest.mark.parametrize(
+    ("kind", "breaks", "fields"),
+    [
+        ("methods", _METHODS_BREAKS, _METHODS_FIELDS),
+        ("scheduled", _SCHEDULED_BREAKS, _SCHEDULED_FIELDS),
+    ],
+)
+@given(data=st.data())
+def test_from_dict_reports_a_broken_rule_with_the_invalid_fields(
+    kind: str, breaks: dict[str, tuple[Any, str]], fields: dict[str, Any], data: st.DataObject
+) -> None:
+    # None hides another: the rule at its path, its code the rule's; alone,
+    # the rule is all there is.
+    cls, value, rule = _rule_data(kind, World())
+    break_rule, path = breaks[data.draw(st.sampled_from(sorted(breaks)))]
+    bad = data.draw(st.sets(st.sampled_from(sorted(fields))))
+    break_rule(value)
+    value.update({name: fields[name] for name in bad})
+    with pytest.raises(ValidationError) as caught:
+        from_dict(cls, value)
+    assert set(caught.value.paths) == bad | {path}
+    assert [e.code for e in caught.value.errors if e.path == path] == [rule]

@@ -1579,25 +1579,36 @@ class CustomerPaymentMethods:
                 if not isinstance(method, PaymentMethod):
                     found.add(f"methods[{index}]", "wrong_type", "must be a PaymentMethod")
                     ok = False
-        if self.default_id is not None:
-            _require_type(found, "default_id", self.default_id, PaymentMethodId, "an id")
+        default_ok = self.default_id is None or _require_type(
+            found, "default_id", self.default_id, PaymentMethodId, "an id"
+        )
         found.check("", _fields.version_number, "version", self.version)
-        found.raise_if_any()
+        # Among the field errors when fields are also at fault; it needs the
+        # methods and the default to be such.
+        broken = self._methods_rule() if ok and default_ok else None
+        _fields.note_rule(found, broken)
+        _fields.raise_rule_alone(found, broken)
+
+    def _methods_rule(self) -> InvariantViolation | None:
+        """What the rule of saved methods says of these, or None when they
+        keep it: ids unique, and exactly one active method the default while
+        any is active."""
         ids = [method.id for method in self.methods]
         if len(set(ids)) != len(ids):
-            raise InvariantViolation(
+            return InvariantViolation(
                 "payment method ids must be unique", rule="payment-method", path="methods"
             )
         active = [method.id for method in self.methods if method.is_active]
         if (self.default_id is None) != (not active) or (
             self.default_id is not None and self.default_id not in active
         ):
-            raise InvariantViolation(
+            return InvariantViolation(
                 "while any payment method is active, exactly one active method is the "
                 "default; with none, there is no default",
                 rule="payment-method",
                 path="default_id",
             )
+        return None
 
     @classmethod
     @checked_arguments
@@ -1938,17 +1949,26 @@ class ScheduledPayment:
                     f"currency (got {self.amount.currency.code}; rule I2)",
                 )
         _to_member(found, self, "status", ScheduledPaymentStatus)
-        if self.payment_id is not None:
-            _require_type(found, "payment_id", self.payment_id, PaymentId, "a payment id")
+        payment_ok = self.payment_id is None or _require_type(
+            found, "payment_id", self.payment_id, PaymentId, "a payment id"
+        )
         found.check("", _fields.aware_datetime, "created_at", self.created_at)
         found.check("", _fields.version_number, "version", self.version)
-        found.raise_if_any()
-        if (self.status is ScheduledPaymentStatus.PROCESSED) != (self.payment_id is not None):
-            raise InvariantViolation(
+        # Among the field errors when fields are also at fault; checked once
+        # the status and the payment have passed.
+        broken = None
+        if (
+            payment_ok
+            and isinstance(self.status, ScheduledPaymentStatus)
+            and (self.status is ScheduledPaymentStatus.PROCESSED) != (self.payment_id is not None)
+        ):
+            broken = InvariantViolation(
                 "a processed scheduled payment names the payment it made, and only then",
                 rule="scheduled-payment",
                 path="payment_id",
             )
+        _fields.note_rule(found, broken)
+        _fields.raise_rule_alone(found, broken)
 
     @checked_arguments
     def is_due(self, today: dt.date) -> bool:
