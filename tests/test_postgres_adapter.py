@@ -434,6 +434,61 @@ class TestMigrations:
                 opened.close()
             drop_schema(postgres_dsn, schema)
 
+    def test_a_store_waits_for_another_migration_whatever_the_sessions_timeouts(
+        self, postgres_dsn: str
+    ) -> None:
+        # The timeouts that the docs recommend are for units of work: a
+        # store opening while another server migrates (the lock is the
+        # database's) waited 100 ms, then failed with LockNotAvailable.
+        import psycopg
+        from psycopg.conninfo import make_conninfo
+
+        from altpay_core.adapters.postgres import MIGRATION_LOCK
+
+        schema = f"altpay_test_{uuid.uuid4().hex}"
+        with psycopg.connect(postgres_dsn, autocommit=True) as admin:
+            admin.execute(f'CREATE SCHEMA "{schema}"')
+        impatient = make_conninfo(
+            postgres_dsn,
+            options=f"-csearch_path={schema} -clock_timeout=100 -cstatement_timeout=300",
+        )
+        errors: list[BaseException] = []
+        stores: list[PostgresStore] = []
+
+        def open_store() -> None:
+            try:
+                stores.append(PostgresStore(impatient))
+            except BaseException as error:
+                errors.append(error)
+
+        opening = threading.Thread(target=open_store)
+        try:
+            with psycopg.connect(in_schema(postgres_dsn, schema)) as other:
+                # The other server, half-way through its migration.
+                other.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+                other.execute("CREATE TABLE altpay_schema (version integer NOT NULL)")
+                other.execute("INSERT INTO altpay_schema (version) VALUES (%s)", (len(MIGRATIONS),))
+                for migration in MIGRATIONS:
+                    for statement in migration.statements:
+                        other.execute(statement)
+                opening.start()
+                waiting = "SELECT EXISTS (SELECT FROM pg_locks WHERE NOT granted)"
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline and other.execute(waiting).fetchone() != (True,):
+                    time.sleep(0.02)
+                time.sleep(0.6)  # longer than both timeouts
+                other.commit()
+            opening.join(30)
+            assert errors == []
+            assert len(stores) == 1
+            with stores[0].unit_of_work() as uow:
+                uow.partners.save(Partner.create(name="Northwind IT", country="US"))
+                uow.commit()
+        finally:
+            for opened in stores:
+                opened.close()
+            drop_schema(postgres_dsn, schema)
+
 
 @pytest.mark.postgres
 class TestOutboxOrder:

@@ -14,7 +14,9 @@ The store creates its tables on first open and migrates older ones forward
 schema of the connection's ``search_path``: to keep them in a schema of
 their own, create it and name it in the connection string
 (``...?options=-csearch_path%3Dbilling``). Migrations run under an
-advisory lock, so servers starting at once migrate once.
+advisory lock, so servers starting at once migrate once: one that opens
+while another migrates waits for it, whatever the connection's
+``lock_timeout`` and ``statement_timeout``.
 
 Each unit of work has a connection of its own. It checks every save at once
 against the latest commit (a new aggregate's id only as its row is
@@ -306,7 +308,8 @@ def _check_encoding(connection: psycopg.Connection[Any]) -> None:
 
 def migrate(connection: psycopg.Connection[Any], migrations: tuple[Migration, ...]) -> int:
     """Bring the schema up to the latest migration, in one transaction under
-    an advisory lock; the version it was at.
+    an advisory lock (waited for however long another server's migration
+    takes, whatever the session's timeouts); the version it was at.
 
     A schema already at the latest version is only read: a role that may
     not create tables (least privilege, a read-only role, a hot standby)
@@ -322,6 +325,12 @@ def migrate(connection: psycopg.Connection[Any], migrations: tuple[Migration, ..
         # Read committed, whatever the session's default: once the lock is
         # taken, the version another server committed is seen.
         connection.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+        # Waits as long as another server's migration takes (the lock is
+        # the database's, for every schema), and for the tables' locks
+        # that writers hold, whatever the session's timeouts: those are
+        # for units of work, not for a store that is opening.
+        connection.execute("SET LOCAL lock_timeout = 0")
+        connection.execute("SET LOCAL statement_timeout = 0")
         connection.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
         connection.execute("CREATE TABLE IF NOT EXISTS altpay_schema (version integer NOT NULL)")
         row = connection.execute("SELECT version FROM altpay_schema").fetchone()
