@@ -1240,3 +1240,19 @@ def test_a_malformed_dsn_is_named_without_its_password(dsn: str) -> None:
         assert secret not in shown
     assert caught.value.__cause__ is None
     assert caught.value.__context__ is None
+
+
+@pytest.mark.parametrize(
+    "host", ["db..example", "a" * 64 + ".example", ".example", "db\x80.example", "db\ufffd"]
+)
+@pytest.mark.parametrize("form", ["postgresql://app:s3cret@{}/billing", "host={} password=s3cret"])
+def test_a_host_name_that_is_not_valid_is_an_invalid_dsn(host: str, form: str) -> None:
+    # psycopg looks the name up itself, and the resolver's codec raised a
+    # bare UnicodeError (a ValueError), before any connection.
+    with pytest.raises(ValidationError) as caught:
+        PostgresStore(form.format(host))
+    assert (caught.value.paths, caught.value.codes) == (["dsn"], ["invalid_dsn"])
+    assert "host name is not valid" in str(caught.value)
+    assert "s3cret" not in str(caught.value)
+    assert caught.value.__cause__ is None
+    assert caught.value.__context__ is None

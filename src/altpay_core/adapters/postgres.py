@@ -385,6 +385,13 @@ class PostgresStore(SqlStore["psycopg.Connection[Any]"]):
             # quotes, and raised outside this block, so that the driver's
             # error is neither the cause nor the context.
             reason = _without_secrets(str(error).strip())
+        except UnicodeError:
+            # psycopg looks host names up itself, and the resolver's codec
+            # refused one (its message may quote a character of it).
+            reason = (
+                "a host name is not valid (an empty label, one longer than 63 "
+                "characters, or a character that no host name may hold)"
+            )
         else:
             return connection
         raise ValidationError.single(
