@@ -22,6 +22,8 @@ from typing import Any
 
 import attrs
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from altpay_core import services
 from altpay_core.adapters._sql import Migration, SchemaVersionError
@@ -1240,6 +1242,68 @@ def test_a_malformed_dsn_is_named_without_its_password(dsn: str) -> None:
         assert secret not in shown
     assert caught.value.__cause__ is None
     assert caught.value.__context__ is None
+
+
+# Letters that no message of libpq's, psycopg's or the store's holds: in a
+# password, any of them shown is a piece of it shown.
+SECRET_LETTERS = "QXZJKW"
+PASSWORDS = st.builds(
+    lambda before, after: before + "Q" + after,
+    *[st.text(SECRET_LETTERS + "\"' =@:/[]%?&#,\\", max_size=12)] * 2,
+)
+# A key=value string with the password written as it is, in quotes
+# (escaped, or not), after an option with no value, or in a URI whose
+# password is not percent-encoded, or is, or is a query parameter.
+KEYWORD_FORMS = [
+    "host=127.0.0.1 port=1 user=app {empty}password={password} dbname=billing",
+    "host=127.0.0.1 port=1 user=app {empty}password='{escaped}' dbname=billing",
+    "host=127.0.0.1 port=1 user=app {empty}password='{password}' dbname=billing",
+    # Where a piece of it lands in an option whose value libpq quotes.
+    "host=127.0.0.1 port=1 user=app sslmode='{escaped}' dbname=billing",
+    "host=127.0.0.1 port=1 user=app target_session_attrs='{escaped}' dbname=billing",
+    "host=127.0.0.1 port='{escaped}' user=app dbname=billing",
+    "host=127.0.0.1 port=1 user=app connect_timeout='{escaped}' dbname=billing",
+]
+URI_FORMS = [
+    "postgresql://app:{password}@127.0.0.1:1/billing",
+    "postgresql://app:{encoded}@127.0.0.1:1/billing",
+    "postgresql://app@127.0.0.1:1/billing?password={password}",
+    "postgresql://app:{password}@[::1/billing",
+]
+
+
+@given(
+    password=PASSWORDS,
+    form=st.sampled_from(KEYWORD_FORMS + URI_FORMS),
+    empty=st.sampled_from(
+        ["", "connect_timeout= ", "sslmode= ", "host= ", "user= ", "port= ", "options= "]
+    ),
+)
+@example(password='p"Q', form=URI_FORMS[3], empty="")
+@example(password='=" Q"', form=KEYWORD_FORMS[3], empty="")
+@example(password="Q", form=KEYWORD_FORMS[0], empty="connect_timeout= ")
+@example(password="Q", form=KEYWORD_FORMS[0], empty="sslmode= ")
+@example(password="Q@X", form=URI_FORMS[0], empty="")
+def test_no_error_on_a_dsn_shows_its_password(password: str, form: str, empty: str) -> None:
+    # Nothing listens on port 1: a string that libpq reads as written is
+    # refused by the network, anything else by the store; neither shows
+    # the password, however the string is written.
+    import traceback
+    from urllib.parse import quote
+
+    import psycopg
+
+    escaped = password.replace("\\", "\\\\").replace("'", "\\'")
+    dsn = form.format(password=password, escaped=escaped, encoded=quote(password), empty=empty)
+    with pytest.raises((ValidationError, psycopg.OperationalError)) as caught:
+        PostgresStore(dsn)
+    shown = str(caught.value)
+    if isinstance(caught.value, ValidationError):
+        assert (caught.value.paths, caught.value.codes) == (["dsn"], ["invalid_dsn"])
+        shown = "".join(traceback.format_exception_only(caught.value))
+        assert caught.value.__cause__ is None
+        assert caught.value.__context__ is None
+    assert not set(SECRET_LETTERS) & set(shown), shown
 
 
 @pytest.mark.parametrize(

@@ -352,7 +352,10 @@ class PostgresStore(SqlStore["psycopg.Connection[Any]"]):
 
     ``dsn`` is a libpq connection string or URI. Opening the store connects
     once, to create or migrate the schema; units of work then take a
-    connection each (a few idle ones are kept for the next).
+    connection each (a few idle ones are kept for the next). A string that
+    libpq cannot use, or would read otherwise than written, is a
+    :class:`~altpay_core.errors.ValidationError` at ``dsn``
+    (``invalid_dsn``) that never shows the password.
     """
 
     migrations: ClassVar[tuple[Migration, ...]] = MIGRATIONS
@@ -374,17 +377,29 @@ class PostgresStore(SqlStore["psycopg.Connection[Any]"]):
         self._release(connection)
 
     def _connect(self) -> psycopg.Connection[Any]:
+        pg = self._psycopg
         try:
-            # UTF-8 on the wire, whatever PGCLIENTENCODING or the string says.
-            connection: psycopg.Connection[Any] = self._psycopg.connect(
-                self.dsn, autocommit=True, client_encoding="UTF8"
-            )
-        except self._psycopg.ProgrammingError as error:
-            # libpq could not parse the connection string, and its message
-            # may quote it: the password too. Said again without what it
-            # quotes, and raised outside this block, so that the driver's
-            # error is neither the cause nor the context.
+            reason = _misread(pg, self.dsn)
+            if reason is None:
+                # UTF-8 on the wire, whatever PGCLIENTENCODING or the string says.
+                connection: psycopg.Connection[Any] = pg.connect(
+                    self.dsn, autocommit=True, client_encoding="UTF8"
+                )
+                return connection
+        except pg.ProgrammingError as error:
+            # libpq (or psycopg) could not parse the connection string, and
+            # its message may quote it: the password too. Said again without
+            # what it quotes, and raised outside this block, so that the
+            # driver's error is neither the cause nor the context.
             reason = _without_secrets(str(error).strip())
+        except pg.OperationalError as error:
+            # libpq refuses an option's value (an sslmode, a port) before
+            # it connects, quoting it; any other error is the server's or
+            # the network's, and psycopg's own.
+            message = str(error).strip()
+            if not message.startswith(_REFUSED) or message.startswith(_ATTEMPT, len(_REFUSED)):
+                raise
+            reason = _without_secrets(message.removeprefix(_REFUSED))
         except UnicodeError:
             # psycopg looks host names up itself, and the resolver's codec
             # refused one (its message may quote a character of it).
@@ -392,8 +407,6 @@ class PostgresStore(SqlStore["psycopg.Connection[Any]"]):
                 "a host name is not valid (an empty label, one longer than 63 "
                 "characters, or a character that no host name may hold)"
             )
-        else:
-            return connection
         raise ValidationError.single(
             "dsn", "invalid_dsn", f"'dsn' must be a libpq connection string or URI: {reason}"
         )
@@ -423,18 +436,63 @@ class PostgresStore(SqlStore["psycopg.Connection[Any]"]):
         return "PostgresStore(...)"
 
 
-# libpq names what it could not parse in double quotes: a piece of the
+_REFUSED: Final = "connection is bad: "
+_ATTEMPT: Final = "connection to server"
+
+# libpq and psycopg name what they could not use in quotes: a piece of the
 # connection string, which may be the password or hold part of it (a
 # percent-encoded token, a word after a password with a space, the whole
-# URI). Each piece is masked, but for the punctuation it names.
-_QUOTED = re.compile(r'"([^"]*)"')
-_PUNCTUATION: Final = frozenset({"=", "]", "[", "'", "@", "/", ":"})
+# URI), and may hold quotes itself, so that no pairing of them can be
+# trusted. Their text is kept up to the first quote that is not one of
+# libpq's own around a punctuation mark ('missing "=" after', 'matching "]"
+# in', 'separator "=" in'); from there on it is masked.
+_OWN_TEXT = re.compile(r"""(?:[^"']|(?:(?<=missing )|(?<=matching )|(?<=separator ))"[=\]]")*""")
 
 
 def _without_secrets(message: str) -> str:
-    """libpq's message on a connection string it cannot parse, with every
-    piece of the string it quotes masked."""
-    return _QUOTED.sub(lambda quoted: quoted[0] if quoted[1] in _PUNCTUATION else '"..."', message)
+    """libpq's message on a connection string it cannot use, masked from
+    the first piece of the string that it quotes."""
+    shown = _OWN_TEXT.match(message)
+    kept = "" if shown is None else shown[0]
+    return message if kept == message else f'{kept}"..."'
+
+
+_SWALLOWED = re.compile(r"([a-z_]+)=")
+_URI = re.compile(r"postgres(?:ql)?://")
+_CREDENTIALS = re.compile(r"[^@/]*@")
+
+
+def _misread(pg: ModuleType, dsn: str) -> str | None:
+    """Why libpq would read the connection string otherwise than written,
+    if it would, so that a piece of the password would be read as another
+    option and shown (a host that is not found, a role that does not
+    exist): an option with no value takes the next word as its value
+    (``host= password=...``), and a URI's user name and password end at
+    its first ``@`` (``postgresql://app:p@ss@db/billing``)."""
+    params = pg.conninfo.conninfo_to_dict(dsn)
+    uri = _URI.match(dsn)
+    if uri is not None:
+        # As libpq reads it: a user name and password end at the first "@"
+        # before any "/".
+        credentials = _CREDENTIALS.match(dsn, uri.end())
+        if credentials is not None and "@" in dsn[credentials.end() :].partition("?")[0]:
+            return (
+                "its user name and password end at the first '@', and another one "
+                "follows (an '@' in them is written %40)"
+            )
+        return None
+    keywords = {option.keyword.decode() for option in pg.pq.Conninfo.get_defaults()}
+    for key, value in params.items():
+        # dbname may hold a whole connection string; a password may hold anything.
+        if key in ("dbname", "password") or not isinstance(value, str):
+            continue
+        word = _SWALLOWED.match(value)
+        if word is not None and word[1] in keywords:
+            return (
+                f"{key} has no value and took the next word as its value "
+                f"(an empty value is written {key}='')"
+            )
+    return None
 
 
 def _readable(fd: int) -> bool:
