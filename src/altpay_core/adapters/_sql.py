@@ -1670,19 +1670,19 @@ class SqlCustomers(CustomerRepository):
     @checked_arguments
     def get_by_external_ref(self, partner_id: PartnerId, ref: ExternalRef) -> Customer:
         self._uow._in_block()
+        scope = _partner_key(partner_id)  # first, as the memory store checks
         ref = _ref(ref)
         customer: Customer = self._uow._get_unique_or_raise(
-            CUSTOMERS, 0, (_partner_key(partner_id), ref.system, ref.id), ref
+            CUSTOMERS, 0, (scope, ref.system, ref.id), ref
         )
         return customer
 
     @checked_arguments
     def with_user(self, partner_id: PartnerId, email: EmailAddress | str) -> list[Customer]:
         self._uow._in_block()
+        scope = _partner_key(partner_id)  # first, as the memory store checks
         return self._uow._load_all(
-            Customer,
-            self._uow._sql.customers_with_user,
-            (_email_key(email), _partner_key(partner_id)),
+            Customer, self._uow._sql.customers_with_user, (_email_key(email), scope)
         )
 
     @checked_arguments
@@ -1886,18 +1886,18 @@ class SqlInvoices(InvoiceRepository):
     @checked_arguments
     def get_by_number(self, partner_id: PartnerId, number: str) -> Invoice:
         self._uow._in_block()
+        scope = _partner_key(partner_id)  # first, as the memory store checks
         key = _text("number", number)
-        invoice: Invoice = self._uow._get_unique_or_raise(
-            INVOICES, 0, (_partner_key(partner_id), key), key
-        )
+        invoice: Invoice = self._uow._get_unique_or_raise(INVOICES, 0, (scope, key), key)
         return invoice
 
     @checked_arguments
     def get_by_external_ref(self, partner_id: PartnerId, ref: ExternalRef) -> Invoice:
         self._uow._in_block()
+        scope = _partner_key(partner_id)  # first, as the memory store checks
         ref = _ref(ref)
         invoice: Invoice = self._uow._get_unique_or_raise(
-            INVOICES, 1, (_partner_key(partner_id), ref.system, ref.id), ref
+            INVOICES, 1, (scope, ref.system, ref.id), ref
         )
         return invoice
 

@@ -1573,6 +1573,39 @@ class UnitOfWorkContract(_StoreFactory):
                     assert not isinstance(caught.value, ValidationError), called
                     assert "with` block" in str(caught.value), called
 
+    def test_inside_its_block_every_method_names_the_argument_the_memory_store_names(
+        self, store: Store
+    ) -> None:
+        """With every argument wrong, each repository method names the one
+        the memory store names (``partner_id`` first, where it takes one):
+        every store reports the same fault."""
+        from altpay_core.adapters.memory import MemoryStore  # the reference
+
+        def refusal(uow: UnitOfWork, name: str, method_name: str) -> tuple[Any, ...]:
+            method = getattr(getattr(uow, name), method_name)
+            # None for every argument: invalid for some of them at least.
+            parameters = list(inspect.signature(method).parameters.values())
+            positional = [None for p in parameters if p.kind is p.POSITIONAL_OR_KEYWORD]
+            keywords = {p.name: None for p in parameters if p.kind is p.KEYWORD_ONLY}
+            with pytest.raises(ValidationError) as caught:
+                method(*positional, **keywords)
+            return type(caught.value), caught.value.paths, caught.value.codes
+
+        with (
+            MemoryStore() as reference,
+            reference.unit_of_work() as expected,
+            store.unit_of_work() as uow,
+        ):
+            for name, port in typing.get_type_hints(UnitOfWork).items():
+                if name.startswith("_"):
+                    continue
+                for method_name, method in inspect.getmembers(port, inspect.isfunction):
+                    if method_name.startswith("_") or len(inspect.signature(method).parameters) < 2:
+                        continue
+                    assert refusal(uow, name, method_name) == refusal(
+                        expected, name, method_name
+                    ), f"uow.{name}.{method_name}()"
+
     def test_entering_a_unit_of_work_inside_its_own_block_is_refused(self, store: Store) -> None:
         """A second ``with`` on the same unit of work would roll back what the
         block saved and end the block: it is refused, and the block goes on."""
