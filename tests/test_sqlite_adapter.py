@@ -554,24 +554,28 @@ class TestMigrations:
                 self.answers = answers
                 self.tries = 0
 
-            def execute(self, sql: str) -> None:
+            def execute(self, sql: str) -> Connection:
                 assert sql == "PRAGMA journal_mode = WAL"
                 self.tries += 1
                 if self.answers:
                     error = sqlite3.OperationalError("database is locked")
                     error.sqlite_errorcode = self.answers.pop(0)
                     raise error
+                return self
+
+            def fetchone(self) -> tuple[str]:
+                return ("wal",)
 
         busy = Connection([sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED])
-        sqlite_adapter._use_wal(busy, 5.0)  # type: ignore[arg-type]
+        sqlite_adapter._use_wal(busy, 5.0, "altpay.db")  # type: ignore[arg-type]
         assert busy.tries == 3
         always = Connection([sqlite3.SQLITE_BUSY] * 1000)
         with pytest.raises(sqlite3.OperationalError):
-            sqlite_adapter._use_wal(always, 0.01)  # type: ignore[arg-type]
+            sqlite_adapter._use_wal(always, 0.01, "altpay.db")  # type: ignore[arg-type]
         assert 1 < always.tries < 1000
         other = Connection([sqlite3.SQLITE_IOERR])
         with pytest.raises(sqlite3.OperationalError):
-            sqlite_adapter._use_wal(other, 5.0)  # type: ignore[arg-type]
+            sqlite_adapter._use_wal(other, 5.0, "altpay.db")  # type: ignore[arg-type]
         assert other.tries == 1
 
     def test_migrations_must_be_numbered_in_order(self) -> None:
@@ -639,6 +643,10 @@ def test_a_file_database_runs_in_wal_mode(store: SqliteStore, path: Path) -> Non
         ({"path": "file:///tmp/altpay.db?cache=shared&mode=memory"}, "path", "invalid_path"),
         ({"path": "file:altpay.db?vfs=memdb"}, "path", "invalid_path"),
         ({"path": "file:altpay.db?vfs=memdb&mode=rw"}, "path", "invalid_path"),
+        # Shared by the process's connections, but in memory: no WAL, and
+        # nothing another process commits is seen.
+        ({"path": "file:/altpay.db?vfs=memdb"}, "path", "invalid_path"),
+        ({"path": "file:///altpay.db?vfs=memdb"}, "path", "invalid_path"),
         ({"path": ":memory:", "timeout": "5"}, "timeout", "invalid_timeout"),
         ({"path": ":memory:", "timeout": -1}, "timeout", "invalid_timeout"),
         ({"path": ":memory:", "timeout": float("nan")}, "timeout", "invalid_timeout"),
@@ -1125,6 +1133,33 @@ class TestQueryPlans:
 
 
 class TestLocking:
+    def test_a_unit_of_work_that_cannot_connect_while_a_file_is_locked_conflicts(
+        self, path: Path
+    ) -> None:
+        # Another program holds the file exclusively: even a new connection
+        # cannot start. Before: a bare sqlite3.OperationalError from `with`.
+        partner = new_partner()
+        with SqliteStore(path, timeout=0.05) as store:
+            stored(store, partner)
+            store.close()  # no idle connection left: the next one is new
+        with SqliteStore(path, timeout=0.05) as store:
+            for connection in store._idle:
+                connection.close()
+            store._idle.clear()
+            blocker = sqlite3.connect(path, isolation_level=None)
+            blocker.execute("PRAGMA locking_mode = EXCLUSIVE")
+            blocker.execute("BEGIN EXCLUSIVE")
+            try:
+                with pytest.raises(ConcurrencyConflict, match="locked") as caught:  # noqa: SIM117
+                    with store.unit_of_work():  # the connection is made as it is entered
+                        pass
+                assert isinstance(caught.value.__cause__, sqlite3.OperationalError)
+            finally:
+                blocker.execute("ROLLBACK")
+                blocker.close()
+            with store.unit_of_work() as uow:  # and once it is free, as before
+                assert uow.partners.get(partner.id).id == partner.id
+
     def test_a_writer_that_waits_too_long_conflicts_and_writes_nothing(self, path: Path) -> None:
         partner = new_partner()
         with SqliteStore(path, timeout=0.05) as store:
@@ -1622,16 +1657,15 @@ class TestInvoicesAndPayments:
             assert caught.value.kind == "payment methods"
 
 
-def test_a_shared_memdb_uri_is_a_database_of_its_own() -> None:
-    # Named from "/", a memdb database is shared by the process's connections.
-    store = SqliteStore(f"file:/altpay-{uuid.uuid4().hex}.db?vfs=memdb")
-    partner = new_partner()
-    try:
-        save_all(store, partner)
-        with store.unit_of_work() as uow, store.unit_of_work() as other:
-            assert uow.partners.get(partner.id) == other.partners.get(partner.id)
-    finally:
-        store.close()
+def test_a_file_that_cannot_run_in_wal_mode_is_refused(path: Path) -> None:
+    # Before: kept in its journal mode, where readers wait for a writer and a
+    # unit of work could not begin while another wrote.
+    with pytest.raises(AltpayError, match="cannot run in WAL mode") as caught:
+        SqliteStore(f"file:{path}?vfs=unix-dotfile")
+    assert type(caught.value) is AltpayError
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+    connection.close()
 
 
 def test_a_bad_status_filter_is_shown_short(store: SqliteStore) -> None:

@@ -877,8 +877,22 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
     def _begin(self) -> None:
         self._broken = None
         if self._connection is None:
-            self._connection = self._store._acquire()
-            self._pid = self._store._pid
+            self._connection = self._acquire()
+
+    def _acquire(self) -> C:
+        """A connection from the store (noting the process it serves); one
+        the database is too busy to open (another writer keeps a lock SQLite
+        needs to start a connection) is a conflict, as any other wait past
+        the timeout is."""
+        try:
+            connection = self._store._acquire()
+        except self._errors as error:
+            reason = self._conflict(error)
+            if reason is None:
+                raise
+            raise ConcurrencyConflict(f"{reason}; nothing was written") from error
+        self._pid = self._store._pid
+        return connection
 
     def _conn(self) -> C:
         self._in_block()
@@ -901,8 +915,7 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
             # taking another.
             self._connection = None
             self._store._release(connection, False, self._pid)
-        self._connection = self._store._acquire()
-        self._pid = self._store._pid
+        self._connection = self._acquire()
         return self._connection
 
     def _in_block(self) -> None:

@@ -372,8 +372,8 @@ def _path(path: object) -> str | os.PathLike[str]:
             "path",
             "invalid_path",
             "'path' must name the database file, or be ':memory:' (got "
-            f"{shown(text)}, a URI that sqlite3 opens as a new in-memory database "
-            "for each connection)",
+            f"{shown(text)}, a URI that sqlite3 opens as an in-memory database of "
+            "each connection's, or of this process's alone)",
         )
     return path  # type: ignore[return-value]
 
@@ -391,18 +391,17 @@ def _private_uri(text: str) -> bool:
     """Whether SQLite, reading ``text`` as a URI (as builds with URIs on do
     with any name that starts with ``file:``), opens a private in-memory or
     temporary database for each connection: ``file::memory:``, ``file:``
-    (no file), ``file:name?mode=memory``, ``file:name?vfs=memdb`` (a name
-    that does not start with ``/``)."""
+    (no file), ``file:name?mode=memory``; or, with ``vfs=memdb``, an
+    in-memory database that no other process sees (the process's
+    connections share it if its name starts with ``/``), in which WAL never
+    runs."""
     if not text.startswith("file:"):
         return False
     query = text[len("file:") :].partition("#")[0].partition("?")[2]
     name = _uri_location(text)
     mode = [value for key, value in parse_qsl(query, keep_blank_values=True) if key == "mode"]
     vfs = [value for key, value in parse_qsl(query, keep_blank_values=True) if key == "vfs"]
-    # A memdb database whose name starts with "/" is shared by the process's
-    # connections; any other is each connection's own.
-    memdb = "memdb" in vfs and not name.startswith("/")
-    return name in ("", ":memory:") or "memory" in mode or memdb
+    return name in ("", ":memory:") or "memory" in mode or "memdb" in vfs
 
 
 def _absolute(name: str) -> str:
@@ -445,8 +444,8 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
     that every unit of work of this store shares and that is deleted at
     :meth:`close` (a file in a new temporary directory, written without
     waiting for the disk). A URI that SQLite opens as a database private to
-    each connection (``file::memory:``, ``mode=memory``, ``vfs=memdb`` with a
-    name not starting with ``/``) is a
+    each connection (``file::memory:``, ``mode=memory``), or in memory for
+    one process (``vfs=memdb``), is a
     :class:`~altpay_core.errors.ValidationError`. ``timeout`` is how long a
     writer waits for another one to finish before giving up with
     :class:`~altpay_core.errors.ConcurrencyConflict`.
@@ -456,7 +455,9 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
     own and ``user_version`` 0, or a ``user_version`` without the tables its
     migrations create, is refused with :class:`~altpay_core.errors.AltpayError`,
     and a newer altpay-core's with :class:`SchemaVersionError`, both before
-    anything in the file changes.
+    anything in the file changes. So is a file that cannot run in WAL mode
+    (a ``vfs`` without shared memory, such as ``unix-dotfile``), with
+    :class:`~altpay_core.errors.AltpayError`.
 
     A store is shared by the threads of a process; each process (a forked
     worker too) opens its own.
@@ -499,7 +500,7 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
             # First, while nothing in the file has changed: another
             # program's database is refused as it is, not turned to WAL.
             check_database(connection, self.migrations, shown(self._target))
-            _use_wal(connection, self.timeout)
+            _use_wal(connection, self.timeout, self._target)
             migrate(connection, self.migrations)
         except BaseException:
             connection.close()
@@ -554,9 +555,12 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
         return f"SqliteStore({where})"
 
 
-def _use_wal(connection: sqlite3.Connection, timeout: float) -> None:
-    """Switch the file to WAL, waiting up to ``timeout`` seconds for the
-    stores opening it at the same time.
+def _use_wal(connection: sqlite3.Connection, timeout: float, target: str) -> None:
+    """Switch the file ``target`` to WAL, waiting up to ``timeout`` seconds
+    for the stores opening it at the same time; a file that stays in another
+    mode (its ``vfs`` has no shared memory, say) is refused with
+    :class:`~altpay_core.errors.AltpayError`: readers would wait for
+    writers, and a busy file would stop units of work as they begin.
 
     The switch needs the file to itself, and SQLite answers "database is
     locked" at once, without its busy handler, when another connection
@@ -567,7 +571,14 @@ def _use_wal(connection: sqlite3.Connection, timeout: float) -> None:
     pause = 0.001
     while True:
         try:
-            connection.execute("PRAGMA journal_mode = WAL")
+            # SQLite answers with the mode it is in: the old one if it cannot switch.
+            mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise AltpayError(
+                    f"{shown(target)} cannot run in WAL mode (SQLite keeps its journal "
+                    f"mode {shown(str(mode))}), and readers would wait for writers: "
+                    "open the file without a vfs that lacks shared memory"
+                )
             return
         except sqlite3.OperationalError as error:
             code = getattr(error, "sqlite_errorcode", 0)
