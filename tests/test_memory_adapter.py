@@ -97,14 +97,22 @@ class TestMemoryRoundTrips(MemoryFactory, contracts.RoundTripContract):
 # -- what is particular to the memory adapter -----------------------------------
 
 PARTNER = Partner.create(name="Northwind IT", country="US")
+SYNCED = Partner.create(name="Contoso", country="US").connect_integration(
+    "xero", syncs_customers=True
+)
+"""A partner whose customers come from its Xero (C6)."""
 ALBANY = Address("1 Main St", "Albany", "NY", "12207", "US")
 
 
 def a_customer(company: str = "Globex", ref: ExternalRef | None = None) -> Customer:
+    """A customer of PARTNER added by hand, or one of SYNCED synced as ``ref``."""
+    user = {"first_name": "A", "last_name": "B", "email": "ab@globex.example"}
+    if ref is not None:
+        return Customer.from_sync(
+            SYNCED, external_ref=ref, company=company, address=ALBANY, users=[user]
+        )
     draft = CustomerDraft.start(PARTNER).enter_details(company=company, address=ALBANY)
-    customer = draft.add_user(first_name="A", last_name="B", email="ab@globex.example").create()
-    # (evolve drops the pending customer_created event: fine for synced ones here)
-    return customer if ref is None else attrs.evolve(customer, external_ref=ref)
+    return draft.add_user(**user).create()
 
 
 @pytest.fixture
@@ -112,6 +120,7 @@ def store() -> Iterator[MemoryStore]:
     with MemoryStore() as store:
         with store.unit_of_work() as uow:
             uow.partners.save(PARTNER)
+            uow.partners.save(SYNCED)
             uow.commit()
         yield store
 
@@ -162,7 +171,7 @@ def test_save_itself_refuses_a_taken_external_ref_c10(store: MemoryStore, holder
         with pytest.raises(ConcurrencyConflict) as caught:
             uow.customers.save(a_customer("Twin", ref))
         assert (caught.value.kind, caught.value.key) == ("customer", str(ref))
-        assert uow.customers.get_by_external_ref(PARTNER.id, ref) == first
+        assert uow.customers.get_by_external_ref(SYNCED.id, ref) == first
         assert uow.customers.save(first.archive()).external_ref == ref  # archiving frees it
         assert uow.customers.save(a_customer("Twin", ref)).external_ref == ref
 
@@ -201,7 +210,7 @@ def test_a_ref_taken_by_a_commit_in_between_is_found_at_commit(store: MemoryStor
         with pytest.raises(ConcurrencyConflict):
             slow.commit()
     with store.unit_of_work() as uow:
-        assert uow.customers.get_by_external_ref(PARTNER.id, ref).company == "Fast"
+        assert uow.customers.get_by_external_ref(SYNCED.id, ref).company == "Fast"
 
 
 def test_a_partner_changed_in_between_is_found_at_commit(store: MemoryStore) -> None:
@@ -222,7 +231,7 @@ def test_lookups_see_staged_customers_first(store: MemoryStore) -> None:
         uow.customers.save(a_customer("Other"))
         uow.customers.save(synced.archive())
         with pytest.raises(NotFound):
-            uow.customers.get_by_external_ref(PARTNER.id, ref)
+            uow.customers.get_by_external_ref(SYNCED.id, ref)
         request = uow.access_requests.save(AccessRequest.open(PARTNER, email="d@globex.example"))
         assert uow.access_requests.get(PARTNER.id, request.id) == request
 

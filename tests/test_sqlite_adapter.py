@@ -916,7 +916,14 @@ class TestQueryPlans:
             external_ref=ExternalRef("xero", "1"),
             tags=frozenset({partner.tags[0].id}),
         )
-        return partner, stored(store, partner, *customers)
+        # Added by hand before the partner's Xero synced the first one in (C6).
+        by_hand = stored(store, partner, *customers[1:])
+        with store.unit_of_work() as uow:
+            syncing = partner.connect_integration("xero", syncs_customers=True)
+            partner = uow.partners.save(attrs.evolve(syncing, version=1))
+            synced = uow.customers.save(customers[0])
+            uow.commit()
+        return partner, [synced, *by_hand]
 
     def test_get_and_lookups(self, store: SqliteStore, catalog: Any) -> None:
         partner, customers = catalog

@@ -21,7 +21,8 @@ keeps the rules between aggregates that another unit of work could break
 meanwhile, checked at commit against the data as it stands then: a
 customer carries only tags of its partner's catalog, a tag taken out of
 the catalog is carried by no customer, a new customer is added by hand
-only while no integration of its partner syncs customers (C6), a new
+only while no integration of its partner syncs customers, and is synced
+only from a connected integration of its partner that syncs them (C6), a new
 invoice names a stored customer of its partner that is not archived (C8,
 I1), a resolved access request names a team member who may resolve it
 (C9), and a customer's first payment methods name a stored customer of
@@ -54,6 +55,7 @@ from .errors import (
     ConcurrencyConflict,
     FieldErrors,
     InvariantViolation,
+    NotFound,
     UniqueKeyTaken,
     ValidationError,
     shown,
@@ -112,6 +114,7 @@ __all__ = [
     "invoice_ref_taken",
     "invoice_sort_key",
     "methods_customer_missing",
+    "may_add_customer",
     "may_resolve",
     "resolver_not_allowed",
     "tag_not_in_catalog",
@@ -414,16 +417,48 @@ def tag_still_carried(partner: object, tag: object) -> ConcurrencyConflict:
 
 
 @checked_arguments
-def customer_added_by_hand(customer: object, partner: object) -> InvariantViolation:
+def customer_added_by_hand(
+    customer: object, partner: object, system: object = None
+) -> InvariantViolation:
     """New customer ``customer`` was added by hand (it has no external
     reference), but at commit an integration of partner ``partner`` syncs
-    its customers: connected after the draft began, say (C6)."""
+    its customers: connected after the draft began, say; or its external
+    reference names ``system``, which at commit is no connected integration
+    of the partner that syncs customers: built by hand with a made-up
+    reference, or disconnected meanwhile (C6, at ``external_ref``)."""
+    if system is not None:
+        return InvariantViolation(
+            f"customer {customer} is synced from {shown(system)}, but that is no integration "
+            f"of partner {partner} that syncs customers (disconnected meanwhile?): a customer "
+            "comes from a sync of its partner's, or is added by hand while none syncs "
+            "customers; nothing was written",
+            rule="C6",
+            path="external_ref",
+        )
     return InvariantViolation(
         f"customer {customer} is added by hand, but partner {partner}'s customers are synced "
         "from an integration (connected meanwhile?), and they are not added by hand: "
         "nothing was written",
         rule="C6",
     )
+
+
+@checked_arguments
+def may_add_customer(partner: Partner | None, ref: ExternalRef | None) -> bool:
+    """Whether a new customer with external reference ``ref`` may be stored
+    for ``partner`` (its state at commit; ``None`` for a partner not stored)
+    (C6): with no reference (added by hand) while no integration of the
+    partner syncs customers; with one, if ``ref.system`` names a connected
+    integration of the partner that syncs customers, as
+    :meth:`~altpay_core.Customer.from_sync` requires."""
+    if ref is None:
+        return partner is None or not partner.syncs_customers
+    if partner is None:
+        return False
+    try:
+        return partner.integration(ref.system).syncs_customers
+    except NotFound:
+        return False
 
 
 @checked_arguments
@@ -640,9 +675,12 @@ class CustomerRepository(abc.ABC):
         taken by another customer of the partner that is not archived (C10).
         At commit, ``InvariantViolation`` if it carries a tag that is not in
         its partner's catalog as it stands then, committed or saved in this
-        unit of work (:func:`tag_not_in_catalog`), or if it is new, added by
-        hand (no external reference), and an integration of its partner then
-        syncs customers (:func:`customer_added_by_hand`, C6).
+        unit of work (:func:`tag_not_in_catalog`), or if it is new and its
+        partner as it stands then may not take it (:func:`may_add_customer`):
+        added by hand (no external reference) while an integration of its
+        partner syncs customers, or with a reference whose system is no
+        connected integration of the partner that syncs customers
+        (:func:`customer_added_by_hand`, C6).
         """
 
 

@@ -98,6 +98,7 @@ from altpay_core.ports import (
     invoice_number_taken,
     invoice_ref_taken,
     invoice_sort_key,
+    may_add_customer,
     may_resolve,
     methods_customer_missing,
     resolver_not_allowed,
@@ -803,21 +804,20 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
         """Per partner, the tags of its catalog as this transaction sees
         them: read once (and locked, where the database locks rows), or as
         the transaction wrote the partner."""
-        self._syncing: dict[str, bool] = {}
-        """Per partner read or written, as :attr:`_catalogs`: whether an
-        integration of its syncs customers (C6)."""
         self._teams: dict[str, Partner | None] = {}
         """Per partner read or written, as :attr:`_catalogs`: the partner
-        itself, whose team resolves access requests (C9)."""
+        itself, whose team resolves access requests (C9) and whose
+        integrations sync customers or not (C6)."""
         self._resolving: set[str] = set()
         """The access requests this unit of work resolves: saved resolved
         over a pending state (its own earlier save, or the store's)."""
         self._resolved: dict[str, tuple[str, TeamMemberId | None]] = {}
         """Per access request it resolves, as written: its partner and who
         resolved it."""
-        self._by_hand: dict[str, str] = {}
-        """Per partner, the smallest id of the new customers added by hand
-        (no external reference) that this transaction wrote."""
+        self._added: dict[tuple[str, str | None], tuple[str, ExternalRef | None]] = {}
+        """Per partner and system of the external reference (``None``: added
+        by hand), the smallest id of the new customers that this transaction
+        wrote, and its reference (C6)."""
         self._tagged: dict[str, dict[str, frozenset[TagId]]] = {}
         """Per partner, the customers this transaction wrote with tags, and
         the tags each was last written with."""
@@ -981,11 +981,10 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
         self._marks.clear()
         self._events.clear()
         self._catalogs.clear()
-        self._syncing.clear()
         self._teams.clear()
         self._resolving.clear()
         self._resolved.clear()
-        self._by_hand.clear()
+        self._added.clear()
         self._tagged.clear()
         self._removed.clear()
         self._invoiced.clear()
@@ -1313,12 +1312,13 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
 
     def _check_tags(self, connection: C, items: list[_Pending]) -> None:
         """Note the tags of the customers about to be written, and the new
-        ones added by hand, for the commit to check against their partners
-        as they stand then. A partner is read once per transaction, before
-        its customers are written (so that PostgreSQL takes the partner's
-        lock before theirs, as a partner's writer does). Past that read, a
-        customer costs a look-up or two."""
-        by_hand = self._by_hand
+        ones by partner and system (none for those added by hand), for the
+        commit to check against their partners as they stand then. A partner
+        is read once per transaction, before its customers are written (so
+        that PostgreSQL takes the partner's lock before theirs, as a
+        partner's writer does). Past that read, a customer costs a look-up
+        or two."""
+        added = self._added
         for item in items:
             customer: Customer = item.value
             tags = customer.tags
@@ -1327,13 +1327,15 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
                 self._tagged.setdefault(item.scope, {})[item.row[0]] = tags
             elif self._tagged:
                 self._tagged.get(item.scope, {}).pop(item.row[0], None)
-            if item.new and customer.external_ref is None:
-                first = by_hand.get(item.scope)
+            if item.new:
+                ref = customer.external_ref
+                claim = (item.scope, None if ref is None else ref.system)
+                first = added.get(claim)
                 if first is None:
                     self._catalog(connection, item.scope)
-                    by_hand[item.scope] = item.row[0]
-                elif item.row[0] < first:
-                    by_hand[item.scope] = item.row[0]
+                    added[claim] = (item.row[0], ref)
+                elif item.row[0] < first[0]:
+                    added[claim] = (item.row[0], ref)
 
     def _note_resolutions(self, connection: C, items: list[_Pending]) -> None:
         """Note the access requests about to be written that this unit of
@@ -1351,7 +1353,7 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
     def _read_partners(self, connection: C) -> None:
         """Read (and lock, where the database locks rows) the partners the
         checks at commit need for the rows about to be written: those of
-        the customers with tags or added by hand, and of the access requests
+        the customers with tags or new, and of the access requests
         resolved, which this transaction has not read or written yet and
         does not write now. :data:`CHECK_SIZE` at a time, in order of id,
         before any row is written, so that writers lock partners before
@@ -1360,9 +1362,7 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
         wanted: set[str] = set()
         for item in self._pending[CUSTOMERS.name].values():
             customer: Customer = item.value
-            if item.scope not in known and (
-                customer.tags or (item.new and customer.external_ref is None)
-            ):
+            if item.scope not in known and (customer.tags or item.new):
                 wanted.add(item.scope)
         for key, item in self._pending[ACCESS_REQUESTS.name].items():
             if key in self._resolving and item.scope not in known:
@@ -1395,7 +1395,6 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
 
     def _note_partner(self, key: str, partner: Partner | None) -> None:
         self._catalogs[key] = frozenset() if partner is None else _tag_ids(partner)
-        self._syncing[key] = partner is not None and partner.syncs_customers
         self._teams[key] = partner
 
     def _written(self, table: AggregateTable, items: list[_Pending]) -> None:
@@ -1422,7 +1421,9 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
         of a catalog is carried by no other customer of the partner; each new
         invoice's customer is stored, the invoice's partner's, and not
         archived (read locked, where the database locks rows); no new
-        customer was added by hand to a partner that syncs customers (C6);
+        customer was added by hand to a partner that syncs customers, and
+        each new synced one names a connected integration of its partner
+        that syncs customers (C6);
         each resolved access request names a team member of its partner who
         may resolve it (C9); each new payment methods book names a stored
         customer of its partner."""
@@ -1443,9 +1444,11 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
                 if self._fetch(connection, self._sql.tag_carrier, (partner, str(tag))):
                     raise tag_still_carried(partner, tag)
         # In order of the customers' ids, as the memory store checks.
-        for partner, customer in sorted(self._by_hand.items(), key=lambda claim: claim[1]):
-            if self._syncing[partner]:
-                raise customer_added_by_hand(customer, partner)
+        for (partner, system), (customer, ref) in sorted(
+            self._added.items(), key=lambda claim: claim[1][0]
+        ):
+            if not may_add_customer(self._teams[partner], ref):
+                raise customer_added_by_hand(customer, partner, system)
         # The customers of the new invoices and payment methods books, read
         # (and locked) together, in one order of ids.
         states = (

@@ -88,6 +88,7 @@ from altpay_core.ports import (
     invoice_number_taken,
     invoice_ref_taken,
     invoice_sort_key,
+    may_add_customer,
     may_resolve,
     methods_customer_missing,
     resolver_not_allowed,
@@ -519,15 +520,13 @@ class MemoryStore(Store):
                 if any(tag in tags for tags in others):
                     raise tag_still_carried(partner.id, tag)
         # In order of id, as the SQL stores check: the same customer named.
-        by_hand = (
-            c
-            for c in staged.customers.values()
-            if c.external_ref is None and c.id not in self._customers
-        )
-        for customer in sorted(by_hand, key=lambda c: str(c.id)):
-            its_partner = partner_of(customer.partner_id)
-            if its_partner is not None and its_partner.syncs_customers:
-                raise customer_added_by_hand(customer.id, its_partner.id)
+        new_customers = (c for c in staged.customers.values() if c.id not in self._customers)
+        for customer in sorted(new_customers, key=lambda c: str(c.id)):
+            ref = customer.external_ref
+            if not may_add_customer(partner_of(customer.partner_id), ref):
+                raise customer_added_by_hand(
+                    customer.id, customer.partner_id, None if ref is None else ref.system
+                )
         # In order of id, as the SQL stores check: the same invoice named.
         new = sorted((i for i, base in staged.invoice_base.items() if base == 0), key=str)
         for invoice_id in new:

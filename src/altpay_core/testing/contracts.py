@@ -135,13 +135,22 @@ _JOIN_TIMEOUT = 60.0
 _PUBLISHER_WAIT = 0.5
 
 
-def _partner(name: str = "Northwind IT") -> Partner:
+def _partner(name: str = "Northwind IT", *, syncs: Sequence[str] = ()) -> Partner:
+    """A partner with an Admin and two tags, whose integrations ``syncs``
+    sync customers: a new customer is synced from one of them, or added by
+    hand while there are none (C6)."""
     partner = Partner.create(name=name, country="US")
     partner = partner.add_team_member(
         name="Ada Admin", email=f"ada@{partner.id.value[-8:]}.example", role=Role.ADMIN
     )
+    for system in syncs:
+        partner = partner.connect_integration(system, syncs_customers=True)
     partner = partner.add_tag(name="VIP", colour="#AA0000")
     return partner.add_tag(name="Late payer", colour="#00AA00")
+
+
+_SYNCED = ("connectwise", "halopsa", "xero")
+"""The systems the customers of the tests are synced from."""
 
 
 def _customer(
@@ -471,7 +480,7 @@ class CustomerRepositoryContract(_StoreFactory):
     # external references (C10)
 
     def test_get_by_external_ref(self, store: Store) -> None:
-        partner = self.store_partner(store, _partner())
+        partner = self.store_partner(store, _partner(syncs=_SYNCED))
         ref = ExternalRef("connectwise", "4711")
         (synced, _) = self.store_customers(
             store,
@@ -486,27 +495,26 @@ class CustomerRepositoryContract(_StoreFactory):
                 uow.customers.get_by_external_ref(partner.id, ExternalRef("connectwise", "1"))
 
     def test_get_by_external_ref_is_scoped_to_the_partner(self, store: Store) -> None:
-        partner = self.store_partner(store, _partner())
-        other = self.store_partner(store, _partner("Contoso"))
+        partner = self.store_partner(store, _partner(syncs=_SYNCED))
+        other = self.store_partner(store, _partner("Contoso", syncs=_SYNCED))
         ref = ExternalRef("connectwise", "4711")
         self.store_customers(store, _customer(partner, ref=ref))
         with store.unit_of_work() as uow, pytest.raises(NotFound):
             uow.customers.get_by_external_ref(other.id, ref)
 
     def test_get_by_external_ref_skips_archived_customers(self, store: Store) -> None:
-        partner = self.store_partner(store, _partner())
+        partner = self.store_partner(store, _partner(syncs=_SYNCED))
         ref = ExternalRef("connectwise", "4711")
         self.store_customers(store, _customer(partner, ref=ref, status=CustomerStatus.ARCHIVED))
         with store.unit_of_work() as uow, pytest.raises(NotFound):
             uow.customers.get_by_external_ref(partner.id, ref)
 
     def test_an_external_ref_is_unique_per_partner(self, store: Store) -> None:
-        partner = self.store_partner(store, _partner())
+        partner = self.store_partner(store, _partner(syncs=_SYNCED))
         ref = ExternalRef("connectwise", "4711")
         (first,) = self.store_customers(store, _customer(partner, ref=ref))
         before = self.pending(store)
-        twin = _created(partner, "Twin")
-        twin = attrs.evolve(twin, external_ref=ref)
+        twin = _customer(partner, "Twin", ref=ref)
         with pytest.raises(ConcurrencyConflict) as caught:
             _commit(store, twin)
         _assert_taken(caught.value, "customer", str(ref), "C10", "external_ref")
@@ -518,7 +526,7 @@ class CustomerRepositoryContract(_StoreFactory):
     def test_two_new_customers_with_one_ref_in_one_unit_of_work_conflict(
         self, store: Store
     ) -> None:
-        partner = self.store_partner(store, _partner())
+        partner = self.store_partner(store, _partner(syncs=_SYNCED))
         ref = ExternalRef("halopsa", "9")
         with pytest.raises(ConcurrencyConflict):
             _commit(store, _customer(partner, "One", ref=ref), _customer(partner, "Two", ref=ref))
@@ -526,8 +534,8 @@ class CustomerRepositoryContract(_StoreFactory):
             assert uow.customers.list(partner.id).items == ()
 
     def test_the_same_ref_is_free_in_another_system_or_partner(self, store: Store) -> None:
-        partner = self.store_partner(store, _partner())
-        other = self.store_partner(store, _partner("Contoso"))
+        partner = self.store_partner(store, _partner(syncs=_SYNCED))
+        other = self.store_partner(store, _partner("Contoso", syncs=_SYNCED))
         ref = ExternalRef("connectwise", "4711")
         saved = self.store_customers(
             store,
@@ -540,7 +548,7 @@ class CustomerRepositoryContract(_StoreFactory):
             assert uow.customers.get_by_external_ref(partner.id, ref) == saved[0]
 
     def test_archiving_frees_the_external_ref(self, store: Store) -> None:
-        partner = self.store_partner(store, _partner())
+        partner = self.store_partner(store, _partner(syncs=_SYNCED))
         ref = ExternalRef("connectwise", "4711")
         (old,) = self.store_customers(store, _customer(partner, ref=ref))
         (archived,) = self.store_customers(store, old.archive())
@@ -566,7 +574,7 @@ class CustomerRepositoryContract(_StoreFactory):
     ) -> None:
         """C10, kept by the store too: a copy whose reference was changed
         (``attrs.evolve``, which the commands never do) is refused."""
-        partner = self.store_partner(store, _partner())
+        partner = self.store_partner(store, _partner(syncs=_SYNCED if old else ()))
         (stored,) = self.store_customers(store, _customer(partner, ref=old))
         changed = attrs.evolve(stored, external_ref=new)
         _refused_change(
@@ -577,7 +585,7 @@ class CustomerRepositoryContract(_StoreFactory):
                 assert uow.customers.get_by_external_ref(partner.id, old).id == stored.id
 
     def test_archive_and_replace_in_one_unit_of_work(self, store: Store) -> None:
-        partner = self.store_partner(store, _partner())
+        partner = self.store_partner(store, _partner(syncs=_SYNCED))
         ref = ExternalRef("connectwise", "4711")
         (old,) = self.store_customers(store, _customer(partner, ref=ref))
         with store.unit_of_work() as uow:
@@ -825,6 +833,49 @@ class CustomerRepositoryContract(_StoreFactory):
         with store.unit_of_work() as uow:
             assert uow.partners.get(partner.id).integrations == ()
             assert len(uow.customers.list(partner.id)) == 2
+
+    def test_a_new_customer_synced_from_no_integration_of_its_partner_is_refused(
+        self, store: Store
+    ) -> None:
+        """C6 at commit: a new customer whose reference names no connected
+        integration of its partner that syncs customers (built by hand with
+        a made-up reference, which ``Customer.from_sync`` refuses) is
+        refused at ``external_ref``, and nothing is written; with several at
+        fault, added by hand or synced, the one with the smallest id is
+        named, as with customers added by hand."""
+        partner = _partner(syncs=["connectwise"]).connect_integration("xero", syncs_invoices=True)
+        other = _partner("Contoso")
+        self.store_partner(store, partner)
+        self.store_partner(store, other)
+        before = self.pending(store)
+        for owner, system in (
+            (partner, "halopsa"),  # not connected
+            (partner, "xero"),  # connected, but syncs invoices only
+            (other, "connectwise"),  # another partner's integration
+        ):
+            made_up = _customer(owner, ref=ExternalRef(system, "4711"))
+            with pytest.raises(InvariantViolation) as caught:
+                self.store_customers(store, made_up)
+            assert (caught.value.rule, caught.value.path) == ("C6", "external_ref"), system
+            assert str(made_up.id) in str(caught.value), system
+        by_hand = _customer(other, "Initech")  # no fault: Contoso syncs nothing
+        faults = sorted(
+            (_customer(other, "Globex", ref=ExternalRef("xero", "1")), _customer(partner)),
+            key=lambda c: str(c.id),
+        )
+        with pytest.raises(InvariantViolation) as caught:
+            self.store_customers(store, by_hand, *reversed(faults))
+        assert caught.value.rule == "C6"
+        assert str(faults[0].id) in str(caught.value)
+        with store.unit_of_work() as uow:
+            assert uow.customers.list(partner.id).items == ()
+            assert uow.customers.list(other.id).items == ()
+        assert self.pending(store) == before
+        synced = _customer(partner, ref=ExternalRef("ConnectWise", "4711"))
+        self.store_customers(store, synced, by_hand)
+        with store.unit_of_work() as uow:
+            assert _ids(uow.customers.list(partner.id)) == [synced.id]
+            assert _ids(uow.customers.list(other.id)) == [by_hand.id]
 
     # users
 
@@ -1457,14 +1508,14 @@ class UnitOfWorkContract(_StoreFactory):
         assert self.pending(store) == before
 
     def test_a_taken_ref_in_the_second_save_writes_nothing(self, store: Store) -> None:
-        partner = self.store_partner(store, _partner())
+        partner = self.store_partner(store, _partner(syncs=_SYNCED))
         ref = ExternalRef("connectwise", "4711")
         (one,) = self.store_customers(store, _customer(partner, ref=ref))
         with pytest.raises(ConcurrencyConflict):
             _commit(
                 store,
                 one.add_user(first_name="Bo", last_name="Li", email="bo@x.example"),
-                attrs.evolve(_created(partner, "Twin"), external_ref=ref),
+                _customer(partner, "Twin", ref=ref),
             )
         with store.unit_of_work() as uow:
             assert uow.customers.list(partner.id).items == (one,)
@@ -1929,6 +1980,10 @@ class ConcurrencyContract(_StoreFactory):
         if key == "number":
             first, second = (_invoice(partner, customer, "7") for _ in range(2))
         elif key == "ref":
+            # Synced from then on: a new customer comes from the sync (C6).
+            partner = self.store_partner(
+                store, partner.connect_integration("connectwise", syncs_customers=True)
+            )
             first, second = (_customer(partner, company, ref=ref) for company in ("A", "B"))
         else:
             one, two = self.store_aggregates(
@@ -2016,7 +2071,7 @@ class ConcurrencyContract(_StoreFactory):
             assert _ids(uow.customers.list(partner.id)) == [customer.id]
 
     def test_racing_to_take_the_same_external_ref(self, store: Store) -> None:
-        partner = self.store_partner(store, _partner())
+        partner = self.store_partner(store, _partner(syncs=_SYNCED))
         ref = ExternalRef("connectwise", "4711")
         self._race_to_create(
             store, [_customer(partner, ref=ref), _customer(partner, "Other", ref=ref)]
@@ -2839,7 +2894,7 @@ class PaymentRepositoryContract(_StoreFactory):
         """Every indexed text at its longest, in characters of four UTF-8
         bytes each (PostgreSQL refuses an index row over about 2,700 bytes)."""
         wide = "\U0001f600"
-        partner = self.store_partner(store, _partner())
+        partner = self.store_partner(store, _partner(syncs=[wide * 50]))
         ref = ExternalRef(wide * 50, wide * 255)
         (customer,) = self.store_customers(store, _customer(partner, wide * 200, ref=ref))
         (invoice,) = self.store_aggregates(store, _invoice(partner, customer, wide * 50, ref=ref))

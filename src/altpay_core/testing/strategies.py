@@ -777,9 +777,10 @@ def customers(
 ) -> st.SearchStrategy[Customer]:
     """Customers of ``partner`` (or of a new one) with ``min_users`` (at least
     1: a customer always has a user) to ``max_users`` users, any status (or
-    ``status``, a ``CustomerStatus`` or its value), manual or synced (or as
-    ``synced`` says; only synced by default for a partner whose integration
-    syncs customers, whose stores refuse a new one added by hand, C6), with
+    ``status``, a ``CustomerStatus`` or its value), manual or synced as
+    ``synced`` says (by default, synced if and only if an integration of the
+    partner syncs customers: the stores take a new customer added by hand
+    only then, and a new synced one only from such an integration, C6), with
     tags from the partner's catalog.
 
     A synced customer's reference names one of the partner's integrations
@@ -814,7 +815,7 @@ def _customers(
     details = draw(customer_details())
     users = tuple(draw(_unique_users(min_users, max_users)))
     if synced is None:
-        synced = partner.syncs_customers or draw(st.booleans())
+        synced = partner.syncs_customers
     syncing = sorted(i.system for i in partner.integrations if i.syncs_customers)
     ref = (
         None
