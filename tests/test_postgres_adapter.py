@@ -1284,6 +1284,8 @@ URI_FORMS = [
 @example(password="Q", form=KEYWORD_FORMS[0], empty="connect_timeout= ")
 @example(password="Q", form=KEYWORD_FORMS[0], empty="sslmode= ")
 @example(password="Q@X", form=URI_FORMS[0], empty="")
+@example(password=",Q/", form=URI_FORMS[3], empty="")
+@example(password="?@Q", form=URI_FORMS[0], empty="")
 def test_no_error_on_a_dsn_shows_its_password(password: str, form: str, empty: str) -> None:
     # Nothing listens on port 1: a string that libpq reads as written is
     # refused by the network, anything else by the store; neither shows

@@ -459,7 +459,6 @@ def _without_secrets(message: str) -> str:
 
 _SWALLOWED = re.compile(r"([a-z_]+)=")
 _URI = re.compile(r"postgres(?:ql)?://")
-_CREDENTIALS = re.compile(r"[^@/]*@")
 
 
 def _misread(pg: ModuleType, dsn: str) -> str | None:
@@ -468,17 +467,21 @@ def _misread(pg: ModuleType, dsn: str) -> str | None:
     option and shown (a host that is not found, a role that does not
     exist): an option with no value takes the next word as its value
     (``host= password=...``), and a URI's user name and password end at
-    its first ``@`` (``postgresql://app:p@ss@db/billing``)."""
+    its first ``@`` and hold no ``/`` (``postgresql://app:p@ss@db/billing``,
+    ``postgresql://app:p/ss@db/billing``)."""
     params = pg.conninfo.conninfo_to_dict(dsn)
     uri = _URI.match(dsn)
     if uri is not None:
         # As libpq reads it: a user name and password end at the first "@"
-        # before any "/".
-        credentials = _CREDENTIALS.match(dsn, uri.end())
-        if credentials is not None and "@" in dsn[credentials.end() :].partition("?")[0]:
+        # or "/" (a "?" does not end them). Another "@" before the query
+        # means that an "@" or "/" of theirs was not encoded, and that a
+        # piece of the password would be read as a host or a database.
+        rest = dsn[uri.end() :]
+        stop = next((i for i, char in enumerate(rest) if char in "@/"), len(rest))
+        if "@" in rest[stop + 1 :].partition("?")[0]:
             return (
-                "its user name and password end at the first '@', and another one "
-                "follows (an '@' in them is written %40)"
+                "its user name and password end at the first '@' or '/', and another "
+                "'@' follows (in them, an '@' is written %40 and a '/' %2F)"
             )
         return None
     keywords = {option.keyword.decode() for option in pg.pq.Conninfo.get_defaults()}
