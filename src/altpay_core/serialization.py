@@ -120,15 +120,32 @@ def _money(value: object, _: object) -> Money:
     for key in ("amount", "currency"):
         if key not in data:
             found.append(FieldError(key, "missing", f"'{key}' is required"))
-    if not found:
+    # Money also takes a Decimal amount and a Currency, which to_dict never
+    # writes: data from outside has the amount and the code as text (or the
+    # amount as a whole number), as every other value is read.
+    objects = [
+        FieldError(key, "wrong_type", f"'{key}' must be {label} (got {type(data[key]).__name__})")
+        for key, kind, label in _MONEY_OBJECTS
+        if isinstance(data.get(key), kind)
+    ]
+    if not found and not objects:
         return Money(data["amount"], data["currency"])
     if "amount" in data and "currency" in data:
         # Report what is wrong with the amount and the currency as well.
         try:
             Money(data["amount"], data["currency"])
         except ValidationError as error:
-            found.extend(error.errors)
+            refused = {e.path for e in objects}
+            objects.extend(e for e in error.errors if e.path not in refused)
+    # The amount's errors first, then the currency's, as Money reports them.
+    found.extend(sorted(objects, key=lambda e: e.path != "amount"))
     raise ValidationError(found)
+
+
+_MONEY_OBJECTS: Final = (
+    ("amount", Decimal, "a decimal number as a string or a whole number"),
+    ("currency", Currency, "an ISO 4217 code as a string such as 'USD'"),
+)
 
 
 def _key(key: object) -> str:
@@ -692,7 +709,9 @@ _init_applied: Final = unchecked_init(AppliedPayment)
 _init_invoice: Final = unchecked_init(Invoice)
 
 
-@functools.lru_cache(maxsize=16_384)
+# typed: a value equal to a field's text (a Currency equals its code) is not
+# the address kept for that text; Address refuses it, as the generic hook does.
+@functools.lru_cache(maxsize=16_384, typed=True)
 def _stored_address(  # noqa: PLR0917 - the six fields are the cache's key
     line1: str, line2: str | None, city: str, region: str, postal_code: str, country: str
 ) -> Address:
@@ -973,8 +992,13 @@ def _quick_invoice(data: object) -> Invoice | None:
     """The invoice, or None when the data is not exactly as written or is refused."""
     if type(data) is not dict or data.keys() != _INVOICE_KEYS:
         return None
+    code = data["currency"]
+    if type(code) is not str:
+        # A Currency equals its code, and would be found in _CURRENCIES: the
+        # generic hook refuses anything but text.
+        return None
     try:
-        currency = _CURRENCIES[data["currency"]]
+        currency = _CURRENCIES[code]
         ref, by, created = data["external_ref"], data["issued_by"], data["created_at"]
         if type(created) is not str:
             raise _NotAsWritten
@@ -1033,11 +1057,19 @@ def _quick_fields(value: object, keys: frozenset[str]) -> dict[str, Any]:
 
 def _quick_money(value: object, currency: Currency) -> Money:
     data = _quick_fields(value, _MONEY_KEYS)
-    if data["currency"] != currency.code:
-        raise _NotAsWritten  # another currency (I2), or a code written differently
+    code, amount = data["currency"], data["amount"]
+    # Another currency (I2), a code written differently, or a Currency or a
+    # Decimal, which Money takes and the generic hook refuses.
+    if type(code) is not str or code != currency.code or not _quick_amount(amount):
+        raise _NotAsWritten
     money = _new(Money)
-    _init_money(money, data["amount"], currency)
+    _init_money(money, amount, currency)
     return money
+
+
+def _quick_amount(amount: object) -> bool:
+    # What to_dict writes, text, or a whole number (as the generic hook reads).
+    return type(amount) is str or type(amount) is int
 
 
 def _quick_line(value: object, currency: Currency) -> LineItem:
@@ -1047,10 +1079,17 @@ def _quick_line(value: object, currency: Currency) -> LineItem:
     if type(value) is not dict or len(value) != _LINE_FIELDS:
         raise _NotAsWritten
     unit = value["unit_amount"]
-    if type(unit) is not dict or len(unit) != 2 or unit["currency"] != currency.code:
+    if type(unit) is not dict or len(unit) != 2:
+        raise _NotAsWritten
+    code, number = unit["currency"], unit["amount"]
+    if (
+        type(code) is not str
+        or code != currency.code
+        or (type(number) is not str and type(number) is not int)
+    ):
         raise _NotAsWritten
     amount = _new(Money)
-    _init_money(amount, unit["amount"], currency)
+    _init_money(amount, number, currency)
     line = _new(LineItem)
     _init_line(line, value["description"], value["quantity"], amount)
     return line
