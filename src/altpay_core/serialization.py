@@ -310,6 +310,11 @@ def _is_optional(cls: object) -> bool:
     return get_origin(cls) in (Union, types.UnionType) and len(args) == 2 and type(None) in args
 
 
+def _allows_none(cls: object) -> bool:
+    """A union with ``None`` in it: a field written as ``null`` when it has no value."""
+    return get_origin(cls) in (Union, types.UnionType) and type(None) in get_args(cls)
+
+
 def _optional(conv: cattrs.Converter, cls: Any) -> Callable[[object, object], Any]:
     # cattrs looks the hook of X up again on every call; look it up once.
     kind = next(arg for arg in get_args(cls) if arg is not type(None))
@@ -469,7 +474,24 @@ def _event_structure(
 def _attrs_structure(
     conv: cattrs.Converter, cls: type[Any], detailed: bool
 ) -> Callable[[object, object], Any]:
-    inner = make_dict_structure_fn(cls, conv, _cattrs_forbid_extra_keys=False, **_renames(cls))
+    # cattrs reports a key left out only for a field without a default; it
+    # would give the others theirs (the time of the read for a created_at,
+    # 0 for a version). Only an optional field, written as null, may be left
+    # out: a key left out for any other is missing. The fast converter just
+    # refuses the data; the detailed one reads such a key as _LEFT_OUT, which
+    # the field's hook refuses as cattrs refuses a key left out, in its place
+    # among the fields, and the value is never built with the default.
+    defaulted = [
+        a
+        for a in attrs.fields(attrs.resolve_types(get_origin(cls) or cls))
+        if a.init and a.default is not attrs.NOTHING and not _allows_none(a.type)
+    ]
+    needed = frozenset(a.alias for a in defaulted)
+    overrides = _renames(cls)
+    if detailed:
+        for a in defaulted:
+            overrides[a.name] = override(rename=a.alias, struct_hook=_read_unless_left_out(conv))
+    inner = make_dict_structure_fn(cls, conv, _cattrs_forbid_extra_keys=False, **overrides)
     allowed = frozenset(a.alias for a in attrs.fields(cls) if a.init)
     name = _type_name(get_origin(cls) or cls)
     label = f"{name} as an object"
@@ -479,28 +501,57 @@ def _attrs_structure(
 
     def structure(value: object, _: object) -> Any:
         data = _mapping(value, label)
-        if allowed.issuperset(data):
+        if allowed.issuperset(data) and needed.issubset(data):
             return read(data, cls)
-        unknown = [key for key in data if key not in allowed]
         # Report unknown keys together with whatever else is wrong.
-        found = ValidationError(
+        found = [
             FieldError(key_text(key), "unknown_field", f"{_key(key)} is not a field of {name}")
-            for key in unknown
-        )
+            for key in data
+            if key not in allowed
+        ]
         if not detailed:
-            raise found
+            raise ValidationError(
+                [
+                    *found,
+                    *(
+                        FieldError(a.alias, "missing", f"'{a.alias}' is required")
+                        for a in defaulted
+                        if a.alias not in data
+                    ),
+                ]
+            )
         kept = {key: v for key, v in data.items() if key in allowed}
+        kept.update((key, _LEFT_OUT) for key in needed if key not in data)
         try:
-            read(kept, cls)
+            value = read(kept, cls)
         except Exception as error:
-            raise ClassValidationError(f"While structuring {name}", [found, error], cls) from None
-        raise found
+            if not found:
+                raise
+            raise ClassValidationError(
+                f"While structuring {name}", [ValidationError(found), error], cls
+            ) from None
+        if found:
+            raise ValidationError(found)
+        return value  # pragma: no cover - a key left out is always refused
+
+    return structure
+
+
+def _read_unless_left_out(conv: cattrs.Converter) -> Callable[[object, Any], Any]:
+    def structure(value: object, kind: Any) -> Any:
+        if value is _LEFT_OUT:
+            raise KeyError  # as cattrs reads a key left out: missing
+        return conv.get_structure_hook(kind)(value, kind)
 
     return structure
 
 
 class _Unread(enum.Enum):
     UNREAD = "unread"
+    LEFT_OUT = "left out"
+
+
+_LEFT_OUT: Final = _Unread.LEFT_OUT
 
 
 def _with_field_checks(
@@ -537,8 +588,8 @@ def _field_check_errors(
     arguments: dict[str, Any] = {}
     unread: set[str] = set()
     for field in fields:
-        if field.alias not in data:
-            if field.default is attrs.NOTHING:
+        if data.get(field.alias, _LEFT_OUT) is _LEFT_OUT:
+            if field.default is attrs.NOTHING or field.alias in data:
                 arguments[field.alias] = _Unread.UNREAD
                 unread.update((field.name, field.alias))
             continue
