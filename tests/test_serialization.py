@@ -277,6 +277,23 @@ def test_to_json_names_a_value_with_no_json_form(value: object) -> None:
     assert (info.value.paths, info.value.codes) == (["value"], ["not_serializable"])
 
 
+@pytest.mark.parametrize(
+    "value",
+    [object(), b"bytes", 1j, {"when": dt.timedelta(1)}, [1, b"x"], {"a": [object()]}, {(1,): 2}],
+    ids=["object", "bytes", "complex", "timedelta-inside", "bytes-inside", "deep", "tuple-key"],
+)
+def test_to_dict_names_a_value_with_no_plain_form(value: object) -> None:
+    # cattrs passed such a value through as it was.
+    with pytest.raises(ValidationError) as info:
+        to_dict(value)
+    assert (info.value.paths, info.value.codes) == (["value"], ["not_serializable"])
+
+
+@given(data=json_like)
+def test_to_dict_of_plain_data_is_that_data(data: object) -> None:
+    assert json.dumps(to_dict(data)) == json.dumps(data)  # NaN too
+
+
 def test_from_dict_names_a_missing_type() -> None:
     # cattrs reads None as "any": the data came back as it was given.
     for read in (lambda: from_dict(None, {}), lambda: from_json(None, "{}")):  # type: ignore[arg-type]
@@ -597,6 +614,15 @@ def test_an_event_with_several_bad_fields() -> None:
         (int, 2.0),
         (bool, 1),
         (bool, "true"),
+        # cattrs' own hooks coerced these: a bare collection took any
+        # iterable, a float anything float() takes.
+        (list, "abc"),
+        (tuple, "ab"),
+        (set, "ab"),
+        (frozenset, {"a": 1}),
+        (float, "3"),
+        (float, 3),
+        (float, True),
         (Decimal, 1.5),
         (Decimal, True),
         (Decimal, "NaN"),
@@ -627,6 +653,10 @@ def test_exact_types_are_read_as_they_are() -> None:
     assert from_dict(str, "x") == "x"
     assert from_dict(int, 5) == 5
     assert from_dict(bool, False) is False
+    assert from_dict(float, 1.5) == 1.5
+    assert from_dict(list, [1, "a", None]) == [1, "a", None]
+    assert from_dict(tuple, [1, [2]]) == (1, [2])
+    assert from_dict(frozenset, ["a", "a"]) == frozenset({"a"})
     assert from_dict(Decimal, "2.90") == Decimal("2.90")
     assert from_dict(Decimal, 3) == Decimal(3)
     assert from_dict(dt.date, "2026-01-31") == dt.date(2026, 1, 31)
@@ -841,7 +871,7 @@ def test_lists_and_sets_a_caller_asks_for() -> None:
     [
         (dict[str, int], "x", "'value' must be an object"),
         (tuple[int, str], 5, "'value' must be a list"),
-        (float, "x", "'value' must be float"),
+        (float, "x", "must be a floating-point number"),
     ],
 )
 def test_errors_of_other_shapes_still_say_what_was_expected(

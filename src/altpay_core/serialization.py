@@ -257,7 +257,10 @@ _SETS: Final[dict[type, tuple[type, ...]]] = {
 
 
 def _is_collection(cls: object) -> bool:
-    """``tuple[X, ...]``, ``list[X]``, ``frozenset[X]`` or ``set[X]``."""
+    """``tuple[X, ...]``, ``list[X]``, ``frozenset[X]`` or ``set[X]``, or one
+    of them bare (``list``: of anything)."""
+    if cls in _ARRAYS or cls in _SETS:
+        return True
     args = get_args(cls)
     origin = get_origin(cls)
     if origin is tuple:
@@ -271,9 +274,9 @@ def _collection(
     # cattrs' own hooks take any iterable, so a string would become a tuple of
     # its characters and a dict the tuple of its keys: only a JSON array (a
     # list, or a tuple or set built in Python) is a collection here.
-    item_type = get_args(cls)[0]
+    item_type = get_args(cls)[0] if get_args(cls) else Any
     item = conv.get_structure_hook(item_type)
-    origin = get_origin(cls)
+    origin = get_origin(cls) or cls
     build: Callable[[Any], Any] = origin
     accepted = {**_ARRAYS, **_SETS}[origin]
 
@@ -360,7 +363,12 @@ def make_converter(*, detailed_validation: bool = False) -> cattrs.Converter:
     )
     # By class, not by predicate: cattrs looks classes up before predicates,
     # and has its own coercing hooks for str and int (bool goes to int's).
-    for kind, label in ((str, "a string"), (int, "a whole number"), (bool, "true or false")):
+    for kind, label in (
+        (str, "a string"),
+        (int, "a whole number"),
+        (bool, "true or false"),
+        (float, "a floating-point number"),
+    ):
         conv.register_structure_hook(kind, _strict(kind, label))
     conv.register_structure_hook_factory(
         _is_collection, lambda cls: _collection(conv, cls, detailed_validation)
@@ -618,13 +626,44 @@ def _renames(cls: type[Any]) -> dict[str, Any]:
 def to_dict(value: object) -> Any:
     """``value`` as JSON-ready plain data (dicts, lists, strings, numbers).
 
-    A value that cannot be written (a list that holds itself) is a
-    ``not_serializable`` error at ``value``."""
+    A value that cannot be written (a list that holds itself), or that has
+    no such form (an object of no type of the library's, bytes, inside a
+    list or dict too), is a ``not_serializable`` error at ``value``."""
+    kind = type(value)
     try:
-        return _FAST.unstructure(value, unstructure_as=type(value))
+        data = _FAST.unstructure(value, unstructure_as=kind)
     except Exception as error:  # RecursionError: a list that holds itself
-        message = f"cannot serialize {type(value).__name__}: {error}"
+        message = f"cannot serialize {kind.__name__}: {error}"
+    else:
+        # cattrs passes a value it has no hook for through as it is. The
+        # library's own types (attrs classes, enumerations) are written by
+        # their hooks, to plain data: only anything else is looked through.
+        own = _OWN_TYPES.get(kind)
+        if own is None:
+            own = _OWN_TYPES[kind] = attrs.has(kind) or issubclass(kind, enum.Enum)
+        if own or _is_plain(data):
+            return data
+        message = f"cannot serialize {kind.__name__}: it holds a value with no JSON form"
     raise ValidationError.single("value", "not_serializable", message)
+
+
+_OWN_TYPES: Final[dict[type, bool]] = {}
+# What JSON holds: objects (with keys JSON takes), arrays, strings, numbers,
+# true, false and null.
+_SCALARS: Final = (str, int, float, type(None))
+
+
+def _is_plain(data: object) -> bool:
+    try:
+        if isinstance(data, _SCALARS):  # bool is an int
+            return True
+        if type(data) is list:
+            return all(_is_plain(item) for item in data)
+        if type(data) is dict:
+            return all(isinstance(k, _SCALARS) and _is_plain(v) for k, v in data.items())
+    except RecursionError:  # nested too deeply to write
+        pass
+    return False
 
 
 @checked_arguments
