@@ -620,6 +620,7 @@ def test_an_event_with_several_bad_fields() -> None:
         (tuple, "ab"),
         (set, "ab"),
         (frozenset, {"a": 1}),
+        (dict, [("a", 1)]),
         (float, "3"),
         (float, 3),
         (float, True),
@@ -657,6 +658,7 @@ def test_exact_types_are_read_as_they_are() -> None:
     assert from_dict(list, [1, "a", None]) == [1, "a", None]
     assert from_dict(tuple, [1, [2]]) == (1, [2])
     assert from_dict(frozenset, ["a", "a"]) == frozenset({"a"})
+    assert from_dict(dict, {"a": [1]}) == {"a": [1]}
     assert from_dict(Decimal, "2.90") == Decimal("2.90")
     assert from_dict(Decimal, 3) == Decimal(3)
     assert from_dict(dt.date, "2026-01-31") == dt.date(2026, 1, 31)

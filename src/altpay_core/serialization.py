@@ -373,6 +373,8 @@ def make_converter(*, detailed_validation: bool = False) -> cattrs.Converter:
     conv.register_structure_hook_factory(
         _is_collection, lambda cls: _collection(conv, cls, detailed_validation)
     )
+    # cattrs' hook for a bare dict takes a list of pairs: only an object here.
+    conv.register_structure_hook(dict, lambda value, _: dict(_mapping(value, "an object")))
     conv.register_structure_hook_factory(_is_optional, lambda cls: _optional(conv, cls))
     conv.register_structure_hook(Decimal, _decimal)
     conv.register_unstructure_hook(Decimal, _decimal_data)
