@@ -306,6 +306,22 @@ class TestPay:
             world.pay(payer="ann@globex.example")
         assert world.pay(payer=world.bo.id)[0].user_id == world.bo.id
 
+    def test_another_customers_invoice_is_refused_before_its_currency_is_named_i1(
+        self, world: World
+    ) -> None:
+        # Its currency was named ("invoice ... is in CAD") before the access check.
+        initech = make_customer(world.partner, "Initech")
+        data = to_dict(issue(world.partner, initech, "50.00", "7001"))
+        data["currency"] = "CAD"
+        for line in data["lines"]:
+            line["unit_amount"]["currency"] = "CAD"
+        theirs = from_dict(Invoice, data)
+        with pytest.raises(PermissionDenied) as caught:
+            world.pay([world.a, theirs])
+        assert str(theirs.id) in str(caught.value)
+        assert "CAD" not in str(caught.value)
+        assert "7001" not in str(caught.value)
+
     def test_saved_method(self, world: World) -> None:
         methods = CustomerPaymentMethods.of(world.customer).add(
             type="card", display_name="Visa", last4="4242"

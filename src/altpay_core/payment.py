@@ -1011,6 +1011,11 @@ def pay_invoices(
     found.raise_if_any()
     kind, method_id = chosen
     currency = partner.currency
+    for invoice in chosen_invoices:
+        if invoice.customer_id != customer.id:
+            # Before anything is said of it (its currency, its balance): it
+            # is another customer's, named by the id the caller gave (I1).
+            raise PermissionDenied(role="customer user", action=f"pay invoice {invoice.id}")
     for index, invoice in enumerate(chosen_invoices):
         if invoice.currency != currency:
             found.add(
