@@ -1263,12 +1263,15 @@ KEYWORD_FORMS = [
     "host=127.0.0.1 port=1 user=app target_session_attrs='{escaped}' dbname=billing",
     "host=127.0.0.1 port='{escaped}' user=app dbname=billing",
     "host=127.0.0.1 port=1 user=app connect_timeout='{escaped}' dbname=billing",
+    "host=127.0.0.1 port=1 user=app keepalives='{escaped}' dbname=billing",
+    "host=127.0.0.1 port=1 user=app tcp_user_timeout='{escaped}' dbname=billing",
 ]
 URI_FORMS = [
     "postgresql://app:{password}@127.0.0.1:1/billing",
     "postgresql://app:{encoded}@127.0.0.1:1/billing",
     "postgresql://app@127.0.0.1:1/billing?password={password}",
     "postgresql://app:{password}@[::1/billing",
+    "postgresql://app@127.0.0.1:1/billing?keepalives_count={encoded}",
 ]
 
 
@@ -1285,6 +1288,8 @@ URI_FORMS = [
 @example(password="Q", form=KEYWORD_FORMS[0], empty="sslmode= ")
 @example(password="Q@X", form=URI_FORMS[0], empty="")
 @example(password=",Q/", form=URI_FORMS[3], empty="")
+@example(password="Q", form=KEYWORD_FORMS[7], empty="")
+@example(password="Q", form=URI_FORMS[4], empty="")
 @example(password="?@Q", form=URI_FORMS[0], empty="")
 def test_no_error_on_a_dsn_shows_its_password(password: str, form: str, empty: str) -> None:
     # Nothing listens on port 1: a string that libpq reads as written is
@@ -1306,6 +1311,38 @@ def test_no_error_on_a_dsn_shows_its_password(password: str, form: str, empty: s
         assert caught.value.__cause__ is None
         assert caught.value.__context__ is None
     assert not set(SECRET_LETTERS) & set(shown), shown
+
+
+@pytest.mark.parametrize(
+    ("dsn", "reason"),
+    [
+        ("host=db.example password=s3cret keepalives=s3cret", "keepalives must be"),
+        ("host=db.example keepalives_idle=1.5", "keepalives_idle must be"),
+        ("host=db.example tcp_user_timeout=' s3cret'", "tcp_user_timeout must be"),
+        ("postgresql://app:s3cret@db.example/billing?keepalives_interval=s3cret", "keepalives"),
+        ("host=db.example port=s3cret", "port must be"),
+        ("host=a.example,b.example port=5432,s3cret", "port must be"),
+        ("postgresql://app:s3cret@db.example:s3cret/billing", "port must be"),
+    ],
+)
+def test_an_option_that_must_be_a_whole_number_is_an_invalid_dsn(dsn: str, reason: str) -> None:
+    # libpq checks these only while connecting, and quoted the value in
+    # psycopg's OperationalError (a port was "failed to resolve host").
+    with pytest.raises(ValidationError) as caught:
+        PostgresStore(dsn)
+    assert (caught.value.paths, caught.value.codes) == (["dsn"], ["invalid_dsn"])
+    assert reason in str(caught.value)
+    assert "s3cret" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "dsn", ["host=127.0.0.1 port=1, keepalives=+1", "host=127.0.0.1 port=' 1 '"]
+)
+def test_whole_numbers_as_libpq_reads_them_are_accepted(dsn: str) -> None:
+    import psycopg
+
+    with pytest.raises(psycopg.OperationalError):  # nothing listens on port 1
+        PostgresStore(dsn + " connect_timeout=2")
 
 
 @pytest.mark.parametrize(

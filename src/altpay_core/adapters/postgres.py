@@ -458,6 +458,17 @@ def _without_secrets(message: str) -> str:
 
 
 _SWALLOWED = re.compile(r"([a-z_]+)=")
+# The options libpq reads as integers when it connects (a port may be
+# left empty, for the default, in a list of them).
+_INTEGER_OPTIONS: Final = (
+    "port",
+    "keepalives",
+    "keepalives_idle",
+    "keepalives_interval",
+    "keepalives_count",
+    "tcp_user_timeout",
+)
+_INTEGER = re.compile(r"\s*[+-]?[0-9]+\s*")
 _URI = re.compile(r"postgres(?:ql)?://")
 
 
@@ -483,7 +494,7 @@ def _misread(pg: ModuleType, dsn: str) -> str | None:
                 "its user name and password end at the first '@' or '/', and another "
                 "'@' follows (in them, an '@' is written %40 and a '/' %2F)"
             )
-        return None
+        return _not_integer(params)
     keywords = {option.keyword.decode() for option in pg.pq.Conninfo.get_defaults()}
     for key, value in params.items():
         # dbname may hold a whole connection string; a password may hold anything.
@@ -495,6 +506,25 @@ def _misread(pg: ModuleType, dsn: str) -> str | None:
                 f"{key} has no value and took the next word as its value "
                 f"(an empty value is written {key}='')"
             )
+    return _not_integer(params)
+
+
+def _not_integer(params: dict[str, Any]) -> str | None:
+    """Which option libpq would refuse as no whole number, if any: it checks
+    them only while connecting, and its message quotes the value, which is
+    a piece of the password if the string was mistyped."""
+    for key in _INTEGER_OPTIONS:
+        value = params.get(key)
+        if value is None:
+            continue
+        if key == "port":
+            # A list, one for each host; an empty one is the default port.
+            if not all(
+                _INTEGER.fullmatch(piece) or not piece.strip() for piece in str(value).split(",")
+            ):
+                return "port must be a whole number, or a list of them, one for each host"
+        elif not _INTEGER.fullmatch(str(value)):
+            return f"{key} must be a whole number"
     return None
 
 
