@@ -554,6 +554,20 @@ def test_messages_name_the_field(data: dict[str, Any]) -> None:
     assert messages["created_at"].startswith("'created_at' must be an ISO 8601 date and time")
 
 
+def test_a_value_read_for_a_field_is_named_by_that_field(data: dict[str, Any]) -> None:
+    # An address read for billing_email said "'email' must be a valid email
+    # address", naming the users' field; an id said "'partner id' must ...".
+    data["billing_email"] = "nope"
+    data["partner_id"] = "nope"
+    data["users"][0]["email"] = "nope"
+    data["address"]["postal_code"] = "1"
+    with pytest.raises(ValidationError) as info:
+        from_dict(Customer, data)
+    for error in info.value.errors:
+        field = error.path.rpartition(".")[2]
+        assert error.message.startswith(f"'{field}' must "), error
+
+
 def test_values_inside_a_list_are_located(data: dict[str, Any]) -> None:
     data["tags"] = ["tag_ok", "nope", 5]
     assert errors_of(Customer, data) == [("tags[1]", "invalid_id"), ("tags[2]", "wrong_type")]

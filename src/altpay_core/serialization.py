@@ -993,15 +993,28 @@ def _quote_or_null(text: str | None) -> str:
     return "null" if text is None else _quote(text)
 
 
+_NAMED = re.compile(r"'[^']*'")
+
+
+def _named(message: str, path: str) -> str:
+    """A value's message at the field it fills: a value names itself by its
+    kind ('email'), the field it was read for by its own name
+    ('billing_email')."""
+    if not path:
+        return message
+    field = path.rpartition(".")[2]
+    if _NAMED.match(message):
+        return _NAMED.sub(f"'{field}'", message, count=1)
+    return f"'{path}' {message}"
+
+
 def _field_errors(error: BaseException, path: str, cls: object) -> list[FieldError]:
     if isinstance(error, ValidationError):
         return [
             FieldError(
                 join_path(path, e.path),
                 e.code,
-                e.message
-                if e.path or not path or e.message.startswith("'")
-                else f"'{path}' {e.message}",
+                _named(e.message, path) if not e.path else e.message,
             )
             for e in error.errors
         ]
