@@ -592,6 +592,27 @@ def _open_at_once(path: Path, start: threading.Barrier, failures: list[BaseExcep
         failures.append(error)
 
 
+def _record_connections(monkeypatch: pytest.MonkeyPatch) -> list[sqlite3.Connection]:
+    """The connections that the stores open from now on."""
+    made: list[sqlite3.Connection] = []
+    original = sqlite3.connect
+
+    def connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        made.append(connection := original(*args, **kwargs))
+        return connection
+
+    monkeypatch.setattr(sqlite_adapter.sqlite3, "connect", connect)
+    return made
+
+
+def _closed(connection: sqlite3.Connection) -> bool:
+    try:
+        connection.execute("SELECT 1")
+    except sqlite3.ProgrammingError:
+        return True
+    return False
+
+
 class Broken(SqliteStore):
     """A store whose next migration fails half way."""
 
@@ -1166,6 +1187,76 @@ class TestLocking:
                 blocker.close()
             with store.unit_of_work() as uow:  # and once it is free, as before
                 assert uow.partners.get(partner.id).id == partner.id
+
+    def test_a_store_that_opens_a_file_another_writer_holds_conflicts(
+        self, path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # A new file whose write lock another writer holds: the schema cannot
+        # be created. Before: a bare sqlite3.OperationalError from migrate().
+        blocker = sqlite3.connect(path, isolation_level=None)
+        blocker.execute("PRAGMA journal_mode = WAL")
+        blocker.execute("BEGIN IMMEDIATE")
+        made = _record_connections(monkeypatch)
+        try:
+            with pytest.raises(ConcurrencyConflict, match="locked") as caught:
+                SqliteStore(path, timeout=0.05)
+            assert isinstance(caught.value.__cause__, sqlite3.OperationalError)
+            assert made
+            assert all(_closed(connection) for connection in made)
+            # Nothing written: no schema, the same user_version.
+            assert blocker.execute("PRAGMA user_version").fetchone() == (0,)
+            assert blocker.execute("SELECT count(*) FROM sqlite_master").fetchone() == (0,)
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        with SqliteStore(path, timeout=0.05) as store:  # once it is free, it opens
+            stored(store, new_partner())
+
+    def test_a_store_that_opens_a_file_another_program_holds_exclusively_conflicts(
+        self, path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # No connection can even start. Before: a bare sqlite3.OperationalError
+        # from the connection's first statement, and the connection left open.
+        SqliteStore(path).close()
+        blocker = sqlite3.connect(path, isolation_level=None)
+        blocker.execute("PRAGMA locking_mode = EXCLUSIVE")
+        blocker.execute("BEGIN EXCLUSIVE")
+        blocker.execute("CREATE TABLE mine (x)")
+        made = _record_connections(monkeypatch)
+        try:
+            with pytest.raises(ConcurrencyConflict, match="locked") as caught:
+                SqliteStore(path, timeout=0.05)
+            assert isinstance(caught.value.__cause__, sqlite3.OperationalError)
+            assert made
+            assert all(_closed(connection) for connection in made)
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        with SqliteStore(path, timeout=0.05) as store:
+            stored(store, new_partner())
+
+    def test_a_connection_the_pool_cannot_start_is_closed(
+        self, path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        with SqliteStore(path, timeout=0.05) as store:
+            store.close()  # no idle connection left: the next one is new
+        with SqliteStore(path, timeout=0.05) as store:
+            for connection in store._idle:
+                connection.close()
+            store._idle.clear()
+            blocker = sqlite3.connect(path, isolation_level=None)
+            blocker.execute("PRAGMA locking_mode = EXCLUSIVE")
+            blocker.execute("BEGIN EXCLUSIVE")
+            made = _record_connections(monkeypatch)
+            try:
+                with pytest.raises(ConcurrencyConflict, match="locked"):  # noqa: SIM117
+                    with store.unit_of_work():
+                        pass
+                assert made
+                assert all(_closed(connection) for connection in made)
+            finally:
+                blocker.execute("ROLLBACK")
+                blocker.close()
 
     def test_a_writer_that_waits_too_long_conflicts_and_writes_nothing(self, path: Path) -> None:
         partner = new_partner()

@@ -40,7 +40,8 @@ transaction too, at commit, while no other writer can change what they read.
 Conflicts: a version that is no longer current, an id or external reference
 already taken (an ``IntegrityError`` from the database, also when it is
 found only at commit), and a database that stays locked by another writer
-for longer than ``timeout`` ("database is locked") all raise
+for longer than ``timeout`` ("database is locked"; as a unit of work or a
+connection begins, and as the store opens, too) all raise
 :class:`~altpay_core.errors.ConcurrencyConflict` with nothing written; the
 driver's error, if any, is its ``__cause__``. Read again and retry.
 
@@ -74,7 +75,7 @@ from altpay_core.adapters._sql import (
     Statements,
     check_migrations,
 )
-from altpay_core.errors import AltpayError, ValidationError, shown
+from altpay_core.errors import AltpayError, ConcurrencyConflict, ValidationError, shown
 
 __all__ = ["MIGRATIONS", "SchemaVersionError", "SqliteStore", "SqliteUnitOfWork"]
 
@@ -448,7 +449,11 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
     one process (``vfs=memdb``), is a
     :class:`~altpay_core.errors.ValidationError`. ``timeout`` is how long a
     writer waits for another one to finish before giving up with
-    :class:`~altpay_core.errors.ConcurrencyConflict`.
+    :class:`~altpay_core.errors.ConcurrencyConflict`; opening the store
+    waits so too (to create or migrate the schema, or while another program
+    holds the file exclusively), and a store that cannot open so raises
+    :class:`~altpay_core.errors.ConcurrencyConflict`, with nothing written
+    and no connection left open: retry once the file is free.
 
     An existing file must be an altpay-core database, at this version or an
     older one (migrated forward as it opens): a file with a schema of its
@@ -495,17 +500,26 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
             # working directory is when it is made.
             self._target = _absolute(os.fspath(path))
             self.path = self._target
-        connection = self._connect()
+        connection: sqlite3.Connection | None = None
         try:
+            connection = self._connect()
             # First, while nothing in the file has changed: another
             # program's database is refused as it is, not turned to WAL.
             check_database(connection, self.migrations, shown(self._target))
             _use_wal(connection, self.timeout, self._target)
             migrate(connection, self.migrations)
-        except BaseException:
-            connection.close()
+        except BaseException as error:
+            if connection is not None:
+                connection.close()
             self._remove_directory()
-            raise
+            # A file another writer keeps locked: a conflict, as when a unit
+            # of work begins (migrate() has rolled back: nothing is written).
+            reason = _locked(error, self.timeout)
+            if reason is None:
+                raise
+            raise ConcurrencyConflict(
+                f"{reason}; the store did not open, and nothing was written"
+            ) from error
         self._release(connection)
 
     def _connect(self) -> sqlite3.Connection:
@@ -521,9 +535,15 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
             # thread that unit of work runs in.
             check_same_thread=False,
         )
-        # A commit is on disk when it returns, whatever SQLite's build
-        # defaults; a throwaway database need not wait for the disk.
-        connection.execute(f"PRAGMA synchronous = {'FULL' if self.path else 'OFF'}")
+        try:
+            # A commit is on disk when it returns, whatever SQLite's build
+            # defaults; a throwaway database need not wait for the disk.
+            # (The first statement: it fails if another program holds the
+            # file exclusively.)
+            connection.execute(f"PRAGMA synchronous = {'FULL' if self.path else 'OFF'}")
+        except BaseException:
+            connection.close()
+            raise
         return connection
 
     def _disconnect(self, connection: sqlite3.Connection) -> None:
@@ -565,7 +585,8 @@ def _use_wal(connection: sqlite3.Connection, timeout: float, target: str) -> Non
     The switch needs the file to itself, and SQLite answers "database is
     locked" at once, without its busy handler, when another connection
     holds a shared lock on a new file it is switching too (waiting could
-    deadlock): the switch is tried again, at growing intervals.
+    deadlock): the switch is tried again, at growing intervals, and the
+    busy error raised after ``timeout`` (the store makes it a conflict).
     """
     deadline = time.monotonic() + timeout
     pause = 0.001
@@ -685,9 +706,14 @@ class SqliteUnitOfWork(SqlUnitOfWork[sqlite3.Connection]):
     def _conflict(self, error: Exception) -> str | None:
         if isinstance(error, sqlite3.IntegrityError):
             return f"a unique key is taken ({error})"
-        code = getattr(error, "sqlite_errorcode", None)
-        if isinstance(code, int) and code & 0xFF in _BUSY:
-            store = self._store
-            timeout = store.timeout if isinstance(store, SqliteStore) else 0
-            return f"the database stayed locked by another writer for over {timeout:g} s"
-        return None
+        store = self._store
+        return _locked(error, store.timeout if isinstance(store, SqliteStore) else 0)
+
+
+def _locked(error: BaseException, timeout: float) -> str | None:
+    """Why ``error`` is a conflict if it is SQLite's "database is locked"
+    (busy or locked, after waiting ``timeout`` seconds), else ``None``."""
+    code = getattr(error, "sqlite_errorcode", None)
+    if isinstance(error, sqlite3.Error) and isinstance(code, int) and code & 0xFF in _BUSY:
+        return f"the database stayed locked by another writer for over {timeout:g} s"
+    return None
