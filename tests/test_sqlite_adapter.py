@@ -684,6 +684,32 @@ def test_arguments_that_name_no_database_are_refused(
     assert (caught.value.paths, caught.value.codes) == ([path], [code])
 
 
+@pytest.mark.parametrize(
+    "query",
+    [
+        "vfs=unix-excl",  # the file locked for this process alone
+        "vfs=unix%2Dexcl",
+        "mode=rwc&vfs=unix-excl",
+        "vfs=unix-none",  # no locks: processes would overwrite each other
+        "vfs=win32-none",
+    ],
+)
+def test_a_vfs_that_other_processes_cannot_share_the_file_through_is_refused(
+    path: Path, query: str
+) -> None:
+    # Before: unix-excl opened, and then no other process could open the file.
+    with pytest.raises(ValidationError) as caught:
+        SqliteStore(f"file:{path}?{query}")
+    assert (caught.value.paths, caught.value.codes) == (["path"], ["invalid_path"])
+    assert "vfs" in str(caught.value)
+    assert not path.exists()
+
+
+def test_the_default_vfs_by_name_is_taken(path: Path) -> None:
+    with SqliteStore(f"file:{path}?vfs=unix") as store:
+        stored(store, new_partner())
+
+
 def test_a_path_object_and_a_whole_timeout_are_taken(path: Path) -> None:
     with SqliteStore(path, timeout=0) as store:
         assert store.path == str(path)

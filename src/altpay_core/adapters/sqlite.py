@@ -15,12 +15,13 @@ refuses, before changing anything in it, a file that is not an altpay-core
 database (one with a schema of its own and ``user_version`` 0, or without
 the tables of its ``user_version``): the store needs a file of its own. A
 file database runs in WAL mode: readers never wait for the writer, and
-several threads and processes may share the file. ``":memory:"`` (as text
-or a path object) gives a private, throwaway database that every unit of
-work of the store shares, deleted when the store closes: a file of its own
-in a new temporary directory, so that it behaves exactly as a file does
-(SQLite's in-memory databases hold every reader off while a writer writes,
-and have no WAL).
+several threads and processes may share the file (a URI with a ``vfs``
+that keeps other processes out, or takes no locks, is refused).
+``":memory:"`` (as text or a path object) gives a private, throwaway
+database that every unit of work of the store shares, deleted when the
+store closes: a file of its own in a new temporary directory, so that it
+behaves exactly as a file does (SQLite's in-memory databases hold every
+reader off while a writer writes, and have no WAL).
 
 Each unit of work has a connection of its own. It checks every save at once
 against the latest commit (a new aggregate's id only as its row is
@@ -376,6 +377,16 @@ def _path(path: object) -> str | os.PathLike[str]:
             f"{shown(text)}, a URI that sqlite3 opens as an in-memory database of "
             "each connection's, or of this process's alone)",
         )
+    if vfs := _unshared_vfs(text):
+        # The file would be this process's alone, or written by several
+        # processes without locks.
+        raise ValidationError.single(
+            "path",
+            "invalid_path",
+            "'path' must name a file that several processes can share (got "
+            f"{shown(text)}, a URI whose vfs {shown(vfs)} {_UNSHARED_VFS[vfs]}): "
+            "leave out the vfs",
+        )
     return path  # type: ignore[return-value]
 
 
@@ -398,11 +409,35 @@ def _private_uri(text: str) -> bool:
     runs."""
     if not text.startswith("file:"):
         return False
-    query = text[len("file:") :].partition("#")[0].partition("?")[2]
     name = _uri_location(text)
-    mode = [value for key, value in parse_qsl(query, keep_blank_values=True) if key == "mode"]
-    vfs = [value for key, value in parse_qsl(query, keep_blank_values=True) if key == "vfs"]
-    return name in ("", ":memory:") or "memory" in mode or "memdb" in vfs
+    return (
+        name in ("", ":memory:")
+        or "memory" in _uri_values(text, "mode")
+        or "memdb" in _uri_values(text, "vfs")
+    )
+
+
+_UNSHARED_VFS = {
+    "unix-excl": "locks the file for this process alone",
+    "unix-none": "takes no locks, so that processes would overwrite each other",
+    "win32-none": "takes no locks, so that processes would overwrite each other",
+}
+"""SQLite's vfs through which several processes cannot share a file, and why."""
+
+
+def _unshared_vfs(text: str) -> str | None:
+    """The vfs of the ``file:`` URI ``text`` through which several processes
+    cannot share the file, if it names one (``None`` for any other name)."""
+    if not text.startswith("file:"):
+        return None
+    return next((vfs for vfs in _uri_values(text, "vfs") if vfs in _UNSHARED_VFS), None)
+
+
+def _uri_values(text: str, key: str) -> list[str]:
+    """The values of the parameter ``key`` in the ``file:`` URI ``text``'s
+    query (percent-escapes decoded)."""
+    query = text[len("file:") :].partition("#")[0].partition("?")[2]
+    return [value for name, value in parse_qsl(query, keep_blank_values=True) if name == key]
 
 
 def _absolute(name: str) -> str:
@@ -447,8 +482,11 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
     waiting for the disk). A URI that SQLite opens as a database private to
     each connection (``file::memory:``, ``mode=memory``), or in memory for
     one process (``vfs=memdb``), is a
-    :class:`~altpay_core.errors.ValidationError`. ``timeout`` is how long a
-    writer waits for another one to finish before giving up with
+    :class:`~altpay_core.errors.ValidationError`; so is one whose ``vfs``
+    keeps other processes from sharing the file (``unix-excl``, which locks
+    it for one process, and ``unix-none`` and ``win32-none``, which take no
+    locks). ``timeout`` is how long a writer waits for another one to
+    finish before giving up with
     :class:`~altpay_core.errors.ConcurrencyConflict`; opening the store
     waits so too (to create or migrate the schema, or while another program
     holds the file exclusively), and a store that cannot open so raises
