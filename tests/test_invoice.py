@@ -1374,3 +1374,32 @@ def test_a_return_fee_is_passed_on_where_the_partner_edits_the_fees(
     with pytest.raises(InvariantViolation) as caught:
         reopened.archive(partner).add_fee(partner, kind="return", amount="15.00")
     assert caught.value.rule == "I4"
+
+
+# -- rules with no other test standing in for them --------------------------------------
+
+
+def test_issue_refuses_a_past_due_date_after_an_earlier_issue_date_i3() -> None:
+    # Left to its default, the issue date is today, and "due before issued"
+    # refused the invoice on its own: the I3 check itself went untested.
+    partner = make_partner()
+    customer = make_customer(partner)
+    with pytest.raises(InvariantViolation) as caught:
+        issue(
+            partner,
+            customer,
+            issue_date=TODAY - dt.timedelta(days=10),
+            due_date=TODAY - dt.timedelta(days=1),
+        )
+    assert (caught.value.rule, caught.value.path) == ("I3", "due_date")
+
+
+def test_removing_the_fees_that_made_the_total_names_fees_i3() -> None:
+    partner = make_partner()
+    customer = make_customer(partner)
+    invoice = issue(
+        partner, customer, lines=[line("0.00")], fees=[{"kind": "late_payment", "amount": "10.00"}]
+    )
+    with pytest.raises(InvariantViolation) as caught:
+        invoice.update(partner, fees=[])
+    assert (caught.value.rule, caught.value.path) == ("I3", "fees")

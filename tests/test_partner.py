@@ -656,7 +656,12 @@ class TestTags:
         partner = Partner.create(name="N", country="US").add_tag(name="VIP", colour="#FF0000")
         with pytest.raises(InvariantViolation) as caught:
             partner.add_tag(name=name, colour="#00FF00")
-        assert caught.value.rule == "tag-unique-name"
+        # At the argument: the catalog's own check would name tags[1].name.
+        assert (caught.value.rule, caught.value.path) == ("tag-unique-name", "name")
+        other = partner.add_tag(name="Net 30", colour="#00FF00")
+        with pytest.raises(InvariantViolation) as caught:
+            other.update_tag("Net 30", name=name)
+        assert (caught.value.rule, caught.value.path) == ("tag-unique-name", "name")
 
     # Greek iota with dialytika and tonos: as one letter, and as a capital
     # iota with dialytika plus an accent, whose case-folding alone differs.

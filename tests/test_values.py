@@ -1094,3 +1094,29 @@ def test_an_email_address_is_at_most_254_bytes() -> None:
     with pytest.raises(ValidationError) as caught:
         EmailAddress("a" + longest)
     assert caught.value.codes == ["invalid_email"]
+
+
+# DESIGN.md's table, typed out here rather than read from the module, so
+# that a letter added to or dropped from the module's table is caught.
+DESIGN_POSTAL_LETTERS = {
+    "NL": "A", "NS": "B", "PE": "C", "NB": "E", "QC": "GHJ", "ON": "KLMNP", "MB": "R",
+    "SK": "S", "AB": "T", "BC": "V", "NT": "X", "NU": "X", "YT": "Y",
+}  # fmt: skip
+
+
+def test_canadian_postal_letters_are_design_mds_table() -> None:
+    assert dict(CA_POSTAL_FIRST_LETTERS) == DESIGN_POSTAL_LETTERS
+
+
+@pytest.mark.parametrize(
+    ("region", "postal_code"),
+    [("QC", "K1A 0B1"), ("NU", "Y1A 2C6"), ("NT", "Y1A 2C6"), ("ON", "H2X 1Y4")],
+)
+def test_a_postal_code_of_another_province_is_refused(region: str, postal_code: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        Address("1 Rue Principale", "Ville", region, postal_code, "CA")
+    assert caught.value.codes == ["postal_code_region_mismatch"]
+
+
+def test_a_non_ascii_local_part_keeps_its_case() -> None:
+    assert str(EmailAddress("Ann.Lée@Globex.EXAMPLE")) == "Ann.Lée@globex.example"
