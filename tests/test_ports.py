@@ -49,12 +49,28 @@ def _encoded(value: object) -> str:
 
 @pytest.mark.parametrize(
     "value",
-    [["globex", "cus_1", "extra"], ["globex"], ["globex", 1], {"key": "globex"}, "globex"],
+    [
+        ["customers", "globex", "cus_1", "extra"],
+        ["globex", "cus_1"],
+        ["customers", "globex", 1],
+        {"key": "globex"},
+        "globex",
+        ["invoices", "globex", "cus_1"],  # another listing's
+        ["customers", "globex", "inv_1"],  # another listing's id
+    ],
 )
 def test_a_cursor_is_exactly_what_encode_writes(value: object) -> None:
-    # A JSON array of two strings, and nothing else.
+    # A JSON array of three strings, for a row of the listing, and nothing else.
     with pytest.raises(ValidationError) as caught:
-        ports.Cursor.decode(_encoded(value), "before")
+        ports.Cursor.decode(_encoded(value), "before", listing=ports.Listing.CUSTOMERS)
     assert (caught.value.paths, caught.value.codes) == (["before"], ["invalid_cursor"])
-    cursor = ports.Cursor("globex", "cus_1")
-    assert ports.Cursor.decode(cursor.encode()) == cursor
+    cursor = ports.Cursor(ports.Listing.CUSTOMERS, "globex", "cus_1")
+    assert ports.Cursor.decode(cursor.encode(), listing=ports.Listing.CUSTOMERS) == cursor
+
+
+def test_a_page_request_without_a_listing_takes_no_cursor() -> None:
+    cursor = ports.Cursor(ports.Listing.INVOICES, "2026-02-01 1001", "inv_1").encode()
+    assert ports.PageRequest.parse(5, cursor, listing=ports.Listing.INVOICES).limit == 5
+    with pytest.raises(ValidationError) as caught:
+        ports.PageRequest.parse(5, None, cursor)
+    assert (caught.value.paths, caught.value.codes) == (["before"], ["invalid_cursor"])

@@ -85,6 +85,7 @@ __all__ = [
     "FIXED_FIELDS",
     "FixedField",
     "InvoiceRepository",
+    "Listing",
     "MAX_PAGE_SIZE",
     "Outbox",
     "OutboxMessage",
@@ -130,41 +131,76 @@ MAX_PAGE_SIZE = 1000
 # -- pagination ----------------------------------------------------------------
 
 
+class Listing(_fields.Choices, enum.Enum):
+    """Which listing a :class:`Cursor` is a place in. ``invoices.list`` and
+    ``invoices.overdue`` share one, as they share the order."""
+
+    CUSTOMERS = "customers"
+    INVOICES = "invoices"
+
+
 @checked_constructor
 @attrs.frozen
 class Cursor:
-    """A position in a sorted listing: the sort key and id of one row.
+    """A position in a sorted listing: which listing, and the sort key and id
+    of one row.
 
     Opaque to clients (:meth:`encode` gives a URL-safe string); stable under
     inserts, since it names a row's place in the order, not an offset.
     """
 
+    listing: Listing
     key: str
     id: str
 
     @checked_arguments
     def encode(self) -> str:
-        raw = json.dumps([self.key, self.id], ensure_ascii=False).encode()
+        raw = json.dumps([self.listing.value, self.key, self.id], ensure_ascii=False).encode()
         return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
     @classmethod
     @checked_arguments
-    def decode(cls, text: str, path: str = "after") -> Cursor:
+    def decode(cls, text: str, path: str = "after", *, listing: Listing) -> Cursor:
+        """The cursor ``text`` encodes, which a page of ``listing`` made;
+        anything else is a ``ValidationError`` (``invalid_cursor``) at ``path``."""
         try:
             padded = text + "=" * (-len(text) % 4)
             parts = json.loads(base64.urlsafe_b64decode(padded.encode()))
         except (ValueError, TypeError, AttributeError, RecursionError):
             parts = None
-        # Exactly what encode() writes: a JSON array of two strings.
+        # Exactly what encode() writes for a row of this listing: a JSON
+        # array of three strings, the listing's name, a key and an id.
         if (
             type(parts) is list
-            and len(parts) == 2
+            and len(parts) == 3
             and all(type(part) is str and _fields.valid_unicode(part) for part in parts)
+            and parts[0] == listing.value
+            and _row_made(listing, parts[1], parts[2])
         ):
-            return cls(parts[0], parts[1])
+            return cls(listing, parts[1], parts[2])
         raise ValidationError.single(
-            path, "invalid_cursor", f"'{path}' must be a cursor from an earlier page"
+            path,
+            "invalid_cursor",
+            f"'{path}' must be a cursor from an earlier page of this listing",
         )
+
+
+def _row_made(listing: Listing, key: str, row_id: str) -> bool:
+    """Whether ``key`` and ``row_id`` have the form a row of ``listing`` gives
+    them: a case-folded company name and a customer id, or a due date, a
+    space and a number, and an invoice id."""
+    kind = CustomerId if listing is Listing.CUSTOMERS else InvoiceId
+    try:
+        kind(row_id)
+    except ValidationError:
+        return False
+    if listing is Listing.CUSTOMERS:
+        return key == key.casefold()
+    try:
+        due = dt.date.fromisoformat(key[:10])
+    except ValueError:
+        return False
+    return due.isoformat() == key[:10] and key[10:11] == " " and len(key) > 11
 
 
 @checked_constructor
@@ -187,7 +223,11 @@ class PageRequest:
         limit: int = DEFAULT_PAGE_SIZE,
         after: str | None = None,
         before: str | None = None,
+        *,
+        listing: Listing | None = None,
     ) -> PageRequest:
+        """The page asked for; ``after`` and ``before`` must be cursors that
+        pages of ``listing`` made (without ``listing``, no cursor is taken)."""
         if (
             isinstance(limit, bool)
             or not isinstance(limit, int)
@@ -204,9 +244,15 @@ class PageRequest:
             )
         return cls(
             limit,
-            None if after is None else Cursor.decode(after, "after"),
-            None if before is None else Cursor.decode(before, "before"),
+            None if after is None else _decode(after, "after", listing),
+            None if before is None else _decode(before, "before", listing),
         )
+
+
+def _decode(text: str, path: str, listing: Listing | None) -> Cursor:
+    if listing is None:
+        raise ValidationError.single(path, "invalid_cursor", f"'{path}' is not taken here")
+    return Cursor.decode(text, path, listing=listing)
 
 
 @checked_constructor
@@ -258,7 +304,7 @@ def customer_sort_key(customer: Customer) -> str:
 @checked_arguments
 def customer_cursor(customer: Customer) -> str:
     """The opaque cursor that names ``customer``'s place in a listing."""
-    return Cursor(customer_sort_key(customer), str(customer.id)).encode()
+    return Cursor(Listing.CUSTOMERS, customer_sort_key(customer), str(customer.id)).encode()
 
 
 @checked_arguments
@@ -280,7 +326,7 @@ def invoice_sort_key(invoice: Invoice) -> str:
 @checked_arguments
 def invoice_cursor(invoice: Invoice) -> str:
     """The opaque cursor that names ``invoice``'s place in a listing."""
-    return Cursor(invoice_sort_key(invoice), str(invoice.id)).encode()
+    return Cursor(Listing.INVOICES, invoice_sort_key(invoice), str(invoice.id)).encode()
 
 
 # -- the arguments every repository checks -------------------------------------------
@@ -652,7 +698,7 @@ class CustomerRepository(abc.ABC):
         Paging is by keyset, so it is stable under inserts: ``after`` gives
         the first ``limit`` customers that sort after that cursor, ``before``
         the last ``limit`` that sort before it (still in ascending order).
-        The cursors come from an earlier page (``start_cursor``,
+        The cursors come from an earlier page of customers (``start_cursor``,
         ``end_cursor``); a customer need not still exist for its cursor to
         work. ``has_next_page`` and ``has_previous_page`` are exact:
         whether some customer matching the filters sorts after the page
@@ -661,7 +707,8 @@ class CustomerRepository(abc.ABC):
         empty page ``start_cursor`` and ``end_cursor`` are ``None``.
 
         ``limit``, ``after`` and ``before`` are validated with
-        :meth:`PageRequest.parse` (``ValidationError``).
+        :meth:`PageRequest.parse` (``ValidationError``; a cursor of another
+        listing is ``invalid_cursor``).
         """
 
     @abc.abstractmethod
@@ -759,8 +806,9 @@ class InvoiceRepository(abc.ABC):
         ``after`` and ``before`` take the cursors of an earlier page (of this
         listing or of :meth:`overdue`, which has the same order);
         ``has_next_page`` and ``has_previous_page`` are exact. ``limit``,
-        ``after`` and ``before`` are validated with :meth:`PageRequest.parse`,
-        the dates must be dates (not datetimes), all as ``ValidationError``.
+        ``after`` and ``before`` are validated with :meth:`PageRequest.parse`
+        (a customers' cursor is ``invalid_cursor``), the dates must be dates
+        (not datetimes), all as ``ValidationError``.
         """
 
     @abc.abstractmethod

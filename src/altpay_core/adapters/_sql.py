@@ -78,6 +78,7 @@ from altpay_core.ports import (
     Cursor,
     CustomerRepository,
     InvoiceRepository,
+    Listing,
     Outbox,
     OutboxMessage,
     Page,
@@ -1719,7 +1720,7 @@ class SqlCustomers(CustomerRepository):
         before: str | None = None,
     ) -> Page[Customer]:
         self._uow._in_block()
-        request = PageRequest.parse(limit, after, before)
+        request = PageRequest.parse(limit, after, before, listing=Listing.CUSTOMERS)
         # A tag's customers along its rows (customer_tags_by_company), the
         # others along customers_by_status or customers_by_company: each in
         # the listing's order.
@@ -1752,7 +1753,7 @@ class SqlCustomers(CustomerRepository):
 
 
 @attrs.frozen
-class Listing:
+class SqlListing:
     """A keyset-paged listing of one table: rows ordered by a sort key, then id."""
 
     cls: type[Any]
@@ -1763,22 +1764,29 @@ class Listing:
     id: str
     """The id's column, with the alias."""
     data: str
+    cursors: Listing
+    """The listing its cursors name."""
 
 
-CUSTOMER_LISTING = Listing(Customer, "customers c", "c.company_key", "c.id", "c.data")
-TAGGED_CUSTOMER_LISTING = Listing(
+CUSTOMER_LISTING = SqlListing(
+    Customer, "customers c", "c.company_key", "c.id", "c.data", Listing.CUSTOMERS
+)
+TAGGED_CUSTOMER_LISTING = SqlListing(
     Customer,
     "customer_tags t JOIN customers c ON c.id = t.customer_id",
     "t.company_key",
     "t.customer_id",
     "c.data",
+    Listing.CUSTOMERS,
 )
-INVOICE_LISTING = Listing(Invoice, "invoices i", "i.sort_key", "i.id", "i.data")
+INVOICE_LISTING = SqlListing(
+    Invoice, "invoices i", "i.sort_key", "i.id", "i.data", Listing.INVOICES
+)
 
 
 def _page(
     uow: SqlUnitOfWork[Any],
-    listing: Listing,
+    listing: SqlListing,
     where: builtins.list[str],
     params: builtins.list[Any],
     request: PageRequest,
@@ -1817,8 +1825,8 @@ def _page(
             )
         )
     items = tuple(load(listing.cls, row[0]) for row in rows)
-    first = Cursor(rows[0][1], rows[0][2]).encode() if rows else None
-    last = Cursor(rows[-1][1], rows[-1][2]).encode() if rows else None
+    first = Cursor(listing.cursors, rows[0][1], rows[0][2]).encode() if rows else None
+    last = Cursor(listing.cursors, rows[-1][1], rows[-1][2]).encode() if rows else None
     return Page(
         items=items,
         start_cursor=first,
@@ -1931,7 +1939,7 @@ class SqlInvoices(InvoiceRepository):
         before: str | None = None,
     ) -> Page[Invoice]:
         self._uow._in_block()
-        request = PageRequest.parse(limit, after, before)
+        request = PageRequest.parse(limit, after, before, listing=Listing.INVOICES)
         where, params = self._scope(partner_id, customer_id)
         if status is not None:
             where.append("i.status = ?")
@@ -1961,7 +1969,7 @@ class SqlInvoices(InvoiceRepository):
         before: str | None = None,
     ) -> Page[Invoice]:
         self._uow._in_block()
-        request = PageRequest.parse(limit, after, before)
+        request = PageRequest.parse(limit, after, before, listing=Listing.INVOICES)
         where, params = self._scope(partner_id, customer_id)
         # Open (a balance above zero, I4) and due before as_of: every key of
         # an earlier due date sorts below as_of's date alone.

@@ -66,6 +66,7 @@ from altpay_core.ports import (
     AccessRequestRepository,
     CustomerRepository,
     InvoiceRepository,
+    Listing,
     Outbox,
     OutboxMessage,
     Page,
@@ -890,7 +891,7 @@ class _Customers(CustomerRepository):
         staged = self._uow._staging()
         # The arguments in the SQL stores' order, so that each store names
         # the same one when several are wrong.
-        request = PageRequest.parse(limit, after, before)
+        request = PageRequest.parse(limit, after, before, listing=Listing.CUSTOMERS)
         partner_id = _fields.entity_id("partner_id", partner_id, PartnerId)
         wanted_tag = None if tag is None else _fields.entity_id("tag", tag, TagId)
         wanted_status = None if status is None else _fields.choice("status", status, CustomerStatus)
@@ -1073,7 +1074,7 @@ class _Invoices(InvoiceRepository):
         self._uow._staging()
         # The arguments in the SQL stores' order (the page, the scope, the
         # filters), so that each store names the same one when several are wrong.
-        request = PageRequest.parse(limit, after, before)
+        request = PageRequest.parse(limit, after, before, listing=Listing.INVOICES)
         scope = self._scope(partner_id, customer_id)
         wanted = None if status is None else _fields.choice("status", status, InvoiceStatus)
         first = None if due_from is None else _fields.plain_date("due_from", due_from)
@@ -1100,7 +1101,7 @@ class _Invoices(InvoiceRepository):
         before: str | None = None,
     ) -> Page[Invoice]:
         self._uow._staging()
-        request = PageRequest.parse(limit, after, before)
+        request = PageRequest.parse(limit, after, before, listing=Listing.INVOICES)
         scope = self._scope(partner_id, customer_id)
         day = _fields.plain_date("as_of", as_of)
         return self._select(*scope, lambda i: i.is_overdue(day), request)

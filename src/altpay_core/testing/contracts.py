@@ -31,8 +31,10 @@ an adapter overrides to do that (the test skips, saying so, until it does).
 from __future__ import annotations
 
 import abc
+import base64
 import datetime as dt
 import inspect
+import json
 import threading
 import time
 import typing
@@ -1203,6 +1205,38 @@ class CustomerRepositoryContract(_StoreFactory):
         with store.unit_of_work() as uow, pytest.raises(ValidationError) as caught:
             uow.customers.list(partner.id, after=after, before=before)
         assert caught.value.paths == [path]
+
+    @pytest.mark.parametrize("path", ["after", "before"])
+    def test_list_refuses_an_invoice_listings_cursor(self, store: Store, path: str) -> None:
+        partner, customer = self.partner_with_customer(store)
+        self.store_aggregates(store, _invoice(partner, customer))
+        with store.unit_of_work() as uow:
+            page: dict[str, Any] = {path: uow.invoices.list(partner.id).end_cursor}
+            with pytest.raises(ValidationError) as caught:
+                uow.customers.list(partner.id, **page)
+        assert (caught.value.paths, caught.value.codes) == ([path], ["invalid_cursor"])
+
+    @pytest.mark.parametrize(
+        "parts",
+        [
+            ["zzz", "anything"],  # no listing
+            ["customers", "zzz", "anything"],  # not a customer id
+            ["customers", "zzz", "inv_1"],
+            ["customers", "ZZZ", "cus_1"],  # not a case-folded name
+            ["invoices", "2026-02-01 1001", "inv_1"],
+        ],
+    )
+    def test_list_refuses_a_hand_made_cursor(self, store: Store, parts: list[str]) -> None:
+        partner = self.store_partner(store, _partner())
+        with store.unit_of_work() as uow, pytest.raises(ValidationError) as caught:
+            uow.customers.list(partner.id, after=_hand_made_cursor(parts))
+        assert (caught.value.paths, caught.value.codes) == (["after"], ["invalid_cursor"])
+
+
+def _hand_made_cursor(parts: list[str]) -> str:
+    """A cursor encoded as a page encodes one, out of ``parts``."""
+    raw = json.dumps(parts).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
 def _cursor_before(uow: UnitOfWork, partner: Partner, index: int) -> str | None:
@@ -2776,6 +2810,54 @@ class InvoiceRepositoryContract(_StoreFactory):
         with store.unit_of_work() as uow, pytest.raises(ValidationError) as caught:
             uow.invoices.list(partner.id, **filters)
         assert caught.value.paths == [path]
+
+    @pytest.mark.parametrize("listing", ["list", "overdue"])
+    @pytest.mark.parametrize("path", ["after", "before"])
+    def test_listings_refuse_a_customer_listings_cursor(
+        self, store: Store, listing: str, path: str
+    ) -> None:
+        partner, _ = self.partner_with_customer(store)
+        with store.unit_of_work() as uow:
+            page: dict[str, Any] = {path: uow.customers.list(partner.id).end_cursor}
+            invoices: Any = uow.invoices
+            args = () if listing == "list" else (_TODAY,)
+            with pytest.raises(ValidationError) as caught:
+                getattr(invoices, listing)(partner.id, *args, **page)
+        assert (caught.value.paths, caught.value.codes) == ([path], ["invalid_cursor"])
+
+    @pytest.mark.parametrize(
+        "parts",
+        [
+            ["2026-02-01 1001", "inv_1"],  # no listing
+            ["invoices", "zzz", "inv_1"],  # not a due date and a number
+            ["invoices", "2026-02-01", "inv_1"],
+            ["invoices", "2026-02-30 1001", "inv_1"],
+            ["invoices", "2026-02-01 1001", "cus_1"],  # not an invoice id
+            ["customers", "globex", "cus_1"],
+        ],
+    )
+    def test_listings_refuse_a_hand_made_cursor(self, store: Store, parts: list[str]) -> None:
+        partner = self.store_partner(store, _partner())
+        cursor = _hand_made_cursor(parts)
+        with store.unit_of_work() as uow:
+            calls: tuple[Callable[[], object], ...] = (
+                lambda: uow.invoices.list(partner.id, before=cursor),
+                lambda: uow.invoices.overdue(partner.id, _TODAY, before=cursor),
+            )
+            for call in calls:
+                with pytest.raises(ValidationError) as caught:
+                    call()
+                assert (caught.value.paths, caught.value.codes) == (["before"], ["invalid_cursor"])
+
+    def test_list_and_overdue_share_their_cursors(self, store: Store) -> None:
+        partner, _, catalog = self._invoice_catalog(store)
+        with store.unit_of_work() as uow:
+            first = uow.invoices.list(partner.id, limit=1)
+            assert self._invoice_names(first, catalog) == "g"
+            overdue = uow.invoices.overdue(partner.id, _TODAY, after=first.end_cursor)
+            assert self._invoice_names(overdue, catalog) == "cab"
+            back = uow.invoices.list(partner.id, before=overdue.end_cursor)
+            assert self._invoice_names(back, catalog) == "gfca"
 
     def test_several_bad_arguments_are_named_in_one_order(self, store: Store) -> None:
         # Every store checks a listing's page first, then its scope (the

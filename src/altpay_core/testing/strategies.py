@@ -91,6 +91,7 @@ from altpay_core.payment import (
 )
 from altpay_core.ports import (
     Cursor,
+    Listing,
     OutboxMessage,
     Page,
     customer_cursor,
@@ -1440,7 +1441,7 @@ def _cursor(item: object, position: int) -> str:
         return customer_cursor(item)
     if isinstance(item, Invoice):
         return invoice_cursor(item)
-    return Cursor(str(position), str(position)).encode()
+    return Cursor(Listing.CUSTOMERS, str(position), str(position)).encode()
 
 
 @checked_arguments
