@@ -237,6 +237,17 @@ def test_without_hypothesis_in_this_process(monkeypatch: pytest.MonkeyPatch) -> 
     assert "\n" not in str(info.value)
 
 
+def test_without_pytest_the_contracts_name_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "pytest", None)
+    monkeypatch.delitem(sys.modules, "altpay_core.testing.contracts", raising=False)
+    with pytest.raises(ImportError) as info:
+        importlib.import_module("altpay_core.testing.contracts")
+    assert str(info.value) == (
+        "altpay_core.testing needs pytest: pip install 'altpay-core[testing]'"
+    )
+    assert type(info.value.__cause__) is ModuleNotFoundError
+
+
 # -- reaching the edges ------------------------------------------------------------------
 
 

@@ -42,7 +42,13 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import attrs
-import pytest
+
+try:
+    import pytest
+except ImportError as error:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "altpay_core.testing needs pytest: pip install 'altpay-core[testing]'"
+    ) from error
 
 try:
     from hypothesis import HealthCheck, given, settings
