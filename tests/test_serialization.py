@@ -302,6 +302,30 @@ def test_from_dict_names_a_missing_type() -> None:
         assert (info.value.paths, info.value.codes) == (["cls"], ["wrong_type"])
 
 
+@pytest.mark.parametrize("cls", [5, "Customer", Money("1", "USD"), [Money]])
+def test_from_dict_names_a_cls_that_is_no_type(cls: object) -> None:
+    for read in (lambda: from_dict(cls, {}), lambda: from_json(cls, "{}")):  # type: ignore[call-overload, arg-type]
+        with pytest.raises(ValidationError) as info:
+            read()
+        assert (info.value.paths, info.value.codes) == (["cls"], ["wrong_type"])
+        message = info.value.errors[0].message
+        assert message == f"'cls' must be the type to read, such as Customer (got {cls!r})"
+
+
+@pytest.mark.parametrize("text", [None, 5, ["{}"], {"amount": "1"}])
+def test_from_json_names_text_that_is_not_text(text: object) -> None:
+    with pytest.raises(ValidationError) as info:
+        from_json(Money, text)  # type: ignore[arg-type]
+    assert (info.value.paths, info.value.codes) == (["text"], ["wrong_type"])
+    assert info.value.errors[0].message.startswith("'text' must be JSON text")
+
+
+def test_from_json_reads_bytes_and_bytearrays() -> None:
+    data = b'{"amount": "1", "currency": "USD"}'
+    for text in (data, bytearray(data)):
+        assert from_json(Money, text) == Money("1", "USD")  # type: ignore[arg-type]
+
+
 @given(
     rate=st.one_of(
         st.decimals(0, 20, places=2),

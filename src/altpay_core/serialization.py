@@ -26,7 +26,7 @@ import re
 import types
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
-from typing import Any, Final, TypeVar, Union, cast, get_args, get_origin
+from typing import Any, Final, NewType, TypeVar, Union, cast, get_args, get_origin
 
 import attrs
 import cattrs
@@ -673,18 +673,15 @@ def from_dict(cls: type[T], data: object) -> T:
     """Rebuild a ``cls`` from the plain data :func:`to_dict` gave.
 
     Every rule of ``cls`` is checked again; anything wrong is reported at once
-    in one :class:`~altpay_core.errors.ValidationError`.
+    in one :class:`~altpay_core.errors.ValidationError`. A ``cls`` that is no
+    type (``None``, a type's name) is ``wrong_type`` at ``cls``.
     """
     return _read(cls, data)
 
 
 def _read(cls: type[T], data: object) -> T:
     # from_dict without the argument check, for from_stored.
-    if cls is None:
-        # cattrs reads None as "any": the data would come back unread.
-        raise ValidationError.single(
-            "cls", "wrong_type", "'cls' must be the type to read, such as Customer (got None)"
-        )
+    _check_type(cls)
     try:
         return _FAST.structure(data, cls)
     except Exception:
@@ -695,6 +692,19 @@ def _read(cls: type[T], data: object) -> T:
         errors = _field_errors(error, "", cls)
         raise ValidationError(errors) from None
     return result  # pragma: no cover - the fast converter failed where this did not
+
+
+def _check_type(cls: object) -> None:
+    """Refuse a ``cls`` that is no type to read: ``None`` (which cattrs reads
+    as "any", giving the data back unread), a type's name, any other value.
+    A class, a generic alias (``list[UserId]``, ``Money | None``), a
+    ``NewType`` and ``Any`` are types."""
+    if not (isinstance(cls, type | NewType) or cls is Any or get_origin(cls) is not None):
+        raise ValidationError.single(
+            "cls",
+            "wrong_type",
+            f"'cls' must be the type to read, such as Customer (got {shown(cls)})",
+        )
 
 
 _MAX_INDENT: Final = 100
@@ -722,7 +732,16 @@ def to_json(value: object, *, indent: int | None = None) -> str:
 
 @checked_arguments
 def from_json(cls: type[T], text: str | bytes) -> T:
-    """Rebuild a ``cls`` from the JSON text :func:`to_json` gave."""
+    """Rebuild a ``cls`` from the JSON text :func:`to_json` gave.
+
+    ``text`` is a ``str`` or UTF-8 ``bytes``; anything else is ``wrong_type``
+    at ``text``, as a ``cls`` that is no type is at ``cls``.
+    """
+    _check_type(cls)
+    if not isinstance(text, str | bytes | bytearray):
+        raise ValidationError.single(
+            "text", "wrong_type", f"'text' must be JSON text, a str or bytes (got {shown(text)})"
+        )
     return from_dict(cls, parse_json(text))
 
 
