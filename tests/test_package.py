@@ -7,7 +7,9 @@ import doctest
 import importlib
 import importlib.metadata
 import importlib.resources
+import importlib.util
 import inspect
+import pkgutil
 import re
 import tomllib
 from pathlib import Path
@@ -112,9 +114,44 @@ def test_the_examples_in_the_docs_run(page: str) -> None:
     assert result.attempted > 0
 
 
-@pytest.mark.parametrize("module", ["errors", "money", "values", "serialization"])
+def test_the_examples_in_the_readme_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = ROOT / "README.md"
+    if not path.is_file():  # pragma: no cover - tests run from an sdist or elsewhere
+        pytest.skip("README.md is not next to the tests")
+    monkeypatch.chdir(tmp_path)  # its example stores a file where it runs
+    result = doctest.testfile(
+        str(path),
+        module_relative=False,
+        optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE,
+    )
+    assert result.failed == 0
+    assert result.attempted > 0
+
+
+def _modules_with_examples() -> list[str]:
+    """Every module of the package whose source has an example (``>>>``)."""
+    names = ["altpay_core"]
+    names += [info.name for info in pkgutil.walk_packages(altpay_core.__path__, "altpay_core.")]
+    found = []
+    for name in names:
+        spec = importlib.util.find_spec(name)
+        assert spec is not None
+        assert spec.origin is not None
+        if ">>>" in Path(spec.origin).read_text(encoding="utf-8"):
+            found.append(name)
+    return found
+
+
+_WITH_EXAMPLES = _modules_with_examples()
+
+
+def test_the_modules_with_examples_are_found() -> None:
+    assert {"altpay_core.money", "altpay_core.adapters.sqlite"} <= set(_WITH_EXAMPLES)
+
+
+@pytest.mark.parametrize("module", _WITH_EXAMPLES)
 def test_the_examples_in_the_docstrings_run(module: str) -> None:
-    found = importlib.import_module(f"altpay_core.{module}")
+    found = importlib.import_module(module)
     result = doctest.testmod(found, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0
     assert result.attempted > 0
