@@ -921,6 +921,38 @@ class TestPaymentMethods:
         with pytest.raises(attrs.exceptions.FrozenInstanceError):
             book.methods[0].last4 = "9999"  # type: ignore[misc]
 
+    def test_events_stay_oldest_first_whatever_the_times_given(self, world: World) -> None:
+        # added_at keeps the time as given; an event is never dated before
+        # the pending ones, nor before the method it concerns was added.
+        later = AT + HOURS_5
+        book = CustomerPaymentMethods.of(world.customer)
+        book = book.add(type="card", display_name="Visa", last4="4242", at=later)
+        book = book.add(type="card", display_name="MC", last4="1111", at=AT)
+        assert book.methods[1].added_at == AT
+        book = book.set_default(book.methods[1].id, at=AT)
+        book = book.archive(book.methods[0].id, at=AT - HOURS_5)
+        book = book.replace(
+            book.methods[1].id, type="ach", display_name="Chase", last4="6789", at=AT
+        )
+        assert [e.topic for e in book.events] == [
+            "payment_method_added",
+            "default_payment_method_changed",
+            "payment_method_added",
+            "default_payment_method_changed",
+            "payment_method_deleted",
+            "payment_method_added",
+            "default_payment_method_changed",
+            "payment_method_deleted",
+        ]
+        assert {e.occurred_at for e in book.events} == {later}
+        # Archived "before" it was added, once stored (no events pending):
+        # dated when it was added.
+        book = book.add(type="card", display_name="Amex", last4="0005", at=later)
+        stored = from_dict(CustomerPaymentMethods, to_dict(book))
+        assert stored.events == ()
+        archived = stored.archive(stored.methods[-1].id, at=AT)
+        assert [e.occurred_at for e in archived.events] == [later]
+
     @pytest.mark.parametrize(
         "last4",
         ["4242424242424242", "424", "42a2", " 4242", "\uff14\uff12\uff14\uff12", "", "4242\n"],

@@ -28,7 +28,8 @@ Other times are taken as given: a processor's clock, or one that reports
 whole seconds, may put a success a moment before the payment was made. The
 events carry the same time, never earlier than the latest event pending on
 the payment (or, for an invoice's, on the invoice), so that ``events`` stays
-oldest first.
+oldest first. A customer's saved methods keep their events in order the same
+way.
 
 Card fees (I8) come from the partner's :class:`~altpay_core.partner.CardFeePolicy`
 and the customer's exception; bank debits carry none. Rounding (I9): every fee
@@ -1563,6 +1564,11 @@ class CustomerPaymentMethods:
     delete) or replaced, never edited. Commands carry the events
     ``payment_method_added``, ``payment_method_deleted`` and
     ``default_payment_method_changed`` (the aggregate's id is the customer's).
+
+    A command's time ``at`` (now if omitted) is taken as given for
+    ``added_at``; its events carry it too, never earlier than when the
+    method concerned was added nor than the latest event pending, so that
+    ``events`` stays oldest first.
     """
 
     partner_id: PartnerId
@@ -1684,7 +1690,7 @@ class CustomerPaymentMethods:
         )
         default = method.id if make_default or self.default_id is None else self.default_id
         new = attrs.evolve(self, methods=(*self.methods, method), default_id=default)
-        return self._changed(new, when, added=True, deleted=False)
+        return self._changed(new, when, method, added=True, deleted=False)
 
     @checked_arguments
     def archive(
@@ -1707,7 +1713,7 @@ class CustomerPaymentMethods:
             remaining = [m for m in methods if m.is_active]
             default = remaining[-1].id if remaining else None
         new = attrs.evolve(self, methods=methods, default_id=default)
-        return self._changed(new, when, added=False, deleted=True)
+        return self._changed(new, when, target, added=False, deleted=True)
 
     @checked_arguments
     def replace(
@@ -1751,17 +1757,26 @@ class CustomerPaymentMethods:
         if self.default_id == target.id:
             return self
         return self._changed(
-            attrs.evolve(self, default_id=target.id), when, added=False, deleted=False
+            attrs.evolve(self, default_id=target.id), when, target, added=False, deleted=False
         )
 
     def _changed(
-        self, new: CustomerPaymentMethods, when: dt.datetime, *, added: bool, deleted: bool
+        self,
+        new: CustomerPaymentMethods,
+        when: dt.datetime,
+        method: PaymentMethod,
+        *,
+        added: bool,
+        deleted: bool,
     ) -> CustomerPaymentMethods:
+        # Events stay oldest first, as a payment's and an invoice's do: a
+        # time before the method was added, or before the pending events,
+        # counts as the latest of those.
         events: list[Event] = []
         common: dict[str, Any] = {
             "partner_id": self.partner_id,
             "aggregate_id": str(self.customer_id),
-            "occurred_at": when,
+            "occurred_at": max((when, method.added_at, *(e.occurred_at for e in self.events))),
         }
         if added:
             events.append(PaymentMethodAdded(changes=("methods",), **common))
