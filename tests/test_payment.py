@@ -557,6 +557,30 @@ class TestLifecycle:
         assert failed.return_fee is not None
         assert failed.return_fee.amount == Money("15.00", "CAD")
 
+    @pytest.mark.parametrize("method", ["pad", "eft", "ach"])
+    def test_a_return_fee_is_named_after_the_payments_method(self, method: str) -> None:
+        world = World("US" if method == "ach" else "CA")
+        rail = method.upper()
+        pay, invoices = world.pay(method=method)
+        failed, _ = fail_payment(pay, invoices)
+        returned, _ = return_payment(pay, invoices, "standard")
+        unauthorized, _ = return_payment(pay, invoices, "unauthorized")
+        done = [failed, returned, unauthorized]
+        fees = [closed.return_fee for closed in done]
+        assert [(fee.name, fee.amount.amount) for fee in fees if fee is not None] == [
+            (f"{rail} return fee", Decimal("15.00")),
+            (f"{rail} return fee", Decimal("15.00")),
+            (f"Unauthorized {rail} return fee", Decimal("25.00")),
+        ]
+        for closed in done:
+            assert from_dict(Payment, to_dict(closed)) == closed
+        # Stored under the name it had before, it reads back as it was.
+        data = to_dict(unauthorized)
+        data["fees"][-1]["name"] = "Unauthorized ACH return fee"
+        read = from_dict(Payment, data).return_fee
+        assert read is not None
+        assert read.name == "Unauthorized ACH return fee"
+
     def test_refund_settled_payment_in_full_i7(self, world: World) -> None:
         pay, invoices = paid_by(world, "card")
         pay = pay.succeed(AT).settle(AT)

@@ -367,9 +367,11 @@ class FeeKind(_fields.Choices, enum.Enum):
     PRODUCT = "product"
     INTEREST = "interest"
     RETURN = "return"
-    """A standard ACH (or PAD/EFT) return: 15.00."""
+    """A standard ACH (or PAD/EFT) return: 15.00. A payment names it after
+    its method ("PAD return fee")."""
     UNAUTHORIZED_RETURN = "unauthorized_return"
-    """An ACH debit returned as unauthorised by the customer: 25.00."""
+    """A bank debit returned as unauthorised by the customer: 25.00 (a
+    payment's is named after its method: "Unauthorized ACH return fee")."""
     DISPUTE = "dispute"
     """A card payment disputed by the cardholder (a chargeback): 25.00."""
 

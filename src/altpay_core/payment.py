@@ -596,7 +596,8 @@ class Payment:
             wanted_amount = _RETURN_FEES[fee.kind]
             if fee.amount.amount != wanted_amount:
                 raise InvariantViolation(
-                    f"a payment's {fee.kind.label} is {wanted_amount} {self.currency.code} "
+                    f"a payment's {_fee_name(fee.kind, self.method)} is "
+                    f"{wanted_amount} {self.currency.code} "
                     f"(got {fee.amount.amount})",
                     rule="I6",
                     path="fees",
@@ -790,7 +791,15 @@ class Payment:
     ) -> Payment:
         fees = self.fees
         if fee is not None:
-            fees = (*fees, Fee.new(fee, Money(amount, self.currency), covered_by_customer=False))
+            fees = (
+                *fees,
+                Fee.new(
+                    fee,
+                    Money(amount, self.currency),
+                    name=_fee_name(fee, self.method),
+                    covered_by_customer=False,
+                ),
+            )
         new = attrs.evolve(self, status=status, fees=fees)
         changes = ("status", "fees") if fee is not None else ("status",)
         return _with_events(new, self, self._event(event, when, changes))
@@ -1785,6 +1794,17 @@ class CustomerPaymentMethods:
         if new.default_id != self.default_id:
             events.append(DefaultPaymentMethodChanged(changes=("default_id",), **common))
         return _with_events(new, self, *events)
+
+
+def _fee_name(kind: FeeKind, method: PaymentMethodType) -> str:
+    """A bank return's fee is named after the payment's method ("PAD return
+    fee"); other fees after their kind. A name is not checked on read, so a
+    payment stored with another name reads back as it was."""
+    if kind is FeeKind.RETURN:
+        return f"{method.value.upper()} return fee"
+    if kind is FeeKind.UNAUTHORIZED_RETURN:
+        return f"Unauthorized {method.value.upper()} return fee"
+    return kind.label
 
 
 def _no_method(purpose: str) -> InvariantViolation:
