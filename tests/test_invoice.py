@@ -505,7 +505,7 @@ class TestSynced:
     def test_only_a_synced_invoice_is_synced(self, partner: Partner, customer: Customer) -> None:
         with pytest.raises(InvariantViolation) as caught:
             issue(partner, customer).apply_sync(memo="x")
-        assert caught.value.rule == "I10"
+        assert (caught.value.rule, caught.value.path) == ("I10", "external_ref")
 
 
 # -- editing ----------------------------------------------------------------------------
@@ -707,8 +707,9 @@ class TestStatus:
             part.void(partner)
         assert caught.value.rule == "I4"
         assert "void only while nothing is paid" in str(caught.value)
-        with pytest.raises(InvariantViolation):
+        with pytest.raises(InvariantViolation) as caught:
             inv.archive(partner).void(partner)
+        assert (caught.value.rule, caught.value.path) == ("I4", "status")
         payment = PaymentId.new()
         given_back = inv.apply_payment(payment, usd("1.00")).release_payment(payment)
         assert given_back.void(partner).status is InvoiceStatus.VOID

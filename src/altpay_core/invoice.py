@@ -1128,7 +1128,9 @@ class Invoice:
         if self.status is InvoiceStatus.VOID:
             return self
         if self.status is InvoiceStatus.ARCHIVED:
-            raise InvariantViolation("an archived invoice cannot be voided", rule="I4")
+            raise InvariantViolation(
+                "an archived invoice cannot be voided", rule="I4", path="status"
+            )
         if self.amount_paid.is_positive:
             raise InvariantViolation(
                 f"invoice {self.number} cannot be voided: {self.amount_paid} is paid "
@@ -1176,9 +1178,13 @@ class Invoice:
         """What the integration says changed: the one path that changes a
         synced invoice's amounts and due date (I10). Dates are kept as
         the source has them. The total stays above zero (I3) and at least the
-        amount paid (I5); a void or archived invoice is not changed (I4)."""
+        amount paid (I5); a void or archived invoice is not changed (I4), nor
+        is a manual one (I10, at ``external_ref``)."""
         if not self.is_synced:
-            raise InvariantViolation("only a synced invoice is changed by a sync", rule="I10")
+            # A manual invoice has no external_ref, which makes one synced.
+            raise InvariantViolation(
+                "only a synced invoice is changed by a sync", rule="I10", path="external_ref"
+            )
         self._refuse_closed("changed")
         return self._revised(
             self._changed(
