@@ -1247,7 +1247,11 @@ class TestScheduled:
         )
         with pytest.raises(ValidationError) as caught:
             self.schedule(world, methods=canada_card)
-        assert caught.value.codes == ["method_unavailable"]
+        assert (caught.value.paths, caught.value.codes) == (["methods"], ["method_unavailable"])
+        with pytest.raises(ValidationError) as caught:
+            self.schedule(world, methods=canada_card, method_id=canada_card.default_id)
+        assert caught.value.paths == ["method_id"]
+        assert "'method_id' pad is not available in USD" in str(caught.value)
 
     def test_cancel_and_checks(self, world: World) -> None:
         scheduled = self.schedule(world)
@@ -2038,6 +2042,60 @@ def test_a_payer_of_another_customer_is_not_told_its_name() -> None:
     with pytest.raises(PermissionDenied) as caught:
         archived.pay()  # its own user: the name is theirs to see
     assert "Globex" in str(caught.value)
+
+
+def test_a_saved_method_of_another_currency_is_named_by_the_argument_taken() -> None:
+    # charge_now and run_scheduled_payment take no 'method': the method is
+    # the one named by method_id, else the default of methods.
+    world = World()
+    ach = CustomerPaymentMethods.of(world.customer).add(
+        type="ach", display_name="Chase", last4="6789"
+    )
+    scheduled = schedule_payment(
+        world.partner,
+        world.customer,
+        world.a,
+        payer=world.ann,
+        methods=ach,
+        pay_on=TODAY,
+        today=TODAY,
+    )
+    pad = ach.add(type="pad", display_name="RBC", last4="1234", make_default=True)
+    pad = pad.archive(ach.methods[0].id)
+    for method_id, path in ((None, "methods"), (pad.default_id, "method_id")):
+        with pytest.raises(ValidationError) as caught:
+            charge_now(
+                world.partner,
+                world.customer,
+                [world.a],
+                payer=world.ann,
+                methods=pad,
+                idempotency_key="k",
+                method_id=method_id,
+            )
+        assert (caught.value.paths, caught.value.codes) == ([path], ["method_unavailable"])
+        assert f"'{path}' pad is not available" in str(caught.value)
+    with pytest.raises(ValidationError) as caught:
+        run_scheduled_payment(
+            scheduled,
+            partner=world.partner,
+            customer=world.customer,
+            invoice=world.a,
+            methods=pad,
+            today=TODAY,
+        )
+    assert (caught.value.paths, caught.value.codes) == (["methods"], ["method_unavailable"])
+    # Its one invoice is 'invoice' (I8: a card fee line stored before).
+    with pytest.raises(InvariantViolation) as refused:
+        run_scheduled_payment(
+            scheduled,
+            partner=world.partner,
+            customer=world.customer,
+            invoice=with_card_fee_line(world.a, "3.20"),
+            methods=ach,
+            today=TODAY,
+        )
+    assert (refused.value.rule, refused.value.path) == ("I8", "invoice")
 
 
 def test_a_malformed_method_id_is_named_whatever_is_on_file() -> None:

@@ -552,7 +552,7 @@ class TestPayInvoices:
         for method in ("ach", "card"):
             with pytest.raises(InvariantViolation) as caught:
                 pay(store, b, [b.two, b.one], key=f"req-{method}", method=method)
-            assert (caught.value.rule, caught.value.path) == ("I8", "invoices[1]")
+            assert (caught.value.rule, caught.value.path) == ("I8", "invoice_ids[1]")
             assert "remove the card fee line first" in str(caught.value)
         with store.unit_of_work() as uow:
             assert uow.payments.for_invoice(b.partner.id, b.one.id) == [first]
@@ -894,6 +894,84 @@ class TestMethodsOnFile:
             return services.schedule_payment(
                 uow, b.partner.id, b.customer.id, invoice.id, payer=b.ann, pay_on=TODAY, today=TODAY
             )
+
+    def test_errors_name_the_services_own_arguments(
+        self, store: MemoryStore, billing: Billing
+    ) -> None:
+        # The invoices are read by invoice_ids, in that order; the saved
+        # method is the default of the stored methods, or method_id.
+        b = billing
+        with store.unit_of_work() as uow, pytest.raises(ValidationError) as caught:
+            services.pay_invoices(
+                uow,
+                b.partner.id,
+                b.customer.id,
+                [b.one.id, b.one.id],
+                payer=b.ann,
+                method="ach",
+                idempotency_key="k",
+            )
+        assert caught.value.paths == ["invoice_ids[1]"]
+        assert "'invoice_ids[1]'" in str(caught.value)
+        with store.unit_of_work() as uow:
+            book = uow.payment_methods.get(b.partner.id, b.customer.id)
+            uow.payment_methods.save(book.add(type="pad", display_name="RBC", last4="1234"))
+            uow.commit()
+        with store.unit_of_work() as uow, pytest.raises(ValidationError) as caught:
+            services.charge_now(
+                uow,
+                b.partner.id,
+                b.customer.id,
+                [b.two.id, b.two.id],
+                payer=b.ann,
+                idempotency_key="k",
+            )
+        assert caught.value.paths == ["invoice_ids[1]"]
+        with store.unit_of_work() as uow, pytest.raises(ValidationError) as caught:
+            services.charge_now(
+                uow, b.partner.id, b.customer.id, [b.one.id], payer=b.ann, idempotency_key="k"
+            )
+        assert (caught.value.paths, caught.value.codes) == (["methods"], ["method_unavailable"])
+        with store.unit_of_work() as uow, pytest.raises(ValidationError) as caught:
+            services.schedule_payment(
+                uow, b.partner.id, b.customer.id, b.one.id, payer=b.ann, pay_on=TODAY, today=TODAY
+            )
+        assert (caught.value.paths, caught.value.codes) == (["methods"], ["method_unavailable"])
+        with store.unit_of_work() as uow:
+            assert uow.payments.get_by_idempotency_key(b.partner.id, "k") is None
+
+    def test_an_invoice_in_another_currency_is_named_by_its_id(
+        self, store: MemoryStore, billing: Billing
+    ) -> None:
+        b = billing
+        self._with_a_method(store, b)
+        data = to_dict(b.two)
+        data["currency"] = "CAD"
+        for line in data["lines"]:
+            line["unit_amount"]["currency"] = "CAD"
+        with store.unit_of_work() as uow:
+            uow.invoices.save(from_dict(Invoice, data))
+            uow.commit()
+        with store.unit_of_work() as uow, pytest.raises(ValidationError) as caught:
+            services.pay_invoices(
+                uow,
+                b.partner.id,
+                b.customer.id,
+                [b.one.id, b.two.id],
+                payer=b.ann,
+                method="ach",
+                idempotency_key="k",
+            )
+        assert (caught.value.paths, caught.value.codes) == (
+            ["invoice_ids[1]"],
+            ["currency_mismatch"],
+        )
+        assert "'invoice_ids[1]' must be in USD" in str(caught.value)
+        with store.unit_of_work() as uow, pytest.raises(ValidationError) as caught:
+            services.schedule_payment(
+                uow, b.partner.id, b.customer.id, b.two.id, payer=b.ann, pay_on=TODAY, today=TODAY
+            )
+        assert (caught.value.paths, caught.value.codes) == (["invoice_id"], ["currency_mismatch"])
 
     def test_charge_now_needs_a_method_on_file(self, store: MemoryStore, billing: Billing) -> None:
         b = billing

@@ -8,12 +8,13 @@ that a constructor can collect every invalid field with
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any, Final, NoReturn, TypeVar, cast
 
-from .errors import FieldErrors, InvariantViolation, ValidationError, shown
+from .errors import FieldError, FieldErrors, InvariantViolation, ValidationError, shown
 
 E = TypeVar("E")
 
@@ -248,3 +249,29 @@ def raise_rule_alone(found: FieldErrors, broken: InvariantViolation | None) -> N
     if broken is not None and len(found.errors) == 1:
         raise broken
     found.raise_if_any()
+
+
+def _renamed_path(path: str, name: str, to: str) -> str:
+    if path == name or path.startswith((f"{name}[", f"{name}.")):
+        return to + path[len(name) :]
+    return path
+
+
+@contextlib.contextmanager
+def argument_renamed(name: str, to: str) -> Iterator[None]:
+    """Errors raised inside at ``name`` (or below it: ``name[1]``), reported
+    at ``to``: the caller's own argument, for what it passed on as ``name``
+    (``invoices[1]`` read by ``invoice_ids[1]``)."""
+    try:
+        yield
+    except ValidationError as error:
+        if not any(_renamed_path(e.path, name, to) != e.path for e in error.errors):
+            raise
+        errors = []
+        for e in error.errors:
+            path = _renamed_path(e.path, name, to)
+            errors.append(FieldError(path, e.code, e.message.replace(f"'{e.path}'", f"'{path}'")))
+        raise ValidationError(errors) from None
+    except InvariantViolation as error:
+        error.path = _renamed_path(error.path, name, to)
+        raise

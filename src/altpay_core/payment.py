@@ -822,9 +822,9 @@ def _aware(value: object) -> bool:
     return type(value) is dt.datetime and value.tzinfo is dt.UTC
 
 
-def _unavailable(method: PaymentMethodType, currency: Currency) -> str:
+def _unavailable(method: PaymentMethodType, currency: Currency, path: str = "method") -> str:
     return (
-        f"'method' {method.value} is not available in {currency.code} "
+        f"'{path}' {method.value} is not available in {currency.code} "
         "(ACH is for USD, PAD and EFT for CAD, cards for both)"
     )
 
@@ -1888,18 +1888,20 @@ def charge_now(
     method = _retried_method(methods, existing, method_id) or method_on_file(
         methods, customer, purpose="charging now", method_id=method_id
     )
-    return pay_invoices(
-        partner,
-        customer,
-        invoices,
-        payer=payer,
-        method=method,
-        idempotency_key=idempotency_key,
-        amounts=amounts,
-        methods=methods,
-        existing=existing,
-        at=at,
-    )
+    # The saved method it pays with is the one named, else the default of methods.
+    with _fields.argument_renamed("method", "methods" if method_id is None else "method_id"):
+        return pay_invoices(
+            partner,
+            customer,
+            invoices,
+            payer=payer,
+            method=method,
+            idempotency_key=idempotency_key,
+            amounts=amounts,
+            methods=methods,
+            existing=existing,
+            at=at,
+        )
 
 
 def _retried_method(
@@ -2062,8 +2064,10 @@ def schedule_payment(
     _refuse_other_currency(partner, invoice)
     method = method_on_file(methods, customer, purpose="a scheduled payment", method_id=method_id)
     if not method.type.available_in(invoice.currency):
+        # The saved method chosen: the one named, else the default of methods.
+        path = "methods" if method_id is None else "method_id"
         raise ValidationError.single(
-            "method", "method_unavailable", _unavailable(method.type, invoice.currency)
+            path, "method_unavailable", _unavailable(method.type, invoice.currency, path)
         )
     found = FieldErrors()
     clean_today = found.check("", _fields.plain_date, "today", today)
@@ -2203,17 +2207,21 @@ def run_scheduled_payment(
         amount = scheduled.amount
     running = _RUNNING.set(True)
     try:
-        payment, touched = pay_invoices(
-            partner,
-            customer,
-            [invoice],
-            payer=scheduled.user_id,
-            method=method,
-            idempotency_key=f"{_RUN_KEY}{scheduled.id}",
-            amounts={invoice.id: amount},
-            methods=methods,
-            at=at,
-        )
+        with (
+            _fields.argument_renamed("method", "methods"),
+            _fields.argument_renamed("invoices[0]", "invoice"),
+        ):
+            payment, touched = pay_invoices(
+                partner,
+                customer,
+                [invoice],
+                payer=scheduled.user_id,
+                method=method,
+                idempotency_key=f"{_RUN_KEY}{scheduled.id}",
+                amounts={invoice.id: amount},
+                methods=methods,
+                at=at,
+            )
     finally:
         _RUNNING.reset(running)
     done = attrs.evolve(scheduled, status=ScheduledPaymentStatus.PROCESSED, payment_id=payment.id)

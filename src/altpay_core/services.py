@@ -420,18 +420,19 @@ def pay_invoices(
         else None
     )
     existing = _stored_under(uow, partner_id, idempotency_key)
-    payment, touched = _payment.pay_invoices(
-        partner,
-        customer,
-        invoices,
-        payer=payer,
-        method=method,
-        idempotency_key=idempotency_key,
-        amounts=amounts,
-        methods=methods,
-        existing=existing,
-        at=at,
-    )
+    with _fields.argument_renamed("invoices", "invoice_ids"):  # read in that order
+        payment, touched = _payment.pay_invoices(
+            partner,
+            customer,
+            invoices,
+            payer=payer,
+            method=method,
+            idempotency_key=idempotency_key,
+            amounts=amounts,
+            methods=methods,
+            existing=existing,
+            at=at,
+        )
     if existing is not None:
         with _storing(uow):
             uow.commit()  # whatever the caller saved before; the payment is stored already
@@ -461,18 +462,19 @@ def charge_now(
     invoices = _read_invoices(uow, partner_id, invoice_ids)
     methods = uow.payment_methods.get(partner_id, customer_id)
     existing = _stored_under(uow, partner_id, idempotency_key)
-    payment, touched = _payment.charge_now(
-        partner,
-        customer,
-        invoices,
-        payer=payer,
-        methods=methods,
-        idempotency_key=idempotency_key,
-        amounts=amounts,
-        method_id=method_id,
-        existing=existing,
-        at=at,
-    )
+    with _fields.argument_renamed("invoices", "invoice_ids"):  # read in that order
+        payment, touched = _payment.charge_now(
+            partner,
+            customer,
+            invoices,
+            payer=payer,
+            methods=methods,
+            idempotency_key=idempotency_key,
+            amounts=amounts,
+            method_id=method_id,
+            existing=existing,
+            at=at,
+        )
     if existing is not None:
         with _storing(uow):
             uow.commit()
@@ -604,18 +606,19 @@ def schedule_payment(
     partner = uow.partners.get(partner_id)
     customer = uow.customers.get(partner_id, customer_id)
     invoice = uow.invoices.get(partner_id, invoice_id)
-    scheduled = _payment.schedule_payment(
-        partner,
-        customer,
-        invoice,
-        payer=payer,
-        methods=uow.payment_methods.get(partner_id, customer_id),
-        pay_on=pay_on,
-        today=today,
-        amount=amount,
-        method_id=method_id,
-        at=at,
-    )
+    with _fields.argument_renamed("invoice", "invoice_id"):
+        scheduled = _payment.schedule_payment(
+            partner,
+            customer,
+            invoice,
+            payer=payer,
+            methods=uow.payment_methods.get(partner_id, customer_id),
+            pay_on=pay_on,
+            today=today,
+            amount=amount,
+            method_id=method_id,
+            at=at,
+        )
     with _storing(uow):
         stored = uow.scheduled_payments.save(scheduled)
         uow.commit()
