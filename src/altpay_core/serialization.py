@@ -26,7 +26,7 @@ import re
 import types
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
-from typing import Any, Final, NewType, TypeVar, Union, cast, get_args, get_origin
+from typing import Any, Final, NewType, NoReturn, TypeVar, Union, cast, get_args, get_origin
 
 import attrs
 import cattrs
@@ -436,7 +436,25 @@ def make_converter(*, detailed_validation: bool = False) -> cattrs.Converter:
     conv.register_structure_hook_factory(
         _is_event, lambda cls: _event_structure(conv, cls, detailed_validation)
     )
+    # Errors are not data: a value that holds one (a DueRun's refusals) is
+    # not written, and none is read; a DueRun with none reads back.
+    conv.register_unstructure_hook_func(_is_error, _error_data)
+    conv.register_structure_hook_func(_is_error, _error)
     return conv
+
+
+def _is_error(cls: object) -> bool:
+    return isinstance(cls, type) and issubclass(cls, BaseException)
+
+
+def _error_data(error: BaseException) -> NoReturn:
+    raise TypeError(f"an error ({type(error).__name__}) is not data")
+
+
+def _error(value: object, cls: type[BaseException]) -> NoReturn:
+    raise ValidationError.single(
+        "", "unsupported_type", f"cannot read {cls.__name__}: an error is not data"
+    )
 
 
 def _is_event(cls: object) -> bool:

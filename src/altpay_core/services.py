@@ -717,7 +717,11 @@ Anything else (a store that cannot write, say) stops the whole run."""
 @attrs.frozen
 class DueRun:
     """What :func:`run_due_payments` did with each scheduled payment that was
-    due, each list in the order of ``due()``."""
+    due, each list in the order of ``due()``.
+
+    It is data (``from_dict(DueRun, to_dict(run)) == run``) while it lists
+    no refusal: an error is not data, so ``to_dict`` of a run with refusals
+    is a ``not_serializable`` error."""
 
     processed: tuple[ScheduledPayment, ...] = ()
     """Ran, as stored: each names the payment it made (``payment_id``)."""
