@@ -1850,6 +1850,24 @@ def test_a_failed_card_payment_never_succeeded_i6(world: World, state: str) -> N
     assert from_dict(Payment, to_dict(returned)) == returned
 
 
+@pytest.mark.parametrize("method", ["card", "ach"])
+def test_a_failed_payment_settled_without_succeeding_is_refused_i7(
+    world: World, method: str
+) -> None:
+    # Whatever the method: only a payment that succeeded settles, and the
+    # field at fault is settled_at (succeeded_at is not there).
+    failed, _ = in_state(world, method, "failed")
+    assert failed.succeeded_at is None
+    data = to_dict(failed)
+    data["settled_at"] = AT.isoformat()
+    with pytest.raises(ValidationError) as caught:
+        from_dict(Payment, data)
+    assert (caught.value.paths, caught.value.codes) == (["settled_at"], ["I7"])
+    with pytest.raises(InvariantViolation) as refused:
+        attrs.evolve(failed, settled_at=AT)
+    assert (refused.value.rule, refused.value.path) == ("I7", "settled_at")
+
+
 def test_module_exports() -> None:
     assert payment.__all__ == sorted(payment.__all__)
     fees = (payment.STANDARD_RETURN_FEE, payment.UNAUTHORIZED_RETURN_FEE, payment.CARD_DISPUTE_FEE)

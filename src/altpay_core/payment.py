@@ -630,6 +630,8 @@ class Payment:
                 path="succeeded_at",
             )
         if self.settled_at is not None and self.succeeded_at is None:
+            # Whatever the status and method (a failed card payment too):
+            # the field at fault is settled_at, succeeded_at is not there.
             raise InvariantViolation(
                 "only a payment that succeeded settles", rule="I7", path="settled_at"
             )
