@@ -1045,6 +1045,30 @@ class CustomerRepositoryContract(_StoreFactory):
             assert uow.customers.list(other.id).items == (theirs,)
             assert uow.customers.list(PartnerId.new()).items == ()
 
+    def test_another_partners_customers_in_the_unit_of_work_stay_theirs(self, store: Store) -> None:
+        """A unit of work that saves customers of several partners (a sync
+        job, say) answers each partner's queries with that partner's alone,
+        before the commit as after it."""
+        partner = self.store_partner(store, _partner(syncs=_SYNCED))
+        other = self.store_partner(store, _partner("Contoso", syncs=_SYNCED))
+        ref = ExternalRef("xero", "1")
+        with store.unit_of_work() as uow:
+            theirs = uow.customers.save(_customer(other, ref=ref))
+            assert uow.customers.list(partner.id).items == ()
+            assert uow.customers.with_user(partner.id, "ann@globex.example") == []
+            with pytest.raises(NotFound):
+                uow.customers.get_by_external_ref(partner.id, ref)
+            with pytest.raises(NotFound):
+                uow.customers.get(partner.id, theirs.id)
+            mine = uow.customers.save(_customer(partner, "Initech", ref=ref))
+            for _ in range(2):  # in the unit of work, then committed
+                assert uow.customers.list(partner.id).items == (mine,)
+                assert uow.customers.list(other.id).items == (theirs,)
+                assert uow.customers.with_user(partner.id, "ann@globex.example") == [mine]
+                assert uow.customers.get_by_external_ref(partner.id, ref) == mine
+                assert uow.customers.get_by_external_ref(other.id, ref) == theirs
+                uow.commit()
+
     def test_pages_forwards(self, store: Store) -> None:
         partner, saved = self._catalog(store)
         order = _in_order(saved)
@@ -2894,6 +2918,33 @@ class InvoiceRepositoryContract(_StoreFactory):
             uow.invoices.overdue(partner.id, dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
         assert caught.value.paths == ["as_of"]
 
+    def test_another_partners_invoices_in_the_unit_of_work_stay_theirs(self, store: Store) -> None:
+        """Each partner's queries answer with its own invoices alone, before
+        the commit as after it, in a unit of work that saves another
+        partner's with the same number and reference."""
+        partner, customer = self.partner_with_customer(store)
+        other = self.store_partner(store, _partner("Contoso"))
+        (someone,) = self.store_customers(store, _customer(other))
+        ref = ExternalRef("xero", "1")
+        with store.unit_of_work() as uow:
+            theirs = uow.invoices.save(_invoice(other, someone, ref=ref, due=_TODAY - _DAY))
+            assert uow.invoices.list(partner.id).items == ()
+            assert uow.invoices.overdue(partner.id, _TODAY).items == ()
+            with pytest.raises(NotFound):
+                uow.invoices.get_by_number(partner.id, "1001")
+            with pytest.raises(NotFound):
+                uow.invoices.get_by_external_ref(partner.id, ref)
+            with pytest.raises(NotFound):
+                uow.invoices.get(partner.id, theirs.id)
+            mine = uow.invoices.save(_invoice(partner, customer, ref=ref, due=_TODAY - _DAY))
+            for _ in range(2):  # in the unit of work, then committed
+                for party, invoice in ((partner, mine), (other, theirs)):
+                    assert uow.invoices.list(party.id).items == (invoice,)
+                    assert uow.invoices.overdue(party.id, _TODAY).items == (invoice,)
+                    assert uow.invoices.get_by_number(party.id, "1001") == invoice
+                    assert uow.invoices.get_by_external_ref(party.id, ref) == invoice
+                uow.commit()
+
     def test_invoice_reads_see_the_blocks_own_saves(self, store: Store) -> None:
         partner, customer = self.partner_with_customer(store)
         ref = ExternalRef("xero", "1")
@@ -3229,6 +3280,29 @@ class PaymentRepositoryContract(_StoreFactory):
             assert uow.invoices.get(partner.id, two.id).memo == "Changed"
         assert len(self.pending(store)) == len(before) + 1
 
+    def test_another_partners_payments_in_the_unit_of_work_stay_theirs(self, store: Store) -> None:
+        """Each partner's queries answer with its own payments alone, before
+        the commit as after it, in a unit of work that saves another
+        partner's under the same idempotency key."""
+        partner, customer, one, _ = self._open_invoices(store)
+        other, someone, theirs_one, _ = self._open_invoices(
+            store, self.store_partner(store, _partner("Contoso"))
+        )
+        with store.unit_of_work() as uow:
+            payment, _ = self._pay(other, someone, [theirs_one], "key-1")
+            theirs = uow.payments.save(payment)
+            assert uow.payments.get_by_idempotency_key(partner.id, "key-1") is None
+            assert uow.payments.for_invoice(partner.id, theirs_one.id) == []
+            with pytest.raises(NotFound):
+                uow.payments.get(partner.id, theirs.id)
+            payment, _ = self._pay(partner, customer, [one], "key-1")
+            mine = uow.payments.save(payment)
+            for _ in range(2):  # in the unit of work, then committed
+                for party, paid, invoice in ((partner, mine, one), (other, theirs, theirs_one)):
+                    assert uow.payments.get_by_idempotency_key(party.id, "key-1") == paid
+                    assert uow.payments.for_invoice(party.id, invoice.id) == [paid]
+                uow.commit()
+
     def test_payment_reads_see_the_blocks_own_saves(self, store: Store) -> None:
         partner, customer, one, two = self._open_invoices(store)
         payment, _ = self._pay(partner, customer, [one, two], "key-1")
@@ -3437,6 +3511,28 @@ class ScheduledPaymentRepositoryContract(_StoreFactory):
             assert uow.scheduled_payments.for_invoice(other.id, one.id) == []
             with pytest.raises(ValidationError):
                 uow.scheduled_payments.due(partner.id, dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+
+    def test_another_partners_scheduled_payments_in_the_unit_of_work_stay_theirs(
+        self, store: Store
+    ) -> None:
+        """Each partner's queries answer with its own scheduled payments
+        alone, before the commit as after it, in a unit of work that saves
+        another partner's."""
+        partner, other, one, _, three = self._scheduling(store)
+        with store.unit_of_work() as uow:
+            theirs = uow.scheduled_payments.save(_scheduled(other, three, _TODAY))
+            assert uow.scheduled_payments.due(partner.id, _TODAY) == []
+            assert uow.scheduled_payments.for_invoice(partner.id, three.id) == []
+            with pytest.raises(NotFound):
+                uow.scheduled_payments.get(partner.id, theirs.id)
+            mine = uow.scheduled_payments.save(_scheduled(partner, one, _TODAY))
+            for _ in range(2):  # in the unit of work, then committed
+                for party, scheduled in ((partner, mine), (other, theirs)):
+                    assert uow.scheduled_payments.due(party.id, _TODAY) == [scheduled]
+                    invoice_id = scheduled.invoice_id
+                    assert uow.scheduled_payments.for_invoice(party.id, invoice_id) == [scheduled]
+                assert uow.scheduled_payments.for_invoice(partner.id, three.id) == []
+                uow.commit()
 
 
 # -- round trips -------------------------------------------------------------------
