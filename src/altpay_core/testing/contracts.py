@@ -2029,7 +2029,7 @@ class ConcurrencyContract(_StoreFactory):
         assert not stored.has_user(loser)
         assert len(self.pending(store)) == 1
 
-    @pytest.mark.parametrize("key", ["number", "ref", "idempotency key"])
+    @pytest.mark.parametrize("key", ["number", "invoice ref", "customer ref", "idempotency key"])
     def test_a_unique_key_taken_between_save_and_commit_is_refused_at_commit(
         self, store: Store, key: str
     ) -> None:
@@ -2043,7 +2043,9 @@ class ConcurrencyContract(_StoreFactory):
         second: Any
         if key == "number":
             first, second = (_invoice(partner, customer, "7") for _ in range(2))
-        elif key == "ref":
+        elif key == "invoice ref":
+            first, second = (_invoice(partner, customer, n, ref=ref) for n in ("7", "8"))
+        elif key == "customer ref":
             # Synced from then on: a new customer comes from the sync (C6).
             partner = self.store_partner(
                 store, partner.connect_integration("connectwise", syncs_customers=True)
@@ -2070,7 +2072,10 @@ class ConcurrencyContract(_StoreFactory):
                 assert uow.invoices.get_by_number(partner.id, "7").id == first.id
                 with pytest.raises(NotFound):
                     uow.invoices.get(partner.id, second.id)
-            elif key == "ref":
+            elif key == "invoice ref":
+                assert uow.invoices.get_by_external_ref(partner.id, ref).id == first.id
+                assert _invoice_ids(uow.invoices.list(partner.id)) == [first.id]
+            elif key == "customer ref":
                 assert uow.customers.get_by_external_ref(partner.id, ref).id == first.id
                 with pytest.raises(NotFound):
                     uow.customers.get(partner.id, second.id)
