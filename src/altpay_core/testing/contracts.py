@@ -104,6 +104,7 @@ from altpay_core.values import (
     AccessRequestId,
     Address,
     CustomerId,
+    EntityId,
     ExternalRef,
     InvoiceId,
     PartnerId,
@@ -260,6 +261,18 @@ def _refused_change(
     assert getattr(read, field) == getattr(stored, field)
     assert read.version == stored.version + 1
     return read
+
+
+_Id = typing.TypeVar("_Id", bound=EntityId)
+
+
+def _tied_ids(kind: type[_Id], count: int) -> list[_Id]:
+    """``count`` (at most 10) new ids of ``kind``, in ascending order, for
+    records that tie on all else. Read from its end, each id's text sorts
+    the other way, so that an order broken by anything but the id shows."""
+    assert count <= 10
+    token = kind.new().value.removeprefix(f"{kind.prefix}_")
+    return [kind(f"{kind.prefix}_{n}{token}{count - 1 - n}") for n in range(count)]
 
 
 def _ids(customers: Page[Customer] | Sequence[Customer]) -> list[CustomerId]:
@@ -1347,6 +1360,25 @@ class AccessRequestRepositoryContract(_StoreFactory):
         assert [r.id for r in rejected] == [dated[1].id]
         assert every[1].status is AccessRequestStatus.REJECTED
         assert every[1].version == 2
+
+    def test_list_orders_equal_times_by_id(self, store: Store) -> None:
+        """Ties by id, before the commit as after it; another partner's
+        request saved in the same unit of work stays out."""
+        partner = self.store_partner(store, _partner())
+        other = self.store_partner(store, _partner("Contoso"))
+        opened = AccessRequest.open(partner, email="dee@globex.example")
+        tied = [attrs.evolve(opened, id=request_id) for request_id in _tied_ids(AccessRequestId, 4)]
+        with store.unit_of_work() as uow:
+            uow.access_requests.save(AccessRequest.open(other, email="dee@globex.example"))
+            saved = {
+                r.id: uow.access_requests.save(r) for r in (tied[2], tied[0], tied[3], tied[1])
+            }
+            in_order = [saved[r.id] for r in tied]
+            pending = AccessRequestStatus.PENDING
+            for _ in range(2):  # in the unit of work, then committed
+                assert uow.access_requests.list(partner.id) == in_order
+                assert uow.access_requests.list(partner.id, status=pending) == in_order
+                uow.commit()
 
     # who resolves: the partner's team as it stands at commit (C9)
 
@@ -3516,6 +3548,25 @@ class ScheduledPaymentRepositoryContract(_StoreFactory):
             assert uow.scheduled_payments.for_invoice(other.id, one.id) == []
             with pytest.raises(ValidationError):
                 uow.scheduled_payments.due(partner.id, dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+
+    def test_due_and_for_invoice_order_equal_days_by_id(self, store: Store) -> None:
+        """Ties by id, before the commit as after it."""
+        partner, _, one, two, _ = self._scheduling(store)
+        ids = _tied_ids(ScheduledPaymentId, 4)
+        tied = [
+            attrs.evolve(_scheduled(partner, invoice, _TODAY - _DAY), id=scheduled_id)
+            for invoice, scheduled_id in zip((one, one, two, one), ids, strict=True)
+        ]
+        with store.unit_of_work() as uow:
+            saved = {
+                s.id: uow.scheduled_payments.save(s) for s in (tied[2], tied[0], tied[3], tied[1])
+            }
+            in_order = [saved[s.id] for s in tied]
+            of_one = [s for s in in_order if s.invoice_id == one.id]
+            for _ in range(2):  # in the unit of work, then committed
+                assert uow.scheduled_payments.due(partner.id, _TODAY) == in_order
+                assert uow.scheduled_payments.for_invoice(partner.id, one.id) == of_one
+                uow.commit()
 
     def test_another_partners_scheduled_payments_in_the_unit_of_work_stay_theirs(
         self, store: Store
