@@ -641,10 +641,12 @@ class PartnerRepository(abc.ABC):
 
         Returns the stored value (version + 1, no pending events); its events
         go to the outbox. ``ConcurrencyConflict`` if the stored version is
-        not ``partner.version`` (nothing stored yet for version 0), and at
-        commit if a tag it takes out of the catalog is still carried by a
-        stored customer of the partner, other than one this unit of work
-        saves without it (:func:`tag_still_carried`).
+        not ``partner.version`` (nothing stored yet for version 0): raised
+        by this save or, at the latest, by :meth:`UnitOfWork.commit`, nothing
+        written either way (a save that raises stages nothing). At commit,
+        ``ConcurrencyConflict`` too if a tag it takes out of the catalog is
+        still carried by a stored customer of the partner, other than one
+        this unit of work saves without it (:func:`tag_still_carried`).
         """
 
 
@@ -719,14 +721,17 @@ class CustomerRepository(abc.ABC):
         go to the outbox. ``ConcurrencyConflict`` if the stored version is
         not ``customer.version`` (nothing stored yet for version 0), if the
         id is another partner's customer's, or if the external reference is
-        taken by another customer of the partner that is not archived (C10).
-        At commit, ``InvariantViolation`` if it carries a tag that is not in
-        its partner's catalog as it stands then, committed or saved in this
-        unit of work (:func:`tag_not_in_catalog`), or if it is new and its
-        partner as it stands then may not take it (:func:`may_add_customer`):
-        added by hand (no external reference) while an integration of its
-        partner syncs customers, or with a reference whose system is no
-        connected integration of the partner that syncs customers
+        taken by another customer of the partner that is not archived (C10):
+        raised by this save or, at the latest, by :meth:`UnitOfWork.commit`,
+        nothing written either way (a save that raises stages nothing; the
+        unit of work's other saves can still be committed). At commit,
+        ``InvariantViolation`` if it carries a tag that is not in its
+        partner's catalog as it stands then, committed or saved in this unit
+        of work (:func:`tag_not_in_catalog`), or if it is new and its partner
+        as it stands then may not take it (:func:`may_add_customer`): added
+        by hand (no external reference) while an integration of its partner
+        syncs customers, or with a reference whose system is no connected
+        integration of the partner that syncs customers
         (:func:`customer_added_by_hand`, C6).
         """
 
@@ -836,7 +841,9 @@ class InvoiceRepository(abc.ABC):
         go to the outbox. ``ConcurrencyConflict`` if the stored version is
         not ``invoice.version`` (nothing stored yet for version 0), if the id
         is another partner's invoice's, or if the number or the external
-        reference is another invoice's of the partner. At commit, a new
+        reference is another invoice's of the partner: raised by this save
+        or, at the latest, by :meth:`UnitOfWork.commit`, as for
+        :meth:`CustomerRepository.save`. At commit, a new
         invoice (version 0) raises ``InvariantViolation`` if its customer is
         not then a stored customer of the partner, committed or saved in this
         unit of work (I1, :func:`invoice_customer_missing`), or is archived
@@ -874,7 +881,9 @@ class PaymentRepository(abc.ABC):
         Returns the stored value (version + 1, no pending events); its events
         go to the outbox. ``ConcurrencyConflict`` if the stored version is
         not ``payment.version``, if the id is another partner's payment's, or
-        if the idempotency key is another payment's of the partner.
+        if the idempotency key is another payment's of the partner: raised by
+        this save or, at the latest, by :meth:`UnitOfWork.commit`, as for
+        :meth:`CustomerRepository.save`.
         """
 
 
@@ -1011,8 +1020,12 @@ class UnitOfWork(abc.ABC):
     Reads inside the block see what the block has saved. Saving the same
     aggregate twice is fine (save the value the first save returned).
     ``ConcurrencyConflict`` may come from :meth:`~CustomerRepository.save`
-    or from :meth:`commit`, as the adapter detects it; either way nothing is
-    written, and the caller reads again and retries.
+    or, at the latest, from :meth:`commit`, as the adapter detects it; either
+    way nothing is written, and the caller reads again and retries. A save
+    refused by its own checks (``ConcurrencyConflict``, or
+    ``InvariantViolation`` for a fixed field changed) refuses that save
+    alone: reads do not see the refused value, and the block's other saves
+    can still be committed.
 
     A unit of work belongs to one thread; get one per thread (or per
     request) from the :class:`Store`.

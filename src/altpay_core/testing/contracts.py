@@ -206,24 +206,26 @@ _Aggregate = (
 )
 
 
+def _repository(uow: UnitOfWork, aggregate: Any) -> Any:
+    """The repository of ``uow`` for the type of ``aggregate``."""
+    if isinstance(aggregate, Partner):
+        return uow.partners
+    if isinstance(aggregate, Customer):
+        return uow.customers
+    if isinstance(aggregate, AccessRequest):
+        return uow.access_requests
+    if isinstance(aggregate, Invoice):
+        return uow.invoices
+    if isinstance(aggregate, Payment):
+        return uow.payments
+    if isinstance(aggregate, CustomerPaymentMethods):
+        return uow.payment_methods
+    return uow.scheduled_payments
+
+
 def _save(uow: UnitOfWork, aggregate: Any) -> Any:
     """Save ``aggregate`` with the repository for its type."""
-    repository: Any
-    if isinstance(aggregate, Partner):
-        repository = uow.partners
-    elif isinstance(aggregate, Customer):
-        repository = uow.customers
-    elif isinstance(aggregate, AccessRequest):
-        repository = uow.access_requests
-    elif isinstance(aggregate, Invoice):
-        repository = uow.invoices
-    elif isinstance(aggregate, Payment):
-        repository = uow.payments
-    elif isinstance(aggregate, CustomerPaymentMethods):
-        repository = uow.payment_methods
-    else:
-        repository = uow.scheduled_payments
-    return repository.save(aggregate)
+    return _repository(uow, aggregate).save(aggregate)
 
 
 def _assert_taken(error: ConcurrencyConflict, kind: str, key: str, rule: str, path: str) -> None:
@@ -1616,6 +1618,103 @@ class UnitOfWorkContract(_StoreFactory):
         with store.unit_of_work() as uow:
             assert uow.customers.list(partner.id).items == (one,)
         assert self.pending(store) == []
+
+    @pytest.mark.parametrize(
+        "fault",
+        [
+            "stale version",
+            "version never stored",
+            "id taken",
+            "another partner's id",
+            "fixed field changed",
+            "customer ref taken",
+            "invoice number taken",
+            "invoice ref taken",
+            "idempotency key taken",
+        ],
+    )
+    def test_a_refused_save_leaves_the_unit_of_work_as_it_was(
+        self, store: Store, fault: str
+    ) -> None:
+        """A save refused by its checks (``ConcurrencyConflict`` or
+        ``InvariantViolation``) refuses that save alone: reads do not see it,
+        and the block's other saves, before and after it, still commit. An
+        adapter that finds the fault only at commit refuses the commit, and
+        writes nothing."""
+        partner = self.store_partner(store, _partner(syncs=("xero",)))
+        other = self.store_partner(store, _partner("Contoso"))
+        ref = ExternalRef("xero", "1")
+        (held,) = self.store_customers(store, _customer(partner, ref=ref))
+        invoice, spare = self.store_aggregates(
+            store, _invoice(partner, held, "7", ref=ref), _invoice(partner, held, "8")
+        )
+        payment, _ = PaymentRepositoryContract._pay(partner, held, [invoice], "key-1")
+        (payment,) = self.store_aggregates(store, payment)
+        refused: Any
+        if fault == "stale version":
+            stale = held
+            (held,) = self.store_customers(
+                store, held.add_user(first_name="Bo", last_name="Li", email="bo@globex.example")
+            )
+            refused = stale.add_user(first_name="Cy", last_name="Ng", email="cy@globex.example")
+        elif fault == "version never stored":
+            refused = attrs.evolve(held, version=held.version + 2, company="Ahead")
+        elif fault == "id taken":
+            refused = attrs.evolve(held, version=0, company="Impostor")
+        elif fault == "another partner's id":
+            refused = attrs.evolve(held, partner_id=other.id, company="Moved")
+        elif fault == "fixed field changed":
+            refused = attrs.evolve(held, external_ref=ExternalRef("xero", "2"))
+        elif fault == "customer ref taken":
+            refused = _customer(partner, "Twin", ref=ref)
+        elif fault == "invoice number taken":
+            refused = _invoice(partner, held, "7")
+        elif fault == "invoice ref taken":
+            refused = _invoice(partner, held, "9", ref=ref)
+        else:
+            refused, _ = PaymentRepositoryContract._pay(partner, held, [spare], "key-1")
+        before = self.pending(store)
+        first = Customer.from_sync(
+            partner,
+            external_ref=ExternalRef("xero", "3"),
+            company="Initech",
+            address=_ADDRESS,
+            users=[{"first_name": "Bo", "last_name": "Li", "email": "bo@initech.example"}],
+        )
+        second = _customer(partner, "Acme", ref=ExternalRef("xero", "4"))
+        with store.unit_of_work() as uow:
+            kept = [uow.customers.save(first)]
+            try:
+                _save(uow, refused)
+                refused_at_save = False
+            except (ConcurrencyConflict, InvariantViolation):
+                refused_at_save = True
+            if refused_at_save:
+                kept.append(uow.customers.save(second))
+                # What the refused save would have changed reads as stored.
+                assert uow.customers.get(partner.id, held.id) == held
+                assert uow.customers.get_by_external_ref(partner.id, ref) == held
+                assert uow.customers.list(other.id).items == ()
+                assert uow.invoices.get_by_number(partner.id, "7") == invoice
+                assert uow.invoices.get_by_external_ref(partner.id, ref) == invoice
+                assert uow.payments.get_by_idempotency_key(partner.id, "key-1") == payment
+                if refused.id != held.id:
+                    with pytest.raises(NotFound):
+                        _repository(uow, refused).get(partner.id, refused.id)
+                uow.commit()
+            else:  # found at commit: nothing of the block is written
+                with pytest.raises((ConcurrencyConflict, InvariantViolation)):
+                    uow.commit()
+                kept = []
+        with store.unit_of_work() as uow:
+            assert uow.customers.get(partner.id, held.id) == held
+            assert _ids(uow.customers.list(partner.id)) == _in_order([held, *kept])
+            assert uow.invoices.get_by_number(partner.id, "7") == invoice
+            assert uow.payments.get_by_idempotency_key(partner.id, "key-1") == payment
+        assert [m.event for m in self.pending(store)] == [
+            *(m.event for m in before),
+            *(first.events if kept else ()),
+        ]
 
     def test_a_failure_half_way_through_a_commit_writes_nothing(
         self, store: Store, monkeypatch: pytest.MonkeyPatch
