@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
 from altpay_core import (
+    AccessRequest,
     Address,
     ArgumentError,
     Currency,
@@ -526,6 +527,34 @@ def test_money_reaches_the_most_money_holds() -> None:
 
 def test_invoices_of_a_customer_of_the_partner() -> None:
     _all(aps.invoices(_PARTNER, _CUSTOMER), lambda i: i.customer_id == _CUSTOMER.id)
+
+
+def test_access_requests_are_resolved_by_an_admin_or_sub_admin() -> None:
+    # C9, whoever comes first in the team.
+    partner = (
+        Partner.create(name="Northwind IT", country="US")
+        .add_team_member(name="Mo", email="mo@northwind.example", role=Role.MEMBER)
+        .add_team_member(name="Ada", email="ada@northwind.example", role=Role.ADMIN)
+        .add_team_member(name="Sam", email="sam@northwind.example", role=Role.SUB_ADMIN)
+    )
+    roles = {m.id: m.role for m in partner.team}
+
+    def resolver(request: AccessRequest) -> Role | None:
+        return None if request.resolved_by is None else roles[request.resolved_by]
+
+    _all(
+        aps.access_requests(partner),
+        lambda r: r.is_pending or resolver(r) in {Role.ADMIN, Role.SUB_ADMIN},
+        examples=50,
+    )
+    assert reaches(aps.access_requests(partner), lambda r: resolver(r) is Role.SUB_ADMIN)
+
+
+def test_access_requests_to_a_partner_with_no_one_to_resolve_them_are_pending() -> None:
+    bare = Partner.create(name="Solo IT", country="CA")
+    reader = bare.add_team_member(name="Rae", email="rae@solo.example", role=Role.READ_ONLY)
+    for partner in (bare, reader):
+        _all(aps.access_requests(partner), lambda r: r.is_pending, examples=50)
 
 
 def test_events_of_any_kind() -> None:

@@ -851,7 +851,8 @@ def _customers(
 @checked_arguments
 def access_requests(partner: Partner | None = None) -> st.SearchStrategy[AccessRequest]:
     """Access requests to ``partner`` (or to a new one), pending or resolved
-    by one of the partner's admins."""
+    by one of the partner's Admins and Sub-Admins (C9); to a partner with
+    neither (one with no team yet), pending."""
     return _access_requests(_instance(Partner, partner, "partner"))
 
 
@@ -868,13 +869,16 @@ def _access_requests(draw: st.DrawFn, partner: Partner | None) -> AccessRequest:
     # Made at a drawn time, not the clock's, so that an example replays.
     requested_at = draw(aware_datetimes())
     request = _keep_events(attrs.evolve(request, requested_at=requested_at), request)
+    resolvers = [m.id for m in partner.team if m.may(Action.APPROVE_ACCESS_REQUESTS)]
+    if not resolvers:
+        return request
     status = draw(st.sampled_from(AccessRequestStatus))
     if status is AccessRequestStatus.PENDING:
         return request
     return attrs.evolve(
         request,
         status=status,
-        resolved_by=partner.team[0].id,
+        resolved_by=draw(st.sampled_from(resolvers)),
         resolved_at=_later(draw, requested_at),
         customer_id=CustomerId.new() if status is AccessRequestStatus.APPROVED else None,
     )
