@@ -513,11 +513,16 @@ def test_other_enum_arguments_may_be_given_as_values() -> None:
         (lambda: aps.money("JPY", max_units=10**30), "max_units"),
         (lambda: aps.money(max_units=-(10**30)), "max_units"),
         (lambda: aps.line_items(min_unit_units=-1), "min_unit_units"),
+        (lambda: aps.line_items(min_unit_units=10**9 + 1), r"min_unit_units.*10\*\*9"),
     ],
 )
 def test_bad_arguments_are_named(make: Any, match: str) -> None:
     with pytest.raises(InvalidArgument, match=match):
         _all(make(), lambda v: True, examples=1)
+
+
+def test_line_items_reach_the_largest_unit_amount() -> None:
+    _all(aps.line_items(min_unit_units=10**9), lambda line: line.unit_amount.minor_units == 10**9)
 
 
 def test_money_reaches_the_most_money_holds() -> None:

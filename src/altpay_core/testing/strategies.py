@@ -984,18 +984,26 @@ for _event in EVENT_TYPES.values():
 # -- invoices and payments ------------------------------------------------------------
 
 
+_MAX_UNIT_UNITS = 10**9
+
+
 @checked_arguments
 def line_items(
     currency: str | Currency = "USD", *, min_unit_units: int = 0
 ) -> st.SearchStrategy[LineItem]:
     """Line items in ``currency``: unicode descriptions, quantities from 1 to
-    the maximum, unit amounts from zero (or ``min_unit_units``) up."""
-    _whole(min_unit_units, "min_unit_units", low=0)
+    the maximum, unit amounts from zero (or ``min_unit_units``, at most
+    10**9) to 10**9 minor units."""
+    low = _whole(min_unit_units, "min_unit_units", low=0)
+    if low > _MAX_UNIT_UNITS:
+        raise InvalidArgument(
+            f"min_unit_units must be at most 10**9, the largest unit amount drawn (got {low})"
+        )
     return st.builds(
         LineItem,
         description=names(max_size=60),
         quantity=st.one_of(st.sampled_from([1, 2, MAX_QUANTITY]), st.integers(1, 100)),
-        unit_amount=money(currency, min_units=min_unit_units, max_units=10**9),
+        unit_amount=money(currency, min_units=low, max_units=_MAX_UNIT_UNITS),
     )
 
 
