@@ -428,6 +428,13 @@ def test_pages_of_invoices_resolve(page: Page[Invoice]) -> None:
     assert page.end_cursor == (invoice_cursor(page.items[-1]) if page.items else None)
 
 
+def test_pages_of_items_that_cannot_be_hashed() -> None:
+    # Each shown once, told apart by equality.
+    lists = aps.pages(st.lists(st.integers(0, 3), max_size=2))
+    _all(lists, lambda p: all(p.items.count(item) == 1 for item in p.items), examples=50)
+    assert reaches(lists, lambda p: len(p.items) >= 2)
+
+
 @given(st.from_type(OutboxMessage))
 def test_outbox_messages_have_positions_from_one(message: OutboxMessage) -> None:
     assert message.position >= 1

@@ -1459,10 +1459,11 @@ def _cursor(item: object, position: int) -> str:
 @checked_arguments
 def pages(items: st.SearchStrategy[_T], *, max_size: int = 5) -> st.SearchStrategy[Page[_T]]:
     """Pages of up to ``max_size`` of ``items``, as a listing gives them:
-    customers and invoices in their listing's order (one of each id), the
-    cursors those of the first and last item, and an empty page never both
-    after and before others. ``st.from_type(Page[Customer])`` gives
-    ``pages(customers())``."""
+    each item once (one of each id, or, for items without one, of each
+    value, hashable or not), customers and invoices in their listing's
+    order, the cursors those of the first and last item, and an empty page
+    never both after and before others. ``st.from_type(Page[Customer])``
+    gives ``pages(customers())``."""
     if not isinstance(items, st.SearchStrategy):
         raise InvalidArgument(f"items must be a strategy (got {items!r})")
     return _pages(items, _whole(max_size, "max_size", low=0))
@@ -1470,7 +1471,7 @@ def pages(items: st.SearchStrategy[_T], *, max_size: int = 5) -> st.SearchStrate
 
 @st.composite
 def _pages(draw: st.DrawFn, items: st.SearchStrategy[_T], max_size: int) -> Page[_T]:
-    found = draw(st.lists(items, max_size=max_size, unique_by=_identity))
+    found = _once(draw(st.lists(items, max_size=max_size)))
     keys = [key for key in map(_page_order, found) if key is not None]
     if found and len(keys) == len(found):
         found = [item for _, item in sorted(zip(keys, found, strict=True), key=lambda p: p[0])]
@@ -1512,6 +1513,19 @@ def _identity(item: object) -> object:
     """What a listing shows once: an aggregate's id, or the item itself."""
     found = getattr(item, "id", None)
     return item if found is None else found
+
+
+def _once(items: list[_T]) -> list[_T]:
+    """``items`` without those a listing would not show again: told apart by
+    equality, not by hash, so that an item may be a list."""
+    shown: list[object] = []
+    kept: list[_T] = []
+    for item in items:
+        key = _identity(item)
+        if key not in shown:
+            shown.append(key)
+            kept.append(item)
+    return kept
 
 
 _register(OutboxMessage, outbox_messages)
