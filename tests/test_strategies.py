@@ -130,6 +130,45 @@ def test_from_type_works_in_a_new_process_through_the_entry_point() -> None:
     assert result.stdout.strip() == "ok"
 
 
+def test_from_type_works_for_a_services_own_event_classes() -> None:
+    # One defined before Hypothesis loads, one after: both are drawn as
+    # events() draws them, not built by Hypothesis from any text.
+    result = run_python(
+        """
+        import attrs
+        from altpay_core import Event
+
+        @attrs.frozen
+        class QuoteSent(Event):
+            topic = "quote_sent"
+
+        from hypothesis import given, settings, strategies as st
+        from altpay_core.testing import strategies as aps
+
+        @attrs.frozen
+        class QuoteAccepted(Event):
+            topic = "quote_accepted"
+
+        Record = attrs.make_class("Record", {"event": attrs.field(type=QuoteAccepted)})
+        assert aps.for_type(QuoteAccepted) is not NotImplemented
+        for strategy, cls in (
+            (st.from_type(QuoteSent), QuoteSent),
+            (st.from_type(QuoteAccepted), QuoteAccepted),
+            (st.builds(Record).map(lambda r: r.event), QuoteAccepted),
+        ):
+            @settings(max_examples=20, database=None)
+            @given(strategy)
+            def check(event):
+                assert type(event) is cls, type(event)
+                assert event.aggregate_id.startswith("cus_"), event
+            check()
+        print("ok")
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+
+
 def test_for_type_declines_unknown_types() -> None:
     class Unknown:
         pass

@@ -16,7 +16,7 @@ happened and what changed. ``Event.topic`` is the webhook topic string.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import ClassVar
 
@@ -72,6 +72,10 @@ that declares no topic inherits its parent's without taking its place, and
 one that declares a topic another class has is refused, rule
 ``event-topic``)."""
 
+# Called with each class as it enters EVENT_TYPES: the testing kit registers
+# a service's own event classes with Hypothesis so.
+_EVENT_TYPE_LISTENERS: list[Callable[[type[Event]], object]] = []
+
 
 @checked_constructor
 @attrs.frozen(kw_only=True)
@@ -119,6 +123,8 @@ class Event:
                 path="topic",
             )
         _EVENT_TYPES[topic] = cls
+        for listener in _EVENT_TYPE_LISTENERS:
+            listener(cls)
 
     def __attrs_post_init__(self) -> None:
         found = FieldErrors()

@@ -16,10 +16,21 @@ def _resolve(cls: type[Any]) -> Any:
     return strategies.for_type(cls)
 
 
-def _hypothesis_setup_hook() -> None:
+def _register(cls: type[Any]) -> None:
     from hypothesis import strategies as st
 
+    st.register_type_strategy(cls, _resolve)
+
+
+def _hypothesis_setup_hook() -> None:
+    from altpay_core.events import _EVENT_TYPE_LISTENERS, EVENT_TYPES
     from altpay_core.testing._types import registered_errors, registered_types
 
     for cls in (*registered_types(), *registered_errors()):
-        st.register_type_strategy(cls, _resolve)
+        _register(cls)
+    # Every event class, a service's own too: those defined so far, and the
+    # others as they are.
+    for cls in EVENT_TYPES.values():
+        _register(cls)
+    if _register not in _EVENT_TYPE_LISTENERS:
+        _EVENT_TYPE_LISTENERS.append(_register)
