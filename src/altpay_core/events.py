@@ -73,7 +73,7 @@ one that declares a topic another class has is refused, rule
 ``event-topic``)."""
 
 # Called with each class as it enters EVENT_TYPES: the testing kit registers
-# a service's own event classes with Hypothesis so.
+# a service's own event classes with Hypothesis, so that st.from_type draws them.
 _EVENT_TYPE_LISTENERS: list[Callable[[type[Event]], object]] = []
 
 
