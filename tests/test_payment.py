@@ -192,6 +192,21 @@ class TestPay:
         assert pay.amount == usd("150.00")
         assert (a.status, b.status) == (InvoiceStatus.OPEN, InvoiceStatus.PAID)
         assert a.applied(pay.id).amount == usd("50.00")
+        assert b.applied(pay.id).amount == usd("100.00")
+        # The payment's own record, each amount against its invoice.
+        assert pay.allocation(a.id).amount == usd("50.00")
+        assert pay.allocation(b.id).amount == usd("100.00")
+
+    def test_a_batchs_card_fee_is_shared_in_proportion_i8_i9(self, world: World) -> None:
+        # 2.9% of 150.00 plus 0.30 is 4.65: 120/150 of it is 3.72, 30/150 is 0.93.
+        pay, (a, b) = world.pay(
+            [world.a, world.b], method="card", amounts={world.a.id: "120.00", world.b.id: "30.00"}
+        )
+        assert pay.card_fee is not None
+        assert pay.card_fee.amount == usd("4.65")
+        assert pay.allocation(a.id).card_fee == usd("3.72")
+        assert pay.allocation(b.id).card_fee == usd("0.93")
+        assert pay.total == usd("154.65")
 
     def test_over_the_balance_is_refused_i5(self, world: World) -> None:
         with pytest.raises(InvariantViolation) as caught:
