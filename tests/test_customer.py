@@ -1464,3 +1464,23 @@ def test_without_by_a_command_runs_as_the_system(command: str) -> None:
     else:
         _COMMANDS[command](customer)
         _COMMANDS[command](customer, partner=p)
+
+
+def test_each_event_names_its_partner_its_customer_and_what_changed() -> None:
+    stored = from_dict(Customer, to_dict(globex()))  # its pending events taken
+
+    def said(customer: Customer) -> list[tuple[str, str, str, tuple[str, ...]]]:
+        return [(e.topic, str(e.partner_id), e.aggregate_id, e.changes) for e in customer.events]
+
+    mine = (str(stored.partner_id), str(stored.id))
+    assert said(stored.update_details(company="Globex Corp")) == [
+        ("customer_updated", *mine, ("company",))
+    ]
+    archived = stored.archive()
+    assert said(archived) == [("customer_archived", *mine, ("status",))]
+    assert said(from_dict(Customer, to_dict(archived)).restore()) == [
+        ("customer_updated", *mine, ("status",))
+    ]
+    assert said(stored.add_user(first_name="Cy", last_name="Do", email="cy@globex.example")) == [
+        ("customer_updated", *mine, ("users",))
+    ]

@@ -2196,3 +2196,70 @@ def test_from_dict_reports_a_broken_rule_with_the_invalid_fields(
         from_dict(cls, value)
     assert set(caught.value.paths) == bad | {path}
     assert [e.code for e in caught.value.errors if e.path == path] == [rule]
+
+
+# -- what each event says ----------------------------------------------------------------
+
+
+def said(aggregate: Any) -> tuple[tuple[str, str, str, tuple[str, ...], dt.datetime], ...]:
+    """Each pending event as (topic, partner, aggregate, changes, time)."""
+    return tuple(
+        (e.topic, str(e.partner_id), e.aggregate_id, e.changes, e.occurred_at)
+        for e in aggregate.events
+    )
+
+
+class TestEventPayloads:
+    """Each command's event names its partner, its aggregate, the fields it
+    changed and the time the command was given, not only its topic."""
+
+    def test_paying_in_part_and_in_full(self, world: World) -> None:
+        partner = str(world.partner.id)
+        pay, (a, b) = world.pay(
+            [world.a, world.b], amounts={world.a.id: "100.00", world.b.id: "100.00"}
+        )
+        assert said(a) == (("invoice_updated", partner, str(a.id), ("amount_paid", "balance"), AT),)
+        # Paid in full while the debit clears: the status changes with it.
+        assert said(b) == (
+            ("invoice_paid", partner, str(b.id), ("amount_paid", "balance", "status"), AT),
+        )
+        assert pay.events == ()  # a payment's events come with its outcome
+
+    def test_a_failure_gives_back_the_balance_at_its_own_time(self, world: World) -> None:
+        partner = str(world.partner.id)
+        later = AT + HOURS_5
+        pay, (paid,) = world.pay()
+        failed, (back,) = fail_payment(pay, [_stored(paid)], at=later)
+        assert said(failed) == (
+            ("payment_failed", partner, str(pay.id), ("status", "fees"), later),
+        )
+        assert said(back) == (
+            (
+                "invoice_updated",
+                partner,
+                str(paid.id),
+                ("amount_paid", "balance", "status"),
+                later,
+            ),
+        )
+
+    def test_success_and_archive(self, world: World) -> None:
+        partner = str(world.partner.id)
+        later = AT + HOURS_5
+        pay, (paid,) = world.pay()
+        assert said(pay.succeed(later)) == (
+            ("payment_succeeded", partner, str(pay.id), ("status",), later),
+        )
+        archived = _stored(paid).archive(world.partner)
+        ((topic, who, what, changes, _),) = said(archived)
+        assert (topic, who, what, changes) == (
+            "invoice_archived",
+            partner,
+            str(paid.id),
+            ("status",),
+        )
+
+
+def _stored(aggregate: Any) -> Any:
+    """As a repository gives it back: its pending events taken."""
+    return from_dict(type(aggregate), to_dict(aggregate))
