@@ -600,6 +600,16 @@ def test_messages_name_the_field(data: dict[str, Any]) -> None:
     assert messages["created_at"].startswith("'created_at' must be an ISO 8601 date and time")
 
 
+@pytest.mark.parametrize("key", ["a\\1", "x\\g<0>", "a.b", "plain", "'q'"])
+def test_an_item_of_a_mapping_is_named_by_its_whole_path(key: str) -> None:
+    # A key was a pattern's replacement ("a\\1": a bare re.error), and a
+    # dot in it cut the name short ("'b]'").
+    with pytest.raises(ValidationError) as caught:
+        from_dict(dict[str, UserId], {key: "nope"})
+    assert caught.value.paths == [f"[{key}]"]
+    assert caught.value.errors[0].message.startswith(f"'[{key}]' must ")
+
+
 def test_a_value_read_for_a_field_is_named_by_that_field(data: dict[str, Any]) -> None:
     # An address read for billing_email said "'email' must be a valid email
     # address", naming the users' field; an id said "'partner id' must ...".

@@ -1039,9 +1039,11 @@ def _named(message: str, path: str) -> str:
     ('billing_email')."""
     if not path:
         return message
-    field = path.rpartition(".")[2]
+    # An attribute by its name; an item of a list or a mapping (whose key
+    # may hold anything, dots too) by its whole path.
+    field = path if path.endswith("]") else path.rpartition(".")[2]
     if _NAMED.match(message):
-        return _NAMED.sub(f"'{field}'", message, count=1)
+        return _NAMED.sub(lambda _: f"'{field}'", message, count=1)
     return f"'{path}' {message}"
 
 
