@@ -1313,13 +1313,20 @@ def test_no_error_on_a_dsn_shows_its_password(password: str, form: str, empty: s
     assert not set(SECRET_LETTERS) & set(shown), shown
 
 
+# Nothing listens on port 1: libpq reads these options as it opens the
+# connection, before it is refused.
+LOCAL = "host=127.0.0.1 port=1 connect_timeout=2"
+
+
 @pytest.mark.parametrize(
     ("dsn", "reason"),
     [
-        ("host=db.example password=s3cret keepalives=s3cret", "keepalives must be"),
-        ("host=db.example keepalives_idle=1.5", "keepalives_idle must be"),
-        ("host=db.example tcp_user_timeout=' s3cret'", "tcp_user_timeout must be"),
-        ("postgresql://app:s3cret@db.example/billing?keepalives_interval=s3cret", "keepalives"),
+        (f"{LOCAL} password=s3cret keepalives=s3cret", "keepalives must be"),
+        (f"{LOCAL} keepalives_idle=1.5", "keepalives_idle must be"),
+        (f"{LOCAL} tcp_user_timeout=' s3cret'", "tcp_user_timeout must be"),
+        (f"{LOCAL} keepalives=99999999999", "keepalives must be"),  # beyond a C int
+        ("host=127.0.0.1,127.0.0.1 port=1,2 keepalives_count=s3cret", "keepalives_count"),
+        ("postgresql://app:s3cret@127.0.0.1:1/billing?keepalives_interval=s3cret", "keepalives"),
         ("host=db.example port=s3cret", "port must be"),
         ("host=a.example,b.example port=5432,s3cret", "port must be"),
         ("postgresql://app:s3cret@db.example:s3cret/billing", "port must be"),
@@ -1333,16 +1340,26 @@ def test_an_option_that_must_be_a_whole_number_is_an_invalid_dsn(dsn: str, reaso
     assert (caught.value.paths, caught.value.codes) == (["dsn"], ["invalid_dsn"])
     assert reason in str(caught.value)
     assert "s3cret" not in str(caught.value)
+    assert caught.value.__cause__ is None
+    assert caught.value.__context__ is None
 
 
 @pytest.mark.parametrize(
-    "dsn", ["host=127.0.0.1 port=1, keepalives=+1", "host=127.0.0.1 port=' 1 '"]
+    "dsn",
+    [
+        f"{LOCAL} keepalives=+1 keepalives_idle=' 30 '",
+        "host=127.0.0.1,127.0.0.1 port=1, connect_timeout=2",  # an empty port: the default
+        "host=127.0.0.1 port=' 1 ' connect_timeout=2",
+        # libpq reads no other keepalive option when keepalives are off.
+        f"{LOCAL} keepalives=0 keepalives_idle=abc",
+    ],
 )
 def test_whole_numbers_as_libpq_reads_them_are_accepted(dsn: str) -> None:
     import psycopg
 
-    with pytest.raises(psycopg.OperationalError):  # nothing listens on port 1
-        PostgresStore(dsn + " connect_timeout=2")
+    with pytest.raises(psycopg.OperationalError) as caught:
+        PostgresStore(dsn)
+    assert "refused" in str(caught.value)  # by the network, not the string
 
 
 @pytest.mark.parametrize(

@@ -394,12 +394,17 @@ class PostgresStore(SqlStore["psycopg.Connection[Any]"]):
             reason = _without_secrets(str(error).strip())
         except pg.OperationalError as error:
             # libpq refuses an option's value (an sslmode, a port) before
-            # it connects, quoting it; any other error is the server's or
-            # the network's, and psycopg's own.
+            # it connects, quoting it, and a whole number (keepalives...)
+            # as it opens each connection, when it uses that option; any
+            # other error is the server's or the network's, and psycopg's own.
             message = str(error).strip()
-            if not message.startswith(_REFUSED) or message.startswith(_ATTEMPT, len(_REFUSED)):
+            number = _NOT_A_NUMBER.search(message)
+            if number is not None:
+                reason = f"{number[1]} must be a whole number"
+            elif not message.startswith(_REFUSED) or message.startswith(_ATTEMPT, len(_REFUSED)):
                 raise
-            reason = _without_secrets(message.removeprefix(_REFUSED))
+            else:
+                reason = _without_secrets(message.removeprefix(_REFUSED))
         except UnicodeError:
             # psycopg looks host names up itself, and the resolver's codec
             # refused one (its message may quote a character of it).
@@ -458,17 +463,15 @@ def _without_secrets(message: str) -> str:
 
 
 _SWALLOWED = re.compile(r"([a-z_]+)=")
-# The options libpq reads as integers when it connects (a port may be
-# left empty, for the default, in a list of them).
-_INTEGER_OPTIONS: Final = (
-    "port",
-    "keepalives",
-    "keepalives_idle",
-    "keepalives_interval",
-    "keepalives_count",
-    "tcp_user_timeout",
-)
+# A port, which libpq always reads as a whole number (one for each host, an
+# empty one the default), and which psycopg looks up first, as a service name.
 _INTEGER = re.compile(r"\s*[+-]?[0-9]+\s*")
+# libpq's message on any other whole number it could not read, for one host
+# or for one of several (a line each): the option's name ends a line, after
+# the value, which may hold anything.
+_NOT_A_NUMBER = re.compile(
+    r'invalid integer value "(?:.|\n)*?" for connection option "([a-z_]+)"$', re.M
+)
 _URI = re.compile(r"postgres(?:ql)?://")
 
 
@@ -510,22 +513,16 @@ def _misread(pg: ModuleType, dsn: str) -> str | None:
 
 
 def _not_integer(params: dict[str, Any]) -> str | None:
-    """Which option libpq would refuse as no whole number, if any: it checks
-    them only while connecting, and its message quotes the value, which is
-    a piece of the password if the string was mistyped."""
-    for key in _INTEGER_OPTIONS:
-        value = params.get(key)
-        if value is None:
-            continue
-        if key == "port":
-            # A list, one for each host; an empty one is the default port.
-            if not all(
-                _INTEGER.fullmatch(piece) or not piece.strip() for piece in str(value).split(",")
-            ):
-                return "port must be a whole number, or a list of them, one for each host"
-        elif not _INTEGER.fullmatch(str(value)):
-            return f"{key} must be a whole number"
-    return None
+    """Why libpq would refuse the port, if it would: it reads it only while
+    connecting, and its message quotes the value, which is a piece of the
+    password if the string was mistyped (psycopg's own look-up of it as a
+    service name says only that the host cannot be found)."""
+    value = params.get("port")
+    if value is None or all(
+        _INTEGER.fullmatch(piece) or not piece.strip() for piece in str(value).split(",")
+    ):
+        return None
+    return "port must be a whole number, or a list of them, one for each host"
 
 
 def _readable(fd: int) -> bool:
