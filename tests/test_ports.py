@@ -74,3 +74,27 @@ def test_a_page_request_without_a_listing_takes_no_cursor() -> None:
     with pytest.raises(ValidationError) as caught:
         ports.PageRequest.parse(5, None, cursor)
     assert (caught.value.paths, caught.value.codes) == (["before"], ["invalid_cursor"])
+
+
+@pytest.mark.parametrize("call", ["cursor", "decode", "parse"])
+def test_a_listing_is_a_listing_or_its_name(call: str) -> None:
+    # Text or None gave a bare AttributeError in encode, decode and parse.
+    cursor = ports.Cursor(ports.Listing.CUSTOMERS, "globex", "cus_1")
+    make = {
+        "cursor": lambda listing: ports.Cursor(listing, "globex", "cus_1"),
+        "decode": lambda listing: ports.Cursor.decode(cursor.encode(), listing=listing),
+        "parse": lambda listing: ports.PageRequest.parse(5, cursor.encode(), listing=listing).after,
+    }[call]
+    assert make("customers") == make(ports.Listing.CUSTOMERS) == cursor
+    for wrong in (None, 5, "orders"):
+        if call == "parse" and wrong is None:
+            continue  # no listing: no cursor taken (above)
+        with pytest.raises(ValidationError) as caught:
+            make(wrong)
+        assert (caught.value.paths, caught.value.codes) == (["listing"], ["invalid_choice"])
+
+
+def test_a_cursors_key_and_id_are_text() -> None:
+    with pytest.raises(ValidationError) as caught:
+        ports.Cursor(ports.Listing.CUSTOMERS, 1, None)  # type: ignore[arg-type]
+    assert (caught.value.paths, caught.value.codes) == (["key", "id"], ["wrong_type"] * 2)

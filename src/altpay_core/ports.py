@@ -139,6 +139,11 @@ class Listing(_fields.Choices, enum.Enum):
     INVOICES = "invoices"
 
 
+def _listing(value: object) -> Listing:
+    """A listing, given as itself or its name."""
+    return _fields.choice("listing", value, Listing)
+
+
 @checked_constructor
 @attrs.frozen
 class Cursor:
@@ -149,9 +154,17 @@ class Cursor:
     inserts, since it names a row's place in the order, not an offset.
     """
 
-    listing: Listing
+    listing: Listing = attrs.field(converter=_listing)
     key: str
     id: str
+
+    def __attrs_post_init__(self) -> None:
+        found = FieldErrors()
+        for name in ("key", "id"):
+            value = getattr(self, name)
+            if not isinstance(value, str):
+                found.add(name, "wrong_type", f"'{name}' must be text (got {shown(value)})")
+        found.raise_if_any()
 
     @checked_arguments
     def encode(self) -> str:
@@ -160,9 +173,10 @@ class Cursor:
 
     @classmethod
     @checked_arguments
-    def decode(cls, text: str, path: str = "after", *, listing: Listing) -> Cursor:
+    def decode(cls, text: str, path: str = "after", *, listing: Listing | str) -> Cursor:
         """The cursor ``text`` encodes, which a page of ``listing`` made;
         anything else is a ``ValidationError`` (``invalid_cursor``) at ``path``."""
+        listing = _listing(listing)
         try:
             padded = text + "=" * (-len(text) % 4)
             parts = json.loads(base64.urlsafe_b64decode(padded.encode()))
@@ -224,10 +238,12 @@ class PageRequest:
         after: str | None = None,
         before: str | None = None,
         *,
-        listing: Listing | None = None,
+        listing: Listing | str | None = None,
     ) -> PageRequest:
         """The page asked for; ``after`` and ``before`` must be cursors that
         pages of ``listing`` made (without ``listing``, no cursor is taken)."""
+        if listing is not None:
+            listing = _listing(listing)
         if (
             isinstance(limit, bool)
             or not isinstance(limit, int)
@@ -249,7 +265,7 @@ class PageRequest:
         )
 
 
-def _decode(text: str, path: str, listing: Listing | None) -> Cursor:
+def _decode(text: str, path: str, listing: Listing | str | None) -> Cursor:
     if listing is None:
         raise ValidationError.single(path, "invalid_cursor", f"'{path}' is not taken here")
     return Cursor.decode(text, path, listing=listing)
