@@ -992,6 +992,21 @@ class TestPaymentMethods:
         archived = stored.archive(stored.methods[-1].id, at=AT)
         assert [e.occurred_at for e in archived.events] == [later]
 
+    def test_a_new_default_is_never_made_before_it_was_added(self, world: World) -> None:
+        first, second = AT, AT + 2 * HOURS_5
+        book = CustomerPaymentMethods.of(world.customer)
+        book = book.add(type="card", display_name="Visa", last4="4242", at=first)
+        book = book.add(type="card", display_name="MC", last4="1111", at=second)
+        stored = from_dict(CustomerPaymentMethods, to_dict(book))
+        # Archiving the default between the two: the second becomes the
+        # default, which it could not be before it was added.
+        archived = stored.archive(stored.methods[0].id, at=AT + HOURS_5)
+        assert archived.default_id == stored.methods[1].id
+        assert [(e.topic, e.occurred_at) for e in archived.events] == [
+            ("payment_method_deleted", AT + HOURS_5),
+            ("default_payment_method_changed", second),
+        ]
+
     @pytest.mark.parametrize(
         "last4",
         ["4242424242424242", "424", "42a2", " 4242", "\uff14\uff12\uff14\uff12", "", "4242\n"],

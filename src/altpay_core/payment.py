@@ -1781,8 +1781,9 @@ class CustomerPaymentMethods:
         deleted: bool,
     ) -> CustomerPaymentMethods:
         # Events stay oldest first, as a payment's and an invoice's do: a
-        # time before the method was added, or before the pending events,
-        # counts as the latest of those.
+        # time before the method each concerns was added (this one; for a
+        # new default, that one too), or before the pending events, counts
+        # as the latest of those.
         events: list[Event] = []
         common: dict[str, Any] = {
             "partner_id": self.partner_id,
@@ -1794,6 +1795,8 @@ class CustomerPaymentMethods:
         if deleted:
             events.append(PaymentMethodDeleted(changes=("methods",), **common))
         if new.default_id != self.default_id:
+            if new.default is not None:
+                common["occurred_at"] = max(common["occurred_at"], new.default.added_at)
             events.append(DefaultPaymentMethodChanged(changes=("default_id",), **common))
         return _with_events(new, self, *events)
 
