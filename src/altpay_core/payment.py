@@ -1812,6 +1812,12 @@ def _fee_name(kind: FeeKind, method: PaymentMethodType) -> str:
     return kind.label
 
 
+def _chosen_at(method_id: object) -> str:
+    """Where a saved method chosen by the caller is named: ``method_id``, or,
+    for the default of the customer's methods, ``methods``."""
+    return "methods" if method_id is None else "method_id"
+
+
 def _no_method(purpose: str) -> InvariantViolation:
     return InvariantViolation(
         f"no payment method on file: {purpose} needs one; add a card or bank account first",
@@ -1893,8 +1899,7 @@ def charge_now(
     method = _retried_method(methods, existing, method_id) or method_on_file(
         methods, customer, purpose="charging now", method_id=method_id
     )
-    # The saved method it pays with is the one named, else the default of methods.
-    with _fields.argument_renamed("method", "methods" if method_id is None else "method_id"):
+    with _fields.argument_renamed("method", _chosen_at(method_id)):
         return pay_invoices(
             partner,
             customer,
@@ -2069,8 +2074,7 @@ def schedule_payment(
     _refuse_other_currency(partner, invoice)
     method = method_on_file(methods, customer, purpose="a scheduled payment", method_id=method_id)
     if not method.type.available_in(invoice.currency):
-        # The saved method chosen: the one named, else the default of methods.
-        path = "methods" if method_id is None else "method_id"
+        path = _chosen_at(method_id)
         raise ValidationError.single(
             path, "method_unavailable", _unavailable(method.type, invoice.currency, path)
         )
