@@ -461,6 +461,8 @@ class PaymentsMachine(RuleBasedStateMachine):
             assert Money.zero(self.currency) <= invoice.balance <= invoice.total
             assert invoice.status is self.expected_status(invoice_id)
             assert invoice.is_partly_paid == (0 < self.held(invoice_id) < self.total[invoice_id])
+            paying = [pid for pid, parts in self.parts.items() if invoice_id in parts]
+            assert [p.payment_id for p in invoice.payments] == paying
 
     @invariant()
     def payments_match_the_model(self) -> None:
@@ -468,7 +470,16 @@ class PaymentsMachine(RuleBasedStateMachine):
             assert payment.status is PaymentStatus(self.state[payment_id])
             assert payment.is_settled == (payment_id in self.settled)
             assert payment.holds_balance == (self.state[payment_id] in HOLDING)
-            assert payment.amount == self.money(sum(self.parts[payment_id].values()))
+            parts = self.parts[payment_id]
+            assert payment.amount == self.money(sum(parts.values()))
+            # Each invoice's part, on the payment and on the invoice's own record
+            # of it; a part given back stays on the invoice, marked released.
+            assert payment.invoice_ids == tuple(parts)
+            for invoice_id, units in parts.items():
+                assert payment.allocation(invoice_id).amount == self.money(units)
+                applied = self.invoice[invoice_id].applied(payment_id)
+                assert applied.amount == self.money(units)
+                assert applied.released == (self.state[payment_id] not in HOLDING)
             fee = payment.return_fee
             expected = self.return_fee.get(payment_id)
             if expected is None:
