@@ -13,6 +13,7 @@ expects (the rule, and the field at fault).
 from __future__ import annotations
 
 import datetime as dt
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from hypothesis import settings
@@ -53,6 +54,8 @@ from altpay_core import (
 TODAY = dt.date(2026, 1, 5)
 AT = dt.datetime(2026, 1, 5, 12, tzinfo=dt.UTC)
 HOLDING = ("processing", "succeeded")
+# The default card fee (I8): 2.9% + 0.30, in minor units for the fixed part.
+DEFAULT_RATE, DEFAULT_FIXED = Decimal("2.9"), 30
 RETURN_FEES = {"standard": "15.00", "unauthorized": "25.00", "dispute": "25.00"}
 # How a payment gives its balances back: its new state, its fee, its event.
 GIVE_BACK: dict[str, tuple[str, str | None, str]] = {
@@ -96,6 +99,9 @@ class PaymentsMachine(RuleBasedStateMachine):
         self.method: dict[PaymentId, str] = {}
         self.settled: set[PaymentId] = set()
         self.return_fee: dict[PaymentId, str] = {}
+        # Each card payment's fee in minor units (None: no fee line), whether
+        # the customer pays it, and each invoice's share of it.
+        self.card_fee: dict[PaymentId, tuple[int | None, bool, list[int]]] = {}
         # What each payment asked for (amounts None: every balance in full).
         self.request: dict[
             PaymentId, tuple[list[InvoiceId], dict[InvoiceId, Money] | None, str]
@@ -107,16 +113,39 @@ class PaymentsMachine(RuleBasedStateMachine):
     @initialize(
         country=st.sampled_from(["US", "CA"]),
         bearer=st.sampled_from(CardFeeBearer),
+        exception=st.sampled_from([None, *CardFeeBearer]),
+        rate=st.sampled_from([None, "0", "1.75", "3.333", "20"]),
+        fixed=st.sampled_from([None, 0, 25, 100]),
         amounts=st.lists(st.integers(1, 10**6), min_size=1, max_size=3),
     )
-    def setup(self, country: str, bearer: CardFeeBearer, amounts: list[int]) -> None:
+    def setup(
+        self,
+        *,
+        country: str,
+        bearer: CardFeeBearer,
+        exception: CardFeeBearer | None,
+        rate: str | None,
+        fixed: int | None,
+        amounts: list[int],
+    ) -> None:
         partner = Partner.create(name="Northwind IT", country=country)
         partner = partner.add_team_member(
             name="Mo Member", email="mo@northwind.example", role="member"
         )
-        self.partner = partner.set_card_fees(bearer=bearer)
-        self.customer = _customer(self.partner)
-        self.currency = self.partner.currency
+        self.currency = partner.currency
+        self.partner = partner.set_card_fees(
+            bearer=bearer,
+            rate_percent=rate,
+            fixed=None if fixed is None else self.money(fixed),
+        )
+        self.customer = _customer(self.partner).set_card_fee_exception(
+            exception, partner=self.partner
+        )
+        # The card fee's model (I8): the partner's rate and fixed part, or the
+        # default; the customer's exception, if any, says who pays it.
+        self.fee_rate = DEFAULT_RATE if rate is None else Decimal(rate)
+        self.fee_fixed = DEFAULT_FIXED if fixed is None else fixed
+        self.fee_passed_on = (exception or bearer) is CardFeeBearer.CUSTOMER
         self.methods = ["card", "ach"] if country == "US" else ["card", "pad", "eft"]
         for units in amounts:
             self.issue(units, 30)
@@ -142,6 +171,28 @@ class PaymentsMachine(RuleBasedStateMachine):
         if invoice_id in self.voided:
             return InvoiceStatus.VOID
         return InvoiceStatus.PAID if self.balance(invoice_id) == 0 else InvoiceStatus.OPEN
+
+    def expected_card_fee(self, parts: list[int]) -> tuple[int | None, bool, list[int]]:
+        """The card fee of a card payment of ``parts`` (minor units), worked
+        out once on their sum: the rate rounded half-even to a minor unit,
+        plus the fixed part, or no fee when that is zero; and each part's share
+        of it, by the largest remainder, ties to the earliest part (I9)."""
+        whole = sum(parts)
+        percent = (Decimal(whole) * self.fee_rate / 100).quantize(Decimal(1), ROUND_HALF_EVEN)
+        fee = int(percent) + self.fee_fixed
+        if fee == 0:
+            return None, self.fee_passed_on, [0] * len(parts)
+        shares = [fee * part // whole for part in parts]
+        remainders = [fee * part % whole for part in parts]
+        by_remainder = sorted(range(len(parts)), key=lambda k: (-remainders[k], k))
+        for k in by_remainder[: fee - sum(shares)]:
+            shares[k] += 1
+        return fee, self.fee_passed_on, shares
+
+    def expected_total(self, payment_id: PaymentId) -> int:
+        """What the customer is charged: the parts, plus a card fee passed on."""
+        fee, passed_on, _ = self.card_fee.get(payment_id, (None, False, []))
+        return sum(self.parts[payment_id].values()) + (fee if fee and passed_on else 0)
 
     def money(self, units: int) -> Money:
         return Money.from_minor_units(units, self.currency)
@@ -289,6 +340,8 @@ class PaymentsMachine(RuleBasedStateMachine):
         self.parts[payment.id] = dict(wanted)
         self.state[payment.id] = "processing"
         self.method[payment.id] = method
+        if method == "card":
+            self.card_fee[payment.id] = self.expected_card_fee(list(wanted.values()))
         self.topics[payment.id] = []
         self.request[payment.id] = (list(chosen), amounts, method)
         self.payment[payment.id] = payment
@@ -429,7 +482,9 @@ class PaymentsMachine(RuleBasedStateMachine):
             elif how == "charge back":
                 new, released = charge_back_payment(current, invoices, at=AT)
             else:
-                amount = current.total - self.money(1) if how == "partial refund" else None
+                # The refund is the whole total (I7), a card fee passed on included.
+                total = self.expected_total(payment_id)
+                amount = self.money(total - (how == "partial refund"))
                 new, released = refund_payment(current, invoices, amount=amount, at=AT)
         except AltpayError as error:
             rule, path = expected or ("", None)
@@ -488,10 +543,33 @@ class PaymentsMachine(RuleBasedStateMachine):
                 assert fee is not None
                 assert fee.amount == Money(RETURN_FEES[expected], self.currency)
                 assert not fee.covered_by_customer
-            shares = Money.sum((a.card_fee for a in payment.allocations), self.currency)
+            # The card fee (I8), and its shares (I9), against the fee's model.
+            fee_units, passed_on, shares = self.card_fee.get(
+                payment_id, (None, False, [0] * len(parts))
+            )
             card_fee = payment.card_fee
-            assert shares == (card_fee.amount if card_fee else Money.zero(self.currency))
-            assert (card_fee is not None) <= (self.method[payment_id] == "card")
+            if fee_units is None:
+                assert card_fee is None
+            else:
+                assert card_fee is not None
+                assert card_fee.amount == self.money(fee_units)
+                assert card_fee.covered_by_customer == passed_on
+            assert [a.card_fee for a in payment.allocations] == [self.money(u) for u in shares]
+            assert sum(shares) == (fee_units or 0)
+            assert payment.total == self.money(self.expected_total(payment_id))
+            # The partner bears a card fee it absorbs, or one whose charge came
+            # back to the customer (I7), but none for a declined card; and any
+            # return fee.
+            state = self.state[payment_id]
+            borne = (
+                fee_units
+                if fee_units
+                and state != "failed"
+                and (not passed_on or state in ("refunded", "charged_back"))
+                else 0
+            )
+            returned = RETURN_FEES.get(self.return_fee.get(payment_id, ""), "0")
+            assert payment.partner_fees == self.money(borne) + Money(returned, self.currency)
 
     @invariant()
     def every_state_change_produced_its_event(self) -> None:
