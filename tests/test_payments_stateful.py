@@ -52,7 +52,7 @@ from altpay_core import (
 )
 
 TODAY = dt.date(2026, 1, 5)
-AT = dt.datetime(2026, 1, 5, 12, tzinfo=dt.UTC)
+MINUTE = dt.timedelta(minutes=1)
 HOLDING = ("processing", "succeeded")
 # The default card fee (I8): 2.9% + 0.30, in minor units for the fixed part.
 DEFAULT_RATE, DEFAULT_FIXED = Decimal("2.9"), 30
@@ -106,8 +106,12 @@ class PaymentsMachine(RuleBasedStateMachine):
         self.request: dict[
             PaymentId, tuple[list[InvoiceId], dict[InvoiceId, Money] | None, str]
         ] = {}
-        # The events each aggregate must carry, oldest first.
-        self.topics: dict[Any, list[str]] = {}
+        # The events each aggregate must carry, oldest first: the topic, the
+        # fields it says changed, and its time (None: the clock's, unchecked).
+        self.events: dict[Any, list[tuple[str, tuple[str, ...], dt.datetime | None]]] = {}
+        # The time given to the commands that take one, a minute later each
+        # time, and later than the invoices' creation (the current time).
+        self.now = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(days=1)
         self.keys = 0
 
     @initialize(
@@ -194,6 +198,15 @@ class PaymentsMachine(RuleBasedStateMachine):
         fee, passed_on, _ = self.card_fee.get(payment_id, (None, False, []))
         return sum(self.parts[payment_id].values()) + (fee if fee and passed_on else 0)
 
+    def tick(self) -> dt.datetime:
+        self.now += MINUTE
+        return self.now
+
+    def expect(
+        self, key: Any, topic: str, changes: tuple[str, ...] = (), at: dt.datetime | None = None
+    ) -> None:
+        self.events[key].append((topic, changes, at))
+
     def money(self, units: int) -> Money:
         return Money.from_minor_units(units, self.currency)
 
@@ -247,7 +260,7 @@ class PaymentsMachine(RuleBasedStateMachine):
         )
         self.invoice[invoice.id] = invoice
         self.total[invoice.id] = units
-        self.topics[invoice.id] = ["invoice_created"]
+        self.events[invoice.id] = [("invoice_created", (), invoice.created_at)]
 
     @rule(data=st.data(), archive=st.booleans())
     def close(self, data: st.DataObject, archive: bool) -> None:
@@ -277,7 +290,7 @@ class PaymentsMachine(RuleBasedStateMachine):
         )
         if invoice_id not in done:
             done.add(invoice_id)
-            self.topics[invoice_id].append(topic)
+            self.expect(invoice_id, topic, ("status",))
         else:
             assert new is invoice  # nothing to do, nothing done
         self.invoice[invoice_id] = new
@@ -329,7 +342,7 @@ class PaymentsMachine(RuleBasedStateMachine):
                 method=method,
                 idempotency_key=f"key-{self.keys}",
                 amounts=amounts,
-                at=AT,
+                at=(at := self.tick()),
             )
         except AltpayError as error:
             kind, rule, path = refusal or (AltpayError, None, None)
@@ -342,13 +355,17 @@ class PaymentsMachine(RuleBasedStateMachine):
         self.method[payment.id] = method
         if method == "card":
             self.card_fee[payment.id] = self.expected_card_fee(list(wanted.values()))
-        self.topics[payment.id] = []
+        self.events[payment.id] = []
+        assert payment.created_at == at
         self.request[payment.id] = (list(chosen), amounts, method)
         self.payment[payment.id] = payment
         for inv in touched:
             self.invoice[inv.id] = inv
             paid = self.balance(inv.id) == 0
-            self.topics[inv.id].append("invoice_paid" if paid else "invoice_updated")
+            if paid:
+                self.expect(inv.id, "invoice_paid", ("amount_paid", "balance", "status"), at)
+            else:
+                self.expect(inv.id, "invoice_updated", ("amount_paid", "balance"), at)
         assert payment.amount == self.money(sum(wanted.values()))
 
     @precondition(lambda self: self.payment)
@@ -412,7 +429,7 @@ class PaymentsMachine(RuleBasedStateMachine):
         before = self.snapshot()
         allowed = self.state[payment_id] == "processing"
         try:
-            new = self.payment[payment_id].succeed(AT)
+            new = self.payment[payment_id].succeed(at := self.tick())
         except AltpayError as error:
             assert not allowed
             self.refused(before, error)
@@ -420,7 +437,7 @@ class PaymentsMachine(RuleBasedStateMachine):
             assert allowed
             self.payment[payment_id] = new
             self.state[payment_id] = "succeeded"
-            self.topics[payment_id].append("payment_succeeded")
+            self.expect(payment_id, "payment_succeeded", ("status",), at)
         if then_settle:
             self.settle(payment_id)
 
@@ -428,7 +445,7 @@ class PaymentsMachine(RuleBasedStateMachine):
         before = self.snapshot()
         allowed = self.state[payment_id] == "succeeded"
         try:
-            new = self.payment[payment_id].settle(AT)
+            new = self.payment[payment_id].settle(at := self.tick())
         except AltpayError as error:
             assert not allowed
             self.refused(before, error)
@@ -438,7 +455,8 @@ class PaymentsMachine(RuleBasedStateMachine):
             assert new is self.payment[payment_id]  # settled already: nothing to do
         else:
             self.settled.add(payment_id)
-            self.topics[payment_id].append("payment_settled")
+            self.expect(payment_id, "payment_settled", ("settled_at",), at)
+            assert new.settled_at == at
         self.payment[payment_id] = new
 
     @precondition(lambda self: self.payment)
@@ -472,20 +490,21 @@ class PaymentsMachine(RuleBasedStateMachine):
         current, invoices = self.payment[payment_id], self.touched(payment_id)
         expected = refusal(payment_id)
         before = self.snapshot()
+        at = self.tick()
         try:
             if how == "fail":
-                new, released = fail_payment(current, invoices, at=AT)
+                new, released = fail_payment(current, invoices, at=at)
             elif how == "return":
-                new, released = return_payment(current, invoices, ReturnKind.STANDARD, at=AT)
+                new, released = return_payment(current, invoices, ReturnKind.STANDARD, at=at)
             elif how == "unauthorized return":
-                new, released = return_payment(current, invoices, "unauthorized", at=AT)
+                new, released = return_payment(current, invoices, "unauthorized", at=at)
             elif how == "charge back":
-                new, released = charge_back_payment(current, invoices, at=AT)
+                new, released = charge_back_payment(current, invoices, at=at)
             else:
                 # The refund is the whole total (I7), a card fee passed on included.
                 total = self.expected_total(payment_id)
                 amount = self.money(total - (how == "partial refund"))
-                new, released = refund_payment(current, invoices, amount=amount, at=AT)
+                new, released = refund_payment(current, invoices, amount=amount, at=at)
         except AltpayError as error:
             rule, path = expected or ("", None)
             self.refused(before, error, expected=expected is not None, rule=rule, path=path)
@@ -494,15 +513,20 @@ class PaymentsMachine(RuleBasedStateMachine):
         state, fee, topic = GIVE_BACK[how]
         if how == "fail" and self.method[payment_id] == "card":
             fee = None  # a declined card: no return fee
+        # A paid invoice is open again (its event says the status changed);
+        # an archived one stays archived.
+        closed = self.voided | self.archived
+        reopened = {i for i in self.parts[payment_id] if not self.is_open(i) and i not in closed}
         self.payment[payment_id] = new
         self.state[payment_id] = state
         if fee is not None:
             self.return_fee[payment_id] = fee
-        self.topics[payment_id].append(topic)
+        self.expect(payment_id, topic, ("status", "fees") if fee else ("status",), at)
         assert [inv.id for inv in released] == [inv.id for inv in invoices]
         for inv in released:
             self.invoice[inv.id] = inv
-            self.topics[inv.id].append("invoice_updated")
+            changes = ("amount_paid", "balance", "status")
+            self.expect(inv.id, "invoice_updated", changes[: 2 + (inv.id in reopened)], at)
 
     # -- after every step -------------------------------------------------------------------
 
@@ -574,8 +598,14 @@ class PaymentsMachine(RuleBasedStateMachine):
     @invariant()
     def every_state_change_produced_its_event(self) -> None:
         for key, value in (*self.invoice.items(), *self.payment.items()):
-            assert [e.topic for e in value.events] == self.topics[key], key
-            assert all(e.aggregate_id == str(key) for e in value.events)
+            expected = self.events[key]
+            assert [(e.topic, e.changes) for e in value.events] == [
+                (topic, changes) for topic, changes, _ in expected
+            ], key
+            for event, (_, _, at) in zip(value.events, expected, strict=True):
+                assert event.partner_id == self.partner.id
+                assert event.aggregate_id == str(key)
+                assert at is None or event.occurred_at == at, (event, at)
 
 
 PaymentsMachine.TestCase.settings = settings(stateful_step_count=30, deadline=None)
