@@ -276,8 +276,15 @@ class PaymentsMachine(RuleBasedStateMachine):
         try:
             new = invoice.archive(self.partner) if archive else invoice.void(self.partner)
         except AltpayError as error:
-            assert not allowed
-            self.refused(before, error)
+            # Archived, or (partly) paid: the invoice's status forbids it (I4).
+            self.refused(
+                before,
+                error,
+                expected=not allowed,
+                kind=InvariantViolation,
+                rule="I4",
+                path="status",
+            )
             return
         assert allowed
         done, topic = (
@@ -431,10 +438,18 @@ class PaymentsMachine(RuleBasedStateMachine):
         try:
             new = self.payment[payment_id].succeed(at := self.tick())
         except AltpayError as error:
-            assert not allowed
-            self.refused(before, error)
+            # Only a processing payment succeeds (I6).
+            self.refused(
+                before,
+                error,
+                expected=not allowed,
+                kind=InvariantViolation,
+                rule="I6",
+                path="status",
+            )
         else:
             assert allowed
+            assert new.succeeded_at == at
             self.payment[payment_id] = new
             self.state[payment_id] = "succeeded"
             self.expect(payment_id, "payment_succeeded", ("status",), at)
@@ -447,8 +462,15 @@ class PaymentsMachine(RuleBasedStateMachine):
         try:
             new = self.payment[payment_id].settle(at := self.tick())
         except AltpayError as error:
-            assert not allowed
-            self.refused(before, error)
+            # Only a succeeded payment settles (I7).
+            self.refused(
+                before,
+                error,
+                expected=not allowed,
+                kind=InvariantViolation,
+                rule="I7",
+                path="status",
+            )
             return
         assert allowed
         if payment_id in self.settled:
