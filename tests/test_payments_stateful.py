@@ -16,7 +16,7 @@ import datetime as dt
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
-from hypothesis import settings
+from hypothesis import event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -120,7 +120,8 @@ class PaymentsMachine(RuleBasedStateMachine):
         exception=st.sampled_from([None, *CardFeeBearer]),
         rate=st.sampled_from([None, "0", "1.75", "3.333", "20"]),
         fixed=st.sampled_from([None, 0, 25, 100]),
-        amounts=st.lists(st.integers(1, 10**6), min_size=1, max_size=3),
+        amounts=st.lists(st.integers(1, 10**6), min_size=2, max_size=5),
+        data=st.data(),
     )
     def setup(
         self,
@@ -131,6 +132,7 @@ class PaymentsMachine(RuleBasedStateMachine):
         rate: str | None,
         fixed: int | None,
         amounts: list[int],
+        data: st.DataObject,
     ) -> None:
         partner = Partner.create(name="Northwind IT", country=country)
         partner = partner.add_team_member(
@@ -153,6 +155,10 @@ class PaymentsMachine(RuleBasedStateMachine):
         self.methods = ["card", "ach"] if country == "US" else ["card", "pad", "eft"]
         for units in amounts:
             self.issue(units, 30)
+        # A first payment, one the model allows: every rule has a payment to
+        # act on from the first step.
+        self.pay(data, allowed_only=True)
+        assert self.payment
 
     # -- the model ------------------------------------------------------------------
 
@@ -264,8 +270,10 @@ class PaymentsMachine(RuleBasedStateMachine):
 
     @rule(data=st.data(), archive=st.booleans())
     def close(self, data: st.DataObject, archive: bool) -> None:
-        """Void or archive an invoice, whatever its state."""
-        invoice_id = data.draw(st.sampled_from(list(self.invoice)), label="invoice")
+        """Void or archive an invoice, whatever its state: mostly one with a
+        payment (so that unpaid invoices stay open to be paid)."""
+        paid = [i for i in self.invoice if any(i in parts for parts in self.parts.values())]
+        invoice_id = self.pick(data, list(self.invoice), paid, "invoice")
         before = self.snapshot()
         held = self.held(invoice_id)
         if archive:
@@ -305,13 +313,17 @@ class PaymentsMachine(RuleBasedStateMachine):
     # -- paying ---------------------------------------------------------------------------
 
     @rule(data=st.data())
-    def pay(self, data: st.DataObject) -> None:
-        """Pay one to three invoices, each in part, in full or over its balance."""
+    def pay(self, data: st.DataObject, *, allowed_only: bool = False) -> None:
+        """Pay one to four invoices, each in part, in full or over its balance
+        (``allowed_only``: open invoices, none over its balance)."""
         ids = list(self.invoice)
         likely = [i for i in ids if self.is_open(i)]
-        pool = likely if likely and data.draw(st.integers(0, 3), label="likely?") else ids
+        if allowed_only:
+            pool = likely
+        else:
+            pool = likely if likely and data.draw(st.integers(0, 3), label="likely?") else ids
         chosen = data.draw(
-            st.lists(st.sampled_from(pool), min_size=1, max_size=3, unique=True), label="invoices"
+            st.lists(st.sampled_from(pool), min_size=1, max_size=4, unique=True), label="invoices"
         )
         method = data.draw(st.sampled_from(self.methods), label="method")
         in_full = data.draw(st.booleans(), label="in full")
@@ -323,7 +335,8 @@ class PaymentsMachine(RuleBasedStateMachine):
             amounts = {}
             for i in chosen:
                 balance = self.balance(i)
-                how = data.draw(st.sampled_from(["part", "full", "over"]), label="how")
+                ways = ["part", "full"] if allowed_only else ["part", "full", "over"]
+                how = data.draw(st.sampled_from(ways), label="how")
                 if how == "over" or balance == 0:
                     units = balance + data.draw(st.integers(1, 1000), label="over by")
                 elif how == "part" and balance > 1:
@@ -356,6 +369,7 @@ class PaymentsMachine(RuleBasedStateMachine):
             self.refused(before, error, expected=not allowed, kind=kind, rule=rule or "", path=path)
             return
         assert allowed
+        event(f"paid: {len(chosen)} invoice(s) by {method}")
         assert [inv.id for inv in touched] == chosen
         self.parts[payment.id] = dict(wanted)
         self.state[payment.id] = "processing"
@@ -433,6 +447,9 @@ class PaymentsMachine(RuleBasedStateMachine):
         payment_id = self.pick_payment(
             data, lambda p: self.state[p] == "processing" or p not in self.settled
         )
+        self.succeed_payment(payment_id, then_settle=then_settle)
+
+    def succeed_payment(self, payment_id: PaymentId, *, then_settle: bool) -> None:
         before = self.snapshot()
         allowed = self.state[payment_id] == "processing"
         try:
@@ -485,32 +502,58 @@ class PaymentsMachine(RuleBasedStateMachine):
     @rule(data=st.data(), how=st.sampled_from(list(GIVE_BACK)))
     def give_back(self, data: st.DataObject, how: str) -> None:
         """A failure, a bank return, a chargeback or a refund (full or not)."""
+        payment_id = self.pick_payment(data, lambda p: self.give_back_refusal(p, how) is None)
+        self.give_back_payment(payment_id, how)
 
-        def refusal(p: PaymentId) -> tuple[str, str] | None:
-            """The rule and path of the refusal the model expects, or None."""
-            state, card = self.state[p], self.method[p] == "card"
-            if how == "fail":
-                return None if state == "processing" else ("I6", "status")
-            if how in ("return", "unauthorized return"):
-                if card:
-                    return "I6", "method"
-                return None if state in HOLDING else ("I6", "status")
-            if how == "charge back":
-                if not card:
-                    return "I6", "method"
-                return None if state == "succeeded" else ("I6", "status")
-            if state != "succeeded":
-                return "I7", "status"
-            if p not in self.settled:
-                return "I7", "settled_at"
-            return None if how == "refund" else ("I7", "amount")
+    @rule(
+        data=st.data(),
+        ending=st.sampled_from(
+            [
+                "refund",
+                "partial refund",
+                "charge back",
+                "charge back, then refund",
+                "refund, then charge back",
+                "unauthorized return, then refund",
+            ]
+        ),
+    )
+    def see_it_through(self, data: st.DataObject, ending: str) -> None:
+        """A payment that holds its balances succeeds and settles, then ends
+        as ``ending`` says: the long lifecycles, refunds of card payments and
+        of charged-back ones among them."""
+        payment_id = self.pick_payment(data, lambda p: self.state[p] in HOLDING)
+        if self.state[payment_id] == "processing":
+            self.succeed_payment(payment_id, then_settle=True)
+        else:
+            self.settle(payment_id)
+        for how in ending.split(", then "):
+            self.give_back_payment(payment_id, how)
 
-        def allowed(p: PaymentId) -> bool:
-            return refusal(p) is None
+    def give_back_refusal(self, p: PaymentId, how: str) -> tuple[str, str] | None:
+        """The rule and path of the refusal the model expects, or None."""
+        state, card = self.state[p], self.method[p] == "card"
+        if how == "fail":
+            return None if state == "processing" else ("I6", "status")
+        if how in ("return", "unauthorized return"):
+            if card:
+                return "I6", "method"
+            return None if state in HOLDING else ("I6", "status")
+        if how == "charge back":
+            if not card:
+                return "I6", "method"
+            return None if state == "succeeded" else ("I6", "status")
+        if state != "succeeded":
+            return "I7", "status"
+        if p not in self.settled:
+            return "I7", "settled_at"
+        return None if how == "refund" else ("I7", "amount")
 
-        payment_id = self.pick_payment(data, allowed)
+    def give_back_payment(self, payment_id: PaymentId, how: str) -> None:
         current, invoices = self.payment[payment_id], self.touched(payment_id)
-        expected = refusal(payment_id)
+        expected = self.give_back_refusal(payment_id, how)
+        card = "card" if self.method[payment_id] == "card" else "bank"
+        seen = f"{how} of a {self.state[payment_id]} {card} payment"
         before = self.snapshot()
         at = self.tick()
         try:
@@ -530,8 +573,10 @@ class PaymentsMachine(RuleBasedStateMachine):
         except AltpayError as error:
             rule, path = expected or ("", None)
             self.refused(before, error, expected=expected is not None, rule=rule, path=path)
+            event(f"refused: {seen}")
             return
         assert expected is None
+        event(f"given back: {seen}")
         state, fee, topic = GIVE_BACK[how]
         if how == "fail" and self.method[payment_id] == "card":
             fee = None  # a declined card: no return fee
@@ -551,6 +596,9 @@ class PaymentsMachine(RuleBasedStateMachine):
             self.expect(inv.id, "invoice_updated", changes[: 2 + (inv.id in reopened)], at)
 
     # -- after every step -------------------------------------------------------------------
+
+    def teardown(self) -> None:
+        event(f"payments made: {min(len(self.payment), 5)}{'+' * (len(self.payment) >= 5)}")
 
     @invariant()
     def balances_match_the_model(self) -> None:
@@ -624,10 +672,10 @@ class PaymentsMachine(RuleBasedStateMachine):
             assert [(e.topic, e.changes) for e in value.events] == [
                 (topic, changes) for topic, changes, _ in expected
             ], key
-            for event, (_, _, at) in zip(value.events, expected, strict=True):
-                assert event.partner_id == self.partner.id
-                assert event.aggregate_id == str(key)
-                assert at is None or event.occurred_at == at, (event, at)
+            for happened, (_, _, at) in zip(value.events, expected, strict=True):
+                assert happened.partner_id == self.partner.id
+                assert happened.aggregate_id == str(key)
+                assert at is None or happened.occurred_at == at, (happened, at)
 
 
 PaymentsMachine.TestCase.settings = settings(stateful_step_count=30, deadline=None)
