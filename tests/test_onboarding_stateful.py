@@ -122,7 +122,9 @@ class OnboardingMachine(RuleBasedStateMachine):
         self.users: list[str] = []  # keys, in order
         self.archived = False
         self.tags: frozenset[str] = frozenset()
-        self.topics: list[str] = []
+        # The customer's events, oldest first: each topic, and the fields it
+        # says changed.
+        self.topics: list[tuple[str, tuple[str, ...]]] = []
 
     # -- helpers ---------------------------------------------------------------
 
@@ -141,12 +143,19 @@ class OnboardingMachine(RuleBasedStateMachine):
         assert getattr(value, "events", ()) == events
         return caught.value
 
-    def updated(self, new: Customer, *, changed: bool, topic: str = "customer_updated") -> None:
+    def updated(
+        self,
+        new: Customer,
+        *,
+        changed: bool,
+        changes: tuple[str, ...],
+        topic: str = "customer_updated",
+    ) -> None:
         """Take a customer a command returned; check its events."""
         assert self.customer is not None
         if changed:
             assert new is not self.customer
-            self.topics.append(topic)
+            self.topics.append((topic, changes))
         else:
             assert new is self.customer
         self.customer = new
@@ -173,7 +182,7 @@ class OnboardingMachine(RuleBasedStateMachine):
         )
         self.company = "Initech"
         self.users = ["ann@globex.example"]
-        self.topics = ["customer_created"]
+        self.topics = [("customer_created", ())]
 
     # -- step 1 and 2: the draft -------------------------------------------------------
 
@@ -242,7 +251,7 @@ class OnboardingMachine(RuleBasedStateMachine):
         self.customer = draft.create()
         assert self.customer.id == draft.customer_id
         assert self.customer.users == draft.users
-        self.topics = ["customer_created"]
+        self.topics = [("customer_created", ())]
 
     # -- the customer ----------------------------------------------------------------
 
@@ -263,7 +272,7 @@ class OnboardingMachine(RuleBasedStateMachine):
         elif k in self.users:
             self.refused(customer, command, InvariantViolation, "C4")
         else:
-            self.updated(command(), changed=True)
+            self.updated(command(), changed=True, changes=("users",))
             self.users.append(k)
 
     @precondition(lambda self: self.customer is not None)
@@ -285,7 +294,7 @@ class OnboardingMachine(RuleBasedStateMachine):
         elif len(self.users) == 1:
             self.refused(customer, command, InvariantViolation, "C5")
         else:
-            self.updated(command(), changed=True)
+            self.updated(command(), changed=True, changes=("users",))
             self.users.remove(k)
 
     @precondition(lambda self: self.customer is not None and bool(self.users))
@@ -302,7 +311,7 @@ class OnboardingMachine(RuleBasedStateMachine):
             self.refused(customer, command, InvariantViolation, "C8")
             return
         changed = customer.user(k).notifications is not enabled
-        self.updated(command(), changed=changed)
+        self.updated(command(), changed=changed, changes=("users",))
         assert self.customer is not None
         assert self.customer.user(k).notifications is enabled
 
@@ -323,8 +332,15 @@ class OnboardingMachine(RuleBasedStateMachine):
         elif self.synced and company.strip() != self.company:
             self.refused(customer, command, InvariantViolation, "C6")
         else:
-            changed = (company.strip(), legal_name) != (customer.company, customer.legal_name)
-            self.updated(command(), changed=changed)
+            changes = tuple(
+                name
+                for name, differs in (
+                    ("company", company.strip() != self.company),
+                    ("legal_name", legal_name != customer.legal_name),
+                )
+                if differs
+            )
+            self.updated(command(), changed=bool(changes), changes=changes)
             self.company = company.strip()
 
     @precondition(lambda self: self.customer is not None)
@@ -342,14 +358,16 @@ class OnboardingMachine(RuleBasedStateMachine):
         elif customer.external_ref != ref:
             self.refused(customer, command, InvariantViolation, "C10")
         else:
-            self.updated(command(), changed=False)
+            self.updated(command(), changed=False, changes=())
 
     @precondition(lambda self: self.customer is not None and self.synced)
     @rule(company=st.sampled_from(["Initech", "Initrode"]))
     def apply_sync(self, company: str) -> None:
         assert self.customer is not None
         changed = company != self.company
-        self.updated(self.customer.apply_sync(company=company), changed=changed)
+        self.updated(
+            self.customer.apply_sync(company=company), changed=changed, changes=("company",)
+        )
         self.company = company
 
     @precondition(lambda self: self.customer is not None)
@@ -367,21 +385,26 @@ class OnboardingMachine(RuleBasedStateMachine):
             self.refused(customer, command, NotFound)
         else:
             wanted = frozenset(names)
-            self.updated(command(), changed=wanted != self.tags)
+            self.updated(command(), changed=wanted != self.tags, changes=("tags",))
             self.tags = wanted
 
     @precondition(lambda self: self.customer is not None)
     @rule()
     def archive(self) -> None:
         assert self.customer is not None
-        self.updated(self.customer.archive(), changed=not self.archived, topic="customer_archived")
+        self.updated(
+            self.customer.archive(),
+            changed=not self.archived,
+            changes=("status",),
+            topic="customer_archived",
+        )
         self.archived = True
 
     @precondition(lambda self: self.customer is not None)
     @rule()
     def restore(self) -> None:
         assert self.customer is not None
-        self.updated(self.customer.restore(), changed=self.archived)
+        self.updated(self.customer.restore(), changed=self.archived, changes=("status",))
         self.archived = False
 
     # -- invariants, after every step --------------------------------------------------
@@ -416,10 +439,11 @@ class OnboardingMachine(RuleBasedStateMachine):
         assert customer.status is expected
         assert {self.partner.tag(t).name.lower() for t in customer.tags} == self.tags
         # Every change left exactly one event, oldest first, naming the customer.
-        assert [e.topic for e in customer.events] == self.topics
+        assert [(e.topic, e.changes) for e in customer.events] == self.topics
         for event in customer.events:
             assert event.partner_id == self.partner.id
             assert event.aggregate_id == str(customer.id)
+        assert customer.events[0].occurred_at == customer.created_at
         assert from_dict(Customer, to_dict(customer)) == customer
 
 
