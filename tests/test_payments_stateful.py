@@ -273,7 +273,9 @@ class PaymentsMachine(RuleBasedStateMachine):
         """Void or archive an invoice, whatever its state: mostly one with a
         payment (so that unpaid invoices stay open to be paid)."""
         paid = [i for i in self.invoice if any(i in parts for parts in self.parts.values())]
-        invoice_id = self.pick(data, list(self.invoice), paid, "invoice")
+        self.close_invoice(self.pick(data, list(self.invoice), paid, "invoice"), archive=archive)
+
+    def close_invoice(self, invoice_id: InvoiceId, *, archive: bool) -> None:
         before = self.snapshot()
         held = self.held(invoice_id)
         if archive:
@@ -517,16 +519,27 @@ class PaymentsMachine(RuleBasedStateMachine):
                 "unauthorized return, then refund",
             ]
         ),
+        skip=st.sampled_from([None, "success", "settling"]),
+        archive=st.booleans(),
     )
-    def see_it_through(self, data: st.DataObject, ending: str) -> None:
-        """A payment that holds its balances succeeds and settles, then ends
-        as ``ending`` says: the long lifecycles, refunds of card payments and
-        of charged-back ones among them."""
-        payment_id = self.pick_payment(data, lambda p: self.state[p] in HOLDING)
-        if self.state[payment_id] == "processing":
-            self.succeed_payment(payment_id, then_settle=True)
-        else:
-            self.settle(payment_id)
+    def see_it_through(
+        self, data: st.DataObject, ending: str, skip: str | None, archive: bool
+    ) -> None:
+        """A payment that holds its balances succeeds and settles (unless
+        ``skip`` says which step it misses), then ends as ``ending`` says:
+        the long lifecycles, refunds of card payments and of charged-back
+        ones among them, and their refusals one step too early. With
+        ``archive``, its invoices are archived before it ends."""
+        holding = ("processing",) if skip == "success" else HOLDING
+        payment_id = self.pick_payment(data, lambda p: self.state[p] in holding)
+        if skip != "success":
+            if self.state[payment_id] == "processing":
+                self.succeed_payment(payment_id, then_settle=skip != "settling")
+            elif skip != "settling":
+                self.settle(payment_id)
+        if archive:
+            for invoice_id in self.parts[payment_id]:
+                self.close_invoice(invoice_id, archive=True)
         for how in ending.split(", then "):
             self.give_back_payment(payment_id, how)
 
