@@ -5,9 +5,14 @@ replaying a request, succeeding, settling, failing, returning (standard and
 unauthorised), charging back, refunding, voiding and archiving. After every
 step, for every invoice: balance = total - the allocations of payments that
 are processing or succeeded, 0 <= balance <= total, and the status matches
-the balance; every aggregate carries exactly the events its state changes
-produced; a refused command changed nothing, and was refused for the reason the model
-expects (the rule, and the field at fault).
+the balance; each payment's part of each invoice, on the payment and on the
+invoice's record of it (given back or not), is the model's; each card fee,
+its shares across a batch and the payment's total are those of a model of
+the partner's card-fee policy (I8, I9); every aggregate carries exactly the
+events its state changes produced, each naming the partner, the fields that
+changed and the time the command was given; a refused command changed
+nothing, and was refused for the reason the model expects (the rule, and
+the field at fault).
 """
 
 from __future__ import annotations
@@ -517,6 +522,7 @@ class PaymentsMachine(RuleBasedStateMachine):
                 "charge back, then refund",
                 "refund, then charge back",
                 "unauthorized return, then refund",
+                "fail, then return",
             ]
         ),
         skip=st.sampled_from([None, "success", "settling"]),
