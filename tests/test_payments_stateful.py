@@ -320,9 +320,10 @@ class PaymentsMachine(RuleBasedStateMachine):
     # -- paying ---------------------------------------------------------------------------
 
     @rule(data=st.data())
-    def pay(self, data: st.DataObject, *, allowed_only: bool = False) -> None:
-        """Pay one to four invoices, each in part, in full or over its balance
-        (``allowed_only``: open invoices, none over its balance)."""
+    def pay(self, data: st.DataObject, *, allowed_only: bool = False, least: int = 1) -> None:
+        """Pay one (or ``least``) to four invoices, each in part, in full or
+        over its balance (``allowed_only``: open invoices, none over its
+        balance)."""
         ids = list(self.invoice)
         likely = [i for i in ids if self.is_open(i)]
         if allowed_only:
@@ -330,7 +331,10 @@ class PaymentsMachine(RuleBasedStateMachine):
         else:
             pool = likely if likely and data.draw(st.integers(0, 3), label="likely?") else ids
         chosen = data.draw(
-            st.lists(st.sampled_from(pool), min_size=1, max_size=4, unique=True), label="invoices"
+            st.lists(
+                st.sampled_from(pool), min_size=min(least, len(pool)), max_size=4, unique=True
+            ),
+            label="invoices",
         )
         method = data.draw(st.sampled_from(self.methods), label="method")
         in_full = data.draw(st.booleans(), label="in full")
@@ -395,6 +399,14 @@ class PaymentsMachine(RuleBasedStateMachine):
             else:
                 self.expect(inv.id, "invoice_updated", ("amount_paid", "balance"), at)
         assert payment.amount == self.money(sum(wanted.values()))
+
+    @rule(data=st.data(), units=st.lists(st.integers(1, 10**6), min_size=3, max_size=3))
+    def pay_batch(self, data: st.DataObject, units: list[int]) -> None:
+        """Pay three or four open invoices in one payment (issuing some first
+        if fewer are open), as the model allows."""
+        for amount in units[: max(0, 3 - sum(map(self.is_open, self.invoice)))]:
+            self.issue(amount, 30)
+        self.pay(data, allowed_only=True, least=3)
 
     @precondition(lambda self: self.payment)
     @rule(data=st.data(), same=st.booleans())
