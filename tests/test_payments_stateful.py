@@ -539,26 +539,43 @@ class PaymentsMachine(RuleBasedStateMachine):
         ),
         skip=st.sampled_from([None, "success", "settling"]),
         archive=st.booleans(),
+        early=st.booleans(),
     )
     def see_it_through(
-        self, data: st.DataObject, ending: str, skip: str | None, archive: bool
+        self, data: st.DataObject, ending: str, skip: str | None, archive: bool, early: bool
     ) -> None:
         """A payment that holds its balances succeeds and settles (unless
         ``skip`` says which step it misses), then ends as ``ending`` says:
         the long lifecycles, refunds of card payments and of charged-back
-        ones among them, and their refusals one step too early. With
-        ``archive``, its invoices are archived before it ends."""
-        holding = ("processing",) if skip == "success" else HOLDING
-        payment_id = self.pick_payment(data, lambda p: self.state[p] in holding)
+        ones among them, and their refusals one step too early (with
+        ``early``, a chargeback or refund is tried before each step, and
+        refused). With ``archive``, its invoices are archived before it
+        ends."""
+
+        def likely(p: PaymentId) -> bool:
+            """Holding its balances, with a step still to go."""
+            if skip == "success":
+                return self.state[p] == "processing"
+            return self.state[p] in HOLDING and p not in self.settled
+
+        payment_id = self.pick_payment(data, likely)
         if skip != "success":
             if self.state[payment_id] == "processing":
-                self.succeed_payment(payment_id, then_settle=skip != "settling")
-            elif skip != "settling":
+                # Too early for a chargeback or a refund (I6, I7): refused.
+                self.give_back_payment(payment_id, "charge back" if early else "refund")
+                self.succeed_payment(payment_id, then_settle=False)
+            if skip != "settling":
+                if early and payment_id not in self.settled:
+                    self.give_back_payment(payment_id, "refund")  # not settled yet (I7)
                 self.settle(payment_id)
         if archive:
             for invoice_id in self.parts[payment_id]:
                 self.close_invoice(invoice_id, archive=True)
         for how in ending.split(", then "):
+            if early and how == "refund":
+                # Too late to decline, and a refund is in full only (I6, I7).
+                self.give_back_payment(payment_id, "fail")
+                self.give_back_payment(payment_id, "partial refund")
             self.give_back_payment(payment_id, how)
 
     def give_back_refusal(self, p: PaymentId, how: str) -> tuple[str, str] | None:
@@ -709,5 +726,5 @@ class PaymentsMachine(RuleBasedStateMachine):
                 assert at is None or happened.occurred_at == at, (happened, at)
 
 
-PaymentsMachine.TestCase.settings = settings(stateful_step_count=30, deadline=None)
+PaymentsMachine.TestCase.settings = settings(stateful_step_count=20, deadline=None)
 TestPayments = PaymentsMachine.TestCase
