@@ -705,6 +705,35 @@ def test_a_vfs_that_other_processes_cannot_share_the_file_through_is_refused(
     assert not path.exists()
 
 
+@pytest.mark.parametrize(
+    "query",
+    ["cache=shared", "cache=%73hared", "mode=rwc&cache=shared", "cache=private&cache=shared"],
+)
+def test_a_shared_cache_is_refused(path: Path, query: str) -> None:
+    # Before: it opened, and in a shared cache SQLite answers "locked" at
+    # once, without waiting: a reader conflicted while a unit of work of the
+    # same store held the write lock, and a writer gave up at once, saying
+    # it had waited the timeout.
+    with pytest.raises(ValidationError) as caught:
+        SqliteStore(f"file:{path}?{query}")
+    assert (caught.value.paths, caught.value.codes) == (["path"], ["invalid_path"])
+    assert "cache=shared" in str(caught.value)
+    assert not path.exists()
+
+
+def test_a_private_cache_is_taken(path: Path) -> None:
+    partner = new_partner()
+    with (
+        SqliteStore(f"file:{path}?cache=private", timeout=5) as store,
+        store.unit_of_work() as writer,
+        store.unit_of_work() as reader,
+    ):
+        writer.partners.save(partner)
+        writer.outbox.pending()  # the write lock taken, the partner written
+        with pytest.raises(NotFound):  # the last commit, without waiting
+            reader.partners.get(partner.id)
+
+
 def test_the_default_vfs_by_name_is_taken(path: Path) -> None:
     with SqliteStore(f"file:{path}?vfs=unix") as store:
         stored(store, new_partner())

@@ -16,7 +16,8 @@ database (one with a schema of its own and ``user_version`` 0, or without
 the tables of its ``user_version``): the store needs a file of its own. A
 file database runs in WAL mode: readers never wait for the writer, and
 several threads and processes may share the file (a URI with a ``vfs``
-that keeps other processes out, or takes no locks, is refused).
+that keeps other processes out, or takes no locks, is refused, and so is
+one with ``cache=shared``, in which SQLite never waits for a lock).
 ``":memory:"`` (as text or a path object) gives a private, throwaway
 database that every unit of work of the store shares, deleted when the
 store closes: a file of its own in a new temporary directory, so that it
@@ -387,6 +388,17 @@ def _path(path: object) -> str | os.PathLike[str]:
             f"{shown(text)}, a URI whose vfs {shown(vfs)} {_UNSHARED_VFS[vfs]}): "
             "leave out the vfs",
         )
+    if _shared_cache(text):
+        # In a shared cache SQLite answers "locked" at once, without waiting
+        # for the timeout: readers would conflict with a writer of the store.
+        raise ValidationError.single(
+            "path",
+            "invalid_path",
+            "'path' must name a file that each connection opens with a cache of "
+            f"its own (got {shown(text)}, a URI with cache=shared, in which readers "
+            "cannot read while a writer writes, and writers do not wait for each "
+            "other): leave out cache=shared",
+        )
     return path  # type: ignore[return-value]
 
 
@@ -431,6 +443,15 @@ def _unshared_vfs(text: str) -> str | None:
     if not text.startswith("file:"):
         return None
     return next((vfs for vfs in _uri_values(text, "vfs") if vfs in _UNSHARED_VFS), None)
+
+
+def _shared_cache(text: str) -> bool:
+    """Whether the ``file:`` URI ``text`` asks for SQLite's shared cache
+    (``cache=shared``), in which connections of the process share one cache
+    and its table locks: SQLite answers "locked" at once, without its busy
+    handler, so that a reader conflicts with a writer of the same store, and
+    a writer with another instead of waiting."""
+    return text.startswith("file:") and "shared" in _uri_values(text, "cache")
 
 
 def _uri_values(text: str, key: str) -> list[str]:
@@ -485,7 +506,9 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
     :class:`~altpay_core.errors.ValidationError`; so is one whose ``vfs``
     keeps other processes from sharing the file (``unix-excl``, which locks
     it for one process, and ``unix-none`` and ``win32-none``, which take no
-    locks). ``timeout`` is how long a writer waits for another one to
+    locks), or that asks for SQLite's shared cache (``cache=shared``, in
+    which a reader conflicts at once with a writer of the same store, and a
+    writer with another, without waiting). ``timeout`` is how long a writer waits for another one to
     finish before giving up with
     :class:`~altpay_core.errors.ConcurrencyConflict`; opening the store
     waits so too (to create or migrate the schema, or while another program
