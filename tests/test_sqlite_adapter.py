@@ -21,6 +21,8 @@ from urllib.parse import quote
 
 import attrs
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from altpay_core import services
 from altpay_core.adapters import _sql as sql_module
@@ -476,6 +478,7 @@ class TestMigrations:
         [
             (1, "CREATE TABLE users (id)"),
             (len(MIGRATIONS) + 5, "CREATE TABLE users (id)"),  # not "newer altpay-core"
+            (-3, "CREATE TABLE users (id)"),  # not "version 3"
             (0, "CREATE TABLE users (id)"),
             (0, "CREATE VIEW numbers AS SELECT 1"),
             (1, ""),  # a version number and nothing else
@@ -512,6 +515,55 @@ class TestMigrations:
         connection.close()
         with pytest.raises(AltpayError, match="lacks altpay-core's tables invoices,"):
             SqliteStore(path)
+
+    @given(
+        version=st.integers(min_value=-(2**31), max_value=-1),
+        altpay=st.booleans(),
+    )
+    def test_a_negative_version_is_not_an_altpay_core_database(
+        self, version: int, altpay: bool
+    ) -> None:
+        # Before: migrations[:version] counted from the end, so that another
+        # program's file was taken and migrated, and altpay-core's own ran a
+        # step again ("index customers_by_status already exists").
+        connection = sqlite3.connect(":memory:", isolation_level=None)
+        if altpay:
+            sqlite_adapter.migrate(connection, MIGRATIONS)
+        else:
+            connection.execute("CREATE TABLE users (id)")
+        connection.execute(f"PRAGMA user_version = {version}")
+        with pytest.raises(AltpayError, match="not an altpay-core database") as caught:
+            sqlite_adapter.check_database(connection, MIGRATIONS, "'here'")
+        assert f"its user_version is {version}," in str(caught.value)
+        with pytest.raises(AltpayError, match=f"user_version is {version},") as caught:
+            sqlite_adapter.migrate(connection, MIGRATIONS)
+        assert type(caught.value) is AltpayError
+        assert not connection.in_transaction
+        assert connection.execute("PRAGMA user_version").fetchone() == (version,)
+        connection.close()
+
+    def test_a_negative_version_found_inside_the_lock_is_refused(self, path: Path) -> None:
+        connection = sqlite3.connect(path, isolation_level=None)
+        jumps = _VersionJumps(connection, then=-1)
+        with pytest.raises(AltpayError, match="user_version is -1,"):
+            sqlite_adapter.migrate(cast(sqlite3.Connection, jumps), MIGRATIONS)
+        assert not connection.in_transaction
+        assert tables(connection) == set()
+        connection.close()
+
+    @pytest.mark.parametrize("version", [-1, -3])
+    def test_a_file_with_a_negative_version_is_refused_as_it_is(
+        self, path: Path, version: int
+    ) -> None:
+        SqliteStore(path).close()
+        with sqlite3.connect(path) as connection:
+            connection.execute("PRAGMA journal_mode = DELETE")
+            connection.execute(f"PRAGMA user_version = {version}")
+        connection.close()
+        before = path.read_bytes()
+        with pytest.raises(AltpayError, match="is not an altpay-core database"):
+            SqliteStore(path)
+        assert path.read_bytes() == before
 
     def test_a_newer_database_is_refused_before_anything_changes(self, path: Path) -> None:
         # Before: the file was switched to WAL, then refused.
@@ -623,16 +675,18 @@ class Broken(SqliteStore):
 
 
 class _VersionJumps:
-    """A connection whose user_version is 0 at first look and 5 once locked."""
+    """A connection whose user_version is 0 at first look and ``then`` (5)
+    once locked."""
 
-    def __init__(self, connection: sqlite3.Connection) -> None:
+    def __init__(self, connection: sqlite3.Connection, then: int = 5) -> None:
         self.connection = connection
+        self.then = then
         self.looks = 0
 
     def execute(self, sql: str, *args: Any) -> Any:
         if sql == "PRAGMA user_version":
             self.looks += 1
-            return self.connection.execute(f"SELECT {0 if self.looks == 1 else 5}")
+            return self.connection.execute(f"SELECT {0 if self.looks == 1 else self.then}")
         return self.connection.execute(sql, *args)
 
 

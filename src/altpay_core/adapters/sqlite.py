@@ -12,12 +12,13 @@ Keep the data in a file (or in a throwaway database, for tests and notebooks)::
 The store creates its schema on first open and migrates an older one
 forward (the schema's version is the database's ``user_version``). It
 refuses, before changing anything in it, a file that is not an altpay-core
-database (one with a schema of its own and ``user_version`` 0, or without
-the tables of its ``user_version``): the store needs a file of its own. A
-file database runs in WAL mode: readers never wait for the writer, and
-several threads and processes may share the file (a URI with a ``vfs``
-that keeps other processes out, or takes no locks, is refused, and so is
-one with ``cache=shared``, in which SQLite never waits for a lock).
+database (one with a schema of its own and ``user_version`` 0, a negative
+``user_version``, or without the tables of its ``user_version``): the store
+needs a file of its own. A file database runs in WAL mode: readers never
+wait for the writer, and several threads and processes may share the file
+(a URI with a ``vfs`` that keeps other processes out, or takes no locks, is
+refused, and so is one with ``cache=shared``, in which SQLite never waits
+for a lock).
 ``":memory:"`` (as text or a path object) gives a private, throwaway
 database that every unit of work of the store shares, deleted when the
 store closes: a file of its own in a new temporary directory, so that it
@@ -260,18 +261,16 @@ steps ``n + 1`` onwards when a store opens it."""
 def migrate(connection: sqlite3.Connection, migrations: tuple[Migration, ...]) -> int:
     """Bring the database's schema up to the latest migration; the version
     it was at. Runs in one ``BEGIN IMMEDIATE`` transaction, so that
-    processes opening a new file at once migrate it once."""
+    processes opening a new file at once migrate it once. A database at a
+    newer version is :class:`SchemaVersionError`, one at a negative version
+    :class:`~altpay_core.errors.AltpayError`, both left as they were."""
     latest = check_migrations(migrations)
-    (found,) = connection.execute("PRAGMA user_version").fetchone()
-    if found > latest:
-        raise SchemaVersionError(found, latest)
+    found = _schema_version(connection, latest)
     if found == latest:
-        return int(found)
+        return found
     connection.execute("BEGIN IMMEDIATE")
     try:
-        (found,) = connection.execute("PRAGMA user_version").fetchone()
-        if found > latest:
-            raise SchemaVersionError(found, latest)
+        found = _schema_version(connection, latest)
         for migration in migrations[found:]:
             for statement in migration.statements:
                 connection.execute(statement)
@@ -283,7 +282,26 @@ def migrate(connection: sqlite3.Connection, migrations: tuple[Migration, ...]) -
         with contextlib.suppress(sqlite3.Error):
             connection.execute("ROLLBACK")
         raise
+    return found
+
+
+def _schema_version(connection: sqlite3.Connection, latest: int) -> int:
+    """The database's schema version (its ``user_version``): one newer than
+    ``latest`` is :class:`SchemaVersionError`, a negative one (no
+    altpay-core database has it) :class:`~altpay_core.errors.AltpayError`."""
+    (found,) = connection.execute("PRAGMA user_version").fetchone()
+    if found > latest:
+        raise SchemaVersionError(found, latest)
+    if found < 0:
+        raise AltpayError(
+            f"the database is not an altpay-core database: {_negative(found)}; "
+            "it was left as it was"
+        )
     return int(found)
+
+
+def _negative(version: int) -> str:
+    return f"its user_version is {version}, and altpay-core's schema versions are never negative"
 
 
 _CREATE_TABLE = re.compile(
@@ -310,7 +328,8 @@ def check_database(
     ``migrations``, before anything in it changes. A database is altpay-core's
     when it is new (``user_version`` 0 and nothing in its schema) or holds
     every table its migrations create up to its ``user_version`` (tables of
-    its own next to them are left alone); one at a version newer than
+    its own next to them are left alone), and never has a negative
+    ``user_version``; one at a version newer than
     ``migrations`` with those tables, or with an empty schema, is
     :class:`SchemaVersionError`. Reads ``user_version`` and the
     schema in one read transaction: a store migrating the file at the same
@@ -326,7 +345,9 @@ def check_database(
     finally:
         with contextlib.suppress(sqlite3.Error):
             connection.execute("ROLLBACK")
-    if found == 0:
+    if found < 0:
+        reason = _negative(found)
+    elif found == 0:
         if not schema:
             return
         names = sorted(str(name) for _, name in schema)
@@ -518,8 +539,9 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
 
     An existing file must be an altpay-core database, at this version or an
     older one (migrated forward as it opens): a file with a schema of its
-    own and ``user_version`` 0, or a ``user_version`` without the tables its
-    migrations create, is refused with :class:`~altpay_core.errors.AltpayError`,
+    own and ``user_version`` 0, a negative ``user_version``, or a
+    ``user_version`` without the tables its migrations create, is refused
+    with :class:`~altpay_core.errors.AltpayError`,
     and a newer altpay-core's with :class:`SchemaVersionError`, both before
     anything in the file changes. So is a file that cannot run in WAL mode
     (a ``vfs`` without shared memory, such as ``unix-dotfile``), with
