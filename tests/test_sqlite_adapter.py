@@ -283,6 +283,15 @@ def tables(connection: sqlite3.Connection) -> set[str]:
     return {name for (name,) in rows}
 
 
+def _every_table() -> set[str]:
+    """The tables of a database at the latest schema."""
+    connection = sqlite3.connect(":memory:", isolation_level=None)
+    sqlite_adapter.migrate(connection, MIGRATIONS)
+    names = tables(connection) - {"sqlite_sequence"}
+    connection.close()
+    return names
+
+
 # -- the schema and its migrations ----------------------------------------------------
 
 
@@ -563,6 +572,32 @@ class TestMigrations:
         before = path.read_bytes()
         with pytest.raises(AltpayError, match="is not an altpay-core database"):
             SqliteStore(path)
+        assert path.read_bytes() == before
+
+    @pytest.mark.parametrize(
+        "changes",
+        [
+            ["ALTER TABLE customer_tags RENAME TO customer_tags_v4"],
+            ["DROP TABLE outbox"],
+            # All but one of altpay-core's tables gone: still a newer altpay-core's.
+            [f"DROP TABLE {name}" for name in sorted(_every_table() - {"partners"})],
+        ],
+    )
+    def test_a_newer_database_without_some_of_todays_tables_is_a_newer_version(
+        self, path: Path, changes: list[str]
+    ) -> None:
+        # Before: a newer migration that renamed or dropped a table made the
+        # file "not an altpay-core database".
+        SqliteStore(path).close()
+        with sqlite3.connect(path) as connection:
+            for change in changes:
+                connection.execute(change)
+            connection.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+        connection.close()
+        before = path.read_bytes()
+        with pytest.raises(SchemaVersionError) as caught:
+            SqliteStore(path)
+        assert caught.value.found == len(MIGRATIONS) + 1
         assert path.read_bytes() == before
 
     def test_a_newer_database_is_refused_before_anything_changes(self, path: Path) -> None:

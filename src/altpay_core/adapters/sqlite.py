@@ -329,9 +329,11 @@ def check_database(
     when it is new (``user_version`` 0 and nothing in its schema) or holds
     every table its migrations create up to its ``user_version`` (tables of
     its own next to them are left alone), and never has a negative
-    ``user_version``; one at a version newer than
-    ``migrations`` with those tables, or with an empty schema, is
-    :class:`SchemaVersionError`. Reads ``user_version`` and the
+    ``user_version``. One at a version newer than ``migrations`` that holds
+    at least one of the tables they create (a newer altpay-core may have
+    renamed or dropped the others), or has an empty schema, is
+    :class:`SchemaVersionError`; one that holds none of them is not
+    altpay-core's. Reads ``user_version`` and the
     schema in one read transaction: a store migrating the file at the same
     time is seen before or after, never half way. ``where`` names the file
     in the message."""
@@ -354,14 +356,19 @@ def check_database(
         listed = ", ".join(shown(name) for name in names[:5])
         more = f" and {len(names) - 5} more" if len(names) > 5 else ""
         reason = f"its user_version is 0, and it holds {listed}{more} of its own"
+    elif found > latest:
+        # A newer altpay-core's migrations may have renamed or dropped some
+        # of this version's tables: one of them is enough to say whose the
+        # file is. With nothing at all in its schema, nothing says whose it
+        # is, and upgrading altpay-core is the likelier answer.
+        tables = {str(name) for kind, name in schema if kind == "table"}
+        if not schema or tables & _created_tables(migrations):
+            raise SchemaVersionError(found, latest)
+        reason = f"its user_version is {found}, but it holds none of altpay-core's tables"
     else:
         tables = {str(name) for kind, name in schema if kind == "table"}
-        missing = sorted(_created_tables(migrations[: min(found, latest)]) - tables)
-        # A newer version with nothing at all in its schema: nothing says
-        # whose it is, and upgrading altpay-core is the likelier answer.
-        if not missing or (found > latest and not schema):
-            if found > latest:
-                raise SchemaVersionError(found, latest)
+        missing = sorted(_created_tables(migrations[:found]) - tables)
+        if not missing:
             return
         listed = ", ".join(missing[:5]) + (
             f" and {len(missing) - 5} more" if len(missing) > 5 else ""
@@ -540,10 +547,11 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
     An existing file must be an altpay-core database, at this version or an
     older one (migrated forward as it opens): a file with a schema of its
     own and ``user_version`` 0, a negative ``user_version``, or a
-    ``user_version`` without the tables its migrations create, is refused
-    with :class:`~altpay_core.errors.AltpayError`,
-    and a newer altpay-core's with :class:`SchemaVersionError`, both before
-    anything in the file changes. So is a file that cannot run in WAL mode
+    ``user_version`` without the tables its migrations create (a newer one
+    without any of this version's tables), is refused with
+    :class:`~altpay_core.errors.AltpayError`, and a newer altpay-core's
+    with :class:`SchemaVersionError`, both before anything in the file
+    changes. So is a file that cannot run in WAL mode
     (a ``vfs`` without shared memory, such as ``unix-dotfile``), with
     :class:`~altpay_core.errors.AltpayError`.
 
