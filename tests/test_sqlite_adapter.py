@@ -857,6 +857,34 @@ def test_a_relative_path_is_the_file_it_named_when_the_store_opened(
     ]
 
 
+@pytest.mark.parametrize(
+    "name",
+    [
+        "file:abc.db",
+        "file:report?mode=memory.db",
+        "file::memory:",
+        "file:x.db?cache=shared",
+        "file:x.db?vfs=unix-excl",
+        "file:",
+    ],
+)
+def test_a_path_object_names_a_file_even_one_that_starts_with_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    # Before: sqlite3 read it as a URI: Path("file:abc.db") opened abc.db,
+    # and Path("file:report?mode=memory.db") raised sqlite3's own error.
+    monkeypatch.chdir(tmp_path)
+    partner = new_partner()
+    with SqliteStore(Path(name)) as store:
+        assert store.path == str(tmp_path / name)
+        assert repr(store) == f"SqliteStore({str(tmp_path / name)!r})"
+        stored(store, partner)
+    assert (tmp_path / name).is_file()
+    assert {p.name for p in tmp_path.iterdir()} <= {name, f"{name}-wal", f"{name}-shm"}
+    with SqliteStore(tmp_path / name) as store, store.unit_of_work() as uow:
+        assert uow.partners.get(partner.id).name == partner.name
+
+
 def test_in_memory_stores_are_separate() -> None:
     partner = new_partner()
     with SqliteStore(":memory:") as one, SqliteStore(":memory:") as two:

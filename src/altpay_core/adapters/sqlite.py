@@ -397,6 +397,8 @@ def _path(path: object) -> str | os.PathLike[str]:
         raise ValidationError.single(
             "path", "missing", "'path' must name the database file, or be ':memory:'"
         )
+    if isinstance(path, os.PathLike):
+        return path  # a file's name, never read as a URI (see SqliteStore)
     if _private_uri(text):
         # As for "": every connection would have a private database of its own.
         raise ValidationError.single(
@@ -524,11 +526,12 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
     """Partners, customers, invoices, payments and the outbox in a SQLite database.
 
     ``path`` names the database file (created if missing; a relative path
-    is resolved as the store opens, whatever the working directory later), or is
-    ``":memory:"`` (text or a path object) for a private, throwaway database
-    that every unit of work of this store shares and that is deleted at
-    :meth:`close` (a file in a new temporary directory, written without
-    waiting for the disk). A URI that SQLite opens as a database private to
+    is resolved as the store opens, whatever the working directory later;
+    text that starts with ``file:`` is a SQLite URI, a path object never
+    is), or is ``":memory:"`` (text or a path object) for a private,
+    throwaway database that every unit of work of this store shares and
+    that is deleted at :meth:`close` (a file in a new temporary directory,
+    written without waiting for the disk). A URI that SQLite opens as a database private to
     each connection (``file::memory:``, ``mode=memory``), or in memory for
     one process (``vfs=memdb``), is a
     :class:`~altpay_core.errors.ValidationError`; so is one whose ``vfs``
@@ -536,8 +539,8 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
     it for one process, and ``unix-none`` and ``win32-none``, which take no
     locks), or that asks for SQLite's shared cache (``cache=shared``, in
     which a reader conflicts at once with a writer of the same store, and a
-    writer with another, without waiting). ``timeout`` is how long a writer waits for another one to
-    finish before giving up with
+    writer with another, without waiting). ``timeout`` is how long a writer
+    waits for another one to finish before giving up with
     :class:`~altpay_core.errors.ConcurrencyConflict`; opening the store
     waits so too (to create or migrate the schema, or while another program
     holds the file exclusively), and a store that cannot open so raises
@@ -588,8 +591,12 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
             self.path: str | None = None
         else:
             # Resolved now: every connection opens this file, whatever the
-            # working directory is when it is made.
-            self._target = _absolute(os.fspath(path))
+            # working directory is when it is made. A path object names a
+            # file even if its name starts with "file:": made absolute, it
+            # is never read as a URI.
+            name = os.fspath(path)
+            is_object = isinstance(path, os.PathLike)
+            self._target = os.path.abspath(name) if is_object else _absolute(name)
             self.path = self._target
         connection: sqlite3.Connection | None = None
         try:
