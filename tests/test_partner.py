@@ -9,7 +9,7 @@ import doctest
 import html
 import pickle
 import unicodedata
-from decimal import Decimal
+from decimal import MAX_EMAX, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -885,6 +885,26 @@ class TestCardFees:
         with pytest.raises(ValidationError) as caught:
             CardFeePolicy("x", Decimal("NaN"), "0.30")  # type: ignore[arg-type]
         assert paths(caught) == ["bearer", "rate_percent", "fixed"]
+
+    @example(exponent=MAX_EMAX, negative=False)
+    @example(exponent=MAX_EMAX, negative=True)
+    @given(exponent=st.integers(0, MAX_EMAX), negative=st.booleans())
+    def test_a_zero_rate_of_any_exponent_is_zero(self, exponent: int, negative: bool) -> None:
+        # "0E+999999999999999999" once asked for a context of a precision
+        # beyond decimal.MAX_PREC: a bare ValueError, and from_dict took the
+        # whole policy for the wrong type.
+        text = f"{'-' if negative else ''}0E+{exponent}"
+        partner = Partner.create(name="N", country="US")
+        assert partner.set_card_fees(rate_percent=text).card_fees.rate_percent.as_tuple() == (
+            Decimal(0).as_tuple()
+        )
+        policy = CardFeePolicy(CardFeeBearer.CUSTOMER, Decimal(text), Money("0.30", "USD"))
+        assert str(policy.rate_percent) == "0"
+        assert policy.fee_for(Money("100.00", "USD")) == Money("0.30", "USD")
+        data = to_dict(partner)
+        data["card_fees"]["rate_percent"] = text
+        assert from_dict(Partner, data).card_fees.rate_percent == 0
+        assert to_dict(policy)["rate_percent"] == "0"
 
     def test_fee_for_refuses_negative_or_non_money(self) -> None:
         policy = CardFeePolicy.default("USD")

@@ -268,10 +268,18 @@ def plain_decimal(number: Decimal) -> Decimal:
 
     ``format(plain_decimal(d), "f")`` is then text with no exponent that
     reads back as this very ``Decimal``.
+
+    A zero of any exponent is ``0`` (``0E+999999999999999999`` too); any
+    other number must be small enough to write out in full, as the callers'
+    bounds make it (a card-fee rate is at most 20, ``to_dict`` writes no more
+    than 1100 digits this way).
     """
     exponent = number.as_tuple().exponent
     if isinstance(exponent, int) and exponent > 0:
-        number = number.quantize(_QUANTA[0], None, _wide_context(max(number.adjusted(), 0) + 1))
+        # A zero's adjusted() is its exponent, which may be MAX_EMAX: it needs
+        # one digit, not a context of a precision beyond MAX_PREC.
+        digits = number.adjusted() + 1 if number else 1
+        number = number.quantize(_QUANTA[0], None, _wide_context(digits))
     return number.copy_abs() if not number and number.is_signed() else number
 
 
