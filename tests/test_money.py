@@ -22,6 +22,7 @@ from altpay_core import (
     CurrencyMismatch,
     Money,
     OperandError,
+    Partner,
     Rounding,
     ValidationError,
     to_dict,
@@ -331,6 +332,21 @@ def test_the_size_limit_is_the_one_the_message_states() -> None:
     assert Money("1e29", "USD").minor_units == 10**31
     with pytest.raises(ValidationError):
         Money("1" + "0" * digits, "USD")
+
+
+@example(exponent=30, negative=False)
+@example(exponent=decimal.MAX_EMAX, negative=True)
+@given(exponent=st.integers(-decimal.MAX_EMAX, decimal.MAX_EMAX), negative=st.booleans())
+def test_a_zero_of_any_exponent_is_zero_money(exponent: int, negative: bool) -> None:
+    # "0E+30" was refused as more than 30 digits before the point: a zero
+    # has none.
+    zero = Decimal((int(negative), (0,), exponent))
+    assert Money(zero, "USD") == Money(str(zero), "USD") == Money("0.00", "USD")
+    assert repr(Money(zero, "JPY")) == "Money('0', 'JPY')"
+    ten = Money("10.00", "USD")
+    assert ten.multiply(zero) == ten * zero == ten.percent(zero) == Money("0.00", "USD")
+    partner = Partner.create(name="N", country="US")
+    assert partner.set_card_fees(fixed=zero).card_fees.fixed == Money("0.00", "USD")
 
 
 def test_rounding_up_past_the_size_limit_is_refused() -> None:

@@ -322,7 +322,8 @@ def _parse_number(value: object, path: str) -> Decimal:
 
 def _parse_amount(value: object, path: str = "amount") -> Decimal:
     amount = _parse_number(value, path)
-    if amount.adjusted() >= _MAX_DIGITS:
+    # A zero has no digits before the point, whatever its exponent ("0E+30").
+    if amount and amount.adjusted() >= _MAX_DIGITS:
         raise _too_large(path)
     return amount
 
