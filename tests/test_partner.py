@@ -906,6 +906,25 @@ class TestCardFees:
         assert from_dict(Partner, data).card_fees.rate_percent == 0
         assert to_dict(policy)["rate_percent"] == "0"
 
+    @given(currency=st.sampled_from(Currency.all()), units=st.integers(0, 10**6))
+    def test_fee_for_refuses_another_currency_even_for_zero(
+        self, currency: Currency, units: int
+    ) -> None:
+        # A zero amount in JPY once got a zero fee in JPY from a USD policy.
+        policy = CardFeePolicy.default("USD")
+        amount = Money.from_minor_units(units, currency)
+        if currency.code == "USD":
+            assert policy.fee_for(amount).currency == "USD"
+            return
+        with pytest.raises(CurrencyMismatch) as caught:
+            policy.fee_for(amount)
+        error = caught.value
+        assert (error.left, error.right) == ("USD", currency.code)
+        # Not "cannot add CAD with USD": the caller added nothing.
+        assert str(error) == (
+            f"'amount' must be in USD, the card-fee policy's currency (got {currency.code})"
+        )
+
     def test_fee_for_refuses_negative_or_non_money(self) -> None:
         policy = CardFeePolicy.default("USD")
         with pytest.raises(ValidationError):

@@ -31,6 +31,7 @@ from . import _fields
 from ._arguments import checked_arguments, checked_constructor
 from ._html import html_table
 from .errors import (
+    CurrencyMismatch,
     FieldError,
     FieldErrors,
     InvariantViolation,
@@ -580,6 +581,15 @@ class CardFeePolicy:
         if amount.is_negative:
             raise ValidationError.single(
                 "amount", "negative_amount", f"'amount' must be zero or more (got {amount})"
+            )
+        currency = self.fixed.currency
+        if amount.currency is not currency:
+            raise CurrencyMismatch(
+                currency.code,
+                amount.currency.code,
+                "charge a card fee on",
+                message=f"'amount' must be in {currency.code}, the card-fee policy's currency "
+                f"(got {amount.currency.code})",
             )
         if amount.is_zero:
             return Money.zero(amount.currency)
