@@ -545,19 +545,16 @@ class CardFeePolicy:
     @classmethod
     @checked_arguments
     def default(cls, currency: str | Currency) -> CardFeePolicy:
-        """2.9% + 0.30 (in ``currency``), passed to the customer."""
-        if not isinstance(currency, str | Currency):
-            # Checked here: Currency() itself lets unhashable input through as
-            # a TypeError.
-            raise ValidationError.single(
-                "currency",
-                "wrong_type",
-                f"'currency' must be a currency code (got {type(currency).__name__})",
-            )
+        """2.9% + 0.30 (in ``currency``), passed to the customer.
+
+        ``currency`` is USD or CAD, a partner's currency, as for
+        :meth:`Partner.create`: a policy in any other could go on no partner,
+        so it is refused here (``unsupported_currency`` at ``currency``).
+        """
         return cls(
             CardFeeBearer.CUSTOMER,
             DEFAULT_CARD_FEE_PERCENT,
-            Money(DEFAULT_CARD_FEE_FIXED, currency),
+            Money(DEFAULT_CARD_FEE_FIXED, _partner_currency("currency", currency)),
         )
 
     @property
