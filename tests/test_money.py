@@ -774,6 +774,19 @@ def test_bad_ratios_are_refused(ratios: object, code: str) -> None:
     assert info.value.codes == [code]
 
 
+@given(data=st.binary(max_size=8), wrap=st.sampled_from([bytes, bytearray, memoryview]))
+def test_binary_data_is_no_ratios_and_no_amounts(data: bytes, wrap: type) -> None:
+    # A memoryview was taken for a list of ratios, each byte a ratio, and
+    # an empty one for no amounts at all.
+    binary = wrap(data)
+    with pytest.raises(ValidationError) as info:
+        Money("1.00", "USD").allocate(binary)
+    assert (info.value.paths, info.value.codes) == (["ratios"], ["wrong_type"])
+    with pytest.raises(ValidationError) as info:
+        Money.sum(binary, "USD")
+    assert (info.value.paths, info.value.codes) == (["amounts"], ["wrong_type"])
+
+
 @pytest.mark.parametrize("parts", [0, -1, True, 1.0, "3", 10**6 + 1, 10**100])
 def test_bad_split_is_refused(parts: object) -> None:
     with pytest.raises(ValidationError) as info:
