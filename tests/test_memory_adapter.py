@@ -286,6 +286,24 @@ def test_bad_arguments_raise_validation_errors(
     assert caught.value.paths == [path]
 
 
+@given(data=st.binary(max_size=4), wrap=st.sampled_from([bytes, bytearray, memoryview]))
+def test_binary_data_is_no_list_of_positions(data: bytes, wrap: type) -> None:
+    # A bytearray or a memoryview was read as positions, one a byte:
+    # bytearray(b"\x01") marked the first message published.
+    with MemoryStore() as store:
+        with store.unit_of_work() as uow:
+            uow.partners.save(PARTNER)
+            uow.commit()
+        with store.unit_of_work() as uow:
+            pending = uow.outbox.pending()
+            with pytest.raises(ValidationError) as caught:
+                uow.outbox.mark_published(wrap(data))
+            assert (caught.value.paths, caught.value.codes) == (["positions"], ["wrong_type"])
+            uow.commit()
+        with store.unit_of_work() as uow:
+            assert uow.outbox.pending() == pending
+
+
 def test_filters_accept_their_values_as_text(store: MemoryStore) -> None:
     with store.unit_of_work() as uow:
         customer = uow.customers.save(a_customer())

@@ -1002,7 +1002,9 @@ class Outbox(abc.ABC):
     def _positions(positions: object) -> list[int]:
         """``positions`` as a list (any iterable, read once), each a whole
         number; a ``ValidationError`` naming the first that is not."""
-        if isinstance(positions, str | bytes) or not isinstance(positions, Iterable):
+        # Binary data iterates as ints, but holds no positions.
+        binary = bytes | bytearray | memoryview
+        if isinstance(positions, str | binary) or not isinstance(positions, Iterable):
             raise ValidationError.single(
                 "positions",
                 "wrong_type",
