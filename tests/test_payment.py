@@ -634,15 +634,56 @@ class TestLifecycle:
 
     def test_the_invoices_passed_must_be_the_payments(self, world: World) -> None:
         pay, (a, b) = paid_by(world, "ach")
-        with pytest.raises(NotFound):
-            fail_payment(pay, [a])
         with pytest.raises(ValidationError) as caught:
             fail_payment(pay, [a, b, a, world.a.void(world.partner)])
         assert caught.value.paths == ["invoices[2]", "invoices[3]"]
+        # A wrong invoice and one left out: both reported at once.
+        with pytest.raises(ValidationError) as caught:
+            fail_payment(pay, [None, a])  # type: ignore[list-item]
+        assert caught.value.paths == ["invoices[0]", "invoices"]
+        assert caught.value.codes == ["unrelated_invoice", "missing_invoice"]
         with pytest.raises(ValidationError):
             fail_payment(pay, a)  # type: ignore[arg-type]
         _, given_back = fail_payment(pay, [b, a])
         assert [i.id for i in given_back] == [b.id, a.id]
+
+    @settings(max_examples=max(10, settings.default.max_examples // 5))
+    @given(data=st.data())
+    def test_an_invoice_left_out_is_named(self, data: st.DataObject) -> None:
+        # Before: a NotFound ("no invoice 'inv_...'"), as if it did not exist.
+        world = World()
+        c = issue(world.partner, world.customer, "50.00", "1003")
+        card, card_invoices = world.pay([world.a, world.b, c], method="card", key="card")
+        debit, debit_invoices = world.pay([world.a, world.b, c], key="debit")
+        settled = card.succeed(AT).settle(AT + dt.timedelta(days=2))
+        name, command, invoices = data.draw(
+            st.sampled_from(
+                [
+                    ("fail", lambda given: fail_payment(debit, given), debit_invoices),
+                    ("return", lambda given: return_payment(debit, given), debit_invoices),
+                    (
+                        "charge back",
+                        lambda given: charge_back_payment(card.succeed(AT), given),
+                        card_invoices,
+                    ),
+                    ("refund", lambda given: refund_payment(settled, given), card_invoices),
+                ]
+            ),
+            label="command",
+        )
+        given = data.draw(
+            st.permutations(invoices).flatmap(
+                lambda order: st.integers(0, len(order) - 1).map(lambda n: list(order[:n]))
+            ),
+            label="given",
+        )
+        left_out = [i.id for i in invoices if i not in given]
+        with pytest.raises(ValidationError) as caught:
+            command(given)
+        assert caught.value.paths == ["invoices"], name
+        assert caught.value.codes == ["missing_invoice"]
+        assert all(str(invoice_id) in str(caught.value) for invoice_id in left_out)
+        assert not isinstance(caught.value, LookupError)
 
 
 # Every give-back against every state a payment can be in: either it is
@@ -1730,7 +1771,7 @@ def _entry_points(w: World) -> list[tuple[str, Any]]:
         ),
         ("today", lambda: scheduled.is_due(None)),
         ("today", lambda: scheduled.is_due(AT)),
-        ("invoices[0]", lambda: fail_payment(pay, [None])),
+        ("invoices[0]", lambda: fail_payment(pay, [None, *touched])),
         ("at", lambda: pay.succeed(at="now")),
         # No such time in UTC: an OverflowError before.
         ("at", lambda: pay.succeed(at=dt.datetime.max.replace(tzinfo=dt.timezone(-HOURS_5)))),

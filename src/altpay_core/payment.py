@@ -1298,10 +1298,14 @@ def _release(
             )
         else:
             seen.add(invoice.id)
+    left_out = [str(invoice_id) for invoice_id in payment.invoice_ids if invoice_id not in seen]
+    if left_out:
+        found.add(
+            "invoices",
+            "missing_invoice",
+            f"'invoices' must hold every invoice this payment pays (missing {', '.join(left_out)})",
+        )
     found.raise_if_any()
-    for invoice_id in payment.invoice_ids:
-        if invoice_id not in seen:
-            raise NotFound("invoice", invoice_id)
     return tuple(invoice.release_payment(payment.id, at=when) for invoice in given)
 
 
