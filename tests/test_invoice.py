@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import attrs
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from altpay_core import (
@@ -396,7 +396,7 @@ class TestSynced:
         )
         assert (paid.events[-1].topic, paid.events[-1].changes) == (
             "invoice_paid",
-            ("lines", "status"),
+            ("lines", "total", "balance", "status"),
         )
 
     def test_keeps_the_sources_dates_i3(self) -> None:
@@ -463,7 +463,14 @@ class TestSynced:
         assert changed.total == usd("1000.00")
         assert changed.due_date == dt.date(2025, 9, 1)
         assert changed.events[-1].topic == "invoice_updated"
-        assert set(changed.events[-1].changes) == {"lines", "due_date", "number", "issue_date"}
+        assert changed.events[-1].changes == (
+            "number",
+            "lines",
+            "issue_date",
+            "due_date",
+            "total",
+            "balance",
+        )
         assert changed.apply_sync(memo=None) is changed
 
     def test_the_sync_may_not_go_below_what_is_paid_i5(self) -> None:
@@ -525,7 +532,14 @@ class TestUpdate:
         )
         assert edited.total == usd("100.00")
         assert edited.events[-1].topic == "invoice_updated"
-        assert edited.events[-1].changes == ("lines", "fees", "due_date", "memo")
+        assert edited.events[-1].changes == (
+            "lines",
+            "fees",
+            "due_date",
+            "memo",
+            "total",
+            "balance",
+        )
         assert inv.total == usd("300.00")  # the old value is untouched
         assert edited.update(partner, memo="Net 35") is edited
 
@@ -1290,6 +1304,60 @@ class TestUnchangedValues:
             today=today,
         )
         assert same is inv
+
+
+# -- what an invoice's events name ---------------------------------------------------------
+
+DERIVED = ("total", "amount_paid", "balance", "status")
+
+
+def assert_changes_name_what_changed(
+    before: Invoice, after: Invoice, given: tuple[str, ...]
+) -> None:
+    """The event names the fields given that changed, then every derived
+    amount and the status that changed, in one order: a webhook consumer
+    watching "balance" sees every change of the balance."""
+    changed = tuple(name for name in given if getattr(after, name) != getattr(before, name))
+    derived = tuple(name for name in DERIVED if getattr(after, name) != getattr(before, name))
+    assert after.events[-1].changes == (*changed, *derived)
+
+
+@settings(max_examples=max(20, settings.default.max_examples // 2))
+@given(data=st.data())
+def test_every_invoice_event_names_the_amounts_that_changed(data: st.DataObject) -> None:
+    inv = data.draw(aps.invoices(status=data.draw(st.sampled_from(["open", "paid"]))))
+    partner = attrs.evolve(data.draw(aps.partners()), id=inv.partner_id)
+    command = data.draw(st.sampled_from(["edit", "fee", "pay", "give back"]), label="command")
+    cents = data.draw(st.integers(1, 100_000), label="cents")
+    given: tuple[str, ...] = ()
+    if command == "pay":
+        assume(inv.status is InvoiceStatus.OPEN)
+        amount = Money(Decimal(1 + cents % inv.balance.minor_units) / 100, inv.currency)
+        after = inv.apply_payment(PaymentId.new(), amount)
+    elif command == "give back":
+        live = [part for part in inv.payments if not part.released]
+        assume(live)
+        after = inv.release_payment(data.draw(st.sampled_from(live)).payment_id)
+    else:
+        memo = data.draw(st.sampled_from([inv.memo, "Thank you!"]), label="memo")
+        # Above zero (I3) and at least what is paid (I5).
+        new_total = inv.amount_paid + Money(Decimal(cents) / 100, inv.currency)
+        lines = [line(str(new_total.amount))]
+        fee = Fee.parse({"kind": "interest", "amount": "1"}, inv.currency)
+        if command == "edit":
+            given = ("lines", "memo")
+            if inv.is_synced:
+                after = inv.apply_sync(lines=lines, memo=memo)
+            else:
+                after = inv.update(partner, lines=lines, memo=memo)
+        else:
+            given = ("fees",)
+            if inv.is_synced:
+                after = inv.apply_sync(fees=[*inv.fees, fee])
+            else:
+                after = inv.add_fee(partner, kind="interest", amount="1")
+        assume(after is not inv)
+    assert_changes_name_what_changed(inv, after, given)
 
 
 # -- the time of the invoice's events --------------------------------------------------------

@@ -1,8 +1,9 @@
 """A stateful test of invoices and payments against a model of the balances.
 
-Random sequences of issuing, paying (partial, full, batch, over the balance),
-replaying a request, succeeding, settling, failing, returning (standard and
-unauthorised), charging back, refunding, voiding and archiving. After every
+Random sequences of issuing, editing an invoice's amounts, paying (partial,
+full, batch, over the balance), replaying a request, succeeding, settling,
+failing, returning (standard and unauthorised), charging back, refunding,
+voiding and archiving. After every
 step, for every invoice: balance = total - the allocations of payments that
 are processing or succeeded, 0 <= balance <= total, and the status matches
 the balance; each payment's part of each invoice, on the payment and on the
@@ -10,7 +11,8 @@ invoice's record of it (given back or not), is the model's; each card fee,
 its shares across a batch and the payment's total are those of a model of
 the partner's card-fee policy (I8, I9); every aggregate carries exactly the
 events its state changes produced, each naming the partner, the fields that
-changed and the time the command was given; a refused command changed
+changed (those the command was given, then the total, amount paid, balance
+and status, whichever changed) and the time the command was given; a refused command changed
 nothing, and was refused for the reason the model expects (the rule, and
 the field at fault).
 """
@@ -59,6 +61,9 @@ from altpay_core import (
 TODAY = dt.date(2026, 1, 5)
 MINUTE = dt.timedelta(minutes=1)
 HOLDING = ("processing", "succeeded")
+# What an invoice's event names after the fields a command was given, when
+# they changed, in this order.
+DERIVED = ("total", "amount_paid", "balance", "status")
 # The default card fee (I8): 2.9% + 0.30, in minor units for the fixed part.
 DEFAULT_RATE, DEFAULT_FIXED = Decimal("2.9"), 30
 RETURN_FEES = {"standard": "15.00", "unauthorized": "25.00", "dispute": "25.00"}
@@ -97,6 +102,7 @@ class PaymentsMachine(RuleBasedStateMachine):
         self.payment: dict[PaymentId, Payment] = {}
         # The model: amounts in minor units, states as plain strings.
         self.total: dict[InvoiceId, int] = {}
+        self.fee_units: dict[InvoiceId, int] = {}  # of the total, its fees
         self.voided: set[InvoiceId] = set()
         self.archived: set[InvoiceId] = set()
         self.parts: dict[PaymentId, dict[InvoiceId, int]] = {}
@@ -187,6 +193,20 @@ class PaymentsMachine(RuleBasedStateMachine):
             return InvoiceStatus.VOID
         return InvoiceStatus.PAID if self.balance(invoice_id) == 0 else InvoiceStatus.OPEN
 
+    def derived(self, invoice_id: InvoiceId) -> tuple[int, int, int, InvoiceStatus]:
+        """What an invoice's events name when it changes, besides the fields a
+        command was given: in the order of ``DERIVED``."""
+        total, held = self.total[invoice_id], self.held(invoice_id)
+        return total, held, total - held, self.expected_status(invoice_id)
+
+    def invoice_changes(
+        self, invoice_id: InvoiceId, given: tuple[str, ...], was: tuple[object, ...]
+    ) -> tuple[str, ...]:
+        """An invoice event's ``changes``: the fields given, then those of
+        ``DERIVED`` whose model value changed since ``was``."""
+        now = self.derived(invoice_id)
+        return (*given, *(name for name, a, b in zip(DERIVED, was, now, strict=True) if a != b))
+
     def expected_card_fee(self, parts: list[int]) -> tuple[int | None, bool, list[int]]:
         """The card fee of a card payment of ``parts`` (minor units), worked
         out once on their sum: the rate rounded half-even to a minor unit,
@@ -271,6 +291,7 @@ class PaymentsMachine(RuleBasedStateMachine):
         )
         self.invoice[invoice.id] = invoice
         self.total[invoice.id] = units
+        self.fee_units[invoice.id] = 0
         self.events[invoice.id] = [("invoice_created", (), invoice.created_at)]
 
     @rule(data=st.data(), archive=st.booleans())
@@ -316,6 +337,46 @@ class PaymentsMachine(RuleBasedStateMachine):
         else:
             assert new is invoice  # nothing to do, nothing done
         self.invoice[invoice_id] = new
+
+    @rule(data=st.data(), units=st.integers(1, 10**6), fee=st.booleans())
+    def edit(self, data: st.DataObject, units: int, fee: bool) -> None:
+        """Change an invoice's total, whatever its state (mostly one with a
+        payment): its one line's amount becomes ``units``, or a late fee of
+        ``units`` is added."""
+        paid = [i for i in self.invoice if any(i in parts for parts in self.parts.values())]
+        invoice_id = self.pick(data, list(self.invoice), paid, "invoice")
+        invoice = self.invoice[invoice_id]
+        line_units = self.total[invoice_id] - self.fee_units[invoice_id]
+        new_total = self.total[invoice_id] + (units if fee else units - line_units)
+        closed = invoice_id in self.voided or invoice_id in self.archived
+        allowed = not closed and new_total >= self.held(invoice_id)
+        before, was = self.snapshot(), self.derived(invoice_id)
+        try:
+            if fee:
+                new = invoice.add_fee(self.partner, kind="late_payment", amount=self.money(units))
+            else:
+                line = {"description": "Support", "quantity": 1, "unit_amount": self.money(units)}
+                new = invoice.update(self.partner, lines=[line])
+        except AltpayError as error:
+            # Void or archived (I4), or a total below what is paid (I5).
+            rule, path = ("I4", "status") if closed else ("I5", "lines")
+            self.refused(
+                before, error, expected=not allowed, kind=InvariantViolation, rule=rule, path=path
+            )
+            return
+        assert allowed
+        self.invoice[invoice_id] = new
+        if not fee and units == line_units:
+            assert new is invoice  # the same line: nothing to do, nothing done
+            return
+        event(f"edited: {'a fee added' if fee else 'the lines'}")
+        self.total[invoice_id] = new_total
+        self.fee_units[invoice_id] += units if fee else 0
+        status = self.expected_status(invoice_id)
+        paid_now = status is InvoiceStatus.PAID and status is not was[3]
+        topic = "invoice_paid" if paid_now else "invoice_updated"
+        given = ("fees",) if fee else ("lines",)
+        self.expect(invoice_id, topic, self.invoice_changes(invoice_id, given, was))
 
     # -- paying ---------------------------------------------------------------------------
 
@@ -382,6 +443,7 @@ class PaymentsMachine(RuleBasedStateMachine):
         assert allowed
         event(f"paid: {len(chosen)} invoice(s) by {method}")
         assert [inv.id for inv in touched] == chosen
+        was = {i: self.derived(i) for i in chosen}
         self.parts[payment.id] = dict(wanted)
         self.state[payment.id] = "processing"
         self.method[payment.id] = method
@@ -393,11 +455,8 @@ class PaymentsMachine(RuleBasedStateMachine):
         self.payment[payment.id] = payment
         for inv in touched:
             self.invoice[inv.id] = inv
-            paid = self.balance(inv.id) == 0
-            if paid:
-                self.expect(inv.id, "invoice_paid", ("amount_paid", "balance", "status"), at)
-            else:
-                self.expect(inv.id, "invoice_updated", ("amount_paid", "balance"), at)
+            topic = "invoice_paid" if self.balance(inv.id) == 0 else "invoice_updated"
+            self.expect(inv.id, topic, self.invoice_changes(inv.id, (), was[inv.id]), at)
         assert payment.amount == self.money(sum(wanted.values()))
 
     @rule(data=st.data(), units=st.lists(st.integers(1, 10**6), min_size=3, max_size=3))
@@ -630,8 +689,7 @@ class PaymentsMachine(RuleBasedStateMachine):
             fee = None  # a declined card: no return fee
         # A paid invoice is open again (its event says the status changed);
         # an archived one stays archived.
-        closed = self.voided | self.archived
-        reopened = {i for i in self.parts[payment_id] if not self.is_open(i) and i not in closed}
+        was = {i: self.derived(i) for i in self.parts[payment_id]}
         self.payment[payment_id] = new
         self.state[payment_id] = state
         if fee is not None:
@@ -640,8 +698,8 @@ class PaymentsMachine(RuleBasedStateMachine):
         assert [inv.id for inv in released] == [inv.id for inv in invoices]
         for inv in released:
             self.invoice[inv.id] = inv
-            changes = ("amount_paid", "balance", "status")
-            self.expect(inv.id, "invoice_updated", changes[: 2 + (inv.id in reopened)], at)
+            changes = self.invoice_changes(inv.id, (), was[inv.id])
+            self.expect(inv.id, "invoice_updated", changes, at)
 
     # -- after every step -------------------------------------------------------------------
 

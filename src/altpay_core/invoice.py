@@ -103,6 +103,17 @@ def _with_events(new: _A, old: _HasEvents, *events: Event) -> _A:
     return new
 
 
+# What an invoice event's ``changes`` names after the fields a command was
+# given: the amounts derived from them and the status, whichever changed, in
+# this order, so that a webhook consumer watching "balance" sees every change
+# of the balance, from an edit, a sync or a payment alike.
+_DERIVED_CHANGES: Final = ("total", "amount_paid", "balance", "status")
+
+
+def _derived_changes(old: Invoice, new: Invoice) -> tuple[str, ...]:
+    return tuple(name for name in _DERIVED_CHANGES if getattr(new, name) != getattr(old, name))
+
+
 def _as_tuple(value: Any) -> Any:
     # Lists become tuples; anything else is left for the checks to report.
     return tuple(value) if isinstance(value, list | tuple) else value
@@ -1039,8 +1050,9 @@ class Invoice:
         An argument equal to the invoice's value (after trimming and reading
         it in the invoice's currency) is no change: it must be well formed,
         and is otherwise ignored, so that a form may post every field. Only
-        real changes are checked below and named in ``invoice_updated``;
-        with none, the invoice is returned unchanged.
+        real changes are checked below and named in the event's ``changes``,
+        then ``total``, ``balance`` and ``status`` if they changed; with
+        none, the invoice is returned unchanged.
 
         With ``by``, the member must be allowed to edit invoices. A void or
         archived invoice is not edited (I4). A synced invoice's lines, fees
@@ -1243,10 +1255,11 @@ class Invoice:
             payments=(*self.payments, AppliedPayment(payment_id, money)),
             status=InvoiceStatus.PAID if paid else InvoiceStatus.OPEN,
         )
+        changes = _derived_changes(self, new)
         if paid:
-            event = self._event(InvoicePaid, ("amount_paid", "balance", "status"), when)
+            event = self._event(InvoicePaid, changes, when)
         else:
-            event = self._event(InvoiceUpdated, ("amount_paid", "balance"), when)
+            event = self._event(InvoiceUpdated, changes, when)
         return _with_events(new, self, event)
 
     @checked_arguments
@@ -1279,9 +1292,7 @@ class Invoice:
             ),
             status=status,
         )
-        changes: tuple[str, ...] = ("amount_paid", "balance")
-        if status is not self.status:
-            changes = (*changes, "status")
+        changes = _derived_changes(self, new)
         return _with_events(new, self, self._event(InvoiceUpdated, changes, when))
 
     # -- internals ------------------------------------------------------------------
@@ -1339,9 +1350,9 @@ class Invoice:
     def _revised(self, clean: dict[str, Any]) -> Invoice:
         """The invoice with the changed values ``clean`` (from :meth:`_changed`),
         its total, balance and status checked again, carrying
-        ``invoice_updated`` (or ``invoice_paid``)."""
-        changes = tuple(clean)
-        if not changes:
+        ``invoice_updated`` (or ``invoice_paid``), whose ``changes`` name the
+        fields changed, then the derived amounts and status that changed."""
+        if not clean:
             return self
         path = "lines" if "lines" in clean else "fees"  # what changed the total
         try:
@@ -1361,8 +1372,7 @@ class Invoice:
             )
         status = _status_for(self.status, total, self.amount_paid)
         new = attrs.evolve(self, status=status, **clean)
-        if status is not self.status:
-            changes = (*changes, "status")
+        changes = (*clean, *_derived_changes(self, new))
         if status is InvoiceStatus.PAID and self.status is not InvoiceStatus.PAID:
             return _with_events(new, self, self._event(InvoicePaid, changes))
         return _with_events(new, self, self._event(InvoiceUpdated, changes))
