@@ -183,15 +183,42 @@ class TestUpdateUser:
 
 def test_a_user_named_by_neither_id_nor_email_is_said_so() -> None:
     customer = globex()
-    for call in (
-        lambda: customer.remove_user("nope"),
-        lambda: customer.user("nope"),
-        lambda: customer.set_notifications("nope", False),
+    for path, call in (
+        ("user", lambda: customer.remove_user("nope")),
+        ("ref", lambda: customer.user("nope")),
+        ("ref", lambda: customer.user(ref="nope")),
+        ("user", lambda: customer.update_user("nope", first_name="X")),
+        ("user", lambda: customer.set_notifications("nope", False)),
     ):
         with pytest.raises(ValidationError) as caught:
             call()
-        assert (caught.value.paths, caught.value.codes) == (["user"], ["invalid_user"])
+        assert (caught.value.paths, caught.value.codes) == ([path], ["invalid_user"])
+        assert caught.value.errors[0].message.startswith(f"'{path}' must be")
         assert "email address" in caught.value.errors[0].message
+
+
+def test_errors_name_the_argument_the_user_was_given_in() -> None:
+    # Before: user(ref=None) was refused at 'user', which is no argument of it.
+    customer = globex()
+    for path, code, call in (
+        ("ref", "wrong_type", lambda: customer.user(ref=None)),  # type: ignore[arg-type]
+        ("ref", "invalid_email", lambda: customer.user("ann@")),
+        ("user", "wrong_type", lambda: customer.remove_user(5)),  # type: ignore[arg-type]
+        ("email", "invalid_email", lambda: customer.remove_user(email="ann@")),
+        ("user_id", "invalid_id", lambda: customer.remove_user(user_id="cus_1")),
+        ("user", "invalid_email", lambda: customer.update_user("ann@", first_name="X")),
+        ("user", "wrong_type", lambda: customer.set_notifications(None, True)),  # type: ignore[arg-type]
+    ):
+        with pytest.raises(ValidationError) as caught:
+            call()
+        assert (caught.value.paths, caught.value.codes) == ([path], [code])
+        if code in ("wrong_type", "invalid_email"):
+            assert caught.value.errors[0].message.startswith(f"'{path}' must")
+    with pytest.raises(ValidationError) as caught:
+        customer.user(user="ann@globex.example")  # type: ignore[call-arg]
+    # Not an argument of user(): ref is, and is required.
+    assert caught.value.paths == ["user", "ref"]
+    assert caught.value.codes == ["unknown_field", "missing"]
 
 
 class TestUsers:

@@ -334,7 +334,9 @@ def _duplicate_user(users: tuple[CustomerUser, ...]) -> InvariantViolation | Non
     raise AssertionError("unreachable: a duplicate email or id was counted")  # pragma: no cover
 
 
-def _user_ref(ref: object) -> UserId | EmailAddress:
+def _user_ref(ref: object, path: str) -> UserId | EmailAddress:
+    """The id or email that ``ref`` names a user by; errors at ``path``, the
+    name of the argument it came in."""
     if isinstance(ref, UserId | EmailAddress):
         return ref
     if isinstance(ref, CustomerUser):
@@ -342,26 +344,28 @@ def _user_ref(ref: object) -> UserId | EmailAddress:
     if isinstance(ref, str):
         # A user id never holds an "@"; an email always does.
         if "@" in ref:
-            return _email("user", ref)
+            return _email(path, ref)
         try:
-            return _fields.entity_id("user", ref.strip(), UserId)
+            return _fields.entity_id(path, ref.strip(), UserId)
         except ValidationError:
             raise ValidationError.single(
-                "user",
+                path,
                 "invalid_user",
-                f"'user' must be a user's id (usr_...) or email address (got {shown(ref)})",
+                f"'{path}' must be a user's id (usr_...) or email address (got {shown(ref)})",
             ) from None
     raise ValidationError.single(
-        "user",
+        path,
         "wrong_type",
-        f"'user' must be a user id or an email address (got {type(ref).__name__})",
+        f"'{path}' must be a user, a user id or an email address (got {type(ref).__name__})",
     )
 
 
 def _find_user(
-    users: tuple[CustomerUser, ...], ref: UserId | EmailAddress | CustomerUser | str
+    users: tuple[CustomerUser, ...],
+    ref: UserId | EmailAddress | CustomerUser | str,
+    path: str = "user",
 ) -> CustomerUser:
-    wanted = _user_ref(ref)
+    wanted = _user_ref(ref, path)
     for user in users:
         if (user.id if isinstance(wanted, UserId) else user.email) == wanted:
             return user
@@ -903,8 +907,9 @@ class Customer:
 
     @checked_arguments
     def user(self, ref: UserId | EmailAddress | CustomerUser | str) -> CustomerUser:
-        """The user with that id or email (``NotFound`` otherwise)."""
-        return _find_user(self.users, ref)
+        """The user with that id or email, or the user itself (``NotFound``
+        otherwise); a malformed ``ref`` is a ``ValidationError`` at ``ref``."""
+        return _find_user(self.users, ref, "ref")
 
     @checked_arguments
     def has_user(self, email: EmailAddress | str) -> bool:
