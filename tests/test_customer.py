@@ -189,6 +189,8 @@ def test_a_user_named_by_neither_id_nor_email_is_said_so() -> None:
         ("ref", lambda: customer.user(ref="nope")),
         ("user", lambda: customer.update_user("nope", first_name="X")),
         ("user", lambda: customer.set_notifications("nope", False)),
+        ("user", lambda: customer.has_user("nope")),
+        ("user", lambda: customer.has_access("nope")),
     ):
         with pytest.raises(ValidationError) as caught:
             call()
@@ -208,6 +210,11 @@ def test_errors_name_the_argument_the_user_was_given_in() -> None:
         ("user_id", "invalid_id", lambda: customer.remove_user(user_id="cus_1")),
         ("user", "invalid_email", lambda: customer.update_user("ann@", first_name="X")),
         ("user", "wrong_type", lambda: customer.set_notifications(None, True)),  # type: ignore[arg-type]
+        ("user", "wrong_type", lambda: customer.has_user(5)),  # type: ignore[arg-type]
+        ("email", "invalid_email", lambda: customer.has_user(email="ann@")),
+        ("user_id", "invalid_id", lambda: customer.has_access(user_id="cus_1")),
+        ("user", "missing", lambda: customer.has_user(None)),
+        ("user", "ambiguous", lambda: customer.has_access("a@b.example", user_id="usr_1")),
     ):
         with pytest.raises(ValidationError) as caught:
             call()
@@ -219,6 +226,30 @@ def test_errors_name_the_argument_the_user_was_given_in() -> None:
     # Not an argument of user(): ref is, and is required.
     assert caught.value.paths == ["user", "ref"]
     assert caught.value.codes == ["unknown_field", "missing"]
+
+
+@given(data=st.data())
+def test_has_user_takes_whatever_user_takes(data: st.DataObject) -> None:
+    # Before: only an email; a user or its id was refused as "not a string".
+    customer = data.draw(aps.customers(min_users=1))
+    other = data.draw(aps.customers(min_users=1))
+    user = data.draw(st.sampled_from(customer.users))
+    email = str(user.email)
+    ref = data.draw(
+        st.sampled_from([user, user.id, str(user.id), f" {user.id} ", email, user.email]),
+        label="ref",
+    )
+    assert customer.user(ref) is user
+    assert customer.has_user(ref)
+    assert customer.has_access(ref) == customer.is_active
+    assert customer.has_user(email=email)
+    assert customer.has_user(user_id=str(user.id))
+    # Someone who is not its user: no error, just not one.
+    stranger = data.draw(st.sampled_from([*other.users, UserId.new()]), label="stranger")
+    assume(stranger not in customer.users)
+    assert not customer.has_user(stranger)
+    assert not customer.has_access(stranger)
+    assert not customer.has_user(user_id=getattr(stranger, "id", stranger))
 
 
 class TestUsers:

@@ -912,16 +912,39 @@ class Customer:
         return _find_user(self.users, ref, "ref")
 
     @checked_arguments
-    def has_user(self, email: EmailAddress | str) -> bool:
-        """Whether ``email`` is one of this customer's users (any case)."""
-        key = _email("email", email).key
-        return any(u.email.key == key for u in self.users)
+    def has_user(
+        self,
+        user: UserId | EmailAddress | CustomerUser | str | None = None,
+        *,
+        email: EmailAddress | str | None = None,
+        user_id: UserId | str | None = None,
+    ) -> bool:
+        """Whether this customer has that user: named as for
+        :meth:`remove_user`, by one argument (a :class:`CustomerUser`, its id
+        or its email, in any case) or by ``email=`` or ``user_id=``.
+
+        An id that is none of its users' (another customer's user, say) is
+        ``False``; a malformed argument is a ``ValidationError`` naming it.
+        """
+        try:
+            _find_user(self.users, _one_user(user, email, user_id))
+        except NotFound:
+            return False
+        return True
 
     @checked_arguments
-    def has_access(self, email: EmailAddress | str) -> bool:
-        """Whether ``email`` may log in and see this customer's invoices: one
-        of its users, and the customer not archived (C8)."""
-        return self.is_active and self.has_user(email)
+    def has_access(
+        self,
+        user: UserId | EmailAddress | CustomerUser | str | None = None,
+        *,
+        email: EmailAddress | str | None = None,
+        user_id: UserId | str | None = None,
+    ) -> bool:
+        """Whether that user may log in and see this customer's invoices: one
+        of its users (named as for :meth:`has_user`), and the customer not
+        archived (C8)."""
+        known = self.has_user(user, email=email, user_id=user_id)
+        return self.is_active and known
 
     @checked_arguments
     def card_fee_bearer(self, partner: Partner) -> CardFeeBearer:
