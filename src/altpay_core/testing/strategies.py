@@ -890,7 +890,16 @@ def _access_requests(draw: st.DrawFn, partner: Partner | None) -> AccessRequest:
 
 # What each kind of event names: the aggregate's id, and the fields that change.
 _CUSTOMER_CHANGES = ("company", "address", "users", "tags", "status", "billing_email")
-_INVOICE_CHANGES = ("status", "amount_paid", "balance", "due_date", "lines", "fees", "memo")
+_INVOICE_CHANGES = (
+    "status",
+    "total",
+    "amount_paid",
+    "balance",
+    "due_date",
+    "lines",
+    "fees",
+    "memo",
+)
 _PAYMENT_CHANGES = ("status", "settled_at", "fees")
 _METHOD_CHANGES = ("methods", "default_id")
 
