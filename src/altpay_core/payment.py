@@ -1318,7 +1318,8 @@ def fail_payment(
     ``processing`` -> ``failed`` (``payment_failed``); every invoice it pays
     gets its part back (a paid one is open again). A bank debit records the
     standard return fee (15.00) against the partner; a declined card, none.
-    ``invoices`` are the invoices it pays (each once). ``at`` is now if
+    ``invoices`` are the invoices it pays, all of them, each once (one left
+    out: ``missing_invoice`` at ``invoices``). ``at`` is now if
     omitted; the invoices' events carry it.
     """
     _fields.argument("payment", payment, Payment, "a Payment")
