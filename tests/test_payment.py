@@ -60,6 +60,7 @@ from altpay_core import (
     schedule_payment,
     skip_scheduled_payment,
     to_dict,
+    visible_invoices,
 )
 from altpay_core.testing import strategies as aps
 
@@ -1783,6 +1784,33 @@ def _entry_points(w: World) -> list[tuple[str, Any]]:
         ("currency", lambda: PaymentMethodType.CARD.available_in("USD")),
         ("purpose", lambda: book.require_default(None)),
     ]
+
+
+def _list_arguments(w: World, junk: object) -> list[tuple[str, Any]]:
+    """Each entry point that takes a list, given ``junk`` in its place."""
+    pay, _ = w.pay(key="list-arguments")
+    return [
+        ("invoices", lambda: w.pay(junk)),  # type: ignore[arg-type]
+        ("invoices", lambda: fail_payment(pay, junk)),  # type: ignore[arg-type]
+        ("invoices", lambda: visible_invoices(junk, w.customer, w.ann)),  # type: ignore[arg-type]
+        ("lines", lambda: w.a.update(w.partner, lines=junk)),
+        ("fees", lambda: w.a.update(w.partner, fees=junk)),
+        ("errors", lambda: ValidationError(junk)),  # type: ignore[arg-type]
+    ]
+
+
+@given(
+    data=st.binary(max_size=3),
+    wrap=st.sampled_from([bytes, bytearray, memoryview]),
+    index=st.integers(0, 5),
+)
+def test_binary_data_is_no_list(data: bytes, wrap: type, index: int) -> None:
+    # Iterable, as ints: an empty bytearray or memoryview was taken as an
+    # empty list, a full one refused item by item.
+    path, call = _list_arguments(World(), wrap(data))[index]
+    with pytest.raises(ValidationError) as caught:
+        call()
+    assert (caught.value.paths, caught.value.codes) == ([path], ["wrong_type"])
 
 
 @pytest.mark.parametrize("index", range(len(_entry_points(World()))))

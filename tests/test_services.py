@@ -777,6 +777,25 @@ class TestPayInvoices:
         assert caught.value.paths == (path if isinstance(path, list) else [path])
         assert_unchanged(store, b)
 
+    @pytest.mark.parametrize("junk", [bytearray(), memoryview(b""), bytearray(b"ab")])
+    def test_binary_data_is_no_list_of_ids(
+        self, store: MemoryStore, billing: Billing, junk: object
+    ) -> None:
+        # Iterable, as ints: an empty one was taken as a list of no ids.
+        b = billing
+        with store.unit_of_work() as uow, pytest.raises(ValidationError) as caught:
+            services.pay_invoices(
+                uow,
+                b.partner.id,
+                b.customer.id,
+                junk,  # type: ignore[arg-type]
+                payer=b.ann,
+                method="ach",
+                idempotency_key="req-1",
+            )
+        assert (caught.value.paths, caught.value.codes) == (["invoice_ids"], ["wrong_type"])
+        assert_unchanged(store, b)
+
 
 class TestLaterInThePaymentsLife:
     def test_succeed_settle_and_refund(self, store: MemoryStore, billing: Billing) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Final, NoReturn, TypeVar, cast
 
 from .errors import FieldError, FieldErrors, InvariantViolation, ValidationError, shown
@@ -231,6 +231,24 @@ def as_tuple(path: str, value: object) -> tuple[Any, ...]:
     if not isinstance(value, list | tuple):
         raise ValidationError.single(
             path, "wrong_type", f"'{path}' must be a list (got {type(value).__name__})"
+        )
+    return tuple(value)
+
+
+TEXT_OR_BYTES: Final = (str, bytes, bytearray, memoryview)
+"""Text and binary data: iterable (binary data as ints), but never a list of
+the library's values."""
+
+_NOT_A_LIST: Final = (*TEXT_OR_BYTES, Mapping)
+
+
+def listed(path: str, value: object, label: str = "a list") -> tuple[Any, ...]:
+    """Any iterable of items (a list, a tuple, a generator...), as a tuple.
+    Text, binary data and mappings are iterable, but of characters, bytes
+    and keys: each is ``wrong_type``, as anything not iterable is."""
+    if isinstance(value, _NOT_A_LIST) or not isinstance(value, Iterable):
+        raise ValidationError.single(
+            path, "wrong_type", f"'{path}' must be {label} (got {type(value).__name__})"
         )
     return tuple(value)
 

@@ -23,7 +23,7 @@ payment right now (open, with a balance) is for
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import TypeAlias
 
 import attrs
@@ -208,13 +208,9 @@ def visible_invoices(
 ) -> tuple[Invoice, ...]:
     """The invoices ``viewer`` may see, in the order given (each must be an
     ``Invoice``: anything else is a ``wrong_type`` error)."""
-    if isinstance(invoices, str | bytes | Mapping) or not isinstance(invoices, Iterable):
-        raise ValidationError.single(
-            "invoices", "wrong_type", f"'invoices' must be a list (got {type(invoices).__name__})"
-        )
+    given = _fields.listed("invoices", invoices)
     _fields.argument("customer", customer, Customer, "a Customer")
     _viewer(viewer)
-    given = tuple(invoices)
     found = FieldErrors()
     for index, invoice in enumerate(given):
         found.check("", _fields.argument, f"invoices[{index}]", invoice, Invoice, "an Invoice")

@@ -264,7 +264,9 @@ def _field_errors(errors: object) -> list[FieldError]:
     ``ValueError``) naming the argument, not a TypeError from ``list()``."""
     if isinstance(errors, FieldError):
         return [errors]
-    if isinstance(errors, Iterable) and not isinstance(errors, str | bytes | Mapping):
+    if isinstance(errors, Iterable) and not isinstance(
+        errors, str | bytes | bytearray | memoryview | Mapping
+    ):
         found = list(errors)
         if found and all(isinstance(e, FieldError) for e in found):
             return found

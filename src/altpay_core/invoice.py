@@ -506,14 +506,10 @@ class Fee:
 
 
 def _lines_in(value: object, currency: Currency) -> tuple[LineItem, ...]:
-    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
-        raise ValidationError.single(
-            "lines", "wrong_type", f"'lines' must be a list (got {type(value).__name__})"
-        )
     found = FieldErrors()
     lines = tuple(
         found.check(f"lines[{index}]", LineItem.parse, item, currency)
-        for index, item in enumerate(value)
+        for index, item in enumerate(_fields.listed("lines", value))
     )
     if not lines:
         found.add("lines", "empty", "'lines' must hold at least one line item")
@@ -522,13 +518,10 @@ def _lines_in(value: object, currency: Currency) -> tuple[LineItem, ...]:
 
 
 def _fees_in(value: object, currency: Currency, kept: tuple[Fee, ...] = ()) -> tuple[Fee, ...]:
-    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
-        raise ValidationError.single(
-            "fees", "wrong_type", f"'fees' must be a list (got {type(value).__name__})"
-        )
     found = FieldErrors()
     fees = tuple(
-        found.check(f"fees[{index}]", Fee.parse, item, currency) for index, item in enumerate(value)
+        found.check(f"fees[{index}]", Fee.parse, item, currency)
+        for index, item in enumerate(_fields.listed("fees", value))
     )
     # A card fee line the invoice already holds (stored before the commands
     # refused them) may stay while others change, as many times as it is

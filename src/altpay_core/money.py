@@ -448,7 +448,7 @@ class Money:
         zero = _zero(currency)
         kind, total = zero.currency, zero.amount
         try:
-            if isinstance(amounts, _TEXT_OR_BYTES):  # iterable, but of no money
+            if isinstance(amounts, _fields.TEXT_OR_BYTES):  # iterable, but of no money
                 raise TypeError
             items = iter(amounts)
         except TypeError:
@@ -681,7 +681,7 @@ class Money:
         >>> [p.amount for p in Money("0.05", "USD").allocate([1, 1, 0, 1])]
         [Decimal('0.02'), Decimal('0.02'), Decimal('0.00'), Decimal('0.01')]
         """
-        if isinstance(ratios, _TEXT_OR_BYTES) or not isinstance(ratios, Sequence):
+        if isinstance(ratios, _fields.TEXT_OR_BYTES) or not isinstance(ratios, Sequence):
             raise ValidationError.single(
                 "ratios",
                 "wrong_type",
@@ -899,10 +899,6 @@ def money_at(path: str, value: str | int | Decimal, currency: Currency) -> Money
             ]
         ) from None
 
-
-# Text and binary data (memoryview included) are iterable, bytes as ints, but
-# hold no amounts and no ratios.
-_TEXT_OR_BYTES: Final = (str, bytes, bytearray, memoryview)
 
 _MAX_PARTS: Final = 1_000_000
 """The most parts :meth:`Money.split` makes: a list of them must fit in memory."""

@@ -882,7 +882,7 @@ def request_fingerprint(
 def _fingerprint_parts(
     found: FieldErrors, amounts: object, currency: Currency | None
 ) -> list[tuple[str, str]]:
-    if isinstance(amounts, str | bytes | Mapping) or not isinstance(amounts, Iterable):
+    if isinstance(amounts, (*_fields.TEXT_OR_BYTES, Mapping)) or not isinstance(amounts, Iterable):
         found.add(
             "amounts",
             "wrong_type",
@@ -1207,11 +1207,7 @@ def _refuse_card_fee_line(invoice: Invoice, index: int) -> None:
 
 
 def _invoice_list(value: object) -> tuple[Invoice, ...]:
-    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
-        raise ValidationError.single(
-            "invoices", "wrong_type", f"'invoices' must be a list (got {type(value).__name__})"
-        )
-    chosen = tuple(value)
+    chosen = _fields.listed("invoices", value)
     found = FieldErrors()
     seen: set[InvoiceId] = set()
     for index, invoice in enumerate(chosen):
@@ -1281,11 +1277,7 @@ def _requested(
 def _release(
     payment: Payment, invoices: Iterable[Invoice], when: dt.datetime
 ) -> tuple[Invoice, ...]:
-    if isinstance(invoices, str | bytes | Mapping) or not isinstance(invoices, Iterable):
-        raise ValidationError.single(
-            "invoices", "wrong_type", f"'invoices' must be a list (got {type(invoices).__name__})"
-        )
-    given = tuple(invoices)
+    given = _fields.listed("invoices", invoices)
     wanted = set(payment.invoice_ids)
     seen: set[InvoiceId] = set()
     found = FieldErrors()

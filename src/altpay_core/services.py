@@ -336,16 +336,11 @@ def reject_access_request(
 def _read_invoices(
     uow: UnitOfWork, partner_id: PartnerId, invoice_ids: Iterable[InvoiceId]
 ) -> list[Invoice]:
-    if isinstance(invoice_ids, str | bytes | Mapping) or not isinstance(invoice_ids, Iterable):
-        raise ValidationError.single(
-            "invoice_ids",
-            "wrong_type",
-            f"'invoice_ids' must be a list of invoice ids (got {type(invoice_ids).__name__})",
-        )
+    given = _fields.listed("invoice_ids", invoice_ids, "a list of invoice ids")
     found = FieldErrors()
     ids = [
         found.check("", _fields.entity_id, f"invoice_ids[{index}]", invoice_id, InvoiceId)
-        for index, invoice_id in enumerate(invoice_ids)
+        for index, invoice_id in enumerate(given)
     ]
     if not ids:
         found.add("invoice_ids", "empty", "'invoice_ids' must hold at least one invoice id")
