@@ -22,6 +22,7 @@ import datetime as dt
 import enum
 import functools
 import json
+import math
 import re
 import types
 from collections.abc import Callable, Iterable, Mapping
@@ -56,6 +57,7 @@ from .events import EVENT_TYPES, Event
 from .invoice import AppliedPayment, Fee, FeeKind, Invoice, InvoiceStatus, LineItem
 from .money import Currency, Money, decimal_from_text, plain_decimal
 from .partner import CardFeeBearer
+from .ports import Page
 from .values import (
     EIN,
     Address,
@@ -231,8 +233,12 @@ _PLAIN_DIGITS: Final = 1100
 
 def _decimal_data(number: Decimal) -> str:
     """A ``Decimal`` as to_dict writes it: plain text (no exponent, no
-    negative zero) with its decimal places, ``"2.90"``, as an amount is."""
-    if number.is_finite() and -_PLAIN_DIGITS <= number.adjusted() <= _PLAIN_DIGITS:
+    negative zero) with its decimal places, ``"2.90"``, as an amount is;
+    beyond ``_PLAIN_DIGITS`` digits, with an exponent. NaN and the
+    infinities, which no reader takes, are not written."""
+    if not number.is_finite():
+        raise TypeError(f"{number} is not a decimal number")
+    if -_PLAIN_DIGITS <= number.adjusted() <= _PLAIN_DIGITS:
         return format(plain_decimal(number), "f")
     return str(number)
 
@@ -644,11 +650,13 @@ def _renames(cls: type[Any]) -> dict[str, Any]:
 
 @checked_arguments
 def to_dict(value: object) -> Any:
-    """``value`` as JSON-ready plain data (dicts, lists, strings, numbers).
+    """``value`` as JSON-ready plain data (dicts with text keys, lists,
+    strings, numbers).
 
     A value that cannot be written (a list that holds itself), or that has
-    no such form (an object of no type of the library's, bytes, inside a
-    list or dict too), is a ``not_serializable`` error at ``value``."""
+    no such form (an object of no type of the library's, bytes, NaN or an
+    infinity, a key that is not text, inside a list, a dict or a page too),
+    is a ``not_serializable`` error at ``value``."""
     kind = type(value)
     try:
         data = _FAST.unstructure(value, unstructure_as=kind)
@@ -657,10 +665,11 @@ def to_dict(value: object) -> Any:
     else:
         # cattrs passes a value it has no hook for through as it is. The
         # library's own types (attrs classes, enumerations) are written by
-        # their hooks, to plain data: only anything else is looked through.
+        # their hooks, to plain data: only anything else is looked through,
+        # and so is a page, whose items may be anything.
         own = _OWN_TYPES.get(kind)
         if own is None:
-            own = _OWN_TYPES[kind] = attrs.has(kind) or issubclass(kind, enum.Enum)
+            own = _OWN_TYPES[kind] = _is_own(kind)
         if own or _is_plain(data):
             return data
         message = f"cannot serialize {kind.__name__}: it holds a value with no JSON form"
@@ -668,19 +677,35 @@ def to_dict(value: object) -> Any:
 
 
 _OWN_TYPES: Final[dict[type, bool]] = {}
-# What JSON holds: objects (with keys JSON takes), arrays, strings, numbers,
-# true, false and null.
-_SCALARS: Final = (str, int, float, type(None))
+
+
+def _is_own(kind: type) -> bool:
+    """Whether every value of ``kind`` is written as plain data by the
+    library's hooks: an attrs class or an enumeration of the library's, each
+    field of a known type (a page's items are of any type, a foreign
+    enumeration's values too)."""
+    return (
+        (attrs.has(kind) or issubclass(kind, enum.Enum))
+        and kind.__module__.partition(".")[0] == __name__.partition(".")[0]
+        and not issubclass(kind, Page)
+    )
+
+
+# What JSON holds: objects (with text keys), arrays, strings, numbers (never
+# NaN nor an infinity), true, false and null.
+_SCALARS: Final = (str, int, type(None))
 
 
 def _is_plain(data: object) -> bool:
     try:
         if isinstance(data, _SCALARS):  # bool is an int
             return True
+        if isinstance(data, float):
+            return math.isfinite(data)
         if type(data) is list:
             return all(_is_plain(item) for item in data)
         if type(data) is dict:
-            return all(isinstance(k, _SCALARS) and _is_plain(v) for k, v in data.items())
+            return all(isinstance(k, str) and _is_plain(v) for k, v in data.items())
     except RecursionError:  # nested too deeply to write
         pass
     return False
