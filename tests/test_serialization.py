@@ -213,6 +213,41 @@ def test_round_trip_through_dict_and_json(cls: type[Any], data: st.DataObject) -
         only_validation_errors(readable(cls), mutant)
 
 
+@settings(max_examples=10)
+@given(
+    processed=st.lists(aps.scheduled_payments(), max_size=2),
+    skipped=st.lists(aps.scheduled_payments(), max_size=2),
+)
+def test_a_due_run_given_lists_reads_back_as_itself(
+    processed: list[ScheduledPayment], skipped: list[ScheduledPayment]
+) -> None:
+    run = DueRun(processed=processed, skipped=skipped)
+    assert run == DueRun(tuple(processed), tuple(skipped))
+    assert from_dict(DueRun, to_dict(run)) == run
+    assert from_json(DueRun, to_json(run)) == run
+
+
+@settings(max_examples=5)
+@given(scheduled=aps.scheduled_payments())
+def test_a_due_run_refuses_what_is_not_a_scheduled_payment(scheduled: ScheduledPayment) -> None:
+    error = InvariantViolation("x", rule="r")
+    cases: list[tuple[dict[str, Any], list[str]]] = [
+        ({"processed": 5, "skipped": "abc"}, ["processed", "skipped"]),
+        ({"processed": (b"x",)}, ["processed[0]"]),
+        ({"skipped": [scheduled, None]}, ["skipped[1]"]),
+        ({"refused": ((scheduled, "boom"),)}, ["refused[0][1]"]),
+        ({"refused": ((error, scheduled),)}, ["refused[0][0]", "refused[0][1]"]),
+        ({"refused": (scheduled,)}, ["refused[0]"]),
+        ({"refused": {}}, ["refused"]),
+    ]
+    for fields, paths in cases:
+        with pytest.raises(ValidationError) as caught:
+            DueRun(**fields)
+        assert caught.value.paths == paths
+        assert set(caught.value.codes) == {"wrong_type"}
+        assert all(f"'{path}'" in str(caught.value) for path in paths)
+
+
 @pytest.mark.parametrize("cls", [*TYPES, *SERVICE_TYPES], ids=_name)
 @per_type
 @given(data=json_like)

@@ -66,6 +66,7 @@ from altpay_core.errors import (
     InvariantViolation,
     PermissionDenied,
     ValidationError,
+    shown,
 )
 from altpay_core.invoice import Invoice
 from altpay_core.money import Money
@@ -708,6 +709,12 @@ _REFUSALS = (InvariantViolation, PermissionDenied, ValidationError, ConcurrencyC
 Anything else (a store that cannot write, say) stops the whole run."""
 
 
+def _as_tuple(value: object) -> object:
+    # A list becomes a tuple (as run_due_payments builds them); anything
+    # else is reported by DueRun's checks.
+    return tuple(value) if isinstance(value, list) else value
+
+
 @checked_constructor
 @attrs.frozen
 class DueRun:
@@ -718,16 +725,47 @@ class DueRun:
     no refusal: an error is not data, so ``to_dict`` of a run with refusals
     is a ``not_serializable`` error."""
 
-    processed: tuple[ScheduledPayment, ...] = ()
+    processed: tuple[ScheduledPayment, ...] = attrs.field(default=(), converter=_as_tuple)
     """Ran, as stored: each names the payment it made (``payment_id``)."""
-    skipped: tuple[ScheduledPayment, ...] = ()
+    skipped: tuple[ScheduledPayment, ...] = attrs.field(default=(), converter=_as_tuple)
     """Could no longer run, as stored: marked skipped by this run, nothing
     paid."""
-    refused: tuple[tuple[ScheduledPayment, AltpayError], ...] = ()
+    refused: tuple[tuple[ScheduledPayment, AltpayError], ...] = attrs.field(
+        default=(), converter=_as_tuple
+    )
     """Not run by this run, each as it was read and with the error that
     stopped it: no method on file, or another writer first (another run
     that processed or skipped it, say). This run left them as they were:
     those still scheduled are due again next time."""
+
+    def __attrs_post_init__(self) -> None:
+        # Every field, so that a run compares, hashes and reads back as
+        # itself: lists given become tuples, anything else is refused.
+        found = FieldErrors()
+        for name in ("processed", "skipped"):
+            for index, item in enumerate(
+                found.check("", _fields.as_tuple, name, getattr(self, name)) or ()
+            ):
+                found.check("", _scheduled, f"{name}[{index}]", item)
+        for index, pair in enumerate(
+            found.check("", _fields.as_tuple, "refused", self.refused) or ()
+        ):
+            path = f"refused[{index}]"
+            if not (isinstance(pair, tuple) and len(pair) == 2):
+                found.add(
+                    path,
+                    "wrong_type",
+                    f"'{path}' must be a pair of a ScheduledPayment and its error "
+                    f"(got {shown(pair)})",
+                )
+                continue
+            found.check("", _scheduled, f"{path}[0]", pair[0])
+            found.check("", _fields.argument, f"{path}[1]", pair[1], AltpayError, "an AltpayError")
+        found.raise_if_any()
+
+
+def _scheduled(path: str, value: object) -> ScheduledPayment:
+    return _fields.argument(path, value, ScheduledPayment, "a ScheduledPayment")
 
 
 @checked_arguments
