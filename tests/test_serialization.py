@@ -451,6 +451,47 @@ def test_from_json_names_text_that_is_not_text(text: object) -> None:
     assert info.value.errors[0].message.startswith("'text' must be JSON text")
 
 
+@pytest.mark.parametrize(
+    ("text", "path"),
+    [
+        ('{"amount": "1.00", "amount": "1000.00", "currency": "USD"}', "amount"),
+        ('{"amount": "1.00", "currency": "USD", "currency": "EUR"}', "currency"),
+    ],
+)
+def test_from_json_refuses_a_key_given_twice(text: str, path: str) -> None:
+    # json.loads reads the last one: the document would mean another amount.
+    for document in (text, text.encode()):
+        with pytest.raises(ValidationError) as info:
+            from_json(Money, document)
+        assert (info.value.paths, info.value.codes) == ([path], ["duplicate_key"])
+        assert f"'{path}'" in info.value.errors[0].message
+
+
+@settings(max_examples=10)
+@given(invoice=aps.invoices(), data=st.data())
+def test_a_key_given_twice_anywhere_is_located(invoice: Invoice, data: st.DataObject) -> None:
+    plain = to_dict(invoice)
+    index = data.draw(st.integers(0, len(plain["lines"]) - 1))
+    key = data.draw(st.sampled_from(sorted(plain["lines"][index]["unit_amount"])))
+    marker = "\x00twice\x00"
+    plain["lines"][index]["unit_amount"][marker] = plain["lines"][index]["unit_amount"][key]
+    text = json.dumps(plain).replace(json.dumps(marker), json.dumps(key))
+    with pytest.raises(ValidationError) as info:
+        from_json(Invoice, text)
+    assert info.value.paths == [f"lines[{index}].unit_amount.{key}"]
+    assert info.value.codes == ["duplicate_key"]
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-be"])
+def test_from_json_reads_only_utf8_bytes(encoding: str) -> None:
+    # json.loads would guess the encoding from the bytes.
+    text = to_json(Money("1", "USD"))
+    with pytest.raises(ValidationError) as info:
+        from_json(Money, text.encode(encoding))
+    assert (info.value.paths, info.value.codes) == ([""], ["invalid_json"])
+    assert from_json(Money, text.encode("utf-8-sig")) == Money("1", "USD")  # a UTF-8 BOM is skipped
+
+
 def test_from_json_reads_bytes_and_bytearrays() -> None:
     data = b'{"amount": "1", "currency": "USD"}'
     for text in (data, bytearray(data)):

@@ -777,26 +777,93 @@ def to_json(value: object, *, indent: int | None = None) -> str:
 def from_json(cls: type[T], text: str | bytes) -> T:
     """Rebuild a ``cls`` from the JSON text :func:`to_json` gave.
 
-    ``text`` is a ``str`` or UTF-8 ``bytes``; anything else is ``wrong_type``
-    at ``text``, as a ``cls`` that is no type is at ``cls``.
+    ``text`` is a ``str`` or UTF-8 ``bytes`` (a UTF-8 byte order mark before
+    the document is skipped); anything else is ``wrong_type`` at ``text``, as
+    a ``cls`` that is no type is at ``cls``. Bytes in another encoding
+    (UTF-16, UTF-32) are ``invalid_json``, and an object with a key given
+    twice is ``duplicate_key`` at that key, rather than read as its last value.
     """
     _check_type(cls)
     if not isinstance(text, str | bytes | bytearray):
         raise ValidationError.single(
             "text", "wrong_type", f"'text' must be JSON text, a str or bytes (got {shown(text)})"
         )
-    return from_dict(cls, parse_json(text))
+    if not isinstance(text, str):
+        try:
+            # json.loads would guess UTF-16 or UTF-32 from the bytes.
+            text = text.decode("utf-8-sig")
+        except UnicodeDecodeError as error:
+            raise ValidationError.single(
+                "", "invalid_json", f"expected a JSON document in UTF-8 ({error})"
+            ) from None
+    try:
+        data = parse_json(text, decoder=_UNIQUE_KEYS)
+    except _KeyTwice:
+        # Rare: read again, each such object marked, to say where they are.
+        marked = parse_json(text, decoder=json.JSONDecoder(object_pairs_hook=_marked_object))
+        raise ValidationError(_duplicate_keys(marked, "")) from None
+    return from_dict(cls, data)
 
 
-def parse_json(text: str | bytes) -> Any:
+class _KeyTwice(Exception):
+    """An object of the JSON document gives a key more than once."""
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # json's object_pairs_hook: the object as json.loads builds it, unless
+    # it gives a key twice, which json.loads would read as its last value.
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        raise _KeyTwice
+    return data
+
+
+_UNIQUE_KEYS: Final = json.JSONDecoder(object_pairs_hook=_object)
+
+
+class _Duplicated(dict[str, Any]):
+    """An object of a JSON document that gives a key more than once."""
+
+    keys_twice: list[str]
+
+
+def _marked_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # The object, marked if it gives a key twice.
+    data = dict(pairs)
+    if len(data) == len(pairs):
+        return data
+    marked = _Duplicated(data)
+    seen: set[str] = set()
+    marked.keys_twice = [key for key, _ in pairs if key in seen or seen.add(key)]  # type: ignore[func-returns-value]
+    return marked
+
+
+def _duplicate_keys(data: object, path: str) -> list[FieldError]:
+    """A ``duplicate_key`` error for each key given twice in ``data``, at its path."""
+    found: list[FieldError] = []
+    if isinstance(data, _Duplicated):
+        for key in dict.fromkeys(data.keys_twice):
+            where = join_path(path, key_text(key))
+            found.append(FieldError(where, "duplicate_key", f"'{where}' is given more than once"))
+    if isinstance(data, dict):
+        for key, value in data.items():
+            found.extend(_duplicate_keys(value, join_path(path, key_text(key))))
+    elif isinstance(data, list):
+        for index, item in enumerate(data):
+            found.extend(_duplicate_keys(item, join_path(path, f"[{index}]")))
+    return found
+
+
+def parse_json(text: str | bytes, *, decoder: json.JSONDecoder | None = None) -> Any:
     """The data of a JSON document; ``ValidationError`` (``invalid_json``)
     for text that is not one.
 
     Not part of the public API: :func:`from_json`'s, and the SQL stores'
-    for the rows they read back.
+    for the rows they read back (which the library wrote: a key given twice
+    is not looked for there).
     """
     try:
-        return json.loads(text)
+        return json.loads(text) if decoder is None else decoder.decode(cast(str, text))
     except (ValueError, TypeError) as error:
         raise ValidationError.single(
             "", "invalid_json", f"expected a JSON document ({error})"
