@@ -5,10 +5,23 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from altpay_core import CustomerId, InvoiceStatus, ValidationError, ports
+from altpay_core import (
+    CustomerId,
+    InvoiceStatus,
+    ValidationError,
+    from_dict,
+    from_json,
+    ports,
+    to_dict,
+    to_json,
+)
+from altpay_core.ports import MAX_PAGE_SIZE
 
 
 def test_the_argument_checks_accept_what_the_built_in_stores_accept() -> None:
@@ -98,3 +111,65 @@ def test_a_cursors_key_and_id_are_text() -> None:
     with pytest.raises(ValidationError) as caught:
         ports.Cursor(ports.Listing.CUSTOMERS, 1, None)  # type: ignore[arg-type]
     assert (caught.value.paths, caught.value.codes) == (["key", "id"], ["wrong_type"] * 2)
+
+
+_CURSOR = ports.Cursor(ports.Listing.CUSTOMERS, "globex", "cus_1")
+
+
+@pytest.mark.parametrize(
+    ("fields", "paths", "codes"),
+    [
+        ({"limit": 0}, ["limit"], ["invalid_limit"]),
+        ({"limit": MAX_PAGE_SIZE + 1}, ["limit"], ["invalid_limit"]),
+        ({"limit": "x"}, ["limit"], ["invalid_limit"]),
+        ({"limit": True}, ["limit"], ["invalid_limit"]),
+        ({"after": _CURSOR, "before": _CURSOR}, ["before"], ["conflicting_cursors"]),
+        ({"after": _CURSOR.encode()}, ["after"], ["wrong_type"]),
+        ({"limit": 0, "before": 5}, ["limit", "before"], ["invalid_limit", "wrong_type"]),
+    ],
+)
+def test_every_page_request_is_one_the_api_takes(
+    fields: dict[str, Any], paths: list[str], codes: list[str]
+) -> None:
+    # Built directly or read back, as parse checks it.
+    with pytest.raises(ValidationError) as caught:
+        ports.PageRequest(**fields)
+    assert (caught.value.paths, caught.value.codes) == (paths, codes)
+    data = {"limit": 100, "after": None, "before": None, **fields}
+    for name in ("after", "before"):
+        if isinstance(data[name], ports.Cursor):
+            data[name] = to_dict(data[name])
+    with pytest.raises(ValidationError) as caught:
+        from_dict(ports.PageRequest, data)
+    assert sorted(caught.value.paths) == sorted(paths)
+
+
+@pytest.mark.parametrize(
+    ("listing", "key", "row_id", "paths"),
+    [
+        ("customers", "Globex", "cus_1", ["key"]),
+        ("customers", "globex", "inv_1", ["id"]),
+        ("customers", "\ud800", "cus_1", ["key"]),
+        ("invoices", "2026-02-01", "inv_1", ["key"]),
+        ("invoices", "2026-02-01 1001", "1", ["id"]),
+        ("invoices", "not a date", "cus_1", ["key", "id"]),
+    ],
+)
+def test_a_cursor_names_a_row_of_its_listing(
+    listing: str, key: str, row_id: str, paths: list[str]
+) -> None:
+    # Any other would not encode (a lone surrogate), or not decode back.
+    with pytest.raises(ValidationError) as caught:
+        ports.Cursor(listing, key, row_id)
+    assert (caught.value.paths, caught.value.codes) == (paths, ["invalid_cursor"] * len(paths))
+
+
+@given(st.from_type(ports.PageRequest))
+def test_page_requests_and_their_cursors_read_back_as_themselves(
+    request: ports.PageRequest,
+) -> None:
+    assert from_dict(ports.PageRequest, to_dict(request)) == request
+    for cursor in (request.after, request.before):
+        if cursor is not None:
+            assert ports.Cursor.decode(cursor.encode(), listing=cursor.listing) == cursor
+            assert from_json(ports.Cursor, to_json(cursor)) == cursor

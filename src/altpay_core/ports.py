@@ -159,11 +159,20 @@ class Cursor:
     id: str
 
     def __attrs_post_init__(self) -> None:
+        # What a row of the listing gives, so that every cursor encodes, and
+        # decodes back as itself.
         found = FieldErrors()
-        for name in ("key", "id"):
+        for name, made in (("key", _key_made), ("id", _id_made)):
             value = getattr(self, name)
             if not isinstance(value, str):
                 found.add(name, "wrong_type", f"'{name}' must be text (got {shown(value)})")
+            elif not _fields.valid_unicode(value) or not made(self.listing, value):
+                found.add(
+                    name,
+                    "invalid_cursor",
+                    f"'{name}' must be the {name} of a row of the {self.listing.value} "
+                    f"listing (got {shown(value)})",
+                )
         found.raise_if_any()
 
     @checked_arguments
@@ -203,11 +212,19 @@ def _row_made(listing: Listing, key: str, row_id: str) -> bool:
     """Whether ``key`` and ``row_id`` have the form a row of ``listing`` gives
     them: a case-folded company name and a customer id, or a due date, a
     space and a number, and an invoice id."""
+    return _id_made(listing, row_id) and _key_made(listing, key)
+
+
+def _id_made(listing: Listing, row_id: str) -> bool:
     kind = CustomerId if listing is Listing.CUSTOMERS else InvoiceId
     try:
         kind(row_id)
     except ValidationError:
         return False
+    return True
+
+
+def _key_made(listing: Listing, key: str) -> bool:
     if listing is Listing.CUSTOMERS:
         return key == key.casefold()
     try:
@@ -230,6 +247,16 @@ class PageRequest:
     after: Cursor | None = None
     before: Cursor | None = None
 
+    def __attrs_post_init__(self) -> None:
+        found = FieldErrors()
+        found.check("", _limit, self.limit)
+        for name in ("after", "before"):
+            if (cursor := getattr(self, name)) is not None:
+                found.check("", _fields.argument, name, cursor, Cursor, "a Cursor or None")
+        if not found:
+            found.check("", _one_cursor, self.after, self.before)
+        found.raise_if_any()
+
     @classmethod
     @checked_arguments
     def parse(
@@ -244,24 +271,29 @@ class PageRequest:
         pages of ``listing`` made (without ``listing``, no cursor is taken)."""
         if listing is not None:
             listing = _listing(listing)
-        if (
-            isinstance(limit, bool)
-            or not isinstance(limit, int)
-            or not (1 <= limit <= MAX_PAGE_SIZE)
-        ):
-            raise ValidationError.single(
-                "limit",
-                "invalid_limit",
-                f"'limit' must be a whole number from 1 to {MAX_PAGE_SIZE} (got {shown(limit)})",
-            )
-        if after is not None and before is not None:
-            raise ValidationError.single(
-                "before", "conflicting_cursors", "give 'after' or 'before', not both"
-            )
+        _limit(limit)
+        _one_cursor(after, before)
         return cls(
             limit,
             None if after is None else _decode(after, "after", listing),
             None if before is None else _decode(before, "before", listing),
+        )
+
+
+def _limit(limit: object) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not (1 <= limit <= MAX_PAGE_SIZE):
+        raise ValidationError.single(
+            "limit",
+            "invalid_limit",
+            f"'limit' must be a whole number from 1 to {MAX_PAGE_SIZE} (got {shown(limit)})",
+        )
+    return limit
+
+
+def _one_cursor(after: object, before: object) -> None:
+    if after is not None and before is not None:
+        raise ValidationError.single(
+            "before", "conflicting_cursors", "give 'after' or 'before', not both"
         )
 
 

@@ -10,15 +10,18 @@ import attrs
 
 def registered_types() -> list[type[Any]]:
     """Every public class of ``altpay_core`` that is data: values, aggregates,
-    events and enumerations (not errors, ports or functions)."""
+    events and enumerations (not errors, ports or functions), and the
+    cursors and page requests of ``altpay_core.ports``."""
     import altpay_core
+    from altpay_core.ports import Cursor, PageRequest
 
     found: list[type[Any]] = []
     for name in altpay_core.__all__:
         obj = getattr(altpay_core, name)
         if isinstance(obj, type) and (attrs.has(obj) or issubclass(obj, enum.Enum)):
             found.append(obj)
-    return found
+    # The paging values of altpay_core.ports, public there.
+    return [*found, Cursor, PageRequest]
 
 
 def registered_errors() -> list[type[Any]]:

@@ -90,10 +90,12 @@ from altpay_core.payment import (
     return_payment,
 )
 from altpay_core.ports import (
+    MAX_PAGE_SIZE,
     Cursor,
     Listing,
     OutboxMessage,
     Page,
+    PageRequest,
     customer_cursor,
     customer_sort_key,
     invoice_cursor,
@@ -126,6 +128,7 @@ __all__ = [
     "aware_datetimes",
     "card_fee_policies",
     "currencies",
+    "cursors",
     "customer_details",
     "customer_drafts",
     "customer_payment_methods",
@@ -145,6 +148,7 @@ __all__ = [
     "money",
     "names",
     "outbox_messages",
+    "page_requests",
     "pages",
     "partners",
     "payment_methods",
@@ -1464,7 +1468,40 @@ def _cursor(item: object, position: int) -> str:
         return customer_cursor(item)
     if isinstance(item, Invoice):
         return invoice_cursor(item)
-    return Cursor(Listing.CUSTOMERS, str(position), str(position)).encode()
+    return Cursor(Listing.CUSTOMERS, str(position), f"{CustomerId.prefix}_{position}").encode()
+
+
+def cursors() -> st.SearchStrategy[Cursor]:
+    """Cursors of both listings, each the key and id a row could give: a
+    case-folded company name and a customer id, or a due date, a space and
+    an invoice number, and an invoice id."""
+    company = st.text(min_size=1, max_size=20).map(str.casefold)
+    numbered = st.tuples(st.dates(), st.text(min_size=1, max_size=12))
+    return st.one_of(
+        st.builds(
+            Cursor,
+            st.just(Listing.CUSTOMERS),
+            company.filter(lambda key: key == key.casefold()),
+            entity_ids(CustomerId).map(str),
+        ),
+        st.builds(
+            Cursor,
+            st.just(Listing.INVOICES),
+            numbered.map(lambda pair: f"{pair[0].isoformat()} {pair[1]}"),
+            entity_ids(InvoiceId).map(str),
+        ),
+    )
+
+
+def page_requests() -> st.SearchStrategy[PageRequest]:
+    """Page requests of every limit (1 to ``MAX_PAGE_SIZE``), with no cursor,
+    a cursor to page after or one to page before."""
+    limits = st.integers(1, MAX_PAGE_SIZE)
+    return st.one_of(
+        st.builds(PageRequest, limits),
+        st.builds(PageRequest, limits, after=cursors()),
+        st.builds(PageRequest, limits, before=cursors()),
+    )
 
 
 @checked_arguments
@@ -1540,3 +1577,5 @@ def _once(items: list[_T]) -> list[_T]:
 
 
 _register(OutboxMessage, outbox_messages)
+_register(Cursor, cursors)
+_register(PageRequest, page_requests)
