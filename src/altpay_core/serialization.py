@@ -758,16 +758,16 @@ def to_json(value: object, *, indent: int | None = None) -> str:
     """``value`` as a JSON document (UTF-8 text, keys in field order).
 
     ``indent``, if given, is a whole number of spaces from 0 to 100. A value
-    that has no JSON form (an object of no type of the library's, bytes) is a
-    ``not_serializable`` error at ``value``.
+    that has no JSON form (an object of no type of the library's, bytes, NaN
+    or an infinity) is a ``not_serializable`` error at ``value``.
     """
     if indent is not None:
         _fields.whole_number("indent", indent, 0, _MAX_INDENT, code="invalid_indent")
     data = to_dict(value)
     try:
-        # allow_nan=False: NaN and infinities are not JSON (a bare float could hold one).
+        # allow_nan=False: NaN and infinities are not JSON (to_dict refuses them already).
         return json.dumps(data, ensure_ascii=False, indent=indent, allow_nan=False)
-    except (TypeError, ValueError) as error:  # ValueError: a list that holds itself, NaN
+    except (TypeError, ValueError) as error:  # pragma: no cover - to_dict gives JSON-ready data
         raise ValidationError.single(
             "value", "not_serializable", f"cannot write {type(value).__name__} as JSON: {error}"
         ) from None
