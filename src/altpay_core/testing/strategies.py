@@ -1475,8 +1475,10 @@ def cursors() -> st.SearchStrategy[Cursor]:
     """Cursors of both listings, each the key and id a row could give: a
     case-folded company name and a customer id, or a due date, a space and
     an invoice number, and an invoice id."""
-    company = st.text(min_size=1, max_size=20).map(str.casefold)
-    numbered = st.tuples(st.dates(), st.text(min_size=1, max_size=12))
+    # Text a store holds: no NUL character, no lone surrogate.
+    storable = st.characters(exclude_categories=["Cs"], exclude_characters="\x00")
+    company = st.text(storable, min_size=1, max_size=20).map(str.casefold)
+    numbered = st.tuples(st.dates(), st.text(storable, min_size=1, max_size=12))
     return st.one_of(
         st.builds(
             Cursor,
