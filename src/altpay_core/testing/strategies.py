@@ -1471,6 +1471,7 @@ def _cursor(item: object, position: int) -> str:
     return Cursor(Listing.CUSTOMERS, str(position), f"{CustomerId.prefix}_{position}").encode()
 
 
+@checked_arguments
 def cursors() -> st.SearchStrategy[Cursor]:
     """Cursors of both listings, each the key and id a row could give: a
     case-folded company name and a customer id, or a due date, a space and
@@ -1495,6 +1496,7 @@ def cursors() -> st.SearchStrategy[Cursor]:
     )
 
 
+@checked_arguments
 def page_requests() -> st.SearchStrategy[PageRequest]:
     """Page requests of every limit (1 to ``MAX_PAGE_SIZE``), with no cursor,
     a cursor to page after or one to page before."""
