@@ -341,6 +341,12 @@ class TestMigrations:
                 "INSERT INTO customer_tags (customer_id, tag_id, partner_id) VALUES (%s, %s, %s)",
                 (mid[0], str(vip), str(partner.id)),
             )
+            # ... with the customer's data, which the listing compares.
+            connection.execute(
+                "UPDATE customers SET data = jsonb_set(data, '{tags}', jsonb_build_array(%s::text))"
+                " WHERE id = %s",
+                (str(vip), mid[0]),
+            )
         with PostgresStore(dsn) as new, new.unit_of_work() as uow:
             tagged = uow.customers.list(partner.id, tag=vip, name_prefix="m")
             assert [c.company for c in tagged] == ["Mid"]

@@ -385,6 +385,11 @@ class TestMigrations:
                 "INSERT INTO customer_tags (customer_id, tag_id, partner_id) VALUES (?, ?, ?)",
                 (str(mid.id), str(vip), str(partner.id)),
             )
+            # ... with the customer's data, which the listing compares.
+            connection.execute(
+                "UPDATE customers SET data = json_set(data, '$.tags', json_array(?)) WHERE id = ?",
+                (str(vip), str(mid.id)),
+            )
         with SqliteStore(path) as new, new.unit_of_work() as uow:
             tagged = uow.customers.list(partner.id, tag=vip, name_prefix="m")
             assert [c.company for c in tagged] == ["Mid"]
@@ -2216,3 +2221,241 @@ def test_several_processes_write_to_one_file(store: SqliteStore, path: Path) -> 
     assert len(messages) == workers * count
     positions = [m.position for m in messages]
     assert positions == sorted(positions)
+
+
+# -- rows changed outside the library ---------------------------------------------------
+
+
+def _row_of(table: sql_module.AggregateTable, aggregate: Any) -> list[Any]:
+    """The row a read selects for ``aggregate`` (``read_columns``), as stored."""
+    values = dict(zip(table.columns, table.values(aggregate), strict=True))
+    checked = [values[c] for c in table.read_columns[2:-1]]
+    return [table.key(aggregate), aggregate.version, *checked, sql_module.dump(aggregate)]
+
+
+_KINDS = [
+    (sql_module.PARTNERS, Partner),
+    (sql_module.CUSTOMERS, Customer),
+    (sql_module.ACCESS_REQUESTS, AccessRequest),
+    (sql_module.INVOICES, Invoice),
+    (sql_module.PAYMENTS, Payment),
+    (sql_module.PAYMENT_METHODS, CustomerPaymentMethods),
+    (sql_module.SCHEDULED_PAYMENTS, ScheduledPayment),
+]
+
+
+@pytest.mark.parametrize(("table", "cls"), _KINDS, ids=[t.name for t, _ in _KINDS])
+@given(data=st.data())
+def test_a_row_is_read_only_when_its_data_agree_with_its_columns(
+    table: sql_module.AggregateTable, cls: type[Any], data: st.DataObject
+) -> None:
+    drawn = data.draw(st.from_type(cls))
+    aggregate = sql_module._stored(drawn, drawn.version)  # without its events
+    row = _row_of(table, aggregate)
+    assert sql_module._load_row(table, row) == aggregate
+    # Any one column that says otherwise than the data: refused, at the field.
+    at = data.draw(st.integers(0, len(row) - 2))
+    column = table.read_columns[at]
+    changed = list(row)
+    changed[at] = row[at] + 1 if column == "version" else f"{row[at] or ''}~"
+    with pytest.raises(ValidationError) as caught:
+        sql_module._load_row(table, changed)
+    field = sql_module._FIELD_OF_COLUMN.get(column, column)
+    assert (caught.value.paths, caught.value.codes) == ([field], ["row_mismatch"])
+    assert "changed outside the library" in str(caught.value)
+    assert repr(column) in str(caught.value)
+
+
+class TestRowsChangedOutsideTheLibrary:
+    """A row whose data disagree with its own columns, or with the rows a
+    query found it by (another partner's data included), is refused as a
+    damaged row is (``ValidationError``, ``row_mismatch``), never handed out."""
+
+    @pytest.fixture
+    def world(self, store: SqliteStore) -> dict[str, Any]:
+        partner, other = new_partner(), new_partner()
+        customer = attrs.evolve(new_customer(partner), tags={partner.tags[0].id})
+        invoices = save_all(
+            store,
+            partner,
+            other,
+            customer,
+            new_invoice(partner, customer, "1001"),
+            new_invoice(partner, customer, "1002"),
+        )[3:]
+        payment, touched = pay(partner, customer, invoices[:1], "key-1")
+        methods = CustomerPaymentMethods.of(customer).add(
+            type="card", display_name="Visa", last4="4242"
+        )
+        scheduled = ScheduledPayment(
+            id=ScheduledPaymentId.new(),
+            partner_id=partner.id,
+            customer_id=customer.id,
+            invoice_id=invoices[1].id,
+            user_id=customer.users[0].id,
+            payment_method_id=PaymentMethodId("pm_1"),
+            pay_on=TODAY,
+        )
+        request = AccessRequest.open(partner, email="dee@globex.example", first_name="Dee")
+        save_all(store, payment, *touched, methods, scheduled, request)
+        return {
+            "partner": partner,
+            "other": other,
+            "customer": customer,
+            "invoices": invoices,
+            "payment": payment,
+            "scheduled": scheduled,
+            "email": customer.users[0].email,
+            "vip": partner.tags[0].id,
+            "anew": "cus_" + "0" * 32,
+        }
+
+    CASES: ClassVar[list[tuple[str, str, str, Any]]] = [
+        # (what is changed, SQL, the field refused, the read)
+        (
+            "customer data of another partner",
+            "UPDATE customers SET data = json_set(data, '$.partner_id', :other)",
+            "partner_id",
+            lambda uow, w: uow.customers.get(w["partner"].id, w["customer"].id),
+        ),
+        (
+            "customer data of another id",
+            "UPDATE customers SET data = json_set(data, '$.id', :anew)",
+            "id",
+            lambda uow, w: uow.customers.get(w["partner"].id, w["customer"].id),
+        ),
+        (
+            "customer data at another version",
+            "UPDATE customers SET data = json_set(data, '$.version', 7)",
+            "version",
+            lambda uow, w: uow.customers.get(w["partner"].id, w["customer"].id),
+        ),
+        (
+            "a user's email",
+            "UPDATE customers SET data = json_set(data, '$.users[0].email', 'zed@x.example')",
+            "users",
+            lambda uow, w: uow.customers.with_user(w["partner"].id, w["email"]),
+        ),
+        (
+            "a user's email, across partners",
+            "UPDATE customers SET data = json_set(data, '$.users[0].email', 'zed@x.example')",
+            "users",
+            lambda uow, w: uow.customers.accounts_of(w["email"]),
+        ),
+        (
+            "customer data archived",
+            "UPDATE customers SET data = json_set(data, '$.status', 'archived')",
+            "status",
+            lambda uow, w: uow.customers.list(w["partner"].id, status="active"),
+        ),
+        (
+            "customer data without its tag",
+            "UPDATE customers SET data = json_set(data, '$.tags', json_array())",
+            "tags",
+            lambda uow, w: uow.customers.list(w["partner"].id, tag=w["vip"]),
+        ),
+        (
+            "a customer moved to another partner, its users' rows left",
+            "UPDATE customers SET partner_id = :other, "
+            "data = json_set(data, '$.partner_id', :other)",
+            "partner_id",
+            lambda uow, w: uow.customers.with_user(w["partner"].id, w["email"]),
+        ),
+        (
+            "a customer moved to another partner, its tags' rows left",
+            "UPDATE customers SET partner_id = :other, "
+            "data = json_set(data, '$.partner_id', :other)",
+            "partner_id",
+            lambda uow, w: uow.customers.list(w["partner"].id, tag=w["vip"]),
+        ),
+        (
+            "partner data at another version",
+            "UPDATE partners SET data = json_set(data, '$.version', 7) WHERE id = :partner",
+            "version",
+            lambda uow, w: uow.partners.get(w["partner"].id),
+        ),
+        (
+            "invoice data with another number",
+            "UPDATE invoices SET data = json_set(data, '$.number', '9999')",
+            "number",
+            lambda uow, w: uow.invoices.get_by_number(w["partner"].id, "1001"),
+        ),
+        (
+            "invoice data due another day",
+            "UPDATE invoices SET data = json_set(data, '$.due_date', '2027-01-01')",
+            "due_date",
+            lambda uow, w: uow.invoices.list(w["partner"].id, due_to=TODAY),
+        ),
+        (
+            "payment data with another key",
+            "UPDATE payments SET data = json_set(data, '$.idempotency_key', 'key-2')",
+            "idempotency_key",
+            lambda uow, w: uow.payments.get_by_idempotency_key(w["partner"].id, "key-1"),
+        ),
+        (
+            "payment data paying another invoice",
+            "UPDATE payments SET data = "
+            "json_set(data, '$.allocations[0].invoice_id', :second_invoice)",
+            "allocations",
+            lambda uow, w: uow.payments.for_invoice(w["partner"].id, w["invoices"][0].id),
+        ),
+        (
+            "a payment moved to another partner, its allocations' rows left",
+            "UPDATE payments SET partner_id = :other, "
+            "data = json_set(data, '$.partner_id', :other)",
+            "partner_id",
+            lambda uow, w: uow.payments.for_invoice(w["partner"].id, w["invoices"][0].id),
+        ),
+        (
+            "payment methods of another partner",
+            "UPDATE payment_methods SET data = json_set(data, '$.partner_id', :other)",
+            "partner_id",
+            lambda uow, w: uow.payment_methods.get(w["partner"].id, w["customer"].id),
+        ),
+        (
+            "scheduled payment data paid later",
+            "UPDATE scheduled_payments SET data = json_set(data, '$.pay_on', '2027-01-01')",
+            "pay_on",
+            lambda uow, w: uow.scheduled_payments.due(w["partner"].id, TODAY),
+        ),
+        (
+            "scheduled payment data for another invoice",
+            "UPDATE scheduled_payments SET data = json_set(data, '$.invoice_id', :first_invoice)",
+            "invoice_id",
+            lambda uow, w: uow.scheduled_payments.for_invoice(w["partner"].id, w["invoices"][1].id),
+        ),
+        (
+            "access request data at another version",
+            "UPDATE access_requests SET data = json_set(data, '$.version', 7)",
+            "version",
+            lambda uow, w: uow.access_requests.list(w["partner"].id),
+        ),
+    ]
+
+    @pytest.mark.parametrize(("change", "sql", "field", "read"), CASES, ids=[c[0] for c in CASES])
+    def test_is_refused(
+        self,
+        *,
+        store: SqliteStore,
+        path: Path,
+        world: dict[str, Any],
+        change: str,
+        sql: str,
+        field: str,
+        read: Any,
+    ) -> None:
+        names = {
+            "partner": str(world["partner"].id),
+            "other": str(world["other"].id),
+            "anew": world["anew"],
+            "first_invoice": str(world["invoices"][0].id),
+            "second_invoice": str(world["invoices"][1].id),
+        }
+        with store.unit_of_work() as uow:
+            read(uow, world)  # read as written
+        with sqlite3.connect(path) as outsider:
+            outsider.execute(sql, {k: v for k, v in names.items() if f":{k}" in sql})
+        with store.unit_of_work() as uow, pytest.raises(ValidationError) as caught:
+            read(uow, world)
+        assert (caught.value.paths, caught.value.codes) == ([field], ["row_mismatch"])
+        assert "was changed outside the library" in str(caught.value)

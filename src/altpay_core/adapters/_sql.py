@@ -281,6 +281,36 @@ class AggregateTable:
     fixed: tuple[tuple[str, ...], ...] = ()
     """The columns of each of the kind's :data:`~altpay_core.ports.FIXED_FIELDS`,
     in its order; each is one of :attr:`columns`."""
+    unchecked: tuple[str, ...] = ()
+    """The last indexed columns (always the last), which a read does not
+    compare with the data (a date or time, which the dialects return in
+    different types)."""
+
+    @property
+    def read_columns(self) -> tuple[str, ...]:
+        """What a read of an aggregate selects: its key, version, the
+        indexed columns it compares with the data, and the data, last."""
+        checked = self.columns[: len(self.columns) - len(self.unchecked)]
+        return (self.key_column, "version", *checked, "data")
+
+    def select(self, alias: str = "") -> str:
+        """:attr:`read_columns`, for a SELECT (each after ``alias.``)."""
+        return ", ".join(f"{alias}{column}" for column in self.read_columns)
+
+    def check_row(self, aggregate: Any, row: Sequence[Any]) -> None:
+        """Refuse ``aggregate``, read from ``row`` (:attr:`read_columns`),
+        when its data disagree with the row's columns: the row was changed
+        outside the library (a ``ValidationError`` at the field)."""
+        values = self.values(aggregate)
+        checked = values[: len(values) - len(self.unchecked)]
+        found = (self.key(aggregate), aggregate.version, *checked)
+        stored = tuple(row[: len(found)])
+        if found != stored:
+            column = next(
+                c for c, a, b in zip(self.read_columns, found, stored, strict=False) if a != b
+            )
+            field = _FIELD_OF_COLUMN.get(column, column)
+            raise row_changed(self.kind, str(row[0]), field, f"its {column!r} column")
 
     def check_fixed(self, key: str, stored: Sequence[object], values: Row) -> None:
         """Refuse a save whose ``values`` change a fixed field: ``stored`` is
@@ -299,6 +329,26 @@ class AggregateTable:
     @property
     def all_columns(self) -> tuple[str, ...]:
         return (self.key_column, "version", *self.columns, "data")
+
+
+_FIELD_OF_COLUMN = {
+    "company_key": "company",
+    "ext_system": "external_ref",
+    "ext_id": "external_ref",
+    "sort_key": "due_date",
+}
+
+
+def row_changed(kind: str, key: str, field: str, source: str) -> ValidationError:
+    """A stored row whose data disagree with ``source`` (its own column, or
+    the rows a query found it by): changed outside the library, and
+    refused rather than read."""
+    return ValidationError.single(
+        field,
+        "row_mismatch",
+        f"the {kind} row {key!r} was changed outside the library: "
+        f"its data's '{field}' disagrees with {source}",
+    )
 
 
 def _customer_values(customer: Customer) -> Row:
@@ -397,6 +447,7 @@ ACCESS_REQUESTS = AggregateTable(
         request.status.value,
         timestamp(request.requested_at),
     ),
+    unchecked=("requested_at",),
 )
 INVOICES = AggregateTable(
     kind="invoice",
@@ -477,6 +528,7 @@ SCHEDULED_PAYMENTS = AggregateTable(
         scheduled.status.value,
         scheduled.pay_on.isoformat(),
     ),
+    unchecked=("pay_on",),
 )
 TABLES: tuple[AggregateTable, ...] = (
     PARTNERS,
@@ -519,9 +571,7 @@ class Statements:
             self.current[table.name] = sql(
                 f"SELECT version, {table.scope}{fixed} FROM {table.name} WHERE {key} = ?"
             )
-            self.get[table.name] = sql(
-                f"SELECT {table.scope}, data FROM {table.name} WHERE {key} = ?"
-            )
+            self.get[table.name] = sql(f"SELECT {table.select()} FROM {table.name} WHERE {key} = ?")
             self.insert[table.name] = sql(
                 f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks(len(columns))})"
             )
@@ -550,39 +600,43 @@ class Statements:
                     sql(f"SELECT {key} FROM {table.name} WHERE {match}")
                 )
                 self.by_unique[table.name].append(
-                    sql(f"SELECT {key}, data FROM {table.name} WHERE {match}")
+                    sql(f"SELECT {table.select()} FROM {table.name} WHERE {match}")
                 )
 
+        customer = CUSTOMERS.select("c.")
         self.customers_with_user = sql(
-            """SELECT c.data FROM customer_users u JOIN customers c ON c.id = u.customer_id
+            f"""SELECT {customer} FROM customer_users u JOIN customers c ON c.id = u.customer_id
             WHERE u.email_key = ? AND u.partner_id = ?
             ORDER BY c.company_key, c.id"""
         )
         self.accounts_of = sql(
-            """SELECT c.data FROM customer_users u JOIN customers c ON c.id = u.customer_id
+            f"""SELECT {customer} FROM customer_users u JOIN customers c ON c.id = u.customer_id
             WHERE u.email_key = ? AND c.status = 'active'
             ORDER BY c.company_key, c.id"""
         )
         self.access_requests = sql(
-            """SELECT data FROM access_requests WHERE partner_id = ?
+            f"""SELECT {ACCESS_REQUESTS.select()} FROM access_requests WHERE partner_id = ?
             ORDER BY requested_at, id"""
         )
         self.access_requests_by_status = sql(
-            """SELECT data FROM access_requests WHERE partner_id = ? AND status = ?
+            f"""SELECT {ACCESS_REQUESTS.select()} FROM access_requests
+            WHERE partner_id = ? AND status = ?
             ORDER BY requested_at, id"""
         )
         self.payments_for_invoice = sql(
-            """SELECT p.data FROM payment_allocations a JOIN payments p ON p.id = a.payment_id
+            f"""SELECT {PAYMENTS.select("p.")}
+            FROM payment_allocations a JOIN payments p ON p.id = a.payment_id
             WHERE a.partner_id = ? AND a.invoice_id = ?
             ORDER BY a.created_at, a.payment_id"""
         )
         self.scheduled_due = sql(
-            """SELECT data FROM scheduled_payments
+            f"""SELECT {SCHEDULED_PAYMENTS.select()} FROM scheduled_payments
             WHERE partner_id = ? AND status = 'scheduled' AND pay_on <= ?
             ORDER BY pay_on, id"""
         )
         self.scheduled_for_invoice = sql(
-            """SELECT data FROM scheduled_payments WHERE partner_id = ? AND invoice_id = ?
+            f"""SELECT {SCHEDULED_PAYMENTS.select()} FROM scheduled_payments
+            WHERE partner_id = ? AND invoice_id = ?
             ORDER BY pay_on, id"""
         )
         # The rules between aggregates, checked in the write transaction.
@@ -1024,10 +1078,18 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
             self._flush()
         return self._query(sql, params)
 
-    def _load_all(self, cls: type[A], sql: str, params: Row) -> list[A]:
-        """The aggregates a query's rows hold (their data first), as
-        :meth:`_read` sees them."""
-        return [load(cls, row[0]) for row in self._read(sql, params)]
+    def _load_all(
+        self,
+        table: AggregateTable,
+        sql: str,
+        params: Row,
+        mismatch: Callable[[Any], tuple[str, str] | None] | None = None,
+    ) -> list[Any]:
+        """The aggregates a query's rows hold (:attr:`AggregateTable.read_columns`),
+        as :meth:`_read` sees them. ``mismatch`` names what of an aggregate
+        does not match the query (its field, and the rows of the query that
+        say otherwise), or ``None``."""
+        return [_load_row(table, row, mismatch) for row in self._read(sql, params)]
 
     def _get(self, table: AggregateTable, scope: str, key: str) -> Any:
         """The aggregate stored under ``key`` for partner ``scope`` (or
@@ -1038,9 +1100,9 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
         if pending is not None:
             return pending.value if pending.scope == scope else None
         rows = self._query(self._sql.get[table.name], (key,))
-        if not rows or rows[0][0] != scope:
+        if not rows or rows[0][0 if table is PARTNERS else 2] != scope:
             return None
-        return load(table.cls, rows[0][1])
+        return _load_row(table, rows[0])
 
     def _get_or_raise(self, table: AggregateTable, scope: str, key: str, shown: object) -> Any:
         """As :meth:`_get`, but ``NotFound`` (naming ``shown``) for nothing."""
@@ -1068,9 +1130,9 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
         holder = self._claims[table.name][index].get(claim)
         if holder is not None:
             return pending[holder].value
-        for key, data in self._query(self._sql.by_unique[table.name][index], claim):
-            if key not in pending:
-                return load(table.cls, data)
+        for row in self._query(self._sql.by_unique[table.name][index], claim):
+            if row[0] not in pending:
+                return _load_row(table, row)
         return None
 
     @checked_arguments
@@ -1545,6 +1607,23 @@ _MAX_POSITION = 2**63 - 1
 _FIELDS: dict[type[Any], tuple[str, ...]] = {}
 
 
+def _load_row(
+    table: AggregateTable,
+    row: Sequence[Any],
+    mismatch: Callable[[Any], tuple[str, str] | None] | None = None,
+) -> Any:
+    """The aggregate a row of :attr:`AggregateTable.read_columns` holds,
+    refused if its data disagree with the row's columns, or (``mismatch``)
+    with the rows a query joined to it: changed outside the library."""
+    aggregate = load(table.cls, row[len(table.columns) - len(table.unchecked) + 2])
+    table.check_row(aggregate, row)
+    if mismatch is not None:
+        found = mismatch(aggregate)
+        if found is not None:
+            raise row_changed(table.kind, str(row[0]), *found)
+    return aggregate
+
+
 def _stored(aggregate: A, version: int) -> A:
     """``attrs.evolve(aggregate, version=version)`` without running the
     validators again: the value is valid and only its version changes. The
@@ -1606,6 +1685,37 @@ def _outbox_row(event: Event) -> Row:
 
 
 # -- the repositories ------------------------------------------------------------
+
+
+def _user_mismatch(
+    email_key: str, scope: str | None = None
+) -> Callable[[Customer], tuple[str, str] | None]:
+    """What a customer found by a user's email (for partner ``scope``, if
+    given) does not match: ``users``, if none of them has that email."""
+
+    def mismatch(customer: Customer) -> tuple[str, str] | None:
+        if scope is not None and str(customer.partner_id) != scope:
+            return "partner_id", "the 'customer_users' rows it was found by"
+        for user in customer.users:
+            if user.email.key == email_key:
+                return None
+        return "users", "the 'customer_users' rows it was found by"
+
+    return mismatch
+
+
+def _tag_mismatch(tag: TagId, scope: str) -> Callable[[Customer], tuple[str, str] | None]:
+    """What a customer listed by ``tag`` for partner ``scope`` does not
+    match: ``tags``, if it does not carry it."""
+
+    def mismatch(customer: Customer) -> tuple[str, str] | None:
+        if str(customer.partner_id) != scope:
+            return "partner_id", "the 'customer_tags' rows it was found by"
+        if tag in customer.tags:
+            return None
+        return "tags", "the 'customer_tags' rows it was found by"
+
+    return mismatch
 
 
 def _partner_key(partner_id: PartnerId) -> str:
@@ -1698,14 +1808,18 @@ class SqlCustomers(CustomerRepository):
     def with_user(self, partner_id: PartnerId, email: EmailAddress | str) -> list[Customer]:
         self._uow._in_block()
         scope = _partner_key(partner_id)  # first, as the memory store checks
+        key = _email_key(email)
         return self._uow._load_all(
-            Customer, self._uow._sql.customers_with_user, (_email_key(email), scope)
+            CUSTOMERS, self._uow._sql.customers_with_user, (key, scope), _user_mismatch(key, scope)
         )
 
     @checked_arguments
     def accounts_of(self, email: EmailAddress | str) -> list[Customer]:
         self._uow._in_block()
-        return self._uow._load_all(Customer, self._uow._sql.accounts_of, (_email_key(email),))
+        key = _email_key(email)
+        return self._uow._load_all(
+            CUSTOMERS, self._uow._sql.accounts_of, (key,), _user_mismatch(key)
+        )
 
     @checked_arguments
     def list(
@@ -1728,9 +1842,12 @@ class SqlCustomers(CustomerRepository):
         table = "c" if tag is None else "t"
         where = [f"{table}.partner_id = ?"]
         params: list[Any] = [_partner_key(partner_id)]
+        mismatch: Callable[[Customer], tuple[str, str] | None] | None = None
         if tag is not None:
             where.append("t.tag_id = ?")
-            params.append(str(_fields.entity_id("tag", tag, TagId)))
+            tag = _fields.entity_id("tag", tag, TagId)
+            params.append(str(tag))
+            mismatch = _tag_mismatch(tag, params[0])
         if status is not None:
             where.append("c.status = ?")
             params.append(_status(status, CustomerStatus, "status").value)
@@ -1743,7 +1860,7 @@ class SqlCustomers(CustomerRepository):
                 if upper is not None:
                     where.append(f"{listing.sort} < ?")
                     params.append(upper)
-        return _page(self._uow, listing, where, params, request)
+        return _page(self._uow, listing, where, params, request, mismatch=mismatch)
 
     @checked_arguments
     def save(self, customer: Customer) -> Customer:
@@ -1756,7 +1873,7 @@ class SqlCustomers(CustomerRepository):
 class SqlListing:
     """A keyset-paged listing of one table: rows ordered by a sort key, then id."""
 
-    cls: type[Any]
+    table: AggregateTable
     source: str
     """The table and its alias (``customers c``)."""
     sort: str
@@ -1764,23 +1881,29 @@ class SqlListing:
     id: str
     """The id's column, with the alias."""
     data: str
+    """The columns read (:meth:`AggregateTable.select`), with the alias."""
     cursors: Listing
     """The listing its cursors name."""
 
 
 CUSTOMER_LISTING = SqlListing(
-    Customer, "customers c", "c.company_key", "c.id", "c.data", Listing.CUSTOMERS
+    CUSTOMERS,
+    "customers c",
+    "c.company_key",
+    "c.id",
+    CUSTOMERS.select("c."),
+    Listing.CUSTOMERS,
 )
 TAGGED_CUSTOMER_LISTING = SqlListing(
-    Customer,
+    CUSTOMERS,
     "customer_tags t JOIN customers c ON c.id = t.customer_id",
     "t.company_key",
     "t.customer_id",
-    "c.data",
+    CUSTOMERS.select("c."),
     Listing.CUSTOMERS,
 )
 INVOICE_LISTING = SqlListing(
-    Invoice, "invoices i", "i.sort_key", "i.id", "i.data", Listing.INVOICES
+    INVOICES, "invoices i", "i.sort_key", "i.id", INVOICES.select("i."), Listing.INVOICES
 )
 
 
@@ -1790,6 +1913,8 @@ def _page(
     where: builtins.list[str],
     params: builtins.list[Any],
     request: PageRequest,
+    *,
+    mismatch: Callable[[Any], tuple[str, str] | None] | None = None,
 ) -> Page[Any]:
     sql = uow._sql.sql
     filters = " AND ".join(where)
@@ -1824,9 +1949,9 @@ def _page(
                 (*params, cursor.key, cursor.id),
             )
         )
-    items = tuple(load(listing.cls, row[0]) for row in rows)
-    first = Cursor(listing.cursors, rows[0][1], rows[0][2]).encode() if rows else None
-    last = Cursor(listing.cursors, rows[-1][1], rows[-1][2]).encode() if rows else None
+    items = tuple(_load_row(listing.table, row, mismatch) for row in rows)
+    first = Cursor(listing.cursors, rows[0][-2], rows[0][-1]).encode() if rows else None
+    last = Cursor(listing.cursors, rows[-1][-2], rows[-1][-1]).encode() if rows else None
     return Page(
         items=items,
         start_cursor=first,
@@ -1859,9 +1984,9 @@ class SqlAccessRequests(AccessRequestRepository):
         self._uow._in_block()
         sql, partner = self._uow._sql, _partner_key(partner_id)
         if status is None:
-            return self._uow._load_all(AccessRequest, sql.access_requests, (partner,))
+            return self._uow._load_all(ACCESS_REQUESTS, sql.access_requests, (partner,))
         value = _status(status, AccessRequestStatus, "status").value
-        return self._uow._load_all(AccessRequest, sql.access_requests_by_status, (partner, value))
+        return self._uow._load_all(ACCESS_REQUESTS, sql.access_requests_by_status, (partner, value))
 
     @checked_arguments
     def save(self, request: AccessRequest) -> AccessRequest:
@@ -2021,10 +2146,21 @@ class SqlPayments(PaymentRepository):
     @checked_arguments
     def for_invoice(self, partner_id: PartnerId, invoice_id: InvoiceId) -> list[Payment]:
         self._uow._in_block()
+        scope = _partner_key(partner_id)
+        invoice = str(_fields.entity_id("invoice_id", invoice_id, InvoiceId))
+
+        def mismatch(payment: Payment) -> tuple[str, str] | None:
+            if str(payment.partner_id) != scope:
+                return "partner_id", "the 'payment_allocations' rows it was found by"
+            if any(str(part.invoice_id) == invoice for part in payment.allocations):
+                return None
+            return "allocations", "the 'payment_allocations' rows it was found by"
+
         return self._uow._load_all(
-            Payment,
+            PAYMENTS,
             self._uow._sql.payments_for_invoice,
-            (_partner_key(partner_id), str(_fields.entity_id("invoice_id", invoice_id, InvoiceId))),
+            (scope, invoice),
+            mismatch,
         )
 
     @checked_arguments
@@ -2077,17 +2213,26 @@ class SqlScheduledPayments(ScheduledPaymentRepository):
     @checked_arguments
     def due(self, partner_id: PartnerId, as_of: dt.date) -> list[ScheduledPayment]:
         self._uow._in_block()
+        scope = _partner_key(partner_id)  # first, as the memory store checks
+        day = _date("as_of", as_of)
+
+        def mismatch(scheduled: ScheduledPayment) -> tuple[str, str] | None:
+            if scheduled.pay_on.isoformat() <= day:
+                return None
+            return "pay_on", "its 'pay_on' column"
+
         return self._uow._load_all(
-            ScheduledPayment,
+            SCHEDULED_PAYMENTS,
             self._uow._sql.scheduled_due,
-            (_partner_key(partner_id), _date("as_of", as_of)),
+            (scope, day),
+            mismatch,
         )
 
     @checked_arguments
     def for_invoice(self, partner_id: PartnerId, invoice_id: InvoiceId) -> list[ScheduledPayment]:
         self._uow._in_block()
         return self._uow._load_all(
-            ScheduledPayment,
+            SCHEDULED_PAYMENTS,
             self._uow._sql.scheduled_for_invoice,
             (_partner_key(partner_id), str(_fields.entity_id("invoice_id", invoice_id, InvoiceId))),
         )
