@@ -1382,3 +1382,80 @@ def test_a_host_name_that_is_not_valid_is_an_invalid_dsn(host: str, form: str) -
     assert "s3cret" not in str(caught.value)
     assert caught.value.__cause__ is None
     assert caught.value.__context__ is None
+
+
+class TestRowsChangedOutsideTheLibrary:
+    """As on SQLite: a row whose data disagree with its columns, or with the
+    query that found it, is refused (``row_mismatch``); so is an outbox
+    message whose payload disagrees with its row, at its position, which
+    can then be marked published to set it aside."""
+
+    @pytest.mark.parametrize(
+        ("change", "field", "read"),
+        [
+            (
+                "jsonb_set(data, '{partner_id}', to_jsonb(%(other)s::text))",
+                "partner_id",
+                lambda uow, p, c: uow.customers.get(p.id, c.id),
+            ),
+            (
+                "jsonb_set(data, '{version}', '7')",
+                "version",
+                lambda uow, p, c: uow.customers.get(p.id, c.id),
+            ),
+            (
+                "jsonb_set(data, '{users,0,email}', '\"zed@x.example\"')",
+                "users",
+                lambda uow, p, c: uow.customers.with_user(p.id, c.users[0].email),
+            ),
+            (
+                "jsonb_set(data, '{status}', '\"archived\"')",
+                "status",
+                lambda uow, p, c: uow.customers.list(p.id, status="active"),
+            ),
+        ],
+    )
+    def test_a_customer_row(self, store: SchemaStore, change: str, field: str, read: Any) -> None:
+        import psycopg
+
+        partner, other = (Partner.create(name=n, country="US") for n in ("Northwind", "Acme"))
+        customer = new_customer(partner)
+        with store.unit_of_work() as uow:
+            uow.partners.save(partner)
+            uow.partners.save(other)
+            uow.customers.save(customer)
+            uow.commit()
+        dsn = in_schema(store.server_dsn, store.schema)
+        with psycopg.connect(dsn, autocommit=True) as outsider:
+            outsider.execute(f"UPDATE customers SET data = {change}", {"other": str(other.id)})
+        with store.unit_of_work() as uow, pytest.raises(ValidationError) as caught:
+            read(uow, partner, customer)
+        assert (caught.value.paths, caught.value.codes) == ([field], ["row_mismatch"])
+
+    def test_an_outbox_message(self, store: SchemaStore) -> None:
+        import psycopg
+
+        partner = Partner.create(name="Northwind", country="US")
+        with store.unit_of_work() as uow:
+            uow.partners.save(partner)
+            uow.customers.save(created(partner))
+            uow.customers.save(created(partner, "Initech"))
+            uow.commit()
+        dsn = in_schema(store.server_dsn, store.schema)
+        with psycopg.connect(dsn, autocommit=True) as outsider:
+            rows = outsider.execute("SELECT position FROM outbox ORDER BY position").fetchall()
+            first, second = (position for (position,) in rows)
+            outsider.execute(
+                "UPDATE outbox SET payload = jsonb_set(payload, '{topic}', '\"invoice_paid\"') "
+                "WHERE position = %s",
+                (first,),
+            )
+        with store.unit_of_work() as uow:
+            with pytest.raises(ValidationError) as caught:
+                uow.outbox.pending()
+            assert caught.value.paths == [f"outbox[{first}].topic"]
+            assert caught.value.codes == ["row_mismatch"]
+            uow.outbox.mark_published([first])
+            uow.commit()
+        with store.unit_of_work() as uow:
+            assert [m.position for m in uow.outbox.pending()] == [second]

@@ -43,6 +43,7 @@ from altpay_core.errors import (
     NotFound,
     ValidationError,
 )
+from altpay_core.events import Event
 from altpay_core.invoice import Invoice, InvoiceStatus, LineItem
 from altpay_core.money import Money
 from altpay_core.partner import Partner, Role
@@ -53,6 +54,7 @@ from altpay_core.payment import (
     ScheduledPaymentId,
     pay_invoices,
 )
+from altpay_core.ports import OutboxMessage
 from altpay_core.testing import contracts
 from altpay_core.values import (
     Address,
@@ -2459,3 +2461,73 @@ class TestRowsChangedOutsideTheLibrary:
             read(uow, world)
         assert (caught.value.paths, caught.value.codes) == ([field], ["row_mismatch"])
         assert "was changed outside the library" in str(caught.value)
+
+
+@given(
+    event=st.from_type(Event),
+    position=st.integers(1, 2**63 - 1),
+    at=st.integers(1, 3),
+)
+def test_an_outbox_row_is_read_only_when_its_payload_agrees_with_its_columns(
+    event: Event, position: int, at: int
+) -> None:
+    row = [position, *sql_module._outbox_row(event)]
+    del row[4]  # occurred_at: not read
+    assert sql_module._message(row) == OutboxMessage(position, event)
+    changed = list(row)
+    changed[at] = f"{row[at]}~"
+    column = sql_module.OUTBOX_COLUMNS[at - 1]
+    with pytest.raises(ValidationError) as caught:
+        sql_module._message(changed)
+    path = f"outbox[{position}].{column}"
+    assert (caught.value.paths, caught.value.codes) == ([path], ["row_mismatch"])
+    assert "changed outside the library" in str(caught.value)
+
+
+class TestOutboxRowsChangedOutsideTheLibrary:
+    """A message whose payload is damaged, or disagrees with its row, is
+    refused at ``outbox[<position>]``; marking that position published sets
+    it aside, and the messages after it are read."""
+
+    @pytest.fixture
+    def positions(self, store: SqliteStore, path: Path) -> list[int]:
+        partner = new_partner()
+        stored(store, partner, created(partner), created(partner, "Initech"))
+        with sqlite3.connect(path) as outsider:
+            rows = outsider.execute("SELECT position FROM outbox ORDER BY position").fetchall()
+        assert len(rows) == 2
+        return [position for (position,) in rows]
+
+    @pytest.mark.parametrize(
+        ("payload", "field", "code"),
+        [
+            ("'{'", "", "invalid_json"),
+            ("json_set(payload, '$.topic', 'invoice_paid')", ".topic", "row_mismatch"),
+            ("json_set(payload, '$.partner_id', 'par_1')", ".partner_id", "row_mismatch"),
+            ("json_set(payload, '$.aggregate_id', 'cus_1')", ".aggregate_id", "row_mismatch"),
+            ("json_set(payload, '$.topic', 'no_such_topic')", ".topic", "invalid_choice"),
+        ],
+    )
+    def test_a_damaged_message_is_named_by_its_position_and_can_be_set_aside(
+        self,
+        *,
+        store: SqliteStore,
+        path: Path,
+        positions: list[int],
+        payload: str,
+        field: str,
+        code: str,
+    ) -> None:
+        first, second = positions
+        with sqlite3.connect(path) as outsider:
+            outsider.execute(f"UPDATE outbox SET payload = {payload} WHERE position = ?", (first,))
+        with store.unit_of_work() as uow:
+            with pytest.raises(ValidationError) as caught:
+                uow.outbox.pending()
+            assert caught.value.paths == [f"outbox[{first}]{field}"]
+            assert caught.value.codes == [code]
+            # The relay sets the message aside, without reading it.
+            uow.outbox.mark_published([first])
+            uow.commit()
+        with store.unit_of_work() as uow:
+            assert [m.position for m in uow.outbox.pending()] == [second]

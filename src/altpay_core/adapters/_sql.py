@@ -659,7 +659,8 @@ class Statements:
             f"VALUES ({marks(len(OUTBOX_COLUMNS))})"
         )
         self.outbox_pending = sql(
-            f"SELECT position, payload FROM outbox WHERE {dialect.unpublished} "
+            "SELECT position, topic, partner_id, aggregate_id, payload "
+            f"FROM outbox WHERE {dialect.unpublished} "
             f"ORDER BY position LIMIT ?{dialect.claim}"
         )
         self.outbox_mark = sql(
@@ -1578,7 +1579,8 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
                 )
 
     def _pending_messages(self, limit: int) -> list[Row]:
-        """The outbox rows ``pending`` lists (position, payload), claimed for
+        """The outbox rows ``pending`` lists (position, topic, partner_id,
+        aggregate_id, payload), claimed for
         this unit of work until it ends: read in the write transaction
         (begun here if need be), so that SQLite's write lock keeps another
         publisher waiting, and PostgreSQL's row locks keep it off them
@@ -1672,6 +1674,27 @@ def _not_unicode(error: UnicodeEncodeError) -> ValidationError:
     return ValidationError.single(
         "", "invalid_text", f"text must be Unicode text, without lone surrogates ({error.reason})"
     )
+
+
+def _message(row: Sequence[Any]) -> OutboxMessage:
+    """The message an outbox row (position, topic, partner_id,
+    aggregate_id, payload) holds. A payload that is damaged, or disagrees
+    with the row's columns (changed outside the library), is refused as an
+    aggregate's row is, at ``outbox[<position>]``: the position a publisher
+    marks published to set the message aside."""
+    position = int(row[0])
+    where = f"outbox[{position}]"
+    try:
+        event = load_event(row[4])
+    except ValidationError as error:
+        raise error.under(where) from None
+    found = (event.topic, str(event.partner_id), event.aggregate_id)
+    if found != tuple(row[1:4]):
+        column = next(c for c, a, b in zip(OUTBOX_COLUMNS, found, row[1:4], strict=False) if a != b)
+        raise row_changed("outbox message", str(position), column, f"its {column!r} column").under(
+            where
+        )
+    return OutboxMessage(position, event)
 
 
 def _outbox_row(event: Event) -> Row:
@@ -2254,7 +2277,7 @@ class SqlOutbox(Outbox):
         self._uow._in_block()
         request = PageRequest.parse(limit)
         rows = self._uow._pending_messages(request.limit)
-        return [OutboxMessage(int(row[0]), load_event(row[1])) for row in rows]
+        return [_message(row) for row in rows]
 
     @checked_arguments
     def mark_published(self, positions: Iterable[int]) -> None:
