@@ -2036,7 +2036,7 @@ class TestChecksBetweenAggregates:
                 )
             finally:
                 connection.set_trace_callback(None)
-        checks = ("SELECT data FROM partners WHERE id", "SELECT id, data FROM partners WHERE id IN")
+        checks = "SELECT p.id, p.version, p.data FROM partners p WHERE p.id"
         read = next(i for i, sql in enumerate(seen) if sql.startswith(checks))
         write = next(i for i, sql in enumerate(seen) if sql.startswith("UPDATE customers"))
         assert read < write
@@ -2068,7 +2068,7 @@ class TestChecksBetweenAggregates:
             finally:
                 connection.set_trace_callback(None)
         # The checks' reads of the catalog (one partner, or several at once).
-        reads = ("SELECT data FROM partners", "SELECT id, data FROM partners WHERE id IN")
+        reads = "SELECT p.id, p.version, p.data FROM partners p"
         assert sum(sql.startswith(reads) for sql in seen) == 1
         # A tag that is in no catalog, written early: refused at commit,
         # unless the customer has lost it again by then.
@@ -2531,3 +2531,19 @@ class TestOutboxRowsChangedOutsideTheLibrary:
             uow.commit()
         with store.unit_of_work() as uow:
             assert [m.position for m in uow.outbox.pending()] == [second]
+
+
+def test_a_partner_row_changed_outside_the_library_is_refused_at_the_commit_that_checks_it(
+    store: SqliteStore, path: Path
+) -> None:
+    partner = new_partner()
+    stored(store, partner)
+    with sqlite3.connect(path) as outsider:
+        outsider.execute("UPDATE partners SET data = json_set(data, '$.version', 7)")
+    with store.unit_of_work() as uow:
+        uow.customers.save(created(partner))
+        with pytest.raises(ValidationError) as caught:
+            uow.commit()
+    assert (caught.value.paths, caught.value.codes) == (["version"], ["row_mismatch"])
+    with store.unit_of_work() as uow:
+        assert uow.customers.list(partner.id).items == ()

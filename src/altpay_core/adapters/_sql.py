@@ -640,11 +640,13 @@ class Statements:
             ORDER BY pay_on, id"""
         )
         # The rules between aggregates, checked in the write transaction.
-        self.catalog = sql(f"SELECT data FROM partners WHERE id = ?{dialect.share}")
+        # (Aliased: told apart from a repository's reads in traces.)
+        partner = PARTNERS.select("p.")
+        self.catalog = sql(f"SELECT {partner} FROM partners p WHERE p.id = ?{dialect.share}")
         # CHECK_SIZE ids at a time (a shorter list repeats its last id).
         self.partners_in = sql(
-            f"SELECT id, data FROM partners WHERE id IN ({marks(CHECK_SIZE)}) "
-            f"ORDER BY id{dialect.share}"
+            f"SELECT {partner} FROM partners p WHERE p.id IN ({marks(CHECK_SIZE)}) "
+            f"ORDER BY p.id{dialect.share}"
         )
         self.tag_carrier = sql(
             "SELECT customer_id FROM customer_tags WHERE partner_id = ? AND tag_id = ? LIMIT 1"
@@ -1436,8 +1438,8 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
         for start in range(0, len(ordered), CHECK_SIZE):
             chunk = ordered[start : start + CHECK_SIZE]
             found = {
-                key: load(Partner, data)
-                for key, data in self._fetch(
+                row[0]: _load_row(PARTNERS, row)
+                for row in self._fetch(
                     connection,
                     self._sql.partners_in,
                     tuple(chunk + chunk[-1:] * (CHECK_SIZE - len(chunk))),
@@ -1453,7 +1455,7 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
         catalog = self._catalogs.get(partner)
         if catalog is None:
             rows = self._fetch(connection, self._sql.catalog, (partner,))
-            self._note_partner(partner, load(Partner, rows[0][0]) if rows else None)
+            self._note_partner(partner, _load_row(PARTNERS, rows[0]) if rows else None)
             catalog = self._catalogs[partner]
         return catalog
 
