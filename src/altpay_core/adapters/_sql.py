@@ -1103,7 +1103,7 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
         if pending is not None:
             return pending.value if pending.scope == scope else None
         rows = self._query(self._sql.get[table.name], (key,))
-        if not rows or rows[0][0 if table is PARTNERS else 2] != scope:
+        if not rows or rows[0][table.read_columns.index(table.scope)] != scope:
             return None
         return _load_row(table, rows[0])
 
