@@ -10,6 +10,7 @@ own, dropped when the store closes.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import multiprocessing
 import os
@@ -22,10 +23,11 @@ from typing import Any
 
 import attrs
 import pytest
-from hypothesis import example, given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from altpay_core import services
+from altpay_core.adapters import postgres as postgres_adapter
 from altpay_core.adapters._sql import Migration, SchemaVersionError
 from altpay_core.adapters.postgres import MIGRATIONS, PostgresStore, PostgresUnitOfWork
 from altpay_core.customer import AccessRequest, Customer, CustomerDraft, CustomerUser
@@ -35,6 +37,7 @@ from altpay_core.errors import (
     InvariantViolation,
     NotFound,
     ValidationError,
+    shown,
 )
 from altpay_core.invoice import Invoice, LineItem
 from altpay_core.money import Money
@@ -100,6 +103,39 @@ def drop_schema(dsn: str, schema: str) -> None:
 
     with psycopg.connect(dsn, autocommit=True) as admin:
         admin.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+@contextlib.contextmanager
+def foreign_schema(dsn: str, statements: list[str]) -> Iterator[tuple[str, str]]:
+    """A new schema holding what ``statements`` make; its name and a
+    connection string with it first on the search path. Dropped after."""
+    import psycopg
+
+    schema = f"altpay_test_{uuid.uuid4().hex}"
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        admin.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        inside = in_schema(dsn, schema)
+        with psycopg.connect(inside, autocommit=True) as connection:
+            for statement in statements:
+                connection.execute(statement)
+        yield schema, inside
+    finally:
+        drop_schema(dsn, schema)
+
+
+def schema_objects(dsn: str) -> list[tuple[Any, ...]]:
+    """What the first schema of ``dsn``'s search path holds, and its version rows."""
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        objects = connection.execute(
+            "SELECT relname, relkind FROM pg_class "
+            "WHERE relnamespace = current_schema()::regnamespace ORDER BY relname"
+        ).fetchall()
+        if ("altpay_schema", "r") in objects:
+            objects += connection.execute("SELECT * FROM altpay_schema").fetchall()
+    return objects
 
 
 # -- the contract suite ------------------------------------------------------------
@@ -406,6 +442,153 @@ class TestMigrations:
             c.execute("UPDATE altpay_schema SET version = %s", (len(MIGRATIONS) + 1,))
         with pytest.raises(SchemaVersionError):
             PostgresStore(in_schema(store.server_dsn, store.schema))
+
+    @pytest.mark.parametrize(
+        ("statements", "reason"),
+        [
+            (
+                ["CREATE TABLE partners (id int PRIMARY KEY, name text)"],
+                "it has no altpay_schema table, and it holds 'partners' of its own",
+            ),
+            (
+                ["CREATE VIEW customers AS SELECT 1 AS x"],
+                "it has no altpay_schema table, and it holds 'customers' of its own",
+            ),
+            (
+                [
+                    "CREATE FUNCTION customer_tags_company_key() RETURNS int "
+                    "LANGUAGE sql AS 'SELECT 1'",
+                    "CREATE TYPE status AS ENUM ('on')",
+                ],
+                "it holds 'customer_tags_company_key', 'status' of its own",
+            ),
+            (
+                ["CREATE TABLE altpay_schema (id int)"],
+                "its altpay_schema is not a table of one integer column, version",
+            ),
+            (
+                ["CREATE VIEW altpay_schema AS SELECT 3 AS version"],
+                "its altpay_schema is not a table of one integer column, version",
+            ),
+            (
+                ["CREATE TABLE altpay_schema (version integer)"],
+                "its altpay_schema table holds 0 rows, not one version",
+            ),
+            (
+                [
+                    "CREATE TABLE altpay_schema (version integer)",
+                    "INSERT INTO altpay_schema VALUES (NULL)",
+                ],
+                "its altpay_schema table holds 1 rows, not one version",
+            ),
+            (
+                [
+                    "CREATE TABLE altpay_schema (version integer NOT NULL)",
+                    "INSERT INTO altpay_schema VALUES (1), (2)",
+                ],
+                "its altpay_schema table holds 2 rows, not one version",
+            ),
+            (
+                [
+                    "CREATE TABLE altpay_schema (version integer NOT NULL)",
+                    f"INSERT INTO altpay_schema VALUES ({len(MIGRATIONS)})",
+                ],
+                f"its altpay_schema version is {len(MIGRATIONS)}, but it lacks "
+                "altpay-core's tables access_requests, customer_tags,",
+            ),
+            (
+                [
+                    "CREATE TABLE altpay_schema (version integer NOT NULL)",
+                    f"INSERT INTO altpay_schema VALUES ({len(MIGRATIONS) + 1})",
+                    "CREATE TABLE users (id int)",
+                ],
+                f"its altpay_schema version is {len(MIGRATIONS) + 1}, but it holds "
+                "none of altpay-core's tables",
+            ),
+        ],
+    )
+    def test_a_schema_that_is_not_altpay_cores_is_refused_as_it_is(
+        self, postgres_dsn: str, statements: list[str], reason: str
+    ) -> None:
+        # Before: CREATE TABLE ran over another program's tables (psycopg's
+        # DuplicateTable, UndefinedColumn), or a version with no tables
+        # opened, and every unit of work then failed with UndefinedTable.
+        with foreign_schema(postgres_dsn, statements) as (schema, dsn):
+            before = schema_objects(dsn)
+            with pytest.raises(AltpayError, match="is not an altpay-core database") as caught:
+                PostgresStore(dsn)
+            assert type(caught.value) is AltpayError
+            message = str(caught.value)
+            assert f"the schema {shown(schema)} of the database 'altpay_test' " in message
+            assert reason in message
+            assert message.endswith(
+                "PostgresStore needs a schema of its own (or a new one), "
+                "and left this one as it was"
+            )
+            assert schema_objects(dsn) == before
+
+    @settings(max_examples=10)
+    @given(version=st.integers(min_value=-(2**31), max_value=-1), altpay=st.booleans())
+    def test_a_negative_version_is_not_an_altpay_core_schema(
+        self, postgres_dsn: str, version: int, altpay: bool
+    ) -> None:
+        # Before: migrations[version:] ran the last steps again, or over
+        # another program's tables (UndefinedTable).
+        statements = ["CREATE TABLE users (id int)"]
+        with foreign_schema(postgres_dsn, [] if altpay else statements) as (_, dsn):
+            if altpay:
+                PostgresStore(dsn).close()
+            import psycopg
+
+            with psycopg.connect(dsn, autocommit=True) as connection:
+                if not altpay:
+                    connection.execute("CREATE TABLE altpay_schema (version integer NOT NULL)")
+                    connection.execute("INSERT INTO altpay_schema VALUES (0)")
+                connection.execute("UPDATE altpay_schema SET version = %s", (version,))
+            before = schema_objects(dsn)
+            with pytest.raises(AltpayError, match="not an altpay-core database") as caught:
+                PostgresStore(dsn)
+            assert type(caught.value) is AltpayError
+            assert (
+                f"its altpay_schema version is {version}, and altpay-core's schema "
+                "versions are never negative" in str(caught.value)
+            )
+            assert schema_objects(dsn) == before
+
+    def test_a_newer_schema_with_nothing_else_is_refused_as_newer(self, postgres_dsn: str) -> None:
+        statements = [
+            "CREATE TABLE altpay_schema (version integer NOT NULL)",
+            f"INSERT INTO altpay_schema VALUES ({len(MIGRATIONS) + 1})",
+        ]
+        with (
+            foreign_schema(postgres_dsn, statements) as (_, dsn),
+            pytest.raises(SchemaVersionError),
+        ):
+            PostgresStore(dsn)
+
+    def test_a_schema_found_changed_once_the_lock_is_taken_is_refused(
+        self, postgres_dsn: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # The check runs again under the migration's lock: a schema that
+        # another program filled while the store waited is left alone.
+        with foreign_schema(postgres_dsn, []) as (_, dsn):
+            import psycopg
+
+            original = postgres_adapter.check_schema
+            calls: list[int] = []
+
+            def check_schema(connection: Any, migrations: Any) -> int | None:
+                calls.append(1)
+                found = original(connection, migrations)
+                if len(calls) == 1:  # found new: another program fills it meanwhile
+                    with psycopg.connect(dsn, autocommit=True) as other:
+                        other.execute("CREATE TABLE partners (id int)")
+                return found
+
+            monkeypatch.setattr(postgres_adapter, "check_schema", check_schema)
+            with pytest.raises(AltpayError, match="holds 'partners' of its own"):
+                PostgresStore(dsn)
+            assert len(calls) == 2
 
     @pytest.mark.parametrize("default", ["read committed", "repeatable read"])
     def test_stores_opening_a_new_schema_at_once_migrate_it_once(

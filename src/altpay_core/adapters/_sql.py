@@ -46,6 +46,7 @@ import builtins
 import contextlib
 import datetime as dt
 import os
+import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Generic, NoReturn, TypeVar
@@ -186,6 +187,57 @@ def check_migrations(migrations: Sequence[Migration]) -> int:
         if migration.version != number:
             raise ValueError(f"migration {migration.version} is out of order (expected {number})")
     return len(migrations)
+
+
+_CREATE_TABLE = re.compile(
+    r"\s*CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?[\"`\[]?(\w+)", re.IGNORECASE
+)
+
+
+def created_tables(migrations: Sequence[Migration]) -> frozenset[str]:
+    """The tables that ``migrations`` create (their ``CREATE TABLE``
+    statements): what a database at the last one's version holds, at least.
+    A step that drops or renames a table must keep this true."""
+    return frozenset(
+        match.group(1)
+        for migration in migrations
+        for statement in migration.statements
+        if (match := _CREATE_TABLE.match(statement))
+    )
+
+
+def listed(names: Sequence[str]) -> str:
+    """The first five of ``names``, and how many more, for a message."""
+    more = f" and {len(names) - 5} more" if len(names) > 5 else ""
+    return ", ".join(names[:5]) + more
+
+
+def version_refusal(
+    found: int, version: str, schema: Sequence[tuple[str, str]], migrations: Sequence[Migration]
+) -> str | None:
+    """Why a database whose schema version is ``found`` (``version`` says
+    where it is kept: "its user_version") is not altpay-core's, or ``None``
+    if it is: it holds every table its migrations create up to ``found``
+    (``schema`` lists what it holds, as kind and name; tables of its own next
+    to them are left alone), and ``found`` is never negative. One newer than
+    ``migrations`` that holds at least one of the tables they create (a
+    newer altpay-core may have renamed or dropped the others), or nothing at
+    all, is :class:`SchemaVersionError`; one that holds none of them is not
+    altpay-core's."""
+    latest = check_migrations(migrations)
+    tables = {name for kind, name in schema if kind == "table"}
+    if found < 0:
+        return f"{version} is {found}, and altpay-core's schema versions are never negative"
+    if found > latest:
+        # With nothing at all in its schema, nothing says whose it is, and
+        # upgrading altpay-core is the likelier answer.
+        if not schema or tables & created_tables(migrations):
+            raise SchemaVersionError(found, latest)
+        return f"{version} is {found}, but it holds none of altpay-core's tables"
+    missing = sorted(created_tables(migrations[:found]) - tables)
+    if not missing:
+        return None
+    return f"{version} is {found}, but it lacks altpay-core's tables {listed(missing)}"
 
 
 # -- the dialects ------------------------------------------------------------------

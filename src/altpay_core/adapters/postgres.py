@@ -13,7 +13,11 @@ The store creates its tables on first open and migrates older ones forward
 (the schema's version is kept in the ``altpay_schema`` table), in the first
 schema of the connection's ``search_path``: to keep them in a schema of
 their own, create it and name it in the connection string
-(``...?options=-csearch_path%3Dbilling``). Migrations run under an
+(``...?options=-csearch_path%3Dbilling``). It refuses, before changing
+anything in it, a schema that is not altpay-core's (objects of its own and
+no ``altpay_schema`` table, an ``altpay_schema`` of another shape, a
+negative version, or a version without its tables): the store needs a
+schema of its own, or a new one. Migrations run under an
 advisory lock, so servers starting at once migrate once: one that opens
 while another migrates waits for it, whatever the connection's
 ``lock_timeout`` and ``statement_timeout``.
@@ -76,8 +80,10 @@ from altpay_core.adapters._sql import (
     SqlUnitOfWork,
     Statements,
     check_migrations,
+    listed,
+    version_refusal,
 )
-from altpay_core.errors import ValidationError
+from altpay_core.errors import AltpayError, ValidationError, shown
 
 if TYPE_CHECKING:
     import psycopg
@@ -274,16 +280,77 @@ def _psycopg() -> ModuleType:
     return psycopg
 
 
-def _schema_version(connection: psycopg.Connection[Any]) -> int | None:
+# What the first schema of the search_path holds: its relations (not the
+# indexes and TOAST tables that belong to them), functions and types of
+# their own, as kind ("table" for a table) and name.
+_SCHEMA_OBJECTS: Final = """
+    SELECT CASE WHEN c.relkind IN ('r', 'p') THEN 'table' ELSE 'relation' END, c.relname
+        FROM pg_class c
+        WHERE c.relnamespace = n.oid AND c.relkind NOT IN ('i', 'I', 't')
+    UNION ALL
+    SELECT 'function', p.proname FROM pg_proc p WHERE p.pronamespace = n.oid
+    UNION ALL
+    SELECT 'type', t.typname FROM pg_type t
+        WHERE t.typnamespace = n.oid AND t.typrelid = 0 AND t.typcategory <> 'A'
+"""
+
+
+def check_schema(
+    connection: psycopg.Connection[Any], migrations: tuple[Migration, ...]
+) -> int | None:
     """The version of the schema the store would create its tables in (the
-    first of the ``search_path``), or None if it has none yet; reads only."""
-    row = connection.execute(
-        "SELECT to_regclass(quote_ident(current_schema()) || '.altpay_schema') IS NOT NULL"
-    ).fetchone()
-    if row is None or not row[0]:
-        return None
-    version = connection.execute("SELECT version FROM altpay_schema").fetchone()
-    return None if version is None else int(version[0])
+    first of the ``search_path``), or ``None`` if it is new (holds
+    nothing); reads only, in one snapshot (the caller's transaction).
+
+    A schema that holds objects of its own but no ``altpay_schema`` table,
+    one whose ``altpay_schema`` is not altpay-core's (not a table of one
+    ``integer`` column ``version`` holding one row), or whose version is
+    negative or lacks the tables its migrations create, is refused with
+    :class:`~altpay_core.errors.AltpayError`; a newer one with at least one
+    of the tables ``migrations`` create (or nothing else at all) is
+    :class:`SchemaVersionError`."""
+    schema, database = connection.execute(
+        "SELECT current_schema(), current_database()"
+    ).fetchone() or ("", "")
+    rows = connection.execute(
+        f"SELECT kind, name FROM pg_namespace n, LATERAL ({_SCHEMA_OBJECTS}) o (kind, name) "
+        "WHERE n.nspname = current_schema() ORDER BY name",
+    ).fetchall()
+    objects = [(str(kind), str(name)) for kind, name in rows if name != "altpay_schema"]
+    version_table = [str(kind) for kind, name in rows if name == "altpay_schema"]
+    if not version_table:
+        if not objects:
+            return None
+        owned = listed([shown(name) for _, name in objects])
+        reason = f"it has no altpay_schema table, and it holds {owned} of its own"
+    else:
+        found, reason = _version(connection, version_table)
+        if found is not None:
+            refusal = version_refusal(found, "its altpay_schema version", objects, migrations)
+            if refusal is None:
+                return found
+            reason = refusal
+    raise AltpayError(
+        f"the schema {shown(schema)} of the database {shown(database)} is not an "
+        f"altpay-core database: {reason}; PostgresStore needs a schema of its own "
+        "(or a new one), and left this one as it was"
+    )
+
+
+def _version(connection: psycopg.Connection[Any], kinds: list[str]) -> tuple[int | None, str]:
+    """The version in the schema's ``altpay_schema`` (``kinds``: what the
+    objects of that name are), or ``None`` and why it is not altpay-core's."""
+    columns = connection.execute(
+        """SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a
+            WHERE a.attrelid = to_regclass(quote_ident(current_schema()) || '.altpay_schema')
+            AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum"""
+    ).fetchall()
+    if kinds != ["table"] or [tuple(column) for column in columns] != [("version", "integer")]:
+        return None, "its altpay_schema is not a table of one integer column, version"
+    versions = connection.execute("SELECT version FROM altpay_schema").fetchall()
+    if len(versions) != 1 or versions[0][0] is None:
+        return None, f"its altpay_schema table holds {len(versions)} rows, not one version"
+    return int(versions[0][0]), ""
 
 
 _ENCODINGS: Final = ("UTF8", "SQL_ASCII")
@@ -316,9 +383,11 @@ def migrate(connection: psycopg.Connection[Any], migrations: tuple[Migration, ..
     opens it all the same.
     """
     latest = check_migrations(migrations)
-    found = _schema_version(connection)
-    if found is not None and found > latest:
-        raise SchemaVersionError(found, latest)
+    with connection.transaction():
+        # One snapshot, so that a migration committed meanwhile is seen
+        # whole or not at all.
+        connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        found = check_schema(connection, migrations)
     if found == latest:
         return found
     with connection.transaction():
@@ -332,13 +401,13 @@ def migrate(connection: psycopg.Connection[Any], migrations: tuple[Migration, ..
         connection.execute("SET LOCAL lock_timeout = 0")
         connection.execute("SET LOCAL statement_timeout = 0")
         connection.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
-        connection.execute("CREATE TABLE IF NOT EXISTS altpay_schema (version integer NOT NULL)")
-        row = connection.execute("SELECT version FROM altpay_schema").fetchone()
-        if row is None:
+        # Again, as another server may have migrated it (or changed it)
+        # while this one waited.
+        found = check_schema(connection, migrations)
+        if found is None:
+            connection.execute("CREATE TABLE altpay_schema (version integer NOT NULL)")
             connection.execute("INSERT INTO altpay_schema (version) VALUES (0)")
-        found = 0 if row is None else int(row[0])
-        if found > latest:
-            raise SchemaVersionError(found, latest)
+            found = 0
         for migration in migrations[found:]:
             for statement in migration.statements:
                 connection.execute(statement)
@@ -355,7 +424,10 @@ class PostgresStore(SqlStore["psycopg.Connection[Any]"]):
     connection each (a few idle ones are kept for the next). A string that
     libpq cannot use, or would read otherwise than written, is a
     :class:`~altpay_core.errors.ValidationError` at ``dsn``
-    (``invalid_dsn``) that never shows the password.
+    (``invalid_dsn``) that never shows the password. A schema that is not
+    altpay-core's is refused, left as it was, with
+    :class:`~altpay_core.errors.AltpayError`, and a newer altpay-core's
+    with :class:`SchemaVersionError` (see :func:`check_schema`).
     """
 
     migrations: ClassVar[tuple[Migration, ...]] = MIGRATIONS

@@ -56,13 +56,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shutil
 import sqlite3
 import tempfile
 import time
 import weakref
-from collections.abc import Sequence
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, quote, unquote
 
@@ -77,6 +75,8 @@ from altpay_core.adapters._sql import (
     SqlUnitOfWork,
     Statements,
     check_migrations,
+    listed,
+    version_refusal,
 )
 from altpay_core.errors import AltpayError, ConcurrencyConflict, ValidationError, shown
 
@@ -304,23 +304,6 @@ def _negative(version: int) -> str:
     return f"its user_version is {version}, and altpay-core's schema versions are never negative"
 
 
-_CREATE_TABLE = re.compile(
-    r"\s*CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?[\"`\[]?(\w+)", re.IGNORECASE
-)
-
-
-def _created_tables(migrations: Sequence[Migration]) -> frozenset[str]:
-    """The tables that ``migrations`` create (their ``CREATE TABLE``
-    statements): what a database at the last one's version holds, at least.
-    A step that drops or renames a table must keep this true."""
-    return frozenset(
-        match.group(1)
-        for migration in migrations
-        for statement in migration.statements
-        if (match := _CREATE_TABLE.match(statement))
-    )
-
-
 def check_database(
     connection: sqlite3.Connection, migrations: tuple[Migration, ...], where: str
 ) -> None:
@@ -337,7 +320,7 @@ def check_database(
     schema in one read transaction: a store migrating the file at the same
     time is seen before or after, never half way. ``where`` names the file
     in the message."""
-    latest = check_migrations(migrations)
+    check_migrations(migrations)
     connection.execute("BEGIN")
     try:
         (found,) = connection.execute("PRAGMA user_version").fetchone()
@@ -347,33 +330,15 @@ def check_database(
     finally:
         with contextlib.suppress(sqlite3.Error):
             connection.execute("ROLLBACK")
-    if found < 0:
-        reason = _negative(found)
-    elif found == 0:
-        if not schema:
-            return
-        names = sorted(str(name) for _, name in schema)
-        listed = ", ".join(shown(name) for name in names[:5])
-        more = f" and {len(names) - 5} more" if len(names) > 5 else ""
-        reason = f"its user_version is 0, and it holds {listed}{more} of its own"
-    elif found > latest:
-        # A newer altpay-core's migrations may have renamed or dropped some
-        # of this version's tables: one of them is enough to say whose the
-        # file is. With nothing at all in its schema, nothing says whose it
-        # is, and upgrading altpay-core is the likelier answer.
-        tables = {str(name) for kind, name in schema if kind == "table"}
-        if not schema or tables & _created_tables(migrations):
-            raise SchemaVersionError(found, latest)
-        reason = f"its user_version is {found}, but it holds none of altpay-core's tables"
+    if found == 0 and schema:
+        names = [shown(name) for name in sorted(str(name) for _, name in schema)]
+        reason = f"its user_version is 0, and it holds {listed(names)} of its own"
     else:
-        tables = {str(name) for kind, name in schema if kind == "table"}
-        missing = sorted(_created_tables(migrations[:found]) - tables)
-        if not missing:
+        kinds = [(str(kind), str(name)) for kind, name in schema]
+        found_reason = version_refusal(found, "its user_version", kinds, migrations)
+        if found_reason is None:
             return
-        listed = ", ".join(missing[:5]) + (
-            f" and {len(missing) - 5} more" if len(missing) > 5 else ""
-        )
-        reason = f"its user_version is {found}, but it lacks altpay-core's tables {listed}"
+        reason = found_reason
     raise AltpayError(
         f"the database {where} is not an altpay-core database: {reason}; "
         "SqliteStore needs a database file of its own (or a new one), and left this one as it was"
