@@ -1376,6 +1376,41 @@ class TestDriverErrors:
         with store.unit_of_work() as uow:
             assert [tag.name for tag in uow.partners.get(partner.id).tags] == ["VIP"]
 
+    @pytest.mark.parametrize("lock_timeout", [None, 100])
+    def test_a_wait_cut_off_by_the_statement_timeout_is_psycopgs_own_error(
+        self, store: SchemaStore, lock_timeout: int | None
+    ) -> None:
+        # PostgreSQL ends it as it ends a user's cancel (QueryCanceled, one
+        # SQLSTATE, messages in the server's language): not told apart from
+        # a lock wait, it is left as it is, and a lock_timeout shorter than
+        # the statement_timeout makes the wait a conflict.
+        import psycopg
+
+        partner = Partner.create(name="Northwind IT", country="US")
+        with store.unit_of_work() as uow:
+            partner = uow.partners.save(partner)
+            uow.commit()
+        from psycopg.conninfo import make_conninfo
+
+        options = f"-csearch_path={store.schema} -cstatement_timeout=1000"
+        if lock_timeout is not None:
+            options += f" -clock_timeout={lock_timeout}"
+        dsn = make_conninfo(store.server_dsn, options=options)
+        expected = psycopg.errors.QueryCanceled if lock_timeout is None else ConcurrencyConflict
+        with PostgresStore(dsn) as impatient:
+            with store.unit_of_work() as holder:
+                holder.partners.save(partner.add_tag(name="VIP", colour="#AA0000"))
+                holder.customers.list(partner.id)  # a query writes the update: the row is locked
+                with impatient.unit_of_work() as uow:
+                    uow.partners.save(partner.add_tag(name="Gold", colour="#AAAA00"))
+                    with pytest.raises(expected) as caught:
+                        uow.commit()
+                if lock_timeout is not None:
+                    assert "lock_timeout" in str(caught.value)
+                holder.commit()
+            with impatient.unit_of_work() as uow:  # rolled back, and usable again
+                assert [tag.name for tag in uow.partners.get(partner.id).tags] == ["VIP"]
+
     def test_lost_races_are_conflicts(self, store: SchemaStore) -> None:
         import psycopg
 
@@ -1383,6 +1418,7 @@ class TestDriverErrors:
         assert uow._conflict(psycopg.errors.SerializationFailure()) is not None
         assert uow._conflict(psycopg.errors.DeadlockDetected()) is not None
         assert uow._conflict(psycopg.errors.UndefinedTable()) is None
+        assert uow._conflict(psycopg.errors.QueryCanceled()) is None
 
 
 def test_without_psycopg_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -35,7 +35,10 @@ a serialization failure, a deadlock or a wait for another writer's lock
 longer than the connection's ``lock_timeout`` (as ``SqliteStore``'s
 ``timeout``), the whole unit of work is rolled back and
 :class:`~altpay_core.errors.ConcurrencyConflict` raised, with the driver's
-error as its ``__cause__``.
+error as its ``__cause__``. A wait cut off by ``statement_timeout`` is
+psycopg's ``QueryCanceled``, after the same roll-back: PostgreSQL reports
+it as it reports a user's cancel, so set a ``lock_timeout`` shorter than
+the ``statement_timeout`` to have such waits end as conflicts.
 
 The rules between aggregates are checked at commit, in that transaction: a
 tagged customer's partner, the partner of a new customer added by hand or
@@ -655,4 +658,7 @@ class PostgresUnitOfWork(SqlUnitOfWork["psycopg.Connection[Any]"]):
             return "another writer changed the same rows at the same time"
         if isinstance(error, self._waited):
             return "another writer held the rows for longer than the connection's lock_timeout"
+        # Not QueryCanceled: a statement_timeout that cuts a lock wait off
+        # and a user's cancel share its SQLSTATE, and its messages are in
+        # the server's language; lock_timeout is the one for conflicts.
         return None
