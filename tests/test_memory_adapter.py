@@ -33,6 +33,7 @@ from altpay_core import (
     pay_invoices,
 )
 from altpay_core.adapters.memory import MemoryStore, MemoryUnitOfWork, _Undo
+from altpay_core.adapters.sqlite import SqliteStore
 from altpay_core.testing import contracts
 from altpay_core.values import Address
 
@@ -477,3 +478,22 @@ def test_payment_and_method_lookups_see_staged_values_first(store: MemoryStore) 
             )
         )
         assert uow.scheduled_payments.get(PARTNER.id, scheduled.id) == scheduled
+
+
+NOT_A_STORE = st.one_of(st.none(), st.integers(), st.text(), st.binary(), st.builds(object))
+
+
+@given(store=NOT_A_STORE)
+def test_a_unit_of_work_refuses_what_is_not_a_memory_store(store: object) -> None:
+    # Accepted silently before, to fail at its first use.
+    with pytest.raises(ValidationError) as caught:
+        MemoryUnitOfWork(store)  # type: ignore[arg-type]
+    assert (caught.value.paths, caught.value.codes) == (["store"], ["wrong_type"])
+    assert caught.value.errors[0].message.startswith("'store' must be a MemoryStore (got ")
+
+
+def test_a_unit_of_work_refuses_another_kind_of_store(tmp_path: Any) -> None:
+    other = SqliteStore(tmp_path / "altpay.db")
+    expected = "'store' must be a MemoryStore \\(got SqliteStore\\)"
+    with other, pytest.raises(ValidationError, match=expected):
+        MemoryUnitOfWork(other)  # type: ignore[arg-type]

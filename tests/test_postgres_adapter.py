@@ -30,6 +30,7 @@ from altpay_core import services
 from altpay_core.adapters import postgres as postgres_adapter
 from altpay_core.adapters._sql import Migration, SchemaVersionError
 from altpay_core.adapters.postgres import MIGRATIONS, PostgresStore, PostgresUnitOfWork
+from altpay_core.adapters.sqlite import SqliteStore
 from altpay_core.customer import AccessRequest, Customer, CustomerDraft, CustomerUser
 from altpay_core.errors import (
     AltpayError,
@@ -1678,3 +1679,26 @@ class TestRowsChangedOutsideTheLibrary:
             uow.commit()
         with store.unit_of_work() as uow:
             assert [m.position for m in uow.outbox.pending()] == [second]
+
+
+NOT_A_STORE = st.one_of(st.none(), st.integers(), st.text(), st.binary(), st.builds(object))
+
+
+@given(store=NOT_A_STORE)
+def test_a_unit_of_work_refuses_what_is_not_a_postgres_store(store: object) -> None:
+    # An AttributeError from inside the constructor before.
+    with pytest.raises(ValidationError) as caught:
+        PostgresUnitOfWork(store)  # type: ignore[arg-type]
+    assert (caught.value.paths, caught.value.codes) == (["store"], ["wrong_type"])
+    assert caught.value.errors[0].message.startswith("'store' must be a PostgresStore (got ")
+
+
+def test_a_unit_of_work_refuses_another_kind_of_store(tmp_path: Any) -> None:
+    other = SqliteStore(tmp_path / "altpay.db")
+    with (
+        other,
+        pytest.raises(
+            ValidationError, match="'store' must be a PostgresStore \\(got SqliteStore\\)"
+        ),
+    ):
+        PostgresUnitOfWork(other)  # type: ignore[arg-type]

@@ -28,6 +28,7 @@ from altpay_core import services
 from altpay_core.adapters import _sql as sql_module
 from altpay_core.adapters import sqlite as sqlite_adapter
 from altpay_core.adapters._sql import Migration, SchemaVersionError, check_migrations
+from altpay_core.adapters.memory import MemoryStore
 from altpay_core.adapters.sqlite import MIGRATIONS, SqliteStore, SqliteUnitOfWork
 from altpay_core.customer import (
     AccessRequest,
@@ -2547,3 +2548,22 @@ def test_a_partner_row_changed_outside_the_library_is_refused_at_the_commit_that
     assert (caught.value.paths, caught.value.codes) == (["version"], ["row_mismatch"])
     with store.unit_of_work() as uow:
         assert uow.customers.list(partner.id).items == ()
+
+
+NOT_A_STORE = st.one_of(st.none(), st.integers(), st.text(), st.binary(), st.builds(object))
+
+
+@given(store=NOT_A_STORE)
+def test_a_unit_of_work_refuses_what_is_not_a_sqlite_store(store: object) -> None:
+    # An AttributeError from inside the constructor before.
+    with pytest.raises(ValidationError) as caught:
+        SqliteUnitOfWork(store)  # type: ignore[arg-type]
+    assert (caught.value.paths, caught.value.codes) == (["store"], ["wrong_type"])
+    assert caught.value.errors[0].message.startswith("'store' must be a SqliteStore (got ")
+
+
+def test_a_unit_of_work_refuses_another_kind_of_store(tmp_path: Any) -> None:
+    other = MemoryStore()
+    expected = "'store' must be a SqliteStore \\(got MemoryStore\\)"
+    with other, pytest.raises(ValidationError, match=expected):
+        SqliteUnitOfWork(other)  # type: ignore[arg-type]

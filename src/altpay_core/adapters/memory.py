@@ -695,10 +695,12 @@ def _key_taken(key: _IdempotencyKey) -> ConcurrencyConflict:
 
 @checked_constructor
 class MemoryUnitOfWork(UnitOfWork):
-    """A unit of work over a :class:`MemoryStore`; get one from the store."""
+    """A unit of work over a :class:`MemoryStore`; get one from the store
+    (anything else at ``store`` is a
+    :class:`~altpay_core.errors.ValidationError`, ``wrong_type``)."""
 
     def __init__(self, store: MemoryStore) -> None:
-        self._store = store
+        self._store = _fields.argument("store", store, MemoryStore, "a MemoryStore")
         self._staged = _Staged()
         self.partners: _Partners = _Partners(self)
         self.customers: _Customers = _Customers(self)

@@ -612,9 +612,11 @@ def _readable(fd: int) -> bool:
 
 @checked_constructor
 class PostgresUnitOfWork(SqlUnitOfWork["psycopg.Connection[Any]"]):
-    """One transaction on a :class:`PostgresStore`."""
+    """One transaction on a :class:`PostgresStore` (anything else at ``store``
+    is a :class:`~altpay_core.errors.ValidationError`, ``wrong_type``)."""
 
     def __init__(self, store: PostgresStore) -> None:
+        _fields.argument("store", store, PostgresStore, "a PostgresStore")
         super().__init__(store)
         pg = store._psycopg
         self._pg_errors: tuple[type[Exception], ...] = (pg.Error,)

@@ -719,9 +719,14 @@ if hasattr(os, "register_at_fork"):  # not on Windows, which cannot fork
 
 @checked_constructor
 class SqliteUnitOfWork(SqlUnitOfWork[sqlite3.Connection]):
-    """One transaction on a :class:`SqliteStore`."""
+    """One transaction on a :class:`SqliteStore` (anything else at ``store``
+    is a :class:`~altpay_core.errors.ValidationError`, ``wrong_type``)."""
 
     _errors = (sqlite3.Error,)
+
+    def __init__(self, store: SqliteStore) -> None:
+        _fields.argument("store", store, SqliteStore, "a SqliteStore")
+        super().__init__(store)
 
     def _in_block(self) -> None:
         super()._in_block()
