@@ -25,7 +25,6 @@ from altpay_core import (
     CardFeeBearer,
     CardFeePolicy,
     Currency,
-    CurrencyMismatch,
     CustomerDraft,
     EmailAddress,
     Integration,
@@ -820,8 +819,9 @@ class TestCardFees:
     def test_canadian_fees_are_in_cad(self) -> None:
         policy = Partner.create(name="N", country="CA").card_fees
         assert policy.fee_for(Money("10.00", "CAD")) == Money("0.59", "CAD")
-        with pytest.raises(CurrencyMismatch):
+        with pytest.raises(ValidationError) as caught:
             policy.fee_for(Money("10.00", "USD"))
+        assert (caught.value.paths, caught.value.codes) == (["amount"], ["currency_mismatch"])
 
     def test_the_percentage_rounds_half_even(self) -> None:
         policy = CardFeePolicy(CardFeeBearer.CUSTOMER, Decimal("2.5"), Money("0", "USD"))
@@ -916,13 +916,14 @@ class TestCardFees:
         if currency.code == "USD":
             assert policy.fee_for(amount).currency == "USD"
             return
-        with pytest.raises(CurrencyMismatch) as caught:
+        with pytest.raises(ValidationError) as caught:
             policy.fee_for(amount)
         error = caught.value
-        assert (error.left, error.right) == ("USD", currency.code)
+        assert (error.paths, error.codes) == (["amount"], ["currency_mismatch"])
         # Not "cannot add CAD with USD": the caller added nothing.
-        assert str(error) == (
-            f"'amount' must be in USD, the card-fee policy's currency (got {currency.code})"
+        assert error.errors[0].message == (
+            "'amount' must be in USD, the card-fee policy's currency "
+            f"(got {currency.code}; rule I2)"
         )
 
     @given(currency=st.sampled_from(Currency.all()))

@@ -443,19 +443,12 @@ class PermissionDenied(AltpayError):
 
 @checked_constructor
 class CurrencyMismatch(AltpayError, ValueError):
-    """Two amounts in different currencies were combined or compared, or an
-    amount was given in another currency than the one expected.
-
-    The message says ``cannot {operation} {left} with {right}`` unless a
-    ``message`` of its own says what was expected of which argument.
-    """
+    """Two amounts in different currencies were combined or compared."""
 
     default_message = "currencies differ"
 
-    def __init__(
-        self, left: str, right: str, operation: str = "combine", *, message: str | None = None
-    ) -> None:
+    def __init__(self, left: str, right: str, operation: str = "combine") -> None:
         self.left = left
         self.right = right
         self.operation = operation
-        super().__init__(message or f"cannot {operation} {left} with {right}")
+        super().__init__(f"cannot {operation} {left} with {right}")

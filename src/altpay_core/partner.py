@@ -31,7 +31,6 @@ from . import _fields
 from ._arguments import checked_arguments, checked_constructor
 from ._html import html_table
 from .errors import (
-    CurrencyMismatch,
     FieldError,
     FieldErrors,
     InvariantViolation,
@@ -567,9 +566,10 @@ class CardFeePolicy:
         """The card fee on a card payment of ``amount`` (in the policy's
         currency), whoever bears it; nothing on a zero amount.
 
-        Raises :class:`~altpay_core.errors.CurrencyMismatch` for an amount in
-        another currency and :class:`~altpay_core.errors.ValidationError` for
-        a negative one.
+        Refuses an amount in another currency (``currency_mismatch``, zero
+        or not) and a negative one (``negative_amount``), each a
+        :class:`~altpay_core.errors.ValidationError` at ``amount``, as
+        :func:`~altpay_core.payment.card_fee_for` does.
         """
         if not isinstance(amount, Money):
             raise ValidationError.single(
@@ -581,12 +581,11 @@ class CardFeePolicy:
             )
         currency = self.fixed.currency
         if amount.currency is not currency:
-            raise CurrencyMismatch(
-                currency.code,
-                amount.currency.code,
-                "charge a card fee on",
-                message=f"'amount' must be in {currency.code}, the card-fee policy's currency "
-                f"(got {amount.currency.code})",
+            raise ValidationError.single(
+                "amount",
+                "currency_mismatch",
+                f"'amount' must be in {currency.code}, the card-fee policy's currency "
+                f"(got {amount.currency.code}; rule I2)",
             )
         if amount.is_zero:
             return Money.zero(amount.currency)
