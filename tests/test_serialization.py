@@ -8,7 +8,7 @@ import datetime as dt
 import enum
 import json
 import math
-from decimal import Decimal
+from decimal import MAX_EMAX, Decimal
 from typing import Any, get_args
 
 import attrs
@@ -136,7 +136,13 @@ def assert_json_ready(data: object, where: str = "$") -> None:
 # -- fuzzing: only ValidationError may escape ----------------------------------------
 
 json_like = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    # Too long for Python to write as text, past sys.get_int_max_str_digits().
+    | st.integers(4300, 5000).map(lambda digits: -(10**digits))
+    | st.floats()
+    | st.text(max_size=20),
     lambda inner: (
         st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4)
     ),
@@ -356,6 +362,8 @@ def test_to_dict_of_plain_data_is_that_data(data: object) -> None:
 def _json_ready(data: object) -> bool:
     if isinstance(data, float):
         return math.isfinite(data)
+    if isinstance(data, int):
+        return data.bit_length() < 4300 * 3
     if isinstance(data, list):
         return all(_json_ready(item) for item in data)
     if isinstance(data, dict):
@@ -411,6 +419,7 @@ def test_to_dict_refuses_keys_and_values_json_would_change(value: object) -> Non
 @given(data=json_like)
 @example(data=float("nan"))
 @example(data={"a": [float("-inf")]})
+@example(data=[10**5000])
 def test_whatever_to_dict_writes_is_json_ready(data: object) -> None:
     if not _json_ready(data):
         with pytest.raises(ValidationError, match="not_serializable"):
@@ -418,6 +427,18 @@ def test_whatever_to_dict_writes_is_json_ready(data: object) -> None:
         return
     plain = to_dict(data)
     assert json.loads(json.dumps(plain, allow_nan=False)) == plain
+
+
+@given(exponent=st.integers(-5, MAX_EMAX), negative=st.booleans())
+def test_a_zero_decimal_of_any_exponent_is_written_as_one_digit(
+    exponent: int, negative: bool
+) -> None:
+    # "0E+2000" and "-0E+2000" were written with their exponent, the
+    # negative zero kept.
+    zero = Decimal((int(negative), (0,), exponent))
+    written = to_dict(zero)
+    assert written == ("0" if exponent >= 0 else "0." + "0" * -exponent)
+    assert from_dict(Decimal, written) == zero
 
 
 def test_a_decimal_past_the_plain_digits_is_written_with_an_exponent() -> None:

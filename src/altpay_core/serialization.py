@@ -234,11 +234,12 @@ _PLAIN_DIGITS: Final = 1100
 def _decimal_data(number: Decimal) -> str:
     """A ``Decimal`` as to_dict writes it: plain text (no exponent, no
     negative zero) with its decimal places, ``"2.90"``, as an amount is;
-    beyond ``_PLAIN_DIGITS`` digits, with an exponent. NaN and the
-    infinities, which no reader takes, are not written."""
+    beyond ``_PLAIN_DIGITS`` digits, with an exponent (a zero of any
+    exponent is one digit: ``"0"``). NaN and the infinities, which no reader
+    takes, are not written."""
     if not number.is_finite():
         raise TypeError(f"{number} is not a decimal number")
-    if -_PLAIN_DIGITS <= number.adjusted() <= _PLAIN_DIGITS:
+    if not number or -_PLAIN_DIGITS <= number.adjusted() <= _PLAIN_DIGITS:
         return format(plain_decimal(number), "f")
     return str(number)
 
@@ -653,10 +654,14 @@ def to_dict(value: object) -> Any:
     """``value`` as JSON-ready plain data (dicts with text keys, lists,
     strings, numbers).
 
-    A value that cannot be written (a list that holds itself), or that has
-    no such form (an object of no type of the library's, bytes, NaN or an
-    infinity, a key that is not text, inside a list, a dict or a page too),
-    is a ``not_serializable`` error at ``value``."""
+    A value that cannot be written (a list that holds itself, an integer
+    too long for Python to write as text), or that has no such form (an
+    object of no type of the library's, bytes, NaN or an infinity, a key
+    that is not text, inside a list, a dict or a page too), is a
+    ``not_serializable`` error at ``value``. A key the library writes as
+    text (an id, a date, a ``Decimal``) is written as that text, and an
+    attrs class or a dataclass of your own field by field, as cattrs
+    writes them."""
     kind = type(value)
     try:
         data = _FAST.unstructure(value, unstructure_as=kind)
@@ -693,13 +698,19 @@ def _is_own(kind: type) -> bool:
 
 # What JSON holds: objects (with text keys), arrays, strings, numbers (never
 # NaN nor an infinity), true, false and null.
-_SCALARS: Final = (str, int, type(None))
+_SCALARS: Final = (str, type(None))
+
+# An int of at most this many bits has fewer digits than the fewest Python
+# is ever set to write (640, sys.int_info.str_digits_check_threshold).
+_SHORT_INT_BITS: Final = 2000
 
 
 def _is_plain(data: object) -> bool:
     try:
-        if isinstance(data, _SCALARS):  # bool is an int
+        if isinstance(data, _SCALARS):
             return True
+        if isinstance(data, int):  # bool too
+            return data.bit_length() <= _SHORT_INT_BITS or _writable(data)
         if isinstance(data, float):
             return math.isfinite(data)
         if type(data) is list:
@@ -709,6 +720,16 @@ def _is_plain(data: object) -> bool:
     except RecursionError:  # nested too deeply to write
         pass
     return False
+
+
+def _writable(number: int) -> bool:
+    """Whether Python writes ``number`` as text (its limit on the digits of
+    an int, ``sys.set_int_max_str_digits``, allows it)."""
+    try:
+        str(number)
+    except ValueError:
+        return False
+    return True
 
 
 @checked_arguments
