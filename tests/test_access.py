@@ -284,3 +284,16 @@ def test_access_enum() -> None:
 @given(st.from_type(Impersonation) | st.from_type(InvoiceAccess))
 def test_round_trip(value: object) -> None:
     assert from_dict(type(value), to_dict(value)) == value
+
+
+@pytest.mark.parametrize("wrong", ["customer", "viewer"])
+def test_the_invoices_are_read_only_once_the_other_arguments_are_good(
+    world: World, wrong: str
+) -> None:
+    # The caller's generator was used up before another argument was refused.
+    invoices = iter([world.invoice])
+    arguments = {"customer": world.globex, "viewer": world.globex.users[0], wrong: None}
+    with pytest.raises(ValidationError) as caught:
+        visible_invoices(invoices, **arguments)  # type: ignore[arg-type]
+    assert caught.value.paths == [wrong]
+    assert list(invoices) == [world.invoice]

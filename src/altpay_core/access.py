@@ -208,9 +208,9 @@ def visible_invoices(
 ) -> tuple[Invoice, ...]:
     """The invoices ``viewer`` may see, in the order given (each must be an
     ``Invoice``: anything else is a ``wrong_type`` error)."""
-    given = _fields.listed("invoices", invoices)
     _fields.argument("customer", customer, Customer, "a Customer")
     _viewer(viewer)
+    given = _fields.listed("invoices", invoices)  # read once the rest is known good
     found = FieldErrors()
     for index, invoice in enumerate(given):
         found.check("", _fields.argument, f"invoices[{index}]", invoice, Invoice, "an Invoice")
