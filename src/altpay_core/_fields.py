@@ -239,18 +239,25 @@ TEXT_OR_BYTES: Final = (str, bytes, bytearray, memoryview)
 """Text and binary data: iterable (binary data as ints), but never a list of
 the library's values."""
 
-_NOT_A_LIST: Final = (*TEXT_OR_BYTES, Mapping)
+NOT_A_LIST: Final = (*TEXT_OR_BYTES, Mapping)
+"""Iterables that are no list of items: text, binary data, mappings."""
 
 
 def listed(path: str, value: object, label: str = "a list") -> tuple[Any, ...]:
     """Any iterable of items (a list, a tuple, a generator...), as a tuple.
     Text, binary data and mappings are iterable, but of characters, bytes
     and keys: each is ``wrong_type``, as anything not iterable is."""
-    if isinstance(value, _NOT_A_LIST) or not isinstance(value, Iterable):
+    if isinstance(value, NOT_A_LIST) or not isinstance(value, Iterable):
         raise ValidationError.single(
             path, "wrong_type", f"'{path}' must be {label} (got {type(value).__name__})"
         )
     return tuple(value)
+
+
+def list_as_tuple(value: Any) -> Any:
+    """A converter: a list (or tuple) as a tuple; anything else as it is,
+    for the checks that follow to report."""
+    return tuple(value) if isinstance(value, list | tuple) else value
 
 
 def note_rule(found: FieldErrors, broken: InvariantViolation | None) -> None:

@@ -35,7 +35,6 @@ from .partner import (
     Partner,
     Tag,
     TeamMember,
-    _as_tuple,
     _email,
     _events,
     _FieldCheck,
@@ -521,7 +520,7 @@ class CustomerDraft:
     partner_id: PartnerId
     customer_id: CustomerId = attrs.field(factory=CustomerId.new)
     details: CustomerDetails | None = None
-    users: tuple[CustomerUser, ...] = attrs.field(default=(), converter=_as_tuple)
+    users: tuple[CustomerUser, ...] = attrs.field(default=(), converter=_fields.list_as_tuple)
     started_at: dt.datetime = attrs.field(factory=utc_now)
 
     def __attrs_post_init__(self) -> None:
@@ -723,7 +722,7 @@ class Customer:
     partner_id: PartnerId
     company: str
     address: Address
-    users: tuple[CustomerUser, ...] = attrs.field(converter=_as_tuple)
+    users: tuple[CustomerUser, ...] = attrs.field(converter=_fields.list_as_tuple)
     legal_name: str | None = None
     ein: EIN | None = None
     billing_email: EmailAddress | None = None

@@ -59,11 +59,6 @@ def _aware(value: dt.datetime) -> dt.datetime:
     return _fields.aware_datetime("occurred_at", value)
 
 
-def _as_tuple(value: object) -> object:
-    # A list of changed fields becomes a tuple; anything else is reported.
-    return tuple(value) if isinstance(value, list | tuple) else value
-
-
 _EVENT_TYPES: dict[str, type[Event]] = {}
 EVENT_TYPES: Mapping[str, type[Event]] = MappingProxyType(_EVENT_TYPES)
 """Every event class, by its webhook topic (read-only: a class with a
@@ -104,7 +99,7 @@ class Event:
     partner_id: PartnerId
     aggregate_id: str
     occurred_at: dt.datetime = attrs.field(factory=utc_now, converter=_aware)
-    changes: tuple[str, ...] = attrs.field(default=(), converter=_as_tuple)
+    changes: tuple[str, ...] = attrs.field(default=(), converter=_fields.list_as_tuple)
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)

@@ -114,11 +114,6 @@ def _derived_changes(old: Invoice, new: Invoice) -> tuple[str, ...]:
     return tuple(name for name in _DERIVED_CHANGES if getattr(new, name) != getattr(old, name))
 
 
-def _as_tuple(value: Any) -> Any:
-    # Lists become tuples; anything else is left for the checks to report.
-    return tuple(value) if isinstance(value, list | tuple) else value
-
-
 def _strip(value: Any) -> Any:
     return value.strip() if isinstance(value, str) else value
 
@@ -669,11 +664,11 @@ class Invoice:
     currency: Currency
     issue_date: dt.date
     due_date: dt.date
-    lines: tuple[LineItem, ...] = attrs.field(converter=_as_tuple)
-    fees: tuple[Fee, ...] = attrs.field(default=(), converter=_as_tuple)
+    lines: tuple[LineItem, ...] = attrs.field(converter=_fields.list_as_tuple)
+    fees: tuple[Fee, ...] = attrs.field(default=(), converter=_fields.list_as_tuple)
     memo: str | None = attrs.field(default=None, converter=_strip_or_none)
     status: InvoiceStatus = InvoiceStatus.OPEN
-    payments: tuple[AppliedPayment, ...] = attrs.field(default=(), converter=_as_tuple)
+    payments: tuple[AppliedPayment, ...] = attrs.field(default=(), converter=_fields.list_as_tuple)
     external_ref: ExternalRef | None = None
     issued_by: TeamMemberId | None = None
     created_at: dt.datetime = attrs.field(factory=utc_now)

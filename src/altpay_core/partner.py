@@ -195,11 +195,6 @@ def _wrong_type(path: str, label: str, value: object, *, optional: bool = False)
     return f"'{path}' must be {expected} (got {type(value).__name__})"
 
 
-def _as_tuple(value: object) -> object:
-    # Lists become tuples; anything else is left for the checks to report.
-    return tuple(value) if isinstance(value, list | tuple) else value
-
-
 def _email(path: str, value: object) -> EmailAddress:
     if isinstance(value, EmailAddress):
         return value
@@ -693,12 +688,12 @@ class Partner:
     name: str
     country: str
     currency: Currency
-    team: tuple[TeamMember, ...] = attrs.field(default=(), converter=_as_tuple)
-    tags: tuple[Tag, ...] = attrs.field(default=(), converter=_as_tuple)
+    team: tuple[TeamMember, ...] = attrs.field(default=(), converter=_fields.list_as_tuple)
+    tags: tuple[Tag, ...] = attrs.field(default=(), converter=_fields.list_as_tuple)
     card_fees: CardFeePolicy = attrs.field(
         default=attrs.Factory(_default_card_fees, takes_self=True)
     )
-    integrations: tuple[Integration, ...] = attrs.field(default=(), converter=_as_tuple)
+    integrations: tuple[Integration, ...] = attrs.field(default=(), converter=_fields.list_as_tuple)
     created_at: dt.datetime = attrs.field(factory=utc_now)
     version: int = 0
     events: tuple[Event, ...] = _events()

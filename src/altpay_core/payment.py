@@ -86,7 +86,6 @@ from .invoice import (
     Fee,
     FeeKind,
     Invoice,
-    _as_tuple,
     _events_field,
     _money_in,
     _partner_and_customer,
@@ -417,8 +416,8 @@ class Payment:
     user_id: UserId
     method: PaymentMethodType
     currency: Currency
-    allocations: tuple[Allocation, ...] = attrs.field(converter=_as_tuple)
-    fees: tuple[Fee, ...] = attrs.field(default=(), converter=_as_tuple)
+    allocations: tuple[Allocation, ...] = attrs.field(converter=_fields.list_as_tuple)
+    fees: tuple[Fee, ...] = attrs.field(default=(), converter=_fields.list_as_tuple)
     status: PaymentStatus = PaymentStatus.PROCESSING
     idempotency_key: str = attrs.field(converter=_strip)
     request_fingerprint: str
@@ -882,7 +881,7 @@ def request_fingerprint(
 def _fingerprint_parts(
     found: FieldErrors, amounts: object, currency: Currency | None
 ) -> list[tuple[str, str]]:
-    if isinstance(amounts, (*_fields.TEXT_OR_BYTES, Mapping)) or not isinstance(amounts, Iterable):
+    if isinstance(amounts, _fields.NOT_A_LIST) or not isinstance(amounts, Iterable):
         found.add(
             "amounts",
             "wrong_type",
@@ -1581,7 +1580,7 @@ class CustomerPaymentMethods:
 
     partner_id: PartnerId
     customer_id: CustomerId
-    methods: tuple[PaymentMethod, ...] = attrs.field(default=(), converter=_as_tuple)
+    methods: tuple[PaymentMethod, ...] = attrs.field(default=(), converter=_fields.list_as_tuple)
     default_id: PaymentMethodId | None = None
     version: int = 0
     events: tuple[Event, ...] = _events_field()

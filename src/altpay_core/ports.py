@@ -1035,8 +1035,7 @@ class Outbox(abc.ABC):
         """``positions`` as a list (any iterable, read once), each a whole
         number; a ``ValidationError`` naming the first that is not."""
         # Binary data iterates as ints, but holds no positions.
-        binary = bytes | bytearray | memoryview
-        if isinstance(positions, str | binary) or not isinstance(positions, Iterable):
+        if isinstance(positions, _fields.TEXT_OR_BYTES) or not isinstance(positions, Iterable):
             raise ValidationError.single(
                 "positions",
                 "wrong_type",

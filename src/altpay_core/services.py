@@ -709,12 +709,6 @@ _REFUSALS = (InvariantViolation, PermissionDenied, ValidationError, ConcurrencyC
 Anything else (a store that cannot write, say) stops the whole run."""
 
 
-def _as_tuple(value: object) -> object:
-    # A list becomes a tuple (as run_due_payments builds them); anything
-    # else is reported by DueRun's checks.
-    return tuple(value) if isinstance(value, list) else value
-
-
 @checked_constructor
 @attrs.frozen
 class DueRun:
@@ -725,13 +719,15 @@ class DueRun:
     no refusal: an error is not data, so ``to_dict`` of a run with refusals
     is a ``not_serializable`` error."""
 
-    processed: tuple[ScheduledPayment, ...] = attrs.field(default=(), converter=_as_tuple)
+    processed: tuple[ScheduledPayment, ...] = attrs.field(
+        default=(), converter=_fields.list_as_tuple
+    )
     """Ran, as stored: each names the payment it made (``payment_id``)."""
-    skipped: tuple[ScheduledPayment, ...] = attrs.field(default=(), converter=_as_tuple)
+    skipped: tuple[ScheduledPayment, ...] = attrs.field(default=(), converter=_fields.list_as_tuple)
     """Could no longer run, as stored: marked skipped by this run, nothing
     paid."""
     refused: tuple[tuple[ScheduledPayment, AltpayError], ...] = attrs.field(
-        default=(), converter=_as_tuple
+        default=(), converter=_fields.list_as_tuple
     )
     """Not run by this run, each as it was read and with the error that
     stopped it: no method on file, or another writer first (another run

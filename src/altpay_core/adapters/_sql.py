@@ -358,9 +358,7 @@ class AggregateTable:
         found = (self.key(aggregate), aggregate.version, *checked)
         stored = tuple(row[: len(found)])
         if found != stored:
-            column = next(
-                c for c, a, b in zip(self.read_columns, found, stored, strict=False) if a != b
-            )
+            column = _differing_column(self.read_columns, found, stored)
             field = _FIELD_OF_COLUMN.get(column, column)
             raise row_changed(self.kind, str(row[0]), field, f"its {column!r} column")
 
@@ -389,6 +387,14 @@ _FIELD_OF_COLUMN = {
     "ext_id": "external_ref",
     "sort_key": "due_date",
 }
+
+
+def _differing_column(
+    columns: Sequence[str], found: Sequence[object], stored: Sequence[object]
+) -> str:
+    """The first of ``columns`` whose value ``found`` in the data is not the
+    one ``stored`` in the row."""
+    return next(c for c, a, b in zip(columns, found, stored, strict=False) if a != b)
 
 
 def row_changed(kind: str, key: str, field: str, source: str) -> ValidationError:
@@ -1744,7 +1750,7 @@ def _message(row: Sequence[Any]) -> OutboxMessage:
         raise error.under(where) from None
     found = (event.topic, str(event.partner_id), event.aggregate_id)
     if found != tuple(row[1:4]):
-        column = next(c for c, a, b in zip(OUTBOX_COLUMNS, found, row[1:4], strict=False) if a != b)
+        column = _differing_column(OUTBOX_COLUMNS, found, row[1:4])
         raise row_changed("outbox message", str(position), column, f"its {column!r} column").under(
             where
         )
@@ -1764,35 +1770,32 @@ def _outbox_row(event: Event) -> Row:
 # -- the repositories ------------------------------------------------------------
 
 
+def _found_by(
+    rows: str, field: str, matches: Callable[[Any], bool], scope: str | None = None
+) -> Callable[[Any], tuple[str, str] | None]:
+    """What an aggregate that a query found through the table ``rows`` (for
+    partner ``scope``, if given) does not match: its ``partner_id``, or else
+    ``field``, unless the aggregate ``matches`` what the query asked."""
+    source = f"the {rows!r} rows it was found by"
+
+    def mismatch(aggregate: Any) -> tuple[str, str] | None:
+        if scope is not None and str(aggregate.partner_id) != scope:
+            return "partner_id", source
+        return None if matches(aggregate) else (field, source)
+
+    return mismatch
+
+
 def _user_mismatch(
     email_key: str, scope: str | None = None
 ) -> Callable[[Customer], tuple[str, str] | None]:
-    """What a customer found by a user's email (for partner ``scope``, if
-    given) does not match: ``users``, if none of them has that email."""
-
-    def mismatch(customer: Customer) -> tuple[str, str] | None:
-        if scope is not None and str(customer.partner_id) != scope:
-            return "partner_id", "the 'customer_users' rows it was found by"
-        for user in customer.users:
-            if user.email.key == email_key:
-                return None
-        return "users", "the 'customer_users' rows it was found by"
-
-    return mismatch
-
-
-def _tag_mismatch(tag: TagId, scope: str) -> Callable[[Customer], tuple[str, str] | None]:
-    """What a customer listed by ``tag`` for partner ``scope`` does not
-    match: ``tags``, if it does not carry it."""
-
-    def mismatch(customer: Customer) -> tuple[str, str] | None:
-        if str(customer.partner_id) != scope:
-            return "partner_id", "the 'customer_tags' rows it was found by"
-        if tag in customer.tags:
-            return None
-        return "tags", "the 'customer_tags' rows it was found by"
-
-    return mismatch
+    """A customer found by a user's email: ``users``, if none has it."""
+    return _found_by(
+        "customer_users",
+        "users",
+        lambda customer: any(user.email.key == email_key for user in customer.users),
+        scope,
+    )
 
 
 def _partner_key(partner_id: PartnerId) -> str:
@@ -1924,7 +1927,7 @@ class SqlCustomers(CustomerRepository):
             where.append("t.tag_id = ?")
             tag = _fields.entity_id("tag", tag, TagId)
             params.append(str(tag))
-            mismatch = _tag_mismatch(tag, params[0])
+            mismatch = _found_by("customer_tags", "tags", lambda c: tag in c.tags, params[0])
         if status is not None:
             where.append("c.status = ?")
             params.append(_status(status, CustomerStatus, "status").value)
@@ -2226,13 +2229,12 @@ class SqlPayments(PaymentRepository):
         scope = _partner_key(partner_id)
         invoice = str(_fields.entity_id("invoice_id", invoice_id, InvoiceId))
 
-        def mismatch(payment: Payment) -> tuple[str, str] | None:
-            if str(payment.partner_id) != scope:
-                return "partner_id", "the 'payment_allocations' rows it was found by"
-            if any(str(part.invoice_id) == invoice for part in payment.allocations):
-                return None
-            return "allocations", "the 'payment_allocations' rows it was found by"
-
+        mismatch = _found_by(
+            "payment_allocations",
+            "allocations",
+            lambda payment: any(str(part.invoice_id) == invoice for part in payment.allocations),
+            scope,
+        )
         return self._uow._load_all(
             PAYMENTS,
             self._uow._sql.payments_for_invoice,
