@@ -2463,6 +2463,23 @@ class TestRowsChangedOutsideTheLibrary:
         assert (caught.value.paths, caught.value.codes) == ([field], ["row_mismatch"])
         assert "was changed outside the library" in str(caught.value)
 
+    def test_a_company_key_folded_by_another_python_still_reads(
+        self, store: SqliteStore, path: Path, world: dict[str, Any]
+    ) -> None:
+        # The key is the company name as str.casefold() folds it, which
+        # Python's Unicode version decides (3.14's Unicode 16 folds letters
+        # 3.11's does not): a row written under another Python is not a row
+        # changed outside the library, and was refused as one.
+        partner = world["partner"]
+        with store.unit_of_work() as uow:
+            customer = uow.customers.get(partner.id, world["customer"].id)
+        with sqlite3.connect(path) as outsider:
+            outsider.execute("UPDATE customers SET company_key = company_key || '\u1c89'")
+        with store.unit_of_work() as uow:
+            assert uow.customers.get(partner.id, customer.id) == customer
+            assert uow.customers.with_user(partner.id, world["email"]) == [customer]
+            assert uow.customers.list(partner.id).items == (customer,)
+
 
 @given(
     event=st.from_type(Event),

@@ -333,17 +333,25 @@ class AggregateTable:
     fixed: tuple[tuple[str, ...], ...] = ()
     """The columns of each of the kind's :data:`~altpay_core.ports.FIXED_FIELDS`,
     in its order; each is one of :attr:`columns`."""
-    unchecked: tuple[str, ...] = ()
-    """The last indexed columns (always the last), which a read does not
-    compare with the data (a date or time, which the dialects return in
-    different types)."""
+    unchecked: frozenset[str] = frozenset()
+    """The indexed columns a read does not compare with the data: a date or
+    time, which the dialects return in different types, and a case-folded
+    key, which Python's Unicode version decides (a row written under another
+    one is not a row changed outside the library)."""
+    checked: tuple[int, ...] = attrs.field(init=False)
+    """Where in :attr:`columns` (and in :attr:`values`) the compared ones are."""
+    read_columns: tuple[str, ...] = attrs.field(init=False)
+    """What a read of an aggregate selects: its key, version, the indexed
+    columns it compares with the data, and the data, last."""
 
-    @property
-    def read_columns(self) -> tuple[str, ...]:
-        """What a read of an aggregate selects: its key, version, the
-        indexed columns it compares with the data, and the data, last."""
-        checked = self.columns[: len(self.columns) - len(self.unchecked)]
-        return (self.key_column, "version", *checked, "data")
+    @checked.default
+    def _checked(self) -> tuple[int, ...]:
+        return tuple(i for i, c in enumerate(self.columns) if c not in self.unchecked)
+
+    @read_columns.default
+    def _read_columns(self) -> tuple[str, ...]:
+        compared = (self.columns[i] for i in self.checked)
+        return (self.key_column, "version", *compared, "data")
 
     def select(self, alias: str = "") -> str:
         """:attr:`read_columns`, for a SELECT (each after ``alias.``)."""
@@ -354,8 +362,7 @@ class AggregateTable:
         when its data disagree with the row's columns: the row was changed
         outside the library (a ``ValidationError`` at the field)."""
         values = self.values(aggregate)
-        checked = values[: len(values) - len(self.unchecked)]
-        found = (self.key(aggregate), aggregate.version, *checked)
+        found = (self.key(aggregate), aggregate.version, *(values[i] for i in self.checked))
         stored = tuple(row[: len(found)])
         if found != stored:
             column = _differing_column(self.read_columns, found, stored)
@@ -478,6 +485,7 @@ CUSTOMERS = AggregateTable(
     scope="partner_id",
     columns=("partner_id", "company_key", "status", "ext_system", "ext_id"),
     values=_customer_values,
+    unchecked=frozenset({"company_key"}),
     children=(
         ChildTable("customer_users", ("customer_id", "email_key", "partner_id"), _customer_users),
         ChildTable(
@@ -505,7 +513,7 @@ ACCESS_REQUESTS = AggregateTable(
         request.status.value,
         timestamp(request.requested_at),
     ),
-    unchecked=("requested_at",),
+    unchecked=frozenset({"requested_at"}),
 )
 INVOICES = AggregateTable(
     kind="invoice",
@@ -586,7 +594,7 @@ SCHEDULED_PAYMENTS = AggregateTable(
         scheduled.status.value,
         scheduled.pay_on.isoformat(),
     ),
-    unchecked=("pay_on",),
+    unchecked=frozenset({"pay_on"}),
 )
 TABLES: tuple[AggregateTable, ...] = (
     PARTNERS,
@@ -1677,7 +1685,7 @@ def _load_row(
     """The aggregate a row of :attr:`AggregateTable.read_columns` holds,
     refused if its data disagree with the row's columns, or (``mismatch``)
     with the rows a query joined to it: changed outside the library."""
-    aggregate = load(table.cls, row[len(table.columns) - len(table.unchecked) + 2])
+    aggregate = load(table.cls, row[len(table.read_columns) - 1])
     table.check_row(aggregate, row)
     if mismatch is not None:
         found = mismatch(aggregate)
