@@ -464,6 +464,24 @@ class TestMigrations:
                 "it holds 'customer_tags_company_key', 'status' of its own",
             ),
             (
+                [
+                    "CREATE TABLE altpay_schema (version integer NOT NULL)",
+                    "INSERT INTO altpay_schema VALUES (0)",
+                    "CREATE TABLE users (id int)",
+                ],
+                # Before: the store added its tables next to another program's.
+                "its altpay_schema version is 0, and it holds 'users' of its own",
+            ),
+            (
+                [
+                    "CREATE TABLE altpay_schema (version integer NOT NULL)",
+                    "INSERT INTO altpay_schema VALUES (0)",
+                    "CREATE TABLE partners (id int)",
+                ],
+                # Before: psycopg's DuplicateTable.
+                "its altpay_schema version is 0, and it holds 'partners' of its own",
+            ),
+            (
                 ["CREATE TABLE altpay_schema (id int)"],
                 "its altpay_schema is not a table of one integer column, version",
             ),
@@ -527,6 +545,58 @@ class TestMigrations:
                 "and left this one as it was"
             )
             assert schema_objects(dsn) == before
+
+    @pytest.mark.parametrize(
+        ("statement", "name"),
+        [
+            ("CREATE TABLE invoices (id int)", "invoices"),
+            ("CREATE VIEW payments AS SELECT 1 AS x", "payments"),
+            ("CREATE TYPE payment_methods AS ENUM ('on')", "payment_methods"),
+        ],
+    )
+    def test_a_table_of_your_own_that_a_later_migration_creates_is_refused(
+        self, postgres_dsn: str, statement: str, name: str
+    ) -> None:
+        # Before: the upgrade failed with psycopg's DuplicateTable.
+        class First(PostgresStore):
+            migrations = MIGRATIONS[:1]
+
+        with foreign_schema(postgres_dsn, []) as (schema, dsn):
+            First(dsn).close()
+            import psycopg
+
+            with psycopg.connect(dsn, autocommit=True) as connection:
+                connection.execute(statement)
+            before = schema_objects(dsn)
+            with pytest.raises(AltpayError, match="cannot be upgraded") as caught:
+                PostgresStore(dsn)
+            assert type(caught.value) is AltpayError
+            assert str(caught.value) == (
+                f"the schema {shown(schema)} of the database 'altpay_test' cannot be "
+                f"upgraded: it holds {shown(name)} of its own, and altpay-core's migrations "
+                "after its version 1 create tables of those names: rename them; "
+                "PostgresStore left it as it was"
+            )
+            assert schema_objects(dsn) == before
+
+    def test_a_function_named_as_a_later_table_does_not_keep_the_upgrade_back(
+        self, postgres_dsn: str
+    ) -> None:
+        class First(PostgresStore):
+            migrations = MIGRATIONS[:1]
+
+        with foreign_schema(postgres_dsn, []) as (_, dsn):
+            First(dsn).close()
+            import psycopg
+
+            with psycopg.connect(dsn, autocommit=True) as connection:
+                connection.execute(
+                    "CREATE FUNCTION invoices() RETURNS int LANGUAGE sql AS 'SELECT 1'"
+                )
+            PostgresStore(dsn).close()
+            with psycopg.connect(dsn, autocommit=True) as connection:
+                row = connection.execute("SELECT version FROM altpay_schema").fetchone()
+                assert row == (len(MIGRATIONS),)
 
     @settings(max_examples=10)
     @given(version=st.integers(min_value=-(2**31), max_value=-1), altpay=st.booleans())

@@ -43,6 +43,7 @@ from altpay_core.errors import (
     InvariantViolation,
     NotFound,
     ValidationError,
+    shown,
 )
 from altpay_core.events import Event
 from altpay_core.invoice import Invoice, InvoiceStatus, LineItem
@@ -532,6 +533,54 @@ class TestMigrations:
         connection.close()
         with pytest.raises(AltpayError, match="lacks altpay-core's tables invoices,"):
             SqliteStore(path)
+
+    @pytest.mark.parametrize(
+        "statement",
+        [
+            "CREATE TABLE invoices (id)",
+            "CREATE VIEW payments AS SELECT 1",
+            "CREATE INDEX payment_methods ON partners (id)",
+        ],
+    )
+    def test_a_table_of_your_own_that_a_later_migration_creates_is_refused(
+        self, path: Path, statement: str
+    ) -> None:
+        # Before: the upgrade failed half way with sqlite3's own error
+        # ("table invoices already exists").
+        class First(SqliteStore):
+            migrations = MIGRATIONS[:1]
+
+        First(path).close()
+        with sqlite3.connect(path) as connection:
+            connection.execute(statement)
+        connection.close()
+        before = path.read_bytes()
+        with pytest.raises(AltpayError, match="cannot be upgraded") as caught:
+            SqliteStore(path)
+        assert type(caught.value) is AltpayError
+        name = statement.split()[2]
+        assert (
+            f"it holds {shown(name)} of its own, and altpay-core's migrations after its "
+            "version 1 create tables of those names: rename them; SqliteStore left it as it was"
+        ) in str(caught.value)
+        assert path.read_bytes() == before
+
+    def test_a_trigger_named_as_a_later_table_does_not_keep_the_upgrade_back(
+        self, path: Path
+    ) -> None:
+        class First(SqliteStore):
+            migrations = MIGRATIONS[:1]
+
+        First(path).close()
+        with sqlite3.connect(path) as connection:
+            connection.execute(
+                "CREATE TRIGGER invoices AFTER INSERT ON partners BEGIN SELECT 1; END"
+            )
+        connection.close()
+        SqliteStore(path).close()
+        with sqlite3.connect(path) as connection:
+            assert connection.execute("PRAGMA user_version").fetchone() == (len(MIGRATIONS),)
+        connection.close()
 
     @given(
         version=st.integers(min_value=-(2**31), max_value=-1),

@@ -206,6 +206,27 @@ def created_tables(migrations: Sequence[Migration]) -> frozenset[str]:
     )
 
 
+def clash_refusal(
+    found: int, schema: Sequence[tuple[str, str]], migrations: Sequence[Migration]
+) -> str | None:
+    """Why ``migrations`` cannot bring a database at version ``found`` up to
+    date, or ``None`` if they can: it holds objects of its own (``schema``
+    lists them as kind and name) under the names of tables that the
+    migrations after ``found`` create, which would fail half way. Functions
+    and triggers have names of their own, and never clash."""
+    later = created_tables(migrations[found:])
+    clashing = sorted(
+        name for kind, name in schema if name in later and kind not in ("function", "trigger")
+    )
+    if not clashing:
+        return None
+    names = listed([shown(name) for name in clashing])
+    return (
+        f"it holds {names} of its own, and altpay-core's migrations after its "
+        f"version {found} create tables of those names: rename them"
+    )
+
+
 def listed(names: Sequence[str]) -> str:
     """The first five of ``names``, and how many more, for a message."""
     more = f" and {len(names) - 5} more" if len(names) > 5 else ""
@@ -219,7 +240,8 @@ def version_refusal(
     where it is kept: "its user_version") is not altpay-core's, or ``None``
     if it is: it holds every table its migrations create up to ``found``
     (``schema`` lists what it holds, as kind and name; tables of its own next
-    to them are left alone), and ``found`` is never negative. One newer than
+    to them are left alone), ``found`` is never negative, and at 0 it holds
+    nothing (altpay-core never commits version 0 next to tables). One newer than
     ``migrations`` that holds at least one of the tables they create (a
     newer altpay-core may have renamed or dropped the others), or nothing at
     all, is :class:`SchemaVersionError`; one that holds none of them is not
@@ -234,6 +256,11 @@ def version_refusal(
         if not schema or tables & created_tables(migrations):
             raise SchemaVersionError(found, latest)
         return f"{version} is {found}, but it holds none of altpay-core's tables"
+    if found == 0 and schema:
+        # altpay-core creates its first tables in the transaction that sets
+        # its version: a version 0 next to anything else is never its own.
+        names = listed([shown(name) for name in sorted(name for _, name in schema)])
+        return f"{version} is 0, and it holds {names} of its own"
     missing = sorted(created_tables(migrations[:found]) - tables)
     if not missing:
         return None

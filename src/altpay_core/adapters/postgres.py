@@ -83,6 +83,7 @@ from altpay_core.adapters._sql import (
     SqlUnitOfWork,
     Statements,
     check_migrations,
+    clash_refusal,
     listed,
     version_refusal,
 )
@@ -307,8 +308,10 @@ def check_schema(
 
     A schema that holds objects of its own but no ``altpay_schema`` table,
     one whose ``altpay_schema`` is not altpay-core's (not a table of one
-    ``integer`` column ``version`` holding one row), or whose version is
-    negative or lacks the tables its migrations create, is refused with
+    ``integer`` column ``version`` holding one row), whose version is
+    negative or lacks the tables its migrations create, whose version is 0
+    next to objects of its own, or that holds objects of its own named as
+    tables that later migrations create, is refused with
     :class:`~altpay_core.errors.AltpayError`; a newer one with at least one
     of the tables ``migrations`` create (or nothing else at all) is
     :class:`SchemaVersionError`."""
@@ -331,7 +334,13 @@ def check_schema(
         if found is not None:
             refusal = version_refusal(found, "its altpay_schema version", objects, migrations)
             if refusal is None:
-                return found
+                clash = clash_refusal(found, objects, migrations)
+                if clash is None:
+                    return found
+                raise AltpayError(
+                    f"the schema {shown(schema)} of the database {shown(database)} cannot "
+                    f"be upgraded: {clash}; PostgresStore left it as it was"
+                )
             reason = refusal
     raise AltpayError(
         f"the schema {shown(schema)} of the database {shown(database)} is not an "

@@ -75,7 +75,7 @@ from altpay_core.adapters._sql import (
     SqlUnitOfWork,
     Statements,
     check_migrations,
-    listed,
+    clash_refusal,
     version_refusal,
 )
 from altpay_core.errors import AltpayError, ConcurrencyConflict, ValidationError, shown
@@ -312,12 +312,13 @@ def check_database(
     when it is new (``user_version`` 0 and nothing in its schema) or holds
     every table its migrations create up to its ``user_version`` (tables of
     its own next to them are left alone), and never has a negative
-    ``user_version``. One at a version newer than ``migrations`` that holds
-    at least one of the tables they create (a newer altpay-core may have
-    renamed or dropped the others), or has an empty schema, is
-    :class:`SchemaVersionError`; one that holds none of them is not
-    altpay-core's. Reads ``user_version`` and the
-    schema in one read transaction: a store migrating the file at the same
+    ``user_version``; one that holds objects of its own named as tables
+    that later migrations create is refused too, as it cannot be upgraded.
+    One at a version newer than ``migrations`` that holds at least one of
+    the tables they create (a newer altpay-core may have renamed or dropped
+    the others), or has an empty schema, is :class:`SchemaVersionError`;
+    one that holds none of them is not altpay-core's. Reads
+    ``user_version`` and the schema in one read transaction: a store migrating the file at the same
     time is seen before or after, never half way. ``where`` names the file
     in the message."""
     check_migrations(migrations)
@@ -330,15 +331,15 @@ def check_database(
     finally:
         with contextlib.suppress(sqlite3.Error):
             connection.execute("ROLLBACK")
-    if found == 0 and schema:
-        names = [shown(name) for name in sorted(str(name) for _, name in schema)]
-        reason = f"its user_version is 0, and it holds {listed(names)} of its own"
-    else:
-        kinds = [(str(kind), str(name)) for kind, name in schema]
-        found_reason = version_refusal(found, "its user_version", kinds, migrations)
-        if found_reason is None:
+    kinds = [(str(kind), str(name)) for kind, name in schema]
+    reason = version_refusal(found, "its user_version", kinds, migrations)
+    if reason is None:
+        clash = clash_refusal(found, kinds, migrations)
+        if clash is None:
             return
-        reason = found_reason
+        raise AltpayError(
+            f"the database {where} cannot be upgraded: {clash}; SqliteStore left it as it was"
+        )
     raise AltpayError(
         f"the database {where} is not an altpay-core database: {reason}; "
         "SqliteStore needs a database file of its own (or a new one), and left this one as it was"
