@@ -465,6 +465,20 @@ class TestMigrations:
             ),
             (
                 [
+                    "CREATE FUNCTION label(int) RETURNS int LANGUAGE sql AS 'SELECT 1'",
+                    "CREATE FUNCTION label(text) RETURNS int LANGUAGE sql AS 'SELECT 1'",
+                    "CREATE TYPE label AS ENUM ('on')",
+                    *(
+                        f"CREATE FUNCTION {name}() RETURNS int LANGUAGE sql AS 'SELECT 1'"
+                        for name in ("b", "c", "d", "e", "f")
+                    ),
+                ],
+                # Before: "'b', 'c', 'd', 'e', 'f' and 3 more", the name
+                # of an overloaded function (an extension's) counted each time.
+                "it holds 'b', 'c', 'd', 'e', 'f' and 1 more of its own",
+            ),
+            (
+                [
                     "CREATE TABLE altpay_schema (version integer NOT NULL)",
                     "INSERT INTO altpay_schema VALUES (0)",
                     "CREATE TABLE users (id int)",

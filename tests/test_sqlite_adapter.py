@@ -534,6 +534,16 @@ class TestMigrations:
         with pytest.raises(AltpayError, match="lacks altpay-core's tables invoices,"):
             SqliteStore(path)
 
+    @given(names=st.lists(st.sampled_from("abcdefgh"), max_size=20))
+    def test_a_refusal_names_each_object_once(self, names: list[str]) -> None:
+        # Before: an overloaded function (an extension's) was named each time:
+        # "'citext', 'citext', 'citext', ... and 43 more".
+        message = sql_module.listed(names)
+        distinct = list(dict.fromkeys(names))
+        assert message.split(" and ")[0].split(", ") == (distinct[:5] or [""])
+        more = len(distinct) - 5
+        assert message.endswith(f" and {more} more") == (more > 0)
+
     @pytest.mark.parametrize(
         "statement",
         [

@@ -228,7 +228,9 @@ def clash_refusal(
 
 
 def listed(names: Sequence[str]) -> str:
-    """The first five of ``names``, and how many more, for a message."""
+    """The first five of ``names``, each once (an overloaded function is one
+    name), and how many more, for a message."""
+    names = list(dict.fromkeys(names))
     more = f" and {len(names) - 5} more" if len(names) > 5 else ""
     return ", ".join(names[:5]) + more
 
