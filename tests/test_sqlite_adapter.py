@@ -10,6 +10,7 @@ import os
 import re
 import sqlite3
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -859,6 +860,70 @@ def test_a_vfs_that_other_processes_cannot_share_the_file_through_is_refused(
     assert (caught.value.paths, caught.value.codes) == (["path"], ["invalid_path"])
     assert "vfs" in str(caught.value)
     assert not path.exists()
+
+
+@pytest.mark.parametrize(
+    ("query", "flag", "why"),
+    [
+        ("nolock=1", "nolock", "takes no locks"),
+        ("nolock=YES", "nolock", "takes no locks"),
+        ("mode=rwc&nolock=true", "nolock", "takes no locks"),
+        ("nolock=0&nolock=On", "nolock", "takes no locks"),
+        ("immutable=1", "immutable", "never see what other processes write"),
+        ("immutable=%31", "immutable", "never see what other processes write"),
+        ("immutable=2", "immutable", "never see what other processes write"),
+    ],
+)
+def test_a_uri_that_takes_no_locks_or_sees_no_changes_is_refused(
+    path: Path, query: str, flag: str, why: str
+) -> None:
+    # Before: refused only when WAL could not start, with advice about a
+    # vfs that the URI did not name.
+    with pytest.raises(ValidationError) as caught:
+        SqliteStore(f"file:{path}?{query}")
+    assert (caught.value.paths, caught.value.codes) == (["path"], ["invalid_path"])
+    assert f"a URI with {flag} set, which" in str(caught.value)
+    assert why in str(caught.value)
+    assert f"): leave out {flag} [invalid_path]" in str(caught.value)
+    assert not path.exists()
+
+
+@pytest.mark.parametrize("query", ["nolock=0", "immutable=off", "nolock=no&immutable=FALSE"])
+def test_a_uri_that_sets_nolock_or_immutable_false_is_taken(path: Path, query: str) -> None:
+    with SqliteStore(f"file:{path}?{query}") as store:
+        stored(store, new_partner())
+
+
+def _cased(word: str) -> st.SearchStrategy[str]:
+    return st.tuples(*(st.sampled_from([c.lower(), c.upper()]) for c in word)).map("".join)
+
+
+@given(
+    value=st.one_of(
+        st.sampled_from(["yes", "true", "on", "no", "false", "off", "", "y", "onn"]).flatmap(
+            _cased
+        ),
+        st.sampled_from(["+1", "-1", " 1", "0.5", "1x", "00", "0x1"]),
+        st.tuples(
+            st.integers(0, 255),
+            st.sampled_from(["{}", "{:03d}", "{}.5", "{}x", "0x{:x}", "0X{:02X}"]),
+        ).map(lambda pair: pair[1].format(pair[0])),
+    )
+)
+def test_a_uri_value_is_read_as_true_as_sqlite_reads_it(value: str) -> None:
+    # SQLite's own reading: an immutable file is opened read-only.
+    with tempfile.TemporaryDirectory() as directory:
+        name = os.path.join(directory, "x.db")
+        sqlite3.connect(name).close()
+        connection = sqlite3.connect(f"file:{name}?immutable={quote(value)}", uri=True)
+        try:
+            connection.execute("CREATE TABLE t (x)")
+            read_only = False
+        except sqlite3.OperationalError:
+            read_only = True
+        finally:
+            connection.close()
+    assert sqlite_adapter._uri_true(value) == read_only
 
 
 @pytest.mark.parametrize(

@@ -17,8 +17,8 @@ database (one with a schema of its own and ``user_version`` 0, a negative
 needs a file of its own. A file database runs in WAL mode: readers never
 wait for the writer, and several threads and processes may share the file
 (a URI with a ``vfs`` that keeps other processes out, or takes no locks, is
-refused, and so is one with ``cache=shared``, in which SQLite never waits
-for a lock).
+refused, and so are one with ``nolock`` or ``immutable`` set, and one with
+``cache=shared``, in which SQLite never waits for a lock).
 ``":memory:"`` (as text or a path object) gives a private, throwaway
 database that every unit of work of the store shares, deleted when the
 store closes: a file of its own in a new temporary directory, so that it
@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import sqlite3
 import tempfile
@@ -384,6 +385,15 @@ def _path(path: object) -> str | os.PathLike[str]:
             f"{shown(text)}, a URI whose vfs {shown(vfs)} {_UNSHARED_VFS[vfs]}): "
             "leave out the vfs",
         )
+    if flag := _unshared_flag(text):
+        # Set true, SQLite would take no locks, or never look for changes.
+        raise ValidationError.single(
+            "path",
+            "invalid_path",
+            "'path' must name a file that several processes can share (got "
+            f"{shown(text)}, a URI with {flag} set, which {_UNSHARED_FLAGS[flag]}): "
+            f"leave out {flag}",
+        )
     if _shared_cache(text):
         # In a shared cache SQLite answers "locked" at once, without waiting
         # for the timeout: readers would conflict with a writer of the store.
@@ -439,6 +449,43 @@ def _unshared_vfs(text: str) -> str | None:
     if not text.startswith("file:"):
         return None
     return next((vfs for vfs in _uri_values(text, "vfs") if vfs in _UNSHARED_VFS), None)
+
+
+_UNSHARED_FLAGS = {
+    "nolock": "takes no locks, so that processes would overwrite each other",
+    "immutable": (
+        "treats the file as never changing, so that it would never see what other processes write"
+    ),
+}
+"""The ``file:`` URI parameters that, set true, keep several processes from
+sharing a file, and why."""
+
+
+def _unshared_flag(text: str) -> str | None:
+    """The parameter of :data:`_UNSHARED_FLAGS` that the ``file:`` URI
+    ``text`` sets true, if any (``None`` for any other name). SQLite takes
+    ``yes``, ``true`` and ``on`` (in any case) as true, and a number (in
+    decimal, or hexadecimal after ``0x``) that starts non-zero; any such
+    value is refused, even where an
+    earlier one of the same parameter is false."""
+    if not text.startswith("file:"):
+        return None
+    return next(
+        (
+            flag
+            for flag in _UNSHARED_FLAGS
+            if any(_uri_true(value) for value in _uri_values(text, flag))
+        ),
+        None,
+    )
+
+
+def _uri_true(value: str) -> bool:
+    """Whether SQLite reads the URI parameter's ``value`` as true
+    (``sqlite3_uri_boolean``)."""
+    return (value.isascii() and value.lower() in ("yes", "true", "on")) or bool(
+        re.match(r"[0-9]*[1-9]|0[xX][0-9a-fA-F]*[1-9a-fA-F]", value)
+    )
 
 
 def _shared_cache(text: str) -> bool:
@@ -503,7 +550,9 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
     :class:`~altpay_core.errors.ValidationError`; so is one whose ``vfs``
     keeps other processes from sharing the file (``unix-excl``, which locks
     it for one process, and ``unix-none`` and ``win32-none``, which take no
-    locks), or that asks for SQLite's shared cache (``cache=shared``, in
+    locks), that sets ``nolock`` (no locks either) or ``immutable`` (the
+    file read as never changing, blind to what other processes write), or
+    that asks for SQLite's shared cache (``cache=shared``, in
     which a reader conflicts at once with a writer of the same store, and a
     writer with another, without waiting). ``timeout`` is how long a writer
     waits for another one to finish before giving up with
