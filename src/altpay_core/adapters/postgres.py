@@ -16,11 +16,13 @@ their own, create it and name it in the connection string
 (``...?options=-csearch_path%3Dbilling``). It refuses, before changing
 anything in it, a schema that is not altpay-core's (objects of its own and
 no ``altpay_schema`` table, an ``altpay_schema`` of another shape, a
-negative version, or a version without its tables): the store needs a
-schema of its own, or a new one. Migrations run under an
-advisory lock, so servers starting at once migrate once: one that opens
-while another migrates waits for it, whatever the connection's
-``lock_timeout`` and ``statement_timeout``.
+negative version, version 0 next to objects of its own, or a version
+without its tables): the store needs a schema of its own, or a new one. It
+refuses too an altpay-core schema holding objects of your own named as
+tables that a later migration creates, which it could not upgrade.
+Migrations run under an advisory lock, so servers starting at once migrate
+once: one that opens while another migrates waits for it, whatever the
+connection's ``lock_timeout`` and ``statement_timeout``.
 
 Each unit of work has a connection of its own. It checks every save at once
 against the latest commit (a new aggregate's id only as its row is

@@ -14,9 +14,11 @@ forward (the schema's version is the database's ``user_version``). It
 refuses, before changing anything in it, a file that is not an altpay-core
 database (one with a schema of its own and ``user_version`` 0, a negative
 ``user_version``, or without the tables of its ``user_version``): the store
-needs a file of its own. A file database runs in WAL mode: readers never
-wait for the writer, and several threads and processes may share the file
-(a URI with a ``vfs`` that keeps other processes out, or takes no locks, is
+needs a file of its own. It refuses too an altpay-core database holding
+tables of your own named as tables that a later migration creates, which it
+could not upgrade. A file database runs in WAL mode: readers never wait
+for the writer, and several threads and processes may share the file (a
+URI with a ``vfs`` that keeps other processes out, or takes no locks, is
 refused, and so are one with ``nolock`` or ``immutable`` set, and one with
 ``cache=shared``, in which SQLite never waits for a lock).
 ``":memory:"`` (as text or a path object) gives a private, throwaway
@@ -569,7 +571,9 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
     without any of this version's tables), is refused with
     :class:`~altpay_core.errors.AltpayError`, and a newer altpay-core's
     with :class:`SchemaVersionError`, both before anything in the file
-    changes. So is a file that cannot run in WAL mode
+    changes; so is, with :class:`~altpay_core.errors.AltpayError`, one
+    holding tables (views, indexes) of your own named as tables that a
+    later migration creates. So is a file that cannot run in WAL mode
     (a ``vfs`` without shared memory, such as ``unix-dotfile``), with
     :class:`~altpay_core.errors.AltpayError`.
 
