@@ -264,6 +264,7 @@ def _field_errors(errors: object) -> list[FieldError]:
     ``ValueError``) naming the argument, not a TypeError from ``list()``."""
     if isinstance(errors, FieldError):
         return [errors]
+    # _fields.NOT_A_LIST, which this module cannot import (_fields imports it).
     if isinstance(errors, Iterable) and not isinstance(
         errors, str | bytes | bytearray | memoryview | Mapping
     ):
