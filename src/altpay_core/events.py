@@ -261,8 +261,9 @@ class PaymentChargeback(Event):
 class PaymentSettled(Event):
     """A succeeded payment's funds settled, so it may now be refunded (I7).
 
-    Kept for the outbox and the audit trail; partners hear about settled
-    funds through the payout topics.
+    Kept for the outbox and the audit trail; it is not one of the
+    product's webhook topics (payouts, and their topics, are not modelled
+    here).
     """
 
     topic: ClassVar[str] = "payment_settled"
