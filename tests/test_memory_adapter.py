@@ -377,6 +377,32 @@ def test_undo_puts_every_kind_of_write_back() -> None:
     assert members == {1, 2}
 
 
+def test_a_failed_commit_gives_marked_messages_back_in_position_order(
+    store: MemoryStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with store.unit_of_work() as uow:
+        for n in range(3):
+            uow.customers.save(a_customer(f"Globex {n}"))
+        uow.commit()
+    with store.unit_of_work() as uow:
+        positions = [message.position for message in uow.outbox.pending(10)]
+    write_published = MemoryStore._write_published
+
+    def fail_after(self: MemoryStore, undo: _Undo, marked: Any) -> None:
+        write_published(self, undo, marked)
+        raise contracts.InjectedFailure
+
+    monkeypatch.setattr(MemoryStore, "_write_published", fail_after)
+    with store.unit_of_work() as uow:
+        uow.outbox.mark_published(positions[:1])
+        with pytest.raises(contracts.InjectedFailure):
+            uow.commit()
+    monkeypatch.undo()
+    with store.unit_of_work() as uow:
+        assert [message.position for message in uow.outbox.pending(10)] == positions
+        assert [message.position for message in uow.outbox.pending(2)] == positions[:2]
+
+
 def test_the_default_commit_breaker_skips(monkeypatch: pytest.MonkeyPatch) -> None:
     suite = contracts.UnitOfWorkContract.break_next_commit
     with pytest.raises(pytest.skip.Exception, match="does not override"):

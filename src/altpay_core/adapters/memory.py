@@ -616,8 +616,19 @@ class MemoryStore(Store):
         self._last_position = last
 
     def _write_published(self, undo: _Undo, positions: Iterable[int]) -> None:
+        outbox = self._outbox
+        # Undone last: the messages put back go to the end of the dict, and
+        # pending() lists the outbox in its order, which is by position.
+        undo.call(lambda: _sort_by_key(outbox))
         for position in positions:
-            undo.pop(self._outbox, position)
+            undo.pop(outbox, position)
+
+
+def _sort_by_key(table: dict[Any, Any]) -> None:
+    """Put ``table``'s entries in the order of their keys, in place."""
+    entries = sorted(table.items())
+    table.clear()
+    table.update(entries)
 
 
 def _check_version(kind: str, key: object, found: Any, base: int) -> None:
