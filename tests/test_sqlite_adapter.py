@@ -1759,6 +1759,23 @@ class TestLocking:
         with SqliteStore(path) as again, again.unit_of_work() as uow:
             assert uow.partners.get(partner.id).version == 1
 
+    def test_a_unit_of_work_left_open_on_a_closed_file_stops_at_a_roll_back(
+        self, path: Path
+    ) -> None:
+        # As the docs say: the roll-back hands the connection back to the
+        # closed store, which gives no other.
+        partner = new_partner()
+        store = SqliteStore(path)
+        with store.unit_of_work() as uow:
+            uow.partners.save(partner)
+            store.close()
+            uow.rollback()
+            uow.partners.save(partner)
+            with pytest.raises(AltpayError, match="the SqliteStore is closed"):
+                uow.commit()
+        with SqliteStore(path) as again, again.unit_of_work() as uow, pytest.raises(NotFound):
+            uow.partners.get(partner.id)
+
     def test_a_unit_of_work_left_open_on_a_closed_in_memory_store_stops(self) -> None:
         # close() deletes a throwaway database: a commit after it wrote into
         # a deleted file and returned (the data lost without a word).
