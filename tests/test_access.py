@@ -190,6 +190,9 @@ def test_a_team_member_is_not_a_user_of_the_customer_i1(world: World) -> None:
                     method="card", idempotency_key="k",
                 )  # fmt: skip
             assert caught.value.role == "team member"
+            # Named by its id, as for any payer who is not one of its users.
+            assert str(world.globex.id) in str(caught.value)
+            assert world.globex.company not in str(caught.value)
 
 
 def test_paying_checks_access(world: World) -> None:

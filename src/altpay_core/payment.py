@@ -1129,7 +1129,7 @@ def _payer(customer: Customer, payer: object) -> UserId:
         raise PermissionDenied(role="read-only impersonation", action="pay invoices")
     if isinstance(payer, TeamMember | TeamMemberId):
         # Partner staff are not the customer's users (I1).
-        raise PermissionDenied(role="team member", action=f"pay invoices of {customer.company}")
+        raise PermissionDenied(role="team member", action=f"pay invoices of {customer.id}")
     if isinstance(payer, CustomerUser):
         user_id = payer.id
     elif isinstance(payer, UserId):
