@@ -169,7 +169,10 @@ def may_view(invoice: Invoice, customer: Customer, viewer: Viewer) -> bool:
 
 @checked_arguments
 def may_pay(invoice: Invoice, customer: Customer, viewer: Viewer) -> bool:
-    """Whether ``viewer`` may pay ``invoice`` (see :func:`invoice_access`)."""
+    """Whether ``viewer`` is allowed to pay ``invoice`` (see
+    :func:`invoice_access`): who, not whether the invoice takes a payment
+    now; a void or paid invoice takes none (``invoice.accepts_payments``,
+    I4, checked by :func:`~altpay_core.payment.pay_invoices`)."""
     return invoice_access(invoice, customer, viewer).may_pay
 
 
