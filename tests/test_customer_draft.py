@@ -255,6 +255,16 @@ class TestRuleC2EveryFieldAtOnce:
         assert caught.value.paths == ["address.postal_code"]
         assert caught.value.codes == ["postal_code_region_mismatch"]
 
+    def test_a_postal_code_of_another_province_is_reported_with_the_other_errors(self) -> None:
+        address = {**ALBANY, "city": "", "region": "ON", "postal_code": "V5K 0A1", "country": "CA"}
+        with pytest.raises(ValidationError) as caught:
+            CustomerDraft.start(partner()).enter_details(company="", address=address)
+        assert sorted(zip(caught.value.paths, caught.value.codes, strict=True)) == [
+            ("address.city", "blank"),
+            ("address.postal_code", "postal_code_region_mismatch"),
+            ("company", "blank"),
+        ]
+
     @pytest.mark.parametrize("address", [["1 Main St"], "1 Main St, Albany", None, 5])
     def test_an_address_that_is_no_mapping_is_refused(self, address: object) -> None:
         with pytest.raises(ValidationError) as caught:

@@ -480,7 +480,7 @@ class TestLifecycle:
         assert caught.value.rule == "I6"
         with pytest.raises(InvariantViolation) as caught:
             pay.settle()
-        assert caught.value.rule == "I7"
+        assert (caught.value.rule, caught.value.path) == ("I7", "status")
         with pytest.raises(ValidationError):
             pay.succeed(dt.datetime(2026, 1, 5))  # naive
 
@@ -765,6 +765,20 @@ def test_each_give_back_is_allowed_only_from_its_states_i6_i7(
     assert (caught.value.rule, caught.value.path) == expected
 
 
+@pytest.mark.parametrize("state", _STATES)
+@pytest.mark.parametrize("method", ["card", "ach"])
+def test_only_a_succeeded_payment_settles_i7(method: str, state: str) -> None:
+    pay, _ = in_state(World(), method, state)
+    if state in ("succeeded", "settled"):
+        settled = pay.settle(AT)
+        assert settled.is_settled
+        assert settled.events[-1].topic == "payment_settled"
+        return
+    with pytest.raises(InvariantViolation) as caught:
+        pay.settle(AT)
+    assert (caught.value.rule, caught.value.path) == ("I7", "status")
+
+
 class TestPaymentInvariants:
     def test_every_instance_satisfies_the_rules(self, world: World) -> None:
         pay, _ = paid_by(world, "card")
@@ -806,6 +820,28 @@ class TestPaymentInvariants:
         with pytest.raises(InvariantViolation) as caught:
             attrs.evolve(pay, status=PaymentStatus.CHARGED_BACK, fees=(fee, dispute))
         assert caught.value.rule == "I6"
+
+    @pytest.mark.parametrize("method", ["card", "ach"])
+    def test_a_return_or_dispute_fee_is_the_partners_i6(self, world: World, method: str) -> None:
+        pay, invoices = paid_by(world, method)
+        if method == "card":
+            given_back, _ = charge_back_payment(pay.succeed(AT), invoices, at=AT)
+        else:
+            given_back, _ = fail_payment(pay, invoices, at=AT)
+        fee = given_back.return_fee
+        assert fee is not None
+        assert not fee.covered_by_customer
+        billed = attrs.evolve(fee, covered_by_customer=True)
+        kept = tuple(f for f in given_back.fees if f is not fee)
+        with pytest.raises(InvariantViolation) as caught:
+            attrs.evolve(given_back, fees=(*kept, billed))
+        assert caught.value.rule == "I6"
+        data = to_dict(given_back)
+        for row in data["fees"]:
+            if row["kind"] == fee.kind.value:
+                row["covered_by_customer"] = True
+        with pytest.raises(ValidationError):
+            from_dict(Payment, data)
 
     def test_types_and_currencies(self, world: World) -> None:
         pay, _ = paid_by(world, "ach")
