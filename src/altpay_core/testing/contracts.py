@@ -228,6 +228,15 @@ def _save(uow: UnitOfWork, aggregate: Any) -> Any:
     return _repository(uow, aggregate).save(aggregate)
 
 
+def _read_again(uow: UnitOfWork, aggregate: Any) -> Any:
+    """What ``uow`` reads of the stored ``aggregate``, by its partner and key."""
+    if isinstance(aggregate, Partner):
+        return uow.partners.get(aggregate.id)
+    if isinstance(aggregate, CustomerPaymentMethods):
+        return uow.payment_methods.get(aggregate.partner_id, aggregate.customer_id)
+    return _repository(uow, aggregate).get(aggregate.partner_id, aggregate.id)
+
+
 def _assert_taken(error: ConcurrencyConflict, kind: str, key: str, rule: str, path: str) -> None:
     """A unique key taken: a ``UniqueKeyTaken`` (the ports' ``*_taken``
     helpers make it), a conflict and a broken rule at once."""
@@ -2217,6 +2226,76 @@ class ConcurrencyContract(_StoreFactory):
                 with pytest.raises(NotFound):
                     uow.payments.get(partner.id, second.id)
         assert len(self.pending(store)) == len(before) + len(first.events)
+
+    def _stored_of(self, store: Store, kind: str) -> tuple[Any, Callable[[Any, str], Any]]:
+        """A stored aggregate of ``kind``, and how a writer named ``by``
+        changes a copy of it (with the commands, as an application does)."""
+        partner, customer = self.partner_with_customer(store)
+        if kind == "partner":
+            return partner, lambda p, by: p.add_tag(name=f"Net {by}", colour="#0000AA")
+        if kind == "customer":
+            return customer, lambda c, by: c.update_details(company=by)
+        if kind == "access request":
+            (request,) = self.store_aggregates(
+                store, AccessRequest.open(partner, email="dee@globex.example", first_name="Dee")
+            )
+            return request, lambda r, by: r.reject(partner=partner, by=partner.team[0])
+        (invoice,) = self.store_aggregates(store, _invoice(partner, customer))
+        if kind == "invoice":
+            return invoice, lambda i, by: i.update(partner, memo=by)
+        if kind == "payment":
+            payment, touched = PaymentRepositoryContract._pay(partner, customer, [invoice], "key-1")
+            (payment, _) = self.store_aggregates(store, payment, *touched)
+            return payment, lambda p, by: p.succeed(at=_at(3))
+        if kind == "payment methods":
+            (book,) = self.store_aggregates(
+                store,
+                CustomerPaymentMethods.of(customer).add(
+                    type="card", display_name="Visa", last4="4242"
+                ),
+            )
+            return book, lambda b, by: b.add(type="ach", display_name=by, last4="1234")
+        (scheduled,) = self.store_aggregates(store, _scheduled(partner, invoice, _TODAY))
+        return scheduled, lambda s, by: s.cancel()
+
+    @pytest.mark.parametrize(
+        "kind",
+        [
+            "partner",
+            "customer",
+            "access request",
+            "invoice",
+            "payment",
+            "payment methods",
+            "scheduled payment",
+        ],
+    )
+    def test_a_stale_save_found_only_at_commit_writes_nothing(
+        self, store: Store, kind: str
+    ) -> None:
+        """Two units of work read one aggregate and each save a change to
+        it, both in time at save; the first commits. For every kind, the
+        second commit is refused, naming the aggregate, and writes nothing
+        of its block. (A check at save alone lets the second overwrite the
+        first's change.)"""
+        stored, change = self._stored_of(store, kind)
+        key = str(stored.customer_id if kind == "payment methods" else stored.id)
+        bystander = _partner("Contoso")
+        before = self.pending(store)
+        with store.unit_of_work() as winner, store.unit_of_work() as loser:
+            won = change(_read_again(winner, stored), "Winner")
+            saved = _save(winner, won)
+            loser.partners.save(bystander)
+            _save(loser, change(_read_again(loser, stored), "Loser"))
+            winner.commit()
+            with pytest.raises(ConcurrencyConflict) as caught:
+                loser.commit()
+        assert (caught.value.kind, caught.value.key) == (kind, key)
+        with store.unit_of_work() as uow:
+            assert _read_again(uow, stored) == saved
+            with pytest.raises(NotFound):
+                uow.partners.get(bystander.id)
+        assert len(self.pending(store)) == len(before) + len(won.events)
 
     def test_a_closed_store_gives_no_more_units_of_work(self, store: Store) -> None:
         store.close()
