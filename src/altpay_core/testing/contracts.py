@@ -976,6 +976,32 @@ class CustomerRepositoryContract(_StoreFactory):
             with pytest.raises(ValidationError):
                 uow.customers.accounts_of("not an email")
 
+    def test_reads_see_a_stored_customer_saved_again_once(self, store: Store) -> None:
+        """Customers the unit of work archives or tags answer every query
+        once, in their new state, before the commit as after it: never their
+        stored copies as well, and an archived one is not found by the
+        reference it gave up (C10)."""
+        partner = self.store_partner(store, _partner(syncs=_SYNCED))
+        ref = ExternalRef("connectwise", "4711")
+        stored = self.store_customers(
+            store,
+            _customer(partner, ref=ref),
+            _customer(partner, "Initech", ref=ExternalRef("connectwise", "4712")),
+        )
+        with store.unit_of_work() as uow:
+            archived = uow.customers.save(uow.customers.get(partner.id, stored[0].id).archive())
+            with pytest.raises(NotFound):
+                uow.customers.get_by_external_ref(partner.id, ref)
+            tagged = uow.customers.save(stored[1].set_tags(partner, ["VIP"]))
+            both = sorted([archived, tagged], key=lambda c: (customer_sort_key(c), c.id.value))
+            for _ in range(2):  # in the unit of work, then committed
+                assert uow.customers.list(partner.id).items == tuple(both)
+                assert uow.customers.with_user(partner.id, "ann@globex.example") == both
+                assert uow.customers.accounts_of("ann@globex.example") == [tagged]
+                with pytest.raises(NotFound):
+                    uow.customers.get_by_external_ref(partner.id, ref)
+                uow.commit()
+
     # listing
 
     def _catalog(self, store: Store) -> tuple[Partner, list[Customer]]:
@@ -1389,6 +1415,19 @@ class AccessRequestRepositoryContract(_StoreFactory):
             for _ in range(2):  # in the unit of work, then committed
                 assert uow.access_requests.list(partner.id) == in_order
                 assert uow.access_requests.list(partner.id, status=pending) == in_order
+                uow.commit()
+
+    def test_list_sees_a_stored_request_saved_again_once(self, store: Store) -> None:
+        """A request the unit of work resolves is listed once, as resolved,
+        before the commit as after it: never its stored copy as well."""
+        partner, saved = self._stored(store)
+        with store.unit_of_work() as uow:
+            read = uow.access_requests.get(partner.id, saved.id)
+            rejected = uow.access_requests.save(read.reject(partner=partner, by=partner.team[0]))
+            pending = AccessRequestStatus.PENDING
+            for _ in range(2):  # in the unit of work, then committed
+                assert uow.access_requests.list(partner.id) == [rejected]
+                assert uow.access_requests.list(partner.id, status=pending) == []
                 uow.commit()
 
     # who resolves: the partner's team as it stands at commit (C9)
@@ -3175,6 +3214,27 @@ class InvoiceRepositoryContract(_StoreFactory):
                     reader.invoices.get(partner.id, invoice.id)
                 assert reader.invoices.list(partner.id).items == ()
 
+    def test_invoice_reads_see_a_stored_invoice_saved_again_once(self, store: Store) -> None:
+        """An invoice the unit of work renumbers answers every query once, in
+        its new state, before the commit as after it: never its stored copy
+        as well, and not by the number it gave up."""
+        partner, customer = self.partner_with_customer(store)
+        ref = ExternalRef("xero", "1")
+        (invoice,) = self.store_aggregates(
+            store, _invoice(partner, customer, ref=ref, due=_TODAY - _DAY)
+        )
+        with store.unit_of_work() as uow:
+            read = uow.invoices.get(partner.id, invoice.id)
+            renumbered = uow.invoices.save(attrs.evolve(read, number="1001-A"))
+            for _ in range(2):  # in the unit of work, then committed
+                with pytest.raises(NotFound):
+                    uow.invoices.get_by_number(partner.id, "1001")
+                assert uow.invoices.get_by_number(partner.id, "1001-A") == renumbered
+                assert uow.invoices.get_by_external_ref(partner.id, ref) == renumbered
+                assert uow.invoices.list(partner.id).items == (renumbered,)
+                assert uow.invoices.overdue(partner.id, _TODAY).items == (renumbered,)
+                uow.commit()
+
 
 # -- payments ----------------------------------------------------------------------
 
@@ -3530,6 +3590,19 @@ class PaymentRepositoryContract(_StoreFactory):
                 assert reader.payments.get_by_idempotency_key(partner.id, "key-1") is None
                 assert reader.payments.for_invoice(partner.id, two.id) == []
 
+    def test_payment_reads_see_a_stored_payment_saved_again_once(self, store: Store) -> None:
+        """A payment the unit of work changes is listed once for each of its
+        invoices, in its new state, before the commit as after it."""
+        partner, _, payment, (one, two) = self._paid(store)
+        with store.unit_of_work() as uow:
+            read = uow.payments.get(partner.id, payment.id)
+            succeeded = uow.payments.save(read.succeed(at=_at(3)))
+            for _ in range(2):  # in the unit of work, then committed
+                assert uow.payments.for_invoice(partner.id, one.id) == [succeeded]
+                assert uow.payments.for_invoice(partner.id, two.id) == [succeeded]
+                assert uow.payments.get_by_idempotency_key(partner.id, "key-1") == succeeded
+                uow.commit()
+
 
 def _another(payment: Payment) -> Payment:
     """A payment like ``payment`` under a new id and key (version 0)."""
@@ -3744,6 +3817,21 @@ class ScheduledPaymentRepositoryContract(_StoreFactory):
             for _ in range(2):  # in the unit of work, then committed
                 assert uow.scheduled_payments.due(partner.id, _TODAY) == in_order
                 assert uow.scheduled_payments.for_invoice(partner.id, one.id) == of_one
+                uow.commit()
+
+    def test_reads_see_a_stored_scheduled_payment_saved_again_once(self, store: Store) -> None:
+        """A scheduled payment the unit of work cancels is no longer due and
+        is listed once for its invoice, as cancelled, before the commit as
+        after it: never its stored copy as well."""
+        partner, _, one, _, _ = self._scheduling(store)
+        kept, stored = self.store_aggregates(
+            store, _scheduled(partner, one, _TODAY - _DAY), _scheduled(partner, one, _TODAY)
+        )
+        with store.unit_of_work() as uow:
+            cancelled = uow.scheduled_payments.save(stored.cancel())
+            for _ in range(2):  # in the unit of work, then committed
+                assert uow.scheduled_payments.due(partner.id, _TODAY) == [kept]
+                assert uow.scheduled_payments.for_invoice(partner.id, one.id) == [kept, cancelled]
                 uow.commit()
 
     def test_another_partners_scheduled_payments_in_the_unit_of_work_stay_theirs(
