@@ -1002,6 +1002,17 @@ class CustomerRepositoryContract(_StoreFactory):
                     uow.customers.get_by_external_ref(partner.id, ref)
                 uow.commit()
 
+    def test_a_new_customer_in_the_unit_of_work_is_not_another_partners(self, store: Store) -> None:
+        """Tenant isolation holds for a new customer before anything is
+        written: another partner does not get it by its id."""
+        partner, _ = self.partner_with_customer(store)
+        other = self.store_partner(store, _partner("Contoso"))
+        with store.unit_of_work() as uow:
+            new = uow.customers.save(_customer(partner, "Initech"))
+            with pytest.raises(NotFound):
+                uow.customers.get(other.id, new.id)
+            assert uow.customers.get(partner.id, new.id) == new
+
     # listing
 
     def _catalog(self, store: Store) -> tuple[Partner, list[Customer]]:
@@ -3234,6 +3245,17 @@ class InvoiceRepositoryContract(_StoreFactory):
                 assert uow.invoices.list(partner.id).items == (renumbered,)
                 assert uow.invoices.overdue(partner.id, _TODAY).items == (renumbered,)
                 uow.commit()
+
+    def test_a_new_invoice_in_the_unit_of_work_is_not_another_partners(self, store: Store) -> None:
+        """Tenant isolation holds for a new invoice before anything is
+        written: another partner does not get it by its id."""
+        partner, customer = self.partner_with_customer(store)
+        other = self.store_partner(store, _partner("Contoso"))
+        with store.unit_of_work() as uow:
+            new = uow.invoices.save(_invoice(partner, customer))
+            with pytest.raises(NotFound):
+                uow.invoices.get(other.id, new.id)
+            assert uow.invoices.get(partner.id, new.id) == new
 
 
 # -- payments ----------------------------------------------------------------------
