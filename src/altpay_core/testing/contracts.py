@@ -2762,6 +2762,22 @@ class InvoiceRepositoryContract(_StoreFactory):
         with pytest.raises(ConcurrencyConflict):
             self.store_aggregates(store, attrs.evolve(renumbered, number="1001"))
 
+    def test_a_number_given_up_in_the_unit_of_work_is_free_in_it(self, store: Store) -> None:
+        """An invoice renumbered twice in one unit of work frees the number
+        it took in between: a new invoice takes that number in the same
+        unit of work, and both commit."""
+        partner, customer, invoice = self._stored_invoice(store)
+        with store.unit_of_work() as uow:
+            first = uow.invoices.save(attrs.evolve(invoice, number="X-1"))
+            second = uow.invoices.save(attrs.evolve(first, number="X-2"))
+            new = uow.invoices.save(_invoice(partner, customer, "X-1"))
+            uow.commit()
+        with store.unit_of_work() as uow:
+            assert uow.invoices.get_by_number(partner.id, "X-1") == new
+            assert uow.invoices.get_by_number(partner.id, "X-2") == second
+            with pytest.raises(NotFound):
+                uow.invoices.get_by_number(partner.id, "1001")
+
     def test_invoice_by_external_ref(self, store: Store) -> None:
         partner, customer = self.partner_with_customer(store)
         other = self.store_partner(store, _partner("Contoso"))
