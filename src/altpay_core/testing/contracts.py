@@ -976,6 +976,21 @@ class CustomerRepositoryContract(_StoreFactory):
             with pytest.raises(ValidationError):
                 uow.customers.accounts_of("not an email")
 
+    def test_with_user_and_accounts_of_order_equal_companies_by_id(self, store: Store) -> None:
+        """Ties by id, before the commit as after it."""
+        partner = self.store_partner(store, _partner())
+        tied = [
+            attrs.evolve(_customer(partner, "Same Co"), id=customer_id)
+            for customer_id in _tied_ids(CustomerId, 3)
+        ]
+        with store.unit_of_work() as uow:
+            saved = {c.id: uow.customers.save(c) for c in (tied[2], tied[0], tied[1])}
+            in_order = [saved[c.id] for c in tied]
+            for _ in range(2):  # in the unit of work, then committed
+                assert uow.customers.with_user(partner.id, "ann@globex.example") == in_order
+                assert uow.customers.accounts_of("ann@globex.example") == in_order
+                uow.commit()
+
     def test_reads_see_a_stored_customer_saved_again_once(self, store: Store) -> None:
         """Customers the unit of work archives or tags answer every query
         once, in their new state, before the commit as after it: never their
