@@ -2362,6 +2362,28 @@ class ConcurrencyContract(_StoreFactory):
                 uow.partners.get(bystander.id)
         assert len(self.pending(store)) == len(before) + len(won.events)
 
+    def test_a_save_that_moves_a_unique_key_loses_no_update(self, store: Store) -> None:
+        """A unit of work renumbers an invoice; another changes the same
+        invoice and commits first. The renumbering is refused at commit, as
+        any stale save is: the other's change is kept, under the old number."""
+        partner, customer = self.partner_with_customer(store)
+        (invoice,) = self.store_aggregates(store, _invoice(partner, customer))
+        with store.unit_of_work() as renumberer:
+            read = renumberer.invoices.get(partner.id, invoice.id)
+            renumberer.invoices.save(attrs.evolve(read, number="1001-A"))
+            with store.unit_of_work() as editor:
+                current = editor.invoices.get(partner.id, invoice.id)
+                edited = editor.invoices.save(current.update(partner, memo="Edited"))
+                editor.commit()
+            with pytest.raises(ConcurrencyConflict) as caught:
+                renumberer.commit()
+        assert (caught.value.kind, caught.value.key) == ("invoice", str(invoice.id))
+        with store.unit_of_work() as uow:
+            assert uow.invoices.get(partner.id, invoice.id) == edited
+            assert uow.invoices.get_by_number(partner.id, "1001") == edited
+            with pytest.raises(NotFound):
+                uow.invoices.get_by_number(partner.id, "1001-A")
+
     def test_a_closed_store_gives_no_more_units_of_work(self, store: Store) -> None:
         store.close()
         with pytest.raises(AltpayError):
