@@ -2197,7 +2197,8 @@ class OutboxContract(_StoreFactory):
 
 
 class ConcurrencyContract(_StoreFactory):
-    """Several threads, one store: optimistic locking holds, no update is lost."""
+    """Several threads or units of work, one store: optimistic locking holds for
+    every kind of aggregate, and no update is lost."""
 
     writers = 6
     """How many threads race in :meth:`test_no_update_is_lost`."""
