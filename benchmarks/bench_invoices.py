@@ -367,9 +367,10 @@ def pay_and_save(
 
 RAW = {
     "update": "UPDATE invoices SET version = ?, partner_id = ?, customer_id = ?, number = ?, "
-    "sort_key = ?, status = ?, ext_system = ?, ext_id = ?, data = ? WHERE id = ? AND version = ?",
+    "sort_key = ?, status = ?, ext_system = ?, ext_id = ?, currency = ?, data = ? "
+    "WHERE id = ? AND version = ?",
     "payments": "INSERT INTO payments (id, version, partner_id, customer_id, idempotency_key, "
-    "status, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    "status, currency, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     "allocations": "INSERT INTO payment_allocations (payment_id, invoice_id, partner_id, "
     "created_at) VALUES (?, ?, ?, ?)",
     "outbox": "INSERT INTO outbox (topic, partner_id, aggregate_id, occurred_at, payload) "
@@ -415,6 +416,7 @@ def raw_batches(
                     str(payment.customer_id),
                     payment.idempotency_key,
                     payment.status.value,
+                    payment.currency.code,
                     dump(stored_payment),
                 )
             )

@@ -257,6 +257,17 @@ def schema_version(store: SchemaStore) -> int:
     return int(row[0])
 
 
+# Takes a schema at version 4 back to 3, with its data.
+UNDO_STEP_4 = (
+    "DROP TRIGGER invoices_currency ON invoices",
+    "DROP TRIGGER payments_currency ON payments",
+    "DROP FUNCTION currency_of_data()",
+    "ALTER TABLE invoices DROP COLUMN currency",
+    "ALTER TABLE payments DROP COLUMN currency",
+    "UPDATE altpay_schema SET version = 3",
+)
+
+
 @pytest.mark.postgres
 class TestMigrations:
     def test_a_new_schema_gets_the_latest_version(self, store: SchemaStore) -> None:
@@ -354,6 +365,7 @@ class TestMigrations:
         dsn = in_schema(store.server_dsn, store.schema)
         with psycopg.connect(dsn, autocommit=True) as connection:
             for statement in (
+                *UNDO_STEP_4,
                 "DROP INDEX customers_by_status",
                 "DROP INDEX customer_tags_by_company",
                 "DROP TRIGGER customer_tags_company_key ON customer_tags",
@@ -388,6 +400,76 @@ class TestMigrations:
             tagged = uow.customers.list(partner.id, tag=vip, name_prefix="m")
             assert [c.company for c in tagged] == ["Mid"]
         assert schema_version(store) == len(MIGRATIONS)
+
+    def test_a_schema_at_version_3_gets_the_currency_of_its_invoices_and_payments(
+        self, store: SchemaStore
+    ) -> None:
+        # Version 4 keeps an invoice's and a payment's currency in a column.
+        # A schema at version 3, with its data: one at 4, its fourth step undone.
+        import psycopg
+
+        us, ca = (
+            Partner.create(name="Northwind IT", country="US"),
+            Partner.create(name="Maple IT", country="CA"),
+        )
+        globex, maple = new_customer(us), new_customer(ca)
+        usd, cad = new_invoice(us, globex), new_invoice(ca, maple)
+        payment, (paid,) = pay_invoices(
+            us,
+            globex,
+            [usd],
+            payer=globex.users[0],
+            method="ach",
+            idempotency_key="key-1",
+            amounts={usd.id: "10.00"},
+        )
+        with store.unit_of_work() as uow:
+            for partner in (us, ca):
+                uow.partners.save(partner)
+            for customer in (globex, maple):
+                uow.customers.save(customer)
+            usd, cad = uow.invoices.save(paid), uow.invoices.save(cad)
+            payment = uow.payments.save(payment)
+            uow.commit()
+        dsn = in_schema(store.server_dsn, store.schema)
+        with psycopg.connect(dsn, autocommit=True) as connection:
+            for statement in UNDO_STEP_4:
+                connection.execute(statement)
+        with PostgresStore(dsn) as new:
+            assert schema_version(store) == len(MIGRATIONS)
+            with new.unit_of_work() as uow:
+                assert uow.invoices.get(us.id, usd.id) == usd
+                assert uow.invoices.get(ca.id, cad.id) == cad
+                assert uow.payments.get(us.id, payment.id) == payment
+        with psycopg.connect(dsn) as connection:
+            found = connection.execute("SELECT id, currency FROM invoices ORDER BY 2").fetchall()
+            assert found == [(str(cad.id), "CAD"), (str(usd.id), "USD")]
+            found = connection.execute("SELECT id, currency FROM payments").fetchall()
+            assert found == [(str(payment.id), "USD")]
+            # A server that opened the schema at version 3 writes an invoice
+            # and a payment as it knew to, without the column: the database
+            # fills it in.
+            for table, key in (("invoices", usd.id), ("payments", payment.id)):
+                columns = [
+                    name
+                    for (name,) in connection.execute(
+                        "SELECT column_name FROM information_schema.columns "
+                        "WHERE table_schema = current_schema() AND table_name = %s "
+                        "AND column_name <> 'currency'",
+                        (table,),
+                    )
+                ]
+                names = ", ".join(columns)
+                connection.execute(
+                    f"CREATE TEMP TABLE written AS SELECT {names} FROM {table} WHERE id = %s",
+                    (str(key),),
+                )
+                connection.execute(f"DELETE FROM {table} WHERE id = %s", (str(key),))
+                connection.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM written")
+                connection.execute("DROP TABLE written")
+        with PostgresStore(dsn) as new, new.unit_of_work() as uow:
+            assert uow.invoices.get(us.id, usd.id) == usd
+            assert uow.payments.get(us.id, payment.id) == payment
 
     def test_a_current_schema_opens_in_a_read_only_session(self, store: SchemaStore) -> None:
         # A hot standby, or a role whose transactions are read-only by

@@ -299,6 +299,13 @@ def _every_table() -> set[str]:
 
 # -- the schema and its migrations ----------------------------------------------------
 
+# Takes a file at version 4 back to 3, with its data.
+UNDO_STEP_4 = """DROP TRIGGER invoices_currency;
+    DROP TRIGGER payments_currency;
+    ALTER TABLE invoices DROP COLUMN currency;
+    ALTER TABLE payments DROP COLUMN currency;
+    PRAGMA user_version = 3;"""
+
 
 class TestMigrations:
     def test_a_new_file_gets_the_latest_schema(self, store: SqliteStore, path: Path) -> None:
@@ -361,6 +368,7 @@ class TestMigrations:
         with SqliteStore(path) as old:
             stored(old, partner, *customers)
         with sqlite3.connect(path) as connection:
+            connection.executescript(UNDO_STEP_4)
             connection.executescript(
                 """DROP INDEX customers_by_status;
                 DROP INDEX customer_tags_by_company;
@@ -398,6 +406,53 @@ class TestMigrations:
         with SqliteStore(path) as new, new.unit_of_work() as uow:
             tagged = uow.customers.list(partner.id, tag=vip, name_prefix="m")
             assert [c.company for c in tagged] == ["Mid"]
+
+    def test_a_database_at_schema_3_gets_the_currency_of_its_invoices_and_payments(
+        self, path: Path
+    ) -> None:
+        # Version 4 keeps an invoice's and a payment's currency in a column.
+        # A file at version 3, with its data: one at 4, its fourth step undone.
+        us, ca = new_partner(), Partner.create(name="Maple IT", country="CA")
+        with SqliteStore(path) as old:
+            (globex,) = stored(old, us, new_customer(us))
+            (maple,) = stored(old, ca, new_customer(ca))
+            usd, cad = save_all(old, new_invoice(us, globex), new_invoice(ca, maple))
+            payment, touched = pay(us, globex, [usd], "key-1")
+            payment, usd = save_all(old, payment, *touched)
+        with sqlite3.connect(path) as connection:
+            connection.executescript(UNDO_STEP_4)
+        with SqliteStore(path) as new, new.unit_of_work() as uow:
+            connection = uow._conn()
+            assert connection.execute("PRAGMA user_version").fetchone() == (len(MIGRATIONS),)
+            found = connection.execute("SELECT id, currency FROM invoices").fetchall()
+            assert sorted(found) == sorted([(str(usd.id), "USD"), (str(cad.id), "CAD")])
+            found = connection.execute("SELECT id, currency FROM payments").fetchall()
+            assert found == [(str(payment.id), "USD")]
+            # Read as they were, their columns agreeing with their data.
+            assert uow.invoices.get(us.id, usd.id) == usd
+            assert uow.invoices.get(ca.id, cad.id) == cad
+            assert uow.payments.get(us.id, payment.id) == payment
+        # A process that opened the file at version 3 writes an invoice and a
+        # payment as it knew to, without the column: the database fills it in.
+        with sqlite3.connect(path) as connection:
+            for table, key in (("invoices", usd.id), ("payments", payment.id)):
+                columns = [
+                    row[1]
+                    for row in connection.execute(f"PRAGMA table_info({table})")
+                    if row[1] != "currency"
+                ]
+                names = ", ".join(columns)
+                (row,) = connection.execute(
+                    f"SELECT {names} FROM {table} WHERE id = ?", (str(key),)
+                ).fetchall()
+                connection.execute(f"DELETE FROM {table} WHERE id = ?", (str(key),))
+                marks = ", ".join("?" * len(columns))
+                connection.execute(f"INSERT INTO {table} ({names}) VALUES ({marks})", row)
+        with SqliteStore(path) as new, new.unit_of_work() as uow:
+            assert uow.invoices.get(us.id, usd.id) == usd
+            assert uow.payments.get(us.id, payment.id) == payment
+            found = uow._conn().execute("SELECT currency FROM invoices ORDER BY currency")
+            assert found.fetchall() == [("CAD",), ("USD",)]
 
     def test_opening_an_older_database_migrates_it(self, path: Path) -> None:
         partner = new_partner()

@@ -485,6 +485,7 @@ def _invoice_values(invoice: Invoice) -> Row:
         invoice.status.value,
         None if ref is None else ref.system,
         None if ref is None else ref.id,
+        invoice.currency.code,
     )
 
 
@@ -557,6 +558,7 @@ INVOICES = AggregateTable(
         "status",
         "ext_system",
         "ext_id",
+        "currency",
     ),
     values=_invoice_values,
     fixed=(("customer_id",), ("ext_system", "ext_id")),
@@ -578,12 +580,13 @@ PAYMENTS = AggregateTable(
     name="payments",
     cls=Payment,
     scope="partner_id",
-    columns=("partner_id", "customer_id", "idempotency_key", "status"),
+    columns=("partner_id", "customer_id", "idempotency_key", "status", "currency"),
     values=lambda payment: (
         str(payment.partner_id),
         str(payment.customer_id),
         payment.idempotency_key,
         payment.status.value,
+        payment.currency.code,
     ),
     fixed=(("customer_id",), ("idempotency_key",)),
     children=(

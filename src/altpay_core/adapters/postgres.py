@@ -270,6 +270,30 @@ MIGRATIONS: tuple[Migration, ...] = (
             "DROP INDEX customer_tags_by_tag",  # this index's prefix
         ),
     ),
+    Migration(
+        4,
+        "invoices and payments keep their currency in a column, which a save may not change",
+        (
+            "ALTER TABLE invoices ADD COLUMN currency text NOT NULL DEFAULT ''",
+            "UPDATE invoices SET currency = COALESCE(data->>'currency', '')",
+            "ALTER TABLE payments ADD COLUMN currency text NOT NULL DEFAULT ''",
+            "UPDATE payments SET currency = COALESCE(data->>'currency', '')",
+            # A server that opened the schema before this step writes new
+            # invoices and payments without the column: their data's.
+            """CREATE FUNCTION currency_of_data() RETURNS trigger
+                LANGUAGE plpgsql AS $$
+                BEGIN
+                    NEW.currency := COALESCE(NEW.data->>'currency', '');
+                    RETURN NEW;
+                END $$""",
+            """CREATE TRIGGER invoices_currency BEFORE INSERT ON invoices
+                FOR EACH ROW WHEN (NEW.currency = '')
+                EXECUTE FUNCTION currency_of_data()""",
+            """CREATE TRIGGER payments_currency BEFORE INSERT ON payments
+                FOR EACH ROW WHEN (NEW.currency = '')
+                EXECUTE FUNCTION currency_of_data()""",
+        ),
+    ),
 )
 """The schema's history, oldest first: a database at version ``n`` gets
 steps ``n + 1`` onwards when a store opens it."""

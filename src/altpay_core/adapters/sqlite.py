@@ -256,6 +256,32 @@ MIGRATIONS: tuple[Migration, ...] = (
             "DROP INDEX customer_tags_by_tag",  # this index's prefix
         ),
     ),
+    Migration(
+        4,
+        "invoices and payments keep their currency in a column, which a save may not change",
+        (
+            "ALTER TABLE invoices ADD COLUMN currency TEXT NOT NULL DEFAULT ''",
+            "UPDATE invoices SET currency = COALESCE(json_extract(data, '$.currency'), '')",
+            "ALTER TABLE payments ADD COLUMN currency TEXT NOT NULL DEFAULT ''",
+            "UPDATE payments SET currency = COALESCE(json_extract(data, '$.currency'), '')",
+            # A process that opened the file before this step writes new
+            # invoices and payments without the column: their data's.
+            """CREATE TRIGGER invoices_currency AFTER INSERT ON invoices
+                WHEN NEW.currency = ''
+                BEGIN
+                    UPDATE invoices
+                        SET currency = COALESCE(json_extract(NEW.data, '$.currency'), '')
+                        WHERE id = NEW.id;
+                END""",
+            """CREATE TRIGGER payments_currency AFTER INSERT ON payments
+                WHEN NEW.currency = ''
+                BEGIN
+                    UPDATE payments
+                        SET currency = COALESCE(json_extract(NEW.data, '$.currency'), '')
+                        WHERE id = NEW.id;
+                END""",
+        ),
+    ),
 )
 """The schema's history, oldest first: a database at version ``n`` gets
 steps ``n + 1`` onwards when a store opens it."""
