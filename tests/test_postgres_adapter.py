@@ -404,8 +404,9 @@ class TestMigrations:
     def test_a_schema_at_version_3_gets_the_currency_of_its_invoices_and_payments(
         self, store: SchemaStore
     ) -> None:
-        # Version 4 keeps an invoice's and a payment's currency in a column.
-        # A schema at version 3, with its data: one at 4, its fourth step undone.
+        # Version 4 keeps an invoice's and a payment's currency in a column,
+        # which a save may not change (I2). A schema at version 3, with its
+        # data: one at 4, its fourth step undone.
         import psycopg
 
         us, ca = (
@@ -441,6 +442,10 @@ class TestMigrations:
                 assert uow.invoices.get(us.id, usd.id) == usd
                 assert uow.invoices.get(ca.id, cad.id) == cad
                 assert uow.payments.get(us.id, payment.id) == payment
+            for aggregate in (usd, payment):
+                with pytest.raises(InvariantViolation) as caught, new.unit_of_work() as uow:
+                    contracts._save(uow, contracts._in_cad(aggregate))
+                assert (caught.value.rule, caught.value.path) == ("I2", "currency")
         with psycopg.connect(dsn) as connection:
             found = connection.execute("SELECT id, currency FROM invoices ORDER BY 2").fetchall()
             assert found == [(str(cad.id), "CAD"), (str(usd.id), "USD")]

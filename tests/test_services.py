@@ -964,19 +964,20 @@ class TestMethodsOnFile:
     ) -> None:
         b = billing
         self._with_a_method(store, b)
+        # A stored invoice keeps its currency (I2): a new one, in CAD.
         data = to_dict(b.two)
-        data["currency"] = "CAD"
+        data.update(id=InvoiceId.new().value, number="CAD-1", version=0, currency="CAD")
         for line in data["lines"]:
             line["unit_amount"]["currency"] = "CAD"
         with store.unit_of_work() as uow:
-            uow.invoices.save(from_dict(Invoice, data))
+            cad = uow.invoices.save(from_dict(Invoice, data))
             uow.commit()
         with store.unit_of_work() as uow, pytest.raises(ValidationError) as caught:
             services.pay_invoices(
                 uow,
                 b.partner.id,
                 b.customer.id,
-                [b.one.id, b.two.id],
+                [b.one.id, cad.id],
                 payer=b.ann,
                 method="ach",
                 idempotency_key="k",
@@ -988,7 +989,7 @@ class TestMethodsOnFile:
         assert "'invoice_ids[1]' must be in USD" in str(caught.value)
         with store.unit_of_work() as uow, pytest.raises(ValidationError) as caught:
             services.schedule_payment(
-                uow, b.partner.id, b.customer.id, b.two.id, payer=b.ann, pay_on=TODAY, today=TODAY
+                uow, b.partner.id, b.customer.id, cad.id, payer=b.ann, pay_on=TODAY, today=TODAY
             )
         assert (caught.value.paths, caught.value.codes) == (["invoice_id"], ["currency_mismatch"])
 

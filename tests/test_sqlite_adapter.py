@@ -410,8 +410,9 @@ class TestMigrations:
     def test_a_database_at_schema_3_gets_the_currency_of_its_invoices_and_payments(
         self, path: Path
     ) -> None:
-        # Version 4 keeps an invoice's and a payment's currency in a column.
-        # A file at version 3, with its data: one at 4, its fourth step undone.
+        # Version 4 keeps an invoice's and a payment's currency in a column,
+        # which a save may not change (I2). A file at version 3, with its
+        # data: one at 4, its fourth step undone.
         us, ca = new_partner(), Partner.create(name="Maple IT", country="CA")
         with SqliteStore(path) as old:
             (globex,) = stored(old, us, new_customer(us))
@@ -421,17 +422,26 @@ class TestMigrations:
             payment, usd = save_all(old, payment, *touched)
         with sqlite3.connect(path) as connection:
             connection.executescript(UNDO_STEP_4)
-        with SqliteStore(path) as new, new.unit_of_work() as uow:
-            connection = uow._conn()
-            assert connection.execute("PRAGMA user_version").fetchone() == (len(MIGRATIONS),)
-            found = connection.execute("SELECT id, currency FROM invoices").fetchall()
-            assert sorted(found) == sorted([(str(usd.id), "USD"), (str(cad.id), "CAD")])
-            found = connection.execute("SELECT id, currency FROM payments").fetchall()
-            assert found == [(str(payment.id), "USD")]
-            # Read as they were, their columns agreeing with their data.
-            assert uow.invoices.get(us.id, usd.id) == usd
-            assert uow.invoices.get(ca.id, cad.id) == cad
-            assert uow.payments.get(us.id, payment.id) == payment
+        with SqliteStore(path) as new:
+            with new.unit_of_work() as uow:
+                connection = uow._conn()
+                assert connection.execute("PRAGMA user_version").fetchone() == (len(MIGRATIONS),)
+                found = connection.execute("SELECT id, currency FROM invoices").fetchall()
+                assert sorted(found) == sorted([(str(usd.id), "USD"), (str(cad.id), "CAD")])
+                found = connection.execute("SELECT id, currency FROM payments").fetchall()
+                assert found == [(str(payment.id), "USD")]
+                # Read as they were, their columns agreeing with their data.
+                assert uow.invoices.get(us.id, usd.id) == usd
+                assert uow.invoices.get(ca.id, cad.id) == cad
+                assert uow.payments.get(us.id, payment.id) == payment
+            # The upgraded file refuses a save into another currency.
+            for aggregate in (usd, payment):
+                with pytest.raises(InvariantViolation) as caught:
+                    save_all(new, contracts._in_cad(aggregate))
+                assert (caught.value.rule, caught.value.path) == ("I2", "currency")
+            with new.unit_of_work() as uow:
+                assert uow.invoices.get(us.id, usd.id) == usd
+                assert uow.payments.get(us.id, payment.id) == payment
         # A process that opened the file at version 3 writes an invoice and a
         # payment as it knew to, without the column: the database fills it in.
         with sqlite3.connect(path) as connection:

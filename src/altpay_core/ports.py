@@ -638,17 +638,21 @@ FIXED_FIELDS: Final[Mapping[str, tuple[FixedField, ...]]] = {
     "invoice": (
         FixedField("customer_id", "I1", "an invoice belongs to one customer for good"),
         FixedField("external_ref", "I10", "an invoice's external reference never changes"),
+        FixedField("currency", "I2", "an invoice keeps its currency"),
     ),
     "payment": (
         FixedField("customer_id", "I1", "a payment belongs to the customer who made it"),
         FixedField("idempotency_key", "idempotency", "a payment keeps the key it was made under"),
+        FixedField("currency", "I2", "a payment keeps its currency"),
     ),
 }
 """The fields each kind of aggregate keeps from its first save on, by kind.
 
 The commands never change them; every store also refuses a save that does
 (an ``attrs.evolve`` of a customer's external reference, an invoice moved to
-another customer), with :func:`fixed_field_changed`, and writes nothing.
+another customer or rewritten into another currency, which would leave its
+payments in the old one), with :func:`fixed_field_changed`, and writes
+nothing.
 """
 
 

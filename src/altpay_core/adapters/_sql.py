@@ -561,7 +561,7 @@ INVOICES = AggregateTable(
         "currency",
     ),
     values=_invoice_values,
-    fixed=(("customer_id",), ("ext_system", "ext_id")),
+    fixed=(("customer_id",), ("ext_system", "ext_id"), ("currency",)),
     unique=(
         UniqueKey(
             ("partner_id", "number"),
@@ -588,7 +588,7 @@ PAYMENTS = AggregateTable(
         payment.status.value,
         payment.currency.code,
     ),
-    fixed=(("customer_id",), ("idempotency_key",)),
+    fixed=(("customer_id",), ("idempotency_key",), ("currency",)),
     children=(
         ChildTable(
             "payment_allocations",

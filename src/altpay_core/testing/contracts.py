@@ -77,11 +77,12 @@ from altpay_core.errors import (
 )
 from altpay_core.events import CustomerArchived, CustomerCreated, CustomerUpdated, Event
 from altpay_core.invoice import Invoice, InvoiceStatus, LineItem
-from altpay_core.money import Money
+from altpay_core.money import Currency, Money
 from altpay_core.partner import Partner, Role, TeamMember
 from altpay_core.payment import (
     CustomerPaymentMethods,
     Payment,
+    PaymentMethodType,
     ScheduledPayment,
     ScheduledPaymentId,
     ScheduledPaymentStatus,
@@ -2584,6 +2585,38 @@ def _invoice(
     return invoice
 
 
+def _in_cad(aggregate: Any) -> Any:
+    """A copy of a USD invoice or payment in CAD, every amount of it (lines,
+    fees, applied payments; allocations, a bank debit's method) rewritten so
+    that its own checks pass: what no command makes (I2)."""
+    cad = Currency("CAD")
+
+    def moved(money: Money) -> Money:
+        return Money(money.amount, cad)
+
+    fees = [attrs.evolve(fee, amount=moved(fee.amount)) for fee in aggregate.fees]
+    if isinstance(aggregate, Invoice):
+        return attrs.evolve(
+            aggregate,
+            currency=cad,
+            lines=[
+                attrs.evolve(line, unit_amount=moved(line.unit_amount)) for line in aggregate.lines
+            ],
+            fees=fees,
+            payments=[attrs.evolve(part, amount=moved(part.amount)) for part in aggregate.payments],
+        )
+    return attrs.evolve(
+        aggregate,
+        currency=cad,
+        method=PaymentMethodType.PAD,
+        allocations=[
+            attrs.evolve(part, amount=moved(part.amount), card_fee=moved(part.card_fee))
+            for part in aggregate.allocations
+        ],
+        fees=fees,
+    )
+
+
 def _issued(partner: Partner, customer: Customer, number: str = "1001") -> Invoice:
     """An invoice issued by the partner's admin: it carries ``invoice_created``."""
     return Invoice.issue(
@@ -2877,6 +2910,20 @@ class InvoiceRepositoryContract(_StoreFactory):
         with store.unit_of_work() as uow:
             assert uow.invoices.list(partner.id, customer_id=other.id).items == ()
             assert uow.invoices.get_by_external_ref(partner.id, ref).id == stored.id
+
+    def test_an_invoice_keeps_its_currency(self, store: Store) -> None:
+        """I2, kept by the store too: a partly paid invoice rewritten into
+        another currency by ``attrs.evolve`` (its amounts too, so that it
+        passes its own checks) is refused, and its payments stay in its
+        currency."""
+        partner, customer = self.partner_with_customer(store)
+        (stored,) = self.store_aggregates(store, _invoice(partner, customer, paid="30.00"))
+        stored = _refused_change(
+            store, stored, _in_cad(stored), repository="invoices", field="currency", rule="I2"
+        )
+        with store.unit_of_work() as uow:
+            read = uow.invoices.get(partner.id, stored.id)
+        assert read.amount_paid == Money("30.00", "USD")
 
     # the invoice's customer, as it stands at commit (C8, I1)
 
@@ -3421,6 +3468,19 @@ class PaymentRepositoryContract(_StoreFactory):
         with store.unit_of_work() as uow:
             assert uow.payments.get_by_idempotency_key(partner.id, "key-1") == stored
             assert uow.payments.get_by_idempotency_key(partner.id, "key-2") is None
+
+    def test_a_payment_keeps_its_currency(self, store: Store) -> None:
+        """I2, kept by the store too: a payment rewritten into another
+        currency by ``attrs.evolve`` (its allocations and method too, so that
+        it passes its own checks) is refused; it stays in its invoices'."""
+        partner, _, payment, invoices = self._paid(store)
+        stored = _refused_change(
+            store, payment, _in_cad(payment), repository="payments", field="currency", rule="I2"
+        )
+        with store.unit_of_work() as uow:
+            assert uow.payments.get_by_idempotency_key(partner.id, "key-1") == stored
+            for invoice in invoices:
+                assert uow.invoices.get(partner.id, invoice.id).currency == stored.currency
 
     def test_payments_by_invoice_follow_the_stored_allocations(self, store: Store) -> None:
         """The commands never move a payment's allocations; if a save does,
