@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import doctest
+import functools
+import json
 import pathlib
 from decimal import Decimal
 
@@ -33,6 +35,7 @@ from altpay_core import (
     ValidationError,
     from_dict,
     invoice,
+    pay_invoices,
     to_dict,
     to_json,
 )
@@ -515,6 +518,294 @@ class TestSynced:
         assert (caught.value.rule, caught.value.path) == ("I10", "external_ref")
 
 
+# -- paid or credited in the source ---------------------------------------------------
+
+
+class TestPaidInSource:
+    """What the source reports as paid or credited there reduces the balance."""
+
+    def test_a_sync_records_what_the_source_paid_and_may_pay_the_invoice(self) -> None:
+        partner = synced_partner()
+        inv = sync(partner, make_customer(partner))
+        part = inv.apply_sync(paid_in_source="120.00")
+        assert (part.paid_in_source, part.amount_paid, part.balance) == (
+            usd("120.00"),
+            usd("120.00"),
+            usd("380.00"),
+        )
+        assert part.status is InvoiceStatus.OPEN
+        assert part.is_partly_paid
+        assert part.total == inv.total  # the lines are the source's, untouched
+        assert (part.events[-1].topic, part.events[-1].changes) == (
+            "invoice_updated",
+            ("paid_in_source", "amount_paid", "balance"),
+        )
+        # Paid in full in the source: paid here, with invoice_paid.
+        paid = part.apply_sync(paid_in_source=Decimal(500))
+        assert (paid.status, paid.balance) == (InvoiceStatus.PAID, usd("0.00"))
+        assert (paid.events[-1].topic, paid.events[-1].changes) == (
+            "invoice_paid",
+            ("paid_in_source", "amount_paid", "balance", "status"),
+        )
+        # The source's figure goes back down (a credit reversed): open again.
+        reopened = paid.apply_sync(paid_in_source=100)
+        assert (reopened.status, reopened.balance) == (InvoiceStatus.OPEN, usd("400.00"))
+        assert reopened.events[-1].topic == "invoice_updated"
+        # Zero, or None, is nothing: stored as None.
+        for nothing in ("0.00", 0, usd("0"), None):
+            cleared = reopened.apply_sync(paid_in_source=nothing)
+            assert cleared.paid_in_source is None
+            assert cleared.balance == cleared.total
+        # Kept unless given; the same figure is no change.
+        assert reopened.apply_sync(memo="x").paid_in_source == usd("100.00")
+        assert reopened.apply_sync(paid_in_source="100") is reopened
+
+    def test_from_sync_takes_what_the_source_paid(self) -> None:
+        partner = synced_partner()
+        customer = make_customer(partner)
+        part = sync(partner, customer, paid_in_source=usd("200.00"))
+        assert (part.status, part.balance) == (InvoiceStatus.OPEN, usd("300.00"))
+        paid = sync(partner, customer, paid_in_source="500")
+        assert (paid.status, paid.balance) == (InvoiceStatus.PAID, usd("0.00"))
+        assert [e.topic for e in paid.events] == ["invoice_created"]
+        assert sync(partner, customer, paid_in_source="0").paid_in_source is None
+        assert from_dict(Invoice, to_dict(part)) == part
+        assert from_dict(Invoice, json.loads(to_json(paid))) == paid
+
+    @pytest.mark.parametrize(
+        ("value", "code"),
+        [
+            ("-1.00", "negative_amount"),
+            (usd("-0.01"), "negative_amount"),
+            (1.5, "float_refused"),
+            ("1.005", "too_precise"),
+            (Money("1.00", "CAD"), "currency_mismatch"),
+            ("lots", "invalid_amount"),
+        ],
+    )
+    def test_a_malformed_figure_is_refused_at_paid_in_source(
+        self, value: object, code: str
+    ) -> None:
+        partner = synced_partner()
+        inv = sync(partner, make_customer(partner))
+        for call in (
+            lambda: inv.apply_sync(paid_in_source=value),
+            lambda: sync(partner, make_customer(partner), paid_in_source=value),
+        ):
+            with pytest.raises(ValidationError) as caught:
+                call()
+            assert (caught.value.paths, caught.value.codes) == (["paid_in_source"], [code])
+
+    def test_more_than_the_total_is_refused_i5(self) -> None:
+        partner = synced_partner()
+        customer = make_customer(partner)
+        with pytest.raises(InvariantViolation) as caught:
+            sync(partner, customer, paid_in_source="500.01")
+        assert (caught.value.rule, caught.value.path) == ("I5", "paid_in_source")
+        inv = sync(partner, customer).apply_payment(PaymentId.new(), usd("300.00"))
+        with pytest.raises(InvariantViolation) as caught:
+            inv.apply_sync(paid_in_source="200.01")
+        assert (caught.value.rule, caught.value.path) == ("I5", "paid_in_source")
+        paid = inv.apply_sync(paid_in_source="200.00")
+        assert (paid.status, paid.balance) == (InvoiceStatus.PAID, usd("0.00"))
+        # New lines below what is paid, the source's part included: at the lines.
+        with pytest.raises(InvariantViolation) as caught:
+            paid.apply_sync(lines=[line("499.99")])
+        assert (caught.value.rule, caught.value.path) == ("I5", "lines")
+
+    def test_a_platform_payment_sees_the_smaller_balance_i5(self) -> None:
+        partner = synced_partner()
+        customer = make_customer(partner)
+        inv = sync(partner, customer).apply_sync(paid_in_source="450.00")
+        payer = customer.users[0]
+        with pytest.raises(InvariantViolation) as caught:
+            pay_invoices(
+                partner,
+                customer,
+                [inv],
+                payer=payer,
+                method="ach",
+                idempotency_key="k1",
+                amounts={inv.id: "50.01"},
+            )
+        assert caught.value.rule == "I5"
+        payment, (paid,) = pay_invoices(
+            partner, customer, [inv], payer=payer, method="ach", idempotency_key="k2"
+        )
+        assert payment.allocations[0].amount == usd("50.00")
+        assert (paid.status, paid.balance, paid.amount_paid) == (
+            InvoiceStatus.PAID,
+            usd("0.00"),
+            usd("500.00"),
+        )
+        # Now the source's figure may not go up: the platform paid the rest.
+        with pytest.raises(InvariantViolation) as caught:
+            paid.apply_sync(paid_in_source="450.01")
+        assert (caught.value.rule, caught.value.path) == ("I5", "paid_in_source")
+        # A payment given back opens it again, with the source's part kept.
+        released = paid.release_payment(payment.id)
+        assert (released.status, released.balance) == (InvoiceStatus.OPEN, usd("50.00"))
+
+    def test_void_only_while_nothing_is_paid_in_the_source_either_i4(self) -> None:
+        partner = synced_partner()
+        customer = make_customer(partner)
+        part = sync(partner, customer, paid_in_source="1.00")
+        with pytest.raises(InvariantViolation) as caught:
+            part.void(partner)
+        assert (caught.value.rule, caught.value.path) == ("I4", "status")
+        with pytest.raises(InvariantViolation) as caught:
+            part.archive(partner)
+        assert (caught.value.rule, caught.value.path) == ("I4", "status")
+        paid = part.apply_sync(paid_in_source="500.00")
+        assert paid.archive(partner).status is InvoiceStatus.ARCHIVED
+        assert part.apply_sync(paid_in_source=None).void(partner).status is InvoiceStatus.VOID
+
+    def test_the_invoice_checks_the_field_itself(
+        self, partner: Partner, customer: Customer
+    ) -> None:
+        synced = sync(_SYNCED_PARTNER, _SYNCED_CUSTOMER)
+        for value, code in (
+            (usd("0"), "not_positive"),
+            (usd("-1"), "not_positive"),
+            ("1.00", "wrong_type"),
+            (Money("1.00", "CAD"), "currency_mismatch"),
+        ):
+            with pytest.raises(ValidationError) as caught:
+                attrs.evolve(synced, paid_in_source=value)
+            assert (caught.value.paths, caught.value.codes) == (["paid_in_source"], [code])
+        # A manual invoice has no source (I10).
+        with pytest.raises(InvariantViolation) as caught:
+            attrs.evolve(issue(partner, customer), paid_in_source=usd("1.00"))
+        assert (caught.value.rule, caught.value.path) == ("I10", "paid_in_source")
+        # The payments alone above the total: at payments; with the source's, there.
+        with pytest.raises(InvariantViolation) as caught:
+            attrs.evolve(
+                synced,
+                paid_in_source=usd("1"),
+                payments=(AppliedPayment(PaymentId.new(), usd("501")),),
+            )
+        assert (caught.value.rule, caught.value.path) == ("I5", "payments")
+        with pytest.raises(InvariantViolation) as caught:
+            attrs.evolve(
+                synced,
+                paid_in_source=usd("1"),
+                payments=(AppliedPayment(PaymentId.new(), usd("500")),),
+            )
+        assert (caught.value.rule, caught.value.path) == ("I5", "paid_in_source")
+        # Too large to add up, as Money.sum refuses it.
+        near = usd("9" * 29 + ".99")
+        big = attrs.evolve(
+            synced,
+            lines=(LineItem("x", 9, near),),
+            payments=(AppliedPayment(PaymentId.new(), near * 6),),
+        )
+        with pytest.raises(ValidationError) as caught:
+            attrs.evolve(big, paid_in_source=near * 6)
+        assert (caught.value.codes, caught.value.paths) == (
+            ["amount_too_large"],
+            ["paid_in_source"],
+        )
+
+    def test_data_stored_before_the_field_reads_as_nothing_paid_in_the_source(
+        self, partner: Partner, customer: Customer
+    ) -> None:
+        for inv in (issue(partner, customer), sync(_SYNCED_PARTNER, _SYNCED_CUSTOMER)):
+            data = to_dict(inv)
+            assert data.pop("paid_in_source") is None
+            assert from_dict(Invoice, data) == inv
+            assert from_dict(Invoice, json.loads(json.dumps(data))).paid_in_source is None
+
+
+@given(
+    total=st.integers(1, 10**6),
+    steps=st.lists(
+        st.tuples(st.sampled_from(["source", "pay", "give back"]), st.integers(0, 10**6)),
+        max_size=12,
+    ),
+)
+def test_the_balance_counts_the_source_and_the_payments(
+    total: int, steps: list[tuple[str, int]]
+) -> None:
+    """For any sequence of source figures, platform payments and payments
+    given back: balance = total - (the parts not given back + the source's
+    figure), 0 <= balance <= total, and the status matches; a refused step
+    is refused by I5 at the field at fault and changes nothing."""
+    inv = sync(_SYNCED_PARTNER, _SYNCED_CUSTOMER, lines=_one_line(total))
+    source = 0
+    parts: dict[PaymentId, int] = {}
+    for command, units in steps:
+        held = sum(parts.values())
+        if command == "source":
+            figure = units % (total + 2)  # now and then above what is left
+            if figure + held > total:
+                with pytest.raises(InvariantViolation) as caught:
+                    inv.apply_sync(paid_in_source=_cents(figure))
+                assert (caught.value.rule, caught.value.path) == ("I5", "paid_in_source")
+                continue
+            new = inv.apply_sync(paid_in_source=_cents(figure))
+            source = figure
+        elif command == "pay":
+            amount = 1 + units % (total + 1)
+            if amount > total - held - source:
+                with pytest.raises(InvariantViolation) as caught:
+                    inv.apply_payment(PaymentId.new(), _cents(amount))
+                assert caught.value.rule in ("I4", "I5")
+                continue
+            new = inv.apply_payment(PaymentId.new(), _cents(amount))
+            parts[new.payments[-1].payment_id] = amount
+        else:
+            if not parts:
+                continue
+            payment_id = list(parts)[units % len(parts)]
+            new = inv.release_payment(payment_id)
+            del parts[payment_id]
+        inv = new
+        paid = sum(parts.values()) + source
+        assert inv.paid_in_source == (_cents(source) if source else None)
+        assert inv.amount_paid.minor_units == paid
+        assert inv.balance.minor_units == total - paid
+        assert 0 <= inv.balance.minor_units <= total
+        expected = InvoiceStatus.PAID if paid == total else InvoiceStatus.OPEN
+        assert inv.status is expected
+        assert from_dict(Invoice, to_dict(inv)) == inv
+
+
+@settings(max_examples=max(20, settings.default.max_examples // 2))
+@given(total=st.integers(2, 10**6), data=st.data())
+def test_pay_invoices_takes_at_most_what_the_source_left_i5(
+    total: int, data: st.DataObject
+) -> None:
+    """On a synced invoice partly paid in its source, a platform payment of
+    the balance pays exactly what is left; one above it is refused (I5)."""
+    source = data.draw(st.integers(1, total - 1), label="source")
+    inv = sync(
+        _SYNCED_PARTNER, _SYNCED_CUSTOMER, lines=_one_line(total), paid_in_source=_cents(source)
+    )
+    asked = data.draw(st.none() | st.integers(1, total), label="asked")
+    pay = functools.partial(
+        pay_invoices,
+        _SYNCED_PARTNER,
+        _SYNCED_CUSTOMER,
+        [inv],
+        payer=_SYNCED_CUSTOMER.users[0],
+        method="ach",
+        idempotency_key="k",
+        amounts=None if asked is None else {inv.id: _cents(asked)},
+    )
+    if asked is not None and asked > total - source:
+        with pytest.raises(InvariantViolation) as caught:
+            pay()
+        assert caught.value.rule == "I5"
+        return
+    payment, (paid,) = pay()
+    allocated = payment.allocations[0].amount.minor_units
+    assert allocated == (total - source if asked is None else asked)
+    assert paid.amount_paid.minor_units == source + allocated <= total
+    assert paid.status is (
+        InvoiceStatus.PAID if source + allocated == total else InvoiceStatus.OPEN
+    )
+
+
 # -- editing ----------------------------------------------------------------------------
 
 
@@ -816,7 +1107,12 @@ class TestInvariants:
             "fee_total": Money.sum(
                 [fee.amount for fee in inv.fees if fee.covered_by_customer], currency
             ),
-            "amount_paid": Money.sum([p.amount for p in inv.payments if p.counts], currency),
+            # The parts not given back, and what the source reports paid there.
+            "amount_paid": Money.sum(
+                [p.amount for p in inv.payments if p.counts]
+                + ([inv.paid_in_source] if inv.paid_in_source else []),
+                currency,
+            ),
         }
         expected["total"] = expected["subtotal"] + expected["fee_total"]
         expected["balance"] = expected["total"] - expected["amount_paid"]
@@ -1327,7 +1623,9 @@ def assert_changes_name_what_changed(
 def test_every_invoice_event_names_the_amounts_that_changed(data: st.DataObject) -> None:
     inv = data.draw(aps.invoices(status=data.draw(st.sampled_from(["open", "paid"]))))
     partner = attrs.evolve(data.draw(aps.partners()), id=inv.partner_id)
-    command = data.draw(st.sampled_from(["edit", "fee", "pay", "give back"]), label="command")
+    command = data.draw(
+        st.sampled_from(["edit", "fee", "pay", "give back", "source"]), label="command"
+    )
     cents = data.draw(st.integers(1, 100_000), label="cents")
     given: tuple[str, ...] = ()
     if command == "pay":
@@ -1338,6 +1636,14 @@ def test_every_invoice_event_names_the_amounts_that_changed(data: st.DataObject)
         live = [part for part in inv.payments if not part.released]
         assume(live)
         after = inv.release_payment(data.draw(st.sampled_from(live)).payment_id)
+    elif command == "source":
+        assume(inv.is_synced)
+        # Any figure the payments made here leave room for (I5).
+        here = inv.amount_paid - (inv.paid_in_source or Money.zero(inv.currency))
+        figure = cents % ((inv.total - here).minor_units + 1)
+        given = ("paid_in_source",)
+        after = inv.apply_sync(paid_in_source=Money.from_minor_units(figure, inv.currency))
+        assume(after is not inv)
     else:
         memo = data.draw(st.sampled_from([inv.memo, "Thank you!"]), label="memo")
         # Above zero (I3) and at least what is paid (I5).

@@ -1383,6 +1383,38 @@ def _line(**changes: object) -> dict[str, Any]:
         ({"external_ref": {"system": "ConnectWise", "id": " 7 "}, "issued_by": None}, True),
         ({"memo": None, "fees": [], "payments": []}, True),
         ({"memo": "   "}, True),
+        # Paid in the source: a synced invoice's; the key missing reads as None.
+        ({"paid_in_source": None}, True),
+        (
+            {
+                "paid_in_source": {"amount": "25.00", "currency": "USD"},
+                "external_ref": {"system": "connectwise", "id": "7"},
+            },
+            True,
+        ),
+        ({"paid_in_source": {"amount": "25.00", "currency": "USD"}}, False),
+        ({"paid_in_source": "25.00", "external_ref": {"system": "cw", "id": "7"}}, False),
+        (
+            {
+                "paid_in_source": {"amount": "0.00", "currency": "USD"},
+                "external_ref": {"system": "cw", "id": "7"},
+            },
+            False,
+        ),
+        (
+            {
+                "paid_in_source": {"amount": "25.00", "currency": "CAD"},
+                "external_ref": {"system": "cw", "id": "7"},
+            },
+            False,
+        ),
+        (
+            {
+                "paid_in_source": {"amount": "300.00", "currency": "USD"},
+                "external_ref": {"system": "cw", "id": "7"},
+            },
+            False,
+        ),
         ({"lines": [_line(unit_amount={"amount": "150.5", "currency": "USD"})]}, True),
         ({"lines": [_line(unit_amount={"amount": 150, "currency": "USD"})]}, True),
         # Valid, but not as to_dict writes it: the generic hooks read it.

@@ -2054,6 +2054,39 @@ class TestInvoicesAndPayments:
             assert uow._writing
             uow.commit()
 
+    def test_an_invoice_paid_in_its_source_is_stored_and_read_back(
+        self, store: SqliteStore, path: Path, billed: Any
+    ) -> None:
+        partner, _, invoice = billed
+        paid_there = Money("40.00", partner.currency)
+        synced = attrs.evolve(
+            invoice,
+            id=InvoiceId.new(),
+            number="S-1",
+            external_ref=ExternalRef("xero", "9"),
+            paid_in_source=paid_there,
+            version=0,
+        )
+        (saved,) = save_all(store, synced)
+        with store.unit_of_work() as uow:
+            back = uow.invoices.get(partner.id, synced.id)
+        assert back == saved
+        assert (back.paid_in_source, back.balance) == (paid_there, Money("60.00", "USD"))
+        # A row written before invoices had the field: read as nothing paid there.
+        with sqlite3.connect(path) as outsider:
+            (data,) = outsider.execute(
+                "SELECT data FROM invoices WHERE id = ?", (str(invoice.id),)
+            ).fetchone()
+            assert '"paid_in_source":null' in data
+            outsider.execute(
+                "UPDATE invoices SET data = ? WHERE id = ?",
+                (data.replace('"paid_in_source":null,', ""), str(invoice.id)),
+            )
+        with store.unit_of_work() as uow:
+            old = uow.invoices.get(partner.id, invoice.id)
+        assert old == invoice
+        assert old.paid_in_source is None
+
     def test_a_pending_change_hides_the_stored_key(self, store: SqliteStore, billed: Any) -> None:
         partner, _, invoice = billed
         ref = ExternalRef("xero", "9")

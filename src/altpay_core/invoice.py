@@ -14,10 +14,13 @@ payments bring down and returned payments bring back up::
 
 What the balance counts (rules I4 and I5): ``balance = total - amount_paid``,
 where ``amount_paid`` sums the parts of every payment applied to the invoice
-that has not been given back. A payment that is still processing counts: it
-holds its part of the balance, so that the same money cannot be paid twice
-while a bank debit clears. A payment that fails, is returned, charged back or
-refunded gives its part back (:meth:`Invoice.release_payment`).
+that has not been given back, plus, on a synced invoice, what its source
+reports as paid or credited there (:attr:`Invoice.paid_in_source`). A
+payment that is still processing counts: it holds its part of the balance,
+so that the same money cannot be paid twice while a bank debit clears. A
+payment that fails, is returned, charged back or refunded gives its part
+back (:meth:`Invoice.release_payment`); the source's figure changes only
+through :meth:`Invoice.apply_sync`.
 
 Status (rule I4): ``open`` while the balance is above zero, ``paid`` when it
 reaches zero (and ``open`` again if a payment is given back); *partly paid* is
@@ -641,6 +644,20 @@ def _memo(path: str, value: object) -> str | None:
     return _fields.optional_text(path, value, max_length=_MEMO_MAX)
 
 
+def _source_paid(path: str, value: object, currency: Currency) -> Money | None:
+    """What a sync reports as paid in the source: ``None``, or an amount in
+    the invoice's currency (I2) read as line amounts are, zero or more. Zero
+    is nothing, stored as ``None``."""
+    if value is None:
+        return None
+    money = _money_in(path, value, currency)
+    if money.is_negative:
+        raise ValidationError.single(
+            path, "negative_amount", f"'{path}' must be zero or more (got {money})"
+        )
+    return money if money.is_positive else None
+
+
 @checked_constructor
 @attrs.frozen(kw_only=True)
 class Invoice:
@@ -652,9 +669,10 @@ class Invoice:
     ``invoice_updated``, ``invoice_paid``, ``invoice_archived``).
 
     Amounts: ``subtotal`` (the lines), ``fee_total`` (the fees the customer
-    covers), ``total`` (their sum, always above zero), ``amount_paid`` and
-    ``balance`` (``total - amount_paid``, never below zero). See the module
-    documentation for what counts as paid.
+    covers), ``total`` (their sum, always above zero), ``amount_paid`` (the
+    payments' parts not given back, plus ``paid_in_source`` on a synced
+    invoice) and ``balance`` (``total - amount_paid``, never below zero). See
+    the module documentation for what counts as paid.
     """
 
     id: InvoiceId
@@ -669,6 +687,12 @@ class Invoice:
     memo: str | None = attrs.field(default=None, converter=_strip_or_none)
     status: InvoiceStatus = InvoiceStatus.OPEN
     payments: tuple[AppliedPayment, ...] = attrs.field(default=(), converter=_fields.list_as_tuple)
+    paid_in_source: Money | None = None
+    """What the source system of a synced invoice reports as paid or credited
+    on it outside this platform (partial payments, credits): the source's
+    running figure, above zero, in the invoice's currency; ``None`` when
+    nothing is, and always on a manual invoice (I10). It counts towards
+    ``amount_paid``, and changes only through :meth:`apply_sync`."""
     external_ref: ExternalRef | None = None
     issued_by: TeamMemberId | None = None
     created_at: dt.datetime = attrs.field(factory=utc_now)
@@ -686,7 +710,7 @@ class Invoice:
     """``subtotal + fee_total``: what the customer owes in all."""
     amount_paid: Money = attrs.field(init=False, eq=False, repr=False)
     """The parts of the payments applied and not given back, those still
-    processing included (they hold the balance)."""
+    processing included (they hold the balance), plus ``paid_in_source``."""
     balance: Money = attrs.field(init=False, eq=False, repr=False)
     """``total - amount_paid`` (never below zero): what is still owed on an
     open invoice. A void or archived invoice keeps it as a record, but
@@ -711,6 +735,11 @@ class Invoice:
                 paid = add(paid, part.amount.amount)
         if paid.adjusted() >= _MAX_DIGITS:
             raise _too_large("payments", comes_to="add up to")
+        source = self.paid_in_source
+        if source is not None:
+            paid = add(paid, source.amount)
+            if paid.adjusted() >= _MAX_DIGITS:
+                raise _too_large("paid_in_source", comes_to="add up to")
         total, exact, set_amount = add(subtotal, fees), Money._exact, object.__setattr__
         set_amount(self, "subtotal", exact(subtotal, currency))
         set_amount(self, "fee_total", exact(fees, currency))
@@ -726,6 +755,7 @@ class Invoice:
         report. Invoices read back or built by a command pass it; anything
         else gets the detailed checks. The rules are checked either way."""
         currency, lines, fees, payments = self.currency, self.lines, self.fees, self.payments
+        source = self.paid_in_source
         memo, ref, by, created, version = (
             self.memo,
             self.external_ref,
@@ -749,6 +779,10 @@ class Invoice:
             and all(type(x) is Fee and x.amount.currency is currency for x in fees)
             and type(payments) is tuple
             and all(type(x) is AppliedPayment and x.amount.currency is currency for x in payments)
+            and (
+                source is None
+                or (type(source) is Money and source.currency is currency and source.amount > 0)
+            )
             and (memo is None or _kept_text(memo, _MEMO_MAX))
             and type(self.status) is InvoiceStatus
             and (ref is None or type(ref) is ExternalRef)
@@ -779,6 +813,17 @@ class Invoice:
         )
         if lines_ok and not self.lines:
             found.add("lines", "empty", "'lines' must hold at least one line item")
+        source = self.paid_in_source
+        if source is not None and _require_type(found, "paid_in_source", source, Money, "Money"):
+            if currency_ok:
+                _check_currency(found, "paid_in_source", source, self.currency)
+            if not source.is_positive:
+                found.add(
+                    "paid_in_source",
+                    "not_positive",
+                    f"'paid_in_source' must be greater than zero, or None for nothing "
+                    f"(got {source})",
+                )
         found.check("", _memo, "memo", self.memo)
         _to_member(found, self, "status", InvoiceStatus)
         if self.external_ref is not None:
@@ -832,12 +877,21 @@ class Invoice:
                     path=f"payments[{index}].payment_id",
                 )
             seen.add(part.payment_id)
-        if self.amount_paid > self.total:
+        source = self.paid_in_source
+        if source is not None and self.external_ref is None:
             raise InvariantViolation(
-                f"the payments ({self.amount_paid}) exceed the total ({self.total}): "
+                "only a synced invoice has an amount paid in its source",
+                rule="I10",
+                path="paid_in_source",
+            )
+        if self.amount_paid > self.total:
+            # At the source's figure when the payments alone stay within the total.
+            by_source = source is not None and self.amount_paid - source <= self.total
+            raise InvariantViolation(
+                f"the amount paid ({self.amount_paid}) exceeds the total ({self.total}): "
                 "overpayment is refused and the balance never goes below zero",
                 rule="I5",
-                path="payments",
+                path="paid_in_source" if by_source else "payments",
             )
         expected = _status_for(self.status, self.total, self.amount_paid)
         if expected is not self.status:
@@ -929,6 +983,7 @@ class Invoice:
         due_date: object,
         fees: Iterable[Fee | Mapping[str, object]] = (),
         memo: object = None,
+        paid_in_source: object = None,
     ) -> Invoice:
         """An invoice synced in from one of the partner's integrations.
 
@@ -937,7 +992,11 @@ class Invoice:
         change only through :meth:`apply_sync`, unpaid or paid (I10). The
         integration must be connected and sync invoices; the customer must be
         the partner's (I1) and active (C8); the total must be above zero.
-        ``created_at``, and the time of ``invoice_created``, is the current
+        ``paid_in_source`` is what the source reports as paid or credited on
+        it there (a ``Money`` or a decimal amount, as a line's unit amount;
+        zero or ``None`` for nothing): at most the total (I5); the whole
+        total makes it ``paid``. ``created_at``, and the time of
+        ``invoice_created`` (its one event, paid or not), is the current
         time (when it was synced in).
         """
         _partner_and_customer(partner, customer)
@@ -963,6 +1022,7 @@ class Invoice:
         clean_issue = found.check("", _fields.plain_date, "issue_date", issue_date)
         clean_due = found.check("", _fields.plain_date, "due_date", due_date)
         clean_memo = found.check("", _memo, "memo", memo)
+        clean_paid = found.check("", _source_paid, "paid_in_source", paid_in_source, currency)
         found.raise_if_any()
         invoice = cls(
             id=InvoiceId.new(),
@@ -977,6 +1037,13 @@ class Invoice:
             memo=clean_memo,
             external_ref=external_ref,
         )
+        if clean_paid is not None:
+            # Its total checked (I3) first; then the source's figure (I5).
+            invoice = attrs.evolve(
+                invoice,
+                paid_in_source=clean_paid,
+                status=_status_for(invoice.status, invoice.total, clean_paid),
+            )
         created = invoice._event(InvoiceCreated, at=invoice.created_at)
         return _with_events(invoice, invoice, created)
 
@@ -1174,12 +1241,21 @@ class Invoice:
         issue_date: object = KEEP,
         due_date: object = KEEP,
         memo: object = KEEP,
+        paid_in_source: object = KEEP,
     ) -> Invoice:
         """What the integration says changed: the one path that changes a
         synced invoice's amounts and due date (I10). Dates are kept as
         the source has them. The total stays above zero (I3) and at least the
         amount paid (I5); a void or archived invoice is not changed (I4), nor
-        is a manual one (I10, at ``external_ref``)."""
+        is a manual one (I10, at ``external_ref``).
+
+        ``paid_in_source`` is the source's running figure of what was paid
+        or credited on the invoice there (not a change to it): a ``Money`` or
+        a decimal amount, as a line's unit amount; zero or ``None`` for
+        nothing. With the payments made here it may not come to more than
+        the total (I5, at ``paid_in_source``; nothing is changed). A balance
+        brought to zero makes the invoice ``paid`` (``invoice_paid``); a
+        lower figure later makes it ``open`` again."""
         if not self.is_synced:
             # A manual invoice has no external_ref, which makes one synced.
             raise InvariantViolation(
@@ -1195,6 +1271,7 @@ class Invoice:
                     "issue_date": issue_date,
                     "due_date": due_date,
                     "memo": memo,
+                    "paid_in_source": paid_in_source,
                 }
             )
         )
@@ -1330,6 +1407,8 @@ class Invoice:
                 clean[name] = found.check("", _fields.plain_date, name, value)
             elif name == "memo":
                 clean[name] = found.check("", _memo, name, value)
+            elif name == "paid_in_source":
+                clean[name] = found.check("", _source_paid, name, value, self.currency)
             else:
                 clean[name] = found.check("", _number, name, value)
         found.raise_if_any()
@@ -1351,14 +1430,24 @@ class Invoice:
             raise _too_large(path, comes_to="add up to") from None
         total = Money._exact(_CONTEXT.add(subtotal, fees), self.currency)
         _refuse_empty_total(total, path)
-        if total < self.amount_paid:
+        # What is paid with the source's new figure, if the sync gives one.
+        zero, source = _zero(self.currency), clean.get("paid_in_source", self.paid_in_source)
+        paid = self.amount_paid - (self.paid_in_source or zero) + (source or zero)
+        if total < paid and "paid_in_source" in clean:
             raise InvariantViolation(
-                f"the new total {total} is below the {self.amount_paid} already paid: "
+                f"{source} paid in the source and {paid - (source or zero)} paid here come "
+                f"to more than the total {total}: the balance would go below zero",
+                rule="I5",
+                path="paid_in_source",
+            )
+        if total < paid:
+            raise InvariantViolation(
+                f"the new total {total} is below the {paid} already paid: "
                 "the balance would go below zero",
                 rule="I5",
                 path=path,
             )
-        status = _status_for(self.status, total, self.amount_paid)
+        status = _status_for(self.status, total, paid)
         new = attrs.evolve(self, status=status, **clean)
         changes = (*clean, *_derived_changes(self, new))
         if status is InvoiceStatus.PAID and self.status is not InvoiceStatus.PAID:
