@@ -903,6 +903,7 @@ _INVOICE_CHANGES = (
     "lines",
     "fees",
     "memo",
+    "paid_in_source",
 )
 _PAYMENT_CHANGES = ("status", "settled_at", "fees")
 _METHOD_CHANGES = ("methods", "default_id")
@@ -1094,10 +1095,25 @@ def _units(draw: st.DrawFn, low: int, high: int) -> int:
     return draw(st.one_of(st.sampled_from([low, high]), st.integers(low, high)))
 
 
+def _paid_in_source(draw: st.DrawFn, invoice: Invoice, *, full: bool) -> Invoice:
+    """A synced invoice, sometimes with a part of its total (or, ``full``,
+    perhaps all of it) paid or credited in its source, through the sync."""
+    total = invoice.total.minor_units
+    high = total if full else total - 1
+    if not invoice.is_synced or high < 1 or not draw(st.booleans()):
+        return invoice
+    units = _units(draw, 1, high)
+    return invoice.apply_sync(paid_in_source=Money.from_minor_units(units, invoice.currency))
+
+
 def _take_payments(draw: st.DrawFn, invoice: Invoice, *, full: bool) -> Invoice:
-    """Payments applied through the invoice's own command: some given back,
-    then either some part of the balance or all of it."""
+    """Payments applied through the invoice's own command (on a synced one,
+    after a part paid in its source, sometimes): some given back, then either
+    some part of the balance or all of it."""
+    invoice = _paid_in_source(draw, invoice, full=full)
     currency = invoice.currency
+    if not invoice.balance:
+        return invoice  # all of it paid in the source
     if draw(st.booleans()):
         given_back = PaymentId.new()
         units = _units(draw, 1, invoice.balance.minor_units)
@@ -1127,7 +1143,8 @@ def invoices(
     and up to 2 fees (of every kind but ``card``, I8), in every status (or
     ``status``, an ``InvoiceStatus`` or its value): open and untouched or
     partly paid, paid in one to three parts, void, archived; some with a
-    payment given back. A ``customer`` comes with its ``partner``.
+    payment given back; synced ones sometimes partly or wholly paid in their
+    source (``paid_in_source``). A ``customer`` comes with its ``partner``.
 
     An invoice is one the customer could have now, or had before: one of an
     archived customer was issued while it was active (C8 refuses new ones;
