@@ -139,6 +139,7 @@ class InvoiceModel(BaseModel):
     memo: Annotated[str, StringConstraints(max_length=2000)] | None = None
     status: Literal["open", "paid", "void", "archived"] = "open"
     payments: tuple[AppliedPaymentModel, ...] = ()
+    paid_in_source: MoneyModel | None = None
     external_ref: ExternalRefModel | None = None
     issued_by: _id("tm") | None = None
     created_at: AwareDatetime
@@ -180,6 +181,7 @@ def invoice_data(n: int) -> dict[str, Any]:
                 "released": False,
             }
         ],
+        "paid_in_source": None,
         "external_ref": None,
         "issued_by": "tm_ada",
         "created_at": "2026-01-02T09:30:00+00:00",
