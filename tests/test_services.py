@@ -143,6 +143,12 @@ class TestDeleteTag:
             assert uow.partners.get(partner.id) == partner
             assert [c.tags for c in uow.customers.list(partner.id)] == [frozenset({vip})]
 
+    def test_a_member_is_refused_before_the_tag_is_looked_up(self, store: MemoryStore) -> None:
+        # A NotFound would tell a member without the right whether a tag exists.
+        partner = stored_partner(store)
+        with store.unit_of_work() as uow, pytest.raises(PermissionDenied):
+            delete_tag(uow, partner.id, "no such tag", by=partner.team[1])
+
     def test_a_concurrent_change_to_a_customer_writes_nothing(
         self, store: MemoryStore, monkeypatch: pytest.MonkeyPatch
     ) -> None:
@@ -251,6 +257,23 @@ class TestAccessRequests:
             archived_user = open_access_request(uow, partner.id, email=str(user))
         assert again.id != opened.id
         assert archived_user.email == user
+
+    def test_a_user_of_any_active_customer_may_not_ask(self, store: MemoryStore) -> None:
+        # Not only the first customer listed: here an archived one comes first.
+        partner = stored_partner(store)
+        archived = a_customer_with_users(partner, "Aaa", "dee@globex.example").archive()
+        active = a_customer_with_users(partner, "Zzz", "dee@globex.example")
+        with store.unit_of_work() as uow:
+            uow.customers.save(archived)
+            uow.customers.save(active)
+            uow.commit()
+        with store.unit_of_work() as uow:
+            listed = uow.customers.with_user(partner.id, "dee@globex.example")
+            assert [c.is_active for c in listed] == [False, True]
+            with pytest.raises(InvariantViolation) as caught:
+                open_access_request(uow, partner.id, email="dee@globex.example")
+            assert caught.value.rule == "access-request-user"
+            assert uow.access_requests.list(partner.id) == []
 
     def test_asking_again_commits_what_the_caller_saved_before(self, store: MemoryStore) -> None:
         # As every service does when it succeeds, also when it finds the
@@ -499,6 +522,21 @@ class TestPayInvoices:
             assert [uow.invoices.get(b.partner.id, i.id) for i in touched] == list(touched)
             assert uow.payments.for_invoice(b.partner.id, b.one.id) == [first]
         assert topics(store) == ["invoice_paid", "invoice_paid"]
+
+    def test_the_same_request_again_commits_what_the_caller_saved_before(
+        self, store: MemoryStore, billing: Billing
+    ) -> None:
+        b = billing
+        first, _ = pay(store, b, [b.one])
+        with store.unit_of_work() as uow:
+            uow.customers.save(b.other.archive())
+            again = services.pay_invoices(
+                uow, b.partner.id, b.customer.id, [b.one.id], payer=b.ann, method="ach",
+                idempotency_key="req-1", at=at(6),
+            )  # fmt: skip
+        assert again == (first, ())
+        with store.unit_of_work() as uow:
+            assert uow.customers.get(b.partner.id, b.other.id).status is CustomerStatus.ARCHIVED
 
     @pytest.mark.parametrize(
         "change",
@@ -1020,6 +1058,26 @@ class TestMethodsOnFile:
             assert charge(uow) == (payment, ())
             assert uow.invoices.get(b.partner.id, one.id) == one
 
+    def test_a_retry_commits_what_the_caller_saved_before(
+        self, store: MemoryStore, billing: Billing
+    ) -> None:
+        b = billing
+        self._with_a_method(store, b)
+
+        def charge(uow: MemoryUnitOfWork) -> tuple[Payment, tuple[Invoice, ...]]:
+            return services.charge_now(
+                uow, b.partner.id, b.customer.id, [b.one.id], payer=b.ann,
+                idempotency_key="now-1", at=at(6),
+            )  # fmt: skip
+
+        with store.unit_of_work() as uow:
+            first, _ = charge(uow)
+        with store.unit_of_work() as uow:
+            uow.customers.save(b.other.archive())
+            assert charge(uow) == (first, ())
+        with store.unit_of_work() as uow:
+            assert uow.customers.get(b.partner.id, b.other.id).status is CustomerStatus.ARCHIVED
+
     @pytest.mark.parametrize("then", ["replaced", "archived"])
     def test_a_retry_returns_the_first_payment_though_its_method_is_archived(
         self, store: MemoryStore, billing: Billing, then: str
@@ -1327,6 +1385,32 @@ class TestMethodsOnFile:
         assert listed == scheduled
         assert isinstance(error, InvariantViolation)
 
+    def test_a_conflict_on_one_payment_is_its_refusal_and_the_run_goes_on(
+        self, store: MemoryStore, billing: Billing, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Another writer changed the first one after it was listed due: the
+        # next is run all the same.
+        b = billing
+        first = self._due_today(store, b, b.one)
+        second = self._due_today(store, b, b.two)
+        if second.id.value < first.id.value:
+            first, second = second, first  # due lists them by id
+        run = services.run_scheduled_payment
+        conflict = ConcurrencyConflict("another writer first")
+
+        def another_writer_first(
+            uow: UnitOfWork, partner_id: PartnerId, scheduled_id: Any, **kw: Any
+        ) -> Any:
+            if scheduled_id == first.id:
+                raise conflict
+            return run(uow, partner_id, scheduled_id, **kw)
+
+        monkeypatch.setattr(services, "run_scheduled_payment", another_writer_first)
+        with store.unit_of_work() as uow:
+            done = services.run_due_payments(uow, b.partner.id, today=TODAY)
+        assert [s.id for s in done.processed] == [second.id]
+        assert (done.skipped, done.refused) == ((), ((first, conflict),))
+
     def test_the_nightly_run_stops_at_an_error_that_is_no_refusal(
         self, store: MemoryStore, billing: Billing, monkeypatch: pytest.MonkeyPatch
     ) -> None:
@@ -1342,6 +1426,21 @@ class TestMethodsOnFile:
         monkeypatch.setattr(services, "run_scheduled_payment", cannot_write)
         with store.unit_of_work() as uow, pytest.raises(AltpayError, match="cannot write"):
             services.run_due_payments(uow, b.partner.id, today=TODAY)
+
+    def test_a_bad_day_is_named_by_the_services_own_argument(
+        self, store: MemoryStore, billing: Billing
+    ) -> None:
+        with store.unit_of_work() as uow, pytest.raises(ValidationError) as caught:
+            services.run_due_payments(uow, billing.partner.id, today="2026-01-05")  # type: ignore[arg-type]
+        assert (caught.value.paths, caught.value.codes) == (["today"], ["invalid_date"])
+
+    def test_each_refusal_of_a_run_holds_an_altpay_error(
+        self, store: MemoryStore, billing: Billing
+    ) -> None:
+        scheduled = self._due_today(store, billing, billing.one)
+        with pytest.raises(ValidationError) as caught:
+            services.DueRun(refused=[(scheduled, ValueError("not the library's"))])  # type: ignore[list-item]
+        assert (caught.value.paths, caught.value.codes) == (["refused[0][1]"], ["wrong_type"])
 
     def test_skipping_one_that_can_still_run_is_refused(
         self, store: MemoryStore, billing: Billing
@@ -1405,6 +1504,29 @@ def test_create_customer_names_a_draft_of_the_wrong_type(store: MemoryStore, kin
     with store.unit_of_work() as uow, pytest.raises(ValidationError) as caught:
         create_customer(uow, draft[kind])  # type: ignore[arg-type]
     assert (caught.value.paths, caught.value.codes) == (["draft"], ["wrong_type"])
+
+
+@pytest.mark.parametrize("kind", ["None", "text", "customer"])
+def test_create_customer_from_access_request_names_a_draft_of_the_wrong_type(
+    store: MemoryStore, kind: str
+) -> None:
+    partner = stored_partner(store)
+    request = AccessRequest.open(partner, email="dee@globex.example", first_name="Dee")
+    with store.unit_of_work() as uow:
+        request = uow.access_requests.save(request)
+        uow.commit()
+    draft = {"None": None, "text": "draft", "customer": a_customer(partner, "G", frozenset())}
+    with store.unit_of_work() as uow, pytest.raises(ValidationError) as caught:
+        create_customer_from_access_request(
+            uow,
+            partner.id,
+            request.id,
+            draft[kind],
+            by=partner.team[0],  # type: ignore[arg-type]
+        )
+    assert (caught.value.paths, caught.value.codes) == (["draft"], ["wrong_type"])
+    with store.unit_of_work() as uow:
+        assert uow.access_requests.get(partner.id, request.id) == request
 
 
 class TestTimesOfAPayment:
