@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from altpay_core import (
     CustomerId,
+    Event,
     InvoiceStatus,
     ValidationError,
     from_dict,
@@ -22,6 +23,9 @@ from altpay_core import (
     to_json,
 )
 from altpay_core.ports import MAX_PAGE_SIZE
+from altpay_core.testing import strategies as aps
+
+_LAST_POSITION = 2**63 - 1
 
 
 def test_the_argument_checks_accept_what_the_built_in_stores_accept() -> None:
@@ -126,6 +130,8 @@ _CURSOR = ports.Cursor(ports.Listing.CUSTOMERS, "globex", "cus_1")
         ({"after": _CURSOR, "before": _CURSOR}, ["before"], ["conflicting_cursors"]),
         ({"after": _CURSOR.encode()}, ["after"], ["wrong_type"]),
         ({"limit": 0, "before": 5}, ["limit", "before"], ["invalid_limit", "wrong_type"]),
+        # Two cursors that are not cursors: no conflict between them.
+        ({"after": "x", "before": "y"}, ["after", "before"], ["wrong_type", "wrong_type"]),
     ],
 )
 def test_every_page_request_is_one_the_api_takes(
@@ -151,6 +157,7 @@ def test_every_page_request_is_one_the_api_takes(
         ("customers", "globex", "inv_1", ["id"]),
         ("customers", "\ud800", "cus_1", ["key"]),
         ("invoices", "2026-02-01", "inv_1", ["key"]),
+        ("invoices", "2026-02-01 ", "inv_1", ["key"]),  # no invoice number is blank
         ("invoices", "2026-02-01 1001", "1", ["id"]),
         ("invoices", "not a date", "cus_1", ["key", "id"]),
     ],
@@ -173,3 +180,15 @@ def test_page_requests_and_their_cursors_read_back_as_themselves(
         if cursor is not None:
             assert ports.Cursor.decode(cursor.encode(), listing=cursor.listing) == cursor
             assert from_json(ports.Cursor, to_json(cursor)) == cursor
+
+
+@given(
+    position=st.integers(max_value=0) | st.integers(min_value=_LAST_POSITION + 1),
+    event=aps.events(),
+)
+def test_an_outbox_position_counts_from_one(position: int, event: Event) -> None:
+    with pytest.raises(ValidationError) as caught:
+        ports.OutboxMessage(position, event)
+    assert (caught.value.paths, caught.value.codes) == (["position"], ["invalid_position"])
+    assert ports.OutboxMessage(1, event).position == 1
+    assert ports.OutboxMessage(_LAST_POSITION, event).position == _LAST_POSITION
