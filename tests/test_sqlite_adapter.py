@@ -2547,6 +2547,7 @@ class TestRowsChangedOutsideTheLibrary:
             "invoices": invoices,
             "payment": payment,
             "scheduled": scheduled,
+            "request": request,
             "email": customer.users[0].email,
             "vip": partner.tags[0].id,
             "anew": "cus_" + "0" * 32,
@@ -2701,6 +2702,12 @@ class TestRowsChangedOutsideTheLibrary:
             read(uow, world)
         assert (caught.value.paths, caught.value.codes) == ([field], ["row_mismatch"])
         assert "was changed outside the library" in str(caught.value)
+        # The row is named by its key, as it is stored.
+        keys = [
+            world[name].id for name in ("partner", "customer", "payment", "scheduled", "request")
+        ]
+        keys += [invoice.id for invoice in world["invoices"]]
+        assert any(f"row {str(key)!r} was changed" in str(caught.value) for key in keys)
 
     def test_a_company_key_folded_by_another_python_still_reads(
         self, store: SqliteStore, path: Path, world: dict[str, Any]
