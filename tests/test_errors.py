@@ -439,6 +439,15 @@ def test_errors_must_all_be_field_errors() -> None:
     assert caught.value.codes == ["wrong_type"]
 
 
+@pytest.mark.parametrize("errors", ["oops", b"oops", bytearray(b"oops"), memoryview(b"oops")])
+def test_text_and_binary_data_are_no_list_of_errors(errors: object) -> None:
+    # Named as they are, not by the characters or bytes inside them.
+    with pytest.raises(ValidationError) as caught:
+        ValidationError(errors)  # type: ignore[arg-type]
+    assert (caught.value.paths, caught.value.codes) == (["errors"], ["wrong_type"])
+    assert f"(got {type(errors).__name__})" in caught.value.errors[0].message
+
+
 def test_a_long_path_is_cut_short_in_the_message_but_kept_whole() -> None:
     error = FieldError(LONG, "unknown_field", "not a field")
     assert error.path == LONG
