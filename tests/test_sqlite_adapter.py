@@ -600,6 +600,50 @@ class TestMigrations:
         with pytest.raises(AltpayError, match="lacks altpay-core's tables invoices,"):
             SqliteStore(path)
 
+    def test_a_row_whose_data_is_not_json_does_not_keep_a_file_at_schema_3_from_opening(
+        self, path: Path
+    ) -> None:
+        # Before: the upgrade's json_extract raised sqlite3's "malformed
+        # JSON", so the file never opened. As at version 4, the damaged row
+        # is refused when read, and the rest of the file works.
+        partner = new_partner()
+        with SqliteStore(path) as old:
+            (globex,) = stored(old, partner, new_customer(partner))
+            damaged, good = save_all(
+                old, new_invoice(partner, globex), new_invoice(partner, globex, "1002")
+            )
+        with sqlite3.connect(path) as connection:
+            connection.executescript(UNDO_STEP_4)
+            connection.execute(
+                "UPDATE invoices SET data = '{not json' WHERE id = ?", (str(damaged.id),)
+            )
+        connection.close()
+        with SqliteStore(path) as new, new.unit_of_work() as uow:
+            connection = uow._conn()
+            assert connection.execute("PRAGMA user_version").fetchone() == (len(MIGRATIONS),)
+            found = connection.execute("SELECT id, currency FROM invoices").fetchall()
+            assert sorted(found) == sorted([(str(damaged.id), ""), (str(good.id), "USD")])
+            assert uow.invoices.get(partner.id, good.id) == good
+            with pytest.raises(ValidationError, match="expected a JSON document"):
+                uow.invoices.get(partner.id, damaged.id)
+        # A process still at version 3 writes such a row: the triggers leave
+        # its column empty too, rather than failing the write.
+        with sqlite3.connect(path) as connection:
+            connection.execute(
+                "INSERT INTO invoices (id, version, partner_id, customer_id, number, "
+                "sort_key, status, data) VALUES ('i', 1, 'p', 'c', 'n', 'k', 'open', '[')"
+            )
+            connection.execute(
+                "INSERT INTO payments (id, version, partner_id, customer_id, "
+                "idempotency_key, status, data) VALUES ('p', 1, 'p', 'c', 'k', 'pending', '[')"
+            )
+            found = connection.execute(
+                "SELECT currency FROM invoices WHERE id = 'i' "
+                "UNION ALL SELECT currency FROM payments WHERE id = 'p'"
+            ).fetchall()
+            assert found == [("",), ("",)]
+        connection.close()
+
     @given(names=st.lists(st.sampled_from("abcdefgh"), max_size=20))
     def test_a_refusal_names_each_object_once(self, names: list[str]) -> None:
         # Before: an overloaded function (an extension's) was named each time:

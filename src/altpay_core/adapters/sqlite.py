@@ -260,24 +260,33 @@ MIGRATIONS: tuple[Migration, ...] = (
         4,
         "invoices and payments keep their currency in a column, which a save may not change",
         (
+            # Data that is not JSON (a row changed outside the library) leaves
+            # the column '', for the read's row check to refuse that row
+            # alone: json_extract would fail the whole step, and every open.
             "ALTER TABLE invoices ADD COLUMN currency TEXT NOT NULL DEFAULT ''",
-            "UPDATE invoices SET currency = COALESCE(json_extract(data, '$.currency'), '')",
+            """UPDATE invoices SET currency = COALESCE(
+                CASE WHEN json_valid(data) THEN json_extract(data, '$.currency') END, ''
+            )""",
             "ALTER TABLE payments ADD COLUMN currency TEXT NOT NULL DEFAULT ''",
-            "UPDATE payments SET currency = COALESCE(json_extract(data, '$.currency'), '')",
+            """UPDATE payments SET currency = COALESCE(
+                CASE WHEN json_valid(data) THEN json_extract(data, '$.currency') END, ''
+            )""",
             # A process that opened the file before this step writes new
             # invoices and payments without the column: their data's.
             """CREATE TRIGGER invoices_currency AFTER INSERT ON invoices
                 WHEN NEW.currency = ''
                 BEGIN
                     UPDATE invoices
-                        SET currency = COALESCE(json_extract(NEW.data, '$.currency'), '')
+                        SET currency = COALESCE(CASE WHEN json_valid(NEW.data)
+                            THEN json_extract(NEW.data, '$.currency') END, '')
                         WHERE id = NEW.id;
                 END""",
             """CREATE TRIGGER payments_currency AFTER INSERT ON payments
                 WHEN NEW.currency = ''
                 BEGIN
                     UPDATE payments
-                        SET currency = COALESCE(json_extract(NEW.data, '$.currency'), '')
+                        SET currency = COALESCE(CASE WHEN json_valid(NEW.data)
+                            THEN json_extract(NEW.data, '$.currency') END, '')
                         WHERE id = NEW.id;
                 END""",
         ),
