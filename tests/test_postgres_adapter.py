@@ -680,6 +680,103 @@ class TestMigrations:
             )
             assert schema_objects(dsn) == before
 
+    @pytest.mark.parametrize(
+        ("version", "statements", "names", "made"),
+        [
+            (
+                3,
+                ["CREATE FUNCTION currency_of_data() RETURNS text LANGUAGE sql AS 'SELECT 1'"],
+                ["currency_of_data"],
+                "functions",
+            ),
+            (
+                2,
+                ["CREATE PROCEDURE customer_tags_company_key() LANGUAGE sql AS 'SELECT 1'"],
+                ["customer_tags_company_key"],
+                "functions",
+            ),
+            (
+                3,
+                [
+                    "CREATE FUNCTION mine() RETURNS trigger LANGUAGE plpgsql "
+                    "AS 'BEGIN RETURN NEW; END'",
+                    "CREATE TRIGGER payments_currency BEFORE INSERT ON payments "
+                    "FOR EACH ROW EXECUTE FUNCTION mine()",
+                ],
+                ["payments_currency"],
+                "triggers",
+            ),
+            (
+                1,
+                [
+                    "CREATE TABLE invoices (id int)",
+                    "CREATE FUNCTION currency_of_data() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+                ],
+                ["currency_of_data", "invoices"],
+                "functions and tables",
+            ),
+        ],
+    )
+    def test_a_function_or_trigger_of_your_own_that_a_later_migration_creates_is_refused(
+        self,
+        postgres_dsn: str,
+        version: int,
+        statements: list[str],
+        names: list[str],
+        made: str,
+    ) -> None:
+        # Before: the upgrade failed half way with psycopg's DuplicateFunction
+        # (or DuplicateObject, for a trigger on the same table).
+        class Older(PostgresStore):
+            migrations = MIGRATIONS[:version]
+
+        with foreign_schema(postgres_dsn, []) as (schema, dsn):
+            Older(dsn).close()
+            import psycopg
+
+            with psycopg.connect(dsn, autocommit=True) as connection:
+                for statement in statements:
+                    connection.execute(statement)
+            before = schema_objects(dsn)
+            with pytest.raises(AltpayError, match="cannot be upgraded") as caught:
+                PostgresStore(dsn)
+            assert type(caught.value) is AltpayError
+            assert str(caught.value) == (
+                f"the schema {shown(schema)} of the database 'altpay_test' cannot be "
+                f"upgraded: it holds {', '.join(shown(name) for name in names)} of its own, "
+                f"and altpay-core's migrations after its version {version} create {made} of "
+                "those names: rename them; PostgresStore left it as it was"
+            )
+            assert schema_objects(dsn) == before
+
+    @pytest.mark.parametrize(
+        "statement",
+        [
+            # Another function of the name, taking arguments: an overload.
+            "CREATE FUNCTION currency_of_data(int) RETURNS int LANGUAGE sql AS 'SELECT 1'",
+            # A trigger of the name on a table of your own.
+            "CREATE TRIGGER invoices_currency BEFORE INSERT ON mine "
+            "FOR EACH ROW EXECUTE FUNCTION customer_tags_company_key()",
+        ],
+    )
+    def test_an_overload_or_a_trigger_elsewhere_does_not_keep_the_upgrade_back(
+        self, postgres_dsn: str, statement: str
+    ) -> None:
+        class Third(PostgresStore):
+            migrations = MIGRATIONS[:3]
+
+        with foreign_schema(postgres_dsn, []) as (_, dsn):
+            Third(dsn).close()
+            import psycopg
+
+            with psycopg.connect(dsn, autocommit=True) as connection:
+                connection.execute("CREATE TABLE mine (company_key text)")
+                connection.execute(statement)
+            PostgresStore(dsn).close()
+            with psycopg.connect(dsn, autocommit=True) as connection:
+                row = connection.execute("SELECT version FROM altpay_schema").fetchone()
+                assert row == (len(MIGRATIONS),)
+
     def test_a_function_named_as_a_later_table_does_not_keep_the_upgrade_back(
         self, postgres_dsn: str
     ) -> None:

@@ -685,6 +685,61 @@ class TestMigrations:
         ) in str(caught.value)
         assert path.read_bytes() == before
 
+    @pytest.mark.parametrize(
+        ("version", "names", "made"),
+        [
+            (3, ["invoices_currency"], "triggers"),
+            (2, ["customer_tags_company_key", "payments_currency"], "triggers"),
+            (1, ["invoices", "payments_currency"], "tables and triggers"),
+        ],
+    )
+    def test_a_trigger_of_your_own_that_a_later_migration_creates_is_refused(
+        self, path: Path, version: int, names: list[str], made: str
+    ) -> None:
+        # Before: the upgrade failed half way with sqlite3's own error
+        # ("trigger invoices_currency already exists"): a file's triggers
+        # share one namespace, whatever table they are on.
+        class Older(SqliteStore):
+            migrations = MIGRATIONS[:version]
+
+        Older(path).close()
+        with sqlite3.connect(path) as connection:
+            connection.execute("CREATE TABLE audit_mine (x TEXT)")
+            for name in names:
+                if name == "invoices":
+                    connection.execute("CREATE TABLE invoices (id)")
+                else:
+                    connection.execute(
+                        f"CREATE TRIGGER {name} AFTER INSERT ON audit_mine BEGIN SELECT 1; END"
+                    )
+        connection.close()
+        before = path.read_bytes()
+        with pytest.raises(AltpayError, match="cannot be upgraded") as caught:
+            SqliteStore(path)
+        assert type(caught.value) is AltpayError
+        assert (
+            f"it holds {', '.join(shown(name) for name in names)} of its own, and "
+            f"altpay-core's migrations after its version {version} create {made} of those "
+            "names: rename them; SqliteStore left it as it was"
+        ) in str(caught.value)
+        assert path.read_bytes() == before
+
+    def test_a_table_named_as_a_later_trigger_does_not_keep_the_upgrade_back(
+        self, path: Path
+    ) -> None:
+        # Tables and triggers have namespaces of their own.
+        class Third(SqliteStore):
+            migrations = MIGRATIONS[:3]
+
+        Third(path).close()
+        with sqlite3.connect(path) as connection:
+            connection.execute("CREATE TABLE invoices_currency (x TEXT)")
+        connection.close()
+        SqliteStore(path).close()
+        with sqlite3.connect(path) as connection:
+            assert connection.execute("PRAGMA user_version").fetchone() == (len(MIGRATIONS),)
+        connection.close()
+
     def test_a_trigger_named_as_a_later_table_does_not_keep_the_upgrade_back(
         self, path: Path
     ) -> None:

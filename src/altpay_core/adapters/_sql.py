@@ -48,7 +48,7 @@ import datetime as dt
 import os
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Generic, NoReturn, TypeVar
 
 import attrs
@@ -189,41 +189,61 @@ def check_migrations(migrations: Sequence[Migration]) -> int:
     return len(migrations)
 
 
-_CREATE_TABLE = re.compile(
-    r"\s*CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?[\"`\[]?(\w+)", re.IGNORECASE
+_CREATE = re.compile(
+    r"\s*CREATE\s+(TABLE|TRIGGER|FUNCTION)\s+(?:IF\s+NOT\s+EXISTS\s+)?[\"`\[]?(\w+)",
+    re.IGNORECASE,
 )
+
+
+def created_objects(migrations: Sequence[Migration]) -> frozenset[tuple[str, str]]:
+    """The tables, triggers and functions that ``migrations`` create (their
+    ``CREATE TABLE``, ``CREATE TRIGGER`` and ``CREATE FUNCTION``
+    statements), as kind (``"table"``, ``"trigger"``, ``"function"``) and
+    name."""
+    return frozenset(
+        (match.group(1).lower(), match.group(2))
+        for migration in migrations
+        for statement in migration.statements
+        if (match := _CREATE.match(statement))
+    )
 
 
 def created_tables(migrations: Sequence[Migration]) -> frozenset[str]:
     """The tables that ``migrations`` create (their ``CREATE TABLE``
     statements): what a database at the last one's version holds, at least.
     A step that drops or renames a table must keep this true."""
-    return frozenset(
-        match.group(1)
-        for migration in migrations
-        for statement in migration.statements
-        if (match := _CREATE_TABLE.match(statement))
-    )
+    return frozenset(name for kind, name in created_objects(migrations) if kind == "table")
 
 
 def clash_refusal(
-    found: int, schema: Sequence[tuple[str, str]], migrations: Sequence[Migration]
+    found: int,
+    schema: Sequence[tuple[str, str]],
+    migrations: Sequence[Migration],
+    clashes: Mapping[str, frozenset[str]],
 ) -> str | None:
     """Why ``migrations`` cannot bring a database at version ``found`` up to
     date, or ``None`` if they can: it holds objects of its own (``schema``
-    lists them as kind and name) under the names of tables that the
-    migrations after ``found`` create, which would fail half way. Functions
-    and triggers have names of their own, and never clash."""
-    later = created_tables(migrations[found:])
+    lists them as kind and name) under the names of tables, triggers or
+    functions that the migrations after ``found`` create, which would fail
+    half way. ``clashes`` gives, for each of those kinds, the kinds of
+    object whose names it shares (the database's namespaces: in SQLite,
+    triggers have one of their own, and a table's name is taken by a
+    table, view or index)."""
+    later = created_objects(migrations[found:])
     clashing = sorted(
-        name for kind, name in schema if name in later and kind not in ("function", "trigger")
+        (name, created)
+        for kind, name in schema
+        for created, taken in clashes.items()
+        if kind in taken and (created, name) in later
     )
     if not clashing:
         return None
-    names = listed([shown(name) for name in clashing])
+    names = listed([shown(name) for name, _ in clashing])
+    made = sorted({f"{created}s" for _, created in clashing})
+    kinds = " and ".join([", ".join(made[:-1]), made[-1]] if len(made) > 1 else made)
     return (
         f"it holds {names} of its own, and altpay-core's migrations after its "
-        f"version {found} create tables of those names: rename them"
+        f"version {found} create {kinds} of those names: rename them"
     )
 
 

@@ -86,6 +86,7 @@ from altpay_core.adapters._sql import (
     Statements,
     check_migrations,
     clash_refusal,
+    created_tables,
     listed,
     version_refusal,
 )
@@ -312,17 +313,41 @@ def _psycopg() -> ModuleType:
 
 # What the first schema of the search_path holds: its relations (not the
 # indexes and TOAST tables that belong to them), functions and types of
-# their own, as kind ("table" for a table) and name.
+# their own, as kind ("table" for a table, "function" for a function or
+# procedure that takes no arguments, "overload" for one that does) and name.
 _SCHEMA_OBJECTS: Final = """
     SELECT CASE WHEN c.relkind IN ('r', 'p') THEN 'table' ELSE 'relation' END, c.relname
         FROM pg_class c
         WHERE c.relnamespace = n.oid AND c.relkind NOT IN ('i', 'I', 't')
     UNION ALL
-    SELECT 'function', p.proname FROM pg_proc p WHERE p.pronamespace = n.oid
+    SELECT CASE WHEN p.pronargs = 0 THEN 'function' ELSE 'overload' END, p.proname
+        FROM pg_proc p WHERE p.pronamespace = n.oid
     UNION ALL
     SELECT 'type', t.typname FROM pg_type t
         WHERE t.typnamespace = n.oid AND t.typrelid = 0 AND t.typcategory <> 'A'
 """
+
+# The triggers on altpay-core's tables in the first schema of the
+# search_path, as names: a trigger's name is taken only on its own table,
+# and altpay-core's migrations put theirs on altpay-core's tables (one of
+# the same name on another of them is refused too, to keep this simple).
+_TRIGGERS: Final = """
+    SELECT t.tgname FROM pg_trigger t, pg_class c
+        WHERE t.tgrelid = c.oid AND NOT t.tgisinternal AND c.relname = ANY(%s)
+        AND c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema())
+"""
+
+_CLASHES: Final = {
+    "table": frozenset({"table", "relation", "type"}),
+    "function": frozenset({"function"}),
+    "trigger": frozenset({"trigger"}),
+}
+"""The kinds of object (``_SCHEMA_OBJECTS``'s, and ``"trigger"`` for
+``_TRIGGERS``) whose names a new table, function or trigger cannot take: a
+table's name is taken by any relation, and by a type (its row type has its
+name); a function's, which takes no arguments, by another that takes none
+(one that takes some is an overload); a trigger's, by another on its
+table."""
 
 
 def check_schema(
@@ -337,7 +362,7 @@ def check_schema(
     ``integer`` column ``version`` holding one row), whose version is
     negative or lacks the tables its migrations create, whose version is 0
     next to objects of its own, or that holds objects of its own named as
-    tables that later migrations create, is refused with
+    tables, functions or triggers that later migrations create, is refused with
     :class:`~altpay_core.errors.AltpayError`; a newer one with at least one
     of the tables ``migrations`` create (or nothing else at all) is
     :class:`SchemaVersionError`."""
@@ -360,7 +385,9 @@ def check_schema(
         if found is not None:
             refusal = version_refusal(found, "its altpay_schema version", objects, migrations)
             if refusal is None:
-                clash = clash_refusal(found, objects, migrations)
+                triggers = connection.execute(_TRIGGERS, (sorted(created_tables(migrations)),))
+                mine = objects + [("trigger", str(name)) for (name,) in triggers.fetchall()]
+                clash = clash_refusal(found, mine, migrations, _CLASHES)
                 if clash is None:
                     return found
                 raise AltpayError(

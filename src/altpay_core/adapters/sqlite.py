@@ -64,7 +64,7 @@ import sqlite3
 import tempfile
 import time
 import weakref
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 from urllib.parse import parse_qsl, quote, unquote
 
 from altpay_core import _fields
@@ -342,6 +342,15 @@ def _negative(version: int) -> str:
     return f"its user_version is {version}, and altpay-core's schema versions are never negative"
 
 
+_CLASHES: Final = {
+    "table": frozenset({"table", "view", "index"}),
+    "trigger": frozenset({"trigger"}),
+}
+"""The kinds of object (``sqlite_master``'s ``type``) whose names a new
+table or trigger cannot take: tables, views and indexes share one
+namespace, triggers have one of their own."""
+
+
 def check_database(
     connection: sqlite3.Connection, migrations: tuple[Migration, ...], where: str
 ) -> None:
@@ -350,8 +359,9 @@ def check_database(
     when it is new (``user_version`` 0 and nothing in its schema) or holds
     every table its migrations create up to its ``user_version`` (tables of
     its own next to them are left alone), and never has a negative
-    ``user_version``; one that holds objects of its own named as tables
-    that later migrations create is refused too, as it cannot be upgraded.
+    ``user_version``; one that holds objects of its own named as tables or
+    triggers that later migrations create is refused too, as it cannot be
+    upgraded.
     One at a version newer than ``migrations`` that holds at least one of
     the tables they create (a newer altpay-core may have renamed or dropped
     the others), or has an empty schema, is :class:`SchemaVersionError`;
@@ -372,7 +382,7 @@ def check_database(
     kinds = [(str(kind), str(name)) for kind, name in schema]
     reason = version_refusal(found, "its user_version", kinds, migrations)
     if reason is None:
-        clash = clash_refusal(found, kinds, migrations)
+        clash = clash_refusal(found, kinds, migrations, _CLASHES)
         if clash is None:
             return
         raise AltpayError(
