@@ -715,9 +715,21 @@ class TestMigrations:
                 ["currency_of_data", "invoices"],
                 "functions and tables",
             ),
+            (
+                2,
+                ["CREATE TABLE mine (x int)", "CREATE INDEX customers_by_status ON mine (x)"],
+                ["customers_by_status"],
+                "indexes",
+            ),
+            (
+                1,
+                ["CREATE TABLE mine (x int)", "CREATE INDEX payments ON mine (x)"],
+                ["payments"],
+                "tables",
+            ),
         ],
     )
-    def test_a_function_or_trigger_of_your_own_that_a_later_migration_creates_is_refused(
+    def test_an_index_function_or_trigger_of_your_own_that_a_later_migration_creates_is_refused(
         self,
         postgres_dsn: str,
         version: int,
@@ -726,7 +738,8 @@ class TestMigrations:
         made: str,
     ) -> None:
         # Before: the upgrade failed half way with psycopg's DuplicateFunction
-        # (or DuplicateObject, for a trigger on the same table).
+        # (DuplicateObject for a trigger on the same table, DuplicateTable for
+        # an index).
         class Older(PostgresStore):
             migrations = MIGRATIONS[:version]
 

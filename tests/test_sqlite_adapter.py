@@ -297,6 +297,18 @@ def _every_table() -> set[str]:
     return names
 
 
+def _every_object() -> list[str]:
+    """The names of the tables, indexes and triggers of a database at the
+    latest schema."""
+    connection = sqlite3.connect(":memory:", isolation_level=None)
+    sqlite_adapter.migrate(connection, MIGRATIONS)
+    names = connection.execute(
+        "SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name"
+    ).fetchall()
+    connection.close()
+    return [name for (name,) in names]
+
+
 # -- the schema and its migrations ----------------------------------------------------
 
 # Takes a file at version 4 back to 3, with its data.
@@ -691,14 +703,21 @@ class TestMigrations:
             (3, ["invoices_currency"], "triggers"),
             (2, ["customer_tags_company_key", "payments_currency"], "triggers"),
             (1, ["invoices", "payments_currency"], "tables and triggers"),
+            (2, ["customers_by_status"], "indexes"),
+            (
+                1,
+                ["customers_by_status", "invoices", "invoices_currency"],
+                "indexes, tables and triggers",
+            ),
         ],
     )
-    def test_a_trigger_of_your_own_that_a_later_migration_creates_is_refused(
+    def test_an_index_or_trigger_of_your_own_that_a_later_migration_creates_is_refused(
         self, path: Path, version: int, names: list[str], made: str
     ) -> None:
         # Before: the upgrade failed half way with sqlite3's own error
-        # ("trigger invoices_currency already exists"): a file's triggers
-        # share one namespace, whatever table they are on.
+        # ("trigger invoices_currency already exists": a file's triggers
+        # share one namespace, whatever table they are on; "there is already
+        # an index named customers_by_status").
         class Older(SqliteStore):
             migrations = MIGRATIONS[:version]
 
@@ -708,6 +727,8 @@ class TestMigrations:
             for name in names:
                 if name == "invoices":
                     connection.execute("CREATE TABLE invoices (id)")
+                elif name == "customers_by_status":
+                    connection.execute("CREATE INDEX customers_by_status ON audit_mine (x)")
                 else:
                     connection.execute(
                         f"CREATE TRIGGER {name} AFTER INSERT ON audit_mine BEGIN SELECT 1; END"
@@ -723,6 +744,55 @@ class TestMigrations:
             "names: rename them; SqliteStore left it as it was"
         ) in str(caught.value)
         assert path.read_bytes() == before
+
+    @given(
+        version=st.integers(min_value=1, max_value=len(MIGRATIONS) - 1),
+        kind=st.sampled_from(["table", "view", "index", "trigger"]),
+        name=st.sampled_from(_every_object()),
+    )
+    def test_an_object_of_your_own_is_refused_exactly_when_it_would_fail_the_upgrade(
+        self, version: int, kind: str, name: str
+    ) -> None:
+        # Before: a trigger or index of a later step's name failed the
+        # upgrade half way with sqlite3's own error.
+        class Older(SqliteStore):
+            migrations = MIGRATIONS[:version]
+
+        with tempfile.TemporaryDirectory() as directory:
+            path = Path(directory) / "altpay.db"
+            Older(path).close()
+            with sqlite3.connect(path) as connection:
+                if name in {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}:
+                    return  # the older schema's own
+                connection.execute("CREATE TABLE mine (x)")
+                connection.execute(
+                    {
+                        "table": f"CREATE TABLE {name} (x)",
+                        "view": f"CREATE VIEW {name} AS SELECT 1",
+                        "index": f"CREATE INDEX {name} ON mine (x)",
+                        "trigger": f"CREATE TRIGGER {name} AFTER INSERT ON mine "
+                        "BEGIN SELECT 1; END",
+                    }[kind]
+                )
+            connection.close()
+            before = path.read_bytes()
+            # What the steps do when run without the check.
+            copy = Path(directory) / "copy.db"
+            copy.write_bytes(before)
+            connection = sqlite3.connect(copy, isolation_level=None)
+            try:
+                sqlite_adapter.migrate(connection, MIGRATIONS)
+                fails = False
+            except sqlite3.OperationalError:
+                fails = True
+            finally:
+                connection.close()
+            if fails:
+                with pytest.raises(AltpayError, match="cannot be upgraded"):
+                    SqliteStore(path)
+                assert path.read_bytes() == before
+            else:
+                SqliteStore(path).close()
 
     def test_a_table_named_as_a_later_trigger_does_not_keep_the_upgrade_back(
         self, path: Path

@@ -190,16 +190,17 @@ def check_migrations(migrations: Sequence[Migration]) -> int:
 
 
 _CREATE = re.compile(
-    r"\s*CREATE\s+(TABLE|TRIGGER|FUNCTION)\s+(?:IF\s+NOT\s+EXISTS\s+)?[\"`\[]?(\w+)",
+    r"\s*CREATE\s+(?:UNIQUE\s+)?(TABLE|INDEX|TRIGGER|FUNCTION)\s+(?:IF\s+NOT\s+EXISTS\s+)?"
+    r"[\"`\[]?(\w+)",
     re.IGNORECASE,
 )
 
 
 def created_objects(migrations: Sequence[Migration]) -> frozenset[tuple[str, str]]:
-    """The tables, triggers and functions that ``migrations`` create (their
-    ``CREATE TABLE``, ``CREATE TRIGGER`` and ``CREATE FUNCTION``
-    statements), as kind (``"table"``, ``"trigger"``, ``"function"``) and
-    name."""
+    """The tables, indexes, triggers and functions that ``migrations``
+    create (their ``CREATE TABLE``, ``CREATE [UNIQUE] INDEX``, ``CREATE
+    TRIGGER`` and ``CREATE FUNCTION`` statements), as kind (``"table"``,
+    ``"index"``, ``"trigger"``, ``"function"``) and name."""
     return frozenset(
         (match.group(1).lower(), match.group(2))
         for migration in migrations
@@ -223,12 +224,12 @@ def clash_refusal(
 ) -> str | None:
     """Why ``migrations`` cannot bring a database at version ``found`` up to
     date, or ``None`` if they can: it holds objects of its own (``schema``
-    lists them as kind and name) under the names of tables, triggers or
-    functions that the migrations after ``found`` create, which would fail
-    half way. ``clashes`` gives, for each of those kinds, the kinds of
-    object whose names it shares (the database's namespaces: in SQLite,
-    triggers have one of their own, and a table's name is taken by a
-    table, view or index)."""
+    lists them as kind and name) under the names of tables, indexes,
+    triggers or functions that the migrations after ``found`` create, which
+    would fail half way. ``clashes`` gives, for each of those kinds, the
+    kinds of object whose names it shares (the database's namespaces: in
+    SQLite, triggers have one of their own, and a table's or an index's
+    name is taken by a table, view or index)."""
     later = created_objects(migrations[found:])
     clashing = sorted(
         (name, created)
@@ -239,7 +240,7 @@ def clash_refusal(
     if not clashing:
         return None
     names = listed([shown(name) for name, _ in clashing])
-    made = sorted({f"{created}s" for _, created in clashing})
+    made = sorted({"indexes" if created == "index" else f"{created}s" for _, created in clashing})
     kinds = " and ".join([", ".join(made[:-1]), made[-1]] if len(made) > 1 else made)
     return (
         f"it holds {names} of its own, and altpay-core's migrations after its "

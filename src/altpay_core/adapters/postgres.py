@@ -327,27 +327,33 @@ _SCHEMA_OBJECTS: Final = """
         WHERE t.typnamespace = n.oid AND t.typrelid = 0 AND t.typcategory <> 'A'
 """
 
-# The triggers on altpay-core's tables in the first schema of the
-# search_path, as names: a trigger's name is taken only on its own table,
-# and altpay-core's migrations put theirs on altpay-core's tables (one of
-# the same name on another of them is refused too, to keep this simple).
-_TRIGGERS: Final = """
-    SELECT t.tgname FROM pg_trigger t, pg_class c
-        WHERE t.tgrelid = c.oid AND NOT t.tgisinternal AND c.relname = ANY(%s)
-        AND c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema())
+# What else of its own the first schema of the search_path holds that a
+# migration's new objects could clash with, as kind and name: its indexes,
+# and the triggers on altpay-core's tables (a trigger's name is taken only
+# on its own table, and altpay-core's migrations put theirs on altpay-core's
+# tables; one of the same name on another of them is refused too, to keep
+# this simple).
+_MORE_OBJECTS: Final = """
+    SELECT 'index', c.relname FROM pg_class c
+        WHERE c.relnamespace = n.oid AND c.relkind IN ('i', 'I')
+    UNION ALL
+    SELECT 'trigger', t.tgname FROM pg_trigger t, pg_class c
+        WHERE t.tgrelid = c.oid AND c.relnamespace = n.oid AND NOT t.tgisinternal
+        AND c.relname = ANY(%s)
 """
 
 _CLASHES: Final = {
-    "table": frozenset({"table", "relation", "type"}),
+    "table": frozenset({"table", "relation", "type", "index"}),
+    "index": frozenset({"table", "relation", "index"}),
     "function": frozenset({"function"}),
     "trigger": frozenset({"trigger"}),
 }
-"""The kinds of object (``_SCHEMA_OBJECTS``'s, and ``"trigger"`` for
-``_TRIGGERS``) whose names a new table, function or trigger cannot take: a
-table's name is taken by any relation, and by a type (its row type has its
-name); a function's, which takes no arguments, by another that takes none
-(one that takes some is an overload); a trigger's, by another on its
-table."""
+"""The kinds of object (``_SCHEMA_OBJECTS``'s and ``_MORE_OBJECTS``'s)
+whose names a new table, index, function or trigger cannot take: a table's
+or an index's name is taken by any relation (an index is one), and a
+table's by a type too (its row type has its name); a function's, which
+takes no arguments, by another that takes none (one that takes some is an
+overload); a trigger's, by another on its table."""
 
 
 def check_schema(
@@ -362,10 +368,10 @@ def check_schema(
     ``integer`` column ``version`` holding one row), whose version is
     negative or lacks the tables its migrations create, whose version is 0
     next to objects of its own, or that holds objects of its own named as
-    tables, functions or triggers that later migrations create, is refused with
-    :class:`~altpay_core.errors.AltpayError`; a newer one with at least one
-    of the tables ``migrations`` create (or nothing else at all) is
-    :class:`SchemaVersionError`."""
+    tables, indexes, functions or triggers that later migrations create, is
+    refused with :class:`~altpay_core.errors.AltpayError`; a newer one with
+    at least one of the tables ``migrations`` create (or nothing else at
+    all) is :class:`SchemaVersionError`."""
     schema, database = connection.execute(
         "SELECT current_schema(), current_database()"
     ).fetchone() or ("", "")
@@ -385,8 +391,12 @@ def check_schema(
         if found is not None:
             refusal = version_refusal(found, "its altpay_schema version", objects, migrations)
             if refusal is None:
-                triggers = connection.execute(_TRIGGERS, (sorted(created_tables(migrations)),))
-                mine = objects + [("trigger", str(name)) for (name,) in triggers.fetchall()]
+                more = connection.execute(
+                    f"SELECT kind, name FROM pg_namespace n, LATERAL ({_MORE_OBJECTS}) "
+                    "o (kind, name) WHERE n.nspname = current_schema()",
+                    (sorted(created_tables(migrations)),),
+                ).fetchall()
+                mine = objects + [(str(kind), str(name)) for kind, name in more]
                 clash = clash_refusal(found, mine, migrations, _CLASHES)
                 if clash is None:
                     return found

@@ -344,10 +344,11 @@ def _negative(version: int) -> str:
 
 _CLASHES: Final = {
     "table": frozenset({"table", "view", "index"}),
+    "index": frozenset({"table", "view", "index"}),
     "trigger": frozenset({"trigger"}),
 }
 """The kinds of object (``sqlite_master``'s ``type``) whose names a new
-table or trigger cannot take: tables, views and indexes share one
+table, index or trigger cannot take: tables, views and indexes share one
 namespace, triggers have one of their own."""
 
 
@@ -359,9 +360,9 @@ def check_database(
     when it is new (``user_version`` 0 and nothing in its schema) or holds
     every table its migrations create up to its ``user_version`` (tables of
     its own next to them are left alone), and never has a negative
-    ``user_version``; one that holds objects of its own named as tables or
-    triggers that later migrations create is refused too, as it cannot be
-    upgraded.
+    ``user_version``; one that holds objects of its own named as tables,
+    indexes or triggers that later migrations create is refused too, as it
+    cannot be upgraded.
     One at a version newer than ``migrations`` that holds at least one of
     the tables they create (a newer altpay-core may have renamed or dropped
     the others), or has an empty schema, is :class:`SchemaVersionError`;
