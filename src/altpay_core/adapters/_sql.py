@@ -7,15 +7,17 @@ connections, transactions, error codes and schema migrations.
 
 The layout. Each aggregate is one row holding its whole data as compact
 JSON (``to_dict``), its version, and the columns that the queries filter
-and sort on, each behind an index; a customer's users and tags, and a
-payment's allocations to invoices, are child rows, so that "which customers
-is this email a user of", "which customers carry this tag" and "which
-payments pay this invoice" are index look-ups. The database enforces what
-must hold across concurrent writers: primary keys and unique indexes (C10:
-an external reference is unique per partner and integration among
-customers that are not archived; invoice numbers and invoices' external
-references per partner; payments' idempotency keys per partner). Events go
-to the ``outbox`` table in the transaction that stores their aggregate.
+and sort on, each behind an index (an invoice's and a payment's currency
+too, with no index, for the save's check that it is unchanged, I2); a
+customer's users and tags, and a payment's allocations to invoices, are
+child rows, so that "which customers is this email a user of", "which
+customers carry this tag" and "which payments pay this invoice" are index
+look-ups. The database enforces what must hold across concurrent writers:
+primary keys and unique indexes (C10: an external reference is unique per
+partner and integration among customers that are not archived; invoice
+numbers and invoices' external references per partner; payments'
+idempotency keys per partner). Events go to the ``outbox`` table in the
+transaction that stores their aggregate.
 
 The rules between aggregates (a customer's tags are in its partner's
 catalog; a tag taken out of a catalog is carried by no customer; a new
