@@ -685,3 +685,23 @@ def test_times_come_from_the_draw_not_the_clock(strategy: st.SearchStrategy[Any]
     first = generate()
     time.sleep(0.01)
     assert generate() == first
+
+
+# -- shrinking -------------------------------------------------------------------------
+
+_SHRINK = settings(database=None, derandomize=True)
+
+
+@pytest.mark.parametrize("least", [12_345, 5 * 10**8])
+def test_a_failing_amount_shrinks_to_the_smallest(least: int) -> None:
+    # Not to an edge (10**9, the most drawn) that happens to fail too.
+    found = find(
+        aps.money("USD", min_units=0, max_units=10**9),
+        lambda m: m.minor_units >= least,
+        settings=_SHRINK,
+    )
+    assert found.minor_units == least
+    line = find(
+        aps.line_items("USD"), lambda item: item.amount.minor_units >= least, settings=_SHRINK
+    )
+    assert (line.quantity, line.unit_amount.minor_units) == (1, least)
