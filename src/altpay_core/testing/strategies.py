@@ -563,6 +563,7 @@ for _id in _ID_TYPES:
 # -- partners ------------------------------------------------------------------
 
 
+@functools.cache
 @checked_arguments
 def aware_datetimes() -> st.SearchStrategy[dt.datetime]:
     """Timezone-aware datetimes in UTC, from 2000 to 2100."""
@@ -574,7 +575,11 @@ def aware_datetimes() -> st.SearchStrategy[dt.datetime]:
 @checked_arguments
 def team_members(role: Role | str | None = None) -> st.SearchStrategy[TeamMember]:
     """Team members of any role (or of ``role``, a ``Role`` or its value)."""
-    wanted = _member(Role, role, "role")
+    return _team_members(_member(Role, role, "role"))
+
+
+@functools.cache
+def _team_members(wanted: Role | None) -> st.SearchStrategy[TeamMember]:
     return st.builds(
         TeamMember.new,
         name=names(),
@@ -583,6 +588,7 @@ def team_members(role: Role | str | None = None) -> st.SearchStrategy[TeamMember
     )
 
 
+@functools.cache
 @checked_arguments
 def tags() -> st.SearchStrategy[Tag]:
     """Catalog tags: unicode names, #RRGGBB colours, optional descriptions."""
@@ -597,6 +603,11 @@ def tags() -> st.SearchStrategy[Tag]:
 @checked_arguments
 def card_fee_policies(currency: str | Currency = "USD") -> st.SearchStrategy[CardFeePolicy]:
     """Card-fee policies: either bearer, rates from 0 to 20%, fixed fees in ``currency``."""
+    return _card_fee_policies(None if currency is None else _currency(currency).code)
+
+
+@functools.cache
+def _card_fee_policies(currency: str | None) -> st.SearchStrategy[CardFeePolicy]:
     return st.builds(
         CardFeePolicy,
         st.sampled_from(CardFeeBearer),
@@ -605,6 +616,7 @@ def card_fee_policies(currency: str | Currency = "USD") -> st.SearchStrategy[Car
     )
 
 
+@functools.cache
 @checked_arguments
 def integrations() -> st.SearchStrategy[Integration]:
     """A connected PSA or accounting system."""
@@ -614,6 +626,15 @@ def integrations() -> st.SearchStrategy[Integration]:
         syncs_customers=st.booleans(),
         syncs_invoices=st.booleans(),
     )
+
+
+_INTEGRATIONS = st.lists(integrations(), max_size=2, unique_by=lambda i: i.system)
+
+
+@functools.cache
+def _lists(elements: st.SearchStrategy[_T], max_size: int) -> st.SearchStrategy[list[_T]]:
+    """``st.lists(elements, max_size=max_size)``, made once."""
+    return st.lists(elements, max_size=max_size)
 
 
 _COUNTRIES = ("US", "CA")
@@ -667,6 +688,9 @@ def partners(
     )
 
 
+# Cached (as composites are not): a composite drawing another by the same
+# arguments then draws the one strategy, validated once.
+@functools.cache
 @st.composite
 def _partners(
     draw: st.DrawFn,
@@ -680,16 +704,15 @@ def _partners(
     partner = _draw_partner(draw, draw(names()), country, currency)
     admin = draw(team_members(Role.ADMIN))
     partner = partner.add_team_member(name=admin.name, email=admin.email, role=admin.role)
-    for member in draw(st.lists(team_members(), max_size=max_team - 1)):
+    for member in draw(_lists(team_members(), max_team - 1)):
         if all(m.email.key != member.email.key for m in partner.team):
             partner = partner.add_team_member(
                 name=member.name, email=member.email, role=member.role
             )
-    for tag in draw(st.lists(tags(), max_size=max_tags)):
+    for tag in draw(_lists(tags(), max_tags)):
         if all(t.key != tag.key for t in partner.tags):
             partner = partner.add_tag(name=tag.name, colour=tag.colour, description=tag.description)
-    wanted = draw(st.lists(integrations(), max_size=2, unique_by=lambda i: i.system))
-    for integration in wanted:
+    for integration in draw(_INTEGRATIONS):
         partner = partner.connect_integration(
             integration.system,
             syncs_customers=integration.syncs_customers,
@@ -706,7 +729,7 @@ def _partners(
         for integration in partner.integrations:
             if integration.syncs_customers:
                 partner = partner.disconnect_integration(integration.system)
-    policy = draw(card_fee_policies(partner.currency))
+    policy = draw(_card_fee_policies(partner.currency.code))
     partner = partner.set_card_fees(
         bearer=policy.bearer, rate_percent=policy.rate_percent, fixed=policy.fixed
     )
@@ -716,6 +739,7 @@ def _partners(
 # -- customers ---------------------------------------------------------------------
 
 
+@functools.cache
 @checked_arguments
 def customer_users() -> st.SearchStrategy[CustomerUser]:
     """People who log in to a customer: unicode names, international emails."""
@@ -728,12 +752,14 @@ def customer_users() -> st.SearchStrategy[CustomerUser]:
     )
 
 
+@functools.cache
 def _unique_users(min_size: int, max_size: int) -> st.SearchStrategy[list[CustomerUser]]:
     return st.lists(
         customer_users(), min_size=min_size, max_size=max_size, unique_by=lambda u: u.email.key
     )
 
 
+@functools.cache
 @checked_arguments
 def customer_details() -> st.SearchStrategy[CustomerDetails]:
     """Step 1 of "Add customer", valid: company, address, optional ids."""
@@ -811,8 +837,10 @@ def customers(
     )
 
 
-@st.composite
-def _customers(
+_CARD_FEE_EXCEPTIONS = st.none() | st.sampled_from(CardFeeBearer)
+
+
+def _draw_customer(
     draw: st.DrawFn,
     partner: Partner | None,
     *,
@@ -821,8 +849,11 @@ def _customers(
     synced: bool | None,
     status: CustomerStatus | None,
 ) -> Customer:
+    """A customer, drawn with the caller's ``draw`` (no new strategy to
+    validate on every draw of a composite that needs one)."""
     if partner is None:
-        partner = draw(partners())
+        # Of its partner, a customer keeps only the id, tags and integrations.
+        partner = draw(partners(max_team=1))
     details = draw(customer_details())
     users = tuple(draw(_unique_users(min_users, max_users)))
     if synced is None:
@@ -835,11 +866,7 @@ def _customers(
         if syncing
         else draw(external_refs())
     )
-    tag_ids = (
-        draw(st.frozensets(st.sampled_from([t.id for t in partner.tags])))
-        if (partner.tags)
-        else frozenset()
-    )
+    tag_ids = frozenset(t.id for t in partner.tags if draw(st.booleans()))
     return Customer(
         id=CustomerId.new(),
         partner_id=partner.id,
@@ -852,10 +879,13 @@ def _customers(
         tags=tag_ids,
         status=draw(st.sampled_from(CustomerStatus)) if status is None else status,
         external_ref=ref,
-        card_fee_exception=draw(st.none() | st.sampled_from(CardFeeBearer)),
+        card_fee_exception=draw(_CARD_FEE_EXCEPTIONS),
         created_at=draw(aware_datetimes()),
         version=draw(st.integers(0, 5)),
     )
+
+
+_customers = st.composite(_draw_customer)
 
 
 @checked_arguments
@@ -1017,6 +1047,11 @@ def line_items(
         raise InvalidArgument(
             f"min_unit_units must be at most 10**9, the largest unit amount drawn (got {low})"
         )
+    return _line_items(None if currency is None else _currency(currency).code, low)
+
+
+@functools.cache
+def _line_items(currency: str | None, low: int) -> st.SearchStrategy[LineItem]:
     return st.builds(
         LineItem,
         description=names(max_size=60),
@@ -1033,7 +1068,8 @@ def fees(
     covered by either side. An invoice takes every kind but ``card``, a
     payment's own (I8): :func:`invoices` draws its fees without it."""
     wanted = _member(FeeKind, kind, "kind")
-    return _fees(currency, tuple(FeeKind) if wanted is None else (wanted,))
+    code = None if currency is None else _currency(currency).code
+    return _fees(code, tuple(FeeKind) if wanted is None else (wanted,))
 
 
 # An invoice's fee lines: every kind but the card fee, which is worked out on
@@ -1041,7 +1077,8 @@ def fees(
 _INVOICE_FEE_KINDS = tuple(kind for kind in FeeKind if kind is not FeeKind.CARD)
 
 
-def _fees(currency: str | Currency, kinds: tuple[FeeKind, ...]) -> st.SearchStrategy[Fee]:
+@functools.cache
+def _fees(currency: str | None, kinds: tuple[FeeKind, ...]) -> st.SearchStrategy[Fee]:
     return st.builds(
         Fee.new,
         st.sampled_from(kinds),
@@ -1168,28 +1205,47 @@ def invoices(
     )
 
 
-@st.composite
-def _invoices(
+_INVOICE_NUMBERS = st.one_of(st.integers(1, 10**9).map(str), names(max_size=20))
+_MEMOS = st.none() | names(max_size=80)
+_INVOICE_DAYS = st.dates(dt.date(2000, 1, 1), dt.date(2099, 1, 1))
+
+
+def _bare_customer(partner: Partner) -> Customer:
+    """A customer of ``partner``, of whom an invoice keeps only the id."""
+    return Customer(
+        id=CustomerId.new(),
+        partner_id=partner.id,
+        company="Globex",
+        address=Address("1 Main St", "Albany", "NY", "12207", "US"),
+        users=(CustomerUser.new(first_name="Ann", last_name="Lee", email="ann@globex.example"),),
+    )
+
+
+def _draw_invoice(
     draw: st.DrawFn,
     partner: Partner | None,
     customer: Customer | None,
     synced: bool | None,
     status: InvoiceStatus | None,
 ) -> Invoice:
+    """An invoice, drawn with the caller's ``draw`` (no new strategy to
+    validate on every draw of a composite that needs one)."""
     if partner is None:
-        partner = draw(partners(max_team=2, max_tags=1))
+        # Of its partner, an invoice keeps the id, the currency, and the
+        # integration it is synced from (connected below if need be).
+        partner = _draw_partner(draw, "Northwind IT", None, None)
     partner, member = _invoice_editor(partner)
     if customer is None:
-        customer = draw(customers(partner, max_users=2))
+        customer = _bare_customer(partner)
     if not customer.is_active:
         customer = customer.restore()
-    currency = partner.currency
-    lines = [draw(line_items(currency, min_unit_units=1))]
-    lines += draw(st.lists(line_items(currency), max_size=3))
-    fee_lines = draw(st.lists(_fees(currency, _INVOICE_FEE_KINDS), max_size=2))
-    number = draw(st.one_of(st.integers(1, 10**9).map(str), names(max_size=20)))
-    memo = draw(st.none() | names(max_size=80))
-    today = draw(st.dates(dt.date(2000, 1, 1), dt.date(2099, 1, 1)))
+    code = partner.currency.code
+    lines = [draw(_line_items(code, 1))]
+    lines += draw(_lists(_line_items(code, 0), 3))
+    fee_lines = draw(_lists(_fees(code, _INVOICE_FEE_KINDS), 2))
+    number = draw(_INVOICE_NUMBERS)
+    memo = draw(_MEMOS)
+    today = draw(_INVOICE_DAYS)
     if synced is None:
         synced = draw(st.booleans())
     if synced:
@@ -1245,6 +1301,9 @@ def _invoices(
     return attrs.evolve(invoice, version=version) if version else invoice
 
 
+_invoices = st.composite(_draw_invoice)
+
+
 def _later(draw: st.DrawFn, when: dt.datetime) -> dt.datetime:
     return when + dt.timedelta(minutes=draw(st.integers(1, 60 * 24 * 60)))
 
@@ -1259,6 +1318,11 @@ def payments(*, status: PaymentStatus | str | None = None) -> st.SearchStrategy[
     return _payments(_member(PaymentStatus, status, "status"))
 
 
+_IDEMPOTENCY_KEYS = st.text(
+    alphabet=string.ascii_letters + string.digits + "-_", min_size=1, max_size=40
+)
+
+
 @st.composite
 def _payments(draw: st.DrawFn, status: PaymentStatus | None) -> Payment:
     # The partner's details do not matter to a payment: only its currency and
@@ -1267,15 +1331,15 @@ def _payments(draw: st.DrawFn, status: PaymentStatus | None) -> Payment:
     partner = partner.add_team_member(
         name="Ada Admin", email="ada@northwind.example", role=Role.ADMIN
     )
-    policy = draw(card_fee_policies(partner.currency))
+    policy = draw(_card_fee_policies(partner.currency.code))
     partner = partner.set_card_fees(
         bearer=policy.bearer, rate_percent=policy.rate_percent, fixed=policy.fixed
     )
-    customer = draw(customers(partner, max_users=1))
+    customer = _draw_customer(draw, partner, min_users=1, max_users=1, synced=None, status=None)
     if not customer.is_active:
         customer = customer.restore()
     chosen = [
-        draw(invoices(partner, customer, synced=False, status=InvoiceStatus.OPEN))
+        _draw_invoice(draw, partner, customer, False, InvoiceStatus.OPEN)
         for _ in range(draw(st.integers(1, 3)))
     ]
     methods = [m for m in PaymentMethodType if m.available_in(partner.currency)]
@@ -1293,9 +1357,7 @@ def _payments(draw: st.DrawFn, status: PaymentStatus | None) -> Payment:
         chosen,
         payer=customer.users[0],
         method=method,
-        idempotency_key=draw(
-            st.text(alphabet=string.ascii_letters + string.digits + "-_", min_size=1, max_size=40)
-        ),
+        idempotency_key=draw(_IDEMPOTENCY_KEYS),
         amounts=amounts,
         at=when,
     )
@@ -1571,7 +1633,7 @@ def _customer_listing(draw: st.DrawFn) -> Page[Customer]:
 def _invoice_listing(draw: st.DrawFn) -> Page[Invoice]:
     # A listing is one partner's; these invoices are one customer's.
     partner = draw(partners(max_team=1, max_tags=0))
-    customer = draw(customers(partner, max_users=1))
+    customer = _draw_customer(draw, partner, min_users=1, max_users=1, synced=None, status=None)
     return draw(pages(invoices(partner, customer), max_size=3))
 
 
