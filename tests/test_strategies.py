@@ -559,6 +559,12 @@ def test_other_enum_arguments_may_be_given_as_values() -> None:
         (lambda: aps.money("JPY", max_units=10**30), "max_units"),
         (lambda: aps.money(max_units=-(10**30)), "max_units"),
         (lambda: aps.line_items(min_unit_units=-1), "min_unit_units"),
+        # In one currency, USD by default: None is not "any", as for money().
+        (lambda: aps.card_fee_policies(None), "currency"),
+        (lambda: aps.fees(currency=None), "currency"),
+        (lambda: aps.allocations(None), "currency"),
+        (lambda: aps.applied_payments(None), "currency"),
+        (lambda: aps.line_items(None), "currency"),
         (lambda: aps.line_items(min_unit_units=10**9 + 1), r"min_unit_units.*10\*\*9"),
     ],
 )

@@ -603,11 +603,11 @@ def tags() -> st.SearchStrategy[Tag]:
 @checked_arguments
 def card_fee_policies(currency: str | Currency = "USD") -> st.SearchStrategy[CardFeePolicy]:
     """Card-fee policies: either bearer, rates from 0 to 20%, fixed fees in ``currency``."""
-    return _card_fee_policies(None if currency is None else _currency(currency).code)
+    return _card_fee_policies(_currency(currency).code)
 
 
 @functools.cache
-def _card_fee_policies(currency: str | None) -> st.SearchStrategy[CardFeePolicy]:
+def _card_fee_policies(currency: str) -> st.SearchStrategy[CardFeePolicy]:
     return st.builds(
         CardFeePolicy,
         st.sampled_from(CardFeeBearer),
@@ -1047,11 +1047,11 @@ def line_items(
         raise InvalidArgument(
             f"min_unit_units must be at most 10**9, the largest unit amount drawn (got {low})"
         )
-    return _line_items(None if currency is None else _currency(currency).code, low)
+    return _line_items(_currency(currency).code, low)
 
 
 @functools.cache
-def _line_items(currency: str | None, low: int) -> st.SearchStrategy[LineItem]:
+def _line_items(currency: str, low: int) -> st.SearchStrategy[LineItem]:
     return st.builds(
         LineItem,
         description=names(max_size=60),
@@ -1068,8 +1068,7 @@ def fees(
     covered by either side. An invoice takes every kind but ``card``, a
     payment's own (I8): :func:`invoices` draws its fees without it."""
     wanted = _member(FeeKind, kind, "kind")
-    code = None if currency is None else _currency(currency).code
-    return _fees(code, tuple(FeeKind) if wanted is None else (wanted,))
+    return _fees(_currency(currency).code, tuple(FeeKind) if wanted is None else (wanted,))
 
 
 # An invoice's fee lines: every kind but the card fee, which is worked out on
@@ -1078,7 +1077,7 @@ _INVOICE_FEE_KINDS = tuple(kind for kind in FeeKind if kind is not FeeKind.CARD)
 
 
 @functools.cache
-def _fees(currency: str | None, kinds: tuple[FeeKind, ...]) -> st.SearchStrategy[Fee]:
+def _fees(currency: str, kinds: tuple[FeeKind, ...]) -> st.SearchStrategy[Fee]:
     return st.builds(
         Fee.new,
         st.sampled_from(kinds),
@@ -1091,10 +1090,11 @@ def _fees(currency: str | None, kinds: tuple[FeeKind, ...]) -> st.SearchStrategy
 @checked_arguments
 def applied_payments(currency: str | Currency = "USD") -> st.SearchStrategy[AppliedPayment]:
     """A payment's part of an invoice, counted or given back."""
+    code = _currency(currency).code
     return st.builds(
         AppliedPayment,
         entity_ids(PaymentId),
-        money(currency, min_units=1, max_units=10**9),
+        money(code, min_units=1, max_units=10**9),
         st.booleans(),
     )
 
@@ -1102,11 +1102,12 @@ def applied_payments(currency: str | Currency = "USD") -> st.SearchStrategy[Appl
 @checked_arguments
 def allocations(currency: str | Currency = "USD") -> st.SearchStrategy[Allocation]:
     """A payment's allocation to one invoice, with a card-fee share."""
+    code = _currency(currency).code
     return st.builds(
         Allocation,
         entity_ids(InvoiceId),
-        money(currency, min_units=1, max_units=10**9),
-        money(currency, min_units=0, max_units=10**6),
+        money(code, min_units=1, max_units=10**9),
+        money(code, min_units=0, max_units=10**6),
     )
 
 
