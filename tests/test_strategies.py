@@ -727,3 +727,16 @@ def test_open_invoices_are_often_partly_paid(strategy: st.SearchStrategy[Invoice
 
     count()
     assert sum(seen) >= 30, sum(seen)
+
+
+def test_a_failing_customer_user_prints_as_code_to_paste() -> None:
+    @settings(database=None, max_examples=20)
+    @given(aps.customer_users())
+    def fails(user: CustomerUser) -> None:
+        raise AssertionError
+
+    with pytest.raises(AssertionError) as info:
+        fails()
+    shown = "\n".join(getattr(info.value, "__notes__", []))
+    assert "user=CustomerUser(" in shown
+    assert "new(" not in shown

@@ -748,8 +748,11 @@ def _partners(
 @checked_arguments
 def customer_users() -> st.SearchStrategy[CustomerUser]:
     """People who log in to a customer: unicode names, international emails."""
+    # The class itself, not CustomerUser.new: a failing example then prints
+    # as CustomerUser(id=UserId(...), ...), code one can paste.
     return st.builds(
-        CustomerUser.new,
+        CustomerUser,
+        id=entity_ids(UserId),
         first_name=names(max_size=30),
         last_name=names(max_size=30),
         email=email_addresses(),
@@ -759,8 +762,12 @@ def customer_users() -> st.SearchStrategy[CustomerUser]:
 
 @functools.cache
 def _unique_users(min_size: int, max_size: int) -> st.SearchStrategy[list[CustomerUser]]:
+    # A customer's users have different emails and ids (C4).
     return st.lists(
-        customer_users(), min_size=min_size, max_size=max_size, unique_by=lambda u: u.email.key
+        customer_users(),
+        min_size=min_size,
+        max_size=max_size,
+        unique_by=(lambda u: u.email.key, lambda u: u.id),
     )
 
 
