@@ -657,6 +657,26 @@ def test_strategies_reach_the_payments_edges(strategy: st.SearchStrategy[Any], w
     assert reaches(strategy, wanted)
 
 
+def test_partners_that_sync_customers_or_not() -> None:
+    _all(aps.partners(syncs_customers=True), lambda p: p.syncs_customers)
+    _all(aps.partners(syncs_customers=False), lambda p: not p.syncs_customers)
+
+
+def test_customers_synced_or_not_as_asked() -> None:
+    _all(aps.customers(synced=True), lambda c: c.external_ref is not None)
+    _all(aps.customers(synced=False), lambda c: c.external_ref is None)
+
+
+def test_invoices_of_a_team_with_nobody_who_may_edit_them() -> None:
+    # Issued by someone who has since left the team.
+    reader = Partner.create(name="Solo IT", country="CA").add_team_member(
+        name="Rae", email="rae@solo.example", role=Role.READ_ONLY
+    )
+    customer = attrs.evolve(_CUSTOMER, partner_id=reader.id)
+    team = {member.id for member in reader.team}
+    _all(aps.invoices(reader, customer, synced=False), lambda i: i.issued_by not in team)
+
+
 def test_partners_of_one_country_and_currency() -> None:
     _all(aps.partners(country="ca"), lambda p: p.country == "CA")
     _all(aps.partners(country="CA", currency="USD"), lambda p: p.currency.code == "USD")
