@@ -1376,9 +1376,9 @@ def _payments(draw: st.DrawFn, status: PaymentStatus | None) -> Payment:
     partner = partner.set_card_fees(
         bearer=policy.bearer, rate_percent=policy.rate_percent, fixed=policy.fixed
     )
-    customer = _draw_customer(draw, partner, min_users=1, max_users=1, synced=None, status=None)
-    if not customer.is_active:
-        customer = customer.restore()
+    # Of its customer, a payment keeps the id, the payer and whether the
+    # customer is an exception to the partner's card-fee policy.
+    customer = attrs.evolve(_bare_customer(partner), card_fee_exception=draw(_CARD_FEE_EXCEPTIONS))
     chosen = [
         _draw_invoice(draw, partner, customer, False, InvoiceStatus.OPEN)
         for _ in range(draw(st.integers(1, 3)))
