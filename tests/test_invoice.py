@@ -612,6 +612,22 @@ class TestPaidInSource:
         with pytest.raises(InvariantViolation) as caught:
             paid.apply_sync(lines=[line("499.99")])
         assert (caught.value.rule, caught.value.path) == ("I5", "lines")
+        # New lines below what is paid here alone: at the lines, whatever the
+        # source's new figure, even nothing.
+        for figure in ("0", "50.00"):
+            with pytest.raises(InvariantViolation) as caught:
+                paid.apply_sync(lines=[line("250.00")], paid_in_source=figure)
+            assert (caught.value.rule, caught.value.path) == ("I5", "lines")
+            assert "None" not in str(caught.value)
+        # New lines the payments here leave room for, and a figure that tips
+        # the sum over: at the source's figure.
+        with pytest.raises(InvariantViolation) as caught:
+            paid.apply_sync(lines=[line("350.00")], paid_in_source="50.01")
+        assert (caught.value.rule, caught.value.path) == ("I5", "paid_in_source")
+        assert str(caught.value).startswith(
+            "USD 50.01 paid in the source and USD 300.00 paid here come to more than the "
+            "total USD 350.00"
+        )
 
     def test_a_platform_payment_sees_the_smaller_balance_i5(self) -> None:
         partner = synced_partner()
@@ -768,6 +784,36 @@ def test_the_balance_counts_the_source_and_the_payments(
         expected = InvoiceStatus.PAID if paid == total else InvoiceStatus.OPEN
         assert inv.status is expected
         assert from_dict(Invoice, to_dict(inv)) == inv
+
+
+@given(total=st.integers(1, 10**6), data=st.data())
+def test_a_sync_below_what_is_paid_is_refused_at_the_field_at_fault_i5(
+    total: int, data: st.DataObject
+) -> None:
+    """A sync of new lines and a new source figure that, with the payments
+    made here, come to more than the new total is refused by I5 and changes
+    nothing: at ``lines`` when the payments here alone exceed the new total
+    (no figure of the source could help) or the source's figure is left as
+    it was; else at ``paid_in_source``. The message names amounts, never
+    ``None``."""
+    here = data.draw(st.integers(0, total), label="paid here")
+    old = data.draw(st.integers(0, total - here), label="old figure")
+    new = data.draw(st.integers(0, total), label="new figure")
+    new_total = data.draw(st.integers(1, 2 * total), label="new total")
+    inv = sync(_SYNCED_PARTNER, _SYNCED_CUSTOMER, lines=_one_line(total))
+    if here:
+        inv = inv.apply_payment(PaymentId.new(), _cents(here))
+    inv = inv.apply_sync(paid_in_source=_cents(old))
+    if here + new <= new_total:
+        after = inv.apply_sync(lines=_one_line(new_total), paid_in_source=_cents(new))
+        assert (after.total, after.amount_paid) == (_cents(new_total), _cents(here + new))
+        return
+    with pytest.raises(InvariantViolation) as caught:
+        inv.apply_sync(lines=_one_line(new_total), paid_in_source=_cents(new))
+    at_lines = here > new_total or new == old
+    expected = "lines" if at_lines else "paid_in_source"
+    assert (caught.value.rule, caught.value.path) == ("I5", expected)
+    assert "None" not in str(caught.value)
 
 
 @settings(max_examples=max(20, settings.default.max_examples // 2))

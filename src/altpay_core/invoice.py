@@ -885,13 +885,12 @@ class Invoice:
                 path="paid_in_source",
             )
         if self.amount_paid > self.total:
-            # At the source's figure when the payments alone stay within the total.
-            by_source = source is not None and self.amount_paid - source <= self.total
+            here = self.amount_paid - (source or _zero(self.currency))
             raise InvariantViolation(
                 f"the amount paid ({self.amount_paid}) exceeds the total ({self.total}): "
                 "overpayment is refused and the balance never goes below zero",
                 rule="I5",
-                path="paid_in_source" if by_source else "payments",
+                path=_overpaid_at(self.total, here, source, "payments"),
             )
         expected = _status_for(self.status, self.total, self.amount_paid)
         if expected is not self.status:
@@ -1253,7 +1252,9 @@ class Invoice:
         or credited on the invoice there (not a change to it): a ``Money`` or
         a decimal amount, as a line's unit amount; zero or ``None`` for
         nothing. With the payments made here it may not come to more than
-        the total (I5, at ``paid_in_source``; nothing is changed). A balance
+        the total (I5, at ``paid_in_source``; nothing is changed); a new
+        total below the payments made here alone is refused at ``lines`` (or
+        ``fees``), whatever the figure. A balance
         brought to zero makes the invoice ``paid`` (``invoice_paid``); a
         lower figure later makes it ``open`` again."""
         if not self.is_synced:
@@ -1432,10 +1433,13 @@ class Invoice:
         _refuse_empty_total(total, path)
         # What is paid with the source's new figure, if the sync gives one.
         zero, source = _zero(self.currency), clean.get("paid_in_source", self.paid_in_source)
-        paid = self.amount_paid - (self.paid_in_source or zero) + (source or zero)
-        if total < paid and "paid_in_source" in clean:
+        here = self.amount_paid - (self.paid_in_source or zero)
+        paid = here + (source or zero)
+        # At the source's figure only when the sync changes it (and it tips the sum over).
+        given = source if "paid_in_source" in clean else None
+        if total < paid and _overpaid_at(total, here, given, path) == "paid_in_source":
             raise InvariantViolation(
-                f"{source} paid in the source and {paid - (source or zero)} paid here come "
+                f"{source} paid in the source and {here} paid here come "
                 f"to more than the total {total}: the balance would go below zero",
                 rule="I5",
                 path="paid_in_source",
@@ -1527,6 +1531,16 @@ def _refuse_past_due(due_date: dt.date, today: dt.date, issue_date: dt.date) -> 
             rule="I3",
             path="due_date",
         )
+
+
+def _overpaid_at(total: Money, here: Money, source: Money | None, otherwise: str) -> str:
+    """Where an I5 refusal points when ``here`` (the payments made on the
+    platform) and ``source`` (a figure paid in the source, ``None`` for none
+    or for one left as it was) come to more than ``total``: at
+    ``paid_in_source`` when the payments alone stay within the total, so that
+    the source's figure tips the sum over; else at ``otherwise`` (what set
+    the total, or the payments), as no figure of the source could help."""
+    return "paid_in_source" if source is not None and here <= total else otherwise
 
 
 def _refuse_empty_total(total: Money, path: str) -> None:
