@@ -1,28 +1,32 @@
 """A stateful test of invoices and payments against a model of the balances.
 
-Random sequences of issuing, editing an invoice's amounts, paying (partial,
-full, batch, over the balance), replaying a request, succeeding, settling,
-failing, returning (standard and unauthorised), charging back, refunding,
-voiding and archiving. After every
-step, for every invoice: balance = total - the allocations of payments that
-are processing or succeeded, 0 <= balance <= total, and the status matches
-the balance; each payment's part of each invoice, on the payment and on the
-invoice's record of it (given back or not), is the model's; each card fee,
-its shares across a batch and the payment's total are those of a model of
-the partner's card-fee policy (I8, I9); every aggregate carries exactly the
-events its state changes produced, each naming the partner, the fields that
-changed (those the command was given, then the total, amount paid, balance
-and status, whichever changed) and the time the command was given; a refused command changed
-nothing, and was refused for the reason the model expects (the rule, and
-the field at fault).
+Random sequences of issuing, syncing an invoice in, editing an invoice's
+amounts, the source's figure of what was paid there (within what is left or
+beyond it), paying (partial, full, batch, over the balance), replaying a
+request, succeeding, settling, failing, returning (standard and
+unauthorised), charging back, refunding, voiding and archiving, on manual and
+synced invoices alike. After every step, for every invoice: balance = total -
+(the allocations of payments that are processing or succeeded +
+paid_in_source), 0 <= balance <= total, and the status matches the balance;
+each payment's part of each invoice, on the payment and on the invoice's
+record of it (given back or not), is the model's; each card fee, its shares
+across a batch and the payment's total are those of a model of the partner's
+card-fee policy (I8, I9); every aggregate carries exactly the events its
+state changes produced, each naming the partner, the fields that changed
+(those the command was given, then the total, amount paid, balance and
+status, whichever changed) and the time the command was given; a refused
+command changed nothing, and was refused for the reason the model expects
+(the rule, and the field at fault).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
+import pytest
 from hypothesis import event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -38,6 +42,7 @@ from altpay_core import (
     CardFeeBearer,
     Customer,
     CustomerDraft,
+    ExternalRef,
     InvariantViolation,
     Invoice,
     InvoiceId,
@@ -103,6 +108,9 @@ class PaymentsMachine(RuleBasedStateMachine):
         # The model: amounts in minor units, states as plain strings.
         self.total: dict[InvoiceId, int] = {}
         self.fee_units: dict[InvoiceId, int] = {}  # of the total, its fees
+        # The synced invoices, and what their source reports as paid there.
+        self.synced: set[InvoiceId] = set()
+        self.source: dict[InvoiceId, int] = {}
         self.voided: set[InvoiceId] = set()
         self.archived: set[InvoiceId] = set()
         self.parts: dict[PaymentId, dict[InvoiceId, int]] = {}
@@ -146,6 +154,7 @@ class PaymentsMachine(RuleBasedStateMachine):
         data: st.DataObject,
     ) -> None:
         partner = Partner.create(name="Northwind IT", country=country)
+        partner = partner.connect_integration("connectwise", syncs_invoices=True)
         partner = partner.add_team_member(
             name="Mo Member", email="mo@northwind.example", role="member"
         )
@@ -166,6 +175,9 @@ class PaymentsMachine(RuleBasedStateMachine):
         self.methods = ["card", "ach"] if country == "US" else ["card", "pad", "eft"]
         for units in amounts:
             self.issue(units, 30)
+        # A synced invoice too, perhaps paid in its source: the source's
+        # figure and the payments meet from the first step.
+        self.sync_in(amounts[0], 30, data)
         # A first payment, one the model allows: every rule has a payment to
         # act on from the first step.
         self.pay(data, allowed_only=True)
@@ -180,8 +192,13 @@ class PaymentsMachine(RuleBasedStateMachine):
             if self.state[pid] in HOLDING
         )
 
+    def paid(self, invoice_id: InvoiceId) -> int:
+        """What counts as paid: the payments holding their parts, and what
+        the source reports as paid there."""
+        return self.held(invoice_id) + self.source.get(invoice_id, 0)
+
     def balance(self, invoice_id: InvoiceId) -> int:
-        return self.total[invoice_id] - self.held(invoice_id)
+        return self.total[invoice_id] - self.paid(invoice_id)
 
     def is_open(self, invoice_id: InvoiceId) -> bool:
         return self.expected_status(invoice_id) is InvoiceStatus.OPEN
@@ -196,8 +213,8 @@ class PaymentsMachine(RuleBasedStateMachine):
     def derived(self, invoice_id: InvoiceId) -> tuple[int, int, int, InvoiceStatus]:
         """What an invoice's events name when it changes, besides the fields a
         command was given: in the order of ``DERIVED``."""
-        total, held = self.total[invoice_id], self.held(invoice_id)
-        return total, held, total - held, self.expected_status(invoice_id)
+        total, paid = self.total[invoice_id], self.paid(invoice_id)
+        return total, paid, total - paid, self.expected_status(invoice_id)
 
     def invoice_changes(
         self, invoice_id: InvoiceId, given: tuple[str, ...], was: tuple[object, ...]
@@ -294,20 +311,120 @@ class PaymentsMachine(RuleBasedStateMachine):
         self.fee_units[invoice.id] = 0
         self.events[invoice.id] = [("invoice_created", (), invoice.created_at)]
 
+    @rule(units=st.integers(1, 10**6), days=st.integers(-30, 60), data=st.data())
+    def sync_in(self, units: int, days: int, data: st.DataObject) -> None:
+        """An invoice synced in from the partner's integration, its due date
+        perhaps past, perhaps partly or wholly paid in its source (or with a
+        figure above its total: refused, I5)."""
+        figure = data.draw(
+            st.sampled_from([0, units, units + 1]) | st.integers(0, units), label="figure"
+        )
+        number = f"CW-{len(self.invoice) + 1001}"
+        sync_in = functools.partial(
+            Invoice.from_sync,
+            self.partner,
+            self.customer,
+            external_ref=ExternalRef("connectwise", number),
+            number=number,
+            # The line the edits give, so that an edit to the same amount is no change.
+            lines=[{"description": "Support", "quantity": 1, "unit_amount": self.money(units)}],
+            issue_date=TODAY,
+            due_date=TODAY + dt.timedelta(days=days),
+            paid_in_source=self.money(figure),
+        )
+        if figure > units:
+            with pytest.raises(InvariantViolation) as caught:
+                sync_in()
+            assert (caught.value.rule, caught.value.path) == ("I5", "paid_in_source")
+            return
+        invoice = sync_in()
+        event(f"synced in: {'paid' if figure == units else 'partly paid' if figure else 'unpaid'}")
+        self.invoice[invoice.id] = invoice
+        self.synced.add(invoice.id)
+        if figure:
+            self.source[invoice.id] = figure
+        self.total[invoice.id] = units
+        self.fee_units[invoice.id] = 0
+        self.events[invoice.id] = [("invoice_created", (), invoice.created_at)]
+
+    @rule(data=st.data(), how=st.sampled_from(["within", "beyond", "nothing"]))
+    def report_source(self, data: st.DataObject, how: str) -> None:
+        """The source's new figure of what was paid there, on any invoice
+        (mostly a synced one still open): within what the payments made here
+        leave, beyond it (refused, I5 at ``paid_in_source``), or nothing (zero
+        or ``None``). A manual invoice takes none (I10), a void or archived
+        one no sync (I4)."""
+        likely = [
+            i
+            for i in self.invoice  # in the order made, as a set's varies between runs
+            if i in self.synced and i not in self.voided and i not in self.archived
+        ]
+        invoice_id = self.pick(data, list(self.invoice), likely, "invoice")
+        room = self.total[invoice_id] - self.held(invoice_id)
+        if how == "within":
+            # Now and then all that is left, which makes the invoice paid.
+            figure = data.draw(st.just(room) | st.integers(0, room), label="figure")
+        elif how == "beyond":
+            figure = room + data.draw(st.integers(1, 1000), label="beyond by")
+        else:
+            figure = 0
+        given = None if how == "nothing" and data.draw(st.booleans(), label="None?") else figure
+        invoice = self.invoice[invoice_id]
+        if invoice_id not in self.synced:
+            expected: tuple[str, str] | None = ("I10", "external_ref")
+        elif invoice_id in self.voided or invoice_id in self.archived:
+            expected = ("I4", "status")
+        elif figure > room:
+            expected = ("I5", "paid_in_source")
+        else:
+            expected = None
+        before, was = self.snapshot(), self.derived(invoice_id)
+        try:
+            new = invoice.apply_sync(paid_in_source=None if given is None else self.money(given))
+        except AltpayError as error:
+            rule, path = expected or ("", None)
+            allowed = expected is None
+            self.refused(
+                before, error, expected=not allowed, kind=InvariantViolation, rule=rule, path=path
+            )
+            event(f"source figure refused: {rule}")
+            return
+        assert expected is None
+        self.invoice[invoice_id] = new
+        if figure == self.source.get(invoice_id, 0):
+            assert new is invoice  # the same figure: nothing to do, nothing done
+            return
+        event(f"source figure: {how}")
+        if figure:
+            self.source[invoice_id] = figure
+        else:
+            del self.source[invoice_id]
+        status = self.expected_status(invoice_id)
+        paid_now = status is InvoiceStatus.PAID and status is not was[3]
+        topic = "invoice_paid" if paid_now else "invoice_updated"
+        self.expect(invoice_id, topic, self.invoice_changes(invoice_id, ("paid_in_source",), was))
+
     @rule(data=st.data(), archive=st.booleans())
     def close(self, data: st.DataObject, archive: bool) -> None:
         """Void or archive an invoice, whatever its state: mostly one with a
         payment (so that unpaid invoices stay open to be paid)."""
-        paid = [i for i in self.invoice if any(i in parts for parts in self.parts.values())]
+        paid = [i for i in self.invoice if self.paid_on(i)]
         self.close_invoice(self.pick(data, list(self.invoice), paid, "invoice"), archive=archive)
+
+    def paid_on(self, invoice_id: InvoiceId) -> bool:
+        """Whether a payment was ever made on the invoice, or its source
+        reports something paid there."""
+        return invoice_id in self.source or any(
+            invoice_id in parts for parts in self.parts.values()
+        )
 
     def close_invoice(self, invoice_id: InvoiceId, *, archive: bool) -> None:
         before = self.snapshot()
-        held = self.held(invoice_id)
+        paid = self.paid(invoice_id)
         if archive:
-            allowed = invoice_id in self.archived or not 0 < held < self.total[invoice_id]
+            allowed = invoice_id in self.archived or not 0 < paid < self.total[invoice_id]
         else:
-            allowed = invoice_id not in self.archived and held == 0
+            allowed = invoice_id not in self.archived and paid == 0
         invoice = self.invoice[invoice_id]
         try:
             new = invoice.archive(self.partner) if archive else invoice.void(self.partner)
@@ -342,20 +459,25 @@ class PaymentsMachine(RuleBasedStateMachine):
     def edit(self, data: st.DataObject, units: int, fee: bool) -> None:
         """Change an invoice's total, whatever its state (mostly one with a
         payment): its one line's amount becomes ``units``, or a late fee of
-        ``units`` is added."""
-        paid = [i for i in self.invoice if any(i in parts for parts in self.parts.values())]
+        ``units`` is added; by the partner on a manual invoice, by a sync on a
+        synced one."""
+        paid = [i for i in self.invoice if self.paid_on(i)]
         invoice_id = self.pick(data, list(self.invoice), paid, "invoice")
         invoice = self.invoice[invoice_id]
         line_units = self.total[invoice_id] - self.fee_units[invoice_id]
         new_total = self.total[invoice_id] + (units if fee else units - line_units)
         closed = invoice_id in self.voided or invoice_id in self.archived
-        allowed = not closed and new_total >= self.held(invoice_id)
+        allowed = not closed and new_total >= self.paid(invoice_id)
         before, was = self.snapshot(), self.derived(invoice_id)
+        late = {"kind": "late_payment", "amount": self.money(units)}
+        line = {"description": "Support", "quantity": 1, "unit_amount": self.money(units)}
         try:
-            if fee:
-                new = invoice.add_fee(self.partner, kind="late_payment", amount=self.money(units))
+            if invoice_id in self.synced:
+                changed = {"fees": [*invoice.fees, late]} if fee else {"lines": [line]}
+                new = invoice.apply_sync(**changed)
+            elif fee:
+                new = invoice.add_fee(self.partner, **late)
             else:
-                line = {"description": "Support", "quantity": 1, "unit_amount": self.money(units)}
                 new = invoice.update(self.partner, lines=[line])
         except AltpayError as error:
             # Void or archived (I4), or a total below what is paid (I5).
@@ -715,7 +837,11 @@ class PaymentsMachine(RuleBasedStateMachine):
             assert invoice.balance == invoice.total - invoice.amount_paid
             assert Money.zero(self.currency) <= invoice.balance <= invoice.total
             assert invoice.status is self.expected_status(invoice_id)
-            assert invoice.is_partly_paid == (0 < self.held(invoice_id) < self.total[invoice_id])
+            assert invoice.amount_paid == self.money(self.paid(invoice_id))
+            source = self.source.get(invoice_id)
+            assert invoice.paid_in_source == (None if source is None else self.money(source))
+            assert invoice.is_synced == (invoice_id in self.synced)
+            assert invoice.is_partly_paid == (0 < self.paid(invoice_id) < self.total[invoice_id])
             paying = [pid for pid, parts in self.parts.items() if invoice_id in parts]
             assert [p.payment_id for p in invoice.payments] == paying
 
