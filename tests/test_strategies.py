@@ -733,20 +733,22 @@ def test_a_failing_amount_shrinks_to_the_smallest(least: int) -> None:
     assert (line.quantity, line.unit_amount.minor_units) == (1, least)
 
 
-@pytest.mark.parametrize("strategy", [aps.invoices(), aps.invoices(_PARTNER, _CUSTOMER)])
-def test_open_invoices_are_often_partly_paid(strategy: st.SearchStrategy[Invoice]) -> None:
+def test_open_invoices_are_often_partly_paid() -> None:
     # The state an open invoice is most often in, so a test of 100 examples
-    # should see it many times, not 4 or 5 (of 200 examples, 30 or more).
+    # should see it many times: of 400 examples, 45 or more (53 to 71 over
+    # several seeds; 37 when partly paid was left to chance among the open
+    # ones). Hypothesis's draws depend on more than the seed, so the bound
+    # leaves room.
     seen: list[bool] = []
 
     @seed(20240101)
-    @settings(max_examples=200, database=None, phases=[Phase.generate])
-    @given(strategy)
+    @settings(max_examples=400, database=None, phases=[Phase.generate])
+    @given(aps.invoices())
     def count(invoice: Invoice) -> None:
         seen.append(invoice.is_partly_paid)
 
     count()
-    assert sum(seen) >= 30, sum(seen)
+    assert sum(seen) >= 45, sum(seen)
 
 
 def test_a_failing_customer_user_prints_as_code_to_paste() -> None:
