@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from altpay_core import (
     AppliedPayment,
+    Currency,
     Customer,
     CustomerDraft,
     ExternalRef,
@@ -917,6 +918,28 @@ class TestUpdate:
         assert issue(partner, customer).add_fee(partner, kind="interest", amount="1").fees[
             -1
         ].name == ("Interest")
+
+    @pytest.mark.parametrize("country", ["US", "CA"])
+    @pytest.mark.parametrize("kind", list(FeeKind))
+    def test_a_fee_line_is_named_after_its_kind_and_currency(
+        self, country: str, kind: FeeKind
+    ) -> None:
+        # ACH is a US bank debit: a Canadian invoice's return fee (PAD or
+        # EFT, not known on a fee line) is named for what it is.
+        canadian = {
+            FeeKind.RETURN: "Bank debit return fee",
+            FeeKind.UNAUTHORIZED_RETURN: "Unauthorized bank debit return fee",
+        }
+        expected = kind.label if country == "US" else canadian.get(kind, kind.label)
+        currency = "USD" if country == "US" else "CAD"
+        assert Fee.new(kind, Money("15.00", currency)).name == expected
+        assert Fee.parse({"kind": kind.value, "amount": "15.00"}, currency).name == expected
+        assert kind.label_in(Currency(currency)) == expected
+        if kind is not FeeKind.CARD:
+            partner = make_partner(country)
+            inv = issue(partner, make_customer(partner)).add_fee(partner, kind=kind, amount="15.00")
+            assert inv.fees[-1].name == expected
+            assert from_dict(Invoice, to_dict(inv)) == inv
 
     def test_read_only_may_not_edit(self, partner: Partner, customer: Customer) -> None:
         inv = issue(partner, customer)

@@ -377,7 +377,8 @@ class FeeKind(_fields.Choices, enum.Enum):
     INTEREST = "interest"
     RETURN = "return"
     """A standard ACH (or PAD/EFT) return: 15.00. A payment names it after
-    its method ("PAD return fee")."""
+    its method ("PAD return fee"); a fee line, after its currency's bank
+    debits ("ACH return fee" in USD, "Bank debit return fee" in CAD)."""
     UNAUTHORIZED_RETURN = "unauthorized_return"
     """A bank debit returned as unauthorised by the customer: 25.00 (a
     payment's is named after its method: "Unauthorized ACH return fee")."""
@@ -386,7 +387,16 @@ class FeeKind(_fields.Choices, enum.Enum):
 
     @property
     def label(self) -> str:
-        """The default name of a fee of this kind."""
+        """The default name of a fee of this kind (a US one: a return is an
+        "ACH return fee"; see :meth:`label_in`)."""
+        return _FEE_LABELS[self]
+
+    def label_in(self, currency: Currency) -> str:
+        """The default name of a fee of this kind in ``currency``: ACH is a
+        US bank debit, so a return of a Canadian one (PAD or EFT, not known
+        on a fee line) is a "Bank debit return fee"."""
+        if currency.code != "USD" and self in _BANK_RETURN_LABELS:
+            return _BANK_RETURN_LABELS[self]
         return _FEE_LABELS[self]
 
 
@@ -398,6 +408,10 @@ _FEE_LABELS: Final = {
     FeeKind.RETURN: "ACH return fee",
     FeeKind.UNAUTHORIZED_RETURN: "Unauthorized ACH return fee",
     FeeKind.DISPUTE: "Card dispute fee",
+}
+_BANK_RETURN_LABELS: Final = {
+    FeeKind.RETURN: "Bank debit return fee",
+    FeeKind.UNAUTHORIZED_RETURN: "Unauthorized bank debit return fee",
 }
 
 
@@ -464,9 +478,13 @@ class Fee:
         found = FieldErrors()
         clean_kind = found.check("", _fields.choice, "kind", kind, FeeKind)
         found.raise_if_any()
-        return cls(
-            clean_kind, clean_kind.label if name is None else name, amount, covered_by_customer
-        )
+        if name is None:
+            name = (
+                clean_kind.label_in(amount.currency)
+                if isinstance(amount, Money)
+                else clean_kind.label
+            )
+        return cls(clean_kind, name, amount, covered_by_customer)
 
     @classmethod
     @checked_arguments
@@ -500,7 +518,7 @@ class Fee:
         covered = data.get("covered_by_customer", True)
         found.check("", _fields.boolean, "covered_by_customer", covered)
         found.raise_if_any()
-        return cls(kind, kind.label if name is None else name, amount, covered is True)
+        return cls(kind, kind.label_in(currency) if name is None else name, amount, covered is True)
 
 
 def _lines_in(value: object, currency: Currency) -> tuple[LineItem, ...]:
