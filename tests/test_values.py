@@ -252,6 +252,31 @@ class TestAddress:
         a = Address("  1 Main St ", " Albany\t", " ny ", " 12207 ", " us ", " Ste 4 ")
         assert a == Address("1 Main St", "Albany", "NY", "12207", "US", "Ste 4")
 
+    @given(
+        field=st.sampled_from(["line1", "line2", "city"]),
+        length=st.integers(190, 210),
+        padding=st.sampled_from(["", "  ", "\t "]),
+    )
+    def test_lines_and_city_hold_at_most_200_characters_once_trimmed(
+        self, field: str, length: int, padding: str
+    ) -> None:
+        text = padding + "x" * length + padding
+        fields = {**ALBANY, field: text}
+        if length <= values.ADDRESS_LINE_MAX:
+            assert getattr(Address(**fields), field) == "x" * length  # type: ignore[arg-type]
+            assert getattr(Address.from_mapping(fields), field) == "x" * length
+            return
+        # Reported with every other invalid field, by each way in.
+        expected = [(field, "too_long"), ("postal_code", "invalid_postal_code")]
+        for build in (lambda f: Address(**f), Address.from_mapping):
+            with pytest.raises(ValidationError) as caught:
+                build({**fields, "postal_code": "1"})
+            assert errors_of(caught) == expected
+            assert f"at most {values.ADDRESS_LINE_MAX} characters" in caught.value.errors[0].message
+        with pytest.raises(ValidationError) as caught:
+            from_dict(Address, {**fields})
+        assert [(e.path, e.code) for e in caught.value.errors] == [(field, "too_long")]
+
     @pytest.mark.parametrize("line2", [None, "", "   \n"])
     def test_blank_line2_is_none(self, line2: str | None) -> None:
         assert address(line2=line2).line2 is None

@@ -132,6 +132,7 @@ from .ports import (
 )
 from .serialization import from_dict, from_json, make_converter, to_dict, to_json
 from .values import (
+    ADDRESS_LINE_MAX,
     CA_POSTAL_FIRST_LETTERS,
     CA_REGIONS,
     EIN,
@@ -168,6 +169,7 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
+    "ADDRESS_LINE_MAX",
     "AccessRequest",
     "AccessRequestId",
     "AccessRequestRepository",

@@ -43,6 +43,7 @@ from altpay_core.errors import (
 )
 
 __all__ = [
+    "ADDRESS_LINE_MAX",
     "AccessRequestId",
     "Address",
     "CA_POSTAL_FIRST_LETTERS",
@@ -376,6 +377,11 @@ def _ca_postal(text: str) -> str | None:
     return "{} {}".format(*match.groups())
 
 
+ADDRESS_LINE_MAX: Final = 200
+"""The most characters in an address line (``line1``, ``line2``) or a
+``city``, once trimmed: as many as a customer's company name."""
+
+
 def _clean_address(
     *,
     line1: object,
@@ -392,21 +398,20 @@ def _clean_address(
     validity depends on another (region on country, postal code on country and
     region) is judged only when that other field is valid itself.
     """
-    clean_line1 = _clean_text(found, "line1", line1)
+    clean_line1 = _clean_text(found, "line1", line1, ADDRESS_LINE_MAX)
     clean_line2: str | None = None
     if line2 is not None and not isinstance(line2, _Absent):
         if isinstance(line2, str):
             clean_line2 = line2.strip() or None
-            if clean_line2 is not None and not valid_unicode(clean_line2):
-                found.add("line2", "invalid_text", _NOT_TEXT.format("line2"))
-                clean_line2 = None
+            if clean_line2 is not None:  # optional: blank is None, else as line1
+                clean_line2 = _clean_text(found, "line2", clean_line2, ADDRESS_LINE_MAX)
         else:
             found.add(
                 "line2",
                 "wrong_type",
                 f"'line2' must be a string or None (got {_type_name(line2)})",
             )
-    clean_city = _clean_text(found, "city", city)
+    clean_city = _clean_text(found, "city", city, ADDRESS_LINE_MAX)
 
     clean_country = _clean_code(found, "country", country)
     if clean_country is not None and clean_country not in _COUNTRIES:
@@ -557,8 +562,10 @@ class Address:
     Every field is checked and normalised when the address is built, and every
     invalid field is reported in one :class:`ValidationError`:
 
-    - ``line1`` and ``city`` must not be blank; they are stored trimmed.
-    - ``line2`` (suite, unit) is optional: blank becomes None.
+    - ``line1`` and ``city`` must not be blank; they are stored trimmed,
+      of at most :data:`ADDRESS_LINE_MAX` (200) characters.
+    - ``line2`` (suite, unit) is optional: blank becomes None; else as
+      ``line1``.
     - ``country`` is ``US`` or ``CA`` (any case; stored upper case).
     - ``region`` is a code from :data:`US_REGIONS` or :data:`CA_REGIONS`
       that matches the country (any case; stored upper case).
@@ -579,7 +586,7 @@ class Address:
     ['blank', 'postal_code_region_mismatch']
 
     Error codes: ``blank``, ``wrong_type``, ``invalid_text`` (a lone
-    surrogate), ``unknown_country``, ``unknown_region``,
+    surrogate), ``too_long``, ``unknown_country``, ``unknown_region``,
     ``region_country_mismatch``, ``invalid_postal_code``,
     ``postal_code_region_mismatch``; each error's path is the field's name.
     """
