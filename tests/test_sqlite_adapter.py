@@ -1439,7 +1439,11 @@ class TestQueryPlans:
                 work(uow)
             finally:
                 connection.set_trace_callback(None)
-        return [sql for sql in seen if sql.lstrip().upper().startswith("SELECT")]
+        # Every statement that can search a table: the writes' WHERE clauses
+        # too (a version-checked UPDATE, a child row's DELETE, the outbox's
+        # marking). Not BEGIN/COMMIT, nor a trigger's steps ("-- TRIGGER").
+        searching = ("SELECT", "WITH", "UPDATE", "DELETE", "INSERT", "REPLACE")
+        return [sql for sql in seen if sql.lstrip().upper().startswith(searching)]
 
     def plan(self, store: SqliteStore, sql: str) -> list[str]:
         with store.unit_of_work() as uow:
@@ -1655,6 +1659,30 @@ class TestQueryPlans:
             lambda uow: uow.scheduled_payments.for_invoice(partner.id, invoices[2].id),
             "scheduled_payments_by_invoice (partner_id=? AND invoice_id=?)",
         )
+
+    def test_the_writes_of_a_commit_and_the_outbox(self, store: SqliteStore, ledger: Any) -> None:
+        partner, customer, invoices, payment = ledger
+
+        def work(uow: Any) -> None:
+            # A change to each kind of stored aggregate (version-checked
+            # updates, child rows deleted and written again), then the outbox
+            # read and marked.
+            current = uow.customers.get(partner.id, customer.id)
+            current = current.add_user(first_name="Bo", last_name="Li", email="bo@globex.example")
+            uow.customers.save(current.remove_user("bo@globex.example"))
+            invoice = uow.invoices.get(partner.id, invoices[3].id)
+            uow.invoices.save(invoice.update(partner, memo="Thank you"))
+            uow.payments.save(uow.payments.get(partner.id, payment.id).succeed())
+            methods = uow.payment_methods.get(partner.id, customer.id)
+            uow.payment_methods.save(methods.add(type="ach", display_name="Chase", last4="6789"))
+            uow.partners.save(uow.partners.get(partner.id).add_tag(name="Gold", colour="#ffd700"))
+            scheduled = uow.scheduled_payments.for_invoice(partner.id, invoices[2].id)[0]
+            uow.scheduled_payments.save(scheduled.cancel())
+            uow.commit()
+            uow.outbox.mark_published(m.position for m in uow.outbox.pending())
+            uow.commit()
+
+        self.assert_indexed(store, work, "outbox_pending")
 
     def test_the_checks_between_aggregates(self, store: SqliteStore, ledger: Any) -> None:
         partner, customer, _, _ = ledger
