@@ -10,7 +10,10 @@ customer back by a user's email.
 To keep the data in PostgreSQL instead, install the extra
 (``pip install '.[postgres]'`` in a clone) and open a
 ``altpay_core.adapters.postgres.PostgresStore(dsn)`` where this opens a
-``SqliteStore``: the unit of work and its repositories are the same.
+``SqliteStore``: the unit of work and its repositories are the same. The
+role needs a schema it may create tables in (PostgreSQL 15 and later give
+ordinary roles none in ``public``): ``CREATE SCHEMA altpay AUTHORIZATION
+app``, then ``?options=-csearch_path%3Daltpay`` in the dsn.
 """
 
 from __future__ import annotations

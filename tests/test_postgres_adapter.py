@@ -523,6 +523,72 @@ class TestMigrations:
                 admin.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
                 admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
 
+    @pytest.mark.parametrize("case", ["create", "upgrade", "read"])
+    def test_a_role_that_lacks_a_privilege_is_told_what_to_grant(
+        self, store: SchemaStore, case: str
+    ) -> None:
+        # PostgreSQL 15 and later give ordinary roles no CREATE on public: a
+        # role that may not create a new schema's tables, upgrade those of a
+        # schema a migration behind (it does not own them), or read them.
+        import psycopg
+        from psycopg import sql
+        from psycopg.conninfo import make_conninfo
+
+        class Older(PostgresStore):
+            migrations = MIGRATIONS[:-1]
+
+        role = f"altpay_app_{uuid.uuid4().hex}"
+        schema = store.schema if case == "read" else f"altpay_test_{uuid.uuid4().hex}"
+        latest = len(MIGRATIONS)
+        names = (sql.Identifier(schema), sql.Identifier(role))
+        with psycopg.connect(store.server_dsn, autocommit=True) as admin:
+            admin.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(names[1]))
+            if case != "read":
+                admin.execute(sql.SQL("CREATE SCHEMA {}").format(names[0]))
+            admin.execute(sql.SQL("GRANT USAGE, CREATE ON SCHEMA {} TO {}").format(*names))
+            if case == "create":
+                admin.execute(sql.SQL("REVOKE CREATE ON SCHEMA {} FROM {}").format(*names))
+        if case == "upgrade":
+            # Made by the version before, as its owner; the role may read it.
+            Older(in_schema(store.server_dsn, schema)).close()
+            with psycopg.connect(store.server_dsn, autocommit=True) as admin:
+                admin.execute(
+                    sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {}").format(*names)
+                )
+        work = {
+            "create": "create",
+            "upgrade": f"upgrade (from version {latest - 1} to {latest})",
+            "read": "read",
+        }[case]
+        try:
+            dsn = make_conninfo(store.server_dsn, options=f"-csearch_path={schema} -crole={role}")
+            with pytest.raises(AltpayError) as caught:
+                PostgresStore(dsn)
+            message = str(caught.value)
+            assert f"role {role} may not {work} altpay-core's tables in schema {schema}" in message
+            assert f"CREATE SCHEMA altpay AUTHORIZATION {role}" in message
+            assert type(caught.value.__cause__) is psycopg.errors.InsufficientPrivilege
+            # Nothing was created or changed.
+            with psycopg.connect(store.server_dsn) as connection:
+                tables = connection.execute(
+                    "SELECT count(*) FROM pg_tables WHERE schemaname = %s", (schema,)
+                ).fetchall()
+                version = connection.execute(
+                    sql.SQL("SELECT version FROM {}.altpay_schema").format(names[0])
+                    if case != "create"
+                    else "SELECT NULL"
+                ).fetchall()
+            expected = {"create": None, "upgrade": latest - 1, "read": latest}[case]
+            assert version == [(expected,)]
+            if case == "create":
+                assert tables == [(0,)]
+        finally:
+            if case != "read":
+                drop_schema(store.server_dsn, schema)
+            with psycopg.connect(store.server_dsn, autocommit=True) as admin:
+                admin.execute(sql.SQL("DROP OWNED BY {}").format(names[1]))
+                admin.execute(sql.SQL("DROP ROLE {}").format(names[1]))
+
     def test_a_newer_schema_is_refused(self, store: SchemaStore) -> None:
         import psycopg
 

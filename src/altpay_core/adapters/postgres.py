@@ -455,39 +455,71 @@ def migrate(connection: psycopg.Connection[Any], migrations: tuple[Migration, ..
 
     A schema already at the latest version is only read: a role that may
     not create tables (least privilege, a read-only role, a hot standby)
-    opens it all the same.
+    opens it all the same. A role that may not read the tables, or create
+    or upgrade them when they need it, is refused with
+    :class:`~altpay_core.errors.AltpayError` saying what to grant, nothing
+    changed.
     """
     latest = check_migrations(migrations)
-    with connection.transaction():
-        # One snapshot, so that a migration committed meanwhile is seen
-        # whole or not at all.
-        connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        found = check_schema(connection, migrations)
-    if found == latest:
-        return found
-    with connection.transaction():
-        # Read committed, whatever the session's default: once the lock is
-        # taken, the version another server committed is seen.
-        connection.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
-        # Waits as long as another server's migration takes (the lock is
-        # the database's, for every schema), and for the tables' locks
-        # that writers hold, whatever the session's timeouts: those are
-        # for units of work, not for a store that is opening.
-        connection.execute("SET LOCAL lock_timeout = 0")
-        connection.execute("SET LOCAL statement_timeout = 0")
-        connection.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
-        # Again, as another server may have migrated it (or changed it)
-        # while this one waited.
-        found = check_schema(connection, migrations)
-        if found is None:
-            connection.execute("CREATE TABLE altpay_schema (version integer NOT NULL)")
-            connection.execute("INSERT INTO altpay_schema (version) VALUES (0)")
-            found = 0
-        for migration in migrations[found:]:
-            for statement in migration.statements:
-                connection.execute(statement)
-            connection.execute("UPDATE altpay_schema SET version = %s", (migration.version,))
+    work = "read"  # what the role was doing, should it lack a privilege
+    try:
+        with connection.transaction():
+            # One snapshot, so that a migration committed meanwhile is seen
+            # whole or not at all.
+            connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            found = check_schema(connection, migrations)
+        if found == latest:
+            return found
+        work = _work(found, latest)
+        with connection.transaction():
+            # Read committed, whatever the session's default: once the lock
+            # is taken, the version another server committed is seen.
+            connection.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+            # Waits as long as another server's migration takes (the lock is
+            # the database's, for every schema), and for the tables' locks
+            # that writers hold, whatever the session's timeouts: those are
+            # for units of work, not for a store that is opening.
+            connection.execute("SET LOCAL lock_timeout = 0")
+            connection.execute("SET LOCAL statement_timeout = 0")
+            connection.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+            # Again, as another server may have migrated it (or changed it)
+            # while this one waited.
+            found = check_schema(connection, migrations)
+            work = _work(found, latest)
+            if found is None:
+                connection.execute("CREATE TABLE altpay_schema (version integer NOT NULL)")
+                connection.execute("INSERT INTO altpay_schema (version) VALUES (0)")
+                found = 0
+            for migration in migrations[found:]:
+                for statement in migration.statements:
+                    connection.execute(statement)
+                connection.execute("UPDATE altpay_schema SET version = %s", (migration.version,))
+    except _psycopg().errors.InsufficientPrivilege as error:
+        # Each block was rolled back whole as it ended: nothing changed.
+        raise _may_not(connection, work) from error
     return found
+
+
+def _work(found: int | None, latest: int) -> str:
+    """What migrating a schema at version ``found`` does to its tables."""
+    return "create" if not found else f"upgrade (from version {found} to {latest})"
+
+
+def _may_not(connection: psycopg.Connection[Any], work: str) -> AltpayError:
+    """The error for a role that may not do ``work`` to the schema's
+    tables: PostgreSQL 15 and later give ordinary roles no CREATE on
+    ``public``."""
+    [(schema, role)] = connection.execute("SELECT current_schema(), current_user").fetchall()
+    where = "the first schema of its search_path" if schema is None else f"schema {schema}"
+    return AltpayError(
+        f"role {role} may not {work} altpay-core's tables in {where}, and nothing was "
+        "changed: grant it what it lacks there (CREATE on the schema to create them, "
+        "ownership of the tables to upgrade them, SELECT, INSERT, UPDATE and DELETE on them "
+        "to use them), migrate once as a role that may, or give the store a schema of its "
+        f"own (CREATE SCHEMA altpay AUTHORIZATION {role}; then "
+        "'?options=-csearch_path%3Daltpay' in the dsn). PostgreSQL 15 and later give "
+        "ordinary roles no CREATE on schema public"
+    )
 
 
 @checked_constructor
