@@ -45,7 +45,7 @@ from altpay_core.money import Money
 from altpay_core.partner import Partner, Role, TeamMember
 from altpay_core.payment import CustomerPaymentMethods, pay_invoices
 from altpay_core.testing import contracts
-from altpay_core.values import Address, CustomerId, ExternalRef, InvoiceId
+from altpay_core.values import Address, CustomerId, EmailAddress, ExternalRef, InvoiceId
 
 DSN_VARIABLE = "ALTPAY_TEST_POSTGRES_DSN"
 
@@ -257,8 +257,16 @@ def schema_version(store: SchemaStore) -> int:
     return int(row[0])
 
 
+# Takes a schema at version 5 back to 4, with its data.
+UNDO_STEP_5 = (
+    "DROP INDEX access_requests_pending_by_email",
+    "ALTER TABLE access_requests DROP COLUMN email_key",
+    "UPDATE altpay_schema SET version = 4",
+)
+
 # Takes a schema at version 4 back to 3, with its data.
 UNDO_STEP_4 = (
+    *UNDO_STEP_5,
     "DROP TRIGGER invoices_currency ON invoices",
     "DROP TRIGGER payments_currency ON payments",
     "DROP FUNCTION currency_of_data()",
@@ -400,6 +408,62 @@ class TestMigrations:
             tagged = uow.customers.list(partner.id, tag=vip, name_prefix="m")
             assert [c.company for c in tagged] == ["Mid"]
         assert schema_version(store) == len(MIGRATIONS)
+
+    def test_a_schema_at_version_4_holding_two_pending_requests_of_an_email_migrates(
+        self, store: SchemaStore
+    ) -> None:
+        # As on SQLite: the step keeps both, their email_key NULL, which no
+        # index compares; a request saved again writes its key.
+        import psycopg
+
+        partner = Partner.create(name="Northwind IT", country="US").add_team_member(
+            name="Ada", email="ada@northwind.example", role=Role.ADMIN
+        )
+        admin = partner.team[0]
+        dee, eve = (
+            AccessRequest.open(partner, email=email)
+            for email in ("dee@globex.example", "eve@globex.example")
+        )
+        with store.unit_of_work() as uow:
+            uow.partners.save(partner)
+            dee, eve = uow.access_requests.save(dee), uow.access_requests.save(eve)
+            uow.commit()
+        dsn = in_schema(store.server_dsn, store.schema)
+        with psycopg.connect(dsn, autocommit=True) as connection:
+            for statement in UNDO_STEP_5:
+                connection.execute(statement)
+            connection.execute(
+                "UPDATE access_requests SET data = jsonb_set(data, '{email}', "
+                "'\"DEE@globex.example\"') WHERE id = %s",
+                (str(eve.id),),
+            )
+        twice = attrs.evolve(eve, email=EmailAddress("DEE@globex.example"))
+        with PostgresStore(dsn) as new:
+            assert schema_version(store) == len(MIGRATIONS)
+            with new.unit_of_work() as uow:
+                assert uow.access_requests.get(partner.id, dee.id) == dee
+                assert uow.access_requests.get(partner.id, twice.id) == twice
+            with new.unit_of_work() as uow:
+                third = AccessRequest.open(partner, email="Dee@globex.example")
+                third = uow.access_requests.save(third)
+                uow.commit()
+            with pytest.raises(ConcurrencyConflict) as caught, new.unit_of_work() as uow:
+                uow.access_requests.save(dee)
+            assert (caught.value.kind, caught.value.key) == ("access request", dee.email.key)
+            with new.unit_of_work() as uow:
+                uow.access_requests.save(dee.reject(partner=partner, by=admin))
+                uow.access_requests.save(twice.reject(partner=partner, by=admin))
+                uow.commit()
+            with new.unit_of_work() as uow:
+                assert uow.access_requests.list(partner.id, status="pending") == [third]
+        with psycopg.connect(dsn) as connection:
+            found = connection.execute(
+                "SELECT email_key, status FROM access_requests ORDER BY status"
+            ).fetchall()
+            assert (
+                found
+                == [("dee@globex.example", "pending")] + [("dee@globex.example", "rejected")] * 2
+            )
 
     def test_a_schema_at_version_3_gets_the_currency_of_its_invoices_and_payments(
         self, store: SchemaStore
@@ -785,6 +849,15 @@ class TestMigrations:
                 2,
                 ["CREATE TABLE mine (x int)", "CREATE INDEX customers_by_status ON mine (x)"],
                 ["customers_by_status"],
+                "indexes",
+            ),
+            (
+                4,
+                [
+                    "CREATE TABLE mine (x int)",
+                    "CREATE INDEX access_requests_pending_by_email ON mine (x)",
+                ],
+                ["access_requests_pending_by_email"],
                 "indexes",
             ),
             (
@@ -1956,6 +2029,29 @@ class TestRowsChangedOutsideTheLibrary:
     query that found it, is refused (``row_mismatch``); so is an outbox
     message whose payload disagrees with its row, at its position, which
     can then be marked published to set it aside."""
+
+    def test_an_access_request_row_keyed_otherwise_is_refused_and_one_unkeyed_read(
+        self, store: SchemaStore
+    ) -> None:
+        import psycopg
+
+        partner = Partner.create(name="Northwind IT", country="US")
+        request = AccessRequest.open(partner, email="Dee@globex.example")
+        with store.unit_of_work() as uow:
+            uow.partners.save(partner)
+            request = uow.access_requests.save(request)
+            uow.commit()
+        dsn = in_schema(store.server_dsn, store.schema)
+        with psycopg.connect(dsn, autocommit=True) as outsider:
+            outsider.execute("UPDATE access_requests SET email_key = 'eve@globex.example'")
+        with store.unit_of_work() as uow, pytest.raises(ValidationError) as caught:
+            uow.access_requests.get(partner.id, request.id)
+        assert (caught.value.paths, caught.value.codes) == (["email"], ["row_mismatch"])
+        # NULL: written before the column was added, read as it is.
+        with psycopg.connect(dsn, autocommit=True) as outsider:
+            outsider.execute("UPDATE access_requests SET email_key = NULL")
+        with store.unit_of_work() as uow:
+            assert uow.access_requests.list(partner.id) == [request]
 
     @pytest.mark.parametrize(
         ("change", "field", "read"),

@@ -258,6 +258,37 @@ class TestAccessRequests:
         assert again.id != opened.id
         assert archived_user.email == user
 
+    @pytest.mark.parametrize("kind", ["memory", "sqlite"])
+    def test_of_two_asking_at_once_one_is_stored_and_the_other_gets_it_when_retrying(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+    ) -> None:
+        """Two asking at the same moment, in two units of work: each finds
+        no pending request of the email; the other commits between this
+        one's save and its commit. This commit is refused with
+        ConcurrencyConflict, nothing written; asked again, it gets the
+        stored request back."""
+        store: Store = MemoryStore() if kind == "memory" else SqliteStore(tmp_path / "a.db")
+        partner = stored_partner(store)
+        won: list[AccessRequest] = []
+        with store.unit_of_work() as uow:
+            save = uow.access_requests.save
+
+            def save_then_lose(request: AccessRequest) -> AccessRequest:
+                saved = save(request)
+                if not won:
+                    with store.unit_of_work() as other:
+                        first = open_access_request(other, partner.id, email="dee@globex.example")
+                        won.append(first)
+                return saved
+
+            monkeypatch.setattr(uow.access_requests, "save", save_then_lose)
+            with pytest.raises(ConcurrencyConflict) as caught:
+                open_access_request(uow, partner.id, email="DEE@globex.example", first_name="Dee")
+            assert (caught.value.kind, caught.value.key) == ("access request", "dee@globex.example")
+            assert uow.access_requests.list(partner.id) == won
+            assert open_access_request(uow, partner.id, email="DEE@globex.example") == won[0]
+        store.close()
+
     def test_a_user_of_any_active_customer_may_not_ask(self, store: MemoryStore) -> None:
         # Not only the first customer listed: here an archived one comes first.
         partner = stored_partner(store)

@@ -62,6 +62,7 @@ from altpay_core.testing import contracts
 from altpay_core.values import (
     Address,
     CustomerId,
+    EmailAddress,
     ExternalRef,
     InvoiceId,
     PaymentMethodId,
@@ -311,12 +312,20 @@ def _every_object() -> list[str]:
 
 # -- the schema and its migrations ----------------------------------------------------
 
+# Takes a file at version 5 back to 4, with its data.
+UNDO_STEP_5 = """DROP INDEX access_requests_pending_by_email;
+    ALTER TABLE access_requests DROP COLUMN email_key;
+    PRAGMA user_version = 4;"""
+
 # Takes a file at version 4 back to 3, with its data.
-UNDO_STEP_4 = """DROP TRIGGER invoices_currency;
+UNDO_STEP_4 = (
+    UNDO_STEP_5
+    + """DROP TRIGGER invoices_currency;
     DROP TRIGGER payments_currency;
     ALTER TABLE invoices DROP COLUMN currency;
     ALTER TABLE payments DROP COLUMN currency;
     PRAGMA user_version = 3;"""
+)
 
 
 class TestMigrations:
@@ -418,6 +427,79 @@ class TestMigrations:
         with SqliteStore(path) as new, new.unit_of_work() as uow:
             tagged = uow.customers.list(partner.id, tag=vip, name_prefix="m")
             assert [c.company for c in tagged] == ["Mid"]
+
+    def test_a_database_at_schema_4_holding_two_pending_requests_of_an_email_migrates(
+        self, path: Path
+    ) -> None:
+        # Version 5 keeps one pending access request per email and partner. A
+        # file at version 4 may hold two already (two asking at once): the
+        # step keeps them, their email_key NULL, which no index compares.
+        partner = new_partner().add_team_member(
+            name="Ada", email="ada@northwind.example", role=Role.ADMIN
+        )
+        admin = partner.team[0]
+        dee, eve = (
+            AccessRequest.open(partner, email=email, first_name="D", last_name="L")
+            for email in ("dee@globex.example", "eve@globex.example")
+        )
+        with SqliteStore(path) as old:
+            save_all(old, partner, dee, eve)
+        with sqlite3.connect(path) as connection:
+            connection.executescript(UNDO_STEP_5)
+            # The second asked as Dee too, in another case.
+            connection.execute(
+                "UPDATE access_requests SET data = json_set(data, '$.email', ?) WHERE id = ?",
+                ("DEE@globex.example", str(eve.id)),
+            )
+        twice = attrs.evolve(eve, email=EmailAddress("DEE@globex.example"), version=1)
+        dee = attrs.evolve(dee, version=1)
+        with SqliteStore(path) as new:
+            with new.unit_of_work() as uow:
+                connection = uow._conn()
+                assert connection.execute("PRAGMA user_version").fetchone() == (len(MIGRATIONS),)
+                found = connection.execute("SELECT email_key FROM access_requests").fetchall()
+                assert found == [(None,), (None,)]
+                # Both read, as they were.
+                assert uow.access_requests.get(partner.id, dee.id) == dee
+                assert uow.access_requests.list(partner.id) == sorted(
+                    [dee, twice], key=lambda r: (r.requested_at, r.id.value)
+                )
+            # No key stored to compare with: a third is stored too, as the
+            # file's writers before the step would have stored it.
+            (third,) = save_all(new, AccessRequest.open(partner, email="Dee@globex.example"))
+            # Saved again, a request writes its key: the keyed one is refused
+            # next to the third, as two pending requests of one email are.
+            with pytest.raises(ConcurrencyConflict) as caught:
+                save_all(new, dee)
+            assert (caught.value.kind, caught.value.key) == ("access request", dee.email.key)
+            # Resolved, each writes its key, and no longer holds it.
+            dee, twice = save_all(
+                new,
+                dee.reject(partner=partner, by=admin),
+                twice.reject(partner=partner, by=admin),
+            )
+            with new.unit_of_work() as uow:
+                connection = uow._conn()
+                found = connection.execute(
+                    "SELECT email_key, status FROM access_requests ORDER BY status"
+                ).fetchall()
+                assert (
+                    found
+                    == [("dee@globex.example", "pending")]
+                    + [("dee@globex.example", "rejected")] * 2
+                )
+                pending = uow.access_requests.list(partner.id, status="pending")
+                assert pending == [third]
+            with pytest.raises(ConcurrencyConflict):
+                save_all(new, AccessRequest.open(partner, email="dee@globex.example"))
+        # A process that opened the file at version 4 writes a request as it
+        # knew to, without the key: NULL, read as a row from before the step.
+        with sqlite3.connect(path) as connection:
+            connection.execute(
+                "UPDATE access_requests SET email_key = NULL WHERE id = ?", (str(third.id),)
+            )
+        with SqliteStore(path) as new, new.unit_of_work() as uow:
+            assert uow.access_requests.get(partner.id, third.id) == third
 
     def test_a_database_at_schema_3_gets_the_currency_of_its_invoices_and_payments(
         self, path: Path
@@ -701,6 +783,7 @@ class TestMigrations:
         ("version", "names", "made"),
         [
             (3, ["invoices_currency"], "triggers"),
+            (4, ["access_requests_pending_by_email"], "indexes"),
             (2, ["customer_tags_company_key", "payments_currency"], "triggers"),
             (1, ["invoices", "payments_currency"], "tables and triggers"),
             (2, ["customers_by_status"], "indexes"),
@@ -727,8 +810,8 @@ class TestMigrations:
             for name in names:
                 if name == "invoices":
                     connection.execute("CREATE TABLE invoices (id)")
-                elif name == "customers_by_status":
-                    connection.execute("CREATE INDEX customers_by_status ON audit_mine (x)")
+                elif name in {"customers_by_status", "access_requests_pending_by_email"}:
+                    connection.execute(f"CREATE INDEX {name} ON audit_mine (x)")
                 else:
                     connection.execute(
                         f"CREATE TRIGGER {name} AFTER INSERT ON audit_mine BEGIN SELECT 1; END"
@@ -2692,6 +2775,11 @@ def test_a_row_is_read_only_when_its_data_agree_with_its_columns(
     aggregate = sql_module._stored(drawn, drawn.version)  # without its events
     row = _row_of(table, aggregate)
     assert sql_module._load_row(table, row) == aggregate
+    # A column added later holds NULL in the rows written before: read.
+    for column in table.nullable:
+        legacy = list(row)
+        legacy[table.read_columns.index(column)] = None
+        assert sql_module._load_row(table, legacy) == aggregate
     # Any one column that says otherwise than the data: refused, at the field.
     at = data.draw(st.integers(0, len(row) - 2))
     column = table.read_columns[at]
@@ -2869,6 +2957,12 @@ class TestRowsChangedOutsideTheLibrary:
             "UPDATE access_requests SET data = json_set(data, '$.version', 7)",
             "version",
             lambda uow, w: uow.access_requests.list(w["partner"].id),
+        ),
+        (
+            "access request data from another email",
+            "UPDATE access_requests SET data = json_set(data, '$.email', 'eve@initech.example')",
+            "email",
+            lambda uow, w: uow.access_requests.get(w["partner"].id, w["request"].id),
         ),
     ]
 

@@ -97,6 +97,7 @@ __all__ = [
     "ScheduledPaymentRepository",
     "Store",
     "UnitOfWork",
+    "access_request_pending",
     "check_choice",
     "check_date",
     "check_fixed_fields",
@@ -425,6 +426,19 @@ def check_date(name: str, value: object) -> dt.date:
 # The errors a save gets when another aggregate of the partner holds its key:
 # every adapter raises these, so that callers see one message, kind and key
 # whichever store they use.
+
+
+@checked_arguments
+def access_request_pending(email: EmailAddress) -> ConcurrencyConflict:
+    """Another access request of the partner from ``email`` (compared by its
+    :attr:`~altpay_core.values.EmailAddress.key`) is pending: read it, rather
+    than store a second one. ``.key`` holds the email's key."""
+    return ConcurrencyConflict(
+        f"an access request of {email} is already pending with this partner; "
+        "nothing was written (read the pending request rather than open another)",
+        kind="access request",
+        key=email.key,
+    )
 
 
 @checked_arguments
@@ -789,7 +803,12 @@ class CustomerRepository(abc.ABC):
 
 
 class AccessRequestRepository(abc.ABC):
-    """Stores access requests; every query is scoped to one partner."""
+    """Stores access requests; every query is scoped to one partner.
+
+    Unique per partner in the store: the email of a pending request
+    (compared by its :attr:`~altpay_core.values.EmailAddress.key`, the
+    case-folded address). Resolved requests hold no key.
+    """
 
     @abc.abstractmethod
     def get(self, partner_id: PartnerId, request_id: AccessRequestId) -> AccessRequest:
@@ -811,7 +830,10 @@ class AccessRequestRepository(abc.ABC):
         At commit, ``InvariantViolation`` if this save resolves it (over
         the pending state the unit of work sees) and its ``resolved_by`` is
         then no Admin or Sub-Admin of its partner (:func:`resolver_not_allowed`,
-        C9).
+        C9). A pending request whose email another pending request of the
+        partner holds is refused with :func:`access_request_pending` (a
+        ``ConcurrencyConflict``): at save, or at commit when the other was
+        stored meanwhile; nothing is written.
         """
 
 

@@ -222,8 +222,11 @@ def open_access_request(
     ``email``) when the email is already a user of one of the partner's
     active customers: that person logs in instead. The same email asking
     again while a request of theirs is pending gets that request back, as
-    stored, rather than a second one (two asking at the very same moment may
-    still both be stored).
+    stored, rather than a second one. The store keeps one pending request
+    per email and partner: of two asking at the very same moment, in two
+    units of work, one is stored and the other gets
+    :class:`~altpay_core.errors.ConcurrencyConflict`, nothing written; tried
+    again, it gets the stored request back.
     """
     _uow(uow)
     partner = uow.partners.get(partner_id)

@@ -92,6 +92,7 @@ from altpay_core.ports import (
     ScheduledPaymentRepository,
     Store,
     UnitOfWork,
+    access_request_pending,
     customer_added_by_hand,
     customer_ref_taken,
     customer_sort_key,
@@ -390,6 +391,10 @@ class AggregateTable:
     time, which the dialects return in different types, and a case-folded
     key, which Python's Unicode version decides (a row written under another
     one is not a row changed outside the library)."""
+    nullable: frozenset[str] = frozenset()
+    """The compared columns that a later migration added, which the rows
+    written before it hold NULL in: a read accepts NULL there, and compares
+    any other value."""
     checked: tuple[int, ...] = attrs.field(init=False)
     """Where in :attr:`columns` (and in :attr:`values`) the compared ones are."""
     read_columns: tuple[str, ...] = attrs.field(init=False)
@@ -416,6 +421,11 @@ class AggregateTable:
         values = self.values(aggregate)
         found = (self.key(aggregate), aggregate.version, *(values[i] for i in self.checked))
         stored = tuple(row[: len(found)])
+        if found != stored and self.nullable:
+            found = tuple(
+                None if value is None and column in self.nullable else expected
+                for column, expected, value in zip(self.read_columns, found, stored, strict=False)
+            )
         if found != stored:
             column = _differing_column(self.read_columns, found, stored)
             field = _FIELD_OF_COLUMN.get(column, column)
@@ -442,6 +452,7 @@ class AggregateTable:
 
 _FIELD_OF_COLUMN = {
     "company_key": "company",
+    "email_key": "email",
     "ext_system": "external_ref",
     "ext_id": "external_ref",
     "sort_key": "due_date",
@@ -496,6 +507,12 @@ def _customer_ref(customer: Customer) -> Row | None:
     if ref is None or customer.status is CustomerStatus.ARCHIVED:
         return None
     return (str(customer.partner_id), ref.system, ref.id)
+
+
+def _pending_email(request: AccessRequest) -> Row | None:
+    """The key a pending request holds: its partner and email; a resolved
+    one holds none."""
+    return (str(request.partner_id), request.email.key) if request.is_pending else None
 
 
 def _invoice_values(invoice: Invoice) -> Row:
@@ -560,13 +577,24 @@ ACCESS_REQUESTS = AggregateTable(
     name="access_requests",
     cls=AccessRequest,
     scope="partner_id",
-    columns=("partner_id", "status", "requested_at"),
+    columns=("partner_id", "status", "requested_at", "email_key"),
     values=lambda request: (
         str(request.partner_id),
         request.status.value,
         timestamp(request.requested_at),
+        request.email.key,
     ),
     unchecked=frozenset({"requested_at"}),
+    # Added by migration 5: NULL in the rows written before it.
+    nullable=frozenset({"email_key"}),
+    unique=(
+        UniqueKey(
+            ("partner_id", "email_key"),
+            _pending_email,
+            lambda request: access_request_pending(request.email),
+            where="status = 'pending'",
+        ),
+    ),
 )
 INVOICES = AggregateTable(
     kind="invoice",

@@ -77,6 +77,7 @@ from altpay_core.ports import (
     ScheduledPaymentRepository,
     Store,
     UnitOfWork,
+    access_request_pending,
     check_fixed_fields,
     customer_added_by_hand,
     customer_cursor,
@@ -134,6 +135,7 @@ _T = TypeVar("_T")
 _RefKey = tuple[PartnerId, ExternalRef]
 _NumberKey = tuple[PartnerId, str]
 _IdempotencyKey = tuple[PartnerId, str]
+_PendingKey = tuple[PartnerId, EmailAddress]
 
 
 def _order(customer: Customer) -> tuple[str, str]:
@@ -156,6 +158,12 @@ def _invoice_ref_key(invoice: Invoice) -> _RefKey | None:
 
 def _idempotency_key(payment: Payment) -> _IdempotencyKey:
     return (payment.partner_id, payment.idempotency_key)
+
+
+def _pending_key(request: AccessRequest) -> _PendingKey | None:
+    """The key that keeps one pending request per email and partner (an
+    address is equal to another of the same key); a resolved one holds none."""
+    return (request.partner_id, request.email) if request.is_pending else None
 
 
 def _by_time(item: Payment) -> tuple[dt.datetime, str]:
@@ -301,6 +309,7 @@ class MemoryStore(Store):
         self._by_ref: dict[_RefKey, CustomerId] = {}
         self._requests: dict[AccessRequestId, AccessRequest] = {}
         self._requests_by_partner: dict[PartnerId, set[AccessRequestId]] = {}
+        self._pending_requests: dict[_PendingKey, AccessRequestId] = {}
         self._invoices: dict[InvoiceId, Invoice] = {}
         self._invoices_by_partner: dict[PartnerId, set[InvoiceId]] = {}
         self._invoice_numbers: dict[_NumberKey, InvoiceId] = {}
@@ -337,6 +346,7 @@ class MemoryStore(Store):
                 self._by_ref,
                 self._requests,
                 self._requests_by_partner,
+                self._pending_requests,
                 self._invoices,
                 self._invoices_by_partner,
                 self._invoice_numbers,
@@ -471,6 +481,9 @@ class MemoryStore(Store):
                 _check_owner(kind, key, found, saved[key])
         # After this commit, each unique key has one owner.
         _unique_in_commit(staged.customers, _ref_key, self._by_ref, _ref_taken)
+        _unique_in_commit(
+            staged.requests, _pending_key, self._pending_requests, _pending_request_taken
+        )
         _unique_in_commit(staged.invoices, _number_key, self._invoice_numbers, _number_taken)
         _unique_in_commit(staged.invoices, _invoice_ref_key, self._invoice_refs, _invoice_ref_taken)
         _unique_in_commit(staged.payments, _idempotency_key, self._payment_keys, _key_taken)
@@ -576,7 +589,14 @@ class MemoryStore(Store):
             undo.put(self._by_ref, key, customer.id)
 
     def _write_request(self, undo: _Undo, request: AccessRequest) -> None:
+        old = self._requests.get(request.id)
+        old_key = None if old is None else _pending_key(old)
+        if old_key is not None:
+            undo.pop_if(self._pending_requests, old_key, request.id)
         undo.put(self._requests, request.id, request)
+        key = _pending_key(request)
+        if key is not None:
+            undo.put(self._pending_requests, key, request.id)
         if request.partner_id not in self._requests_by_partner:
             undo.put(self._requests_by_partner, request.partner_id, set())
         undo.add_to(self._requests_by_partner[request.partner_id], request.id)
@@ -690,6 +710,10 @@ def _unique_at_save(
 
 def _ref_taken(key: _RefKey) -> ConcurrencyConflict:
     return customer_ref_taken(key[1])
+
+
+def _pending_request_taken(key: _PendingKey) -> ConcurrencyConflict:
+    return access_request_pending(key[1])
 
 
 def _number_taken(key: _NumberKey) -> ConcurrencyConflict:
@@ -1007,10 +1031,30 @@ class _AccessRequests(AccessRequestRepository):
         staged = self._uow._staging()
         if not isinstance(request, AccessRequest):
             raise _wrong_type("request", AccessRequest, request)
-        committed = self._uow._store._one(self._uow._store._requests, request.id)
+        store = self._uow._store
+        committed = store._one(store._requests, request.id)
         before = staged.requests.get(request.id, committed)
+        key = _pending_key(request)
+
+        def unique() -> None:
+            pending = store._pending_requests
+            holder = None if key is None else store._owner(pending, store._requests, key)
+            _unique_at_save(
+                request.id,
+                key,
+                staged.requests,
+                _pending_key,
+                holder=holder,
+                taken=_pending_request_taken,
+            )
+
         saved = self._uow._stage(
-            request, "access request", staged.requests, staged.request_base, committed
+            request,
+            "access request",
+            staged.requests,
+            staged.request_base,
+            committed,
+            unique=unique,
         )
         if before is not None and before.is_pending and not request.is_pending:
             staged.resolving.add(request.id)

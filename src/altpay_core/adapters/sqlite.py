@@ -291,6 +291,21 @@ MIGRATIONS: tuple[Migration, ...] = (
                 END""",
         ),
     ),
+    Migration(
+        5,
+        "one pending access request per email and partner",
+        (
+            # The email's key is Python's case-folding, which SQL's lower()
+            # is not: the rows written before keep NULL (which the read
+            # accepts, and no unique index compares), until they are saved
+            # again. A file may hold two pending requests of one email from
+            # before, which must not fail the step.
+            "ALTER TABLE access_requests ADD COLUMN email_key TEXT",
+            """CREATE UNIQUE INDEX access_requests_pending_by_email
+                ON access_requests (partner_id, email_key)
+                WHERE status = 'pending'""",
+        ),
+    ),
 )
 """The schema's history, oldest first: a database at version ``n`` gets
 steps ``n + 1`` onwards when a store opens it."""

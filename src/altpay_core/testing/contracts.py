@@ -105,6 +105,7 @@ from altpay_core.values import (
     AccessRequestId,
     Address,
     CustomerId,
+    EmailAddress,
     EntityId,
     ExternalRef,
     InvoiceId,
@@ -1355,6 +1356,25 @@ def _cursor_before(uow: UnitOfWork, partner: Partner, index: int) -> str | None:
 # -- access requests ---------------------------------------------------------------
 
 
+# Modest, as the round trips: the examples share the test's store, each with
+# a new partner.
+_PER_PARTNER = settings(
+    max_examples=10,
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.differing_executors,
+    ],
+)
+
+
+def _recased(email: str, upper: Sequence[bool]) -> str:
+    """``email`` with the letters ``upper`` marks in capitals."""
+    flags = [*upper, *[False] * len(email)]
+    return "".join(c.upper() if flag else c for c, flag in zip(email, flags, strict=False))
+
+
 class AccessRequestRepositoryContract(_StoreFactory):
     """``uow.access_requests``: get, list, save."""
 
@@ -1431,7 +1451,11 @@ class AccessRequestRepositoryContract(_StoreFactory):
         partner = self.store_partner(store, _partner())
         other = self.store_partner(store, _partner("Contoso"))
         opened = AccessRequest.open(partner, email="dee@globex.example")
-        tied = [attrs.evolve(opened, id=request_id) for request_id in _tied_ids(AccessRequestId, 4)]
+        # Each from its own email: one pending request per email and partner.
+        tied = [
+            attrs.evolve(opened, id=request_id, email=EmailAddress(f"dee{n}@globex.example"))
+            for n, request_id in enumerate(_tied_ids(AccessRequestId, 4))
+        ]
         with store.unit_of_work() as uow:
             uow.access_requests.save(AccessRequest.open(other, email="dee@globex.example"))
             saved = {
@@ -1456,6 +1480,120 @@ class AccessRequestRepositoryContract(_StoreFactory):
                 assert uow.access_requests.list(partner.id) == [rejected]
                 assert uow.access_requests.list(partner.id, status=pending) == []
                 uow.commit()
+
+    # one pending request per email and partner, kept by the store
+
+    @_PER_PARTNER
+    @given(
+        local=st.from_regex(r"[a-z][a-z0-9]{0,11}", fullmatch=True),
+        upper=st.lists(st.booleans(), max_size=30),
+    )
+    def test_a_second_pending_request_of_an_email_is_refused_at_save(
+        self, store: Store, local: str, upper: list[bool]
+    ) -> None:
+        """A pending request from an email (in any case) that another
+        pending request of the partner holds is refused at save with
+        ``ConcurrencyConflict``, whether that one is stored or saved in the
+        same unit of work; nothing of it is written."""
+        email = f"{local}@globex.example"
+        asked = _recased(email, upper)
+        partner = self.store_partner(store, _partner())
+        (first,) = _commit(store, AccessRequest.open(partner, email=email))
+        before = self.pending(store)
+        second = AccessRequest.open(partner, email=asked)
+        with store.unit_of_work() as uow:
+            with pytest.raises(ConcurrencyConflict) as caught:
+                uow.access_requests.save(second)
+            uow.commit()
+        assert (caught.value.kind, caught.value.key) == ("access request", first.email.key)
+        assert f"an access request of {second.email} is already pending" in str(caught.value)
+        assert self.pending(store) == before
+        # Both in one unit of work: the first is stored, and only it.
+        other = self.store_partner(store, _partner("Contoso"))
+        with store.unit_of_work() as uow:
+            kept = uow.access_requests.save(AccessRequest.open(other, email=email))
+            with pytest.raises(ConcurrencyConflict):
+                uow.access_requests.save(AccessRequest.open(other, email=asked))
+            uow.commit()
+        with store.unit_of_work() as uow:
+            assert uow.access_requests.list(partner.id) == [first]
+            assert uow.access_requests.list(other.id) == [kept]
+
+    @pytest.mark.parametrize("resolution", ["approved", "rejected"])
+    def test_a_resolved_request_lets_the_email_ask_again(
+        self, store: Store, resolution: str
+    ) -> None:
+        """Once the pending request is resolved (approved or rejected), a
+        new one from the email is stored: in a later unit of work, or in
+        the one that resolves it."""
+        for together in (False, True):
+            partner, customer = self.partner_with_customer(store)
+            admin = partner.team[0]
+            (request,) = _commit(
+                store,
+                AccessRequest.open(
+                    partner, email="dee@globex.example", first_name="Dee", last_name="Lee"
+                ),
+            )
+            resolved: list[Any] = (
+                list(request.add_to_customer(customer, partner=partner, by=admin))
+                if resolution == "approved"
+                else [request.reject(partner=partner, by=admin)]
+            )
+            again = AccessRequest.open(partner, email="DEE@globex.example")
+            if together:
+                stored = _commit(store, *resolved, again)[-1]
+            else:
+                _commit(store, *resolved)
+                (stored,) = _commit(store, again)
+            with store.unit_of_work() as uow:
+                pending = uow.access_requests.list(partner.id, status=AccessRequestStatus.PENDING)
+                assert pending == [stored]
+                assert uow.access_requests.get(partner.id, request.id).status.value == resolution
+
+    def test_another_partner_may_hold_a_pending_request_of_the_email(self, store: Store) -> None:
+        one = self.store_partner(store, _partner())
+        two = self.store_partner(store, _partner("Contoso"))
+        (first,) = _commit(store, AccessRequest.open(one, email="dee@globex.example"))
+        (second,) = _commit(store, AccessRequest.open(two, email="Dee@globex.example"))
+        with store.unit_of_work() as uow:
+            assert uow.access_requests.list(one.id) == [first]
+            assert uow.access_requests.list(two.id) == [second]
+
+    def test_two_units_of_work_racing_store_one_request_of_an_email(self, store: Store) -> None:
+        """Two units of work, in threads, each save a request from one email
+        (none pending when each saves it) and commit: exactly one commits;
+        the other's commit raises ``ConcurrencyConflict`` and writes
+        nothing."""
+        partner = self.store_partner(store, _partner())
+        before = self.pending(store)
+        barrier = threading.Barrier(2, timeout=_JOIN_TIMEOUT)
+        outcome: dict[str, str] = {}
+        lost: list[ConcurrencyConflict] = []
+
+        def asker(email: str) -> Callable[[], None]:
+            def run() -> None:
+                try:
+                    with store.unit_of_work() as uow:
+                        uow.access_requests.save(AccessRequest.open(partner, email=email))
+                        barrier.wait()  # both saved, neither committed
+                        uow.commit()
+                    outcome[email] = "won"
+                except ConcurrencyConflict as error:
+                    outcome[email] = "lost"
+                    lost.append(error)
+
+            return run
+
+        emails = ["dee@globex.example", "DEE@globex.example"]
+        _run_threads([asker(email) for email in emails])
+        assert sorted(outcome.values()) == ["lost", "won"]
+        assert [(e.kind, e.key) for e in lost] == [("access request", "dee@globex.example")]
+        (winner,) = (e for e, o in outcome.items() if o == "won")
+        with store.unit_of_work() as uow:
+            (stored,) = uow.access_requests.list(partner.id)
+        assert str(stored.email) == str(EmailAddress(winner))
+        assert self.pending(store) == before
 
     # who resolves: the partner's team as it stands at commit (C9)
 
