@@ -934,7 +934,10 @@ class TestUpdate:
         currency = "USD" if country == "US" else "CAD"
         assert Fee.new(kind, Money("15.00", currency)).name == expected
         assert Fee.parse({"kind": kind.value, "amount": "15.00"}, currency).name == expected
-        assert kind.label_in(Currency(currency)) == expected
+        assert kind.label_in(Currency(currency)) == kind.label_in(currency) == expected
+        with pytest.raises(ValidationError) as caught:
+            kind.label_in(840)  # type: ignore[arg-type]
+        assert caught.value.paths == ["currency"]
         if kind is not FeeKind.CARD:
             partner = make_partner(country)
             inv = issue(partner, make_customer(partner)).add_fee(partner, kind=kind, amount="15.00")

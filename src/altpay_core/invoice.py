@@ -391,11 +391,12 @@ class FeeKind(_fields.Choices, enum.Enum):
         "ACH return fee"; see :meth:`label_in`)."""
         return _FEE_LABELS[self]
 
-    def label_in(self, currency: Currency) -> str:
+    @checked_arguments
+    def label_in(self, currency: str | Currency) -> str:
         """The default name of a fee of this kind in ``currency``: ACH is a
         US bank debit, so a return of a Canadian one (PAD or EFT, not known
         on a fee line) is a "Bank debit return fee"."""
-        if currency.code != "USD" and self in _BANK_RETURN_LABELS:
+        if _currency(currency).code != "USD" and self in _BANK_RETURN_LABELS:
             return _BANK_RETURN_LABELS[self]
         return _FEE_LABELS[self]
 
