@@ -1205,8 +1205,19 @@ class TestMethodOnFile:
 
 class TestScheduled:
     def book(self, world: World) -> CustomerPaymentMethods:
-        return CustomerPaymentMethods.of(world.customer).add(
-            type="ach", display_name="Chase checking", last4="6789"
+        """The customer's book: the same method each time, as a store reads it."""
+        chase = PaymentMethod(
+            id=PaymentMethodId("pm_chase"),
+            type=PaymentMethodType.ACH,
+            display_name="Chase checking",
+            last4="6789",
+            added_at=AT,
+        )
+        return CustomerPaymentMethods(
+            partner_id=world.partner.id,
+            customer_id=world.customer.id,
+            methods=(chase,),
+            default_id=chase.id,
         )
 
     def schedule(self, world: World, **more: object) -> ScheduledPayment:
@@ -1296,6 +1307,24 @@ class TestScheduled:
         scheduled = self.schedule(world, methods=book, method_id=ach.id)
         _, pay, _ = self.run_on_its_day(world, scheduled, world.a, book)
         assert (pay.payment_method_id, pay.method, pay.fees) == (ach.id, ach.type, ())
+
+    def test_a_book_without_the_method_it_was_scheduled_with_is_refused(self, world: World) -> None:
+        # Archived, it falls back to the default; not there at all, the book
+        # is not the one it was scheduled from (a method is never removed).
+        book = self.book(world).add(type="card", display_name="Visa", last4="4242")
+        chase, visa = book.methods
+        scheduled = self.schedule(world, methods=book)
+        assert scheduled.payment_method_id == chase.id
+        elsewhere = CustomerPaymentMethods.of(world.customer).add(
+            type="ach", display_name="Chase checking", last4="6789"
+        )
+        for other in (attrs.evolve(book, methods=(visa,), default_id=visa.id), elsewhere):
+            with pytest.raises(InvariantViolation) as caught:
+                self.run_on_its_day(world, scheduled, world.a, other)
+            assert (caught.value.rule, caught.value.path) == ("payment-method", "methods")
+            assert str(chase.id) in str(caught.value)
+        _, pay, _ = self.run_on_its_day(world, scheduled, world.a, book.archive(chase.id))
+        assert pay.payment_method_id == visa.id
 
     def test_runs_for_at_most_the_balance_and_falls_back_to_the_default(self, world: World) -> None:
         book = self.book(world)

@@ -2182,7 +2182,10 @@ def run_scheduled_payment(
     It pays the scheduled amount, or the balance if that is now lower (the
     invoice may have been partly paid since), with the method it was
     scheduled with if still active, else the default; with no method on
-    file it says so and nothing runs. The idempotency key is derived from
+    file it says so and nothing runs. A book of methods that lacks the one
+    it was scheduled with (not archived: not there at all) is not the
+    customer's as stored, and is refused (``InvariantViolation``, rule
+    ``payment-method``, at ``methods``). The idempotency key is derived from
     the scheduled payment (``scheduled:sch_...``, a prefix no request may
     use), so running it twice cannot pay twice. Returns the
     processed scheduled payment, the payment and the invoice, to store
@@ -2199,14 +2202,28 @@ def run_scheduled_payment(
     _refuse_unless_due(scheduled, today)
     _refuse_unless_it_can_run(scheduled, partner, customer, invoice)
     purpose = "a scheduled payment"
-    if isinstance(methods, CustomerPaymentMethods) and methods.customer_id == customer.id:
-        kept = next(
-            (m for m in methods.active if m.id == scheduled.payment_method_id),
-            None,
-        )
-        method = kept or method_on_file(methods, customer, purpose=purpose)
-    else:
-        method = method_on_file(methods, customer, purpose=purpose)
+    kept = None
+    if (
+        isinstance(methods, CustomerPaymentMethods)
+        and methods.customer_id == customer.id
+        and methods.methods
+    ):
+        try:
+            kept = methods.method(scheduled.payment_method_id)
+        except NotFound:
+            # Methods are archived, never removed: a book without it is not
+            # the one the payment was scheduled from.
+            raise InvariantViolation(
+                f"this payment was scheduled with payment method {scheduled.payment_method_id}, "
+                f"which is not among {customer.company}'s methods",
+                rule="payment-method",
+                path="methods",
+            ) from None
+    method = (
+        kept
+        if kept is not None and kept.is_active
+        else method_on_file(methods, customer, purpose=purpose)
+    )
     amount = invoice.balance
     if scheduled.amount is not None and scheduled.amount < amount:
         amount = scheduled.amount

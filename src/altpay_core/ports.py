@@ -102,6 +102,7 @@ __all__ = [
     "check_date",
     "check_fixed_fields",
     "check_id",
+    "check_saved_methods",
     "check_text",
     "customer_added_by_hand",
     "customer_cursor",
@@ -689,6 +690,43 @@ def check_fixed_fields(kind: str, key: object, stored: object, new: object) -> N
     for field in FIXED_FIELDS.get(kind, ()):
         if getattr(stored, field.path) != getattr(new, field.path):
             raise fixed_field_changed(kind, key, field)
+
+
+@checked_arguments
+def check_saved_methods(stored: CustomerPaymentMethods | None, new: CustomerPaymentMethods) -> None:
+    """Refuse ``new`` if it edits a saved method of ``stored`` (the book's
+    current state in the store, or ``None`` when it is new there): another
+    type, display name, last 4 digits or time added under the same id, a
+    method dropped from the book, or an archived one made active again.
+    Methods are added and archived, never edited or removed (rule
+    ``payment-method``); the commands never do otherwise."""
+    if stored is None:
+        return
+    now = {method.id: (index, method) for index, method in enumerate(new.methods)}
+    for method in stored.methods:
+        if method.id not in now:
+            raise InvariantViolation(
+                f"payment method {method.id} ({method.label}) is saved: a method is "
+                "archived, never removed (nothing was written)",
+                rule="payment-method",
+                path="methods",
+            )
+        index, kept = now[method.id]
+        if attrs.evolve(kept, status=method.status) != method:
+            raise InvariantViolation(
+                f"payment method {method.id} ({method.label}) is saved with other details: "
+                "they are never edited; add a new method and archive this one "
+                "(nothing was written)",
+                rule="payment-method",
+                path=f"methods[{index}]",
+            )
+        if kept.is_active and not method.is_active:
+            raise InvariantViolation(
+                f"payment method {method.id} ({method.label}) is archived: it stays "
+                "archived; add a new method (nothing was written)",
+                rule="payment-method",
+                path=f"methods[{index}].status",
+            )
 
 
 # -- repositories ------------------------------------------------------------------

@@ -93,6 +93,7 @@ from altpay_core.ports import (
     Store,
     UnitOfWork,
     access_request_pending,
+    check_saved_methods,
     customer_added_by_hand,
     customer_ref_taken,
     customer_sort_key,
@@ -386,6 +387,10 @@ class AggregateTable:
     fixed: tuple[tuple[str, ...], ...] = ()
     """The columns of each of the kind's :data:`~altpay_core.ports.FIXED_FIELDS`,
     in its order; each is one of :attr:`columns`."""
+    kept: Callable[[Any, Any], None] | None = None
+    """A check of the stored aggregate (as this unit of work sees it) against
+    the one saved, for what no column holds: a saved payment method is never
+    edited (:func:`~altpay_core.ports.check_saved_methods`)."""
     unchecked: frozenset[str] = frozenset()
     """The indexed columns a read does not compare with the data: a date or
     time, which the dialects return in different types, and a case-folded
@@ -664,6 +669,7 @@ PAYMENT_METHODS = AggregateTable(
     values=lambda methods: (str(methods.partner_id),),
     key_column="customer_id",
     key=lambda methods: str(methods.customer_id),
+    kept=check_saved_methods,
 )
 SCHEDULED_PAYMENTS = AggregateTable(
     kind="scheduled payment",
@@ -1335,6 +1341,8 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
         indexed: Row = table.values(value)
         if fixed:
             table.check_fixed(key, fixed, indexed)
+        if table.kept is not None and read:
+            table.kept(self._get(table, scope, key), value)
         claims = tuple(unique.of(value) for unique in table.unique)
         moved = self._check_unique(table, value, key, claims)
         result: A = _stored(value, read + 1)

@@ -79,6 +79,7 @@ from altpay_core.ports import (
     UnitOfWork,
     access_request_pending,
     check_fixed_fields,
+    check_saved_methods,
     customer_added_by_hand,
     customer_cursor,
     customer_ref_taken,
@@ -816,6 +817,9 @@ class MemoryUnitOfWork(UnitOfWork):
         if not isinstance(aggregate, Partner):
             _check_owner(kind, key, current, aggregate)
             check_fixed_fields(kind, key, current, aggregate)
+        if isinstance(aggregate, CustomerPaymentMethods):
+            stored = current if isinstance(current, CustomerPaymentMethods) else None
+            check_saved_methods(stored, aggregate)
         if unique is not None:
             unique()
         events = [to_dict(event) for event in aggregate.events]

@@ -82,6 +82,7 @@ from altpay_core.partner import Partner, Role, TeamMember
 from altpay_core.payment import (
     CustomerPaymentMethods,
     Payment,
+    PaymentMethodStatus,
     PaymentMethodType,
     ScheduledPayment,
     ScheduledPaymentId,
@@ -3940,6 +3941,49 @@ class PaymentMethodRepositoryContract(_StoreFactory):
             assert (caught.value.kind, caught.value.key) == ("payment methods", str(customer.id))
         with store.unit_of_work() as uow:
             assert uow.payment_methods.get(partner.id, customer.id) == winner
+
+    def test_a_saved_method_is_never_edited_removed_or_made_active_again(
+        self, store: Store
+    ) -> None:
+        """A copy of a stored book (``attrs.evolve``) with a method edited,
+        dropped or back from the archive is refused at save (rule
+        ``payment-method``, at the method), whether the unit of work read the
+        book or saved it itself; nothing is written. A stale copy is a plain
+        conflict first."""
+        partner, customer = self.partner_with_customer(store)
+        book = (
+            CustomerPaymentMethods.of(customer)
+            .add(type="card", display_name="Visa", last4="4242", at=_at(1))
+            .add(type="ach", display_name="Chase", last4="6789", at=_at(2))
+        )
+        (saved,) = self.store_aggregates(store, book.archive(book.methods[0].id, at=_at(3)))
+        old, kept = saved.methods
+        archived = PaymentMethodStatus.ARCHIVED
+        changes = [
+            ((attrs.evolve(old, type=PaymentMethodType.ACH), kept), "methods[0]"),
+            ((old, attrs.evolve(kept, display_name="Wells")), "methods[1]"),
+            ((kept, attrs.evolve(old, last4="0000")), "methods[1]"),
+            ((old, attrs.evolve(kept, added_at=_at(4))), "methods[1]"),
+            ((attrs.evolve(old, status=PaymentMethodStatus.ACTIVE), kept), "methods[0].status"),
+            ((kept,), "methods"),
+        ]
+        before = self.pending(store)
+        for methods, path in changes:
+            changed = attrs.evolve(saved, methods=methods)
+            with store.unit_of_work() as uow:
+                with pytest.raises(InvariantViolation) as caught:
+                    uow.payment_methods.save(changed)
+                again = uow.payment_methods.save(saved)
+                with pytest.raises(InvariantViolation):
+                    uow.payment_methods.save(attrs.evolve(changed, version=again.version))
+            assert (caught.value.rule, caught.value.path) == ("payment-method", path), methods
+            with pytest.raises(ConcurrencyConflict):
+                self.store_aggregates(store, attrs.evolve(changed, version=0))
+        with store.unit_of_work() as uow:
+            assert uow.payment_methods.get(partner.id, customer.id) == saved
+        assert self.pending(store) == before
+        (later,) = self.store_aggregates(store, saved.archive(kept.id, at=_at(5)))
+        assert [m.status for m in later.methods] == [archived, archived]
 
     def test_another_partners_book_is_never_returned(self, store: Store) -> None:
         partner, customer = self.partner_with_customer(store)
