@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import runpy
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -1175,6 +1176,54 @@ class TestMethodOnFile:
             method_on_file([visa], world.customer, purpose="x")  # type: ignore[arg-type]
         assert caught.value.paths == ["methods"]
         assert book.require_default("auto-pay") == visa
+
+    def test_refusals_are_at_the_argument_that_chose_the_method(self, world: World) -> None:
+        # ``method_id`` when one is given, else ``methods``, at every entry point.
+        book = CustomerPaymentMethods.of(world.customer)
+        book = book.add(type="card", display_name="Visa", last4="4242")
+        book = book.add(type="ach", display_name="Chase checking", last4="6789")
+        chase = book.methods[1]
+        archived = book.archive(chase.id)
+        theirs = CustomerPaymentMethods.of(make_customer(world.partner)).add(
+            type="card", display_name="Amex", last4="0005"
+        )
+        empty = CustomerPaymentMethods.of(world.customer)
+        scheduled = TestScheduled().schedule(world, methods=book)
+
+        def entry_points(methods: Any, method_id: Any) -> list[Callable[[], object]]:
+            chosen = {} if method_id is None else {"method_id": method_id}
+            points: list[Callable[[], object]] = [
+                lambda: method_on_file(methods, world.customer, purpose="x", **chosen),
+                lambda: charge_now(
+                    world.partner,
+                    world.customer,
+                    [world.a],
+                    payer=world.ann,
+                    methods=methods,
+                    idempotency_key="k",
+                    **chosen,
+                ),
+                lambda: TestScheduled().schedule(world, methods=methods, **chosen),
+            ]
+            if method_id is None:
+                points.append(
+                    lambda: TestScheduled.run_on_its_day(world, scheduled, world.a, methods)
+                )
+            return points
+
+        cases = [
+            (None, None, "method-on-file", "methods"),
+            (empty, None, "method-on-file", "methods"),
+            (None, chase.id, "method-on-file", "method_id"),
+            (theirs, None, "I1", "methods"),
+            (theirs, chase.id, "I1", "methods"),
+            (archived, chase.id, "payment-method", "method_id"),
+        ]
+        for methods, method_id, rule, path in cases:
+            for call in entry_points(methods, method_id):
+                with pytest.raises(InvariantViolation) as caught:
+                    call()
+                assert (caught.value.rule, caught.value.path) == (rule, path), (rule, path)
 
     def test_charge_now(self, world: World) -> None:
         with pytest.raises(InvariantViolation) as caught:

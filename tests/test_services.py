@@ -1062,6 +1062,52 @@ class TestMethodsOnFile:
             )
         assert (caught.value.paths, caught.value.codes) == (["invoice_id"], ["currency_mismatch"])
 
+    def test_refusals_are_at_the_argument_that_chose_the_method(
+        self, store: MemoryStore, billing: Billing
+    ) -> None:
+        # ``method_id`` when one is given, else ``methods`` (the stored ones).
+        b = billing
+
+        def refused(method_id: object) -> list[tuple[str, str]]:
+            chosen = {} if method_id is None else {"method_id": method_id}
+            found = []
+            for call in (
+                lambda uow: services.charge_now(
+                    uow,
+                    b.partner.id,
+                    b.customer.id,
+                    [b.one.id],
+                    payer=b.ann,
+                    idempotency_key="now-1",
+                    **chosen,
+                ),
+                lambda uow: services.schedule_payment(
+                    uow,
+                    b.partner.id,
+                    b.customer.id,
+                    b.one.id,
+                    payer=b.ann,
+                    pay_on=TODAY,
+                    today=TODAY,
+                    **chosen,
+                ),
+            ):
+                with store.unit_of_work() as uow, pytest.raises(InvariantViolation) as caught:
+                    call(uow)
+                found.append((caught.value.rule, caught.value.path))
+            return found
+
+        assert refused(None) == [("method-on-file", "methods")] * 2
+        scheduled = self._due_today(store, b, b.one)
+        with store.unit_of_work() as uow:
+            book = uow.payment_methods.get(b.partner.id, b.customer.id)
+            uow.payment_methods.save(book.archive(book.methods[0].id))
+            uow.commit()
+        assert refused(book.methods[0].id) == [("payment-method", "method_id")] * 2
+        with store.unit_of_work() as uow, pytest.raises(InvariantViolation) as caught:
+            services.run_scheduled_payment(uow, b.partner.id, scheduled.id, today=TODAY)
+        assert (caught.value.rule, caught.value.path) == ("method-on-file", "methods")
+
     def test_charge_now_needs_a_method_on_file(self, store: MemoryStore, billing: Billing) -> None:
         b = billing
 

@@ -1814,11 +1814,11 @@ def _chosen_at(method_id: object) -> str:
     return "methods" if method_id is None else "method_id"
 
 
-def _no_method(purpose: str) -> InvariantViolation:
+def _no_method(purpose: str, path: str = "methods") -> InvariantViolation:
     return InvariantViolation(
         f"no payment method on file: {purpose} needs one; add a card or bank account first",
         rule="method-on-file",
-        path="payment_method",
+        path=path,
     )
 
 
@@ -1834,14 +1834,16 @@ def method_on_file(
     ``"a scheduled payment"``): ``method_id`` if given and active, else the
     default. With none on file, an
     :class:`~altpay_core.errors.InvariantViolation` (rule ``method-on-file``)
-    says so: nothing runs without a method.
+    says so: nothing runs without a method. Its errors are at ``method_id``
+    when one is given (an archived method: rule ``payment-method``), else at
+    ``methods`` (another customer's methods: rule ``I1``).
     """
     _fields.argument("customer", customer, Customer, "a Customer")
     _fields.required_text("purpose", purpose)
     if method_id is not None:  # a malformed id is one, whatever is on file
         method_id = _fields.entity_id("method_id", method_id, PaymentMethodId)
     if methods is None:
-        raise _no_method(purpose)
+        raise _no_method(purpose, _chosen_at(method_id))
     if not isinstance(methods, CustomerPaymentMethods):
         raise ValidationError.single(
             "methods",
@@ -1853,7 +1855,7 @@ def method_on_file(
         raise InvariantViolation(
             f"these payment methods are not {customer.company}'s",
             rule="I1",
-            path="payment_method",
+            path="methods",
         )
     if method_id is None:
         return methods.require_default(purpose)
@@ -1862,7 +1864,7 @@ def method_on_file(
         raise InvariantViolation(
             f"{chosen.label} is archived: choose another payment method",
             rule="payment-method",
-            path="payment_method",
+            path="method_id",
         )
     return chosen
 
