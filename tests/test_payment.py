@@ -1003,6 +1003,27 @@ class TestPaymentMethods:
         book = book.add(type="ach", display_name="Savings", last4="1111", make_default=True)
         assert book.default == book.methods[-1]
 
+    @given(
+        days=st.lists(st.integers(0, 3), min_size=2, max_size=6),
+        data=st.data(),
+    )
+    def test_archiving_the_default_makes_the_most_recently_added_active_one_it(
+        self, days: list[int], data: st.DataObject
+    ) -> None:
+        # By ``added_at``, not by place in the list; a tie goes to the later one.
+        book = CustomerPaymentMethods.of(make_customer(make_partner()))
+        for day in days:
+            at = AT + dt.timedelta(days=day)
+            book = book.add(type="card", display_name="Visa", last4="4242", at=at)
+        archived = data.draw(st.sets(st.sampled_from(book.methods), max_size=len(days) - 1))
+        for method in archived:
+            book = book.archive(method.id, at=AT)
+        default = book.default
+        assert default is not None
+        left = book.archive(default.id, at=AT)
+        active = [(m.added_at, i, m.id) for i, m in enumerate(left.methods) if m.is_active]
+        assert left.default_id == (max(active)[2] if active else None)
+
     def test_exactly_one_default_while_any_is_active(self, world: World) -> None:
         book = CustomerPaymentMethods.of(world.customer)
         for last4 in ("1111", "2222", "3333"):

@@ -1704,8 +1704,9 @@ class CustomerPaymentMethods:
         self, method_id: PaymentMethodId | str, *, at: dt.datetime | None = None
     ) -> CustomerPaymentMethods:
         """Archive a method (``payment_method_deleted``). If it was the
-        default, the most recently added active method becomes the default, or
-        there is none left (``default_payment_method_changed``). Archiving an
+        default, the most recently added active method (by ``added_at``; of
+        two added at the same time, the later in ``methods``) becomes the
+        default, or there is none left (``default_payment_method_changed``). Archiving an
         archived method changes nothing."""
         when = _when(at)
         target = self.method(method_id)
@@ -1718,7 +1719,10 @@ class CustomerPaymentMethods:
         default = self.default_id
         if default == target.id:
             remaining = [m for m in methods if m.is_active]
-            default = remaining[-1].id if remaining else None
+            # max keeps the first of equals: read from the end, a tie goes
+            # to the one later in the list.
+            latest = max(reversed(remaining), key=lambda m: m.added_at, default=None)
+            default = None if latest is None else latest.id
         new = attrs.evolve(self, methods=methods, default_id=default)
         return self._changed(new, when, target, added=False, deleted=True)
 
