@@ -5,6 +5,7 @@ methods and scheduled payments."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import runpy
 from collections.abc import Callable
 from decimal import Decimal
@@ -51,6 +52,7 @@ from altpay_core import (
     charge_now,
     fail_payment,
     from_dict,
+    from_json,
     method_on_file,
     pay_invoices,
     payment,
@@ -1637,6 +1639,49 @@ class TestDisplayNameDigits:
                 type="card", display_name=name[:50], last4="4242"
             )
         assert "looks_like_number" in caught.value.codes
+
+    @given(
+        digits=st.text("0123456789", min_size=12, max_size=19),
+        separator=st.sampled_from(["", " ", "-"]),
+        as_int=st.booleans(),
+        data=st.data(),
+    )
+    def test_a_full_number_in_any_field_is_never_echoed(
+        self, digits: str, separator: str, as_int: bool, data: st.DataObject
+    ) -> None:
+        text = separator.join(digits[i : i + 4] for i in range(0, len(digits), 4))
+        number: object = int(digits) if as_int else text
+        book = CustomerPaymentMethods(partner_id=PartnerId.new(), customer_id=CustomerId.new()).add(
+            type="card", display_name="Visa", last4="4242", at=AT
+        )
+        method = book.methods[0]
+        given_to = {"type": "card", "display_name": "Visa", "last4": "4242"}
+        stored = to_dict(method)
+        fields_of_method = attrs.asdict(method, recurse=False)
+        ways: dict[str, Callable[[str], object]] = {
+            "add": lambda f: book.add(**{**given_to, "make_default": False, "at": AT, f: number}),
+            "replace": lambda f: book.replace(
+                **{"method_id": method.id, **given_to, "at": AT, f: number}
+            ),
+            "PaymentMethod": lambda f: PaymentMethod(**{**fields_of_method, f: number}),
+            "from_dict": lambda f: from_dict(PaymentMethod, {**stored, f: number}),
+            "from_json book": lambda f: from_json(
+                CustomerPaymentMethods,
+                json.dumps({**to_dict(book), "methods": [{**stored, f: number}]}),
+            ),
+        }
+        fields = {
+            "add": ["type", "display_name", "last4", "make_default", "at"],
+            "replace": ["method_id", "type", "display_name", "last4", "at"],
+        }
+        way = data.draw(st.sampled_from(sorted(ways)))
+        everything = ["id", "type", "display_name", "last4", "status", "added_at"]
+        field = data.draw(st.sampled_from(fields.get(way, everything)))
+        with pytest.raises(ValidationError) as caught:
+            ways[way](field)
+        for message in (str(caught.value), repr(caught.value.errors)):
+            assert digits not in message, (way, field, message)
+            assert text not in message, (way, field, message)
 
     @pytest.mark.parametrize("name", ["Visa 4242", "Chase checking 1-2-3-4", "Amex Gold"])
     def test_up_to_4_digits_are_kept(self, world: World, name: str) -> None:

@@ -10,6 +10,7 @@ the facts of its message as attributes, so that callers never parse messages.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Iterator, Mapping
 from contextvars import ContextVar
 from typing import Any, Final
@@ -56,9 +57,28 @@ library makes (``amounts[inv_...]``, ``users[1].email``) whole, an unknown
 key of any length (its own path) cut short."""
 
 
+_UNSHOWN: ContextVar[bool] = ContextVar("altpay_input_unshown", default=False)
+
+
+@contextlib.contextmanager
+def input_unshown() -> Iterator[None]:
+    """Within it, :func:`shown` gives no input back, only its type (and a
+    text's length): for the fields of a saved payment method, where a full
+    card or account number put in the wrong field must never be echoed.
+
+    Not part of the public API.
+    """
+    token = _UNSHOWN.set(True)
+    try:
+        yield
+    finally:
+        _UNSHOWN.reset(token)
+
+
 def shown(value: object) -> str:
     """Input as a message shows it: its ``repr``, cut short after 40
-    characters (text is cut before it is quoted, so the quotes still match).
+    characters (text is cut before it is quoted, so the quotes still match);
+    within :func:`input_unshown`, its type only.
 
     Not part of the public API: every message of the library that echoes
     input goes through it (or through :func:`cut`).
@@ -66,6 +86,10 @@ def shown(value: object) -> str:
     >>> shown("x" * 50)
     "'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'..."
     """
+    if _UNSHOWN.get():
+        if isinstance(value, str):
+            return f"{len(value)} characters; the value is not shown"
+        return f"{type(value).__name__}; the value is not shown"
     if isinstance(value, str):
         if len(value) > SHOWN_CHARS:
             return f"{value[:SHOWN_CHARS]!r}..."

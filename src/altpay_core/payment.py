@@ -68,6 +68,7 @@ from .errors import (
     NotFound,
     PermissionDenied,
     ValidationError,
+    input_unshown,
     key_text,
 )
 from .events import (
@@ -1485,6 +1486,13 @@ _DISPLAY_DIGITS_MAX: Final = 4
 _DISPLAY_MAX: Final = 50
 
 
+def _method_id(value: object) -> PaymentMethodId:
+    """A ``method_id`` argument. Its error never shows what came: it may be
+    a card or account number given in the wrong place."""
+    with input_unshown():
+        return _fields.entity_id("method_id", value, PaymentMethodId)
+
+
 def _last4(path: str, value: object) -> str:
     # Never echo what came: it may be a whole card or account number.
     if not isinstance(value, str):
@@ -1543,12 +1551,13 @@ class PaymentMethod:
 
     def __attrs_post_init__(self) -> None:
         found = FieldErrors()
-        _require_type(found, "id", self.id, PaymentMethodId, "a payment method id")
-        _to_member(found, self, "type", PaymentMethodType)
-        found.check("", _display_name, "display_name", self.display_name)
-        found.check("", _last4, "last4", self.last4)
-        _to_member(found, self, "status", PaymentMethodStatus)
-        found.check("", _fields.aware_datetime, "added_at", self.added_at)
+        with input_unshown():  # a full number in any field is never echoed
+            _require_type(found, "id", self.id, PaymentMethodId, "a payment method id")
+            _to_member(found, self, "type", PaymentMethodType)
+            found.check("", _display_name, "display_name", self.display_name)
+            found.check("", _last4, "last4", self.last4)
+            _to_member(found, self, "status", PaymentMethodStatus)
+            found.check("", _fields.aware_datetime, "added_at", self.added_at)
         found.raise_if_any()
 
     @property
@@ -1653,7 +1662,7 @@ class CustomerPaymentMethods:
     def method(self, method_id: PaymentMethodId | str) -> PaymentMethod:
         """The method with that id (a ``PaymentMethodId`` or its text), active
         or archived (``NotFound`` otherwise)."""
-        method_id = _fields.entity_id("method_id", method_id, PaymentMethodId)
+        method_id = _method_id(method_id)
         for method in self.methods:
             if method.id == method_id:
                 return method
@@ -1685,12 +1694,13 @@ class CustomerPaymentMethods:
         default, as does one added with ``make_default``
         (``default_payment_method_changed``). Every invalid field is reported
         at once; the last 4 digits only, never a full number."""
-        when = _when(at)
         found = FieldErrors()
-        kind = found.check("", _fields.choice, "type", type, PaymentMethodType)
-        name = found.check("", _display_name, "display_name", display_name)
-        digits = found.check("", _last4, "last4", last4)
-        found.check("", _fields.boolean, "make_default", make_default)
+        with input_unshown():  # a full number in any field is never echoed
+            when = _when(at)
+            kind = found.check("", _fields.choice, "type", type, PaymentMethodType)
+            name = found.check("", _display_name, "display_name", display_name)
+            digits = found.check("", _last4, "last4", last4)
+            found.check("", _fields.boolean, "make_default", make_default)
         found.raise_if_any()
         method = PaymentMethod(
             id=PaymentMethodId.new(), type=kind, display_name=name, last4=digits, added_at=when
@@ -1845,7 +1855,7 @@ def method_on_file(
     _fields.argument("customer", customer, Customer, "a Customer")
     _fields.required_text("purpose", purpose)
     if method_id is not None:  # a malformed id is one, whatever is on file
-        method_id = _fields.entity_id("method_id", method_id, PaymentMethodId)
+        method_id = _method_id(method_id)
     if methods is None:
         raise _no_method(purpose, _chosen_at(method_id))
     if not isinstance(methods, CustomerPaymentMethods):
@@ -1897,7 +1907,7 @@ def charge_now(
     with none on file). The invoices, amounts and payer must still match.
     """
     if method_id is not None:
-        method_id = _fields.entity_id("method_id", method_id, PaymentMethodId)
+        method_id = _method_id(method_id)
     method = _retried_method(methods, existing, method_id) or method_on_file(
         methods, customer, purpose="charging now", method_id=method_id
     )

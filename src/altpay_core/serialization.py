@@ -49,6 +49,7 @@ from .errors import (
     InvariantViolation,
     ValidationError,
     fields_only,
+    input_unshown,
     join_path,
     key_text,
     shown,
@@ -57,6 +58,7 @@ from .events import EVENT_TYPES, Event
 from .invoice import AppliedPayment, Fee, FeeKind, Invoice, InvoiceStatus, LineItem
 from .money import Currency, Money, decimal_from_text, plain_decimal
 from .partner import CardFeeBearer
+from .payment import CustomerPaymentMethods, PaymentMethod
 from .ports import Page
 from .values import (
     EIN,
@@ -436,6 +438,12 @@ def make_converter(*, detailed_validation: bool = False) -> cattrs.Converter:
             _read_quickly(_quick_customer, _attrs_structure(conv, Customer, detailed_validation)),
         )
     conv.register_unstructure_hook(Invoice, _invoice_data)
+    # A saved method's fields may hold a full card or account number given
+    # in the wrong one: their errors never echo what came.
+    for methods in (PaymentMethod, CustomerPaymentMethods):
+        conv.register_structure_hook(
+            methods, _unshown(_attrs_structure(conv, methods, detailed_validation))
+        )
 
     # Events carry their webhook topic, so that an outbox can read any of
     # them back as the right class: from_dict(Event, data) dispatches on it.
@@ -502,6 +510,16 @@ def _event_structure(
             read = structures[kind] = _attrs_structure(conv, kind, detailed)
         event: Event = read(data, kind)
         return event
+
+    return structure
+
+
+def _unshown(read: Callable[[object, object], Any]) -> Callable[[object, object], Any]:
+    """``read``, its errors giving no input back (:func:`~altpay_core.errors.input_unshown`)."""
+
+    def structure(value: object, cls: object) -> Any:
+        with input_unshown():
+            return read(value, cls)
 
     return structure
 
