@@ -1581,6 +1581,17 @@ class CustomerPaymentMethods:
     ``payment_method_added``, ``payment_method_deleted`` and
     ``default_payment_method_changed`` (the aggregate's id is the customer's).
 
+    A book knows its customer, not the currency the customer is billed in
+    (its partner's, which the customer's country does not decide: a US
+    partner may bill in CAD), so ``add`` and ``replace`` take any type. That
+    a method fits the currency (cards any; ACH USD; PAD and EFT CAD) is
+    checked when it is used: :func:`schedule_payment`, :func:`charge_now`,
+    :func:`pay_invoices` and a scheduled payment's run refuse one that does
+    not (``method_unavailable`` at ``method_id``, else ``methods``). Check
+    :meth:`PaymentMethodType.available_in` with the partner's currency
+    before adding a method, so that one that can never be used does not
+    become the default.
+
     A command's time ``at`` (now if omitted) is taken as given for
     ``added_at``; its events carry it too, never earlier than when the
     method concerned was added nor than the latest event pending, so that
@@ -1693,7 +1704,9 @@ class CustomerPaymentMethods:
         """Save a method (``payment_method_added``). The first one becomes the
         default, as does one added with ``make_default``
         (``default_payment_method_changed``). Every invalid field is reported
-        at once; the last 4 digits only, never a full number."""
+        at once; the last 4 digits only, never a full number. Whether the
+        type fits the customer's currency is not checked here: see the
+        class's notes."""
         found = FieldErrors()
         with input_unshown():  # a full number in any field is never echoed
             when = _when(at)
