@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import re
+import typing
 import unicodedata
 import uuid
 from collections.abc import Mapping
@@ -862,7 +863,7 @@ class EntityId:
 
     @classmethod
     @checked_arguments
-    def parse(cls, value: str) -> EntityId:
+    def parse(cls, value: str) -> Self:
         """Parse an id; on ``EntityId`` itself, of whichever kind its prefix names.
 
         >>> EntityId.parse("inv_42")
@@ -879,7 +880,8 @@ class EntityId:
                 f"'id' must start with one of the prefixes {prefixes} "
                 f"(got {shown(value) if isinstance(value, str) else _type_name(value)})",
             )
-        return kind(value)
+        # On EntityId itself (the only class without a pattern), any kind is one.
+        return typing.cast(Self, kind(value))
 
     def __init__(self, value: str | Self) -> None:
         pattern = self._pattern

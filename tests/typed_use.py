@@ -1,0 +1,47 @@
+"""How the public API reads to a type checker in a user's code.
+
+Not a test module: ``mypy`` (``scripts/check``) checks it, with the package,
+under ``--strict``. Each ``assert_type`` fails the check if a call's type is
+less precise than what it returns (an ``EntityId`` where a ``CustomerId`` is
+returned, say).
+"""
+
+from __future__ import annotations
+
+from typing import assert_type
+
+from hypothesis import strategies as st
+
+from altpay_core import (
+    Customer,
+    CustomerId,
+    EntityId,
+    Invoice,
+    InvoiceId,
+    InvoicePaid,
+    Money,
+    from_dict,
+    from_json,
+)
+from altpay_core.events import Event
+from altpay_core.testing import strategies as aps
+
+
+def ids(text: str) -> None:
+    assert_type(CustomerId.parse(text), CustomerId)
+    assert_type(EntityId.parse(text), EntityId)
+    assert_type(CustomerId.new(), CustomerId)
+
+
+def strategies() -> None:
+    assert_type(aps.entity_ids(InvoiceId), st.SearchStrategy[InvoiceId])
+    assert_type(aps.entity_ids(EntityId), st.SearchStrategy[EntityId])
+    assert_type(aps.events(InvoicePaid), st.SearchStrategy[InvoicePaid])
+    assert_type(aps.events(), st.SearchStrategy[Event])
+    assert_type(aps.events(None), st.SearchStrategy[Event])
+
+
+def reading(data: dict[str, object], text: str) -> None:
+    assert_type(from_dict(Customer, data), Customer)
+    assert_type(from_json(Invoice, text), Invoice)
+    assert_type(Money("1.00", "USD") + Money("2.00", "USD"), Money)
