@@ -31,6 +31,29 @@ def test_version_comes_from_the_package_metadata() -> None:
     assert altpay_core.__version__ == importlib.metadata.version("altpay-core")
 
 
+def test_a_source_tree_that_is_not_installed_has_a_version_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def not_installed(name: str) -> str:
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", not_installed)
+    monkeypatch.delattr(altpay_core, "__version__", raising=False)
+    assert altpay_core.__version__ == "0+unknown"
+    assert hasattr(altpay_core, "__version__")
+    monkeypatch.undo()
+    monkeypatch.delattr(altpay_core, "__version__", raising=False)
+    assert altpay_core.__version__ == importlib.metadata.version("altpay-core")
+
+
+def test_the_license_ships_with_the_distribution() -> None:
+    metadata = importlib.metadata.metadata("altpay-core")
+    assert metadata["License-Expression"] == "MIT"
+    assert "LICENSE" in (metadata.get_all("License-File") or [])
+    if (ROOT / "pyproject.toml").is_file():  # pragma: no branch - a clone
+        assert "MIT License" in (ROOT / "LICENSE").read_text(encoding="utf-8")
+
+
 def test_all_is_sorted_and_unique() -> None:
     assert sorted(PUBLIC) == PUBLIC
     assert len(set(PUBLIC)) == len(PUBLIC)

@@ -153,17 +153,21 @@ from .values import (
 )
 
 __version__: str
-"""The installed distribution's version (read when first asked for)."""
+"""The installed distribution's version (read when first asked for);
+``"0+unknown"`` for a source tree that is not installed."""
 
 
 def __getattr__(name: str) -> object:
     # The version is read from the distribution's metadata when asked for:
     # importing importlib.metadata took a sixth of the package's import time.
     if name == "__version__":
-        from importlib.metadata import version
+        from importlib.metadata import PackageNotFoundError, version
 
         global __version__
-        __version__ = version("altpay-core")
+        try:
+            __version__ = version("altpay-core")
+        except PackageNotFoundError:  # on the path, not installed
+            __version__ = "0+unknown"
         return __version__
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
