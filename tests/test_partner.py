@@ -332,6 +332,12 @@ class TestPermissions:
         with pytest.raises(PermissionDenied, match=r"sub_admin.*manage banking details"):
             partner.authorize(member(partner, Role.SUB_ADMIN), Action.MANAGE_BANKING)
 
+    def test_refunds_are_for_admins_and_sub_admins(self) -> None:
+        # Money leaves the partner: not an invoice edit, not banking details.
+        refunders = {role for role, may in ROLE_ACTIONS.items() if Action.REFUND_PAYMENTS in may}
+        assert refunders == {Role.ADMIN, Role.SUB_ADMIN}
+        assert Action("refund payments") is Action.REFUND_PAYMENTS
+
     def test_someone_not_on_the_team_is_not_found(self) -> None:
         partner = northwind()
         stranger = TeamMember.new(name="X", email="x@else.example", role=Role.ADMIN)

@@ -238,7 +238,8 @@ class Role(_fields.Choices, enum.Enum):
     """
 
     ADMIN = "admin"
-    """Everything: invoices, customers, access requests, integrations, team, banking."""
+    """Everything: invoices, refunds, customers, access requests, integrations, team,
+    banking."""
     SUB_ADMIN = "sub_admin"
     """Everything but banking details and the Admins: a Sub-Admin neither grants
     the Admin role nor changes or removes an Admin."""
@@ -289,6 +290,9 @@ class Action(_fields.Choices, enum.StrEnum):
 
     VIEW_INVOICES = "view invoices"
     EDIT_INVOICES = "edit invoices"
+    REFUND_PAYMENTS = "refund payments"
+    """Send a customer's payment back (I7): money leaves the partner, so
+    neither an invoice edit nor banking details."""
     MANAGE_CUSTOMERS = "manage customers"
     APPROVE_ACCESS_REQUESTS = "approve access requests"
     MANAGE_TAGS = "manage tags"
@@ -305,7 +309,8 @@ ROLE_ACTIONS: Final[Mapping[Role, frozenset[Action]]] = MappingProxyType(
     {
         Role.ADMIN: _ALL_ACTIONS,
         # Not the Admins either: else a Sub-Admin could make themselves an Admin
-        # and so reach the banking details.
+        # and so reach the banking details. Refunds, yes: they send money back
+        # but touch no banking details.
         Role.SUB_ADMIN: _ALL_ACTIONS - {Action.MANAGE_BANKING, Action.MANAGE_ADMINS},
         Role.MEMBER: frozenset({Action.VIEW_INVOICES, Action.EDIT_INVOICES}),
         Role.READ_ONLY: frozenset({Action.VIEW_INVOICES}),
