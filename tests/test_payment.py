@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from altpay_core import (
+    Action,
     Allocation,
     CardFeeBearer,
     Currency,
@@ -43,9 +44,11 @@ from altpay_core import (
     PaymentStatus,
     PermissionDenied,
     ReturnKind,
+    Role,
     ScheduledPayment,
     ScheduledPaymentId,
     ScheduledPaymentStatus,
+    TeamMember,
     UserId,
     ValidationError,
     charge_back_payment,
@@ -688,6 +691,89 @@ class TestLifecycle:
         assert caught.value.codes == ["missing_invoice"]
         assert all(str(invoice_id) in str(caught.value) for invoice_id in left_out)
         assert not isinstance(caught.value, LookupError)
+
+
+# -- who may refund ----------------------------------------------------------------------
+
+_REFUNDERS = frozenset({Role.ADMIN, Role.SUB_ADMIN})
+
+
+def with_member(partner: Partner, role: Role) -> tuple[Partner, TeamMember]:
+    """``partner`` with one more team member, Sam, of ``role``."""
+    partner = partner.add_team_member(name="Sam", email="sam@northwind.example", role=role)
+    return partner, partner.team[-1]
+
+
+class TestWhoRefunds:
+    @given(
+        role=st.sampled_from(Role),
+        as_id=st.booleans(),
+        state=st.sampled_from(["processing", "succeeded", "settled"]),
+        full=st.booleans(),
+    )
+    def test_only_an_admin_or_a_sub_admin_refunds_checked_first(
+        self, role: Role, as_id: bool, state: str, full: bool
+    ) -> None:
+        world = World()
+        partner, sam = with_member(world.partner, role)
+        by = sam.id if as_id else sam
+        pay, invoices = paid_by(world, "card")
+        if state != "processing":
+            pay = pay.succeed(AT)
+        if state == "settled":
+            pay = pay.settle(AT)
+        amount = pay.total if full else usd("0.01")
+        if role not in _REFUNDERS:
+            # Refused before the payment's state or the amount is looked at.
+            with pytest.raises(PermissionDenied) as caught:
+                refund_payment(pay, invoices, amount=amount, at=AT, partner=partner, by=by)
+            assert (caught.value.role, caught.value.action) == (role.value, "refund payments")
+            assert pay.status is not PaymentStatus.REFUNDED
+            assert all(i.balance.is_zero for i in invoices)
+        elif state != "settled" or not full:
+            with pytest.raises(InvariantViolation) as refused:
+                refund_payment(pay, invoices, amount=amount, at=AT, partner=partner, by=by)
+            assert refused.value.rule == "I7"
+        else:
+            refunded, given_back = refund_payment(
+                pay, invoices, amount=amount, at=AT, partner=partner, by=by
+            )
+            assert refunded.status is PaymentStatus.REFUNDED
+            assert refunded.events[-1].topic == "payment_refunded"
+            assert all(i.balance == i.total for i in given_back)
+        assert sam.may(Action.REFUND_PAYMENTS) is (role in _REFUNDERS)
+
+    def test_a_member_of_another_partners_team_is_refused(self, world: World) -> None:
+        pay, invoices = paid_by(world, "card")
+        settled = pay.succeed(AT).settle(AT)
+        other, admin = with_member(make_partner(), Role.ADMIN)
+        with pytest.raises(NotFound):
+            refund_payment(settled, invoices, partner=world.partner, by=admin)
+        # Their own partner is not this payment's: no such payment there.
+        with pytest.raises(NotFound) as caught:
+            refund_payment(settled, invoices, partner=other, by=admin)
+        assert caught.value.kind == "payment"
+        with pytest.raises(NotFound):
+            refund_payment(settled, invoices, partner=other)
+
+    def test_by_needs_the_partner(self, world: World) -> None:
+        pay, invoices = paid_by(world, "card")
+        settled = pay.succeed(AT).settle(AT)
+        ada = world.partner.team[0]
+        with pytest.raises(ValidationError) as caught:
+            refund_payment(settled, invoices, by=ada)
+        assert (caught.value.paths, caught.value.codes) == (["partner"], ["missing"])
+        assert "'by'" in str(caught.value)
+        with pytest.raises(ValidationError) as caught:
+            refund_payment(settled, invoices, partner="Northwind", by=ada)  # type: ignore[arg-type]
+        assert (caught.value.paths, caught.value.codes) == (["partner"], ["wrong_type"])
+
+    def test_without_by_the_refund_runs_as_the_system(self, world: World) -> None:
+        pay, invoices = paid_by(world, "card")
+        settled = pay.succeed(AT).settle(AT)
+        for partner in (None, world.partner):
+            refunded, _ = refund_payment(settled, invoices, at=AT, partner=partner)
+            assert refunded.status is PaymentStatus.REFUNDED
 
 
 # Every give-back against every state a payment can be in: either it is

@@ -101,6 +101,7 @@ from .invoice import (
 from .money import Currency, Money, _too_large
 from .partner import (
     _PARTNER_CURRENCIES,
+    Action,
     CardFeeBearer,
     Partner,
     TeamMember,
@@ -1415,9 +1416,19 @@ def refund_payment(
     *,
     amount: Money | None = None,
     at: dt.datetime | None = None,
+    partner: Partner | None = None,
+    by: TeamMemberId | TeamMember | None = None,
 ) -> tuple[Payment, tuple[Invoice, ...]]:
     """Refund a succeeded, settled payment in full (I7): ``refunded``
     (``payment_refunded``), and every invoice gets its part back.
+
+    A refund the partner takes in its dashboard names the team member who
+    asks, ``by``, and ``partner``, the payment's (``partner`` missing:
+    ``ValidationError`` at ``partner``; another partner's payment is not
+    found): their role must allow refunding payments (Admin and Sub-Admin;
+    else ``PermissionDenied``), checked before anything else. Without ``by``
+    the refund runs as the system (the processor's, say), and only a
+    ``partner`` given is checked to be the payment's.
 
     The refund is the payment's :attr:`~Payment.total`, in its currency: what
     the customer was charged. ``amount``, if given, must be exactly that
@@ -1428,6 +1439,7 @@ def refund_payment(
     carry it.
     """
     _fields.argument("payment", payment, Payment, "a Payment")
+    _authorize_refund(payment, partner, by)
     when = _when(at)
     if amount is not None:
         if not isinstance(amount, Money):
@@ -1468,6 +1480,27 @@ def refund_payment(
         )
     new = payment._closed(PaymentStatus.REFUNDED, None, Decimal(0), PaymentRefunded, when)
     return new, _release(payment, invoices, new.events[-1].occurred_at)
+
+
+def _authorize_refund(
+    payment: Payment, partner: Partner | None, by: TeamMemberId | TeamMember | None
+) -> None:
+    """With ``by``, the team member of ``partner`` (this payment's) who asks:
+    their role must allow refunding payments. Without it the refund runs as
+    the system, and only a ``partner`` given is checked to be the payment's."""
+    if partner is None:
+        if by is None:
+            return
+        raise ValidationError.single(
+            "partner",
+            "missing",
+            "'partner' is required with 'by': the partner whose team member 'by' is",
+        )
+    _fields.argument("partner", partner, Partner, "a Partner")
+    if partner.id != payment.partner_id:
+        raise NotFound("payment", payment.id)
+    if by is not None:
+        partner.authorize(by, Action.REFUND_PAYMENTS)
 
 
 # -- saved payment methods ----------------------------------------------------------------
