@@ -965,6 +965,81 @@ class TestLaterInThePaymentsLife:
                     service(uow, billing.partner.id, PaymentId.new())
 
 
+class TestWhoRefunds:
+    """A refund in the dashboard names its team member: Admins and
+    Sub-Admins may; anyone else is refused and nothing is written."""
+
+    def _settled(self, store: Store, role: Role) -> tuple[Billing, Payment, TeamMember]:
+        b = a_billing(store)
+        with store.unit_of_work() as uow:
+            partner = uow.partners.get(b.partner.id).add_team_member(
+                name="Sam", email="sam@northwind.example", role=role
+            )
+            partner = uow.partners.save(partner)
+            uow.commit()
+        with store.unit_of_work() as uow:
+            payment, _ = services.pay_invoices(
+                uow,
+                b.partner.id,
+                b.customer.id,
+                [b.one.id, b.two.id],
+                payer=b.ann,
+                method="card",
+                idempotency_key="req-1",
+                at=at(6),
+            )
+            services.succeed_payment(uow, b.partner.id, payment.id, at=at(7))
+            settled = services.settle_payment(uow, b.partner.id, payment.id, at=at(8))
+        return attrs.evolve(b, partner=partner), settled, partner.team[-1]
+
+    @staticmethod
+    def _stored(store: Store, b: Billing, payment: Payment) -> tuple[object, ...]:
+        with store.unit_of_work() as uow:
+            return (
+                uow.payments.get(b.partner.id, payment.id),
+                uow.invoices.get(b.partner.id, b.one.id),
+                uow.invoices.get(b.partner.id, b.two.id),
+                [m.event.topic for m in uow.outbox.pending(MAX_PAGE_SIZE)],
+            )
+
+    @pytest.mark.parametrize("kind", ["memory", "sqlite"])
+    @pytest.mark.parametrize("role", list(Role))
+    def test_each_role(self, kind: str, role: Role, tmp_path: Path) -> None:
+        store: Store = MemoryStore() if kind == "memory" else SqliteStore(tmp_path / "a.db")
+        b, settled, sam = self._settled(store, role)
+        before = self._stored(store, b, settled)
+        with store.unit_of_work() as uow:
+            if role in (Role.ADMIN, Role.SUB_ADMIN):
+                refunded, _ = services.refund_payment(
+                    uow, b.partner.id, settled.id, at=at(9), by=sam.id
+                )
+                assert refunded.status is PaymentStatus.REFUNDED
+            else:
+                with pytest.raises(PermissionDenied) as caught:
+                    services.refund_payment(uow, b.partner.id, settled.id, at=at(9), by=sam)
+                assert caught.value.action == "refund payments"
+        after = self._stored(store, b, settled)
+        if role in (Role.ADMIN, Role.SUB_ADMIN):
+            assert after[0] == refunded
+            assert after[3][-3:] == ["payment_refunded", "invoice_updated", "invoice_updated"]
+        else:
+            assert after == before
+        store.close()
+
+    @pytest.mark.parametrize("kind", ["memory", "sqlite"])
+    def test_a_member_of_another_partners_team_writes_nothing(
+        self, kind: str, tmp_path: Path
+    ) -> None:
+        store: Store = MemoryStore() if kind == "memory" else SqliteStore(tmp_path / "a.db")
+        b, settled, _ = self._settled(store, Role.ADMIN)
+        before = self._stored(store, b, settled)
+        stranger = TeamMember.new(name="X", email="x@else.example", role=Role.ADMIN)
+        with store.unit_of_work() as uow, pytest.raises(NotFound):
+            services.refund_payment(uow, b.partner.id, settled.id, by=stranger)
+        assert self._stored(store, b, settled) == before
+        store.close()
+
+
 class TestMethodsOnFile:
     def _with_a_method(self, store: MemoryStore, b: Billing) -> CustomerPaymentMethods:
         with store.unit_of_work() as uow:

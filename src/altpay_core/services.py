@@ -572,13 +572,20 @@ def refund_payment(
     *,
     amount: Money | None = None,
     at: dt.datetime | None = None,
+    by: TeamMemberId | TeamMember | None = None,
 ) -> tuple[Payment, tuple[Invoice, ...]]:
     """Refund a succeeded, settled payment in full
     (:func:`altpay_core.payment.refund_payment`, I7): the payment and its
-    invoices in one commit."""
+    invoices in one commit. With ``by``, the team member who asks: their
+    role must allow refunding payments (else ``PermissionDenied``, nothing
+    written)."""
     _uow(uow)
+    partner = uow.partners.get(partner_id)
     payment, invoices = _payment_and_invoices(uow, partner_id, payment_id)
-    return _store_payment(uow, *_payment.refund_payment(payment, invoices, amount=amount, at=at))
+    refunded = _payment.refund_payment(
+        payment, invoices, amount=amount, at=at, partner=partner, by=by
+    )
+    return _store_payment(uow, *refunded)
 
 
 # -- scheduled payments ----------------------------------------------------------------
