@@ -2244,9 +2244,10 @@ def run_scheduled_payment(
     It pays the scheduled amount, or the balance if that is now lower (the
     invoice may have been partly paid since), with the method it was
     scheduled with if still active, else the default; with no method on
-    file it says so and nothing runs. A book of methods that lacks the one
-    it was scheduled with (not archived: not there at all) is not the
-    customer's as stored, and is refused (``InvariantViolation``, rule
+    file (an empty book, or none) it says so and nothing runs (rule
+    ``method-on-file``). A book that holds methods but lacks the one it was
+    scheduled with (not archived: not there at all) is not the customer's
+    as stored, and is refused (``InvariantViolation``, rule
     ``payment-method``, at ``methods``). The idempotency key is derived from
     the scheduled payment (``scheduled:sch_...``, a prefix no request may
     use), so running it twice cannot pay twice. Returns the

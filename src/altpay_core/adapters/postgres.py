@@ -470,8 +470,9 @@ def migrate(connection: psycopg.Connection[Any], migrations: tuple[Migration, ..
 
     A schema already at the latest version is only read: a role that may
     not create tables (least privilege, a read-only role, a hot standby)
-    opens it all the same. A role that may not read the tables, or create
-    or upgrade them when they need it, is refused with
+    opens it all the same. A role that may not read the schema's version
+    (``altpay_schema``, the one table opening reads), or create or upgrade
+    the tables when they need it, is refused with
     :class:`~altpay_core.errors.AltpayError` saying what to grant, nothing
     changed.
     """
