@@ -1769,6 +1769,31 @@ class TestDisplayNameDigits:
             assert digits not in message, (way, field, message)
             assert text not in message, (way, field, message)
 
+    @given(digits=st.from_regex(r"[0-9]{12,19}", fullmatch=True), book_level=st.booleans())
+    def test_a_full_number_as_a_key_is_never_echoed(self, digits: str, book_level: bool) -> None:
+        # An unknown key is named by the object it was found in, not by
+        # itself: the key may be the number.
+        book = CustomerPaymentMethods(partner_id=PartnerId.new(), customer_id=CustomerId.new()).add(
+            type="card", display_name="Visa", last4="4242", at=AT
+        )
+        data = to_dict(book)
+        if book_level:
+            data[digits] = 1
+        else:
+            data["methods"][0][digits] = 1
+        for read in (
+            lambda: from_dict(CustomerPaymentMethods, data),
+            lambda: from_json(CustomerPaymentMethods, json.dumps(data)),
+        ):
+            with pytest.raises(ValidationError) as caught:
+                read()
+            assert caught.value.codes == ["unknown_field"]
+            assert caught.value.paths == ["" if book_level else "methods[0]"]
+            message = caught.value.errors[0].message
+            assert digits not in str(caught.value)
+            assert digits not in message
+            assert f"has a key ({len(digits)} characters; the value is not shown)" in message
+
     @pytest.mark.parametrize("name", ["Visa 4242", "Chase checking 1-2-3-4", "Amex Gold"])
     def test_up_to_4_digits_are_kept(self, world: World, name: str) -> None:
         book = CustomerPaymentMethods.of(world.customer)

@@ -75,6 +75,13 @@ def input_unshown() -> Iterator[None]:
         _UNSHOWN.reset(token)
 
 
+def input_is_unshown() -> bool:
+    """Whether :func:`input_unshown` is in force: a message then names no
+    input, not even a mapping's key (which may be a number in the wrong
+    place)."""
+    return _UNSHOWN.get()
+
+
 def shown(value: object) -> str:
     """Input as a message shows it: its ``repr``, cut short after 40
     characters (text is cut before it is quoted, so the quotes still match);

@@ -49,6 +49,7 @@ from .errors import (
     InvariantViolation,
     ValidationError,
     fields_only,
+    input_is_unshown,
     input_unshown,
     join_path,
     key_text,
@@ -155,6 +156,16 @@ _MONEY_OBJECTS: Final = (
 def _key(key: object) -> str:
     # A key as a message names it: as its path does, cut short.
     return shown(key_text(key))
+
+
+def _unknown_field(key: object, name: str) -> FieldError:
+    if input_is_unshown():
+        # The key may itself be a card number put in the wrong place: the
+        # error names the object it was found in, not the key.
+        return FieldError(
+            "", "unknown_field", f"'value' has a key ({_key(key)}) that is not a field of {name}"
+        )
+    return FieldError(key_text(key), "unknown_field", f"{_key(key)} is not a field of {name}")
 
 
 def _mapping(value: object, label: str) -> Mapping[str, Any]:
@@ -557,11 +568,7 @@ def _attrs_structure(
         if allowed.issuperset(data) and needed.issubset(data):
             return read(data, cls)
         # Report unknown keys together with whatever else is wrong.
-        found = [
-            FieldError(key_text(key), "unknown_field", f"{_key(key)} is not a field of {name}")
-            for key in data
-            if key not in allowed
-        ]
+        found = [_unknown_field(key, name) for key in data if key not in allowed]
         if not detailed:
             raise ValidationError(
                 [
