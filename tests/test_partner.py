@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 import pytest
-from hypothesis import example, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 from altpay_core import (
@@ -1266,3 +1266,47 @@ def test_the_last_admin_rule_is_for_a_team_that_has_one() -> None:
     member = partner.team[0]
     assert partner.remove_team_member(member).team == ()
     assert partner.change_role(member, "read_only").team[0].role is Role.READ_ONLY
+
+
+_TEAM = (
+    Partner.create(name="Northwind IT", country="US")
+    .add_team_member(name="Ada", email="ada@northwind.example", role=Role.ADMIN)
+    .add_team_member(name="Mo", email="mo@northwind.example", role=Role.MEMBER)
+)
+_ADA = _TEAM.team[0]
+_CALLS_WITH_A_MEMBER = {
+    "by": {
+        "add_team_member": lambda p, m: p.add_team_member(
+            name="Cy", email="cy@northwind.example", role="member", by=m
+        ),
+        "change_role": lambda p, m: p.change_role(p.team[1], "member", by=m),
+        "remove_team_member": lambda p, m: p.remove_team_member(p.team[1], by=m),
+        "add_tag": lambda p, m: p.add_tag(name="VIP", colour="#000000", by=m),
+        "set_card_fees": lambda p, m: p.set_card_fees(by=m),
+        "connect_integration": lambda p, m: p.connect_integration("connectwise", by=m),
+        "authorize": lambda p, m: p.authorize(m, Action.VIEW_INVOICES),
+    },
+    "member": {
+        "member": lambda p, m: p.member(m),
+        "change_role": lambda p, m: p.change_role(m, "member", by=_ADA),
+        "remove_team_member": lambda p, m: p.remove_team_member(m, by=_ADA),
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("path", "command"),
+    [(path, name) for path, calls in _CALLS_WITH_A_MEMBER.items() for name in calls],
+)
+@given(bad=st.one_of(st.text(max_size=12), st.builds(lambda: str(PartnerId.new()))))
+def test_a_team_member_argument_that_is_not_an_id_is_named_in_the_message(
+    path: str, command: str, bad: str
+) -> None:
+    # The path was the argument's, but the message quoted 'team member id'.
+    assume(not bad.startswith("tm_"))
+    with pytest.raises(ValidationError) as caught:
+        _CALLS_WITH_A_MEMBER[path][command](_TEAM, bad)
+    assert (caught.value.paths, caught.value.codes) == ([path], ["invalid_id"])
+    assert caught.value.errors[0].message.startswith(
+        f"'{path}' must look like tm_<letters and digits> (a team member id) (got "
+    )

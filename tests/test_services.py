@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import inspect
+import re
+import typing
 from pathlib import Path
 from typing import Any
 
 import attrs
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
 from altpay_core import (
     AccessRequest,
@@ -57,7 +61,7 @@ from altpay_core.services import (
     open_access_request,
     reject_access_request,
 )
-from altpay_core.values import Address, CustomerId, PartnerId
+from altpay_core.values import Address, CustomerId, EntityId, PartnerId
 
 ALBANY = Address("1 Main St", "Albany", "NY", "12207", "US")
 
@@ -1712,3 +1716,106 @@ class TestTimesOfAPayment:
         assert (caught.value.rule, caught.value.path) == ("I7", "at")
         with store.unit_of_work() as uow:
             assert uow.payments.get(b.partner.id, payment.id) == settled
+
+
+# -- ids given as text ---------------------------------------------------------------
+
+
+def _id_arguments() -> list[tuple[str, str, type[EntityId]]]:
+    """Every ``*_id`` argument of every service, with its kind of id."""
+    found = []
+    for name in services.__all__:
+        service = getattr(services, name)
+        if not inspect.isfunction(service):
+            continue
+        hints = typing.get_type_hints(service)
+        for param in inspect.signature(service).parameters:
+            kinds = [k for k in _kinds(hints[param]) if _is_id_kind(k)]
+            if param.endswith("_id") and kinds:
+                found.append((name, param, kinds[0]))
+    return found
+
+
+def _kinds(hint: object) -> tuple[object, ...]:
+    return typing.get_args(hint) or (hint,)
+
+
+def _is_id_kind(kind: object) -> bool:
+    return isinstance(kind, type) and issubclass(kind, EntityId)
+
+
+def _an_id_of(kind: type[EntityId]) -> str:
+    return f"{kind.prefix}_1"
+
+
+NOT_AN_ID = st.text(max_size=12).filter(lambda t: not t.startswith(("par_", "cus_", "inv_")))
+
+
+@pytest.mark.parametrize(("name", "param", "kind"), _id_arguments())
+@given(bad=st.one_of(NOT_AN_ID, st.integers(), st.none()))
+def test_every_service_names_an_id_argument_in_its_message(
+    name: str, param: str, kind: type[EntityId], bad: object
+) -> None:
+    # The message quoted the kind of id ('partner id') rather than the
+    # argument its path named.
+    assume(not (isinstance(bad, str) and re.fullmatch(rf"{kind.prefix}_[A-Za-z0-9]+", bad)))
+    service = getattr(services, name)
+    hints = typing.get_type_hints(service)
+    assume(bad is not None or type(None) not in _kinds(hints[param]))
+    store = MemoryStore()
+    b = a_billing(store)
+    with store.unit_of_work() as uow:
+        request = uow.access_requests.save(
+            AccessRequest.open(b.partner, email="dee@globex.example", first_name="Dee")
+        )
+        uow.commit()
+    # What the services check or read before an id, given as it should be.
+    given_well: dict[str, object] = {
+        "partner_id": b.partner.id,
+        "customer_id": b.customer.id,
+        "invoice_id": b.one.id,
+        "invoice_ids": [b.one.id],
+        "payer": b.ann,
+        "request_id": request.id,
+        "by": b.partner.team[0],
+        "today": TODAY,
+        "draft": CustomerDraft.start(b.partner),
+    }
+    args: list[object] = []
+    kwargs: dict[str, object] = {}
+    for p in list(inspect.signature(service).parameters.values())[1:]:
+        if p.name == param:
+            value: object = bad
+        elif p.name in given_well:
+            value = given_well[p.name]
+        elif p.name.endswith("_id") and any(_is_id_kind(k) for k in _kinds(hints[p.name])):
+            value = _an_id_of(next(k for k in _kinds(hints[p.name]) if _is_id_kind(k)))
+        elif p.default is not p.empty:
+            continue
+        else:
+            value = None
+        if p.kind is p.KEYWORD_ONLY:
+            kwargs[p.name] = value
+        else:
+            args.append(value)
+    with store.unit_of_work() as uow, pytest.raises(ValidationError) as caught:
+        service(uow, *args, **kwargs)
+    error = caught.value.errors[0]
+    assert (error.path, error.code) == (param, "invalid_id")
+    assert error.message.startswith(f"'{param}' must look like {kind.prefix}_<letters and digits>")
+    assert f" {kind.label}) (got " in error.message
+
+
+@given(bad=NOT_AN_ID, position=st.integers(0, 2))
+def test_pay_invoices_names_the_invoice_id_that_is_not_one(bad: str, position: int) -> None:
+    store = MemoryStore()
+    b = a_billing(store)
+    ids: list[object] = [b.one.id, str(b.two.id), b.one.id]
+    ids[position] = bad
+    with store.unit_of_work() as uow, pytest.raises(ValidationError) as caught:
+        services.pay_invoices(
+            uow, b.partner.id, b.customer.id, ids, payer=b.ann, method="ach", idempotency_key="k"
+        )
+    path = f"invoice_ids[{position}]"
+    assert (caught.value.paths, caught.value.codes) == ([path], ["invalid_id"])
+    assert caught.value.errors[0].message.startswith(f"'{path}' must look like inv_")

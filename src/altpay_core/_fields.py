@@ -12,11 +12,21 @@ import contextlib
 import datetime as dt
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, Final, NoReturn, TypeVar, cast
+from typing import Any, ClassVar, Final, NoReturn, Protocol, TypeVar, cast
 
 from .errors import FieldError, FieldErrors, InvariantViolation, ValidationError, shown
 
 E = TypeVar("E")
+
+
+class _IdKind(Protocol):
+    """What :func:`entity_id` needs of a kind of id (an ``EntityId`` subclass)."""
+
+    prefix: ClassVar[str]
+    label: ClassVar[str]
+
+
+IdT = TypeVar("IdT", bound=_IdKind)
 
 
 _NOT_STORABLE = re.compile("[\x00\ud800-\udfff]")
@@ -186,14 +196,23 @@ def argument(path: str, value: object, kind: type[E], label: str) -> E:
     return value
 
 
-def entity_id(path: str, value: object, kind: type[E]) -> E:
-    """An id of ``kind``, given as itself or its text, its errors at ``path``."""
+def entity_id(path: str, value: object, kind: type[IdT]) -> IdT:
+    """An id of ``kind``, given as itself or its text; a bad one is an
+    ``invalid_id`` error at ``path`` whose message names ``path`` (the id's
+    own message names its kind: ``'team member id' must look like ...``)."""
     if type(value) is kind:
         return value
     try:
         return kind(value)  # type: ignore[call-arg]
-    except ValidationError as error:
-        raise error.under(path) from None
+    except ValidationError:
+        got = shown(value) if isinstance(value, str) else type(value).__name__
+        article = "an" if kind.label[:1] in "aeiou" else "a"
+        raise ValidationError.single(
+            path,
+            "invalid_id",
+            f"'{path}' must look like {kind.prefix}_<letters and digits>"
+            f" ({article} {kind.label}) (got {got})",
+        ) from None
 
 
 class Choices:
