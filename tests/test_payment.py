@@ -328,6 +328,24 @@ class TestPay:
             world.pay(payer="ann@globex.example")
         assert world.pay(payer=world.bo.id)[0].user_id == world.bo.id
 
+    @pytest.mark.parametrize("who", ["ann", "bo"])
+    def test_the_payer_may_be_given_as_the_text_of_a_user_id(self, who: str) -> None:
+        # As every other id argument: it was refused as the wrong type.
+        world = World()
+        user = getattr(world, who)
+        payment, (paid,) = world.pay(payer=str(user.id))
+        assert (payment.user_id, paid.balance) == (user.id, world.money("0.00"))
+
+    @given(text=st.text(max_size=12))
+    def test_a_payer_that_is_not_a_user_id_is_named_in_the_message(self, text: str) -> None:
+        world = World()
+        with pytest.raises(ValidationError) as caught:
+            world.pay(payer=text if text.startswith("usr_") else f"usr_{text}!")
+        assert (caught.value.paths, caught.value.codes) == (["payer"], ["invalid_id"])
+        assert caught.value.errors[0].message.startswith(
+            "'payer' must look like usr_<letters and digits> (a user id) (got "
+        )
+
     def test_another_customers_invoice_is_refused_before_its_currency_is_named_i1(
         self, world: World
     ) -> None:
@@ -1513,6 +1531,9 @@ class TestScheduled:
         assert caught.value.paths == ["pay_on", "amount"]
         with pytest.raises(PermissionDenied):
             self.schedule(world, payer=World().ann)
+        assert self.schedule(world, payer=str(world.bo.id)).user_id == world.bo.id
+        with pytest.raises(PermissionDenied):
+            self.schedule(world, payer=str(World().ann.id))
         paid = world.a.apply_payment(PaymentId.new(), usd("300.00"))
         with pytest.raises(InvariantViolation) as caught:
             schedule_payment(

@@ -206,7 +206,7 @@ def entity_id(path: str, value: object, kind: type[IdT]) -> IdT:
         return kind(value)  # type: ignore[call-arg]
     except ValidationError:
         got = shown(value) if isinstance(value, str) else type(value).__name__
-        article = "an" if kind.label[:1] in "aeiou" else "a"
+        article = "an" if kind.label[:1] in "aeio" else "a"  # "a user id"
         raise ValidationError.single(
             path,
             "invalid_id",

@@ -957,7 +957,7 @@ def pay_invoices(
     customer: Customer,
     invoices: Iterable[Invoice],
     *,
-    payer: Viewer,
+    payer: Viewer | str,
     method: PaymentMethodType | PaymentMethod | str,
     idempotency_key: str,
     amounts: Mapping[InvoiceId, Money | str | int | Decimal] | None = None,
@@ -970,6 +970,8 @@ def pay_invoices(
     Returns the new payment (``processing``) and the invoices it touched, in
     the order given, to be stored together in one unit of work.
 
+    - ``payer`` is the paying :class:`CustomerUser`, its :class:`UserId` or
+      the id's text (``"usr_..."``).
     - ``amounts`` maps each invoice's id to the amount paid on it (``Money``
       in the partner's currency, or a decimal string); ``None`` pays every
       invoice's balance in full. Each invoice is named once: an id and its
@@ -1060,7 +1062,7 @@ def pay_invoices(
     if isinstance(method, PaymentMethod):
         _on_file(method, methods, customer)
     for invoice in chosen_invoices:
-        require_pay(invoice, customer, payer)
+        require_pay(invoice, customer, user_id)
     if not kind.available_in(currency):
         raise ValidationError.single("method", "method_unavailable", _unavailable(kind, currency))
     payment_id = PaymentId.new()
@@ -1134,8 +1136,8 @@ def _payer(customer: Customer, payer: object) -> UserId:
         raise PermissionDenied(role="team member", action=f"pay invoices of {customer.id}")
     if isinstance(payer, CustomerUser):
         user_id = payer.id
-    elif isinstance(payer, UserId):
-        user_id = payer
+    elif isinstance(payer, UserId | str):
+        user_id = _fields.entity_id("payer", payer, UserId)
     else:
         raise ValidationError.single(
             "payer",
@@ -1935,7 +1937,7 @@ def charge_now(
     customer: Customer,
     invoices: Iterable[Invoice],
     *,
-    payer: Viewer,
+    payer: Viewer | str,
     methods: CustomerPaymentMethods | None,
     idempotency_key: str,
     amounts: Mapping[InvoiceId, Money | str | int | Decimal] | None = None,
@@ -2108,7 +2110,7 @@ def schedule_payment(
     customer: Customer,
     invoice: Invoice,
     *,
-    payer: Viewer,
+    payer: Viewer | str,
     methods: CustomerPaymentMethods | None,
     pay_on: dt.date,
     today: dt.date,
@@ -2128,7 +2130,7 @@ def schedule_payment(
     _refuse_other_partner(partner, customer)
     _fields.argument("invoice", invoice, Invoice, "an Invoice")
     user_id = _payer(customer, payer)
-    require_pay(invoice, customer, payer)
+    require_pay(invoice, customer, user_id)
     _refuse_other_currency(partner, invoice)
     method = method_on_file(methods, customer, purpose="a scheduled payment", method_id=method_id)
     if not method.type.available_in(invoice.currency):
