@@ -133,7 +133,20 @@ class TestCreate:
         with pytest.raises(ValidationError) as caught:
             Partner.create(name=5, country=None, currency=3.5)  # type: ignore[arg-type]
         assert paths(caught) == ["name", "country", "currency"]
-        assert set(caught.value.codes) <= {"wrong_type", "unknown_country"}
+        assert caught.value.codes == ["wrong_type", "wrong_type", "wrong_type"]
+
+    @given(country=st.one_of(st.none(), st.integers(), st.binary(), st.lists(st.text())))
+    def test_a_country_that_is_not_text_is_the_wrong_type(self, country: object) -> None:
+        # As an address's country: it was unknown_country, as "FR" is.
+        for build in (
+            lambda: Partner.create(name="N", country=country),  # type: ignore[arg-type]
+            lambda: Partner(PartnerId.new(), "N", country, Currency("USD")),  # type: ignore[arg-type]
+        ):
+            with pytest.raises(ValidationError) as caught:
+                build()
+            assert (caught.value.paths, caught.value.codes) == (["country"], ["wrong_type"])
+            expected = f"'country' must be a string (got {type(country).__name__})"
+            assert caught.value.errors[0].message == expected
 
     @given(name=anything, country=anything, currency=anything)
     def test_bad_input_raises_only_altpay_errors(

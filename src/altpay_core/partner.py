@@ -635,12 +635,15 @@ class Integration:
 def _country(path: str, value: object) -> str:
     # Upper-case ASCII only, as values._clean_code does: str.upper() maps some
     # other letters onto ASCII ones (U+017F, the long s, becomes S).
-    text = value.strip() if isinstance(value, str) else ""
+    if not isinstance(value, str):
+        raise ValidationError.single(
+            path, "wrong_type", f"'{path}' must be a string (got {type(value).__name__})"
+        )
+    text = value.strip()
     if text.isascii() and text.upper() in COUNTRY_CURRENCIES:
         return text.upper()
-    got = shown(value) if isinstance(value, str) else type(value).__name__
     raise ValidationError.single(
-        path, "unknown_country", f"'{path}' must be 'US' or 'CA' (got {got})"
+        path, "unknown_country", f"'{path}' must be 'US' or 'CA' (got {shown(value)})"
     )
 
 
