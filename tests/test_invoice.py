@@ -327,6 +327,29 @@ class TestIssue:
             {"description": "x", "quantity": 2, "unit_amount": 3}, "USD"
         ).amount == (usd("6.00"))
 
+    @given(
+        quantity=st.one_of(
+            st.integers(max_value=0),
+            st.integers(min_value=1_000_001),
+            st.booleans(),
+            st.floats(),
+            st.text(max_size=3),
+            st.none(),
+        )
+    )
+    def test_a_quantity_out_of_range_or_not_an_int_gives_the_whole_range(
+        self, quantity: object
+    ) -> None:
+        # The wrong type's message left out the upper bound.
+        with pytest.raises(ValidationError) as caught:
+            LineItem("x", quantity, usd("1.00"))  # type: ignore[arg-type]
+        is_int = isinstance(quantity, int) and not isinstance(quantity, bool)
+        code = "invalid_quantity" if is_int else "wrong_type"
+        assert (caught.value.paths, caught.value.codes) == (["quantity"], [code])
+        assert caught.value.errors[0].message.startswith(
+            "'quantity' must be a whole number from 1 to 1,000,000 (got "
+        )
+
     def test_fee_checks_itself(self) -> None:
         assert Fee.new("dispute", usd("25.00")).name == "Card dispute fee"
         assert Fee.new(FeeKind.INTEREST, usd("1.00"), name=" Interest (Jan) ").name == (

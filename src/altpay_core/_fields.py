@@ -170,7 +170,8 @@ def version_number(path: str, value: object) -> int:
 
 def whole_number(path: str, value: object, low: int, high: int, *, code: str) -> int:
     """An ``int`` (not a ``bool``) from ``low`` to ``high``; anything else is
-    a ``code`` error whose message shows the start of it (an int) or its type."""
+    a ``code`` error whose message shows the start of it (an int or a bool,
+    ``True``) or its type."""
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         got = shown(value) if isinstance(value, int) else type(value).__name__
         raise ValidationError.single(

@@ -255,7 +255,8 @@ def _quantity(path: str, value: object) -> int:
         raise ValidationError.single(
             path,
             "wrong_type",
-            f"'{path}' must be a whole number of at least 1 (got {type(value).__name__})",
+            f"'{path}' must be a whole number from 1 to {MAX_QUANTITY:,}"
+            f" (got {type(value).__name__})",
         )
     if not 1 <= value <= MAX_QUANTITY:
         raise ValidationError.single(
