@@ -891,6 +891,21 @@ class TestCardFees:
         assert f"'{path}'" in caught.value.errors[0].message
         assert "'amount'" not in caught.value.errors[0].message
 
+    @given(cents=st.integers(min_value=1, max_value=10**9), as_text=st.booleans())
+    def test_a_fixed_part_below_zero_is_a_negative_amount(self, cents: int, as_text: bool) -> None:
+        # One code for money below zero, as a line's unit amount or a fee's
+        # amount: it was negative_fee here.
+        fixed = Money(Decimal(-cents) / 100, "USD")
+        partner = Partner.create(name="N", country="US")
+        for build in (
+            lambda: partner.set_card_fees(fixed=str(fixed.amount) if as_text else fixed),
+            lambda: CardFeePolicy("partner", Decimal("1"), fixed),
+        ):
+            with pytest.raises(ValidationError) as caught:
+                build()
+            assert (caught.value.paths, caught.value.codes) == (["fixed"], ["negative_amount"])
+            assert caught.value.errors[0].message.startswith("'fixed' must be zero or more")
+
     def test_every_invalid_setting_at_once(self) -> None:
         with pytest.raises(ValidationError) as caught:
             Partner.create(name="N", country="US").set_card_fees(

@@ -508,7 +508,7 @@ def _fixed_fee(path: str, value: object, currency: Currency | None) -> Money:
         )
     if money.is_negative:
         raise ValidationError.single(
-            path, "negative_fee", f"'{path}' must be zero or more (got {money})"
+            path, "negative_amount", f"'{path}' must be zero or more (got {money})"
         )
     return money
 
