@@ -1432,7 +1432,29 @@ class TestQuickChecks:
     def test_duplicate_ids_are_named(self) -> None:
         with pytest.raises(InvariantViolation) as caught:
             attrs.evolve(globex(), users=(_USER, attrs.evolve(_OTHER_USER, id=_USER.id)))
-        assert (caught.value.rule, caught.value.path) == ("C4", "users[1].id")
+        assert (caught.value.rule, caught.value.path) == (
+            "customer-unique-user-id",
+            "users[1].id",
+        )
+
+    @given(customer=aps.customers(), data=st.data())
+    def test_a_repeated_user_id_has_its_own_rule_not_the_emails(
+        self, customer: Customer, data: st.DataObject
+    ) -> None:
+        # It was reported under C4, the rule of unique emails.
+        user = data.draw(st.sampled_from(customer.users))
+        twin = attrs.evolve(user, email=EmailAddress(f"twin.{user.email}"))
+        assume(all(u.email.key != twin.email.key for u in customer.users))
+        index = len(customer.users)
+        with pytest.raises(InvariantViolation) as caught:
+            attrs.evolve(customer, users=(*customer.users, twin))
+        path = f"users[{index}].id"
+        assert (caught.value.rule, caught.value.path) == ("customer-unique-user-id", path)
+        stored: dict[str, Any] = to_dict(customer)
+        stored["users"].append(to_dict(twin))
+        with pytest.raises(ValidationError) as read:
+            from_dict(Customer, stored)
+        assert (read.value.paths, read.value.codes) == ([path], ["customer-unique-user-id"])
 
 
 # -- who may change a customer ------------------------------------------------------------

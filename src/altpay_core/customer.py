@@ -300,15 +300,17 @@ def _users_from(path: str, value: object) -> tuple[CustomerUser, ...]:
 
 
 def _check_users(users: tuple[CustomerUser, ...]) -> None:
-    """Rule C4: one user per email (case-insensitively); ids unique too."""
+    """Rule C4: one user per email (case-insensitively); and rule
+    ``customer-unique-user-id``: one user per id."""
     duplicate = _duplicate_user(users)
     if duplicate is not None:
         raise duplicate
 
 
 def _duplicate_user(users: tuple[CustomerUser, ...]) -> InvariantViolation | None:
-    """What rule C4 says of the first user whose email (case-insensitively)
-    or id an earlier user has, or None when there is none."""
+    """What rule C4 (the email, case-insensitively) or
+    ``customer-unique-user-id`` says of the first user whose email or id an
+    earlier user has, or None when there is none."""
     # The usual case in two set builds; distinct id texts are distinct ids.
     # Only a duplicate needs the loop below, which finds and names it.
     count = len(users)
@@ -326,7 +328,9 @@ def _duplicate_user(users: tuple[CustomerUser, ...]) -> InvariantViolation | Non
             )
         if user.id in ids:
             return InvariantViolation(
-                f"user id {user.id} appears twice", rule="C4", path=f"users[{index}].id"
+                f"user id {user.id} appears twice",
+                rule="customer-unique-user-id",
+                path=f"users[{index}].id",
             )
         emails.add(user.email.key)
         ids.add(user.id)
