@@ -251,9 +251,56 @@ class TestIssue:
         with pytest.raises(ValidationError) as caught:
             issue(partner, customer, lines=[None], fees=[[]])
         assert [(e.path, e.message) for e in caught.value.errors] == [
-            ("lines[0]", "a line item must be a mapping (got NoneType)"),
-            ("fees[0]", "a fee must be a mapping (got list)"),
+            (
+                "lines[0]",
+                "'lines[0]' must be a line item: a LineItem or a mapping of its fields"
+                " (got NoneType)",
+            ),
+            ("fees[0]", "'fees[0]' must be a fee: a Fee or a mapping of its fields (got list)"),
         ]
+
+    @given(
+        junk=st.one_of(st.none(), st.integers(), st.text(max_size=5), st.lists(st.integers())),
+        at=st.integers(0, 2),
+        field=st.sampled_from(["lines", "fees"]),
+        command=st.sampled_from(["issue", "update"]),
+    )
+    def test_a_line_or_fee_of_neither_form_is_named_by_its_path(
+        self, junk: object, at: int, field: str, command: str
+    ) -> None:
+        # The message said "a line item must be a mapping", naming no field.
+        partner = make_partner()
+        customer = make_customer(partner)
+        good = {
+            "lines": {"description": "x", "quantity": 1, "unit_amount": "1.00"},
+            "fees": {"kind": "interest", "amount": "1.00"},
+        }[field]
+        items: list[object] = [good, good, good]
+        items[at] = junk
+        run = {
+            "issue": lambda: issue(partner, customer, **{field: items}),
+            "update": lambda: issue(partner, customer).update(
+                partner,
+                today=TODAY,
+                **{field: items},  # type: ignore[arg-type]
+            ),
+        }[command]
+        with pytest.raises(ValidationError) as caught:
+            run()
+        path = f"{field}[{at}]"
+        assert (caught.value.paths, caught.value.codes) == ([path], ["wrong_type"])
+        what = "a line item: a LineItem" if field == "lines" else "a fee: a Fee"
+        assert caught.value.errors[0].message == (
+            f"'{path}' must be {what} or a mapping of its fields (got {type(junk).__name__})"
+        )
+
+    def test_a_fee_of_an_unknown_kind_shows_what_came(
+        self, partner: Partner, customer: Customer
+    ) -> None:
+        with pytest.raises(ValidationError) as caught:
+            issue(partner, customer, fees=[{"kind": "zzz", "amount": "1.00"}])
+        assert (caught.value.paths, caught.value.codes) == (["fees[0].kind"], ["invalid_choice"])
+        assert caught.value.errors[0].message.endswith("(got 'zzz')")
 
     def test_a_line_or_fee_in_another_currency_is_refused_i2(
         self, partner: Partner, customer: Customer

@@ -523,10 +523,27 @@ class Fee:
         return cls(kind, kind.label_in(currency) if name is None else name, amount, covered is True)
 
 
+def _item_in(
+    found: FieldErrors, path: str, item: object, kind: type[LineItem | Fee], currency: Currency
+) -> Any:
+    """A line or fee of a list, parsed; one of neither form is named by its
+    ``path`` (``'lines[0]'``), which its own parse cannot know."""
+    if not isinstance(item, kind | Mapping):
+        what = "a line item" if kind is LineItem else "a fee"
+        found.add(
+            path,
+            "wrong_type",
+            f"'{path}' must be {what}: a {kind.__name__} or a mapping of its fields"
+            f" (got {type(item).__name__})",
+        )
+        return None
+    return found.check(path, kind.parse, item, currency)
+
+
 def _lines_in(value: object, currency: Currency) -> tuple[LineItem, ...]:
     found = FieldErrors()
     lines = tuple(
-        found.check(f"lines[{index}]", LineItem.parse, item, currency)
+        _item_in(found, f"lines[{index}]", item, LineItem, currency)
         for index, item in enumerate(_fields.listed("lines", value))
     )
     if not lines:
@@ -538,7 +555,7 @@ def _lines_in(value: object, currency: Currency) -> tuple[LineItem, ...]:
 def _fees_in(value: object, currency: Currency, kept: tuple[Fee, ...] = ()) -> tuple[Fee, ...]:
     found = FieldErrors()
     fees = tuple(
-        found.check(f"fees[{index}]", Fee.parse, item, currency)
+        _item_in(found, f"fees[{index}]", item, Fee, currency)
         for index, item in enumerate(_fields.listed("fees", value))
     )
     # A card fee line the invoice already holds (stored before the commands
