@@ -1790,6 +1790,31 @@ class TestDisplayNameDigits:
             assert digits not in message, (way, field, message)
             assert text not in message, (way, field, message)
 
+    @given(
+        digits=st.from_regex(r"[0-9]{12,19}", fullmatch=True),
+        prefix=st.sampled_from(["", "pm_", "pm-", " "]),
+        scheduled=aps.scheduled_payments(),
+    )
+    def test_a_full_number_given_as_a_method_id_is_never_echoed(
+        self, digits: str, prefix: str, scheduled: ScheduledPayment
+    ) -> None:
+        # A malformed method id, wherever it is read: its own constructor,
+        # EntityId.parse, a scheduled payment's stored form.
+        text = prefix + digits + ("!" if prefix == "pm_" else "")
+        data = {**to_dict(scheduled), "payment_method_id": text}
+        ways = [
+            lambda: PaymentMethodId(text),
+            lambda: PaymentMethodId.parse(text),
+            lambda: from_dict(ScheduledPayment, data),
+            lambda: from_json(ScheduledPayment, json.dumps(data)),
+        ]
+        for way in ways:
+            with pytest.raises(ValidationError) as caught:
+                way()
+            assert caught.value.codes == ["invalid_id"]
+            assert digits not in str(caught.value)
+            assert f"{len(text)} characters; the value is not shown" in str(caught.value)
+
     @given(digits=st.from_regex(r"[0-9]{12,19}", fullmatch=True), book_level=st.booleans())
     def test_a_full_number_as_a_key_is_never_echoed(self, digits: str, book_level: bool) -> None:
         # An unknown key is named by the object it was found in, not by

@@ -14,7 +14,14 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, ClassVar, Final, NoReturn, Protocol, TypeVar, cast
 
-from .errors import FieldError, FieldErrors, InvariantViolation, ValidationError, shown
+from .errors import (
+    FieldError,
+    FieldErrors,
+    InvariantViolation,
+    ValidationError,
+    not_shown,
+    shown,
+)
 
 E = TypeVar("E")
 
@@ -24,6 +31,13 @@ class _IdKind(Protocol):
 
     prefix: ClassVar[str]
     label: ClassVar[str]
+    shows_input: ClassVar[bool]
+
+
+def id_text(kind: _IdKind | type[_IdKind], text: str) -> str:
+    """A malformed id's text as a message shows it: not at all for a kind
+    whose ids may hold a card number given in the wrong place."""
+    return shown(text) if kind.shows_input else not_shown(text)
 
 
 IdT = TypeVar("IdT", bound=_IdKind)
@@ -206,7 +220,7 @@ def entity_id(path: str, value: object, kind: type[IdT]) -> IdT:
     try:
         return kind(value)  # type: ignore[call-arg]
     except ValidationError:
-        got = shown(value) if isinstance(value, str) else type(value).__name__
+        got = id_text(kind, value) if isinstance(value, str) else type(value).__name__
         article = "an" if kind.label[:1] in "aeio" else "a"  # "a user id"
         raise ValidationError.single(
             path,

@@ -82,6 +82,14 @@ def input_is_unshown() -> bool:
     return _UNSHOWN.get()
 
 
+def not_shown(value: object) -> str:
+    """What :func:`shown` gives within :func:`input_unshown`: a text's
+    length, or a value's type, and never the value."""
+    if isinstance(value, str):
+        return f"{len(value)} characters; the value is not shown"
+    return f"{type(value).__name__}; the value is not shown"
+
+
 def shown(value: object) -> str:
     """Input as a message shows it: its ``repr``, cut short after 40
     characters (text is cut before it is quoted, so the quotes still match);
@@ -94,9 +102,7 @@ def shown(value: object) -> str:
     "'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'..."
     """
     if _UNSHOWN.get():
-        if isinstance(value, str):
-            return f"{len(value)} characters; the value is not shown"
-        return f"{type(value).__name__}; the value is not shown"
+        return not_shown(value)
     if isinstance(value, str):
         if len(value) > SHOWN_CHARS:
             return f"{value[:SHOWN_CHARS]!r}..."

@@ -33,7 +33,7 @@ import email_validator
 from stdnum.us import ein as stdnum_ein
 
 from altpay_core._arguments import checked_arguments, checked_constructor
-from altpay_core._fields import NOT_TEXT, system_name, valid_unicode
+from altpay_core._fields import NOT_TEXT, id_text, system_name, valid_unicode
 from altpay_core.errors import (
     ArgumentError,
     FieldError,
@@ -847,6 +847,9 @@ class EntityId:
     """What every id of this kind starts with, before the ``_``."""
     label: ClassVar[str] = "id"
     """How messages name this kind of id (``'customer id'``)."""
+    shows_input: ClassVar[bool] = True
+    """Whether a message may repeat a malformed id: not a saved payment
+    method's, which may be a card number given in the wrong place."""
     _pattern: ClassVar[re.Pattern[str] | None] = None
 
     value: str
@@ -898,7 +901,7 @@ class EntityId:
         if isinstance(value, EntityId) and type(value) is type(self):
             value = value.value
         if not isinstance(value, str) or pattern.fullmatch(value) is None:
-            got = shown(value) if isinstance(value, str) else _type_name(value)
+            got = _type_name(value) if not isinstance(value, str) else id_text(self, value)
             raise ValidationError.single(
                 "",
                 "invalid_id",
@@ -1004,3 +1007,4 @@ class PaymentMethodId(EntityId):
     __slots__ = ()
     prefix = "pm"
     label = "payment method id"
+    shows_input = False
