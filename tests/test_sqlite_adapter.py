@@ -2775,11 +2775,6 @@ def test_a_row_is_read_only_when_its_data_agree_with_its_columns(
     aggregate = sql_module._stored(drawn, drawn.version)  # without its events
     row = _row_of(table, aggregate)
     assert sql_module._load_row(table, row) == aggregate
-    # A column added later holds NULL in the rows written before: read.
-    for column in table.nullable:
-        legacy = list(row)
-        legacy[table.read_columns.index(column)] = None
-        assert sql_module._load_row(table, legacy) == aggregate
     # Any one column that says otherwise than the data: refused, at the field.
     at = data.draw(st.integers(0, len(row) - 2))
     column = table.read_columns[at]
@@ -2958,12 +2953,6 @@ class TestRowsChangedOutsideTheLibrary:
             "version",
             lambda uow, w: uow.access_requests.list(w["partner"].id),
         ),
-        (
-            "access request data from another email",
-            "UPDATE access_requests SET data = json_set(data, '$.email', 'eve@initech.example')",
-            "email",
-            lambda uow, w: uow.access_requests.get(w["partner"].id, w["request"].id),
-        ),
     ]
 
     @pytest.mark.parametrize(("change", "sql", "field", "read"), CASES, ids=[c[0] for c in CASES])
@@ -3016,6 +3005,19 @@ class TestRowsChangedOutsideTheLibrary:
             assert uow.customers.get(partner.id, customer.id) == customer
             assert uow.customers.with_user(partner.id, world["email"]) == [customer]
             assert uow.customers.list(partner.id).items == (customer,)
+
+    def test_an_email_key_folded_by_another_python_still_reads(
+        self, store: SqliteStore, path: Path, world: dict[str, Any]
+    ) -> None:
+        # A pending access request's email key is case-folded too.
+        partner = world["partner"]
+        with store.unit_of_work() as uow:
+            request = uow.access_requests.get(partner.id, world["request"].id)
+        with sqlite3.connect(path) as outsider:
+            outsider.execute("UPDATE access_requests SET email_key = email_key || '\u1c89'")
+        with store.unit_of_work() as uow:
+            assert uow.access_requests.get(partner.id, request.id) == request
+            assert uow.access_requests.list(partner.id) == [request]
 
 
 @given(

@@ -396,10 +396,6 @@ class AggregateTable:
     time, which the dialects return in different types, and a case-folded
     key, which Python's Unicode version decides (a row written under another
     one is not a row changed outside the library)."""
-    nullable: frozenset[str] = frozenset()
-    """The compared columns that a later migration added, which the rows
-    written before it hold NULL in: a read accepts NULL there, and compares
-    any other value."""
     checked: tuple[int, ...] = attrs.field(init=False)
     """Where in :attr:`columns` (and in :attr:`values`) the compared ones are."""
     read_columns: tuple[str, ...] = attrs.field(init=False)
@@ -426,11 +422,6 @@ class AggregateTable:
         values = self.values(aggregate)
         found = (self.key(aggregate), aggregate.version, *(values[i] for i in self.checked))
         stored = tuple(row[: len(found)])
-        if found != stored and self.nullable:
-            found = tuple(
-                None if value is None and column in self.nullable else expected
-                for column, expected, value in zip(self.read_columns, found, stored, strict=False)
-            )
         if found != stored:
             column = _differing_column(self.read_columns, found, stored)
             field = _FIELD_OF_COLUMN.get(column, column)
@@ -589,9 +580,9 @@ ACCESS_REQUESTS = AggregateTable(
         timestamp(request.requested_at),
         request.email.key,
     ),
-    unchecked=frozenset({"requested_at"}),
-    # Added by migration 5: NULL in the rows written before it.
-    nullable=frozenset({"email_key"}),
+    # The email's key is case-folded, as a company's is: not compared. It is
+    # NULL in the rows written before migration 5 added it.
+    unchecked=frozenset({"requested_at", "email_key"}),
     unique=(
         UniqueKey(
             ("partner_id", "email_key"),
