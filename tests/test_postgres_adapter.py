@@ -653,6 +653,37 @@ class TestMigrations:
                 admin.execute(sql.SQL("DROP OWNED BY {}").format(names[1]))
                 admin.execute(sql.SQL("DROP ROLE {}").format(names[1]))
 
+    @pytest.mark.parametrize("usage", [False, None])
+    def test_a_role_with_no_schema_it_may_use_is_told_what_to_do(
+        self, store: SchemaStore, usage: bool | None
+    ) -> None:
+        # A schema it may not use (no USAGE), or none at all: PostgreSQL
+        # selects no schema to create in.
+        import psycopg
+        from psycopg import sql
+        from psycopg.conninfo import make_conninfo
+
+        role = f"altpay_app_{uuid.uuid4().hex}"
+        schema = f"altpay_test_{uuid.uuid4().hex}"
+        with psycopg.connect(store.server_dsn, autocommit=True) as admin:
+            admin.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(role)))
+            if usage is False:
+                admin.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+        try:
+            dsn = make_conninfo(store.server_dsn, options=f"-csearch_path={schema} -crole={role}")
+            with pytest.raises(AltpayError) as caught:
+                PostgresStore(dsn)
+            message = str(caught.value)
+            assert f"role {role} has no schema to create altpay-core's tables in" in message
+            assert f"search_path ({schema})" in message
+            assert type(caught.value.__cause__) is psycopg.errors.InvalidSchemaName
+        finally:
+            if usage is False:
+                drop_schema(store.server_dsn, schema)
+            with psycopg.connect(store.server_dsn, autocommit=True) as admin:
+                admin.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+                admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
     def test_a_newer_schema_is_refused(self, store: SchemaStore) -> None:
         import psycopg
 

@@ -510,7 +510,10 @@ def migrate(connection: psycopg.Connection[Any], migrations: tuple[Migration, ..
                 for statement in migration.statements:
                     connection.execute(statement)
                 connection.execute("UPDATE altpay_schema SET version = %s", (migration.version,))
-    except _psycopg().errors.InsufficientPrivilege as error:
+    except (
+        _psycopg().errors.InsufficientPrivilege,
+        _psycopg().errors.InvalidSchemaName,  # no schema it may use: none selected
+    ) as error:
         # Each block was rolled back whole as it ended: nothing changed.
         raise _may_not(connection, work) from error
     return found
@@ -525,10 +528,19 @@ def _may_not(connection: psycopg.Connection[Any], work: str) -> AltpayError:
     """The error for a role that may not do ``work`` to the schema's
     tables: PostgreSQL 15 and later give ordinary roles no CREATE on
     ``public``."""
-    [(schema, role)] = connection.execute("SELECT current_schema(), current_user").fetchall()
-    where = "the first schema of its search_path" if schema is None else f"schema {schema}"
+    [(schema, role, path)] = connection.execute(
+        "SELECT current_schema(), current_user, current_setting('search_path')"
+    ).fetchall()
+    if schema is None:
+        return AltpayError(
+            f"role {role} has no schema to {work} altpay-core's tables in, and nothing was "
+            f"changed: no schema of its search_path ({path}) exists, or it may use none "
+            f"(USAGE): create one (CREATE SCHEMA altpay AUTHORIZATION {role}; then "
+            "'?options=-csearch_path%3Daltpay' in the dsn), or grant it USAGE and CREATE on "
+            "one of them"
+        )
     return AltpayError(
-        f"role {role} may not {work} altpay-core's tables in {where}, and nothing was "
+        f"role {role} may not {work} altpay-core's tables in schema {schema}, and nothing was "
         "changed: grant it what it lacks there (CREATE on the schema to create them, "
         "ownership of the tables to upgrade them, SELECT, INSERT, UPDATE and DELETE on them "
         "to use them), migrate once as a role that may, or give the store a schema of its "
