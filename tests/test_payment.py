@@ -1815,6 +1815,40 @@ class TestDisplayNameDigits:
             assert digits not in str(caught.value)
             assert f"{len(text)} characters; the value is not shown" in str(caught.value)
 
+    @pytest.mark.parametrize(
+        "call",
+        ["method", "archive", "set_default", "replace", "method_on_file", "schedule", "charge"],
+    )
+    def test_a_full_number_given_as_a_method_id_argument_is_never_echoed(
+        self, world: World, call: str
+    ) -> None:
+        number = "4111111111111111"
+        book = CustomerPaymentMethods.of(world.customer).add(
+            type="card", display_name="Visa", last4="4242"
+        )
+        today = dt.date(2029, 1, 1)
+        calls: dict[str, Callable[[], object]] = {
+            "method": lambda: book.method(number),
+            "archive": lambda: book.archive(number),
+            "set_default": lambda: book.set_default(number),
+            "replace": lambda: book.replace(number, type="card", display_name="V", last4="4242"),
+            "method_on_file": lambda: method_on_file(
+                book, world.customer, purpose="a payment", method_id=number
+            ),
+            "schedule": lambda: schedule_payment(
+                world.partner, world.customer, world.a, payer=world.ann, methods=book,
+                method_id=number, pay_on=today, today=today,
+            ),
+            "charge": lambda: charge_now(
+                world.partner, world.customer, [world.a], methods=book, method_id=number,
+                payer=world.ann, idempotency_key="k",
+            ),
+        }  # fmt: skip
+        with pytest.raises(ValidationError) as caught:
+            calls[call]()
+        assert caught.value.paths == ["method_id"]
+        assert number[:8] not in str(caught.value)
+
     @given(digits=st.from_regex(r"[0-9]{12,19}", fullmatch=True), book_level=st.booleans())
     def test_a_full_number_as_a_key_is_never_echoed(self, digits: str, book_level: bool) -> None:
         # An unknown key is named by the object it was found in, not by

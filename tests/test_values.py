@@ -277,6 +277,11 @@ class TestAddress:
             from_dict(Address, {**fields})
         assert [(e.path, e.code) for e in caught.value.errors] == [(field, "too_long")]
 
+    def test_the_limit_is_200_characters(self) -> None:
+        assert values.ADDRESS_LINE_MAX == 200
+        assert address(line1="x" * 200).line1 == "x" * 200
+        assert address_errors(city="x" * 201) == [("city", "too_long")]
+
     @pytest.mark.parametrize("line2", [None, "", "   \n"])
     def test_blank_line2_is_none(self, line2: str | None) -> None:
         assert address(line2=line2).line2 is None

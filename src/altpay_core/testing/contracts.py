@@ -3981,6 +3981,16 @@ class PaymentMethodRepositoryContract(_StoreFactory):
                 self.store_aggregates(store, attrs.evolve(changed, version=0))
         with store.unit_of_work() as uow:
             assert uow.payment_methods.get(partner.id, customer.id) == saved
+            # A method this unit of work added is saved too: not edited later
+            # in it either (checked against the book as it saved it).
+            more = uow.payment_methods.save(
+                saved.add(type="card", display_name="Amex", last4="1005", at=_at(4))
+            )
+            added = more.methods[2]
+            edited = attrs.evolve(more, methods=(old, kept, attrs.evolve(added, last4="0000")))
+            with pytest.raises(InvariantViolation) as caught:
+                uow.payment_methods.save(edited)
+            assert (caught.value.rule, caught.value.path) == ("payment-method", "methods[2]")
         assert self.pending(store) == before
         (later,) = self.store_aggregates(store, saved.archive(kept.id, at=_at(5)))
         assert [m.status for m in later.methods] == [archived, archived]
