@@ -35,6 +35,7 @@ from .partner import (
     Partner,
     Tag,
     TeamMember,
+    _authorize_by,
     _email,
     _events,
     _FieldCheck,
@@ -976,19 +977,13 @@ class Customer:
         asks: their role must allow managing customers. Without it the
         command runs as the system, and only a ``partner`` given is checked
         to be this customer's."""
-        if partner is None:
-            if by is None:
-                return
-            raise ValidationError.single(
-                "partner",
-                "missing",
-                "'partner' is required with 'by': the partner whose team member 'by' is",
-            )
-        checked = _partner(partner)
-        if checked.id != self.partner_id:
-            raise NotFound("customer", self.id)
-        if by is not None:
-            checked.authorize(by, Action.MANAGE_CUSTOMERS)
+        _authorize_by(
+            partner,
+            by,
+            owner=self.partner_id,
+            action=Action.MANAGE_CUSTOMERS,
+            missing=NotFound("customer", self.id),
+        )
 
     def _refuse_if_archived(self) -> None:
         if not self.is_active:

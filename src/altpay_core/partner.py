@@ -1217,3 +1217,30 @@ def _duplicate(
             )
         seen.add(key)
     return None
+
+
+def _authorize_by(
+    partner: Partner | None,
+    by: TeamMemberId | TeamMember | None,
+    *,
+    owner: PartnerId,
+    action: Action,
+    missing: NotFound,
+) -> None:
+    """With ``by``, the team member of ``partner`` (``owner``, whose the
+    aggregate is) who asks: their role must allow ``action``. Without it the
+    command runs as the system, and only a ``partner`` given is checked to
+    be ``owner`` (else ``missing``: another partner's aggregate is not found)."""
+    if partner is None:
+        if by is None:
+            return
+        raise ValidationError.single(
+            "partner",
+            "missing",
+            "'partner' is required with 'by': the partner whose team member 'by' is",
+        )
+    checked = _fields.argument("partner", partner, Partner, "a Partner")
+    if checked.id != owner:
+        raise missing
+    if by is not None:
+        checked.authorize(by, action)

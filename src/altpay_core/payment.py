@@ -105,6 +105,7 @@ from .partner import (
     CardFeeBearer,
     Partner,
     TeamMember,
+    _authorize_by,
     _kept_text,
     _refuse_unbilled,
 )
@@ -1490,19 +1491,13 @@ def _authorize_refund(
     """With ``by``, the team member of ``partner`` (this payment's) who asks:
     their role must allow refunding payments. Without it the refund runs as
     the system, and only a ``partner`` given is checked to be the payment's."""
-    if partner is None:
-        if by is None:
-            return
-        raise ValidationError.single(
-            "partner",
-            "missing",
-            "'partner' is required with 'by': the partner whose team member 'by' is",
-        )
-    _fields.argument("partner", partner, Partner, "a Partner")
-    if partner.id != payment.partner_id:
-        raise NotFound("payment", payment.id)
-    if by is not None:
-        partner.authorize(by, Action.REFUND_PAYMENTS)
+    _authorize_by(
+        partner,
+        by,
+        owner=payment.partner_id,
+        action=Action.REFUND_PAYMENTS,
+        missing=NotFound("payment", payment.id),
+    )
 
 
 # -- saved payment methods ----------------------------------------------------------------
