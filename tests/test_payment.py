@@ -336,6 +336,17 @@ class TestPay:
         payment, (paid,) = world.pay(payer=str(user.id))
         assert (payment.user_id, paid.balance) == (user.id, world.money("0.00"))
 
+    def test_a_team_members_id_as_text_is_a_team_member_as_its_id_is(self, world: World) -> None:
+        member = world.partner.team[0]
+        for payer in (member.id, str(member.id)):
+            with pytest.raises(PermissionDenied) as caught:
+                world.pay(payer=payer)
+            assert caught.value.role == "team member"
+        with pytest.raises(ValidationError) as refused:
+            world.pay(payer="tm_!")
+        assert (refused.value.paths, refused.value.codes) == (["payer"], ["invalid_id"])
+        assert "(a team member id)" in str(refused.value)
+
     @given(text=st.text(max_size=12))
     def test_a_payer_that_is_not_a_user_id_is_named_in_the_message(self, text: str) -> None:
         world = World()

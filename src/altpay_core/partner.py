@@ -637,7 +637,9 @@ def _country(path: str, value: object) -> str:
     # other letters onto ASCII ones (U+017F, the long s, becomes S).
     if not isinstance(value, str):
         raise ValidationError.single(
-            path, "wrong_type", f"'{path}' must be a string (got {type(value).__name__})"
+            path,
+            "wrong_type",
+            f"'{path}' must be a string (got {'None' if value is None else type(value).__name__})",
         )
     text = value.strip()
     if text.isascii() and text.upper() in COUNTRY_CURRENCIES:

@@ -1132,6 +1132,9 @@ def _card_fee_on(
 def _payer(customer: Customer, payer: object) -> UserId:
     if isinstance(payer, Impersonation):
         raise PermissionDenied(role="read-only impersonation", action="pay invoices")
+    if isinstance(payer, str) and payer.startswith(f"{TeamMemberId.prefix}_"):
+        # A team member's id as text is a team member's id, as the object is.
+        payer = _fields.entity_id("payer", payer, TeamMemberId)
     if isinstance(payer, TeamMember | TeamMemberId):
         # Partner staff are not the customer's users (I1).
         raise PermissionDenied(role="team member", action=f"pay invoices of {customer.id}")
@@ -1143,7 +1146,8 @@ def _payer(customer: Customer, payer: object) -> UserId:
         raise ValidationError.single(
             "payer",
             "wrong_type",
-            f"'payer' must be a CustomerUser or a user id (got {type(payer).__name__})",
+            f"'payer' must be a CustomerUser or a user id, or its text "
+            f"(got {type(payer).__name__})",
         )
     if not any(user.id == user_id for user in customer.users):
         # Named by its id, which the caller gave: its name is for its users.
