@@ -698,7 +698,8 @@ _C5_MESSAGE: Final = "a customer needs at least one user"
 
 
 def _users_rule(users: tuple[CustomerUser, ...]) -> InvariantViolation | None:
-    """What a customer's users break: C5 (none at all) or C4 (a duplicate)."""
+    """What a customer's users break: C5 (none at all), C4 (an email twice)
+    or ``customer-unique-user-id`` (an id twice)."""
     if not users:
         return InvariantViolation(_C5_MESSAGE, rule="C5", path="users")
     return _duplicate_user(users)
