@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import importlib
 import importlib.metadata
+import itertools
 import re
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from altpay_core import (
     Customer,
     CustomerArchived,
     CustomerId,
+    CustomerPaymentMethods,
     CustomerUser,
     DraftStep,
     EmailAddress,
@@ -612,6 +614,18 @@ def test_access_requests_to_a_partner_with_no_one_to_resolve_them_are_pending() 
     reader = bare.add_team_member(name="Rae", email="rae@solo.example", role=Role.READ_ONLY)
     for partner in (bare, reader):
         _all(aps.access_requests(partner), lambda r: r.is_pending, examples=50)
+
+
+def test_books_of_methods_added_out_of_order_and_at_one_time() -> None:
+    # The next default on archive is the latest added (by added_at, ties to
+    # the later in the book): books whose order and times disagree test it.
+    def times(book: CustomerPaymentMethods) -> list[Any]:
+        return [m.added_at for m in book.methods]
+
+    books = aps.customer_payment_methods()
+    assert reaches(books, lambda b: any(x > y for x, y in itertools.pairwise(times(b))))
+    assert reaches(books, lambda b: any(x == y for x, y in itertools.pairwise(times(b))))
+    assert reaches(books, lambda b: times(b) == sorted(times(b)) and len(b.methods) > 2)
 
 
 def test_events_of_any_kind() -> None:

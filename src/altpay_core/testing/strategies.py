@@ -1478,11 +1478,17 @@ def customer_payment_methods(draw: st.DrawFn) -> CustomerPaymentMethods:
     book = CustomerPaymentMethods(
         partner_id=_an_id(draw, PartnerId), customer_id=_an_id(draw, CustomerId)
     )
-    # Each change at a drawn time, later than the last, not the clock's, so
-    # that an example replays.
+    # Each change at a drawn time, not the clock's, so that an example
+    # replays: mostly later than the last, sometimes at the same time or
+    # earlier (a processor's report arriving late), so that the methods'
+    # order in the book and their times added do not always agree.
     when = draw(aware_datetimes())
     for _ in range(draw(st.integers(0, 4))):
-        when = _later(draw, when)
+        step = draw(st.sampled_from(["later", "later", "later", "same", "earlier"]))
+        if step == "later":
+            when = _later(draw, when)
+        elif step == "earlier":
+            when = when - dt.timedelta(minutes=draw(st.integers(1, 60 * 24 * 60)))
         action = draw(st.sampled_from(["add", "add", "archive", "replace", "default"]))
         active = book.active
         if action == "add" or not active:
