@@ -300,3 +300,27 @@ def test_the_invoices_are_read_only_once_the_other_arguments_are_good(
         visible_invoices(invoices, **arguments)  # type: ignore[arg-type]
     assert caught.value.paths == [wrong]
     assert list(invoices) == [world.invoice]
+
+
+def test_require_view_lets_a_read_only_impersonation_see(world: World) -> None:
+    looking = Impersonation.start(world.partner, world.globex, by=world.reader)
+    require_view(world.invoice, world.globex, looking)  # sees: no error
+    with pytest.raises(PermissionDenied):
+        require_pay(world.invoice, world.globex, looking)
+
+
+def test_an_impersonation_names_what_is_wrong(world: World) -> None:
+    with pytest.raises(ValidationError) as caught:
+        Impersonation.start(world.partner, world.globex, by=42)  # type: ignore[arg-type]
+    assert caught.value.paths == ["by"]
+    other = make_customer(make_partner(), "Other")
+    with pytest.raises(InvariantViolation) as refused:
+        Impersonation.start(world.partner, other, by=world.reader)
+    assert (refused.value.rule, refused.value.path) == ("I1", "customer")
+    with pytest.raises(ValidationError) as caught:
+        Impersonation(
+            partner_id=world.partner.id,
+            customer_id=world.globex.id,
+            team_member_id=world.ann.id,  # type: ignore[arg-type]
+        )
+    assert caught.value.paths == ["team_member_id"]

@@ -222,3 +222,46 @@ def test_a_subclass_without_a_topic_is_not_registered_nor_built() -> None:
     assert Draftish not in EVENT_TYPES.values()
     with pytest.raises(ValidationError):
         Draftish(partner_id=PartnerId("par_1"), aggregate_id="cus_1")
+
+
+def test_the_payment_method_topics_are_the_products() -> None:
+    # PRODUCT.md's webhook topics, each one class.
+    for topic in (
+        "payment_method_added",
+        "payment_method_deleted",
+        "default_payment_method_changed",
+    ):
+        assert EVENT_TYPES[topic].topic == topic
+
+
+def test_an_aggregate_id_that_is_not_text_is_the_wrong_type() -> None:
+    with pytest.raises(ValidationError) as caught:
+        CustomerCreated(partner_id=PartnerId("par_1"), aggregate_id=5)  # type: ignore[arg-type]
+    assert (caught.value.paths, caught.value.codes) == (["aggregate_id"], ["wrong_type"])
+    with pytest.raises(ValidationError) as caught:
+        CustomerCreated(partner_id=PartnerId("par_1"), aggregate_id="  ")
+    assert caught.value.codes == ["blank"]
+
+
+def test_a_topic_is_registered_only_as_text_and_once() -> None:
+    before = dict(EVENT_TYPES)
+
+    class NoTopic(Event):  # abstract: registers nothing
+        topic = ""
+
+    with pytest.raises(InvariantViolation) as caught:
+        type("NumberTopic", (Event,), {"topic": 5})
+    assert (caught.value.rule, caught.value.path) == ("event-topic", "topic")
+    # A class of the same name in another module takes no topic of another's.
+    with pytest.raises(InvariantViolation):
+        type(
+            "CustomerCreated",
+            (Event,),
+            {
+                "__module__": "elsewhere",
+                "__qualname__": "CustomerCreated",
+                "topic": "customer_created",
+            },
+        )
+    assert dict(EVENT_TYPES) == before
+    assert EVENT_TYPES["customer_created"] is CustomerCreated

@@ -1339,3 +1339,39 @@ def test_a_team_member_argument_that_is_not_an_id_is_named_in_the_message(
     assert caught.value.errors[0].message.startswith(
         f"'{path}' must look like tm_<letters and digits> (a team member id) (got "
     )
+
+
+class TestPathsAndPermissionsOfTeamAndTags:
+    """Each refusal names its field, and each command checks its permission."""
+
+    @pytest.fixture
+    def partner(self) -> Partner:
+        partner = Partner.create(name="Northwind IT", country="US")
+        partner = partner.add_team_member(name="Ada", email="ada@northwind.example", role="admin")
+        partner = partner.add_team_member(
+            name="Rae", email="rae@northwind.example", role="read_only"
+        )
+        return partner.add_tag(name="VIP", colour="#D4AF37")
+
+    def test_a_member_whose_role_may_not_manage_tags_may_not_update_one(
+        self, partner: Partner
+    ) -> None:
+        reader = partner.team[1]
+        with pytest.raises(PermissionDenied):
+            partner.update_tag("VIP", name="Gold", by=reader)
+        assert partner.update_tag("VIP", name="Gold", by=partner.team[0]).tag("Gold")
+
+    def test_the_same_email_again_is_refused_at_email(self, partner: Partner) -> None:
+        with pytest.raises(InvariantViolation) as caught:
+            partner.add_team_member(name="X", email="ADA@northwind.example", role="member")
+        assert caught.value.path == "email"
+
+    def test_the_last_admin_is_refused_at_team(self, partner: Partner) -> None:
+        with pytest.raises(InvariantViolation) as caught:
+            partner.change_role(partner.team[0], Role.MEMBER)
+        assert caught.value.path == "team"
+
+    def test_a_role_that_is_none_is_named_role(self, partner: Partner) -> None:
+        with pytest.raises(ValidationError) as caught:
+            partner.change_role(partner.team[1], "boss")
+        assert caught.value.paths == ["role"]

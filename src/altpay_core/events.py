@@ -106,6 +106,12 @@ class Event:
         topic = cls.__dict__.get("topic")  # its own, not one it inherits
         if not topic:
             return
+        if not isinstance(topic, str):
+            raise InvariantViolation(
+                f"a topic is a webhook topic's name, text (got {type(topic).__name__})",
+                rule="event-topic",
+                path="topic",
+            )
         known = _EVENT_TYPES.get(topic)
         if known is not None and (known.__module__, known.__qualname__) != (
             cls.__module__,
@@ -136,7 +142,14 @@ class Event:
                 "wrong_type",
                 f"'partner_id' must be a PartnerId (got {type(self.partner_id).__name__})",
             )
-        if not isinstance(self.aggregate_id, str) or not self.aggregate_id.strip():
+        if not isinstance(self.aggregate_id, str):
+            found.add(
+                "aggregate_id",
+                "wrong_type",
+                f"'aggregate_id' must be the aggregate's id as text "
+                f"(got {type(self.aggregate_id).__name__})",
+            )
+        elif not self.aggregate_id.strip():
             found.add(
                 "aggregate_id",
                 "blank",
