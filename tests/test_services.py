@@ -502,6 +502,15 @@ def pay(
         )
 
 
+def charge_first(uow: UnitOfWork, b: Billing, **more: Any) -> tuple[Payment, tuple[Invoice, ...]]:
+    """Ann charges the first invoice now, with the method on file (or the
+    one ``more`` names), under one key: a retry is the same request."""
+    return services.charge_now(
+        uow, b.partner.id, b.customer.id, [b.one.id], payer=b.ann,
+        idempotency_key="now-1", at=at(6), **more,
+    )  # fmt: skip
+
+
 def pay_both_by_ach(uow: UnitOfWork, b: Billing) -> None:
     """Ann pays both invoices in full, in the unit of work given."""
     services.pay_invoices(
@@ -1190,28 +1199,17 @@ class TestMethodsOnFile:
     def test_charge_now_needs_a_method_on_file(self, store: MemoryStore, billing: Billing) -> None:
         b = billing
 
-        def charge(uow: MemoryUnitOfWork) -> tuple[Payment, tuple[Invoice, ...]]:
-            return services.charge_now(
-                uow,
-                b.partner.id,
-                b.customer.id,
-                [b.one.id],
-                payer=b.ann,
-                idempotency_key="now-1",
-                at=at(6),
-            )
-
         with store.unit_of_work() as uow, pytest.raises(InvariantViolation) as caught:
-            charge(uow)
+            charge_first(uow, b)
         assert caught.value.rule == "method-on-file"
         assert_unchanged(store, b, key="now-1")
         methods = self._with_a_method(store, b)
         with store.unit_of_work() as uow:
-            payment, (one,) = charge(uow)
+            payment, (one,) = charge_first(uow, b)
         assert payment.payment_method_id == methods.default_id
         assert one.status is InvoiceStatus.PAID
         with store.unit_of_work() as uow:
-            assert charge(uow) == (payment, ())
+            assert charge_first(uow, b) == (payment, ())
             assert uow.invoices.get(b.partner.id, one.id) == one
 
     def test_a_retry_commits_what_the_caller_saved_before(
@@ -1220,17 +1218,11 @@ class TestMethodsOnFile:
         b = billing
         self._with_a_method(store, b)
 
-        def charge(uow: MemoryUnitOfWork) -> tuple[Payment, tuple[Invoice, ...]]:
-            return services.charge_now(
-                uow, b.partner.id, b.customer.id, [b.one.id], payer=b.ann,
-                idempotency_key="now-1", at=at(6),
-            )  # fmt: skip
-
         with store.unit_of_work() as uow:
-            first, _ = charge(uow)
+            first, _ = charge_first(uow, b)
         with store.unit_of_work() as uow:
             uow.customers.save(b.other.archive())
-            assert charge(uow) == (first, ())
+            assert charge_first(uow, b) == (first, ())
         with store.unit_of_work() as uow:
             assert uow.customers.get(b.partner.id, b.other.id).status is CustomerStatus.ARCHIVED
 
@@ -1245,14 +1237,8 @@ class TestMethodsOnFile:
         assert methods.default is not None
         used = methods.default
 
-        def charge(uow: MemoryUnitOfWork) -> tuple[Payment, tuple[Invoice, ...]]:
-            return services.charge_now(
-                uow, b.partner.id, b.customer.id, [b.one.id], payer=b.ann,
-                idempotency_key="now-1", at=at(6),
-            )  # fmt: skip
-
         with store.unit_of_work() as uow:
-            first, _ = charge(uow)
+            first, _ = charge_first(uow, b)
             first_by_method, _ = pay(store, b, [b.two], key="req-2", method=used)
             book = uow.payment_methods.get(b.partner.id, b.customer.id)
             if then == "replaced":
@@ -1262,11 +1248,8 @@ class TestMethodsOnFile:
             uow.payment_methods.save(book)
             uow.commit()
         with store.unit_of_work() as uow:
-            assert charge(uow) == (first, ())
-            assert services.charge_now(
-                uow, b.partner.id, b.customer.id, [b.one.id], payer=b.ann,
-                idempotency_key="now-1", method_id=used.id, at=at(6),
-            ) == (first, ())  # fmt: skip
+            assert charge_first(uow, b) == (first, ())
+            assert charge_first(uow, b, method_id=used.id) == (first, ())
         assert pay(store, b, [b.two], key="req-2", method=used) == (first_by_method, ())
         # Another request under the key is still refused.
         with store.unit_of_work() as uow, pytest.raises(InvariantViolation) as caught:
@@ -1296,10 +1279,7 @@ class TestMethodsOnFile:
 
         def charge(**method: Any) -> tuple[Payment, tuple[Invoice, ...]]:
             with store.unit_of_work() as uow:
-                return services.charge_now(
-                    uow, b.partner.id, b.customer.id, [b.one.id], payer=b.ann,
-                    idempotency_key="now-1", at=at(6), **method,
-                )  # fmt: skip
+                return charge_first(uow, b, **method)
 
         first, _ = charge(method_id=card.id)
         assert first.payment_method_id == card.id
