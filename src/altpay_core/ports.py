@@ -185,8 +185,11 @@ class Cursor:
     @classmethod
     @checked_arguments
     def decode(cls, text: str, path: str = "after", *, listing: Listing | str) -> Cursor:
-        """The cursor ``text`` encodes, which a page of ``listing`` made;
-        anything else is a ``ValidationError`` (``invalid_cursor``) at ``path``."""
+        """The cursor ``text`` encodes, in the form a page of ``listing``
+        makes; anything else is a ``ValidationError`` (``invalid_cursor``) at
+        ``path``. A cursor is encoded, not signed: text of that form names a
+        place in the order whoever made it (every query stays scoped to its
+        partner)."""
         listing = _listing(listing)
         try:
             padded = text + "=" * (-len(text) % 4)

@@ -1341,6 +1341,27 @@ class CustomerRepositoryContract(_StoreFactory):
             uow.customers.list(partner.id, after=_hand_made_cursor(parts))
         assert (caught.value.paths, caught.value.codes) == (["after"], ["invalid_cursor"])
 
+    @pytest.mark.parametrize("path", ["after", "before"])
+    def test_another_partners_cursor_gives_only_this_partners_rows(
+        self, store: Store, path: str
+    ) -> None:
+        """A cursor names a place in the order, not a partner's rows: one
+        from another partner's page (or made by hand in the same form) pages
+        through this partner's customers only."""
+        mine = self.store_partner(store, _partner())
+        theirs = self.store_partner(store, _partner("Contoso MSP"))
+        ours = ("Acme", "Globex", "Initech", "Umbrella")
+        self.store_customers(store, *(_customer(mine, company) for company in ours))
+        self.store_customers(store, *(_customer(theirs, c) for c in ("Bolt", "Hooli", "Zeta")))
+        with store.unit_of_work() as uow:
+            their_page = uow.customers.list(theirs.id, limit=2)
+            cursor = their_page.end_cursor if path == "after" else their_page.start_cursor
+            paging: dict[str, Any] = {path: cursor}
+            page = uow.customers.list(mine.id, **paging)
+        assert {customer.partner_id for customer in page} == {mine.id}
+        expected = ["Initech", "Umbrella"] if path == "after" else ["Acme"]
+        assert [customer.company for customer in page] == expected
+
 
 def _hand_made_cursor(parts: list[str]) -> str:
     """A cursor encoded as a page encodes one, out of ``parts``."""
