@@ -211,6 +211,21 @@ def test_amount_in_another_currency_is_refused() -> None:
         split_card_fee("1.00", [usd("1.00")])  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("amount", ["-1.00", "0.00", "1.00"])
+def test_the_policy_and_card_fee_for_refuse_another_currency_alike(amount: str) -> None:
+    # The currency first, whatever the sign: both report the same code.
+    partner = make_partner()
+    found = []
+    for fee_of in (
+        partner.card_fees.fee_for,
+        lambda money: card_fee_for(partner, make_customer(partner), money),
+    ):
+        with pytest.raises(ValidationError) as caught:
+            fee_of(Money(amount, "CAD"))
+        found.append((caught.value.paths, caught.value.codes))
+    assert found == [(["amount"], ["currency_mismatch"])] * 2
+
+
 @given(
     policy=aps.card_fee_policies("USD"),
     amount=aps.money("USD", min_units=0, max_units=10**12),

@@ -1217,7 +1217,7 @@ class Invoice:
         try:
             return self.update(partner, by=by, fees=(*self.fees, fee))
         except ValidationError as error:
-            if error.codes != ["amount_too_large"]:  # pragma: no cover - the fee is parsed
+            if error.codes != ["amount_too_large"]:  # the fee is parsed: ``by`` refused
                 raise
             raise _too_large("amount", comes_to="keep the invoice's total to") from None
 

@@ -566,18 +566,14 @@ class CardFeePolicy:
         """The card fee on a card payment of ``amount`` (in the policy's
         currency), whoever bears it; nothing on a zero amount.
 
-        Refuses an amount in another currency (``currency_mismatch``, zero
-        or not) and a negative one (``negative_amount``), each a
+        Refuses an amount in another currency (``currency_mismatch``, zero,
+        negative or not), then a negative one (``negative_amount``), each a
         :class:`~altpay_core.errors.ValidationError` at ``amount``, as
         :func:`~altpay_core.payment.card_fee_for` does.
         """
         if not isinstance(amount, Money):
             raise ValidationError.single(
                 "amount", "wrong_type", f"'amount' must be Money (got {type(amount).__name__})"
-            )
-        if amount.is_negative:
-            raise ValidationError.single(
-                "amount", "negative_amount", f"'amount' must be zero or more (got {amount})"
             )
         currency = self.fixed.currency
         if amount.currency is not currency:
@@ -586,6 +582,10 @@ class CardFeePolicy:
                 "currency_mismatch",
                 f"'amount' must be in {currency.code}, the card-fee policy's currency "
                 f"(got {amount.currency.code}; rule I2)",
+            )
+        if amount.is_negative:
+            raise ValidationError.single(
+                "amount", "negative_amount", f"'amount' must be zero or more (got {amount})"
             )
         if amount.is_zero:
             return Money.zero(amount.currency)

@@ -1619,9 +1619,10 @@ class CustomerPaymentMethods:
     (its partner's, which the customer's country does not decide: a US
     partner may bill in CAD), so ``add`` and ``replace`` take any type. That
     a method fits the currency (cards any; ACH USD; PAD and EFT CAD) is
-    checked when it is used: :func:`schedule_payment`, :func:`charge_now`,
-    :func:`pay_invoices` and a scheduled payment's run refuse one that does
-    not (``method_unavailable`` at ``method_id``, else ``methods``). Check
+    checked when it is used: :func:`schedule_payment`, :func:`charge_now`
+    and a scheduled payment's run refuse one that does not
+    (``method_unavailable`` at ``method_id``, else ``methods``), as
+    :func:`pay_invoices` does at its ``method``. Check
     :meth:`PaymentMethodType.available_in` with the partner's currency
     before adding a method, so that one that can never be used does not
     become the default.

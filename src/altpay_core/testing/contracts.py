@@ -647,7 +647,7 @@ class CustomerRepositoryContract(_StoreFactory):
 
             def tag() -> None:
                 uow.customers.save(read.set_tags(catalog, ["vip"]))
-                uow.commit()  # pragma: no cover - for adapters that find it at save
+                uow.commit()  # adapters that find it at save never get here
 
             with pytest.raises(InvariantViolation) as caught:
                 tag()
@@ -674,7 +674,7 @@ class CustomerRepositoryContract(_StoreFactory):
 
             def delete() -> None:
                 uow.partners.save(catalog.delete_tag("VIP", by=admin))
-                uow.commit()  # pragma: no cover - for adapters that find it at save
+                uow.commit()  # adapters that find it at save never get here
 
             with pytest.raises(ConcurrencyConflict) as caught:
                 delete()
@@ -744,7 +744,7 @@ class CustomerRepositoryContract(_StoreFactory):
 
             def delete() -> None:
                 uow.partners.save(emptied)
-                uow.commit()  # pragma: no cover - for adapters that find it at save
+                uow.commit()  # adapters that find it at save never get here
 
             with pytest.raises(ConcurrencyConflict) as conflict:
                 delete()
@@ -777,7 +777,7 @@ class CustomerRepositoryContract(_StoreFactory):
                         # A read that must see the save: a SQL store writes it now.
                         assert len(uow.customers.list(partner.id, tag=gold)) == 1
                     uow.partners.save(without_gold)
-                uow.commit()  # pragma: no cover - for adapters that find it at save
+                uow.commit()  # adapters that find it at save never get here
 
         for order in ("partner first", "customer first", "a read between"):
             with pytest.raises(InvariantViolation) as caught:
@@ -849,7 +849,7 @@ class CustomerRepositoryContract(_StoreFactory):
                         # A read that must see the saves: a SQL store writes them now.
                         assert len(uow.customers.list(partner.id)) == 2
                     uow.partners.save(syncing)
-                uow.commit()  # pragma: no cover - for adapters that find it at save
+                uow.commit()  # adapters that find it at save never get here
 
         for order in ("partner first", "customers first", "a read between"):
             with pytest.raises(InvariantViolation) as caught:
@@ -1649,7 +1649,7 @@ class AccessRequestRepositoryContract(_StoreFactory):
 
                 def resolve(resolved: AccessRequest) -> None:
                     uow.access_requests.save(resolved)
-                    uow.commit()  # pragma: no cover - for adapters that find it at save
+                    uow.commit()  # adapters that find it at save never get here
 
                 with pytest.raises(InvariantViolation) as caught:
                     resolve(resolved)
@@ -3098,7 +3098,7 @@ class InvoiceRepositoryContract(_StoreFactory):
 
             def issue() -> None:
                 uow.invoices.save(_issued(partner, read))
-                uow.commit()  # pragma: no cover - for adapters that find it at save
+                uow.commit()  # adapters that find it at save never get here
 
             with pytest.raises(InvariantViolation) as caught:
                 issue()
@@ -3142,7 +3142,7 @@ class InvoiceRepositoryContract(_StoreFactory):
                 stored = uow.customers.save(later)
                 uow.invoices.save(_issued(partner, later, "1002"))
                 uow.customers.save(stored.archive())
-                uow.commit()  # pragma: no cover - for adapters that find it at save
+                uow.commit()  # adapters that find it at save never get here
 
         with pytest.raises(InvariantViolation) as caught:
             issue_and_archive()
