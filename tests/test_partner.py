@@ -26,9 +26,13 @@ from altpay_core import (
     CardFeePolicy,
     Currency,
     CustomerDraft,
+    CustomerId,
     EmailAddress,
     Integration,
     InvariantViolation,
+    Invoice,
+    InvoiceId,
+    LineItem,
     Money,
     NotFound,
     Partner,
@@ -120,6 +124,29 @@ class TestCreate:
             Partner.create(name="Northwind IT", country="US", currency=currency)
         assert caught.value.codes == ["unsupported_currency"]
         assert "USD or CAD" in caught.value.errors[0].message
+
+    def test_a_partners_currency_is_refused_in_the_words_of_invoices(self) -> None:
+        # One rule (I2), one message: a partner's, its policy's and an invoice's currency.
+        expected = "'currency' must be USD or CAD, a partner's currency (got EUR; rule I2)"
+        found = []
+        for refused in (
+            lambda: Partner.create(name="N", country="US", currency="EUR"),
+            lambda: CardFeePolicy.default("EUR"),
+            lambda: Invoice(
+                id=InvoiceId.new(),
+                partner_id=PartnerId.new(),
+                customer_id=CustomerId.new(),
+                number="1001",
+                currency=Currency("EUR"),
+                issue_date=dt.date(2026, 1, 5),
+                due_date=dt.date(2026, 2, 4),
+                lines=(LineItem("Support", 1, Money("10.00", "EUR")),),
+            ),
+        ):
+            with pytest.raises(ValidationError) as caught:
+                refused()
+            found.extend(e.message for e in caught.value.errors if e.path == "currency")
+        assert found == [expected] * 3
 
     def test_every_invalid_field_at_once(self) -> None:
         with pytest.raises(ValidationError) as caught:

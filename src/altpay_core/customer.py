@@ -1254,8 +1254,6 @@ class Customer:
                 )
         found.raise_if_any()
         self._refuse_if_archived()
-        if partner.id != self.partner_id:
-            raise NotFound("customer", self.id)
         wanted = frozenset(partner.tag(t).id for t in given)
         if wanted == self.tags:
             return self

@@ -62,15 +62,18 @@ _PARTNER_CURRENCIES: Final = tuple(sorted(set(COUNTRY_CURRENCIES.values()), reve
 payment's (I2)."""
 
 
-def _refuse_unbilled(found: FieldErrors, path: str, currency: Currency) -> None:
-    """Note in ``found`` a ``currency`` no partner bills in (I2)."""
+def _refuse_unbilled(found: FieldErrors, path: str, currency: Currency, *, of: str = "") -> None:
+    """Note in ``found`` a ``currency`` no partner bills in (I2): that of a
+    currency field, or of an amount (``of="in "``)."""
     if currency.code not in _PARTNER_CURRENCIES:
-        found.add(
-            path,
-            "unsupported_currency",
-            f"'{path}' must be {' or '.join(_PARTNER_CURRENCIES)}, a partner's currency "
-            f"(got {currency.code}; rule I2)",
-        )
+        found.add(path, "unsupported_currency", _unbilled(path, currency, of=of))
+
+
+def _unbilled(path: str, currency: Currency, *, of: str = "") -> str:
+    return (
+        f"'{path}' must be {of}{' or '.join(_PARTNER_CURRENCIES)}, a partner's currency "
+        f"(got {currency.code}; rule I2)"
+    )
 
 
 # -- shared by the aggregates' constructors -----------------------------------
@@ -665,10 +668,8 @@ def _partner_currency(path: str, value: object) -> Currency:
             currency = Currency(value)
         except ValidationError as error:
             raise error.under(path) from None
-    if currency.code not in COUNTRY_CURRENCIES.values():
-        raise ValidationError.single(
-            path, "unsupported_currency", f"'{path}' must be USD or CAD (got {currency.code!r})"
-        )
+    if currency.code not in _PARTNER_CURRENCIES:
+        raise ValidationError.single(path, "unsupported_currency", _unbilled(path, currency))
     return currency
 
 

@@ -2053,13 +2053,7 @@ class ScheduledPayment:
         if self.amount is not None and _require_type(found, "amount", self.amount, Money, "Money"):
             if not self.amount.is_positive:
                 found.add("amount", "not_positive", "'amount' must be greater than zero")
-            if self.amount.currency.code not in _PARTNER_CURRENCIES:
-                found.add(
-                    "amount",
-                    "unsupported_currency",
-                    f"'amount' must be in {' or '.join(_PARTNER_CURRENCIES)}, a partner's "
-                    f"currency (got {self.amount.currency.code}; rule I2)",
-                )
+            _refuse_unbilled(found, "amount", self.amount.currency, of="in ")
         _to_member(found, self, "status", ScheduledPaymentStatus)
         payment_ok = self.payment_id is None or _require_type(
             found, "payment_id", self.payment_id, PaymentId, "a payment id"

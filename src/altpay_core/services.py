@@ -21,7 +21,8 @@ unit of work is then empty, and usable again. A
 :class:`~altpay_core.errors.ConcurrencyConflict` means another writer got
 there first: run the service again in a new unit of work (but not for a
 :class:`~altpay_core.errors.UniqueKeyTaken`, a number or reference that is
-taken: the same command fails again).
+taken, nor for :func:`create_customer` of a draft already created, whose
+customer's id is taken: the same command fails again).
 
 Paying is the main case: :func:`pay_invoices` reads the invoices, applies
 the payment to each and stores the payment and every invoice it touched in

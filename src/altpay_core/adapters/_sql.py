@@ -16,7 +16,8 @@ look-ups. The database enforces what must hold across concurrent writers:
 primary keys and unique indexes (C10: an external reference is unique per
 partner and integration among customers that are not archived; invoice
 numbers and invoices' external references per partner; payments'
-idempotency keys per partner). Events go to the ``outbox`` table in the
+idempotency keys per partner; one pending access request per email and
+partner). Events go to the ``outbox`` table in the
 transaction that stores their aggregate.
 
 The rules between aggregates (a customer's tags are in its partner's
@@ -976,7 +977,7 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
     the transaction begin, with the database's write lock where it has one
     (SQLite's ``BEGIN IMMEDIATE``), and the database checks every row again
     as it is written (``UPDATE ... WHERE version = ?``, primary keys, the
-    partial unique index): a writer that committed in between turns into a
+    unique indexes): a writer that committed in between turns into a
     clean :class:`~altpay_core.errors.ConcurrencyConflict`, and the write
     lock is held for the writing only, not while the caller works between
     its saves and its commit.

@@ -22,7 +22,8 @@ How it keeps its promises:
   laid over it.
 * ``save`` checks the version and the keys that must be unique (a
   customer's external reference, C10; an invoice's number and external
-  reference; a payment's idempotency key) at once, so a conflict shows
+  reference; a payment's idempotency key; one pending access request per
+  email) at once, so a conflict shows
   early; :meth:`MemoryUnitOfWork.commit` checks all of it again under the
   store's lock, before writing anything, with the rules between aggregates
   (a customer's tags in its partner's catalog, a tag taken out of a catalog

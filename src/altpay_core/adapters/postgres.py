@@ -32,10 +32,10 @@ read that must see them, and every 2,000 saves, in a ``READ COMMITTED``
 transaction in which the database checks each row again: ``UPDATE ... WHERE
 version = %s`` changes nothing if another writer committed in between, and
 the primary keys and the unique indexes (C10, invoice numbers and
-references, idempotency keys) refuse a taken id or key. Either way, and on
-a serialization failure, a deadlock or a wait for another writer's lock
-longer than the connection's ``lock_timeout`` (as ``SqliteStore``'s
-``timeout``), the whole unit of work is rolled back and
+references, idempotency keys, pending access requests' emails) refuse a
+taken id or key. Either way, and on a serialization failure, a deadlock
+or a wait for another writer's lock longer than the connection's
+``lock_timeout`` (as ``SqliteStore``'s ``timeout``), the whole unit of work is rolled back and
 :class:`~altpay_core.errors.ConcurrencyConflict` raised, with the driver's
 error as its ``__cause__``. A wait cut off by ``statement_timeout`` is
 psycopg's ``QueryCanceled``, after the same roll-back: PostgreSQL reports
