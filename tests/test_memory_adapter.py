@@ -32,8 +32,9 @@ from altpay_core import (
     ValidationError,
     pay_invoices,
 )
-from altpay_core.adapters.memory import MemoryStore, MemoryUnitOfWork, _Undo
+from altpay_core.adapters.memory import MemoryStore, MemoryUnitOfWork, _AccessRequests, _Undo
 from altpay_core.adapters.sqlite import SqliteStore
+from altpay_core.ports import AccessRequestRepository
 from altpay_core.testing import contracts
 from altpay_core.values import Address
 
@@ -53,6 +54,15 @@ class TestMemoryCustomers(MemoryFactory, contracts.CustomerRepositoryContract):
 
 class TestMemoryAccessRequests(MemoryFactory, contracts.AccessRequestRepositoryContract):
     pass
+
+
+class TestThePortsOwnPendingFor(MemoryFactory, contracts.AccessRequestRepositoryContract):
+    """An adapter that keeps the port's ``pending_for`` (which lists the
+    partner's pending requests, then picks one) passes the contract too."""
+
+    @pytest.fixture(autouse=True)
+    def _default_pending_for(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(_AccessRequests, "pending_for", AccessRequestRepository.pending_for)
 
 
 class TestMemoryInvoices(MemoryFactory, contracts.InvoiceRepositoryContract):

@@ -443,6 +443,10 @@ class TestMigrations:
             with new.unit_of_work() as uow:
                 assert uow.access_requests.get(partner.id, dee.id) == dee
                 assert uow.access_requests.get(partner.id, twice.id) == twice
+                # Found by their data, which holds the email: the oldest.
+                oldest = uow.access_requests.list(partner.id)[0]
+                assert uow.access_requests.pending_for(partner.id, "DEE@globex.example") == oldest
+                assert uow.access_requests.pending_for(partner.id, "eve@globex.example") is None
             with new.unit_of_work() as uow:
                 third = AccessRequest.open(partner, email="Dee@globex.example")
                 third = uow.access_requests.save(third)
@@ -456,6 +460,7 @@ class TestMigrations:
                 uow.commit()
             with new.unit_of_work() as uow:
                 assert uow.access_requests.list(partner.id, status="pending") == [third]
+                assert uow.access_requests.pending_for(partner.id, "dee@globex.example") == third
         with psycopg.connect(dsn) as connection:
             found = connection.execute(
                 "SELECT email_key, status FROM access_requests ORDER BY status"
@@ -2084,6 +2089,7 @@ class TestRowsChangedOutsideTheLibrary:
             outsider.execute("UPDATE access_requests SET email_key = NULL")
         with store.unit_of_work() as uow:
             assert uow.access_requests.list(partner.id) == [request]
+            assert uow.access_requests.pending_for(partner.id, "dee@globex.example") == request
 
     @pytest.mark.parametrize(
         ("change", "field", "read"),

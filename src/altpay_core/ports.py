@@ -410,6 +410,15 @@ def check_text(name: str, value: object) -> str:
     return _fields.query_text(name, value)
 
 
+def _email_argument(value: object) -> EmailAddress:
+    """``value``, the argument ``email``, as an address (a
+    ``ValidationError`` at ``email`` if it is none)."""
+    try:
+        return EmailAddress(value)  # type: ignore[arg-type]
+    except ValidationError as error:
+        raise error.under("email") from None
+
+
 @checked_arguments
 def check_choice(name: str, value: object, kind: type[_Member]) -> _Member:
     """``value``, an argument named ``name``, as a member of the enumeration
@@ -861,6 +870,24 @@ class AccessRequestRepository(abc.ABC):
     ) -> list[AccessRequest]:
         """This partner's access requests, oldest first (by ``requested_at``,
         then id)."""
+
+    @checked_arguments
+    def pending_for(self, partner_id: PartnerId, email: EmailAddress | str) -> AccessRequest | None:
+        """The partner's pending request of ``email`` (compared case-folded,
+        by its :attr:`~altpay_core.values.EmailAddress.key`), or ``None``:
+        what :func:`altpay_core.services.open_access_request` gives back to
+        someone asking again. Should the store hold two (rows from before it
+        kept the email unique), the oldest, as :meth:`list` orders them.
+
+        This default lists every pending request of the partner and picks
+        the one with that email: correct for any adapter, but it reads them
+        all at each call. The built-in stores override it with a look-up
+        along their index of pending emails; an adapter of your own should
+        too.
+        """
+        pending = self.list(partner_id, status=AccessRequestStatus.PENDING)
+        key = _email_argument(email).key
+        return next((r for r in pending if r.email.key == key), None)
 
     @abc.abstractmethod
     def save(self, request: AccessRequest) -> AccessRequest:

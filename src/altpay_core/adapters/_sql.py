@@ -770,6 +770,12 @@ class Statements:
             WHERE partner_id = ? AND status = ?
             ORDER BY requested_at, id"""
         )
+        # A pending request by its email's key, and the rows written before
+        # the key was (NULL): each branch along the pending emails' index.
+        # The last column says which (the key, or NULL).
+        pending = f"""SELECT {ACCESS_REQUESTS.select()}, email_key FROM access_requests
+            WHERE partner_id = ? AND status = 'pending' AND email_key"""
+        self.pending_access_request = sql(f"{pending} = ? UNION ALL {pending} IS NULL")
         self.payments_for_invoice = sql(
             f"""SELECT {PAYMENTS.select("p.")}
             FROM payment_allocations a JOIN payments p ON p.id = a.payment_id
@@ -2158,6 +2164,21 @@ class SqlAccessRequests(AccessRequestRepository):
             return self._uow._load_all(ACCESS_REQUESTS, sql.access_requests, (partner,))
         value = _status(status, AccessRequestStatus, "status").value
         return self._uow._load_all(ACCESS_REQUESTS, sql.access_requests_by_status, (partner, value))
+
+    @checked_arguments
+    def pending_for(self, partner_id: PartnerId, email: EmailAddress | str) -> AccessRequest | None:
+        self._uow._in_block()
+        partner = _partner_key(partner_id)  # first, as the memory store checks
+        key = _email_key(email)
+        rows = self._uow._read(self._uow._sql.pending_access_request, (partner, key, partner))
+        # A row with the key holds the email's place by it; one written
+        # before the key was (NULL) matches by its data.
+        found = [
+            request
+            for request, keyed in ((_load_row(ACCESS_REQUESTS, row), row[-1]) for row in rows)
+            if keyed is not None or request.email.key == key
+        ]
+        return min(found, key=lambda r: (r.requested_at, r.id.value), default=None)
 
     @checked_arguments
     def save(self, request: AccessRequest) -> AccessRequest:

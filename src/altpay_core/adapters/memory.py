@@ -183,13 +183,17 @@ def _ref_key(customer: Customer) -> _RefKey | None:
     return (customer.partner_id, customer.external_ref)
 
 
-def _email_key(email: object) -> str:
+def _email(email: object) -> EmailAddress:
     if isinstance(email, EmailAddress):
-        return email.key
+        return email
     try:
-        return EmailAddress(email).key  # type: ignore[arg-type]
+        return EmailAddress(email)  # type: ignore[arg-type]
     except ValidationError as error:
         raise error.under("email") from None
+
+
+def _email_key(email: object) -> str:
+    return _email(email).key
 
 
 def _wrong_type(path: str, expected: type[Any], value: object) -> ValidationError:
@@ -1030,6 +1034,18 @@ class _AccessRequests(AccessRequestRepository):
             (r for r in rows if wanted is None or r.status is wanted),
             key=lambda r: (r.requested_at, r.id.value),
         )
+
+    @checked_arguments
+    def pending_for(self, partner_id: PartnerId, email: EmailAddress | str) -> AccessRequest | None:
+        staged = self._uow._staging()
+        partner_id = _fields.entity_id("partner_id", partner_id, PartnerId)
+        wanted = (partner_id, _email(email))
+        for request in staged.requests.values():
+            if _pending_key(request) == wanted:
+                return request
+        store = self._uow._store
+        owner = store._owner(store._pending_requests, store._requests, wanted)
+        return None if owner is None or owner.id in staged.requests else owner
 
     @checked_arguments
     def save(self, request: AccessRequest) -> AccessRequest:

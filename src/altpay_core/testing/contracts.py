@@ -1503,6 +1503,73 @@ class AccessRequestRepositoryContract(_StoreFactory):
                 assert uow.access_requests.list(partner.id, status=pending) == []
                 uow.commit()
 
+    # the pending request of an email
+
+    @_PER_PARTNER
+    @given(
+        local=st.from_regex(r"[a-z][a-z0-9]{0,11}", fullmatch=True),
+        upper=st.lists(st.booleans(), max_size=30),
+    )
+    def test_pending_for_finds_the_partners_pending_request_of_an_email(
+        self, store: Store, local: str, upper: list[bool]
+    ) -> None:
+        """``pending_for`` gives the partner's pending request of the email,
+        asked in any case (as text or as an address), and ``None`` for an
+        email without one, or for another partner: never the request of
+        that other partner."""
+        email = f"{local}@globex.example"
+        asked = _recased(email, upper)
+        partner = self.store_partner(store, _partner())
+        other = self.store_partner(store, _partner("Contoso"))
+        first, elsewhere = _commit(
+            store,
+            AccessRequest.open(partner, email=email),
+            AccessRequest.open(other, email=f"x{email}"),
+        )
+        with store.unit_of_work() as uow:
+            assert uow.access_requests.pending_for(partner.id, asked) == first
+            assert uow.access_requests.pending_for(partner.id, EmailAddress(asked)) == first
+            assert uow.access_requests.pending_for(partner.id, f"x{email}") is None
+            assert uow.access_requests.pending_for(other.id, asked) is None
+            assert uow.access_requests.pending_for(other.id, f"x{asked}") == elsewhere
+
+    @pytest.mark.parametrize("resolution", ["approved", "rejected"])
+    def test_pending_for_skips_a_resolved_request(self, store: Store, resolution: str) -> None:
+        """A resolved request is not pending: ``pending_for`` gives ``None``,
+        in the unit of work that resolves it as after its commit, and then
+        the new request of the email, once it is saved."""
+        partner, saved = self._stored(store)
+        admin = partner.team[0]
+        customer = self.store_customers(store, _created(partner))[0]
+        with store.unit_of_work() as uow:
+            assert uow.access_requests.pending_for(partner.id, "DEE@globex.example") == saved
+            if resolution == "approved":
+                resolved, joined = saved.add_to_customer(
+                    customer, partner=partner, by=admin, last_name="Lee"
+                )
+                uow.customers.save(joined)
+            else:
+                resolved = saved.reject(partner=partner, by=admin)
+            uow.access_requests.save(resolved)
+            for _ in range(2):  # in the unit of work, then committed
+                assert uow.access_requests.pending_for(partner.id, saved.email) is None
+                uow.commit()
+            again = AccessRequest.open(partner, email="dee@globex.example")
+            again = uow.access_requests.save(again)
+            assert uow.access_requests.pending_for(partner.id, saved.email) == again
+            uow.commit()
+        with store.unit_of_work() as uow:
+            assert uow.access_requests.pending_for(partner.id, saved.email) == again
+            assert uow.access_requests.get(partner.id, saved.id).status.value == resolution
+
+    def test_pending_for_refuses_what_is_not_an_email(self, store: Store) -> None:
+        partner, _ = self._stored(store)
+        with store.unit_of_work() as uow:
+            for email in ("not an email", "", 7):
+                with pytest.raises(ValidationError) as caught:
+                    uow.access_requests.pending_for(partner.id, email)  # type: ignore[arg-type]
+                assert caught.value.paths == ["email"]
+
     # one pending request per email and partner, kept by the store
 
     @_PER_PARTNER
@@ -4285,6 +4352,8 @@ class RoundTripContract(_StoreFactory):
         with store.unit_of_work() as uow:
             got = uow.access_requests.get(partner.id, request.id)
             assert uow.access_requests.list(partner.id, status=request.status) == [expected]
+            pending = expected if expected.is_pending else None
+            assert uow.access_requests.pending_for(partner.id, request.email) == pending
         assert saved == got == expected
         assert to_dict(got) == to_dict(expected)
 
