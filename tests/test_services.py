@@ -227,6 +227,46 @@ class TestAccessRequests:
             uow.commit()
         return partner, request, customer
 
+    @given(
+        emails=st.lists(
+            st.from_regex(r"[a-z][a-z0-9]{0,7}", fullmatch=True),
+            min_size=1,
+            max_size=8,
+            unique=True,
+        ),
+        data=st.data(),
+    )
+    def test_asking_again_looks_up_one_email_not_every_pending_request(
+        self, emails: list[str], data: st.DataObject
+    ) -> None:
+        # Anyone with the billing link may ask: the answer must not read
+        # every pending request of the partner (a flood of them would make
+        # each call slower), only the asker's.
+        with MemoryStore() as store:
+            partner = stored_partner(store)
+            with store.unit_of_work() as uow:
+                requests = {
+                    e: uow.access_requests.save(
+                        AccessRequest.open(partner, email=f"{e}@initech.example")
+                    )
+                    for e in emails
+                }
+                uow.commit()
+            asker = data.draw(st.sampled_from(emails))
+            with store.unit_of_work() as uow:
+                listed = []
+                listing = uow.access_requests.list
+
+                def list_and_count(*args: Any, **kwargs: Any) -> list[AccessRequest]:
+                    found = listing(*args, **kwargs)
+                    listed.extend(found)
+                    return found
+
+                uow.access_requests.list = list_and_count  # type: ignore[method-assign]
+                email = f"{asker.upper()}@initech.example"
+                assert open_access_request(uow, partner.id, email=email) == requests[asker]
+                assert listed == []
+
     def test_opening_stores_one_request_per_person_not_yet_a_user(self, store: MemoryStore) -> None:
         partner, request, customer = self._setup(store)
         with store.unit_of_work() as uow:

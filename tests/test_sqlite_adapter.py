@@ -464,9 +464,18 @@ class TestMigrations:
                 assert uow.access_requests.list(partner.id) == sorted(
                     [dee, twice], key=lambda r: (r.requested_at, r.id.value)
                 )
+                # Found by their data, which holds the email: the oldest, as
+                # the list gives it, to someone asking again.
+                oldest = uow.access_requests.list(partner.id)[0]
+                assert uow.access_requests.pending_for(partner.id, "DEE@globex.example") == oldest
+                asked = services.open_access_request(uow, partner.id, email="dee@globex.example")
+                assert asked == oldest
+                assert uow.access_requests.pending_for(partner.id, "eve@globex.example") is None
             # No key stored to compare with: a third is stored too, as the
             # file's writers before the step would have stored it.
             (third,) = save_all(new, AccessRequest.open(partner, email="Dee@globex.example"))
+            with new.unit_of_work() as uow:
+                assert uow.access_requests.pending_for(partner.id, "dee@globex.example") == oldest
             # Saved again, a request writes its key: the keyed one is refused
             # next to the third, as two pending requests of one email are.
             with pytest.raises(ConcurrencyConflict) as caught:
@@ -500,6 +509,7 @@ class TestMigrations:
             )
         with SqliteStore(path) as new, new.unit_of_work() as uow:
             assert uow.access_requests.get(partner.id, third.id) == third
+            assert uow.access_requests.pending_for(partner.id, "DEE@globex.example") == third
 
     def test_a_database_at_schema_3_gets_the_currency_of_its_invoices_and_payments(
         self, path: Path
@@ -1621,6 +1631,26 @@ class TestQueryPlans:
             uow.customers.list(partner.id, tag=tag, status="active", name_prefix="comp")
 
         self.assert_indexed(store, by_tag, "customer_tags_by_company (partner_id=? AND tag_id=?")
+
+    def test_the_pending_request_of_an_email(self, store: SqliteStore, catalog: Any) -> None:
+        # Along the index of pending emails, for the key and for the rows
+        # written before it was kept (NULL): never all the partner's requests.
+        partner, _ = catalog
+        requests = [AccessRequest.open(partner, email=f"p{n}@initech.example") for n in range(20)]
+        save_all(store, *requests)
+
+        def asking_again(uow: Any) -> None:
+            assert uow.access_requests.pending_for(partner.id, "P3@initech.example") is not None
+            services.open_access_request(uow, partner.id, email="p3@initech.example")
+
+        self.assert_indexed(
+            store, asking_again, "access_requests_pending_by_email (partner_id=? AND email_key=?)"
+        )
+        assert not any(
+            "access_requests_by_date" in detail
+            for sql in self.queries(store, asking_again)
+            for detail in self.plan(store, sql)
+        )
 
     def test_access_requests_and_outbox(self, store: SqliteStore, catalog: Any) -> None:
         partner, _ = catalog

@@ -55,7 +55,6 @@ from altpay_core._arguments import checked_arguments, checked_constructor
 from altpay_core.access import Viewer
 from altpay_core.customer import (
     AccessRequest,
-    AccessRequestStatus,
     Customer,
     CustomerDraft,
     _refuse_if_synced,
@@ -239,8 +238,7 @@ def open_access_request(
             rule="access-request-user",
             path="email",
         )
-    pending = uow.access_requests.list(partner.id, status=AccessRequestStatus.PENDING)
-    earlier = next((r for r in pending if r.email.key == request.email.key), None)
+    earlier = uow.access_requests.pending_for(partner.id, request.email)
     with _storing(uow):
         # The earlier request is stored already: commit what the caller saved.
         stored = uow.access_requests.save(request) if earlier is None else earlier
