@@ -464,7 +464,7 @@ class TestSynced:
 
     def test_a_sync_that_pays_an_invoice_names_its_status_among_the_changes(self) -> None:
         partner = synced_partner()
-        part = sync(partner, make_customer(partner)).apply_payment(PaymentId.new(), usd("40.00"))
+        part = sync(partner, make_customer(partner))._apply_payment(PaymentId.new(), usd("40.00"))
         paid = part.apply_sync(
             lines=[{"description": "Agreement", "quantity": 1, "unit_amount": "40.00"}]
         )
@@ -550,7 +550,7 @@ class TestSynced:
     def test_the_sync_may_not_go_below_what_is_paid_i5(self) -> None:
         partner = synced_partner()
         inv = sync(partner, make_customer(partner))
-        inv = inv.apply_payment(PaymentId.new(), usd("200.00"))
+        inv = inv._apply_payment(PaymentId.new(), usd("200.00"))
         with pytest.raises(InvariantViolation) as caught:
             inv.apply_sync(lines=[{"description": "x", "quantity": 1, "unit_amount": "100.00"}])
         assert caught.value.rule == "I5"
@@ -568,7 +568,7 @@ class TestSynced:
         # Paid, the partner may still not change its amounts or due date: an
         # edit would reopen it with amounts its source never had (I10).
         partner = synced_partner()
-        paid = sync(partner, make_customer(partner)).apply_payment(PaymentId.new(), usd("500.00"))
+        paid = sync(partner, make_customer(partner))._apply_payment(PaymentId.new(), usd("500.00"))
         assert paid.status is InvoiceStatus.PAID
         for change in (
             {"lines": [{"description": "x", "quantity": 1, "unit_amount": "600.00"}]},
@@ -673,7 +673,7 @@ class TestPaidInSource:
         with pytest.raises(InvariantViolation) as caught:
             sync(partner, customer, paid_in_source="500.01")
         assert (caught.value.rule, caught.value.path) == ("I5", "paid_in_source")
-        inv = sync(partner, customer).apply_payment(PaymentId.new(), usd("300.00"))
+        inv = sync(partner, customer)._apply_payment(PaymentId.new(), usd("300.00"))
         with pytest.raises(InvariantViolation) as caught:
             inv.apply_sync(paid_in_source="200.01")
         assert (caught.value.rule, caught.value.path) == ("I5", "paid_in_source")
@@ -730,7 +730,7 @@ class TestPaidInSource:
             paid.apply_sync(paid_in_source="450.01")
         assert (caught.value.rule, caught.value.path) == ("I5", "paid_in_source")
         # A payment given back opens it again, with the source's part kept.
-        released = paid.release_payment(payment.id)
+        released = paid._release_payment(payment.id)
         assert (released.status, released.balance) == (InvoiceStatus.OPEN, usd("50.00"))
 
     def test_void_only_while_nothing_is_paid_in_the_source_either_i4(self) -> None:
@@ -835,16 +835,16 @@ def test_the_balance_counts_the_source_and_the_payments(
             amount = 1 + units % (total + 1)
             if amount > total - held - source:
                 with pytest.raises(InvariantViolation) as caught:
-                    inv.apply_payment(PaymentId.new(), _cents(amount))
+                    inv._apply_payment(PaymentId.new(), _cents(amount))
                 assert caught.value.rule in ("I4", "I5")
                 continue
-            new = inv.apply_payment(PaymentId.new(), _cents(amount))
+            new = inv._apply_payment(PaymentId.new(), _cents(amount))
             parts[new.payments[-1].payment_id] = amount
         else:
             if not parts:
                 continue
             payment_id = list(parts)[units % len(parts)]
-            new = inv.release_payment(payment_id)
+            new = inv._release_payment(payment_id)
             del parts[payment_id]
         inv = new
         paid = sum(parts.values()) + source
@@ -873,7 +873,7 @@ def test_a_sync_below_what_is_paid_is_refused_at_the_field_at_fault_i5(
     new_total = data.draw(st.integers(1, 2 * total), label="new total")
     inv = sync(_SYNCED_PARTNER, _SYNCED_CUSTOMER, lines=_one_line(total))
     if here:
-        inv = inv.apply_payment(PaymentId.new(), _cents(here))
+        inv = inv._apply_payment(PaymentId.new(), _cents(here))
     inv = inv.apply_sync(paid_in_source=_cents(old))
     if here + new <= new_total:
         after = inv.apply_sync(lines=_one_line(new_total), paid_in_source=_cents(new))
@@ -959,7 +959,7 @@ class TestUpdate:
         # the rules then refused the balance of 0.01 that a paid invoice has.
         big = "9" * 27 + ".99"
         inv = issue(partner, customer, lines=[line(big), line("0.01")])
-        paid = inv.apply_payment(PaymentId.new(), inv.total)
+        paid = inv._apply_payment(PaymentId.new(), inv.total)
         assert paid.status is InvoiceStatus.PAID
         with decimal.localcontext(HOSTILE):  # nor does the caller's context count
             edited = paid.update(partner, lines=[line(big), line("0.02")])
@@ -971,7 +971,7 @@ class TestUpdate:
         self, partner: Partner, customer: Customer
     ) -> None:
         inv = issue(partner, customer, fees=[{"kind": "late_payment", "amount": "10.00"}])
-        paid = inv.apply_payment(PaymentId.new(), inv.total)
+        paid = inv._apply_payment(PaymentId.new(), inv.total)
         with pytest.raises(InvariantViolation) as caught:
             paid.update(partner, fees=[])  # the total would fall below what was paid
         assert (caught.value.rule, caught.value.path) == ("I5", "fees")
@@ -1055,7 +1055,7 @@ class TestUpdate:
         with pytest.raises(InvariantViolation) as caught:
             inv.update(partner, lines=[{"description": "x", "quantity": 1, "unit_amount": "0"}])
         assert caught.value.rule == "I3"
-        part = inv.apply_payment(PaymentId.new(), usd("100.00"))
+        part = inv._apply_payment(PaymentId.new(), usd("100.00"))
         with pytest.raises(InvariantViolation) as caught:
             part.update(partner, lines=[{"description": "x", "quantity": 1, "unit_amount": "99"}])
         assert caught.value.rule == "I5"
@@ -1088,12 +1088,12 @@ class TestStatus:
     def test_partial_then_full_payment(self, partner: Partner, customer: Customer) -> None:
         inv = issue(partner, customer)
         first, second = PaymentId.new(), PaymentId.new()
-        part = inv.apply_payment(first, usd("100.00"))
+        part = inv._apply_payment(first, usd("100.00"))
         assert part.status is InvoiceStatus.OPEN
         assert part.is_partly_paid
         assert (part.amount_paid, part.balance) == (usd("100.00"), usd("200.00"))
         assert part.events[-1].topic == "invoice_updated"
-        paid = part.apply_payment(second, usd("200.00"))
+        paid = part._apply_payment(second, usd("200.00"))
         assert paid.status is InvoiceStatus.PAID
         assert not paid.is_partly_paid
         assert paid.balance == usd("0.00")
@@ -1102,45 +1102,45 @@ class TestStatus:
 
     def test_release_gives_the_balance_back_i6(self, partner: Partner, customer: Customer) -> None:
         payment = PaymentId.new()
-        paid = issue(partner, customer).apply_payment(payment, usd("300.00"))
-        reopened = paid.release_payment(payment)
+        paid = issue(partner, customer)._apply_payment(payment, usd("300.00"))
+        reopened = paid._release_payment(payment)
         assert reopened.status is InvoiceStatus.OPEN
         assert reopened.balance == usd("300.00")
         assert reopened.payments[0].released  # history kept
         assert reopened.events[-1].changes == ("amount_paid", "balance", "status")
         with pytest.raises(InvariantViolation) as caught:
-            reopened.release_payment(payment)
+            reopened._release_payment(payment)
         assert caught.value.rule == "I6"
         with pytest.raises(NotFound):
-            reopened.release_payment(PaymentId.new())
+            reopened._release_payment(PaymentId.new())
 
     def test_overpayment_refused_i5(self, partner: Partner, customer: Customer) -> None:
         inv = issue(partner, customer)
         with pytest.raises(InvariantViolation) as caught:
-            inv.apply_payment(PaymentId.new(), usd("300.01"))
+            inv._apply_payment(PaymentId.new(), usd("300.01"))
         assert (caught.value.rule, caught.value.path) == ("I5", "amount")
         payment = PaymentId.new()
-        part = inv.apply_payment(payment, usd("1.00"))
+        part = inv._apply_payment(payment, usd("1.00"))
         with pytest.raises(InvariantViolation) as caught:
-            part.apply_payment(payment, usd("1.00"))
+            part._apply_payment(payment, usd("1.00"))
         assert caught.value.rule == "I5"
 
     def test_payment_amount_checks(self, partner: Partner, customer: Customer) -> None:
         inv = issue(partner, customer)
         with pytest.raises(ValidationError) as caught:
-            inv.apply_payment(PaymentId.new(), usd("0.00"))
+            inv._apply_payment(PaymentId.new(), usd("0.00"))
         assert caught.value.codes == ["not_positive"]
         with pytest.raises(ValidationError) as caught:
-            inv.apply_payment(PaymentId.new(), Money("1.00", "CAD"))
+            inv._apply_payment(PaymentId.new(), Money("1.00", "CAD"))
         assert caught.value.codes == ["currency_mismatch"]
         with pytest.raises(ValidationError):
-            inv.apply_payment("pay_1", usd("1.00"))  # type: ignore[arg-type]
+            inv._apply_payment("pay_1", usd("1.00"))  # type: ignore[arg-type]
 
     def test_only_open_takes_payments_i4(self, partner: Partner, customer: Customer) -> None:
-        paid = issue(partner, customer).apply_payment(PaymentId.new(), usd("300.00"))
+        paid = issue(partner, customer)._apply_payment(PaymentId.new(), usd("300.00"))
         for closed in (paid, issue(partner, customer).void(partner)):
             with pytest.raises(InvariantViolation) as caught:
-                closed.apply_payment(PaymentId.new(), usd("1.00"))
+                closed._apply_payment(PaymentId.new(), usd("1.00"))
             assert caught.value.rule == "I4"
 
     def test_void_only_while_nothing_is_paid_i4(self, partner: Partner, customer: Customer) -> None:
@@ -1149,7 +1149,7 @@ class TestStatus:
         assert void.status is InvoiceStatus.VOID
         assert (void.events[-1].topic, void.events[-1].changes) == ("invoice_updated", ("status",))
         assert void.void(partner) is void
-        part = inv.apply_payment(PaymentId.new(), usd("1.00"))
+        part = inv._apply_payment(PaymentId.new(), usd("1.00"))
         with pytest.raises(InvariantViolation) as caught:
             part.void(partner)
         assert caught.value.rule == "I4"
@@ -1158,7 +1158,7 @@ class TestStatus:
             inv.archive(partner).void(partner)
         assert (caught.value.rule, caught.value.path) == ("I4", "status")
         payment = PaymentId.new()
-        given_back = inv.apply_payment(payment, usd("1.00")).release_payment(payment)
+        given_back = inv._apply_payment(payment, usd("1.00"))._release_payment(payment)
         assert given_back.void(partner).status is InvoiceStatus.VOID
 
     @pytest.mark.parametrize("state", ["open", "paid", "void"])
@@ -1167,7 +1167,7 @@ class TestStatus:
     ) -> None:
         inv = issue(partner, customer)
         if state == "paid":
-            inv = inv.apply_payment(PaymentId.new(), inv.total)
+            inv = inv._apply_payment(PaymentId.new(), inv.total)
         elif state == "void":
             inv = inv.void(partner)
         archived = inv.archive(partner, by=member_of(partner, Role.ADMIN))  # type: ignore[arg-type]
@@ -1180,7 +1180,7 @@ class TestStatus:
     def test_archive_refused_while_partly_paid_i4(
         self, partner: Partner, customer: Customer
     ) -> None:
-        part = issue(partner, customer).apply_payment(PaymentId.new(), usd("1.00"))
+        part = issue(partner, customer)._apply_payment(PaymentId.new(), usd("1.00"))
         with pytest.raises(InvariantViolation) as caught:
             part.archive(partner)
         assert caught.value.rule == "I4"
@@ -1189,8 +1189,8 @@ class TestStatus:
         self, partner: Partner, customer: Customer
     ) -> None:
         payment = PaymentId.new()
-        archived = issue(partner, customer).apply_payment(payment, usd("300.00")).archive(partner)
-        released = archived.release_payment(payment)
+        archived = issue(partner, customer)._apply_payment(payment, usd("300.00")).archive(partner)
+        released = archived._release_payment(payment)
         assert released.status is InvoiceStatus.ARCHIVED
         assert released.balance == usd("300.00")
         assert released.events[-1].changes == ("amount_paid", "balance")
@@ -1216,7 +1216,7 @@ class TestInvariants:
         with pytest.raises(InvariantViolation) as caught:
             attrs.evolve(inv, status=InvoiceStatus.PAID)
         assert caught.value.rule == "I4"
-        paid = inv.apply_payment(PaymentId.new(), inv.total)
+        paid = inv._apply_payment(PaymentId.new(), inv.total)
         with pytest.raises(InvariantViolation):
             attrs.evolve(paid, status=InvoiceStatus.OPEN)
         with pytest.raises(InvariantViolation):
@@ -1372,25 +1372,25 @@ def test_a_payment_above_the_balance_is_refused_at_its_amount_i5(
     total: int, data: st.DataObject
 ) -> None:
     # Whatever is already paid, an amount above what is left is refused by
-    # apply_payment itself, at 'amount': not later, as an invoice whose
+    # _apply_payment itself, at 'amount': not later, as an invoice whose
     # payments exceed its total (path 'payments').
     inv = issue(_PARTNER, _CUSTOMER, lines=_one_line(total))
     paid = data.draw(st.integers(0, total - 1), label="paid")
     first = PaymentId.new()
     if paid:
-        inv = inv.apply_payment(first, _cents(paid))
+        inv = inv._apply_payment(first, _cents(paid))
     balance = total - paid
     over = balance + data.draw(st.integers(1, total), label="over the balance by")
     with pytest.raises(InvariantViolation) as caught:
-        inv.apply_payment(PaymentId.new(), _cents(over))
+        inv._apply_payment(PaymentId.new(), _cents(over))
     assert (caught.value.rule, caught.value.path) == ("I5", "amount")
     if paid:
         # One payment's part is applied once, even within the balance.
         again = _cents(data.draw(st.integers(1, balance), label="again"))
         with pytest.raises(InvariantViolation) as caught:
-            inv.apply_payment(first, again)
+            inv._apply_payment(first, again)
         assert (caught.value.rule, caught.value.path) == ("I5", "payment_id")
-    assert inv.apply_payment(PaymentId.new(), _cents(balance)).status is InvoiceStatus.PAID
+    assert inv._apply_payment(PaymentId.new(), _cents(balance)).status is InvoiceStatus.PAID
 
 
 @given(how=st.sampled_from(["update", "sync"]), total=st.integers(2, 10**6), data=st.data())
@@ -1404,7 +1404,7 @@ def test_a_new_total_below_the_amount_paid_is_refused_at_its_lines_i5(
     else:
         inv = sync(_SYNCED_PARTNER, _SYNCED_CUSTOMER, lines=_one_line(total))
     paid = data.draw(st.integers(2, total), label="paid")
-    inv = inv.apply_payment(PaymentId.new(), _cents(paid))
+    inv = inv._apply_payment(PaymentId.new(), _cents(paid))
     lines = _one_line(data.draw(st.integers(1, paid - 1), label="new total"))
     edits = {
         "update": lambda: inv.update(_PARTNER, lines=lines),
@@ -1450,7 +1450,7 @@ def test_a_fee_kind_given_as_its_value_is_the_member(fee: Fee) -> None:
 
 def test_an_invoice_status_not_a_choice(partner: Partner, customer: Customer) -> None:
     inv = issue(partner, customer)
-    paid = inv.apply_payment(PaymentId.new(), inv.total)
+    paid = inv._apply_payment(PaymentId.new(), inv.total)
     with pytest.raises(InvariantViolation) as caught:
         attrs.evolve(paid, status="open")
     assert caught.value.rule == "I4"
@@ -1556,7 +1556,7 @@ def test_json_wire_form(partner: Partner, customer: Customer) -> None:
 
 def test_repr_html(partner: Partner, customer: Customer) -> None:
     inv = issue(partner, customer, memo="<b>")
-    inv = inv.apply_payment(PaymentId.new(), usd("1.00"))
+    inv = inv._apply_payment(PaymentId.new(), usd("1.00"))
     html = inv._repr_html_()
     assert "Invoice 1001" in html
     assert "partly paid" in html
@@ -1703,7 +1703,7 @@ class TestUnchangedValues:
         partner = synced_partner()
         inv = sync(partner, make_customer(partner))
         if paid:
-            inv = inv.apply_payment(PaymentId.new(), usd("500.00"))
+            inv = inv._apply_payment(PaymentId.new(), usd("500.00"))
         edited = inv.update(
             partner,
             memo="x",
@@ -1773,11 +1773,11 @@ def test_every_invoice_event_names_the_amounts_that_changed(data: st.DataObject)
     if command == "pay":
         assume(inv.status is InvoiceStatus.OPEN)
         amount = Money(Decimal(1 + cents % inv.balance.minor_units) / 100, inv.currency)
-        after = inv.apply_payment(PaymentId.new(), amount)
+        after = inv._apply_payment(PaymentId.new(), amount)
     elif command == "give back":
         live = [part for part in inv.payments if not part.released]
         assume(live)
-        after = inv.release_payment(data.draw(st.sampled_from(live)).payment_id)
+        after = inv._release_payment(data.draw(st.sampled_from(live)).payment_id)
     elif command == "source":
         assume(inv.is_synced)
         # Any figure the payments made here leave room for (I5).
@@ -1817,14 +1817,14 @@ def test_invoice_events_for_a_payment_carry_the_callers_time(
     issued = issue(partner, customer)
     at = issued.created_at + dt.timedelta(hours=2)
     payment = PaymentId.new()
-    part = issued.apply_payment(payment, usd("100.00"), at=at)
+    part = issued._apply_payment(payment, usd("100.00"), at=at)
     assert part.events[-1].occurred_at == at
-    paid = part.apply_payment(PaymentId.new(), usd("200.00"), at=at)
+    paid = part._apply_payment(PaymentId.new(), usd("200.00"), at=at)
     assert (paid.events[-1].topic, paid.events[-1].occurred_at) == ("invoice_paid", at)
-    back = paid.release_payment(payment, at=at + dt.timedelta(days=3))
+    back = paid._release_payment(payment, at=at + dt.timedelta(days=3))
     assert back.events[-1].occurred_at == at + dt.timedelta(days=3)
     with pytest.raises(ValidationError) as caught:
-        back.apply_payment(PaymentId.new(), usd("1.00"), at=dt.datetime(2026, 1, 6))
+        back._apply_payment(PaymentId.new(), usd("1.00"), at=dt.datetime(2026, 1, 6))
     assert caught.value.paths == ["at"]
 
 
@@ -1835,7 +1835,7 @@ def test_events_after_a_payment_dated_ahead_stay_in_order(
     # time, do not date their events before it.
     issued = issue(partner, customer)
     ahead = issued.created_at + dt.timedelta(minutes=5)
-    paid = issued.apply_payment(PaymentId.new(), usd("100.00"), at=ahead)
+    paid = issued._apply_payment(PaymentId.new(), usd("100.00"), at=ahead)
     edited = paid.update(partner, memo="Thanks")
     times = [e.occurred_at for e in edited.events]
     assert times == sorted(times)
@@ -1847,11 +1847,11 @@ def test_an_invoices_events_stay_oldest_first(partner: Partner, customer: Custom
     # counts as the latest of those.
     issued = issue(partner, customer)
     long_ago = issued.created_at - dt.timedelta(days=300)
-    part = issued.apply_payment(PaymentId.new(), usd("100.00"), at=long_ago)
+    part = issued._apply_payment(PaymentId.new(), usd("100.00"), at=long_ago)
     assert part.events[-1].occurred_at == issued.created_at
     later = issued.created_at + dt.timedelta(days=1)
-    paid = part.apply_payment(PaymentId.new(), usd("200.00"), at=later)
-    back = paid.release_payment(paid.payments[0].payment_id, at=long_ago)
+    paid = part._apply_payment(PaymentId.new(), usd("200.00"), at=later)
+    back = paid._release_payment(paid.payments[0].payment_id, at=long_ago)
     times = [e.occurred_at for e in back.events]
     assert times == sorted(times)
     assert times[-1] == later
@@ -1875,8 +1875,8 @@ def test_a_return_fee_is_passed_on_where_the_partner_edits_the_fees(
 ) -> None:
     # A manual invoice, open again after its payment came back: add_fee.
     payment = PaymentId.new()
-    reopened = issue(partner, customer).apply_payment(payment, usd("300.00"))
-    reopened = reopened.release_payment(payment)
+    reopened = issue(partner, customer)._apply_payment(payment, usd("300.00"))
+    reopened = reopened._release_payment(payment)
     billed = reopened.add_fee(partner, kind="return", amount="15.00")
     assert billed.balance == usd("315.00")
     # A synced one: its fees are the source's (I10); an archived one is not
@@ -1920,3 +1920,24 @@ def test_removing_the_fees_that_made_the_total_names_fees_i3() -> None:
     with pytest.raises(InvariantViolation) as caught:
         invoice.update(partner, fees=[])
     assert (caught.value.rule, caught.value.path) == ("I3", "fees")
+
+
+# -- an invoice's payments change only through altpay_core.payment ------------------------
+
+
+@pytest.mark.parametrize("name", ["apply_payment", "release_payment"])
+def test_an_invoice_has_no_public_way_to_apply_or_give_back_a_payment(name: str) -> None:
+    # Public, they changed the amount paid, balance and status with no
+    # Payment: no payer check (I1), no idempotency key, no card fee (I8),
+    # and a processing payment's part given back let a second payment take
+    # the same balance (I5). The functions of altpay_core.payment do both.
+    assert not hasattr(Invoice, name)
+    assert not hasattr(issue(_PARTNER, _CUSTOMER), name)
+
+
+def test_the_public_names_of_an_invoice_about_payments_only_read() -> None:
+    public = {name for name in dir(Invoice) if not name.startswith("_")}
+    about_payments = {name for name in public if "pay" in name}
+    assert about_payments == {"accepts_payments", "payments"}
+    inv = issue(_PARTNER, _CUSTOMER)
+    assert not any(callable(getattr(inv, name)) for name in about_payments)

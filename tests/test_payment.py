@@ -1545,7 +1545,7 @@ class TestScheduled:
         assert self.schedule(world, payer=str(world.bo.id)).user_id == world.bo.id
         with pytest.raises(PermissionDenied):
             self.schedule(world, payer=str(World().ann.id))
-        paid = world.a.apply_payment(PaymentId.new(), usd("300.00"))
+        paid = world.a._apply_payment(PaymentId.new(), usd("300.00"))
         with pytest.raises(InvariantViolation) as caught:
             schedule_payment(
                 world.partner,

@@ -1409,7 +1409,7 @@ class TestMethodsOnFile:
         with store.unit_of_work() as uow:
             two = uow.invoices.get(b.partner.id, b.two.id)
         assert two.applied(str(payment.id)).payment_id == payment.id
-        assert two.release_payment(str(payment.id)).balance == two.total
+        assert two._release_payment(str(payment.id)).balance == two.total
         with pytest.raises(ValidationError) as caught:
             two.applied(7)  # type: ignore[arg-type]
         assert caught.value.paths == ["payment_id"]

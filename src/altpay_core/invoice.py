@@ -19,8 +19,8 @@ reports as paid or credited there (:attr:`Invoice.paid_in_source`). A
 payment that is still processing counts: it holds its part of the balance,
 so that the same money cannot be paid twice while a bank debit clears. A
 payment that fails, is returned, charged back or refunded gives its part
-back (:meth:`Invoice.release_payment`); the source's figure changes only
-through :meth:`Invoice.apply_sync`.
+back (:func:`~altpay_core.payment.fail_payment` and the like); the source's
+figure changes only through :meth:`Invoice.apply_sync`.
 
 Status (rule I4): ``open`` while the balance is above zero, ``paid`` when it
 reaches zero (and ``open`` again if a payment is given back); *partly paid* is
@@ -1317,7 +1317,7 @@ class Invoice:
     # -- payments (through altpay_core.payment) -------------------------------------
 
     @checked_arguments
-    def apply_payment(
+    def _apply_payment(
         self, payment_id: PaymentId, amount: Money, *, at: dt.datetime | None = None
     ) -> Invoice:
         """Apply a payment's part: the invoice must be open (I4), the amount
@@ -1328,9 +1328,12 @@ class Invoice:
         invoice was created or before its pending events, the latest of
         those (its events stay oldest first).
 
-        :func:`altpay_core.payment.pay_invoices` calls this for each invoice
-        of a payment, with the payment's time; call that instead, so that
-        the payment and its invoices are stored together.
+        The library's own step for :mod:`altpay_core.payment`, not part of
+        the public API: :func:`altpay_core.payment.pay_invoices` calls this
+        for each invoice of a payment, with the payment's time, after
+        checking the payer (I1), the idempotency key and the card fee (I8);
+        call that instead, so that the payment and its invoices are stored
+        together.
         """
         if not isinstance(payment_id, PaymentId):
             raise ValidationError.single(
@@ -1366,7 +1369,7 @@ class Invoice:
         return _with_events(new, self, event)
 
     @checked_arguments
-    def release_payment(
+    def _release_payment(
         self, payment_id: PaymentId | str, *, at: dt.datetime | None = None
     ) -> Invoice:
         """Give a payment's part back (it failed, was returned, charged back
@@ -1374,10 +1377,15 @@ class Invoice:
         open again. An archived invoice stays archived; the record of the
         part stays, marked released. The ``invoice_updated`` event happened
         ``at`` (the current time if omitted; never before the invoice's
-        creation or pending events, as in :meth:`apply_payment`).
+        creation or pending events, as in :meth:`_apply_payment`).
 
-        Called by the functions of :mod:`altpay_core.payment` that change the
-        payment too, with the time they record on the payment's event.
+        The library's own step for :mod:`altpay_core.payment`, not part of
+        the public API: called by the functions there that change the
+        payment too (:func:`~altpay_core.payment.fail_payment`,
+        :func:`~altpay_core.payment.return_payment`,
+        :func:`~altpay_core.payment.charge_back_payment`,
+        :func:`~altpay_core.payment.refund_payment`), with the time they
+        record on the payment's event; call those instead.
         """
         when = _when(at)
         part = self.applied(payment_id)

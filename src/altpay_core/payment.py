@@ -1073,7 +1073,7 @@ def pay_invoices(
         requested = wanted[invoice.id]
         amount = invoice.balance if requested is None else requested
         try:
-            touched.append(invoice.apply_payment(payment_id, amount, at=when))
+            touched.append(invoice._apply_payment(payment_id, amount, at=when))
         except ValidationError as error:
             raise error.under(f"amounts[{invoice.id}]") from None
         except InvariantViolation as error:
@@ -1306,7 +1306,7 @@ def _release(
             f"'invoices' must hold every invoice this payment pays (missing {', '.join(left_out)})",
         )
     found.raise_if_any()
-    return tuple(invoice.release_payment(payment.id, at=when) for invoice in given)
+    return tuple(invoice._release_payment(payment.id, at=when) for invoice in given)
 
 
 @checked_arguments

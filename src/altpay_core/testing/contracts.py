@@ -2804,7 +2804,7 @@ def _invoice(
         external_ref=ref,
     )
     if paid is not None:
-        invoice = invoice.apply_payment(PaymentId.new(), Money(paid, partner.currency))
+        invoice = invoice._apply_payment(PaymentId.new(), Money(paid, partner.currency))
     if status is InvoiceStatus.VOID:
         invoice = invoice.void(partner)
     elif status is InvoiceStatus.ARCHIVED:
@@ -3378,7 +3378,7 @@ class InvoiceRepositoryContract(_StoreFactory):
         assert self._invoice_names(first, catalog) == "cab"
         # A new invoice sorts before the cursor, the last one seen is paid.
         early = _invoice(partner, globex, "0001", _TODAY - 40 * _DAY)
-        paid = catalog["b"].apply_payment(PaymentId.new(), Money("70.00", partner.currency))
+        paid = catalog["b"]._apply_payment(PaymentId.new(), Money("70.00", partner.currency))
         self.store_aggregates(store, early, paid)
         with store.unit_of_work() as uow:
             rest = uow.invoices.list(
@@ -3405,7 +3405,7 @@ class InvoiceRepositoryContract(_StoreFactory):
         with store.unit_of_work() as uow:
             page = uow.invoices.list(partner.id, status=InvoiceStatus.OPEN, limit=1)
             assert _invoice_ids(page) == [first.id]
-        paid = first.apply_payment(PaymentId.new(), first.balance)
+        paid = first._apply_payment(PaymentId.new(), first.balance)
         self.store_aggregates(store, paid)
         with store.unit_of_work() as uow:
             after = uow.invoices.list(

@@ -1186,16 +1186,16 @@ def _take_payments(
     if draw(st.booleans()):
         given_back = PaymentId.new()
         units = _units(draw, 1, invoice.balance.minor_units)
-        invoice = invoice.apply_payment(given_back, Money.from_minor_units(units, currency))
-        invoice = invoice.release_payment(given_back)
+        invoice = invoice._apply_payment(given_back, Money.from_minor_units(units, currency))
+        invoice = invoice._release_payment(given_back)
     balance = invoice.balance.minor_units
     if full:
         for part in Money.from_minor_units(balance, currency).split(draw(st.integers(1, 3))):
             if part.is_positive:
-                invoice = invoice.apply_payment(PaymentId.new(), part)
+                invoice = invoice._apply_payment(PaymentId.new(), part)
     elif balance > 1 and (draw(st.booleans()) if partly is None else partly):
         units = _units(draw, 1, balance - 1)
-        invoice = invoice.apply_payment(PaymentId.new(), Money.from_minor_units(units, currency))
+        invoice = invoice._apply_payment(PaymentId.new(), Money.from_minor_units(units, currency))
     return invoice
 
 
