@@ -721,6 +721,53 @@ class TestLifecycle:
         assert all(str(invoice_id) in str(caught.value) for invoice_id in left_out)
         assert not isinstance(caught.value, LookupError)
 
+    @settings(max_examples=max(10, settings.default.max_examples // 5))
+    @given(data=st.data())
+    def test_an_out_of_date_invoice_is_named(self, data: st.DataObject) -> None:
+        # Before: a copy from before the payment raised a bare NotFound
+        # ("payment on this invoice", no path), and a copy whose part was
+        # given back an InvariantViolation at 'payment_id', no argument of
+        # these functions.
+        world = World()
+        c = issue(world.partner, world.customer, "50.00", "1003")
+        before = [world.a, world.b, c]
+        card, card_invoices = world.pay(before, method="card", key="card")
+        debit, debit_invoices = world.pay(before, key="debit")
+        settled = card.succeed(AT).settle(AT + dt.timedelta(days=2))
+        Command = Callable[[list[Invoice]], tuple[Payment, tuple[Invoice, ...]]]
+        commands: list[tuple[str, Command, tuple[Invoice, ...]]] = [
+            ("fail", lambda given: fail_payment(debit, given), debit_invoices),
+            ("return", lambda given: return_payment(debit, given), debit_invoices),
+            (
+                "charge back",
+                lambda given: charge_back_payment(card.succeed(AT), given),
+                card_invoices,
+            ),
+            ("refund", lambda given: refund_payment(settled, given), card_invoices),
+        ]
+        name, command, current = data.draw(st.sampled_from(commands), label="command")
+        _, given_back = command(list(current))
+        # The other payment's copies hold a part, but not this payment's.
+        other = card_invoices if current is debit_invoices else debit_invoices
+        copies = {"current": current, "before": before, "given back": given_back, "other": other}
+        kinds = data.draw(
+            st.lists(st.sampled_from(sorted(copies)), min_size=3, max_size=3).filter(
+                lambda chosen: set(chosen) != {"current"}
+            ),
+            label="kinds",
+        )
+        order = data.draw(st.permutations(range(3)), label="order")
+        given = [copies[kind][i] for kind, i in zip(kinds, order, strict=True)]
+        with pytest.raises(ValidationError) as caught:
+            command(given)
+        stale = [f"invoices[{n}]" for n, kind in enumerate(kinds) if kind != "current"]
+        assert caught.value.paths == stale, name
+        assert set(caught.value.codes) == {"stale_invoice"}
+        for n, kind in enumerate(kinds):
+            if kind != "current":
+                assert f"invoice {given[n].number}" in str(caught.value)
+        assert not isinstance(caught.value, LookupError)
+
 
 # -- who may refund ----------------------------------------------------------------------
 

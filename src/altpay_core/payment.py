@@ -1296,8 +1296,17 @@ def _release(
                 "unrelated_invoice",
                 f"'invoices[{index}]' must be one of the invoices this payment pays, once",
             )
-        else:
-            seen.add(invoice.id)
+            continue
+        seen.add(invoice.id)
+        # The invoice as stored now holds the part: a copy from before the
+        # payment, or from after it was given back, is out of date.
+        if not any(p.payment_id == payment.id and not p.released for p in invoice.payments):
+            found.add(
+                f"invoices[{index}]",
+                "stale_invoice",
+                f"'invoices[{index}]' must hold this payment's part, not yet given back: "
+                f"invoice {invoice.number} does not (an out-of-date copy? load it again)",
+            )
     left_out = [str(invoice_id) for invoice_id in payment.invoice_ids if invoice_id not in seen]
     if left_out:
         found.add(
@@ -1319,8 +1328,9 @@ def fail_payment(
     gets its part back (a paid one is open again). A bank debit records the
     standard return fee (15.00) against the partner; a declined card, none.
     ``invoices`` are the invoices it pays, all of them, each once (one left
-    out: ``missing_invoice`` at ``invoices``). ``at`` is now if
-    omitted; the invoices' events carry it.
+    out: ``missing_invoice`` at ``invoices``), as they are now, holding the
+    payment's part (an out-of-date copy: ``stale_invoice`` at
+    ``invoices[i]``). ``at`` is now if omitted; the invoices' events carry it.
     """
     _fields.argument("payment", payment, Payment, "a Payment")
     when = _when(at)
