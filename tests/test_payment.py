@@ -1932,6 +1932,56 @@ class TestDisplayNameDigits:
             assert digits not in message
             assert f"has a key ({len(digits)} characters; the value is not shown)" in message
 
+    @given(
+        digits=st.from_regex(r"[0-9]{12,19}", fullmatch=True),
+        level=st.sampled_from(["book", "method", "alone"]),
+        as_bytes=st.booleans(),
+    )
+    def test_a_full_number_as_a_key_given_twice_is_never_echoed(
+        self, digits: str, level: str, as_bytes: bool
+    ) -> None:
+        # A key given twice is refused before the data is read: at the
+        # object too, the key not shown, as an unknown key is.
+        book = CustomerPaymentMethods(partner_id=PartnerId.new(), customer_id=CustomerId.new()).add(
+            type="card", display_name="Visa", last4="4242", at=AT
+        )
+        marker = "\x00twice\x00"
+        data = to_dict(book)
+        kind: Any = CustomerPaymentMethods
+        target = data if level == "book" else data["methods"][0]
+        if level == "alone":
+            data, kind = target, PaymentMethod
+        target[digits] = 1
+        target[marker] = 2
+        text = json.dumps(data).replace(json.dumps(marker), json.dumps(digits))
+        with pytest.raises(ValidationError) as caught:
+            from_json(kind, text.encode() if as_bytes else text)
+        assert caught.value.codes == ["duplicate_key"]
+        assert caught.value.paths == ["methods[0]" if level == "method" else ""]
+        assert digits not in str(caught.value)
+        assert digits not in repr(caught.value.errors)
+        assert f"holds a key ({len(digits)} characters; the value is not shown)" in str(
+            caught.value
+        )
+
+    @pytest.mark.parametrize(
+        ("kind", "text", "path"),
+        [
+            (PaymentMethod | None, '{"4111111111111111": {"a": 1, "a": 2}}', ""),
+            (list[PaymentMethod], '[{"4111111111111111": {"a": 1, "a": 2}}]', "[0]"),
+            (PaymentMethod | Money, '{"4111111111111111": {"a": 1, "a": 2}}', ""),
+            (PaymentMethod, '{"display_name": "Visa", "display_name": "Visa"}', ""),
+        ],
+    )
+    def test_a_key_given_twice_within_a_method_is_reported_at_the_object(
+        self, kind: Any, text: str, path: str
+    ) -> None:
+        # Within a key that is no field, the key is left out of the path.
+        with pytest.raises(ValidationError) as caught:
+            from_json(kind, text)
+        assert (caught.value.paths, caught.value.codes) == ([path], ["duplicate_key"])
+        assert "4111111111111111" not in str(caught.value)
+
     @pytest.mark.parametrize("name", ["Visa 4242", "Chase checking 1-2-3-4", "Amex Gold"])
     def test_up_to_4_digits_are_kept(self, world: World, name: str) -> None:
         book = CustomerPaymentMethods.of(world.customer)

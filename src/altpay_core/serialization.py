@@ -53,6 +53,7 @@ from .errors import (
     input_unshown,
     join_path,
     key_text,
+    not_shown,
     shown,
 )
 from .events import EVENT_TYPES, Event
@@ -451,7 +452,7 @@ def make_converter(*, detailed_validation: bool = False) -> cattrs.Converter:
     conv.register_unstructure_hook(Invoice, _invoice_data)
     # A saved method's fields may hold a full card or account number given
     # in the wrong one: their errors never echo what came.
-    for methods in (PaymentMethod, CustomerPaymentMethods):
+    for methods in _UNSHOWN_TYPES:
         conv.register_structure_hook(
             methods, _unshown(_attrs_structure(conv, methods, detailed_validation))
         )
@@ -523,6 +524,10 @@ def _event_structure(
         return event
 
     return structure
+
+
+_UNSHOWN_TYPES: Final = (PaymentMethod, CustomerPaymentMethods)
+"""The types whose data is read within :func:`~altpay_core.errors.input_unshown`."""
 
 
 def _unshown(read: Callable[[object, object], Any]) -> Callable[[object, object], Any]:
@@ -847,7 +852,7 @@ def from_json(cls: type[T], text: str | bytes) -> T:
     except _KeyTwice:
         # Rare: read again, each such object marked, to say where they are.
         marked = parse_json(text, decoder=json.JSONDecoder(object_pairs_hook=_marked_object))
-        raise ValidationError(_duplicate_keys(marked, "")) from None
+        raise ValidationError(_duplicate_keys(marked, "", cls)) from None
     return from_dict(cls, data)
 
 
@@ -884,20 +889,71 @@ def _marked_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return marked
 
 
-def _duplicate_keys(data: object, path: str) -> list[FieldError]:
-    """A ``duplicate_key`` error for each key given twice in ``data``, at its path."""
+def _duplicate_keys(
+    data: object, path: str, kind: object, *, unshown: bool = False
+) -> list[FieldError]:
+    """A ``duplicate_key`` error for each key given twice in ``data``, read
+    as ``kind``, at its path.
+
+    Within the data of a saved payment method (or a book of them), read
+    within :func:`~altpay_core.errors.input_unshown`, a key given twice may
+    be a card number put in the wrong place: as for an unknown key there,
+    the error is at the object and does not show the key, and a key that is
+    not one of the object's fields is left out of the paths below it.
+    """
+    unshown = unshown or _reads_unshown(kind)
     found: list[FieldError] = []
     if isinstance(data, _Duplicated):
         for key in dict.fromkeys(data.keys_twice):
-            where = join_path(path, key_text(key))
-            found.append(FieldError(where, "duplicate_key", f"'{where}' is given more than once"))
+            if unshown:
+                found.append(
+                    FieldError(
+                        path,
+                        "duplicate_key",
+                        f"'{path or 'value'}' holds a key ({not_shown(key_text(key))}) "
+                        "given more than once",
+                    )
+                )
+            else:
+                where = join_path(path, key_text(key))
+                found.append(
+                    FieldError(where, "duplicate_key", f"'{where}' is given more than once")
+                )
     if isinstance(data, dict):
         for key, value in data.items():
-            found.extend(_duplicate_keys(value, join_path(path, key_text(key))))
+            part = _part_type(kind, key)
+            where = path if unshown and part is Any else join_path(path, key_text(key))
+            found.extend(_duplicate_keys(value, where, part, unshown=unshown))
     elif isinstance(data, list):
         for index, item in enumerate(data):
-            found.extend(_duplicate_keys(item, join_path(path, f"[{index}]")))
+            found.extend(
+                _duplicate_keys(
+                    item, join_path(path, f"[{index}]"), _part_type(kind, index), unshown=unshown
+                )
+            )
     return found
+
+
+def _reads_unshown(kind: object) -> bool:
+    # Whether the converter reads data as ``kind`` within input_unshown (see
+    # _unshown); as any member of a union, which may be the one read.
+    if get_origin(kind) in (Union, types.UnionType):
+        return any(_reads_unshown(member) for member in get_args(kind))
+    return kind in _UNSHOWN_TYPES
+
+
+def _part_type(kind: object, key: str | int) -> object:
+    """The type that data read as ``kind`` holds at ``key``: a field's, an
+    item's or a value's; ``Any`` when unknown (a key that is not a field)."""
+    if get_origin(kind) in (Union, types.UnionType):
+        members = [member for member in get_args(kind) if member is not type(None)]
+        return _part_type(members[0], key) if len(members) == 1 else Any
+    origin = get_origin(kind) or kind
+    if isinstance(origin, type) and attrs.has(origin):
+        fields = attrs.fields(attrs.resolve_types(origin))
+        return next((a.type for a in fields if a.init and a.alias == key), Any)
+    args = [arg for arg in get_args(kind) if arg is not Ellipsis]
+    return args[-1] if args else Any
 
 
 def parse_json(text: str | bytes, *, decoder: json.JSONDecoder | None = None) -> Any:
