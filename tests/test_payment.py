@@ -51,6 +51,7 @@ from altpay_core import (
     TeamMember,
     UserId,
     ValidationError,
+    card_fee_for,
     charge_back_payment,
     charge_now,
     fail_payment,
@@ -61,6 +62,7 @@ from altpay_core import (
     payment,
     refund_payment,
     replay_payment,
+    request_fingerprint,
     return_payment,
     run_scheduled_payment,
     schedule_payment,
@@ -1981,6 +1983,60 @@ class TestDisplayNameDigits:
             from_json(kind, text)
         assert (caught.value.paths, caught.value.codes) == ([path], ["duplicate_key"])
         assert "4111111111111111" not in str(caught.value)
+
+    @pytest.mark.parametrize(
+        ("way", "path"),
+        [
+            ("method", "method"),
+            ("payer", "payer"),
+            ("team member payer", "payer"),
+            ("card fee", "method"),
+            ("fingerprint", "method"),
+            ("payment", "method"),
+            ("type", ""),
+        ],
+    )
+    def test_a_full_number_given_as_a_payments_method_or_payer_is_never_echoed(
+        self, world: World, way: str, path: str
+    ) -> None:
+        # As a saved method's type: the code and path, and the length only.
+        number = "4111111111111111"
+        payment, _ = world.pay()
+        calls: dict[str, Callable[[], object]] = {
+            "method": lambda: world.pay(method=number),
+            "payer": lambda: world.pay(payer=number),
+            "team member payer": lambda: world.pay(payer=f"tm_{number}!"),
+            "card fee": lambda: card_fee_for(world.partner, world.customer, usd("1"), number),
+            "fingerprint": lambda: request_fingerprint(
+                customer_id=world.customer.id, user_id=world.ann.id, method=number,  # type: ignore[arg-type]
+                payment_method_id=None, currency=world.currency, amounts=[],
+            ),
+            "payment": lambda: attrs.evolve(payment, method=number),
+            "type": lambda: PaymentMethodType(number),
+        }  # fmt: skip
+        with pytest.raises(ValidationError) as caught:
+            calls[way]()
+        assert caught.value.paths == [path]
+        assert caught.value.codes == ["invalid_id" if "payer" in way else "invalid_choice"]
+        assert number not in str(caught.value)
+        assert number not in repr(caught.value.errors)
+        assert "characters; the value is not shown" in str(caught.value)
+
+    @given(digits=st.from_regex(r"[0-9]{12,19}", fullmatch=True), payment=aps.payments())
+    def test_a_full_number_as_a_stored_payments_method_is_never_echoed(
+        self, digits: str, payment: Payment
+    ) -> None:
+        data = {**to_dict(payment), "method": digits}
+        for read, path in (
+            (lambda: from_dict(Payment, data), "method"),
+            (lambda: from_json(Payment, json.dumps(data)), "method"),
+            (lambda: from_dict(PaymentMethodType, digits), ""),
+        ):
+            with pytest.raises(ValidationError) as caught:
+                read()
+            assert (caught.value.paths, caught.value.codes) == ([path], ["invalid_choice"])
+            assert digits not in str(caught.value)
+            assert f"{len(digits)} characters; the value is not shown" in str(caught.value)
 
     @pytest.mark.parametrize("name", ["Visa 4242", "Chase checking 1-2-3-4", "Amex Gold"])
     def test_up_to_4_digits_are_kept(self, world: World, name: str) -> None:

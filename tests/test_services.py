@@ -778,6 +778,19 @@ class TestPayInvoices:
         with store.unit_of_work() as uow:
             assert uow.payments.for_invoice(b.partner.id, b.one.id) == won
 
+    @pytest.mark.parametrize("option", ["method", "payer"])
+    def test_a_full_number_given_as_the_method_or_payer_is_never_echoed(
+        self, store: MemoryStore, billing: Billing, option: str
+    ) -> None:
+        number = "4111111111111111"
+        with pytest.raises(ValidationError) as caught:
+            pay(store, billing, [billing.one], **{option: number})
+        assert caught.value.paths == [option]
+        assert caught.value.codes == ["invalid_choice" if option == "method" else "invalid_id"]
+        assert number not in str(caught.value)
+        assert "16 characters; the value is not shown" in str(caught.value)
+        assert_unchanged(store, billing)
+
     def test_only_the_invoices_customers_users_may_pay(
         self, store: MemoryStore, billing: Billing
     ) -> None:

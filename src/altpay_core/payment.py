@@ -53,7 +53,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 
 import attrs
 
@@ -192,6 +192,12 @@ class PaymentMethodType(_fields.Choices, enum.Enum):
     EFT = "eft"
     """A Canadian electronic funds transfer (CAD)."""
 
+    @classmethod
+    def _missing_(cls, value: object) -> NoReturn:
+        # What came may be a card or account number given in the wrong place.
+        with input_unshown():
+            super()._missing_(value)
+
     @property
     def is_bank_debit(self) -> bool:
         """ACH, PAD or EFT: no card fee (I8); returned rather than disputed (I6)."""
@@ -318,7 +324,7 @@ def card_fee_for(
     The customer must be one of the partner's (I1).
     """
     _refuse_other_partner(partner, customer)
-    kind = _fields.choice("method", method, PaymentMethodType)
+    kind = _method_type("method", method)
     # Whatever the method: an amount that is no money, in another currency
     # than the partner's (I2), or negative, is refused for a bank debit too.
     money = _money_in("amount", amount, partner.currency, "the partner's currency")
@@ -489,7 +495,8 @@ class Payment:
         _require_type(found, "partner_id", self.partner_id, PartnerId, "a partner id")
         _require_type(found, "customer_id", self.customer_id, CustomerId, "a customer id")
         _require_type(found, "user_id", self.user_id, UserId, "a user id")
-        _to_member(found, self, "method", PaymentMethodType)
+        with input_unshown():  # a full number given as the method is never echoed
+            _to_member(found, self, "method", PaymentMethodType)
         currency_ok = _require_type(found, "currency", self.currency, Currency, "a Currency")
         if currency_ok:
             _refuse_unbilled(found, "currency", self.currency)
@@ -858,7 +865,7 @@ def request_fingerprint(
     found = FieldErrors()
     found.check("", _fields.argument, "customer_id", customer_id, CustomerId, "a customer id")
     found.check("", _fields.argument, "user_id", user_id, UserId, "a user id")
-    kind = found.check("", _fields.choice, "method", method, PaymentMethodType)
+    kind = found.check("", _method_type, "method", method)
     if payment_method_id is not None:
         found.check(
             "", _fields.argument, "payment_method_id", payment_method_id, PaymentMethodId, "an id"
@@ -1134,14 +1141,14 @@ def _payer(customer: Customer, payer: object) -> UserId:
         raise PermissionDenied(role="read-only impersonation", action="pay invoices")
     if isinstance(payer, str) and payer.startswith(f"{TeamMemberId.prefix}_"):
         # A team member's id as text is a team member's id, as the object is.
-        payer = _fields.entity_id("payer", payer, TeamMemberId)
+        payer = _payer_id(payer, TeamMemberId)
     if isinstance(payer, TeamMember | TeamMemberId):
         # Partner staff are not the customer's users (I1).
         raise PermissionDenied(role="team member", action=f"pay invoices of {customer.id}")
     if isinstance(payer, CustomerUser):
         user_id = payer.id
     elif isinstance(payer, UserId | str):
-        user_id = _fields.entity_id("payer", payer, UserId)
+        user_id = _payer_id(payer, UserId)
     else:
         raise ValidationError.single(
             "payer",
@@ -1157,10 +1164,26 @@ def _payer(customer: Customer, payer: object) -> UserId:
     return user_id
 
 
+def _payer_id(value: object, kind: type[_fields.IdT]) -> _fields.IdT:
+    """A ``payer`` given as an id's text. A malformed one is never shown, as
+    a malformed ``method_id`` is not: it may be a card number given in the
+    wrong place."""
+    with input_unshown():
+        return _fields.entity_id("payer", value, kind)
+
+
 def _method(path: str, value: object) -> tuple[PaymentMethodType, PaymentMethodId | None]:
     if isinstance(value, PaymentMethod):
         return value.type, value.id
-    return _fields.choice(path, value, PaymentMethodType), None
+    return _method_type(path, value), None
+
+
+def _method_type(path: str, value: object) -> PaymentMethodType:
+    """A kind of method, given as itself or its value. Its error never shows
+    what came, as a saved method's ``type`` does not: it may be a card or
+    account number given in the wrong place."""
+    with input_unshown():
+        return _fields.choice(path, value, PaymentMethodType)
 
 
 def _on_file(

@@ -60,7 +60,7 @@ from .events import EVENT_TYPES, Event
 from .invoice import AppliedPayment, Fee, FeeKind, Invoice, InvoiceStatus, LineItem
 from .money import Currency, Money, decimal_from_text, plain_decimal
 from .partner import CardFeeBearer
-from .payment import CustomerPaymentMethods, PaymentMethod
+from .payment import CustomerPaymentMethods, PaymentMethod, PaymentMethodType
 from .ports import Page
 from .values import (
     EIN,
@@ -456,6 +456,8 @@ def make_converter(*, detailed_validation: bool = False) -> cattrs.Converter:
         conv.register_structure_hook(
             methods, _unshown(_attrs_structure(conv, methods, detailed_validation))
         )
+    # So may a payment's method, where a kind of method is expected.
+    conv.register_structure_hook(PaymentMethodType, _unshown(_enum_member))
 
     # Events carry their webhook topic, so that an outbox can read any of
     # them back as the right class: from_dict(Event, data) dispatches on it.
@@ -530,7 +532,7 @@ _UNSHOWN_TYPES: Final = (PaymentMethod, CustomerPaymentMethods)
 """The types whose data is read within :func:`~altpay_core.errors.input_unshown`."""
 
 
-def _unshown(read: Callable[[object, object], Any]) -> Callable[[object, object], Any]:
+def _unshown(read: Callable[[object, Any], Any]) -> Callable[[object, object], Any]:
     """``read``, its errors giving no input back (:func:`~altpay_core.errors.input_unshown`)."""
 
     def structure(value: object, cls: object) -> Any:
