@@ -1811,9 +1811,16 @@ def _some(kind: str) -> str:
     return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}"
 
 
+def already_stored(kind: str, key: str) -> str:
+    """The conflict's message for an aggregate saved as new whose id is
+    stored, or whose id is another partner's: it names neither that partner
+    nor the version stored. The memory store's too."""
+    return f"{_some(kind)} with id {key!r} is already stored; nothing was written"
+
+
 def _conflict_message(kind: str, key: str, read: int, stored: int, same_partner: bool) -> str:
     if not same_partner or (read == 0 and stored):
-        return f"{_some(kind)} with id {key!r} is already stored; nothing was written"
+        return already_stored(kind, key)
     if stored == 0:
         return (
             f"{kind} {key!r} is not stored, so version {read} cannot be saved "

@@ -51,6 +51,7 @@ import attrs
 
 from altpay_core import _fields
 from altpay_core._arguments import checked_arguments, checked_constructor
+from altpay_core.adapters._sql import already_stored
 from altpay_core.customer import AccessRequest, AccessRequestStatus, Customer, CustomerStatus
 from altpay_core.errors import AltpayError, ConcurrencyConflict, NotFound, ValidationError
 from altpay_core.events import Event
@@ -204,7 +205,13 @@ def _wrong_type(path: str, expected: type[Any], value: object) -> ValidationErro
     )
 
 
-def _conflict(kind: str, key: object, found: int, wanted: int) -> ConcurrencyConflict:
+def _conflict(
+    kind: str, key: object, found: int, wanted: int, *, theirs: bool = False
+) -> ConcurrencyConflict:
+    if theirs or (found and not wanted):
+        # A new aggregate whose id is stored, or another partner's id: as
+        # the SQL stores say it, never naming the version stored.
+        return ConcurrencyConflict(already_stored(kind, str(key)), kind=kind, key=key)
     what = f"no {kind} {key} is stored" if found == 0 else f"{kind} {key} is at version {found}"
     return ConcurrencyConflict(
         f"{what}, not version {wanted}: it changed since it was read; nothing was written",
@@ -483,7 +490,7 @@ class MemoryStore(Store):
         for kind, bases, saved, committed in tables:
             for key, base in bases.items():
                 found = committed.get(key)
-                _check_version(kind, key, found, base)
+                _check_version(kind, key, found, base, saved[key])
                 _check_owner(kind, key, found, saved[key])
         # After this commit, each unique key has one owner.
         _unique_in_commit(staged.customers, _ref_key, self._by_ref, _ref_taken)
@@ -657,15 +664,22 @@ def _sort_by_key(table: dict[Any, Any]) -> None:
     table.update(entries)
 
 
-def _check_version(kind: str, key: object, found: Any, base: int) -> None:
+def _check_version(kind: str, key: object, found: Any, base: int, new: Any = None) -> None:
+    """``found``, stored, is at version ``base``; ``new``, saved, is of its
+    partner (``None`` for a partner)."""
     version = 0 if found is None else found.version
     if version != base:
-        raise _conflict(kind, key, version, base)
+        raise _conflict(kind, key, version, base, theirs=new is not None and _theirs(found, new))
+
+
+def _theirs(found: Any, new: Any) -> bool:
+    """Whether ``found``, stored under ``new``'s id, is another partner's."""
+    return found is not None and found.partner_id != new.partner_id
 
 
 def _check_owner(kind: str, key: object, found: Any, new: Any) -> None:
     """An id is one partner's: saving it under another partner is refused."""
-    if found is not None and found.partner_id != new.partner_id:
+    if _theirs(found, new):
         raise ConcurrencyConflict(
             f"{kind} {key} belongs to another partner; nothing was written",
             kind=kind,
@@ -818,7 +832,8 @@ class MemoryUnitOfWork(UnitOfWork):
         current = staged.get(key, committed)
         version = 0 if current is None else current.version
         if aggregate.version != version:
-            raise _conflict(kind, key, version, aggregate.version)
+            theirs = not isinstance(aggregate, Partner) and _theirs(current, aggregate)
+            raise _conflict(kind, key, version, aggregate.version, theirs=theirs)
         if not isinstance(aggregate, Partner):
             _check_owner(kind, key, current, aggregate)
             check_fixed_fields(kind, key, current, aggregate)

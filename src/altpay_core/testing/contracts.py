@@ -247,6 +247,20 @@ def _assert_taken(error: ConcurrencyConflict, kind: str, key: str, rule: str, pa
     assert (error.kind, error.key, error.rule, error.path) == (kind, key, rule, path)
 
 
+def _assert_already_stored(store: Store, new: Customer | Invoice, kind: str, version: int) -> None:
+    """Saving ``new``, whose id a stored aggregate at ``version`` holds (of
+    its partner or another's), is a ``ConcurrencyConflict`` (at save or at
+    commit) that says the id is already stored: in every store's words, and
+    naming neither the stored version nor its partner."""
+    with pytest.raises(ConcurrencyConflict) as caught:
+        _commit(store, new)
+    message = str(caught.value)
+    assert (caught.value.kind, caught.value.key) == (kind, str(new.id))
+    assert f"with id {str(new.id)!r} is already stored; nothing was written" in message
+    assert "version" not in message
+    assert str(version) not in message.replace(str(new.id), "")
+
+
 def _commit(store: Store, *aggregates: _Aggregate) -> list[Any]:
     """Save each aggregate in one unit of work and commit it; the stored values."""
     with store.unit_of_work() as uow:
@@ -493,6 +507,25 @@ class CustomerRepositoryContract(_StoreFactory):
         with pytest.raises(ConcurrencyConflict):
             _commit(store, attrs.evolve(customer, version=0, company="Impostor"))
         assert self.read_customer(store, partner.id, customer.id) == customer
+
+    @pytest.mark.parametrize(("owner", "version"), [("own", 0), ("other", 0), ("other", 3)])
+    def test_a_customer_saved_with_a_stored_id_names_no_version(
+        self, store: Store, owner: str, version: int
+    ) -> None:
+        """A customer saved as new with the id of a stored one (of its own
+        partner or another's), or under another partner at a version it is
+        not at, is told only that the id is already stored: not the stored
+        customer's version. Nothing is written."""
+        partner, customer = self.partner_with_customer(store)
+        (customer,) = self.store_customers(
+            store, customer.add_user(first_name="Bo", last_name="Li", email="bo@globex.example")
+        )
+        other = self.store_partner(store, _partner("Contoso")) if owner == "other" else partner
+        new = attrs.evolve(_customer(other, "Impostor"), id=customer.id, version=version)
+        _assert_already_stored(store, new, "customer", customer.version)
+        assert self.read_customer(store, partner.id, customer.id) == customer
+        with store.unit_of_work() as uow:
+            assert uow.customers.list(other.id).items == ((customer,) if other is partner else ())
 
     def test_a_version_never_stored_conflicts(self, store: Store) -> None:
         partner = self.store_partner(store, _partner())
@@ -2521,6 +2554,29 @@ class ConcurrencyContract(_StoreFactory):
                     uow.payments.get(partner.id, second.id)
         assert len(self.pending(store)) == len(before) + len(first.events)
 
+    def test_an_id_taken_by_another_partner_between_save_and_commit_names_no_version(
+        self, store: Store
+    ) -> None:
+        """Two partners' units of work each save a new customer with one id;
+        the first commits. The second commit is refused as a save would be:
+        the id is already stored, and the message names no version."""
+        partner = self.store_partner(store, _partner())
+        other = self.store_partner(store, _partner("Contoso"))
+        first = _customer(partner)
+        second = attrs.evolve(_customer(other, "Initech"), id=first.id)
+        with store.unit_of_work() as winner, store.unit_of_work() as loser:
+            winner.customers.save(first)
+            loser.customers.save(second)
+            winner.commit()
+            with pytest.raises(ConcurrencyConflict) as caught:
+                loser.commit()
+        message = str(caught.value)
+        assert (caught.value.kind, caught.value.key) == ("customer", str(first.id))
+        assert f"with id {str(first.id)!r} is already stored; nothing was written" in message
+        assert "version" not in message
+        with store.unit_of_work() as uow:
+            assert uow.customers.list(other.id).items == ()
+
     def _stored_of(self, store: Store, kind: str) -> tuple[Any, Callable[[Any, str], Any]]:
         """A stored aggregate of ``kind``, and how a writer named ``by``
         changes a copy of it (with the commands, as an application does)."""
@@ -2991,6 +3047,33 @@ class InvoiceRepositoryContract(_StoreFactory):
             self.store_aggregates(store, invoice)
         with store.unit_of_work() as uow, pytest.raises(NotFound):
             uow.invoices.get(partner.id, invoice.id)
+
+    @pytest.mark.parametrize(("owner", "version"), [("own", 0), ("other", 0), ("other", 3)])
+    def test_an_invoice_saved_with_a_stored_id_names_no_version(
+        self, store: Store, owner: str, version: int
+    ) -> None:
+        """An invoice saved as new with the id of a stored one (of its own
+        partner or another's), or under another partner at a version it is
+        not at, is told only that the id is already stored: not the stored
+        invoice's version. Nothing is written."""
+        partner, _, invoice = self._stored_invoice(store)
+        (invoice,) = self.store_aggregates(store, invoice)  # at version 2
+        if owner == "other":
+            other = self.store_partner(store, _partner("Contoso"))
+            (theirs,) = self.store_customers(store, _customer(other, "Initech"))
+            new = _invoice(other, theirs, "2001")
+        else:
+            other, new = (
+                partner,
+                _invoice(
+                    partner, self.read_customer(store, partner.id, invoice.customer_id), "2001"
+                ),
+            )
+        new = attrs.evolve(new, id=invoice.id, version=version)
+        _assert_already_stored(store, new, "invoice", invoice.version)
+        with store.unit_of_work() as uow:
+            assert uow.invoices.get(partner.id, invoice.id) == invoice
+            assert uow.invoices.list(other.id).items == ((invoice,) if other is partner else ())
 
     def test_an_invoice_cannot_move_to_another_partner(self, store: Store) -> None:
         partner, _, invoice = self._stored_invoice(store)
