@@ -23,7 +23,8 @@ transaction that stores their aggregate.
 The rules between aggregates (a customer's tags are in its partner's
 catalog; a tag taken out of a catalog is carried by no customer; a new
 customer is added by hand only to a partner none of whose integrations
-syncs customers; a new invoice names a customer of its partner that is not
+syncs customers, and a new synced one names a connected integration of its
+partner that syncs customers; a new invoice names a customer of its partner that is not
 archived; a resolved access request names a member of its partner's team
 who may resolve it; a first payment methods book names a customer of its
 partner) are checked
@@ -76,6 +77,7 @@ from altpay_core.payment import (
     ScheduledPaymentId,
 )
 from altpay_core.ports import (
+    _LAST_POSITION,
     DEFAULT_PAGE_SIZE,
     FIXED_FIELDS,
     AccessRequestRepository,
@@ -151,7 +153,9 @@ MAX_IDLE_CONNECTIONS = 8
 # enough for a batch to pay off, few enough that a bulk import holds little
 # memory and leaves the garbage collector little to scan.
 BATCH_SIZE = 2000
-# Customers looked up per query when a commit checks its new invoices'.
+# Rows looked up per query when a commit checks what it wrote against the
+# rows it names: the customers of new invoices and of new payment methods
+# books, the partners whose catalogs or teams it reads.
 CHECK_SIZE = 100
 
 
@@ -832,9 +836,10 @@ def dump(value: object) -> str:
 
 def load(cls: type[A], data: Any) -> A:
     """An aggregate from its stored data: JSON text, or what a driver parsed
-    from a JSON column. Every rule is checked again; a customer stored as
-    ``to_dict`` wrote it is read by the quick path of ``from_stored``, with
-    the same result as ``from_dict``, which reads anything else."""
+    from a JSON column. Every rule is checked again; a customer or an
+    invoice stored as ``to_dict`` wrote it is read by the quick path of
+    ``from_stored``, with the same result as ``from_dict``, which reads
+    anything else."""
     from altpay_core.serialization import from_stored
 
     if isinstance(data, str | bytes):
@@ -1620,7 +1625,8 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
 
     def _written(self, table: AggregateTable, items: list[_Pending]) -> None:
         """Note what the commit's checks need of the rows just written: the
-        partners' catalogs, the customers of the new invoices."""
+        partners' catalogs, the customers of the new invoices and of the new
+        payment methods books."""
         if table is PARTNERS:
             for item in items:
                 self._note_partner(item.row[0], item.value)
@@ -1758,11 +1764,10 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
         positions = Outbox._positions(positions)
         # A position no column can hold is no message's: ignored, as unknown
         # positions are.
-        self._marks.extend((p,) for p in positions if 0 < p <= _MAX_POSITION)
+        self._marks.extend((p,) for p in positions if 0 < p <= _LAST_POSITION)
         self._unflushed = self._unflushed or bool(self._marks)
 
 
-_MAX_POSITION = 2**63 - 1
 _FIELDS: dict[type[Any], tuple[str, ...]] = {}
 
 

@@ -18,8 +18,9 @@ anything in it, a schema that is not altpay-core's (objects of its own and
 no ``altpay_schema`` table, an ``altpay_schema`` of another shape, a
 negative version, version 0 next to objects of its own, or a version
 without its tables): the store needs a schema of its own, or a new one. It
-refuses too an altpay-core schema holding objects of your own named as
-tables that a later migration creates, which it could not upgrade.
+refuses too an altpay-core schema holding objects of your own named as the
+tables, indexes, functions or triggers that a later migration creates,
+which it could not upgrade.
 Migrations run under an advisory lock, so servers starting at once migrate
 once: one that opens while another migrates waits for it, whatever the
 connection's ``lock_timeout`` and ``statement_timeout``.
@@ -753,7 +754,7 @@ class PostgresUnitOfWork(SqlUnitOfWork["psycopg.Connection[Any]"]):
         pg = store._psycopg
         self._pg_errors: tuple[type[Exception], ...] = (pg.Error,)
         errors = pg.errors
-        self._taken = (errors.UniqueViolation, errors.ExclusionViolation)
+        self._taken = errors.UniqueViolation
         self._races = (errors.SerializationFailure, errors.DeadlockDetected)
         self._waited = errors.LockNotAvailable  # the connection's lock_timeout ran out
         self._idle = pg.pq.TransactionStatus.IDLE
