@@ -9,7 +9,7 @@ import json
 import runpy
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import attrs
 import pytest
@@ -33,6 +33,7 @@ from altpay_core import (
     InvoiceStatus,
     Money,
     NotFound,
+    Page,
     Partner,
     PartnerId,
     Payment,
@@ -71,6 +72,9 @@ from altpay_core import (
     visible_invoices,
 )
 from altpay_core.testing import strategies as aps
+
+if TYPE_CHECKING:
+    from decimal import Decimal as _OnlyTyped
 
 TODAY = dt.date(2026, 1, 5)
 AT = dt.datetime(2026, 1, 5, 12, tzinfo=dt.UTC)
@@ -1761,6 +1765,34 @@ def assert_same_outcome(with_member: Any, with_value: Any) -> None:
 # -- saved methods: never a full number ----------------------------------------------------
 
 
+def _page_data(method: object) -> dict[str, Any]:
+    """A page's data, its one item ``method``."""
+    return to_dict(Page(items=())) | {"items": [method]}
+
+
+_WAYS_TO_A_METHOD: dict[str, tuple[Any, Callable[[object], object], str]] = {
+    "page": (Page[PaymentMethod], _page_data, "items[0]"),
+    "annotated": (Annotated[PaymentMethod, "saved"], lambda method: method, ""),
+    "page of annotated": (
+        Page[Annotated[PaymentMethod, "saved"]],
+        _page_data,
+        "items[0]",
+    ),
+    "first of a tuple": (tuple[PaymentMethod, int], lambda method: [method, 1], "[0]"),
+    "last of a tuple": (tuple[int, PaymentMethod], lambda method: [1, method], "[1]"),
+}
+"""How data may hold a saved method: the type read, the data around the
+method's, and the path to it."""
+
+
+@attrs.frozen
+class _Unresolved:
+    """A user's class whose annotation names a type imported only for type
+    checkers: its types cannot be resolved."""
+
+    amount: _OnlyTyped
+
+
 class TestDisplayNameDigits:
     @pytest.mark.parametrize(
         "name",
@@ -1983,6 +2015,57 @@ class TestDisplayNameDigits:
             from_json(kind, text)
         assert (caught.value.paths, caught.value.codes) == ([path], ["duplicate_key"])
         assert "4111111111111111" not in str(caught.value)
+
+    @given(
+        digits=st.from_regex(r"[0-9]{12,19}", fullmatch=True),
+        way=st.sampled_from(sorted(_WAYS_TO_A_METHOD)),
+    )
+    def test_a_full_number_given_twice_is_never_echoed_however_the_method_is_held(
+        self, digits: str, way: str
+    ) -> None:
+        # In a generic class (Page[PaymentMethod]), Annotated or a fixed
+        # tuple, a method's data is read within input_unshown, as alone: a
+        # key given twice there is at the object, as an unknown key is.
+        kind, hold, path = _WAYS_TO_A_METHOD[way]
+        method = to_dict(
+            CustomerPaymentMethods(partner_id=PartnerId.new(), customer_id=CustomerId.new())
+            .add(type="card", display_name="Visa", last4="4242", at=AT)
+            .methods[0]
+        )
+        marker = "\x00twice\x00"
+        twice = {**method, digits: 1, marker: 2}
+        text = json.dumps(hold(twice)).replace(json.dumps(marker), json.dumps(digits))
+        with pytest.raises(ValidationError) as caught:
+            from_json(kind, text)
+        assert (caught.value.paths, caught.value.codes) == ([path], ["duplicate_key"])
+        assert digits not in str(caught.value)
+        assert digits not in repr(caught.value.errors)
+        with pytest.raises(ValidationError) as caught:
+            from_json(kind, json.dumps(hold({**method, digits: 1})))
+        assert (caught.value.paths, caught.value.codes) == ([path], ["unknown_field"])
+        assert digits not in str(caught.value)
+
+    @pytest.mark.parametrize(
+        ("kind", "text", "path"),
+        [
+            (Page, '{"items": [{"4111111111111111": 1, "4111111111111111": 2}]}', None),
+            (tuple[PaymentMethod], '[{}, {"4111111111111111": 1, "4111111111111111": 2}]', None),
+            (tuple[int, PaymentMethod], '{"4111111111111111": {"a": 1, "a": 2}}', None),
+            (_Unresolved, '{"amount": 1, "amount": 2}', "amount"),
+        ],
+    )
+    def test_data_read_as_any_shows_a_key_given_twice(
+        self, kind: Any, text: str, path: str | None
+    ) -> None:
+        # A bare Page's items, an index past a fixed tuple's or a key read
+        # as a tuple are not read as a method: nor is a class whose types
+        # cannot be found, and that is no reason to fail otherwise.
+        with pytest.raises(ValidationError) as caught:
+            from_json(kind, text)
+        assert caught.value.codes == ["duplicate_key"]
+        assert caught.value.errors[0].message.endswith("' is given more than once")
+        if path is not None:
+            assert caught.value.paths == [path]
 
     @pytest.mark.parametrize(
         ("way", "path"),

@@ -27,7 +27,18 @@ import re
 import types
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
-from typing import Any, Final, NewType, NoReturn, TypeVar, Union, cast, get_args, get_origin
+from typing import (
+    Annotated,
+    Any,
+    Final,
+    NewType,
+    NoReturn,
+    TypeVar,
+    Union,
+    cast,
+    get_args,
+    get_origin,
+)
 
 import attrs
 import cattrs
@@ -939,6 +950,7 @@ def _duplicate_keys(
 def _reads_unshown(kind: object) -> bool:
     # Whether the converter reads data as ``kind`` within input_unshown (see
     # _unshown); as any member of a union, which may be the one read.
+    kind = _unannotated(kind)
     if get_origin(kind) in (Union, types.UnionType):
         return any(_reads_unshown(member) for member in get_args(kind))
     return kind in _UNSHOWN_TYPES
@@ -946,16 +958,47 @@ def _reads_unshown(kind: object) -> bool:
 
 def _part_type(kind: object, key: str | int) -> object:
     """The type that data read as ``kind`` holds at ``key``: a field's, an
-    item's or a value's; ``Any`` when unknown (a key that is not a field)."""
+    item's or a value's; ``Any`` when unknown (a key that is not a field, or
+    a class whose annotations name a type that cannot be found)."""
+    kind = _unannotated(kind)
     if get_origin(kind) in (Union, types.UnionType):
         members = [member for member in get_args(kind) if member is not type(None)]
         return _part_type(members[0], key) if len(members) == 1 else Any
     origin = get_origin(kind) or kind
     if isinstance(origin, type) and attrs.has(origin):
-        fields = attrs.fields(attrs.resolve_types(origin))
-        return next((a.type for a in fields if a.init and a.alias == key), Any)
-    args = [arg for arg in get_args(kind) if arg is not Ellipsis]
+        try:
+            fields = attrs.fields(attrs.resolve_types(origin))
+        except NameError:
+            # A name imported only for type checkers: read as any data.
+            return Any
+        part = next((a.type for a in fields if a.init and a.alias == key), Any)
+        # A generic class's field holds its type arguments (Page[T]'s items);
+        # a bare one (Page) has none, and its fields hold any data.
+        parameters = getattr(origin, "__parameters__", ())
+        arguments = get_args(kind) or (Any,) * len(parameters)
+        return _with_arguments(part, dict(zip(parameters, arguments, strict=True)))
+    args = get_args(kind)
+    if origin is tuple and Ellipsis not in args:
+        # A fixed tuple: each index has its own type.
+        return args[key] if isinstance(key, int) and key < len(args) else Any
+    args = tuple(arg for arg in args if arg is not Ellipsis)
     return args[-1] if args else Any
+
+
+def _unannotated(kind: object) -> object:
+    """``kind`` without ``Annotated[...]``'s metadata."""
+    return get_args(kind)[0] if get_origin(kind) is Annotated else kind
+
+
+def _with_arguments(kind: object, arguments: dict[Any, object]) -> object:
+    """``kind``, each type variable replaced by its argument (``Any`` for
+    one that is not the class's)."""
+    if isinstance(kind, TypeVar):
+        return arguments.get(kind, Any)
+    parameters = getattr(kind, "__parameters__", ())
+    if not parameters:
+        return kind
+    return cast(Any, kind)[tuple(arguments.get(p, Any) for p in parameters)]
 
 
 def parse_json(text: str | bytes, *, decoder: json.JSONDecoder | None = None) -> Any:
