@@ -167,7 +167,7 @@ def test_save_itself_refuses_another_partners_id(store: MemoryStore, holder: str
         customer = uow.customers.save(a_customer())
         if holder == "committed":
             uow.commit()
-        with pytest.raises(ConcurrencyConflict, match="belongs to another partner"):
+        with pytest.raises(ConcurrencyConflict, match="is already stored; nothing was written"):
             uow.customers.save(attrs.evolve(customer, partner_id=other.id))
         assert uow.customers.get(PARTNER.id, customer.id) == customer
 

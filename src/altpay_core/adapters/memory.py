@@ -678,13 +678,11 @@ def _theirs(found: Any, new: Any) -> bool:
 
 
 def _check_owner(kind: str, key: object, found: Any, new: Any) -> None:
-    """An id is one partner's: saving it under another partner is refused."""
+    """An id is one partner's: saving it under another partner is refused,
+    at the stored version too, in the SQL stores' words (the id is already
+    stored), naming neither that partner nor the version stored."""
     if _theirs(found, new):
-        raise ConcurrencyConflict(
-            f"{kind} {key} belongs to another partner; nothing was written",
-            kind=kind,
-            key=key,
-        )
+        raise ConcurrencyConflict(already_stored(kind, str(key)), kind=kind, key=key)
 
 
 def _unique_in_commit(

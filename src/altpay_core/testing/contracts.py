@@ -508,14 +508,16 @@ class CustomerRepositoryContract(_StoreFactory):
             _commit(store, attrs.evolve(customer, version=0, company="Impostor"))
         assert self.read_customer(store, partner.id, customer.id) == customer
 
-    @pytest.mark.parametrize(("owner", "version"), [("own", 0), ("other", 0), ("other", 3)])
+    @pytest.mark.parametrize(
+        ("owner", "version"), [("own", 0), ("other", 0), ("other", 2), ("other", 3)]
+    )
     def test_a_customer_saved_with_a_stored_id_names_no_version(
         self, store: Store, owner: str, version: int
     ) -> None:
         """A customer saved as new with the id of a stored one (of its own
-        partner or another's), or under another partner at a version it is
-        not at, is told only that the id is already stored: not the stored
-        customer's version. Nothing is written."""
+        partner or another's), or under another partner at any version (the
+        stored one, 2, too), is told only that the id is already stored: not
+        the stored customer's version. Nothing is written."""
         partner, customer = self.partner_with_customer(store)
         (customer,) = self.store_customers(
             store, customer.add_user(first_name="Bo", last_name="Li", email="bo@globex.example")
@@ -2554,22 +2556,35 @@ class ConcurrencyContract(_StoreFactory):
                     uow.payments.get(partner.id, second.id)
         assert len(self.pending(store)) == len(before) + len(first.events)
 
+    @pytest.mark.parametrize("stored", [False, True])
     def test_an_id_taken_by_another_partner_between_save_and_commit_names_no_version(
-        self, store: Store
+        self, store: Store, stored: bool
     ) -> None:
-        """Two partners' units of work each save a new customer with one id;
-        the first commits. The second commit is refused as a save would be:
-        the id is already stored, and the message names no version."""
+        """Two partners' units of work each save a customer with one id: a
+        new one, or (when the first partner's is stored, at version 2) the
+        second partner's at the version stored. The first commits. The
+        second is refused (at save, or at the latest at commit) as a save
+        would be: the id is already stored, and the message names no
+        version."""
         partner = self.store_partner(store, _partner())
         other = self.store_partner(store, _partner("Contoso"))
         first = _customer(partner)
-        second = attrs.evolve(_customer(other, "Initech"), id=first.id)
-        with store.unit_of_work() as winner, store.unit_of_work() as loser:
-            winner.customers.save(first)
-            loser.customers.save(second)
-            winner.commit()
-            with pytest.raises(ConcurrencyConflict) as caught:
+        if stored:
+            (first,) = self.store_customers(store, first)
+            (first,) = self.store_customers(
+                store, first.add_user(first_name="Bo", last_name="Li", email="bo@globex.example")
+            )
+        second = attrs.evolve(_customer(other, "Initech"), id=first.id, version=first.version)
+
+        def race() -> None:
+            with store.unit_of_work() as winner, store.unit_of_work() as loser:
+                winner.customers.save(first)
+                loser.customers.save(second)  # an adapter may refuse it here
+                winner.commit()
                 loser.commit()
+
+        with pytest.raises(ConcurrencyConflict) as caught:
+            race()
         message = str(caught.value)
         assert (caught.value.kind, caught.value.key) == ("customer", str(first.id))
         assert f"with id {str(first.id)!r} is already stored; nothing was written" in message
@@ -3048,14 +3063,16 @@ class InvoiceRepositoryContract(_StoreFactory):
         with store.unit_of_work() as uow, pytest.raises(NotFound):
             uow.invoices.get(partner.id, invoice.id)
 
-    @pytest.mark.parametrize(("owner", "version"), [("own", 0), ("other", 0), ("other", 3)])
+    @pytest.mark.parametrize(
+        ("owner", "version"), [("own", 0), ("other", 0), ("other", 2), ("other", 3)]
+    )
     def test_an_invoice_saved_with_a_stored_id_names_no_version(
         self, store: Store, owner: str, version: int
     ) -> None:
         """An invoice saved as new with the id of a stored one (of its own
-        partner or another's), or under another partner at a version it is
-        not at, is told only that the id is already stored: not the stored
-        invoice's version. Nothing is written."""
+        partner or another's), or under another partner at any version (the
+        stored one, 2, too), is told only that the id is already stored: not
+        the stored invoice's version. Nothing is written."""
         partner, _, invoice = self._stored_invoice(store)
         (invoice,) = self.store_aggregates(store, invoice)  # at version 2
         if owner == "other":
