@@ -9,7 +9,7 @@ import json
 import runpy
 from collections.abc import Callable
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import attrs
 import pytest
@@ -67,10 +67,12 @@ from altpay_core import (
     return_payment,
     run_scheduled_payment,
     schedule_payment,
+    serialization,
     skip_scheduled_payment,
     to_dict,
     visible_invoices,
 )
+from altpay_core import payment as payment_module
 from altpay_core.testing import strategies as aps
 
 if TYPE_CHECKING:
@@ -2120,6 +2122,45 @@ class TestDisplayNameDigits:
             assert (caught.value.paths, caught.value.codes) == ([path], ["invalid_choice"])
             assert digits not in str(caught.value)
             assert f"{len(digits)} characters; the value is not shown" in str(caught.value)
+
+    @pytest.mark.parametrize("method", [*PaymentMethodType, *(m.value for m in PaymentMethodType)])
+    def test_a_valid_method_is_read_without_masking(
+        self, monkeypatch: pytest.MonkeyPatch, method: object
+    ) -> None:
+        # Masking is for a refused method only: a valid one, given with
+        # every payment and read back with every stored one, is read quickly.
+        def masked() -> NoReturn:
+            raise AssertionError("a valid method was read within input_unshown")
+
+        monkeypatch.setattr(payment_module, "input_unshown", masked)
+        monkeypatch.setattr(serialization, "input_unshown", masked)
+        kind = PaymentMethodType(method)
+        world = World("CA" if kind.available_in(Currency("CAD")) else "US")
+        fee = card_fee_for(world.partner, world.customer, world.money("100"), method)  # type: ignore[arg-type]
+        assert (fee is None) == kind.is_bank_debit
+        assert request_fingerprint(
+            customer_id=world.customer.id,
+            user_id=world.ann.id,
+            method=method,  # type: ignore[arg-type]
+            payment_method_id=None,
+            currency=world.currency,
+            amounts=[(world.a.id, world.money("1"))],
+        )
+        payment = world.pay(method=method)[0]
+        assert from_dict(Payment, to_dict(payment)).method is kind
+        assert from_json(Payment, json.dumps(to_dict(payment))).method is kind
+
+    @given(number=st.integers(10**11, 10**19 - 1))
+    def test_a_full_number_as_a_non_text_method_is_never_echoed(self, number: int) -> None:
+        world = World()
+        for read in (
+            lambda: from_dict(PaymentMethodType, number),
+            lambda: card_fee_for(world.partner, world.customer, usd("1"), number),  # type: ignore[arg-type]
+        ):
+            with pytest.raises(ValidationError) as caught:
+                read()
+            assert caught.value.codes == ["invalid_choice"]
+            assert str(number) not in str(caught.value)
 
     @pytest.mark.parametrize("name", ["Visa 4242", "Chase checking 1-2-3-4", "Amex Gold"])
     def test_up_to_4_digits_are_kept(self, world: World, name: str) -> None:

@@ -215,6 +215,25 @@ class PaymentMethodType(_fields.Choices, enum.Enum):
         return currency.code == ("USD" if self is PaymentMethodType.ACH else "CAD")
 
 
+_METHOD_TYPES: Final[dict[object, PaymentMethodType]] = {
+    **{kind.value: kind for kind in PaymentMethodType},
+    **{kind: kind for kind in PaymentMethodType},
+}
+"""Each kind of method, by itself and by its value."""
+
+
+def known_method_type(value: object) -> PaymentMethodType | None:
+    """``value`` as a kind of method, if it is one or its value; else None.
+
+    The quick path for valid input, read without
+    :func:`~altpay_core.errors.input_unshown`, which only a refused value
+    needs. Not part of the public API.
+    """
+    if isinstance(value, str | PaymentMethodType):
+        return _METHOD_TYPES.get(value)
+    return None
+
+
 class PaymentStatus(_fields.Choices, enum.Enum):
     """Where a payment stands."""
 
@@ -1182,6 +1201,9 @@ def _method_type(path: str, value: object) -> PaymentMethodType:
     """A kind of method, given as itself or its value. Its error never shows
     what came, as a saved method's ``type`` does not: it may be a card or
     account number given in the wrong place."""
+    kind = known_method_type(value)
+    if kind is not None:
+        return kind
     with input_unshown():
         return _fields.choice(path, value, PaymentMethodType)
 

@@ -71,7 +71,12 @@ from .events import EVENT_TYPES, Event
 from .invoice import AppliedPayment, Fee, FeeKind, Invoice, InvoiceStatus, LineItem
 from .money import Currency, Money, decimal_from_text, plain_decimal
 from .partner import CardFeeBearer
-from .payment import CustomerPaymentMethods, PaymentMethod, PaymentMethodType
+from .payment import (
+    CustomerPaymentMethods,
+    PaymentMethod,
+    PaymentMethodType,
+    known_method_type,
+)
 from .ports import Page
 from .values import (
     EIN,
@@ -279,6 +284,16 @@ def _enum_member(value: object, cls: type[enum.Enum]) -> enum.Enum:
         ) from None
 
 
+def _method_type(value: object, cls: type[PaymentMethodType]) -> PaymentMethodType:
+    """A kind of method. Valid data, read at every read of a payment, is
+    read quickly; only other data is read within :func:`_unshown`, so that
+    what came is never shown."""
+    kind = known_method_type(value)
+    if kind is None:
+        kind = _unshown(_enum_member)(value, cls)
+    return kind
+
+
 # The collections read from a JSON array: the domain's tuple[X, ...] and
 # frozenset[X], and the lists and sets a caller may ask for.
 _ARRAYS: Final[dict[type, tuple[type, ...]]] = {tuple: (list, tuple), list: (list, tuple)}
@@ -468,7 +483,7 @@ def make_converter(*, detailed_validation: bool = False) -> cattrs.Converter:
             methods, _unshown(_attrs_structure(conv, methods, detailed_validation))
         )
     # So may a payment's method, where a kind of method is expected.
-    conv.register_structure_hook(PaymentMethodType, _unshown(_enum_member))
+    conv.register_structure_hook(PaymentMethodType, _method_type)
 
     # Events carry their webhook topic, so that an outbox can read any of
     # them back as the right class: from_dict(Event, data) dispatches on it.
