@@ -1001,11 +1001,24 @@ class TestCardFees:
         with pytest.raises(ValidationError) as caught:
             Partner.create(name="N", country="US", currency=currency)
         assert (caught.value.paths, caught.value.codes) == (["currency"], ["unsupported_currency"])
+        # Nor is a policy built or read with a fixed part in it: in the
+        # words of every amount in a currency no partner bills in.
+        expected = (
+            f"'fixed' must be in USD or CAD, a partner's currency (got {currency.code}; rule I2)"
+        )
         policy = CardFeePolicy(CardFeeBearer.CUSTOMER, Decimal("2.9"), Money("0.30", "USD"))
-        foreign = attrs.evolve(policy, fixed=Money(1, currency))
-        with pytest.raises(ValidationError) as caught:
-            attrs.evolve(Partner.create(name="N", country="US"), card_fees=foreign)
-        assert caught.value.paths == ["card_fees.fixed"]
+        data = to_dict(Partner.create(name="N", country="US"))
+        data["card_fees"]["fixed"] = to_dict(Money(1, currency))
+        foreign = {**to_dict(policy), "fixed": data["card_fees"]["fixed"]}
+        for refused, path in (
+            (lambda: attrs.evolve(policy, fixed=Money(1, currency)), "fixed"),
+            (lambda: from_dict(CardFeePolicy, foreign), "fixed"),
+            (lambda: from_dict(Partner, data), "card_fees.fixed"),
+        ):
+            with pytest.raises(ValidationError) as caught:
+                refused()
+            assert (caught.value.paths, caught.value.codes) == ([path], ["unsupported_currency"])
+            assert caught.value.errors[0].message == expected
 
     @pytest.mark.parametrize(
         ("currency", "code"),

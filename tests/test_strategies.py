@@ -563,6 +563,8 @@ def test_other_enum_arguments_may_be_given_as_values() -> None:
         (lambda: aps.line_items(min_unit_units=-1), "min_unit_units"),
         # In one currency, USD by default: None is not "any", as for money().
         (lambda: aps.card_fee_policies(None), "currency"),
+        # A policy's fixed part is in a partner's currency, as the policy refuses any other.
+        (lambda: aps.card_fee_policies("EUR"), "currency must be 'USD' or 'CAD'"),
         (lambda: aps.fees(currency=None), "currency"),
         (lambda: aps.allocations(None), "currency"),
         (lambda: aps.applied_payments(None), "currency"),

@@ -541,7 +541,10 @@ class CardFeePolicy:
             # Kept as the Decimal it was read as ("2.9" or 3 becomes Decimal),
             # as to_dict writes it and from_dict reads it back.
             object.__setattr__(self, "rate_percent", rate)
-        check.found.check("", _fixed_fee, "fixed", self.fixed, None)
+        fixed = check.found.check("", _fixed_fee, "fixed", self.fixed, None)
+        if fixed is not None:
+            # As default() and a partner: a policy no partner could take (I2).
+            _refuse_unbilled(check.found, "fixed", fixed.currency, of="in ")
         check.done()
 
     @classmethod

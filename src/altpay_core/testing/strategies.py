@@ -605,8 +605,12 @@ def tags() -> st.SearchStrategy[Tag]:
 
 @checked_arguments
 def card_fee_policies(currency: str | Currency = "USD") -> st.SearchStrategy[CardFeePolicy]:
-    """Card-fee policies: either bearer, rates from 0 to 20%, fixed fees in ``currency``."""
-    return _card_fee_policies(_currency(currency).code)
+    """Card-fee policies: either bearer, rates from 0 to 20%, fixed fees in
+    ``currency``, a partner's (USD or CAD), as a policy's must be."""
+    code = _currency(currency).code
+    if code not in _PARTNER_CURRENCIES:
+        raise InvalidArgument(f"currency must be 'USD' or 'CAD' (got {currency!r})")
+    return _card_fee_policies(code)
 
 
 @functools.cache
