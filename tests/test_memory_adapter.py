@@ -231,7 +231,7 @@ def test_a_partner_changed_in_between_is_found_at_commit(store: MemoryStore) -> 
         fast.commit()
         with pytest.raises(ConcurrencyConflict) as caught:
             slow.commit()
-        assert "version 2, not version 1" in str(caught.value)
+        assert "changed since it was read (read at version 1, stored at 2)" in str(caught.value)
 
 
 def test_lookups_see_staged_customers_first(store: MemoryStore) -> None:

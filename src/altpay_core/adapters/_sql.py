@@ -1337,7 +1337,7 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
             stored, stored_scope, *fixed = rows[0] if rows else (0, scope)
         if stored_scope != scope or read != stored:
             raise ConcurrencyConflict(
-                _conflict_message(table.kind, key, read, stored, stored_scope == scope),
+                conflict_message(table.kind, key, read, stored, same_partner=stored_scope == scope),
                 kind=table.kind,
                 key=key,
             )
@@ -1511,8 +1511,8 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
                 stored, scope = rows[0][:2] if rows else (0, item.scope)
                 if stored != item.expected or scope != item.scope:
                     return ConcurrencyConflict(
-                        _conflict_message(
-                            table.kind, key, item.expected, stored, scope == item.scope
+                        conflict_message(
+                            table.kind, key, item.expected, stored, same_partner=scope == item.scope
                         ),
                         kind=table.kind,
                         key=key,
@@ -1823,7 +1823,10 @@ def already_stored(kind: str, key: str) -> str:
     return f"{_some(kind)} with id {key!r} is already stored; nothing was written"
 
 
-def _conflict_message(kind: str, key: str, read: int, stored: int, same_partner: bool) -> str:
+def conflict_message(kind: str, key: str, read: int, stored: int, *, same_partner: bool) -> str:
+    """The conflict's message for an aggregate saved at version ``read``,
+    stored at ``stored`` (0: not stored), by its own partner or not: every
+    store's words."""
     if not same_partner or (read == 0 and stored):
         return already_stored(kind, key)
     if stored == 0:

@@ -28,7 +28,8 @@ How it keeps its promises:
   store's lock, before writing anything, with the rules between aggregates
   (a customer's tags in its partner's catalog, a tag taken out of a catalog
   carried by no customer, no new customer added by hand to a partner that
-  syncs customers, a new invoice's customer stored and not archived, an
+  syncs customers and each new synced one from an integration of its
+  partner that syncs customers, a new invoice's customer stored and not archived, an
   access request resolved by one who may, a first payment methods book's
   customer stored),
   and then writes everything. Should
@@ -51,7 +52,7 @@ import attrs
 
 from altpay_core import _fields
 from altpay_core._arguments import checked_arguments, checked_constructor
-from altpay_core.adapters._sql import already_stored
+from altpay_core.adapters._sql import already_stored, conflict_message
 from altpay_core.customer import AccessRequest, AccessRequestStatus, Customer, CustomerStatus
 from altpay_core.errors import AltpayError, ConcurrencyConflict, NotFound, ValidationError
 from altpay_core.events import Event
@@ -208,16 +209,10 @@ def _wrong_type(path: str, expected: type[Any], value: object) -> ValidationErro
 def _conflict(
     kind: str, key: object, found: int, wanted: int, *, theirs: bool = False
 ) -> ConcurrencyConflict:
-    if theirs or (found and not wanted):
-        # A new aggregate whose id is stored, or another partner's id: as
-        # the SQL stores say it, never naming the version stored.
-        return ConcurrencyConflict(already_stored(kind, str(key)), kind=kind, key=key)
-    what = f"no {kind} {key} is stored" if found == 0 else f"{kind} {key} is at version {found}"
-    return ConcurrencyConflict(
-        f"{what}, not version {wanted}: it changed since it was read; nothing was written",
-        kind=kind,
-        key=key,
-    )
+    # In the SQL stores' words: a new aggregate whose id is stored, or
+    # another partner's id, is told only that, never the version stored.
+    message = conflict_message(kind, str(key), wanted, found, same_partner=not theirs)
+    return ConcurrencyConflict(message, kind=kind, key=key)
 
 
 class _Undo:
@@ -507,7 +502,9 @@ class MemoryStore(Store):
         its customers' tags are in their partners' catalogs; a tag its
         partners take out of a catalog is carried by no committed customer
         it leaves as it is; its new customers added by hand belong to
-        partners none of whose integrations syncs customers (C6); its new
+        partners none of whose integrations syncs customers, and its new
+        synced ones name a connected integration of their partner that syncs
+        customers (C6); its new
         invoices name a customer of their partner that is not archived (C8,
         I1); the access requests it resolves name a team member of their
         partner who may resolve them (C9); its new payment methods books, a
