@@ -19,7 +19,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 import pytest
@@ -2156,6 +2156,76 @@ class TestRowsChangedOutsideTheLibrary:
                 uow.outbox.pending()
             assert caught.value.paths == [f"outbox[{first}].topic"]
             assert caught.value.codes == ["row_mismatch"]
+            uow.outbox.mark_published([first])
+            uow.commit()
+        with store.unit_of_work() as uow:
+            assert [m.position for m in uow.outbox.pending()] == [second]
+
+    # Data that Python's json.loads cannot read (nested too deeply, a number
+    # of more digits than int() converts), and an aggregate's JSON kept as a
+    # JSON string: refused as SQLite refuses them, never the driver's error.
+    UNREADABLE: ClassVar[list[Any]] = [
+        pytest.param("jsonb_set({}, %(path)s, %(deep)s::jsonb)", "invalid_json", id="deep"),
+        pytest.param("jsonb_set({}, %(path)s, %(long)s::jsonb)", "invalid_json", id="long"),
+        pytest.param("to_jsonb({}::text)", "wrong_type", id="json-in-a-string"),
+    ]
+    VALUES: ClassVar[dict[str, str]] = {"deep": "[" * 3000 + "]" * 3000, "long": "1" + "0" * 5000}
+
+    @pytest.mark.parametrize(("change", "code"), UNREADABLE)
+    def test_an_invoice_whose_data_json_loads_cannot_read(
+        self, store: SchemaStore, change: str, code: str
+    ) -> None:
+        import psycopg
+
+        partner = Partner.create(name="Northwind", country="US")
+        customer = new_customer(partner)
+        invoice = new_invoice(partner, customer)
+        with store.unit_of_work() as uow:
+            uow.partners.save(partner)
+            uow.customers.save(customer)
+            uow.invoices.save(invoice)
+            uow.commit()
+        dsn = in_schema(store.server_dsn, store.schema)
+        with psycopg.connect(dsn, autocommit=True) as outsider:
+            outsider.execute(
+                f"UPDATE invoices SET data = {change.format('data')}",
+                {**self.VALUES, "path": ["lines", "0", "quantity"]},
+            )
+        for read in (
+            lambda uow: uow.invoices.get(partner.id, invoice.id),
+            lambda uow: uow.invoices.list(partner.id),
+        ):
+            with store.unit_of_work() as uow, pytest.raises(ValidationError) as caught:
+                read(uow)
+            assert (caught.value.paths, caught.value.codes) == ([""], [code])
+        with store.unit_of_work() as uow:  # its connections still serve
+            assert uow.partners.get(partner.id).id == partner.id
+
+    @pytest.mark.parametrize(("change", "code"), UNREADABLE)
+    def test_an_outbox_message_whose_payload_json_loads_cannot_read(
+        self, store: SchemaStore, change: str, code: str
+    ) -> None:
+        import psycopg
+
+        partner = Partner.create(name="Northwind", country="US")
+        with store.unit_of_work() as uow:
+            uow.partners.save(partner)
+            uow.customers.save(created(partner))
+            uow.customers.save(created(partner, "Initech"))
+            uow.commit()
+        dsn = in_schema(store.server_dsn, store.schema)
+        with psycopg.connect(dsn, autocommit=True) as outsider:
+            rows = outsider.execute("SELECT position FROM outbox ORDER BY position").fetchall()
+            first, second = (position for (position,) in rows)
+            outsider.execute(
+                f"UPDATE outbox SET payload = {change.format('payload')} "
+                "WHERE position = %(first)s",
+                {**self.VALUES, "path": ["note"], "first": first},
+            )
+        with store.unit_of_work() as uow:
+            with pytest.raises(ValidationError) as caught:
+                uow.outbox.pending()
+            assert (caught.value.paths, caught.value.codes) == ([f"outbox[{first}]"], [code])
             uow.outbox.mark_published([first])
             uow.commit()
         with store.unit_of_work() as uow:

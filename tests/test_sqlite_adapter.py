@@ -3071,6 +3071,41 @@ def test_an_outbox_row_is_read_only_when_its_payload_agrees_with_its_columns(
     assert "changed outside the library" in str(caught.value)
 
 
+# JSON that Python's json.loads cannot read: nested too deeply, or a number of
+# more digits than int() converts (PostgreSQL's jsonb holds both).
+_UNREADABLE = {"deep": "[" * 3000 + "]" * 3000, "long": "1" + "0" * 5000}
+
+
+def _with_note(column: str, value: str) -> str:
+    """SQL for ``column``'s JSON object with a first key holding ``value``."""
+    return f"""'{{"note":{_UNREADABLE[value]},' || substr({column}, 2)"""
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        pytest.param(_with_note("data", "deep"), "invalid_json", id="deep"),
+        pytest.param(_with_note("data", "long"), "invalid_json", id="long"),
+        pytest.param("json_quote(data)", "wrong_type", id="json-in-a-string"),
+    ],
+)
+def test_an_invoice_whose_data_json_loads_cannot_read_is_refused(
+    store: SqliteStore, path: Path, change: str, code: str
+) -> None:
+    partner = new_partner()
+    customer = new_customer(partner)
+    invoice = save_all(store, partner, customer, new_invoice(partner, customer))[2]
+    with sqlite3.connect(path) as outsider:
+        outsider.execute(f"UPDATE invoices SET data = {change}")
+    for read in (
+        lambda uow: uow.invoices.get(partner.id, invoice.id),
+        lambda uow: uow.invoices.list(partner.id),
+    ):
+        with store.unit_of_work() as uow, pytest.raises(ValidationError) as caught:
+            read(uow)
+        assert (caught.value.paths, caught.value.codes) == ([""], [code])
+
+
 class TestOutboxRowsChangedOutsideTheLibrary:
     """A message whose payload is damaged, or disagrees with its row, is
     refused at ``outbox[<position>]``; marking that position published sets
@@ -3093,6 +3128,9 @@ class TestOutboxRowsChangedOutsideTheLibrary:
             ("json_set(payload, '$.partner_id', 'par_1')", ".partner_id", "row_mismatch"),
             ("json_set(payload, '$.aggregate_id', 'cus_1')", ".aggregate_id", "row_mismatch"),
             ("json_set(payload, '$.topic', 'no_such_topic')", ".topic", "invalid_choice"),
+            pytest.param(_with_note("payload", "deep"), "", "invalid_json", id="deep"),
+            pytest.param(_with_note("payload", "long"), "", "invalid_json", id="long"),
+            pytest.param("json_quote(payload)", "", "wrong_type", id="json-in-a-string"),
         ],
     )
     def test_a_damaged_message_is_named_by_its_position_and_can_be_set_aside(

@@ -593,6 +593,10 @@ class PostgresStore(SqlStore["psycopg.Connection[Any]"]):
                 connection: psycopg.Connection[Any] = pg.connect(
                     self.dsn, autocommit=True, client_encoding="UTF8"
                 )
+                # jsonb read as its text, which the reads parse as SQLite's
+                # (a ValidationError for JSON that json.loads cannot read,
+                # never the driver's error).
+                pg.types.json.set_json_loads(_json_text, connection)
                 return connection
         except pg.ProgrammingError as error:
             # libpq (or psycopg) could not parse the connection string, and
@@ -731,6 +735,11 @@ def _not_integer(params: dict[str, Any]) -> str | None:
     ):
         return None
     return "port must be a whole number, or a list of them, one for each host"
+
+
+def _json_text(text: str | bytes) -> str | bytes:
+    """A ``json`` or ``jsonb`` value as psycopg gives it: its text, unparsed."""
+    return text
 
 
 def _readable(fd: int) -> bool:
