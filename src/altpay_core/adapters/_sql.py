@@ -834,24 +834,21 @@ def dump(value: object) -> str:
     return stored_json(value)
 
 
-def load(cls: type[A], data: Any) -> A:
-    """An aggregate from its stored data: JSON text, or what a driver parsed
-    from a JSON column. Every rule is checked again; a customer or an
-    invoice stored as ``to_dict`` wrote it is read by the quick path of
-    ``from_stored``, with the same result as ``from_dict``, which reads
-    anything else."""
+def load(cls: type[A], data: str | bytes) -> A:
+    """An aggregate from its stored data, JSON text (every store reads its
+    JSON columns as text: text that ``json.loads`` cannot read is
+    ``invalid_json``, and a JSON string is not an aggregate's data). Every
+    rule is checked again; a customer or an invoice stored as ``to_dict``
+    wrote it is read by the quick path of ``from_stored``, with the same
+    result as ``from_dict``, which reads anything else."""
     from altpay_core.serialization import from_stored
 
-    if isinstance(data, str | bytes):
-        data = parse_json(data)
-    return from_stored(cls, data)
+    return from_stored(cls, parse_json(data))
 
 
-def load_event(data: Any) -> Event:
-    """An event from an outbox row's payload, as its concrete class."""
-    if isinstance(data, str | bytes):
-        data = parse_json(data)
-    return from_dict(Event, data)
+def load_event(data: str | bytes) -> Event:
+    """An event from an outbox row's payload, JSON text, as its concrete class."""
+    return from_dict(Event, parse_json(data))
 
 
 # -- the store ---------------------------------------------------------------------
