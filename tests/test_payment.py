@@ -9,7 +9,7 @@ import json
 import runpy
 from collections.abc import Callable
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, Generic, NewType, NoReturn, TypeVar, TypeVarTuple
 
 import attrs
 import pytest
@@ -1767,6 +1767,11 @@ def assert_same_outcome(with_member: Any, with_value: Any) -> None:
 # -- saved methods: never a full number ----------------------------------------------------
 
 
+@attrs.frozen
+class _MethodPage(Page[PaymentMethod]):
+    """A user's page of saved methods."""
+
+
 def _page_data(method: object) -> dict[str, Any]:
     """A page's data, its one item ``method``."""
     return to_dict(Page(items=())) | {"items": [method]}
@@ -1782,6 +1787,9 @@ _WAYS_TO_A_METHOD: dict[str, tuple[Any, Callable[[object], object], str]] = {
     ),
     "first of a tuple": (tuple[PaymentMethod, int], lambda method: [method, 1], "[0]"),
     "last of a tuple": (tuple[int, PaymentMethod], lambda method: [1, method], "[1]"),
+    "union": (Page[PaymentMethod] | Customer, _page_data, "items[0]"),
+    "new type": (NewType("SavedMethod", PaymentMethod), lambda method: method, ""),
+    "subclass of a generic class": (_MethodPage, _page_data, "items[0]"),
 }
 """How data may hold a saved method: the type read, the data around the
 method's, and the path to it."""
@@ -1793,6 +1801,40 @@ class _Unresolved:
     checkers: its types cannot be resolved."""
 
     amount: _OnlyTyped
+
+
+@attrs.frozen
+class _HoldsAMethod:
+    """A user's class holding a saved method, whose other annotation names a
+    type imported only for type checkers."""
+
+    method: PaymentMethod
+    note: _OnlyTyped | None = None
+
+
+_Ts = TypeVarTuple("_Ts")
+_T = TypeVar("_T")
+
+
+@attrs.frozen
+class _Stray:
+    """A user's class whose annotation is a type variable it does not take."""
+
+    method: _T  # type: ignore[valid-type]
+
+
+@attrs.frozen
+class _Variadic(Generic[*_Ts]):
+    """A user's variadic generic class."""
+
+    method: dict[str, int]
+
+
+@attrs.frozen
+class _Unreadable:
+    """A user's class whose annotation is no type at all."""
+
+    method: "list[int"  # type: ignore[name-defined]  # noqa: F722
 
 
 class TestDisplayNameDigits:
@@ -2045,6 +2087,21 @@ class TestDisplayNameDigits:
         with pytest.raises(ValidationError) as caught:
             from_json(kind, json.dumps(hold({**method, digits: 1})))
         assert (caught.value.paths, caught.value.codes) == ([path], ["unknown_field"])
+        assert digits not in str(caught.value)
+
+    @pytest.mark.parametrize(
+        "kind", [_HoldsAMethod, _Variadic[int, str, bytes], _Unreadable, _Stray]
+    )
+    def test_a_key_given_twice_in_data_whose_type_cannot_be_told_is_not_shown(
+        self, kind: Any
+    ) -> None:
+        # When in doubt (a user's class whose types cannot be read), a key is
+        # not shown, and nothing but a ValidationError comes of it.
+        digits = "4111111111111111"
+        text = f'{{"method": {{"{digits}": 1, "{digits}": 2}}}}'
+        with pytest.raises(ValidationError) as caught:
+            from_json(kind, text)
+        assert (caught.value.paths, caught.value.codes) == (["method"], ["duplicate_key"])
         assert digits not in str(caught.value)
 
     @pytest.mark.parametrize(

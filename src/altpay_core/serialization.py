@@ -927,7 +927,9 @@ def _duplicate_keys(
     within :func:`~altpay_core.errors.input_unshown`, a key given twice may
     be a card number put in the wrong place: as for an unknown key there,
     the error is at the object and does not show the key, and a key that is
-    not one of the object's fields is left out of the paths below it.
+    not one of the object's fields is left out of the paths below it. Data
+    whose type cannot be told (see :func:`_part_type`) is treated so too:
+    when in doubt, a key is not shown.
     """
     unshown = unshown or _reads_unshown(kind)
     found: list[FieldError] = []
@@ -950,7 +952,7 @@ def _duplicate_keys(
     if isinstance(data, dict):
         for key, value in data.items():
             part = _part_type(kind, key)
-            where = path if unshown and part is Any else join_path(path, key_text(key))
+            where = path if unshown and _may_be_any(part) else join_path(path, key_text(key))
             found.extend(_duplicate_keys(value, where, part, unshown=unshown))
     elif isinstance(data, list):
         for index, item in enumerate(data):
@@ -962,36 +964,52 @@ def _duplicate_keys(
     return found
 
 
+class _Untold:
+    """The type of data whose type the walk of :func:`_part_type` cannot
+    tell (a class whose annotations cannot be resolved, a type variable no
+    argument gives): read as a saved method's data is, its keys not shown."""
+
+
 def _reads_unshown(kind: object) -> bool:
     # Whether the converter reads data as ``kind`` within input_unshown (see
-    # _unshown); as any member of a union, which may be the one read.
-    kind = _unannotated(kind)
-    if get_origin(kind) in (Union, types.UnionType):
+    # _unshown), or may: as any member of a union, which may be the one
+    # read, or as a type that cannot be told.
+    kind = _unwrapped(kind)
+    if _is_union(kind):
         return any(_reads_unshown(member) for member in get_args(kind))
-    return kind in _UNSHOWN_TYPES
+    return kind is _Untold or kind in _UNSHOWN_TYPES
+
+
+def _may_be_any(kind: object) -> bool:
+    # Whether data read as ``kind`` may be any data (a key that is not a
+    # field, in some member of a union at least).
+    kind = _unwrapped(kind)
+    if _is_union(kind):
+        return any(_may_be_any(member) for member in get_args(kind))
+    return kind is Any or kind is _Untold
 
 
 def _part_type(kind: object, key: str | int) -> object:
     """The type that data read as ``kind`` holds at ``key``: a field's, an
-    item's or a value's; ``Any`` when unknown (a key that is not a field, or
-    a class whose annotations name a type that cannot be found)."""
-    kind = _unannotated(kind)
-    if get_origin(kind) in (Union, types.UnionType):
-        members = [member for member in get_args(kind) if member is not type(None)]
-        return _part_type(members[0], key) if len(members) == 1 else Any
+    item's or a value's; ``Any`` for a key that is not a field; for a
+    union, the union of its members' (any of which may be the one read);
+    :class:`_Untold` for what cannot be told."""
+    kind = _unwrapped(kind)
+    if _is_union(kind):
+        parts: list[object] = []
+        for member in get_args(kind):
+            part = _part_type(member, key)
+            if member is not type(None) and part not in parts:
+                parts.append(part)
+        return parts[0] if len(parts) == 1 else Union[tuple(parts)]  # noqa: UP007 - built at run time
     origin = get_origin(kind) or kind
     if isinstance(origin, type) and attrs.has(origin):
         try:
             fields = attrs.fields(attrs.resolve_types(origin))
-        except NameError:
-            # A name imported only for type checkers: read as any data.
-            return Any
-        part = next((a.type for a in fields if a.init and a.alias == key), Any)
-        # A generic class's field holds its type arguments (Page[T]'s items);
-        # a bare one (Page) has none, and its fields hold any data.
-        parameters = getattr(origin, "__parameters__", ())
-        arguments = get_args(kind) or (Any,) * len(parameters)
-        return _with_arguments(part, dict(zip(parameters, arguments, strict=True)))
+            part = next((a.type for a in fields if a.init and a.alias == key), Any)
+            return _with_arguments(part, _type_arguments(kind, origin))
+        except Exception:
+            return _Untold
     args = get_args(kind)
     if origin is tuple and Ellipsis not in args:
         # A fixed tuple: each index has its own type.
@@ -1000,20 +1018,50 @@ def _part_type(kind: object, key: str | int) -> object:
     return args[-1] if args else Any
 
 
-def _unannotated(kind: object) -> object:
-    """``kind`` without ``Annotated[...]``'s metadata."""
-    return get_args(kind)[0] if get_origin(kind) is Annotated else kind
+def _unwrapped(kind: object) -> object:
+    """``kind`` without ``Annotated[...]``'s metadata, and a ``NewType`` as
+    the type it names."""
+    while True:
+        if get_origin(kind) is Annotated:
+            kind = get_args(kind)[0]
+        elif isinstance(kind, NewType):
+            kind = kind.__supertype__
+        else:
+            return kind
 
 
-def _with_arguments(kind: object, arguments: dict[Any, object]) -> object:
-    """``kind``, each type variable replaced by its argument (``Any`` for
-    one that is not the class's)."""
+def _is_union(kind: object) -> bool:
+    return get_origin(kind) in (Union, types.UnionType)
+
+
+def _type_arguments(kind: object, origin: type) -> dict[object, object]:
+    """What each type variable of ``origin``'s fields stands for in
+    ``kind``: its own arguments (``Any`` for a bare generic class, as the
+    converter reads it), and those its generic bases are given
+    (``class MethodPage(Page[PaymentMethod])``)."""
+    parameters = getattr(origin, "__parameters__", ())
+    arguments = get_args(kind) or (Any,) * len(parameters)
+    if len(arguments) != len(parameters):
+        raise TypeError("a variadic generic class")  # told as _Untold
+    found: dict[object, object] = dict(zip(parameters, arguments, strict=True))
+    for cls in origin.__mro__:
+        for base in getattr(cls, "__orig_bases__", ()):
+            base_origin = get_origin(base)
+            base_parameters = getattr(base_origin, "__parameters__", ())
+            for parameter, argument in zip(base_parameters, get_args(base), strict=False):
+                found.setdefault(parameter, _with_arguments(argument, found))
+    return found
+
+
+def _with_arguments(kind: object, arguments: dict[object, object]) -> object:
+    """``kind``, each type variable replaced by what it stands for
+    (:class:`_Untold` for one that nothing gives)."""
     if isinstance(kind, TypeVar):
-        return arguments.get(kind, Any)
+        return arguments.get(kind, _Untold)
     parameters = getattr(kind, "__parameters__", ())
     if not parameters:
         return kind
-    return cast(Any, kind)[tuple(arguments.get(p, Any) for p in parameters)]
+    return cast(Any, kind)[tuple(arguments.get(p, _Untold) for p in parameters)]
 
 
 def parse_json(text: str | bytes, *, decoder: json.JSONDecoder | None = None) -> Any:
