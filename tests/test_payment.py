@@ -695,26 +695,8 @@ class TestLifecycle:
     @given(data=st.data())
     def test_an_invoice_left_out_is_named(self, data: st.DataObject) -> None:
         # Before: a NotFound ("no invoice 'inv_...'"), as if it did not exist.
-        world = World()
-        c = issue(world.partner, world.customer, "50.00", "1003")
-        card, card_invoices = world.pay([world.a, world.b, c], method="card", key="card")
-        debit, debit_invoices = world.pay([world.a, world.b, c], key="debit")
-        settled = card.succeed(AT).settle(AT + dt.timedelta(days=2))
-        name, command, invoices = data.draw(
-            st.sampled_from(
-                [
-                    ("fail", lambda given: fail_payment(debit, given), debit_invoices),
-                    ("return", lambda given: return_payment(debit, given), debit_invoices),
-                    (
-                        "charge back",
-                        lambda given: charge_back_payment(card.succeed(AT), given),
-                        card_invoices,
-                    ),
-                    ("refund", lambda given: refund_payment(settled, given), card_invoices),
-                ]
-            ),
-            label="command",
-        )
+        _, commands = _give_back_commands(World())
+        name, command, invoices = data.draw(st.sampled_from(commands), label="command")
         given = data.draw(
             st.permutations(invoices).flatmap(
                 lambda order: st.integers(0, len(order) - 1).map(lambda n: list(order[:n]))
@@ -736,27 +718,11 @@ class TestLifecycle:
         # ("payment on this invoice", no path), and a copy whose part was
         # given back an InvariantViolation at 'payment_id', no argument of
         # these functions.
-        world = World()
-        c = issue(world.partner, world.customer, "50.00", "1003")
-        before = [world.a, world.b, c]
-        card, card_invoices = world.pay(before, method="card", key="card")
-        debit, debit_invoices = world.pay(before, key="debit")
-        settled = card.succeed(AT).settle(AT + dt.timedelta(days=2))
-        Command = Callable[[list[Invoice]], tuple[Payment, tuple[Invoice, ...]]]
-        commands: list[tuple[str, Command, tuple[Invoice, ...]]] = [
-            ("fail", lambda given: fail_payment(debit, given), debit_invoices),
-            ("return", lambda given: return_payment(debit, given), debit_invoices),
-            (
-                "charge back",
-                lambda given: charge_back_payment(card.succeed(AT), given),
-                card_invoices,
-            ),
-            ("refund", lambda given: refund_payment(settled, given), card_invoices),
-        ]
+        before, commands = _give_back_commands(World())
         name, command, current = data.draw(st.sampled_from(commands), label="command")
         _, given_back = command(list(current))
         # The other payment's copies hold a part, but not this payment's.
-        other = card_invoices if current is debit_invoices else debit_invoices
+        other = next(paid for _, _, paid in commands if paid is not current)
         copies = {"current": current, "before": before, "given back": given_back, "other": other}
         kinds = data.draw(
             st.lists(st.sampled_from(sorted(copies)), min_size=3, max_size=3).filter(
@@ -775,6 +741,28 @@ class TestLifecycle:
             if kind != "current":
                 assert f"invoice {given[n].number}" in str(caught.value)
         assert not isinstance(caught.value, LookupError)
+
+
+_GiveBack = Callable[[list[Invoice]], tuple[Payment, tuple[Invoice, ...]]]
+
+
+def _give_back_commands(
+    world: World,
+) -> tuple[list[Invoice], list[tuple[str, _GiveBack, tuple[Invoice, ...]]]]:
+    """Three invoices paid by a card and by a bank debit, as they were
+    before; each command that gives one of the payments back, with the
+    invoices as that payment left them."""
+    c = issue(world.partner, world.customer, "50.00", "1003")
+    before = [world.a, world.b, c]
+    card, card_invoices = world.pay(before, method="card", key="card")
+    debit, debit_invoices = world.pay(before, key="debit")
+    settled = card.succeed(AT).settle(AT + dt.timedelta(days=2))
+    return before, [
+        ("fail", lambda given: fail_payment(debit, given), debit_invoices),
+        ("return", lambda given: return_payment(debit, given), debit_invoices),
+        ("charge back", lambda given: charge_back_payment(card.succeed(AT), given), card_invoices),
+        ("refund", lambda given: refund_payment(settled, given), card_invoices),
+    ]
 
 
 # -- who may refund ----------------------------------------------------------------------

@@ -2133,7 +2133,12 @@ class TestRowsChangedOutsideTheLibrary:
             read(uow, partner, customer)
         assert (caught.value.paths, caught.value.codes) == ([field], ["row_mismatch"])
 
-    def test_an_outbox_message(self, store: SchemaStore) -> None:
+    @staticmethod
+    def changed_first_message(
+        store: SchemaStore, change: str, values: dict[str, Any]
+    ) -> tuple[int, int]:
+        """Store two messages and change the first one's payload to
+        ``change`` (SQL, given ``values``) from outside; their positions."""
         import psycopg
 
         partner = Partner.create(name="Northwind", country="US")
@@ -2147,19 +2152,30 @@ class TestRowsChangedOutsideTheLibrary:
             rows = outsider.execute("SELECT position FROM outbox ORDER BY position").fetchall()
             first, second = (position for (position,) in rows)
             outsider.execute(
-                "UPDATE outbox SET payload = jsonb_set(payload, '{topic}', '\"invoice_paid\"') "
-                "WHERE position = %s",
-                (first,),
+                f"UPDATE outbox SET payload = {change} WHERE position = %(first)s",
+                {**values, "first": first},
             )
+        return first, second
+
+    @staticmethod
+    def assert_set_aside(
+        store: SchemaStore, positions: tuple[int, int], path: str, code: str
+    ) -> None:
+        """The first message is refused at ``path``; marked published, it
+        is set aside and the second one is read."""
         with store.unit_of_work() as uow:
             with pytest.raises(ValidationError) as caught:
                 uow.outbox.pending()
-            assert caught.value.paths == [f"outbox[{first}].topic"]
-            assert caught.value.codes == ["row_mismatch"]
-            uow.outbox.mark_published([first])
+            assert (caught.value.paths, caught.value.codes) == ([path], [code])
+            uow.outbox.mark_published([positions[0]])
             uow.commit()
         with store.unit_of_work() as uow:
-            assert [m.position for m in uow.outbox.pending()] == [second]
+            assert [m.position for m in uow.outbox.pending()] == [positions[1]]
+
+    def test_an_outbox_message(self, store: SchemaStore) -> None:
+        change = "jsonb_set(payload, '{topic}', '\"invoice_paid\"')"
+        positions = self.changed_first_message(store, change, {})
+        self.assert_set_aside(store, positions, f"outbox[{positions[0]}].topic", "row_mismatch")
 
     # Data that Python's json.loads cannot read (nested too deeply, a number
     # of more digits than int() converts), and an aggregate's JSON kept as a
@@ -2205,31 +2221,9 @@ class TestRowsChangedOutsideTheLibrary:
     def test_an_outbox_message_whose_payload_json_loads_cannot_read(
         self, store: SchemaStore, change: str, code: str
     ) -> None:
-        import psycopg
-
-        partner = Partner.create(name="Northwind", country="US")
-        with store.unit_of_work() as uow:
-            uow.partners.save(partner)
-            uow.customers.save(created(partner))
-            uow.customers.save(created(partner, "Initech"))
-            uow.commit()
-        dsn = in_schema(store.server_dsn, store.schema)
-        with psycopg.connect(dsn, autocommit=True) as outsider:
-            rows = outsider.execute("SELECT position FROM outbox ORDER BY position").fetchall()
-            first, second = (position for (position,) in rows)
-            outsider.execute(
-                f"UPDATE outbox SET payload = {change.format('payload')} "
-                "WHERE position = %(first)s",
-                {**self.VALUES, "path": ["note"], "first": first},
-            )
-        with store.unit_of_work() as uow:
-            with pytest.raises(ValidationError) as caught:
-                uow.outbox.pending()
-            assert (caught.value.paths, caught.value.codes) == ([f"outbox[{first}]"], [code])
-            uow.outbox.mark_published([first])
-            uow.commit()
-        with store.unit_of_work() as uow:
-            assert [m.position for m in uow.outbox.pending()] == [second]
+        values = {**self.VALUES, "path": ["note"]}
+        positions = self.changed_first_message(store, change.format("payload"), values)
+        self.assert_set_aside(store, positions, f"outbox[{positions[0]}]", code)
 
 
 NOT_A_STORE = st.one_of(st.none(), st.integers(), st.text(), st.binary(), st.builds(object))

@@ -46,7 +46,7 @@ import datetime as dt
 import threading
 import weakref
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 import attrs
 
@@ -402,6 +402,23 @@ class MemoryStore(Store):
         with self._lock:
             owner = index.get(key)
             return None if owner is None else table[owner]
+
+    def _holder(
+        self,
+        staged: Mapping[Any, _T],
+        key_of: Callable[[_T], object],
+        key: object,
+        index: Mapping[Any, Any],
+        table: Mapping[Any, _T],
+    ) -> _T | None:
+        """The aggregate holding the unique ``key`` as a unit of work that
+        staged ``staged`` sees it: one it staged, else the stored one, unless
+        it staged that one again (with another key)."""
+        for value in staged.values():
+            if key_of(value) == key:
+                return value
+        owner = self._owner(index, table, key)
+        return None if owner is None or cast(Any, owner).id in staged else owner
 
     def _members(
         self, index: Mapping[Any, set[Any]], table: Mapping[Any, _T], key: object
@@ -1050,12 +1067,10 @@ class _AccessRequests(AccessRequestRepository):
         staged = self._uow._staging()
         partner_id = _fields.entity_id("partner_id", partner_id, PartnerId)
         wanted = (partner_id, _email(email))
-        for request in staged.requests.values():
-            if _pending_key(request) == wanted:
-                return request
         store = self._uow._store
-        owner = store._owner(store._pending_requests, store._requests, wanted)
-        return None if owner is None or owner.id in staged.requests else owner
+        return store._holder(
+            staged.requests, _pending_key, wanted, store._pending_requests, store._requests
+        )
 
     @checked_arguments
     def save(self, request: AccessRequest) -> AccessRequest:
@@ -1116,13 +1131,8 @@ class _Invoices(InvoiceRepository):
         index: Mapping[Any, InvoiceId],
     ) -> Invoice | None:
         """The invoice holding a unique key, as this unit of work sees it."""
-        staged = self._uow._staged.invoices
-        for invoice in staged.values():
-            if key_of(invoice) == key:
-                return invoice
         store = self._uow._store
-        owner = store._owner(index, store._invoices, key)
-        return None if owner is None or owner.id in staged else owner
+        return store._holder(self._uow._staged.invoices, key_of, key, index, store._invoices)
 
     @checked_arguments
     def get_by_number(self, partner_id: PartnerId, number: str) -> Invoice:
@@ -1275,12 +1285,10 @@ class _Payments(PaymentRepository):
         staged = self._uow._staging()
         partner_id = _fields.entity_id("partner_id", partner_id, PartnerId)
         wanted = (partner_id, _fields.query_text("key", key).strip())
-        for payment in staged.payments.values():
-            if _idempotency_key(payment) == wanted:
-                return payment
         store = self._uow._store
-        owner = store._owner(store._payment_keys, store._payments, wanted)
-        return None if owner is None or owner.id in staged.payments else owner
+        return store._holder(
+            staged.payments, _idempotency_key, wanted, store._payment_keys, store._payments
+        )
 
     @checked_arguments
     def for_invoice(self, partner_id: PartnerId, invoice_id: InvoiceId) -> list[Payment]:
