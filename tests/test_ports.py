@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from altpay_core import (
     CustomerId,
+    EmailAddress,
     Event,
     InvoiceStatus,
     ValidationError,
@@ -36,6 +37,9 @@ def test_the_argument_checks_accept_what_the_built_in_stores_accept() -> None:
     assert ports.check_choice("status", "open", InvoiceStatus) is InvoiceStatus.OPEN
     assert ports.check_choice("status", InvoiceStatus.PAID, InvoiceStatus) is InvoiceStatus.PAID
     assert ports.check_date("due_on", dt.date(2026, 1, 5)) == dt.date(2026, 1, 5)
+    ann = EmailAddress("ann@globex.example")
+    assert ports.check_email("email", ann) is ann
+    assert ports.check_email("email", "Ann@GLOBEX.example").key == ann.key
 
 
 @pytest.mark.parametrize(
@@ -51,12 +55,22 @@ def test_the_argument_checks_accept_what_the_built_in_stores_accept() -> None:
             lambda: ports.check_date("customer_id", dt.datetime(2026, 1, 5, tzinfo=dt.UTC)),
             "invalid_date",
         ),
+        (lambda: ports.check_email("customer_id", 5), "wrong_type"),
+        (lambda: ports.check_email("customer_id", "no at sign"), "invalid_email"),
     ],
 )
 def test_the_argument_checks_name_the_argument(call: object, code: str) -> None:
     with pytest.raises(ValidationError) as caught:
         call()  # type: ignore[operator]
     assert (caught.value.paths, caught.value.codes) == (["customer_id"], [code])
+
+
+@pytest.mark.parametrize("kind", ["invoices", "Customer", "", "tag"])
+def test_fixed_fields_of_a_kind_no_store_names_are_refused(kind: str) -> None:
+    # Not a check that quietly finds nothing to compare.
+    with pytest.raises(ValidationError) as caught:
+        ports.check_fixed_fields(kind, "inv_1", None, None)
+    assert (caught.value.paths, caught.value.codes) == (["kind"], ["invalid_choice"])
 
 
 def _encoded(value: object) -> str:

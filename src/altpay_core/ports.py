@@ -100,6 +100,7 @@ __all__ = [
     "access_request_pending",
     "check_choice",
     "check_date",
+    "check_email",
     "check_fixed_fields",
     "check_id",
     "check_saved_methods",
@@ -410,13 +411,17 @@ def check_text(name: str, value: object) -> str:
     return _fields.query_text(name, value)
 
 
-def _email_argument(value: object) -> EmailAddress:
-    """``value``, the argument ``email``, as an address (a
-    ``ValidationError`` at ``email`` if it is none)."""
+@checked_arguments
+def check_email(name: str, value: object) -> EmailAddress:
+    """``value``, an argument named ``name``, as an email address: the
+    address itself or its text, normalised; anything else is a
+    ``ValidationError`` at ``name``."""
+    if isinstance(value, EmailAddress):
+        return value
     try:
         return EmailAddress(value)  # type: ignore[arg-type]
     except ValidationError as error:
-        raise error.under("email") from None
+        raise error.under(name) from None
 
 
 @checked_arguments
@@ -683,6 +688,18 @@ nothing.
 """
 
 
+_KINDS: Final = (
+    "partner",
+    "customer",
+    "access request",
+    "invoice",
+    "payment",
+    "payment methods",
+    "scheduled payment",
+)
+"""The kinds of aggregate, as a store's errors name them."""
+
+
 @checked_arguments
 def fixed_field_changed(kind: str, key: object, field: FixedField) -> InvariantViolation:
     """The error for a save of ``kind`` ``key`` that changes ``field``."""
@@ -696,7 +713,17 @@ def fixed_field_changed(kind: str, key: object, field: FixedField) -> InvariantV
 @checked_arguments
 def check_fixed_fields(kind: str, key: object, stored: object, new: object) -> None:
     """Refuse ``new`` if it changes a fixed field of ``stored`` (its current
-    state in the store, or ``None`` when it is new there)."""
+    state in the store, or ``None`` when it is new there). ``kind`` names the
+    aggregate as the errors do (``"partner"``, ``"customer"``, ``"access
+    request"``, ``"invoice"``, ``"payment"``, ``"payment methods"``,
+    ``"scheduled payment"``); any other is a ``ValidationError`` at
+    ``kind``, not a check that quietly finds nothing."""
+    if kind not in _KINDS:
+        raise ValidationError.single(
+            "kind",
+            "invalid_choice",
+            f"'kind' must be one of {', '.join(map(repr, _KINDS))} (got {shown(kind)})",
+        )
     if stored is None:
         return
     for field in FIXED_FIELDS.get(kind, ()):
@@ -886,7 +913,7 @@ class AccessRequestRepository(abc.ABC):
         too.
         """
         pending = self.list(partner_id, status=AccessRequestStatus.PENDING)
-        key = _email_argument(email).key
+        key = check_email("email", email).key
         return next((r for r in pending if r.email.key == key), None)
 
     @abc.abstractmethod

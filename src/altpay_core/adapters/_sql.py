@@ -96,6 +96,7 @@ from altpay_core.ports import (
     Store,
     UnitOfWork,
     access_request_pending,
+    check_email,
     check_saved_methods,
     customer_added_by_hand,
     customer_ref_taken,
@@ -1912,12 +1913,7 @@ def _partner_key(partner_id: PartnerId) -> str:
 
 
 def _email_key(email: EmailAddress | str) -> str:
-    if isinstance(email, EmailAddress):
-        return email.key
-    try:
-        return EmailAddress(email).key
-    except ValidationError as error:
-        raise error.under("email") from None
+    return check_email("email", email).key
 
 
 def _ref(ref: object) -> ExternalRef:

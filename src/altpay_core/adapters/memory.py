@@ -81,6 +81,7 @@ from altpay_core.ports import (
     Store,
     UnitOfWork,
     access_request_pending,
+    check_email,
     check_fixed_fields,
     check_saved_methods,
     customer_added_by_hand,
@@ -186,12 +187,7 @@ def _ref_key(customer: Customer) -> _RefKey | None:
 
 
 def _email(email: object) -> EmailAddress:
-    if isinstance(email, EmailAddress):
-        return email
-    try:
-        return EmailAddress(email)  # type: ignore[arg-type]
-    except ValidationError as error:
-        raise error.under("email") from None
+    return check_email("email", email)
 
 
 def _email_key(email: object) -> str:
