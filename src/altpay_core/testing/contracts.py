@@ -91,6 +91,7 @@ from altpay_core.payment import (
     pay_invoices,
 )
 from altpay_core.ports import (
+    _KINDS,
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
     OutboxMessage,
@@ -2623,18 +2624,7 @@ class ConcurrencyContract(_StoreFactory):
         (scheduled,) = self.store_aggregates(store, _scheduled(partner, invoice, _TODAY))
         return scheduled, lambda s, by: s.cancel()
 
-    @pytest.mark.parametrize(
-        "kind",
-        [
-            "partner",
-            "customer",
-            "access request",
-            "invoice",
-            "payment",
-            "payment methods",
-            "scheduled payment",
-        ],
-    )
+    @pytest.mark.parametrize("kind", _KINDS)
     def test_a_stale_save_found_only_at_commit_writes_nothing(
         self, store: Store, kind: str
     ) -> None:
