@@ -522,7 +522,7 @@ def topics(store: MemoryStore) -> list[str]:
 
 
 def pay(
-    store: MemoryStore,
+    store: Store,
     b: Billing,
     invoices: list[Invoice],
     key: str = "req-1",
@@ -1043,17 +1043,8 @@ class TestWhoRefunds:
             )
             partner = uow.partners.save(partner)
             uow.commit()
+        payment, _ = pay(store, b, [b.one, b.two], method="card")
         with store.unit_of_work() as uow:
-            payment, _ = services.pay_invoices(
-                uow,
-                b.partner.id,
-                b.customer.id,
-                [b.one.id, b.two.id],
-                payer=b.ann,
-                method="card",
-                idempotency_key="req-1",
-                at=at(6),
-            )
             services.succeed_payment(uow, b.partner.id, payment.id, at=at(7))
             settled = services.settle_payment(uow, b.partner.id, payment.id, at=at(8))
         return attrs.evolve(b, partner=partner), settled, partner.team[-1]
