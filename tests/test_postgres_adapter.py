@@ -106,6 +106,24 @@ def drop_schema(dsn: str, schema: str) -> None:
         admin.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
+def opened_as(dsn: str, schema: str, role: str) -> AltpayError:
+    """The error a store opened as ``role`` in ``schema`` is refused with."""
+    from psycopg.conninfo import make_conninfo
+
+    with pytest.raises(AltpayError) as caught:
+        PostgresStore(make_conninfo(dsn, options=f"-csearch_path={schema} -crole={role}"))
+    return caught.value
+
+
+def drop_role(dsn: str, role: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+        admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
 @contextlib.contextmanager
 def foreign_schema(dsn: str, statements: list[str]) -> Iterator[tuple[str, str]]:
     """A new schema holding what ``statements`` make; its name and a
@@ -601,7 +619,6 @@ class TestMigrations:
         # schema a migration behind (it does not own them), or read them.
         import psycopg
         from psycopg import sql
-        from psycopg.conninfo import make_conninfo
 
         class Older(PostgresStore):
             migrations = MIGRATIONS[:-1]
@@ -630,13 +647,11 @@ class TestMigrations:
             "read": "read",
         }[case]
         try:
-            dsn = make_conninfo(store.server_dsn, options=f"-csearch_path={schema} -crole={role}")
-            with pytest.raises(AltpayError) as caught:
-                PostgresStore(dsn)
-            message = str(caught.value)
+            refused = opened_as(store.server_dsn, schema, role)
+            message = str(refused)
             assert f"role {role} may not {work} altpay-core's tables in schema {schema}" in message
             assert f"CREATE SCHEMA altpay AUTHORIZATION {role}" in message
-            assert type(caught.value.__cause__) is psycopg.errors.InsufficientPrivilege
+            assert type(refused.__cause__) is psycopg.errors.InsufficientPrivilege
             # Nothing was created or changed.
             with psycopg.connect(store.server_dsn) as connection:
                 tables = connection.execute(
@@ -654,9 +669,7 @@ class TestMigrations:
         finally:
             if case != "read":
                 drop_schema(store.server_dsn, schema)
-            with psycopg.connect(store.server_dsn, autocommit=True) as admin:
-                admin.execute(sql.SQL("DROP OWNED BY {}").format(names[1]))
-                admin.execute(sql.SQL("DROP ROLE {}").format(names[1]))
+            drop_role(store.server_dsn, role)
 
     @pytest.mark.parametrize("usage", [False, None])
     def test_a_role_with_no_schema_it_may_use_is_told_what_to_do(
@@ -666,7 +679,6 @@ class TestMigrations:
         # selects no schema to create in.
         import psycopg
         from psycopg import sql
-        from psycopg.conninfo import make_conninfo
 
         role = f"altpay_app_{uuid.uuid4().hex}"
         schema = f"altpay_test_{uuid.uuid4().hex}"
@@ -675,19 +687,15 @@ class TestMigrations:
             if usage is False:
                 admin.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
         try:
-            dsn = make_conninfo(store.server_dsn, options=f"-csearch_path={schema} -crole={role}")
-            with pytest.raises(AltpayError) as caught:
-                PostgresStore(dsn)
-            message = str(caught.value)
+            refused = opened_as(store.server_dsn, schema, role)
+            message = str(refused)
             assert f"role {role} has no schema to create altpay-core's tables in" in message
             assert f"search_path ({schema})" in message
-            assert type(caught.value.__cause__) is psycopg.errors.InvalidSchemaName
+            assert type(refused.__cause__) is psycopg.errors.InvalidSchemaName
         finally:
             if usage is False:
                 drop_schema(store.server_dsn, schema)
-            with psycopg.connect(store.server_dsn, autocommit=True) as admin:
-                admin.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
-                admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+            drop_role(store.server_dsn, role)
 
     def test_a_newer_schema_is_refused(self, store: SchemaStore) -> None:
         import psycopg
