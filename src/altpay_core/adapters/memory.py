@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import functools
 import threading
 import weakref
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
@@ -721,15 +722,16 @@ def _unique_at_save(
     staged: Mapping[Any, Any],
     key_of: Callable[[Any], Hashable | None],
     *,
-    holder: Any,
+    owner: Callable[[Any], Any],
     taken: Callable[[Any], ConcurrencyConflict],
 ) -> None:
     """The unique-key check of a save, against what the unit of work sees
-    (``holder``: the committed aggregate holding ``key``, if any); the
-    commit checks again."""
+    (``owner``: the committed aggregate holding a key, if any); the commit
+    checks again."""
     if key is None:
         return
     holders = [i for i, aggregate in staged.items() if key_of(aggregate) == key]
+    holder = owner(key)
     if holder is not None and holder.id not in staged:
         holders.append(holder.id)
     if any(i != ident for i in holders):
@@ -993,9 +995,13 @@ class _Customers(CustomerRepository):
         key = _ref_key(customer)
 
         def unique() -> None:  # C10
-            holder = None if key is None else store._ref_owner(key)
             _unique_at_save(
-                customer.id, key, staged.customers, _ref_key, holder=holder, taken=_ref_taken
+                customer.id,
+                key,
+                staged.customers,
+                _ref_key,
+                owner=store._ref_owner,
+                taken=_ref_taken,
             )
 
         return self._uow._stage(
@@ -1079,14 +1085,12 @@ class _AccessRequests(AccessRequestRepository):
         key = _pending_key(request)
 
         def unique() -> None:
-            pending = store._pending_requests
-            holder = None if key is None else store._owner(pending, store._requests, key)
             _unique_at_save(
                 request.id,
                 key,
                 staged.requests,
                 _pending_key,
-                holder=holder,
+                owner=functools.partial(store._owner, store._pending_requests, store._requests),
                 taken=_pending_request_taken,
             )
 
@@ -1238,22 +1242,18 @@ class _Invoices(InvoiceRepository):
         store = self._uow._store
 
         def unique() -> None:
-            number = _number_key(invoice)
-            holder = store._owner(store._invoice_numbers, store._invoices, number)
-            _unique_at_save(
-                invoice.id, number, staged.invoices, _number_key, holder=holder, taken=_number_taken
-            )
-            ref = _invoice_ref_key(invoice)
-            refs = store._invoice_refs
-            holder = None if ref is None else store._owner(refs, store._invoices, ref)
-            _unique_at_save(
-                invoice.id,
-                ref,
-                staged.invoices,
-                _invoice_ref_key,
-                holder=holder,
-                taken=_invoice_ref_taken,
-            )
+            for key_of, index, taken in (
+                (_number_key, store._invoice_numbers, _number_taken),
+                (_invoice_ref_key, store._invoice_refs, _invoice_ref_taken),
+            ):
+                _unique_at_save(
+                    invoice.id,
+                    key_of(invoice),
+                    staged.invoices,
+                    key_of,
+                    owner=functools.partial(store._owner, index, store._invoices),
+                    taken=taken,
+                )
 
         committed = store._one(store._invoices, invoice.id)
         return self._uow._stage(
@@ -1308,10 +1308,13 @@ class _Payments(PaymentRepository):
         store = self._uow._store
 
         def unique() -> None:
-            key = _idempotency_key(payment)
-            holder = store._owner(store._payment_keys, store._payments, key)
             _unique_at_save(
-                payment.id, key, staged.payments, _idempotency_key, holder=holder, taken=_key_taken
+                payment.id,
+                _idempotency_key(payment),
+                staged.payments,
+                _idempotency_key,
+                owner=functools.partial(store._owner, store._payment_keys, store._payments),
+                taken=_key_taken,
             )
 
         committed = store._one(store._payments, payment.id)
