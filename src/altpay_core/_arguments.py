@@ -115,15 +115,28 @@ def _argument_errors(
                 found.append(FieldError(key, "duplicate", f"{shown(key)} is given twice to {name}"))
             given.add(key)
         elif inspect.Parameter.VAR_KEYWORD not in kinds:
-            found.append(
-                FieldError(key, "unknown_field", f"{shown(key)} is not an argument of {name}")
-            )
+            found.append(_unknown_argument(key, name))
     found.extend(
         FieldError(p.name, "missing", f"'{p.name}' is required by {name}")
         for p in parameters.values()
         if p.default is p.empty and p.kind not in _VARIADIC and p.name not in given
     )
     return found
+
+
+def _unknown_argument(key: str, name: str) -> FieldError:
+    from .errors import FieldError, may_hold_number, not_shown, shown
+
+    if may_hold_number(key):
+        # A form's field named by a card or account number (``**form``):
+        # named neither in the path nor in the message.
+        return FieldError(
+            "",
+            "unknown_field",
+            f"{name} takes no argument so named ({not_shown(key)}: it may be a card "
+            "or account number)",
+        )
+    return FieldError(key, "unknown_field", f"{shown(key)} is not an argument of {name}")
 
 
 def _unbound(name: str, error: TypeError) -> FieldError:

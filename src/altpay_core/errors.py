@@ -51,6 +51,22 @@ def cut(text: str, limit: int = SHOWN_CHARS) -> str:
     return text if len(text) <= limit else f"{text[:limit]}..."
 
 
+SHOWN_DIGITS: Final = 4
+"""The most digits a text the library shows may hold: the last 4 of a card
+or account number, as a saved method's display does (``Visa 4242``)."""
+
+
+def may_hold_number(text: str) -> bool:
+    """Whether ``text`` has more digits than :data:`SHOWN_DIGITS`, counting
+    every one, whatever separates them and in any script: it may be a card
+    or account number, and is not echoed.
+
+    >>> may_hold_number("4242 4242 4242 4242"), may_hold_number("line2")
+    (True, False)
+    """
+    return sum(char.isdigit() for char in text) > SHOWN_DIGITS
+
+
 PATH_CHARS: Final = 200
 """How much of a field's path ``str(FieldError)`` shows: every path the
 library makes (``amounts[inv_...]``, ``users[1].email``) whole, an unknown

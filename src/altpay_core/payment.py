@@ -63,6 +63,7 @@ from ._html import html_table
 from .access import Impersonation, Viewer, require_pay
 from .customer import Customer, CustomerUser
 from .errors import (
+    SHOWN_DIGITS,
     FieldErrors,
     InvariantViolation,
     NotFound,
@@ -70,6 +71,7 @@ from .errors import (
     ValidationError,
     input_unshown,
     key_text,
+    may_hold_number,
 )
 from .events import (
     DefaultPaymentMethodChanged,
@@ -1571,7 +1573,6 @@ class PaymentMethodStatus(_fields.Choices, enum.Enum):
 
 
 _LAST4: Final = re.compile(r"[0-9]{4}")
-_DISPLAY_DIGITS_MAX: Final = 4
 _DISPLAY_MAX: Final = 50
 
 
@@ -1605,12 +1606,12 @@ def _display_name(path: str, value: object) -> str:
     # Every digit counts, whatever separates them ("4242/4242/...") and in
     # any script (full-width digits too): at most the last 4 may be shown.
     text = _fields.required_text(path, value, max_length=_DISPLAY_MAX)
-    if sum(char.isdigit() for char in text) > _DISPLAY_DIGITS_MAX:
+    if may_hold_number(text):
         raise ValidationError.single(
             path,
             "looks_like_number",
             f"'{path}' must not hold a card or account number (it has more than "
-            f"{_DISPLAY_DIGITS_MAX} digits; the value is not shown): give the brand or "
+            f"{SHOWN_DIGITS} digits; the value is not shown): give the brand or "
             "bank, and the last 4 digits in 'last4'",
         )
     return text
