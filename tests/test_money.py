@@ -9,9 +9,11 @@ import pickle
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from decimal import Decimal
 from fractions import Fraction
 
+import attrs
 import pytest
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
@@ -53,6 +55,8 @@ def test_currency_is_shared_and_case_insensitive() -> None:
     assert Currency("usd") is Currency("USD") is Currency(" USD ")
     assert copy.deepcopy(Currency("USD")) is Currency("USD")
     assert pickle.loads(pickle.dumps(Currency("BHD"))) is Currency("BHD")
+    assert attrs.evolve(Currency("USD")) is Currency("USD")
+    assert attrs.evolve(Currency("USD"), code="cad") is Currency("CAD")
     assert repr(Currency("USD")) == "Currency('USD')"
     assert str(Currency("USD")) == "USD"
     assert Currency("USD").name == "US Dollar"
@@ -399,6 +403,21 @@ def test_repr_and_pickle_round_trip(m: Money) -> None:
     assert eval(repr(m)) == m
     assert pickle.loads(pickle.dumps(m)) == m
     assert hash(pickle.loads(pickle.dumps(m))) == hash(m)
+
+
+class _Usd(Money):
+    """A user's subclass of Money (module level, so that it pickles)."""
+
+
+@pytest.mark.parametrize(
+    "copied",
+    [copy.copy, copy.deepcopy, lambda m: pickle.loads(pickle.dumps(m))],
+    ids=["copy", "deepcopy", "pickle"],
+)
+def test_a_subclass_of_money_copies_and_pickles_as_itself(copied: Callable[[Money], Money]) -> None:
+    m = _Usd("1.50", "USD")
+    assert type(copied(m)) is _Usd
+    assert copied(m) == m
 
 
 # -- arithmetic and comparisons ----------------------------------------------

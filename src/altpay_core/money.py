@@ -135,9 +135,11 @@ class Currency:
     """
 
     code: str
-    minor_units: int
-    name: str
-    numeric: int
+    # Not arguments: a currency is named by its code alone (so that
+    # ``attrs.evolve`` of one works, as of any other value).
+    minor_units: int = attrs.field(init=False)
+    name: str = attrs.field(init=False)
+    numeric: int = attrs.field(init=False)
 
     _registry: ClassVar[dict[str, Currency]] = {}
 
@@ -182,7 +184,13 @@ class Currency:
             if entry.exponent is None:
                 continue
             instance = object.__new__(cls)
-            instance.__attrs_init__(entry.code, entry.exponent, entry.currency_name, entry.number)
+            fields = zip(
+                ("code", "minor_units", "name", "numeric"),
+                (entry.code, entry.exponent, entry.currency_name, entry.number),
+                strict=True,
+            )
+            for name, value in fields:
+                object.__setattr__(instance, name, value)
             cls._registry[entry.code] = instance
 
     @classmethod
@@ -783,7 +791,7 @@ class Money:
             ) from None
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (Money, (str(self.amount), self.currency.code))
+        return (type(self), (str(self.amount), self.currency.code))
 
 
 def _refused(operator: str, path: str, advice: str) -> Callable[..., NoReturn]:
