@@ -1564,6 +1564,19 @@ def test_repr_html(partner: Partner, customer: Customer) -> None:
     assert "connectwise:4711" in sync(synced, make_customer(synced))._repr_html_()
 
 
+def test_repr_html_escapes_every_text(partner: Partner, customer: Customer) -> None:
+    html = issue(
+        partner,
+        customer,
+        number="<i>&1",
+        lines=[{"description": "<script>x</script>", "quantity": 1, "unit_amount": "5.00"}],
+    )._repr_html_()
+    assert "<i>" not in html
+    assert "<script>" not in html
+    assert "&lt;i&gt;&amp;1" in html
+    assert "&lt;script&gt;x&lt;/script&gt;" in html
+
+
 def test_module_exports() -> None:
     assert invoice.__all__ == sorted(invoice.__all__)
     assert invoice.MAX_QUANTITY == 1_000_000
