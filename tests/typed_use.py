@@ -12,6 +12,7 @@ from typing import assert_type
 
 from hypothesis import strategies as st
 
+import altpay_core
 from altpay_core import (
     Customer,
     CustomerId,
@@ -45,3 +46,11 @@ def reading(data: dict[str, object], text: str) -> None:
     assert_type(from_dict(Customer, data), Customer)
     assert_type(from_json(Invoice, text), Invoice)
     assert_type(Money("1.00", "USD") + Money("2.00", "USD"), Money)
+
+
+def misspelled() -> None:
+    # The package reads its version lazily, but a misspelled name is not
+    # taken for one of its attributes.
+    assert_type(altpay_core.__version__, str)
+    altpay_core.Custmer  # type: ignore[attr-defined]
+    from altpay_core import Custmer  # type: ignore[attr-defined]  # noqa: F401

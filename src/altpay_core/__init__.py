@@ -10,6 +10,8 @@ its ports.
 Money('13.00', 'USD')
 """
 
+from typing import TYPE_CHECKING
+
 from .access import (
     Impersonation,
     InvoiceAccess,
@@ -157,19 +159,23 @@ __version__: str
 ``"0+unknown"`` for a source tree that is not installed."""
 
 
-def __getattr__(name: str) -> object:
-    # The version is read from the distribution's metadata when asked for:
-    # importing importlib.metadata took a sixth of the package's import time.
-    if name == "__version__":
-        from importlib.metadata import PackageNotFoundError, version
+# Hidden from type checkers: with a module __getattr__, they would take every
+# name, misspelled or not, as one of the package's attributes.
+if not TYPE_CHECKING:  # pragma: no branch - always true when running
 
-        global __version__
-        try:
-            __version__ = version("altpay-core")
-        except PackageNotFoundError:  # on the path, not installed
-            __version__ = "0+unknown"
-        return __version__
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    def __getattr__(name: str) -> object:
+        # The version is read from the distribution's metadata when asked for:
+        # importing importlib.metadata took a sixth of the package's import time.
+        if name == "__version__":
+            from importlib.metadata import PackageNotFoundError, version
+
+            global __version__
+            try:
+                __version__ = version("altpay-core")
+            except PackageNotFoundError:  # on the path, not installed
+                __version__ = "0+unknown"
+            return __version__
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [
