@@ -8,6 +8,7 @@ returned, say).
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import assert_type
 
 from hypothesis import strategies as st
@@ -54,3 +55,14 @@ def misspelled() -> None:
     assert_type(altpay_core.__version__, str)
     altpay_core.Custmer  # type: ignore[attr-defined]
     from altpay_core import Custmer  # type: ignore[attr-defined]  # noqa: F401
+
+
+def refused_money_operators(money: Money) -> None:
+    # Money is combined with money only: a number on the left is flagged, as
+    # it is on the right.
+    money + 1  # type: ignore[operator]
+    1 + money  # type: ignore[operator]
+    1 - money  # type: ignore[operator]
+    Decimal(1) + money  # type: ignore[operator]
+    sum([money, money])  # type: ignore[list-item]
+    assert_type(Money.sum([money, money], "USD"), Money)

@@ -519,13 +519,6 @@ class Money:
         self._same(other, "subtract")
         return self._checked(_CONTEXT.subtract(self.amount, other.amount))
 
-    def __radd__(self, other: object) -> Money:
-        # ``1 + money`` and ``sum(amounts)``, which starts from 0.
-        raise _not_money(other, "add")
-
-    def __rsub__(self, other: object) -> Money:
-        raise _not_money(other, "subtract")
-
     def _checked(self, amount: Decimal) -> Money:
         if not amount:
             return _ZEROS[self.currency.code]  # never "-0.00" (say -1.00 * 0)
@@ -845,6 +838,20 @@ for _name, _operator, _advice in (
 ):
     setattr(Money, f"__{_name}__", _refused(_operator, "", _advice))
 del _name, _operator, _side, _advice
+
+
+def _not_money_on_the_left(operation: str) -> Callable[[Money, object], NoReturn]:
+    def refuse(self: Money, other: object) -> NoReturn:
+        raise _not_money(other, operation)
+
+    return refuse
+
+
+# A number on the left: ``1 + money``, and ``sum(amounts)``, which starts
+# from 0. Not declared in the class either, so that a type checker flags them.
+for _name, _operation in (("add", "add"), ("sub", "subtract")):
+    setattr(Money, f"__r{_name}__", _not_money_on_the_left(_operation))
+del _name, _operation
 
 _new: Final = object.__new__
 _set: Final = object.__setattr__
