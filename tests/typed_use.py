@@ -25,6 +25,7 @@ from altpay_core import (
     from_dict,
     from_json,
 )
+from altpay_core.errors import FieldErrors
 from altpay_core.events import Event
 from altpay_core.testing import strategies as aps
 
@@ -66,3 +67,19 @@ def refused_money_operators(money: Money) -> None:
     Decimal(1) + money  # type: ignore[operator]
     sum([money, money])  # type: ignore[list-item]
     assert_type(Money.sum([money, money], "USD"), Money)
+
+
+def parse_count(value: object) -> int:
+    return int(str(value))
+
+
+def field_errors(raw: object) -> int | None:
+    # check returns what the parse returns, or None for a failure; the
+    # parse's arguments are checked.
+    found = FieldErrors()
+    count = found.check("seats", parse_count, raw)
+    assert_type(count, int | None)
+    found.check("seats", parse_count, raw, extra=1)  # type: ignore[call-arg]
+    found.check("seats", parse_count)  # type: ignore[call-arg]
+    found.raise_if_any()
+    return count

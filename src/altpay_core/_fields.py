@@ -43,6 +43,13 @@ def id_text(kind: _IdKind | type[_IdKind], text: str) -> str:
 IdT = TypeVar("IdT", bound=_IdKind)
 
 
+def passed(value: E | None) -> E:
+    """A result of :meth:`~altpay_core.errors.FieldErrors.check`, read once
+    ``raise_if_any()`` has passed: then it is what the parse returned, never
+    the ``None`` that stands in for a failed check."""
+    return cast("E", value)
+
+
 _NOT_STORABLE = re.compile("[\x00\ud800-\udfff]")
 
 NOT_TEXT: Final = (

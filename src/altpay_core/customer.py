@@ -267,7 +267,7 @@ def _user_from(path: str, value: object) -> CustomerUser:
     # Each field given is checked, whatever else is missing or unknown.
     clean = found.check(path, _user_fields, value)
     found.raise_if_any()
-    return CustomerUser(UserId.new(), **clean)
+    return CustomerUser(UserId.new(), **_fields.passed(clean))
 
 
 def _user_fields(given: Mapping[Any, object]) -> dict[str, Any]:
@@ -297,7 +297,7 @@ def _users_from(path: str, value: object) -> tuple[CustomerUser, ...]:
     found = FieldErrors()
     users = [found.check("", _user_from, f"{path}[{i}]", item) for i, item in enumerate(value)]
     found.raise_if_any()
-    return tuple(users)
+    return tuple(_fields.passed(user) for user in users)
 
 
 def _check_users(users: tuple[CustomerUser, ...]) -> None:
@@ -470,8 +470,8 @@ class CustomerDetails:
         clean_billing = found.check("", _optional_email, "billing_email", billing_email)
         found.raise_if_any()
         return cls(
-            company=clean_company,
-            address=clean_address,
+            company=_fields.passed(clean_company),
+            address=_fields.passed(clean_address),
             legal_name=clean_legal,
             ein=clean_ein,
             billing_email=clean_billing,
@@ -872,6 +872,7 @@ class Customer:
             # reports them: none hides another.
             _fields.note_rule(found, _users_rule(clean_users))
         found.raise_if_any()
+        details = _fields.passed(details)
         customer = cls(
             id=CustomerId.new(),
             partner_id=partner.id,
@@ -1464,7 +1465,7 @@ class AccessRequest:
         return cls(
             id=AccessRequestId.new(),
             partner_id=partner.id,
-            email=clean_email,
+            email=_fields.passed(clean_email),
             first_name=first,
             last_name=last,
         )
@@ -1492,7 +1493,7 @@ class AccessRequest:
 
     def _names(self, first_name: str | None, last_name: str | None) -> tuple[str, str]:
         found = FieldErrors()
-        names: list[str] = []
+        names: list[str | None] = []
         for field, given, kept in (
             ("first_name", first_name, self.first_name),
             ("last_name", last_name, self.last_name),
@@ -1510,7 +1511,7 @@ class AccessRequest:
                     found.check("", _fields.required_text, field, value, max_length=_NAME_MAX)
                 )
         found.raise_if_any()
-        return names[0], names[1]
+        return _fields.passed(names[0]), _fields.passed(names[1])
 
     def _resolved(
         self,

@@ -11,9 +11,9 @@ the facts of its message as attributes, so that callers never parse messages.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextvars import ContextVar
-from typing import Any, Final
+from typing import Any, Final, ParamSpec, TypeVar
 
 import attrs
 
@@ -34,6 +34,9 @@ __all__ = [
     "ValidationError",
     "join_path",
 ]
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
 # Longest slice of input echoed back in a message: enough to recognise it,
@@ -359,7 +362,9 @@ class FieldErrors:
         self.errors.append(FieldError(path, code, message))
 
     @checked_arguments
-    def check(self, path: str, parse: Any, *args: Any, **kwargs: Any) -> Any:
+    def check(
+        self, path: str, parse: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs
+    ) -> _R | None:
         """Call ``parse(*args, **kwargs)``; keep its ``ValidationError`` under
         ``path`` and return ``None`` instead."""
         try:

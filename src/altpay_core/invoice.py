@@ -347,7 +347,7 @@ class LineItem:
             quantity = found.check("", _quantity, "quantity", data["quantity"])
         unit = found.check("", _money_in, "unit_amount", data.get("unit_amount"), currency)
         found.raise_if_any()
-        return cls(description, quantity, unit)
+        return cls(description, quantity, _fields.passed(unit))
 
     @functools.cached_property
     def amount(self) -> Money:
@@ -480,6 +480,7 @@ class Fee:
         found = FieldErrors()
         clean_kind = found.check("", _fields.choice, "kind", kind, FeeKind)
         found.raise_if_any()
+        clean_kind = _fields.passed(clean_kind)
         if name is None:
             name = (
                 clean_kind.label_in(amount.currency)
@@ -987,7 +988,8 @@ class Invoice:
         )
         clean_memo = found.check("", _memo, "memo", memo)
         found.raise_if_any()
-        _refuse_past_due(clean_due, clean_today, clean_issue)
+        clean_due, clean_issue = _fields.passed(clean_due), _fields.passed(clean_issue)
+        _refuse_past_due(clean_due, _fields.passed(clean_today), clean_issue)
         # The total's rule (I3) is checked by the invoice itself, as it is built.
         invoice = cls(
             id=InvoiceId.new(),
@@ -1060,6 +1062,7 @@ class Invoice:
         clean_memo = found.check("", _memo, "memo", memo)
         clean_paid = found.check("", _source_paid, "paid_in_source", paid_in_source, currency)
         found.raise_if_any()
+        clean_due, clean_issue = _fields.passed(clean_due), _fields.passed(clean_issue)
         invoice = cls(
             id=InvoiceId.new(),
             partner_id=partner.id,

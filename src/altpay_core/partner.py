@@ -354,7 +354,12 @@ class TeamMember:
         clean_email = found.check("", _email, "email", email)
         clean_role = found.check("", _role, "role", role)
         found.raise_if_any()
-        return cls(TeamMemberId.new(), clean_name, clean_email, clean_role)
+        return cls(
+            TeamMemberId.new(),
+            _fields.passed(clean_name),
+            _fields.passed(clean_email),
+            _fields.passed(clean_role),
+        )
 
     @checked_arguments
     def may(self, action: Action | str) -> bool:
@@ -826,7 +831,7 @@ class Partner:
         """
         found = FieldErrors()
         clean_name = found.check("", _fields.required_text, "name", name)
-        clean_country = found.check("", _country, "country", country)
+        clean_country = found.check("", _country, "country", country) or ""
         path = "currency"
         if default_currency is not None:
             path = "default_currency"
@@ -842,7 +847,12 @@ class Partner:
             currency = COUNTRY_CURRENCIES.get(clean_country, "USD")
         clean_currency = found.check("", _partner_currency, path, currency)
         found.raise_if_any()
-        return cls(PartnerId.new(), clean_name, clean_country, clean_currency)
+        return cls(
+            PartnerId.new(),
+            _fields.passed(clean_name),
+            clean_country,
+            _fields.passed(clean_currency),
+        )
 
     @property
     def default_currency(self) -> Currency:
@@ -1095,7 +1105,9 @@ class Partner:
             else found.check("", _fixed_fee, "fixed", fixed, self.currency)
         )
         found.raise_if_any()
-        policy = CardFeePolicy(new_bearer, new_rate, new_fixed)
+        policy = CardFeePolicy(
+            _fields.passed(new_bearer), _fields.passed(new_rate), _fields.passed(new_fixed)
+        )
         if policy == old:
             return self
         return attrs.evolve(self, card_fees=policy)

@@ -894,6 +894,7 @@ def request_fingerprint(
     currency_ok = found.check("", _fields.argument, "currency", currency, Currency, "a Currency")
     parts = _fingerprint_parts(found, amounts, currency if currency_ok else None)
     found.raise_if_any()
+    kind = _fields.passed(kind)
     canonical = json.dumps(
         [
             "payment-request/1",
@@ -1053,7 +1054,8 @@ def pay_invoices(
             f"(got {type(methods).__name__})",
         )
     found.raise_if_any()
-    kind, method_id = chosen
+    key, chosen_invoices = _fields.passed(key), _fields.passed(chosen_invoices)
+    kind, method_id = _fields.passed(chosen)
     currency = partner.currency
     for invoice in chosen_invoices:
         if invoice.customer_id != customer.id:
@@ -1807,7 +1809,11 @@ class CustomerPaymentMethods:
             found.check("", _fields.boolean, "make_default", make_default)
         found.raise_if_any()
         method = PaymentMethod(
-            id=PaymentMethodId.new(), type=kind, display_name=name, last4=digits, added_at=when
+            id=PaymentMethodId.new(),
+            type=_fields.passed(kind),
+            display_name=name,
+            last4=_fields.passed(digits),
+            added_at=when,
         )
         default = method.id if make_default or self.default_id is None else self.default_id
         new = attrs.evolve(self, methods=(*self.methods, method), default_id=default)
@@ -2197,7 +2203,8 @@ def schedule_payment(
         else found.check("", _positive_money_in, "amount", amount, invoice.currency)
     )
     found.raise_if_any()
-    if clean_day < clean_today:
+    clean_day = _fields.passed(clean_day)
+    if clean_day < _fields.passed(clean_today):
         raise ValidationError.single(
             "pay_on", "in_the_past", f"'pay_on' must be today or later (got {clean_day})"
         )

@@ -348,7 +348,7 @@ def _read_invoices(
     if not ids:
         found.add("invoice_ids", "empty", "'invoice_ids' must hold at least one invoice id")
     found.raise_if_any()  # every malformed id at once, before any is read
-    return [uow.invoices.get(partner_id, invoice_id) for invoice_id in ids]
+    return [uow.invoices.get(partner_id, _fields.passed(invoice_id)) for invoice_id in ids]
 
 
 def _stored_under(uow: UnitOfWork, partner_id: PartnerId, key: object) -> Payment | None:
