@@ -9,6 +9,7 @@ returned, say).
 from __future__ import annotations
 
 from decimal import Decimal
+from types import NotImplementedType
 from typing import assert_type
 
 from hypothesis import strategies as st
@@ -83,3 +84,10 @@ def field_errors(raw: object) -> int | None:
     found.check("seats", parse_count)  # type: ignore[call-arg]
     found.raise_if_any()
     return count
+
+
+def kit_registry() -> None:
+    # A class's strategy is of that class; one of another class is flagged.
+    aps.register(Customer, aps.customers)
+    aps.register(Customer, aps.invoices)  # type: ignore[arg-type]
+    assert_type(aps.for_type(Customer), st.SearchStrategy[Customer] | NotImplementedType)

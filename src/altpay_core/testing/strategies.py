@@ -23,6 +23,7 @@ import functools
 import string
 import typing
 from collections.abc import Callable
+from types import NotImplementedType
 from typing import Any, TypeVar
 
 import attrs
@@ -169,7 +170,7 @@ _STRATEGIES: dict[type[Any], Callable[[], st.SearchStrategy[Any]]] = {}
 
 
 @checked_arguments
-def register(cls: type[Any], make: Callable[[], st.SearchStrategy[Any]]) -> None:
+def register(cls: type[_T], make: Callable[[], st.SearchStrategy[_T]]) -> None:
     """Say how to generate a class of yours: ``make()`` returns its strategy.
 
     :func:`for_type` then knows ``cls``, and so does Hypothesis:
@@ -189,7 +190,7 @@ def _register(cls: type[Any], make: Callable[[], st.SearchStrategy[Any]]) -> Non
 
 
 @checked_arguments
-def for_type(cls: type[Any]) -> Any:
+def for_type(cls: type[_T]) -> st.SearchStrategy[_T] | NotImplementedType:
     """The strategy for ``cls``, or ``NotImplemented`` for a type not known here.
 
     A page names the type of its items: ``for_type(Page[Customer])``. Every
@@ -197,14 +198,15 @@ def for_type(cls: type[Any]) -> Any:
     """
     if typing.get_origin(cls) is Page:
         (item,) = typing.get_args(cls)
-        return _listings.get(item, lambda: pages(st.from_type(item)))()
+        listing = _listings.get(item, lambda: pages(st.from_type(item)))()
+        return typing.cast("st.SearchStrategy[_T]", listing)
     make = _STRATEGIES.get(cls)
     if make is not None:
         return make()
     if cls in EVENT_TYPES.values():
         # Every event class events() draws, a service's own too.
-        return events(cls)
-    return NotImplemented
+        return typing.cast("st.SearchStrategy[_T]", events(typing.cast("type[Event]", cls)))
+    return NotImplemented  # type: ignore[no-any-return]  # typeshed: NotImplementedType(Any)
 
 
 # -- arguments -------------------------------------------------------------------
