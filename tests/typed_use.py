@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from types import NotImplementedType
-from typing import assert_type
+from typing import Annotated, NewType, assert_type
 
 from hypothesis import strategies as st
 
@@ -91,3 +91,18 @@ def kit_registry() -> None:
     aps.register(Customer, aps.customers)
     aps.register(Customer, aps.invoices)  # type: ignore[arg-type]
     assert_type(aps.for_type(Customer), st.SearchStrategy[Customer] | NotImplementedType)
+
+
+Amount = NewType("Amount", Money)
+
+
+def reading_type_forms(data: dict[str, object], text: str) -> None:
+    # The forms from_dict reads besides a class type-check too (as Any, until
+    # Python can say "a type form"); a class still gives its own type.
+    maybe: Money | None = from_dict(Money | None, None)
+    noted: Money = from_dict(Annotated[Money, "note"], data)
+    amount: Amount = from_dict(Amount, data)
+    chosen: Customer | None = from_json(Customer | None, text)
+    assert_type(from_dict(Money, data), Money)
+    assert_type(from_json(Money, text), Money)
+    del maybe, noted, amount, chosen

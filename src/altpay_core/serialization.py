@@ -38,6 +38,7 @@ from typing import (
     cast,
     get_args,
     get_origin,
+    overload,
 )
 
 import attrs
@@ -790,8 +791,16 @@ def _writable(number: int) -> bool:
     return True
 
 
+@overload
+def from_dict(cls: type[T], data: object) -> T: ...
+# A union, Annotated[...], a NewType: read as well, but no type[T] to a type
+# checker (until TypeForm), which then takes the result as Any.
+@overload
+def from_dict(cls: object, data: object) -> Any: ...
+
+
 @checked_arguments
-def from_dict(cls: type[T], data: object) -> T:
+def from_dict(cls: Any, data: object) -> Any:
     """Rebuild a ``cls`` from the plain data :func:`to_dict` gave.
 
     Every rule of ``cls`` is checked again; anything wrong is reported at once
@@ -852,8 +861,14 @@ def to_json(value: object, *, indent: int | None = None) -> str:
         ) from None
 
 
+@overload
+def from_json(cls: type[T], text: str | bytes) -> T: ...
+@overload
+def from_json(cls: object, text: str | bytes) -> Any: ...
+
+
 @checked_arguments
-def from_json(cls: type[T], text: str | bytes) -> T:
+def from_json(cls: Any, text: str | bytes) -> Any:
     """Rebuild a ``cls`` from the JSON text :func:`to_json` gave.
 
     ``text`` is a ``str`` or UTF-8 ``bytes`` (a UTF-8 byte order mark before
