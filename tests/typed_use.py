@@ -18,11 +18,15 @@ import altpay_core
 from altpay_core import (
     Customer,
     CustomerId,
+    CustomerUpdated,
+    CustomerUser,
     EntityId,
     Invoice,
     InvoiceId,
     InvoicePaid,
+    LineItem,
     Money,
+    TagId,
     from_dict,
     from_json,
 )
@@ -106,3 +110,25 @@ def reading_type_forms(data: dict[str, object], text: str) -> None:
     assert_type(from_dict(Money, data), Money)
     assert_type(from_json(Money, text), Money)
     del maybe, noted, amount, chosen
+
+
+def constructors(customer: Customer, users: list[CustomerUser], tag: TagId) -> None:
+    # A field given as a list (or a set of tags) type-checks, and a value the
+    # constructor refuses is flagged: the converters are typed.
+    details = (customer.id, customer.partner_id, customer.company, customer.address)
+    id_, partner_id, company, address = details
+    Customer(
+        id=id_, partner_id=partner_id, company=company, address=address, users=users, tags={tag}
+    )
+    Customer(id=id_, partner_id=partner_id, company=company, address=address, users=42)  # type: ignore[arg-type]
+    Customer(
+        id=id_,
+        partner_id=partner_id,
+        company=company,
+        address=address,
+        users=users,
+        tags="tag_a",  # type: ignore[arg-type]
+    )
+    CustomerUpdated(partner_id=partner_id, aggregate_id="cus_1", changes=["company"])
+    CustomerUpdated(partner_id=partner_id, aggregate_id="cus_1", changes="company")  # type: ignore[arg-type]
+    LineItem(description=5, quantity=1, unit_amount=Money("1.00", "USD"))  # type: ignore[arg-type]

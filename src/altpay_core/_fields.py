@@ -295,9 +295,13 @@ def listed(path: str, value: object, label: str = "a list") -> tuple[Any, ...]:
     return tuple(value)
 
 
-def list_as_tuple(value: Any) -> Any:
+def list_as_tuple(value: list[Any] | tuple[Any, ...]) -> tuple[Any, ...]:
     """A converter: a list (or tuple) as a tuple; anything else as it is,
-    for the checks that follow to report."""
+    for the checks that follow to report.
+
+    Typed with what it takes, so that a type checker reads a field's
+    parameter as a list or a tuple (a type checker cannot bind a generic
+    converter's item type to the field's)."""
     return tuple(value) if isinstance(value, list | tuple) else value
 
 

@@ -102,7 +102,9 @@ def _address(path: str, value: object) -> Address:
     )
 
 
-def _as_frozenset(value: object) -> object:
+def _as_frozenset(
+    value: list[Any] | tuple[Any, ...] | set[Any] | frozenset[Any],
+) -> frozenset[Any]:
     # Lists, tuples and sets become a frozenset; anything else (a string,
     # above all) is left for the checks to report.
     if isinstance(value, list | tuple | set | frozenset):
@@ -111,7 +113,7 @@ def _as_frozenset(value: object) -> object:
         except TypeError:
             # An unhashable item (a list, a dict): kept as a tuple, so that the
             # checks report that item, at its index, instead.
-            return tuple(value)
+            return tuple(value)  # type: ignore[return-value]
     return value
 
 
@@ -878,7 +880,7 @@ class Customer:
             partner_id=partner.id,
             company=details.company,
             address=details.address,
-            users=clean_users,
+            users=_fields.passed(clean_users),
             legal_name=details.legal_name,
             ein=details.ein,
             billing_email=details.billing_email,

@@ -117,11 +117,12 @@ def _derived_changes(old: Invoice, new: Invoice) -> tuple[str, ...]:
     return tuple(name for name in _DERIVED_CHANGES if getattr(new, name) != getattr(old, name))
 
 
-def _strip(value: Any) -> Any:
+def _strip(value: str) -> str:
+    # Typed with what it takes: a type checker reads the field as text.
     return value.strip() if isinstance(value, str) else value
 
 
-def _strip_or_none(value: Any) -> Any:
+def _strip_or_none(value: str | None) -> str | None:
     # Optional text: stored trimmed, and blank is stored as None.
     if isinstance(value, str):
         return value.strip() or None
@@ -515,9 +516,14 @@ class Fee:
             kind = found.check("", _fields.choice, "kind", data["kind"], FeeKind)
         if "amount" in data:
             amount = found.check("", _positive_money_in, "amount", data["amount"], currency)
-        name = data.get("name")
-        if name is not None:
-            name = found.check("", _fields.required_text, "name", name, max_length=_FEE_NAME_MAX)
+        given_name = data.get("name")
+        name = (
+            None
+            if given_name is None
+            else found.check(
+                "", _fields.required_text, "name", given_name, max_length=_FEE_NAME_MAX
+            )
+        )
         covered = data.get("covered_by_customer", True)
         found.check("", _fields.boolean, "covered_by_customer", covered)
         found.raise_if_any()
@@ -995,12 +1001,12 @@ class Invoice:
             id=InvoiceId.new(),
             partner_id=partner.id,
             customer_id=customer.id,
-            number=clean_number,
+            number=_fields.passed(clean_number),
             currency=currency,
             issue_date=clean_issue,
             due_date=clean_due,
-            lines=clean_lines,
-            fees=clean_fees,
+            lines=_fields.passed(clean_lines),
+            fees=_fields.passed(clean_fees),
             memo=clean_memo,
             issued_by=member.id,
         )
@@ -1067,12 +1073,12 @@ class Invoice:
             id=InvoiceId.new(),
             partner_id=partner.id,
             customer_id=customer.id,
-            number=clean_number,
+            number=_fields.passed(clean_number),
             currency=currency,
             issue_date=clean_issue,
             due_date=clean_due,
-            lines=clean_lines,
-            fees=clean_fees,
+            lines=_fields.passed(clean_lines),
+            fees=_fields.passed(clean_fees),
             memo=clean_memo,
             external_ref=external_ref,
         )

@@ -1811,7 +1811,7 @@ class CustomerPaymentMethods:
         method = PaymentMethod(
             id=PaymentMethodId.new(),
             type=_fields.passed(kind),
-            display_name=name,
+            display_name=_fields.passed(name),
             last4=_fields.passed(digits),
             added_at=when,
         )
