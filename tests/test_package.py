@@ -12,6 +12,7 @@ import inspect
 import pkgutil
 import re
 import tomllib
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -316,3 +317,28 @@ def test_every_value_and_aggregate_is_immutable(cls: type[Any], data: st.DataObj
         setattr(value, name, getattr(value, name))
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         delattr(value, name)
+
+
+@pytest.mark.parametrize(
+    ("cls", "name"),
+    [
+        (altpay_core.AltpayError, "message"),
+        (altpay_core.NotFound, "key"),
+        (altpay_core.ConcurrencyConflict, "key"),
+        (altpay_core.UniqueKeyTaken, "key"),
+    ],
+)
+def test_error_attributes_are_declared_in_the_class(cls: type[Any], name: str) -> None:
+    # Declared, not only set in __init__: a type checker reads the type from
+    # the declaration rather than guessing it from the assignment.
+    assert typing.get_type_hints(cls)[name] is str
+
+
+def test_no_module_leaves_a_public_name_bound_by_an_except_clause() -> None:
+    # ``except ImportError as error:`` at module level makes ``error`` look
+    # like one of the module's names to a type checker.
+    for path in Path(altpay_core.__file__).parent.rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in tree.body:
+            for handler in getattr(node, "handlers", ()):
+                assert handler.name is None or handler.name.startswith("_"), (path, handler.name)

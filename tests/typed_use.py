@@ -29,6 +29,7 @@ from altpay_core import (
     TagId,
     from_dict,
     from_json,
+    ports,
 )
 from altpay_core.errors import FieldErrors
 from altpay_core.events import Event
@@ -132,3 +133,9 @@ def constructors(customer: Customer, users: list[CustomerUser], tag: TagId) -> N
     CustomerUpdated(partner_id=partner_id, aggregate_id="cus_1", changes=["company"])
     CustomerUpdated(partner_id=partner_id, aggregate_id="cus_1", changes="company")  # type: ignore[arg-type]
     LineItem(description=5, quantity=1, unit_amount=Money("1.00", "USD"))  # type: ignore[arg-type]
+
+
+def page_sizes() -> None:
+    # The page sizes are constants.
+    assert ports.DEFAULT_PAGE_SIZE <= ports.MAX_PAGE_SIZE
+    ports.DEFAULT_PAGE_SIZE = 10  # type: ignore[misc]

@@ -217,6 +217,9 @@ class AltpayError(Exception):
 
     default_message = "altpay-core error"
 
+    message: str
+    """What went wrong: ``str(error)``."""
+
     def __init__(self, message: str | None = None) -> None:
         self.message = message or self.default_message
         super().__init__(self.message)
@@ -444,6 +447,9 @@ class NotFound(AltpayError, LookupError):
 
     default_message = "not found"
 
+    key: str
+    """The key looked for, as text."""
+
     def __init__(self, kind: str, key: object) -> None:
         self.kind = kind
         self.key = str(key)
@@ -458,6 +464,9 @@ class ConcurrencyConflict(AltpayError):
     """
 
     default_message = "the record changed since it was read; nothing was written"
+
+    key: str
+    """The unique key taken, as text (empty for a stale version)."""
 
     def __init__(self, message: str | None = None, *, kind: str = "", key: object = "") -> None:
         self.kind = kind
@@ -479,6 +488,9 @@ class UniqueKeyTaken(ConcurrencyConflict, InvariantViolation):
     """
 
     default_message = "a unique key is taken; nothing was written"
+
+    key: str
+    """The unique key taken, as text."""
 
     def __init__(self, message: str, *, rule: str, path: str, kind: str, key: object) -> None:
         self.kind = kind

@@ -127,8 +127,8 @@ __all__ = [
 
 T = TypeVar("T")
 
-DEFAULT_PAGE_SIZE = 100
-MAX_PAGE_SIZE = 1000
+DEFAULT_PAGE_SIZE: Final = 100
+MAX_PAGE_SIZE: Final = 1000
 
 
 # -- pagination ----------------------------------------------------------------

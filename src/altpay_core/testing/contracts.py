@@ -45,18 +45,18 @@ import attrs
 
 try:
     import pytest
-except ImportError as error:  # pragma: no cover - depends on the environment
+except ImportError as _error:  # pragma: no cover - depends on the environment
     raise ImportError(
         "altpay_core.testing needs pytest: pip install 'altpay-core[testing]'"
-    ) from error
+    ) from _error
 
 try:
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
-except ImportError as error:  # pragma: no cover - depends on the environment
+except ImportError as _error:  # pragma: no cover - depends on the environment
     raise ImportError(
         "altpay_core.testing needs Hypothesis: pip install 'altpay-core[testing]'"
-    ) from error
+    ) from _error
 
 from altpay_core import services
 from altpay_core.customer import (

@@ -31,10 +31,10 @@ import attrs
 try:
     from hypothesis import strategies as st
     from hypothesis.errors import InvalidArgument
-except ImportError as error:  # pragma: no cover - depends on the environment
+except ImportError as _error:  # pragma: no cover - depends on the environment
     raise ImportError(
         "altpay_core.testing needs Hypothesis: pip install 'altpay-core[testing]'"
-    ) from error
+    ) from _error
 
 import stdnum.us.ein
 
