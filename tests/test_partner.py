@@ -786,6 +786,9 @@ class TestTags:
         partner = Partner.create(name="N", country="US").add_tag(name="VIP", colour="#FF0000")
         vip = partner.tags[0]
         assert partner.tag(str(vip.id)) is partner.tag(f" {vip.id} ") is vip
+        # Names are compared case-insensitively, ids' text exactly.
+        with pytest.raises(NotFound):
+            partner.tag(str(vip.id).upper())
         # A name that looks like another tag's id is found by name first.
         partner = partner.add_tag(name=str(vip.id).upper(), colour="#00FF00")
         assert partner.tag(str(vip.id)) is partner.tags[1]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
@@ -971,6 +972,20 @@ class Partner:
 
     # -- tags ---------------------------------------------------------------
 
+    @functools.cached_property
+    def _tag_index(self) -> tuple[dict[TagId, Tag], dict[str, Tag], dict[str, Tag]]:
+        # The catalog by id, by name's key and by id's text: one look-up a
+        # tag, so that naming n tags (Customer.set_tags) costs n look-ups,
+        # not n scans of the catalog.
+        by_id: dict[TagId, Tag] = {}
+        by_key: dict[str, Tag] = {}
+        by_text: dict[str, Tag] = {}
+        for candidate in self.tags:
+            by_id.setdefault(candidate.id, candidate)
+            by_key.setdefault(candidate.key, candidate)
+            by_text.setdefault(str(candidate.id), candidate)
+        return by_id, by_key, by_text
+
     @checked_arguments
     def tag(self, tag: TagId | Tag | str) -> Tag:
         """The tag with that id, or that name (compared case-insensitively).
@@ -982,19 +997,17 @@ class Partner:
         a tag, a tag id or text."""
         if isinstance(tag, Tag):
             tag = tag.id
+        by_id, by_key, by_text = self._tag_index
         if isinstance(tag, TagId):
-            for candidate in self.tags:
-                if candidate.id == tag:
-                    return candidate
+            if tag in by_id:
+                return by_id[tag]
         elif isinstance(tag, str):
+            # A name first, so that a tag whose name looks like an id is
+            # still found by it.
             text = tag.strip()
-            key = _tag_key(text)
-            for candidate in self.tags:
-                if candidate.key == key:
-                    return candidate
-            for candidate in self.tags:
-                if str(candidate.id) == text:
-                    return candidate
+            found = by_key.get(_tag_key(text)) or by_text.get(text)
+            if found is not None:
+                return found
         else:
             raise ValidationError.single(
                 "tag",
