@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import decimal
 import math
+import operator
 import pickle
 import re
 import subprocess
@@ -551,6 +552,8 @@ def test_multiplying_by_anything_but_a_whole_number_or_decimal_is_refused(
         assert info.value.paths == ["factor"]
         if isinstance(factor, float):
             assert info.value.codes == ["float_refused"]
+            # What * takes: text is for multiply().
+            assert "must be an int, a Decimal or a Fraction, never a float" in str(info.value)
         elif isinstance(factor, Fraction):
             # Not refused for its type: its product has no exact decimal form.
             assert info.value.codes == ["rounding_required"]
@@ -1240,6 +1243,10 @@ def test_money_alone_is_no_number_for_builtins(money: Money, ndigits: int | None
         lambda: int(money),
         lambda: float(money),
         lambda: complex(money),
+        lambda: operator.index(money),
+        lambda: range(money),
+        lambda: hex(money),
+        lambda: [1, 2][money],
     ]
     for operation in operations:
         with pytest.raises(OperandError) as info:

@@ -73,6 +73,8 @@ def refused_money_operators(money: Money) -> None:
     Decimal(1) + money  # type: ignore[operator]
     sum([money, money])  # type: ignore[list-item]
     assert_type(Money.sum([money, money], "USD"), Money)
+    # Nor is it an integer.
+    range(money)  # type: ignore[call-overload]
 
 
 def parse_count(value: object) -> int:

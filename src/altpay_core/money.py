@@ -291,6 +291,15 @@ def plain_decimal(number: Decimal) -> Decimal:
     return number.copy_abs() if not number and number.is_signed() else number
 
 
+def _float_refused(path: str, value: float, takes: str) -> ValidationError:
+    return ValidationError.single(
+        path,
+        "float_refused",
+        f"'{path}' must be {takes}, never a float (got {shown(value)}); "
+        "floats cannot hold cents exactly",
+    )
+
+
 def _parse_number(value: object, path: str) -> Decimal:
     """A finite ``Decimal`` from a str, int or Decimal, of any size."""
     if isinstance(value, str):
@@ -309,12 +318,7 @@ def _parse_number(value: object, path: str) -> Decimal:
     elif isinstance(value, int) and not isinstance(value, bool):
         number = Decimal(value)
     elif isinstance(value, float):
-        raise ValidationError.single(
-            path,
-            "float_refused",
-            f"'{path}' must be a str, int or Decimal, never a float (got {shown(value)}); "
-            "floats cannot hold cents exactly",
-        )
+        raise _float_refused(path, value, "a str, int or Decimal")
     else:
         raise ValidationError.single(
             path,
@@ -546,8 +550,10 @@ class Money:
         :meth:`multiply`.
         """
         if isinstance(factor, bool) or not isinstance(factor, int):
-            if isinstance(factor, Decimal | float):
-                # A float is refused as an amount is; a Decimal as multiply() takes it.
+            if isinstance(factor, float):
+                raise _float_refused("factor", factor, "an int, a Decimal or a Fraction")
+            if isinstance(factor, Decimal):
+                # As multiply() takes it.
                 return self._times(_parse_amount(factor, "factor"), 0, None, "factor")
             if isinstance(factor, Fraction):
                 return self._times_fraction(factor, None)
@@ -835,6 +841,7 @@ for _name, _operator, _advice in (
     ("int", "int()", _NUMBER),
     ("float", "float()", _NUMBER),
     ("complex", "complex()", _NUMBER),
+    ("index", "operator.index() (range(), hex(), an index)", _NUMBER),
 ):
     setattr(Money, f"__{_name}__", _refused(_operator, "", _advice))
 del _name, _operator, _side, _advice
