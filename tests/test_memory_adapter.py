@@ -32,6 +32,7 @@ from altpay_core import (
     ValidationError,
     pay_invoices,
 )
+from altpay_core.adapters import memory
 from altpay_core.adapters.memory import MemoryStore, MemoryUnitOfWork, _AccessRequests, _Undo
 from altpay_core.adapters.sqlite import SqliteStore
 from altpay_core.ports import AccessRequestRepository
@@ -514,6 +515,129 @@ def test_payment_and_method_lookups_see_staged_values_first(store: MemoryStore) 
             )
         )
         assert uow.scheduled_payments.get(PARTNER.id, scheduled.id) == scheduled
+
+
+# -- the work a unit of work does, whatever it has staged ------------------------
+
+STAGED = 100
+
+
+def _count_calls(monkeypatch: pytest.MonkeyPatch, name: str) -> list[int]:
+    """Count the calls of the memory adapter's key function ``name``."""
+    calls = [0]
+    real = getattr(memory, name)
+
+    def counted(value: Any) -> Any:
+        calls[0] += 1
+        return real(value)
+
+    monkeypatch.setattr(memory, name, counted)
+    return calls
+
+
+def _aggregates(kind: str, n: int) -> tuple[str, list[Any]]:
+    """``n`` new aggregates of ``kind``, each with a unique key of its own,
+    and the name of the adapter's function that takes that key."""
+    if kind == "customer":
+        return "_ref_key", [a_customer(f"C{k}", ExternalRef("xero", str(k))) for k in range(n)]
+    if kind == "access request":
+        requests = [AccessRequest.open(PARTNER, email=f"r{k}@ask.example") for k in range(n)]
+        return "_pending_key", requests
+    if kind == "invoice":
+        return "_number_key", [an_invoice(str(k)) for k in range(n)]
+    customer = a_customer()
+    payments = [
+        pay_invoices(
+            PARTNER,
+            customer,
+            [attrs.evolve(an_invoice(str(k)), customer_id=customer.id)],
+            payer=customer.users[0],
+            method="ach",
+            idempotency_key=str(k),
+        )[0]
+        for k in range(n)
+    ]
+    return "_idempotency_key", payments
+
+
+def _repository(uow: MemoryUnitOfWork, kind: str) -> Any:
+    return {
+        "customer": uow.customers,
+        "access request": uow.access_requests,
+        "invoice": uow.invoices,
+        "payment": uow.payments,
+    }[kind]
+
+
+KINDS = ["customer", "access request", "invoice", "payment"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_bulk_save_checks_each_key_without_going_over_the_staged_ones(
+    store: MemoryStore, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The unique-key check of a save is a look-up in the unit of work's own
+    # index of its staged keys: saving n aggregates in one unit of work takes
+    # a few keys per save, not one per aggregate already staged.
+    name, aggregates = _aggregates(kind, STAGED)
+    calls = _count_calls(monkeypatch, name)
+    with store.unit_of_work() as uow:
+        repository = _repository(uow, kind)
+        for aggregate in aggregates:
+            repository.save(aggregate)
+    assert calls[0] <= 4 * STAGED
+
+
+INVOICE_NUMBERS = ["1", "2", "3"]
+INVOICE_STEPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("save"), st.integers(0, 3), st.sampled_from(INVOICE_NUMBERS)),
+        st.tuples(st.sampled_from(["commit", "rollback"]), st.just(0), st.just("")),
+    ),
+    max_size=25,
+)
+
+
+@given(steps=INVOICE_STEPS)
+def test_a_number_is_refused_exactly_when_another_invoice_seen_holds_it(
+    steps: list[tuple[str, int, str]],
+) -> None:
+    # Invoices numbered and renumbered, staged, committed and rolled back in
+    # one unit of work: a save is refused, and a look-up by number finds,
+    # as the invoices the unit of work sees (its own saves laid over the
+    # committed ones) say; a number let go of by a staged invoice, even one
+    # whose committed copy holds it, is free.
+    with MemoryStore() as store, store.unit_of_work() as uow:
+        uow.partners.save(PARTNER)
+        billed = uow.customers.save(a_customer()).id
+        uow.commit()
+        ids = [InvoiceId.new() for _ in range(4)]
+        committed: dict[InvoiceId, Invoice] = {}
+        seen: dict[InvoiceId, Invoice] = {}
+        for action, which, number in steps:
+            if action == "commit":
+                uow.commit()
+                committed = dict(seen)
+            elif action == "rollback":
+                uow.rollback()
+                seen = dict(committed)
+            else:
+                ident, old = ids[which], seen.get(ids[which])
+                new = an_invoice(number, customer_id=billed) if old is None else old
+                invoice = attrs.evolve(new, id=ident, number=number)
+                if any(i != ident and v.number == number for i, v in seen.items()):
+                    with pytest.raises(ConcurrencyConflict) as caught:
+                        uow.invoices.save(invoice)
+                    assert (caught.value.kind, caught.value.key) == ("invoice", number)
+                else:
+                    seen[ident] = uow.invoices.save(invoice)
+            for wanted in INVOICE_NUMBERS:
+                holders = [v for v in seen.values() if v.number == wanted]
+                if holders:
+                    assert uow.invoices.get_by_number(PARTNER.id, wanted) == holders[0]
+                else:
+                    with pytest.raises(NotFound):
+                        uow.invoices.get_by_number(PARTNER.id, wanted)
 
 
 NOT_A_STORE = st.one_of(st.none(), st.integers(), st.text(), st.binary(), st.builds(object))

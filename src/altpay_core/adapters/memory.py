@@ -268,22 +268,29 @@ class _Staged:
     """What one unit of work has saved and marked, not yet committed.
 
     ``*_base`` keeps, per id, the version the committed store must still be
-    at when the unit of work commits (0: nothing stored yet).
+    at when the unit of work commits (0: nothing stored yet). ``*_keys``
+    index the unique keys the staged aggregates hold (key to id), kept at
+    each save, so that a save's check costs the same however much is staged.
     """
 
     partners: dict[PartnerId, Partner] = attrs.Factory(dict)
     partner_base: dict[PartnerId, int] = attrs.Factory(dict)
     customers: dict[CustomerId, Customer] = attrs.Factory(dict)
     customer_base: dict[CustomerId, int] = attrs.Factory(dict)
+    customer_keys: dict[_RefKey, CustomerId] = attrs.Factory(dict)
     requests: dict[AccessRequestId, AccessRequest] = attrs.Factory(dict)
     request_base: dict[AccessRequestId, int] = attrs.Factory(dict)
+    pending_keys: dict[_PendingKey, AccessRequestId] = attrs.Factory(dict)
     resolving: set[AccessRequestId] = attrs.Factory(set)
     """The requests this unit of work resolves: saved resolved over a pending
     state (its own earlier save, or the store's)."""
     invoices: dict[InvoiceId, Invoice] = attrs.Factory(dict)
     invoice_base: dict[InvoiceId, int] = attrs.Factory(dict)
+    number_keys: dict[_NumberKey, InvoiceId] = attrs.Factory(dict)
+    invoice_ref_keys: dict[_RefKey, InvoiceId] = attrs.Factory(dict)
     payments: dict[PaymentId, Payment] = attrs.Factory(dict)
     payment_base: dict[PaymentId, int] = attrs.Factory(dict)
+    payment_keys: dict[_IdempotencyKey, PaymentId] = attrs.Factory(dict)
     methods: dict[CustomerId, CustomerPaymentMethods] = attrs.Factory(dict)
     method_base: dict[CustomerId, int] = attrs.Factory(dict)
     scheduled: dict[ScheduledPaymentId, ScheduledPayment] = attrs.Factory(dict)
@@ -720,22 +727,38 @@ def _unique_at_save(
     ident: object,
     key: Hashable | None,
     staged: Mapping[Any, Any],
-    key_of: Callable[[Any], Hashable | None],
+    keys: Mapping[Any, Any],
     *,
     owner: Callable[[Any], Any],
     taken: Callable[[Any], ConcurrencyConflict],
 ) -> None:
     """The unique-key check of a save, against what the unit of work sees
-    (``owner``: the committed aggregate holding a key, if any); the commit
-    checks again."""
+    (``keys``: the staged aggregates' keys, to their ids; ``owner``: the
+    committed aggregate holding a key, if any); the commit checks again."""
     if key is None:
         return
-    holders = [i for i, aggregate in staged.items() if key_of(aggregate) == key]
     holder = owner(key)
-    if holder is not None and holder.id not in staged:
-        holders.append(holder.id)
-    if any(i != ident for i in holders):
+    theirs = holder is not None and holder.id != ident and holder.id not in staged
+    if keys.get(key, ident) != ident or theirs:
         raise taken(key)
+
+
+def _restage_keys(
+    keys: dict[Any, Any],
+    key_of: Callable[[Any], Hashable | None],
+    ident: object,
+    old: object,
+    new: object,
+) -> None:
+    """Keep ``keys`` (a unit of work's index of its staged aggregates' keys)
+    as ``ident`` is staged again: ``old``, its staged value, if any, lets go
+    of its key; ``new`` holds its own."""
+    old_key = None if old is None else key_of(old)
+    if old_key is not None:
+        del keys[old_key]
+    new_key = key_of(new)
+    if new_key is not None:
+        keys[new_key] = ident
 
 
 def _ref_taken(key: _RefKey) -> ConcurrencyConflict:
@@ -830,9 +853,12 @@ class MemoryUnitOfWork(UnitOfWork):
         *,
         ident: object = None,
         unique: Callable[[], None] | None = None,
+        keys: Sequence[tuple[dict[Any, Any], Callable[[_A], Hashable | None]]] = (),
     ) -> _A:
         """The checks and bookkeeping every save shares; returns the stored
-        value. ``ident`` is the aggregate's key, if not its ``id``.
+        value. ``ident`` is the aggregate's key, if not its ``id``; ``keys``,
+        the unit of work's indexes of unique keys to keep, with the key each
+        takes from an aggregate.
 
         In the SQL stores' order: the version, then the owner and the fields
         that never change, then ``unique`` (the aggregate's unique keys), so
@@ -855,6 +881,8 @@ class MemoryUnitOfWork(UnitOfWork):
         events = [to_dict(event) for event in aggregate.events]
         stored = attrs.evolve(aggregate, version=aggregate.version + 1)
         base.setdefault(key, aggregate.version)
+        for index, key_of in keys:
+            _restage_keys(index, key_of, key, staged.get(key), stored)
         staged[key] = stored
         self._staged.events.extend(events)
         return stored
@@ -999,13 +1027,19 @@ class _Customers(CustomerRepository):
                 customer.id,
                 key,
                 staged.customers,
-                _ref_key,
+                staged.customer_keys,
                 owner=store._ref_owner,
                 taken=_ref_taken,
             )
 
         return self._uow._stage(
-            customer, "customer", staged.customers, staged.customer_base, committed, unique=unique
+            customer,
+            "customer",
+            staged.customers,
+            staged.customer_base,
+            committed,
+            unique=unique,
+            keys=[(staged.customer_keys, _ref_key)],
         )
 
 
@@ -1089,7 +1123,7 @@ class _AccessRequests(AccessRequestRepository):
                 request.id,
                 key,
                 staged.requests,
-                _pending_key,
+                staged.pending_keys,
                 owner=functools.partial(store._owner, store._pending_requests, store._requests),
                 taken=_pending_request_taken,
             )
@@ -1101,6 +1135,7 @@ class _AccessRequests(AccessRequestRepository):
             staged.request_base,
             committed,
             unique=unique,
+            keys=[(staged.pending_keys, _pending_key)],
         )
         if before is not None and before.is_pending and not request.is_pending:
             staged.resolving.add(request.id)
@@ -1242,22 +1277,33 @@ class _Invoices(InvoiceRepository):
         store = self._uow._store
 
         def unique() -> None:
-            for key_of, index, taken in (
-                (_number_key, store._invoice_numbers, _number_taken),
-                (_invoice_ref_key, store._invoice_refs, _invoice_ref_taken),
+            for key_of, staged_keys, index, taken in (
+                (_number_key, staged.number_keys, store._invoice_numbers, _number_taken),
+                (
+                    _invoice_ref_key,
+                    staged.invoice_ref_keys,
+                    store._invoice_refs,
+                    _invoice_ref_taken,
+                ),
             ):
                 _unique_at_save(
                     invoice.id,
                     key_of(invoice),
                     staged.invoices,
-                    key_of,
+                    staged_keys,
                     owner=functools.partial(store._owner, index, store._invoices),
                     taken=taken,
                 )
 
         committed = store._one(store._invoices, invoice.id)
         return self._uow._stage(
-            invoice, "invoice", staged.invoices, staged.invoice_base, committed, unique=unique
+            invoice,
+            "invoice",
+            staged.invoices,
+            staged.invoice_base,
+            committed,
+            unique=unique,
+            keys=[(staged.number_keys, _number_key), (staged.invoice_ref_keys, _invoice_ref_key)],
         )
 
 
@@ -1312,14 +1358,20 @@ class _Payments(PaymentRepository):
                 payment.id,
                 _idempotency_key(payment),
                 staged.payments,
-                _idempotency_key,
+                staged.payment_keys,
                 owner=functools.partial(store._owner, store._payment_keys, store._payments),
                 taken=_key_taken,
             )
 
         committed = store._one(store._payments, payment.id)
         return self._uow._stage(
-            payment, "payment", staged.payments, staged.payment_base, committed, unique=unique
+            payment,
+            "payment",
+            staged.payments,
+            staged.payment_base,
+            committed,
+            unique=unique,
+            keys=[(staged.payment_keys, _idempotency_key)],
         )
 
 
