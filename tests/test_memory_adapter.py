@@ -588,6 +588,50 @@ def test_a_bulk_save_checks_each_key_without_going_over_the_staged_ones(
     assert calls[0] <= 4 * STAGED
 
 
+def _lookups(uow: MemoryUnitOfWork, kind: str, key: str) -> list[tuple[str, Any]]:
+    """Each look-up by a unique key of ``kind`` (``key``: the key given to
+    ``_aggregates``), with the name of the adapter's function that takes
+    that key: what it finds, or ``None``."""
+
+    def found(lookup: Callable[[], Any]) -> Any:
+        try:
+            return lookup()
+        except NotFound:
+            return None
+
+    ref = ExternalRef("xero", key)
+    if kind == "customer":
+        return [("_ref_key", found(lambda: uow.customers.get_by_external_ref(SYNCED.id, ref)))]
+    if kind == "access request":
+        request = uow.access_requests.pending_for(PARTNER.id, f"r{key}@ask.example")
+        return [("_pending_key", request)]
+    if kind == "invoice":
+        return [
+            ("_number_key", found(lambda: uow.invoices.get_by_number(PARTNER.id, key))),
+            ("_invoice_ref_key", found(lambda: uow.invoices.get_by_external_ref(PARTNER.id, ref))),
+        ]
+    return [("_idempotency_key", uow.payments.get_by_idempotency_key(PARTNER.id, key))]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_lookup_by_unique_key_goes_over_none_of_the_staged_aggregates(
+    store: MemoryStore, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As the persistence docs say of pending_for: one look-up, however many
+    # aggregates the unit of work has staged (the keys staged are indexed).
+    _, aggregates = _aggregates(kind, STAGED)
+    names = ["_ref_key", "_pending_key", "_number_key", "_invoice_ref_key", "_idempotency_key"]
+    with store.unit_of_work() as uow:
+        repository = _repository(uow, kind)
+        staged = [repository.save(aggregate) for aggregate in aggregates]
+        calls = {name: _count_calls(monkeypatch, name) for name in names}
+        for key, expected in (("none", None), ("0", staged[0])):
+            for name, result in _lookups(uow, kind, key):
+                wanted = None if name == "_invoice_ref_key" else expected
+                assert (name, result) == (name, wanted)
+    assert {name: count[0] for name, count in calls.items()} == dict.fromkeys(names, 0)
+
+
 INVOICE_NUMBERS = ["1", "2", "3"]
 INVOICE_STEPS = st.lists(
     st.one_of(

@@ -410,17 +410,18 @@ class MemoryStore(Store):
     def _holder(
         self,
         staged: Mapping[Any, _T],
-        key_of: Callable[[_T], object],
+        keys: Mapping[Any, Any],
         key: object,
         index: Mapping[Any, Any],
         table: Mapping[Any, _T],
     ) -> _T | None:
         """The aggregate holding the unique ``key`` as a unit of work that
-        staged ``staged`` sees it: one it staged, else the stored one, unless
-        it staged that one again (with another key)."""
-        for value in staged.values():
-            if key_of(value) == key:
-                return value
+        staged ``staged`` (with its keys indexed in ``keys``) sees it: one it
+        staged, else the stored one, unless it staged that one again (with
+        another key). One look-up, however much is staged."""
+        ident = keys.get(key)
+        if ident is not None:
+            return staged[ident]
         owner = self._owner(index, table, key)
         return None if owner is None or cast(Any, owner).id in staged else owner
 
@@ -941,14 +942,13 @@ class _Customers(CustomerRepository):
         partner_id = _fields.entity_id("partner_id", partner_id, PartnerId)
         if not isinstance(ref, ExternalRef):
             raise _wrong_type("ref", ExternalRef, ref)
-        key = (partner_id, ref)
-        for customer in staged.customers.values():
-            if _ref_key(customer) == key:
-                return customer
-        owner = self._uow._store._ref_owner(key)
-        if owner is None or owner.id in staged.customers:
+        store, key = self._uow._store, (partner_id, ref)
+        found = store._holder(
+            staged.customers, staged.customer_keys, key, store._by_ref, store._customers
+        )
+        if found is None:
             raise NotFound("customer", ref)
-        return owner
+        return found
 
     @checked_arguments
     def with_user(self, partner_id: PartnerId, email: EmailAddress | str) -> list[Customer]:
@@ -1105,7 +1105,7 @@ class _AccessRequests(AccessRequestRepository):
         wanted = (partner_id, _email(email))
         store = self._uow._store
         return store._holder(
-            staged.requests, _pending_key, wanted, store._pending_requests, store._requests
+            staged.requests, staged.pending_keys, wanted, store._pending_requests, store._requests
         )
 
     @checked_arguments
@@ -1162,31 +1162,33 @@ class _Invoices(InvoiceRepository):
     def _unique(
         self,
         key: _NumberKey | _RefKey,
-        key_of: Callable[[Invoice], object],
+        keys: Mapping[Any, InvoiceId],
         index: Mapping[Any, InvoiceId],
     ) -> Invoice | None:
-        """The invoice holding a unique key, as this unit of work sees it."""
+        """The invoice holding a unique key (``keys``: the staged invoices'
+        keys of its kind), as this unit of work sees it."""
         store = self._uow._store
-        return store._holder(self._uow._staged.invoices, key_of, key, index, store._invoices)
+        return store._holder(self._uow._staged.invoices, keys, key, index, store._invoices)
 
     @checked_arguments
     def get_by_number(self, partner_id: PartnerId, number: str) -> Invoice:
-        self._uow._staging()
+        staged = self._uow._staging()
         partner_id = _fields.entity_id("partner_id", partner_id, PartnerId)
         number = _fields.query_text("number", number)
         key = (partner_id, number.strip())
-        found = self._unique(key, _number_key, self._uow._store._invoice_numbers)
+        found = self._unique(key, staged.number_keys, self._uow._store._invoice_numbers)
         if found is None:
             raise NotFound("invoice", number.strip())
         return found
 
     @checked_arguments
     def get_by_external_ref(self, partner_id: PartnerId, ref: ExternalRef) -> Invoice:
-        self._uow._staging()
+        staged = self._uow._staging()
         partner_id = _fields.entity_id("partner_id", partner_id, PartnerId)
         if not isinstance(ref, ExternalRef):
             raise _wrong_type("ref", ExternalRef, ref)
-        found = self._unique((partner_id, ref), _invoice_ref_key, self._uow._store._invoice_refs)
+        key = (partner_id, ref)
+        found = self._unique(key, staged.invoice_ref_keys, self._uow._store._invoice_refs)
         if found is None:
             raise NotFound("invoice", ref)
         return found
@@ -1329,7 +1331,7 @@ class _Payments(PaymentRepository):
         wanted = (partner_id, _fields.query_text("key", key).strip())
         store = self._uow._store
         return store._holder(
-            staged.payments, _idempotency_key, wanted, store._payment_keys, store._payments
+            staged.payments, staged.payment_keys, wanted, store._payment_keys, store._payments
         )
 
     @checked_arguments
