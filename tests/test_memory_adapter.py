@@ -632,6 +632,60 @@ def test_a_lookup_by_unique_key_goes_over_none_of_the_staged_aggregates(
     assert {name: count[0] for name, count in calls.items()} == dict.fromkeys(names, 0)
 
 
+class _CountedReads(dict[Any, Any]):
+    """A store's table that counts the rows read out of it by key."""
+
+    reads = 0
+
+    def __getitem__(self, key: Any) -> Any:
+        self.reads += 1
+        return super().__getitem__(key)
+
+
+def a_scheduled_payment(invoice_id: InvoiceId, pay_on: dt.date) -> ScheduledPayment:
+    customer = a_customer()
+    book = CustomerPaymentMethods.of(customer).add(type="ach", display_name="Chase", last4="1234")
+    return ScheduledPayment(
+        id=ScheduledPaymentId.new(),
+        partner_id=PARTNER.id,
+        customer_id=customer.id,
+        invoice_id=invoice_id,
+        user_id=customer.users[0].id,
+        payment_method_id=book.methods[0].id,
+        pay_on=pay_on,
+    )
+
+
+def test_due_and_for_invoice_read_no_scheduled_payment_that_cannot_match(
+    store: MemoryStore,
+) -> None:
+    # The store indexes the scheduled payments still to run by partner, and
+    # all of them by invoice: the nightly due() reads none of the partner's
+    # history, for_invoice() only the invoice's own.
+    day = dt.date(2026, 1, 20)
+    invoice_id = InvoiceId.new()
+    with store.unit_of_work() as uow:
+        for _ in range(STAGED):
+            done = uow.scheduled_payments.save(a_scheduled_payment(InvoiceId.new(), day))
+            uow.scheduled_payments.save(done.cancel())
+        to_run = uow.scheduled_payments.save(a_scheduled_payment(invoice_id, day))
+        moved = uow.scheduled_payments.save(a_scheduled_payment(InvoiceId.new(), day))
+        uow.commit()
+        # Moved to the invoice (no command does, but the store follows what
+        # it holds), then cancelled, once committed.
+        moved = uow.scheduled_payments.save(attrs.evolve(moved, invoice_id=invoice_id))
+        uow.commit()
+        moved = uow.scheduled_payments.save(moved.cancel())
+        uow.commit()
+        store._scheduled = table = _CountedReads(store._scheduled)
+        assert uow.scheduled_payments.due(PARTNER.id, day) == [to_run]
+        assert table.reads == 1
+        assert uow.scheduled_payments.for_invoice(PARTNER.id, invoice_id) == sorted(
+            [to_run, moved], key=lambda s: s.id.value
+        )
+        assert table.reads == 3
+
+
 INVOICE_NUMBERS = ["1", "2", "3"]
 INVOICE_STEPS = st.lists(
     st.one_of(

@@ -64,6 +64,7 @@ from altpay_core.payment import (
     Payment,
     ScheduledPayment,
     ScheduledPaymentId,
+    ScheduledPaymentStatus,
 )
 from altpay_core.ports import (
     DEFAULT_PAGE_SIZE,
@@ -331,7 +332,10 @@ class MemoryStore(Store):
         self._payments_by_invoice: dict[InvoiceId, set[PaymentId]] = {}
         self._methods: dict[CustomerId, CustomerPaymentMethods] = {}
         self._scheduled: dict[ScheduledPaymentId, ScheduledPayment] = {}
-        self._scheduled_by_partner: dict[PartnerId, set[ScheduledPaymentId]] = {}
+        # Only the scheduled payments still to run, per partner, and all of
+        # them per invoice: due() and for_invoice() go over no other history.
+        self._scheduled_to_run: dict[PartnerId, set[ScheduledPaymentId]] = {}
+        self._scheduled_by_invoice: dict[InvoiceId, set[ScheduledPaymentId]] = {}
         self._outbox: dict[int, dict[str, Any]] = {}
         self._last_position = 0
         # Outbox positions listed by a unit of work still open, and which
@@ -368,7 +372,8 @@ class MemoryStore(Store):
                 self._payments_by_invoice,
                 self._methods,
                 self._scheduled,
-                self._scheduled_by_partner,
+                self._scheduled_to_run,
+                self._scheduled_by_invoice,
                 self._outbox,
                 self._claims,
             ):
@@ -483,8 +488,7 @@ class MemoryStore(Store):
                 for methods in staged.methods.values():
                     undo.put(self._methods, methods.customer_id, methods)
                 for scheduled in staged.scheduled.values():
-                    undo.put(self._scheduled, scheduled.id, scheduled)
-                    undo.index(self._scheduled_by_partner, scheduled.partner_id, scheduled.id)
+                    self._write_scheduled(undo, scheduled)
                 self._write_outbox(undo, staged.events)
                 self._write_published(undo, staged.published)
             except BaseException:
@@ -658,6 +662,19 @@ class MemoryStore(Store):
         undo.put(self._payment_keys, _idempotency_key(payment), payment.id)
         for invoice_id in payment.invoice_ids:
             undo.index(self._payments_by_invoice, invoice_id, payment.id)
+
+    def _write_scheduled(self, undo: _Undo, scheduled: ScheduledPayment) -> None:
+        # Its partner never changes (an id is one partner's); its invoice does
+        # not either through the commands, but the index follows what is stored.
+        old = self._scheduled.get(scheduled.id)
+        if old is not None:
+            undo.discard_from(self._scheduled_by_invoice[old.invoice_id], old.id)
+        undo.put(self._scheduled, scheduled.id, scheduled)
+        undo.index(self._scheduled_by_invoice, scheduled.invoice_id, scheduled.id)
+        if scheduled.status is ScheduledPaymentStatus.SCHEDULED:
+            undo.index(self._scheduled_to_run, scheduled.partner_id, scheduled.id)
+        else:
+            undo.discard_from(self._scheduled_to_run.get(scheduled.partner_id, set()), scheduled.id)
 
     def _write_outbox(self, undo: _Undo, events: Sequence[dict[str, Any]]) -> None:
         last = previous = self._last_position
@@ -1425,30 +1442,33 @@ class _ScheduledPayments(ScheduledPaymentRepository):
             raise NotFound("scheduled payment", scheduled_id)
         return found
 
-    def _of(self, partner_id: PartnerId) -> list[ScheduledPayment]:
+    def _of(
+        self, partner_id: PartnerId, index: Mapping[Any, set[ScheduledPaymentId]], key: object
+    ) -> list[ScheduledPayment]:
+        """The scheduled payments of ``partner_id`` this unit of work sees,
+        out of the committed ones ``index`` holds under ``key`` (those not
+        staged again) and those it staged."""
         staged = self._uow._staged.scheduled
         store = self._uow._store
-        rows = [
-            s
-            for s in store._members(store._scheduled_by_partner, store._scheduled, partner_id)
-            if s.id not in staged
-        ]
-        rows += [s for s in staged.values() if s.partner_id == partner_id]
-        return rows
+        rows = [s for s in store._members(index, store._scheduled, key) if s.id not in staged]
+        rows += staged.values()
+        return [s for s in rows if s.partner_id == partner_id]
 
     @checked_arguments
     def due(self, partner_id: PartnerId, as_of: dt.date) -> list[ScheduledPayment]:
         self._uow._staging()
         partner_id = _fields.entity_id("partner_id", partner_id, PartnerId)
         day = _fields.plain_date("as_of", as_of)
-        return sorted((s for s in self._of(partner_id) if s.is_due(day)), key=_by_day)
+        rows = self._of(partner_id, self._uow._store._scheduled_to_run, partner_id)
+        return sorted((s for s in rows if s.is_due(day)), key=_by_day)
 
     @checked_arguments
     def for_invoice(self, partner_id: PartnerId, invoice_id: InvoiceId) -> list[ScheduledPayment]:
         self._uow._staging()
         partner_id = _fields.entity_id("partner_id", partner_id, PartnerId)
         invoice_id = _fields.entity_id("invoice_id", invoice_id, InvoiceId)
-        return sorted((s for s in self._of(partner_id) if s.invoice_id == invoice_id), key=_by_day)
+        rows = self._of(partner_id, self._uow._store._scheduled_by_invoice, invoice_id)
+        return sorted((s for s in rows if s.invoice_id == invoice_id), key=_by_day)
 
     @checked_arguments
     def save(self, scheduled: ScheduledPayment) -> ScheduledPayment:
