@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -35,7 +36,13 @@ from altpay_core import (
 from altpay_core.adapters import memory
 from altpay_core.adapters.memory import MemoryStore, MemoryUnitOfWork, _AccessRequests, _Undo
 from altpay_core.adapters.sqlite import SqliteStore
-from altpay_core.ports import AccessRequestRepository
+from altpay_core.ports import (
+    AccessRequestRepository,
+    Cursor,
+    Page,
+    invoice_cursor,
+    invoice_sort_key,
+)
 from altpay_core.testing import contracts
 from altpay_core.values import Address
 
@@ -371,6 +378,7 @@ def test_results_are_the_callers_own(store: MemoryStore) -> None:
 def test_undo_puts_every_kind_of_write_back() -> None:
     table: dict[str, int] = {"kept": 1, "changed": 2, "dropped": 3}
     members = {1, 2}
+    in_order = [(("a", "1"), 1), (("c", "3"), 3)]
     undo = _Undo()
     undo.put(table, "changed", 20)
     undo.put(table, "added", 4)
@@ -381,11 +389,19 @@ def test_undo_puts_every_kind_of_write_back() -> None:
     undo.discard_from(members, 2)
     undo.discard_from(members, 9)
     undo.pop_if(table, "kept", 2)  # no longer that value: kept
+    undo.insort(in_order, (("b", "2"), 2))
+    undo.remove_sorted(in_order, ("a", "1"))
+    rewritten = [1, 2]
+    undo.rewrite(rewritten, [3])
+    assert rewritten == [3]
     assert table == {"kept": 1, "changed": 20, "added": 4}
     assert members == {1, 3}
+    assert in_order == [(("b", "2"), 2), (("c", "3"), 3)]
     undo.run()
     assert table == {"kept": 1, "changed": 2, "dropped": 3}
     assert members == {1, 2}
+    assert in_order == [(("a", "1"), 1), (("c", "3"), 3)]
+    assert rewritten == [1, 2]
 
 
 def test_a_failed_commit_gives_marked_messages_back_in_position_order(
@@ -684,6 +700,114 @@ def test_due_and_for_invoice_read_no_scheduled_payment_that_cannot_match(
             [to_run, moved], key=lambda s: s.id.value
         )
         assert table.reads == 3
+
+
+def test_a_page_reads_only_the_rows_it_needs(store: MemoryStore) -> None:
+    # Each partner's committed customers and invoices are kept in order: a
+    # page reads from its cursor on, not every row of the partner.
+    with store.unit_of_work() as uow:
+        billed = uow.customers.save(a_customer()).id
+        for n in range(STAGED):
+            uow.customers.save(a_customer(f"Company {n:03d}"))
+            uow.invoices.save(an_invoice(f"{n:03d}", customer_id=billed))
+        uow.commit()
+        store._customers = customers = _CountedReads(store._customers)
+        store._invoices = invoices = _CountedReads(store._invoices)
+        first = uow.invoices.list(PARTNER.id, limit=10)
+        deep = uow.invoices.list(PARTNER.id, limit=10, after=first.end_cursor)
+        back = uow.invoices.list(PARTNER.id, limit=10, before=deep.start_cursor)
+        assert back == first
+        assert invoices.reads <= 3 * 12
+        page = uow.customers.list(PARTNER.id, limit=10)
+        uow.customers.list(PARTNER.id, limit=10, after=page.end_cursor)
+        assert customers.reads <= 2 * 12
+
+
+def _expected_page(
+    rows: list[Invoice], limit: int, after: str | None, before: str | None
+) -> Page[Invoice]:
+    """The page of ``rows`` (every matching one), by sorting them all."""
+    rows = sorted(rows, key=lambda i: (invoice_sort_key(i), i.id.value))
+    keys = [(invoice_sort_key(i), i.id.value) for i in rows]
+    if after is not None:
+        cursor = Cursor.decode(after, listing="invoices")
+        start = bisect.bisect_right(keys, (cursor.key, cursor.id))
+        end = min(start + limit, len(rows))
+    elif before is not None:
+        cursor = Cursor.decode(before, "before", listing="invoices")
+        end = bisect.bisect_left(keys, (cursor.key, cursor.id))
+        start = max(0, end - limit)
+    else:
+        start, end = 0, min(limit, len(rows))
+    items = tuple(rows[start:end])
+    return Page(
+        items=items,
+        start_cursor=invoice_cursor(items[0]) if items else None,
+        end_cursor=invoice_cursor(items[-1]) if items else None,
+        has_next_page=end < len(rows),
+        has_previous_page=start > 0,
+    )
+
+
+PAGED_INVOICE = st.tuples(st.sampled_from(["1", "2", "10"]), st.integers(0, 2), st.integers(0, 1))
+
+
+@given(
+    stored=st.lists(PAGED_INVOICE, max_size=8),
+    changed=st.lists(st.tuples(st.integers(0, 7), PAGED_INVOICE), max_size=4),
+    added=st.lists(PAGED_INVOICE, max_size=3),
+    limit=st.integers(1, 4),
+    where=st.sampled_from(["first", "after", "before"]),
+    at=st.integers(0, 15),
+    customer=st.sampled_from([None, 0, 1]),
+)
+def test_a_page_is_the_slice_of_every_matching_row_in_order(
+    *,
+    stored: list[tuple[str, int, int]],
+    changed: list[tuple[int, tuple[str, int, int]]],
+    added: list[tuple[str, int, int]],
+    limit: int,
+    where: str,
+    at: int,
+    customer: int | None,
+) -> None:
+    # Committed invoices, some saved again in the unit of work with another
+    # number, due date or customer, and new ones staged: the page is what
+    # sorting every matching invoice the unit of work sees gives.
+    with MemoryStore() as store, store.unit_of_work() as uow:
+        uow.partners.save(PARTNER)
+        customers = [uow.customers.save(a_customer(name)).id for name in ("A", "B")]
+
+        def invoice(spec: tuple[str, int, int], old: Invoice | None = None) -> Invoice:
+            number, day, owner = spec
+            new = an_invoice(number, customer_id=customers[owner]) if old is None else old
+            return attrs.evolve(new, due_date=dt.date(2026, 2, 1 + day))
+
+        seen = {}
+        for k, spec in enumerate(stored):
+            saved = uow.invoices.save(invoice((f"{spec[0]}-{k}", *spec[1:])))
+            seen[saved.id] = saved
+        uow.commit()
+        cursors = [invoice_cursor(i) for i in seen.values()]
+        for k, (which, spec) in enumerate(changed):
+            if seen:
+                old = list(seen.values())[which % len(seen)]
+                new = invoice((f"{spec[0]}-c{k}", *spec[1:]), old)
+                saved = uow.invoices.save(attrs.evolve(new, customer_id=old.customer_id))
+                seen[saved.id] = saved
+        for k, spec in enumerate(added):
+            saved = uow.invoices.save(invoice((f"{spec[0]}-a{k}", *spec[1:])))
+            seen[saved.id] = saved
+        cursors += [invoice_cursor(i) for i in seen.values()]
+        wanted = None if customer is None else customers[customer]
+        matching = [i for i in seen.values() if wanted is None or i.customer_id == wanted]
+        cursor = cursors[at % len(cursors)] if cursors and where != "first" else None
+        after, before = (cursor, None) if where == "after" else (None, cursor)
+        expected = _expected_page(matching, limit, after, before)
+        found = uow.invoices.list(
+            PARTNER.id, customer_id=wanted, limit=limit, after=after, before=before
+        )
+        assert found == expected
 
 
 INVOICE_NUMBERS = ["1", "2", "3"]

@@ -44,9 +44,12 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import functools
+import heapq
+import itertools
+import operator
 import threading
 import weakref
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, TypeVar, cast
 
 import attrs
@@ -143,6 +146,16 @@ _RefKey = tuple[PartnerId, ExternalRef]
 _NumberKey = tuple[PartnerId, str]
 _IdempotencyKey = tuple[PartnerId, str]
 _PendingKey = tuple[PartnerId, EmailAddress]
+_InOrder = list[tuple[tuple[str, str], Any]]
+"""A partner's committed customers or invoices in the order they are listed:
+(their order, as ``_order`` or ``_invoice_order`` gives it; their id)."""
+_first = operator.itemgetter(0)
+_Move = tuple[PartnerId, tuple[str, str] | None, tuple[str, str], Any]
+"""A row a commit writes: its partner, its place in the order so far (``None``
+if it is new), its place now, its id."""
+_FEW_MOVES = 64
+"""Up to this many rows of a partner that a commit moves are put in their
+places one at a time; more, by sorting the partner's rows again once."""
 
 
 def _order(customer: Customer) -> tuple[str, str]:
@@ -249,6 +262,26 @@ class _Undo:
             members.add(member)
             self._steps.append(lambda: members.discard(member))
 
+    def insort(self, entries: list[tuple[Any, Any]], entry: tuple[Any, Any]) -> None:
+        """Put ``entry`` in ``entries``, a list kept in the order of the
+        entries' first items (each its own)."""
+        at = bisect.bisect_left(entries, entry[0], key=_first)
+        entries.insert(at, entry)
+        self._steps.append(lambda: entries.__delitem__(at))
+
+    def remove_sorted(self, entries: list[tuple[Any, Any]], first: tuple[str, str]) -> None:
+        """Take the entry whose first item is ``first`` out of ``entries``,
+        a list kept in the order of the entries' first items."""
+        at = bisect.bisect_left(entries, first, key=_first)
+        entry = entries.pop(at)
+        self._steps.append(lambda: entries.insert(at, entry))
+
+    def rewrite(self, entries: list[Any], new: list[Any]) -> None:
+        """Make ``new`` the content of the list ``entries``."""
+        old = entries[:]
+        entries[:] = new
+        self._steps.append(lambda: entries.__setitem__(slice(None), old))
+
     def call(self, step: Callable[[], None]) -> None:
         """Run ``step`` to put something else back."""
         self._steps.append(step)
@@ -318,13 +351,14 @@ class MemoryStore(Store):
         self._partners: dict[PartnerId, Partner] = {}
         self._customers: dict[CustomerId, Customer] = {}
         self._by_partner: dict[PartnerId, set[CustomerId]] = {}
+        self._customers_in_order: dict[PartnerId, _InOrder] = {}
         self._by_email: dict[str, set[CustomerId]] = {}
         self._by_ref: dict[_RefKey, CustomerId] = {}
         self._requests: dict[AccessRequestId, AccessRequest] = {}
         self._requests_by_partner: dict[PartnerId, set[AccessRequestId]] = {}
         self._pending_requests: dict[_PendingKey, AccessRequestId] = {}
         self._invoices: dict[InvoiceId, Invoice] = {}
-        self._invoices_by_partner: dict[PartnerId, set[InvoiceId]] = {}
+        self._invoices_in_order: dict[PartnerId, _InOrder] = {}
         self._invoice_numbers: dict[_NumberKey, InvoiceId] = {}
         self._invoice_refs: dict[_RefKey, InvoiceId] = {}
         self._payments: dict[PaymentId, Payment] = {}
@@ -358,13 +392,14 @@ class MemoryStore(Store):
                 self._partners,
                 self._customers,
                 self._by_partner,
+                self._customers_in_order,
                 self._by_email,
                 self._by_ref,
                 self._requests,
                 self._requests_by_partner,
                 self._pending_requests,
                 self._invoices,
-                self._invoices_by_partner,
+                self._invoices_in_order,
                 self._invoice_numbers,
                 self._invoice_refs,
                 self._payments,
@@ -384,10 +419,6 @@ class MemoryStore(Store):
             raise AltpayError("the MemoryStore is closed")
 
     # -- reading (each read takes the lock: a commit is seen whole or not at all)
-
-    def _customers_of(self, partner_id: PartnerId) -> list[Customer]:
-        with self._lock:
-            return [self._customers[i] for i in self._by_partner.get(partner_id, ())]
 
     def _customers_with(self, email_key: str) -> list[Customer]:
         with self._lock:
@@ -429,6 +460,67 @@ class MemoryStore(Store):
             return staged[ident]
         owner = self._owner(index, table, key)
         return None if owner is None or cast(Any, owner).id in staged else owner
+
+    def _page(
+        self,
+        in_order: Mapping[PartnerId, _InOrder],
+        table: Mapping[Any, _T],
+        staged: Mapping[Any, _T],
+        *,
+        partner_id: PartnerId,
+        matches: Callable[[_T], bool],
+        request: PageRequest,
+        order: Callable[[_T], tuple[str, str]],
+        cursor: Callable[[_T], str],
+    ) -> Page[_T]:
+        """The keyset page ``request`` asks for, of the rows of ``partner_id``
+        that ``matches``, as a unit of work that staged ``staged`` sees them
+        (``in_order``: each partner's committed rows, in order). It reads
+        from the cursor on, only as many rows as it takes to fill the page
+        and to know whether a page comes before it and after it."""
+        own = sorted(
+            (r for r in staged.values() if cast(Any, r).partner_id == partner_id and matches(r)),
+            key=order,
+        )
+        own_keys = [order(row) for row in own]
+        with self._lock:
+            keys = in_order.get(partner_id, [])
+
+            def walk(at: tuple[str, str] | None, forward: bool, inclusive: bool) -> Iterator[_T]:
+                """The matching rows after ``at`` in order (``forward``), or
+                before it in reverse order; ``inclusive``: ``at``'s own too."""
+                find = bisect.bisect_left if forward == inclusive else bisect.bisect_right
+                cut = 0 if at is None else find(keys, at, key=_first)
+                own_cut = 0 if at is None else find(own_keys, at)
+                if forward:
+                    positions, mine = range(cut, len(keys)), own[own_cut:]
+                else:
+                    positions, mine = range(cut - 1, -1, -1), own[:own_cut][::-1]
+                ids = (keys[i][1] for i in positions)
+                stored = filter(matches, (table[i] for i in ids if i not in staged))
+                return heapq.merge(stored, mine, key=order, reverse=not forward)
+
+            limit = request.limit
+            if request.before is not None:
+                at = (request.before.key, request.before.id)
+                back = list(itertools.islice(walk(at, False, False), limit + 1))
+                items = tuple(reversed(back[:limit]))
+                has_previous = len(back) > limit
+                has_next = next(walk(at, True, True), None) is not None
+            else:
+                after = None if request.after is None else (request.after.key, request.after.id)
+                ahead = list(itertools.islice(walk(after, True, False), limit + 1))
+                items = tuple(ahead[:limit])
+                has_next = len(ahead) > limit
+                before = None if after is None else next(walk(after, False, True), None)
+                has_previous = before is not None
+        return Page(
+            items=items,
+            start_cursor=cursor(items[0]) if items else None,
+            end_cursor=cursor(items[-1]) if items else None,
+            has_next_page=has_next,
+            has_previous_page=has_previous,
+        )
 
     def _members(
         self, index: Mapping[Any, set[Any]], table: Mapping[Any, _T], key: object
@@ -477,12 +569,16 @@ class MemoryStore(Store):
             try:
                 for partner in staged.partners.values():
                     self._write_partner(undo, partner)
+                moves: list[_Move] = []
                 for customer in staged.customers.values():
-                    self._write_customer(undo, customer)
+                    self._write_customer(undo, customer, moves)
+                _place(undo, self._customers_in_order, moves)
                 for request in staged.requests.values():
                     self._write_request(undo, request)
+                moves = []
                 for invoice in staged.invoices.values():
-                    self._write_invoice(undo, invoice)
+                    self._write_invoice(undo, invoice, moves)
+                _place(undo, self._invoices_in_order, moves)
                 for payment in staged.payments.values():
                     self._write_payment(undo, payment)
                 for methods in staged.methods.values():
@@ -604,7 +700,7 @@ class MemoryStore(Store):
     def _write_partner(self, undo: _Undo, partner: Partner) -> None:
         undo.put(self._partners, partner.id, partner)
 
-    def _write_customer(self, undo: _Undo, customer: Customer) -> None:
+    def _write_customer(self, undo: _Undo, customer: Customer, moves: list[_Move]) -> None:
         old = self._customers.get(customer.id)
         if old is not None:
             for user in old.users:
@@ -616,6 +712,8 @@ class MemoryStore(Store):
         if customer.partner_id not in self._by_partner:
             undo.put(self._by_partner, customer.partner_id, set())
         undo.add_to(self._by_partner[customer.partner_id], customer.id)
+        place = None if old is None else _order(old)
+        moves.append((customer.partner_id, place, _order(customer), customer.id))
         for user in customer.users:
             if user.email.key not in self._by_email:
                 undo.put(self._by_email, user.email.key, set())
@@ -637,7 +735,7 @@ class MemoryStore(Store):
             undo.put(self._requests_by_partner, request.partner_id, set())
         undo.add_to(self._requests_by_partner[request.partner_id], request.id)
 
-    def _write_invoice(self, undo: _Undo, invoice: Invoice) -> None:
+    def _write_invoice(self, undo: _Undo, invoice: Invoice, moves: list[_Move]) -> None:
         old = self._invoices.get(invoice.id)
         if old is not None:
             undo.pop_if(self._invoice_numbers, _number_key(old), old.id)
@@ -645,7 +743,8 @@ class MemoryStore(Store):
             if old_ref is not None:
                 undo.pop_if(self._invoice_refs, old_ref, old.id)
         undo.put(self._invoices, invoice.id, invoice)
-        undo.index(self._invoices_by_partner, invoice.partner_id, invoice.id)
+        place = None if old is None else _invoice_order(old)
+        moves.append((invoice.partner_id, place, _invoice_order(invoice), invoice.id))
         undo.put(self._invoice_numbers, _number_key(invoice), invoice.id)
         ref = _invoice_ref_key(invoice)
         if ref is not None:
@@ -691,6 +790,30 @@ class MemoryStore(Store):
         undo.call(lambda: _sort_by_key(outbox))
         for position in positions:
             undo.pop(outbox, position)
+
+
+def _place(undo: _Undo, in_order: dict[PartnerId, _InOrder], moves: Iterable[_Move]) -> None:
+    """Put each row a commit wrote in its place in its partner's rows in
+    order (a row keeps its partner), if it is new or its place changed."""
+    by_partner: dict[PartnerId, list[_Move]] = {}
+    for move in moves:
+        if move[1] != move[2]:
+            by_partner.setdefault(move[0], []).append(move)
+    for partner_id, moved in by_partner.items():
+        if partner_id not in in_order:
+            undo.put(in_order, partner_id, [])
+        rows = in_order[partner_id]
+        if len(moved) <= _FEW_MOVES:
+            for _, old, new, ident in moved:
+                if old is not None:
+                    undo.remove_sorted(rows, old)
+                undo.insort(rows, (new, ident))
+        else:
+            # The rows kept are in order already: sorting merges the new places in.
+            gone = {old for _, old, _, _ in moved if old is not None}
+            placed = [entry for entry in rows if entry[0] not in gone]
+            placed += [(new, ident) for _, _, new, ident in moved]
+            undo.rewrite(rows, sorted(placed, key=_first))
 
 
 def _sort_by_key(table: dict[Any, Any]) -> None:
@@ -1025,10 +1148,17 @@ class _Customers(CustomerRepository):
                 and (prefix is None or customer_sort_key(customer).startswith(prefix))
             )
 
-        rows = self._visible(self._uow._store._customers_of(partner_id))
-        rows += staged.customers.values()
-        rows = sorted(filter(matches, rows), key=_order)
-        return _page(rows, request, _order, customer_cursor)
+        store = self._uow._store
+        return store._page(
+            store._customers_in_order,
+            store._customers,
+            staged.customers,
+            partner_id=partner_id,
+            matches=matches,
+            request=request,
+            order=_order,
+            cursor=customer_cursor,
+        )
 
     @checked_arguments
     def save(self, customer: Customer) -> Customer:
@@ -1058,32 +1188,6 @@ class _Customers(CustomerRepository):
             unique=unique,
             keys=[(staged.customer_keys, _ref_key)],
         )
-
-
-def _page(
-    rows: list[_T],
-    request: PageRequest,
-    order: Callable[[_T], tuple[str, str]],
-    cursor: Callable[[_T], str],
-) -> Page[_T]:
-    """The keyset page ``request`` asks for, out of every matching row in order."""
-    keys = [order(row) for row in rows]
-    if request.after is not None:
-        start = bisect.bisect_right(keys, (request.after.key, request.after.id))
-        end = min(start + request.limit, len(rows))
-    elif request.before is not None:
-        end = bisect.bisect_left(keys, (request.before.key, request.before.id))
-        start = max(0, end - request.limit)
-    else:
-        start, end = 0, min(request.limit, len(rows))
-    items = tuple(rows[start:end])
-    return Page(
-        items=items,
-        start_cursor=cursor(items[0]) if items else None,
-        end_cursor=cursor(items[-1]) if items else None,
-        has_next_page=end < len(rows),
-        has_previous_page=start > 0,
-    )
 
 
 @checked_constructor
@@ -1274,19 +1378,17 @@ class _Invoices(InvoiceRepository):
         matches: Callable[[Invoice], bool],
         request: PageRequest,
     ) -> Page[Invoice]:
-        staged = self._uow._staged.invoices
         store = self._uow._store
-        rows = [
-            i
-            for i in store._members(store._invoices_by_partner, store._invoices, partner_id)
-            if i.id not in staged
-        ]
-        rows += [i for i in staged.values() if i.partner_id == partner_id]
-        rows = sorted(
-            (i for i in rows if (customer is None or i.customer_id == customer) and matches(i)),
-            key=_invoice_order,
+        return store._page(
+            store._invoices_in_order,
+            store._invoices,
+            self._uow._staged.invoices,
+            partner_id=partner_id,
+            matches=lambda i: (customer is None or i.customer_id == customer) and matches(i),
+            request=request,
+            order=_invoice_order,
+            cursor=invoice_cursor,
         )
-        return _page(rows, request, _invoice_order, invoice_cursor)
 
     @checked_arguments
     def save(self, invoice: Invoice) -> Invoice:
