@@ -1280,6 +1280,17 @@ def _draw_invoice(
 ) -> Invoice:
     """An invoice, drawn with the caller's ``draw`` (no new strategy to
     validate on every draw of a composite that needs one)."""
+    # The status first: a choice drawn after the lines, dates and names falls
+    # on its first option far more often than its share.
+    partly = None  # with status="open", drawn: partly paid as often as not
+    if status is None:
+        wanted, partly = draw(_ANY_STATUS)
+    else:
+        wanted = status
+    if wanted is InvoiceStatus.ARCHIVED:
+        before = draw(st.sampled_from([InvoiceStatus.OPEN, InvoiceStatus.PAID, InvoiceStatus.VOID]))
+    else:
+        before = wanted
     if partner is None:
         # Of its partner, an invoice keeps the id, the currency, and the
         # integration it is synced from (connected below if need be).
@@ -1330,15 +1341,6 @@ def _draw_invoice(
             today=today,
             memo=memo,
         )
-    partly = None  # with status="open", drawn: partly paid as often as not
-    if status is None:
-        wanted, partly = draw(_ANY_STATUS)
-    else:
-        wanted = status
-    if wanted is InvoiceStatus.ARCHIVED:
-        before = draw(st.sampled_from([InvoiceStatus.OPEN, InvoiceStatus.PAID, InvoiceStatus.VOID]))
-    else:
-        before = wanted
     if before is InvoiceStatus.PAID:
         invoice = _take_payments(draw, invoice, full=True)
     elif before is InvoiceStatus.OPEN and wanted is InvoiceStatus.OPEN:
