@@ -821,6 +821,21 @@ def test_invoices_are_often_paid_or_archived() -> None:
     assert sum(seen) >= 90, sum(seen)
 
 
+def test_events_often_name_the_fields_that_change() -> None:
+    # Of 300 events, 75 or more name a changed field (143 to 160 over several
+    # seeds; 49 to 53 when the list was drawn after the ids and the time).
+    seen: list[bool] = []
+
+    @seed(20240101)
+    @settings(max_examples=300, database=None, phases=[Phase.generate])
+    @given(aps.events())
+    def count(event: Event) -> None:
+        seen.append(bool(event.changes))
+
+    count()
+    assert sum(seen) >= 75, sum(seen)
+
+
 def test_a_failing_customer_user_prints_as_code_to_paste() -> None:
     @settings(database=None, max_examples=20)
     @given(aps.customer_users())
