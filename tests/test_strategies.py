@@ -27,6 +27,7 @@ from altpay_core import (
     Currency,
     Customer,
     CustomerArchived,
+    CustomerDraft,
     CustomerId,
     CustomerPaymentMethods,
     CustomerUser,
@@ -850,6 +851,22 @@ def test_books_of_payment_methods_are_seldom_empty() -> None:
 
     count()
     assert sum(seen) >= 190, sum(seen)
+
+
+def test_drafts_are_often_at_step_2_with_users() -> None:
+    # Step 2 in half the drafts, with 1 to 3 users in three of four of them:
+    # of 300, 60 or more (112 to 141 over several seeds; 40 to 54 when the
+    # step and the users were drawn after the partner and the time).
+    seen: list[bool] = []
+
+    @seed(20240101)
+    @settings(max_examples=300, database=None, phases=[Phase.generate])
+    @given(aps.customer_drafts())
+    def count(draft: CustomerDraft) -> None:
+        seen.append(draft.step is DraftStep.USERS and bool(draft.users))
+
+    count()
+    assert sum(seen) >= 60, sum(seen)
 
 
 def test_a_failing_customer_user_prints_as_code_to_paste() -> None:

@@ -806,17 +806,21 @@ def customer_drafts(*, step: DraftStep | str | None = None) -> st.SearchStrategy
 
 @st.composite
 def _customer_drafts(draw: st.DrawFn, step: DraftStep | None) -> CustomerDraft:
+    # The step and the number of users first: a choice drawn after the
+    # partner and the time falls on its first option far more often than
+    # its share.
+    at = step if step is not None else draw(st.sampled_from(DraftStep))
+    count = draw(st.integers(0, 1 if at is DraftStep.DETAILS else 3))
     partner = draw(partners(syncs_customers=False, max_team=1, max_tags=0))
     draft = CustomerDraft.start(partner)
     # Started at a drawn time, not the clock's, so that an example replays.
     draft = attrs.evolve(draft, started_at=draw(aware_datetimes()))
-    at = step if step is not None else draw(st.sampled_from(DraftStep))
     if at is DraftStep.DETAILS:
         # As AccessRequest.start_customer opens it: the person already added.
-        return attrs.evolve(draft, users=draw(_unique_users(0, 1)))
+        return attrs.evolve(draft, users=draw(_unique_users(count, count)))
     details = draw(customer_details())
     draft = attrs.evolve(draft, details=details)
-    for user in draw(_unique_users(0, 3)):
+    for user in draw(_unique_users(count, count)):
         draft = draft.add_user(
             first_name=user.first_name,
             last_name=user.last_name,
