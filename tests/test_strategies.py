@@ -869,6 +869,21 @@ def test_drafts_are_often_at_step_2_with_users() -> None:
     assert sum(seen) >= 60, sum(seen)
 
 
+def test_names_sometimes_reach_their_largest_size() -> None:
+    # A column's width is an edge: of 300 names, 12 or more have max_size
+    # characters (25 to 45 over several seeds; none when no branch drew it).
+    seen: list[bool] = []
+
+    @seed(20240101)
+    @settings(max_examples=300, database=None, phases=[Phase.generate])
+    @given(aps.names())
+    def count(name: str) -> None:
+        seen.append(len(name) == 40)
+
+    count()
+    assert sum(seen) >= 12, sum(seen)
+
+
 def test_a_failing_customer_user_prints_as_code_to_paste() -> None:
     @settings(database=None, max_examples=20)
     @given(aps.customer_users())
