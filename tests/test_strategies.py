@@ -27,7 +27,6 @@ from altpay_core import (
     Currency,
     Customer,
     CustomerArchived,
-    CustomerDraft,
     CustomerId,
     CustomerPaymentMethods,
     CustomerUser,
@@ -45,7 +44,6 @@ from altpay_core import (
     OutboxMessage,
     Page,
     Partner,
-    Payment,
     PaymentStatus,
     Role,
     ScheduledPaymentId,
@@ -755,37 +753,43 @@ def test_a_failing_amount_shrinks_to_the_smallest(least: int) -> None:
     assert line.quantity * (line.unit_amount.minor_units - 1) < least
 
 
+def hits(
+    strategy: st.SearchStrategy[Any],
+    wanted: Any,
+    *,
+    examples: int = 300,
+    at_seed: int = 20240101,
+) -> int:
+    """How many of ``examples`` values drawn from ``strategy`` (generated
+    only, at a fixed seed) ``wanted`` accepts: the share of a case, which a
+    user's test of 100 examples should see many times. Hypothesis's draws
+    depend on more than the seed, so each bound below leaves room."""
+    seen: list[bool] = []
+
+    @seed(at_seed)
+    @settings(max_examples=examples, database=None, phases=[Phase.generate])
+    @given(strategy)
+    def count(value: object) -> None:
+        seen.append(bool(wanted(value)))
+
+    count()
+    return sum(seen)
+
+
 def test_open_invoices_are_often_partly_paid() -> None:
     # The state an open invoice is most often in, so a test of 100 examples
     # should see it many times: of 400 examples, 45 or more (53 to 71 over
     # several seeds; 37 when partly paid was left to chance among the open
-    # ones). Hypothesis's draws depend on more than the seed, so the bound
-    # leaves room.
-    seen: list[bool] = []
-
-    @seed(20240101)
-    @settings(max_examples=400, database=None, phases=[Phase.generate])
-    @given(aps.invoices())
-    def count(invoice: Invoice) -> None:
-        seen.append(invoice.is_partly_paid)
-
-    count()
-    assert sum(seen) >= 45, sum(seen)
+    # ones).
+    found = hits(aps.invoices(), lambda invoice: invoice.is_partly_paid, examples=400)
+    assert found >= 45, found
 
 
 def test_names_often_hold_plain_spaces_hyphens_and_apostrophes() -> None:
     # "Globex Corp", "Mary-Ann O'Neil": of 300 names, 50 or more (80 to 105
     # over several seeds; 10 to 18 when st.text merged the branch away).
-    seen: list[bool] = []
-
-    @seed(20240101)
-    @settings(max_examples=300, database=None, phases=[Phase.generate])
-    @given(aps.names())
-    def count(name: str) -> None:
-        seen.append(any(c in name for c in " -'"))
-
-    count()
-    assert sum(seen) >= 50, sum(seen)
+    found = hits(aps.names(), lambda name: any(c in name for c in " -'"))
+    assert found >= 50, found
 
 
 def test_payments_by_bank_debit_often_leave_processing() -> None:
@@ -793,16 +797,13 @@ def test_payments_by_bank_debit_often_leave_processing() -> None:
     # 120 or more (142 to 158 over several seeds; 56 to 106 when the status
     # and the method were drawn after the invoices and amounts, and most
     # payments were card payments still processing).
-    seen: list[bool] = []
-
-    @seed(20240101)
-    @settings(max_examples=300, database=None, phases=[Phase.generate])
-    @given(aps.payments())
-    def count(payment: Payment) -> None:
-        seen.append(payment.method.is_bank_debit and payment.status is not PaymentStatus.PROCESSING)
-
-    count()
-    assert sum(seen) >= 120, sum(seen)
+    found = hits(
+        aps.payments(),
+        lambda payment: (
+            payment.method.is_bank_debit and payment.status is not PaymentStatus.PROCESSING
+        ),
+    )
+    assert found >= 120, found
 
 
 def test_invoices_are_often_paid_or_archived() -> None:
@@ -810,78 +811,44 @@ def test_invoices_are_often_paid_or_archived() -> None:
     # archived in 90 or more (111 to 134 over several seeds; 56 to 92 when
     # the status was drawn after the lines, dates and names, and open
     # invoices were most of them).
-    seen: list[bool] = []
-
-    @seed(1)
-    @settings(max_examples=300, database=None, phases=[Phase.generate])
-    @given(aps.invoices())
-    def count(invoice: Invoice) -> None:
-        seen.append(invoice.status in (InvoiceStatus.PAID, InvoiceStatus.ARCHIVED))
-
-    count()
-    assert sum(seen) >= 90, sum(seen)
+    found = hits(
+        aps.invoices(),
+        lambda invoice: invoice.status in (InvoiceStatus.PAID, InvoiceStatus.ARCHIVED),
+        at_seed=1,
+    )
+    assert found >= 90, found
 
 
 def test_events_often_name_the_fields_that_change() -> None:
     # Of 300 events, 75 or more name a changed field (143 to 160 over several
     # seeds; 49 to 53 when the list was drawn after the ids and the time).
-    seen: list[bool] = []
-
-    @seed(20240101)
-    @settings(max_examples=300, database=None, phases=[Phase.generate])
-    @given(aps.events())
-    def count(event: Event) -> None:
-        seen.append(bool(event.changes))
-
-    count()
-    assert sum(seen) >= 75, sum(seen)
+    found = hits(aps.events(), lambda event: bool(event.changes))
+    assert found >= 75, found
 
 
 def test_books_of_payment_methods_are_seldom_empty() -> None:
     # One book in five without a change: of 300, 190 or more hold a method
     # (214 to 242 over several seeds; 142 to 152, half of them empty, when
     # the number of changes was drawn after the ids and the time).
-    seen: list[bool] = []
-
-    @seed(20240101)
-    @settings(max_examples=300, database=None, phases=[Phase.generate])
-    @given(aps.customer_payment_methods())
-    def count(book: CustomerPaymentMethods) -> None:
-        seen.append(bool(book.methods))
-
-    count()
-    assert sum(seen) >= 190, sum(seen)
+    found = hits(aps.customer_payment_methods(), lambda book: bool(book.methods))
+    assert found >= 190, found
 
 
 def test_drafts_are_often_at_step_2_with_users() -> None:
     # Step 2 in half the drafts, with 1 to 3 users in three of four of them:
     # of 300, 60 or more (112 to 141 over several seeds; 40 to 54 when the
     # step and the users were drawn after the partner and the time).
-    seen: list[bool] = []
-
-    @seed(20240101)
-    @settings(max_examples=300, database=None, phases=[Phase.generate])
-    @given(aps.customer_drafts())
-    def count(draft: CustomerDraft) -> None:
-        seen.append(draft.step is DraftStep.USERS and bool(draft.users))
-
-    count()
-    assert sum(seen) >= 60, sum(seen)
+    found = hits(
+        aps.customer_drafts(), lambda draft: draft.step is DraftStep.USERS and bool(draft.users)
+    )
+    assert found >= 60, found
 
 
 def test_names_sometimes_reach_their_largest_size() -> None:
     # A column's width is an edge: of 300 names, 12 or more have max_size
     # characters (25 to 45 over several seeds; none when no branch drew it).
-    seen: list[bool] = []
-
-    @seed(20240101)
-    @settings(max_examples=300, database=None, phases=[Phase.generate])
-    @given(aps.names())
-    def count(name: str) -> None:
-        seen.append(len(name) == 40)
-
-    count()
-    assert sum(seen) >= 12, sum(seen)
+    found = hits(aps.names(), lambda name: len(name) == 40)
+    assert found >= 12, found
 
 
 def test_a_failing_customer_user_prints_as_code_to_paste() -> None:
