@@ -208,14 +208,15 @@ def test_an_unknown_key_is_shown_escaped_and_cut() -> None:
     assert "y'... is not an argument of Money()" in info.value.errors[0].message
 
 
-@pytest.mark.parametrize(("function", "receiver"), PUBLIC)
+@pytest.mark.parametrize(
+    ("function", "receiver"),
+    [p for p in PUBLIC if not _takes_any_keyword(p.values[0])],  # the others take any name
+)
 @pytest.mark.parametrize("number", ["4242424242424242", "4242-4242-4242-4242", "acct_021000021"])
 def test_no_call_echoes_an_argument_named_by_a_card_or_account_number(
     function: Callable[..., Any], receiver: bool, number: str
 ) -> None:
     # A form posted as keywords whose field is named by a number (docs/errors.md).
-    if _takes_any_keyword(function):
-        pytest.skip("takes any keyword")
     with pytest.raises(ArgumentError) as info:
         function(*([RECEIVER] if receiver else []), **{number: 1})
     unknown = [error for error in info.value.errors if error.code == "unknown_field"]
