@@ -333,7 +333,9 @@ def test_filters_accept_their_values_as_text(store: MemoryStore) -> None:
 def test_a_closed_store_gives_no_more_units_of_work() -> None:
     store = MemoryStore()
     uow = store.unit_of_work()
+    assert not store.closed
     store.close()
+    assert store.closed
     with pytest.raises(AltpayError, match="closed"):
         store.unit_of_work()
     with pytest.raises(AltpayError, match="closed"), uow:

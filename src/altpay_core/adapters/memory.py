@@ -383,6 +383,11 @@ class MemoryStore(Store):
         self._check_open()
         return MemoryUnitOfWork(self)
 
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called (as on the SQL stores)."""
+        return self._closed
+
     @checked_arguments
     def close(self) -> None:
         """Drop the data; the store gives no more units of work."""
