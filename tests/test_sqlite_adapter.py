@@ -8,6 +8,7 @@ import datetime as dt
 import multiprocessing
 import os
 import re
+import signal
 import sqlite3
 import sys
 import tempfile
@@ -2553,7 +2554,7 @@ class TestChecksBetweenAggregates:
         with store.unit_of_work() as uow:
             assert uow.customers.list(partner.id).items == ()
             assert uow.access_requests.get(partner.id, request.id) == request
-            assert uow.partners.get(partner.id) == partner
+            assert uow.partners.get(partner.id).version == 1
 
     def test_c9_when_the_resolving_save_writes_its_batch(
         self, store: SqliteStore, monkeypatch: pytest.MonkeyPatch
@@ -3191,3 +3192,220 @@ def test_a_unit_of_work_refuses_another_kind_of_store(tmp_path: Any) -> None:
     expected = "'store' must be a SqliteStore \\(got MemoryStore\\)"
     with other, pytest.raises(ValidationError, match=expected):
         SqliteUnitOfWork(other)  # type: ignore[arg-type]
+
+
+# -- a process killed for real -------------------------------------------------------
+#
+# SIGKILL leaves no chance to roll back or close anything: what the file holds
+# afterwards is what SQLite's journal makes of it. Each child tells the
+# parent, through a pipe, that it reached the point it is to be killed at, so
+# that no case passes for having been killed too early.
+
+needs_fork = pytest.mark.skipif(
+    "fork" not in multiprocessing.get_all_start_methods(), reason="needs the fork start method"
+)
+
+
+def _start(target: Any, *args: Any) -> tuple[Any, Any]:
+    """A forked child running ``target(*args, signal)``, and the parent's end
+    of the pipe it reports on."""
+    context = multiprocessing.get_context("fork")
+    here, there = context.Pipe(duplex=False)
+    child = context.Process(target=target, args=(*args, there))
+    child.start()
+    there.close()
+    return child, here
+
+
+def _told(here: Any, expected: str) -> None:
+    """Wait for the child to report ``expected`` (fail after 30 s)."""
+    assert here.poll(30), f"the child never reported {expected!r}"
+    assert here.recv() == expected
+
+
+def _kill(child: Any) -> None:
+    os.kill(child.pid, signal.SIGKILL)
+    child.join(30)
+    assert child.exitcode == -signal.SIGKILL
+
+
+def _counts(path: Path, ids: list[str]) -> tuple[int, int]:
+    """How many of the customers ``ids`` the file holds, and how many
+    outbox rows are theirs; the file checked whole first."""
+    connection = sqlite3.connect(path)
+    try:
+        assert connection.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        connection.execute("CREATE TEMP TABLE wanted (id TEXT PRIMARY KEY)")
+        connection.executemany("INSERT INTO wanted VALUES (?)", [(i,) for i in ids])
+        (customers,) = connection.execute(
+            "SELECT count(*) FROM customers WHERE id IN (SELECT id FROM wanted)"
+        ).fetchone()
+        (events,) = connection.execute(
+            "SELECT count(*) FROM outbox WHERE aggregate_id IN (SELECT id FROM wanted)"
+        ).fetchone()
+    finally:
+        connection.close()
+    return customers, events
+
+
+def _commit_many(
+    path: str, changed: Customer, customers: list[Customer], pause: bool, report: Any
+) -> None:
+    """In a child: one unit of work that changes ``changed`` and adds
+    ``customers`` (several batches of rows), reporting once two batches are
+    written and, with ``pause``, stopping just before its COMMIT."""
+    end = SqliteUnitOfWork._end
+
+    def paused(self: SqliteUnitOfWork, connection: sqlite3.Connection, commit: bool) -> None:
+        if commit and pause:
+            report.send("committing")
+            time.sleep(60)
+        end(self, connection, commit)
+
+    SqliteUnitOfWork._end = paused  # type: ignore[method-assign]  # this child's alone
+    with SqliteStore(path) as store, store.unit_of_work() as uow:
+        uow.customers.save(changed)
+        for n, customer in enumerate(customers):
+            uow.customers.save(customer)
+            if n == 2 * sql_module.BATCH_SIZE:
+                assert uow._writing  # two batches written, in the open transaction
+                report.send("written")
+        uow.commit()
+    report.send("committed")
+    time.sleep(60)
+
+
+@needs_fork
+@pytest.mark.parametrize(
+    "delay",
+    [None, 0, 0.02, 0.1],
+    ids=lambda d: "before COMMIT" if d is None else f"{d} s after two batches",
+)
+def test_a_process_killed_in_the_middle_of_a_large_commit_leaves_all_of_it_or_none(
+    path: Path, delay: float | None
+) -> None:
+    partner = new_partner()
+    earlier = [created(partner, f"Earlier {n}") for n in range(3)]
+    with SqliteStore(path) as store:
+        earlier = stored(store, partner, *earlier)
+    changed = earlier[0].add_user(first_name="Bo", last_name="Ek", email="bo@globex.example")
+    count = 2 * sql_module.BATCH_SIZE + 500
+    customers = [created(partner, f"Company {n}") for n in range(count)]
+    child, here = _start(_commit_many, str(path), changed, customers, delay is None)
+    _told(here, "written")
+    if delay is None:
+        _told(here, "committing")
+    else:
+        time.sleep(delay)
+    _kill(child)
+    ids = [str(c.id) for c in customers]
+    found, events = _counts(path, ids)
+    with SqliteStore(path, timeout=0.5) as store:
+        with store.unit_of_work() as uow:
+            now = uow.customers.get(partner.id, changed.id)
+            # Every earlier commit as it was, or changed by this one.
+            assert now == (attrs.evolve(changed, version=2) if found else earlier[0])
+            assert [uow.customers.get(partner.id, c.id) for c in earlier[1:]] == earlier[1:]
+            assert uow.partners.get(partner.id).version == 1
+            events_of_changed = [
+                m for m in uow.outbox.pending(1000) if m.event.aggregate_id == str(changed.id)
+            ]
+        # All of it or none of it, events included.
+        assert (found, events) in {(0, 0), (count, count)}
+        if delay is None:
+            assert found == 0  # killed before its COMMIT
+        assert len(events_of_changed) == (2 if found else 1)
+        # No lock left behind: a writer gets in at once.
+        with store.unit_of_work() as uow:
+            uow.customers.save(uow.customers.get(partner.id, changed.id).archive())
+            uow.commit()
+
+
+def _commit_then_die(path: str, batches: list[list[Customer]], how: str, report: Any) -> None:
+    """In a child: commit each batch of customers in a unit of work of its
+    own, then die before their events are marked published: at once
+    (``exit``), or while listing them and marking half of them, written in
+    the open transaction (``publishing``)."""
+    with SqliteStore(path) as store:
+        for batch in batches:
+            with store.unit_of_work() as uow:
+                for customer in batch:
+                    uow.customers.save(customer)
+                uow.commit()
+        if how == "exit":
+            report.send("committed")
+            os._exit(0)
+        with store.unit_of_work() as uow:
+            messages = uow.outbox.pending(1000)
+            uow.outbox.mark_published(m.position for m in messages[: len(messages) // 2])
+            uow.outbox.pending(1000)  # writes the marks
+            assert uow._writing
+            report.send("publishing")
+            time.sleep(60)
+
+
+@needs_fork
+@pytest.mark.parametrize("how", ["exit", "publishing"])
+def test_events_of_a_process_that_dies_before_publishing_them_are_pending_once(
+    path: Path, how: str
+) -> None:
+    partner = new_partner()
+    with SqliteStore(path) as store:
+        stored(store, partner)
+    batches = [[created(partner, f"Company {b}-{n}") for n in range(5)] for b in range(3)]
+    child, here = _start(_commit_then_die, str(path), batches, how)
+    _told(here, "committed" if how == "exit" else "publishing")
+    if how == "exit":
+        child.join(30)
+        assert child.exitcode == 0
+    else:
+        _kill(child)
+    with SqliteStore(path, timeout=0.5) as store, store.unit_of_work() as uow:
+        messages = uow.outbox.pending(1000)
+        # Every event, in commit order.
+        assert [m.event.aggregate_id for m in messages] == [
+            str(c.id) for batch in batches for c in batch
+        ]
+        assert [m.position for m in messages] == sorted(m.position for m in messages)
+        uow.outbox.mark_published(m.position for m in messages)
+        uow.commit()
+    with SqliteStore(path, timeout=0.5) as store, store.unit_of_work() as uow:
+        assert uow.outbox.pending(1000) == []  # nothing published twice
+
+
+def _hold_the_write_lock(path: str, customer: Customer, new: Customer, report: Any) -> None:
+    """In a child: save a change and a new customer, write them in the open
+    transaction (holding the file's write lock), and wait to be killed."""
+    with SqliteStore(path) as store, store.unit_of_work() as uow:
+        uow.customers.save(customer)
+        uow.customers.save(new)
+        uow.customers.list(customer.partner_id)  # writes the saves
+        assert uow._writing
+        report.send("holding")
+        time.sleep(60)
+
+
+@needs_fork
+def test_a_process_killed_holding_the_write_lock_keeps_no_one_waiting_and_leaves_nothing(
+    path: Path,
+) -> None:
+    partner = new_partner()
+    with SqliteStore(path) as store:
+        (customer,) = stored(store, partner, created(partner))
+    changed = customer.archive()
+    new = created(partner, "Initech")
+    child, here = _start(_hold_the_write_lock, str(path), changed, new)
+    _told(here, "holding")
+    with SqliteStore(path, timeout=0.1) as store:
+        with store.unit_of_work() as uow, pytest.raises(ConcurrencyConflict):
+            uow.outbox.pending()  # the child holds the lock
+        _kill(child)
+        with store.unit_of_work() as uow:  # at once
+            assert uow.customers.get(partner.id, customer.id) == customer
+            with pytest.raises(NotFound):
+                uow.customers.get(partner.id, new.id)
+            assert [m.event.aggregate_id for m in uow.outbox.pending()] == [str(customer.id)]
+            uow.customers.save(customer.set_tags(partner, [partner.tags[0]]))
+            uow.commit()
+        with store.unit_of_work() as uow:
+            assert uow.customers.get(partner.id, customer.id).version == 2
