@@ -14,6 +14,7 @@ import contextlib
 import datetime as dt
 import multiprocessing
 import os
+import signal
 import sys
 import threading
 import time
@@ -2255,3 +2256,241 @@ def test_a_unit_of_work_refuses_another_kind_of_store(tmp_path: Any) -> None:
         ),
     ):
         PostgresUnitOfWork(other)  # type: ignore[arg-type]
+
+
+# -- a process killed for real ---------------------------------------------------------
+#
+# A client killed with SIGKILL sends no ROLLBACK: its session ends when the
+# server reads the closed socket, and the server rolls back whatever it had
+# not committed. Each child tells the parent, through a pipe, that it reached
+# the point it is to be killed at; the parent then waits for the server to
+# end the child's session (named by its application_name) before looking.
+
+
+def _start(target: Callable[..., None], *args: Any) -> tuple[Any, Any]:
+    """A forked child running ``target(*args, report)``, and the parent's
+    end of the pipe it reports on."""
+    context = multiprocessing.get_context("fork")
+    here, there = context.Pipe(duplex=False)
+    child = context.Process(target=target, args=(*args, there))
+    child.start()
+    there.close()
+    return child, here
+
+
+def _told(here: Any, expected: str) -> None:
+    assert here.poll(30), f"the child never reported {expected!r}"
+    assert here.recv() == expected
+
+
+def _named(store: SchemaStore, name: str, **options: str) -> str:
+    """A connection string to ``store``'s schema, its sessions named ``name``."""
+    from psycopg.conninfo import make_conninfo
+
+    settings = "".join(f" -c{key}={value}" for key, value in options.items())
+    return make_conninfo(
+        store.server_dsn, options=f"-csearch_path={store.schema}{settings}", application_name=name
+    )
+
+
+def _kill_and_wait(store: SchemaStore, child: Any, name: str) -> None:
+    """Kill ``child``, then wait until the server has ended its sessions."""
+    import psycopg
+
+    os.kill(child.pid, signal.SIGKILL)
+    child.join(30)
+    assert child.exitcode == -signal.SIGKILL
+    deadline = time.monotonic() + 30
+    with psycopg.connect(store.server_dsn, autocommit=True) as admin:
+        while admin.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (name,)
+        ).fetchone() != (0,):
+            assert time.monotonic() < deadline, "the server kept the killed child's session"
+            time.sleep(0.01)
+
+
+def _counts(store: SchemaStore, ids: list[str]) -> tuple[int, int]:
+    """How many of the customers ``ids`` are stored, and how many outbox rows are theirs."""
+    import psycopg
+
+    with psycopg.connect(in_schema(store.server_dsn, store.schema)) as connection:
+        (customers,) = connection.execute(
+            "SELECT count(*) FROM customers WHERE id = ANY(%s)", (ids,)
+        ).fetchone() or (None,)
+        (events,) = connection.execute(
+            "SELECT count(*) FROM outbox WHERE aggregate_id = ANY(%s)", (ids,)
+        ).fetchone() or (None,)
+    return customers, events
+
+
+def _commit_many(
+    dsn: str, changed: Customer, customers: list[Customer], pause: bool, report: Any
+) -> None:
+    """In a child: one unit of work that changes ``changed`` and adds
+    ``customers`` (several batches of rows), reporting once two batches are
+    written and, with ``pause``, stopping just before its COMMIT."""
+    from altpay_core.adapters import _sql
+
+    end = PostgresUnitOfWork._end
+
+    def paused(self: PostgresUnitOfWork, connection: Any, commit: bool) -> None:
+        if commit and pause:
+            report.send("committing")
+            time.sleep(60)
+        end(self, connection, commit)
+
+    PostgresUnitOfWork._end = paused  # type: ignore[method-assign]  # this child's alone
+    with PostgresStore(dsn) as store, store.unit_of_work() as uow:
+        uow.customers.save(changed)
+        for n, customer in enumerate(customers):
+            uow.customers.save(customer)
+            if n == 2 * _sql.BATCH_SIZE:
+                assert uow._writing  # two batches written, in the open transaction
+                report.send("written")
+        uow.commit()
+    report.send("committed")
+    time.sleep(60)
+
+
+def _commit_then_die(dsn: str, batches: list[list[Customer]], how: str, report: Any) -> None:
+    """In a child: commit each batch of customers in a unit of work of its
+    own, then die before their events are marked published: at once
+    (``exit``), or while listing them and marking half of them, written in
+    the open transaction (``publishing``)."""
+    with PostgresStore(dsn) as store:
+        for batch in batches:
+            with store.unit_of_work() as uow:
+                for customer in batch:
+                    uow.customers.save(customer)
+                uow.commit()
+        if how == "exit":
+            report.send("committed")
+            os._exit(0)
+        with store.unit_of_work() as uow:
+            messages = uow.outbox.pending(1000)
+            uow.outbox.mark_published(m.position for m in messages[: len(messages) // 2])
+            uow.outbox.pending(1000)  # writes the marks
+            assert uow._writing
+            report.send("publishing")
+            time.sleep(60)
+
+
+def _hold_rows(dsn: str, customer: Customer, new: Customer, report: Any) -> None:
+    """In a child: save a change and a new customer, write them in the open
+    transaction (holding their rows' locks), and wait to be killed."""
+    with PostgresStore(dsn) as store, store.unit_of_work() as uow:
+        uow.customers.save(customer)
+        uow.customers.save(new)
+        uow.customers.list(customer.partner_id)  # writes the saves
+        assert uow._writing
+        report.send("holding")
+        time.sleep(60)
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(
+    "fork" not in multiprocessing.get_all_start_methods(), reason="needs the fork start method"
+)
+class TestKilledProcesses:
+    @pytest.mark.parametrize(
+        "delay",
+        [None, 0, 0.02, 0.1],
+        ids=lambda d: "before COMMIT" if d is None else f"{d} s after two batches",
+    )
+    def test_a_process_killed_in_the_middle_of_a_large_commit_leaves_all_of_it_or_none(
+        self, store: SchemaStore, delay: float | None
+    ) -> None:
+        from altpay_core.adapters import _sql
+
+        partner = Partner.create(name="Northwind IT", country="US")
+        earlier = [created(partner, f"Earlier {n}") for n in range(3)]
+        with store.unit_of_work() as uow:
+            uow.partners.save(partner)
+            earlier = [uow.customers.save(c) for c in earlier]
+            uow.commit()
+        changed = earlier[0].add_user(first_name="Bo", last_name="Ek", email="bo@globex.example")
+        count = 2 * _sql.BATCH_SIZE + 500
+        customers = [created(partner, f"Company {n}") for n in range(count)]
+        name = f"killed-{uuid.uuid4().hex}"
+        child, here = _start(_commit_many, _named(store, name), changed, customers, delay is None)
+        _told(here, "written")
+        if delay is None:
+            _told(here, "committing")
+        else:
+            time.sleep(delay)
+        _kill_and_wait(store, child, name)
+        found, events = _counts(store, [str(c.id) for c in customers])
+        # All of it or none of it, events included.
+        assert (found, events) in {(0, 0), (count, count)}
+        if delay is None:
+            assert found == 0  # killed before its COMMIT
+        with store.unit_of_work() as uow:
+            now = uow.customers.get(partner.id, changed.id)
+            # Every earlier commit as it was, or changed by this one.
+            assert now == (attrs.evolve(changed, version=2) if found else earlier[0])
+            assert [uow.customers.get(partner.id, c.id) for c in earlier[1:]] == earlier[1:]
+        # No lock left behind: another session changes the same row at once.
+        impatient = PostgresStore(_named(store, "after", lock_timeout="100"))
+        with impatient, impatient.unit_of_work() as uow:
+            uow.customers.save(now.archive())
+            uow.commit()
+
+    @pytest.mark.parametrize("how", ["exit", "publishing"])
+    def test_events_of_a_process_that_dies_before_publishing_them_are_pending_once(
+        self, store: SchemaStore, how: str
+    ) -> None:
+        partner = Partner.create(name="Northwind IT", country="US")
+        with store.unit_of_work() as uow:
+            uow.partners.save(partner)
+            uow.commit()
+        batches = [[created(partner, f"Company {b}-{n}") for n in range(5)] for b in range(3)]
+        name = f"killed-{uuid.uuid4().hex}"
+        child, here = _start(_commit_then_die, _named(store, name), batches, how)
+        _told(here, "committed" if how == "exit" else "publishing")
+        if how == "exit":
+            child.join(30)
+            assert child.exitcode == 0
+        else:
+            _kill_and_wait(store, child, name)
+        with store.unit_of_work() as uow:
+            messages = uow.outbox.pending(1000)
+            # Every event, in commit order.
+            assert [m.event.aggregate_id for m in messages] == [
+                str(c.id) for batch in batches for c in batch
+            ]
+            assert [m.position for m in messages] == sorted(m.position for m in messages)
+            uow.outbox.mark_published(m.position for m in messages)
+            uow.commit()
+        with PostgresStore(_named(store, "after")) as other, other.unit_of_work() as uow:
+            assert uow.outbox.pending(1000) == []  # nothing published twice
+
+    def test_a_process_killed_holding_rows_keeps_no_one_waiting_and_leaves_nothing(
+        self, store: SchemaStore
+    ) -> None:
+        partner = Partner.create(name="Northwind IT", country="US").add_tag(
+            name="VIP", colour="#AA0000"
+        )
+        with store.unit_of_work() as uow:
+            uow.partners.save(partner)
+            customer = uow.customers.save(created(partner))
+            uow.commit()
+        name = f"killed-{uuid.uuid4().hex}"
+        new = created(partner, "Initech")
+        child, here = _start(_hold_rows, _named(store, name), customer.archive(), new)
+        _told(here, "holding")
+        tagged = customer.set_tags(partner, [partner.tags[0]])
+        with PostgresStore(_named(store, "after", lock_timeout="100")) as impatient:
+            with impatient.unit_of_work() as uow:
+                uow.customers.save(tagged)
+                with pytest.raises(ConcurrencyConflict):
+                    uow.commit()  # the child holds the row
+            _kill_and_wait(store, child, name)
+            with impatient.unit_of_work() as uow:  # at once
+                assert uow.customers.get(partner.id, customer.id) == customer
+                with pytest.raises(NotFound):
+                    uow.customers.get(partner.id, new.id)
+                assert [m.event.aggregate_id for m in uow.outbox.pending()] == [str(customer.id)]
+                uow.customers.save(tagged)
+                uow.commit()
+            with impatient.unit_of_work() as uow:
+                assert uow.customers.get(partner.id, customer.id).version == 2
