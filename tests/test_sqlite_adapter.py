@@ -2259,6 +2259,161 @@ class TestLocking:
             assert uow.partners.get(partner.id).version == 1
 
 
+def _companions(path: Path) -> list[Path]:
+    """The database file and SQLite's files beside it, those that exist."""
+    names = (path, Path(f"{path}-wal"), Path(f"{path}-shm"))
+    return [name for name in names if name.exists()]
+
+
+def _move(path: Path, how: str) -> bytes | None:
+    """Take the file at ``path`` away, as ``how`` says; what a replacement
+    (another store's file, moved onto the path) holds."""
+    if how == "deleted":
+        for name in _companions(path):
+            name.unlink()
+        return None
+    if how == "renamed":
+        for name in _companions(path):
+            name.rename(name.with_name(name.name.replace("altpay.db", "moved.db")))
+        return None
+    other = path.with_name("other.db")
+    with SqliteStore(other) as store:
+        stored(store, new_partner())
+    for name in _companions(path):
+        name.unlink()
+    os.replace(other, path)
+    return path.read_bytes()
+
+
+def _left_alone(path: Path, theirs: bytes | None) -> None:
+    """Nothing at ``path`` but what was put there, once the store is
+    closed: no new, empty file where the store's was taken away, and a
+    replacement as it was."""
+    if theirs is None:
+        assert _companions(path) == []
+    else:
+        assert _companions(path) == [path]
+        assert path.read_bytes() == theirs
+
+
+MOVES = ["deleted", "renamed", "replaced"]
+
+
+class TestFileTakenAwayWhileOpen:
+    """A file deleted, moved or replaced while its store is open: the store
+    refuses to go on rather than commit into a file that no one else reads,
+    or into another database (or create a new, empty one at the path)."""
+
+    def moved(self, path: Path) -> str:
+        return f"the database file {re.escape(shown(str(path)))} was deleted, moved or replaced"
+
+    @pytest.mark.parametrize("how", MOVES)
+    def test_a_commit_under_way_is_rolled_back(self, path: Path, how: str) -> None:
+        partner = new_partner()
+        with SqliteStore(path) as store:
+            stored(store, partner)
+            with store.unit_of_work() as uow:
+                uow.customers.save(new_customer(partner))
+                assert len(uow.customers.list(partner.id).items) == 1  # written, uncommitted
+                theirs = _move(path, how)
+                with pytest.raises(AltpayError, match=self.moved(path)):
+                    uow.commit()
+                with pytest.raises(AltpayError, match=self.moved(path)):
+                    uow.customers.list(partner.id)  # rolled back, and refused
+        _left_alone(path, theirs)
+
+    @pytest.mark.parametrize("how", MOVES)
+    def test_a_pooled_connection_is_not_used(self, path: Path, how: str) -> None:
+        partner = new_partner()
+        with SqliteStore(path) as store:
+            stored(store, partner)
+            assert len(store._idle) == 1
+            theirs = _move(path, how)
+            for _ in range(2):  # and the store goes on refusing
+                with pytest.raises(AltpayError, match=self.moved(path)):
+                    stored(store, new_partner())
+        _left_alone(path, theirs)
+
+    @pytest.mark.parametrize("how", MOVES)
+    def test_no_new_connection_is_opened(self, path: Path, how: str) -> None:
+        partner = new_partner()
+        with SqliteStore(path) as store:
+            stored(store, partner)
+            with store.unit_of_work() as holding:  # the idle connection taken
+                theirs = _move(path, how)
+                with pytest.raises(AltpayError, match=self.moved(path)):
+                    stored(store, new_partner())
+                assert store._idle == []
+                holding.rollback()
+        _left_alone(path, theirs)
+
+    @pytest.mark.parametrize(
+        "name",
+        [
+            lambda path: path,
+            str,
+            lambda path: f"file:{quote(str(path))}",
+            lambda path: f"file:{quote(str(path))}?mode=rwc",
+            lambda path: f"file://{quote(str(path))}?cache=private#part",
+        ],
+        ids=["path object", "text", "URI", "URI with a mode", "URI with a query and fragment"],
+    )
+    def test_a_new_connection_opens_the_file_only_if_it_is_there(
+        self, path: Path, name: Any
+    ) -> None:
+        partner = new_partner()
+        with SqliteStore(name(path)) as store:
+            stored(store, partner)
+            with store.unit_of_work() as holding, store.unit_of_work() as uow:
+                assert uow.partners.get(partner.id).version == 1  # on a second connection
+                holding.rollback()
+            with store.unit_of_work() as holding:
+                _move(path, "deleted")
+                with pytest.raises(AltpayError, match="was deleted, moved or replaced"):
+                    store.unit_of_work().__enter__()
+                holding.rollback()
+            assert _companions(path) == []
+
+    def test_a_read_only_uri_opens_its_new_connections_read_only(self, path: Path) -> None:
+        partner = new_partner()
+        with SqliteStore(path) as store:
+            stored(store, partner)
+        with (
+            SqliteStore(f"file:{quote(str(path))}?mode=ro") as store,
+            store.unit_of_work() as holding,
+            store.unit_of_work() as uow,  # on a second connection
+        ):
+            assert uow.partners.get(partner.id).version == 1
+            holding.rollback()
+
+    def test_the_store_goes_on_once_the_file_is_back(self, path: Path) -> None:
+        partner = new_partner()
+        with SqliteStore(path) as store:
+            stored(store, partner)
+            _move(path, "renamed")
+            with pytest.raises(AltpayError, match=self.moved(path)):
+                stored(store, new_partner())
+            for name in _companions(path.with_name("moved.db")):
+                name.rename(name.with_name(name.name.replace("moved.db", "altpay.db")))
+            stored(store, new_partner())
+        with SqliteStore(path) as store, store.unit_of_work() as uow:
+            assert uow.partners.get(partner.id).version == 1
+
+    def test_sqlites_own_files_beside_it_are_sqlites_business(self, path: Path) -> None:
+        # The -wal and -shm deleted, the database file still there: the
+        # store does not refuse (SQLite copes, or answers, as it does).
+        partner = new_partner()
+        with SqliteStore(path) as store:
+            stored(store, partner)
+            for suffix in ("-wal", "-shm"):
+                Path(f"{path}{suffix}").unlink()
+            with store.unit_of_work() as uow:
+                uow.customers.save(new_customer(partner))
+                uow.commit()
+        with SqliteStore(path) as store, store.unit_of_work() as uow:
+            assert len(uow.customers.list(partner.id).items) == 1
+
+
 class TestInvoicesAndPayments:
     """What the database itself keeps: unique numbers and idempotency keys
     against writers that skip the checks at save, and a payment stored with

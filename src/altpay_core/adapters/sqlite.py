@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pathlib
 import re
 import shutil
 import sqlite3
@@ -580,6 +581,20 @@ def _absolute(name: str) -> str:
     return f"file:{absolute}{question_mark}{query}{hash_mark}{fragment}"
 
 
+def _without_creating(target: str) -> str:
+    """The database file ``target`` (a path, or a ``file:`` URI) as a URI
+    that SQLite opens only if the file exists (``mode=rw``, the last of its
+    ``mode`` values, which is the one SQLite takes; a ``mode=ro`` URI is
+    kept as it is: it creates nothing, and ``rw`` after it is refused)."""
+    if not target.startswith("file:"):
+        return f"{pathlib.Path(target).as_uri()}?mode=rw"
+    if "ro" in _uri_values(target, "mode"):
+        return target
+    uri, hash_mark, fragment = target.partition("#")
+    joint = "&" if "?" in uri else "?"
+    return f"{uri}{joint}mode=rw{hash_mark}{fragment}"
+
+
 def _timeout(timeout: object) -> float:
     if (
         isinstance(timeout, bool)
@@ -641,6 +656,12 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
     A store is shared by the threads of a process; each process (a forked
     worker too) opens its own.
 
+    If the file at ``path`` is deleted, moved away or replaced while the
+    store is open, each unit of work that begins, and each commit (rolled
+    back), raises :class:`~altpay_core.errors.AltpayError` until the file
+    is back: nothing is committed into a file no one else reads, nor into
+    the replacement, and no new, empty file is created at ``path``.
+
     >>> from altpay_core import Partner
     >>> with SqliteStore(":memory:") as store:
     ...     with store.unit_of_work() as uow:
@@ -660,6 +681,10 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
         self.timeout = _timeout(timeout)
         super().__init__()
         self._directory: weakref.finalize[Any, Any] | None = None
+        self._file: tuple[int, int] | None = None
+        """The file's identity (device, inode) as the store opened it (``None``
+        for ``":memory:"``): every later connection, and every commit, must
+        find the same file at the path."""
         if os.fspath(path) == ":memory:":  # as text or as a path object
             # Deleted at close(), or when the store is collected or the
             # process exits, by the process that made it only (not by a
@@ -681,6 +706,8 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
         connection: sqlite3.Connection | None = None
         try:
             connection = self._connect()
+            if self.path is not None:
+                self._file = _file_key(self._target)
             # First, while nothing in the file has changed: another
             # program's database is refused as it is, not turned to WAL.
             check_database(connection, self.migrations, shown(self._target))
@@ -701,12 +728,18 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
         self._release(connection)
 
     def _connect(self) -> sqlite3.Connection:
+        name = self._target
+        if self._file is not None:
+            # A later connection: to the file the store opened, never to a
+            # new, empty one that SQLite would create where it was deleted.
+            self._check_file()
+            name = _without_creating(name)
         connection = sqlite3.connect(
-            self._target,
+            name,
             timeout=self.timeout,
             # A name that starts with "file:" is a URI (see _private_uri),
             # whatever SQLite's build does by default.
-            uri=self._target.startswith("file:"),
+            uri=name.startswith("file:"),
             # Autocommit: the unit of work begins and ends its transactions.
             isolation_level=None,
             # A connection serves one unit of work at a time, whichever
@@ -726,6 +759,25 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
 
     def _disconnect(self, connection: sqlite3.Connection) -> None:
         connection.close()
+
+    def _acquire(self) -> sqlite3.Connection:
+        # An idle connection keeps reading and writing its file, even once
+        # the path names another one, or none.
+        self._check_file()
+        return super()._acquire()
+
+    def _check_file(self) -> None:
+        """Refuse to go on if the file at the path is no longer the one the
+        store opened (deleted, moved or replaced): the store's connections
+        would commit into a file that no one else reads, or into another
+        database. A ``":memory:"`` store is not checked."""
+        if self._file is not None and _file_key(self._target) != self._file:
+            raise AltpayError(
+                f"the database file {shown(self._target)} was deleted, moved or replaced "
+                "while the SqliteStore was open; nothing was written, and the store "
+                "refuses every unit of work until the file is back: put it back, or "
+                "close the store and open one on the file where it is now"
+            )
 
     @checked_arguments
     def unit_of_work(self) -> SqliteUnitOfWork:
@@ -876,6 +928,11 @@ class SqliteUnitOfWork(SqlUnitOfWork[sqlite3.Connection]):
         _WRITERS.add(self)
 
     def _end(self, connection: sqlite3.Connection, commit: bool) -> None:
+        store = self._store
+        if commit and isinstance(store, SqliteStore):
+            # Before the commit: the file may have gone since the transaction
+            # began (the roll-back follows, as for any failed commit).
+            store._check_file()
         try:
             if connection.in_transaction:
                 connection.execute("COMMIT" if commit else "ROLLBACK")
