@@ -1265,6 +1265,28 @@ def tagging(store: SchemaStore) -> tuple[Partner, Customer]:
     return partner, customer
 
 
+def in_thread(work: Callable[[], Any]) -> Any:
+    """What ``work`` returns, run in a thread of its own as another writer
+    would be (units of work of one store nested in one thread may not begin
+    to write while the outer one holds its transaction open); or what it
+    raised."""
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append((work(), None))
+        except BaseException as error:  # handed to the caller
+            outcome.append((None, error))
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(60)
+    ((result, error),) = outcome
+    if error is not None:
+        raise error
+    return result
+
+
 def refused_after_waiting(
     outcome: dict[str, BaseException | None], waited: bool
 ) -> InvariantViolation:
@@ -1306,9 +1328,13 @@ class TestLocksBetweenAggregates:
         strict = PostgresStore(in_schema(store.server_dsn, store.schema, default))
         with strict, strict.unit_of_work() as uow:
             uow.outbox.pending()  # its transaction has begun
-            with strict.unit_of_work() as other:
-                other.customers.save(customer.set_tags(partner, ["VIP"]))
-                other.commit()
+
+            def tag() -> None:
+                with strict.unit_of_work() as other:
+                    other.customers.save(customer.set_tags(partner, ["VIP"]))
+                    other.commit()
+
+            in_thread(tag)
             without = uow.partners.get(partner.id).delete_tag("VIP", by=partner.team[0])
 
             def delete() -> None:
@@ -1729,11 +1755,18 @@ class TestDriverErrors:
             uow.commit()
         with store.unit_of_work() as publisher:
             (first,) = publisher.outbox.pending()
-            with store.unit_of_work() as writer:
-                writer.customers.save(created(partner, "Second"))
-                writer.commit()
-            with store.unit_of_work() as other:
-                (second,) = other.outbox.pending()
+
+            def write() -> None:
+                with store.unit_of_work() as writer:
+                    writer.customers.save(created(partner, "Second"))
+                    writer.commit()
+
+            def publish() -> list[Any]:
+                with store.unit_of_work() as other:
+                    return other.outbox.pending()
+
+            in_thread(write)
+            (second,) = in_thread(publish)
             assert second.position > first.position
             publisher.outbox.mark_published([first.position])
             publisher.commit()

@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar, cast
 from urllib.parse import quote
@@ -225,6 +225,28 @@ def stored(store: SqliteStore, partner: Partner, *customers: Customer) -> list[C
         saved = [uow.customers.save(c) for c in customers]
         uow.commit()
     return saved
+
+
+def in_thread(work: Callable[[], Any]) -> Any:
+    """What ``work`` returns, run in a thread of its own as another writer
+    would be (units of work of one store nested in one thread may not begin
+    to write while the outer one holds its transaction open); or what it
+    raised."""
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append((work(), None))
+        except BaseException as error:  # handed to the caller
+            outcome.append((None, error))
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(60)
+    ((result, error),) = outcome
+    if error is not None:
+        raise error
+    return result
 
 
 TODAY = dt.date(2026, 3, 2)
@@ -1979,8 +2001,13 @@ class TestLocking:
             stored(store, partner, created(partner))
             with store.unit_of_work() as publisher:
                 (message,) = publisher.outbox.pending()
-                with store.unit_of_work() as other, pytest.raises(ConcurrencyConflict):
-                    other.outbox.pending()
+
+                def other_publisher() -> None:
+                    with store.unit_of_work() as other:
+                        other.outbox.pending()
+
+                with pytest.raises(ConcurrencyConflict):
+                    in_thread(other_publisher)
                 publisher.outbox.mark_published([message.position])
                 publisher.commit()
                 # Its claim ended with the commit.

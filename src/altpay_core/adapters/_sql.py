@@ -52,6 +52,7 @@ import datetime as dt
 import os
 import re
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Generic, NoReturn, TypeVar
 
@@ -866,6 +867,11 @@ class SqlStore(Store, Generic[C]):
         self._idle: list[C] = []
         self._inherited: list[C] = []
         self._closed = False
+        self._writers: weakref.WeakKeyDictionary[SqlUnitOfWork[C], tuple[int, int]] = (
+            weakref.WeakKeyDictionary()
+        )
+        """The units of work holding a write transaction open, each with the
+        process and thread that began it."""
         # Connections must not cross a fork (SQLite's rule, and a PostgreSQL
         # connection's socket would be shared): a child process opens its own.
         self._pid = os.getpid()
@@ -932,6 +938,29 @@ class SqlStore(Store, Generic[C]):
                 return
         self._disconnect(connection)
 
+    def _hold_write(self, uow: SqlUnitOfWork[C]) -> None:
+        """Note that ``uow`` begins its write transaction in this thread;
+        refuse it at once if another unit of work of this store holds one
+        open in this thread: that one cannot end while this one waits for
+        it, so the wait would never end (a lock wait to PostgreSQL, SQLite's
+        write lock until the timeout). Units of work of other threads are
+        waited for as ever; those of a parent process (forked) are not this
+        process's."""
+        here = (os.getpid(), threading.get_ident())
+        with self._lock:
+            if here in self._writers.values():
+                raise AltpayError(
+                    f"another unit of work of this {type(self).__name__} holds its "
+                    "transaction open in this thread, and this one would wait for it "
+                    "forever: commit or end that one first; nothing of this one was written"
+                )
+            self._writers[uow] = here
+
+    def _drop_write(self, uow: SqlUnitOfWork[C]) -> None:
+        """Forget that ``uow`` holds a write transaction open (it ended)."""
+        with self._lock:
+            self._writers.pop(uow, None)
+
     @property
     def closed(self) -> bool:
         """Whether :meth:`close` was called."""
@@ -989,7 +1018,10 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
     unique indexes): a writer that committed in between turns into a
     clean :class:`~altpay_core.errors.ConcurrencyConflict`, and the write
     lock is held for the writing only, not while the caller works between
-    its saves and its commit.
+    its saves and its commit. A unit of work that would begin its write
+    transaction while another of the store holds one open in the same
+    thread is refused at once (:meth:`SqlStore._hold_write`): it would wait
+    for that one forever.
     """
 
     def __init__(self, store: SqlStore[C]) -> None:
@@ -1132,6 +1164,13 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
         self._connection = self._acquire()
         return self._connection
 
+    def _start_writing(self, connection: C) -> None:
+        """Begin the write transaction, unless another unit of work of the
+        store holds one open in this thread (:meth:`SqlStore._hold_write`)."""
+        self._store._hold_write(self)
+        self._begin_write(connection)
+        self._writing = True
+
     def _in_block(self) -> None:
         super()._in_block()
         if self._broken is not None:
@@ -1189,6 +1228,7 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
 
     def _clear(self) -> None:
         self._writing = False
+        self._store._drop_write(self)
         self._unflushed = False
         self._batched = 0
         self._forget_pending()
@@ -1427,8 +1467,7 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
         self._batched = 0
         with self._guard():
             if not self._writing:
-                self._begin_write(connection)
-                self._writing = True
+                self._start_writing(connection)
             self._read_partners(connection)
             for table in TABLES:
                 pending = self._pending[table.name]
@@ -1753,8 +1792,7 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
         elif not self._writing:
             connection = self._conn()
             with self._guard():
-                self._begin_write(connection)
-                self._writing = True
+                self._start_writing(connection)
         return self._query(self._sql.outbox_pending, (limit,))
 
     def _mark_published(self, positions: Iterable[int]) -> None:

@@ -41,7 +41,10 @@ or a wait for another writer's lock longer than the connection's
 error as its ``__cause__``. A wait cut off by ``statement_timeout`` is
 psycopg's ``QueryCanceled``, after the same roll-back: PostgreSQL reports
 it as it reports a user's cancel, so set a ``lock_timeout`` shorter than
-the ``statement_timeout`` to have such waits end as conflicts.
+the ``statement_timeout`` to have such waits end as conflicts. A unit of
+work that would begin to write while another of the same store holds its
+write transaction open in the same thread, and so wait for it forever, is
+refused at once with :class:`~altpay_core.errors.AltpayError`.
 
 The rules between aggregates are checked at commit, in that transaction: a
 tagged customer's partner, the partner of a new customer added by hand or

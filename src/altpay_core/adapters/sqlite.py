@@ -32,7 +32,9 @@ against the latest commit (a new aggregate's id only as its row is
 written) and keeps the rows in memory; it writes them (one
 ``executemany`` per statement) at commit, before a read that must see them,
 and every 2,000 saves, in a ``BEGIN IMMEDIATE`` transaction: that waits, up
-to ``timeout`` seconds, for another writer to finish, and then the database
+to ``timeout`` seconds, for another writer to finish (one of the same store
+in the same thread, which could never finish meanwhile, is refused at once
+with :class:`~altpay_core.errors.AltpayError`), and then the database
 checks each row again (``UPDATE ... WHERE version = ?``, primary keys,
 unique indexes), so a writer that committed in between is caught, not
 overwritten. The rules between aggregates (a customer's tags in its
