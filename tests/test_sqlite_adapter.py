@@ -8,6 +8,7 @@ import datetime as dt
 import multiprocessing
 import os
 import re
+import shutil
 import signal
 import sqlite3
 import sys
@@ -1405,6 +1406,48 @@ def test_an_in_memory_store_is_deleted_at_close() -> None:
     store.close()
     assert not directory.exists()
     store.close()
+
+
+def test_an_in_memory_store_whose_file_is_deleted_refuses_to_go_on() -> None:
+    partner = new_partner()
+    with SqliteStore(":memory:") as store:
+        stored(store, partner)
+        shutil.rmtree(Path(store._target).parent)
+        for _ in range(2):  # no new, empty database in its place
+            with pytest.raises(AltpayError, match=r"SqliteStore\(':memory:'\)'s database was"):
+                stored(store, new_partner())
+        assert not Path(store._target).exists()
+
+
+def _use_after_the_parent_closed(store: SqliteStore, partner: Partner, report: Any) -> None:
+    """In a child: wait for the parent to close ``store``, then use it."""
+    report.recv()
+    try:
+        stored(store, created(partner))
+    except AltpayError as error:
+        report.send(str(error))
+    else:
+        report.send("written")
+
+
+@pytest.mark.skipif(
+    "fork" not in multiprocessing.get_all_start_methods(), reason="needs the fork start method"
+)
+def test_a_forked_worker_is_told_when_the_parent_closed_its_in_memory_store() -> None:
+    partner = new_partner()
+    store = SqliteStore(":memory:")
+    stored(store, partner)
+    context = multiprocessing.get_context("fork")
+    here, there = context.Pipe()
+    worker = context.Process(target=_use_after_the_parent_closed, args=(store, partner, there))
+    worker.start()
+    store.close()  # deletes the database, which the worker's copy of the store used
+    here.send("closed")
+    assert here.poll(60)
+    told = here.recv()
+    worker.join(60)
+    assert worker.exitcode == 0
+    assert told.startswith("the SqliteStore(':memory:')'s database was deleted")
 
 
 @pytest.mark.skipif(

@@ -684,9 +684,9 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
         super().__init__()
         self._directory: weakref.finalize[Any, Any] | None = None
         self._file: tuple[int, int] | None = None
-        """The file's identity (device, inode) as the store opened it (``None``
-        for ``":memory:"``): every later connection, and every commit, must
-        find the same file at the path."""
+        """The file's identity (device, inode) as the store opened it (for
+        ``":memory:"``, its private file's): every later connection, and
+        every commit, must find the same file at the path."""
         if os.fspath(path) == ":memory:":  # as text or as a path object
             # Deleted at close(), or when the store is collected or the
             # process exits, by the process that made it only (not by a
@@ -708,8 +708,7 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
         connection: sqlite3.Connection | None = None
         try:
             connection = self._connect()
-            if self.path is not None:
-                self._file = _file_key(self._target)
+            self._file = _file_key(self._target)
             # First, while nothing in the file has changed: another
             # program's database is refused as it is, not turned to WAL.
             check_database(connection, self.migrations, shown(self._target))
@@ -772,14 +771,23 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
         """Refuse to go on if the file at the path is no longer the one the
         store opened (deleted, moved or replaced): the store's connections
         would commit into a file that no one else reads, or into another
-        database. A ``":memory:"`` store is not checked."""
-        if self._file is not None and _file_key(self._target) != self._file:
+        database. A ``":memory:"`` store's file is gone once the process that
+        opened the store closed it (a forked child's copy of the store cannot
+        go on)."""
+        if self._file is None or _file_key(self._target) == self._file:
+            return
+        if self.path is None:
             raise AltpayError(
-                f"the database file {shown(self._target)} was deleted, moved or replaced "
-                "while the SqliteStore was open; nothing was written, and the store "
-                "refuses every unit of work until the file is back: put it back, or "
-                "close the store and open one on the file where it is now"
+                "the SqliteStore(':memory:')'s database was deleted (by close() in "
+                "the process that opened it, or by hand) while this copy of the "
+                "store was open; nothing was written: open a new store"
             )
+        raise AltpayError(
+            f"the database file {shown(self._target)} was deleted, moved or replaced "
+            "while the SqliteStore was open; nothing was written, and the store "
+            "refuses every unit of work until the file is back: put it back, or "
+            "close the store and open one on the file where it is now"
+        )
 
     @checked_arguments
     def unit_of_work(self) -> SqliteUnitOfWork:
