@@ -6,6 +6,7 @@ import datetime as dt
 import inspect
 import re
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -1016,6 +1017,50 @@ class TestLaterInThePaymentsLife:
         with store.unit_of_work() as uow:
             assert uow.payments.get(b.partner.id, payment.id) == payment
             assert uow.invoices.get(b.partner.id, one.id) == one
+
+    @pytest.mark.parametrize(
+        "service",
+        [
+            services.fail_payment,
+            services.return_payment,
+            services.charge_back_payment,
+            services.refund_payment,
+        ],
+    )
+    def test_a_payment_given_back_between_its_reads_is_a_conflict(
+        self,
+        store: MemoryStore,
+        billing: Billing,
+        monkeypatch: pytest.MonkeyPatch,
+        service: Callable[..., Any],
+    ) -> None:
+        # Another unit of work fails the payment after this one read it and
+        # before it reads the invoice: the payment as read is out of date.
+        b = billing
+        payment, (one,) = pay(store, b, [b.one], method="card")
+        with store.unit_of_work() as uow:
+            services.succeed_payment(uow, b.partner.id, payment.id, at=at(7))
+            payment = services.settle_payment(uow, b.partner.id, payment.id, at=at(8))
+        with store.unit_of_work() as uow:
+            get = uow.invoices.get
+
+            def another_writer_first(partner_id: PartnerId, invoice_id: InvoiceId) -> Invoice:
+                with store.unit_of_work() as other:
+                    services.charge_back_payment(other, b.partner.id, payment.id, at=at(9))
+                return get(partner_id, invoice_id)
+
+            monkeypatch.setattr(uow.invoices, "get", another_writer_first)
+            with pytest.raises(ConcurrencyConflict) as caught:
+                service(uow, b.partner.id, payment.id, at=at(10))
+            monkeypatch.undo()
+            assert (caught.value.kind, caught.value.key) == ("payment", str(payment.id))
+            assert "nothing was written" in str(caught.value)
+            # Read again, the payment is refused for what it now is (I6, I7).
+            with pytest.raises(InvariantViolation):
+                service(uow, b.partner.id, payment.id, at=at(10))
+        with store.unit_of_work() as uow:
+            assert uow.payments.get(b.partner.id, payment.id).status is PaymentStatus.CHARGED_BACK
+            assert uow.invoices.get(b.partner.id, one.id).balance == Money("100.00", "USD")
 
     def test_unknown_payments_are_not_found(self, store: MemoryStore, billing: Billing) -> None:
         with store.unit_of_work() as uow:

@@ -487,7 +487,20 @@ def _payment_and_invoices(
     uow: UnitOfWork, partner_id: PartnerId, payment_id: PaymentId
 ) -> tuple[Payment, list[Invoice]]:
     payment = uow.payments.get(partner_id, payment_id)
-    return payment, [uow.invoices.get(partner_id, i) for i in payment.invoice_ids]
+    invoices = [uow.invoices.get(partner_id, i) for i in payment.invoice_ids]
+    if payment.status.holds_balance:
+        for invoice in invoices:
+            if not any(p.payment_id == payment.id and not p.released for p in invoice.payments):
+                # Given back by another unit of work between the two reads:
+                # the payment as read is out of date, as a stale save is.
+                raise ConcurrencyConflict(
+                    f"payment {payment.id} was changed by another writer while it was "
+                    f"read (invoice {invoice.number} no longer holds its part); nothing "
+                    "was written: read it again",
+                    kind="payment",
+                    key=payment.id,
+                )
+    return payment, invoices
 
 
 @checked_arguments
