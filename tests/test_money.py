@@ -307,7 +307,12 @@ def test_a_rounding_mode_is_named_by_its_member_name_or_decimal_constant() -> No
             assert Money("1.005", "USD", rounding=named) == Money("1.005", "USD", rounding=mode)
 
 
-@pytest.mark.parametrize("mode", ["bogus", "HALF EVEN", "ROUND_HALF", "", [], 1])
+@pytest.mark.parametrize(
+    "mode",
+    # The last two: letters that upper-case to ASCII ones (a ligature, a
+    # dotless i) are not the mode's name.
+    ["bogus", "HALF EVEN", "ROUND_HALF", "", [], 1, "\ufb02oor", "ce\u0131l\u0131ng"],
+)
 @pytest.mark.parametrize(
     "call",
     [

@@ -109,7 +109,9 @@ _ROUNDINGS: Final[dict[object, str]] = {
 
 def _rounding(value: object, path: str = "rounding") -> str:
     try:
-        return _ROUNDINGS[value.upper() if type(value) is str else value]
+        # ASCII only, as every code read in any case: str.upper() turns some
+        # other letters into ASCII ones ("\ufb02oor" into "FLOOR").
+        return _ROUNDINGS[value.upper() if type(value) is str and value.isascii() else value]
     except (KeyError, TypeError):  # TypeError: unhashable
         names = ", ".join(repr(r.name) for r in Rounding)
         raise ValidationError.single(
