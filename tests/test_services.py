@@ -749,6 +749,47 @@ class TestPayInvoices:
             assert uow.customers.get(b.partner.id, b.other.id) == b.other
         store.close()
 
+    @pytest.mark.parametrize("kind", ["memory", "sqlite"])
+    @pytest.mark.parametrize(
+        "refused", [("archive", "C8", "customer_id"), ("remove the payer", "I1", "user_id")]
+    )
+    def test_a_customer_changed_by_another_writer_before_the_commit_pays_nothing(
+        self,
+        kind: str,
+        refused: tuple[str, str, str],
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        # Another writer archives the customer, or takes Ann's login away,
+        # just after the service read the customer: at commit, the store
+        # refuses Ann's payment, and nothing of it is written.
+        store: Store = MemoryStore() if kind == "memory" else SqliteStore(tmp_path / "a.db")
+        b = a_billing(store)
+        change, rule, path = refused
+        changed = b.customer.archive() if change == "archive" else b.customer.remove_user(b.ann)
+        with store.unit_of_work() as uow:
+            read = uow.customers.get
+
+            def read_then_another_writer(partner_id: Any, customer_id: CustomerId) -> Customer:
+                got = read(partner_id, customer_id)
+                with store.unit_of_work() as other:
+                    other.customers.save(changed)
+                    other.commit()
+                return got
+
+            monkeypatch.setattr(uow.customers, "get", read_then_another_writer)
+            with pytest.raises(InvariantViolation) as caught:
+                pay_both_by_ach(uow, b)
+        assert (caught.value.rule, caught.value.path) == (rule, path)
+        with store.unit_of_work() as uow:
+            assert uow.customers.get(b.partner.id, b.customer.id).version == 2
+            assert uow.invoices.get(b.partner.id, b.one.id) == b.one
+            assert uow.invoices.get(b.partner.id, b.two.id) == b.two
+            assert uow.payments.get_by_idempotency_key(b.partner.id, "req-1") is None
+            assert uow.payments.for_invoice(b.partner.id, b.one.id) == []
+            assert "invoice_paid" not in [m.event.topic for m in uow.outbox.pending()]
+        store.close()
+
     def test_a_request_that_lost_a_race_for_its_key_replays_the_winner(
         self, store: MemoryStore, billing: Billing, monkeypatch: pytest.MonkeyPatch
     ) -> None:

@@ -120,6 +120,8 @@ __all__ = [
     "may_add_customer",
     "may_resolve",
     "methods_customer_missing",
+    "payment_customer_archived",
+    "payment_payer_missing",
     "resolver_not_allowed",
     "tag_not_in_catalog",
     "tag_still_carried",
@@ -612,6 +614,31 @@ def invoice_customer_archived(invoice: object, customer: object) -> InvariantVio
 
 
 @checked_arguments
+def payment_customer_archived(payment: object, customer: object) -> InvariantViolation:
+    """New payment ``payment`` names ``customer``, archived at commit (C8)."""
+    return InvariantViolation(
+        f"customer {customer} is archived (meanwhile, perhaps: read it again), and an "
+        f"archived customer's invoices are not payable: payment {payment} was not stored "
+        "(nothing was written)",
+        rule="C8",
+        path="customer_id",
+    )
+
+
+@checked_arguments
+def payment_payer_missing(payment: object, user: object, customer: object) -> InvariantViolation:
+    """New payment ``payment`` is made by ``user``, at commit no user of its
+    customer ``customer`` (I1)."""
+    return InvariantViolation(
+        f"user {user} is not a user of customer {customer} (removed meanwhile, perhaps: "
+        "read the customer again), and only a customer's users pay its invoices: payment "
+        f"{payment} was not stored (nothing was written)",
+        rule="I1",
+        path="user_id",
+    )
+
+
+@checked_arguments
 def may_resolve(partner: Partner | None, member: TeamMemberId | None) -> bool:
     """Whether ``member`` may resolve the access requests of ``partner`` (its
     state at commit; ``None`` for a partner not stored): one of its team,
@@ -1052,7 +1079,13 @@ class PaymentRepository(abc.ABC):
         not ``payment.version``, if the id is another partner's payment's, or
         if the idempotency key is another payment's of the partner: raised by
         this save or, at the latest, by :meth:`UnitOfWork.commit`, as for
-        :meth:`CustomerRepository.save`.
+        :meth:`CustomerRepository.save`. At commit, a new payment (version 0)
+        whose customer is then a stored customer of the partner (committed or
+        saved in this unit of work) raises ``InvariantViolation`` if that
+        customer is archived (C8, :func:`payment_customer_archived`) or its
+        ``user_id`` is none of the customer's users (I1,
+        :func:`payment_payer_missing`); one whose customer is not stored is
+        not checked.
         """
 
 

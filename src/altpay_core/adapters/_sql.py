@@ -25,7 +25,8 @@ catalog; a tag taken out of a catalog is carried by no customer; a new
 customer is added by hand only to a partner none of whose integrations
 syncs customers, and a new synced one names a connected integration of its
 partner that syncs customers; a new invoice names a customer of its partner that is not
-archived; a resolved access request names a member of its partner's team
+archived, and so is a new payment's stored customer, which has the
+payment's payer among its users; a resolved access request names a member of its partner's team
 who may resolve it; a first payment methods book names a customer of its
 partner) are checked
 in the write transaction, against the data as it stands at commit: where
@@ -112,6 +113,8 @@ from altpay_core.ports import (
     may_add_customer,
     may_resolve,
     methods_customer_missing,
+    payment_customer_archived,
+    payment_payer_missing,
     resolver_not_allowed,
     tag_not_in_catalog,
     tag_still_carried,
@@ -815,6 +818,10 @@ class Statements:
             f"SELECT id, partner_id, status FROM customers WHERE id IN ({marks(CHECK_SIZE)}) "
             f"ORDER BY id{dialect.share}"
         )
+        # CHECK_SIZE ids at a time (a shorter list repeats its last id).
+        self.customers_in = sql(
+            f"SELECT {CUSTOMERS.select()} FROM customers WHERE id IN ({marks(CHECK_SIZE)})"
+        )
         self.outbox_insert = sql(
             f"INSERT INTO outbox ({', '.join(OUTBOX_COLUMNS)}) "
             f"VALUES ({marks(len(OUTBOX_COLUMNS))})"
@@ -1072,6 +1079,9 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
         self._invoiced: dict[tuple[str, str], str] = {}
         """(customer, partner) that the new invoices written name, and the
         smallest id of such an invoice."""
+        self._paid: dict[tuple[str, str, str], str] = {}
+        """(customer, partner, payer) that the new payments written name, and
+        the smallest id of such a payment."""
         self._booked: list[tuple[str, str]] = []
         """(customer, partner) of each new payment methods book written."""
         self.partners = SqlPartners(self)
@@ -1242,6 +1252,7 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
         self._tagged.clear()
         self._removed.clear()
         self._invoiced.clear()
+        self._paid.clear()
         self._booked.clear()
 
     def _forget_pending(self) -> None:
@@ -1662,8 +1673,8 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
 
     def _written(self, table: AggregateTable, items: list[_Pending]) -> None:
         """Note what the commit's checks need of the rows just written: the
-        partners' catalogs, the customers of the new invoices and of the new
-        payment methods books."""
+        partners' catalogs, the customers of the new invoices, of the new
+        payments (and their payers) and of the new payment methods books."""
         if table is PARTNERS:
             for item in items:
                 self._note_partner(item.row[0], item.value)
@@ -1674,6 +1685,14 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
                     first = self._invoiced.get(claim)
                     if first is None or item.row[0] < first:
                         self._invoiced[claim] = item.row[0]
+        elif table is PAYMENTS:
+            for item in items:
+                if item.new:
+                    payment: Payment = item.value
+                    paid = (str(payment.customer_id), item.scope, str(payment.user_id))
+                    first = self._paid.get(paid)
+                    if first is None or item.row[0] < first:
+                        self._paid[paid] = item.row[0]
         elif table is PAYMENT_METHODS:
             self._booked.extend((item.row[0], item.scope) for item in items if item.new)
 
@@ -1684,7 +1703,9 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
         (whatever the order of the saves and of the batches); a tag taken out
         of a catalog is carried by no other customer of the partner; each new
         invoice's customer is stored, the invoice's partner's, and not
-        archived (read locked, where the database locks rows); no new
+        archived (read locked, where the database locks rows), and so is
+        each new payment's, if stored, which also has the payment's payer
+        among its users; no new
         customer was added by hand to a partner that syncs customers, and
         each new synced one names a connected integration of its partner
         that syncs customers (C6);
@@ -1713,13 +1734,16 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
         ):
             if not may_add_customer(self._teams[partner], ref):
                 raise customer_added_by_hand(customer, partner, system)
-        # The customers of the new invoices and payment methods books, read
-        # (and locked) together, in one order of ids.
+        # The customers of the new invoices, payments and payment methods
+        # books, read (and locked) together, in one order of ids.
         states = (
             self._customer_states(
-                connection, {c for c, _ in self._invoiced} | {c for c, _ in self._booked}
+                connection,
+                {c for c, _ in self._invoiced}
+                | {c for c, _, _ in self._paid}
+                | {c for c, _ in self._booked},
             )
-            if self._invoiced or self._booked
+            if self._invoiced or self._paid or self._booked
             else {}
         )
         # In order of the invoices' ids, as the memory store checks.
@@ -1730,6 +1754,19 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
                 raise invoice_customer_missing(invoice, customer)
             if state[1] == CustomerStatus.ARCHIVED.value:
                 raise invoice_customer_archived(invoice, customer)
+        # In order of the payments' ids, as the memory store checks; a
+        # payment whose customer is not stored is not checked.
+        paid = [
+            (payment, customer, payer)
+            for (customer, partner, payer), payment in self._paid.items()
+            if states.get(customer, ("", ""))[0] == partner
+        ]
+        users = self._users_of(connection, {customer for _, customer, _ in paid})
+        for payment, customer, payer in sorted(paid):
+            if states[customer][1] == CustomerStatus.ARCHIVED.value:
+                raise payment_customer_archived(payment, customer)
+            if payer not in users[customer]:
+                raise payment_payer_missing(payment, payer, customer)
         # In order of the requests' ids, as the memory store checks.
         for request, (partner, member) in sorted(self._resolved.items()):
             if not may_resolve(self._teams[partner], member):
@@ -1754,6 +1791,20 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
         if missing:
             states.update(self._read_customer_states(connection, missing))
         return states
+
+    def _users_of(self, connection: C, keys: set[str]) -> dict[str, set[str]]:
+        """The ids of each stored customer's users, by id, :data:`CHECK_SIZE`
+        at a time: customers whose rows :meth:`_customer_states` read (and
+        locked) in this transaction."""
+        users: dict[str, set[str]] = {}
+        wanted = sorted(keys)
+        for start in range(0, len(wanted), CHECK_SIZE):
+            chunk = wanted[start : start + CHECK_SIZE]
+            chunk += chunk[-1:] * (CHECK_SIZE - len(chunk))
+            for row in self._fetch(connection, self._sql.customers_in, tuple(chunk)):
+                customer: Customer = _load_row(CUSTOMERS, row)
+                users[str(customer.id)] = {str(user.id) for user in customer.users}
+        return users
 
     def _read_customer_states(self, connection: C, wanted: list[str]) -> dict[str, tuple[str, str]]:
         states: dict[str, tuple[str, str]] = {}

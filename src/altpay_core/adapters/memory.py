@@ -103,6 +103,8 @@ from altpay_core.ports import (
     may_add_customer,
     may_resolve,
     methods_customer_missing,
+    payment_customer_archived,
+    payment_payer_missing,
     resolver_not_allowed,
     tag_not_in_catalog,
     tag_still_carried,
@@ -633,7 +635,9 @@ class MemoryStore(Store):
         synced ones name a connected integration of their partner that syncs
         customers (C6); its new
         invoices name a customer of their partner that is not archived (C8,
-        I1); the access requests it resolves name a team member of their
+        I1); its new payments of a stored customer of their partner name one
+        that is not archived (C8), and one of its users as payer (I1); the
+        access requests it resolves name a team member of their
         partner who may resolve them (C9); its new payment methods books, a
         customer of their partner."""
         catalogs: dict[PartnerId, frozenset[TagId]] = {}
@@ -689,6 +693,21 @@ class MemoryStore(Store):
                 raise invoice_customer_missing(invoice_id, invoice.customer_id)
             if owner.status is CustomerStatus.ARCHIVED:
                 raise invoice_customer_archived(invoice_id, invoice.customer_id)
+        # In order of id, as the SQL stores check: the same payment named. A
+        # payment whose customer is not stored is not checked (nor are its
+        # invoices): the domain sees to that.
+        paid = sorted((p for p, base in staged.payment_base.items() if base == 0), key=str)
+        for payment_id in paid:
+            payment = staged.payments[payment_id]
+            owner = staged.customers.get(payment.customer_id)
+            if owner is None:
+                owner = self._customers.get(payment.customer_id)
+            if owner is None or owner.partner_id != payment.partner_id:
+                continue
+            if owner.status is CustomerStatus.ARCHIVED:
+                raise payment_customer_archived(payment_id, payment.customer_id)
+            if not any(user.id == payment.user_id for user in owner.users):
+                raise payment_payer_missing(payment_id, payment.user_id, payment.customer_id)
         resolved = (staged.requests[r] for r in staged.resolving)
         for request in sorted(resolved, key=lambda r: str(r.id)):
             if not may_resolve(partner_of(request.partner_id), request.resolved_by):

@@ -40,7 +40,8 @@ unique indexes), so a writer that committed in between is caught, not
 overwritten. The rules between aggregates (a customer's tags in its
 partner's catalog, a tag taken out of a catalog carried by no customer, no
 new customer added by hand to a partner that syncs customers, a new
-invoice's customer stored and not archived, an access request resolved by
+invoice's customer stored and not archived, a new payment's stored
+customer not archived and its payer one of its users, an access request resolved by
 one who may, a first payment methods book's customer stored) are checked in that
 transaction too, at commit, while no other writer can change what they read.
 

@@ -4056,6 +4056,133 @@ class PaymentRepositoryContract(_StoreFactory):
                 assert uow.payments.get_by_idempotency_key(partner.id, "key-1") == succeeded
                 uow.commit()
 
+    # the payment's customer and payer, as they stand at commit (C8, I1)
+
+    def _with_two_users(self, store: Store) -> tuple[Partner, Customer, Invoice]:
+        partner = self.store_partner(store, _partner())
+        emails = ("ann@globex.example", "bo@globex.example")
+        (customer,) = self.store_customers(store, _customer(partner, emails=emails))
+        (invoice,) = self.store_aggregates(store, _invoice(partner, customer, "1001"))
+        return partner, customer, invoice
+
+    def _assert_nothing_paid(
+        self, store: Store, partner: Partner, invoice: Invoice, before: list[OutboxMessage]
+    ) -> None:
+        with store.unit_of_work() as uow:
+            assert uow.payments.for_invoice(partner.id, invoice.id) == []
+            assert uow.invoices.get(partner.id, invoice.id) == invoice
+        assert self.pending(store) == before
+
+    def test_a_new_payment_for_a_customer_changed_meanwhile_is_refused(self, store: Store) -> None:
+        """A payment made from a customer read before another unit of work
+        archived it (C8, at ``customer_id``), or took its payer's login away
+        (I1, at ``user_id``), is refused at commit; nothing is written."""
+        for rule, path in (("C8", "customer_id"), ("I1", "user_id")):
+            partner, customer, invoice = self._with_two_users(store)
+            payer = customer.users[0]
+            with store.unit_of_work() as uow:
+                read = uow.customers.get(partner.id, customer.id)
+                changed = customer.archive() if rule == "C8" else customer.remove_user(payer.id)
+                self.store_customers(store, changed)
+                before = self.pending(store)
+                payment, touched = self._pay(partner, read, [invoice], "key-1")
+
+                def pay(saves: Sequence[Any] = (payment, *touched)) -> None:
+                    for aggregate in saves:
+                        _save(uow, aggregate)
+                    uow.commit()  # adapters that find it at save never get here
+
+                with pytest.raises(InvariantViolation) as caught:
+                    pay()
+            assert (caught.value.rule, caught.value.path) == (rule, path)
+            assert str(payer.id if rule == "I1" else customer.id) in str(caught.value)
+            self._assert_nothing_paid(store, partner, invoice, before)
+
+    def test_a_customer_changed_in_the_payments_unit_of_work_counts(self, store: Store) -> None:
+        """What counts is the customer at commit, whatever the order of the
+        saves: archived, or without the payer, in the same unit of work as a
+        new payment, it refuses it; stored with its first payment, it is
+        fine."""
+        partner, customer, invoice = self._with_two_users(store)
+        payer = customer.users[0]
+        payment, touched = self._pay(partner, customer, [invoice], "key-1")
+        before = self.pending(store)
+        changes = [
+            (customer.archive(), "C8", "customer_id"),
+            (customer.remove_user(payer.id), "I1", "user_id"),
+        ]
+        for changed, rule, path in changes:
+            for saves in ([payment, *touched, changed], [changed, payment, *touched]):
+                with pytest.raises(InvariantViolation) as caught:
+                    self.store_aggregates(store, *saves)
+                assert (caught.value.rule, caught.value.path) == (rule, path)
+                self._assert_nothing_paid(store, partner, invoice, before)
+        assert self.read_customer(store, partner.id, customer.id) == customer
+        new = _created(partner, "Initech", "bo@initech.example")
+        first = _issued(partner, new, "1002")
+        paid, settled = self._pay(partner, new, [first], "key-2")
+        self.store_aggregates(store, paid, *settled, new)
+        with store.unit_of_work() as uow:
+            assert uow.payments.get(partner.id, paid.id) == attrs.evolve(paid, version=1)
+
+    def test_a_payment_of_a_customer_not_stored_is_not_checked(self, store: Store) -> None:
+        """The store checks a new payment against its customer only if that
+        customer is stored, as a customer of the payment's partner: it does
+        not look for a payment's invoices either (the domain sees to both)."""
+        partner = self.store_partner(store, _partner())
+        customer = _customer(partner)
+        payment, _ = self._pay(partner, customer, [_invoice(partner, customer)], "key-1")
+        (stored,) = self.store_aggregates(store, payment)
+        other = self.store_partner(store, _partner("Contoso"))
+        (theirs,) = self.store_customers(store, _customer(other, status=CustomerStatus.ARCHIVED))
+        moved = attrs.evolve(_another(payment), customer_id=theirs.id)
+        (also,) = self.store_aggregates(store, moved)
+        with store.unit_of_work() as uow:
+            assert uow.payments.get(partner.id, payment.id) == stored
+            assert uow.payments.get(partner.id, moved.id) == also
+
+    def test_a_payment_committed_before_an_archive_stays(self, store: Store) -> None:
+        """C8 and I1 keep new payments out: one stored before its customer
+        was archived, or its payer removed, stays, and may still change."""
+        partner, customer, invoice = self._with_two_users(store)
+        payer = customer.users[0]
+        payment, touched = self._pay(partner, customer, [invoice], "key-1")
+        (payment, *_) = self.store_aggregates(store, payment, *touched)
+        self.store_customers(store, customer.remove_user(payer.id).archive())
+        (succeeded,) = self.store_aggregates(store, payment.succeed(at=_at(3)))
+        with store.unit_of_work() as uow:
+            assert uow.payments.get(partner.id, payment.id) == succeeded
+
+    def test_of_several_payments_refused_the_smallest_id_is_named(self, store: Store) -> None:
+        """Every adapter names the same payment: the one with the smallest
+        id, whatever its fault and the order of the saves."""
+        partner = self.store_partner(store, _partner())
+        emails = ("ann@globex.example", "bo@globex.example")
+        archived, removed = self.store_customers(
+            store, _customer(partner, emails=emails), _customer(partner, "Initech", emails=emails)
+        )
+        payments = []
+        for index, (customer, payment_id) in enumerate(
+            zip([archived, removed] * 2, _tied_ids(PaymentId, 4), strict=True)
+        ):
+            payment, _ = self._pay(partner, customer, [_invoice(partner, customer)], f"k{index}")
+            payments.append(attrs.evolve(payment, id=payment_id))
+        changes = [archived.archive(), removed.remove_user(removed.users[0].id)]
+        for saves in ([*changes, *payments], [*payments[::-1], *changes[::-1]]):
+            for first, rule in ((payments[0], "C8"), (payments[1], "I1")):
+                others = [
+                    p for p in saves if not isinstance(p, Payment) or str(p.id) >= str(first.id)
+                ]
+                with pytest.raises(InvariantViolation) as caught:
+                    self.store_aggregates(store, *others)
+                assert caught.value.rule == rule
+                assert f"payment {first.id} was not stored" in str(caught.value)
+        with store.unit_of_work() as uow:
+            assert all(
+                uow.payments.get_by_idempotency_key(partner.id, p.idempotency_key) is None
+                for p in payments
+            )
+
 
 def _another(payment: Payment) -> Payment:
     """A payment like ``payment`` under a new id and key (version 0)."""
