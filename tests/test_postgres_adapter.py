@@ -48,24 +48,6 @@ from altpay_core.payment import CustomerPaymentMethods, pay_invoices
 from altpay_core.testing import contracts
 from altpay_core.values import Address, CustomerId, EmailAddress, ExternalRef, InvoiceId
 
-DSN_VARIABLE = "ALTPAY_TEST_POSTGRES_DSN"
-
-
-@pytest.fixture(scope="module")
-def postgres_dsn() -> str:
-    """The test server's connection string; skips without one, but fails in CI."""
-    dsn = os.environ.get(DSN_VARIABLE, "").strip()
-    if dsn:
-        return dsn
-    how = 'start one with: eval "$(bash scripts/postgres-test-server start)"'
-    if os.environ.get("CI"):
-        pytest.fail(
-            f"{DSN_VARIABLE} is not set, and in CI the PostgreSQL tests must run, "
-            f"never skip ({how})",
-            pytrace=False,
-        )
-    pytest.skip(f"no PostgreSQL server: set {DSN_VARIABLE} ({how})")
-
 
 class SchemaStore(PostgresStore):
     """A store in a new schema of its own, dropped when the store closes."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
-import os
 import threading
 import time
 import uuid
@@ -30,30 +29,14 @@ from altpay_core.errors import AltpayError, ConcurrencyConflict
 from altpay_core.partner import Partner
 from altpay_core.values import Address
 
-DSN_VARIABLE = "ALTPAY_TEST_POSTGRES_DSN"
 WATCHDOG = 10.0
 """Seconds a nested unit of work may take before the test calls it a hang."""
 REFUSED = "another unit of work of this .* in this thread"
 ADDRESS = Address("1 Main St", "Albany", "NY", "12207", "US")
 
 
-def postgres_dsn() -> str:
-    """The test server's connection string; skips without one, but fails in CI."""
-    dsn = os.environ.get(DSN_VARIABLE, "").strip()
-    if dsn:
-        return dsn
-    how = 'start one with: eval "$(bash scripts/postgres-test-server start)"'
-    if os.environ.get("CI"):
-        pytest.fail(
-            f"{DSN_VARIABLE} is not set, and in CI the PostgreSQL tests must run, "
-            f"never skip ({how})",
-            pytrace=False,
-        )
-    pytest.skip(f"no PostgreSQL server: set {DSN_VARIABLE} ({how})")
-
-
 @contextlib.contextmanager
-def postgres_store() -> Iterator[SqlStore[Any]]:
+def postgres_store(dsn: str) -> Iterator[SqlStore[Any]]:
     """A store in a new schema of its own, dropped after; its connections
     keep the server's default ``lock_timeout``, 0: a lock wait never ends."""
     import psycopg
@@ -62,7 +45,6 @@ def postgres_store() -> Iterator[SqlStore[Any]]:
 
     from altpay_core.adapters.postgres import PostgresStore
 
-    dsn = postgres_dsn()
     schema = f"altpay_test_{uuid.uuid4().hex}"
     with psycopg.connect(dsn, autocommit=True) as admin:
         admin.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
@@ -83,7 +65,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore[A
         with SqliteStore(tmp_path / "altpay.db", timeout=600) as sqlite_store:
             yield sqlite_store
     else:
-        with postgres_store() as pg_store:
+        with postgres_store(request.getfixturevalue("postgres_dsn")) as pg_store:
             yield pg_store
 
 
@@ -243,11 +225,11 @@ def _write(store: SqlStore[Any], partner: Partner) -> None:
 
 
 @pytest.mark.postgres
-def test_a_forked_child_does_not_take_its_parents_writer_for_its_own() -> None:
+def test_a_forked_child_does_not_take_its_parents_writer_for_its_own(postgres_dsn: str) -> None:
     # The forking thread goes on in the child: the parent's unit of work,
     # open in it at the fork, is no writer of the child's. (On SQLite such a
     # child cannot write the file at all, and is told so.)
-    with postgres_store() as store:
+    with postgres_store(postgres_dsn) as store:
         partner, customer = stored(store)
         other = Partner.create(name="Written by the child", country="US")
         with store.unit_of_work() as outer:
