@@ -1407,6 +1407,60 @@ class TestLocksBetweenAggregates:
             topics = [m.event.topic for m in uow.outbox.pending()]
         assert topics == ["invoice_created", "customer_archived"]
 
+    def test_an_archive_of_a_method_waits_for_a_new_payment_by_it(
+        self, store: SchemaStore, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # The payment's check read the book FOR SHARE: the archive waits for
+        # the payment's commit, and the payment was made while the card was
+        # active.
+        partner, customer = tagging(store)
+        invoice = Invoice.issue(
+            partner,
+            customer,
+            by=partner.team[0],
+            number="1001",
+            lines=[{"description": "Setup", "quantity": 1, "unit_amount": "250.00"}],
+            due_date=dt.date(2026, 3, 2),
+            today=dt.date(2026, 2, 1),
+        )
+        book = CustomerPaymentMethods.of(customer).add(
+            type="card", display_name="Visa", last4="4242"
+        )
+        with store.unit_of_work() as uow:
+            invoice = uow.invoices.save(invoice)
+            book = uow.payment_methods.save(book)
+            uow.commit()
+        card = book.methods[0]
+
+        def pay() -> None:
+            with store.unit_of_work() as uow:
+                payment, touched = pay_invoices(
+                    partner,
+                    customer,
+                    [invoice],
+                    payer=customer.users[0],
+                    method=card,
+                    methods=book,
+                    idempotency_key="k1",
+                )
+                uow.payments.save(payment)
+                for touched_invoice in touched:
+                    uow.invoices.save(touched_invoice)
+                uow.commit()
+
+        def archive() -> None:
+            with store.unit_of_work() as uow:
+                uow.payment_methods.save(book.archive(card.id))
+                uow.commit()
+
+        outcome, waited = while_committing(store, monkeypatch, pay, archive)
+        assert waited
+        assert outcome == {"first": None, "second": None}
+        with store.unit_of_work() as uow:
+            (payment,) = uow.payments.for_invoice(partner.id, invoice.id)
+            assert not uow.payment_methods.get(partner.id, customer.id).active
+        assert payment.payment_method_id == card.id
+
     def test_a_connection_that_syncs_customers_waits_for_one_added_by_hand(
         self, store: SchemaStore, monkeypatch: pytest.MonkeyPatch
     ) -> None:

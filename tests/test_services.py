@@ -1201,6 +1201,113 @@ class TestMethodsOnFile:
                 uow, b.partner.id, b.customer.id, invoice.id, payer=b.ann, pay_on=TODAY, today=TODAY
             )
 
+    @staticmethod
+    def _archive_before_the_commit(
+        store: Store, uow: UnitOfWork, book: CustomerPaymentMethods, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Have another writer archive ``book``'s first method just before
+        ``uow`` first commits, after the service read the book."""
+        commit = uow.commit
+
+        def another_writer_first() -> None:
+            monkeypatch.setattr(uow, "commit", commit)
+            with store.unit_of_work() as other:
+                other.payment_methods.save(book.archive(book.methods[0].id, at=at(6)))
+                other.commit()
+            commit()
+
+        monkeypatch.setattr(uow, "commit", another_writer_first)
+
+    def _card_then_bank(self, store: Store, b: Billing) -> CustomerPaymentMethods:
+        """A card on file, then Chase, the default."""
+        with store.unit_of_work() as uow:
+            book = uow.payment_methods.get(b.partner.id, b.customer.id)
+            book = book.add(type="card", display_name="Visa", last4="4242", at=at(5))
+            book = book.add(
+                type="ach", display_name="Chase", last4="6789", make_default=True, at=at(5)
+            )
+            saved = uow.payment_methods.save(book)
+            uow.commit()
+        return saved
+
+    @pytest.mark.parametrize("kind", ["memory", "sqlite"])
+    def test_a_payment_with_a_method_archived_by_another_writer_pays_nothing(
+        self, kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Another writer archives the Visa card just after the service read
+        # the book: at commit, the store refuses Ann's payment by that card.
+        store: Store = MemoryStore() if kind == "memory" else SqliteStore(tmp_path / "a.db")
+        b = a_billing(store)
+        book = self._card_then_bank(store, b)
+        visa = book.methods[0]
+        with store.unit_of_work() as uow:
+            self._archive_before_the_commit(store, uow, book, monkeypatch)
+            with pytest.raises(InvariantViolation) as caught:
+                services.pay_invoices(
+                    uow,
+                    b.partner.id,
+                    b.customer.id,
+                    [b.one.id],
+                    payer=b.ann,
+                    method=visa,
+                    idempotency_key="req-1",
+                    at=at(6),
+                )
+        assert (caught.value.rule, caught.value.path) == ("payment-method", "payment_method_id")
+        assert str(visa.id) in str(caught.value)
+        with store.unit_of_work() as uow:
+            now = uow.payment_methods.get(b.partner.id, b.customer.id)
+            assert not now.method(visa.id).is_active
+            assert uow.invoices.get(b.partner.id, b.one.id) == b.one
+            assert uow.payments.get_by_idempotency_key(b.partner.id, "req-1") is None
+            assert uow.payments.for_invoice(b.partner.id, b.one.id) == []
+        store.close()
+
+    @pytest.mark.parametrize("kind", ["memory", "sqlite"])
+    def test_a_run_whose_method_another_writer_archived_waits_for_the_next(
+        self, kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Ann's payment was scheduled by card; the card is archived just
+        # after the nightly run read the book. The run is refused (not
+        # charged to the archived card), stays scheduled, and the next run
+        # pays by the default, Chase.
+        store: Store = MemoryStore() if kind == "memory" else SqliteStore(tmp_path / "a.db")
+        b = a_billing(store)
+        book = self._card_then_bank(store, b)
+        visa, chase = book.methods
+        with store.unit_of_work() as uow:
+            scheduled = services.schedule_payment(
+                uow,
+                b.partner.id,
+                b.customer.id,
+                b.one.id,
+                payer=b.ann,
+                pay_on=TODAY,
+                today=TODAY,
+                method_id=visa.id,
+                at=at(5),
+            )
+        with store.unit_of_work() as uow:
+            self._archive_before_the_commit(store, uow, book, monkeypatch)
+            run = services.run_due_payments(uow, b.partner.id, today=TODAY, at=at(6))
+        assert (run.processed, run.skipped) == ((), ())
+        ((waiting, error),) = run.refused
+        assert waiting == scheduled
+        assert isinstance(error, InvariantViolation)
+        assert (error.rule, error.path) == ("payment-method", "payment_method_id")
+        with store.unit_of_work() as uow:
+            assert uow.scheduled_payments.get(b.partner.id, scheduled.id) == scheduled
+            assert uow.payments.for_invoice(b.partner.id, b.one.id) == []
+            assert uow.invoices.get(b.partner.id, b.one.id) == b.one
+        with store.unit_of_work() as uow:
+            run = services.run_due_payments(uow, b.partner.id, today=TODAY, at=at(7))
+        (done,) = run.processed
+        assert done.status is ScheduledPaymentStatus.PROCESSED
+        with store.unit_of_work() as uow:
+            (payment,) = uow.payments.for_invoice(b.partner.id, b.one.id)
+        assert payment.payment_method_id == chase.id
+        store.close()
+
     def test_errors_name_the_services_own_arguments(
         self, store: MemoryStore, billing: Billing
     ) -> None:

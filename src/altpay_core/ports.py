@@ -121,6 +121,7 @@ __all__ = [
     "may_resolve",
     "methods_customer_missing",
     "payment_customer_archived",
+    "payment_method_archived",
     "payment_payer_missing",
     "resolver_not_allowed",
     "tag_not_in_catalog",
@@ -626,6 +627,23 @@ def payment_customer_archived(payment: object, customer: object) -> InvariantVio
 
 
 @checked_arguments
+def payment_method_archived(
+    payment: object, method: object, customer: object
+) -> InvariantViolation:
+    """New payment ``payment`` charges saved method ``method``, at commit
+    archived, or not in the payment methods book of its customer
+    ``customer`` (rule ``payment-method``)."""
+    return InvariantViolation(
+        f"payment method {method} is not an active method of customer {customer} "
+        "(archived meanwhile, perhaps: read the payment methods again), and a payment "
+        f"charges only an active saved method: payment {payment} was not stored "
+        "(nothing was written)",
+        rule="payment-method",
+        path="payment_method_id",
+    )
+
+
+@checked_arguments
 def payment_payer_missing(payment: object, user: object, customer: object) -> InvariantViolation:
     """New payment ``payment`` is made by ``user``, at commit no user of its
     customer ``customer`` (I1)."""
@@ -1084,8 +1102,13 @@ class PaymentRepository(abc.ABC):
         saved in this unit of work) raises ``InvariantViolation`` if that
         customer is archived (C8, :func:`payment_customer_archived`) or its
         ``user_id`` is none of the customer's users (I1,
-        :func:`payment_payer_missing`); one whose customer is not stored is
-        not checked.
+        :func:`payment_payer_missing`), and one that names a saved method
+        (``payment_method_id``) whose customer's payment methods book is
+        then stored (committed or saved in this unit of work) raises it if
+        that method is not in the book or is archived (``payment-method``,
+        :func:`payment_method_archived`); one whose customer is not stored
+        is not checked, nor the method of one whose customer has no stored
+        book.
         """
 
 

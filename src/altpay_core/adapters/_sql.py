@@ -26,7 +26,8 @@ customer is added by hand only to a partner none of whose integrations
 syncs customers, and a new synced one names a connected integration of its
 partner that syncs customers; a new invoice names a customer of its partner that is not
 archived, and so is a new payment's stored customer, which has the
-payment's payer among its users; a resolved access request names a member of its partner's team
+payment's payer among its users and, in its stored payment methods book,
+the payment's saved method, active; a resolved access request names a member of its partner's team
 who may resolve it; a first payment methods book names a customer of its
 partner) are checked
 in the write transaction, against the data as it stands at commit: where
@@ -114,6 +115,7 @@ from altpay_core.ports import (
     may_resolve,
     methods_customer_missing,
     payment_customer_archived,
+    payment_method_archived,
     payment_payer_missing,
     resolver_not_allowed,
     tag_not_in_catalog,
@@ -822,6 +824,11 @@ class Statements:
         self.customers_in = sql(
             f"SELECT {CUSTOMERS.select()} FROM customers WHERE id IN ({marks(CHECK_SIZE)})"
         )
+        # CHECK_SIZE ids at a time (a shorter list repeats its last id).
+        self.books_in = sql(
+            f"SELECT {PAYMENT_METHODS.select()} FROM payment_methods "
+            f"WHERE customer_id IN ({marks(CHECK_SIZE)}) ORDER BY customer_id{dialect.share}"
+        )
         self.outbox_insert = sql(
             f"INSERT INTO outbox ({', '.join(OUTBOX_COLUMNS)}) "
             f"VALUES ({marks(len(OUTBOX_COLUMNS))})"
@@ -1079,9 +1086,9 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
         self._invoiced: dict[tuple[str, str], str] = {}
         """(customer, partner) that the new invoices written name, and the
         smallest id of such an invoice."""
-        self._paid: dict[tuple[str, str, str], str] = {}
-        """(customer, partner, payer) that the new payments written name, and
-        the smallest id of such a payment."""
+        self._paid: dict[tuple[str, str, str, str], str] = {}
+        """(customer, partner, payer, saved method or "") that the new
+        payments written name, and the smallest id of such a payment."""
         self._booked: list[tuple[str, str]] = []
         """(customer, partner) of each new payment methods book written."""
         self.partners = SqlPartners(self)
@@ -1674,7 +1681,8 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
     def _written(self, table: AggregateTable, items: list[_Pending]) -> None:
         """Note what the commit's checks need of the rows just written: the
         partners' catalogs, the customers of the new invoices, of the new
-        payments (and their payers) and of the new payment methods books."""
+        payments (and their payers and saved methods) and of the new payment
+        methods books."""
         if table is PARTNERS:
             for item in items:
                 self._note_partner(item.row[0], item.value)
@@ -1689,7 +1697,13 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
             for item in items:
                 if item.new:
                     payment: Payment = item.value
-                    paid = (str(payment.customer_id), item.scope, str(payment.user_id))
+                    method = payment.payment_method_id
+                    paid = (
+                        str(payment.customer_id),
+                        item.scope,
+                        str(payment.user_id),
+                        "" if method is None else str(method),
+                    )
                     first = self._paid.get(paid)
                     if first is None or item.row[0] < first:
                         self._paid[paid] = item.row[0]
@@ -1705,7 +1719,8 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
         invoice's customer is stored, the invoice's partner's, and not
         archived (read locked, where the database locks rows), and so is
         each new payment's, if stored, which also has the payment's payer
-        among its users; no new
+        among its users and, in its stored payment methods book (read
+        locked, after the customers), the payment's saved method, active; no new
         customer was added by hand to a partner that syncs customers, and
         each new synced one names a connected integration of its partner
         that syncs customers (C6);
@@ -1740,7 +1755,7 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
             self._customer_states(
                 connection,
                 {c for c, _ in self._invoiced}
-                | {c for c, _, _ in self._paid}
+                | {c for c, _, _, _ in self._paid}
                 | {c for c, _ in self._booked},
             )
             if self._invoiced or self._paid or self._booked
@@ -1755,18 +1770,24 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
             if state[1] == CustomerStatus.ARCHIVED.value:
                 raise invoice_customer_archived(invoice, customer)
         # In order of the payments' ids, as the memory store checks; a
-        # payment whose customer is not stored is not checked.
+        # payment whose customer is not stored is not checked, nor the
+        # method of one whose customer has no stored book.
         paid = [
-            (payment, customer, payer)
-            for (customer, partner, payer), payment in self._paid.items()
+            (payment, customer, payer, method)
+            for (customer, partner, payer, method), payment in self._paid.items()
             if states.get(customer, ("", ""))[0] == partner
         ]
-        users = self._users_of(connection, {customer for _, customer, _ in paid})
-        for payment, customer, payer in sorted(paid):
+        users = self._users_of(connection, {customer for _, customer, _, _ in paid})
+        active = self._active_methods(
+            connection, {customer for _, customer, _, method in paid if method}
+        )
+        for payment, customer, payer, method in sorted(paid):
             if states[customer][1] == CustomerStatus.ARCHIVED.value:
                 raise payment_customer_archived(payment, customer)
             if payer not in users[customer]:
                 raise payment_payer_missing(payment, payer, customer)
+            if method and customer in active and method not in active[customer]:
+                raise payment_method_archived(payment, method, customer)
         # In order of the requests' ids, as the memory store checks.
         for request, (partner, member) in sorted(self._resolved.items()):
             if not may_resolve(self._teams[partner], member):
@@ -1805,6 +1826,22 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
                 customer: Customer = _load_row(CUSTOMERS, row)
                 users[str(customer.id)] = {str(user.id) for user in customer.users}
         return users
+
+    def _active_methods(self, connection: C, keys: set[str]) -> dict[str, set[str]]:
+        """The ids of the active methods of each stored payment methods book,
+        by its customer's id, :data:`CHECK_SIZE` at a time, in order of id,
+        read (and locked, where the database locks rows) after the
+        customers, so that writers lock them in one order. (A book's row is
+        never deleted and inserted again: it has no unique key to give up.)"""
+        active: dict[str, set[str]] = {}
+        wanted = sorted(keys)
+        for start in range(0, len(wanted), CHECK_SIZE):
+            chunk = wanted[start : start + CHECK_SIZE]
+            chunk += chunk[-1:] * (CHECK_SIZE - len(chunk))
+            for row in self._fetch(connection, self._sql.books_in, tuple(chunk)):
+                book: CustomerPaymentMethods = _load_row(PAYMENT_METHODS, row)
+                active[str(book.customer_id)] = {str(m.id) for m in book.methods if m.is_active}
+        return active
 
     def _read_customer_states(self, connection: C, wanted: list[str]) -> dict[str, tuple[str, str]]:
         states: dict[str, tuple[str, str]] = {}

@@ -29,7 +29,9 @@ How it keeps its promises:
   (a customer's tags in its partner's catalog, a tag taken out of a catalog
   carried by no customer, no new customer added by hand to a partner that
   syncs customers and each new synced one from an integration of its
-  partner that syncs customers, a new invoice's customer stored and not archived, an
+  partner that syncs customers, a new invoice's customer stored and not archived,
+  a new payment's stored customer not archived, its payer one of its users
+  and its saved method active in the customer's stored book, an
   access request resolved by one who may, a first payment methods book's
   customer stored),
   and then writes everything. Should
@@ -104,6 +106,7 @@ from altpay_core.ports import (
     may_resolve,
     methods_customer_missing,
     payment_customer_archived,
+    payment_method_archived,
     payment_payer_missing,
     resolver_not_allowed,
     tag_not_in_catalog,
@@ -636,7 +639,8 @@ class MemoryStore(Store):
         customers (C6); its new
         invoices name a customer of their partner that is not archived (C8,
         I1); its new payments of a stored customer of their partner name one
-        that is not archived (C8), and one of its users as payer (I1); the
+        that is not archived (C8), one of its users as payer (I1), and, for
+        a saved method, an active one of its stored book (payment-method); the
         access requests it resolves name a team member of their
         partner who may resolve them (C9); its new payment methods books, a
         customer of their partner."""
@@ -708,6 +712,14 @@ class MemoryStore(Store):
                 raise payment_customer_archived(payment_id, payment.customer_id)
             if not any(user.id == payment.user_id for user in owner.users):
                 raise payment_payer_missing(payment_id, payment.user_id, payment.customer_id)
+            method_id = payment.payment_method_id
+            book = staged.methods.get(payment.customer_id)
+            if book is None:
+                book = self._methods.get(payment.customer_id)
+            if method_id is None or book is None:
+                continue
+            if not any(m.id == method_id and m.is_active for m in book.methods):
+                raise payment_method_archived(payment_id, method_id, payment.customer_id)
         resolved = (staged.requests[r] for r in staged.resolving)
         for request in sorted(resolved, key=lambda r: str(r.id)):
             if not may_resolve(partner_of(request.partner_id), request.resolved_by):

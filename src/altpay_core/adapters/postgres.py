@@ -48,11 +48,13 @@ refused at once with :class:`~altpay_core.errors.AltpayError`.
 
 The rules between aggregates are checked at commit, in that transaction: a
 tagged customer's partner, the partner of a new customer added by hand or
-of a resolved access request, and the customer of each new invoice, new
-payment or new payment methods book, are read ``FOR SHARE`` (a partner's row before its
+of a resolved access request, the customer of each new invoice, new
+payment or new payment methods book, and the payment methods book of a new
+payment's customer when the payment names a saved method (after the
+customers), are read ``FOR SHARE`` (a partner's row before its
 customers' are written), so that a writer that would change them (delete
 a tag, connect an integration that syncs customers, demote a Sub-Admin,
-archive the customer) waits for the commit, and one that holds them
+archive the customer or the method) waits for the commit, and one that holds them
 already is waited for, and its commit read; a partner saved without some
 tags looks for customers still carrying them after its ``UPDATE``, which
 holds the partner's row.

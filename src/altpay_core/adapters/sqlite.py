@@ -41,7 +41,8 @@ overwritten. The rules between aggregates (a customer's tags in its
 partner's catalog, a tag taken out of a catalog carried by no customer, no
 new customer added by hand to a partner that syncs customers, a new
 invoice's customer stored and not archived, a new payment's stored
-customer not archived and its payer one of its users, an access request resolved by
+customer not archived, its payer one of its users and its saved method
+active in the customer's stored book, an access request resolved by
 one who may, a first payment methods book's customer stored) are checked in that
 transaction too, at commit, while no other writer can change what they read.
 

@@ -4183,6 +4183,158 @@ class PaymentRepositoryContract(_StoreFactory):
                 for p in payments
             )
 
+    # the payment's saved method, as its customer's book stands at commit
+
+    @staticmethod
+    def _two_cards(customer: Customer) -> CustomerPaymentMethods:
+        book = CustomerPaymentMethods.of(customer).add(
+            type="card", display_name="Visa", last4="4242", at=_at(1)
+        )
+        return book.add(type="card", display_name="Amex", last4="0005", at=_at(1))
+
+    def _pay_by(
+        self, partner: Partner, customer: Customer, book: CustomerPaymentMethods, key: str
+    ) -> tuple[Payment, tuple[Invoice, ...]]:
+        """Pay an invoice of ``customer`` with the first method of ``book``."""
+        return pay_invoices(
+            partner,
+            customer,
+            [_invoice(partner, customer, key)],
+            payer=customer.users[0],
+            method=book.methods[0],
+            methods=book,
+            idempotency_key=key,
+            at=_at(2),
+        )
+
+    def test_a_new_payment_with_a_method_archived_meanwhile_is_refused(self, store: Store) -> None:
+        """A payment made with a saved method read before another unit of
+        work archived it is refused at commit (``payment-method``, at
+        ``payment_method_id``); nothing is written."""
+        partner, customer, invoice = self._with_two_users(store)
+        (book,) = self.store_aggregates(store, self._two_cards(customer))
+        visa = book.methods[0]
+        with store.unit_of_work() as uow:
+            read = uow.payment_methods.get(partner.id, customer.id)
+            self.store_aggregates(store, book.archive(visa.id, at=_at(2)))
+            before = self.pending(store)
+            payment, touched = pay_invoices(
+                partner,
+                customer,
+                [invoice],
+                payer=customer.users[0],
+                method=read.methods[0],
+                methods=read,
+                idempotency_key="key-1",
+                at=_at(2),
+            )
+
+            def pay(saves: Sequence[Any] = (payment, *touched)) -> None:
+                for aggregate in saves:
+                    _save(uow, aggregate)
+                uow.commit()  # adapters that find it at save never get here
+
+            with pytest.raises(InvariantViolation) as caught:
+                pay()
+        assert (caught.value.rule, caught.value.path) == ("payment-method", "payment_method_id")
+        assert str(visa.id) in str(caught.value)
+        assert f"payment {payment.id} was not stored" in str(caught.value)
+        self._assert_nothing_paid(store, partner, invoice, before)
+
+    def test_a_method_archived_in_the_payments_unit_of_work_counts(self, store: Store) -> None:
+        """What counts is the book at commit, whatever the order of the
+        saves: its method archived in the same unit of work as a new payment
+        that names it, it refuses it; a book stored with its first payment,
+        the method active, is fine."""
+        partner, customer, invoice = self._with_two_users(store)
+        book = self._two_cards(customer)
+        payment, touched = pay_invoices(
+            partner,
+            customer,
+            [invoice],
+            payer=customer.users[0],
+            method=book.methods[0],
+            methods=book,
+            idempotency_key="key-1",
+            at=_at(2),
+        )
+        (stored,) = self.store_aggregates(store, book)
+        before = self.pending(store)
+        archived = stored.archive(book.methods[0].id, at=_at(2))
+        for saves in ([payment, *touched, archived], [archived, payment, *touched]):
+            with pytest.raises(InvariantViolation) as caught:
+                self.store_aggregates(store, *saves)
+            assert (caught.value.rule, caught.value.path) == ("payment-method", "payment_method_id")
+            self._assert_nothing_paid(store, partner, invoice, before)
+        with store.unit_of_work() as uow:
+            assert uow.payment_methods.get(partner.id, customer.id) == stored
+        new = _created(partner, "Initech", "bo@initech.example")
+        first = self._two_cards(new)
+        paid, settled = self._pay_by(partner, new, first, "1002")
+        self.store_aggregates(store, new, first, paid, *settled)
+        with store.unit_of_work() as uow:
+            assert uow.payments.get(partner.id, paid.id) == attrs.evolve(paid, version=1)
+
+    def test_a_payment_of_a_customer_without_a_stored_book_is_not_checked(
+        self, store: Store
+    ) -> None:
+        """The store checks a new payment's saved method only against its
+        customer's stored book: with none stored, it is let in (the domain
+        checked the method against the book the caller gave)."""
+        partner, customer, _ = self._with_two_users(store)
+        payment, _ = self._pay_by(partner, customer, self._two_cards(customer), "1002")
+        (stored,) = self.store_aggregates(store, payment)
+        with store.unit_of_work() as uow:
+            assert uow.payments.get(partner.id, payment.id) == stored
+            assert uow.payment_methods.get(partner.id, customer.id).methods == ()
+
+    def test_a_payment_committed_before_its_method_was_archived_stays(self, store: Store) -> None:
+        """The rule keeps new payments out: one stored before its method was
+        archived stays, and may still change."""
+        partner, customer, _ = self._with_two_users(store)
+        (book,) = self.store_aggregates(store, self._two_cards(customer))
+        payment, touched = self._pay_by(partner, customer, book, "1002")
+        (payment, *_) = self.store_aggregates(store, payment, *touched)
+        self.store_aggregates(store, book.archive(book.methods[0].id, at=_at(3)))
+        (succeeded,) = self.store_aggregates(store, payment.succeed(at=_at(3)))
+        with store.unit_of_work() as uow:
+            assert uow.payments.get(partner.id, payment.id) == succeeded
+
+    def test_of_several_payments_refused_for_a_method_the_smallest_id_is_named(
+        self, store: Store
+    ) -> None:
+        """Every adapter names the same payment, the one with the smallest
+        id, whether its method was archived or its customer."""
+        partner = self.store_partner(store, _partner())
+        emails = ("ann@globex.example", "bo@globex.example")
+        carded, archived = self.store_customers(
+            store, _customer(partner, emails=emails), _customer(partner, "Initech", emails=emails)
+        )
+        book, other = self.store_aggregates(
+            store, self._two_cards(carded), self._two_cards(archived)
+        )
+        payments = []
+        for index, (customer, methods, payment_id) in enumerate(
+            zip([carded, archived] * 2, [book, other] * 2, _tied_ids(PaymentId, 4), strict=True)
+        ):
+            payment, _ = self._pay_by(partner, customer, methods, f"{1001 + index}")
+            payments.append(attrs.evolve(payment, id=payment_id))
+        changes = [book.archive(book.methods[0].id, at=_at(2)), archived.archive()]
+        for saves in ([*changes, *payments], [*payments[::-1], *changes[::-1]]):
+            for first, rule in ((payments[0], "payment-method"), (payments[1], "C8")):
+                others = [
+                    p for p in saves if not isinstance(p, Payment) or str(p.id) >= str(first.id)
+                ]
+                with pytest.raises(InvariantViolation) as caught:
+                    self.store_aggregates(store, *others)
+                assert caught.value.rule == rule
+                assert f"payment {first.id} was not stored" in str(caught.value)
+        with store.unit_of_work() as uow:
+            assert all(
+                uow.payments.get_by_idempotency_key(partner.id, p.idempotency_key) is None
+                for p in payments
+            )
+
 
 def _another(payment: Payment) -> Payment:
     """A payment like ``payment`` under a new id and key (version 0)."""
