@@ -2369,6 +2369,42 @@ def _left_alone(path: Path, theirs: bytes | None) -> None:
 MOVES = ["deleted", "renamed", "replaced"]
 
 
+def test_a_roll_back_interrupted_leaves_no_lock_behind(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A write fails (a driver error), and the roll-back that follows is
+    # interrupted (Ctrl-C, SystemExit): the connection, its transaction
+    # perhaps still open, is closed before the interruption goes on, so the
+    # file's write lock is free at once, not when the connection is collected.
+    partner = new_partner()
+    with SqliteStore(path) as store:
+        stored(store, partner)
+        end = SqliteUnitOfWork._end
+
+        def failing_write(*args: Any) -> int:
+            raise sqlite3.OperationalError("disk I/O error")
+
+        def interrupted(self: SqliteUnitOfWork, connection: Any, commit: bool) -> None:
+            if not commit and connection.in_transaction:
+                raise KeyboardInterrupt
+            end(self, connection, commit)
+
+        with store.unit_of_work() as uow:
+            uow.customers.save(new_customer(partner))
+            monkeypatch.setattr(SqliteUnitOfWork, "_execute_many", failing_write)
+            monkeypatch.setattr(SqliteUnitOfWork, "_end", interrupted)
+            with pytest.raises(KeyboardInterrupt) as caught:
+                uow.commit()
+            monkeypatch.undo()
+        # The interruption (and with it the connection) is still referenced.
+        assert caught.value is not None
+        with SqliteStore(path, timeout=0.5) as other:
+            stored(other, new_partner())
+        stored(store, new_partner())
+        with store.unit_of_work() as uow:
+            assert uow.customers.list(partner.id).items == ()
+
+
 class TestFileTakenAwayWhileOpen:
     """A file deleted, moved or replaced while its store is open: the store
     refuses to go on rather than commit into a file that no one else reads,

@@ -1241,6 +1241,13 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
             self._end(connection, commit=False)
         except self._errors:
             reusable = False
+        except BaseException:
+            # Interrupted while rolling back (KeyboardInterrupt, SystemExit):
+            # its transaction may still be open, holding locks (SQLite's
+            # write lock) until the connection is collected. Closing it rolls
+            # back; then the interruption goes on.
+            self._store._disconnect(connection)
+            raise
         self._store._release(connection, reusable and self._reusable(connection))
 
     def _clear(self) -> None:
