@@ -2369,6 +2369,37 @@ def _left_alone(path: Path, theirs: bytes | None) -> None:
 MOVES = ["deleted", "renamed", "replaced"]
 
 
+@pytest.mark.parametrize("existing", [False, True], ids=["new file", "older file"])
+def test_a_failed_roll_back_of_the_check_at_open_is_its_own_error(
+    path: Path, monkeypatch: pytest.MonkeyPatch, existing: bool
+) -> None:
+    # The read transaction that checks the file at open ends with a ROLLBACK;
+    # a lock there is a conflict, not a transaction left open for the WAL
+    # switch or the migrations to trip over with a message of their own.
+    if existing:
+        with sqlite3.connect(path) as raw:
+            raw.execute("PRAGMA user_version = 0")
+    connect = sqlite3.connect
+
+    class Locked(sqlite3.Connection):
+        def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+            if sql == "ROLLBACK":
+                error = sqlite3.OperationalError("database is locked")
+                error.sqlite_errorcode = sqlite3.SQLITE_BUSY  # type: ignore[attr-defined]
+                raise error
+            return super().execute(sql, *args)
+
+    def connecting(*args: Any, **options: Any) -> sqlite3.Connection:
+        return connect(*args, factory=Locked, **options)
+
+    monkeypatch.setattr(sqlite3, "connect", connecting)
+    with pytest.raises(ConcurrencyConflict, match="locked"):
+        SqliteStore(path, timeout=0.1)
+    monkeypatch.undo()
+    with SqliteStore(path) as store:  # opens, and migrates, once it can
+        stored(store, new_partner())
+
+
 def test_a_roll_back_interrupted_leaves_no_lock_behind(
     path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -397,9 +397,13 @@ def check_database(
         schema = connection.execute(
             "SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
         ).fetchall()
-    finally:
+    except BaseException:
         with contextlib.suppress(sqlite3.Error):
             connection.execute("ROLLBACK")
+        raise
+    # Its own error if it fails (a lock is a conflict, as the store opens),
+    # never a transaction left open for the next statement to trip over.
+    connection.execute("ROLLBACK")
     kinds = [(str(kind), str(name)) for kind, name in schema]
     reason = version_refusal(found, "its user_version", kinds, migrations)
     if reason is None:
