@@ -2400,6 +2400,45 @@ def test_a_failed_roll_back_of_the_check_at_open_is_its_own_error(
         stored(store, new_partner())
 
 
+def test_an_interrupted_end_of_a_block_leaves_no_transaction_open(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A block that wrote early (a read after a save) ends without a commit,
+    # and an interruption lands while the unit of work forgets its saves:
+    # the transaction is rolled back first, so no lock is left, and the
+    # abandoned saves are not written by the unit of work's next block.
+    partner, abandoned, kept = new_partner(), new_partner(), new_partner()
+    with SqliteStore(path) as store:
+        stored(store, partner)
+        uow = store.unit_of_work()
+        clear = SqliteUnitOfWork._clear
+        calls: list[int] = []
+
+        def interrupted(self: SqliteUnitOfWork) -> None:
+            calls.append(1)
+            if len(calls) == 1:
+                raise KeyboardInterrupt
+            clear(self)
+
+        uow.__enter__()
+        uow.partners.save(abandoned)
+        uow.customers.list(partner.id)  # writes the save
+        assert uow._writing
+        monkeypatch.setattr(SqliteUnitOfWork, "_clear", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            uow.__exit__(None, None, None)  # the block's end, no commit
+        monkeypatch.undo()
+        with SqliteStore(path, timeout=0.5) as other:
+            stored(other, new_partner())  # no lock left
+        with uow:
+            uow.partners.save(kept)
+            uow.commit()
+        with store.unit_of_work() as reader:
+            assert reader.partners.get(kept.id).version == 1
+            with pytest.raises(NotFound):
+                reader.partners.get(abandoned.id)
+
+
 def test_a_roll_back_interrupted_leaves_no_lock_behind(
     path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1139,6 +1139,9 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
 
     def _begin(self) -> None:
         self._broken = None
+        # Nothing of an earlier block, should an interruption have cut its
+        # end short (see _abort).
+        self._clear()
         if self._connection is None:
             self._connection = self._acquire()
 
@@ -1227,7 +1230,16 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
     def _abort(self, reuse: bool = True) -> None:
         """Roll back and forget everything not committed; hand the connection
         back (or drop it, if it broke or ``reuse`` is false)."""
-        self._clear()
+        try:
+            self._let_go(reuse)
+        finally:
+            # Forgotten after the roll-back, so that an interruption here
+            # (KeyboardInterrupt, SystemExit) leaves no transaction open; what
+            # it leaves is cleared as the next block begins.
+            self._clear()
+
+    def _let_go(self, reuse: bool) -> None:
+        """Roll back the connection's transaction, and hand it back."""
         connection, self._connection = self._connection, None
         if connection is None:
             return
