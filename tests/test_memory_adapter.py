@@ -881,3 +881,84 @@ def test_a_unit_of_work_refuses_another_kind_of_store(tmp_path: Any) -> None:
     expected = "'store' must be a MemoryStore \\(got SqliteStore\\)"
     with other, pytest.raises(ValidationError, match=expected):
         MemoryUnitOfWork(other)  # type: ignore[arg-type]
+
+
+# -- an interruption between a write and its undo ----------------------------------
+
+
+class _Once:
+    """Raises ``KeyboardInterrupt`` once, right after its first write, as a
+    signal may: the undo's own writes then go through."""
+
+    armed = True
+
+    def interrupt(self) -> None:
+        if self.armed:
+            self.armed = False
+            raise KeyboardInterrupt
+
+
+class _Dict(_Once, dict):  # type: ignore[type-arg]
+    def __delitem__(self, key: object) -> None:
+        super().__delitem__(key)
+        self.interrupt()
+
+    def pop(self, key: object, *default: object) -> object:
+        value = super().pop(key, *default)
+        self.interrupt()
+        return value
+
+
+class _Set(_Once, set):  # type: ignore[type-arg]
+    def add(self, member: object) -> None:
+        super().add(member)
+        self.interrupt()
+
+    def discard(self, member: object) -> None:
+        super().discard(member)
+        self.interrupt()
+
+
+class _List(_Once, list):  # type: ignore[type-arg]
+    def insert(self, at: Any, entry: Any) -> None:
+        super().insert(at, entry)
+        self.interrupt()
+
+    def __delitem__(self, at: Any) -> None:
+        super().__delitem__(at)
+        self.interrupt()
+
+    def pop(self, at: Any = -1) -> Any:
+        entry = super().pop(at)
+        self.interrupt()
+        return entry
+
+    def __setitem__(self, at: Any, value: Any) -> None:
+        super().__setitem__(at, value)
+        self.interrupt()
+
+
+_ENTRIES = [(("a", "1"), 1), (("b", "2"), 2), (("c", "3"), 3)]
+
+
+@pytest.mark.parametrize(
+    ("table", "write"),
+    [
+        (_Dict(a=1, b=2), lambda undo, t: undo.pop(t, "a")),
+        (_Set({1}), lambda undo, t: undo.add_to(t, 2)),
+        (_Set({1, 2}), lambda undo, t: undo.discard_from(t, 2)),
+        (_List([_ENTRIES[0], _ENTRIES[2]]), lambda undo, t: undo.insort(t, _ENTRIES[1])),
+        (_List(_ENTRIES), lambda undo, t: undo.remove_sorted(t, ("b", "2"))),
+        (_List([1, 2]), lambda undo, t: undo.rewrite(t, [3])),
+    ],
+    ids=["pop", "add_to", "discard_from", "insort", "remove_sorted", "rewrite"],
+)
+def test_a_write_interrupted_once_done_is_undone_too(table: Any, write: Any) -> None:
+    # A commit's writes each record their inverse first: one interrupted
+    # right after it is done is rolled back with the rest.
+    before = type(table).__mro__[2](table)
+    undo = _Undo()
+    with pytest.raises(KeyboardInterrupt):
+        write(undo, table)
+    undo.run()
+    assert table == before

@@ -232,7 +232,11 @@ def _conflict(
 
 
 class _Undo:
-    """The inverse of every write made so far, to put things back on failure."""
+    """The inverse of every write made so far, to put things back on failure.
+
+    Each inverse is recorded before its write, and undoes it whether or not
+    the write took place: an interruption (``KeyboardInterrupt``) between a
+    write and its record would otherwise leave that write in place."""
 
     def __init__(self) -> None:
         self._steps: list[Callable[[], None]] = []
@@ -247,8 +251,9 @@ class _Undo:
 
     def pop(self, table: dict[Any, Any], key: object) -> None:
         if key in table:
-            old = table.pop(key)
+            old = table[key]
             self._steps.append(lambda: table.__setitem__(key, old))
+            del table[key]
 
     def pop_if(self, table: dict[Any, Any], key: object, value: object) -> None:
         """Drop ``key`` if it still maps to ``value`` (another write of the
@@ -264,28 +269,28 @@ class _Undo:
 
     def add_to(self, members: set[Any], member: object) -> None:
         if member not in members:
-            members.add(member)
             self._steps.append(lambda: members.discard(member))
+            members.add(member)
 
     def insort(self, entries: list[tuple[Any, Any]], entry: tuple[Any, Any]) -> None:
         """Put ``entry`` in ``entries``, a list kept in the order of the
         entries' first items (each its own)."""
-        at = bisect.bisect_left(entries, entry[0], key=_first)
-        entries.insert(at, entry)
-        self._steps.append(lambda: entries.__delitem__(at))
+        self._steps.append(lambda: _take_out(entries, entry[0]))
+        entries.insert(bisect.bisect_left(entries, entry[0], key=_first), entry)
 
     def remove_sorted(self, entries: list[tuple[Any, Any]], first: tuple[str, str]) -> None:
         """Take the entry whose first item is ``first`` out of ``entries``,
         a list kept in the order of the entries' first items."""
         at = bisect.bisect_left(entries, first, key=_first)
-        entry = entries.pop(at)
-        self._steps.append(lambda: entries.insert(at, entry))
+        entry = entries[at]
+        self._steps.append(lambda: _put_back(entries, entry))
+        del entries[at]
 
     def rewrite(self, entries: list[Any], new: list[Any]) -> None:
         """Make ``new`` the content of the list ``entries``."""
         old = entries[:]
-        entries[:] = new
         self._steps.append(lambda: entries.__setitem__(slice(None), old))
+        entries[:] = new
 
     def call(self, step: Callable[[], None]) -> None:
         """Run ``step`` to put something else back."""
@@ -293,13 +298,29 @@ class _Undo:
 
     def discard_from(self, members: set[Any], member: object) -> None:
         if member in members:
-            members.discard(member)
             self._steps.append(lambda: members.add(member))
+            members.discard(member)
 
     def run(self) -> None:
         for step in reversed(self._steps):
             step()
         self._steps.clear()
+
+
+def _take_out(entries: list[tuple[Any, Any]], first: tuple[str, str]) -> None:
+    """Take the entry whose first item is ``first`` out of ``entries`` (in
+    the order of the first items), if it is there."""
+    at = bisect.bisect_left(entries, first, key=_first)
+    if at < len(entries) and entries[at][0] == first:
+        del entries[at]
+
+
+def _put_back(entries: list[tuple[Any, Any]], entry: tuple[Any, Any]) -> None:
+    """Put ``entry`` back in ``entries`` (in the order of the first items),
+    unless it is there."""
+    at = bisect.bisect_left(entries, entry[0], key=_first)
+    if not (at < len(entries) and entries[at][0] == entry[0]):
+        entries.insert(at, entry)
 
 
 @attrs.define
