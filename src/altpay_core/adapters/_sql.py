@@ -1837,13 +1837,9 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
         at a time: customers whose rows :meth:`_customer_states` read (and
         locked) in this transaction."""
         users: dict[str, set[str]] = {}
-        wanted = sorted(keys)
-        for start in range(0, len(wanted), CHECK_SIZE):
-            chunk = wanted[start : start + CHECK_SIZE]
-            chunk += chunk[-1:] * (CHECK_SIZE - len(chunk))
-            for row in self._fetch(connection, self._sql.customers_in, tuple(chunk)):
-                customer: Customer = _load_row(CUSTOMERS, row)
-                users[str(customer.id)] = {str(user.id) for user in customer.users}
+        for row in self._rows_in(connection, self._sql.customers_in, keys):
+            customer: Customer = _load_row(CUSTOMERS, row)
+            users[str(customer.id)] = {str(user.id) for user in customer.users}
         return users
 
     def _active_methods(self, connection: C, keys: set[str]) -> dict[str, set[str]]:
@@ -1853,24 +1849,25 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
         customers, so that writers lock them in one order. (A book's row is
         never deleted and inserted again: it has no unique key to give up.)"""
         active: dict[str, set[str]] = {}
+        for row in self._rows_in(connection, self._sql.books_in, keys):
+            book: CustomerPaymentMethods = _load_row(PAYMENT_METHODS, row)
+            active[str(book.customer_id)] = {str(m.id) for m in book.methods if m.is_active}
+        return active
+
+    def _rows_in(self, connection: C, sql: str, keys: Iterable[str]) -> Iterator[Row]:
+        """The rows of ``sql`` (a query of :data:`CHECK_SIZE` ids) for
+        ``keys``, :data:`CHECK_SIZE` at a time in order of id (a shorter
+        list repeats its last id)."""
         wanted = sorted(keys)
         for start in range(0, len(wanted), CHECK_SIZE):
             chunk = wanted[start : start + CHECK_SIZE]
             chunk += chunk[-1:] * (CHECK_SIZE - len(chunk))
-            for row in self._fetch(connection, self._sql.books_in, tuple(chunk)):
-                book: CustomerPaymentMethods = _load_row(PAYMENT_METHODS, row)
-                active[str(book.customer_id)] = {str(m.id) for m in book.methods if m.is_active}
-        return active
+            yield from self._fetch(connection, sql, tuple(chunk))
 
     def _read_customer_states(self, connection: C, wanted: list[str]) -> dict[str, tuple[str, str]]:
         states: dict[str, tuple[str, str]] = {}
-        for start in range(0, len(wanted), CHECK_SIZE):
-            chunk = wanted[start : start + CHECK_SIZE]
-            chunk += chunk[-1:] * (CHECK_SIZE - len(chunk))
-            for key, partner, status in self._fetch(
-                connection, self._sql.customer_states, tuple(chunk)
-            ):
-                states[key] = (partner, status)
+        for key, partner, status in self._rows_in(connection, self._sql.customer_states, wanted):
+            states[key] = (partner, status)
         return states
 
     def _write_outbox(self, connection: C) -> None:
