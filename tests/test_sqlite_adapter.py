@@ -2228,9 +2228,13 @@ class TestLocking:
         partner = new_partner()
         store = SqliteStore(":memory:")
         (customer,) = stored(store, partner, created(partner))
+        later = store.unit_of_work()
         with store.unit_of_work() as uow:
             uow.partners.save(new_partner())
             store.close()
+            # Not yet entered: closed, too (not "deleted").
+            with pytest.raises(AltpayError, match="the SqliteStore is closed"), later:
+                pass
             for call in (
                 uow.commit,
                 lambda: uow.partners.get(partner.id),

@@ -769,7 +769,9 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
 
     def _acquire(self) -> sqlite3.Connection:
         # An idle connection keeps reading and writing its file, even once
-        # the path names another one, or none.
+        # the path names another one, or none. (A closed store says so
+        # first: closing deletes a ":memory:" store's file.)
+        self._check_open()
         self._check_file()
         return super()._acquire()
 
