@@ -671,6 +671,14 @@ class MemoryStore(Store):
             partner = staged.partners.get(partner_id)
             return self._partners.get(partner_id) if partner is None else partner
 
+        def customer_of(customer_id: CustomerId) -> Customer | None:
+            customer = staged.customers.get(customer_id)
+            return self._customers.get(customer_id) if customer is None else customer
+
+        def book_of(customer_id: CustomerId) -> CustomerPaymentMethods | None:
+            book = staged.methods.get(customer_id)
+            return self._methods.get(customer_id) if book is None else book
+
         def catalog(partner_id: PartnerId) -> frozenset[TagId]:
             found = catalogs.get(partner_id)
             if found is None:
@@ -711,9 +719,7 @@ class MemoryStore(Store):
         new = sorted((i for i, base in staged.invoice_base.items() if base == 0), key=str)
         for invoice_id in new:
             invoice = staged.invoices[invoice_id]
-            owner = staged.customers.get(invoice.customer_id)
-            if owner is None:
-                owner = self._customers.get(invoice.customer_id)
+            owner = customer_of(invoice.customer_id)
             if owner is None or owner.partner_id != invoice.partner_id:
                 raise invoice_customer_missing(invoice_id, invoice.customer_id)
             if owner.status is CustomerStatus.ARCHIVED:
@@ -724,9 +730,7 @@ class MemoryStore(Store):
         paid = sorted((p for p, base in staged.payment_base.items() if base == 0), key=str)
         for payment_id in paid:
             payment = staged.payments[payment_id]
-            owner = staged.customers.get(payment.customer_id)
-            if owner is None:
-                owner = self._customers.get(payment.customer_id)
+            owner = customer_of(payment.customer_id)
             if owner is None or owner.partner_id != payment.partner_id:
                 continue
             if owner.status is CustomerStatus.ARCHIVED:
@@ -734,9 +738,7 @@ class MemoryStore(Store):
             if not any(user.id == payment.user_id for user in owner.users):
                 raise payment_payer_missing(payment_id, payment.user_id, payment.customer_id)
             method_id = payment.payment_method_id
-            book = staged.methods.get(payment.customer_id)
-            if book is None:
-                book = self._methods.get(payment.customer_id)
+            book = book_of(payment.customer_id)
             if method_id is None or book is None:
                 continue
             if not any(m.id == method_id and m.is_active for m in book.methods):
@@ -748,9 +750,7 @@ class MemoryStore(Store):
         books = sorted((c for c, base in staged.method_base.items() if base == 0), key=str)
         for customer_id in books:
             book = staged.methods[customer_id]
-            holder = staged.customers.get(customer_id)
-            if holder is None:
-                holder = self._customers.get(customer_id)
+            holder = customer_of(customer_id)
             if holder is None or holder.partner_id != book.partner_id:
                 raise methods_customer_missing(customer_id, book.partner_id)
 
