@@ -114,6 +114,38 @@ def test_a_time_with_no_utc_equivalent_is_refused(when: dt.datetime) -> None:
     assert error_of(_fields.aware_datetime, "at", when)[:2] == ("at", "invalid_datetime")
 
 
+class _OffsetOf(dt.tzinfo):
+    """A tzinfo of a caller's own, whose offset may be any value at all."""
+
+    def __init__(self, offset: object) -> None:
+        self.offset = offset
+
+    def utcoffset(self, when: dt.datetime | None) -> object:  # type: ignore[override]
+        return self.offset
+
+    def dst(self, when: dt.datetime | None) -> None:
+        return None
+
+
+_OFFSETS_PYTHON_REFUSES = st.one_of(
+    st.timedeltas(min_value=dt.timedelta(days=1)),
+    st.timedeltas(max_value=-dt.timedelta(days=1)),
+    st.integers(),
+    st.floats(),
+    st.text(max_size=5),
+)
+
+
+@given(offset=_OFFSETS_PYTHON_REFUSES)
+def test_a_tzinfo_whose_offset_python_refuses_is_an_invalid_datetime(offset: object) -> None:
+    # Python's ValueError (an offset of a day or more) or TypeError (an
+    # offset that is no timedelta) escaped from utcoffset() and astimezone().
+    when = dt.datetime(2026, 1, 5, 12, tzinfo=_OffsetOf(offset))
+    path, code, message = error_of(_fields.aware_datetime, "at", when)
+    assert (path, code) == ("at", "invalid_datetime")
+    assert message.startswith("'at' must be a timezone-aware datetime")
+
+
 _OFFSETS = st.timedeltas(
     min_value=-dt.timedelta(hours=23, minutes=59), max_value=dt.timedelta(hours=23, minutes=59)
 ).map(dt.timezone)

@@ -144,14 +144,14 @@ def aware_datetime(path: str, value: object) -> dt.datetime:
     """A timezone-aware datetime, in UTC."""
     # Aware as Python defines it: a tzinfo that gives no offset leaves the
     # time naive (astimezone would read it as the machine's local time).
-    if not isinstance(value, dt.datetime) or value.utcoffset() is None:
-        raise ValidationError.single(
-            path,
-            "invalid_datetime",
-            f"'{path}' must be a timezone-aware datetime (got {shown(value)})",
-        )
+    if not isinstance(value, dt.datetime):
+        raise _not_aware(path, value)
     try:
+        if value.utcoffset() is None:
+            raise _not_aware(path, value)
         return value.astimezone(dt.UTC)
+    except ValidationError:
+        raise
     except OverflowError:
         # Within a day of datetime.min or .max, with an offset: no such time in UTC.
         raise ValidationError.single(
@@ -160,6 +160,23 @@ def aware_datetime(path: str, value: object) -> dt.datetime:
             f"'{path}' must be a time that exists in UTC, between years 1 and 9999 "
             f"(got {shown(value)})",
         ) from None
+    except (ValueError, TypeError):
+        # A tzinfo of the caller's own whose utcoffset() gives a day or more,
+        # or no timedelta at all: Python refuses it, in utcoffset() or astimezone().
+        raise ValidationError.single(
+            path,
+            "invalid_datetime",
+            f"'{path}' must be a timezone-aware datetime whose offset from UTC is a "
+            f"timedelta of less than a day (got {shown(value)})",
+        ) from None
+
+
+def _not_aware(path: str, value: object) -> ValidationError:
+    return ValidationError.single(
+        path,
+        "invalid_datetime",
+        f"'{path}' must be a timezone-aware datetime (got {shown(value)})",
+    )
 
 
 def plain_date(path: str, value: object) -> dt.date:
