@@ -95,6 +95,7 @@ from .invoice import (
     _positive_money_in,
     _refuse_unless_open,
     _require_type,
+    _store_utc,
     _strip,
     _to_member,
     _when,
@@ -537,10 +538,10 @@ class Payment:
             _require_type(
                 found, "payment_method_id", self.payment_method_id, PaymentMethodId, "an id"
             )
-        found.check("", _fields.aware_datetime, "created_at", self.created_at)
+        _store_utc(found, self, "created_at")
         for name in ("succeeded_at", "settled_at"):
             if getattr(self, name) is not None:
-                found.check("", _fields.aware_datetime, name, getattr(self, name))
+                _store_utc(found, self, name)
         found.check("", _fields.version_number, "version", self.version)
         if items_ok and not self.allocations:
             found.add("allocations", "empty", "'allocations' must hold at least one invoice")
@@ -1649,7 +1650,7 @@ class PaymentMethod:
             found.check("", _display_name, "display_name", self.display_name)
             found.check("", _last4, "last4", self.last4)
             _to_member(found, self, "status", PaymentMethodStatus)
-            found.check("", _fields.aware_datetime, "added_at", self.added_at)
+            _store_utc(found, self, "added_at")
         found.raise_if_any()
 
     @property
@@ -2120,7 +2121,7 @@ class ScheduledPayment:
         payment_ok = self.payment_id is None or _require_type(
             found, "payment_id", self.payment_id, PaymentId, "a payment id"
         )
-        found.check("", _fields.aware_datetime, "created_at", self.created_at)
+        _store_utc(found, self, "created_at")
         found.check("", _fields.version_number, "version", self.version)
         # Among the field errors when fields are also at fault; checked once
         # the status and the payment have passed.
