@@ -416,6 +416,75 @@ def test_to_dict_refuses_keys_and_values_json_would_change(value: object) -> Non
     assert (info.value.paths, info.value.codes) == (["value"], ["not_serializable"])
 
 
+@attrs.frozen
+class Reminder:
+    """A service's own type, with a date and a time."""
+
+    send_on: dt.date
+    sent_at: dt.datetime | None = None
+
+
+_NAIVE = st.datetimes()
+_AWARE = st.datetimes(
+    min_value=dt.datetime(1900, 1, 1),
+    max_value=dt.datetime(2200, 1, 1),
+    timezones=st.timezones(),
+    allow_imaginary=False,
+)
+
+
+@given(
+    moment=_NAIVE,
+    where=st.sampled_from(
+        [
+            lambda moment: moment,
+            lambda moment: [moment],
+            lambda moment: Reminder(dt.date(2026, 1, 31), sent_at=moment),
+        ]
+    ),
+)
+def test_to_dict_refuses_a_naive_datetime_that_from_dict_would_refuse(
+    moment: dt.datetime, where: Any
+) -> None:
+    # It was written without an offset, and read back as invalid_datetime.
+    with pytest.raises(ValidationError) as read:
+        from_dict(dt.datetime, moment.isoformat())
+    assert read.value.codes == ["invalid_datetime"]
+    for write in (to_dict, to_json):
+        with pytest.raises(ValidationError) as info:
+            write(where(moment))
+        assert (info.value.paths, info.value.codes) == (["value"], ["not_serializable"])
+        assert "naive datetime" in info.value.errors[0].message
+
+
+@given(moment=st.one_of(_NAIVE, _AWARE))
+def test_to_dict_refuses_a_datetime_where_a_date_is_written(moment: dt.datetime) -> None:
+    # A datetime is a date to Python: it was written with its time, and read
+    # back as invalid_date.
+    with pytest.raises(ValidationError) as read:
+        from_dict(Reminder, {"send_on": moment.isoformat(), "sent_at": None})
+    assert read.value.codes == ["invalid_date"]
+    for value in (Reminder(moment), [Reminder(moment)]):
+        for write in (to_dict, to_json):
+            with pytest.raises(ValidationError) as info:
+                write(value)
+            assert (info.value.paths, info.value.codes) == (["value"], ["not_serializable"])
+            assert "a datetime where a date is written" in info.value.errors[0].message
+
+
+@given(day=st.dates(), moment=_AWARE)
+def test_dates_and_aware_datetimes_are_written_as_from_dict_reads_them(
+    day: dt.date, moment: dt.datetime
+) -> None:
+    assert to_dict(day) == day.isoformat()
+    assert from_dict(dt.date, to_dict(day)) == day
+    assert from_dict(dt.datetime, to_dict(moment)) == moment
+    reminder = Reminder(day, sent_at=moment)
+    data = to_dict(reminder)
+    assert data == {"send_on": day.isoformat(), "sent_at": moment.isoformat()}
+    assert from_dict(Reminder, data) == reminder
+
+
 @given(data=json_like)
 @example(data=float("nan"))
 @example(data={"a": [float("-inf")]})

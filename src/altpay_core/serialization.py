@@ -275,6 +275,26 @@ def _decimal_data(number: Decimal) -> str:
     return str(number)
 
 
+def _datetime_data(moment: dt.datetime) -> str:
+    """A datetime as to_dict writes it: ISO 8601 with its UTC offset. A
+    naive one, which no reader takes (``invalid_datetime``), is not
+    written."""
+    if moment.utcoffset() is None:
+        raise TypeError(
+            f"{moment.isoformat()} is a naive datetime: only a timezone-aware one is written"
+        )
+    return moment.isoformat()
+
+
+def _date_data(day: dt.date) -> str:
+    """A date as to_dict writes it: ISO 8601, ``"2026-01-31"``. A datetime
+    (a date too, to Python) where a date is written, which no reader takes
+    as a date (``invalid_date``), is not written."""
+    if isinstance(day, dt.datetime):
+        raise TypeError(f"{day.isoformat()} is a datetime where a date is written")
+    return day.isoformat()
+
+
 def _enum_member(value: object, cls: type[enum.Enum]) -> enum.Enum:
     try:
         return cls(value)
@@ -427,9 +447,12 @@ def make_converter(*, detailed_validation: bool = False) -> cattrs.Converter:
     conv.register_structure_hook(Decimal, _decimal)
     conv.register_unstructure_hook(Decimal, _decimal_data)
     conv.register_structure_hook(dt.datetime, _datetime)
-    conv.register_unstructure_hook(dt.datetime, lambda d: d.isoformat())
+    # By class: cattrs finds a datetime's own hook (singledispatch, by the
+    # value's class) before the date hook; only a datetime in a field typed
+    # as a date reaches the date hook, which refuses it.
+    conv.register_unstructure_hook(dt.datetime, _datetime_data)
     conv.register_structure_hook(dt.date, _date)
-    conv.register_unstructure_hook(dt.date, lambda d: d.isoformat())
+    conv.register_unstructure_hook(dt.date, _date_data)
     conv.register_structure_hook_func(
         lambda t: isinstance(t, type) and issubclass(t, enum.Enum), _enum_member
     )
@@ -715,12 +738,12 @@ def to_dict(value: object) -> Any:
 
     A value that cannot be written (a list that holds itself, an integer
     too long for Python to write as text), or that has no such form (an
-    object of no type of the library's, bytes, NaN or an infinity, a key
-    that is not text, inside a list, a dict or a page too), is a
-    ``not_serializable`` error at ``value``. A key the library writes as
-    text (an id, a date, a ``Decimal``) is written as that text, and an
-    attrs class or a dataclass of your own field by field, as cattrs
-    writes them."""
+    object of no type of the library's, bytes, NaN or an infinity, a naive
+    datetime, a datetime where a date is written, a key that is not text,
+    inside a list, a dict or a page too), is a ``not_serializable`` error
+    at ``value``. A key the library writes as text (an id, a date, a
+    ``Decimal``) is written as that text, and an attrs class or a dataclass
+    of your own field by field, as cattrs writes them."""
     kind = type(value)
     try:
         data = _FAST.unstructure(value, unstructure_as=kind)
@@ -847,7 +870,8 @@ def to_json(value: object, *, indent: int | None = None) -> str:
 
     ``indent``, if given, is a whole number of spaces from 0 to 100. A value
     that has no JSON form (an object of no type of the library's, bytes, NaN
-    or an infinity) is a ``not_serializable`` error at ``value``.
+    or an infinity, a naive datetime, a datetime where a date is written) is
+    a ``not_serializable`` error at ``value``.
     """
     if indent is not None:
         _fields.whole_number("indent", indent, 0, _MAX_INDENT, code="invalid_indent")
