@@ -1,9 +1,12 @@
 """The times every aggregate and event keeps: in UTC, whatever offset they
 were given at, so that they are written as the same text before and after a
-round trip, and every store reads back what another does."""
+round trip, and every store reads back what another does; and the times the
+clock gives, never before the times already kept (a request is resolved no
+earlier than it was made, a customer's events stay oldest first)."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import Callable
 from typing import Any
@@ -14,6 +17,7 @@ from hypothesis import strategies as st
 
 from altpay_core import (
     AccessRequest,
+    Customer,
     CustomerDraft,
     CustomerPaymentMethods,
     Invoice,
@@ -25,9 +29,11 @@ from altpay_core import (
     schedule_payment,
     to_dict,
 )
+from altpay_core import customer as customer_module
 from altpay_core.adapters.memory import MemoryStore
 from altpay_core.adapters.sqlite import SqliteStore
-from altpay_core.events import InvoiceUpdated
+from altpay_core.errors import InvariantViolation
+from altpay_core.events import CustomerUpdated, InvoiceUpdated
 from altpay_core.ports import UnitOfWork
 
 TODAY = dt.date(2026, 1, 5)
@@ -209,3 +215,65 @@ def test_memory_and_sqlite_read_back_the_times_written(times: Times) -> None:
     for name, data in memory.items():
         assert _times_in(name, data) == _times_in(name, written[name]), name
         assert data == stored[name], name
+
+
+# How far another server's clock (or a time read back) may be from this one's.
+_SKEW = st.timedeltas(min_value=-dt.timedelta(days=1), max_value=dt.timedelta(days=1))
+
+
+@given(skew=_SKEW, how=st.sampled_from(["reject", "add_to_customer", "approve_new_customer"]))
+def test_a_request_is_resolved_no_earlier_than_it_was_made(skew: dt.timedelta, how: str) -> None:
+    requested = dt.datetime.now(dt.UTC) + skew
+    request = attrs.evolve(
+        AccessRequest.open(PARTNER, email="bo@globex.example", first_name="Bo", last_name="Li"),
+        requested_at=requested,
+    )
+    if how == "reject":
+        resolved = request.reject(partner=PARTNER, by=MO)
+    elif how == "add_to_customer":
+        resolved, _ = request.add_to_customer(CUSTOMER, partner=PARTNER, by=MO)
+    else:
+        draft = request.start_customer(partner=PARTNER, by=MO)
+        customer = draft.enter_details(company="Initech", address=ALBANY).create()
+        resolved = request.approve_new_customer(customer, partner=PARTNER, by=MO)
+    assert resolved.requested_at == requested
+    assert resolved.resolved_at is not None
+    assert resolved.resolved_at >= requested
+
+
+_CUSTOMER_COMMANDS: dict[str, Callable[[Customer, int], Customer]] = {
+    "update_details": lambda c, n: c.update_details(company=f"Globex {n}"),
+    "add_user": lambda c, n: c.add_user(
+        first_name="Bo", last_name="Li", email=f"bo{n}@globex.example"
+    ),
+    "archive": lambda c, n: c.archive(),
+    "restore": lambda c, n: c.restore(),
+    "set_notifications": lambda c, n: c.set_notifications(ANN.id, enabled=n % 2 == 0),
+}
+
+
+@given(
+    created=_SKEW,
+    pending=st.none() | _SKEW,
+    commands=st.lists(st.sampled_from(sorted(_CUSTOMER_COMMANDS)), min_size=1, max_size=5),
+)
+def test_a_customers_events_are_never_dated_before_its_creation_nor_its_pending_events(
+    created: dt.timedelta, pending: dt.timedelta | None, commands: list[str]
+) -> None:
+    now = dt.datetime.now(dt.UTC)
+    customer = attrs.evolve(CUSTOMER, created_at=now + created)
+    if pending is not None:
+        # An event still pending, dated by a clock that runs ahead.
+        event = CustomerUpdated(
+            partner_id=PARTNER.id,
+            aggregate_id=str(customer.id),
+            occurred_at=max(now + pending, customer.created_at),
+            changes=("company",),
+        )
+        customer = customer_module._with_event(customer, customer, event)
+    for n, command in enumerate(commands):
+        with contextlib.suppress(InvariantViolation):  # no change to an archived customer
+            customer = _CUSTOMER_COMMANDS[command](customer, n)
+    times = [event.occurred_at for event in customer.events]
+    assert times == sorted(times)
+    assert all(time >= customer.created_at for time in times)

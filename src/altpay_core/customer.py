@@ -721,6 +721,8 @@ class Customer:
     returns a new customer carrying a ``customer_updated`` (or
     ``customer_archived``) event in :attr:`events`, and leaves this one
     untouched; a command that changes nothing returns this very customer.
+    The event is dated now, or, when that is earlier, at ``created_at`` or
+    at the latest pending event's time: events stay oldest first.
 
     Every customer that exists, however it was built, has at least one user
     (C5), unique emails among its users (C4) and valid fields.
@@ -973,8 +975,20 @@ class Customer:
         return _with_event(
             new,
             self,
-            CustomerUpdated(partner_id=self.partner_id, aggregate_id=str(self.id), changes=changes),
+            CustomerUpdated(
+                partner_id=self.partner_id,
+                aggregate_id=str(self.id),
+                occurred_at=self._event_time(),
+                changes=changes,
+            ),
         )
+
+    def _event_time(self) -> dt.datetime:
+        # Events stay oldest first: the clock's time, when it is before the
+        # customer was created (a customer read back from a server whose
+        # clock runs ahead) or before its pending events, counts as the
+        # latest of those.
+        return max(utc_now(), self.created_at, *(event.occurred_at for event in self.events))
 
     def _authorize(self, partner: Partner | None, by: TeamMemberId | TeamMember | None) -> None:
         """With ``by``, the team member of ``partner`` (this customer's) who
@@ -1313,7 +1327,10 @@ class Customer:
             new,
             self,
             CustomerArchived(
-                partner_id=self.partner_id, aggregate_id=str(self.id), changes=("status",)
+                partner_id=self.partner_id,
+                aggregate_id=str(self.id),
+                occurred_at=self._event_time(),
+                changes=("status",),
             ),
         )
 
@@ -1389,6 +1406,8 @@ class AccessRequest:
     partner's customers is a question for the repository
     (``customers.with_user(email)``), asked before opening one:
     ``services.open_access_request`` asks it, and stores the request.
+    Resolved, it records ``resolved_at``: now, or ``requested_at`` when that
+    is later, so that it is never resolved before it was made.
     """
 
     id: AccessRequestId
@@ -1526,7 +1545,9 @@ class AccessRequest:
             status=status,
             customer_id=customer_id,
             resolved_by=member.id,
-            resolved_at=utc_now(),
+            # Never before the request was made (its time may come from a
+            # server whose clock runs ahead of this one).
+            resolved_at=max(utc_now(), self.requested_at),
         )
 
     @checked_arguments
