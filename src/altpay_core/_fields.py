@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, ClassVar, Final, NoReturn, Protocol, TypeVar, cast
 
 from .errors import (
@@ -58,6 +58,19 @@ NOT_TEXT: Final = (
 """The message of an ``invalid_text`` error, for the field's name."""
 
 
+def plain_str(value: str) -> str:
+    """``value`` as a plain ``str``: a subclass of ``str`` (with its own
+    ``__eq__``, ``__hash__`` or ``strip``) is never kept in an id, a field or
+    a key, where it could pass for another value or break a set."""
+    return value if type(value) is str else str.__str__(value)
+
+
+def plain_int(value: int) -> int:
+    """``value`` as a plain ``int``, for the same reason as :func:`plain_str`
+    (a version that equals every number would pass any version check)."""
+    return value if type(value) is int else int.__int__(value)
+
+
 def valid_unicode(text: str) -> bool:
     """Whether ``text`` is Unicode text that every store can hold: no NUL
     character (PostgreSQL's text holds none) and no lone surrogate (which
@@ -76,7 +89,7 @@ def query_text(path: str, value: object) -> str:
         )
     if not valid_unicode(value):
         raise ValidationError.single(path, "invalid_text", NOT_TEXT.format(path))
-    return value
+    return plain_str(value)
 
 
 def required_text(path: str, value: object, *, max_length: int = 200) -> str:
@@ -89,7 +102,9 @@ def _nonblank_text(path: str, value: object) -> str:
         raise ValidationError.single(
             path, "wrong_type", f"'{path}' must be a string (got {type(value).__name__})"
         )
-    text = value.strip()
+    # str.strip, not the value's own: a subclass's strip may return itself
+    # (markupsafe.Markup does), and what is kept is a plain str.
+    text = str.strip(value)
     if not text:
         raise ValidationError.single(path, "blank", f"'{path}' must not be blank")
     if not valid_unicode(text):
@@ -135,7 +150,7 @@ def system_name(path: str, value: object) -> str:
 
 def optional_text(path: str, value: object, *, max_length: int = 200) -> str | None:
     """A trimmed string, or ``None`` for ``None`` or a blank string."""
-    if value is None or (isinstance(value, str) and not value.strip()):
+    if value is None or (isinstance(value, str) and not str.strip(value)):
         return None
     return required_text(path, value, max_length=max_length)
 
@@ -185,6 +200,10 @@ def plain_date(path: str, value: object) -> dt.date:
         raise ValidationError.single(
             path, "invalid_date", f"'{path}' must be a date (got {shown(value)})"
         )
+    if type(value) is not dt.date:
+        # A subclass of date is kept as a plain date: its own comparisons
+        # and arithmetic (which the due-date rules use) are not the calendar's.
+        return dt.date(value.year, value.month, value.day)
     return value
 
 
@@ -199,23 +218,57 @@ def boolean(path: str, value: object) -> bool:
 
 def version_number(path: str, value: object) -> int:
     """A stored version: a whole number, 0 for never stored."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    # Made a plain int before it is compared: a subclass's own comparisons
+    # could pass any check.
+    number = _int_or_none(value)
+    if number is None or number < 0:
+        got = shown(value if number is None else number)
         raise ValidationError.single(
-            path, "invalid_version", f"'{path}' must be a whole number >= 0 (got {shown(value)})"
+            path, "invalid_version", f"'{path}' must be a whole number >= 0 (got {got})"
         )
-    return value
+    return number
 
 
 def whole_number(path: str, value: object, low: int, high: int, *, code: str) -> int:
     """An ``int`` (not a ``bool``) from ``low`` to ``high``; anything else is
     a ``code`` error whose message shows the start of it (an int or a bool,
     ``True``) or its type."""
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        got = shown(value) if isinstance(value, int) else type(value).__name__
+    number = _int_or_none(value)
+    if number is None or not low <= number <= high:
+        if number is not None:
+            got = shown(number)
+        else:
+            got = shown(value) if isinstance(value, bool) else type(value).__name__
         raise ValidationError.single(
             path, code, f"'{path}' must be a whole number from {low:,} to {high:,} (got {got})"
         )
-    return value
+    return number
+
+
+def _int_or_none(value: object) -> int | None:
+    """``value`` as a plain int when it is an int and not a bool, else None."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return plain_int(value)
+
+
+def keep_checked(
+    found: FieldErrors,
+    obj: object,
+    name: str,
+    parse: Callable[..., object],
+    *args: Any,
+    **kwargs: Any,
+) -> None:
+    """Check the field ``name`` of an instance just built with
+    ``parse(name, value, *args, **kwargs)``, noting its error in ``found``; keep what
+    the parse returns when it is another object (a plain ``int`` or ``date``
+    for a subclass's), so that no check passes on one value and the
+    instance keeps another."""
+    value = getattr(obj, name)
+    clean = found.check("", parse, name, value, *args, **kwargs)
+    if clean is not None and clean is not value:
+        object.__setattr__(obj, name, clean)
 
 
 def class_label(kind: type[Any]) -> str:
@@ -275,6 +328,10 @@ class Choices:
 
 def choice(path: str, value: object, kind: type[E]) -> E:
     """A member of the enumeration ``kind``, given as itself or its value."""
+    if isinstance(value, str) and not isinstance(value, kind):
+        # Looked up as a plain str: a subclass's own __eq__ could match any
+        # member, and one without __hash__ would raise a TypeError.
+        value = plain_str(value)
     try:
         return kind(value)  # type: ignore[call-arg]
     except ValueError:

@@ -71,13 +71,13 @@ _REPR_USERS: Final = 3
 
 
 def _optional_email(path: str, value: object) -> EmailAddress | None:
-    if value is None or (isinstance(value, str) and not value.strip()):
+    if value is None or (isinstance(value, str) and not str.strip(value)):
         return None
     return _email(path, value)
 
 
 def _ein(path: str, value: object) -> EIN | None:
-    if value is None or (isinstance(value, str) and not value.strip()):
+    if value is None or (isinstance(value, str) and not str.strip(value)):
         return None
     if isinstance(value, EIN):
         return value
@@ -352,7 +352,7 @@ def _user_ref(ref: object, path: str) -> UserId | EmailAddress:
         if "@" in ref:
             return _email(path, ref)
         try:
-            return _fields.entity_id(path, ref.strip(), UserId)
+            return _fields.entity_id(path, str.strip(ref), UserId)
         except ValidationError:
             raise ValidationError.single(
                 path,
@@ -406,7 +406,7 @@ def _one_user(
                 "wrong_type",
                 f"'user_id' must be a user id (got {type(user_id).__name__})",
             )
-        text = user_id.strip() if isinstance(user_id, str) else user_id
+        text = str.strip(user_id) if isinstance(user_id, str) else user_id
         return _fields.entity_id("user_id", text, UserId)
     assert user is not None
     return user

@@ -129,6 +129,7 @@ class Event:
 
     def __attrs_post_init__(self) -> None:
         found = FieldErrors()
+        self._keep_plain_text()
         if not self.topic:
             found.add(
                 "topic",
@@ -176,6 +177,20 @@ class Event:
                     path = f"changes[{index}]"
                     found.add(path, "invalid_text", _fields.NOT_TEXT.format(path))
         found.raise_if_any()
+
+    def _keep_plain_text(self) -> None:
+        """The aggregate's id and the changed fields' names as plain ``str``:
+        a subclass of ``str`` (with its own ``__eq__``, ``__hash__`` or
+        ``strip``) is never kept, to be checked as one value and read as
+        another."""
+        aggregate_id, changes = self.aggregate_id, self.changes
+        if isinstance(aggregate_id, str) and type(aggregate_id) is not str:
+            object.__setattr__(self, "aggregate_id", _fields.plain_str(aggregate_id))
+        if isinstance(changes, tuple) and any(
+            isinstance(name, str) and type(name) is not str for name in changes
+        ):
+            plain = tuple(_fields.plain_str(n) if isinstance(n, str) else n for n in changes)
+            object.__setattr__(self, "changes", plain)
 
 
 @checked_constructor

@@ -33,7 +33,7 @@ import email_validator
 from stdnum.us import ein as stdnum_ein
 
 from altpay_core._arguments import checked_arguments, checked_constructor
-from altpay_core._fields import NOT_TEXT, id_text, system_name, valid_unicode
+from altpay_core._fields import NOT_TEXT, id_text, plain_str, system_name, valid_unicode
 from altpay_core.errors import (
     ArgumentError,
     FieldError,
@@ -222,7 +222,7 @@ class EmailAddress:
         if isinstance(value, str):
             # Trimmed before the cache, so that padding cannot make one
             # address take many entries.
-            normalised, key = _normalise_email(value.strip())
+            normalised, key = _normalise_email(str.strip(value))
         elif isinstance(value, EmailAddress):
             normalised, key = value.value, value.key
         else:
@@ -334,7 +334,7 @@ def _clean_text(
     if not isinstance(value, str):
         found.add(path, "wrong_type", f"'{path}' must be a string (got {_type_name(value)})")
         return None
-    text = value.strip()
+    text = str.strip(value)  # a plain str, whatever the subclass's strip gives
     if not text:
         found.add(path, "blank", f"'{path}' must not be blank")
         return None
@@ -403,7 +403,7 @@ def _clean_address(
     clean_line2: str | None = None
     if line2 is not None and not isinstance(line2, _Absent):
         if isinstance(line2, str):
-            clean_line2 = line2.strip() or None
+            clean_line2 = str.strip(line2) or None
             if clean_line2 is not None:  # optional: blank is None, else as line1
                 clean_line2 = _clean_text(found, "line2", clean_line2, ADDRESS_LINE_MAX)
         else:
@@ -736,7 +736,7 @@ class EIN:
             raise ValidationError.single(
                 "", "wrong_type", f"'ein' must be a string (got {_type_name(value)})"
             )
-        text = value.strip()
+        text = str.strip(value)
         # Our own strict check first: stdnum's cleaning would also accept
         # other scripts' digits and stray separators.
         if _EIN_FORMAT.fullmatch(text) is None:
@@ -830,6 +830,8 @@ class EntityId:
     digits of a random UUID); ``X(text)`` parses an existing one, which must
     be the prefix, ``_``, and 1 to 64 ASCII letters and digits. Anything else
     raises :class:`ValidationError` with code ``invalid_id`` (path empty).
+    ``value`` is always a plain ``str``, even for text given as a subclass of
+    ``str``.
 
     >>> CustomerId("cus_abc")
     CustomerId('cus_abc')
@@ -909,7 +911,9 @@ class EntityId:
             )
         # Set the slot directly: ids are built by the thousand when records
         # load, and attrs' generic init adds nothing for one checked string.
-        object.__setattr__(self, "value", value)
+        # A subclass of str is kept as a plain str: its own __eq__ or
+        # __hash__ could make this id equal another, or unhashable.
+        object.__setattr__(self, "value", plain_str(value))
 
     @classmethod
     @checked_arguments

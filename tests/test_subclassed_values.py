@@ -1,0 +1,258 @@
+"""Values given as subclasses of ``str``, ``int``, ``Decimal`` and ``date``:
+every constructor and command keeps them as the plain type, so that a
+subclass's own ``__eq__``, ``__hash__`` or ``strip`` can neither pass a check
+on one value and be kept as another, nor raise a bare ``TypeError``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+
+import attrs
+import pytest
+from hypothesis import strategies as st
+
+from altpay_core import (
+    Customer,
+    CustomerDraft,
+    CustomerId,
+    Invoice,
+    Partner,
+    PermissionDenied,
+    UserId,
+    from_dict,
+    pay_invoices,
+    to_dict,
+)
+
+TODAY = dt.date(2026, 1, 5)
+DUE = dt.date(2026, 2, 4)
+
+
+# -- the subclasses ------------------------------------------------------------------
+
+
+class Hostile(str):
+    """Equal to everything, with one hash for all."""
+
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    def __ne__(self, other: object) -> bool:
+        return False
+
+    def __hash__(self) -> int:
+        return 42
+
+
+class Unhashable(str):
+    __hash__ = None  # type: ignore[assignment]
+
+
+class Marked(str):
+    """As markupsafe.Markup: its strip() and case changes return its own type."""
+
+    def strip(self, chars: str | None = None) -> Marked:
+        return Marked(super().strip(chars))
+
+    def upper(self) -> Marked:
+        return Marked(super().upper())
+
+    def lower(self) -> Marked:
+        return Marked(super().lower())
+
+
+class Plain(str):
+    pass
+
+
+class HostileInt(int):
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    def __ne__(self, other: object) -> bool:
+        return False
+
+    def __hash__(self) -> int:
+        return 7
+
+
+class HostileDecimal(Decimal):
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    def __ne__(self, other: object) -> bool:
+        return False
+
+    __hash__ = Decimal.__hash__
+
+
+class Day(dt.date):
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    def __ne__(self, other: object) -> bool:
+        return False
+
+    __hash__ = dt.date.__hash__
+
+
+TEXT_KINDS = [Hostile, Unhashable, Marked, Plain]
+texts = st.sampled_from(TEXT_KINDS)
+
+
+# -- what is kept ----------------------------------------------------------------
+
+
+def _leaves(value: object, path: str = "") -> Iterator[tuple[str, object]]:
+    """Every value held by ``value``, however deep (attrs fields, tuples,
+    sets, mappings), with its path."""
+    if isinstance(value, enum.Enum):
+        return
+    if attrs.has(type(value)):
+        for field in attrs.fields(type(value)):
+            yield from _leaves(getattr(value, field.name), f"{path}.{field.name}")
+        return
+    if isinstance(value, tuple | list | frozenset | set):
+        for index, item in enumerate(value):
+            yield from _leaves(item, f"{path}[{index}]")
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield f"{path}.<key>", key
+            yield from _leaves(item, f"{path}.{key}")
+        return
+    yield path, value
+
+
+_PLAIN = (str, int, Decimal, dt.date, dt.datetime)
+
+
+def _subclassed(value: object) -> list[str]:
+    """The paths of the values that are a subclass of str, int, Decimal or
+    date, rather than the type itself (a bool is an int of its own)."""
+    found = []
+    for path, leaf in _leaves(value):
+        if isinstance(leaf, bool):
+            continue
+        if isinstance(leaf, _PLAIN) and type(leaf) not in _PLAIN:
+            found.append(f"{path}: {type(leaf).__name__}")
+    return found
+
+
+def _assert_plain(*values: object) -> None:
+    for value in values:
+        assert _subclassed(value) == []
+        assert _subclassed(to_dict(value)) == []
+
+
+# -- the aggregates, built from subclassed input ------------------------------------
+
+
+def _partner(text: type[str] = str) -> Partner:
+    return Partner.create(name=text("Northwind IT"), country=text("US")).add_team_member(
+        name=text("Ada"), email=text("ada@n.example"), role=text("admin")
+    )
+
+
+def _customer(partner: Partner, text: type[str] = str) -> Customer:
+    address = {
+        "line1": text(" 1 Main St "),
+        "line2": text(" Suite 2 "),
+        "city": text("Albany"),
+        "region": text("ny"),
+        "postal_code": text("12207"),
+        "country": text("us"),
+    }
+    return (
+        CustomerDraft.start(partner)
+        .enter_details(
+            company=text(" Globex "),
+            legal_name=text(" Globex Inc "),
+            ein=text(" 12-3456789 "),
+            address=address,
+        )
+        .add_user(first_name=text(" Ann "), last_name=text("Lee"), email=text("ann@globex.example"))
+        .create()
+    )
+
+
+def _invoice(partner: Partner, customer: Customer, text: type[str] = str) -> Invoice:
+    return Invoice.issue(
+        partner,
+        customer,
+        by=partner.team[0],
+        number=text(" 1001 "),
+        memo=text(" Thanks "),
+        today=Day(2026, 1, 5),
+        due_date=Day(2026, 2, 4),
+        lines=[
+            {
+                "description": text(" Seats "),
+                "quantity": HostileInt(2),
+                "unit_amount": HostileDecimal("100.00"),
+            },
+            {"description": text("Setup"), "quantity": 1, "unit_amount": text("5.00")},
+        ],
+    )
+
+
+# -- each defect, as it showed ----------------------------------------------------------
+
+
+def test_a_stranger_is_no_user_whatever_the_text_of_their_id() -> None:
+    # A str subclass equal to everything was kept as the id's text: a
+    # stranger's id then equalled a user's, and the payment was made (I1).
+    partner = _partner()
+    customer = _customer(partner)
+    invoice = _invoice(partner, customer)
+    stranger = Hostile(str(UserId.new()))
+    with pytest.raises(PermissionDenied):
+        pay_invoices(
+            partner, customer, [invoice], payer=stranger, method="ach", idempotency_key="b"
+        )
+    assert UserId(stranger) != customer.users[0].id
+
+
+def test_another_partner_cannot_invoice_a_customer_read_with_a_subclassed_partner_id() -> None:
+    partner, other = _partner(), _partner()
+    data = to_dict(_customer(partner))
+    data["partner_id"] = Hostile(data["partner_id"])
+    theirs = from_dict(Customer, data)
+    assert type(theirs.partner_id.value) is str
+    assert theirs.partner_id != other.id
+
+
+def test_markup_like_text_is_kept_as_plain_text() -> None:
+    partner = _partner()
+    customer = _customer(partner).update_details(
+        company=Marked("Initech"), legal_name=Marked("Initech Inc"), ein=Marked("12-7654321")
+    )
+    assert customer.company == "Initech"
+    assert type(customer.company) is str
+    assert type(customer.legal_name) is str
+    assert type(customer.ein.digits) is str  # type: ignore[union-attr]
+    assert type(to_dict(customer)["company"]) is str
+
+
+def test_a_due_date_given_as_a_date_subclass_is_a_plain_date() -> None:
+    partner = _partner()
+    invoice = _invoice(partner, _customer(partner))
+    assert type(invoice.due_date) is dt.date
+    assert type(invoice.issue_date) is dt.date
+
+
+CALLS: list[tuple[str, Callable[[Partner, Customer, Invoice], object]]] = [
+    ("CustomerId", lambda p, c, i: hash(CustomerId(Unhashable(str(c.id))))),
+]
+
+
+@pytest.mark.parametrize("call", [c for _, c in CALLS], ids=[n for n, _ in CALLS])
+def test_unhashable_text_is_no_type_error(
+    call: Callable[[Partner, Customer, Invoice], object],
+) -> None:
+    partner = _partner()
+    customer = _customer(partner)
+    call(partner, customer, _invoice(partner, customer))
