@@ -12,20 +12,29 @@ from decimal import Decimal
 
 import attrs
 import pytest
+from hypothesis import given
 from hypothesis import strategies as st
 
 from altpay_core import (
+    Address,
+    ConcurrencyConflict,
     Customer,
     CustomerDraft,
     CustomerId,
+    ExternalRef,
+    Integration,
     Invoice,
+    Money,
     Partner,
+    PartnerId,
     PermissionDenied,
     UserId,
     from_dict,
     pay_invoices,
     to_dict,
 )
+from altpay_core.adapters.memory import MemoryStore
+from altpay_core.events import CustomerUpdated
 
 TODAY = dt.date(2026, 1, 5)
 DUE = dt.date(2026, 2, 4)
@@ -199,6 +208,22 @@ def _invoice(partner: Partner, customer: Customer, text: type[str] = str) -> Inv
     )
 
 
+@given(texts)
+def test_values_and_ids_keep_plain_text(text: type[str]) -> None:
+    values: list[object] = [
+        CustomerId(text("cus_1")),
+        ExternalRef(system=text(" ConnectWise "), id=text(" 4711 ")),
+        Integration(text("xero")),
+        Address(text("1 Main"), text("Albany"), text("NY"), text("12207"), text("US")),
+        Money(text("1.50"), text("USD")),
+        CustomerUpdated(partner_id=PartnerId("par_1"), aggregate_id=text("cus_1")),
+    ]
+    _assert_plain(*values)
+    # Each is hashable, and equal to the same value built from plain text.
+    assert hash(values[0]) == hash(CustomerId("cus_1"))
+    assert values[1] == ExternalRef(system="connectwise", id="4711")
+
+
 # -- each defect, as it showed ----------------------------------------------------------
 
 
@@ -225,6 +250,36 @@ def test_another_partner_cannot_invoice_a_customer_read_with_a_subclassed_partne
     assert theirs.partner_id != other.id
 
 
+def test_a_stale_version_given_as_an_int_subclass_is_a_conflict() -> None:
+    # I(0) equal to every number passed the memory store's version check.
+    partner = _partner()
+    customer = _customer(partner)
+    store = MemoryStore()
+    with store.unit_of_work() as uow:
+        uow.partners.save(partner)
+        uow.customers.save(customer)
+        uow.commit()
+    with store.unit_of_work() as uow:
+        uow.customers.save(uow.customers.get(partner.id, customer.id).update_details(company="A"))
+        uow.commit()
+    data = to_dict(customer)
+    data["version"] = HostileInt(0)
+    stale = from_dict(Customer, data)
+    assert type(stale.version) is int
+    changed = stale.update_details(company="B")
+    with store.unit_of_work() as uow, pytest.raises(ConcurrencyConflict):
+        uow.customers.save(changed)
+    with store.unit_of_work() as uow:
+        assert uow.customers.get(partner.id, customer.id).company == "A"
+
+
+def test_a_new_card_fee_rate_given_as_a_decimal_subclass_is_a_change() -> None:
+    partner = _partner()
+    updated = partner.set_card_fees(rate_percent=HostileDecimal("3.5"))
+    assert updated.card_fees.rate_percent == Decimal("3.5")
+    assert type(updated.card_fees.rate_percent) is Decimal
+
+
 def test_markup_like_text_is_kept_as_plain_text() -> None:
     partner = _partner()
     customer = _customer(partner).update_details(
@@ -245,7 +300,9 @@ def test_a_due_date_given_as_a_date_subclass_is_a_plain_date() -> None:
 
 
 CALLS: list[tuple[str, Callable[[Partner, Customer, Invoice], object]]] = [
+    ("connect_integration", lambda p, c, i: p.connect_integration(Unhashable("xero"))),
     ("CustomerId", lambda p, c, i: hash(CustomerId(Unhashable(str(c.id))))),
+    ("Integration", lambda p, c, i: hash(Integration(Unhashable("xero")))),
 ]
 
 

@@ -111,6 +111,8 @@ def _rounding(value: object, path: str = "rounding") -> str:
     try:
         # ASCII only, as every code read in any case: str.upper() turns some
         # other letters into ASCII ones ("\ufb02oor" into "FLOOR").
+        if isinstance(value, str) and not isinstance(value, Rounding):
+            value = _fields.plain_str(value)  # looked up by its text alone
         return _ROUNDINGS[value.upper() if type(value) is str and value.isascii() else value]
     except (KeyError, TypeError):  # TypeError: unhashable
         names = ", ".join(repr(r.name) for r in Rounding)
@@ -160,7 +162,7 @@ class Currency:
                 "wrong_type",
                 f"'currency' must be an ISO 4217 code such as 'USD' (got {type(code).__name__})",
             )
-        text = code.strip()
+        text = str.strip(code)
         # Upper-case ASCII only: str.upper() maps some other letters onto
         # ASCII ones ("ßp" becomes SSP; U+017F, the long s, becomes S), as
         # values._clean_code says.
@@ -308,7 +310,7 @@ def _parse_number(value: object, path: str) -> Decimal:
         # The wire form is an ASCII decimal string: Decimal() alone would also
         # take "1_000" and the digits of other scripts (Arabic-Indic,
         # full-width).
-        number = decimal_from_text(value)
+        number = decimal_from_text(_fields.plain_str(value))
         if number is None:
             raise ValidationError.single(
                 path,
@@ -316,7 +318,9 @@ def _parse_number(value: object, path: str) -> Decimal:
                 f"'{path}' must be a decimal number such as '12.50' (got {shown(value)})",
             )
     elif isinstance(value, Decimal):
-        number = value
+        # A plain Decimal, before anything compares or keeps it: a subclass
+        # brings its own __eq__ and arithmetic.
+        number = value if type(value) is Decimal else Decimal(value)
     elif isinstance(value, int) and not isinstance(value, bool):
         number = Decimal(value)
     elif isinstance(value, float):

@@ -172,7 +172,7 @@ class _FieldCheck:
             self._set(name, clean)
 
     def version(self) -> None:
-        self.found.check("", _fields.version_number, "version", self.obj.version)
+        _fields.keep_checked(self.found, self.obj, "version", _fields.version_number)
 
     def done(self) -> None:
         self.found.raise_if_any()
@@ -267,7 +267,7 @@ def _role(path: str, value: object) -> Role:
     underscore."""
     if isinstance(value, Role):
         return value
-    if isinstance(value, str) and _ROLE_WORDS.fullmatch(text := value.strip()):
+    if isinstance(value, str) and _ROLE_WORDS.fullmatch(text := str.strip(value)):
         wanted = re.sub("[ -]", "_", text).lower()
         for role in Role:
             if role.value == wanted:
@@ -378,14 +378,14 @@ _TAG_DESCRIPTION_MAX: Final = 500
 
 
 def _colour(path: str, value: object) -> str:
-    if not isinstance(value, str) or not _COLOUR.fullmatch(value.strip()):
+    if not isinstance(value, str) or not _COLOUR.fullmatch(str.strip(value)):
         got = shown(value) if isinstance(value, str) else type(value).__name__
         raise ValidationError.single(
             path,
             "invalid_colour",
             f"'{path}' must be a colour written #RRGGBB, like #1A2B3C (got {got})",
         )
-    return value.strip().upper()
+    return str.strip(value).upper()
 
 
 def _tag_key(name: str) -> str:
@@ -422,7 +422,7 @@ class Tag:
         except ValidationError as error:
             check.found.errors.extend(error.errors)
         else:
-            if clean != self.colour:
+            if type(self.colour) is not str or clean != self.colour:
                 object.__setattr__(self, "colour", clean)
         check.text("description", optional=True, max_length=_TAG_DESCRIPTION_MAX)
         check.done()
@@ -478,9 +478,12 @@ def _rate(path: str, value: object) -> Decimal:
         )
     rate: Decimal | None = None
     if isinstance(value, Decimal):
-        rate = value if value.is_finite() else None
+        # A plain Decimal before it is compared or kept: a subclass brings
+        # its own __eq__ and arithmetic.
+        rate = value if type(value) is Decimal else Decimal(value)
+        rate = rate if rate.is_finite() else None
     elif isinstance(value, str):
-        rate = decimal_from_text(value)
+        rate = decimal_from_text(_fields.plain_str(value))
     elif isinstance(value, int) and not isinstance(value, bool):
         rate = Decimal(value)
     places = ""
@@ -634,7 +637,7 @@ class Integration:
         except ValidationError as error:
             check.found.errors.extend(error.errors)
         else:
-            if clean != self.system:
+            if clean is not self.system:
                 object.__setattr__(self, "system", clean)
         check.boolean("syncs_customers")
         check.boolean("syncs_invoices")
@@ -653,7 +656,7 @@ def _country(path: str, value: object) -> str:
             "wrong_type",
             f"'{path}' must be a string (got {'None' if value is None else type(value).__name__})",
         )
-    text = value.strip()
+    text = str.strip(value)  # a plain str, whatever a subclass's strip gives
     if text.isascii() and text.upper() in COUNTRY_CURRENCIES:
         return text.upper()
     raise ValidationError.single(
@@ -723,7 +726,7 @@ class Partner:
         check.instance("id", PartnerId, "a PartnerId")
         check.text("name")
         country = check.found.check("", _country, "country", self.country)
-        if country is not None and country != self.country:
+        if country is not None and country is not self.country:
             object.__setattr__(self, "country", country)
         currency = check.found.check("", _partner_currency, "currency", self.currency)
         if currency is not None and currency is not self.currency:
@@ -1004,7 +1007,7 @@ class Partner:
         elif isinstance(tag, str):
             # A name first, so that a tag whose name looks like an id is
             # still found by it.
-            text = tag.strip()
+            text = str.strip(tag)
             found = by_key.get(_tag_key(text)) or by_text.get(text)
             if found is not None:
                 return found
@@ -1180,7 +1183,7 @@ class Partner:
                 "wrong_type",
                 f"'system' must be a string (got {type(system).__name__})",
             )
-        wanted = system.strip().lower()
+        wanted = str.strip(system).lower()
         for candidate in self.integrations:
             if candidate.system == wanted:
                 return candidate
