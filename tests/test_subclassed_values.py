@@ -9,6 +9,7 @@ import datetime as dt
 import enum
 from collections.abc import Callable, Iterator
 from decimal import Decimal
+from typing import Any
 
 import attrs
 import pytest
@@ -17,20 +18,25 @@ from hypothesis import strategies as st
 
 from altpay_core import (
     Address,
+    CardFeePolicy,
     ConcurrencyConflict,
     Customer,
     CustomerDraft,
     CustomerId,
+    CustomerPaymentMethods,
     ExternalRef,
     Integration,
     Invoice,
+    LineItem,
     Money,
     Partner,
     PartnerId,
     PermissionDenied,
     UserId,
+    card_fee_for,
     from_dict,
     pay_invoices,
+    schedule_payment,
     to_dict,
 )
 from altpay_core.adapters.memory import MemoryStore
@@ -209,6 +215,26 @@ def _invoice(partner: Partner, customer: Customer, text: type[str] = str) -> Inv
 
 
 @given(texts)
+def test_a_partner_customer_and_invoice_keep_plain_values(text: type[str]) -> None:
+    partner = _partner(text).add_tag(name=text(" VIP "), colour=text("#1a2b3c"))
+    partner = partner.connect_integration(text(" Xero "))
+    customer = _customer(partner, text).set_tags(partner, [text("vip")])
+    invoice = _invoice(partner, customer, text)
+    _assert_plain(partner, customer, invoice)
+    assert (customer.company, customer.address.region, str(customer.ein)) == (
+        "Globex",
+        "NY",
+        "12-3456789",
+    )
+    assert (invoice.issue_date, invoice.due_date, invoice.total) == (
+        TODAY,
+        DUE,
+        Money("205.00", "USD"),
+    )
+    assert type(invoice.due_date - invoice.issue_date) is dt.timedelta
+
+
+@given(texts)
 def test_values_and_ids_keep_plain_text(text: type[str]) -> None:
     values: list[object] = [
         CustomerId(text("cus_1")),
@@ -222,6 +248,49 @@ def test_values_and_ids_keep_plain_text(text: type[str]) -> None:
     # Each is hashable, and equal to the same value built from plain text.
     assert hash(values[0]) == hash(CustomerId("cus_1"))
     assert values[1] == ExternalRef(system="connectwise", id="4711")
+
+
+@given(texts)
+def test_a_payment_and_a_saved_method_keep_plain_values(text: type[str]) -> None:
+    partner = _partner()
+    customer = _customer(partner)
+    invoice = _invoice(partner, customer)
+    methods = CustomerPaymentMethods.of(customer).add(
+        type=text("card"), display_name=text(" Visa "), last4=text("4242")
+    )
+    user = customer.users[0]
+    payment, paid = pay_invoices(
+        partner,
+        customer,
+        [invoice],
+        payer=text(str(user.id)),
+        method=text("card"),
+        idempotency_key=text(" k1 "),
+    )
+    fee = card_fee_for(partner, customer, Money("1.00", "USD"), text("card"))
+    scheduled = schedule_payment(
+        partner,
+        customer,
+        invoice,
+        payer=text(str(user.id)),
+        methods=methods,
+        pay_on=Day(2026, 1, 9),
+        today=Day(2026, 1, 5),
+        amount=text("10.00"),
+    )
+    _assert_plain(methods, payment, *paid, fee, scheduled)
+    assert payment.user_id == user.id
+    assert scheduled.pay_on == dt.date(2026, 1, 9)
+
+
+@pytest.mark.parametrize("number", [HostileInt(3), HostileDecimal("3.5"), Plain("3.5")])
+def test_amounts_and_rates_keep_plain_numbers(number: Any) -> None:
+    rate = Decimal(str(int(number))) if isinstance(number, int) else Decimal("3.5")
+    policy = CardFeePolicy(bearer="customer", rate_percent=number, fixed=Money("0.30", "USD"))
+    partner = _partner().set_card_fees(rate_percent=number)
+    line = LineItem("Seats", HostileInt(3), Money(number, "USD", rounding="HALF_EVEN"))
+    _assert_plain(policy, partner, line)
+    assert (policy.rate_percent, partner.card_fees.rate_percent) == (rate, rate)
 
 
 # -- each defect, as it showed ----------------------------------------------------------
@@ -273,6 +342,20 @@ def test_a_stale_version_given_as_an_int_subclass_is_a_conflict() -> None:
         assert uow.customers.get(partner.id, customer.id).company == "A"
 
 
+def test_an_edit_of_a_quantity_given_as_an_int_subclass_is_a_change() -> None:
+    partner = _partner()
+    customer = _customer(partner)
+    seats = {"description": "Seats", "quantity": HostileInt(2), "unit_amount": "100.00"}
+    invoice = Invoice.issue(
+        partner, customer, by=partner.team[0], number="Q1", today=TODAY, due_date=DUE,
+        lines=[seats],
+    )  # fmt: skip
+    more = {**seats, "quantity": 5}
+    updated = invoice.update(partner, by=partner.team[0], today=TODAY, lines=[more])
+    assert updated.total == Money("500.00", "USD")
+    assert [e.topic for e in updated.events][-1] == "invoice_updated"
+
+
 def test_a_new_card_fee_rate_given_as_a_decimal_subclass_is_a_change() -> None:
     partner = _partner()
     updated = partner.set_card_fees(rate_percent=HostileDecimal("3.5"))
@@ -301,6 +384,13 @@ def test_a_due_date_given_as_a_date_subclass_is_a_plain_date() -> None:
 
 CALLS: list[tuple[str, Callable[[Partner, Customer, Invoice], object]]] = [
     ("connect_integration", lambda p, c, i: p.connect_integration(Unhashable("xero"))),
+    (
+        "pay_invoices",
+        lambda p, c, i: pay_invoices(
+            p, c, [i], payer=c.users[0], method=Unhashable("card"), idempotency_key="k"
+        ),
+    ),
+    ("card_fee_for", lambda p, c, i: card_fee_for(p, c, Money("1", "USD"), Unhashable("card"))),
     ("CustomerId", lambda p, c, i: hash(CustomerId(Unhashable(str(c.id))))),
     ("Integration", lambda p, c, i: hash(Integration(Unhashable("xero")))),
 ]

@@ -232,8 +232,12 @@ def known_method_type(value: object) -> PaymentMethodType | None:
     :func:`~altpay_core.errors.input_unshown`, which only a refused value
     needs. Not part of the public API.
     """
-    if isinstance(value, str | PaymentMethodType):
-        return _METHOD_TYPES.get(value)
+    if isinstance(value, PaymentMethodType):
+        return value
+    if isinstance(value, str):
+        # A plain str to look up: a subclass's own __hash__ or __eq__ (or
+        # none) would raise a TypeError, or match another kind.
+        return _METHOD_TYPES.get(_fields.plain_str(value))
     return None
 
 
@@ -526,14 +530,16 @@ class Payment:
         items_ok = self._check_items(found, "fees", Fee, currency_ok) and items_ok
         _to_member(found, self, "status", PaymentStatus)
         found.check("", _key, "idempotency_key", self.idempotency_key)
-        if not isinstance(self.request_fingerprint, str) or not _FINGERPRINT.fullmatch(
-            self.request_fingerprint
-        ):
+        fingerprint = self.request_fingerprint
+        if not isinstance(fingerprint, str) or not _FINGERPRINT.fullmatch(fingerprint):
             found.add(
                 "request_fingerprint",
                 "invalid_fingerprint",
                 "'request_fingerprint' must be 64 lower-case hex digits (a SHA-256)",
             )
+        elif type(fingerprint) is not str:
+            # Kept as a plain str: a retry's fingerprint is compared with it.
+            object.__setattr__(self, "request_fingerprint", _fields.plain_str(fingerprint))
         if self.payment_method_id is not None:
             _require_type(
                 found, "payment_method_id", self.payment_method_id, PaymentMethodId, "an id"
@@ -542,7 +548,7 @@ class Payment:
         for name in ("succeeded_at", "settled_at"):
             if getattr(self, name) is not None:
                 _store_utc(found, self, name)
-        found.check("", _fields.version_number, "version", self.version)
+        _fields.keep_checked(found, self, "version", _fields.version_number)
         if items_ok and not self.allocations:
             found.add("allocations", "empty", "'allocations' must hold at least one invoice")
         if (
@@ -1163,7 +1169,7 @@ def _card_fee_on(
 def _payer(customer: Customer, payer: object) -> UserId:
     if isinstance(payer, Impersonation):
         raise PermissionDenied(role="read-only impersonation", action="pay invoices")
-    if isinstance(payer, str) and payer.startswith(f"{TeamMemberId.prefix}_"):
+    if isinstance(payer, str) and str.startswith(payer, f"{TeamMemberId.prefix}_"):
         # A team member's id as text is a team member's id, as the object is.
         payer = _payer_id(payer, TeamMemberId)
     if isinstance(payer, TeamMember | TeamMemberId):
@@ -1594,6 +1600,7 @@ def _last4(path: str, value: object) -> str:
             "wrong_type",
             f"'{path}' must be a string of 4 digits (got {type(value).__name__})",
         )
+    value = _fields.plain_str(value)  # kept as a plain str, never a subclass
     if not _LAST4.fullmatch(value):
         raise ValidationError.single(
             path,
@@ -1648,7 +1655,7 @@ class PaymentMethod:
             _require_type(found, "id", self.id, PaymentMethodId, "a payment method id")
             _to_member(found, self, "type", PaymentMethodType)
             found.check("", _display_name, "display_name", self.display_name)
-            found.check("", _last4, "last4", self.last4)
+            _fields.keep_checked(found, self, "last4", _last4)
             _to_member(found, self, "status", PaymentMethodStatus)
             _store_utc(found, self, "added_at")
         found.raise_if_any()
@@ -1714,7 +1721,7 @@ class CustomerPaymentMethods:
         default_ok = self.default_id is None or _require_type(
             found, "default_id", self.default_id, PaymentMethodId, "an id"
         )
-        found.check("", _fields.version_number, "version", self.version)
+        _fields.keep_checked(found, self, "version", _fields.version_number)
         # Among the field errors when fields are also at fault; it needs the
         # methods and the default to be such.
         broken = self._methods_rule() if ok and default_ok else None
@@ -2112,7 +2119,7 @@ class ScheduledPayment:
         _require_type(found, "invoice_id", self.invoice_id, InvoiceId, "an invoice id")
         _require_type(found, "user_id", self.user_id, UserId, "a user id")
         _require_type(found, "payment_method_id", self.payment_method_id, PaymentMethodId, "an id")
-        found.check("", _fields.plain_date, "pay_on", self.pay_on)
+        _fields.keep_checked(found, self, "pay_on", _fields.plain_date)
         if self.amount is not None and _require_type(found, "amount", self.amount, Money, "Money"):
             if not self.amount.is_positive:
                 found.add("amount", "not_positive", "'amount' must be greater than zero")
@@ -2122,7 +2129,7 @@ class ScheduledPayment:
             found, "payment_id", self.payment_id, PaymentId, "a payment id"
         )
         _store_utc(found, self, "created_at")
-        found.check("", _fields.version_number, "version", self.version)
+        _fields.keep_checked(found, self, "version", _fields.version_number)
         # Among the field errors when fields are also at fault; checked once
         # the status and the payment have passed.
         broken = None
