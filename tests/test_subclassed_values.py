@@ -41,6 +41,7 @@ from altpay_core import (
 )
 from altpay_core.adapters.memory import MemoryStore
 from altpay_core.events import CustomerUpdated
+from altpay_core.ports import Cursor, OutboxMessage, PageRequest
 
 TODAY = dt.date(2026, 1, 5)
 DUE = dt.date(2026, 2, 4)
@@ -281,6 +282,15 @@ def test_a_payment_and_a_saved_method_keep_plain_values(text: type[str]) -> None
     _assert_plain(methods, payment, *paid, fee, scheduled)
     assert payment.user_id == user.id
     assert scheduled.pay_on == dt.date(2026, 1, 9)
+
+
+def test_the_ports_small_values_keep_plain_numbers_and_text() -> None:
+    page = PageRequest(limit=HostileInt(5))
+    event = CustomerUpdated(partner_id=PartnerId("par_1"), aggregate_id="cus_1")
+    message = OutboxMessage(position=HostileInt(3), event=event)
+    cursor = Cursor("customers", Plain("globex"), Plain("cus_1"))
+    assert (page.limit, message.position) == (5, 3)
+    assert _subclassed(page) == _subclassed(message) == _subclassed(cursor) == []
 
 
 @pytest.mark.parametrize("number", [HostileInt(3), HostileDecimal("3.5"), Plain("3.5")])

@@ -170,6 +170,9 @@ class Cursor:
         found = FieldErrors()
         for name, made in (("key", _key_made), ("id", _id_made)):
             value = getattr(self, name)
+            if isinstance(value, str) and type(value) is not str:
+                value = _fields.plain_str(value)  # kept, and checked, as a plain str
+                object.__setattr__(self, name, value)
             if not isinstance(value, str):
                 found.add(name, "wrong_type", f"'{name}' must be text (got {shown(value)})")
             elif not _fields.valid_unicode(value) or not made(self.listing, value):
@@ -258,7 +261,9 @@ class PageRequest:
 
     def __attrs_post_init__(self) -> None:
         found = FieldErrors()
-        found.check("", _limit, self.limit)
+        limit = found.check("", _limit, self.limit)
+        if limit is not None and limit is not self.limit:
+            object.__setattr__(self, "limit", limit)  # a plain int, never a subclass
         for name in ("after", "before"):
             if (cursor := getattr(self, name)) is not None:
                 found.check("", _fields.argument, name, cursor, Cursor, "a Cursor or None")
@@ -296,7 +301,7 @@ def _limit(limit: object) -> int:
             "invalid_limit",
             f"'limit' must be a whole number from 1 to {MAX_PAGE_SIZE} (got {shown(limit)})",
         )
-    return limit
+    return _fields.plain_int(limit)
 
 
 def _one_cursor(after: object, before: object) -> None:
@@ -1177,8 +1182,10 @@ class OutboxMessage:
 
     def __attrs_post_init__(self) -> None:
         found = FieldErrors()
-        position, code = self.position, "invalid_position"
-        found.check("", _fields.whole_number, "position", position, 1, _LAST_POSITION, code=code)
+        code = "invalid_position"
+        _fields.keep_checked(
+            found, self, "position", _fields.whole_number, 1, _LAST_POSITION, code=code
+        )
         found.check("", _fields.argument, "event", self.event, Event, "an Event")
         found.raise_if_any()
 
@@ -1226,7 +1233,7 @@ class Outbox(abc.ABC):
                     "wrong_type",
                     f"'positions[{index}]' must be a whole number (got {shown(position)})",
                 )
-            checked.append(position)
+            checked.append(_fields.plain_int(position))
         return checked
 
 
