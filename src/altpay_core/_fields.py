@@ -263,8 +263,9 @@ def keep_checked(
     """Check the field ``name`` of an instance just built with
     ``parse(name, value, *args, **kwargs)``, noting its error in ``found``; keep what
     the parse returns when it is another object (a plain ``int`` or ``date``
-    for a subclass's), so that no check passes on one value and the
-    instance keeps another."""
+    for a subclass's, the same instant in UTC for a time at another offset),
+    so that no check passes on one value and the instance keeps another,
+    and every store writes and reads back the same text."""
     value = getattr(obj, name)
     clean = found.check("", parse, name, value, *args, **kwargs)
     if clean is not None and clean is not value:

@@ -205,18 +205,6 @@ def _to_member(found: FieldErrors, obj: object, name: str, kind: type[enum.Enum]
         object.__setattr__(obj, name, member)
 
 
-def _store_utc(found: FieldErrors, obj: object, name: str) -> None:
-    """A time field, checked to be timezone-aware and kept in UTC, as every
-    aggregate keeps its times: one given at another offset is the same
-    instant in UTC, so that it is written, and read back from any store, as
-    the same text. For the detailed checks, which run on an instance just
-    built."""
-    value = getattr(obj, name)
-    utc = found.check("", _fields.aware_datetime, name, value)
-    if utc is not None and utc.tzinfo is not value.tzinfo:
-        object.__setattr__(obj, name, utc)
-
-
 def _fields_of(
     found: FieldErrors,
     path: str,
@@ -890,7 +878,7 @@ class Invoice:
             _require_type(found, "external_ref", self.external_ref, ExternalRef, "an ExternalRef")
         if self.issued_by is not None:
             _require_type(found, "issued_by", self.issued_by, TeamMemberId, "a team member id")
-        _store_utc(found, self, "created_at")
+        _fields.keep_checked(found, self, "created_at", _fields.aware_datetime)
         _fields.keep_checked(found, self, "version", _fields.version_number)
         found.raise_if_any()
         if not (lines_ok and fees_ok and paid_ok):  # pragma: no cover - raised above

@@ -95,7 +95,6 @@ from .invoice import (
     _positive_money_in,
     _refuse_unless_open,
     _require_type,
-    _store_utc,
     _strip,
     _to_member,
     _when,
@@ -544,10 +543,10 @@ class Payment:
             _require_type(
                 found, "payment_method_id", self.payment_method_id, PaymentMethodId, "an id"
             )
-        _store_utc(found, self, "created_at")
+        _fields.keep_checked(found, self, "created_at", _fields.aware_datetime)
         for name in ("succeeded_at", "settled_at"):
             if getattr(self, name) is not None:
-                _store_utc(found, self, name)
+                _fields.keep_checked(found, self, name, _fields.aware_datetime)
         _fields.keep_checked(found, self, "version", _fields.version_number)
         if items_ok and not self.allocations:
             found.add("allocations", "empty", "'allocations' must hold at least one invoice")
@@ -1657,7 +1656,7 @@ class PaymentMethod:
             found.check("", _display_name, "display_name", self.display_name)
             _fields.keep_checked(found, self, "last4", _last4)
             _to_member(found, self, "status", PaymentMethodStatus)
-            _store_utc(found, self, "added_at")
+            _fields.keep_checked(found, self, "added_at", _fields.aware_datetime)
         found.raise_if_any()
 
     @property
@@ -2128,7 +2127,7 @@ class ScheduledPayment:
         payment_ok = self.payment_id is None or _require_type(
             found, "payment_id", self.payment_id, PaymentId, "a payment id"
         )
-        _store_utc(found, self, "created_at")
+        _fields.keep_checked(found, self, "created_at", _fields.aware_datetime)
         _fields.keep_checked(found, self, "version", _fields.version_number)
         # Among the field errors when fields are also at fault; checked once
         # the status and the payment have passed.
