@@ -862,19 +862,87 @@ class TestMigrations:
         ) in str(caught.value)
         assert path.read_bytes() == before
 
+    @pytest.mark.parametrize(
+        ("version", "statement", "made"),
+        [
+            (1, "CREATE TABLE INVOICES (id)", "tables"),
+            (1, "CREATE VIEW Payments AS SELECT 1", "tables"),
+            (2, "CREATE INDEX CUSTOMERS_BY_STATUS ON audit_mine (x)", "indexes"),
+            (
+                3,
+                "CREATE TRIGGER INVOICES_CURRENCY AFTER INSERT ON audit_mine BEGIN SELECT 1; END",
+                "triggers",
+            ),
+            (
+                2,
+                "CREATE TRIGGER Payments_Currency AFTER INSERT ON audit_mine BEGIN SELECT 1; END",
+                "triggers",
+            ),
+        ],
+    )
+    def test_an_object_of_your_own_named_in_another_case_is_refused(
+        self, path: Path, version: int, statement: str, made: str
+    ) -> None:
+        # Before: SQLite's names are equal in any case of their ASCII
+        # letters, but the check compared them exactly, and the upgrade
+        # failed half way with sqlite3's own error ("table invoices already
+        # exists").
+        class Older(SqliteStore):
+            migrations = MIGRATIONS[:version]
+
+        Older(path).close()
+        with sqlite3.connect(path) as connection:
+            connection.execute("CREATE TABLE audit_mine (x TEXT)")
+            connection.execute(statement)
+        connection.close()
+        before = path.read_bytes()
+        with pytest.raises(AltpayError, match="cannot be upgraded") as caught:
+            SqliteStore(path)
+        assert type(caught.value) is AltpayError
+        name = statement.split()[2]
+        assert (
+            f"it holds {shown(name)} of its own, and altpay-core's migrations after its "
+            f"version {version} create {made} of those names: rename them; "
+            "SqliteStore left it as it was"
+        ) in str(caught.value)
+        assert path.read_bytes() == before
+
+    def test_a_name_that_differs_beyond_ascii_does_not_keep_the_upgrade_back(
+        self, path: Path
+    ) -> None:
+        # SQLite folds only ASCII letters: 'İNVOICES' (Python's lower()
+        # makes it 'i̇nvoices') is another table than 'invoices'.
+        class First(SqliteStore):
+            migrations = MIGRATIONS[:1]
+
+        First(path).close()
+        with sqlite3.connect(path) as connection:
+            connection.execute('CREATE TABLE "İNVOICES" (x)')
+        connection.close()
+        assert sql_module.ascii_lower("İNVOICES_Currency") == "İnvoices_currency"
+        SqliteStore(path).close()
+        with sqlite3.connect(path) as connection:
+            names = {name for (name,) in connection.execute("SELECT name FROM sqlite_master")}
+        connection.close()
+        assert {"İNVOICES", "invoices"} <= names
+
     @given(
         version=st.integers(min_value=1, max_value=len(MIGRATIONS) - 1),
         kind=st.sampled_from(["table", "view", "index", "trigger"]),
         name=st.sampled_from(_every_object()),
+        spelled=st.sampled_from([str.lower, str.upper, str.title]),
     )
     def test_an_object_of_your_own_is_refused_exactly_when_it_would_fail_the_upgrade(
-        self, version: int, kind: str, name: str
+        self, version: int, kind: str, name: str, spelled: Callable[[str], str]
     ) -> None:
         # Before: a trigger or index of a later step's name failed the
-        # upgrade half way with sqlite3's own error.
+        # upgrade half way with sqlite3's own error; so did one of any kind
+        # whose name differs in case only (SQLite's names are equal in any
+        # case of their ASCII letters).
         class Older(SqliteStore):
             migrations = MIGRATIONS[:version]
 
+        own = spelled(name)
         with tempfile.TemporaryDirectory() as directory:
             path = Path(directory) / "altpay.db"
             Older(path).close()
@@ -884,11 +952,10 @@ class TestMigrations:
                 connection.execute("CREATE TABLE mine (x)")
                 connection.execute(
                     {
-                        "table": f"CREATE TABLE {name} (x)",
-                        "view": f"CREATE VIEW {name} AS SELECT 1",
-                        "index": f"CREATE INDEX {name} ON mine (x)",
-                        "trigger": f"CREATE TRIGGER {name} AFTER INSERT ON mine "
-                        "BEGIN SELECT 1; END",
+                        "table": f"CREATE TABLE {own} (x)",
+                        "view": f"CREATE VIEW {own} AS SELECT 1",
+                        "index": f"CREATE INDEX {own} ON mine (x)",
+                        "trigger": f"CREATE TRIGGER {own} AFTER INSERT ON mine BEGIN SELECT 1; END",
                     }[kind]
                 )
             connection.close()

@@ -237,6 +237,7 @@ def clash_refusal(
     schema: Sequence[tuple[str, str]],
     migrations: Sequence[Migration],
     clashes: Mapping[str, frozenset[str]],
+    same_name: Callable[[str], str] = str,
 ) -> str | None:
     """Why ``migrations`` cannot bring a database at version ``found`` up to
     date, or ``None`` if they can: it holds objects of its own (``schema``
@@ -245,13 +246,16 @@ def clash_refusal(
     would fail half way. ``clashes`` gives, for each of those kinds, the
     kinds of object whose names it shares (the database's namespaces: in
     SQLite, triggers have one of their own, and a table's or an index's
-    name is taken by a table, view or index)."""
-    later = created_objects(migrations[found:])
+    name is taken by a table, view or index). ``same_name`` gives the form
+    in which the database compares names (SQLite's are equal in any case
+    of their ASCII letters: :func:`ascii_lower`; PostgreSQL's, as stored,
+    exactly)."""
+    later = {(kind, same_name(name)) for kind, name in created_objects(migrations[found:])}
     clashing = sorted(
         (name, created)
         for kind, name in schema
         for created, taken in clashes.items()
-        if kind in taken and (created, name) in later
+        if kind in taken and (created, same_name(name)) in later
     )
     if not clashing:
         return None
@@ -262,6 +266,17 @@ def clash_refusal(
         f"it holds {names} of its own, and altpay-core's migrations after its "
         f"version {found} create {kinds} of those names: rename them"
     )
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def ascii_lower(name: str) -> str:
+    """``name`` with its ASCII letters in lower case, and every other
+    character as it is: the form in which SQLite compares the names of
+    tables, indexes and triggers (``INVOICES`` is ``invoices``, ``Ä`` is not
+    ``ä``)."""
+    return name.translate(_ASCII_LOWER)
 
 
 def listed(names: Sequence[str]) -> str:

@@ -418,6 +418,9 @@ def check_schema(
                     (sorted(created_tables(migrations)),),
                 ).fetchall()
                 mine = objects + [(str(kind), str(name)) for kind, name in more]
+                # Compared exactly: the catalog keeps each name as it was
+                # created (unquoted ones in lower case, as the migrations'
+                # are), and a quoted "INVOICES" of your own is another name.
                 clash = clash_refusal(found, mine, migrations, _CLASHES)
                 if clash is None:
                     return found

@@ -82,6 +82,7 @@ from altpay_core.adapters._sql import (
     SqlStore,
     SqlUnitOfWork,
     Statements,
+    ascii_lower,
     check_migrations,
     clash_refusal,
     version_refusal,
@@ -381,8 +382,9 @@ def check_database(
     every table its migrations create up to its ``user_version`` (tables of
     its own next to them are left alone), and never has a negative
     ``user_version``; one that holds objects of its own named as tables,
-    indexes or triggers that later migrations create is refused too, as it
-    cannot be upgraded.
+    indexes or triggers that later migrations create (in any case of their
+    ASCII letters, as SQLite compares names) is refused too, as it cannot be
+    upgraded.
     One at a version newer than ``migrations`` that holds at least one of
     the tables they create (a newer altpay-core may have renamed or dropped
     the others), or has an empty schema, is :class:`SchemaVersionError`;
@@ -407,7 +409,7 @@ def check_database(
     kinds = [(str(kind), str(name)) for kind, name in schema]
     reason = version_refusal(found, "its user_version", kinds, migrations)
     if reason is None:
-        clash = clash_refusal(found, kinds, migrations, _CLASHES)
+        clash = clash_refusal(found, kinds, migrations, _CLASHES, ascii_lower)
         if clash is None:
             return
         raise AltpayError(
