@@ -8,7 +8,7 @@ import datetime as dt
 import enum
 import json
 import math
-from decimal import MAX_EMAX, Decimal
+from decimal import MAX_EMAX, MIN_ETINY, Decimal
 from typing import Any, get_args
 
 import attrs
@@ -63,6 +63,7 @@ from altpay_core.serialization import (
     _quick_invoice,
     from_stored,
     make_converter,
+    stored_json,
 )
 from altpay_core.services import DueRun
 from altpay_core.testing import strategies as aps
@@ -508,6 +509,22 @@ def test_a_zero_decimal_of_any_exponent_is_written_as_one_digit(
     written = to_dict(zero)
     assert written == ("0" if exponent >= 0 else "0." + "0" * -exponent)
     assert from_dict(Decimal, written) == zero
+
+
+@given(exponent=st.integers(MIN_ETINY, -1), negative=st.booleans())
+@example(exponent=-20_000_000, negative=False)
+@example(exponent=-1101, negative=True)
+def test_a_zero_decimal_of_more_places_than_written_in_full_is_one_digit(
+    exponent: int, negative: bool
+) -> None:
+    # "0E-20000000" was written with all its places: 20 MB of zeros.
+    zero = Decimal((int(negative), (0,), exponent))
+    written = to_dict(zero)
+    assert written == ("0" if exponent < -1100 else "0." + "0" * -exponent)
+    assert from_dict(Decimal, written) == zero
+    text = f'"{zero}"'
+    assert to_json(from_json(Decimal, text)) == f'"{written}"'
+    assert stored_json(from_json(Decimal, text)) == f'"{written}"'
 
 
 def test_a_decimal_past_the_plain_digits_is_written_with_an_exponent() -> None:

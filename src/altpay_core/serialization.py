@@ -265,14 +265,16 @@ _PLAIN_DIGITS: Final = 1100
 def _decimal_data(number: Decimal) -> str:
     """A ``Decimal`` as to_dict writes it: plain text (no exponent, no
     negative zero) with its decimal places, ``"2.90"``, as an amount is;
-    beyond ``_PLAIN_DIGITS`` digits, with an exponent (a zero of any
-    exponent is one digit: ``"0"``). NaN and the infinities, which no reader
-    takes, are not written."""
+    beyond ``_PLAIN_DIGITS`` digits, with an exponent, but a zero never
+    with one: a zero with no decimal places or more than ``_PLAIN_DIGITS``
+    of them (``0E+2000``, ``0E-20000000``) is one digit, ``"0"``. NaN and
+    the infinities, which no reader takes, are not written."""
     if not number.is_finite():
         raise TypeError(f"{number} is not a decimal number")
-    if not number or -_PLAIN_DIGITS <= number.adjusted() <= _PLAIN_DIGITS:
+    # A zero's adjusted() is its exponent: its places are bounded here too.
+    if -_PLAIN_DIGITS <= number.adjusted() <= _PLAIN_DIGITS:
         return format(plain_decimal(number), "f")
-    return str(number)
+    return "0" if not number else str(number)
 
 
 def _datetime_data(moment: dt.datetime) -> str:
