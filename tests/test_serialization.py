@@ -63,6 +63,7 @@ from altpay_core.serialization import (
     _quick_invoice,
     from_stored,
     make_converter,
+    parse_json,
     stored_json,
 )
 from altpay_core.services import DueRun
@@ -786,6 +787,39 @@ def test_non_mapping_top_level(top: object) -> None:
 def test_invalid_json_text(text: str | bytes) -> None:
     with pytest.raises(ValidationError) as info:
         from_json(Customer, text)
+    assert [(e.path, e.code) for e in info.value.errors] == [("", "invalid_json")]
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+@pytest.mark.parametrize(
+    ("cls", "template"),
+    [
+        (Money, '{"amount": %s, "currency": "USD"}'),
+        (list, "[1, %s]"),
+        (dict, '{"a": %s}'),
+        (float, "%s"),
+        # A key given twice before it: read again to find that key, and
+        # refused there too.
+        (list, '[{"a": 1, "a": 2}, %s]'),
+        (dict, '{"a": 1, "a": %s}'),
+    ],
+)
+def test_from_json_refuses_the_constants_that_are_not_json(
+    constant: str, cls: Any, template: str
+) -> None:
+    # Before: json.loads read them as floats, which to_json then refused.
+    for text in (template % constant, (template % constant).encode()):
+        with pytest.raises(ValidationError) as info:
+            from_json(cls, text)
+        assert [(e.path, e.code) for e in info.value.errors] == [("", "invalid_json")]
+        assert f"{constant} is not JSON" in info.value.errors[0].message
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_a_stored_row_that_holds_a_constant_that_is_not_json_is_refused(constant: str) -> None:
+    # The SQL stores read their rows back through parse_json.
+    with pytest.raises(ValidationError) as info:
+        parse_json(f'{{"rate": {constant}}}')
     assert [(e.path, e.code) for e in info.value.errors] == [("", "invalid_json")]
 
 

@@ -897,11 +897,14 @@ def from_json(cls: object, text: str | bytes) -> Any: ...
 def from_json(cls: Any, text: str | bytes) -> Any:
     """Rebuild a ``cls`` from the JSON text :func:`to_json` gave.
 
-    ``text`` is a ``str`` or UTF-8 ``bytes`` (a UTF-8 byte order mark before
-    the document is skipped); anything else is ``wrong_type`` at ``text``, as
-    a ``cls`` that is no type is at ``cls``. Bytes in another encoding
-    (UTF-16, UTF-32) are ``invalid_json``, and an object with a key given
-    twice is ``duplicate_key`` at that key, rather than read as its last value.
+    ``text`` is a ``str`` or UTF-8 ``bytes`` (or a ``bytearray``, as
+    ``json.loads`` takes; a UTF-8 byte order mark before the document is
+    skipped); anything else is ``wrong_type`` at ``text``, as a ``cls``
+    that is no type is at ``cls``. Bytes in another encoding (UTF-16,
+    UTF-32) are ``invalid_json``, as are ``NaN``, ``Infinity`` and
+    ``-Infinity`` (not JSON, though ``json.loads`` reads them), and an
+    object with a key given twice is ``duplicate_key`` at that key, rather
+    than read as its last value.
     """
     _check_type(cls)
     if not isinstance(text, str | bytes | bytearray):
@@ -920,7 +923,10 @@ def from_json(cls: Any, text: str | bytes) -> Any:
         data = parse_json(text, decoder=_UNIQUE_KEYS)
     except _KeyTwice:
         # Rare: read again, each such object marked, to say where they are.
-        marked = parse_json(text, decoder=json.JSONDecoder(object_pairs_hook=_marked_object))
+        marked = parse_json(
+            text,
+            decoder=json.JSONDecoder(object_pairs_hook=_marked_object, parse_constant=_no_constant),
+        )
         raise ValidationError(_duplicate_keys(marked, "", cls)) from None
     return from_dict(cls, data)
 
@@ -938,7 +944,13 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return data
 
 
-_UNIQUE_KEYS: Final = json.JSONDecoder(object_pairs_hook=_object)
+def _no_constant(name: str) -> NoReturn:
+    # json's parse_constant: json.loads would read NaN, Infinity and
+    # -Infinity, which are not JSON, as floats that nothing writes back.
+    raise ValueError(f"{name} is not JSON: a number is finite")
+
+
+_UNIQUE_KEYS: Final = json.JSONDecoder(object_pairs_hook=_object, parse_constant=_no_constant)
 
 
 class _Duplicated(dict[str, Any]):
@@ -1107,14 +1119,18 @@ def _with_arguments(kind: object, arguments: dict[object, object]) -> object:
 
 def parse_json(text: str | bytes, *, decoder: json.JSONDecoder | None = None) -> Any:
     """The data of a JSON document; ``ValidationError`` (``invalid_json``)
-    for text that is not one.
+    for text that is not one (``NaN``, ``Infinity`` and ``-Infinity``, which
+    ``json.loads`` would read as floats, among them; a ``decoder`` given
+    refuses them too).
 
     Not part of the public API: :func:`from_json`'s, and the SQL stores'
     for the rows they read back (which the library wrote: a key given twice
     is not looked for there).
     """
     try:
-        return json.loads(text) if decoder is None else decoder.decode(cast(str, text))
+        if decoder is None:
+            return json.loads(text, parse_constant=_no_constant)
+        return decoder.decode(cast(str, text))
     except (ValueError, TypeError) as error:
         raise ValidationError.single(
             "", "invalid_json", f"expected a JSON document ({error})"
