@@ -1437,7 +1437,9 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
         if table.kept is not None and read:
             table.kept(self._get(table, scope, key), value)
         claims = tuple(unique.of(value) for unique in table.unique)
-        moved = self._check_unique(table, value, key, claims)
+        moved = self._check_unique(
+            table, value, key, claims, unread=pending is None and read == 0, scope=scope
+        )
         result: A = _stored(value, read + 1)
         row = (key, read + 1, *indexed, dump(result))
         children = [child.rows(result) for child in table.children]
@@ -1469,12 +1471,24 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
         return result
 
     def _check_unique(
-        self, table: AggregateTable, value: Any, key: str, claims: tuple[Row | None, ...]
+        self,
+        table: AggregateTable,
+        value: Any,
+        key: str,
+        claims: tuple[Row | None, ...],
+        *,
+        unread: bool,
+        scope: str,
     ) -> bool:
         """Refuse a unique key that another aggregate holds, checked at save
         for a clear error at the right call; the unique indexes enforce the
         same against concurrent writers. Whether the aggregate takes a key
-        that its row in the database does not hold."""
+        that its row in the database does not hold.
+
+        A save as new (``unread``: its id not looked up, see :meth:`_save`)
+        whose key is taken is refused first for its id if that is stored
+        (of partner ``scope`` or another's), as every store checks the
+        version (or id) before the unique keys."""
         pending = self._pending[table.name]
         moved = False
         for index, claim in enumerate(claims):
@@ -1492,8 +1506,22 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
             else:
                 taken = holder != key
             if taken:
+                if unread:
+                    self._refuse_stored_id(table, key, scope)
                 raise table.unique[index].taken(value)
         return moved
+
+    def _refuse_stored_id(self, table: AggregateTable, key: str, scope: str) -> None:
+        """Refuse a save as new of ``key``, of partner ``scope``, if its id is
+        stored: looked up only when the save is refused anyway."""
+        rows = self._query(self._sql.current[table.name], (key,))
+        if rows:
+            stored, stored_scope = rows[0][:2]
+            raise ConcurrencyConflict(
+                conflict_message(table.kind, key, 0, stored, same_partner=stored_scope == scope),
+                kind=table.kind,
+                key=key,
+            )
 
     def _release_claims(self, table: AggregateTable, claims: tuple[Row | None, ...]) -> None:
         for claimed, claim in zip(self._claims[table.name], claims, strict=True):

@@ -3045,6 +3045,56 @@ class InvoiceRepositoryContract(_StoreFactory):
             assert uow.invoices.get(partner.id, a.id) == a
             assert uow.invoices.get(partner.id, b.id) == b2
 
+    @pytest.mark.parametrize("key", ["number", "external_ref"])
+    @pytest.mark.parametrize("holder", ["stored", "saved in the unit of work", "another partner's"])
+    def test_a_new_invoice_with_a_stored_id_and_a_taken_key_is_refused_for_its_id(
+        self, store: Store, key: str, holder: str
+    ) -> None:
+        # The same order for a save as new: its id (already stored) before
+        # its unique keys. A version-0 copy of a stored invoice that also
+        # takes another invoice's number or reference is told that its id is
+        # stored, by every store, not that the key is taken.
+        partner, customer = self.partner_with_customer(store)
+        a, b = self.store_aggregates(
+            store,
+            _invoice(partner, customer, "A", ref=ExternalRef("xero", "inv-a")),
+            _invoice(partner, customer, "B", ref=ExternalRef("xero", "inv-b")),
+        )
+        taken = {"number": "A", "external_ref": ExternalRef("xero", "inv-a")}
+        copy = attrs.evolve(b, version=0, **{key: taken[key]})
+        first: list[Invoice] = []
+        if holder == "saved in the unit of work":
+            first = [_invoice(partner, customer, "C", ref=ExternalRef("xero", "inv-c"))]
+            taken = {"number": "C", "external_ref": ExternalRef("xero", "inv-c")}
+            copy = attrs.evolve(b, version=0, **{key: taken[key]})
+        elif holder == "another partner's":
+            other = self.store_partner(store, _partner("Contoso"))
+            (theirs,) = self.store_customers(store, _customer(other, "Initech"))
+            (held,) = self.store_aggregates(
+                store, _invoice(other, theirs, "X", ref=ExternalRef("xero", "inv-x"))
+            )
+            copy = attrs.evolve(
+                b,
+                version=0,
+                partner_id=other.id,
+                customer_id=theirs.id,
+                currency=held.currency,
+                **{key: getattr(held, key)},
+            )
+        before = self.pending(store)
+        with store.unit_of_work() as uow:
+            for invoice in first:
+                uow.invoices.save(invoice)
+            with pytest.raises(ConcurrencyConflict) as caught:
+                uow.invoices.save(copy)
+        assert not isinstance(caught.value, UniqueKeyTaken), type(caught.value)
+        assert (caught.value.kind, caught.value.key) == ("invoice", str(b.id))
+        assert f"with id {str(b.id)!r} is already stored; nothing was written" in str(caught.value)
+        with store.unit_of_work() as uow:
+            assert uow.invoices.get(partner.id, a.id) == a
+            assert uow.invoices.get(partner.id, b.id) == b
+        assert self.pending(store) == before
+
     def test_an_invoice_version_never_stored_conflicts(self, store: Store) -> None:
         partner, customer = self.partner_with_customer(store)
         invoice = attrs.evolve(_invoice(partner, customer), version=2)
