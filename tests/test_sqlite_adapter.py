@@ -1267,6 +1267,8 @@ def test_arguments_that_name_no_database_are_refused(
         "mode=rwc&vfs=unix-excl",
         "vfs=unix-none",  # no locks: processes would overwrite each other
         "vfs=win32-none",
+        "vfs=unix-dotfile",  # no shared memory: no WAL
+        "vfs=unix%2Ddotfile",
     ],
 )
 def test_a_vfs_that_other_processes_cannot_share_the_file_through_is_refused(
@@ -2889,13 +2891,39 @@ class TestInvoicesAndPayments:
 
 def test_a_file_that_cannot_run_in_wal_mode_is_refused(path: Path) -> None:
     # Before: kept in its journal mode, where readers wait for a writer and a
-    # unit of work could not begin while another wrote.
-    with pytest.raises(AltpayError, match="cannot run in WAL mode") as caught:
-        SqliteStore(f"file:{path}?vfs=unix-dotfile")
+    # unit of work could not begin while another wrote. The store refuses
+    # unix-dotfile before it opens anything (below); another vfs without
+    # shared memory gets this far.
+    opened = sqlite3.connect(f"file:{path}?vfs=unix-dotfile", uri=True, isolation_level=None)
+    try:
+        with pytest.raises(AltpayError, match="cannot run in WAL mode") as caught:
+            sqlite_adapter._use_wal(opened, 1.0, str(path))
+    finally:
+        opened.close()
     assert type(caught.value) is AltpayError
     with sqlite3.connect(path) as connection:
         assert connection.execute("PRAGMA journal_mode").fetchone() == ("delete",)
     connection.close()
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_unix_dotfile_is_refused_before_the_file_is_opened(path: Path, existing: bool) -> None:
+    # Before: a new file was refused as it could not run in WAL mode, but
+    # left behind, empty; an altpay-core file (in WAL mode) raised sqlite3's
+    # own OperationalError, "unable to open database file".
+    if existing:
+        SqliteStore(path).close()
+        before = path.read_bytes()
+    with pytest.raises(ValidationError) as caught:
+        SqliteStore(f"file:{path}?vfs=unix-dotfile")
+    assert (caught.value.paths, caught.value.codes) == (["path"], ["invalid_path"])
+    assert "'unix-dotfile' has no shared memory" in str(caught.value)
+    assert "leave out the vfs" in str(caught.value)
+    if existing:
+        assert path.read_bytes() == before
+        SqliteStore(path).close()
+    else:
+        assert not path.exists()
 
 
 def test_a_bad_status_filter_is_shown_short(store: SqliteStore) -> None:

@@ -513,8 +513,15 @@ _UNSHARED_VFS = {
     "unix-excl": "locks the file for this process alone",
     "unix-none": "takes no locks, so that processes would overwrite each other",
     "win32-none": "takes no locks, so that processes would overwrite each other",
+    # No shared memory: WAL cannot start on a new file, and an altpay-core
+    # file, in WAL mode, cannot even be opened ("unable to open database file").
+    "unix-dotfile": (
+        "has no shared memory, so that the file cannot run in WAL mode, "
+        "where readers never wait for writers"
+    ),
 }
-"""SQLite's vfs through which several processes cannot share a file, and why."""
+"""SQLite's vfs through which several processes cannot share a file (or not
+in WAL mode), and why."""
 
 
 def _unshared_vfs(text: str) -> str | None:
@@ -638,7 +645,8 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
     :class:`~altpay_core.errors.ValidationError`; so is one whose ``vfs``
     keeps other processes from sharing the file (``unix-excl``, which locks
     it for one process, and ``unix-none`` and ``win32-none``, which take no
-    locks), that sets ``nolock`` (no locks either) or ``immutable`` (the
+    locks) or from sharing it in WAL mode (``unix-dotfile``, which has no
+    shared memory), that sets ``nolock`` (no locks either) or ``immutable`` (the
     file read as never changing, blind to what other processes write), or
     that asks for SQLite's shared cache (``cache=shared``, in
     which a reader conflicts at once with a writer of the same store, and a
@@ -660,7 +668,7 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
     changes; so is, with :class:`~altpay_core.errors.AltpayError`, one
     holding tables (views, indexes) of your own named as tables that a
     later migration creates. So is a file that cannot run in WAL mode
-    (a ``vfs`` without shared memory, such as ``unix-dotfile``), with
+    (through another ``vfs`` without shared memory), with
     :class:`~altpay_core.errors.AltpayError`.
 
     A store is shared by the threads of a process; each process (a forked
