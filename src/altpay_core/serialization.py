@@ -951,6 +951,7 @@ def _no_constant(name: str) -> NoReturn:
 
 
 _UNIQUE_KEYS: Final = json.JSONDecoder(object_pairs_hook=_object, parse_constant=_no_constant)
+_FINITE: Final = json.JSONDecoder(parse_constant=_no_constant)
 
 
 class _Duplicated(dict[str, Any]):
@@ -1128,9 +1129,10 @@ def parse_json(text: str | bytes, *, decoder: json.JSONDecoder | None = None) ->
     is not looked for there).
     """
     try:
-        if decoder is None:
-            return json.loads(text, parse_constant=_no_constant)
-        return decoder.decode(cast(str, text))
+        if not isinstance(text, str):
+            # In UTF-8, -16 or -32, found as json.loads finds it.
+            text = text.decode(json.detect_encoding(text), "surrogatepass")
+        return (decoder or _FINITE).decode(text)
     except (ValueError, TypeError) as error:
         raise ValidationError.single(
             "", "invalid_json", f"expected a JSON document ({error})"
