@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import pickle
 import runpy
 from collections.abc import Callable
 from decimal import Decimal
@@ -166,6 +167,10 @@ class World:
 @pytest.fixture
 def world() -> World:
     return World()
+
+
+_WORLD = World()
+"""A world for Hypothesis tests, which take no function-scoped fixture."""
 
 
 def usd(amount: str) -> Money:
@@ -1972,6 +1977,54 @@ class TestDisplayNameDigits:
             calls[call]()
         assert caught.value.paths == ["method_id"]
         assert number[:8] not in str(caught.value)
+
+    @settings(max_examples=50)
+    @given(
+        digits=st.from_regex(r"[0-9]{12,19}", fullmatch=True),
+        call=st.sampled_from(
+            ["method", "archive", "set_default", "replace", "method_on_file", "schedule", "charge"]
+        ),
+    )
+    def test_a_full_number_wrapped_in_a_method_id_is_never_echoed(
+        self, digits: str, call: str
+    ) -> None:
+        # "pm_4111..." is a well-formed id: no method has it, and the
+        # NotFound gives its length only, in its message, key and pickle.
+        text = f"pm_{digits}"
+        world = _WORLD
+        book = CustomerPaymentMethods.of(world.customer).add(
+            type="card", display_name="Visa", last4="4242", at=AT
+        )
+        today = dt.date(2029, 1, 1)
+        calls: dict[str, Callable[[], object]] = {
+            "method": lambda: book.method(text),
+            "archive": lambda: book.archive(text),
+            "set_default": lambda: book.set_default(text),
+            "replace": lambda: book.replace(text, type="card", display_name="V", last4="4242"),
+            "method_on_file": lambda: method_on_file(
+                book, world.customer, purpose="a payment", method_id=text
+            ),
+            "schedule": lambda: schedule_payment(
+                world.partner, world.customer, world.a, payer=world.ann, methods=book,
+                method_id=text, pay_on=today, today=today,
+            ),
+            "charge": lambda: charge_now(
+                world.partner, world.customer, [world.a], methods=book, method_id=text,
+                payer=world.ann, idempotency_key="k",
+            ),
+        }  # fmt: skip
+        with pytest.raises(NotFound) as caught:
+            calls[call]()
+        error = caught.value
+        assert error.kind == "payment method"
+        assert error.key == ""
+        assert f"{len(text)} characters; the value is not shown" in str(error)
+        back = pickle.loads(pickle.dumps(error))
+        assert type(back) is NotFound
+        assert str(back) == str(error)
+        assert back.key == ""
+        for shown in (str(error), repr(error), error.key, repr(pickle.dumps(error))):
+            assert digits not in shown, (call, shown)
 
     @given(digits=st.from_regex(r"[0-9]{12,19}", fullmatch=True), book_level=st.booleans())
     def test_a_full_number_as_a_key_is_never_echoed(self, digits: str, book_level: bool) -> None:

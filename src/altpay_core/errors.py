@@ -443,17 +443,34 @@ class InvariantViolation(AltpayError):
 
 @checked_constructor
 class NotFound(AltpayError, LookupError):
-    """Nothing of that kind with that key, within the partner asked about."""
+    """Nothing of that kind with that key, within the partner asked about.
+
+    Raised within :func:`input_unshown` (a saved payment method's id, which
+    may be a card number wrapped in ``pm_...``), it gives the key's length
+    only, and ``key`` is empty.
+
+    >>> NotFound("customer", "cus_1").key
+    'cus_1'
+    >>> with input_unshown():
+    ...     error = NotFound("payment method", "pm_4111111111111111")
+    >>> str(error), error.key
+    ('no payment method with that key (19 characters; the value is not shown)', '')
+    """
 
     default_message = "not found"
 
     key: str
-    """The key looked for, as text."""
+    """The key looked for, as text (empty when it is not shown)."""
 
     def __init__(self, kind: str, key: object) -> None:
         self.kind = kind
-        self.key = str(key)
-        super().__init__(f"no {kind} {shown(self.key)}")
+        text = str(key)
+        if _UNSHOWN.get():
+            self.key = ""
+            super().__init__(f"no {kind} with that key ({not_shown(text)})")
+        else:
+            self.key = text
+            super().__init__(f"no {kind} {shown(text)}")
 
 
 @checked_constructor

@@ -1772,12 +1772,14 @@ class CustomerPaymentMethods:
     @checked_arguments
     def method(self, method_id: PaymentMethodId | str) -> PaymentMethod:
         """The method with that id (a ``PaymentMethodId`` or its text), active
-        or archived (``NotFound`` otherwise)."""
+        or archived (``NotFound`` otherwise, which gives the id's length only,
+        its ``key`` empty: it may be a card number wrapped in ``pm_...``)."""
         method_id = _method_id(method_id)
         for method in self.methods:
             if method.id == method_id:
                 return method
-        raise NotFound("payment method", method_id)
+        with input_unshown():
+            raise NotFound("payment method", method_id)
 
     @checked_arguments
     def require_default(self, purpose: str) -> PaymentMethod:
