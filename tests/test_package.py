@@ -341,6 +341,35 @@ def test_the_rule_codes_from_dict_reports_are_ones_it_can_report() -> None:
     assert from_dict(CustomerDraft, data).users == draft.users
 
 
+def test_the_access_request_user_rule_is_described_where_it_is_raised() -> None:
+    # The rule is raised both ways (an email already a user of an active
+    # customer; a customer approved that the person is no user of), and the
+    # page described only the first, saying "one of the partner's customers".
+    where: dict[str, str] = {}
+    for source in sorted(SRC.rglob("*.py")):
+        for function in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+            if not isinstance(function, ast.FunctionDef):
+                continue
+            for call in ast.walk(function):
+                given = {
+                    k.arg: k.value.value
+                    for k in getattr(call, "keywords", [])
+                    if isinstance(k.value, ast.Constant)
+                }
+                if given.get("rule") == "access-request-user":
+                    where[given["path"]] = function.name
+    assert where == {"email": "open_access_request", "users": "approve_new_customer"}
+    (row,) = [
+        line for line in _errors_page().splitlines() if line.startswith("| `access-request-user`")
+    ]
+    for path, function in where.items():
+        assert f"{function}` refuses (at `{path}`)" in row, (function, row)
+    assert "active customers" in row
+    onboarding = (ROOT / "docs" / "onboarding.md").read_text(encoding="utf-8")
+    approval = onboarding[onboarding.index("then `approve_new_customer(") :]
+    assert "rule `access-request-user`, path `users`" in approval.split("\n- ")[0]
+
+
 def test_the_empty_code_names_every_list_that_gives_it() -> None:
     # It named only allocate's and split's arguments.
     (row,) = [line for line in _errors_page().splitlines() if line.startswith("| `empty` |")]
