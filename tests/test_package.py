@@ -370,6 +370,37 @@ def test_the_access_request_user_rule_is_described_where_it_is_raised() -> None:
     assert "rule `access-request-user`, path `users`" in approval.split("\n- ")[0]
 
 
+def test_the_argument_codes_the_onboarding_page_gives_are_the_ones_raised() -> None:
+    # It said partner=None is wrong_type; with by= it is missing.
+    from altpay_core import CustomerDraft, Partner, ValidationError
+
+    page = (ROOT / "docs" / "onboarding.md").read_text(encoding="utf-8")
+    (row,) = [line for line in page.splitlines() if line.startswith("| `ValidationError`")]
+    claims = [
+        (name, value, code)
+        for given, code in re.findall(r"(`\w+=\w+`[^:]*): code `(\w+)`", row)
+        for name, value in re.findall(r"`(\w+)=(\w+)`", given)
+    ]
+    assert {(name, value) for name, value, _ in claims} >= {("partner", "None"), ("by", "5")}
+    partner = Partner.create(name="N", country="US")
+    partner = partner.add_team_member(name="Ada", email="ada@n.example", role="admin")
+    address = {
+        "line1": "1 Main St",
+        "city": "Albany",
+        "region": "NY",
+        "postal_code": "12207",
+        "country": "US",
+    }
+    draft = CustomerDraft.start(partner).enter_details(company="A", address=address)
+    customer = draft.add_user(first_name="Ann", last_name="Lee", email="ann@a.example").create()
+    for name, value, code in claims:
+        arguments: dict[str, Any] = {"partner": partner, "by": partner.team[0]}
+        arguments[name] = ast.literal_eval(value)
+        with pytest.raises(ValidationError) as caught:
+            customer.archive(**arguments)
+        assert (caught.value.paths, caught.value.codes) == ([name], [code]), (name, value)
+
+
 def test_the_empty_code_names_every_list_that_gives_it() -> None:
     # It named only allocate's and split's arguments.
     (row,) = [line for line in _errors_page().splitlines() if line.startswith("| `empty` |")]
