@@ -709,6 +709,30 @@ class TestTags:
             other.update_tag("Net 30", name=name)
         assert (caught.value.rule, caught.value.path) == ("tag-unique-name", "name")
 
+    @given(
+        # Up to 15 letters: an upper case of one may take 3 (a name holds 50).
+        name=st.text(st.characters(categories=["Lu", "Ll", "Lt"]), min_size=1, max_size=15),
+        to_upper=st.booleans(),
+    )
+    @example(name="VIP", to_upper=False)
+    def test_a_clash_names_the_existing_tag(self, name: str, to_upper: bool) -> None:
+        # Adding "vip" when "VIP" exists said "there is already a tag named
+        # 'vip'", naming the new name, not the tag that holds it.
+        variant = name.upper() if to_upper else name.lower()
+        partner = Partner.create(name="N", country="US").add_tag(name=name, colour="#FF0000")
+        other = partner.add_tag(name="Net 30", colour="#00FF00")
+        existing = partner.tags[0].name
+        # A case mapping may fold to another name: then there is no clash.
+        assume(partner.tags[0].key == Tag.new(name=variant, colour="#00FF00").key)
+        for attempt in (
+            lambda: partner.add_tag(name=variant, colour="#00FF00"),
+            lambda: other.update_tag("Net 30", name=variant),
+        ):
+            with pytest.raises(InvariantViolation) as caught:
+                attempt()
+            assert caught.value.rule == "tag-unique-name"
+            assert f"clashes with the existing tag {existing!r}" in str(caught.value)
+
     # Greek iota with dialytika and tonos: as one letter, and as a capital
     # iota with dialytika plus an accent, whose case-folding alone differs.
     @pytest.mark.parametrize(

@@ -1079,10 +1079,14 @@ class Partner:
 
     @staticmethod
     def _refuse_duplicate_tag(tag: Tag, others: Iterable[Tag]) -> None:
-        if any(t.key == tag.key for t in others):
+        """Rule ``tag-unique-name``: ``tag``'s name is none of ``others``'s in
+        any case. The error names the tag that holds the name, whose name
+        (``VIP``) may differ from the one given (``vip``)."""
+        existing = next((t for t in others if t.key == tag.key), None)
+        if existing is not None:
             raise InvariantViolation(
-                f"there is already a tag named {tag.name!r} (names are compared "
-                "case-insensitively)",
+                f"{shown(tag.name)} clashes with the existing tag {shown(existing.name)} "
+                "(names are compared case-insensitively)",
                 rule="tag-unique-name",
                 path="name",
             )
