@@ -8,6 +8,7 @@ import pickle
 import re
 import string
 import unicodedata
+from collections.abc import Iterator
 
 import attrs
 import email_validator
@@ -1013,6 +1014,89 @@ class TestEmailCaches:
         EmailAddress("two@cached-domain.example")
         info = values._normalise_domain.cache_info()
         assert (info.misses, info.hits) == (1, 1)
+
+
+def _email_answer(text: str) -> str:
+    try:
+        return str(EmailAddress(text))
+    except ValidationError as error:
+        return error.errors[0].message
+
+
+@contextlib.contextmanager
+def _special_use_list_edited() -> Iterator[None]:
+    """email-validator's global list edited as host applications do (its
+    README shows ``.remove("test")``), and one domain added; restored after."""
+    domains = email_validator.SPECIAL_USE_DOMAIN_NAMES
+    saved = list(domains)
+    domains.remove("test")
+    domains.append("example")
+    try:
+        yield
+    finally:
+        domains[:] = saved
+
+
+def _clear_email_caches() -> None:
+    values._normalise_email.cache_clear()
+    values._normalise_domain.cache_clear()
+
+
+class TestEmailIgnoresTheHostsSpecialUseList:
+    """Whether an address is valid depends on the address alone, not on
+    what the host process did to email-validator's global list, whichever
+    process state judged it first."""
+
+    texts = (
+        "ann@globex.test",
+        "Ann.Lee@Sub.Globex.TEST",
+        "Ann <ann@globex.test>",  # the special-use check comes before this one
+        "a" * 250 + "@x.test",  # and before the length check
+        "dee@globex.example",
+        "eve@localhost.localdomain",
+        "fay@globex.local",
+    )
+
+    @pytest.mark.parametrize("edited_first", [True, False])
+    def test_the_same_answers_with_the_list_edited(self, edited_first: bool) -> None:
+        _clear_email_caches()
+        untouched = {text: _email_answer(text) for text in self.texts}
+        assert untouched["dee@globex.example"] == "dee@globex.example"
+        assert "special-use" in untouched["ann@globex.test"]
+        _clear_email_caches()
+        try:
+            if edited_first:
+                with _special_use_list_edited():
+                    edited = {text: _email_answer(text) for text in self.texts}
+                after = {text: _email_answer(text) for text in self.texts}
+            else:
+                after = {text: _email_answer(text) for text in self.texts}
+                with _special_use_list_edited():
+                    edited = {text: _email_answer(text) for text in self.texts}
+        finally:
+            _clear_email_caches()
+        assert edited == untouched
+        assert after == untouched
+
+    @given(_addresses_to_judge, st.booleans())
+    @example("ann@globex.test", True)
+    @example("ann@globex.example", False)
+    def test_any_address(self, text: str, edited_first: bool) -> None:
+        _clear_email_caches()
+        untouched = _email_answer(text)
+        _clear_email_caches()
+        try:
+            if edited_first:
+                with _special_use_list_edited():
+                    first = _email_answer(text)
+                second = _email_answer(text)
+            else:
+                first = _email_answer(text)
+                with _special_use_list_edited():
+                    second = _email_answer(text)
+        finally:
+            _clear_email_caches()
+        assert first == second == untouched
 
 
 def _canonical_caseless(text: str) -> str:

@@ -20,16 +20,20 @@ report every invalid field at once.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import re
+import sys
 import typing
 import unicodedata
 import uuid
-from collections.abc import Mapping
-from types import MappingProxyType
+from collections.abc import Callable, Mapping
+from types import MappingProxyType, ModuleType
 from typing import ClassVar, Final, Self
 
 import attrs
 import email_validator
+import email_validator.exceptions
+import email_validator.types
 from stdnum.us import ein as stdnum_ein
 
 from altpay_core._arguments import checked_arguments, checked_constructor
@@ -76,11 +80,53 @@ def _type_name(value: object) -> str:
 # Email addresses
 
 
+def _load_own_email_validator() -> ModuleType:
+    """A private instance of email-validator, loaded from the same files.
+
+    Besides its options, email-validator reads a module-level list,
+    ``SPECIAL_USE_DOMAIN_NAMES``, that no argument overrides and that host
+    applications edit (its README shows ``.remove("test")``). Through the
+    package everyone imports, whether an address is valid would depend on
+    what the host process did to that list, and the caches below would keep
+    whichever answer came first. The private instance keeps the list as
+    email-validator publishes it, frozen into a tuple; it shares the
+    package's exception and result types, so its errors are
+    ``email_validator.EmailNotValidError`` as usual.
+    """
+    name = f"{__package__}._email_validator"
+    loaded = sys.modules.get(name)
+    if loaded is not None:
+        return loaded
+    public = importlib.util.find_spec("email_validator")
+    if public is None or public.origin is None:
+        raise ImportError("email-validator is not installed", name="email_validator")
+    spec = importlib.util.spec_from_file_location(
+        name, public.origin, submodule_search_locations=public.submodule_search_locations
+    )
+    if spec is None or spec.loader is None:
+        raise ImportError("email-validator cannot be loaded", name="email_validator")
+    # Shared, not copied: the types callers catch and read.
+    sys.modules[f"{name}.exceptions"] = email_validator.exceptions
+    sys.modules[f"{name}.types"] = email_validator.types
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    vars(module)["SPECIAL_USE_DOMAIN_NAMES"] = tuple(module.SPECIAL_USE_DOMAIN_NAMES)
+    return module
+
+
+_OWN_EMAIL_VALIDATOR: Final = _load_own_email_validator()
+_validate_email_text: Final[Callable[..., email_validator.ValidatedEmail]] = (
+    _OWN_EMAIL_VALIDATOR.validate_email
+)
+
+
 def _validate_email(text: str) -> email_validator.ValidatedEmail:
-    # Every option is pinned, so that a global setting changed elsewhere
-    # cannot make the same text valid in one call and invalid in another
-    # (the caches below would hide such a change anyway).
-    return email_validator.validate_email(
+    # Every option is pinned, and the private instance above keeps its own
+    # list of special-use domains, so that a global setting changed
+    # elsewhere cannot make the same text valid in one call and invalid in
+    # another (the caches below would hide such a change anyway).
+    return _validate_email_text(
         text,
         check_deliverability=False,
         allow_smtputf8=True,
