@@ -7,7 +7,10 @@ import contextlib
 import datetime as dt
 import doctest
 import html
+import os
 import pickle
+import subprocess
+import sys
 from typing import Any
 
 import attrs
@@ -993,6 +996,85 @@ class TestUnhashableTags:
             f"tags[{i}]" for i, item in enumerate(items) if not isinstance(item, TagId)
         ]
         assert set(caught.value.codes) == {"wrong_type"}
+
+
+class TestTagErrorsInTheCallersOrder:
+    """Tags of the wrong type are reported at the caller's indices; a set's,
+    which have none, in the same order in every process."""
+
+    @given(
+        items=st.lists(
+            st.one_of(
+                st.builds(TagId.new), st.text(max_size=5), st.integers(), st.binary(max_size=3)
+            ),
+            min_size=1,
+            max_size=6,
+        ).filter(lambda xs: not all(isinstance(x, TagId) for x in xs)),
+        as_tuple=st.booleans(),
+        through_evolve=st.booleans(),
+    )
+    def test_each_bad_tag_is_named_at_its_index(
+        self, items: list[Any], as_tuple: bool, through_evolve: bool
+    ) -> None:
+        tags = tuple(items) if as_tuple else items
+        with pytest.raises(ValidationError) as caught:
+            rebuild(globex(), through_evolve=through_evolve, tags=tags)
+        expected = [
+            (f"tags[{i}]", f"'tags[{i}]' must be a TagId (got {type(item).__name__})")
+            for i, item in enumerate(items)
+            if not isinstance(item, TagId)
+        ]
+        assert [(e.path, e.message) for e in caught.value.errors] == expected
+
+    def test_a_sets_errors_do_not_depend_on_the_hash_seed(self) -> None:
+        code = """if True:
+            import attrs
+            from altpay_core import (
+                Customer, CustomerDraft, Partner, ValidationError, from_dict, to_dict
+            )
+
+            bad = {"vip", "late", "ops", "net 30", "gold", 7, 8.5, b"x", None}
+            p = Partner.create(name="Northwind IT", country="US").add_tag(
+                name="VIP", colour="#FF0000"
+            )
+            address = {"line1": "1 Main St", "city": "Albany", "region": "NY",
+                       "postal_code": "12207", "country": "US"}
+            customer = (
+                CustomerDraft.start(p)
+                .enter_details(company="Globex", address=address)
+                .add_user(first_name="Ann", last_name="Lee", email="ann@globex.example")
+                .create()
+            )
+            data = to_dict(customer)
+            for attempt in (
+                lambda: attrs.evolve(customer, tags=bad),
+                lambda: attrs.evolve(customer, tags=frozenset(bad)),
+                lambda: from_dict(Customer, {**data, "tags": bad}),
+                lambda: customer.set_tags(p, bad),
+            ):
+                try:
+                    attempt()
+                except ValidationError as error:
+                    print([(e.path, e.message) for e in error.errors])
+            for names in ({"vip", "gold", "silver", "bronze"}, {"zinc", "tin", "vip"}):
+                try:
+                    customer.set_tags(p, names)
+                except LookupError as error:
+                    print(error)
+        """
+        outputs = set()
+        for seed in ("1", "2", "3"):
+            done = subprocess.run(
+                [sys.executable, "-c", code],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=True,
+                env={**os.environ, "PYTHONHASHSEED": seed},
+            )
+            assert done.stdout.count("\n") == 6, done.stdout
+            outputs.add(done.stdout)
+        assert len(outputs) == 1, outputs
 
 
 # -- arguments of the wrong type -------------------------------------------------------------

@@ -380,6 +380,24 @@ def list_as_tuple(value: list[Any] | tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(value) if isinstance(value, list | tuple) else value
 
 
+def in_stable_order(items: Iterable[Any]) -> list[Any]:
+    """The items of a set, which have no index of their own, in an order
+    that does not change from one process to the next (a set's own order
+    follows the hashes of its items, and a string's hash changes with
+    ``PYTHONHASHSEED``): so that the errors about them, and the indices
+    those errors name, are the same in every process."""
+
+    def key(item: Any) -> tuple[str, str, str]:
+        try:
+            text = repr(item)
+        except Exception:
+            text = ""
+        kind = type(item)
+        return kind.__module__, kind.__qualname__, text
+
+    return sorted(items, key=key)
+
+
 def note_rule(found: FieldErrors, broken: InvariantViolation | None) -> None:
     """A rule of the aggregate that its fields break, among the field errors
     found, its code the rule's: when fields are also at fault, none hides

@@ -16,9 +16,10 @@ customer carrying the event they caused; the old value is untouched.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Set
 from typing import Any, Final, Protocol, TypeVar
 
 import attrs
@@ -105,15 +106,19 @@ def _address(path: str, value: object) -> Address:
 def _as_frozenset(
     value: list[Any] | tuple[Any, ...] | set[Any] | frozenset[Any],
 ) -> frozenset[Any]:
-    # Lists, tuples and sets become a frozenset; anything else (a string,
-    # above all) is left for the checks to report.
+    # Lists, tuples and sets of TagIds become a frozenset; anything else (a
+    # string, above all) is left for the checks to report.
     if isinstance(value, list | tuple | set | frozenset):
-        try:
-            return frozenset(value)
-        except TypeError:
-            # An unhashable item (a list, a dict): kept as a tuple, so that the
-            # checks report that item, at its index, instead.
-            return tuple(value)  # type: ignore[return-value]
+        if all(isinstance(item, TagId) for item in value):
+            with contextlib.suppress(TypeError):
+                return frozenset(value)
+        # An item that is not a TagId (or is unhashable): kept as a tuple, so
+        # that the checks report each such item at its index. A list's own
+        # order gives the caller's indices; a set's items are put in an order
+        # that is the same in every process, not in their hash order.
+        if isinstance(value, set | frozenset):
+            return tuple(_fields.in_stable_order(value))  # type: ignore[return-value]
+        return tuple(value)  # type: ignore[return-value]
     return value
 
 
@@ -795,8 +800,8 @@ class Customer:
         check.instance("ein", EIN, "an EIN", optional=True)
         check.instance("billing_email", EmailAddress, "an EmailAddress", optional=True)
         if isinstance(self.tags, tuple):
-            # Only a list with an unhashable item is left a tuple (see
-            # _as_frozenset): each item that is not a TagId is named.
+            # Only a collection with an item that is not a TagId is left a
+            # tuple (see _as_frozenset): each such item is named.
             check.items("tags", TagId, "a TagId")
         else:
             check.items("tags", TagId, "a TagId", kind_of_list=frozenset)
@@ -1251,6 +1256,8 @@ class Customer:
         """Carry exactly these tags, each from the partner's catalog (by id,
         name or the tag itself); ``NotFound`` names the first tag not in it,
         ``ValidationError`` every item that is none of these (``tags[1]``).
+        The items of a set are taken in an order that is the same in every
+        process, so that these errors are too.
         With ``by``, the team member must be allowed to manage customers."""
         self._authorize(_partner(partner), by)
         if isinstance(tags, str | Tag) or not isinstance(tags, Iterable):
@@ -1259,7 +1266,9 @@ class Customer:
                 "wrong_type",
                 f"'tags' must be a list of tags, tag ids or names (got {type(tags).__name__})",
             )
-        given = list(tags)
+        # A set's items in an order that is the same in every process: the
+        # errors and the first tag not found do not depend on hash order.
+        given = _fields.in_stable_order(tags) if isinstance(tags, Set) else list(tags)
         found = FieldErrors()
         for index, item in enumerate(given):
             if not isinstance(item, TagId | Tag | str):

@@ -356,6 +356,10 @@ def _collection(
                 "", "wrong_type", f"must be a list (got {type(value).__name__})"
             )
         elements = cast("Iterable[Any]", value)
+        if isinstance(value, set | frozenset):
+            # Errors name items by index: a set's, in an order that is the
+            # same in every process (its own follows its items' hashes).
+            elements = _fields.in_stable_order(elements)
         if not detailed:
             return build([item(v, item_type) for v in elements])
         # As cattrs does: note where each error happened, report them all.
