@@ -1169,6 +1169,48 @@ def test_arithmetic_ignores_the_callers_decimal_context() -> None:
     assert units == 1234567890123456789012345678999
 
 
+def _what_comes_of(number: Decimal, partner: Partner) -> list[str]:
+    """Each use of a number that may quote it: the written form, or the
+    error's messages."""
+    dollar = Money("1.00", "USD")
+    uses: list[Callable[[], object]] = [
+        lambda: to_dict(number),
+        lambda: Money(number, "USD"),
+        lambda: dollar * number,
+        lambda: dollar.percent(number),
+        lambda: dollar.allocate([number, 1]),
+        lambda: partner.set_card_fees(rate_percent=number),
+    ]
+    found = []
+    for use in uses:
+        try:
+            found.append(repr(use()))
+        except ValidationError as error:
+            found.append(" | ".join(e.message for e in error.errors))
+    return found
+
+
+@given(
+    st.one_of(
+        st.builds(_scientific, st.integers(-(10**6), 10**6), st.integers(-3000, 3000)),
+        st.decimals(allow_nan=False, allow_infinity=False),
+    )
+)
+@example(Decimal("1E+2000"))
+@example(Decimal("1.005E-10"))
+@example(Decimal("1.23E-7"))
+@example(Decimal("-1E-5"))
+@example(Decimal("2.5E+3"))
+def test_numbers_are_written_and_quoted_whatever_the_callers_capitals(number: Decimal) -> None:
+    # capitals=0 makes str() and repr() of a Decimal write 1e+3, not 1E+3.
+    partner = Partner.create(name="Northwind IT", country="US")
+    expected = _what_comes_of(number, partner)
+    with decimal.localcontext(capitals=0):
+        assert _what_comes_of(number, partner) == expected
+    if number.is_finite() and number.adjusted() > 1000:
+        assert "e" not in to_dict(number)
+
+
 # -- never a negative zero ------------------------------------------------------
 
 

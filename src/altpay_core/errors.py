@@ -11,8 +11,10 @@ the facts of its message as attributes, so that callers never parse messages.
 from __future__ import annotations
 
 import contextlib
+import decimal
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextvars import ContextVar
+from decimal import Decimal
 from typing import Any, Final, ParamSpec, TypeVar
 
 import attrs
@@ -109,6 +111,12 @@ def not_shown(value: object) -> str:
     return f"{type(value).__name__}; the value is not shown"
 
 
+# Writes a Decimal as str() does in the default context (exponents with a
+# capital E), which is what to_sci_string takes from it: the library's own
+# contexts write the same.
+_DECIMAL_TEXT: Final = decimal.Context()
+
+
 def shown(value: object) -> str:
     """Input as a message shows it: its ``repr``, cut short after 40
     characters (text is cut before it is quoted, so the quotes still match);
@@ -126,6 +134,10 @@ def shown(value: object) -> str:
         if len(value) > SHOWN_CHARS:
             return f"{value[:SHOWN_CHARS]!r}..."
         return repr(value)
+    if isinstance(value, Decimal) and type(value).__repr__ is Decimal.__repr__:
+        # Decimal's repr follows the caller's context (capitals=0 writes
+        # 1e+3): the message is the same whatever that context.
+        return cut(f"Decimal('{_DECIMAL_TEXT.to_sci_string(value)}')")
     try:
         text = repr(value)
     except Exception:  # an int too long to print, a repr that fails

@@ -394,11 +394,13 @@ class Money:
         exact = value.quantize(quantum, None, _CONTEXT)
         if exact != value:
             if mode is None:
+                # Text as it came; a number as the library writes it.
+                got = str(amount) if isinstance(amount, str) else _CONTEXT.to_sci_string(value)
                 raise ValidationError.single(
                     "amount",
                     "too_precise",
                     f"'amount' must have at most {currency.minor_units} decimal "
-                    f"places in {currency.code} (got {cut(str(amount))}); "
+                    f"places in {currency.code} (got {cut(got)}); "
                     "name a rounding mode to round it",
                 )
             exact = value.quantize(quantum, mode, _CONTEXT)
@@ -663,10 +665,11 @@ class Money:
         if mode is None:
             rounded = product.quantize(quantum, decimal.ROUND_DOWN, _CONTEXT)
             if rounded != product:  # the stand-in for a tiny product is never exact
+                shown_factor = cut(_CONTEXT.to_sci_string(factor))
                 raise ValidationError.single(
                     path,
                     "rounding_required",
-                    f"{self} times {path} {cut(str(factor))}{'' if path == 'factor' else '%'} "
+                    f"{self} times {path} {shown_factor}{'' if path == 'factor' else '%'} "
                     f"is finer than {currency.code}'s minor unit: name a rounding mode "
                     "(rounding=Rounding.HALF_EVEN)",
                 )

@@ -70,7 +70,7 @@ from .errors import (
 )
 from .events import EVENT_TYPES, Event
 from .invoice import AppliedPayment, Fee, FeeKind, Invoice, InvoiceStatus, LineItem
-from .money import Currency, Money, decimal_from_text, plain_decimal
+from .money import _CONTEXT, Currency, Money, decimal_from_text, plain_decimal
 from .partner import CardFeeBearer
 from .payment import (
     CustomerPaymentMethods,
@@ -274,7 +274,7 @@ def _decimal_data(number: Decimal) -> str:
     # A zero's adjusted() is its exponent: its places are bounded here too.
     if -_PLAIN_DIGITS <= number.adjusted() <= _PLAIN_DIGITS:
         return format(plain_decimal(number), "f")
-    return "0" if not number else str(number)
+    return "0" if not number else _CONTEXT.to_sci_string(number)
 
 
 def _datetime_data(moment: dt.datetime) -> str:
