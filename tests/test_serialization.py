@@ -8,6 +8,8 @@ import datetime as dt
 import enum
 import json
 import math
+import sys
+from collections.abc import Callable
 from decimal import MAX_EMAX, MIN_ETINY, Decimal
 from typing import Any, get_args
 
@@ -1927,3 +1929,72 @@ def test_every_enumeration_is_written_as_its_plain_value(cls: type[enum.Enum]) -
         assert type(data) is type(member.value)
         assert data == member.value
         assert from_dict(cls, data) is member
+
+
+# -- the stack or the memory running out ----------------------------------------------------
+
+
+def _frames() -> int:
+    frame, count = sys._getframe(), 0
+    while frame is not None:
+        count, frame = count + 1, frame.f_back
+    return count
+
+
+def _read_near_the_limit(read: Callable[[], object], headroom: int) -> object:
+    """What ``read`` gives with only ``headroom`` frames left."""
+    old = sys.getrecursionlimit()
+    try:
+        sys.setrecursionlimit(_frames() + headroom)
+    except RecursionError:  # below the depth already reached
+        return RecursionError
+    try:
+        return read()
+    except RecursionError:
+        return RecursionError
+    except ValidationError as error:
+        return error
+    finally:
+        sys.setrecursionlimit(old)
+
+
+class TestTheStackRunningOut:
+    """A valid document read where little stack is left is read, or the
+    RecursionError is raised as it is: never reported as invalid data."""
+
+    def test_valid_documents_are_never_called_invalid(self, customer: Customer) -> None:
+        c = customer
+        partner = Partner.create(name="Northwind IT", country="US")
+        for value in (c, partner, Money("12.50", "USD")):
+            kind, data, text = type(value), to_dict(value), to_json(value)
+            reads: list[Callable[[], object]] = [
+                lambda kind=kind, data=data: from_dict(kind, data),
+                lambda kind=kind, text=text: from_json(kind, text),
+                lambda kind=kind, data=data: from_stored(kind, data),
+            ]
+            for read in reads:
+                for headroom in range(5, 80):
+                    found = _read_near_the_limit(read, headroom)
+                    assert found == value or found is RecursionError, (headroom, found)
+
+    @pytest.mark.parametrize("exhausted", [RecursionError, MemoryError])
+    def test_a_constructor_running_out_is_not_invalid_data(
+        self, exhausted: type[BaseException]
+    ) -> None:
+        @attrs.frozen
+        class Runaway:
+            x: int
+
+            def __attrs_post_init__(self) -> None:
+                raise exhausted
+
+        for kind, data in (
+            (Runaway, {"x": 1}),
+            (list[Runaway], [{"x": 1}]),
+            (dict[str, Runaway], {"a": {"x": 1}}),
+        ):
+            with pytest.raises(exhausted):
+                from_dict(kind, data)
+        # With another error beside it, in the same object.
+        with pytest.raises(exhausted):
+            from_dict(Runaway, {"x": 1, "y": 2})

@@ -648,7 +648,7 @@ def _attrs_structure(
         try:
             value = read(kept, cls)
         except Exception as error:
-            if not found:
+            if not found or isinstance(error, _EXHAUSTED):
                 raise
             raise ClassValidationError(
                 f"While structuring {name}", [ValidationError(found), error], cls
@@ -694,6 +694,8 @@ def _with_field_checks(
     def structure(data: Mapping[str, Any], target: Any) -> Any:
         try:
             return inner(data, target)
+        except _EXHAUSTED:
+            raise
         except Exception as error:
             more = _field_check_errors(conv, cls, fields, data)
             if not more:
@@ -718,6 +720,8 @@ def _field_check_errors(
             continue
         try:
             arguments[field.alias] = conv.structure(data[field.alias], field.type)
+        except _EXHAUSTED:
+            raise
         except Exception:
             arguments[field.alias] = _Unread.UNREAD
             unread.update((field.name, field.alias))
@@ -839,15 +843,26 @@ def from_dict(cls: Any, data: object) -> Any:
     return _read(cls, data)
 
 
+# Errors about the process, not the data: the stack or the memory ran out
+# (a caller already deep in its stack, a hook's runaway recursion). They
+# propagate as they are: reported as a field error, a valid document read
+# near the recursion limit would be called invalid.
+_EXHAUSTED: Final = (RecursionError, MemoryError)
+
+
 def _read(cls: type[T], data: object) -> T:
     # from_dict without the argument check, for from_stored.
     _check_type(cls)
     try:
         return _FAST.structure(data, cls)
+    except _EXHAUSTED:
+        raise
     except Exception:
         pass
     try:
         result: T = _DETAILED.structure(data, cls)
+    except _EXHAUSTED:
+        raise
     except Exception as error:
         errors = _field_errors(error, "", cls)
         raise ValidationError(errors) from None
@@ -1413,6 +1428,9 @@ def _named(message: str, path: str) -> str:
 
 
 def _field_errors(error: BaseException, path: str, cls: object) -> list[FieldError]:
+    if isinstance(error, _EXHAUSTED):
+        # Gathered by cattrs among the data's errors: raised, not reported.
+        raise error
     if isinstance(error, ValidationError):
         return [
             FieldError(
