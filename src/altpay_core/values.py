@@ -119,6 +119,13 @@ _OWN_EMAIL_VALIDATOR: Final = _load_own_email_validator()
 _validate_email_text: Final[Callable[..., email_validator.ValidatedEmail]] = (
     _OWN_EMAIL_VALIDATOR.validate_email
 )
+# The error it raises for an address it refuses: the package's own class,
+# which the private instance shares; its own too, should a later version of
+# email-validator define that class in a module the instance does not share.
+_EMAIL_REFUSED: Final[tuple[type[Exception], ...]] = (
+    email_validator.EmailNotValidError,
+    _OWN_EMAIL_VALIDATOR.EmailNotValidError,
+)
 
 
 def _validate_email(text: str) -> email_validator.ValidatedEmail:
@@ -161,7 +168,7 @@ def _normalise_domain(domain: str) -> tuple[str, str] | None:
     try:
         # An address whose local part cannot be at fault: only the domain is judged.
         checked = _validate_email("a@" + domain)
-    except email_validator.EmailNotValidError:
+    except _EMAIL_REFUSED:
         return None
     return checked.domain, checked.ascii_domain
 
@@ -199,7 +206,7 @@ def _normalise_email(text: str) -> tuple[str, str]:
                 return normalised, f"{local.casefold()}@{unicode_domain}"
     try:
         checked = _validate_email(text)
-    except email_validator.EmailNotValidError as error:
+    except _EMAIL_REFUSED as error:
         raise ValidationError.single(
             "",
             "invalid_email",
