@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import importlib.util
 import pickle
 import re
 import string
+import sys
 import unicodedata
 from collections.abc import Iterator
 
@@ -1097,6 +1099,26 @@ class TestEmailIgnoresTheHostsSpecialUseList:
         finally:
             _clear_email_caches()
         assert first == second == untouched
+
+    def test_the_private_instance_is_its_own_module_sharing_the_errors(self) -> None:
+        own = values._OWN_EMAIL_VALIDATOR
+        assert own is not email_validator
+        assert tuple(email_validator.SPECIAL_USE_DOMAIN_NAMES) == own.SPECIAL_USE_DOMAIN_NAMES
+        assert own.EmailNotValidError is email_validator.EmailNotValidError
+        assert own.ValidatedEmail is email_validator.ValidatedEmail
+
+    def test_where_it_cannot_be_loaded_again_the_package_itself_is_used(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        name = "altpay_core._email_validator"
+        kept = {n: m for n, m in sys.modules.items() if n == name or n.startswith(f"{name}.")}
+        for loaded in kept:
+            monkeypatch.delitem(sys.modules, loaded)
+        # The package's files cannot be found again (a zip archive, a frozen
+        # application): nothing half-loaded is left behind.
+        monkeypatch.setattr(importlib.util, "find_spec", lambda *args, **kwargs: None)
+        assert values._load_own_email_validator() is email_validator
+        assert not [n for n in sys.modules if n == name or n.startswith(f"{name}.")]
 
 
 def _canonical_caseless(text: str) -> str:

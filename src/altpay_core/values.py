@@ -91,27 +91,38 @@ def _load_own_email_validator() -> ModuleType:
     whichever answer came first. The private instance keeps the list as
     email-validator publishes it, frozen into a tuple; it shares the
     package's exception and result types, so its errors are
-    ``email_validator.EmailNotValidError`` as usual.
+    ``email_validator.EmailNotValidError`` as usual. Where the package's
+    files cannot be loaded again, the package itself is used.
     """
     name = f"{__package__}._email_validator"
     loaded = sys.modules.get(name)
     if loaded is not None:
         return loaded
-    public = importlib.util.find_spec("email_validator")
-    if public is None or public.origin is None:
-        raise ImportError("email-validator is not installed", name="email_validator")
-    spec = importlib.util.spec_from_file_location(
-        name, public.origin, submodule_search_locations=public.submodule_search_locations
-    )
-    if spec is None or spec.loader is None:
-        raise ImportError("email-validator cannot be loaded", name="email_validator")
-    # Shared, not copied: the types callers catch and read.
-    sys.modules[f"{name}.exceptions"] = email_validator.exceptions
-    sys.modules[f"{name}.types"] = email_validator.types
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    vars(module)["SPECIAL_USE_DOMAIN_NAMES"] = tuple(module.SPECIAL_USE_DOMAIN_NAMES)
+    shared = {
+        f"{name}.exceptions": email_validator.exceptions,
+        f"{name}.types": email_validator.types,
+    }
+    try:
+        public = importlib.util.find_spec("email_validator")
+        if public is None or public.origin is None:
+            raise ImportError("email-validator has no source file to load")
+        spec = importlib.util.spec_from_file_location(
+            name, public.origin, submodule_search_locations=public.submodule_search_locations
+        )
+        if spec is None or spec.loader is None:
+            raise ImportError("email-validator cannot be loaded again")
+        # Shared, not copied: the types callers catch and read.
+        sys.modules.update(shared)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+        vars(module)["SPECIAL_USE_DOMAIN_NAMES"] = tuple(module.SPECIAL_USE_DOMAIN_NAMES)
+    except Exception:
+        # Installed where its files cannot be read again (a zip archive, a
+        # frozen application): the package everyone imports, list and all.
+        for loaded_name in [n for n in sys.modules if n == name or n.startswith(f"{name}.")]:
+            del sys.modules[loaded_name]
+        return email_validator
     return module
 
 
