@@ -676,10 +676,48 @@ class TestLifecycle:
             refund_payment(settled, invoices, amount=Money("400.00", "CAD"))
         assert caught.value.codes == ["currency_mismatch"]
         with pytest.raises(ValidationError):
-            refund_payment(settled, invoices, amount="400.00")  # type: ignore[arg-type]
+            refund_payment(settled, invoices, amount=400.0)  # type: ignore[arg-type]
         refunded, released = refund_payment(settled, invoices)
         with pytest.raises(InvariantViolation):
             refund_payment(refunded, released)
+
+    @pytest.mark.parametrize("amount", ["400.00", "400", Decimal("400.00"), 400, usd("400.00")])
+    def test_the_refunded_amount_is_read_as_other_amounts_are(
+        self, world: World, amount: Money | str | int | Decimal
+    ) -> None:
+        pay, invoices = paid_by(world, "ach")
+        settled = pay.succeed(AT).settle(AT)
+        refunded, given_back = refund_payment(settled, invoices, amount=amount, at=AT)
+        assert refunded.status is PaymentStatus.REFUNDED
+        assert all(i.balance == i.total for i in given_back)
+
+    @pytest.mark.parametrize(
+        ("amount", "code"),
+        [
+            (400.0, "float_refused"),
+            (Money("400.00", "CAD"), "currency_mismatch"),
+            ("400.001", "too_precise"),
+            ("four hundred", "invalid_amount"),
+            ([400], "wrong_type"),
+        ],
+    )
+    def test_a_refunded_amount_that_is_no_amount_is_named(
+        self, world: World, amount: object, code: str
+    ) -> None:
+        pay, invoices = paid_by(world, "ach")
+        settled = pay.succeed(AT).settle(AT)
+        with pytest.raises(ValidationError) as caught:
+            refund_payment(settled, invoices, amount=amount, at=AT)  # type: ignore[arg-type]
+        assert caught.value.paths == ["amount"]
+        assert caught.value.codes == [code]
+        assert "'amount'" in str(caught.value)
+
+    def test_a_refunded_amount_given_as_text_is_still_the_whole_total(self, world: World) -> None:
+        pay, invoices = paid_by(world, "ach")
+        settled = pay.succeed(AT).settle(AT)
+        with pytest.raises(InvariantViolation) as caught:
+            refund_payment(settled, invoices, amount="399.99", at=AT)
+        assert (caught.value.rule, caught.value.path) == ("I7", "amount")
 
     def test_the_invoices_passed_must_be_the_payments(self, world: World) -> None:
         pay, (a, b) = paid_by(world, "ach")

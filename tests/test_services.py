@@ -1006,6 +1006,20 @@ class TestLaterInThePaymentsLife:
             "invoice_updated",
         ]
 
+    def test_a_refund_takes_its_amount_as_text(self, store: MemoryStore, billing: Billing) -> None:
+        b = billing
+        payment, _ = pay(store, b, [b.one], method="ach")
+        with store.unit_of_work() as uow:
+            services.succeed_payment(uow, b.partner.id, payment.id, at=at(7))
+            services.settle_payment(uow, b.partner.id, payment.id, at=at(8))
+            with pytest.raises(ValidationError) as caught:
+                services.refund_payment(uow, b.partner.id, payment.id, amount=100.0, at=at(9))  # type: ignore[arg-type]
+            assert caught.value.paths == ["amount"]
+            refunded, _ = services.refund_payment(
+                uow, b.partner.id, payment.id, amount="100.00", at=at(9)
+            )
+        assert refunded.status is PaymentStatus.REFUNDED
+
     def test_fail(self, store: MemoryStore, billing: Billing) -> None:
         b = billing
         payment, _ = pay(store, b, [b.one], amounts={b.one.id: "30.00"})

@@ -1486,7 +1486,7 @@ def refund_payment(
     payment: Payment,
     invoices: Iterable[Invoice],
     *,
-    amount: Money | None = None,
+    amount: Money | str | int | Decimal | None = None,
     at: dt.datetime | None = None,
     partner: Partner | None = None,
     by: TeamMemberId | TeamMember | None = None,
@@ -1504,7 +1504,10 @@ def refund_payment(
 
     The refund is the payment's :attr:`~Payment.total`, in its currency: what
     the customer was charged. ``amount``, if given, must be exactly that
-    (no partial refunds); another currency is refused (``ValidationError``).
+    (no partial refunds): a ``Money`` in the payment's currency, or a str,
+    int or ``Decimal`` read in it (``"400.00"``), as the other amount
+    arguments are; another currency, a float or anything else is refused
+    (``ValidationError`` at ``amount``).
     The card fee is not returned by the processor: it stays with the partner
     (:attr:`~Payment.partner_fees`). ``at`` (now if omitted) may not be
     before ``settled_at`` (I7: only once settled); the invoices' events
@@ -1513,18 +1516,11 @@ def refund_payment(
     _fields.argument("payment", payment, Payment, "a Payment")
     _authorize_refund(payment, partner, by)
     when = _when(at)
-    if amount is not None:
-        if not isinstance(amount, Money):
-            raise ValidationError.single(
-                "amount", "wrong_type", f"'amount' must be Money (got {type(amount).__name__})"
-            )
-        if amount.currency is not payment.currency:
-            raise ValidationError.single(
-                "amount",
-                "currency_mismatch",
-                f"'amount' must be in {payment.currency.code}, the payment's currency "
-                f"(got {amount.currency.code}; rule I7)",
-            )
+    wanted = (
+        None
+        if amount is None
+        else _money_in("amount", amount, payment.currency, "the payment's currency")
+    )
     if payment.status is not PaymentStatus.SUCCEEDED:
         raise InvariantViolation(
             f"only a succeeded payment is refunded (this one is {payment.status.value})",
@@ -1535,9 +1531,9 @@ def refund_payment(
         raise InvariantViolation(
             "a payment is refunded only once it has settled", rule="I7", path="settled_at"
         )
-    if amount is not None and amount != payment.total:
+    if wanted is not None and wanted != payment.total:
         raise InvariantViolation(
-            f"refunds are in full only: {payment.total}, not {amount}",
+            f"refunds are in full only: {payment.total}, not {wanted}",
             rule="I7",
             path="amount",
         )

@@ -582,7 +582,7 @@ def refund_payment(
     partner_id: PartnerId,
     payment_id: PaymentId,
     *,
-    amount: Money | None = None,
+    amount: Money | str | int | Decimal | None = None,
     at: dt.datetime | None = None,
     by: TeamMemberId | TeamMember | None = None,
 ) -> tuple[Payment, tuple[Invoice, ...]]:
