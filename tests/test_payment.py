@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from altpay_core import (
     Action,
     Allocation,
+    AltpayError,
     CardFeeBearer,
     Currency,
     Customer,
@@ -784,6 +785,69 @@ class TestLifecycle:
             if kind != "current":
                 assert f"invoice {given[n].number}" in str(caught.value)
         assert not isinstance(caught.value, LookupError)
+
+
+_STEPS = ("succeed", "settle", "fail", "return", "unauthorized return", "charge back", "refund")
+
+
+def _step(
+    pay: Payment, invoices: tuple[Invoice, ...], step: str, at: dt.datetime
+) -> tuple[Payment, tuple[Invoice, ...]]:
+    if step == "succeed":
+        return pay.succeed(at), invoices
+    if step == "settle":
+        return pay.settle(at), invoices
+    if step == "fail":
+        return fail_payment(pay, invoices, at=at)
+    if step == "return":
+        return return_payment(pay, invoices, at=at)
+    if step == "unauthorized return":
+        return return_payment(pay, invoices, "unauthorized", at=at)
+    if step == "charge back":
+        return charge_back_payment(pay, invoices, at=at)
+    return refund_payment(pay, invoices, at=at)
+
+
+class TestEventTimes:
+    @given(
+        method=st.sampled_from(["ach", "card"]),
+        steps=st.lists(
+            st.tuples(st.sampled_from(_STEPS), st.integers(-72, 72), st.booleans()),
+            max_size=6,
+        ),
+    )
+    def test_a_payments_events_never_go_back_in_time(
+        self, method: str, steps: list[tuple[str, int, bool]]
+    ) -> None:
+        """Whatever times the processor reports, and whether or not the
+        payment was stored (its events taken) between two commands, its
+        events come in non-decreasing time, none before a time it records."""
+        pay, invoices = paid_by(_WORLD, method)
+        times: list[dt.datetime] = []
+        for step, hours, store in steps:
+            try:
+                new, invoices = _step(pay, invoices, step, AT + dt.timedelta(hours=hours))
+            except AltpayError:
+                continue
+            if new is pay:  # settling a settled payment changes nothing
+                continue
+            when = new.events[-1].occurred_at
+            recorded = (pay.created_at, pay.succeeded_at, pay.settled_at)
+            assert all(when >= t for t in recorded if t is not None), (step, recorded, when)
+            times.append(when)
+            # Stored: read back without its pending events.
+            pay = from_dict(Payment, to_dict(new)) if store else new
+        assert times == sorted(times)
+
+    def test_a_return_dated_before_the_stored_success_is_dated_at_it(self, world: World) -> None:
+        pay, invoices = paid_by(world, "ach")
+        succeeded = from_dict(Payment, to_dict(pay.succeed(AT + dt.timedelta(hours=3))))
+        assert succeeded.events == ()
+        returned, invoices = return_payment(succeeded, invoices, at=AT + dt.timedelta(hours=2))
+        assert returned.events[-1].occurred_at == AT + dt.timedelta(hours=3)
+        assert all(i.events[-1].occurred_at == AT + dt.timedelta(hours=3) for i in invoices)
+        # The fields keep the times as given.
+        assert returned.succeeded_at == AT + dt.timedelta(hours=3)
 
 
 _GiveBack = Callable[[list[Invoice]], tuple[Payment, tuple[Invoice, ...]]]
@@ -2808,17 +2872,20 @@ def test_the_same_time_as_the_last_one_is_allowed(world: World) -> None:
 def test_a_processors_times_are_taken_as_given(method: str) -> None:
     # A processor's clock, or one that reports whole seconds, may put a
     # success (or a failure, a return) a moment before the payment was made
-    # here: the payment takes the time it is told, and reads back.
+    # here: the payment takes the time it is told, and reads back. Its
+    # event is dated no earlier than the payment was made, so that the
+    # payment's events, stored ones included, stay oldest first.
     pay, invoices = paid_by(World(), method)
     earlier = EARLIER
     done = pay.succeed(earlier)
     assert done.succeeded_at == earlier
+    assert done.events[-1].occurred_at == pay.created_at
     assert from_dict(Payment, to_dict(done)) == done
     failed, _ = fail_payment(pay, invoices, at=earlier)
     assert failed.status is PaymentStatus.FAILED
     if method == "ach":
         returned, _ = return_payment(pay, invoices, at=earlier - HOURS_5)
-        assert returned.events[-1].occurred_at == earlier - HOURS_5
+        assert returned.events[-1].occurred_at == pay.created_at
 
 
 def test_a_payments_events_stay_oldest_first_whatever_the_times_given(world: World) -> None:

@@ -26,10 +26,12 @@ Life of a payment (status, and what it does to the invoices' balances):
 A refund's time ``at`` may not come before the payment settled (rule I7).
 Other times are taken as given: a processor's clock, or one that reports
 whole seconds, may put a success a moment before the payment was made. The
-events carry the same time, never earlier than the latest event pending on
-the payment (or, for an invoice's, on the invoice), so that ``events`` stays
-oldest first. A customer's saved methods keep their events in order the same
-way.
+events carry the same time, but a payment's never earlier than its
+``created_at``, ``succeeded_at`` and ``settled_at`` (those it has) nor the
+latest event pending on it (and an invoice's never earlier than the
+invoice's ``created_at`` nor its latest pending event), so that a payment's
+events, stored or pending, stay oldest first. A customer's saved methods
+keep their events in order the same way.
 
 Card fees (I8) come from the partner's :class:`~altpay_core.partner.CardFeePolicy`
 and the customer's exception; bank debits carry none. Rounding (I9): every fee
@@ -810,12 +812,20 @@ class Payment:
     # -- internals ------------------------------------------------------------------
 
     def _event(self, kind: type[Event], when: dt.datetime, changes: tuple[str, ...]) -> Event:
-        # Events stay oldest first: a time before the payment's pending
-        # events counts as the latest of those (the fields keep it as given).
+        # Events stay oldest first, stored ones included: a time before the
+        # payment was made, succeeded or settled, or before its pending
+        # events, counts as the latest of those (the fields keep it as given).
         return kind(
             partner_id=self.partner_id,
             aggregate_id=str(self.id),
-            occurred_at=max((when, *(event.occurred_at for event in self.events))),
+            occurred_at=max(
+                (
+                    when,
+                    self.created_at,
+                    *(t for t in (self.succeeded_at, self.settled_at) if t is not None),
+                    *(event.occurred_at for event in self.events),
+                )
+            ),
             changes=changes,
         )
 
