@@ -45,6 +45,7 @@ from altpay_core import (
     ScheduledPaymentStatus,
     TagId,
     TeamMember,
+    UniqueKeyTaken,
     UserId,
     ValidationError,
     from_dict,
@@ -196,6 +197,84 @@ class TestCreateCustomer:
             assert [m.event.topic for m in uow.outbox.pending()] == ["customer_created"]
         with store.unit_of_work() as uow, pytest.raises(ConcurrencyConflict):
             create_customer(uow, draft)
+
+    @pytest.mark.parametrize("kind", ["memory", "sqlite"])
+    def test_a_draft_sent_again_is_refused_for_good_naming_its_customer(
+        self, tmp_path: Path, kind: str
+    ) -> None:
+        """A resubmitted form: the second attempt finds the draft's customer
+        stored and says so as a UniqueKeyTaken, a conflict that retrying
+        cannot resolve; nothing is written."""
+        store: Store = MemoryStore() if kind == "memory" else SqliteStore(tmp_path / "a.db")
+        partner = stored_partner(store)
+        draft = CustomerDraft.start(partner).enter_details(company="Globex", address=ALBANY)
+        draft = draft.add_user(first_name="A", last_name="B", email="ab@globex.example")
+        with store.unit_of_work() as uow:
+            customer = create_customer(uow, draft, by=partner.team[0])
+        for _ in range(2):  # and so again: retrying cannot help
+            with store.unit_of_work() as uow:
+                with pytest.raises(UniqueKeyTaken) as caught:
+                    create_customer(uow, draft, by=partner.team[0])
+                uow.commit()
+            error = caught.value
+            assert isinstance(error, ConcurrencyConflict)
+            assert isinstance(error, InvariantViolation)
+            assert (error.rule, error.path) == ("customer-created", "draft")
+            assert (error.kind, error.key) == ("customer", str(customer.id))
+            assert f"customer {customer.id} " in str(error)
+            assert "nothing was written" in str(error)
+        with store.unit_of_work() as uow:
+            assert uow.customers.get(partner.id, customer.id) == customer
+            assert [m.event.topic for m in uow.outbox.pending()] == ["customer_created"]
+
+    @pytest.mark.parametrize("kind", ["memory", "sqlite"])
+    def test_of_two_creating_at_once_one_stores_and_the_other_is_told_on_retry(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+    ) -> None:
+        """Neither finds the customer stored; the other commits between this
+        one's save and its commit: a plain ConcurrencyConflict, to retry, and
+        the retry gets the UniqueKeyTaken."""
+        store: Store = MemoryStore() if kind == "memory" else SqliteStore(tmp_path / "a.db")
+        partner = stored_partner(store)
+        draft = CustomerDraft.start(partner).enter_details(company="Globex", address=ALBANY)
+        draft = draft.add_user(first_name="A", last_name="B", email="ab@globex.example")
+        won: list[Customer] = []
+        with store.unit_of_work() as uow:
+            save = uow.customers.save
+
+            def save_then_lose(customer: Customer) -> Customer:
+                saved = save(customer)
+                if not won:
+                    with store.unit_of_work() as other:
+                        won.append(create_customer(other, draft))
+                return saved
+
+            monkeypatch.setattr(uow.customers, "save", save_then_lose)
+            with pytest.raises(ConcurrencyConflict) as caught:
+                create_customer(uow, draft)
+            assert not isinstance(caught.value, UniqueKeyTaken)
+        with store.unit_of_work() as uow, pytest.raises(UniqueKeyTaken):
+            create_customer(uow, draft)
+        with store.unit_of_work() as uow:
+            assert uow.customers.get(partner.id, draft.customer_id) == won[0]
+
+    def test_a_customer_of_another_partner_is_not_looked_up(self, store: MemoryStore) -> None:
+        """The look-up is the draft's partner's: a customer of another
+        partner under the same id is not this draft's (the store refuses the
+        id, saying no more than that it is stored)."""
+        partner = stored_partner(store)
+        draft = CustomerDraft.start(partner).enter_details(company="Globex", address=ALBANY)
+        draft = draft.add_user(first_name="A", last_name="B", email="ab@globex.example")
+        other = Partner.create(name="Contoso", country="US")
+        theirs = attrs.evolve(a_customer(other, "Initech", frozenset()), id=draft.customer_id)
+        with store.unit_of_work() as uow:
+            uow.partners.save(other)
+            uow.customers.save(theirs)
+            uow.commit()
+        with store.unit_of_work() as uow, pytest.raises(ConcurrencyConflict) as caught:
+            create_customer(uow, draft)
+        assert not isinstance(caught.value, UniqueKeyTaken)
+        assert "already stored" in str(caught.value)
 
     def test_refused_once_the_partner_syncs_customers(self, store: MemoryStore) -> None:
         partner = stored_partner(store)

@@ -507,7 +507,9 @@ class ConcurrencyConflict(AltpayError):
 class UniqueKeyTaken(ConcurrencyConflict, InvariantViolation):
     """A save would take a unique key that another aggregate of the partner
     holds: an external reference (rule ``C10`` for customers,
-    ``invoice-ref`` for invoices) or an invoice number (``invoice-number``).
+    ``invoice-ref`` for invoices) or an invoice number (``invoice-number``);
+    or, from ``services.create_customer``, a customer id that a draft
+    already created (``customer-created``, at ``draft``).
 
     Both a :class:`ConcurrencyConflict` (the store refused the save: nothing
     was written; ``kind`` and ``key`` name the key) and an

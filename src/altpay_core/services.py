@@ -21,8 +21,8 @@ unit of work is then empty, and usable again. A
 :class:`~altpay_core.errors.ConcurrencyConflict` means another writer got
 there first: run the service again in a new unit of work (but not for a
 :class:`~altpay_core.errors.UniqueKeyTaken`, a number or reference that is
-taken, nor for :func:`create_customer` of a draft already created, whose
-customer's id is taken: the same command fails again).
+taken, or a draft whose customer :func:`create_customer` already created:
+the same command fails again).
 
 Paying is the main case: :func:`pay_invoices` reads the invoices, applies
 the payment to each and stores the payment and every invoice it touched in
@@ -64,7 +64,9 @@ from altpay_core.errors import (
     ConcurrencyConflict,
     FieldErrors,
     InvariantViolation,
+    NotFound,
     PermissionDenied,
+    UniqueKeyTaken,
     ValidationError,
     shown,
 )
@@ -189,9 +191,14 @@ def create_customer(
     Checks the partner as it is now: refused (C6) if one of its integrations
     has started syncing customers since the draft began (and the store
     checks it again at commit, should one start meanwhile). Creating twice from
-    the same draft gives the same customer id, so the second attempt raises
-    :class:`~altpay_core.errors.ConcurrencyConflict` and stores nothing.
-    Returns the stored customer (version 1).
+    the same draft (a form sent again) gives the same customer id, so the
+    second attempt, finding that customer stored, raises
+    :class:`~altpay_core.errors.UniqueKeyTaken` (rule ``customer-created``,
+    at ``draft``, ``kind`` ``"customer"``, ``key`` the customer's id) and
+    stores nothing: retrying cannot help, the customer exists (read it).
+    Two attempts racing, neither finding it yet, store it once: the other
+    gets a plain :class:`~altpay_core.errors.ConcurrencyConflict`, and its
+    retry the ``UniqueKeyTaken``. Returns the stored customer (version 1).
     """
     _uow(uow)
     _fields.argument("draft", draft, CustomerDraft, "a CustomerDraft")
@@ -200,10 +207,28 @@ def create_customer(
         partner.authorize(by, Action.MANAGE_CUSTOMERS)
     _refuse_if_synced(partner)
     created = draft.create()
+    _refuse_if_created(uow, created)
     with _storing(uow):
         customer = uow.customers.save(created)
         uow.commit()
     return customer
+
+
+def _refuse_if_created(uow: UnitOfWork, created: Customer) -> None:
+    """A draft's customer is created once: one stored under its id (of the
+    draft's partner) means the draft was used already."""
+    try:
+        uow.customers.get(created.partner_id, created.id)
+    except NotFound:
+        return
+    raise UniqueKeyTaken(
+        f"customer {created.id} was already created from this draft; nothing was written "
+        "(read that customer rather than create it again)",
+        rule="customer-created",
+        path="draft",
+        kind="customer",
+        key=created.id,
+    )
 
 
 @checked_arguments
