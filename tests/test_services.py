@@ -622,6 +622,31 @@ def pay(
         )
 
 
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_the_outbox_position_tells_apart_events_alike_in_every_other_field(
+    tmp_path: Path, kind: str
+) -> None:
+    """Two payments of one invoice at the same time make two events with
+    the same aggregate_id, occurred_at and topic: only the message's
+    position tells them apart, as the docs tell receivers, and one
+    aggregate's positions grow in the order of its changes."""
+    store: Store = MemoryStore() if kind == "memory" else SqliteStore(tmp_path / "a.db")
+    b = a_billing(store)
+    pay(store, b, [b.one], "req-1", amounts={b.one.id: "10.00"})
+    pay(store, b, [b.one], "req-2", amounts={b.one.id: "20.00"})
+    with store.unit_of_work() as uow:
+        messages = uow.outbox.pending(MAX_PAGE_SIZE)
+        stored = uow.invoices.get(b.partner.id, b.one.id)
+    positions = [m.position for m in messages]
+    assert len(set(positions)) == len(positions)
+    assert positions == sorted(positions)
+    alike = [m for m in messages if m.event.aggregate_id == str(b.one.id)]
+    assert len(alike) == 2
+    assert len({(m.event.aggregate_id, m.event.occurred_at, m.event.topic) for m in alike}) == 1
+    assert alike[0].position < alike[1].position
+    assert [p.amount for p in stored.payments] == [Money("10.00", "USD"), Money("20.00", "USD")]
+
+
 def charge_first(uow: UnitOfWork, b: Billing, **more: Any) -> tuple[Payment, tuple[Invoice, ...]]:
     """Ann charges the first invoice now, with the method on file (or the
     one ``more`` names), under one key: a retry is the same request."""

@@ -1175,6 +1175,12 @@ class OutboxMessage:
     at the same time may take positions in either order; :meth:`Outbox.pending`
     lists every unpublished message (but those another open unit of work has
     listed, until it ends), so none is skipped.
+
+    The position is the message's identity: no other message of the store
+    has it, ever. Send it with the event (as a webhook's delivery id, say)
+    so that receivers de-duplicate and order on it: an event's
+    ``aggregate_id``, ``occurred_at`` and topic are often the same for two
+    different events, and ``occurred_at`` does not follow commit order.
     """
 
     position: int
