@@ -2154,3 +2154,25 @@ def test_pay_invoices_names_the_invoice_id_that_is_not_one(bad: str, position: i
     path = f"invoice_ids[{position}]"
     assert (caught.value.paths, caught.value.codes) == ([path], ["invalid_id"])
     assert caught.value.errors[0].message.startswith(f"'{path}' must look like inv_")
+
+
+def test_the_docs_give_every_services_return_value() -> None:
+    """The services table of docs/persistence.md names every service, each
+    with what it returns."""
+    page = Path(__file__).resolve().parent.parent / "docs" / "persistence.md"
+    if not page.is_file():  # pragma: no cover - tests run from an sdist or elsewhere
+        pytest.skip("docs/persistence.md is not next to the tests")
+    lines = page.read_text(encoding="utf-8").splitlines()
+    start = lines.index("| service | does | returns |")
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip("|").split(" | ")])
+    named: set[str] = set()
+    for cells in rows:
+        assert len(cells) == 3, cells
+        assert all(cells), cells
+        named.update(re.findall(r"`([a-z_]+)[`(]", cells[0]))
+    functions = {name for name in services.__all__ if inspect.isfunction(getattr(services, name))}
+    assert named == functions
