@@ -8,6 +8,7 @@ import doctest
 import functools
 import json
 import pathlib
+from collections.abc import Callable
 from decimal import Decimal
 
 import attrs
@@ -432,6 +433,81 @@ class TestIssue:
         with pytest.raises(ValidationError) as caught:
             LineItem.parse({"description": "x", "quantity": 1}, currency)  # type: ignore[arg-type]
         assert caught.value.paths == ["currency"]
+
+
+# Each field of a posted line: a good value (no error) or a bad one with the
+# code it gets; _ABSENT leaves the key out.
+_ABSENT = object()
+_LINE_FIELDS: dict[str, list[tuple[object, str | None]]] = {
+    "description": [
+        ("Support", None),
+        (" ", "blank"),
+        (7, "wrong_type"),
+        ("x" * 3000, "too_long"),
+        (_ABSENT, "missing"),
+    ],
+    "quantity": [
+        (2, None),
+        (0, "invalid_quantity"),
+        (1_000_001, "invalid_quantity"),
+        (True, "wrong_type"),
+        (_ABSENT, "missing"),
+    ],
+    "unit_amount": [
+        ("10.00", None),
+        ("0", None),
+        ("-5.00", "negative_amount"),
+        (Money("-0.01", "USD"), "negative_amount"),
+        (Decimal("-1"), "negative_amount"),
+        (Money("1.00", "CAD"), "currency_mismatch"),
+        ("abc", "invalid_amount"),
+        ("0.001", "too_precise"),
+        (_ABSENT, "missing"),
+    ],
+}
+
+
+@functools.cache
+def _line_world() -> tuple[Partner, Customer, Invoice, Invoice]:
+    partner = synced_partner()
+    customer = make_customer(partner)
+    return partner, customer, issue(partner, customer), sync(partner, customer)
+
+
+@given(
+    chosen=st.fixed_dictionaries({name: st.sampled_from(v) for name, v in _LINE_FIELDS.items()}),
+    route=st.sampled_from(["parse", "issue", "update", "apply_sync"]),
+    index=st.integers(0, 1),
+)
+def test_every_bad_field_of_a_line_is_reported_at_once(
+    chosen: dict[str, tuple[object, str | None]], route: str, index: int
+) -> None:
+    # A negative unit amount was checked only once the line's other fields
+    # had passed: a blank description hid it until the next submit.
+    posted = {name: value for name, (value, _) in chosen.items() if value is not _ABSENT}
+    expected = sorted((name, code) for name, (_, code) in chosen.items() if code is not None)
+    assume(expected)
+    partner, customer, manual, synced = _line_world()
+    lines = [line("1.00")] * index + [posted]
+    submit: dict[str, Callable[[], object]] = {
+        "parse": lambda: LineItem.parse(posted, "USD"),
+        "issue": lambda: issue(partner, customer, lines=lines),
+        "update": lambda: manual.update(
+            partner,
+            by=member_of(partner, Role.MEMBER),  # type: ignore[arg-type]
+            today=TODAY,
+            lines=lines,
+        ),
+        "apply_sync": lambda: synced.apply_sync(lines=lines),
+    }
+    prefix = "" if route == "parse" else f"lines[{index}]."
+    with pytest.raises(ValidationError) as caught:
+        submit[route]()
+    found = sorted((e.path, e.code) for e in caught.value.errors)
+    assert found == [(prefix + name, code) for name, code in expected]
+    negative = [e for e in caught.value.errors if e.code == "negative_amount"]
+    for error in negative:
+        assert error.message.startswith("'unit_amount' must be zero or more (got USD -")
 
 
 # -- synced invoices ------------------------------------------------------------------

@@ -272,6 +272,17 @@ def _quantity(path: str, value: object) -> int:
     return quantity
 
 
+def _unit_amount(path: str, value: object, currency: Currency) -> Money:
+    """A line's unit amount in ``currency`` (rule I2), zero or more: its sign
+    checked with the line's other fields, so that none hides another."""
+    money = _money_in(path, value, currency)
+    if money.is_negative:
+        raise ValidationError.single(
+            path, "negative_amount", f"'{path}' must be zero or more (got {money})"
+        )
+    return money
+
+
 @checked_constructor
 @attrs.frozen
 class LineItem:
@@ -329,7 +340,8 @@ class LineItem:
         """A line item from a ``LineItem`` or a mapping with ``description``,
         ``quantity`` and ``unit_amount`` (a ``Money``, or a decimal string or
         whole number read in ``currency``). Every invalid field is reported at
-        once; a unit amount in another currency is refused (rule I2)."""
+        once, a negative unit amount (``negative_amount``) among them; a unit
+        amount in another currency is refused (rule I2)."""
         currency = _currency(currency)
         if isinstance(value, LineItem):
             _money_in("unit_amount", value.unit_amount, currency)
@@ -350,7 +362,7 @@ class LineItem:
             description = found.check("", _description, "description", data["description"])
         if "quantity" in data:
             quantity = found.check("", _quantity, "quantity", data["quantity"])
-        unit = found.check("", _money_in, "unit_amount", data.get("unit_amount"), currency)
+        unit = found.check("", _unit_amount, "unit_amount", data.get("unit_amount"), currency)
         found.raise_if_any()
         return cls(description, quantity, _fields.passed(unit))
 
