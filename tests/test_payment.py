@@ -5,6 +5,7 @@ methods and scheduled payments."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import pickle
 import runpy
@@ -1407,6 +1408,40 @@ class TestPaymentMethods:
                 make_default="yes",  # type: ignore[arg-type]
             )
         assert caught.value.paths == ["type", "display_name", "last4", "make_default"]
+
+    @given(
+        chosen=st.fixed_dictionaries(
+            {
+                "at": st.sampled_from(
+                    [
+                        (None, None),
+                        (AT, None),
+                        ("2026-01-01", "invalid_datetime"),
+                        (dt.datetime(2026, 1, 1), "invalid_datetime"),
+                    ]
+                ),
+                "type": st.sampled_from([("ach", None), ("bogus", "invalid_choice")]),
+                "display_name": st.sampled_from([("Chase", None), (" ", "blank")]),
+                "last4": st.sampled_from([("1111", None), ("12", "invalid_last4")]),
+            }
+        ),
+        replacing=st.booleans(),
+    )
+    def test_a_bad_time_is_reported_with_the_other_fields(
+        self, chosen: dict[str, tuple[object, str | None]], replacing: bool
+    ) -> None:
+        # A bad ``at`` was checked first, alone, and hid every other error.
+        book = CustomerPaymentMethods.of(make_customer(make_partner())).add(
+            type="card", display_name="Visa", last4="4242"
+        )
+        fields: dict[str, Any] = {name: value for name, (value, _) in chosen.items()}
+        expected = sorted((name, code) for name, (_, code) in chosen.items() if code is not None)
+        if not expected:
+            return
+        command = functools.partial(book.replace, book.methods[0].id) if replacing else book.add
+        with pytest.raises(ValidationError) as caught:
+            command(**fields)
+        assert sorted((e.path, e.code) for e in caught.value.errors) == expected
 
     def test_invariants(self, world: World) -> None:
         book = CustomerPaymentMethods.of(world.customer).add(

@@ -1812,17 +1812,19 @@ class CustomerPaymentMethods:
         """Save a method (``payment_method_added``). The first one becomes the
         default, as does one added with ``make_default``
         (``default_payment_method_changed``). Every invalid field is reported
-        at once; the last 4 digits only, never a full number. Whether the
+        at once, ``at`` among them; the last 4 digits only, never a full
+        number. Whether the
         type fits the customer's currency is not checked here: see the
         class's notes."""
         found = FieldErrors()
         with input_unshown():  # a full number in any field is never echoed
-            when = _when(at)
+            checked_at = found.check("", _when, at)
             kind = found.check("", _fields.choice, "type", type, PaymentMethodType)
             name = found.check("", _display_name, "display_name", display_name)
             digits = found.check("", _last4, "last4", last4)
             found.check("", _fields.boolean, "make_default", make_default)
         found.raise_if_any()
+        when = _fields.passed(checked_at)
         method = PaymentMethod(
             id=PaymentMethodId.new(),
             type=_fields.passed(kind),
@@ -1872,7 +1874,9 @@ class CustomerPaymentMethods:
         at: dt.datetime | None = None,
     ) -> CustomerPaymentMethods:
         """A new method in place of ``method_id``, which is archived (details
-        are never edited). The new one is the default if the old one was."""
+        are never edited). The new one is the default if the old one was.
+        Every invalid field of the new one is reported at once, ``at``
+        among them, as by :meth:`add`."""
         old = self.method(method_id)
         if not old.is_active:
             raise InvariantViolation(
