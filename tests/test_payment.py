@@ -2819,6 +2819,51 @@ def test_an_invoice_holding_a_card_fee_line_is_paid_by_no_method_i8(
     assert (pay.card_fee is not None) is (kind == "card")
 
 
+@settings(max_examples=30)
+@given(
+    country=st.sampled_from(["US", "CA"]),
+    method=st.sampled_from(["card", "bank debit"]),
+    by_customer=st.booleans(),
+    cents=st.integers(1, 2000),
+    amount=st.sampled_from([None, "10.00"]),
+)
+def test_an_invoice_holding_a_card_fee_line_is_not_scheduled_and_a_payment_for_it_is_skipped_i8(
+    country: str, method: str, by_customer: bool, cents: int, amount: str | None
+) -> None:
+    # It was scheduled, then refused by its run every night, and the skip
+    # refused it as one that could still run.
+    world = World(country)
+    debit = "ach" if country == "US" else "pad"
+    book = CustomerPaymentMethods.of(world.customer).add(
+        type=debit if method == "bank debit" else "card", display_name="Saved", last4="1111"
+    )
+    legacy = with_card_fee_line(world.a, f"{cents / 100:.2f}", by_customer=by_customer)
+    when: dict[str, Any] = {"payer": world.ann, "methods": book, "pay_on": TODAY, "today": TODAY}
+    with pytest.raises(InvariantViolation) as caught:
+        schedule_payment(world.partner, world.customer, legacy, amount=amount, **when)
+    assert (caught.value.rule, caught.value.path) == ("I8", "invoice")
+    with pytest.raises(InvariantViolation) as paying:
+        world.pay([legacy], method=book.default, methods=book)
+    assert str(caught.value) == str(paying.value)
+    # One scheduled before the line was refused: its run is refused, its skip
+    # marks it skipped.
+    earlier = schedule_payment(world.partner, world.customer, world.a, amount=amount, **when)
+    of_it: dict[str, Any] = {
+        "partner": world.partner,
+        "customer": world.customer,
+        "invoice": legacy,
+    }
+    with pytest.raises(InvariantViolation) as running:
+        run_scheduled_payment(earlier, methods=book, today=TODAY, **of_it)
+    assert (running.value.rule, running.value.path) == ("I8", "invoice")
+    skipped = skip_scheduled_payment(earlier, today=TODAY, **of_it)
+    assert skipped == attrs.evolve(earlier, status=ScheduledPaymentStatus.SKIPPED)
+    # Once the line is removed, it is scheduled as any other.
+    fixed = legacy.update(world.partner, fees=[])
+    again = schedule_payment(world.partner, world.customer, fixed, amount=amount, **when)
+    assert again.invoice_id == fixed.id
+
+
 @pytest.mark.parametrize("state", ["succeeded", "settled"])
 def test_a_failed_card_payment_never_succeeded_i6(world: World, state: str) -> None:
     # A card fails only while processing (declined); read back as failed

@@ -1855,6 +1855,34 @@ class TestMethodsOnFile:
                     services.run_due_payments(uow, b.partner.id, **wrong)  # type: ignore[arg-type]
                 assert caught.value.codes in (["invalid_date"], ["invalid_datetime"])
 
+    def test_an_invoice_holding_a_card_fee_line_is_not_scheduled_and_the_nightly_run_skips_it(
+        self, store: MemoryStore, billing: Billing
+    ) -> None:
+        # It was scheduled, then refused every night and never skipped (I8).
+        b = billing
+        scheduled = self._due_today(store, b, b.one)
+        # Invoice 1001 as stored before its commands refused a card fee line.
+        line = Fee.new(FeeKind.CARD, Money("3.20", "USD"), covered_by_customer=True)
+        with store.unit_of_work() as uow:
+            stored = uow.invoices.get(b.partner.id, b.one.id)
+            uow.invoices.save(from_dict(Invoice, {**to_dict(stored), "fees": [to_dict(line)]}))
+            uow.commit()
+        with store.unit_of_work() as uow, pytest.raises(InvariantViolation) as caught:
+            services.schedule_payment(
+                uow, b.partner.id, b.customer.id, b.one.id, payer=b.ann, pay_on=TODAY, today=TODAY
+            )
+        assert (caught.value.rule, caught.value.path) == ("I8", "invoice_id")
+        assert "remove the card fee line first" in str(caught.value)
+        with store.unit_of_work() as uow:
+            run = services.run_due_payments(uow, b.partner.id, today=TODAY)
+        assert (run.processed, run.refused) == ((), ())
+        assert [(s.id, s.status) for s in run.skipped] == [
+            (scheduled.id, ScheduledPaymentStatus.SKIPPED)
+        ]
+        with store.unit_of_work() as uow:
+            assert uow.scheduled_payments.due(b.partner.id, TODAY) == []
+            assert uow.payments.for_invoice(b.partner.id, b.one.id) == []
+
     def test_a_run_that_finds_one_skipped_by_another_run_does_not_report_it_skipped(
         self, store: MemoryStore, billing: Billing, monkeypatch: pytest.MonkeyPatch
     ) -> None:

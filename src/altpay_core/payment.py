@@ -1125,7 +1125,7 @@ def pay_invoices(
         except InvariantViolation as error:
             error.path = f"amounts[{invoice.id}]" if error.path == "amount" else error.path
             raise
-        _refuse_card_fee_line(invoice, index)
+        _refuse_card_fee_line(invoice, f"invoices[{index}]")
         parts.append(amount)
     fee = _card_fee_on(partner, customer, parts, kind, currency)
     shares = (
@@ -1264,10 +1264,11 @@ def _on_file(
         )
 
 
-def _refuse_card_fee_line(invoice: Invoice, index: int) -> None:
+def _refuse_card_fee_line(invoice: Invoice, path: str) -> None:
     """I8: an invoice that still holds a card fee line (stored before the
     invoices' commands refused them) is paid by no method: by a bank debit
-    it would charge a card fee, by card a second one."""
+    it would charge a card fee, by card a second one. The refusal is at
+    ``path``, the argument that gave the invoice."""
     line = next((fee for fee in invoice.fees if fee.kind is FeeKind.CARD), None)
     if line is not None:
         raise InvariantViolation(
@@ -1275,7 +1276,7 @@ def _refuse_card_fee_line(invoice: Invoice, index: int) -> None:
             "remove the card fee line first; a card payment carries its own card fee, "
             "and a bank debit carries none",
             rule="I8",
-            path=f"invoices[{index}]",
+            path=path,
         )
 
 
@@ -2197,7 +2198,9 @@ def schedule_payment(
 
     Needs a method on file (the default unless ``method_id``), and says so
     when there is none (rule ``method-on-file``). The payer must be allowed
-    to pay the invoice (I1), which must be open (I4); ``pay_on`` may not be
+    to pay the invoice (I1), which must be open (I4) and hold no card fee
+    line (stored before the invoices' commands refused one: I8, at
+    ``invoice``, as :func:`pay_invoices` refuses it); ``pay_on`` may not be
     before ``today``; an ``amount`` is above zero and at most the balance
     (I5). ``None`` pays the balance on the day.
     """
@@ -2235,6 +2238,8 @@ def schedule_payment(
             rule="I5",
             path="amount",
         )
+    # Its run would be refused every night, as pay_invoices refuses it.
+    _refuse_card_fee_line(invoice, "invoice")
     return ScheduledPayment(
         id=ScheduledPaymentId.new(),
         partner_id=partner.id,
@@ -2296,14 +2301,16 @@ def _refuse_unless_it_can_run(
     scheduled: ScheduledPayment, partner: Partner, customer: Customer, invoice: Invoice
 ) -> None:
     """What keeps a scheduled payment from running on its date: an invoice
-    that does not take payments (I4), a payer who may no longer pay it (no
-    longer a user, or the customer archived: I1, C8), an invoice or an
-    amount in another currency than the partner's (I2)."""
+    that does not take payments (I4) or still holds a card fee line (I8), a
+    payer who may no longer pay it (no longer a user, or the customer
+    archived: I1, C8), an invoice or an amount in another currency than the
+    partner's (I2)."""
     _refuse_unless_open(invoice)
     _payer(customer, scheduled.user_id)
     _refuse_other_currency(partner, invoice)
     if scheduled.amount is not None:
         _money_in("amount", scheduled.amount, invoice.currency)
+    _refuse_card_fee_line(invoice, "invoice")
 
 
 @checked_arguments
@@ -2335,9 +2342,10 @@ def run_scheduled_payment(
     Refused before anything runs (:func:`skip_scheduled_payment` then marks
     it skipped): an invoice that takes no payments (paid, void or archived
     since: I4), a payer who may no longer pay it (removed from the customer,
-    or the customer archived: ``PermissionDenied``), and an invoice or an
+    or the customer archived: ``PermissionDenied``), an invoice or an
     amount in another currency than the partner's (``ValidationError`` at
-    ``invoice`` or ``amount``, I2).
+    ``invoice`` or ``amount``, I2), and an invoice that still holds a card
+    fee line (``InvariantViolation`` at ``invoice``, I8).
     """
     _check_scheduled_for(scheduled, partner, customer, invoice)
     _refuse_unless_due(scheduled, today)
@@ -2405,9 +2413,10 @@ def skip_scheduled_payment(
     done with.
 
     It cannot run when its invoice takes no payments (paid, void or
-    archived since: I4), when its payer may no longer pay it (removed from
-    the customer, or the customer archived: I1, C8), or when the invoice or
-    its amount is in another currency than the partner's (I2). A scheduled
+    archived since: I4) or still holds a card fee line (I8), when its payer
+    may no longer pay it (removed from the customer, or the customer
+    archived: I1, C8), or when the invoice or its amount is in another
+    currency than the partner's (I2). A scheduled
     payment is for its date: one skipped because its invoice was paid does
     not run if the invoice opens again later (a payment that paid it failed
     or was returned); schedule a new one. Refused (``InvariantViolation``,

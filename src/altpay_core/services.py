@@ -824,8 +824,10 @@ def run_due_payments(
 
     Each one is run with :func:`run_scheduled_payment`, in a commit of its
     own, so that one refusal stops nothing else. One that cannot run (its
-    invoice paid, void or archived since; its payer removed or the customer
-    archived) is marked skipped (:func:`skip_scheduled_payment`), and is no
+    invoice paid, void or archived since, or holding a card fee line; its
+    payer removed or the customer archived; as
+    :func:`altpay_core.payment.skip_scheduled_payment` lists) is marked
+    skipped (:func:`skip_scheduled_payment`), and is no
     longer due. Any other refusal, such as no method on file, leaves it
     scheduled, to run on a later day: ``refused`` lists each with its
     error. Running it again the same day runs nothing twice.
