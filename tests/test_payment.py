@@ -1500,6 +1500,21 @@ class TestMethodOnFile:
         assert caught.value.paths == ["methods"]
         assert book.require_default("auto-pay") == visa
 
+    def test_another_customers_methods_are_at_methods_as_documented_i1(self, world: World) -> None:
+        # The docstring put them at ``method_id`` when one was given.
+        theirs = CustomerPaymentMethods.of(make_customer(world.partner)).add(
+            type="card", display_name="Amex", last4="0005"
+        )
+        for method_id in (None, theirs.methods[0].id, PaymentMethodId.new()):
+            with pytest.raises(InvariantViolation) as caught:
+                method_on_file(theirs, world.customer, purpose="x", method_id=method_id)
+            assert (caught.value.rule, caught.value.path) == ("I1", "methods")
+        doc = " ".join((method_on_file.__doc__ or "").split())
+        assert (
+            "Methods that are not the customer's (another customer's: rule ``I1``) are "
+            "always at ``methods``, whether or not ``method_id`` is given"
+        ) in doc
+
     def test_refusals_are_at_the_argument_that_chose_the_method(self, world: World) -> None:
         # ``method_id`` when one is given, else ``methods``, at every entry point.
         book = CustomerPaymentMethods.of(world.customer)

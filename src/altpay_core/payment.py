@@ -1978,9 +1978,13 @@ def method_on_file(
     ``"a scheduled payment"``): ``method_id`` if given and active, else the
     default. With none on file, an
     :class:`~altpay_core.errors.InvariantViolation` (rule ``method-on-file``)
-    says so: nothing runs without a method. Its errors are at ``method_id``
-    when one is given (an archived method: rule ``payment-method``), else at
-    ``methods`` (another customer's methods: rule ``I1``).
+    says so: nothing runs without a method. Its refusals are at the argument
+    the method came from: ``method_id`` when one is given (none on file; an
+    archived method: rule ``payment-method``), else ``methods``. Methods that
+    are not the customer's (another customer's: rule ``I1``) are always at
+    ``methods``, whether or not ``method_id`` is given, as is a ``methods``
+    that is no ``CustomerPaymentMethods``; a ``method_id`` that names no
+    method of the book is ``NotFound``.
     """
     _fields.argument("customer", customer, Customer, "a Customer")
     _fields.required_text("purpose", purpose)
