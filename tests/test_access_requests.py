@@ -505,3 +505,69 @@ def test_a_status_that_is_none_leaves_the_rule_unchecked() -> None:
     with pytest.raises(ValidationError) as caught:
         from_dict(AccessRequest, data)
     assert caught.value.codes == ["invalid_choice"]
+
+
+# -- never resolved before it was made --------------------------------------------
+
+_MADE = st.datetimes(
+    min_value=dt.datetime(2000, 1, 1), max_value=dt.datetime(2100, 1, 1), timezones=st.just(dt.UTC)
+)
+_EARLIER = st.timedeltas(min_value=dt.timedelta(microseconds=1), max_value=dt.timedelta(days=400))
+_EARLY_STATUSES = st.sampled_from([AccessRequestStatus.APPROVED, AccessRequestStatus.REJECTED])
+
+
+def _resolved_early(
+    requested: dt.datetime, earlier: dt.timedelta, status: AccessRequestStatus
+) -> dict[str, Any]:
+    """The fields of a request resolved ``earlier`` before it was made."""
+    return {
+        "requested_at": requested,
+        "status": status,
+        "resolved_by": TeamMemberId.new(),
+        "resolved_at": requested - earlier,
+        "customer_id": CustomerId.new() if status is AccessRequestStatus.APPROVED else None,
+    }
+
+
+@given(requested=_MADE, earlier=_EARLIER, status=_EARLY_STATUSES)
+def test_a_request_resolved_before_it_was_made_is_refused(
+    requested: dt.datetime, earlier: dt.timedelta, status: AccessRequestStatus
+) -> None:
+    req = request(partner())
+    with pytest.raises(InvariantViolation) as caught:
+        attrs.evolve(req, **_resolved_early(requested, earlier, status))
+    assert (caught.value.rule, caught.value.path) == ("access-request-resolution", "resolved_at")
+    # At the very time it was made, or later, it stands.
+    at_once = attrs.evolve(req, **_resolved_early(requested, dt.timedelta(0), status))
+    assert at_once.resolved_at == at_once.requested_at
+
+
+@given(requested=_MADE, earlier=_EARLIER, status=_EARLY_STATUSES)
+def test_from_dict_refuses_a_request_resolved_before_it_was_made(
+    requested: dt.datetime, earlier: dt.timedelta, status: AccessRequestStatus
+) -> None:
+    at_once = _resolved_early(requested, dt.timedelta(0), status)
+    data = to_dict(attrs.evolve(request(partner()), **at_once))
+    data["resolved_at"] = (requested - earlier).isoformat()
+    with pytest.raises(ValidationError) as caught:
+        from_dict(AccessRequest, data)
+    assert [(e.path, e.code) for e in caught.value.errors] == [
+        ("resolved_at", "access-request-resolution")
+    ]
+    # Among the invalid fields, none hides another.
+    data.update(first_name=5, version=-1)
+    with pytest.raises(ValidationError) as caught:
+        from_dict(AccessRequest, data)
+    assert [(e.path, e.code) for e in caught.value.errors if e.path == "resolved_at"] == [
+        ("resolved_at", "access-request-resolution")
+    ]
+    assert set(caught.value.paths) == {"first_name", "version", "resolved_at"}
+
+
+def test_an_unreadable_request_time_leaves_the_order_of_times_unchecked() -> None:
+    p = partner()
+    data = to_dict(request(p).reject(partner=p, by=member(p, Role.ADMIN)))
+    data["requested_at"] = "soon"
+    with pytest.raises(ValidationError) as caught:
+        from_dict(AccessRequest, data)
+    assert caught.value.paths == ["requested_at"]

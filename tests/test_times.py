@@ -104,7 +104,20 @@ class Times:
     event: dt.datetime
 
 
-TIMES = st.builds(Times, *([AWARE] * len(attrs.fields(Times))))
+_ANY_TIMES = st.builds(Times, *([AWARE] * len(attrs.fields(Times))))
+# A request is resolved no earlier than it was made (a rule the request
+# keeps): at that very instant or later, at any offset.
+_LATER = st.timedeltas(min_value=dt.timedelta(0), max_value=dt.timedelta(days=400))
+
+
+@st.composite
+def _times(draw: st.DrawFn) -> Times:
+    times = draw(_ANY_TIMES)
+    resolved = (times.requested + draw(_LATER)).astimezone(times.resolved.tzinfo)
+    return attrs.evolve(times, resolved=resolved)
+
+
+TIMES = _times()
 
 
 def _with_times(t: Times) -> dict[str, tuple[Any, dict[str, dt.datetime]]]:

@@ -1392,7 +1392,8 @@ class Customer:
 
 
 _RESOLUTION_FIELDS: Final = frozenset({"status", "customer_id", "resolved_by", "resolved_at"})
-"""The fields of an access request that its resolution rule reads."""
+"""The fields of an access request that its resolution rule reads (it also
+compares ``resolved_at`` with ``requested_at``, when that one is valid)."""
 
 
 class AccessRequestStatus(_fields.Choices, enum.Enum):
@@ -1416,7 +1417,10 @@ class AccessRequest:
     (``customers.with_user(email)``), asked before opening one:
     ``services.open_access_request`` asks it, and stores the request.
     Resolved, it records ``resolved_at``: now, or ``requested_at`` when that
-    is later, so that it is never resolved before it was made.
+    is later, so that it is never resolved before it was made (a
+    ``resolved_at`` earlier than ``requested_at``, given directly or read
+    from data, is refused: rule ``access-request-resolution``, path
+    ``resolved_at``).
     """
 
     id: AccessRequestId
@@ -1448,14 +1452,19 @@ class AccessRequest:
         # Among the field errors when fields are also at fault; checked once
         # the fields it reads have passed.
         at_fault = {error.path for error in check.found.errors}
-        broken = self._resolution_rule() if at_fault.isdisjoint(_RESOLUTION_FIELDS) else None
+        broken = (
+            self._resolution_rule(dated="requested_at" not in at_fault)
+            if at_fault.isdisjoint(_RESOLUTION_FIELDS)
+            else None
+        )
         _fields.note_rule(check.found, broken)
         _fields.raise_rule_alone(check.found, broken)
 
-    def _resolution_rule(self) -> InvariantViolation | None:
+    def _resolution_rule(self, *, dated: bool) -> InvariantViolation | None:
         """What the resolution rule says of this request, or None when it
-        keeps it: resolved, it records who resolved it and when (and, once
-        approved, the customer); pending, none of them."""
+        keeps it: resolved, it records who resolved it and when, no earlier
+        than it was made (and, once approved, the customer); pending, none
+        of them. ``dated``: ``requested_at`` is valid, to compare with."""
         pending = self.status is AccessRequestStatus.PENDING
         if pending != (self.resolved_at is None) or pending != (self.resolved_by is None):
             return InvariantViolation(
@@ -1469,6 +1478,14 @@ class AccessRequest:
                 "an approved access request names the customer it was added to, and only then",
                 rule="access-request-resolution",
                 path="customer_id",
+            )
+        if dated and self.resolved_at is not None and self.resolved_at < self.requested_at:
+            return InvariantViolation(
+                "an access request is never resolved before it was made: "
+                "'resolved_at' must be no earlier than 'requested_at' "
+                f"({self.requested_at.isoformat()}) (got {self.resolved_at.isoformat()})",
+                rule="access-request-resolution",
+                path="resolved_at",
             )
         return None
 
