@@ -738,6 +738,30 @@ def test_sum_of_nothing_is_zero_and_zero_is_shared() -> None:
     assert info.value.paths == ["currency"]
 
 
+@given(
+    currency=st.sampled_from(Currency.all()),
+    upper=st.lists(st.booleans(), min_size=3, max_size=3),
+    pad=st.sampled_from(["", " ", "  "]),
+)
+def test_zero_is_shared_whether_the_currency_is_given_as_a_code_or_not(
+    currency: Currency, upper: list[bool], pad: str
+) -> None:
+    # Before: a code given as text built a new zero on each call.
+    cases = zip(currency.code, upper, strict=True)
+    code = "".join(c.upper() if up else c.lower() for c, up in cases)
+    shared = Money.zero(currency)
+    assert Money.zero(f"{pad}{code}{pad}") is shared
+    assert Money.zero(currency.code) is shared
+    assert shared == Money(0, code)
+
+
+@pytest.mark.parametrize(("bad", "code"), [("ZZZ", "unknown_currency"), (5, "wrong_type")])
+def test_zero_of_no_currency_is_refused_at_currency(bad: object, code: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        Money.zero(bad)  # type: ignore[arg-type]
+    assert (info.value.paths, info.value.codes) == (["currency"], [code])
+
+
 def test_sums_stay_exact_beyond_the_default_decimal_precision() -> None:
     # 31 significant digits: more than decimal's default context keeps.
     big = Money("9" * 29 + ".99", "USD")

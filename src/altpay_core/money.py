@@ -427,7 +427,9 @@ class Money:
     def zero(cls, currency: str | Currency) -> Money:
         """Nothing, in ``currency``: ``Money.zero("JPY")``.
 
-        Money is immutable, so each currency's zero is built once and shared.
+        Money is immutable, so each currency's zero is built once and shared,
+        whether the currency is given as a ``Currency`` or as its code:
+        ``Money.zero("JPY") is Money.zero(Currency("JPY"))``.
         """
         return _zero(currency) if cls is Money else cls(0, currency)
 
@@ -882,7 +884,9 @@ def _zero(currency: str | Currency) -> Money:
     without the argument check of a call by hand."""
     if type(currency) is Currency:
         return _ZEROS[currency.code]
-    return Money(0, currency)
+    # A code given as text shares its currency's zero too; a bad one is
+    # reported at ``currency``, as ``Money(0, currency)`` would.
+    return _ZEROS[_currency(currency).code]
 
 
 def _with_amount_errors(
