@@ -122,6 +122,17 @@ def test_module_examples() -> None:
 # -- C4 and C5: users --------------------------------------------------------------
 
 
+# A user named in a malformed way, by the code of its error; and invalid
+# fields, in the order of the arguments.
+_MALFORMED_USERS: dict[str, object] = {
+    "invalid_user": "nope",
+    "invalid_email": "ann@",
+    "wrong_type": 5,
+}
+_BAD_USER_FIELDS = ["first_name", "last_name", "email"]
+_BAD_USER_VALUES: dict[str, Any] = {"first_name": " ", "last_name": 5, "email": "nope"}
+
+
 class TestUpdateUser:
     def test_names_and_email_change_and_the_user_stays(self) -> None:
         customer = globex()
@@ -168,6 +179,32 @@ class TestUpdateUser:
         with pytest.raises(InvariantViolation) as archived:
             customer.archive().update_user(customer.users[0], first_name="Annie")
         assert archived.value.rule == "C8"
+
+    @given(
+        ref=st.sampled_from(sorted(_MALFORMED_USERS)),
+        fields=st.sets(st.sampled_from(_BAD_USER_FIELDS)),
+    )
+    def test_a_malformed_user_is_reported_with_the_invalid_fields(
+        self, ref: str, fields: set[str]
+    ) -> None:
+        # Before: the user's reference alone, the fields unchecked.
+        customer = globex()
+        bad = {name: _BAD_USER_VALUES[name] for name in fields}
+        with pytest.raises(ValidationError) as caught:
+            customer.update_user(_MALFORMED_USERS[ref], **bad)
+        assert caught.value.paths == ["user", *(f for f in _BAD_USER_FIELDS if f in fields)]
+        assert caught.value.codes[0] == ref
+
+    @given(fields=st.sets(st.sampled_from(_BAD_USER_FIELDS), min_size=1))
+    def test_the_fields_are_checked_before_the_user_is_looked_up(self, fields: set[str]) -> None:
+        # Before: NotFound hid the invalid fields.
+        customer = globex()
+        bad = {name: _BAD_USER_VALUES[name] for name in fields}
+        with pytest.raises(ValidationError) as caught:
+            customer.update_user("cy@globex.example", **bad)
+        assert caught.value.paths == [f for f in _BAD_USER_FIELDS if f in fields]
+        with pytest.raises(NotFound):
+            customer.update_user(UserId.new(), first_name="Cy")
 
     @given(customer=aps.customers(status=CustomerStatus.ACTIVE), email=aps.email_addresses())
     def test_emails_stay_unique(self, customer: Customer, email: EmailAddress) -> None:
@@ -384,6 +421,20 @@ class TestUsers:
         assert customer.set_notifications("ann@globex.example", True) is customer
         with pytest.raises(ValidationError):
             customer.set_notifications("ann@globex.example", "no")  # type: ignore[arg-type]
+
+    @pytest.mark.parametrize("ref", sorted(_MALFORMED_USERS))
+    def test_notifications_report_a_malformed_user_and_setting_at_once(self, ref: str) -> None:
+        # Before: the setting alone, the user's reference unchecked.
+        customer = globex()
+        with pytest.raises(ValidationError) as caught:
+            customer.set_notifications(_MALFORMED_USERS[ref], "no")  # type: ignore[arg-type]
+        assert caught.value.paths == ["user", "enabled"]
+        assert caught.value.codes == [ref, "wrong_type"]
+        with pytest.raises(ValidationError) as unknown:
+            customer.set_notifications("cy@globex.example", "no")  # type: ignore[arg-type]
+        assert unknown.value.paths == ["enabled"]
+        with pytest.raises(NotFound):
+            customer.set_notifications("cy@globex.example", False)
 
 
 # -- C7: details --------------------------------------------------------------------

@@ -1196,14 +1196,16 @@ class Customer:
         left ``None`` stays as it is.
 
         The user keeps their id and notification setting. Every invalid
-        field is reported at once; the new email is normalised and must not
-        be another user's (C4: correcting the case of one's own is fine).
-        Changing nothing returns the customer as it is, with no event.
+        field is reported at once, a malformed ``user`` among them; only
+        then is the user looked up (``NotFound``). The new email is
+        normalised and must not be another user's (C4: correcting the case
+        of one's own is fine). Changing nothing returns the customer as it
+        is, with no event.
         """
         self._authorize(partner, by)
         self._refuse_if_archived()
-        found = _find_user(self.users, user)
         errors = FieldErrors()
+        errors.check("", _user_ref, user, "user")
         wanted: dict[str, Any] = {}
         for field, given in (("first_name", first_name), ("last_name", last_name)):
             if given is not None:
@@ -1213,6 +1215,7 @@ class Customer:
         if email is not None:
             wanted["email"] = errors.check("", _email, "email", email)
         errors.raise_if_any()
+        found = _find_user(self.users, user)  # well formed: checked above
         new_email = wanted.get("email")
         if new_email is not None and new_email.key != found.email.key:
             _refuse_taken_email(self.users, new_email)
@@ -1233,11 +1236,18 @@ class Customer:
         partner: Partner | None = None,
         by: TeamMemberId | TeamMember | None = None,
     ) -> Customer:
-        """Switch a user's email notifications on or off."""
+        """Switch a user's email notifications on or off.
+
+        A malformed ``user`` and an ``enabled`` that is no boolean are
+        reported at once; only then is the user looked up (``NotFound``).
+        """
         self._authorize(partner, by)
-        _fields.boolean("enabled", enabled)
+        errors = FieldErrors()
+        errors.check("", _user_ref, user, "user")
+        errors.check("", _fields.boolean, "enabled", enabled)
+        errors.raise_if_any()
         self._refuse_if_archived()
-        found = _find_user(self.users, user)
+        found = _find_user(self.users, user)  # well formed: checked above
         if found.notifications is enabled:
             return self
         users = tuple(
