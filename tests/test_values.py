@@ -239,6 +239,10 @@ def address_errors(**changes: object) -> list[tuple[str, str]]:
     return errors_of(exc_info)
 
 
+# Every whitespace character but the ASCII space (tab, no-break space, ...).
+_OTHER_WHITESPACE = [c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace() and c != " "]
+
+
 class TestAddress:
     def test_valid_us_address(self) -> None:
         a = Address("1 Main St", "Albany", "NY", "12207", "US")
@@ -354,6 +358,25 @@ class TestAddress:
         assert exc_info.value.errors[0].message.startswith(
             "'postal_code' must be a Canadian postal code like K1A 0B1 (got "
         )
+
+    @given(
+        before=st.integers(0, 8),
+        other=st.sampled_from(_OTHER_WHITESPACE),
+    )
+    def test_spaces_between_the_halves_and_no_other_whitespace(
+        self, before: int, other: str
+    ) -> None:
+        # What the docstring and docs/values.md say (they said "any inner
+        # spacing", which a tab or a no-break space is not): any number of
+        # spaces, as no code here takes other whitespace inside.
+        spaced = Address(**{**TORONTO, "postal_code": f"m5j{' ' * before}2n8"})
+        assert spaced.postal_code == "M5J 2N8"
+        with pytest.raises(ValidationError) as exc_info:
+            Address(**{**TORONTO, "postal_code": f"M5J{' ' * before}{other}2N8"})
+        assert errors_of(exc_info) == [("postal_code", "invalid_postal_code")]
+        described = " ".join((Address.__doc__ or "").split())
+        assert "any number of spaces between its halves" in described
+        assert "a tab or a no-break space between the halves is refused" in described
 
     def test_w_and_z_are_fine_after_the_first_letter(self) -> None:
         assert Address(**{**TORONTO, "postal_code": "M5W 1Z9"}).postal_code == "M5W 1Z9"

@@ -355,7 +355,8 @@ _COUNTRIES: Final = ("US", "CA")
 # ASCII digits only ([0-9], not \d, which matches any script's digits).
 _US_ZIP: Final = re.compile(r"([0-9]{5})(?:-?([0-9]{4}))?")
 # D F I O Q U are never used (they read like other characters); W and Z are
-# never first.
+# never first. Only spaces between the halves: no code here takes other
+# whitespace inside (the field is trimmed of any around it).
 _CA_POSTAL: Final = re.compile(
     r"([ABCEGHJ-NPRSTVXY][0-9][ABCEGHJ-NPRSTV-Z]) *([0-9][ABCEGHJ-NPRSTV-Z][0-9])"
 )
@@ -636,8 +637,12 @@ class Address:
       that matches the country (any case; stored upper case).
     - ``postal_code``: a US ZIP code ``12345`` or ``12345-6789`` (nine bare
       digits become ``12345-6789``), or a Canadian postal code ``A1A 1A1``
-      (any case, any inner spacing; stored upper case with one space) whose
-      first letter belongs to the province (:data:`CA_POSTAL_FIRST_LETTERS`).
+      (any case, any number of spaces between its halves, none too; stored
+      upper case with one space) whose first letter belongs to the province
+      (:data:`CA_POSTAL_FIRST_LETTERS`). Like every code here (ZIP code,
+      region, country), it takes no other whitespace inside: a tab or a
+      no-break space between the halves is refused; whitespace around it
+      is trimmed, as around every field.
 
     >>> a = Address("1 Main St", "Albany", "ny", "122073301", "us")
     >>> a.region, a.postal_code, a.country
