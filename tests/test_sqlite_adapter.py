@@ -146,6 +146,12 @@ class TestFilePaymentMethods(SqliteFile, contracts.PaymentMethodRepositoryContra
 class TestFileScheduledPayments(SqliteFile, contracts.ScheduledPaymentRepositoryContract): ...
 
 
+def test_the_bulk_saves_of_the_contract_write_a_batch_before_the_commit() -> None:
+    # So that the contract's bulk tests see saves written before the one
+    # they check, not all still in memory.
+    assert contracts.UnitOfWorkContract.bulk_saves > sql_module.BATCH_SIZE
+
+
 class TestMemoryPartners(SqliteMemory, contracts.PartnerRepositoryContract): ...
 
 

@@ -37,12 +37,13 @@ serialises writers (SQLite), that is enough.
 
 A unit of work checks each save at once (the version it read, the unique
 keys, the fields that never change; a new aggregate's id only as its row is
-written) and keeps the rows in memory; it writes them with one
-``executemany`` per statement at commit, before a query that must see them,
-and every :data:`BATCH_SIZE` saves, so that a bulk save costs little more
-than the rows themselves and holds little memory. Look-ups of one aggregate
-(by id, number, external reference or idempotency key) answer from the
-saves still in memory first, and so never need to write them early.
+written, or at once if the unit of work saved it already) and keeps the rows
+in memory; it writes them with one ``executemany`` per statement at commit,
+before a query that must see them, and every :data:`BATCH_SIZE` saves, so
+that a bulk save costs little more than the rows themselves and holds little
+memory. Look-ups of one aggregate (by id, number, external reference or
+idempotency key) answer from the saves still in memory first, and so never
+need to write them early.
 """
 
 from __future__ import annotations
@@ -1037,20 +1038,21 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
     A save is checked at once against the latest committed state (the
     version, the id's partner, the unique keys, the fields that never
     change; a new aggregate's id is not looked up, and the primary key
-    refuses a taken one as its row is written) and kept in memory; nothing is sent to
-    the database until the unit of work must write: at commit, at a read
-    after a save (so that reads see the block's own saves), or once
-    :data:`BATCH_SIZE` saves are waiting. Only then does
+    refuses a taken one as its row is written, but one that this unit of
+    work saved already is refused at once, written since or not) and kept in
+    memory; nothing is sent to the database until the unit of work must
+    write: at commit, at a read after a save (so that reads see the block's
+    own saves), or once :data:`BATCH_SIZE` saves are waiting. Only then does
     the transaction begin, with the database's write lock where it has one
     (SQLite's ``BEGIN IMMEDIATE``), and the database checks every row again
     as it is written (``UPDATE ... WHERE version = ?``, primary keys, the
-    unique indexes): a writer that committed in between turns into a
-    clean :class:`~altpay_core.errors.ConcurrencyConflict`, and the write
-    lock is held for the writing only, not while the caller works between
-    its saves and its commit. A unit of work that would begin its write
-    transaction while another of the store holds one open in the same
-    thread is refused at once (:meth:`SqlStore._hold_write`): it would wait
-    for that one forever.
+    unique indexes): a writer that committed in between turns into a clean
+    :class:`~altpay_core.errors.ConcurrencyConflict`, and the write lock is
+    held for the writing only, not while the caller works between its saves
+    and its commit. A unit of work that would begin its write transaction
+    while another of the store holds one open in the same thread is refused
+    at once (:meth:`SqlStore._hold_write`): it would wait for that one
+    forever.
     """
 
     def __init__(self, store: SqlStore[C]) -> None:
@@ -1069,6 +1071,11 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
         self._claims: dict[str, list[dict[Row, str]]] = {
             t.name: [{} for _ in t.unique] for t in TABLES
         }
+        self._wrote: dict[str, set[str]] = {t.name: set() for t in TABLES}
+        """Per table, the ids whose rows this transaction has written (its
+        flushes before the commit): a save of one as new is refused at save,
+        as it is while its row is still pending, not by the primary key
+        once every save of the unit of work is waiting on it."""
         self._marks: list[Row] = []
         self._unflushed = False
         self._batched = 0
@@ -1283,6 +1290,8 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
         self._unflushed = False
         self._batched = 0
         self._forget_pending()
+        for wrote in self._wrote.values():
+            wrote.clear()
         self._marks.clear()
         self._events.clear()
         self._catalogs.clear()
@@ -1420,7 +1429,12 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
         elif read == 0:
             # A new aggregate: its id is fresh unless the same one is saved
             # twice (a draft created twice); the primary key refuses that
-            # at commit. Not asking first keeps bulk saves fast.
+            # at commit. Not asking first keeps bulk saves fast. But an id
+            # this transaction already wrote is refused here, as while its
+            # row was pending: at commit, the primary key would lose every
+            # save of the unit of work.
+            if key in self._wrote[table.name]:
+                self._refuse_stored_id(table, key, scope)
             stored, stored_scope = 0, scope
         else:
             rows = self._query(self._sql.current[table.name], (key,))
@@ -1561,6 +1575,7 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
                     elif table is ACCESS_REQUESTS:
                         self._note_resolutions(connection, items)
                     self._write_rows(connection, table, items)
+                    self._wrote[table.name].update(item.row[0] for item in items)
                     self._written(table, items)
             if self._marks:
                 marks, self._marks = self._marks, []

@@ -1807,6 +1807,12 @@ class AccessRequestRepositoryContract(_StoreFactory):
 class UnitOfWorkContract(_StoreFactory):
     """Transactions: nothing without commit, and all or nothing."""
 
+    bulk_saves: typing.ClassVar[int] = 2_001
+    """How many saves a bulk test makes in one unit of work: more than a
+    store may keep in memory before it writes them (the SQL stores write
+    every 2,000). Set it above the batch of an adapter that writes in
+    larger ones."""
+
     def break_next_commit(self, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
         """Make the next commit on ``store`` fail half way through its writes.
 
@@ -1905,6 +1911,38 @@ class UnitOfWorkContract(_StoreFactory):
             uow.commit()
         assert self.read_customer(store, partner.id, created.id) == second
         assert [m.event for m in self.pending(store)] == [*created.events, *changed.events]
+
+    @pytest.mark.parametrize("saved_before", ["not stored", "stored"])
+    @pytest.mark.parametrize("saves_between", ["none", "bulk"])
+    def test_a_save_as_new_of_an_id_it_saved_already_is_refused_alone(
+        self, store: Store, saved_before: str, saves_between: str
+    ) -> None:
+        """A save as new (version 0) of an id that the unit of work saved
+        already (new, or over a stored row) is refused at that save, in the
+        words of an id already stored, however many saves came between (a
+        store that writes its saves in batches has written that one by
+        then); its other saves still commit."""
+        partner = self.store_partner(store, _partner())
+        first = _customer(partner)
+        if saved_before == "stored":
+            (first,) = self.store_customers(store, first)
+        count = self.bulk_saves if saves_between == "bulk" else 0
+        others = [_customer(partner, f"Company {n}") for n in range(count)]
+        with store.unit_of_work() as uow:
+            saved = uow.customers.save(first)
+            stored_others = [uow.customers.save(c) for c in others]
+            again = attrs.evolve(saved, version=0, company="Twice")
+            with pytest.raises(ConcurrencyConflict) as caught:
+                uow.customers.save(again)
+            uow.commit()
+        assert (caught.value.kind, caught.value.key) == ("customer", str(first.id))
+        assert f"with id {str(first.id)!r} is already stored; nothing was written" in str(
+            caught.value
+        )
+        with store.unit_of_work() as uow:
+            assert uow.customers.get(partner.id, first.id) == saved
+            for customer in stored_others[:: max(1, count // 10)]:
+                assert uow.customers.get(partner.id, customer.id) == customer
 
     def test_a_stale_copy_within_one_unit_of_work_conflicts(self, store: Store) -> None:
         partner = self.store_partner(store, _partner())
