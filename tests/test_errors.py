@@ -266,6 +266,34 @@ def test_under_puts_every_error_below_a_prefix() -> None:
     assert error.codes == ["invalid_email", "blank"]
 
 
+_FIELD_ERROR_CLASSES = [ValidationError, ArgumentError, OperandError]
+
+
+@pytest.mark.parametrize("cls", _FIELD_ERROR_CLASSES)
+def test_single_builds_an_error_of_the_class_it_is_called_on(cls: type[ValidationError]) -> None:
+    error = cls.single("other", "wrong_type", "money adds only to money")
+    assert type(error) is cls
+    assert error.errors == [FieldError("other", "wrong_type", "money adds only to money")]
+    assert isinstance(error, TypeError) is (cls is not ValidationError)
+
+
+@pytest.mark.parametrize("cls", _FIELD_ERROR_CLASSES)
+@given(prefix=st.sampled_from(["users[1]", "address", "amounts[inv_1]", ""]), path=st.text())
+def test_under_keeps_the_class_and_its_attributes(
+    cls: type[ValidationError], prefix: str, path: str
+) -> None:
+    error = cls.single(path, "wrong_type", "m")
+    error.add_note("a note of the error under is called on")
+    moved = error.under(prefix)
+    assert type(moved) is cls
+    assert isinstance(moved, TypeError) is (cls is not ValidationError)
+    assert moved.paths == [join_path(prefix, path)]
+    assert moved.codes == ["wrong_type"]
+    assert str(moved) == str(ValidationError([e.under(prefix) for e in error.errors]))
+    assert not hasattr(moved, "__notes__")
+    assert pickle.loads(pickle.dumps(moved)).paths == moved.paths
+
+
 # -- FieldErrors ------------------------------------------------------------------
 
 
@@ -547,3 +575,70 @@ def test_a_key_is_named_by_its_text_or_else_its_type() -> None:
     assert errors_module.key_text(3) == "3"
     assert errors_module.key_text(HUGE) == "int"
     assert errors_module.key_text(Unprintable()) == "Unprintable"
+
+
+class _Unprintable:
+    def __str__(self) -> str:
+        raise RuntimeError("no text")
+
+
+@pytest.mark.parametrize("key", [HUGE, _Unprintable()], ids=["huge-int", "unprintable"])
+def test_a_key_with_no_text_is_named_by_its_type(key: object) -> None:
+    name = type(key).__name__
+    found = NotFound("customer", key)
+    assert (found.key, str(found)) == (name, f"no customer {name!r}")
+    assert ConcurrencyConflict(kind="customer", key=key).key == name
+    taken = UniqueKeyTaken("taken", rule="C10", path="external_ref", kind="customer", key=key)
+    assert taken.key == name
+
+
+_NOT_TEXT = st.one_of(st.integers(), st.binary(), st.lists(st.text(), max_size=2), st.floats())
+
+
+@pytest.mark.parametrize(
+    ("build", "texts"),
+    [
+        pytest.param(lambda v: AltpayError(v["message"]), ["message"], id="AltpayError"),
+        pytest.param(
+            lambda v: InvariantViolation(v["message"], rule=v["rule"], path=v["path"]),
+            ["message", "rule", "path"],
+            id="InvariantViolation",
+        ),
+        pytest.param(lambda v: NotFound(v["kind"], "cus_1"), ["kind"], id="NotFound"),
+        pytest.param(
+            lambda v: ConcurrencyConflict(v["message"], kind=v["kind"]),
+            ["message", "kind"],
+            id="ConcurrencyConflict",
+        ),
+        pytest.param(
+            lambda v: UniqueKeyTaken(
+                v["message"], rule=v["rule"], path=v["path"], kind=v["kind"], key="k"
+            ),
+            ["message", "rule", "path", "kind"],
+            id="UniqueKeyTaken",
+        ),
+        pytest.param(
+            lambda v: PermissionDenied(role=v["role"], action=v["action"]),
+            ["role", "action"],
+            id="PermissionDenied",
+        ),
+        pytest.param(
+            lambda v: CurrencyMismatch(v["left"], v["right"], v["operation"]),
+            ["left", "right", "operation"],
+            id="CurrencyMismatch",
+        ),
+    ],
+)
+@given(data=st.data())
+def test_an_error_refuses_what_is_not_text_where_it_keeps_text(
+    build: Any, texts: list[str], data: st.DataObject
+) -> None:
+    wrong = data.draw(st.lists(st.sampled_from(texts), min_size=1, unique=True))
+    values = {name: data.draw(_NOT_TEXT) if name in wrong else "x" for name in texts}
+    with pytest.raises(ValidationError) as caught:
+        build(values)
+    assert type(caught.value) is ValidationError
+    assert caught.value.paths == [name for name in texts if name in wrong]
+    assert set(caught.value.codes) == {"wrong_type"}
+    # With text everywhere, the error is built and prints.
+    assert str(build(dict.fromkeys(texts, "x")))

@@ -15,7 +15,7 @@ import decimal
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextvars import ContextVar
 from decimal import Decimal
-from typing import Any, Final, ParamSpec, TypeVar
+from typing import Any, Final, ParamSpec, Self, TypeVar
 
 import attrs
 
@@ -233,6 +233,8 @@ class AltpayError(Exception):
     """What went wrong: ``str(error)``."""
 
     def __init__(self, message: str | None = None) -> None:
+        if message is not None:
+            _check_text({"message": message})
         self.message = message or self.default_message
         super().__init__(self.message)
 
@@ -241,6 +243,25 @@ class AltpayError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+
+def _check_text(values: dict[str, object]) -> None:
+    """Refuse, at once, every argument of an error's constructor that is not
+    text (``NotFound(7, ...)``, ``AltpayError(123)``): a ``ValidationError``
+    (``wrong_type``) at each, as :class:`FieldError` refuses its own, and
+    never an error whose ``str()`` or attributes are not text."""
+    wrong = [name for name, value in values.items() if not isinstance(value, str)]
+    if wrong:
+        raise ValidationError(
+            [
+                FieldError(
+                    name,
+                    "wrong_type",
+                    f"'{name}' must be a string (got {type(values[name]).__name__})",
+                )
+                for name in wrong
+            ]
+        )
 
 
 def _rebuild(cls: type[AltpayError], state: dict[str, Any]) -> AltpayError:
@@ -275,14 +296,31 @@ class ValidationError(AltpayError, ValueError):
 
     @classmethod
     @checked_arguments
-    def single(cls, path: str, code: str, message: str) -> ValidationError:
-        """An error about one field."""
-        return cls([FieldError(path, code, message)])
+    def single(cls, path: str, code: str, message: str) -> Self:
+        """An error about one field, of this class:
+        ``OperandError.single(...)`` is an ``OperandError`` (a ``TypeError``)
+        too."""
+        return cls._of([FieldError(path, code, message)])
 
     @checked_arguments
-    def under(self, prefix: str) -> ValidationError:
-        """The same errors, located below ``prefix``."""
-        return ValidationError([e.under(prefix) for e in self.errors])
+    def under(self, prefix: str) -> Self:
+        """The same errors, located below ``prefix``: an error of the same
+        class (an :class:`ArgumentError` stays a ``TypeError``), with the
+        same attributes."""
+        moved = self._of([e.under(prefix) for e in self.errors])
+        kept = {k: v for k, v in self.__dict__.items() if k not in _OWN_STATE}
+        moved.__dict__.update(kept)
+        return moved
+
+    @classmethod
+    def _of(cls, errors: list[FieldError]) -> Self:
+        # A subclass may take other arguments (OperandError takes a path and
+        # a message): built as a ValidationError of its class, with ``errors``.
+        if cls.__init__ is ValidationError.__init__:
+            return cls(errors)
+        error = cls.__new__(cls)
+        ValidationError.__init__(error, errors)
+        return error
 
     @property
     def paths(self) -> list[str]:
@@ -293,6 +331,11 @@ class ValidationError(AltpayError, ValueError):
     def codes(self) -> list[str]:
         """The code of every invalid field, in order."""
         return [e.code for e in self.errors]
+
+
+# What ``under`` builds anew rather than copies: the errors, their message,
+# and the notes added to the error it was called on.
+_OWN_STATE: Final = frozenset({"errors", "message", "__notes__"})
 
 
 @checked_constructor
@@ -448,6 +491,7 @@ class InvariantViolation(AltpayError):
     default_message = "a rule of the domain would be broken"
 
     def __init__(self, message: str, *, rule: str, path: str = "") -> None:
+        _check_text({"message": message, "rule": rule, "path": path})
         self.rule = rule
         self.path = path
         super().__init__(f"{message} (rule {rule})")
@@ -475,8 +519,9 @@ class NotFound(AltpayError, LookupError):
     """The key looked for, as text (empty when it is not shown)."""
 
     def __init__(self, kind: str, key: object) -> None:
+        _check_text({"kind": kind})
         self.kind = kind
-        text = str(key)
+        text = key_text(key)
         if _UNSHOWN.get():
             self.key = ""
             super().__init__(f"no {kind} with that key ({not_shown(text)})")
@@ -498,8 +543,9 @@ class ConcurrencyConflict(AltpayError):
     """The unique key taken, as text (empty for a stale version)."""
 
     def __init__(self, message: str | None = None, *, kind: str = "", key: object = "") -> None:
+        _check_text({"kind": kind} if message is None else {"message": message, "kind": kind})
         self.kind = kind
-        self.key = str(key)
+        self.key = key_text(key)
         super().__init__(message)
 
 
@@ -524,8 +570,9 @@ class UniqueKeyTaken(ConcurrencyConflict, InvariantViolation):
     """The unique key taken, as text."""
 
     def __init__(self, message: str, *, rule: str, path: str, kind: str, key: object) -> None:
+        _check_text({"message": message, "rule": rule, "path": path, "kind": kind})
         self.kind = kind
-        self.key = str(key)
+        self.key = key_text(key)
         self.rule = rule
         self.path = path
         AltpayError.__init__(self, f"{message} (rule {rule})")
@@ -538,6 +585,7 @@ class PermissionDenied(AltpayError):
     default_message = "permission denied"
 
     def __init__(self, *, role: str, action: str) -> None:
+        _check_text({"role": role, "action": action})
         self.role = role
         self.action = action
         super().__init__(f"role {role!r} may not {action}")
@@ -550,6 +598,7 @@ class CurrencyMismatch(AltpayError, ValueError):
     default_message = "currencies differ"
 
     def __init__(self, left: str, right: str, operation: str = "combine") -> None:
+        _check_text({"left": left, "right": right, "operation": operation})
         self.left = left
         self.right = right
         self.operation = operation
