@@ -11,7 +11,7 @@ import math
 import sys
 from collections.abc import Callable
 from decimal import MAX_EMAX, MIN_ETINY, Decimal
-from typing import Any, get_args
+from typing import Any, ClassVar, get_args
 
 import attrs
 import cattrs
@@ -55,8 +55,10 @@ from altpay_core import (
     to_dict,
     to_json,
 )
+from altpay_core import events as events_module
 from altpay_core.errors import InvariantViolation
 from altpay_core.events import EVENT_TYPES
+from altpay_core.ports import OutboxMessage
 from altpay_core.serialization import (
     _DETAILED,
     _attrs_structure,
@@ -976,6 +978,72 @@ def test_an_event_with_several_bad_fields() -> None:
         ("partner_id", "invalid_id"),
         ("x", "unknown_field"),
     ]
+
+
+def test_an_event_of_a_services_own_class_is_written_whole_where_event_is_declared() -> None:
+    @attrs.frozen(kw_only=True)
+    class PayoutPaid(Event):
+        """A service's own event, with fields of its own."""
+
+        topic: ClassVar[str] = "payout_paid_test"
+        payout_id: str = ""
+        amount: Money | None = None
+
+    @attrs.frozen
+    class Batch:
+        """A service's own record of events, declared as the base class."""
+
+        events: list[Event]
+
+    text = st.text(st.characters(exclude_categories=["Cs"]), max_size=12)
+    own = st.builds(
+        PayoutPaid,
+        partner_id=aps.entity_ids(PartnerId),
+        aggregate_id=st.just("po_1"),
+        occurred_at=aps.aware_datetimes(),
+        payout_id=text,
+        amount=aps.money(),
+    )
+    either = st.one_of(own, aps.events())
+
+    @settings(max_examples=30, database=None)
+    @given(
+        message=st.builds(OutboxMessage, position=st.integers(1, 2**63 - 1), event=own),
+        batch=st.lists(either, max_size=3),
+        page=aps.pages(either),
+    )
+    def round_trip(message: OutboxMessage, batch: list[Event], page: Page[Event]) -> None:
+        data = to_dict(message)
+        assert data["event"]["topic"] == "payout_paid_test"
+        assert data["event"]["payout_id"] == message.event.payout_id  # type: ignore[attr-defined]
+        assert from_dict(OutboxMessage, data) == message
+        assert from_json(OutboxMessage, to_json(message)) == message
+        assert from_dict(list[Event], to_dict(batch)) == batch
+        assert from_dict(Batch, to_dict(Batch(batch))) == Batch(batch)
+        assert from_json(Page[Event], to_json(page)) == page
+
+    try:
+        round_trip()
+    finally:
+        del events_module._EVENT_TYPES["payout_paid_test"]
+
+
+def test_an_outbox_message_whose_event_holds_no_json_form_is_not_serializable() -> None:
+    @attrs.frozen(kw_only=True)
+    class Uploaded(Event):
+        """A service's own event with a field that has no JSON form."""
+
+        topic: ClassVar[str] = "uploaded_test"
+        blob: object = None
+
+    try:
+        event = Uploaded(partner_id=PartnerId("par_1"), aggregate_id="up_1", blob=b"raw")
+        for value in (event, OutboxMessage(position=1, event=event), [event]):
+            with pytest.raises(ValidationError) as caught:
+                to_dict(value)
+            assert caught.value.codes == ["not_serializable"]
+    finally:
+        del events_module._EVENT_TYPES["uploaded_test"]
 
 
 # -- the converter's hooks ---------------------------------------------------------

@@ -78,7 +78,7 @@ from .payment import (
     PaymentMethodType,
     known_method_type,
 )
-from .ports import Page
+from .ports import OutboxMessage, Page
 from .values import (
     EIN,
     Address,
@@ -550,6 +550,12 @@ def _event_unstructure(conv: cattrs.Converter, cls: type[Event]) -> Callable[[Ev
     fields = make_dict_unstructure_fn(cls, conv)
 
     def unstructure(event: Event) -> Any:
+        if type(event) is not cls and isinstance(event, cls):
+            # Where a base class is declared (an OutboxMessage's ``event:
+            # Event``, a ``list[Event]``, a ``Page[Event]``'s items), an event
+            # of a subclass (a service's own) is written as its class: its
+            # topic and every field of its own, which reading it back needs.
+            return conv.unstructure(event, unstructure_as=type(event))
         return {"topic": event.topic, **fields(event)}
 
     return unstructure
@@ -780,11 +786,12 @@ def _is_own(kind: type) -> bool:
     """Whether every value of ``kind`` is written as plain data by the
     library's hooks: an attrs class or an enumeration of the library's, each
     field of a known type (a page's items are of any type, a foreign
-    enumeration's values too)."""
+    enumeration's values too, and an outbox message's event may be of a
+    service's own class, with fields of any type)."""
     return (
         (attrs.has(kind) or issubclass(kind, enum.Enum))
         and kind.__module__.partition(".")[0] == __name__.partition(".")[0]
-        and not issubclass(kind, Page)
+        and not issubclass(kind, Page | OutboxMessage)
     )
 
 
