@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import importlib
 import importlib.metadata
@@ -12,7 +13,7 @@ import sys
 import textwrap
 import time
 import unicodedata
-from typing import Any
+from typing import Any, get_origin
 
 import attrs
 import pytest
@@ -53,8 +54,10 @@ from altpay_core import (
     to_dict,
     to_json,
 )
+from altpay_core._fields import required_text
 from altpay_core.adapters.memory import MemoryStore
-from altpay_core.ports import customer_cursor, invoice_cursor
+from altpay_core.invoice import _number as invoice_number
+from altpay_core.ports import Cursor, Listing, customer_cursor, invoice_cursor
 from altpay_core.testing import _hypothesis_hook
 from altpay_core.testing import strategies as aps
 from altpay_core.testing._types import registered_types
@@ -85,14 +88,18 @@ def test_no_health_check_is_suppressed() -> None:
     assert HealthCheck.too_slow not in settings.default.suppress_health_check
 
 
-@pytest.mark.parametrize("cls", TYPES, ids=_name)
+# A page is asked for with the type of its items (a bare Page is refused).
+_RESOLVED_TYPES = [Page[Customer] if t is Page else t for t in TYPES]
+
+
+@pytest.mark.parametrize("cls", _RESOLVED_TYPES, ids=lambda t: _name(get_origin(t) or t))
 def test_from_type_works_for_every_public_type(cls: type[Any]) -> None:
     # The profile's settings (health checks on), with fewer examples: the
     # health checks judge the first draws, and there are many types.
     @settings(max_examples=max(10, settings.default.max_examples // 10))
     @given(st.from_type(cls))
     def check(value: object) -> None:
-        assert isinstance(value, cls)
+        assert isinstance(value, get_origin(cls) or cls)
 
     check()
 
@@ -177,6 +184,58 @@ def test_for_type_declines_unknown_types() -> None:
 
     assert aps.for_type(Unknown) is NotImplemented
     assert _hypothesis_hook._resolve(Unknown) is NotImplemented
+
+
+@pytest.mark.parametrize("cls", [[1], {}, {"a": 1}, [Customer]], ids=repr)
+def test_for_type_declines_what_cannot_be_hashed(cls: Any) -> None:
+    assert aps.for_type(cls) is NotImplemented
+
+
+def test_a_page_without_its_item_type_is_refused() -> None:
+    with pytest.raises(InvalidArgument, match=re.escape("Page[Customer]")):
+        aps.for_type(Page)
+
+    @given(st.from_type(Page))
+    def draw(page: Page[Any]) -> None:
+        raise AssertionError(f"drew {page!r}")
+
+    with pytest.raises(InvalidArgument, match="name the item type"):
+        draw()
+
+
+_CACHED = [
+    "currencies",
+    "email_addresses",
+    "eins",
+    "external_refs",
+    "aware_datetimes",
+    "tags",
+    "integrations",
+    "customer_users",
+    "customer_details",
+]
+
+
+@pytest.mark.parametrize("name", _CACHED)
+@given(wrong=st.one_of(st.lists(st.integers(), max_size=2), st.dictionaries(st.text(), st.none())))
+def test_a_cached_strategy_checks_its_arguments_first(name: str, wrong: object) -> None:
+    strategy = getattr(aps, name)
+    assert strategy() is strategy()  # valid calls are cached
+    with pytest.raises(ArgumentError) as by_keyword:
+        strategy(wrong=wrong)
+    assert (by_keyword.value.paths, by_keyword.value.codes) == (["wrong"], ["unknown_field"])
+    with pytest.raises(ArgumentError) as by_position:
+        strategy(wrong)
+    assert by_position.value.codes == ["too_many_positional"]
+    assert f" {name}() " in str(by_position.value)
+
+
+@pytest.mark.parametrize("name", ["customer_payment_methods", "scheduled_payments"])
+def test_a_composite_strategy_is_named_as_it_is_called(name: str) -> None:
+    with pytest.raises(ArgumentError) as caught:
+        getattr(aps, name)(1)
+    assert str(caught.value).startswith(f"(value): {name}() takes 0 positional arguments")
+    assert "<locals>" not in str(caught.value)
 
 
 def test_register_says_how_to_generate_a_type() -> None:
@@ -862,3 +921,18 @@ def test_a_failing_customer_user_prints_as_code_to_paste() -> None:
     shown = "\n".join(getattr(info.value, "__notes__", []))
     assert "user=CustomerUser(" in shown
     assert "new(" not in shown
+
+
+@given(aps.cursors())
+def test_every_cursor_holds_the_key_a_row_could_give(cursor: Cursor) -> None:
+    # A company or an invoice number as a row holds it: trimmed, valid text
+    # (no control character), unchanged by the field's own check.
+    if cursor.listing is Listing.CUSTOMERS:
+        assert required_text("company", cursor.key) == cursor.key
+        assert cursor.key == cursor.key.casefold()
+    else:
+        due, number = cursor.key[:10], cursor.key[11:]
+        assert cursor.key[10] == " "
+        assert dt.date.fromisoformat(due).isoformat() == due
+        assert invoice_number("number", number) == number
+    assert not any(unicodedata.category(char) == "Cc" for char in cursor.key)

@@ -59,12 +59,21 @@ def checked_arguments(function: Callable[P, R]) -> Callable[P, R]:
 
 def _called(function: Callable[..., Any], args: tuple[Any, ...]) -> str:
     """What the caller called: the class, for a constructor (an inherited
-    one included: ``PartnerId()``, not ``EntityId.__init__()``)."""
+    one included: ``PartnerId()``, not ``EntityId.__init__()``), and a
+    function by the name it is called by, not by where it was defined (a
+    strategy Hypothesis builds from ``@st.composite`` is defined inside
+    Hypothesis: ``customer_payment_methods()``, not
+    ``accept.<locals>.customer_payment_methods()``)."""
     if function.__name__ == "__init__" and args:
-        return f"{type(args[0]).__qualname__}()"
+        return f"{_outside(type(args[0]).__qualname__)}()"
     if function.__name__ == "__new__" and args and isinstance(args[0], type):
-        return f"{args[0].__qualname__}()"
-    return f"{function.__qualname__}()"
+        return f"{_outside(args[0].__qualname__)}()"
+    return f"{_outside(function.__qualname__)}()"
+
+
+def _outside(qualname: str) -> str:
+    """``qualname`` without the function it was defined in, if any."""
+    return qualname.rpartition("<locals>.")[2]
 
 
 def checked_constructor(cls: C) -> C:

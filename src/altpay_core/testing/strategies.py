@@ -191,11 +191,21 @@ def _register(cls: type[Any], make: Callable[[], st.SearchStrategy[Any]]) -> Non
 
 @checked_arguments
 def for_type(cls: type[_T]) -> st.SearchStrategy[_T] | NotImplementedType:
-    """The strategy for ``cls``, or ``NotImplemented`` for a type not known here.
+    """The strategy for ``cls``, or ``NotImplemented`` for a type not known
+    here (anything that is no type, unhashable or not, included).
 
-    A page names the type of its items: ``for_type(Page[Customer])``. Every
-    event class :func:`events` draws is known, a service's own too.
+    A page names the type of its items: ``for_type(Page[Customer])``; a bare
+    ``Page`` is an ``InvalidArgument``. Every event class :func:`events`
+    draws is known, a service's own too.
     """
+    try:
+        hash(cls)
+    except TypeError:
+        return NotImplemented  # type: ignore[no-any-return]  # as for an unknown type
+    if cls is Page:
+        raise InvalidArgument(
+            "a page names the type of its items: name the item type, such as Page[Customer]"
+        )
     if typing.get_origin(cls) is Page:
         (item,) = typing.get_args(cls)
         listing = _listings.get(item, lambda: pages(st.from_type(item)))()
@@ -282,11 +292,13 @@ _EDGE_CURRENCIES = ("USD", "CAD", "JPY", "BHD", "KWD", "CLF", "EUR")
 
 # The value strategies below are cached: each call with the same arguments
 # returns the same (immutable) strategy, which Hypothesis then validates once
-# rather than on every draw of every composite that uses it.
+# rather than on every draw of every composite that uses it. The argument
+# check comes first: a call with arguments it does not take (hashable or
+# not) is an ArgumentError, never the cache's TypeError.
 
 
-@functools.cache
 @checked_arguments
+@functools.cache
 def currencies() -> st.SearchStrategy[Currency]:
     """Any ISO 4217 currency, the common and the odd (JPY 0, BHD 3, CLF 4) first."""
     return st.one_of(
@@ -402,8 +414,8 @@ _DOMAIN_LABEL = st.one_of(
 _TLDS = st.sampled_from(["com", "example", "org", "ca", "io", "net"])
 
 
-@functools.cache
 @checked_arguments
+@functools.cache
 def email_addresses() -> st.SearchStrategy[EmailAddress]:
     """Valid email addresses, internationalised ones included."""
     local = st.lists(_LOCAL_ATOM, min_size=1, max_size=3).map(".".join)
@@ -477,8 +489,8 @@ def addresses(country: str | None = None) -> st.SearchStrategy[Address]:
 _EIN_PREFIXES = tuple(f"{p:02d}" for p in range(100) if stdnum.us.ein.is_valid(f"{p:02d}0000001"))
 
 
-@functools.cache
 @checked_arguments
+@functools.cache
 def eins() -> st.SearchStrategy[EIN]:
     """EINs with prefixes the IRS assigns, written with or without the dash."""
     return st.builds(
@@ -510,8 +522,8 @@ _external_ids = st.one_of(
 )
 
 
-@functools.cache
 @checked_arguments
+@functools.cache
 def external_refs() -> st.SearchStrategy[ExternalRef]:
     """References to records in a PSA or accounting system."""
     return st.builds(ExternalRef, system=st.sampled_from(_SYSTEMS), id=_external_ids)
@@ -573,8 +585,8 @@ for _id in _ID_TYPES:
 # -- partners ------------------------------------------------------------------
 
 
-@functools.cache
 @checked_arguments
+@functools.cache
 def aware_datetimes() -> st.SearchStrategy[dt.datetime]:
     """Timezone-aware datetimes in UTC, from 2000 to 2100."""
     return st.datetimes(min_value=dt.datetime(2000, 1, 1), max_value=dt.datetime(2100, 1, 1)).map(
@@ -598,8 +610,8 @@ def _team_members(wanted: Role | None) -> st.SearchStrategy[TeamMember]:
     )
 
 
-@functools.cache
 @checked_arguments
+@functools.cache
 def tags() -> st.SearchStrategy[Tag]:
     """Catalog tags: unicode names, #RRGGBB colours, optional descriptions."""
     return st.builds(
@@ -630,8 +642,8 @@ def _card_fee_policies(currency: str) -> st.SearchStrategy[CardFeePolicy]:
     )
 
 
-@functools.cache
 @checked_arguments
+@functools.cache
 def integrations() -> st.SearchStrategy[Integration]:
     """A connected PSA or accounting system."""
     return st.builds(
@@ -758,8 +770,8 @@ def _partners(
 # -- customers ---------------------------------------------------------------------
 
 
-@functools.cache
 @checked_arguments
+@functools.cache
 def customer_users() -> st.SearchStrategy[CustomerUser]:
     """People who log in to a customer: unicode names, international emails."""
     # The class itself, not CustomerUser.new: a failing example then prints
@@ -785,8 +797,8 @@ def _unique_users(min_size: int, max_size: int) -> st.SearchStrategy[list[Custom
     )
 
 
-@functools.cache
 @checked_arguments
+@functools.cache
 def customer_details() -> st.SearchStrategy[CustomerDetails]:
     """Step 1 of "Add customer", valid: company, address, optional ids."""
     return st.builds(
@@ -1634,17 +1646,18 @@ def _cursor(item: object, position: int) -> str:
 @checked_arguments
 def cursors() -> st.SearchStrategy[Cursor]:
     """Cursors of both listings, each the key and id a row could give: a
-    case-folded company name and a customer id, or a due date, a space and
-    an invoice number, and an invoice id."""
-    # Text a store holds: no NUL character, no lone surrogate.
-    storable = st.characters(exclude_categories=["Cs"], exclude_characters="\x00")
-    company = st.text(storable, min_size=1, max_size=20).map(str.casefold)
-    numbered = st.tuples(st.dates(), st.text(storable, min_size=1, max_size=12))
+    case-folded company name (of a name :func:`customers` could give) and a
+    customer id, or a due date, a space and an invoice number (as
+    :func:`invoices` gives one), and an invoice id."""
+    # The keys the stores' key functions (customer_sort_key,
+    # invoice_sort_key) give for the names and numbers the kit draws.
+    company = names().map(str.casefold)
+    numbered = st.tuples(st.dates(), _INVOICE_NUMBERS)
     return st.one_of(
         st.builds(
             Cursor,
             st.just(Listing.CUSTOMERS),
-            company.filter(lambda key: key == key.casefold()),
+            company,
             entity_ids(CustomerId).map(str),
         ),
         st.builds(
@@ -1675,7 +1688,10 @@ def pages(items: st.SearchStrategy[_T], *, max_size: int = 5) -> st.SearchStrate
     value, hashable or not), customers and invoices in their listing's
     order, the cursors those of the first and last item, and an empty page
     never both after and before others. ``st.from_type(Page[Customer])``
-    gives ``pages(customers())``."""
+    gives pages of one partner's customers (each with at most 2 users), as
+    a listing does, and ``st.from_type(Page[Invoice])`` pages of up to 3
+    invoices of one customer; ``st.from_type(Page[X])`` for any other ``X``
+    gives ``pages(st.from_type(X))``."""
     if not isinstance(items, st.SearchStrategy):
         raise InvalidArgument(f"items must be a strategy (got {items!r})")
     return _pages(items, _whole(max_size, "max_size", low=0))
