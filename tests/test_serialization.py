@@ -1046,6 +1046,67 @@ def test_an_outbox_message_whose_event_holds_no_json_form_is_not_serializable() 
         del events_module._EVENT_TYPES["uploaded_test"]
 
 
+_SURROGATES = st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF)
+_TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=8)
+
+
+@st.composite
+def _with_a_lone_surrogate(draw: st.DrawFn) -> Any:
+    """Plain data holding text with a lone surrogate: as a value or a key,
+    at the top or nested in a list or a dict."""
+    before, after = draw(_TEXT), draw(_TEXT)
+    text = before + draw(_SURROGATES) + after
+    wrap = draw(
+        st.sampled_from(
+            [
+                lambda t: t,
+                lambda t: [1, t],
+                lambda t: {"a": t},
+                lambda t: {t: 1},
+                lambda t: {"a": [{"b": None, t: "x"}]},
+            ]
+        )
+    )
+    return wrap(text)
+
+
+@given(_with_a_lone_surrogate())
+def test_text_holding_a_lone_surrogate_is_not_serializable(data: Any) -> None:
+    for write in (to_dict, to_json):
+        with pytest.raises(ValidationError) as info:
+            write(data)
+        assert (info.value.paths, info.value.codes) == (["value"], ["not_serializable"])
+
+
+_PLAIN_TEXT_DATA = st.recursive(
+    st.none() | _TEXT, lambda inner: st.lists(inner) | st.dictionaries(_TEXT, inner)
+)
+
+
+@given(_PLAIN_TEXT_DATA)
+def test_plain_data_is_written_as_text_that_encodes_as_utf8(data: Any) -> None:
+    written = to_json(data)
+    assert json.loads(written.encode("utf-8")) == data
+
+
+def test_from_json_reports_a_wrong_cls_and_text_at_once() -> None:
+    with pytest.raises(ValidationError) as info:
+        from_json(None, 5)  # type: ignore[call-overload]
+    assert (info.value.paths, info.value.codes) == (["cls", "text"], ["wrong_type", "wrong_type"])
+
+
+def test_a_byte_order_mark_is_skipped_before_bytes_only() -> None:
+    document = '{"amount": "1.00", "currency": "USD"}'
+    assert from_json(Money, b"\xef\xbb\xbf" + document.encode()) == Money("1.00", "USD")
+    assert errors_of_json(Money, "\ufeff" + document) == [("", "invalid_json")]
+
+
+def errors_of_json(cls: Any, text: str | bytes) -> list[tuple[str, str]]:
+    with pytest.raises(ValidationError) as info:
+        from_json(cls, text)
+    return [(e.path, e.code) for e in info.value.errors]
+
+
 # -- the converter's hooks ---------------------------------------------------------
 
 

@@ -756,8 +756,9 @@ def to_dict(value: object) -> Any:
     too long for Python to write as text), or that has no such form (an
     object of no type of the library's, bytes, NaN or an infinity, a naive
     datetime, a datetime where a date is written, a key that is not text,
-    inside a list, a dict or a page too), is a ``not_serializable`` error
-    at ``value``. A key the library writes as text (an id, a date, a
+    text holding a lone surrogate, which no UTF-8 document holds, inside a
+    list, a dict or a page too), is a ``not_serializable`` error at
+    ``value``. A key the library writes as text (an id, a date, a
     ``Decimal``) is written as that text, and an attrs class or a dataclass
     of your own field by field, as cattrs writes them."""
     kind = type(value)
@@ -796,8 +797,15 @@ def _is_own(kind: type) -> bool:
 
 
 # What JSON holds: objects (with text keys), arrays, strings, numbers (never
-# NaN nor an infinity), true, false and null.
-_SCALARS: Final = (str, type(None))
+# NaN nor an infinity), true, false and null; and text that UTF-8 can encode,
+# without a lone surrogate (which the library's own values never hold).
+_LONE_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+
+
+def _is_text(data: object) -> bool:
+    """Whether ``data`` is text that a JSON document in UTF-8 can hold."""
+    return isinstance(data, str) and (data.isascii() or _LONE_SURROGATE.search(data) is None)
+
 
 # An int of at most this many bits has fewer digits than the fewest Python
 # is ever set to write (640, sys.int_info.str_digits_check_threshold).
@@ -806,8 +814,10 @@ _SHORT_INT_BITS: Final = 2000
 
 def _is_plain(data: object) -> bool:
     try:
-        if isinstance(data, _SCALARS):
+        if data is None:
             return True
+        if isinstance(data, str):
+            return _is_text(data)
         if isinstance(data, int):  # bool too
             return data.bit_length() <= _SHORT_INT_BITS or _writable(data)
         if isinstance(data, float):
@@ -815,7 +825,7 @@ def _is_plain(data: object) -> bool:
         if type(data) is list:
             return all(_is_plain(item) for item in data)
         if type(data) is dict:
-            return all(isinstance(k, str) and _is_plain(v) for k, v in data.items())
+            return all(_is_text(k) and _is_plain(v) for k, v in data.items())
     except RecursionError:  # nested too deeply to write
         pass
     return False
@@ -898,8 +908,10 @@ def to_json(value: object, *, indent: int | None = None) -> str:
 
     ``indent``, if given, is a whole number of spaces from 0 to 100. A value
     that has no JSON form (an object of no type of the library's, bytes, NaN
-    or an infinity, a naive datetime, a datetime where a date is written) is
-    a ``not_serializable`` error at ``value``.
+    or an infinity, a naive datetime, a datetime where a date is written,
+    text holding a lone surrogate, which UTF-8 cannot encode) is a
+    ``not_serializable`` error at ``value``: the text given back always
+    encodes as UTF-8.
     """
     if indent is not None:
         _fields.whole_number("indent", indent, 0, _MAX_INDENT, code="invalid_indent")
@@ -924,19 +936,31 @@ def from_json(cls: Any, text: str | bytes) -> Any:
     """Rebuild a ``cls`` from the JSON text :func:`to_json` gave.
 
     ``text`` is a ``str`` or UTF-8 ``bytes`` (or a ``bytearray``, as
-    ``json.loads`` takes; a UTF-8 byte order mark before the document is
-    skipped); anything else is ``wrong_type`` at ``text``, as a ``cls``
-    that is no type is at ``cls``. Bytes in another encoding (UTF-16,
+    ``json.loads`` takes; a UTF-8 byte order mark before a document given as
+    bytes is skipped, and a ``str`` that starts with one, U+FEFF, is
+    ``invalid_json``, as ``json.loads`` refuses it); anything else is
+    ``wrong_type`` at ``text``, as a ``cls`` that is no type is at ``cls``,
+    both reported at once when both are wrong. Bytes in another encoding (UTF-16,
     UTF-32) are ``invalid_json``, as are ``NaN``, ``Infinity`` and
     ``-Infinity`` (not JSON, though ``json.loads`` reads them), and an
     object with a key given twice is ``duplicate_key`` at that key, rather
     than read as its last value.
     """
-    _check_type(cls)
+    found: list[FieldError] = []
+    try:
+        _check_type(cls)
+    except ValidationError as error:
+        found.extend(error.errors)
     if not isinstance(text, str | bytes | bytearray):
-        raise ValidationError.single(
-            "text", "wrong_type", f"'text' must be JSON text, a str or bytes (got {shown(text)})"
+        found.append(
+            FieldError(
+                "text",
+                "wrong_type",
+                f"'text' must be JSON text, a str or bytes (got {shown(text)})",
+            )
         )
+    if found:
+        raise ValidationError(found)
     if not isinstance(text, str):
         try:
             # json.loads would guess UTF-16 or UTF-32 from the bytes.
