@@ -185,6 +185,13 @@ def test_the_examples_in_the_docstrings_run(module: str) -> None:
 # -- every error code is documented --------------------------------------------------
 
 SRC = ROOT / "src" / "altpay_core"
+_ADDRESS = {
+    "line1": "1 Main St",
+    "city": "Albany",
+    "region": "NY",
+    "postal_code": "12207",
+    "country": "US",
+}
 
 # Where a call names a field error's code: FieldErrors.add(path, code, message),
 # ValidationError.single(path, code, message), FieldError(path, code, message),
@@ -299,14 +306,7 @@ def test_the_rule_codes_from_dict_reports_are_ones_it_can_report() -> None:
     partner = Partner.create(name="N", country="US")
     partner = partner.add_team_member(name="Ada", email="ada@n.example", role="admin")
     partner = partner.add_team_member(name="Mo", email="mo@n.example", role="member")
-    address = {
-        "line1": "1 Main St",
-        "city": "Albany",
-        "region": "NY",
-        "postal_code": "12207",
-        "country": "US",
-    }
-    draft = CustomerDraft.start(partner).enter_details(company="A", address=address)
+    draft = CustomerDraft.start(partner).enter_details(company="A", address=_ADDRESS)
     draft = draft.add_user(first_name="Ann", last_name="Lee", email="ann@a.example")
     draft = draft.add_user(first_name="Bo", last_name="Li", email="bo@a.example")
     customer = draft.create()
@@ -384,14 +384,7 @@ def test_the_argument_codes_the_onboarding_page_gives_are_the_ones_raised() -> N
     assert {(name, value) for name, value, _ in claims} >= {("partner", "None"), ("by", "5")}
     partner = Partner.create(name="N", country="US")
     partner = partner.add_team_member(name="Ada", email="ada@n.example", role="admin")
-    address = {
-        "line1": "1 Main St",
-        "city": "Albany",
-        "region": "NY",
-        "postal_code": "12207",
-        "country": "US",
-    }
-    draft = CustomerDraft.start(partner).enter_details(company="A", address=address)
+    draft = CustomerDraft.start(partner).enter_details(company="A", address=_ADDRESS)
     customer = draft.add_user(first_name="Ann", last_name="Lee", email="ann@a.example").create()
     for name, value, code in claims:
         arguments: dict[str, Any] = {"partner": partner, "by": partner.team[0]}
