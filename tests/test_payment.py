@@ -2107,24 +2107,7 @@ class TestDisplayNameDigits:
         book = CustomerPaymentMethods.of(world.customer).add(
             type="card", display_name="Visa", last4="4242"
         )
-        today = dt.date(2029, 1, 1)
-        calls: dict[str, Callable[[], object]] = {
-            "method": lambda: book.method(number),
-            "archive": lambda: book.archive(number),
-            "set_default": lambda: book.set_default(number),
-            "replace": lambda: book.replace(number, type="card", display_name="V", last4="4242"),
-            "method_on_file": lambda: method_on_file(
-                book, world.customer, purpose="a payment", method_id=number
-            ),
-            "schedule": lambda: schedule_payment(
-                world.partner, world.customer, world.a, payer=world.ann, methods=book,
-                method_id=number, pay_on=today, today=today,
-            ),
-            "charge": lambda: charge_now(
-                world.partner, world.customer, [world.a], methods=book, method_id=number,
-                payer=world.ann, idempotency_key="k",
-            ),
-        }  # fmt: skip
+        calls = _method_id_calls(world, book, number)
         with pytest.raises(ValidationError) as caught:
             calls[call]()
         assert caught.value.paths == ["method_id"]
@@ -2147,24 +2130,7 @@ class TestDisplayNameDigits:
         book = CustomerPaymentMethods.of(world.customer).add(
             type="card", display_name="Visa", last4="4242", at=AT
         )
-        today = dt.date(2029, 1, 1)
-        calls: dict[str, Callable[[], object]] = {
-            "method": lambda: book.method(text),
-            "archive": lambda: book.archive(text),
-            "set_default": lambda: book.set_default(text),
-            "replace": lambda: book.replace(text, type="card", display_name="V", last4="4242"),
-            "method_on_file": lambda: method_on_file(
-                book, world.customer, purpose="a payment", method_id=text
-            ),
-            "schedule": lambda: schedule_payment(
-                world.partner, world.customer, world.a, payer=world.ann, methods=book,
-                method_id=text, pay_on=today, today=today,
-            ),
-            "charge": lambda: charge_now(
-                world.partner, world.customer, [world.a], methods=book, method_id=text,
-                payer=world.ann, idempotency_key="k",
-            ),
-        }  # fmt: skip
+        calls = _method_id_calls(world, book, text)
         with pytest.raises(NotFound) as caught:
             calls[call]()
         error = caught.value
@@ -3304,3 +3270,27 @@ class TestEventPayloads:
 def _stored(aggregate: Any) -> Any:
     """As a repository gives it back: its pending events taken."""
     return from_dict(type(aggregate), to_dict(aggregate))
+
+
+def _method_id_calls(
+    world: World, book: CustomerPaymentMethods, method_id: str
+) -> dict[str, Callable[[], object]]:
+    """Every call that takes a saved method's id, given ``method_id``."""
+    today = dt.date(2029, 1, 1)
+    return {
+        "method": lambda: book.method(method_id),
+        "archive": lambda: book.archive(method_id),
+        "set_default": lambda: book.set_default(method_id),
+        "replace": lambda: book.replace(method_id, type="card", display_name="V", last4="4242"),
+        "method_on_file": lambda: method_on_file(
+            book, world.customer, purpose="a payment", method_id=method_id
+        ),
+        "schedule": lambda: schedule_payment(
+            world.partner, world.customer, world.a, payer=world.ann, methods=book,
+            method_id=method_id, pay_on=today, today=today,
+        ),
+        "charge": lambda: charge_now(
+            world.partner, world.customer, [world.a], methods=book, method_id=method_id,
+            payer=world.ann, idempotency_key="k",
+        ),
+    }  # fmt: skip
