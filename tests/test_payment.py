@@ -2922,6 +2922,42 @@ def test_a_refund_before_the_payment_settled_is_refused_i7(world: World) -> None
     assert "before this payment settled" in str(caught.value)
 
 
+def test_a_refunds_amount_is_refused_naming_money_and_rule_i7(world: World) -> None:
+    pay, invoices = paid_by(world, "ach")
+    settled = pay.succeed(AT + HOURS_5).settle(AT + 2 * HOURS_5)
+    with pytest.raises(ValidationError) as caught:
+        refund_payment(settled, invoices, amount=Money("300", "CAD"))
+    assert caught.value.codes == ["currency_mismatch"]
+    assert "rule I7" in str(caught.value)
+    with pytest.raises(ValidationError) as caught:
+        refund_payment(settled, invoices, amount=[300])  # type: ignore[arg-type]
+    assert (caught.value.paths, caught.value.codes) == (["amount"], ["wrong_type"])
+    assert "must be Money, or a str, int or Decimal" in str(caught.value)
+
+
+class _AlwaysLater(dt.datetime):
+    """A time whose own comparisons say it is never earlier than another."""
+
+    def __lt__(self, other: object) -> bool:
+        return False
+
+    def __ge__(self, other: object) -> bool:
+        return True
+
+
+def test_a_subclassed_time_is_compared_as_the_calendar_does_i7(world: World) -> None:
+    # Kept as a plain datetime: its own comparisons would let a refund
+    # dated before the payment settled through, and date its event first.
+    pay, invoices = paid_by(world, "card")
+    settled = pay.succeed(AT + HOURS_5).settle(AT + 2 * HOURS_5)
+    early = _AlwaysLater(2000, 1, 1, tzinfo=dt.UTC)
+    with pytest.raises(InvariantViolation) as caught:
+        refund_payment(settled, invoices, at=early)
+    assert (caught.value.rule, caught.value.path) == ("I7", "at")
+    kept = attrs.evolve(settled, created_at=_AlwaysLater(2026, 1, 5, 12, tzinfo=dt.UTC))
+    assert type(kept.created_at) is dt.datetime
+
+
 def test_the_same_time_as_the_last_one_is_allowed(world: World) -> None:
     pay, invoices = paid_by(world, "card")
     settled = pay.succeed(AT).settle(AT)

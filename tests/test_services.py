@@ -486,6 +486,34 @@ class TestAccessRequests:
             topics = [m.event.topic for m in uow.outbox.pending()]
         assert topics[-1] == "customer_created"
 
+    def test_a_draft_whose_customer_is_stored_approves_no_other_request(
+        self, store: MemoryStore
+    ) -> None:
+        """The draft that created a customer for one request, used again for
+        another: a UniqueKeyTaken naming the customer, for good (not a plain
+        conflict that a retry would repeat), and the other request stays
+        pending."""
+        partner, request, _ = self._setup(store)
+        admin = partner.team[0]
+        other = AccessRequest.open(partner, email="eve@globex.example", first_name="Eve")
+        with store.unit_of_work() as uow:
+            other = uow.access_requests.save(other)
+            uow.commit()
+        draft = request.start_customer(partner=partner, by=admin, last_name="Lee")
+        draft = draft.enter_details(company="Initech", address=ALBANY)
+        draft = draft.add_user(first_name="Eve", last_name="Ho", email="eve@globex.example")
+        with store.unit_of_work() as uow:
+            _, created = create_customer_from_access_request(
+                uow, partner.id, request.id, draft, by=admin
+            )
+        for _ in range(2):
+            with store.unit_of_work() as uow, pytest.raises(UniqueKeyTaken) as caught:
+                create_customer_from_access_request(uow, partner.id, other.id, draft, by=admin)
+            assert (caught.value.rule, caught.value.path) == ("customer-created", "draft")
+            assert caught.value.key == str(created.id)
+        with store.unit_of_work() as uow:
+            assert uow.access_requests.get(partner.id, other.id) == other
+
     def test_a_refused_new_customer_leaves_the_request_pending(self, store: MemoryStore) -> None:
         partner, request, customer = self._setup(store)
         admin = partner.team[0]

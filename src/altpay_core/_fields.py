@@ -164,6 +164,11 @@ def aware_datetime(path: str, value: object) -> dt.datetime:
     try:
         if value.utcoffset() is None:
             raise _not_aware(path, value)
+        if type(value) is not dt.datetime:
+            # A subclass of datetime is kept as a plain one: its own
+            # comparisons (which the order of times, I7's above all, uses)
+            # are not the calendar's.
+            value = dt.datetime.combine(value.date(), value.timetz())
         return value.astimezone(dt.UTC)
     except ValidationError:
         raise

@@ -131,22 +131,33 @@ def _strip_or_none(value: str | None) -> str | None:
 
 
 def _money_in(
-    path: str, value: object, currency: Currency, whose: str = "the invoice's currency"
+    path: str,
+    value: object,
+    currency: Currency,
+    whose: str = "the invoice's currency",
+    rule: str = "I2",
 ) -> Money:
     """An amount in ``currency`` (``whose``, as the message names it): a
     ``Money`` in it, or a str, int or Decimal read in it. Another currency is
-    refused (rule I2)."""
+    refused (``rule``: I2, or I7 for a refund)."""
     if isinstance(value, Money):
         if value.currency is not currency:
             raise ValidationError.single(
                 path,
                 "currency_mismatch",
                 f"'{path}' must be in {currency.code}, {whose} "
-                f"(got {value.currency.code}; rule I2)",
+                f"(got {value.currency.code}; rule {rule})",
             )
         return value
     if value is None:
         raise ValidationError.single(path, "missing", f"'{path}' is required")
+    if not isinstance(value, str | int | Decimal | float):
+        raise ValidationError.single(
+            path,
+            "wrong_type",
+            f"'{path}' must be Money, or a str, int or Decimal read in {currency.code} "
+            f"(got {type(value).__name__})",
+        )
     return money_at(path, value, currency)  # type: ignore[arg-type]
 
 

@@ -1530,7 +1530,7 @@ def refund_payment(
     wanted = (
         None
         if amount is None
-        else _money_in("amount", amount, payment.currency, "the payment's currency")
+        else _money_in("amount", amount, payment.currency, "the payment's currency", "I7")
     )
     if payment.status is not PaymentStatus.SUCCEEDED:
         raise InvariantViolation(

@@ -318,7 +318,9 @@ def create_customer_from_access_request(
 
     The approved request and the new customer are stored in one commit, or
     neither is: a request is never approved for a customer that does not
-    exist. Refused as :func:`create_customer` is (C1, C6), and as
+    exist. Refused as :func:`create_customer` is (C1, C6, and a draft whose
+    customer is stored already: ``UniqueKeyTaken``, rule
+    ``customer-created``), and as
     :meth:`AccessRequest.approve_new_customer` is: only an Admin or
     Sub-Admin resolves a request (C9), once, and the person must be a user
     of the new customer. Returns both as stored.
@@ -331,6 +333,7 @@ def create_customer_from_access_request(
     request._resolver(partner, by)
     _refuse_if_synced(partner)
     created = draft.create()
+    _refuse_if_created(uow, created)
     approved = request.approve_new_customer(created, partner=partner, by=by)
     with _storing(uow):
         stored_customer = uow.customers.save(created)
