@@ -14,7 +14,7 @@ from hypothesis import Verbosity, settings
 # too_slow health check), and ours must not inherit that.
 _BASE = settings.get_profile("default")
 settings.register_profile("dev", _BASE, max_examples=50, deadline=None)
-settings.register_profile("ci", _BASE, max_examples=200, deadline=None, print_blob=True)
+settings.register_profile("ci", _BASE, max_examples=120, deadline=None, print_blob=True)
 settings.register_profile(
     "debug", _BASE, max_examples=20, deadline=None, verbosity=Verbosity.verbose
 )
