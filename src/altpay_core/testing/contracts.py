@@ -4256,20 +4256,7 @@ class PaymentRepositoryContract(_StoreFactory):
             payment, _ = self._pay(partner, customer, [_invoice(partner, customer)], f"k{index}")
             payments.append(attrs.evolve(payment, id=payment_id))
         changes = [archived.archive(), removed.remove_user(removed.users[0].id)]
-        for saves in ([*changes, *payments], [*payments[::-1], *changes[::-1]]):
-            for first, rule in ((payments[0], "C8"), (payments[1], "I1")):
-                others = [
-                    p for p in saves if not isinstance(p, Payment) or str(p.id) >= str(first.id)
-                ]
-                with pytest.raises(InvariantViolation) as caught:
-                    self.store_aggregates(store, *others)
-                assert caught.value.rule == rule
-                assert f"payment {first.id} was not stored" in str(caught.value)
-        with store.unit_of_work() as uow:
-            assert all(
-                uow.payments.get_by_idempotency_key(partner.id, p.idempotency_key) is None
-                for p in payments
-            )
+        _refused_in_id_order(store, partner, changes, payments, ("C8", "I1"))
 
     # the payment's saved method, as its customer's book stands at commit
 
@@ -4408,20 +4395,7 @@ class PaymentRepositoryContract(_StoreFactory):
             payment, _ = self._pay_by(partner, customer, methods, f"{1001 + index}")
             payments.append(attrs.evolve(payment, id=payment_id))
         changes = [book.archive(book.methods[0].id, at=_at(2)), archived.archive()]
-        for saves in ([*changes, *payments], [*payments[::-1], *changes[::-1]]):
-            for first, rule in ((payments[0], "payment-method"), (payments[1], "C8")):
-                others = [
-                    p for p in saves if not isinstance(p, Payment) or str(p.id) >= str(first.id)
-                ]
-                with pytest.raises(InvariantViolation) as caught:
-                    self.store_aggregates(store, *others)
-                assert caught.value.rule == rule
-                assert f"payment {first.id} was not stored" in str(caught.value)
-        with store.unit_of_work() as uow:
-            assert all(
-                uow.payments.get_by_idempotency_key(partner.id, p.idempotency_key) is None
-                for p in payments
-            )
+        _refused_in_id_order(store, partner, changes, payments, ("payment-method", "C8"))
 
 
 def _another(payment: Payment) -> Payment:
@@ -4430,6 +4404,30 @@ def _another(payment: Payment) -> Payment:
 
 
 # -- saved payment methods and scheduled payments ------------------------------------
+
+
+def _refused_in_id_order(
+    store: Store,
+    partner: Partner,
+    changes: list[Any],
+    payments: list[Payment],
+    rules: tuple[str, str],
+) -> None:
+    """Saved with ``changes`` (before them or after), the first of
+    ``payments`` in id order is refused for ``rules[0]`` if it is
+    ``payments[0]``, else for ``rules[1]``; none is stored."""
+    for saves in ([*changes, *payments], [*payments[::-1], *changes[::-1]]):
+        for first, rule in zip(payments[:2], rules, strict=True):
+            others = [p for p in saves if not isinstance(p, Payment) or str(p.id) >= str(first.id)]
+            with pytest.raises(InvariantViolation) as caught:
+                _commit(store, *others)
+            assert caught.value.rule == rule
+            assert f"payment {first.id} was not stored" in str(caught.value)
+    with store.unit_of_work() as uow:
+        assert all(
+            uow.payments.get_by_idempotency_key(partner.id, p.idempotency_key) is None
+            for p in payments
+        )
 
 
 class PaymentMethodRepositoryContract(_StoreFactory):
