@@ -188,7 +188,10 @@ class PaymentMethodType(_fields.Choices, enum.Enum):
     ACH (see :meth:`available_in`)."""
 
     CARD = "card"
-    """A credit or debit card (Visa, Mastercard, American Express, Discover, Interac)."""
+    """A credit or debit card (Visa, Mastercard, American Express, Discover, or
+    a debit card such as Interac). The card's brand is not recorded, so a card
+    that works in one currency only (Interac: Canadian dollars) is not refused
+    in another; the processor declines it."""
     ACH = "ach"
     """A US bank debit (USD)."""
     PAD = "pad"
