@@ -562,6 +562,7 @@ def test_multiplying_by_anything_but_a_whole_number_or_decimal_is_refused(
         elif isinstance(factor, Fraction):
             # Not refused for its type: its product has no exact decimal form.
             assert info.value.codes == ["rounding_required"]
+            assert f"times factor {factor} is finer" in str(info.value)
         else:
             assert isinstance(info.value, OperandError)
             assert info.value.codes == ["wrong_type"]

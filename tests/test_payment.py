@@ -1459,6 +1459,8 @@ class TestPaymentMethods:
             "default_id",
             "version",
         ]
+        # Each message names its field and what came, as every field error does.
+        assert caught.value.errors[1].message == "'methods[0]' must be a PaymentMethod (got str)"
         with pytest.raises(ValidationError):
             attrs.evolve(book, methods="x")
         with pytest.raises(ValidationError) as caught:

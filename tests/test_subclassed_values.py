@@ -20,6 +20,7 @@ from altpay_core import (
     Address,
     CardFeePolicy,
     ConcurrencyConflict,
+    Currency,
     Customer,
     CustomerDraft,
     CustomerId,
@@ -33,6 +34,7 @@ from altpay_core import (
     PartnerId,
     PermissionDenied,
     UserId,
+    ValidationError,
     card_fee_for,
     from_dict,
     pay_invoices,
@@ -318,6 +320,34 @@ def test_a_stranger_is_no_user_whatever_the_text_of_their_id() -> None:
             partner, customer, [invoice], payer=stranger, method="ach", idempotency_key="b"
         )
     assert UserId(stranger) != customer.users[0].id
+
+
+@given(st.sampled_from(Currency.all()), st.sampled_from(["XYZ", "not a currency", " cad "]))
+def test_a_currency_is_chosen_by_its_text_not_by_a_subclass_s_hash(
+    posing_as: Currency, text: str
+) -> None:
+    # Text equal to everything, hashed as a real code: the registry of codes
+    # matched it to that code, whatever its text said.
+    class Posing(str):
+        def __eq__(self, other: object) -> bool:
+            return True
+
+        def __ne__(self, other: object) -> bool:
+            return False
+
+        def __hash__(self) -> int:
+            return hash(posing_as.code)
+
+    if text.strip().upper() == "CAD":
+        assert Currency(Posing(text)) is Currency("CAD")
+        assert Money("1.00", Posing(text)).currency.code == "CAD"
+        return
+    with pytest.raises(ValidationError) as info:
+        Currency(Posing(text))
+    assert info.value.codes == ["unknown_currency"]
+    with pytest.raises(ValidationError) as info:
+        Partner.create(name="Northwind IT", country="CA", currency=Posing(text))
+    assert info.value.paths == ["currency"]
 
 
 def test_another_partner_cannot_invoice_a_customer_read_with_a_subclassed_partner_id() -> None:

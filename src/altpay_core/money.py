@@ -148,10 +148,9 @@ class Currency:
     _registry: ClassVar[dict[str, Currency]] = {}
 
     def __new__(cls, code: str | Currency) -> Currency:
-        try:
-            found = cls._registry.get(code)  # type: ignore[arg-type]
-        except TypeError:  # unhashable: not a code
-            found = None
+        # Exact text only: a str subclass's own __eq__ and __hash__ must not
+        # pick the currency (it is read as plain text below).
+        found = cls._registry.get(code) if type(code) is str else None
         if found is not None:
             return found
         if isinstance(code, Currency):
@@ -621,7 +620,7 @@ class Money:
                 raise ValidationError.single(
                     "factor",
                     "rounding_required",
-                    f"{self} times {factor} is finer than {currency.code}'s minor unit: "
+                    f"{self} times factor {factor} is finer than {currency.code}'s minor unit: "
                     "name a rounding mode (rounding=Rounding.HALF_EVEN)",
                 )
             twice = 2 * left

@@ -668,8 +668,8 @@ def _partner_currency(path: str, value: object) -> Currency:
     if isinstance(value, Currency):
         currency = value
     elif not isinstance(value, str):
-        # Checked here: Currency() itself lets unhashable input through as a
-        # TypeError.
+        # Checked here, not by Currency(), so that the message names the two
+        # currencies a partner bills in.
         raise ValidationError.single(
             path,
             "wrong_type",

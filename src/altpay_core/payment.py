@@ -1725,7 +1725,11 @@ class CustomerPaymentMethods:
         else:
             for index, method in enumerate(self.methods):
                 if not isinstance(method, PaymentMethod):
-                    found.add(f"methods[{index}]", "wrong_type", "must be a PaymentMethod")
+                    found.add(
+                        f"methods[{index}]",
+                        "wrong_type",
+                        f"'methods[{index}]' must be a PaymentMethod (got {type(method).__name__})",
+                    )
                     ok = False
         default_ok = self.default_id is None or _require_type(
             found, "default_id", self.default_id, PaymentMethodId, "an id"

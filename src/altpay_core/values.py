@@ -462,7 +462,9 @@ def _clean_address(
 
     Returns the normalised fields, or None when any is invalid. A field whose
     validity depends on another (region on country, postal code on country and
-    region) is judged only when that other field is valid itself.
+    region) is judged against that other field only when it is valid itself;
+    against an invalid country, region and postal code are judged against
+    both countries and never reported as mismatches.
     """
     clean_line1 = _clean_text(found, "line1", line1, ADDRESS_LINE_MAX)
     clean_line2: str | None = None
