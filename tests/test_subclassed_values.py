@@ -30,6 +30,7 @@ from altpay_core import (
     Invoice,
     LineItem,
     Money,
+    NotFound,
     Partner,
     PartnerId,
     PermissionDenied,
@@ -84,6 +85,27 @@ class Marked(str):
 
 class Plain(str):
     pass
+
+
+class Posing(str):
+    """Equal to everything, and hashed as another text (a real key): a dict
+    or set that trusts its ``__hash__`` and ``__eq__`` reads it as that key."""
+
+    as_: str
+
+    def __new__(cls, text: str, as_: str) -> Posing:
+        posing = super().__new__(cls, text)
+        posing.as_ = as_
+        return posing
+
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    def __ne__(self, other: object) -> bool:
+        return False
+
+    def __hash__(self) -> int:
+        return hash(self.as_)
 
 
 class HostileInt(int):
@@ -443,3 +465,64 @@ def test_unhashable_text_is_no_type_error(
     partner = _partner()
     customer = _customer(partner)
     call(partner, customer, _invoice(partner, customer))
+
+
+@given(st.integers(1, 10_000), st.integers(1, 10_000))
+def test_each_invoice_is_charged_the_amount_its_key_s_text_names(
+    first_cents: int, second_cents: int
+) -> None:
+    # Each key hashed as the other invoice's id: the amounts were read by the
+    # keys' own hashes, and each invoice was charged the other's amount.
+    partner = _partner()
+    customer = _customer(partner)
+    first = _invoice(partner, customer)
+    second = Invoice.issue(
+        partner, customer, by=partner.team[0], number="1002", today=TODAY, due_date=DUE,
+        lines=[{"description": "Seats", "quantity": 1, "unit_amount": "200.00"}],
+    )  # fmt: skip
+    one, two = str(first.id), str(second.id)
+    amounts = {
+        Posing(one, as_=two): Money(Decimal(first_cents).scaleb(-2), "USD"),
+        Posing(two, as_=one): Money(Decimal(second_cents).scaleb(-2), "USD"),
+    }
+    payment, _ = pay_invoices(
+        partner, customer, [first, second], payer=customer.users[0], method="ach",
+        idempotency_key="k", amounts=amounts,
+    )  # fmt: skip
+    charged = {str(a.invoice_id): a.amount for a in payment.allocations}
+    assert charged == {
+        one: Money(Decimal(first_cents).scaleb(-2), "USD"),
+        two: Money(Decimal(second_cents).scaleb(-2), "USD"),
+    }
+
+
+def test_a_key_that_names_an_invoice_not_paid_is_refused_whatever_its_hash() -> None:
+    # The key names the second invoice but is hashed as the first's id: the
+    # first was charged, and the payment made.
+    partner = _partner()
+    customer = _customer(partner)
+    first = _invoice(partner, customer)
+    second = Invoice.issue(
+        partner, customer, by=partner.team[0], number="1002", today=TODAY, due_date=DUE,
+        lines=[{"description": "Seats", "quantity": 1, "unit_amount": "200.00"}],
+    )  # fmt: skip
+    key = Posing(str(second.id), as_=str(first.id))
+    with pytest.raises(ValidationError) as info:
+        pay_invoices(
+            partner, customer, [first], payer=customer.users[0], method="ach",
+            idempotency_key="k", amounts={key: "40.00"},
+        )  # fmt: skip
+    assert sorted(zip(info.value.codes, info.value.paths, strict=True)) == [
+        ("missing", f"amounts[{first.id}]"),
+        ("unknown_invoice", f"amounts[{second.id}]"),
+    ]
+    assert all(type(path) is str for path in info.value.paths)
+
+
+@given(texts)
+def test_an_error_keeps_the_key_it_names_as_plain_text(text: type[str]) -> None:
+    for error in (
+        NotFound("customer", text("cus_1")),
+        ConcurrencyConflict(kind="invoice number", key=text("1001")),
+    ):
+        assert type(error.key) is str

@@ -151,17 +151,23 @@ def key_text(key: object) -> str:
     that fails).
 
     Not part of the public API: every path the library builds from a key of
-    the caller's goes through it.
+    the caller's goes through it, and so does every look-up of an invoice by
+    a key's text. The text is a plain ``str``: a subclass of ``str`` (with
+    its own ``__eq__`` and ``__hash__``) could otherwise name one invoice in
+    a path and match another in a look-up.
 
     >>> key_text("email"), key_text(7), key_text(10**5000)
     ('email', '7', 'int')
     """
     if isinstance(key, str):
-        return key
+        # _fields.plain_str, which this module cannot import.
+        return str.__str__(key)
     try:
-        return str(key)
+        text = str(key)
     except Exception:
         return type(key).__name__
+    # A __str__ may give a subclass of str: kept as plain text too.
+    return str.__str__(text)
 
 
 @checked_arguments

@@ -1024,7 +1024,9 @@ def pay_invoices(
     - ``amounts`` maps each invoice's id to the amount paid on it (``Money``
       in the partner's currency, or a decimal string); ``None`` pays every
       invoice's balance in full. Each invoice is named once: an id and its
-      text for the same invoice are refused (``duplicate``).
+      text for the same invoice are refused (``duplicate``). A key names an
+      invoice by its text alone (a subclass of ``str`` is read as its plain
+      text, never by its own ``__eq__`` or ``__hash__``).
     - ``method`` is a :class:`PaymentMethodType` (or its value), or a saved
       :class:`PaymentMethod`, which must be on file for ``customer`` and
       active: then ``methods``, the customer's :class:`CustomerPaymentMethods`,
