@@ -44,7 +44,7 @@ from altpay_core import (
 )
 from altpay_core.adapters.memory import MemoryStore
 from altpay_core.events import CustomerUpdated
-from altpay_core.ports import Cursor, OutboxMessage, PageRequest
+from altpay_core.ports import MAX_PAGE_SIZE, Cursor, OutboxMessage, PageRequest
 
 TODAY = dt.date(2026, 1, 5)
 DUE = dt.date(2026, 2, 4)
@@ -526,3 +526,44 @@ def test_an_error_keeps_the_key_it_names_as_plain_text(text: type[str]) -> None:
         ConcurrencyConflict(kind="invoice number", key=text("1001")),
     ):
         assert type(error.key) is str
+
+
+class AnyLimit(int):
+    """A number whose comparisons pass every bound."""
+
+    def __lt__(self, other: object) -> bool:
+        return False
+
+    def __gt__(self, other: object) -> bool:
+        return False
+
+    def __le__(self, other: object) -> bool:
+        return True
+
+    def __ge__(self, other: object) -> bool:
+        return True
+
+
+@given(st.integers(max_value=0) | st.integers(min_value=MAX_PAGE_SIZE + 1))
+def test_a_limit_out_of_range_is_refused_whatever_its_comparisons(number: int) -> None:
+    # Compared as given: a page of 5000 rows passed the cap of 1000.
+    partner = _partner()
+    store = MemoryStore()
+    calls: list[Callable[[], object]] = [
+        lambda: PageRequest(limit=AnyLimit(number)),
+        lambda: PageRequest.parse(AnyLimit(number)),
+    ]
+    with store.unit_of_work() as uow:
+        calls.append(lambda: uow.customers.list(partner.id, limit=AnyLimit(number)))
+        calls.append(lambda: uow.outbox.pending(AnyLimit(number)))
+        for call in calls:
+            with pytest.raises(ValidationError) as info:
+                call()
+            assert (info.value.paths, info.value.codes) == (["limit"], ["invalid_limit"])
+
+
+@given(st.integers(1, MAX_PAGE_SIZE))
+def test_a_limit_in_range_is_kept_as_a_plain_int(number: int) -> None:
+    for page in (PageRequest(limit=AnyLimit(number)), PageRequest.parse(AnyLimit(number))):
+        assert page.limit == number
+        assert type(page.limit) is int

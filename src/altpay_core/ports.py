@@ -295,13 +295,19 @@ class PageRequest:
 
 
 def _limit(limit: object) -> int:
-    if isinstance(limit, bool) or not isinstance(limit, int) or not (1 <= limit <= MAX_PAGE_SIZE):
+    # Made a plain int before it is compared: a subclass's own comparisons
+    # could pass any limit, and a page then holds more rows than its cap.
+    number = (
+        None if isinstance(limit, bool) or not isinstance(limit, int) else _fields.plain_int(limit)
+    )
+    if number is None or not 1 <= number <= MAX_PAGE_SIZE:
+        got = shown(limit if number is None else number)
         raise ValidationError.single(
             "limit",
             "invalid_limit",
-            f"'limit' must be a whole number from 1 to {MAX_PAGE_SIZE} (got {shown(limit)})",
+            f"'limit' must be a whole number from 1 to {MAX_PAGE_SIZE} (got {got})",
         )
-    return _fields.plain_int(limit)
+    return number
 
 
 def _one_cursor(after: object, before: object) -> None:
