@@ -9,6 +9,7 @@ import datetime as dt
 import enum
 from collections.abc import Callable, Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -40,11 +41,14 @@ from altpay_core import (
     from_dict,
     pay_invoices,
     schedule_payment,
+    services,
     to_dict,
 )
 from altpay_core.adapters.memory import MemoryStore
+from altpay_core.adapters.postgres import PostgresStore
+from altpay_core.adapters.sqlite import SqliteStore
 from altpay_core.events import CustomerUpdated
-from altpay_core.ports import MAX_PAGE_SIZE, Cursor, OutboxMessage, PageRequest
+from altpay_core.ports import MAX_PAGE_SIZE, Cursor, OutboxMessage, PageRequest, Store, check_text
 
 TODAY = dt.date(2026, 1, 5)
 DUE = dt.date(2026, 2, 4)
@@ -567,3 +571,77 @@ def test_a_limit_in_range_is_kept_as_a_plain_int(number: int) -> None:
     for page in (PageRequest(limit=AnyLimit(number)), PageRequest.parse(AnyLimit(number))):
         assert page.limit == number
         assert type(page.limit) is int
+
+
+class HidesNul(str):
+    """Text whose own checks find no NUL in it, and nothing but ASCII."""
+
+    def isascii(self) -> bool:
+        return True
+
+    def __contains__(self, other: object) -> bool:
+        return False
+
+
+def _stored(store: Store) -> tuple[Partner, Customer, Invoice]:
+    partner = _partner()
+    customer = _customer(partner)
+    invoice = _invoice(partner, customer)
+    with store.unit_of_work() as uow:
+        uow.partners.save(partner)
+        uow.customers.save(customer)
+        uow.invoices.save(invoice)
+        uow.commit()
+    return partner, customer, invoice
+
+
+STORES: list[Callable[[], Store]] = [MemoryStore, lambda: SqliteStore(":memory:")]
+
+
+@pytest.mark.parametrize("make", STORES, ids=["memory", "sqlite"])
+def test_a_query_s_text_is_checked_as_plain_text(make: Callable[[], Store]) -> None:
+    # Checked with the subclass's own isascii() and __contains__: a NUL
+    # passed, for a database to refuse with an error of its own (or not at all).
+    store = make()
+    partner, _, _ = _stored(store)
+    with store.unit_of_work() as uow:
+        calls: list[tuple[str, Callable[[], object]]] = [
+            ("number", lambda: check_text("number", HidesNul("10\x0001"))),
+            ("number", lambda: uow.invoices.get_by_number(partner.id, HidesNul("10\x0001"))),
+            ("key", lambda: uow.payments.get_by_idempotency_key(partner.id, HidesNul("k\x00"))),
+            ("name_prefix", lambda: uow.customers.list(partner.id, name_prefix=HidesNul("G\x00"))),
+        ]
+        for path, call in calls:
+            with pytest.raises(ValidationError) as info:
+                call()
+            assert (info.value.paths, info.value.codes) == ([path], ["invalid_text"])
+
+
+def test_an_idempotency_key_that_hides_a_nul_is_refused_at_its_path() -> None:
+    store = MemoryStore()
+    partner, customer, invoice = _stored(store)
+    with store.unit_of_work() as uow, pytest.raises(ValidationError) as info:
+        services.pay_invoices(
+            uow, partner.id, customer.id, [invoice.id], payer=customer.users[0],
+            method="ach", idempotency_key=HidesNul("k\x00"),
+        )  # fmt: skip
+    assert (info.value.paths, info.value.codes) == (["idempotency_key"], ["invalid_text"])
+
+
+@pytest.mark.parametrize("text", ["db\x00.sqlite", "file:db\x00.sqlite?mode=rwc"])
+@pytest.mark.parametrize("kind", [str, HidesNul, Path], ids=["str", "HidesNul", "Path"])
+def test_a_sqlite_path_holding_a_nul_is_refused_at_its_path(
+    kind: Callable[[str], object], text: str
+) -> None:
+    # Given as a subclass that hides it, the NUL reached sqlite3, which
+    # raised a bare ValueError ("embedded null byte").
+    with pytest.raises(ValidationError) as info:
+        SqliteStore(kind(text))  # type: ignore[arg-type]
+    assert (info.value.paths, info.value.codes) == (["path"], ["invalid_text"])
+
+
+def test_a_postgres_dsn_that_hides_a_nul_is_refused_before_connecting() -> None:
+    # Passed as given, the NUL reached psycopg, which tried to connect.
+    with pytest.raises(ValidationError) as info:
+        PostgresStore(HidesNul("host=localhost dbname=altpay\x00"))
+    assert (info.value.paths, info.value.codes) == (["dsn"], ["invalid_text"])

@@ -82,14 +82,18 @@ def valid_unicode(text: str) -> bool:
 
 def query_text(path: str, value: object) -> str:
     """Text given to a query (a name prefix, an invoice number, a key): a
-    string that a database can hold (see :func:`valid_unicode`)."""
+    string that a database can hold (see :func:`valid_unicode`), checked
+    and returned as a plain ``str``."""
     if not isinstance(value, str):
         raise ValidationError.single(
             path, "wrong_type", f"'{path}' must be a string (got {type(value).__name__})"
         )
-    if not valid_unicode(value):
+    # Made plain first: a subclass's own isascii() or __contains__ could
+    # pass a NUL, which a database then refuses with an error of its own.
+    text = plain_str(value)
+    if not valid_unicode(text):
         raise ValidationError.single(path, "invalid_text", NOT_TEXT.format(path))
-    return plain_str(value)
+    return text
 
 
 def required_text(path: str, value: object, *, max_length: int = 200) -> str:

@@ -421,7 +421,8 @@ def check_text(name: str, value: object) -> str:
     """``value``, a text argument named ``name`` (a name prefix, an invoice
     number, an idempotency key), as text a database can hold: a NUL
     character or a lone surrogate is a ``ValidationError`` at ``name``
-    (``invalid_text``), anything but a string ``wrong_type``."""
+    (``invalid_text``), anything but a string ``wrong_type``. A subclass of
+    ``str`` is checked, and returned, as its plain text."""
     return _fields.query_text(name, value)
 
 

@@ -382,9 +382,14 @@ def _read_invoices(
 def _stored_under(uow: UnitOfWork, partner_id: PartnerId, key: object) -> Payment | None:
     # A key that is not text a store can hold is the domain function's to
     # refuse, at its path (idempotency_key): none was stored under it.
-    if not isinstance(key, str) or not _fields.valid_unicode(key):
+    if not isinstance(key, str):
         return None
-    return uow.payments.get_by_idempotency_key(partner_id, key)
+    # Checked, and looked up, as plain text: a subclass's own isascii() or
+    # __contains__ could pass a NUL, and its __eq__ match another key.
+    text = _fields.plain_str(key)
+    if not _fields.valid_unicode(text):
+        return None
+    return uow.payments.get_by_idempotency_key(partner_id, text)
 
 
 def _store_payment(

@@ -579,7 +579,7 @@ class PostgresStore(SqlStore["psycopg.Connection[Any]"]):
     statements = Statements(POSTGRES)
 
     def __init__(self, dsn: str) -> None:
-        _fields.query_text("dsn", dsn)  # a connection string, as text
+        dsn = _fields.query_text("dsn", dsn)  # a connection string, as plain text
         self._psycopg = _psycopg()
         super().__init__()
         self.dsn = dsn

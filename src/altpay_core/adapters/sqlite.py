@@ -421,9 +421,11 @@ def check_database(
     )
 
 
-def _path(path: object) -> str | os.PathLike[str]:
-    """The database file's path: text (or a path object) that names a file,
-    or ``":memory:"``."""
+def _path(path: object) -> tuple[str, bool]:
+    """The database file's path as plain text (read once from a path
+    object), and whether it was given as a path object: text that names a
+    file, or ``":memory:"``."""
+    is_object = isinstance(path, os.PathLike)
     text = os.fspath(path) if isinstance(path, os.PathLike) else path
     if not isinstance(text, str):
         raise ValidationError.single(
@@ -431,15 +433,17 @@ def _path(path: object) -> str | os.PathLike[str]:
             "wrong_type",
             f"'path' must be a file's path as text or a path object (got {type(path).__name__})",
         )
-    _fields.query_text("path", text)  # no NUL, no lone surrogate: no file has such a name
+    # No NUL, no lone surrogate: no file has such a name. Plain text from
+    # here on: a subclass's own methods could pass a NUL, or a URI's flags.
+    text = _fields.query_text("path", text)
     if not text:
         # sqlite3 would open a new, empty private database for each
         # connection: the store's schema and data in one, none in the next.
         raise ValidationError.single(
             "path", "missing", "'path' must name the database file, or be ':memory:'"
         )
-    if isinstance(path, os.PathLike):
-        return path  # a file's name, never read as a URI (see SqliteStore)
+    if is_object:
+        return text, True  # a file's name, never read as a URI (see SqliteStore)
     if _private_uri(text):
         # As for "": every connection would have a private database of its own.
         raise ValidationError.single(
@@ -479,7 +483,7 @@ def _path(path: object) -> str | os.PathLike[str]:
             "cannot read while a writer writes, and writers do not wait for each "
             "other): leave out cache=shared",
         )
-    return path  # type: ignore[return-value]
+    return text, False
 
 
 def _uri_location(text: str) -> str:
@@ -695,7 +699,7 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
     statements = Statements(SQLITE)
 
     def __init__(self, path: str | os.PathLike[str], *, timeout: float = 5.0) -> None:
-        path = _path(path)
+        text, is_object = _path(path)
         self.timeout = _timeout(timeout)
         super().__init__()
         self._directory: weakref.finalize[Any, Any] | None = None
@@ -703,7 +707,7 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
         """The file's identity (device, inode) as the store opened it (for
         ``":memory:"``, its private file's): every later connection, and
         every commit, must find the same file at the path."""
-        if os.fspath(path) == ":memory:":  # as text or as a path object
+        if text == ":memory:":  # as text or as a path object
             # Deleted at close(), or when the store is collected or the
             # process exits, by the process that made it only (not by a
             # forked worker as it exits); an open connection keeps reading
@@ -717,9 +721,7 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
             # working directory is when it is made. A path object names a
             # file even if its name starts with "file:": made absolute, it
             # is never read as a URI.
-            name = os.fspath(path)
-            is_object = isinstance(path, os.PathLike)
-            self._target = os.path.abspath(name) if is_object else _absolute(name)
+            self._target = os.path.abspath(text) if is_object else _absolute(text)
             self.path = self._target
         connection: sqlite3.Connection | None = None
         try:
