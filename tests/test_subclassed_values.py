@@ -16,6 +16,7 @@ import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from hypothesis.errors import InvalidArgument
 
 from altpay_core import (
     Address,
@@ -26,6 +27,7 @@ from altpay_core import (
     CustomerDraft,
     CustomerId,
     CustomerPaymentMethods,
+    CustomerStatus,
     ExternalRef,
     Integration,
     Invoice,
@@ -35,6 +37,7 @@ from altpay_core import (
     Partner,
     PartnerId,
     PermissionDenied,
+    Role,
     UserId,
     ValidationError,
     card_fee_for,
@@ -49,6 +52,7 @@ from altpay_core.adapters.postgres import PostgresStore
 from altpay_core.adapters.sqlite import SqliteStore
 from altpay_core.events import CustomerUpdated
 from altpay_core.ports import MAX_PAGE_SIZE, Cursor, OutboxMessage, PageRequest, Store, check_text
+from altpay_core.testing import strategies
 
 TODAY = dt.date(2026, 1, 5)
 DUE = dt.date(2026, 2, 4)
@@ -645,3 +649,53 @@ def test_a_postgres_dsn_that_hides_a_nul_is_refused_before_connecting() -> None:
     with pytest.raises(ValidationError) as info:
         PostgresStore(HidesNul("host=localhost dbname=altpay\x00"))
     assert (info.value.paths, info.value.codes) == (["dsn"], ["invalid_text"])
+
+
+# -- the testing kit's arguments ------------------------------------------------------
+
+
+@given(st.data())
+def test_a_strategy_s_member_is_the_one_its_argument_s_text_names(data: st.DataObject) -> None:
+    # Looked up with the argument's own __hash__ and __eq__: team_members()
+    # given the text "read_only", hashed as "admin", drew admins.
+    role, other = data.draw(st.permutations(list(Role)))[:2]
+    member = data.draw(strategies.team_members(Posing(role.value, as_=other.value)))
+    assert member.role is role
+    status, other_status = data.draw(st.permutations(list(CustomerStatus)))[:2]
+    customer = data.draw(strategies.customers(status=Posing(status.value, as_=other_status.value)))
+    assert customer.status is status
+
+
+class Shouting(str):
+    """Text whose own upper() names the United States, whatever it says."""
+
+    def upper(self) -> str:
+        return "US"
+
+
+@given(st.data())
+def test_a_strategy_s_country_is_the_one_its_argument_s_text_names(
+    data: st.DataObject,
+) -> None:
+    address = data.draw(strategies.addresses(Shouting("ca")))
+    partner = data.draw(strategies.partners(country=Shouting("ca")))
+    assert (address.country, partner.country) == ("CA", "CA")
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: strategies.names(max_size=AnyLimit(0)),
+        lambda: strategies.customers(min_users=AnyLimit(0)),
+        lambda: strategies.partners(max_team=AnyLimit(0)),
+        lambda: strategies.pages(st.integers(), max_size=AnyLimit(-1)),
+    ],
+    ids=["names", "customers", "partners", "pages"],
+)
+def test_a_strategy_s_bound_is_compared_as_a_plain_int(
+    make: Callable[[], st.SearchStrategy[Any]],
+) -> None:
+    # Compared with the subclass's own comparisons, a bound below the least
+    # passed, for Hypothesis to fail on (or draw nothing) later.
+    with pytest.raises(InvalidArgument):
+        make()

@@ -39,6 +39,7 @@ except ImportError as _error:  # pragma: no cover - depends on the environment
 import stdnum.us.ein
 
 from altpay_core._arguments import checked_arguments
+from altpay_core._fields import plain_int, plain_str
 from altpay_core.access import Impersonation, InvoiceAccess
 from altpay_core.customer import (
     AccessRequest,
@@ -227,9 +228,13 @@ def for_type(cls: type[_T]) -> st.SearchStrategy[_T] | NotImplementedType:
 def _whole(value: object, name: str, *, low: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidArgument(f"{name} must be a whole number (got {value!r})")
-    if low is not None and value < low:
-        raise InvalidArgument(f"{name} must be at least {low} (got {value!r})")
-    return value
+    # A plain int before it is compared, or is a cached strategy's key: a
+    # subclass's own comparisons and __eq__ could pass any bound, or match
+    # a strategy made for another number.
+    number = plain_int(value)
+    if low is not None and number < low:
+        raise InvalidArgument(f"{name} must be at least {low} (got {number!r})")
+    return number
 
 
 def _flag(value: object, name: str) -> bool | None:
@@ -245,6 +250,12 @@ def _member(cls: type[_E], value: object, name: str) -> _E | None:
     """``value`` as a member of ``cls``: a member, its value (``"paid"``), or None."""
     if value is None or isinstance(value, cls):
         return value
+    # Looked up by its plain value: a subclass's own __eq__ and __hash__
+    # could pick a member its text does not name.
+    if isinstance(value, str):
+        value = plain_str(value)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        value = plain_int(value)
     try:
         return cls(value)
     except (ValueError, TypeError):
@@ -480,7 +491,9 @@ def addresses(country: str | None = None) -> st.SearchStrategy[Address]:
     or of one ``country``, ``"US"`` or ``"CA"``."""
     if country is None:
         return _ANY_ADDRESS
-    found = _ADDRESSES.get(country.upper()) if isinstance(country, str) else None
+    # str.upper, on the plain text: a subclass's own upper() (or __eq__)
+    # could name another country than its text.
+    found = _ADDRESSES.get(str.upper(country)) if isinstance(country, str) else None
     if found is None:
         raise InvalidArgument(f"country must be 'US', 'CA' or None (got {country!r})")
     return found
@@ -681,9 +694,10 @@ def _partner_place(
     country: str | None, currency: str | Currency | None
 ) -> tuple[str | None, str | None]:
     if country is not None:
-        if not isinstance(country, str) or country.upper() not in _COUNTRIES:
+        # Read as plain text, for the same reason as in addresses().
+        if not isinstance(country, str) or str.upper(country) not in _COUNTRIES:
             raise InvalidArgument(f"country must be 'US', 'CA' or None (got {country!r})")
-        country = country.upper()
+        country = str.upper(country)
     code = None if currency is None else _currency(currency).code
     if code is not None and code not in _PARTNER_CURRENCIES:
         raise InvalidArgument(f"currency must be 'USD', 'CAD' or None (got {currency!r})")
