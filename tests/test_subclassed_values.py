@@ -40,6 +40,7 @@ from altpay_core import (
     Role,
     UserId,
     ValidationError,
+    _fields,
     card_fee_for,
     from_dict,
     pay_invoices,
@@ -699,3 +700,26 @@ def test_a_strategy_s_bound_is_compared_as_a_plain_int(
     # passed, for Hypothesis to fail on (or draw nothing) later.
     with pytest.raises(InvalidArgument):
         make()
+
+
+# -- the enumerations, called directly ----------------------------------------------------
+
+ENUMS = sorted(
+    (kind for kind in _fields.Choices.__subclasses__() if len(kind) > 1),
+    key=lambda kind: kind.__name__,
+)
+
+
+@given(st.sampled_from(ENUMS).flatmap(lambda kind: st.permutations(list(kind))))
+def test_an_enumeration_gives_the_member_its_value_s_text_names(
+    members: list[enum.Enum],
+) -> None:
+    # Role("owner" posing as "admin") was Role.ADMIN: the members were
+    # looked up with the text's own __hash__ and __eq__.
+    member, other = members[:2]
+    kind = type(member)
+    assert kind(Posing(member.value, as_=other.value)) is member
+    assert kind(Unhashable(member.value)) is member
+    with pytest.raises(ValidationError) as info:
+        kind(Posing("no such value", as_=other.value))
+    assert info.value.codes == ["invalid_choice"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import enum
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, ClassVar, Final, NoReturn, Protocol, TypeVar, cast
@@ -317,14 +318,30 @@ def entity_id(path: str, value: object, kind: type[IdT]) -> IdT:
         ) from None
 
 
-class Choices:
-    """The library's enumerations mix this in: looking up a value that is no
-    member's (``Role("owner")``) raises a
-    :class:`~altpay_core.errors.ValidationError`, still a ``ValueError``,
-    that lists the members' values, rather than Python's bare ``ValueError``.
-    """
+class _ChoicesType(enum.EnumType):
+    """The metaclass of the library's enumerations: a value given as a
+    subclass of ``str`` or ``int`` is looked up as its plain value, so that
+    its own ``__eq__`` and ``__hash__`` cannot pick a member that its text
+    does not name (``Role(text)`` is the role the text says, or none), and
+    one without ``__hash__`` raises no ``TypeError``."""
 
-    __slots__ = ()
+    def __call__(cls, value: Any, *args: Any, **kwargs: Any) -> Any:
+        if not isinstance(value, cls):  # a member of a StrEnum is a str too
+            if isinstance(value, str):
+                value = plain_str(value)
+            elif isinstance(value, int) and not isinstance(value, bool):
+                value = plain_int(value)
+        return super().__call__(value, *args, **kwargs)
+
+
+class Choices(enum.Enum, metaclass=_ChoicesType):
+    """The library's enumerations derive from this: looking up a value that
+    is no member's (``Role("owner")``) raises a
+    :class:`~altpay_core.errors.ValidationError`, still a ``ValueError``,
+    that lists the members' values, rather than Python's bare ``ValueError``;
+    a value given as a subclass of ``str`` or ``int`` is looked up as its
+    plain value (see :class:`_ChoicesType`).
+    """
 
     @classmethod
     def _missing_(cls, value: object) -> NoReturn:
