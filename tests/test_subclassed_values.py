@@ -723,3 +723,52 @@ def test_an_enumeration_gives_the_member_its_value_s_text_names(
     with pytest.raises(ValidationError) as info:
         kind(Posing("no such value", as_=other.value))
     assert info.value.codes == ["invalid_choice"]
+
+
+# -- mappings of fields, read by their keys' text ------------------------------------------
+
+ADDRESS = {
+    "line1": "1 Main St",
+    "city": "Albany",
+    "region": "NY",
+    "postal_code": "12207",
+    "country": "US",
+}
+
+
+@given(st.sampled_from(sorted(ADDRESS)), st.sampled_from(["line3", "zip", "Line1", "city "]))
+def test_an_address_key_is_read_by_its_text_not_its_hash(field: str, text: str) -> None:
+    # A key "line3" hashed as "line1" (and equal to everything) was read as
+    # line1: the address was built from a field its data did not name.
+    data: dict[str, object] = {k: v for k, v in ADDRESS.items() if k != field}
+    data[Posing(text, as_=field)] = ADDRESS[field]
+    with pytest.raises(ValidationError) as info:
+        Address.from_mapping(data)
+    assert sorted(zip(info.value.paths, info.value.codes, strict=True)) == sorted(
+        [(field, "missing"), (text, "unknown_field")]
+    )
+
+
+def test_an_address_key_given_as_text_and_as_a_subclass_is_a_duplicate() -> None:
+    data: dict[str, object] = {**ADDRESS, Posing("city", as_="town"): "Troy"}
+    with pytest.raises(ValidationError) as info:
+        Address.from_mapping(data)
+    assert (info.value.paths, info.value.codes) == (["city"], ["duplicate"])
+    assert Address.from_mapping({Plain(k): v for k, v in ADDRESS.items()}) == Address(
+        "1 Main St", "Albany", "NY", "12207", "US"
+    )
+
+
+@given(st.sampled_from(["first_name", "last_name", "email"]), st.sampled_from(["mail", "name"]))
+def test_a_synced_user_s_key_is_read_by_its_text_not_its_hash(field: str, text: str) -> None:
+    partner = _partner().connect_integration("xero", syncs_customers=True)
+    user: dict[str, object] = {"first_name": "Bo", "last_name": "Li", "email": "bo@g.example"}
+    user[Posing(text, as_=field)] = user.pop(field)
+    with pytest.raises(ValidationError) as info:
+        Customer.from_sync(
+            partner, external_ref=ExternalRef(system="xero", id="1"), company="Globex",
+            address=ADDRESS, users=[user],
+        )  # fmt: skip
+    assert sorted(zip(info.value.paths, info.value.codes, strict=True)) == sorted(
+        [(f"users[0].{field}", "missing"), (f"users[0].{text}", "unknown_field")]
+    )

@@ -20,6 +20,7 @@ from .errors import (
     FieldErrors,
     InvariantViolation,
     ValidationError,
+    join_path,
     not_shown,
     shown,
 )
@@ -70,6 +71,37 @@ def plain_int(value: int) -> int:
     """``value`` as a plain ``int``, for the same reason as :func:`plain_str`
     (a version that equals every number would pass any version check)."""
     return value if type(value) is int else int.__int__(value)
+
+
+def text_keyed(
+    found: FieldErrors, path: str, value: Mapping[Any, object]
+) -> tuple[Mapping[Any, object], tuple[object, ...]]:
+    """A mapping of fields read by the plain text of its keys, and its keys
+    in order (each text key as a plain ``str``, any other as it is, for the
+    caller to report as no field).
+
+    A key given as a subclass of ``str`` is looked up by its text, never by
+    its own ``__hash__`` and ``__eq__``, which could make a key that names
+    no field read as one that does. A text given twice (once plain, once as
+    a subclass) is noted in ``found`` as ``duplicate`` at ``path.key``.
+    """
+    keys = tuple(value)
+    if all(type(key) is str for key in keys):
+        return value, keys
+    plain: dict[str, object] = {}
+    order: list[object] = []
+    for key, item in value.items():
+        if not isinstance(key, str):
+            order.append(key)  # no field's name: kept apart, whatever its hash
+            continue
+        name = plain_str(key)
+        if name in plain:
+            where = join_path(path, name)
+            found.add(where, "duplicate", f"'{where}' is given twice")
+        else:
+            order.append(name)
+        plain[name] = item
+    return plain, tuple(order)
 
 
 def valid_unicode(text: str) -> bool:

@@ -260,8 +260,11 @@ def _user_from(path: str, value: object) -> CustomerUser:
             f"(got {type(value).__name__})",
         )
     found = FieldErrors()
-    for key in value:
-        if key not in _USER_FIELDS:
+    # Read by the keys' plain text: a str subclass's own __hash__ and __eq__
+    # could make a key that names no field read as one.
+    given, keys = _fields.text_keyed(found, path, value)
+    for key in keys:
+        if not isinstance(key, str) or key not in _USER_FIELDS:
             found.add(
                 f"{path}.{key_text(key)}",
                 "unknown_field",
@@ -269,10 +272,10 @@ def _user_from(path: str, value: object) -> CustomerUser:
                 f"(expected one of {', '.join(_USER_FIELDS)})",
             )
     for key in _USER_FIELDS[:3]:
-        if key not in value:
+        if key not in given:
             found.add(f"{path}.{key}", "missing", f"'{path}.{key}' is required")
     # Each field given is checked, whatever else is missing or unknown.
-    clean = found.check(path, _user_fields, value)
+    clean = found.check(path, _user_fields, given)
     found.raise_if_any()
     return CustomerUser(UserId.new(), **_fields.passed(clean))
 

@@ -37,7 +37,14 @@ import email_validator.types
 from stdnum.us import ein as stdnum_ein
 
 from altpay_core._arguments import checked_arguments, checked_constructor
-from altpay_core._fields import NOT_TEXT, id_text, plain_str, system_name, valid_unicode
+from altpay_core._fields import (
+    NOT_TEXT,
+    id_text,
+    plain_str,
+    system_name,
+    text_keyed,
+    valid_unicode,
+)
 from altpay_core.errors import (
     ArgumentError,
     FieldError,
@@ -701,8 +708,9 @@ class Address:
         Keys are ``line1``, ``line2``, ``city``, ``region``, ``postal_code``
         and ``country``; ``line2`` may be left out. Besides the constructor's
         codes, a required key left out gives ``missing`` and a key not listed
-        gives ``unknown_field`` (path: that key). Everything wrong is reported
-        at once.
+        gives ``unknown_field`` (path: that key). A key is read by its text (a
+        subclass of ``str`` as its plain text, and the same text given twice
+        so is ``duplicate``). Everything wrong is reported at once.
 
         >>> Address.from_mapping({"line1": "1 Main St", "city": "Albany",
         ...     "region": "NY", "postal_code": "12207", "country": "US"}).lines()
@@ -720,14 +728,17 @@ class Address:
                 f"'address' must be a mapping of its fields (got {_type_name(data)})",
             )
         found = FieldErrors()
-        values: dict[str, object] = {name: data.get(name, _ABSENT) for name in _ADDRESS_FIELDS}
+        # Read by the keys' plain text: a str subclass's own __hash__ and
+        # __eq__ could make a key that names no field read as one.
+        given, keys = text_keyed(found, "", data)
+        values: dict[str, object] = {name: given.get(name, _ABSENT) for name in _ADDRESS_FIELDS}
         for name in _ADDRESS_FIELDS:
             if values[name] is _ABSENT and name in _ADDRESS_REQUIRED:
                 found.add(name, "missing", f"'{name}' is required")
         # Keys that are not fields (one set test when there is none, as usual).
-        if not _ADDRESS_KEYS.issuperset(data):
-            for key in data:
-                if key not in _ADDRESS_KEYS:
+        if not all(type(key) is str for key in keys) or not _ADDRESS_KEYS.issuperset(keys):
+            for key in keys:
+                if not isinstance(key, str) or key not in _ADDRESS_KEYS:
                     got = shown(key)
                     found.add(
                         key_text(key),
