@@ -28,6 +28,7 @@ from altpay_core import (
     CustomerId,
     CustomerPaymentMethods,
     CustomerStatus,
+    EntityId,
     ExternalRef,
     Integration,
     Invoice,
@@ -772,3 +773,14 @@ def test_a_synced_user_s_key_is_read_by_its_text_not_its_hash(field: str, text: 
     assert sorted(zip(info.value.paths, info.value.codes, strict=True)) == sorted(
         [(f"users[0].{field}", "missing"), (f"users[0].{text}", "unknown_field")]
     )
+
+
+class Misleading(str):
+    """Text whose own partition() names the invoice ids' prefix."""
+
+    def partition(self, sep: str) -> tuple[str, str, str]:
+        return ("inv", "_", "1")
+
+
+def test_an_id_s_kind_is_the_one_its_text_names() -> None:
+    assert EntityId.parse(Misleading("cus_1")) == CustomerId("cus_1")

@@ -958,7 +958,8 @@ class EntityId:
         """
         if cls._pattern is not None:
             return cls(value)
-        kind = _ID_KINDS.get(value.partition("_")[0]) if isinstance(value, str) else None
+        # str.partition, on the plain text: a subclass's own could name another kind.
+        kind = _ID_KINDS.get(str.partition(value, "_")[0]) if isinstance(value, str) else None
         if kind is None:
             prefixes = ", ".join(sorted(_ID_KINDS))
             raise ValidationError.single(
