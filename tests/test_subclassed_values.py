@@ -784,3 +784,27 @@ class Misleading(str):
 
 def test_an_id_s_kind_is_the_one_its_text_names() -> None:
     assert EntityId.parse(Misleading("cus_1")) == CustomerId("cus_1")
+
+
+class SaysAware(dt.datetime):
+    """A naive time whose own utcoffset() says it is in UTC."""
+
+    def utcoffset(self) -> dt.timedelta:
+        return dt.timedelta(0)
+
+
+@given(st.datetimes(timezones=st.none()))
+def test_a_naive_datetime_subclass_is_naive_whatever_its_utcoffset_says(
+    moment: dt.datetime,
+) -> None:
+    # Its utcoffset() passed it as aware, and astimezone then read it as the
+    # machine's local time; to_dict wrote it without an offset.
+    naive = SaysAware.combine(moment.date(), moment.time())
+    with pytest.raises(ValidationError) as info:
+        CustomerPaymentMethods.of(_customer(_partner())).add(
+            type="card", display_name="Visa", last4="4242", at=naive
+        )
+    assert info.value.codes == ["invalid_datetime"]
+    with pytest.raises(ValidationError) as info:
+        to_dict({"at": naive})
+    assert info.value.codes == ["not_serializable"]

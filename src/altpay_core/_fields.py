@@ -199,14 +199,17 @@ def aware_datetime(path: str, value: object) -> dt.datetime:
     if not isinstance(value, dt.datetime):
         raise _not_aware(path, value)
     try:
-        if value.utcoffset() is None:
+        # datetime's own methods, not the value's: a subclass's utcoffset()
+        # could call a naive time aware, and its date() or timetz() give
+        # another time than the one checked.
+        if dt.datetime.utcoffset(value) is None:
             raise _not_aware(path, value)
         if type(value) is not dt.datetime:
             # A subclass of datetime is kept as a plain one: its own
             # comparisons (which the order of times, I7's above all, uses)
             # are not the calendar's.
-            value = dt.datetime.combine(value.date(), value.timetz())
-        return value.astimezone(dt.UTC)
+            value = dt.datetime.combine(dt.datetime.date(value), dt.datetime.timetz(value))
+        return dt.datetime.astimezone(value, dt.UTC)
     except ValidationError:
         raise
     except OverflowError:

@@ -281,11 +281,12 @@ def _datetime_data(moment: dt.datetime) -> str:
     """A datetime as to_dict writes it: ISO 8601 with its UTC offset. A
     naive one, which no reader takes (``invalid_datetime``), is not
     written."""
-    if moment.utcoffset() is None:
-        raise TypeError(
-            f"{moment.isoformat()} is a naive datetime: only a timezone-aware one is written"
-        )
-    return moment.isoformat()
+    # datetime's own methods, not the value's: a subclass's utcoffset() could
+    # call a naive time aware, and its isoformat() write any text.
+    text = dt.datetime.isoformat(moment)
+    if dt.datetime.utcoffset(moment) is None:
+        raise TypeError(f"{text} is a naive datetime: only a timezone-aware one is written")
+    return text
 
 
 def _date_data(day: dt.date) -> str:
