@@ -44,10 +44,12 @@ from altpay_core import (
     _fields,
     card_fee_for,
     from_dict,
+    from_json,
     pay_invoices,
     schedule_payment,
     services,
     to_dict,
+    to_json,
 )
 from altpay_core.adapters.memory import MemoryStore
 from altpay_core.adapters.postgres import PostgresStore
@@ -807,4 +809,63 @@ def test_a_naive_datetime_subclass_is_naive_whatever_its_utcoffset_says(
     assert info.value.codes == ["invalid_datetime"]
     with pytest.raises(ValidationError) as info:
         to_dict({"at": naive})
+    assert info.value.codes == ["not_serializable"]
+
+
+class Indent(int):
+    """Multiplied into anything but spaces."""
+
+    def __mul__(self, other: object) -> str:  # type: ignore[override]
+        return '"oops'
+
+    __rmul__ = __mul__  # type: ignore[assignment]
+
+
+class Short(str):
+    """Its own len() stops at the first document of two."""
+
+    def __len__(self) -> int:
+        return str.__len__(self).__index__() // 2
+
+
+class SaysAscii(str):
+    def isascii(self) -> bool:
+        return True
+
+
+@given(st.integers(0, 100))
+def test_json_is_written_with_the_indent_checked(indent: int) -> None:
+    assert to_json({"a": 1}, indent=Indent(indent)) == to_json({"a": 1}, indent=indent)
+
+
+def test_json_text_is_read_whole_whatever_its_own_length() -> None:
+    # The decoder took the text's own len() as its end: the second
+    # document was never seen.
+    doc = '{"amount": "1.00", "currency": "USD"}{"amount": "1.00", "currency": "USD"}'
+    with pytest.raises(ValidationError) as info:
+        from_json(Money, Short(doc))
+    assert info.value.codes == ["invalid_json"]
+
+
+@given(st.sampled_from([*TEXT_KINDS, SaysAscii]), st.text(min_size=1))
+def test_to_dict_writes_text_and_numbers_as_the_plain_types(text: type[str], value: str) -> None:
+    data = {Marked("key"): [text(value), HostileInt(3)], "n": {"m": HostileInt(-1)}}
+    written = to_dict(data)
+    assert written == {"key": [value, 3], "n": {"m": -1}}
+    assert _subclassed(written) == []
+    assert [type(k) for k in written] == [str, str]
+    assert type(to_dict(Plain(value))) is str
+
+
+@pytest.mark.parametrize("text", ["\ud800", "caf\u00e9 \udfff"])
+def test_a_lone_surrogate_is_not_serializable_whatever_isascii_says(text: str) -> None:
+    for data in ({"name": SaysAscii(text)}, {SaysAscii(text): 1}, [SaysAscii(text)]):
+        with pytest.raises(ValidationError) as info:
+            to_json(data)
+        assert info.value.codes == ["not_serializable"]
+
+
+def test_two_keys_of_one_text_are_not_serializable() -> None:
+    with pytest.raises(ValidationError) as info:
+        to_dict({Hostile("a"): 1, "a": 2})
     assert info.value.codes == ["not_serializable"]

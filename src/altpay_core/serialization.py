@@ -761,7 +761,10 @@ def to_dict(value: object) -> Any:
     list, a dict or a page too), is a ``not_serializable`` error at
     ``value``. A key the library writes as text (an id, a date, a
     ``Decimal``) is written as that text, and an attrs class or a dataclass
-    of your own field by field, as cattrs writes them."""
+    of your own field by field, as cattrs writes them. Text and numbers of
+    a subclass of ``str``, ``int`` or ``float`` are written as the plain
+    type (two keys whose text is the same, told apart by a subclass's hash,
+    are ``not_serializable``)."""
     kind = type(value)
     try:
         data = _FAST.unstructure(value, unstructure_as=kind)
@@ -775,9 +778,12 @@ def to_dict(value: object) -> Any:
         own = _OWN_TYPES.get(kind)
         if own is None:
             own = _OWN_TYPES[kind] = _is_own(kind)
-        if own or _is_plain(data):
+        if own:
             return data
-        message = f"cannot serialize {kind.__name__}: it holds a value with no JSON form"
+        try:
+            return _plain_data(data)
+        except _NoJsonForm:
+            message = f"cannot serialize {kind.__name__}: it holds a value with no JSON form"
     raise ValidationError.single("value", "not_serializable", message)
 
 
@@ -805,7 +811,8 @@ _LONE_SURROGATE: Final = re.compile("[\ud800-\udfff]")
 
 def _is_text(data: object) -> bool:
     """Whether ``data`` is text that a JSON document in UTF-8 can hold."""
-    return isinstance(data, str) and (data.isascii() or _LONE_SURROGATE.search(data) is None)
+    # str.isascii, not the value's own: a subclass's could pass any text.
+    return isinstance(data, str) and (str.isascii(data) or _LONE_SURROGATE.search(data) is None)
 
 
 # An int of at most this many bits has fewer digits than the fewest Python
@@ -813,23 +820,69 @@ def _is_text(data: object) -> bool:
 _SHORT_INT_BITS: Final = 2000
 
 
-def _is_plain(data: object) -> bool:
+class _NoJsonForm(Exception):
+    """The data holds a value that JSON cannot hold."""
+
+
+def _plain_data(data: object) -> Any:
+    """``data`` as JSON-ready plain data: itself when it is already (the
+    usual case: nothing is copied), else a copy in which text, whole numbers
+    and floats of a subclass's (whose own methods a caller, or an encoder,
+    would use) are the plain type; :class:`_NoJsonForm` for data that has no
+    JSON form."""
     try:
-        if data is None:
-            return True
-        if isinstance(data, str):
-            return _is_text(data)
-        if isinstance(data, int):  # bool too
-            return data.bit_length() <= _SHORT_INT_BITS or _writable(data)
-        if isinstance(data, float):
-            return math.isfinite(data)
-        if type(data) is list:
-            return all(_is_plain(item) for item in data)
-        if type(data) is dict:
-            return all(_is_text(k) and _is_plain(v) for k, v in data.items())
+        kind = type(data)
+        if kind is str:
+            if _is_text(data):
+                return data
+        elif data is None or kind is bool:
+            return data
+        elif kind is int:
+            if cast(int, data).bit_length() <= _SHORT_INT_BITS or _writable(cast(int, data)):
+                return data
+        elif kind is float:
+            if math.isfinite(cast(float, data)):
+                return data
+        elif kind is list:
+            return _plain_list(cast("list[Any]", data))
+        elif kind is dict:
+            return _plain_dict(cast("dict[Any, Any]", data))
+        elif isinstance(data, str):
+            return _plain_data(str.__str__(data))
+        elif isinstance(data, int):  # not a bool: bool has no subclass
+            return _plain_data(int.__int__(data))
+        elif isinstance(data, float):
+            return _plain_data(float.__float__(data))
     except RecursionError:  # nested too deeply to write
         pass
-    return False
+    raise _NoJsonForm
+
+
+def _plain_list(data: list[Any]) -> list[Any]:
+    for index, item in enumerate(data):
+        plain = _plain_data(item)
+        if plain is not item:
+            # Copied from the first item that is not plain data.
+            return [*data[:index], plain, *[_plain_data(rest) for rest in data[index + 1 :]]]
+    return data
+
+
+def _plain_dict(data: dict[Any, Any]) -> dict[str, Any]:
+    copied: dict[str, Any] | None = None
+    for index, (key, item) in enumerate(data.items()):
+        if not _is_text(key):
+            raise _NoJsonForm
+        plain_key, plain = _fields.plain_str(key), _plain_data(item)
+        if copied is None and (plain_key is key and plain is item):
+            continue
+        if copied is None:
+            copied = dict(list(data.items())[:index])
+        if plain_key in copied:
+            # Two keys of the same text (a subclass's hash told them apart):
+            # no JSON object holds both.
+            raise _NoJsonForm
+        copied[plain_key] = plain
+    return data if copied is None else copied
 
 
 def _writable(number: int) -> bool:
@@ -915,7 +968,8 @@ def to_json(value: object, *, indent: int | None = None) -> str:
     encodes as UTF-8.
     """
     if indent is not None:
-        _fields.whole_number("indent", indent, 0, _MAX_INDENT, code="invalid_indent")
+        # The plain int checked, not the caller's: json.dumps multiplies it.
+        indent = _fields.whole_number("indent", indent, 0, _MAX_INDENT, code="invalid_indent")
     data = to_dict(value)
     try:
         # allow_nan=False: NaN and infinities are not JSON (to_dict refuses them already).
@@ -962,7 +1016,9 @@ def from_json(cls: Any, text: str | bytes) -> Any:
         )
     if found:
         raise ValidationError(found)
-    if not isinstance(text, str):
+    if isinstance(text, str):
+        text = _fields.plain_str(text)
+    else:
         try:
             # json.loads would guess UTF-16 or UTF-32 from the bytes.
             text = text.decode("utf-8-sig")
@@ -1180,7 +1236,11 @@ def parse_json(text: str | bytes, *, decoder: json.JSONDecoder | None = None) ->
     is not looked for there).
     """
     try:
-        if not isinstance(text, str):
+        if isinstance(text, str):
+            # The decoder uses the text's own len() to find what follows
+            # the document: a subclass's could hide it.
+            text = _fields.plain_str(text)
+        else:
             # In UTF-8, -16 or -32, found as json.loads finds it.
             text = text.decode(json.detect_encoding(text), "surrogatepass")
         return (decoder or _FINITE).decode(text)
