@@ -20,7 +20,9 @@ from .errors import (
     FieldErrors,
     InvariantViolation,
     ValidationError,
+    input_is_unshown,
     join_path,
+    key_text,
     not_shown,
     shown,
 )
@@ -102,6 +104,42 @@ def text_keyed(
             order.append(name)
         plain[name] = item
     return plain, tuple(order)
+
+
+def plain_keys(value: Mapping[Any, Any]) -> Mapping[Any, Any]:
+    """``value`` itself when every key is a plain ``str`` (the usual case:
+    nothing is copied), else a dict of its items with each key of a subclass
+    of ``str`` or ``int`` as the plain type: a key's own ``__eq__`` and
+    ``__hash__`` could make it pass for a field it does not name.
+
+    Two keys of one text (told apart by a subclass's hash) are a
+    ``duplicate_key`` error at that key; within
+    :func:`~altpay_core.errors.input_unshown`, at the mapping, the key not
+    shown (it may be a card number put in the wrong place)."""
+    for key in value:
+        if type(key) is not str:
+            break
+    else:
+        return value
+    data: dict[Any, Any] = {}
+    for key, item in value.items():
+        plain = key
+        if isinstance(key, str):
+            plain = plain_str(key)
+        elif isinstance(key, int) and not isinstance(key, bool):
+            plain = plain_int(key)
+        if plain in data:
+            raise _key_twice(key_text(plain))
+        data[plain] = item
+    return data
+
+
+def _key_twice(key: str) -> ValidationError:
+    if input_is_unshown():
+        return ValidationError.single(
+            "", "duplicate_key", f"'value' holds a key ({not_shown(key)}) given more than once"
+        )
+    return ValidationError.single(key, "duplicate_key", f"'{key}' is given more than once")
 
 
 def valid_unicode(text: str) -> bool:

@@ -233,6 +233,9 @@ def _fields_of(
         raise ValidationError.single(
             path, "wrong_type", f"{named} must be a mapping (got {type(value).__name__})"
         )
+    # Its keys as plain text: a key's own __eq__ and __hash__ could pass it
+    # for a field it does not name.
+    value = _fields.plain_keys(value)
     for key in required:
         if key not in value:
             found.add(_join(path, key), "missing", f"'{_join(path, key)}' is required")

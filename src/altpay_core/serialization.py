@@ -113,13 +113,25 @@ def _strict(kind: type[Any], label: str) -> Callable[[object, Any], Any]:
             # Registered by class, so subclasses come here too: an enum with
             # str or int values (StrEnum, IntEnum) is read by its value.
             return _enum_member(value, target)
-        if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+        if type(value) is kind:
             return value
+        if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+            # Kept as the plain type (a bool has no subclass): a subclass's
+            # own __eq__ or __hash__ could pass it for another value.
+            return _PLAIN[kind](value)
         raise ValidationError.single(
             "", "wrong_type", f"must be {label} (got {type(value).__name__})"
         )
 
     return structure
+
+
+# Each plain type's own conversion, which a subclass cannot change.
+_PLAIN: Final[dict[type, Callable[[Any], Any]]] = {
+    str: str.__str__,
+    int: int.__int__,
+    float: float.__float__,
+}
 
 
 def _from_str(cls: Callable[[str], T], label: str) -> Callable[[object, object], T]:
@@ -128,7 +140,7 @@ def _from_str(cls: Callable[[str], T], label: str) -> Callable[[object, object],
             raise ValidationError.single(
                 "", "wrong_type", f"must be {label} as a string (got {type(value).__name__})"
             )
-        return cls(value)
+        return cls(_fields.plain_str(value))
 
     return structure
 
@@ -187,12 +199,14 @@ def _unknown_field(key: object, name: str) -> FieldError:
 
 
 def _mapping(value: object, label: str) -> Mapping[str, Any]:
+    """``value``, a mapping, its keys plain (see :func:`_fields.plain_keys`):
+    a key is looked up, compared and tested against the fields as itself."""
     # A plain dict is by far the usual input: skip the slower ABC check.
     if type(value) is not dict and not isinstance(value, Mapping):
         raise ValidationError.single(
             "", "wrong_type", f"must be {label} (got {type(value).__name__})"
         )
-    return value
+    return _fields.plain_keys(value)
 
 
 def _address(value: object, _: object) -> Address:
@@ -201,7 +215,10 @@ def _address(value: object, _: object) -> Address:
 
 def _from_isoformat(text: str) -> dt.datetime:
     """``datetime.fromisoformat``, strictly: CPython's stops reading at a NUL
-    character, and would read ``"...+00:00\\x00"`` as a time."""
+    character, and would read ``"...+00:00\\x00"`` as a time.
+
+    ``text`` is a plain ``str`` (the callers see to it): a subclass's own
+    ``__contains__`` could hide the NUL."""
     if "\x00" in text:
         raise ValueError("a date and time holds no NUL character")
     return dt.datetime.fromisoformat(text)
@@ -210,7 +227,7 @@ def _from_isoformat(text: str) -> dt.datetime:
 def _datetime(value: object, _: object) -> dt.datetime:
     if isinstance(value, str):
         try:
-            parsed = _from_isoformat(value)
+            parsed = _from_isoformat(_fields.plain_str(value))
             # What to_dict writes is already in UTC: keep it as it is.
             if parsed.tzinfo is not None:
                 return parsed if parsed.tzinfo is dt.UTC else parsed.astimezone(dt.UTC)
@@ -226,7 +243,7 @@ def _datetime(value: object, _: object) -> dt.datetime:
 def _date(value: object, _: object) -> dt.date:
     if isinstance(value, str):
         try:
-            return dt.date.fromisoformat(value)
+            return dt.date.fromisoformat(_fields.plain_str(value))
         except ValueError:
             pass
     raise ValidationError.single(
@@ -240,9 +257,9 @@ def _decimal(value: object, _: object) -> Decimal:
     # the Decimal given: "1E+1", "1E-7"), or a whole number.
     parsed: Decimal | None = None
     if isinstance(value, str):
-        parsed = decimal_from_text(value)
+        parsed = decimal_from_text(_fields.plain_str(value))
     elif isinstance(value, int) and not isinstance(value, bool):
-        parsed = Decimal(value)
+        parsed = Decimal(_fields.plain_int(value))
     elif isinstance(value, float):  # as the constructors refuse one
         raise ValidationError.single(
             "",
@@ -299,6 +316,13 @@ def _date_data(day: dt.date) -> str:
 
 
 def _enum_member(value: object, cls: type[enum.Enum]) -> enum.Enum:
+    if not isinstance(value, cls):
+        # Looked up as the plain type: a subclass's own __eq__ could match
+        # any member, and one without __hash__ would raise a TypeError.
+        if isinstance(value, str):
+            value = _fields.plain_str(value)
+        elif isinstance(value, int) and not isinstance(value, bool):
+            value = _fields.plain_int(value)
     try:
         return cls(value)
     except ValueError:
@@ -574,7 +598,7 @@ def _event_structure(
         if "topic" not in data:
             raise ValidationError.single("topic", "missing", "'topic' is required")
         topic = data.pop("topic")
-        kind = EVENT_TYPES.get(topic) if isinstance(topic, str) else None
+        kind = EVENT_TYPES.get(_fields.plain_str(topic)) if isinstance(topic, str) else None
         if kind is None or not issubclass(kind, cls):
             kinds = sorted(name for name, kind in EVENT_TYPES.items() if issubclass(kind, cls))
             raise ValidationError.single(
@@ -909,9 +933,12 @@ def from_dict(cls: Any, data: object) -> Any:
 
     Every rule of ``cls`` is checked again; anything wrong is reported at once
     in one :class:`~altpay_core.errors.ValidationError`. A ``cls`` that is no
-    type (``None``, a type's name) is ``wrong_type`` at ``cls``.
+    type (``None``, a type's name) is ``wrong_type`` at ``cls``. Keys and
+    values of a subclass of ``str`` or ``int`` are read as the plain type: a
+    key names a field by its text alone, and two keys of one text (told
+    apart by a subclass's hash) are ``duplicate_key``.
     """
-    return _read(cls, data)
+    return _read(cls, data, _FAST)
 
 
 # Errors about the process, not the data: the stack or the memory ran out
@@ -921,11 +948,12 @@ def from_dict(cls: Any, data: object) -> Any:
 _EXHAUSTED: Final = (RecursionError, MemoryError)
 
 
-def _read(cls: type[T], data: object) -> T:
-    # from_dict without the argument check, for from_stored.
+def _read(cls: type[T], data: object, converter: cattrs.Converter) -> T:
+    # from_dict without the argument check, for from_stored (with its own
+    # converter).
     _check_type(cls)
     try:
-        return _FAST.structure(data, cls)
+        return converter.structure(data, cls)
     except _EXHAUSTED:
         raise
     except Exception:
@@ -1273,7 +1301,7 @@ def from_stored(cls: type[T], data: object) -> T:
     library), is read by the converter, which reports it (see
     ``_read_quickly``).
     """
-    return _read(cls, data)
+    return _read(cls, data, _STORED)
 
 
 def _keys(cls: type[Any]) -> frozenset[str]:
@@ -1312,6 +1340,8 @@ _init_invoice: Final = unchecked_init(Invoice)
 
 # typed: a value equal to a field's text (a Currency equals its code) is not
 # the address kept for that text; Address refuses it, as the generic hook does.
+# Only plain str (and None) come here (see _plain_address): the cache compares
+# its keys with their own __eq__, by which a subclass could match another's.
 @functools.lru_cache(maxsize=16_384, typed=True)
 def _stored_address(  # noqa: PLR0917 - the six fields are the cache's key
     line1: str, line2: str | None, city: str, region: str, postal_code: str, country: str
@@ -1321,7 +1351,7 @@ def _stored_address(  # noqa: PLR0917 - the six fields are the cache's key
     return Address(line1, city, region, postal_code, country, line2)
 
 
-def _quick_customer(data: object) -> Customer | None:
+def _quick_customer(data: object, given: bool = True) -> Customer | None:
     """The customer, or None when the data is not exactly as stored.
 
     Reading is strict: the ids, email addresses and EIN must be text, as
@@ -1329,29 +1359,57 @@ def _quick_customer(data: object) -> Customer | None:
     ``CustomerId``, an ``EIN``), which the converter refuses (``wrong_type``),
     so anything but text goes to it, as in _quick_invoice. The other values
     go to constructors that take only what the converter takes.
+
+    Data ``given`` by a caller may hold keys and text of a subclass of
+    ``str``, whose own ``__eq__`` and ``__hash__`` would pass the tests of
+    its keys and match another address in the cache: any goes to the
+    converter, which reads them as plain text (see _has_keys). A stored row
+    (``given`` false) is built by the library's JSON decoder, whose keys
+    and text are always plain ``str``: it is not looked through again.
     """
-    if type(data) is not dict or data.keys() != _CUSTOMER_KEYS:
-        return None
-    address, user_data, tags = data["address"], data["users"], data["tags"]
-    ein, billing_email, ref = data["ein"], data["billing_email"], data["external_ref"]
-    created_at, customer_id, partner_id = data["created_at"], data["id"], data["partner_id"]
-    if (
-        type(customer_id) is not str
-        or type(partner_id) is not str
-        or type(address) is not dict
-        or address.keys() != _ADDRESS_KEYS
-        or type(user_data) is not list
-        or type(tags) is not list
-        or (ref is not None and (type(ref) is not dict or ref.keys() != _REF_KEYS))
-        or type(created_at) is not str
-        or (ein is not None and type(ein) is not str)
-        or (billing_email is not None and type(billing_email) is not str)
-    ):
+    if type(data) is not dict:
         return None
     try:
+        if given:
+            if not _has_keys(data, _CUSTOMER_KEYS):
+                return None
+        elif data.keys() != _CUSTOMER_KEYS:
+            return None
+        address, user_data, tags = data["address"], data["users"], data["tags"]
+        ein, billing_email, ref = data["ein"], data["billing_email"], data["external_ref"]
+        created_at, customer_id, partner_id = data["created_at"], data["id"], data["partner_id"]
+        status, bearer = data["status"], data["card_fee_exception"]
+        if (
+            type(customer_id) is not str
+            or type(partner_id) is not str
+            or type(address) is not dict
+            or type(user_data) is not list
+            or type(tags) is not list
+            or (ref is not None and type(ref) is not dict)
+            or type(created_at) is not str
+            or (ein is not None and type(ein) is not str)
+            or (billing_email is not None and type(billing_email) is not str)
+        ):
+            return None
+        if given:
+            if (
+                not _has_keys(address, _ADDRESS_KEYS)
+                or (ref is not None and not _has_keys(ref, _REF_KEYS))
+                or type(status) is not str
+                or (bearer is not None and type(bearer) is not str)
+                or not _plain_address(address)
+            ):
+                return None
+        elif address.keys() != _ADDRESS_KEYS or (ref is not None and ref.keys() != _REF_KEYS):
+            return None
         users = []
         for user in user_data:
-            if type(user) is not dict or user.keys() != _USER_KEYS:
+            if type(user) is not dict:
+                return None
+            if given:
+                if not _has_keys(user, _USER_KEYS):
+                    return None
+            elif user.keys() != _USER_KEYS:
                 return None
             user_id, email = user["id"], user["email"]
             if type(user_id) is not str or type(email) is not str:
@@ -1383,15 +1441,47 @@ def _quick_customer(data: object) -> Customer | None:
             ein=None if ein is None else EIN(ein),
             billing_email=None if billing_email is None else EmailAddress(billing_email),
             tags=frozenset([_quick_id(TagId, tag) for tag in tags]),
-            status=_STATUSES[data["status"]],
+            status=_STATUSES[status],
             external_ref=None if ref is None else ExternalRef(ref["system"], ref["id"]),
-            card_fee_exception=_BEARERS[data["card_fee_exception"]],
+            card_fee_exception=_BEARERS[bearer],
             created_at=_from_isoformat(created_at),
             version=data["version"],
         )
     except (_NotAsWritten, *_REFUSED):
         return None
     return customer
+
+
+def _has_keys(data: dict[Any, Any], keys: frozenset[str]) -> bool:
+    """Whether given ``data`` has exactly ``keys``, each of which the caller
+    then looks up (a KeyError if one is missing).
+
+    Every key must be a plain ``str``: a subclass's own ``__eq__`` and
+    ``__hash__`` could make it pass for a field it does not name, in a test
+    of the set of keys and in a look-up alike. Then as many keys as ``keys``,
+    each found, are exactly ``keys``: the set of keys is not tested, which
+    costs more than this."""
+    if len(data) != len(keys):
+        return False
+    for key in data:  # noqa: SIM110 - twice as fast as all() over a generator
+        if type(key) is not str:
+            return False
+    return True
+
+
+def _plain_address(data: dict[str, Any]) -> bool:
+    """Whether every field of an address's data is a plain ``str`` (or
+    ``line2`` is ``None``): the cache of addresses compares its keys with
+    their own ``__eq__``, by which two addresses could be one."""
+    line2 = data["line2"]
+    return (
+        type(data["line1"]) is str
+        and (line2 is None or type(line2) is str)
+        and type(data["city"]) is str
+        and type(data["region"]) is str
+        and type(data["postal_code"]) is str
+        and type(data["country"]) is str
+    )
 
 
 def stored_json(value: object) -> str:
@@ -1607,25 +1697,39 @@ def _read_quickly(
     return structure
 
 
-def _quick_invoice(data: object) -> Invoice | None:
+def _quick_invoice(data: object, given: bool = True) -> Invoice | None:
     """The invoice, or None when the data is not exactly as written or is refused.
 
     Data written before invoices had ``paid_in_source`` lacks the key, and is
-    read quickly too, as ``None`` (the generic hook's default)."""
+    read quickly too, as ``None`` (the generic hook's default).
+
+    As for a customer (see _quick_customer), data ``given`` by a caller whose
+    keys or chosen text are not plain ``str`` goes to the generic hook; a
+    stored row is not looked through for them."""
     if type(data) is not dict:
         return None
-    keys = data.keys()
-    if keys not in (_INVOICE_KEYS, _INVOICE_KEYS_BEFORE_SOURCE):
+    if given:
+        # As _has_keys tests them, written out: plain keys, as many as the
+        # fields (paid_in_source may be left out), each looked up below.
+        if len(data) not in _INVOICE_FIELD_COUNTS:
+            return None
+        for key in data:
+            if type(key) is not str:
+                return None
+    elif data.keys() not in (_INVOICE_KEYS, _INVOICE_KEYS_BEFORE_SOURCE):
         return None
     code = data["currency"]
     if type(code) is not str:
         # A Currency equals its code, and would be found in _CURRENCIES: the
         # generic hook refuses anything but text.
         return None
+    status = data["status"]
+    if given and type(status) is not str:
+        return None
     try:
         currency = _CURRENCIES[code]
         ref, by, created = data["external_ref"], data["issued_by"], data["created_at"]
-        source = data.get("paid_in_source")
+        source = data["paid_in_source"] if len(data) == len(_INVOICE_KEYS) else None
         if type(created) is not str:
             raise _NotAsWritten
         created_at = _from_isoformat(created)
@@ -1641,15 +1745,17 @@ def _quick_invoice(data: object) -> Invoice | None:
             currency=currency,
             issue_date=dt.date.fromisoformat(data["issue_date"]),
             due_date=dt.date.fromisoformat(data["due_date"]),
-            lines=tuple([_quick_line(line, currency) for line in _quick_list(data["lines"])]),
-            fees=tuple([_quick_fee(fee, currency) for fee in _quick_list(data["fees"])]),
-            memo=data["memo"],
-            status=_INVOICE_STATUSES[data["status"]],
-            payments=tuple(
-                [_quick_applied(part, currency) for part in _quick_list(data["payments"])]
+            lines=tuple(
+                [_quick_line(line, currency, given) for line in _quick_list(data["lines"])]
             ),
-            paid_in_source=None if source is None else _quick_money(source, currency),
-            external_ref=None if ref is None else _quick_ref(ref),
+            fees=tuple([_quick_fee(fee, currency, given) for fee in _quick_list(data["fees"])]),
+            memo=data["memo"],
+            status=_INVOICE_STATUSES[status],
+            payments=tuple(
+                [_quick_applied(part, currency, given) for part in _quick_list(data["payments"])]
+            ),
+            paid_in_source=None if source is None else _quick_money(source, currency, given),
+            external_ref=None if ref is None else _quick_ref(ref, given),
             issued_by=None if by is None else _quick_id(TeamMemberId, by),
             created_at=created_at,
             version=data["version"],
@@ -1676,14 +1782,20 @@ def _quick_list(value: object) -> list[Any]:
     return value
 
 
-def _quick_fields(value: object, keys: frozenset[str]) -> dict[str, Any]:
-    if type(value) is not dict or value.keys() != keys:
+def _quick_fields(value: object, keys: frozenset[str], given: bool) -> dict[str, Any]:
+    """``value``, a dict of exactly ``keys``, each of which the caller looks up."""
+    if type(value) is not dict:
+        raise _NotAsWritten
+    if given:
+        if not _has_keys(value, keys):
+            raise _NotAsWritten
+    elif value.keys() != keys:
         raise _NotAsWritten
     return value
 
 
-def _quick_money(value: object, currency: Currency) -> Money:
-    data = _quick_fields(value, _MONEY_KEYS)
+def _quick_money(value: object, currency: Currency, given: bool) -> Money:
+    data = _quick_fields(value, _MONEY_KEYS, given)
     code, amount = data["currency"], data["amount"]
     # Another currency (I2), a code written differently, or a Currency or a
     # Decimal, which Money takes and the generic hook refuses.
@@ -1699,14 +1811,28 @@ def _quick_amount(amount: object) -> bool:
     return type(amount) is str or type(amount) is int
 
 
-def _quick_line(value: object, currency: Currency) -> LineItem:
+def _quick_line(value: object, currency: Currency, given: bool) -> LineItem:
     # The most frequent part of an invoice: _quick_fields and _quick_money,
     # written out. As many keys as a line has, each read below (a KeyError
-    # if one is missing): exactly the keys written.
-    if type(value) is not dict or len(value) != _LINE_FIELDS:
+    # if one is missing): exactly the keys written. Given data's keys are
+    # plain str too (see _has_keys): taken out to be tested (a ValueError
+    # if there are not as many), for less than _has_keys takes.
+    if type(value) is not dict:
+        raise _NotAsWritten
+    if given:
+        first, second, third = value
+        if not str is type(first) is type(second) is type(third):
+            raise _NotAsWritten
+    elif len(value) != _LINE_FIELDS:
         raise _NotAsWritten
     unit = value["unit_amount"]
-    if type(unit) is not dict or len(unit) != 2:
+    if type(unit) is not dict:
+        raise _NotAsWritten
+    if given:
+        first, second = unit
+        if not str is type(first) is type(second):
+            raise _NotAsWritten
+    elif len(unit) != 2:
         raise _NotAsWritten
     code, number = unit["currency"], unit["amount"]
     if (
@@ -1722,24 +1848,27 @@ def _quick_line(value: object, currency: Currency) -> LineItem:
     return line
 
 
-def _quick_fee(value: object, currency: Currency) -> Fee:
-    data = _quick_fields(value, _FEE_KEYS)
-    amount = _quick_money(data["amount"], currency)
+def _quick_fee(value: object, currency: Currency, given: bool) -> Fee:
+    data = _quick_fields(value, _FEE_KEYS, given)
+    amount = _quick_money(data["amount"], currency, given)
+    kind = data["kind"]
+    if given and type(kind) is not str:
+        raise _NotAsWritten
     fee = _new(Fee)
-    _init_fee(fee, _FEE_KINDS[data["kind"]], data["name"], amount, data["covered_by_customer"])
+    _init_fee(fee, _FEE_KINDS[kind], data["name"], amount, data["covered_by_customer"])
     return fee
 
 
-def _quick_applied(value: object, currency: Currency) -> AppliedPayment:
-    data = _quick_fields(value, _APPLIED_KEYS)
-    amount = _quick_money(data["amount"], currency)
+def _quick_applied(value: object, currency: Currency, given: bool) -> AppliedPayment:
+    data = _quick_fields(value, _APPLIED_KEYS, given)
+    amount = _quick_money(data["amount"], currency, given)
     applied = _new(AppliedPayment)
     _init_applied(applied, _quick_id(PaymentId, data["payment_id"]), amount, data["released"])
     return applied
 
 
-def _quick_ref(value: object) -> ExternalRef:
-    data = _quick_fields(value, _REF_KEYS)
+def _quick_ref(value: object, given: bool) -> ExternalRef:
+    data = _quick_fields(value, _REF_KEYS, given)
     system, ref_id = data["system"], data["id"]
     if type(system) is not str or type(ref_id) is not str:
         raise _NotAsWritten
@@ -1748,6 +1877,7 @@ def _quick_ref(value: object) -> ExternalRef:
 
 _INVOICE_KEYS: Final = _keys(Invoice)
 _INVOICE_KEYS_BEFORE_SOURCE: Final = _INVOICE_KEYS - {"paid_in_source"}
+_INVOICE_FIELD_COUNTS: Final = (len(_INVOICE_KEYS), len(_INVOICE_KEYS_BEFORE_SOURCE))
 _LINE_FIELDS: Final = len(_keys(LineItem))
 _FEE_KEYS: Final = _keys(Fee)
 _APPLIED_KEYS: Final = _keys(AppliedPayment)
@@ -1811,3 +1941,19 @@ def _money_data(money: Money) -> dict[str, str]:
 # The module's converters, built once every hook above is defined.
 _FAST = make_converter()
 _DETAILED = make_converter(detailed_validation=True)
+# from_stored's: the stores' rows, which the library's JSON decoder built
+# (keys and text always plain str), read quickly without looking through
+# their keys and text for a subclass's (see _quick_customer).
+_STORED = make_converter()
+_STORED.register_structure_hook(
+    Invoice,
+    _read_quickly(
+        functools.partial(_quick_invoice, given=False), _attrs_structure(_STORED, Invoice, False)
+    ),
+)
+_STORED.register_structure_hook(
+    Customer,
+    _read_quickly(
+        functools.partial(_quick_customer, given=False), _attrs_structure(_STORED, Customer, False)
+    ),
+)
