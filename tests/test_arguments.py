@@ -13,13 +13,19 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import altpay_core
 from altpay_core import (
+    AccessRequest,
     Address,
     ArgumentError,
     Currency,
+    Customer,
+    CustomerDetails,
     CustomerDraft,
+    CustomerUser,
     FieldError,
     Money,
     Partner,
@@ -142,6 +148,169 @@ def test_a_form_without_a_field_gets_a_field_error() -> None:
     with pytest.raises(ArgumentError) as info:
         draft.add_user(first_name="Ann")  # type: ignore[call-arg]
     assert (info.value.paths, info.value.codes) == (["last_name", "email"], ["missing"] * 2)
+
+
+# A form's fields in the order it shows them: (name, required, a valid value,
+# an invalid one, the path of the invalid one's error).
+_Field = tuple[str, bool, object, object, str]
+DETAILS_FORM: list[_Field] = [
+    ("company", True, "Globex", "  ", "company"),
+    ("legal_name", False, "Globex Corp", 5, "legal_name"),
+    ("ein", False, "12-3456789", "00-1234567", "ein"),
+    ("address", True, ADDRESS, {**ADDRESS, "city": " "}, "address.city"),
+    ("billing_email", False, "ap@globex.example", "not an email", "billing_email"),
+]
+USER_FORM: list[_Field] = [
+    ("first_name", True, "Bo", " ", "first_name"),
+    ("last_name", True, "Li", None, "last_name"),
+    ("email", True, "bo@globex.example", "nope", "email"),
+    ("notifications", False, True, "yes", "notifications"),
+]
+
+
+def _draw_form(
+    data: st.DataObject, fields: list[_Field]
+) -> tuple[dict[str, object], list[str], list[str], bool]:
+    """A form posted as keywords: each field left out, valid or invalid, and
+    maybe a field the call does not take; with the paths and codes the
+    error must list, in order, and whether an argument is at fault."""
+    form: dict[str, object] = {}
+    paths: list[str] = []
+    codes: list[str] = []
+    extra = data.draw(st.booleans(), label="csrf_token")
+    if extra:
+        form["csrf_token"] = "x"
+        paths.append("csrf_token")
+        codes.append("unknown_field")
+    left_out = False
+    for name, required, valid, invalid, path in fields:
+        choice = data.draw(st.sampled_from(["left out", "valid", "invalid"]), label=name)
+        if choice == "left out":
+            if required:
+                paths.append(name)
+                codes.append("missing")
+                left_out = True
+        elif choice == "valid":
+            form[name] = valid
+        else:
+            form[name] = invalid
+            paths.append(path)
+            codes.append("")  # whichever code the field has; not "missing"
+    return form, paths, codes, extra or left_out
+
+
+def _assert_reported(
+    call: Callable[..., object],
+    form: dict[str, object],
+    paths: list[str],
+    codes: list[str],
+    argument_at_fault: bool,
+) -> None:
+    if not paths:
+        call(**form)
+        return
+    with pytest.raises(ValidationError) as info:
+        call(**form)
+    assert isinstance(info.value, ArgumentError) is argument_at_fault
+    assert info.value.paths == paths
+    assert [code if code in ("missing", "unknown_field") else "" for code in info.value.codes] == (
+        codes
+    )
+
+
+def _customer(partner: Partner | None = None) -> Customer:
+    return (
+        CustomerDraft.start(partner or Partner.create(name="Northwind IT", country="US"))
+        .enter_details(company="Globex", address=ADDRESS)
+        .add_user(first_name="Ann", last_name="Lee", email="ann@globex.example")
+        .create()
+    )
+
+
+@given(st.data())
+def test_a_form_left_short_reports_every_field_at_once(data: st.DataObject) -> None:
+    # Rule C2: a required field left out (``**form`` without it) is listed
+    # as missing with every invalid field of the form, in the form's order.
+    draft = CustomerDraft.start(Partner.create(name="Northwind IT", country="US"))
+    _assert_reported(draft.enter_details, *_draw_form(data, DETAILS_FORM))
+    _assert_reported(CustomerDetails.parse, *_draw_form(data, DETAILS_FORM))
+    draft = draft.enter_details(company="Globex", address=ADDRESS)
+    _assert_reported(draft.add_user, *_draw_form(data, USER_FORM))
+    _assert_reported(_customer().add_user, *_draw_form(data, USER_FORM))
+    _assert_reported(CustomerUser.new, *_draw_form(data, USER_FORM))
+
+
+def test_a_form_left_short_names_the_call_for_each_field_left_out() -> None:
+    draft = CustomerDraft.start(Partner.create(name="Northwind IT", country="US"))
+    with pytest.raises(ArgumentError) as info:
+        draft.enter_details(address={**ADDRESS, "line1": "", "city": ""})  # type: ignore[call-arg]
+    assert (info.value.paths, info.value.codes) == (
+        ["company", "address.line1", "address.city"],
+        ["missing", "blank", "blank"],
+    )
+    assert info.value.errors[0].message == (
+        "'company' is required by CustomerDraft.enter_details()"
+    )
+    draft = draft.enter_details(company="Globex", address=ADDRESS)
+    with pytest.raises(ArgumentError) as info:
+        draft.add_user(first_name="", email="nope")  # type: ignore[call-arg]
+    assert (info.value.paths, info.value.codes) == (
+        ["first_name", "last_name", "email"],
+        ["blank", "missing", "invalid_email"],
+    )
+    assert info.value.errors[1].message == "'last_name' is required by CustomerDraft.add_user()"
+
+
+def _open_access_request(**form: object) -> object:
+    store = memory.MemoryStore()
+    partner = Partner.create(name="Northwind IT", country="US")
+    with store.unit_of_work() as uow:
+        uow.partners.save(partner)
+        uow.commit()
+    with store.unit_of_work() as uow:
+        return services.open_access_request(uow, partner.id, **form)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("call", "form", "paths"),
+    [
+        (lambda **form: _customer().update_user(**form), {"email": "nope"}, ["user", "email"]),
+        (
+            lambda **form: _customer().set_notifications(**form),
+            {"user": "usr_?"},
+            ["user", "enabled"],
+        ),
+        (
+            AccessRequest.open,
+            {"email": "nope", "first_name": 5},
+            ["partner", "email", "first_name"],
+        ),
+        (
+            lambda **form: Customer.from_sync(
+                Partner.create(name="Northwind IT", country="US").connect_integration(
+                    "connectwise", syncs_customers=True
+                ),
+                **form,
+            ),
+            {"company": " ", "users": [{"first_name": "Ann", "last_name": "Lee", "email": "a@b"}]},
+            ["external_ref", "company", "address", "users[0].email"],
+        ),
+        (_open_access_request, {"first_name": 5}, ["email", "first_name"]),
+    ],
+    ids=[
+        "Customer.update_user",
+        "Customer.set_notifications",
+        "AccessRequest.open",
+        "Customer.from_sync",
+        "services.open_access_request",
+    ],
+)
+def test_every_form_shaped_call_reports_the_other_fields_with_those_left_out(
+    call: Callable[..., object], form: dict[str, object], paths: list[str]
+) -> None:
+    with pytest.raises(ArgumentError) as info:
+        call(**form)
+    assert info.value.paths == paths
 
 
 def test_a_form_with_an_extra_field_gets_a_field_error() -> None:

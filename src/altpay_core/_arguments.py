@@ -6,14 +6,19 @@ functions, methods and constructors of the library go through
 :func:`checked_arguments`, which reports every argument at fault at once, by
 name, as a :class:`~altpay_core.errors.ValidationError` that is also a
 ``TypeError``.
+
+A function that takes a form's fields (:func:`checked_form`) reports the
+form's other field errors with them: a required field left out does not
+hide a blank one (rule C2).
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
+import re
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar, cast
 
 if TYPE_CHECKING:
     from .errors import FieldError
@@ -25,6 +30,22 @@ C = TypeVar("C", bound=type[Any])
 _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 _BY_KEYWORD = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
 _VARIADIC = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+# Where a path's first name ends: ``address`` of ``address.city``, ``users``
+# of ``users[1].email``.
+_HEAD_END: Final = re.compile(r"[.\[]")
+
+
+class _MissingArgument:
+    """Stands for a required argument that a call left out, while the body of
+    a :func:`checked_form` function runs only to report its other fields."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<missing argument>"
+
+
+MISSING_ARGUMENT: Final = _MissingArgument()
 
 
 def checked_arguments(function: Callable[P, R]) -> Callable[P, R]:
@@ -35,6 +56,31 @@ def checked_arguments(function: Callable[P, R]) -> Callable[P, R]:
     read only when a call fails to bind. A ``TypeError`` raised inside
     ``function`` goes on as it was.
     """
+    return _checked(function, form=False)
+
+
+def checked_form(function: Callable[P, R]) -> Callable[P, R]:
+    """:func:`checked_arguments` for a function that takes a form's fields
+    and reports every invalid one at once: its ``ArgumentError`` carries the
+    other fields' errors too.
+
+    A call that leaves out a required field (``draft.enter_details(**form)``
+    without ``company``) or passes one the function does not take runs the
+    function once more, the unknown keywords dropped and each field left out
+    standing for :data:`MISSING_ARGUMENT`, only to collect its
+    ``ValidationError``. The ``ArgumentError`` lists the unknown keywords,
+    then the function's field errors in its own order (a form's), each
+    field left out as ``missing`` at its own place (or last, if the function
+    did not reach it). Whatever else that run raises, and its result, are
+    dropped: the error is then the arguments' alone, as for
+    :func:`checked_arguments`. Too many positional arguments or one given
+    twice never run it. The function must change nothing outside its result
+    before it has checked the fields (none of the library's does).
+    """
+    return _checked(function, form=True)
+
+
+def _checked(function: Callable[P, R], *, form: bool) -> Callable[P, R]:
     method = "." in function.__qualname__.rpartition("<locals>.")[2]
 
     @functools.wraps(function)
@@ -51,6 +97,8 @@ def checked_arguments(function: Callable[P, R]) -> Callable[P, R]:
             name = _called(function, args)
             signature = inspect.signature(function)
             found = _argument_errors(signature, name, args, kwargs, method=method)
+            if form and found:
+                found = _with_field_errors(function, signature, args, kwargs, found)
             raise ArgumentError(found or _unbound(name, error)) from None
 
     call.__checked_arguments__ = True  # type: ignore[attr-defined]
@@ -131,6 +179,55 @@ def _argument_errors(
         if p.default is p.empty and p.kind not in _VARIADIC and p.name not in given
     )
     return found
+
+
+def _with_field_errors(
+    function: Callable[..., Any],
+    signature: inspect.Signature,
+    args: tuple[Any, ...],
+    kwargs: Mapping[str, Any],
+    found: list[FieldError],
+) -> list[FieldError]:
+    """``found`` (the arguments at fault) with the field errors that
+    ``function`` reports when run without the unknown keywords and with
+    :data:`MISSING_ARGUMENT` for each argument left out (see
+    :func:`checked_form`)."""
+    from .errors import ValidationError
+
+    if any(error.code not in ("missing", "unknown_field") for error in found):
+        return found
+    parameters = signature.parameters
+    missing = {error.path: error for error in found if error.code == "missing"}
+    if any(parameters[name].kind not in _BY_KEYWORD for name in missing):
+        return found
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    given = {
+        key: value
+        for key, value in kwargs.items()
+        if takes_any or (key in parameters and parameters[key].kind in _BY_KEYWORD)
+    }
+    given.update(dict.fromkeys(missing, MISSING_ARGUMENT))
+    try:
+        function(*args, **given)
+    except ValidationError as invalid:
+        reported = invalid.errors
+    except Exception:
+        return found
+    else:
+        return found
+    merged = [error for error in found if error.code != "missing"]
+    placed: set[str] = set()
+    for field_error in reported:
+        head = _HEAD_END.split(field_error.path, maxsplit=1)[0]
+        if head not in missing:
+            merged.append(field_error)
+        elif head not in placed:
+            # What the function said of the stand-in is the argument's
+            # ``missing``, at the field's place in the function's order.
+            merged.append(missing[head])
+            placed.add(head)
+    merged.extend(error for name, error in missing.items() if name not in placed)
+    return merged
 
 
 def _unknown_argument(key: str, name: str) -> FieldError:

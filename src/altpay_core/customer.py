@@ -25,7 +25,7 @@ from typing import Any, Final, Protocol, TypeVar
 import attrs
 
 from . import _fields
-from ._arguments import checked_arguments, checked_constructor
+from ._arguments import checked_arguments, checked_constructor, checked_form
 from ._html import html_table
 from .errors import FieldErrors, InvariantViolation, NotFound, ValidationError, key_text, shown
 from .events import CustomerArchived, CustomerCreated, CustomerUpdated, Event, utc_now
@@ -205,7 +205,7 @@ class CustomerUser:
         check.done()
 
     @classmethod
-    @checked_arguments
+    @checked_form
     def new(
         cls,
         *,
@@ -456,7 +456,7 @@ class CustomerDetails:
         check.done()
 
     @classmethod
-    @checked_arguments
+    @checked_form
     def parse(
         cls,
         *,
@@ -571,7 +571,7 @@ class CustomerDraft:
         """The step the draft is at."""
         return DraftStep.DETAILS if self.details is None else DraftStep.USERS
 
-    @checked_arguments
+    @checked_form
     def enter_details(
         self,
         *,
@@ -586,8 +586,10 @@ class CustomerDraft:
         Every invalid field is reported at once in one
         :class:`~altpay_core.errors.ValidationError` (C2), each with its path
         (``company``, ``ein``, ``address.postal_code``, ...); the draft is
-        left as it was. Calling it again goes back to change the details and
-        keeps the users added (C3).
+        left as it was. A required field left out (``**form`` without
+        ``company``) is one of them, code ``missing``, in an
+        :class:`~altpay_core.errors.ArgumentError`. Calling it again goes
+        back to change the details and keeps the users added (C3).
         """
         details = CustomerDetails.parse(
             company=company,
@@ -598,7 +600,7 @@ class CustomerDraft:
         )
         return attrs.evolve(self, details=details)
 
-    @checked_arguments
+    @checked_form
     def add_user(
         self,
         *,
@@ -610,7 +612,9 @@ class CustomerDraft:
         """Step 2: add a person who will log in and pay.
 
         Refused before the details are entered (C1) and for an email that is
-        already a user of the draft, compared case-insensitively (C4).
+        already a user of the draft, compared case-insensitively (C4). Every
+        invalid field is reported at once, a required one left out among
+        them (``missing``, in an :class:`~altpay_core.errors.ArgumentError`).
         """
         if self.details is None:
             raise InvariantViolation(
@@ -819,7 +823,7 @@ class Customer:
     # -- building from an integration ---------------------------------------
 
     @classmethod
-    @checked_arguments
+    @checked_form
     def from_sync(
         cls,
         partner: Partner,
@@ -1136,7 +1140,7 @@ class Customer:
             found=found,
         )
 
-    @checked_arguments
+    @checked_form
     def add_user(
         self,
         *,
@@ -1184,7 +1188,7 @@ class Customer:
             )
         return self._changed(("users",), users=tuple(u for u in self.users if u is not found))
 
-    @checked_arguments
+    @checked_form
     def update_user(
         self,
         user: UserId | EmailAddress | CustomerUser | str,
@@ -1230,7 +1234,7 @@ class Customer:
             ("users",), users=tuple(updated if u is found else u for u in self.users)
         )
 
-    @checked_arguments
+    @checked_form
     def set_notifications(
         self,
         user: UserId | EmailAddress | CustomerUser | str,
@@ -1503,7 +1507,7 @@ class AccessRequest:
         return None
 
     @classmethod
-    @checked_arguments
+    @checked_form
     def open(
         cls,
         partner: Partner,

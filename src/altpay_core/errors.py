@@ -370,7 +370,9 @@ class ArgumentError(ValidationError, TypeError):
     A :class:`ValidationError` with a field error for each argument at fault
     (``missing``, ``unknown_field``, ``duplicate``, or ``too_many_positional``
     at the empty path), and also a ``TypeError``, as Python raises for a call
-    its signature does not take.
+    its signature does not take. A call taking a form's fields
+    (``draft.enter_details(**form)``) lists the form's other field errors
+    too, each at its own path, in the form's order (rule C2).
 
     >>> e = ArgumentError([FieldError("email", "missing", "'email' is required")])
     >>> isinstance(e, TypeError), e.paths, e.codes
