@@ -25,11 +25,16 @@ from altpay_core import (
     Customer,
     CustomerDetails,
     CustomerDraft,
+    CustomerId,
+    CustomerPaymentMethods,
     CustomerUser,
     FieldError,
+    Invoice,
     Money,
     Partner,
     PartnerId,
+    Role,
+    TeamMember,
     ValidationError,
     errors,
     events,
@@ -40,6 +45,7 @@ from altpay_core import (
 from altpay_core import _arguments as arguments_module
 from altpay_core._arguments import checked_arguments
 from altpay_core.adapters import _sql, memory, postgres, sqlite
+from altpay_core.partner import Tag
 from altpay_core.testing import strategies
 
 ADDRESS = {
@@ -261,6 +267,15 @@ def test_a_form_left_short_names_the_call_for_each_field_left_out() -> None:
     assert info.value.errors[1].message == "'last_name' is required by CustomerDraft.add_user()"
 
 
+def _payment_methods() -> CustomerPaymentMethods:
+    return CustomerPaymentMethods(partner_id=PartnerId.new(), customer_id=CustomerId.new())
+
+
+def _replace(**form: object) -> object:
+    book = _payment_methods().add(type="card", display_name="Visa", last4="1111")
+    return book.replace(book.methods[0].id, **form)  # type: ignore[arg-type]
+
+
 def _open_access_request(**form: object) -> object:
     store = memory.MemoryStore()
     partner = Partner.create(name="Northwind IT", country="US")
@@ -271,9 +286,20 @@ def _open_access_request(**form: object) -> object:
         return services.open_access_request(uow, partner.id, **form)  # type: ignore[arg-type]
 
 
+def _issue(**form: object) -> object:
+    partner = Partner.create(name="Northwind IT", country="US").add_team_member(
+        name="Mo", email="mo@northwind.example", role=Role.MEMBER
+    )
+    return Invoice.issue(partner, _customer(partner), by=partner.team[-1], **form)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(
     ("call", "form", "paths"),
     [
+        (Address, {"line1": "", "city": "Albany"}, ["line1", "region", "postal_code", "country"]),
+        (Partner.create, {"country": "MX"}, ["name", "country"]),
+        (TeamMember.new, {"name": "", "role": "owner"}, ["name", "email", "role"]),
+        (Tag.new, {"name": " "}, ["name", "colour"]),
         (lambda **form: _customer().update_user(**form), {"email": "nope"}, ["user", "email"]),
         (
             lambda **form: _customer().set_notifications(**form),
@@ -295,13 +321,35 @@ def _open_access_request(**form: object) -> object:
             {"company": " ", "users": [{"first_name": "Ann", "last_name": "Lee", "email": "a@b"}]},
             ["external_ref", "company", "address", "users[0].email"],
         ),
+        (
+            _issue,
+            {"number": "", "lines": []},
+            ["today", "number", "lines", "due_date"],
+        ),
+        (
+            lambda **form: _payment_methods().add(**form),
+            {"type": "cheque", "last4": "42"},
+            ["type", "display_name", "last4"],
+        ),
+        (
+            _replace,
+            {"display_name": " ", "last4": "4242"},
+            ["type", "display_name"],
+        ),
         (_open_access_request, {"first_name": 5}, ["email", "first_name"]),
     ],
     ids=[
+        "Address",
+        "Partner.create",
+        "TeamMember.new",
+        "Tag.new",
         "Customer.update_user",
         "Customer.set_notifications",
         "AccessRequest.open",
         "Customer.from_sync",
+        "Invoice.issue",
+        "CustomerPaymentMethods.add",
+        "CustomerPaymentMethods.replace",
         "services.open_access_request",
     ],
 )

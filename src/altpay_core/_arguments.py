@@ -128,11 +128,22 @@ def checked_constructor(cls: C) -> C:
     """``cls``, its constructor wrapped by :func:`checked_arguments`: the
     ``__new__`` it defines, or else its ``__init__`` (unless inherited from
     a class already checked)."""
+    return _checked_constructor(cls, form=False)
+
+
+def checked_form_constructor(cls: C) -> C:
+    """:func:`checked_constructor` for a value built from a form's fields,
+    which reports every invalid one at once: its constructor, an
+    ``__init__``, is wrapped by :func:`checked_form`."""
+    return _checked_constructor(cls, form=True)
+
+
+def _checked_constructor(cls: C, *, form: bool) -> C:
     method = "__new__" if "__new__" in vars(cls) else "__init__"
     constructor = getattr(cls, method)
     if getattr(constructor, "__checked_arguments__", False):
         return cls
-    wrapped = checked_arguments(constructor)
+    wrapped = _checked(constructor, form=form and method == "__init__")
     setattr(cls, method, staticmethod(wrapped) if method == "__new__" else wrapped)
     return cls
 

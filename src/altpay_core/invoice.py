@@ -47,7 +47,7 @@ from typing import Any, Final, Protocol, TypeVar
 import attrs
 
 from . import _fields
-from ._arguments import checked_arguments, checked_constructor
+from ._arguments import checked_arguments, checked_constructor, checked_form
 from ._html import html_table
 from .customer import Customer
 from .errors import FieldErrors, InvariantViolation, NotFound, ValidationError, key_text, shown
@@ -978,7 +978,7 @@ class Invoice:
     # -- building -----------------------------------------------------------------
 
     @classmethod
-    @checked_arguments
+    @checked_form
     def issue(
         cls,
         partner: Partner,

@@ -29,7 +29,7 @@ from typing import Any, Final
 import attrs
 
 from . import _fields
-from ._arguments import checked_arguments, checked_constructor
+from ._arguments import checked_arguments, checked_constructor, checked_form
 from ._html import html_table
 from .errors import (
     FieldError,
@@ -347,7 +347,7 @@ class TeamMember:
         check.done()
 
     @classmethod
-    @checked_arguments
+    @checked_form
     def new(cls, *, name: str, email: str | EmailAddress, role: Role | str) -> TeamMember:
         """A new team member; every invalid field is reported at once."""
         found = FieldErrors()
@@ -428,7 +428,7 @@ class Tag:
         check.done()
 
     @classmethod
-    @checked_arguments
+    @checked_form
     def new(cls, *, name: str, colour: str, description: str | None = None) -> Tag:
         """A new tag with a fresh id; every invalid field is reported at once."""
         return cls(TagId.new(), name, colour, description)
@@ -811,7 +811,7 @@ class Partner:
     # -- building ---------------------------------------------------------
 
     @classmethod
-    @checked_arguments
+    @checked_form
     def create(
         cls,
         *,

@@ -60,7 +60,7 @@ from typing import Any, Final, NoReturn
 import attrs
 
 from . import _fields
-from ._arguments import checked_arguments, checked_constructor
+from ._arguments import checked_arguments, checked_constructor, checked_form
 from ._html import html_table
 from .access import Impersonation, Viewer, require_pay
 from .customer import Customer, CustomerUser
@@ -1809,7 +1809,7 @@ class CustomerPaymentMethods:
 
     # -- commands -----------------------------------------------------------------
 
-    @checked_arguments
+    @checked_form
     def add(
         self,
         *,
@@ -1873,7 +1873,7 @@ class CustomerPaymentMethods:
         new = attrs.evolve(self, methods=methods, default_id=default)
         return self._changed(new, when, target, added=False, deleted=True)
 
-    @checked_arguments
+    @checked_form
     def replace(
         self,
         method_id: PaymentMethodId | str,

@@ -36,7 +36,11 @@ import email_validator.exceptions
 import email_validator.types
 from stdnum.us import ein as stdnum_ein
 
-from altpay_core._arguments import checked_arguments, checked_constructor
+from altpay_core._arguments import (
+    checked_arguments,
+    checked_constructor,
+    checked_form_constructor,
+)
 from altpay_core._fields import (
     NOT_TEXT,
     id_text,
@@ -629,7 +633,7 @@ def _one_of(letters: str) -> str:
     return ", ".join(letters[:-1]) + " or " + letters[-1]
 
 
-@checked_constructor
+@checked_form_constructor
 @attrs.frozen(init=False)
 class Address:
     """A postal address in the United States or Canada.
