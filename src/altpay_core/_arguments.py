@@ -75,7 +75,8 @@ def checked_form(function: Callable[P, R]) -> Callable[P, R]:
     dropped: the error is then the arguments' alone, as for
     :func:`checked_arguments`. Too many positional arguments or one given
     twice never run it. The function must change nothing outside its result
-    before it has checked the fields (none of the library's does).
+    (the domain's calls change nothing; the services, which write to a store,
+    never use it).
     """
     return _checked(function, form=True)
 

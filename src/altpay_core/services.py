@@ -51,7 +51,7 @@ import attrs
 
 from altpay_core import _fields
 from altpay_core import payment as _payment
-from altpay_core._arguments import checked_arguments, checked_constructor, checked_form
+from altpay_core._arguments import checked_arguments, checked_constructor
 from altpay_core.access import Viewer
 from altpay_core.customer import (
     AccessRequest,
@@ -231,7 +231,7 @@ def _refuse_if_created(uow: UnitOfWork, created: Customer) -> None:
     )
 
 
-@checked_form
+@checked_arguments
 def open_access_request(
     uow: UnitOfWork,
     partner_id: PartnerId,
