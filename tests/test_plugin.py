@@ -110,7 +110,11 @@ def test_contract_classes_are_not_collected_on_their_own(pytester: pytest.Pytest
                 return MemoryStore()
         """,
     )
-    result = pytester.runpytest("-p", "no:cacheprovider", "--collect-only", "-q")
+    # Its own rootdir: a setup.py in a folder above would otherwise be the
+    # root, and the ids would start with the path from there.
+    result = pytester.runpytest(
+        "-p", "no:cacheprovider", "--collect-only", "-q", f"--rootdir={pytester.path}"
+    )
     collected = [line for line in result.outlines if "::" in line]
     expected = sorted(_tests_of(contracts.PartnerRepositoryContract))
     assert sorted(line.rpartition("::")[2] for line in collected) == expected
