@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-import functools
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -871,23 +870,7 @@ def test_two_keys_of_one_text_are_not_serializable() -> None:
 def posing(text: str, as_: str) -> str:
     """Text ``text``, hashed as ``as_`` and equal to everything: a dict finds
     it by a look-up of ``as_``, a set of keys by a test for ``as_``."""
-    return _posing_as(as_)(text)
-
-
-@functools.cache
-def _posing_as(as_: str) -> type[str]:
-    # One class for each text posed as, as a caller's own class would be.
-    class Posing(str):
-        def __eq__(self, other: object) -> bool:
-            return True
-
-        def __ne__(self, other: object) -> bool:
-            return False
-
-        def __hash__(self) -> int:
-            return hash(as_)
-
-    return Posing
+    return Posing(text, as_=as_)
 
 
 def _with_key(data: dict[str, Any], name: str, text: str) -> dict[str, Any]:
