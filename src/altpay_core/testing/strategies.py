@@ -39,7 +39,7 @@ except ImportError as _error:  # pragma: no cover - depends on the environment
 import stdnum.us.ein
 
 from altpay_core._arguments import checked_arguments
-from altpay_core._fields import plain_int, plain_str
+from altpay_core._fields import plain_int
 from altpay_core.access import Impersonation, InvoiceAccess
 from altpay_core.customer import (
     AccessRequest,
@@ -250,13 +250,9 @@ def _member(cls: type[_E], value: object, name: str) -> _E | None:
     """``value`` as a member of ``cls``: a member, its value (``"paid"``), or None."""
     if value is None or isinstance(value, cls):
         return value
-    # Looked up by its plain value: a subclass's own __eq__ and __hash__
-    # could pick a member its text does not name.
-    if isinstance(value, str):
-        value = plain_str(value)
-    elif isinstance(value, int) and not isinstance(value, bool):
-        value = plain_int(value)
     try:
+        # The library's enumerations look a value up by its plain text
+        # (_fields.Choices), never by a subclass's own __eq__ and __hash__.
         return cls(value)
     except (ValueError, TypeError):
         choices = ", ".join(repr(m.value) for m in cls)
