@@ -624,13 +624,14 @@ class PaymentsMachine(RuleBasedStateMachine):
     ) -> tuple[type[AltpayError], str | None, str | None] | None:
         """How paying ``wanted`` of ``chosen`` is refused, first reason first:
         an archived invoice is hidden from the payer (I1); then, invoice by
-        invoice, one that is not open (I4) or an amount above its balance,
-        reported at that invoice's amount (I5); ``None`` if it is allowed."""
+        invoice, one that is not open, reported at its place in the list
+        (I4), or an amount above its balance, reported at that invoice's
+        amount (I5); ``None`` if it is allowed."""
         if any(i in self.archived for i in chosen):
             return PermissionDenied, None, None
-        for i in chosen:
+        for index, i in enumerate(chosen):
             if i in self.voided or self.balance(i) == 0:
-                return InvariantViolation, "I4", "status"
+                return InvariantViolation, "I4", f"invoices[{index}]"
             if wanted[i] > self.balance(i):
                 return InvariantViolation, "I5", f"amounts[{i}]"
         return None
@@ -675,11 +676,12 @@ class PaymentsMachine(RuleBasedStateMachine):
 
     def settle(self, payment_id: PaymentId) -> None:
         before = self.snapshot()
-        allowed = self.state[payment_id] == "succeeded"
+        # Only a succeeded payment settles (I7); one settled already, whatever
+        # happened to it since, takes a settlement reported again as a repeat.
+        allowed = self.state[payment_id] == "succeeded" or payment_id in self.settled
         try:
             new = self.payment[payment_id].settle(at := self.tick())
         except AltpayError as error:
-            # Only a succeeded payment settles (I7).
             self.refused(
                 before,
                 error,

@@ -1138,6 +1138,28 @@ class TestLaterInThePaymentsLife:
             "invoice_updated",
         ]
 
+    def test_a_settlement_reported_again_after_a_return_changes_nothing(
+        self, store: MemoryStore, billing: Billing
+    ) -> None:
+        # A processor sends its settlement callback again after the bank's
+        # return: a repeat, acknowledged without a write, not an I7 refusal.
+        b = billing
+        payment, _ = pay(store, b, [b.one], method="ach")
+        with store.unit_of_work() as uow:
+            services.succeed_payment(uow, b.partner.id, payment.id, at=at(7))
+            services.settle_payment(uow, b.partner.id, payment.id, at=at(8))
+            returned, _ = services.return_payment(uow, b.partner.id, payment.id, at=at(9))
+        before = topics(store)
+        with store.unit_of_work() as uow:
+            again = services.settle_payment(uow, b.partner.id, payment.id, at=at(10))
+        assert again == returned
+        assert (again.status, again.version, again.settled_at) == (
+            PaymentStatus.FAILED,
+            returned.version,
+            at(8),
+        )
+        assert topics(store) == before
+
     def test_a_refund_takes_its_amount_as_text(self, store: MemoryStore, billing: Billing) -> None:
         b = billing
         payment, _ = pay(store, b, [b.one], method="ach")
@@ -1346,6 +1368,44 @@ class TestMethodsOnFile:
             return services.schedule_payment(
                 uow, b.partner.id, b.customer.id, invoice.id, payer=b.ann, pay_on=TODAY, today=TODAY
             )
+
+    def test_an_invoice_not_open_is_named_by_the_service_argument_i4(
+        self, store: MemoryStore, billing: Billing
+    ) -> None:
+        # Scheduling, or paying a batch, with an invoice voided meanwhile:
+        # the error names the id the caller gave, nothing is written.
+        b = billing
+        self._with_a_method(store, b)
+        with store.unit_of_work() as uow:
+            uow.invoices.save(b.two.void(b.partner))
+            uow.commit()
+        with store.unit_of_work() as uow:
+            with pytest.raises(InvariantViolation) as caught:
+                services.schedule_payment(
+                    uow,
+                    b.partner.id,
+                    b.customer.id,
+                    b.two.id,
+                    payer=b.ann,
+                    pay_on=TODAY,
+                    today=TODAY,
+                )
+            assert (caught.value.rule, caught.value.path) == ("I4", "invoice_id")
+            with pytest.raises(InvariantViolation) as caught:
+                services.pay_invoices(
+                    uow,
+                    b.partner.id,
+                    b.customer.id,
+                    [b.one.id, b.two.id],
+                    payer=b.ann,
+                    method="ach",
+                    idempotency_key="req-1",
+                    amounts={b.one.id: "10.00", b.two.id: "10.00"},
+                )
+            assert (caught.value.rule, caught.value.path) == ("I4", "invoice_ids[1]")
+            assert uow.payments.get_by_idempotency_key(b.partner.id, "req-1") is None
+            assert uow.invoices.get(b.partner.id, b.one.id) == b.one
+            assert uow.scheduled_payments.for_invoice(b.partner.id, b.two.id) == []
 
     @staticmethod
     def _archive_before_the_commit(

@@ -1576,14 +1576,15 @@ def _partner_and_customer(partner: Partner, customer: Customer) -> None:
     _fields.argument("customer", customer, Customer, "a Customer")
 
 
-def _refuse_unless_open(invoice: Invoice) -> None:
-    """I4: only an open invoice takes payments."""
+def _refuse_unless_open(invoice: Invoice, path: str = "status") -> None:
+    """I4: only an open invoice takes payments. Reported at the invoice's
+    ``status``, or at ``path``: the argument a caller gave the invoice as."""
     if not invoice.accepts_payments:
         raise InvariantViolation(
             f"invoice {invoice.number} is {invoice.status.value}: "
             "only an open invoice takes payments",
             rule="I4",
-            path="status",
+            path=path,
         )
 
 

@@ -798,17 +798,19 @@ class Payment:
     def settle(self, at: dt.datetime | None = None) -> Payment:
         """Its funds settled: records ``settled_at`` (``payment_settled``),
         ``at`` (now if omitted); the status stays ``succeeded``. Only a
-        succeeded payment settles; settling a settled one changes nothing. A
+        succeeded payment settles; settling a settled one changes nothing,
+        whatever happened to it since (a settlement reported again after a
+        return, a chargeback or a refund is a repeat, not a transition). A
         refund needs it (I7)."""
         when = _when(at)
+        if self.settled_at is not None:
+            return self
         if self.status is not PaymentStatus.SUCCEEDED:
             raise InvariantViolation(
                 f"only a succeeded payment settles (this one is {self.status.value})",
                 rule="I7",
                 path="status",
             )
-        if self.settled_at is not None:
-            return self
         new = attrs.evolve(self, settled_at=when)
         return _with_events(new, self, self._event(PaymentSettled, when, ("settled_at",)))
 
@@ -1128,7 +1130,13 @@ def pay_invoices(
         except ValidationError as error:
             raise error.under(f"amounts[{invoice.id}]") from None
         except InvariantViolation as error:
-            error.path = f"amounts[{invoice.id}]" if error.path == "amount" else error.path
+            # Named as the caller gave it: an amount too high at its key, an
+            # invoice not open (I4: void, paid or archived since it was
+            # chosen) at its place in the list.
+            if error.path == "amount":
+                error.path = f"amounts[{invoice.id}]"
+            elif error.path == "status":
+                error.path = f"invoices[{index}]"
             raise
         _refuse_card_fee_line(invoice, f"invoices[{index}]")
         parts.append(amount)
@@ -2243,7 +2251,7 @@ def schedule_payment(
         raise ValidationError.single(
             "pay_on", "in_the_past", f"'pay_on' must be today or later (got {clean_day})"
         )
-    _refuse_unless_open(invoice)
+    _refuse_unless_open(invoice, "invoice")
     if clean_amount is not None and clean_amount > invoice.balance:
         raise InvariantViolation(
             f"{clean_amount} is more than the balance of invoice {invoice.number} "
@@ -2318,7 +2326,7 @@ def _refuse_unless_it_can_run(
     payer who may no longer pay it (no longer a user, or the customer
     archived: I1, C8), an invoice or an amount in another currency than the
     partner's (I2)."""
-    _refuse_unless_open(invoice)
+    _refuse_unless_open(invoice, "invoice")
     _payer(customer, scheduled.user_id)
     _refuse_other_currency(partner, invoice)
     if scheduled.amount is not None:
