@@ -1097,6 +1097,9 @@ class TestUpdate:
             lambda: inv.update(partner, by=reader, memo="x"),  # type: ignore[arg-type]
             lambda: inv.void(partner, by=reader),  # type: ignore[arg-type]
             lambda: inv.archive(partner, by=reader),  # type: ignore[arg-type]
+            # Who edits is checked before the fee: a reader learns nothing
+            # of what a fee would have to be.
+            lambda: inv.add_fee(partner, by=reader, kind="late_payment", amount="-1"),  # type: ignore[arg-type]
         ):
             with pytest.raises(PermissionDenied):
                 command()
@@ -1108,9 +1111,23 @@ class TestUpdate:
             lambda: inv.update(other, memo="x"),
             lambda: inv.void(other),
             lambda: inv.archive(other),
+            # Not a currency_mismatch, which would tell the invoice's currency.
+            lambda: inv.add_fee(other, kind="late_payment", amount=Money("1.00", "CAD")),
+            lambda: inv.add_fee(other, kind="bogus", amount="-1"),
         ):
             with pytest.raises(NotFound):
                 command()
+
+    def test_a_closed_invoice_takes_no_fee_whatever_the_fee_i4(
+        self, partner: Partner, customer: Customer
+    ) -> None:
+        for closed in (
+            issue(partner, customer).void(partner),
+            issue(partner, customer).archive(partner),
+        ):
+            with pytest.raises(InvariantViolation) as caught:
+                closed.add_fee(partner, kind="late_payment", amount="-1")
+            assert (caught.value.rule, caught.value.path) == ("I4", "status")
 
     def test_new_due_date_needs_today_and_not_in_the_past_i3(
         self, partner: Partner, customer: Customer

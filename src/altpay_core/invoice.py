@@ -1241,8 +1241,16 @@ class Invoice:
         payment's (I8). A synced invoice's fees come from its source (I10)
         and a void or archived invoice is not edited (I4): a return fee
         passed on to the customer is then billed in the source system (it
-        arrives with the sync) or on a new invoice.
+        arrives with the sync) or on a new invoice. As :meth:`update`, it
+        first checks whose invoice it is (``NotFound`` for another
+        partner's, which learns nothing of it), who edits it
+        (``PermissionDenied``) and that it is not void or archived, then
+        the fee.
         """
+        self._own(partner)
+        if by is not None:
+            partner.authorize(by, Action.EDIT_INVOICES)
+        self._refuse_closed("edited")
         data: dict[str, object] = {
             "kind": kind,
             "amount": amount,
