@@ -7,15 +7,25 @@ import datetime as dt
 import json
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from altpay_core import (
+    AppliedPayment,
+    Currency,
     CustomerId,
     EmailAddress,
     Event,
+    InvariantViolation,
+    Invoice,
+    InvoiceId,
     InvoiceStatus,
+    LineItem,
+    Money,
+    PartnerId,
+    PaymentId,
     ValidationError,
     from_dict,
     from_json,
@@ -206,3 +216,95 @@ def test_an_outbox_position_counts_from_one(position: int, event: Event) -> None
     assert (caught.value.paths, caught.value.codes) == (["position"], ["invalid_position"])
     assert ports.OutboxMessage(1, event).position == 1
     assert ports.OutboxMessage(_LAST_POSITION, event).position == _LAST_POSITION
+
+
+# -- an invoice's payment history ---------------------------------------------------
+
+_HISTORY_TOTAL = Money("1000.00", "USD")
+
+
+def _with_parts(parts: list[AppliedPayment], status: InvoiceStatus = InvoiceStatus.OPEN) -> Invoice:
+    return Invoice(
+        id=InvoiceId("inv_" + "1" * 32),
+        partner_id=PartnerId.new(),
+        customer_id=CustomerId.new(),
+        number="1001",
+        currency=Currency("USD"),
+        issue_date=dt.date(2026, 1, 5),
+        due_date=dt.date(2026, 2, 4),
+        lines=[LineItem("Support", 1, _HISTORY_TOTAL)],
+        payments=parts,
+        status=status,
+    )
+
+
+_EDITS = st.sampled_from(["keep", "drop", "amount", "release", "count again"])
+
+
+@given(
+    parts=st.lists(st.tuples(st.integers(1, 100), st.booleans()), min_size=1, max_size=5),
+    edits=st.data(),
+    added=st.integers(0, 2),
+)
+def test_an_invoice_history_keeps_every_part_its_amount_and_its_release(
+    parts: list[tuple[int, bool]], edits: st.DataObject, added: int
+) -> None:
+    """Parts may be added and released; a part dropped, changed or counting
+    again is refused, at the first such part of the stored invoice: ``I5``
+    at its index in the stored one for a dropped part, ``I5`` or ``I6`` at
+    its index in the new one otherwise."""
+    stored_parts = [
+        AppliedPayment(PaymentId.new(), Money(amount, "USD"), released)
+        for amount, released in parts
+    ]
+    stored = _with_parts(stored_parts)
+    new_parts: list[AppliedPayment] = []
+    expected: tuple[str, str] | None = None
+    for at, old in enumerate(stored_parts):
+        part = old
+        edit = edits.draw(_EDITS)
+        if edit == "drop":
+            expected = expected or ("I5", f"payments[{at}]")
+            continue
+        index = len(new_parts)
+        if edit == "amount":
+            part = attrs.evolve(part, amount=part.amount + Money("0.01", "USD"))
+            expected = expected or ("I5", f"payments[{index}]")
+        elif edit == "release":
+            part = attrs.evolve(part, released=True)
+        elif edit == "count again" and part.released:
+            part = attrs.evolve(part, released=False)
+            expected = expected or ("I6", f"payments[{index}]")
+        new_parts.append(part)
+    new_parts += [AppliedPayment(PaymentId.new(), Money("1.00", "USD")) for _ in range(added)]
+    new = attrs.evolve(stored, payments=new_parts)
+    ports.check_invoice_history(None, new)
+    if expected is None:
+        ports.check_invoice_history(stored, new)
+    else:
+        with pytest.raises(InvariantViolation) as caught:
+            ports.check_invoice_history(stored, new)
+        assert (caught.value.rule, caught.value.path) == expected
+        assert str(stored.id) in str(caught.value)
+        assert "nothing was written" in str(caught.value)
+
+
+_FINAL_MOVES = {
+    InvoiceStatus.OPEN: set(InvoiceStatus),
+    InvoiceStatus.VOID: {InvoiceStatus.VOID, InvoiceStatus.ARCHIVED},
+    InvoiceStatus.ARCHIVED: {InvoiceStatus.ARCHIVED},
+}
+
+
+@pytest.mark.parametrize("was", list(_FINAL_MOVES))
+@pytest.mark.parametrize("now", list(_FINAL_MOVES))
+def test_a_void_invoice_is_archived_at_most_and_an_archived_one_stays_archived(
+    was: InvoiceStatus, now: InvoiceStatus
+) -> None:
+    stored, new = _with_parts([], was), _with_parts([], now)
+    if now in _FINAL_MOVES[was]:
+        ports.check_invoice_history(stored, new)
+    else:
+        with pytest.raises(InvariantViolation) as caught:
+            ports.check_invoice_history(stored, new)
+        assert (caught.value.rule, caught.value.path) == ("I4", "status")

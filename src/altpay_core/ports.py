@@ -103,6 +103,7 @@ __all__ = [
     "check_email",
     "check_fixed_fields",
     "check_id",
+    "check_invoice_history",
     "check_saved_methods",
     "check_text",
     "customer_added_by_hand",
@@ -823,6 +824,96 @@ def check_saved_methods(stored: CustomerPaymentMethods | None, new: CustomerPaym
                 rule="payment-method",
                 path=f"methods[{index}].status",
             )
+
+
+_Part = tuple[str, str, str, bool]
+"""A payment's part of an invoice as its data has it: the payment's id, the
+amount and its currency (as ``to_dict`` writes them), and whether it was
+released."""
+
+_LEAVES: Final = {
+    InvoiceStatus.VOID.value: frozenset({InvoiceStatus.ARCHIVED.value}),
+    InvoiceStatus.ARCHIVED.value: frozenset(),
+}
+"""Where a command takes a void or archived invoice (I4): a void one is
+archived, an archived one stays archived."""
+
+
+def _parts(invoice: Invoice) -> list[_Part]:
+    """An invoice's payment parts, as :data:`_Part` holds them."""
+    return [
+        (str(p.payment_id), str(p.amount.amount), p.amount.currency.code, p.released)
+        for p in invoice.payments
+    ]
+
+
+@checked_arguments
+def check_invoice_history(stored: Invoice | None, new: Invoice) -> None:
+    """Refuse ``new`` if it rewrites the payment history or the final status
+    of ``stored`` (the invoice's current state in the store, or ``None``
+    when it is new there). The commands add payment parts and release them
+    (a failure, return, chargeback or refund), never otherwise; and no
+    command takes a void invoice anywhere but to the archive, nor an
+    archived one out of it. So
+    ``InvariantViolation``, in this order, for:
+
+    - a part of ``stored`` (by payment id) missing from ``new``: rule
+      ``I5``, at ``payments[i]``, ``i`` its index in ``stored``;
+    - a part with another amount: rule ``I5``, at ``payments[i]``, ``i``
+      its index in ``new``;
+    - a released part that counts again: rule ``I6``, at ``payments[i]``,
+      ``i`` its index in ``new``;
+    - a void ``stored`` saved as open or paid, or an archived one saved
+      with any other status: rule ``I4``, at ``status`` (a void invoice
+      may be archived; nothing leaves the archive).
+
+    Parts added, and parts released, are fine. Such a save (an
+    ``attrs.evolve``, or a ``from_dict`` of edited data) would bring back
+    a balance already paid, and leave the payment unable to fail or be
+    returned; every store refuses it and writes nothing."""
+    if stored is not None:
+        _check_stored_history(stored.status.value, _parts(stored), new)
+
+
+def _check_stored_history(status: str, parts: Iterable[_Part], new: Invoice) -> None:
+    """:func:`check_invoice_history`, given the stored invoice's status (its
+    value) and payment parts as its data has them: what the SQL stores read
+    of the stored row, without building the whole invoice. Not part of the
+    public API."""
+    now = {part[0]: (index, part) for index, part in enumerate(_parts(new))}
+    name = f"invoice {new.id} ({new.number})"
+    for at, (payment_id, amount, currency, released) in enumerate(parts):
+        found = now.get(payment_id)
+        if found is None:
+            raise InvariantViolation(
+                f"payment {payment_id} is applied to {name}: its part stays as history, "
+                "released if given back, never removed (nothing was written)",
+                rule="I5",
+                path=f"payments[{at}]",
+            )
+        index, (_, kept_amount, kept_currency, kept_released) = found
+        if (kept_amount, kept_currency) != (amount, currency):
+            raise InvariantViolation(
+                f"payment {payment_id} applied {currency} {amount} to {name}: "
+                "a part applied is never changed (nothing was written)",
+                rule="I5",
+                path=f"payments[{index}]",
+            )
+        if released and not kept_released:
+            raise InvariantViolation(
+                f"payment {payment_id} was given back on {name}: its part is released "
+                "and never counts again (nothing was written)",
+                rule="I6",
+                path=f"payments[{index}]",
+            )
+    leaves = _LEAVES.get(status)
+    if leaves is not None and new.status.value != status and new.status.value not in leaves:
+        final = "stays void or is archived" if leaves else "stays archived"
+        raise InvariantViolation(
+            f"{name} is {status}: it {final}, never {new.status.value} (nothing was written)",
+            rule="I4",
+            path="status",
+        )
 
 
 # -- repositories ------------------------------------------------------------------
