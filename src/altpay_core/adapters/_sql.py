@@ -99,8 +99,10 @@ from altpay_core.ports import (
     ScheduledPaymentRepository,
     Store,
     UnitOfWork,
+    _check_stored_history,
     access_request_pending,
     check_email,
+    check_invoice_history,
     check_saved_methods,
     customer_added_by_hand,
     customer_ref_taken,
@@ -336,6 +338,10 @@ class Dialect:
     partial index's condition word for word, as SQLite's planner wants)."""
     published: str
     """The value that marks an outbox row published."""
+    member: str
+    """A member of a row's ``data``, as JSON text, ``{}`` standing for its
+    name (SQLite's ``json_extract(data, '$.{}')``, PostgreSQL's
+    ``data->'{}'``)."""
     claim: str = ""
     """What ``pending`` adds to lock the rows it lists until the transaction
     ends, skipping rows another transaction holds (PostgreSQL's ``FOR UPDATE
@@ -418,7 +424,19 @@ class AggregateTable:
     kept: Callable[[Any, Any], None] | None = None
     """A check of the stored aggregate (as this unit of work sees it) against
     the one saved, for what no column holds: a saved payment method is never
-    edited (:func:`~altpay_core.ports.check_saved_methods`)."""
+    edited (:func:`~altpay_core.ports.check_saved_methods`), an invoice's
+    payment history never rewritten
+    (:func:`~altpay_core.ports.check_invoice_history`)."""
+    kept_columns: tuple[str, ...] = ()
+    """What the save's query of the row's version also reads, after the
+    fixed columns, for :attr:`kept_in_row`: columns, and members of the
+    JSON data (``data.payments``)."""
+    kept_in_row: Callable[[Sequence[object], Any], bool] | None = None
+    """:attr:`kept`, from the values of :attr:`kept_columns` alone, so that
+    a save does not read and rebuild the whole stored aggregate; ``False``
+    when they are not as the library writes them (then :attr:`kept` checks
+    the aggregate read in full, and the read refuses a row changed outside
+    the library)."""
     unchecked: frozenset[str] = frozenset()
     """The indexed columns a read does not compare with the data: a date or
     time, which the dialects return in different types, and a case-folded
@@ -553,6 +571,30 @@ def _invoice_values(invoice: Invoice) -> Row:
     )
 
 
+def _invoice_history_kept(values: Sequence[object], invoice: Invoice) -> bool:
+    """:func:`~altpay_core.ports.check_invoice_history` against the stored
+    row's status column and its data's payments (JSON text); ``False`` if
+    they are not as the library writes them."""
+    status, payments = values
+    if not isinstance(status, str) or not isinstance(payments, (str, bytes)):
+        return False
+    try:
+        data = parse_json(payments)
+        parts = [
+            (p["payment_id"], p["amount"]["amount"], p["amount"]["currency"], p["released"])
+            for p in data
+        ]
+    except (ValidationError, TypeError, KeyError):
+        return False
+    if not all(
+        type(i) is str and type(a) is str and type(c) is str and type(r) is bool
+        for i, a, c, r in parts
+    ):
+        return False
+    _check_stored_history(status, parts, invoice)
+    return True
+
+
 def _invoice_ref(invoice: Invoice) -> Row | None:
     ref = invoice.external_ref
     return None if ref is None else (str(invoice.partner_id), ref.system, ref.id)
@@ -637,6 +679,9 @@ INVOICES = AggregateTable(
     ),
     values=_invoice_values,
     fixed=(("customer_id",), ("ext_system", "ext_id"), ("currency",)),
+    kept=check_invoice_history,
+    kept_columns=("status", "data.payments"),
+    kept_in_row=_invoice_history_kept,
     unique=(
         UniqueKey(
             ("partner_id", "number"),
@@ -742,6 +787,10 @@ class Statements:
             columns = table.all_columns
             key = table.key_column
             fixed = "".join(f", {c}" for columns in table.fixed for c in columns)
+            fixed += "".join(
+                f", {dialect.member.format(c[5:]) if c.startswith('data.') else c}"
+                for c in table.kept_columns
+            )
             self.current[table.name] = sql(
                 f"SELECT version, {table.scope}{fixed} FROM {table.name} WHERE {key} = ?"
             )
@@ -1423,6 +1472,7 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
         read = value.version
         pending = self._pending[table.name].get(key)
         fixed: Sequence[object] = ()
+        kept: Sequence[object] = ()
         if pending is not None:
             stored, stored_scope = pending.version, pending.scope
             fixed = table.fixed_of(pending.row)
@@ -1439,6 +1489,8 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
         else:
             rows = self._query(self._sql.current[table.name], (key,))
             stored, stored_scope, *fixed = rows[0] if rows else (0, scope)
+            if table.kept_columns:
+                fixed, kept = fixed[: -len(table.kept_columns)], fixed[-len(table.kept_columns) :]
         if stored_scope != scope or read != stored:
             raise ConcurrencyConflict(
                 conflict_message(table.kind, key, read, stored, same_partner=stored_scope == scope),
@@ -1449,7 +1501,10 @@ class SqlUnitOfWork(UnitOfWork, Generic[C]):
         if fixed:
             table.check_fixed(key, fixed, indexed)
         if table.kept is not None and read:
-            table.kept(self._get(table, scope, key), value)
+            if pending is not None:
+                table.kept(pending.value, value)
+            elif not (table.kept_in_row is not None and table.kept_in_row(kept, value)):
+                table.kept(self._get(table, scope, key), value)
         claims = tuple(unique.of(value) for unique in table.unique)
         moved = self._check_unique(
             table, value, key, claims, unread=pending is None and read == 0, scope=scope

@@ -90,6 +90,7 @@ from altpay_core.ports import (
     access_request_pending,
     check_email,
     check_fixed_fields,
+    check_invoice_history,
     check_saved_methods,
     customer_added_by_hand,
     customer_cursor,
@@ -1074,6 +1075,8 @@ class MemoryUnitOfWork(UnitOfWork):
         if isinstance(aggregate, CustomerPaymentMethods):
             stored = current if isinstance(current, CustomerPaymentMethods) else None
             check_saved_methods(stored, aggregate)
+        elif isinstance(aggregate, Invoice) and isinstance(current, Invoice):
+            check_invoice_history(current, aggregate)
         if unique is not None:
             unique()
         events = [to_dict(event) for event in aggregate.events]

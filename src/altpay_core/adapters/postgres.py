@@ -107,6 +107,7 @@ POSTGRES = Dialect(
     param="%s",
     unpublished="NOT published",
     published="TRUE",
+    member="data->'{}'",
     claim=" FOR UPDATE SKIP LOCKED",
     share=" FOR SHARE",
 )

@@ -95,6 +95,7 @@ SQLITE = Dialect(
     param="?",
     unpublished="published = 0",
     published="1",
+    member="json_extract(data, '$.{}')",
 )
 
 MIGRATIONS: tuple[Migration, ...] = (

@@ -89,6 +89,8 @@ from altpay_core.payment import (
     ScheduledPaymentStatus,
     fail_payment,
     pay_invoices,
+    refund_payment,
+    return_payment,
 )
 from altpay_core.ports import (
     _KINDS,
@@ -101,7 +103,7 @@ from altpay_core.ports import (
     customer_sort_key,
     invoice_sort_key,
 )
-from altpay_core.serialization import to_dict
+from altpay_core.serialization import from_dict, to_dict
 from altpay_core.testing import strategies as aps
 from altpay_core.values import (
     AccessRequestId,
@@ -3057,6 +3059,187 @@ class InvoiceRepositoryContract(_StoreFactory):
         with store.unit_of_work() as uow:
             assert uow.invoices.get(partner.id, invoice.id) == winner
         assert self.pending(store) == before
+
+    # the payment history and the final statuses
+
+    def _paid_then_failed(self, store: Store) -> tuple[Partner, Customer, Invoice]:
+        """A 100.00 invoice stored with two parts: 40.00 of a payment that
+        failed (released), then 60.00 of one that counts."""
+        partner, customer, invoice = self._stored_invoice(store)
+        payer = customer.users[0]
+        first, (invoice,) = pay_invoices(
+            partner,
+            customer,
+            [invoice],
+            payer=payer,
+            method="ach",
+            idempotency_key="k1",
+            amounts={invoice.id: "40.00"},
+            at=_at(2),
+        )
+        first, (invoice,) = fail_payment(first, [invoice], at=_at(3))
+        second, (invoice,) = pay_invoices(
+            partner,
+            customer,
+            [invoice],
+            payer=payer,
+            method="ach",
+            idempotency_key="k2",
+            amounts={invoice.id: "60.00"},
+            at=_at(4),
+        )
+        *_, invoice = self.store_aggregates(store, first, second, invoice)
+        return partner, customer, invoice
+
+    def _refused_and_unwritten(
+        self, store: Store, stored: Invoice, changes: Sequence[tuple[Invoice, str, str]]
+    ) -> None:
+        """Each change of ``stored`` is refused at save with its rule and
+        path, whether the unit of work read the invoice or saved it itself;
+        nothing is written (the stored invoice and the outbox unchanged)."""
+        before = self.pending(store)
+        for changed, rule, path in changes:
+            with store.unit_of_work() as uow:
+                with pytest.raises(InvariantViolation) as caught:
+                    uow.invoices.save(changed)
+                assert (caught.value.rule, caught.value.path) == (rule, path), changed
+                assert str(stored.id) in str(caught.value)
+                again = uow.invoices.save(stored)
+                with pytest.raises(InvariantViolation) as caught:
+                    uow.invoices.save(attrs.evolve(changed, version=again.version))
+                assert (caught.value.rule, caught.value.path) == (rule, path), changed
+            with store.unit_of_work() as uow:
+                with pytest.raises(InvariantViolation):
+                    uow.invoices.save(changed)
+                uow.commit()
+        with store.unit_of_work() as uow:
+            got = uow.invoices.get(stored.partner_id, stored.id)
+        assert got == stored
+        assert to_dict(got) == to_dict(stored)
+        assert self.pending(store) == before
+
+    def test_a_save_that_rewrites_the_payment_history_is_refused(self, store: Store) -> None:
+        """An ``attrs.evolve`` or a ``from_dict`` of edited data that drops an
+        applied part, changes its amount or makes a released part count
+        again would bring back a balance already paid (I5) and leave the
+        payment unable to fail or be returned: refused (``I5``, or ``I6``,
+        at ``payments[i]``; a dropped part at its index in the stored
+        invoice), and nothing is written."""
+        partner, _, stored = self._paid_then_failed(store)
+        released, counting = stored.payments
+        assert (released.released, counting.released) == (True, False)
+        data = to_dict(stored)
+        data["payments"] = []
+        fewer = from_dict(Invoice, data)
+        self._refused_and_unwritten(
+            store,
+            stored,
+            [
+                (attrs.evolve(stored, payments=(released,)), "I5", "payments[1]"),
+                (attrs.evolve(stored, payments=(counting,)), "I5", "payments[0]"),
+                (fewer, "I5", "payments[0]"),
+                (
+                    attrs.evolve(
+                        stored,
+                        payments=(released, attrs.evolve(counting, amount=Money("50.00", "USD"))),
+                    ),
+                    "I5",
+                    "payments[1]",
+                ),
+                (
+                    attrs.evolve(
+                        stored,
+                        payments=(attrs.evolve(released, released=False), counting),
+                        status=InvoiceStatus.PAID,
+                    ),
+                    "I6",
+                    "payments[0]",
+                ),
+            ],
+        )
+        # Parts are added and released: the commands' saves still go through.
+        (later,) = self.store_aggregates(store, stored.update(partner, memo="Thanks"))
+        assert later.payments == stored.payments
+
+    def test_a_void_or_archived_invoice_is_never_saved_back_as_open(self, store: Store) -> None:
+        """No command leaves the archive, nor takes a void invoice anywhere
+        but to it: a save that does is refused (``I4``, at ``status``), and
+        nothing is written."""
+        partner, customer = self.partner_with_customer(store)
+        void, archived, paid = self.store_aggregates(
+            store,
+            _invoice(partner, customer, "V", status=InvoiceStatus.VOID),
+            _invoice(partner, customer, "A", status=InvoiceStatus.ARCHIVED),
+            _invoice(partner, customer, "P", paid="100.00", status=InvoiceStatus.ARCHIVED),
+        )
+        data = to_dict(archived)
+        data["status"] = "open"
+        for stored, changes in (
+            (void, [attrs.evolve(void, status=InvoiceStatus.OPEN)]),
+            (
+                archived,
+                [
+                    attrs.evolve(archived, status=InvoiceStatus.OPEN),
+                    attrs.evolve(archived, status=InvoiceStatus.VOID),
+                    from_dict(Invoice, data),
+                ],
+            ),
+            (paid, [attrs.evolve(paid, status=InvoiceStatus.PAID)]),
+        ):
+            self._refused_and_unwritten(
+                store, stored, [(changed, "I4", "status") for changed in changes]
+            )
+        # A void invoice is archived.
+        (gone,) = self.store_aggregates(store, void.archive(partner))
+        assert gone.status is InvoiceStatus.ARCHIVED
+
+    def test_payments_failed_returned_and_refunded_still_save(self, store: Store) -> None:
+        """What the commands do to an invoice's payments saves: parts added,
+        and released by a failure, a return or a refund; an archived
+        invoice whose payment is returned stays archived."""
+        partner, customer, stored = self._paid_then_failed(store)
+        payer = customer.users[0]
+
+        def pay(invoice: Invoice, key: str, amount: str, day: int) -> tuple[Payment, Invoice]:
+            payment, (invoice,) = pay_invoices(
+                partner,
+                customer,
+                [invoice],
+                payer=payer,
+                method="ach",
+                idempotency_key=key,
+                amounts={invoice.id: amount},
+                at=_at(day),
+            )
+            return payment, invoice
+
+        with store.unit_of_work() as uow:
+            second = uow.payments.get_by_idempotency_key(partner.id, "k2")
+            assert second is not None
+            second, (invoice,) = return_payment(second, [stored], at=_at(5))
+            uow.payments.save(second)
+            invoice = uow.invoices.save(invoice)
+            third, invoice = pay(invoice, "k3", "100.00", 6)
+            third = uow.payments.save(third.succeed(at=_at(7)).settle(at=_at(8)))
+            invoice = uow.invoices.save(invoice)
+            uow.commit()
+        assert invoice.status is InvoiceStatus.PAID
+        third, (invoice,) = refund_payment(third, [invoice], at=_at(9))
+        _, invoice = self.store_aggregates(store, third, invoice)
+        assert [part.released for part in invoice.payments] == [True, True, True]
+        assert invoice.status is InvoiceStatus.OPEN
+        (invoice,) = self.store_aggregates(store, invoice.archive(partner))
+        (other,) = self.store_aggregates(store, _invoice(partner, customer, "1002"))
+        fourth, other = pay(other, "k4", "100.00", 10)
+        fourth, other = self.store_aggregates(store, fourth, other)
+        (other,) = self.store_aggregates(store, other.archive(partner))
+        fourth, (other,) = return_payment(fourth, [other], at=_at(11))
+        _, other = self.store_aggregates(store, fourth, other)
+        assert other.status is InvoiceStatus.ARCHIVED
+        assert other.payments[0].released
+        with store.unit_of_work() as uow:
+            assert uow.invoices.get(partner.id, other.id) == other
+            assert uow.invoices.get(partner.id, invoice.id) == invoice
 
     def test_a_save_at_fault_twice_is_refused_first_for_its_version_then_its_fixed_fields(
         self, store: Store
