@@ -21,19 +21,27 @@ from hypothesis import strategies as st
 from altpay_core import (
     EIN,
     Address,
+    AppliedPayment,
     CardFeeBearer,
+    Currency,
     Customer,
     CustomerId,
     CustomerUser,
     EmailAddress,
     Event,
     ExternalRef,
+    InvariantViolation,
     Invoice,
+    InvoiceId,
+    LineItem,
+    Money,
     Partner,
     PartnerId,
+    PaymentId,
     TagId,
     ValidationError,
     from_dict,
+    ports,
     serialization,
     to_dict,
 )
@@ -302,3 +310,98 @@ def test_timestamps_are_fixed_width_utc_text_that_sorts_as_time_does(moment: dt.
     assert dt.datetime.fromisoformat(text) == utc
     later = utc + dt.timedelta(microseconds=1)
     assert text < _sql.timestamp(later)
+
+
+def _invoice_paid_twice(partner: Partner, customer: Customer) -> Invoice:
+    """A 100.00 invoice with a part of 30.00 given back and one of 20.00."""
+    return Invoice(
+        id=InvoiceId.new(),
+        partner_id=partner.id,
+        customer_id=customer.id,
+        number="1001",
+        currency=Currency("USD"),
+        issue_date=dt.date(2026, 1, 5),
+        due_date=dt.date(2026, 2, 4),
+        lines=[LineItem("Support", 1, Money("100.00", "USD"))],
+        payments=[
+            AppliedPayment(PaymentId.new(), Money("30.00", "USD"), released=True),
+            AppliedPayment(PaymentId.new(), Money("20.00", "USD")),
+        ],
+    )
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        # As SQLite's json_extract gives it, and as PostgreSQL's jsonb does.
+        lambda parts: json.dumps(parts, separators=(",", ":")),
+        lambda parts: json.dumps(
+            [dict(sorted(part.items(), key=lambda item: len(item[0]))) for part in parts]
+        ),
+    ],
+)
+def test_an_invoice_save_is_checked_against_the_rows_payments_alone(
+    partner: Partner, customer: Customer, form: Callable[[Any], str]
+) -> None:
+    """A save reads the stored status and payments, not the whole invoice,
+    and holds them to what :func:`ports.check_invoice_history` holds the
+    stored invoice to; values not as the library writes them are left to
+    the full read (``False``)."""
+    stored = _invoice_paid_twice(partner, customer)
+    text = form(to_dict(stored)["payments"])
+    kept = _sql._invoice_history_kept
+    released, counting = stored.payments
+    more = AppliedPayment(PaymentId.new(), Money("1.00", "USD"))
+    for fine in (
+        (released, counting),
+        (released, counting, more),
+        (released, attrs.evolve(counting, released=True)),
+        (counting, released),
+    ):
+        assert kept(("open", text), attrs.evolve(stored, payments=fine))
+    for payments, rule, path in [
+        ((counting,), "I5", "payments[0]"),
+        ((released, more), "I5", "payments[1]"),
+        ((released, attrs.evolve(counting, amount=Money("20.01", "USD"))), "I5", "payments[1]"),
+        ((attrs.evolve(released, released=False), counting), "I6", "payments[0]"),
+        ((counting, attrs.evolve(released, released=False)), "I6", "payments[1]"),
+    ]:
+        changed = attrs.evolve(stored, payments=payments)
+        with pytest.raises(InvariantViolation) as caught:
+            kept(("open", text), changed)
+        assert (caught.value.rule, caught.value.path) == (rule, path)
+        with pytest.raises(InvariantViolation) as expected:
+            ports.check_invoice_history(stored, changed)
+        assert str(caught.value) == str(expected.value)
+    with pytest.raises(InvariantViolation) as caught:
+        kept(("archived", text), stored)
+    assert (caught.value.rule, caught.value.path) == ("I4", "status")
+    for damaged in (
+        (None, text),
+        ("open", None),
+        ("open", "[{"),
+        ("open", "{}"),
+        ("open", "[5]"),
+        ("open", json.dumps([{"payment_id": "pay_1"}])),
+        ("open", text.replace('"30.00"', "30.00")),
+        ("open", text.replace("true", "1")),
+    ):
+        assert kept(damaged, stored) is False, damaged
+
+
+def test_an_invoice_row_with_damaged_payments_is_refused_by_the_full_read(
+    store: SqliteStore, path: Path, partner: Partner, customer: Customer
+) -> None:
+    (stored,) = _commit_invoices(store, _invoice_paid_twice(partner, customer))
+    with sqlite3.connect(path) as outsider:
+        outsider.execute("UPDATE invoices SET data = json_set(data, '$.payments', 5)")
+    with store.unit_of_work() as uow, pytest.raises(ValidationError) as caught:
+        uow.invoices.save(stored.update(partner, memo="Thanks"))
+    assert caught.value.paths == ["payments"]
+
+
+def _commit_invoices(store: SqliteStore, *invoices: Invoice) -> list[Invoice]:
+    with store.unit_of_work() as uow:
+        saved = [uow.invoices.save(invoice) for invoice in invoices]
+        uow.commit()
+    return saved

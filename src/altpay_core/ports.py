@@ -61,7 +61,7 @@ from .errors import (
     shown,
 )
 from .events import Event
-from .invoice import Invoice, InvoiceStatus
+from .invoice import AppliedPayment, Invoice, InvoiceStatus
 from .partner import Action, Partner
 from .payment import CustomerPaymentMethods, Payment, ScheduledPayment, ScheduledPaymentId
 from .values import (
@@ -842,7 +842,7 @@ archived, an archived one stays archived."""
 def _parts(invoice: Invoice) -> list[_Part]:
     """An invoice's payment parts, as :data:`_Part` holds them."""
     return [
-        (str(p.payment_id), str(p.amount.amount), p.amount.currency.code, p.released)
+        (p.payment_id.value, str(p.amount.amount), p.amount.currency.code, p.released)
         for p in invoice.payments
     ]
 
@@ -880,26 +880,35 @@ def _check_stored_history(status: str, parts: Iterable[_Part], new: Invoice) -> 
     value) and payment parts as its data has them: what the SQL stores read
     of the stored row, without building the whole invoice. Not part of the
     public API."""
-    now = {part[0]: (index, part) for index, part in enumerate(_parts(new))}
+    payments = new.payments
+    by_id: dict[str, tuple[int, AppliedPayment]] | None = None
     name = f"invoice {new.id} ({new.number})"
     for at, (payment_id, amount, currency, released) in enumerate(parts):
-        found = now.get(payment_id)
-        if found is None:
-            raise InvariantViolation(
-                f"payment {payment_id} is applied to {name}: its part stays as history, "
-                "released if given back, never removed (nothing was written)",
-                rule="I5",
-                path=f"payments[{at}]",
-            )
-        index, (_, kept_amount, kept_currency, kept_released) = found
-        if (kept_amount, kept_currency) != (amount, currency):
+        # The commands keep each part where it is: looked up by id only
+        # when it is not.
+        if at < len(payments) and payments[at].payment_id.value == payment_id:
+            index, kept = at, payments[at]
+        else:
+            if by_id is None:
+                by_id = {part.payment_id.value: (i, part) for i, part in enumerate(payments)}
+            found = by_id.get(payment_id)
+            if found is None:
+                raise InvariantViolation(
+                    f"payment {payment_id} is applied to {name}: its part stays as history, "
+                    "released if given back, never removed (nothing was written)",
+                    rule="I5",
+                    path=f"payments[{at}]",
+                )
+            index, kept = found
+        money = kept.amount
+        if money.currency.code != currency or str(money.amount) != amount:
             raise InvariantViolation(
                 f"payment {payment_id} applied {currency} {amount} to {name}: "
                 "a part applied is never changed (nothing was written)",
                 rule="I5",
                 path=f"payments[{index}]",
             )
-        if released and not kept_released:
+        if released and not kept.released:
             raise InvariantViolation(
                 f"payment {payment_id} was given back on {name}: its part is released "
                 "and never counts again (nothing was written)",

@@ -52,6 +52,7 @@ import abc
 import builtins
 import contextlib
 import datetime as dt
+import json
 import os
 import re
 import threading
@@ -576,21 +577,30 @@ def _invoice_history_kept(values: Sequence[object], invoice: Invoice) -> bool:
     row's status column and its data's payments (JSON text); ``False`` if
     they are not as the library writes them."""
     status, payments = values
-    if not isinstance(status, str) or not isinstance(payments, (str, bytes)):
+    if type(status) is not str or not isinstance(payments, (str, bytes)):
         return False
     try:
-        data = parse_json(payments)
-        parts = [
-            (p["payment_id"], p["amount"]["amount"], p["amount"]["currency"], p["released"])
-            for p in data
-        ]
-    except (ValidationError, TypeError, KeyError):
+        data = json.loads(payments)
+    except (ValueError, RecursionError):
         return False
-    if not all(
-        type(i) is str and type(a) is str and type(c) is str and type(r) is bool
-        for i, a, c, r in parts
-    ):
+    if type(data) is not list:
         return False
+    parts: list[tuple[str, str, str, bool]] = []
+    for part in data:
+        try:
+            money = part["amount"]
+            payment_id, amount, currency = part["payment_id"], money["amount"], money["currency"]
+            released = part["released"]
+        except (TypeError, KeyError):
+            return False
+        if not (
+            type(payment_id) is str
+            and type(amount) is str
+            and type(currency) is str
+            and type(released) is bool
+        ):
+            return False
+        parts.append((payment_id, amount, currency, released))
     _check_stored_history(status, parts, invoice)
     return True
 
