@@ -21,6 +21,7 @@ from altpay_core import (
     CustomerId,
     CustomerPaymentMethods,
     ExternalRef,
+    InvariantViolation,
     Invoice,
     InvoiceId,
     LineItem,
@@ -687,12 +688,14 @@ def test_due_and_for_invoice_read_no_scheduled_payment_that_cannot_match(
             done = uow.scheduled_payments.save(a_scheduled_payment(InvoiceId.new(), day))
             uow.scheduled_payments.save(done.cancel())
         to_run = uow.scheduled_payments.save(a_scheduled_payment(invoice_id, day))
-        moved = uow.scheduled_payments.save(a_scheduled_payment(InvoiceId.new(), day))
+        moved = uow.scheduled_payments.save(a_scheduled_payment(invoice_id, day))
+        elsewhere = uow.scheduled_payments.save(a_scheduled_payment(InvoiceId.new(), day))
         uow.commit()
-        # Moved to the invoice (no command does, but the store follows what
-        # it holds), then cancelled, once committed.
-        moved = uow.scheduled_payments.save(attrs.evolve(moved, invoice_id=invoice_id))
-        uow.commit()
+        # No save moves one to the invoice (no command does); one of the
+        # invoice's is cancelled, once committed.
+        with pytest.raises(InvariantViolation):
+            uow.scheduled_payments.save(attrs.evolve(elsewhere, invoice_id=invoice_id))
+        uow.scheduled_payments.save(elsewhere.cancel())
         moved = uow.scheduled_payments.save(moved.cancel())
         uow.commit()
         store._scheduled = table = _CountedReads(store._scheduled)

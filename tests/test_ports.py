@@ -9,11 +9,14 @@ from typing import Any
 
 import attrs
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from altpay_core import (
+    AccessRequest,
+    AccessRequestStatus,
     AppliedPayment,
+    CardFeePolicy,
     Currency,
     CustomerId,
     EmailAddress,
@@ -24,8 +27,15 @@ from altpay_core import (
     InvoiceStatus,
     LineItem,
     Money,
+    Partner,
     PartnerId,
+    Payment,
     PaymentId,
+    PaymentStatus,
+    Role,
+    ScheduledPayment,
+    ScheduledPaymentStatus,
+    TeamMemberId,
     ValidationError,
     from_dict,
     from_json,
@@ -34,6 +44,7 @@ from altpay_core import (
     to_json,
 )
 from altpay_core.ports import MAX_PAGE_SIZE
+from altpay_core.testing import contracts
 from altpay_core.testing import strategies as aps
 
 _LAST_POSITION = 2**63 - 1
@@ -308,3 +319,109 @@ def test_a_void_invoice_is_archived_at_most_and_an_archived_one_stays_archived(
         with pytest.raises(InvariantViolation) as caught:
             ports.check_invoice_history(stored, new)
         assert (caught.value.rule, caught.value.path) == ("I4", "status")
+
+
+# -- what a save never changes, kind by kind -------------------------------------------
+
+
+@given(stored=aps.payments(), status=st.sampled_from(PaymentStatus))
+def test_a_payment_status_moves_only_as_the_commands_move_it(
+    stored: Payment, status: PaymentStatus
+) -> None:
+    # Any pair of statuses, from any payment the commands make: a move the
+    # commands make (one or several of them) passes, any other is refused
+    # at the status.
+    posed = contracts._posed_payment(stored, status)
+    assume(posed is not None and status is not stored.status)
+    assert posed is not None
+    if (stored.status, status) in contracts._PAYMENT_MOVES:
+        ports.check_payment_history(stored, posed)
+    else:
+        with pytest.raises(InvariantViolation) as caught:
+            ports.check_payment_history(stored, posed)
+        rule = "I7" if status is PaymentStatus.REFUNDED else "I6"
+        assert (caught.value.rule, caught.value.path) == (rule, "status")
+        assert "nothing was written" in str(caught.value)
+
+
+@given(stored=aps.payments())
+def test_a_payment_saved_again_as_it_is_passes(stored: Payment) -> None:
+    ports.check_payment_history(None, stored)
+    ports.check_payment_history(stored, stored)
+    ports.check_payment_history(stored, attrs.evolve(stored, version=stored.version + 1))
+
+
+@given(
+    stored=aps.scheduled_payments(),
+    status=st.sampled_from(ScheduledPaymentStatus),
+    made=st.sampled_from(["payment_id", None]),
+)
+def test_only_a_scheduled_one_changes_its_status(
+    stored: ScheduledPayment, status: ScheduledPaymentStatus, made: str | None
+) -> None:
+    processed = status is ScheduledPaymentStatus.PROCESSED
+    payment_id = (stored.payment_id or PaymentId.new()) if processed else None
+    if processed and made is None:
+        payment_id = PaymentId.new()
+    posed = attrs.evolve(stored, status=status, payment_id=payment_id)
+    changed = (stored.status, stored.payment_id) != (posed.status, posed.payment_id)
+    if stored.status is ScheduledPaymentStatus.SCHEDULED or not changed:
+        ports.check_scheduled_payment_history(stored, posed)
+    else:
+        with pytest.raises(InvariantViolation) as caught:
+            ports.check_scheduled_payment_history(stored, posed)
+        path = "status" if status is not stored.status else "payment_id"
+        assert (caught.value.rule, caught.value.path) == ("scheduled-payment", path)
+
+
+@given(stored=aps.access_requests(), status=st.sampled_from(AccessRequestStatus))
+def test_a_request_is_resolved_once(stored: AccessRequest, status: AccessRequestStatus) -> None:
+    pending = status is AccessRequestStatus.PENDING
+    approved = status is AccessRequestStatus.APPROVED
+    posed = attrs.evolve(
+        stored,
+        status=status,
+        customer_id=CustomerId.new() if approved else None,
+        resolved_by=None if pending else TeamMemberId.new(),
+        resolved_at=None if pending else stored.requested_at,
+    )
+    if stored.is_pending:
+        ports.check_access_request_history(stored, posed)
+    else:
+        with pytest.raises(InvariantViolation) as caught:
+            ports.check_access_request_history(stored, posed)
+        assert caught.value.rule == "access-request-resolved-once"
+        assert caught.value.path in ("status", "customer_id", "resolved_by")
+
+
+@given(
+    roles=st.lists(st.sampled_from(Role), max_size=4),
+    data=st.data(),
+)
+def test_a_team_with_an_admin_keeps_one(roles: list[Role], data: st.DataObject) -> None:
+    stored = Partner.create(name="Northwind IT", country="US")
+    for index, role in enumerate(roles):
+        stored = stored.add_team_member(name=f"M{index}", email=f"m{index}@n.example", role=role)
+    now = data.draw(st.lists(st.sampled_from(Role), min_size=len(roles), max_size=len(roles)))
+    kept = data.draw(st.lists(st.booleans(), min_size=len(roles), max_size=len(roles)))
+    team = [attrs.evolve(m, role=r) for m, r, k in zip(stored.team, now, kept, strict=True) if k]
+    new = attrs.evolve(stored, team=team)
+    if Role.ADMIN in roles and not any(m.role is Role.ADMIN for m in team):
+        with pytest.raises(InvariantViolation) as caught:
+            ports.check_partner_history(stored, new)
+        assert (caught.value.rule, caught.value.path) == ("team-admin", "team")
+    else:
+        ports.check_partner_history(stored, new)
+
+
+@given(partner=aps.partners())
+def test_a_partner_keeps_its_currency_and_country(partner: Partner) -> None:
+    other = "CAD" if partner.currency.code == "USD" else "USD"
+    moved = attrs.evolve(partner, currency=Currency(other), card_fees=CardFeePolicy.default(other))
+    with pytest.raises(InvariantViolation) as caught:
+        ports.check_partner_history(partner, moved)
+    assert (caught.value.rule, caught.value.path) == ("I2", "currency")
+    away = attrs.evolve(partner, country="CA" if partner.country == "US" else "US")
+    with pytest.raises(InvariantViolation) as caught:
+        ports.check_partner_history(partner, away)
+    assert (caught.value.rule, caught.value.path) == ("I2", "country")

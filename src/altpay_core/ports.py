@@ -30,6 +30,14 @@ their partner. It does not check
 that a payment's invoices are stored (the domain and
 :mod:`altpay_core.services` see to that).
 
+Within one aggregate, a save of a stored one is refused when it changes
+it as no command does: a field that never changes (:data:`FIXED_FIELDS`), a
+saved payment method (:func:`check_saved_methods`), and an invoice's,
+payment's, scheduled payment's, resolved access request's or partner's
+history (:func:`check_invoice_history`, :func:`check_payment_history`,
+:func:`check_scheduled_payment_history`,
+:func:`check_access_request_history`, :func:`check_partner_history`).
+
 An adapter implements these classes and proves it with the contract suite in
 :mod:`altpay_core.testing.contracts`.
 """
@@ -62,8 +70,15 @@ from .errors import (
 )
 from .events import Event
 from .invoice import AppliedPayment, Invoice, InvoiceStatus
-from .partner import Action, Partner
-from .payment import CustomerPaymentMethods, Payment, ScheduledPayment, ScheduledPaymentId
+from .partner import Action, Partner, Role
+from .payment import (
+    CustomerPaymentMethods,
+    Payment,
+    PaymentStatus,
+    ScheduledPayment,
+    ScheduledPaymentId,
+    ScheduledPaymentStatus,
+)
 from .values import (
     AccessRequestId,
     CustomerId,
@@ -98,13 +113,17 @@ __all__ = [
     "Store",
     "UnitOfWork",
     "access_request_pending",
+    "check_access_request_history",
     "check_choice",
     "check_date",
     "check_email",
     "check_fixed_fields",
     "check_id",
     "check_invoice_history",
+    "check_partner_history",
+    "check_payment_history",
     "check_saved_methods",
+    "check_scheduled_payment_history",
     "check_text",
     "customer_added_by_hand",
     "customer_cursor",
@@ -922,6 +941,228 @@ def _check_stored_history(status: str, parts: Iterable[_Part], new: Invoice) -> 
             f"{name} is {status}: it {final}, never {new.status.value} (nothing was written)",
             rule="I4",
             path="status",
+        )
+
+
+def _history_changed(
+    kind: str, key: object, reason: str, rule: str, path: str
+) -> InvariantViolation:
+    """The error for a save of ``kind`` ``key`` that changes ``path`` as no
+    command does."""
+    return InvariantViolation(
+        f"{reason}: {kind} {key} is saved with another {path!r} than it has (nothing was written)",
+        rule=rule,
+        path=path,
+    )
+
+
+_PAYMENT_MOVES: Final[frozenset[tuple[PaymentStatus, PaymentStatus]]] = frozenset(
+    {
+        (PaymentStatus.PROCESSING, PaymentStatus.SUCCEEDED),
+        (PaymentStatus.PROCESSING, PaymentStatus.FAILED),
+        (PaymentStatus.PROCESSING, PaymentStatus.CHARGED_BACK),
+        (PaymentStatus.PROCESSING, PaymentStatus.REFUNDED),
+        (PaymentStatus.SUCCEEDED, PaymentStatus.FAILED),
+        (PaymentStatus.SUCCEEDED, PaymentStatus.REFUNDED),
+        (PaymentStatus.SUCCEEDED, PaymentStatus.CHARGED_BACK),
+    }
+)
+"""How a payment's status moves between two saves, the commands run in
+between: succeeded, failed (declined, or returned by the bank), charged
+back (disputed, or returned as unauthorised), refunded (once succeeded and
+settled). Failed, refunded and charged back are final."""
+
+_PAYMENT_REQUEST: Final = ("request_fingerprint", "user_id", "method", "payment_method_id")
+"""What a payment keeps of the request that made it, besides its allocations."""
+
+
+@checked_arguments
+def check_payment_history(stored: Payment | None, new: Payment) -> None:
+    """Refuse ``new`` if it changes ``stored`` (the payment's current state
+    in the store, or ``None`` when it is new there) as no command does; no
+    command does any of it:
+
+    - its allocations (the invoice, amount and card-fee share of each: rule
+      ``I5``, at ``allocations[i].amount``, say, or ``allocations`` for one
+      added or dropped), so its ``amount`` and ``card_fee``;
+    - the request it answers (rule ``idempotency``): its
+      ``request_fingerprint``, payer (``user_id``), ``method`` and
+      ``payment_method_id``;
+    - its status, but as the commands move it, one or several between two
+      saves: ``processing`` to any other, ``succeeded`` to ``failed``,
+      ``refunded`` or ``charged_back``; ``failed``, ``refunded`` and
+      ``charged_back`` are final (rule ``I6`` at ``status``, ``I7`` for one
+      saved refunded);
+    - its fees, but a return or dispute fee added as its status moves
+      (rule ``I6``, at ``fees``);
+    - when it was made (``created_at``, rule ``I6``), when it succeeded
+      (``succeeded_at``, rule ``I6``, recorded only as a processing payment
+      moves on) and when it settled (``settled_at``, rule ``I7``, recorded
+      only while it is processing or succeeded): once recorded, never
+      changed nor cleared (a payment cleared of it would settle again, and
+      tell so again).
+    """
+    if stored is None:
+        return
+    kind, key = "payment", new.id
+    if len(new.allocations) != len(stored.allocations):
+        raise _history_changed(
+            kind,
+            key,
+            "a payment keeps the invoices and amounts it was made for",
+            "I5",
+            "allocations",
+        )
+    for index, (part, kept) in enumerate(zip(stored.allocations, new.allocations, strict=True)):
+        for name in ("invoice_id", "amount", "card_fee"):
+            if getattr(part, name) != getattr(kept, name):
+                raise _history_changed(
+                    kind,
+                    key,
+                    "a payment keeps the invoices and amounts it was made for",
+                    "I5",
+                    f"allocations[{index}].{name}",
+                )
+    for name in _PAYMENT_REQUEST:
+        if getattr(stored, name) != getattr(new, name):
+            raise _history_changed(
+                kind,
+                key,
+                "a payment answers the one request it was made for",
+                "idempotency",
+                name,
+            )
+    if stored.created_at != new.created_at:
+        raise _history_changed(kind, key, "a payment keeps when it was made", "I6", "created_at")
+    was, now = stored.status, new.status
+    if was is not now and (was, now) not in _PAYMENT_MOVES:
+        raise InvariantViolation(
+            f"a {was.value} payment never becomes {now.value}: payment {key} is saved "
+            "with a status no command gives it (nothing was written)",
+            rule="I7" if now is PaymentStatus.REFUNDED else "I6",
+            path="status",
+        )
+    fees = new.fees
+    if fees[: len(stored.fees)] != stored.fees or (was is now and fees != stored.fees):
+        raise _history_changed(
+            kind,
+            key,
+            "a payment's fees are only added, a return or dispute fee as it is given back",
+            "I6",
+            "fees",
+        )
+    if (stored.succeeded_at is not None or was is not PaymentStatus.PROCESSING) and (
+        new.succeeded_at != stored.succeeded_at
+    ):
+        raise _history_changed(
+            kind,
+            key,
+            "a payment records once when it succeeded, as it succeeds",
+            "I6",
+            "succeeded_at",
+        )
+    if (stored.settled_at is not None or not was.holds_balance) and (
+        new.settled_at != stored.settled_at
+    ):
+        raise _history_changed(
+            kind,
+            key,
+            "a payment records once when it settled, as it settles",
+            "I7",
+            "settled_at",
+        )
+
+
+_SCHEDULED_KEPT: Final = (
+    "customer_id",
+    "invoice_id",
+    "user_id",
+    "payment_method_id",
+    "amount",
+    "pay_on",
+    "created_at",
+)
+"""What a scheduled payment keeps from the day it was scheduled."""
+
+
+@checked_arguments
+def check_scheduled_payment_history(stored: ScheduledPayment | None, new: ScheduledPayment) -> None:
+    """Refuse ``new`` if it changes ``stored`` (the scheduled payment's
+    current state in the store, or ``None`` when it is new there) as no
+    command does (rule ``scheduled-payment``, at the field): only one
+    stored ``scheduled`` changes its status (cancelled, skipped or
+    processed, naming its payment); once not, its ``status`` and
+    ``payment_id`` stay (a cancelled or skipped one saved as scheduled
+    again would run). Its customer, invoice, payer (``user_id``), method
+    on file, ``amount``, ``pay_on`` and ``created_at`` never change."""
+    if stored is None:
+        return
+    kind, key = "scheduled payment", new.id
+    if stored.status is not ScheduledPaymentStatus.SCHEDULED:
+        for name in ("status", "payment_id"):
+            if getattr(stored, name) != getattr(new, name):
+                raise _history_changed(
+                    kind,
+                    key,
+                    f"a scheduled payment {stored.status.value} stays so",
+                    "scheduled-payment",
+                    name,
+                )
+    for name in _SCHEDULED_KEPT:
+        if getattr(stored, name) != getattr(new, name):
+            raise _history_changed(
+                kind,
+                key,
+                "a scheduled payment pays what was scheduled, as it was scheduled",
+                "scheduled-payment",
+                name,
+            )
+
+
+@checked_arguments
+def check_access_request_history(stored: AccessRequest | None, new: AccessRequest) -> None:
+    """Refuse ``new`` if it changes the resolution of ``stored`` (the
+    request's current state in the store, or ``None`` when it is new
+    there): a request is resolved once (rule
+    ``access-request-resolved-once``, as its commands say), so once it is
+    not pending its ``status``, ``customer_id``, ``resolved_by`` and
+    ``resolved_at`` never change (a rejected request saved pending again
+    could be approved; one rewritten as resolved by a Member would escape
+    C9)."""
+    if stored is None or stored.is_pending:
+        return
+    for name in ("status", "customer_id", "resolved_by", "resolved_at"):
+        if getattr(stored, name) != getattr(new, name):
+            raise _history_changed(
+                "access request",
+                new.id,
+                f"an access request is resolved once, and this one is {stored.status.value}",
+                "access-request-resolved-once",
+                name,
+            )
+
+
+@checked_arguments
+def check_partner_history(stored: Partner | None, new: Partner) -> None:
+    """Refuse ``new`` if it changes ``stored`` (the partner's current state
+    in the store, or ``None`` when it is new there) as no command does: its
+    ``currency`` and ``country`` never change (rule ``I2``: its invoices and
+    payments stay in its currency), and a team that has an Admin keeps one
+    (rule ``team-admin``, at ``team``, as :meth:`Partner.remove_team_member`
+    and :meth:`Partner.change_role` refuse it)."""
+    if stored is None:
+        return
+    for name in ("currency", "country"):
+        if getattr(stored, name) != getattr(new, name):
+            raise _history_changed("partner", new.id, f"a partner keeps its {name}", "I2", name)
+    if any(m.role is Role.ADMIN for m in stored.team) and not any(
+        m.role is Role.ADMIN for m in new.team
+    ):
+        raise InvariantViolation(
+            f"a partner's team keeps at least one Admin: partner {new.id} is saved with "
+            "none (nothing was written)",
+            rule="team-admin",
+            path="team",
         )
 
 

@@ -102,9 +102,13 @@ from altpay_core.ports import (
     UnitOfWork,
     _check_stored_history,
     access_request_pending,
+    check_access_request_history,
     check_email,
     check_invoice_history,
+    check_partner_history,
+    check_payment_history,
     check_saved_methods,
+    check_scheduled_payment_history,
     customer_added_by_hand,
     customer_ref_taken,
     customer_sort_key,
@@ -427,7 +431,11 @@ class AggregateTable:
     the one saved, for what no column holds: a saved payment method is never
     edited (:func:`~altpay_core.ports.check_saved_methods`), an invoice's
     payment history never rewritten
-    (:func:`~altpay_core.ports.check_invoice_history`)."""
+    (:func:`~altpay_core.ports.check_invoice_history`), nor a payment, a
+    scheduled payment, a resolved access request or a partner changed as no
+    command changes them (:func:`~altpay_core.ports.check_payment_history`
+    and its kin). Not called for a new aggregate (version 0), which is not
+    read."""
     kept_columns: tuple[str, ...] = ()
     """What the save's query of the row's version also reads, after the
     fixed columns, for :attr:`kept_in_row`: columns, and members of the
@@ -623,6 +631,7 @@ PARTNERS = AggregateTable(
     scope="id",
     columns=(),
     values=lambda partner: (),
+    kept=check_partner_history,
 )
 CUSTOMERS = AggregateTable(
     kind="customer",
@@ -663,6 +672,7 @@ ACCESS_REQUESTS = AggregateTable(
     # The email's key is case-folded, as a company's is: not compared. It is
     # NULL in the rows written before migration 5 added it.
     unchecked=frozenset({"requested_at", "email_key"}),
+    kept=check_access_request_history,
     unique=(
         UniqueKey(
             ("partner_id", "email_key"),
@@ -719,6 +729,7 @@ PAYMENTS = AggregateTable(
         payment.currency.code,
     ),
     fixed=(("customer_id",), ("idempotency_key",), ("currency",)),
+    kept=check_payment_history,
     children=(
         ChildTable(
             "payment_allocations",
@@ -758,6 +769,7 @@ SCHEDULED_PAYMENTS = AggregateTable(
         scheduled.pay_on.isoformat(),
     ),
     unchecked=frozenset({"pay_on"}),
+    kept=check_scheduled_payment_history,
 )
 TABLES: tuple[AggregateTable, ...] = (
     PARTNERS,

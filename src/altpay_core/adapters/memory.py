@@ -88,10 +88,14 @@ from altpay_core.ports import (
     Store,
     UnitOfWork,
     access_request_pending,
+    check_access_request_history,
     check_email,
     check_fixed_fields,
     check_invoice_history,
+    check_partner_history,
+    check_payment_history,
     check_saved_methods,
+    check_scheduled_payment_history,
     customer_added_by_hand,
     customer_cursor,
     customer_ref_taken,
@@ -980,6 +984,17 @@ def _key_taken(key: _IdempotencyKey) -> ConcurrencyConflict:
     return idempotency_key_taken(key[1])
 
 
+_HISTORIES: tuple[tuple[type[Any], Callable[[Any, Any], None]], ...] = (
+    (Partner, check_partner_history),
+    (AccessRequest, check_access_request_history),
+    (Invoice, check_invoice_history),
+    (Payment, check_payment_history),
+    (ScheduledPayment, check_scheduled_payment_history),
+)
+"""The kinds whose saves are checked against the stored aggregate for
+changes no command makes, with their checks."""
+
+
 @checked_constructor
 class MemoryUnitOfWork(UnitOfWork):
     """A unit of work over a :class:`MemoryStore`; get one from the store
@@ -1075,8 +1090,9 @@ class MemoryUnitOfWork(UnitOfWork):
         if isinstance(aggregate, CustomerPaymentMethods):
             stored = current if isinstance(current, CustomerPaymentMethods) else None
             check_saved_methods(stored, aggregate)
-        elif isinstance(aggregate, Invoice) and isinstance(current, Invoice):
-            check_invoice_history(current, aggregate)
+        for cls, check in _HISTORIES:
+            if isinstance(aggregate, cls) and isinstance(current, cls):
+                check(current, aggregate)
         if unique is not None:
             unique()
         events = [to_dict(event) for event in aggregate.events]

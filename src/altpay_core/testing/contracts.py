@@ -76,21 +76,26 @@ from altpay_core.errors import (
     ValidationError,
 )
 from altpay_core.events import CustomerArchived, CustomerCreated, CustomerUpdated, Event
-from altpay_core.invoice import Invoice, InvoiceStatus, LineItem
+from altpay_core.invoice import Fee, FeeKind, Invoice, InvoiceStatus, LineItem
 from altpay_core.money import Currency, Money
-from altpay_core.partner import Partner, Role, TeamMember
+from altpay_core.partner import CardFeePolicy, Partner, Role, TeamMember
 from altpay_core.payment import (
     CustomerPaymentMethods,
     Payment,
     PaymentMethodStatus,
     PaymentMethodType,
+    PaymentStatus,
     ScheduledPayment,
     ScheduledPaymentId,
     ScheduledPaymentStatus,
+    charge_back_payment,
     fail_payment,
     pay_invoices,
     refund_payment,
     return_payment,
+    run_scheduled_payment,
+    schedule_payment,
+    skip_scheduled_payment,
 )
 from altpay_core.ports import (
     _KINDS,
@@ -294,6 +299,92 @@ def _refused_change(
     return read
 
 
+def _refused_history(store: Store, stored: Any, changed: Any, rule: str, path: str) -> None:
+    """Saving ``changed``, a copy of ``stored`` (as stored) changed as no
+    command changes it, is refused at save with ``rule`` at ``path``,
+    whether the unit of work read ``stored`` or saved it itself. Nothing of
+    the unit of work is written: not ``changed``, not a new partner saved
+    before it in the same block, no event; ``stored`` reads back as it was."""
+    with store.unit_of_work() as uow:
+        before = uow.outbox.pending(MAX_PAGE_SIZE)
+    bystander = _partner("Bystander")
+
+    def save_with_another() -> None:
+        with store.unit_of_work() as uow:
+            uow.partners.save(bystander)
+            _save(uow, changed)
+            uow.commit()
+
+    with pytest.raises(InvariantViolation) as caught:
+        save_with_another()
+    assert (caught.value.rule, caught.value.path) == (rule, path), str(caught.value)
+    assert "nothing was written" in str(caught.value)
+    with store.unit_of_work() as uow:
+        again = _save(uow, stored)
+        with pytest.raises(InvariantViolation) as caught:
+            _save(uow, attrs.evolve(changed, version=again.version))
+        assert (caught.value.rule, caught.value.path) == (rule, path), str(caught.value)
+    with store.unit_of_work() as uow:
+        assert _read_again(uow, stored) == stored
+        with pytest.raises(NotFound):
+            uow.partners.get(bystander.id)
+        assert uow.outbox.pending(MAX_PAGE_SIZE) == before
+
+
+_PAYMENT_MOVES = frozenset(
+    {
+        (PaymentStatus.PROCESSING, PaymentStatus.SUCCEEDED),
+        (PaymentStatus.PROCESSING, PaymentStatus.FAILED),
+        (PaymentStatus.PROCESSING, PaymentStatus.CHARGED_BACK),
+        (PaymentStatus.PROCESSING, PaymentStatus.REFUNDED),
+        (PaymentStatus.SUCCEEDED, PaymentStatus.FAILED),
+        (PaymentStatus.SUCCEEDED, PaymentStatus.REFUNDED),
+        (PaymentStatus.SUCCEEDED, PaymentStatus.CHARGED_BACK),
+    }
+)
+"""The moves of a payment's status that the commands make between two
+saves, one command or several: :meth:`Payment.succeed` (then
+:meth:`Payment.settle` and :func:`refund_payment`), :func:`fail_payment`,
+:func:`return_payment` (of a processing or succeeded bank debit, standard or
+unauthorised), :func:`charge_back_payment` (of a succeeded card payment)."""
+
+_GIVEN_BACK_FEES = {
+    (PaymentStatus.FAILED, True): (FeeKind.RETURN, "15.00"),
+    (PaymentStatus.CHARGED_BACK, True): (FeeKind.UNAUTHORIZED_RETURN, "25.00"),
+    (PaymentStatus.CHARGED_BACK, False): (FeeKind.DISPUTE, "25.00"),
+}
+"""The fee a payment records as it is given back, by status and whether it
+is a bank debit (I6)."""
+
+
+def _posed_payment(stored: Payment, status: PaymentStatus) -> Payment | None:
+    """``stored`` rewritten with ``status``, valid on its own: the fees and
+    times that status asks for, the others kept; ``None`` if no payment of
+    its method has that status with its times (a card payment that
+    succeeded never fails)."""
+    fees = tuple(fee for fee in stored.fees if fee.kind is FeeKind.CARD)
+    given_back = _GIVEN_BACK_FEES.get((status, stored.method.is_bank_debit))
+    if given_back is not None:
+        kind, amount = given_back
+        fees = (*fees, Fee.new(kind, Money(amount, stored.currency), covered_by_customer=False))
+    succeeded_at, settled_at = stored.succeeded_at, stored.settled_at
+    if status is PaymentStatus.PROCESSING:
+        succeeded_at = settled_at = None
+    elif succeeded_at is None and (
+        status in (PaymentStatus.SUCCEEDED, PaymentStatus.REFUNDED)
+        or (status is PaymentStatus.CHARGED_BACK and not stored.method.is_bank_debit)
+    ):
+        succeeded_at = stored.created_at
+    if status is PaymentStatus.REFUNDED and settled_at is None:
+        settled_at = succeeded_at
+    try:
+        return attrs.evolve(
+            stored, status=status, fees=fees, succeeded_at=succeeded_at, settled_at=settled_at
+        )
+    except InvariantViolation:
+        return None
+
+
 _Id = typing.TypeVar("_Id", bound=EntityId)
 
 
@@ -453,6 +544,62 @@ class PartnerRepositoryContract(_StoreFactory):
             uow.commit()
         with store.unit_of_work() as uow:
             assert uow.partners.get(first.id) == second
+
+    def test_a_partner_keeps_its_currency_country_and_an_admin(self, store: Store) -> None:
+        """No command changes a partner's currency or country (I2), nor
+        leaves a team that has an Admin without one (``team-admin``): a save
+        that does is refused, and nothing of its unit of work is written.
+        The commands' own changes to the team still save."""
+        saved = self.store_partner(store, _partner())
+        ada = saved.team[0]
+        (saved,) = _commit(
+            store, saved.add_team_member(name="Mo", email="mo@northwind.example", role=Role.MEMBER)
+        )
+        mo = saved.team[-1]
+        cad = Currency("CAD")
+        at_fault = [
+            (
+                attrs.evolve(saved, currency=cad, card_fees=CardFeePolicy.default(cad)),
+                "I2",
+                "currency",
+            ),
+            (
+                attrs.evolve(
+                    saved, country="CA", currency=cad, card_fees=CardFeePolicy.default(cad)
+                ),
+                "I2",
+                "currency",
+            ),
+            (attrs.evolve(saved, country="CA"), "I2", "country"),
+            (attrs.evolve(saved, team=(mo,)), "team-admin", "team"),
+            (
+                attrs.evolve(saved, team=(attrs.evolve(ada, role=Role.SUB_ADMIN), mo)),
+                "team-admin",
+                "team",
+            ),
+        ]
+        for changed, rule, path in at_fault:
+            _refused_history(store, saved, changed, rule, path)
+        (saved,) = _commit(
+            store,
+            saved.add_team_member(
+                name="Bea", email="bea@northwind.example", role=Role.ADMIN, by=ada
+            ),
+        )
+        bea = saved.team[-1]
+        (saved,) = _commit(store, saved.change_role(ada, Role.MEMBER, by=bea))
+        (saved,) = _commit(store, saved.remove_team_member(ada, by=bea))
+        (saved,) = _commit(store, saved.change_role(mo, Role.ADMIN, by=bea))
+        assert [m.role for m in saved.team] == [Role.ADMIN, Role.ADMIN]
+        # A team with no Admin yet may stay without one.
+        bare = self.store_partner(store, Partner.create(name="Initech", country="CA"))
+        (bare,) = _commit(
+            store,
+            bare.add_team_member(name="Sue", email="sue@initech.example", role=Role.SUB_ADMIN),
+        )
+        with store.unit_of_work() as uow:
+            assert uow.partners.get(bare.id) == bare
+            assert uow.partners.get(saved.id) == saved
 
 
 # -- customers ---------------------------------------------------------------------
@@ -1801,6 +1948,78 @@ class AccessRequestRepositoryContract(_StoreFactory):
         # checked against its resolver's role at the time.
         (again,) = _commit(store, rejected)
         assert again.version == rejected.version + 1
+
+    def test_a_resolved_request_keeps_its_resolution(self, store: Store) -> None:
+        """A request is resolved once (``access-request-resolved-once``):
+        once stored approved or rejected, a save that changes its status,
+        customer, resolver or time of resolution is refused, and nothing of
+        its unit of work is written (a rejected request saved pending would
+        be approved; one rewritten as resolved by a Member would escape
+        C9). Each resolution the commands make saves."""
+        partner, request, sam = self._with_sub_admin(store)
+        admin = partner.team[0]
+        (partner,) = _commit(
+            store,
+            partner.add_team_member(name="Mo", email="mo@northwind.example", role=Role.MEMBER),
+        )
+        mo = partner.team[-1]
+        (customer,) = self.store_customers(store, _customer(partner))
+        eve, fay = _commit(
+            store,
+            AccessRequest.open(
+                partner, email="eve@globex.example", first_name="Eve", last_name="E"
+            ),
+            AccessRequest.open(
+                partner, email="fay@initech.example", first_name="Fay", last_name="F"
+            ),
+        )
+        (rejected,) = _commit(store, request.reject(partner=partner, by=admin))
+        approved, customer = _commit(store, *eve.add_to_customer(customer, partner=partner, by=sam))
+        draft = fay.start_customer(partner=partner, by=admin)
+        made = draft.enter_details(company="Initech", address=_ADDRESS).create()
+        made, approved_new = _commit(
+            store, made, fay.approve_new_customer(made, partner=partner, by=admin)
+        )
+        assert approved.status is approved_new.status is AccessRequestStatus.APPROVED
+        assert rejected.resolved_at is not None
+        pending = AccessRequestStatus.PENDING
+        at_fault = [
+            (
+                rejected,
+                attrs.evolve(rejected, status=pending, resolved_by=None, resolved_at=None),
+                "status",
+            ),
+            (
+                rejected,
+                attrs.evolve(
+                    rejected, status=AccessRequestStatus.APPROVED, customer_id=customer.id
+                ),
+                "status",
+            ),
+            (rejected, attrs.evolve(rejected, resolved_by=mo.id), "resolved_by"),
+            (
+                rejected,
+                attrs.evolve(rejected, resolved_at=rejected.resolved_at + dt.timedelta(hours=1)),
+                "resolved_at",
+            ),
+            (
+                approved,
+                attrs.evolve(
+                    approved,
+                    status=AccessRequestStatus.REJECTED,
+                    customer_id=None,
+                    resolved_by=mo.id,
+                ),
+                "status",
+            ),
+            (approved, attrs.evolve(approved, customer_id=made.id), "customer_id"),
+            (approved_new, attrs.evolve(approved_new, resolved_by=sam.id), "resolved_by"),
+        ]
+        for stored, changed, path in at_fault:
+            _refused_history(store, stored, changed, "access-request-resolved-once", path)
+        with store.unit_of_work() as uow:
+            assert uow.customers.get(partner.id, customer.id) == customer
+            assert not uow.customers.get(partner.id, customer.id).has_user(request.email)
 
 
 # -- unit of work ------------------------------------------------------------------
@@ -4071,15 +4290,18 @@ class PaymentRepositoryContract(_StoreFactory):
                 assert uow.invoices.get(partner.id, invoice.id).currency == stored.currency
 
     def test_payments_by_invoice_follow_the_stored_allocations(self, store: Store) -> None:
-        """The commands never move a payment's allocations; if a save does,
-        each invoice's payments are the ones stored now, on every store."""
+        """The commands never move a payment's allocations, and no save does
+        (rule ``I5``): each invoice's payments are the ones stored, on every
+        store, before and after a save that tries."""
         partner, _, payment, (one, two) = self._paid(store)
         moved = attrs.evolve(payment, allocations=payment.allocations[1:])
         with store.unit_of_work() as uow:
-            moved = uow.payments.save(moved)
+            with pytest.raises(InvariantViolation) as caught:
+                uow.payments.save(moved)
             uow.commit()
-            assert uow.payments.for_invoice(partner.id, one.id) == []
-            assert uow.payments.for_invoice(partner.id, two.id) == [moved]
+            assert (caught.value.rule, caught.value.path) == ("I5", "allocations")
+            assert uow.payments.for_invoice(partner.id, one.id) == [payment]
+            assert uow.payments.for_invoice(partner.id, two.id) == [payment]
 
     def test_unknown_or_another_partners_payment_is_not_found(self, store: Store) -> None:
         partner, _, payment, touched = self._paid(store)
@@ -4108,6 +4330,170 @@ class PaymentRepositoryContract(_StoreFactory):
         with store.unit_of_work() as uow:
             assert uow.payments.get(partner.id, payment.id) == saved
         assert self.pending(store) == before
+
+    def _through_commands(self, store: Store) -> dict[str, Payment]:
+        """A payment stored in each state the commands give one, each step
+        saved as it is made (so every move is saved once): by bank debit,
+        ``processing``, ``succeeded``, ``settled``, ``failed`` (rejected
+        while processing), ``returned`` (failed once succeeded),
+        ``unauthorized`` (returned as unauthorised while processing),
+        ``refunded``; by card, ``declined`` and ``disputed``."""
+        partner, customer, one, _ = self._open_invoices(store)
+        made: dict[str, Payment] = {}
+
+        def paid(key: str, method: str = "ach") -> tuple[Payment, tuple[Invoice, ...]]:
+            payment, touched = pay_invoices(
+                partner,
+                customer,
+                [one],
+                payer=customer.users[0],
+                method=method,
+                idempotency_key=key,
+                amounts={one.id: "10.00"},
+                at=_at(2),
+            )
+            (payment,) = self.store_aggregates(store, payment)
+            return payment, touched
+
+        def saved(name: str, payment: Payment) -> Payment:
+            (made[name],) = self.store_aggregates(store, payment)
+            return made[name]
+
+        payment, _ = paid("key-processing")
+        made["processing"] = payment
+        payment, _ = paid("key-succeeded")
+        saved("succeeded", payment.succeed(_at(3)))
+        payment, _ = paid("key-settled")
+        saved("settled", saved("settled", payment.succeed(_at(3))).settle(_at(4)))
+        payment, touched = paid("key-refunded")
+        payment = saved("refunded", saved("refunded", payment.succeed(_at(3))).settle(_at(4)))
+        saved("refunded", refund_payment(payment, touched, at=_at(5))[0])
+        payment, touched = paid("key-failed")
+        saved("failed", fail_payment(payment, touched, at=_at(3))[0])
+        payment, touched = paid("key-returned")
+        payment = saved("returned", payment.succeed(_at(3)))
+        saved("returned", return_payment(payment, touched, at=_at(5))[0])
+        payment, touched = paid("key-unauthorized")
+        saved("unauthorized", return_payment(payment, touched, "unauthorized", at=_at(3))[0])
+        payment, touched = paid("key-declined", "card")
+        saved("declined", fail_payment(payment, touched, at=_at(3))[0])
+        payment, touched = paid("key-disputed", "card")
+        payment = saved("disputed", payment.succeed(_at(3)))
+        saved("disputed", charge_back_payment(payment, touched, at=_at(5))[0])
+        return made
+
+    def test_a_payment_keeps_what_it_was_made_for(self, store: Store) -> None:
+        """No command changes a payment's allocations (I5: a refund would
+        give back another amount, its failure could not be recorded), the
+        request it answers (``idempotency``: a retry refused, another
+        request answered with it) nor when it was made: a save that does is
+        refused, and nothing of its unit of work is written."""
+        partner, _, payment, (one, two) = self._paid(store)
+        first, second = payment.allocations
+        ten = Money("10.00", payment.currency)
+        at_fault = [
+            (
+                attrs.evolve(payment, allocations=(attrs.evolve(first, amount=ten), second)),
+                "I5",
+                "allocations[0].amount",
+            ),
+            (
+                attrs.evolve(
+                    payment, allocations=(first, attrs.evolve(second, invoice_id=InvoiceId.new()))
+                ),
+                "I5",
+                "allocations[1].invoice_id",
+            ),
+            (attrs.evolve(payment, allocations=(first,)), "I5", "allocations"),
+            (attrs.evolve(payment, allocations=(second, first)), "I5", "allocations[0].invoice_id"),
+            (
+                attrs.evolve(payment, request_fingerprint="0" * 64),
+                "idempotency",
+                "request_fingerprint",
+            ),
+            (attrs.evolve(payment, user_id=UserId.new()), "idempotency", "user_id"),
+            (attrs.evolve(payment, method=PaymentMethodType.CARD), "idempotency", "method"),
+            (
+                attrs.evolve(payment, payment_method_id=PaymentMethodId.new()),
+                "idempotency",
+                "payment_method_id",
+            ),
+            (attrs.evolve(payment, created_at=_at(1)), "I6", "created_at"),
+        ]
+        for changed, rule, path in at_fault:
+            _refused_history(store, payment, changed, rule, path)
+        (succeeded,) = self.store_aggregates(store, payment.succeed(_at(3)))
+        with store.unit_of_work() as uow:
+            assert uow.payments.for_invoice(partner.id, one.id) == [succeeded]
+            assert uow.payments.for_invoice(partner.id, two.id) == [succeeded]
+
+    def test_a_payment_status_moves_only_as_the_commands_move_it(self, store: Store) -> None:
+        """Every pair of statuses, from each state the commands store: a
+        payment saved with another status is stored if the commands make
+        that move (one or several of them: a payment succeeded, settled
+        and refunded before it is saved again), else refused at ``status``
+        (I6; I7 for a refund), nothing written. Failed, refunded and
+        charged back are final."""
+        made = self._through_commands(store)
+        moved = refused = 0
+        for stored in made.values():
+            for status in PaymentStatus:
+                posed = _posed_payment(stored, status)
+                if status is stored.status or posed is None:
+                    continue
+                if (stored.status, status) in _PAYMENT_MOVES:
+                    with store.unit_of_work() as uow:
+                        assert uow.payments.save(posed).status is status
+                    moved += 1
+                else:
+                    rule = "I7" if status is PaymentStatus.REFUNDED else "I6"
+                    _refused_history(store, stored, posed, rule, "status")
+                    refused += 1
+        assert moved >= 10
+        assert refused >= 20
+        with store.unit_of_work() as uow:
+            for stored in made.values():
+                assert uow.payments.get(stored.partner_id, stored.id) == stored
+
+    def test_a_payment_keeps_its_fees_and_times(self, store: Store) -> None:
+        """A payment's fees are only added, a return or dispute fee as it
+        is given back (I6), and once recorded, when it succeeded (I6) and
+        when it settled (I7) never change nor are cleared (a payment cleared
+        of its settlement would settle, and say so, again); neither is
+        recorded once it no longer can be. A save that does otherwise is
+        refused, and nothing of its unit of work is written."""
+        made = self._through_commands(store)
+        failed, settled, returned = made["failed"], made["settled"], made["returned"]
+        fee = failed.fees[-1]
+        at_fault = [
+            (
+                failed,
+                attrs.evolve(failed, fees=(attrs.evolve(fee, name="Bank fee"),)),
+                "I6",
+                "fees",
+            ),
+            (failed, attrs.evolve(failed, succeeded_at=_at(3)), "I6", "succeeded_at"),
+            (
+                made["succeeded"],
+                attrs.evolve(made["succeeded"], succeeded_at=_at(6)),
+                "I6",
+                "succeeded_at",
+            ),
+            (settled, attrs.evolve(settled, succeeded_at=_at(2)), "I6", "succeeded_at"),
+            (settled, attrs.evolve(settled, settled_at=None), "I7", "settled_at"),
+            (settled, attrs.evolve(settled, settled_at=_at(6)), "I7", "settled_at"),
+            (
+                made["refunded"],
+                attrs.evolve(made["refunded"], settled_at=_at(6)),
+                "I7",
+                "settled_at",
+            ),
+            (returned, attrs.evolve(returned, settled_at=_at(6)), "I7", "settled_at"),
+        ]
+        for stored, changed, rule, path in at_fault:
+            _refused_history(store, stored, changed, rule, path)
+        assert settled.settle(_at(7)) is settled
+        assert made["succeeded"].settle(_at(7)).settled_at == _at(7)
 
     def test_a_payment_cannot_move_to_another_partner(self, store: Store) -> None:
         partner, _, payment, _ = self._paid(store)
@@ -4909,6 +5295,90 @@ class ScheduledPaymentRepositoryContract(_StoreFactory):
                     assert uow.scheduled_payments.for_invoice(party.id, invoice_id) == [scheduled]
                 assert uow.scheduled_payments.for_invoice(partner.id, three.id) == []
                 uow.commit()
+
+    def test_a_scheduled_payment_changes_only_as_the_commands_change_it(self, store: Store) -> None:
+        """Only a stored ``scheduled`` one changes its status (cancelled,
+        run, skipped: each saves); once not, its status and payment stay (a
+        cancelled or skipped one saved as scheduled would be run, the
+        customer charged for what they cancelled). Its customer, invoice,
+        payer, method, amount, date and time made never change. A save that
+        does otherwise is refused (``scheduled-payment``, at the field), and
+        nothing of its unit of work is written."""
+        partner, customer = self.partner_with_customer(store)
+        invoice, other = self.store_aggregates(
+            store, _invoice(partner, customer, "1"), _invoice(partner, customer, "2")
+        )
+        (book,) = self.store_aggregates(
+            store,
+            CustomerPaymentMethods.of(customer).add(
+                type="ach", display_name="Chase", last4="6789", at=_at(1)
+            ),
+        )
+
+        def scheduled(amount: str | None = None) -> ScheduledPayment:
+            return schedule_payment(
+                partner,
+                customer,
+                invoice,
+                payer=customer.users[0],
+                methods=book,
+                pay_on=_TODAY,
+                today=_TODAY,
+                amount=amount,
+                at=_at(1),
+            )
+
+        to_run, to_skip, to_cancel, kept = self.store_aggregates(
+            store, scheduled(), scheduled(), scheduled(), scheduled("40.00")
+        )
+        (cancelled,) = self.store_aggregates(store, to_cancel.cancel())
+        done, payment, paid = run_scheduled_payment(
+            to_run,
+            partner=partner,
+            customer=customer,
+            invoice=invoice,
+            methods=book,
+            today=_TODAY,
+            at=_at(15),
+        )
+        done, _, paid = self.store_aggregates(store, done, payment, paid)
+        (skipped,) = self.store_aggregates(
+            store,
+            skip_scheduled_payment(
+                to_skip, partner=partner, customer=customer, invoice=paid, today=_TODAY
+            ),
+        )
+        assert (done.status, skipped.status) == (
+            ScheduledPaymentStatus.PROCESSED,
+            ScheduledPaymentStatus.SKIPPED,
+        )
+        again = ScheduledPaymentStatus.SCHEDULED
+        at_fault = [
+            (cancelled, attrs.evolve(cancelled, status=again), "status"),
+            (skipped, attrs.evolve(skipped, status=again), "status"),
+            (cancelled, attrs.evolve(cancelled, status=ScheduledPaymentStatus.SKIPPED), "status"),
+            (done, attrs.evolve(done, status=again, payment_id=None), "status"),
+            (done, attrs.evolve(done, payment_id=PaymentId.new()), "payment_id"),
+            (kept, attrs.evolve(kept, customer_id=CustomerId.new()), "customer_id"),
+            (kept, attrs.evolve(kept, invoice_id=other.id), "invoice_id"),
+            (kept, attrs.evolve(kept, user_id=UserId.new()), "user_id"),
+            (
+                kept,
+                attrs.evolve(kept, payment_method_id=PaymentMethodId.new()),
+                "payment_method_id",
+            ),
+            (kept, attrs.evolve(kept, amount=Money("90.00", partner.currency)), "amount"),
+            (kept, attrs.evolve(kept, amount=None), "amount"),
+            (kept, attrs.evolve(kept, pay_on=_TODAY + _DAY), "pay_on"),
+            (kept, attrs.evolve(kept, created_at=_at(2)), "created_at"),
+        ]
+        for stored, changed, path in at_fault:
+            _refused_history(store, stored, changed, "scheduled-payment", path)
+        (kept,) = self.store_aggregates(store, kept.cancel())
+        (again_cancelled,) = self.store_aggregates(store, cancelled.cancel())
+        assert again_cancelled.status is kept.status is ScheduledPaymentStatus.CANCELED
+        with store.unit_of_work() as uow:
+            assert uow.scheduled_payments.due(partner.id, _TODAY + _DAY) == []
 
 
 # -- round trips -------------------------------------------------------------------
