@@ -366,16 +366,14 @@ def test_an_invoice_save_is_checked_against_the_rows_payments_alone(
         ((attrs.evolve(released, released=False), counting), "I6", "payments[0]"),
         ((counting, attrs.evolve(released, released=False)), "I6", "payments[1]"),
     ]:
+        # What differs is left to the full read and check, which refuse it
+        # (the same text may be the same money written another way).
         changed = attrs.evolve(stored, payments=payments)
+        assert kept(("open", text), changed) is False
         with pytest.raises(InvariantViolation) as caught:
-            kept(("open", text), changed)
-        assert (caught.value.rule, caught.value.path) == (rule, path)
-        with pytest.raises(InvariantViolation) as expected:
             ports.check_invoice_history(stored, changed)
-        assert str(caught.value) == str(expected.value)
-    with pytest.raises(InvariantViolation) as caught:
-        kept(("archived", text), stored)
-    assert (caught.value.rule, caught.value.path) == ("I4", "status")
+        assert (caught.value.rule, caught.value.path) == (rule, path)
+    assert kept(("archived", text), stored) is False
     for damaged in (
         (None, text),
         ("open", None),
@@ -405,3 +403,23 @@ def _commit_invoices(store: SqliteStore, *invoices: Invoice) -> list[Invoice]:
         saved = [uow.invoices.save(invoice) for invoice in invoices]
         uow.commit()
     return saved
+
+
+@pytest.mark.parametrize("edit", ["amount", "currency"])
+def test_an_invoice_row_whose_payments_read_the_same_written_another_way_still_saves(
+    store: SqliteStore, path: Path, partner: Partner, customer: Customer, edit: str
+) -> None:
+    # Text the read takes for the same money ("30.000", "usd") is no
+    # rewritten history: the quick check leaves it to the full one.
+    (stored,) = _commit_invoices(store, _invoice_paid_twice(partner, customer))
+    money = stored.payments[0].amount
+    value = f"{money.amount:f}0" if edit == "amount" else money.currency.code.lower()
+    with sqlite3.connect(path) as outsider:
+        outsider.execute(
+            f"UPDATE invoices SET data = json_set(data, '$.payments[0].amount.{edit}', ?)",
+            (value,),
+        )
+    with store.unit_of_work() as uow:
+        saved = uow.invoices.save(stored.update(partner, memo="Thanks"))
+        uow.commit()
+    assert saved.payments == stored.payments

@@ -874,7 +874,8 @@ def check_invoice_history(stored: Invoice | None, new: Invoice) -> None:
     (a failure, return, chargeback or refund), never otherwise; and no
     command takes a void invoice anywhere but to the archive, nor an
     archived one out of it. So
-    ``InvariantViolation``, in this order, for:
+    ``InvariantViolation`` for the first found, stored part by stored part,
+    then the status:
 
     - a part of ``stored`` (by payment id) missing from ``new``: rule
       ``I5``, at ``payments[i]``, ``i`` its index in ``stored``;
