@@ -990,9 +990,11 @@ _HISTORIES: tuple[tuple[type[Any], Callable[[Any, Any], None]], ...] = (
     (Invoice, check_invoice_history),
     (Payment, check_payment_history),
     (ScheduledPayment, check_scheduled_payment_history),
+    (CustomerPaymentMethods, check_saved_methods),
 )
 """The kinds whose saves are checked against the stored aggregate for
-changes no command makes, with their checks."""
+changes no command makes, with their checks (a new one, with nothing
+stored, passes them all)."""
 
 
 @checked_constructor
@@ -1087,9 +1089,6 @@ class MemoryUnitOfWork(UnitOfWork):
         if not isinstance(aggregate, Partner):
             _check_owner(kind, key, current, aggregate)
             check_fixed_fields(kind, key, current, aggregate)
-        if isinstance(aggregate, CustomerPaymentMethods):
-            stored = current if isinstance(current, CustomerPaymentMethods) else None
-            check_saved_methods(stored, aggregate)
         for cls, check in _HISTORIES:
             if isinstance(aggregate, cls) and isinstance(current, cls):
                 check(current, aggregate)
