@@ -425,3 +425,28 @@ def test_a_partner_keeps_its_currency_and_country(partner: Partner) -> None:
     with pytest.raises(InvariantViolation) as caught:
         ports.check_partner_history(partner, away)
     assert (caught.value.rule, caught.value.path) == ("I2", "country")
+
+
+_HISTORY_CHECKS = [
+    ports.check_saved_methods,
+    ports.check_invoice_history,
+    ports.check_payment_history,
+    ports.check_scheduled_payment_history,
+    ports.check_access_request_history,
+    ports.check_partner_history,
+]
+
+
+@pytest.mark.parametrize("check", _HISTORY_CHECKS, ids=lambda check: check.__name__)
+@given(other=st.one_of(aps.partners(), aps.invoices(), st.integers(), st.text()))
+def test_a_history_check_names_an_argument_of_another_kind(check: Any, other: object) -> None:
+    # What the check reads of one kind is not there on another: a
+    # ``wrong_type`` error at the argument, not an ``AttributeError`` inside.
+    kind = check.__annotations__["new"]
+    assume(type(other).__name__ != kind)
+    with pytest.raises(ValidationError) as caught:
+        check(None, other)
+    assert (caught.value.paths, caught.value.codes) == (["new"], ["wrong_type"])
+    with pytest.raises(ValidationError) as caught:
+        check(other, other)
+    assert (caught.value.paths, caught.value.codes) == (["stored"], ["wrong_type"])

@@ -808,6 +808,18 @@ def check_fixed_fields(kind: str, key: object, stored: object, new: object) -> N
             raise fixed_field_changed(kind, key, field)
 
 
+_Aggregate = TypeVar("_Aggregate")
+
+
+def _history_pair(stored: object, new: object, kind: type[_Aggregate], label: str) -> None:
+    """The arguments of a history check: ``stored`` a ``kind`` or ``None``,
+    ``new`` a ``kind``; anything else is a ``wrong_type`` error naming the
+    argument, rather than an ``AttributeError`` further in."""
+    if stored is not None:
+        _fields.argument("stored", stored, kind, f"{label} or None")
+    _fields.argument("new", new, kind, label)
+
+
 @checked_arguments
 def check_saved_methods(stored: CustomerPaymentMethods | None, new: CustomerPaymentMethods) -> None:
     """Refuse ``new`` if it edits a saved method of ``stored`` (the book's
@@ -816,6 +828,7 @@ def check_saved_methods(stored: CustomerPaymentMethods | None, new: CustomerPaym
     method dropped from the book, or an archived one made active again.
     Methods are added and archived, never edited or removed (rule
     ``payment-method``); the commands never do otherwise."""
+    _history_pair(stored, new, CustomerPaymentMethods, "a CustomerPaymentMethods")
     if stored is None:
         return
     now = {method.id: (index, method) for index, method in enumerate(new.methods)}
@@ -891,6 +904,7 @@ def check_invoice_history(stored: Invoice | None, new: Invoice) -> None:
     ``attrs.evolve``, or a ``from_dict`` of edited data) would bring back
     a balance already paid, and leave the payment unable to fail or be
     returned; every store refuses it and writes nothing."""
+    _history_pair(stored, new, Invoice, "an Invoice")
     if stored is not None:
         _check_stored_history(stored.status.value, _parts(stored), new)
 
@@ -1003,6 +1017,7 @@ def check_payment_history(stored: Payment | None, new: Payment) -> None:
       changed nor cleared (a payment cleared of it would settle again, and
       tell so again).
     """
+    _history_pair(stored, new, Payment, "a Payment")
     if stored is None:
         return
     kind, key = "payment", new.id
@@ -1096,6 +1111,7 @@ def check_scheduled_payment_history(stored: ScheduledPayment | None, new: Schedu
     ``payment_id`` stay (a cancelled or skipped one saved as scheduled
     again would run). Its customer, invoice, payer (``user_id``), method
     on file, ``amount``, ``pay_on`` and ``created_at`` never change."""
+    _history_pair(stored, new, ScheduledPayment, "a ScheduledPayment")
     if stored is None:
         return
     kind, key = "scheduled payment", new.id
@@ -1130,6 +1146,7 @@ def check_access_request_history(stored: AccessRequest | None, new: AccessReques
     ``resolved_at`` never change (a rejected request saved pending again
     could be approved; one rewritten as resolved by a Member would escape
     C9)."""
+    _history_pair(stored, new, AccessRequest, "an AccessRequest")
     if stored is None or stored.is_pending:
         return
     for name in ("status", "customer_id", "resolved_by", "resolved_at"):
@@ -1151,6 +1168,7 @@ def check_partner_history(stored: Partner | None, new: Partner) -> None:
     payments stay in its currency), and a team that has an Admin keeps one
     (rule ``team-admin``, at ``team``, as :meth:`Partner.remove_team_member`
     and :meth:`Partner.change_role` refuse it)."""
+    _history_pair(stored, new, Partner, "a Partner")
     if stored is None:
         return
     for name in ("currency", "country"):
