@@ -398,6 +398,31 @@ def test_an_invoice_row_with_damaged_payments_is_refused_by_the_full_read(
     assert caught.value.paths == ["payments"]
 
 
+@pytest.mark.parametrize(
+    "damage",
+    [
+        # No JSON: json_extract alone would fail the statement with a
+        # driver's error.
+        ("[{", "invalid_json"),
+        # Payments written as text: json_extract alone would unquote it into
+        # an empty list of parts, which the quick check would pass.
+        ('{"payments": "[]"}', "missing"),
+    ],
+)
+def test_an_invoice_row_the_quick_check_cannot_read_is_refused_by_the_full_read(
+    store: SqliteStore, path: Path, partner: Partner, customer: Customer, damage: tuple[str, str]
+) -> None:
+    data, code = damage
+    (stored,) = _commit_invoices(store, _invoice_paid_twice(partner, customer))
+    with sqlite3.connect(path) as outsider:
+        outsider.execute("UPDATE invoices SET data = ?", (data,))
+    with store.unit_of_work() as uow, pytest.raises(ValidationError) as caught:
+        uow.invoices.save(stored.update(partner, memo="Thanks"))
+    assert code in caught.value.codes
+    with sqlite3.connect(path) as outsider:
+        assert outsider.execute("SELECT data FROM invoices").fetchall() == [(data,)]
+
+
 def _commit_invoices(store: SqliteStore, *invoices: Invoice) -> list[Invoice]:
     with store.unit_of_work() as uow:
         saved = [uow.invoices.save(invoice) for invoice in invoices]

@@ -345,9 +345,11 @@ class Dialect:
     published: str
     """The value that marks an outbox row published."""
     member: str
-    """A member of a row's ``data``, as JSON text, ``{}`` standing for its
-    name (SQLite's ``json_extract(data, '$.{}')``, PostgreSQL's
-    ``data->'{}'``)."""
+    """A member of a row's ``data`` that holds an array or an object, as JSON
+    text, ``{0}`` standing for its name (PostgreSQL's ``data->'{0}'``;
+    SQLite's ``json_extract``, ``NULL`` for data that is no JSON or a member
+    of another type). Whatever else comes is not as the library writes it,
+    and the quick check leaves it to the full read."""
     claim: str = ""
     """What ``pending`` adds to lock the rows it lists until the transaction
     ends, skipping rows another transaction holds (PostgreSQL's ``FOR UPDATE

@@ -107,7 +107,7 @@ POSTGRES = Dialect(
     param="%s",
     unpublished="NOT published",
     published="TRUE",
-    member="data->'{}'",
+    member="data->'{0}'",
     claim=" FOR UPDATE SKIP LOCKED",
     share=" FOR SHARE",
 )

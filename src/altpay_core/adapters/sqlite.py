@@ -95,7 +95,12 @@ SQLITE = Dialect(
     param="?",
     unpublished="published = 0",
     published="1",
-    member="json_extract(data, '$.{}')",
+    # Data that is no JSON would fail the whole statement; a member that is
+    # text json_extract would give unquoted. Both come as NULL instead.
+    member=(
+        "CASE WHEN json_valid(data) AND json_type(data, '$.{0}') IN ('array', 'object')"
+        " THEN json_extract(data, '$.{0}') END"
+    ),
 )
 
 MIGRATIONS: tuple[Migration, ...] = (
