@@ -86,8 +86,8 @@ def test_the_argument_checks_name_the_argument(call: object, code: str) -> None:
     assert (caught.value.paths, caught.value.codes) == (["customer_id"], [code])
 
 
-@pytest.mark.parametrize("kind", ["invoices", "Customer", "", "tag"])
-def test_fixed_fields_of_a_kind_no_store_names_are_refused(kind: str) -> None:
+@pytest.mark.parametrize("kind", ["invoices", "Customer", "", "tag", ["invoice"], None])
+def test_fixed_fields_of_a_kind_no_store_names_are_refused(kind: object) -> None:
     # Not a check that quietly finds nothing to compare.
     with pytest.raises(ValidationError) as caught:
         ports.check_fixed_fields(kind, "inv_1", None, None)
@@ -449,4 +449,18 @@ def test_a_history_check_names_an_argument_of_another_kind(check: Any, other: ob
     assert (caught.value.paths, caught.value.codes) == (["new"], ["wrong_type"])
     with pytest.raises(ValidationError) as caught:
         check(other, other)
+    assert (caught.value.paths, caught.value.codes) == (["stored"], ["wrong_type"])
+
+
+@pytest.mark.parametrize("kind", ["partner", "customer", "invoice", "payment methods"])
+@given(data=st.data())
+def test_fixed_fields_of_another_kind_of_aggregate_name_the_argument(
+    kind: str, data: st.DataObject
+) -> None:
+    other = data.draw(st.sampled_from([5, "inv_1", Money("1.00", "USD")]) | aps.payments())
+    with pytest.raises(ValidationError) as caught:
+        ports.check_fixed_fields(kind, "key", None, other)
+    assert (caught.value.paths, caught.value.codes) == (["new"], ["wrong_type"])
+    with pytest.raises(ValidationError) as caught:
+        ports.check_fixed_fields(kind, "key", other, other)
     assert (caught.value.paths, caught.value.codes) == (["stored"], ["wrong_type"])

@@ -765,16 +765,28 @@ nothing.
 """
 
 
-_KINDS: Final = (
-    "partner",
-    "customer",
-    "access request",
-    "invoice",
-    "payment",
-    "payment methods",
-    "scheduled payment",
-)
-"""The kinds of aggregate, as a store's errors name them."""
+_KINDS: Final[Mapping[str, tuple[type, str]]] = {
+    "partner": (Partner, "a Partner"),
+    "customer": (Customer, "a Customer"),
+    "access request": (AccessRequest, "an AccessRequest"),
+    "invoice": (Invoice, "an Invoice"),
+    "payment": (Payment, "a Payment"),
+    "payment methods": (CustomerPaymentMethods, "a CustomerPaymentMethods"),
+    "scheduled payment": (ScheduledPayment, "a ScheduledPayment"),
+}
+"""The kinds of aggregate, as a store's errors name them, with their class."""
+
+
+_Aggregate = TypeVar("_Aggregate")
+
+
+def _history_pair(stored: object, new: object, kind: type[_Aggregate], label: str) -> None:
+    """The arguments of a history check: ``stored`` a ``kind`` or ``None``,
+    ``new`` a ``kind``; anything else is a ``wrong_type`` error naming the
+    argument, rather than an ``AttributeError`` further in."""
+    if stored is not None:
+        _fields.argument("stored", stored, kind, f"{label} or None")
+    _fields.argument("new", new, kind, label)
 
 
 @checked_arguments
@@ -795,29 +807,18 @@ def check_fixed_fields(kind: str, key: object, stored: object, new: object) -> N
     request"``, ``"invoice"``, ``"payment"``, ``"payment methods"``,
     ``"scheduled payment"``); any other is a ``ValidationError`` at
     ``kind``, not a check that quietly finds nothing."""
-    if kind not in _KINDS:
+    if not isinstance(kind, str) or kind not in _KINDS:
         raise ValidationError.single(
             "kind",
             "invalid_choice",
             f"'kind' must be one of {', '.join(map(repr, _KINDS))} (got {shown(kind)})",
         )
+    _history_pair(stored, new, *_KINDS[kind])
     if stored is None:
         return
     for field in FIXED_FIELDS.get(kind, ()):
         if getattr(stored, field.path) != getattr(new, field.path):
             raise fixed_field_changed(kind, key, field)
-
-
-_Aggregate = TypeVar("_Aggregate")
-
-
-def _history_pair(stored: object, new: object, kind: type[_Aggregate], label: str) -> None:
-    """The arguments of a history check: ``stored`` a ``kind`` or ``None``,
-    ``new`` a ``kind``; anything else is a ``wrong_type`` error naming the
-    argument, rather than an ``AttributeError`` further in."""
-    if stored is not None:
-        _fields.argument("stored", stored, kind, f"{label} or None")
-    _fields.argument("new", new, kind, label)
 
 
 @checked_arguments
