@@ -39,6 +39,7 @@ from altpay_core import (
     ValidationError,
     from_dict,
     from_json,
+    pay_invoices,
     ports,
     to_dict,
     to_json,
@@ -464,3 +465,81 @@ def test_fixed_fields_of_another_kind_of_aggregate_name_the_argument(
     with pytest.raises(ValidationError) as caught:
         ports.check_fixed_fields(kind, "key", other, other)
     assert (caught.value.paths, caught.value.codes) == (["stored"], ["wrong_type"])
+
+
+def test_a_void_invoice_is_never_saved_paid() -> None:
+    stored = _with_parts([], InvoiceStatus.VOID)
+    paid = _with_parts([AppliedPayment(PaymentId.new(), _HISTORY_TOTAL)], InvoiceStatus.PAID)
+    with pytest.raises(InvariantViolation) as caught:
+        ports.check_invoice_history(stored, paid)
+    assert (caught.value.rule, caught.value.path) == ("I4", "status")
+
+
+def test_a_part_moved_and_changed_is_named_at_its_new_index() -> None:
+    a, b = (AppliedPayment(PaymentId.new(), Money(n, "USD")) for n in ("10.00", "20.00"))
+    stored = _with_parts([a, b])
+    new = attrs.evolve(stored, payments=[b, attrs.evolve(a, amount=Money("10.01", "USD"))])
+    with pytest.raises(InvariantViolation) as caught:
+        ports.check_invoice_history(stored, new)
+    assert (caught.value.rule, caught.value.path) == ("I5", "payments[1]")
+
+
+def test_a_part_in_another_currency_is_another_part() -> None:
+    part = AppliedPayment(PaymentId.new(), Money("10.00", "USD"))
+    stored = _with_parts([part])
+    cad = Currency("CAD")
+    new = attrs.evolve(
+        stored,
+        currency=cad,
+        lines=[LineItem("Support", 1, Money("1000.00", cad))],
+        payments=[attrs.evolve(part, amount=Money("10.00", cad))],
+    )
+    with pytest.raises(InvariantViolation) as caught:
+        ports.check_invoice_history(stored, new)
+    assert (caught.value.rule, caught.value.path) == ("I5", "payments[0]")
+
+
+def _card_payment_of_two() -> Payment:
+    """A processing card payment of two 100.00 invoices, 3.05 of card fee each."""
+    partner = contracts._partner()
+    customer = contracts._customer(partner)
+    one, two = (contracts._invoice(partner, customer, n) for n in ("1001", "1002"))
+    payment, _ = pay_invoices(
+        partner,
+        customer,
+        [one, two],
+        payer=customer.users[0],
+        method="card",
+        idempotency_key="k1",
+        at=contracts._at(2),
+    )
+    return payment
+
+
+def test_a_payment_keeps_each_invoices_card_fee_share() -> None:
+    stored = _card_payment_of_two()
+    first, second = stored.allocations
+    cent = Money("0.01", stored.currency)
+    moved = attrs.evolve(
+        stored,
+        allocations=(
+            attrs.evolve(first, card_fee=first.card_fee - cent),
+            attrs.evolve(second, card_fee=second.card_fee + cent),
+        ),
+    )
+    with pytest.raises(InvariantViolation) as caught:
+        ports.check_payment_history(stored, moved)
+    assert (caught.value.rule, caught.value.path) == ("I5", "allocations[0].card_fee")
+
+
+@pytest.mark.parametrize("status", [PaymentStatus.SUCCEEDED, PaymentStatus.FAILED])
+def test_a_payment_moved_on_keeps_the_fees_it_had(status: PaymentStatus) -> None:
+    stored = _card_payment_of_two()
+    posed = contracts._posed_payment(stored, status)
+    assert posed is not None
+    assert posed.fees == stored.fees
+    (fee,) = posed.fees
+    edited = attrs.evolve(posed, fees=(attrs.evolve(fee, name="Edited fee"),))
+    with pytest.raises(InvariantViolation) as caught:
+        ports.check_payment_history(stored, edited)
+    assert (caught.value.rule, caught.value.path) == ("I6", "fees")

@@ -448,3 +448,20 @@ def test_an_invoice_row_whose_payments_read_the_same_written_another_way_still_s
         saved = uow.invoices.save(stored.update(partner, memo="Thanks"))
         uow.commit()
     assert saved.payments == stored.payments
+
+
+def test_an_invoice_save_checks_its_history_from_the_row_alone(
+    store: SqliteStore, partner: Partner, customer: Customer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The quick check reads the stored status and payments alone: the
+    # invoice is not read and rebuilt in full for every save.
+    (stored,) = _commit_invoices(store, _invoice_paid_twice(partner, customer))
+
+    def full_read(*args: object) -> None:
+        raise AssertionError("the stored invoice was read in full")
+
+    monkeypatch.setattr(_sql.SqlUnitOfWork, "_get", full_read)
+    with store.unit_of_work() as uow:
+        saved = uow.invoices.save(stored.update(partner, memo="Thanks"))
+        uow.commit()
+    assert saved.payments == stored.payments
