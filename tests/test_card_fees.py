@@ -414,3 +414,10 @@ def test_who_bears_the_card_fee_when_a_card_payment_comes_back(absorbed: bool) -
     # customer, the processor keeps its fee, and the dispute fee is added (I6).
     disputed, _ = charge_back_payment(payment.succeed(), touched)
     assert disputed.partner_fees == usd("3.20") + usd("25.00")
+
+
+def test_a_card_fee_policy_refuses_a_negative_amount() -> None:
+    policy = CardFeePolicy.default("USD")
+    with pytest.raises(ValidationError) as caught:
+        policy.fee_for(Money("-10.00", "USD"))
+    assert caught.value.codes == ["negative_amount"]

@@ -41,6 +41,8 @@ from altpay_core import (
     to_dict,
     to_json,
 )
+from altpay_core.events import InvoicePaid, InvoiceUpdated
+from altpay_core.testing import contracts
 from altpay_core.testing import strategies as aps
 
 TODAY = dt.date(2026, 1, 5)
@@ -2047,3 +2049,15 @@ def test_the_public_names_of_an_invoice_about_payments_only_read() -> None:
     assert about_payments == {"accepts_payments", "payments"}
     inv = issue(_PARTNER, _CUSTOMER)
     assert not any(callable(getattr(inv, name)) for name in about_payments)
+
+
+def test_editing_the_memo_of_a_paid_invoice_is_an_update_not_a_second_payment() -> None:
+    partner = contracts._partner()
+    customer = contracts._customer(partner)
+    paid = contracts._invoice(partner, customer, paid="100.00")
+    assert paid.status is InvoiceStatus.PAID
+    stored = attrs.evolve(paid)  # as read back: no pending events
+    (event,) = stored.update(partner, memo="Thanks!").events
+    assert type(event) is InvoiceUpdated
+    assert not isinstance(event, InvoicePaid)
+    assert event.changes == ("memo",)

@@ -76,6 +76,7 @@ from altpay_core import (
     visible_invoices,
 )
 from altpay_core import payment as payment_module
+from altpay_core.testing import contracts
 from altpay_core.testing import strategies as aps
 
 if TYPE_CHECKING:
@@ -3365,3 +3366,92 @@ def _method_id_calls(
             payer=world.ann, idempotency_key="k",
         ),
     }  # fmt: skip
+
+
+def _fingerprint(customer: Customer, method_id: PaymentMethodId | None) -> str:
+    return request_fingerprint(
+        customer_id=customer.id,
+        user_id=customer.users[0].id,
+        method="card",
+        payment_method_id=method_id,
+        currency=Currency("USD"),
+        amounts=[],
+    )
+
+
+def test_a_retry_with_another_saved_method_is_another_request() -> None:
+    partner = contracts._partner()
+    customer = contracts._customer(partner)
+    book = CustomerPaymentMethods.of(customer)
+    book = book.add(type="card", display_name="Visa", last4="4242")
+    book = book.add(type="card", display_name="Amex", last4="0005")
+    one, two = (m.id for m in book.methods)
+    assert (
+        len(
+            {_fingerprint(customer, None), _fingerprint(customer, one), _fingerprint(customer, two)}
+        )
+        == 3
+    )
+    # So the same key with the other saved card is refused (rule idempotency).
+    invoice = contracts._invoice(partner, customer)
+    first, _ = pay_invoices(
+        partner,
+        customer,
+        [invoice],
+        payer=customer.users[0],
+        method=book.methods[0],
+        methods=book,
+        idempotency_key="k1",
+    )
+    with pytest.raises(InvariantViolation) as caught:
+        pay_invoices(
+            partner,
+            customer,
+            [invoice],
+            payer=customer.users[0],
+            method=book.methods[1],
+            methods=book,
+            idempotency_key="k1",
+            existing=first,
+        )
+    assert caught.value.rule == "idempotency"
+
+
+def test_a_saved_method_from_a_book_of_another_partner_is_refused() -> None:
+    partner = contracts._partner()
+    customer = contracts._customer(partner)
+    book = CustomerPaymentMethods.of(customer).add(type="card", display_name="Visa", last4="4242")
+    elsewhere = attrs.evolve(book, partner_id=PartnerId.new())
+    invoice = contracts._invoice(partner, customer)
+    with pytest.raises(InvariantViolation) as caught:
+        pay_invoices(
+            partner,
+            customer,
+            [invoice],
+            payer=customer.users[0],
+            method=elsewhere.methods[0],
+            methods=elsewhere,
+            idempotency_key="k1",
+        )
+    assert (caught.value.rule, caught.value.path) == ("I1", "methods")
+
+
+def test_a_refunded_payment_without_its_success_time_is_refused_at_succeeded_at() -> None:
+    partner = contracts._partner()
+    customer = contracts._customer(partner)
+    invoice = contracts._invoice(partner, customer)
+    payment, (paid,) = pay_invoices(
+        partner,
+        customer,
+        [invoice],
+        payer=customer.users[0],
+        method="card",
+        idempotency_key="k1",
+        at=contracts._at(2),
+    )
+    payment = payment.succeed(contracts._at(3)).settle(contracts._at(4))
+    refunded, _ = refund_payment(payment, [paid], at=contracts._at(5))
+    assert refunded.status is PaymentStatus.REFUNDED
+    with pytest.raises(InvariantViolation) as caught:
+        attrs.evolve(refunded, succeeded_at=None)
+    assert (caught.value.rule, caught.value.path) == ("I7", "succeeded_at")
