@@ -95,8 +95,8 @@ SQLITE = Dialect(
     param="?",
     unpublished="published = 0",
     published="1",
-    # Data that is no JSON would fail the whole statement; a member that is
-    # text json_extract would give unquoted. Both come as NULL instead.
+    # json_extract alone would fail the whole statement on data that is no
+    # JSON, and give a member that is text unquoted: both come as NULL.
     member=(
         "CASE WHEN json_valid(data) AND json_type(data, '$.{0}') IN ('array', 'object')"
         " THEN json_extract(data, '$.{0}') END"
