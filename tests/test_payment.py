@@ -3393,27 +3393,18 @@ def test_a_retry_with_another_saved_method_is_another_request() -> None:
         == 3
     )
     # So the same key with the other saved card is refused (rule idempotency).
-    invoice = contracts._invoice(partner, customer)
-    first, _ = pay_invoices(
+    pay = functools.partial(
+        pay_invoices,
         partner,
         customer,
-        [invoice],
+        [contracts._invoice(partner, customer)],
         payer=customer.users[0],
-        method=book.methods[0],
         methods=book,
         idempotency_key="k1",
     )
+    first, _ = pay(method=book.methods[0])
     with pytest.raises(InvariantViolation) as caught:
-        pay_invoices(
-            partner,
-            customer,
-            [invoice],
-            payer=customer.users[0],
-            method=book.methods[1],
-            methods=book,
-            idempotency_key="k1",
-            existing=first,
-        )
+        pay(method=book.methods[1], existing=first)
     assert caught.value.rule == "idempotency"
 
 
