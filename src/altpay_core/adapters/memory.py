@@ -629,7 +629,9 @@ class MemoryStore(Store):
 
     def _verify(self, staged: _Staged) -> None:
         """Every check a commit needs, before anything is written."""
-        for partner_id, base in staged.partner_base.items():
+        # Each kind in order of id, as the SQL stores write (and lock) rows:
+        # of several aggregates another writer changed, the same one is named.
+        for partner_id, base in sorted(staged.partner_base.items(), key=_by_id):
             found = self._partners.get(partner_id)
             _check_version("partner", partner_id, found, base)
         tables: list[tuple[str, Mapping[Any, Any], Mapping[Any, Any], Mapping[Any, Any]]] = [
@@ -641,7 +643,7 @@ class MemoryStore(Store):
             ("scheduled payment", staged.scheduled_base, staged.scheduled, self._scheduled),
         ]
         for kind, bases, saved, committed in tables:
-            for key, base in bases.items():
+            for key, base in sorted(bases.items(), key=_by_id):
                 found = committed.get(key)
                 _check_version(kind, key, found, base, saved[key])
                 _check_owner(kind, key, found, saved[key])
@@ -883,6 +885,12 @@ def _sort_by_key(table: dict[Any, Any]) -> None:
     entries = sorted(table.items())
     table.clear()
     table.update(entries)
+
+
+def _by_id(item: tuple[object, int]) -> str:
+    """Where an aggregate's ``(id, version)`` sorts: by its id's text, as
+    the SQL stores sort rows."""
+    return str(item[0])
 
 
 def _check_version(kind: str, key: object, found: Any, base: int, new: Any = None) -> None:

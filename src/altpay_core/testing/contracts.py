@@ -875,6 +875,24 @@ class CustomerRepositoryContract(_StoreFactory):
             assert uow.customers.get(partner.id, customer.id).tags == frozenset()
             assert uow.customers.get(partner.id, customer.id).version == tagged.version + 1
 
+    def test_a_tag_taken_out_and_put_back_in_one_unit_of_work_stays(self, store: Store) -> None:
+        """A tag that a unit of work takes out of the catalog and puts back
+        (the same tag) is in the catalog at commit: the customers carrying
+        it keep it, and the commit is not refused for them."""
+        partner, customer = self.partner_with_customer(store)
+        vip = partner.tag("VIP")
+        (tagged,) = self.store_aggregates(store, customer.set_tags(partner, ["VIP"]))
+        with store.unit_of_work() as uow:
+            catalog = uow.partners.get(partner.id)
+            without = uow.partners.save(
+                attrs.evolve(catalog, tags=tuple(t for t in catalog.tags if t != vip))
+            )
+            uow.partners.save(attrs.evolve(without, tags=catalog.tags))
+            uow.commit()
+        with store.unit_of_work() as uow:
+            assert uow.customers.get(partner.id, customer.id) == tagged
+            assert vip in uow.partners.get(partner.id).tags
+
     def test_a_tag_not_in_the_catalog_is_refused(self, store: Store) -> None:
         """A customer carries only tags of its partner's catalog, also when
         ``attrs.evolve`` (which the commands never do) gives it others."""
@@ -2910,6 +2928,25 @@ class ConcurrencyContract(_StoreFactory):
             with pytest.raises(NotFound):
                 uow.partners.get(bystander.id)
         assert len(self.pending(store)) == len(before) + len(won.events)
+
+    def test_of_several_stale_saves_the_lowest_id_is_named(self, store: Store) -> None:
+        """Another writer commits changes to two customers that a unit of
+        work also saved, highest id first: its commit is refused naming the
+        customer of the lower id, whatever the order of its saves (the
+        order the SQL stores write, and lock, rows in)."""
+        partner, first = self.partner_with_customer(store)
+        (second,) = self.store_aggregates(store, _customer(partner, "Initech"))
+        low, high = sorted((first, second), key=lambda customer: str(customer.id))
+        with store.unit_of_work() as mine:
+            for customer in (high, low):
+                mine.customers.save(customer.update_details(company=f"{customer.company} (mine)"))
+            with store.unit_of_work() as theirs:
+                for customer in (high, low):
+                    theirs.customers.save(customer.update_details(company=f"{customer.company} Co"))
+                theirs.commit()
+            with pytest.raises(ConcurrencyConflict) as caught:
+                mine.commit()
+        assert (caught.value.kind, caught.value.key) == ("customer", str(low.id))
 
     def test_a_save_that_moves_a_unique_key_loses_no_update(self, store: Store) -> None:
         """A unit of work renumbers an invoice; another changes the same
