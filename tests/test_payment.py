@@ -3386,12 +3386,8 @@ def test_a_retry_with_another_saved_method_is_another_request() -> None:
     book = book.add(type="card", display_name="Visa", last4="4242")
     book = book.add(type="card", display_name="Amex", last4="0005")
     one, two = (m.id for m in book.methods)
-    assert (
-        len(
-            {_fingerprint(customer, None), _fingerprint(customer, one), _fingerprint(customer, two)}
-        )
-        == 3
-    )
+    requests = {_fingerprint(customer, method) for method in (None, one, two)}
+    assert len(requests) == 3
     # So the same key with the other saved card is refused (rule idempotency).
     pay = functools.partial(
         pay_invoices,
