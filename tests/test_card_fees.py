@@ -278,6 +278,11 @@ def test_a_float_rate_is_refused_as_a_float_amount_is() -> None:
     with pytest.raises(ValidationError) as caught:
         make_partner().set_card_fees(rate_percent="21")
     assert "decimal places" not in caught.value.errors[0].message  # not what is wrong
+
+
+def test_a_rate_has_at_most_1000_decimal_places() -> None:
+    partner = make_partner().set_card_fees(rate_percent="1E-1000")
+    assert partner.card_fees.rate_percent == Decimal("1E-1000")
     with pytest.raises(ValidationError) as caught:
         make_partner().set_card_fees(rate_percent="1E-1001")
     assert "at most 1000 decimal places" in caught.value.errors[0].message

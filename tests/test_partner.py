@@ -313,6 +313,13 @@ class TestDirectConstruction:
             built(partner)
         assert by_command.value.rule == by_building.value.rule == rule
 
+    def test_connecting_a_system_twice_names_the_system_argument(self) -> None:
+        partner = Partner.create(name="N", country="US").connect_integration("xero")
+        with pytest.raises(InvariantViolation) as caught:
+            partner.connect_integration(" XERO ")
+        assert (caught.value.rule, caught.value.path) == ("integration-unique", "system")
+        assert "xero is already connected" in str(caught.value)
+
     def test_duplicate_systems_are_refused(self) -> None:
         with pytest.raises(InvariantViolation) as caught:
             Partner(
@@ -395,11 +402,14 @@ class TestPermissions:
     def test_role_labels(self) -> None:
         assert [r.label for r in Role] == ["Admin", "Sub-Admin", "Member", "Read-Only"]
 
-    @given(st.sampled_from(Role), st.sampled_from(["label", "value"]), st.data())
+    @given(st.sampled_from(Role), st.sampled_from(["label", "value", "spaced"]), st.data())
     def test_a_role_is_given_by_its_label_or_value_in_any_case(
         self, role: Role, form: str, data: st.DataObject
     ) -> None:
-        text = role.label if form == "label" else role.value
+        # "Sub Admin": a label's words joined by a space instead of a hyphen.
+        text = {"label": role.label, "value": role.value, "spaced": role.label.replace("-", " ")}[
+            form
+        ]
         text = data.draw(st.sampled_from([text, text.upper(), text.lower()]))
         partner = northwind().add_team_member(name="N", email="n@n.example", role=text)
         assert partner.team[-1].role is role
@@ -1442,3 +1452,27 @@ class TestPathsAndPermissionsOfTeamAndTags:
         with pytest.raises(ValidationError) as caught:
             partner.change_role(partner.team[1], "boss")
         assert caught.value.paths == ["role"]
+
+
+@pytest.mark.parametrize(
+    ("instances", "field"),
+    [
+        (aps.team_members(), "role"),
+        (aps.card_fee_policies(), "bearer"),
+        (aps.partners(), "created_at"),
+        (aps.customer_drafts(), "started_at"),
+        (aps.customers(), "status"),
+        (aps.customers(), "created_at"),
+        (aps.access_requests(), "status"),
+        (aps.access_requests(), "requested_at"),
+    ],
+)
+@given(data=st.data())
+def test_a_required_choice_or_time_is_never_none(
+    instances: st.SearchStrategy[Any], field: str, data: st.DataObject
+) -> None:
+    # Built directly, not through a command: None is no choice and no time.
+    instance = data.draw(instances)
+    with pytest.raises(ValidationError) as caught:
+        attrs.evolve(instance, **{field: None})
+    assert caught.value.paths == [field]

@@ -256,6 +256,8 @@ def _invoice(partner: Partner, customer: Customer, text: type[str] = str) -> Inv
 @given(texts)
 def test_a_partner_customer_and_invoice_keep_plain_values(text: type[str]) -> None:
     partner = _partner(text).add_tag(name=text(" VIP "), colour=text("#1a2b3c"))
+    # A colour already as it is kept: still made a plain str.
+    partner = partner.add_tag(name=text("Late"), colour=text("#00FF00"))
     partner = partner.connect_integration(text(" Xero "))
     customer = _customer(partner, text).set_tags(partner, [text("vip")])
     invoice = _invoice(partner, customer, text)
