@@ -571,3 +571,47 @@ def test_an_unreadable_request_time_leaves_the_order_of_times_unchecked() -> Non
     with pytest.raises(ValidationError) as caught:
         from_dict(AccessRequest, data)
     assert caught.value.paths == ["requested_at"]
+
+
+def test_an_unreadable_request_time_built_directly_is_named_alone() -> None:
+    p = partner()
+    resolved = request(p).reject(partner=p, by=member(p, Role.ADMIN))
+    with pytest.raises(ValidationError) as caught:
+        attrs.evolve(resolved, requested_at="soon")
+    assert caught.value.paths == ["requested_at"]
+
+
+def test_a_request_made_on_a_clock_ahead_is_resolved_no_earlier() -> None:
+    p = partner()
+    ahead = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    req = attrs.evolve(request(p), requested_at=ahead)
+    for resolution in RESOLUTIONS.values():
+        result = resolution(req, p, member(p, Role.ADMIN))
+        resolved = result[0] if isinstance(result, tuple) else result
+        assert resolved.resolved_at == ahead
+
+
+@pytest.mark.parametrize(
+    ("refusal", "error"),
+    [
+        ("a member", PermissionDenied),
+        ("off the team", NotFound),
+        ("another partner", NotFound),
+        ("resolved", InvariantViolation),
+    ],
+)
+def test_starting_a_customer_is_refused_as_resolving_is(refusal: str, error: type) -> None:
+    # The draft is the first step of an approval: refused before any is made.
+    p = partner()
+    req, by = request(p), member(p, Role.ADMIN)
+    if refusal == "a member":
+        by = member(p, Role.MEMBER)
+    elif refusal == "off the team":
+        by = TeamMember.new(name="X", email="x@else.example", role=Role.ADMIN)
+    elif refusal == "another partner":
+        p = partner()  # another partner, with its own team
+        by = member(p, Role.ADMIN)
+    else:
+        req = req.reject(partner=p, by=by)
+    with pytest.raises(error):
+        req.start_customer(partner=p, by=by)

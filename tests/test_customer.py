@@ -1702,3 +1702,49 @@ def test_each_event_names_its_partner_its_customer_and_what_changed() -> None:
     assert said(stored.add_user(first_name="Cy", last_name="Do", email="cy@globex.example")) == [
         ("customer_updated", *mine, ("users",))
     ]
+
+
+def test_events_stay_oldest_first_when_the_clock_is_behind(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Read back from a server whose clock runs an hour ahead: the update is
+    # dated at the creation, never before it.
+    ahead = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    customer = attrs.evolve(globex(), created_at=ahead)
+    updated = customer.update_details(company="Globex Inc")
+    assert updated.events[-1].occurred_at == ahead
+    # The clock stepping back between two commands: the later event is dated
+    # at the earlier one.
+    later = ahead + dt.timedelta(hours=1)
+    monkeypatch.setattr("altpay_core.customer.utc_now", lambda: later)
+    renamed = customer.update_details(company="Globex Inc")
+    monkeypatch.setattr("altpay_core.customer.utc_now", lambda: ahead)
+    archived = renamed.archive()
+    assert [e.occurred_at for e in archived.events] == [later, later]
+
+
+def test_users_whose_emails_differ_only_in_case_break_c4_when_built_directly() -> None:
+    customer = globex(None, "Ann@Globex.example", "bo@globex.example")
+    second = attrs.evolve(customer.users[1], email=EmailAddress("ann@globex.example"))
+    with pytest.raises(InvariantViolation) as caught:
+        attrs.evolve(customer, users=(customer.users[0], second))
+    assert (caught.value.rule, caught.value.path) == ("C4", "users[1].email")
+
+
+def test_a_synced_user_gets_notifications_unless_the_sync_says_otherwise() -> None:
+    customer = Customer.from_sync(
+        syncing_partner(),
+        external_ref=REF,
+        company="Initech",
+        address=ALBANY,
+        users=[
+            {"first_name": "Pe", "last_name": "Gi", "email": "peter@initech.example"},
+            {
+                "first_name": "Mi",
+                "last_name": "Bo",
+                "email": "mike@initech.example",
+                "notifications": False,
+            },
+        ],
+    )
+    assert [u.notifications for u in customer.users] == [True, False]
