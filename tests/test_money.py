@@ -380,6 +380,9 @@ def test_minor_units_and_zero() -> None:
     with pytest.raises(ValidationError) as caught:
         Money.from_minor_units(1.0, "USD")  # type: ignore[arg-type]
     assert (caught.value.paths, caught.value.codes) == (["units"], ["wrong_type"])
+    with pytest.raises(ValidationError) as caught:
+        Money.from_minor_units(True, "USD")  # a bool is no count of cents
+    assert (caught.value.paths, caught.value.codes) == (["units"], ["wrong_type"])
     for units in (10**32, -(10**400)):
         with pytest.raises(ValidationError) as caught:
             Money.from_minor_units(units, "USD")
@@ -629,7 +632,7 @@ def test_a_fraction_whose_product_is_exact_needs_no_rounding_mode() -> None:
     ):
         with pytest.raises(ValidationError) as info:
             product()
-        assert info.value.codes == ["amount_too_large"]
+        assert (info.value.paths, info.value.codes) == (["amount"], ["amount_too_large"])
 
 
 def test_multiply_and_percent_round_by_the_named_rule() -> None:
@@ -646,6 +649,44 @@ def test_multiply_and_percent_round_by_the_named_rule() -> None:
         m.percent(2.9, rounding=Rounding.HALF_EVEN)  # type: ignore[arg-type]
     assert info.value.paths == ["rate"]
     assert "'rate'" in info.value.errors[0].message
+
+
+def test_a_product_by_a_decimal_too_large_is_refused_however_it_is_rounded() -> None:
+    largest = Money.from_minor_units(10**32 - 1, "USD")
+    for product in (
+        # Far above the limit, in a context too narrow to round it.
+        lambda: Money("1e29", "USD").multiply("1e20", rounding=Rounding.HALF_EVEN),
+        lambda: Money("1e29", "USD").multiply("10.001"),  # too precise as well
+        # A hair below the limit, rounded up to it.
+        lambda: largest.multiply("1.000000000000000000000000000000000001", rounding=Rounding.UP),
+    ):
+        with pytest.raises(ValidationError) as info:
+            product()
+        assert (info.value.paths, info.value.codes) == (["amount"], ["amount_too_large"])
+
+
+@pytest.mark.parametrize(
+    ("factor", "code"),
+    [
+        (Decimal("NaN"), "invalid_amount"),
+        (Decimal("-Infinity"), "invalid_amount"),
+        (Decimal("1e30"), "amount_too_large"),
+    ],
+)
+def test_money_times_a_decimal_checks_it_as_multiply_does(factor: Decimal, code: str) -> None:
+    money = Money("1.00", "USD")
+    for product in (lambda: money * factor, lambda: money.multiply(factor)):
+        with pytest.raises(ValidationError) as info:
+            product()
+        assert (info.value.paths, info.value.codes) == (["factor"], [code])
+
+
+def test_a_subclass_s_zero_is_of_that_subclass() -> None:
+    class Cents(Money):
+        pass
+
+    assert type(Cents.zero("USD")) is Cents
+    assert Cents.zero("USD").is_zero
 
 
 def test_overflowing_sum_is_refused() -> None:
@@ -800,6 +841,8 @@ def test_allocate_examples() -> None:
         Money("0.50", "USD"),
         Money("0.50", "USD"),
     ]
+    # Ratios with different decimal places: 0.5 to 1 is one third to two.
+    assert Money("3.00", "USD").allocate(["0.5", 1]) == [Money("1.00", "USD"), Money("2.00", "USD")]
 
 
 @pytest.mark.parametrize(

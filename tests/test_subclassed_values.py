@@ -333,6 +333,14 @@ def test_the_ports_small_values_keep_plain_numbers_and_text() -> None:
     assert _subclassed(page) == _subclassed(message) == _subclassed(cursor) == []
 
 
+def test_a_too_precise_amount_is_refused_whatever_its_subclass_says() -> None:
+    # HostileDecimal says it equals its own rounding: the amount is still
+    # compared as a plain Decimal, and refused rather than quietly rounded.
+    with pytest.raises(ValidationError) as caught:
+        Money(HostileDecimal("0.125"), "USD")
+    assert caught.value.codes == ["too_precise"]
+
+
 @pytest.mark.parametrize("number", [HostileInt(3), HostileDecimal("3.5"), Plain("3.5")])
 def test_amounts_and_rates_keep_plain_numbers(number: Any) -> None:
     rate = Decimal(str(int(number))) if isinstance(number, int) else Decimal("3.5")
