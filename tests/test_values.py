@@ -761,6 +761,8 @@ class TestExternalRef:
         assert exc_info.value.errors[1].message == "'id' must be a string (got int)"
 
     @given(system=st.integers(1, 80), id_=st.integers(1, 400))
+    @example(system=50, id_=255).via("the longest")
+    @example(system=51, id_=256).via("one too long")
     def test_lengths_fit_the_stores_indexes(self, system: int, id_: int) -> None:
         # Kept in a unique index of every store: PostgreSQL refused a
         # 10,000-character id at commit with a driver error.
@@ -1019,6 +1021,21 @@ class TestEmailCaches:
         EmailAddress(f"ann@{idn}")
         with pytest.raises(ValidationError, match="too long"):
             EmailAddress(f"{'a' * 150}@{idn}")
+        # 254 bytes as given, 278 in ASCII: refused, as email-validator does.
+        idn = ".".join(["a" * 43 + "é"] * 4) + ".example"
+        EmailAddress(f"ann@{idn}")
+        local = "b" * (253 - len(idn.encode()))
+        assert len(f"{local}@{idn}".encode()) == 254
+        with pytest.raises(ValidationError, match="too long"):
+            EmailAddress(f"{local}@{idn}")
+        # 153 bytes as given in ASCII, 255 once normalised to Unicode: refused.
+        label = "中" * 20
+        unicode_domain = ".".join([label] * 3) + ".example"
+        ascii_domain = unicode_domain.encode("idna").decode()
+        EmailAddress(f"ann@{ascii_domain}")
+        local = "b" * (254 - len(unicode_domain.encode()))
+        with pytest.raises(ValidationError, match="too long"):
+            EmailAddress(f"{local}@{ascii_domain}")
 
     def test_role_mailboxes_are_lower_cased_as_email_validator_does(self) -> None:
         from email_validator import rfc_constants
@@ -1227,6 +1244,14 @@ def test_parse_on_a_kind_reads_only_that_kind() -> None:
     assert UserId.parse("usr_1") == UserId("usr_1")
     with pytest.raises(ValidationError):
         UserId.parse("cus_1")
+
+
+def test_a_later_kind_with_a_prefix_taken_does_not_take_it_over() -> None:
+    class Impostor(EntityId):
+        prefix = "cus"
+
+    assert type(EntityId.parse("cus_1")) is CustomerId
+    assert type(Impostor("cus_1")) is Impostor  # a kind of its own, all the same
 
 
 # -- limits and forms that mutation testing showed untested -----------------------------
