@@ -305,6 +305,29 @@ class TestIssue:
         assert (caught.value.paths, caught.value.codes) == (["fees[0].kind"], ["invalid_choice"])
         assert caught.value.errors[0].message.endswith("(got 'zzz')")
 
+    def test_a_fee_given_as_a_line_and_a_line_as_a_fee_are_named_so(
+        self, partner: Partner, customer: Customer
+    ) -> None:
+        with pytest.raises(ValidationError) as caught:
+            issue(
+                partner,
+                customer,
+                lines=[Fee.new("interest", Money("1.00", "USD"))],
+                fees=[LineItem("Support", 1, Money("10.00", "USD"))],
+            )
+        assert [(e.path, e.code, e.message) for e in caught.value.errors] == [
+            (
+                "lines[0]",
+                "wrong_type",
+                "'lines[0]' must be a line item: a LineItem or a mapping of its fields (got Fee)",
+            ),
+            (
+                "fees[0]",
+                "wrong_type",
+                "'fees[0]' must be a fee: a Fee or a mapping of its fields (got LineItem)",
+            ),
+        ]
+
     def test_a_line_or_fee_in_another_currency_is_refused_i2(
         self, partner: Partner, customer: Customer
     ) -> None:
@@ -1316,6 +1339,23 @@ class TestInvariants:
             attrs.evolve(paid, status=InvoiceStatus.OPEN)
         with pytest.raises(InvariantViolation):
             attrs.evolve(paid, status=InvoiceStatus.VOID)
+
+    @pytest.mark.parametrize("also_wrong", [{}, {"number": " "}])
+    def test_an_invoice_built_directly_is_in_a_partner_s_currency_i2(
+        self, partner: Partner, customer: Customer, also_wrong: dict[str, object]
+    ) -> None:
+        # Every amount in EUR, as one currency should be: EUR is still no
+        # currency a partner bills in, alone or with another field at fault.
+        eur = Currency("EUR")
+        with pytest.raises(ValidationError) as caught:
+            attrs.evolve(
+                issue(partner, customer),
+                currency=eur,
+                lines=(LineItem("Support", 1, Money("10.00", eur)),),
+                **also_wrong,
+            )
+        assert [*also_wrong, "currency"] == caught.value.paths
+        assert caught.value.codes[-1] == "unsupported_currency"
 
     def test_paid_never_above_total_i5(self, partner: Partner, customer: Customer) -> None:
         inv = issue(partner, customer)
