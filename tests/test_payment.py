@@ -1327,8 +1327,9 @@ class TestPaymentMethods:
             "default_payment_method_changed",
         ]
         assert book.archive(second) is book
-        with pytest.raises(InvariantViolation):
+        with pytest.raises(InvariantViolation) as caught:
             book.set_default(second)
+        assert (caught.value.rule, caught.value.path) == ("payment-method", "method_id")
         book = book.archive(third).archive(first)
         assert book.default is None
         assert book.active == ()
@@ -1773,6 +1774,25 @@ class TestScheduled:
         with pytest.raises(InvariantViolation) as caught:
             self.schedule(world, amount="300.01")
         assert caught.value.rule == "I5"
+        # At most the balance, not the total, of a partly paid invoice.
+        partly = world.a._apply_payment(PaymentId.new(), usd("100.00"))
+
+        def schedule_partly(amount: str) -> ScheduledPayment:
+            return schedule_payment(
+                world.partner,
+                world.customer,
+                partly,
+                payer=world.ann,
+                methods=self.book(world),
+                pay_on=TODAY,
+                today=TODAY,
+                amount=amount,
+            )
+
+        with pytest.raises(InvariantViolation) as caught:
+            schedule_partly("200.01")
+        assert (caught.value.rule, caught.value.path) == ("I5", "amount")
+        assert schedule_partly("200.00").amount == usd("200.00")
         with pytest.raises(ValidationError) as caught:
             self.schedule(world, amount="0", pay_on="soon")
         assert caught.value.paths == ["pay_on", "amount"]
@@ -2526,6 +2546,16 @@ class TestSkipped:
             for caught in (ran, cancelled):
                 assert (caught.value.rule, caught.value.path) == ("scheduled-payment", "status")
                 assert "skipped" in str(caught.value)
+
+    def test_another_customer_of_the_partner_is_not_the_one_scheduled_for(
+        self, world: World
+    ) -> None:
+        scheduled = TestScheduled().schedule(world)
+        other = make_customer(world.partner, "Initech")
+        for command in (self.run, self.skip):
+            with pytest.raises(ValidationError) as caught:
+                command(world, scheduled, customer=other)
+            assert (caught.value.paths, caught.value.codes) == (["invoice"], ["unrelated_invoice"])
 
     def test_a_payer_who_may_no_longer_pay_i1_c8(self, world: World) -> None:
         scheduled = TestScheduled().schedule(world)
