@@ -483,6 +483,44 @@ def test_a_call_the_analysis_cannot_name_still_gets_an_argument_error(
     assert "Money() was called wrongly" in info.value.errors[0].message
 
 
+def _errors(call: Callable[[], object]) -> list[tuple[str, str]]:
+    with pytest.raises(ArgumentError) as info:
+        call()
+    return list(zip(info.value.paths, info.value.codes, strict=True))
+
+
+def test_variadic_arguments_are_never_too_many_nor_unknown() -> None:
+    @checked_arguments
+    def listed(*values: object, unit: str) -> object:
+        return values, unit
+
+    @checked_arguments
+    def keyed(unit: str, **more: object) -> object:
+        return unit, more
+
+    assert _errors(lambda: listed(1, 2, 3)) == [("unit", "missing")]  # type: ignore[call-arg]
+    assert _errors(lambda: keyed(colour="red")) == [("unit", "missing")]  # type: ignore[call-arg]
+
+
+def test_the_receiver_is_not_counted_for_a_static_method_nor_a_nested_function() -> None:
+    class Holder:
+        @staticmethod
+        @checked_arguments
+        def static(value: object) -> object:
+            return value
+
+    @checked_arguments
+    def nested(cls: object, value: object) -> object:  # a first argument named cls
+        return cls, value
+
+    with pytest.raises(ArgumentError) as info:
+        Holder.static(1, 2)  # type: ignore[call-arg]
+    assert "static() takes 1 positional argument (got 2)" in str(info.value)
+    with pytest.raises(ArgumentError) as info:
+        nested(1, 2, 3)  # type: ignore[call-arg]
+    assert "nested() takes 2 positional arguments (got 3)" in str(info.value)
+
+
 def test_an_argument_error_pickles_with_its_errors() -> None:
     error = ArgumentError([FieldError("email", "missing", "'email' is required")])
     again = pickle.loads(pickle.dumps(error))
