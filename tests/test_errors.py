@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import decimal
 import pickle
 from decimal import Decimal
 from typing import Any
@@ -575,6 +576,24 @@ def test_a_key_is_named_by_its_text_or_else_its_type() -> None:
     assert errors_module.key_text(3) == "3"
     assert errors_module.key_text(HUGE) == "int"
     assert errors_module.key_text(Unprintable()) == "Unprintable"
+
+    class Named(str):
+        def __str__(self) -> str:
+            return Named("shown")
+
+    # Plain text, whatever the key's class or what its __str__ gives.
+    assert type(errors_module.key_text(Named("email"))) is str
+    assert type(errors_module.key_text(type("Key", (), {"__str__": Named.__str__})())) is str
+
+
+def test_shown_input_is_the_same_in_any_decimal_context_and_with_a_failing_repr() -> None:
+    class FailingRepr:
+        def __repr__(self) -> str:
+            raise RuntimeError("no repr")
+
+    with decimal.localcontext(decimal.Context(capitals=0)):
+        assert errors_module.shown(Decimal("1E+3")) == "Decimal('1E+3')"
+    assert errors_module.shown(FailingRepr()) == "FailingRepr"
 
 
 class _Unprintable:
