@@ -308,13 +308,9 @@ class TestIssue:
     def test_a_fee_given_as_a_line_and_a_line_as_a_fee_are_named_so(
         self, partner: Partner, customer: Customer
     ) -> None:
+        fee, line = Fee.new("interest", Money("1.00", "USD")), LineItem("Support", 1, usd("10.00"))
         with pytest.raises(ValidationError) as caught:
-            issue(
-                partner,
-                customer,
-                lines=[Fee.new("interest", Money("1.00", "USD"))],
-                fees=[LineItem("Support", 1, Money("10.00", "USD"))],
-            )
+            issue(partner, customer, lines=[fee], fees=[line])
         assert [(e.path, e.code, e.message) for e in caught.value.errors] == [
             (
                 "lines[0]",

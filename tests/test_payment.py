@@ -1638,8 +1638,9 @@ class TestScheduled:
             "pay_on": TODAY + dt.timedelta(days=3),
             "today": TODAY,
         }
+        invoice = more.pop("invoice", world.a)
         fields.update(more)
-        return schedule_payment(world.partner, world.customer, world.a, **fields)  # type: ignore[arg-type]
+        return schedule_payment(world.partner, world.customer, invoice, **fields)  # type: ignore[arg-type]
 
     def test_an_invoice_not_open_is_named_by_the_argument_i4(self, world: World) -> None:
         with pytest.raises(InvariantViolation) as caught:
@@ -1776,23 +1777,10 @@ class TestScheduled:
         assert caught.value.rule == "I5"
         # At most the balance, not the total, of a partly paid invoice.
         partly = world.a._apply_payment(PaymentId.new(), usd("100.00"))
-
-        def schedule_partly(amount: str) -> ScheduledPayment:
-            return schedule_payment(
-                world.partner,
-                world.customer,
-                partly,
-                payer=world.ann,
-                methods=self.book(world),
-                pay_on=TODAY,
-                today=TODAY,
-                amount=amount,
-            )
-
         with pytest.raises(InvariantViolation) as caught:
-            schedule_partly("200.01")
+            self.schedule(world, invoice=partly, amount="200.01")
         assert (caught.value.rule, caught.value.path) == ("I5", "amount")
-        assert schedule_partly("200.00").amount == usd("200.00")
+        assert self.schedule(world, invoice=partly, amount="200.00").amount == usd("200.00")
         with pytest.raises(ValidationError) as caught:
             self.schedule(world, amount="0", pay_on="soon")
         assert caught.value.paths == ["pay_on", "amount"]
@@ -1803,15 +1791,7 @@ class TestScheduled:
             self.schedule(world, payer=str(World().ann.id))
         paid = world.a._apply_payment(PaymentId.new(), usd("300.00"))
         with pytest.raises(InvariantViolation) as caught:
-            schedule_payment(
-                world.partner,
-                world.customer,
-                paid,
-                payer=world.ann,
-                methods=self.book(world),
-                pay_on=TODAY,
-                today=TODAY,
-            )
+            self.schedule(world, invoice=paid, pay_on=TODAY)
         assert caught.value.rule == "I4"
         other = World()
         with pytest.raises(InvariantViolation) as caught:
