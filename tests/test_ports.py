@@ -111,15 +111,36 @@ def _encoded(value: object) -> str:
         "globex",
         ["invoices", "globex", "cus_1"],  # another listing's
         ["customers", "globex", "inv_1"],  # another listing's id
+        ["customers", "Globex", "cus_1"],  # a key no row gives: not case-folded
+        ["invoices", "2026-W05-1 1001", "inv_1"],  # a date, but not as a row writes it
     ],
 )
 def test_a_cursor_is_exactly_what_encode_writes(value: object) -> None:
     # A JSON array of three strings, for a row of the listing, and nothing else.
+    listing = ports.Listing.INVOICES if "invoices" in value else ports.Listing.CUSTOMERS
     with pytest.raises(ValidationError) as caught:
-        ports.Cursor.decode(_encoded(value), "before", listing=ports.Listing.CUSTOMERS)
+        ports.Cursor.decode(_encoded(value), "before", listing=listing)
     assert (caught.value.paths, caught.value.codes) == (["before"], ["invalid_cursor"])
     cursor = ports.Cursor(ports.Listing.CUSTOMERS, "globex", "cus_1")
     assert ports.Cursor.decode(cursor.encode(), listing=ports.Listing.CUSTOMERS) == cursor
+
+
+def test_a_cursor_nested_too_deep_to_read_is_no_cursor() -> None:
+    text = base64.urlsafe_b64encode(b"[" * 100_000).decode()
+    with pytest.raises(ValidationError) as caught:
+        ports.Cursor.decode(text, listing=ports.Listing.CUSTOMERS)
+    assert (caught.value.paths, caught.value.codes) == (["after"], ["invalid_cursor"])
+
+
+@given(aps.customers(), st.from_type(Invoice))
+def test_sort_keys_are_as_documented(customer: Any, invoice: Invoice) -> None:
+    # Customers: the case-folded company name (not lower-cased: "ß" is "ss").
+    assert ports.customer_sort_key(attrs.evolve(customer, company="Straße IT")) == "strasse it"
+    # Invoices: the due date, a space, and the number; the cursor names both.
+    key = ports.invoice_sort_key(invoice)
+    assert key == f"{invoice.due_date.isoformat()} {invoice.number}"
+    cursor = ports.Cursor.decode(ports.invoice_cursor(invoice), listing="invoices")
+    assert (cursor.key, cursor.id) == (key, str(invoice.id))
 
 
 def test_a_page_request_without_a_listing_takes_no_cursor() -> None:
@@ -146,6 +167,10 @@ def test_a_listing_is_a_listing_or_its_name(call: str) -> None:
         with pytest.raises(ValidationError) as caught:
             make(wrong)
         assert (caught.value.paths, caught.value.codes) == (["listing"], ["invalid_choice"])
+    # Checked even when no cursor is given.
+    with pytest.raises(ValidationError) as caught:
+        ports.PageRequest.parse(5, listing="orders")
+    assert (caught.value.paths, caught.value.codes) == (["listing"], ["invalid_choice"])
 
 
 def test_a_cursors_key_and_id_are_text() -> None:
