@@ -1352,7 +1352,7 @@ class TestWhoRefunds:
 
 
 class TestMethodsOnFile:
-    def _with_a_method(self, store: MemoryStore, b: Billing) -> CustomerPaymentMethods:
+    def _with_a_method(self, store: Store, b: Billing) -> CustomerPaymentMethods:
         with store.unit_of_work() as uow:
             book = uow.payment_methods.get(b.partner.id, b.customer.id)
             saved = uow.payment_methods.save(
@@ -1361,12 +1361,16 @@ class TestMethodsOnFile:
             uow.commit()
         return saved
 
-    def _due_today(self, store: MemoryStore, b: Billing, invoice: Invoice) -> ScheduledPayment:
-        """A method on file, and Ann's payment of ``invoice`` scheduled for today."""
+    def _due_today(
+        self, store: Store, b: Billing, invoice: Invoice, **options: Any
+    ) -> ScheduledPayment:
+        """A method on file, and Ann's payment of ``invoice`` scheduled for
+        today (or as ``options`` say)."""
         self._with_a_method(store, b)
+        options.setdefault("pay_on", TODAY)
         with store.unit_of_work() as uow:
             return services.schedule_payment(
-                uow, b.partner.id, b.customer.id, invoice.id, payer=b.ann, pay_on=TODAY, today=TODAY
+                uow, b.partner.id, b.customer.id, invoice.id, payer=b.ann, today=TODAY, **options
             )
 
     def test_an_invoice_not_open_is_named_by_the_service_argument_i4(
@@ -2167,6 +2171,179 @@ class TestTimesOfAPayment:
         assert (caught.value.rule, caught.value.path) == ("I7", "at")
         with store.unit_of_work() as uow:
             assert uow.payments.get(b.partner.id, payment.id) == settled
+
+
+class TestServicesPassOnWhatTheyAreGiven:
+    """Each argument a service takes reaches the command it calls, and each
+    refusal is the one its docs name."""
+
+    def test_an_access_request_keeps_the_names_given(
+        self, store: MemoryStore, billing: Billing
+    ) -> None:
+        b = billing
+        with store.unit_of_work() as uow:
+            request = services.open_access_request(
+                uow, b.partner.id, email="dee@globex.example", first_name="Dee", last_name="Lee"
+            )
+        with store.unit_of_work() as uow:
+            stored = uow.access_requests.get(b.partner.id, request.id)
+        assert (stored.first_name, stored.last_name) == ("Dee", "Lee")
+        with store.unit_of_work() as uow:
+            _, joined = services.add_access_request_to_customer(
+                uow, b.partner.id, request.id, b.customer.id, by=b.partner.team[0],
+                first_name="Deirdre", last_name="Li",
+            )  # fmt: skip
+        (dee,) = (u for u in joined.users if str(u.email) == "dee@globex.example")
+        assert (dee.first_name, dee.last_name) == ("Deirdre", "Li")
+
+    @pytest.mark.parametrize("service", ["pay_invoices", "charge_now"])
+    def test_no_invoice_ids_is_refused_before_anything_else(
+        self, store: MemoryStore, billing: Billing, service: str
+    ) -> None:
+        # Named at invoice_ids before the payer, the method or the methods
+        # on file (none here) are looked at.
+        b = billing
+        options: dict[str, Any] = {"payer": "nobody", "idempotency_key": "req-1"}
+        if service == "pay_invoices":
+            options["method"] = "ach"
+        with store.unit_of_work() as uow, pytest.raises(ValidationError) as caught:
+            getattr(services, service)(uow, b.partner.id, b.customer.id, [], **options)
+        assert [(e.path, e.code) for e in caught.value.errors] == [("invoice_ids", "empty")]
+
+    def test_charge_now_pays_the_amounts_given(self, store: MemoryStore, billing: Billing) -> None:
+        b = billing
+        TestMethodsOnFile()._with_a_method(store, b)
+        with store.unit_of_work() as uow:
+            payment, (one,) = charge_first(uow, b, amounts={b.one.id: "40.00"})
+        assert payment.amount == Money("40.00", "USD")
+        assert one.balance == Money("60.00", "USD")
+
+    def test_the_times_given_are_the_payments(self, store: MemoryStore, billing: Billing) -> None:
+        b = billing
+        first, _ = pay(store, b, [b.one], "req-1", amounts={b.one.id: "40.00"})
+        second, _ = pay(store, b, [b.one], "req-2", amounts={b.one.id: "30.00"}, method="card")
+        with store.unit_of_work() as uow:
+            services.fail_payment(uow, b.partner.id, first.id, at=at(9))
+            succeeded = services.succeed_payment(uow, b.partner.id, second.id, at=at(7))
+            services.settle_payment(uow, b.partner.id, second.id, at=at(8))
+            services.charge_back_payment(uow, b.partner.id, second.id, at=at(10))
+            times = {(m.event.topic, m.event.occurred_at) for m in uow.outbox.pending(20)}
+        assert succeeded.succeeded_at == at(7)
+        assert {("payment_failed", at(9)), ("payment_chargeback", at(10))} <= times
+
+    def test_a_payment_given_back_is_a_conflict_though_the_invoice_holds_another(
+        self, store: MemoryStore, billing: Billing, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Another writer fails the first payment meanwhile: the invoice still
+        # holds the second's part, but no longer this one's.
+        b = billing
+        first, _ = pay(store, b, [b.one], "req-1", amounts={b.one.id: "40.00"})
+        second, _ = pay(store, b, [b.one], "req-2", amounts={b.one.id: "30.00"})
+        with store.unit_of_work() as uow:
+            get = uow.invoices.get
+
+            def another_writer_first(partner_id: Any, invoice_id: InvoiceId) -> Invoice:
+                with store.unit_of_work() as other:
+                    services.fail_payment(other, b.partner.id, first.id, at=at(9))
+                return get(partner_id, invoice_id)
+
+            monkeypatch.setattr(uow.invoices, "get", another_writer_first)
+            with pytest.raises(ConcurrencyConflict) as caught:
+                services.fail_payment(uow, b.partner.id, first.id, at=at(10))
+            monkeypatch.undo()
+            assert (caught.value.kind, caught.value.key) == ("payment", str(first.id))
+        with store.unit_of_work() as uow:
+            assert uow.payments.get(b.partner.id, first.id).status is PaymentStatus.FAILED
+            assert uow.payments.get(b.partner.id, second.id).status is PaymentStatus.PROCESSING
+            assert uow.invoices.get(b.partner.id, b.one.id).balance == Money("70.00", "USD")
+
+    @pytest.mark.parametrize("kind", ["memory", "sqlite"])
+    def test_an_interrupted_payment_is_rolled_back(
+        self, kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # A KeyboardInterrupt at the commit rolls the unit of work back too,
+        # so a caller who catches it cannot commit half a payment.
+        store: Store = MemoryStore() if kind == "memory" else SqliteStore(tmp_path / "a.db")
+        b = a_billing(store)
+        with store.unit_of_work() as uow:
+
+            def interrupted() -> None:
+                raise KeyboardInterrupt
+
+            monkeypatch.setattr(uow, "commit", interrupted)
+            with pytest.raises(KeyboardInterrupt):
+                pay_both_by_ach(uow, b)
+            monkeypatch.undo()
+            uow.commit()  # rolled back: nothing is left to commit
+        with store.unit_of_work() as uow:
+            assert uow.invoices.get(b.partner.id, b.one.id) == b.one
+            assert uow.payments.get_by_idempotency_key(b.partner.id, "req-1") is None
+        store.close()
+
+    def test_a_scheduled_payment_keeps_its_amount_and_runs_at_the_time_given(
+        self, store: MemoryStore, billing: Billing
+    ) -> None:
+        b = billing
+        scheduled = TestMethodsOnFile()._due_today(store, b, b.one, amount="40.00")
+        assert scheduled.amount == Money("40.00", "USD")
+        with store.unit_of_work() as uow:
+            run = services.run_due_payments(uow, b.partner.id, today=TODAY, at=at(8))
+            (done,) = run.processed
+            assert done.payment_id is not None
+            payment = uow.payments.get(b.partner.id, done.payment_id)
+        assert (payment.amount, payment.created_at) == (Money("40.00", "USD"), at(8))
+
+    def test_one_not_yet_due_is_not_skipped(self, store: MemoryStore, billing: Billing) -> None:
+        # Its invoice was paid by hand: it can no longer run, but its date
+        # has not come, so it is not skipped yet.
+        b = billing
+        later = TODAY + dt.timedelta(days=3)
+        scheduled = TestMethodsOnFile()._due_today(store, b, b.one, pay_on=later)
+        pay(store, b, [b.one])
+        with store.unit_of_work() as uow:
+            with pytest.raises(InvariantViolation) as caught:
+                services.skip_scheduled_payment(uow, b.partner.id, scheduled.id, today=TODAY)
+            assert caught.value.rule == "scheduled-payment"
+            assert uow.scheduled_payments.get(b.partner.id, scheduled.id) == scheduled
+
+    @pytest.mark.parametrize("change", ["remove_user", "archive"])
+    def test_the_nightly_run_skips_one_whose_payer_may_no_longer_pay(
+        self, store: MemoryStore, billing: Billing, change: str
+    ) -> None:
+        # Refused with PermissionDenied: a refusal of that one payment, which
+        # is marked skipped, not an error that stops the whole run.
+        b = billing
+        scheduled = TestMethodsOnFile()._due_today(store, b, b.one)
+        with store.unit_of_work() as uow:
+            customer = uow.customers.get(b.partner.id, b.customer.id)
+            changed = customer.archive() if change == "archive" else customer.remove_user(b.ann)
+            uow.customers.save(changed)
+            uow.commit()
+        with store.unit_of_work() as uow, pytest.raises(PermissionDenied):
+            services.run_scheduled_payment(uow, b.partner.id, scheduled.id, today=TODAY)
+        with store.unit_of_work() as uow:
+            run = services.run_due_payments(uow, b.partner.id, today=TODAY, at=at(8))
+        assert (run.processed, run.refused) == ((), ())
+        assert [(s.id, s.status) for s in run.skipped] == [
+            (scheduled.id, ScheduledPaymentStatus.SKIPPED)
+        ]
+
+    def test_a_due_run_holds_pairs_of_refusals_and_scheduled_payments_only(
+        self, store: MemoryStore, billing: Billing
+    ) -> None:
+        scheduled = TestMethodsOnFile()._due_today(store, billing, billing.one)
+        error = InvariantViolation("no method on file", rule="method-on-file")
+        assert services.DueRun(refused=[(scheduled, error)]).refused == ((scheduled, error),)
+        for field, wrong in (
+            ("refused", (scheduled, error, error)),
+            ("refused", (scheduled,)),
+            ("skipped", "sch_1"),
+        ):
+            with pytest.raises(ValidationError) as caught:
+                services.DueRun(**{field: [wrong]})
+            assert [(e.path, e.code) for e in caught.value.errors] == [
+                (f"{field}[0]", "wrong_type")
+            ]
 
 
 # -- ids given as text ---------------------------------------------------------------
