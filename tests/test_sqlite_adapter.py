@@ -24,7 +24,7 @@ from urllib.parse import quote
 
 import attrs
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from altpay_core import services
@@ -1314,7 +1314,15 @@ def test_a_uri_that_takes_no_locks_or_sees_no_changes_is_refused(
     assert not path.exists()
 
 
-@pytest.mark.parametrize("query", ["nolock=0", "immutable=off", "nolock=no&immutable=FALSE"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "nolock=0",
+        "immutable=off",
+        "nolock=no&immutable=FALSE",
+        "mode=rwc#part&nolock=1",  # in the fragment, which SQLite ignores: no parameter
+    ],
+)
 def test_a_uri_that_sets_nolock_or_immutable_false_is_taken(path: Path, query: str) -> None:
     with SqliteStore(f"file:{path}?{query}") as store:
         stored(store, new_partner())
@@ -1336,6 +1344,8 @@ def _cased(word: str) -> st.SearchStrategy[str]:
         ).map(lambda pair: pair[1].format(pair[0])),
     )
 )
+@example("01").via("a number that starts with a zero")
+@example("0x0A").via("a hexadecimal number")
 def test_a_uri_value_is_read_as_true_as_sqlite_reads_it(value: str) -> None:
     # SQLite's own reading: an immutable file is opened read-only.
     with tempfile.TemporaryDirectory() as directory:
@@ -1390,6 +1400,8 @@ def test_a_path_object_and_a_whole_timeout_are_taken(path: Path) -> None:
     with SqliteStore(path, timeout=0) as store:
         assert store.path == str(path)
         assert store.timeout == 0.0
+    with SqliteStore(path, timeout=86_400) as store:  # a day, the longest
+        assert store.timeout == 86_400.0
 
 
 @pytest.mark.parametrize("name", ["rel.db", "file:rel.db", "file:rel%20x.db?mode=rwc"])
