@@ -1184,11 +1184,18 @@ def test_enums_with_str_or_int_values() -> None:
         LOW = 1
         HIGH = 2
 
+    class Switch(enum.Enum):
+        ON = True
+        OFF = 0
+
     converter = make_converter()
     assert converter.structure(2, Level) is Level.HIGH
-    with pytest.raises(ValidationError) as info:
-        converter.structure(3, Level)
-    assert info.value.codes == ["invalid_choice"]
+    assert (from_dict(Switch, True), from_dict(Switch, 0)) == (Switch.ON, Switch.OFF)
+    # Of the member's own type, as an int field reads no true and no 1.0.
+    for value, kind in ((3, Level), (True, Level), (2.0, Level), (False, Switch)):
+        with pytest.raises(ValidationError) as info:
+            converter.structure(value, kind)
+        assert info.value.codes == ["invalid_choice"]
     assert from_dict(Rounding, "ROUND_HALF_UP") is Rounding.HALF_UP
 
 
@@ -2131,3 +2138,107 @@ class TestTheStackRunningOut:
         # With another error beside it, in the same object.
         with pytest.raises(exhausted):
             from_dict(Runaway, {"x": 1, "y": 2})
+
+
+# -- edges that mutation testing showed untested -------------------------------------
+
+
+@pytest.mark.parametrize("key", ["x", "amounts", "Currency", ""])
+def test_money_with_any_key_beside_amount_and_currency_is_an_unknown_field(key: str) -> None:
+    data = {"amount": "1.00", "currency": "USD", key: "1"}
+    assert errors_of(Money, data) == [(key, "unknown_field")]
+
+
+def test_a_decimal_amount_money_also_refuses_is_reported_once() -> None:
+    # Money refuses 1.001 USD at the amount too: one error at the amount.
+    data = {"amount": Decimal("1.001"), "currency": "USD"}
+    assert errors_of(Money, data) == [("amount", "wrong_type")]
+
+
+@pytest.mark.parametrize(
+    ("number", "written"),
+    [
+        (Decimal("1E+1100"), "1" + "0" * 1100),
+        (Decimal("1E-1100"), "0." + "0" * 1099 + "1"),
+        (Decimal("1E+1101"), "1E+1101"),
+        (Decimal("1E-1101"), "1E-1101"),
+    ],
+)
+def test_a_decimal_is_written_plain_up_to_the_limit_of_digits_and_no_further(
+    number: Decimal, written: str
+) -> None:
+    assert to_dict(number) == written
+    assert from_dict(Decimal, written) == number
+
+
+class _Text(str):
+    __slots__ = ()
+
+
+class _Whole(int):
+    pass
+
+
+class _Real(float):
+    pass
+
+
+@pytest.mark.parametrize(
+    ("kind", "value"), [(str, _Text("abc")), (int, _Whole(3)), (float, _Real(1.5))]
+)
+def test_a_subclass_of_a_plain_type_is_read_as_the_plain_type(kind: type, value: object) -> None:
+    read = from_dict(kind, value)
+    assert type(read) is kind
+    assert read == value
+
+
+def test_errors_in_a_set_are_named_by_index_in_a_stable_order_not_the_set_s() -> None:
+    # The items sorted by their type's name, then repr: the bool, then the
+    # float, then the int, whatever order the set itself iterates in.
+    assert errors_of(frozenset[Decimal], {9, 10.5, True}) == [
+        ("[0]", "invalid_decimal"),
+        ("[1]", "float_refused"),
+    ]
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16", "utf-32", "utf-16-be", "utf-32-le"])
+def test_parse_json_reads_bytes_in_each_encoding_json_loads_reads(encoding: str) -> None:
+    document = '{"city": "Zürich", "n": [1, 2]}'
+    assert parse_json(document.encode(encoding)) == {"city": "Zürich", "n": [1, 2]}
+
+
+def test_a_key_given_three_times_is_one_duplicate_key_error() -> None:
+    text = '{"amount": "1.00", "amount": "2.00", "amount": "3.00", "currency": "USD"}'
+    assert errors_of_json(Money, text) == [("amount", "duplicate_key")]
+
+
+def test_the_fast_converter_reports_only_the_keys_truly_left_out(
+    data: dict[str, Any],
+) -> None:
+    converter = make_converter()
+    data["extra"] = 1
+    with pytest.raises(ValidationError) as info:
+        converter.structure(data, Customer)
+    assert (info.value.paths, info.value.codes) == (["extra"], ["unknown_field"])
+    del data["version"]
+    with pytest.raises(ValidationError) as info:
+        converter.structure(data, Customer)
+    assert (info.value.paths, info.value.codes) == (
+        ["extra", "version"],
+        ["unknown_field", "missing"],
+    )
+
+
+def test_a_union_of_several_types_with_none_is_not_read_as_its_first_type() -> None:
+    # Only X | None is read as an optional X: int | str | None is no type
+    # the converter reads, never "an int or None".
+    for value in ("x", 3, None):
+        assert errors_of(int | str | None, value) == [("", "unsupported_type")]
+
+
+def test_a_wrong_topic_names_only_the_topics_of_the_class_read() -> None:
+    with pytest.raises(ValidationError) as info:
+        from_dict(CustomerCreated, {"topic": "nope"})
+    (error, *_) = info.value.errors
+    assert (error.path, error.code) == ("topic", "invalid_choice")
+    assert error.message == "'topic' must be one of customer_created (got 'nope')"

@@ -316,20 +316,35 @@ def _date_data(day: dt.date) -> str:
 
 
 def _enum_member(value: object, cls: type[enum.Enum]) -> enum.Enum:
-    if not isinstance(value, cls):
-        # Looked up as the plain type: a subclass's own __eq__ could match
-        # any member, and one without __hash__ would raise a TypeError.
-        if isinstance(value, str):
-            value = _fields.plain_str(value)
-        elif isinstance(value, int) and not isinstance(value, bool):
-            value = _fields.plain_int(value)
+    if isinstance(value, cls):
+        return value
+    # Looked up as the plain type: a subclass's own __eq__ could match any
+    # member, and one without __hash__ would raise a TypeError.
+    if isinstance(value, str):
+        value = _fields.plain_str(value)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        value = _fields.plain_int(value)
     try:
-        return cls(value)
+        member = cls(value)
     except ValueError:
+        member = None
+    # Of the member's own type, as the plain types are read: true is no 1,
+    # and 1.0 no 1 (Python finds the member by equality alone).
+    mistyped = (
+        member is not None
+        and type(value) in _SCALARS
+        and type(member.value) in _SCALARS
+        and type(value) is not type(member.value)
+    )
+    if member is None or mistyped:
         choices = ", ".join(repr(m.value) for m in cls)
         raise ValidationError.single(
             "", "invalid_choice", f"must be one of {choices} (got {shown(value)})"
         ) from None
+    return member
+
+
+_SCALARS: Final = (bool, int, float, str)
 
 
 def _method_type(value: object, cls: type[PaymentMethodType]) -> PaymentMethodType:
