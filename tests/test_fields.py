@@ -332,3 +332,18 @@ def test_argument_and_entity_id() -> None:
         "partner_id",
         "invalid_id",
     )
+
+
+class _Moment(dt.datetime):
+    """A datetime whose own comparisons are not the calendar's."""
+
+    def __lt__(self, other: object) -> bool:
+        return False
+
+
+@pytest.mark.parametrize("zone", [dt.UTC, dt.timezone(dt.timedelta(hours=2))])
+def test_an_aware_datetime_of_a_subclass_is_kept_as_a_plain_datetime(zone: dt.tzinfo) -> None:
+    kept = _fields.aware_datetime("at", _Moment(2026, 1, 5, 12, tzinfo=zone))
+    assert type(kept) is dt.datetime
+    assert kept == dt.datetime(2026, 1, 5, 12, tzinfo=zone)
+    assert kept.tzinfo is dt.UTC

@@ -1034,3 +1034,49 @@ def test_stored_rows_read_as_data_given_does() -> None:
     for value in (customer, invoice):
         data = to_dict(value)
         assert from_stored(type(value), data) == from_dict(type(value), data) == value
+
+
+# -- the quick reads take each text by its plain form ---------------------------------
+
+
+def _refused(cls: type[Any], data: dict[str, Any]) -> list[tuple[str, str]]:
+    with pytest.raises(ValidationError) as info:
+        from_dict(cls, data)
+    return list(zip(info.value.paths, info.value.codes, strict=True))
+
+
+def test_an_address_line2_equal_to_every_text_is_not_taken_for_another() -> None:
+    # Addresses read are kept by their fields' text: a line2 equal to every
+    # text must not find the address kept for another customer's line2.
+    for line2 in ("Suite 7", "Suite 8"):
+        data = to_dict(_customer(_partner()))
+        data["address"]["line2"] = Hostile(line2)
+        read = from_dict(Customer, data)
+        assert type(read.address.line2) is str
+        assert str.__eq__(read.address.line2, line2)
+
+
+def test_a_created_at_hiding_a_nul_is_an_invalid_datetime() -> None:
+    data = to_dict(_customer(_partner()))
+    data["created_at"] = HidesNul(data["created_at"] + "\x00")
+    assert _refused(Customer, data) == [("created_at", "invalid_datetime")]
+
+
+def test_a_customer_status_is_read_by_its_text_not_by_a_subclass_s_hash() -> None:
+    data = to_dict(_customer(_partner()))
+    data["status"] = Posing("deleted", as_=data["status"])
+    assert _refused(Customer, data) == [("status", "invalid_choice")]
+
+
+@pytest.mark.parametrize(
+    ("where", "text", "code"),
+    [("fees[0].kind", "bogus", "invalid_choice"), ("currency", "ZZZ", "unknown_currency")],
+)
+def test_an_invoice_fee_kind_and_currency_are_read_by_their_text(
+    where: str, text: str, code: str
+) -> None:
+    data = _invoice_data()
+    holder = data["fees"][0] if where.startswith("fees") else data
+    name = where.rpartition(".")[2]
+    holder[name] = Posing(text, as_=holder[name])
+    assert _refused(Invoice, data) == [(where, code)]
