@@ -697,6 +697,24 @@ def pay_both_by_ach(uow: UnitOfWork, b: Billing) -> None:
     )
 
 
+def another_writer_before_the_invoices_are_read(
+    store: Store,
+    uow: UnitOfWork,
+    monkeypatch: pytest.MonkeyPatch,
+    write: Callable[[UnitOfWork], object],
+) -> None:
+    """Have another writer ``write`` in a unit of work of its own, committed,
+    just before ``uow`` reads an invoice (after its service read the payment)."""
+    get = uow.invoices.get
+
+    def another_writer_first(partner_id: PartnerId, invoice_id: InvoiceId) -> Invoice:
+        with store.unit_of_work() as other:
+            write(other)
+        return get(partner_id, invoice_id)
+
+    monkeypatch.setattr(uow.invoices, "get", another_writer_first)
+
+
 def assert_unchanged(store: MemoryStore, b: Billing, *, key: str = "req-1") -> None:
     with store.unit_of_work() as uow:
         assert uow.invoices.get(b.partner.id, b.one.id) == b.one
@@ -1251,14 +1269,14 @@ class TestLaterInThePaymentsLife:
             services.succeed_payment(uow, b.partner.id, payment.id, at=at(7))
             payment = services.settle_payment(uow, b.partner.id, payment.id, at=at(8))
         with store.unit_of_work() as uow:
-            get = uow.invoices.get
-
-            def another_writer_first(partner_id: PartnerId, invoice_id: InvoiceId) -> Invoice:
-                with store.unit_of_work() as other:
-                    services.charge_back_payment(other, b.partner.id, payment.id, at=at(9))
-                return get(partner_id, invoice_id)
-
-            monkeypatch.setattr(uow.invoices, "get", another_writer_first)
+            another_writer_before_the_invoices_are_read(
+                store,
+                uow,
+                monkeypatch,
+                lambda other: services.charge_back_payment(
+                    other, b.partner.id, payment.id, at=at(9)
+                ),
+            )
             with pytest.raises(ConcurrencyConflict) as caught:
                 service(uow, b.partner.id, payment.id, at=at(10))
             monkeypatch.undo()
@@ -2240,14 +2258,12 @@ class TestServicesPassOnWhatTheyAreGiven:
         first, _ = pay(store, b, [b.one], "req-1", amounts={b.one.id: "40.00"})
         second, _ = pay(store, b, [b.one], "req-2", amounts={b.one.id: "30.00"})
         with store.unit_of_work() as uow:
-            get = uow.invoices.get
-
-            def another_writer_first(partner_id: Any, invoice_id: InvoiceId) -> Invoice:
-                with store.unit_of_work() as other:
-                    services.fail_payment(other, b.partner.id, first.id, at=at(9))
-                return get(partner_id, invoice_id)
-
-            monkeypatch.setattr(uow.invoices, "get", another_writer_first)
+            another_writer_before_the_invoices_are_read(
+                store,
+                uow,
+                monkeypatch,
+                lambda other: services.fail_payment(other, b.partner.id, first.id, at=at(9)),
+            )
             with pytest.raises(ConcurrencyConflict) as caught:
                 services.fail_payment(uow, b.partner.id, first.id, at=at(10))
             monkeypatch.undo()
