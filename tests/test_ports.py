@@ -112,14 +112,12 @@ def _encoded(value: object) -> str:
         ["invoices", "globex", "cus_1"],  # another listing's
         ["customers", "globex", "inv_1"],  # another listing's id
         ["customers", "Globex", "cus_1"],  # a key no row gives: not case-folded
-        ["invoices", "2026-W05-1 1001", "inv_1"],  # a date, but not as a row writes it
     ],
 )
 def test_a_cursor_is_exactly_what_encode_writes(value: object) -> None:
     # A JSON array of three strings, for a row of the listing, and nothing else.
-    listing = ports.Listing.INVOICES if "invoices" in value else ports.Listing.CUSTOMERS
     with pytest.raises(ValidationError) as caught:
-        ports.Cursor.decode(_encoded(value), "before", listing=listing)
+        ports.Cursor.decode(_encoded(value), "before", listing=ports.Listing.CUSTOMERS)
     assert (caught.value.paths, caught.value.codes) == (["before"], ["invalid_cursor"])
     cursor = ports.Cursor(ports.Listing.CUSTOMERS, "globex", "cus_1")
     assert ports.Cursor.decode(cursor.encode(), listing=ports.Listing.CUSTOMERS) == cursor
@@ -221,6 +219,7 @@ def test_every_page_request_is_one_the_api_takes(
         ("invoices", "2026-02-01", "inv_1", ["key"]),
         ("invoices", "2026-02-01 ", "inv_1", ["key"]),  # no invoice number is blank
         ("invoices", "2026-02-01 1001", "1", ["id"]),
+        ("invoices", "2026-W05-1 1001", "inv_1", ["key"]),  # a date, not as a row writes it
         ("invoices", "not a date", "cus_1", ["key", "id"]),
     ],
 )

@@ -1190,6 +1190,7 @@ def test_enums_with_str_or_int_values() -> None:
 
     converter = make_converter()
     assert converter.structure(2, Level) is Level.HIGH
+    assert converter.structure(Level.LOW, Level) is Level.LOW  # a member is itself
     assert (from_dict(Switch, True), from_dict(Switch, 0)) == (Switch.ON, Switch.OFF)
     # Of the member's own type, as an int field reads no true and no 1.0.
     for value, kind in ((3, Level), (True, Level), (2.0, Level), (False, Switch)):
