@@ -327,24 +327,23 @@ def _enum_member(value: object, cls: type[enum.Enum]) -> enum.Enum:
     try:
         member = cls(value)
     except ValueError:
-        member = None
+        raise _no_member(value, cls) from None
     # Of the member's own type, as the plain types are read: true is no 1,
     # and 1.0 no 1 (Python finds the member by equality alone).
-    mistyped = (
-        member is not None
-        and type(value) in _SCALARS
-        and type(member.value) in _SCALARS
-        and type(value) is not type(member.value)
-    )
-    if member is None or mistyped:
-        choices = ", ".join(repr(m.value) for m in cls)
-        raise ValidationError.single(
-            "", "invalid_choice", f"must be one of {choices} (got {shown(value)})"
-        ) from None
+    kinds = {type(value), type(member.value)}
+    if len(kinds) > 1 and kinds <= _SCALARS:
+        raise _no_member(value, cls)
     return member
 
 
-_SCALARS: Final = (bool, int, float, str)
+_SCALARS: Final = frozenset({bool, int, float, str})
+
+
+def _no_member(value: object, cls: type[enum.Enum]) -> ValidationError:
+    choices = ", ".join(repr(m.value) for m in cls)
+    return ValidationError.single(
+        "", "invalid_choice", f"must be one of {choices} (got {shown(value)})"
+    )
 
 
 def _method_type(value: object, cls: type[PaymentMethodType]) -> PaymentMethodType:
