@@ -57,6 +57,18 @@ def test_every_topic_of_the_design_has_an_event() -> None:
         assert kind.__doc__
 
 
+def test_the_library_adds_only_its_documented_topics() -> None:
+    # Beyond the webhook topics: the settling of a payment and the saved
+    # methods' changes, for the outbox (docs/invoices-and-payments.md).
+    own = {t for t, kind in EVENT_TYPES.items() if kind.__module__ == events_module.__name__}
+    assert own == TOPICS | {
+        "payment_settled",
+        "payment_method_added",
+        "payment_method_deleted",
+        "default_payment_method_changed",
+    }
+
+
 def test_the_topics_table_is_read_only() -> None:
     # from_dict reads events by it: no one may swap a topic's class.
     with pytest.raises(TypeError):
@@ -156,6 +168,8 @@ def test_the_base_class_is_not_an_event_of_its_own() -> None:
     with pytest.raises(ValidationError) as caught:
         Event(partner_id=PartnerId("par_1"), aggregate_id="cus_1")
     assert caught.value.paths == ["topic"]
+    # It names the classes to build instead by their topics, in a stable order.
+    assert f"build one of {', '.join(sorted(EVENT_TYPES))}" in str(caught.value)
 
 
 def test_commands_record_who_what_and_when() -> None:

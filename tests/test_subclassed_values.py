@@ -283,7 +283,11 @@ def test_values_and_ids_keep_plain_text(text: type[str]) -> None:
         Integration(text("xero")),
         Address(text("1 Main"), text("Albany"), text("NY"), text("12207"), text("US")),
         Money(text("1.50"), text("USD")),
-        CustomerUpdated(partner_id=PartnerId("par_1"), aggregate_id=text("cus_1")),
+        CustomerUpdated(
+            partner_id=PartnerId("par_1"),
+            aggregate_id=text("cus_1"),
+            changes=["status", text("company")],
+        ),
     ]
     _assert_plain(*values)
     # Each is hashable, and equal to the same value built from plain text.

@@ -1119,10 +1119,18 @@ class CustomerRepositoryContract(_StoreFactory):
 
     def test_with_user_compares_emails_case_insensitively(self, store: Store) -> None:
         partner = self.store_partner(store, _partner())
+        first_id, second_id = _tied_ids(CustomerId, 2)  # ordered by company, not by id
         saved = self.store_customers(
             store,
-            _customer(partner, "Globex", emails=["Ann.Lee@globex.example", "bo@globex.example"]),
-            _customer(partner, "Acme", emails=["ann.lee@GLOBEX.example"]),
+            attrs.evolve(
+                _customer(
+                    partner, "Globex", emails=["Ann.Lee@globex.example", "bo@globex.example"]
+                ),
+                id=first_id,
+            ),
+            attrs.evolve(
+                _customer(partner, "Acme", emails=["ann.lee@GLOBEX.example"]), id=second_id
+            ),
             _customer(partner, "Initech", emails=["cy@initech.example"]),
         )
         with store.unit_of_work() as uow:
@@ -1386,6 +1394,34 @@ class CustomerRepositoryContract(_StoreFactory):
             assert before_all.items == ()
             assert (before_all.start_cursor, before_all.end_cursor) == (None, None)
             assert (before_all.has_previous_page, before_all.has_next_page) == (False, True)
+
+    def test_pages_through_its_own_saves_and_the_stored_rows_as_one_listing(
+        self, store: Store
+    ) -> None:
+        """A unit of work pages through the customers it saved (new, or
+        moved by a change of name) and the stored ones as one listing, both
+        ways, from the cursor of a row of either kind."""
+        partner, saved = self._catalog(store)
+        with store.unit_of_work() as uow:
+            moved = uow.customers.save(saved[1].update_details(company="delta two"))
+            added = [uow.customers.save(_customer(partner, name)) for name in ("Beta", "echo")]
+            order = _in_order([*(c for c in saved if c.id != moved.id), moved, *added])
+            cursors = []
+            page = uow.customers.list(partner.id, limit=1)
+            while page.items:
+                cursors.append(page.start_cursor)
+                page = uow.customers.list(partner.id, limit=1, after=page.end_cursor)
+            assert len(cursors) == len(order)
+            for index, cursor in enumerate(cursors):
+                ahead = uow.customers.list(partner.id, limit=2, after=cursor)
+                assert _ids(ahead) == order[index + 1 : index + 3]
+                assert (ahead.has_previous_page, ahead.has_next_page) == (
+                    True,
+                    index + 3 < len(order),
+                )
+                back = uow.customers.list(partner.id, limit=2, before=cursor)
+                assert _ids(back) == order[max(0, index - 2) : index]
+                assert (back.has_previous_page, back.has_next_page) == (index > 2, True)
 
     def test_page_cursors_name_the_first_and_last_items(self, store: Store) -> None:
         partner, saved = self._catalog(store)
@@ -2119,8 +2155,9 @@ class UnitOfWorkContract(_StoreFactory):
         partner = self.store_partner(store, _partner())
         with store.unit_of_work() as uow:
             customer = uow.customers.save(_customer(partner, ref=ExternalRef("xero", "1")))
+            other = uow.customers.save(_customer(partner, "Initech", emails=["bo@initech.example"]))
             assert uow.customers.get(partner.id, customer.id) == customer
-            assert uow.customers.list(partner.id).items == (customer,)
+            assert uow.customers.list(partner.id).items == (customer, other)
             assert uow.customers.with_user(partner.id, "ann@globex.example") == [customer]
             assert uow.customers.accounts_of("ann@globex.example") == [customer]
             assert uow.customers.get_by_external_ref(partner.id, ExternalRef("xero", "1")) == (
@@ -4727,12 +4764,16 @@ class PaymentRepositoryContract(_StoreFactory):
 
     def test_payment_reads_see_the_blocks_own_saves(self, store: Store) -> None:
         partner, customer, one, two = self._open_invoices(store)
-        payment, _ = self._pay(partner, customer, [one, two], "key-1")
+        payment, _ = self._pay(partner, customer, [one], "key-1")
+        other, _ = self._pay(partner, customer, [two], "key-2")
         with store.unit_of_work() as uow:
             saved = uow.payments.save(payment)
+            saved_other = uow.payments.save(other)
             assert uow.payments.get(partner.id, payment.id) == saved
             assert uow.payments.get_by_idempotency_key(partner.id, "key-1") == saved
-            assert uow.payments.for_invoice(partner.id, two.id) == [saved]
+            assert uow.payments.get_by_idempotency_key(partner.id, "key-2") == saved_other
+            assert uow.payments.for_invoice(partner.id, one.id) == [saved]
+            assert uow.payments.for_invoice(partner.id, two.id) == [saved_other]
             with store.unit_of_work() as reader:
                 assert reader.payments.get_by_idempotency_key(partner.id, "key-1") is None
                 assert reader.payments.for_invoice(partner.id, two.id) == []
@@ -4745,6 +4786,7 @@ class PaymentRepositoryContract(_StoreFactory):
             read = uow.payments.get(partner.id, payment.id)
             succeeded = uow.payments.save(read.succeed(at=_at(3)))
             for _ in range(2):  # in the unit of work, then committed
+                assert uow.payments.get(partner.id, payment.id) == succeeded
                 assert uow.payments.for_invoice(partner.id, one.id) == [succeeded]
                 assert uow.payments.for_invoice(partner.id, two.id) == [succeeded]
                 assert uow.payments.get_by_idempotency_key(partner.id, "key-1") == succeeded
