@@ -67,6 +67,7 @@ from altpay_core.values import (
     EmailAddress,
     ExternalRef,
     InvoiceId,
+    PartnerId,
     PaymentMethodId,
     TagId,
 )
@@ -641,6 +642,14 @@ class TestMigrations:
         with SqliteStore(path), sqlite3.connect(path) as connection:
             assert {"unrelated", "customers"} <= tables(connection)
 
+    def test_a_new_file_with_only_sqlites_own_tables_is_taken(self, path: Path) -> None:
+        # ANALYZE on an empty file leaves sqlite_stat1: SQLite's, not another program's.
+        with sqlite3.connect(path) as connection:
+            connection.execute("ANALYZE")
+            assert tables(connection) == {"sqlite_stat1"}
+        with SqliteStore(path) as store, store.unit_of_work() as uow:
+            assert uow.customers.list(PartnerId.new()).items == ()
+
     def test_a_newer_database_is_refused(self, path: Path) -> None:
         with sqlite3.connect(path) as connection:
             connection.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
@@ -654,8 +663,11 @@ class TestMigrations:
         # Another process migrated further between the first look and the lock.
         connection = sqlite3.connect(path, isolation_level=None)
         older = (Migration(1, "one", ("CREATE TABLE one (x)",)),)
-        with pytest.raises(SchemaVersionError):
-            sqlite_adapter.migrate(cast(sqlite3.Connection, _VersionJumps(connection)), older)
+        for then in (2, 5):  # one version newer, and more
+            jumps = _VersionJumps(connection, then)
+            with pytest.raises(SchemaVersionError) as caught:
+                sqlite_adapter.migrate(cast(sqlite3.Connection, jumps), older)
+            assert (caught.value.found, caught.value.known) == (then, 1)
         assert not connection.in_transaction
         connection.close()
 
@@ -3174,8 +3186,6 @@ class TestArguments:
 
 def _add_users(path: str, partner_id: str, customer_id: str, worker: int, count: int) -> None:
     """In a child process: add ``count`` users to one customer, retrying conflicts."""
-    from altpay_core.values import PartnerId
-
     with SqliteStore(path, timeout=30) as store:
         for n in range(count):
             while True:

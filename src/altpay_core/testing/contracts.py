@@ -1312,7 +1312,15 @@ class CustomerRepositoryContract(_StoreFactory):
             store,
             *(
                 _customer(partner, name)
-                for name in ["100% Cotton", "1000 Pines", "a_b Corp", "axb Corp", "Straße AG"]
+                # "A_C" is the first name past every one that starts "a_b".
+                for name in [
+                    "100% Cotton",
+                    "1000 Pines",
+                    "a_b Corp",
+                    "axb Corp",
+                    "A_C",
+                    "Straße AG",
+                ]
             ),
         )
         by_name = {c.company: c.id for c in saved}
@@ -1422,6 +1430,23 @@ class CustomerRepositoryContract(_StoreFactory):
                 back = uow.customers.list(partner.id, limit=2, before=cursor)
                 assert _ids(back) == order[max(0, index - 2) : index]
                 assert (back.has_previous_page, back.has_next_page) == (index > 2, True)
+
+    def test_pages_of_one_name_go_by_id_both_ways(self, store: Store) -> None:
+        partner = self.store_partner(store, _partner())
+        tied = [
+            attrs.evolve(_customer(partner, "Same Co"), id=customer_id)
+            for customer_id in _tied_ids(CustomerId, 4)
+        ]
+        self.store_customers(store, *reversed(tied))
+        order = _ids(tied)
+        with store.unit_of_work() as uow:
+            whole = uow.customers.list(partner.id)
+            assert _ids(whole) == order
+            ahead = uow.customers.list(partner.id, limit=2, after=whole.start_cursor)
+            assert _ids(ahead) == order[1:3]
+            back = uow.customers.list(partner.id, limit=2, before=whole.end_cursor)
+            assert _ids(back) == order[1:3]
+            assert (back.has_previous_page, back.has_next_page) == (True, True)
 
     def test_page_cursors_name_the_first_and_last_items(self, store: Store) -> None:
         partner, saved = self._catalog(store)
