@@ -1238,6 +1238,14 @@ def test_a_file_database_runs_in_wal_mode(store: SqliteStore, path: Path) -> Non
     assert repr(store) == f"SqliteStore({str(path)!r})"
 
 
+def test_a_commit_to_a_file_waits_for_the_disk_and_a_throwaway_one_does_not() -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        for where, synchronous in ((os.path.join(directory, "a.db"), 2), (":memory:", 0)):
+            with SqliteStore(where) as store, store.unit_of_work() as uow:
+                # FULL (2) on a file, OFF (0) for a ":memory:" store's file.
+                assert uow._conn().execute("PRAGMA synchronous").fetchone() == (synchronous,)
+
+
 @pytest.mark.parametrize(
     ("arguments", "path", "code"),
     [
@@ -3165,14 +3173,20 @@ class TestArguments:
             assert uow.customers.list(partner.id, tag=TagId.new()).items == ()
 
     @pytest.mark.parametrize(
-        ("company", "prefix"),
-        [("\U0010ffff Corp", "\U0010ffff"), ("a\ud7ff b", "a\ud7ff"), ("zz", "z")],
+        ("company", "prefix", "next_one"),
+        [
+            ("\U0010ffff Corp", "\U0010ffff", "\U0010ffff\U0010ffff"),
+            ("a\ud7ff b", "a\ud7ff", "\U0010ffff\U0010ffff"),
+            ("zz", "z", "\U0010ffff\U0010ffff"),
+            # The prefix's last character goes up to the last code point.
+            ("a\U0010fffe b", "a\U0010fffe", "a\U0010ffff"),
+        ],
     )
     def test_name_prefixes_at_the_end_of_unicode(
-        self, store: SqliteStore, company: str, prefix: str
+        self, store: SqliteStore, company: str, prefix: str, next_one: str
     ) -> None:
         partner = new_partner()
-        customers = [new_customer(partner, company), new_customer(partner, "\U0010ffff\U0010ffff")]
+        customers = [new_customer(partner, company), new_customer(partner, next_one)]
         stored(store, partner, *customers)
         with store.unit_of_work() as uow:
             found = uow.customers.list(partner.id, name_prefix=prefix)
