@@ -1232,6 +1232,27 @@ class _VersionJumps:
 # -- WAL, indexes, locking -----------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("code", "conflict"),
+    [
+        (sqlite3.SQLITE_BUSY, True),
+        (sqlite3.SQLITE_LOCKED, True),
+        (261, True),  # SQLITE_BUSY_RECOVERY: the extended codes say which busy
+        (517, True),  # SQLITE_BUSY_SNAPSHOT
+        (262, True),  # SQLITE_LOCKED_SHAREDCACHE
+        (sqlite3.SQLITE_IOERR, False),
+        (sqlite3.SQLITE_FULL, False),
+    ],
+)
+def test_a_busy_or_locked_database_of_any_kind_is_a_conflict(code: int, conflict: bool) -> None:
+    error = sqlite3.OperationalError("database is locked")
+    error.sqlite_errorcode = code
+    reason = sqlite_adapter._locked(error, 5)
+    assert reason == (
+        "the database stayed locked by another writer for over 5 s" if conflict else None
+    )
+
+
 def test_a_file_database_runs_in_wal_mode(store: SqliteStore, path: Path) -> None:
     with sqlite3.connect(path) as connection:
         assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)

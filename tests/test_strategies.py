@@ -585,12 +585,12 @@ def test_other_enum_arguments_may_be_given_as_values() -> None:
 @pytest.mark.parametrize(
     ("make", "match"),
     [
-        (lambda: aps.invoices(status="nope"), "status"),
+        (lambda: aps.invoices(status="nope"), "status must be an InvoiceStatus or its value"),
         (lambda: aps.invoices(status=PaymentStatus.SUCCEEDED), "status"),
         (lambda: aps.payments(status="paid"), "status"),
         (lambda: aps.customer_drafts(step=2), "step"),
         (lambda: aps.customers(status="deleted"), "status"),
-        (lambda: aps.team_members("owner"), "role"),
+        (lambda: aps.team_members("owner"), "role must be a Role or its value"),
         (lambda: aps.fees(kind="vat"), "kind"),
         (lambda: aps.invoices(customer=_CUSTOMER), "partner"),
         (lambda: aps.invoices(Partner.create(name="Other", country="US"), _CUSTOMER), "partner"),
@@ -604,6 +604,7 @@ def test_other_enum_arguments_may_be_given_as_values() -> None:
         (lambda: aps.access_requests("par_1"), "partner"),
         (lambda: aps.partners(syncs_customers="yes"), "syncs_customers"),
         (lambda: aps.partners(max_team=0), "max_team"),
+        (lambda: aps.partners(max_team=True), "max_team"),  # a bool is no count
         (lambda: aps.partners(max_tags=-1), "max_tags"),
         (lambda: aps.partners(country="MX"), "country"),
         (lambda: aps.partners(currency="EUR"), "currency"),
@@ -616,6 +617,7 @@ def test_other_enum_arguments_may_be_given_as_values() -> None:
         (lambda: aps.money("USD", min_units=[1]), "min_units"),
         (lambda: aps.money("USD", min_units=1.5), "min_units"),
         (lambda: aps.money("USD", min_units=5, max_units=1), "max_units"),
+        (lambda: aps.money("USD", min_units=5, max_units=4), "max_units=4 must be at least"),
         (lambda: aps.money("USD", min_units=10**40), "min_units"),
         (lambda: aps.money("JPY", max_units=10**30), "max_units"),
         (lambda: aps.money(max_units=-(10**30)), "max_units"),
@@ -634,6 +636,22 @@ def test_other_enum_arguments_may_be_given_as_values() -> None:
 def test_bad_arguments_are_named(make: Any, match: str) -> None:
     with pytest.raises(InvalidArgument, match=match):
         _all(make(), lambda v: True, examples=1)
+
+
+def test_money_given_one_bound_moves_the_other_out_of_its_way() -> None:
+    far = 10**21  # beyond the default range, either way
+    _all(aps.money("USD", max_units=-far), lambda m: m.minor_units <= -far)
+    _all(aps.money("USD", min_units=far), lambda m: m.minor_units >= far)
+
+
+def test_one_letter_names_are_any_letter() -> None:
+    assert not find(aps.names(max_size=1), lambda name: not name.isascii()).isascii()
+    _all(aps.names(max_size=1), lambda name: len(name) == 1 and name.isalpha())
+
+
+def test_a_partners_team_is_at_most_max_team() -> None:
+    _all(aps.partners(max_team=1), lambda p: len(p.team) == 1)
+    _all(aps.partners(max_team=2), lambda p: 1 <= len(p.team) <= 2)
 
 
 def test_line_items_reach_the_largest_unit_amount() -> None:
