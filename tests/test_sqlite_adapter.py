@@ -360,6 +360,35 @@ UNDO_STEP_4 = (
 
 
 class TestMigrations:
+    def test_the_objects_a_step_creates_are_read_from_its_statements(self) -> None:
+        # As a subclass's own steps may spell them: in any case, quoted,
+        # IF NOT EXISTS; other statements create nothing.
+        steps = [
+            Migration(
+                1,
+                "every spelling",
+                (
+                    "CREATE TABLE plain (x)",
+                    'create table if not exists "Quoted" (x)',
+                    "  CREATE UNIQUE INDEX `by_x` ON plain (x)",
+                    "CREATE INDEX IF NOT EXISTS [by_y] ON plain (y)",
+                    "CREATE TRIGGER t AFTER INSERT ON plain BEGIN SELECT 1; END",
+                    "CREATE FUNCTION f() RETURNS integer AS 'SELECT 1' LANGUAGE sql",
+                    "ALTER TABLE plain ADD COLUMN y",
+                    "INSERT INTO plain VALUES (1)",
+                ),
+            )
+        ]
+        assert sql_module.created_objects(steps) == {
+            ("table", "plain"),
+            ("table", "Quoted"),
+            ("index", "by_x"),
+            ("index", "by_y"),
+            ("trigger", "t"),
+            ("function", "f"),
+        }
+        assert sql_module.created_tables(steps) == {"plain", "Quoted"}
+
     def test_a_new_file_gets_the_latest_schema(self, store: SqliteStore, path: Path) -> None:
         with sqlite3.connect(path) as connection:
             (version,) = connection.execute("PRAGMA user_version").fetchone()
