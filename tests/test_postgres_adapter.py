@@ -560,6 +560,26 @@ class TestMigrations:
         with PostgresStore(dsn) as reader, reader.unit_of_work() as uow:
             assert uow.partners.get(partner.id) == stored
 
+    def test_a_current_schema_opens_while_another_server_migrates(self, store: SchemaStore) -> None:
+        # It only reads: the migrations' lock, the database's, held by a
+        # server migrating another schema, does not hold the store up.
+        import psycopg
+
+        from altpay_core.adapters.postgres import MIGRATION_LOCK
+
+        opened: list[PostgresStore] = []
+        opening = threading.Thread(target=lambda: opened.append(PostgresStore(store.dsn)))
+        with psycopg.connect(store.server_dsn) as other:
+            other.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+            opening.start()
+            opening.join(10)
+            done = not opening.is_alive()
+        opening.join(30)
+        for each in opened:
+            each.close()
+        assert done, "the store waited for the migrations' lock"
+        assert len(opened) == 1
+
     def test_a_current_schema_opens_for_a_role_that_may_not_create_tables(
         self, store: SchemaStore
     ) -> None:

@@ -764,6 +764,23 @@ class TestMigrations:
             assert connection.execute("PRAGMA journal_mode").fetchone() == ("delete",)
         connection.close()
 
+    def test_a_database_at_version_0_names_what_it_holds_in_order(self, path: Path) -> None:
+        with sqlite3.connect(path) as connection:
+            connection.execute("CREATE TABLE zeta (x)")
+            connection.execute("CREATE TABLE alpha (x)")
+        connection.close()
+        with pytest.raises(AltpayError, match="is 0, and it holds 'alpha', 'zeta' of its own"):
+            SqliteStore(path)
+
+    def test_a_view_in_place_of_a_table_of_its_version_is_refused(self, path: Path) -> None:
+        SqliteStore(path).close()
+        with sqlite3.connect(path) as connection:
+            connection.execute("DROP TABLE scheduled_payments")
+            connection.execute("CREATE VIEW scheduled_payments AS SELECT 1 AS id")
+        connection.close()
+        with pytest.raises(AltpayError, match="lacks altpay-core's tables scheduled_payments;"):
+            SqliteStore(path)
+
     def test_a_database_without_the_tables_of_its_version_is_refused(self, path: Path) -> None:
         class First(SqliteStore):
             migrations = MIGRATIONS[:1]
