@@ -3352,10 +3352,20 @@ def test_a_row_is_read_only_when_its_data_agree_with_its_columns(
     changed[at] = row[at] + 1 if column == "version" else f"{row[at] or ''}~"
     with pytest.raises(ValidationError) as caught:
         sql_module._load_row(table, changed)
-    field = sql_module._FIELD_OF_COLUMN.get(column, column)
+    field = _FIELD_OF_COLUMN.get(column, column)
     assert (caught.value.paths, caught.value.codes) == ([field], ["row_mismatch"])
     assert "changed outside the library" in str(caught.value)
     assert repr(column) in str(caught.value)
+
+
+# The field each column not named as one holds (the rest are named as theirs).
+_FIELD_OF_COLUMN = {
+    "company_key": "company",
+    "email_key": "email",
+    "ext_system": "external_ref",
+    "ext_id": "external_ref",
+    "sort_key": "due_date",
+}
 
 
 class TestRowsChangedOutsideTheLibrary:
