@@ -423,6 +423,20 @@ def test_an_invoice_row_the_quick_check_cannot_read_is_refused_by_the_full_read(
         assert outsider.execute("SELECT data FROM invoices").fetchall() == [(data,)]
 
 
+@pytest.mark.parametrize(
+    "payments",
+    ["5", "true", "null", '"[]"', '{"amount": 1}', "[5]", b"[{", "[" * 100_000 + "]" * 100_000],
+    ids=["number", "bool", "null", "text", "object", "a part no object", "no JSON", "too deep"],
+)
+def test_the_quick_check_leaves_payments_that_are_no_list_to_the_full_read(
+    partner: Partner, customer: Customer, payments: str | bytes
+) -> None:
+    # As PostgreSQL hands the data's payments over: their JSON text,
+    # whatever it holds (SQLite's json_extract hands a number over as one).
+    invoice = _invoice_paid_twice(partner, customer)
+    assert _sql._invoice_history_kept(("open", payments), invoice) is False
+
+
 def _commit_invoices(store: SqliteStore, *invoices: Invoice) -> list[Invoice]:
     with store.unit_of_work() as uow:
         saved = [uow.invoices.save(invoice) for invoice in invoices]
