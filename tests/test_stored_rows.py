@@ -425,8 +425,28 @@ def test_an_invoice_row_the_quick_check_cannot_read_is_refused_by_the_full_read(
 
 @pytest.mark.parametrize(
     "payments",
-    ["5", "true", "null", '"[]"', '{"amount": 1}', "[5]", b"[{", "[" * 100_000 + "]" * 100_000],
-    ids=["number", "bool", "null", "text", "object", "a part no object", "no JSON", "too deep"],
+    [
+        "5",
+        "true",
+        "null",
+        '"[]"',
+        '{"amount": 1}',
+        "[5]",
+        '[{"payment_id": "pay_1", "amount": {"amount": 30, "currency": "USD"}, "released": false}]',
+        b"[{",
+        "[" * 100_000 + "]" * 100_000,
+    ],
+    ids=[
+        "number",
+        "bool",
+        "null",
+        "text",
+        "object",
+        "a part no object",
+        "an amount no text",
+        "no JSON",
+        "too deep",
+    ],
 )
 def test_the_quick_check_leaves_payments_that_are_no_list_to_the_full_read(
     partner: Partner, customer: Customer, payments: str | bytes

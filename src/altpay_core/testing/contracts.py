@@ -264,7 +264,8 @@ def _assert_already_stored(store: Store, new: Customer | Invoice, kind: str, ver
         _commit(store, new)
     message = str(caught.value)
     assert (caught.value.kind, caught.value.key) == (kind, str(new.id))
-    assert f"with id {str(new.id)!r} is already stored; nothing was written" in message
+    named = {"customer": "a customer", "invoice": "an invoice"}[kind]
+    assert f"{named} with id {str(new.id)!r} is already stored; nothing was written" in message
     assert "version" not in message
     assert str(version) not in message.replace(str(new.id), "")
 
