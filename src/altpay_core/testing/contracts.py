@@ -683,8 +683,12 @@ class CustomerRepositoryContract(_StoreFactory):
     def test_a_version_never_stored_conflicts(self, store: Store) -> None:
         partner = self.store_partner(store, _partner())
         customer = attrs.evolve(_customer(partner), version=2)
-        with pytest.raises(ConcurrencyConflict):
+        with pytest.raises(ConcurrencyConflict) as caught:
             _commit(store, customer)
+        assert str(caught.value) == (
+            f"customer {str(customer.id)!r} is not stored, so version 2 cannot be saved "
+            "(save it first at version 0); nothing was written"
+        )
         with store.unit_of_work() as uow, pytest.raises(NotFound):
             uow.customers.get(partner.id, customer.id)
 
@@ -5148,14 +5152,21 @@ class PaymentMethodRepositoryContract(_StoreFactory):
         (winner,) = self.store_aggregates(
             store, saved.add(type="ach", display_name="Chase", last4="1234")
         )
-        for stale in (
-            saved.archive(saved.methods[0].id),
-            CustomerPaymentMethods.of(customer).add(type="ach", display_name="RBC", last4="1111"),
+        key = str(customer.id)
+        for stale, words in (
+            (saved.archive(saved.methods[0].id), f"payment methods {key!r} changed since"),
+            (
+                CustomerPaymentMethods.of(customer).add(
+                    type="ach", display_name="RBC", last4="1111"
+                ),
+                f"payment methods with id {key!r} is already stored",  # no article: a plural
+            ),
         ):
             with pytest.raises(ConcurrencyConflict) as caught:
                 self.store_aggregates(store, stale)
-            # The same kind and key on every adapter.
-            assert (caught.value.kind, caught.value.key) == ("payment methods", str(customer.id))
+            # The same kind, key and words on every adapter.
+            assert (caught.value.kind, caught.value.key) == ("payment methods", key)
+            assert str(caught.value).startswith(words)
         with store.unit_of_work() as uow:
             assert uow.payment_methods.get(partner.id, customer.id) == winner
 
