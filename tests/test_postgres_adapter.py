@@ -2099,6 +2099,23 @@ LOCAL = "host=127.0.0.1 port=1 connect_timeout=2"
 
 
 @pytest.mark.parametrize(
+    "dsn",
+    [
+        # An "@" in a URI's query, after its user name and password.
+        "postgresql://app:s3cret@127.0.0.1:1/billing?application_name=me@example&connect_timeout=2",
+        # A database name that looks like another option (dbname may hold a
+        # whole connection string).
+        f"{LOCAL} dbname=user=x",
+    ],
+)
+def test_a_dsn_that_libpq_reads_as_written_is_tried(dsn: str) -> None:
+    import psycopg
+
+    with pytest.raises(psycopg.OperationalError, match="port 1 failed"):
+        PostgresStore(dsn)
+
+
+@pytest.mark.parametrize(
     ("dsn", "reason"),
     [
         (f"{LOCAL} password=s3cret keepalives=s3cret", "keepalives must be"),
