@@ -2103,9 +2103,10 @@ LOCAL = "host=127.0.0.1 port=1 connect_timeout=2"
     [
         # An "@" in a URI's query, after its user name and password.
         "postgresql://app:s3cret@127.0.0.1:1/billing?application_name=me@example&connect_timeout=2",
-        # A database name that looks like another option (dbname may hold a
-        # whole connection string).
+        # A database name or a password that looks like another option
+        # (dbname may hold a whole connection string, a password anything).
         f"{LOCAL} dbname=user=x",
+        f"{LOCAL} password=user=x",
     ],
 )
 def test_a_dsn_that_libpq_reads_as_written_is_tried(dsn: str) -> None:
