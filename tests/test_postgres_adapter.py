@@ -2107,6 +2107,8 @@ LOCAL = "host=127.0.0.1 port=1 connect_timeout=2"
         # (dbname may hold a whole connection string, a password anything).
         f"{LOCAL} dbname=user=x",
         f"{LOCAL} password=user=x",
+        # A value with an "=" after a word that names no option.
+        f"{LOCAL} application_name=billing=x",
     ],
 )
 def test_a_dsn_that_libpq_reads_as_written_is_tried(dsn: str) -> None:
