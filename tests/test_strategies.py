@@ -879,17 +879,23 @@ def test_names_often_hold_plain_spaces_hyphens_and_apostrophes() -> None:
 
 
 def test_payments_by_bank_debit_often_leave_processing() -> None:
-    # Returns, unauthorised returns and settled bank debits: of 300 payments,
-    # 120 or more (142 to 158 over several seeds; 56 to 106 when the status
+    # Returns, unauthorised returns and settled bank debits: of 900 payments
+    # over three seeds, 330 or more. One seed's 300 range from 113 to 173
+    # over twenty seeds, and fell to 109 in the whole suite, whose literal
+    # constants Hypothesis mixes into its draws; 56 to 106 when the status
     # and the method were drawn after the invoices and amounts, and most
-    # payments were card payments still processing).
-    found = hits(
-        aps.payments(),
-        lambda payment: (
-            payment.method.is_bank_debit and payment.status is not PaymentStatus.PROCESSING
-        ),
+    # payments were card payments still processing.
+    found = sum(
+        hits(
+            aps.payments(),
+            lambda payment: (
+                payment.method.is_bank_debit and payment.status is not PaymentStatus.PROCESSING
+            ),
+            at_seed=at_seed,
+        )
+        for at_seed in (20240101, 1, 3)
     )
-    assert found >= 120, found
+    assert found >= 330, found
 
 
 def test_invoices_are_often_paid_or_archived() -> None:
