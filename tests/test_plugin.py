@@ -67,6 +67,36 @@ def test_a_users_suite_gets_the_fixtures(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(passed=4)
 
 
+def test_the_fixtures_are_closed_after_their_test(pytester: pytest.Pytester) -> None:
+    # A later test holds on to what an earlier one was given: the store is
+    # closed, and the unit of work over it is over.
+    pytester.makepyfile(
+        """
+        import pytest
+
+        from altpay_core import AltpayError, Partner
+
+        KEPT = []
+
+
+        def test_given(altpay_uow, altpay_store):
+            KEPT.extend((altpay_uow, altpay_store))
+            altpay_uow.partners.save(Partner.create(name="Northwind IT", country="US"))
+
+
+        def test_closed_after_it():
+            uow, store = KEPT
+            assert store.closed
+            with pytest.raises(AltpayError):
+                uow.commit()
+            with pytest.raises(AltpayError):
+                store.unit_of_work()
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+
+
 def test_the_documented_example_runs_as_written(pytester: pytest.Pytester) -> None:
     # The example of docs/testing-kit.md and of the plugin's docstring, as a
     # user's test module.
