@@ -57,7 +57,7 @@ from altpay_core import (
 from altpay_core._fields import required_text
 from altpay_core.adapters.memory import MemoryStore
 from altpay_core.invoice import _number as invoice_number
-from altpay_core.ports import Cursor, Listing, customer_cursor, invoice_cursor
+from altpay_core.ports import Cursor, Listing, PageRequest, customer_cursor, invoice_cursor
 from altpay_core.testing import _hypothesis_hook
 from altpay_core.testing import strategies as aps
 from altpay_core.testing._types import registered_types
@@ -100,6 +100,17 @@ def test_from_type_works_for_every_public_type(cls: type[Any]) -> None:
     @given(st.from_type(cls))
     def check(value: object) -> None:
         assert isinstance(value, get_origin(cls) or cls)
+
+    check()
+
+
+@pytest.mark.parametrize("cls", [Cursor, PageRequest], ids=_name)
+def test_from_type_works_for_the_paging_values_of_the_ports(cls: type[Any]) -> None:
+    # Public in altpay_core.ports rather than altpay_core, and registered too.
+    @settings(max_examples=20)
+    @given(st.from_type(cls))
+    def check(value: object) -> None:
+        assert type(value) is cls
 
     check()
 
@@ -509,11 +520,19 @@ def test_every_generated_value_round_trips(cls: type[Any]) -> None:
     check()
 
 
-@given(st.from_type(ValidationError) | st.from_type(OperandError) | st.from_type(ArgumentError))
-def test_generated_validation_errors_hold_field_errors(error: ValidationError) -> None:
-    assert error.errors
-    assert all(isinstance(e, FieldError) for e in error.errors)
-    assert str(error)
+@pytest.mark.parametrize("cls", [ValidationError, OperandError, ArgumentError], ids=_name)
+def test_generated_validation_errors_hold_field_errors(cls: type[ValidationError]) -> None:
+    @given(st.from_type(cls))
+    def check(error: ValidationError) -> None:
+        assert type(error) is cls
+        assert error.errors
+        assert all(isinstance(e, FieldError) for e in error.errors)
+        assert str(error)
+        if cls is OperandError:
+            # The operand an arithmetic or comparison was given.
+            assert [e.path for e in error.errors] in (["other"], ["factor"])
+
+    check()
 
 
 @settings(max_examples=20)
