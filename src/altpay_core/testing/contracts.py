@@ -959,6 +959,52 @@ class CustomerRepositoryContract(_StoreFactory):
         smallest = min(first.tag("VIP").id, first.tag("Late payer").id)
         assert f"tag {smallest} is taken out" in str(conflict.value)
 
+    def test_of_several_partners_taking_out_a_carried_tag_the_lowest_id_is_named(
+        self, store: Store
+    ) -> None:
+        """Of several partners that take a tag out of their catalogs while a
+        customer of theirs carries it (tagged by another writer after the
+        catalogs were read), every adapter names the partner with the
+        smallest id, whatever the order of the saves; nothing is written."""
+        partners = [
+            self.store_partner(store, attrs.evolve(_partner(name), id=partner_id))
+            for name, partner_id in zip(
+                ("Northwind IT", "Contoso"), _tied_ids(PartnerId, 2), strict=True
+            )
+        ]
+        with store.unit_of_work() as uow:
+            catalogs = [uow.partners.get(partner.id) for partner in partners]
+        tagged = self.store_customers(
+            store, *(_customer(partner, tags=[partner.tag("VIP").id]) for partner in partners)
+        )
+        for order in (catalogs, catalogs[::-1]):
+            with pytest.raises(ConcurrencyConflict) as caught:
+                self.store_aggregates(store, *(c.delete_tag("VIP", by=c.team[0]) for c in order))
+            assert (caught.value.kind, caught.value.key) == ("partner", str(partners[0].id))
+        with store.unit_of_work() as uow:
+            assert [uow.partners.get(p.id) for p in partners] == partners
+            assert [uow.customers.get(c.partner_id, c.id) for c in tagged] == tagged
+
+    def test_a_tag_any_customer_carries_keeps_its_deletion_out(self, store: Store) -> None:
+        """A tag taken out of the catalog is refused at commit while any one
+        of the partner's customers carries it, each of them in turn; once
+        none does, it is taken out."""
+        partner = self.store_partner(store, _partner())
+        vip = partner.tag("VIP").id
+        customers = self.store_customers(
+            store, *(_customer(partner, company) for company in ("Globex", "Initech", "Umbrella"))
+        )
+        emptied = partner.delete_tag("VIP", by=partner.team[0])
+        for customer in customers:
+            (tagged,) = self.store_customers(store, customer.set_tags(partner, ["VIP"]))
+            with pytest.raises(ConcurrencyConflict) as caught:
+                _commit(store, emptied)
+            assert (caught.value.kind, caught.value.key) == ("partner", str(partner.id))
+            self.store_customers(store, tagged.remove_tag(vip))
+        _commit(store, emptied)
+        with store.unit_of_work() as uow:
+            assert [t.name for t in uow.partners.get(partner.id).tags] == ["Late payer"]
+
     def test_the_catalog_at_commit_counts_whatever_the_order_of_saves(self, store: Store) -> None:
         """A tag added to the catalog and given to a customer in one unit of
         work is fine, the customer saved first too; a tag taken out of the
@@ -2033,6 +2079,35 @@ class AccessRequestRepositoryContract(_StoreFactory):
         (again,) = _commit(store, rejected)
         assert again.version == rejected.version + 1
 
+    def test_of_several_requests_resolved_by_someone_not_allowed_the_smallest_id_is_named(
+        self, store: Store
+    ) -> None:
+        """C9: of several requests resolved by a Sub-Admin demoted meanwhile,
+        every adapter names the one with the smallest id, whatever the order
+        of the saves; nothing is written."""
+        partner, _, sam = self._with_sub_admin(store)
+        requests = _commit(
+            store,
+            *(
+                attrs.evolve(
+                    AccessRequest.open(partner, email=f"{name}@initech.example", first_name=name),
+                    id=request_id,
+                )
+                for name, request_id in zip(
+                    ("eve", "fay"), _tied_ids(AccessRequestId, 2), strict=True
+                )
+            ),
+        )
+        resolved = [request.reject(partner=partner, by=sam) for request in requests]
+        _commit(store, partner.change_role(sam, Role.MEMBER, by=partner.team[0]))
+        for order in (resolved, resolved[::-1]):
+            with pytest.raises(InvariantViolation) as caught:
+                _commit(store, *order)
+            assert (caught.value.rule, caught.value.path) == ("C9", "resolved_by")
+            assert f"access request {requests[0].id} " in str(caught.value)
+        with store.unit_of_work() as uow:
+            assert [uow.access_requests.get(partner.id, r.id) for r in requests] == requests
+
     def test_a_resolved_request_keeps_its_resolution(self, store: Store) -> None:
         """A request is resolved once (``access-request-resolved-once``):
         once stored approved or rejected, a save that changes its status,
@@ -3015,6 +3090,27 @@ class ConcurrencyContract(_StoreFactory):
                 mine.commit()
         assert (caught.value.kind, caught.value.key) == ("customer", str(low.id))
 
+    def test_of_several_stale_partners_the_lowest_id_is_named(self, store: Store) -> None:
+        """The same for partners: another writer commits changes to two
+        partners that a unit of work also saved, highest id first; its
+        commit is refused naming the partner of the lower id."""
+        low, high = (
+            self.store_partner(store, attrs.evolve(_partner(name), id=partner_id))
+            for name, partner_id in zip(
+                ("Northwind IT", "Contoso"), _tied_ids(PartnerId, 2), strict=True
+            )
+        )
+        with store.unit_of_work() as mine:
+            for partner in (high, low):
+                mine.partners.save(partner.add_tag(name="Net 30", colour="#0000AA"))
+            with store.unit_of_work() as theirs:
+                for partner in (high, low):
+                    theirs.partners.save(partner.add_tag(name="Net 60", colour="#0000BB"))
+                theirs.commit()
+            with pytest.raises(ConcurrencyConflict) as caught:
+                mine.commit()
+        assert (caught.value.kind, caught.value.key) == ("partner", str(low.id))
+
     def test_a_save_that_moves_a_unique_key_loses_no_update(self, store: Store) -> None:
         """A unit of work renumbers an invoice; another changes the same
         invoice and commits first. The renumbering is refused at commit, as
@@ -3874,6 +3970,32 @@ class InvoiceRepositoryContract(_StoreFactory):
             assert uow.invoices.list(partner.id).items == ()
             assert uow.invoices.list(other.id).items == ()
         assert self.pending(store) == before
+
+    def test_of_several_invoices_refused_the_smallest_id_is_named(self, store: Store) -> None:
+        """Every adapter names the same new invoice: the one with the
+        smallest id, whether its customer is archived (C8) or no stored
+        customer of its partner (I1), whatever the order of the saves."""
+        partner, customer = self.partner_with_customer(store)
+        (archived,) = self.store_customers(store, _customer(partner, "Initech"))
+        self.store_customers(store, archived.archive())
+        invoices = [
+            attrs.evolve(
+                _invoice(partner, archived, f"{1001 + index}"),
+                id=invoice_id,
+                customer_id=archived.id if index % 2 == 0 else CustomerId.new(),
+            )
+            for index, invoice_id in enumerate(_tied_ids(InvoiceId, 4))
+        ]
+        for saves in (invoices, invoices[::-1]):
+            for first, rule in zip(invoices[:2], ("C8", "I1"), strict=True):
+                others = [i for i in saves if str(i.id) >= str(first.id)]
+                with pytest.raises(InvariantViolation) as caught:
+                    self.store_aggregates(store, *others)
+                assert (caught.value.rule, caught.value.path) == (rule, "customer_id")
+                assert f"invoice {first.id} " in str(caught.value)
+        with store.unit_of_work() as uow:
+            assert uow.invoices.list(partner.id).items == ()
+        assert self.read_customer(store, partner.id, customer.id) == customer
 
     def test_a_customer_and_its_first_invoice_in_one_unit_of_work(self, store: Store) -> None:
         """What counts is the customer at commit, whatever the order of the
@@ -4864,6 +4986,22 @@ class PaymentRepositoryContract(_StoreFactory):
             assert str(payer.id if rule == "I1" else customer.id) in str(caught.value)
             self._assert_nothing_paid(store, partner, invoice, before)
 
+    def test_a_payment_for_a_customer_archived_and_without_its_payer_is_refused_as_archived(
+        self, store: Store
+    ) -> None:
+        """Its customer archived and its payer's login taken away meanwhile,
+        a new payment is refused for the archive first (C8, at
+        ``customer_id``), in every adapter."""
+        partner, customer, invoice = self._with_two_users(store)
+        payer = customer.users[0]
+        self.store_customers(store, customer.remove_user(payer.id).archive())
+        before = self.pending(store)
+        payment, touched = self._pay(partner, customer, [invoice], "key-1")
+        with pytest.raises(InvariantViolation) as caught:
+            self.store_aggregates(store, payment, *touched)
+        assert (caught.value.rule, caught.value.path) == ("C8", "customer_id")
+        self._assert_nothing_paid(store, partner, invoice, before)
+
     def test_a_customer_changed_in_the_payments_unit_of_work_counts(self, store: Store) -> None:
         """What counts is the customer at commit, whatever the order of the
         saves: archived, or without the payer, in the same unit of work as a
@@ -5074,6 +5212,37 @@ class PaymentRepositoryContract(_StoreFactory):
             payments.append(attrs.evolve(payment, id=payment_id))
         changes = [book.archive(book.methods[0].id, at=_at(2)), archived.archive()]
         _refused_in_id_order(store, partner, changes, payments, ("payment-method", "C8"))
+
+    def test_payments_without_a_method_to_check_leave_the_others_checked(
+        self, store: Store
+    ) -> None:
+        """A new payment made without a saved method, or of a customer with
+        no stored book, is let in without that check; another payment of
+        the same unit of work, with a larger id, made with a method archived
+        meanwhile, is still refused."""
+        partner = self.store_partner(store, _partner())
+        emails = ("ann@globex.example", "bo@globex.example")
+        carded, bare = self.store_customers(
+            store, _customer(partner, emails=emails), _customer(partner, "Initech", emails=emails)
+        )
+        (book,) = self.store_aggregates(store, self._two_cards(carded))
+        no_method, no_book, archived_method = _tied_ids(PaymentId, 3)
+        by_ach, _ = self._pay(partner, carded, [_invoice(partner, carded)], "1001")
+        unbooked, _ = self._pay_by(partner, bare, self._two_cards(bare), "1002")
+        by_card, _ = self._pay_by(partner, carded, book, "1003")
+        refused = attrs.evolve(by_card, id=archived_method)
+        archive = book.archive(book.methods[0].id, at=_at(2))
+        for unchecked in (
+            attrs.evolve(by_ach, id=no_method),
+            attrs.evolve(unbooked, id=no_book),
+        ):
+            with pytest.raises(InvariantViolation) as caught:
+                self.store_aggregates(store, archive, unchecked, refused)
+            assert (caught.value.rule, caught.value.path) == ("payment-method", "payment_method_id")
+            assert f"payment {refused.id} was not stored" in str(caught.value)
+        with store.unit_of_work() as uow:
+            assert uow.payment_methods.get(partner.id, carded.id) == book
+            assert uow.payments.get_by_idempotency_key(partner.id, "1003") is None
 
 
 def _another(payment: Payment) -> Payment:
