@@ -3127,6 +3127,116 @@ class TestChecksBetweenAggregates:
         write = next(i for i, sql in enumerate(seen) if sql.startswith("UPDATE customers"))
         assert read < write
 
+    def test_the_partners_the_checks_need_are_read_together_and_only_those(
+        self, store: SqliteStore
+    ) -> None:
+        # The partners of new customers, of customers written with tags and
+        # of the requests resolved: read in one statement, before any row is
+        # written (so that PostgreSQL locks them in one order); a partner no
+        # check needs is not read.
+        partner, request = self._team(store)
+        sam = partner.team[1]
+        bare, tagger, asker = new_partner(), new_partner(), new_partner()
+        (customer,) = stored(store, tagger, new_customer(tagger))
+        (untagged,) = stored(store, asker, new_customer(asker))
+        save_all(store, bare)
+        checks = "SELECT p.id, p.version, p.data FROM partners p"
+
+        def reads(work: Callable[[Any], None]) -> list[str]:
+            seen: list[str] = []
+            with store.unit_of_work() as uow:
+                connection = uow._conn()
+                connection.set_trace_callback(seen.append)
+                try:
+                    work(uow)
+                    uow.commit()
+                finally:
+                    connection.set_trace_callback(None)
+            return [sql for sql in seen if sql.startswith(checks)]
+
+        def needed(uow: Any) -> None:
+            uow.customers.save(new_customer(bare))
+            uow.customers.save(customer.set_tags(tagger, ["VIP"]))
+            uow.access_requests.save(request.reject(partner=partner, by=sam))
+
+        assert len(reads(needed)) == 1
+
+        def not_needed(uow: Any) -> None:
+            # Nor one the unit of work writes: it knows it.
+            uow.partners.save(attrs.evolve(bare, version=1).add_tag(name="Gold", colour="#D4AF37"))
+            uow.customers.save(new_customer(bare, "Hooli"))
+            uow.customers.save(attrs.evolve(untagged, company="Initech"))
+            uow.access_requests.save(AccessRequest.open(asker, email="eve@initech.example"))
+
+        assert reads(not_needed) == []
+
+    def test_the_partners_the_checks_need_are_read_in_chunks_in_order_of_id(
+        self, store: SqliteStore
+    ) -> None:
+        # So that PostgreSQL locks them in one order, whatever the chunks.
+        partners = [new_partner() for _ in range(2 * sql_module.CHECK_SIZE + 1)]
+        save_all(store, *partners)
+        seen: list[str] = []
+        with store.unit_of_work() as uow:
+            connection = uow._conn()
+            connection.set_trace_callback(seen.append)
+            try:
+                for partner in partners:
+                    uow.customers.save(new_customer(partner))
+                uow.commit()
+            finally:
+                connection.set_trace_callback(None)
+        checks = "SELECT p.id, p.version, p.data FROM partners p"
+        reads = [sql for sql in seen if sql.startswith(checks)]
+        assert len(reads) == 3
+        read = [key for sql in reads for key in dict.fromkeys(re.findall(r"'(par_\w+)'", sql))]
+        assert read == sorted(str(p.id) for p in partners)
+
+    def test_a_commit_after_a_commit_checks_none_of_the_earlier_saves(
+        self, store: SqliteStore
+    ) -> None:
+        # A unit of work used on after a commit: the customer it tagged, the
+        # tag it took out of the catalog and the book it made are not checked
+        # again (nor read again), though another writer has since taken the
+        # customer's tag off and out of the catalog; nor is a book saved
+        # again (its customer is stored: only a first book's is checked).
+        partner = new_partner().add_tag(name="Gold", colour="#D4AF37")
+        vip, gold = partner.tag("VIP").id, partner.tag("Gold").id
+        customer, other = stored(
+            store, partner, new_customer(partner), new_customer(partner, "Initech")
+        )
+        seen: list[str] = []
+        with store.unit_of_work() as uow:
+            partner = uow.partners.save(attrs.evolve(partner, version=1).delete_tag(gold))
+            customer = uow.customers.save(customer.set_tags(partner, ["VIP"]))
+            book = uow.payment_methods.save(CustomerPaymentMethods.of(customer))
+            uow.commit()
+
+            def untag() -> None:
+                with store.unit_of_work() as another:
+                    another.customers.save(attrs.evolve(customer, tags=frozenset()))
+                    another.partners.save(partner.delete_tag(vip))
+                    another.commit()
+
+            in_thread(untag)
+            connection = uow._conn()
+            connection.set_trace_callback(seen.append)
+            try:
+                uow.customers.save(attrs.evolve(other, company="Initech Ltd"))
+                uow.payment_methods.save(book.add(type="ach", display_name="Chase", last4="1234"))
+                uow.commit()
+            finally:
+                connection.set_trace_callback(None)
+        checks = (
+            "SELECT p.id, p.version, p.data FROM partners p",
+            "SELECT customer_id FROM customer_tags",
+            "SELECT id, partner_id, status FROM customers",
+        )
+        assert [sql for sql in seen if sql.startswith(checks)] == []
+        with store.unit_of_work() as uow:
+            assert uow.customers.get(partner.id, other.id).company == "Initech Ltd"
+            assert uow.partners.get(partner.id).tags == ()
+
     def test_tags_written_early_are_checked_against_the_catalog_at_commit(
         self, store: SqliteStore, monkeypatch: pytest.MonkeyPatch
     ) -> None:

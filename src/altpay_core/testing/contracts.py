@@ -2256,6 +2256,48 @@ class UnitOfWorkContract(_StoreFactory):
             with pytest.raises(NotFound):
                 uow.customers.get(partner.id, dropped.id)
 
+    def test_a_commit_checks_the_saves_since_the_last_commit_only(self, store: Store) -> None:
+        """A unit of work used on after a commit checks the rules between
+        aggregates at its next commit for what it saved since: a customer
+        added by hand, its invoice and payment and a resolved request,
+        committed, stay fine as the partner then syncs its customers and
+        demotes the resolver, and the customer is archived."""
+        partner = _partner().add_team_member(
+            name="Sam Sub", email="sam@northwind.example", role=Role.SUB_ADMIN
+        )
+        admin, sam = partner.team[0], partner.team[-1]
+        partner, request = _commit(
+            store, partner, AccessRequest.open(partner, email="dee@globex.example")
+        )
+        with store.unit_of_work() as uow:
+            customer = uow.customers.save(_customer(partner))
+            payment, touched = pay_invoices(
+                partner,
+                customer,
+                [_invoice(partner, customer)],
+                payer=customer.users[0],
+                method="ach",
+                idempotency_key="key-1",
+                at=_at(2),
+            )
+            (invoice,) = [uow.invoices.save(i) for i in touched]
+            payment = uow.payments.save(payment)
+            resolved = uow.access_requests.save(request.reject(partner=partner, by=sam))
+            uow.commit()
+            changed = uow.partners.save(
+                partner.connect_integration("halopsa", syncs_customers=True).change_role(
+                    sam, Role.MEMBER, by=admin
+                )
+            )
+            archived = uow.customers.save(customer.archive())
+            uow.commit()
+        with store.unit_of_work() as uow:
+            assert uow.partners.get(partner.id) == changed
+            assert uow.customers.get(partner.id, customer.id) == archived
+            assert uow.invoices.get(partner.id, invoice.id) == invoice
+            assert uow.payments.get(partner.id, payment.id) == payment
+            assert uow.access_requests.get(partner.id, request.id) == resolved
+
     def test_reads_inside_the_block_see_its_own_saves(self, store: Store) -> None:
         partner = self.store_partner(store, _partner())
         with store.unit_of_work() as uow:
