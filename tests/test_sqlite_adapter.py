@@ -4,6 +4,7 @@ several processes)."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import multiprocessing
 import os
@@ -292,6 +293,18 @@ def pay(
         idempotency_key=key,
         amounts={invoice.id: "10.00" for invoice in invoices},
     )
+
+
+@contextlib.contextmanager
+def traced(uow: Any) -> Iterator[list[str]]:
+    """The SQL statements ``uow`` runs inside the block, in order."""
+    seen: list[str] = []
+    connection = uow._conn()
+    connection.set_trace_callback(seen.append)
+    try:
+        yield seen
+    finally:
+        connection.set_trace_callback(None)
 
 
 def save_all(store: SqliteStore, *aggregates: Any) -> list[Any]:
@@ -1764,14 +1777,8 @@ class TestQueryPlans:
     )
 
     def queries(self, store: SqliteStore, work: Any) -> list[str]:
-        with store.unit_of_work() as uow:
-            seen: list[str] = []
-            connection = uow._conn()
-            connection.set_trace_callback(seen.append)
-            try:
-                work(uow)
-            finally:
-                connection.set_trace_callback(None)
+        with store.unit_of_work() as uow, traced(uow) as seen:
+            work(uow)
         # Every statement that can search a table: the writes' WHERE clauses
         # too (a version-checked UPDATE, a child row's DELETE, the outbox's
         # marking). Not BEGIN/COMMIT, nor a trigger's steps ("-- TRIGGER").
@@ -3112,16 +3119,10 @@ class TestChecksBetweenAggregates:
         # customer reads the partner (for C9) before updating the customer.
         partner, request = self._team(store)
         (customer,) = save_all(store, new_customer(partner))
-        seen: list[str] = []
-        with store.unit_of_work() as uow:
-            connection = uow._conn()
-            connection.set_trace_callback(seen.append)
-            try:
-                services.add_access_request_to_customer(
-                    uow, partner.id, request.id, customer.id, by=partner.team[1], last_name="Ray"
-                )
-            finally:
-                connection.set_trace_callback(None)
+        with store.unit_of_work() as uow, traced(uow) as seen:
+            services.add_access_request_to_customer(
+                uow, partner.id, request.id, customer.id, by=partner.team[1], last_name="Ray"
+            )
         checks = "SELECT p.id, p.version, p.data FROM partners p WHERE p.id"
         read = next(i for i, sql in enumerate(seen) if sql.startswith(checks))
         write = next(i for i, sql in enumerate(seen) if sql.startswith("UPDATE customers"))
@@ -3143,15 +3144,9 @@ class TestChecksBetweenAggregates:
         checks = "SELECT p.id, p.version, p.data FROM partners p"
 
         def reads(work: Callable[[Any], None]) -> list[str]:
-            seen: list[str] = []
-            with store.unit_of_work() as uow:
-                connection = uow._conn()
-                connection.set_trace_callback(seen.append)
-                try:
-                    work(uow)
-                    uow.commit()
-                finally:
-                    connection.set_trace_callback(None)
+            with store.unit_of_work() as uow, traced(uow) as seen:
+                work(uow)
+                uow.commit()
             return [sql for sql in seen if sql.startswith(checks)]
 
         def needed(uow: Any) -> None:
@@ -3176,16 +3171,10 @@ class TestChecksBetweenAggregates:
         # So that PostgreSQL locks them in one order, whatever the chunks.
         partners = [new_partner() for _ in range(2 * sql_module.CHECK_SIZE + 1)]
         save_all(store, *partners)
-        seen: list[str] = []
-        with store.unit_of_work() as uow:
-            connection = uow._conn()
-            connection.set_trace_callback(seen.append)
-            try:
-                for partner in partners:
-                    uow.customers.save(new_customer(partner))
-                uow.commit()
-            finally:
-                connection.set_trace_callback(None)
+        with store.unit_of_work() as uow, traced(uow) as seen:
+            for partner in partners:
+                uow.customers.save(new_customer(partner))
+            uow.commit()
         checks = "SELECT p.id, p.version, p.data FROM partners p"
         reads = [sql for sql in seen if sql.startswith(checks)]
         assert len(reads) == 3
@@ -3205,7 +3194,6 @@ class TestChecksBetweenAggregates:
         customer, other = stored(
             store, partner, new_customer(partner), new_customer(partner, "Initech")
         )
-        seen: list[str] = []
         with store.unit_of_work() as uow:
             partner = uow.partners.save(attrs.evolve(partner, version=1).delete_tag(gold))
             customer = uow.customers.save(customer.set_tags(partner, ["VIP"]))
@@ -3219,14 +3207,10 @@ class TestChecksBetweenAggregates:
                     another.commit()
 
             in_thread(untag)
-            connection = uow._conn()
-            connection.set_trace_callback(seen.append)
-            try:
+            with traced(uow) as seen:
                 uow.customers.save(attrs.evolve(other, company="Initech Ltd"))
                 uow.payment_methods.save(book.add(type="ach", display_name="Chase", last4="1234"))
                 uow.commit()
-            finally:
-                connection.set_trace_callback(None)
         checks = (
             "SELECT p.id, p.version, p.data FROM partners p",
             "SELECT customer_id FROM customer_tags",
@@ -3249,20 +3233,14 @@ class TestChecksBetweenAggregates:
         # batch), the catalog saved last: fine at commit. The catalog is
         # read once.
         many = [new_customer(partner, f"Company {n}", f"u{n}@globex.example") for n in range(7)]
-        seen: list[str] = []
-        with store.unit_of_work() as uow:
-            connection = uow._conn()
-            connection.set_trace_callback(seen.append)
-            try:
-                tagged = uow.customers.save(customer.set_tags(with_gold, ["Gold"]))
-                found = uow.customers.list(partner.id, tag=gold)
-                assert [c.id for c in found] == [customer.id]
-                for other in many:
-                    uow.customers.save(other.set_tags(with_gold, ["Gold", "VIP"]))
-                uow.partners.save(with_gold)
-                uow.commit()
-            finally:
-                connection.set_trace_callback(None)
+        with store.unit_of_work() as uow, traced(uow) as seen:
+            tagged = uow.customers.save(customer.set_tags(with_gold, ["Gold"]))
+            found = uow.customers.list(partner.id, tag=gold)
+            assert [c.id for c in found] == [customer.id]
+            for other in many:
+                uow.customers.save(other.set_tags(with_gold, ["Gold", "VIP"]))
+            uow.partners.save(with_gold)
+            uow.commit()
         # The checks' reads of the catalog (one partner, or several at once).
         reads = "SELECT p.id, p.version, p.data FROM partners p"
         assert sum(sql.startswith(reads) for sql in seen) == 1
