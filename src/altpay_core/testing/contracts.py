@@ -454,6 +454,16 @@ class _StoreFactory(abc.ABC):
             uow.commit()
         return saved
 
+    @classmethod
+    def _store_two_partners(cls, store: Store) -> list[Partner]:
+        """Two partners, stored, their ids in ascending order (``_tied_ids``)."""
+        return [
+            cls.store_partner(store, attrs.evolve(_partner(name), id=partner_id))
+            for name, partner_id in zip(
+                ("Northwind IT", "Contoso"), _tied_ids(PartnerId, 2), strict=True
+            )
+        ]
+
     @staticmethod
     def store_customers(store: Store, *customers: Customer) -> list[Customer]:
         with store.unit_of_work() as uow:
@@ -966,12 +976,7 @@ class CustomerRepositoryContract(_StoreFactory):
         customer of theirs carries it (tagged by another writer after the
         catalogs were read), every adapter names the partner with the
         smallest id, whatever the order of the saves; nothing is written."""
-        partners = [
-            self.store_partner(store, attrs.evolve(_partner(name), id=partner_id))
-            for name, partner_id in zip(
-                ("Northwind IT", "Contoso"), _tied_ids(PartnerId, 2), strict=True
-            )
-        ]
+        partners = self._store_two_partners(store)
         with store.unit_of_work() as uow:
             catalogs = [uow.partners.get(partner.id) for partner in partners]
         tagged = self.store_customers(
@@ -3136,12 +3141,7 @@ class ConcurrencyContract(_StoreFactory):
         """The same for partners: another writer commits changes to two
         partners that a unit of work also saved, highest id first; its
         commit is refused naming the partner of the lower id."""
-        low, high = (
-            self.store_partner(store, attrs.evolve(_partner(name), id=partner_id))
-            for name, partner_id in zip(
-                ("Northwind IT", "Contoso"), _tied_ids(PartnerId, 2), strict=True
-            )
-        )
+        low, high = self._store_two_partners(store)
         with store.unit_of_work() as mine:
             for partner in (high, low):
                 mine.partners.save(partner.add_tag(name="Net 30", colour="#0000AA"))
