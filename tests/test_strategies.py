@@ -368,13 +368,15 @@ class _Reached(Exception):
 
 
 def reaches(strategy: st.SearchStrategy[Any], wanted: Any) -> bool:
-    """Whether ``strategy`` draws a value ``wanted`` accepts, in up to 1,000
+    """Whether ``strategy`` draws a value ``wanted`` accepts, in up to 5,000
     examples: enough that an edge the strategy reaches is found every time
     (Hypothesis draws many simple, repeated values among the first ones).
+    The rarest edge asked for, a customer carrying 4 tags, came on average
+    after about 400 draws, and after more than 1,000 in 7 searches of 70.
     The search stops at the first value found, without shrinking it (as
-    ``find`` would)."""
+    ``find`` would), so only a search that fails draws them all."""
 
-    @settings(max_examples=1_000, phases=[Phase.generate], database=None)
+    @settings(max_examples=5_000, phases=[Phase.generate], database=None)
     @given(strategy)
     def look(value: object) -> None:
         if wanted(value):
