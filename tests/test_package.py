@@ -39,12 +39,17 @@ def test_a_source_tree_that_is_not_installed_has_a_version_too(
     def not_installed(name: str) -> str:
         raise importlib.metadata.PackageNotFoundError(name)
 
+    # Read first, so that what monkeypatch puts back when the test ends is the
+    # installed version: deleting an attribute that was never read would
+    # read it while the metadata is hidden and put back "0+unknown".
+    installed = altpay_core.__version__
     monkeypatch.setattr(importlib.metadata, "version", not_installed)
-    monkeypatch.delattr(altpay_core, "__version__", raising=False)
+    monkeypatch.delattr(altpay_core, "__version__")
     assert altpay_core.__version__ == "0+unknown"
     assert hasattr(altpay_core, "__version__")
     monkeypatch.undo()
-    monkeypatch.delattr(altpay_core, "__version__", raising=False)
+    assert altpay_core.__version__ == installed
+    monkeypatch.delattr(altpay_core, "__version__")
     assert altpay_core.__version__ == importlib.metadata.version("altpay-core")
 
 
