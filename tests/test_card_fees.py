@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from fractions import Fraction
 
 import pytest
 from hypothesis import given
@@ -332,7 +333,7 @@ def test_a_split_sums_exactly(fee: Money, amounts: list[Money]) -> None:
     # Each share is within one minor unit of its exact proportion.
     whole = sum(a.minor_units for a in amounts)
     for share, amount in zip(shares, amounts, strict=True):
-        exact = Decimal(fee.minor_units * amount.minor_units) / whole
+        exact = Fraction(fee.minor_units * amount.minor_units, whole)
         assert abs(share.minor_units - exact) < 1
 
 

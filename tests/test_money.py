@@ -913,7 +913,7 @@ def test_each_part_is_within_one_minor_unit_of_its_exact_share(
 ) -> None:
     whole = sum(weights)
     for part, weight in zip(m.allocate(weights), weights, strict=True):
-        exact = Decimal(m.minor_units) * weight / whole
+        exact = Fraction(m.minor_units * weight, whole)
         assert abs(part.minor_units - exact) < 1
 
 
