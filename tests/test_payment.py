@@ -2691,6 +2691,17 @@ def _entry_points(w: World) -> list[tuple[str, Any]]:
             "customer_id",
             lambda: payment.request_fingerprint(**{**fingerprint, "customer_id": None}),
         ),
+        ("amounts", lambda: payment.request_fingerprint(**{**fingerprint, "amounts": None})),
+        (
+            "amounts[0]",
+            lambda: payment.request_fingerprint(**{**fingerprint, "amounts": [w.a.id]}),
+        ),
+        (
+            "amounts[1]",
+            lambda: payment.request_fingerprint(
+                **{**fingerprint, "amounts": [(w.a.id, None), (w.b.id, None, None)]}
+            ),
+        ),
         ("today", lambda: scheduled.is_due(None)),
         ("today", lambda: scheduled.is_due(AT)),
         ("invoices[0]", lambda: fail_payment(pay, [None, *touched])),
@@ -2717,13 +2728,24 @@ def _list_arguments(w: World, junk: object) -> list[tuple[str, Any]]:
         ("lines", lambda: w.a.update(w.partner, lines=junk)),
         ("fees", lambda: w.a.update(w.partner, fees=junk)),
         ("errors", lambda: ValidationError(junk)),  # type: ignore[arg-type]
+        (
+            "amounts",
+            lambda: payment.request_fingerprint(
+                customer_id=w.customer.id,
+                user_id=w.ann.id,
+                method=PaymentMethodType.CARD,
+                payment_method_id=None,
+                currency=w.currency,
+                amounts=junk,  # type: ignore[arg-type]
+            ),
+        ),
     ]
 
 
 @given(
     data=st.binary(max_size=3),
     wrap=st.sampled_from([bytes, bytearray, memoryview]),
-    index=st.integers(0, 5),
+    index=st.integers(0, 6),
 )
 def test_binary_data_is_no_list(data: bytes, wrap: type, index: int) -> None:
     # Iterable, as ints: an empty bytearray or memoryview was taken as an
@@ -3412,6 +3434,32 @@ def test_a_retry_with_another_saved_method_is_another_request() -> None:
     with pytest.raises(InvariantViolation) as caught:
         pay(method=book.methods[1], existing=first)
     assert caught.value.rule == "idempotency"
+
+
+@pytest.mark.parametrize("given", ["no book", "another customer's book"])
+def test_a_retried_charge_checks_the_book_it_is_given(given: str) -> None:
+    # A retry stands for the method the first run charged, found in the book
+    # given: with no book, or another customer's, it is refused as a first
+    # run would be, not with an AttributeError or NotFound.
+    partner = contracts._partner()
+    customer = contracts._customer(partner)
+    book = CustomerPaymentMethods.of(customer).add(type="card", display_name="Visa", last4="4242")
+    theirs = CustomerPaymentMethods.of(contracts._customer(partner))
+    theirs = theirs.add(type="card", display_name="Visa", last4="4242")
+    charge = functools.partial(
+        charge_now,
+        partner,
+        customer,
+        [contracts._invoice(partner, customer)],
+        payer=customer.users[0],
+        idempotency_key="k1",
+    )
+    first, _ = charge(methods=book)
+    assert charge(methods=book, existing=first) == (first, ())
+    with pytest.raises(InvariantViolation) as caught:
+        charge(methods=None if given == "no book" else theirs, existing=first)
+    expected = "method-on-file" if given == "no book" else "I1"
+    assert (caught.value.rule, caught.value.path) == (expected, "methods")
 
 
 def test_a_saved_method_from_a_book_of_another_partner_is_refused() -> None:
