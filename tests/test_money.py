@@ -861,6 +861,8 @@ def test_allocate_examples() -> None:
         ([1, "1e100"], "ratio_out_of_range"),
         ([1, Decimal("1e-1001")], "ratio_out_of_range"),
         ([1, "0." + "0" * 1000 + "1"], "ratio_out_of_range"),
+        ([1, "0.1" + "0" * 999 + "1"], "ratio_out_of_range"),  # 1,001 places
+        ([1, "1." + "1" * 1200], "ratio_out_of_range"),  # 1,201 digits
     ],
 )
 def test_bad_ratios_are_refused(ratios: object, code: str) -> None:
