@@ -122,6 +122,13 @@ class Posing(str):
         return hash(self.as_)
 
 
+class Rate(float):
+    """As numpy.float64: a float of a subclass of its own."""
+
+    def __repr__(self) -> str:
+        return f"Rate({float(self)!r})"
+
+
 class HostileInt(int):
     def __eq__(self, other: object) -> bool:
         return True
@@ -856,10 +863,11 @@ def test_json_text_is_read_whole_whatever_its_own_length() -> None:
 
 @given(st.sampled_from([*TEXT_KINDS, SaysAscii]), st.text(min_size=1))
 def test_to_dict_writes_text_and_numbers_as_the_plain_types(text: type[str], value: str) -> None:
-    data = {Marked("key"): [text(value), HostileInt(3)], "n": {"m": HostileInt(-1)}}
+    data = {Marked("key"): [text(value), HostileInt(3)], "n": {"m": HostileInt(-1), "r": Rate(2.5)}}
     written = to_dict(data)
-    assert written == {"key": [value, 3], "n": {"m": -1}}
+    assert written == {"key": [value, 3], "n": {"m": -1, "r": 2.5}}
     assert _subclassed(written) == []
+    assert type(written["n"]["r"]) is float
     assert [type(k) for k in written] == [str, str]
     assert type(to_dict(Plain(value))) is str
 
