@@ -22,6 +22,7 @@ from altpay_core import (
     CustomerPaymentMethods,
     EmailAddress,
     Event,
+    ExternalRef,
     InvariantViolation,
     Invoice,
     InvoiceId,
@@ -453,6 +454,41 @@ def test_a_partner_keeps_its_currency_and_country(partner: Partner) -> None:
     assert (caught.value.rule, caught.value.path) == ("I2", "country")
 
 
+def _with_integrations(*connected: tuple[str, bool]) -> Partner:
+    partner = contracts._partner()
+    for system, syncs_customers in connected:
+        partner = partner.connect_integration(
+            system, syncs_customers=syncs_customers, syncs_invoices=not syncs_customers
+        )
+    return partner
+
+
+@pytest.mark.parametrize(
+    ("partner", "system", "allowed"),
+    [
+        # By hand (no reference): only while nothing syncs customers.
+        (None, None, True),
+        (_with_integrations(), None, True),
+        (_with_integrations(("quickbooks", False)), None, True),
+        (_with_integrations(("connectwise", True)), None, False),
+        # Synced: from a connected integration of the partner that syncs customers.
+        (None, "connectwise", False),
+        (_with_integrations(), "connectwise", False),
+        (_with_integrations(("connectwise", True)), "connectwise", True),
+        (_with_integrations(("connectwise", True)), "ConnectWise", True),
+        (_with_integrations(("connectwise", True)), "halopsa", False),
+        (_with_integrations(("quickbooks", False)), "quickbooks", False),
+        (_with_integrations(("connectwise", True)).disconnect_integration("connectwise"),
+         "connectwise", False),
+    ],
+)  # fmt: skip
+def test_a_new_customer_may_be_added_by_hand_or_synced_as_the_partner_stands_c6(
+    partner: Partner | None, system: str | None, allowed: bool
+) -> None:
+    ref = None if system is None else ExternalRef(system, "4711")
+    assert ports.may_add_customer(partner, ref) is allowed
+
+
 _HISTORY_CHECKS = [
     (ports.check_saved_methods, CustomerPaymentMethods),
     (ports.check_invoice_history, Invoice),
@@ -461,6 +497,18 @@ _HISTORY_CHECKS = [
     (ports.check_access_request_history, AccessRequest),
     (ports.check_partner_history, Partner),
 ]
+
+
+@pytest.mark.parametrize(
+    ("check", "kind"), _HISTORY_CHECKS, ids=[check.__name__ for check, _ in _HISTORY_CHECKS]
+)
+@given(data=st.data())
+def test_a_history_check_passes_a_new_aggregate_and_one_saved_again_as_it_is(
+    check: Any, kind: type, data: st.DataObject
+) -> None:
+    value = data.draw(st.from_type(kind))
+    check(None, value)  # new in the store: no history to keep
+    check(value, value)
 
 
 @pytest.mark.parametrize(
