@@ -2653,6 +2653,8 @@ def _entry_points(w: World) -> list[tuple[str, Any]]:
                 **{k: v for k, v in common.items() if k != "method"},
             ),
         ),
+        ("payer", lambda: pay_invoices(w.partner, w.customer, [w.a], **{**common, "payer": 5})),
+        ("payer", lambda: w.pay(payer=None)),
         ("payment", lambda: fail_payment(None, [w.a])),
         ("payment", lambda: return_payment(None, [w.a])),
         ("payment", lambda: charge_back_payment(None, [w.a])),
