@@ -658,6 +658,8 @@ def test_other_enum_arguments_may_be_given_as_values() -> None:
         (lambda: aps.applied_payments(None), "currency"),
         (lambda: aps.line_items(None), "currency"),
         (lambda: aps.line_items(min_unit_units=10**9 + 1), r"min_unit_units.*10\*\*9"),
+        (lambda: aps.pages(Customer), "items must be a strategy"),  # the type, not from_type()
+        (lambda: aps.pages(aps.customers(), max_size=-1), "max_size"),
     ],
 )
 def test_bad_arguments_are_named(make: Any, match: str) -> None:
