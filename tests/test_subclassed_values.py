@@ -38,6 +38,7 @@ from altpay_core import (
     NotFound,
     Partner,
     PartnerId,
+    PaymentMethod,
     PermissionDenied,
     Role,
     UserId,
@@ -1018,6 +1019,19 @@ def test_two_keys_of_one_text_are_a_duplicate_key() -> None:
     with pytest.raises(ValidationError) as info:
         from_dict(Money, {"amount": "1.00", "currency": "USD", Hostile("amount"): "2.00"})
     assert info.value.codes == ["duplicate_key"]
+
+
+def test_a_key_given_twice_in_a_saved_method_is_not_shown() -> None:
+    # A card number put in the wrong place, given twice: the duplicate is
+    # named at the mapping, by its length only, as any saved method's input.
+    number = "4111111111111111"
+    book = CustomerPaymentMethods.of(_customer(_partner()))
+    data = to_dict(book.add(type="card", display_name="Visa", last4="4242").methods[0])
+    with pytest.raises(ValidationError) as info:
+        from_dict(PaymentMethod, {**data, number: 1, Hostile(number): 2})
+    assert (info.value.paths, info.value.codes) == ([""], ["duplicate_key"])
+    assert number not in str(info.value)
+    assert "16 characters" in str(info.value)
 
 
 class Hidden(str):
