@@ -2204,6 +2204,16 @@ def test_errors_in_a_set_are_named_by_index_in_a_stable_order_not_the_set_s() ->
         ("[0]", "invalid_decimal"),
         ("[1]", "float_refused"),
     ]
+    # An item whose repr raises is placed by its type's name alone.
+    assert errors_of(frozenset[Decimal], {_NoRepr(), 10.5}) == [
+        ("[0]", "float_refused"),
+        ("[1]", "invalid_decimal"),
+    ]
+
+
+class _NoRepr:
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
 
 
 @pytest.mark.parametrize("encoding", ["utf-8", "utf-16", "utf-32", "utf-16-be", "utf-32-le"])
