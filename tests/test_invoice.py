@@ -440,6 +440,13 @@ class TestIssue:
         assert caught.value.codes == ["currency_mismatch"]
         with pytest.raises(ValidationError):
             Fee.parse({"kind": "interest", "amount": None}, "USD")
+        # Each field given is checked, whatever is missing.
+        with pytest.raises(ValidationError) as caught:
+            Fee.parse({"amount": "-1", "name": " "}, "USD")
+        assert (caught.value.paths, caught.value.codes) == (
+            ["kind", "amount", "name"],
+            ["missing", "not_positive", "blank"],
+        )
 
     def test_mapping_of_the_wrong_kind(self) -> None:
         with pytest.raises(ValidationError) as caught:
