@@ -2632,14 +2632,7 @@ def _entry_points(w: World) -> list[tuple[str, Any]]:
         "today": scheduled.pay_on,
     }
     skip = {k: v for k, v in run.items() if k != "methods"}
-    fingerprint: dict[str, Any] = {
-        "customer_id": w.customer.id,
-        "user_id": w.ann.id,
-        "method": "card",
-        "payment_method_id": None,
-        "currency": w.currency,
-        "amounts": [(w.a.id, None)],
-    }
+    fingerprint = _fingerprint_request(w)
     return [
         ("partner", lambda: pay_invoices(None, w.customer, [w.a], **common)),
         ("customer", lambda: pay_invoices(w.partner, None, [w.a], **common)),
@@ -2720,6 +2713,19 @@ def _entry_points(w: World) -> list[tuple[str, Any]]:
     ]
 
 
+def _fingerprint_request(w: World) -> dict[str, Any]:
+    """The arguments of a valid :func:`request_fingerprint` call: Ann pays
+    invoice A by card."""
+    return {
+        "customer_id": w.customer.id,
+        "user_id": w.ann.id,
+        "method": "card",
+        "payment_method_id": None,
+        "currency": w.currency,
+        "amounts": [(w.a.id, None)],
+    }
+
+
 def _list_arguments(w: World, junk: object) -> list[tuple[str, Any]]:
     """Each entry point that takes a list, given ``junk`` in its place."""
     pay, _ = w.pay(key="list-arguments")
@@ -2730,24 +2736,14 @@ def _list_arguments(w: World, junk: object) -> list[tuple[str, Any]]:
         ("lines", lambda: w.a.update(w.partner, lines=junk)),
         ("fees", lambda: w.a.update(w.partner, fees=junk)),
         ("errors", lambda: ValidationError(junk)),  # type: ignore[arg-type]
-        (
-            "amounts",
-            lambda: payment.request_fingerprint(
-                customer_id=w.customer.id,
-                user_id=w.ann.id,
-                method=PaymentMethodType.CARD,
-                payment_method_id=None,
-                currency=w.currency,
-                amounts=junk,  # type: ignore[arg-type]
-            ),
-        ),
+        ("amounts", lambda: request_fingerprint(**{**_fingerprint_request(w), "amounts": junk})),
     ]
 
 
 @given(
     data=st.binary(max_size=3),
     wrap=st.sampled_from([bytes, bytearray, memoryview]),
-    index=st.integers(0, 6),
+    index=st.integers(0, len(_list_arguments(World(), b"")) - 1),
 )
 def test_binary_data_is_no_list(data: bytes, wrap: type, index: int) -> None:
     # Iterable, as ints: an empty bytearray or memoryview was taken as an
