@@ -80,6 +80,40 @@ def test_every_public_name_is_importable_and_documented(name: str) -> None:
     assert obj.__doc__, f"{name} has no docstring of its own"
 
 
+def _public_members() -> list[Any]:
+    # Every function, method and property that a module's __all__ makes
+    # public, in the package and in its submodules; a contract's tests are
+    # named for what they check and are run, not called.
+    modules = ["altpay_core"] + [
+        found.name for found in pkgutil.walk_packages(altpay_core.__path__, "altpay_core.")
+    ]
+    members = []
+    for module_name in modules:
+        module = importlib.import_module(module_name)
+        for name in getattr(module, "__all__", ()):
+            obj = getattr(module, name)
+            if inspect.isfunction(obj):
+                members.append(pytest.param(obj, id=f"{module_name}.{name}"))
+            if not inspect.isclass(obj) or obj.__module__ != module_name:
+                continue
+            for attribute, value in vars(obj).items():
+                if attribute.startswith(("_", "test_")):
+                    continue
+                if isinstance(value, (property, classmethod, staticmethod)) or (
+                    inspect.isfunction(value)
+                ):
+                    member = getattr(obj, attribute) if inspect.isfunction(value) else value
+                    members.append(pytest.param(member, id=f"{module_name}.{name}.{attribute}"))
+    return members
+
+
+@pytest.mark.parametrize("member", _public_members())
+def test_every_public_method_and_property_is_documented(member: Any) -> None:
+    # What help() shows: a method that overrides a documented one shows the
+    # documentation of the method it overrides.
+    assert inspect.getdoc(member)
+
+
 def test_nothing_public_is_left_out_of_all() -> None:
     exported = {
         name

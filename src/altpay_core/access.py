@@ -61,10 +61,12 @@ class InvoiceAccess(_fields.Choices, enum.Enum):
 
     @property
     def may_view(self) -> bool:
+        """True for ``VIEW`` and ``PAY``."""
         return self is not InvoiceAccess.NONE
 
     @property
     def may_pay(self) -> bool:
+        """True for ``PAY`` only."""
         return self is InvoiceAccess.PAY
 
 

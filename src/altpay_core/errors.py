@@ -425,6 +425,8 @@ class FieldErrors:
 
     @checked_arguments
     def add(self, path: str, code: str, message: str) -> None:
+        """Record one error: the field's ``path``, a stable ``code`` and a
+        message for people."""
         self.errors.append(FieldError(path, code, message))
 
     @checked_arguments
@@ -447,6 +449,8 @@ class FieldErrors:
 
     @checked_arguments
     def raise_if_any(self) -> None:
+        """Raise one ``ValidationError`` with every error recorded, in the
+        order they were found; return if there is none."""
         if self.errors:
             raise ValidationError(self.errors)
         if _FIELDS_ONLY.get():

@@ -501,6 +501,7 @@ class Money:
 
     @property
     def is_zero(self) -> bool:
+        """Whether the amount is zero (``USD 0.00``)."""
         return not self.amount
 
     def __bool__(self) -> bool:
@@ -510,10 +511,12 @@ class Money:
 
     @property
     def is_positive(self) -> bool:
+        """Whether the amount is more than zero."""
         return self.amount > 0
 
     @property
     def is_negative(self) -> bool:
+        """Whether the amount is less than zero."""
         return self.amount < 0
 
     def _same(self, other: Money, operation: str) -> None:

@@ -1681,6 +1681,7 @@ class PaymentMethod:
 
     @property
     def is_active(self) -> bool:
+        """Whether the method can still be used (it is not archived)."""
         return self.status is PaymentMethodStatus.ACTIVE
 
     @property

@@ -206,6 +206,8 @@ class Cursor:
 
     @checked_arguments
     def encode(self) -> str:
+        """The cursor as URL-safe text, what ``after`` and ``before`` take
+        back (see :meth:`decode`)."""
         raw = json.dumps([self.listing.value, self.key, self.id], ensure_ascii=False).encode()
         return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
