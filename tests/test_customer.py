@@ -409,6 +409,15 @@ class TestUsers:
         assert len({a.id, b.id, c.id}) == 3
         assert all(x.has_user("pat@shared.example") for x in (a, b, c))
 
+    def test_a_user_gets_notifications_unless_told_otherwise(self) -> None:
+        assert CustomerUser(
+            UserId("usr_1"), "Ann", "Lee", EmailAddress("ann@globex.example")
+        ).notifications
+        assert CustomerUser.new(
+            first_name="Ann", last_name="Lee", email="a@x.example"
+        ).notifications
+        assert all(user.notifications for user in globex().users)
+
     def test_notifications_off_and_on(self) -> None:
         customer = globex()
         off = customer.set_notifications("ann@globex.example", False)
@@ -1412,6 +1421,11 @@ def test_repr_is_short_and_readable() -> None:
         "'c@globex.example', '+1 more'])"
     )
     assert "12-3456789" not in repr(customer)  # a tax id stays out of logs
+    # As many users as a repr lists: every one, with nothing "more".
+    three = customer.remove_user("e@globex.example")
+    assert repr(three).endswith(
+        "users=['ann@globex.example', 'bo@globex.example', 'c@globex.example'])"
+    )
     assert "source='connectwise:4711'" in repr(synced())
 
 
