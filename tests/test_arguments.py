@@ -398,6 +398,40 @@ def test_too_many_positional_arguments_are_counted_without_the_receiver() -> Non
     assert "takes 0 positional arguments (got 2)" in info.value.errors[0].message
 
 
+# Aggregates and events hold several values of one kind (ids, times,
+# amounts): they are built by keyword only, so that two cannot trade places
+# unseen. Values of one or a few fields of their own kinds take positions.
+_BY_KEYWORD_ONLY = sorted(
+    [
+        *(
+            getattr(altpay_core, name)
+            for name in (
+                "AccessRequest",
+                "Customer",
+                "CustomerDetails",
+                "CustomerDraft",
+                "CustomerPaymentMethods",
+                "Impersonation",
+                "Invoice",
+                "Payment",
+                "PaymentMethod",
+                "ScheduledPayment",
+            )
+        ),
+        *(kind for kind in events.EVENT_TYPES.values() if kind.__module__ == events.__name__),
+    ],
+    key=lambda kind: kind.__name__,
+)
+
+
+@pytest.mark.parametrize("kind", _BY_KEYWORD_ONLY, ids=lambda kind: kind.__name__)
+def test_aggregates_and_events_are_built_by_keyword_only(kind: type) -> None:
+    with pytest.raises(ArgumentError) as info:
+        kind("par_1")
+    assert info.value.codes[0] == "too_many_positional"
+    assert f"{kind.__name__}() takes 0 positional arguments (got 1)" in str(info.value)
+
+
 @pytest.mark.parametrize(
     ("call", "message"),
     [

@@ -416,7 +416,9 @@ class TestUsers:
         assert CustomerUser.new(
             first_name="Ann", last_name="Lee", email="a@x.example"
         ).notifications
-        assert all(user.notifications for user in globex().users)
+        assert all(user.notifications for user in globex().users)  # added to the draft
+        added = globex().add_user(first_name="C", last_name="D", email="c@globex.example")
+        assert added.user("c@globex.example").notifications
 
     def test_notifications_off_and_on(self) -> None:
         customer = globex()
