@@ -398,6 +398,19 @@ def test_too_many_positional_arguments_are_counted_without_the_receiver() -> Non
     assert "takes 0 positional arguments (got 2)" in info.value.errors[0].message
 
 
+def test_an_inherited_constructor_already_checked_is_not_wrapped_again() -> None:
+    # Each kind of id inherits EntityId's checked constructor: one check, as
+    # deep as the base's, and errors that name the kind called.
+    kinds = [getattr(altpay_core, name) for name in altpay_core.__all__ if name.endswith("Id")]
+    kinds = [kind for kind in kinds if kind is not altpay_core.EntityId]
+    assert len(kinds) >= 10
+    for kind in kinds:
+        assert kind.__init__ is altpay_core.EntityId.__init__, kind
+        with pytest.raises(ArgumentError) as info:
+            kind()
+        assert f"{kind.__name__}()" in str(info.value)
+
+
 # Aggregates and events hold several values of one kind (ids, times,
 # amounts): they are built by keyword only, so that two cannot trade places
 # unseen. Values of one or a few fields of their own kinds take positions.
