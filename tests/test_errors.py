@@ -595,6 +595,15 @@ def test_shown_input_is_the_same_in_any_decimal_context_and_with_a_failing_repr(
         assert errors_module.shown(Decimal("1E+3")) == "Decimal('1E+3')"
     assert errors_module.shown(FailingRepr()) == "FailingRepr"
 
+    class Amount(Decimal):
+        def __repr__(self) -> str:
+            return f"Amount({str(self)!r})"
+
+    # A subclass of Decimal with a repr of its own is shown by it, as any
+    # other value; one that keeps Decimal's is shown as a Decimal.
+    assert errors_module.shown(Amount("1E+3")) == "Amount('1E+3')"
+    assert errors_module.shown(type("Plain", (Decimal,), {})("1E+3")) == "Decimal('1E+3')"
+
 
 class _Unprintable:
     def __str__(self) -> str:
