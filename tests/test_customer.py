@@ -764,14 +764,21 @@ class TestSynced:
                 syncing_partner(), external_ref=REF, company="I", address=ALBANY, users=twice
             )
         assert caught.value.rule == "C4"
-        with pytest.raises(ValidationError):
-            Customer.from_sync(
-                syncing_partner(),
-                external_ref=REF,
-                company="I",
-                address=ALBANY,
-                users="a@b.example",
-            )  # type: ignore[arg-type]
+        one = {"first_name": "A", "last_name": "B", "email": "a@b.example"}
+        # A text, or one user's mapping where a list of them belongs, is
+        # refused as it is, not read item by item (characters, or keys).
+        for wrong, got in (("a@b.example", "str"), (one, "dict")):
+            with pytest.raises(ValidationError) as refused:
+                Customer.from_sync(
+                    syncing_partner(), external_ref=REF, company="I", address=ALBANY, users=wrong
+                )  # type: ignore[arg-type]
+            assert (refused.value.paths, refused.value.codes) == (["users"], ["wrong_type"])
+            assert f"must be a list of users (got {got})" in str(refused.value)
+        # Any other iterable is a list of users.
+        from_generator = Customer.from_sync(
+            syncing_partner(), external_ref=REF, company="I", address=ALBANY, users=iter([one])
+        )
+        assert [str(u.email) for u in from_generator.users] == ["a@b.example"]
 
     def test_the_reference_must_be_an_external_ref(self) -> None:
         with pytest.raises(ValidationError) as caught:
