@@ -369,6 +369,15 @@ class TestUsers:
             customer.remove_user(**arguments)  # type: ignore[arg-type]
         assert (caught.value.paths, caught.value.codes) == ([path], [code])
 
+    def test_naming_no_user_or_two_says_what_was_given(self) -> None:
+        customer = globex()
+        with pytest.raises(ValidationError) as caught:
+            customer.remove_user()  # type: ignore[call-arg]
+        assert "(got none)" in str(caught.value)
+        with pytest.raises(ValidationError) as caught:
+            customer.remove_user("ann@globex.example", user_id=customer.users[0].id)
+        assert "(got user, user_id)" in str(caught.value)
+
     def test_rule_c5_removing_the_last_user_is_refused(self) -> None:
         customer = globex().remove_user("bo@globex.example")
         with pytest.raises(InvariantViolation) as caught:

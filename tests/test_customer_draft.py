@@ -542,6 +542,9 @@ def test_repr_html_is_escaped() -> None:
     assert html.escape("<script>alert(1)</script>") in page
     assert "2 of 2" in page
     assert "1 of 2" in CustomerDraft.start(partner())._repr_html_()
+    assert "&lt;i&gt;Ann&lt;/i&gt; Lee &lt;ann@globex.example&gt;" in page
+    # A draft without users yet shows a dash in their place.
+    assert "users</th><td style='text-align:left'>-</td>" in at_step_2()._repr_html_()
 
 
 def test_the_customer_id_is_a_customer_id() -> None:
