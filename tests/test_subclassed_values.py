@@ -41,6 +41,7 @@ from altpay_core import (
     PaymentMethod,
     PermissionDenied,
     Role,
+    Rounding,
     UserId,
     ValidationError,
     _fields,
@@ -400,6 +401,21 @@ def test_a_currency_is_chosen_by_its_text_not_by_a_subclass_s_hash(
     with pytest.raises(ValidationError) as info:
         Partner.create(name="Northwind IT", country="CA", currency=posing)
     assert info.value.paths == ["currency"]
+
+
+@given(st.sampled_from(list(Rounding)), st.sampled_from(["nope", "floor", "Floor"]))
+def test_a_rounding_mode_is_chosen_by_its_text_not_by_a_subclass_s_hash(
+    posing_as: Rounding, text: str
+) -> None:
+    # Text equal to everything, hashed as a real mode's value: the table of
+    # modes would match it to that mode, whatever its text said.
+    posing = Posing(text, as_=posing_as.value)
+    if text.upper() == "FLOOR":
+        assert Money("1.009", "USD", rounding=posing) == Money("1.00", "USD")
+        return
+    with pytest.raises(ValidationError) as info:
+        Money("1.009", "USD", rounding=posing)
+    assert (info.value.paths, info.value.codes) == (["rounding"], ["invalid_rounding"])
 
 
 def test_another_partner_cannot_invoice_a_customer_read_with_a_subclassed_partner_id() -> None:
