@@ -1181,6 +1181,11 @@ def test_percent_is_the_exact_share_rounded_once(m: Money, rate: Decimal, mode: 
         ("-1.00", "1." + "1" * 150 + "e-999999999", "FLOOR", "-0.01"),
         ("1.00", "-1." + "1" * 150 + "e-999999999", "UP", "-0.01"),
         ("-1.00", "-1." + "1" * 150 + "e-999999999", "CEILING", "0.01"),
+        # a long factor whose product may reach half a cent (0.0081...):
+        # worked out exactly, not decided by the signs
+        ("0.09", "0.09" + "0" * 150 + "1", "HALF_UP", "0.01"),
+        ("-0.09", "0.09" + "0" * 150 + "1", "HALF_EVEN", "-0.01"),
+        ("0.09", "0.09" + "0" * 150 + "1", "DOWN", "0.00"),
         ("1.00", "1." + "0" * 2000 + "1", "HALF_EVEN", "1.00"),
         ("12345.67", "1", "HALF_EVEN", "12345.67"),
         ("-1.00", "0", "HALF_EVEN", "0.00"),
