@@ -871,6 +871,19 @@ def test_bad_ratios_are_refused(ratios: object, code: str) -> None:
     assert info.value.codes == [code]
 
 
+def test_ratios_at_the_edges_of_the_range_are_kept_exactly() -> None:
+    # 100 digits before the point and 1,000 after: 1,100 digits, every one
+    # kept. The largest ratio and the smallest one share the whole as they
+    # should: the smallest is far below a cent of it.
+    largest = "9" * 100 + "." + "9" * 1000
+    smallest = "0." + "0" * 999 + "1"
+    assert Money("1.00", "USD").allocate([largest, smallest]) == [
+        Money("1.00", "USD"),
+        Money("0.00", "USD"),
+    ]
+    assert Money("1.00", "USD").allocate([largest, largest]) == Money("1.00", "USD").split(2)
+
+
 @given(data=st.binary(max_size=8), wrap=st.sampled_from([bytes, bytearray, memoryview]))
 def test_binary_data_is_no_ratios_and_no_amounts(data: bytes, wrap: type) -> None:
     # A memoryview was taken for a list of ratios, each byte a ratio, and
