@@ -19,7 +19,8 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from stdnum.us import ein as stdnum_ein
 
-from altpay_core import from_dict, from_json, to_dict, to_json, values
+import altpay_core
+from altpay_core import ScheduledPaymentId, from_dict, from_json, to_dict, to_json, values
 from altpay_core.errors import ArgumentError, ValidationError
 from altpay_core.values import (
     CA_POSTAL_FIRST_LETTERS,
@@ -841,8 +842,16 @@ ID_KINDS: list[tuple[type[EntityId], str, str]] = [
     (InvoiceId, "inv", "invoice id"),
     (PaymentId, "pay", "payment id"),
     (PaymentMethodId, "pm", "payment method id"),
+    (ScheduledPaymentId, "sch", "scheduled payment id"),
 ]
 kinds = pytest.mark.parametrize(("kind", "prefix", "label"), ID_KINDS)
+
+
+def test_every_kind_of_id_is_tested_and_only_a_payment_method_s_hides_its_input() -> None:
+    public = {getattr(altpay_core, n) for n in altpay_core.__all__ if n.endswith("Id")}
+    assert {kind for kind, _, _ in ID_KINDS} == public - {EntityId}
+    # A payment method's id may be a card number given in the wrong place.
+    assert [kind for kind, _, _ in ID_KINDS if not kind.shows_input] == [PaymentMethodId]
 
 
 class TestEntityId:
