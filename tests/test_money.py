@@ -633,6 +633,13 @@ def test_a_fraction_whose_product_is_exact_needs_no_rounding_mode() -> None:
         with pytest.raises(ValidationError) as info:
             product()
         assert (info.value.paths, info.value.codes) == (["amount"], ["amount_too_large"])
+    # A product 0.6 of a cent beyond the largest negative amount (short of
+    # the limit), rounded towards zero, is that amount: kept, not refused.
+    near = Money.from_minor_units(-83333333333333333333333333333333, "USD")
+    assert near.multiply(Fraction(6, 5), rounding=Rounding.CEILING) == -largest
+    with pytest.raises(ValidationError) as info:
+        near.multiply(Fraction(6, 5), rounding=Rounding.FLOOR)
+    assert info.value.codes == ["amount_too_large"]
 
 
 def test_multiply_and_percent_round_by_the_named_rule() -> None:
