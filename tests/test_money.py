@@ -663,7 +663,8 @@ def test_a_product_by_a_decimal_too_large_is_refused_however_it_is_rounded() -> 
     for product in (
         # Far above the limit, in a context too narrow to round it.
         lambda: Money("1e29", "USD").multiply("1e20", rounding=Rounding.HALF_EVEN),
-        lambda: Money("1e29", "USD").multiply("10.001"),  # too precise as well
+        lambda: Money("1e29", "USD").multiply("10.001"),
+        lambda: Money("1e29", "USD").multiply("10." + "0" * 50 + "1"),  # too precise as well
         # A hair below the limit, rounded up to it.
         lambda: largest.multiply("1.000000000000000000000000000000000001", rounding=Rounding.UP),
     ):
