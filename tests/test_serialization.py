@@ -540,6 +540,16 @@ def test_a_zero_decimal_of_more_places_than_written_in_full_is_one_digit(
     assert stored_json(from_json(Decimal, text)) == f'"{written}"'
 
 
+@given(st.decimals(allow_nan=False, allow_infinity=False))
+@example(Decimal("-5.20"))
+@example(Decimal("-1E+1101"))
+def test_a_decimal_is_written_as_text_that_reads_back_as_the_same_number(number: Decimal) -> None:
+    written = to_dict(number)
+    assert written.startswith("-") == (number < 0)  # a negative number keeps its sign
+    assert Decimal(written) == number
+    assert from_dict(Decimal, written) == number
+
+
 def test_a_decimal_past_the_plain_digits_is_written_with_an_exponent() -> None:
     assert to_dict(Decimal("1E+1101")) == "1E+1101"
     assert from_dict(Decimal, to_dict(Decimal("1E+1101"))) == Decimal("1E+1101")
