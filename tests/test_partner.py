@@ -1114,6 +1114,11 @@ class TestIntegrations:
     def test_direct_construction_is_normalised(self) -> None:
         assert Integration(" HaloPSA ").system == "halopsa"
 
+    def test_an_integration_syncs_nothing_unless_told(self) -> None:
+        assert Integration("xero") == Integration("xero", False, False)
+        connected = Partner.create(name="N", country="US").connect_integration("xero")
+        assert connected.integrations == (Integration("xero", False, False),)
+
 
 # -- immutability, data and notebooks -------------------------------------------------------
 
