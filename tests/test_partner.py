@@ -1340,6 +1340,20 @@ def test_repr_html_lists_integrations_and_what_they_sync() -> None:
     assert "absorbed" in page
 
 
+def test_repr_html_lists_the_team_and_the_tags_or_a_dash() -> None:
+    bare = Partner.create(name="N", country="US")
+    for row in ("team", "tags", "integrations"):
+        assert f"{row}</th><td style='text-align:left'>-</td>" in bare._repr_html_()
+    page = (
+        bare.add_team_member(name="Ann Lee", email="ann@n.example", role="admin")
+        .add_tag(name="VIP", colour="#FF0000")
+        ._repr_html_()
+    )
+    assert "team</th><td style='text-align:left'>Ann Lee &lt;ann@n.example&gt; (Admin)<" in page
+    assert "tags</th><td style='text-align:left'>VIP (#FF0000)<" in page
+    assert "2.9% + USD 0.30, passed to the customer" in page
+
+
 def test_keep_reads_as_keep() -> None:
     assert repr(partner_module.KEEP) == "KEEP"
 
