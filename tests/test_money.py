@@ -598,6 +598,9 @@ def test_an_exact_product_needs_no_rounding_mode_and_any_other_does(
             product()
         assert info.value.codes == ["rounding_required"]
         assert info.value.paths == ["rate" if how == "percent" else "factor"]
+        # The message names the operand as given: a rate is a percentage.
+        assert f" times {info.value.paths[0]} " in str(info.value)
+        assert ("% is finer" in str(info.value)) == (how == "percent")
 
 
 @pytest.mark.parametrize(
