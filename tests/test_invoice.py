@@ -435,6 +435,11 @@ class TestIssue:
             )
         assert caught.value.paths == ["name", "covered_by_customer"]
         assert Fee.parse({"kind": "interest", "amount": "1", "name": "Int"}, "USD").name == "Int"
+        # The customer covers a fee unless told otherwise, however it is built.
+        assert Fee(FeeKind.INTEREST, "Interest", usd("1.00")).covered_by_customer is True
+        assert Fee.new(FeeKind.INTEREST, usd("1.00")).covered_by_customer is True
+        parsed = Fee.parse({"kind": "interest", "amount": "1", "name": "Int"}, "USD")
+        assert parsed.covered_by_customer is True
         with pytest.raises(ValidationError) as caught:
             Fee.parse(Fee.new("interest", Money("1", "CAD")), "USD")
         assert caught.value.codes == ["currency_mismatch"]
