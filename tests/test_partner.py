@@ -219,12 +219,13 @@ class TestDirectConstruction:
     """Every partner that exists is valid, however it was built."""
 
     def test_text_and_codes_are_normalised(self) -> None:
-        partner = Partner(PartnerId.new(), " Northwind ", "us", "USD")  # type: ignore[arg-type]
+        partner = Partner(PartnerId.new(), " Northwind ", "us", "usd")  # type: ignore[arg-type]
         assert (partner.name, partner.country, partner.currency) == (
             "Northwind",
             "US",
             Currency("USD"),
         )
+        assert partner.currency is Currency("USD")  # the currency, not text equal to its code
 
     def test_lists_become_tuples(self) -> None:
         tag = Tag.new(name="VIP", colour="#FF0000")
