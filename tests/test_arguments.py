@@ -437,6 +437,30 @@ _BY_KEYWORD_ONLY = sorted(
 )
 
 
+@pytest.mark.parametrize(
+    "kind",
+    [
+        getattr(altpay_core, name)
+        for name in (
+            "AccessRequest",
+            "Customer",
+            "CustomerPaymentMethods",
+            "Invoice",
+            "Partner",
+            "Payment",
+            "ScheduledPayment",
+        )
+    ],
+    ids=lambda kind: kind.__name__,
+)
+def test_an_aggregate_s_pending_events_are_no_argument(kind: type) -> None:
+    # Only a command puts events on an aggregate: a value built directly,
+    # as a repository rebuilds what it read, has none to publish.
+    with pytest.raises(ArgumentError) as info:
+        kind(events=())
+    assert (info.value.paths[0], info.value.codes[0]) == ("events", "unknown_field")
+
+
 @pytest.mark.parametrize("kind", _BY_KEYWORD_ONLY, ids=lambda kind: kind.__name__)
 def test_aggregates_and_events_are_built_by_keyword_only(kind: type) -> None:
     with pytest.raises(ArgumentError) as info:
