@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from altpay_core import (
     AppliedPayment,
+    ArgumentError,
     Currency,
     Customer,
     CustomerDraft,
@@ -1407,6 +1408,14 @@ class TestInvariants:
             assert found.currency is currency
             # the same digits, in the currency's form ("0.00", never "0")
             assert found.amount.as_tuple() == amount.amount.as_tuple(), name
+
+    @pytest.mark.parametrize("name", ["subtotal", "fee_total", "total", "amount_paid", "balance"])
+    def test_the_amounts_worked_out_are_no_arguments(self, name: str) -> None:
+        # Derived from the lines, fees and payments: never given, so never
+        # at odds with them.
+        with pytest.raises(ArgumentError) as caught:
+            Invoice(**{name: usd("1.00")})  # type: ignore[arg-type]
+        assert (caught.value.paths[0], caught.value.codes[0]) == (name, "unknown_field")
 
     @given(aps.invoices())
     def test_amounts_do_not_depend_on_the_callers_decimal_context(self, inv: Invoice) -> None:
