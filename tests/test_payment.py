@@ -1170,6 +1170,17 @@ class TestPaymentInvariants:
         with pytest.raises(ValidationError) as caught:
             attrs.evolve(pay, allocations=())
         assert caught.value.codes == ["empty"]
+        # No allocations is reported with a bad fee, not hidden by it; a
+        # list that is no list is not also reported empty.
+        with pytest.raises(ValidationError) as caught:
+            attrs.evolve(pay, allocations=(), fees=("bad",))
+        assert (caught.value.paths, caught.value.codes) == (
+            ["fees[0]", "allocations"],
+            ["wrong_type", "empty"],
+        )
+        with pytest.raises(ValidationError) as caught:
+            attrs.evolve(pay, allocations=None)
+        assert (caught.value.paths, caught.value.codes) == (["allocations"], ["wrong_type"])
         with pytest.raises(ValidationError) as caught:
             attrs.evolve(pay, currency=world.partner.currency.__class__("CAD"))
         assert "currency_mismatch" in caught.value.codes

@@ -530,8 +530,8 @@ class Payment:
         currency_ok = _require_type(found, "currency", self.currency, Currency, "a Currency")
         if currency_ok:
             _refuse_unbilled(found, "currency", self.currency)
-        items_ok = self._check_items(found, "allocations", Allocation, currency_ok)
-        items_ok = self._check_items(found, "fees", Fee, currency_ok) and items_ok
+        allocations_ok = self._check_items(found, "allocations", Allocation, currency_ok)
+        self._check_items(found, "fees", Fee, currency_ok)
         _to_member(found, self, "status", PaymentStatus)
         found.check("", _key, "idempotency_key", self.idempotency_key)
         fingerprint = self.request_fingerprint
@@ -553,7 +553,7 @@ class Payment:
             if getattr(self, name) is not None:
                 _fields.keep_checked(found, self, name, _fields.aware_datetime)
         _fields.keep_checked(found, self, "version", _fields.version_number)
-        if items_ok and not self.allocations:
+        if allocations_ok and not self.allocations:
             found.add("allocations", "empty", "'allocations' must hold at least one invoice")
         if (
             currency_ok
