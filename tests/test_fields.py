@@ -332,6 +332,15 @@ def test_argument_and_entity_id() -> None:
         "partner_id",
         "invalid_id",
     )
+    # The message names the kind with its article: "a partner id", "an invoice id".
+    for kind, article in (
+        (PartnerId, "a"),
+        (altpay_core.UserId, "a"),
+        (altpay_core.InvoiceId, "an"),
+        (altpay_core.AccessRequestId, "an"),
+    ):
+        message = error_of(_fields.entity_id, "id", "x", kind)[2]
+        assert f" ({article} {kind.label}) (got 'x')" in message
 
 
 class _Moment(dt.datetime):
