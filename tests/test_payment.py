@@ -1494,6 +1494,11 @@ class TestPaymentMethods:
         ]
         # Each message names its field and what came, as every field error does.
         assert caught.value.errors[1].message == "'methods[0]' must be a PaymentMethod (got str)"
+        # With a good default, an item of the wrong type is named, and the
+        # rule among the methods, which it could not answer, is left alone.
+        with pytest.raises(ValidationError) as caught:
+            attrs.evolve(book, methods=(*book.methods, "x"))
+        assert (caught.value.paths, caught.value.codes) == (["methods[1]"], ["wrong_type"])
         with pytest.raises(ValidationError):
             attrs.evolve(book, methods="x")
         with pytest.raises(ValidationError) as caught:
