@@ -437,6 +437,14 @@ _BY_KEYWORD_ONLY = sorted(
 )
 
 
+@pytest.mark.parametrize("kind", _BY_KEYWORD_ONLY, ids=lambda kind: kind.__name__)
+def test_aggregates_and_events_are_built_by_keyword_only(kind: type) -> None:
+    with pytest.raises(ArgumentError) as info:
+        kind("par_1")
+    assert info.value.codes[0] == "too_many_positional"
+    assert f"{kind.__name__}() takes 0 positional arguments (got 1)" in str(info.value)
+
+
 @pytest.mark.parametrize(
     "kind",
     [
@@ -459,14 +467,6 @@ def test_an_aggregate_s_pending_events_are_no_argument(kind: type) -> None:
     with pytest.raises(ArgumentError) as info:
         kind(events=())
     assert (info.value.paths[0], info.value.codes[0]) == ("events", "unknown_field")
-
-
-@pytest.mark.parametrize("kind", _BY_KEYWORD_ONLY, ids=lambda kind: kind.__name__)
-def test_aggregates_and_events_are_built_by_keyword_only(kind: type) -> None:
-    with pytest.raises(ArgumentError) as info:
-        kind("par_1")
-    assert info.value.codes[0] == "too_many_positional"
-    assert f"{kind.__name__}() takes 0 positional arguments (got 1)" in str(info.value)
 
 
 @pytest.mark.parametrize(

@@ -1056,7 +1056,7 @@ def events(kind: type[Event] | None = None) -> st.SearchStrategy[Any]:
 
 @checked_arguments
 def roles() -> st.SearchStrategy[Role]:
-    """A team member's role, each of ``Role``."""
+    """Team members' roles: any member of ``Role``."""
     return st.sampled_from(Role)
 
 
