@@ -11,6 +11,7 @@ import math
 import sys
 from collections.abc import Callable
 from decimal import MAX_EMAX, MIN_ETINY, Decimal
+from types import MappingProxyType
 from typing import Any, ClassVar, get_args
 
 import attrs
@@ -120,6 +121,15 @@ def test_every_generic_public_type_says_how_to_read_it() -> None:
 # -- plain data ---------------------------------------------------------------------
 
 
+def as_read_only_mappings(data: object) -> object:
+    """``data`` with every dict in it, at any depth, a read-only mapping."""
+    if isinstance(data, list):
+        return [as_read_only_mappings(item) for item in data]
+    if isinstance(data, dict):
+        return MappingProxyType({key: as_read_only_mappings(item) for key, item in data.items()})
+    return data
+
+
 def assert_json_ready(data: object, where: str = "$") -> None:
     """Only JSON's own types, and money always as a decimal string and a code."""
     if data is None or isinstance(data, bool | int | str):
@@ -217,6 +227,8 @@ def test_round_trip_through_dict_and_json(cls: type[Any], data: st.DataObject) -
     assert from_dict(readable(cls), plain) == value
     assert from_json(readable(cls), to_json(value)) == value
     assert to_dict(from_dict(readable(cls), plain)) == plain
+    # Any mapping is read as a dict is, at every level.
+    assert from_dict(readable(cls), as_read_only_mappings(plain)) == value
     # Drawing the value is the slow part: fuzz with mutants of it here too
     # (a key dropped or added, junk in place of a value, anywhere inside).
     for _ in range(3):
