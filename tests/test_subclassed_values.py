@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import json
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -890,6 +891,56 @@ def test_to_dict_writes_text_and_numbers_as_the_plain_types(text: type[str], val
     assert type(written["n"]["r"]) is float
     assert [type(k) for k in written] == [str, str]
     assert type(to_dict(Plain(value))) is str
+
+
+def _plain_and_subclassed(plain_values: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """Pairs of a plain value and the same value with some of its text,
+    whole numbers and floats, keys among them, of a subclass of their own."""
+
+    def subclassed(value: Any) -> st.SearchStrategy[Any]:
+        kinds = {str: Plain, int: HostileInt, float: Rate}
+        kind = kinds.get(type(value))
+        return st.just(value) if kind is None else st.sampled_from([value, kind(value)])
+
+    leaves = plain_values.flatmap(lambda value: subclassed(value).map(lambda same: (value, same)))
+
+    def nested(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+        lists = st.lists(children, max_size=5).map(
+            lambda pairs: ([plain for plain, _ in pairs], [same for _, same in pairs])
+        )
+        items = st.lists(
+            st.tuples(st.text(max_size=3), st.booleans(), children),
+            max_size=5,
+            unique_by=lambda item: item[0],
+        )
+        dicts = items.map(
+            lambda items: (
+                {key: plain for key, _, (plain, _) in items},
+                {(Plain(key) if mark else key): same for key, mark, (_, same) in items},
+            )
+        )
+        return lists | dicts
+
+    return st.recursive(leaves, nested, max_leaves=20)
+
+
+@given(
+    _plain_and_subclassed(
+        st.none()
+        | st.booleans()
+        | st.integers()
+        | st.floats(allow_nan=False, allow_infinity=False)
+        | st.text(max_size=3)
+    )
+)
+def test_to_dict_copies_nested_data_with_each_subclass_in_its_place(pair: tuple[Any, Any]) -> None:
+    # Wherever a value of a subclass sits (first, in the middle or last of a
+    # list or an object), the copy keeps every other value and the order.
+    plain, same = pair
+    written = to_dict(same)
+    assert written == plain
+    assert json.dumps(written) == json.dumps(plain)
+    assert _subclassed(written) == []
 
 
 @pytest.mark.parametrize("text", ["\ud800", "caf\u00e9 \udfff"])
