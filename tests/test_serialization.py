@@ -2271,6 +2271,13 @@ def test_a_union_of_several_types_with_none_is_not_read_as_its_first_type() -> N
     # the converter reads, never "an int or None".
     for value in ("x", 3, None):
         assert errors_of(int | str | None, value) == [("", "unsupported_type")]
+    # Nor is a union of two types without None, or a generic type with
+    # None among its two arguments.
+    for value in ("x", 3):
+        assert errors_of(int | str, value) == [("", "unsupported_type")]
+    assert from_dict(dict[str, None], {"a": None}) == {"a": None}
+    assert from_dict(tuple[int, None], [1, None]) == (1, None)
+    assert (from_dict(int | None, None), from_dict(int | None, 3)) == (None, 3)
 
 
 def test_a_wrong_topic_names_only_the_topics_of_the_class_read() -> None:
