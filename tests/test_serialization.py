@@ -33,6 +33,7 @@ from altpay_core import (
     CustomerCreated,
     CustomerDraft,
     CustomerId,
+    CustomerPaymentMethods,
     CustomerUpdated,
     EmailAddress,
     EntityId,
@@ -46,6 +47,7 @@ from altpay_core import (
     Partner,
     PartnerId,
     Payment,
+    PaymentMethod,
     Rounding,
     ScheduledPayment,
     TagId,
@@ -1336,6 +1338,28 @@ def test_only_a_key_written_as_null_may_be_left_out(cls: type[Any], data: st.Dat
             from_stored(readable(cls), left_out)
         assert [(e.path, e.code) for e in info.value.errors] == [(key, "missing")]
         assert info.value.errors == errors_in_full(readable(cls), left_out)
+
+
+# How an error names the type read, where it is not "<class> as an object".
+OBJECT_LABELS: dict[type[Any], str] = {Address: "an address", Money: "money"}
+
+
+@pytest.mark.parametrize("cls", OBJECT_TYPES, ids=_name)
+def test_an_error_names_the_type_read(cls: type[Any]) -> None:
+    events = issubclass(cls, Event)
+    label = "an event" if events else OBJECT_LABELS.get(cls, f"{cls.__name__} as an object")
+    with pytest.raises(ValidationError) as info:
+        from_dict(readable(cls), 5)
+    assert [e.message for e in info.value.errors] == [f"must be {label} (got int)"]
+    if events or cls in (PaymentMethod, CustomerPaymentMethods):
+        return  # an event names its topic; a saved method's keys are not shown
+    with pytest.raises(ValidationError) as info:
+        from_dict(readable(cls), {"zzz": 1})
+    name = OBJECT_LABELS.get(cls, cls.__name__)
+    unknown = [e.message for e in info.value.errors if e.code == "unknown_field"]
+    assert [message.partition(" (")[0] for message in unknown] == [
+        f"'zzz' is not a field of {name}"
+    ]
 
 
 def test_a_generic_type_needs_its_parameter() -> None:
