@@ -2258,6 +2258,7 @@ class TestDisplayNameDigits:
         [
             (PaymentMethod | None, '{"4111111111111111": {"a": 1, "a": 2}}', ""),
             (list[PaymentMethod], '[{"4111111111111111": {"a": 1, "a": 2}}]', "[0]"),
+            (list[PaymentMethod], '[{}, {"4111111111111111": {"a": 1, "a": 2}}]', "[1]"),
             (PaymentMethod | Money, '{"4111111111111111": {"a": 1, "a": 2}}', ""),
             (PaymentMethod, '{"display_name": "Visa", "display_name": "Visa"}', ""),
         ],
