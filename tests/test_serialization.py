@@ -2295,8 +2295,8 @@ def test_a_union_of_several_types_with_none_is_not_read_as_its_first_type() -> N
     # the converter reads, never "an int or None".
     for value in ("x", 3, None):
         assert errors_of(int | str | None, value) == [("", "unsupported_type")]
-    # Nor is a union of two types without None, or a generic type with
-    # None among its two arguments.
+    # Nor is a union of two types without None; a generic type with None
+    # among its two arguments, or X | None itself, is read as it says.
     for value in ("x", 3):
         assert errors_of(int | str, value) == [("", "unsupported_type")]
     assert from_dict(dict[str, None], {"a": None}) == {"a": None}
