@@ -1311,6 +1311,20 @@ def test_a_default_that_is_not_optional_is_missing_when_left_out(data: dict[str,
     assert errors_of(Event, event) == [("occurred_at", "missing"), ("changes", "missing")]
 
 
+@pytest.mark.parametrize("optional_left_out", [False, True])
+@pytest.mark.parametrize("key", ["tags", "status", "created_at", "version"])
+def test_a_default_left_out_alone_does_not_hide_an_invalid_field(
+    data: dict[str, Any], key: str, optional_left_out: bool
+) -> None:
+    # Every other field is read, so the constructor's checks must run for
+    # this one missing key alone. An optional key left out is read as null.
+    del data[key]
+    if optional_left_out:
+        del data["legal_name"]
+    data["company"] = " "
+    assert errors_of(Customer, data) == [(key, "missing"), ("company", "blank")]
+
+
 # The types whose data is an object (the ids, Currency, EIN and EmailAddress are text).
 OBJECT_TYPES = [
     cls
