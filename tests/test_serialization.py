@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import copy
 import datetime as dt
@@ -9,7 +10,9 @@ import enum
 import json
 import math
 import sys
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Mapping, MutableSequence, MutableSet, Sequence
+from collections.abc import Set as AbstractSet
 from decimal import MAX_EMAX, MIN_ETINY, Decimal
 from types import MappingProxyType
 from typing import Any, ClassVar, get_args
@@ -1447,10 +1450,115 @@ def test_lists_and_sets_a_caller_asks_for() -> None:
 
 
 @pytest.mark.parametrize(
+    ("cls", "built"),
+    [
+        (Sequence[str], ("a", "b")),
+        (MutableSequence[str], ["a", "b"]),
+        (collections.deque[str], collections.deque(["a", "b"])),
+        (AbstractSet[str], frozenset({"a", "b"})),
+        (MutableSet[str], {"a", "b"}),
+        (Sequence, ("a", "b")),
+    ],
+    ids=str,
+)
+def test_an_abstract_collection_reads_only_an_array(cls: Any, built: object) -> None:
+    read = from_dict(cls, ["a", "b"])
+    assert (type(read), read) == (type(built), built)
+    # Not a string as the collection of its characters.
+    assert errors_in_full(cls, "ab") == [FieldError("", "wrong_type", "must be a list (got str)")]
+    assert errors_of(list[cls], [["a"], {"a": 1}]) == [("[1]", "wrong_type")]
+
+
+def test_a_tuple_with_a_type_for_each_item_reads_only_an_array_of_its_length() -> None:
+    assert from_dict(tuple[int, UserId], [1, "usr_1"]) == (1, UserId("usr_1"))
+    assert from_dict(tuple[int, UserId], (1, "usr_1")) == (1, UserId("usr_1"))
+    assert from_dict(tuple[()], []) == ()
+    assert from_dict(list[tuple[int]], [[1], [2]]) == [(1,), (2,)]
+    # Not a string as the tuple of its characters, nor an object as that of
+    # its keys, nor fewer or more items than types.
+    for data, got in [("ab", "str"), ({"a": 1, "b": 2}, "dict"), (["a"], "1"), ([1, 2, 3], "3")]:
+        with pytest.raises(ValidationError) as info:
+            from_dict(tuple[str, str], data)
+        assert [(e.path, e.code, e.message) for e in info.value.errors] == [
+            ("", "wrong_type", f"must be a list of 2 items (got {got})")
+        ]
+    assert errors_in_full(tuple[int], {1}) == [
+        FieldError("", "wrong_type", "must be a list of 1 item (got set)")
+    ]
+    # Every item's error, each at its index, with an error of another tuple.
+    assert errors_in_full(list[tuple[int, UserId, str]], [["1", "cus_1", "x"], [1]]) == [
+        FieldError("[0][0]", "wrong_type", "'[0][0]' must be a whole number (got str)"),
+        FieldError(
+            "[0][1]",
+            "invalid_id",
+            "'[0][1]' must look like usr_<letters and digits> (got 'cus_1')",
+        ),
+        FieldError("[1]", "wrong_type", "'[1]' must be a list of 3 items (got 1)"),
+    ]
+    assert to_dict((1, UserId("usr_1"))) == [1, "usr_1"]
+
+
+class _Rehashed(str):
+    """Text of another hash: a dict holds it beside the plain text."""
+
+    def __hash__(self) -> int:
+        return 1
+
+
+class _HasItems:
+    def items(self) -> list[tuple[str, int]]:
+        return [("a", 1)]
+
+
+def test_a_mapping_with_types_for_keys_and_values_reads_only_an_object() -> None:
+    money = {"amount": "1.00", "currency": "USD"}
+    assert from_dict(dict[UserId, Money], {"usr_1": money}) == {UserId("usr_1"): Money("1", "USD")}
+    assert from_dict(Mapping[str, int], MappingProxyType({"a": 1})) == {"a": 1}
+    assert from_dict(dict[str, int], Counter("ab")) == {"a": 1, "b": 1}
+    # Not a list of pairs, nor anything else that has items().
+    for data in ([("a", 1)], "x", _HasItems()):
+        assert errors_in_full(dict[str, int], data) == [
+            FieldError("", "wrong_type", f"must be an object (got {type(data).__name__})")
+        ]
+    # Two keys of one text, told apart by a subclass's hash, as for an object.
+    assert errors_of(dict[str, int], {_Rehashed("a"): 1, "a": 2}) == [("a", "duplicate_key")]
+    (key,) = from_dict(dict[str, int], {_Rehashed("a"): 1})
+    assert type(key) is str
+    # Nor two keys that read as one key: the second is duplicate_key.
+    assert errors_in_full(dict[Currency, int], {"usd": 1, "USD": 2}) == [
+        FieldError("[USD]", "duplicate_key", "'[USD]' is the same key as 'usd', given before it")
+    ]
+    emails = {"Ann@example.com": 1, "ann@example.com": 2}
+    assert errors_of(dict[EmailAddress, int], emails) == [("[ann@example.com]", "duplicate_key")]
+    assert from_dict(dict[str, int], emails) == emails
+    # Built as the type asked for, each value read as its type too.
+    read = from_dict(collections.OrderedDict[str, int], {"b": 1, "a": 2})
+    assert (type(read), list(read.items())) == (collections.OrderedDict, [("b", 1), ("a", 2)])
+    assert errors_of(collections.OrderedDict[str, int], {"a": "1"}) == [("[a]", "wrong_type")]
+    # Every key's and every value's error, each at its key.
+    assert errors_in_full(dict[UserId, int], {"cus_1": "x"}) == [
+        FieldError(
+            "[cus_1]",
+            "invalid_id",
+            "'[cus_1]' must look like usr_<letters and digits> (got 'cus_1')",
+        ),
+        FieldError("[cus_1]", "wrong_type", "'[cus_1]' must be a whole number (got str)"),
+    ]
+    assert errors_in_full(dict[UserId, Money], {"cus_1": money, "usr_1": 3}) == [
+        FieldError(
+            "[cus_1]",
+            "invalid_id",
+            "'[cus_1]' must look like usr_<letters and digits> (got 'cus_1')",
+        ),
+        FieldError("[usr_1]", "wrong_type", "'[usr_1]' must be money (got int)"),
+    ]
+
+
+@pytest.mark.parametrize(
     ("cls", "data", "message"),
     [
-        (dict[str, int], "x", "'value' must be an object"),
-        (tuple[int, str], 5, "'value' must be a list"),
+        (dict[str, int], "x", "must be an object (got str)"),
+        (tuple[int, str], 5, "must be a list of 2 items (got int)"),
         (float, "x", "must be a floating-point number"),
     ],
 )

@@ -18,6 +18,7 @@ field (``users[1].email``); nothing else escapes.
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import enum
 import functools
@@ -25,7 +26,16 @@ import json
 import math
 import re
 import types
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import (
+    Callable,
+    Iterable,
+    Mapping,
+    MutableMapping,
+    MutableSequence,
+    MutableSet,
+    Sequence,
+)
+from collections.abc import Set as AbstractSet
 from decimal import Decimal
 from typing import (
     Annotated,
@@ -356,38 +366,46 @@ def _method_type(value: object, cls: type[PaymentMethodType]) -> PaymentMethodTy
     return kind
 
 
-# The collections read from a JSON array: the domain's tuple[X, ...] and
-# frozenset[X], and the lists and sets a caller may ask for.
-_ARRAYS: Final[dict[type, tuple[type, ...]]] = {tuple: (list, tuple), list: (list, tuple)}
-_SETS: Final[dict[type, tuple[type, ...]]] = {
-    frozenset: (list, tuple, set, frozenset),
-    set: (list, tuple, set, frozenset),
+# The collections read from a JSON array, each with the types it reads (a
+# list, a tuple built in Python, and a set for a set) and what it is built
+# as (an abstract one as cattrs builds it): the domain's tuple[X, ...] and
+# frozenset[X], and the lists, sets and sequences a caller may ask for.
+_ARRAY: Final = (list, tuple)
+_ARRAY_OR_SET: Final = (list, tuple, set, frozenset)
+_COLLECTIONS: Final[dict[object, tuple[Callable[[Any], Any], tuple[type, ...]]]] = {
+    tuple: (tuple, _ARRAY),
+    list: (list, _ARRAY),
+    Sequence: (tuple, _ARRAY),
+    MutableSequence: (list, _ARRAY),
+    collections.deque: (collections.deque, _ARRAY),
+    frozenset: (frozenset, _ARRAY_OR_SET),
+    set: (set, _ARRAY_OR_SET),
+    AbstractSet: (frozenset, _ARRAY_OR_SET),
+    MutableSet: (set, _ARRAY_OR_SET),
 }
 
 
 def _is_collection(cls: object) -> bool:
-    """``tuple[X, ...]``, ``list[X]``, ``frozenset[X]`` or ``set[X]``, or one
-    of them bare (``list``: of anything)."""
-    if cls in _ARRAYS or cls in _SETS:
+    """``tuple[X, ...]``, ``list[X]``, ``frozenset[X]``, ``set[X]``,
+    ``Sequence[X]`` and the like, or one of them bare (``list``: of anything)."""
+    if cls in _COLLECTIONS:
         return True
     args = get_args(cls)
     origin = get_origin(cls)
     if origin is tuple:
         return len(args) == 2 and args[1] is Ellipsis
-    return (origin in _ARRAYS or origin in _SETS) and len(args) == 1
+    return origin in _COLLECTIONS and len(args) == 1
 
 
 def _collection(
     conv: cattrs.Converter, cls: Any, detailed: bool
 ) -> Callable[[object, object], Any]:
     # cattrs' own hooks take any iterable, so a string would become a tuple of
-    # its characters and a dict the tuple of its keys: only a JSON array (a
-    # list, or a tuple or set built in Python) is a collection here.
+    # its characters and a dict the tuple of its keys: only a JSON array is a
+    # collection here.
     item_type = get_args(cls)[0] if get_args(cls) else Any
     item = conv.get_structure_hook(item_type)
-    origin = get_origin(cls) or cls
-    build: Callable[[Any], Any] = origin
-    accepted = {**_ARRAYS, **_SETS}[origin]
+    build, accepted = _COLLECTIONS[get_origin(cls) or cls]
 
     def structure(value: object, _: object) -> Any:
         if not isinstance(value, accepted):
@@ -401,23 +419,131 @@ def _collection(
             elements = _fields.in_stable_order(elements)
         if not detailed:
             return build([item(v, item_type) for v in elements])
-        # As cattrs does: note where each error happened, report them all.
-        found: list[Exception] = []
-        items: list[Any] = []
-        for index, v in enumerate(elements):
-            try:
-                items.append(item(v, item_type))
-            except Exception as error:
-                error.__notes__ = [
-                    *getattr(error, "__notes__", []),
-                    IterableValidationNote(f"Structuring {cls} @ index {index}", index, item_type),
-                ]
-                found.append(error)
-        if found:
-            raise IterableValidationError(f"While structuring {cls!r}", found, cls)
-        return build(items)
+        return build(_items(cls, ((v, item, item_type) for v in elements)))
 
     return structure
+
+
+def _items(
+    cls: Any, reads: Iterable[tuple[object, Callable[[object, Any], Any], Any]]
+) -> list[Any]:
+    """Each value read by its hook as its type, in order; as cattrs does, an
+    error notes the index where it happened, and all of them are reported."""
+    found: list[Exception] = []
+    items: list[Any] = []
+    for index, (value, hook, kind) in enumerate(reads):
+        try:
+            items.append(hook(value, kind))
+        except Exception as error:
+            found.append(_noted(error, cls, index, kind))
+    if found:
+        raise IterableValidationError(f"While structuring {cls!r}", found, cls)
+    return items
+
+
+def _noted(error: Exception, cls: Any, where: Any, kind: Any) -> Exception:
+    """``error`` with a note, as cattrs adds, of where in ``cls`` it happened:
+    an item's index, or a mapping's key (of any type, as cattrs notes it)."""
+    error.__notes__ = [
+        *getattr(error, "__notes__", []),
+        IterableValidationNote(f"Structuring {cls} @ {where!r}", where, kind),
+    ]
+    return error
+
+
+def _is_fixed_tuple(cls: object) -> bool:
+    """``tuple[X, Y]``: a tuple with a type for each of its items."""
+    return get_origin(cls) is tuple and Ellipsis not in get_args(cls)
+
+
+def _fixed_tuple(
+    conv: cattrs.Converter, cls: Any, detailed: bool
+) -> Callable[[object, object], Any]:
+    # cattrs' own hook reads any iterable, up to the shorter of it and the
+    # types: a string would be read as a tuple of its characters, and items
+    # beyond the types dropped. Only a JSON array of exactly one item per
+    # type is such a tuple here.
+    kinds = get_args(cls)
+    hooks = [conv.get_structure_hook(kind) for kind in kinds]
+    wanted = f"a list of {len(kinds)} item{'' if len(kinds) == 1 else 's'}"
+
+    def structure(value: object, _: object) -> Any:
+        if not isinstance(value, list | tuple):
+            raise ValidationError.single(
+                "", "wrong_type", f"must be {wanted} (got {type(value).__name__})"
+            )
+        if len(value) != len(kinds):
+            raise ValidationError.single("", "wrong_type", f"must be {wanted} (got {len(value)})")
+        if not detailed:
+            return tuple([hook(v, kind) for v, hook, kind in zip(value, hooks, kinds, strict=True)])
+        return tuple(_items(cls, zip(value, hooks, kinds, strict=True)))
+
+    return structure
+
+
+# The mappings read from a JSON object, each to what it is built as.
+_MAPPINGS: Final[dict[object, type[dict[Any, Any]]]] = {
+    dict: dict,
+    Mapping: dict,
+    MutableMapping: dict,
+    collections.OrderedDict: collections.OrderedDict,
+}
+
+
+def _is_mapping(cls: object) -> bool:
+    """``dict[K, V]``, ``Mapping[K, V]`` and the like, or one of them bare
+    (``dict``: keys and values of any type)."""
+    return cls in _MAPPINGS or (get_origin(cls) in _MAPPINGS and len(get_args(cls)) == 2)
+
+
+def _keyed(conv: cattrs.Converter, cls: Any, detailed: bool) -> Callable[[object, object], Any]:
+    # cattrs' own hooks read anything with .items() (a bare dict's, a list of
+    # pairs too) and keep the last of two keys that read as one (text told
+    # apart by a subclass's hash, or "usd" and "USD" as currencies): only an
+    # object is read here, and a key that reads as one before it is
+    # duplicate_key.
+    key_type, value_type = get_args(cls) or (Any, Any)
+    read_key = conv.get_structure_hook(key_type)
+    read_value = conv.get_structure_hook(value_type)
+    build = _MAPPINGS[get_origin(cls) or cls]
+
+    def structure(value: object, _: object) -> Any:
+        data = _mapping(value, "an object")
+        result = build()
+        given_as: dict[object, object] = {}  # each key read, as it was given
+        found: list[Exception] = []
+        for given, item in data.items():
+            # Every key and every value is read, and each error noted at its key.
+            try:
+                key = read_key(given, key_type)
+                if key in given_as:
+                    raise _same_key(given_as[key])
+                given_as[key] = given
+            except Exception as error:
+                if not detailed:
+                    raise
+                found.append(_noted(error, cls, given, key_type))
+                key = _NO_KEY
+            try:
+                result[key] = read_value(item, value_type)
+            except Exception as error:
+                if not detailed:
+                    raise
+                found.append(_noted(error, cls, given, value_type))
+        if found:
+            raise IterableValidationError(f"While structuring {cls!r}", found, cls)
+        return result
+
+    return structure
+
+
+_NO_KEY: Final = object()  # where a key that could not be read puts its value
+
+
+def _same_key(first: object) -> ValidationError:
+    return ValidationError.single(
+        "", "duplicate_key", f"is the same key as {_key(first)}, given before it"
+    )
 
 
 def _is_optional(cls: object) -> bool:
@@ -486,8 +612,12 @@ def make_converter(*, detailed_validation: bool = False) -> cattrs.Converter:
     conv.register_structure_hook_factory(
         _is_collection, lambda cls: _collection(conv, cls, detailed_validation)
     )
-    # cattrs' hook for a bare dict takes a list of pairs: only an object here.
-    conv.register_structure_hook(dict, lambda value, _: dict(_mapping(value, "an object")))
+    conv.register_structure_hook_factory(
+        _is_fixed_tuple, lambda cls: _fixed_tuple(conv, cls, detailed_validation)
+    )
+    conv.register_structure_hook_factory(
+        _is_mapping, lambda cls: _keyed(conv, cls, detailed_validation)
+    )
     conv.register_structure_hook_factory(_is_optional, lambda cls: _optional(conv, cls))
     conv.register_structure_hook(Decimal, _decimal)
     conv.register_unstructure_hook(Decimal, _decimal_data)
