@@ -9,13 +9,14 @@ import datetime as dt
 import enum
 import json
 import math
+import pathlib
 import sys
 from collections import Counter
 from collections.abc import Callable, Mapping, MutableSequence, MutableSet, Sequence
 from collections.abc import Set as AbstractSet
 from decimal import MAX_EMAX, MIN_ETINY, Decimal
 from types import MappingProxyType
-from typing import Any, ClassVar, get_args
+from typing import Any, ClassVar, Literal, get_args
 
 import attrs
 import cattrs
@@ -1551,6 +1552,65 @@ def test_a_mapping_with_types_for_keys_and_values_reads_only_an_object() -> None
             "'[cus_1]' must look like usr_<letters and digits> (got 'cus_1')",
         ),
         FieldError("[usr_1]", "wrong_type", "'[usr_1]' must be money (got int)"),
+    ]
+
+
+class _Colour(enum.Enum):
+    RED = "red"
+
+
+def test_a_literal_reads_only_one_of_its_values_each_of_its_own_type() -> None:
+    kind: Any = Literal[1, "a", None, _Colour.RED]
+    for data, expected in [(1, 1), (_Text("a"), "a"), (None, None), ("red", _Colour.RED)]:
+        read = from_dict(kind, data)
+        assert (type(read), read) == (type(expected), expected)
+    # As an enumeration's value: true and 1.0 are no 1 (Python finds them
+    # equal), nor a member's name its value.
+    for data, got in [(True, "True"), (1.0, "1.0"), ("b", "'b'"), ("RED", "'RED'"), ([1], "[1]")]:
+        assert errors_in_full(kind, data) == [
+            FieldError("", "invalid_choice", f"must be one of 1, 'a', None, 'red' (got {got})")
+        ]
+    assert errors_in_full(_Shipment, {"speed": "slow", "to": "Albany"}) == [
+        FieldError("speed", "invalid_choice", "'speed' must be one of 'fast', 'free' (got 'slow')")
+    ]
+    shipment = _Shipment(speed="free", to="Albany")
+    assert from_dict(_Shipment, to_dict(shipment)) == shipment
+
+
+@attrs.frozen
+class _Positive:
+    n: int = attrs.field()
+
+    @n.validator
+    def _check(self, _: object, value: int) -> None:
+        if value < 0:
+            raise ValueError("n must not be negative")
+
+
+@attrs.frozen
+class _Shipment:
+    speed: Literal["fast", "free"]
+    to: str
+
+
+@attrs.frozen
+class _Order:
+    quantity: _Positive
+    shipment: _Shipment
+    label: pathlib.Path
+
+
+def test_a_class_of_your_own_that_refuses_its_data_says_why() -> None:
+    # Its validators' own words, at the object they refused.
+    refused = "is not a valid _Positive (ValueError: n must not be negative)"
+    assert errors_in_full(_Positive, {"n": -1}) == [
+        FieldError("", "invalid_value", f"'value' {refused}")
+    ]
+    data = {"quantity": {"n": -1}, "shipment": {"speed": "fast", "to": "x"}, "label": 3}
+    assert errors_in_full(list[_Order], [data]) == [
+        FieldError("[0].quantity", "invalid_value", f"'[0].quantity' {refused}"),
+        # A type of another library's, read by cattrs' own hook, by its name.
+        FieldError("[0].label", "wrong_type", "'[0].label' must be Path"),
     ]
 
 

@@ -41,6 +41,7 @@ from typing import (
     Annotated,
     Any,
     Final,
+    Literal,
     NewType,
     NoReturn,
     TypeVar,
@@ -349,6 +350,39 @@ def _enum_member(value: object, cls: type[enum.Enum]) -> enum.Enum:
 _SCALARS: Final = frozenset({bool, int, float, str})
 
 
+def _is_literal(cls: object) -> bool:
+    return get_origin(cls) is _LITERAL
+
+
+_LITERAL: Final[object] = Literal
+
+
+def _literal(cls: Any) -> Callable[[object, object], Any]:
+    # cattrs' own hook finds a value by equality alone (true is 1 to it) and
+    # says nothing of the values allowed. Each value is read as an
+    # enumeration's is: only as a value of its own type (an enumeration's
+    # member, as its value).
+    choices = [
+        (choice, choice.value if isinstance(choice, enum.Enum) else choice)
+        for choice in get_args(cls)
+    ]
+    shown_choices = ", ".join(repr(value) for _, value in choices)
+
+    def structure(value: object, _: object) -> Any:
+        if isinstance(value, str):
+            value = _fields.plain_str(value)
+        elif isinstance(value, int) and not isinstance(value, bool):
+            value = _fields.plain_int(value)
+        for choice, written in choices:
+            if type(written) is type(value) and written == value:
+                return choice
+        raise ValidationError.single(
+            "", "invalid_choice", f"must be one of {shown_choices} (got {shown(value)})"
+        )
+
+    return structure
+
+
 def _no_member(value: object, cls: type[enum.Enum]) -> ValidationError:
     choices = ", ".join(repr(m.value) for m in cls)
     return ValidationError.single(
@@ -619,6 +653,7 @@ def make_converter(*, detailed_validation: bool = False) -> cattrs.Converter:
         _is_mapping, lambda cls: _keyed(conv, cls, detailed_validation)
     )
     conv.register_structure_hook_factory(_is_optional, lambda cls: _optional(conv, cls))
+    conv.register_structure_hook_factory(_is_literal, _literal)
     conv.register_structure_hook(Decimal, _decimal)
     conv.register_unstructure_hook(Decimal, _decimal_data)
     conv.register_structure_hook(dt.datetime, _datetime)
@@ -1798,18 +1833,20 @@ def _field_errors(error: BaseException, path: str, cls: object) -> list[FieldErr
                 "read the member's own type",
             )
         ]
-    return [FieldError(path, "wrong_type", f"'{path or 'value'}' must be {_describe(cls)}")]
-
-
-def _describe(cls: object) -> str:
-    origin = getattr(cls, "__origin__", cls)
-    if origin in (tuple, list, frozenset, set):
-        return "a list"
-    if origin is dict:
-        return "an object"
+    origin = get_origin(cls) or cls
     if _is_attrs(origin):
-        return f"{_type_name(origin)} as an object"
-    return _type_name(origin)
+        # Read as an object field by field: refused by a class of the
+        # caller's own, its validators or __attrs_post_init__, in its words.
+        return [
+            FieldError(
+                path,
+                "invalid_value",
+                f"'{path or 'value'}' is not a valid {_type_name(origin)} "
+                f"({type(error).__name__}: {error})",
+            )
+        ]
+    # A type of another library's, read by cattrs' own hook.
+    return [FieldError(path, "wrong_type", f"'{path or 'value'}' must be {_type_name(origin)}")]
 
 
 # -- invoices, read and written by the thousand --------------------------------------
