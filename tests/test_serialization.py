@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import copy
+import dataclasses
 import datetime as dt
 import enum
 import json
@@ -16,7 +17,7 @@ from collections.abc import Callable, Mapping, MutableSequence, MutableSet, Sequ
 from collections.abc import Set as AbstractSet
 from decimal import MAX_EMAX, MIN_ETINY, Decimal
 from types import MappingProxyType
-from typing import Any, ClassVar, Literal, get_args
+from typing import Any, ClassVar, Literal, TypedDict, get_args
 
 import attrs
 import cattrs
@@ -1612,6 +1613,29 @@ def test_a_class_of_your_own_that_refuses_its_data_says_why() -> None:
         # A type of another library's, read by cattrs' own hook, by its name.
         FieldError("[0].label", "wrong_type", "'[0].label' must be Path"),
     ]
+
+
+class _Limits(TypedDict):
+    daily: int
+
+
+@dataclasses.dataclass(frozen=True)
+class _Account:
+    name: str
+    limits: _Limits
+
+
+def test_a_key_that_is_no_field_of_a_dataclass_or_typeddict_of_your_own_is_unknown() -> None:
+    data = {"name": 5, "nickname": "x", "limits": {"daily": 1, "weekly": 2, "a.b": 3}}
+    assert errors_in_full(list[_Account], [data]) == [
+        FieldError("[0].name", "wrong_type", "'[0].name' must be a string (got int)"),
+        FieldError("[0].limits.a.b", "unknown_field", "'a.b' is not a field of _Limits"),
+        FieldError("[0].limits.weekly", "unknown_field", "'weekly' is not a field of _Limits"),
+        FieldError("[0].nickname", "unknown_field", "'nickname' is not a field of _Account"),
+    ]
+    assert from_dict(_Account, {"name": "n", "limits": {"daily": 1}}) == _Account(
+        name="n", limits={"daily": 1}
+    )
 
 
 @pytest.mark.parametrize(

@@ -57,6 +57,7 @@ import cattrs
 from cattrs.errors import (
     BaseValidationError,
     ClassValidationError,
+    ForbiddenExtraKeysError,
     IterableValidationError,
     IterableValidationNote,
     StructureHandlerNotFoundError,
@@ -1818,6 +1819,14 @@ def _field_errors(error: BaseException, path: str, cls: object) -> list[FieldErr
         for sub in without:
             found.extend(_field_errors(sub, path, error.cl))
         return found
+    if isinstance(error, ForbiddenExtraKeysError):
+        # From cattrs' own hook for a class of another kind than attrs (a
+        # dataclass, a TypedDict): each key that is none of its fields.
+        unknown = [
+            _unknown_field(key, _type_name(error.cl))
+            for key in sorted(error.extra_fields, key=key_text)
+        ]
+        return [FieldError(join_path(path, e.path), e.code, e.message) for e in unknown]
     if isinstance(error, StructureHandlerNotFoundError):
         # The type itself cannot be read, whatever the data: a generic class
         # without its parameters (Page rather than Page[Customer]).
