@@ -228,7 +228,7 @@ def _wrong_type(path: str, expected: type[Any], value: object) -> ValidationErro
 
 
 def _conflict(
-    kind: str, key: object, found: int, wanted: int, *, theirs: bool = False
+    kind: str, key: object, found: int, wanted: int, *, theirs: bool
 ) -> ConcurrencyConflict:
     # In the SQL stores' words: a new aggregate whose id is stored, or
     # another partner's id, is told only that, never the version stored.
