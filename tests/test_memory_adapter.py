@@ -965,3 +965,47 @@ def test_a_write_interrupted_once_done_is_undone_too(table: Any, write: Any) -> 
         write(undo, table)
     undo.run()
     assert table == before
+
+
+class _Early(list):  # type: ignore[type-arg]
+    """Interrupted before each write: the inverse is recorded, the write not made."""
+
+    def insert(self, at: Any, entry: Any) -> None:
+        raise KeyboardInterrupt
+
+    def __delitem__(self, at: Any) -> None:
+        raise KeyboardInterrupt
+
+
+_FIRST_AND_LAST = [_ENTRIES[0], _ENTRIES[2]]
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        lambda undo, t: undo.insort(t, _ENTRIES[1]),  # between the two
+        lambda undo, t: undo.insort(t, (("d", "4"), 4)),  # after the last
+        lambda undo, t: undo.remove_sorted(t, ("c", "3")),
+        lambda undo, t: undo.remove_sorted(t, ("a", "1")),
+    ],
+    ids=["insort", "insort-last", "remove_sorted-last", "remove_sorted-first"],
+)
+def test_a_write_interrupted_before_it_is_done_is_undone_as_nothing(write: Any) -> None:
+    # Its inverse, recorded first, finds nothing to undo: it takes out or
+    # puts back no other entry.
+    entries = _Early(_FIRST_AND_LAST)
+    undo = _Undo()
+    with pytest.raises(KeyboardInterrupt):
+        write(undo, entries)
+    undo.run()
+    assert list(entries) == _FIRST_AND_LAST
+
+
+def test_undo_puts_back_the_last_entry_taken_out() -> None:
+    entries = list(_ENTRIES)
+    undo = _Undo()
+    undo.remove_sorted(entries, ("c", "3"))
+    undo.remove_sorted(entries, ("b", "2"))
+    assert entries == [_ENTRIES[0]]
+    undo.run()
+    assert entries == _ENTRIES

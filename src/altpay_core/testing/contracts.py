@@ -1592,6 +1592,28 @@ class CustomerRepositoryContract(_StoreFactory):
         assert _ids(after) == [c.id for c in rest]
         assert (after.has_previous_page, after.has_next_page) == (False, False)
 
+    def test_no_next_page_when_nothing_matching_comes_after_the_before_cursor(
+        self, store: Store
+    ) -> None:
+        """Paging back from the last customer, which then left the filter:
+        nothing in it comes at or after the cursor, so there is no next
+        page, though customers come before it."""
+        partner = self.store_partner(store, _partner())
+        *rest, last = self.store_customers(
+            store, *(_customer(partner, name) for name in ("Alpha", "Bravo", "Charlie"))
+        )
+        with store.unit_of_work() as uow:
+            page = uow.customers.list(partner.id, status=CustomerStatus.ACTIVE, limit=5)
+            assert _ids(page)[-1] == last.id
+            uow.customers.save(last.archive())
+            uow.commit()
+        with store.unit_of_work() as uow:
+            before = uow.customers.list(
+                partner.id, status=CustomerStatus.ACTIVE, limit=5, before=page.end_cursor
+            )
+        assert _ids(before) == [c.id for c in rest]
+        assert (before.has_previous_page, before.has_next_page) == (False, False)
+
     def test_limit_defaults_to_100(self, store: Store) -> None:
         partner = self.store_partner(store, _partner())
         saved = self.store_customers(
@@ -4261,6 +4283,28 @@ class InvoiceRepositoryContract(_StoreFactory):
             )
         assert _invoice_ids(after) == [i.id for i in rest]
         assert (after.has_previous_page, after.has_next_page) == (False, False)
+
+    def test_no_next_invoice_page_when_nothing_matching_comes_after_the_before_cursor(
+        self, store: Store
+    ) -> None:
+        """Paging back from the last open invoice, which was then paid:
+        no open invoice comes at or after the cursor, so there is no next
+        page, though open invoices come before it."""
+        partner, customer = self.partner_with_customer(store)
+        *rest, last = self.store_aggregates(
+            store,
+            *(_invoice(partner, customer, f"100{n}", _TODAY + n * _DAY) for n in range(3)),
+        )
+        with store.unit_of_work() as uow:
+            page = uow.invoices.list(partner.id, status=InvoiceStatus.OPEN, limit=5)
+            assert _invoice_ids(page)[-1] == last.id
+        self.store_aggregates(store, last._apply_payment(PaymentId.new(), last.balance))
+        with store.unit_of_work() as uow:
+            before = uow.invoices.list(
+                partner.id, status=InvoiceStatus.OPEN, limit=5, before=page.end_cursor
+            )
+        assert _invoice_ids(before) == [i.id for i in rest]
+        assert (before.has_previous_page, before.has_next_page) == (False, False)
 
     @pytest.mark.parametrize(
         ("filters", "path"),
