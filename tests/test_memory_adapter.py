@@ -1009,3 +1009,25 @@ def test_undo_puts_back_the_last_entry_taken_out() -> None:
     assert entries == [_ENTRIES[0]]
     undo.run()
     assert entries == _ENTRIES
+
+
+@pytest.mark.parametrize("count", [3, memory._FEW_MOVES + 6])
+def test_a_commit_that_moves_customers_lists_each_once_in_its_new_place(
+    store: MemoryStore, count: int
+) -> None:
+    # A few moves are made one by one, many by sorting the partner's rows
+    # again: each way, every customer is listed once, in its new place.
+    with store.unit_of_work() as uow:
+        saved = [uow.customers.save(a_customer(f"Company {n:03d}")) for n in range(count)]
+        uow.commit()
+    with store.unit_of_work() as uow:
+        renamed = [
+            uow.customers.save(customer.update_details(company=f"Renamed {count - n:03d}"))
+            for n, customer in enumerate(saved)
+        ]
+        added = uow.customers.save(a_customer("Added"))
+        uow.commit()
+    with store.unit_of_work() as uow:
+        page = uow.customers.list(PARTNER.id, limit=count + 1)
+    assert [c.id for c in page.items] == [added.id, *(c.id for c in reversed(renamed))]
+    assert not page.has_next_page
