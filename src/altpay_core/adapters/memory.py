@@ -1098,8 +1098,8 @@ class MemoryUnitOfWork(UnitOfWork):
             _check_owner(kind, key, current, aggregate)
             check_fixed_fields(kind, key, current, aggregate)
         for cls, check in _HISTORIES:
-            if isinstance(aggregate, cls) and isinstance(current, cls):
-                check(current, aggregate)
+            if isinstance(aggregate, cls):
+                check(current, aggregate)  # None for a new one: nothing to keep
         if unique is not None:
             unique()
         events = [to_dict(event) for event in aggregate.events]
