@@ -2580,6 +2580,26 @@ class UnitOfWorkContract(_StoreFactory):
         assert self.read_customer(store, partner.id, one.id) == one
         assert self.pending(store) == []
 
+    def test_a_failed_commit_ends_the_claims_of_its_unit_of_work(
+        self, store: Store, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # What it listed is listed elsewhere again, even while its error
+        # (and with it what the failed commit held) is kept.
+        partner = self.store_partner(store, _partner())
+        (customer,) = self.store_customers(store, _created(partner))
+        every = self.pending(store)
+        assert every
+        self.break_next_commit(store, monkeypatch)
+        with store.unit_of_work() as uow:
+            assert uow.outbox.pending() == every
+            _save(uow, customer.update_details(company="Renamed"))
+            with pytest.raises(InjectedFailure) as caught:
+                uow.commit()
+            found: list[OutboxMessage] = []
+            _run_threads([lambda: found.extend(self.pending(store))])
+            assert found == every
+            assert caught.value.__traceback__ is not None
+
     def test_a_conflict_at_commit_forgets_the_blocks_saves(self, store: Store) -> None:
         # As a database's rollback does: read again and retry, in the block.
         partner, customer = self.partner_with_customer(store)
