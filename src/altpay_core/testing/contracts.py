@@ -1576,20 +1576,8 @@ class CustomerRepositoryContract(_StoreFactory):
         """The cursor's customer left the filter, and no customer that is
         in it comes before the cursor: there is no previous page, though a
         cursor was given."""
-        partner = self.store_partner(store, _partner())
-        first, *rest = self.store_customers(
-            store, *(_customer(partner, name) for name in ("Alpha", "Bravo", "Charlie"))
-        )
-        with store.unit_of_work() as uow:
-            page = uow.customers.list(partner.id, status=CustomerStatus.ACTIVE, limit=1)
-            assert _ids(page) == [first.id]
-            uow.customers.save(first.archive())
-            uow.commit()
-        with store.unit_of_work() as uow:
-            after = uow.customers.list(
-                partner.id, status=CustomerStatus.ACTIVE, limit=5, after=page.end_cursor
-            )
-        assert _ids(after) == [c.id for c in rest]
+        after, rest = self._paged_past_a_customer_that_left(store, "after")
+        assert _ids(after) == rest
         assert (after.has_previous_page, after.has_next_page) == (False, False)
 
     def test_no_next_page_when_nothing_matching_comes_after_the_before_cursor(
@@ -1598,21 +1586,33 @@ class CustomerRepositoryContract(_StoreFactory):
         """Paging back from the last customer, which then left the filter:
         nothing in it comes at or after the cursor, so there is no next
         page, though customers come before it."""
+        before, rest = self._paged_past_a_customer_that_left(store, "before")
+        assert _ids(before) == rest
+        assert (before.has_previous_page, before.has_next_page) == (False, False)
+
+    def _paged_past_a_customer_that_left(
+        self, store: Store, direction: str
+    ) -> tuple[Page[Customer], list[CustomerId]]:
+        """The active customers listed ``after`` the first of three or
+        ``before`` the last, once that one was archived; and the ids of the
+        other two."""
         partner = self.store_partner(store, _partner())
-        *rest, last = self.store_customers(
+        saved = self.store_customers(
             store, *(_customer(partner, name) for name in ("Alpha", "Bravo", "Charlie"))
         )
+        edge = saved[0] if direction == "after" else saved[-1]
         with store.unit_of_work() as uow:
             page = uow.customers.list(partner.id, status=CustomerStatus.ACTIVE, limit=5)
-            assert _ids(page)[-1] == last.id
-            uow.customers.save(last.archive())
+            assert _ids(page) == [c.id for c in saved]
+            cursor = page.start_cursor if direction == "after" else page.end_cursor
+            uow.customers.save(edge.archive())
             uow.commit()
+        after, before = (cursor, None) if direction == "after" else (None, cursor)
         with store.unit_of_work() as uow:
-            before = uow.customers.list(
-                partner.id, status=CustomerStatus.ACTIVE, limit=5, before=page.end_cursor
+            found = uow.customers.list(
+                partner.id, status=CustomerStatus.ACTIVE, limit=5, after=after, before=before
             )
-        assert _ids(before) == [c.id for c in rest]
-        assert (before.has_previous_page, before.has_next_page) == (False, False)
+        return found, [c.id for c in saved if c is not edge]
 
     def test_limit_defaults_to_100(self, store: Store) -> None:
         partner = self.store_partner(store, _partner())
