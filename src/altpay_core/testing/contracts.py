@@ -1362,6 +1362,30 @@ class CustomerRepositoryContract(_StoreFactory):
             assert names(name_prefix="de", status=CustomerStatus.ACTIVE) == []
             assert names(name_prefix="alphabet") == []
 
+    @pytest.mark.parametrize(
+        ("company", "prefix", "next_one"),
+        [
+            ("\U0010ffff Corp", "\U0010ffff", "\U0010ffff\U0010ffff"),
+            # The next code point is a surrogate, which no store holds.
+            ("a\ud7ff b", "a\ud7ff", "a\ue000"),
+            ("zz", "z", "\U0010ffff\U0010ffff"),
+            ("a\U0010fffe b", "a\U0010fffe", "a\U0010ffff"),
+        ],
+    )
+    def test_name_prefixes_at_the_end_of_unicode(
+        self, store: Store, company: str, prefix: str, next_one: str
+    ) -> None:
+        """A prefix whose last character is the last code point, or comes
+        just before the surrogates, finds what starts with it and nothing
+        after it."""
+        partner = self.store_partner(store, _partner())
+        saved = self.store_customers(
+            store, _customer(partner, company), _customer(partner, next_one)
+        )
+        with store.unit_of_work() as uow:
+            found = uow.customers.list(partner.id, name_prefix=prefix)
+        assert _ids(found) == _in_order([c for c in saved if c.company.startswith(prefix)])
+
     def test_name_prefix_is_literal_and_case_folded(self, store: Store) -> None:
         partner = self.store_partner(store, _partner())
         saved = self.store_customers(
