@@ -3333,28 +3333,6 @@ class TestArguments:
             assert not uow._writing
             assert uow.customers.list(partner.id, tag=TagId.new()).items == ()
 
-    @pytest.mark.parametrize(
-        ("company", "prefix", "next_one"),
-        [
-            ("\U0010ffff Corp", "\U0010ffff", "\U0010ffff\U0010ffff"),
-            ("a\ud7ff b", "a\ud7ff", "\U0010ffff\U0010ffff"),
-            ("zz", "z", "\U0010ffff\U0010ffff"),
-            # The prefix's last character goes up to the last code point.
-            ("a\U0010fffe b", "a\U0010fffe", "a\U0010ffff"),
-        ],
-    )
-    def test_name_prefixes_at_the_end_of_unicode(
-        self, store: SqliteStore, company: str, prefix: str, next_one: str
-    ) -> None:
-        partner = new_partner()
-        customers = [new_customer(partner, company), new_customer(partner, next_one)]
-        stored(store, partner, *customers)
-        with store.unit_of_work() as uow:
-            found = uow.customers.list(partner.id, name_prefix=prefix)
-        assert {c.company for c in found} == {
-            c.company for c in customers if c.company.casefold().startswith(prefix)
-        }
-
 
 # -- several processes ---------------------------------------------------------------
 

@@ -1368,6 +1368,7 @@ class CustomerRepositoryContract(_StoreFactory):
             ("\U0010ffff Corp", "\U0010ffff", "\U0010ffff\U0010ffff"),
             # The next code point is a surrogate, which no store holds.
             ("a\ud7ff b", "a\ud7ff", "a\ue000"),
+            ("a\ud7ff b", "a\ud7ff", "\U0010ffff\U0010ffff"),
             ("zz", "z", "\U0010ffff\U0010ffff"),
             ("a\U0010fffe b", "a\U0010fffe", "a\U0010ffff"),
         ],
